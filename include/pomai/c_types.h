@@ -1,0 +1,151 @@
+/*
+ * pomai/c_types.h: the types of the pomai C ABI.
+ *
+ * Layout-compatible with the documented PomaiDB C API (x86-64 offsets in
+ * comments; tests/capi/layout_test.cc pins every one of them).
+ *
+ * Versioning rule: every input struct starts with `uint32_t struct_size`, set
+ * by the caller to sizeof(its struct). The library reads a field only when
+ * struct_size covers it; a field not covered takes its default. New fields are
+ * only ever added at the end. Arrays of input structs are walked with a
+ * stride of the first element's struct_size, and every element must carry the
+ * same struct_size.
+ *
+ * This header must stay parseable by cffi's cdef after `cc -E -P` with
+ * POMAI_EXPORT defined empty: no function-like macros in declarations, no
+ * inline functions.
+ */
+#ifndef POMAI_C_TYPES_H_
+#define POMAI_C_TYPES_H_
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef POMAI_EXPORT
+#if defined(_WIN32)
+#define POMAI_EXPORT __declspec(dllexport)
+#else
+#define POMAI_EXPORT __attribute__((visibility("default")))
+#endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Opaque handles. */
+typedef struct pomai_db_t pomai_db_t;
+typedef struct pomai_status_t pomai_status_t;
+
+/* Status codes. NULL status means OK. New codes are added at the end only. */
+typedef enum pomai_status_code_t {
+  POMAI_STATUS_OK = 0,
+  POMAI_STATUS_INVALID_ARGUMENT = 1,
+  POMAI_STATUS_NOT_FOUND = 2,
+  POMAI_STATUS_ALREADY_EXISTS = 3,
+  POMAI_STATUS_IO_ERROR = 4,
+  POMAI_STATUS_CORRUPTION = 5,
+  POMAI_STATUS_RESOURCE_EXHAUSTED = 6,
+  POMAI_STATUS_DEADLINE_EXCEEDED = 7,
+  POMAI_STATUS_INTERNAL = 8,
+  POMAI_STATUS_UNIMPLEMENTED = 9,
+  POMAI_STATUS_PARTIAL_FAILURE = 10,
+  /* Beyond PomaiDB. */
+  POMAI_STATUS_CONFLICT = 11,  /* a transaction lost a write-write conflict */
+  POMAI_STATUS_CLOSED = 12,    /* the handle was closed */
+  POMAI_STATUS_READ_ONLY = 13  /* a write through a read-only handle or transaction */
+} pomai_status_code_t;
+
+typedef enum pomai_fsync_policy_t {
+  POMAI_FSYNC_POLICY_NEVER = 0,  /* acknowledge after write(); the OS decides when it is durable */
+  POMAI_FSYNC_POLICY_ALWAYS = 1  /* fdatasync the log before acknowledging a write */
+} pomai_fsync_policy_t;
+
+enum {
+  POMAI_INDEX_TYPE_IVF = 0,
+  POMAI_INDEX_TYPE_HNSW = 1
+};
+
+enum {
+  POMAI_METRIC_L2 = 0,     /* score = -||q - v||^2 */
+  POMAI_METRIC_IP = 1,     /* score = q . v */
+  POMAI_METRIC_COSINE = 2  /* score = q . v / (|q| |v|), 0 when a norm is 0 */
+};
+
+/* Options of pomai_open. 72 bytes. Minimum struct_size: 24 (through dim). */
+typedef struct pomai_options_t {
+  uint32_t struct_size;            /* [0] */
+  const char* path;                /* [8]  database directory, created if missing */
+  uint32_t shards;                 /* [16] fixed at creation */
+  uint32_t dim;                    /* [20] fixed at creation */
+  uint32_t search_threads;         /* [24] 0 = all cores */
+  pomai_fsync_policy_t fsync_policy; /* [28] */
+  uint64_t memory_budget_bytes;    /* [32] memtable size that triggers a freeze; 0 = 256 MiB */
+  uint32_t deadline_ms;            /* [40] default per-call budget; 0 = none */
+  uint8_t index_type;              /* [44] POMAI_INDEX_TYPE_* */
+  uint32_t hnsw_m;                 /* [48] */
+  uint32_t hnsw_ef_construction;   /* [52] */
+  uint32_t hnsw_ef_search;         /* [56] */
+  uint32_t adaptive_threshold;     /* [60] */
+  uint8_t metric;                  /* [64] POMAI_METRIC_*, fixed at creation */
+} pomai_options_t;
+
+/* One vector to insert or replace. 48 bytes. Minimum struct_size: 28 (through dim). */
+typedef struct pomai_upsert_t {
+  uint32_t struct_size;      /* [0] */
+  uint64_t id;               /* [8] */
+  const float* vector;       /* [16] dim floats */
+  uint32_t dim;              /* [24] must equal the database's dim */
+  const uint8_t* metadata;   /* [32] may be NULL when metadata_len is 0 */
+  uint32_t metadata_len;     /* [40] */
+} pomai_upsert_t;
+
+/* One query. 48 bytes. Minimum struct_size: 24 (through topk). */
+typedef struct pomai_query_t {
+  uint32_t struct_size;            /* [0] */
+  const float* vector;             /* [8] dim floats */
+  uint32_t dim;                    /* [16] */
+  uint32_t topk;                   /* [20] */
+  const char* filter_expression;   /* [24] NULL or "" = no filter; anything else is UNIMPLEMENTED */
+  float alpha;                     /* [32] reserved (hybrid search weight); ignored */
+  uint32_t deadline_ms;            /* [36] 0 = the database's default */
+  uint32_t flags;                  /* [40] reserved; must be 0 */
+} pomai_query_t;
+
+/* One stored row, as returned by pomai_get. Freed with pomai_record_free. 48 bytes. */
+typedef struct pomai_record_t {
+  uint32_t struct_size;      /* [0] */
+  uint64_t id;               /* [8] */
+  uint32_t dim;              /* [16] */
+  const float* vector;       /* [24] dim floats, owned by the record */
+  const uint8_t* metadata;   /* [32] owned by the record; NULL when metadata_len is 0 */
+  uint32_t metadata_len;     /* [40] */
+  bool is_deleted;           /* [44] always false for a record pomai_get returns */
+} pomai_record_t;
+
+/* Reserved for zero-copy access to stored vectors; pomai never fills it (pointers are NULL). 40 bytes. */
+typedef struct pomai_semantic_pointer_t {
+  uint32_t struct_size;      /* [0] */
+  const void* raw_data_ptr;  /* [8] */
+  uint32_t dim;              /* [16] */
+  float quant_min;           /* [20] */
+  float quant_inv_scale;     /* [24] */
+  uint64_t session_id;       /* [32] */
+} pomai_semantic_pointer_t;
+
+/* Results of one query. 48 bytes. Arrays are owned by the results and freed with them. */
+typedef struct pomai_search_results_t {
+  uint32_t struct_size;                          /* [0] */
+  size_t count;                                  /* [8] */
+  uint64_t* ids;                                 /* [16] count ids, best first */
+  float* scores;                                 /* [24] count scores, higher is better */
+  uint32_t* shard_ids;                           /* [32] count shard numbers */
+  pomai_semantic_pointer_t* zero_copy_pointers;  /* [40] always NULL */
+} pomai_search_results_t;
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* POMAI_C_TYPES_H_ */

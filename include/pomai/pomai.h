@@ -1,0 +1,136 @@
+/*
+ * pomai/pomai.h: the pomai C ABI.
+ *
+ * Conventions (SPEC.md 1.1):
+ *  - Every fallible function returns pomai_status_t*: NULL is success; a
+ *    non-NULL status is owned by the caller and freed with pomai_status_free.
+ *  - Inputs are copied or fully consumed before a call returns; the caller
+ *    keeps ownership of everything it passes in.
+ *  - Outputs are allocated by the library and freed only by the matching
+ *    *_free function. Every *_free and pomai_close accept NULL.
+ *  - No C++ exception and no crash crosses this boundary: NULL pointers, bad
+ *    sizes, NaN, closed handles all come back as a status with a message that
+ *    names the argument and the value.
+ *  - All functions on one pomai_db_t are thread-safe. Searches run
+ *    concurrently with writes and freezes.
+ */
+#ifndef POMAI_POMAI_H_
+#define POMAI_POMAI_H_
+
+#include "pomai/c_types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status ---------------------------------------------------------- */
+
+/* The code of `status`; POMAI_STATUS_OK (0) for NULL. */
+POMAI_EXPORT int pomai_status_code(const pomai_status_t* status);
+/* The message of `status`, valid until the status is freed; "" for NULL. */
+POMAI_EXPORT const char* pomai_status_message(const pomai_status_t* status);
+/* Frees a status. NULL is a no-op. */
+POMAI_EXPORT void pomai_status_free(pomai_status_t* status);
+
+/* ---- library --------------------------------------------------------- */
+
+/* ABI version: bumped only on incompatible changes (never so far). */
+POMAI_EXPORT uint32_t pomai_abi_version(void);
+/* Library version, e.g. "0.1.0"; static storage. */
+POMAI_EXPORT const char* pomai_version_string(void);
+/* Name of the SIMD target the distance kernels dispatch to on this CPU
+ * (e.g. "AVX2", "AVX3", "SSE4", "EMU128"); static storage. */
+POMAI_EXPORT const char* pomai_simd_target(void);
+/* Frees memory the library returned through a plain pointer. NULL is a no-op. */
+POMAI_EXPORT void pomai_free(void* ptr);
+
+/* ---- open / close ---------------------------------------------------- */
+
+/* Fills `opts` with the defaults: shards 4, dim 512, search_threads 0,
+ * fsync NEVER, memory_budget 0, deadline 0, index HNSW, hnsw_m 32,
+ * ef_construction 200, ef_search 64, adaptive_threshold 5000, metric L2.
+ * Sets struct_size = sizeof(pomai_options_t). NULL is a no-op. */
+POMAI_EXPORT void pomai_options_init(pomai_options_t* opts);
+
+/* Opens (creating if missing) the database directory opts->path and stores a
+ * new handle in *out_db. INVALID_ARGUMENT for a NULL/empty path, dim 0,
+ * shards 0, an unknown metric, a struct_size below 24, or a dim / metric /
+ * shards that differs from the one the database was created with; IO_ERROR
+ * when another process holds the database; CORRUPTION when a file is damaged
+ * (the message names the file and the byte offset). */
+POMAI_EXPORT pomai_status_t* pomai_open(const pomai_options_t* opts, pomai_db_t** out_db);
+
+/* Closes the database: waits for running calls, makes the memtable durable
+ * according to the fsync policy, releases the lock. The handle itself stays
+ * valid memory: any later call on it returns POMAI_STATUS_CLOSED, and a
+ * second pomai_close is a no-op returning NULL. NULL is a no-op. */
+POMAI_EXPORT pomai_status_t* pomai_close(pomai_db_t* db);
+
+/* ---- writes ---------------------------------------------------------- */
+
+/* Inserts or replaces one vector (and its metadata). */
+POMAI_EXPORT pomai_status_t* pomai_put(pomai_db_t* db, const pomai_upsert_t* item);
+
+/* Inserts or replaces `n` vectors atomically: after a crash the batch is
+ * present whole or not at all. Any invalid item (wrong dim, NaN or infinity,
+ * NULL vector) fails the whole call and stores nothing. Within a batch the
+ * last item with a given id wins. n == 0 is OK. */
+POMAI_EXPORT pomai_status_t* pomai_put_batch(pomai_db_t* db, const pomai_upsert_t* items, size_t n);
+
+/* Like pomai_put_batch for `n` rows of a dense row-major float32 matrix
+ * `vectors` (n * dim floats) with ids `ids`, without metadata. */
+POMAI_EXPORT pomai_status_t* pomai_put_array(pomai_db_t* db, const uint64_t* ids, const float* vectors,
+                                             size_t n, uint32_t dim);
+
+/* Deletes `id`. Deleting a missing id is OK. */
+POMAI_EXPORT pomai_status_t* pomai_delete(pomai_db_t* db, uint64_t id);
+
+/* Deletes `n` ids atomically. */
+POMAI_EXPORT pomai_status_t* pomai_delete_batch(pomai_db_t* db, const uint64_t* ids, size_t n);
+
+/* Turns the memtable of every shard into an immutable segment file and
+ * returns when the segments are durable (fsynced, renamed, named by the
+ * manifest). Not needed for visibility: writes are searchable at once. */
+POMAI_EXPORT pomai_status_t* pomai_freeze(pomai_db_t* db);
+
+/* ---- reads ----------------------------------------------------------- */
+
+/* *out_exists = whether a live (not deleted) row with `id` exists. */
+POMAI_EXPORT pomai_status_t* pomai_exists(pomai_db_t* db, uint64_t id, bool* out_exists);
+
+/* Copies the live row `id` into a new record stored in *out_record; NOT_FOUND
+ * when there is none. Free the record with pomai_record_free. */
+POMAI_EXPORT pomai_status_t* pomai_get(pomai_db_t* db, uint64_t id, pomai_record_t** out_record);
+POMAI_EXPORT void pomai_record_free(pomai_record_t* record);
+
+/* *out_count = number of live rows. */
+POMAI_EXPORT pomai_status_t* pomai_count(pomai_db_t* db, uint64_t* out_count);
+
+/* Exact top-k search for one query. Scores are higher-is-better, sorted by
+ * score descending then id ascending. topk 0 gives 0 results; a topk larger
+ * than the number of live rows gives all of them. */
+POMAI_EXPORT pomai_status_t* pomai_search(pomai_db_t* db, const pomai_query_t* query,
+                                          pomai_search_results_t** out_results);
+POMAI_EXPORT void pomai_search_results_free(pomai_search_results_t* results);
+
+/* Searches `n` queries (each with its own topk) and stores an array of `n`
+ * results (48-byte structs) in *out_results. Free with
+ * pomai_search_batch_free(results, n). */
+POMAI_EXPORT pomai_status_t* pomai_search_batch(pomai_db_t* db, const pomai_query_t* queries, size_t n,
+                                                pomai_search_results_t** out_results);
+POMAI_EXPORT void pomai_search_batch_free(pomai_search_results_t* results, size_t n);
+
+/* Searches `n` queries given as a dense row-major float32 matrix (n * dim)
+ * with one topk, writing into caller-owned arrays of n * topk elements:
+ * out_ids and out_scores (row i holds query i's results, best first) and
+ * out_counts (n elements: how many results row i has; the rest of the row
+ * is filled with id UINT64_MAX and score -infinity). */
+POMAI_EXPORT pomai_status_t* pomai_search_array(pomai_db_t* db, const float* queries, size_t n, uint32_t dim,
+                                                uint32_t topk, uint64_t* out_ids, float* out_scores,
+                                                uint32_t* out_counts);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* POMAI_POMAI_H_ */

@@ -1,0 +1,81 @@
+// WAL writer with group commit.
+//
+// Thread-safe. Concurrent Commit() calls are grouped: the first waiting
+// caller becomes the leader, frames every queued record, writes them with one
+// Append (one write(2)), makes them durable with one Sync when the policy is
+// kAlways, then runs each record's apply callback in log order and wakes the
+// other callers with the shared status. So throughput under fsync is bounded
+// by batch size and concurrency, not by one fdatasync per record.
+//
+// A failed write or sync is sticky: that call and every later Commit return
+// the same error (an fdatasync failure may have lost data in the page cache;
+// retrying and reporting success would lie). Nothing is applied for a failed
+// group.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "util/env.h"
+#include "util/status.h"
+
+namespace pomai::wal {
+
+enum class SyncPolicy { kNever = 0, kAlways = 1 };
+
+class Writer {
+ public:
+  // Takes ownership of `file`, which is appended to at its current end.
+  // Sequence numbers handed out start at `next_seq`.
+  Writer(std::unique_ptr<WritableFile> file, SyncPolicy policy, uint64_t next_seq);
+  ~Writer();
+
+  // Appends one record of `type` (1..255) with `payload` (at most kMaxPayload
+  // bytes) under the next sequence number, and, once it is written (and
+  // synced under kAlways), calls apply(seq) on the leader thread, in log
+  // order, before any later record's apply. `apply` must not fail and must
+  // not call back into this Writer. Returns the group's status; on error
+  // `apply` is not called.
+  Status Commit(uint8_t type, std::string_view payload, const std::function<void(uint64_t seq)>& apply);
+
+  // Runs fn() while no group is being written or applied, then returns its
+  // status. Used to switch files and memtables atomically with respect to
+  // commits.
+  Status RunExclusive(const std::function<Status()>& fn);
+
+  // Replaces the file (closing the old one). Call only inside RunExclusive.
+  Status SwitchFile(std::unique_ptr<WritableFile> file);
+
+  // fdatasync of the current file (for close under kNever). Sticky on failure.
+  Status Sync();
+
+  // The first error that made the writer refuse writes, or OK.
+  Status sticky_error() const;
+
+  // The sequence number the next record will get.
+  uint64_t next_seq() const;
+
+  // Bytes in the current file.
+  uint64_t file_size() const;
+
+ private:
+  struct Pending;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Pending*> queue_;
+  bool exclusive_ = false;  // a RunExclusive or a leader holds the log
+  std::unique_ptr<WritableFile> file_;
+  SyncPolicy policy_;
+  uint64_t next_seq_;
+  Status sticky_;
+  std::string scratch_;
+};
+
+}  // namespace pomai::wal
