@@ -83,7 +83,7 @@ typedef struct pomai_options_t {
   pomai_fsync_policy_t fsync_policy; /* [28] */
   uint64_t memory_budget_bytes;    /* [32] memtable size that triggers a freeze; 0 = 256 MiB */
   uint32_t deadline_ms;            /* [40] default per-call budget; 0 = none */
-  uint8_t index_type;              /* [44] POMAI_INDEX_TYPE_* */
+  uint8_t index_type;              /* [44] POMAI_INDEX_TYPE_*; read only when struct_size >= 52 (48 is the older layout, whose byte 44 is padding) */
   uint32_t hnsw_m;                 /* [48] */
   uint32_t hnsw_ef_construction;   /* [52] */
   uint32_t hnsw_ef_search;         /* [56] */

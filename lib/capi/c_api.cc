@@ -1,0 +1,459 @@
+// The extern "C" functions of include/pomai/pomai.h: argument checks,
+// struct_size rules, handle lifetime, status objects. No engine logic here.
+#include "pomai/pomai.h"
+
+#include <cmath>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "engine/db.h"
+#include "simd/distance.h"
+
+struct pomai_status_t {
+  int code;
+  std::string message;
+};
+
+// A database handle. The shell outlives pomai_close (which only destroys the
+// engine), so a closed handle answers POMAI_STATUS_CLOSED instead of being a
+// dangling pointer; it is a few dozen bytes per open.
+struct pomai_db_t {
+  static constexpr uint64_t kMagic = 0x62645f69616d6f70ull;  // "pomai_db"
+  uint64_t magic = kMagic;
+  std::shared_mutex mu;  // calls hold it shared; close holds it exclusively
+  std::unique_ptr<pomai::engine::DB> db;
+};
+
+namespace {
+
+using pomai::Status;
+
+pomai_status_t* MakeStatus(int code, std::string msg) {
+  auto* s = new (std::nothrow) pomai_status_t{code, std::move(msg)};
+  if (s == nullptr) {
+    static pomai_status_t oom{POMAI_STATUS_RESOURCE_EXHAUSTED, "out of memory"};
+    return &oom;  // pomai_status_free knows not to free it
+  }
+  return s;
+}
+
+pomai_status_t* FromStatus(const Status& s) {
+  if (s.ok()) return nullptr;
+  return MakeStatus(static_cast<int>(s.code()), s.message());
+}
+
+pomai_status_t* Invalid(std::string msg) { return MakeStatus(POMAI_STATUS_INVALID_ARGUMENT, std::move(msg)); }
+
+// Runs `fn` and turns any escaping C++ exception into a status.
+template <typename Fn>
+pomai_status_t* Guard(Fn&& fn) noexcept {
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    return MakeStatus(POMAI_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  } catch (const std::exception& e) {
+    return MakeStatus(POMAI_STATUS_INTERNAL, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return MakeStatus(POMAI_STATUS_INTERNAL, "internal error: unknown exception");
+  }
+}
+
+// Runs fn(engine) with the handle held open (shared).
+template <typename Fn>
+pomai_status_t* WithDb(pomai_db_t* db, Fn&& fn) noexcept {
+  if (db == nullptr) return Invalid("db is NULL");
+  if (db->magic != pomai_db_t::kMagic) return Invalid("db is not a pomai_db_t handle");
+  return Guard([&]() -> pomai_status_t* {
+    std::shared_lock<std::shared_mutex> l(db->mu);
+    if (!db->db) return MakeStatus(POMAI_STATUS_CLOSED, "database is closed");
+    return fn(*db->db);
+  });
+}
+
+// Whether a struct whose first field says `size` bytes covers `field`.
+#define POMAI_COVERS(ptr, type, field) \
+  ((ptr)->struct_size >= offsetof(type, field) + sizeof(((type*)nullptr)->field))
+
+constexpr uint32_t kMinOptionsSize = offsetof(pomai_options_t, dim) + sizeof(uint32_t);
+constexpr uint32_t kMinUpsertSize = offsetof(pomai_upsert_t, dim) + sizeof(uint32_t);
+constexpr uint32_t kMinQuerySize = offsetof(pomai_query_t, topk) + sizeof(uint32_t);
+
+std::string TooSmall(const char* what, uint32_t got, uint32_t need) {
+  return std::string(what) + "->struct_size is too small (" + std::to_string(got) + " < " + std::to_string(need) + ")";
+}
+
+// Element i of an array of input structs laid out with the first element's struct_size as stride.
+template <typename T>
+const T* Element(const T* base, size_t i, uint32_t stride) {
+  return reinterpret_cast<const T*>(reinterpret_cast<const char*>(base) + i * stride);
+}
+
+pomai_search_results_t FillResults(const std::vector<pomai::engine::Hit>& hits) {
+  pomai_search_results_t r{};
+  r.struct_size = sizeof(pomai_search_results_t);
+  r.count = hits.size();
+  if (hits.empty()) return r;
+  const size_t n = hits.size();
+  void* block = std::malloc(n * (sizeof(uint64_t) + sizeof(float) + sizeof(uint32_t)));
+  if (block == nullptr) throw std::bad_alloc();
+  r.ids = static_cast<uint64_t*>(block);
+  r.scores = reinterpret_cast<float*>(r.ids + n);
+  r.shard_ids = reinterpret_cast<uint32_t*>(r.scores + n);
+  for (size_t i = 0; i < n; ++i) {
+    r.ids[i] = hits[i].id;
+    r.scores[i] = hits[i].score;
+    r.shard_ids[i] = hits[i].shard;
+  }
+  return r;
+}
+
+// Checks the queries and gathers them into a dense matrix with their topks.
+pomai_status_t* GatherQueries(const pomai_query_t* queries, size_t n, uint32_t dim, std::vector<float>* matrix,
+                              std::vector<uint32_t>* topks, uint32_t* deadline_ms) {
+  const uint32_t stride = queries[0].struct_size;
+  if (stride < kMinQuerySize) return Invalid(TooSmall("query", stride, kMinQuerySize));
+  matrix->resize(n * size_t{dim});
+  topks->resize(n);
+  *deadline_ms = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const pomai_query_t* q = Element(queries, i, stride);
+    const std::string name = "queries[" + std::to_string(i) + "]";
+    if (q->struct_size != stride)
+      return Invalid(name + ".struct_size is " + std::to_string(q->struct_size) + " but queries[0].struct_size is " +
+                     std::to_string(stride));
+    if (q->vector == nullptr) return Invalid(name + ".vector is NULL");
+    if (q->dim != dim)
+      return Invalid(name + ".dim is " + std::to_string(q->dim) + " but the database's dim is " + std::to_string(dim));
+    if (POMAI_COVERS(q, pomai_query_t, filter_expression) && q->filter_expression != nullptr && q->filter_expression[0] != '\0')
+      return MakeStatus(POMAI_STATUS_UNIMPLEMENTED,
+                        name + ".filter_expression '" + std::string(q->filter_expression) + "': filters are not supported yet");
+    if (POMAI_COVERS(q, pomai_query_t, flags) && q->flags != 0)
+      return Invalid(name + ".flags is " + std::to_string(q->flags) + "; no flags are defined, it must be 0");
+    if (POMAI_COVERS(q, pomai_query_t, deadline_ms) && q->deadline_ms != 0)
+      *deadline_ms = *deadline_ms == 0 ? q->deadline_ms : std::min(*deadline_ms, q->deadline_ms);
+    std::memcpy(matrix->data() + i * dim, q->vector, size_t{dim} * sizeof(float));
+    (*topks)[i] = q->topk;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+extern "C" {
+
+int pomai_status_code(const pomai_status_t* status) { return status ? status->code : POMAI_STATUS_OK; }
+
+const char* pomai_status_message(const pomai_status_t* status) { return status ? status->message.c_str() : ""; }
+
+void pomai_status_free(pomai_status_t* status) {
+  if (status == nullptr || status->message == "out of memory") {
+    // The static out-of-memory status is never freed; a heap one with the same text leaks a few bytes.
+    return;
+  }
+  delete status;
+}
+
+uint32_t pomai_abi_version(void) { return 1; }
+
+const char* pomai_version_string(void) { return "0.1.0"; }
+
+const char* pomai_simd_target(void) {
+  try {
+    return pomai::simd::TargetName();
+  } catch (...) {
+    return "unknown";
+  }
+}
+
+void pomai_free(void* ptr) { std::free(ptr); }
+
+void pomai_options_init(pomai_options_t* opts) {
+  if (opts == nullptr) return;
+  std::memset(opts, 0, sizeof(*opts));
+  opts->struct_size = sizeof(pomai_options_t);
+  opts->path = nullptr;
+  opts->shards = 4;
+  opts->dim = 512;
+  opts->search_threads = 0;
+  opts->fsync_policy = POMAI_FSYNC_POLICY_NEVER;
+  opts->memory_budget_bytes = 0;
+  opts->deadline_ms = 0;
+  opts->index_type = POMAI_INDEX_TYPE_HNSW;
+  opts->hnsw_m = 32;
+  opts->hnsw_ef_construction = 200;
+  opts->hnsw_ef_search = 64;
+  opts->adaptive_threshold = 5000;
+  opts->metric = POMAI_METRIC_L2;
+}
+
+pomai_status_t* pomai_open(const pomai_options_t* opts, pomai_db_t** out_db) {
+  return Guard([&]() -> pomai_status_t* {
+    if (out_db == nullptr) return Invalid("out_db is NULL");
+    *out_db = nullptr;
+    if (opts == nullptr) return Invalid("opts is NULL");
+    if (opts->struct_size < kMinOptionsSize) return Invalid(TooSmall("opts", opts->struct_size, kMinOptionsSize));
+    pomai_options_t o;
+    pomai_options_init(&o);
+    // Copy the fields the caller's struct covers; the rest keep their defaults.
+    std::memcpy(&o, opts, std::min<size_t>(opts->struct_size, sizeof(o)));
+    // A 48-byte struct is PomaiDB's older layout, which ends at deadline_ms:
+    // byte 44 is its padding, not index_type.
+    if (opts->struct_size < offsetof(pomai_options_t, hnsw_m) + sizeof(uint32_t)) o.index_type = POMAI_INDEX_TYPE_HNSW;
+    o.struct_size = sizeof(o);
+    if (o.path == nullptr || o.path[0] == '\0') return Invalid("opts->path is NULL or empty");
+    if (o.dim == 0) return Invalid("opts->dim is 0");
+    if (o.shards == 0) return Invalid("opts->shards is 0");
+    if (o.fsync_policy != POMAI_FSYNC_POLICY_NEVER && o.fsync_policy != POMAI_FSYNC_POLICY_ALWAYS)
+      return Invalid("opts->fsync_policy is " + std::to_string(static_cast<int>(o.fsync_policy)) + "; expected 0 (NEVER) or 1 (ALWAYS)");
+    if (o.index_type > POMAI_INDEX_TYPE_HNSW)
+      return Invalid("opts->index_type is " + std::to_string(o.index_type) + "; expected 0 (IVF) or 1 (HNSW)");
+    if (o.metric > POMAI_METRIC_COSINE)
+      return Invalid("opts->metric is " + std::to_string(o.metric) + "; expected 0 (L2), 1 (IP) or 2 (COSINE)");
+    pomai::engine::Options eo;
+    eo.path = o.path;
+    eo.dim = o.dim;
+    eo.shards = o.shards;
+    eo.metric = static_cast<pomai::simd::Metric>(o.metric);
+    eo.search_threads = o.search_threads;
+    eo.fsync = o.fsync_policy == POMAI_FSYNC_POLICY_ALWAYS;
+    eo.memory_budget_bytes = o.memory_budget_bytes;
+    eo.deadline_ms = o.deadline_ms;
+    eo.hnsw_m = o.hnsw_m;
+    eo.hnsw_ef_construction = o.hnsw_ef_construction;
+    eo.hnsw_ef_search = o.hnsw_ef_search;
+    eo.adaptive_threshold = o.adaptive_threshold;
+    auto db = pomai::engine::DB::Open(eo);
+    if (!db.ok()) return FromStatus(db.status());
+    auto* handle = new pomai_db_t();
+    handle->db = std::move(db).value();
+    *out_db = handle;
+    return nullptr;
+  });
+}
+
+pomai_status_t* pomai_close(pomai_db_t* db) {
+  if (db == nullptr) return nullptr;
+  if (db->magic != pomai_db_t::kMagic) return Invalid("db is not a pomai_db_t handle");
+  return Guard([&]() -> pomai_status_t* {
+    std::unique_lock<std::shared_mutex> l(db->mu);
+    if (!db->db) return nullptr;
+    Status s = db->db->Close();
+    db->db.reset();
+    return FromStatus(s);
+  });
+}
+
+pomai_status_t* pomai_put(pomai_db_t* db, const pomai_upsert_t* item) {
+  if (item == nullptr) return Invalid("item is NULL");
+  return pomai_put_batch(db, item, 1);
+}
+
+pomai_status_t* pomai_put_batch(pomai_db_t* db, const pomai_upsert_t* items, size_t n) {
+  return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
+    if (n == 0) return nullptr;
+    if (items == nullptr) return Invalid("items is NULL but n is " + std::to_string(n));
+    const uint32_t stride = items[0].struct_size;
+    if (stride < kMinUpsertSize) return Invalid(TooSmall("items", stride, kMinUpsertSize));
+    std::vector<pomai::engine::WriteOp> ops(n);
+    for (size_t i = 0; i < n; ++i) {
+      const pomai_upsert_t* it = Element(items, i, stride);
+      const std::string name = "items[" + std::to_string(i) + "]";
+      if (it->struct_size != stride)
+        return Invalid(name + ".struct_size is " + std::to_string(it->struct_size) + " but items[0].struct_size is " +
+                       std::to_string(stride));
+      if (it->vector == nullptr) return Invalid(name + ".vector is NULL");
+      if (it->dim != engine.dim())
+        return Invalid(name + ".dim is " + std::to_string(it->dim) + " but the database's dim is " + std::to_string(engine.dim()));
+      ops[i].kind = pomai::engine::WriteOp::Kind::kPut;
+      ops[i].id = it->id;
+      ops[i].vector = it->vector;
+      if (POMAI_COVERS(it, pomai_upsert_t, metadata_len) && it->metadata_len > 0) {
+        if (it->metadata == nullptr)
+          return Invalid(name + ".metadata is NULL but metadata_len is " + std::to_string(it->metadata_len));
+        ops[i].metadata = std::string_view(reinterpret_cast<const char*>(it->metadata), it->metadata_len);
+      }
+    }
+    return FromStatus(engine.Write(ops.data(), n));
+  });
+}
+
+pomai_status_t* pomai_put_array(pomai_db_t* db, const uint64_t* ids, const float* vectors, size_t n, uint32_t dim) {
+  return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
+    if (n == 0) return nullptr;
+    if (ids == nullptr) return Invalid("ids is NULL but n is " + std::to_string(n));
+    if (vectors == nullptr) return Invalid("vectors is NULL but n is " + std::to_string(n));
+    if (dim != engine.dim())
+      return Invalid("dim is " + std::to_string(dim) + " but the database's dim is " + std::to_string(engine.dim()));
+    return FromStatus(engine.PutArray(ids, vectors, n));
+  });
+}
+
+pomai_status_t* pomai_delete(pomai_db_t* db, uint64_t id) { return pomai_delete_batch(db, &id, 1); }
+
+pomai_status_t* pomai_delete_batch(pomai_db_t* db, const uint64_t* ids, size_t n) {
+  return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
+    if (n == 0) return nullptr;
+    if (ids == nullptr) return Invalid("ids is NULL but n is " + std::to_string(n));
+    std::vector<pomai::engine::WriteOp> ops(n);
+    for (size_t i = 0; i < n; ++i) {
+      ops[i].kind = pomai::engine::WriteOp::Kind::kDelete;
+      ops[i].id = ids[i];
+    }
+    return FromStatus(engine.Write(ops.data(), n));
+  });
+}
+
+pomai_status_t* pomai_freeze(pomai_db_t* db) {
+  return WithDb(db, [&](pomai::engine::DB& engine) { return FromStatus(engine.Freeze()); });
+}
+
+pomai_status_t* pomai_exists(pomai_db_t* db, uint64_t id, bool* out_exists) {
+  return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
+    if (out_exists == nullptr) return Invalid("out_exists is NULL");
+    auto r = engine.Exists(id);
+    if (!r.ok()) return FromStatus(r.status());
+    *out_exists = r.value();
+    return nullptr;
+  });
+}
+
+pomai_status_t* pomai_get(pomai_db_t* db, uint64_t id, pomai_record_t** out_record) {
+  return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
+    if (out_record == nullptr) return Invalid("out_record is NULL");
+    *out_record = nullptr;
+    std::vector<float> vec;
+    std::string meta;
+    Status s = engine.Get(id, &vec, &meta);
+    if (!s.ok()) return FromStatus(s);
+    // One block: the record, the vector, the metadata.
+    const size_t vec_bytes = vec.size() * sizeof(float);
+    char* block = static_cast<char*>(std::malloc(sizeof(pomai_record_t) + vec_bytes + meta.size() + 1));
+    if (block == nullptr) throw std::bad_alloc();
+    auto* rec = reinterpret_cast<pomai_record_t*>(block);
+    std::memset(rec, 0, sizeof(*rec));
+    rec->struct_size = sizeof(pomai_record_t);
+    rec->id = id;
+    rec->dim = static_cast<uint32_t>(vec.size());
+    float* v = reinterpret_cast<float*>(block + sizeof(pomai_record_t));
+    std::memcpy(v, vec.data(), vec_bytes);
+    rec->vector = v;
+    if (!meta.empty()) {
+      uint8_t* m = reinterpret_cast<uint8_t*>(block + sizeof(pomai_record_t) + vec_bytes);
+      std::memcpy(m, meta.data(), meta.size());
+      rec->metadata = m;
+    }
+    rec->metadata_len = static_cast<uint32_t>(meta.size());
+    rec->is_deleted = false;
+    *out_record = rec;
+    return nullptr;
+  });
+}
+
+void pomai_record_free(pomai_record_t* record) { std::free(record); }
+
+pomai_status_t* pomai_count(pomai_db_t* db, uint64_t* out_count) {
+  return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
+    if (out_count == nullptr) return Invalid("out_count is NULL");
+    auto r = engine.Count();
+    if (!r.ok()) return FromStatus(r.status());
+    *out_count = r.value();
+    return nullptr;
+  });
+}
+
+pomai_status_t* pomai_search(pomai_db_t* db, const pomai_query_t* query, pomai_search_results_t** out_results) {
+  return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
+    if (out_results == nullptr) return Invalid("out_results is NULL");
+    *out_results = nullptr;
+    if (query == nullptr) return Invalid("query is NULL");
+    std::vector<float> matrix;
+    std::vector<uint32_t> topks;
+    uint32_t deadline = 0;
+    if (pomai_status_t* st = GatherQueries(query, 1, engine.dim(), &matrix, &topks, &deadline)) return st;
+    std::vector<std::vector<pomai::engine::Hit>> hits;
+    Status s = engine.Search(matrix.data(), 1, topks.data(), deadline, &hits);
+    if (!s.ok()) return FromStatus(s);
+    auto* r = static_cast<pomai_search_results_t*>(std::malloc(sizeof(pomai_search_results_t)));
+    if (r == nullptr) throw std::bad_alloc();
+    *r = FillResults(hits[0]);
+    *out_results = r;
+    return nullptr;
+  });
+}
+
+void pomai_search_results_free(pomai_search_results_t* results) {
+  if (results == nullptr) return;
+  std::free(results->ids);
+  std::free(results);
+}
+
+pomai_status_t* pomai_search_batch(pomai_db_t* db, const pomai_query_t* queries, size_t n,
+                                   pomai_search_results_t** out_results) {
+  return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
+    if (out_results == nullptr) return Invalid("out_results is NULL");
+    *out_results = nullptr;
+    if (n == 0) return nullptr;
+    if (queries == nullptr) return Invalid("queries is NULL but n is " + std::to_string(n));
+    std::vector<float> matrix;
+    std::vector<uint32_t> topks;
+    uint32_t deadline = 0;
+    if (pomai_status_t* st = GatherQueries(queries, n, engine.dim(), &matrix, &topks, &deadline)) return st;
+    std::vector<std::vector<pomai::engine::Hit>> hits;
+    Status s = engine.Search(matrix.data(), n, topks.data(), deadline, &hits);
+    if (!s.ok()) return FromStatus(s);
+    auto* arr = static_cast<pomai_search_results_t*>(std::calloc(n, sizeof(pomai_search_results_t)));
+    if (arr == nullptr) throw std::bad_alloc();
+    try {
+      for (size_t i = 0; i < n; ++i) arr[i] = FillResults(hits[i]);
+    } catch (...) {
+      pomai_search_batch_free(arr, n);
+      throw;
+    }
+    *out_results = arr;
+    return nullptr;
+  });
+}
+
+void pomai_search_batch_free(pomai_search_results_t* results, size_t n) {
+  if (results == nullptr) return;
+  for (size_t i = 0; i < n; ++i) std::free(results[i].ids);
+  std::free(results);
+}
+
+pomai_status_t* pomai_search_array(pomai_db_t* db, const float* queries, size_t n, uint32_t dim, uint32_t topk,
+                                   uint64_t* out_ids, float* out_scores, uint32_t* out_counts) {
+  return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
+    if (n == 0) return nullptr;
+    if (queries == nullptr) return Invalid("queries is NULL but n is " + std::to_string(n));
+    if (dim != engine.dim())
+      return Invalid("dim is " + std::to_string(dim) + " but the database's dim is " + std::to_string(engine.dim()));
+    size_t cells;
+    if (__builtin_mul_overflow(n, size_t{topk}, &cells) || cells > (SIZE_MAX / sizeof(uint64_t)))
+      return Invalid("n * topk overflows (n " + std::to_string(n) + ", topk " + std::to_string(topk) + ")");
+    if (out_counts == nullptr) return Invalid("out_counts is NULL");
+    if (cells > 0 && out_ids == nullptr) return Invalid("out_ids is NULL");
+    if (cells > 0 && out_scores == nullptr) return Invalid("out_scores is NULL");
+    std::vector<uint32_t> topks(n, topk);
+    std::vector<std::vector<pomai::engine::Hit>> hits;
+    Status s = engine.Search(queries, n, topks.data(), 0, &hits);
+    if (!s.ok()) return FromStatus(s);
+    for (size_t i = 0; i < n; ++i) {
+      const auto& h = hits[i];
+      for (size_t j = 0; j < topk; ++j) {
+        const bool have = j < h.size();
+        out_ids[i * topk + j] = have ? h[j].id : UINT64_MAX;
+        out_scores[i * topk + j] = have ? h[j].score : -INFINITY;
+      }
+      out_counts[i] = static_cast<uint32_t>(h.size());
+    }
+    return nullptr;
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,745 @@
+#include "engine/db.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <unordered_set>
+
+#include "engine/topk.h"
+#include "util/coding.h"
+#include "wal/log_format.h"
+#include "wal/log_reader.h"
+
+namespace pomai::engine {
+namespace {
+
+constexpr uint8_t kBatchRecord = 1;
+constexpr uint64_t kDefaultBudget = 256ull << 20;
+// Rows scored per kernel call: 256 rows of 128-d are 128 KiB, inside L2.
+constexpr size_t kBlockRows = 256;
+// Segments larger than this are split into several search tasks.
+constexpr size_t kChunkRows = 1 << 16;
+
+using Clock = std::chrono::steady_clock;
+
+std::string MetricName(simd::Metric m) {
+  switch (m) {
+    case simd::Metric::kL2: return "l2";
+    case simd::Metric::kIP: return "ip";
+    case simd::Metric::kCosine: return "cosine";
+  }
+  return "unknown";
+}
+
+// One decoded operation of a batch record; pointers into the payload.
+struct DecodedOp {
+  WriteOp::Kind kind;
+  uint64_t id;
+  const uint8_t* vector;  // dim * 4 bytes, maybe unaligned
+  std::string_view metadata;
+};
+
+Status DecodeBatch(const uint8_t* p, size_t n, uint32_t dim, std::vector<DecodedOp>* ops, const std::string& origin) {
+  Decoder d(p, n);
+  uint32_t count = 0;
+  if (!d.GetFixed32(&count)) return Status::Corruption(origin + ": batch record too short");
+  ops->clear();
+  ops->reserve(std::min<size_t>(count, n / 9));
+  for (uint32_t i = 0; i < count; ++i) {
+    uint8_t kind = 0;
+    DecodedOp op{};
+    if (!d.GetU8(&kind) || !d.GetFixed64(&op.id)) return Status::Corruption(origin + ": truncated batch record");
+    if (kind == static_cast<uint8_t>(WriteOp::Kind::kPut)) {
+      uint32_t meta_len = 0;
+      const uint8_t* meta = nullptr;
+      if (!d.GetFixed32(&meta_len) || !d.GetBytes(meta_len, &meta) || !d.GetBytes(size_t{dim} * 4, &op.vector))
+        return Status::Corruption(origin + ": truncated put in batch record");
+      op.kind = WriteOp::Kind::kPut;
+      op.metadata = std::string_view(reinterpret_cast<const char*>(meta), meta_len);
+    } else if (kind == static_cast<uint8_t>(WriteOp::Kind::kDelete)) {
+      op.kind = WriteOp::Kind::kDelete;
+    } else {
+      return Status::Corruption(origin + ": unknown operation " + std::to_string(kind) + " in batch record");
+    }
+    ops->push_back(op);
+  }
+  if (d.remaining() != 0) return Status::Corruption(origin + ": trailing bytes in batch record");
+  return Status::OK();
+}
+
+}  // namespace
+
+struct DB::Shard {
+  uint32_t index = 0;
+  // Writers of `mem`'s contents hold it exclusively, readers shared.
+  std::shared_mutex mem_mu;
+  // The three layer pointers below are guarded by DB::version_mu_.
+  std::shared_ptr<MemTable> mem;
+  std::shared_ptr<MemTable> imm;  // being frozen; contents immutable
+  std::vector<std::shared_ptr<segment::Segment>> segments;  // newest first
+};
+
+// A consistent set of one shard's layers, newest first.
+struct ShardView {
+  DB::Shard* shard;
+  std::shared_ptr<MemTable> mem;
+  std::shared_ptr<MemTable> imm;
+  std::vector<std::shared_ptr<segment::Segment>> segments;
+
+  // Whether a layer newer than segment `seg_index` (-1: newer than imm,
+  // -2: newer than mem) says anything about `id`. Call with mem_mu shared.
+  bool Shadowed(uint64_t id, int seg_index) const {
+    if (seg_index == -2) return false;
+    size_t row;
+    if (mem->Find(id, &row) != MemTable::State::kAbsent) return true;
+    if (seg_index == -1) return false;
+    if (imm && imm->Find(id, &row) != MemTable::State::kAbsent) return true;
+    for (int j = 0; j < seg_index; ++j) {
+      uint64_t r;
+      if (segments[j]->FindRow(id, &r) || segments[j]->HasTombstone(id)) return true;
+    }
+    return false;
+  }
+};
+
+DB::DB(const Options& options) : options_(options), env_(options.env ? options.env : Env::Default()) {
+  budget_ = options_.memory_budget_bytes ? options_.memory_budget_bytes : kDefaultBudget;
+}
+
+DB::~DB() { (void)Close(); }
+
+Result<std::unique_ptr<DB>> DB::Open(const Options& options) {
+  if (options.path.empty()) return Status::InvalidArgument("path is empty");
+  if (options.dim == 0) return Status::InvalidArgument("dim is 0");
+  if (options.dim > 65536) return Status::InvalidArgument("dim " + std::to_string(options.dim) + " is above 65536");
+  if (options.shards == 0) return Status::InvalidArgument("shards is 0");
+  if (options.shards > 1024) return Status::InvalidArgument("shards " + std::to_string(options.shards) + " is above 1024");
+  if (static_cast<uint8_t>(options.metric) > 2)
+    return Status::InvalidArgument("metric " + std::to_string(static_cast<int>(options.metric)) + " is not 0 (L2), 1 (IP) or 2 (COSINE)");
+  std::unique_ptr<DB> db(new DB(options));
+  POMAI_RETURN_IF_ERROR(db->Recover());
+  uint32_t threads = options.search_threads ? options.search_threads : std::max(1u, std::thread::hardware_concurrency());
+  if (threads > 1) db->pool_ = std::make_unique<ThreadPool>(threads - 1);
+  db->bg_thread_ = std::thread([raw = db.get()] { raw->BackgroundLoop(); });
+  return db;
+}
+
+uint64_t DB::NewFileNumber() {
+  std::lock_guard<std::mutex> l(manifest_mu_);
+  return manifest_.next_file_number++;
+}
+
+Status DB::Recover() {
+  const std::string& dir = options_.path;
+  POMAI_RETURN_IF_ERROR(env_->CreateDirIfMissing(dir));
+  POMAI_ASSIGN_OR_RETURN(lock_, env_->LockFile(JoinPath(dir, "LOCK")));
+
+  POMAI_ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(dir));
+  uint64_t max_number = 0;
+  std::vector<uint64_t> wal_numbers;
+  std::vector<std::pair<uint64_t, std::string>> segment_files;
+  for (const auto& name : names) {
+    uint64_t number;
+    char kind;
+    if (!ParseFileName(name, &number, &kind)) continue;
+    max_number = std::max(max_number, number);
+    if (kind == 'w') wal_numbers.push_back(number);
+    if (kind == 's') segment_files.emplace_back(number, name);
+  }
+
+  if (env_->FileExists(JoinPath(dir, kManifestName))) {
+    POMAI_ASSIGN_OR_RETURN(manifest_, ReadManifest(env_, dir));
+    if (manifest_.dim != options_.dim)
+      return Status::InvalidArgument("dim " + std::to_string(options_.dim) + " does not match the database's dim " +
+                                     std::to_string(manifest_.dim));
+    if (manifest_.metric != options_.metric)
+      return Status::InvalidArgument("metric " + MetricName(options_.metric) +
+                                     " does not match the database's metric " + MetricName(manifest_.metric));
+    if (manifest_.shards != options_.shards)
+      return Status::InvalidArgument("shards " + std::to_string(options_.shards) +
+                                     " does not match the database's shards " + std::to_string(manifest_.shards));
+  } else {
+    if (!wal_numbers.empty() || !segment_files.empty())
+      return Status::Corruption(JoinPath(dir, kManifestName) + " is missing but the directory holds data files");
+    manifest_.dim = options_.dim;
+    manifest_.metric = options_.metric;
+    manifest_.shards = options_.shards;
+    manifest_.segments.assign(options_.shards, {});
+    POMAI_RETURN_IF_ERROR(WriteManifest(env_, dir, manifest_));
+  }
+  manifest_.next_file_number = std::max(manifest_.next_file_number, max_number + 1);
+
+  shards_.clear();
+  std::unordered_set<uint64_t> live_segments;
+  for (uint32_t s = 0; s < options_.shards; ++s) {
+    auto shard = std::make_unique<Shard>();
+    shard->index = s;
+    shard->mem = std::make_shared<MemTable>(options_.dim);
+    const auto& entries = manifest_.segments[s];
+    for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+      const std::string path = JoinPath(dir, SegmentFileName(it->file_number));
+      if (!env_->FileExists(path)) return Status::Corruption(JoinPath(dir, kManifestName) + " names " + path + ", which is missing");
+      POMAI_ASSIGN_OR_RETURN(auto seg, segment::Segment::Open(env_, path));
+      if (seg->dim() != options_.dim || seg->info().metric != options_.metric)
+        return Status::Corruption(path, 16, "segment dim/metric differ from the manifest's");
+      shard->segments.push_back(std::move(seg));
+      live_segments.insert(it->file_number);
+    }
+    shards_.push_back(std::move(shard));
+  }
+
+  std::sort(wal_numbers.begin(), wal_numbers.end());
+  uint64_t last_seq = manifest_.last_seq;
+  for (uint64_t number : wal_numbers) {
+    if (number < manifest_.log_number) continue;
+    const std::string path = JoinPath(dir, WalFileName(number));
+    POMAI_ASSIGN_OR_RETURN(auto file, env_->MapFile(path));
+    wal::Reader reader(file->data(), file->size(), path);
+    wal::Record rec;
+    while (reader.Next(&rec)) {
+      if (rec.type != kBatchRecord)
+        return Status::Corruption(path, rec.offset, "unknown WAL record type " + std::to_string(rec.type));
+      if (rec.seq <= manifest_.last_seq) continue;  // already in a segment
+      POMAI_RETURN_IF_ERROR(ApplyBatch(rec.seq, reinterpret_cast<const uint8_t*>(rec.payload.data()), rec.payload.size(),
+                                       true, path + " at offset " + std::to_string(rec.offset)));
+      last_seq = std::max(last_seq, rec.seq);
+    }
+    POMAI_RETURN_IF_ERROR(reader.status());
+    live_wal_numbers_.push_back(number);
+  }
+
+  // Files no version names: segments of a freeze that did not reach the
+  // manifest, WALs already frozen, temporary files.
+  for (const auto& name : names) {
+    uint64_t number;
+    char kind;
+    bool obsolete = name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0;
+    if (ParseFileName(name, &number, &kind)) {
+      obsolete = (kind == 's' && !live_segments.count(number)) || (kind == 'w' && number < manifest_.log_number);
+    }
+    if (obsolete) (void)env_->RemoveFile(JoinPath(dir, name));
+  }
+
+  const uint64_t wal_number = NewFileNumber();
+  POMAI_ASSIGN_OR_RETURN(auto wal_file, env_->NewWritableFile(JoinPath(dir, WalFileName(wal_number))));
+  POMAI_RETURN_IF_ERROR(env_->SyncDir(dir));
+  live_wal_numbers_.push_back(wal_number);
+  wal_ = std::make_unique<wal::Writer>(std::move(wal_file), options_.fsync ? wal::SyncPolicy::kAlways : wal::SyncPolicy::kNever,
+                                       last_seq + 1);
+  return Status::OK();
+}
+
+Status DB::ApplyBatch(uint64_t seq, const uint8_t* payload, size_t size, bool from_recovery, const std::string& origin) {
+  std::vector<DecodedOp> ops;
+  Status s = DecodeBatch(payload, size, options_.dim, &ops, origin);
+  if (!s.ok()) return s;
+  const uint32_t nshards = options_.shards;
+  if (nshards == 1) {
+    Shard& sh = *shards_[0];
+    std::unique_lock<std::shared_mutex> l(sh.mem_mu);
+    for (const auto& op : ops) {
+      if (op.kind == WriteOp::Kind::kPut)
+        sh.mem->Put(op.id, seq, reinterpret_cast<const float*>(op.vector), op.metadata);
+      else
+        sh.mem->Delete(op.id, seq);
+    }
+  } else {
+    std::vector<std::vector<uint32_t>> by_shard(nshards);
+    for (uint32_t i = 0; i < ops.size(); ++i) by_shard[ops[i].id % nshards].push_back(i);
+    for (uint32_t sh_index = 0; sh_index < nshards; ++sh_index) {
+      if (by_shard[sh_index].empty()) continue;
+      Shard& sh = *shards_[sh_index];
+      std::unique_lock<std::shared_mutex> l(sh.mem_mu);
+      for (uint32_t i : by_shard[sh_index]) {
+        const auto& op = ops[i];
+        if (op.kind == WriteOp::Kind::kPut)
+          sh.mem->Put(op.id, seq, reinterpret_cast<const float*>(op.vector), op.metadata);
+        else
+          sh.mem->Delete(op.id, seq);
+      }
+    }
+  }
+  mem_bytes_ += size + ops.size() * 48;
+  (void)from_recovery;
+  return Status::OK();
+}
+
+Status DB::CheckWritable() {
+  if (closed_) return Status::Closed("database is closed");
+  return wal_->sticky_error().ok()
+             ? Status::OK()
+             : Status(wal_->sticky_error().code(),
+                      "database refuses writes after a failed log write: " + wal_->sticky_error().message());
+}
+
+Status DB::Write(const WriteOp* ops, size_t n) {
+  POMAI_RETURN_IF_ERROR(CheckWritable());
+  if (n == 0) return Status::OK();
+  if (ops == nullptr) return Status::InvalidArgument("ops is NULL");
+  const uint32_t dim = options_.dim;
+  uint64_t size = 4;
+  for (size_t i = 0; i < n; ++i) {
+    const WriteOp& op = ops[i];
+    if (op.kind == WriteOp::Kind::kDelete) {
+      size += 9;
+      continue;
+    }
+    if (op.kind != WriteOp::Kind::kPut) return Status::InvalidArgument("item " + std::to_string(i) + " has an unknown kind");
+    if (op.vector == nullptr) return Status::InvalidArgument("item " + std::to_string(i) + " (id " + std::to_string(op.id) + ") has a NULL vector");
+    for (uint32_t k = 0; k < dim; ++k) {
+      if (!std::isfinite(op.vector[k]))
+        return Status::InvalidArgument("item " + std::to_string(i) + " (id " + std::to_string(op.id) + ") has a non-finite value " +
+                                       std::to_string(op.vector[k]) + " at component " + std::to_string(k));
+    }
+    if (op.metadata.size() > wal::kMaxPayload)
+      return Status::InvalidArgument("item " + std::to_string(i) + " has metadata of " + std::to_string(op.metadata.size()) + " bytes");
+    size += 9 + 4 + op.metadata.size() + size_t{dim} * 4;
+  }
+  if (size > wal::kMaxPayload || n > UINT32_MAX)
+    return Status::InvalidArgument("batch of " + std::to_string(n) + " items is " + std::to_string(size) +
+                                   " bytes; at most " + std::to_string(wal::kMaxPayload) + " bytes per batch: split it");
+  std::string payload;
+  payload.reserve(size);
+  PutFixed32(&payload, static_cast<uint32_t>(n));
+  for (size_t i = 0; i < n; ++i) {
+    const WriteOp& op = ops[i];
+    payload.push_back(static_cast<char>(op.kind));
+    PutFixed64(&payload, op.id);
+    if (op.kind == WriteOp::Kind::kPut) {
+      PutFixed32(&payload, static_cast<uint32_t>(op.metadata.size()));
+      payload.append(op.metadata);
+      PutBytes(&payload, op.vector, size_t{dim} * 4);
+    }
+  }
+  Status apply_status;
+  Status s = wal_->Commit(kBatchRecord, payload, [&](uint64_t seq) {
+    apply_status = ApplyBatch(seq, reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), false, "batch");
+  });
+  if (!s.ok()) return s;
+  if (!apply_status.ok()) return Status::Internal("applying a batch failed: " + apply_status.message());
+  MaybeScheduleFreeze();
+  return Status::OK();
+}
+
+Status DB::PutArray(const uint64_t* ids, const float* vectors, size_t n) {
+  if (n == 0) return CheckWritable();
+  if (ids == nullptr) return Status::InvalidArgument("ids is NULL");
+  if (vectors == nullptr) return Status::InvalidArgument("vectors is NULL");
+  std::vector<WriteOp> ops(n);
+  for (size_t i = 0; i < n; ++i) {
+    ops[i].kind = WriteOp::Kind::kPut;
+    ops[i].id = ids[i];
+    ops[i].vector = vectors + i * options_.dim;
+  }
+  return Write(ops.data(), n);
+}
+
+void DB::MaybeScheduleFreeze() {
+  if (mem_bytes_.load() < budget_) return;
+  std::unique_lock<std::mutex> l(bg_mu_);
+  if (!bg_pending_ && !freezing_) {
+    bg_pending_ = true;
+    bg_cv_.notify_all();
+  }
+  // Back-pressure: past twice the budget, wait for the running freeze.
+  while (mem_bytes_.load() >= 2 * budget_ && (bg_pending_ || freezing_) && !bg_stop_) bg_cv_.wait(l);
+}
+
+void DB::BackgroundLoop() {
+  std::unique_lock<std::mutex> l(bg_mu_);
+  for (;;) {
+    bg_cv_.wait(l, [this] { return bg_stop_ || bg_pending_; });
+    if (bg_stop_) return;
+    bg_pending_ = false;
+    freezing_ = true;
+    l.unlock();
+    {
+      std::lock_guard<std::mutex> f(freeze_mu_);
+      (void)FreezeLocked();  // a failure leaves the memtables in place; the next trigger retries
+    }
+    l.lock();
+    freezing_ = false;
+    bg_cv_.notify_all();
+  }
+}
+
+Status DB::Freeze() {
+  if (closed_) return Status::Closed("database is closed");
+  std::lock_guard<std::mutex> l(freeze_mu_);
+  return FreezeLocked();
+}
+
+Status DB::FreezeLocked() {
+  POMAI_RETURN_IF_ERROR(FlushImmutables());
+  POMAI_RETURN_IF_ERROR(CheckWritable());
+  const uint64_t wal_number = NewFileNumber();
+  const std::string wal_path = JoinPath(options_.path, WalFileName(wal_number));
+  bool switched = false;
+  Status s = wal_->RunExclusive([&]() -> Status {
+    bool all_empty = true;
+    for (auto& sh : shards_) all_empty = all_empty && sh->mem->empty();
+    if (all_empty) return Status::OK();
+    POMAI_ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(wal_path));
+    POMAI_RETURN_IF_ERROR(env_->SyncDir(options_.path));
+    POMAI_RETURN_IF_ERROR(wal_->SwitchFile(std::move(file)));
+    {
+      std::lock_guard<std::mutex> v(version_mu_);
+      for (auto& sh : shards_) {
+        sh->imm = std::move(sh->mem);
+        sh->mem = std::make_shared<MemTable>(options_.dim);
+      }
+    }
+    {
+      std::lock_guard<std::mutex> m(manifest_mu_);
+      live_wal_numbers_.push_back(wal_number);
+    }
+    mem_bytes_ = 0;
+    switched = true;
+    return Status::OK();
+  });
+  if (!switched) {
+    if (env_->FileExists(wal_path)) (void)env_->RemoveFile(wal_path);
+    return s;
+  }
+  return FlushImmutables();
+}
+
+Status DB::FlushImmutables() {
+  std::vector<std::shared_ptr<MemTable>> imms(shards_.size());
+  bool any = false;
+  {
+    std::lock_guard<std::mutex> v(version_mu_);
+    for (size_t s = 0; s < shards_.size(); ++s) {
+      imms[s] = shards_[s]->imm;
+      any = any || imms[s] != nullptr;
+    }
+  }
+  if (!any) return Status::OK();
+
+  std::vector<std::shared_ptr<segment::Segment>> made(shards_.size());
+  std::vector<uint64_t> numbers(shards_.size(), 0);
+  std::vector<Status> statuses(shards_.size());
+  auto build = [&](size_t s) {
+    const auto& imm = imms[s];
+    if (!imm || imm->empty()) return;
+    MemTable::Sorted sorted = imm->SortedContents();
+    segment::SegmentContents c;
+    c.info.dim = options_.dim;
+    c.info.metric = options_.metric;
+    c.info.shard = static_cast<uint32_t>(s);
+    c.info.min_seq = imm->min_seq();
+    c.info.max_seq = imm->max_seq();
+    c.row_count = sorted.ids.size();
+    c.ids = sorted.ids.data();
+    c.vectors = sorted.vectors.data();
+    c.meta_offsets = sorted.meta_offsets.data();
+    c.meta_blob = reinterpret_cast<const uint8_t*>(sorted.meta_blob.data());
+    c.tombstone_count = sorted.tombstones.size();
+    c.tombstones = sorted.tombstones.data();
+    numbers[s] = NewFileNumber();
+    const std::string name = SegmentFileName(numbers[s]);
+    statuses[s] = segment::WriteSegment(env_, options_.path, name, c);
+    if (!statuses[s].ok()) return;
+    auto opened = segment::Segment::Open(env_, JoinPath(options_.path, name));
+    if (!opened.ok()) {
+      statuses[s] = opened.status();
+      return;
+    }
+    made[s] = std::move(opened).value();
+  };
+  if (pool_) {
+    pool_->ParallelFor(shards_.size(), build);
+  } else {
+    for (size_t s = 0; s < shards_.size(); ++s) build(s);
+  }
+  auto discard = [&] {
+    for (size_t s = 0; s < shards_.size(); ++s) {
+      made[s].reset();
+      if (numbers[s] && env_->FileExists(JoinPath(options_.path, SegmentFileName(numbers[s]))))
+        (void)env_->RemoveFile(JoinPath(options_.path, SegmentFileName(numbers[s])));
+    }
+  };
+  for (const auto& st : statuses) {
+    if (!st.ok()) {
+      discard();
+      return st;
+    }
+  }
+
+  Manifest next;
+  std::vector<uint64_t> obsolete_wals;
+  {
+    std::lock_guard<std::mutex> m(manifest_mu_);
+    next = manifest_;
+    for (size_t s = 0; s < shards_.size(); ++s) {
+      if (made[s]) next.segments[s].push_back({numbers[s], made[s]->row_count()});
+      if (imms[s]) next.last_seq = std::max(next.last_seq, imms[s]->max_seq());
+    }
+    // Every WAL but the current one holds only what the immutables hold.
+    next.log_number = live_wal_numbers_.back();
+    for (uint64_t w : live_wal_numbers_)
+      if (w < next.log_number) obsolete_wals.push_back(w);
+  }
+  Status ms = WriteManifest(env_, options_.path, next);
+  if (!ms.ok()) {
+    discard();
+    return ms;
+  }
+  {
+    std::lock_guard<std::mutex> m(manifest_mu_);
+    const uint64_t next_file = manifest_.next_file_number;
+    manifest_ = next;
+    manifest_.next_file_number = std::max(next_file, next.next_file_number);
+    live_wal_numbers_.erase(std::remove_if(live_wal_numbers_.begin(), live_wal_numbers_.end(),
+                                           [&](uint64_t w) { return w < next.log_number; }),
+                            live_wal_numbers_.end());
+  }
+  {
+    std::lock_guard<std::mutex> v(version_mu_);
+    for (size_t s = 0; s < shards_.size(); ++s) {
+      if (made[s]) shards_[s]->segments.insert(shards_[s]->segments.begin(), made[s]);
+      shards_[s]->imm.reset();
+    }
+  }
+  for (uint64_t w : obsolete_wals) (void)env_->RemoveFile(JoinPath(options_.path, WalFileName(w)));
+  return Status::OK();
+}
+
+Status DB::Close() {
+  if (closed_.exchange(true)) return Status::OK();
+  {
+    std::lock_guard<std::mutex> l(bg_mu_);
+    bg_stop_ = true;
+    bg_cv_.notify_all();
+  }
+  if (bg_thread_.joinable()) bg_thread_.join();
+  Status s;
+  if (wal_ && wal_->sticky_error().ok()) s = wal_->Sync();
+  wal_.reset();
+  pool_.reset();
+  {
+    std::lock_guard<std::mutex> v(version_mu_);
+    shards_.clear();
+  }
+  lock_.reset();
+  return s;
+}
+
+Result<bool> DB::Exists(uint64_t id) {
+  Status s = Get(id, nullptr, nullptr);
+  if (s.ok()) return true;
+  if (s.IsNotFound()) return false;
+  return s;
+}
+
+Status DB::Get(uint64_t id, std::vector<float>* vector, std::string* metadata) {
+  if (closed_) return Status::Closed("database is closed");
+  Shard* sh = shards_[id % options_.shards].get();
+  std::shared_ptr<MemTable> imm;
+  std::vector<std::shared_ptr<segment::Segment>> segs;
+  std::shared_ptr<MemTable> mem;
+  {
+    std::lock_guard<std::mutex> v(version_mu_);
+    mem = sh->mem;
+    imm = sh->imm;
+    segs = sh->segments;
+  }
+  const uint32_t dim = options_.dim;
+  auto not_found = [id] { return Status::NotFound("id " + std::to_string(id) + " not found"); };
+  for (const MemTable* table : {mem.get(), imm.get()}) {
+    if (table == nullptr) continue;
+    std::shared_lock<std::shared_mutex> l(sh->mem_mu);
+    size_t row;
+    auto state = table->Find(id, &row);
+    if (state == MemTable::State::kDeleted) return not_found();
+    if (state == MemTable::State::kLive) {
+      if (vector) vector->assign(table->vector(row), table->vector(row) + dim);
+      if (metadata) metadata->assign(table->metadata(row));
+      return Status::OK();
+    }
+  }
+  for (const auto& seg : segs) {
+    uint64_t row;
+    if (seg->FindRow(id, &row)) {
+      if (vector) vector->assign(seg->vector(row), seg->vector(row) + dim);
+      if (metadata) {
+        POMAI_ASSIGN_OR_RETURN(std::string_view m, seg->Metadata(row));
+        metadata->assign(m);
+      }
+      return Status::OK();
+    }
+    if (seg->HasTombstone(id)) return not_found();
+  }
+  return not_found();
+}
+
+Result<uint64_t> DB::Count() {
+  if (closed_) return Status::Closed("database is closed");
+  uint64_t total = 0;
+  for (auto& shp : shards_) {
+    Shard* sh = shp.get();
+    ShardView view{sh, nullptr, nullptr, {}};
+    {
+      std::lock_guard<std::mutex> v(version_mu_);
+      view.mem = sh->mem;
+      view.imm = sh->imm;
+      view.segments = sh->segments;
+    }
+    std::shared_lock<std::shared_mutex> l(sh->mem_mu);
+    // Ids named by newer layers; a row of an older layer with such an id is shadowed.
+    std::unordered_set<uint64_t> seen;
+    const size_t older_layers = (view.imm ? 1 : 0) + view.segments.size();
+    total += view.mem->live_count();
+    if (older_layers > 0)
+      for (size_t r = 0; r < view.mem->rows(); ++r) seen.insert(view.mem->id(r));
+    if (view.imm) {
+      for (size_t r = 0; r < view.imm->rows(); ++r)
+        if (!view.imm->deleted(r) && !seen.count(view.imm->id(r))) ++total;
+      if (!view.segments.empty())
+        for (size_t r = 0; r < view.imm->rows(); ++r) seen.insert(view.imm->id(r));
+    }
+    for (size_t j = 0; j < view.segments.size(); ++j) {
+      const auto& seg = view.segments[j];
+      uint64_t shadowed = 0;
+      if (!seen.empty()) {
+        for (uint64_t id : seen) {
+          uint64_t row;
+          if (seg->FindRow(id, &row)) ++shadowed;
+        }
+      }
+      total += seg->row_count() - shadowed;
+      if (j + 1 < view.segments.size()) {
+        for (uint64_t r = 0; r < seg->row_count(); ++r) seen.insert(seg->ids()[r]);
+        for (uint64_t t = 0; t < seg->tombstone_count(); ++t) seen.insert(seg->tombstones()[t]);
+      }
+    }
+  }
+  return total;
+}
+
+uint64_t DB::segment_count() {
+  std::lock_guard<std::mutex> v(version_mu_);
+  uint64_t n = 0;
+  for (auto& sh : shards_) n += sh->segments.size();
+  return n;
+}
+
+// One unit of search work: a row range of one layer of one shard.
+struct DB::LayerTask {
+  size_t view;        // index into the views
+  int layer;          // -2 mem, -1 imm, >= 0 segment index
+  size_t begin, end;  // row range
+};
+
+Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_t deadline_ms,
+                  std::vector<std::vector<Hit>>* out) {
+  if (closed_) return Status::Closed("database is closed");
+  out->assign(n, {});
+  if (n == 0) return Status::OK();
+  const uint32_t dim = options_.dim;
+  for (size_t i = 0; i < n * dim; ++i) {
+    if (!std::isfinite(queries[i]))
+      return Status::InvalidArgument("query " + std::to_string(i / dim) + " has a non-finite value " +
+                                     std::to_string(queries[i]) + " at component " + std::to_string(i % dim));
+  }
+  const uint32_t budget_ms = deadline_ms ? deadline_ms : options_.deadline_ms;
+  const bool has_deadline = budget_ms > 0;
+  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(budget_ms);
+
+  std::vector<ShardView> views;
+  views.reserve(shards_.size());
+  {
+    std::lock_guard<std::mutex> v(version_mu_);
+    for (auto& sh : shards_) views.push_back({sh.get(), sh->mem, sh->imm, sh->segments});
+  }
+  std::vector<LayerTask> tasks;
+  for (size_t v = 0; v < views.size(); ++v) {
+    tasks.push_back({v, -2, 0, 0});  // memtable: range read under its lock
+    if (views[v].imm) tasks.push_back({v, -1, 0, views[v].imm->rows()});
+    for (size_t j = 0; j < views[v].segments.size(); ++j) {
+      const size_t rows = views[v].segments[j]->row_count();
+      for (size_t b = 0; b < rows; b += kChunkRows) tasks.push_back({v, static_cast<int>(j), b, std::min(rows, b + kChunkRows)});
+    }
+  }
+
+  const simd::Metric metric = options_.metric;
+  std::vector<std::vector<TopK>> results(tasks.size());
+  std::atomic<bool> expired{false};
+
+  auto run = [&](size_t t) {
+    const LayerTask& task = tasks[t];
+    const ShardView& view = views[task.view];
+    std::vector<TopK>& heaps = results[t];
+    heaps.reserve(n);
+    for (size_t q = 0; q < n; ++q) heaps.emplace_back(topks[q]);
+    std::vector<float> scores(kBlockRows);
+
+    // Scores rows [begin, end) of a matrix against every query; `id_of` and
+    // `live` are only asked about rows good enough to enter a heap.
+    auto scan = [&](const float* rows, size_t begin, size_t end, auto&& id_of, auto&& live) {
+      size_t blocks = 0;
+      for (size_t b = begin; b < end; b += kBlockRows) {
+        if (has_deadline && (++blocks & 63) == 0 && Clock::now() > deadline) {
+          expired = true;
+          return;
+        }
+        if (expired.load(std::memory_order_relaxed)) return;
+        const size_t cnt = std::min(kBlockRows, end - b);
+        for (size_t q = 0; q < n; ++q) {
+          TopK& heap = heaps[q];
+          if (heap.k() == 0) continue;
+          simd::ScoreMany(metric, queries + q * dim, rows + b * dim, cnt, dim, dim, scores.data());
+          for (size_t r = 0; r < cnt; ++r) {
+            float s = scores[r];
+            if (!heap.MayAccept(s)) continue;
+            const uint64_t id = id_of(b + r);
+            if (!heap.Accepts(s, id) || !live(b + r, id)) continue;
+            heap.Push({id, s, view.shard->index});
+          }
+        }
+      }
+    };
+
+    if (task.layer == -2) {
+      std::shared_lock<std::shared_mutex> l(view.shard->mem_mu);
+      const MemTable& mem = *view.mem;
+      scan(mem.vectors(), 0, mem.rows(), [&](size_t r) { return mem.id(r); },
+           [&](size_t r, uint64_t) { return !mem.deleted(r); });
+    } else if (task.layer == -1) {
+      const MemTable& imm = *view.imm;
+      scan(imm.vectors(), task.begin, task.end, [&](size_t r) { return imm.id(r); },
+           [&](size_t r, uint64_t id) {
+             if (imm.deleted(r)) return false;
+             std::shared_lock<std::shared_mutex> l(view.shard->mem_mu);
+             return !view.Shadowed(id, -1);
+           });
+    } else {
+      const segment::Segment& seg = *view.segments[task.layer];
+      const uint64_t* ids = seg.ids();
+      scan(seg.vectors(), task.begin, task.end, [&](size_t r) { return ids[r]; },
+           [&](size_t, uint64_t id) {
+             std::shared_lock<std::shared_mutex> l(view.shard->mem_mu);
+             return !view.Shadowed(id, task.layer);
+           });
+    }
+  };
+  if (pool_ && tasks.size() > 1) {
+    pool_->ParallelFor(tasks.size(), run);
+  } else {
+    for (size_t t = 0; t < tasks.size(); ++t) run(t);
+  }
+  if (expired) return Status::DeadlineExceeded("search exceeded its deadline of " + std::to_string(budget_ms) + " ms");
+
+  for (size_t q = 0; q < n; ++q) {
+    std::vector<Hit>& hits = (*out)[q];
+    for (auto& r : results) r[q].AppendTo(&hits);
+    const size_t k = std::min<size_t>(topks[q], hits.size());
+    std::partial_sort(hits.begin(), hits.begin() + k, hits.end(), Better);
+    hits.resize(k);
+  }
+  return Status::OK();
+}
+
+}  // namespace pomai::engine

@@ -1,0 +1,143 @@
+// DB: one database directory of float32 vectors keyed by u64 id.
+//
+// Layout of the write path: one WAL (group commit, one record per batch, so a
+// batch is atomic across shards) feeding `shards` memtables (id % shards);
+// Freeze turns every shard's memtable into an immutable, mmap'd segment file.
+// Searches run over each shard's memtable, its memtable being frozen and its
+// segments, in parallel on the search pool, newest version wins.
+//
+// Thread-safety: every method may be called concurrently from any thread,
+// except that Close must not race with other calls (lib/capi serialises that).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "engine/manifest.h"
+#include "engine/topk.h"
+#include "memtable/memtable.h"
+#include "segment/segment.h"
+#include "simd/distance.h"
+#include "util/env.h"
+#include "util/status.h"
+#include "util/thread_pool.h"
+#include "wal/log_writer.h"
+
+namespace pomai::engine {
+
+struct Options {
+  std::string path;
+  uint32_t dim = 0;
+  uint32_t shards = 1;
+  simd::Metric metric = simd::Metric::kL2;
+  uint32_t search_threads = 0;          // 0 = all cores
+  bool fsync = false;                    // fdatasync the WAL before acknowledging
+  uint64_t memory_budget_bytes = 0;      // memtables size that triggers a freeze; 0 = 256 MiB
+  uint32_t deadline_ms = 0;              // default per-call budget; 0 = none
+  uint32_t hnsw_m = 32;                  // recorded for the index layer (not used yet)
+  uint32_t hnsw_ef_construction = 200;
+  uint32_t hnsw_ef_search = 64;
+  uint32_t adaptive_threshold = 5000;
+  Env* env = nullptr;                    // nullptr = Env::Default()
+};
+
+struct WriteOp {
+  enum class Kind : uint8_t { kPut = 1, kDelete = 2 };
+  Kind kind = Kind::kPut;
+  uint64_t id = 0;
+  const float* vector = nullptr;  // dim floats, for kPut
+  std::string_view metadata;      // for kPut
+};
+
+class DB {
+ public:
+  // Opens or creates the database. See pomai_open in include/pomai/pomai.h
+  // for the errors.
+  static Result<std::unique_ptr<DB>> Open(const Options& options);
+  // Closes if still open.
+  ~DB();
+
+  // Stops background work, syncs the WAL, releases the lock. Idempotent.
+  Status Close();
+
+  // Applies `ops` atomically, in order (a later op on the same id wins).
+  // Every vector is checked first (finite values); nothing is written when
+  // any op is invalid.
+  Status Write(const WriteOp* ops, size_t n);
+  // Puts n rows of a dense row-major matrix.
+  Status PutArray(const uint64_t* ids, const float* vectors, size_t n);
+
+  // Freezes every shard's memtable into a durable segment (see pomai_freeze).
+  Status Freeze();
+
+  Result<bool> Exists(uint64_t id);
+  // NotFound when `id` has no live row.
+  Status Get(uint64_t id, std::vector<float>* vector, std::string* metadata);
+  Result<uint64_t> Count();
+
+  // Exact top-k of `n` queries (n * dim floats, finite) with topks[i] results
+  // each; (*out)[i] is sorted by score descending, then id ascending.
+  // deadline_ms 0 = the database's default.
+  Status Search(const float* queries, size_t n, const uint32_t* topks, uint32_t deadline_ms,
+                std::vector<std::vector<Hit>>* out);
+
+  uint32_t dim() const { return options_.dim; }
+  uint32_t shards() const { return options_.shards; }
+  simd::Metric metric() const { return options_.metric; }
+  const std::string& path() const { return options_.path; }
+
+  // Counters for tests.
+  uint64_t segment_count();
+
+  struct Shard;  // one shard's layers (defined in db.cc)
+
+ private:
+  struct LayerTask;
+  explicit DB(const Options& options);
+
+  Status Recover();
+  Status ReplayWal(const std::string& path);
+  Status ApplyBatch(uint64_t seq, const uint8_t* payload, size_t size, bool from_recovery, const std::string& origin);
+  Status FreezeLocked();
+  Status FlushImmutables();
+  void BackgroundLoop();
+  void MaybeScheduleFreeze();
+  uint64_t NewFileNumber();
+  Status CheckWritable();
+
+  Options options_;
+  Env* env_;
+  std::unique_ptr<FileLock> lock_;
+  std::unique_ptr<ThreadPool> pool_;  // null when search_threads == 1
+
+  std::mutex manifest_mu_;  // guards manifest_ and file numbers
+  Manifest manifest_;
+  std::vector<uint64_t> live_wal_numbers_;      // WAL files still needed, oldest first
+  std::unique_ptr<wal::Writer> wal_;
+
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::mutex version_mu_;  // guards the layer pointers of every shard
+
+  std::mutex freeze_mu_;  // one freeze at a time
+  std::atomic<uint64_t> mem_bytes_{0};
+  uint64_t budget_;
+
+  std::mutex bg_mu_;
+  std::condition_variable bg_cv_;
+  bool bg_stop_ = false;
+  bool bg_pending_ = false;
+  bool freezing_ = false;
+  std::thread bg_thread_;
+
+  std::atomic<bool> closed_{false};
+};
+
+}  // namespace pomai::engine

@@ -1,0 +1,76 @@
+// MemTable: the newest version of every id written since the last freeze of
+// one shard: a vector with metadata, or a tombstone.
+//
+// Live vectors sit in one contiguous row-major matrix, so an exact search of
+// the memtable is one SIMD pass over rows(). A row whose id is deleted stays
+// in the matrix, flagged deleted (the search skips it); overwriting an id
+// reuses its row.
+//
+// Not thread-safe: the engine serialises writers against readers.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace pomai {
+
+class MemTable {
+ public:
+  explicit MemTable(uint32_t dim);
+
+  uint32_t dim() const { return dim_; }
+
+  // Stores `vec` (dim floats, any alignment: copied with memcpy) and `meta` as the newest version of `id`.
+  void Put(uint64_t id, uint64_t seq, const float* vec, std::string_view meta);
+  // Records that `id` is deleted as of `seq` (a tombstone shadows older layers).
+  void Delete(uint64_t id, uint64_t seq);
+
+  enum class State { kAbsent, kLive, kDeleted };
+  // What this memtable says about `id`; *row is set for kLive and kDeleted.
+  State Find(uint64_t id, size_t* row) const;
+
+  // Rows, deleted ones included; row r's vector is vectors() + r * dim().
+  size_t rows() const { return ids_.size(); }
+  const float* vectors() const { return vectors_.data(); }
+  const float* vector(size_t row) const { return vectors_.data() + row * dim_; }
+  uint64_t id(size_t row) const { return ids_[row]; }
+  bool deleted(size_t row) const { return deleted_[row] != 0; }
+  std::string_view metadata(size_t row) const { return metadata_[row]; }
+  size_t live_count() const { return rows() - deleted_count_; }
+  bool empty() const { return ids_.empty(); }
+
+  uint64_t min_seq() const { return min_seq_; }
+  uint64_t max_seq() const { return max_seq_; }
+
+  // Bytes held (vectors, metadata, index), for the freeze trigger.
+  size_t ApproximateMemoryUsage() const;
+
+  // Rows in ascending id order, for writing a segment: live rows and deleted ids.
+  struct Sorted {
+    std::vector<uint64_t> ids;           // live ids, ascending
+    std::vector<float> vectors;          // ids.size() * dim
+    std::vector<uint64_t> meta_offsets;  // ids.size() + 1
+    std::string meta_blob;
+    std::vector<uint64_t> tombstones;    // deleted ids, ascending
+  };
+  Sorted SortedContents() const;
+
+ private:
+  void NoteSeq(uint64_t seq);
+
+  uint32_t dim_;
+  std::vector<uint64_t> ids_;
+  std::vector<float> vectors_;
+  std::vector<std::string> metadata_;
+  std::vector<uint8_t> deleted_;
+  std::unordered_map<uint64_t, size_t> index_;  // id -> row
+  size_t deleted_count_ = 0;
+  size_t metadata_bytes_ = 0;
+  uint64_t min_seq_ = 0;
+  uint64_t max_seq_ = 0;
+};
+
+}  // namespace pomai

@@ -1,0 +1,359 @@
+// The C ABI's contract: clean statuses for every bad input, never a crash.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "pomai/pomai.h"
+#include "support/temp_dir.h"
+
+namespace {
+
+using pomai::testing::TempDir;
+
+// Takes ownership of a status and returns its code; frees it.
+int Code(pomai_status_t* s) {
+  int c = pomai_status_code(s);
+  pomai_status_free(s);
+  return c;
+}
+
+std::string Message(pomai_status_t* s) {
+  std::string m = pomai_status_message(s);
+  pomai_status_free(s);
+  return m;
+}
+
+class CApi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pomai_options_init(&opts_);
+    opts_.path = dir_.path().c_str();
+    opts_.dim = 4;
+    opts_.shards = 2;
+    opts_.metric = POMAI_METRIC_IP;
+    ASSERT_EQ(Code(pomai_open(&opts_, &db_)), 0);
+  }
+  void TearDown() override { pomai_status_free(pomai_close(db_)); }
+
+  pomai_upsert_t Upsert(uint64_t id, const float* v) {
+    pomai_upsert_t u{};
+    u.struct_size = sizeof(u);
+    u.id = id;
+    u.vector = v;
+    u.dim = 4;
+    return u;
+  }
+  pomai_query_t Query(const float* v, uint32_t k) {
+    pomai_query_t q{};
+    q.struct_size = sizeof(q);
+    q.vector = v;
+    q.dim = 4;
+    q.topk = k;
+    return q;
+  }
+
+  TempDir dir_;
+  pomai_options_t opts_;
+  pomai_db_t* db_ = nullptr;
+};
+
+TEST(CApiStatus, NullStatusIsOkWithEmptyMessage) {
+  EXPECT_EQ(pomai_status_code(nullptr), 0);
+  EXPECT_STREQ(pomai_status_message(nullptr), "");
+  pomai_status_free(nullptr);
+  pomai_options_init(nullptr);
+  pomai_record_free(nullptr);
+  pomai_search_results_free(nullptr);
+  pomai_search_batch_free(nullptr, 3);
+  pomai_free(nullptr);
+  EXPECT_EQ(Code(pomai_close(nullptr)), 0);
+  EXPECT_GT(std::strlen(pomai_version_string()), 0u);
+  EXPECT_GT(std::strlen(pomai_simd_target()), 0u);
+  EXPECT_EQ(pomai_abi_version(), 1u);
+}
+
+TEST(CApiOpen, OptionsInitSetsTheDocumentedDefaults) {
+  pomai_options_t o;
+  std::memset(&o, 0xAB, sizeof(o));
+  pomai_options_init(&o);
+  EXPECT_EQ(o.struct_size, sizeof(pomai_options_t));
+  EXPECT_EQ(o.shards, 4u);
+  EXPECT_EQ(o.dim, 512u);
+  EXPECT_EQ(o.search_threads, 0u);
+  EXPECT_EQ(o.fsync_policy, POMAI_FSYNC_POLICY_NEVER);
+  EXPECT_EQ(o.index_type, POMAI_INDEX_TYPE_HNSW);
+  EXPECT_EQ(o.hnsw_m, 32u);
+  EXPECT_EQ(o.hnsw_ef_construction, 200u);
+  EXPECT_EQ(o.hnsw_ef_search, 64u);
+  EXPECT_EQ(o.adaptive_threshold, 5000u);
+  EXPECT_EQ(o.metric, POMAI_METRIC_L2);
+}
+
+TEST(CApiOpen, BadOptionsAreInvalidArgumentNamingTheField) {
+  TempDir dir;
+  pomai_options_t o;
+  pomai_db_t* db = reinterpret_cast<pomai_db_t*>(0x1);
+  EXPECT_EQ(Code(pomai_open(nullptr, &db)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(db, nullptr);
+  pomai_options_init(&o);
+  o.path = dir.path().c_str();
+  EXPECT_EQ(Code(pomai_open(&o, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
+  o.path = nullptr;
+  EXPECT_NE(Message(pomai_open(&o, &db)).find("path"), std::string::npos);
+  o.path = "";
+  EXPECT_EQ(Code(pomai_open(&o, &db)), POMAI_STATUS_INVALID_ARGUMENT);
+  o.path = dir.path().c_str();
+  o.dim = 0;
+  EXPECT_NE(Message(pomai_open(&o, &db)).find("dim"), std::string::npos);
+  o.dim = 4;
+  o.shards = 0;
+  EXPECT_NE(Message(pomai_open(&o, &db)).find("shards"), std::string::npos);
+  o.shards = 1;
+  o.metric = 7;
+  EXPECT_NE(Message(pomai_open(&o, &db)).find("metric is 7"), std::string::npos);
+  o.metric = 0;
+  o.struct_size = 16;
+  EXPECT_NE(Message(pomai_open(&o, &db)).find("struct_size is too small"), std::string::npos);
+  EXPECT_EQ(db, nullptr);
+}
+
+TEST(CApiOpen, OlderShorterOptionsStructTakesDefaultsForTheRest) {
+  TempDir dir;
+  pomai_options_t o;
+  std::memset(&o, 0xFF, sizeof(o));  // garbage beyond struct_size must not be read
+  o.struct_size = 48;                // an older client: through deadline_ms
+  o.path = dir.path().c_str();
+  o.shards = 1;
+  o.dim = 3;
+  o.search_threads = 1;
+  o.fsync_policy = POMAI_FSYNC_POLICY_NEVER;
+  o.memory_budget_bytes = 0;
+  o.deadline_ms = 0;
+  pomai_db_t* db = nullptr;
+  ASSERT_EQ(Code(pomai_open(&o, &db)), 0);
+  float v[3] = {1, 2, 3};
+  pomai_upsert_t u{};
+  u.struct_size = 32;  // an older, shorter upsert: through dim (no metadata)
+  u.id = 5;
+  u.vector = v;
+  u.dim = 3;
+  u.metadata = reinterpret_cast<const uint8_t*>(0xdead);  // beyond struct_size: ignored
+  ASSERT_EQ(Code(pomai_put(db, &u)), 0);
+  pomai_query_t q{};
+  q.struct_size = 40;  // older query: through deadline_ms; flags not read
+  q.vector = v;
+  q.dim = 3;
+  q.topk = 1;
+  q.flags = 99;
+  pomai_search_results_t* r = nullptr;
+  ASSERT_EQ(Code(pomai_search(db, &q, &r)), 0);
+  ASSERT_EQ(r->count, 1u);
+  EXPECT_EQ(r->ids[0], 5u);
+  EXPECT_FLOAT_EQ(r->scores[0], -0.0f);  // L2 (the default metric) distance to itself
+  pomai_search_results_free(r);
+  pomai_status_free(pomai_close(db));
+}
+
+TEST_F(CApi, PutSearchGetRoundTrip) {
+  float a[4] = {1, 0, 0, 0}, b[4] = {0, 1, 0, 0}, c[4] = {0.5f, 0.5f, 0, 0};
+  pomai_upsert_t items[3] = {Upsert(1, a), Upsert(2, b), Upsert(3, c)};
+  items[2].metadata = reinterpret_cast<const uint8_t*>("meta");
+  items[2].metadata_len = 4;
+  ASSERT_EQ(Code(pomai_put_batch(db_, items, 3)), 0);
+  pomai_query_t q = Query(a, 2);
+  pomai_search_results_t* r = nullptr;
+  ASSERT_EQ(Code(pomai_search(db_, &q, &r)), 0);
+  ASSERT_EQ(r->count, 2u);
+  EXPECT_EQ(r->ids[0], 1u);
+  EXPECT_EQ(r->ids[1], 3u);
+  EXPECT_FLOAT_EQ(r->scores[0], 1.0f);
+  EXPECT_EQ(r->shard_ids[0], 1u);
+  EXPECT_EQ(r->zero_copy_pointers, nullptr);
+  pomai_search_results_free(r);
+
+  pomai_record_t* rec = nullptr;
+  ASSERT_EQ(Code(pomai_get(db_, 3, &rec)), 0);
+  EXPECT_EQ(rec->dim, 4u);
+  EXPECT_EQ(rec->vector[0], 0.5f);
+  ASSERT_EQ(rec->metadata_len, 4u);
+  EXPECT_EQ(std::memcmp(rec->metadata, "meta", 4), 0);
+  EXPECT_FALSE(rec->is_deleted);
+  pomai_record_free(rec);
+  EXPECT_EQ(Code(pomai_get(db_, 99, &rec)), POMAI_STATUS_NOT_FOUND);
+  EXPECT_EQ(rec, nullptr);
+  bool exists = true;
+  ASSERT_EQ(Code(pomai_delete(db_, 3)), 0);
+  ASSERT_EQ(Code(pomai_exists(db_, 3, &exists)), 0);
+  EXPECT_FALSE(exists);
+  uint64_t count = 0;
+  ASSERT_EQ(Code(pomai_count(db_, &count)), 0);
+  EXPECT_EQ(count, 2u);
+  ASSERT_EQ(Code(pomai_freeze(db_)), 0);
+  ASSERT_EQ(Code(pomai_count(db_, &count)), 0);
+  EXPECT_EQ(count, 2u);
+}
+
+TEST_F(CApi, SearchBatchAllowsADifferentTopkPerQuery) {
+  std::vector<float> vecs(40 * 4);
+  std::vector<uint64_t> ids(40);
+  for (size_t i = 0; i < 40; ++i) {
+    ids[i] = i;
+    for (int d = 0; d < 4; ++d) vecs[i * 4 + d] = std::sin(float(i * 4 + d));
+  }
+  ASSERT_EQ(Code(pomai_put_array(db_, ids.data(), vecs.data(), 40, 4)), 0);
+  pomai_query_t qs[3] = {Query(&vecs[0], 1), Query(&vecs[4], 7), Query(&vecs[8], 0)};
+  pomai_search_results_t* r = nullptr;
+  ASSERT_EQ(Code(pomai_search_batch(db_, qs, 3, &r)), 0);
+  EXPECT_EQ(r[0].count, 1u);
+  EXPECT_EQ(r[1].count, 7u);
+  EXPECT_EQ(r[2].count, 0u);
+  EXPECT_EQ(r[1].struct_size, sizeof(pomai_search_results_t));
+  for (size_t i = 1; i < r[1].count; ++i) EXPECT_GE(r[1].scores[i - 1], r[1].scores[i]);
+  pomai_search_batch_free(r, 3);
+}
+
+TEST_F(CApi, SearchArrayPadsMissingResults) {
+  float a[4] = {1, 2, 3, 4};
+  pomai_upsert_t u = Upsert(8, a);
+  ASSERT_EQ(Code(pomai_put(db_, &u)), 0);
+  uint64_t ids[3];
+  float scores[3];
+  uint32_t counts[1];
+  ASSERT_EQ(Code(pomai_search_array(db_, a, 1, 4, 3, ids, scores, counts)), 0);
+  EXPECT_EQ(counts[0], 1u);
+  EXPECT_EQ(ids[0], 8u);
+  EXPECT_EQ(ids[1], UINT64_MAX);
+  EXPECT_TRUE(std::isinf(scores[2]) && scores[2] < 0);
+  EXPECT_EQ(Code(pomai_search_array(db_, a, SIZE_MAX / 2, 4, 4, ids, scores, counts)), POMAI_STATUS_INVALID_ARGUMENT);
+}
+
+TEST_F(CApi, NullPointersAreInvalidArgumentNeverACrash) {
+  float a[4] = {1, 2, 3, 4};
+  pomai_upsert_t u = Upsert(1, a);
+  pomai_query_t q = Query(a, 1);
+  pomai_search_results_t* r = nullptr;
+  pomai_record_t* rec = nullptr;
+  bool b;
+  uint64_t n;
+  uint64_t id = 1;
+  uint32_t count;
+  EXPECT_EQ(Code(pomai_put(nullptr, &u)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_put(db_, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_put_batch(db_, nullptr, 2)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_put_batch(db_, nullptr, 0)), 0);
+  EXPECT_EQ(Code(pomai_put_array(db_, nullptr, a, 1, 4)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_put_array(db_, &id, nullptr, 1, 4)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_delete_batch(db_, nullptr, 1)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_freeze(nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_exists(db_, 1, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_exists(nullptr, 1, &b)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_get(db_, 1, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_get(nullptr, 1, &rec)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_count(db_, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_count(nullptr, &n)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_search(db_, nullptr, &r)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_search(db_, &q, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_search(nullptr, &q, &r)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_search_batch(db_, nullptr, 2, &r)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_search_batch(db_, &q, 1, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_search_array(db_, nullptr, 1, 4, 1, &id, a, &count)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_search_array(db_, a, 1, 4, 1, nullptr, a, &count)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_search_array(db_, a, 1, 4, 1, &id, nullptr, &count)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_search_array(db_, a, 1, 4, 1, &id, a, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
+  u.vector = nullptr;
+  EXPECT_NE(Message(pomai_put(db_, &u)).find("items[0].vector is NULL"), std::string::npos);
+  q.vector = nullptr;
+  EXPECT_NE(Message(pomai_search(db_, &q, &r)).find("vector is NULL"), std::string::npos);
+  u.vector = a;
+  u.metadata = nullptr;
+  u.metadata_len = 5;
+  EXPECT_EQ(Code(pomai_put(db_, &u)), POMAI_STATUS_INVALID_ARGUMENT);
+  ASSERT_EQ(Code(pomai_count(db_, &n)), 0);
+  EXPECT_EQ(n, 0u);
+}
+
+TEST_F(CApi, WrongDimNanInfAndBadFieldsAreRejectedAndNothingIsStored) {
+  float a[4] = {1, 2, 3, 4};
+  float nan[4] = {1, NAN, 3, 4};
+  float inf[4] = {1, 2, INFINITY, 4};
+  pomai_upsert_t items[2] = {Upsert(1, a), Upsert(2, a)};
+  items[1].dim = 5;
+  std::string m = Message(pomai_put_batch(db_, items, 2));
+  EXPECT_NE(m.find("items[1].dim is 5"), std::string::npos) << m;
+  items[1] = Upsert(2, nan);
+  EXPECT_EQ(Code(pomai_put_batch(db_, items, 2)), POMAI_STATUS_INVALID_ARGUMENT);
+  items[1] = Upsert(2, inf);
+  EXPECT_EQ(Code(pomai_put_batch(db_, items, 2)), POMAI_STATUS_INVALID_ARGUMENT);
+  items[1] = Upsert(2, a);
+  items[1].struct_size = 40;
+  EXPECT_NE(Message(pomai_put_batch(db_, items, 2)).find("struct_size"), std::string::npos);
+  items[0].struct_size = 8;
+  EXPECT_NE(Message(pomai_put_batch(db_, items, 1)).find("too small"), std::string::npos);
+  EXPECT_EQ(Code(pomai_put_array(db_, &items[0].id, a, 1, 3)), POMAI_STATUS_INVALID_ARGUMENT);
+  uint64_t n = 1;
+  ASSERT_EQ(Code(pomai_count(db_, &n)), 0);
+  EXPECT_EQ(n, 0u);
+
+  pomai_search_results_t* r = nullptr;
+  pomai_query_t q = Query(nan, 1);
+  EXPECT_EQ(Code(pomai_search(db_, &q, &r)), POMAI_STATUS_INVALID_ARGUMENT);
+  q = Query(a, 1);
+  q.dim = 3;
+  EXPECT_NE(Message(pomai_search(db_, &q, &r)).find("dim is 3"), std::string::npos);
+  q = Query(a, 1);
+  q.filter_expression = "color = 'red'";
+  EXPECT_EQ(Code(pomai_search(db_, &q, &r)), POMAI_STATUS_UNIMPLEMENTED);
+  q.filter_expression = "";
+  EXPECT_EQ(Code(pomai_search(db_, &q, &r)), 0);
+  pomai_search_results_free(r);
+  q.flags = 1;
+  EXPECT_EQ(Code(pomai_search(db_, &q, &r)), POMAI_STATUS_INVALID_ARGUMENT);
+}
+
+TEST_F(CApi, TopkZeroAndHuge) {
+  float a[4] = {1, 2, 3, 4};
+  for (uint64_t id = 0; id < 10; ++id) {
+    pomai_upsert_t u = Upsert(id, a);
+    ASSERT_EQ(Code(pomai_put(db_, &u)), 0);
+  }
+  pomai_search_results_t* r = nullptr;
+  pomai_query_t q = Query(a, 0);
+  ASSERT_EQ(Code(pomai_search(db_, &q, &r)), 0);
+  EXPECT_EQ(r->count, 0u);
+  pomai_search_results_free(r);
+  q.topk = UINT32_MAX;
+  ASSERT_EQ(Code(pomai_search(db_, &q, &r)), 0);
+  EXPECT_EQ(r->count, 10u);
+  pomai_search_results_free(r);
+}
+
+TEST_F(CApi, ClosedHandleAnswersClosedAndDoubleCloseIsANoOp) {
+  ASSERT_EQ(Code(pomai_close(db_)), 0);
+  EXPECT_EQ(Code(pomai_close(db_)), 0);
+  float a[4] = {1, 2, 3, 4};
+  pomai_upsert_t u = Upsert(1, a);
+  pomai_query_t q = Query(a, 1);
+  pomai_search_results_t* r = nullptr;
+  bool b;
+  EXPECT_EQ(Code(pomai_put(db_, &u)), POMAI_STATUS_CLOSED);
+  EXPECT_EQ(Code(pomai_search(db_, &q, &r)), POMAI_STATUS_CLOSED);
+  EXPECT_EQ(Code(pomai_freeze(db_)), POMAI_STATUS_CLOSED);
+  EXPECT_EQ(Code(pomai_exists(db_, 1, &b)), POMAI_STATUS_CLOSED);
+  EXPECT_EQ(Code(pomai_delete(db_, 1)), POMAI_STATUS_CLOSED);
+  // The directory is free again: a new open succeeds.
+  pomai_db_t* again = nullptr;
+  ASSERT_EQ(Code(pomai_open(&opts_, &again)), 0);
+  pomai_status_free(pomai_close(again));
+}
+
+TEST_F(CApi, SecondOpenWhileHeldSaysLocked) {
+  pomai_db_t* other = nullptr;
+  std::string m = Message(pomai_open(&opts_, &other));
+  EXPECT_NE(m.find("locked"), std::string::npos) << m;
+  EXPECT_EQ(other, nullptr);
+}
+
+}  // namespace

@@ -1,0 +1,444 @@
+#include "engine/db.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <set>
+
+#include "engine_test_util.h"
+#include "support/fault_env.h"
+#include "support/temp_dir.h"
+
+namespace pomai::engine {
+namespace {
+
+using testing::TempDir;
+using testing::VectorFor;
+
+Options MakeOptions(const std::string& path, uint32_t dim = 8, uint32_t shards = 1,
+                    simd::Metric metric = simd::Metric::kL2) {
+  Options o;
+  o.path = path;
+  o.dim = dim;
+  o.shards = shards;
+  o.metric = metric;
+  o.search_threads = 2;
+  return o;
+}
+
+std::unique_ptr<DB> OpenOrDie(const Options& o) {
+  auto r = DB::Open(o);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? std::move(r).value() : nullptr;
+}
+
+Status Put(DB* db, uint64_t id, const std::vector<float>& v, std::string_view meta = {}) {
+  WriteOp op;
+  op.kind = WriteOp::Kind::kPut;
+  op.id = id;
+  op.vector = v.data();
+  op.metadata = meta;
+  return db->Write(&op, 1);
+}
+
+Status Del(DB* db, uint64_t id) {
+  WriteOp op;
+  op.kind = WriteOp::Kind::kDelete;
+  op.id = id;
+  return db->Write(&op, 1);
+}
+
+std::vector<Hit> SearchOne(DB* db, const std::vector<float>& q, uint32_t k) {
+  std::vector<std::vector<Hit>> out;
+  Status s = db->Search(q.data(), 1, &k, 0, &out);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return out.empty() ? std::vector<Hit>{} : out[0];
+}
+
+TEST(DB, PutGetDeleteAcrossMemtableAndSegment) {
+  TempDir dir;
+  auto db = OpenOrDie(MakeOptions(dir.path()));
+  auto v1 = VectorFor(1, 0, 8), v2 = VectorFor(2, 0, 8);
+  ASSERT_TRUE(Put(db.get(), 1, v1, "one").ok());
+  ASSERT_TRUE(Put(db.get(), 2, v2).ok());
+  std::vector<float> got;
+  std::string meta;
+  ASSERT_TRUE(db->Get(1, &got, &meta).ok());
+  EXPECT_EQ(got, v1);
+  EXPECT_EQ(meta, "one");
+  ASSERT_TRUE(db->Freeze().ok());
+  EXPECT_EQ(db->segment_count(), 1u);
+  ASSERT_TRUE(db->Get(1, &got, &meta).ok());
+  EXPECT_EQ(got, v1);
+  EXPECT_EQ(meta, "one");
+  ASSERT_TRUE(Del(db.get(), 1).ok());
+  EXPECT_TRUE(db->Get(1, &got, &meta).IsNotFound());
+  EXPECT_FALSE(db->Exists(1).value());
+  EXPECT_TRUE(db->Exists(2).value());
+  EXPECT_EQ(db->Count().value(), 1u);
+}
+
+TEST(DB, ReopenWithDifferentDimMetricOrShardsIsRejectedNamingBoth) {
+  TempDir dir;
+  { auto db = OpenOrDie(MakeOptions(dir.path(), 8, 2, simd::Metric::kIP)); }
+  auto r = DB::Open(MakeOptions(dir.path(), 16, 2, simd::Metric::kIP));
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsInvalidArgument());
+  EXPECT_NE(r.status().message().find("16"), std::string::npos);
+  EXPECT_NE(r.status().message().find("8"), std::string::npos);
+  EXPECT_TRUE(DB::Open(MakeOptions(dir.path(), 8, 3, simd::Metric::kIP)).status().IsInvalidArgument());
+  auto m = DB::Open(MakeOptions(dir.path(), 8, 2, simd::Metric::kL2));
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("ip"), std::string::npos);
+  EXPECT_TRUE(DB::Open(MakeOptions(dir.path(), 8, 2, simd::Metric::kIP)).ok());
+}
+
+TEST(DB, SecondOpenOfAnOpenDatabaseSaysLocked) {
+  TempDir dir;
+  auto db = OpenOrDie(MakeOptions(dir.path()));
+  auto second = DB::Open(MakeOptions(dir.path()));
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find("locked"), std::string::npos);
+}
+
+TEST(DB, InvalidItemFailsTheWholeBatchAndStoresNothing) {
+  TempDir dir;
+  auto db = OpenOrDie(MakeOptions(dir.path()));
+  auto good = VectorFor(1, 0, 8);
+  auto bad = VectorFor(2, 0, 8);
+  bad[3] = std::nanf("");
+  WriteOp ops[2];
+  ops[0] = {WriteOp::Kind::kPut, 1, good.data(), {}};
+  ops[1] = {WriteOp::Kind::kPut, 2, bad.data(), {}};
+  Status s = db->Write(ops, 2);
+  EXPECT_TRUE(s.IsInvalidArgument());
+  EXPECT_NE(s.message().find("item 1"), std::string::npos) << s.message();
+  EXPECT_EQ(db->Count().value(), 0u);
+  bad[3] = INFINITY;
+  EXPECT_TRUE(db->Write(ops, 2).IsInvalidArgument());
+  EXPECT_EQ(db->Count().value(), 0u);
+}
+
+TEST(DB, LastWriteOfAnIdInABatchWins) {
+  TempDir dir;
+  auto db = OpenOrDie(MakeOptions(dir.path()));
+  auto a = VectorFor(7, 0, 8), b = VectorFor(7, 1, 8);
+  WriteOp ops[3] = {{WriteOp::Kind::kPut, 7, a.data(), "a"}, {WriteOp::Kind::kDelete, 7, nullptr, {}},
+                    {WriteOp::Kind::kPut, 7, b.data(), "b"}};
+  ASSERT_TRUE(db->Write(ops, 3).ok());
+  std::vector<float> got;
+  std::string meta;
+  ASSERT_TRUE(db->Get(7, &got, &meta).ok());
+  EXPECT_EQ(got, b);
+  EXPECT_EQ(meta, "b");
+}
+
+TEST(DB, ScoresAreSortedByScoreThenIdAscending) {
+  TempDir dir;
+  auto db = OpenOrDie(MakeOptions(dir.path(), 4, 3, simd::Metric::kIP));
+  std::vector<float> same = {1, 0, 0, 0};
+  for (uint64_t id : {9, 3, 6, 1, 12}) ASSERT_TRUE(Put(db.get(), id, same).ok());
+  ASSERT_TRUE(db->Freeze().ok());
+  auto hits = SearchOne(db.get(), {1, 0, 0, 0}, 10);
+  ASSERT_EQ(hits.size(), 5u);
+  std::vector<uint64_t> ids;
+  for (auto& h : hits) ids.push_back(h.id);
+  EXPECT_EQ(ids, (std::vector<uint64_t>{1, 3, 6, 9, 12}));
+  for (auto& h : hits) EXPECT_EQ(h.shard, h.id % 3);
+}
+
+TEST(DB, TopkZeroGivesNothingAndHugeTopkGivesAllLiveRows) {
+  TempDir dir;
+  auto db = OpenOrDie(MakeOptions(dir.path(), 8, 2));
+  for (uint64_t id = 0; id < 50; ++id) ASSERT_TRUE(Put(db.get(), id, VectorFor(id, 0, 8)).ok());
+  ASSERT_TRUE(Del(db.get(), 10).ok());
+  auto q = VectorFor(999, 0, 8);
+  EXPECT_TRUE(SearchOne(db.get(), q, 0).empty());
+  EXPECT_EQ(SearchOne(db.get(), q, UINT32_MAX).size(), 49u);
+}
+
+// The model-based shadowing test: random puts, overwrites and deletes,
+// interleaved with freezes and reopens, over several shards; after every
+// step, get/exists/count and searches must match a plain map of live rows.
+class ShadowingTest : public ::testing::TestWithParam<simd::Metric> {};
+
+TEST_P(ShadowingTest, NewestVersionWinsAcrossMemtableSegmentsShardsAndReopen) {
+  TempDir dir;
+  const uint32_t dim = 6;
+  Options o = MakeOptions(dir.path(), dim, 3, GetParam());
+  auto db = OpenOrDie(o);
+  std::map<uint64_t, std::vector<float>> model;
+  std::mt19937_64 rng(42);
+  uint32_t version = 0;
+  for (int step = 0; step < 600; ++step) {
+    const int action = static_cast<int>(rng() % 100);
+    if (action < 55) {
+      std::vector<WriteOp> ops;
+      std::vector<std::vector<float>> keep;
+      const int n = 1 + static_cast<int>(rng() % 5);
+      keep.reserve(n);
+      for (int i = 0; i < n; ++i) {
+        uint64_t id = rng() % 120;
+        keep.push_back(VectorFor(id, ++version, dim));
+        ops.push_back({WriteOp::Kind::kPut, id, keep.back().data(), {}});
+        model[id] = keep.back();
+      }
+      ASSERT_TRUE(db->Write(ops.data(), ops.size()).ok());
+    } else if (action < 80) {
+      uint64_t id = rng() % 120;
+      ASSERT_TRUE(Del(db.get(), id).ok());
+      model.erase(id);
+    } else if (action < 93) {
+      ASSERT_TRUE(db->Freeze().ok());
+    } else {
+      db.reset();
+      db = OpenOrDie(o);
+      ASSERT_NE(db, nullptr);
+    }
+    if (step % 20 != 19) continue;
+    ASSERT_EQ(db->Count().value(), model.size()) << "step " << step;
+    for (uint64_t id = 0; id < 120; ++id) {
+      std::vector<float> got;
+      Status s = db->Get(id, &got, nullptr);
+      auto it = model.find(id);
+      if (it == model.end()) {
+        ASSERT_TRUE(s.IsNotFound()) << "deleted id " << id << " came back at step " << step;
+      } else {
+        ASSERT_TRUE(s.ok()) << s.ToString();
+        ASSERT_EQ(got, it->second) << "stale version of id " << id << " at step " << step;
+      }
+    }
+    for (int qn = 0; qn < 3; ++qn) {
+      auto q = VectorFor(100000 + step, qn, dim);
+      auto expect = testing::BruteForce(model, GetParam(), q.data(), dim, 10);
+      auto got = SearchOne(db.get(), q, 10);
+      ASSERT_EQ(got.size(), expect.size());
+      for (size_t i = 0; i < got.size(); ++i) {
+        ASSERT_EQ(got[i].id, expect[i].id) << "rank " << i << " step " << step;
+        ASSERT_NEAR(got[i].score, expect[i].score, 1e-4f * (1 + std::fabs(expect[i].score)));
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Metrics, ShadowingTest,
+                         ::testing::Values(simd::Metric::kL2, simd::Metric::kIP, simd::Metric::kCosine));
+
+TEST(DB, ManyQueriesInOneSearchEachMatchBruteForce) {
+  TempDir dir;
+  const uint32_t dim = 16;
+  auto db = OpenOrDie(MakeOptions(dir.path(), dim, 2, simd::Metric::kL2));
+  std::map<uint64_t, std::vector<float>> model;
+  for (uint64_t id = 0; id < 3000; ++id) {
+    model[id] = VectorFor(id, 0, dim);
+    ASSERT_TRUE(Put(db.get(), id, model[id]).ok());
+    if (id == 2000) ASSERT_TRUE(db->Freeze().ok());
+  }
+  const size_t nq = 40;
+  std::vector<float> qs;
+  std::vector<uint32_t> ks;
+  for (size_t i = 0; i < nq; ++i) {
+    auto q = VectorFor(777, static_cast<uint32_t>(i), dim);
+    qs.insert(qs.end(), q.begin(), q.end());
+    ks.push_back(static_cast<uint32_t>(i % 12));
+  }
+  std::vector<std::vector<Hit>> out;
+  ASSERT_TRUE(db->Search(qs.data(), nq, ks.data(), 0, &out).ok());
+  for (size_t i = 0; i < nq; ++i) {
+    auto expect = testing::BruteForce(model, simd::Metric::kL2, qs.data() + i * dim, dim, ks[i]);
+    ASSERT_EQ(out[i].size(), expect.size());
+    for (size_t r = 0; r < expect.size(); ++r) EXPECT_EQ(out[i][r].id, expect[r].id);
+  }
+}
+
+TEST(DB, NonFiniteQueryIsInvalidArgument) {
+  TempDir dir;
+  auto db = OpenOrDie(MakeOptions(dir.path()));
+  std::vector<float> q(8, 0.5f);
+  q[2] = -INFINITY;
+  uint32_t k = 3;
+  std::vector<std::vector<Hit>> out;
+  EXPECT_TRUE(db->Search(q.data(), 1, &k, 0, &out).IsInvalidArgument());
+}
+
+TEST(DB, FsyncAlwaysSyncsBeforeAcknowledgingAndNeverDoesNot) {
+  for (bool fsync : {false, true}) {
+    TempDir dir;
+    testing::FaultInjectionEnv env;
+    Options o = MakeOptions(dir.path());
+    o.env = &env;
+    o.fsync = fsync;
+    auto db = OpenOrDie(o);
+    const uint64_t before = env.count(testing::Op::kSync);
+    for (uint64_t id = 0; id < 10; ++id) ASSERT_TRUE(Put(db.get(), id, VectorFor(id, 0, 8)).ok());
+    const uint64_t syncs = env.count(testing::Op::kSync) - before;
+    if (fsync)
+      EXPECT_GE(syncs, 10u) << "every acknowledged single-writer batch needs its own fdatasync";
+    else
+      EXPECT_EQ(syncs, 0u);
+  }
+}
+
+TEST(DB, FailedFsyncMakesWritesFailForeverButKeepsReadsAndRecoversOnReopen) {
+  TempDir dir;
+  testing::FaultInjectionEnv env;
+  Options o = MakeOptions(dir.path());
+  o.env = &env;
+  o.fsync = true;
+  {
+    auto db = OpenOrDie(o);
+    ASSERT_TRUE(Put(db.get(), 1, VectorFor(1, 0, 8)).ok());
+    env.FailNth(testing::Op::kSync, 1, EIO);  // once only: a retry would succeed
+    Status s = Put(db.get(), 2, VectorFor(2, 0, 8));
+    EXPECT_TRUE(s.IsIOError()) << s.ToString();
+    Status again = Put(db.get(), 3, VectorFor(3, 0, 8));
+    EXPECT_FALSE(again.ok()) << "a write after a failed fsync must not be acknowledged";
+    EXPECT_NE(again.message().find("refuses writes"), std::string::npos) << again.message();
+    EXPECT_FALSE(db->Freeze().ok());
+    EXPECT_TRUE(db->Exists(1).value());
+    EXPECT_FALSE(db->Exists(3).value());
+  }
+  env.ClearFaults();
+  auto db = OpenOrDie(o);
+  EXPECT_TRUE(db->Exists(1).value());
+  EXPECT_FALSE(db->Exists(3).value());
+  EXPECT_TRUE(Put(db.get(), 4, VectorFor(4, 0, 8)).ok());
+}
+
+TEST(DB, FailedFreezeKeepsEverythingReadableAndALaterFreezeSucceeds) {
+  for (testing::Op op : {testing::Op::kSync, testing::Op::kRename, testing::Op::kSyncDir}) {
+    TempDir dir;
+    testing::FaultInjectionEnv env;
+    Options o = MakeOptions(dir.path(), 8, 2);
+    o.env = &env;
+    auto db = OpenOrDie(o);
+    for (uint64_t id = 0; id < 40; ++id) ASSERT_TRUE(Put(db.get(), id, VectorFor(id, 0, 8)).ok());
+    env.FailNth(op, 1, ENOSPC);
+    EXPECT_FALSE(db->Freeze().ok());
+    env.ClearFaults();
+    EXPECT_EQ(db->Count().value(), 40u);
+    ASSERT_TRUE(db->Freeze().ok());
+    EXPECT_EQ(db->Count().value(), 40u);
+    db.reset();
+    db = OpenOrDie(o);
+    EXPECT_EQ(db->Count().value(), 40u);
+    for (uint64_t id = 0; id < 40; ++id) {
+      std::vector<float> got;
+      ASSERT_TRUE(db->Get(id, &got, nullptr).ok());
+      EXPECT_EQ(got, VectorFor(id, 0, 8));
+    }
+  }
+}
+
+TEST(DB, ReopenReplaysTheLogAndFreezeDeletesFrozenLogs) {
+  TempDir dir;
+  Options o = MakeOptions(dir.path());
+  {
+    auto db = OpenOrDie(o);
+    for (uint64_t id = 0; id < 20; ++id) ASSERT_TRUE(Put(db.get(), id, VectorFor(id, 0, 8)).ok());
+  }
+  {
+    auto db = OpenOrDie(o);
+    EXPECT_EQ(db->Count().value(), 20u);
+    ASSERT_TRUE(db->Freeze().ok());
+  }
+  auto names = Env::Default()->ListDir(dir.path()).value();
+  size_t wals = 0, segs = 0;
+  for (auto& n : names) {
+    wals += n.rfind("wal-", 0) == 0;
+    segs += n.rfind("seg-", 0) == 0;
+  }
+  EXPECT_EQ(segs, 1u);
+  EXPECT_LE(wals, 2u);  // the live one (and the one the last open created)
+  auto db = OpenOrDie(o);
+  EXPECT_EQ(db->Count().value(), 20u);
+}
+
+TEST(DB, CorruptWalRecordIsCorruptionNamingFileAndOffset) {
+  TempDir dir;
+  Options o = MakeOptions(dir.path());
+  {
+    auto db = OpenOrDie(o);
+    for (uint64_t id = 0; id < 5; ++id) ASSERT_TRUE(Put(db.get(), id, VectorFor(id, 0, 8)).ok());
+  }
+  std::string wal;
+  for (auto& n : Env::Default()->ListDir(dir.path()).value())
+    if (n.rfind("wal-", 0) == 0 && Env::Default()->FileSize(dir.file(n)).value() > 0) wal = n;
+  ASSERT_FALSE(wal.empty());
+  std::string data;
+  ASSERT_TRUE(ReadFileToString(Env::Default(), dir.file(wal), &data).ok());
+  data[30] ^= 0x55;  // inside the first record's payload
+  ASSERT_TRUE(WriteFileAtomically(Env::Default(), dir.path(), dir.file(wal), data).ok());
+  auto r = DB::Open(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsCorruption()) << r.status().ToString();
+  EXPECT_NE(r.status().message().find(wal), std::string::npos);
+  EXPECT_NE(r.status().message().find("offset 0"), std::string::npos) << r.status().message();
+}
+
+TEST(DB, AutomaticFreezeWhenTheMemoryBudgetIsExceeded) {
+  TempDir dir;
+  Options o = MakeOptions(dir.path(), 64, 2);
+  o.memory_budget_bytes = 64 * 1024;
+  auto db = OpenOrDie(o);
+  for (uint64_t id = 0; id < 3000; ++id) ASSERT_TRUE(Put(db.get(), id, VectorFor(id, 0, 64)).ok());
+  ASSERT_TRUE(db->Freeze().ok());  // waits for any background freeze
+  EXPECT_GT(db->segment_count(), 2u);
+  EXPECT_EQ(db->Count().value(), 3000u);
+  db.reset();
+  db = OpenOrDie(o);
+  EXPECT_EQ(db->Count().value(), 3000u);
+}
+
+TEST(DB, DeadlineExceededIsReported) {
+  TempDir dir;
+  Options o = MakeOptions(dir.path(), 256, 1);
+  o.search_threads = 1;
+  auto db = OpenOrDie(o);
+  std::vector<uint64_t> ids(100000);
+  std::vector<float> vecs(ids.size() * 256, 0.25f);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = i;
+  ASSERT_TRUE(db->PutArray(ids.data(), vecs.data(), ids.size()).ok());
+  std::vector<float> q(256 * 64, 0.5f);
+  std::vector<uint32_t> ks(64, 10);
+  std::vector<std::vector<Hit>> out;
+  // 64 queries over 100k x 256 floats is far more than 1 ms of work.
+  EXPECT_EQ(db->Search(q.data(), 64, ks.data(), 1, &out).code(), Code::kDeadlineExceeded);
+}
+
+TEST(DB, ConcurrentWritersReadersAndFreezesStayConsistent) {
+  TempDir dir;
+  Options o = MakeOptions(dir.path(), 8, 2);
+  auto db = OpenOrDie(o);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 2; ++w) {
+    threads.emplace_back([&, w] {
+      for (uint64_t i = 0; i < 400; ++i) {
+        uint64_t id = w * 100000 + i;
+        ASSERT_TRUE(Put(db.get(), id, VectorFor(id, 0, 8)).ok());
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    while (!stop) ASSERT_TRUE(db->Freeze().ok());
+  });
+  for (int r = 0; r < 2; ++r) {
+    threads.emplace_back([&] {
+      auto q = VectorFor(5, 5, 8);
+      while (!stop) {
+        auto hits = SearchOne(db.get(), q, 5);
+        for (size_t i = 1; i < hits.size(); ++i) ASSERT_FALSE(Better(hits[i], hits[i - 1]));
+      }
+    });
+  }
+  threads[0].join();
+  threads[1].join();
+  stop = true;
+  for (size_t t = 2; t < threads.size(); ++t) threads[t].join();
+  EXPECT_EQ(db->Count().value(), 800u);
+}
+
+}  // namespace
+}  // namespace pomai::engine
