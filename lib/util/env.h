@@ -67,6 +67,7 @@ class Env {
   virtual Status RenameFile(const std::string& from, const std::string& to) = 0;
   virtual Status RemoveFile(const std::string& path) = 0;
   virtual Status TruncateFile(const std::string& path, uint64_t size) = 0;
+  // Creates `path` and any missing parents (mkdir -p).
   virtual Status CreateDirIfMissing(const std::string& path) = 0;
   // fsyncs the directory, making creations, renames and removals in it durable.
   virtual Status SyncDir(const std::string& path) = 0;

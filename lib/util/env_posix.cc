@@ -188,8 +188,15 @@ class PosixEnv final : public Env {
     if (::truncate(path.c_str(), static_cast<off_t>(size)) != 0) return Status::FromErrno("truncate", path, errno);
     return Status::OK();
   }
+  // Creates missing parents too, like mkdir -p.
   Status CreateDirIfMissing(const std::string& path) override {
-    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno("mkdir", path, errno);
+    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+      if (errno != ENOENT) return Status::FromErrno("mkdir", path, errno);
+      const size_t slash = path.find_last_of('/', path.size() > 1 ? path.size() - 2 : 0);
+      if (slash == std::string::npos || slash == 0) return Status::FromErrno("mkdir", path, ENOENT);
+      POMAI_RETURN_IF_ERROR(CreateDirIfMissing(path.substr(0, slash)));
+      if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno("mkdir", path, errno);
+    }
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) return Status::FromErrno("stat", path, errno);
     if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument("path '" + path + "' exists and is not a directory");

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <utility>
@@ -74,14 +76,31 @@ class [[nodiscard]] Result {
   Result(Status status) : status_(std::move(status)) {}    // NOLINT: must not be OK
   bool ok() const { return status_.ok(); }
   const Status& status() const { return status_; }
-  T& value() & { return *value_; }
-  const T& value() const& { return *value_; }
-  T value() && { return std::move(*value_); }  // by value: safe in range-for over a temporary
+  // value() of an error Result is a programming error: it aborts with the status.
+  T& value() & {
+    CheckHasValue();
+    return *value_;
+  }
+  const T& value() const& {
+    CheckHasValue();
+    return *value_;
+  }
+  T value() && {  // by value: safe in a range-for over a temporary
+    CheckHasValue();
+    return std::move(*value_);
+  }
   T* operator->() { return &*value_; }
   const T* operator->() const { return &*value_; }
   T& operator*() & { return *value_; }
 
  private:
+  void CheckHasValue() const {
+    if (!value_) {
+      std::fprintf(stderr, "pomai: value() of an error Result: %s\n", status_.ToString().c_str());
+      std::abort();
+    }
+  }
+
   Status status_;
   std::optional<T> value_;
 };

@@ -82,6 +82,16 @@ TEST(Env, LockIsExclusiveWithinAndAcrossProcesses) {
   EXPECT_TRUE(env->LockFile(dir.file("LOCK")).ok());
 }
 
+TEST(Env, CreateDirIfMissingCreatesParentsAndRejectsAFile) {
+  TempDir dir;
+  Env* env = Env::Default();
+  ASSERT_TRUE(env->CreateDirIfMissing(dir.file("a/b/c")).ok());
+  EXPECT_TRUE(env->FileExists(dir.file("a/b/c")));
+  ASSERT_TRUE(env->CreateDirIfMissing(dir.file("a/b/c")).ok());
+  ASSERT_TRUE(WriteFileAtomically(env, dir.path(), dir.file("f"), "x").ok());
+  EXPECT_TRUE(env->CreateDirIfMissing(dir.file("f")).IsInvalidArgument());
+}
+
 TEST(FaultInjectionEnv, CountsSyncsAndFailsTheNthOnce) {
   TempDir dir;
   testing::FaultInjectionEnv env;

@@ -1,0 +1,59 @@
+"""Prints the engine benchmark's goals as ratios, from engine_bench's JSON output.
+
+Usage: python3 bench/engine_ratios.py results.json
+"""
+import json
+import sys
+
+
+def main(path: str) -> int:
+    with open(path) as f:
+        data = json.load(f)
+    by_name = {b["name"]: b for b in data["benchmarks"] if b.get("run_type", "iteration") == "iteration"}
+
+    def get(name: str, key: str) -> float:
+        for n, b in by_name.items():
+            if n.split("/min_time")[0].split("/real_time")[0] == name:
+                return float(b[key])
+        raise KeyError(name)
+
+    rows = []
+    bw = get("MemoryReadBandwidth/1000000", "bytes_per_second")
+    search = get("ExactSearch/1000000", "bytes_per_second")
+    rows.append(("exact search 1M x 128, 1 thread, vs memory read bandwidth", search / bw, 0.80,
+                 f"{get('ExactSearch/1000000', 'items_per_second') / 1e6:.1f} M rows/s, "
+                 f"{search / 1e9:.2f} GB/s vs {bw / 1e9:.2f} GB/s"))
+    put = get("PutBatch/1000", "bytes_per_second")
+    wr = get("SequentialWrite/1000", "bytes_per_second")
+    rows.append(("put_batch 1000 x 128-d (fsync never) vs sequential write()", put / wr, 0.50,
+                 f"{get('PutBatch/1000', 'items_per_second') / 1e3:.0f} k rows/s, "
+                 f"{put / 1e6:.0f} MB/s vs {wr / 1e6:.0f} MB/s"))
+    f1 = get("PutBatchFsync/1", "items_per_second")
+    f1000 = get("PutBatchFsync/1000", "items_per_second")
+    rows.append(("fsync always: rows/s at batch 1000 vs batch 1", f1000 / f1, None,
+                 f"{f1:.0f} rows/s at batch 1, {f1000:.0f} rows/s at batch 1000"))
+    t1 = get("PutBatchFsyncThreads/1", "items_per_second")
+    t16 = get("PutBatchFsyncThreads/16", "items_per_second")
+    rows.append(("fsync always, 1-row batches: 16 writers vs 1 (group commit)", t16 / t1, None,
+                 f"{t1:.0f} vs {t16:.0f} rows/s"))
+    g10k = get("ReopenFirstGet/10000", "real_time")
+    g1m = get("ReopenFirstGet/1000000", "real_time")
+    rows.append(("reopen + first get: 1M rows vs 10k rows (time ratio, lower is better)", g1m / g10k, 2.0,
+                 f"{g10k:.0f} us vs {g1m:.0f} us"))
+    s10k = get("ReopenFirstSearch/10000", "real_time")
+    s1m = get("ReopenFirstSearch/1000000", "real_time")
+    rows.append(("reopen + first exact search: 1M vs 10k (time ratio; exact search reads all rows)", s1m / s10k, None,
+                 f"{s10k:.0f} us vs {s1m:.0f} us"))
+    ok = True
+    for name, ratio, goal, detail in rows:
+        verdict = ""
+        if goal is not None:
+            met = ratio <= goal if "lower is better" in name else ratio >= goal
+            ok = ok and met
+            verdict = f"goal {'<=' if 'lower is better' in name else '>='} {goal:.2f}: {'met' if met else 'NOT met'}"
+        print(f"{name}\n    ratio {ratio:.2f}  ({detail})  {verdict}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
