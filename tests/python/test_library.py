@@ -1,0 +1,79 @@
+"""Finding and loading libpomai_c.so: the package's own, POMAI_C_LIB, ctypes."""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.metadata
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pomaidb
+
+
+def run_python(code: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k != "POMAI_C_LIB"}
+    full_env.update(env)
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_library_path_is_the_packaged_library() -> None:
+    path = Path(pomaidb.library_path())
+    assert path.name == "libpomai_c.so" and path.is_file()
+
+
+def test_ctypes_client_calls_the_library() -> None:
+    lib = ctypes.CDLL(pomaidb.library_path())
+    lib.pomai_version_string.restype = ctypes.c_char_p
+    assert lib.pomai_version_string().decode() == pomaidb.__version__
+    lib.pomai_abi_version.restype = ctypes.c_uint32
+    assert lib.pomai_abi_version() == pomaidb.abi_version()
+
+
+def test_versions() -> None:
+    assert pomaidb.__version__ == pomaidb.version() == importlib.metadata.version("pomai")
+    assert isinstance(pomaidb.abi_version(), int)
+    assert isinstance(pomaidb.simd_target(), str) and pomaidb.simd_target()
+
+
+def test_pomai_c_lib_overrides_the_library(tmp_path: Path) -> None:
+    lib = pomaidb.library_path()
+    code = (
+        "import pomaidb, pomaidb._ffi as f\n"
+        "print(pomaidb.library_path())\n"
+        "import sys; print('pomaidb._pomai_cffi' in sys.modules)\n"
+        f"db = pomaidb.open_db({str(tmp_path / 'db')!r}, dim=2, metric='l2')\n"
+        "pomaidb.put_batch(db, [1, 2], [[0, 0], [3, 4]], metadata=[b'a', None])\n"
+        "print(pomaidb.search_batch(db, [[3, 3]], topk=2))\n"
+        "print(pomaidb.get(db, 1)[1])\n"
+        "pomaidb.close(db)\n"
+    )
+    out = run_python(code, tmp_path, POMAI_C_LIB=lib)
+    assert out.returncode == 0, out.stderr
+    path, extension_loaded, results, meta = out.stdout.splitlines()
+    assert path == os.path.abspath(lib)
+    assert extension_loaded == "False"  # ABI mode (dlopen), not the extension
+    assert results == "[([2, 1], [-1.0, -18.0])]"
+    assert meta == "b'a'"
+
+
+def test_bogus_pomai_c_lib_is_a_clear_import_error(tmp_path: Path) -> None:
+    bogus = str(tmp_path / "no-such-libpomai_c.so")
+    out = run_python("import pomaidb", tmp_path, POMAI_C_LIB=bogus)
+    assert out.returncode != 0
+    assert "ImportError" in out.stderr
+    assert "POMAI_C_LIB" in out.stderr and bogus in out.stderr
+
+
+def test_import_works_outside_the_repository(tmp_path: Path) -> None:
+    out = run_python("import pomaidb, os; print(os.path.dirname(pomaidb.__file__))", tmp_path)
+    assert out.returncode == 0, out.stderr
+    pkg = Path(out.stdout.strip())
+    if (pkg / "_pomai_cffi.py").exists() or not (pkg / "libpomai_c.so").exists():
+        return  # an editable install: the binaries live in the build directory
+    names = {p.name for p in pkg.iterdir()}
+    assert "libpomai_c.so" in names and "py.typed" in names and "_cdef.h" in names
+    assert any(n.startswith("_pomai_cffi") and n.endswith(".so") for n in names)
+    assert {"pomai.h", "c_types.h"} <= {p.name for p in (pkg / "include" / "pomai").iterdir()}
