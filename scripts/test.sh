@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Sets up (scripts/setup.sh) and runs every test: the C++ suites (GoogleTest,
+# through meson test) in a release build and in an ASan+UBSan build, then the
+# Python suite (pytest) against the installed package.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="${POMAI_VENV:-$root/.venv}"
+bash "$root/scripts/setup.sh"
+export PATH="$venv/bin:$PATH"
+cd "$root"
+
+echo "== C++ tests (release)"
+[ -f build-test/build.ninja ] || meson setup build-test -Dtests=true -Dbuildtype=release --wrap-mode=nodownload
+ninja -C build-test
+POMAI_CRASH_CYCLES="${POMAI_CRASH_CYCLES:-50}" meson test -C build-test --print-errorlogs --num-processes 2
+
+echo "== C++ tests (ASan + UBSan)"
+[ -f build-asan/build.ninja ] || meson setup build-asan -Dtests=true -Dbuildtype=debugoptimized \
+  -Db_sanitize=address,undefined -Db_lundef=false --wrap-mode=nodownload
+ninja -C build-asan
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 POMAI_CRASH_CYCLES=10 \
+  meson test -C build-asan --print-errorlogs --num-processes 2 --timeout-multiplier 3
+
+echo "== Python tests"
+cd /tmp  # import the installed package, not the source tree
+python -m pytest -q -p no:cacheprovider "$root/tests/python"
