@@ -93,7 +93,7 @@ class InvalidArgumentError(PomaiDBError, ValueError):
 
 
 def _rebuild_error(cls: type, code: int, message: str) -> PomaiDBError:
-    err = Exception.__new__(cls)
+    err: PomaiDBError = Exception.__new__(cls)
     PomaiDBError.__init__(err, code, message)
     return err
 
@@ -523,12 +523,12 @@ def search_batch(db: Database, queries: VectorsLike, topk: int = 10) -> List[Tup
 
 def simd_target() -> str:
     """Name of the SIMD target the distance kernels use on this CPU (e.g. "AVX2")."""
-    return ffi.string(lib.pomai_simd_target()).decode()
+    return str(ffi.string(lib.pomai_simd_target()).decode())
 
 
 def version() -> str:
     """Version of the loaded C library, e.g. "0.1.0"."""
-    return ffi.string(lib.pomai_version_string()).decode()
+    return str(ffi.string(lib.pomai_version_string()).decode())
 
 
 def abi_version() -> int:

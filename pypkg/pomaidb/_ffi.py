@@ -50,7 +50,7 @@ def _find_cdef() -> Path:
 
 
 def _load_override(path: str) -> tuple[Any, Any, str]:
-    import cffi
+    import cffi  # type: ignore[import-untyped,unused-ignore]
 
     cdef_path = _find_cdef()
     abi_ffi = cffi.FFI()
