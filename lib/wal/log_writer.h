@@ -76,6 +76,7 @@ class Writer {
   uint64_t next_seq_;
   Status sticky_;
   std::string scratch_;
+  uint64_t file_size_;  // file_->Size() as of the last completed group, under mu_
 };
 
 }  // namespace pomai::wal
