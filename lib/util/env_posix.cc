@@ -281,7 +281,11 @@ Status WriteFileAtomically(Env* env, const std::string& dir, const std::string& 
       return s;
     }
   }
-  POMAI_RETURN_IF_ERROR(env->RenameFile(tmp, path));
+  Status s = env->RenameFile(tmp, path);
+  if (!s.ok()) {
+    (void)env->RemoveFile(tmp);
+    return s;
+  }
   return env->SyncDir(dir);
 }
 

@@ -14,7 +14,7 @@
 
 namespace pomai::wal::testutil {
 
-// One record framed by hand from docs/FORMAT-wal.md, not by the Writer.
+// One record framed by hand from docs/FORMAT.md ("WAL files"), not by the Writer.
 inline std::string Frame(uint8_t type, uint64_t seq, std::string_view payload) {
   std::string out(kHeaderSize, '\0');
   auto* h = reinterpret_cast<uint8_t*>(out.data());
