@@ -61,9 +61,10 @@ POMAI_EXPORT void pomai_options_init(pomai_options_t* opts);
 POMAI_EXPORT pomai_status_t* pomai_open(const pomai_options_t* opts, pomai_db_t** out_db);
 
 /* Closes the database: waits for running calls, makes the memtable durable
- * according to the fsync policy, releases the lock. The handle itself stays
- * valid memory: any later call on it returns POMAI_STATUS_CLOSED, and a
- * second pomai_close is a no-op returning NULL. NULL is a no-op. */
+ * according to the fsync policy, releases the lock. A pomai_db_t* is an
+ * opaque token, not an address, so using it after close is safe: any later
+ * call returns POMAI_STATUS_CLOSED and a second pomai_close is a no-op
+ * returning NULL. NULL is a no-op. */
 POMAI_EXPORT pomai_status_t* pomai_close(pomai_db_t* db);
 
 /* ---- writes ---------------------------------------------------------- */

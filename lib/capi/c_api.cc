@@ -2,12 +2,15 @@
 // struct_size rules, handle lifetime, status objects. No engine logic here.
 #include "pomai/pomai.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <new>
+#include <stdexcept>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -20,28 +23,84 @@ struct pomai_status_t {
   std::string message;
 };
 
-// A database handle. The shell outlives pomai_close (which only destroys the
-// engine), so a closed handle answers POMAI_STATUS_CLOSED instead of being a
-// dangling pointer; it is a few dozen bytes per open.
-struct pomai_db_t {
-  static constexpr uint64_t kMagic = 0x62645f69616d6f70ull;  // "pomai_db"
-  uint64_t magic = kMagic;
-  std::shared_mutex mu;  // calls hold it shared; close holds it exclusively
-  std::unique_ptr<pomai::engine::DB> db;
-};
-
 namespace {
 
 using pomai::Status;
 
-pomai_status_t* MakeStatus(int code, std::string msg) {
-  auto* s = new (std::nothrow) pomai_status_t{code, std::move(msg)};
-  if (s == nullptr) {
-    static pomai_status_t oom{POMAI_STATUS_RESOURCE_EXHAUSTED, "out of memory"};
-    return &oom;  // pomai_status_free knows not to free it
+// Returned when not even a status can be allocated; pomai_status_free skips it.
+pomai_status_t g_out_of_memory{POMAI_STATUS_RESOURCE_EXHAUSTED, "out of memory"};
+
+pomai_status_t* MakeStatus(int code, std::string msg) noexcept {
+  try {
+    return new pomai_status_t{code, std::move(msg)};
+  } catch (...) {
+    return &g_out_of_memory;
   }
-  return s;
 }
+
+// Database handles. A pomai_db_t* is not an address: it encodes a slot of
+// this table and the slot's generation, ((slot + 1) << 32) | generation.
+// Closing bumps the generation, so a closed (or never valid) handle is
+// recognised without touching freed memory, and slots are reused without
+// leaking.
+struct Slot {
+  std::shared_mutex mu;  // calls hold it shared; close holds it exclusively
+  uint32_t generation = 1;  // guarded by mu
+  std::unique_ptr<pomai::engine::DB> db;  // guarded by mu; null when free
+};
+
+class HandleTable {
+ public:
+  static HandleTable& Get() {
+    static HandleTable* table = new HandleTable();  // never destroyed: handles may outlive static destructors
+    return *table;
+  }
+
+  pomai_db_t* Add(std::unique_ptr<pomai::engine::DB> db) {
+    std::lock_guard<std::mutex> l(mu_);
+    uint32_t index;
+    if (!free_.empty()) {
+      index = free_.back();
+      free_.pop_back();
+    } else {
+      index = size_.load();
+      if (index >= kChunks * kChunkSize) throw std::length_error("too many open databases");
+      if (index % kChunkSize == 0) chunks_[index / kChunkSize].store(new Slot[kChunkSize]);
+      size_.store(index + 1);
+    }
+    Slot& slot = At(index);
+    std::unique_lock<std::shared_mutex> sl(slot.mu);
+    slot.db = std::move(db);
+    const uint64_t value = (static_cast<uint64_t>(index + 1) << 32) | slot.generation;
+    return reinterpret_cast<pomai_db_t*>(static_cast<uintptr_t>(value));
+  }
+
+  // The slot a handle names and the generation it carries, or nullptr when
+  // the handle was never issued.
+  Slot* Find(const pomai_db_t* handle, uint32_t* generation) {
+    const uint64_t value = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(handle));
+    const uint64_t index = (value >> 32) - 1;
+    *generation = static_cast<uint32_t>(value);
+    if ((value >> 32) == 0 || index >= size_.load() || *generation == 0) return nullptr;
+    return &At(static_cast<uint32_t>(index));
+  }
+
+  void Release(const pomai_db_t* handle) {
+    const uint64_t value = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(handle));
+    std::lock_guard<std::mutex> l(mu_);
+    free_.push_back(static_cast<uint32_t>((value >> 32) - 1));
+  }
+
+ private:
+  static constexpr uint32_t kChunkSize = 256;
+  static constexpr uint32_t kChunks = 4096;
+  Slot& At(uint32_t index) { return chunks_[index / kChunkSize].load()[index % kChunkSize]; }
+
+  std::mutex mu_;
+  std::atomic<Slot*> chunks_[kChunks] = {};
+  std::atomic<uint32_t> size_{0};
+  std::vector<uint32_t> free_;
+};
 
 pomai_status_t* FromStatus(const Status& s) {
   if (s.ok()) return nullptr;
@@ -68,11 +127,13 @@ pomai_status_t* Guard(Fn&& fn) noexcept {
 template <typename Fn>
 pomai_status_t* WithDb(pomai_db_t* db, Fn&& fn) noexcept {
   if (db == nullptr) return Invalid("db is NULL");
-  if (db->magic != pomai_db_t::kMagic) return Invalid("db is not a pomai_db_t handle");
   return Guard([&]() -> pomai_status_t* {
-    std::shared_lock<std::shared_mutex> l(db->mu);
-    if (!db->db) return MakeStatus(POMAI_STATUS_CLOSED, "database is closed");
-    return fn(*db->db);
+    uint32_t generation;
+    Slot* slot = HandleTable::Get().Find(db, &generation);
+    if (slot == nullptr) return Invalid("db is not a handle returned by pomai_open");
+    std::shared_lock<std::shared_mutex> l(slot->mu);
+    if (slot->generation != generation || !slot->db) return MakeStatus(POMAI_STATUS_CLOSED, "database is closed");
+    return fn(*slot->db);
   });
 }
 
@@ -152,10 +213,7 @@ int pomai_status_code(const pomai_status_t* status) { return status ? status->co
 const char* pomai_status_message(const pomai_status_t* status) { return status ? status->message.c_str() : ""; }
 
 void pomai_status_free(pomai_status_t* status) {
-  if (status == nullptr || status->message == "out of memory") {
-    // The static out-of-memory status is never freed; a heap one with the same text leaks a few bytes.
-    return;
-  }
+  if (status == nullptr || status == &g_out_of_memory) return;
   delete status;
 }
 
@@ -230,21 +288,28 @@ pomai_status_t* pomai_open(const pomai_options_t* opts, pomai_db_t** out_db) {
     eo.adaptive_threshold = o.adaptive_threshold;
     auto db = pomai::engine::DB::Open(eo);
     if (!db.ok()) return FromStatus(db.status());
-    auto* handle = new pomai_db_t();
-    handle->db = std::move(db).value();
-    *out_db = handle;
+    *out_db = HandleTable::Get().Add(std::move(db).value());
     return nullptr;
   });
 }
 
 pomai_status_t* pomai_close(pomai_db_t* db) {
   if (db == nullptr) return nullptr;
-  if (db->magic != pomai_db_t::kMagic) return Invalid("db is not a pomai_db_t handle");
   return Guard([&]() -> pomai_status_t* {
-    std::unique_lock<std::shared_mutex> l(db->mu);
-    if (!db->db) return nullptr;
-    Status s = db->db->Close();
-    db->db.reset();
+    uint32_t generation;
+    Slot* slot = HandleTable::Get().Find(db, &generation);
+    if (slot == nullptr) return Invalid("db is not a handle returned by pomai_open");
+    std::unique_ptr<pomai::engine::DB> engine;
+    {
+      std::unique_lock<std::shared_mutex> l(slot->mu);  // waits for running calls
+      if (slot->generation != generation || !slot->db) return nullptr;  // already closed
+      engine = std::move(slot->db);
+      ++slot->generation;
+      if (slot->generation == 0) slot->generation = 1;
+    }
+    Status s = engine->Close();
+    engine.reset();
+    HandleTable::Get().Release(db);
     return FromStatus(s);
   });
 }

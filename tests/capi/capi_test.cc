@@ -349,6 +349,31 @@ TEST_F(CApi, ClosedHandleAnswersClosedAndDoubleCloseIsANoOp) {
   pomai_status_free(pomai_close(again));
 }
 
+TEST(CApiHandles, GarbageAndReusedHandlesAreRejectedWithoutTouchingMemory) {
+  uint64_t n;
+  EXPECT_EQ(Code(pomai_count(reinterpret_cast<pomai_db_t*>(0x1), &n)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_count(reinterpret_cast<pomai_db_t*>(0xFFFFFFFF00000001ull), &n)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_close(reinterpret_cast<pomai_db_t*>(0x7fff00000000ull))), POMAI_STATUS_INVALID_ARGUMENT);
+  // A handle closed and its slot reused by a new open stays closed.
+  TempDir d1, d2;
+  pomai_options_t o;
+  pomai_options_init(&o);
+  o.dim = 2;
+  o.shards = 1;
+  o.path = d1.path().c_str();
+  pomai_db_t* first = nullptr;
+  ASSERT_EQ(Code(pomai_open(&o, &first)), 0);
+  ASSERT_EQ(Code(pomai_close(first)), 0);
+  o.path = d2.path().c_str();
+  pomai_db_t* second = nullptr;
+  ASSERT_EQ(Code(pomai_open(&o, &second)), 0);
+  EXPECT_NE(first, second);
+  EXPECT_EQ(Code(pomai_count(first, &n)), POMAI_STATUS_CLOSED);
+  EXPECT_EQ(Code(pomai_close(first)), 0);
+  EXPECT_EQ(Code(pomai_count(second, &n)), 0) << "closing a stale handle must not close its slot's new database";
+  pomai_status_free(pomai_close(second));
+}
+
 TEST_F(CApi, SecondOpenWhileHeldSaysLocked) {
   pomai_db_t* other = nullptr;
   std::string m = Message(pomai_open(&opts_, &other));
