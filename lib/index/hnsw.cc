@@ -1,0 +1,460 @@
+// Reading side of HNSW graphs: Open (O(1) checks), Search (bounds-checked
+// walk in place), Verify and Stats (full scans).
+#include "index/hnsw.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <limits>
+
+#include "index/walk.h"
+#include "util/coding.h"
+#include "util/crc32c.h"
+
+namespace pomai::index {
+
+// Links are read as host u32 straight from the mapping.
+static_assert(std::endian::native == std::endian::little, "pomai graphs need a little-endian host");
+
+using internal::Cand;
+using internal::ClosestOnTop;
+using internal::Distance;
+using internal::FarthestOnTop;
+
+namespace {
+
+constexpr uint32_t kNumKinds = 5;
+
+const char* KindName(uint32_t kind) {
+  switch (kind) {
+    case kHnswHeader: return "hnsw header";
+    case kHnswLevels: return "hnsw levels";
+    case kHnswLayer0: return "hnsw layer-0 links";
+    case kHnswUpperIndex: return "hnsw upper index";
+    case kHnswUpperLinks: return "hnsw upper links";
+  }
+  return "hnsw";
+}
+
+// Per-thread buffers of a search, grown on first use and reused.
+struct SearchScratch {
+  std::vector<Cand> candidates;  // closest on top
+  std::vector<Cand> results;     // farthest on top
+  std::vector<const float*> rows;
+  std::vector<uint32_t> ids;
+  std::vector<float> scores;
+
+  void Reserve(size_t degree, size_t ef) {
+    if (rows.size() < degree) {
+      rows.resize(degree);
+      ids.resize(degree);
+      scores.resize(degree);
+    }
+    if (results.capacity() < ef + 1) results.reserve(ef + 1);
+    if (candidates.capacity() < 4 * ef) candidates.reserve(4 * ef);
+  }
+};
+
+SearchScratch& ThreadScratch() {
+  thread_local SearchScratch scratch;
+  return scratch;
+}
+
+}  // namespace
+
+Result<HnswGraph> HnswGraph::Open(const std::function<std::string_view(uint32_t kind)>& section,
+                                  const float* vectors, size_t rows, uint32_t dim, simd::Metric metric,
+                                  const std::string& file_for_errors, const char* file_base) {
+  HnswGraph g;
+  g.file_ = file_for_errors;
+  g.file_offsets_ = file_base != nullptr;
+  g.metric_ = metric;
+  std::string_view views[kNumKinds];
+  for (uint32_t i = 0; i < kNumKinds; ++i) {
+    views[i] = section(kHnswHeader + i);
+    if (file_base != nullptr && !views[i].empty()) {
+      g.section_offset_[i] = static_cast<uint64_t>(views[i].data() - file_base);
+    }
+  }
+  auto corrupt = [&](uint32_t kind, uint64_t offset, const std::string& what) {
+    return g.LinkCorruption(kind, offset, what);
+  };
+
+  const std::string_view hdr = views[0];
+  if (hdr.empty()) return Status::NotFound(file_for_errors + ": no hnsw graph");
+  if (hdr.size() != kHnswHeaderSize) {
+    return corrupt(kHnswHeader, 0, "header is " + std::to_string(hdr.size()) + " bytes, expected " +
+                                       std::to_string(kHnswHeaderSize));
+  }
+  const uint8_t* h = reinterpret_cast<const uint8_t*>(hdr.data());
+  if (std::memcmp(h + hnsw_header::kMagic, kHnswMagic, sizeof(kHnswMagic)) != 0) {
+    return corrupt(kHnswHeader, hnsw_header::kMagic, "bad magic");
+  }
+  const uint32_t crc = DecodeFixed32(h + hnsw_header::kCrc);
+  if (crc32c::Value(h, hnsw_header::kCrc) != crc) return corrupt(kHnswHeader, hnsw_header::kCrc, "header checksum mismatch");
+  const uint32_t version = DecodeFixed32(h + hnsw_header::kVersion);
+  if (version != kHnswFormatVersion) {
+    return corrupt(kHnswHeader, hnsw_header::kVersion,
+                   "unsupported format version " + std::to_string(version) + " (this build reads " +
+                       std::to_string(kHnswFormatVersion) + ")");
+  }
+  if (DecodeFixed32(h + hnsw_header::kHeaderSize) != kHnswHeaderSize) {
+    return corrupt(kHnswHeader, hnsw_header::kHeaderSize, "bad header size");
+  }
+  g.m_ = DecodeFixed32(h + hnsw_header::kM);
+  g.m0_ = DecodeFixed32(h + hnsw_header::kM0);
+  g.max_level_ = DecodeFixed32(h + hnsw_header::kMaxLevelField);
+  g.entry_ = DecodeFixed32(h + hnsw_header::kEntryPoint);
+  g.rows_ = DecodeFixed64(h + hnsw_header::kRows);
+  g.dim_ = DecodeFixed32(h + hnsw_header::kDim);
+  const uint8_t metric_byte = h[hnsw_header::kMetric];
+  g.seed_ = DecodeFixed64(h + hnsw_header::kSeed);
+  g.ef_construction_ = DecodeFixed32(h + hnsw_header::kEfConstruction);
+  g.upper_blocks_ = DecodeFixed64(h + hnsw_header::kUpperBlocks);
+
+  if (g.m_ < 1 || g.m_ > kMaxDegree) return corrupt(kHnswHeader, hnsw_header::kM, "m out of range");
+  if (g.m0_ < 1 || g.m0_ > kMaxDegree) return corrupt(kHnswHeader, hnsw_header::kM0, "m0 out of range");
+  if (g.max_level_ > kMaxLevel) {
+    return corrupt(kHnswHeader, hnsw_header::kMaxLevelField, "max level " + std::to_string(g.max_level_) + " > " +
+                                                                 std::to_string(kMaxLevel));
+  }
+  if (g.rows_ != rows) {
+    return corrupt(kHnswHeader, hnsw_header::kRows, "graph has " + std::to_string(g.rows_) +
+                                                        " rows, the segment " + std::to_string(rows));
+  }
+  if (g.dim_ != dim) {
+    return corrupt(kHnswHeader, hnsw_header::kDim, "graph dim " + std::to_string(g.dim_) + ", segment dim " +
+                                                       std::to_string(dim));
+  }
+  if (metric_byte != static_cast<uint8_t>(metric)) {
+    return corrupt(kHnswHeader, hnsw_header::kMetric, "graph metric " + std::to_string(metric_byte) +
+                                                          " differs from the segment's");
+  }
+  if (g.rows_ > kMaxRows) return corrupt(kHnswHeader, hnsw_header::kRows, "too many rows");
+  if (g.upper_blocks_ > std::numeric_limits<uint32_t>::max()) {
+    return corrupt(kHnswHeader, hnsw_header::kUpperBlocks, "too many upper blocks");
+  }
+  if (g.rows_ > 0 && vectors == nullptr) return Status::InvalidArgument("hnsw: null vectors for a non-empty graph");
+
+  // Exact section sizes, all products checked.
+  uint64_t sizes[kNumKinds] = {kHnswHeaderSize, g.rows_, 0, 0, 0};
+  uint64_t stride0 = 0, stride_up = 0;
+  if (AddOverflows(g.m0_, 1, &stride0) || MulOverflows(g.rows_, stride0, &sizes[2]) ||
+      MulOverflows(sizes[2], 4, &sizes[2]) || MulOverflows(g.rows_, 4, &sizes[3]) ||
+      AddOverflows(g.m_, 1, &stride_up) || MulOverflows(g.upper_blocks_, stride_up, &sizes[4]) ||
+      MulOverflows(sizes[4], 4, &sizes[4]) || sizes[2] > SIZE_MAX || sizes[4] > SIZE_MAX) {
+    return corrupt(kHnswHeader, hnsw_header::kRows, "section sizes overflow");
+  }
+  for (uint32_t i = 1; i < kNumKinds; ++i) {
+    if (views[i].size() != sizes[i]) {
+      return corrupt(kHnswHeader + i, 0, "section is " + std::to_string(views[i].size()) +
+                                             " bytes, the header implies " + std::to_string(sizes[i]));
+    }
+    if (i >= 2 && reinterpret_cast<uintptr_t>(views[i].data()) % alignof(uint32_t) != 0) {
+      return Status::InvalidArgument(file_for_errors + ": " + KindName(kHnswHeader + i) +
+                                     " is not 4-byte aligned in memory");
+    }
+  }
+  g.vectors_ = vectors;
+  g.levels_ = reinterpret_cast<const uint8_t*>(views[1].data());
+  g.layer0_ = reinterpret_cast<const uint32_t*>(views[2].data());
+  g.upper_index_ = reinterpret_cast<const uint32_t*>(views[3].data());
+  g.upper_links_ = reinterpret_cast<const uint32_t*>(views[4].data());
+
+  if (g.rows_ == 0) {
+    if (g.entry_ != kNoRow || g.max_level_ != 0 || g.upper_blocks_ != 0) {
+      return corrupt(kHnswHeader, hnsw_header::kEntryPoint, "empty graph with an entry point");
+    }
+    return g;
+  }
+  if (g.entry_ >= g.rows_) {
+    return corrupt(kHnswHeader, hnsw_header::kEntryPoint, "entry point " + std::to_string(g.entry_) + " >= rows " +
+                                                              std::to_string(g.rows_));
+  }
+  if (g.levels_[g.entry_] != g.max_level_) {
+    return corrupt(kHnswLevels, g.entry_, "entry point " + std::to_string(g.entry_) + " has level " +
+                                              std::to_string(g.levels_[g.entry_]) + ", the max level is " +
+                                              std::to_string(g.max_level_));
+  }
+  if (g.max_level_ > 0 && g.upper_blocks_ < g.max_level_) {
+    return corrupt(kHnswHeader, hnsw_header::kUpperBlocks, "fewer upper blocks than the entry point's levels");
+  }
+  return g;
+}
+
+Status HnswGraph::LinkCorruption(uint32_t kind, uint64_t byte_in_section, const std::string& what) const {
+  const uint32_t i = kind - kHnswHeader;
+  const uint64_t offset = (file_offsets_ && i < kNumKinds ? section_offset_[i] : 0) + byte_in_section;
+  std::string msg = std::string(KindName(kind)) + ": " + what;
+  if (!file_offsets_) msg += " (offset within section " + std::to_string(kind) + ")";
+  return Status::Corruption(file_, offset, msg);
+}
+
+Status HnswGraph::UpperBlock(uint32_t row, uint32_t level, const uint32_t** links) const {
+  if (levels_[row] < level) {
+    return LinkCorruption(kHnswLevels, row, "row " + std::to_string(row) + " is linked on layer " +
+                                                std::to_string(level) + " but has level " +
+                                                std::to_string(levels_[row]));
+  }
+  const uint64_t block = uint64_t{upper_index_[row]} + level - 1;
+  if (block >= upper_blocks_) {
+    return LinkCorruption(kHnswUpperIndex, uint64_t{row} * 4, "row " + std::to_string(row) + " points at upper block " +
+                                                                  std::to_string(block) + " of " +
+                                                                  std::to_string(upper_blocks_));
+  }
+  *links = upper_links_ + block * (uint64_t{m_} + 1);
+  return Status::OK();
+}
+
+Status HnswGraph::Search(const float* query, size_t k, size_t ef, RowFilter is_live,
+                         std::vector<Neighbor>* out) const {
+  out->clear();
+  if (rows_ == 0 || k == 0) return Status::OK();
+  if (query == nullptr) return Status::InvalidArgument("hnsw search: null query");
+  ef = std::max(ef, k);
+  SearchScratch& s = ThreadScratch();
+  s.Reserve(std::max(m_, m0_), ef);
+
+  // Greedy descent through the upper layers.
+  uint32_t cur = entry_;
+  const float* cur_row = vectors_ + uint64_t{cur} * dim_;
+  float score;
+  simd::ScoreGather(metric_, query, &cur_row, 1, dim_, &score);
+  float cur_d = Distance(score);
+  for (uint32_t level = max_level_; level >= 1; --level) {
+    for (bool changed = true; changed;) {
+      changed = false;
+      const uint32_t* links;
+      POMAI_RETURN_IF_ERROR(UpperBlock(cur, level, &links));
+      const uint32_t count = links[0];
+      const uint64_t at = static_cast<uint64_t>(links - upper_links_) * 4;
+      if (count > m_) {
+        return LinkCorruption(kHnswUpperLinks, at, "row " + std::to_string(cur) + " has " + std::to_string(count) +
+                                                       " links on layer " + std::to_string(level) + ", more than m " +
+                                                       std::to_string(m_));
+      }
+      for (uint32_t j = 0; j < count; ++j) {
+        const uint32_t id = links[1 + j];
+        if (id >= rows_) {
+          return LinkCorruption(kHnswUpperLinks, at + 4 * (1 + j), "link to row " + std::to_string(id) + " >= rows " +
+                                                                       std::to_string(rows_));
+        }
+        s.rows[j] = vectors_ + uint64_t{id} * dim_;
+      }
+      simd::ScoreGather(metric_, query, s.rows.data(), count, dim_, s.scores.data());
+      for (uint32_t j = 0; j < count; ++j) {
+        const float d = Distance(s.scores[j]);
+        if (d < cur_d) {
+          cur_d = d;
+          cur = links[1 + j];
+          changed = true;
+        }
+      }
+    }
+  }
+
+  POMAI_RETURN_IF_ERROR(SearchLayer0(query, cur, cur_d, ef, is_live));
+
+  std::vector<Cand>& results = s.results;
+  while (results.size() > k) {
+    std::pop_heap(results.begin(), results.end(), FarthestOnTop());
+    results.pop_back();
+  }
+  std::sort(results.begin(), results.end(), internal::CloserThan);
+  out->reserve(results.size());
+  for (const Cand& c : results) out->push_back(Neighbor{-c.d, c.id});
+  return Status::OK();
+}
+
+// hnswlib's searchBaseLayerST: best-first from `entry`, keeping the `ef`
+// closest live rows in s.results. Dead rows still become candidates.
+Status HnswGraph::SearchLayer0(const float* query, uint32_t entry, float entry_dist, size_t ef,
+                               RowFilter is_live) const {
+  SearchScratch& s = ThreadScratch();
+  internal::VisitedSet& visited = internal::ThreadVisitedSet();
+  visited.Begin(rows_);
+  uint16_t* const marks = visited.marks();
+  const uint16_t epoch = visited.epoch();
+  std::vector<Cand>& candidates = s.candidates;
+  std::vector<Cand>& results = s.results;
+  candidates.clear();
+  results.clear();
+  const uint64_t stride = uint64_t{m0_} + 1;
+  const uint32_t* const layer0 = layer0_;
+  const float* const vectors = vectors_;
+  const uint64_t dim = dim_;
+  const uint32_t rows = static_cast<uint32_t>(rows_);
+  const float** ptrs = s.rows.data();
+  uint32_t* ids = s.ids.data();
+  float* scores = s.scores.data();
+
+  float bound = std::numeric_limits<float>::infinity();
+  if (is_live(entry)) {
+    results.push_back(Cand{entry_dist, entry});
+    bound = entry_dist;
+  }
+  candidates.push_back(Cand{entry_dist, entry});
+  marks[entry] = epoch;
+
+  while (!candidates.empty()) {
+    const Cand c = candidates.front();
+    if (c.d > bound && results.size() >= ef) break;
+    std::pop_heap(candidates.begin(), candidates.end(), ClosestOnTop());
+    candidates.pop_back();
+
+    const uint32_t* links = layer0 + c.id * stride;
+    const uint32_t count = links[0];
+    if (count > m0_) {
+      return LinkCorruption(kHnswLayer0, c.id * stride * 4, "row " + std::to_string(c.id) + " has " +
+                                                                std::to_string(count) + " links, more than m0 " +
+                                                                std::to_string(m0_));
+    }
+    size_t n = 0;
+    for (uint32_t j = 1; j <= count; ++j) {
+      const uint32_t id = links[j];
+      if (id >= rows) {
+        return LinkCorruption(kHnswLayer0, (c.id * stride + j) * 4,
+                              "link to row " + std::to_string(id) + " >= rows " + std::to_string(rows));
+      }
+      if (j < count) __builtin_prefetch(marks + links[j + 1]);
+      if (marks[id] != epoch) {
+        marks[id] = epoch;
+        const float* row = vectors + id * dim;
+        __builtin_prefetch(row);
+        ptrs[n] = row;
+        ids[n] = id;
+        ++n;
+      }
+    }
+    if (n == 0) continue;
+    simd::ScoreGather(metric_, query, ptrs, n, dim, scores);
+    for (size_t i = 0; i < n; ++i) {
+      const float d = Distance(scores[i]);
+      if (results.size() < ef || d < bound) {
+        candidates.push_back(Cand{d, ids[i]});
+        std::push_heap(candidates.begin(), candidates.end(), ClosestOnTop());
+        if (is_live(ids[i])) {
+          results.push_back(Cand{d, ids[i]});
+          std::push_heap(results.begin(), results.end(), FarthestOnTop());
+          if (results.size() > ef) {
+            std::pop_heap(results.begin(), results.end(), FarthestOnTop());
+            results.pop_back();
+          }
+        }
+        if (!results.empty()) bound = results.front().d;
+      }
+    }
+    if (!candidates.empty()) __builtin_prefetch(layer0 + candidates.front().id * stride);
+  }
+  return Status::OK();
+}
+
+Status HnswGraph::Verify() const {
+  if (rows_ == 0) return Status::OK();
+  // Levels and the upper index (the prefix sum of the levels).
+  uint64_t next_block = 0;
+  for (uint64_t r = 0; r < rows_; ++r) {
+    if (levels_[r] > max_level_) {
+      return LinkCorruption(kHnswLevels, r, "row " + std::to_string(r) + " has level " + std::to_string(levels_[r]) +
+                                                " > max level " + std::to_string(max_level_));
+    }
+    if (upper_index_[r] != next_block) {
+      return LinkCorruption(kHnswUpperIndex, r * 4, "row " + std::to_string(r) + " starts at upper block " +
+                                                        std::to_string(upper_index_[r]) + ", expected " +
+                                                        std::to_string(next_block));
+    }
+    next_block += levels_[r];
+  }
+  if (next_block != upper_blocks_) {
+    return LinkCorruption(kHnswHeader, hnsw_header::kUpperBlocks,
+                          "the levels imply " + std::to_string(next_block) + " upper blocks, the header says " +
+                              std::to_string(upper_blocks_));
+  }
+
+  // Every link list: count, ids, no self or duplicate links, targets reach the layer, zero padding.
+  // seen[id] == list stamp marks ids already in the current list.
+  std::vector<uint32_t> seen(rows_, 0);
+  auto check_list = [&](uint32_t kind, const uint32_t* base, uint64_t block, uint32_t degree, uint64_t row,
+                        uint32_t level, uint32_t stamp) -> Status {
+    const uint32_t* links = base + block * (uint64_t{degree} + 1);
+    const uint64_t at = block * (uint64_t{degree} + 1) * 4;
+    const uint32_t count = links[0];
+    if (count > degree) {
+      return LinkCorruption(kind, at, "row " + std::to_string(row) + " has " + std::to_string(count) +
+                                          " links on layer " + std::to_string(level) + ", more than " +
+                                          std::to_string(degree));
+    }
+    for (uint32_t j = 1; j <= degree; ++j) {
+      const uint32_t id = links[j];
+      const uint64_t link_at = at + 4 * uint64_t{j};
+      if (j > count) {
+        if (id != 0) return LinkCorruption(kind, link_at, "unused link slot is not zero");
+        continue;
+      }
+      if (id >= rows_) {
+        return LinkCorruption(kind, link_at, "link to row " + std::to_string(id) + " >= rows " +
+                                                 std::to_string(rows_));
+      }
+      if (id == row) return LinkCorruption(kind, link_at, "row " + std::to_string(row) + " links to itself");
+      if (levels_[id] < level) {
+        return LinkCorruption(kind, link_at, "link on layer " + std::to_string(level) + " to row " +
+                                                 std::to_string(id) + " of level " + std::to_string(levels_[id]));
+      }
+      if (seen[id] == stamp) {
+        return LinkCorruption(kind, link_at, "row " + std::to_string(row) + " links twice to row " +
+                                                 std::to_string(id));
+      }
+      seen[id] = stamp;
+    }
+    return Status::OK();
+  };
+  for (uint64_t r = 0; r < rows_; ++r) {
+    POMAI_RETURN_IF_ERROR(check_list(kHnswLayer0, layer0_, r, m0_, r, 0, static_cast<uint32_t>(r + 1)));
+  }
+  std::fill(seen.begin(), seen.end(), 0);
+  for (uint64_t r = 0; r < rows_; ++r) {
+    for (uint32_t level = 1; level <= levels_[r]; ++level) {
+      const uint64_t block = uint64_t{upper_index_[r]} + level - 1;  // < upper_blocks_: checked above
+      POMAI_RETURN_IF_ERROR(
+          check_list(kHnswUpperLinks, upper_links_, block, m_, r, level, static_cast<uint32_t>(block + 1)));
+    }
+  }
+  return Status::OK();
+}
+
+Result<HnswStats> HnswGraph::Stats() const {
+  HnswStats st;
+  st.rows = rows_;
+  st.dim = dim_;
+  st.m = m_;
+  st.m0 = m0_;
+  st.max_level = max_level_;
+  st.entry_point = entry_;
+  st.seed = seed_;
+  st.ef_construction = ef_construction_;
+  st.bytes = kHnswHeaderSize + rows_ + rows_ * (uint64_t{m0_} + 1) * 4 + rows_ * 4 +
+             upper_blocks_ * (uint64_t{m_} + 1) * 4;
+  st.nodes_per_level.assign(max_level_ + 1, 0);
+  for (uint64_t r = 0; r < rows_; ++r) {
+    if (levels_[r] > max_level_) {
+      return LinkCorruption(kHnswLevels, r, "row " + std::to_string(r) + " has level " + std::to_string(levels_[r]) +
+                                                " > max level " + std::to_string(max_level_));
+    }
+    ++st.nodes_per_level[levels_[r]];
+    const uint64_t at = r * (uint64_t{m0_} + 1);
+    const uint32_t count = layer0_[at];
+    if (count > m0_) return LinkCorruption(kHnswLayer0, at * 4, "link count out of range");
+    st.layer0_edges += count;
+  }
+  for (uint64_t b = 0; b < upper_blocks_; ++b) {
+    const uint64_t at = b * (uint64_t{m_} + 1);
+    const uint32_t count = upper_links_[at];
+    if (count > m_) return LinkCorruption(kHnswUpperLinks, at * 4, "link count out of range");
+    st.upper_edges += count;
+  }
+  if (rows_ > 0) st.avg_degree0 = static_cast<double>(st.layer0_edges) / static_cast<double>(rows_);
+  if (upper_blocks_ > 0) st.avg_degree_upper = static_cast<double>(st.upper_edges) / static_cast<double>(upper_blocks_);
+  return st;
+}
+
+}  // namespace pomai::index

@@ -1,0 +1,175 @@
+// HNSW (hierarchical navigable small world) graphs over a segment's vectors:
+// built in memory at freeze, serialized as segment sections
+// (index/hnsw_format.h), and searched in place from the mmap.
+//
+// The algorithm is hnswlib's: levels drawn as floor(-ln(U) / ln(M)), the
+// heuristic neighbour selection on insert and when a full list is shrunk,
+// degree 2M on layer 0 and M above, greedy descent through the upper layers
+// and a best-first search with a queue of `ef` on layer 0. Node ids are row
+// numbers. Scores are the engine's, higher is better (simd/distance.h); the
+// graph works on distance = -score.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "index/hnsw_format.h"
+#include "simd/distance.h"
+#include "util/status.h"
+#include "util/thread_pool.h"
+
+namespace pomai::index {
+
+struct HnswParams {
+  uint32_t m = 32;  // degree bound of the upper layers; layer 0 has 2m
+  uint32_t ef_construction = 200;
+  uint64_t seed = 42;  // a row's level depends only on (seed, row)
+};
+
+// One serialized section, to be stored in the segment under `kind`.
+struct GraphSection {
+  uint32_t kind;
+  std::string bytes;
+};
+
+// Builds the graph of `rows` row-major vectors of `dim` floats (row i is node
+// i; rows <= kMaxRows) and returns its sections, header first. `vectors` must
+// stay valid and unchanged during the call. With `pool` the rows are inserted
+// concurrently (the graph then depends on the scheduling); with pool ==
+// nullptr the build is sequential in row order and its bytes depend only on
+// the inputs and params. `progress`, if set, is called from one thread at a
+// time with (rows inserted, rows), at most about a thousand times, and last
+// with (rows, rows). Bad params (m < 2 or > 2048, ef_construction 0, dim 0)
+// are InvalidArgument.
+Result<std::vector<GraphSection>> BuildHnsw(const float* vectors, size_t rows, uint32_t dim, simd::Metric metric,
+                                            const HnswParams& params, ThreadPool* pool,
+                                            const std::function<void(uint64_t done, uint64_t total)>& progress);
+
+// One result: the engine's score (higher is better) and the row.
+struct Neighbor {
+  float score;
+  uint32_t row;
+};
+
+// A non-owning reference to a callable `bool(uint32_t row)` that says whether
+// a row may be returned. Default (or nullptr): every row is live. The callable
+// must outlive every use of the RowFilter (pass a lambda straight to Search).
+class RowFilter {
+ public:
+  RowFilter() = default;
+  RowFilter(std::nullptr_t) {}  // NOLINT: implicit by design
+  template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, RowFilter> &&
+                                              std::is_invocable_r_v<bool, const F&, uint32_t>>>
+  RowFilter(const F& f)  // NOLINT: implicit by design
+      : obj_(&f), fn_([](const void* obj, uint32_t row) { return (*static_cast<const F*>(obj))(row); }) {}
+
+  bool all_live() const { return fn_ == nullptr; }
+  bool operator()(uint32_t row) const { return fn_ == nullptr || fn_(obj_, row); }
+
+ private:
+  const void* obj_ = nullptr;
+  bool (*fn_)(const void*, uint32_t) = nullptr;
+};
+
+// What `pomai-inspect graph` shows. Computed in O(rows).
+struct HnswStats {
+  uint64_t rows = 0;
+  uint32_t dim = 0;
+  uint32_t m = 0;
+  uint32_t m0 = 0;
+  uint32_t max_level = 0;
+  uint32_t entry_point = kNoRow;
+  uint64_t seed = 0;
+  uint32_t ef_construction = 0;
+  std::vector<uint64_t> nodes_per_level;  // [l] = rows whose top layer is l
+  uint64_t layer0_edges = 0;
+  uint64_t upper_edges = 0;
+  double avg_degree0 = 0;       // layer-0 links per row
+  double avg_degree_upper = 0;  // links per upper block
+  uint64_t bytes = 0;           // all graph sections
+};
+
+// A read-only view over the graph sections of one segment; copies nothing.
+// The sections and the vectors must outlive the view (hold the segment).
+// Thread-safe: Search may run on many threads at once.
+class HnswGraph {
+ public:
+  // `section(kind)` returns the bytes of a section, empty when absent; it is
+  // called only during Open. `vectors` (rows x dim floats, row-major) are the
+  // segment's. Checks the header (magic, version, CRC, bounds, that rows, dim
+  // and metric match), that every section has exactly the size the header
+  // implies (overflow-checked) and the entry point; reads nothing else: O(1).
+  // No graph (no header section) is NotFound; damage is Corruption naming
+  // `file_for_errors` and an offset. If `file_base` is the start of the
+  // mapping the sections live in, offsets are file offsets, else offsets
+  // within the named section. u32 sections must be 4-byte aligned in memory
+  // (InvalidArgument otherwise; segment sections are 64-byte aligned).
+  static Result<HnswGraph> Open(const std::function<std::string_view(uint32_t kind)>& section,
+                                const float* vectors, size_t rows, uint32_t dim, simd::Metric metric,
+                                const std::string& file_for_errors, const char* file_base = nullptr);
+
+  // The min(k, live rows found) rows nearest to `query` (dim floats), best
+  // first, into *out (cleared first). `ef` is the size of the layer-0 queue;
+  // ef < k counts as k. Rows for which is_live(row) is false are walked
+  // through but never returned, and the walk goes on past ef candidates
+  // until it has k live rows or has run out of candidates; is_live is called
+  // only for rows that would enter the result set. Every link read is
+  // bounds-checked: a damaged graph is Corruption (with no partial result),
+  // never an out-of-bounds read.
+  Status Search(const float* query, size_t k, size_t ef, RowFilter is_live, std::vector<Neighbor>* out) const;
+
+  // Checks every level, upper index entry and link (counts, ids < rows, no
+  // self or duplicate links, links on layer l point at rows reaching layer
+  // l, unused slots zero). O(edges). After it succeeds, Search cannot fail.
+  Status Verify() const;
+
+  // Level distribution, degrees, sizes. Corruption if a count or level read
+  // is out of range.
+  Result<HnswStats> Stats() const;
+
+  uint64_t rows() const { return rows_; }
+  uint32_t dim() const { return dim_; }
+  uint32_t m() const { return m_; }
+  uint32_t m0() const { return m0_; }
+  uint32_t max_level() const { return max_level_; }
+  uint32_t entry_point() const { return entry_; }
+  uint64_t seed() const { return seed_; }
+  uint32_t ef_construction() const { return ef_construction_; }
+
+ private:
+  HnswGraph() = default;
+
+  Status LinkCorruption(uint32_t kind, uint64_t byte_in_section, const std::string& what) const;
+  // Points *links at the block of `row` on `level` >= 1 after checking it exists.
+  Status UpperBlock(uint32_t row, uint32_t level, const uint32_t** links) const;
+  Status SearchLayer0(const float* query, uint32_t entry, float entry_dist, size_t ef, RowFilter is_live) const;
+
+  std::string file_;
+  uint64_t section_offset_[5] = {};  // file offset of each section, or 0
+  bool file_offsets_ = false;
+
+  const float* vectors_ = nullptr;
+  uint64_t rows_ = 0;
+  uint32_t dim_ = 0;
+  simd::Metric metric_ = simd::Metric::kL2;
+
+  uint32_t m_ = 0;
+  uint32_t m0_ = 0;
+  uint32_t max_level_ = 0;
+  uint32_t entry_ = kNoRow;
+  uint64_t seed_ = 0;
+  uint32_t ef_construction_ = 0;
+  uint64_t upper_blocks_ = 0;
+
+  const uint8_t* levels_ = nullptr;
+  const uint32_t* layer0_ = nullptr;
+  const uint32_t* upper_index_ = nullptr;
+  const uint32_t* upper_links_ = nullptr;
+};
+
+}  // namespace pomai::index
