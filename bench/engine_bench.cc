@@ -112,9 +112,9 @@ void ExactSearch(benchmark::State& state) {
   auto q = RandomMatrix(1, kDim, 99);
   uint32_t k = 10;
   std::vector<std::vector<Hit>> out;
-  if (!db->Search(q.data(), 1, &k, 0, &out).ok()) std::abort();  // warm the page cache
+  if (!db->Search(q.data(), 1, &k, 0, 0, &out).ok()) std::abort();  // warm the page cache
   for (auto _ : state) {
-    if (!db->Search(q.data(), 1, &k, 0, &out).ok()) std::abort();
+    if (!db->Search(q.data(), 1, &k, 0, 0, &out).ok()) std::abort();
     benchmark::DoNotOptimize(out);
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * rows * kDim * sizeof(float)));
@@ -239,7 +239,7 @@ void ReopenFirstSearch(benchmark::State& state) {
   for (auto _ : state) {
     auto db = DB::Open(BenchOptions(path)).value();
     std::vector<std::vector<Hit>> out;
-    if (!db->Search(q.data(), 1, &k, 0, &out).ok()) std::abort();
+    if (!db->Search(q.data(), 1, &k, 0, 0, &out).ok()) std::abort();
     benchmark::DoNotOptimize(out);
   }
 }

@@ -83,11 +83,14 @@ typedef struct pomai_options_t {
   pomai_fsync_policy_t fsync_policy; /* [28] */
   uint64_t memory_budget_bytes;    /* [32] memtable size that triggers a freeze; 0 = 256 MiB */
   uint32_t deadline_ms;            /* [40] default per-call budget; 0 = none */
-  uint8_t index_type;              /* [44] POMAI_INDEX_TYPE_*; read only when struct_size >= 52 (48 is the older layout, whose byte 44 is padding) */
+  uint8_t index_type;              /* [44] POMAI_INDEX_TYPE_*: HNSW builds a graph per segment; IVF is not
+                                      implemented: segments get no graph and every search is exact.
+                                      Read only when struct_size >= 52 (48 is the older layout, whose
+                                      byte 44 is padding). */
   uint32_t hnsw_m;                 /* [48] */
   uint32_t hnsw_ef_construction;   /* [52] */
   uint32_t hnsw_ef_search;         /* [56] */
-  uint32_t adaptive_threshold;     /* [60] */
+  uint32_t adaptive_threshold;     /* [60] segments with fewer rows are searched exactly (and get no graph) */
   uint8_t metric;                  /* [64] POMAI_METRIC_*, fixed at creation */
 } pomai_options_t;
 
@@ -111,6 +114,8 @@ typedef struct pomai_query_t {
   float alpha;                     /* [32] reserved (hybrid search weight); ignored */
   uint32_t deadline_ms;            /* [36] 0 = the database's default */
   uint32_t flags;                  /* [40] reserved; must be 0 */
+  /* Beyond PomaiDB (struct_size 48): */
+  uint32_t ef_search;              /* [44] HNSW ef for this query; 0 = the open's hnsw_ef_search; never below topk */
 } pomai_query_t;
 
 /* One stored row, as returned by pomai_get. Freed with pomai_record_free. 48 bytes. */

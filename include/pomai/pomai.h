@@ -107,9 +107,12 @@ POMAI_EXPORT void pomai_record_free(pomai_record_t* record);
 /* *out_count = number of live rows. */
 POMAI_EXPORT pomai_status_t* pomai_count(pomai_db_t* db, uint64_t* out_count);
 
-/* Exact top-k search for one query. Scores are higher-is-better, sorted by
- * score descending then id ascending. topk 0 gives 0 results; a topk larger
- * than the number of live rows gives all of them. */
+/* Top-k search for one query. The memtable and segments with fewer than
+ * adaptive_threshold rows are searched exactly; larger segments through their
+ * HNSW graph (approximate, ef = max(topk, ef_search)). Scores are
+ * higher-is-better, sorted by score descending then id ascending. topk 0
+ * gives 0 results; a topk larger than the number of live rows gives all of
+ * them. Deleted and overwritten rows never come back. */
 POMAI_EXPORT pomai_status_t* pomai_search(pomai_db_t* db, const pomai_query_t* query,
                                           pomai_search_results_t** out_results);
 POMAI_EXPORT void pomai_search_results_free(pomai_search_results_t* results);
@@ -122,13 +125,14 @@ POMAI_EXPORT pomai_status_t* pomai_search_batch(pomai_db_t* db, const pomai_quer
 POMAI_EXPORT void pomai_search_batch_free(pomai_search_results_t* results, size_t n);
 
 /* Searches `n` queries given as a dense row-major float32 matrix (n * dim)
- * with one topk, writing into caller-owned arrays of n * topk elements:
+ * with one topk (and ef_search, 0 = the open's default), writing into
+ * caller-owned arrays of n * topk elements:
  * out_ids and out_scores (row i holds query i's results, best first) and
  * out_counts (n elements: how many results row i has; the rest of the row
  * is filled with id UINT64_MAX and score -infinity). */
 POMAI_EXPORT pomai_status_t* pomai_search_array(pomai_db_t* db, const float* queries, size_t n, uint32_t dim,
-                                                uint32_t topk, uint64_t* out_ids, float* out_scores,
-                                                uint32_t* out_counts);
+                                                uint32_t topk, uint32_t ef_search, uint64_t* out_ids,
+                                                float* out_scores, uint32_t* out_counts);
 
 #ifdef __cplusplus
 } /* extern "C" */

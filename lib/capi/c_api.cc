@@ -176,12 +176,13 @@ pomai_search_results_t FillResults(const std::vector<pomai::engine::Hit>& hits) 
 
 // Checks the queries and gathers them into a dense matrix with their topks.
 pomai_status_t* GatherQueries(const pomai_query_t* queries, size_t n, uint32_t dim, std::vector<float>* matrix,
-                              std::vector<uint32_t>* topks, uint32_t* deadline_ms) {
+                              std::vector<uint32_t>* topks, uint32_t* deadline_ms, uint32_t* ef_search) {
   const uint32_t stride = queries[0].struct_size;
   if (stride < kMinQuerySize) return Invalid(TooSmall("query", stride, kMinQuerySize));
   matrix->resize(n * size_t{dim});
   topks->resize(n);
   *deadline_ms = 0;
+  *ef_search = 0;
   for (size_t i = 0; i < n; ++i) {
     const pomai_query_t* q = Element(queries, i, stride);
     const std::string name = "queries[" + std::to_string(i) + "]";
@@ -198,6 +199,8 @@ pomai_status_t* GatherQueries(const pomai_query_t* queries, size_t n, uint32_t d
       return Invalid(name + ".flags is " + std::to_string(q->flags) + "; no flags are defined, it must be 0");
     if (POMAI_COVERS(q, pomai_query_t, deadline_ms) && q->deadline_ms != 0)
       *deadline_ms = *deadline_ms == 0 ? q->deadline_ms : std::min(*deadline_ms, q->deadline_ms);
+    if (POMAI_COVERS(q, pomai_query_t, ef_search) && q->ef_search != 0)
+      *ef_search = std::max(*ef_search, q->ef_search);
     std::memcpy(matrix->data() + i * dim, q->vector, size_t{dim} * sizeof(float));
     (*topks)[i] = q->topk;
   }
@@ -286,6 +289,7 @@ pomai_status_t* pomai_open(const pomai_options_t* opts, pomai_db_t** out_db) {
     eo.hnsw_ef_construction = o.hnsw_ef_construction;
     eo.hnsw_ef_search = o.hnsw_ef_search;
     eo.adaptive_threshold = o.adaptive_threshold;
+    eo.build_graphs = o.index_type == POMAI_INDEX_TYPE_HNSW;
     auto db = pomai::engine::DB::Open(eo);
     if (!db.ok()) return FromStatus(db.status());
     *out_db = HandleTable::Get().Add(std::move(db).value());
@@ -439,10 +443,10 @@ pomai_status_t* pomai_search(pomai_db_t* db, const pomai_query_t* query, pomai_s
     if (query == nullptr) return Invalid("query is NULL");
     std::vector<float> matrix;
     std::vector<uint32_t> topks;
-    uint32_t deadline = 0;
-    if (pomai_status_t* st = GatherQueries(query, 1, engine.dim(), &matrix, &topks, &deadline)) return st;
+    uint32_t deadline = 0, ef = 0;
+    if (pomai_status_t* st = GatherQueries(query, 1, engine.dim(), &matrix, &topks, &deadline, &ef)) return st;
     std::vector<std::vector<pomai::engine::Hit>> hits;
-    Status s = engine.Search(matrix.data(), 1, topks.data(), deadline, &hits);
+    Status s = engine.Search(matrix.data(), 1, topks.data(), deadline, ef, &hits);
     if (!s.ok()) return FromStatus(s);
     auto* r = static_cast<pomai_search_results_t*>(std::malloc(sizeof(pomai_search_results_t)));
     if (r == nullptr) throw std::bad_alloc();
@@ -467,10 +471,10 @@ pomai_status_t* pomai_search_batch(pomai_db_t* db, const pomai_query_t* queries,
     if (queries == nullptr) return Invalid("queries is NULL but n is " + std::to_string(n));
     std::vector<float> matrix;
     std::vector<uint32_t> topks;
-    uint32_t deadline = 0;
-    if (pomai_status_t* st = GatherQueries(queries, n, engine.dim(), &matrix, &topks, &deadline)) return st;
+    uint32_t deadline = 0, ef = 0;
+    if (pomai_status_t* st = GatherQueries(queries, n, engine.dim(), &matrix, &topks, &deadline, &ef)) return st;
     std::vector<std::vector<pomai::engine::Hit>> hits;
-    Status s = engine.Search(matrix.data(), n, topks.data(), deadline, &hits);
+    Status s = engine.Search(matrix.data(), n, topks.data(), deadline, ef, &hits);
     if (!s.ok()) return FromStatus(s);
     auto* arr = static_cast<pomai_search_results_t*>(std::calloc(n, sizeof(pomai_search_results_t)));
     if (arr == nullptr) throw std::bad_alloc();
@@ -492,7 +496,7 @@ void pomai_search_batch_free(pomai_search_results_t* results, size_t n) {
 }
 
 pomai_status_t* pomai_search_array(pomai_db_t* db, const float* queries, size_t n, uint32_t dim, uint32_t topk,
-                                   uint64_t* out_ids, float* out_scores, uint32_t* out_counts) {
+                                   uint32_t ef_search, uint64_t* out_ids, float* out_scores, uint32_t* out_counts) {
   return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
     if (n == 0) return nullptr;
     if (queries == nullptr) return Invalid("queries is NULL but n is " + std::to_string(n));
@@ -506,7 +510,7 @@ pomai_status_t* pomai_search_array(pomai_db_t* db, const float* queries, size_t 
     if (cells > 0 && out_scores == nullptr) return Invalid("out_scores is NULL");
     std::vector<uint32_t> topks(n, topk);
     std::vector<std::vector<pomai::engine::Hit>> hits;
-    Status s = engine.Search(queries, n, topks.data(), 0, &hits);
+    Status s = engine.Search(queries, n, topks.data(), 0, ef_search, &hits);
     if (!s.ok()) return FromStatus(s);
     for (size_t i = 0; i < n; ++i) {
       const auto& h = hits[i];

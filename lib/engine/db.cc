@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "engine/topk.h"
+#include "index/hnsw.h"
 #include "util/coding.h"
 #include "wal/log_format.h"
 #include "wal/log_reader.h"
@@ -78,7 +79,7 @@ struct DB::Shard {
   // The three layer pointers below are guarded by DB::version_mu_.
   std::shared_ptr<MemTable> mem;
   std::shared_ptr<MemTable> imm;  // being frozen; contents immutable
-  std::vector<std::shared_ptr<segment::Segment>> segments;  // newest first
+  std::vector<std::shared_ptr<const DB::LiveSegment>> segments;  // newest first
 };
 
 // A consistent set of one shard's layers, newest first.
@@ -86,7 +87,7 @@ struct ShardView {
   DB::Shard* shard;
   std::shared_ptr<MemTable> mem;
   std::shared_ptr<MemTable> imm;
-  std::vector<std::shared_ptr<segment::Segment>> segments;
+  std::vector<std::shared_ptr<const DB::LiveSegment>> segments;
 
   // Whether a layer newer than segment `seg_index` (-1: newer than imm,
   // -2: newer than mem) says anything about `id`. Call with mem_mu shared.
@@ -98,7 +99,7 @@ struct ShardView {
     if (imm && imm->Find(id, &row) != MemTable::State::kAbsent) return true;
     for (int j = 0; j < seg_index; ++j) {
       uint64_t r;
-      if (segments[j]->FindRow(id, &r) || segments[j]->HasTombstone(id)) return true;
+      if (segments[j]->seg->FindRow(id, &r) || segments[j]->seg->HasTombstone(id)) return true;
     }
     return false;
   }
@@ -181,10 +182,8 @@ Status DB::Recover() {
     for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
       const std::string path = JoinPath(dir, SegmentFileName(it->file_number));
       if (!env_->FileExists(path)) return Status::Corruption(JoinPath(dir, kManifestName) + " names " + path + ", which is missing");
-      POMAI_ASSIGN_OR_RETURN(auto seg, segment::Segment::Open(env_, path));
-      if (seg->dim() != options_.dim || seg->info().metric != options_.metric)
-        return Status::Corruption(path, 16, "segment dim/metric differ from the manifest's");
-      shard->segments.push_back(std::move(seg));
+      POMAI_ASSIGN_OR_RETURN(auto live, OpenSegment(it->file_number));
+      shard->segments.push_back(std::move(live));
       live_segments.insert(it->file_number);
     }
     shards_.push_back(std::move(shard));
@@ -229,6 +228,23 @@ Status DB::Recover() {
   wal_ = std::make_unique<wal::Writer>(std::move(wal_file), options_.fsync ? wal::SyncPolicy::kAlways : wal::SyncPolicy::kNever,
                                        last_seq + 1);
   return Status::OK();
+}
+
+Result<std::shared_ptr<DB::LiveSegment>> DB::OpenSegment(uint64_t number) {
+  const std::string path = JoinPath(options_.path, SegmentFileName(number));
+  auto live = std::make_shared<LiveSegment>();
+  live->number = number;
+  POMAI_ASSIGN_OR_RETURN(live->seg, segment::Segment::Open(env_, path));
+  const segment::Segment& seg = *live->seg;
+  if (seg.dim() != options_.dim || seg.info().metric != options_.metric)
+    return Status::Corruption(path, 16, "segment dim/metric differ from the manifest's");
+  if (!seg.Section(index::kHnswHeader).empty()) {
+    auto graph = index::HnswGraph::Open([&](uint32_t kind) { return seg.Section(kind); }, seg.vectors(),
+                                        seg.row_count(), seg.dim(), seg.info().metric, path, seg.base());
+    if (!graph.ok()) return graph.status();
+    live->graph = std::make_unique<index::HnswGraph>(std::move(graph).value());
+  }
+  return live;
 }
 
 Status DB::ApplyBatch(uint64_t seq, const uint8_t* payload, size_t size, bool from_recovery, const std::string& origin) {
@@ -418,7 +434,7 @@ Status DB::FlushImmutables() {
   }
   if (!any) return Status::OK();
 
-  std::vector<std::shared_ptr<segment::Segment>> made(shards_.size());
+  std::vector<std::shared_ptr<LiveSegment>> made(shards_.size());
   std::vector<uint64_t> numbers(shards_.size(), 0);
   std::vector<Status> statuses(shards_.size());
   auto build = [&](size_t s) {
@@ -438,11 +454,25 @@ Status DB::FlushImmutables() {
     c.meta_blob = reinterpret_cast<const uint8_t*>(sorted.meta_blob.data());
     c.tombstone_count = sorted.tombstones.size();
     c.tombstones = sorted.tombstones.data();
+    std::vector<index::GraphSection> graph;
+    if (options_.build_graphs && c.row_count > 0 && c.row_count >= options_.adaptive_threshold) {
+      index::HnswParams params;
+      params.m = options_.hnsw_m;
+      params.ef_construction = options_.hnsw_ef_construction;
+      auto built = index::BuildHnsw(sorted.vectors.data(), c.row_count, options_.dim, options_.metric, params,
+                                    pool_.get(), nullptr);
+      if (!built.ok()) {
+        statuses[s] = built.status();
+        return;
+      }
+      graph = std::move(built).value();
+      for (const auto& g : graph) c.extra.push_back({g.kind, g.bytes});
+    }
     numbers[s] = NewFileNumber();
     const std::string name = SegmentFileName(numbers[s]);
     statuses[s] = segment::WriteSegment(env_, options_.path, name, c);
     if (!statuses[s].ok()) return;
-    auto opened = segment::Segment::Open(env_, JoinPath(options_.path, name));
+    auto opened = OpenSegment(numbers[s]);
     if (!opened.ok()) {
       statuses[s] = opened.status();
       return;
@@ -474,7 +504,7 @@ Status DB::FlushImmutables() {
     std::lock_guard<std::mutex> m(manifest_mu_);
     next = manifest_;
     for (size_t s = 0; s < shards_.size(); ++s) {
-      if (made[s]) next.segments[s].push_back({numbers[s], made[s]->row_count()});
+      if (made[s]) next.segments[s].push_back({numbers[s], made[s]->seg->row_count()});
       if (imms[s]) next.last_seq = std::max(next.last_seq, imms[s]->max_seq());
     }
     // Every WAL but the current one holds only what the immutables hold.
@@ -538,7 +568,7 @@ Status DB::Get(uint64_t id, std::vector<float>* vector, std::string* metadata) {
   if (closed_) return Status::Closed("database is closed");
   Shard* sh = shards_[id % options_.shards].get();
   std::shared_ptr<MemTable> imm;
-  std::vector<std::shared_ptr<segment::Segment>> segs;
+  std::vector<std::shared_ptr<const LiveSegment>> segs;
   std::shared_ptr<MemTable> mem;
   {
     std::lock_guard<std::mutex> v(version_mu_);
@@ -560,7 +590,8 @@ Status DB::Get(uint64_t id, std::vector<float>* vector, std::string* metadata) {
       return Status::OK();
     }
   }
-  for (const auto& seg : segs) {
+  for (const auto& live : segs) {
+    const segment::Segment* seg = live->seg.get();
     uint64_t row;
     if (seg->FindRow(id, &row)) {
       if (vector) vector->assign(seg->vector(row), seg->vector(row) + dim);
@@ -601,7 +632,7 @@ Result<uint64_t> DB::Count() {
         for (size_t r = 0; r < view.imm->rows(); ++r) seen.insert(view.imm->id(r));
     }
     for (size_t j = 0; j < view.segments.size(); ++j) {
-      const auto& seg = view.segments[j];
+      const auto& seg = view.segments[j]->seg;
       uint64_t shadowed = 0;
       if (!seen.empty()) {
         for (uint64_t id : seen) {
@@ -626,14 +657,17 @@ uint64_t DB::segment_count() {
   return n;
 }
 
-// One unit of search work: a row range of one layer of one shard.
+// One unit of search work: a row range of one layer of one shard, for the
+// queries [q_begin, q_end).
 struct DB::LayerTask {
   size_t view;        // index into the views
   int layer;          // -2 mem, -1 imm, >= 0 segment index
-  size_t begin, end;  // row range
+  bool graph;         // search the segment's HNSW graph instead of its rows
+  size_t begin, end;  // row range (exact search)
+  size_t q_begin, q_end;
 };
 
-Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_t deadline_ms,
+Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_t deadline_ms, uint32_t ef_search,
                   std::vector<std::vector<Hit>>* out) {
   if (closed_) return Status::Closed("database is closed");
   out->assign(n, {});
@@ -647,6 +681,7 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
   const uint32_t budget_ms = deadline_ms ? deadline_ms : options_.deadline_ms;
   const bool has_deadline = budget_ms > 0;
   const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(budget_ms);
+  const size_t ef_default = ef_search ? ef_search : options_.hnsw_ef_search;
 
   std::vector<ShardView> views;
   views.reserve(shards_.size());
@@ -654,31 +689,42 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
     std::lock_guard<std::mutex> v(version_mu_);
     for (auto& sh : shards_) views.push_back({sh.get(), sh->mem, sh->imm, sh->segments});
   }
+  // Graph searches are one task per few queries; exact scans one task per row chunk, all queries.
+  const size_t workers = pool_ ? pool_->size() + 1 : 1;
+  const size_t q_chunk = std::max<size_t>(1, std::min<size_t>(16, n / (2 * workers)));
   std::vector<LayerTask> tasks;
   for (size_t v = 0; v < views.size(); ++v) {
-    tasks.push_back({v, -2, 0, 0});  // memtable: range read under its lock
-    if (views[v].imm) tasks.push_back({v, -1, 0, views[v].imm->rows()});
+    tasks.push_back({v, -2, false, 0, 0, 0, n});  // memtable: range read under its lock
+    if (views[v].imm) tasks.push_back({v, -1, false, 0, views[v].imm->rows(), 0, n});
     for (size_t j = 0; j < views[v].segments.size(); ++j) {
-      const size_t rows = views[v].segments[j]->row_count();
-      for (size_t b = 0; b < rows; b += kChunkRows) tasks.push_back({v, static_cast<int>(j), b, std::min(rows, b + kChunkRows)});
+      const LiveSegment& live = *views[v].segments[j];
+      const size_t rows = live.seg->row_count();
+      if (live.graph && rows >= options_.adaptive_threshold) {
+        for (size_t q = 0; q < n; q += q_chunk) tasks.push_back({v, static_cast<int>(j), true, 0, 0, q, std::min(n, q + q_chunk)});
+      } else {
+        for (size_t b = 0; b < rows; b += kChunkRows)
+          tasks.push_back({v, static_cast<int>(j), false, b, std::min(rows, b + kChunkRows), 0, n});
+      }
     }
   }
 
   const simd::Metric metric = options_.metric;
   std::vector<std::vector<TopK>> results(tasks.size());
+  std::vector<Status> errors(tasks.size());
   std::atomic<bool> expired{false};
 
   auto run = [&](size_t t) {
     const LayerTask& task = tasks[t];
     const ShardView& view = views[task.view];
     std::vector<TopK>& heaps = results[t];
-    heaps.reserve(n);
-    for (size_t q = 0; q < n; ++q) heaps.emplace_back(topks[q]);
-    std::vector<float> scores(kBlockRows);
+    heaps.reserve(task.q_end - task.q_begin);
+    for (size_t q = task.q_begin; q < task.q_end; ++q) heaps.emplace_back(topks[q]);
 
-    // Scores rows [begin, end) of a matrix against every query; `id_of` and
-    // `live` are only asked about rows good enough to enter a heap.
-    auto scan = [&](const float* rows, size_t begin, size_t end, auto&& id_of, auto&& live) {
+    std::vector<float> scores(kBlockRows);
+    // Scores rows [begin, end) of a matrix against queries [qb, qe); `id_of`
+    // and `live` are only asked about rows good enough to enter a heap.
+    auto scan_queries = [&](size_t qb, size_t qe, const float* rows, size_t begin, size_t end, auto&& id_of,
+                            auto&& live) {
       size_t blocks = 0;
       for (size_t b = begin; b < end; b += kBlockRows) {
         if (has_deadline && (++blocks & 63) == 0 && Clock::now() > deadline) {
@@ -687,8 +733,8 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
         }
         if (expired.load(std::memory_order_relaxed)) return;
         const size_t cnt = std::min(kBlockRows, end - b);
-        for (size_t q = 0; q < n; ++q) {
-          TopK& heap = heaps[q];
+        for (size_t q = qb; q < qe; ++q) {
+          TopK& heap = heaps[q - task.q_begin];
           if (heap.k() == 0) continue;
           simd::ScoreMany(metric, queries + q * dim, rows + b * dim, cnt, dim, dim, scores.data());
           for (size_t r = 0; r < cnt; ++r) {
@@ -701,6 +747,41 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
         }
       }
     };
+
+    auto scan = [&](const float* rows, size_t begin, size_t end, auto&& id_of, auto&& live) {
+      scan_queries(task.q_begin, task.q_end, rows, begin, end, id_of, live);
+    };
+
+    if (task.graph) {
+      const LiveSegment& live = *view.segments[task.layer];
+      const uint64_t* ids = live.seg->ids();
+      auto is_live = [&](uint32_t row) {
+        std::shared_lock<std::shared_mutex> l(view.shard->mem_mu);
+        return !view.Shadowed(ids[row], task.layer);
+      };
+      std::vector<index::Neighbor> found;
+      for (size_t q = task.q_begin; q < task.q_end; ++q) {
+        if (expired.load(std::memory_order_relaxed) || (has_deadline && Clock::now() > deadline)) {
+          expired = true;
+          return;
+        }
+        TopK& heap = heaps[q - task.q_begin];
+        if (heap.k() == 0) continue;
+        const size_t k = std::min<size_t>(heap.k(), live.seg->row_count());
+        if (k * 4 >= live.seg->row_count()) {  // most of the segment is wanted: a scan is cheaper and exact
+          scan_queries(q, q + 1, live.seg->vectors(), 0, live.seg->row_count(), [&](size_t r) { return ids[r]; },
+                       [&](size_t r, uint64_t) { return is_live(static_cast<uint32_t>(r)); });
+          continue;
+        }
+        Status s = live.graph->Search(queries + q * dim, k, std::max(k, ef_default), is_live, &found);
+        if (!s.ok()) {
+          errors[t] = s;
+          return;
+        }
+        for (const auto& nb : found) heap.Push({ids[nb.row], nb.score, view.shard->index});
+      }
+      return;
+    }
 
     if (task.layer == -2) {
       std::shared_lock<std::shared_mutex> l(view.shard->mem_mu);
@@ -716,7 +797,7 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
              return !view.Shadowed(id, -1);
            });
     } else {
-      const segment::Segment& seg = *view.segments[task.layer];
+      const segment::Segment& seg = *view.segments[task.layer]->seg;
       const uint64_t* ids = seg.ids();
       scan(seg.vectors(), task.begin, task.end, [&](size_t r) { return ids[r]; },
            [&](size_t, uint64_t id) {
@@ -730,11 +811,13 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
   } else {
     for (size_t t = 0; t < tasks.size(); ++t) run(t);
   }
+  for (const Status& e : errors) POMAI_RETURN_IF_ERROR(e);
   if (expired) return Status::DeadlineExceeded("search exceeded its deadline of " + std::to_string(budget_ms) + " ms");
 
+  for (size_t t = 0; t < tasks.size(); ++t)
+    for (size_t q = tasks[t].q_begin; q < tasks[t].q_end; ++q) results[t][q - tasks[t].q_begin].AppendTo(&(*out)[q]);
   for (size_t q = 0; q < n; ++q) {
     std::vector<Hit>& hits = (*out)[q];
-    for (auto& r : results) r[q].AppendTo(&hits);
     const size_t k = std::min<size_t>(topks[q], hits.size());
     std::partial_sort(hits.begin(), hits.begin() + k, hits.end(), Better);
     hits.resize(k);

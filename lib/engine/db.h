@@ -23,6 +23,7 @@
 
 #include "engine/manifest.h"
 #include "engine/topk.h"
+#include "index/hnsw.h"
 #include "memtable/memtable.h"
 #include "segment/segment.h"
 #include "simd/distance.h"
@@ -42,10 +43,11 @@ struct Options {
   bool fsync = false;                    // fdatasync the WAL before acknowledging
   uint64_t memory_budget_bytes = 0;      // memtables size that triggers a freeze; 0 = 256 MiB
   uint32_t deadline_ms = 0;              // default per-call budget; 0 = none
-  uint32_t hnsw_m = 32;                  // recorded for the index layer (not used yet)
+  bool build_graphs = true;              // HNSW graph per segment (false: IVF requested; searches stay exact)
+  uint32_t hnsw_m = 32;                  // for segments built by this open (each segment records its own)
   uint32_t hnsw_ef_construction = 200;
-  uint32_t hnsw_ef_search = 64;
-  uint32_t adaptive_threshold = 5000;
+  uint32_t hnsw_ef_search = 64;          // default ef of graph searches; never below k
+  uint32_t adaptive_threshold = 5000;    // segments with at least this many rows are searched through their graph
   Env* env = nullptr;                    // nullptr = Env::Default()
 };
 
@@ -83,10 +85,14 @@ class DB {
   Status Get(uint64_t id, std::vector<float>* vector, std::string* metadata);
   Result<uint64_t> Count();
 
-  // Exact top-k of `n` queries (n * dim floats, finite) with topks[i] results
-  // each; (*out)[i] is sorted by score descending, then id ascending.
-  // deadline_ms 0 = the database's default.
-  Status Search(const float* queries, size_t n, const uint32_t* topks, uint32_t deadline_ms,
+  // Top-k of `n` queries (n * dim floats, finite) with topks[i] results
+  // each; (*out)[i] is sorted by score descending, then id ascending. The
+  // memtables and segments below adaptive_threshold rows are searched
+  // exactly, larger segments through their HNSW graph with ef =
+  // max(k, ef_search) (ef_search 0 = the open's hnsw_ef_search). Rows
+  // shadowed by newer layers are never returned. deadline_ms 0 = the
+  // database's default.
+  Status Search(const float* queries, size_t n, const uint32_t* topks, uint32_t deadline_ms, uint32_t ef_search,
                 std::vector<std::vector<Hit>>* out);
 
   uint32_t dim() const { return options_.dim; }
@@ -99,6 +105,13 @@ class DB {
 
   struct Shard;  // one shard's layers (defined in db.cc)
 
+  // A live segment file and its graph (when it has one); immutable.
+  struct LiveSegment {
+    uint64_t number = 0;
+    std::shared_ptr<segment::Segment> seg;
+    std::unique_ptr<index::HnswGraph> graph;
+  };
+
  private:
   struct LayerTask;
   explicit DB(const Options& options);
@@ -108,6 +121,7 @@ class DB {
   Status ApplyBatch(uint64_t seq, const uint8_t* payload, size_t size, bool from_recovery, const std::string& origin);
   Status FreezeLocked();
   Status FlushImmutables();
+  Result<std::shared_ptr<LiveSegment>> OpenSegment(uint64_t number);
   void BackgroundLoop();
   void MaybeScheduleFreeze();
   uint64_t NewFileNumber();

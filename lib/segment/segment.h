@@ -89,6 +89,8 @@ class Segment {
 
   // An extra section by kind, or an empty view when absent.
   std::string_view Section(uint32_t kind) const;
+  // Start of the mapping (for turning section pointers into file offsets).
+  const char* base() const { return reinterpret_cast<const char*>(file_->data()); }
 
  private:
   Segment() = default;

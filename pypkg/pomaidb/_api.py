@@ -259,14 +259,15 @@ class Database:
         """See `pomaidb.freeze`."""
         freeze(self)
 
-    def search(self, queries: VectorsLike, topk: int = 10
+    def search(self, queries: VectorsLike, topk: int = 10, ef_search: Optional[int] = None
                ) -> Tuple["npt.NDArray[np.uint64]", "npt.NDArray[np.float32]"]:
         """See `pomaidb.search`."""
-        return search(self, queries, topk)
+        return search(self, queries, topk, ef_search)
 
-    def search_batch(self, queries: VectorsLike, topk: int = 10) -> List[Tuple[List[int], List[float]]]:
+    def search_batch(self, queries: VectorsLike, topk: int = 10, ef_search: Optional[int] = None
+                     ) -> List[Tuple[List[int], List[float]]]:
         """See `pomaidb.search_batch`."""
-        return search_batch(self, queries, topk)
+        return search_batch(self, queries, topk, ef_search)
 
 
 def _handle(db: Database) -> Any:
@@ -469,10 +470,13 @@ def freeze(db: Database) -> None:
     _check(lib.pomai_freeze(_handle(db)))
 
 
-def _search_arrays(db: Database, queries: VectorsLike, topk: int
+def _search_arrays(db: Database, queries: VectorsLike, topk: int, ef_search: Optional[int]
                    ) -> Tuple["npt.NDArray[np.uint64]", "npt.NDArray[np.float32]", "npt.NDArray[np.uint32]"]:
     handle = _handle(db)
     topk = _uint(topk, "topk", _U32_MAX)
+    ef = 0 if ef_search is None else _uint(ef_search, "ef_search", _U32_MAX)
+    if ef_search is not None and ef == 0:
+        raise InvalidArgumentError("ef_search is 0; it must be at least 1 (or None for the database's default)")
     q = _matrix(queries, "queries", allow_1d=True)
     n, dim = q.shape
     if dim > _U32_MAX:
@@ -481,16 +485,20 @@ def _search_arrays(db: Database, queries: VectorsLike, topk: int
     scores = np.empty((n, topk), dtype=np.float32)
     counts = np.zeros(n, dtype=np.uint32)
     _check(lib.pomai_search_array(
-        handle, ffi.cast("const float *", ffi.from_buffer(q)), n, dim, topk,
+        handle, ffi.cast("const float *", ffi.from_buffer(q)), n, dim, topk, ef,
         ffi.cast("uint64_t *", ffi.from_buffer(ids, require_writable=True)),
         ffi.cast("float *", ffi.from_buffer(scores, require_writable=True)),
         ffi.cast("uint32_t *", ffi.from_buffer(counts, require_writable=True))))
     return ids, scores, counts
 
 
-def search(db: Database, queries: VectorsLike, topk: int = 10
+def search(db: Database, queries: VectorsLike, topk: int = 10, ef_search: Optional[int] = None
            ) -> Tuple["npt.NDArray[np.uint64]", "npt.NDArray[np.float32]"]:
-    """Exact top-k search of n queries in one C call, into numpy arrays.
+    """Top-k search of n queries in one C call, into numpy arrays.
+
+    The memtable and segments below `adaptive_threshold` rows are searched
+    exactly; larger segments through their HNSW graph with ef =
+    max(topk, ef_search) (ef_search None: the open's `hnsw_ef_search`).
 
     queries: float array of shape (n, dim), or (dim,) for one query.
     Returns (ids: uint64 array of shape (n, topk), scores: float32 array of
@@ -501,12 +509,14 @@ def search(db: Database, queries: VectorsLike, topk: int = 10
     Scores: "ip" dot product, "l2" negative squared distance, "cosine"
     cosine similarity.
     """
-    ids, scores, _ = _search_arrays(db, queries, topk)
+    ids, scores, _ = _search_arrays(db, queries, topk, ef_search)
     return ids, scores
 
 
-def search_batch(db: Database, queries: VectorsLike, topk: int = 10) -> List[Tuple[List[int], List[float]]]:
-    """Exact top-k search of any number of queries.
+def search_batch(db: Database, queries: VectorsLike, topk: int = 10, ef_search: Optional[int] = None
+                 ) -> List[Tuple[List[int], List[float]]]:
+    """Top-k search of any number of queries (see `search` for exact vs HNSW
+    and `ef_search`).
 
     queries: a list of lists or a float array of shape (n, dim) (or (dim,)
     for one query). Returns one (ids: list[int], scores: list[float]) per
@@ -517,7 +527,7 @@ def search_batch(db: Database, queries: VectorsLike, topk: int = 10) -> List[Tup
         # The outputs are preallocated (n, topk): a huge topk ("give me
         # everything") is capped at the live count, which is all it can return.
         topk = min(topk, count(db))
-    ids, scores, counts = _search_arrays(db, queries, topk)
+    ids, scores, counts = _search_arrays(db, queries, topk, ef_search)
     return [(ids[i, :c].tolist(), scores[i, :c].tolist()) for i, c in enumerate(counts.tolist())]
 
 

@@ -222,12 +222,12 @@ TEST_F(CApi, SearchArrayPadsMissingResults) {
   uint64_t ids[3];
   float scores[3];
   uint32_t counts[1];
-  ASSERT_EQ(Code(pomai_search_array(db_, a, 1, 4, 3, ids, scores, counts)), 0);
+  ASSERT_EQ(Code(pomai_search_array(db_, a, 1, 4, 3, 0, ids, scores, counts)), 0);
   EXPECT_EQ(counts[0], 1u);
   EXPECT_EQ(ids[0], 8u);
   EXPECT_EQ(ids[1], UINT64_MAX);
   EXPECT_TRUE(std::isinf(scores[2]) && scores[2] < 0);
-  EXPECT_EQ(Code(pomai_search_array(db_, a, SIZE_MAX / 2, 4, 4, ids, scores, counts)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_search_array(db_, a, SIZE_MAX / 2, 4, 4, 0, ids, scores, counts)), POMAI_STATUS_INVALID_ARGUMENT);
 }
 
 TEST_F(CApi, NullPointersAreInvalidArgumentNeverACrash) {
@@ -259,10 +259,10 @@ TEST_F(CApi, NullPointersAreInvalidArgumentNeverACrash) {
   EXPECT_EQ(Code(pomai_search(nullptr, &q, &r)), POMAI_STATUS_INVALID_ARGUMENT);
   EXPECT_EQ(Code(pomai_search_batch(db_, nullptr, 2, &r)), POMAI_STATUS_INVALID_ARGUMENT);
   EXPECT_EQ(Code(pomai_search_batch(db_, &q, 1, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
-  EXPECT_EQ(Code(pomai_search_array(db_, nullptr, 1, 4, 1, &id, a, &count)), POMAI_STATUS_INVALID_ARGUMENT);
-  EXPECT_EQ(Code(pomai_search_array(db_, a, 1, 4, 1, nullptr, a, &count)), POMAI_STATUS_INVALID_ARGUMENT);
-  EXPECT_EQ(Code(pomai_search_array(db_, a, 1, 4, 1, &id, nullptr, &count)), POMAI_STATUS_INVALID_ARGUMENT);
-  EXPECT_EQ(Code(pomai_search_array(db_, a, 1, 4, 1, &id, a, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_search_array(db_, nullptr, 1, 4, 1, 0, &id, a, &count)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_search_array(db_, a, 1, 4, 1, 0, nullptr, a, &count)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_search_array(db_, a, 1, 4, 1, 0, &id, nullptr, &count)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_search_array(db_, a, 1, 4, 1, 0, &id, a, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
   u.vector = nullptr;
   EXPECT_NE(Message(pomai_put(db_, &u)).find("items[0].vector is NULL"), std::string::npos);
   q.vector = nullptr;

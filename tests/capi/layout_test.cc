@@ -44,6 +44,7 @@ TEST(CAbiLayout, QueryMatchesPomaiDB) {
   EXPECT_EQ(offsetof(pomai_query_t, alpha), 32u);
   EXPECT_EQ(offsetof(pomai_query_t, deadline_ms), 36u);
   EXPECT_EQ(offsetof(pomai_query_t, flags), 40u);
+  EXPECT_EQ(offsetof(pomai_query_t, ef_search), 44u);  // beyond PomaiDB, inside its 48 bytes
 }
 
 TEST(CAbiLayout, RecordSemanticPointerAndResultsMatchPomaiDB) {

@@ -51,7 +51,7 @@ Status Del(DB* db, uint64_t id) {
 
 std::vector<Hit> SearchOne(DB* db, const std::vector<float>& q, uint32_t k) {
   std::vector<std::vector<Hit>> out;
-  Status s = db->Search(q.data(), 1, &k, 0, &out);
+  Status s = db->Search(q.data(), 1, &k, 0, 0, &out);
   EXPECT_TRUE(s.ok()) << s.ToString();
   return out.empty() ? std::vector<Hit>{} : out[0];
 }
@@ -244,7 +244,7 @@ TEST(DB, ManyQueriesInOneSearchEachMatchBruteForce) {
     ks.push_back(static_cast<uint32_t>(i % 12));
   }
   std::vector<std::vector<Hit>> out;
-  ASSERT_TRUE(db->Search(qs.data(), nq, ks.data(), 0, &out).ok());
+  ASSERT_TRUE(db->Search(qs.data(), nq, ks.data(), 0, 0, &out).ok());
   for (size_t i = 0; i < nq; ++i) {
     auto expect = testing::BruteForce(model, simd::Metric::kL2, qs.data() + i * dim, dim, ks[i]);
     ASSERT_EQ(out[i].size(), expect.size());
@@ -259,7 +259,7 @@ TEST(DB, NonFiniteQueryIsInvalidArgument) {
   q[2] = -INFINITY;
   uint32_t k = 3;
   std::vector<std::vector<Hit>> out;
-  EXPECT_TRUE(db->Search(q.data(), 1, &k, 0, &out).IsInvalidArgument());
+  EXPECT_TRUE(db->Search(q.data(), 1, &k, 0, 0, &out).IsInvalidArgument());
 }
 
 TEST(DB, FsyncAlwaysSyncsBeforeAcknowledgingAndNeverDoesNot) {
@@ -404,7 +404,7 @@ TEST(DB, DeadlineExceededIsReported) {
   std::vector<uint32_t> ks(64, 10);
   std::vector<std::vector<Hit>> out;
   // 64 queries over 100k x 256 floats is far more than 1 ms of work.
-  EXPECT_EQ(db->Search(q.data(), 64, ks.data(), 1, &out).code(), Code::kDeadlineExceeded);
+  EXPECT_EQ(db->Search(q.data(), 64, ks.data(), 1, 0, &out).code(), Code::kDeadlineExceeded);
 }
 
 TEST(DB, ConcurrentWritersReadersAndFreezesStayConsistent) {

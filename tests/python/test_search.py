@@ -265,3 +265,28 @@ def test_huge_topk_in_search_batch_returns_every_live_row(open_db) -> None:
     pomaidb.put_batch(db, [1, 2, 3], [[1, 0], [2, 0], [3, 0]])
     [(ids, _)] = pomaidb.search_batch(db, [[1, 0]], topk=2**32 - 1)
     assert ids == [3, 2, 1]
+
+
+def test_ef_search_per_call_overrides_the_default_and_is_validated(open_db, rng) -> None:
+    import pomaidb
+    dim, n = 16, 3000
+    db = open_db(dim, metric="l2", adaptive_threshold=0, hnsw_m=8, hnsw_ef_construction=40, hnsw_ef_search=10)
+    data = rng.normal(size=(n, dim)).astype(np.float32)
+    pomaidb.put_batch(db, np.arange(n), data)
+    pomaidb.freeze(db)
+    queries = rng.normal(size=(50, dim)).astype(np.float32)
+    truth = np.argsort(((queries[:, None, :] - data[None, :, :]) ** 2).sum(-1), axis=1)[:, :10]
+
+    def recall(ids: np.ndarray) -> float:
+        return float(np.mean([len(set(ids[i].tolist()) & set(truth[i].tolist())) / 10 for i in range(len(ids))]))
+
+    low, _ = pomaidb.search(db, queries, topk=10)
+    high, _ = pomaidb.search(db, queries, topk=10, ef_search=400)
+    assert recall(high) >= 0.99
+    assert recall(high) >= recall(low)
+    batch = pomaidb.search_batch(db, queries[:2], topk=10, ef_search=400)
+    assert batch[0][0] == high[0].tolist()
+    with pytest.raises(pomaidb.PomaiDBError):
+        pomaidb.search(db, queries, topk=10, ef_search=0)
+    with pytest.raises((ValueError, OverflowError)):
+        pomaidb.search(db, queries, topk=10, ef_search=-1)
