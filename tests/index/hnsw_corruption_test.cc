@@ -208,9 +208,10 @@ TEST_F(HnswDamage, HugeUpperCountAndIdAreCorruptionInSearch) {
   ExpectCorruption(g->Search(queries_.data(), 10, 20, nullptr, &out), "huge upper count");
 
   Restore();
-  for (size_t b = 0; b < up.size() / stride; ++b) {
-    PutU32(image_[kHnswUpperLinks], b * stride, 1);
-    PutU32(image_[kHnswUpperLinks], b * stride + 4, 0xFFFFFFFEu);
+  std::vector<char>& up2 = image_[kHnswUpperLinks];  // Restore replaced the bytes
+  for (size_t b = 0; b < up2.size() / stride; ++b) {
+    PutU32(up2, b * stride, 1);
+    PutU32(up2, b * stride + 4, 0xFFFFFFFEu);
   }
   auto g2 = Open();
   ASSERT_TRUE(g2.ok()) << g2.status().ToString();
