@@ -1,4 +1,5 @@
 #include "engine/db.h"
+#include "engine/db_impl.h"
 
 #include <algorithm>
 #include <chrono>
@@ -72,39 +73,6 @@ Status DecodeBatch(const uint8_t* p, size_t n, uint32_t dim, std::vector<Decoded
 
 }  // namespace
 
-struct DB::Shard {
-  uint32_t index = 0;
-  // Writers of `mem`'s contents hold it exclusively, readers shared.
-  std::shared_mutex mem_mu;
-  // The three layer pointers below are guarded by DB::version_mu_.
-  std::shared_ptr<MemTable> mem;
-  std::shared_ptr<MemTable> imm;  // being frozen; contents immutable
-  std::vector<std::shared_ptr<const DB::LiveSegment>> segments;  // newest first
-};
-
-// A consistent set of one shard's layers, newest first.
-struct ShardView {
-  DB::Shard* shard;
-  std::shared_ptr<MemTable> mem;
-  std::shared_ptr<MemTable> imm;
-  std::vector<std::shared_ptr<const DB::LiveSegment>> segments;
-
-  // Whether a layer newer than segment `seg_index` (-1: newer than imm,
-  // -2: newer than mem) says anything about `id`. Call with mem_mu shared.
-  bool Shadowed(uint64_t id, int seg_index) const {
-    if (seg_index == -2) return false;
-    size_t row;
-    if (mem->Find(id, &row) != MemTable::State::kAbsent) return true;
-    if (seg_index == -1) return false;
-    if (imm && imm->Find(id, &row) != MemTable::State::kAbsent) return true;
-    for (int j = 0; j < seg_index; ++j) {
-      uint64_t r;
-      if (segments[j]->seg->FindRow(id, &r) || segments[j]->seg->HasTombstone(id)) return true;
-    }
-    return false;
-  }
-};
-
 DB::DB(const Options& options) : options_(options), env_(options.env ? options.env : Env::Default()) {
   budget_ = options_.memory_budget_bytes ? options_.memory_budget_bytes : kDefaultBudget;
 }
@@ -124,6 +92,7 @@ Result<std::unique_ptr<DB>> DB::Open(const Options& options) {
   uint32_t threads = options.search_threads ? options.search_threads : std::max(1u, std::thread::hardware_concurrency());
   if (threads > 1) db->pool_ = std::make_unique<ThreadPool>(threads - 1);
   db->bg_thread_ = std::thread([raw = db.get()] { raw->BackgroundLoop(); });
+  db->compact_thread_ = std::thread([raw = db.get()] { raw->CompactionLoop(); });
   return db;
 }
 
@@ -278,6 +247,7 @@ Status DB::ApplyBatch(uint64_t seq, const uint8_t* payload, size_t size, bool fr
     }
   }
   mem_bytes_ += size + ops.size() * 48;
+  applied_seq_.store(seq, std::memory_order_release);
   (void)from_recovery;
   return Status::OK();
 }
@@ -371,20 +341,45 @@ void DB::BackgroundLoop() {
     bg_pending_ = false;
     freezing_ = true;
     l.unlock();
+    Status s;
     {
       std::lock_guard<std::mutex> f(freeze_mu_);
-      (void)FreezeLocked();  // a failure leaves the memtables in place; the next trigger retries
+      s = FreezeLocked();  // a failure leaves the memtables in place; the next trigger retries
     }
     l.lock();
     freezing_ = false;
+    if (s.ok()) compact_pending_ = true;
     bg_cv_.notify_all();
+  }
+}
+
+void DB::CompactionLoop() {
+  std::unique_lock<std::mutex> l(bg_mu_);
+  for (;;) {
+    bg_cv_.wait(l, [this] { return bg_stop_ || compact_pending_; });
+    if (bg_stop_) return;
+    compact_pending_ = false;
+    l.unlock();
+    // Merges what the tiered policy asks for; a failure leaves the inputs in
+    // place and the next freeze retries.
+    (void)Compact(false);
+    l.lock();
   }
 }
 
 Status DB::Freeze() {
   if (closed_) return Status::Closed("database is closed");
-  std::lock_guard<std::mutex> l(freeze_mu_);
-  return FreezeLocked();
+  Status s;
+  {
+    std::lock_guard<std::mutex> l(freeze_mu_);
+    s = FreezeLocked();
+  }
+  if (s.ok()) {
+    std::lock_guard<std::mutex> l(bg_mu_);
+    compact_pending_ = true;
+    bg_cv_.notify_all();
+  }
+  return s;
 }
 
 Status DB::FreezeLocked() {
@@ -422,6 +417,37 @@ Status DB::FreezeLocked() {
   return FlushImmutables();
 }
 
+Result<std::shared_ptr<DB::LiveSegment>> DB::WriteLiveSegment(const MemTable::Sorted& rows, uint32_t shard,
+                                                               uint64_t min_seq, uint64_t max_seq) {
+  segment::SegmentContents c;
+  c.info.dim = options_.dim;
+  c.info.metric = options_.metric;
+  c.info.shard = shard;
+  c.info.min_seq = min_seq;
+  c.info.max_seq = max_seq;
+  c.row_count = rows.ids.size();
+  c.ids = rows.ids.data();
+  c.vectors = rows.vectors.data();
+  c.meta_offsets = rows.meta_offsets.data();
+  c.meta_blob = reinterpret_cast<const uint8_t*>(rows.meta_blob.data());
+  c.tombstone_count = rows.tombstones.size();
+  c.tombstones = rows.tombstones.data();
+  std::vector<index::GraphSection> graph;
+  if (options_.build_graphs && c.row_count > 0 && c.row_count >= options_.adaptive_threshold) {
+    index::HnswParams params;
+    params.m = options_.hnsw_m;
+    params.ef_construction = options_.hnsw_ef_construction;
+    POMAI_ASSIGN_OR_RETURN(graph, index::BuildHnsw(rows.vectors.data(), c.row_count, options_.dim, options_.metric,
+                                                   params, pool_.get(), nullptr));
+    for (const auto& g : graph) c.extra.push_back({g.kind, g.bytes});
+  }
+  const uint64_t number = NewFileNumber();
+  POMAI_RETURN_IF_ERROR(segment::WriteSegment(env_, options_.path, SegmentFileName(number), c));
+  auto opened = OpenSegment(number);
+  if (!opened.ok()) (void)env_->RemoveFile(JoinPath(options_.path, SegmentFileName(number)));
+  return opened;
+}
+
 Status DB::FlushImmutables() {
   std::vector<std::shared_ptr<MemTable>> imms(shards_.size());
   bool any = false;
@@ -440,44 +466,13 @@ Status DB::FlushImmutables() {
   auto build = [&](size_t s) {
     const auto& imm = imms[s];
     if (!imm || imm->empty()) return;
-    MemTable::Sorted sorted = imm->SortedContents();
-    segment::SegmentContents c;
-    c.info.dim = options_.dim;
-    c.info.metric = options_.metric;
-    c.info.shard = static_cast<uint32_t>(s);
-    c.info.min_seq = imm->min_seq();
-    c.info.max_seq = imm->max_seq();
-    c.row_count = sorted.ids.size();
-    c.ids = sorted.ids.data();
-    c.vectors = sorted.vectors.data();
-    c.meta_offsets = sorted.meta_offsets.data();
-    c.meta_blob = reinterpret_cast<const uint8_t*>(sorted.meta_blob.data());
-    c.tombstone_count = sorted.tombstones.size();
-    c.tombstones = sorted.tombstones.data();
-    std::vector<index::GraphSection> graph;
-    if (options_.build_graphs && c.row_count > 0 && c.row_count >= options_.adaptive_threshold) {
-      index::HnswParams params;
-      params.m = options_.hnsw_m;
-      params.ef_construction = options_.hnsw_ef_construction;
-      auto built = index::BuildHnsw(sorted.vectors.data(), c.row_count, options_.dim, options_.metric, params,
-                                    pool_.get(), nullptr);
-      if (!built.ok()) {
-        statuses[s] = built.status();
-        return;
-      }
-      graph = std::move(built).value();
-      for (const auto& g : graph) c.extra.push_back({g.kind, g.bytes});
-    }
-    numbers[s] = NewFileNumber();
-    const std::string name = SegmentFileName(numbers[s]);
-    statuses[s] = segment::WriteSegment(env_, options_.path, name, c);
-    if (!statuses[s].ok()) return;
-    auto opened = OpenSegment(numbers[s]);
-    if (!opened.ok()) {
-      statuses[s] = opened.status();
+    auto live = WriteLiveSegment(imm->SortedContents(), static_cast<uint32_t>(s), imm->min_seq(), imm->max_seq());
+    if (!live.ok()) {
+      statuses[s] = live.status();
       return;
     }
-    made[s] = std::move(opened).value();
+    made[s] = std::move(live).value();
+    numbers[s] = made[s]->number;
   };
   if (pool_) {
     pool_->ParallelFor(shards_.size(), build);
@@ -487,8 +482,7 @@ Status DB::FlushImmutables() {
   auto discard = [&] {
     for (size_t s = 0; s < shards_.size(); ++s) {
       made[s].reset();
-      if (numbers[s] && env_->FileExists(JoinPath(options_.path, SegmentFileName(numbers[s]))))
-        (void)env_->RemoveFile(JoinPath(options_.path, SegmentFileName(numbers[s])));
+      if (numbers[s]) (void)env_->RemoveFile(JoinPath(options_.path, SegmentFileName(numbers[s])));
     }
   };
   for (const auto& st : statuses) {
@@ -545,6 +539,7 @@ Status DB::Close() {
     bg_cv_.notify_all();
   }
   if (bg_thread_.joinable()) bg_thread_.join();
+  if (compact_thread_.joinable()) compact_thread_.join();
   Status s;
   if (wal_ && wal_->sticky_error().ok()) s = wal_->Sync();
   wal_.reset();
@@ -687,7 +682,8 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
   views.reserve(shards_.size());
   {
     std::lock_guard<std::mutex> v(version_mu_);
-    for (auto& sh : shards_) views.push_back({sh.get(), sh->mem, sh->imm, sh->segments});
+    const uint64_t snapshot = applied_seq_.load(std::memory_order_acquire);
+    for (auto& sh : shards_) views.push_back({sh.get(), sh->mem, sh->imm, sh->segments, snapshot});
   }
   // Graph searches are one task per few queries; exact scans one task per row chunk, all queries.
   const size_t workers = pool_ ? pool_->size() + 1 : 1;
@@ -787,7 +783,7 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
       std::shared_lock<std::shared_mutex> l(view.shard->mem_mu);
       const MemTable& mem = *view.mem;
       scan(mem.vectors(), 0, mem.rows(), [&](size_t r) { return mem.id(r); },
-           [&](size_t r, uint64_t) { return !mem.deleted(r); });
+           [&](size_t r, uint64_t) { return !mem.deleted(r) && view.InView(r); });
     } else if (task.layer == -1) {
       const MemTable& imm = *view.imm;
       scan(imm.vectors(), task.begin, task.end, [&](size_t r) { return imm.id(r); },

@@ -80,6 +80,18 @@ class DB {
   // Freezes every shard's memtable into a durable segment (see pomai_freeze).
   Status Freeze();
 
+  // Merges segments. force: every shard's segments into one segment (tombstones
+  // dropped, graph rebuilt); otherwise only what the tiered policy asks for
+  // (runs of adjacent segments of similar size once a shard has more than
+  // kMaxSegments). Readers are never blocked: the merged segment replaces its
+  // inputs atomically (manifest first, then the in-memory version); the old
+  // files are deleted after the manifest names the new one.
+  Status Compact(bool force);
+
+  // Database statistics as a JSON object: shards, segments (file, rows,
+  // tombstones, bytes, graph stats), memtable rows, live rows.
+  Result<std::string> StatsJson();
+
   Result<bool> Exists(uint64_t id);
   // NotFound when `id` has no live row.
   Status Get(uint64_t id, std::vector<float>* vector, std::string* metadata);
@@ -121,8 +133,12 @@ class DB {
   Status ApplyBatch(uint64_t seq, const uint8_t* payload, size_t size, bool from_recovery, const std::string& origin);
   Status FreezeLocked();
   Status FlushImmutables();
+  Status CompactShard(size_t shard, bool force, bool* did_work);
+  Result<std::shared_ptr<LiveSegment>> WriteLiveSegment(const MemTable::Sorted& rows, uint32_t shard,
+                                                        uint64_t min_seq, uint64_t max_seq);
   Result<std::shared_ptr<LiveSegment>> OpenSegment(uint64_t number);
   void BackgroundLoop();
+  void CompactionLoop();
   void MaybeScheduleFreeze();
   uint64_t NewFileNumber();
   Status CheckWritable();
@@ -140,16 +156,20 @@ class DB {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::mutex version_mu_;  // guards the layer pointers of every shard
 
-  std::mutex freeze_mu_;  // one freeze at a time
+  std::mutex freeze_mu_;   // one freeze (or compaction install) at a time
+  std::mutex compact_mu_;  // one compaction at a time
   std::atomic<uint64_t> mem_bytes_{0};
+  std::atomic<uint64_t> applied_seq_{0};  // every batch up to it is in the memtables
   uint64_t budget_;
 
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
   bool bg_stop_ = false;
   bool bg_pending_ = false;
+  bool compact_pending_ = false;
   bool freezing_ = false;
-  std::thread bg_thread_;
+  std::thread bg_thread_;       // freezes when the memtables pass the budget
+  std::thread compact_thread_;  // merges segments after freezes
 
   std::atomic<bool> closed_{false};
 };

@@ -24,6 +24,7 @@ void MemTable::Put(uint64_t id, uint64_t seq, const float* vec, std::string_view
     metadata_.emplace_back(meta);
     metadata_bytes_ += meta.size();
     deleted_.push_back(0);
+    first_seq_.push_back(seq);
     return;
   }
   std::memcpy(vectors_.data() + row * dim_, vec, dim_ * sizeof(float));
@@ -45,6 +46,7 @@ void MemTable::Delete(uint64_t id, uint64_t seq) {
     vectors_.resize(vectors_.size() + dim_, 0.0f);
     metadata_.emplace_back();
     deleted_.push_back(1);
+    first_seq_.push_back(seq);
     ++deleted_count_;
     return;
   }
@@ -64,7 +66,7 @@ MemTable::State MemTable::Find(uint64_t id, size_t* row) const {
 }
 
 size_t MemTable::ApproximateMemoryUsage() const {
-  return vectors_.capacity() * sizeof(float) + ids_.capacity() * (sizeof(uint64_t) + sizeof(std::string) + 1) +
+  return vectors_.capacity() * sizeof(float) + ids_.capacity() * (2 * sizeof(uint64_t) + sizeof(std::string) + 1) +
          metadata_bytes_ + index_.size() * 32;
 }
 

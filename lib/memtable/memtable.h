@@ -37,6 +37,10 @@ class MemTable {
   const float* vectors() const { return vectors_.data(); }
   const float* vector(size_t row) const { return vectors_.data() + row * dim_; }
   uint64_t id(size_t row) const { return ids_[row]; }
+  // Sequence number of the write that created this row slot (later
+  // overwrites of the id reuse the slot and keep it). Searches use it to see
+  // the memtable as of their snapshot: slots created after it are skipped.
+  uint64_t first_seq(size_t row) const { return first_seq_[row]; }
   bool deleted(size_t row) const { return deleted_[row] != 0; }
   std::string_view metadata(size_t row) const { return metadata_[row]; }
   size_t live_count() const { return rows() - deleted_count_; }
@@ -66,6 +70,7 @@ class MemTable {
   std::vector<float> vectors_;
   std::vector<std::string> metadata_;
   std::vector<uint8_t> deleted_;
+  std::vector<uint64_t> first_seq_;
   std::unordered_map<uint64_t, size_t> index_;  // id -> row
   size_t deleted_count_ = 0;
   size_t metadata_bytes_ = 0;

@@ -1,5 +1,6 @@
 // Crash recovery: a child process writes batches with fsync ALWAYS (and
-// freezes now and then) and is killed with SIGKILL at a random moment; after
+// freezes and compacts now and then, besides the background freezes and
+// compactions its small memory budget causes) and is killed with SIGKILL at a random moment; after
 // reopening, every batch the child saw acknowledged is present and whole, the
 // batch in flight is either whole or absent, and nothing else is there.
 #include <gtest/gtest.h>
@@ -51,6 +52,7 @@ Options CrashOptions(const std::string& path) {
     if (!(*db)->Write(ops.data(), ops.size()).ok()) _exit(4);
     if (::write(fd, &b, sizeof(b)) != sizeof(b)) _exit(5);
     if (b % 37 == 0 && !(*db)->Freeze().ok()) _exit(6);
+    if (b % 89 == 0 && !(*db)->Compact(true).ok()) _exit(7);
   }
 }
 

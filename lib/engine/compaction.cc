@@ -1,0 +1,240 @@
+// Compaction: merging runs of adjacent segments of one shard.
+//
+// Only segments adjacent in age are merged, so the merged segment can take
+// the run's place in the newest-first order without changing what shadows
+// what. Within the run the newest entry of an id wins (a row, or a tombstone);
+// tombstones are kept unless the run reaches the shard's oldest segment (then
+// nothing older is left for them to hide). The merged graph is built from the
+// merged rows. Install order: new segment file durable -> manifest names it
+// instead of the inputs -> in-memory version swapped -> input files deleted;
+// a crash at any point leaves the old or the new set, never a mix.
+#include <algorithm>
+#include <string>
+
+#include "engine/db.h"
+#include "engine/db_impl.h"
+
+namespace pomai::engine {
+namespace {
+
+// A shard compacts once it has more segments than this.
+constexpr size_t kMaxSegments = 4;
+// A run grows while the next older segment is at most this many times the run's rows.
+constexpr double kSizeRatio = 2.0;
+
+size_t SegmentWeight(const DB::LiveSegment& s) { return s.seg->row_count() + s.seg->tombstone_count() + 1; }
+
+// The run [first, first + count) of newest-first segments to merge, or count 0.
+void PickRun(const std::vector<std::shared_ptr<const DB::LiveSegment>>& segs, bool force, size_t* first,
+             size_t* count) {
+  *first = 0;
+  *count = 0;
+  if (force) {
+    // Everything into one; a lone segment only when it has tombstones to drop.
+    if (segs.size() >= 2 || (segs.size() == 1 && segs[0]->seg->tombstone_count() > 0)) *count = segs.size();
+    return;
+  }
+  if (segs.size() <= kMaxSegments) return;
+  for (size_t start = 0; start + 1 < segs.size(); ++start) {
+    double total = static_cast<double>(SegmentWeight(*segs[start]));
+    size_t k = 1;
+    while (start + k < segs.size() && SegmentWeight(*segs[start + k]) <= kSizeRatio * total) {
+      total += static_cast<double>(SegmentWeight(*segs[start + k]));
+      ++k;
+    }
+    if (k >= 2) {
+      *first = start;
+      *count = k;
+      return;
+    }
+  }
+  // Every segment dwarfs the newer ones: merge the two newest to bound the count.
+  *count = 2;
+}
+
+}  // namespace
+
+Status DB::Compact(bool force) {
+  if (closed_) return Status::Closed("database is closed");
+  std::lock_guard<std::mutex> c(compact_mu_);
+  for (size_t s = 0; s < shards_.size(); ++s) {
+    bool did_work = true;
+    // The policy may ask for several merges in a row (a forced one needs one).
+    while (did_work) {
+      if (closed_) return Status::OK();
+      POMAI_RETURN_IF_ERROR(CompactShard(s, force, &did_work));
+      if (force) break;
+    }
+  }
+  return Status::OK();
+}
+
+Status DB::CompactShard(size_t shard_index, bool force, bool* did_work) {
+  *did_work = false;
+  Shard* sh = shards_[shard_index].get();
+  std::vector<std::shared_ptr<const LiveSegment>> segs;
+  {
+    std::lock_guard<std::mutex> v(version_mu_);
+    segs = sh->segments;
+  }
+  size_t first, count;
+  PickRun(segs, force, &first, &count);
+  if (count == 0) return Status::OK();
+  const bool reaches_oldest = first + count == segs.size();
+
+  // Newest entry per id across the run: (id, age rank, is tombstone, row).
+  struct Entry {
+    uint64_t id;
+    uint32_t rank;
+    bool tombstone;
+    uint64_t row;
+  };
+  std::vector<Entry> entries;
+  size_t total = 0;
+  for (size_t r = 0; r < count; ++r) total += segs[first + r]->seg->row_count() + segs[first + r]->seg->tombstone_count();
+  entries.reserve(total);
+  uint64_t min_seq = UINT64_MAX, max_seq = 0;
+  for (size_t r = 0; r < count; ++r) {
+    const segment::Segment& seg = *segs[first + r]->seg;
+    for (uint64_t row = 0; row < seg.row_count(); ++row) entries.push_back({seg.ids()[row], static_cast<uint32_t>(r), false, row});
+    for (uint64_t t = 0; t < seg.tombstone_count(); ++t) entries.push_back({seg.tombstones()[t], static_cast<uint32_t>(r), true, 0});
+    min_seq = std::min(min_seq, seg.info().min_seq);
+    max_seq = std::max(max_seq, seg.info().max_seq);
+  }
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.id < b.id || (a.id == b.id && a.rank < b.rank); });
+
+  MemTable::Sorted merged;
+  merged.meta_offsets.push_back(0);
+  const uint32_t dim = options_.dim;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (i > 0 && entries[i].id == entries[i - 1].id) continue;  // an older version
+    const Entry& e = entries[i];
+    if (e.tombstone) {
+      if (!reaches_oldest) merged.tombstones.push_back(e.id);
+      continue;
+    }
+    const segment::Segment& seg = *segs[first + e.rank]->seg;
+    POMAI_ASSIGN_OR_RETURN(std::string_view meta, seg.Metadata(e.row));
+    merged.ids.push_back(e.id);
+    const float* v = seg.vector(e.row);
+    merged.vectors.insert(merged.vectors.end(), v, v + dim);
+    merged.meta_blob.append(meta);
+    merged.meta_offsets.push_back(merged.meta_blob.size());
+  }
+  entries = {};
+  if (closed_) return Status::OK();
+
+  std::shared_ptr<LiveSegment> out;
+  if (!merged.ids.empty() || !merged.tombstones.empty()) {
+    POMAI_ASSIGN_OR_RETURN(out, WriteLiveSegment(merged, static_cast<uint32_t>(shard_index),
+                                                 min_seq == UINT64_MAX ? 0 : min_seq, max_seq));
+  }
+  auto drop_output = [&] {
+    if (out) (void)env_->RemoveFile(JoinPath(options_.path, SegmentFileName(out->number)));
+  };
+
+  // Install, excluding freezes (which also rewrite the manifest).
+  std::lock_guard<std::mutex> f(freeze_mu_);
+  if (closed_) {
+    drop_output();
+    return Status::OK();
+  }
+  std::vector<uint64_t> inputs;
+  for (size_t r = 0; r < count; ++r) inputs.push_back(segs[first + r]->number);
+  Manifest next;
+  {
+    std::lock_guard<std::mutex> m(manifest_mu_);
+    next = manifest_;
+  }
+  // The manifest lists a shard's segments oldest first: the run is a contiguous
+  // stretch there too, which the merged segment (if any) replaces in place.
+  auto& list = next.segments[shard_index];
+  auto pos = std::find_if(list.begin(), list.end(), [&](const SegmentEntry& e) { return e.file_number == inputs.back(); });
+  if (pos == list.end() || static_cast<size_t>(list.end() - pos) < count) {
+    drop_output();
+    return Status::Internal("compaction inputs are no longer live in shard " + std::to_string(shard_index));
+  }
+  pos = list.erase(pos, pos + static_cast<std::ptrdiff_t>(count));
+  if (out) list.insert(pos, SegmentEntry{out->number, out->seg->row_count()});
+  Status ms = WriteManifest(env_, options_.path, next);
+  if (!ms.ok()) {
+    drop_output();
+    return ms;
+  }
+  {
+    std::lock_guard<std::mutex> m(manifest_mu_);
+    const uint64_t next_file = manifest_.next_file_number;
+    manifest_.segments = next.segments;
+    manifest_.next_file_number = next_file;
+  }
+  {
+    std::lock_guard<std::mutex> v(version_mu_);
+    auto& live = sh->segments;
+    auto it = std::find(live.begin(), live.end(), segs[first]);
+    // Freezes only prepend, so the run is still contiguous at `it`.
+    it = live.erase(it, it + static_cast<std::ptrdiff_t>(count));
+    if (out) live.insert(it, out);
+  }
+  // Readers still holding the old segments keep their mappings; unlinking is safe.
+  for (uint64_t n : inputs) (void)env_->RemoveFile(JoinPath(options_.path, SegmentFileName(n)));
+  *did_work = true;
+  return Status::OK();
+}
+
+Result<std::string> DB::StatsJson() {
+  if (closed_) return Status::Closed("database is closed");
+  std::string j = "{\"dim\": " + std::to_string(options_.dim) + ", \"shards\": [";
+  uint64_t segments = 0, rows = 0, tombstones = 0, bytes = 0, mem_rows = 0;
+  for (size_t s = 0; s < shards_.size(); ++s) {
+    Shard* sh = shards_[s].get();
+    std::vector<std::shared_ptr<const LiveSegment>> segs;
+    std::shared_ptr<MemTable> mem, imm;
+    {
+      std::lock_guard<std::mutex> v(version_mu_);
+      segs = sh->segments;
+      mem = sh->mem;
+      imm = sh->imm;
+    }
+    uint64_t shard_mem_rows;
+    {
+      std::shared_lock<std::shared_mutex> l(sh->mem_mu);
+      shard_mem_rows = mem->rows() + (imm ? imm->rows() : 0);
+    }
+    mem_rows += shard_mem_rows;
+    j += (s ? ", " : "") + std::string("{\"shard\": ") + std::to_string(s) +
+         ", \"memtable_rows\": " + std::to_string(shard_mem_rows) + ", \"segments\": [";
+    for (size_t k = 0; k < segs.size(); ++k) {
+      const LiveSegment& live = *segs[k];
+      ++segments;
+      rows += live.seg->row_count();
+      tombstones += live.seg->tombstone_count();
+      bytes += live.seg->file_size();
+      j += (k ? ", " : "") + std::string("{\"file\": \"") + SegmentFileName(live.number) +
+           "\", \"rows\": " + std::to_string(live.seg->row_count()) +
+           ", \"tombstones\": " + std::to_string(live.seg->tombstone_count()) +
+           ", \"bytes\": " + std::to_string(live.seg->file_size());
+      if (live.graph) {
+        auto gs = live.graph->Stats();
+        if (gs.ok()) {
+          j += ", \"graph\": {\"m\": " + std::to_string(gs->m) + ", \"ef_construction\": " +
+               std::to_string(gs->ef_construction) + ", \"max_level\": " + std::to_string(gs->max_level) +
+               ", \"avg_degree0\": " + std::to_string(gs->avg_degree0) + ", \"bytes\": " + std::to_string(gs->bytes) +
+               "}";
+        }
+      } else {
+        j += ", \"graph\": null";
+      }
+      j += "}";
+    }
+    j += "]}";
+  }
+  POMAI_ASSIGN_OR_RETURN(uint64_t live_rows, Count());
+  j += "], \"segments\": " + std::to_string(segments) + ", \"segment_rows\": " + std::to_string(rows) +
+       ", \"segment_tombstones\": " + std::to_string(tombstones) + ", \"segment_bytes\": " + std::to_string(bytes) +
+       ", \"memtable_rows\": " + std::to_string(mem_rows) + ", \"live_rows\": " + std::to_string(live_rows) +
+       ", \"dead_rows\": " + std::to_string(rows + mem_rows > live_rows ? rows + mem_rows - live_rows : 0) + "}";
+  return j;
+}
+
+}  // namespace pomai::engine

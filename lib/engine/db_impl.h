@@ -1,0 +1,55 @@
+// Internals shared by the engine's .cc files (db.cc, compaction.cc): a
+// shard's layers and a consistent view of them. Not part of any API.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <shared_mutex>
+#include <vector>
+
+#include "engine/db.h"
+#include "memtable/memtable.h"
+
+namespace pomai::engine {
+
+struct DB::Shard {
+  uint32_t index = 0;
+  // Writers of `mem`'s contents hold it exclusively, readers shared.
+  std::shared_mutex mem_mu;
+  // The three layer pointers below are guarded by DB::version_mu_.
+  std::shared_ptr<MemTable> mem;
+  std::shared_ptr<MemTable> imm;  // being frozen; contents immutable
+  std::vector<std::shared_ptr<const DB::LiveSegment>> segments;  // newest first
+};
+
+// A consistent set of one shard's layers, newest first.
+struct ShardView {
+  DB::Shard* shard;
+  std::shared_ptr<MemTable> mem;
+  std::shared_ptr<MemTable> imm;
+  std::vector<std::shared_ptr<const DB::LiveSegment>> segments;
+
+  // Memtable row slots created by writes after this sequence number are not
+  // part of the view: a search neither returns them nor lets them shadow.
+  uint64_t snapshot_seq = UINT64_MAX;
+
+  // Whether `row` of `mem` belongs to the view.
+  bool InView(size_t row) const { return mem->first_seq(row) <= snapshot_seq; }
+
+  // Whether a layer newer than segment `seg_index` (-1: newer than imm,
+  // -2: newer than mem) says anything about `id`. Call with mem_mu shared.
+  bool Shadowed(uint64_t id, int seg_index) const {
+    if (seg_index == -2) return false;
+    size_t row;
+    if (mem->Find(id, &row) != MemTable::State::kAbsent && InView(row)) return true;
+    if (seg_index == -1) return false;
+    if (imm && imm->Find(id, &row) != MemTable::State::kAbsent) return true;
+    for (int j = 0; j < seg_index; ++j) {
+      uint64_t r;
+      if (segments[j]->seg->FindRow(id, &r) || segments[j]->seg->HasTombstone(id)) return true;
+    }
+    return false;
+  }
+};
+
+}  // namespace pomai::engine
