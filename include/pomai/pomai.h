@@ -94,6 +94,20 @@ POMAI_EXPORT pomai_status_t* pomai_delete_batch(pomai_db_t* db, const uint64_t* 
  * manifest). Not needed for visibility: writes are searchable at once. */
 POMAI_EXPORT pomai_status_t* pomai_freeze(pomai_db_t* db);
 
+/* Merges every shard's segments into one segment (dropping overwritten and
+ * deleted rows and all tombstones, rebuilding the graph) and returns when the
+ * merged segments are durable and named by the manifest. Searches run
+ * throughout and never see a partial state. A background tiered policy also
+ * merges segments after freezes; this forces a full merge. */
+POMAI_EXPORT pomai_status_t* pomai_compact(pomai_db_t* db);
+
+/* Statistics as a NUL-terminated JSON object stored in *out_json (free it
+ * with pomai_free): per shard its memtable rows and segments (file, rows,
+ * tombstones, bytes, graph: m, ef_construction, max_level, avg_degree0,
+ * bytes), and totals: segments, segment_rows, segment_tombstones,
+ * segment_bytes, memtable_rows, live_rows, dead_rows. */
+POMAI_EXPORT pomai_status_t* pomai_stats_json(pomai_db_t* db, char** out_json);
+
 /* ---- reads ----------------------------------------------------------- */
 
 /* *out_exists = whether a live (not deleted) row with `id` exists. */

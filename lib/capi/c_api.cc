@@ -382,6 +382,24 @@ pomai_status_t* pomai_freeze(pomai_db_t* db) {
   return WithDb(db, [&](pomai::engine::DB& engine) { return FromStatus(engine.Freeze()); });
 }
 
+pomai_status_t* pomai_compact(pomai_db_t* db) {
+  return WithDb(db, [&](pomai::engine::DB& engine) { return FromStatus(engine.Compact(true)); });
+}
+
+pomai_status_t* pomai_stats_json(pomai_db_t* db, char** out_json) {
+  return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
+    if (out_json == nullptr) return Invalid("out_json is NULL");
+    *out_json = nullptr;
+    auto r = engine.StatsJson();
+    if (!r.ok()) return FromStatus(r.status());
+    char* buf = static_cast<char*>(std::malloc(r->size() + 1));
+    if (buf == nullptr) throw std::bad_alloc();
+    std::memcpy(buf, r->c_str(), r->size() + 1);
+    *out_json = buf;
+    return nullptr;
+  });
+}
+
 pomai_status_t* pomai_exists(pomai_db_t* db, uint64_t id, bool* out_exists) {
   return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
     if (out_exists == nullptr) return Invalid("out_exists is NULL");

@@ -9,10 +9,11 @@ Every C call releases the GIL.
 from __future__ import annotations
 
 import enum
+import json
 import operator
 import os
 import threading
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +33,8 @@ __all__ = [
     "exists",
     "count",
     "freeze",
+    "compact",
+    "stats",
     "search",
     "search_batch",
     "simd_target",
@@ -259,6 +262,14 @@ class Database:
         """See `pomaidb.freeze`."""
         freeze(self)
 
+    def compact(self) -> None:
+        """See `pomaidb.compact`."""
+        compact(self)
+
+    def stats(self) -> Dict[str, Any]:
+        """See `pomaidb.stats`."""
+        return stats(self)
+
     def search(self, queries: VectorsLike, topk: int = 10, ef_search: Optional[int] = None
                ) -> Tuple["npt.NDArray[np.uint64]", "npt.NDArray[np.float32]"]:
         """See `pomaidb.search`."""
@@ -468,6 +479,30 @@ def freeze(db: Database) -> None:
     """Turns the memtable into an indexed segment and returns when it is
     durable. Not needed for visibility: writes are searchable at once."""
     _check(lib.pomai_freeze(_handle(db)))
+
+
+def compact(db: Database) -> None:
+    """Merges every shard's segments into one (dropping overwritten and
+    deleted rows, rebuilding the HNSW graph) and returns when the result is
+    durable. Searches keep running meanwhile. A background policy merges
+    segments on its own after freezes; this forces a full merge."""
+    _check(lib.pomai_compact(_handle(db)))
+
+
+def stats(db: Database) -> Dict[str, Any]:
+    """Statistics: {"segments", "segment_rows", "segment_tombstones",
+    "segment_bytes", "memtable_rows", "live_rows", "dead_rows", "dim",
+    "shards": [{"shard", "memtable_rows", "segments": [{"file", "rows",
+    "tombstones", "bytes", "graph": {"m", "ef_construction", "max_level",
+    "avg_degree0", "bytes"} or None}]}]}."""
+    out = ffi.new("char **")
+    _check(lib.pomai_stats_json(_handle(db), out))
+    try:
+        text = ffi.string(out[0]).decode()
+    finally:
+        lib.pomai_free(out[0])
+    result: Dict[str, Any] = json.loads(text)
+    return result
 
 
 def _search_arrays(db: Database, queries: VectorsLike, topk: int, ef_search: Optional[int]

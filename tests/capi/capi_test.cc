@@ -196,6 +196,29 @@ TEST_F(CApi, PutSearchGetRoundTrip) {
   EXPECT_EQ(count, 2u);
 }
 
+TEST_F(CApi, CompactMergesSegmentsAndStatsReportThem) {
+  float a[4] = {1, 2, 3, 4};
+  for (uint64_t round = 0; round < 3; ++round) {
+    for (uint64_t id = 0; id < 10; ++id) {
+      pomai_upsert_t u = Upsert(round * 5 + id, a);
+      ASSERT_EQ(Code(pomai_put(db_, &u)), 0);
+    }
+    ASSERT_EQ(Code(pomai_delete(db_, round)), 0);
+    ASSERT_EQ(Code(pomai_freeze(db_)), 0);
+  }
+  ASSERT_EQ(Code(pomai_compact(db_)), 0);
+  char* json = nullptr;
+  ASSERT_EQ(Code(pomai_stats_json(db_, &json)), 0);
+  ASSERT_NE(json, nullptr);
+  std::string stats = json;
+  pomai_free(json);
+  EXPECT_NE(stats.find("\"segments\": 2,"), std::string::npos) << stats;  // one per shard
+  EXPECT_NE(stats.find("\"segment_tombstones\": 0"), std::string::npos) << stats;
+  EXPECT_NE(stats.find("\"live_rows\": 17"), std::string::npos) << stats;
+  EXPECT_EQ(Code(pomai_stats_json(db_, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_compact(nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
+}
+
 TEST_F(CApi, SearchBatchAllowsADifferentTopkPerQuery) {
   std::vector<float> vecs(40 * 4);
   std::vector<uint64_t> ids(40);

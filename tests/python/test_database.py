@@ -134,3 +134,27 @@ def test_fsync_and_tuning_options_are_accepted(db_path) -> None:
     with pomaidb.open_db(db_path, dim=2, **opts) as db:
         db.put_batch([1, 2], [[1, 0], [0, 1]])
         assert db.search_batch([[1, 0.1]], topk=1)[0][0] == [1]
+
+
+def test_compact_and_stats(tmp_path) -> None:
+    import pomaidb
+    rng = np.random.default_rng(1)
+    with pomaidb.open_db(tmp_path / "db", dim=8, shards=2, metric="l2", adaptive_threshold=0,
+                         hnsw_m=8, hnsw_ef_construction=40) as db:
+        for round_ in range(3):
+            ids = np.arange(round_ * 50, round_ * 50 + 100, dtype=np.uint64)
+            pomaidb.put_batch(db, ids, rng.normal(size=(100, 8)).astype(np.float32))
+            pomaidb.delete(db, [round_])
+            pomaidb.freeze(db)
+        before = pomaidb.stats(db)
+        assert before["live_rows"] == pomaidb.count(db) == 197
+        assert before["dead_rows"] > 0
+        pomaidb.compact(db)
+        after = db.stats()
+        assert after["segments"] == 2 and after["segment_tombstones"] == 0
+        assert after["live_rows"] == after["segment_rows"] == 197
+        for shard in after["shards"]:
+            for seg in shard["segments"]:
+                assert seg["graph"]["m"] == 8 and seg["graph"]["bytes"] > 0
+        ids, _ = pomaidb.search(db, rng.normal(size=(3, 8)).astype(np.float32), topk=5)
+        assert not set(ids.ravel().tolist()) & {0, 1, 2}
