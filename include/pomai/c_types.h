@@ -94,6 +94,12 @@ typedef struct pomai_options_t {
   uint8_t metric;                  /* [64] POMAI_METRIC_*, fixed at creation */
 } pomai_options_t;
 
+/* Progress of a long freeze or compaction: `done` of `total` rows indexed
+ * into HNSW graphs so far. Called from engine threads, one call at a time,
+ * at most about a thousand times per segment, and last with done == total.
+ * It must not call back into the database. */
+typedef void (*pomai_progress_fn)(uint64_t done, uint64_t total, void* user_data);
+
 /* One vector to insert or replace. 48 bytes. Minimum struct_size: 28 (through dim). */
 typedef struct pomai_upsert_t {
   uint32_t struct_size;      /* [0] */

@@ -108,6 +108,11 @@ POMAI_EXPORT pomai_status_t* pomai_compact(pomai_db_t* db);
  * segment_bytes, memtable_rows, live_rows, dead_rows. */
 POMAI_EXPORT pomai_status_t* pomai_stats_json(pomai_db_t* db, char** out_json);
 
+/* pomai_freeze and pomai_compact reporting progress to fn(done, total,
+ * user_data) (see pomai_progress_fn); fn NULL is the same as the plain call. */
+POMAI_EXPORT pomai_status_t* pomai_freeze_with_progress(pomai_db_t* db, pomai_progress_fn fn, void* user_data);
+POMAI_EXPORT pomai_status_t* pomai_compact_with_progress(pomai_db_t* db, pomai_progress_fn fn, void* user_data);
+
 /* ---- reads ----------------------------------------------------------- */
 
 /* *out_exists = whether a live (not deleted) row with `id` exists. */

@@ -54,22 +54,24 @@ void PickRun(const std::vector<std::shared_ptr<const DB::LiveSegment>>& segs, bo
 
 }  // namespace
 
-Status DB::Compact(bool force) {
+Status DB::Compact(bool force, const ProgressFn& progress_fn) {
   if (closed_) return Status::Closed("database is closed");
   std::lock_guard<std::mutex> c(compact_mu_);
+  Progress progress(progress_fn);
   for (size_t s = 0; s < shards_.size(); ++s) {
     bool did_work = true;
     // The policy may ask for several merges in a row (a forced one needs one).
     while (did_work) {
       if (closed_) return Status::OK();
-      POMAI_RETURN_IF_ERROR(CompactShard(s, force, &did_work));
+      POMAI_RETURN_IF_ERROR(CompactShard(s, force, progress.enabled() ? &progress : nullptr, &did_work));
       if (force) break;
     }
   }
+  progress.Finish();
   return Status::OK();
 }
 
-Status DB::CompactShard(size_t shard_index, bool force, bool* did_work) {
+Status DB::CompactShard(size_t shard_index, bool force, Progress* progress, bool* did_work) {
   *did_work = false;
   Shard* sh = shards_[shard_index].get();
   std::vector<std::shared_ptr<const LiveSegment>> segs;
@@ -127,8 +129,10 @@ Status DB::CompactShard(size_t shard_index, bool force, bool* did_work) {
 
   std::shared_ptr<LiveSegment> out;
   if (!merged.ids.empty() || !merged.tombstones.empty()) {
+    if (progress && options_.build_graphs && merged.ids.size() >= options_.adaptive_threshold)
+      progress->AddTotal(merged.ids.size());
     POMAI_ASSIGN_OR_RETURN(out, WriteLiveSegment(merged, static_cast<uint32_t>(shard_index),
-                                                 min_seq == UINT64_MAX ? 0 : min_seq, max_seq));
+                                                 min_seq == UINT64_MAX ? 0 : min_seq, max_seq, progress));
   }
   auto drop_output = [&] {
     if (out) (void)env_->RemoveFile(JoinPath(options_.path, SegmentFileName(out->number)));

@@ -344,7 +344,7 @@ void DB::BackgroundLoop() {
     Status s;
     {
       std::lock_guard<std::mutex> f(freeze_mu_);
-      s = FreezeLocked();  // a failure leaves the memtables in place; the next trigger retries
+      s = FreezeLocked(nullptr);  // a failure leaves the memtables in place; the next trigger retries
     }
     l.lock();
     freezing_ = false;
@@ -362,17 +362,19 @@ void DB::CompactionLoop() {
     l.unlock();
     // Merges what the tiered policy asks for; a failure leaves the inputs in
     // place and the next freeze retries.
-    (void)Compact(false);
+    (void)Compact(false, nullptr);
     l.lock();
   }
 }
 
-Status DB::Freeze() {
+Status DB::Freeze(const ProgressFn& progress_fn) {
   if (closed_) return Status::Closed("database is closed");
   Status s;
   {
     std::lock_guard<std::mutex> l(freeze_mu_);
-    s = FreezeLocked();
+    Progress progress(progress_fn);
+    s = FreezeLocked(progress.enabled() ? &progress : nullptr);
+    if (s.ok()) progress.Finish();
   }
   if (s.ok()) {
     std::lock_guard<std::mutex> l(bg_mu_);
@@ -382,8 +384,8 @@ Status DB::Freeze() {
   return s;
 }
 
-Status DB::FreezeLocked() {
-  POMAI_RETURN_IF_ERROR(FlushImmutables());
+Status DB::FreezeLocked(Progress* progress) {
+  POMAI_RETURN_IF_ERROR(FlushImmutables(progress));
   POMAI_RETURN_IF_ERROR(CheckWritable());
   const uint64_t wal_number = NewFileNumber();
   const std::string wal_path = JoinPath(options_.path, WalFileName(wal_number));
@@ -414,11 +416,11 @@ Status DB::FreezeLocked() {
     if (env_->FileExists(wal_path)) (void)env_->RemoveFile(wal_path);
     return s;
   }
-  return FlushImmutables();
+  return FlushImmutables(progress);
 }
 
 Result<std::shared_ptr<DB::LiveSegment>> DB::WriteLiveSegment(const MemTable::Sorted& rows, uint32_t shard,
-                                                               uint64_t min_seq, uint64_t max_seq) {
+                                                               uint64_t min_seq, uint64_t max_seq, Progress* progress) {
   segment::SegmentContents c;
   c.info.dim = options_.dim;
   c.info.metric = options_.metric;
@@ -438,7 +440,7 @@ Result<std::shared_ptr<DB::LiveSegment>> DB::WriteLiveSegment(const MemTable::So
     params.m = options_.hnsw_m;
     params.ef_construction = options_.hnsw_ef_construction;
     POMAI_ASSIGN_OR_RETURN(graph, index::BuildHnsw(rows.vectors.data(), c.row_count, options_.dim, options_.metric,
-                                                   params, pool_.get(), nullptr));
+                                                   params, pool_.get(), progress ? progress->ForSegment() : nullptr));
     for (const auto& g : graph) c.extra.push_back({g.kind, g.bytes});
   }
   const uint64_t number = NewFileNumber();
@@ -448,7 +450,7 @@ Result<std::shared_ptr<DB::LiveSegment>> DB::WriteLiveSegment(const MemTable::So
   return opened;
 }
 
-Status DB::FlushImmutables() {
+Status DB::FlushImmutables(Progress* progress) {
   std::vector<std::shared_ptr<MemTable>> imms(shards_.size());
   bool any = false;
   {
@@ -460,13 +462,17 @@ Status DB::FlushImmutables() {
   }
   if (!any) return Status::OK();
 
+  if (progress != nullptr)
+    for (const auto& imm : imms)
+      if (imm && options_.build_graphs && imm->live_count() >= options_.adaptive_threshold) progress->AddTotal(imm->live_count());
   std::vector<std::shared_ptr<LiveSegment>> made(shards_.size());
   std::vector<uint64_t> numbers(shards_.size(), 0);
   std::vector<Status> statuses(shards_.size());
   auto build = [&](size_t s) {
     const auto& imm = imms[s];
     if (!imm || imm->empty()) return;
-    auto live = WriteLiveSegment(imm->SortedContents(), static_cast<uint32_t>(s), imm->min_seq(), imm->max_seq());
+    auto live = WriteLiveSegment(imm->SortedContents(), static_cast<uint32_t>(s), imm->min_seq(), imm->max_seq(),
+                                 progress);
     if (!live.ok()) {
       statuses[s] = live.status();
       return;

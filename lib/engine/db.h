@@ -13,6 +13,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -59,6 +60,10 @@ struct WriteOp {
   std::string_view metadata;      // for kPut
 };
 
+// Progress of a long freeze or compaction: (rows indexed so far, rows to
+// index). Called from one thread at a time, from engine threads.
+using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
+
 class DB {
  public:
   // Opens or creates the database. See pomai_open in include/pomai/pomai.h
@@ -78,7 +83,7 @@ class DB {
   Status PutArray(const uint64_t* ids, const float* vectors, size_t n);
 
   // Freezes every shard's memtable into a durable segment (see pomai_freeze).
-  Status Freeze();
+  Status Freeze(const ProgressFn& progress = nullptr);
 
   // Merges segments. force: every shard's segments into one segment (tombstones
   // dropped, graph rebuilt); otherwise only what the tiered policy asks for
@@ -86,7 +91,7 @@ class DB {
   // kMaxSegments). Readers are never blocked: the merged segment replaces its
   // inputs atomically (manifest first, then the in-memory version); the old
   // files are deleted after the manifest names the new one.
-  Status Compact(bool force);
+  Status Compact(bool force, const ProgressFn& progress = nullptr);
 
   // Database statistics as a JSON object: shards, segments (file, rows,
   // tombstones, bytes, graph stats), memtable rows, live rows.
@@ -131,11 +136,12 @@ class DB {
   Status Recover();
   Status ReplayWal(const std::string& path);
   Status ApplyBatch(uint64_t seq, const uint8_t* payload, size_t size, bool from_recovery, const std::string& origin);
-  Status FreezeLocked();
-  Status FlushImmutables();
-  Status CompactShard(size_t shard, bool force, bool* did_work);
+  class Progress;
+  Status FreezeLocked(Progress* progress);
+  Status FlushImmutables(Progress* progress);
+  Status CompactShard(size_t shard, bool force, Progress* progress, bool* did_work);
   Result<std::shared_ptr<LiveSegment>> WriteLiveSegment(const MemTable::Sorted& rows, uint32_t shard,
-                                                        uint64_t min_seq, uint64_t max_seq);
+                                                        uint64_t min_seq, uint64_t max_seq, Progress* progress);
   Result<std::shared_ptr<LiveSegment>> OpenSegment(uint64_t number);
   void BackgroundLoop();
   void CompactionLoop();

@@ -3,7 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <vector>
 
@@ -11,6 +14,39 @@
 #include "memtable/memtable.h"
 
 namespace pomai::engine {
+
+// Adds up the graph-build progress of several segments (built in parallel)
+// into one (done, total) stream for the user's callback, one call at a time.
+class DB::Progress {
+ public:
+  explicit Progress(const ProgressFn& fn) : fn_(fn) {}
+  bool enabled() const { return static_cast<bool>(fn_); }
+  void AddTotal(uint64_t rows) {
+    std::lock_guard<std::mutex> l(mu_);
+    total_ += rows;
+  }
+  // A per-segment callback for BuildHnsw, reporting into this aggregate.
+  std::function<void(uint64_t, uint64_t)> ForSegment() {
+    if (!fn_) return nullptr;
+    auto last = std::make_shared<uint64_t>(0);
+    return [this, last](uint64_t done, uint64_t) {
+      std::lock_guard<std::mutex> l(mu_);
+      done_ += done - *last;
+      *last = done;
+      fn_(done_, std::max(done_, total_));
+    };
+  }
+  void Finish() {
+    std::lock_guard<std::mutex> l(mu_);
+    if (fn_) fn_(std::max(done_, total_), std::max(done_, total_));
+  }
+
+ private:
+  const ProgressFn& fn_;
+  std::mutex mu_;
+  uint64_t done_ = 0;
+  uint64_t total_ = 0;
+};
 
 struct DB::Shard {
   uint32_t index = 0;

@@ -13,7 +13,7 @@ import json
 import operator
 import os
 import threading
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +45,7 @@ __all__ = [
 
 PathLike = Union[str, "os.PathLike[str]"]
 IdsLike = Union[int, Sequence[int], "npt.NDArray[np.integer[Any]]"]
+ProgressLike = Union[None, bool, Callable[[int, int], None]]
 VectorsLike = Union[Sequence[Sequence[float]], "npt.NDArray[np.floating[Any]]"]
 
 _U32_MAX = 2**32 - 1
@@ -258,13 +259,13 @@ class Database:
     def __len__(self) -> int:
         return count(self)
 
-    def freeze(self) -> None:
+    def freeze(self, progress: ProgressLike = None) -> None:
         """See `pomaidb.freeze`."""
-        freeze(self)
+        freeze(self, progress)
 
-    def compact(self) -> None:
+    def compact(self, progress: ProgressLike = None) -> None:
         """See `pomaidb.compact`."""
-        compact(self)
+        compact(self, progress)
 
     def stats(self) -> Dict[str, Any]:
         """See `pomaidb.stats`."""
@@ -475,18 +476,61 @@ def count(db: Database) -> int:
     return int(out[0])
 
 
-def freeze(db: Database) -> None:
-    """Turns the memtable into an indexed segment and returns when it is
-    durable. Not needed for visibility: writes are searchable at once."""
-    _check(lib.pomai_freeze(_handle(db)))
+def _run_with_progress(call: Callable[[Any, Any, Any], Any], handle: Any, progress: ProgressLike, what: str) -> None:
+    """Runs a C call that takes (db, pomai_progress_fn, user_data), showing
+    progress as asked: None/False nothing; True a tqdm bar when tqdm is
+    installed (nothing otherwise); a callable is called with (done, total)."""
+    if progress is None or progress is False:
+        _check(call(handle, ffi.NULL, ffi.NULL))
+        return
+    bar: Any = None
+    if progress is True:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            _check(call(handle, ffi.NULL, ffi.NULL))
+            return
+        bar = tqdm(total=0, desc=what, unit="rows")
+
+        def report(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+    elif callable(progress):
+        report = progress
+    else:
+        raise TypeError(f"progress must be None, a bool or a callable(done, total), got {type(progress).__name__}")
+
+    def on_error(exc_type: Any, exc: Any, tb: Any) -> None:  # an exception in the callback must not cross into C
+        errors.append(exc)
+
+    errors: List[BaseException] = []
+    cb = ffi.callback("void(uint64_t, uint64_t, void *)",
+                      lambda done, total, _user: report(int(done), int(total)), onerror=on_error)
+    try:
+        _check(call(handle, cb, ffi.NULL))
+    finally:
+        if bar is not None:
+            bar.close()
+    if errors:
+        raise errors[0]
 
 
-def compact(db: Database) -> None:
+def freeze(db: Database, progress: ProgressLike = None) -> None:
+    """Turns the memtable into indexed segments and returns when they are
+    durable. Not needed for visibility: writes are searchable at once.
+    progress: True shows a tqdm bar (when tqdm is installed) of the rows
+    indexed into HNSW graphs; a callable gets (done, total)."""
+    _run_with_progress(lib.pomai_freeze_with_progress, _handle(db), progress, "freeze")
+
+
+def compact(db: Database, progress: ProgressLike = None) -> None:
     """Merges every shard's segments into one (dropping overwritten and
     deleted rows, rebuilding the HNSW graph) and returns when the result is
     durable. Searches keep running meanwhile. A background policy merges
-    segments on its own after freezes; this forces a full merge."""
-    _check(lib.pomai_compact(_handle(db)))
+    segments on its own after freezes; this forces a full merge.
+    progress: as for `freeze`."""
+    _run_with_progress(lib.pomai_compact_with_progress, _handle(db), progress, "compact")
 
 
 def stats(db: Database) -> Dict[str, Any]:

@@ -219,6 +219,50 @@ TEST_F(CApi, CompactMergesSegmentsAndStatsReportThem) {
   EXPECT_EQ(Code(pomai_compact(nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
 }
 
+TEST(CApiProgress, FreezeAndCompactReportProgressEndingAtTotal) {
+  TempDir dir;
+  pomai_options_t o;
+  pomai_options_init(&o);
+  o.path = dir.path().c_str();
+  o.dim = 8;
+  o.shards = 2;
+  o.adaptive_threshold = 0;
+  o.hnsw_m = 8;
+  o.hnsw_ef_construction = 20;
+  pomai_db_t* db = nullptr;
+  ASSERT_EQ(Code(pomai_open(&o, &db)), 0);
+  std::vector<uint64_t> ids(3000);
+  std::vector<float> vecs(ids.size() * 8);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = i;
+  for (size_t i = 0; i < vecs.size(); ++i) vecs[i] = std::sin(float(i) * 0.37f);
+  ASSERT_EQ(Code(pomai_put_array(db, ids.data(), vecs.data(), ids.size(), 8)), 0);
+  struct Seen {
+    uint64_t calls = 0, last_done = 0, last_total = 0;
+    bool monotonic = true;
+  } seen;
+  auto fn = [](uint64_t done, uint64_t total, void* user) {
+    auto* s = static_cast<Seen*>(user);
+    if (done < s->last_done || done > total) s->monotonic = false;
+    s->calls++;
+    s->last_done = done;
+    s->last_total = total;
+  };
+  ASSERT_EQ(Code(pomai_freeze_with_progress(db, fn, &seen)), 0);
+  EXPECT_GE(seen.calls, 2u);
+  EXPECT_TRUE(seen.monotonic);
+  EXPECT_EQ(seen.last_done, 3000u);
+  EXPECT_EQ(seen.last_total, 3000u);
+  ASSERT_EQ(Code(pomai_put_array(db, ids.data(), vecs.data(), 100, 8)), 0);
+  ASSERT_EQ(Code(pomai_freeze(db)), 0);
+  seen = Seen{};
+  ASSERT_EQ(Code(pomai_compact_with_progress(db, fn, &seen)), 0);
+  EXPECT_TRUE(seen.monotonic);
+  EXPECT_EQ(seen.last_done, seen.last_total);
+  EXPECT_EQ(seen.last_total, 3000u);
+  EXPECT_EQ(Code(pomai_freeze_with_progress(db, nullptr, nullptr)), 0);
+  pomai_status_free(pomai_close(db));
+}
+
 TEST_F(CApi, SearchBatchAllowsADifferentTopkPerQuery) {
   std::vector<float> vecs(40 * 4);
   std::vector<uint64_t> ids(40);

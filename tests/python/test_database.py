@@ -158,3 +158,69 @@ def test_compact_and_stats(tmp_path) -> None:
                 assert seg["graph"]["m"] == 8 and seg["graph"]["bytes"] > 0
         ids, _ = pomaidb.search(db, rng.normal(size=(3, 8)).astype(np.float32), topk=5)
         assert not set(ids.ravel().tolist()) & {0, 1, 2}
+
+
+def _filled(tmp_path, name: str, n: int = 2000):
+    import pomaidb
+    db = pomaidb.open_db(tmp_path / name, dim=8, shards=2, metric="ip", adaptive_threshold=0,
+                         hnsw_m=8, hnsw_ef_construction=20)
+    pomaidb.put_batch(db, np.arange(n), np.random.default_rng(2).normal(size=(n, 8)).astype(np.float32))
+    return db
+
+
+def test_freeze_and_compact_report_progress_to_a_callable(tmp_path) -> None:
+    import pomaidb
+    db = _filled(tmp_path, "p")
+    seen = []
+    pomaidb.freeze(db, progress=lambda done, total: seen.append((done, total)))
+    assert seen and seen[-1] == (2000, 2000)
+    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+    seen.clear()
+    pomaidb.put_batch(db, [1], [[0.5] * 8])
+    pomaidb.freeze(db)
+    db.compact(progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (1000, 1000)  # only shard 1 (odd ids, id 1 rewritten) has two segments to merge
+    db.close()
+
+
+def test_an_exception_in_the_progress_callback_propagates_after_the_call(tmp_path) -> None:
+    import pomaidb
+    db = _filled(tmp_path, "e")
+
+    def boom(done: int, total: int) -> None:
+        raise RuntimeError("stop it")
+
+    with pytest.raises(RuntimeError, match="stop it"):
+        pomaidb.freeze(db, progress=boom)
+    assert pomaidb.count(db) == 2000  # the freeze itself completed
+    with pytest.raises(TypeError):
+        pomaidb.freeze(db, progress="yes")
+    db.close()
+
+
+def test_progress_true_drives_a_tqdm_bar(tmp_path, monkeypatch) -> None:
+    import sys
+    import types
+    import pomaidb
+    bars = []
+
+    class FakeBar:
+        def __init__(self, total: int, desc: str, unit: str) -> None:
+            self.total, self.n, self.desc, self.closed = total, 0, desc, False
+            bars.append(self)
+
+        def refresh(self) -> None:
+            pass
+
+        def close(self) -> None:
+            self.closed = True
+
+    auto = types.ModuleType("tqdm.auto")
+    auto.tqdm = FakeBar  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tqdm", types.ModuleType("tqdm"))
+    monkeypatch.setitem(sys.modules, "tqdm.auto", auto)
+    db = _filled(tmp_path, "t")
+    pomaidb.freeze(db, progress=True)
+    assert len(bars) == 1 and bars[0].desc == "freeze"
+    assert bars[0].n == bars[0].total == 2000 and bars[0].closed
+    db.close()
