@@ -61,6 +61,7 @@ Options BenchOptions(const std::string& path) {
   o.search_threads = 1;
   o.metric = pomai::simd::Metric::kL2;
   o.memory_budget_bytes = 2ull << 30;  // one segment per freeze
+  o.build_graphs = false;              // these benchmarks measure the exact scan, the log and the open
   return o;
 }
 
