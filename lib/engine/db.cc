@@ -164,6 +164,10 @@ Status DB::Recover() {
     if (number < manifest_.log_number) continue;
     const std::string path = JoinPath(dir, WalFileName(number));
     POMAI_ASSIGN_OR_RETURN(auto file, env_->MapFile(path));
+    if (file->size() == 0) {  // a log that never got a record holds nothing to keep
+      (void)env_->RemoveFile(path);
+      continue;
+    }
     wal::Reader reader(file->data(), file->size(), path);
     wal::Record rec;
     while (reader.Next(&rec)) {
@@ -190,12 +194,37 @@ Status DB::Recover() {
     if (obsolete) (void)env_->RemoveFile(JoinPath(dir, name));
   }
 
-  const uint64_t wal_number = NewFileNumber();
-  POMAI_ASSIGN_OR_RETURN(auto wal_file, env_->NewWritableFile(JoinPath(dir, WalFileName(wal_number))));
-  POMAI_RETURN_IF_ERROR(env_->SyncDir(dir));
-  live_wal_numbers_.push_back(wal_number);
-  wal_ = std::make_unique<wal::Writer>(std::move(wal_file), options_.fsync ? wal::SyncPolicy::kAlways : wal::SyncPolicy::kNever,
+  // The new log file is created by the first write (EnsureLogFile), so an
+  // open that only reads creates no file and pays no directory fsync.
+  wal_ = std::make_unique<wal::Writer>(nullptr, options_.fsync ? wal::SyncPolicy::kAlways : wal::SyncPolicy::kNever,
                                        last_seq + 1);
+  applied_seq_ = last_seq;
+  return Status::OK();
+}
+
+Status DB::EnsureLogFile() {
+  if (wal_file_open_.load(std::memory_order_acquire)) return Status::OK();
+  return wal_->RunExclusive([&]() -> Status {
+    if (wal_file_open_.load()) return Status::OK();
+    return SwitchLogFile();
+  });
+}
+
+Status DB::SwitchLogFile() {
+  const uint64_t number = NewFileNumber();
+  const std::string path = JoinPath(options_.path, WalFileName(number));
+  POMAI_ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(path));
+  Status s = env_->SyncDir(options_.path);  // the file must survive a crash for its records to
+  if (s.ok()) s = wal_->SwitchFile(std::move(file));
+  if (!s.ok()) {
+    (void)env_->RemoveFile(path);
+    return s;
+  }
+  {
+    std::lock_guard<std::mutex> m(manifest_mu_);
+    live_wal_numbers_.push_back(number);
+  }
+  wal_file_open_.store(true, std::memory_order_release);
   return Status::OK();
 }
 
@@ -299,6 +328,7 @@ Status DB::Write(const WriteOp* ops, size_t n) {
       PutBytes(&payload, op.vector, size_t{dim} * 4);
     }
   }
+  POMAI_RETURN_IF_ERROR(EnsureLogFile());
   Status apply_status;
   Status s = wal_->Commit(kBatchRecord, payload, [&](uint64_t seq) {
     apply_status = ApplyBatch(seq, reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), false, "batch");
@@ -387,16 +417,13 @@ Status DB::Freeze(const ProgressFn& progress_fn) {
 Status DB::FreezeLocked(Progress* progress) {
   POMAI_RETURN_IF_ERROR(FlushImmutables(progress));
   POMAI_RETURN_IF_ERROR(CheckWritable());
-  const uint64_t wal_number = NewFileNumber();
-  const std::string wal_path = JoinPath(options_.path, WalFileName(wal_number));
   bool switched = false;
-  Status s = wal_->RunExclusive([&]() -> Status {
+  POMAI_RETURN_IF_ERROR(wal_->RunExclusive([&]() -> Status {
     bool all_empty = true;
     for (auto& sh : shards_) all_empty = all_empty && sh->mem->empty();
     if (all_empty) return Status::OK();
-    POMAI_ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(wal_path));
-    POMAI_RETURN_IF_ERROR(env_->SyncDir(options_.path));
-    POMAI_RETURN_IF_ERROR(wal_->SwitchFile(std::move(file)));
+    // Everything logged so far goes into the immutables; new writes to a new log.
+    POMAI_RETURN_IF_ERROR(SwitchLogFile());
     {
       std::lock_guard<std::mutex> v(version_mu_);
       for (auto& sh : shards_) {
@@ -404,19 +431,11 @@ Status DB::FreezeLocked(Progress* progress) {
         sh->mem = std::make_shared<MemTable>(options_.dim);
       }
     }
-    {
-      std::lock_guard<std::mutex> m(manifest_mu_);
-      live_wal_numbers_.push_back(wal_number);
-    }
     mem_bytes_ = 0;
     switched = true;
     return Status::OK();
-  });
-  if (!switched) {
-    if (env_->FileExists(wal_path)) (void)env_->RemoveFile(wal_path);
-    return s;
-  }
-  return FlushImmutables(progress);
+  }));
+  return switched ? FlushImmutables(progress) : Status::OK();
 }
 
 Result<std::shared_ptr<DB::LiveSegment>> DB::WriteLiveSegment(const MemTable::Sorted& rows, uint32_t shard,
@@ -547,7 +566,7 @@ Status DB::Close() {
   if (bg_thread_.joinable()) bg_thread_.join();
   if (compact_thread_.joinable()) compact_thread_.join();
   Status s;
-  if (wal_ && wal_->sticky_error().ok()) s = wal_->Sync();
+  if (wal_ && wal_file_open_ && wal_->sticky_error().ok()) s = wal_->Sync();
   wal_.reset();
   pool_.reset();
   {

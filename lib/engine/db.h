@@ -147,6 +147,10 @@ class DB {
   void CompactionLoop();
   void MaybeScheduleFreeze();
   uint64_t NewFileNumber();
+  // Creates the first log file of this open if no write has yet.
+  Status EnsureLogFile();
+  // Inside wal_->RunExclusive: a new log file, durable in the directory, becomes current.
+  Status SwitchLogFile();
   Status CheckWritable();
 
   Options options_;
@@ -158,6 +162,7 @@ class DB {
   Manifest manifest_;
   std::vector<uint64_t> live_wal_numbers_;      // WAL files still needed, oldest first
   std::unique_ptr<wal::Writer> wal_;
+  std::atomic<bool> wal_file_open_{false};  // the writer has a file (created by the first write)
 
   std::vector<std::unique_ptr<Shard>> shards_;
   std::mutex version_mu_;  // guards the layer pointers of every shard

@@ -355,6 +355,34 @@ TEST(DB, ReopenReplaysTheLogAndFreezeDeletesFrozenLogs) {
   EXPECT_EQ(db->Count().value(), 20u);
 }
 
+TEST(DB, OpensThatOnlyReadCreateNoLogFilesAndEmptyLogsAreRemoved) {
+  TempDir dir;
+  Options o = MakeOptions(dir.path());
+  auto wal_files = [&] {
+    size_t n = 0;
+    for (auto& name : Env::Default()->ListDir(dir.path()).value()) n += name.rfind("wal-", 0) == 0;
+    return n;
+  };
+  for (int i = 0; i < 5; ++i) auto db = OpenOrDie(o);
+  EXPECT_EQ(wal_files(), 0u);
+  {
+    auto db = OpenOrDie(o);
+    ASSERT_TRUE(Put(db.get(), 1, VectorFor(1, 0, 8)).ok());
+  }
+  for (int i = 0; i < 5; ++i) {
+    auto db = OpenOrDie(o);
+    EXPECT_TRUE(db->Exists(1).value());
+  }
+  EXPECT_EQ(wal_files(), 1u) << "reads must not add log files";
+  {
+    auto db = OpenOrDie(o);
+    ASSERT_TRUE(db->Freeze().ok());
+  }
+  auto db = OpenOrDie(o);
+  EXPECT_TRUE(db->Exists(1).value());
+  EXPECT_EQ(wal_files(), 0u) << "the empty log the freeze switched to is removed on open";
+}
+
 TEST(DB, CorruptWalRecordIsCorruptionNamingFileAndOffset) {
   TempDir dir;
   Options o = MakeOptions(dir.path());
