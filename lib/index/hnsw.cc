@@ -327,6 +327,8 @@ Status HnswGraph::SearchLayer0(const float* query, uint32_t entry, float entry_d
       }
     }
     if (n == 0) continue;
+    // The next node to expand is most likely the best one already queued.
+    if (!candidates.empty()) __builtin_prefetch(layer0 + candidates.front().id * stride);
     simd::ScoreGather(metric_, query, ptrs, n, dim, scores);
     for (size_t i = 0; i < n; ++i) {
       const float d = Distance(scores[i]);
