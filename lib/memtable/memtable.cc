@@ -6,7 +6,7 @@
 
 namespace pomai {
 
-MemTable::MemTable(uint32_t dim) : dim_(dim) {}
+MemTable::MemTable(uint32_t dim) : dim_(dim), vectors_(size_t{dim} * sizeof(float)) {}
 
 void MemTable::NoteSeq(uint64_t seq) {
   if (min_seq_ == 0 || seq < min_seq_) min_seq_ = seq;
@@ -15,19 +15,17 @@ void MemTable::NoteSeq(uint64_t seq) {
 
 void MemTable::Put(uint64_t id, uint64_t seq, const float* vec, std::string_view meta) {
   NoteSeq(seq);
-  auto [it, inserted] = index_.try_emplace(id, ids_.size());
-  size_t row = it->second;
-  if (inserted) {
+  const uint32_t row = index_.FindOrInsert(id, static_cast<uint32_t>(ids_.size()));
+  if (row == ids_.size()) {
+    std::memcpy(vectors_.AppendRow(), vec, dim_ * sizeof(float));
     ids_.push_back(id);
-    vectors_.resize(vectors_.size() + dim_);
-    std::memcpy(vectors_.data() + row * dim_, vec, dim_ * sizeof(float));
     metadata_.emplace_back(meta);
     metadata_bytes_ += meta.size();
     deleted_.push_back(0);
     first_seq_.push_back(seq);
     return;
   }
-  std::memcpy(vectors_.data() + row * dim_, vec, dim_ * sizeof(float));
+  std::memcpy(vectors_.row(row), vec, dim_ * sizeof(float));
   metadata_bytes_ = metadata_bytes_ - metadata_[row].size() + meta.size();
   metadata_[row].assign(meta.data(), meta.size());
   if (deleted_[row]) {
@@ -38,12 +36,11 @@ void MemTable::Put(uint64_t id, uint64_t seq, const float* vec, std::string_view
 
 void MemTable::Delete(uint64_t id, uint64_t seq) {
   NoteSeq(seq);
-  auto [it, inserted] = index_.try_emplace(id, ids_.size());
-  size_t row = it->second;
-  if (inserted) {
+  const uint32_t row = index_.FindOrInsert(id, static_cast<uint32_t>(ids_.size()));
+  if (row == ids_.size()) {
     // A tombstone for an id this memtable never held: it shadows older layers.
+    std::memset(vectors_.AppendRow(), 0, dim_ * sizeof(float));
     ids_.push_back(id);
-    vectors_.resize(vectors_.size() + dim_, 0.0f);
     metadata_.emplace_back();
     deleted_.push_back(1);
     first_seq_.push_back(seq);
@@ -59,15 +56,15 @@ void MemTable::Delete(uint64_t id, uint64_t seq) {
 }
 
 MemTable::State MemTable::Find(uint64_t id, size_t* row) const {
-  auto it = index_.find(id);
-  if (it == index_.end()) return State::kAbsent;
-  *row = it->second;
-  return deleted_[it->second] ? State::kDeleted : State::kLive;
+  const uint32_t r = index_.Find(id);
+  if (r == IdIndex::kNone) return State::kAbsent;
+  *row = r;
+  return deleted_[r] ? State::kDeleted : State::kLive;
 }
 
 size_t MemTable::ApproximateMemoryUsage() const {
-  return vectors_.capacity() * sizeof(float) + ids_.capacity() * (2 * sizeof(uint64_t) + sizeof(std::string) + 1) +
-         metadata_bytes_ + index_.size() * 32;
+  return vectors_.capacity_bytes() + ids_.capacity() * (2 * sizeof(uint64_t) + sizeof(std::string) + 1) +
+         metadata_bytes_ + index_.bytes();
 }
 
 MemTable::Sorted MemTable::SortedContents() const {

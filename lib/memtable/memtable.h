@@ -6,14 +6,18 @@
 // in the matrix, flagged deleted (the search skips it); overwriting an id
 // reuses its row.
 //
-// Not thread-safe: the engine serialises writers against readers.
+// At most 2^32 - 2 rows. Not thread-safe: the engine serialises writers
+// against readers.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
+
+#include "memtable/id_index.h"
+#include "memtable/row_buffer.h"
 
 namespace pomai {
 
@@ -34,8 +38,8 @@ class MemTable {
 
   // Rows, deleted ones included; row r's vector is vectors() + r * dim().
   size_t rows() const { return ids_.size(); }
-  const float* vectors() const { return vectors_.data(); }
-  const float* vector(size_t row) const { return vectors_.data() + row * dim_; }
+  const float* vectors() const { return static_cast<const float*>(vectors_.data()); }
+  const float* vector(size_t row) const { return vectors() + row * dim_; }
   uint64_t id(size_t row) const { return ids_[row]; }
   // Sequence number of the write that created this row slot (later
   // overwrites of the id reuse the slot and keep it). Searches use it to see
@@ -67,11 +71,11 @@ class MemTable {
 
   uint32_t dim_;
   std::vector<uint64_t> ids_;
-  std::vector<float> vectors_;
+  RowBuffer vectors_;  // row r is the vector of ids_[r]
   std::vector<std::string> metadata_;
   std::vector<uint8_t> deleted_;
   std::vector<uint64_t> first_seq_;
-  std::unordered_map<uint64_t, size_t> index_;  // id -> row
+  IdIndex index_;  // id -> row
   size_t deleted_count_ = 0;
   size_t metadata_bytes_ = 0;
   uint64_t min_seq_ = 0;

@@ -1,0 +1,73 @@
+// IdIndex: u64 id -> u32 row, an open-addressing hash table with linear
+// probing (no allocation per insert, unlike std::unordered_map). Grows at
+// 50% load. Not thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace pomai {
+
+class IdIndex {
+ public:
+  static constexpr uint32_t kNone = 0xFFFFFFFFu;
+
+  // The row of `id`, or kNone.
+  uint32_t Find(uint64_t id) const {
+    if (slots_.empty()) return kNone;
+    for (size_t i = Hash(id) & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.row == kNone) return kNone;
+      if (s.id == id) return s.row;
+    }
+  }
+
+  // Inserts id -> row unless `id` is present; returns the row stored for `id`.
+  uint32_t FindOrInsert(uint64_t id, uint32_t row) {
+    if ((size_ + 1) * 2 > slots_.size()) Grow();
+    for (size_t i = Hash(id) & mask_;; i = (i + 1) & mask_) {
+      Slot& s = slots_[i];
+      if (s.row == kNone) {
+        s = {id, row};
+        ++size_;
+        return row;
+      }
+      if (s.id == id) return s.row;
+    }
+  }
+
+  size_t size() const { return size_; }
+  size_t bytes() const { return slots_.capacity() * sizeof(Slot); }
+
+ private:
+  struct Slot {
+    uint64_t id;
+    uint32_t row;
+  };
+
+  static size_t Hash(uint64_t x) {  // splitmix64 finaliser: sequential ids spread well
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return static_cast<size_t>(x);
+  }
+
+  void Grow() {
+    std::vector<Slot> old;
+    old.swap(slots_);
+    slots_.assign(old.empty() ? 1024 : old.size() * 2, Slot{0, kNone});
+    mask_ = slots_.size() - 1;
+    size_ = 0;
+    for (const Slot& s : old)
+      if (s.row != kNone) FindOrInsert(s.id, s.row);
+  }
+
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+  size_t size_ = 0;
+};
+
+}  // namespace pomai
