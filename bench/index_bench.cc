@@ -1,7 +1,8 @@
 // HNSW build time and single-thread search throughput with recall@10 as a
 // counter, on a deterministic clustered set (default 100k x 128: 1000
 // Gaussian centres, N(0, 1) around each; queries from the same centres),
-// for M 16 and 32 and ef 10 .. 128. Ground truth is exact (ScoreMany).
+// for M 16 and 32 and ef 10 .. 128, walking the float32 vectors or the SQ8
+// codes (then re-scoring the ef best exactly). Ground truth is exact (ScoreMany).
 //
 // POMAI_INDEX_BENCH_ROWS overrides the row count for quick runs.
 #include <benchmark/benchmark.h>
@@ -27,6 +28,7 @@ using pomai::index::GraphSection;
 using pomai::index::HnswGraph;
 using pomai::index::HnswParams;
 using pomai::index::Neighbor;
+using pomai::index::Traversal;
 using pomai::simd::Metric;
 
 constexpr uint32_t kDim = 128;
@@ -121,6 +123,11 @@ const HnswGraph& Graph(uint32_t m) {
   return *it->second->graph;
 }
 
+HnswGraph& MutableGraph(uint32_t m) {
+  Graph(m);
+  return *Graphs()[m]->graph;
+}
+
 // Args: M, threads (1 = sequential, else a pool of threads - 1 helpers).
 void BM_Build(benchmark::State& state) {
   const Dataset& d = Data();
@@ -158,11 +165,13 @@ double RecallOf(const HnswGraph& g, size_t ef) {
   return static_cast<double>(hits) / static_cast<double>(total);
 }
 
-// Args: M, ef. One query per iteration, on one thread.
+// Args: M, ef, sq8 (0: walk float32, 1: walk SQ8 codes). One query per
+// iteration, on one thread.
 void BM_Search(benchmark::State& state) {
   const Dataset& d = Data();
-  const HnswGraph& g = Graph(static_cast<uint32_t>(state.range(0)));
+  HnswGraph& g = MutableGraph(static_cast<uint32_t>(state.range(0)));
   const size_t ef = static_cast<size_t>(state.range(1));
+  g.set_traversal(state.range(2) ? Traversal::kSq8 : Traversal::kFloat32);
   const double recall = RecallOf(g, ef);
   std::vector<Neighbor> out;
   size_t q = 0;
@@ -174,11 +183,12 @@ void BM_Search(benchmark::State& state) {
   state.counters["QPS"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
-// Args: M, ef; every other row is dead (shadowed or deleted), as in a segment
+// Args: M, ef, sq8; every other row is dead (shadowed or deleted), as in a segment
 // under heavy overwrite. Recall is against the live rows' exact top 10.
 void BM_SearchHalfDead(benchmark::State& state) {
   const Dataset& d = Data();
-  const HnswGraph& g = Graph(static_cast<uint32_t>(state.range(0)));
+  HnswGraph& g = MutableGraph(static_cast<uint32_t>(state.range(0)));
+  g.set_traversal(state.range(2) ? Traversal::kSq8 : Traversal::kFloat32);
   const size_t ef = static_cast<size_t>(state.range(1));
   auto live = [](uint32_t row) { return row % 2 == 0; };
   std::vector<Neighbor> out;
@@ -214,10 +224,13 @@ BENCHMARK(BM_Build)
     ->UseRealTime()
     ->Unit(benchmark::kSecond);
 BENCHMARK(BM_Search)
-    ->ArgNames({"M", "ef"})
-    ->ArgsProduct({{16, 32}, {10, 16, 32, 64, 128}})
+    ->ArgNames({"M", "ef", "sq8"})
+    ->ArgsProduct({{16, 32}, {10, 16, 32, 64, 128}, {0, 1}})
     ->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_SearchHalfDead)->ArgNames({"M", "ef"})->ArgsProduct({{16, 32}, {64}})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_SearchHalfDead)
+    ->ArgNames({"M", "ef", "sq8"})
+    ->ArgsProduct({{16, 32}, {64}, {0, 1}})
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <limits>
 
+#include "index/sq8.h"
 #include "index/walk.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
@@ -23,7 +25,7 @@ using internal::FarthestOnTop;
 
 namespace {
 
-constexpr uint32_t kNumKinds = 5;
+constexpr uint32_t kNumKinds = 7;
 
 const char* KindName(uint32_t kind) {
   switch (kind) {
@@ -32,6 +34,8 @@ const char* KindName(uint32_t kind) {
     case kHnswLayer0: return "hnsw layer-0 links";
     case kHnswUpperIndex: return "hnsw upper index";
     case kHnswUpperLinks: return "hnsw upper links";
+    case kHnswSq8Params: return "hnsw sq8 params";
+    case kHnswSq8Codes: return "hnsw sq8 codes";
   }
   return "hnsw";
 }
@@ -41,14 +45,18 @@ struct SearchScratch {
   std::vector<Cand> candidates;  // closest on top
   std::vector<Cand> results;     // farthest on top
   std::vector<const float*> rows;
+  std::vector<const uint8_t*> codes;
   std::vector<uint32_t> ids;
   std::vector<float> scores;
+  sq8::Query sq8_query;
 
   void Reserve(size_t degree, size_t ef) {
-    if (rows.size() < degree) {
-      rows.resize(degree);
-      ids.resize(degree);
-      scores.resize(degree);
+    const size_t n = std::max(degree, ef);  // the rerank scores ef rows at once
+    if (rows.size() < n) {
+      rows.resize(n);
+      codes.resize(n);
+      ids.resize(n);
+      scores.resize(n);
     }
     if (results.capacity() < ef + 1) results.reserve(ef + 1);
     if (candidates.capacity() < 4 * ef) candidates.reserve(4 * ef);
@@ -59,6 +67,30 @@ SearchScratch& ThreadScratch() {
   thread_local SearchScratch scratch;
   return scratch;
 }
+
+// What a walk scores: the float32 vectors, or the SQ8 codes.
+struct FloatScorer {
+  using Row = const float*;
+  const float* vectors;
+  uint64_t dim;
+  simd::Metric metric;
+  const float* query;
+
+  Row At(uint32_t id) const { return vectors + id * dim; }
+  std::vector<Row>& Rows(SearchScratch& s) const { return s.rows; }
+  void Score(const Row* rows, size_t n, float* out) const { simd::ScoreGather(metric, query, rows, n, dim, out); }
+};
+
+struct Sq8Scorer {
+  using Row = const uint8_t*;
+  const uint8_t* codes;
+  uint64_t stride;
+  const sq8::Query* query;
+
+  Row At(uint32_t id) const { return codes + id * stride; }
+  std::vector<Row>& Rows(SearchScratch& s) const { return s.codes; }
+  void Score(const Row* rows, size_t n, float* out) const { sq8::ScoreGather(*query, rows, n, out); }
+};
 
 }  // namespace
 
@@ -108,6 +140,7 @@ Result<HnswGraph> HnswGraph::Open(const std::function<std::string_view(uint32_t 
   g.rows_ = DecodeFixed64(h + hnsw_header::kRows);
   g.dim_ = DecodeFixed32(h + hnsw_header::kDim);
   const uint8_t metric_byte = h[hnsw_header::kMetric];
+  const uint8_t flags = h[hnsw_header::kFlags];
   g.seed_ = DecodeFixed64(h + hnsw_header::kSeed);
   g.ef_construction_ = DecodeFixed32(h + hnsw_header::kEfConstruction);
   g.upper_blocks_ = DecodeFixed64(h + hnsw_header::kUpperBlocks);
@@ -130,6 +163,7 @@ Result<HnswGraph> HnswGraph::Open(const std::function<std::string_view(uint32_t 
     return corrupt(kHnswHeader, hnsw_header::kMetric, "graph metric " + std::to_string(metric_byte) +
                                                           " differs from the segment's");
   }
+  if ((flags & ~kFlagSq8) != 0) return corrupt(kHnswHeader, hnsw_header::kFlags, "unknown flags");
   if (g.rows_ > kMaxRows) return corrupt(kHnswHeader, hnsw_header::kRows, "too many rows");
   if (g.upper_blocks_ > std::numeric_limits<uint32_t>::max()) {
     return corrupt(kHnswHeader, hnsw_header::kUpperBlocks, "too many upper blocks");
@@ -137,12 +171,15 @@ Result<HnswGraph> HnswGraph::Open(const std::function<std::string_view(uint32_t 
   if (g.rows_ > 0 && vectors == nullptr) return Status::InvalidArgument("hnsw: null vectors for a non-empty graph");
 
   // Exact section sizes, all products checked.
-  uint64_t sizes[kNumKinds] = {kHnswHeaderSize, g.rows_, 0, 0, 0};
+  const bool has_sq8 = (flags & kFlagSq8) != 0;
+  uint64_t sizes[kNumKinds] = {kHnswHeaderSize, g.rows_, 0, 0, 0, 0, 0};
   uint64_t stride0 = 0, stride_up = 0;
   if (AddOverflows(g.m0_, 1, &stride0) || MulOverflows(g.rows_, stride0, &sizes[2]) ||
       MulOverflows(sizes[2], 4, &sizes[2]) || MulOverflows(g.rows_, 4, &sizes[3]) ||
       AddOverflows(g.m_, 1, &stride_up) || MulOverflows(g.upper_blocks_, stride_up, &sizes[4]) ||
-      MulOverflows(sizes[4], 4, &sizes[4]) || sizes[2] > SIZE_MAX || sizes[4] > SIZE_MAX) {
+      MulOverflows(sizes[4], 4, &sizes[4]) ||
+      (has_sq8 && (MulOverflows(g.dim_, 8, &sizes[5]) || MulOverflows(g.rows_, sq8::Stride(g.dim_), &sizes[6]))) ||
+      sizes[2] > SIZE_MAX || sizes[4] > SIZE_MAX || sizes[6] > SIZE_MAX) {
     return corrupt(kHnswHeader, hnsw_header::kRows, "section sizes overflow");
   }
   for (uint32_t i = 1; i < kNumKinds; ++i) {
@@ -150,7 +187,8 @@ Result<HnswGraph> HnswGraph::Open(const std::function<std::string_view(uint32_t 
       return corrupt(kHnswHeader + i, 0, "section is " + std::to_string(views[i].size()) +
                                              " bytes, the header implies " + std::to_string(sizes[i]));
     }
-    if (i >= 2 && reinterpret_cast<uintptr_t>(views[i].data()) % alignof(uint32_t) != 0) {
+    const bool words = i >= 2 && i <= 5;  // u32 and f32 sections
+    if (words && reinterpret_cast<uintptr_t>(views[i].data()) % alignof(uint32_t) != 0) {
       return Status::InvalidArgument(file_for_errors + ": " + KindName(kHnswHeader + i) +
                                      " is not 4-byte aligned in memory");
     }
@@ -160,6 +198,11 @@ Result<HnswGraph> HnswGraph::Open(const std::function<std::string_view(uint32_t 
   g.layer0_ = reinterpret_cast<const uint32_t*>(views[2].data());
   g.upper_index_ = reinterpret_cast<const uint32_t*>(views[3].data());
   g.upper_links_ = reinterpret_cast<const uint32_t*>(views[4].data());
+  if (has_sq8) {
+    g.sq8_params_ = reinterpret_cast<const float*>(views[5].data());
+    g.sq8_codes_ = reinterpret_cast<const uint8_t*>(views[6].data());
+    if (g.rows_ > 0) g.traversal_ = Traversal::kSq8;
+  }
 
   if (g.rows_ == 0) {
     if (g.entry_ != kNoRow || g.max_level_ != 0 || g.upper_blocks_ != 0) {
@@ -214,12 +257,45 @@ Status HnswGraph::Search(const float* query, size_t k, size_t ef, RowFilter is_l
   ef = std::max(ef, k);
   SearchScratch& s = ThreadScratch();
   s.Reserve(std::max(m_, m0_), ef);
+  std::vector<Cand>& results = s.results;
+  if (traversal_ == Traversal::kSq8) {
+    s.sq8_query.Prepare(metric_, query, sq8_params_, sq8_params_ + dim_, dim_);
+    POMAI_RETURN_IF_ERROR(Walk(Sq8Scorer{sq8_codes_, sq8::Stride(dim_), &s.sq8_query}, ef, is_live));
+    // Re-score the ef best exactly.
+    for (size_t i = 0; i < results.size(); ++i) s.rows[i] = vectors_ + uint64_t{results[i].id} * dim_;
+    simd::ScoreGather(metric_, query, s.rows.data(), results.size(), dim_, s.scores.data());
+    for (size_t i = 0; i < results.size(); ++i) results[i].d = Distance(s.scores[i]);
+    const size_t n = std::min(k, results.size());
+    std::partial_sort(results.begin(), results.begin() + n, results.end(), internal::CloserThan);
+    results.resize(n);
+  } else {
+    POMAI_RETURN_IF_ERROR(Walk(FloatScorer{vectors_, dim_, metric_, query}, ef, is_live));
+    while (results.size() > k) {
+      std::pop_heap(results.begin(), results.end(), FarthestOnTop());
+      results.pop_back();
+    }
+    std::sort(results.begin(), results.end(), internal::CloserThan);
+  }
+  out->reserve(results.size());
+  for (const Cand& c : results) out->push_back(Neighbor{-c.d, c.id});
+  return Status::OK();
+}
 
-  // Greedy descent through the upper layers.
+// The greedy descent through the upper layers, then hnswlib's
+// searchBaseLayerST on layer 0: best-first from the descent's row, keeping
+// the ef closest live rows in s.results. Dead rows still become candidates.
+template <class Scorer>
+Status HnswGraph::Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const {
+  SearchScratch& s = ThreadScratch();
+  using Row = typename Scorer::Row;
+  Row* const rows_buf = scorer.Rows(s).data();
+  uint32_t* const ids = s.ids.data();
+  float* const scores = s.scores.data();
+
   uint32_t cur = entry_;
-  const float* cur_row = vectors_ + uint64_t{cur} * dim_;
   float score;
-  simd::ScoreGather(metric_, query, &cur_row, 1, dim_, &score);
+  const Row entry_row = scorer.At(cur);
+  scorer.Score(&entry_row, 1, &score);
   float cur_d = Distance(score);
   for (uint32_t level = max_level_; level >= 1; --level) {
     for (bool changed = true; changed;) {
@@ -239,11 +315,11 @@ Status HnswGraph::Search(const float* query, size_t k, size_t ef, RowFilter is_l
           return LinkCorruption(kHnswUpperLinks, at + 4 * (1 + j), "link to row " + std::to_string(id) + " >= rows " +
                                                                        std::to_string(rows_));
         }
-        s.rows[j] = vectors_ + uint64_t{id} * dim_;
+        rows_buf[j] = scorer.At(id);
       }
-      simd::ScoreGather(metric_, query, s.rows.data(), count, dim_, s.scores.data());
+      scorer.Score(rows_buf, count, scores);
       for (uint32_t j = 0; j < count; ++j) {
-        const float d = Distance(s.scores[j]);
+        const float d = Distance(scores[j]);
         if (d < cur_d) {
           cur_d = d;
           cur = links[1 + j];
@@ -253,24 +329,6 @@ Status HnswGraph::Search(const float* query, size_t k, size_t ef, RowFilter is_l
     }
   }
 
-  POMAI_RETURN_IF_ERROR(SearchLayer0(query, cur, cur_d, ef, is_live));
-
-  std::vector<Cand>& results = s.results;
-  while (results.size() > k) {
-    std::pop_heap(results.begin(), results.end(), FarthestOnTop());
-    results.pop_back();
-  }
-  std::sort(results.begin(), results.end(), internal::CloserThan);
-  out->reserve(results.size());
-  for (const Cand& c : results) out->push_back(Neighbor{-c.d, c.id});
-  return Status::OK();
-}
-
-// hnswlib's searchBaseLayerST: best-first from `entry`, keeping the `ef`
-// closest live rows in s.results. Dead rows still become candidates.
-Status HnswGraph::SearchLayer0(const float* query, uint32_t entry, float entry_dist, size_t ef,
-                               RowFilter is_live) const {
-  SearchScratch& s = ThreadScratch();
   internal::VisitedSet& visited = internal::ThreadVisitedSet();
   visited.Begin(rows_);
   uint16_t* const marks = visited.marks();
@@ -281,20 +339,15 @@ Status HnswGraph::SearchLayer0(const float* query, uint32_t entry, float entry_d
   results.clear();
   const uint64_t stride = uint64_t{m0_} + 1;
   const uint32_t* const layer0 = layer0_;
-  const float* const vectors = vectors_;
-  const uint64_t dim = dim_;
   const uint32_t rows = static_cast<uint32_t>(rows_);
-  const float** ptrs = s.rows.data();
-  uint32_t* ids = s.ids.data();
-  float* scores = s.scores.data();
 
   float bound = std::numeric_limits<float>::infinity();
-  if (is_live(entry)) {
-    results.push_back(Cand{entry_dist, entry});
-    bound = entry_dist;
+  if (is_live(cur)) {
+    results.push_back(Cand{cur_d, cur});
+    bound = cur_d;
   }
-  candidates.push_back(Cand{entry_dist, entry});
-  marks[entry] = epoch;
+  candidates.push_back(Cand{cur_d, cur});
+  marks[cur] = epoch;
 
   while (!candidates.empty()) {
     const Cand c = candidates.front();
@@ -319,9 +372,9 @@ Status HnswGraph::SearchLayer0(const float* query, uint32_t entry, float entry_d
       if (j < count) __builtin_prefetch(marks + links[j + 1]);
       if (marks[id] != epoch) {
         marks[id] = epoch;
-        const float* row = vectors + id * dim;
+        const Row row = scorer.At(id);
         __builtin_prefetch(row);
-        ptrs[n] = row;
+        rows_buf[n] = row;
         ids[n] = id;
         ++n;
       }
@@ -329,7 +382,7 @@ Status HnswGraph::SearchLayer0(const float* query, uint32_t entry, float entry_d
     if (n == 0) continue;
     // The next node to expand is most likely the best one already queued.
     if (!candidates.empty()) __builtin_prefetch(layer0 + candidates.front().id * stride);
-    simd::ScoreGather(metric_, query, ptrs, n, dim, scores);
+    scorer.Score(rows_buf, n, scores);
     for (size_t i = 0; i < n; ++i) {
       const float d = Distance(scores[i]);
       if (results.size() < ef || d < bound) {
@@ -421,6 +474,22 @@ Status HnswGraph::Verify() const {
           check_list(kHnswUpperLinks, upper_links_, block, m_, r, level, static_cast<uint32_t>(block + 1)));
     }
   }
+  if (sq8_codes_ != nullptr) {
+    for (uint32_t j = 0; j < 2 * dim_; ++j) {
+      const float v = sq8_params_[j];
+      if (!std::isfinite(v) || (j >= dim_ && v < 0)) {
+        return LinkCorruption(kHnswSq8Params, uint64_t{j} * 4, "bad sq8 parameter " + std::to_string(v));
+      }
+    }
+    const uint64_t stride = sq8::Stride(dim_);
+    for (uint64_t r = 0; r < rows_ && stride > dim_; ++r) {
+      for (uint64_t j = dim_; j < stride; ++j) {
+        if (sq8_codes_[r * stride + j] != 0) {
+          return LinkCorruption(kHnswSq8Codes, r * stride + j, "sq8 code padding is not zero");
+        }
+      }
+    }
+  }
   return Status::OK();
 }
 
@@ -434,8 +503,9 @@ Result<HnswStats> HnswGraph::Stats() const {
   st.entry_point = entry_;
   st.seed = seed_;
   st.ef_construction = ef_construction_;
+  st.sq8 = sq8_codes_ != nullptr;
   st.bytes = kHnswHeaderSize + rows_ + rows_ * (uint64_t{m0_} + 1) * 4 + rows_ * 4 +
-             upper_blocks_ * (uint64_t{m_} + 1) * 4;
+             upper_blocks_ * (uint64_t{m_} + 1) * 4 + (st.sq8 ? 8 * uint64_t{dim_} + rows_ * sq8::Stride(dim_) : 0);
   st.nodes_per_level.assign(max_level_ + 1, 0);
   for (uint64_t r = 0; r < rows_; ++r) {
     if (levels_[r] > max_level_) {

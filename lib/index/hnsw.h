@@ -29,6 +29,8 @@ struct HnswParams {
   uint32_t m = 32;  // degree bound of the upper layers; layer 0 has 2m
   uint32_t ef_construction = 200;
   uint64_t seed = 42;  // a row's level depends only on (seed, row)
+  // Also store an 8-bit copy of the vectors (index/sq8.h) for searches to walk with.
+  bool sq8 = true;
 };
 
 // One serialized section, to be stored in the segment under `kind`.
@@ -38,7 +40,8 @@ struct GraphSection {
 };
 
 // Builds the graph of `rows` row-major vectors of `dim` floats (row i is node
-// i; rows <= kMaxRows) and returns its sections, header first. `vectors` must
+// i; rows <= kMaxRows) and returns its sections, header first (the graph is
+// built with exact float32 distances whether or not params.sq8 is set). `vectors` must
 // stay valid and unchanged during the call. With `pool` the rows are inserted
 // concurrently (the graph then depends on the scheduling); with pool ==
 // nullptr the build is sequential in row order and its bytes depend only on
@@ -76,6 +79,12 @@ class RowFilter {
   bool (*fn_)(const void*, uint32_t) = nullptr;
 };
 
+// Which vectors a search scores while it walks the graph.
+enum class Traversal : uint8_t {
+  kFloat32,  // the segment's vectors
+  kSq8,      // the graph's 8-bit codes, then the ef best re-scored in float32
+};
+
 // What `pomai-inspect graph` shows. Computed in O(rows).
 struct HnswStats {
   uint64_t rows = 0;
@@ -91,6 +100,7 @@ struct HnswStats {
   uint64_t upper_edges = 0;
   double avg_degree0 = 0;       // layer-0 links per row
   double avg_degree_upper = 0;  // links per upper block
+  bool sq8 = false;             // the SQ8 sections are present
   uint64_t bytes = 0;           // all graph sections
 };
 
@@ -123,9 +133,16 @@ class HnswGraph {
   // never an out-of-bounds read.
   Status Search(const float* query, size_t k, size_t ef, RowFilter is_live, std::vector<Neighbor>* out) const;
 
+  // The walk's vectors: kSq8 (the default when the graph has codes) or kFloat32.
+  // Asking for kSq8 without codes keeps kFloat32. Not thread-safe with Search.
+  void set_traversal(Traversal t) { traversal_ = (t == Traversal::kSq8 && sq8_codes_ != nullptr) ? t : Traversal::kFloat32; }
+  Traversal traversal() const { return traversal_; }
+  bool has_sq8() const { return sq8_codes_ != nullptr; }
+
   // Checks every level, upper index entry and link (counts, ids < rows, no
   // self or duplicate links, links on layer l point at rows reaching layer
-  // l, unused slots zero). O(edges). After it succeeds, Search cannot fail.
+  // l, unused slots zero) and the SQ8 params (finite, scale >= 0) and code
+  // padding. O(edges). After it succeeds, Search cannot fail.
   Status Verify() const;
 
   // Level distribution, degrees, sizes. Corruption if a count or level read
@@ -147,10 +164,14 @@ class HnswGraph {
   Status LinkCorruption(uint32_t kind, uint64_t byte_in_section, const std::string& what) const;
   // Points *links at the block of `row` on `level` >= 1 after checking it exists.
   Status UpperBlock(uint32_t row, uint32_t level, const uint32_t** links) const;
-  Status SearchLayer0(const float* query, uint32_t entry, float entry_dist, size_t ef, RowFilter is_live) const;
+  // The greedy descent and the layer-0 search, scoring with `scorer`; the
+  // ef best live rows are left in the thread's scratch.
+  template <class Scorer>
+  Status Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const;
 
+  static constexpr uint32_t kNumSections = 7;
   std::string file_;
-  uint64_t section_offset_[5] = {};  // file offset of each section, or 0
+  uint64_t section_offset_[kNumSections] = {};  // file offset of each section, or 0
   bool file_offsets_ = false;
 
   const float* vectors_ = nullptr;
@@ -170,6 +191,9 @@ class HnswGraph {
   const uint32_t* layer0_ = nullptr;
   const uint32_t* upper_index_ = nullptr;
   const uint32_t* upper_links_ = nullptr;
+  const float* sq8_params_ = nullptr;  // dim mins, then dim scales
+  const uint8_t* sq8_codes_ = nullptr;
+  Traversal traversal_ = Traversal::kFloat32;
 };
 
 }  // namespace pomai::index

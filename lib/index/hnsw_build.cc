@@ -10,6 +10,7 @@
 #include <new>
 
 #include "index/hnsw.h"
+#include "index/sq8.h"
 #include "index/walk.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
@@ -336,7 +337,8 @@ Cand Builder::Connect(uint32_t row, uint32_t level, BuildScratch& s) {
 }
 
 std::string EncodeHeader(uint32_t m, uint32_t max_level, uint32_t entry, uint64_t rows, uint32_t dim,
-                         simd::Metric metric, uint64_t seed, uint32_t ef_construction, uint64_t upper_blocks) {
+                         simd::Metric metric, uint8_t flags, uint64_t seed, uint32_t ef_construction,
+                         uint64_t upper_blocks) {
   std::string h(kHnswHeaderSize, '\0');
   uint8_t* p = reinterpret_cast<uint8_t*>(h.data());
   std::memcpy(p + hnsw_header::kMagic, kHnswMagic, sizeof(kHnswMagic));
@@ -349,6 +351,7 @@ std::string EncodeHeader(uint32_t m, uint32_t max_level, uint32_t entry, uint64_
   EncodeFixed64(p + hnsw_header::kRows, rows);
   EncodeFixed32(p + hnsw_header::kDim, dim);
   p[hnsw_header::kMetric] = static_cast<uint8_t>(metric);
+  p[hnsw_header::kFlags] = flags;
   EncodeFixed64(p + hnsw_header::kSeed, seed);
   EncodeFixed32(p + hnsw_header::kEfConstruction, ef_construction);
   EncodeFixed64(p + hnsw_header::kUpperBlocks, upper_blocks);
@@ -422,13 +425,21 @@ Result<std::vector<GraphSection>> Build(const float* vectors, size_t rows, uint3
   if (progress) progress(rows, rows);
 
   std::vector<GraphSection> sections;
-  sections.reserve(5);
+  sections.reserve(7);
+  const uint8_t flags = params.sq8 ? kFlagSq8 : 0;
   sections.push_back(GraphSection{kHnswHeader, EncodeHeader(m, builder.max_level(), builder.entry(), rows, dim, metric,
-                                                            params.seed, params.ef_construction, upper_blocks)});
+                                                            flags, params.seed, params.ef_construction, upper_blocks)});
   sections.push_back(GraphSection{kHnswLevels, std::move(levels)});
   sections.push_back(GraphSection{kHnswLayer0, std::move(layer0)});
   sections.push_back(GraphSection{kHnswUpperIndex, std::move(upper_index)});
   sections.push_back(GraphSection{kHnswUpperLinks, std::move(upper_links)});
+  if (params.sq8) {
+    GraphSection sq8_params{kHnswSq8Params, {}};
+    GraphSection sq8_codes{kHnswSq8Codes, {}};
+    sq8::Encode(vectors, rows, dim, &sq8_params.bytes, &sq8_codes.bytes);
+    sections.push_back(std::move(sq8_params));
+    sections.push_back(std::move(sq8_codes));
+  }
   return sections;
 }
 

@@ -15,6 +15,11 @@
 //   kHnswUpperLinks  upper_blocks * (1 + m) u32: blocks [count, id_1 .. id_m],
 //                    count <= m, unused slots zero
 //
+// With flag kFlagSq8, two more (index/sq8.h):
+//   kHnswSq8Params   2 * dim f32: per-dimension min, then per-dimension scale
+//   kHnswSq8Codes    rows * sq8::Stride(dim) u8: row r decodes to min + scale * code,
+//                    zero padded
+//
 // Header (128 bytes):
 //   0   8  magic "POMAIHNS"
 //   8   4  format_version (kHnswFormatVersion)
@@ -26,7 +31,8 @@
 //   32  8  rows
 //   40  4  dim
 //   44  1  metric (0 L2, 1 IP, 2 COSINE)
-//   45  3  reserved, zero
+//   45  1  flags (kFlagSq8)
+//   46  2  reserved, zero
 //   48  8  seed the levels were drawn with
 //   56  4  ef_construction the graph was built with
 //   60  4  reserved, zero
@@ -46,12 +52,15 @@ constexpr uint32_t kHnswLevels = 17;
 constexpr uint32_t kHnswLayer0 = 18;
 constexpr uint32_t kHnswUpperIndex = 19;
 constexpr uint32_t kHnswUpperLinks = 20;
+constexpr uint32_t kHnswSq8Params = 21;
+constexpr uint32_t kHnswSq8Codes = 22;
 constexpr uint32_t kFirstIndexKind = 16;
 constexpr uint32_t kLastIndexKind = 31;
 
 constexpr char kHnswMagic[8] = {'P', 'O', 'M', 'A', 'I', 'H', 'N', 'S'};
 constexpr uint32_t kHnswFormatVersion = 1;
 constexpr size_t kHnswHeaderSize = 128;
+constexpr uint8_t kFlagSq8 = 1;  // the SQ8 sections are present
 
 // Reader bounds: larger values in a header are corruption.
 constexpr uint32_t kMaxLevel = 32;     // levels are drawn capped at this
@@ -71,6 +80,7 @@ constexpr size_t kEntryPoint = 28;
 constexpr size_t kRows = 32;
 constexpr size_t kDim = 40;
 constexpr size_t kMetric = 44;
+constexpr size_t kFlags = 45;
 constexpr size_t kSeed = 48;
 constexpr size_t kEfConstruction = 56;
 constexpr size_t kUpperBlocks = 64;

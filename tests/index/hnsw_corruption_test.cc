@@ -2,6 +2,7 @@
 // read (CI runs this under ASan and UBSan), damage reported as Corruption.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 
@@ -255,6 +256,13 @@ TEST_F(HnswDamage, CraftedHeadersAreCorruption) {
     ExpectCorruption(g.status(), c.what);
     EXPECT_NE(g.status().message().find(c.what), std::string::npos) << g.status().message();
   }
+  // Unknown flags.
+  Restore();
+  image_[kHnswHeader][hnsw_header::kFlags] = 2;
+  Reseal();
+  auto flagged = Open();
+  ASSERT_FALSE(flagged.ok());
+  ExpectCorruption(flagged.status(), "unknown flags");
   // An entry point that is not on the top level.
   Restore();
   auto g = Open();
@@ -267,6 +275,19 @@ TEST_F(HnswDamage, CraftedHeadersAreCorruption) {
   auto bad = Open();
   ASSERT_FALSE(bad.ok());
   ExpectCorruption(bad.status(), "entry level");
+}
+
+TEST_F(HnswDamage, BadSq8ParamsFailVerifyButNotSearch) {
+  std::vector<char>& params = image_[kHnswSq8Params];
+  ASSERT_EQ(params.size(), 2 * kDim * sizeof(float));
+  const float nan = std::nanf("");
+  std::memcpy(params.data() + 4, &nan, 4);  // min of dimension 1
+  const float negative = -1.0f;
+  std::memcpy(params.data() + (kDim + 2) * 4, &negative, 4);  // scale of dimension 2
+  auto g = Open();
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  ExpectCorruption(g->Verify(), "sq8 params");
+  SearchesAreSafe(*g);
 }
 
 TEST_F(HnswDamage, SizeProductsThatOverflowAreCorruption) {

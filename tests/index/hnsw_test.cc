@@ -132,6 +132,20 @@ TEST(HnswHardQueries, RecallMatchesHnswlib) {
   EXPECT_GE(r128, 0.965);
 }
 
+TEST_F(HnswRecall, Float32AndSq8WalksBothReachTheRecall) {
+  for (Metric m : {Metric::kL2, Metric::kIP, Metric::kCosine}) {
+    HnswGraph& g = *built_[static_cast<int>(m)]->graph;
+    ASSERT_TRUE(g.has_sq8());
+    EXPECT_EQ(g.traversal(), Traversal::kSq8);  // the default when the graph has codes
+    g.set_traversal(Traversal::kFloat32);
+    const double exact_walk = RecallOf(m, kEf);
+    g.set_traversal(Traversal::kSq8);
+    const double sq8_walk = RecallOf(m, kEf);
+    EXPECT_GE(exact_walk, 0.95) << static_cast<int>(m);
+    EXPECT_GE(sq8_walk, 0.95) << static_cast<int>(m);
+  }
+}
+
 TEST_F(HnswRecall, BuiltGraphsVerify) {
   for (Metric m : {Metric::kL2, Metric::kIP, Metric::kCosine}) {
     ASSERT_NE(Get(m).graph, nullptr);
@@ -328,6 +342,35 @@ TEST(HnswBuild, NonFiniteVectorsDoNotBreakTheBuild) {
   std::vector<Neighbor> out;
   ASSERT_TRUE(b->graph->Search(b->data.data(), 5, 20, nullptr, &out).ok());
   EXPECT_EQ(out.size(), 5u);
+}
+
+TEST(HnswSq8, WithoutCodesTheWalkIsFloat32) {
+  HnswParams params{8, 50, 3};
+  params.sq8 = false;
+  auto b = BuildAndOpen(Clustered(500, 8, 5, 9), 8, Metric::kL2, params);
+  ASSERT_NE(b->graph, nullptr);
+  EXPECT_FALSE(b->graph->has_sq8());
+  EXPECT_EQ(b->image.sections().count(kHnswSq8Codes), 0u);
+  b->graph->set_traversal(Traversal::kSq8);
+  EXPECT_EQ(b->graph->traversal(), Traversal::kFloat32);
+  std::vector<Neighbor> out;
+  ASSERT_TRUE(b->graph->Search(b->data.data(), 5, 20, nullptr, &out).ok());
+  ASSERT_EQ(out.size(), 5u);
+  EXPECT_EQ(out[0].row, 0u);
+}
+
+TEST(HnswSq8, ResultsCarryExactScores) {
+  auto b = BuildAndOpen(Clustered(2000, 20, 10, 9), 20, Metric::kCosine, HnswParams{8, 50, 3});
+  ASSERT_NE(b->graph, nullptr);
+  ASSERT_EQ(b->graph->traversal(), Traversal::kSq8);
+  std::vector<Neighbor> out;
+  const float* q = b->data.data() + 20 * 11;
+  ASSERT_TRUE(b->graph->Search(q, 10, 40, nullptr, &out).ok());
+  ASSERT_EQ(out.size(), 10u);
+  EXPECT_EQ(out[0].row, 11u);
+  for (const Neighbor& n : out) {
+    EXPECT_FLOAT_EQ(n.score, simd::Score(Metric::kCosine, q, b->data.data() + n.row * 20, 20));
+  }
 }
 
 TEST(HnswEdge, EmptyGraphOpensAndFindsNothing) {
