@@ -68,6 +68,13 @@ SearchScratch& ThreadScratch() {
   return scratch;
 }
 
+// All lines of a link block (count first, so a short list needs fewer).
+inline void PrefetchLinks(const uint32_t* links, uint64_t words) {
+  const char* p = reinterpret_cast<const char*>(links);
+  const char* end = p + words * 4;
+  for (; p < end; p += 64) __builtin_prefetch(p);
+}
+
 // What a walk scores: the float32 vectors, or the SQ8 codes.
 struct FloatScorer {
   using Row = const float*;
@@ -77,6 +84,8 @@ struct FloatScorer {
   const float* query;
 
   Row At(uint32_t id) const { return vectors + id * dim; }
+  // The first line: the kernel prefetches the rest of the rows it scores.
+  void Prefetch(Row r) const { __builtin_prefetch(r); }
   std::vector<Row>& Rows(SearchScratch& s) const { return s.rows; }
   void Score(const Row* rows, size_t n, float* out) const { simd::ScoreGather(metric, query, rows, n, dim, out); }
 };
@@ -88,6 +97,9 @@ struct Sq8Scorer {
   const sq8::Query* query;
 
   Row At(uint32_t id) const { return codes + id * stride; }
+  void Prefetch(Row r) const {
+    for (uint64_t b = 0; b < stride; b += 64) __builtin_prefetch(r + b);
+  }
   std::vector<Row>& Rows(SearchScratch& s) const { return s.codes; }
   void Score(const Row* rows, size_t n, float* out) const { sq8::ScoreGather(*query, rows, n, out); }
 };
@@ -373,7 +385,7 @@ Status HnswGraph::Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const
       if (marks[id] != epoch) {
         marks[id] = epoch;
         const Row row = scorer.At(id);
-        __builtin_prefetch(row);
+        scorer.Prefetch(row);
         rows_buf[n] = row;
         ids[n] = id;
         ++n;
@@ -381,7 +393,7 @@ Status HnswGraph::Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const
     }
     if (n == 0) continue;
     // The next node to expand is most likely the best one already queued.
-    if (!candidates.empty()) __builtin_prefetch(layer0 + candidates.front().id * stride);
+    if (!candidates.empty()) PrefetchLinks(layer0 + candidates.front().id * stride, stride);
     scorer.Score(rows_buf, n, scores);
     for (size_t i = 0; i < n; ++i) {
       const float d = Distance(scores[i]);
@@ -399,7 +411,7 @@ Status HnswGraph::Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const
         if (!results.empty()) bound = results.front().d;
       }
     }
-    if (!candidates.empty()) __builtin_prefetch(layer0 + candidates.front().id * stride);
+    if (!candidates.empty()) PrefetchLinks(layer0 + candidates.front().id * stride, stride);
   }
   return Status::OK();
 }

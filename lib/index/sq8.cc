@@ -67,61 +67,99 @@ HWY_INLINE void Prefetch(const uint8_t* const* rows, size_t i, size_t n, size_t 
 
 }  // namespace
 
-void ScoreGatherImpl(const Query& q, const uint8_t* const* rows, size_t n, float* HWY_RESTRICT out) {
-  const DF df;
+// Sums Op over four code rows at once (four independent load streams), then
+// over the rest one by one.
+template <class Op>
+HWY_INLINE void ScoreRows(DF df, const Query& q, const uint8_t* const* rows, size_t n, float* HWY_RESTRICT out) {
   const size_t lanes = hn::Lanes(df);
   const size_t stride = q.stride();
-  if (stride % lanes != 0) {
+  const Op op(q);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (size_t k = 4; k < 8; ++k) Prefetch(rows, i + k, n, stride);
+    const uint8_t* HWY_RESTRICT r0 = rows[i];
+    const uint8_t* HWY_RESTRICT r1 = rows[i + 1];
+    const uint8_t* HWY_RESTRICT r2 = rows[i + 2];
+    const uint8_t* HWY_RESTRICT r3 = rows[i + 3];
+    typename Op::Acc a0(df), a1(df), a2(df), a3(df);
+    for (size_t j = 0; j < stride; j += lanes) {
+      op.Step(df, j, LoadCodes(df, r0 + j), a0);
+      op.Step(df, j, LoadCodes(df, r1 + j), a1);
+      op.Step(df, j, LoadCodes(df, r2 + j), a2);
+      op.Step(df, j, LoadCodes(df, r3 + j), a3);
+    }
+    out[i] = op.Finish(df, a0);
+    out[i + 1] = op.Finish(df, a1);
+    out[i + 2] = op.Finish(df, a2);
+    out[i + 3] = op.Finish(df, a3);
+  }
+  for (; i < n; ++i) {
+    const uint8_t* HWY_RESTRICT r = rows[i];
+    typename Op::Acc a(df);
+    for (size_t j = 0; j < stride; j += lanes) op.Step(df, j, LoadCodes(df, r + j), a);
+    out[i] = op.Finish(df, a);
+  }
+}
+
+struct L2Op {
+  struct Acc {
+    explicit Acc(DF df) : sum(hn::Zero(df)) {}
+    VF sum;
+  };
+  explicit L2Op(const Query& q) : a(q.a()), b(q.b()) {}
+  HWY_INLINE void Step(DF df, size_t j, VF x, Acc& acc) const {
+    const VF d = hn::NegMulAdd(hn::LoadU(df, b + j), x, hn::LoadU(df, a + j));
+    acc.sum = hn::MulAdd(d, d, acc.sum);
+  }
+  HWY_INLINE float Finish(DF df, const Acc& acc) const { return -hn::GetLane(hn::SumOfLanes(df, acc.sum)); }
+  const float* HWY_RESTRICT a;
+  const float* HWY_RESTRICT b;
+};
+
+struct IPOp {
+  struct Acc {
+    explicit Acc(DF df) : sum(hn::Zero(df)) {}
+    VF sum;
+  };
+  explicit IPOp(const Query& q) : a(q.a()), base(q.base()) {}
+  HWY_INLINE void Step(DF df, size_t j, VF x, Acc& acc) const { acc.sum = hn::MulAdd(hn::LoadU(df, a + j), x, acc.sum); }
+  HWY_INLINE float Finish(DF df, const Acc& acc) const { return base + hn::GetLane(hn::SumOfLanes(df, acc.sum)); }
+  const float* HWY_RESTRICT a;
+  float base;
+};
+
+struct CosineOp {
+  struct Acc {
+    explicit Acc(DF df) : dot(hn::Zero(df)), xx(hn::Zero(df)) {}
+    VF dot, xx;
+  };
+  explicit CosineOp(const Query& q) : a(q.a()), b(q.b()), c(q.c()), inv_norm(q.inv_norm()) {}
+  HWY_INLINE void Step(DF df, size_t j, VF x, Acc& acc) const {
+    const VF v = hn::MulAdd(hn::LoadU(df, b + j), x, hn::LoadU(df, c + j));
+    acc.dot = hn::MulAdd(hn::LoadU(df, a + j), v, acc.dot);
+    acc.xx = hn::MulAdd(v, v, acc.xx);
+  }
+  HWY_INLINE float Finish(DF df, const Acc& acc) const {
+    const float dot = hn::GetLane(hn::SumOfLanes(df, acc.dot));
+    const float xx = hn::GetLane(hn::SumOfLanes(df, acc.xx));
+    return xx > 0 ? dot * inv_norm / std::sqrt(xx) : 0.0f;
+  }
+  const float* HWY_RESTRICT a;
+  const float* HWY_RESTRICT b;
+  const float* HWY_RESTRICT c;
+  float inv_norm;
+};
+
+void ScoreGatherImpl(const Query& q, const uint8_t* const* rows, size_t n, float* HWY_RESTRICT out) {
+  const DF df;
+  if (q.stride() % hn::Lanes(df) != 0) {
     for (size_t i = 0; i < n; ++i) out[i] = ScoreScalar(q, rows[i]);
     return;
   }
-  const float* HWY_RESTRICT a = q.a();
-  const float* HWY_RESTRICT b = q.b();
-  const float* HWY_RESTRICT c = q.c();
-  for (size_t i = 0; i < n; ++i) {
-    Prefetch(rows, i + 2, n, stride);
-    const uint8_t* HWY_RESTRICT r = rows[i];
-    VF acc0 = hn::Zero(df), acc1 = hn::Zero(df);
-    switch (q.metric()) {
-      case simd::Metric::kL2: {
-        size_t j = 0;
-        for (; j + 2 * lanes <= stride; j += 2 * lanes) {
-          const VF d0 = hn::NegMulAdd(hn::LoadU(df, b + j), LoadCodes(df, r + j), hn::LoadU(df, a + j));
-          const VF d1 =
-              hn::NegMulAdd(hn::LoadU(df, b + j + lanes), LoadCodes(df, r + j + lanes), hn::LoadU(df, a + j + lanes));
-          acc0 = hn::MulAdd(d0, d0, acc0);
-          acc1 = hn::MulAdd(d1, d1, acc1);
-        }
-        if (j < stride) {
-          const VF d0 = hn::NegMulAdd(hn::LoadU(df, b + j), LoadCodes(df, r + j), hn::LoadU(df, a + j));
-          acc0 = hn::MulAdd(d0, d0, acc0);
-        }
-        out[i] = -hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0, acc1)));
-        break;
-      }
-      case simd::Metric::kIP: {
-        size_t j = 0;
-        for (; j + 2 * lanes <= stride; j += 2 * lanes) {
-          acc0 = hn::MulAdd(hn::LoadU(df, a + j), LoadCodes(df, r + j), acc0);
-          acc1 = hn::MulAdd(hn::LoadU(df, a + j + lanes), LoadCodes(df, r + j + lanes), acc1);
-        }
-        if (j < stride) acc0 = hn::MulAdd(hn::LoadU(df, a + j), LoadCodes(df, r + j), acc0);
-        out[i] = q.base() + hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0, acc1)));
-        break;
-      }
-      case simd::Metric::kCosine: {
-        VF xx = hn::Zero(df);
-        for (size_t j = 0; j < stride; j += lanes) {
-          const VF v = hn::MulAdd(hn::LoadU(df, b + j), LoadCodes(df, r + j), hn::LoadU(df, c + j));
-          acc0 = hn::MulAdd(hn::LoadU(df, a + j), v, acc0);
-          xx = hn::MulAdd(v, v, xx);
-        }
-        const float dot = hn::GetLane(hn::SumOfLanes(df, acc0));
-        const float norm2 = hn::GetLane(hn::SumOfLanes(df, xx));
-        out[i] = norm2 > 0 ? dot * q.inv_norm() / std::sqrt(norm2) : 0.0f;
-        break;
-      }
-    }
+  switch (q.metric()) {
+    case simd::Metric::kL2: ScoreRows<L2Op>(df, q, rows, n, out); break;
+    case simd::Metric::kIP: ScoreRows<IPOp>(df, q, rows, n, out); break;
+    case simd::Metric::kCosine: ScoreRows<CosineOp>(df, q, rows, n, out); break;
   }
 }
 
