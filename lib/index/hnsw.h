@@ -46,9 +46,9 @@ struct GraphSection {
 // concurrently (the graph then depends on the scheduling); with pool ==
 // nullptr the build is sequential in row order and its bytes depend only on
 // the inputs and params. `progress`, if set, is called from one thread at a
-// time with (rows inserted, rows), at most about a thousand times, and last
-// with (rows, rows). Bad params (m < 2 or > 2048, ef_construction 0, dim 0)
-// are InvalidArgument.
+// time (possibly a pool thread) with (rows inserted, rows), at most about a
+// thousand times, and last with (rows, rows); it must not throw. Bad params
+// (m < 2 or > 2048, ef_construction 0, dim 0) are InvalidArgument.
 Result<std::vector<GraphSection>> BuildHnsw(const float* vectors, size_t rows, uint32_t dim, simd::Metric metric,
                                             const HnswParams& params, ThreadPool* pool,
                                             const std::function<void(uint64_t done, uint64_t total)>& progress);
