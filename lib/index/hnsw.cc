@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <new>
 
 #include "index/sq8.h"
 #include "index/walk.h"
@@ -59,7 +60,8 @@ struct SearchScratch {
       scores.resize(n);
     }
     if (results.capacity() < ef + 1) results.reserve(ef + 1);
-    if (candidates.capacity() < 4 * ef) candidates.reserve(4 * ef);
+    const size_t queue = std::min<size_t>(4 * ef, 1 << 16);  // grows further if a walk needs it
+    if (candidates.capacity() < queue) candidates.reserve(queue);
   }
 };
 
@@ -266,9 +268,14 @@ Status HnswGraph::Search(const float* query, size_t k, size_t ef, RowFilter is_l
   out->clear();
   if (rows_ == 0 || k == 0) return Status::OK();
   if (query == nullptr) return Status::InvalidArgument("hnsw search: null query");
-  ef = std::max(ef, k);
+  // A queue longer than the graph cannot fill: ef is at most rows.
+  ef = static_cast<size_t>(std::min<uint64_t>(std::max(ef, k), rows_));
   SearchScratch& s = ThreadScratch();
-  s.Reserve(std::max(m_, m0_), ef);
+  try {
+    s.Reserve(std::max(m_, m0_), ef);
+  } catch (const std::bad_alloc&) {
+    return Status::ResourceExhausted("hnsw search: out of memory for ef " + std::to_string(ef));
+  }
   std::vector<Cand>& results = s.results;
   if (traversal_ == Traversal::kSq8) {
     s.sq8_query.Prepare(metric_, query, sq8_params_, sq8_params_ + dim_, dim_);

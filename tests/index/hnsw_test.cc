@@ -430,6 +430,15 @@ TEST(HnswEdge, EfBelowKCountsAsK) {
   for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].row, c[i].row);
 }
 
+TEST(HnswEdge, HugeEfIsBoundedByTheRows) {
+  auto b = BuildAndOpen(Clustered(300, 8, 5, 9), 8, Metric::kL2, HnswParams{8, 50, 3});
+  ASSERT_NE(b->graph, nullptr);
+  std::vector<Neighbor> out;
+  ASSERT_TRUE(b->graph->Search(b->data.data(), 10, size_t{1} << 40, nullptr, &out).ok());
+  ASSERT_EQ(out.size(), 10u);
+  EXPECT_EQ(out[0].row, 0u);
+}
+
 TEST(HnswEdge, KZeroReturnsNothing) {
   auto b = BuildAndOpen(Clustered(100, 8, 5, 9), 8, Metric::kL2, HnswParams{8, 50, 3});
   std::vector<Neighbor> out;
