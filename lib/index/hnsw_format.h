@@ -1,4 +1,4 @@
-// HNSW graph sections inside a segment file (docs/FORMAT-index.md).
+// HNSW graph sections inside a segment file (docs/FORMAT.md, "HNSW graph sections").
 //
 // A graph over a segment of `rows` vectors is five extra sections. Each
 // starts 64-byte aligned in the file, every integer is little-endian, and
