@@ -232,7 +232,7 @@ def test_search_releases_the_gil(open_db, rng) -> None:
     dim = 64
     db = open_db(dim, metric="l2", search_threads=1)
     pomaidb.put_batch(db, np.arange(20000), rng.standard_normal((20000, dim)).astype(np.float32))
-    queries = rng.standard_normal((300, dim)).astype(np.float32)
+    queries = rng.standard_normal((3000, dim)).astype(np.float32)
     go, done = threading.Event(), threading.Event()
     elapsed = []
 
