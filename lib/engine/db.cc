@@ -186,7 +186,7 @@ Status DB::Recover() {
         return Status::Corruption(path, rec.offset, "unknown WAL record type " + std::to_string(rec.type));
       if (rec.seq <= manifest_.last_seq) continue;  // already in a segment
       POMAI_RETURN_IF_ERROR(ApplyBatch(rec.seq, reinterpret_cast<const uint8_t*>(rec.payload.data()), rec.payload.size(),
-                                       true, path + " at offset " + std::to_string(rec.offset)));
+                                       path + " at offset " + std::to_string(rec.offset)));
       last_seq = std::max(last_seq, rec.seq);
     }
     POMAI_RETURN_IF_ERROR(reader.status());
@@ -256,7 +256,7 @@ Result<std::shared_ptr<DB::LiveSegment>> DB::OpenSegment(uint64_t number) {
   return live;
 }
 
-Status DB::ApplyBatch(uint64_t seq, const uint8_t* payload, size_t size, bool from_recovery, const std::string& origin) {
+Status DB::ApplyBatch(uint64_t seq, const uint8_t* payload, size_t size, const std::string& origin) {
   std::vector<DecodedOp> ops;
   Status s = DecodeBatch(payload, size, options_.dim, &ops, origin);
   if (!s.ok()) return s;
@@ -288,7 +288,6 @@ Status DB::ApplyBatch(uint64_t seq, const uint8_t* payload, size_t size, bool fr
   }
   mem_bytes_ += size + ops.size() * 48;
   applied_seq_.store(seq, std::memory_order_release);
-  (void)from_recovery;
   return Status::OK();
 }
 
@@ -349,7 +348,7 @@ Status DB::Write(const WriteOp* ops, size_t n) {
   POMAI_RETURN_IF_ERROR(EnsureLogFile());
   Status apply_status;
   Status s = wal_->Commit(kBatchRecord, payload, [&](uint64_t seq) {
-    apply_status = ApplyBatch(seq, reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), false, "batch");
+    apply_status = ApplyBatch(seq, reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), "batch");
   });
   if (!s.ok()) return s;
   if (!apply_status.ok()) return Status::Internal("applying a batch failed: " + apply_status.message());

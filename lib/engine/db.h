@@ -135,7 +135,7 @@ class DB {
 
   Status Recover();
   Status ReplayWal(const std::string& path);
-  Status ApplyBatch(uint64_t seq, const uint8_t* payload, size_t size, bool from_recovery, const std::string& origin);
+  Status ApplyBatch(uint64_t seq, const uint8_t* payload, size_t size, const std::string& origin);
   class Progress;
   Status FreezeLocked(Progress* progress);
   Status FlushImmutables(Progress* progress);
