@@ -1,0 +1,240 @@
+/*
+ * pomai/kv.h: the keyspace part of the pomai C ABI (SPEC.md 1.3), used by the
+ * `alopex` Python package: byte-string keys and values, typed vector values,
+ * optimistic transactions with snapshot isolation, and named HNSW indexes.
+ *
+ * Same conventions as pomai/pomai.h (included by it): a NULL pomai_status_t*
+ * is success; handles are opaque tokens, so a closed handle gives
+ * POMAI_STATUS_CLOSED and never a crash; inputs are copied before a call
+ * returns; what the library allocates is freed by the named *_free function.
+ *
+ * A database opened with pomai_db_open_ex has one ordered keyspace. Every
+ * value in it is either plain bytes or a vector record (metric, dimension,
+ * optional metadata, float32 data). It is closed with pomai_close. The
+ * u64-id vector functions of pomai.h (pomai_put, pomai_search, ...) return
+ * INVALID_ARGUMENT on it, and the functions below return INVALID_ARGUMENT on
+ * a database opened with pomai_open.
+ *
+ * Keys are 1 to 65535 bytes (an empty or longer key is INVALID_ARGUMENT);
+ * values are at most 1 GiB. Index names are 1 to 255 bytes of UTF-8 without
+ * NUL. Vector dimensions are 1 to 65535; every float must be finite.
+ */
+#ifndef POMAI_KV_H_
+#define POMAI_KV_H_
+
+#include "pomai/c_types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pomai_txn_t pomai_txn_t;
+
+enum {
+  POMAI_STORAGE_DISK = 0,      /* files in `path`; survives the process */
+  POMAI_STORAGE_IN_MEMORY = 1  /* no files at all; gone at close */
+};
+
+enum {
+  POMAI_TXN_READ_ONLY = 0,
+  POMAI_TXN_READ_WRITE = 1
+};
+
+/* Options of pomai_db_open_ex. 40 bytes. Minimum struct_size: 16 (through storage_mode). */
+typedef struct pomai_db_options_ex_t {
+  uint32_t struct_size;            /* [0] */
+  const char* path;                /* [8]  database directory for POMAI_STORAGE_DISK, created if missing;
+                                       ignored (may be NULL) for POMAI_STORAGE_IN_MEMORY */
+  uint32_t storage_mode;           /* [16] POMAI_STORAGE_* */
+  pomai_fsync_policy_t fsync_policy; /* [20] disk mode: NEVER (default) or ALWAYS (fdatasync before a commit returns) */
+  uint64_t memory_limit_bytes;     /* [24] 0 = none. When set, a commit that would make memory_usage's
+                                       used_bytes exceed it fails with RESOURCE_EXHAUSTED
+                                       "memory limit exceeded" and changes nothing. */
+  uint32_t search_threads;         /* [32] 0 = all cores */
+} pomai_db_options_ex_t;
+
+/* Memory of a keyspace database, in bytes. used_bytes counts the memtable
+ * (keys, values, vectors, versions still needed by snapshots), the in-memory
+ * index structures and the mapped segment bytes; total_bytes is
+ * memory_limit_bytes when one is set, else the machine's physical memory;
+ * free_bytes = total_bytes - used_bytes (0 when used exceeds total). */
+typedef struct pomai_memory_stats_t {
+  uint64_t total_bytes;
+  uint64_t used_bytes;
+  uint64_t free_bytes;
+} pomai_memory_stats_t;
+
+/* Configuration of a named HNSW index. 24 bytes. Minimum struct_size: 8 (through dim). */
+typedef struct pomai_hnsw_config_t {
+  uint32_t struct_size;      /* [0] */
+  uint32_t dim;              /* [4]  1..65535 */
+  uint32_t m;                /* [8]  2..100; default 16 */
+  uint32_t ef_construction;  /* [12] >= m; default 200 */
+  uint32_t metric;           /* [16] POMAI_METRIC_*; default COSINE */
+} pomai_hnsw_config_t;
+
+/* Statistics of a named HNSW index, computed from its current graphs. */
+typedef struct pomai_hnsw_stats_t {
+  uint64_t node_count;           /* live (searchable) entries */
+  uint64_t deleted_count;        /* nodes still in a graph whose entry was deleted or replaced */
+  uint64_t memory_bytes;         /* bytes held by the index: vectors, links, key map */
+  double avg_edges_per_node;     /* mean layer-0 degree over graph nodes (0 when there are none) */
+  uint32_t level_count;          /* number of levels used: level_distribution[0..level_count) */
+  uint64_t level_distribution[32]; /* nodes whose top level is i */
+} pomai_hnsw_stats_t;
+
+/* One search hit. Pointers are owned by the enclosing pomai_kv_hits_t. */
+typedef struct pomai_kv_hit_t {
+  const uint8_t* key;
+  size_t key_len;
+  float score;               /* higher is better: COSINE similarity, L2 negative Euclidean distance, IP dot */
+  bool has_metadata;
+  const uint8_t* metadata;   /* NULL when !has_metadata */
+  size_t metadata_len;
+  const float* vector;       /* NULL unless vectors were asked for */
+  uint32_t dim;              /* length of vector (0 when NULL) */
+} pomai_kv_hit_t;
+
+typedef struct pomai_kv_hits_t {
+  size_t count;
+  pomai_kv_hit_t* hits;      /* count hits, best first (score descending, then key ascending) */
+} pomai_kv_hits_t;
+
+/* Frees hits returned by a search. NULL is a no-op. */
+POMAI_EXPORT void pomai_kv_hits_free(pomai_kv_hits_t* hits);
+
+/* ---- database -------------------------------------------------------- */
+
+/* Defaults: disk mode, path NULL, fsync NEVER, no memory limit, all cores;
+ * struct_size = sizeof(pomai_db_options_ex_t). NULL is a no-op. */
+POMAI_EXPORT void pomai_db_options_ex_init(pomai_db_options_ex_t* opts);
+
+/* Opens (creating if missing) a keyspace database and stores its handle in
+ * *out_db; close it with pomai_close, which rolls back every transaction
+ * still active (their handles then give CLOSED). Disk mode recovers every
+ * committed transaction from the log after a crash. INVALID_ARGUMENT for a
+ * NULL/empty path in disk mode, an unknown storage mode or fsync policy, or
+ * a directory that holds a pomai_open (u64-id) database; IO_ERROR when
+ * another process holds the database; CORRUPTION naming file and offset. */
+POMAI_EXPORT pomai_status_t* pomai_db_open_ex(const pomai_db_options_ex_t* opts, pomai_db_t** out_db);
+
+/* Disk mode: turns the memtable into a durable segment file (and returns when
+ * the manifest names it). In-memory mode: INVALID_ARGUMENT "in-memory database
+ * cannot be flushed". */
+POMAI_EXPORT pomai_status_t* pomai_db_flush(pomai_db_t* db);
+
+/* Fills *out with the database's memory figures (see pomai_memory_stats_t). */
+POMAI_EXPORT pomai_status_t* pomai_db_memory_usage(pomai_db_t* db, pomai_memory_stats_t* out);
+
+/* ---- transactions ---------------------------------------------------- */
+
+/* Begins a transaction in `mode` (POMAI_TXN_*) on a snapshot of every
+ * committed transaction, and stores its handle in *out_txn. A transaction is
+ * used by one thread at a time (calls from several threads are serialised,
+ * never a crash). It ends with pomai_txn_commit or pomai_txn_rollback; after
+ * that, or after the database is closed, every call on it returns CLOSED
+ * "transaction is closed". A failed operation other than commit leaves it
+ * active. */
+POMAI_EXPORT pomai_status_t* pomai_txn_begin(pomai_db_t* db, uint32_t mode, pomai_txn_t** out_txn);
+
+/* Reads `key` as of the transaction's snapshot plus its own writes.
+ * *out_found = false when the key is absent or deleted. When found, the value
+ * has *out_len bytes and is copied into value_buf when *out_len <= buf_cap;
+ * otherwise nothing is copied and the caller retries with a buffer of
+ * *out_len bytes (the answer is stable within a transaction). value_buf may
+ * be NULL when buf_cap is 0. For a key holding a vector record the value is
+ * the record's metadata (empty when it has none). */
+POMAI_EXPORT pomai_status_t* pomai_txn_get(pomai_txn_t* txn, const uint8_t* key, size_t key_len,
+                                           uint8_t* value_buf, size_t buf_cap, size_t* out_len, bool* out_found);
+
+/* Writes `key` = `value` (a plain-bytes value) in the transaction's write set;
+ * visible to the transaction at once, to others after commit. READ_ONLY when
+ * the transaction is read-only. value may be NULL when value_len is 0. */
+POMAI_EXPORT pomai_status_t* pomai_txn_put(pomai_txn_t* txn, const uint8_t* key, size_t key_len,
+                                           const uint8_t* value, size_t value_len);
+
+/* Deletes `key` (a missing key is fine). READ_ONLY when read-only. */
+POMAI_EXPORT pomai_status_t* pomai_txn_delete(pomai_txn_t* txn, const uint8_t* key, size_t key_len);
+
+/* Makes the transaction's writes durable and visible, atomically: after a
+ * crash all of them are present or none. First committer wins: when another
+ * transaction committed a write to a key this one wrote (or to a named index
+ * entry this one wrote) after this one began, returns CONFLICT "transaction
+ * conflict" and nothing is applied. RESOURCE_EXHAUSTED "memory limit
+ * exceeded" when the memory limit would be passed. The transaction is closed
+ * afterwards whatever the outcome. Committing a read-only or empty
+ * transaction succeeds and writes nothing. */
+POMAI_EXPORT pomai_status_t* pomai_txn_commit(pomai_txn_t* txn);
+
+/* Discards the transaction's writes and closes it. */
+POMAI_EXPORT pomai_status_t* pomai_txn_rollback(pomai_txn_t* txn);
+
+/* ---- vectors inside transactions (flat, exact search) ---------------- */
+
+/* Stores a vector record under `key`: `dim` finite floats, the metric
+ * (POMAI_METRIC_*) and, when has_metadata, `metadata_len` bytes of metadata.
+ * INVALID_ARGUMENT for dim 0, NaN or infinity, an unknown metric. */
+POMAI_EXPORT pomai_status_t* pomai_txn_upsert_vector(pomai_txn_t* txn, const uint8_t* key, size_t key_len,
+                                                     bool has_metadata, const uint8_t* metadata, size_t metadata_len,
+                                                     const float* vector, uint32_t dim, uint32_t metric);
+
+/* Reads the vector record under `key` (snapshot plus own writes): NOT_FOUND
+ * when the key is absent, deleted or holds plain bytes; INVALID_ARGUMENT when
+ * it was stored with another metric. *out_dim is set to its dimension and
+ * the floats are copied into buf when *out_dim <= buf_cap (retry otherwise,
+ * as for pomai_txn_get). */
+POMAI_EXPORT pomai_status_t* pomai_txn_get_vector(pomai_txn_t* txn, const uint8_t* key, size_t key_len,
+                                                  uint32_t metric, float* buf, uint32_t buf_cap, uint32_t* out_dim);
+
+/* Exact top-k over the vector records visible to the transaction (its
+ * snapshot plus its own uncommitted upserts), or only over the keys of the
+ * filter when has_filter (filter_count keys; absent or non-vector keys are
+ * skipped). A candidate stored with another metric or dimension is
+ * INVALID_ARGUMENT naming the key. k 0 gives 0 hits. With return_vectors
+ * each hit carries its vector. Hits are owned by *out_hits. */
+POMAI_EXPORT pomai_status_t* pomai_txn_search_similar(pomai_txn_t* txn, const float* query, uint32_t dim,
+                                                      uint32_t metric, uint32_t k, bool has_filter,
+                                                      const uint8_t* const* filter_keys, const size_t* filter_key_lens,
+                                                      size_t filter_count, bool return_vectors,
+                                                      pomai_kv_hits_t** out_hits);
+
+/* ---- named HNSW indexes ---------------------------------------------- */
+
+/* Creates the index `name` (replacing an existing one and its entries),
+ * durably. INVALID_ARGUMENT "invalid parameter ..." for dim outside 1..65535,
+ * m outside 2..100, ef_construction < m, an unknown metric. */
+POMAI_EXPORT pomai_status_t* pomai_index_create(pomai_db_t* db, const char* name, const pomai_hnsw_config_t* config);
+
+/* Drops the index `name` and its entries, durably. NOT_FOUND when missing. */
+POMAI_EXPORT pomai_status_t* pomai_index_drop(pomai_db_t* db, const char* name);
+
+/* Fills *out with the index's statistics; NOT_FOUND when missing. */
+POMAI_EXPORT pomai_status_t* pomai_index_stats(pomai_db_t* db, const char* name, pomai_hnsw_stats_t* out);
+
+/* Approximate top-k over the index's committed entries, ef = max(k,
+ * ef_search) (ef_search 0 = max(k, 50)). Each hit carries the entry's key,
+ * score and metadata (no vector). NOT_FOUND when the index is missing;
+ * INVALID_ARGUMENT for a query of another dimension or with NaN/infinity.
+ * out_stats may be NULL; when given it receives the index's statistics at
+ * the time of the search. */
+POMAI_EXPORT pomai_status_t* pomai_index_search(pomai_db_t* db, const char* name, const float* query, uint32_t dim,
+                                                uint32_t k, uint32_t ef_search, pomai_kv_hits_t** out_hits,
+                                                pomai_hnsw_stats_t* out_stats);
+
+/* Adds or replaces the entry `key` of index `name` in a READ_WRITE
+ * transaction; applied at commit (invisible to searches before, discarded by
+ * rollback). NOT_FOUND when the index is missing; INVALID_ARGUMENT for a
+ * wrong dimension or NaN/infinity. */
+POMAI_EXPORT pomai_status_t* pomai_txn_index_upsert(pomai_txn_t* txn, const char* name, const uint8_t* key,
+                                                    size_t key_len, const float* vector, uint32_t dim,
+                                                    bool has_metadata, const uint8_t* metadata, size_t metadata_len);
+
+/* Removes the entry `key` of index `name` at commit (a missing entry is fine). */
+POMAI_EXPORT pomai_status_t* pomai_txn_index_delete(pomai_txn_t* txn, const char* name, const uint8_t* key,
+                                                    size_t key_len);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* POMAI_KV_H_ */
