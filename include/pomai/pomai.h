@@ -157,7 +157,4 @@ POMAI_EXPORT pomai_status_t* pomai_search_array(pomai_db_t* db, const float* que
 } /* extern "C" */
 #endif
 
-/* The keyspace part (transactions, typed vector values, named indexes). */
-#include "pomai/kv.h"
-
 #endif /* POMAI_POMAI_H_ */
