@@ -2,6 +2,7 @@
 #include "engine/db_impl.h"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -18,6 +19,9 @@ namespace pomai::engine {
 namespace {
 
 constexpr uint8_t kBatchRecord = 1;
+// A put_array batch: count, the ids, then the row-major float32 matrix (no
+// metadata). Written straight from the caller's arrays (docs/FORMAT.md).
+constexpr uint8_t kArrayRecord = 2;
 constexpr uint64_t kDefaultBudget = 256ull << 20;
 // Rows scored per kernel call: 256 rows of 128-d are 128 KiB, inside L2.
 constexpr size_t kBlockRows = 256;
@@ -157,7 +161,9 @@ Status DB::Recover() {
   for (uint32_t s = 0; s < options_.shards; ++s) {
     auto shard = std::make_unique<Shard>();
     shard->index = s;
-    shard->mem = std::make_shared<MemTable>(options_.dim);
+    // Memtables grow by doubling, so one may map up to twice the budget.
+    shard->row_cache = std::make_shared<MappingCache>(2 * budget_);
+    shard->mem = std::make_shared<MemTable>(options_.dim, shard->row_cache);
     const auto& entries = manifest_.segments[s];
     for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
       const std::string path = JoinPath(dir, SegmentFileName(it->file_number));
@@ -182,11 +188,21 @@ Status DB::Recover() {
     wal::Reader reader(file->data(), file->size(), path);
     wal::Record rec;
     while (reader.Next(&rec)) {
-      if (rec.type != kBatchRecord)
+      if (rec.type != kBatchRecord && rec.type != kArrayRecord)
         return Status::Corruption(path, rec.offset, "unknown WAL record type " + std::to_string(rec.type));
       if (rec.seq <= manifest_.last_seq) continue;  // already in a segment
-      POMAI_RETURN_IF_ERROR(ApplyBatch(rec.seq, reinterpret_cast<const uint8_t*>(rec.payload.data()), rec.payload.size(),
-                                       path + " at offset " + std::to_string(rec.offset)));
+      const auto* payload = reinterpret_cast<const uint8_t*>(rec.payload.data());
+      const std::string origin = path + " at offset " + std::to_string(rec.offset);
+      if (rec.type == kBatchRecord) {
+        POMAI_RETURN_IF_ERROR(ApplyBatch(rec.seq, payload, rec.payload.size(), origin));
+      } else {
+        const size_t row_bytes = size_t{options_.dim} * 4;
+        uint32_t n = 0;
+        if (rec.payload.size() < 4 || (n = DecodeFixed32(payload), rec.payload.size() != 4 + n * (8 + row_bytes)))
+          return Status::Corruption(path, rec.offset, "array batch record of " + std::to_string(rec.payload.size()) +
+                                                          " bytes does not hold whole rows of dim " + std::to_string(options_.dim));
+        ApplyArray(rec.seq, payload + 4, payload + 4 + size_t{n} * 8, n);
+      }
       last_seq = std::max(last_seq, rec.seq);
     }
     POMAI_RETURN_IF_ERROR(reader.status());
@@ -291,6 +307,28 @@ Status DB::ApplyBatch(uint64_t seq, const uint8_t* payload, size_t size, const s
   return Status::OK();
 }
 
+void DB::ApplyArray(uint64_t seq, const uint8_t* ids, const uint8_t* vectors, size_t n) {
+  const uint32_t nshards = options_.shards;
+  const size_t row_bytes = size_t{options_.dim} * 4;
+  for (uint32_t sh_index = 0; sh_index < nshards; ++sh_index) {
+    Shard& sh = *shards_[sh_index];
+    std::unique_lock<std::shared_mutex> l(sh.mem_mu);
+    MemTable& mem = *sh.mem;
+    // The id index is a large random-access table: start loading the slots
+    // of the next few ids while this one is stored.
+    constexpr size_t kAhead = 8;
+    for (size_t i = 0; i < std::min(n, kAhead); ++i) mem.Prefetch(DecodeFixed64(ids + i * 8));
+    for (size_t i = 0; i < n; ++i) {
+      if (i + kAhead < n) mem.Prefetch(DecodeFixed64(ids + (i + kAhead) * 8));
+      const uint64_t id = DecodeFixed64(ids + i * 8);
+      if (nshards > 1 && id % nshards != sh_index) continue;
+      mem.Put(id, seq, reinterpret_cast<const float*>(vectors + i * row_bytes), {});
+    }
+  }
+  mem_bytes_ += n * (row_bytes + 8 + 48);
+  applied_seq_.store(seq, std::memory_order_release);
+}
+
 Status DB::CheckWritable() {
   if (closed_) return Status::Closed("database is closed");
   return wal_->sticky_error().ok()
@@ -357,16 +395,47 @@ Status DB::Write(const WriteOp* ops, size_t n) {
 }
 
 Status DB::PutArray(const uint64_t* ids, const float* vectors, size_t n) {
-  if (n == 0) return CheckWritable();
+  POMAI_RETURN_IF_ERROR(CheckWritable());
+  if (n == 0) return Status::OK();
   if (ids == nullptr) return Status::InvalidArgument("ids is NULL");
   if (vectors == nullptr) return Status::InvalidArgument("vectors is NULL");
-  std::vector<WriteOp> ops(n);
-  for (size_t i = 0; i < n; ++i) {
-    ops[i].kind = WriteOp::Kind::kPut;
-    ops[i].id = ids[i];
-    ops[i].vector = vectors + i * options_.dim;
+  const uint32_t dim = options_.dim;
+  const size_t row_bytes = size_t{dim} * 4;
+  if (n > UINT32_MAX || n > (wal::kMaxPayload - 4) / (8 + row_bytes))
+    return Status::InvalidArgument("batch of " + std::to_string(n) + " rows of dim " + std::to_string(dim) +
+                                   " is above " + std::to_string(wal::kMaxPayload) + " bytes per batch: split it");
+  if (!AllFinite(vectors, n * dim)) {
+    size_t k = 0;
+    while (std::isfinite(vectors[k])) ++k;
+    return Status::InvalidArgument("row " + std::to_string(k / dim) + " (id " + std::to_string(ids[k / dim]) +
+                                   ") has a non-finite value " + std::to_string(vectors[k]) + " at component " +
+                                   std::to_string(k % dim));
   }
-  return Write(ops.data(), n);
+  if constexpr (std::endian::native != std::endian::little) {
+    // The record holds little-endian ids and floats: encode through Write.
+    std::vector<WriteOp> ops(n);
+    for (size_t i = 0; i < n; ++i) {
+      ops[i].kind = WriteOp::Kind::kPut;
+      ops[i].id = ids[i];
+      ops[i].vector = vectors + i * dim;
+    }
+    return Write(ops.data(), n);
+  }
+  // The caller's arrays are the record's payload: no copy before the write.
+  uint8_t count[4];
+  EncodeFixed32(count, static_cast<uint32_t>(n));
+  const std::string_view pieces[3] = {
+      {reinterpret_cast<const char*>(count), 4},
+      {reinterpret_cast<const char*>(ids), n * 8},
+      {reinterpret_cast<const char*>(vectors), n * row_bytes},
+  };
+  POMAI_RETURN_IF_ERROR(EnsureLogFile());
+  Status s = wal_->Commit(kArrayRecord, pieces, 3, [&](uint64_t seq) {
+    ApplyArray(seq, reinterpret_cast<const uint8_t*>(ids), reinterpret_cast<const uint8_t*>(vectors), n);
+  });
+  if (!s.ok()) return s;
+  MaybeScheduleFreeze();
+  return Status::OK();
 }
 
 void DB::MaybeScheduleFreeze() {
@@ -445,7 +514,7 @@ Status DB::FreezeLocked(Progress* progress) {
       std::lock_guard<std::mutex> v(version_mu_);
       for (auto& sh : shards_) {
         sh->imm = std::move(sh->mem);
-        sh->mem = std::make_shared<MemTable>(options_.dim);
+        sh->mem = std::make_shared<MemTable>(options_.dim, sh->row_cache);
       }
     }
     mem_bytes_ = 0;

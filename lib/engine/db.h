@@ -136,6 +136,9 @@ class DB {
   Status Recover();
   Status ReplayWal(const std::string& path);
   Status ApplyBatch(uint64_t seq, const uint8_t* payload, size_t size, const std::string& origin);
+  // Puts n rows: ids as n little-endian u64 and vectors as n * dim
+  // little-endian floats, either alignment (a caller's arrays or a record).
+  void ApplyArray(uint64_t seq, const uint8_t* ids, const uint8_t* vectors, size_t n);
   class Progress;
   Status FreezeLocked(Progress* progress);
   Status FlushImmutables(Progress* progress);

@@ -50,6 +50,8 @@ class DB::Progress {
 
 struct DB::Shard {
   uint32_t index = 0;
+  // The vector mapping of the shard's last retired memtable, for its next one.
+  std::shared_ptr<MappingCache> row_cache;
   // Writers of `mem`'s contents hold it exclusively, readers shared.
   std::shared_mutex mem_mu;
   // The three layer pointers below are guarded by DB::version_mu_.

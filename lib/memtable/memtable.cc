@@ -6,7 +6,8 @@
 
 namespace pomai {
 
-MemTable::MemTable(uint32_t dim) : dim_(dim), vectors_(size_t{dim} * sizeof(float)) {}
+MemTable::MemTable(uint32_t dim, std::shared_ptr<MappingCache> cache)
+    : dim_(dim), vectors_(size_t{dim} * sizeof(float), std::move(cache)) {}
 
 void MemTable::NoteSeq(uint64_t seq) {
   if (min_seq_ == 0 || seq < min_seq_) min_seq_ = seq;
@@ -19,18 +20,28 @@ void MemTable::Put(uint64_t id, uint64_t seq, const float* vec, std::string_view
   if (row == ids_.size()) {
     std::memcpy(vectors_.AppendRow(), vec, dim_ * sizeof(float));
     ids_.push_back(id);
-    metadata_.emplace_back(meta);
-    metadata_bytes_ += meta.size();
     deleted_.push_back(0);
     first_seq_.push_back(seq);
-    return;
+  } else {
+    std::memcpy(vectors_.row(row), vec, dim_ * sizeof(float));
+    if (deleted_[row]) {
+      deleted_[row] = 0;
+      --deleted_count_;
+    }
   }
-  std::memcpy(vectors_.row(row), vec, dim_ * sizeof(float));
+  SetMetadata(row, meta);
+}
+
+void MemTable::SetMetadata(uint32_t row, std::string_view meta) {
+  if (row >= metadata_.size()) {
+    if (meta.empty()) return;
+    metadata_.resize(size_t{row} + 1);
+  }
   metadata_bytes_ = metadata_bytes_ - metadata_[row].size() + meta.size();
-  metadata_[row].assign(meta.data(), meta.size());
-  if (deleted_[row]) {
-    deleted_[row] = 0;
-    --deleted_count_;
+  if (meta.empty()) {
+    std::string().swap(metadata_[row]);
+  } else {
+    metadata_[row].assign(meta.data(), meta.size());
   }
 }
 
@@ -41,7 +52,6 @@ void MemTable::Delete(uint64_t id, uint64_t seq) {
     // A tombstone for an id this memtable never held: it shadows older layers.
     std::memset(vectors_.AppendRow(), 0, dim_ * sizeof(float));
     ids_.push_back(id);
-    metadata_.emplace_back();
     deleted_.push_back(1);
     first_seq_.push_back(seq);
     ++deleted_count_;
@@ -50,8 +60,7 @@ void MemTable::Delete(uint64_t id, uint64_t seq) {
   if (!deleted_[row]) {
     deleted_[row] = 1;
     ++deleted_count_;
-    metadata_bytes_ -= metadata_[row].size();
-    std::string().swap(metadata_[row]);
+    SetMetadata(row, {});
   }
 }
 
@@ -63,8 +72,8 @@ MemTable::State MemTable::Find(uint64_t id, size_t* row) const {
 }
 
 size_t MemTable::ApproximateMemoryUsage() const {
-  return vectors_.capacity_bytes() + ids_.capacity() * (2 * sizeof(uint64_t) + sizeof(std::string) + 1) +
-         metadata_bytes_ + index_.bytes();
+  return vectors_.capacity_bytes() + ids_.capacity_bytes() + deleted_.capacity_bytes() + first_seq_.capacity_bytes() +
+         metadata_.capacity() * sizeof(std::string) + metadata_bytes_ + index_.bytes();
 }
 
 MemTable::Sorted MemTable::SortedContents() const {
@@ -85,7 +94,7 @@ MemTable::Sorted MemTable::SortedContents() const {
     out.ids.push_back(ids_[row]);
     const float* v = vector(row);
     out.vectors.insert(out.vectors.end(), v, v + dim_);
-    out.meta_blob.append(metadata_[row]);
+    out.meta_blob.append(metadata(row));
     out.meta_offsets.push_back(out.meta_blob.size());
   }
   return out;

@@ -23,12 +23,17 @@ namespace pomai {
 
 class MemTable {
  public:
-  explicit MemTable(uint32_t dim);
+  // `cache` (may be null): where the vector matrix's mapping comes from and
+  // returns to, so consecutive memtables of a shard reuse faulted-in pages.
+  explicit MemTable(uint32_t dim, std::shared_ptr<MappingCache> cache = nullptr);
 
   uint32_t dim() const { return dim_; }
 
   // Stores `vec` (dim floats, any alignment: copied with memcpy) and `meta` as the newest version of `id`.
   void Put(uint64_t id, uint64_t seq, const float* vec, std::string_view meta);
+  // Hints that `id` will be written soon (prefetches its index slot), so a
+  // batch hides the cache misses of its index lookups.
+  void Prefetch(uint64_t id) const { index_.Prefetch(id); }
   // Records that `id` is deleted as of `seq` (a tombstone shadows older layers).
   void Delete(uint64_t id, uint64_t seq);
 
@@ -46,7 +51,7 @@ class MemTable {
   // the memtable as of their snapshot: slots created after it are skipped.
   uint64_t first_seq(size_t row) const { return first_seq_[row]; }
   bool deleted(size_t row) const { return deleted_[row] != 0; }
-  std::string_view metadata(size_t row) const { return metadata_[row]; }
+  std::string_view metadata(size_t row) const { return row < metadata_.size() ? std::string_view(metadata_[row]) : std::string_view(); }
   size_t live_count() const { return rows() - deleted_count_; }
   bool empty() const { return ids_.empty(); }
 
@@ -68,13 +73,16 @@ class MemTable {
 
  private:
   void NoteSeq(uint64_t seq);
+  void SetMetadata(uint32_t row, std::string_view meta);
 
   uint32_t dim_;
-  std::vector<uint64_t> ids_;
+  MappedArray<uint64_t> ids_;
   RowBuffer vectors_;  // row r is the vector of ids_[r]
+  // Metadata of row r when r < size(); rows after the last row that ever had
+  // metadata have none (so batches without metadata cost nothing here).
   std::vector<std::string> metadata_;
-  std::vector<uint8_t> deleted_;
-  std::vector<uint64_t> first_seq_;
+  MappedArray<uint8_t> deleted_;
+  MappedArray<uint64_t> first_seq_;
   IdIndex index_;  // id -> row
   size_t deleted_count_ = 0;
   size_t metadata_bytes_ = 0;

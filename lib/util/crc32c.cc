@@ -47,12 +47,78 @@ uint32_t ExtendPortable(uint32_t crc, const uint8_t* p, size_t n) {
 }
 
 #ifdef POMAI_CRC_X86
+// The crc32 instruction has a latency of 3 cycles and a throughput of 1, so
+// one dependency chain runs at a third of the instruction's speed. Long
+// inputs are cut into three interleaved streams whose CRCs are combined with
+// "shift by L zero bytes" tables, as in Mark Adler's crc32c.c.
+constexpr size_t kLong = 8192;
+constexpr size_t kShort = 256;
+
+struct ShiftTables {
+  uint32_t long_t[4][256];
+  uint32_t short_t[4][256];
+};
+
+// The raw CRC register after feeding `len` zero bytes to register `crc`.
+__attribute__((target("sse4.2"))) uint32_t ZerosSse42(uint32_t crc, size_t len) {
+  uint64_t c = crc;
+  for (size_t i = 0; i < len; i += 8) c = _mm_crc32_u64(c, 0);
+  return static_cast<uint32_t>(c);
+}
+
+const ShiftTables& GetShiftTables() {
+  static const ShiftTables* tables = [] {
+    auto* t = new ShiftTables;
+    for (uint32_t b = 0; b < 256; ++b)
+      for (int k = 0; k < 4; ++k) {
+        t->long_t[k][b] = ZerosSse42(b << (8 * k), kLong);
+        t->short_t[k][b] = ZerosSse42(b << (8 * k), kShort);
+      }
+    return t;
+  }();
+  return *tables;
+}
+
+inline uint32_t Shift(const uint32_t (&t)[4][256], uint32_t crc) {
+  return t[0][crc & 0xFF] ^ t[1][(crc >> 8) & 0xFF] ^ t[2][(crc >> 16) & 0xFF] ^ t[3][crc >> 24];
+}
+
+inline uint64_t Load64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+// Three streams of `block` bytes each from p, combined into c0.
+template <size_t kBlock>
+__attribute__((target("sse4.2"))) inline uint64_t Interleaved(uint64_t c0, const uint8_t* p, const uint32_t (&t)[4][256]) {
+  uint64_t c1 = 0, c2 = 0;
+  for (size_t i = 0; i < kBlock; i += 8) {
+    c0 = _mm_crc32_u64(c0, Load64(p + i));
+    c1 = _mm_crc32_u64(c1, Load64(p + kBlock + i));
+    c2 = _mm_crc32_u64(c2, Load64(p + 2 * kBlock + i));
+  }
+  c0 = Shift(t, static_cast<uint32_t>(c0)) ^ c1;
+  return Shift(t, static_cast<uint32_t>(c0)) ^ c2;
+}
+
 __attribute__((target("sse4.2"))) uint32_t ExtendSse42(uint32_t crc, const uint8_t* p, size_t n) {
   uint64_t c = crc;
+  if (n >= 3 * kShort) {
+    const ShiftTables& t = GetShiftTables();
+    while (n >= 3 * kLong) {
+      c = Interleaved<kLong>(c, p, t.long_t);
+      p += 3 * kLong;
+      n -= 3 * kLong;
+    }
+    while (n >= 3 * kShort) {
+      c = Interleaved<kShort>(c, p, t.short_t);
+      p += 3 * kShort;
+      n -= 3 * kShort;
+    }
+  }
   while (n >= 8) {
-    uint64_t v;
-    std::memcpy(&v, p, 8);
-    c = _mm_crc32_u64(c, v);
+    c = _mm_crc32_u64(c, Load64(p));
     p += 8;
     n -= 8;
   }
@@ -86,5 +152,9 @@ uint32_t Extend(uint32_t init_crc, const void* data, size_t n) {
 }
 
 bool HardwareAccelerated() { return kExtend != ExtendPortable; }
+
+uint32_t ExtendPortableForTesting(uint32_t init_crc, const void* data, size_t n) {
+  return ~ExtendPortable(~init_crc, static_cast<const uint8_t*>(data), n);
+}
 
 }  // namespace pomai::crc32c

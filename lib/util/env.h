@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "util/status.h"
@@ -18,6 +19,15 @@ class WritableFile {
  public:
   virtual ~WritableFile() = default;
   virtual Status Append(const void* data, size_t n) = 0;
+  // Appends pieces[0..n) back to back, as one write where the platform can
+  // (writev): nothing is copied first. The default appends them one by one.
+  virtual Status AppendV(const std::string_view* pieces, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      Status s = Append(pieces[i].data(), pieces[i].size());
+      if (!s.ok()) return s;
+    }
+    return Status::OK();
+  }
   // fdatasync: everything appended so far is durable when this returns OK.
   virtual Status Sync() = 0;
   virtual Status Close() = 0;

@@ -3,6 +3,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -29,6 +30,8 @@ Status WriteAll(int fd, const void* data, size_t n, const std::string& path) {
 }
 
 class PosixWritableFile final : public WritableFile {
+  static constexpr size_t kMaxIov = 512;  // below IOV_MAX (1024 on Linux)
+
  public:
   PosixWritableFile(std::string path, int fd, uint64_t size) : path_(std::move(path)), fd_(fd), size_(size) {}
   ~PosixWritableFile() override {
@@ -39,6 +42,45 @@ class PosixWritableFile final : public WritableFile {
     Status s = WriteAll(fd_, data, n, path_);
     if (s.ok()) size_ += n;
     return s;
+  }
+  Status AppendV(const std::string_view* pieces, size_t n) override {
+    if (fd_ < 0) return Status::IOError("append to closed file " + path_);
+    iovec iov[kMaxIov];
+    size_t i = 0;
+    while (i < n) {
+      size_t count = 0;
+      size_t bytes = 0;
+      for (; i < n && count < kMaxIov; ++i) {
+        if (pieces[i].empty()) continue;
+        iov[count].iov_base = const_cast<char*>(pieces[i].data());
+        iov[count].iov_len = pieces[i].size();
+        bytes += pieces[i].size();
+        ++count;
+      }
+      if (count == 0) break;
+      ssize_t w;
+      do {
+        w = ::writev(fd_, iov, static_cast<int>(count));
+      } while (w < 0 && errno == EINTR);
+      if (w < 0) return Status::FromErrno("write", path_, errno);
+      size_ += static_cast<uint64_t>(w);
+      // A short write: finish what is left of these iovecs with plain writes.
+      size_t skip = static_cast<size_t>(w);
+      for (size_t k = 0; k < count && skip < bytes; ++k) {
+        if (skip >= iov[k].iov_len) {
+          skip -= iov[k].iov_len;
+          bytes -= iov[k].iov_len;
+          continue;
+        }
+        const size_t left = iov[k].iov_len - skip;
+        Status s = WriteAll(fd_, static_cast<const char*>(iov[k].iov_base) + skip, left, path_);
+        if (!s.ok()) return s;
+        size_ += left;
+        bytes -= iov[k].iov_len;
+        skip = 0;
+      }
+    }
+    return Status::OK();
   }
   Status Sync() override {
     if (fd_ < 0) return Status::IOError("sync of closed file " + path_);

@@ -1,6 +1,7 @@
 #include "wal/log_writer.h"
 
 #include <cassert>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -15,22 +16,21 @@ namespace {
 // A group stops growing at this many framed bytes (unless its first record
 // alone is bigger), so one leader does not hold the log for too long.
 constexpr size_t kMaxGroupBytes = 4u << 20;
-// The leader's framing buffer is released after a group bigger than this.
-constexpr size_t kMaxRetainedScratch = 2 * kMaxGroupBytes;
+// The leader's piece list is released after a group with more pieces than this.
+constexpr size_t kMaxRetainedPieces = 4096;
 
 // The Writer whose log the current thread holds inside RunExclusive, so that
 // SwitchFile and Sync can tell that they already own the file.
 thread_local const Writer* tls_exclusive_owner = nullptr;
 
-void AppendRecord(std::string* dst, uint8_t type, uint64_t seq, std::string_view payload) {
-  uint8_t h[kHeaderSize] = {};
-  EncodeFixed32(h, static_cast<uint32_t>(payload.size()));
+// The header of a record of `size` payload bytes whose CRC32C is `crc`.
+void EncodeHeader(uint8_t* h, uint8_t type, uint64_t seq, size_t size, uint32_t crc) {
+  std::memset(h, 0, kHeaderSize);
+  EncodeFixed32(h, static_cast<uint32_t>(size));
   h[4] = type;
   EncodeFixed64(h + 8, seq);
-  EncodeFixed32(h + 16, crc32c::Value(payload.data(), payload.size()));
+  EncodeFixed32(h + 16, crc);
   EncodeFixed32(h + 20, crc32c::Value(h, 20));
-  PutBytes(dst, h, kHeaderSize);
-  PutBytes(dst, payload.data(), payload.size());
 }
 
 }  // namespace
@@ -41,7 +41,10 @@ struct Writer::Pending {
   enum class Kind { kCommit, kExclusive, kSync };
   Kind kind = Kind::kCommit;
   uint8_t type = 0;
-  std::string_view payload;
+  const std::string_view* pieces = nullptr;
+  size_t count = 0;
+  size_t size = 0;  // payload bytes
+  uint32_t crc = 0;  // of the payload, computed by the caller's thread before queueing
   const std::function<void(uint64_t)>* apply = nullptr;
   Status status;
   bool done = false;
@@ -55,10 +58,14 @@ Writer::~Writer() {
   if (file_) (void)file_->Close();
 }
 
-Status Writer::Commit(uint8_t type, std::string_view payload, const std::function<void(uint64_t seq)>& apply) {
+Status Writer::Commit(uint8_t type, const std::string_view* pieces, size_t count,
+                      const std::function<void(uint64_t seq)>& apply) {
   if (type == 0) return Status::InvalidArgument("WAL record type 0 is reserved");
-  if (payload.size() > kMaxPayload) {
-    return Status::InvalidArgument("WAL record payload of " + std::to_string(payload.size()) +
+  if (pieces == nullptr && count > 0) return Status::InvalidArgument("WAL record pieces is NULL");
+  size_t size = 0;
+  for (size_t i = 0; i < count; ++i) size += pieces[i].size();
+  if (size > kMaxPayload) {
+    return Status::InvalidArgument("WAL record payload of " + std::to_string(size) +
                                    " bytes exceeds the limit of " + std::to_string(kMaxPayload));
   }
 
@@ -67,7 +74,10 @@ Status Writer::Commit(uint8_t type, std::string_view payload, const std::functio
 
   Pending w;
   w.type = type;
-  w.payload = payload;
+  w.pieces = pieces;
+  w.count = count;
+  w.size = size;
+  for (size_t i = 0; i < count; ++i) w.crc = crc32c::Extend(w.crc, pieces[i].data(), pieces[i].size());
   w.apply = &apply;
 
   std::unique_lock<std::mutex> l(mu_);
@@ -88,7 +98,7 @@ Status Writer::Commit(uint8_t type, std::string_view payload, const std::functio
   size_t group_bytes = 0;
   for (Pending* p : queue_) {
     if (p->kind != Pending::Kind::kCommit) break;
-    size_t bytes = kHeaderSize + p->payload.size();
+    size_t bytes = kHeaderSize + p->size;
     if (group_size > 0 && group_bytes + bytes > kMaxGroupBytes) break;
     group_bytes += bytes;
     ++group_size;
@@ -98,17 +108,23 @@ Status Writer::Commit(uint8_t type, std::string_view payload, const std::functio
   exclusive_ = true;
   l.unlock();
 
-  // Only the leader touches file_ and scratch_ while exclusive_ is set.
-  scratch_.clear();
-  scratch_.reserve(group_bytes);
-  for (size_t i = 0; i < group.size(); ++i) AppendRecord(&scratch_, group[i]->type, first_seq + i, group[i]->payload);
-  Status s = file_->Append(scratch_.data(), scratch_.size());
+  // Only the leader touches file_, headers_ and iov_ while exclusive_ is set.
+  headers_.resize(group.size() * kHeaderSize);
+  iov_.clear();
+  for (size_t i = 0; i < group.size(); ++i) {
+    const Pending& p = *group[i];
+    uint8_t* h = reinterpret_cast<uint8_t*>(headers_.data()) + i * kHeaderSize;
+    EncodeHeader(h, p.type, first_seq + i, p.size, p.crc);
+    iov_.emplace_back(reinterpret_cast<const char*>(h), kHeaderSize);
+    iov_.insert(iov_.end(), p.pieces, p.pieces + p.count);
+  }
+  Status s = file_->AppendV(iov_.data(), iov_.size());
   if (s.ok() && policy_ == SyncPolicy::kAlways) s = file_->Sync();
   if (s.ok()) {
     for (size_t i = 0; i < group.size(); ++i) (*group[i]->apply)(first_seq + i);
   }
   const uint64_t size_now = file_->Size();
-  if (scratch_.capacity() > kMaxRetainedScratch) std::string().swap(scratch_);
+  if (iov_.capacity() > kMaxRetainedPieces) std::vector<std::string_view>().swap(iov_);
 
   l.lock();
   file_size_ = size_now;

@@ -2,7 +2,7 @@
 //
 // Thread-safe. Concurrent Commit() calls are grouped: the first waiting
 // caller becomes the leader, frames every queued record, writes them with one
-// Append (one write(2)), makes them durable with one Sync when the policy is
+// AppendV (one writev(2) of the headers and the callers' own payload bytes), makes them durable with one Sync when the policy is
 // kAlways, then runs each record's apply callback in log order and wakes the
 // other callers with the shared status. So throughput under fsync is bounded
 // by batch size and concurrency, not by one fdatasync per record.
@@ -21,6 +21,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "util/env.h"
 #include "util/status.h"
@@ -42,7 +43,14 @@ class Writer {
   // order, before any later record's apply. `apply` must not fail and must
   // not call back into this Writer. Returns the group's status; on error
   // `apply` is not called.
-  Status Commit(uint8_t type, std::string_view payload, const std::function<void(uint64_t seq)>& apply);
+  Status Commit(uint8_t type, std::string_view payload, const std::function<void(uint64_t seq)>& apply) {
+    return Commit(type, &payload, 1, apply);
+  }
+  // The same with the payload given as `count` pieces written back to back
+  // (gathered by the write itself: nothing is copied). The pieces must stay
+  // valid until Commit returns.
+  Status Commit(uint8_t type, const std::string_view* pieces, size_t count,
+                const std::function<void(uint64_t seq)>& apply);
 
   // Runs fn() while no group is being written or applied, then returns its
   // status. Used to switch files and memtables atomically with respect to
@@ -75,7 +83,9 @@ class Writer {
   SyncPolicy policy_;
   uint64_t next_seq_;
   Status sticky_;
-  std::string scratch_;
+  // The leader's buffers (headers of the group, and the pieces to write).
+  std::string headers_;
+  std::vector<std::string_view> iov_;
   uint64_t file_size_;  // file_->Size() as of the last completed group, under mu_
 };
 

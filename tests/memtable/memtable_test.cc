@@ -1,6 +1,10 @@
 #include "memtable/memtable.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+
+#include <memory>
+#include <vector>
 
 namespace pomai {
 namespace {
@@ -54,4 +58,54 @@ TEST(MemTable, SortedContentsSplitsLiveRowsAndTombstonesInIdOrder) {
 }
 
 }  // namespace
+TEST(MemTable, NextMemtableReusesTheRetiredMemtablesMappingAndOverwritesItsRows) {
+  auto cache = std::make_shared<MappingCache>(64u << 20);
+  const float* first_rows = nullptr;
+  {
+    MemTable m(4, cache);
+    const float v[4] = {1, 2, 3, 4};
+    for (uint64_t id = 0; id < 100; ++id) m.Put(id, id + 1, v, "meta");
+    first_rows = m.vectors();
+  }
+  MemTable next(4, cache);
+  const float w[4] = {5, 6, 7, 8};
+  next.Put(42, 1, w, {});
+  EXPECT_EQ(next.vectors(), first_rows) << "the retired mapping is reused, not faulted in again";
+  EXPECT_EQ(next.rows(), 1u);
+  EXPECT_EQ(std::vector<float>(next.vector(0), next.vector(0) + 4), std::vector<float>(w, w + 4));
+  EXPECT_EQ(next.metadata(0), "");
+}
+
+TEST(MemTable, MappingCacheKeepsOneMappingWithinItsLimit) {
+  MappingCache cache(4u << 20);
+  void* a = ::mmap(nullptr, 2u << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* b = ::mmap(nullptr, 8u << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  EXPECT_TRUE(cache.Put(a, 2u << 20));
+  EXPECT_FALSE(cache.Put(b, 2u << 20)) << "one mapping at a time";
+  auto [p, n] = cache.Take();
+  EXPECT_EQ(p, a);
+  EXPECT_EQ(n, 2u << 20);
+  EXPECT_FALSE(cache.Put(b, 8u << 20)) << "above the limit";
+  EXPECT_EQ(cache.Take().first, nullptr);
+  ::munmap(a, 2u << 20);
+  ::munmap(b, 8u << 20);
+}
+
+TEST(MemTable, MetadataOnALaterRowAndClearingItOnOverwrite) {
+  MemTable m(2);
+  const float v[2] = {1, 2};
+  m.Put(1, 1, v, {});
+  m.Put(2, 2, v, "two");
+  m.Put(3, 3, v, {});
+  EXPECT_EQ(m.metadata(0), "");
+  EXPECT_EQ(m.metadata(1), "two");
+  EXPECT_EQ(m.metadata(2), "");
+  m.Put(2, 4, v, {});
+  EXPECT_EQ(m.metadata(1), "");
+  m.Put(3, 5, v, "three");
+  EXPECT_EQ(m.metadata(2), "three");
+  m.Delete(3, 6);
+  EXPECT_EQ(m.metadata(2), "");
+}
+
 }  // namespace pomai

@@ -79,6 +79,10 @@ class FaultInjectionEnv : public EnvWrapper {
       POMAI_RETURN_IF_ERROR(env_->Tick(Op::kAppend, "write", base_->path()));
       return base_->Append(d, n);
     }
+    Status AppendV(const std::string_view* pieces, size_t n) override {
+      POMAI_RETURN_IF_ERROR(env_->Tick(Op::kAppend, "write", base_->path()));
+      return base_->AppendV(pieces, n);
+    }
     Status Sync() override {
       POMAI_RETURN_IF_ERROR(env_->Tick(Op::kSync, "fdatasync", base_->path()));
       return base_->Sync();

@@ -38,5 +38,28 @@ TEST(Crc32c, DetectsEverySingleBitFlip) {
   }
 }
 
+// Long inputs take the three-stream path (blocks of 3 x 8 KiB, then 3 x 256
+// bytes, then single words and bytes): every length class and misaligned
+// starts must agree with the plain table-driven CRC.
+TEST(Crc32c, InterleavedPathAgreesWithPortableAtEveryLengthClass) {
+  std::vector<uint8_t> data(200000 + 16);
+  uint32_t x = 12345;
+  for (auto& b : data) {
+    x = x * 1103515245u + 12345u;
+    b = static_cast<uint8_t>(x >> 24);
+  }
+  const size_t lengths[] = {0, 1, 7, 8, 767, 768, 769, 1000, 3 * 8192 - 1, 3 * 8192, 3 * 8192 + 1,
+                            3 * 8192 + 3 * 256 + 9, 100000, 200000};
+  for (size_t offset : {0, 1, 3, 8}) {
+    for (size_t n : lengths) {
+      EXPECT_EQ(crc32c::Value(data.data() + offset, n), crc32c::ExtendPortableForTesting(0, data.data() + offset, n))
+          << "offset " << offset << " length " << n;
+      EXPECT_EQ(crc32c::Extend(0xDEADBEEF, data.data() + offset, n),
+                crc32c::ExtendPortableForTesting(0xDEADBEEF, data.data() + offset, n))
+          << "offset " << offset << " length " << n;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pomai

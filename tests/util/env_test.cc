@@ -25,6 +25,24 @@ TEST(Env, WriteFileAtomicallyReplacesContentAndLeavesNoTemp) {
   EXPECT_FALSE(env->FileExists(path + ".tmp"));
 }
 
+TEST(Env, AppendVWritesEveryPieceInOrderPastOneWritevsLimit) {
+  TempDir dir;
+  Env* env = Env::Default();
+  auto file = env->NewWritableFile(dir.file("f")).value();
+  std::string expected;
+  std::vector<std::string> owned;
+  for (int i = 0; i < 3000; ++i) owned.push_back(i % 7 == 0 ? std::string() : std::string(1 + i % 13, static_cast<char>('a' + i % 26)));
+  std::vector<std::string_view> pieces(owned.begin(), owned.end());
+  for (const auto& p : owned) expected += p;
+  ASSERT_TRUE(file->AppendV(pieces.data(), pieces.size()).ok());
+  ASSERT_TRUE(file->AppendV(pieces.data(), 0).ok());
+  EXPECT_EQ(file->Size(), expected.size());
+  ASSERT_TRUE(file->Close().ok());
+  std::string got;
+  ASSERT_TRUE(ReadFileToString(env, dir.file("f"), &got).ok());
+  EXPECT_EQ(got, expected);
+}
+
 TEST(Env, FailedAtomicWriteKeepsOldContent) {
   TempDir dir;
   testing::FaultInjectionEnv env;

@@ -106,6 +106,23 @@ TEST_F(WalWriterTest, RoundTripsVariedSizesTypesAndSeqs) {
   }
 }
 
+TEST_F(WalWriterTest, PiecesAreWrittenAsOneRecordIdenticalToTheJoinedPayload) {
+  // More pieces than one writev takes (512), empty pieces among them.
+  const std::string whole = Payload(1500 * 7, 3);
+  std::vector<std::string_view> pieces;
+  for (size_t i = 0; i < 1500; ++i) {
+    pieces.emplace_back(whole.data() + i * 7, 7);
+    if (i % 100 == 0) pieces.emplace_back();
+  }
+  {
+    Writer w(NewFile("wal-000001.log"), SyncPolicy::kNever, 5);
+    ASSERT_TRUE(w.Commit(2, pieces.data(), pieces.size(), no_apply_).ok());
+    ASSERT_TRUE(w.Commit(2, pieces.data(), 0, no_apply_).ok());
+    ASSERT_TRUE(w.Commit(2, whole, no_apply_).ok());
+  }
+  EXPECT_EQ(Contents("wal-000001.log"), Frame(2, 5, whole) + Frame(2, 6, "") + Frame(2, 7, whole));
+}
+
 TEST_F(WalWriterTest, RecordBiggerThanTheGroupCapIsWrittenWhole) {
   const std::string big = Payload(5u << 20, 9);
   {
