@@ -73,6 +73,11 @@ enum {
   POMAI_METRIC_COSINE = 2  /* score = q . v / (|q| |v|), 0 when a norm is 0 */
 };
 
+enum {
+  POMAI_HNSW_VECTORS_SQ8 = 0,     /* an 8-bit per-dimension scaled copy, exact float32 rerank (default) */
+  POMAI_HNSW_VECTORS_FLOAT32 = 1  /* the float32 rows themselves; no copy */
+};
+
 /* Options of pomai_open. 72 bytes. Minimum struct_size: 24 (through dim). */
 typedef struct pomai_options_t {
   uint32_t struct_size;            /* [0] */
@@ -92,6 +97,10 @@ typedef struct pomai_options_t {
   uint32_t hnsw_ef_search;         /* [56] */
   uint32_t adaptive_threshold;     /* [60] segments with fewer rows are searched exactly (and get no graph) */
   uint8_t metric;                  /* [64] POMAI_METRIC_*, fixed at creation */
+  /* Beyond PomaiDB (its struct ends at metric; byte 65 is padding there, zero from ctypes): */
+  uint8_t hnsw_vectors;            /* [65] POMAI_HNSW_VECTORS_*: what graph searches walk, for segments built
+                                      after this open (each segment records its own). Read only when
+                                      struct_size >= 66. */
 } pomai_options_t;
 
 /* Progress of a long freeze or compaction: `done` of `total` rows indexed

@@ -251,6 +251,7 @@ void pomai_options_init(pomai_options_t* opts) {
   opts->hnsw_ef_search = 64;
   opts->adaptive_threshold = 5000;
   opts->metric = POMAI_METRIC_L2;
+  opts->hnsw_vectors = POMAI_HNSW_VECTORS_SQ8;
 }
 
 pomai_status_t* pomai_open(const pomai_options_t* opts, pomai_db_t** out_db) {
@@ -276,6 +277,9 @@ pomai_status_t* pomai_open(const pomai_options_t* opts, pomai_db_t** out_db) {
       return Invalid("opts->index_type is " + std::to_string(o.index_type) + "; expected 0 (IVF) or 1 (HNSW)");
     if (o.metric > POMAI_METRIC_COSINE)
       return Invalid("opts->metric is " + std::to_string(o.metric) + "; expected 0 (L2), 1 (IP) or 2 (COSINE)");
+    if (opts->struct_size < offsetof(pomai_options_t, hnsw_vectors) + 1) o.hnsw_vectors = POMAI_HNSW_VECTORS_SQ8;
+    if (o.hnsw_vectors > POMAI_HNSW_VECTORS_FLOAT32)
+      return Invalid("opts->hnsw_vectors is " + std::to_string(o.hnsw_vectors) + "; expected 0 (SQ8) or 1 (FLOAT32)");
     pomai::engine::Options eo;
     eo.path = o.path;
     eo.dim = o.dim;
@@ -290,6 +294,8 @@ pomai_status_t* pomai_open(const pomai_options_t* opts, pomai_db_t** out_db) {
     eo.hnsw_ef_search = o.hnsw_ef_search;
     eo.adaptive_threshold = o.adaptive_threshold;
     eo.build_graphs = o.index_type == POMAI_INDEX_TYPE_HNSW;
+    eo.hnsw_vectors = o.hnsw_vectors == POMAI_HNSW_VECTORS_FLOAT32 ? pomai::index::Traversal::kFloat32
+                                                                    : pomai::index::Traversal::kSq8;
     auto db = pomai::engine::DB::Open(eo);
     if (!db.ok()) return FromStatus(db.status());
     *out_db = HandleTable::Get().Add(std::move(db).value());

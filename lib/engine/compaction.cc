@@ -4,8 +4,9 @@
 // the run's place in the newest-first order without changing what shadows
 // what. Within the run the newest entry of an id wins (a row, or a tombstone);
 // tombstones are kept unless the run reaches the shard's oldest segment (then
-// nothing older is left for them to hide). The merged graph is built from the
-// merged rows. Install order: new segment file durable -> manifest names it
+// nothing older is left for them to hide). The merged graph starts from the
+// largest input's graph when index::BuildHnswFrom can reuse it (same graph
+// params, at least half of the merged rows are its rows), else from nothing. Install order: new segment file durable -> manifest names it
 // instead of the inputs -> in-memory version swapped -> input files deleted;
 // a crash at any point leaves the old or the new set, never a mix.
 #include <algorithm>
@@ -106,6 +107,14 @@ Status DB::CompactShard(size_t shard_index, bool force, Progress* progress, bool
   std::sort(entries.begin(), entries.end(),
             [](const Entry& a, const Entry& b) { return a.id < b.id || (a.id == b.id && a.rank < b.rank); });
 
+  // The largest input with a graph: its rows that survive keep their links.
+  size_t largest = count;
+  for (size_t r = 0; r < count; ++r) {
+    const LiveSegment& in = *segs[first + r];
+    if (in.graph && (largest == count || in.seg->row_count() > segs[first + largest]->seg->row_count())) largest = r;
+  }
+  std::vector<uint32_t> new_row(largest < count ? segs[first + largest]->seg->row_count() : 0, index::kNoRow);
+
   MemTable::Sorted merged;
   merged.meta_offsets.push_back(0);
   const uint32_t dim = options_.dim;
@@ -118,6 +127,7 @@ Status DB::CompactShard(size_t shard_index, bool force, Progress* progress, bool
     }
     const segment::Segment& seg = *segs[first + e.rank]->seg;
     POMAI_ASSIGN_OR_RETURN(std::string_view meta, seg.Metadata(e.row));
+    if (e.rank == largest) new_row[e.row] = static_cast<uint32_t>(merged.ids.size());
     merged.ids.push_back(e.id);
     const float* v = seg.vector(e.row);
     merged.vectors.insert(merged.vectors.end(), v, v + dim);
@@ -131,8 +141,10 @@ Status DB::CompactShard(size_t shard_index, bool force, Progress* progress, bool
   if (!merged.ids.empty() || !merged.tombstones.empty()) {
     if (progress && options_.build_graphs && merged.ids.size() >= options_.adaptive_threshold)
       progress->AddTotal(merged.ids.size());
+    const index::GraphBase base{largest < count ? segs[first + largest]->graph.get() : nullptr, new_row.data()};
     POMAI_ASSIGN_OR_RETURN(out, WriteLiveSegment(merged, static_cast<uint32_t>(shard_index),
-                                                 min_seq == UINT64_MAX ? 0 : min_seq, max_seq, progress));
+                                                 min_seq == UINT64_MAX ? 0 : min_seq, max_seq, progress,
+                                                 base.graph ? &base : nullptr));
   }
   auto drop_output = [&] {
     if (out) (void)env_->RemoveFile(JoinPath(options_.path, SegmentFileName(out->number)));
@@ -189,7 +201,7 @@ Status DB::CompactShard(size_t shard_index, bool force, Progress* progress, bool
 Result<std::string> DB::StatsJson() {
   if (closed_) return Status::Closed("database is closed");
   std::string j = "{\"dim\": " + std::to_string(options_.dim) + ", \"shards\": [";
-  uint64_t segments = 0, rows = 0, tombstones = 0, bytes = 0, mem_rows = 0;
+  uint64_t segments = 0, rows = 0, tombstones = 0, bytes = 0, mem_rows = 0, reused_rows = 0;
   for (size_t s = 0; s < shards_.size(); ++s) {
     Shard* sh = shards_[s].get();
     std::vector<std::shared_ptr<const LiveSegment>> segs;
@@ -224,7 +236,9 @@ Result<std::string> DB::StatsJson() {
           j += ", \"graph\": {\"m\": " + std::to_string(gs->m) + ", \"ef_construction\": " +
                std::to_string(gs->ef_construction) + ", \"max_level\": " + std::to_string(gs->max_level) +
                ", \"avg_degree0\": " + std::to_string(gs->avg_degree0) + ", \"bytes\": " + std::to_string(gs->bytes) +
-               "}";
+               ", \"vectors\": \"" + (gs->sq8 ? "sq8" : "float32") + "\", \"reused_rows\": " +
+               std::to_string(gs->reused_rows) + "}";
+          reused_rows += gs->reused_rows;
         }
       } else {
         j += ", \"graph\": null";
@@ -237,7 +251,8 @@ Result<std::string> DB::StatsJson() {
   j += "], \"segments\": " + std::to_string(segments) + ", \"segment_rows\": " + std::to_string(rows) +
        ", \"segment_tombstones\": " + std::to_string(tombstones) + ", \"segment_bytes\": " + std::to_string(bytes) +
        ", \"memtable_rows\": " + std::to_string(mem_rows) + ", \"live_rows\": " + std::to_string(live_rows) +
-       ", \"dead_rows\": " + std::to_string(rows + mem_rows > live_rows ? rows + mem_rows - live_rows : 0) + "}";
+       ", \"dead_rows\": " + std::to_string(rows + mem_rows > live_rows ? rows + mem_rows - live_rows : 0) +
+       ", \"graph_reused_rows\": " + std::to_string(reused_rows) + "}";
   return j;
 }
 

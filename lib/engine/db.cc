@@ -525,7 +525,8 @@ Status DB::FreezeLocked(Progress* progress) {
 }
 
 Result<std::shared_ptr<DB::LiveSegment>> DB::WriteLiveSegment(const MemTable::Sorted& rows, uint32_t shard,
-                                                               uint64_t min_seq, uint64_t max_seq, Progress* progress) {
+                                                               uint64_t min_seq, uint64_t max_seq, Progress* progress,
+                                                               const index::GraphBase* base) {
   segment::SegmentContents c;
   c.info.dim = options_.dim;
   c.info.metric = options_.metric;
@@ -544,8 +545,12 @@ Result<std::shared_ptr<DB::LiveSegment>> DB::WriteLiveSegment(const MemTable::So
     index::HnswParams params;
     params.m = options_.hnsw_m;
     params.ef_construction = options_.hnsw_ef_construction;
-    POMAI_ASSIGN_OR_RETURN(graph, index::BuildHnsw(rows.vectors.data(), c.row_count, options_.dim, options_.metric,
-                                                   params, pool_.get(), progress ? progress->ForSegment() : nullptr));
+    params.sq8 = options_.hnsw_vectors == index::Traversal::kSq8;
+    auto on_progress = progress ? progress->ForSegment() : nullptr;
+    POMAI_ASSIGN_OR_RETURN(graph, base ? index::BuildHnswFrom(*base, rows.vectors.data(), c.row_count, options_.dim,
+                                                              options_.metric, params, pool_.get(), on_progress)
+                                       : index::BuildHnsw(rows.vectors.data(), c.row_count, options_.dim,
+                                                          options_.metric, params, pool_.get(), on_progress));
     for (const auto& g : graph) c.extra.push_back({g.kind, g.bytes});
   }
   const uint64_t number = NewFileNumber();

@@ -49,6 +49,7 @@ struct Options {
   uint32_t hnsw_ef_construction = 200;
   uint32_t hnsw_ef_search = 64;          // default ef of graph searches; never below k
   uint32_t adaptive_threshold = 5000;    // segments with at least this many rows are searched through their graph
+  index::Traversal hnsw_vectors = index::Traversal::kSq8;  // what graph walks score, for segments built by this open
   Env* env = nullptr;                    // nullptr = Env::Default()
 };
 
@@ -143,8 +144,10 @@ class DB {
   Status FreezeLocked(Progress* progress);
   Status FlushImmutables(Progress* progress);
   Status CompactShard(size_t shard, bool force, Progress* progress, bool* did_work);
+  // `base`, if given, is a graph to start the new segment's from (index::BuildHnswFrom).
   Result<std::shared_ptr<LiveSegment>> WriteLiveSegment(const MemTable::Sorted& rows, uint32_t shard,
-                                                        uint64_t min_seq, uint64_t max_seq, Progress* progress);
+                                                        uint64_t min_seq, uint64_t max_seq, Progress* progress,
+                                                        const index::GraphBase* base = nullptr);
   Result<std::shared_ptr<LiveSegment>> OpenSegment(uint64_t number);
   void BackgroundLoop();
   void CompactionLoop();

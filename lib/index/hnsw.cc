@@ -158,6 +158,7 @@ Result<HnswGraph> HnswGraph::Open(const std::function<std::string_view(uint32_t 
   g.seed_ = DecodeFixed64(h + hnsw_header::kSeed);
   g.ef_construction_ = DecodeFixed32(h + hnsw_header::kEfConstruction);
   g.upper_blocks_ = DecodeFixed64(h + hnsw_header::kUpperBlocks);
+  g.reused_rows_ = DecodeFixed64(h + hnsw_header::kReusedRows);
 
   if (g.m_ < 1 || g.m_ > kMaxDegree) return corrupt(kHnswHeader, hnsw_header::kM, "m out of range");
   if (g.m0_ < 1 || g.m0_ > kMaxDegree) return corrupt(kHnswHeader, hnsw_header::kM0, "m0 out of range");
@@ -179,6 +180,7 @@ Result<HnswGraph> HnswGraph::Open(const std::function<std::string_view(uint32_t 
   }
   if ((flags & ~kFlagSq8) != 0) return corrupt(kHnswHeader, hnsw_header::kFlags, "unknown flags");
   if (g.rows_ > kMaxRows) return corrupt(kHnswHeader, hnsw_header::kRows, "too many rows");
+  if (g.reused_rows_ > g.rows_) return corrupt(kHnswHeader, hnsw_header::kReusedRows, "more reused rows than rows");
   if (g.upper_blocks_ > std::numeric_limits<uint32_t>::max()) {
     return corrupt(kHnswHeader, hnsw_header::kUpperBlocks, "too many upper blocks");
   }
@@ -523,6 +525,7 @@ Result<HnswStats> HnswGraph::Stats() const {
   st.seed = seed_;
   st.ef_construction = ef_construction_;
   st.sq8 = sq8_codes_ != nullptr;
+  st.reused_rows = reused_rows_;
   st.bytes = kHnswHeaderSize + rows_ + rows_ * (uint64_t{m0_} + 1) * 4 + rows_ * 4 +
              upper_blocks_ * (uint64_t{m_} + 1) * 4 + (st.sq8 ? 8 * uint64_t{dim_} + rows_ * sq8::Stride(dim_) : 0);
   st.nodes_per_level.assign(max_level_ + 1, 0);

@@ -53,6 +53,41 @@ Result<std::vector<GraphSection>> BuildHnsw(const float* vectors, size_t rows, u
                                             const HnswParams& params, ThreadPool* pool,
                                             const std::function<void(uint64_t done, uint64_t total)>& progress);
 
+class HnswGraph;
+
+// The graph of an earlier row set to start a build from (compaction reuses
+// its largest input's graph). new_row[r], for each of graph->rows() old
+// rows, is the row old row r became in the new set (the same vector), or
+// kNoRow when it was dropped; no two old rows map to one new row.
+struct GraphBase {
+  const HnswGraph* graph = nullptr;
+  const uint32_t* new_row = nullptr;
+};
+
+// BuildHnswFrom reuses a base only when at least this share of the new rows are its rows.
+constexpr double kMinReusedShare = 0.5;
+
+// The rows BuildHnswFrom would carry over from `base` into a graph of `rows`
+// rows: the mapped rows when the base was built with the same m,
+// ef_construction, metric and representation (params.sq8) and they are at
+// least kMinReusedShare of `rows`; else 0 (the build starts from nothing).
+uint64_t ReusableRows(const GraphBase& base, size_t rows, simd::Metric metric, const HnswParams& params);
+
+// BuildHnsw's result for the same inputs, built starting from `base` when
+// ReusableRows is not 0: the base rows keep their levels and links
+// (renumbered); a list that linked dropped rows keeps its other links and
+// refills the freed slots from the dropped rows' links on that layer,
+// closest first, with the heuristic's test; then the other rows are inserted
+// (on `pool` when given) in row order. The header records the reused rows (HnswGraph::reused_rows). With
+// pool == nullptr the bytes depend only on the inputs. The base graph is
+// Verify()'d first: a damaged base is its Corruption error; a bad new_row
+// map is InvalidArgument. `progress` as for BuildHnsw (reused rows count as
+// done once repaired).
+Result<std::vector<GraphSection>> BuildHnswFrom(const GraphBase& base, const float* vectors, size_t rows,
+                                                uint32_t dim, simd::Metric metric, const HnswParams& params,
+                                                ThreadPool* pool,
+                                                const std::function<void(uint64_t done, uint64_t total)>& progress);
+
 // One result: the engine's score (higher is better) and the row.
 struct Neighbor {
   float score;
@@ -101,6 +136,7 @@ struct HnswStats {
   double avg_degree0 = 0;       // layer-0 links per row
   double avg_degree_upper = 0;  // links per upper block
   bool sq8 = false;             // the SQ8 sections are present
+  uint64_t reused_rows = 0;     // rows carried over from an input's graph by a compaction
   uint64_t bytes = 0;           // all graph sections
 };
 
@@ -151,12 +187,22 @@ class HnswGraph {
 
   uint64_t rows() const { return rows_; }
   uint32_t dim() const { return dim_; }
+  simd::Metric metric() const { return metric_; }
   uint32_t m() const { return m_; }
   uint32_t m0() const { return m0_; }
   uint32_t max_level() const { return max_level_; }
   uint32_t entry_point() const { return entry_; }
   uint64_t seed() const { return seed_; }
   uint32_t ef_construction() const { return ef_construction_; }
+  uint64_t reused_rows() const { return reused_rows_; }
+
+  // Raw reads for building a new graph from this one (BuildHnswFrom): in
+  // bounds only after Verify() succeeded. The list is [count, ids...].
+  uint8_t LevelUnchecked(uint32_t row) const { return levels_[row]; }
+  const uint32_t* LinksUnchecked(uint32_t row, uint32_t level) const {
+    return level == 0 ? layer0_ + uint64_t{row} * (m0_ + 1)
+                      : upper_links_ + (uint64_t{upper_index_[row]} + level - 1) * (uint64_t{m_} + 1);
+  }
 
  private:
   HnswGraph() = default;
@@ -186,6 +232,7 @@ class HnswGraph {
   uint64_t seed_ = 0;
   uint32_t ef_construction_ = 0;
   uint64_t upper_blocks_ = 0;
+  uint64_t reused_rows_ = 0;
 
   const uint8_t* levels_ = nullptr;
   const uint32_t* layer0_ = nullptr;

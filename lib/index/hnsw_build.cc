@@ -117,6 +117,15 @@ class Builder {
 
   // hnswlib's addPoint for node `row`.
   void Insert(uint32_t row);
+  // Starts from a graph that already has nodes (before any Insert).
+  void SetEntry(uint32_t entry, uint32_t max_level) {
+    entry_ = entry;
+    max_level_ = max_level;
+  }
+  // Writes reused row `row`'s list on `level` from `old_links` ([count, ids]
+  // of the base graph, ids mapped through new_row), replacing dropped links
+  // (see BuildHnswFrom). Touches only row's own list.
+  void Repair(uint32_t row, uint32_t level, const HnswGraph& base, const uint32_t* old_links, const uint32_t* new_row);
 
   uint32_t entry() const { return entry_; }
   uint32_t max_level() const { return max_level_; }
@@ -336,9 +345,68 @@ Cand Builder::Connect(uint32_t row, uint32_t level, BuildScratch& s) {
   return chosen.front();
 }
 
+void Builder::Repair(uint32_t row, uint32_t level, const HnswGraph& base, const uint32_t* old_links,
+                     const uint32_t* new_row) {
+  BuildScratch& s = ThreadBuildScratch();
+  const uint32_t max_degree = level == 0 ? m0_ : m_;
+  s.Reserve(max_degree, ef_);
+  uint32_t* links = Links(row, level);
+  const uint32_t count = old_links[0];
+  uint32_t kept = 0;
+  for (uint32_t j = 1; j <= count; ++j) {
+    const uint32_t id = new_row[old_links[j]];
+    if (id != kNoRow) links[1 + kept++] = id;
+  }
+  links[0] = kept;
+  if (kept == count) return;
+  // Replacements come from what the dropped rows linked to (FreshDiskANN's
+  // delete consolidation), closest first, each only if no kept link is
+  // closer to it than `row` is (the heuristic's test), until the list is as
+  // long as it was. The surviving links all stay: re-selecting them among
+  // the new candidates loses more recall than it gains.
+  std::vector<Cand>& cands = s.chosen;
+  cands.clear();
+  for (uint32_t j = 1; j <= count; ++j) {
+    if (new_row[old_links[j]] != kNoRow) continue;
+    const uint32_t* second = base.LinksUnchecked(old_links[j], level);
+    for (uint32_t i = 1; i <= second[0]; ++i) {
+      const uint32_t id = new_row[second[i]];
+      if (id != kNoRow && id != row && std::find(links + 1, links + 1 + kept, id) == links + 1 + kept) {
+        cands.push_back(Cand{0, id});
+      }
+    }
+  }
+  if (cands.empty()) return;
+  std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) { return a.id < b.id; });
+  cands.erase(std::unique(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) { return a.id == b.id; }),
+              cands.end());
+  const float* q = Vec(row);
+  const size_t batch = s.rows.size();
+  for (size_t b = 0; b < cands.size(); b += batch) {
+    const size_t n = std::min(batch, cands.size() - b);
+    for (size_t i = 0; i < n; ++i) s.rows[i] = Vec(cands[b + i].id);
+    simd::ScoreGather(metric_, q, s.rows.data(), n, dim_, s.scores.data());
+    for (size_t i = 0; i < n; ++i) cands[b + i].d = Distance(s.scores[i]);
+  }
+  std::sort(cands.begin(), cands.end(), internal::CloserThan);
+  for (size_t c = 0; c < cands.size() && kept < count; ++c) {
+    const Cand cand = cands[c];
+    const float* v = Vec(cand.id);
+    bool good = true;
+    for (uint32_t b = 0; b < kept && good; b += kHeuristicBatch) {
+      const uint32_t n = std::min<uint32_t>(kHeuristicBatch, kept - b);
+      for (uint32_t j = 0; j < n; ++j) s.rows[j] = Vec(links[1 + b + j]);
+      simd::ScoreGather(metric_, v, s.rows.data(), n, dim_, s.scores.data());
+      for (uint32_t j = 0; j < n && good; ++j) good = !(Distance(s.scores[j]) < cand.d);
+    }
+    if (good) links[1 + kept++] = cand.id;
+  }
+  links[0] = kept;
+}
+
 std::string EncodeHeader(uint32_t m, uint32_t max_level, uint32_t entry, uint64_t rows, uint32_t dim,
                          simd::Metric metric, uint8_t flags, uint64_t seed, uint32_t ef_construction,
-                         uint64_t upper_blocks) {
+                         uint64_t upper_blocks, uint64_t reused_rows) {
   std::string h(kHnswHeaderSize, '\0');
   uint8_t* p = reinterpret_cast<uint8_t*>(h.data());
   std::memcpy(p + hnsw_header::kMagic, kHnswMagic, sizeof(kHnswMagic));
@@ -355,25 +423,36 @@ std::string EncodeHeader(uint32_t m, uint32_t max_level, uint32_t entry, uint64_
   EncodeFixed64(p + hnsw_header::kSeed, seed);
   EncodeFixed32(p + hnsw_header::kEfConstruction, ef_construction);
   EncodeFixed64(p + hnsw_header::kUpperBlocks, upper_blocks);
+  EncodeFixed64(p + hnsw_header::kReusedRows, reused_rows);
   EncodeFixed32(p + hnsw_header::kCrc, crc32c::Value(p, hnsw_header::kCrc));
   return h;
 }
 
-Result<std::vector<GraphSection>> Build(const float* vectors, size_t rows, uint32_t dim, simd::Metric metric,
-                                        const HnswParams& params, ThreadPool* pool,
-                                        const std::function<void(uint64_t, uint64_t)>& progress) {
-  const uint32_t m = params.m;
-  const uint32_t m0 = 2 * m;
+// The arrays that become the sections, sized for the rows' levels.
+struct Arrays {
+  std::string levels;
+  std::string upper_index;
+  std::string layer0;
+  std::string upper_links;
+  uint64_t upper_blocks = 0;
 
-  // Levels first: they fix where every upper block lives.
-  std::string levels(rows, '\0');
-  std::string upper_index(rows * sizeof(uint32_t), '\0');
-  uint32_t* index = reinterpret_cast<uint32_t*>(upper_index.data());
-  const double ml = 1.0 / std::log(static_cast<double>(m));
+  uint8_t* level_data() { return reinterpret_cast<uint8_t*>(levels.data()); }
+  uint32_t* index_data() { return reinterpret_cast<uint32_t*>(upper_index.data()); }
+  uint32_t* layer0_data() { return reinterpret_cast<uint32_t*>(layer0.data()); }
+  uint32_t* upper_data() { return reinterpret_cast<uint32_t*>(upper_links.data()); }
+};
+
+// Fills levels (level_of(r) for each row) and the upper index, and allocates zeroed link arrays.
+template <class LevelOf>
+Status Allocate(size_t rows, uint32_t m, const LevelOf& level_of, Arrays* a) {
+  const uint32_t m0 = 2 * m;
+  a->levels.assign(rows, '\0');
+  a->upper_index.assign(rows * sizeof(uint32_t), '\0');
+  uint32_t* index = a->index_data();
   uint64_t upper_blocks = 0;
   for (size_t r = 0; r < rows; ++r) {
-    const uint8_t level = DrawLevel(params.seed, r, ml);
-    levels[r] = static_cast<char>(level);
+    const uint8_t level = level_of(r);
+    a->levels[r] = static_cast<char>(level);
     index[r] = static_cast<uint32_t>(upper_blocks);
     upper_blocks += level;
     if (upper_blocks > std::numeric_limits<uint32_t>::max()) {
@@ -386,53 +465,74 @@ Result<std::vector<GraphSection>> Build(const float* vectors, size_t rows, uint3
       layer0_bytes > SIZE_MAX || upper_bytes > SIZE_MAX) {
     return Status::ResourceExhausted("hnsw: graph too large");
   }
-  std::string layer0(layer0_bytes, '\0');
-  std::string upper_links(upper_bytes, '\0');
+  a->layer0.assign(layer0_bytes, '\0');
+  a->upper_links.assign(upper_bytes, '\0');
+  a->upper_blocks = upper_blocks;
+  return Status::OK();
+}
 
-  Builder builder(vectors, rows, dim, metric, m, params.ef_construction,
-                  reinterpret_cast<const uint8_t*>(levels.data()), reinterpret_cast<uint32_t*>(layer0.data()), index,
-                  reinterpret_cast<uint32_t*>(upper_links.data()));
+// Reports (done, total) to `progress` at most about a thousand times, one call at a time.
+class ProgressReporter {
+ public:
+  ProgressReporter(const std::function<void(uint64_t, uint64_t)>& fn, uint64_t total)
+      : fn_(fn), total_(total), step_(std::max<uint64_t>(1, total / 1000)) {}
+  // `n` more rows are done.
+  void Add(uint64_t n) {
+    const uint64_t before = done_.fetch_add(n, std::memory_order_relaxed);
+    const uint64_t now = before + n;
+    if (!fn_ || now >= total_ || now / step_ == before / step_) return;
+    std::lock_guard<std::mutex> l(mu_);
+    if (now > reported_) {
+      reported_ = now;
+      fn_(now, total_);
+    }
+  }
+  void Finish() {
+    if (fn_) fn_(total_, total_);
+  }
 
-  std::mutex progress_mu;
-  uint64_t reported = 0;
-  std::atomic<uint64_t> done{0};
-  const uint64_t step = std::max<uint64_t>(1, rows / 1000);
+ private:
+  const std::function<void(uint64_t, uint64_t)>& fn_;
+  const uint64_t total_;
+  const uint64_t step_;
+  std::atomic<uint64_t> done_{0};
+  std::mutex mu_;
+  uint64_t reported_ = 0;
+};
+
+// Runs fn(i) for i in [0, n), on `pool` when given, else in order; false if
+// any call threw (std::bad_alloc, std::system_error).
+template <class Fn>
+bool RunAll(size_t n, ThreadPool* pool, const Fn& fn) {
   std::atomic<bool> failed{false};
-  auto insert = [&](size_t r) {
+  auto guarded = [&](size_t i) {
     if (failed.load(std::memory_order_relaxed)) return;
     try {
-      builder.Insert(static_cast<uint32_t>(r));
-    } catch (...) {  // std::bad_alloc, std::system_error: reported below
+      fn(i);
+    } catch (...) {
       failed.store(true);
-      return;
-    }
-    const uint64_t n = done.fetch_add(1, std::memory_order_relaxed) + 1;
-    if (progress && n % step == 0 && n < rows) {
-      std::lock_guard<std::mutex> l(progress_mu);
-      if (n > reported) {
-        reported = n;
-        progress(n, rows);
-      }
     }
   };
-  if (rows > 0) insert(0);  // the first row is the entry point the others start from
-  if (pool == nullptr || rows < 2) {
-    for (size_t r = 1; r < rows; ++r) insert(r);
+  if (pool == nullptr || n < 2) {
+    for (size_t i = 0; i < n; ++i) guarded(i);
   } else {
-    pool->ParallelFor(rows - 1, [&](size_t i) { insert(i + 1); });
+    pool->ParallelFor(n, guarded);
   }
-  if (failed.load()) return Status::ResourceExhausted("hnsw: out of memory while building the graph");
-  if (progress) progress(rows, rows);
+  return !failed.load();
+}
 
+std::vector<GraphSection> Sections(Arrays* a, const Builder& builder, const float* vectors, size_t rows, uint32_t dim,
+                                   simd::Metric metric, const HnswParams& params, uint64_t reused_rows) {
   std::vector<GraphSection> sections;
   sections.reserve(7);
   const uint8_t flags = params.sq8 ? kFlagSq8 : 0;
-  sections.push_back(GraphSection{kHnswHeader, EncodeHeader(m, builder.max_level(), builder.entry(), rows, dim, metric,
-                                                            flags, params.seed, params.ef_construction, upper_blocks)});
-  sections.push_back(GraphSection{kHnswLevels, std::move(levels)});
-  sections.push_back(GraphSection{kHnswLayer0, std::move(layer0)});
-  sections.push_back(GraphSection{kHnswUpperIndex, std::move(upper_index)});
-  sections.push_back(GraphSection{kHnswUpperLinks, std::move(upper_links)});
+  sections.push_back(GraphSection{kHnswHeader, EncodeHeader(params.m, builder.max_level(), builder.entry(), rows, dim,
+                                                            metric, flags, params.seed, params.ef_construction,
+                                                            a->upper_blocks, reused_rows)});
+  sections.push_back(GraphSection{kHnswLevels, std::move(a->levels)});
+  sections.push_back(GraphSection{kHnswLayer0, std::move(a->layer0)});
+  sections.push_back(GraphSection{kHnswUpperIndex, std::move(a->upper_index)});
+  sections.push_back(GraphSection{kHnswUpperLinks, std::move(a->upper_links)});
   if (params.sq8) {
     GraphSection sq8_params{kHnswSq8Params, {}};
     GraphSection sq8_codes{kHnswSq8Codes, {}};
@@ -443,11 +543,103 @@ Result<std::vector<GraphSection>> Build(const float* vectors, size_t rows, uint3
   return sections;
 }
 
+Result<std::vector<GraphSection>> Build(const float* vectors, size_t rows, uint32_t dim, simd::Metric metric,
+                                        const HnswParams& params, ThreadPool* pool,
+                                        const std::function<void(uint64_t, uint64_t)>& progress) {
+  const uint32_t m = params.m;
+  // Levels first: they fix where every upper block lives.
+  const double ml = 1.0 / std::log(static_cast<double>(m));
+  Arrays a;
+  POMAI_RETURN_IF_ERROR(Allocate(rows, m, [&](size_t r) { return DrawLevel(params.seed, r, ml); }, &a));
+  Builder builder(vectors, rows, dim, metric, m, params.ef_construction, a.level_data(), a.layer0_data(),
+                  a.index_data(), a.upper_data());
+
+  ProgressReporter reporter(progress, rows);
+  auto insert = [&](size_t r) {
+    builder.Insert(static_cast<uint32_t>(r));
+    reporter.Add(1);
+  };
+  // The first row is the entry point the others start from.
+  if (rows > 0 && !RunAll(1, nullptr, insert)) {
+    return Status::ResourceExhausted("hnsw: out of memory while building the graph");
+  }
+  if (rows > 1 && !RunAll(rows - 1, pool, [&](size_t i) { insert(i + 1); })) {
+    return Status::ResourceExhausted("hnsw: out of memory while building the graph");
+  }
+  reporter.Finish();
+  return Sections(&a, builder, vectors, rows, dim, metric, params, 0);
+}
+
+Result<std::vector<GraphSection>> BuildFrom(const GraphBase& base, const float* vectors, size_t rows, uint32_t dim,
+                                            simd::Metric metric, const HnswParams& params, ThreadPool* pool,
+                                            const std::function<void(uint64_t, uint64_t)>& progress) {
+  const HnswGraph& g = *base.graph;
+  const uint32_t* const new_row = base.new_row;
+  POMAI_RETURN_IF_ERROR(g.Verify());
+  // The base row of each new row, or kNoRow for a row to insert.
+  std::vector<uint32_t> old_of(rows, kNoRow);
+  for (uint64_t r = 0; r < g.rows(); ++r) {
+    const uint32_t n = new_row[r];
+    if (n == kNoRow) continue;
+    if (n >= rows || old_of[n] != kNoRow) {
+      return Status::InvalidArgument("hnsw: base row " + std::to_string(r) + " maps to row " + std::to_string(n) +
+                                     (n >= rows ? ", out of range" : ", already taken"));
+    }
+    old_of[n] = static_cast<uint32_t>(r);
+  }
+  std::vector<uint32_t> reused, inserted;
+  for (size_t r = 0; r < rows; ++r) (old_of[r] != kNoRow ? reused : inserted).push_back(static_cast<uint32_t>(r));
+
+  const uint32_t m = params.m;
+  const double ml = 1.0 / std::log(static_cast<double>(m));
+  Arrays a;
+  POMAI_RETURN_IF_ERROR(Allocate(
+      rows, m,
+      [&](size_t r) { return old_of[r] != kNoRow ? g.LevelUnchecked(old_of[r]) : DrawLevel(params.seed, r, ml); },
+      &a));
+  Builder builder(vectors, rows, dim, metric, m, params.ef_construction, a.level_data(), a.layer0_data(),
+                  a.index_data(), a.upper_data());
+
+  // The base's entry point if it stays, else the first reused row of the highest level.
+  uint32_t entry = kNoRow, top = 0;
+  if (new_row[g.entry_point()] != kNoRow) {
+    entry = new_row[g.entry_point()];
+    top = g.max_level();
+  } else {
+    for (uint32_t r : reused) {
+      if (entry == kNoRow || a.level_data()[r] > top) {
+        entry = r;
+        top = a.level_data()[r];
+      }
+    }
+  }
+  builder.SetEntry(entry, top);
+
+  ProgressReporter reporter(progress, rows);
+  const bool repaired = RunAll(reused.size(), pool, [&](size_t i) {
+    const uint32_t r = reused[i];
+    const uint32_t old = old_of[r];
+    for (uint32_t level = 0; level <= g.LevelUnchecked(old); ++level) {
+      builder.Repair(r, level, g, g.LinksUnchecked(old, level), new_row);
+    }
+    reporter.Add(1);
+  });
+  if (!repaired) return Status::ResourceExhausted("hnsw: out of memory while building the graph");
+  old_of = {};
+  const bool built = RunAll(inserted.size(), pool, [&](size_t i) {
+    builder.Insert(inserted[i]);
+    reporter.Add(1);
+  });
+  if (!built) return Status::ResourceExhausted("hnsw: out of memory while building the graph");
+  reporter.Finish();
+  return Sections(&a, builder, vectors, rows, dim, metric, params, reused.size());
+}
+
 }  // namespace
 
-Result<std::vector<GraphSection>> BuildHnsw(const float* vectors, size_t rows, uint32_t dim, simd::Metric metric,
-                                            const HnswParams& params, ThreadPool* pool,
-                                            const std::function<void(uint64_t done, uint64_t total)>& progress) {
+namespace {
+
+Status CheckBuildArgs(const float* vectors, size_t rows, uint32_t dim, simd::Metric metric, const HnswParams& params) {
   if (params.m < kMinM || params.m > kMaxM) {
     return Status::InvalidArgument("hnsw: m must be in [" + std::to_string(kMinM) + ", " + std::to_string(kMaxM) +
                                    "], got " + std::to_string(params.m));
@@ -459,8 +651,43 @@ Result<std::vector<GraphSection>> BuildHnsw(const float* vectors, size_t rows, u
   if (static_cast<uint8_t>(metric) > static_cast<uint8_t>(simd::Metric::kCosine)) {
     return Status::InvalidArgument("hnsw: unknown metric");
   }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<std::vector<GraphSection>> BuildHnsw(const float* vectors, size_t rows, uint32_t dim, simd::Metric metric,
+                                            const HnswParams& params, ThreadPool* pool,
+                                            const std::function<void(uint64_t done, uint64_t total)>& progress) {
+  POMAI_RETURN_IF_ERROR(CheckBuildArgs(vectors, rows, dim, metric, params));
   try {
     return Build(vectors, rows, dim, metric, params, pool, progress);
+  } catch (const std::bad_alloc&) {
+    return Status::ResourceExhausted("hnsw: out of memory while building the graph");
+  }
+}
+
+uint64_t ReusableRows(const GraphBase& base, size_t rows, simd::Metric metric, const HnswParams& params) {
+  if (base.graph == nullptr || base.new_row == nullptr || rows == 0) return 0;
+  const HnswGraph& g = *base.graph;
+  if (g.rows() == 0 || g.m() != params.m || g.m0() != 2 * params.m || g.ef_construction() != params.ef_construction ||
+      g.has_sq8() != params.sq8 || g.metric() != metric) {
+    return 0;
+  }
+  uint64_t mapped = 0;
+  for (uint64_t r = 0; r < g.rows(); ++r) mapped += base.new_row[r] != kNoRow;
+  return static_cast<double>(mapped) >= kMinReusedShare * static_cast<double>(rows) ? mapped : 0;
+}
+
+Result<std::vector<GraphSection>> BuildHnswFrom(const GraphBase& base, const float* vectors, size_t rows,
+                                                uint32_t dim, simd::Metric metric, const HnswParams& params,
+                                                ThreadPool* pool,
+                                                const std::function<void(uint64_t done, uint64_t total)>& progress) {
+  POMAI_RETURN_IF_ERROR(CheckBuildArgs(vectors, rows, dim, metric, params));
+  if (ReusableRows(base, rows, metric, params) == 0) return BuildHnsw(vectors, rows, dim, metric, params, pool, progress);
+  if (base.graph->dim() != dim) return Status::InvalidArgument("hnsw: base graph dim differs");
+  try {
+    return BuildFrom(base, vectors, rows, dim, metric, params, pool, progress);
   } catch (const std::bad_alloc&) {
     return Status::ResourceExhausted("hnsw: out of memory while building the graph");
   }

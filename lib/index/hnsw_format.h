@@ -37,7 +37,9 @@
 //   56  4  ef_construction the graph was built with
 //   60  4  reserved, zero
 //   64  8  upper_blocks
-//   72  52 reserved, zero
+//   72  8  reused_rows: rows whose links were carried over from an earlier
+//          graph when a compaction built this one (0: built from nothing)
+//   80  44 reserved, zero
 //   124 4  CRC32C of bytes [0, 124)
 #pragma once
 
@@ -84,6 +86,7 @@ constexpr size_t kFlags = 45;
 constexpr size_t kSeed = 48;
 constexpr size_t kEfConstruction = 56;
 constexpr size_t kUpperBlocks = 64;
+constexpr size_t kReusedRows = 72;
 constexpr size_t kCrc = 124;
 }  // namespace hnsw_header
 

@@ -291,6 +291,7 @@ def _handle(db: Database) -> Any:
 # ---- functions ----------------------------------------------------------
 
 _METRICS = {"l2": lib.POMAI_METRIC_L2, "ip": lib.POMAI_METRIC_IP, "cosine": lib.POMAI_METRIC_COSINE}
+_HNSW_VECTORS = {"sq8": lib.POMAI_HNSW_VECTORS_SQ8, "float32": lib.POMAI_HNSW_VECTORS_FLOAT32}
 _UINT32_OPTIONS = ("shards", "search_threads", "hnsw_m", "hnsw_ef_construction", "hnsw_ef_search",
                    "adaptive_threshold", "deadline_ms")
 
@@ -303,7 +304,10 @@ def open_db(path: PathLike, dim: int, **opts: Any) -> Database:
     fsync every write batch), metric ("ip", "l2" or "cosine"; fixed at
     creation), hnsw_m (32), hnsw_ef_construction (200), hnsw_ef_search (64),
     adaptive_threshold (0 = always build HNSW), deadline_ms (0 = none),
-    memory_budget_bytes (0 = library default).
+    memory_budget_bytes (0 = library default), hnsw_vectors ("sq8": graph
+    searches walk an 8-bit copy of the vectors and re-score the best exactly,
+    the default; "float32": they walk the float32 vectors, no copy; applies
+    to segments built after this open).
     Raises TypeError for an unknown option, ValueError (InvalidArgumentError)
     for a bad value, PomaiDBError when the database cannot be opened (e.g.
     IO_ERROR when another process holds it, or INVALID_ARGUMENT when dim,
@@ -311,7 +315,7 @@ def open_db(path: PathLike, dim: int, **opts: Any) -> Database:
     """
     values = {"shards": 1, "search_threads": 0, "fsync": False, "metric": "ip", "hnsw_m": 32,
               "hnsw_ef_construction": 200, "hnsw_ef_search": 64, "adaptive_threshold": 0,
-              "deadline_ms": 0, "memory_budget_bytes": 0}
+              "deadline_ms": 0, "memory_budget_bytes": 0, "hnsw_vectors": "sq8"}
     for key, value in opts.items():
         if key not in values:
             raise TypeError(f"open_db() got an unexpected option {key!r}; "
@@ -332,6 +336,9 @@ def open_db(path: PathLike, dim: int, **opts: Any) -> Database:
     metric_key = metric.lower() if isinstance(metric, str) else None
     if metric_key not in _METRICS:
         raise InvalidArgumentError(f"metric = {metric!r}; expected 'ip', 'l2' or 'cosine'")
+    hnsw_vectors = values["hnsw_vectors"]
+    if hnsw_vectors not in _HNSW_VECTORS:
+        raise InvalidArgumentError(f"hnsw_vectors = {hnsw_vectors!r}; expected 'sq8' or 'float32'")
     fsync = values["fsync"]
     if not isinstance(fsync, (bool, np.bool_)) and fsync not in (0, 1):
         raise TypeError(f"fsync must be a bool, got {fsync!r}")
@@ -347,6 +354,7 @@ def open_db(path: PathLike, dim: int, **opts: Any) -> Database:
     c_opts.fsync_policy = lib.POMAI_FSYNC_POLICY_ALWAYS if fsync else lib.POMAI_FSYNC_POLICY_NEVER
     c_opts.index_type = lib.POMAI_INDEX_TYPE_HNSW
     c_opts.metric = _METRICS[metric_key]
+    c_opts.hnsw_vectors = _HNSW_VECTORS[hnsw_vectors]
 
     out = ffi.new("pomai_db_t **")
     _check(lib.pomai_open(c_opts, out))
@@ -538,7 +546,9 @@ def stats(db: Database) -> Dict[str, Any]:
     "segment_bytes", "memtable_rows", "live_rows", "dead_rows", "dim",
     "shards": [{"shard", "memtable_rows", "segments": [{"file", "rows",
     "tombstones", "bytes", "graph": {"m", "ef_construction", "max_level",
-    "avg_degree0", "bytes"} or None}]}]}."""
+    "avg_degree0", "bytes", "vectors" ("sq8" or "float32"), "reused_rows"
+    (rows whose links a compaction carried over from an input's graph)} or
+    None}]}], "graph_reused_rows" (their sum)}."""
     out = ffi.new("char **")
     _check(lib.pomai_stats_json(_handle(db), out))
     try:

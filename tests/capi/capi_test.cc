@@ -90,6 +90,7 @@ TEST(CApiOpen, OptionsInitSetsTheDocumentedDefaults) {
   EXPECT_EQ(o.hnsw_ef_search, 64u);
   EXPECT_EQ(o.adaptive_threshold, 5000u);
   EXPECT_EQ(o.metric, POMAI_METRIC_L2);
+  EXPECT_EQ(o.hnsw_vectors, POMAI_HNSW_VECTORS_SQ8);
 }
 
 TEST(CApiOpen, BadOptionsAreInvalidArgumentNamingTheField) {
@@ -115,6 +116,17 @@ TEST(CApiOpen, BadOptionsAreInvalidArgumentNamingTheField) {
   o.metric = 7;
   EXPECT_NE(Message(pomai_open(&o, &db)).find("metric is 7"), std::string::npos);
   o.metric = 0;
+  o.hnsw_vectors = 2;
+  EXPECT_NE(Message(pomai_open(&o, &db)).find("hnsw_vectors is 2"), std::string::npos);
+  o.struct_size = 65;  // through metric: hnsw_vectors is not read
+  ASSERT_EQ(Code(pomai_open(&o, &db)), 0);
+  pomai_status_free(pomai_close(db));
+  db = nullptr;
+  o.struct_size = sizeof(o);
+  o.hnsw_vectors = POMAI_HNSW_VECTORS_FLOAT32;
+  ASSERT_EQ(Code(pomai_open(&o, &db)), 0);
+  pomai_status_free(pomai_close(db));
+  db = nullptr;
   o.struct_size = 16;
   EXPECT_NE(Message(pomai_open(&o, &db)).find("struct_size is too small"), std::string::npos);
   EXPECT_EQ(db, nullptr);

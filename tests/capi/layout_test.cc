@@ -24,6 +24,7 @@ TEST(CAbiLayout, OptionsMatchesPomaiDB) {
   EXPECT_EQ(offsetof(pomai_options_t, hnsw_ef_search), 56u);
   EXPECT_EQ(offsetof(pomai_options_t, adaptive_threshold), 60u);
   EXPECT_EQ(offsetof(pomai_options_t, metric), 64u);
+  EXPECT_EQ(offsetof(pomai_options_t, hnsw_vectors), 65u);  // in PomaiDB's padding: the size stays 72
 }
 
 TEST(CAbiLayout, UpsertMatchesPomaiDB) {

@@ -160,6 +160,26 @@ def test_compact_and_stats(tmp_path) -> None:
         assert not set(ids.ravel().tolist()) & {0, 1, 2}
 
 
+@pytest.mark.parametrize("vectors", ["sq8", "float32"])
+def test_hnsw_vectors_option_is_recorded_per_segment(tmp_path, vectors: str) -> None:
+    import pomaidb
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(3000, 16)).astype(np.float32)
+    with pomaidb.open_db(tmp_path / "db", dim=16, metric="l2", adaptive_threshold=0, hnsw_m=8,
+                         hnsw_ef_construction=40, hnsw_vectors=vectors) as db:
+        db.put_batch(np.arange(2700), data[:2700])
+        db.freeze()
+        db.put_batch(np.arange(2700, 3000), data[2700:])
+        db.freeze()
+        db.compact()
+        st = db.stats()
+        (seg,) = st["shards"][0]["segments"]
+        assert seg["graph"]["vectors"] == vectors
+        assert seg["graph"]["reused_rows"] == st["graph_reused_rows"] == 2700
+        ids, _ = db.search(data[:5], topk=1)
+        assert ids.ravel().tolist() == [0, 1, 2, 3, 4]
+
+
 def _filled(tmp_path, name: str, n: int = 2000):
     import pomaidb
     db = pomaidb.open_db(tmp_path / name, dim=8, shards=2, metric="ip", adaptive_threshold=0,

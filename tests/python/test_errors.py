@@ -88,6 +88,12 @@ def test_unknown_metric_is_a_value_error_naming_it(db_path) -> None:
         pomaidb.open_db(db_path, dim=4, metric="foo")
 
 
+@pytest.mark.parametrize("value", ["f16", "SQ8", None, 1])
+def test_unknown_hnsw_vectors_is_a_value_error_naming_it(db_path, value) -> None:
+    with pytest.raises(ValueError, match="hnsw_vectors"):
+        pomaidb.open_db(db_path, dim=4, hnsw_vectors=value)
+
+
 def test_unknown_option_is_a_type_error_naming_it(db_path) -> None:
     with pytest.raises(TypeError, match="shard_count"):
         pomaidb.open_db(db_path, dim=4, shard_count=2)
