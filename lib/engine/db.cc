@@ -8,6 +8,7 @@
 #include <limits>
 #include <unordered_set>
 
+#include "engine/batch.h"
 #include "engine/topk.h"
 #include "index/hnsw.h"
 #include "util/coding.h"
@@ -17,7 +18,6 @@
 namespace pomai::engine {
 namespace {
 
-constexpr uint8_t kBatchRecord = 1;
 constexpr uint64_t kDefaultBudget = 256ull << 20;
 // Rows scored per kernel call: 256 rows of 128-d are 128 KiB, inside L2.
 constexpr size_t kBlockRows = 256;
@@ -44,42 +44,6 @@ bool AllFinite(const float* v, size_t n) {
     bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
   }
   return bad == 0;
-}
-
-// One decoded operation of a batch record; pointers into the payload.
-struct DecodedOp {
-  WriteOp::Kind kind;
-  uint64_t id;
-  const uint8_t* vector;  // dim * 4 bytes, maybe unaligned
-  std::string_view metadata;
-};
-
-Status DecodeBatch(const uint8_t* p, size_t n, uint32_t dim, std::vector<DecodedOp>* ops, const std::string& origin) {
-  Decoder d(p, n);
-  uint32_t count = 0;
-  if (!d.GetFixed32(&count)) return Status::Corruption(origin + ": batch record too short");
-  ops->clear();
-  ops->reserve(std::min<size_t>(count, n / 9));
-  for (uint32_t i = 0; i < count; ++i) {
-    uint8_t kind = 0;
-    DecodedOp op{};
-    if (!d.GetU8(&kind) || !d.GetFixed64(&op.id)) return Status::Corruption(origin + ": truncated batch record");
-    if (kind == static_cast<uint8_t>(WriteOp::Kind::kPut)) {
-      uint32_t meta_len = 0;
-      const uint8_t* meta = nullptr;
-      if (!d.GetFixed32(&meta_len) || !d.GetBytes(meta_len, &meta) || !d.GetBytes(size_t{dim} * 4, &op.vector))
-        return Status::Corruption(origin + ": truncated put in batch record");
-      op.kind = WriteOp::Kind::kPut;
-      op.metadata = std::string_view(reinterpret_cast<const char*>(meta), meta_len);
-    } else if (kind == static_cast<uint8_t>(WriteOp::Kind::kDelete)) {
-      op.kind = WriteOp::Kind::kDelete;
-    } else {
-      return Status::Corruption(origin + ": unknown operation " + std::to_string(kind) + " in batch record");
-    }
-    ops->push_back(op);
-  }
-  if (d.remaining() != 0) return Status::Corruption(origin + ": trailing bytes in batch record");
-  return Status::OK();
 }
 
 }  // namespace
