@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up (scripts/setup.sh) and runs every test: the C++ suites (GoogleTest,
 # through meson test) in a release build and in an ASan+UBSan build, then the
-# Python suite (pytest) against the installed package.
+# Python suite (pytest) against the installed package, and the pomai-inspect
+# tests with the tool of each build and the installed console script.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${POMAI_VENV:-$root/.venv}"
@@ -24,3 +25,9 @@ UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 POMAI_CRASH_CYCLES=10 \
 echo "== Python tests"
 cd /tmp  # import the installed package, not the source tree
 python -m pytest -q -p no:cacheprovider "$root/tests/python"
+
+echo "== pomai-inspect tests (Meson release build, ASan build, installed package)"
+POMAI_INSPECT="$root/build-test/tools/pomai-inspect" python -m pytest -q -p no:cacheprovider "$root/tests/tools"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  POMAI_INSPECT="$root/build-asan/tools/pomai-inspect" python -m pytest -q -p no:cacheprovider "$root/tests/tools"
+python -m pytest -q -p no:cacheprovider "$root/tests/tools"

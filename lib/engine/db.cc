@@ -9,6 +9,7 @@
 #include <limits>
 #include <unordered_set>
 
+#include "engine/batch.h"
 #include "engine/topk.h"
 #include "index/hnsw.h"
 #include "util/coding.h"
@@ -18,10 +19,6 @@
 namespace pomai::engine {
 namespace {
 
-constexpr uint8_t kBatchRecord = 1;
-// A put_array batch: count, the ids, then the row-major float32 matrix (no
-// metadata). Written straight from the caller's arrays (docs/FORMAT.md).
-constexpr uint8_t kArrayRecord = 2;
 constexpr uint64_t kDefaultBudget = 256ull << 20;
 // Rows scored per kernel call: 256 rows of 128-d are 128 KiB, inside L2.
 constexpr size_t kBlockRows = 256;
@@ -48,42 +45,6 @@ bool AllFinite(const float* v, size_t n) {
     bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
   }
   return bad == 0;
-}
-
-// One decoded operation of a batch record; pointers into the payload.
-struct DecodedOp {
-  WriteOp::Kind kind;
-  uint64_t id;
-  const uint8_t* vector;  // dim * 4 bytes, maybe unaligned
-  std::string_view metadata;
-};
-
-Status DecodeBatch(const uint8_t* p, size_t n, uint32_t dim, std::vector<DecodedOp>* ops, const std::string& origin) {
-  Decoder d(p, n);
-  uint32_t count = 0;
-  if (!d.GetFixed32(&count)) return Status::Corruption(origin + ": batch record too short");
-  ops->clear();
-  ops->reserve(std::min<size_t>(count, n / 9));
-  for (uint32_t i = 0; i < count; ++i) {
-    uint8_t kind = 0;
-    DecodedOp op{};
-    if (!d.GetU8(&kind) || !d.GetFixed64(&op.id)) return Status::Corruption(origin + ": truncated batch record");
-    if (kind == static_cast<uint8_t>(WriteOp::Kind::kPut)) {
-      uint32_t meta_len = 0;
-      const uint8_t* meta = nullptr;
-      if (!d.GetFixed32(&meta_len) || !d.GetBytes(meta_len, &meta) || !d.GetBytes(size_t{dim} * 4, &op.vector))
-        return Status::Corruption(origin + ": truncated put in batch record");
-      op.kind = WriteOp::Kind::kPut;
-      op.metadata = std::string_view(reinterpret_cast<const char*>(meta), meta_len);
-    } else if (kind == static_cast<uint8_t>(WriteOp::Kind::kDelete)) {
-      op.kind = WriteOp::Kind::kDelete;
-    } else {
-      return Status::Corruption(origin + ": unknown operation " + std::to_string(kind) + " in batch record");
-    }
-    ops->push_back(op);
-  }
-  if (d.remaining() != 0) return Status::Corruption(origin + ": trailing bytes in batch record");
-  return Status::OK();
 }
 
 }  // namespace
@@ -196,12 +157,11 @@ Status DB::Recover() {
       if (rec.type == kBatchRecord) {
         POMAI_RETURN_IF_ERROR(ApplyBatch(rec.seq, payload, rec.payload.size(), origin));
       } else {
-        const size_t row_bytes = size_t{options_.dim} * 4;
         uint32_t n = 0;
-        if (rec.payload.size() < 4 || (n = DecodeFixed32(payload), rec.payload.size() != 4 + n * (8 + row_bytes)))
-          return Status::Corruption(path, rec.offset, "array batch record of " + std::to_string(rec.payload.size()) +
-                                                          " bytes does not hold whole rows of dim " + std::to_string(options_.dim));
-        ApplyArray(rec.seq, payload + 4, payload + 4 + size_t{n} * 8, n);
+        const uint8_t* ids = nullptr;
+        const uint8_t* vectors = nullptr;
+        POMAI_RETURN_IF_ERROR(DecodeArray(payload, rec.payload.size(), options_.dim, &n, &ids, &vectors, origin));
+        ApplyArray(rec.seq, ids, vectors, n);
       }
       last_seq = std::max(last_seq, rec.seq);
     }

@@ -551,4 +551,31 @@ Result<HnswStats> HnswGraph::Stats() const {
   return st;
 }
 
+Status HnswGraph::Links(uint32_t row, uint32_t level, const uint32_t** ids, uint32_t* count) const {
+  if (row >= rows_) {
+    return Status::InvalidArgument("hnsw: row " + std::to_string(row) + " >= rows " + std::to_string(rows_));
+  }
+  if (level > levels_[row]) {
+    return Status::InvalidArgument("hnsw: row " + std::to_string(row) + " has level " + std::to_string(levels_[row]) +
+                                   ", no links on layer " + std::to_string(level));
+  }
+  const uint32_t* block = nullptr;
+  uint32_t degree = m0_;
+  uint32_t kind = kHnswLayer0;
+  uint64_t at = 0;
+  if (level == 0) {
+    at = uint64_t{row} * (uint64_t{m0_} + 1);
+    block = layer0_ + at;
+  } else {
+    POMAI_RETURN_IF_ERROR(UpperBlock(row, level, &block));
+    degree = m_;
+    kind = kHnswUpperLinks;
+    at = static_cast<uint64_t>(block - upper_links_);
+  }
+  if (block[0] > degree) return LinkCorruption(kind, at * 4, "link count out of range");
+  *count = block[0];
+  *ids = block + 1;
+  return Status::OK();
+}
+
 }  // namespace pomai::index

@@ -185,6 +185,14 @@ class HnswGraph {
   // is out of range.
   Result<HnswStats> Stats() const;
 
+  // Row `row`'s links on `level` (0 = layer 0): *ids points at *count row
+  // ids in the mapping. Bounds-checked like Search: a row out of range or a
+  // level above the row's is InvalidArgument, a bad count or upper index is
+  // Corruption; the ids themselves are not checked (Verify does that).
+  Status Links(uint32_t row, uint32_t level, const uint32_t** ids, uint32_t* count) const;
+  // The row's top layer; row must be < rows().
+  uint32_t level(uint32_t row) const { return levels_[row]; }
+
   uint64_t rows() const { return rows_; }
   uint32_t dim() const { return dim_; }
   simd::Metric metric() const { return metric_; }

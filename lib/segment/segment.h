@@ -89,6 +89,16 @@ class Segment {
 
   // An extra section by kind, or an empty view when absent.
   std::string_view Section(uint32_t kind) const;
+
+  // One entry of the section table, as read (and checked) by Open.
+  struct SectionRef {
+    uint32_t kind;
+    uint64_t offset;  // from the start of the file
+    uint64_t length;
+    uint32_t crc;     // CRC32C recorded in the table (checked by Verify, not Open)
+  };
+  // The section table in file order (for tools/pomai-inspect).
+  const std::vector<SectionRef>& sections() const { return sections_; }
   // Start of the mapping (for turning section pointers into file offsets).
   const char* base() const { return reinterpret_cast<const char*>(file_->data()); }
 
@@ -105,12 +115,6 @@ class Segment {
   const uint8_t* meta_blob_ = nullptr;
   uint64_t meta_blob_size_ = 0;
   const uint64_t* tombstones_ = nullptr;
-  struct SectionRef {
-    uint32_t kind;
-    uint64_t offset;
-    uint64_t length;
-    uint32_t crc;
-  };
   std::vector<SectionRef> sections_;
 };
 

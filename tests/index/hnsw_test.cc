@@ -500,4 +500,33 @@ TEST(HnswOpen, ManyThreadsSearchOneGraph) {
 }
 
 }  // namespace
+TEST(HnswLinks, AgreeWithStatsAndRejectRowsAndLevelsOutOfRange) {
+  HnswParams params;
+  params.m = 8;
+  auto b = BuildAndOpen(Clustered(500, 8, 5, 11), 8, Metric::kL2, params);
+  ASSERT_NE(b->graph, nullptr);
+  const HnswGraph& g = *b->graph;
+  auto st = g.Stats();
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  uint64_t layer0 = 0, upper = 0;
+  for (uint32_t row = 0; row < g.rows(); ++row) {
+    for (uint32_t level = 0; level <= g.level(row); ++level) {
+      const uint32_t* ids = nullptr;
+      uint32_t count = 0;
+      ASSERT_TRUE(g.Links(row, level, &ids, &count).ok());
+      ASSERT_LE(count, level == 0 ? g.m0() : g.m());
+      for (uint32_t j = 0; j < count; ++j) EXPECT_GE(g.level(ids[j]), level);
+      (level == 0 ? layer0 : upper) += count;
+    }
+    const uint32_t* ids = nullptr;
+    uint32_t count = 0;
+    EXPECT_TRUE(g.Links(row, g.level(row) + 1, &ids, &count).IsInvalidArgument());
+  }
+  EXPECT_EQ(layer0, st->layer0_edges);
+  EXPECT_EQ(upper, st->upper_edges);
+  const uint32_t* ids = nullptr;
+  uint32_t count = 0;
+  EXPECT_TRUE(g.Links(static_cast<uint32_t>(g.rows()), 0, &ids, &count).IsInvalidArgument());
+}
+
 }  // namespace pomai::index

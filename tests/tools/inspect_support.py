@@ -1,0 +1,53 @@
+"""Helpers of the pomai-inspect tests (a module of its own, so that the test
+files import it by a name no other test directory uses)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+import pomaidb
+
+DIM = 8
+
+
+def make_db(path: Path, shards: int = 2) -> None:
+    """A database of 2 shards: one frozen segment per shard (HNSW graphs,
+    metadata), plus a WAL with an unfrozen put batch and a delete batch."""
+    rng = np.random.default_rng(7)
+    db = pomaidb.open_db(path, dim=DIM, shards=shards, metric="l2", adaptive_threshold=0, hnsw_m=8)
+    try:
+        ids = list(range(400))
+        meta = [b"meta-%d" % i for i in ids]
+        db.put_batch(ids, rng.random((400, DIM), dtype=np.float32), metadata=meta)
+        db.delete([10, 11])
+        db.freeze()
+        db.put_batch(list(range(400, 460)), rng.random((60, DIM), dtype=np.float32),
+                     metadata=[b"w\x00\xff%d" % i for i in range(60)])
+        db.delete([1, 2, 3])
+    finally:
+        db.close()
+
+
+def file_hashes(root: Path) -> Dict[str, str]:
+    """sha256 of every file under root, by relative name."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def segments(path: Path) -> List[Path]:
+    return sorted(path.glob("seg-*.pseg"))
+
+
+def wals(path: Path) -> List[Path]:
+    return sorted(path.glob("wal-*.log"))
+
+
+def flip(path: Path, offset: int) -> None:
+    """XORs one byte of the file in place."""
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x5A
+    path.write_bytes(bytes(data))

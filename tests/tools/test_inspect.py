@@ -1,0 +1,436 @@
+"""pomai-inspect on real databases: every command in text and JSON, verify's
+exit status on clean and damaged files, read-only behaviour, and use while
+the database is open in another process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pomaidb
+
+from inspect_support import DIM, file_hashes, flip, segments, wals
+
+# ---------------------------------------------------------------------------
+# The commands
+
+
+def test_summary_lists_manifest_segments_and_wal(inspect_tool, db_dir):
+    run = inspect_tool("--json", db_dir)
+    assert run.code == 0, run.out
+    r = run.json
+    assert r["command"] == "summary" and r["ok"] is True and r.get("error") is None
+    m = r["manifest"]
+    assert (m["dim"], m["metric"], m["shards"], m["format_version"]) == (DIM, "l2", 2, 1)
+    segs = r["segments"]
+    assert len(segs) == 2 and all(s["live"] for s in segs)
+    assert sorted(s["shard"] for s in segs) == [0, 1]
+    assert sum(s["rows"] for s in segs) == 398  # 400 puts, 2 deleted before the freeze
+    for s in segs:
+        assert s["format_version"] == 1 and s["bytes"] == (db_dir / s["file"]).stat().st_size
+        assert s["index"]["kind"] == "hnsw" and s["index"]["m"] == 8
+        assert s["index"]["representation"] in ("sq8", "float32")
+        assert s["error"] is None
+    [w] = r["wal"]
+    assert w["live"] and w["records"] == 2 and (w["puts"], w["deletes"]) == (60, 3)
+    assert w["torn_tail"] is False and w["error"] is None
+    assert r["orphans"] == [] and r["missing"] == []
+    assert r["totals"]["segment_rows"] == 398 and r["totals"]["wal_records"] == 2
+
+    text = inspect_tool(db_dir)
+    assert text.code == 0
+    assert "manifest: version 1, dim 8, metric l2, shards 2" in text.out
+    for s in segs:
+        assert s["file"] in text.out
+    assert w["file"] in text.out
+
+
+def test_summary_flags_orphans(inspect_tool, db_dir):
+    seg = segments(db_dir)[0]
+    shutil.copy(seg, db_dir / "seg-000999.pseg")
+    (db_dir / "seg-001000.pseg.tmp").write_bytes(b"partial")
+    r = inspect_tool("--json", db_dir).json
+    orphans = {o["file"]: o["reason"] for o in r["orphans"]}
+    assert "not named by the manifest" in orphans["seg-000999.pseg"]
+    assert "temporary" in orphans["seg-001000.pseg.tmp"]
+    assert [s["live"] for s in r["segments"] if s["file"] == "seg-000999.pseg"] == [False]
+    assert "orphans (2)" in inspect_tool(db_dir).out
+    # Orphans are garbage the next open removes, not damage.
+    assert inspect_tool("verify", db_dir).code == 0
+
+
+def test_segment_shows_header_sections_and_footer(inspect_tool, db_dir):
+    seg = segments(db_dir)[0]
+    run = inspect_tool("--json", "segment", seg)
+    assert run.code == 0, run.out
+    r = run.json
+    h = r["header"]
+    assert h["magic"] == "POMAISEG" and h["format_version"] == 1 and h["header_size"] == 128
+    assert h["dim"] == DIM and h["metric"] == "l2"
+    names = [s["name"] for s in r["sections"]]
+    assert names[:5] == ["ids", "vectors", "meta offsets", "meta blob", "tombstones"]
+    assert "hnsw header" in names and "hnsw layer-0 links" in names
+    assert all(s["crc_ok"] for s in r["sections"])
+    assert all(s["offset"] % 64 == 0 for s in r["sections"])
+    ids = next(s for s in r["sections"] if s["name"] == "ids")
+    assert ids["length"] == 8 * h["rows"]
+    f = r["footer"]
+    assert f["file_size"] == seg.stat().st_size and f["section_count"] == len(names)
+    assert r["index"]["kind"] == "hnsw"
+
+    text = inspect_tool("segment", seg).out
+    assert "hnsw layer-0 links" in text and "footer: section_table_offset" in text
+
+
+def test_dump_segment_rows(inspect_tool, db_dir):
+    seg = segments(db_dir)[0]
+    run = inspect_tool("--json", "dump", seg, "--limit", "3", "--prefix", "2")
+    assert run.code == 0, run.out
+    r = run.json
+    assert r["kind"] == "segment" and r["limit"] == 3
+    assert len(r["rows"]) == 3 and r["total_rows"] > 3
+    ids = [row["id"] for row in r["rows"]]
+    assert ids == sorted(ids)
+    for row in r["rows"]:
+        assert row["metadata_prefix"] == "meta-%d" % row["id"]
+        assert row["metadata_length"] == len("meta-%d" % row["id"])
+        assert len(row["vector_prefix"]) == 2
+    # The stored vector, as the engine returns it.
+    with pomaidb.open_db(db_dir, dim=DIM, shards=2, metric="l2") as db:
+        vec, _ = db.get(ids[-1])  # (ids 1..3 are deleted in the WAL)
+    assert r["rows"][-1]["vector_prefix"] == pytest.approx(vec[:2].tolist(), rel=1e-6)
+
+    text = inspect_tool("dump", seg, "--limit", "2").out
+    assert text.count(" row ") == 2 and "more rows (--limit)" in text
+    everything = inspect_tool("--json", "dump", seg, "--limit", "0").json
+    assert len(everything["rows"]) == everything["total_rows"]
+
+
+def test_dump_wal_records(inspect_tool, db_dir):
+    [wal] = wals(db_dir)
+    run = inspect_tool("--json", "dump", wal, "--limit", "100")
+    assert run.code == 0, run.out
+    r = run.json
+    assert r["kind"] == "wal" and r["dim"] == DIM
+    put_rec, del_rec = r["records"]
+    assert put_rec["offset"] == 0 and put_rec["type"] == 1 and put_rec["op_count"] == 60
+    assert del_rec["seq"] == put_rec["seq"] + 1
+    assert [op["id"] for op in del_rec["ops"]] == [1, 2, 3]
+    assert all(op["kind"] == "delete" for op in del_rec["ops"])
+    first = put_rec["ops"][0]
+    assert first["kind"] == "put" and first["id"] == 400
+    assert first["metadata_prefix"] == "w\\x00\\xff0" and first["metadata_length"] == 4
+    assert len(first["vector_prefix"]) == 4
+    limited = inspect_tool("--json", "dump", wal, "--limit", "5").json
+    assert sum(len(rec["ops"]) for rec in limited["records"]) == 5 and limited["truncated"] is True
+    text = inspect_tool("dump", wal, "--limit", "5").out
+    assert "put    id 400" in text and "record at offset 0" in text
+
+
+def test_dump_lone_wal_needs_dim(inspect_tool, db_dir, tmp_path):
+    [wal] = wals(db_dir)
+    lone = tmp_path / "copy.log"
+    shutil.copy(wal, lone)
+    r = inspect_tool("--json", "dump", lone).json
+    assert r["dim"] is None and r["records"][0]["ops"] is None and "pass --dim" in r["note"]
+    r = inspect_tool("--json", "dump", lone, "--dim", str(DIM)).json
+    assert r["records"][0]["ops"][0]["id"] == 400
+
+
+def test_dump_manifest(inspect_tool, db_dir):
+    r = inspect_tool("--json", "dump", db_dir / "MANIFEST").json
+    assert r["kind"] == "manifest"
+    listed = sorted(e["file"] for shard in r["manifest"]["segments"] for e in shard)
+    assert listed == [p.name for p in segments(db_dir)]
+
+
+def test_graph_levels_degrees_reachability(inspect_tool, db_dir):
+    seg = segments(db_dir)[0]
+    run = inspect_tool("--json", "graph", seg)
+    assert run.code == 0, run.out
+    r = run.json
+    assert r["m"] == 8 and r["m0"] == 16 and r["ef_construction"] == 200
+    assert r["representation"] in ("sq8", "float32") and r["verified"] is True
+    levels = r["levels"]
+    assert len(levels) == r["max_level"] + 1
+    assert levels[0]["nodes"] == r["rows"]
+    assert sum(lv["top_level_nodes"] for lv in levels) == r["rows"]
+    for lv in levels:
+        assert lv["degree_max"] <= lv["degree_bound"]
+        assert lv["degree_min"] <= lv["degree_avg"] <= lv["degree_max"]
+    assert levels[0]["degree_bound"] == 16 and all(lv["degree_bound"] == 8 for lv in levels[1:])
+    reach = r["layer0_reachability"]
+    assert reach["reachable"] + reach["unreachable"] == r["rows"]
+    assert reach["reachable"] == r["rows"]  # a healthy graph is connected from its entry point
+    text = inspect_tool("graph", seg).out
+    assert "layer 0 reachable from the entry point" in text and "verify: ok" in text
+
+
+def test_graph_of_a_segment_without_one(inspect_tool, tmp_path):
+    path = tmp_path / "flat"
+    with pomaidb.open_db(path, dim=DIM, adaptive_threshold=1000) as db:
+        db.put_batch([1, 2], np.ones((2, DIM), dtype=np.float32))
+        db.freeze()
+    [seg] = segments(path)
+    r = inspect_tool("--json", "segment", seg).json
+    assert r["index"] == "none"
+    run = inspect_tool("--json", "graph", seg)
+    assert run.code == 1 and "no hnsw graph" in run.json["error"]["message"]
+
+
+# ---------------------------------------------------------------------------
+# verify
+
+
+def test_verify_clean_database(inspect_tool, db_dir):
+    run = inspect_tool("--json", "verify", db_dir)
+    assert run.code == 0, run.out
+    r = run.json
+    assert r["ok"] is True and r["error"] is None and r["problems"] == []
+    kinds = sorted(c["kind"] for c in r["checked"])
+    assert kinds == ["manifest", "segment", "segment", "wal"]
+    text = inspect_tool("verify", db_dir)
+    assert text.code == 0 and text.out.rstrip().endswith("verify: OK")
+    for f in [*segments(db_dir), *wals(db_dir), db_dir / "MANIFEST"]:
+        assert inspect_tool("verify", f).code == 0, f
+
+
+def section(inspect_tool, seg: Path, name: str) -> dict:
+    return next(s for s in inspect_tool("--json", "segment", seg).json["sections"] if s["name"] == name)
+
+
+def assert_fails_at(inspect_tool, target: Path, file: Path, offset: int) -> None:
+    run = inspect_tool("--json", "verify", target)
+    assert run.code == 1, run.out
+    err = run.json["error"]
+    assert err["file"] == str(file) and err["offset"] == offset, err
+    text = inspect_tool("verify", target)
+    assert text.code == 1
+    assert f"{file} at offset {offset}" in text.out.splitlines()[-1]
+
+
+def test_verify_flipped_byte_in_segment_section(inspect_tool, db_dir):
+    seg = segments(db_dir)[0]
+    vectors = section(inspect_tool, seg, "vectors")
+    flip(seg, vectors["offset"] + 13)
+    assert_fails_at(inspect_tool, db_dir, seg, vectors["offset"])
+    assert_fails_at(inspect_tool, seg, seg, vectors["offset"])
+    assert "checksum mismatch in vectors section" in inspect_tool("--json", "verify", seg).json["error"]["message"]
+
+
+def test_verify_flipped_byte_in_graph_section(inspect_tool, db_dir):
+    seg = segments(db_dir)[1]
+    links = section(inspect_tool, seg, "hnsw layer-0 links")
+    flip(seg, links["offset"] + 4 * 17 + 1)
+    assert_fails_at(inspect_tool, db_dir, seg, links["offset"])
+    r = inspect_tool("--json", "segment", seg).json
+    assert [s["crc_ok"] for s in r["sections"] if s["name"] == "hnsw layer-0 links"] == [False]
+
+
+def test_verify_graph_structure_behind_a_valid_checksum(inspect_tool, db_dir):
+    # A link count out of range under a recomputed section CRC: only the graph's own Verify sees it.
+    seg = segments(db_dir)[0]
+    r = inspect_tool("--json", "segment", seg).json
+    links = next(s for s in r["sections"] if s["name"] == "hnsw layer-0 links")
+    data = bytearray(seg.read_bytes())
+    data[links["offset"]:links["offset"] + 4] = struct.pack("<I", 999)
+    body = bytes(data[links["offset"]:links["offset"] + links["length"]])
+    table = r["footer"]["section_table_offset"]
+    index = next(i for i, s in enumerate(r["sections"]) if s["name"] == "hnsw layer-0 links")
+    entry = table + 32 * index
+    data[entry + 24:entry + 28] = struct.pack("<I", crc32c(body))
+    table_bytes = bytes(data[table:table + 32 * len(r["sections"])])
+    footer = len(data) - 32
+    data[footer + 12:footer + 16] = struct.pack("<I", crc32c(table_bytes))
+    seg.write_bytes(bytes(data))
+    assert inspect_tool("--json", "segment", seg).code == 0
+    run = inspect_tool("--json", "verify", seg)
+    assert run.code == 1
+    assert run.json["error"]["offset"] == links["offset"]
+    assert "links on layer 0" in run.json["error"]["message"]
+    assert inspect_tool("--json", "graph", seg).code == 1
+
+
+def crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def test_verify_flipped_byte_in_wal_record(inspect_tool, db_dir):
+    [wal] = wals(db_dir)
+    records = inspect_tool("--json", "dump", wal, "--limit", "0").json["records"]
+    second = records[1]["offset"]
+    flip(wal, second + 24 + 2)  # inside the payload of the second record
+    assert_fails_at(inspect_tool, db_dir, wal, second)
+    assert_fails_at(inspect_tool, wal, wal, second)
+    flip(wal, second + 24 + 2)
+    flip(wal, 3)  # the first record's header
+    assert_fails_at(inspect_tool, db_dir, wal, 0)
+
+
+def test_verify_flipped_byte_in_manifest(inspect_tool, db_dir):
+    manifest = db_dir / "MANIFEST"
+    flip(manifest, 20)
+    body = manifest.stat().st_size - 4  # where the checksum sits
+    assert_fails_at(inspect_tool, db_dir, manifest, body)
+    assert_fails_at(inspect_tool, manifest, manifest, body)
+    assert inspect_tool("--json", db_dir).code == 1
+
+
+def test_verify_torn_wal_tail_is_a_note_not_a_failure(inspect_tool, db_dir):
+    [wal] = wals(db_dir)
+    good = wal.stat().st_size
+    with open(wal, "ab") as f:
+        f.write(b"\x01\x02\x03\x04\x05\x06\x07")  # a header cut short by a crash
+    run = inspect_tool("--json", "verify", db_dir)
+    assert run.code == 0, run.out
+    [note] = [n for n in run.json["notes"] if "torn tail" in n["message"]]
+    assert note["file"] == str(wal) and note["offset"] == good
+    assert "note:" in inspect_tool("verify", db_dir).out
+    summary = inspect_tool("--json", db_dir).json
+    assert summary["wal"][0]["torn_tail"] is True and summary["wal"][0]["good_end"] == good
+    # A record whose payload was cut short is a torn tail too.
+    data = wal.read_bytes()[:good]
+    wal.write_bytes(data[:-5])
+    assert inspect_tool("verify", db_dir).code == 0
+    # And the engine agrees: it opens and drops the tail.
+    with pomaidb.open_db(db_dir, dim=DIM, shards=2, metric="l2") as db:
+        assert db.count() > 0
+
+
+def test_verify_missing_segment(inspect_tool, db_dir):
+    seg = segments(db_dir)[0]
+    seg.unlink()
+    run = inspect_tool("--json", "verify", db_dir)
+    assert run.code == 1 and "which is missing" in run.json["error"]["message"]
+    summary = inspect_tool("--json", db_dir)
+    assert summary.code == 1 and summary.json["missing"][0]["file"] == seg.name
+
+
+# ---------------------------------------------------------------------------
+# Read-only, concurrency, usage
+
+
+def test_never_modifies_a_file(inspect_tool, db_dir):
+    seg = segments(db_dir)[0]
+    flip(seg, section(inspect_tool, seg, "ids")["offset"] + 1)  # damaged files too
+    before = file_hashes(db_dir)
+    mtimes = {p.name: p.stat().st_mtime_ns for p in db_dir.iterdir()}
+    [wal] = wals(db_dir)
+    for args in [(db_dir,), ("verify", db_dir), ("segment", seg), ("dump", seg), ("dump", wal),
+                 ("graph", seg), ("verify", seg), ("verify", wal), ("dump", db_dir / "MANIFEST")]:
+        inspect_tool(*args)
+        inspect_tool("--json", *args)
+    assert file_hashes(db_dir) == before
+    assert {p.name: p.stat().st_mtime_ns for p in db_dir.iterdir()} == mtimes
+
+
+HOLDER = textwrap.dedent("""
+    import sys, numpy as np, pomaidb
+    db = pomaidb.open_db(sys.argv[1], dim=%d, shards=2, metric="l2", adaptive_threshold=0, hnsw_m=8)
+    rng = np.random.default_rng(1)
+    print("ready", flush=True)
+    n = 1000
+    while sys.stdin.readline().strip() == "write":
+        db.put_batch(list(range(n, n + 50)), rng.random((50, %d), dtype=np.float32))
+        db.delete([n - 1])
+        if n %% 200 == 0:
+            db.freeze()
+        n += 50
+        print("done", flush=True)
+    db.close()
+""") % (DIM, DIM)
+
+
+def test_works_while_another_process_holds_the_database(inspect_tool, db_dir):
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db_dir)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        # The holder has the lock: a second open is refused...
+        with pytest.raises(pomaidb.PomaiDBError, match="locked"):
+            pomaidb.open_db(db_dir, dim=DIM, shards=2, metric="l2")
+        # ...but the tool reads everything, between and during writes and freezes.
+        for i in range(12):
+            holder.stdin.write("write\n")
+            holder.stdin.flush()
+            if i % 2 == 0:
+                assert holder.stdout.readline().strip() == "done"
+            run = inspect_tool("--json", "verify", db_dir)
+            assert run.code == 0, run.out
+            assert inspect_tool("--json", db_dir).code == 0
+            if i % 2 == 1:
+                assert holder.stdout.readline().strip() == "done"
+        # The tool took no lock: the holder still has it and still writes.
+        with pytest.raises(pomaidb.PomaiDBError, match="locked"):
+            pomaidb.open_db(db_dir, dim=DIM, shards=2, metric="l2")
+        holder.stdin.write("write\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "done"
+    finally:
+        holder.stdin.write("stop\n")
+        holder.stdin.flush()
+        assert holder.wait(timeout=60) == 0
+    assert inspect_tool("verify", db_dir).code == 0
+
+
+@pytest.mark.parametrize("args", [
+    (),
+    ("bogus", "x"),
+    ("dump",),
+    ("verify", "a", "b"),
+    ("--limit", "x", "dump", "f"),
+    ("--frobnicate", "x"),
+    ("--kind", "table", "dump", "f"),
+])
+def test_bad_usage_exits_2_with_usage(inspect_tool, args):
+    run = inspect_tool(*args)
+    assert run.code == 2
+    assert "usage: pomai-inspect" in run.err and run.out == ""
+
+
+def test_help(inspect_tool):
+    run = inspect_tool("--help")
+    assert run.code == 0 and "usage: pomai-inspect" in run.out
+
+
+def test_missing_path_is_a_problem_not_a_crash(inspect_tool, tmp_path):
+    for args in [("verify", tmp_path / "nope"), ("segment", tmp_path / "nope.pseg"), (tmp_path / "nope",),
+                 ("dump", tmp_path / "nope.log"), ("graph", tmp_path / "nope.pseg")]:
+        run = inspect_tool("--json", *args)
+        assert run.code == 1, args
+        assert run.json["ok"] is False and run.json["error"]["message"]
+
+
+def test_console_script_runs_the_bundled_tool(db_dir):
+    """The installed `pomai-inspect` entry point (skipped when testing a build tree)."""
+    script = Path(sys.executable).with_name("pomai-inspect")
+    if not script.is_file():
+        pytest.skip("pomai-inspect console script not installed in this environment")
+    env = {k: v for k, v in os.environ.items() if k != "POMAI_INSPECT"}
+    run = subprocess.run([str(script), "--json", "verify", str(db_dir)], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert '"ok": true' in run.stdout
+    bad = subprocess.run([str(script)], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2
+    flip(db_dir / "MANIFEST", 20)
+    run = subprocess.run([str(script), "verify", str(db_dir)], capture_output=True, text=True, env=env)
+    assert run.returncode == 1
+
+
+def test_main_returns_the_exit_status(db_dir):
+    from pomaidb import _inspect
+    assert _inspect.main(["verify", str(db_dir)]) == 0
+    assert _inspect.main([]) == 2

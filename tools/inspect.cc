@@ -1,0 +1,984 @@
+// The commands of pomai-inspect. Each one reads through the engine's own
+// readers and fills a Json report; rendering is in render_text.cc.
+#include "inspect.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "engine/batch.h"
+#include "engine/manifest.h"
+#include "index/hnsw.h"
+#include "index/hnsw_format.h"
+#include "segment/segment.h"
+#include "segment/segment_format.h"
+#include "util/coding.h"
+#include "util/crc32c.h"
+#include "util/env.h"
+#include "wal/log_reader.h"
+
+namespace pomai::tools {
+namespace {
+
+using engine::Manifest;
+using segment::Segment;
+
+Env* env() { return Env::Default(); }
+
+// ---------------------------------------------------------------------------
+// Small helpers
+
+std::string MetricName(simd::Metric m) {
+  switch (m) {
+    case simd::Metric::kL2: return "l2";
+    case simd::Metric::kIP: return "ip";
+    case simd::Metric::kCosine: return "cosine";
+  }
+  return "unknown";
+}
+
+std::string BaseName(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+std::string DirName(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+bool EndsWith(const std::string& s, const char* suffix) {
+  const size_t n = std::strlen(suffix);
+  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+// A problem as a Json object: the file and byte offset parsed from the
+// engine's "FILE at offset N: what" messages (offset null when the message
+// has none, e.g. an I/O error).
+Json Problem(const Status& s, const std::string& file) {
+  Json p = Json::Object();
+  const std::string& msg = s.message();
+  const std::string marker = " at offset ";
+  const size_t at = msg.find(marker);
+  std::optional<uint64_t> offset;
+  std::string where = file;
+  if (at != std::string::npos) {
+    size_t i = at + marker.size();
+    uint64_t v = 0;
+    bool digits = false;
+    while (i < msg.size() && msg[i] >= '0' && msg[i] <= '9') {
+      v = v * 10 + static_cast<uint64_t>(msg[i] - '0');
+      ++i;
+      digits = true;
+    }
+    if (digits) {
+      offset = v;
+      where = msg.substr(0, at);
+    }
+  }
+  p.Set("file", where);
+  p.Set("offset", offset ? Json(*offset) : Json());
+  p.Set("code", static_cast<int>(s.code()));
+  p.Set("message", msg);
+  return p;
+}
+
+Json Note(const std::string& file, std::optional<uint64_t> offset, const std::string& message) {
+  Json n = Json::Object();
+  n.Set("file", file);
+  n.Set("offset", offset ? Json(*offset) : Json());
+  n.Set("message", message);
+  return n;
+}
+
+// Copies the members of object `from` into object *into.
+void Merge(Json* into, const Json& from) {
+  for (const auto& [k, v] : from.members()) into->Set(k, v);
+}
+
+void Fail(Report* r, Json problem) {
+  r->json.Set("ok", false);
+  r->json.Set("error", std::move(problem));
+  r->exit_code = 1;
+}
+
+// Printable ASCII kept, anything else as \xNN; at most `max` bytes shown.
+std::string EscapedPrefix(std::string_view bytes, size_t max) {
+  std::string out;
+  for (size_t i = 0; i < bytes.size() && i < max; ++i) {
+    const unsigned char c = static_cast<unsigned char>(bytes[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+constexpr size_t kMetadataPrefix = 32;
+
+Json VectorPrefix(const uint8_t* bytes, uint32_t dim, uint32_t prefix) {
+  Json v = Json::Array();
+  for (uint32_t j = 0; j < dim && j < prefix; ++j) {
+    float f;
+    std::memcpy(&f, bytes + size_t{j} * 4, 4);
+    v.Push(static_cast<double>(f));
+  }
+  return v;
+}
+
+void MetadataFields(Json* row, std::string_view meta) {
+  row->Set("metadata_length", static_cast<uint64_t>(meta.size()));
+  row->Set("metadata_prefix", EscapedPrefix(meta, kMetadataPrefix));
+}
+
+std::string SectionName(uint32_t kind) {
+  switch (kind) {
+    case static_cast<uint32_t>(segment::SectionKind::kIds): return "ids";
+    case static_cast<uint32_t>(segment::SectionKind::kVectors): return "vectors";
+    case static_cast<uint32_t>(segment::SectionKind::kMetaOffsets): return "meta offsets";
+    case static_cast<uint32_t>(segment::SectionKind::kMetaBlob): return "meta blob";
+    case static_cast<uint32_t>(segment::SectionKind::kTombstones): return "tombstones";
+    case index::kHnswHeader: return "hnsw header";
+    case index::kHnswLevels: return "hnsw levels";
+    case index::kHnswLayer0: return "hnsw layer-0 links";
+    case index::kHnswUpperIndex: return "hnsw upper index";
+    case index::kHnswUpperLinks: return "hnsw upper links";
+    case index::kHnswSq8Params: return "hnsw sq8 params";
+    case index::kHnswSq8Codes: return "hnsw sq8 codes";
+  }
+  return kind >= index::kFirstIndexKind && kind <= index::kLastIndexKind ? "index (unknown)" : "extra (unknown)";
+}
+
+// ---------------------------------------------------------------------------
+// File kinds
+
+enum class FileKind { kSegment, kWal, kManifest, kUnknown };
+
+const char* KindName(FileKind k) {
+  switch (k) {
+    case FileKind::kSegment: return "segment";
+    case FileKind::kWal: return "wal";
+    case FileKind::kManifest: return "manifest";
+    case FileKind::kUnknown: break;
+  }
+  return "unknown";
+}
+
+// By --kind, then by name (seg-*.pseg, wal-*.log, MANIFEST), then by magic.
+FileKind DetectKind(const std::string& path, const std::string& forced) {
+  if (forced == "segment") return FileKind::kSegment;
+  if (forced == "wal") return FileKind::kWal;
+  if (forced == "manifest") return FileKind::kManifest;
+  const std::string name = BaseName(path);
+  if (name == engine::kManifestName) return FileKind::kManifest;
+  if (EndsWith(name, ".pseg")) return FileKind::kSegment;
+  if (EndsWith(name, ".log")) return FileKind::kWal;
+  auto file = env()->NewReadableFile(path);
+  if (!file.ok()) return FileKind::kUnknown;
+  char magic[8] = {};
+  size_t got = 0;
+  if (!(*file)->Read(0, sizeof(magic), magic, &got).ok() || got != sizeof(magic)) return FileKind::kUnknown;
+  if (std::memcmp(magic, segment::kMagic, 8) == 0) return FileKind::kSegment;
+  if (std::memcmp(magic, "POMAIMAN", 8) == 0) return FileKind::kManifest;
+  return FileKind::kUnknown;
+}
+
+Status UnknownKind(const std::string& path) {
+  return Status::InvalidArgument(path + ": cannot tell whether this is a segment, a WAL or a manifest "
+                                        "(name it *.pseg, *.log or MANIFEST, or pass --kind)");
+}
+
+// The manifest beside `file`, if there is one that decodes.
+std::optional<Manifest> SiblingManifest(const std::string& file) {
+  auto m = engine::ReadManifest(env(), DirName(file));
+  if (!m.ok()) return std::nullopt;
+  return std::move(m).value();
+}
+
+// ---------------------------------------------------------------------------
+// Manifest
+
+Json ManifestJson(const Manifest& m, uint64_t bytes) {
+  Json j = Json::Object();
+  j.Set("format_version", engine::kManifestVersion);
+  j.Set("bytes", bytes);
+  j.Set("dim", m.dim);
+  j.Set("metric", MetricName(m.metric));
+  j.Set("shards", m.shards);
+  j.Set("next_file_number", m.next_file_number);
+  j.Set("log_number", m.log_number);
+  j.Set("last_seq", m.last_seq);
+  Json shards = Json::Array();
+  for (uint32_t s = 0; s < m.shards; ++s) {
+    Json segs = Json::Array();
+    for (const auto& e : m.segments[s]) {
+      Json je = Json::Object();
+      je.Set("file", engine::SegmentFileName(e.file_number));
+      je.Set("number", e.file_number);
+      je.Set("rows", e.rows);
+      segs.Push(std::move(je));
+    }
+    shards.Push(std::move(segs));
+  }
+  j.Set("segments", std::move(shards));
+  return j;
+}
+
+// Reads and decodes a manifest file; *raw gets its bytes.
+Result<Manifest> ReadManifestFile(const std::string& path, std::string* raw) {
+  POMAI_RETURN_IF_ERROR(ReadFileToString(env(), path, raw));
+  return Manifest::Decode(*raw, path);
+}
+
+// ---------------------------------------------------------------------------
+// Segments and graphs
+
+Result<index::HnswGraph> OpenGraph(const Segment& seg) {
+  return index::HnswGraph::Open([&](uint32_t kind) { return seg.Section(kind); }, seg.vectors(), seg.row_count(),
+                                seg.dim(), seg.info().metric, seg.path(), seg.base());
+}
+
+// The graph's summary, or null when the segment has none.
+Json IndexJson(const Segment& seg, Status* status) {
+  if (seg.Section(index::kHnswHeader).empty()) return Json("none");
+  auto g = OpenGraph(seg);
+  if (!g.ok()) {
+    *status = g.status();
+    return Json("hnsw (damaged)");
+  }
+  Json j = Json::Object();
+  j.Set("kind", "hnsw");
+  j.Set("format_version", index::kHnswFormatVersion);
+  j.Set("m", g->m());
+  j.Set("m0", g->m0());
+  j.Set("ef_construction", g->ef_construction());
+  j.Set("max_level", g->max_level());
+  j.Set("representation", g->has_sq8() ? "sq8" : "float32");
+  return j;
+}
+
+Json SegmentSummary(const Segment& seg) {
+  Json j = Json::Object();
+  j.Set("bytes", seg.file_size());
+  j.Set("format_version", segment::kFormatVersion);
+  j.Set("shard", seg.info().shard);
+  j.Set("rows", seg.row_count());
+  j.Set("tombstones", seg.tombstone_count());
+  j.Set("dim", seg.dim());
+  j.Set("metric", MetricName(seg.info().metric));
+  j.Set("min_seq", seg.info().min_seq);
+  j.Set("max_seq", seg.info().max_seq);
+  return j;
+}
+
+// Segment::Verify, then the graph's Open and Verify.
+Status VerifySegment(const Segment& seg) {
+  POMAI_RETURN_IF_ERROR(seg.Verify());
+  if (seg.Section(index::kHnswHeader).empty()) return Status::OK();
+  auto g = OpenGraph(seg);
+  if (!g.ok()) return g.status();
+  return g->Verify();
+}
+
+// ---------------------------------------------------------------------------
+// WAL files
+
+struct WalScan {
+  uint64_t bytes = 0;
+  uint64_t records = 0;
+  uint64_t puts = 0;
+  uint64_t deletes = 0;
+  uint64_t first_seq = 0;
+  uint64_t last_seq = 0;
+  bool torn_tail = false;
+  uint64_t good_end = 0;
+  bool decoded = false;  // payloads decoded (dim known)
+  Status status;         // first problem, or OK
+};
+
+// Reads a whole WAL file with wal::Reader; with dim > 0 also decodes every
+// batch record. `visit(rec, ops)` (optional) sees each record; ops is null
+// when payloads are not decoded. Returns false from visit to stop early.
+template <class Visit>
+WalScan ScanWal(const std::string& path, uint32_t dim, const Visit& visit) {
+  WalScan scan;
+  auto file = env()->MapFile(path);
+  if (!file.ok()) {
+    scan.status = file.status();
+    return scan;
+  }
+  scan.bytes = (*file)->size();
+  scan.decoded = dim > 0;
+  wal::Reader reader((*file)->data(), (*file)->size(), path);
+  wal::Record rec;
+  std::vector<engine::DecodedOp> ops;
+  uint64_t prev_seq = 0;
+  while (reader.Next(&rec)) {
+    if (scan.records > 0 && rec.seq <= prev_seq) {
+      scan.status = Status::Corruption(path, rec.offset + 8, "sequence number " + std::to_string(rec.seq) +
+                                                                 " does not follow " + std::to_string(prev_seq));
+      break;
+    }
+    if (scan.records == 0) scan.first_seq = rec.seq;
+    prev_seq = rec.seq;
+    scan.last_seq = rec.seq;
+    ++scan.records;
+    if (rec.type != engine::kBatchRecord) {
+      scan.status = Status::Corruption(path, rec.offset, "unknown WAL record type " + std::to_string(rec.type));
+      break;
+    }
+    const std::vector<engine::DecodedOp>* decoded = nullptr;
+    if (dim > 0) {
+      Status s = engine::DecodeBatch(reinterpret_cast<const uint8_t*>(rec.payload.data()), rec.payload.size(), dim,
+                                     &ops, path + " at offset " + std::to_string(rec.offset));
+      if (!s.ok()) {
+        scan.status = s;
+        break;
+      }
+      for (const auto& op : ops) (op.kind == engine::WriteOp::Kind::kPut ? scan.puts : scan.deletes)++;
+      decoded = &ops;
+    }
+    if (!visit(rec, decoded)) break;
+  }
+  if (scan.status.ok()) scan.status = reader.status();
+  scan.torn_tail = reader.dropped_torn_tail();
+  scan.good_end = reader.good_end();
+  return scan;
+}
+
+WalScan ScanWal(const std::string& path, uint32_t dim) {
+  return ScanWal(path, dim, [](const wal::Record&, const std::vector<engine::DecodedOp>*) { return true; });
+}
+
+Json WalJson(const WalScan& scan) {
+  Json j = Json::Object();
+  j.Set("bytes", scan.bytes);
+  j.Set("records", scan.records);
+  j.Set("puts", scan.decoded ? Json(scan.puts) : Json());
+  j.Set("deletes", scan.decoded ? Json(scan.deletes) : Json());
+  j.Set("first_seq", scan.records ? Json(scan.first_seq) : Json());
+  j.Set("last_seq", scan.records ? Json(scan.last_seq) : Json());
+  j.Set("torn_tail", scan.torn_tail);
+  j.Set("good_end", scan.good_end);
+  return j;
+}
+
+std::string TornTailNote(const WalScan& scan) {
+  return "torn tail: " + std::to_string(scan.bytes - scan.good_end) + " bytes after the last good record are " +
+         "dropped on recovery (an unacknowledged write cut by a crash, or a write in progress)";
+}
+
+// ---------------------------------------------------------------------------
+// The directory
+
+struct DirFile {
+  std::string name;
+  uint64_t number = 0;
+  char kind = 0;  // 's', 'w', or 0 for anything else
+};
+
+Result<std::vector<DirFile>> ListFiles(const std::string& dir) {
+  POMAI_ASSIGN_OR_RETURN(std::vector<std::string> names, env()->ListDir(dir));
+  std::vector<DirFile> files;
+  for (const auto& name : names) {
+    DirFile f;
+    f.name = name;
+    if (!engine::ParseFileName(name, &f.number, &f.kind)) f.kind = 0;
+    files.push_back(f);
+  }
+  std::sort(files.begin(), files.end(), [](const DirFile& a, const DirFile& b) {
+    if (a.kind != b.kind) return a.kind < b.kind;
+    if (a.kind != 0 && a.number != b.number) return a.number < b.number;
+    return a.name < b.name;
+  });
+  return files;
+}
+
+uint64_t SizeOrZero(const std::string& path) {
+  auto s = env()->FileSize(path);
+  return s.ok() ? *s : 0;
+}
+
+// Where a segment sits in the manifest: shard and rows, or nothing.
+struct Named {
+  uint32_t shard;
+  uint64_t rows;
+};
+
+std::map<uint64_t, Named> NamedSegments(const Manifest& m) {
+  std::map<uint64_t, Named> named;
+  for (uint32_t s = 0; s < m.shards; ++s) {
+    for (const auto& e : m.segments[s]) named[e.file_number] = Named{s, e.rows};
+  }
+  return named;
+}
+
+// Why a file the manifest does not need is there.
+std::string OrphanReason(const DirFile& f, const std::optional<Manifest>& m) {
+  if (f.kind == 's') return "segment not named by the manifest (removed on the next open)";
+  if (f.kind == 'w') return "WAL below the manifest's log_number (already in segments; removed on the next open)";
+  if (EndsWith(f.name, ".tmp")) return "temporary file of an interrupted write (removed on the next open)";
+  return "not a file of the database";
+}
+
+bool IsKnownFile(const std::string& name) { return name == "LOCK" || name == engine::kManifestName; }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// pomai-inspect DIR
+
+Report InspectDir(const std::string& dir, const InspectOptions& opt) {
+  Report r;
+  r.json.Set("command", "summary");
+  r.json.Set("path", dir);
+  r.json.Set("ok", true);
+  auto files = ListFiles(dir);
+  if (!files.ok()) {
+    Fail(&r, Problem(files.status(), dir));
+    return r;
+  }
+  const std::string manifest_path = JoinPath(dir, engine::kManifestName);
+  std::optional<Manifest> manifest;
+  std::string raw;
+  auto m = ReadManifestFile(manifest_path, &raw);
+  if (m.ok()) {
+    manifest = std::move(m).value();
+    r.json.Set("manifest", ManifestJson(*manifest, raw.size()));
+  } else {
+    r.json.Set("manifest", Json());
+    Fail(&r, Problem(m.status(), manifest_path));
+  }
+  const std::map<uint64_t, Named> named = manifest ? NamedSegments(*manifest) : std::map<uint64_t, Named>{};
+
+  Json segments = Json::Array(), wals = Json::Array(), orphans = Json::Array(), missing = Json::Array();
+  uint64_t total_rows = 0, total_tombstones = 0, total_bytes = 0, wal_records = 0;
+  std::vector<uint64_t> present;
+  for (const DirFile& f : *files) {
+    const std::string path = JoinPath(dir, f.name);
+    const uint64_t bytes = SizeOrZero(path);
+    total_bytes += bytes;
+    const bool live = manifest && ((f.kind == 's' && named.count(f.number)) ||
+                                   (f.kind == 'w' && f.number >= manifest->log_number));
+    if (!live && !IsKnownFile(f.name)) {
+      Json o = Json::Object();
+      o.Set("file", f.name);
+      o.Set("bytes", bytes);
+      o.Set("reason", manifest ? OrphanReason(f, manifest) : "no readable manifest");
+      orphans.Push(std::move(o));
+    }
+    if (f.kind == 's') {
+      present.push_back(f.number);
+      Json j = Json::Object();
+      j.Set("file", f.name);
+      j.Set("number", f.number);
+      j.Set("live", live);
+      auto seg = Segment::Open(env(), path);
+      if (!seg.ok()) {
+        j.Set("bytes", bytes);
+        j.Set("error", Problem(seg.status(), path));
+      } else {
+        Merge(&j, SegmentSummary(**seg));
+        Status gs;
+        j.Set("index", IndexJson(**seg, &gs));
+        j.Set("error", gs.ok() ? Json() : Problem(gs, path));
+        if (live) {
+          total_rows += (*seg)->row_count();
+          total_tombstones += (*seg)->tombstone_count();
+        }
+      }
+      segments.Push(std::move(j));
+    } else if (f.kind == 'w') {
+      WalScan scan = ScanWal(path, manifest ? manifest->dim : opt.dim);
+      Json j = Json::Object();
+      j.Set("file", f.name);
+      j.Set("number", f.number);
+      j.Set("live", live);
+      Merge(&j, WalJson(scan));
+      j.Set("error", scan.status.ok() ? Json() : Problem(scan.status, path));
+      if (live) wal_records += scan.records;
+      wals.Push(std::move(j));
+    }
+  }
+  for (const auto& [number, where] : named) {
+    if (std::find(present.begin(), present.end(), number) == present.end()) {
+      Json j = Json::Object();
+      j.Set("file", engine::SegmentFileName(number));
+      j.Set("shard", where.shard);
+      missing.Push(std::move(j));
+    }
+  }
+  r.json.Set("segments", std::move(segments));
+  r.json.Set("wal", std::move(wals));
+  r.json.Set("orphans", std::move(orphans));
+  r.json.Set("missing", missing);
+  Json totals = Json::Object();
+  totals.Set("live_segments", static_cast<uint64_t>(named.size()));
+  totals.Set("segment_rows", total_rows);
+  totals.Set("segment_tombstones", total_tombstones);
+  totals.Set("wal_records", wal_records);
+  totals.Set("bytes", total_bytes);
+  r.json.Set("totals", std::move(totals));
+  if (!missing.items().empty() && r.exit_code == 0) {
+    Fail(&r, Problem(Status::Corruption(manifest_path + " names " + missing.items()[0]["file"].AsString() +
+                                        ", which is missing"),
+                     manifest_path));
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// pomai-inspect segment FILE
+
+Report InspectSegment(const std::string& file, const InspectOptions& opt) {
+  Report r;
+  r.json.Set("command", "segment");
+  r.json.Set("file", file);
+  r.json.Set("ok", true);
+  auto opened = Segment::Open(env(), file);
+  if (!opened.ok()) {
+    Fail(&r, Problem(opened.status(), file));
+    return r;
+  }
+  const Segment& seg = **opened;
+  const uint8_t* base = reinterpret_cast<const uint8_t*>(seg.base());
+  Json header = SegmentSummary(seg);
+  header.Set("magic", std::string(segment::kMagic, 8));
+  header.Set("header_size", static_cast<uint64_t>(segment::kHeaderSize));
+  header.Set("header_crc", DecodeFixed32(base + 124));
+  r.json.Set("header", std::move(header));
+
+  Json sections = Json::Array();
+  for (const Segment::SectionRef& s : seg.sections()) {
+    Json j = Json::Object();
+    j.Set("kind", s.kind);
+    j.Set("name", SectionName(s.kind));
+    j.Set("offset", s.offset);
+    j.Set("length", s.length);
+    j.Set("crc", s.crc);
+    j.Set("crc_ok", crc32c::Value(base + s.offset, static_cast<size_t>(s.length)) == s.crc);
+    sections.Push(std::move(j));
+  }
+  r.json.Set("sections", std::move(sections));
+
+  const uint8_t* footer = base + seg.file_size() - segment::kFooterSize;
+  Json f = Json::Object();
+  f.Set("section_table_offset", DecodeFixed64(footer));
+  f.Set("section_count", DecodeFixed32(footer + 8));
+  f.Set("table_crc", DecodeFixed32(footer + 12));
+  f.Set("file_size", DecodeFixed64(footer + 16));
+  f.Set("magic", std::string(segment::kFooterMagic, 8));
+  r.json.Set("footer", std::move(f));
+
+  Status gs;
+  r.json.Set("index", IndexJson(seg, &gs));
+  if (!gs.ok()) Fail(&r, Problem(gs, file));
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// pomai-inspect verify DIR|FILE
+
+namespace {
+
+struct VerifyState {
+  Json checked = Json::Array();
+  Json notes = Json::Array();
+  Json problems = Json::Array();
+
+  void Check(const std::string& file, FileKind kind, const Status& s, const std::string& detail = "") {
+    Json c = Json::Object();
+    c.Set("file", file);
+    c.Set("kind", KindName(kind));
+    c.Set("ok", s.ok());
+    c.Set("detail", detail);
+    checked.Push(std::move(c));
+    if (!s.ok()) problems.Push(Problem(s, file));
+  }
+};
+
+Status VerifyWalFile(const std::string& path, uint32_t dim, VerifyState* st, std::string* detail) {
+  WalScan scan = ScanWal(path, dim);
+  *detail = std::to_string(scan.records) + " records" + (dim > 0 ? "" : " (payloads not decoded: dim unknown)");
+  if (scan.status.ok() && scan.torn_tail) st->notes.Push(Note(path, scan.good_end, TornTailNote(scan)));
+  if (scan.status.ok() && dim == 0) {
+    st->notes.Push(Note(path, std::nullopt, "batch payloads not decoded: no MANIFEST beside the file; pass --dim"));
+  }
+  return scan.status;
+}
+
+Status VerifySegmentFile(const std::string& path, std::shared_ptr<Segment>* out, std::string* detail) {
+  auto seg = Segment::Open(env(), path);
+  if (!seg.ok()) return seg.status();
+  *detail = std::to_string((*seg)->row_count()) + " rows, " + std::to_string((*seg)->tombstone_count()) +
+            " tombstones" + ((*seg)->Section(index::kHnswHeader).empty() ? "" : ", hnsw graph");
+  if (out) *out = *seg;
+  return VerifySegment(**seg);
+}
+
+void VerifyFile(const std::string& path, FileKind kind, const InspectOptions& opt, VerifyState* st) {
+  std::string detail;
+  switch (kind) {
+    case FileKind::kSegment: {
+      Status s = VerifySegmentFile(path, nullptr, &detail);
+      st->Check(path, kind, s, detail);
+      return;
+    }
+    case FileKind::kWal: {
+      uint32_t dim = opt.dim;
+      if (dim == 0) {
+        if (auto m = SiblingManifest(path)) dim = m->dim;
+      }
+      Status s = VerifyWalFile(path, dim, st, &detail);
+      st->Check(path, kind, s, detail);
+      return;
+    }
+    case FileKind::kManifest: {
+      std::string raw;
+      auto m = ReadManifestFile(path, &raw);
+      st->Check(path, kind, m.status(), m.ok() ? std::to_string(m->shards) + " shards" : "");
+      return;
+    }
+    case FileKind::kUnknown:
+      st->Check(path, kind, UnknownKind(path));
+      return;
+  }
+}
+
+// One pass over the directory. *manifest_raw gets the manifest's bytes as read.
+void VerifyDirOnce(const std::string& dir, VerifyState* st, std::string* manifest_raw) {
+  const std::string manifest_path = JoinPath(dir, engine::kManifestName);
+  auto files = ListFiles(dir);
+  if (!files.ok()) {
+    st->Check(dir, FileKind::kUnknown, files.status());
+    return;
+  }
+  auto decoded = ReadManifestFile(manifest_path, manifest_raw);
+  st->Check(manifest_path, FileKind::kManifest, decoded.status(),
+            decoded.ok() ? std::to_string(decoded->shards) + " shards" : "");
+  if (!decoded.ok()) return;  // without it nothing else can be cross-checked
+  const Manifest& m = *decoded;
+
+  for (uint32_t shard = 0; shard < m.shards; ++shard) {
+    for (const auto& e : m.segments[shard]) {
+      const std::string path = JoinPath(dir, engine::SegmentFileName(e.file_number));
+      std::shared_ptr<Segment> seg;
+      std::string detail;
+      Status s;
+      if (!env()->FileExists(path)) {
+        s = Status::Corruption(manifest_path + " names " + path + ", which is missing");
+      } else {
+        s = VerifySegmentFile(path, &seg, &detail);
+      }
+      if (s.ok() && (seg->dim() != m.dim || seg->info().metric != m.metric)) {
+        s = Status::Corruption(path, 16, "segment dim " + std::to_string(seg->dim()) + "/metric " +
+                                             MetricName(seg->info().metric) + " differ from the manifest's " +
+                                             std::to_string(m.dim) + "/" + MetricName(m.metric));
+      }
+      if (s.ok() && seg->info().shard != shard) {
+        s = Status::Corruption(path, 24, "segment of shard " + std::to_string(seg->info().shard) +
+                                             " is listed under shard " + std::to_string(shard) + " in the manifest");
+      }
+      if (s.ok() && seg->row_count() != e.rows) {
+        s = Status::Corruption(path, 32, "segment has " + std::to_string(seg->row_count()) +
+                                             " rows, the manifest says " + std::to_string(e.rows));
+      }
+      st->Check(path, FileKind::kSegment, s, detail);
+    }
+  }
+
+  // Live WALs in number order: sequence numbers increase across them too.
+  uint64_t prev_last_seq = 0;
+  std::string prev_wal;
+  for (const DirFile& f : *files) {
+    const std::string path = JoinPath(dir, f.name);
+    if (f.kind == 'w' && f.number >= m.log_number) {
+      std::string detail;
+      WalScan scan = ScanWal(path, m.dim);
+      detail = std::to_string(scan.records) + " records";
+      Status s = scan.status;
+      if (s.ok() && scan.records > 0 && !prev_wal.empty() && scan.first_seq <= prev_last_seq) {
+        s = Status::Corruption(path, 8, "first sequence number " + std::to_string(scan.first_seq) +
+                                            " does not follow " + std::to_string(prev_last_seq) + " at the end of " +
+                                            prev_wal);
+      }
+      if (s.ok() && scan.torn_tail) st->notes.Push(Note(path, scan.good_end, TornTailNote(scan)));
+      if (scan.records > 0) {
+        prev_last_seq = scan.last_seq;
+        prev_wal = path;
+      }
+      st->Check(path, FileKind::kWal, s, detail);
+    } else if (!IsKnownFile(f.name) && !(f.kind == 's' && NamedSegments(m).count(f.number))) {
+      st->notes.Push(Note(path, std::nullopt, "not checked: " + OrphanReason(f, m)));
+    }
+  }
+}
+
+}  // namespace
+
+Report Verify(const std::string& path, const InspectOptions& opt) {
+  Report r;
+  r.json.Set("command", "verify");
+  r.json.Set("path", path);
+  VerifyState st;
+  auto is_dir = env()->ListDir(path);
+  if (!is_dir.ok() && !env()->FileExists(path)) {
+    st.Check(path, FileKind::kUnknown, Status::IOError(path + ": no such file or directory"));
+  } else if (is_dir.ok() && opt.kind.empty()) {
+    // A database open elsewhere may replace its manifest and delete files
+    // while we read: when a pass fails and the manifest changed meanwhile,
+    // the failure may be that race, so verify again (a few times at most).
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      st = VerifyState();
+      std::string raw_before;
+      VerifyDirOnce(path, &st, &raw_before);
+      if (st.problems.items().empty()) break;
+      std::string raw_after;
+      if (!ReadFileToString(env(), JoinPath(path, engine::kManifestName), &raw_after).ok() ||
+          raw_after == raw_before) {
+        break;
+      }
+    }
+  } else {
+    VerifyFile(path, DetectKind(path, opt.kind), opt, &st);
+  }
+  const bool ok = st.problems.items().empty();
+  r.json.Set("ok", ok);
+  r.json.Set("error", ok ? Json() : st.problems.items()[0]);
+  r.json.Set("checked", std::move(st.checked));
+  r.json.Set("notes", std::move(st.notes));
+  r.json.Set("problems", std::move(st.problems));
+  r.exit_code = ok ? 0 : 1;
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// pomai-inspect dump FILE
+
+Report Dump(const std::string& file, const InspectOptions& opt) {
+  Report r;
+  r.json.Set("command", "dump");
+  r.json.Set("file", file);
+  r.json.Set("ok", true);
+  const FileKind kind = DetectKind(file, opt.kind);
+  r.json.Set("kind", KindName(kind));
+  r.json.Set("limit", opt.limit);
+  const uint64_t limit = opt.limit == 0 ? UINT64_MAX : opt.limit;
+
+  if (kind == FileKind::kSegment) {
+    auto opened = Segment::Open(env(), file);
+    if (!opened.ok()) {
+      Fail(&r, Problem(opened.status(), file));
+      return r;
+    }
+    const Segment& seg = **opened;
+    r.json.Set("dim", seg.dim());
+    r.json.Set("total_rows", seg.row_count());
+    r.json.Set("total_tombstones", seg.tombstone_count());
+    Json rows = Json::Array();
+    for (uint64_t row = 0; row < seg.row_count() && row < limit; ++row) {
+      Json j = Json::Object();
+      j.Set("row", row);
+      j.Set("id", seg.ids()[row]);
+      auto meta = seg.Metadata(row);
+      if (meta.ok()) {
+        MetadataFields(&j, *meta);
+      } else {
+        j.Set("metadata_length", Json());
+        j.Set("metadata_error", Problem(meta.status(), file));
+        if (r.exit_code == 0) Fail(&r, Problem(meta.status(), file));
+      }
+      j.Set("vector_prefix", VectorPrefix(reinterpret_cast<const uint8_t*>(seg.vector(row)), seg.dim(), opt.prefix));
+      rows.Push(std::move(j));
+    }
+    Json tombstones = Json::Array();
+    for (uint64_t i = 0; i < seg.tombstone_count() && i < limit; ++i) tombstones.Push(seg.tombstones()[i]);
+    r.json.Set("rows", std::move(rows));
+    r.json.Set("tombstones", std::move(tombstones));
+    return r;
+  }
+
+  if (kind == FileKind::kWal) {
+    uint32_t dim = opt.dim;
+    if (dim == 0) {
+      if (auto m = SiblingManifest(file)) dim = m->dim;
+    }
+    r.json.Set("dim", dim ? Json(dim) : Json());
+    Json records = Json::Array();
+    uint64_t shown = 0;
+    WalScan scan = ScanWal(file, dim, [&](const wal::Record& rec, const std::vector<engine::DecodedOp>* ops) {
+      if (shown >= limit) return false;
+      Json j = Json::Object();
+      j.Set("offset", rec.offset);
+      j.Set("seq", rec.seq);
+      j.Set("type", static_cast<uint32_t>(rec.type));
+      j.Set("length", static_cast<uint64_t>(rec.payload.size()));
+      if (ops == nullptr) {
+        j.Set("ops", Json());
+        ++shown;
+      } else {
+        j.Set("op_count", static_cast<uint64_t>(ops->size()));
+        Json jops = Json::Array();
+        for (const auto& op : *ops) {
+          if (shown >= limit) break;
+          ++shown;
+          Json o = Json::Object();
+          const bool put = op.kind == engine::WriteOp::Kind::kPut;
+          o.Set("kind", put ? "put" : "delete");
+          o.Set("id", op.id);
+          if (put) {
+            MetadataFields(&o, op.metadata);
+            o.Set("vector_prefix", VectorPrefix(op.vector, dim, opt.prefix));
+          }
+          jops.Push(std::move(o));
+        }
+        j.Set("ops", std::move(jops));
+      }
+      records.Push(std::move(j));
+      return true;
+    });
+    r.json.Set("records", std::move(records));
+    r.json.Set("truncated", shown >= limit);
+    r.json.Set("torn_tail", scan.torn_tail);
+    if (dim == 0) r.json.Set("note", "payloads not decoded: no MANIFEST beside the file; pass --dim");
+    if (!scan.status.ok()) Fail(&r, Problem(scan.status, file));
+    return r;
+  }
+
+  if (kind == FileKind::kManifest) {
+    std::string raw;
+    auto m = ReadManifestFile(file, &raw);
+    if (!m.ok()) {
+      Fail(&r, Problem(m.status(), file));
+      return r;
+    }
+    r.json.Set("manifest", ManifestJson(*m, raw.size()));
+    return r;
+  }
+  Fail(&r, Problem(UnknownKind(file), file));
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// pomai-inspect graph FILE
+
+Report Graph(const std::string& file, const InspectOptions& opt) {
+  Report r;
+  r.json.Set("command", "graph");
+  r.json.Set("file", file);
+  r.json.Set("ok", true);
+  auto opened = Segment::Open(env(), file);
+  if (!opened.ok()) {
+    Fail(&r, Problem(opened.status(), file));
+    return r;
+  }
+  const Segment& seg = **opened;
+  auto g = OpenGraph(seg);
+  if (!g.ok()) {
+    Fail(&r, Problem(g.status(), file));
+    return r;
+  }
+  auto stats = g->Stats();
+  if (!stats.ok()) {
+    Fail(&r, Problem(stats.status(), file));
+    return r;
+  }
+  const index::HnswStats& st = *stats;
+  r.json.Set("format_version", index::kHnswFormatVersion);
+  r.json.Set("rows", st.rows);
+  r.json.Set("dim", st.dim);
+  r.json.Set("metric", MetricName(seg.info().metric));
+  r.json.Set("m", st.m);
+  r.json.Set("m0", st.m0);
+  r.json.Set("ef_construction", st.ef_construction);
+  r.json.Set("seed", st.seed);
+  r.json.Set("max_level", st.max_level);
+  r.json.Set("entry_point", st.entry_point == index::kNoRow ? Json() : Json(st.entry_point));
+  r.json.Set("representation", st.sq8 ? "sq8" : "float32");
+  r.json.Set("bytes", st.bytes);
+
+  // Per layer: rows on it, and their degrees (links read through Links, which bounds-checks them).
+  Json levels = Json::Array();
+  const uint32_t rows = static_cast<uint32_t>(st.rows);
+  for (uint32_t level = 0; level <= st.max_level && st.rows > 0; ++level) {
+    uint64_t nodes = 0, edges = 0, empty = 0, full = 0;
+    uint32_t dmin = UINT32_MAX, dmax = 0;
+    const uint32_t bound = level == 0 ? st.m0 : st.m;
+    for (uint32_t row = 0; row < rows; ++row) {
+      if (g->level(row) < level) continue;
+      const uint32_t* ids = nullptr;
+      uint32_t count = 0;
+      Status s = g->Links(row, level, &ids, &count);
+      if (!s.ok()) {
+        Fail(&r, Problem(s, file));
+        return r;
+      }
+      ++nodes;
+      edges += count;
+      dmin = std::min(dmin, count);
+      dmax = std::max(dmax, count);
+      empty += count == 0;
+      full += count == bound;
+    }
+    Json j = Json::Object();
+    j.Set("level", level);
+    j.Set("top_level_nodes", level < st.nodes_per_level.size() ? st.nodes_per_level[level] : 0);
+    j.Set("nodes", nodes);
+    j.Set("edges", edges);
+    j.Set("degree_bound", bound);
+    j.Set("degree_min", nodes ? Json(dmin) : Json());
+    j.Set("degree_max", nodes ? Json(dmax) : Json());
+    j.Set("degree_avg", nodes ? Json(static_cast<double>(edges) / static_cast<double>(nodes)) : Json());
+    j.Set("nodes_without_links", empty);
+    j.Set("nodes_at_bound", full);
+    levels.Push(std::move(j));
+  }
+  r.json.Set("levels", std::move(levels));
+
+  // Breadth-first walk of layer 0 from the entry point.
+  uint64_t reached = 0;
+  if (st.rows > 0) {
+    std::vector<uint8_t> seen(st.rows, 0);
+    std::vector<uint32_t> queue{st.entry_point};
+    seen[st.entry_point] = 1;
+    for (size_t head = 0; head < queue.size(); ++head) {
+      const uint32_t* ids = nullptr;
+      uint32_t count = 0;
+      Status s = g->Links(queue[head], 0, &ids, &count);
+      if (!s.ok()) {
+        Fail(&r, Problem(s, file));
+        return r;
+      }
+      for (uint32_t j = 0; j < count; ++j) {
+        if (ids[j] < st.rows && !seen[ids[j]]) {  // ids are checked by Verify, not by Links
+          seen[ids[j]] = 1;
+          queue.push_back(ids[j]);
+        }
+      }
+    }
+    reached = queue.size();
+  }
+  Json reach = Json::Object();
+  reach.Set("reachable", reached);
+  reach.Set("unreachable", st.rows - reached);
+  reach.Set("fraction", st.rows ? Json(static_cast<double>(reached) / static_cast<double>(st.rows)) : Json());
+  r.json.Set("layer0_reachability", std::move(reach));
+
+  Status v = g->Verify();
+  r.json.Set("verified", v.ok());
+  if (!v.ok()) Fail(&r, Problem(v, file));
+  return r;
+}
+
+}  // namespace pomai::tools

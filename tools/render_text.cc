@@ -1,0 +1,241 @@
+// Text output of pomai-inspect: rendered from the same Json report that
+// --json prints, so the two never disagree.
+#include <cinttypes>
+#include <cstdarg>
+#include <cstdio>
+#include <string>
+
+#include "inspect.h"
+
+namespace pomai::tools {
+namespace {
+
+std::string Fmt(const char* format, ...) __attribute__((format(printf, 1, 2)));
+std::string Fmt(const char* format, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, format);
+  std::vsnprintf(buf, sizeof(buf), format, ap);
+  va_end(ap);
+  return buf;
+}
+
+std::string T(const Json& j) { return j.Text(); }
+
+std::string Hex32(const Json& j) { return Fmt("0x%08" PRIx64, j.AsUint()); }
+
+std::string ProblemText(const Json& p) {
+  if (p.is_null()) return "";
+  std::string s = p["message"].AsString();
+  // The message names the file and offset when the engine knows them; say so explicitly otherwise.
+  if (s.find(p["file"].AsString()) == std::string::npos) s = p["file"].AsString() + ": " + s;
+  return s;
+}
+
+std::string VectorText(const Json& v, const Json& dim) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.items().size(); ++i) {
+    if (i > 0) s += ", ";
+    s += Fmt("%.6g", v.items()[i].AsDouble());
+  }
+  if (!dim.is_null() && v.items().size() < dim.AsUint()) s += ", ...";
+  return s + "]";
+}
+
+void Summary(const Json& r, std::string* out) {
+  *out += "database " + T(r["path"]) + "\n";
+  const Json& m = r["manifest"];
+  if (!m.is_null()) {
+    *out += Fmt("  manifest: version %s, dim %s, metric %s, shards %s, next_file_number %s, log_number %s, "
+                "last_seq %s (%s bytes)\n",
+                T(m["format_version"]).c_str(), T(m["dim"]).c_str(), T(m["metric"]).c_str(), T(m["shards"]).c_str(),
+                T(m["next_file_number"]).c_str(), T(m["log_number"]).c_str(), T(m["last_seq"]).c_str(),
+                T(m["bytes"]).c_str());
+  }
+  const Json& segs = r["segments"];
+  *out += Fmt("  segments (%zu):\n", segs.items().size());
+  if (!segs.items().empty()) {
+    *out += Fmt("    %-18s %5s %5s %12s %10s %10s %4s %-14s %s\n", "file", "live", "shard", "bytes", "rows",
+                "tombstones", "ver", "seq", "index");
+  }
+  for (const Json& s : segs.items()) {
+    std::string index = "-";
+    const Json& ix = s["index"];
+    if (ix.type() == Json::Type::kString) {
+      index = ix.AsString();
+    } else if (!ix.is_null()) {
+      index = Fmt("hnsw v%s m=%s ef_construction=%s levels=%s %s", T(ix["format_version"]).c_str(),
+                  T(ix["m"]).c_str(), T(ix["ef_construction"]).c_str(),
+                  std::to_string(ix["max_level"].AsUint() + 1).c_str(), T(ix["representation"]).c_str());
+    }
+    *out += Fmt("    %-18s %5s %5s %12s %10s %10s %4s %-14s %s\n", T(s["file"]).c_str(),
+                s["live"].AsBool() ? "yes" : "NO", T(s["shard"]).c_str(), T(s["bytes"]).c_str(), T(s["rows"]).c_str(),
+                T(s["tombstones"]).c_str(), T(s["format_version"]).c_str(),
+                (T(s["min_seq"]) + ".." + T(s["max_seq"])).c_str(), index.c_str());
+    if (!s["error"].is_null()) *out += "      ERROR: " + ProblemText(s["error"]) + "\n";
+  }
+  const Json& wals = r["wal"];
+  *out += Fmt("  WAL files (%zu):\n", wals.items().size());
+  if (!wals.items().empty()) {
+    *out += Fmt("    %-18s %5s %12s %8s %8s %8s %-14s %s\n", "file", "live", "bytes", "records", "puts", "deletes",
+                "seq", "tail");
+  }
+  for (const Json& w : wals.items()) {
+    *out += Fmt("    %-18s %5s %12s %8s %8s %8s %-14s %s\n", T(w["file"]).c_str(), w["live"].AsBool() ? "yes" : "no",
+                T(w["bytes"]).c_str(), T(w["records"]).c_str(), T(w["puts"]).c_str(), T(w["deletes"]).c_str(),
+                (T(w["first_seq"]) + ".." + T(w["last_seq"])).c_str(), w["torn_tail"].AsBool() ? "torn" : "clean");
+    if (!w["error"].is_null()) *out += "      ERROR: " + ProblemText(w["error"]) + "\n";
+  }
+  const Json& orphans = r["orphans"];
+  if (!orphans.items().empty()) {
+    *out += Fmt("  orphans (%zu): files the manifest does not need\n", orphans.items().size());
+    for (const Json& o : orphans.items()) {
+      *out += Fmt("    %-18s %12s  %s\n", T(o["file"]).c_str(), T(o["bytes"]).c_str(), T(o["reason"]).c_str());
+    }
+  }
+  for (const Json& miss : r["missing"].items()) {
+    *out += "  MISSING: " + T(miss["file"]) + " (shard " + T(miss["shard"]) + ") is named by the manifest\n";
+  }
+  const Json& t = r["totals"];
+  *out += Fmt("  total: %s live segments, %s rows, %s tombstones, %s live WAL records, %s bytes\n",
+              T(t["live_segments"]).c_str(), T(t["segment_rows"]).c_str(), T(t["segment_tombstones"]).c_str(),
+              T(t["wal_records"]).c_str(), T(t["bytes"]).c_str());
+}
+
+void Segment(const Json& r, std::string* out) {
+  *out += "segment " + T(r["file"]) + "\n";
+  const Json& h = r["header"];
+  if (h.is_null()) return;
+  *out += Fmt("  header: magic %s, format_version %s, header_size %s, header_crc %s\n", T(h["magic"]).c_str(),
+              T(h["format_version"]).c_str(), T(h["header_size"]).c_str(), Hex32(h["header_crc"]).c_str());
+  *out += Fmt("          dim %s, metric %s, shard %s, rows %s, tombstones %s, seq %s..%s, %s bytes\n",
+              T(h["dim"]).c_str(), T(h["metric"]).c_str(), T(h["shard"]).c_str(), T(h["rows"]).c_str(),
+              T(h["tombstones"]).c_str(), T(h["min_seq"]).c_str(), T(h["max_seq"]).c_str(), T(h["bytes"]).c_str());
+  const Json& secs = r["sections"];
+  *out += Fmt("  sections (%zu):\n", secs.items().size());
+  *out += Fmt("    %4s  %-20s %12s %12s  %-10s %s\n", "kind", "name", "offset", "length", "crc", "check");
+  for (const Json& s : secs.items()) {
+    *out += Fmt("    %4s  %-20s %12s %12s  %-10s %s\n", T(s["kind"]).c_str(), T(s["name"]).c_str(),
+                T(s["offset"]).c_str(), T(s["length"]).c_str(), Hex32(s["crc"]).c_str(),
+                s["crc_ok"].AsBool() ? "ok" : "MISMATCH");
+  }
+  const Json& f = r["footer"];
+  *out += Fmt("  footer: section_table_offset %s, section_count %s, table_crc %s, file_size %s\n",
+              T(f["section_table_offset"]).c_str(), T(f["section_count"]).c_str(), Hex32(f["table_crc"]).c_str(),
+              T(f["file_size"]).c_str());
+  const Json& ix = r["index"];
+  if (ix.type() == Json::Type::kString) {
+    *out += "  index: " + ix.AsString() + "\n";
+  } else if (!ix.is_null()) {
+    *out += Fmt("  index: hnsw format_version %s, m %s, m0 %s, ef_construction %s, max_level %s, representation %s\n",
+                T(ix["format_version"]).c_str(), T(ix["m"]).c_str(), T(ix["m0"]).c_str(),
+                T(ix["ef_construction"]).c_str(), T(ix["max_level"]).c_str(), T(ix["representation"]).c_str());
+  }
+}
+
+void Verify(const Json& r, std::string* out) {
+  *out += "verify " + T(r["path"]) + "\n";
+  for (const Json& c : r["checked"].items()) {
+    *out += Fmt("  %-4s %-8s %s", c["ok"].AsBool() ? "ok" : "FAIL", T(c["kind"]).c_str(), T(c["file"]).c_str());
+    if (!c["detail"].AsString().empty()) *out += " (" + c["detail"].AsString() + ")";
+    *out += "\n";
+  }
+  for (const Json& n : r["notes"].items()) {
+    *out += "  note: " + T(n["file"]);
+    if (!n["offset"].is_null()) *out += " at offset " + T(n["offset"]);
+    *out += ": " + T(n["message"]) + "\n";
+  }
+  for (const Json& p : r["problems"].items()) *out += "  problem: " + ProblemText(p) + "\n";
+}
+
+void Dump(const Json& r, std::string* out) {
+  *out += T(r["kind"]) + " " + T(r["file"]) + "\n";
+  if (r["kind"].AsString() == "segment" && r.Has("rows")) {
+    *out += Fmt("  %s rows, %s tombstones, dim %s\n", T(r["total_rows"]).c_str(), T(r["total_tombstones"]).c_str(),
+                T(r["dim"]).c_str());
+    for (const Json& row : r["rows"].items()) {
+      *out += Fmt("  row %s  id %s  metadata %s bytes \"%s\"  vector %s\n", T(row["row"]).c_str(), T(row["id"]).c_str(),
+                  T(row["metadata_length"]).c_str(), T(row["metadata_prefix"]).c_str(),
+                  VectorText(row["vector_prefix"], r["dim"]).c_str());
+    }
+    if (r["rows"].items().size() < r["total_rows"].AsUint()) {
+      *out += Fmt("  ... %" PRIu64 " more rows (--limit)\n", r["total_rows"].AsUint() - r["rows"].items().size());
+    }
+    if (!r["tombstones"].items().empty()) *out += "  tombstones: " + r["tombstones"].Dump() + "\n";
+  } else if (r["kind"].AsString() == "wal") {
+    if (r.Has("note")) *out += "  note: " + T(r["note"]) + "\n";
+    for (const Json& rec : r["records"].items()) {
+      *out += Fmt("  record at offset %s  seq %s  type %s  %s bytes", T(rec["offset"]).c_str(), T(rec["seq"]).c_str(),
+                  T(rec["type"]).c_str(), T(rec["length"]).c_str());
+      if (rec.Has("op_count")) *out += "  " + T(rec["op_count"]) + " ops";
+      *out += "\n";
+      for (const Json& op : rec["ops"].items()) {
+        if (op["kind"].AsString() == "put") {
+          *out += Fmt("    put    id %s  metadata %s bytes \"%s\"  vector %s\n", T(op["id"]).c_str(),
+                      T(op["metadata_length"]).c_str(), T(op["metadata_prefix"]).c_str(),
+                      VectorText(op["vector_prefix"], r["dim"]).c_str());
+        } else {
+          *out += "    delete id " + T(op["id"]) + "\n";
+        }
+      }
+    }
+    if (r["truncated"].AsBool()) *out += "  ... (--limit)\n";
+    if (r["torn_tail"].AsBool()) *out += "  torn tail after the last record (dropped on recovery)\n";
+  } else if (r["kind"].AsString() == "manifest" && r.Has("manifest")) {
+    const Json& m = r["manifest"];
+    *out += Fmt("  version %s, dim %s, metric %s, shards %s, next_file_number %s, log_number %s, last_seq %s\n",
+                T(m["format_version"]).c_str(), T(m["dim"]).c_str(), T(m["metric"]).c_str(), T(m["shards"]).c_str(),
+                T(m["next_file_number"]).c_str(), T(m["log_number"]).c_str(), T(m["last_seq"]).c_str());
+    for (size_t s = 0; s < m["segments"].items().size(); ++s) {
+      for (const Json& e : m["segments"].items()[s].items()) {
+        *out += Fmt("  shard %zu  %s  %s rows\n", s, T(e["file"]).c_str(), T(e["rows"]).c_str());
+      }
+    }
+  }
+}
+
+void Graph(const Json& r, std::string* out) {
+  *out += "graph of " + T(r["file"]) + "\n";
+  if (!r.Has("rows")) return;
+  *out += Fmt("  rows %s, dim %s, metric %s, m %s, m0 %s, ef_construction %s, seed %s\n", T(r["rows"]).c_str(),
+              T(r["dim"]).c_str(), T(r["metric"]).c_str(), T(r["m"]).c_str(), T(r["m0"]).c_str(),
+              T(r["ef_construction"]).c_str(), T(r["seed"]).c_str());
+  *out += Fmt("  max_level %s, entry_point %s, representation %s, format_version %s, %s bytes\n",
+              T(r["max_level"]).c_str(), T(r["entry_point"]).c_str(), T(r["representation"]).c_str(),
+              T(r["format_version"]).c_str(), T(r["bytes"]).c_str());
+  if (!r.Has("levels")) return;
+  *out += Fmt("  %5s %10s %10s %12s %6s %6s %8s %6s %10s %10s\n", "level", "top here", "nodes", "edges", "bound",
+              "min", "avg", "max", "no links", "at bound");
+  for (const Json& l : r["levels"].items()) {
+    *out += Fmt("  %5s %10s %10s %12s %6s %6s %8.2f %6s %10s %10s\n", T(l["level"]).c_str(),
+                T(l["top_level_nodes"]).c_str(), T(l["nodes"]).c_str(), T(l["edges"]).c_str(),
+                T(l["degree_bound"]).c_str(), T(l["degree_min"]).c_str(), l["degree_avg"].AsDouble(),
+                T(l["degree_max"]).c_str(), T(l["nodes_without_links"]).c_str(), T(l["nodes_at_bound"]).c_str());
+  }
+  const Json& reach = r["layer0_reachability"];
+  if (!reach.is_null()) {
+    *out += Fmt("  layer 0 reachable from the entry point: %s of %s rows (%s unreachable)\n", T(reach["reachable"]).c_str(),
+                T(r["rows"]).c_str(), T(reach["unreachable"]).c_str());
+  }
+  if (r.Has("verified")) *out += std::string("  verify: ") + (r["verified"].AsBool() ? "ok" : "FAILED") + "\n";
+}
+
+}  // namespace
+
+std::string RenderText(const Json& r) {
+  std::string out;
+  const std::string& command = r["command"].AsString();
+  if (command == "summary") Summary(r, &out);
+  if (command == "segment") Segment(r, &out);
+  if (command == "verify") Verify(r, &out);
+  if (command == "dump") Dump(r, &out);
+  if (command == "graph") Graph(r, &out);
+  if (command == "verify") {
+    out += r["ok"].AsBool() ? "verify: OK\n" : "verify: FAILED: " + ProblemText(r["error"]) + "\n";
+  } else if (!r["error"].is_null()) {
+    out += "error: " + ProblemText(r["error"]) + "\n";
+  }
+  return out;
+}
+
+}  // namespace pomai::tools
