@@ -334,14 +334,14 @@ WalScan ScanWal(const std::string& path, uint32_t dim, const Visit& visit) {
     prev_seq = rec.seq;
     scan.last_seq = rec.seq;
     ++scan.records;
-    if (rec.type != engine::kBatchRecord) {
+    if (rec.type != engine::kBatchRecord && rec.type != engine::kArrayRecord) {
       scan.status = Status::Corruption(path, rec.offset, "unknown WAL record type " + std::to_string(rec.type));
       break;
     }
     const std::vector<engine::DecodedOp>* decoded = nullptr;
     if (dim > 0) {
-      Status s = engine::DecodeBatch(reinterpret_cast<const uint8_t*>(rec.payload.data()), rec.payload.size(), dim,
-                                     &ops, path + " at offset " + std::to_string(rec.offset));
+      Status s = engine::DecodeRecord(rec.type, reinterpret_cast<const uint8_t*>(rec.payload.data()), rec.payload.size(),
+                                      dim, &ops, path + " at offset " + std::to_string(rec.offset));
       if (!s.ok()) {
         scan.status = s;
         break;

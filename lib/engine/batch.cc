@@ -47,4 +47,19 @@ Status DecodeArray(const uint8_t* p, size_t size, uint32_t dim, uint32_t* n, con
   return Status::OK();
 }
 
+Status DecodeRecord(uint8_t type, const uint8_t* p, size_t n, uint32_t dim, std::vector<DecodedOp>* ops,
+                    const std::string& origin) {
+  if (type == kBatchRecord) return DecodeBatch(p, n, dim, ops, origin);
+  if (type != kArrayRecord) return Status::Corruption(origin + ": unknown WAL record type " + std::to_string(type));
+  uint32_t rows = 0;
+  const uint8_t* ids = nullptr;
+  const uint8_t* vectors = nullptr;
+  POMAI_RETURN_IF_ERROR(DecodeArray(p, n, dim, &rows, &ids, &vectors, origin));
+  ops->clear();
+  ops->reserve(rows);
+  for (uint32_t i = 0; i < rows; ++i)
+    ops->push_back(DecodedOp{WriteOp::Kind::kPut, DecodeFixed64(ids + size_t{i} * 8), vectors + size_t{i} * dim * 4, {}});
+  return Status::OK();
+}
+
 }  // namespace pomai::engine

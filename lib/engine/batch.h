@@ -41,4 +41,9 @@ constexpr uint8_t kArrayRecord = 2;
 Status DecodeArray(const uint8_t* p, size_t size, uint32_t dim, uint32_t* n, const uint8_t** ids,
                    const uint8_t** vectors, const std::string& origin);
 
+// Decodes a WAL record of either type into *ops (a put per array row, with
+// empty metadata). Corruption for another type or a bad payload.
+Status DecodeRecord(uint8_t type, const uint8_t* p, size_t n, uint32_t dim, std::vector<DecodedOp>* ops,
+                    const std::string& origin);
+
 }  // namespace pomai::engine
