@@ -755,14 +755,15 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
   if (opt.memory_limit_bytes != 0 && UsedBytes(*cur) + WriteCost(writes) > opt.memory_limit_bytes)
     return Status::ResourceExhausted("memory limit exceeded");
   auto apply = [&](uint64_t seq) {
-    uint64_t min_snap = seq - 1;
     {
+      // No transaction begins between choosing which old versions to drop
+      // and publishing seq, so none can need a dropped one.
       std::lock_guard<std::mutex> sl(snap_mu);
-      if (!snapshots.empty()) min_snap = std::min(min_snap, *snapshots.begin());
+      const uint64_t min_snap = snapshots.empty() ? seq : std::min(seq, *snapshots.begin());
+      cur->mem->Apply(seq, writes, min_snap);
+      last_seq.store(seq);
     }
-    cur->mem->Apply(seq, writes, min_snap);
     indexes->OnCommit(seq, writes);
-    last_seq.store(seq);
   };
   if (wal) {
     const std::string payload = kv::EncodeCommit(writes);
@@ -1091,6 +1092,8 @@ Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string&
     if (cv.seq != config_seq) continue;  // replaced while we built: again
     rt->CatchUp(EntriesOf(ScanRange(*cur, prefix, latest), config.dim));
     indexes->Install(name, rt);
+    // Commits made during the build may already call for the next one.
+    if (rt->ClaimRebuild()) ScheduleRebuild(name);
     return rt;
   }
 }
