@@ -489,7 +489,7 @@ TEST_P(KvTxnTest, RandomizedTransactionsMatchADictModel) {
   };
   Model committed;
   std::map<std::string, uint64_t> version;  // key -> commit counter of its last write
-  uint64_t commits = 0;
+  uint64_t commits = 0, conflicts = 0;
   std::vector<std::pair<OpenTxn, uint64_t>> open;  // txn and the commit counter at begin
   auto key = [&] { return "k" + std::to_string(rng() % 24); };
   for (int step = 0; step < 4000; ++step) {
@@ -541,6 +541,7 @@ TEST_P(KvTxnTest, RandomizedTransactionsMatchADictModel) {
       Status s = o.txn->Commit();
       if (conflict) {
         ASSERT_EQ(s.code(), Code::kConflict) << "step " << step;
+        ++conflicts;
       } else {
         ASSERT_TRUE(s.ok()) << "step " << step << ": " << s.ToString();
         if (!o.writes.empty()) {
@@ -565,6 +566,8 @@ TEST_P(KvTxnTest, RandomizedTransactionsMatchADictModel) {
                open.end());
   }
   open.clear();
+  EXPECT_GT(commits, 100u);
+  EXPECT_GT(conflicts, 20u);
   auto check = [&](KvDB& d) {
     auto r = BeginRo(d);
     for (int i = 0; i < 24; ++i) {
