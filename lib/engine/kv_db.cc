@@ -608,8 +608,11 @@ Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metri
     const std::string lo(1, static_cast<char>(kv::kUserNs)), hi(1, static_cast<char>(kv::kUserNs + 1));
     std::unordered_set<std::string_view> shadow;  // keys whose visible version is in a newer layer
     Status bad;
+    // Whether keys seen so far must be remembered to hide older layers' versions.
+    bool remember = true;
     auto take = [&](std::string_view key, const VersionView& v) {
-      if (!shadow.insert(key).second) return;
+      if (!shadow.empty() && shadow.count(key)) return;
+      if (remember) shadow.insert(key);
       if (v.kind != ValueKind::kVector || !bad.ok()) return;
       if (v.dim != dim || v.metric != metric) {
         bad = Mismatch(key, v, dim, metric);
@@ -619,7 +622,9 @@ Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metri
     };
     for (auto it = t.writes.lower_bound(lo); it != t.writes.end() && it->first < hi; ++it)
       take(it->first, kv::ViewOf(t.snap + 1, *it->second));
+    remember = layers.imm || !layers.segs.empty();
     layers.mem->Scan(lo, hi, t.snap, take);
+    remember = !layers.segs.empty();
     if (layers.imm) layers.imm->Scan(lo, hi, t.snap, take);
     POMAI_RETURN_IF_ERROR(bad);
     std::vector<float> scores;
@@ -660,7 +665,15 @@ Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metri
     std::vector<const float*> rows(gathered.size());
     std::vector<float> scores(gathered.size());
     for (size_t i = 0; i < gathered.size(); ++i) rows[i] = gathered[i].v.vec;
-    simd::ScoreGather(metric, query, rows.data(), rows.size(), dim, scores.data());
+    const size_t per = std::max<size_t>(64, (size_t{1} << 20) / dim);
+    if (pool == nullptr || rows.size() <= per) {
+      simd::ScoreGather(metric, query, rows.data(), rows.size(), dim, scores.data());
+    } else {
+      pool->ParallelFor((rows.size() + per - 1) / per, [&](size_t c) {
+        const size_t from = c * per, to = std::min(rows.size(), from + per);
+        simd::ScoreGather(metric, query, rows.data() + from, to - from, dim, scores.data() + from);
+      });
+    }
     for (size_t i = 0; i < gathered.size(); ++i) {
       gathered[i].score = scores[i];
       cands.push_back(gathered[i]);
