@@ -40,7 +40,7 @@ enum {
   POMAI_TXN_READ_WRITE = 1
 };
 
-/* Options of pomai_db_open_ex. 40 bytes. Minimum struct_size: 16 (through storage_mode). */
+/* Options of pomai_db_open_ex. 40 bytes. Minimum struct_size: 20 (through storage_mode). */
 typedef struct pomai_db_options_ex_t {
   uint32_t struct_size;            /* [0] */
   const char* path;                /* [8]  database directory for POMAI_STORAGE_DISK, created if missing;
@@ -64,7 +64,7 @@ typedef struct pomai_memory_stats_t {
   uint64_t free_bytes;
 } pomai_memory_stats_t;
 
-/* Configuration of a named HNSW index. 24 bytes. Minimum struct_size: 8 (through dim). */
+/* Configuration of a named HNSW index. 20 bytes. Minimum struct_size: 8 (through dim). */
 typedef struct pomai_hnsw_config_t {
   uint32_t struct_size;      /* [0] */
   uint32_t dim;              /* [4]  1..65535 */

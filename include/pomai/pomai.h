@@ -157,4 +157,6 @@ POMAI_EXPORT pomai_status_t* pomai_search_array(pomai_db_t* db, const float* que
 } /* extern "C" */
 #endif
 
+#include "pomai/kv.h"
+
 #endif /* POMAI_POMAI_H_ */

@@ -15,113 +15,14 @@
 #include <string>
 #include <vector>
 
+#include "capi/handles.h"
 #include "engine/db.h"
 #include "simd/distance.h"
-
-struct pomai_status_t {
-  int code;
-  std::string message;
-};
 
 namespace {
 
 using pomai::Status;
-
-// Returned when not even a status can be allocated; pomai_status_free skips it.
-pomai_status_t g_out_of_memory{POMAI_STATUS_RESOURCE_EXHAUSTED, "out of memory"};
-
-pomai_status_t* MakeStatus(int code, std::string msg) noexcept {
-  try {
-    return new pomai_status_t{code, std::move(msg)};
-  } catch (...) {
-    return &g_out_of_memory;
-  }
-}
-
-// Database handles. A pomai_db_t* is not an address: it encodes a slot of
-// this table and the slot's generation, ((slot + 1) << 32) | generation.
-// Closing bumps the generation, so a closed (or never valid) handle is
-// recognised without touching freed memory, and slots are reused without
-// leaking.
-struct Slot {
-  std::shared_mutex mu;  // calls hold it shared; close holds it exclusively
-  uint32_t generation = 1;  // guarded by mu
-  std::unique_ptr<pomai::engine::DB> db;  // guarded by mu; null when free
-};
-
-class HandleTable {
- public:
-  static HandleTable& Get() {
-    static HandleTable* table = new HandleTable();  // never destroyed: handles may outlive static destructors
-    return *table;
-  }
-
-  pomai_db_t* Add(std::unique_ptr<pomai::engine::DB> db) {
-    std::lock_guard<std::mutex> l(mu_);
-    uint32_t index;
-    if (!free_.empty()) {
-      index = free_.back();
-      free_.pop_back();
-    } else {
-      index = size_.load();
-      if (index >= kChunks * kChunkSize) throw std::length_error("too many open databases");
-      if (index % kChunkSize == 0) chunks_[index / kChunkSize].store(new Slot[kChunkSize]);
-      size_.store(index + 1);
-    }
-    Slot& slot = At(index);
-    std::unique_lock<std::shared_mutex> sl(slot.mu);
-    slot.db = std::move(db);
-    const uint64_t value = (static_cast<uint64_t>(index + 1) << 32) | slot.generation;
-    return reinterpret_cast<pomai_db_t*>(static_cast<uintptr_t>(value));
-  }
-
-  // The slot a handle names and the generation it carries, or nullptr when
-  // the handle was never issued.
-  Slot* Find(const pomai_db_t* handle, uint32_t* generation) {
-    const uint64_t value = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(handle));
-    const uint64_t index = (value >> 32) - 1;
-    *generation = static_cast<uint32_t>(value);
-    if ((value >> 32) == 0 || index >= size_.load() || *generation == 0) return nullptr;
-    return &At(static_cast<uint32_t>(index));
-  }
-
-  void Release(const pomai_db_t* handle) {
-    const uint64_t value = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(handle));
-    std::lock_guard<std::mutex> l(mu_);
-    free_.push_back(static_cast<uint32_t>((value >> 32) - 1));
-  }
-
- private:
-  static constexpr uint32_t kChunkSize = 256;
-  static constexpr uint32_t kChunks = 4096;
-  Slot& At(uint32_t index) { return chunks_[index / kChunkSize].load()[index % kChunkSize]; }
-
-  std::mutex mu_;
-  std::atomic<Slot*> chunks_[kChunks] = {};
-  std::atomic<uint32_t> size_{0};
-  std::vector<uint32_t> free_;
-};
-
-pomai_status_t* FromStatus(const Status& s) {
-  if (s.ok()) return nullptr;
-  return MakeStatus(static_cast<int>(s.code()), s.message());
-}
-
-pomai_status_t* Invalid(std::string msg) { return MakeStatus(POMAI_STATUS_INVALID_ARGUMENT, std::move(msg)); }
-
-// Runs `fn` and turns any escaping C++ exception into a status.
-template <typename Fn>
-pomai_status_t* Guard(Fn&& fn) noexcept {
-  try {
-    return fn();
-  } catch (const std::bad_alloc&) {
-    return MakeStatus(POMAI_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-  } catch (const std::exception& e) {
-    return MakeStatus(POMAI_STATUS_INTERNAL, std::string("internal error: ") + e.what());
-  } catch (...) {
-    return MakeStatus(POMAI_STATUS_INTERNAL, "internal error: unknown exception");
-  }
-}
+using namespace pomai::capi;
 
 // Runs fn(engine) with the handle held open (shared).
 template <typename Fn>
@@ -129,10 +30,13 @@ pomai_status_t* WithDb(pomai_db_t* db, Fn&& fn) noexcept {
   if (db == nullptr) return Invalid("db is NULL");
   return Guard([&]() -> pomai_status_t* {
     uint32_t generation;
-    Slot* slot = HandleTable::Get().Find(db, &generation);
+    DbSlot* slot = DbTable::Get().Find(TokenOf(db), &generation);
     if (slot == nullptr) return Invalid("db is not a handle returned by pomai_open");
     std::shared_lock<std::shared_mutex> l(slot->mu);
-    if (slot->generation != generation || !slot->db) return MakeStatus(POMAI_STATUS_CLOSED, "database is closed");
+    if (slot->generation != generation || !slot->open()) return MakeStatus(POMAI_STATUS_CLOSED, "database is closed");
+    if (!slot->db)
+      return Invalid("db is a keyspace database (opened with pomai_db_open_ex): use the pomai_txn_* and pomai_index_* "
+                     "functions");
     return fn(*slot->db);
   });
 }
@@ -216,7 +120,7 @@ int pomai_status_code(const pomai_status_t* status) { return status ? status->co
 const char* pomai_status_message(const pomai_status_t* status) { return status ? status->message.c_str() : ""; }
 
 void pomai_status_free(pomai_status_t* status) {
-  if (status == nullptr || status == &g_out_of_memory) return;
+  if (status == nullptr || status == &pomai::capi::g_out_of_memory) return;
   delete status;
 }
 
@@ -298,7 +202,7 @@ pomai_status_t* pomai_open(const pomai_options_t* opts, pomai_db_t** out_db) {
                                                                     : pomai::index::Traversal::kSq8;
     auto db = pomai::engine::DB::Open(eo);
     if (!db.ok()) return FromStatus(db.status());
-    *out_db = HandleTable::Get().Add(std::move(db).value());
+    *out_db = AddDatabase(std::move(db).value(), nullptr);
     return nullptr;
   });
 }
@@ -307,19 +211,38 @@ pomai_status_t* pomai_close(pomai_db_t* db) {
   if (db == nullptr) return nullptr;
   return Guard([&]() -> pomai_status_t* {
     uint32_t generation;
-    Slot* slot = HandleTable::Get().Find(db, &generation);
+    DbSlot* slot = DbTable::Get().Find(TokenOf(db), &generation);
     if (slot == nullptr) return Invalid("db is not a handle returned by pomai_open");
     std::unique_ptr<pomai::engine::DB> engine;
+    std::unique_ptr<pomai::engine::KvDB> kv;
     {
       std::unique_lock<std::shared_mutex> l(slot->mu);  // waits for running calls
-      if (slot->generation != generation || !slot->db) return nullptr;  // already closed
+      if (slot->generation != generation || !slot->open()) return nullptr;  // already closed
+      // A keyspace database's active transactions are rolled back first:
+      // their handles give CLOSED from now on.
+      std::vector<uint64_t> txns;
+      {
+        std::lock_guard<std::mutex> tl(slot->txns_mu);
+        txns.swap(slot->txns);
+      }
+      for (uint64_t token : txns) {
+        uint32_t tgen;
+        TxnSlot* ts = TxnTable::Get().Find(token, &tgen);
+        if (ts == nullptr) continue;
+        std::lock_guard<std::mutex> tl(ts->mu);
+        if (ts->generation != tgen || !ts->txn) continue;
+        ts->txn.reset();
+        BumpGeneration(ts);
+        TxnTable::Get().Release(token);
+      }
       engine = std::move(slot->db);
-      ++slot->generation;
-      if (slot->generation == 0) slot->generation = 1;
+      kv = std::move(slot->kv);
+      BumpGeneration(slot);
     }
-    Status s = engine->Close();
+    Status s = engine ? engine->Close() : kv->Close();
     engine.reset();
-    HandleTable::Get().Release(db);
+    kv.reset();
+    DbTable::Get().Release(TokenOf(db));
     return FromStatus(s);
   });
 }

@@ -81,6 +81,8 @@ Status DB::Recover() {
   const std::string& dir = options_.path;
   POMAI_RETURN_IF_ERROR(env_->CreateDirIfMissing(dir));
   POMAI_ASSIGN_OR_RETURN(lock_, env_->LockFile(JoinPath(dir, "LOCK")));
+  if (env_->FileExists(JoinPath(dir, "KVMANIFEST")))
+    return Status::InvalidArgument(dir + " holds a keyspace database (opened with pomai_db_open_ex), not a u64-id vector database");
 
   POMAI_ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(dir));
   uint64_t max_number = 0;

@@ -1,0 +1,168 @@
+// Internal to lib/capi: status objects, the exception guard and the handle
+// tables shared by c_api.cc (u64-id databases) and kv_api.cc (keyspace
+// databases and their transactions).
+//
+// A handle (pomai_db_t*, pomai_txn_t*) is not an address: it encodes a slot
+// of a table and the slot's generation, ((slot + 1) << 32) | generation.
+// Closing bumps the generation, so a closed (or never valid) handle is
+// recognised without touching freed memory, and slots are reused without
+// leaking. Lock order: a database slot's mutex before any transaction slot's.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <shared_mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "engine/db.h"
+#include "engine/kv_db.h"
+#include "pomai/pomai.h"
+#include "util/status.h"
+
+struct pomai_status_t {
+  int code;
+  std::string message;
+};
+
+namespace pomai::capi {
+
+// Returned when not even a status can be allocated; pomai_status_free skips it.
+inline pomai_status_t g_out_of_memory{POMAI_STATUS_RESOURCE_EXHAUSTED, "out of memory"};
+
+inline pomai_status_t* MakeStatus(int code, std::string msg) noexcept {
+  try {
+    return new pomai_status_t{code, std::move(msg)};
+  } catch (...) {
+    return &g_out_of_memory;
+  }
+}
+
+inline pomai_status_t* FromStatus(const Status& s) {
+  if (s.ok()) return nullptr;
+  return MakeStatus(static_cast<int>(s.code()), s.message());
+}
+
+inline pomai_status_t* Invalid(std::string msg) { return MakeStatus(POMAI_STATUS_INVALID_ARGUMENT, std::move(msg)); }
+
+// Runs `fn` and turns any escaping C++ exception into a status.
+template <typename Fn>
+pomai_status_t* Guard(Fn&& fn) noexcept {
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    return MakeStatus(POMAI_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+  } catch (const std::exception& e) {
+    return MakeStatus(POMAI_STATUS_INTERNAL, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return MakeStatus(POMAI_STATUS_INTERNAL, "internal error: unknown exception");
+  }
+}
+
+// A database slot holds either kind of database (or none when free).
+struct DbSlot {
+  std::shared_mutex mu;     // calls hold it shared; close holds it exclusively
+  uint32_t generation = 1;  // guarded by mu
+  std::unique_ptr<engine::DB> db;    // a pomai_open database
+  std::unique_ptr<engine::KvDB> kv;  // a pomai_db_open_ex database
+  std::mutex txns_mu;                // guards txns
+  std::vector<uint64_t> txns;        // tokens of the transactions begun on kv (some may be closed)
+  bool open() const { return db || kv; }
+};
+
+// A transaction slot. Calls on one transaction are serialised by mu.
+struct TxnSlot {
+  std::mutex mu;
+  uint32_t generation = 1;               // guarded by mu
+  std::unique_ptr<engine::KvTxn> txn;    // null when free or closed
+  std::atomic<uint64_t> db_token{0};     // the database it belongs to
+};
+
+// A grow-only table of slots addressed by generation-tagged tokens.
+template <typename SlotT>
+class HandleTable {
+ public:
+  static HandleTable& Get() {
+    static HandleTable* table = new HandleTable();  // never destroyed: handles may outlive static destructors
+    return *table;
+  }
+
+  // Reserves a free slot and returns its index; fill it under its mutex.
+  uint32_t Allocate() {
+    std::lock_guard<std::mutex> l(mu_);
+    uint32_t index;
+    if (!free_.empty()) {
+      index = free_.back();
+      free_.pop_back();
+    } else {
+      index = size_.load();
+      if (index >= kChunks * kChunkSize) throw std::length_error("too many open handles");
+      if (index % kChunkSize == 0) chunks_[index / kChunkSize].store(new SlotT[kChunkSize]);
+      size_.store(index + 1);
+    }
+    return index;
+  }
+
+  SlotT& At(uint32_t index) { return chunks_[index / kChunkSize].load()[index % kChunkSize]; }
+
+  static uint64_t Token(uint32_t index, uint32_t generation) {
+    return (static_cast<uint64_t>(index + 1) << 32) | generation;
+  }
+
+  // The slot a token names and the generation it carries, or nullptr when
+  // the token was never issued.
+  SlotT* Find(uint64_t token, uint32_t* generation) {
+    const uint64_t index = (token >> 32) - 1;
+    *generation = static_cast<uint32_t>(token);
+    if ((token >> 32) == 0 || index >= size_.load() || *generation == 0) return nullptr;
+    return &At(static_cast<uint32_t>(index));
+  }
+
+  void Release(uint64_t token) {
+    std::lock_guard<std::mutex> l(mu_);
+    free_.push_back(static_cast<uint32_t>((token >> 32) - 1));
+  }
+
+ private:
+  static constexpr uint32_t kChunkSize = 256;
+  static constexpr uint32_t kChunks = 4096;
+
+  std::mutex mu_;
+  std::atomic<SlotT*> chunks_[kChunks] = {};
+  std::atomic<uint32_t> size_{0};
+  std::vector<uint32_t> free_;
+};
+
+using DbTable = HandleTable<DbSlot>;
+using TxnTable = HandleTable<TxnSlot>;
+
+inline uint64_t TokenOf(const void* handle) { return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(handle)); }
+template <typename H>
+H* HandleOf(uint64_t token) {
+  return reinterpret_cast<H*>(static_cast<uintptr_t>(token));
+}
+
+// Bumps a slot's generation (never to 0). Call with the slot locked.
+template <typename SlotT>
+void BumpGeneration(SlotT* slot) {
+  ++slot->generation;
+  if (slot->generation == 0) slot->generation = 1;
+}
+
+// Puts a database (one of the two) in a free slot and returns its handle.
+inline pomai_db_t* AddDatabase(std::unique_ptr<engine::DB> db, std::unique_ptr<engine::KvDB> kv) {
+  DbTable& table = DbTable::Get();
+  const uint32_t index = table.Allocate();
+  DbSlot& slot = table.At(index);
+  std::unique_lock<std::shared_mutex> l(slot.mu);
+  slot.db = std::move(db);
+  slot.kv = std::move(kv);
+  return HandleOf<pomai_db_t>(DbTable::Token(index, slot.generation));
+}
+
+}  // namespace pomai::capi

@@ -1,0 +1,1201 @@
+#include "engine/kv_db.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstring>
+#include <list>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_set>
+
+#include "engine/kv_index.h"
+#include "engine/kv_store.h"
+#include "engine/manifest.h"
+#include "util/thread_pool.h"
+#include "wal/log_format.h"
+#include "wal/log_reader.h"
+#include "wal/log_writer.h"
+
+namespace pomai::engine {
+
+using kv::ValueKind;
+using kv::ValuePtr;
+using kv::VersionView;
+
+namespace {
+
+constexpr uint64_t kDefaultMemtableBudget = uint64_t{64} << 20;
+
+std::string MetricName(simd::Metric m) {
+  switch (m) {
+    case simd::Metric::kL2: return "L2";
+    case simd::Metric::kIP: return "INNER_PRODUCT";
+    case simd::Metric::kCosine: return "COSINE";
+  }
+  return "metric " + std::to_string(static_cast<int>(m));
+}
+
+// A key for messages: printable ASCII as is, the rest escaped.
+std::string Printable(std::string_view key) {
+  std::string out;
+  for (unsigned char c : key.substr(0, 200)) {
+    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+      out += buf;
+    }
+  }
+  if (key.size() > 200) out += "...";
+  return out;
+}
+
+uint64_t PhysicalMemory() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+}
+
+// Extra bytes a commit's writes will take in the memtable (an upper bound).
+uint64_t WriteCost(const std::vector<kv::Write>& writes) {
+  uint64_t n = 0;
+  for (const kv::Write& w : writes) n += w.key.capacity() + w.value->MemoryBytes() + 96;
+  return n;
+}
+
+}  // namespace
+
+Status CheckKey(std::string_view key, const char* what) {
+  if (key.empty()) return Status::InvalidArgument(std::string(what) + " is empty (keys are 1 to 65535 bytes)");
+  if (key.size() > kMaxKeyLen)
+    return Status::InvalidArgument(std::string(what) + " is " + std::to_string(key.size()) +
+                                   " bytes (keys are 1 to 65535 bytes)");
+  return Status::OK();
+}
+
+Status CheckIndexName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxIndexNameLen)
+    return Status::InvalidArgument("index name '" + Printable(name) + "' is " + std::to_string(name.size()) +
+                                   " bytes (index names are 1 to 255 bytes)");
+  if (name.find('\0') != std::string_view::npos) return Status::InvalidArgument("index name contains a NUL byte");
+  return Status::OK();
+}
+
+Status CheckVector(const float* v, uint32_t dim, const char* what) {
+  if (dim == 0 || dim > kMaxVectorDim)
+    return Status::InvalidArgument(std::string(what) + " dimension " + std::to_string(dim) + " is not in 1..65535");
+  if (v == nullptr) return Status::InvalidArgument(std::string(what) + " is NULL");
+  for (uint32_t i = 0; i < dim; ++i) {
+    if (!std::isfinite(v[i]))
+      return Status::InvalidArgument(std::string(what) + "[" + std::to_string(i) + "] is " +
+                                     (std::isnan(v[i]) ? "NaN" : "infinite") + "; every component must be finite");
+  }
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------------------
+// Internal state
+
+// The layers a reader sees, newest first. Immutable once published.
+struct Layers {
+  std::shared_ptr<kv::MemTable> mem;
+  std::shared_ptr<kv::MemTable> imm;  // being flushed, or null
+  std::vector<std::shared_ptr<kv::Segment>> segs;  // newest first
+};
+
+struct KvDBImpl {
+  KvOptions opt;
+  Env* env = nullptr;
+  std::unique_ptr<FileLock> lock;
+  std::unique_ptr<ThreadPool> pool;  // null when search_threads == 1
+
+  std::mutex commit_mu;  // one commit (and the memtable switch of a flush) at a time
+  std::unique_ptr<wal::Writer> wal;  // disk mode only
+  std::atomic<uint64_t> last_seq{0};  // every commit <= it is applied and visible
+
+  mutable std::mutex layers_mu;
+  std::shared_ptr<const Layers> layers;
+
+  std::mutex snap_mu;
+  std::multiset<uint64_t> snapshots;  // seqs of the live transactions
+
+  std::mutex manifest_mu;  // guards manifest and live_wals
+  kv::Manifest manifest;
+  std::vector<uint64_t> live_wals;
+
+  std::mutex flush_mu;  // one flush or merge at a time
+  uint64_t imm_log_number = 0;  // under flush_mu: the first WAL file not needed by imm
+  uint64_t imm_seq = 0;         // under flush_mu: the last seq in imm
+
+  std::mutex bg_mu;
+  std::condition_variable bg_cv;
+  bool bg_stop = false;
+  bool bg_pending = false;
+  std::thread bg_thread;
+  Status bg_error;  // the last background flush failure (reported by the next Flush)
+
+  std::unique_ptr<kv::IndexRegistry> indexes;
+  std::mutex index_load_mu;  // one index load or rebuild at a time
+  struct Rebuild {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::mutex rebuild_mu;
+  std::list<Rebuild> rebuilds;
+  std::atomic<bool> closed{false};
+
+  Result<std::shared_ptr<kv::IndexRuntime>> LoadIndex(const std::string& name, bool rebuild);
+  void ScheduleRebuild(const std::string& name);
+  Status WriteIndexConfig(const std::string& name, const IndexConfig* config);
+
+  std::shared_ptr<const Layers> Current() const {
+    std::lock_guard<std::mutex> l(layers_mu);
+    return layers;
+  }
+  void Publish(std::shared_ptr<const Layers> next) {
+    std::lock_guard<std::mutex> l(layers_mu);
+    layers = std::move(next);
+  }
+  uint64_t NewFileNumber() {
+    std::lock_guard<std::mutex> l(manifest_mu);
+    return manifest.next_file_number++;
+  }
+
+  Status Recover();
+  Status NewLogFile();  // inside wal->RunExclusive (or before the writer runs)
+  Status FlushLocked();
+  Status MergeLocked();
+  void BackgroundLoop();
+  void MaybeScheduleFlush();
+  // Commits `writes` (sorted by key) for a transaction that read at `snap`:
+  // CONFLICT when a key written, a key of `checks` or a key starting with
+  // `check_prefix` (when not empty) has a version newer than snap.
+  Status CommitWrites(uint64_t snap, const std::vector<kv::Write>& writes, const std::set<std::string, std::less<>>& checks,
+                      const std::string& check_prefix = std::string());
+  uint64_t UsedBytes(const Layers& l) const;
+};
+
+// The newest version of `key` visible at `snap` in `layers`; false when no layer has one.
+bool LookupLayers(const Layers& layers, std::string_view key, uint64_t snap, VersionView* out) {
+  if (layers.mem->Get(key, snap, out)) return true;
+  if (layers.imm && layers.imm->Get(key, snap, out)) return true;
+  for (const auto& s : layers.segs) {
+    if (s->Get(key, snap, out)) return true;
+  }
+  return false;
+}
+
+// The seq of the newest version of `key` in any layer, 0 when absent.
+uint64_t LatestSeq(const Layers& layers, std::string_view key) {
+  if (uint64_t s = layers.mem->LatestSeq(key)) return s;
+  if (layers.imm) {
+    if (uint64_t s = layers.imm->LatestSeq(key)) return s;
+  }
+  for (const auto& seg : layers.segs) {
+    if (uint64_t s = seg->LatestSeq(key)) return s;
+  }
+  return 0;
+}
+
+// Whether any key starting with `prefix` has a version newer than `snap`.
+bool PrefixChangedSince(const Layers& layers, const std::string& prefix, uint64_t snap) {
+  std::string end = prefix;
+  end.back() = static_cast<char>(static_cast<uint8_t>(end.back()) + 1);
+  bool changed = false;
+  auto check = [&](std::string_view, const VersionView& v) { changed = changed || v.seq > snap; };
+  layers.mem->Scan(prefix, end, UINT64_MAX, check);
+  if (layers.imm) layers.imm->Scan(prefix, end, UINT64_MAX, check);
+  for (const auto& seg : layers.segs) {
+    const size_t to = seg->LowerBound(end);
+    for (size_t i = seg->LowerBound(prefix); i < to && !changed; ++i) changed = seg->seq(i) > snap;
+  }
+  return changed;
+}
+
+struct KvTxnState {
+  KvDBImpl* db = nullptr;
+  TxnMode mode = TxnMode::kReadOnly;
+  uint64_t snap = 0;
+  std::shared_ptr<const Layers> layers;
+  std::multiset<uint64_t>::iterator reg;
+  bool active = true;
+  std::map<std::string, ValuePtr, std::less<>> writes;  // internal key -> new value
+  std::set<std::string, std::less<>> checks;            // keys that must not change before commit
+
+  void End() {
+    if (!active) return;
+    active = false;
+    {
+      std::lock_guard<std::mutex> l(db->snap_mu);
+      db->snapshots.erase(reg);
+    }
+    layers.reset();
+    writes.clear();
+    checks.clear();
+  }
+  // Own writes first, then the snapshot.
+  bool Lookup(std::string_view key, VersionView* out) const {
+    auto it = writes.find(key);
+    if (it != writes.end()) {
+      *out = kv::ViewOf(snap + 1, *it->second);
+      return true;
+    }
+    return LookupLayers(*layers, key, snap, out);
+  }
+  Status CheckActive() const { return active ? Status::OK() : Status::Closed("transaction is closed"); }
+  Status CheckWritable() const {
+    POMAI_RETURN_IF_ERROR(CheckActive());
+    if (mode != TxnMode::kReadWrite) return Status::ReadOnly("transaction is read-only");
+    return Status::OK();
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Open, recovery, close
+
+KvDB::KvDB() : impl_(std::make_unique<KvDBImpl>()) {}
+
+KvDB::~KvDB() { (void)Close(); }
+
+bool KvDB::in_memory() const { return impl_->opt.in_memory; }
+
+Result<std::unique_ptr<KvDB>> KvDB::Open(const KvOptions& options) {
+  if (!options.in_memory && options.path.empty()) return Status::InvalidArgument("path is empty for a disk database");
+  std::unique_ptr<KvDB> db(new KvDB());
+  KvDBImpl& d = *db->impl_;
+  d.opt = options;
+  d.env = options.env ? options.env : Env::Default();
+  if (d.opt.memtable_budget_bytes == 0) d.opt.memtable_budget_bytes = kDefaultMemtableBudget;
+  const uint32_t threads =
+      options.search_threads ? options.search_threads : std::max(1u, std::thread::hardware_concurrency());
+  if (threads > 1) d.pool = std::make_unique<ThreadPool>(threads - 1);
+  d.indexes = std::make_unique<kv::IndexRegistry>([&d](const std::string& name) { d.ScheduleRebuild(name); });
+  auto layers = std::make_shared<Layers>();
+  layers->mem = std::make_shared<kv::MemTable>();
+  d.layers = layers;
+  if (!options.in_memory) {
+    POMAI_RETURN_IF_ERROR(d.Recover());
+    d.bg_thread = std::thread([&d] { d.BackgroundLoop(); });
+  }
+  return db;
+}
+
+Status KvDBImpl::Recover() {
+  const std::string& dir = opt.path;
+  POMAI_RETURN_IF_ERROR(env->CreateDirIfMissing(dir));
+  POMAI_ASSIGN_OR_RETURN(lock, env->LockFile(JoinPath(dir, "LOCK")));
+  if (env->FileExists(JoinPath(dir, kManifestName)))
+    return Status::InvalidArgument(dir + " holds a u64-id vector database (opened with pomai_open), not a keyspace database");
+
+  POMAI_ASSIGN_OR_RETURN(std::vector<std::string> names, env->ListDir(dir));
+  uint64_t max_number = 0;
+  std::vector<uint64_t> wal_numbers;
+  bool has_segments = false;
+  for (const auto& name : names) {
+    uint64_t number;
+    char kind;
+    if (!ParseFileName(name, &number, &kind)) continue;
+    max_number = std::max(max_number, number);
+    if (kind == 'w') wal_numbers.push_back(number);
+    if (kind == 's') has_segments = true;
+  }
+  const std::string manifest_path = JoinPath(dir, kv::kKvManifestName);
+  if (env->FileExists(manifest_path)) {
+    std::string data;
+    POMAI_RETURN_IF_ERROR(ReadFileToString(env, manifest_path, &data));
+    POMAI_ASSIGN_OR_RETURN(manifest, kv::Manifest::Decode(data, manifest_path));
+  } else {
+    if (!wal_numbers.empty() || has_segments)
+      return Status::Corruption(manifest_path + " is missing but the directory holds data files");
+    POMAI_RETURN_IF_ERROR(WriteFileAtomically(env, dir, manifest_path, manifest.Encode()));
+  }
+  manifest.next_file_number = std::max(manifest.next_file_number, max_number + 1);
+
+  auto next = std::make_shared<Layers>();
+  next->mem = std::make_shared<kv::MemTable>();
+  std::set<uint64_t> live_segments;
+  for (auto it = manifest.segments.rbegin(); it != manifest.segments.rend(); ++it) {
+    const std::string path = JoinPath(dir, SegmentFileName(*it));
+    if (!env->FileExists(path)) return Status::Corruption(manifest_path + " names " + path + ", which is missing");
+    POMAI_ASSIGN_OR_RETURN(auto seg, kv::Segment::Open(env, path, *it));
+    next->segs.push_back(std::move(seg));
+    live_segments.insert(*it);
+  }
+
+  std::sort(wal_numbers.begin(), wal_numbers.end());
+  uint64_t seq = manifest.last_seq;
+  std::vector<kv::Write> writes;
+  for (uint64_t number : wal_numbers) {
+    if (number < manifest.log_number) continue;
+    const std::string path = JoinPath(dir, WalFileName(number));
+    POMAI_ASSIGN_OR_RETURN(auto file, env->MapFile(path));
+    if (file->size() == 0) {
+      (void)env->RemoveFile(path);
+      continue;
+    }
+    wal::Reader reader(file->data(), file->size(), path);
+    wal::Record rec;
+    while (reader.Next(&rec)) {
+      if (rec.type != kv::kCommitRecord)
+        return Status::Corruption(path, rec.offset, "unknown WAL record type " + std::to_string(rec.type));
+      if (rec.seq <= manifest.last_seq) continue;  // already in a segment
+      if (rec.seq <= seq)
+        return Status::Corruption(path, rec.offset, "sequence number " + std::to_string(rec.seq) + " is not above " +
+                                                        std::to_string(seq));
+      POMAI_RETURN_IF_ERROR(kv::DecodeCommit(reinterpret_cast<const uint8_t*>(rec.payload.data()), rec.payload.size(),
+                                             path + " at offset " + std::to_string(rec.offset), &writes));
+      next->mem->Apply(rec.seq, writes, rec.seq);
+      seq = rec.seq;
+    }
+    POMAI_RETURN_IF_ERROR(reader.status());
+    live_wals.push_back(number);
+  }
+  for (const auto& name : names) {
+    uint64_t number;
+    char kind;
+    bool obsolete = name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0;
+    if (ParseFileName(name, &number, &kind)) {
+      obsolete = (kind == 's' && !live_segments.count(number)) || (kind == 'w' && number < manifest.log_number);
+    }
+    if (obsolete) (void)env->RemoveFile(JoinPath(dir, name));
+  }
+  last_seq = seq;
+  layers = next;
+  wal = std::make_unique<wal::Writer>(nullptr, opt.fsync ? wal::SyncPolicy::kAlways : wal::SyncPolicy::kNever, seq + 1);
+  return wal->RunExclusive([this] { return NewLogFile(); });
+}
+
+Status KvDBImpl::NewLogFile() {
+  const uint64_t number = NewFileNumber();
+  const std::string path = JoinPath(opt.path, WalFileName(number));
+  POMAI_ASSIGN_OR_RETURN(auto file, env->NewWritableFile(path));
+  Status s = env->SyncDir(opt.path);
+  if (s.ok()) s = wal->SwitchFile(std::move(file));
+  if (!s.ok()) {
+    (void)env->RemoveFile(path);
+    return s;
+  }
+  std::lock_guard<std::mutex> l(manifest_mu);
+  live_wals.push_back(number);
+  return Status::OK();
+}
+
+Status KvDB::Close() {
+  KvDBImpl& d = *impl_;
+  if (d.closed.exchange(true)) return Status::OK();
+  if (d.bg_thread.joinable()) {
+    {
+      std::lock_guard<std::mutex> l(d.bg_mu);
+      d.bg_stop = true;
+    }
+    d.bg_cv.notify_all();
+    d.bg_thread.join();
+  }
+  {
+    std::list<KvDBImpl::Rebuild> rebuilds;
+    {
+      std::lock_guard<std::mutex> l(d.rebuild_mu);
+      rebuilds.swap(d.rebuilds);
+    }
+    for (auto& r : rebuilds) r.thread.join();
+  }
+  Status s;
+  if (d.wal && !d.opt.fsync) s = d.wal->Sync();
+  d.wal.reset();
+  d.lock.reset();
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// Transactions
+
+KvTxn::KvTxn(std::unique_ptr<KvTxnState> state) : state_(std::move(state)) {}
+KvTxn::~KvTxn() {
+  if (state_) state_->End();
+}
+bool KvTxn::active() const { return state_->active; }
+TxnMode KvTxn::mode() const { return state_->mode; }
+
+Result<std::unique_ptr<KvTxn>> KvDB::Begin(TxnMode mode) {
+  KvDBImpl& d = *impl_;
+  if (d.closed) return Status::Closed("database is closed");
+  auto st = std::make_unique<KvTxnState>();
+  st->db = &d;
+  st->mode = mode;
+  {
+    std::lock_guard<std::mutex> l(d.snap_mu);
+    st->snap = d.last_seq.load();
+    st->reg = d.snapshots.insert(st->snap);
+  }
+  st->layers = d.Current();
+  return std::unique_ptr<KvTxn>(new KvTxn(std::move(st)));
+}
+
+Status KvTxn::Get(std::string_view key, std::string* value, bool* found) {
+  KvTxnState& t = *state_;
+  POMAI_RETURN_IF_ERROR(t.CheckActive());
+  POMAI_RETURN_IF_ERROR(CheckKey(key));
+  VersionView v;
+  *found = t.Lookup(kv::UserKey(key), &v) && v.kind != ValueKind::kTombstone;
+  if (*found) value->assign(v.bytes.data(), v.bytes.size());
+  return Status::OK();
+}
+
+Status KvTxn::Put(std::string_view key, std::string_view value) {
+  KvTxnState& t = *state_;
+  POMAI_RETURN_IF_ERROR(t.CheckWritable());
+  POMAI_RETURN_IF_ERROR(CheckKey(key));
+  if (value.size() > kMaxValueLen)
+    return Status::InvalidArgument("value is " + std::to_string(value.size()) + " bytes (at most 1 GiB)");
+  auto v = std::make_shared<kv::Value>();
+  v->kind = ValueKind::kBytes;
+  v->bytes.assign(value);
+  t.writes[kv::UserKey(key)] = std::move(v);
+  return Status::OK();
+}
+
+Status KvTxn::Delete(std::string_view key) {
+  KvTxnState& t = *state_;
+  POMAI_RETURN_IF_ERROR(t.CheckWritable());
+  POMAI_RETURN_IF_ERROR(CheckKey(key));
+  t.writes[kv::UserKey(key)] = std::make_shared<kv::Value>();
+  return Status::OK();
+}
+
+namespace {
+Status CheckMetric(simd::Metric m) {
+  if (static_cast<uint32_t>(m) > 2)
+    return Status::InvalidArgument("metric " + std::to_string(static_cast<uint32_t>(m)) +
+                                   " is unknown (0 L2, 1 INNER_PRODUCT, 2 COSINE)");
+  return Status::OK();
+}
+
+ValuePtr MakeVector(const float* vector, uint32_t dim, simd::Metric metric, const std::string_view* metadata) {
+  auto v = std::make_shared<kv::Value>();
+  v->kind = ValueKind::kVector;
+  v->metric = metric;
+  v->vec.assign(vector, vector + dim);
+  if (metadata != nullptr) {
+    v->has_metadata = true;
+    v->bytes.assign(*metadata);
+  }
+  return v;
+}
+}  // namespace
+
+Status KvTxn::UpsertVector(std::string_view key, const float* vector, uint32_t dim, simd::Metric metric,
+                           const std::string_view* metadata) {
+  KvTxnState& t = *state_;
+  POMAI_RETURN_IF_ERROR(t.CheckWritable());
+  POMAI_RETURN_IF_ERROR(CheckKey(key));
+  POMAI_RETURN_IF_ERROR(CheckMetric(metric));
+  POMAI_RETURN_IF_ERROR(CheckVector(vector, dim));
+  if (metadata != nullptr && metadata->size() > kMaxValueLen)
+    return Status::InvalidArgument("metadata is " + std::to_string(metadata->size()) + " bytes (at most 1 GiB)");
+  t.writes[kv::UserKey(key)] = MakeVector(vector, dim, metric, metadata);
+  return Status::OK();
+}
+
+Status KvTxn::GetVector(std::string_view key, simd::Metric metric, std::vector<float>* out) {
+  KvTxnState& t = *state_;
+  POMAI_RETURN_IF_ERROR(t.CheckActive());
+  POMAI_RETURN_IF_ERROR(CheckKey(key));
+  POMAI_RETURN_IF_ERROR(CheckMetric(metric));
+  VersionView v;
+  if (!t.Lookup(kv::UserKey(key), &v) || v.kind == ValueKind::kTombstone)
+    return Status::NotFound("key '" + Printable(key) + "' not found");
+  if (v.kind != ValueKind::kVector) return Status::NotFound("key '" + Printable(key) + "' holds bytes, not a vector");
+  if (v.metric != metric)
+    return Status::InvalidArgument("key '" + Printable(key) + "' holds a vector stored with metric " +
+                                   MetricName(v.metric) + ", not " + MetricName(metric));
+  out->assign(v.vec, v.vec + v.dim);
+  return Status::OK();
+}
+
+namespace {
+
+struct Candidate {
+  float score;
+  std::string_view key;  // internal key
+  VersionView v;
+};
+
+bool Before(const Candidate& a, const Candidate& b) {
+  return a.score > b.score || (a.score == b.score && a.key < b.key);
+}
+
+Status Mismatch(std::string_view ikey, const VersionView& v, uint32_t dim, simd::Metric metric) {
+  return Status::InvalidArgument("key '" + Printable(ikey.substr(1)) + "' holds a vector of metric " +
+                                 MetricName(v.metric) + " and dimension " + std::to_string(v.dim) +
+                                 " but the query has metric " + MetricName(metric) + " and dimension " +
+                                 std::to_string(dim));
+}
+
+// Scores rows [0, n) with ScoreMany, split over the pool when large.
+void ScoreRows(ThreadPool* pool, simd::Metric metric, const float* query, const float* rows, size_t n, size_t dim,
+               float* out) {
+  constexpr size_t kChunkFloats = size_t{1} << 20;  // about 4 MiB of rows per task
+  const size_t per = std::max<size_t>(64, kChunkFloats / dim);
+  if (pool == nullptr || n <= per) {
+    simd::ScoreMany(metric, query, rows, n, dim, dim, out);
+    return;
+  }
+  const size_t chunks = (n + per - 1) / per;
+  pool->ParallelFor(chunks, [&](size_t c) {
+    const size_t from = c * per, to = std::min(n, from + per);
+    simd::ScoreMany(metric, query, rows + from * dim, to - from, dim, dim, out + from);
+  });
+}
+
+void FillHits(std::vector<Candidate>& cands, uint32_t k, simd::Metric metric, bool return_vectors,
+              std::vector<KvHit>* out) {
+  const size_t n = std::min<size_t>(k, cands.size());
+  std::partial_sort(cands.begin(), cands.begin() + static_cast<std::ptrdiff_t>(n), cands.end(), Before);
+  out->clear();
+  out->reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    const Candidate& c = cands[i];
+    KvHit h;
+    h.key.assign(c.key.substr(1));
+    // The kernels give -||q - r||^2 for L2; the keyspace reports -||q - r||.
+    h.score = metric == simd::Metric::kL2 ? -std::sqrt(std::max(0.0f, -c.score)) : c.score;
+    h.has_metadata = c.v.has_metadata;
+    if (c.v.has_metadata) h.metadata.assign(c.v.bytes);
+    if (return_vectors) h.vector.assign(c.v.vec, c.v.vec + c.v.dim);
+    out->push_back(std::move(h));
+  }
+}
+
+}  // namespace
+
+Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metric, uint32_t k,
+                            const std::vector<std::string_view>* filter, bool return_vectors,
+                            std::vector<KvHit>* out) {
+  KvTxnState& t = *state_;
+  out->clear();
+  POMAI_RETURN_IF_ERROR(t.CheckActive());
+  POMAI_RETURN_IF_ERROR(CheckMetric(metric));
+  POMAI_RETURN_IF_ERROR(CheckVector(query, dim, "query"));
+  ThreadPool* pool = t.db->pool.get();
+  std::vector<Candidate> cands;
+  // Candidates given by row pointers, scored together with ScoreGather.
+  std::vector<Candidate> gathered;
+  std::vector<std::string> filter_keys;
+
+  if (filter != nullptr) {
+    filter_keys.reserve(filter->size());
+    for (std::string_view f : *filter) {
+      POMAI_RETURN_IF_ERROR(CheckKey(f, "filter key"));
+      filter_keys.push_back(kv::UserKey(f));
+    }
+    std::sort(filter_keys.begin(), filter_keys.end());
+    filter_keys.erase(std::unique(filter_keys.begin(), filter_keys.end()), filter_keys.end());
+    for (const std::string& ik : filter_keys) {
+      VersionView v;
+      if (!t.Lookup(ik, &v) || v.kind != ValueKind::kVector) continue;
+      if (v.dim != dim || v.metric != metric) return Mismatch(ik, v, dim, metric);
+      gathered.push_back(Candidate{0, ik, v});
+    }
+  } else {
+    const Layers& layers = *t.layers;
+    const std::string lo(1, static_cast<char>(kv::kUserNs)), hi(1, static_cast<char>(kv::kUserNs + 1));
+    std::unordered_set<std::string_view> shadow;  // keys whose visible version is in a newer layer
+    Status bad;
+    // Whether keys seen so far must be remembered to hide older layers' versions.
+    bool remember = true;
+    auto take = [&](std::string_view key, const VersionView& v) {
+      if (!shadow.empty() && shadow.count(key)) return;
+      if (remember) shadow.insert(key);
+      if (v.kind != ValueKind::kVector || !bad.ok()) return;
+      if (v.dim != dim || v.metric != metric) {
+        bad = Mismatch(key, v, dim, metric);
+        return;
+      }
+      gathered.push_back(Candidate{0, key, v});
+    };
+    for (auto it = t.writes.lower_bound(lo); it != t.writes.end() && it->first < hi; ++it)
+      take(it->first, kv::ViewOf(t.snap + 1, *it->second));
+    remember = layers.imm || !layers.segs.empty();
+    layers.mem->Scan(lo, hi, t.snap, take);
+    remember = !layers.segs.empty();
+    if (layers.imm) layers.imm->Scan(lo, hi, t.snap, take);
+    POMAI_RETURN_IF_ERROR(bad);
+    std::vector<float> scores;
+    for (size_t si = 0; si < layers.segs.size(); ++si) {
+      const kv::Segment& seg = *layers.segs[si];
+      const bool check_shadow = !shadow.empty();
+      for (const kv::Segment::Group& g : seg.groups()) {
+        if (g.ns != kv::kUserNs) continue;
+        if (g.dim != dim) {
+          for (uint64_t r = 0; r < g.rows; ++r) {
+            const uint32_t e = g.entries[r];
+            if (seg.seq(e) > t.snap || (check_shadow && shadow.count(seg.key(e)))) continue;
+            return Mismatch(seg.key(e), seg.view(e), dim, metric);
+          }
+          continue;
+        }
+        scores.resize(g.rows);
+        ScoreRows(pool, metric, query, g.data, g.rows, dim, scores.data());
+        for (uint64_t r = 0; r < g.rows; ++r) {
+          const uint32_t e = g.entries[r];
+          const std::string_view key = seg.key(e);
+          if (seg.seq(e) > t.snap || (check_shadow && shadow.count(key))) continue;
+          const VersionView v = seg.view(e);
+          if (v.metric != metric) return Mismatch(key, v, dim, metric);
+          cands.push_back(Candidate{scores[r], key, v});
+        }
+      }
+      if (si + 1 < layers.segs.size()) {
+        // Every key of this segment hides the older segments' versions.
+        const size_t end = seg.LowerBound(hi);
+        for (size_t e = seg.LowerBound(lo); e < end; ++e) {
+          if (seg.seq(e) <= t.snap) shadow.insert(seg.key(e));
+        }
+      }
+    }
+  }
+  if (!gathered.empty()) {
+    std::vector<const float*> rows(gathered.size());
+    std::vector<float> scores(gathered.size());
+    for (size_t i = 0; i < gathered.size(); ++i) rows[i] = gathered[i].v.vec;
+    const size_t per = std::max<size_t>(64, (size_t{1} << 20) / dim);
+    if (pool == nullptr || rows.size() <= per) {
+      simd::ScoreGather(metric, query, rows.data(), rows.size(), dim, scores.data());
+    } else {
+      pool->ParallelFor((rows.size() + per - 1) / per, [&](size_t c) {
+        const size_t from = c * per, to = std::min(rows.size(), from + per);
+        simd::ScoreGather(metric, query, rows.data() + from, to - from, dim, scores.data() + from);
+      });
+    }
+    for (size_t i = 0; i < gathered.size(); ++i) {
+      gathered[i].score = scores[i];
+      cands.push_back(gathered[i]);
+    }
+  }
+  FillHits(cands, k, metric, return_vectors, out);
+  return Status::OK();
+}
+
+Status KvTxn::IndexUpsert(std::string_view name, std::string_view key, const float* vector, uint32_t dim,
+                          const std::string_view* metadata) {
+  KvTxnState& t = *state_;
+  POMAI_RETURN_IF_ERROR(t.CheckWritable());
+  POMAI_RETURN_IF_ERROR(CheckIndexName(name));
+  POMAI_RETURN_IF_ERROR(CheckKey(key));
+  const std::string ck = kv::IndexConfigKey(name);
+  VersionView v;
+  IndexConfig config;
+  if (!t.Lookup(ck, &v) || v.kind != ValueKind::kBytes || !kv::DecodeIndexConfig(v.bytes, &config))
+    return Status::NotFound("index '" + Printable(name) + "' not found");
+  if (dim != config.dim)
+    return Status::InvalidArgument("vector dimension " + std::to_string(dim) + " does not match index '" +
+                                   Printable(name) + "' dimension " + std::to_string(config.dim));
+  POMAI_RETURN_IF_ERROR(CheckVector(vector, dim));
+  if (metadata != nullptr && metadata->size() > kMaxValueLen)
+    return Status::InvalidArgument("metadata is " + std::to_string(metadata->size()) + " bytes (at most 1 GiB)");
+  std::string ek = kv::IndexEntryPrefix(name);
+  ek.append(key);
+  t.writes[ek] = MakeVector(vector, dim, config.metric, metadata);
+  t.checks.insert(ck);
+  return Status::OK();
+}
+
+Status KvTxn::IndexDelete(std::string_view name, std::string_view key) {
+  KvTxnState& t = *state_;
+  POMAI_RETURN_IF_ERROR(t.CheckWritable());
+  POMAI_RETURN_IF_ERROR(CheckIndexName(name));
+  POMAI_RETURN_IF_ERROR(CheckKey(key));
+  const std::string ck = kv::IndexConfigKey(name);
+  VersionView v;
+  if (!t.Lookup(ck, &v) || v.kind != ValueKind::kBytes) return Status::NotFound("index '" + Printable(name) + "' not found");
+  std::string ek = kv::IndexEntryPrefix(name);
+  ek.append(key);
+  t.writes[ek] = std::make_shared<kv::Value>();
+  t.checks.insert(ck);
+  return Status::OK();
+}
+
+Status KvTxn::Rollback() {
+  POMAI_RETURN_IF_ERROR(state_->CheckActive());
+  state_->End();
+  return Status::OK();
+}
+
+Status KvTxn::Commit() {
+  KvTxnState& t = *state_;
+  POMAI_RETURN_IF_ERROR(t.CheckActive());
+  if (t.writes.empty()) {
+    t.End();
+    return Status::OK();
+  }
+  std::vector<kv::Write> writes;
+  writes.reserve(t.writes.size());
+  for (auto& [key, value] : t.writes) writes.push_back(kv::Write{key, value});
+  const uint64_t snap = t.snap;
+  std::set<std::string, std::less<>> checks = std::move(t.checks);
+  t.End();  // the snapshot is released first: the commit's own versions need not be kept for it
+  return t.db->CommitWrites(snap, writes, checks);
+}
+
+uint64_t KvDBImpl::UsedBytes(const Layers& l) const {
+  uint64_t used = l.mem->bytes();
+  if (l.imm) used += l.imm->bytes();
+  for (const auto& s : l.segs) used += s->file_size();
+  used += indexes->MemoryBytes();
+  return used;
+}
+
+Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& writes,
+                              const std::set<std::string, std::less<>>& checks, const std::string& check_prefix) {
+  std::unique_lock<std::mutex> l(commit_mu);
+  if (closed) return Status::Closed("database is closed");
+  std::shared_ptr<const Layers> cur = Current();
+  for (const kv::Write& w : writes) {
+    if (LatestSeq(*cur, w.key) > snap) return Status(Code::kConflict, "transaction conflict");
+  }
+  for (const std::string& c : checks) {
+    if (LatestSeq(*cur, c) > snap) return Status(Code::kConflict, "transaction conflict");
+  }
+  if (!check_prefix.empty() && PrefixChangedSince(*cur, check_prefix, snap))
+    return Status(Code::kConflict, "transaction conflict");
+  if (opt.memory_limit_bytes != 0 && UsedBytes(*cur) + WriteCost(writes) > opt.memory_limit_bytes)
+    return Status::ResourceExhausted("memory limit exceeded");
+  auto apply = [&](uint64_t seq) {
+    {
+      // No transaction begins between choosing which old versions to drop
+      // and publishing seq, so none can need a dropped one.
+      std::lock_guard<std::mutex> sl(snap_mu);
+      const uint64_t min_snap = snapshots.empty() ? seq : std::min(seq, *snapshots.begin());
+      cur->mem->Apply(seq, writes, min_snap);
+      last_seq.store(seq);
+    }
+    indexes->OnCommit(seq, writes);
+  };
+  if (wal) {
+    const std::string payload = kv::EncodeCommit(writes);
+    if (payload.size() > wal::kMaxPayload)
+      return Status::InvalidArgument("transaction of " + std::to_string(payload.size()) +
+                                     " bytes exceeds the 1 GiB commit limit");
+    POMAI_RETURN_IF_ERROR(wal->Commit(kv::kCommitRecord, payload, apply));
+  } else {
+    apply(last_seq.load() + 1);
+  }
+  const bool over = cur->mem->bytes() > opt.memtable_budget_bytes;
+  l.unlock();
+  if (over) MaybeScheduleFlush();
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------------------
+// Flush and merge
+
+void KvDBImpl::MaybeScheduleFlush() {
+  if (opt.in_memory) return;
+  std::lock_guard<std::mutex> l(bg_mu);
+  if (bg_pending) return;
+  bg_pending = true;
+  bg_cv.notify_all();
+}
+
+void KvDBImpl::BackgroundLoop() {
+  std::unique_lock<std::mutex> l(bg_mu);
+  for (;;) {
+    bg_cv.wait(l, [this] { return bg_stop || bg_pending; });
+    if (bg_stop) return;
+    l.unlock();
+    Status s;
+    {
+      std::lock_guard<std::mutex> f(flush_mu);
+      s = FlushLocked();
+      if (s.ok()) s = MergeLocked();
+    }
+    l.lock();
+    bg_pending = false;
+    if (!s.ok()) bg_error = s;
+  }
+}
+
+Status KvDB::Flush() {
+  KvDBImpl& d = *impl_;
+  if (d.opt.in_memory) return Status::InvalidArgument("in-memory database cannot be flushed");
+  if (d.closed) return Status::Closed("database is closed");
+  std::lock_guard<std::mutex> f(d.flush_mu);
+  POMAI_RETURN_IF_ERROR(d.FlushLocked());
+  return d.MergeLocked();
+}
+
+Status KvDBImpl::FlushLocked() {
+  std::shared_ptr<const Layers> frozen;
+  {
+    std::lock_guard<std::mutex> l(commit_mu);
+    std::shared_ptr<const Layers> cur = Current();
+    if (cur->imm) {
+      // A failed flush left its memtable frozen: write that one first.
+      frozen = cur;
+    } else {
+      if (cur->mem->empty()) return Status::OK();
+      POMAI_RETURN_IF_ERROR(wal->RunExclusive([&]() -> Status {
+        POMAI_RETURN_IF_ERROR(NewLogFile());
+        std::lock_guard<std::mutex> m(manifest_mu);
+        imm_log_number = live_wals.back();
+        return Status::OK();
+      }));
+      auto next = std::make_shared<Layers>(*cur);
+      next->imm = cur->mem;
+      next->mem = std::make_shared<kv::MemTable>();
+      imm_seq = last_seq.load();
+      Publish(next);
+      frozen = next;
+    }
+  }
+  const uint64_t log_number = imm_log_number, flush_seq = imm_seq;
+  const kv::MemTable& imm = *frozen->imm;
+  std::vector<kv::Segment::Input> inputs;
+  uint64_t min_seq = UINT64_MAX, max_seq = 0;
+  imm.Newest([&](const std::string& key, uint64_t seq, const kv::Value& v) {
+    inputs.push_back({key, seq, &v});
+    min_seq = std::min(min_seq, seq);
+    max_seq = std::max(max_seq, seq);
+  });
+  const uint64_t number = NewFileNumber();
+  const std::string name = SegmentFileName(number);
+  Status s = kv::Segment::Write(env, opt.path, name, inputs, min_seq, max_seq);
+  std::shared_ptr<kv::Segment> seg;
+  if (s.ok()) {
+    auto r = kv::Segment::Open(env, JoinPath(opt.path, name), number);
+    if (r.ok()) {
+      seg = std::move(r).value();
+    } else {
+      s = r.status();
+    }
+  }
+  std::vector<uint64_t> obsolete;
+  if (s.ok()) {
+    std::lock_guard<std::mutex> m(manifest_mu);
+    kv::Manifest next = manifest;
+    next.segments.push_back(number);
+    next.log_number = log_number;
+    next.last_seq = flush_seq;
+    s = WriteFileAtomically(env, opt.path, JoinPath(opt.path, kv::kKvManifestName), next.Encode());
+    if (s.ok()) {
+      next.next_file_number = std::max(next.next_file_number, manifest.next_file_number);
+      manifest = next;
+      for (uint64_t w : live_wals) {
+        if (w < log_number) obsolete.push_back(w);
+      }
+      live_wals.erase(std::remove_if(live_wals.begin(), live_wals.end(), [&](uint64_t w) { return w < log_number; }),
+                      live_wals.end());
+    }
+  }
+  if (!s.ok()) {
+    // The frozen memtable stays readable as imm (and its WAL files stay
+    // live) until a later flush writes it.
+    (void)env->RemoveFile(JoinPath(opt.path, name));
+    return s;
+  }
+  {
+    std::lock_guard<std::mutex> l(commit_mu);  // the active memtable does not change under us
+    std::shared_ptr<const Layers> cur = Current();
+    auto next = std::make_shared<Layers>(*cur);
+    next->imm.reset();
+    next->segs.insert(next->segs.begin(), seg);
+    Publish(next);
+  }
+  for (uint64_t w : obsolete) (void)env->RemoveFile(JoinPath(opt.path, WalFileName(w)));
+  return Status::OK();
+}
+
+Status KvDBImpl::MergeLocked() {
+  std::shared_ptr<const Layers> cur = Current();
+  if (cur->segs.size() <= opt.max_segments || cur->imm) return Status::OK();
+  // Every segment into one: per key the newest version (segments are newest
+  // first); tombstones are dropped, since nothing older remains below them.
+  std::vector<kv::Segment::Input> inputs;
+  std::vector<std::unique_ptr<kv::Value>> owned;
+  std::vector<size_t> pos(cur->segs.size(), 0);
+  uint64_t min_seq = UINT64_MAX, max_seq = 0;
+  for (;;) {
+    int best = -1;
+    std::string_view best_key;
+    for (size_t i = 0; i < cur->segs.size(); ++i) {
+      if (pos[i] >= cur->segs[i]->size()) continue;
+      std::string_view k = cur->segs[i]->key(pos[i]);
+      if (best < 0 || k < best_key) {
+        best = static_cast<int>(i);
+        best_key = k;
+      }
+    }
+    if (best < 0) break;
+    const kv::Segment& s = *cur->segs[best];
+    const VersionView v = s.view(pos[best]);
+    const uint64_t seq = s.seq(pos[best]);
+    for (size_t i = 0; i < cur->segs.size(); ++i) {
+      if (pos[i] < cur->segs[i]->size() && cur->segs[i]->key(pos[i]) == best_key) ++pos[i];
+    }
+    if (v.kind == ValueKind::kTombstone) continue;
+    auto val = std::make_unique<kv::Value>();
+    val->kind = v.kind;
+    val->metric = v.metric;
+    val->has_metadata = v.has_metadata;
+    val->bytes.assign(v.bytes);
+    if (v.vec) val->vec.assign(v.vec, v.vec + v.dim);
+    inputs.push_back({best_key, seq, val.get()});
+    owned.push_back(std::move(val));
+    min_seq = std::min(min_seq, seq);
+    max_seq = std::max(max_seq, seq);
+  }
+  const uint64_t number = NewFileNumber();
+  const std::string name = SegmentFileName(number);
+  POMAI_RETURN_IF_ERROR(kv::Segment::Write(env, opt.path, name, inputs, inputs.empty() ? 0 : min_seq, max_seq));
+  auto opened = kv::Segment::Open(env, JoinPath(opt.path, name), number);
+  if (!opened.ok()) {
+    (void)env->RemoveFile(JoinPath(opt.path, name));
+    return opened.status();
+  }
+  std::set<uint64_t> merged;
+  for (const auto& s : cur->segs) merged.insert(s->number());
+  {
+    std::lock_guard<std::mutex> m(manifest_mu);
+    kv::Manifest next = manifest;
+    next.segments.clear();
+    next.segments.push_back(number);
+    Status s = WriteFileAtomically(env, opt.path, JoinPath(opt.path, kv::kKvManifestName), next.Encode());
+    if (!s.ok()) {
+      (void)env->RemoveFile(JoinPath(opt.path, name));
+      return s;
+    }
+    manifest = next;
+  }
+  {
+    std::lock_guard<std::mutex> l(commit_mu);
+    auto next = std::make_shared<Layers>(*Current());
+    next->segs.clear();
+    next->segs.push_back(std::move(opened).value());
+    Publish(next);
+  }
+  // Readers still holding the old segments keep their mappings alive.
+  for (uint64_t n : merged) (void)env->RemoveFile(JoinPath(opt.path, SegmentFileName(n)));
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------------------
+// Memory, indexes, test hooks
+
+MemoryStats KvDB::MemoryUsage() {
+  KvDBImpl& d = *impl_;
+  MemoryStats m;
+  m.used_bytes = d.UsedBytes(*d.Current());
+  m.total_bytes = d.opt.memory_limit_bytes ? d.opt.memory_limit_bytes : PhysicalMemory();
+  m.free_bytes = m.total_bytes > m.used_bytes ? m.total_bytes - m.used_bytes : 0;
+  return m;
+}
+
+size_t KvDB::SegmentCount() { return impl_->Current()->segs.size(); }
+uint64_t KvDB::LastSequence() { return impl_->last_seq.load(); }
+
+namespace {
+
+// The end of the key range of `prefix` (whose last byte is below 0xff).
+std::string PrefixEnd(std::string prefix) {
+  prefix.back() = static_cast<char>(static_cast<uint8_t>(prefix.back()) + 1);
+  return prefix;
+}
+
+// Every entry of the range [prefix, PrefixEnd(prefix)) visible at `snap`, as
+// the newest layer holding it says: key (without the prefix) -> view.
+// Tombstones are left out.
+std::map<std::string, VersionView, std::less<>> ScanRange(const Layers& layers, const std::string& prefix, uint64_t snap) {
+  const std::string end = PrefixEnd(prefix);
+  std::map<std::string, VersionView, std::less<>> out;
+  std::unordered_set<std::string> seen;
+  auto take = [&](std::string_view key, const VersionView& v) {
+    if (!seen.insert(std::string(key)).second) return;
+    if (v.kind != ValueKind::kTombstone) out.emplace(std::string(key.substr(prefix.size())), v);
+  };
+  layers.mem->Scan(prefix, end, snap, take);
+  if (layers.imm) layers.imm->Scan(prefix, end, snap, take);
+  for (const auto& seg : layers.segs) {
+    const size_t to = seg->LowerBound(end);
+    for (size_t i = seg->LowerBound(prefix); i < to; ++i) {
+      if (seg->seq(i) <= snap) take(seg->key(i), seg->view(i));
+    }
+  }
+  return out;
+}
+
+std::map<std::string, kv::IndexEntry, std::less<>> EntriesOf(const std::map<std::string, VersionView, std::less<>>& range,
+                                                             uint32_t dim) {
+  std::map<std::string, kv::IndexEntry, std::less<>> out;
+  for (const auto& [key, v] : range) {
+    if (v.kind != ValueKind::kVector || v.dim != dim) continue;
+    out.emplace(key, kv::IndexEntry{v.seq, v.vec, v.has_metadata, v.bytes});
+  }
+  return out;
+}
+
+Status CheckIndexConfig(const IndexConfig& c) {
+  if (c.dim == 0 || c.dim > kMaxVectorDim)
+    return Status::InvalidArgument("invalid parameter dim: " + std::to_string(c.dim) + " (must be 1..65535)");
+  if (c.m < 2 || c.m > 100) return Status::InvalidArgument("invalid parameter m: " + std::to_string(c.m) + " (must be 2..100)");
+  if (c.ef_construction < c.m)
+    return Status::InvalidArgument("invalid parameter ef_construction: " + std::to_string(c.ef_construction) +
+                                   " (must be >= m = " + std::to_string(c.m) + ")");
+  if (static_cast<uint32_t>(c.metric) > 2)
+    return Status::InvalidArgument("invalid parameter metric: " + std::to_string(static_cast<uint32_t>(c.metric)) +
+                                   " (0 L2, 1 INNER_PRODUCT, 2 COSINE)");
+  return Status::OK();
+}
+
+}  // namespace
+
+// A registered snapshot, released at destruction.
+struct PinnedSnapshot {
+  KvDBImpl* db;
+  uint64_t snap;
+  std::shared_ptr<const Layers> layers;
+  std::multiset<uint64_t>::iterator reg;
+  explicit PinnedSnapshot(KvDBImpl* d) : db(d) {
+    std::lock_guard<std::mutex> l(db->snap_mu);
+    snap = db->last_seq.load();
+    reg = db->snapshots.insert(snap);
+    layers = db->Current();
+  }
+  ~PinnedSnapshot() {
+    std::lock_guard<std::mutex> l(db->snap_mu);
+    db->snapshots.erase(reg);
+  }
+};
+
+Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string& name, bool rebuild) {
+  std::lock_guard<std::mutex> lm(index_load_mu);
+  if (!rebuild) {
+    if (auto rt = indexes->Find(name)) return rt;
+  }
+  const std::string ck = kv::IndexConfigKey(name);
+  const std::string prefix = kv::IndexEntryPrefix(name);
+  for (;;) {
+    if (closed) return Status::Closed("database is closed");
+    std::shared_ptr<kv::IndexRuntime> rt;
+    uint64_t config_seq = 0;
+    IndexConfig config;
+    {
+      PinnedSnapshot pin(this);
+      VersionView cv;
+      if (!LookupLayers(*pin.layers, ck, pin.snap, &cv) || cv.kind == ValueKind::kTombstone)
+        return Status::NotFound("index '" + Printable(name) + "' not found");
+      if (cv.kind != ValueKind::kBytes || !kv::DecodeIndexConfig(cv.bytes, &config))
+        return Status::Corruption("the configuration of index '" + Printable(name) + "' is damaged");
+      config_seq = cv.seq;
+      const auto entries = EntriesOf(ScanRange(*pin.layers, prefix, pin.snap), config.dim);
+      POMAI_ASSIGN_OR_RETURN(rt, kv::IndexRuntime::Build(config, config_seq, entries, pool.get()));
+    }
+    std::lock_guard<std::mutex> l(commit_mu);
+    std::shared_ptr<const Layers> cur = Current();
+    const uint64_t latest = last_seq.load();
+    VersionView cv;
+    if (!LookupLayers(*cur, ck, latest, &cv) || cv.kind == ValueKind::kTombstone)
+      return Status::NotFound("index '" + Printable(name) + "' not found");
+    if (cv.seq != config_seq) continue;  // replaced while we built: again
+    rt->CatchUp(EntriesOf(ScanRange(*cur, prefix, latest), config.dim));
+    indexes->Install(name, rt);
+    // Commits made during the build may already call for the next one.
+    if (rt->ClaimRebuild()) ScheduleRebuild(name);
+    return rt;
+  }
+}
+
+void KvDBImpl::ScheduleRebuild(const std::string& name) {
+  std::lock_guard<std::mutex> l(rebuild_mu);
+  if (closed) return;
+  // Reap finished rebuilds.
+  for (auto it = rebuilds.begin(); it != rebuilds.end();) {
+    if (it->done->load()) {
+      it->thread.join();
+      it = rebuilds.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  std::thread t([this, name, done] {
+    auto old = indexes->Find(name);
+    auto r = LoadIndex(name, true);
+    if (!r.ok() && old) old->RebuildDone();  // try again after more writes
+    done->store(true);
+  });
+  rebuilds.push_back(Rebuild{std::move(t), done});
+}
+
+Status KvDBImpl::WriteIndexConfig(const std::string& name, const IndexConfig* config) {
+  const std::string ck = kv::IndexConfigKey(name);
+  const std::string prefix = kv::IndexEntryPrefix(name);
+  for (int attempt = 0;; ++attempt) {
+    std::vector<kv::Write> writes;
+    uint64_t snap = 0;
+    {
+      PinnedSnapshot pin(this);
+      snap = pin.snap;
+      VersionView cv;
+      const bool exists = LookupLayers(*pin.layers, ck, pin.snap, &cv) && cv.kind != ValueKind::kTombstone;
+      if (config == nullptr && !exists) return Status::NotFound("index '" + Printable(name) + "' not found");
+      // Every entry goes with the configuration it belonged to.
+      for (const auto& [key, v] : ScanRange(*pin.layers, prefix, pin.snap))
+        writes.push_back(kv::Write{prefix + key, std::make_shared<kv::Value>()});
+      auto cfg = std::make_shared<kv::Value>();
+      if (config != nullptr) {
+        cfg->kind = ValueKind::kBytes;
+        cfg->bytes = kv::EncodeIndexConfig(*config);
+      }
+      writes.push_back(kv::Write{ck, std::move(cfg)});
+      std::sort(writes.begin(), writes.end(), [](const kv::Write& a, const kv::Write& b) { return a.key < b.key; });
+    }
+    Status s = CommitWrites(snap, writes, {ck}, prefix);
+    if (s.code() != Code::kConflict || attempt >= 100) return s;
+  }
+}
+
+Status KvDB::CreateIndex(std::string_view name, const IndexConfig& config) {
+  if (impl_->closed) return Status::Closed("database is closed");
+  POMAI_RETURN_IF_ERROR(CheckIndexName(name));
+  POMAI_RETURN_IF_ERROR(CheckIndexConfig(config));
+  return impl_->WriteIndexConfig(std::string(name), &config);
+}
+
+Status KvDB::DropIndex(std::string_view name) {
+  if (impl_->closed) return Status::Closed("database is closed");
+  POMAI_RETURN_IF_ERROR(CheckIndexName(name));
+  return impl_->WriteIndexConfig(std::string(name), nullptr);
+}
+
+Status KvDB::GetIndexStats(std::string_view name, IndexStats* out) {
+  if (impl_->closed) return Status::Closed("database is closed");
+  POMAI_RETURN_IF_ERROR(CheckIndexName(name));
+  POMAI_ASSIGN_OR_RETURN(auto rt, impl_->LoadIndex(std::string(name), false));
+  *out = rt->Stats();
+  return Status::OK();
+}
+
+Status KvDB::SearchIndex(std::string_view name, const float* query, uint32_t dim, uint32_t k, uint32_t ef_search,
+                         std::vector<KvHit>* out, IndexStats* stats) {
+  out->clear();
+  if (impl_->closed) return Status::Closed("database is closed");
+  POMAI_RETURN_IF_ERROR(CheckIndexName(name));
+  POMAI_ASSIGN_OR_RETURN(auto rt, impl_->LoadIndex(std::string(name), false));
+  if (dim != rt->config().dim)
+    return Status::InvalidArgument("query dimension " + std::to_string(dim) + " does not match index '" +
+                                   Printable(name) + "' dimension " + std::to_string(rt->config().dim));
+  POMAI_RETURN_IF_ERROR(CheckVector(query, dim, "query"));
+  const uint32_t ef = std::max(k, ef_search != 0 ? ef_search : 50u);
+  POMAI_RETURN_IF_ERROR(rt->Search(query, k, ef, out));
+  if (stats != nullptr) *stats = rt->Stats();
+  return Status::OK();
+}
+
+}  // namespace pomai::engine

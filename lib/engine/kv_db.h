@@ -1,0 +1,179 @@
+// KvDB: a keyspace database. One ordered keyspace of byte-string keys whose
+// values are plain bytes or vector records (metric, dimension, optional
+// metadata, float32 data), with MVCC by sequence number, optimistic
+// transactions (snapshot isolation, first committer wins) and named HNSW
+// indexes whose configuration and entries live in the same keyspace.
+//
+// Two storage modes run the same code: disk (a directory with a LOCK, a
+// KVMANIFEST, WAL files and KV segment files; docs/FORMAT.md, "Keyspace
+// databases") and in-memory (no files: no WAL, no segments).
+//
+// Layers, newest first: the active memtable, the memtable being flushed, the
+// segments (newest first). A transaction pins the layers and a sequence
+// number S at begin and reads, per key, the newest version with seq <= S. A
+// commit takes the commit lock, checks every key it wrote (and every index
+// configuration its index writes depend on) for a version newer than S
+// (CONFLICT), checks the memory limit (RESOURCE_EXHAUSTED), appends one WAL
+// record with every write (so it is atomic after a crash), applies the writes
+// to the memtable under the next sequence number and publishes it.
+//
+// Thread-safety: KvDB methods may be called from any thread concurrently,
+// except Close, which must not race with other calls and must come after
+// every KvTxn is destroyed (lib/capi guarantees both). A KvTxn is used by one
+// thread at a time (lib/capi serialises calls on it). Readers never wait for
+// a flush, a merge or an index rebuild; they take a shared memtable lock only
+// for the duration of a lookup or a scan.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "simd/distance.h"
+#include "util/env.h"
+#include "util/status.h"
+
+namespace pomai::engine {
+
+struct KvOptions {
+  std::string path;                       // disk mode: the directory, created if missing
+  bool in_memory = false;                 // no files at all
+  bool fsync = false;                     // fdatasync the WAL before a commit returns
+  uint64_t memory_limit_bytes = 0;        // 0 = none; else a commit passing it is RESOURCE_EXHAUSTED
+  uint32_t search_threads = 0;            // 0 = all cores
+  uint64_t memtable_budget_bytes = 0;     // disk mode: flush in the background past this; 0 = 64 MiB
+  uint32_t max_segments = 4;              // merge the segments when there are more than this
+  Env* env = nullptr;                     // nullptr = Env::Default()
+};
+
+enum class TxnMode { kReadOnly = 0, kReadWrite = 1 };
+
+// One search hit (flat or HNSW).
+struct KvHit {
+  std::string key;
+  float score = 0;
+  bool has_metadata = false;
+  std::string metadata;
+  std::vector<float> vector;  // filled only when asked for
+};
+
+struct IndexConfig {
+  uint32_t dim = 0;
+  uint32_t m = 16;
+  uint32_t ef_construction = 200;
+  simd::Metric metric = simd::Metric::kCosine;
+};
+
+struct IndexStats {
+  uint64_t node_count = 0;     // live entries
+  uint64_t deleted_count = 0;  // graph nodes whose entry was deleted or replaced
+  uint64_t memory_bytes = 0;
+  double avg_edges_per_node = 0;
+  std::vector<uint64_t> level_distribution;  // [l] = graph nodes whose top level is l
+};
+
+struct MemoryStats {
+  uint64_t total_bytes = 0;
+  uint64_t used_bytes = 0;
+  uint64_t free_bytes = 0;
+};
+
+// Limits of kv.h.
+constexpr size_t kMaxKeyLen = 65535;
+constexpr size_t kMaxValueLen = size_t{1} << 30;
+constexpr uint32_t kMaxVectorDim = 65535;
+constexpr size_t kMaxIndexNameLen = 255;
+
+class KvDB;
+struct KvDBImpl;
+struct KvTxnState;
+
+// A transaction. Destroying an active transaction rolls it back. Every
+// method returns CLOSED "transaction is closed" once it has committed or
+// rolled back. Arguments are copied before a method returns.
+class KvTxn {
+ public:
+  ~KvTxn();
+  KvTxn(const KvTxn&) = delete;
+  KvTxn& operator=(const KvTxn&) = delete;
+
+  bool active() const;
+  TxnMode mode() const;
+
+  // The value of `key` (snapshot plus own writes); *found false when absent
+  // or deleted. For a vector record the value is its metadata.
+  Status Get(std::string_view key, std::string* value, bool* found);
+  Status Put(std::string_view key, std::string_view value);
+  Status Delete(std::string_view key);
+  // Stores a vector record; `metadata` null = none.
+  Status UpsertVector(std::string_view key, const float* vector, uint32_t dim, simd::Metric metric,
+                      const std::string_view* metadata);
+  // NotFound unless `key` holds a vector record; InvalidArgument when it was
+  // stored with another metric.
+  Status GetVector(std::string_view key, simd::Metric metric, std::vector<float>* out);
+  // Exact top-k over the visible vector records (or the records of `filter`
+  // when not null), sorted by score descending then key ascending.
+  Status SearchSimilar(const float* query, uint32_t dim, simd::Metric metric, uint32_t k,
+                       const std::vector<std::string_view>* filter, bool return_vectors, std::vector<KvHit>* out);
+  // Index entries, applied at commit. NotFound for a missing index.
+  Status IndexUpsert(std::string_view name, std::string_view key, const float* vector, uint32_t dim,
+                     const std::string_view* metadata);
+  Status IndexDelete(std::string_view name, std::string_view key);
+
+  // Commits (see the file comment) and closes the transaction, whatever the outcome.
+  Status Commit();
+  // Discards the writes and closes the transaction.
+  Status Rollback();
+
+ private:
+  friend class KvDB;
+  explicit KvTxn(std::unique_ptr<KvTxnState> state);
+  std::unique_ptr<KvTxnState> state_;
+};
+
+class KvDB {
+ public:
+  // Opens or creates the database (see pomai_db_open_ex in include/pomai/kv.h
+  // for the errors). Disk mode replays the WAL.
+  static Result<std::unique_ptr<KvDB>> Open(const KvOptions& options);
+  ~KvDB();
+
+  // Stops background work, syncs the WAL, releases the lock. Idempotent.
+  // Every transaction must have been destroyed.
+  Status Close();
+
+  Result<std::unique_ptr<KvTxn>> Begin(TxnMode mode);
+
+  // Disk mode: writes the memtable to a segment and returns once the manifest
+  // names it. In-memory: InvalidArgument "in-memory database cannot be flushed".
+  Status Flush();
+
+  MemoryStats MemoryUsage();
+
+  // Named HNSW indexes. Create replaces an existing index and its entries.
+  Status CreateIndex(std::string_view name, const IndexConfig& config);
+  Status DropIndex(std::string_view name);
+  Status GetIndexStats(std::string_view name, IndexStats* out);
+  // ef = max(k, ef_search), ef_search 0 = max(k, 50). Committed entries only.
+  Status SearchIndex(std::string_view name, const float* query, uint32_t dim, uint32_t k, uint32_t ef_search,
+                     std::vector<KvHit>* out, IndexStats* stats);
+
+  bool in_memory() const;
+
+  // For tests: segment files live now, and the number of flushes/merges done.
+  size_t SegmentCount();
+  uint64_t LastSequence();
+
+ private:
+  KvDB();
+  std::unique_ptr<KvDBImpl> impl_;
+};
+
+// Validation helpers shared with lib/capi (they name the argument).
+Status CheckKey(std::string_view key, const char* what = "key");
+Status CheckIndexName(std::string_view name);
+Status CheckVector(const float* v, uint32_t dim, const char* what = "vector");
+
+}  // namespace pomai::engine

@@ -1,0 +1,288 @@
+#include "engine/kv_index.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "simd/distance.h"
+#include "util/coding.h"
+
+namespace pomai::engine::kv {
+
+std::string EncodeIndexConfig(const IndexConfig& c) {
+  std::string out;
+  PutFixed32(&out, c.dim);
+  PutFixed32(&out, c.m);
+  PutFixed32(&out, c.ef_construction);
+  PutFixed32(&out, static_cast<uint32_t>(c.metric));
+  return out;
+}
+
+bool DecodeIndexConfig(std::string_view bytes, IndexConfig* c) {
+  if (bytes.size() != 16) return false;
+  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+  IndexConfig r;
+  r.dim = DecodeFixed32(p);
+  r.m = DecodeFixed32(p + 4);
+  r.ef_construction = DecodeFixed32(p + 8);
+  const uint32_t metric = DecodeFixed32(p + 12);
+  if (r.dim == 0 || r.dim > kMaxVectorDim || r.m < 2 || r.m > 100 || r.ef_construction < r.m || metric > 2) return false;
+  r.metric = static_cast<simd::Metric>(metric);
+  *c = r;
+  return true;
+}
+
+namespace {
+
+float ReportedScore(simd::Metric metric, float s) {
+  return metric == simd::Metric::kL2 ? -std::sqrt(std::max(0.0f, -s)) : s;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<IndexRuntime>> IndexRuntime::Build(const IndexConfig& config, uint64_t config_seq,
+                                                          const std::map<std::string, IndexEntry, std::less<>>& entries,
+                                                          ThreadPool* pool) {
+  std::shared_ptr<IndexRuntime> rt(new IndexRuntime());
+  rt->config_ = config;
+  rt->config_seq_ = config_seq;
+  const size_t n = entries.size();
+  const size_t dim = config.dim;
+  rt->base_vecs_.resize(n * dim);
+  rt->base_keys_.reserve(n);
+  rt->base_seqs_.reserve(n);
+  rt->base_meta_.reserve(n);
+  rt->base_has_meta_.reserve(n);
+  rt->base_row_.reserve(n);
+  size_t row = 0;
+  for (const auto& [key, e] : entries) {
+    std::memcpy(rt->base_vecs_.data() + row * dim, e.vec, dim * sizeof(float));
+    rt->base_keys_.push_back(key);
+    rt->base_seqs_.push_back(e.seq);
+    rt->base_meta_.emplace_back(e.metadata);
+    rt->base_has_meta_.push_back(e.has_metadata ? 1 : 0);
+    rt->base_row_.emplace(key, static_cast<uint32_t>(row));
+    ++row;
+  }
+  rt->dead_.assign(n, 0);
+  if (n > 0) {
+    index::HnswParams params;
+    params.m = config.m;
+    params.ef_construction = config.ef_construction;
+    params.sq8 = false;  // the walk scores float32 rows: recall first
+    POMAI_ASSIGN_OR_RETURN(rt->sections_, index::BuildHnsw(rt->base_vecs_.data(), n, config.dim, config.metric, params,
+                                                           n >= 2048 ? pool : nullptr, nullptr));
+    auto section = [&rt](uint32_t kind) -> std::string_view {
+      for (const auto& s : rt->sections_) {
+        if (s.kind == kind) return s.bytes;
+      }
+      return {};
+    };
+    auto graph = index::HnswGraph::Open(section, rt->base_vecs_.data(), n, config.dim, config.metric, "index graph");
+    if (!graph.ok()) return graph.status();
+    rt->graph_.emplace(std::move(graph).value());
+  }
+  return rt;
+}
+
+void IndexRuntime::CatchUp(const std::map<std::string, IndexEntry, std::less<>>& now) {
+  std::unique_lock<std::shared_mutex> l(mu_);
+  for (size_t row = 0; row < base_keys_.size(); ++row) {
+    auto it = now.find(base_keys_[row]);
+    if (it == now.end() || it->second.seq != base_seqs_[row]) {
+      if (!dead_[row]) {
+        dead_[row] = 1;
+        ++dead_count_;
+      }
+    }
+  }
+  for (const auto& [key, e] : now) {
+    auto br = base_row_.find(key);
+    if (br != base_row_.end() && base_seqs_[br->second] == e.seq) continue;
+    DeltaEntry d{e.seq, std::vector<float>(e.vec, e.vec + config_.dim), e.has_metadata, std::string(e.metadata)};
+    delta_bytes_ += key.size() + d.vec.size() * sizeof(float) + d.metadata.size() + 96;
+    delta_[key] = std::move(d);
+  }
+}
+
+void IndexRuntime::Apply(std::string_view key, uint64_t seq, const Value& v) {
+  std::unique_lock<std::shared_mutex> l(mu_);
+  auto br = base_row_.find(std::string(key));
+  if (br != base_row_.end() && !dead_[br->second]) {
+    dead_[br->second] = 1;
+    ++dead_count_;
+  }
+  auto it = delta_.find(key);
+  if (it != delta_.end()) {
+    delta_bytes_ -= it->first.size() + it->second.vec.size() * sizeof(float) + it->second.metadata.size() + 96;
+    delta_.erase(it);
+  }
+  if (v.kind == ValueKind::kVector && v.vec.size() == config_.dim) {
+    DeltaEntry d{seq, v.vec, v.has_metadata, v.bytes};
+    delta_bytes_ += key.size() + d.vec.size() * sizeof(float) + d.metadata.size() + 96;
+    delta_.emplace(std::string(key), std::move(d));
+  }
+}
+
+Status IndexRuntime::Search(const float* query, uint32_t k, uint32_t ef, std::vector<KvHit>* out) const {
+  out->clear();
+  if (k == 0) return Status::OK();
+  std::shared_lock<std::shared_mutex> l(mu_);
+  struct Cand {
+    float score;
+    const std::string* key;
+    bool has_meta;
+    const std::string* meta;
+  };
+  std::vector<Cand> cands;
+  if (graph_) {
+    std::vector<index::Neighbor> nbrs;
+    const uint8_t* dead = dead_.data();
+    auto live = [dead](uint32_t row) { return dead[row] == 0; };
+    if (dead_count_ == 0) {
+      POMAI_RETURN_IF_ERROR(graph_->Search(query, k, std::max<uint32_t>(ef, k), nullptr, &nbrs));
+    } else {
+      POMAI_RETURN_IF_ERROR(graph_->Search(query, k, std::max<uint32_t>(ef, k), live, &nbrs));
+    }
+    for (const index::Neighbor& nb : nbrs)
+      cands.push_back(Cand{nb.score, &base_keys_[nb.row], base_has_meta_[nb.row] != 0, &base_meta_[nb.row]});
+  }
+  if (!delta_.empty()) {
+    std::vector<const float*> rows;
+    std::vector<const std::pair<const std::string, DeltaEntry>*> refs;
+    rows.reserve(delta_.size());
+    refs.reserve(delta_.size());
+    for (const auto& kvp : delta_) {
+      rows.push_back(kvp.second.vec.data());
+      refs.push_back(&kvp);
+    }
+    std::vector<float> scores(rows.size());
+    simd::ScoreGather(config_.metric, query, rows.data(), rows.size(), config_.dim, scores.data());
+    for (size_t i = 0; i < rows.size(); ++i)
+      cands.push_back(Cand{scores[i], &refs[i]->first, refs[i]->second.has_metadata, &refs[i]->second.metadata});
+  }
+  const size_t n = std::min<size_t>(k, cands.size());
+  std::partial_sort(cands.begin(), cands.begin() + static_cast<std::ptrdiff_t>(n), cands.end(),
+                    [](const Cand& a, const Cand& b) { return a.score > b.score || (a.score == b.score && *a.key < *b.key); });
+  out->reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    KvHit h;
+    h.key = *cands[i].key;
+    h.score = ReportedScore(config_.metric, cands[i].score);
+    h.has_metadata = cands[i].has_meta;
+    if (h.has_metadata) h.metadata = *cands[i].meta;
+    out->push_back(std::move(h));
+  }
+  return Status::OK();
+}
+
+IndexStats IndexRuntime::Stats() const {
+  std::shared_lock<std::shared_mutex> l(mu_);
+  IndexStats s;
+  s.node_count = base_keys_.size() - dead_count_ + delta_.size();
+  s.deleted_count = dead_count_;
+  if (graph_) {
+    auto gs = graph_->Stats();
+    if (gs.ok()) {
+      s.level_distribution = gs->nodes_per_level;
+      s.avg_edges_per_node = gs->avg_degree0;
+    }
+  }
+  l.unlock();
+  s.memory_bytes = MemoryBytes();
+  return s;
+}
+
+uint64_t IndexRuntime::MemoryBytes() const {
+  std::shared_lock<std::shared_mutex> l(mu_);
+  uint64_t b = sizeof(IndexRuntime) + base_vecs_.capacity() * sizeof(float) + dead_.capacity() + delta_bytes_;
+  for (size_t i = 0; i < base_keys_.size(); ++i) b += base_keys_[i].capacity() + base_meta_[i].capacity() + 80;
+  b += base_seqs_.capacity() * 8 + base_has_meta_.capacity();
+  for (const auto& s : sections_) b += s.bytes.capacity();
+  return b;
+}
+
+bool IndexRuntime::ClaimRebuild() {
+  std::unique_lock<std::shared_mutex> l(mu_);
+  if (rebuilding_) return false;
+  const size_t threshold = std::max<size_t>(1024, base_keys_.size() / 8);
+  if (delta_.size() + dead_count_ / 2 < threshold) return false;
+  rebuilding_ = true;
+  return true;
+}
+
+void IndexRuntime::RebuildDone() {
+  std::unique_lock<std::shared_mutex> l(mu_);
+  rebuilding_ = false;
+}
+
+// ---------------------------------------------------------------------------
+// Registry
+
+std::shared_ptr<IndexRuntime> IndexRegistry::Find(std::string_view name) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = loaded_.find(name);
+  return it == loaded_.end() ? nullptr : it->second;
+}
+
+void IndexRegistry::Install(const std::string& name, std::shared_ptr<IndexRuntime> rt) {
+  std::lock_guard<std::mutex> l(mu_);
+  loaded_[name] = std::move(rt);
+}
+
+void IndexRegistry::Erase(std::string_view name) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = loaded_.find(name);
+  if (it != loaded_.end()) loaded_.erase(it);
+}
+
+void IndexRegistry::OnCommit(uint64_t seq, const std::vector<Write>& writes) {
+  std::vector<std::string> rebuild;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (loaded_.empty()) return;
+    std::string_view last_name;
+    IndexRuntime* last = nullptr;
+    for (const Write& w : writes) {
+      if (w.key.empty()) continue;
+      const uint8_t ns = static_cast<uint8_t>(w.key[0]);
+      if (ns == kIndexConfigNs) {
+        // A new configuration (create) or its removal (drop): reload lazily.
+        auto it = loaded_.find(std::string_view(w.key).substr(1));
+        if (it != loaded_.end()) loaded_.erase(it);
+        last = nullptr;
+        last_name = {};
+      }
+    }
+    for (const Write& w : writes) {
+      if (w.key.empty() || static_cast<uint8_t>(w.key[0]) != kIndexEntryNs) continue;
+      const std::string_view rest = std::string_view(w.key).substr(1);
+      const size_t nul = rest.find('\0');
+      if (nul == std::string_view::npos) continue;
+      const std::string_view name = rest.substr(0, nul);
+      if (last == nullptr || name != last_name) {
+        if (last != nullptr && last->ClaimRebuild()) rebuild.emplace_back(last_name);
+        auto it = loaded_.find(name);
+        last = it == loaded_.end() ? nullptr : it->second.get();
+        last_name = name;
+        if (last == nullptr) continue;
+      }
+      last->Apply(rest.substr(nul + 1), seq, *w.value);
+    }
+    if (last != nullptr && last->ClaimRebuild()) rebuild.emplace_back(last_name);
+  }
+  for (const std::string& name : rebuild) rebuild_(name);
+}
+
+uint64_t IndexRegistry::MemoryBytes() const {
+  std::vector<std::shared_ptr<IndexRuntime>> all;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [name, rt] : loaded_) all.push_back(rt);
+  }
+  uint64_t b = 0;
+  for (const auto& rt : all) b += rt->MemoryBytes();
+  return b;
+}
+
+}  // namespace pomai::engine::kv

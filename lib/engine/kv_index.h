@@ -1,0 +1,129 @@
+// The searchable side of the named HNSW indexes of a keyspace database.
+//
+// An index's configuration and entries are keyspace values (kv_store.h:
+// 0x01 + name, 0x02 + name + 0x00 + key), so they are written, logged,
+// recovered and conflict-checked like any other write. What lives here is
+// derived and in memory only: per index a base HNSW graph built with
+// index::BuildHnsw over a snapshot of its entries, and a delta of the
+// entries committed since (searched exactly). Base rows whose entry was
+// replaced or deleted are filtered during the graph walk. When the delta
+// passes max(1024, base rows / 8) the owner rebuilds the base in the
+// background and swaps it in; searches keep using the old one meanwhile.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/kv_db.h"
+#include "engine/kv_store.h"
+#include "index/hnsw.h"
+#include "util/status.h"
+#include "util/thread_pool.h"
+
+namespace pomai::engine::kv {
+
+// Index configuration value: u32 dim, u32 m, u32 ef_construction, u32 metric.
+std::string EncodeIndexConfig(const IndexConfig& c);
+bool DecodeIndexConfig(std::string_view bytes, IndexConfig* c);
+
+// One committed entry of an index, as read from the keyspace.
+struct IndexEntry {
+  uint64_t seq = 0;
+  const float* vec = nullptr;  // config.dim floats
+  bool has_metadata = false;
+  std::string_view metadata;
+};
+
+// The in-memory search structure of one index. Thread-safe: Search and
+// Stats take a shared lock, Apply an exclusive one.
+class IndexRuntime {
+ public:
+  // Builds the base graph over `entries` (key -> entry; the pointers need
+  // only live during the call). `config_seq` is the seq of the
+  // configuration version the entries belong to.
+  static Result<std::shared_ptr<IndexRuntime>> Build(const IndexConfig& config, uint64_t config_seq,
+                                                     const std::map<std::string, IndexEntry, std::less<>>& entries,
+                                                     ThreadPool* pool);
+
+  // Brings the runtime to the committed state `now` (every entry of the
+  // index at the newest seq): base rows whose seq differs become dead, newer
+  // entries go to the delta. Call under the commit lock, before installing.
+  void CatchUp(const std::map<std::string, IndexEntry, std::less<>>& now);
+
+  // A committed write of entry `key` (a vector record or a tombstone).
+  void Apply(std::string_view key, uint64_t seq, const Value& v);
+
+  // Top-k by score (engine scores; L2 is converted to -distance), ties by key.
+  Status Search(const float* query, uint32_t k, uint32_t ef, std::vector<KvHit>* out) const;
+  IndexStats Stats() const;
+  uint64_t MemoryBytes() const;
+
+  const IndexConfig& config() const { return config_; }
+  uint64_t config_seq() const { return config_seq_; }
+  // Whether the delta is large enough for a rebuild (and none is running);
+  // marks one as running when it returns true.
+  bool ClaimRebuild();
+  void RebuildDone();
+
+ private:
+  IndexRuntime() = default;
+
+  struct DeltaEntry {
+    uint64_t seq;
+    std::vector<float> vec;
+    bool has_metadata;
+    std::string metadata;
+  };
+
+  IndexConfig config_;
+  uint64_t config_seq_ = 0;
+
+  // The base, immutable after Build.
+  std::vector<float> base_vecs_;
+  std::vector<std::string> base_keys_;
+  std::vector<uint64_t> base_seqs_;
+  std::vector<std::string> base_meta_;
+  std::vector<uint8_t> base_has_meta_;
+  std::unordered_map<std::string, uint32_t> base_row_;
+  std::vector<index::GraphSection> sections_;
+  std::optional<index::HnswGraph> graph_;
+
+  mutable std::shared_mutex mu_;
+  std::vector<uint8_t> dead_;  // base rows whose entry was replaced or deleted
+  uint64_t dead_count_ = 0;
+  std::map<std::string, DeltaEntry, std::less<>> delta_;  // live entries not in the base
+  uint64_t delta_bytes_ = 0;
+  bool rebuilding_ = false;
+};
+
+// The runtimes of the indexes loaded so far, by name.
+class IndexRegistry {
+ public:
+  // `rebuild(name)` is called (under the commit lock) when an index's delta
+  // has grown enough; it should rebuild in the background.
+  explicit IndexRegistry(std::function<void(const std::string& name)> rebuild) : rebuild_(std::move(rebuild)) {}
+
+  std::shared_ptr<IndexRuntime> Find(std::string_view name) const;
+  void Install(const std::string& name, std::shared_ptr<IndexRuntime> rt);
+  void Erase(std::string_view name);
+  // Keeps the loaded runtimes in step with a commit. Under the commit lock.
+  void OnCommit(uint64_t seq, const std::vector<Write>& writes);
+  uint64_t MemoryBytes() const;
+
+ private:
+  std::function<void(const std::string&)> rebuild_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<IndexRuntime>, std::less<>> loaded_;
+};
+
+}  // namespace pomai::engine::kv

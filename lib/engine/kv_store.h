@@ -1,0 +1,210 @@
+// The storage pieces of a keyspace database (engine/kv_db.h): values, the
+// multi-version memtable, KV segment files, and the WAL commit record codec.
+// Formats: docs/FORMAT.md, "Keyspace databases".
+//
+// Internal keys: every user key is stored as 0x00 + key; index configuration
+// as 0x01 + name; index entries as 0x02 + name + 0x00 + key. User keys can
+// therefore never reach the index namespaces, and every internal key sorts
+// within its namespace.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "segment/segment.h"
+#include "simd/distance.h"
+#include "util/env.h"
+#include "util/status.h"
+
+namespace pomai::engine::kv {
+
+constexpr uint8_t kUserNs = 0x00;
+constexpr uint8_t kIndexConfigNs = 0x01;
+constexpr uint8_t kIndexEntryNs = 0x02;
+
+inline std::string UserKey(std::string_view key) {
+  std::string k;
+  k.reserve(key.size() + 1);
+  k.push_back(static_cast<char>(kUserNs));
+  k.append(key);
+  return k;
+}
+inline std::string IndexConfigKey(std::string_view name) {
+  std::string k(1, static_cast<char>(kIndexConfigNs));
+  k.append(name);
+  return k;
+}
+// The prefix of every entry key of index `name`.
+inline std::string IndexEntryPrefix(std::string_view name) {
+  std::string k(1, static_cast<char>(kIndexEntryNs));
+  k.append(name);
+  k.push_back('\0');
+  return k;
+}
+
+enum class ValueKind : uint8_t { kBytes = 1, kVector = 2, kTombstone = 3 };
+
+// One value, immutable once shared.
+struct Value {
+  ValueKind kind = ValueKind::kTombstone;
+  simd::Metric metric = simd::Metric::kL2;
+  bool has_metadata = false;
+  std::string bytes;        // a bytes value, or a vector record's metadata
+  std::vector<float> vec;   // a vector record's data
+  // Bytes this value holds in memory (approximate, includes allocations).
+  size_t MemoryBytes() const { return sizeof(Value) + bytes.capacity() + vec.capacity() * sizeof(float); }
+};
+using ValuePtr = std::shared_ptr<const Value>;
+
+// A version found in some layer. Pointers stay valid while the layer is
+// pinned and the version is visible to a live snapshot.
+struct VersionView {
+  uint64_t seq = 0;
+  ValueKind kind = ValueKind::kTombstone;
+  simd::Metric metric = simd::Metric::kL2;
+  bool has_metadata = false;
+  std::string_view bytes;
+  const float* vec = nullptr;
+  uint32_t dim = 0;
+};
+
+VersionView ViewOf(uint64_t seq, const Value& v);
+
+// A write of a commit: an internal key and its new value.
+struct Write {
+  std::string key;
+  ValuePtr value;
+};
+
+// ---------------------------------------------------------------------------
+// Memtable: internal key -> versions, newest first. Readers take a shared
+// lock for one lookup or scan; Apply takes it exclusively.
+class MemTable {
+ public:
+  // The newest version of `key` with seq <= snap; false when there is none.
+  bool Get(std::string_view key, uint64_t snap, VersionView* out) const;
+  // The newest version's seq of `key`, 0 when absent.
+  uint64_t LatestSeq(std::string_view key) const;
+  // Adds `writes` under `seq`, dropping versions no snapshot >= min_snapshot can see.
+  void Apply(uint64_t seq, const std::vector<Write>& writes, uint64_t min_snapshot);
+  // Calls fn(key, view) for every key in [lo, hi) (hi empty = to the end)
+  // with its newest version <= snap (tombstones included), in key order,
+  // under the shared lock: fn must not call back into this memtable.
+  void Scan(std::string_view lo, std::string_view hi, uint64_t snap,
+            const std::function<void(std::string_view key, const VersionView& v)>& fn) const;
+  // For flush: every key with its newest version (the only one a reader of
+  // the segment can need: snapshots older than the flush keep this memtable
+  // pinned). Call only once the memtable is immutable.
+  void Newest(const std::function<void(const std::string& key, uint64_t seq, const Value& v)>& fn) const;
+
+  uint64_t bytes() const;
+  bool empty() const;
+  uint64_t max_seq() const;
+
+ private:
+  struct Version {
+    uint64_t seq;
+    ValuePtr value;
+  };
+  mutable std::shared_mutex mu_;
+  std::map<std::string, std::vector<Version>, std::less<>> map_;
+  uint64_t bytes_ = 0;
+  uint64_t max_seq_ = 0;
+};
+
+// ---------------------------------------------------------------------------
+// KV segment files: a segment container (segment/segment.h) with no u64 rows
+// and the keyspace in extra sections. Entries are sorted by internal key,
+// one (the newest) version per key.
+
+constexpr uint32_t kKvEntries = 64;
+constexpr uint32_t kKvKeys = 65;
+constexpr uint32_t kKvValues = 66;
+constexpr uint32_t kKvGroups = 67;
+constexpr uint32_t kKvVectorRows = 68;
+constexpr uint32_t kKvVectorData = 69;
+constexpr uint32_t kKvSegmentMarker = 0x4B565347;  // "GSVK": the header's shard field of a KV segment
+constexpr size_t kEntrySize = 48;
+constexpr size_t kGroupSize = 32;
+
+class Segment {
+ public:
+  // One entry to write: the key and its value.
+  struct Input {
+    std::string_view key;
+    uint64_t seq;
+    const Value* value;
+  };
+  // Writes `entries` (sorted by key, unique) to dir/name durably.
+  static Status Write(Env* env, const std::string& dir, const std::string& name, const std::vector<Input>& entries,
+                      uint64_t min_seq, uint64_t max_seq);
+  // Maps the file and checks every checksum and every entry's bounds:
+  // Corruption naming the file and offset on any damage.
+  static Result<std::shared_ptr<Segment>> Open(Env* env, const std::string& path, uint64_t number);
+
+  // Rows of vector records of one namespace and dimension, contiguous.
+  struct Group {
+    uint8_t ns;
+    uint32_t dim;
+    uint64_t rows;
+    const float* data;          // rows * dim floats, 64-byte aligned
+    const uint32_t* entries;    // rows entry indexes
+  };
+
+  uint64_t number() const { return number_; }
+  const std::string& path() const { return seg_->path(); }
+  uint64_t file_size() const { return seg_->file_size(); }
+  size_t size() const { return n_; }
+  std::string_view key(size_t i) const;
+  uint64_t seq(size_t i) const;
+  VersionView view(size_t i) const;
+  const std::vector<Group>& groups() const { return groups_; }
+  // Index of the first entry with key >= `key`.
+  size_t LowerBound(std::string_view key) const;
+  bool Get(std::string_view key, uint64_t snap, VersionView* out) const;
+  uint64_t LatestSeq(std::string_view key) const;
+  uint64_t max_seq() const { return seg_->info().max_seq; }
+
+ private:
+  Segment() = default;
+  const uint8_t* entry(size_t i) const { return entries_ + i * kEntrySize; }
+
+  uint64_t number_ = 0;
+  std::shared_ptr<segment::Segment> seg_;
+  size_t n_ = 0;
+  const uint8_t* entries_ = nullptr;
+  const char* keys_ = nullptr;
+  const char* values_ = nullptr;
+  std::vector<Group> groups_;
+  std::vector<const float*> row_ptr_;  // per entry: its vector, or null
+};
+
+// ---------------------------------------------------------------------------
+// WAL commit record (type kCommitRecord): every write of one transaction.
+constexpr uint8_t kCommitRecord = 0x4B;  // 'K'
+
+std::string EncodeCommit(const std::vector<Write>& writes);
+// Decodes a payload; Corruption naming `origin` on damage.
+Status DecodeCommit(const uint8_t* p, size_t n, const std::string& origin, std::vector<Write>* out);
+
+// ---------------------------------------------------------------------------
+// KV manifest: which segments and WAL files make up the database.
+constexpr char kKvManifestName[] = "KVMANIFEST";
+
+struct Manifest {
+  uint64_t next_file_number = 1;
+  uint64_t log_number = 0;          // WAL files numbered >= this are live
+  uint64_t last_seq = 0;            // every seq <= this is in a segment
+  std::vector<uint64_t> segments;   // segment file numbers, oldest first
+
+  std::string Encode() const;
+  static Result<Manifest> Decode(const std::string& data, const std::string& path);
+};
+
+}  // namespace pomai::engine::kv

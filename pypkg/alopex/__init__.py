@@ -1,0 +1,49 @@
+"""alopex: an embedded transactional key/value and vector database (the
+AlopexDB-style Python face of the pomai engine).
+
+    from alopex import Database, TxnMode
+
+    db = Database.new()
+    with db.begin(TxnMode.READ_WRITE) as txn:
+        txn.put(b"user:1", b"alice")
+        txn.commit()
+    with db.begin(TxnMode.READ_ONLY) as txn:
+        print(txn.get(b"user:1"))
+    db.close()
+
+Transactions see a snapshot taken at `begin` (snapshot isolation, first
+committer wins); vectors are stored per key and searched exactly inside a
+transaction (`upsert_vector`, `search_similar`, `get_vector`), or through
+named HNSW indexes (`create_hnsw_index`, `upsert_to_hnsw`, `search_hnsw`).
+The vector methods need numpy; everything else works without it. The
+package uses the same C library as `pomaidb` (POMAI_C_LIB overrides it).
+"""
+
+from ._core import Database, Transaction
+from ._types import (
+    AlopexError,
+    DatabaseOptions,
+    EmbeddedConfig,
+    HnswConfig,
+    HnswStats,
+    MemoryStats,
+    Metric,
+    SearchResult,
+    StorageMode,
+    TxnMode,
+)
+
+__all__ = [
+    "AlopexError",
+    "Database",
+    "DatabaseOptions",
+    "EmbeddedConfig",
+    "HnswConfig",
+    "HnswStats",
+    "MemoryStats",
+    "Metric",
+    "SearchResult",
+    "StorageMode",
+    "Transaction",
+    "TxnMode",
+]

@@ -1,0 +1,802 @@
+"""`Database` and `Transaction`: argument conversion and error mapping over
+the pomai keyspace C ABI (`include/pomai/kv.h`), nothing else.
+
+Every method makes one C call (two for a value larger than the reusable read
+buffer); the C library does the storage, the search and the validation of
+values. Vectors cross as `ffi.from_buffer` over a C-contiguous float32 numpy
+array, so such an array is never copied; other array-likes are converted once
+by numpy. No Python code loops over vectors or rows. The GIL is released
+during every C call (cffi), so searches from several threads run in parallel.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import threading
+from typing import Any, Iterable, List, Optional, Tuple, Union
+
+from ._ffi import ffi, lib, missing_symbols
+from ._types import (
+    AlopexError,
+    EmbeddedConfig,
+    HnswConfig,
+    HnswStats,
+    MemoryStats,
+    Metric,
+    SearchResult,
+    StorageMode,
+    TxnMode,
+)
+
+__all__ = ["Database", "Transaction"]
+
+VectorLike = Any  # a 1-D numpy array or any 1-D sequence of numbers
+PathLike = Union[str, "os.PathLike[str]"]
+
+_NULL = ffi.NULL
+_U32_MAX = 2**32 - 1
+
+# C status codes (pomai/c_types.h) by number, for AlopexError.code.
+_CODE_NAMES = {
+    1: "INVALID_ARGUMENT", 2: "NOT_FOUND", 3: "ALREADY_EXISTS", 4: "IO_ERROR", 5: "CORRUPTION",
+    6: "RESOURCE_EXHAUSTED", 7: "DEADLINE_EXCEEDED", 8: "INTERNAL", 9: "UNIMPLEMENTED",
+    10: "PARTIAL_FAILURE", 11: "CONFLICT", 12: "CLOSED", 13: "READ_ONLY",
+}
+_NOT_FOUND = 2
+_CLOSED = 12
+
+
+# ---- the C functions, bound once ---------------------------------------
+
+def _bind(name: str) -> Any:
+    try:
+        return getattr(lib, name)
+    except AttributeError:
+        def missing(*_args: Any) -> Any:
+            raise AlopexError(
+                f"the pomai C library in use lacks {name} (missing: "
+                f"{', '.join(missing_symbols(lib))}); rebuild the package", "UNIMPLEMENTED")
+        return missing
+
+
+_status_code = _bind("pomai_status_code")
+_status_message = _bind("pomai_status_message")
+_status_free = _bind("pomai_status_free")
+_db_open_ex = _bind("pomai_db_open_ex")
+_db_options_init = _bind("pomai_db_options_ex_init")
+_db_close = _bind("pomai_close")
+_db_flush = _bind("pomai_db_flush")
+_db_memory_usage = _bind("pomai_db_memory_usage")
+_txn_begin = _bind("pomai_txn_begin")
+_txn_get = _bind("pomai_txn_get")
+_txn_put = _bind("pomai_txn_put")
+_txn_delete = _bind("pomai_txn_delete")
+_txn_commit = _bind("pomai_txn_commit")
+_txn_rollback = _bind("pomai_txn_rollback")
+_txn_upsert_vector = _bind("pomai_txn_upsert_vector")
+_txn_get_vector = _bind("pomai_txn_get_vector")
+_txn_search_similar = _bind("pomai_txn_search_similar")
+_hits_free = _bind("pomai_kv_hits_free")
+_index_create = _bind("pomai_index_create")
+_index_drop = _bind("pomai_index_drop")
+_index_stats = _bind("pomai_index_stats")
+_index_search = _bind("pomai_index_search")
+_txn_index_upsert = _bind("pomai_txn_index_upsert")
+_txn_index_delete = _bind("pomai_txn_index_delete")
+
+
+def _ctype(decl: str) -> Any:
+    try:
+        return ffi.typeof(decl)
+    except Exception:  # the library in use has no kv.h declarations
+        return None
+
+
+_TXN_PP = _ctype("pomai_txn_t*[1]")
+_DB_PP = _ctype("pomai_db_t*[1]")
+_HITS_PP = _ctype("pomai_kv_hits_t*[1]")
+_SIZE_T1 = _ctype("size_t[1]")
+_BOOL1 = _ctype("bool[1]")
+_U32_1 = _ctype("uint32_t[1]")
+_U8_ARRAY = _ctype("uint8_t[]")
+_CHAR_P = _ctype("char*")
+
+
+# ---- errors --------------------------------------------------------------
+
+def _status_error(status: Any) -> AlopexError:
+    """The AlopexError a non-NULL status carries; frees the status."""
+    try:
+        code = _status_code(status)
+        message = ffi.string(_status_message(status)).decode("utf-8", "replace")
+    finally:
+        _status_free(status)
+    return AlopexError(message, _CODE_NAMES.get(code, f"STATUS_{code}"))
+
+
+def _check(status: Any) -> None:
+    if status:
+        raise _status_error(status)
+
+
+def _db_closed() -> AlopexError:
+    return AlopexError("database is closed", "CLOSED")
+
+
+def _txn_closed() -> AlopexError:
+    return AlopexError("transaction is closed", "CLOSED")
+
+
+def _not_bytes(value: Any, name: str) -> TypeError:
+    return TypeError(f"{name} must be bytes, got {type(value).__name__}")
+
+
+def _u32_param(value: Any, name: str) -> int:
+    """An int argument for a uint32 C field; out-of-range values give the
+    engine's "invalid parameter" wording instead of an OverflowError."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got bool")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    if v < 0 or v > _U32_MAX:
+        raise AlopexError(f"invalid parameter {name}: out of range (got {v})", "INVALID_ARGUMENT")
+    return v
+
+
+def _count_param(value: Any, name: str) -> int:
+    """k and ef_search: non-negative ints; values past uint32 are clamped."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got bool")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    if v < 0:
+        raise AlopexError(f"invalid parameter {name}: must be >= 0 (got {v})", "INVALID_ARGUMENT")
+    return v if v <= _U32_MAX else _U32_MAX
+
+
+def _metric(metric: Any) -> int:
+    if type(metric) is not Metric:
+        raise TypeError(f"metric must be an alopex.Metric, got {type(metric).__name__} {metric!r}")
+    return metric.value
+
+
+def _index_name(name: Any) -> bytes:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}")
+    return name.encode("utf-8")
+
+
+def _metadata(metadata: Any) -> Tuple[bool, Any, int]:
+    if metadata is None:
+        return False, _NULL, 0
+    if type(metadata) is not bytes and not isinstance(metadata, bytes):
+        raise TypeError(f"metadata must be bytes or None, got {type(metadata).__name__}")
+    return True, metadata, len(metadata)
+
+
+# ---- numpy ---------------------------------------------------------------
+
+_np: Any = None
+_F32: Any = None
+
+
+def _numpy() -> Any:
+    """numpy, imported on first use: only the vector methods need it."""
+    global _np, _F32
+    if _np is None:
+        try:
+            import numpy
+        except ImportError:
+            raise AlopexError(
+                "numpy is required for vector operations but is not installed: "
+                "run `pip install numpy`", "PYTHON") from None
+        _F32 = numpy.dtype(numpy.float32)
+        _np = numpy
+    return _np
+
+
+def _as_f32(x: Any, name: str = "vector") -> Any:
+    """x as a 1-D C-contiguous float32 ndarray: `x` itself when it already is
+    one (no copy), else one conversion (float64, strided, lists...).
+    TypeError for anything not 1-D; AlopexError when empty."""
+    np = _np if _np is not None else _numpy()
+    if type(x) is np.ndarray and x.dtype is _F32 and x.ndim == 1 and x.flags.c_contiguous:
+        arr = x
+    else:
+        try:
+            arr = np.asarray(x, dtype=np.float32)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{name} must be a 1-D array of numbers: {e}") from None
+        if arr.ndim != 1:
+            raise TypeError(f"{name} must be 1-D, got an array of shape {arr.shape}")
+        if not arr.flags.c_contiguous:
+            arr = np.ascontiguousarray(arr)
+    if arr.shape[0] == 0:
+        raise AlopexError(f"invalid parameter {name}: must not be empty", "INVALID_ARGUMENT")
+    return arr
+
+
+def _hits_to_results(hits: Any, with_vectors: bool, zero_copy: bool) -> List[SearchResult]:
+    """SearchResults from a C hits array (which the caller frees)."""
+    n = hits.count
+    if n == 0:
+        return []
+    arr = hits.hits
+    buffer = ffi.buffer
+    out: List[SearchResult] = []
+    block = block_ptr = None
+    dim = 0
+    if with_vectors:
+        np = _np if _np is not None else _numpy()
+        dim = arr[0].dim
+        if zero_copy:
+            # One Python-owned block; each result's vector is a row view of it.
+            block = np.empty((n, dim), dtype=np.float32)
+            block_ptr = ffi.from_buffer("float[]", block)
+    for i in range(n):
+        h = arr[i]
+        metadata = buffer(h.metadata, h.metadata_len)[:] if h.has_metadata else None
+        vector = None
+        if with_vectors and h.vector != _NULL:
+            d = h.dim
+            if block is not None and d == dim:
+                ffi.memmove(block_ptr + i * dim, h.vector, d * 4)
+                vector = block[i]
+            else:
+                vector = np.frombuffer(buffer(h.vector, d * 4), dtype=np.float32).copy()
+        out.append(SearchResult(buffer(h.key, h.key_len)[:], h.score, metadata, vector))
+    return out
+
+
+def _stats(c: Any) -> HnswStats:
+    levels = min(c.level_count, 32)
+    return HnswStats(c.node_count, c.deleted_count, list(c.level_distribution[0:levels]),
+                     c.memory_bytes, c.avg_edges_per_node)
+
+
+# ---- Database ------------------------------------------------------------
+
+class Database:
+    """An open alopex database: one ordered keyspace of bytes values and
+    vector records, plus named HNSW indexes.
+
+    Made by `Database.new()` / `open_in_memory()` (in memory, no files),
+    `Database.open(path)` (a directory on disk) or
+    `Database.open_with_config(EmbeddedConfig)` (in memory with a memory
+    cap); `Database()` is a TypeError. Thread-safe: every method may be called
+    from several threads, and the GIL is released inside the C calls. After
+    `close()`, every method raises AlopexError "database is closed".
+    """
+
+    __slots__ = ("_handle", "_lock", "_storage", "_path", "__weakref__")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("cannot create 'Database' instances directly; use Database.new(), "
+                        "Database.open_in_memory(), Database.open(path) or "
+                        "Database.open_with_config(config)")
+
+    @classmethod
+    def _open(cls, storage: StorageMode, path: Optional[str], memory_limit: int) -> "Database":
+        opts = ffi.new("pomai_db_options_ex_t*")
+        _db_options_init(opts)
+        opts.storage_mode = storage.value
+        keep = None
+        if path is not None:
+            keep = ffi.new("char[]", os.fsencode(path))
+            opts.path = keep
+        opts.memory_limit_bytes = memory_limit
+        out = ffi.new(_DB_PP)
+        _check(_db_open_ex(opts, out))
+        del keep
+        db = object.__new__(cls)
+        db._handle = out[0]
+        db._lock = threading.Lock()
+        db._storage = storage
+        db._path = path
+        return db
+
+    @classmethod
+    def new(cls) -> "Database":
+        """A new in-memory database (no files; gone at close)."""
+        return cls._open(StorageMode.IN_MEMORY, None, 0)
+
+    @classmethod
+    def open_in_memory(cls) -> "Database":
+        """Same as `Database.new()`."""
+        return cls._open(StorageMode.IN_MEMORY, None, 0)
+
+    @classmethod
+    def open(cls, path: PathLike) -> "Database":
+        """Opens (creating if missing, parents included) the on-disk database
+        in directory `path` (a str or os.PathLike). Committed transactions,
+        vectors and HNSW indexes survive close and reopen. AlopexError when it
+        cannot be opened (e.g. IO_ERROR: another process holds it)."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        p = os.fspath(path)
+        if not isinstance(p, str):
+            p = os.fsdecode(p)
+        if not p or "\0" in p:
+            raise AlopexError(f"invalid parameter path: {p!r}", "INVALID_ARGUMENT")
+        return cls._open(StorageMode.DISK, p, 0)
+
+    @classmethod
+    def open_with_config(cls, config: EmbeddedConfig) -> "Database":
+        """A new in-memory database capped at `config.memory_limit_bytes`
+        (None or 0: no cap). A commit that would pass the cap raises
+        AlopexError "memory limit exceeded" and changes nothing."""
+        if not isinstance(config, EmbeddedConfig):
+            raise TypeError(f"config must be an alopex.EmbeddedConfig, got {type(config).__name__}")
+        limit = config.memory_limit_bytes
+        if limit is None:
+            limit = 0
+        else:
+            if isinstance(limit, bool):
+                raise TypeError("memory_limit_bytes must be an int or None, got bool")
+            try:
+                limit = operator.index(limit)
+            except TypeError:
+                raise TypeError(f"memory_limit_bytes must be an int or None, "
+                                f"got {type(limit).__name__}") from None
+            if limit < 0 or limit >= 2**64:
+                raise AlopexError(f"invalid parameter memory_limit_bytes: out of range (got {limit})",
+                                  "INVALID_ARGUMENT")
+        return cls._open(StorageMode.IN_MEMORY, None, limit)
+
+    # -- lifecycle
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` has been called."""
+        return self._handle is None
+
+    def close(self) -> None:
+        """Closes the database, rolling back every transaction still active
+        (their methods then raise AlopexError "transaction is closed"). A
+        second close raises AlopexError "database is closed"."""
+        with self._lock:
+            h = self._handle
+            if h is None:
+                raise _db_closed()
+            self._handle = None
+        _check(_db_close(h))
+
+    def __enter__(self) -> "Database":
+        if self._handle is None:
+            raise _db_closed()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._handle is not None:
+            self.close()
+
+    def __del__(self) -> None:
+        try:
+            if getattr(self, "_handle", None) is not None:
+                self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self._handle is None else "open"
+        where = "in memory" if self._path is None else repr(self._path)
+        return f"<alopex.Database {where} {state}>"
+
+    def _h(self) -> Any:
+        h = self._handle
+        if h is None:
+            raise _db_closed()
+        return h
+
+    # -- transactions and maintenance
+
+    def begin(self, mode: Optional[TxnMode] = None) -> "Transaction":
+        """Begins a transaction on a snapshot of every committed transaction.
+        mode: TxnMode.READ_ONLY (the default, also for None) or
+        TxnMode.READ_WRITE. Use it as a context manager to roll back what was
+        not committed when the block ends."""
+        if mode is None:
+            mode = TxnMode.READ_ONLY
+        elif type(mode) is not TxnMode:
+            raise TypeError(f"mode must be an alopex.TxnMode, got {type(mode).__name__} {mode!r}")
+        h = self._handle
+        if h is None:
+            raise _db_closed()
+        out = ffi.new(_TXN_PP)
+        st = _txn_begin(h, mode.value, out)
+        if st:
+            raise _status_error(st)
+        txn = _new_txn(Transaction)
+        txn._h = out[0]
+        txn._db = self
+        txn._mode = mode
+        txn._scratch = None
+        return txn
+
+    def flush(self) -> None:
+        """Disk mode: turns the memtable into a durable segment file. In
+        memory: AlopexError (there is nothing to flush to)."""
+        _check(_db_flush(self._h()))
+
+    def memory_usage(self) -> MemoryStats:
+        """The database's memory figures in bytes (see MemoryStats), real in
+        both modes."""
+        out = ffi.new("pomai_memory_stats_t*")
+        _check(_db_memory_usage(self._h(), out))
+        return MemoryStats(out.total_bytes, out.used_bytes, out.free_bytes)
+
+    # -- named HNSW indexes
+
+    def create_hnsw_index(self, name: str, config: HnswConfig) -> None:
+        """Creates the HNSW index `name` (an existing one of that name is
+        replaced, entries included), durably. AlopexError "invalid parameter
+        ..." for dim outside 1..65535, m outside 2..100, ef_construction < m."""
+        cname = _index_name(name)
+        if not isinstance(config, HnswConfig):
+            raise TypeError(f"config must be an alopex.HnswConfig, got {type(config).__name__}")
+        c = ffi.new("pomai_hnsw_config_t*")
+        c.struct_size = ffi.sizeof("pomai_hnsw_config_t")
+        c.dim = _u32_param(config.dim, "dimension")
+        c.m = _u32_param(config.m, "m")
+        c.ef_construction = _u32_param(config.ef_construction, "ef_construction")
+        c.metric = _metric(config.metric)
+        _check(_index_create(self._h(), cname, c))
+
+    def drop_hnsw_index(self, name: str) -> None:
+        """Drops the index `name` and its entries, durably. AlopexError when
+        it does not exist."""
+        _check(_index_drop(self._h(), _index_name(name)))
+
+    def get_hnsw_stats(self, name: str) -> HnswStats:
+        """Statistics of the index `name` (AlopexError when missing)."""
+        out = ffi.new("pomai_hnsw_stats_t*")
+        _check(_index_stats(self._h(), _index_name(name), out))
+        return _stats(out)
+
+    def search_hnsw(self, name: str, query: VectorLike, k: int,
+                    ef_search: Optional[int] = None) -> Tuple[List[SearchResult], HnswStats]:
+        """Approximate top-k over the committed entries of index `name`.
+
+        query: 1-D float32 array of the index's dimension (float64, strided
+        arrays and lists are converted; a C-contiguous float32 array is not
+        copied). ef_search: candidate list size, default max(k, 50), never
+        below k. Returns (results best first, with key, score and metadata
+        and no vector; the index's HnswStats at the time of the search).
+        """
+        cname = _index_name(name)
+        q = _as_f32(query, "query")
+        kk = _count_param(k, "k")
+        ef = 0 if ef_search is None else _count_param(ef_search, "ef_search")
+        h = self._h()
+        out = ffi.new(_HITS_PP)
+        stats = ffi.new("pomai_hnsw_stats_t*")
+        _check(_index_search(h, cname, ffi.from_buffer("float[]", q), q.shape[0], kk, ef, out, stats))
+        hits = out[0]
+        try:
+            results = _hits_to_results(hits, False, False)
+        finally:
+            _hits_free(hits)
+        return results, _stats(stats)
+
+
+# ---- Transaction ---------------------------------------------------------
+
+class _Scratch:
+    """Out-parameters and a reusable read buffer of one transaction. Only the
+    thread holding `lock` uses them."""
+
+    __slots__ = ("lock", "out_len", "found", "buf", "buf_char", "cap", "out_dim")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.out_len = ffi.new(_SIZE_T1)
+        self.found = ffi.new(_BOOL1)
+        self.out_dim = ffi.new(_U32_1)
+        self.resize(256)
+
+    def resize(self, cap: int) -> None:
+        self.buf = ffi.new(_U8_ARRAY, cap)
+        self.buf_char = ffi.cast(_CHAR_P, self.buf)
+        self.cap = cap
+
+
+_MAX_KEPT_BUFFER = 1 << 20  # values larger than this are read into a one-off buffer
+
+
+class Transaction:
+    """A transaction (from `Database.begin`) on a snapshot: reads see the
+    snapshot plus the transaction's own writes; `commit()` applies its writes
+    atomically, first committer wins ("transaction conflict" for the loser).
+
+    Keys, values and metadata are `bytes` (TypeError otherwise). After
+    commit or rollback (or a failed commit, or closing the database) every
+    method raises AlopexError "transaction is closed"; any other failed call
+    leaves it usable. Use one transaction from one thread at a time (a
+    concurrent read through the same transaction raises AlopexError).
+    """
+
+    __slots__ = ("_h", "_db", "_mode", "_scratch", "__weakref__")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("cannot create 'Transaction' instances directly; use Database.begin()")
+
+    @property
+    def mode(self) -> TxnMode:
+        """The TxnMode the transaction was begun with."""
+        return self._mode
+
+    @property
+    def closed(self) -> bool:
+        """Whether the transaction has ended (commit, rollback, db close)."""
+        return self._h is None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._h is None else "active"
+        return f"<alopex.Transaction {self._mode!r} {state}>"
+
+    def _fail(self, status: Any) -> AlopexError:
+        err = _status_error(status)
+        if err.code == "CLOSED":  # the database was closed under it
+            self._h = None
+        return err
+
+    # -- key/value
+
+    def get(self, key: bytes) -> Optional[bytes]:
+        """The value of `key` as of the snapshot plus own writes, or None.
+        For a key holding a vector record: its metadata (b"" when none)."""
+        if type(key) is not bytes and not isinstance(key, bytes):
+            raise _not_bytes(key, "key")
+        h = self._h
+        if h is None:
+            raise _txn_closed()
+        sc = self._scratch
+        if sc is None:
+            sc = self._scratch = _Scratch()
+        lock = sc.lock
+        if not lock.acquire(False):
+            raise AlopexError("transaction is in use by another thread", "PYTHON")
+        try:
+            st = _txn_get(h, key, len(key), sc.buf, sc.cap, sc.out_len, sc.found)
+            if st:
+                raise self._fail(st)
+            if not sc.found[0]:
+                return None
+            n = sc.out_len[0]
+            if n <= sc.cap:
+                return ffi.unpack(sc.buf_char, n)
+            # Larger than the buffer: retry with one that fits (stable answer).
+            if n <= _MAX_KEPT_BUFFER:
+                sc.resize(max(n, 2 * sc.cap))
+                buf = sc.buf
+            else:
+                buf = ffi.new(_U8_ARRAY, n)
+            st = _txn_get(h, key, len(key), buf, n, sc.out_len, sc.found)
+            if st:
+                raise self._fail(st)
+            return ffi.buffer(buf, sc.out_len[0])[:]
+        finally:
+            lock.release()
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Writes key = value (visible to this transaction at once, to others
+        after commit). AlopexError in a READ_ONLY transaction."""
+        if type(key) is not bytes and not isinstance(key, bytes):
+            raise _not_bytes(key, "key")
+        if type(value) is not bytes and not isinstance(value, bytes):
+            raise _not_bytes(value, "value")
+        h = self._h
+        if h is None:
+            raise _txn_closed()
+        st = _txn_put(h, key, len(key), value, len(value))
+        if st:
+            raise self._fail(st)
+
+    def delete(self, key: bytes) -> None:
+        """Deletes `key` (a missing key is fine). AlopexError when READ_ONLY."""
+        if type(key) is not bytes and not isinstance(key, bytes):
+            raise _not_bytes(key, "key")
+        h = self._h
+        if h is None:
+            raise _txn_closed()
+        st = _txn_delete(h, key, len(key))
+        if st:
+            raise self._fail(st)
+
+    def commit(self) -> None:
+        """Applies the writes atomically and closes the transaction, whatever
+        the outcome. AlopexError "transaction conflict" when another
+        transaction committed a write to one of its keys (or index entries)
+        after it began; "memory limit exceeded" past the cap. Nothing is
+        applied when it fails."""
+        h = self._h
+        if h is None:
+            raise _txn_closed()
+        self._h = None
+        st = _txn_commit(h)
+        if st:
+            raise _status_error(st)
+
+    def rollback(self) -> None:
+        """Discards the writes and closes the transaction."""
+        h = self._h
+        if h is None:
+            raise _txn_closed()
+        self._h = None
+        st = _txn_rollback(h)
+        if st:
+            err = _status_error(st)
+            if err.code != "CLOSED":
+                raise err
+
+    def __enter__(self) -> "Transaction":
+        if self._h is None:
+            raise _txn_closed()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        """Rolls the transaction back when it is still active (commit
+        explicitly inside the block); exceptions propagate."""
+        h = self._h
+        if h is not None:
+            self._h = None
+            st = _txn_rollback(h)
+            if st:
+                err = _status_error(st)
+                if err.code != "CLOSED" and exc[0] is None:
+                    raise err
+
+    def __del__(self) -> None:
+        h = getattr(self, "_h", None)
+        if h is not None:
+            self._h = None
+            try:
+                st = _txn_rollback(h)
+                if st:
+                    _status_free(st)
+            except Exception:
+                pass
+
+    # -- vectors (flat, exact)
+
+    def upsert_vector(self, key: bytes, metadata: Optional[bytes], vector: VectorLike,
+                      metric: Metric) -> None:
+        """Stores `vector` (1-D, float32 or convertible; a C-contiguous
+        float32 array is read in place) with `metric` and optional metadata
+        under `key`. AlopexError for an empty vector, NaN or infinity, or a
+        READ_ONLY transaction."""
+        if type(key) is not bytes and not isinstance(key, bytes):
+            raise _not_bytes(key, "key")
+        has_md, md, md_len = _metadata(metadata)
+        m = _metric(metric)
+        arr = _as_f32(vector)
+        h = self._h
+        if h is None:
+            raise _txn_closed()
+        st = _txn_upsert_vector(h, key, len(key), has_md, md, md_len,
+                                ffi.from_buffer("float[]", arr), arr.shape[0], m)
+        if st:
+            raise self._fail(st)
+
+    def get_vector(self, key: bytes, metric: Metric, zero_copy_return: bool = True) -> Any:
+        """The vector stored under `key` as a float32 ndarray of shape (dim,).
+
+        KeyError when the key is missing, deleted or holds plain bytes;
+        AlopexError when it was stored with another metric. The array always
+        owns its memory (the C library copies straight into it);
+        zero_copy_return=True returns that array as is, False returns a fresh
+        copy of it (kept for compatibility with the original, where True
+        avoided a copy).
+        """
+        if type(key) is not bytes and not isinstance(key, bytes):
+            raise _not_bytes(key, "key")
+        m = _metric(metric)
+        np = _np if _np is not None else _numpy()
+        h = self._h
+        if h is None:
+            raise _txn_closed()
+        out_dim = ffi.new(_U32_1)
+        cap = 1024
+        for _ in range(2):
+            arr = np.empty(cap, dtype=np.float32)
+            st = _txn_get_vector(h, key, len(key), m, ffi.from_buffer("float[]", arr), cap, out_dim)
+            if st:
+                err = self._fail(st)
+                if err.code == "NOT_FOUND":
+                    raise KeyError(f"Vector not found for key (len={len(key)}): 0x{key.hex()}")
+                raise err
+            dim = out_dim[0]
+            if dim <= cap:
+                vec = arr[:dim] if dim == cap else arr[:dim].copy()
+                return vec if zero_copy_return else vec.copy()
+            cap = dim
+        raise AlopexError(f"vector of key 0x{key.hex()} changed size while being read", "INTERNAL")
+
+    def search_similar(self, query: VectorLike, metric: Metric, k: int,
+                       filter_keys: Optional[Iterable[bytes]] = None, return_vectors: bool = False,
+                       zero_copy_return: bool = True) -> List[SearchResult]:
+        """Exact top-k over the vector records visible to the transaction
+        (its snapshot plus its own upserts), or over `filter_keys` only
+        (absent and non-vector keys are skipped).
+
+        query: 1-D float32 array (converted when not; not copied when
+        C-contiguous float32). Results are sorted by score descending, then
+        key ascending; k=0 gives []. A candidate stored with another metric
+        or dimension raises AlopexError. With return_vectors each result's
+        `vector` is a float32 array of shape (dim,): with zero_copy_return
+        (default) the vectors are row views of one array of shape (n, dim)
+        that the results own together, filled by one copy from the C result;
+        with False each vector is an independent array.
+        """
+        m = _metric(metric)
+        q = _as_f32(query, "query")
+        kk = _count_param(k, "k")
+        h = self._h
+        if h is None:
+            raise _txn_closed()
+        if filter_keys is None:
+            has_filter, keys_arr, lens_arr, n_keys = False, _NULL, _NULL, 0
+            keep = None
+        else:
+            if isinstance(filter_keys, (bytes, str)):
+                raise TypeError("filter_keys must be a sequence of bytes keys, not a single key")
+            keys = list(filter_keys)
+            for i, fk in enumerate(keys):
+                if type(fk) is not bytes and not isinstance(fk, bytes):
+                    raise _not_bytes(fk, f"filter_keys[{i}]")
+            keep = [ffi.from_buffer("uint8_t[]", fk) for fk in keys]
+            has_filter, n_keys = True, len(keys)
+            keys_arr = ffi.new("uint8_t*[]", keep)
+            lens_arr = ffi.new("size_t[]", [len(fk) for fk in keys])
+        out = ffi.new(_HITS_PP)
+        st = _txn_search_similar(h, ffi.from_buffer("float[]", q), q.shape[0], m, kk, has_filter,
+                                 keys_arr, lens_arr, n_keys, bool(return_vectors), out)
+        del keep
+        if st:
+            raise self._fail(st)
+        hits = out[0]
+        try:
+            return _hits_to_results(hits, bool(return_vectors), bool(zero_copy_return))
+        finally:
+            _hits_free(hits)
+
+    # -- named HNSW indexes
+
+    def upsert_to_hnsw(self, name: str, key: bytes, vector: VectorLike,
+                       metadata: Optional[bytes] = None) -> None:
+        """Adds or replaces entry `key` of index `name`, applied at commit
+        (invisible to search_hnsw before; rollback discards it). AlopexError
+        for a missing index, a wrong dimension, NaN/inf or READ_ONLY."""
+        cname = _index_name(name)
+        if type(key) is not bytes and not isinstance(key, bytes):
+            raise _not_bytes(key, "key")
+        has_md, md, md_len = _metadata(metadata)
+        arr = _as_f32(vector)
+        h = self._h
+        if h is None:
+            raise _txn_closed()
+        st = _txn_index_upsert(h, cname, key, len(key), ffi.from_buffer("float[]", arr),
+                               arr.shape[0], has_md, md, md_len)
+        if st:
+            raise self._fail(st)
+
+    def delete_from_hnsw(self, name: str, key: bytes) -> None:
+        """Removes entry `key` of index `name` at commit (a missing entry is
+        fine; a missing index is AlopexError)."""
+        cname = _index_name(name)
+        if type(key) is not bytes and not isinstance(key, bytes):
+            raise _not_bytes(key, "key")
+        h = self._h
+        if h is None:
+            raise _txn_closed()
+        st = _txn_index_delete(h, cname, key, len(key))
+        if st:
+            raise self._fail(st)
+
+
+_new_txn = object.__new__

@@ -1,0 +1,415 @@
+// The keyspace C ABI (include/pomai/kv.h): clean statuses for every bad
+// input, closed handles, the buffer-retry protocol; never a crash.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pomai/pomai.h"
+#include "support/temp_dir.h"
+
+namespace {
+
+using pomai::testing::TempDir;
+
+int Code(pomai_status_t* s) {
+  int c = pomai_status_code(s);
+  pomai_status_free(s);
+  return c;
+}
+
+std::string Message(pomai_status_t* s) {
+  std::string m = pomai_status_message(s);
+  pomai_status_free(s);
+  return m;
+}
+
+const uint8_t* B(const char* s) { return reinterpret_cast<const uint8_t*>(s); }
+
+class KvCApi : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    pomai_db_options_ex_init(&opts_);
+    opts_.storage_mode = GetParam() ? POMAI_STORAGE_DISK : POMAI_STORAGE_IN_MEMORY;
+    opts_.path = GetParam() ? dir_.path().c_str() : nullptr;
+    ASSERT_EQ(Code(pomai_db_open_ex(&opts_, &db_)), 0);
+  }
+  void TearDown() override { pomai_status_free(pomai_close(db_)); }
+
+  pomai_txn_t* Begin(uint32_t mode = POMAI_TXN_READ_WRITE) {
+    pomai_txn_t* t = nullptr;
+    EXPECT_EQ(Code(pomai_txn_begin(db_, mode, &t)), 0);
+    return t;
+  }
+
+  TempDir dir_;
+  pomai_db_options_ex_t opts_;
+  pomai_db_t* db_ = nullptr;
+};
+
+INSTANTIATE_TEST_SUITE_P(Modes, KvCApi, ::testing::Bool(),
+                         [](const auto& info) { return std::string(info.param ? "Disk" : "InMemory"); });
+
+TEST(KvCApiOpen, OptionsAreCheckedAndNamed) {
+  pomai_db_t* db = reinterpret_cast<pomai_db_t*>(1);
+  EXPECT_EQ(Code(pomai_db_open_ex(nullptr, &db)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(db, nullptr);
+  pomai_db_options_ex_t o;
+  pomai_db_options_ex_init(&o);
+  EXPECT_EQ(o.struct_size, sizeof(pomai_db_options_ex_t));
+  EXPECT_EQ(sizeof(pomai_db_options_ex_t), 40u);
+  EXPECT_EQ(Code(pomai_db_open_ex(&o, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(Message(pomai_db_open_ex(&o, &db)).find("opts->path"), std::string::npos);  // disk without path
+  o.path = "";
+  EXPECT_EQ(Code(pomai_db_open_ex(&o, &db)), POMAI_STATUS_INVALID_ARGUMENT);
+  o.storage_mode = 7;
+  EXPECT_NE(Message(pomai_db_open_ex(&o, &db)).find("storage_mode is 7"), std::string::npos);
+  o.storage_mode = POMAI_STORAGE_IN_MEMORY;
+  o.fsync_policy = static_cast<pomai_fsync_policy_t>(9);
+  EXPECT_NE(Message(pomai_db_open_ex(&o, &db)).find("fsync_policy is 9"), std::string::npos);
+  o.fsync_policy = POMAI_FSYNC_POLICY_NEVER;
+  o.struct_size = 12;
+  EXPECT_NE(Message(pomai_db_open_ex(&o, &db)).find("struct_size is too small"), std::string::npos);
+  o.struct_size = 19;
+  EXPECT_NE(Message(pomai_db_open_ex(&o, &db)).find("struct_size is too small"), std::string::npos);
+  // A 20-byte struct (through storage_mode) works: the rest takes defaults.
+  o.struct_size = 20;
+  o.memory_limit_bytes = 1;  // not covered: ignored
+  ASSERT_EQ(Code(pomai_db_open_ex(&o, &db)), 0);
+  pomai_memory_stats_t m;
+  ASSERT_EQ(Code(pomai_db_memory_usage(db, &m)), 0);
+  EXPECT_GT(m.total_bytes, 1u);
+  EXPECT_EQ(Code(pomai_close(db)), 0);
+  EXPECT_EQ(Code(pomai_close(nullptr)), 0);
+}
+
+TEST(KvCApiOpen, U64AndKeyspaceFunctionsRefuseTheOtherKind) {
+  TempDir a, b;
+  pomai_options_t o;
+  pomai_options_init(&o);
+  o.path = a.path().c_str();
+  o.dim = 4;
+  pomai_db_t* id_db = nullptr;
+  ASSERT_EQ(Code(pomai_open(&o, &id_db)), 0);
+  pomai_txn_t* t = nullptr;
+  EXPECT_EQ(Code(pomai_txn_begin(id_db, POMAI_TXN_READ_WRITE, &t)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_db_flush(id_db)), POMAI_STATUS_INVALID_ARGUMENT);
+  pomai_hnsw_config_t c = {sizeof(c), 4, 16, 200, POMAI_METRIC_COSINE};
+  EXPECT_EQ(Code(pomai_index_create(id_db, "x", &c)), POMAI_STATUS_INVALID_ARGUMENT);
+  pomai_db_options_ex_t ko;
+  pomai_db_options_ex_init(&ko);
+  ko.path = a.path().c_str();
+  pomai_db_t* kv = nullptr;
+  EXPECT_EQ(Code(pomai_db_open_ex(&ko, &kv)), POMAI_STATUS_IO_ERROR);  // locked by id_db
+  EXPECT_EQ(Code(pomai_close(id_db)), 0);
+  EXPECT_EQ(Code(pomai_db_open_ex(&ko, &kv)), POMAI_STATUS_INVALID_ARGUMENT);  // a u64-id directory
+  ko.path = b.path().c_str();
+  ASSERT_EQ(Code(pomai_db_open_ex(&ko, &kv)), 0);
+  pomai_upsert_t u{};
+  u.struct_size = sizeof(u);
+  float v[4] = {1, 2, 3, 4};
+  u.vector = v;
+  u.dim = 4;
+  EXPECT_EQ(Code(pomai_put(kv, &u)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_freeze(kv)), POMAI_STATUS_INVALID_ARGUMENT);
+  uint64_t n;
+  EXPECT_NE(Message(pomai_count(kv, &n)).find("pomai_db_open_ex"), std::string::npos);
+  EXPECT_EQ(Code(pomai_close(kv)), 0);
+  o.path = b.path().c_str();
+  EXPECT_EQ(Code(pomai_open(&o, &id_db)), POMAI_STATUS_INVALID_ARGUMENT);
+}
+
+TEST_P(KvCApi, NullPointersAreInvalidArgumentNamingTheArgument) {
+  pomai_txn_t* t = Begin();
+  size_t len = 0;
+  bool found = false;
+  float v[2] = {1, 2};
+  uint32_t dim = 0;
+  pomai_kv_hits_t* hits = nullptr;
+  pomai_hnsw_stats_t st;
+  pomai_memory_stats_t ms;
+  pomai_hnsw_config_t c = {sizeof(c), 2, 16, 200, POMAI_METRIC_COSINE};
+  auto expect = [](pomai_status_t* s, const char* word) {
+    EXPECT_EQ(pomai_status_code(s), POMAI_STATUS_INVALID_ARGUMENT) << word;
+    EXPECT_NE(std::string(pomai_status_message(s)).find(word), std::string::npos) << pomai_status_message(s);
+    pomai_status_free(s);
+  };
+  expect(pomai_txn_begin(nullptr, 1, &t), "db is NULL");
+  expect(pomai_txn_begin(db_, 1, nullptr), "out_txn");
+  expect(pomai_txn_begin(db_, 5, &t), "mode is 5");
+  pomai_txn_t* t2 = Begin();
+  t = t2;
+  expect(pomai_txn_get(nullptr, B("k"), 1, nullptr, 0, &len, &found), "txn is NULL");
+  expect(pomai_txn_get(t, nullptr, 1, nullptr, 0, &len, &found), "key");
+  expect(pomai_txn_get(t, B("k"), 1, nullptr, 0, nullptr, &found), "out_len");
+  expect(pomai_txn_get(t, B("k"), 1, nullptr, 0, &len, nullptr), "out_found");
+  expect(pomai_txn_get(t, B("k"), 1, nullptr, 5, &len, &found), "value_buf");
+  expect(pomai_txn_get(t, B("k"), 0, nullptr, 0, &len, &found), "empty");
+  expect(pomai_txn_put(t, nullptr, 1, B("v"), 1), "key");
+  expect(pomai_txn_put(t, B("k"), 1, nullptr, 3), "value");
+  expect(pomai_txn_delete(t, nullptr, 1), "key");
+  expect(pomai_txn_upsert_vector(t, nullptr, 1, false, nullptr, 0, v, 2, 0), "key");
+  expect(pomai_txn_upsert_vector(t, B("k"), 1, false, nullptr, 0, nullptr, 2, 0), "vector");
+  expect(pomai_txn_upsert_vector(t, B("k"), 1, true, nullptr, 4, v, 2, 0), "metadata");
+  expect(pomai_txn_upsert_vector(t, B("k"), 1, false, nullptr, 0, v, 2, 3), "metric is 3");
+  expect(pomai_txn_get_vector(t, B("k"), 1, 0, v, 2, nullptr), "out_dim");
+  expect(pomai_txn_get_vector(t, B("k"), 1, 0, nullptr, 2, &dim), "buf");
+  expect(pomai_txn_search_similar(t, nullptr, 2, 0, 1, false, nullptr, nullptr, 0, false, &hits), "query");
+  expect(pomai_txn_search_similar(t, v, 2, 0, 1, false, nullptr, nullptr, 0, false, nullptr), "out_hits");
+  expect(pomai_txn_search_similar(t, v, 2, 0, 1, true, nullptr, nullptr, 3, false, &hits), "filter_keys");
+  const uint8_t* keys[1] = {nullptr};
+  size_t lens[1] = {1};
+  expect(pomai_txn_search_similar(t, v, 2, 0, 1, true, keys, lens, 1, false, &hits), "filter_keys[0]");
+  expect(pomai_txn_index_upsert(t, nullptr, B("k"), 1, v, 2, false, nullptr, 0), "name");
+  expect(pomai_txn_index_delete(t, "", B("k"), 1), "index name");
+  expect(pomai_index_create(db_, nullptr, &c), "name");
+  expect(pomai_index_create(db_, "i", nullptr), "config");
+  expect(pomai_index_stats(db_, "i", nullptr), "out");
+  expect(pomai_index_search(db_, "i", nullptr, 2, 1, 0, &hits, &st), "query");
+  expect(pomai_index_search(db_, "i", v, 2, 1, 0, nullptr, &st), "out_hits");
+  expect(pomai_db_memory_usage(db_, nullptr), "out");
+  expect(pomai_db_flush(nullptr), "db is NULL");
+  pomai_kv_hits_free(nullptr);
+  pomai_db_options_ex_init(nullptr);
+  EXPECT_TRUE(pomai_txn_rollback(t2) == nullptr);
+  EXPECT_EQ(Code(pomai_db_memory_usage(db_, &ms)), 0);
+}
+
+TEST_P(KvCApi, ClosedTransactionAndDoubleCommitGiveClosed) {
+  pomai_txn_t* t = Begin();
+  ASSERT_EQ(Code(pomai_txn_put(t, B("k"), 1, B("v"), 1)), 0);
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+  EXPECT_EQ(Message(pomai_txn_commit(t)), "transaction is closed");
+  EXPECT_EQ(Code(pomai_txn_rollback(t)), POMAI_STATUS_CLOSED);
+  EXPECT_EQ(Code(pomai_txn_put(t, B("k"), 1, B("v"), 1)), POMAI_STATUS_CLOSED);
+  size_t len;
+  bool found;
+  EXPECT_EQ(Code(pomai_txn_get(t, B("k"), 1, nullptr, 0, &len, &found)), POMAI_STATUS_CLOSED);
+  // A never-issued token is INVALID_ARGUMENT, not a crash.
+  EXPECT_EQ(Code(pomai_txn_commit(reinterpret_cast<pomai_txn_t*>(uintptr_t{0xdead} << 32 | 1))),
+            POMAI_STATUS_INVALID_ARGUMENT);
+  pomai_txn_t* r = Begin();
+  EXPECT_EQ(Code(pomai_txn_rollback(r)), 0);
+  EXPECT_EQ(Code(pomai_txn_rollback(r)), POMAI_STATUS_CLOSED);
+  // A new transaction reusing the slot does not revive the old handle.
+  pomai_txn_t* n = Begin();
+  EXPECT_EQ(Code(pomai_txn_get(r, B("k"), 1, nullptr, 0, &len, &found)), POMAI_STATUS_CLOSED);
+  EXPECT_EQ(Code(pomai_txn_get(n, B("k"), 1, nullptr, 0, &len, &found)), 0);
+  EXPECT_TRUE(found);
+  EXPECT_EQ(Code(pomai_txn_rollback(n)), 0);
+}
+
+TEST_P(KvCApi, CloseRollsBackActiveTransactionsAndClosesTheirHandles) {
+  pomai_txn_t* t = Begin();
+  ASSERT_EQ(Code(pomai_txn_put(t, B("k"), 1, B("v"), 1)), 0);
+  ASSERT_EQ(Code(pomai_close(db_)), 0);
+  EXPECT_EQ(Message(pomai_txn_commit(t)), "transaction is closed");
+  EXPECT_EQ(Code(pomai_txn_put(t, B("k"), 1, B("v"), 1)), POMAI_STATUS_CLOSED);
+  EXPECT_EQ(Message(pomai_db_flush(db_)), "database is closed");
+  EXPECT_EQ(Code(pomai_txn_begin(db_, 1, &t)), POMAI_STATUS_CLOSED);
+  EXPECT_EQ(Code(pomai_close(db_)), 0);  // a second close is a no-op
+  if (GetParam()) {
+    ASSERT_EQ(Code(pomai_db_open_ex(&opts_, &db_)), 0);
+    pomai_txn_t* r = Begin(POMAI_TXN_READ_ONLY);
+    size_t len;
+    bool found = true;
+    ASSERT_EQ(Code(pomai_txn_get(r, B("k"), 1, nullptr, 0, &len, &found)), 0);
+    EXPECT_FALSE(found);  // rolled back, never committed
+    EXPECT_EQ(Code(pomai_txn_commit(r)), 0);
+  } else {
+    db_ = nullptr;
+  }
+}
+
+TEST_P(KvCApi, GetUsesTheBufferRetryProtocol) {
+  pomai_txn_t* t = Begin();
+  const std::string value(100, 'x');
+  ASSERT_EQ(Code(pomai_txn_put(t, B("k"), 1, B(value.c_str()), value.size())), 0);
+  ASSERT_EQ(Code(pomai_txn_put(t, B("empty"), 5, nullptr, 0)), 0);
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+  pomai_txn_t* r = Begin(POMAI_TXN_READ_ONLY);
+  size_t len = 0;
+  bool found = false;
+  char small[10] = {};
+  ASSERT_EQ(Code(pomai_txn_get(r, B("k"), 1, reinterpret_cast<uint8_t*>(small), sizeof(small), &len, &found)), 0);
+  EXPECT_TRUE(found);
+  EXPECT_EQ(len, 100u);
+  EXPECT_EQ(small[0], 0);  // nothing copied
+  std::vector<uint8_t> buf(len);
+  ASSERT_EQ(Code(pomai_txn_get(r, B("k"), 1, buf.data(), buf.size(), &len, &found)), 0);
+  EXPECT_EQ(std::string(buf.begin(), buf.end()), value);
+  ASSERT_EQ(Code(pomai_txn_get(r, B("empty"), 5, nullptr, 0, &len, &found)), 0);
+  EXPECT_TRUE(found);
+  EXPECT_EQ(len, 0u);
+  ASSERT_EQ(Code(pomai_txn_get(r, B("none"), 4, nullptr, 0, &len, &found)), 0);
+  EXPECT_FALSE(found);
+  EXPECT_EQ(Code(pomai_txn_put(r, B("k"), 1, B("v"), 1)), POMAI_STATUS_READ_ONLY);
+  EXPECT_EQ(Code(pomai_txn_commit(r)), 0);
+}
+
+TEST_P(KvCApi, VectorsWrongDimsNanKindMismatchAndGetVectorRetry) {
+  pomai_txn_t* t = Begin();
+  float v[5] = {1, 2, 3, 4, 5};
+  ASSERT_EQ(Code(pomai_txn_upsert_vector(t, B("v"), 1, true, B("meta"), 4, v, 5, POMAI_METRIC_L2)), 0);
+  float bad[2] = {1, NAN};
+  EXPECT_NE(Message(pomai_txn_upsert_vector(t, B("n"), 1, false, nullptr, 0, bad, 2, POMAI_METRIC_L2)).find("NaN"),
+            std::string::npos);
+  float inf[2] = {INFINITY, 1};
+  EXPECT_EQ(Code(pomai_txn_upsert_vector(t, B("n"), 1, false, nullptr, 0, inf, 2, POMAI_METRIC_L2)),
+            POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_txn_upsert_vector(t, B("n"), 1, false, nullptr, 0, v, 0, POMAI_METRIC_L2)),
+            POMAI_STATUS_INVALID_ARGUMENT);
+  ASSERT_EQ(Code(pomai_txn_put(t, B("b"), 1, B("bytes"), 5)), 0);
+  uint32_t dim = 0;
+  float out[8] = {};
+  ASSERT_EQ(Code(pomai_txn_get_vector(t, B("v"), 1, POMAI_METRIC_L2, out, 2, &dim)), 0);
+  EXPECT_EQ(dim, 5u);
+  EXPECT_EQ(out[0], 0.0f);  // too small: nothing copied
+  ASSERT_EQ(Code(pomai_txn_get_vector(t, B("v"), 1, POMAI_METRIC_L2, out, 8, &dim)), 0);
+  EXPECT_EQ(std::vector<float>(out, out + 5), std::vector<float>(v, v + 5));
+  EXPECT_EQ(Code(pomai_txn_get_vector(t, B("v"), 1, POMAI_METRIC_IP, out, 8, &dim)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_txn_get_vector(t, B("b"), 1, POMAI_METRIC_L2, out, 8, &dim)), POMAI_STATUS_NOT_FOUND);
+  EXPECT_EQ(Code(pomai_txn_get_vector(t, B("x"), 1, POMAI_METRIC_L2, out, 8, &dim)), POMAI_STATUS_NOT_FOUND);
+  // The value of a vector key is its metadata.
+  size_t len;
+  bool found;
+  uint8_t mb[8];
+  ASSERT_EQ(Code(pomai_txn_get(t, B("v"), 1, mb, sizeof(mb), &len, &found)), 0);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(mb), len), "meta");
+  // Search: dims must match; hits carry key, score, metadata and (asked for) the vector.
+  pomai_kv_hits_t* hits = nullptr;
+  EXPECT_EQ(Code(pomai_txn_search_similar(t, v, 4, POMAI_METRIC_L2, 3, false, nullptr, nullptr, 0, false, &hits)),
+            POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(hits, nullptr);
+  EXPECT_EQ(Code(pomai_txn_search_similar(t, bad, 2, POMAI_METRIC_L2, 3, false, nullptr, nullptr, 0, false, &hits)),
+            POMAI_STATUS_INVALID_ARGUMENT);
+  float q[5] = {1, 2, 3, 4, 7};
+  ASSERT_EQ(Code(pomai_txn_search_similar(t, q, 5, POMAI_METRIC_L2, 3, false, nullptr, nullptr, 0, true, &hits)), 0);
+  ASSERT_EQ(hits->count, 1u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(hits->hits[0].key), hits->hits[0].key_len), "v");
+  EXPECT_FLOAT_EQ(hits->hits[0].score, -2.0f);  // negative Euclidean distance
+  EXPECT_TRUE(hits->hits[0].has_metadata);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(hits->hits[0].metadata), hits->hits[0].metadata_len), "meta");
+  ASSERT_EQ(hits->hits[0].dim, 5u);
+  EXPECT_EQ(hits->hits[0].vector[4], 5.0f);
+  pomai_kv_hits_free(hits);
+  ASSERT_EQ(Code(pomai_txn_search_similar(t, q, 5, POMAI_METRIC_L2, 0, false, nullptr, nullptr, 0, true, &hits)), 0);
+  EXPECT_EQ(hits->count, 0u);
+  pomai_kv_hits_free(hits);
+  const uint8_t* keys[2] = {B("b"), B("v")};
+  size_t lens[2] = {1, 1};
+  ASSERT_EQ(Code(pomai_txn_search_similar(t, q, 5, POMAI_METRIC_L2, 3, true, keys, lens, 2, false, &hits)), 0);
+  ASSERT_EQ(hits->count, 1u);
+  EXPECT_EQ(hits->hits[0].vector, nullptr);
+  pomai_kv_hits_free(hits);
+  EXPECT_EQ(Code(pomai_txn_commit(t)), 0);
+}
+
+TEST_P(KvCApi, IndexFunctions) {
+  pomai_hnsw_config_t c = {8, 3, 0, 0, 0};  // struct_size 8: m, ef_construction, metric take defaults
+  ASSERT_EQ(Code(pomai_index_create(db_, "idx", &c)), 0);
+  pomai_hnsw_config_t bad = {sizeof(bad), 3, 1, 200, POMAI_METRIC_COSINE};
+  EXPECT_NE(Message(pomai_index_create(db_, "idx2", &bad)).find("invalid parameter m"), std::string::npos);
+  bad.struct_size = 4;
+  EXPECT_NE(Message(pomai_index_create(db_, "idx2", &bad)).find("struct_size is too small"), std::string::npos);
+  const std::string long_name(256, 'n');
+  EXPECT_EQ(Code(pomai_index_create(db_, long_name.c_str(), &c)), POMAI_STATUS_INVALID_ARGUMENT);
+  pomai_txn_t* t = Begin();
+  float a[3] = {1, 0, 0}, b[3] = {0, 1, 0};
+  ASSERT_EQ(Code(pomai_txn_index_upsert(t, "idx", B("a"), 1, a, 3, true, B("ma"), 2)), 0);
+  ASSERT_EQ(Code(pomai_txn_index_upsert(t, "idx", B("b"), 1, b, 3, false, nullptr, 0)), 0);
+  EXPECT_EQ(Code(pomai_txn_index_upsert(t, "idx", B("c"), 1, a, 2, false, nullptr, 0)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_txn_index_upsert(t, "nope", B("c"), 1, a, 3, false, nullptr, 0)), POMAI_STATUS_NOT_FOUND);
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+  pomai_kv_hits_t* hits = nullptr;
+  pomai_hnsw_stats_t st;
+  ASSERT_EQ(Code(pomai_index_search(db_, "idx", a, 3, 5, 0, &hits, &st)), 0);
+  ASSERT_EQ(hits->count, 2u);
+  EXPECT_EQ(hits->hits[0].key[0], 'a');
+  EXPECT_TRUE(hits->hits[0].has_metadata);
+  EXPECT_EQ(hits->hits[0].vector, nullptr);
+  EXPECT_EQ(st.node_count, 2u);
+  EXPECT_GE(st.level_count, 1u);
+  uint64_t sum = 0;
+  for (uint32_t i = 0; i < st.level_count; ++i) sum += st.level_distribution[i];
+  EXPECT_EQ(sum, 2u);
+  pomai_kv_hits_free(hits);
+  ASSERT_EQ(Code(pomai_index_search(db_, "idx", a, 3, 5, 0, &hits, nullptr)), 0);
+  pomai_kv_hits_free(hits);
+  EXPECT_EQ(Code(pomai_index_search(db_, "idx", a, 2, 5, 0, &hits, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
+  float nan_q[3] = {NAN, 0, 0};
+  EXPECT_EQ(Code(pomai_index_search(db_, "idx", nan_q, 3, 5, 0, &hits, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_index_search(db_, "missing", a, 3, 5, 0, &hits, nullptr)), POMAI_STATUS_NOT_FOUND);
+  ASSERT_EQ(Code(pomai_index_stats(db_, "idx", &st)), 0);
+  pomai_txn_t* d = Begin();
+  ASSERT_EQ(Code(pomai_txn_index_delete(d, "idx", B("a"), 1)), 0);
+  ASSERT_EQ(Code(pomai_txn_commit(d)), 0);
+  ASSERT_EQ(Code(pomai_index_stats(db_, "idx", &st)), 0);
+  EXPECT_EQ(st.node_count, 1u);
+  EXPECT_EQ(st.deleted_count, 1u);
+  ASSERT_EQ(Code(pomai_index_drop(db_, "idx")), 0);
+  EXPECT_EQ(Code(pomai_index_drop(db_, "idx")), POMAI_STATUS_NOT_FOUND);
+  EXPECT_EQ(Code(pomai_index_stats(db_, "idx", &st)), POMAI_STATUS_NOT_FOUND);
+}
+
+TEST_P(KvCApi, FlushAndConflictStatuses) {
+  pomai_status_t* s = pomai_db_flush(db_);
+  if (GetParam()) {
+    EXPECT_EQ(Code(s), 0);
+  } else {
+    EXPECT_EQ(pomai_status_code(s), POMAI_STATUS_INVALID_ARGUMENT);
+    EXPECT_STREQ(pomai_status_message(s), "in-memory database cannot be flushed");
+    pomai_status_free(s);
+  }
+  pomai_txn_t* t1 = Begin();
+  pomai_txn_t* t2 = Begin();
+  ASSERT_EQ(Code(pomai_txn_put(t1, B("k"), 1, B("1"), 1)), 0);
+  ASSERT_EQ(Code(pomai_txn_put(t2, B("k"), 1, B("2"), 1)), 0);
+  ASSERT_EQ(Code(pomai_txn_commit(t2)), 0);
+  s = pomai_txn_commit(t1);
+  EXPECT_EQ(pomai_status_code(s), POMAI_STATUS_CONFLICT);
+  EXPECT_STREQ(pomai_status_message(s), "transaction conflict");
+  pomai_status_free(s);
+  EXPECT_EQ(Code(pomai_txn_commit(t1)), POMAI_STATUS_CLOSED);  // a failed commit closes it
+}
+
+TEST_P(KvCApi, ConcurrentCallsOnOneTransactionAreSerialised) {
+  pomai_txn_t* t = Begin();
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([t, i] {
+      for (int j = 0; j < 300; ++j) {
+        const std::string k = "k" + std::to_string(i) + "-" + std::to_string(j);
+        pomai_status_free(pomai_txn_put(t, B(k.c_str()), k.size(), B("v"), 1));
+        size_t len;
+        bool found;
+        pomai_status_free(pomai_txn_get(t, B(k.c_str()), k.size(), nullptr, 0, &len, &found));
+      }
+    });
+  }
+  threads.emplace_back([t] { pomai_status_free(pomai_txn_commit(t)); });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(Code(pomai_txn_commit(t)), POMAI_STATUS_CLOSED);
+}
+
+}  // namespace
+
+namespace {
+
+// kv.h's documented x86-64 layout.
+TEST(KvCApiLayout, StructsHaveTheDocumentedOffsets) {
+  EXPECT_EQ(sizeof(pomai_db_options_ex_t), 40u);
+  EXPECT_EQ(offsetof(pomai_db_options_ex_t, path), 8u);
+  EXPECT_EQ(offsetof(pomai_db_options_ex_t, storage_mode), 16u);
+  EXPECT_EQ(offsetof(pomai_db_options_ex_t, fsync_policy), 20u);
+  EXPECT_EQ(offsetof(pomai_db_options_ex_t, memory_limit_bytes), 24u);
+  EXPECT_EQ(offsetof(pomai_db_options_ex_t, search_threads), 32u);
+  EXPECT_EQ(sizeof(pomai_hnsw_config_t), 20u);
+  EXPECT_EQ(offsetof(pomai_hnsw_config_t, dim), 4u);
+  EXPECT_EQ(offsetof(pomai_hnsw_config_t, metric), 16u);
+}
+
+}  // namespace

@@ -1,0 +1,450 @@
+// Flat vector search inside transactions and named HNSW indexes.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "engine/kv_db.h"
+#include "kv_test_util.h"
+
+namespace pomai::engine {
+namespace {
+
+using testing::BeginRo;
+using testing::BeginRw;
+using testing::KvBothModes;
+using testing::RandomVector;
+
+// The reference scores of kv.h, in double precision.
+double RefScore(simd::Metric m, const std::vector<float>& q, const std::vector<float>& v) {
+  double dot = 0, qq = 0, vv = 0, l2 = 0;
+  for (size_t i = 0; i < q.size(); ++i) {
+    dot += double(q[i]) * v[i];
+    qq += double(q[i]) * q[i];
+    vv += double(v[i]) * v[i];
+    l2 += (double(q[i]) - v[i]) * (double(q[i]) - v[i]);
+  }
+  switch (m) {
+    case simd::Metric::kIP: return dot;
+    case simd::Metric::kL2: return -std::sqrt(l2);
+    case simd::Metric::kCosine: return qq == 0 || vv == 0 ? 0.0 : dot / std::sqrt(qq * vv);
+  }
+  return 0;
+}
+
+std::vector<std::pair<std::string, double>> BruteForce(const std::map<std::string, std::vector<float>>& live,
+                                                       simd::Metric m, const std::vector<float>& q, size_t k) {
+  std::vector<std::pair<std::string, double>> all;
+  for (const auto& [key, v] : live) all.emplace_back(key, RefScore(m, q, v));
+  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+    return a.second > b.second || (a.second == b.second && a.first < b.first);
+  });
+  if (all.size() > k) all.resize(k);
+  return all;
+}
+
+void ExpectSameHits(const std::vector<KvHit>& got, const std::vector<std::pair<std::string, double>>& want,
+                    const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_NEAR(got[i].score, want[i].second, 1e-3 * std::max(1.0, std::abs(want[i].second))) << what << " hit " << i;
+    // Equal keys, unless two reference scores are too close to order reliably in float32.
+    if (got[i].key != want[i].first) {
+      const double gap = i + 1 < want.size() ? std::abs(want[i].second - want[i + 1].second) : 0;
+      const double gap_prev = i > 0 ? std::abs(want[i].second - want[i - 1].second) : 0;
+      EXPECT_TRUE(gap < 1e-4 || gap_prev < 1e-4) << what << " hit " << i << ": " << got[i].key << " vs " << want[i].first;
+    }
+  }
+}
+
+struct MetricCase {
+  bool disk;
+  simd::Metric metric;
+};
+
+class KvFlatSearch : public ::testing::TestWithParam<MetricCase> {};
+
+std::string CaseName(const ::testing::TestParamInfo<MetricCase>& info) {
+  static const char* const kNames[] = {"L2", "IP", "Cosine"};
+  return std::string(info.param.disk ? "Disk" : "InMemory") + kNames[static_cast<int>(info.param.metric)];
+}
+
+INSTANTIATE_TEST_SUITE_P(All, KvFlatSearch,
+                         ::testing::Values(MetricCase{false, simd::Metric::kL2}, MetricCase{false, simd::Metric::kIP},
+                                           MetricCase{false, simd::Metric::kCosine}, MetricCase{true, simd::Metric::kL2},
+                                           MetricCase{true, simd::Metric::kIP}, MetricCase{true, simd::Metric::kCosine}),
+                         CaseName);
+
+// Committed records spread over segments and the memtable (overwritten and
+// deleted across layers), plus the transaction's own uncommitted upserts and
+// deletes: the search equals a brute force over what the transaction sees.
+TEST_P(KvFlatSearch, MatchesBruteForceOverEveryLayerAndOwnWrites) {
+  const auto [disk, metric] = GetParam();
+  testing::TempDir tmp;
+  auto db = testing::OpenKv(disk ? tmp.path() : "");
+  constexpr uint32_t kDim = 37;  // not a multiple of any SIMD width
+  std::mt19937_64 rng(static_cast<uint64_t>(metric) * 100 + disk);
+  std::map<std::string, std::vector<float>> live;
+  auto key = [&](size_t i) { return "key" + std::to_string(i); };
+  for (int round = 0; round < 4; ++round) {
+    auto t = BeginRw(*db);
+    for (int j = 0; j < 300; ++j) {
+      const size_t i = rng() % 700;
+      if (rng() % 6 == 0) {
+        ASSERT_TRUE(t->Delete(key(i)).ok());
+        live.erase(key(i));
+      } else if (rng() % 10 == 0) {
+        ASSERT_TRUE(t->Put(key(i), "bytes, not a vector").ok());
+        live.erase(key(i));
+      } else {
+        auto v = RandomVector(rng, kDim);
+        if (j == 0) v.assign(kDim, 0.0f);  // a zero vector: cosine 0
+        ASSERT_TRUE(t->UpsertVector(key(i), v.data(), kDim, metric, nullptr).ok());
+        live[key(i)] = v;
+      }
+    }
+    ASSERT_TRUE(t->Commit().ok());
+    if (disk && round < 3) {
+      ASSERT_TRUE(db->Flush().ok());
+    }
+  }
+  auto t = BeginRw(*db);
+  for (int j = 0; j < 40; ++j) {
+    const size_t i = rng() % 800;
+    if (j % 4 == 0) {
+      ASSERT_TRUE(t->Delete(key(i)).ok());
+      live.erase(key(i));
+    } else {
+      auto v = RandomVector(rng, kDim);
+      const std::string_view meta = "own";
+      ASSERT_TRUE(t->UpsertVector(key(i), v.data(), kDim, metric, &meta).ok());
+      live[key(i)] = v;
+    }
+  }
+  for (int q = 0; q < 5; ++q) {
+    auto query = RandomVector(rng, kDim);
+    for (uint32_t k : {1u, 10u, 100u, 5000u}) {
+      std::vector<KvHit> hits;
+      ASSERT_TRUE(t->SearchSimilar(query.data(), kDim, metric, k, nullptr, q == 0, &hits).ok());
+      ExpectSameHits(hits, BruteForce(live, metric, query, k), "k=" + std::to_string(k));
+      if (q == 0 && !hits.empty()) {
+        EXPECT_EQ(hits[0].vector, live[hits[0].key]);
+      }
+    }
+    // Filter keys: only those, absent or non-vector ones skipped, duplicates once.
+    std::vector<std::string> filter_storage;
+    for (int j = 0; j < 30; ++j) filter_storage.push_back(key(rng() % 900));
+    filter_storage.push_back(filter_storage[0]);
+    std::vector<std::string_view> filter(filter_storage.begin(), filter_storage.end());
+    std::map<std::string, std::vector<float>> subset;
+    for (const auto& f : filter_storage) {
+      if (live.count(f)) subset[f] = live[f];
+    }
+    std::vector<KvHit> hits;
+    ASSERT_TRUE(t->SearchSimilar(query.data(), kDim, metric, 10, &filter, false, &hits).ok());
+    ExpectSameHits(hits, BruteForce(subset, metric, query, 10), "filter");
+  }
+  std::vector<KvHit> none;
+  auto query = RandomVector(rng, kDim);
+  ASSERT_TRUE(t->SearchSimilar(query.data(), kDim, metric, 0, nullptr, false, &none).ok());
+  EXPECT_TRUE(none.empty());
+}
+
+TEST(KvFlatSearchErrors, MismatchedMetricOrDimensionNamesTheKey) {
+  for (bool disk : {false, true}) {
+    testing::TempDir tmp;
+    auto db = testing::OpenKv(disk ? tmp.path() : "");
+    const float a[4] = {1, 0, 0, 0};
+    const float b[3] = {1, 0, 0};
+    auto t = BeginRw(*db);
+    ASSERT_TRUE(t->UpsertVector("good", a, 4, simd::Metric::kCosine, nullptr).ok());
+    ASSERT_TRUE(t->UpsertVector("short one", b, 3, simd::Metric::kCosine, nullptr).ok());
+    ASSERT_TRUE(t->Commit().ok());
+    if (disk) {
+      ASSERT_TRUE(db->Flush().ok());
+    }
+    auto r = BeginRo(*db);
+    std::vector<KvHit> hits;
+    Status s = r->SearchSimilar(a, 4, simd::Metric::kCosine, 5, nullptr, false, &hits);
+    EXPECT_EQ(s.code(), Code::kInvalidArgument);
+    EXPECT_NE(s.message().find("short one"), std::string::npos) << s.message();
+    s = r->SearchSimilar(a, 4, simd::Metric::kL2, 5, nullptr, false, &hits);
+    EXPECT_EQ(s.code(), Code::kInvalidArgument);
+    // Only the filter's keys count.
+    std::vector<std::string_view> filter = {"good"};
+    s = r->SearchSimilar(a, 4, simd::Metric::kCosine, 5, &filter, false, &hits);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_EQ(hits.size(), 1u);
+    EXPECT_FLOAT_EQ(hits[0].score, 1.0f);
+    // Once the odd key is deleted, the search works.
+    auto d = BeginRw(*db);
+    ASSERT_TRUE(d->Delete("short one").ok());
+    ASSERT_TRUE(d->SearchSimilar(a, 4, simd::Metric::kCosine, 5, nullptr, false, &hits).ok());
+    EXPECT_EQ(hits.size(), 1u);
+    const float nan_q[4] = {NAN, 0, 0, 0};
+    EXPECT_EQ(d->SearchSimilar(nan_q, 4, simd::Metric::kCosine, 5, nullptr, false, &hits).code(), Code::kInvalidArgument);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Named HNSW indexes
+
+class KvIndexTest : public KvBothModes {};
+INSTANTIATE_TEST_SUITE_P(Modes, KvIndexTest, ::testing::Bool(), testing::ModeName);
+
+IndexConfig Config(uint32_t dim, simd::Metric metric = simd::Metric::kCosine) {
+  IndexConfig c;
+  c.dim = dim;
+  c.metric = metric;
+  return c;
+}
+
+TEST_P(KvIndexTest, UpsertsAreVisibleAfterCommitOnlyAndRollbackDiscards) {
+  auto db = Open();
+  ASSERT_TRUE(db->CreateIndex("idx", Config(3)).ok());
+  const float a[3] = {1, 0, 0}, b[3] = {0, 1, 0}, c[3] = {0, 0, 1};
+  std::vector<KvHit> hits;
+  IndexStats stats;
+  ASSERT_TRUE(db->SearchIndex("idx", a, 3, 5, 0, &hits, &stats).ok());
+  EXPECT_TRUE(hits.empty());
+  auto t = BeginRw(*db);
+  const std::string_view meta = "meta-a";
+  ASSERT_TRUE(t->IndexUpsert("idx", "a", a, 3, &meta).ok());
+  ASSERT_TRUE(t->IndexUpsert("idx", "b", b, 3, nullptr).ok());
+  ASSERT_TRUE(db->SearchIndex("idx", a, 3, 5, 0, &hits, nullptr).ok());
+  EXPECT_TRUE(hits.empty());  // not committed yet
+  ASSERT_TRUE(t->Commit().ok());
+  ASSERT_TRUE(db->SearchIndex("idx", a, 3, 5, 0, &hits, &stats).ok());
+  ASSERT_EQ(hits.size(), 2u);
+  EXPECT_EQ(hits[0].key, "a");
+  EXPECT_FLOAT_EQ(hits[0].score, 1.0f);
+  EXPECT_TRUE(hits[0].has_metadata);
+  EXPECT_EQ(hits[0].metadata, "meta-a");
+  EXPECT_FALSE(hits[1].has_metadata);
+  EXPECT_EQ(stats.node_count, 2u);
+  auto r = BeginRw(*db);
+  ASSERT_TRUE(r->IndexUpsert("idx", "c", c, 3, nullptr).ok());
+  ASSERT_TRUE(r->Rollback().ok());
+  ASSERT_TRUE(db->SearchIndex("idx", c, 3, 5, 0, &hits, nullptr).ok());
+  EXPECT_EQ(hits.size(), 2u);
+  // Delete and replace.
+  auto d = BeginRw(*db);
+  ASSERT_TRUE(d->IndexDelete("idx", "b").ok());
+  ASSERT_TRUE(d->IndexUpsert("idx", "a", c, 3, nullptr).ok());
+  ASSERT_TRUE(d->Commit().ok());
+  ASSERT_TRUE(db->SearchIndex("idx", c, 3, 5, 0, &hits, &stats).ok());
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].key, "a");
+  EXPECT_FLOAT_EQ(hits[0].score, 1.0f);
+  EXPECT_FALSE(hits[0].has_metadata);
+  EXPECT_EQ(stats.node_count, 1u);
+  // Index entries never show up as user keys, and user keys never in the index.
+  auto u = BeginRw(*db);
+  EXPECT_EQ(testing::GetValue(*u, "a"), std::nullopt);
+  ASSERT_TRUE(u->UpsertVector("z", c, 3, simd::Metric::kCosine, nullptr).ok());
+  ASSERT_TRUE(u->Commit().ok());
+  ASSERT_TRUE(db->SearchIndex("idx", c, 3, 5, 0, &hits, nullptr).ok());
+  EXPECT_EQ(hits.size(), 1u);
+}
+
+TEST_P(KvIndexTest, ErrorsForMissingIndexWrongDimensionAndBadConfig) {
+  auto db = Open();
+  const float a[3] = {1, 0, 0};
+  std::vector<KvHit> hits;
+  IndexStats stats;
+  EXPECT_EQ(db->SearchIndex("nope", a, 3, 5, 0, &hits, nullptr).code(), Code::kNotFound);
+  EXPECT_EQ(db->GetIndexStats("nope", &stats).code(), Code::kNotFound);
+  EXPECT_EQ(db->DropIndex("nope").code(), Code::kNotFound);
+  IndexConfig bad = Config(0);
+  Status s = db->CreateIndex("x", bad);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_EQ(s.message().rfind("invalid parameter", 0), 0u) << s.message();
+  bad = Config(3);
+  bad.m = 1;
+  EXPECT_EQ(db->CreateIndex("x", bad).code(), Code::kInvalidArgument);
+  bad.m = 101;
+  EXPECT_EQ(db->CreateIndex("x", bad).code(), Code::kInvalidArgument);
+  bad.m = 16;
+  bad.ef_construction = 8;
+  EXPECT_EQ(db->CreateIndex("x", bad).code(), Code::kInvalidArgument);
+  bad = Config(65536);
+  EXPECT_EQ(db->CreateIndex("x", bad).code(), Code::kInvalidArgument);
+  ASSERT_TRUE(db->CreateIndex("idx", Config(3)).ok());
+  const float four[4] = {1, 0, 0, 0};
+  EXPECT_EQ(db->SearchIndex("idx", four, 4, 5, 0, &hits, nullptr).code(), Code::kInvalidArgument);
+  auto t = BeginRw(*db);
+  EXPECT_EQ(t->IndexUpsert("idx", "k", four, 4, nullptr).code(), Code::kInvalidArgument);
+  EXPECT_EQ(t->IndexUpsert("missing", "k", a, 3, nullptr).code(), Code::kNotFound);
+  const float nan_v[3] = {1, NAN, 0};
+  EXPECT_EQ(t->IndexUpsert("idx", "k", nan_v, 3, nullptr).code(), Code::kInvalidArgument);
+  EXPECT_TRUE(t->active());
+  auto ro = BeginRo(*db);
+  EXPECT_EQ(ro->IndexUpsert("idx", "k", a, 3, nullptr).code(), Code::kReadOnly);
+}
+
+TEST_P(KvIndexTest, CreateReplacesTheIndexAndItsEntriesAndDropRemovesIt) {
+  auto db = Open();
+  ASSERT_TRUE(db->CreateIndex("idx", Config(2)).ok());
+  const float a[2] = {1, 0};
+  auto t = BeginRw(*db);
+  ASSERT_TRUE(t->IndexUpsert("idx", "a", a, 2, nullptr).ok());
+  ASSERT_TRUE(t->Commit().ok());
+  std::vector<KvHit> hits;
+  ASSERT_TRUE(db->SearchIndex("idx", a, 2, 5, 0, &hits, nullptr).ok());
+  EXPECT_EQ(hits.size(), 1u);
+  ASSERT_TRUE(db->CreateIndex("idx", Config(4)).ok());
+  const float q[4] = {1, 0, 0, 0};
+  IndexStats stats;
+  ASSERT_TRUE(db->SearchIndex("idx", q, 4, 5, 0, &hits, &stats).ok());
+  EXPECT_TRUE(hits.empty());
+  EXPECT_EQ(stats.node_count, 0u);
+  ASSERT_TRUE(db->DropIndex("idx").ok());
+  EXPECT_EQ(db->SearchIndex("idx", q, 4, 5, 0, &hits, nullptr).code(), Code::kNotFound);
+}
+
+TEST_P(KvIndexTest, AnIndexWriteConflictsWithAConcurrentRecreate) {
+  auto db = Open();
+  ASSERT_TRUE(db->CreateIndex("idx", Config(2)).ok());
+  const float a[2] = {1, 0};
+  auto t = BeginRw(*db);
+  ASSERT_TRUE(t->IndexUpsert("idx", "a", a, 2, nullptr).ok());
+  ASSERT_TRUE(db->CreateIndex("idx", Config(2)).ok());
+  EXPECT_EQ(t->Commit().code(), Code::kConflict);
+  // Two transactions writing one entry: first committer wins.
+  auto t1 = BeginRw(*db);
+  auto t2 = BeginRw(*db);
+  ASSERT_TRUE(t1->IndexUpsert("idx", "a", a, 2, nullptr).ok());
+  ASSERT_TRUE(t2->IndexDelete("idx", "a").ok());
+  ASSERT_TRUE(t1->Commit().ok());
+  EXPECT_EQ(t2->Commit().code(), Code::kConflict);
+  std::vector<KvHit> hits;
+  ASSERT_TRUE(db->SearchIndex("idx", a, 2, 5, 0, &hits, nullptr).ok());
+  EXPECT_EQ(hits.size(), 1u);
+}
+
+TEST(KvIndex, IndexesPersistAcrossReopenFromSegmentsAndWal) {
+  testing::TempDir dir;
+  std::mt19937_64 rng(5);
+  std::map<std::string, std::vector<float>> live;
+  {
+    auto db = testing::OpenKv(dir.path());
+    ASSERT_TRUE(db->CreateIndex("docs", Config(16, simd::Metric::kL2)).ok());
+    for (int round = 0; round < 3; ++round) {
+      auto t = BeginRw(*db);
+      for (int i = 0; i < 100; ++i) {
+        const std::string k = "d" + std::to_string(round * 100 + i);
+        live[k] = RandomVector(rng, 16);
+        const std::string meta = "m" + k;
+        const std::string_view mv = meta;
+        ASSERT_TRUE(t->IndexUpsert("docs", k, live[k].data(), 16, &mv).ok());
+      }
+      ASSERT_TRUE(t->Commit().ok());
+      if (round == 0) {
+        ASSERT_TRUE(db->Flush().ok());
+      }
+    }
+    auto d = BeginRw(*db);
+    ASSERT_TRUE(d->IndexDelete("docs", "d5").ok());
+    ASSERT_TRUE(d->Commit().ok());
+    live.erase("d5");
+  }
+  auto db = testing::OpenKv(dir.path());
+  IndexStats stats;
+  ASSERT_TRUE(db->GetIndexStats("docs", &stats).ok());
+  EXPECT_EQ(stats.node_count, live.size());
+  for (int q = 0; q < 10; ++q) {
+    auto query = RandomVector(rng, 16);
+    std::vector<KvHit> hits;
+    ASSERT_TRUE(db->SearchIndex("docs", query.data(), 16, 5, 400, &hits, nullptr).ok());
+    auto want = BruteForce(live, simd::Metric::kL2, query, 5);
+    ASSERT_EQ(hits.size(), want.size());
+    EXPECT_EQ(hits[0].key, want[0].first);
+    EXPECT_NEAR(hits[0].score, want[0].second, 1e-3);
+    EXPECT_EQ(hits[0].metadata, "m" + hits[0].key);
+  }
+}
+
+TEST(KvIndex, DeltaIsRebuiltIntoTheGraphInTheBackground) {
+  auto db = testing::OpenKv("");
+  ASSERT_TRUE(db->CreateIndex("idx", Config(8)).ok());
+  std::mt19937_64 rng(9);
+  std::vector<KvHit> hits;
+  IndexStats stats;
+  auto q = RandomVector(rng, 8);
+  ASSERT_TRUE(db->SearchIndex("idx", q.data(), 8, 1, 0, &hits, &stats).ok());  // loaded while empty
+  for (int round = 0; round < 6; ++round) {
+    auto t = BeginRw(*db);
+    for (int i = 0; i < 500; ++i) {
+      auto v = RandomVector(rng, 8);
+      ASSERT_TRUE(t->IndexUpsert("idx", "k" + std::to_string(round * 500 + i), v.data(), 8, nullptr).ok());
+    }
+    ASSERT_TRUE(t->Commit().ok());
+  }
+  // 3000 entries went to the delta; past 1024 a rebuild puts them in the graph.
+  uint64_t in_graph = 0;
+  for (int i = 0; i < 600 && in_graph < 2048; ++i) {
+    ASSERT_TRUE(db->GetIndexStats("idx", &stats).ok());
+    in_graph = 0;
+    for (uint64_t n : stats.level_distribution) in_graph += n;
+    if (in_graph < 2048) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_GE(in_graph, 2048u);
+  EXPECT_EQ(stats.node_count, 3000u);
+  EXPECT_GT(stats.avg_edges_per_node, 1.0);
+  EXPECT_GT(stats.memory_bytes, 3000u * 8 * 4);
+  ASSERT_TRUE(db->SearchIndex("idx", q.data(), 8, 10, 0, &hits, nullptr).ok());
+  EXPECT_EQ(hits.size(), 10u);
+}
+
+// Recall@10 at the defaults (m 16, ef_construction 200, ef max(k, 50)) on a
+// clustered 20k x 64 set must be at least 0.95.
+TEST(KvIndex, RecallAtTenOnAClustered20kBy64SetAtDefaults) {
+  auto db = testing::OpenKv("");
+  constexpr uint32_t kDim = 64, kN = 20000, kClusters = 50;
+  std::mt19937_64 rng(2024);
+  std::vector<std::vector<float>> centers;
+  for (uint32_t c = 0; c < kClusters; ++c) centers.push_back(RandomVector(rng, kDim));
+  std::normal_distribution<float> noise(0.0f, 0.35f);
+  std::map<std::string, std::vector<float>> all;
+  ASSERT_TRUE(db->CreateIndex("vecs", Config(kDim)).ok());
+  for (uint32_t start = 0; start < kN; start += 5000) {
+    auto t = BeginRw(*db);
+    for (uint32_t i = start; i < start + 5000; ++i) {
+      std::vector<float> v = centers[rng() % kClusters];
+      for (auto& x : v) x += noise(rng);
+      char key[16];
+      std::snprintf(key, sizeof(key), "v%06u", i);
+      ASSERT_TRUE(t->IndexUpsert("vecs", key, v.data(), kDim, nullptr).ok());
+      all[key] = std::move(v);
+    }
+    ASSERT_TRUE(t->Commit().ok());
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  IndexStats stats;
+  ASSERT_TRUE(db->GetIndexStats("vecs", &stats).ok());  // builds the graph
+  const double build_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(stats.node_count, kN);
+  size_t found = 0, total = 0;
+  for (int q = 0; q < 100; ++q) {
+    std::vector<float> query = centers[rng() % kClusters];
+    for (auto& x : query) x += noise(rng);
+    std::vector<KvHit> hits;
+    ASSERT_TRUE(db->SearchIndex("vecs", query.data(), kDim, 10, 0, &hits, nullptr).ok());
+    auto want = BruteForce(all, simd::Metric::kCosine, query, 10);
+    std::set<std::string> truth;
+    for (auto& w : want) truth.insert(w.first);
+    for (auto& h : hits) found += truth.count(h.key);
+    total += want.size();
+  }
+  const double recall = double(found) / double(total);
+  std::printf("recall@10 = %.4f (graph build %.1f s)\n", recall, build_s);
+  EXPECT_GE(recall, 0.95);
+}
+
+}  // namespace
+}  // namespace pomai::engine

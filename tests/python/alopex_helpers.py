@@ -1,0 +1,67 @@
+"""Fixtures shared by the alopex tests (imported by each test_alopex_*.py).
+
+`db_factory(kind)` opens a database of either kind ("memory" or "disk", the
+disk one in tmp_path) and closes whatever is still open at teardown; the
+`kind` fixture runs a test once per kind, since SPEC 3 promises that both
+behave the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator, List
+
+import pytest
+
+import alopex
+
+KINDS = ("memory", "disk")
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def db_factory(tmp_path: Path) -> Iterator[Callable[..., alopex.Database]]:
+    opened: List[alopex.Database] = []
+    counter = [0]
+
+    def _open(kind: str = "memory", name: str = "") -> alopex.Database:
+        if kind == "memory":
+            db = alopex.Database.new()
+        else:
+            if not name:
+                counter[0] += 1
+                name = f"db{counter[0]}"
+            db = alopex.Database.open(str(tmp_path / name))
+        opened.append(db)
+        return db
+
+    yield _open
+    for db in opened:
+        if not db.closed:
+            db.close()
+
+
+@pytest.fixture
+def db(db_factory: Callable[..., alopex.Database], kind: str) -> alopex.Database:
+    """A fresh database of each kind."""
+    return db_factory(kind)
+
+
+def commit_kv(db: alopex.Database, items: dict) -> None:
+    """Commits key -> value (None deletes) in one READ_WRITE transaction."""
+    txn = db.begin(alopex.TxnMode.READ_WRITE)
+    for k, v in items.items():
+        if v is None:
+            txn.delete(k)
+        else:
+            txn.put(k, v)
+    txn.commit()
+
+
+def read(db: alopex.Database, key: bytes):
+    with db.begin() as txn:
+        return txn.get(key)

@@ -1,0 +1,321 @@
+"""SPEC 3.2-3.3: databases and transactions (key/value part), in both
+storage modes."""
+
+from __future__ import annotations
+
+import pytest
+
+from alopex import AlopexError, Database, EmbeddedConfig, TxnMode
+from alopex_helpers import commit_kv, db, db_factory, kind, read  # noqa: F401  (fixtures)
+
+RW = TxnMode.READ_WRITE
+RO = TxnMode.READ_ONLY
+
+
+# ---- snapshot isolation and conflicts ------------------------------------
+
+def test_transaction_reads_its_own_uncommitted_writes(db: Database) -> None:
+    txn = db.begin(RW)
+    txn.put(b"a", b"1")
+    assert txn.get(b"a") == b"1"
+    txn.delete(b"a")
+    assert txn.get(b"a") is None
+    assert read(db, b"a") is None  # invisible to others before commit
+    txn.rollback()
+
+
+def test_transaction_does_not_see_a_commit_made_after_it_began(db: Database) -> None:
+    commit_kv(db, {b"a": b"old"})
+    reader = db.begin(RO)
+    writer = db.begin(RW)
+    commit_kv(db, {b"a": b"new", b"b": b"born"})
+    assert reader.get(b"a") == b"old"
+    assert reader.get(b"b") is None
+    assert writer.get(b"a") == b"old"
+    assert read(db, b"a") == b"new"  # a transaction begun later sees it
+    reader.commit()
+    writer.rollback()
+
+
+def test_deletes_are_isolated_too(db: Database) -> None:
+    commit_kv(db, {b"a": b"1"})
+    reader = db.begin()
+    commit_kv(db, {b"a": None})
+    assert reader.get(b"a") == b"1"
+    assert read(db, b"a") is None
+
+
+def test_first_committer_wins_and_the_loser_changes_nothing(db: Database) -> None:
+    t1 = db.begin(RW)
+    t2 = db.begin(RW)
+    t1.put(b"k", b"t1")
+    t2.put(b"k", b"t2")
+    t2.put(b"other", b"t2")
+    t1.commit()
+    with pytest.raises(AlopexError, match="transaction conflict"):
+        t2.commit()
+    assert read(db, b"k") == b"t1"
+    assert read(db, b"other") is None
+    with pytest.raises(AlopexError, match="transaction is closed"):
+        t2.get(b"k")  # a failed commit closes the transaction
+
+
+def test_delete_conflicts_with_a_concurrent_write(db: Database) -> None:
+    commit_kv(db, {b"k": b"v"})
+    t1 = db.begin(RW)
+    t2 = db.begin(RW)
+    t1.put(b"k", b"t1")
+    t2.delete(b"k")
+    t1.commit()
+    with pytest.raises(AlopexError, match="transaction conflict"):
+        t2.commit()
+    assert read(db, b"k") == b"t1"
+
+
+def test_disjoint_writers_both_commit(db: Database) -> None:
+    t1 = db.begin(RW)
+    t2 = db.begin(RW)
+    t1.put(b"a", b"1")
+    t2.put(b"b", b"2")
+    t1.commit()
+    t2.commit()
+    assert (read(db, b"a"), read(db, b"b")) == (b"1", b"2")
+
+
+def test_a_read_does_not_make_a_conflict_snapshot_isolation(db: Database) -> None:
+    commit_kv(db, {b"a": b"0"})
+    t1 = db.begin(RW)
+    assert t1.get(b"a") == b"0"
+    commit_kv(db, {b"a": b"1"})
+    t1.put(b"c", b"x")
+    t1.commit()  # write-write conflicts only
+    assert read(db, b"c") == b"x"
+
+
+# ---- modes and argument types --------------------------------------------
+
+def test_begin_defaults_to_read_only(db: Database) -> None:
+    for txn in (db.begin(), db.begin(None)):
+        assert txn.mode == RO
+        with pytest.raises(AlopexError):
+            txn.put(b"a", b"1")
+        txn.rollback()
+    assert read(db, b"a") is None
+
+
+def test_read_only_transaction_refuses_every_write(db: Database) -> None:
+    import numpy as np
+
+    db.create_hnsw_index("idx", __import__("alopex").HnswConfig(2))
+    txn = db.begin(RO)
+    v = np.ones(2, dtype=np.float32)
+    for call in (lambda: txn.put(b"a", b"1"), lambda: txn.delete(b"a"),
+                 lambda: txn.upsert_vector(b"v", None, v, __import__("alopex").Metric.L2),
+                 lambda: txn.upsert_to_hnsw("idx", b"k", v), lambda: txn.delete_from_hnsw("idx", b"k")):
+        with pytest.raises(AlopexError):
+            call()
+    assert txn.get(b"a") is None  # still usable after the failures
+    txn.commit()  # committing a read-only transaction is fine
+
+
+def test_begin_rejects_anything_but_a_txn_mode(db: Database) -> None:
+    with pytest.raises(TypeError):
+        db.begin(1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        db.begin("READ_WRITE")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["text", bytearray(b"x"), memoryview(b"x"), 1, None])
+def test_keys_and_values_must_be_bytes(db: Database, bad: object) -> None:
+    txn = db.begin(RW)
+    with pytest.raises(TypeError):
+        txn.put(bad, b"v")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        txn.put(b"k", bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        txn.get(bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        txn.delete(bad)  # type: ignore[arg-type]
+    txn.put(b"k", b"v")  # a failed operation leaves the transaction usable
+    txn.commit()
+    assert read(db, b"k") == b"v"
+
+
+def test_empty_value_and_missing_delete(db: Database) -> None:
+    txn = db.begin(RW)
+    txn.put(b"e", b"")
+    txn.delete(b"never-existed")
+    txn.commit()
+    assert read(db, b"e") == b""
+
+
+def test_values_larger_than_the_read_buffer(db: Database) -> None:
+    big = bytes(range(256)) * 4096  # 1 MiB
+    huge = b"z" * (3 << 20)
+    commit_kv(db, {b"big": big, b"huge": huge, b"small": b"s"})
+    with db.begin() as txn:
+        assert txn.get(b"small") == b"s"
+        assert txn.get(b"big") == big
+        assert txn.get(b"huge") == huge
+        assert txn.get(b"small") == b"s"
+
+
+# ---- closing ---------------------------------------------------------------
+
+def test_every_call_after_commit_or_rollback_says_transaction_is_closed(db: Database) -> None:
+    import numpy as np
+
+    from alopex import Metric
+
+    for end in ("commit", "rollback"):
+        txn = db.begin(RW)
+        getattr(txn, end)()
+        assert txn.closed
+        v = np.ones(2, dtype=np.float32)
+        for call in (lambda: txn.get(b"a"), lambda: txn.put(b"a", b"1"), lambda: txn.delete(b"a"),
+                     txn.commit, txn.rollback,
+                     lambda: txn.upsert_vector(b"v", None, v, Metric.L2),
+                     lambda: txn.search_similar(v, Metric.L2, 1),
+                     lambda: txn.get_vector(b"v", Metric.L2),
+                     lambda: txn.upsert_to_hnsw("idx", b"k", v),
+                     lambda: txn.delete_from_hnsw("idx", b"k")):
+            with pytest.raises(AlopexError, match="transaction is closed"):
+                call()
+
+
+def test_closed_database_raises_database_is_closed(db: Database) -> None:
+    import numpy as np
+
+    from alopex import HnswConfig
+
+    active = db.begin(RW)
+    active.put(b"a", b"1")
+    db.close()
+    assert db.closed
+    for call in (db.begin, lambda: db.begin(RW), db.flush, db.memory_usage, db.close,
+                 lambda: db.create_hnsw_index("i", HnswConfig(2)), lambda: db.drop_hnsw_index("i"),
+                 lambda: db.get_hnsw_stats("i"),
+                 lambda: db.search_hnsw("i", np.ones(2, dtype=np.float32), 1)):
+        with pytest.raises(AlopexError, match="database is closed"):
+            call()
+    # close rolled the active transaction back.
+    with pytest.raises(AlopexError, match="closed"):
+        active.get(b"a")
+    with pytest.raises(AlopexError, match="closed"):
+        active.commit()
+
+
+def test_close_discards_active_transactions_on_disk(db_factory) -> None:
+    db = db_factory("disk", "persist")
+    txn = db.begin(RW)
+    txn.put(b"lost", b"1")
+    commit_kv(db, {b"kept": b"1"})
+    db.close()
+    db2 = db_factory("disk", "persist")
+    assert read(db2, b"kept") == b"1"
+    assert read(db2, b"lost") is None
+
+
+# ---- context manager -------------------------------------------------------
+
+def test_context_manager_rolls_back_an_uncommitted_transaction(db: Database) -> None:
+    with db.begin(RW) as txn:
+        txn.put(b"a", b"1")
+    assert txn.closed
+    assert read(db, b"a") is None
+
+
+def test_context_manager_rolls_back_on_exception_and_propagates_it(db: Database) -> None:
+    with pytest.raises(KeyError, match="boom"):
+        with db.begin(RW) as txn:
+            txn.put(b"a", b"1")
+            raise KeyError("boom")
+    assert txn.closed
+    assert read(db, b"a") is None
+
+
+def test_context_manager_keeps_an_explicit_commit(db: Database) -> None:
+    with db.begin(RW) as txn:
+        assert txn.__enter__() is txn
+        txn.put(b"a", b"1")
+        txn.commit()
+    assert read(db, b"a") == b"1"
+
+
+def test_garbage_collected_transaction_is_rolled_back(db: Database) -> None:
+    txn = db.begin(RW)
+    txn.put(b"a", b"1")
+    del txn
+    t2 = db.begin(RW)
+    t2.put(b"a", b"2")
+    t2.commit()  # no conflict with the dropped transaction
+    assert read(db, b"a") == b"2"
+
+
+# ---- flush, memory ----------------------------------------------------------
+
+def test_flush_in_memory_is_an_error_and_on_disk_keeps_data(db_factory) -> None:
+    mem = db_factory("memory")
+    with pytest.raises(AlopexError):
+        mem.flush()
+    disk = db_factory("disk")
+    commit_kv(disk, {b"a": b"1"})
+    disk.flush()
+    commit_kv(disk, {b"b": b"2"})
+    assert (read(disk, b"a"), read(disk, b"b")) == (b"1", b"2")
+
+
+def test_memory_usage_reports_real_figures(db: Database) -> None:
+    before = db.memory_usage()
+    assert before.total_bytes > 0
+    commit_kv(db, {b"k%d" % i: b"x" * 1000 for i in range(200)})
+    after = db.memory_usage()
+    assert after.used_bytes >= before.used_bytes + 150_000
+    assert after.free_bytes == max(0, after.total_bytes - after.used_bytes)
+
+
+def test_memory_cap_refuses_the_commit_and_changes_nothing() -> None:
+    db = Database.open_with_config(EmbeddedConfig(memory_limit_bytes=256 * 1024))
+    try:
+        assert db.memory_usage().total_bytes == 256 * 1024
+        commit_kv(db, {b"small": b"s" * 1000})
+        used = db.memory_usage().used_bytes
+        txn = db.begin(RW)
+        txn.put(b"a", b"x" * 1000)
+        txn.put(b"big", b"x" * (512 * 1024))
+        with pytest.raises(AlopexError, match="memory limit exceeded"):
+            txn.commit()
+        assert read(db, b"a") is None and read(db, b"big") is None
+        assert read(db, b"small") == b"s" * 1000
+        assert db.memory_usage().used_bytes == used
+        commit_kv(db, {b"after": b"ok"})  # still usable
+        assert read(db, b"after") == b"ok"
+    finally:
+        db.close()
+
+
+def test_open_with_config_without_limit_and_bad_configs() -> None:
+    db = Database.open_with_config(EmbeddedConfig())
+    commit_kv(db, {b"a": b"x" * 100_000})
+    db.close()
+    with pytest.raises(TypeError):
+        Database.open_with_config(None)  # type: ignore[arg-type]
+    with pytest.raises(AlopexError, match="invalid parameter"):
+        Database.open_with_config(EmbeddedConfig(-1))
+
+
+def test_open_in_memory_is_a_fresh_database() -> None:
+    a, b = Database.open_in_memory(), Database.new()
+    commit_kv(a, {b"k": b"1"})
+    assert read(b, b"k") is None
+    a.close()
+    b.close()
+
+
+def test_open_accepts_pathlike_and_creates_parents(tmp_path) -> None:
+    db = Database.open(tmp_path / "a" / "b")
+    commit_kv(db, {b"k": b"1"})
+    db.close()
+    assert (tmp_path / "a" / "b").is_dir()
+    with pytest.raises(TypeError):
+        Database.open(3)  # type: ignore[arg-type]
