@@ -24,6 +24,8 @@ namespace {
 
 using pomai::ThreadPool;
 using pomai::index::BuildHnsw;
+using pomai::index::BuildHnswFrom;
+using pomai::index::GraphBase;
 using pomai::index::GraphSection;
 using pomai::index::HnswGraph;
 using pomai::index::HnswParams;
@@ -214,12 +216,74 @@ void BM_SearchHalfDead(benchmark::State& state) {
   state.counters["QPS"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
+// A compaction's graph: the merged set is the whole dataset, whose first
+// 90% are a segment with a graph (built once, outside the timing) and the
+// last 10% new rows. Args: reuse (0: BuildHnsw from nothing, 1: BuildHnswFrom
+// the 90% graph), threads (as BM_Build). M 32, ef_construction 200.
+void BM_MergeBuild(benchmark::State& state) {
+  const Dataset& d = Data();
+  const bool reuse = state.range(0) != 0;
+  const size_t threads = static_cast<size_t>(state.range(1));
+  std::unique_ptr<ThreadPool> pool;
+  if (threads > 1) pool = std::make_unique<ThreadPool>(threads - 1);
+  const size_t old_rows = d.rows * 9 / 10;
+  const HnswParams params{32, 200, 42};
+  static std::vector<GraphSection>* base_sections = nullptr;
+  static HnswGraph* base = nullptr;
+  if (base == nullptr) {
+    ThreadPool build_pool(0);
+    auto r = BuildHnsw(d.data.data(), old_rows, kDim, Metric::kL2, params, &build_pool, {});
+    if (!r.ok()) std::abort();
+    base_sections = new std::vector<GraphSection>(std::move(r).value());
+    auto g = HnswGraph::Open(
+        [](uint32_t kind) -> std::string_view {
+          for (const GraphSection& s : *base_sections) {
+            if (s.kind == kind) return s.bytes;
+          }
+          return {};
+        },
+        d.data.data(), old_rows, kDim, Metric::kL2, "bench");
+    if (!g.ok()) std::abort();
+    base = new HnswGraph(std::move(g).value());
+  }
+  std::vector<uint32_t> new_row(old_rows);
+  std::iota(new_row.begin(), new_row.end(), 0u);
+  std::vector<GraphSection> sections;
+  for (auto _ : state) {
+    auto r = reuse ? BuildHnswFrom(GraphBase{base, new_row.data()}, d.data.data(), d.rows, kDim, Metric::kL2, params,
+                                   pool.get(), {})
+                   : BuildHnsw(d.data.data(), d.rows, kDim, Metric::kL2, params, pool.get(), {});
+    if (!r.ok()) {
+      state.SkipWithError(r.status().ToString().c_str());
+      return;
+    }
+    sections = std::move(r).value();
+  }
+  auto g = HnswGraph::Open(
+      [&](uint32_t kind) -> std::string_view {
+        for (const GraphSection& s : sections) {
+          if (s.kind == kind) return s.bytes;
+        }
+        return {};
+      },
+      d.data.data(), d.rows, kDim, Metric::kL2, "bench");
+  if (!g.ok()) std::abort();
+  state.counters["reused_rows"] = static_cast<double>(g->reused_rows());
+  state.counters["recall@10_ef64"] = RecallOf(*g, 64);
+}
+
 BENCHMARK(BM_Build)
     ->ArgNames({"M", "threads"})
     ->Args({16, 1})
     ->Args({32, 1})
     ->Args({16, 2})
     ->Args({32, 2})
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kSecond);
+BENCHMARK(BM_MergeBuild)
+    ->ArgNames({"reuse", "threads"})
+    ->ArgsProduct({{0, 1}, {1, 2}})
     ->Iterations(1)
     ->UseRealTime()
     ->Unit(benchmark::kSecond);

@@ -253,6 +253,8 @@ class PomaiAdapter(Adapter):
         self.ef = PROBE_EF_DEFAULT
 
     def _open(self, threads: int, ef: int, **more: Any) -> Any:
+        if self.cfg.get("pomai_vectors"):  # only when asked: older packages lack the option
+            more.setdefault("hnsw_vectors", self.cfg["pomai_vectors"])
         return self.pdb.open_db(self.path, self.dim, metric="l2" if self.metric == "l2" else "ip",
                                 hnsw_m=self.M, hnsw_ef_construction=self.efc, hnsw_ef_search=ef,
                                 adaptive_threshold=0, search_threads=threads, **more)
@@ -280,7 +282,7 @@ class PomaiAdapter(Adapter):
         t3 = time.perf_counter()
         self.extra.update(put_batch_s=t1 - t0, freeze_s=t2 - t1, close_s=t3 - t2,
                           segments=len(list(Path(self.path).glob("seg-*.pseg"))),
-                          per_call_ef=self.per_call_ef)
+                          per_call_ef=self.per_call_ef, hnsw_vectors=self.cfg.get("pomai_vectors") or "default")
         return t2 - t0
 
     def save(self) -> float:
@@ -649,7 +651,7 @@ def run_system(args: argparse.Namespace, data: Dict[str, Any], system: str, M: i
            "index_path": index_path, "base": data["base"], "queries": data["queries"], "gt": data["gt"],
            "k": args.k, "threads": args.threads, "efs": args.ef, "seed": args.seed,
            "one_at_a_time": args.one_at_a_time, "min_time": args.min_time, "max_repeats": args.max_repeats,
-           "result_path": str(tmp / f"{stem}.json")}
+           "result_path": str(tmp / f"{stem}.json"), "pomai_vectors": args.pomai_vectors}
     Path(cfg["result_path"]).unlink(missing_ok=True)
     cfg_path = tmp / f"{stem}.cfg.json"
     cfg_path.write_text(json.dumps(cfg))
@@ -972,6 +974,8 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     ap.add_argument("--M", default=None, help="comma list of HNSW M (default 16,32; --quick 16)")
     ap.add_argument("--efc", type=int, default=200, help="ef_construction / efConstruction / expansion_add")
     ap.add_argument("--ef", default=None, help="comma list of search ef to sweep")
+    ap.add_argument("--pomai-vectors", choices=("sq8", "float32"), default=None,
+                    help="pomaidb's hnsw_vectors option (what its graph walks score); default: the package's")
     ap.add_argument("--k", type=int, default=10, help="recall@k")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for every system")
     ap.add_argument("--one-at-a-time", action="store_true",

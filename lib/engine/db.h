@@ -87,9 +87,10 @@ class DB {
   Status Freeze(const ProgressFn& progress = nullptr);
 
   // Merges segments. force: every shard's segments into one segment (tombstones
-  // dropped, graph rebuilt); otherwise only what the tiered policy asks for
-  // (runs of adjacent segments of similar size once a shard has more than
-  // kMaxSegments). Readers are never blocked: the merged segment replaces its
+  // dropped); otherwise only what the tiered policy asks for (runs of adjacent
+  // segments of similar size once a shard has more than kMaxSegments). The
+  // merged graph starts from the largest input's when index::BuildHnswFrom
+  // can reuse it. Readers are never blocked: the merged segment replaces its
   // inputs atomically (manifest first, then the in-memory version); the old
   // files are deleted after the manifest names the new one.
   Status Compact(bool force, const ProgressFn& progress = nullptr);

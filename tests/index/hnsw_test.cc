@@ -146,6 +146,23 @@ TEST_F(HnswRecall, Float32AndSq8WalksBothReachTheRecall) {
   }
 }
 
+// The hnsw_vectors = float32 option: no codes, the walk scores the float32 rows.
+TEST_F(HnswRecall, Float32RepresentationAtDefaultSettingsIsAtLeast95Percent) {
+  ThreadPool pool(2);
+  HnswParams params;
+  params.sq8 = false;
+  const Built& sq8 = Get(Metric::kL2);
+  auto b = BuildAndOpen(sq8.data, kDim, Metric::kL2, params, &pool);
+  ASSERT_NE(b->graph, nullptr);
+  EXPECT_FALSE(b->graph->has_sq8());
+  EXPECT_FALSE(b->graph->Stats()->sq8);
+  EXPECT_LT(b->graph->Stats()->bytes, sq8.graph->Stats()->bytes);
+  const double r = Recall(GroundTruth(b->data, kDim, *queries_, Metric::kL2, kK),
+                          SearchAll(*b->graph, *queries_, kDim, kK, kEf));
+  RecordProperty("recall", std::to_string(r));
+  EXPECT_GE(r, 0.95);
+}
+
 TEST_F(HnswRecall, BuiltGraphsVerify) {
   for (Metric m : {Metric::kL2, Metric::kIP, Metric::kCosine}) {
     ASSERT_NE(Get(m).graph, nullptr);
