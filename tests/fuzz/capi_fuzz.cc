@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <algorithm>
+#include <memory>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -125,6 +127,25 @@ struct Fuzz {
     u->metadata_len = static_cast<uint32_t>(meta->size());
   }
 
+  // Lays `items` out as a caller of an older or newer ABI would: every
+  // element `stride` bytes apart (the struct_size of items[0], which the C
+  // ABI takes as the stride), copying what fits. The buffer ends right after
+  // the last element's stride (at least its struct_size field and 8 bytes),
+  // so a read past what the caller declared is caught by ASan.
+  template <class T>
+  std::unique_ptr<pomai::fuzz::AlignedBytes> Lay(std::vector<T>& items) {
+    const size_t n = items.size();
+    const uint32_t stride = n ? items[0].struct_size : 0;
+    const size_t size = n ? (n - 1) * size_t{stride} + std::max<size_t>(stride, 8) : 0;
+    std::vector<uint8_t> raw(size, 0);
+    for (size_t i = 0; i < n; ++i) {
+      if (i > 0 && in.ConsumeIntegralInRange<int>(0, 31) != 0) items[i].struct_size = stride;
+      const size_t room = size - i * size_t{stride};
+      std::memcpy(raw.data() + i * size_t{stride}, &items[i], std::min({sizeof(T), room, size_t{stride} ? size_t{stride} : size_t{8}}));
+    }
+    return std::make_unique<pomai::fuzz::AlignedBytes>(raw.data(), raw.size());
+  }
+
   void CheckResults(const pomai_search_results_t* r, uint32_t topk) {
     FUZZ_CHECK(r->count <= topk, "at most topk results");
     for (size_t i = 1; i < r->count; ++i) {
@@ -171,7 +192,9 @@ struct Fuzz {
         std::vector<std::vector<float>> vs(n);
         std::vector<std::vector<uint8_t>> ms(n);
         for (size_t i = 0; i < n; ++i) FillUpsert(&items[i], &vs[i], &ms[i]);
-        Take(pomai_put_batch(Handle(), n && in.ConsumeIntegralInRange<int>(0, 15) == 0 ? nullptr : items.data(), n));
+        auto laid = Lay(items);
+        const auto* arr = reinterpret_cast<const pomai_upsert_t*>(laid->data());
+        Take(pomai_put_batch(Handle(), n && in.ConsumeIntegralInRange<int>(0, 15) == 0 ? nullptr : arr, n));
         break;
       }
       case 3: {
@@ -232,8 +255,9 @@ struct Fuzz {
         std::vector<pomai_query_t> qs(n);
         std::vector<std::vector<float>> vs(n);
         for (size_t i = 0; i < n; ++i) FillQuery(&qs[i], &vs[i]);
+        auto laid = Lay(qs);
         pomai_search_results_t* r = nullptr;
-        if (Take(pomai_search_batch(Handle(), qs.data(), n, &r)) == 0) {
+        if (Take(pomai_search_batch(Handle(), reinterpret_cast<const pomai_query_t*>(laid->data()), n, &r)) == 0) {
           for (size_t i = 0; i < n; ++i) CheckResults(&r[i], qs[i].topk);
         }
         pomai_search_batch_free(r, n);
