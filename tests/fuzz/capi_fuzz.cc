@@ -138,7 +138,7 @@ struct Fuzz {
     const uint32_t stride = n ? items[0].struct_size : 0;
     const size_t size = n ? (n - 1) * size_t{stride} + std::max<size_t>(stride, 8) : 0;
     std::vector<uint8_t> raw(size, 0);
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = 0; i < n && (i == 0 || stride > 0); ++i) {  // stride 0: the elements would overlap element 0
       if (i > 0 && in.ConsumeIntegralInRange<int>(0, 31) != 0) items[i].struct_size = stride;
       const size_t room = size - i * size_t{stride};
       std::memcpy(raw.data() + i * size_t{stride}, &items[i], std::min({sizeof(T), room, size_t{stride} ? size_t{stride} : size_t{8}}));
