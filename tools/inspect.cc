@@ -439,7 +439,9 @@ bool IsKnownFile(const std::string& name) { return name == "LOCK" || name == eng
 // ---------------------------------------------------------------------------
 // pomai-inspect DIR
 
-Report InspectDir(const std::string& dir, const InspectOptions& opt) {
+namespace {
+
+Report InspectDirOnce(const std::string& dir, const InspectOptions& opt, std::string* raw) {
   Report r;
   r.json.Set("command", "summary");
   r.json.Set("path", dir);
@@ -451,11 +453,10 @@ Report InspectDir(const std::string& dir, const InspectOptions& opt) {
   }
   const std::string manifest_path = JoinPath(dir, engine::kManifestName);
   std::optional<Manifest> manifest;
-  std::string raw;
-  auto m = ReadManifestFile(manifest_path, &raw);
+  auto m = ReadManifestFile(manifest_path, raw);
   if (m.ok()) {
     manifest = std::move(m).value();
-    r.json.Set("manifest", ManifestJson(*manifest, raw.size()));
+    r.json.Set("manifest", ManifestJson(*manifest, raw->size()));
   } else {
     r.json.Set("manifest", Json());
     Fail(&r, Problem(m.status(), manifest_path));
@@ -488,11 +489,13 @@ Report InspectDir(const std::string& dir, const InspectOptions& opt) {
       if (!seg.ok()) {
         j.Set("bytes", bytes);
         j.Set("error", Problem(seg.status(), path));
+        if (live && r.exit_code == 0) Fail(&r, Problem(seg.status(), path));
       } else {
         Merge(&j, SegmentSummary(**seg));
         Status gs;
         j.Set("index", IndexJson(**seg, &gs));
         j.Set("error", gs.ok() ? Json() : Problem(gs, path));
+        if (live && !gs.ok() && r.exit_code == 0) Fail(&r, Problem(gs, path));
         if (live) {
           total_rows += (*seg)->row_count();
           total_tombstones += (*seg)->tombstone_count();
@@ -507,6 +510,7 @@ Report InspectDir(const std::string& dir, const InspectOptions& opt) {
       j.Set("live", live);
       Merge(&j, WalJson(scan));
       j.Set("error", scan.status.ok() ? Json() : Problem(scan.status, path));
+      if (live && !scan.status.ok() && r.exit_code == 0) Fail(&r, Problem(scan.status, path));
       if (live) wal_records += scan.records;
       wals.Push(std::move(j));
     }
@@ -534,6 +538,21 @@ Report InspectDir(const std::string& dir, const InspectOptions& opt) {
     Fail(&r, Problem(Status::Corruption(manifest_path + " names " + missing.items()[0]["file"].AsString() +
                                         ", which is missing"),
                      manifest_path));
+  }
+  return r;
+}
+
+}  // namespace
+
+Report InspectDir(const std::string& dir, const InspectOptions& opt) {
+  // As in Verify: a failure seen while another process replaced the manifest
+  // (a freeze or compaction deleting files) is looked at again.
+  Report r;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    std::string before, after;
+    r = InspectDirOnce(dir, opt, &before);
+    if (r.exit_code == 0) break;
+    if (!ReadFileToString(env(), JoinPath(dir, engine::kManifestName), &after).ok() || after == before) break;
   }
   return r;
 }
@@ -699,6 +718,7 @@ void VerifyDirOnce(const std::string& dir, VerifyState* st, std::string* manifes
   }
 
   // Live WALs in number order: sequence numbers increase across them too.
+  const std::map<uint64_t, Named> named = NamedSegments(m);
   uint64_t prev_last_seq = 0;
   std::string prev_wal;
   for (const DirFile& f : *files) {
@@ -719,7 +739,7 @@ void VerifyDirOnce(const std::string& dir, VerifyState* st, std::string* manifes
         prev_wal = path;
       }
       st->Check(path, FileKind::kWal, s, detail);
-    } else if (!IsKnownFile(f.name) && !(f.kind == 's' && NamedSegments(m).count(f.number))) {
+    } else if (!IsKnownFile(f.name) && !(f.kind == 's' && named.count(f.number))) {
       st->notes.Push(Note(path, std::nullopt, "not checked: " + OrphanReason(f, m)));
     }
   }

@@ -9,7 +9,8 @@
  * struct_size covers it; a field not covered takes its default. New fields are
  * only ever added at the end. Arrays of input structs are walked with a
  * stride of the first element's struct_size, and every element must carry the
- * same struct_size.
+ * same struct_size; in an array of more than one element that stride must be
+ * a multiple of 8 (the structs' alignment), else INVALID_ARGUMENT.
  *
  * This header must stay parseable by cffi's cdef after `cc -E -P` with
  * POMAI_EXPORT defined empty: no function-like macros in declarations, no

@@ -53,6 +53,18 @@ std::string TooSmall(const char* what, uint32_t got, uint32_t need) {
   return std::string(what) + "->struct_size is too small (" + std::to_string(got) + " < " + std::to_string(need) + ")";
 }
 
+// In an array of n > 1 input structs the first element's struct_size is the
+// stride; a C array of structs always keeps its elements aligned, so a stride
+// that does not is a wrong struct_size (reading through it would be undefined
+// behaviour, and would read garbage): the error for it, or nullptr.
+template <typename T>
+pomai_status_t* CheckStride(const char* what, uint32_t stride, size_t n) {
+  if (n <= 1 || stride % alignof(T) == 0) return nullptr;
+  return Invalid(std::string(what) + "[0].struct_size is " + std::to_string(stride) +
+                 ", which is the stride of the array of " + std::to_string(n) + " and must be a multiple of " +
+                 std::to_string(alignof(T)) + " (set struct_size = sizeof the struct)");
+}
+
 // Element i of an array of input structs laid out with the first element's struct_size as stride.
 template <typename T>
 const T* Element(const T* base, size_t i, uint32_t stride) {
@@ -83,6 +95,7 @@ pomai_status_t* GatherQueries(const pomai_query_t* queries, size_t n, uint32_t d
                               std::vector<uint32_t>* topks, uint32_t* deadline_ms, uint32_t* ef_search) {
   const uint32_t stride = queries[0].struct_size;
   if (stride < kMinQuerySize) return Invalid(TooSmall("query", stride, kMinQuerySize));
+  if (pomai_status_t* bad = CheckStride<pomai_query_t>("queries", stride, n)) return bad;
   matrix->resize(n * size_t{dim});
   topks->resize(n);
   *deadline_ms = 0;
@@ -258,6 +271,7 @@ pomai_status_t* pomai_put_batch(pomai_db_t* db, const pomai_upsert_t* items, siz
     if (items == nullptr) return Invalid("items is NULL but n is " + std::to_string(n));
     const uint32_t stride = items[0].struct_size;
     if (stride < kMinUpsertSize) return Invalid(TooSmall("items", stride, kMinUpsertSize));
+    if (pomai_status_t* bad = CheckStride<pomai_upsert_t>("items", stride, n)) return bad;
     std::vector<pomai::engine::WriteOp> ops(n);
     for (size_t i = 0; i < n; ++i) {
       const pomai_upsert_t* it = Element(items, i, stride);

@@ -392,6 +392,38 @@ TEST_F(CApi, WrongDimNanInfAndBadFieldsAreRejectedAndNothingIsStored) {
   EXPECT_EQ(Code(pomai_search(db_, &q, &r)), POMAI_STATUS_INVALID_ARGUMENT);
 }
 
+// Found by tests/fuzz/capi_fuzz: a stride (items[0].struct_size) that is not
+// a multiple of the struct's alignment used to read misaligned structs (UBSan:
+// "misaligned address ... pomai_upsert_t") and garbage.
+TEST_F(CApi, ArrayStrideThatMisalignsElementsIsInvalidArgument) {
+  float a[4] = {1, 2, 3, 4};
+  alignas(8) unsigned char buf[3 * 28] = {};
+  for (int i = 0; i < 3; ++i) {
+    pomai_upsert_t u = Upsert(i, a);
+    u.struct_size = 28;  // offsetof(dim) + 4: not a valid C array stride
+    std::memcpy(buf + 28 * i, &u, 28);
+  }
+  const auto* items = reinterpret_cast<const pomai_upsert_t*>(buf);
+  std::string m = Message(pomai_put_batch(db_, items, 3));
+  EXPECT_NE(m.find("items[0].struct_size is 28"), std::string::npos) << m;
+  EXPECT_NE(m.find("multiple of 8"), std::string::npos) << m;
+  EXPECT_EQ(Code(pomai_put_batch(db_, items, 1)), 0);  // one element: no stride involved
+  uint64_t n = 0;
+  ASSERT_EQ(Code(pomai_count(db_, &n)), 0);
+  EXPECT_EQ(n, 1u);
+
+  alignas(8) unsigned char qbuf[2 * 36] = {};
+  for (int i = 0; i < 2; ++i) {
+    pomai_query_t q = Query(a, 1);
+    q.struct_size = 36;
+    std::memcpy(qbuf + 36 * i, &q, 36);
+  }
+  pomai_search_results_t* r = nullptr;
+  m = Message(pomai_search_batch(db_, reinterpret_cast<const pomai_query_t*>(qbuf), 2, &r));
+  EXPECT_NE(m.find("queries[0].struct_size is 36"), std::string::npos) << m;
+  EXPECT_EQ(r, nullptr);
+}
+
 TEST_F(CApi, TopkZeroAndHuge) {
   float a[4] = {1, 2, 3, 4};
   for (uint64_t id = 0; id < 10; ++id) {

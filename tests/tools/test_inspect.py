@@ -67,6 +67,17 @@ def test_summary_flags_orphans(inspect_tool, db_dir):
     assert inspect_tool("verify", db_dir).code == 0
 
 
+def test_summary_reports_a_damaged_segment(inspect_tool, db_dir):
+    seg = segments(db_dir)[0]
+    flip(seg, 0)
+    run = inspect_tool("--json", db_dir)
+    assert run.code == 1
+    [entry] = [s for s in run.json["segments"] if s["file"] == seg.name]
+    assert entry["error"]["offset"] == 0 and "bad magic" in entry["error"]["message"]
+    assert run.json["error"]["file"] == str(seg)
+    assert "ERROR" in inspect_tool(db_dir).out
+
+
 def test_segment_shows_header_sections_and_footer(inspect_tool, db_dir):
     seg = segments(db_dir)[0]
     run = inspect_tool("--json", "segment", seg)

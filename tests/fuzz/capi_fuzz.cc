@@ -1,0 +1,308 @@
+// libFuzzer target: sequences of C ABI calls (include/pomai/pomai.h) on a
+// temporary database: open (with good and bad options), put, put_batch,
+// put_array, delete, freeze, compact, exists, get, count, search,
+// search_batch, search_array, stats, close, reopen, and calls on a NULL
+// handle, with arguments drawn from the input (wrong dims, NaN, NULL
+// pointers, short struct_size, huge topk...). Checks that every call returns
+// a status (never crashes, never leaks under ASan), that a second open of a
+// held database is refused, and that search results are well formed.
+#include <fuzzer/FuzzedDataProvider.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <algorithm>
+#include <memory>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "fuzz_util.h"
+#include "pomai/pomai.h"
+
+namespace {
+
+std::string TempDir() {
+  static const std::string dir = [] {
+    const char* base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    return std::string(base) + "/pomai-capi-fuzz-" + std::to_string(getpid());
+  }();
+  return dir;
+}
+
+// Frees a status after checking it is well formed; returns its code.
+int Take(pomai_status_t* s) {
+  const int code = pomai_status_code(s);
+  FUZZ_CHECK(code >= 0 && code <= 13, "status code " + std::to_string(code));
+  FUZZ_CHECK(pomai_status_message(s) != nullptr, "status message");
+  FUZZ_CHECK((s == nullptr) == (code == 0), "NULL status means OK");
+  pomai_status_free(s);
+  return code;
+}
+
+struct Fuzz {
+  FuzzedDataProvider& in;
+  pomai_db_t* db = nullptr;
+  uint32_t dim = 4;  // the dim the database was created with (best guess)
+
+  uint32_t PickDim() {
+    switch (in.ConsumeIntegralInRange<int>(0, 7)) {
+      case 0: return 0;
+      case 1: return in.ConsumeIntegralInRange<uint32_t>(1, 9);
+      case 2: return 70000;
+      default: return dim;
+    }
+  }
+  std::vector<float> Vector(uint32_t n) {
+    std::vector<float> v(n);
+    for (auto& x : v) {
+      switch (in.ConsumeIntegralInRange<int>(0, 15)) {
+        case 0: x = std::nanf(""); break;
+        case 1: x = INFINITY; break;
+        case 2: x = 1e30f; break;
+        default: x = static_cast<float>(in.ConsumeIntegralInRange<int>(-100, 100)) / 10.0f;
+      }
+    }
+    return v;
+  }
+  uint64_t Id() {
+    return in.ConsumeBool() ? in.ConsumeIntegralInRange<uint64_t>(0, 40) : in.ConsumeIntegral<uint64_t>();
+  }
+  uint32_t StructSize(uint32_t full, std::initializer_list<uint32_t> others) {
+    if (in.ConsumeIntegralInRange<int>(0, 7) != 0) return full;
+    std::vector<uint32_t> v(others);
+    v.push_back(0);
+    v.push_back(full + 16);
+    return v[in.ConsumeIntegralInRange<size_t>(0, v.size() - 1)];
+  }
+
+  void Open() {
+    pomai_options_t o;
+    pomai_options_init(&o);
+    o.struct_size = StructSize(sizeof(o), {24, 48, 8});
+    const std::string path = TempDir();
+    const int p = in.ConsumeIntegralInRange<int>(0, 15);
+    o.path = p == 0 ? nullptr : p == 1 ? "" : path.c_str();
+    o.shards = in.ConsumeIntegralInRange<int>(0, 9) == 0 ? in.ConsumeIntegralInRange<uint32_t>(0, 2000)
+                                                         : in.ConsumeIntegralInRange<uint32_t>(1, 3);
+    const uint32_t d = in.ConsumeIntegralInRange<int>(0, 9) == 0 ? PickDim() : in.ConsumeIntegralInRange<uint32_t>(1, 8);
+    o.dim = d;
+    o.search_threads = in.ConsumeIntegralInRange<uint32_t>(0, 2);
+    o.fsync_policy = in.ConsumeIntegralInRange<int>(0, 15) == 0 ? POMAI_FSYNC_POLICY_ALWAYS : POMAI_FSYNC_POLICY_NEVER;
+    o.memory_budget_bytes = in.ConsumeIntegralInRange<int>(0, 7) == 0 ? in.ConsumeIntegralInRange<uint64_t>(1, 4096) : 0;
+    o.index_type = in.ConsumeIntegralInRange<uint8_t>(0, 2);
+    o.hnsw_m = in.ConsumeIntegralInRange<uint32_t>(0, 40);
+    o.hnsw_ef_construction = in.ConsumeIntegralInRange<uint32_t>(0, 64);
+    o.hnsw_ef_search = in.ConsumeIntegralInRange<uint32_t>(0, 100);
+    o.adaptive_threshold = in.ConsumeIntegralInRange<uint32_t>(0, 20);
+    o.metric = in.ConsumeIntegralInRange<uint8_t>(0, 3);
+    o.deadline_ms = in.ConsumeIntegralInRange<int>(0, 7) == 0 ? in.ConsumeIntegralInRange<uint32_t>(1, 5) : 0;
+    pomai_db_t* out = nullptr;
+    const int code = Take(pomai_open(&o, &out));
+    if (code == 0) {
+      FUZZ_CHECK(out != nullptr, "open OK gives a handle");
+      if (db != nullptr) {
+        Take(pomai_close(out));
+        FUZZ_CHECK(false, "a second open of a held database succeeded");
+      }
+      db = out;
+      dim = d;
+    }
+  }
+
+  pomai_db_t* Handle() { return in.ConsumeIntegralInRange<int>(0, 15) == 0 ? nullptr : db; }
+
+  void FillUpsert(pomai_upsert_t* u, std::vector<float>* vec, std::vector<uint8_t>* meta) {
+    std::memset(u, 0, sizeof(*u));
+    u->struct_size = StructSize(sizeof(*u), {8, 28, 32});
+    u->id = Id();
+    const uint32_t d = PickDim();
+    *vec = Vector(d == 70000 ? 8 : d);  // the claimed dim may exceed the buffer only when it is wrong anyway
+    u->dim = d == 70000 ? 8 : d;
+    u->vector = in.ConsumeIntegralInRange<int>(0, 15) == 0 ? nullptr : vec->data();
+    *meta = in.ConsumeBytes<uint8_t>(in.ConsumeIntegralInRange<size_t>(0, 12));
+    u->metadata = meta->empty() && in.ConsumeBool() ? nullptr : meta->data();
+    u->metadata_len = static_cast<uint32_t>(meta->size());
+  }
+
+  // Lays `items` out as a caller of an older or newer ABI would: every
+  // element `stride` bytes apart (the struct_size of items[0], which the C
+  // ABI takes as the stride), copying what fits. The buffer ends right after
+  // the last element's stride (at least its struct_size field and 8 bytes),
+  // so a read past what the caller declared is caught by ASan.
+  template <class T>
+  std::unique_ptr<pomai::fuzz::AlignedBytes> Lay(std::vector<T>& items) {
+    const size_t n = items.size();
+    const uint32_t stride = n ? items[0].struct_size : 0;
+    const size_t size = n ? (n - 1) * size_t{stride} + std::max<size_t>(stride, 8) : 0;
+    std::vector<uint8_t> raw(size, 0);
+    for (size_t i = 0; i < n && (i == 0 || stride > 0); ++i) {  // stride 0: the elements would overlap element 0
+      if (i > 0 && in.ConsumeIntegralInRange<int>(0, 31) != 0) items[i].struct_size = stride;
+      const size_t room = size - i * size_t{stride};
+      std::memcpy(raw.data() + i * size_t{stride}, &items[i], std::min({sizeof(T), room, size_t{stride} ? size_t{stride} : size_t{8}}));
+    }
+    return std::make_unique<pomai::fuzz::AlignedBytes>(raw.data(), raw.size());
+  }
+
+  void CheckResults(const pomai_search_results_t* r, uint32_t topk) {
+    FUZZ_CHECK(r->count <= topk, "at most topk results");
+    for (size_t i = 1; i < r->count; ++i) {
+      FUZZ_CHECK(!(r->scores[i] > r->scores[i - 1]), "scores descending");
+    }
+  }
+
+  uint32_t TopK() {
+    switch (in.ConsumeIntegralInRange<int>(0, 7)) {
+      case 0: return 0;
+      case 1: return UINT32_MAX;
+      case 2: return 1u << 31;
+      default: return in.ConsumeIntegralInRange<uint32_t>(1, 20);
+    }
+  }
+
+  void FillQuery(pomai_query_t* q, std::vector<float>* vec) {
+    std::memset(q, 0, sizeof(*q));
+    q->struct_size = StructSize(sizeof(*q), {8, 24, 40});
+    const uint32_t d = PickDim();
+    *vec = Vector(d == 70000 ? 8 : d);
+    q->dim = d == 70000 ? 8 : d;
+    q->vector = in.ConsumeIntegralInRange<int>(0, 15) == 0 ? nullptr : vec->data();
+    q->topk = TopK();
+    q->filter_expression = in.ConsumeIntegralInRange<int>(0, 15) == 0 ? "x > 1" : nullptr;
+    q->flags = in.ConsumeIntegralInRange<int>(0, 15) == 0 ? 1 : 0;
+    q->ef_search = in.ConsumeIntegralInRange<uint32_t>(0, 80);
+  }
+
+  void Step() {
+    switch (in.ConsumeIntegralInRange<int>(0, 16)) {
+      case 0: Open(); break;
+      case 1: {
+        pomai_upsert_t u;
+        std::vector<float> v;
+        std::vector<uint8_t> m;
+        FillUpsert(&u, &v, &m);
+        Take(pomai_put(Handle(), in.ConsumeIntegralInRange<int>(0, 15) == 0 ? nullptr : &u));
+        break;
+      }
+      case 2: {
+        const size_t n = in.ConsumeIntegralInRange<size_t>(0, 12);
+        std::vector<pomai_upsert_t> items(n);
+        std::vector<std::vector<float>> vs(n);
+        std::vector<std::vector<uint8_t>> ms(n);
+        for (size_t i = 0; i < n; ++i) FillUpsert(&items[i], &vs[i], &ms[i]);
+        auto laid = Lay(items);
+        const auto* arr = reinterpret_cast<const pomai_upsert_t*>(laid->data());
+        Take(pomai_put_batch(Handle(), n && in.ConsumeIntegralInRange<int>(0, 15) == 0 ? nullptr : arr, n));
+        break;
+      }
+      case 3: {
+        const size_t n = in.ConsumeIntegralInRange<size_t>(0, 40);
+        std::vector<uint64_t> ids(n);
+        for (auto& id : ids) id = Id();
+        const uint32_t d = PickDim();
+        const uint32_t real = d == 70000 ? 1 : d;
+        std::vector<float> v = Vector(static_cast<uint32_t>(n * real));
+        Take(pomai_put_array(Handle(), ids.data(), v.data(), n, real));
+        break;
+      }
+      case 4: Take(pomai_delete(Handle(), Id())); break;
+      case 5: {
+        const size_t n = in.ConsumeIntegralInRange<size_t>(0, 10);
+        std::vector<uint64_t> ids(n);
+        for (auto& id : ids) id = Id();
+        Take(pomai_delete_batch(Handle(), n && in.ConsumeBool() ? ids.data() : (n ? nullptr : ids.data()), n));
+        break;
+      }
+      case 6: Take(pomai_freeze(Handle())); break;
+      case 7: Take(pomai_compact(Handle())); break;
+      case 8: {
+        bool exists = false;
+        Take(pomai_exists(Handle(), Id(), in.ConsumeIntegralInRange<int>(0, 15) == 0 ? nullptr : &exists));
+        break;
+      }
+      case 9: {
+        pomai_record_t* rec = nullptr;
+        const bool null_out = in.ConsumeIntegralInRange<int>(0, 15) == 0;
+        if (Take(pomai_get(Handle(), Id(), null_out ? nullptr : &rec)) == 0 && !null_out) {
+          FUZZ_CHECK(rec != nullptr && rec->dim == dim, "record");
+          volatile float sink = rec->vector[rec->dim - 1];
+          (void)sink;
+        }
+        pomai_record_free(rec);
+        break;
+      }
+      case 10: {
+        uint64_t count = 0;
+        Take(pomai_count(Handle(), in.ConsumeIntegralInRange<int>(0, 15) == 0 ? nullptr : &count));
+        break;
+      }
+      case 11: {
+        pomai_query_t q;
+        std::vector<float> v;
+        FillQuery(&q, &v);
+        pomai_search_results_t* r = nullptr;
+        if (Take(pomai_search(Handle(), &q, &r)) == 0) {
+          FUZZ_CHECK(r != nullptr, "results");
+          CheckResults(r, q.topk);
+        }
+        pomai_search_results_free(r);
+        break;
+      }
+      case 12: {
+        const size_t n = in.ConsumeIntegralInRange<size_t>(0, 4);
+        std::vector<pomai_query_t> qs(n);
+        std::vector<std::vector<float>> vs(n);
+        for (size_t i = 0; i < n; ++i) FillQuery(&qs[i], &vs[i]);
+        auto laid = Lay(qs);
+        pomai_search_results_t* r = nullptr;
+        if (Take(pomai_search_batch(Handle(), reinterpret_cast<const pomai_query_t*>(laid->data()), n, &r)) == 0) {
+          for (size_t i = 0; i < n; ++i) CheckResults(&r[i], qs[i].topk);
+        }
+        pomai_search_batch_free(r, n);
+        break;
+      }
+      case 13: {
+        const size_t n = in.ConsumeIntegralInRange<size_t>(0, 4);
+        const uint32_t topk = in.ConsumeIntegralInRange<uint32_t>(0, 16);
+        const uint32_t d = PickDim();
+        const uint32_t real = d == 70000 ? 1 : d;
+        std::vector<float> q = Vector(static_cast<uint32_t>(n * real));
+        std::vector<uint64_t> ids(n * topk);
+        std::vector<float> scores(n * topk);
+        std::vector<uint32_t> counts(n);
+        if (Take(pomai_search_array(Handle(), q.data(), n, real, topk, in.ConsumeIntegralInRange<uint32_t>(0, 50),
+                                    ids.data(), scores.data(), counts.data())) == 0) {
+          for (uint32_t c : counts) FUZZ_CHECK(c <= topk, "count within topk");
+        }
+        break;
+      }
+      case 14: {
+        char* json = nullptr;
+        if (Take(pomai_stats_json(Handle(), &json)) == 0) FUZZ_CHECK(json != nullptr && json[0] == '{', "stats json");
+        pomai_free(json);
+        break;
+      }
+      case 15:
+        Take(pomai_close(db));
+        db = nullptr;
+        break;
+      default: Take(pomai_close(nullptr)); break;
+    }
+  }
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::error_code ec;
+  std::filesystem::remove_all(TempDir(), ec);
+  FuzzedDataProvider in(data, size);
+  Fuzz f{in};
+  f.Open();
+  for (int step = 0; step < 48 && in.remaining_bytes() > 0; ++step) f.Step();
+  Take(pomai_close(f.db));
+  std::filesystem::remove_all(TempDir(), ec);
+  return 0;
+}

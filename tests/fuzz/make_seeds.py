@@ -1,0 +1,93 @@
+"""Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/<target>/)
+from real files: small databases made with the `pomaidb` package, and their
+sections located with `pomai-inspect segment --json`.
+
+    python tests/fuzz/make_seeds.py [OUT_DIR]     (default: tests/fuzz/corpus)
+
+Needs the package installed (it also runs its bundled pomai-inspect, or the
+one named by POMAI_INSPECT). Seeds are small on purpose: the fuzzer's max
+input length defaults to the largest seed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import pomaidb
+from pomaidb import _inspect
+
+
+def inspect(*args: object) -> dict:
+    out = subprocess.run([str(_inspect.binary_path()), "--json", *map(str, args)], capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def make_db(path: Path, dim: int, rows: int, graph: bool, metric: str, seed: int, wal_copy: Path) -> None:
+    rng = np.random.default_rng(seed)
+    opts = dict(shards=1, metric=metric, adaptive_threshold=0 if graph else 10**6, hnsw_m=4,
+                hnsw_ef_construction=16)
+    with pomaidb.open_db(path, dim=dim, **opts) as db:
+        db.put_batch(list(range(rows)), rng.standard_normal((rows, dim)).astype(np.float32),
+                     metadata=[b"m%d" % i if i % 3 else None for i in range(rows)])
+        db.delete([0])
+        [wal] = sorted(path.glob("wal-*.log"))
+        wal_copy.write_bytes(wal.read_bytes())  # the WAL the freeze below deletes
+        db.freeze()
+        db.put_batch([1, 5, rows + 1], rng.standard_normal((3, dim)).astype(np.float32))
+        db.delete([2, 3])
+        db.freeze()
+        db.put_batch([7, rows + 2], rng.standard_normal((2, dim)).astype(np.float32), metadata=[b"x", b""])
+        db.delete([9])
+
+
+def write(out: Path, target: str, name: str, data: bytes) -> None:
+    d = out / target
+    d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_bytes(data)
+
+
+def main() -> None:
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("corpus")
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = [("g4", 4, 24, True, "l2"), ("g3ip", 3, 12, True, "ip"), ("flat2", 2, 6, False, "cosine"),
+                 ("g1", 1, 40, True, "l2")]
+        for tag, dim, rows, graph, metric in cases:
+            db = Path(tmp) / tag
+            first_wal = Path(tmp) / f"{tag}-first.log"
+            make_db(db, dim, rows, graph, metric, seed=len(tag), wal_copy=first_wal)
+            for i, wal in enumerate([first_wal, *sorted(db.glob("wal-*.log"))]):
+                data = wal.read_bytes()
+                write(out, "wal_fuzz", f"{tag}-wal{i}", bytes([dim - 1]) + data)
+                if len(data) > 30:
+                    write(out, "wal_fuzz", f"{tag}-wal{i}-torn", bytes([dim - 1]) + data[:-7])
+            manifest = (db / "MANIFEST").read_bytes()
+            write(out, "manifest_fuzz", f"{tag}", b"\x00" + manifest)
+            write(out, "manifest_fuzz", f"{tag}-fixcrc", b"\x01" + manifest)
+            for i, seg in enumerate(sorted(db.glob("seg-*.pseg"))):
+                data = seg.read_bytes()
+                write(out, "segment_fuzz", f"{tag}-seg{i}", b"\x00\x03" + data)
+                write(out, "segment_fuzz", f"{tag}-seg{i}-fix", b"\x07\x04" + data)
+                sections = {s["kind"]: s for s in inspect("segment", seg)["sections"]}
+                if 16 not in sections:
+                    continue
+                lengths = [sections[k]["length"] if k in sections else 0 for k in range(16, 23)]
+                body = b"".join(data[sections[k]["offset"]:sections[k]["offset"] + sections[k]["length"]]
+                                for k in range(16, 23) if k in sections)
+                prefix = struct.pack("<7I", *lengths)
+                write(out, "graph_fuzz", f"{tag}-seg{i}", b"\x01\x05" + prefix + body)
+                write(out, "graph_fuzz", f"{tag}-seg{i}-nan", b"\x03\x02" + prefix + body)
+    rnd = random.Random(42)
+    for i in range(12):
+        write(out, "capi_fuzz", f"random-{i}", bytes(rnd.getrandbits(8) for _ in range(64 + 48 * i)))
+
+
+if __name__ == "__main__":
+    main()

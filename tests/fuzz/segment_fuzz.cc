@@ -1,0 +1,101 @@
+// libFuzzer target: segment open and verify (lib/segment) and, when the
+// segment carries a graph, the graph's open, verify and search (lib/index).
+//
+// Input: byte 0 holds fix-up flags (so the fuzzer gets past the checksums):
+// bit 0 recompute the header CRC, bit 1 recompute every section CRC in the
+// table, bit 2 recompute the table CRC; byte 1 is a salt for the searches;
+// the rest is a segment file, served from memory as an exactly sized,
+// 64-byte aligned mapping.
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "fuzz_util.h"
+#include "graph_exercise.h"
+#include "index/hnsw.h"
+#include "segment/segment.h"
+#include "util/coding.h"
+#include "util/crc32c.h"
+
+namespace {
+
+using namespace pomai;
+
+void FixChecksums(std::vector<uint8_t>& f, uint8_t flags) {
+  const size_t size = f.size();
+  if (size < segment::kHeaderSize + segment::kFooterSize) return;
+  uint8_t* footer = f.data() + size - segment::kFooterSize;
+  const uint64_t table = DecodeFixed64(footer);
+  const uint64_t count = DecodeFixed32(footer + 8);
+  const bool table_ok = count <= segment::kMaxSections && table <= size - segment::kFooterSize &&
+                        count * segment::kSectionEntrySize <= size - segment::kFooterSize - table;
+  if ((flags & 2) && table_ok) {
+    for (uint64_t i = 0; i < count; ++i) {
+      uint8_t* e = f.data() + table + i * segment::kSectionEntrySize;
+      const uint64_t off = DecodeFixed64(e + 8), len = DecodeFixed64(e + 16);
+      if (off <= size && len <= size - off) EncodeFixed32(e + 24, crc32c::Value(f.data() + off, len));
+    }
+  }
+  if ((flags & 4) && table_ok) {
+    EncodeFixed32(footer + 12, crc32c::Value(f.data() + table, count * segment::kSectionEntrySize));
+  }
+  if (flags & 1) EncodeFixed32(f.data() + 124, crc32c::Value(f.data(), 124));
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 2) return 0;
+  std::vector<uint8_t> bytes(data + 2, data + size);
+  FixChecksums(bytes, data[0]);
+  const uint8_t salt = data[1];
+  fuzz::MemoryMapEnv env;
+  env.Add("fuzz.pseg", bytes.data(), bytes.size());
+  auto opened = segment::Segment::Open(&env, "fuzz.pseg");
+  if (!opened.ok()) {
+    FUZZ_CHECK(opened.status().IsCorruption(), opened.status().ToString());
+    FUZZ_CHECK(opened.status().message().rfind("fuzz.pseg at offset ", 0) == 0, opened.status().message());
+    return 0;
+  }
+  const segment::Segment& seg = **opened;
+  // Between Open and Verify every accessor is safe.
+  const uint64_t rows = seg.row_count();
+  for (uint64_t r = 0; r < rows && r < 4096; ++r) {
+    auto meta = seg.Metadata(r);
+    if (meta.ok() && !meta->empty()) {
+      volatile char sink = meta->back();
+      (void)sink;
+    } else if (!meta.ok()) {
+      FUZZ_CHECK(meta.status().IsCorruption(), meta.status().ToString());
+    }
+    volatile float v = seg.vector(r)[seg.dim() - 1];
+    (void)v;
+    uint64_t found;
+    (void)seg.FindRow(seg.ids()[r], &found);
+    (void)seg.HasTombstone(seg.ids()[r]);
+  }
+  FUZZ_CHECK(seg.Metadata(rows).status().IsInvalidArgument(), "row out of range");
+  for (const auto& s : seg.sections()) {
+    FUZZ_CHECK(s.offset + s.length <= seg.file_size(), "section inside the file");
+    FUZZ_CHECK(seg.Section(s.kind).size() == s.length || s.kind <= 5, "section view has the table's length");
+  }
+  const Status verified = seg.Verify();
+  if (verified.ok()) {
+    for (uint64_t r = 0; r < rows && r < 4096; ++r) {
+      FUZZ_CHECK(seg.Metadata(r).ok(), "metadata of a verified segment");
+      uint64_t found = ~0ull;
+      FUZZ_CHECK(seg.FindRow(seg.ids()[r], &found) && found == r, "ids of a verified segment are searchable");
+    }
+  } else {
+    FUZZ_CHECK(verified.IsCorruption(), verified.ToString());
+  }
+  if (seg.Section(index::kHnswHeader).empty()) return 0;
+  auto g = index::HnswGraph::Open([&](uint32_t kind) { return seg.Section(kind); }, seg.vectors(), rows, seg.dim(),
+                                  seg.info().metric, seg.path(), seg.base());
+  if (!g.ok()) {
+    FUZZ_CHECK(g.status().IsCorruption(), g.status().ToString());
+    return 0;
+  }
+  fuzz::ExerciseGraph(*g, seg.vectors(), seg.dim(), salt);
+  return 0;
+}
