@@ -194,16 +194,20 @@ pomai_status_t* pomai_db_open_ex(const pomai_db_options_ex_t* opts, pomai_db_t**
     std::memcpy(&o, opts, std::min<size_t>(opts->struct_size, sizeof(o)));
     if (o.storage_mode != POMAI_STORAGE_DISK && o.storage_mode != POMAI_STORAGE_IN_MEMORY)
       return Invalid("opts->storage_mode is " + std::to_string(o.storage_mode) + "; expected 0 (DISK) or 1 (IN_MEMORY)");
-    if (o.fsync_policy != POMAI_FSYNC_POLICY_NEVER && o.fsync_policy != POMAI_FSYNC_POLICY_ALWAYS)
-      return Invalid("opts->fsync_policy is " + std::to_string(static_cast<int>(o.fsync_policy)) +
-                     "; expected 0 (NEVER) or 1 (ALWAYS)");
+    // Read as an integer: a C caller may store any value in the enum field,
+    // and loading an out-of-range enum is undefined behaviour in C++.
+    uint32_t fsync_policy = 0;
+    static_assert(sizeof(o.fsync_policy) == sizeof(fsync_policy));
+    std::memcpy(&fsync_policy, &o.fsync_policy, sizeof(fsync_policy));
+    if (fsync_policy != POMAI_FSYNC_POLICY_NEVER && fsync_policy != POMAI_FSYNC_POLICY_ALWAYS)
+      return Invalid("opts->fsync_policy is " + std::to_string(fsync_policy) + "; expected 0 (NEVER) or 1 (ALWAYS)");
     pomai::engine::KvOptions eo;
     eo.in_memory = o.storage_mode == POMAI_STORAGE_IN_MEMORY;
     if (!eo.in_memory) {
       if (o.path == nullptr || o.path[0] == '\0') return Invalid("opts->path is NULL or empty (required in disk mode)");
       eo.path = o.path;
     }
-    eo.fsync = o.fsync_policy == POMAI_FSYNC_POLICY_ALWAYS;
+    eo.fsync = fsync_policy == POMAI_FSYNC_POLICY_ALWAYS;
     eo.memory_limit_bytes = o.memory_limit_bytes;
     eo.search_threads = o.search_threads;
     auto db = KvDB::Open(eo);

@@ -916,7 +916,14 @@ Status KvDBImpl::MergeLocked() {
   std::shared_ptr<const Layers> cur = Current();
   if (cur->segs.size() <= opt.max_segments || cur->imm) return Status::OK();
   // Every segment into one: per key the newest version (segments are newest
-  // first); tombstones are dropped, since nothing older remains below them.
+  // first). A tombstone is dropped (nothing older remains below it) unless a
+  // live transaction began before it: that one's commit must still see the
+  // delete as a newer version of the key (first committer wins).
+  uint64_t oldest_snapshot = 0;
+  {
+    std::lock_guard<std::mutex> l(snap_mu);
+    oldest_snapshot = snapshots.empty() ? last_seq.load() : *snapshots.begin();
+  }
   std::vector<kv::Segment::Input> inputs;
   std::vector<std::unique_ptr<kv::Value>> owned;
   std::vector<size_t> pos(cur->segs.size(), 0);
@@ -939,7 +946,7 @@ Status KvDBImpl::MergeLocked() {
     for (size_t i = 0; i < cur->segs.size(); ++i) {
       if (pos[i] < cur->segs[i]->size() && cur->segs[i]->key(pos[i]) == best_key) ++pos[i];
     }
-    if (v.kind == ValueKind::kTombstone) continue;
+    if (v.kind == ValueKind::kTombstone && seq <= oldest_snapshot) continue;
     auto val = std::make_unique<kv::Value>();
     val->kind = v.kind;
     val->metric = v.metric;

@@ -313,6 +313,25 @@ TEST(KvDB, MoreThanFourSegmentsAreMergedAndNothingIsLost) {
   EXPECT_EQ(segs, db->SegmentCount());  // merged inputs are deleted
 }
 
+TEST(KvDB, AMergeKeepsTombstonesALiveTransactionMustConflictWith) {
+  testing::TempDir dir;
+  auto db = OpenKv(dir.path());
+  PutCommit(*db, "a", "1");
+  ASSERT_TRUE(db->Flush().ok());
+  auto t = BeginRw(*db);  // began before the delete
+  auto d = BeginRw(*db);
+  ASSERT_TRUE(d->Delete("a").ok());
+  ASSERT_TRUE(d->Commit().ok());
+  for (int i = 0; i < 5; ++i) {  // enough flushes for a merge of every segment
+    PutCommit(*db, "f" + std::to_string(i), "x");
+    ASSERT_TRUE(db->Flush().ok());
+  }
+  ASSERT_LE(db->SegmentCount(), 4u);
+  ASSERT_TRUE(t->Put("a", "late").ok());
+  EXPECT_EQ(t->Commit().code(), Code::kConflict);
+  EXPECT_EQ(Committed(*db, "a"), std::nullopt);
+}
+
 TEST(KvDB, AutomaticFlushWhenTheMemtablePassesItsBudget) {
   testing::TempDir dir;
   KvOptions o;
