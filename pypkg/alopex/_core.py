@@ -35,6 +35,7 @@ VectorLike = Any  # a 1-D numpy array or any 1-D sequence of numbers
 PathLike = Union[str, "os.PathLike[str]"]
 
 _NULL = ffi.NULL
+_READ_ONLY = TxnMode.READ_ONLY
 _U32_MAX = 2**32 - 1
 
 # C status codes (pomai/c_types.h) by number, for AlopexError.code.
@@ -162,7 +163,7 @@ def _count_param(value: Any, name: str) -> int:
 def _metric(metric: Any) -> int:
     if type(metric) is not Metric:
         raise TypeError(f"metric must be an alopex.Metric, got {type(metric).__name__} {metric!r}")
-    return metric.value
+    return metric._value_  # (Enum.value is a slow descriptor)
 
 
 def _index_name(name: Any) -> bytes:
@@ -401,21 +402,24 @@ class Database:
         TxnMode.READ_WRITE. Use it as a context manager to roll back what was
         not committed when the block ends."""
         if mode is None:
-            mode = TxnMode.READ_ONLY
+            mode = _READ_ONLY
         elif type(mode) is not TxnMode:
             raise TypeError(f"mode must be an alopex.TxnMode, got {type(mode).__name__} {mode!r}")
         h = self._handle
         if h is None:
             raise _db_closed()
-        out = ffi.new(_TXN_PP)
-        st = _txn_begin(h, mode.value, out)
+        try:
+            out = _txn_out_pop()
+        except IndexError:
+            out = ffi.new(_TXN_PP)
+        st = _txn_begin(h, mode._value_, out)
         if st:
             raise _status_error(st)
         txn = _new_txn(Transaction)
         txn._h = out[0]
+        _txn_out_push(out)
         txn._db = self
         txn._mode = mode
-        txn._scratch = None
         return txn
 
     def flush(self) -> None:
@@ -487,16 +491,16 @@ class Database:
 # ---- Transaction ---------------------------------------------------------
 
 class _Scratch:
-    """Out-parameters and a reusable read buffer of one transaction. Only the
-    thread holding `lock` uses them."""
+    """Out-parameters and a reusable read buffer for one read call at a
+    time. Idle ones wait in `_SCRATCH`: list.pop and list.append are atomic
+    under the GIL, so each call gets a scratch of its own, from any thread,
+    without a lock. A call that raises simply drops its scratch."""
 
-    __slots__ = ("lock", "out_len", "found", "buf", "buf_char", "cap", "out_dim")
+    __slots__ = ("out_len", "found", "buf", "buf_char", "cap")
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
         self.out_len = ffi.new(_SIZE_T1)
         self.found = ffi.new(_BOOL1)
-        self.out_dim = ffi.new(_U32_1)
         self.resize(256)
 
     def resize(self, cap: int) -> None:
@@ -505,6 +509,14 @@ class _Scratch:
         self.cap = cap
 
 
+_SCRATCH: List[_Scratch] = []
+_scratch_pop = _SCRATCH.pop
+_scratch_push = _SCRATCH.append
+_TXN_OUTS: List[Any] = []  # idle pomai_txn_t*[1] out-parameters of begin, used the same way
+_txn_out_pop = _TXN_OUTS.pop
+_txn_out_push = _TXN_OUTS.append
+_unpack = ffi.unpack
+_buffer = ffi.buffer
 _MAX_KEPT_BUFFER = 1 << 20  # values larger than this are read into a one-off buffer
 
 
@@ -516,13 +528,14 @@ class Transaction:
     Keys, values and metadata are `bytes` (TypeError otherwise). After
     commit or rollback (or a failed commit, or closing the database) every
     method raises AlopexError "transaction is closed"; any other failed call
-    leaves it usable. Use one transaction from one thread at a time (a
-    concurrent read through the same transaction raises AlopexError).
+    leaves it usable. Calls on one transaction from several threads are
+    serialised by the library.
     """
 
-    __slots__ = ("_h", "_db", "_mode", "_scratch", "__weakref__")
+    __slots__ = ("_h", "_db", "_mode", "__weakref__")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._h = None
         raise TypeError("cannot create 'Transaction' instances directly; use Database.begin()")
 
     @property
@@ -555,33 +568,33 @@ class Transaction:
         h = self._h
         if h is None:
             raise _txn_closed()
-        sc = self._scratch
-        if sc is None:
-            sc = self._scratch = _Scratch()
-        lock = sc.lock
-        if not lock.acquire(False):
-            raise AlopexError("transaction is in use by another thread", "PYTHON")
         try:
-            st = _txn_get(h, key, len(key), sc.buf, sc.cap, sc.out_len, sc.found)
-            if st:
-                raise self._fail(st)
-            if not sc.found[0]:
-                return None
-            n = sc.out_len[0]
-            if n <= sc.cap:
-                return ffi.unpack(sc.buf_char, n)
-            # Larger than the buffer: retry with one that fits (stable answer).
-            if n <= _MAX_KEPT_BUFFER:
-                sc.resize(max(n, 2 * sc.cap))
-                buf = sc.buf
-            else:
-                buf = ffi.new(_U8_ARRAY, n)
-            st = _txn_get(h, key, len(key), buf, n, sc.out_len, sc.found)
-            if st:
-                raise self._fail(st)
-            return ffi.buffer(buf, sc.out_len[0])[:]
-        finally:
-            lock.release()
+            sc = _scratch_pop()
+        except IndexError:
+            sc = _Scratch()
+        st = _txn_get(h, key, len(key), sc.buf, sc.cap, sc.out_len, sc.found)
+        if st:
+            raise self._fail(st)
+        if not sc.found[0]:
+            _scratch_push(sc)
+            return None
+        n = sc.out_len[0]
+        if n <= sc.cap:
+            value = _unpack(sc.buf_char, n)
+            _scratch_push(sc)
+            return value
+        # Larger than the buffer: retry with one that fits (stable answer).
+        if n <= _MAX_KEPT_BUFFER:
+            sc.resize(max(n, 2 * sc.cap))
+            buf = sc.buf
+        else:
+            buf = ffi.new(_U8_ARRAY, n)
+        st = _txn_get(h, key, len(key), buf, n, sc.out_len, sc.found)
+        if st:
+            raise self._fail(st)
+        value = _buffer(buf, sc.out_len[0])[:]
+        _scratch_push(sc)
+        return value
 
     def put(self, key: bytes, value: bytes) -> None:
         """Writes key = value (visible to this transaction at once, to others
@@ -652,7 +665,7 @@ class Transaction:
                     raise err
 
     def __del__(self) -> None:
-        h = getattr(self, "_h", None)
+        h = self._h
         if h is not None:
             self._h = None
             try:
