@@ -230,7 +230,8 @@ def _hits_to_results(hits: Any, with_vectors: bool, zero_copy: bool) -> List[Sea
     arr = hits.hits
     buffer = ffi.buffer
     out: List[SearchResult] = []
-    block = block_ptr = None
+    block: Any = None
+    block_ptr: Any = None
     dim = 0
     if with_vectors:
         np = _np if _np is not None else _numpy()
@@ -296,6 +297,10 @@ class Database:
     """
 
     __slots__ = ("_handle", "_lock", "_storage", "_path", "__weakref__")
+    _handle: Any  # pomai_db_t*, None once closed
+    _lock: threading.Lock
+    _storage: StorageMode
+    _path: Optional[str]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("cannot create 'Database' instances directly; use Database.new(), "
@@ -556,6 +561,9 @@ class Transaction:
     """
 
     __slots__ = ("_h", "_db", "_mode", "__weakref__")
+    _h: Any  # pomai_txn_t*, None once ended
+    _db: Database
+    _mode: TxnMode
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._h = None
@@ -603,7 +611,7 @@ class Transaction:
             return None
         n = sc.out_len[0]
         if n <= sc.cap:
-            value = _unpack(sc.buf_char, n)
+            value: bytes = _unpack(sc.buf_char, n)
             _scratch_push(sc)
             return value
         # Larger than the buffer: retry with one that fits (stable answer).

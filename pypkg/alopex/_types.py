@@ -7,7 +7,7 @@ without a database.
 from __future__ import annotations
 
 import enum
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 __all__ = [
     "AlopexError",
@@ -78,7 +78,7 @@ class StorageMode(_Constant):
     IN_MEMORY = 1
 
 
-def _repr(obj: Any, fields: tuple, name: str = "") -> str:
+def _repr(obj: Any, fields: Tuple[str, ...], name: str = "") -> str:
     inner = ", ".join(f"{f}={getattr(obj, f)!r}" for f in fields)
     return f"{name or type(obj).__name__}({inner})"
 
