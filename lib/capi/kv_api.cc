@@ -267,9 +267,9 @@ pomai_status_t* pomai_txn_get(pomai_txn_t* txn, const uint8_t* key, size_t key_l
     if (out_len == nullptr) return Invalid("out_len is NULL");
     if (out_found == nullptr) return Invalid("out_found is NULL");
     if (value_buf == nullptr && buf_cap > 0) return Invalid("value_buf is NULL but buf_cap is " + std::to_string(buf_cap));
-    std::string value;
+    std::string_view value;
     bool found = false;
-    Status s = t.Get(View(key, key_len), &value, &found);
+    Status s = t.GetView(View(key, key_len), &value, &found);
     if (!s.ok()) return FromStatus(s);
     *out_found = found;
     *out_len = found ? value.size() : 0;

@@ -57,6 +57,8 @@ std::string Printable(std::string_view key) {
   return out;
 }
 
+Status IndexNotFound(std::string_view name) { return Status::NotFound("index not found: " + Printable(name)); }
+
 uint64_t PhysicalMemory() {
   const long pages = ::sysconf(_SC_PHYS_PAGES);
   const long page = ::sysconf(_SC_PAGESIZE);
@@ -438,13 +440,31 @@ Result<std::unique_ptr<KvTxn>> KvDB::Begin(TxnMode mode) {
   return std::unique_ptr<KvTxn>(new KvTxn(std::move(st)));
 }
 
-Status KvTxn::Get(std::string_view key, std::string* value, bool* found) {
+namespace {
+// The internal key of user key `key`, in a per-thread buffer (no allocation
+// per lookup); valid until the next call on this thread.
+std::string_view ScratchUserKey(std::string_view key) {
+  thread_local std::string buf;
+  buf.assign(1, static_cast<char>(kv::kUserNs));
+  buf.append(key);
+  return buf;
+}
+}  // namespace
+
+Status KvTxn::GetView(std::string_view key, std::string_view* value, bool* found) {
   KvTxnState& t = *state_;
   POMAI_RETURN_IF_ERROR(t.CheckActive());
   POMAI_RETURN_IF_ERROR(CheckKey(key));
   VersionView v;
-  *found = t.Lookup(kv::UserKey(key), &v) && v.kind != ValueKind::kTombstone;
-  if (*found) value->assign(v.bytes.data(), v.bytes.size());
+  *found = t.Lookup(ScratchUserKey(key), &v) && v.kind != ValueKind::kTombstone;
+  *value = *found ? v.bytes : std::string_view();
+  return Status::OK();
+}
+
+Status KvTxn::Get(std::string_view key, std::string* value, bool* found) {
+  std::string_view view;
+  POMAI_RETURN_IF_ERROR(GetView(key, &view, found));
+  if (*found) value->assign(view.data(), view.size());
   return Status::OK();
 }
 
@@ -693,10 +713,11 @@ Status KvTxn::IndexUpsert(std::string_view name, std::string_view key, const flo
   VersionView v;
   IndexConfig config;
   if (!t.Lookup(ck, &v) || v.kind != ValueKind::kBytes || !kv::DecodeIndexConfig(v.bytes, &config))
-    return Status::NotFound("index '" + Printable(name) + "' not found");
+    return IndexNotFound(name);
   if (dim != config.dim)
-    return Status::InvalidArgument("vector dimension " + std::to_string(dim) + " does not match index '" +
-                                   Printable(name) + "' dimension " + std::to_string(config.dim));
+    return Status::InvalidArgument("dimension mismatch: expected " + std::to_string(config.dim) + ", got " +
+                                   std::to_string(dim) + " (index '" +
+                                   Printable(name) + "')");
   POMAI_RETURN_IF_ERROR(CheckVector(vector, dim));
   if (metadata != nullptr && metadata->size() > kMaxValueLen)
     return Status::InvalidArgument("metadata is " + std::to_string(metadata->size()) + " bytes (at most 1 GiB)");
@@ -714,7 +735,7 @@ Status KvTxn::IndexDelete(std::string_view name, std::string_view key) {
   POMAI_RETURN_IF_ERROR(CheckKey(key));
   const std::string ck = kv::IndexConfigKey(name);
   VersionView v;
-  if (!t.Lookup(ck, &v) || v.kind != ValueKind::kBytes) return Status::NotFound("index '" + Printable(name) + "' not found");
+  if (!t.Lookup(ck, &v) || v.kind != ValueKind::kBytes) return IndexNotFound(name);
   std::string ek = kv::IndexEntryPrefix(name);
   ek.append(key);
   t.writes[ek] = std::make_shared<kv::Value>();
@@ -1049,14 +1070,16 @@ std::map<std::string, kv::IndexEntry, std::less<>> EntriesOf(const std::map<std:
 
 Status CheckIndexConfig(const IndexConfig& c) {
   if (c.dim == 0 || c.dim > kMaxVectorDim)
-    return Status::InvalidArgument("invalid parameter dim: " + std::to_string(c.dim) + " (must be 1..65535)");
-  if (c.m < 2 || c.m > 100) return Status::InvalidArgument("invalid parameter m: " + std::to_string(c.m) + " (must be 2..100)");
+    return Status::InvalidArgument("invalid parameter dimension: must be between 1 and 65535 (got " +
+                                   std::to_string(c.dim) + ")");
+  if (c.m < 2 || c.m > 100)
+    return Status::InvalidArgument("invalid parameter m: must be between 2 and 100 (got " + std::to_string(c.m) + ")");
   if (c.ef_construction < c.m)
-    return Status::InvalidArgument("invalid parameter ef_construction: " + std::to_string(c.ef_construction) +
-                                   " (must be >= m = " + std::to_string(c.m) + ")");
+    return Status::InvalidArgument("invalid parameter ef_construction: must be greater than or equal to m (m=" +
+                                   std::to_string(c.m) + ", ef_construction=" + std::to_string(c.ef_construction) + ")");
   if (static_cast<uint32_t>(c.metric) > 2)
-    return Status::InvalidArgument("invalid parameter metric: " + std::to_string(static_cast<uint32_t>(c.metric)) +
-                                   " (0 L2, 1 INNER_PRODUCT, 2 COSINE)");
+    return Status::InvalidArgument("invalid parameter metric: must be 0 (L2), 1 (INNER_PRODUCT) or 2 (COSINE) (got " +
+                                   std::to_string(static_cast<uint32_t>(c.metric)) + ")");
   return Status::OK();
 }
 
@@ -1096,7 +1119,7 @@ Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string&
       PinnedSnapshot pin(this);
       VersionView cv;
       if (!LookupLayers(*pin.layers, ck, pin.snap, &cv) || cv.kind == ValueKind::kTombstone)
-        return Status::NotFound("index '" + Printable(name) + "' not found");
+        return IndexNotFound(name);
       if (cv.kind != ValueKind::kBytes || !kv::DecodeIndexConfig(cv.bytes, &config))
         return Status::Corruption("the configuration of index '" + Printable(name) + "' is damaged");
       config_seq = cv.seq;
@@ -1108,7 +1131,7 @@ Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string&
     const uint64_t latest = last_seq.load();
     VersionView cv;
     if (!LookupLayers(*cur, ck, latest, &cv) || cv.kind == ValueKind::kTombstone)
-      return Status::NotFound("index '" + Printable(name) + "' not found");
+      return IndexNotFound(name);
     if (cv.seq != config_seq) continue;  // replaced while we built: again
     rt->CatchUp(EntriesOf(ScanRange(*cur, prefix, latest), config.dim));
     indexes->Install(name, rt);
@@ -1151,7 +1174,7 @@ Status KvDBImpl::WriteIndexConfig(const std::string& name, const IndexConfig* co
       snap = pin.snap;
       VersionView cv;
       const bool exists = LookupLayers(*pin.layers, ck, pin.snap, &cv) && cv.kind != ValueKind::kTombstone;
-      if (config == nullptr && !exists) return Status::NotFound("index '" + Printable(name) + "' not found");
+      if (config == nullptr && !exists) return IndexNotFound(name);
       // Every entry goes with the configuration it belonged to.
       for (const auto& [key, v] : ScanRange(*pin.layers, prefix, pin.snap))
         writes.push_back(kv::Write{prefix + key, std::make_shared<kv::Value>()});
@@ -1196,8 +1219,9 @@ Status KvDB::SearchIndex(std::string_view name, const float* query, uint32_t dim
   POMAI_RETURN_IF_ERROR(CheckIndexName(name));
   POMAI_ASSIGN_OR_RETURN(auto rt, impl_->LoadIndex(std::string(name), false));
   if (dim != rt->config().dim)
-    return Status::InvalidArgument("query dimension " + std::to_string(dim) + " does not match index '" +
-                                   Printable(name) + "' dimension " + std::to_string(rt->config().dim));
+    return Status::InvalidArgument("dimension mismatch: expected " + std::to_string(rt->config().dim) + ", got " +
+                                   std::to_string(dim) + " (index '" +
+                                   Printable(name) + "')");
   POMAI_RETURN_IF_ERROR(CheckVector(query, dim, "query"));
   const uint32_t ef = std::max(k, ef_search != 0 ? ef_search : 50u);
   POMAI_RETURN_IF_ERROR(rt->Search(query, k, ef, out));

@@ -188,6 +188,13 @@ IndexStats IndexRuntime::Stats() const {
       s.avg_edges_per_node = gs->avg_degree0;
     }
   }
+  // Entries committed since the graph was built are searched exactly: they
+  // count as level-0 nodes, so the distribution sums to node_count + deleted_count.
+  s.delta_count = delta_.size();
+  if (!delta_.empty()) {
+    if (s.level_distribution.empty()) s.level_distribution.push_back(0);
+    s.level_distribution[0] += delta_.size();
+  }
   l.unlock();
   s.memory_bytes = MemoryBytes();
   return s;
