@@ -73,6 +73,35 @@ void BM_PutCommit(benchmark::State& state) {
 }
 BENCHMARK(BM_PutCommit)->Arg(0)->Arg(1);
 
+// fsync ALWAYS: `threads` committers of one-put transactions. Commits
+// waiting for the WAL share one write and one fdatasync (group commit), so
+// commits/s should grow with the number of committers.
+void BM_PutCommitFsyncThreads(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  KvOptions o;
+  o.path = BenchDir("kv_fsync");
+  o.fsync = true;
+  auto db = std::move(KvDB::Open(o)).value();
+  const std::string value(100, 'v');
+  constexpr int kPerThread = 20;
+  std::atomic<uint64_t> next{0};
+  for (auto _ : state) {
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t) {
+      ts.emplace_back([&] {
+        for (int i = 0; i < kPerThread; ++i) {
+          auto txn = db->Begin(TxnMode::kReadWrite);
+          (void)(*txn)->Put(Key(next++), value);
+          (void)(*txn)->Commit();
+        }
+      });
+    }
+    for (auto& t : ts) t.join();
+  }
+  state.SetItemsProcessed(state.iterations() * threads * kPerThread);
+}
+BENCHMARK(BM_PutCommitFsyncThreads)->Arg(1)->Arg(4)->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);
+
 std::unique_ptr<KvDB> Loaded(bool disk, size_t n) {
   auto db = OpenBenchDb(disk, "kv_get");
   const std::string value(100, 'v');

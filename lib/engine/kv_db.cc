@@ -118,7 +118,10 @@ struct KvDBImpl {
   std::unique_ptr<FileLock> lock;
   std::unique_ptr<ThreadPool> pool;  // null when search_threads == 1
 
-  std::mutex commit_mu;  // one commit (and the memtable switch of a flush) at a time
+  std::mutex commit_mu;  // conflict checks, pending, the memtable switch of a flush
+  std::map<std::string, int, std::less<>> pending;  // under commit_mu: keys of commits in the WAL, not yet applied
+  uint64_t pending_bytes = 0;                        // under commit_mu: their WriteCost
+  std::mutex apply_mu;   // held while a commit is applied to the memtable and the indexes
   std::unique_ptr<wal::Writer> wal;  // disk mode only
   std::atomic<uint64_t> last_seq{0};  // every commit <= it is applied and visible
 
@@ -775,20 +778,37 @@ uint64_t KvDBImpl::UsedBytes(const Layers& l) const {
 
 Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& writes,
                               const std::set<std::string, std::less<>>& checks, const std::string& check_prefix) {
+  const Status conflict(Code::kConflict, "transaction conflict");
+  const uint64_t cost = WriteCost(writes);
   std::unique_lock<std::mutex> l(commit_mu);
   if (closed) return Status::Closed("database is closed");
-  std::shared_ptr<const Layers> cur = Current();
-  for (const kv::Write& w : writes) {
-    if (LatestSeq(*cur, w.key) > snap) return Status(Code::kConflict, "transaction conflict");
+  // A key is taken when a newer version is applied, or when a commit that
+  // passed this check is still on its way through the WAL (pending).
+  auto taken = [&](const std::string& key, const Layers& cur) {
+    return LatestSeq(cur, key) > snap || pending.count(key) != 0;
+  };
+  {
+    std::shared_ptr<const Layers> cur = Current();
+    for (const kv::Write& w : writes) {
+      if (taken(w.key, *cur)) return conflict;
+    }
+    for (const std::string& c : checks) {
+      if (taken(c, *cur)) return conflict;
+    }
+    if (!check_prefix.empty()) {
+      if (PrefixChangedSince(*cur, check_prefix, snap)) return conflict;
+      auto it = pending.lower_bound(check_prefix);
+      if (it != pending.end() && it->first.compare(0, check_prefix.size(), check_prefix) == 0) return conflict;
+    }
+    if (opt.memory_limit_bytes != 0 && UsedBytes(*cur) + pending_bytes + cost > opt.memory_limit_bytes)
+      return Status::ResourceExhausted("memory limit exceeded");
   }
-  for (const std::string& c : checks) {
-    if (LatestSeq(*cur, c) > snap) return Status(Code::kConflict, "transaction conflict");
-  }
-  if (!check_prefix.empty() && PrefixChangedSince(*cur, check_prefix, snap))
-    return Status(Code::kConflict, "transaction conflict");
-  if (opt.memory_limit_bytes != 0 && UsedBytes(*cur) + WriteCost(writes) > opt.memory_limit_bytes)
-    return Status::ResourceExhausted("memory limit exceeded");
+  // Runs in log order (disk: on the WAL group's leader thread). The
+  // memtable is the current one at that moment: a flush switches memtables
+  // and WAL files together, inside the WAL's exclusive section.
   auto apply = [&](uint64_t seq) {
+    std::lock_guard<std::mutex> al(apply_mu);
+    std::shared_ptr<const Layers> cur = Current();
     {
       // No transaction begins between choosing which old versions to drop
       // and publishing seq, so none can need a dropped one.
@@ -799,19 +819,33 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
     }
     indexes->OnCommit(seq, writes);
   };
-  if (wal) {
-    const std::string payload = kv::EncodeCommit(writes);
-    if (payload.size() > wal::kMaxPayload)
-      return Status::InvalidArgument("transaction of " + std::to_string(payload.size()) +
-                                     " bytes exceeds the 1 GiB commit limit");
-    POMAI_RETURN_IF_ERROR(wal->Commit(kv::kCommitRecord, payload, apply));
-  } else {
+  Status s;
+  if (!wal) {
     apply(last_seq.load() + 1);
+  } else {
+    // Leave the commit lock while the record is written (and synced), so
+    // that concurrent commits share one write and one fdatasync.
+    for (const kv::Write& w : writes) ++pending[w.key];
+    pending_bytes += cost;
+    l.unlock();
+    std::string payload = kv::EncodeCommit(writes);
+    if (payload.size() > wal::kMaxPayload) {
+      s = Status::InvalidArgument("transaction of " + std::to_string(payload.size()) +
+                                  " bytes exceeds the 1 GiB commit limit");
+    } else {
+      s = wal->Commit(kv::kCommitRecord, payload, apply);
+    }
+    l.lock();
+    for (const kv::Write& w : writes) {
+      auto it = pending.find(w.key);
+      if (--it->second == 0) pending.erase(it);
+    }
+    pending_bytes -= cost;
   }
-  const bool over = cur->mem->bytes() > opt.memtable_budget_bytes;
+  const bool over = Current()->mem->bytes() > opt.memtable_budget_bytes;
   l.unlock();
-  if (over) MaybeScheduleFlush();
-  return Status::OK();
+  if (s.ok() && over) MaybeScheduleFlush();
+  return s;
 }
 
 // ---------------------------------------------------------------------------
@@ -862,18 +896,24 @@ Status KvDBImpl::FlushLocked() {
       frozen = cur;
     } else {
       if (cur->mem->empty()) return Status::OK();
+      // The WAL file and the memtable switch together while no commit is
+      // being written or applied: the records of the old file are exactly
+      // the versions of the frozen memtable.
       POMAI_RETURN_IF_ERROR(wal->RunExclusive([&]() -> Status {
         POMAI_RETURN_IF_ERROR(NewLogFile());
-        std::lock_guard<std::mutex> m(manifest_mu);
-        imm_log_number = live_wals.back();
+        {
+          std::lock_guard<std::mutex> m(manifest_mu);
+          imm_log_number = live_wals.back();
+        }
+        std::shared_ptr<const Layers> now = Current();
+        auto next = std::make_shared<Layers>(*now);
+        next->imm = now->mem;
+        next->mem = std::make_shared<kv::MemTable>();
+        imm_seq = last_seq.load();
+        Publish(next);
+        frozen = next;
         return Status::OK();
       }));
-      auto next = std::make_shared<Layers>(*cur);
-      next->imm = cur->mem;
-      next->mem = std::make_shared<kv::MemTable>();
-      imm_seq = last_seq.load();
-      Publish(next);
-      frozen = next;
     }
   }
   const uint64_t log_number = imm_log_number, flush_seq = imm_seq;
@@ -1126,7 +1166,9 @@ Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string&
       const auto entries = EntriesOf(ScanRange(*pin.layers, prefix, pin.snap), config.dim);
       POMAI_ASSIGN_OR_RETURN(rt, kv::IndexRuntime::Build(config, config_seq, entries, pool.get()));
     }
-    std::lock_guard<std::mutex> l(commit_mu);
+    // No commit is applied while the runtime catches up and is installed:
+    // every later one reaches it through OnCommit.
+    std::lock_guard<std::mutex> l(apply_mu);
     std::shared_ptr<const Layers> cur = Current();
     const uint64_t latest = last_seq.load();
     VersionView cv;
