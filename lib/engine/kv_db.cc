@@ -882,7 +882,11 @@ Status KvDB::Flush() {
   if (d.opt.in_memory) return Status::InvalidArgument("in-memory database cannot be flushed");
   if (d.closed) return Status::Closed("database is closed");
   std::lock_guard<std::mutex> f(d.flush_mu);
+  // A memtable left frozen by a failed flush is written first, then the
+  // current one.
+  const bool leftover = d.Current()->imm != nullptr;
   POMAI_RETURN_IF_ERROR(d.FlushLocked());
+  if (leftover) POMAI_RETURN_IF_ERROR(d.FlushLocked());
   return d.MergeLocked();
 }
 

@@ -14,6 +14,7 @@
 #include "engine/db.h"
 #include "engine/kv_db.h"
 #include "kv_test_util.h"
+#include "support/fault_env.h"
 #include "support/temp_dir.h"
 
 namespace pomai::engine {
@@ -421,6 +422,44 @@ TEST(KvDB, AutomaticFlushWhenTheMemtablePassesItsBudget) {
   ASSERT_TRUE(db->Close().ok());
   db = OpenKv(dir.path(), o);
   for (int i = 0; i < 200; ++i) EXPECT_EQ(Committed(*db, "k" + std::to_string(i)), std::string(1000, 'a' + i % 26));
+}
+
+// A flush that fails (here: the segment's rename) loses nothing: the frozen
+// memtable stays readable and its WAL files stay live, the next flush
+// writes it, and a reopen after either finds every commit.
+TEST(KvDB, FailedFlushLosesNothingAndTheNextFlushWritesIt) {
+  testing::TempDir dir;
+  testing::FaultInjectionEnv env;
+  KvOptions o;
+  o.env = &env;
+  {
+    auto db = OpenKv(dir.path(), o);
+    PutCommit(*db, "a", "1");
+    env.FailNth(testing::Op::kRename, 1);
+    Status s = db->Flush();
+    EXPECT_EQ(s.code(), Code::kIOError) << s.ToString();
+    EXPECT_EQ(db->SegmentCount(), 0u);
+    EXPECT_EQ(Committed(*db, "a"), "1");
+    PutCommit(*db, "b", "2");  // lands in the new memtable
+    EXPECT_EQ(Committed(*db, "a"), "1");
+  }
+  {
+    auto db = OpenKv(dir.path(), o);  // recovered from the WAL files
+    EXPECT_EQ(Committed(*db, "a"), "1");
+    EXPECT_EQ(Committed(*db, "b"), "2");
+    auto pin = BeginRo(*db);
+    env.FailNth(testing::Op::kSyncDir, 2);
+    EXPECT_FALSE(db->Flush().ok());
+    PutCommit(*db, "c", "3");
+    ASSERT_TRUE(db->Flush().ok());  // the frozen memtable, then the current one
+    EXPECT_EQ(db->SegmentCount(), 2u);
+    EXPECT_EQ(GetValue(*pin, "c"), std::nullopt);
+    EXPECT_EQ(GetValue(*pin, "a"), "1");
+  }
+  auto db = OpenKv(dir.path(), o);
+  EXPECT_EQ(Committed(*db, "a"), "1");
+  EXPECT_EQ(Committed(*db, "b"), "2");
+  EXPECT_EQ(Committed(*db, "c"), "3");
 }
 
 TEST(KvDB, KeyspaceAndU64IdDirectoriesRefuseEachOther) {
