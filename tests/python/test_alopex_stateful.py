@@ -94,6 +94,16 @@ class TransactionsMachine(RuleBasedStateMachine):
             t.handle.put(key, value)
             t.writes[key] = value
 
+    @precondition(lambda self: all(t is not None and t.mode == TxnMode.READ_WRITE
+                                   for t in self.txns.values()))
+    @rule(key=KEYS, first=VALUES, second=VALUES)
+    def both_write(self, key: bytes, first: bytes, second: bytes) -> None:
+        """Both open transactions write one key: the later commit must lose."""
+        for t, value in ((self.txns[0], first), (self.txns[1], second)):
+            assert t is not None
+            t.handle.put(key, value)
+            t.writes[key] = value
+
     @precondition(_active)
     @rule(data=st.data(), key=KEYS)
     def delete(self, data: st.DataObject, key: bytes) -> None:
