@@ -190,13 +190,23 @@ def main() -> int:
         for a, b in zip(ours["hnsw"], peer["hnsw"]):
             lines.append(f"| {a['ef']} | {a['s_per_query'] * 1e6:,.1f} | {a['recall']:.3f} | "
                          f"{b['s_per_query'] * 1e6:,.1f} | {b['recall']:.3f} |")
+    if len(rounds["ours"]) > 1 and len(rounds["peer"]) == len(rounds["ours"]):
+        lines.append("")
+        lines.append("Per round (same-round ratios, other / ours): " + "; ".join(
+            f"round {i + 1}: put+commit {p['put_commit'] / o['put_commit']:.2f}x alopex"
+            + (f", {l['put_commit'] / o['put_commit']:.2f}x lmdb" if l else "")
+            + f", get {p['get'] / o['get']:.2f}x alopex"
+            + (f", {l['get'] / o['get']:.2f}x lmdb" if l else "")
+            + f", search_similar {p['search_similar'] / o['search_similar']:.2f}x alopex"
+            for i, (o, p, l) in enumerate(zip(rounds["ours"], rounds["peer"],
+                                               rounds["lmdb"] + [None] * len(rounds["ours"])))))
     report = "\n".join(lines)
     print(report)
     results_dir.mkdir(exist_ok=True)
     stem = "alopex-quick" if args.quick else "alopex"
     (results_dir / f"{stem}.md").write_text(report + "\n")
     (results_dir / f"{stem}.json").write_text(json.dumps(
-        {"ours": ours, "peer": peer, "lmdb": lm, "numpy": npb}, indent=1) + "\n")
+        {"best": {"ours": ours, "peer": peer, "lmdb": lm, "numpy": npb}, "rounds": rounds}, indent=1) + "\n")
     return 0 if ours else 1
 
 
