@@ -12,6 +12,8 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -71,6 +73,35 @@ void BM_PutCommit(benchmark::State& state) {
 }
 BENCHMARK(BM_PutCommit)->Arg(0)->Arg(1);
 
+// fsync ALWAYS: `threads` committers of one-put transactions. Commits
+// waiting for the WAL share one write and one fdatasync (group commit), so
+// commits/s should grow with the number of committers.
+void BM_PutCommitFsyncThreads(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  KvOptions o;
+  o.path = BenchDir("kv_fsync");
+  o.fsync = true;
+  auto db = std::move(KvDB::Open(o)).value();
+  const std::string value(100, 'v');
+  constexpr int kPerThread = 20;
+  std::atomic<uint64_t> next{0};
+  for (auto _ : state) {
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t) {
+      ts.emplace_back([&] {
+        for (int i = 0; i < kPerThread; ++i) {
+          auto txn = db->Begin(TxnMode::kReadWrite);
+          (void)(*txn)->Put(Key(next++), value);
+          (void)(*txn)->Commit();
+        }
+      });
+    }
+    for (auto& t : ts) t.join();
+  }
+  state.SetItemsProcessed(state.iterations() * threads * kPerThread);
+}
+BENCHMARK(BM_PutCommitFsyncThreads)->Arg(1)->Arg(4)->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);
+
 std::unique_ptr<KvDB> Loaded(bool disk, size_t n) {
   auto db = OpenBenchDb(disk, "kv_get");
   const std::string value(100, 'v');
@@ -99,6 +130,39 @@ void BM_Get(benchmark::State& state) {
   state.SetLabel(disk ? "disk (segment)" : "memory");
 }
 BENCHMARK(BM_Get)->Arg(0)->Arg(1);
+
+// Point lookups while another thread commits one put per transaction as
+// fast as it can: readers take the memtable lock shared, commits hold it
+// exclusively only to insert, so lookups should stay close to BM_Get.
+void BM_GetWhileCommitting(benchmark::State& state) {
+  constexpr size_t kN = 100000;
+  auto db = Loaded(false, kN);
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> commits{0};
+  std::thread writer([&] {
+    const std::string value(100, 'w');
+    uint64_t i = 0;
+    while (!stop.load(std::memory_order_relaxed)) {
+      auto t = db->Begin(TxnMode::kReadWrite);
+      (void)(*t)->Put(Key(kN + i++ % kN), value);
+      (void)(*t)->Commit();
+      commits.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  auto t = db->Begin(TxnMode::kReadOnly);
+  std::mt19937_64 rng(1);
+  std::string v;
+  bool found;
+  for (auto _ : state) {
+    (void)(*t)->Get(Key(rng() % kN), &v, &found);
+    benchmark::DoNotOptimize(found);
+  }
+  stop = true;
+  writer.join();
+  state.SetItemsProcessed(state.iterations());
+  state.counters["commits"] = static_cast<double>(commits.load());
+}
+BENCHMARK(BM_GetWhileCommitting)->UseRealTime();
 
 void BM_GetOwnTxn(benchmark::State& state) {
   constexpr size_t kN = 100000;

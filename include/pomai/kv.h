@@ -73,12 +73,15 @@ typedef struct pomai_hnsw_config_t {
   uint32_t metric;           /* [16] POMAI_METRIC_*; default COSINE */
 } pomai_hnsw_config_t;
 
-/* Statistics of a named HNSW index, computed from its current graphs. */
+/* Statistics of a named HNSW index, computed from its current graphs. Entries
+ * committed since the graph was last built (searched exactly until the next
+ * rebuild) count as level-0 nodes, so level_distribution sums to
+ * node_count + deleted_count. */
 typedef struct pomai_hnsw_stats_t {
   uint64_t node_count;           /* live (searchable) entries */
   uint64_t deleted_count;        /* nodes still in a graph whose entry was deleted or replaced */
   uint64_t memory_bytes;         /* bytes held by the index: vectors, links, key map */
-  double avg_edges_per_node;     /* mean layer-0 degree over graph nodes (0 when there are none) */
+  double avg_edges_per_node;     /* mean layer-0 degree over the nodes of the graph (0 when there are none) */
   uint32_t level_count;          /* number of levels used: level_distribution[0..level_count) */
   uint64_t level_distribution[32]; /* nodes whose top level is i */
 } pomai_hnsw_stats_t;

@@ -194,16 +194,20 @@ pomai_status_t* pomai_db_open_ex(const pomai_db_options_ex_t* opts, pomai_db_t**
     std::memcpy(&o, opts, std::min<size_t>(opts->struct_size, sizeof(o)));
     if (o.storage_mode != POMAI_STORAGE_DISK && o.storage_mode != POMAI_STORAGE_IN_MEMORY)
       return Invalid("opts->storage_mode is " + std::to_string(o.storage_mode) + "; expected 0 (DISK) or 1 (IN_MEMORY)");
-    if (o.fsync_policy != POMAI_FSYNC_POLICY_NEVER && o.fsync_policy != POMAI_FSYNC_POLICY_ALWAYS)
-      return Invalid("opts->fsync_policy is " + std::to_string(static_cast<int>(o.fsync_policy)) +
-                     "; expected 0 (NEVER) or 1 (ALWAYS)");
+    // Read as an integer: a C caller may store any value in the enum field,
+    // and loading an out-of-range enum is undefined behaviour in C++.
+    uint32_t fsync_policy = 0;
+    static_assert(sizeof(o.fsync_policy) == sizeof(fsync_policy));
+    std::memcpy(&fsync_policy, &o.fsync_policy, sizeof(fsync_policy));
+    if (fsync_policy != POMAI_FSYNC_POLICY_NEVER && fsync_policy != POMAI_FSYNC_POLICY_ALWAYS)
+      return Invalid("opts->fsync_policy is " + std::to_string(fsync_policy) + "; expected 0 (NEVER) or 1 (ALWAYS)");
     pomai::engine::KvOptions eo;
     eo.in_memory = o.storage_mode == POMAI_STORAGE_IN_MEMORY;
     if (!eo.in_memory) {
       if (o.path == nullptr || o.path[0] == '\0') return Invalid("opts->path is NULL or empty (required in disk mode)");
       eo.path = o.path;
     }
-    eo.fsync = o.fsync_policy == POMAI_FSYNC_POLICY_ALWAYS;
+    eo.fsync = fsync_policy == POMAI_FSYNC_POLICY_ALWAYS;
     eo.memory_limit_bytes = o.memory_limit_bytes;
     eo.search_threads = o.search_threads;
     auto db = KvDB::Open(eo);
@@ -263,9 +267,9 @@ pomai_status_t* pomai_txn_get(pomai_txn_t* txn, const uint8_t* key, size_t key_l
     if (out_len == nullptr) return Invalid("out_len is NULL");
     if (out_found == nullptr) return Invalid("out_found is NULL");
     if (value_buf == nullptr && buf_cap > 0) return Invalid("value_buf is NULL but buf_cap is " + std::to_string(buf_cap));
-    std::string value;
+    std::string_view value;
     bool found = false;
-    Status s = t.Get(View(key, key_len), &value, &found);
+    Status s = t.GetView(View(key, key_len), &value, &found);
     if (!s.ok()) return FromStatus(s);
     *out_found = found;
     *out_len = found ? value.size() : 0;

@@ -57,6 +57,8 @@ std::string Printable(std::string_view key) {
   return out;
 }
 
+Status IndexNotFound(std::string_view name) { return Status::NotFound("index not found: " + Printable(name)); }
+
 uint64_t PhysicalMemory() {
   const long pages = ::sysconf(_SC_PHYS_PAGES);
   const long page = ::sysconf(_SC_PAGESIZE);
@@ -116,7 +118,10 @@ struct KvDBImpl {
   std::unique_ptr<FileLock> lock;
   std::unique_ptr<ThreadPool> pool;  // null when search_threads == 1
 
-  std::mutex commit_mu;  // one commit (and the memtable switch of a flush) at a time
+  std::mutex commit_mu;  // conflict checks, pending, the memtable switch of a flush
+  std::map<std::string, int, std::less<>> pending;  // under commit_mu: keys of commits in the WAL, not yet applied
+  uint64_t pending_bytes = 0;                        // under commit_mu: their WriteCost
+  std::mutex apply_mu;   // held while a commit is applied to the memtable and the indexes
   std::unique_ptr<wal::Writer> wal;  // disk mode only
   std::atomic<uint64_t> last_seq{0};  // every commit <= it is applied and visible
 
@@ -438,13 +443,31 @@ Result<std::unique_ptr<KvTxn>> KvDB::Begin(TxnMode mode) {
   return std::unique_ptr<KvTxn>(new KvTxn(std::move(st)));
 }
 
-Status KvTxn::Get(std::string_view key, std::string* value, bool* found) {
+namespace {
+// The internal key of user key `key`, in a per-thread buffer (no allocation
+// per lookup); valid until the next call on this thread.
+std::string_view ScratchUserKey(std::string_view key) {
+  thread_local std::string buf;
+  buf.assign(1, static_cast<char>(kv::kUserNs));
+  buf.append(key);
+  return buf;
+}
+}  // namespace
+
+Status KvTxn::GetView(std::string_view key, std::string_view* value, bool* found) {
   KvTxnState& t = *state_;
   POMAI_RETURN_IF_ERROR(t.CheckActive());
   POMAI_RETURN_IF_ERROR(CheckKey(key));
   VersionView v;
-  *found = t.Lookup(kv::UserKey(key), &v) && v.kind != ValueKind::kTombstone;
-  if (*found) value->assign(v.bytes.data(), v.bytes.size());
+  *found = t.Lookup(ScratchUserKey(key), &v) && v.kind != ValueKind::kTombstone;
+  *value = *found ? v.bytes : std::string_view();
+  return Status::OK();
+}
+
+Status KvTxn::Get(std::string_view key, std::string* value, bool* found) {
+  std::string_view view;
+  POMAI_RETURN_IF_ERROR(GetView(key, &view, found));
+  if (*found) value->assign(view.data(), view.size());
   return Status::OK();
 }
 
@@ -693,10 +716,11 @@ Status KvTxn::IndexUpsert(std::string_view name, std::string_view key, const flo
   VersionView v;
   IndexConfig config;
   if (!t.Lookup(ck, &v) || v.kind != ValueKind::kBytes || !kv::DecodeIndexConfig(v.bytes, &config))
-    return Status::NotFound("index '" + Printable(name) + "' not found");
+    return IndexNotFound(name);
   if (dim != config.dim)
-    return Status::InvalidArgument("vector dimension " + std::to_string(dim) + " does not match index '" +
-                                   Printable(name) + "' dimension " + std::to_string(config.dim));
+    return Status::InvalidArgument("dimension mismatch: expected " + std::to_string(config.dim) + ", got " +
+                                   std::to_string(dim) + " (index '" +
+                                   Printable(name) + "')");
   POMAI_RETURN_IF_ERROR(CheckVector(vector, dim));
   if (metadata != nullptr && metadata->size() > kMaxValueLen)
     return Status::InvalidArgument("metadata is " + std::to_string(metadata->size()) + " bytes (at most 1 GiB)");
@@ -714,7 +738,7 @@ Status KvTxn::IndexDelete(std::string_view name, std::string_view key) {
   POMAI_RETURN_IF_ERROR(CheckKey(key));
   const std::string ck = kv::IndexConfigKey(name);
   VersionView v;
-  if (!t.Lookup(ck, &v) || v.kind != ValueKind::kBytes) return Status::NotFound("index '" + Printable(name) + "' not found");
+  if (!t.Lookup(ck, &v) || v.kind != ValueKind::kBytes) return IndexNotFound(name);
   std::string ek = kv::IndexEntryPrefix(name);
   ek.append(key);
   t.writes[ek] = std::make_shared<kv::Value>();
@@ -754,20 +778,37 @@ uint64_t KvDBImpl::UsedBytes(const Layers& l) const {
 
 Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& writes,
                               const std::set<std::string, std::less<>>& checks, const std::string& check_prefix) {
+  const Status conflict(Code::kConflict, "transaction conflict");
+  const uint64_t cost = WriteCost(writes);
   std::unique_lock<std::mutex> l(commit_mu);
   if (closed) return Status::Closed("database is closed");
-  std::shared_ptr<const Layers> cur = Current();
-  for (const kv::Write& w : writes) {
-    if (LatestSeq(*cur, w.key) > snap) return Status(Code::kConflict, "transaction conflict");
+  // A key is taken when a newer version is applied, or when a commit that
+  // passed this check is still on its way through the WAL (pending).
+  auto taken = [&](const std::string& key, const Layers& cur) {
+    return LatestSeq(cur, key) > snap || pending.count(key) != 0;
+  };
+  {
+    std::shared_ptr<const Layers> cur = Current();
+    for (const kv::Write& w : writes) {
+      if (taken(w.key, *cur)) return conflict;
+    }
+    for (const std::string& c : checks) {
+      if (taken(c, *cur)) return conflict;
+    }
+    if (!check_prefix.empty()) {
+      if (PrefixChangedSince(*cur, check_prefix, snap)) return conflict;
+      auto it = pending.lower_bound(check_prefix);
+      if (it != pending.end() && it->first.compare(0, check_prefix.size(), check_prefix) == 0) return conflict;
+    }
+    if (opt.memory_limit_bytes != 0 && UsedBytes(*cur) + pending_bytes + cost > opt.memory_limit_bytes)
+      return Status::ResourceExhausted("memory limit exceeded");
   }
-  for (const std::string& c : checks) {
-    if (LatestSeq(*cur, c) > snap) return Status(Code::kConflict, "transaction conflict");
-  }
-  if (!check_prefix.empty() && PrefixChangedSince(*cur, check_prefix, snap))
-    return Status(Code::kConflict, "transaction conflict");
-  if (opt.memory_limit_bytes != 0 && UsedBytes(*cur) + WriteCost(writes) > opt.memory_limit_bytes)
-    return Status::ResourceExhausted("memory limit exceeded");
+  // Runs in log order (disk: on the WAL group's leader thread). The
+  // memtable is the current one at that moment: a flush switches memtables
+  // and WAL files together, inside the WAL's exclusive section.
   auto apply = [&](uint64_t seq) {
+    std::lock_guard<std::mutex> al(apply_mu);
+    std::shared_ptr<const Layers> cur = Current();
     {
       // No transaction begins between choosing which old versions to drop
       // and publishing seq, so none can need a dropped one.
@@ -778,19 +819,33 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
     }
     indexes->OnCommit(seq, writes);
   };
-  if (wal) {
-    const std::string payload = kv::EncodeCommit(writes);
-    if (payload.size() > wal::kMaxPayload)
-      return Status::InvalidArgument("transaction of " + std::to_string(payload.size()) +
-                                     " bytes exceeds the 1 GiB commit limit");
-    POMAI_RETURN_IF_ERROR(wal->Commit(kv::kCommitRecord, payload, apply));
-  } else {
+  Status s;
+  if (!wal) {
     apply(last_seq.load() + 1);
+  } else {
+    // Leave the commit lock while the record is written (and synced), so
+    // that concurrent commits share one write and one fdatasync.
+    for (const kv::Write& w : writes) ++pending[w.key];
+    pending_bytes += cost;
+    l.unlock();
+    std::string payload = kv::EncodeCommit(writes);
+    if (payload.size() > wal::kMaxPayload) {
+      s = Status::InvalidArgument("transaction of " + std::to_string(payload.size()) +
+                                  " bytes exceeds the 1 GiB commit limit");
+    } else {
+      s = wal->Commit(kv::kCommitRecord, payload, apply);
+    }
+    l.lock();
+    for (const kv::Write& w : writes) {
+      auto it = pending.find(w.key);
+      if (--it->second == 0) pending.erase(it);
+    }
+    pending_bytes -= cost;
   }
-  const bool over = cur->mem->bytes() > opt.memtable_budget_bytes;
+  const bool over = Current()->mem->bytes() > opt.memtable_budget_bytes;
   l.unlock();
-  if (over) MaybeScheduleFlush();
-  return Status::OK();
+  if (s.ok() && over) MaybeScheduleFlush();
+  return s;
 }
 
 // ---------------------------------------------------------------------------
@@ -827,7 +882,11 @@ Status KvDB::Flush() {
   if (d.opt.in_memory) return Status::InvalidArgument("in-memory database cannot be flushed");
   if (d.closed) return Status::Closed("database is closed");
   std::lock_guard<std::mutex> f(d.flush_mu);
+  // A memtable left frozen by a failed flush is written first, then the
+  // current one.
+  const bool leftover = d.Current()->imm != nullptr;
   POMAI_RETURN_IF_ERROR(d.FlushLocked());
+  if (leftover) POMAI_RETURN_IF_ERROR(d.FlushLocked());
   return d.MergeLocked();
 }
 
@@ -841,18 +900,24 @@ Status KvDBImpl::FlushLocked() {
       frozen = cur;
     } else {
       if (cur->mem->empty()) return Status::OK();
+      // The WAL file and the memtable switch together while no commit is
+      // being written or applied: the records of the old file are exactly
+      // the versions of the frozen memtable.
       POMAI_RETURN_IF_ERROR(wal->RunExclusive([&]() -> Status {
         POMAI_RETURN_IF_ERROR(NewLogFile());
-        std::lock_guard<std::mutex> m(manifest_mu);
-        imm_log_number = live_wals.back();
+        {
+          std::lock_guard<std::mutex> m(manifest_mu);
+          imm_log_number = live_wals.back();
+        }
+        std::shared_ptr<const Layers> now = Current();
+        auto next = std::make_shared<Layers>(*now);
+        next->imm = now->mem;
+        next->mem = std::make_shared<kv::MemTable>();
+        imm_seq = last_seq.load();
+        Publish(next);
+        frozen = next;
         return Status::OK();
       }));
-      auto next = std::make_shared<Layers>(*cur);
-      next->imm = cur->mem;
-      next->mem = std::make_shared<kv::MemTable>();
-      imm_seq = last_seq.load();
-      Publish(next);
-      frozen = next;
     }
   }
   const uint64_t log_number = imm_log_number, flush_seq = imm_seq;
@@ -916,7 +981,14 @@ Status KvDBImpl::MergeLocked() {
   std::shared_ptr<const Layers> cur = Current();
   if (cur->segs.size() <= opt.max_segments || cur->imm) return Status::OK();
   // Every segment into one: per key the newest version (segments are newest
-  // first); tombstones are dropped, since nothing older remains below them.
+  // first). A tombstone is dropped (nothing older remains below it) unless a
+  // live transaction began before it: that one's commit must still see the
+  // delete as a newer version of the key (first committer wins).
+  uint64_t oldest_snapshot = 0;
+  {
+    std::lock_guard<std::mutex> l(snap_mu);
+    oldest_snapshot = snapshots.empty() ? last_seq.load() : *snapshots.begin();
+  }
   std::vector<kv::Segment::Input> inputs;
   std::vector<std::unique_ptr<kv::Value>> owned;
   std::vector<size_t> pos(cur->segs.size(), 0);
@@ -939,7 +1011,7 @@ Status KvDBImpl::MergeLocked() {
     for (size_t i = 0; i < cur->segs.size(); ++i) {
       if (pos[i] < cur->segs[i]->size() && cur->segs[i]->key(pos[i]) == best_key) ++pos[i];
     }
-    if (v.kind == ValueKind::kTombstone) continue;
+    if (v.kind == ValueKind::kTombstone && seq <= oldest_snapshot) continue;
     auto val = std::make_unique<kv::Value>();
     val->kind = v.kind;
     val->metric = v.metric;
@@ -1042,14 +1114,16 @@ std::map<std::string, kv::IndexEntry, std::less<>> EntriesOf(const std::map<std:
 
 Status CheckIndexConfig(const IndexConfig& c) {
   if (c.dim == 0 || c.dim > kMaxVectorDim)
-    return Status::InvalidArgument("invalid parameter dim: " + std::to_string(c.dim) + " (must be 1..65535)");
-  if (c.m < 2 || c.m > 100) return Status::InvalidArgument("invalid parameter m: " + std::to_string(c.m) + " (must be 2..100)");
+    return Status::InvalidArgument("invalid parameter dimension: must be between 1 and 65535 (got " +
+                                   std::to_string(c.dim) + ")");
+  if (c.m < 2 || c.m > 100)
+    return Status::InvalidArgument("invalid parameter m: must be between 2 and 100 (got " + std::to_string(c.m) + ")");
   if (c.ef_construction < c.m)
-    return Status::InvalidArgument("invalid parameter ef_construction: " + std::to_string(c.ef_construction) +
-                                   " (must be >= m = " + std::to_string(c.m) + ")");
+    return Status::InvalidArgument("invalid parameter ef_construction: must be greater than or equal to m (m=" +
+                                   std::to_string(c.m) + ", ef_construction=" + std::to_string(c.ef_construction) + ")");
   if (static_cast<uint32_t>(c.metric) > 2)
-    return Status::InvalidArgument("invalid parameter metric: " + std::to_string(static_cast<uint32_t>(c.metric)) +
-                                   " (0 L2, 1 INNER_PRODUCT, 2 COSINE)");
+    return Status::InvalidArgument("invalid parameter metric: must be 0 (L2), 1 (INNER_PRODUCT) or 2 (COSINE) (got " +
+                                   std::to_string(static_cast<uint32_t>(c.metric)) + ")");
   return Status::OK();
 }
 
@@ -1089,19 +1163,21 @@ Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string&
       PinnedSnapshot pin(this);
       VersionView cv;
       if (!LookupLayers(*pin.layers, ck, pin.snap, &cv) || cv.kind == ValueKind::kTombstone)
-        return Status::NotFound("index '" + Printable(name) + "' not found");
+        return IndexNotFound(name);
       if (cv.kind != ValueKind::kBytes || !kv::DecodeIndexConfig(cv.bytes, &config))
         return Status::Corruption("the configuration of index '" + Printable(name) + "' is damaged");
       config_seq = cv.seq;
       const auto entries = EntriesOf(ScanRange(*pin.layers, prefix, pin.snap), config.dim);
       POMAI_ASSIGN_OR_RETURN(rt, kv::IndexRuntime::Build(config, config_seq, entries, pool.get()));
     }
-    std::lock_guard<std::mutex> l(commit_mu);
+    // No commit is applied while the runtime catches up and is installed:
+    // every later one reaches it through OnCommit.
+    std::lock_guard<std::mutex> l(apply_mu);
     std::shared_ptr<const Layers> cur = Current();
     const uint64_t latest = last_seq.load();
     VersionView cv;
     if (!LookupLayers(*cur, ck, latest, &cv) || cv.kind == ValueKind::kTombstone)
-      return Status::NotFound("index '" + Printable(name) + "' not found");
+      return IndexNotFound(name);
     if (cv.seq != config_seq) continue;  // replaced while we built: again
     rt->CatchUp(EntriesOf(ScanRange(*cur, prefix, latest), config.dim));
     indexes->Install(name, rt);
@@ -1144,7 +1220,7 @@ Status KvDBImpl::WriteIndexConfig(const std::string& name, const IndexConfig* co
       snap = pin.snap;
       VersionView cv;
       const bool exists = LookupLayers(*pin.layers, ck, pin.snap, &cv) && cv.kind != ValueKind::kTombstone;
-      if (config == nullptr && !exists) return Status::NotFound("index '" + Printable(name) + "' not found");
+      if (config == nullptr && !exists) return IndexNotFound(name);
       // Every entry goes with the configuration it belonged to.
       for (const auto& [key, v] : ScanRange(*pin.layers, prefix, pin.snap))
         writes.push_back(kv::Write{prefix + key, std::make_shared<kv::Value>()});
@@ -1189,8 +1265,9 @@ Status KvDB::SearchIndex(std::string_view name, const float* query, uint32_t dim
   POMAI_RETURN_IF_ERROR(CheckIndexName(name));
   POMAI_ASSIGN_OR_RETURN(auto rt, impl_->LoadIndex(std::string(name), false));
   if (dim != rt->config().dim)
-    return Status::InvalidArgument("query dimension " + std::to_string(dim) + " does not match index '" +
-                                   Printable(name) + "' dimension " + std::to_string(rt->config().dim));
+    return Status::InvalidArgument("dimension mismatch: expected " + std::to_string(rt->config().dim) + ", got " +
+                                   std::to_string(dim) + " (index '" +
+                                   Printable(name) + "')");
   POMAI_RETURN_IF_ERROR(CheckVector(query, dim, "query"));
   const uint32_t ef = std::max(k, ef_search != 0 ? ef_search : 50u);
   POMAI_RETURN_IF_ERROR(rt->Search(query, k, ef, out));

@@ -71,7 +71,10 @@ struct IndexStats {
   uint64_t deleted_count = 0;  // graph nodes whose entry was deleted or replaced
   uint64_t memory_bytes = 0;
   double avg_edges_per_node = 0;
-  std::vector<uint64_t> level_distribution;  // [l] = graph nodes whose top level is l
+  // [l] = graph nodes whose top level is l; entries not yet in the graph
+  // (the delta, searched exactly) count at level 0.
+  std::vector<uint64_t> level_distribution;
+  uint64_t delta_count = 0;  // live entries not yet in the graph
 };
 
 struct MemoryStats {
@@ -105,6 +108,9 @@ class KvTxn {
   // The value of `key` (snapshot plus own writes); *found false when absent
   // or deleted. For a vector record the value is its metadata.
   Status Get(std::string_view key, std::string* value, bool* found);
+  // Same without a copy: *value stays valid until the next call on this
+  // transaction (the version is pinned by the snapshot or the write set).
+  Status GetView(std::string_view key, std::string_view* value, bool* found);
   Status Put(std::string_view key, std::string_view value);
   Status Delete(std::string_view key);
   // Stores a vector record; `metadata` null = none.

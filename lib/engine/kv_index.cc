@@ -81,7 +81,15 @@ Result<std::shared_ptr<IndexRuntime>> IndexRuntime::Build(const IndexConfig& con
     auto graph = index::HnswGraph::Open(section, rt->base_vecs_.data(), n, config.dim, config.metric, "index graph");
     if (!graph.ok()) return graph.status();
     rt->graph_.emplace(std::move(graph).value());
+    POMAI_ASSIGN_OR_RETURN(index::HnswStats gs, rt->graph_->Stats());
+    rt->base_levels_ = gs.nodes_per_level;
+    rt->base_avg_degree0_ = gs.avg_degree0;
   }
+  uint64_t b = sizeof(IndexRuntime) + rt->base_vecs_.capacity() * sizeof(float) + rt->dead_.capacity();
+  for (size_t i = 0; i < rt->base_keys_.size(); ++i) b += rt->base_keys_[i].capacity() + rt->base_meta_[i].capacity() + 80;
+  b += rt->base_seqs_.capacity() * 8 + rt->base_has_meta_.capacity();
+  for (const auto& sec : rt->sections_) b += sec.bytes.capacity();
+  rt->base_bytes_ = b;
   return rt;
 }
 
@@ -181,25 +189,22 @@ IndexStats IndexRuntime::Stats() const {
   IndexStats s;
   s.node_count = base_keys_.size() - dead_count_ + delta_.size();
   s.deleted_count = dead_count_;
-  if (graph_) {
-    auto gs = graph_->Stats();
-    if (gs.ok()) {
-      s.level_distribution = gs->nodes_per_level;
-      s.avg_edges_per_node = gs->avg_degree0;
-    }
+  s.level_distribution = base_levels_;
+  s.avg_edges_per_node = base_avg_degree0_;
+  // Entries committed since the graph was built are searched exactly: they
+  // count as level-0 nodes, so the distribution sums to node_count + deleted_count.
+  s.delta_count = delta_.size();
+  if (!delta_.empty()) {
+    if (s.level_distribution.empty()) s.level_distribution.push_back(0);
+    s.level_distribution[0] += delta_.size();
   }
-  l.unlock();
-  s.memory_bytes = MemoryBytes();
+  s.memory_bytes = base_bytes_ + delta_bytes_;
   return s;
 }
 
 uint64_t IndexRuntime::MemoryBytes() const {
   std::shared_lock<std::shared_mutex> l(mu_);
-  uint64_t b = sizeof(IndexRuntime) + base_vecs_.capacity() * sizeof(float) + dead_.capacity() + delta_bytes_;
-  for (size_t i = 0; i < base_keys_.size(); ++i) b += base_keys_[i].capacity() + base_meta_[i].capacity() + 80;
-  b += base_seqs_.capacity() * 8 + base_has_meta_.capacity();
-  for (const auto& s : sections_) b += s.bytes.capacity();
-  return b;
+  return base_bytes_ + delta_bytes_;
 }
 
 bool IndexRuntime::ClaimRebuild() {

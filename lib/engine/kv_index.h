@@ -97,6 +97,10 @@ class IndexRuntime {
   std::unordered_map<std::string, uint32_t> base_row_;
   std::vector<index::GraphSection> sections_;
   std::optional<index::HnswGraph> graph_;
+  // Computed once per base (it never changes): Stats and MemoryBytes are O(1).
+  std::vector<uint64_t> base_levels_;
+  double base_avg_degree0_ = 0;
+  uint64_t base_bytes_ = 0;
 
   mutable std::shared_mutex mu_;
   std::vector<uint8_t> dead_;  // base rows whose entry was replaced or deleted

@@ -34,9 +34,9 @@ constexpr size_t kVersionOverhead = 48;  // map node share and version slot
 
 bool MemTable::Get(std::string_view key, uint64_t snap, VersionView* out) const {
   std::shared_lock<std::shared_mutex> l(mu_);
-  auto it = map_.find(key);
-  if (it == map_.end()) return false;
-  for (const Version& v : it->second) {
+  auto it = hash_.find(key);
+  if (it == hash_.end()) return false;
+  for (const Version& v : *it->second) {
     if (v.seq <= snap) {
       *out = ViewOf(v.seq, *v.value);
       return true;
@@ -47,9 +47,9 @@ bool MemTable::Get(std::string_view key, uint64_t snap, VersionView* out) const 
 
 uint64_t MemTable::LatestSeq(std::string_view key) const {
   std::shared_lock<std::shared_mutex> l(mu_);
-  auto it = map_.find(key);
-  if (it == map_.end() || it->second.empty()) return 0;
-  return it->second.front().seq;
+  auto it = hash_.find(key);
+  if (it == hash_.end() || it->second->empty()) return 0;
+  return it->second->front().seq;
 }
 
 void MemTable::Apply(uint64_t seq, const std::vector<Write>& writes, uint64_t min_snapshot) {
@@ -58,7 +58,8 @@ void MemTable::Apply(uint64_t seq, const std::vector<Write>& writes, uint64_t mi
     auto it = map_.find(w.key);
     if (it == map_.end()) {
       it = map_.emplace(w.key, std::vector<Version>{}).first;
-      bytes_ += w.key.capacity() + kVersionOverhead;
+      hash_.emplace(std::string_view(it->first), &it->second);
+      bytes_ += w.key.capacity() + kVersionOverhead + 32;
     }
     std::vector<Version>& versions = it->second;
     versions.insert(versions.begin(), Version{seq, w.value});

@@ -15,6 +15,7 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "segment/segment.h"
@@ -114,6 +115,9 @@ class MemTable {
   };
   mutable std::shared_mutex mu_;
   std::map<std::string, std::vector<Version>, std::less<>> map_;
+  // Point lookups go through a hash of the same nodes (map nodes never move
+  // and are never erased): one probe instead of a walk down the tree.
+  std::unordered_map<std::string_view, std::vector<Version>*> hash_;
   uint64_t bytes_ = 0;
   uint64_t max_seq_ = 0;
 };

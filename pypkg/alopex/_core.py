@@ -35,6 +35,7 @@ VectorLike = Any  # a 1-D numpy array or any 1-D sequence of numbers
 PathLike = Union[str, "os.PathLike[str]"]
 
 _NULL = ffi.NULL
+_READ_ONLY = TxnMode.READ_ONLY
 _U32_MAX = 2**32 - 1
 
 # C status codes (pomai/c_types.h) by number, for AlopexError.code.
@@ -162,7 +163,7 @@ def _count_param(value: Any, name: str) -> int:
 def _metric(metric: Any) -> int:
     if type(metric) is not Metric:
         raise TypeError(f"metric must be an alopex.Metric, got {type(metric).__name__} {metric!r}")
-    return metric.value
+    return metric._value_  # (Enum.value is a slow descriptor)
 
 
 def _index_name(name: Any) -> bytes:
@@ -229,7 +230,8 @@ def _hits_to_results(hits: Any, with_vectors: bool, zero_copy: bool) -> List[Sea
     arr = hits.hits
     buffer = ffi.buffer
     out: List[SearchResult] = []
-    block = block_ptr = None
+    block: Any = None
+    block_ptr: Any = None
     dim = 0
     if with_vectors:
         np = _np if _np is not None else _numpy()
@@ -253,6 +255,27 @@ def _hits_to_results(hits: Any, with_vectors: bool, zero_copy: bool) -> List[Sea
     return out
 
 
+class _LazyHnswStats(HnswStats):
+    """The HnswStats returned by `search_hnsw`: computing an index's
+    statistics walks its whole graph (as long as a search, or longer), so
+    they are read from the library the first time a field is used."""
+
+    __slots__ = ("_load",)
+
+    def __init__(self, load: Any) -> None:  # the fields stay unset until used
+        self._load = load
+
+    def __getattr__(self, name: str) -> Any:
+        load = self._load
+        if load is None or name not in HnswStats.__slots__:
+            raise AttributeError(name)
+        self._load = None
+        s = load()
+        for field in HnswStats.__slots__:
+            setattr(self, field, getattr(s, field))
+        return getattr(self, name)
+
+
 def _stats(c: Any) -> HnswStats:
     levels = min(c.level_count, 32)
     return HnswStats(c.node_count, c.deleted_count, list(c.level_distribution[0:levels]),
@@ -274,6 +297,10 @@ class Database:
     """
 
     __slots__ = ("_handle", "_lock", "_storage", "_path", "__weakref__")
+    _handle: Any  # pomai_db_t*, None once closed
+    _lock: threading.Lock
+    _storage: StorageMode
+    _path: Optional[str]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("cannot create 'Database' instances directly; use Database.new(), "
@@ -401,21 +428,24 @@ class Database:
         TxnMode.READ_WRITE. Use it as a context manager to roll back what was
         not committed when the block ends."""
         if mode is None:
-            mode = TxnMode.READ_ONLY
+            mode = _READ_ONLY
         elif type(mode) is not TxnMode:
             raise TypeError(f"mode must be an alopex.TxnMode, got {type(mode).__name__} {mode!r}")
         h = self._handle
         if h is None:
             raise _db_closed()
-        out = ffi.new(_TXN_PP)
-        st = _txn_begin(h, mode.value, out)
+        try:
+            out = _txn_out_pop()
+        except IndexError:
+            out = ffi.new(_TXN_PP)
+        st = _txn_begin(h, mode._value_, out)
         if st:
             raise _status_error(st)
         txn = _new_txn(Transaction)
         txn._h = out[0]
+        _txn_out_push(out)
         txn._db = self
         txn._mode = mode
-        txn._scratch = None
         return txn
 
     def flush(self) -> None:
@@ -466,7 +496,10 @@ class Database:
         arrays and lists are converted; a C-contiguous float32 array is not
         copied). ef_search: candidate list size, default max(k, 50), never
         below k. Returns (results best first, with key, score and metadata
-        and no vector; the index's HnswStats at the time of the search).
+        and no vector; the index's HnswStats). The statistics cost a walk
+        over the whole graph, so they are fetched when a field of them is
+        first read (as `get_hnsw_stats(name)` would then return them), not
+        during the search.
         """
         cname = _index_name(name)
         q = _as_f32(query, "query")
@@ -474,29 +507,28 @@ class Database:
         ef = 0 if ef_search is None else _count_param(ef_search, "ef_search")
         h = self._h()
         out = ffi.new(_HITS_PP)
-        stats = ffi.new("pomai_hnsw_stats_t*")
-        _check(_index_search(h, cname, ffi.from_buffer("float[]", q), q.shape[0], kk, ef, out, stats))
+        _check(_index_search(h, cname, ffi.from_buffer("float[]", q), q.shape[0], kk, ef, out, _NULL))
         hits = out[0]
         try:
             results = _hits_to_results(hits, False, False)
         finally:
             _hits_free(hits)
-        return results, _stats(stats)
+        return results, _LazyHnswStats(lambda: self.get_hnsw_stats(name))
 
 
 # ---- Transaction ---------------------------------------------------------
 
 class _Scratch:
-    """Out-parameters and a reusable read buffer of one transaction. Only the
-    thread holding `lock` uses them."""
+    """Out-parameters and a reusable read buffer for one read call at a
+    time. Idle ones wait in `_SCRATCH`: list.pop and list.append are atomic
+    under the GIL, so each call gets a scratch of its own, from any thread,
+    without a lock. A call that raises simply drops its scratch."""
 
-    __slots__ = ("lock", "out_len", "found", "buf", "buf_char", "cap", "out_dim")
+    __slots__ = ("out_len", "found", "buf", "buf_char", "cap")
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
         self.out_len = ffi.new(_SIZE_T1)
         self.found = ffi.new(_BOOL1)
-        self.out_dim = ffi.new(_U32_1)
         self.resize(256)
 
     def resize(self, cap: int) -> None:
@@ -505,6 +537,14 @@ class _Scratch:
         self.cap = cap
 
 
+_SCRATCH: List[_Scratch] = []
+_scratch_pop = _SCRATCH.pop
+_scratch_push = _SCRATCH.append
+_TXN_OUTS: List[Any] = []  # idle pomai_txn_t*[1] out-parameters of begin, used the same way
+_txn_out_pop = _TXN_OUTS.pop
+_txn_out_push = _TXN_OUTS.append
+_unpack = ffi.unpack
+_buffer = ffi.buffer
 _MAX_KEPT_BUFFER = 1 << 20  # values larger than this are read into a one-off buffer
 
 
@@ -516,13 +556,17 @@ class Transaction:
     Keys, values and metadata are `bytes` (TypeError otherwise). After
     commit or rollback (or a failed commit, or closing the database) every
     method raises AlopexError "transaction is closed"; any other failed call
-    leaves it usable. Use one transaction from one thread at a time (a
-    concurrent read through the same transaction raises AlopexError).
+    leaves it usable. Calls on one transaction from several threads are
+    serialised by the library.
     """
 
-    __slots__ = ("_h", "_db", "_mode", "_scratch", "__weakref__")
+    __slots__ = ("_h", "_db", "_mode", "__weakref__")
+    _h: Any  # pomai_txn_t*, None once ended
+    _db: Database
+    _mode: TxnMode
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._h = None
         raise TypeError("cannot create 'Transaction' instances directly; use Database.begin()")
 
     @property
@@ -555,33 +599,33 @@ class Transaction:
         h = self._h
         if h is None:
             raise _txn_closed()
-        sc = self._scratch
-        if sc is None:
-            sc = self._scratch = _Scratch()
-        lock = sc.lock
-        if not lock.acquire(False):
-            raise AlopexError("transaction is in use by another thread", "PYTHON")
         try:
-            st = _txn_get(h, key, len(key), sc.buf, sc.cap, sc.out_len, sc.found)
-            if st:
-                raise self._fail(st)
-            if not sc.found[0]:
-                return None
-            n = sc.out_len[0]
-            if n <= sc.cap:
-                return ffi.unpack(sc.buf_char, n)
-            # Larger than the buffer: retry with one that fits (stable answer).
-            if n <= _MAX_KEPT_BUFFER:
-                sc.resize(max(n, 2 * sc.cap))
-                buf = sc.buf
-            else:
-                buf = ffi.new(_U8_ARRAY, n)
-            st = _txn_get(h, key, len(key), buf, n, sc.out_len, sc.found)
-            if st:
-                raise self._fail(st)
-            return ffi.buffer(buf, sc.out_len[0])[:]
-        finally:
-            lock.release()
+            sc = _scratch_pop()
+        except IndexError:
+            sc = _Scratch()
+        st = _txn_get(h, key, len(key), sc.buf, sc.cap, sc.out_len, sc.found)
+        if st:
+            raise self._fail(st)
+        if not sc.found[0]:
+            _scratch_push(sc)
+            return None
+        n = sc.out_len[0]
+        if n <= sc.cap:
+            value: bytes = _unpack(sc.buf_char, n)
+            _scratch_push(sc)
+            return value
+        # Larger than the buffer: retry with one that fits (stable answer).
+        if n <= _MAX_KEPT_BUFFER:
+            sc.resize(max(n, 2 * sc.cap))
+            buf = sc.buf
+        else:
+            buf = ffi.new(_U8_ARRAY, n)
+        st = _txn_get(h, key, len(key), buf, n, sc.out_len, sc.found)
+        if st:
+            raise self._fail(st)
+        value = _buffer(buf, sc.out_len[0])[:]
+        _scratch_push(sc)
+        return value
 
     def put(self, key: bytes, value: bytes) -> None:
         """Writes key = value (visible to this transaction at once, to others
@@ -652,7 +696,7 @@ class Transaction:
                     raise err
 
     def __del__(self) -> None:
-        h = getattr(self, "_h", None)
+        h = self._h
         if h is not None:
             self._h = None
             try:

@@ -69,7 +69,7 @@ def _load_extension() -> Tuple[Any, Any]:
         if path is None:
             # An install layout this module does not know (e.g. a custom
             # import hook): fall back to the pomaidb loader, which needs numpy.
-            from pomaidb._ffi import ffi as pffi, lib as plib  # type: ignore[import-not-found]
+            from pomaidb._ffi import ffi as pffi, lib as plib
 
             return pffi, plib
         loader = importlib.machinery.ExtensionFileLoader(_EXT_NAME, str(path))

@@ -7,7 +7,7 @@ without a database.
 from __future__ import annotations
 
 import enum
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 __all__ = [
     "AlopexError",
@@ -78,9 +78,9 @@ class StorageMode(_Constant):
     IN_MEMORY = 1
 
 
-def _repr(obj: Any, fields: tuple) -> str:
+def _repr(obj: Any, fields: Tuple[str, ...], name: str = "") -> str:
     inner = ", ".join(f"{f}={getattr(obj, f)!r}" for f in fields)
-    return f"{type(obj).__name__}({inner})"
+    return f"{name or type(obj).__name__}({inner})"
 
 
 class HnswConfig:
@@ -200,7 +200,7 @@ class HnswStats:
         self.avg_edges_per_node = avg_edges_per_node
 
     def __repr__(self) -> str:
-        return _repr(self, self.__slots__)
+        return _repr(self, HnswStats.__slots__, "HnswStats")
 
 
 class MemoryStats:

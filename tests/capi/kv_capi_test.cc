@@ -68,7 +68,8 @@ TEST(KvCApiOpen, OptionsAreCheckedAndNamed) {
   o.storage_mode = 7;
   EXPECT_NE(Message(pomai_db_open_ex(&o, &db)).find("storage_mode is 7"), std::string::npos);
   o.storage_mode = POMAI_STORAGE_IN_MEMORY;
-  o.fsync_policy = static_cast<pomai_fsync_policy_t>(9);
+  const uint32_t nine = 9;  // as a C caller could store it
+  std::memcpy(&o.fsync_policy, &nine, sizeof(nine));
   EXPECT_NE(Message(pomai_db_open_ex(&o, &db)).find("fsync_policy is 9"), std::string::npos);
   o.fsync_policy = POMAI_FSYNC_POLICY_NEVER;
   o.struct_size = 12;

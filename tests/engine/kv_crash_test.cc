@@ -43,6 +43,13 @@ std::string ValueOf(uint64_t txn, int j) { return std::string(20 + (txn * 7 + j)
   auto r = KvDB::Open(CrashOptions(path));
   if (!r.ok()) _exit(3);
   auto db = std::move(r).value();
+  IndexStats stats;
+  if (db->GetIndexStats("ci", &stats).code() == Code::kNotFound) {
+    IndexConfig c;
+    c.dim = kDim;
+    c.metric = simd::Metric::kL2;
+    if (!db->CreateIndex("ci", c).ok()) _exit(9);
+  }
   for (uint64_t b = first;; ++b) {
     auto t = db->Begin(TxnMode::kReadWrite);
     if (!t.ok()) _exit(4);
@@ -52,6 +59,7 @@ std::string ValueOf(uint64_t txn, int j) { return std::string(20 + (txn * 7 + j)
     std::vector<float> v(kDim, static_cast<float>(b));
     if (!(*t)->UpsertVector("vec" + std::to_string(b), v.data(), kDim, simd::Metric::kL2, nullptr).ok()) _exit(5);
     if (!(*t)->Put("last", std::to_string(b)).ok()) _exit(5);
+    if (!(*t)->IndexUpsert("ci", "e" + std::to_string(b), v.data(), kDim, nullptr).ok()) _exit(5);
     if (b > first && !(*t)->Delete(KeyOf(b - 1, 0)).ok()) _exit(5);  // deletes survive too
     if (!(*t)->Commit().ok()) _exit(6);
     if (::write(fd, &b, sizeof(b)) != sizeof(b)) _exit(7);
@@ -107,6 +115,18 @@ TEST(KvCrashRecovery, AcknowledgedTransactionsSurviveSigkillAndNoneIsPartial) {
       ASSERT_EQ(v, std::vector<float>(kDim, static_cast<float>(x)));
     }
     EXPECT_EQ(testing::GetValue(*t, "last"), newest > 0 ? std::optional<std::string>(std::to_string(newest)) : std::nullopt);
+    // Every transaction also put one entry in the index "ci".
+    IndexStats stats;
+    Status is = db->GetIndexStats("ci", &stats);
+    if (newest > 0) {
+      ASSERT_TRUE(is.ok()) << is.ToString();
+      EXPECT_EQ(stats.node_count, newest) << "cycle " << cycle;
+      std::vector<float> q(kDim, static_cast<float>(newest));
+      std::vector<KvHit> hits;
+      ASSERT_TRUE(db->SearchIndex("ci", q.data(), kDim, 1, 0, &hits, nullptr).ok());
+      ASSERT_EQ(hits.size(), 1u);
+      EXPECT_EQ(hits[0].key, "e" + std::to_string(newest));
+    }
     for (uint64_t x = newest + 1; x <= newest + 3; ++x) {
       for (int j = 0; j < kKeysPerTxn; ++j) ASSERT_EQ(testing::GetValue(*t, KeyOf(x, j)), std::nullopt) << "txn " << x;
     }

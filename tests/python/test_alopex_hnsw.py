@@ -51,6 +51,7 @@ def test_entries_are_searchable_after_commit_only(db: Database) -> None:
     txn.commit()
     results, stats = db.search_hnsw("idx", np.array([1.0, 0.0], dtype=np.float32), 5)
     assert isinstance(stats, HnswStats) and stats.node_count == 2
+    assert repr(stats).startswith("HnswStats(node_count=2, deleted_count=0, level_distribution=[")
     assert [r.key for r in results] == [b"a", b"b"]
     assert all(isinstance(r, SearchResult) for r in results)
     assert results[0].score == pytest.approx(0.0, abs=1e-6)

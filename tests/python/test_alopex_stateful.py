@@ -17,15 +17,15 @@ from typing import Dict, Optional
 
 import hypothesis.strategies as st
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from alopex import AlopexError, Database, TxnMode
 
-KEYS = st.sampled_from([b"a", b"b", b"c", b"key-d"])
+KEYS = st.sampled_from([b"a", b"b", b"key-c"])
 VALUES = st.binary(max_size=12)
-SLOTS = st.sampled_from([0, 1])
-MODES = st.sampled_from([TxnMode.READ_ONLY, TxnMode.READ_WRITE])
+# Mostly READ_WRITE: read-only transactions only need a few cases.
+MODES = st.sampled_from([TxnMode.READ_ONLY, TxnMode.READ_WRITE, TxnMode.READ_WRITE, TxnMode.READ_WRITE])
 
 
 class _Txn:
@@ -65,18 +65,28 @@ class TransactionsMachine(RuleBasedStateMachine):
 
     # -- rules
 
-    @rule(slot=SLOTS, mode=MODES)
-    def begin(self, slot: int, mode: TxnMode) -> None:
+    @rule(data=st.data(), mode=MODES)
+    def begin(self, data: st.DataObject, mode: TxnMode) -> None:
+        """Begins in a free slot (or replaces a transaction, rolling it back)."""
+        free = sorted(s for s, t in self.txns.items() if t is None)
+        slot = data.draw(st.sampled_from(free or [0, 1]), label="slot")
         old = self.txns[slot]
         if old is not None:
             old.handle.rollback()
         self.txns[slot] = _Txn(self.db.begin(mode), mode, dict(self.committed), self.seq)
 
-    @rule(slot=SLOTS, key=KEYS, value=VALUES)
-    def put(self, slot: int, key: bytes, value: bytes) -> None:
-        t = self.txns[slot]
-        if t is None:
-            return
+    def _active(self) -> bool:
+        return any(t is not None for t in self.txns.values())
+
+    def _pick(self, data: st.DataObject) -> int:
+        return data.draw(st.sampled_from(sorted(s for s, t in self.txns.items() if t is not None)),
+                         label="slot")
+
+    @precondition(_active)
+    @rule(data=st.data(), key=KEYS, value=VALUES)
+    def put(self, data: st.DataObject, key: bytes, value: bytes) -> None:
+        t = self.txns[self._pick(data)]
+        assert t is not None
         if t.mode == TxnMode.READ_ONLY:
             with pytest.raises(AlopexError):
                 t.handle.put(key, value)
@@ -84,11 +94,21 @@ class TransactionsMachine(RuleBasedStateMachine):
             t.handle.put(key, value)
             t.writes[key] = value
 
-    @rule(slot=SLOTS, key=KEYS)
-    def delete(self, slot: int, key: bytes) -> None:
-        t = self.txns[slot]
-        if t is None:
-            return
+    @precondition(lambda self: all(t is not None and t.mode == TxnMode.READ_WRITE
+                                   for t in self.txns.values()))
+    @rule(key=KEYS, first=VALUES, second=VALUES)
+    def both_write(self, key: bytes, first: bytes, second: bytes) -> None:
+        """Both open transactions write one key: the later commit must lose."""
+        for t, value in ((self.txns[0], first), (self.txns[1], second)):
+            assert t is not None
+            t.handle.put(key, value)
+            t.writes[key] = value
+
+    @precondition(_active)
+    @rule(data=st.data(), key=KEYS)
+    def delete(self, data: st.DataObject, key: bytes) -> None:
+        t = self.txns[self._pick(data)]
+        assert t is not None
         if t.mode == TxnMode.READ_ONLY:
             with pytest.raises(AlopexError):
                 t.handle.delete(key)
@@ -96,20 +116,22 @@ class TransactionsMachine(RuleBasedStateMachine):
             t.handle.delete(key)
             t.writes[key] = None
 
-    @rule(slot=SLOTS, key=KEYS)
-    def get(self, slot: int, key: bytes) -> None:
-        t = self.txns[slot]
-        if t is None:
-            return
+    @precondition(_active)
+    @rule(data=st.data(), key=KEYS)
+    def get(self, data: st.DataObject, key: bytes) -> None:
+        t = self.txns[self._pick(data)]
+        assert t is not None
         assert t.handle.get(key) == t.expected(key)
 
-    @rule(slot=SLOTS)
-    def commit(self, slot: int) -> None:
+    @precondition(_active)
+    @rule(data=st.data())
+    def commit(self, data: st.DataObject) -> None:
+        slot = self._pick(data)
         t = self.txns[slot]
-        if t is None:
-            return
+        assert t is not None
         self.txns[slot] = None
         conflict = any(self.last_write.get(k, 0) > t.begin_seq for k in t.writes)
+        event("commit: conflict" if conflict else "commit: applied" if t.writes else "commit: no writes")
         if conflict:
             with pytest.raises(AlopexError, match="transaction conflict"):
                 t.handle.commit()
@@ -126,11 +148,12 @@ class TransactionsMachine(RuleBasedStateMachine):
         with pytest.raises(AlopexError, match="transaction is closed"):
             t.handle.get(b"a")
 
-    @rule(slot=SLOTS)
-    def rollback(self, slot: int) -> None:
+    @precondition(_active)
+    @rule(data=st.data())
+    def rollback(self, data: st.DataObject) -> None:
+        slot = self._pick(data)
         t = self.txns[slot]
-        if t is None:
-            return
+        assert t is not None
         self.txns[slot] = None
         t.handle.rollback()
 
@@ -153,7 +176,7 @@ class TransactionsMachine(RuleBasedStateMachine):
     @invariant()
     def committed_state_matches(self) -> None:
         with self.db.begin() as txn:
-            for key in (b"a", b"b", b"c", b"key-d"):
+            for key in (b"a", b"b", b"key-c"):
                 assert txn.get(key) == self.committed.get(key)
 
 
@@ -161,7 +184,7 @@ class DiskTransactionsMachine(TransactionsMachine):
     on_disk = True
 
 
-_SETTINGS = settings(max_examples=40, stateful_step_count=25, deadline=None,
+_SETTINGS = settings(max_examples=100, stateful_step_count=40, deadline=None,
                      suppress_health_check=[HealthCheck.too_slow])
 
 TestTransactionsInMemory = TransactionsMachine.TestCase

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from alopex import AlopexError, Database, EmbeddedConfig, TxnMode
+import numpy as np
+
+from alopex import AlopexError, Database, EmbeddedConfig, HnswConfig, Metric, TxnMode
 from alopex_helpers import commit_kv, db, db_factory, kind, read  # noqa: F401  (fixtures)
 
 RW = TxnMode.READ_WRITE
@@ -104,13 +106,11 @@ def test_begin_defaults_to_read_only(db: Database) -> None:
 
 
 def test_read_only_transaction_refuses_every_write(db: Database) -> None:
-    import numpy as np
-
-    db.create_hnsw_index("idx", __import__("alopex").HnswConfig(2))
+    db.create_hnsw_index("idx", HnswConfig(2))
     txn = db.begin(RO)
     v = np.ones(2, dtype=np.float32)
     for call in (lambda: txn.put(b"a", b"1"), lambda: txn.delete(b"a"),
-                 lambda: txn.upsert_vector(b"v", None, v, __import__("alopex").Metric.L2),
+                 lambda: txn.upsert_vector(b"v", None, v, Metric.L2),
                  lambda: txn.upsert_to_hnsw("idx", b"k", v), lambda: txn.delete_from_hnsw("idx", b"k")):
         with pytest.raises(AlopexError):
             call()
@@ -163,10 +163,6 @@ def test_values_larger_than_the_read_buffer(db: Database) -> None:
 # ---- closing ---------------------------------------------------------------
 
 def test_every_call_after_commit_or_rollback_says_transaction_is_closed(db: Database) -> None:
-    import numpy as np
-
-    from alopex import Metric
-
     for end in ("commit", "rollback"):
         txn = db.begin(RW)
         getattr(txn, end)()
@@ -184,10 +180,6 @@ def test_every_call_after_commit_or_rollback_says_transaction_is_closed(db: Data
 
 
 def test_closed_database_raises_database_is_closed(db: Database) -> None:
-    import numpy as np
-
-    from alopex import HnswConfig
-
     active = db.begin(RW)
     active.put(b"a", b"1")
     db.close()
