@@ -173,15 +173,7 @@ Status DB::Recover() {
 
   // Files no version names: segments of a freeze that did not reach the
   // manifest, WALs already frozen, temporary files.
-  for (const auto& name : names) {
-    uint64_t number;
-    char kind;
-    bool obsolete = name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0;
-    if (ParseFileName(name, &number, &kind)) {
-      obsolete = (kind == 's' && !live_segments.count(number)) || (kind == 'w' && number < manifest_.log_number);
-    }
-    if (obsolete) (void)env_->RemoveFile(JoinPath(dir, name));
-  }
+  RemoveObsoleteFiles(env_, dir, names, [&](uint64_t n) { return live_segments.count(n) > 0; }, manifest_.log_number);
 
   // The new log file is created by the first write (EnsureLogFile), so an
   // open that only reads creates no file and pays no directory fsync.

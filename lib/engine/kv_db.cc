@@ -362,15 +362,7 @@ Status KvDBImpl::Recover() {
     POMAI_RETURN_IF_ERROR(reader.status());
     live_wals.push_back(number);
   }
-  for (const auto& name : names) {
-    uint64_t number;
-    char kind;
-    bool obsolete = name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0;
-    if (ParseFileName(name, &number, &kind)) {
-      obsolete = (kind == 's' && !live_segments.count(number)) || (kind == 'w' && number < manifest.log_number);
-    }
-    if (obsolete) (void)env->RemoveFile(JoinPath(dir, name));
-  }
+  RemoveObsoleteFiles(env, dir, names, [&](uint64_t n) { return live_segments.count(n) > 0; }, manifest.log_number);
   last_seq = seq;
   layers = next;
   wal = std::make_unique<wal::Writer>(nullptr, opt.fsync ? wal::SyncPolicy::kAlways : wal::SyncPolicy::kNever, seq + 1);

@@ -118,4 +118,17 @@ Result<Manifest> ReadManifest(Env* env, const std::string& dir) {
   return Manifest::Decode(data, path);
 }
 
+void RemoveObsoleteFiles(Env* env, const std::string& dir, const std::vector<std::string>& names,
+                         const std::function<bool(uint64_t)>& is_live_segment, uint64_t log_number) {
+  for (const auto& name : names) {
+    uint64_t number;
+    char kind;
+    bool obsolete = name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0;
+    if (ParseFileName(name, &number, &kind)) {
+      obsolete = (kind == 's' && !is_live_segment(number)) || (kind == 'w' && number < log_number);
+    }
+    if (obsolete) (void)env->RemoveFile(JoinPath(dir, name));
+  }
+}
+
 }  // namespace pomai::engine
