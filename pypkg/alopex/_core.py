@@ -102,6 +102,7 @@ _BOOL1 = _ctype("bool[1]")
 _U32_1 = _ctype("uint32_t[1]")
 _U8_ARRAY = _ctype("uint8_t[]")
 _CHAR_P = _ctype("char*")
+_STATS_P = _ctype("pomai_hnsw_stats_t*")
 
 
 # ---- errors --------------------------------------------------------------
@@ -253,27 +254,6 @@ def _hits_to_results(hits: Any, with_vectors: bool, zero_copy: bool) -> List[Sea
                 vector = np.frombuffer(buffer(h.vector, d * 4), dtype=np.float32).copy()
         out.append(SearchResult(buffer(h.key, h.key_len)[:], h.score, metadata, vector))
     return out
-
-
-class _LazyHnswStats(HnswStats):
-    """The HnswStats returned by `search_hnsw`: computing an index's
-    statistics walks its whole graph (as long as a search, or longer), so
-    they are read from the library the first time a field is used."""
-
-    __slots__ = ("_load",)
-
-    def __init__(self, load: Any) -> None:  # the fields stay unset until used
-        self._load = load
-
-    def __getattr__(self, name: str) -> Any:
-        load = self._load
-        if load is None or name not in HnswStats.__slots__:
-            raise AttributeError(name)
-        self._load = None
-        s = load()
-        for field in HnswStats.__slots__:
-            setattr(self, field, getattr(s, field))
-        return getattr(self, name)
 
 
 def _stats(c: Any) -> HnswStats:
@@ -484,7 +464,7 @@ class Database:
 
     def get_hnsw_stats(self, name: str) -> HnswStats:
         """Statistics of the index `name` (AlopexError when missing)."""
-        out = ffi.new("pomai_hnsw_stats_t*")
+        out = ffi.new(_STATS_P)
         _check(_index_stats(self._h(), _index_name(name), out))
         return _stats(out)
 
@@ -496,10 +476,7 @@ class Database:
         arrays and lists are converted; a C-contiguous float32 array is not
         copied). ef_search: candidate list size, default max(k, 50), never
         below k. Returns (results best first, with key, score and metadata
-        and no vector; the index's HnswStats). The statistics cost a walk
-        over the whole graph, so they are fetched when a field of them is
-        first read (as `get_hnsw_stats(name)` would then return them), not
-        during the search.
+        and no vector; the index's HnswStats at the time of the search).
         """
         cname = _index_name(name)
         q = _as_f32(query, "query")
@@ -507,13 +484,14 @@ class Database:
         ef = 0 if ef_search is None else _count_param(ef_search, "ef_search")
         h = self._h()
         out = ffi.new(_HITS_PP)
-        _check(_index_search(h, cname, ffi.from_buffer("float[]", q), q.shape[0], kk, ef, out, _NULL))
+        stats = ffi.new(_STATS_P)
+        _check(_index_search(h, cname, ffi.from_buffer("float[]", q), q.shape[0], kk, ef, out, stats))
         hits = out[0]
         try:
             results = _hits_to_results(hits, False, False)
         finally:
             _hits_free(hits)
-        return results, _LazyHnswStats(lambda: self.get_hnsw_stats(name))
+        return results, _stats(stats)
 
 
 # ---- Transaction ---------------------------------------------------------
