@@ -496,23 +496,18 @@ class Database:
 
 # ---- Transaction ---------------------------------------------------------
 
-class _Scratch:
-    """Out-parameters and a reusable read buffer for one read call at a
-    time. Idle ones wait in `_SCRATCH`: list.pop and list.append are atomic
-    under the GIL, so each call gets a scratch of its own, from any thread,
-    without a lock. A call that raises simply drops its scratch."""
+# Out-parameters and a reusable read buffer for one read call at a time:
+# (buf: uint8_t[cap], cap, out_len: size_t[1], found: bool[1], buf as char*).
+# Idle ones wait in `_SCRATCH`: list.pop and list.append are atomic under the
+# GIL, so each call gets one of its own, from any thread, without a lock. A
+# call that raises simply drops its scratch. (A tuple, not an object: the
+# unpacking is the cheapest way to get at five values on the hot path.)
+_Scratch = Tuple[Any, int, Any, Any, Any]
 
-    __slots__ = ("out_len", "found", "buf", "buf_char", "cap")
 
-    def __init__(self) -> None:
-        self.out_len = ffi.new(_SIZE_T1)
-        self.found = ffi.new(_BOOL1)
-        self.resize(256)
-
-    def resize(self, cap: int) -> None:
-        self.buf = ffi.new(_U8_ARRAY, cap)
-        self.buf_char = ffi.cast(_CHAR_P, self.buf)
-        self.cap = cap
+def _new_scratch(cap: int = 256) -> _Scratch:
+    buf = ffi.new(_U8_ARRAY, cap)
+    return (buf, cap, ffi.new(_SIZE_T1), ffi.new(_BOOL1), ffi.cast(_CHAR_P, buf))
 
 
 _SCRATCH: List[_Scratch] = []
@@ -580,28 +575,29 @@ class Transaction:
         try:
             sc = _scratch_pop()
         except IndexError:
-            sc = _Scratch()
-        st = _txn_get(h, key, len(key), sc.buf, sc.cap, sc.out_len, sc.found)
+            sc = _new_scratch()
+        buf, cap, out_len, found, buf_char = sc
+        st = _txn_get(h, key, len(key), buf, cap, out_len, found)
         if st:
             raise self._fail(st)
-        if not sc.found[0]:
-            _scratch_push(sc)
-            return None
-        n = sc.out_len[0]
-        if n <= sc.cap:
-            value: bytes = _unpack(sc.buf_char, n)
+        n = out_len[0]  # 0 when not found (kv.h), so `found` is read for n == 0 only
+        if n and n <= cap:
+            value: bytes = _unpack(buf_char, n)
             _scratch_push(sc)
             return value
+        if not n:
+            _scratch_push(sc)
+            return b"" if found[0] else None
         # Larger than the buffer: retry with one that fits (stable answer).
         if n <= _MAX_KEPT_BUFFER:
-            sc.resize(max(n, 2 * sc.cap))
-            buf = sc.buf
+            sc = _new_scratch(max(n, 2 * cap))
+            buf = sc[0]
         else:
             buf = ffi.new(_U8_ARRAY, n)
-        st = _txn_get(h, key, len(key), buf, n, sc.out_len, sc.found)
+        st = _txn_get(h, key, len(key), buf, n, out_len, found)
         if st:
             raise self._fail(st)
-        value = _buffer(buf, sc.out_len[0])[:]
+        value = _buffer(buf, out_len[0])[:]
         _scratch_push(sc)
         return value
 
