@@ -44,8 +44,6 @@ _CODE_NAMES = {
     6: "RESOURCE_EXHAUSTED", 7: "DEADLINE_EXCEEDED", 8: "INTERNAL", 9: "UNIMPLEMENTED",
     10: "PARTIAL_FAILURE", 11: "CONFLICT", 12: "CLOSED", 13: "READ_ONLY",
 }
-_NOT_FOUND = 2
-_CLOSED = 12
 
 
 # ---- the C functions, bound once ---------------------------------------
