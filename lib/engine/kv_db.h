@@ -11,11 +11,13 @@
 // Layers, newest first: the active memtable, the memtable being flushed, the
 // segments (newest first). A transaction pins the layers and a sequence
 // number S at begin and reads, per key, the newest version with seq <= S. A
-// commit takes the commit lock, checks every key it wrote (and every index
-// configuration its index writes depend on) for a version newer than S
-// (CONFLICT), checks the memory limit (RESOURCE_EXHAUSTED), appends one WAL
-// record with every write (so it is atomic after a crash), applies the writes
-// to the memtable under the next sequence number and publishes it.
+// commit checks, under the commit lock, every key it wrote (and every index
+// configuration its index writes depend on) for a version newer than S or a
+// commit still on its way through the WAL (CONFLICT), and the memory limit
+// (RESOURCE_EXHAUSTED); then, outside the lock (so concurrent commits share
+// one write and one fdatasync), appends one WAL record with every write (atomic
+// after a crash), applies the writes to the memtable under the record's
+// sequence number, in log order, and publishes it.
 //
 // Thread-safety: KvDB methods may be called from any thread concurrently,
 // except Close, which must not race with other calls and must come after

@@ -147,10 +147,15 @@ Status IndexRuntime::Search(const float* query, uint32_t k, uint32_t ef, std::ve
     std::vector<index::Neighbor> nbrs;
     const uint8_t* dead = dead_.data();
     auto live = [dead](uint32_t row) { return dead[row] == 0; };
+    // Neither k nor ef can usefully exceed the graph's size (and a huge
+    // caller value must not size the search's queues).
+    const size_t rows = base_keys_.size();
+    const size_t gk = std::min<size_t>(k, rows);
+    const size_t gef = std::min<size_t>(std::max<size_t>(ef, k), std::max<size_t>(rows, 1));
     if (dead_count_ == 0) {
-      POMAI_RETURN_IF_ERROR(graph_->Search(query, k, std::max<uint32_t>(ef, k), nullptr, &nbrs));
+      POMAI_RETURN_IF_ERROR(graph_->Search(query, gk, gef, nullptr, &nbrs));
     } else {
-      POMAI_RETURN_IF_ERROR(graph_->Search(query, k, std::max<uint32_t>(ef, k), live, &nbrs));
+      POMAI_RETURN_IF_ERROR(graph_->Search(query, gk, gef, live, &nbrs));
     }
     for (const index::Neighbor& nb : nbrs)
       cands.push_back(Cand{nb.score, &base_keys_[nb.row], base_has_meta_[nb.row] != 0, &base_meta_[nb.row]});

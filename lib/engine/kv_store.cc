@@ -32,24 +32,70 @@ namespace {
 constexpr size_t kVersionOverhead = 48;  // map node share and version slot
 }  // namespace
 
-bool MemTable::Get(std::string_view key, uint64_t snap, VersionView* out) const {
-  std::shared_lock<std::shared_mutex> l(mu_);
-  auto it = hash_.find(key);
-  if (it == hash_.end()) return false;
-  for (const Version& v : *it->second) {
+namespace {
+uint64_t HashKey(std::string_view key) { return std::hash<std::string_view>()(key) | 1; }
+}  // namespace
+
+const Value* MemTable::Versions::Visible(uint64_t snap, uint64_t* seq) const {
+  if (newest_seq <= snap) {
+    *seq = newest_seq;
+    return newest.get();
+  }
+  for (const Version& v : older) {
     if (v.seq <= snap) {
-      *out = ViewOf(v.seq, *v.value);
-      return true;
+      *seq = v.seq;
+      return v.value.get();
     }
   }
-  return false;
+  return nullptr;
+}
+
+const MemTable::Versions* MemTable::Find(std::string_view key) const {
+  if (slots_.empty()) return nullptr;
+  const uint64_t h = HashKey(key);
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    const Slot& s = slots_[i];
+    if (s.key == nullptr) return nullptr;
+    if (s.hash == h && *s.key == key) return s.versions;
+  }
+}
+
+void MemTable::Index(const std::string* key, Versions* versions) {
+  if ((map_.size() + 1) * 2 > slots_.size()) {
+    std::vector<Slot> old;
+    old.swap(slots_);
+    slots_.assign(std::max<size_t>(64, old.size() * 2), Slot{});
+    const size_t mask = slots_.size() - 1;
+    for (const Slot& s : old) {
+      if (s.key == nullptr) continue;
+      size_t i = s.hash & mask;
+      while (slots_[i].key != nullptr) i = (i + 1) & mask;
+      slots_[i] = s;
+    }
+  }
+  const uint64_t h = HashKey(*key);
+  const size_t mask = slots_.size() - 1;
+  size_t i = h & mask;
+  while (slots_[i].key != nullptr) i = (i + 1) & mask;
+  slots_[i] = Slot{h, key, versions};
+}
+
+bool MemTable::Get(std::string_view key, uint64_t snap, VersionView* out) const {
+  std::shared_lock<std::shared_mutex> l(mu_);
+  const Versions* vs = Find(key);
+  if (vs == nullptr) return false;
+  uint64_t seq = 0;
+  const Value* v = vs->Visible(snap, &seq);
+  if (v == nullptr) return false;
+  *out = ViewOf(seq, *v);
+  return true;
 }
 
 uint64_t MemTable::LatestSeq(std::string_view key) const {
   std::shared_lock<std::shared_mutex> l(mu_);
-  auto it = hash_.find(key);
-  if (it == hash_.end() || it->second->empty()) return 0;
-  return it->second->front().seq;
+  const Versions* vs = Find(key);
+  return vs == nullptr ? 0 : vs->newest_seq;
 }
 
 void MemTable::Apply(uint64_t seq, const std::vector<Write>& writes, uint64_t min_snapshot) {
@@ -57,24 +103,30 @@ void MemTable::Apply(uint64_t seq, const std::vector<Write>& writes, uint64_t mi
   for (const Write& w : writes) {
     auto it = map_.find(w.key);
     if (it == map_.end()) {
-      it = map_.emplace(w.key, std::vector<Version>{}).first;
-      hash_.emplace(std::string_view(it->first), &it->second);
-      bytes_ += w.key.capacity() + kVersionOverhead + 32;
+      it = map_.emplace(w.key, Versions{}).first;
+      Index(&it->first, &it->second);
+      bytes_ += w.key.capacity() + kVersionOverhead + 2 * sizeof(Slot);
     }
-    std::vector<Version>& versions = it->second;
-    versions.insert(versions.begin(), Version{seq, w.value});
+    Versions& vs = it->second;
+    if (vs.newest) vs.older.insert(vs.older.begin(), Version{vs.newest_seq, std::move(vs.newest)});
+    vs.newest_seq = seq;
+    vs.newest = w.value;
     bytes_ += w.value->MemoryBytes() + kVersionOverhead;
     // Keep every version newer than the oldest snapshot, and the newest one
     // that snapshot can see; older ones are invisible to everybody.
-    size_t keep = versions.size();
-    for (size_t i = 0; i < versions.size(); ++i) {
-      if (versions[i].seq <= min_snapshot) {
-        keep = i + 1;
-        break;
+    size_t keep = vs.older.size();
+    if (vs.newest_seq <= min_snapshot) {
+      keep = 0;
+    } else {
+      for (size_t i = 0; i < vs.older.size(); ++i) {
+        if (vs.older[i].seq <= min_snapshot) {
+          keep = i + 1;
+          break;
+        }
       }
     }
-    for (size_t i = keep; i < versions.size(); ++i) bytes_ -= versions[i].value->MemoryBytes() + kVersionOverhead;
-    versions.resize(keep);
+    for (size_t i = keep; i < vs.older.size(); ++i) bytes_ -= vs.older[i].value->MemoryBytes() + kVersionOverhead;
+    vs.older.resize(keep);
   }
   max_seq_ = std::max(max_seq_, seq);
 }
@@ -84,19 +136,15 @@ void MemTable::Scan(std::string_view lo, std::string_view hi, uint64_t snap,
   std::shared_lock<std::shared_mutex> l(mu_);
   for (auto it = map_.lower_bound(lo); it != map_.end(); ++it) {
     if (!hi.empty() && std::string_view(it->first) >= hi) break;
-    for (const Version& v : it->second) {
-      if (v.seq <= snap) {
-        fn(it->first, ViewOf(v.seq, *v.value));
-        break;
-      }
-    }
+    uint64_t seq = 0;
+    if (const Value* v = it->second.Visible(snap, &seq)) fn(it->first, ViewOf(seq, *v));
   }
 }
 
 void MemTable::Newest(const std::function<void(const std::string&, uint64_t, const Value&)>& fn) const {
   std::shared_lock<std::shared_mutex> l(mu_);
   for (const auto& [key, versions] : map_) {
-    if (!versions.empty()) fn(key, versions.front().seq, *versions.front().value);
+    if (versions.newest) fn(key, versions.newest_seq, *versions.newest);
   }
 }
 

@@ -15,7 +15,6 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "segment/segment.h"
@@ -113,11 +112,29 @@ class MemTable {
     uint64_t seq;
     ValuePtr value;
   };
+  // A key's versions: the newest inline (one cache line with the key in the
+  // map node), older ones still visible to some snapshot, newest first.
+  struct Versions {
+    uint64_t newest_seq = 0;
+    ValuePtr newest;
+    std::vector<Version> older;
+    // The newest version with seq <= snap, or null.
+    const Value* Visible(uint64_t snap, uint64_t* seq) const;
+  };
+  // Point lookups go through an open-addressing hash of the map nodes (map
+  // nodes never move and are never erased): one probe of a flat array
+  // instead of a walk down the tree.
+  struct Slot {
+    uint64_t hash = 0;
+    const std::string* key = nullptr;  // null: empty slot
+    Versions* versions = nullptr;
+  };
+  const Versions* Find(std::string_view key) const;
+  void Index(const std::string* key, Versions* versions);
+
   mutable std::shared_mutex mu_;
-  std::map<std::string, std::vector<Version>, std::less<>> map_;
-  // Point lookups go through a hash of the same nodes (map nodes never move
-  // and are never erased): one probe instead of a walk down the tree.
-  std::unordered_map<std::string_view, std::vector<Version>*> hash_;
+  std::map<std::string, Versions, std::less<>> map_;
+  std::vector<Slot> slots_;  // size a power of two, at most half full
   uint64_t bytes_ = 0;
   uint64_t max_seq_ = 0;
 };

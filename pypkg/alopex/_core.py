@@ -44,8 +44,6 @@ _CODE_NAMES = {
     6: "RESOURCE_EXHAUSTED", 7: "DEADLINE_EXCEEDED", 8: "INTERNAL", 9: "UNIMPLEMENTED",
     10: "PARTIAL_FAILURE", 11: "CONFLICT", 12: "CLOSED", 13: "READ_ONLY",
 }
-_NOT_FOUND = 2
-_CLOSED = 12
 
 
 # ---- the C functions, bound once ---------------------------------------
@@ -102,6 +100,7 @@ _BOOL1 = _ctype("bool[1]")
 _U32_1 = _ctype("uint32_t[1]")
 _U8_ARRAY = _ctype("uint8_t[]")
 _CHAR_P = _ctype("char*")
+_STATS_P = _ctype("pomai_hnsw_stats_t*")
 
 
 # ---- errors --------------------------------------------------------------
@@ -253,27 +252,6 @@ def _hits_to_results(hits: Any, with_vectors: bool, zero_copy: bool) -> List[Sea
                 vector = np.frombuffer(buffer(h.vector, d * 4), dtype=np.float32).copy()
         out.append(SearchResult(buffer(h.key, h.key_len)[:], h.score, metadata, vector))
     return out
-
-
-class _LazyHnswStats(HnswStats):
-    """The HnswStats returned by `search_hnsw`: computing an index's
-    statistics walks its whole graph (as long as a search, or longer), so
-    they are read from the library the first time a field is used."""
-
-    __slots__ = ("_load",)
-
-    def __init__(self, load: Any) -> None:  # the fields stay unset until used
-        self._load = load
-
-    def __getattr__(self, name: str) -> Any:
-        load = self._load
-        if load is None or name not in HnswStats.__slots__:
-            raise AttributeError(name)
-        self._load = None
-        s = load()
-        for field in HnswStats.__slots__:
-            setattr(self, field, getattr(s, field))
-        return getattr(self, name)
 
 
 def _stats(c: Any) -> HnswStats:
@@ -484,7 +462,7 @@ class Database:
 
     def get_hnsw_stats(self, name: str) -> HnswStats:
         """Statistics of the index `name` (AlopexError when missing)."""
-        out = ffi.new("pomai_hnsw_stats_t*")
+        out = ffi.new(_STATS_P)
         _check(_index_stats(self._h(), _index_name(name), out))
         return _stats(out)
 
@@ -496,10 +474,7 @@ class Database:
         arrays and lists are converted; a C-contiguous float32 array is not
         copied). ef_search: candidate list size, default max(k, 50), never
         below k. Returns (results best first, with key, score and metadata
-        and no vector; the index's HnswStats). The statistics cost a walk
-        over the whole graph, so they are fetched when a field of them is
-        first read (as `get_hnsw_stats(name)` would then return them), not
-        during the search.
+        and no vector; the index's HnswStats at the time of the search).
         """
         cname = _index_name(name)
         q = _as_f32(query, "query")
@@ -507,34 +482,30 @@ class Database:
         ef = 0 if ef_search is None else _count_param(ef_search, "ef_search")
         h = self._h()
         out = ffi.new(_HITS_PP)
-        _check(_index_search(h, cname, ffi.from_buffer("float[]", q), q.shape[0], kk, ef, out, _NULL))
+        stats = ffi.new(_STATS_P)
+        _check(_index_search(h, cname, ffi.from_buffer("float[]", q), q.shape[0], kk, ef, out, stats))
         hits = out[0]
         try:
             results = _hits_to_results(hits, False, False)
         finally:
             _hits_free(hits)
-        return results, _LazyHnswStats(lambda: self.get_hnsw_stats(name))
+        return results, _stats(stats)
 
 
 # ---- Transaction ---------------------------------------------------------
 
-class _Scratch:
-    """Out-parameters and a reusable read buffer for one read call at a
-    time. Idle ones wait in `_SCRATCH`: list.pop and list.append are atomic
-    under the GIL, so each call gets a scratch of its own, from any thread,
-    without a lock. A call that raises simply drops its scratch."""
+# Out-parameters and a reusable read buffer for one read call at a time:
+# (buf: uint8_t[cap], cap, out_len: size_t[1], found: bool[1], buf as char*).
+# Idle ones wait in `_SCRATCH`: list.pop and list.append are atomic under the
+# GIL, so each call gets one of its own, from any thread, without a lock. A
+# call that raises simply drops its scratch. (A tuple, not an object: the
+# unpacking is the cheapest way to get at five values on the hot path.)
+_Scratch = Tuple[Any, int, Any, Any, Any]
 
-    __slots__ = ("out_len", "found", "buf", "buf_char", "cap")
 
-    def __init__(self) -> None:
-        self.out_len = ffi.new(_SIZE_T1)
-        self.found = ffi.new(_BOOL1)
-        self.resize(256)
-
-    def resize(self, cap: int) -> None:
-        self.buf = ffi.new(_U8_ARRAY, cap)
-        self.buf_char = ffi.cast(_CHAR_P, self.buf)
-        self.cap = cap
+def _new_scratch(cap: int = 256) -> _Scratch:
+    buf = ffi.new(_U8_ARRAY, cap)
+    return (buf, cap, ffi.new(_SIZE_T1), ffi.new(_BOOL1), ffi.cast(_CHAR_P, buf))
 
 
 _SCRATCH: List[_Scratch] = []
@@ -602,28 +573,29 @@ class Transaction:
         try:
             sc = _scratch_pop()
         except IndexError:
-            sc = _Scratch()
-        st = _txn_get(h, key, len(key), sc.buf, sc.cap, sc.out_len, sc.found)
+            sc = _new_scratch()
+        buf, cap, out_len, found, buf_char = sc
+        st = _txn_get(h, key, len(key), buf, cap, out_len, found)
         if st:
             raise self._fail(st)
-        if not sc.found[0]:
-            _scratch_push(sc)
-            return None
-        n = sc.out_len[0]
-        if n <= sc.cap:
-            value: bytes = _unpack(sc.buf_char, n)
+        n = out_len[0]  # 0 when not found (kv.h), so `found` is read for n == 0 only
+        if n and n <= cap:
+            value: bytes = _unpack(buf_char, n)
             _scratch_push(sc)
             return value
+        if not n:
+            _scratch_push(sc)
+            return b"" if found[0] else None
         # Larger than the buffer: retry with one that fits (stable answer).
         if n <= _MAX_KEPT_BUFFER:
-            sc.resize(max(n, 2 * sc.cap))
-            buf = sc.buf
+            sc = _new_scratch(max(n, 2 * cap))
+            buf = sc[0]
         else:
             buf = ffi.new(_U8_ARRAY, n)
-        st = _txn_get(h, key, len(key), buf, n, sc.out_len, sc.found)
+        st = _txn_get(h, key, len(key), buf, n, out_len, found)
         if st:
             raise self._fail(st)
-        value = _buffer(buf, sc.out_len[0])[:]
+        value = _buffer(buf, out_len[0])[:]
         _scratch_push(sc)
         return value
 

@@ -406,6 +406,9 @@ TEST(KvIndex, DeltaIsRebuiltIntoTheGraphInTheBackground) {
   EXPECT_GT(stats.memory_bytes, 3000u * 8 * 4);
   ASSERT_TRUE(db->SearchIndex("idx", q.data(), 8, 10, 0, &hits, nullptr).ok());
   EXPECT_EQ(hits.size(), 10u);
+  // Huge k and ef are bounded by the index's size, not allocated.
+  ASSERT_TRUE(db->SearchIndex("idx", q.data(), 8, 0xFFFFFFFFu, 0xFFFFFFFFu, &hits, nullptr).ok());
+  EXPECT_EQ(hits.size(), 3000u);
 }
 
 // Recall@10 at the defaults (m 16, ef_construction 200, ef max(k, 50)) on a
