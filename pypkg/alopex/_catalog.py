@@ -724,6 +724,9 @@ class Catalog:
         if not isinstance(df, pl.DataFrame):
             raise TypeError(f"df must be a polars DataFrame or LazyFrame, got {type(df).__name__}")
 
+        if pk is not None and any(k not in df.columns for k in pk):
+            raise AlopexError(f"primary_key column(s) {[k for k in pk if k not in df.columns]} "
+                              f"missing from the data")
         c, n, t = catalog_name, namespace_name, table_name
         with _lock, _store().begin(TxnMode.READ_WRITE) as txn:
             _require_namespace(txn, c, n)

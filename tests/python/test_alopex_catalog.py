@@ -284,6 +284,24 @@ def test_merge_upserts_by_primary_key(ns: None, tmp_path: Path) -> None:
     assert [r["name"] for r in rows] == ["A", "B", "c"]
 
 
+def test_merge_with_a_key_missing_from_the_data_creates_nothing(ns: None, tmp_path: Path) -> None:
+    with pytest.raises(AlopexError, match="primary_key"):
+        Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="merge",
+                            storage_location=str(tmp_path / "u.parquet"), primary_key="nope")
+    assert Catalog.list_tables("main", "default") == [] and not list(tmp_path.iterdir())
+
+
+def test_append_of_another_schema_fails_and_keeps_the_old_data(ns: None, tmp_path: Path) -> None:
+    loc = tmp_path / "u.parquet"
+    Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="append",
+                        storage_location=str(loc))
+    with pytest.raises(AlopexError):
+        Catalog.write_table(pl.DataFrame({"other": [1.5]}), "main", "default", "u",
+                            delta_mode="append")
+    assert read_back(loc) == [{"id": 1, "name": "a"}]
+    assert [p.name for p in tmp_path.iterdir()] == ["u.parquet"]
+
+
 def test_merge_without_primary_key_is_an_error(ns: None, tmp_path: Path) -> None:
     loc = tmp_path / "u.parquet"
     with pytest.raises(ValueError, match="primary_key"):
