@@ -19,6 +19,7 @@ The vector methods need numpy; everything else works without it. The
 package uses the same C library as `pomaidb` (POMAI_C_LIB overrides it).
 """
 
+from ._catalog import Catalog, CatalogInfo, ColumnInfo, NamespaceInfo, TableInfo
 from ._core import Database, Transaction
 from ._types import (
     AlopexError,
@@ -35,6 +36,9 @@ from ._types import (
 
 __all__ = [
     "AlopexError",
+    "Catalog",
+    "CatalogInfo",
+    "ColumnInfo",
     "Database",
     "DatabaseOptions",
     "EmbeddedConfig",
@@ -42,8 +46,10 @@ __all__ = [
     "HnswStats",
     "MemoryStats",
     "Metric",
+    "NamespaceInfo",
     "SearchResult",
     "StorageMode",
+    "TableInfo",
     "Transaction",
     "TxnMode",
 ]

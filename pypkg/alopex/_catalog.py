@@ -1,0 +1,850 @@
+"""`alopex.Catalog`: a Unity-Catalog-style catalog of Parquet (and Delta)
+tables, read and written through polars (SPEC 3.4).
+
+Metadata (catalogs, namespaces, tables with their columns, format, storage
+location, primary key and comment) lives in an alopex `Database`: in memory
+by default, or on disk in the directory named by the environment variable
+`ALOPEX_CATALOG_PATH` (read at the first Catalog call of the process, and
+reloaded by the next process). Each object is one key holding a JSON value
+(`cat/<c>`, `ns/<c>/<n>`, `tbl/<c>/<n>/<t>`), next to one index key per
+container listing its children (`idx/cat`, `idx/ns/<c>`, `idx/tbl/<c>/<n>`);
+every DDL call is one READ_WRITE transaction, so it is all or nothing.
+
+Table data is never placed by name: its storage location is given by the
+user, and the persisted catalog writes only inside its own directory.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import re
+import threading
+import uuid
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from ._core import Database
+from ._types import AlopexError, TxnMode
+
+__all__ = ["Catalog", "CatalogInfo", "ColumnInfo", "NamespaceInfo", "TableInfo"]
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://")
+_SCHEMES = ("file", "s3", "gs", "az", "abfs")
+_FORMATS = ("PARQUET", "DELTA")
+_MODES = ("error", "ignore", "append", "overwrite", "merge")
+_ENV_PATH = "ALOPEX_CATALOG_PATH"
+_NO_POLARS = "polars is not installed: pip install polars (or pip install alopex[polars])"
+
+
+# --------------------------------------------------------------------------
+# Info classes: plain read-only records.
+
+class _Info:
+    """Base of the info classes: attributes fixed at construction, read-only;
+    equality by value; a repr that shows every field."""
+
+    __slots__: Tuple[str, ...] = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__}.{name} is read-only")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__}.{name} is read-only")
+
+    def _set(self, **fields: Any) -> None:
+        for k, v in fields.items():
+            object.__setattr__(self, "_" + k, v)
+
+    def _fields(self) -> Tuple[Any, ...]:
+        return tuple(getattr(self, f) for f in self._FIELDS)  # type: ignore[attr-defined]
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._fields() == other._fields()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__,) + tuple(
+            tuple(v) if isinstance(v, list) else v for v in self._fields()))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._FIELDS)  # type: ignore[attr-defined]
+        return f"{type(self).__name__}({args})"
+
+
+def _ro(name: str, doc: str) -> property:
+    return property(lambda self: object.__getattribute__(self, "_" + name), doc=doc)
+
+
+class CatalogInfo(_Info):
+    """A catalog: `name`, `comment` (str or None), `storage_root` (str or None)."""
+
+    __slots__ = ("_name", "_comment", "_storage_root")
+    _FIELDS = ("name", "comment", "storage_root")
+
+    def __init__(self, name: str, comment: Optional[str] = None,
+                 storage_root: Optional[str] = None) -> None:
+        self._set(name=name, comment=comment, storage_root=storage_root)
+
+    name = _ro("name", "catalog name")
+    comment = _ro("comment", "free text or None")
+    storage_root = _ro("storage_root", "a directory or URI recorded for the catalog, or None")
+
+
+class NamespaceInfo(_Info):
+    """A namespace (schema) inside a catalog."""
+
+    __slots__ = ("_name", "_catalog_name", "_comment", "_storage_root")
+    _FIELDS = ("name", "catalog_name", "comment", "storage_root")
+
+    def __init__(self, name: str, catalog_name: str, comment: Optional[str] = None,
+                 storage_root: Optional[str] = None) -> None:
+        self._set(name=name, catalog_name=catalog_name, comment=comment,
+                  storage_root=storage_root)
+
+    name = _ro("name", "namespace name")
+    catalog_name = _ro("catalog_name", "name of the enclosing catalog")
+    comment = _ro("comment", "free text or None")
+    storage_root = _ro("storage_root", "a directory or URI recorded for the namespace, or None")
+
+
+class ColumnInfo(_Info):
+    """A column of a table: `name`, `type_name` (e.g. "BIGINT", free text),
+    `position` (0-based), `nullable`, `comment`."""
+
+    __slots__ = ("_name", "_type_name", "_position", "_nullable", "_comment")
+    _FIELDS = ("name", "type_name", "position", "nullable", "comment")
+
+    def __init__(self, name: str, type_name: str, position: int = 0, nullable: bool = True,
+                 comment: Optional[str] = None) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"column name must be a non-empty str, got {name!r}")
+        if not isinstance(type_name, str) or not type_name:
+            raise ValueError(f"column type_name must be a non-empty str, got {type_name!r}")
+        if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+            raise ValueError(f"column position must be an int >= 0, got {position!r}")
+        self._set(name=name, type_name=type_name, position=position, nullable=bool(nullable),
+                  comment=comment)
+
+    name = _ro("name", "column name")
+    type_name = _ro("type_name", "SQL-style type name, e.g. BIGINT, TEXT")
+    position = _ro("position", "0-based position in the table")
+    nullable = _ro("nullable", "whether nulls are allowed")
+    comment = _ro("comment", "free text or None")
+
+
+class TableInfo(_Info):
+    """A table: where its data lives (`storage_location`), in which format
+    (`data_source_format`, "PARQUET" or "DELTA"), its `columns`
+    (list of ColumnInfo), `primary_key` (list of column names or None)."""
+
+    __slots__ = ("_name", "_catalog_name", "_namespace_name", "_table_type",
+                 "_storage_location", "_data_source_format", "_columns", "_primary_key",
+                 "_comment")
+    _FIELDS = ("name", "catalog_name", "namespace_name", "table_type", "storage_location",
+               "data_source_format", "columns", "primary_key", "comment")
+
+    def __init__(self, name: str, catalog_name: str, namespace_name: str,
+                 table_type: str = "MANAGED", storage_location: Optional[str] = None,
+                 data_source_format: str = "PARQUET",
+                 columns: Optional[Sequence[ColumnInfo]] = None,
+                 primary_key: Optional[Sequence[str]] = None,
+                 comment: Optional[str] = None) -> None:
+        self._set(name=name, catalog_name=catalog_name, namespace_name=namespace_name,
+                  table_type=table_type, storage_location=storage_location,
+                  data_source_format=data_source_format, columns=list(columns or ()),
+                  primary_key=None if primary_key is None else list(primary_key),
+                  comment=comment)
+
+    name = _ro("name", "table name")
+    catalog_name = _ro("catalog_name", "name of the enclosing catalog")
+    namespace_name = _ro("namespace_name", "name of the enclosing namespace")
+    table_type = _ro("table_type", '"MANAGED"')
+    storage_location = _ro("storage_location", "path or URI of the data")
+    data_source_format = _ro("data_source_format", '"PARQUET" or "DELTA"')
+    columns = _ro("columns", "list of ColumnInfo (a copy per call of get_table_info)")
+    primary_key = _ro("primary_key", "list of column names, or None")
+    comment = _ro("comment", "free text or None")
+
+
+# --------------------------------------------------------------------------
+# Validation helpers.
+
+def _check_name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise ValueError(f"invalid {what} name {value!r}: must match [A-Za-z_][A-Za-z0-9_]*")
+    return value
+
+
+def _scheme(location: str) -> Optional[str]:
+    m = _SCHEME.match(location)
+    return m.group(1).lower() if m else None
+
+
+def _check_location(value: Any, what: str = "storage_location") -> str:
+    if not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"{what} must be a str or os.PathLike, got {type(value).__name__}")
+    loc = os.fspath(value)
+    if not isinstance(loc, str):
+        loc = os.fsdecode(loc)
+    if not loc or "\0" in loc:
+        raise ValueError(f"invalid {what}: {loc!r}")
+    scheme = _scheme(loc)
+    if scheme is not None and scheme not in _SCHEMES:
+        raise ValueError(f"unsupported scheme {scheme!r} in {what} {loc!r}; "
+                         f"use a local path or one of {', '.join(_SCHEMES)}")
+    return loc
+
+
+def _local_path(location: str) -> Optional[str]:
+    """The filesystem path of a local location (plain path or file://), else None."""
+    scheme = _scheme(location)
+    if scheme is None:
+        return location
+    if scheme == "file":
+        from urllib.parse import unquote, urlparse
+        parsed = urlparse(location)
+        if parsed.netloc not in ("", "localhost"):
+            raise ValueError(f"file:// location with a host is not supported: {location!r}")
+        return unquote(parsed.path)
+    return None
+
+
+def _check_format(value: Any) -> str:
+    if not isinstance(value, str) or value.upper() not in _FORMATS:
+        raise AlopexError(f"unsupported data_source_format {value!r}: use PARQUET or DELTA")
+    fmt = value.upper()
+    if fmt == "DELTA" and not _has_deltalake():
+        raise AlopexError("DELTA tables need the deltalake package: pip install deltalake")
+    return fmt
+
+
+def _has_deltalake() -> bool:
+    try:
+        import deltalake  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _check_primary_key(value: Any) -> Optional[List[str]]:
+    if value is None:
+        return None
+    keys = [value] if isinstance(value, str) else list(value)
+    if not keys or not all(isinstance(k, str) and k for k in keys):
+        raise ValueError(f"primary_key must be a column name or a non-empty list of them, "
+                         f"got {value!r}")
+    return keys
+
+
+def _opt_str(value: Any, what: str) -> Optional[str]:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{what} must be a str or None, got {type(value).__name__}")
+    return value
+
+
+# --------------------------------------------------------------------------
+# The metadata store: one alopex Database per process.
+
+_lock = threading.RLock()           # guards every metadata read and write
+_db: Optional[Database] = None
+_table_locks: Dict[Tuple[str, str, str], threading.Lock] = {}
+
+
+def _store() -> Database:
+    global _db
+    if _db is None:
+        path = os.environ.get(_ENV_PATH)
+        if path:
+            if os.path.exists(path) and not os.path.isdir(path):
+                raise AlopexError(f"{_ENV_PATH}={path!r} is not a directory")
+            _db = Database.open(path)
+        else:
+            _db = Database.new()
+    return _db
+
+
+def _close_store() -> None:
+    global _db
+    with _lock:
+        if _db is not None:
+            try:
+                _db.close()
+            finally:
+                _db = None
+                _table_locks.clear()
+
+
+atexit.register(_close_store)
+
+
+def _get(txn: Any, key: str) -> Any:
+    raw = txn.get(key.encode())
+    return None if raw is None else json.loads(raw.decode())
+
+
+def _put(txn: Any, key: str, value: Any) -> None:
+    txn.put(key.encode(), json.dumps(value, sort_keys=True).encode())
+
+
+def _read(key: str) -> Any:
+    with _store().begin(TxnMode.READ_ONLY) as txn:
+        return _get(txn, key)
+
+
+def _index_add(txn: Any, key: str, name: str) -> None:
+    names = _get(txn, key) or []
+    if name not in names:
+        names.append(name)
+        names.sort()
+    _put(txn, key, names)
+
+
+def _index_remove(txn: Any, key: str, name: str) -> None:
+    names = [n for n in (_get(txn, key) or []) if n != name]
+    if names:
+        _put(txn, key, names)
+    else:
+        txn.delete(key.encode())
+
+
+def _require_catalog(txn: Any, c: str) -> Dict[str, Any]:
+    v = _get(txn, f"cat/{c}")
+    if v is None:
+        raise ValueError(f"catalog {c!r} does not exist")
+    return v
+
+
+def _require_namespace(txn: Any, c: str, n: str) -> Dict[str, Any]:
+    _require_catalog(txn, c)
+    v = _get(txn, f"ns/{c}/{n}")
+    if v is None:
+        raise ValueError(f"namespace {c}.{n} does not exist")
+    return v
+
+
+def _require_table(txn: Any, c: str, n: str, t: str) -> Dict[str, Any]:
+    _require_namespace(txn, c, n)
+    v = _get(txn, f"tbl/{c}/{n}/{t}")
+    if v is None:
+        raise ValueError(f"table {c}.{n}.{t} does not exist")
+    return v
+
+
+def _table_info(c: str, n: str, t: str, v: Mapping[str, Any]) -> TableInfo:
+    cols = [ColumnInfo(x["name"], x["type_name"], x["position"], x["nullable"], x["comment"])
+            for x in v["columns"]]
+    return TableInfo(t, c, n, v["table_type"], v["storage_location"], v["data_source_format"],
+                     cols, v["primary_key"], v["comment"])
+
+
+def _columns(columns: Any) -> List[Dict[str, Any]]:
+    if columns is None:
+        columns = []
+    out = []
+    seen = set()
+    for col in columns:
+        if not isinstance(col, ColumnInfo):
+            raise TypeError(f"columns must be ColumnInfo objects, got {type(col).__name__}")
+        if col.name in seen:
+            raise ValueError(f"duplicate column name {col.name!r}")
+        seen.add(col.name)
+        out.append({"name": col.name, "type_name": col.type_name, "position": col.position,
+                    "nullable": col.nullable, "comment": col.comment})
+    return out
+
+
+def _create_table_txn(txn: Any, c: str, n: str, t: str, columns: List[Dict[str, Any]],
+                      location: str, fmt: str, primary_key: Optional[List[str]],
+                      comment: Optional[str]) -> Dict[str, Any]:
+    _require_namespace(txn, c, n)
+    if _get(txn, f"tbl/{c}/{n}/{t}") is not None:
+        raise AlopexError(f"table {c}.{n}.{t} already exists")
+    v = {"table_type": "MANAGED", "storage_location": location, "data_source_format": fmt,
+         "columns": columns, "primary_key": primary_key, "comment": comment}
+    _put(txn, f"tbl/{c}/{n}/{t}", v)
+    _index_add(txn, f"idx/tbl/{c}/{n}", t)
+    return v
+
+
+# --------------------------------------------------------------------------
+# Data: polars, credentials, atomic file replacement.
+
+def _polars() -> Any:
+    try:
+        import polars
+    except ImportError:
+        raise AlopexError(_NO_POLARS) from None
+    return polars
+
+
+_TYPE_NAMES = {
+    "Int8": "INTEGER", "Int16": "INTEGER", "Int32": "INTEGER", "Int64": "BIGINT",
+    "UInt8": "INTEGER", "UInt16": "INTEGER", "UInt32": "BIGINT", "UInt64": "BIGINT",
+    "Float32": "FLOAT", "Float64": "DOUBLE", "String": "TEXT", "Utf8": "TEXT",
+    "Categorical": "TEXT", "Enum": "TEXT", "Binary": "BLOB", "Boolean": "BOOLEAN",
+}
+
+
+def _type_name(dtype: Any) -> str:
+    base = getattr(dtype, "base_type", lambda: dtype)()
+    name = getattr(base, "__name__", None) or str(base)
+    if name in _TYPE_NAMES:
+        return _TYPE_NAMES[name]
+    if getattr(dtype, "is_temporal", lambda: False)():
+        return "TIMESTAMP"
+    return str(dtype).upper()
+
+
+def _infer_columns(df: Any) -> List[Dict[str, Any]]:
+    return [{"name": name, "type_name": _type_name(dtype), "position": i, "nullable": True,
+             "comment": None}
+            for i, (name, dtype) in enumerate(df.schema.items())]
+
+
+def _credentials(location: str, provider: Any) -> Dict[str, Any]:
+    """Options derived from `provider`: "auto"/None read the environment by
+    the location's scheme; a dict is used as is; a callable is passed through
+    to polars as `credential_provider` by the callers."""
+    if isinstance(provider, Mapping):
+        return dict(provider)
+    if provider is not None and provider != "auto":
+        if callable(provider):
+            return {}
+        raise ValueError(f"credential_provider must be 'auto', None, a dict or a callable, "
+                         f"got {provider!r}")
+    scheme = _scheme(location)
+    env = os.environ
+    pairs: Tuple[Tuple[str, str], ...] = ()
+    if scheme == "s3":
+        pairs = (("AWS_ACCESS_KEY_ID", "aws_access_key_id"),
+                 ("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
+                 ("AWS_REGION", "aws_region"))
+    elif scheme == "gs":
+        pairs = (("GOOGLE_APPLICATION_CREDENTIALS", "service_account_path"),)
+    elif scheme in ("az", "abfs"):
+        pairs = (("AZURE_STORAGE_ACCOUNT", "account_name"),
+                 ("AZURE_STORAGE_KEY", "account_key"))
+    return {opt: env[var] for var, opt in pairs if env.get(var)}
+
+
+def _io_kwargs(location: str, provider: Any, storage_options: Any) -> Dict[str, Any]:
+    if storage_options is not None and not isinstance(storage_options, Mapping):
+        raise TypeError("storage_options must be a dict or None")
+    merged = _credentials(location, provider)
+    merged.update(storage_options or {})
+    kwargs: Dict[str, Any] = {}
+    if merged:
+        kwargs["storage_options"] = merged
+    if callable(provider) and not isinstance(provider, (str, Mapping)):
+        kwargs["credential_provider"] = provider
+    return kwargs
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _replace_file(tmp: str, target: str) -> None:
+    """Moves the fully written `tmp` over `target` in one rename and makes
+    the rename durable. (A separate function so that tests can pause here.)"""
+    os.replace(tmp, target)
+    _fsync_dir(os.path.dirname(os.path.abspath(target)))
+
+
+def _write_parquet_atomic(df: Any, path: str) -> None:
+    """Writes `df` to a temporary file in the directory of `path`, fsyncs it,
+    then renames it over `path`: readers and crashes see either the old file
+    or the new one, never a torn one."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory,
+                       f".{os.path.basename(path)}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
+    try:
+        df.write_parquet(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        _replace_file(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _merge(pl: Any, old: Any, new: Any, keys: List[str]) -> Any:
+    missing = [k for k in keys if k not in new.columns or (old is not None and k not in old.columns)]
+    if missing:
+        raise AlopexError(f"primary_key column(s) {missing} missing from the data")
+    new = new.unique(subset=keys, keep="last", maintain_order=True)
+    if old is None:
+        return new
+    kept = old.join(new.select(keys), on=keys, how="anti")
+    return pl.concat([kept, new], how="vertical_relaxed")
+
+
+def _table_lock(key: Tuple[str, str, str]) -> threading.Lock:
+    with _lock:
+        lk = _table_locks.get(key)
+        if lk is None:
+            lk = _table_locks[key] = threading.Lock()
+        return lk
+
+
+# --------------------------------------------------------------------------
+
+class Catalog:
+    """The process-wide catalog (static methods only; `Catalog()` is not
+    needed). Thread-safe: metadata calls hold one module lock, and writes to
+    the same table are serialised (writes to different tables run in
+    parallel). A persisted catalog (`ALOPEX_CATALOG_PATH`) is held open by one
+    process at a time; another process opening it meanwhile gets AlopexError.
+
+    Errors: an invalid name (`[A-Za-z_][A-Za-z0-9_]*`) or a missing
+    catalog/namespace/table is a ValueError; a duplicate catalog or namespace
+    a RuntimeError; a duplicate table, an unsupported format and a data
+    operation without polars an AlopexError.
+    """
+
+    # ---- catalogs ------------------------------------------------------------
+
+    @staticmethod
+    def create_catalog(name: str, comment: Optional[str] = None,
+                       storage_root: Optional[str] = None) -> CatalogInfo:
+        """Creates catalog `name`; RuntimeError if it exists."""
+        _check_name(name, "catalog")
+        _opt_str(comment, "comment")
+        root = None if storage_root is None else _check_location(storage_root, "storage_root")
+        with _lock, _store().begin(TxnMode.READ_WRITE) as txn:
+            if _get(txn, f"cat/{name}") is not None:
+                raise RuntimeError(f"catalog {name!r} already exists")
+            _put(txn, f"cat/{name}", {"comment": comment, "storage_root": root})
+            _index_add(txn, "idx/cat", name)
+            txn.commit()
+        return CatalogInfo(name, comment, root)
+
+    @staticmethod
+    def get_catalog(name: str) -> CatalogInfo:
+        """The catalog `name`; ValueError if missing."""
+        _check_name(name, "catalog")
+        with _lock, _store().begin(TxnMode.READ_ONLY) as txn:
+            v = _require_catalog(txn, name)
+        return CatalogInfo(name, v["comment"], v["storage_root"])
+
+    @staticmethod
+    def list_catalogs() -> List[CatalogInfo]:
+        """Every catalog, sorted by name."""
+        with _lock, _store().begin(TxnMode.READ_ONLY) as txn:
+            out = []
+            for name in _get(txn, "idx/cat") or []:
+                v = _get(txn, f"cat/{name}")
+                out.append(CatalogInfo(name, v["comment"], v["storage_root"]))
+        return out
+
+    @staticmethod
+    def delete_catalog(name: str) -> None:
+        """Deletes catalog `name` with its namespaces and tables (metadata
+        only: data files are left where they are). ValueError if missing."""
+        _check_name(name, "catalog")
+        with _lock, _store().begin(TxnMode.READ_WRITE) as txn:
+            _require_catalog(txn, name)
+            for ns in _get(txn, f"idx/ns/{name}") or []:
+                _delete_namespace_txn(txn, name, ns)
+            txn.delete(f"idx/ns/{name}".encode())
+            txn.delete(f"cat/{name}".encode())
+            _index_remove(txn, "idx/cat", name)
+            txn.commit()
+
+    # ---- namespaces ----------------------------------------------------------
+
+    @staticmethod
+    def create_namespace(catalog_name: str, namespace_name: str, comment: Optional[str] = None,
+                         storage_root: Optional[str] = None) -> NamespaceInfo:
+        """Creates namespace `catalog_name.namespace_name`; ValueError if the
+        catalog is missing, RuntimeError if the namespace exists."""
+        _check_name(catalog_name, "catalog")
+        _check_name(namespace_name, "namespace")
+        _opt_str(comment, "comment")
+        root = None if storage_root is None else _check_location(storage_root, "storage_root")
+        with _lock, _store().begin(TxnMode.READ_WRITE) as txn:
+            _require_catalog(txn, catalog_name)
+            key = f"ns/{catalog_name}/{namespace_name}"
+            if _get(txn, key) is not None:
+                raise RuntimeError(f"namespace {catalog_name}.{namespace_name} already exists")
+            _put(txn, key, {"comment": comment, "storage_root": root})
+            _index_add(txn, f"idx/ns/{catalog_name}", namespace_name)
+            txn.commit()
+        return NamespaceInfo(namespace_name, catalog_name, comment, root)
+
+    @staticmethod
+    def get_namespace(catalog_name: str, namespace_name: str) -> NamespaceInfo:
+        """The namespace; ValueError if it or its catalog is missing."""
+        _check_name(catalog_name, "catalog")
+        _check_name(namespace_name, "namespace")
+        with _lock, _store().begin(TxnMode.READ_ONLY) as txn:
+            v = _require_namespace(txn, catalog_name, namespace_name)
+        return NamespaceInfo(namespace_name, catalog_name, v["comment"], v["storage_root"])
+
+    @staticmethod
+    def list_namespaces(catalog_name: str) -> List[NamespaceInfo]:
+        """The namespaces of a catalog, sorted by name; ValueError if it is missing."""
+        _check_name(catalog_name, "catalog")
+        with _lock, _store().begin(TxnMode.READ_ONLY) as txn:
+            _require_catalog(txn, catalog_name)
+            out = []
+            for name in _get(txn, f"idx/ns/{catalog_name}") or []:
+                v = _get(txn, f"ns/{catalog_name}/{name}")
+                out.append(NamespaceInfo(name, catalog_name, v["comment"], v["storage_root"]))
+        return out
+
+    @staticmethod
+    def delete_namespace(catalog_name: str, namespace_name: str) -> None:
+        """Deletes a namespace with its tables (metadata only); ValueError if missing."""
+        _check_name(catalog_name, "catalog")
+        _check_name(namespace_name, "namespace")
+        with _lock, _store().begin(TxnMode.READ_WRITE) as txn:
+            _require_namespace(txn, catalog_name, namespace_name)
+            _delete_namespace_txn(txn, catalog_name, namespace_name)
+            _index_remove(txn, f"idx/ns/{catalog_name}", namespace_name)
+            txn.commit()
+
+    # ---- tables --------------------------------------------------------------
+
+    @staticmethod
+    def create_table(catalog_name: str, namespace_name: str, table_name: str,
+                     columns: Optional[Sequence[ColumnInfo]], storage_location: str,
+                     data_source_format: str = "PARQUET",
+                     primary_key: Union[str, Sequence[str], None] = None,
+                     comment: Optional[str] = None) -> TableInfo:
+        """Registers a table whose data lives at `storage_location` (a local
+        path, or a file/s3/gs/az/abfs URI; other schemes: ValueError) in
+        `data_source_format` PARQUET or DELTA (DELTA needs the deltalake
+        package; anything else: AlopexError). Writes no data. A duplicate
+        table is an AlopexError."""
+        _check_name(catalog_name, "catalog")
+        _check_name(namespace_name, "namespace")
+        _check_name(table_name, "table")
+        location = _check_location(storage_location)
+        _local_path(location)  # validates file:// URIs
+        cols = _columns(columns)
+        pk = _check_primary_key(primary_key)
+        _opt_str(comment, "comment")
+        fmt = _check_format(data_source_format)
+        with _lock, _store().begin(TxnMode.READ_WRITE) as txn:
+            v = _create_table_txn(txn, catalog_name, namespace_name, table_name, cols, location,
+                                  fmt, pk, comment)
+            txn.commit()
+        return _table_info(catalog_name, namespace_name, table_name, v)
+
+    @staticmethod
+    def get_table_info(catalog_name: str, namespace_name: str, table_name: str) -> TableInfo:
+        """The table's metadata; ValueError if it (or its namespace/catalog) is missing."""
+        _check_name(catalog_name, "catalog")
+        _check_name(namespace_name, "namespace")
+        _check_name(table_name, "table")
+        with _lock, _store().begin(TxnMode.READ_ONLY) as txn:
+            v = _require_table(txn, catalog_name, namespace_name, table_name)
+        return _table_info(catalog_name, namespace_name, table_name, v)
+
+    get_table = get_table_info
+
+    @staticmethod
+    def list_tables(catalog_name: str, namespace_name: str) -> List[TableInfo]:
+        """The tables of a namespace, sorted by name; ValueError if it is missing."""
+        _check_name(catalog_name, "catalog")
+        _check_name(namespace_name, "namespace")
+        with _lock, _store().begin(TxnMode.READ_ONLY) as txn:
+            _require_namespace(txn, catalog_name, namespace_name)
+            out = []
+            for name in _get(txn, f"idx/tbl/{catalog_name}/{namespace_name}") or []:
+                v = _get(txn, f"tbl/{catalog_name}/{namespace_name}/{name}")
+                out.append(_table_info(catalog_name, namespace_name, name, v))
+        return out
+
+    @staticmethod
+    def delete_table(catalog_name: str, namespace_name: str, table_name: str) -> None:
+        """Unregisters a table (its data files are left in place); ValueError if missing."""
+        _check_name(catalog_name, "catalog")
+        _check_name(namespace_name, "namespace")
+        _check_name(table_name, "table")
+        with _lock, _store().begin(TxnMode.READ_WRITE) as txn:
+            _require_table(txn, catalog_name, namespace_name, table_name)
+            txn.delete(f"tbl/{catalog_name}/{namespace_name}/{table_name}".encode())
+            _index_remove(txn, f"idx/tbl/{catalog_name}/{namespace_name}", table_name)
+            txn.commit()
+
+    # ---- data ----------------------------------------------------------------
+
+    @staticmethod
+    def write_table(df: Any, catalog_name: str, namespace_name: str, table_name: str,
+                    delta_mode: str = "error", storage_location: Optional[str] = None,
+                    credential_provider: Any = "auto",
+                    storage_options: Optional[Mapping[str, Any]] = None,
+                    primary_key: Union[str, Sequence[str], None] = None) -> None:
+        """Writes a polars DataFrame (a LazyFrame is collected first) to a table.
+
+        `delta_mode`: "error" (data already at the location: AlopexError),
+        "ignore" (data already there: no-op), "append", "overwrite", "merge"
+        (upsert by `primary_key`, or the table's own; ValueError if neither).
+        A missing table is created from the frame's schema for
+        append/overwrite/merge, and then needs `storage_location`; for
+        error/ignore it is an AlopexError. For an existing table a
+        `storage_location` other than its own is an AlopexError.
+
+        Local paths and file:// URIs are written atomically: the new contents
+        go to a temporary file in the same directory, fsynced, then renamed
+        over the old file, so a crash leaves the previous data readable.
+        Remote locations (s3, gs, az, abfs) are written by polars with the
+        merged credential/storage options, with no atomicity guarantee.
+        Concurrent writers of one table in one process are serialised; other
+        processes writing the same table are not coordinated.
+        """
+        pl = _polars()
+        _check_name(catalog_name, "catalog")
+        _check_name(namespace_name, "namespace")
+        _check_name(table_name, "table")
+        if delta_mode not in _MODES:
+            raise ValueError(f"delta_mode must be one of {', '.join(_MODES)}, got {delta_mode!r}")
+        pk = _check_primary_key(primary_key)
+        loc_arg = None if storage_location is None else _check_location(storage_location)
+        if isinstance(df, pl.LazyFrame):
+            df = df.collect()
+        if not isinstance(df, pl.DataFrame):
+            raise TypeError(f"df must be a polars DataFrame or LazyFrame, got {type(df).__name__}")
+
+        if pk is not None and any(k not in df.columns for k in pk):
+            raise AlopexError(f"primary_key column(s) {[k for k in pk if k not in df.columns]} "
+                              f"missing from the data")
+        c, n, t = catalog_name, namespace_name, table_name
+        with _lock, _store().begin(TxnMode.READ_WRITE) as txn:
+            _require_namespace(txn, c, n)
+            v = _get(txn, f"tbl/{c}/{n}/{t}")
+            if v is None:
+                if delta_mode in ("error", "ignore"):
+                    raise AlopexError(f"table {c}.{n}.{t} does not exist (delta_mode "
+                                      f"{delta_mode!r} writes only registered tables)")
+                if loc_arg is None:
+                    raise AlopexError(f"table {c}.{n}.{t} does not exist: storage_location "
+                                      f"is needed to create it")
+                if delta_mode == "merge" and pk is None:
+                    raise ValueError("delta_mode 'merge' needs primary_key")
+                _local_path(loc_arg)
+                v = _create_table_txn(txn, c, n, t, _infer_columns(df), loc_arg, "PARQUET",
+                                      pk, None)
+                txn.commit()
+            elif loc_arg is not None and loc_arg != v["storage_location"]:
+                raise AlopexError(f"table {c}.{n}.{t} is stored at {v['storage_location']!r}, "
+                                  f"not {loc_arg!r}")
+        if delta_mode == "merge":
+            pk = pk or v["primary_key"]
+            if pk is None:
+                raise ValueError("delta_mode 'merge' needs primary_key")
+
+        location = v["storage_location"]
+        kwargs = _io_kwargs(location, credential_provider, storage_options)
+        try:
+            with _table_lock((c, n, t)):
+                if v["data_source_format"] == "DELTA":
+                    _write_delta(pl, df, location, delta_mode, pk, kwargs)
+                else:
+                    _write_parquet(pl, df, location, delta_mode, pk, kwargs)
+        except (AlopexError, ValueError, TypeError, OSError):
+            raise
+        except Exception as e:  # a polars error: report it as ours
+            raise AlopexError(f"write_table {c}.{n}.{t}: {e}") from e
+
+    @staticmethod
+    def scan_table(catalog_name: str, namespace_name: str, table_name: str,
+                   credential_provider: Any = "auto",
+                   storage_options: Optional[Mapping[str, Any]] = None) -> Any:
+        """A polars LazyFrame over the table's data: `polars.scan_parquet`
+        (or `scan_delta` for DELTA) of its storage location, with the merged
+        credential options (see `write_table`) and `storage_options` (which
+        win) passed as `storage_options=`; a callable credential_provider is
+        passed through as `credential_provider=`."""
+        pl = _polars()
+        info = Catalog.get_table_info(catalog_name, namespace_name, table_name)
+        location = info.storage_location
+        kwargs = _io_kwargs(location, credential_provider, storage_options)
+        local = _local_path(location)
+        target = local if local is not None else location
+        if info.data_source_format == "DELTA":
+            return pl.scan_delta(target, **kwargs)
+        return pl.scan_parquet(target, **kwargs)
+
+
+def _delete_namespace_txn(txn: Any, c: str, n: str) -> None:
+    for t in _get(txn, f"idx/tbl/{c}/{n}") or []:
+        txn.delete(f"tbl/{c}/{n}/{t}".encode())
+    txn.delete(f"idx/tbl/{c}/{n}".encode())
+    txn.delete(f"ns/{c}/{n}".encode())
+
+
+def _write_parquet(pl: Any, df: Any, location: str, mode: str, pk: Optional[List[str]],
+                   kwargs: Dict[str, Any]) -> None:
+    local = _local_path(location)
+    if local is not None:
+        exists = os.path.exists(local)
+        if mode == "error" and exists:
+            raise AlopexError(f"data already exists at {location!r} (delta_mode 'error')")
+        if mode == "ignore" and exists:
+            return
+        old = pl.read_parquet(local) if exists and mode in ("append", "merge") else None
+        if mode == "append" and old is not None:
+            df = pl.concat([old, df], how="vertical_relaxed")
+        elif mode == "merge":
+            df = _merge(pl, old, df, pk or [])
+        _write_parquet_atomic(df, local)
+        return
+    # Remote: polars writes through its object-store support (not atomic).
+    opts = kwargs.get("storage_options")
+
+    def _remote_old() -> Any:
+        try:
+            return pl.read_parquet(location, **kwargs)
+        except Exception:
+            return None
+
+    if mode in ("error", "ignore", "append", "merge"):
+        old = _remote_old()
+        if old is not None and mode == "error":
+            raise AlopexError(f"data already exists at {location!r} (delta_mode 'error')")
+        if old is not None and mode == "ignore":
+            return
+        if mode == "append" and old is not None:
+            df = pl.concat([old, df], how="vertical_relaxed")
+        elif mode == "merge":
+            df = _merge(pl, old, df, pk or [])
+    df.write_parquet(location, storage_options=opts)
+
+
+def _write_delta(pl: Any, df: Any, location: str, mode: str, pk: Optional[List[str]],
+                 kwargs: Dict[str, Any]) -> None:
+    local = _local_path(location)
+    target = local if local is not None else location
+    opts = kwargs.get("storage_options")
+    if mode == "merge":
+        predicate = " AND ".join(f"s.{k} = t.{k}" for k in pk or [])
+        try:
+            (df.write_delta(target, mode="merge", storage_options=opts,
+                            delta_merge_options={"predicate": predicate, "source_alias": "s",
+                                                 "target_alias": "t"})
+             .when_matched_update_all().when_not_matched_insert_all().execute())
+            return
+        except Exception as e:
+            if "not a Delta table" not in str(e) and "TableNotFound" not in type(e).__name__:
+                raise
+        mode = "overwrite"
+    df.write_delta(target, mode=mode, storage_options=opts)

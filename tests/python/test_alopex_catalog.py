@@ -1,0 +1,494 @@
+"""alopex.Catalog (SPEC 3.4): DDL, validation, write modes, scans, threads.
+
+Every test starts from an empty in-memory catalog (the `fresh_catalog`
+fixture closes the process-wide store and unsets ALOPEX_CATALOG_PATH)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+import alopex
+from alopex import AlopexError, Catalog, CatalogInfo, ColumnInfo, NamespaceInfo, TableInfo
+from alopex import _catalog
+
+pl = pytest.importorskip("polars")
+pq = pytest.importorskip("pyarrow.parquet")
+
+
+@pytest.fixture(autouse=True)
+def fresh_catalog(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("ALOPEX_CATALOG_PATH", raising=False)
+    _catalog._close_store()
+    yield
+    _catalog._close_store()
+
+
+@pytest.fixture
+def ns() -> None:
+    Catalog.create_catalog("main")
+    Catalog.create_namespace("main", "default")
+
+
+def users(ids: List[int], names: List[str]) -> Any:
+    return pl.DataFrame({"id": ids, "name": names})
+
+
+def read_back(path: Path) -> List[Dict[str, Any]]:
+    """Rows of a Parquet file as read by pyarrow, a reader other than polars."""
+    return pq.read_table(str(path)).to_pylist()
+
+
+# ---- the seed example ------------------------------------------------------
+
+def test_seed_catalog_example_runs_unchanged(capsys: pytest.CaptureFixture[str]) -> None:
+    import polars as pl
+    from alopex import Catalog, ColumnInfo
+
+    Catalog.create_catalog("main")
+    Catalog.create_namespace("main", "default")
+
+    columns = [ColumnInfo("id", "int", 0, False)]
+    Catalog.create_table("main", "default", "users", columns, "/tmp/users.parquet")
+
+    df = pl.DataFrame({"id": [1, 2], "name": ["a", "b"]})
+    Catalog.write_table(
+        df,
+        "main",
+        "default",
+        "users",
+        delta_mode="overwrite",
+        storage_location="/tmp/users.parquet",
+    )
+
+    lazy_frame = Catalog.scan_table("main", "default", "users")
+    print(lazy_frame.collect())
+    out = capsys.readouterr().out
+    assert "shape: (2, 2)" in out
+    assert read_back(Path("/tmp/users.parquet")) == [{"id": 1, "name": "a"},
+                                                    {"id": 2, "name": "b"}]
+
+
+# ---- DDL ----------------------------------------------------------------------
+
+def test_catalogs_are_created_listed_sorted_and_got() -> None:
+    Catalog.create_catalog("zeta", comment="last")
+    Catalog.create_catalog("alpha", storage_root="s3://bucket/root")
+    assert [c.name for c in Catalog.list_catalogs()] == ["alpha", "zeta"]
+    assert Catalog.get_catalog("zeta") == CatalogInfo("zeta", "last", None)
+    assert Catalog.get_catalog("alpha").storage_root == "s3://bucket/root"
+
+
+def test_namespaces_and_tables_are_listed_sorted(ns: None, tmp_path: Path) -> None:
+    Catalog.create_namespace("main", "b_ns")
+    Catalog.create_namespace("main", "a_ns", comment="first")
+    assert [n.name for n in Catalog.list_namespaces("main")] == ["a_ns", "b_ns", "default"]
+    assert Catalog.get_namespace("main", "a_ns") == NamespaceInfo("a_ns", "main", "first", None)
+    for t in ("t3", "t1", "t2"):
+        Catalog.create_table("main", "default", t, [], str(tmp_path / f"{t}.parquet"))
+    assert [t.name for t in Catalog.list_tables("main", "default")] == ["t1", "t2", "t3"]
+
+
+def test_table_info_keeps_every_field(ns: None, tmp_path: Path) -> None:
+    cols = [ColumnInfo("id", "BIGINT", 0, False, "key"), ColumnInfo("name", "TEXT", 1)]
+    loc = str(tmp_path / "u.parquet")
+    Catalog.create_table("main", "default", "u", cols, loc, primary_key=["id"], comment="c")
+    info = Catalog.get_table_info("main", "default", "u")
+    assert info == TableInfo("u", "main", "default", "MANAGED", loc, "PARQUET", cols, ["id"], "c")
+    assert info.columns[0].comment == "key" and info.columns[0].nullable is False
+    assert "TableInfo(name='u'" in repr(info) and "ColumnInfo(name='id'" in repr(info)
+
+
+def test_info_attributes_are_read_only() -> None:
+    col = ColumnInfo("id", "int")
+    assert (col.position, col.nullable, col.comment) == (0, True, None)
+    with pytest.raises(AttributeError):
+        col.name = "x"  # type: ignore[misc]
+    info = Catalog.create_catalog("main")
+    with pytest.raises(AttributeError):
+        info.comment = "x"  # type: ignore[misc]
+
+
+def test_deleting_a_catalog_deletes_its_namespaces_and_tables(ns: None, tmp_path: Path) -> None:
+    Catalog.create_table("main", "default", "t", [], str(tmp_path / "t.parquet"))
+    Catalog.create_catalog("other")
+    Catalog.delete_catalog("main")
+    assert [c.name for c in Catalog.list_catalogs()] == ["other"]
+    with pytest.raises(ValueError):
+        Catalog.get_table_info("main", "default", "t")
+    # Recreating gives an empty catalog: nothing of the old one survives.
+    Catalog.create_catalog("main")
+    assert Catalog.list_namespaces("main") == []
+    Catalog.create_namespace("main", "default")
+    assert Catalog.list_tables("main", "default") == []
+
+
+def test_deleting_a_namespace_deletes_its_tables(ns: None, tmp_path: Path) -> None:
+    Catalog.create_table("main", "default", "t", [], str(tmp_path / "t.parquet"))
+    Catalog.delete_namespace("main", "default")
+    assert Catalog.list_namespaces("main") == []
+    Catalog.create_namespace("main", "default")
+    assert Catalog.list_tables("main", "default") == []
+
+
+def test_delete_table(ns: None, tmp_path: Path) -> None:
+    Catalog.create_table("main", "default", "t", [], str(tmp_path / "t.parquet"))
+    Catalog.delete_table("main", "default", "t")
+    assert Catalog.list_tables("main", "default") == []
+    with pytest.raises(ValueError):
+        Catalog.delete_table("main", "default", "t")
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", "", "1abc", "a-b", "a.b", " a", "é", None, 3])
+def test_invalid_names_are_value_errors(bad: Any, tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        Catalog.create_catalog(bad)
+    Catalog.create_catalog("main")
+    with pytest.raises(ValueError):
+        Catalog.create_namespace("main", bad)
+    Catalog.create_namespace("main", "default")
+    with pytest.raises(ValueError):
+        Catalog.create_table("main", "default", bad, [], str(tmp_path / "t.parquet"))
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError):
+        Catalog.write_table(users([1], ["a"]), "main", "default", bad, delta_mode="overwrite",
+                            storage_location=str(tmp_path / "t.parquet"))
+    assert not list(tmp_path.iterdir())
+
+
+def test_missing_objects_are_value_errors(ns: None, tmp_path: Path) -> None:
+    loc = str(tmp_path / "t.parquet")
+    calls = [
+        lambda: Catalog.get_catalog("nope"),
+        lambda: Catalog.delete_catalog("nope"),
+        lambda: Catalog.create_namespace("nope", "n"),
+        lambda: Catalog.get_namespace("main", "nope"),
+        lambda: Catalog.list_namespaces("nope"),
+        lambda: Catalog.delete_namespace("main", "nope"),
+        lambda: Catalog.list_tables("main", "nope"),
+        lambda: Catalog.create_table("main", "nope", "t", [], loc),
+        lambda: Catalog.create_table("nope", "default", "t", [], loc),
+        lambda: Catalog.get_table_info("main", "default", "nope"),
+        lambda: Catalog.scan_table("main", "default", "nope"),
+        lambda: Catalog.write_table(users([1], ["a"]), "main", "nope", "t",
+                                    delta_mode="overwrite", storage_location=loc),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError):
+            call()
+
+
+def test_duplicates(ns: None, tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError):
+        Catalog.create_catalog("main")
+    with pytest.raises(RuntimeError):
+        Catalog.create_namespace("main", "default")
+    Catalog.create_table("main", "default", "t", [], str(tmp_path / "t.parquet"))
+    with pytest.raises(AlopexError, match="already exists"):
+        Catalog.create_table("main", "default", "t", [], str(tmp_path / "t2.parquet"))
+    assert Catalog.get_table_info("main", "default", "t").storage_location.endswith("t.parquet")
+
+
+def test_formats(ns: None, tmp_path: Path) -> None:
+    loc = str(tmp_path / "t")
+    with pytest.raises(AlopexError, match="unsupported data_source_format"):
+        Catalog.create_table("main", "default", "t", [], loc, data_source_format="CSV")
+    try:
+        import deltalake  # noqa: F401
+    except ImportError:
+        with pytest.raises(AlopexError, match="pip install deltalake"):
+            Catalog.create_table("main", "default", "t", [], loc, data_source_format="DELTA")
+    else:
+        info = Catalog.create_table("main", "default", "t", [], loc, data_source_format="DELTA")
+        assert info.data_source_format == "DELTA"
+        return
+    assert Catalog.list_tables("main", "default") == []
+    info = Catalog.create_table("main", "default", "t", [], loc, data_source_format="parquet")
+    assert info.data_source_format == "PARQUET"
+
+
+@pytest.mark.parametrize("loc", ["file:///data/t.parquet", "s3://b/t.parquet", "gs://b/t",
+                                 "az://c/t", "abfs://c@a.dfs.core.windows.net/t", "/abs/t",
+                                 "rel/t.parquet"])
+def test_accepted_storage_locations(ns: None, loc: str) -> None:
+    assert Catalog.create_table("main", "default", "t", [], loc).storage_location == loc
+
+
+@pytest.mark.parametrize("loc", ["http://x/t", "ftp://x/t", "hdfs://x/t", ""])
+def test_rejected_storage_locations(ns: None, loc: str) -> None:
+    with pytest.raises(ValueError):
+        Catalog.create_table("main", "default", "t", [], loc)
+    with pytest.raises(ValueError):
+        Catalog.write_table(users([1], ["a"]), "main", "default", "t", delta_mode="overwrite",
+                            storage_location=loc)
+    assert Catalog.list_tables("main", "default") == []
+
+
+# ---- write modes ---------------------------------------------------------------
+
+def test_overwrite_creates_a_table_from_the_schema(ns: None, tmp_path: Path) -> None:
+    loc = tmp_path / "all.parquet"
+    df = pl.DataFrame({
+        "i8": pl.Series([1], dtype=pl.Int8), "i16": pl.Series([1], dtype=pl.Int16),
+        "i32": pl.Series([1], dtype=pl.Int32), "i64": pl.Series([1], dtype=pl.Int64),
+        "f32": pl.Series([1.0], dtype=pl.Float32), "f64": [1.0], "s": ["x"], "b": [b"\x00"],
+        "ok": [True], "ts": [dt.datetime(2024, 1, 1)], "d": [dt.date(2024, 1, 1)],
+    })
+    Catalog.write_table(df, "main", "default", "all", delta_mode="overwrite",
+                        storage_location=str(loc))
+    info = Catalog.get_table_info("main", "default", "all")
+    assert [(c.name, c.type_name, c.position) for c in info.columns] == [
+        ("i8", "INTEGER", 0), ("i16", "INTEGER", 1), ("i32", "INTEGER", 2), ("i64", "BIGINT", 3),
+        ("f32", "FLOAT", 4), ("f64", "DOUBLE", 5), ("s", "TEXT", 6), ("b", "BLOB", 7),
+        ("ok", "BOOLEAN", 8), ("ts", "TIMESTAMP", 9), ("d", "TIMESTAMP", 10)]
+    assert info.storage_location == str(loc) and info.data_source_format == "PARQUET"
+    assert read_back(loc)[0]["s"] == "x"
+
+
+def test_overwrite_replaces_the_data(ns: None, tmp_path: Path) -> None:
+    loc = tmp_path / "u.parquet"
+    Catalog.write_table(users([1, 2], ["a", "b"]), "main", "default", "u",
+                        delta_mode="overwrite", storage_location=str(loc))
+    Catalog.write_table(users([3], ["c"]), "main", "default", "u", delta_mode="overwrite")
+    assert read_back(loc) == [{"id": 3, "name": "c"}]
+    assert not [p for p in tmp_path.iterdir() if p.name != "u.parquet"]  # no temp file left
+
+
+def test_append_adds_rows(ns: None, tmp_path: Path) -> None:
+    loc = tmp_path / "u.parquet"
+    Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="append",
+                        storage_location=str(loc))
+    Catalog.write_table(users([2], ["b"]).lazy(), "main", "default", "u", delta_mode="append")
+    assert read_back(loc) == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+    got = Catalog.scan_table("main", "default", "u").collect()
+    assert got.to_dicts() == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+
+
+def test_merge_upserts_by_primary_key(ns: None, tmp_path: Path) -> None:
+    loc = tmp_path / "u.parquet"
+    Catalog.write_table(users([1, 2], ["a", "b"]), "main", "default", "u", delta_mode="merge",
+                        storage_location=str(loc), primary_key="id")
+    assert Catalog.get_table_info("main", "default", "u").primary_key == ["id"]
+    Catalog.write_table(users([2, 3], ["B", "c"]), "main", "default", "u", delta_mode="merge",
+                        primary_key=["id"])
+    rows = sorted(read_back(loc), key=lambda r: r["id"])
+    assert rows == [{"id": 1, "name": "a"}, {"id": 2, "name": "B"}, {"id": 3, "name": "c"}]
+    # The table's own primary key is used when none is given.
+    Catalog.write_table(users([1], ["A"]), "main", "default", "u", delta_mode="merge")
+    rows = sorted(read_back(loc), key=lambda r: r["id"])
+    assert [r["name"] for r in rows] == ["A", "B", "c"]
+
+
+def test_merge_with_a_key_missing_from_the_data_creates_nothing(ns: None, tmp_path: Path) -> None:
+    with pytest.raises(AlopexError, match="primary_key"):
+        Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="merge",
+                            storage_location=str(tmp_path / "u.parquet"), primary_key="nope")
+    assert Catalog.list_tables("main", "default") == [] and not list(tmp_path.iterdir())
+
+
+def test_append_of_another_schema_fails_and_keeps_the_old_data(ns: None, tmp_path: Path) -> None:
+    loc = tmp_path / "u.parquet"
+    Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="append",
+                        storage_location=str(loc))
+    with pytest.raises(AlopexError):
+        Catalog.write_table(pl.DataFrame({"other": [1.5]}), "main", "default", "u",
+                            delta_mode="append")
+    assert read_back(loc) == [{"id": 1, "name": "a"}]
+    assert [p.name for p in tmp_path.iterdir()] == ["u.parquet"]
+
+
+def test_merge_without_primary_key_is_an_error(ns: None, tmp_path: Path) -> None:
+    loc = tmp_path / "u.parquet"
+    with pytest.raises(ValueError, match="primary_key"):
+        Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="merge",
+                            storage_location=str(loc))
+    assert Catalog.list_tables("main", "default") == [] and not loc.exists()
+    Catalog.create_table("main", "default", "u", [], str(loc))
+    with pytest.raises(ValueError, match="primary_key"):
+        Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="merge")
+    with pytest.raises(AlopexError, match="primary_key"):
+        Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="merge",
+                            primary_key="missing_column")
+    assert not loc.exists()
+
+
+def test_error_mode(ns: None, tmp_path: Path) -> None:
+    loc = tmp_path / "u.parquet"
+    with pytest.raises(AlopexError, match="does not exist"):
+        Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="error",
+                            storage_location=str(loc))
+    Catalog.create_table("main", "default", "u", [], str(loc))
+    Catalog.write_table(users([1], ["a"]), "main", "default", "u")  # default mode: error
+    with pytest.raises(AlopexError, match="already exists"):
+        Catalog.write_table(users([2], ["b"]), "main", "default", "u", delta_mode="error")
+    assert read_back(loc) == [{"id": 1, "name": "a"}]
+
+
+def test_ignore_mode(ns: None, tmp_path: Path) -> None:
+    loc = tmp_path / "u.parquet"
+    with pytest.raises(AlopexError, match="does not exist"):
+        Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="ignore",
+                            storage_location=str(loc))
+    Catalog.create_table("main", "default", "u", [], str(loc))
+    Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="ignore")
+    Catalog.write_table(users([2], ["b"]), "main", "default", "u", delta_mode="ignore")
+    assert read_back(loc) == [{"id": 1, "name": "a"}]
+
+
+def test_missing_table_needs_a_storage_location(ns: None) -> None:
+    for mode in ("append", "overwrite", "merge"):
+        with pytest.raises(AlopexError, match="storage_location"):
+            Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode=mode,
+                                primary_key="id")
+    assert Catalog.list_tables("main", "default") == []
+
+
+def test_bad_mode_and_other_location(ns: None, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="delta_mode"):
+        Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="upsert",
+                            storage_location=str(tmp_path / "u.parquet"))
+    Catalog.create_table("main", "default", "u", [], str(tmp_path / "u.parquet"))
+    with pytest.raises(AlopexError, match="stored at"):
+        Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="overwrite",
+                            storage_location=str(tmp_path / "elsewhere.parquet"))
+    assert not list(tmp_path.iterdir())
+
+
+def test_file_uri_locations_are_written(ns: None, tmp_path: Path) -> None:
+    loc = tmp_path / "f.parquet"
+    Catalog.write_table(users([1], ["a"]), "main", "default", "f", delta_mode="overwrite",
+                        storage_location=loc.as_uri())
+    assert read_back(loc) == [{"id": 1, "name": "a"}]
+    assert Catalog.scan_table("main", "default", "f").collect().height == 1
+
+
+# ---- scan_table options ---------------------------------------------------------
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: List[Any] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> str:
+        self.calls.append((args, kwargs))
+        return "lazy"
+
+
+AWS = {"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SK", "AWS_REGION": "eu-west-1"}
+
+
+def test_scan_table_resolves_s3_credentials_from_the_environment(
+        ns: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in AWS.items():
+        monkeypatch.setenv(k, v)
+    rec = Recorder()
+    monkeypatch.setattr(pl, "scan_parquet", rec)
+    Catalog.create_table("main", "default", "s", [], "s3://bucket/s.parquet")
+    assert Catalog.scan_table("main", "default", "s") == "lazy"
+    assert rec.calls == [(("s3://bucket/s.parquet",), {"storage_options": {
+        "aws_access_key_id": "AK", "aws_secret_access_key": "SK", "aws_region": "eu-west-1"}})]
+    Catalog.scan_table("main", "default", "s", credential_provider=None,
+                       storage_options={"aws_region": "us-east-1", "endpoint_url": "http://e"})
+    assert rec.calls[1][1]["storage_options"] == {
+        "aws_access_key_id": "AK", "aws_secret_access_key": "SK", "aws_region": "us-east-1",
+        "endpoint_url": "http://e"}
+
+
+@pytest.mark.parametrize("loc,env,expected", [
+    ("gs://b/t", {"GOOGLE_APPLICATION_CREDENTIALS": "/k.json"}, {"service_account_path": "/k.json"}),
+    ("az://c/t", {"AZURE_STORAGE_ACCOUNT": "acc", "AZURE_STORAGE_KEY": "key"},
+     {"account_name": "acc", "account_key": "key"}),
+    ("abfs://c/t", {"AZURE_STORAGE_ACCOUNT": "acc", "AZURE_STORAGE_KEY": "key"},
+     {"account_name": "acc", "account_key": "key"}),
+])
+def test_scan_table_resolves_gs_and_azure_credentials(
+        ns: None, monkeypatch: pytest.MonkeyPatch, loc: str, env: Dict[str, str],
+        expected: Dict[str, str]) -> None:
+    for k, v in {**env, **AWS}.items():
+        monkeypatch.setenv(k, v)
+    rec = Recorder()
+    monkeypatch.setattr(pl, "scan_parquet", rec)
+    Catalog.create_table("main", "default", "t", [], loc)
+    Catalog.scan_table("main", "default", "t")
+    assert rec.calls == [((loc,), {"storage_options": expected})]
+
+
+def test_scan_table_uses_a_credential_dict_as_is_and_storage_options_win(
+        ns: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in AWS.items():
+        monkeypatch.setenv(k, v)
+    rec = Recorder()
+    monkeypatch.setattr(pl, "scan_parquet", rec)
+    Catalog.create_table("main", "default", "s", [], "s3://bucket/s.parquet")
+    Catalog.scan_table("main", "default", "s", credential_provider={"aws_access_key_id": "X",
+                                                                    "token": "T"},
+                       storage_options={"token": "U"})
+    assert rec.calls == [(("s3://bucket/s.parquet",),
+                          {"storage_options": {"aws_access_key_id": "X", "token": "U"}})]
+
+
+def test_scan_table_of_a_local_table_passes_no_options(
+        ns: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for k, v in AWS.items():
+        monkeypatch.setenv(k, v)
+    rec = Recorder()
+    monkeypatch.setattr(pl, "scan_parquet", rec)
+    Catalog.create_table("main", "default", "t", [], str(tmp_path / "t.parquet"))
+    Catalog.scan_table("main", "default", "t")
+    assert rec.calls == [((str(tmp_path / "t.parquet"),), {})]
+
+
+# ---- threads --------------------------------------------------------------------
+
+def test_two_threads_write_different_tables_at_once(ns: None, tmp_path: Path) -> None:
+    barrier = threading.Barrier(2)
+    errors: List[BaseException] = []
+
+    def writer(name: str, base: int) -> None:
+        try:
+            barrier.wait()
+            for i in range(20):
+                Catalog.write_table(users([base + i], [name]), "main", "default", name,
+                                    delta_mode="append",
+                                    storage_location=str(tmp_path / f"{name}.parquet"))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=("left", 0)),
+               threading.Thread(target=writer, args=("right", 100))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert [t.name for t in Catalog.list_tables("main", "default")] == ["left", "right"]
+    assert [r["id"] for r in read_back(tmp_path / "left.parquet")] == list(range(20))
+    assert [r["id"] for r in read_back(tmp_path / "right.parquet")] == list(range(100, 120))
+
+
+def test_threads_appending_to_one_table_lose_no_rows(ns: None, tmp_path: Path) -> None:
+    loc = str(tmp_path / "one.parquet")
+    Catalog.create_table("main", "default", "one", [], loc)
+
+    def writer(base: int) -> None:
+        for i in range(10):
+            Catalog.write_table(users([base + i], ["x"]), "main", "default", "one",
+                                delta_mode="append")
+
+    threads = [threading.Thread(target=writer, args=(b,)) for b in (0, 100, 200)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(r["id"] for r in read_back(Path(loc))) == sorted(
+        b + i for b in (0, 100, 200) for i in range(10))
+
+
+def test_exports() -> None:
+    for name in ("Catalog", "CatalogInfo", "NamespaceInfo", "ColumnInfo", "TableInfo"):
+        assert name in alopex.__all__ and getattr(alopex, name) is getattr(_catalog, name)
+    assert os.environ.get("ALOPEX_CATALOG_PATH") is None
