@@ -85,9 +85,9 @@ def make_kv_db(path: Path) -> None:
             t.upsert_vector(b"vec-b", None, np.array([5, 6], dtype=np.float32), alopex.Metric.COSINE)
             t.upsert_to_hnsw("idx", b"e9", np.full(KV_DIM, 9, dtype=np.float32))
             t.commit()
+        with db.begin(alopex.TxnMode.READ_WRITE) as t:
+            t.put(b"key-10", b"\x00binary\xff")
+            t.delete_from_hnsw("idx", b"e1")
+            t.commit()
     finally:
         db.close()
-
-
-def kv_segments(path: Path) -> List[Path]:
-    return segments(path)
