@@ -217,3 +217,15 @@ def test_keyspace_database_still_opens_after_inspection(inspect_tool, kv_dir):
             assert t.get(b"key-9") == b"later" and t.get(b"key-0") is None
     finally:
         db.close()
+
+
+def test_graph_shows_reused_rows_and_representation(inspect_tool, db_dir):
+    # db_dir: the u64-id database of conftest (one HNSW graph per segment, built from nothing).
+    seg = segments(db_dir)[0]
+    r = inspect_tool("--json", "graph", seg).json
+    assert r["reused_rows"] == 0 and r["representation"] in ("sq8", "float32")
+    assert "reused_rows 0" in inspect_tool("graph", seg).out
+    index = inspect_tool("--json", "segment", seg).json["index"]
+    assert index["reused_rows"] == 0 and index["representation"] == r["representation"]
+    summary = inspect_tool("--json", db_dir).json
+    assert all(s["index"]["reused_rows"] == 0 for s in summary["segments"])
