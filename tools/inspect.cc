@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/batch.h"
+#include "engine/kv_store.h"
 #include "engine/manifest.h"
 #include "index/hnsw.h"
 #include "index/hnsw_format.h"
@@ -142,7 +143,17 @@ void MetadataFields(Json* row, std::string_view meta) {
   row->Set("metadata_prefix", EscapedPrefix(meta, kMetadataPrefix));
 }
 
-std::string SectionName(uint32_t kind) {
+std::string SectionName(uint32_t kind, bool kv = false) {
+  if (kv) {
+    switch (kind) {
+      case engine::kv::kKvEntries: return "kv entries";
+      case engine::kv::kKvKeys: return "kv keys";
+      case engine::kv::kKvValues: return "kv values";
+      case engine::kv::kKvGroups: return "kv groups";
+      case engine::kv::kKvVectorRows: return "kv vector rows";
+      case engine::kv::kKvVectorData: return "kv vector data";
+    }
+  }
   switch (kind) {
     case static_cast<uint32_t>(segment::SectionKind::kIds): return "ids";
     case static_cast<uint32_t>(segment::SectionKind::kVectors): return "vectors";
@@ -163,35 +174,85 @@ std::string SectionName(uint32_t kind) {
 // ---------------------------------------------------------------------------
 // File kinds
 
-enum class FileKind { kSegment, kWal, kManifest, kUnknown };
+// kKv*: the files of a keyspace database (docs/FORMAT.md, "Keyspace databases").
+enum class FileKind { kSegment, kWal, kManifest, kKvSegment, kKvWal, kKvManifest, kUnknown };
 
 const char* KindName(FileKind k) {
   switch (k) {
     case FileKind::kSegment: return "segment";
     case FileKind::kWal: return "wal";
     case FileKind::kManifest: return "manifest";
+    case FileKind::kKvSegment: return "kv_segment";
+    case FileKind::kKvWal: return "kv_wal";
+    case FileKind::kKvManifest: return "kv_manifest";
     case FileKind::kUnknown: break;
   }
   return "unknown";
 }
 
-// By --kind, then by name (seg-*.pseg, wal-*.log, MANIFEST), then by magic.
-FileKind DetectKind(const std::string& path, const std::string& forced) {
-  if (forced == "segment") return FileKind::kSegment;
-  if (forced == "wal") return FileKind::kWal;
-  if (forced == "manifest") return FileKind::kManifest;
-  const std::string name = BaseName(path);
-  if (name == engine::kManifestName) return FileKind::kManifest;
-  if (EndsWith(name, ".pseg")) return FileKind::kSegment;
-  if (EndsWith(name, ".log")) return FileKind::kWal;
+// The u32 at `offset` of the file, if it can be read.
+std::optional<uint32_t> ReadU32At(const std::string& path, uint64_t offset) {
   auto file = env()->NewReadableFile(path);
-  if (!file.ok()) return FileKind::kUnknown;
-  char magic[8] = {};
+  if (!file.ok()) return std::nullopt;
+  char buf[4] = {};
   size_t got = 0;
-  if (!(*file)->Read(0, sizeof(magic), magic, &got).ok() || got != sizeof(magic)) return FileKind::kUnknown;
-  if (std::memcmp(magic, segment::kMagic, 8) == 0) return FileKind::kSegment;
-  if (std::memcmp(magic, "POMAIMAN", 8) == 0) return FileKind::kManifest;
-  return FileKind::kUnknown;
+  if (!(*file)->Read(offset, 4, buf, &got).ok() || got != 4) return std::nullopt;
+  return DecodeFixed32(reinterpret_cast<const uint8_t*>(buf));
+}
+
+// A keyspace directory: KVMANIFEST and no MANIFEST.
+bool IsKvDir(const std::string& dir) {
+  return env()->FileExists(JoinPath(dir, engine::kv::kKvManifestName)) &&
+         !env()->FileExists(JoinPath(dir, engine::kManifestName));
+}
+
+// A WAL of a keyspace database: a KVMANIFEST beside it, or a first record of type kCommitRecord.
+bool IsKvWal(const std::string& path) {
+  if (IsKvDir(DirName(path))) return true;
+  if (env()->FileExists(JoinPath(DirName(path), engine::kManifestName))) return false;
+  auto file = env()->MapFile(path);
+  if (!file.ok()) return false;
+  wal::Reader reader((*file)->data(), (*file)->size(), path);
+  wal::Record rec;
+  return reader.Next(&rec) && rec.type == engine::kv::kCommitRecord;
+}
+
+// By --kind, then by name (seg-*.pseg, wal-*.log, MANIFEST, KVMANIFEST), then
+// by magic; a segment whose header shard is the keyspace marker is a KV
+// segment, a WAL of a keyspace directory (or starting with a commit record) a KV WAL.
+FileKind DetectKind(const std::string& path, const std::string& forced) {
+  const std::string name = BaseName(path);
+  FileKind k = FileKind::kUnknown;
+  if (forced == "segment") {
+    k = FileKind::kSegment;
+  } else if (forced == "wal") {
+    k = FileKind::kWal;
+  } else if (forced == "manifest") {
+    k = FileKind::kManifest;
+  } else if (name == engine::kManifestName) {
+    k = FileKind::kManifest;
+  } else if (name == engine::kv::kKvManifestName) {
+    return FileKind::kKvManifest;
+  } else if (EndsWith(name, ".pseg")) {
+    k = FileKind::kSegment;
+  } else if (EndsWith(name, ".log")) {
+    k = FileKind::kWal;
+  }
+  char magic[8] = {};
+  bool have_magic = false;
+  if (auto file = env()->NewReadableFile(path); file.ok()) {
+    size_t got = 0;
+    have_magic = (*file)->Read(0, sizeof(magic), magic, &got).ok() && got == sizeof(magic);
+  }
+  if (k == FileKind::kUnknown && have_magic) {
+    if (std::memcmp(magic, segment::kMagic, 8) == 0) k = FileKind::kSegment;
+    if (std::memcmp(magic, "POMAIMAN", 8) == 0) k = FileKind::kManifest;
+    if (std::memcmp(magic, "POMAIKVM", 8) == 0) k = FileKind::kKvManifest;
+  }
+  if (k == FileKind::kManifest && have_magic && std::memcmp(magic, "POMAIKVM", 8) == 0) return FileKind::kKvManifest;
+  if (k == FileKind::kSegment && ReadU32At(path, 24) == engine::kv::kKvSegmentMarker) return FileKind::kKvSegment;
+  if (k == FileKind::kWal && IsKvWal(path)) return FileKind::kKvWal;
+  return k;
 }
 
 Status UnknownKind(const std::string& path) {
@@ -265,6 +326,7 @@ Json IndexJson(const Segment& seg, Status* status) {
   j.Set("ef_construction", g->ef_construction());
   j.Set("max_level", g->max_level());
   j.Set("representation", g->has_sq8() ? "sq8" : "float32");
+  j.Set("reused_rows", g->reused_rows());
   return j;
 }
 
@@ -437,6 +499,503 @@ bool IsKnownFile(const std::string& name) { return name == "LOCK" || name == eng
 }  // namespace
 
 // ---------------------------------------------------------------------------
+// Keyspace databases (docs/FORMAT.md, "Keyspace databases"): KVMANIFEST, KV
+// segments (kv::Segment::Open: the engine's full check), WAL commit records
+// (kv::DecodeCommit).
+
+namespace {
+
+namespace kv = engine::kv;
+
+struct VerifyState {
+  Json checked = Json::Array();
+  Json notes = Json::Array();
+  Json problems = Json::Array();
+
+  void Check(const std::string& file, FileKind kind, const Status& s, const std::string& detail = "") {
+    Json c = Json::Object();
+    c.Set("file", file);
+    c.Set("kind", KindName(kind));
+    c.Set("ok", s.ok());
+    c.Set("detail", detail);
+    checked.Push(std::move(c));
+    if (!s.ok()) problems.Push(Problem(s, file));
+  }
+};
+
+std::string NamespaceName(uint8_t ns) {
+  switch (ns) {
+    case kv::kUserNs: return "user";
+    case kv::kIndexConfigNs: return "index_config";
+    case kv::kIndexEntryNs: return "index_entry";
+  }
+  return "unknown";
+}
+
+std::string ValueKindName(kv::ValueKind k) {
+  switch (k) {
+    case kv::ValueKind::kBytes: return "bytes";
+    case kv::ValueKind::kVector: return "vector";
+    case kv::ValueKind::kTombstone: return "tombstone";
+  }
+  return "unknown";
+}
+
+constexpr size_t kKeyPrefix = 64;
+
+// An internal key split into its namespace, index name and user key.
+void KeyFields(Json* j, std::string_view ikey) {
+  const uint8_t ns = ikey.empty() ? 0xFF : static_cast<uint8_t>(ikey[0]);
+  std::string_view rest = ikey.empty() ? ikey : ikey.substr(1);
+  j->Set("namespace", NamespaceName(ns));
+  if (ns == kv::kIndexConfigNs) {
+    j->Set("index", EscapedPrefix(rest, kKeyPrefix));
+    j->Set("key", Json());
+  } else if (ns == kv::kIndexEntryNs) {
+    const size_t zero = rest.find('\0');
+    j->Set("index", EscapedPrefix(rest.substr(0, zero), kKeyPrefix));
+    rest = zero == std::string_view::npos ? std::string_view() : rest.substr(zero + 1);
+    j->Set("key", EscapedPrefix(rest, kKeyPrefix));
+  } else {
+    j->Set("key", EscapedPrefix(rest, kKeyPrefix));
+  }
+  j->Set("key_length", static_cast<uint64_t>(rest.size()));
+}
+
+// One version: key fields, seq, kind and the value (prefixes only).
+Json KvEntryJson(std::string_view ikey, uint64_t seq, const kv::VersionView& v, uint32_t prefix) {
+  Json j = Json::Object();
+  KeyFields(&j, ikey);
+  j.Set("seq", seq);
+  j.Set("kind", ValueKindName(v.kind));
+  if (v.kind == kv::ValueKind::kBytes) {
+    j.Set("value_length", static_cast<uint64_t>(v.bytes.size()));
+    j.Set("value_prefix", EscapedPrefix(v.bytes, kMetadataPrefix));
+    if (!ikey.empty() && static_cast<uint8_t>(ikey[0]) == kv::kIndexConfigNs && v.bytes.size() == 16) {
+      const auto* p = reinterpret_cast<const uint8_t*>(v.bytes.data());
+      Json c = Json::Object();
+      c.Set("dim", DecodeFixed32(p));
+      c.Set("m", DecodeFixed32(p + 4));
+      c.Set("ef_construction", DecodeFixed32(p + 8));
+      const uint32_t metric = DecodeFixed32(p + 12);
+      c.Set("metric", metric <= 2 ? MetricName(static_cast<simd::Metric>(metric)) : std::to_string(metric));
+      j.Set("index_config", std::move(c));
+    }
+  } else if (v.kind == kv::ValueKind::kVector) {
+    j.Set("metric", MetricName(v.metric));
+    j.Set("dim", v.dim);
+    j.Set("has_metadata", v.has_metadata);
+    if (v.has_metadata) MetadataFields(&j, v.bytes);
+    j.Set("vector_prefix", VectorPrefix(reinterpret_cast<const uint8_t*>(v.vec), v.dim, prefix));
+  }
+  return j;
+}
+
+Json KvManifestJson(const kv::Manifest& m, uint64_t bytes) {
+  Json j = Json::Object();
+  j.Set("format_version", 1);
+  j.Set("bytes", bytes);
+  j.Set("next_file_number", m.next_file_number);
+  j.Set("log_number", m.log_number);
+  j.Set("last_seq", m.last_seq);
+  Json segs = Json::Array();
+  for (uint64_t n : m.segments) {
+    Json e = Json::Object();
+    e.Set("file", engine::SegmentFileName(n));
+    e.Set("number", n);
+    segs.Push(std::move(e));
+  }
+  j.Set("segments", std::move(segs));
+  return j;
+}
+
+Result<kv::Manifest> ReadKvManifestFile(const std::string& path, std::string* raw) {
+  POMAI_RETURN_IF_ERROR(ReadFileToString(env(), path, raw));
+  return kv::Manifest::Decode(*raw, path);
+}
+
+// The segment's file number from its name (0 when it has no seg-N name).
+uint64_t FileNumberOf(const std::string& path) {
+  uint64_t number = 0;
+  char kind = 0;
+  return engine::ParseFileName(BaseName(path), &number, &kind) && kind == 's' ? number : 0;
+}
+
+Result<std::shared_ptr<kv::Segment>> OpenKvSegment(const std::string& path) {
+  return kv::Segment::Open(env(), path, FileNumberOf(path));
+}
+
+// Counts of a KV segment: entries by namespace and kind, vector groups.
+Json KvSegmentSummary(const kv::Segment& seg) {
+  Json j = Json::Object();
+  uint64_t by_ns[3] = {0, 0, 0}, bytes = 0, vectors = 0, tombstones = 0, value_bytes = 0, min_seq = UINT64_MAX;
+  for (size_t i = 0; i < seg.size(); ++i) {
+    const std::string_view key = seg.key(i);
+    const uint8_t ns = key.empty() ? 0xFF : static_cast<uint8_t>(key[0]);
+    if (ns <= kv::kIndexEntryNs) ++by_ns[ns];
+    const kv::VersionView v = seg.view(i);
+    if (v.kind == kv::ValueKind::kBytes) ++bytes;
+    if (v.kind == kv::ValueKind::kVector) ++vectors;
+    if (v.kind == kv::ValueKind::kTombstone) ++tombstones;
+    value_bytes += v.bytes.size();
+    min_seq = std::min(min_seq, seg.seq(i));
+  }
+  j.Set("bytes", seg.file_size());
+  j.Set("entries", static_cast<uint64_t>(seg.size()));
+  j.Set("user_keys", by_ns[0]);
+  j.Set("index_configs", by_ns[1]);
+  j.Set("index_entries", by_ns[2]);
+  j.Set("bytes_values", bytes);
+  j.Set("vector_records", vectors);
+  j.Set("tombstones", tombstones);
+  j.Set("value_bytes", value_bytes);
+  j.Set("min_seq", seg.size() ? Json(min_seq) : Json());
+  j.Set("max_seq", seg.size() ? Json(seg.max_seq()) : Json());
+  Json groups = Json::Array();
+  for (const auto& g : seg.groups()) {
+    Json jg = Json::Object();
+    jg.Set("namespace", NamespaceName(g.ns));
+    jg.Set("dim", g.dim);
+    jg.Set("rows", g.rows);
+    groups.Push(std::move(jg));
+  }
+  j.Set("vector_groups", std::move(groups));
+  return j;
+}
+
+struct KvWalScan {
+  uint64_t bytes = 0;
+  uint64_t records = 0;
+  uint64_t writes = 0;
+  uint64_t bytes_writes = 0, vector_writes = 0, tombstone_writes = 0;
+  uint64_t first_seq = 0, last_seq = 0;
+  bool torn_tail = false;
+  uint64_t good_end = 0;
+  Status status;
+};
+
+// Reads a keyspace WAL through wal::Reader and kv::DecodeCommit. Records
+// with seq <= skip_seq are in a segment already (recovery skips them
+// unchecked, so they are only counted); every other record's seq must be
+// above the previous one (*prev_seq, carried across files). visit(rec, writes)
+// sees every record; false stops.
+template <class Visit>
+KvWalScan ScanKvWal(const std::string& path, uint64_t skip_seq, uint64_t* prev_seq, const Visit& visit) {
+  KvWalScan scan;
+  auto file = env()->MapFile(path);
+  if (!file.ok()) {
+    scan.status = file.status();
+    return scan;
+  }
+  scan.bytes = (*file)->size();
+  wal::Reader reader((*file)->data(), (*file)->size(), path);
+  wal::Record rec;
+  std::vector<kv::Write> writes;
+  while (reader.Next(&rec)) {
+    if (rec.type != kv::kCommitRecord) {
+      scan.status = Status::Corruption(path, rec.offset, "unknown WAL record type " + std::to_string(rec.type));
+      break;
+    }
+    if (scan.records == 0) scan.first_seq = rec.seq;
+    scan.last_seq = rec.seq;
+    ++scan.records;
+    const bool replayed = rec.seq > skip_seq;
+    if (replayed && rec.seq <= *prev_seq) {
+      scan.status = Status::Corruption(path, rec.offset, "sequence number " + std::to_string(rec.seq) +
+                                                             " is not above " + std::to_string(*prev_seq));
+      break;
+    }
+    if (replayed) *prev_seq = rec.seq;
+    Status s = kv::DecodeCommit(reinterpret_cast<const uint8_t*>(rec.payload.data()), rec.payload.size(),
+                                path + " at offset " + std::to_string(rec.offset), &writes);
+    if (!s.ok()) {
+      scan.status = s;
+      break;
+    }
+    for (const auto& w : writes) {
+      ++scan.writes;
+      if (w.value->kind == kv::ValueKind::kBytes) ++scan.bytes_writes;
+      if (w.value->kind == kv::ValueKind::kVector) ++scan.vector_writes;
+      if (w.value->kind == kv::ValueKind::kTombstone) ++scan.tombstone_writes;
+    }
+    if (!visit(rec, writes)) break;
+  }
+  if (scan.status.ok()) scan.status = reader.status();
+  scan.torn_tail = reader.dropped_torn_tail();
+  scan.good_end = reader.good_end();
+  return scan;
+}
+
+KvWalScan ScanKvWal(const std::string& path, uint64_t skip_seq, uint64_t* prev_seq) {
+  return ScanKvWal(path, skip_seq, prev_seq, [](const wal::Record&, const std::vector<kv::Write>&) { return true; });
+}
+
+Json KvWalJson(const KvWalScan& scan) {
+  Json j = Json::Object();
+  j.Set("bytes", scan.bytes);
+  j.Set("records", scan.records);
+  j.Set("writes", scan.writes);
+  j.Set("bytes_writes", scan.bytes_writes);
+  j.Set("vector_writes", scan.vector_writes);
+  j.Set("tombstone_writes", scan.tombstone_writes);
+  j.Set("first_seq", scan.records ? Json(scan.first_seq) : Json());
+  j.Set("last_seq", scan.records ? Json(scan.last_seq) : Json());
+  j.Set("torn_tail", scan.torn_tail);
+  j.Set("good_end", scan.good_end);
+  return j;
+}
+
+std::string KvTornTailNote(const KvWalScan& scan) {
+  return "torn tail: " + std::to_string(scan.bytes - scan.good_end) + " bytes after the last good record are " +
+         "dropped on recovery (an unacknowledged commit cut by a crash, or a commit in progress)";
+}
+
+std::string KvOrphanReason(const DirFile& f) {
+  if (f.kind == 's') return "segment not named by the KVMANIFEST (removed on the next open)";
+  if (f.kind == 'w') return "WAL below the KVMANIFEST's log_number (already in segments; removed on the next open)";
+  if (EndsWith(f.name, ".tmp")) return "temporary file of an interrupted write (removed on the next open)";
+  return "not a file of the database";
+}
+
+bool IsKnownKvFile(const std::string& name) { return name == "LOCK" || name == kv::kKvManifestName; }
+
+Report KvInspectDirOnce(const std::string& dir, std::string* raw) {
+  Report r;
+  r.json.Set("command", "summary");
+  r.json.Set("path", dir);
+  r.json.Set("ok", true);
+  r.json.Set("database", "keyspace");
+  auto files = ListFiles(dir);
+  if (!files.ok()) {
+    Fail(&r, Problem(files.status(), dir));
+    return r;
+  }
+  const std::string manifest_path = JoinPath(dir, kv::kKvManifestName);
+  std::optional<kv::Manifest> manifest;
+  auto m = ReadKvManifestFile(manifest_path, raw);
+  if (m.ok()) {
+    manifest = std::move(m).value();
+    r.json.Set("kv_manifest", KvManifestJson(*manifest, raw->size()));
+  } else {
+    r.json.Set("kv_manifest", Json());
+    Fail(&r, Problem(m.status(), manifest_path));
+  }
+  std::vector<uint64_t> named = manifest ? manifest->segments : std::vector<uint64_t>{};
+  auto is_named = [&](uint64_t n) { return std::find(named.begin(), named.end(), n) != named.end(); };
+
+  Json segments = Json::Array(), wals = Json::Array(), orphans = Json::Array(), missing = Json::Array();
+  uint64_t total_entries = 0, total_bytes = 0, wal_records = 0, wal_writes = 0;
+  std::vector<uint64_t> present;
+  uint64_t prev_seq = manifest ? manifest->last_seq : 0;
+  for (const DirFile& f : *files) {
+    const std::string path = JoinPath(dir, f.name);
+    const uint64_t bytes = SizeOrZero(path);
+    total_bytes += bytes;
+    const bool live = manifest && ((f.kind == 's' && is_named(f.number)) ||
+                                   (f.kind == 'w' && f.number >= manifest->log_number));
+    if (!live && !IsKnownKvFile(f.name)) {
+      Json o = Json::Object();
+      o.Set("file", f.name);
+      o.Set("bytes", bytes);
+      o.Set("reason", manifest ? KvOrphanReason(f) : "no readable KVMANIFEST");
+      orphans.Push(std::move(o));
+    }
+    if (f.kind == 's') {
+      present.push_back(f.number);
+      Json j = Json::Object();
+      j.Set("file", f.name);
+      j.Set("number", f.number);
+      j.Set("live", live);
+      auto seg = kv::Segment::Open(env(), path, f.number);
+      if (!seg.ok()) {
+        j.Set("bytes", bytes);
+        j.Set("error", Problem(seg.status(), path));
+        if (live && r.exit_code == 0) Fail(&r, Problem(seg.status(), path));
+      } else {
+        Merge(&j, KvSegmentSummary(**seg));
+        j.Set("error", Json());
+        if (live) total_entries += (*seg)->size();
+      }
+      segments.Push(std::move(j));
+    } else if (f.kind == 'w') {
+      uint64_t ignored = 0;
+      KvWalScan scan = live ? ScanKvWal(path, manifest->last_seq, &prev_seq) : ScanKvWal(path, UINT64_MAX, &ignored);
+      Json j = Json::Object();
+      j.Set("file", f.name);
+      j.Set("number", f.number);
+      j.Set("live", live);
+      Merge(&j, KvWalJson(scan));
+      j.Set("error", scan.status.ok() ? Json() : Problem(scan.status, path));
+      if (live && !scan.status.ok() && r.exit_code == 0) Fail(&r, Problem(scan.status, path));
+      if (live) {
+        wal_records += scan.records;
+        wal_writes += scan.writes;
+      }
+      wals.Push(std::move(j));
+    }
+  }
+  for (uint64_t number : named) {
+    if (std::find(present.begin(), present.end(), number) == present.end()) {
+      Json j = Json::Object();
+      j.Set("file", engine::SegmentFileName(number));
+      missing.Push(std::move(j));
+    }
+  }
+  r.json.Set("segments", std::move(segments));
+  r.json.Set("wal", std::move(wals));
+  r.json.Set("orphans", std::move(orphans));
+  r.json.Set("missing", missing);
+  Json totals = Json::Object();
+  totals.Set("live_segments", static_cast<uint64_t>(named.size()));
+  totals.Set("segment_entries", total_entries);
+  totals.Set("wal_records", wal_records);
+  totals.Set("wal_writes", wal_writes);
+  totals.Set("bytes", total_bytes);
+  r.json.Set("totals", std::move(totals));
+  if (!missing.items().empty() && r.exit_code == 0) {
+    Fail(&r, Problem(Status::Corruption(manifest_path + " names " + missing.items()[0]["file"].AsString() +
+                                        ", which is missing"),
+                     manifest_path));
+  }
+  return r;
+}
+
+Report KvInspectDir(const std::string& dir) {
+  Report r;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    std::string before, after;
+    r = KvInspectDirOnce(dir, &before);
+    if (r.exit_code == 0) break;
+    if (!ReadFileToString(env(), JoinPath(dir, kv::kKvManifestName), &after).ok() || after == before) break;
+  }
+  return r;
+}
+
+std::string KvSegmentDetail(const kv::Segment& seg) {
+  return std::to_string(seg.size()) + " entries, " + std::to_string(seg.groups().size()) + " vector groups";
+}
+
+// verify of one keyspace file.
+void KvVerifyFile(const std::string& path, FileKind kind, VerifyState* st) {
+  if (kind == FileKind::kKvSegment) {
+    auto seg = OpenKvSegment(path);
+    st->Check(path, kind, seg.status(), seg.ok() ? KvSegmentDetail(**seg) : "");
+  } else if (kind == FileKind::kKvWal) {
+    uint64_t prev = 0;
+    KvWalScan scan = ScanKvWal(path, 0, &prev);
+    if (scan.status.ok() && scan.torn_tail) st->notes.Push(Note(path, scan.good_end, KvTornTailNote(scan)));
+    st->Check(path, kind, scan.status,
+              std::to_string(scan.records) + " commit records, " + std::to_string(scan.writes) + " writes");
+  } else {
+    std::string raw;
+    auto m = ReadKvManifestFile(path, &raw);
+    st->Check(path, FileKind::kKvManifest, m.status(),
+              m.ok() ? std::to_string(m->segments.size()) + " segments" : "");
+  }
+}
+
+void KvVerifyDirOnce(const std::string& dir, VerifyState* st, std::string* raw) {
+  const std::string manifest_path = JoinPath(dir, kv::kKvManifestName);
+  auto files = ListFiles(dir);
+  if (!files.ok()) {
+    st->Check(dir, FileKind::kUnknown, files.status());
+    return;
+  }
+  auto decoded = ReadKvManifestFile(manifest_path, raw);
+  st->Check(manifest_path, FileKind::kKvManifest, decoded.status(),
+            decoded.ok() ? std::to_string(decoded->segments.size()) + " segments" : "");
+  if (!decoded.ok()) return;
+  const kv::Manifest& m = *decoded;
+  for (uint64_t number : m.segments) {
+    const std::string path = JoinPath(dir, engine::SegmentFileName(number));
+    if (!env()->FileExists(path)) {
+      st->Check(path, FileKind::kKvSegment, Status::Corruption(manifest_path + " names " + path + ", which is missing"));
+      continue;
+    }
+    auto seg = kv::Segment::Open(env(), path, number);
+    Status s = seg.status();
+    if (s.ok() && (*seg)->size() > 0 && (*seg)->max_seq() > m.last_seq) {
+      s = Status::Corruption(path, 56, "segment max_seq " + std::to_string((*seg)->max_seq()) +
+                                           " is above the KVMANIFEST's last_seq " + std::to_string(m.last_seq));
+    }
+    st->Check(path, FileKind::kKvSegment, s, seg.ok() ? KvSegmentDetail(**seg) : "");
+  }
+  uint64_t prev_seq = m.last_seq;
+  for (const DirFile& f : *files) {
+    const std::string path = JoinPath(dir, f.name);
+    const bool named = f.kind == 's' && std::find(m.segments.begin(), m.segments.end(), f.number) != m.segments.end();
+    if (f.kind == 'w' && f.number >= m.log_number) {
+      KvWalScan scan = ScanKvWal(path, m.last_seq, &prev_seq);
+      if (scan.status.ok() && scan.torn_tail) st->notes.Push(Note(path, scan.good_end, KvTornTailNote(scan)));
+      st->Check(path, FileKind::kKvWal, scan.status,
+                std::to_string(scan.records) + " commit records, " + std::to_string(scan.writes) + " writes");
+    } else if (!IsKnownKvFile(f.name) && !named) {
+      st->notes.Push(Note(path, std::nullopt, "not checked: " + KvOrphanReason(f)));
+    }
+  }
+}
+
+// dump of one keyspace file.
+void KvDump(const std::string& file, FileKind kind, const InspectOptions& opt, Report* r) {
+  const uint64_t limit = opt.limit == 0 ? UINT64_MAX : opt.limit;
+  if (kind == FileKind::kKvSegment) {
+    auto opened = OpenKvSegment(file);
+    if (!opened.ok()) {
+      Fail(r, Problem(opened.status(), file));
+      return;
+    }
+    const kv::Segment& seg = **opened;
+    r->json.Set("summary", KvSegmentSummary(seg));
+    r->json.Set("total_entries", static_cast<uint64_t>(seg.size()));
+    Json entries = Json::Array();
+    for (size_t i = 0; i < seg.size() && i < limit; ++i) {
+      Json j = Json::Object();
+      j.Set("entry", static_cast<uint64_t>(i));
+      Merge(&j, KvEntryJson(seg.key(i), seg.seq(i), seg.view(i), opt.prefix));
+      entries.Push(std::move(j));
+    }
+    r->json.Set("entries", std::move(entries));
+    return;
+  }
+  if (kind == FileKind::kKvWal) {
+    Json records = Json::Array();
+    uint64_t shown = 0, prev = 0;
+    KvWalScan scan = ScanKvWal(file, 0, &prev, [&](const wal::Record& rec, const std::vector<kv::Write>& writes) {
+      if (shown >= limit) return false;
+      Json j = Json::Object();
+      j.Set("offset", rec.offset);
+      j.Set("seq", rec.seq);
+      j.Set("type", static_cast<uint32_t>(rec.type));
+      j.Set("length", static_cast<uint64_t>(rec.payload.size()));
+      j.Set("write_count", static_cast<uint64_t>(writes.size()));
+      Json jw = Json::Array();
+      for (const auto& w : writes) {
+        if (shown >= limit) break;
+        ++shown;
+        jw.Push(KvEntryJson(w.key, rec.seq, kv::ViewOf(rec.seq, *w.value), opt.prefix));
+      }
+      j.Set("writes", std::move(jw));
+      records.Push(std::move(j));
+      return true;
+    });
+    r->json.Set("records", std::move(records));
+    r->json.Set("truncated", shown >= limit);
+    r->json.Set("torn_tail", scan.torn_tail);
+    if (!scan.status.ok()) Fail(r, Problem(scan.status, file));
+    return;
+  }
+  std::string raw;
+  auto m = ReadKvManifestFile(file, &raw);
+  if (!m.ok()) {
+    Fail(r, Problem(m.status(), file));
+    return;
+  }
+  r->json.Set("kv_manifest", KvManifestJson(*m, raw.size()));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
 // pomai-inspect DIR
 
 namespace {
@@ -547,6 +1106,7 @@ Report InspectDirOnce(const std::string& dir, const InspectOptions& opt, std::st
 Report InspectDir(const std::string& dir, const InspectOptions& opt) {
   // As in Verify: a failure seen while another process replaced the manifest
   // (a freeze or compaction deleting files) is looked at again.
+  if (IsKvDir(dir)) return KvInspectDir(dir);
   Report r;
   for (int attempt = 0; attempt < 5; ++attempt) {
     std::string before, after;
@@ -571,6 +1131,7 @@ Report InspectSegment(const std::string& file, const InspectOptions& opt) {
     return r;
   }
   const Segment& seg = **opened;
+  const bool is_kv = seg.info().shard == engine::kv::kKvSegmentMarker;
   const uint8_t* base = reinterpret_cast<const uint8_t*>(seg.base());
   Json header = SegmentSummary(seg);
   header.Set("magic", std::string(segment::kMagic, 8));
@@ -582,7 +1143,7 @@ Report InspectSegment(const std::string& file, const InspectOptions& opt) {
   for (const Segment::SectionRef& s : seg.sections()) {
     Json j = Json::Object();
     j.Set("kind", s.kind);
-    j.Set("name", SectionName(s.kind));
+    j.Set("name", SectionName(s.kind, is_kv));
     j.Set("offset", s.offset);
     j.Set("length", s.length);
     j.Set("crc", s.crc);
@@ -603,6 +1164,17 @@ Report InspectSegment(const std::string& file, const InspectOptions& opt) {
   Status gs;
   r.json.Set("index", IndexJson(seg, &gs));
   if (!gs.ok()) Fail(&r, Problem(gs, file));
+  // A keyspace segment: its entries through kv::Segment::Open (every check).
+  r.json.Set("keyspace", is_kv);
+  if (is_kv) {
+    auto kvseg = OpenKvSegment(file);
+    if (kvseg.ok()) {
+      r.json.Set("kv", KvSegmentSummary(**kvseg));
+    } else {
+      r.json.Set("kv", Json());
+      if (r.exit_code == 0) Fail(&r, Problem(kvseg.status(), file));
+    }
+  }
   return r;
 }
 
@@ -611,21 +1183,6 @@ Report InspectSegment(const std::string& file, const InspectOptions& opt) {
 
 namespace {
 
-struct VerifyState {
-  Json checked = Json::Array();
-  Json notes = Json::Array();
-  Json problems = Json::Array();
-
-  void Check(const std::string& file, FileKind kind, const Status& s, const std::string& detail = "") {
-    Json c = Json::Object();
-    c.Set("file", file);
-    c.Set("kind", KindName(kind));
-    c.Set("ok", s.ok());
-    c.Set("detail", detail);
-    checked.Push(std::move(c));
-    if (!s.ok()) problems.Push(Problem(s, file));
-  }
-};
 
 Status VerifyWalFile(const std::string& path, uint32_t dim, VerifyState* st, std::string* detail) {
   WalScan scan = ScanWal(path, dim);
@@ -669,6 +1226,11 @@ void VerifyFile(const std::string& path, FileKind kind, const InspectOptions& op
       st->Check(path, kind, m.status(), m.ok() ? std::to_string(m->shards) + " shards" : "");
       return;
     }
+    case FileKind::kKvSegment:
+    case FileKind::kKvWal:
+    case FileKind::kKvManifest:
+      KvVerifyFile(path, kind, st);
+      return;
     case FileKind::kUnknown:
       st->Check(path, kind, UnknownKind(path));
       return;
@@ -755,6 +1317,17 @@ Report Verify(const std::string& path, const InspectOptions& opt) {
   auto is_dir = env()->ListDir(path);
   if (!is_dir.ok() && !env()->FileExists(path)) {
     st.Check(path, FileKind::kUnknown, Status::IOError(path + ": no such file or directory"));
+  } else if (is_dir.ok() && opt.kind.empty() && IsKvDir(path)) {
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      st = VerifyState();
+      std::string raw_before, raw_after;
+      KvVerifyDirOnce(path, &st, &raw_before);
+      if (st.problems.items().empty()) break;
+      if (!ReadFileToString(env(), JoinPath(path, engine::kv::kKvManifestName), &raw_after).ok() ||
+          raw_after == raw_before) {
+        break;
+      }
+    }
   } else if (is_dir.ok() && opt.kind.empty()) {
     // A database open elsewhere may replace its manifest and delete files
     // while we read: when a pass fails and the manifest changed meanwhile,
@@ -795,6 +1368,10 @@ Report Dump(const std::string& file, const InspectOptions& opt) {
   r.json.Set("kind", KindName(kind));
   r.json.Set("limit", opt.limit);
   const uint64_t limit = opt.limit == 0 ? UINT64_MAX : opt.limit;
+  if (kind == FileKind::kKvSegment || kind == FileKind::kKvWal || kind == FileKind::kKvManifest) {
+    KvDump(file, kind, opt, &r);
+    return r;
+  }
 
   if (kind == FileKind::kSegment) {
     auto opened = Segment::Open(env(), file);
@@ -926,6 +1503,7 @@ Report Graph(const std::string& file, const InspectOptions& opt) {
   r.json.Set("max_level", st.max_level);
   r.json.Set("entry_point", st.entry_point == index::kNoRow ? Json() : Json(st.entry_point));
   r.json.Set("representation", st.sq8 ? "sq8" : "float32");
+  r.json.Set("reused_rows", st.reused_rows);
   r.json.Set("bytes", st.bytes);
 
   // Per layer: rows on it, and their degrees (links read through Links, which bounds-checks them).

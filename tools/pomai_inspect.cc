@@ -24,7 +24,10 @@ constexpr char kUsage[] =
     "  --limit N        dump: at most N rows or WAL operations (default 10, 0 = all)\n"
     "  --prefix K       dump: vector components shown (default 4)\n"
     "  --dim D          dump/verify of a lone WAL file: the database's dim (default: the MANIFEST beside it)\n"
-    "  --kind KIND      treat FILE as a segment, wal or manifest (default: by name, then by magic)\n"
+    "  --kind KIND      treat FILE as a segment, wal or manifest (default: by name, then by magic;\n"
+    "                   keyspace files by the segment marker, the KVMANIFEST beside a WAL or its first record)\n"
+    "A keyspace database (KVMANIFEST, pomai_db_open_ex/alopex) and its files (KV segments, commit-record WALs,\n"
+    "KVMANIFEST) are recognised too: DIR, segment, verify and dump work on them.\n"
     "Files are opened read-only; the LOCK is never taken, so the database may be open elsewhere.\n"
     "Exit status: 0 all good, 1 a problem was found (printed with file and byte offset), 2 bad usage.\n";
 

@@ -42,7 +42,119 @@ std::string VectorText(const Json& v, const Json& dim) {
   return s + "]";
 }
 
+// One keyspace entry or write: namespace, key, seq, kind, value.
+std::string KvEntryText(const Json& e) {
+  std::string s = T(e["namespace"]);
+  if (!e["index"].is_null()) s += " index \"" + T(e["index"]) + "\"";
+  if (!e["key"].is_null()) s += " key \"" + T(e["key"]) + "\"";
+  s += "  seq " + T(e["seq"]) + "  " + T(e["kind"]);
+  const std::string kind = e["kind"].AsString();
+  if (kind == "bytes") {
+    s += Fmt(" %s bytes \"%s\"", T(e["value_length"]).c_str(), T(e["value_prefix"]).c_str());
+    const Json& c = e["index_config"];
+    if (!c.is_null()) {
+      s += Fmt(" (dim %s, m %s, ef_construction %s, metric %s)", T(c["dim"]).c_str(), T(c["m"]).c_str(),
+               T(c["ef_construction"]).c_str(), T(c["metric"]).c_str());
+    }
+  } else if (kind == "vector") {
+    s += Fmt(" dim %s metric %s", T(e["dim"]).c_str(), T(e["metric"]).c_str());
+    if (e["has_metadata"].AsBool()) {
+      s += Fmt(" metadata %s bytes \"%s\"", T(e["metadata_length"]).c_str(), T(e["metadata_prefix"]).c_str());
+    }
+    s += " " + VectorText(e["vector_prefix"], e["dim"]);
+  }
+  return s;
+}
+
+std::string KvSegmentText(const Json& s) {
+  std::string groups;
+  for (const Json& g : s["vector_groups"].items()) {
+    groups += Fmt(" %s/dim %s: %s", T(g["namespace"]).c_str(), T(g["dim"]).c_str(), T(g["rows"]).c_str());
+  }
+  return Fmt("%s entries (%s user keys, %s index configs, %s index entries; %s bytes values, %s vector records, "
+             "%s tombstones; %s value bytes), seq %s..%s, vectors:%s",
+             T(s["entries"]).c_str(), T(s["user_keys"]).c_str(), T(s["index_configs"]).c_str(),
+             T(s["index_entries"]).c_str(), T(s["bytes_values"]).c_str(), T(s["vector_records"]).c_str(),
+             T(s["tombstones"]).c_str(), T(s["value_bytes"]).c_str(), T(s["min_seq"]).c_str(),
+             T(s["max_seq"]).c_str(), groups.empty() ? " none" : groups.c_str());
+}
+
+void KvSummary(const Json& r, std::string* out) {
+  *out += "keyspace database " + T(r["path"]) + "\n";
+  const Json& m = r["kv_manifest"];
+  if (!m.is_null()) {
+    *out += Fmt("  KVMANIFEST: version %s, next_file_number %s, log_number %s, last_seq %s, %zu segments (%s bytes)\n",
+                T(m["format_version"]).c_str(), T(m["next_file_number"]).c_str(), T(m["log_number"]).c_str(),
+                T(m["last_seq"]).c_str(), m["segments"].items().size(), T(m["bytes"]).c_str());
+  }
+  const Json& segs = r["segments"];
+  *out += Fmt("  KV segments (%zu):\n", segs.items().size());
+  for (const Json& s : segs.items()) {
+    *out += Fmt("    %-18s %s %10s bytes  ", T(s["file"]).c_str(), s["live"].AsBool() ? "live" : "NOT LIVE",
+                T(s["bytes"]).c_str());
+    *out += (s["error"].is_null() ? KvSegmentText(s) : std::string("unreadable")) + "\n";
+    if (!s["error"].is_null()) *out += "      ERROR: " + ProblemText(s["error"]) + "\n";
+  }
+  const Json& wals = r["wal"];
+  *out += Fmt("  WAL files (%zu):\n", wals.items().size());
+  if (!wals.items().empty()) {
+    *out += Fmt("    %-18s %5s %12s %8s %8s %8s %8s %10s %-14s %s\n", "file", "live", "bytes", "records", "writes",
+                "bytes", "vectors", "tombstones", "seq", "tail");
+  }
+  for (const Json& w : wals.items()) {
+    *out += Fmt("    %-18s %5s %12s %8s %8s %8s %8s %10s %-14s %s\n", T(w["file"]).c_str(),
+                w["live"].AsBool() ? "yes" : "no", T(w["bytes"]).c_str(), T(w["records"]).c_str(),
+                T(w["writes"]).c_str(), T(w["bytes_writes"]).c_str(), T(w["vector_writes"]).c_str(),
+                T(w["tombstone_writes"]).c_str(), (T(w["first_seq"]) + ".." + T(w["last_seq"])).c_str(),
+                w["torn_tail"].AsBool() ? "torn" : "clean");
+    if (!w["error"].is_null()) *out += "      ERROR: " + ProblemText(w["error"]) + "\n";
+  }
+  const Json& orphans = r["orphans"];
+  if (!orphans.items().empty()) {
+    *out += Fmt("  orphans (%zu): files the KVMANIFEST does not need\n", orphans.items().size());
+    for (const Json& o : orphans.items()) {
+      *out += Fmt("    %-18s %12s  %s\n", T(o["file"]).c_str(), T(o["bytes"]).c_str(), T(o["reason"]).c_str());
+    }
+  }
+  for (const Json& miss : r["missing"].items()) {
+    *out += "  MISSING: " + T(miss["file"]) + " is named by the KVMANIFEST\n";
+  }
+  const Json& t = r["totals"];
+  *out += Fmt("  total: %s live segments, %s segment entries, %s live WAL records (%s writes), %s bytes\n",
+              T(t["live_segments"]).c_str(), T(t["segment_entries"]).c_str(), T(t["wal_records"]).c_str(),
+              T(t["wal_writes"]).c_str(), T(t["bytes"]).c_str());
+}
+
+void KvDump(const Json& r, std::string* out) {
+  const std::string kind = r["kind"].AsString();
+  if (kind == "kv_segment" && r.Has("entries")) {
+    *out += "  " + KvSegmentText(r["summary"]) + "\n";
+    for (const Json& e : r["entries"].items()) *out += "  entry " + T(e["entry"]) + "  " + KvEntryText(e) + "\n";
+    if (r["entries"].items().size() < r["total_entries"].AsUint()) {
+      *out += Fmt("  ... %" PRIu64 " more entries (--limit)\n", r["total_entries"].AsUint() - r["entries"].items().size());
+    }
+  } else if (kind == "kv_wal") {
+    for (const Json& rec : r["records"].items()) {
+      *out += Fmt("  commit record at offset %s  seq %s  type %s  %s bytes  %s writes\n", T(rec["offset"]).c_str(),
+                  T(rec["seq"]).c_str(), T(rec["type"]).c_str(), T(rec["length"]).c_str(),
+                  T(rec["write_count"]).c_str());
+      for (const Json& w : rec["writes"].items()) *out += "    " + KvEntryText(w) + "\n";
+    }
+    if (r["truncated"].AsBool()) *out += "  ... (--limit)\n";
+    if (r["torn_tail"].AsBool()) *out += "  torn tail after the last record (dropped on recovery)\n";
+  } else if (kind == "kv_manifest" && r.Has("kv_manifest")) {
+    const Json& m = r["kv_manifest"];
+    *out += Fmt("  version %s, next_file_number %s, log_number %s, last_seq %s\n", T(m["format_version"]).c_str(),
+                T(m["next_file_number"]).c_str(), T(m["log_number"]).c_str(), T(m["last_seq"]).c_str());
+    for (const Json& e : m["segments"].items()) *out += "  " + T(e["file"]) + "\n";
+  }
+}
+
 void Summary(const Json& r, std::string* out) {
+  if (r["database"].AsString() == "keyspace") {
+    KvSummary(r, out);
+    return;
+  }
   *out += "database " + T(r["path"]) + "\n";
   const Json& m = r["manifest"];
   if (!m.is_null()) {
@@ -64,9 +176,10 @@ void Summary(const Json& r, std::string* out) {
     if (ix.type() == Json::Type::kString) {
       index = ix.AsString();
     } else if (!ix.is_null()) {
-      index = Fmt("hnsw v%s m=%s ef_construction=%s levels=%s %s", T(ix["format_version"]).c_str(),
+      index = Fmt("hnsw v%s m=%s ef_construction=%s levels=%s %s reused=%s", T(ix["format_version"]).c_str(),
                   T(ix["m"]).c_str(), T(ix["ef_construction"]).c_str(),
-                  std::to_string(ix["max_level"].AsUint() + 1).c_str(), T(ix["representation"]).c_str());
+                  std::to_string(ix["max_level"].AsUint() + 1).c_str(), T(ix["representation"]).c_str(),
+                  T(ix["reused_rows"]).c_str());
     }
     *out += Fmt("    %-18s %5s %5s %12s %10s %10s %4s %-14s %s\n", T(s["file"]).c_str(),
                 s["live"].AsBool() ? "yes" : "NO", T(s["shard"]).c_str(), T(s["bytes"]).c_str(), T(s["rows"]).c_str(),
@@ -130,6 +243,10 @@ void Segment(const Json& r, std::string* out) {
     *out += Fmt("  index: hnsw format_version %s, m %s, m0 %s, ef_construction %s, max_level %s, representation %s\n",
                 T(ix["format_version"]).c_str(), T(ix["m"]).c_str(), T(ix["m0"]).c_str(),
                 T(ix["ef_construction"]).c_str(), T(ix["max_level"]).c_str(), T(ix["representation"]).c_str());
+    *out += "         reused_rows " + T(ix["reused_rows"]) + "\n";
+  }
+  if (r["keyspace"].AsBool()) {
+    *out += "  keyspace segment: " + (r["kv"].is_null() ? std::string("damaged") : KvSegmentText(r["kv"])) + "\n";
   }
 }
 
@@ -162,6 +279,8 @@ void Dump(const Json& r, std::string* out) {
       *out += Fmt("  ... %" PRIu64 " more rows (--limit)\n", r["total_rows"].AsUint() - r["rows"].items().size());
     }
     if (!r["tombstones"].items().empty()) *out += "  tombstones: " + r["tombstones"].Dump() + "\n";
+  } else if (r["kind"].AsString().rfind("kv_", 0) == 0) {
+    KvDump(r, out);
   } else if (r["kind"].AsString() == "wal") {
     if (r.Has("note")) *out += "  note: " + T(r["note"]) + "\n";
     for (const Json& rec : r["records"].items()) {
@@ -200,9 +319,9 @@ void Graph(const Json& r, std::string* out) {
   *out += Fmt("  rows %s, dim %s, metric %s, m %s, m0 %s, ef_construction %s, seed %s\n", T(r["rows"]).c_str(),
               T(r["dim"]).c_str(), T(r["metric"]).c_str(), T(r["m"]).c_str(), T(r["m0"]).c_str(),
               T(r["ef_construction"]).c_str(), T(r["seed"]).c_str());
-  *out += Fmt("  max_level %s, entry_point %s, representation %s, format_version %s, %s bytes\n",
+  *out += Fmt("  max_level %s, entry_point %s, representation %s, reused_rows %s, format_version %s, %s bytes\n",
               T(r["max_level"]).c_str(), T(r["entry_point"]).c_str(), T(r["representation"]).c_str(),
-              T(r["format_version"]).c_str(), T(r["bytes"]).c_str());
+              T(r["reused_rows"]).c_str(), T(r["format_version"]).c_str(), T(r["bytes"]).c_str());
   if (!r.Has("levels")) return;
   *out += Fmt("  %5s %10s %10s %12s %6s %6s %8s %6s %10s %10s\n", "level", "top here", "nodes", "edges", "bound",
               "min", "avg", "max", "no links", "at bound");

@@ -51,3 +51,43 @@ def flip(path: Path, offset: int) -> None:
     data = bytearray(path.read_bytes())
     data[offset] ^= 0x5A
     path.write_bytes(bytes(data))
+
+
+KV_DIM = 4
+
+
+def make_kv_db(path: Path) -> None:
+    """A keyspace (alopex) disk database: one flushed KV segment holding bytes
+    values, a vector record, a tombstone, an HNSW index's configuration and
+    entries; then commits left in the WAL (a put, a delete, a vector, an
+    index entry)."""
+    import alopex
+
+    db = alopex.Database.open(path)
+    try:
+        with db.begin(alopex.TxnMode.READ_WRITE) as t:
+            for i in range(5):
+                t.put(b"key-%d" % i, b"value-%d" % i)
+            t.put(b"bin\x00\xff", b"\x01\x02")
+            t.upsert_vector(b"vec-a", b"meta-a", np.array([1, 2, 3, 4], dtype=np.float32),
+                            alopex.Metric.L2)
+            t.commit()
+        db.create_hnsw_index("idx", alopex.HnswConfig(dim=KV_DIM, m=8, metric=alopex.Metric.L2))
+        with db.begin(alopex.TxnMode.READ_WRITE) as t:
+            for i in range(3):
+                t.upsert_to_hnsw("idx", b"e%d" % i, np.full(KV_DIM, i, dtype=np.float32), b"m%d" % i)
+            t.delete(b"key-4")
+            t.commit()
+        db.flush()
+        with db.begin(alopex.TxnMode.READ_WRITE) as t:
+            t.put(b"key-9", b"later")
+            t.delete(b"key-0")
+            t.upsert_vector(b"vec-b", None, np.array([5, 6], dtype=np.float32), alopex.Metric.COSINE)
+            t.upsert_to_hnsw("idx", b"e9", np.full(KV_DIM, 9, dtype=np.float32))
+            t.commit()
+        with db.begin(alopex.TxnMode.READ_WRITE) as t:
+            t.put(b"key-10", b"\x00binary\xff")
+            t.delete_from_hnsw("idx", b"e1")
+            t.commit()
+    finally:
+        db.close()

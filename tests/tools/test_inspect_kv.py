@@ -1,0 +1,231 @@
+"""pomai-inspect on keyspace databases (alopex, `pomai_db_open_ex`): the
+directory summary, segment, dump and verify of KV segments, keyspace WAL
+files and the KVMANIFEST, in text and JSON; damage found with file and
+offset; nothing modified."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from inspect_support import KV_DIM, file_hashes, flip, make_kv_db, segments, wals
+
+
+@pytest.fixture
+def kv_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "kvdb"
+    make_kv_db(path)
+    return path
+
+
+def test_summary_of_a_keyspace_directory(inspect_tool, kv_dir):
+    run = inspect_tool("--json", kv_dir)
+    assert run.code == 0, run.out
+    r = run.json
+    assert r["command"] == "summary" and r["ok"] is True and r["database"] == "keyspace"
+    m = r["kv_manifest"]
+    assert m["format_version"] == 1 and m["last_seq"] == 3 and len(m["segments"]) == 1
+    [seg] = r["segments"]
+    assert seg["live"] and seg["error"] is None and seg["file"] == m["segments"][0]["file"]
+    assert seg["bytes"] == (kv_dir / seg["file"]).stat().st_size
+    # 6 bytes values + vec-a + key-4's tombstone; the index config; 3 index entries.
+    assert (seg["user_keys"], seg["index_configs"], seg["index_entries"]) == (7, 1, 3)
+    assert (seg["bytes_values"], seg["vector_records"], seg["tombstones"]) == (6, 4, 1)
+    assert (seg["min_seq"], seg["max_seq"]) == (1, 3)
+    groups = {(g["namespace"], g["dim"]): g["rows"] for g in seg["vector_groups"]}
+    assert groups == {("user", KV_DIM): 1, ("index_entry", KV_DIM): 3}
+    [wal] = r["wal"]
+    assert wal["live"] and wal["error"] is None and wal["torn_tail"] is False
+    assert (wal["records"], wal["writes"], wal["first_seq"], wal["last_seq"]) == (2, 6, 4, 5)
+    assert (wal["bytes_writes"], wal["vector_writes"], wal["tombstone_writes"]) == (2, 2, 2)
+    assert r["orphans"] == [] and r["missing"] == []
+    assert r["totals"]["segment_entries"] == 11 and r["totals"]["wal_records"] == 2
+
+    text = inspect_tool(kv_dir)
+    assert text.code == 0
+    assert "keyspace database" in text.out and "KVMANIFEST: version 1" in text.out
+    assert seg["file"] in text.out and wal["file"] in text.out
+    assert "no MANIFEST" not in text.out
+
+
+def test_summary_flags_keyspace_orphans(inspect_tool, kv_dir):
+    (kv_dir / "seg-000999.pseg").write_bytes(segments(kv_dir)[0].read_bytes())
+    (kv_dir / "KVMANIFEST.tmp").write_bytes(b"partial")
+    r = inspect_tool("--json", kv_dir).json
+    orphans = {o["file"]: o["reason"] for o in r["orphans"]}
+    assert "not named by the KVMANIFEST" in orphans["seg-000999.pseg"]
+    assert "temporary" in orphans["KVMANIFEST.tmp"]
+    run = inspect_tool("--json", "verify", kv_dir)
+    assert run.code == 0 and any("not checked" in n["message"] for n in run.json["notes"])
+
+
+def test_segment_names_the_kv_sections(inspect_tool, kv_dir):
+    seg = segments(kv_dir)[0]
+    run = inspect_tool("--json", "segment", seg)
+    assert run.code == 0, run.out
+    r = run.json
+    assert r["keyspace"] is True and r["kv"]["entries"] == 11
+    names = {s["kind"]: s["name"] for s in r["sections"]}
+    assert [names[k] for k in range(64, 70)] == ["kv entries", "kv keys", "kv values", "kv groups",
+                                                "kv vector rows", "kv vector data"]
+    assert all(s["crc_ok"] for s in r["sections"])
+    text = inspect_tool("segment", seg)
+    assert text.code == 0 and "kv vector data" in text.out and "keyspace segment: 11 entries" in text.out
+
+
+def test_dump_kv_segment(inspect_tool, kv_dir):
+    seg = segments(kv_dir)[0]
+    r = inspect_tool("--json", "dump", seg, "--limit", "0").json
+    assert r["ok"] is True and r["kind"] == "kv_segment" and r["total_entries"] == 11
+    entries = r["entries"]
+    assert len(entries) == 11
+    by_key = {(e["namespace"], e.get("index"), e["key"]): e for e in entries}
+    binary = by_key[("user", None, "bin\\x00\\xff")]
+    assert binary["kind"] == "bytes" and binary["value_length"] == 2 and binary["value_prefix"] == "\\x01\\x02"
+    assert by_key[("user", None, "key-4")]["kind"] == "tombstone"
+    vec = by_key[("user", None, "vec-a")]
+    assert (vec["kind"], vec["dim"], vec["metric"], vec["vector_prefix"]) == ("vector", 4, "l2", [1, 2, 3, 4])
+    assert vec["metadata_prefix"] == "meta-a"
+    config = by_key[("index_config", "idx", None)]
+    assert config["index_config"] == {"dim": KV_DIM, "m": 8, "ef_construction": 200, "metric": "l2"}
+    entry = by_key[("index_entry", "idx", "e2")]
+    assert entry["kind"] == "vector" and entry["vector_prefix"] == [2.0] * KV_DIM and entry["metadata_prefix"] == "m2"
+    limited = inspect_tool("--json", "dump", seg, "--limit", "3", "--prefix", "2").json
+    assert len(limited["entries"]) == 3
+    text = inspect_tool("dump", seg, "--limit", "0")
+    assert text.code == 0
+    assert 'index_entry index "idx" key "e2"' in text.out and 'user key "bin\\x00\\xff"' in text.out
+    assert "(dim 4, m 8, ef_construction 200, metric l2)" in text.out
+    assert "more entries (--limit)" in inspect_tool("dump", seg, "--limit", "2").out
+
+
+def test_dump_kv_wal(inspect_tool, kv_dir):
+    [wal] = wals(kv_dir)
+    r = inspect_tool("--json", "dump", wal, "--limit", "0").json
+    assert r["ok"] is True and r["kind"] == "kv_wal" and r["torn_tail"] is False
+    first, second = r["records"]
+    assert (first["seq"], first["type"], first["write_count"], first["offset"]) == (4, 0x4B, 4, 0)
+    writes = {(w["namespace"], w.get("index"), w["key"]): w for w in first["writes"]}
+    assert writes[("user", None, "key-0")]["kind"] == "tombstone"
+    assert writes[("user", None, "key-9")]["value_prefix"] == "later"
+    assert writes[("user", None, "vec-b")]["metric"] == "cosine" and writes[("user", None, "vec-b")]["dim"] == 2
+    assert writes[("index_entry", "idx", "e9")]["vector_prefix"] == [9.0] * KV_DIM
+    assert second["seq"] == 5 and {w["kind"] for w in second["writes"]} == {"bytes", "tombstone"}
+    # A lone WAL file (no KVMANIFEST beside it) is recognised by its first record.
+    lone = kv_dir.parent / "lone.log"
+    lone.write_bytes(wal.read_bytes())
+    assert inspect_tool("--json", "dump", lone).json["kind"] == "kv_wal"
+    text = inspect_tool("dump", wal)
+    assert text.code == 0 and "commit record at offset 0  seq 4" in text.out
+    assert 'index_entry index "idx" key "e9"' in text.out
+
+
+def test_dump_and_verify_kvmanifest(inspect_tool, kv_dir):
+    manifest = kv_dir / "KVMANIFEST"
+    r = inspect_tool("--json", "dump", manifest).json
+    assert r["kind"] == "kv_manifest" and r["kv_manifest"]["last_seq"] == 3
+    assert "last_seq 3" in inspect_tool("dump", manifest).out
+    assert inspect_tool("verify", manifest).code == 0
+
+
+def test_verify_clean_keyspace_database(inspect_tool, kv_dir):
+    run = inspect_tool("--json", "verify", kv_dir)
+    assert run.code == 0, run.out
+    r = run.json
+    assert r["ok"] is True and r["problems"] == []
+    assert sorted(c["kind"] for c in r["checked"]) == ["kv_manifest", "kv_segment", "kv_wal"]
+    text = inspect_tool("verify", kv_dir)
+    assert text.code == 0 and text.out.rstrip().endswith("verify: OK")
+    for f in [*segments(kv_dir), *wals(kv_dir), kv_dir / "KVMANIFEST"]:
+        assert inspect_tool("verify", f).code == 0, f
+        assert inspect_tool("--json", "verify", f).json["ok"] is True
+
+
+def assert_fails_at(inspect_tool, target: Path, file: Path, offset: int) -> None:
+    run = inspect_tool("--json", "verify", target)
+    assert run.code == 1, run.out
+    err = run.json["error"]
+    assert err["file"] == str(file) and err["offset"] == offset, err
+    text = inspect_tool("verify", target)
+    assert text.code == 1 and f"{file} at offset {offset}" in text.out.splitlines()[-1]
+
+
+def test_verify_flipped_byte_in_kv_segment(inspect_tool, kv_dir):
+    seg = segments(kv_dir)[0]
+    values = next(s for s in inspect_tool("--json", "segment", seg).json["sections"] if s["name"] == "kv values")
+    flip(seg, values["offset"] + 3)
+    assert_fails_at(inspect_tool, kv_dir, seg, values["offset"])
+    assert_fails_at(inspect_tool, seg, seg, values["offset"])
+    summary = inspect_tool("--json", kv_dir)
+    assert summary.code == 1 and summary.json["segments"][0]["error"]["offset"] == values["offset"]
+    assert inspect_tool("--json", "dump", seg).code == 1
+
+
+def test_verify_flipped_byte_in_kv_wal_record(inspect_tool, kv_dir):
+    [wal] = wals(kv_dir)
+    records = inspect_tool("--json", "dump", wal, "--limit", "0").json["records"]
+    second = records[1]["offset"]
+    flip(wal, second + 24 + 2)  # inside the payload of the second record
+    assert_fails_at(inspect_tool, kv_dir, wal, second)
+    assert_fails_at(inspect_tool, wal, wal, second)
+    assert inspect_tool("--json", kv_dir).code == 1
+    flip(wal, second + 24 + 2)
+    flip(wal, 3)  # the first record's header
+    assert_fails_at(inspect_tool, kv_dir, wal, 0)
+
+
+def test_verify_torn_kv_wal_tail_is_a_note(inspect_tool, kv_dir):
+    [wal] = wals(kv_dir)
+    good = wal.stat().st_size
+    with open(wal, "ab") as f:
+        f.write(b"\x01\x02\x03\x04\x05\x06\x07")
+    run = inspect_tool("--json", "verify", kv_dir)
+    assert run.code == 0, run.out
+    [note] = [n for n in run.json["notes"] if "torn tail" in n["message"]]
+    assert note["file"] == str(wal) and note["offset"] == good
+
+
+def test_verify_flipped_byte_in_kvmanifest(inspect_tool, kv_dir):
+    manifest = kv_dir / "KVMANIFEST"
+    flip(manifest, 20)
+    body = manifest.stat().st_size - 4
+    assert_fails_at(inspect_tool, kv_dir, manifest, body)
+    assert inspect_tool("--json", kv_dir).code == 1
+
+
+def test_never_modifies_a_keyspace_file(inspect_tool, kv_dir):
+    seg = segments(kv_dir)[0]
+    before = file_hashes(kv_dir)
+    mtimes = {p.name: p.stat().st_mtime_ns for p in kv_dir.iterdir()}
+    [wal] = wals(kv_dir)
+    for args in ([kv_dir], ["verify", kv_dir], ["segment", seg], ["dump", seg, "--limit", "0"],
+                 ["dump", wal], ["dump", kv_dir / "KVMANIFEST"], ["graph", seg], ["verify", seg], ["verify", wal]):
+        inspect_tool(*args)
+        inspect_tool("--json", *args)
+    assert file_hashes(kv_dir) == before
+    assert {p.name: p.stat().st_mtime_ns for p in kv_dir.iterdir()} == mtimes
+
+
+def test_keyspace_database_still_opens_after_inspection(inspect_tool, kv_dir):
+    import alopex
+
+    assert inspect_tool("verify", kv_dir).code == 0
+    db = alopex.Database.open(kv_dir)
+    try:
+        with db.begin(alopex.TxnMode.READ_ONLY) as t:
+            assert t.get(b"key-9") == b"later" and t.get(b"key-0") is None
+    finally:
+        db.close()
+
+
+def test_graph_shows_reused_rows_and_representation(inspect_tool, db_dir):
+    # db_dir: the u64-id database of conftest (one HNSW graph per segment, built from nothing).
+    seg = segments(db_dir)[0]
+    r = inspect_tool("--json", "graph", seg).json
+    assert r["reused_rows"] == 0 and r["representation"] in ("sq8", "float32")
+    assert "reused_rows 0" in inspect_tool("graph", seg).out
+    index = inspect_tool("--json", "segment", seg).json["index"]
+    assert index["reused_rows"] == 0 and index["representation"] == r["representation"]
+    summary = inspect_tool("--json", db_dir).json
+    assert all(s["index"]["reused_rows"] == 0 for s in summary["segments"])
