@@ -265,7 +265,8 @@ std::vector<Step> WriteSteps(const std::vector<Step>& script) {
 
 // power_loss: the directory is then rewritten to what a power cut leaves;
 // otherwise it is a process crash, where everything written to the OS stays.
-void CrashAtEveryPoint(bool fsync, bool power_loss, uint64_t budget) {
+// torn: the power cut keeps half of each file's unsynced bytes (a torn tail).
+void CrashAtEveryPoint(bool fsync, bool power_loss, uint64_t budget, bool torn = false) {
   const auto script = MakeScript();
   const auto writes = WriteSteps(script);
   const auto t0 = std::chrono::steady_clock::now();
@@ -293,7 +294,8 @@ void CrashAtEveryPoint(bool fsync, bool power_loss, uint64_t budget) {
       r = RunScript(script, MakeOptions(path, fsync, &env), true);
       // The run may end before point n (background threads make the count vary a little).
       if (!r.first_error.empty()) { ASSERT_TRUE(env.crashed()) << "point " << n << ": error without a crash: " << r.first_error; }
-      if (power_loss) env.SimulatePowerLoss();
+      if (power_loss)
+        env.SimulatePowerLoss(torn ? testing::PowerLossEnv::Unsynced::kHalf : testing::PowerLossEnv::Unsynced::kDropped);
     }
     // Reopen through a PowerLossEnv that never crashes: the plain POSIX calls,
     // minus the real fsyncs (which only cost time here).
@@ -316,19 +318,23 @@ void CrashAtEveryPoint(bool fsync, bool power_loss, uint64_t budget) {
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("[crash points] fsync=%s, %s: %llu I/O points in the script, %llu crash points checked in %.1f s\n",
-              fsync ? "always" : "never", power_loss ? "power loss" : "process crash", static_cast<unsigned long long>(total),
+              fsync ? "always" : "never", power_loss ? (torn ? "power loss, torn tails" : "power loss") : "process crash",
+              static_cast<unsigned long long>(total),
               static_cast<unsigned long long>(checked), secs);
   ::testing::Test::RecordProperty("crash_points_checked", static_cast<int>(checked));
 }
 
 // Power loss, fsync ALWAYS: every acknowledged batch survives.
-TEST(CrashPoints, PowerLossFsyncAlwaysKeepsEveryAcknowledgedBatch) { CrashAtEveryPoint(true, true, 1500); }
+TEST(CrashPoints, PowerLossFsyncAlwaysKeepsEveryAcknowledgedBatch) { CrashAtEveryPoint(true, true, 800); }
 // Power loss, fsync NEVER: some prefix of the history survives.
-TEST(CrashPoints, PowerLossFsyncNeverLeavesAPrefix) { CrashAtEveryPoint(false, true, 700); }
+TEST(CrashPoints, PowerLossFsyncNeverLeavesAPrefix) { CrashAtEveryPoint(false, true, 600); }
+// Power loss that keeps half of every unsynced tail: torn WAL records are dropped.
+TEST(CrashPoints, PowerLossWithTornTailsFsyncAlways) { CrashAtEveryPoint(true, true, 250, true); }
+TEST(CrashPoints, PowerLossWithTornTailsFsyncNever) { CrashAtEveryPoint(false, true, 250, true); }
 // Process crash (the OS keeps what it was given): every acknowledged batch
 // survives whatever the fsync policy.
-TEST(CrashPoints, ProcessCrashFsyncAlwaysKeepsEveryAcknowledgedBatch) { CrashAtEveryPoint(true, false, 500); }
-TEST(CrashPoints, ProcessCrashFsyncNeverKeepsEveryAcknowledgedBatch) { CrashAtEveryPoint(false, false, 500); }
+TEST(CrashPoints, ProcessCrashFsyncAlwaysKeepsEveryAcknowledgedBatch) { CrashAtEveryPoint(true, false, 250); }
+TEST(CrashPoints, ProcessCrashFsyncNeverKeepsEveryAcknowledgedBatch) { CrashAtEveryPoint(false, false, 250); }
 
 // ---- EIO / ENOSPC at every operation of each kind ----
 
@@ -397,7 +403,7 @@ TEST(FaultPoints, EioAndEnospcOnceAndStickyAtEveryOperation) {
   uint64_t checked = 0, sticky_checked = 0;
   for (int err : {EIO, ENOSPC})
     for (bool sticky : {false, true}) {
-      FaultAtEveryOp(err, sticky, 40, &checked, &sticky_checked);
+      FaultAtEveryOp(err, sticky, 30, &checked, &sticky_checked);
       if (::testing::Test::HasFatalFailure()) return;
     }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

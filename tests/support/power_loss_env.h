@@ -17,8 +17,9 @@
 //
 // SimulatePowerLoss() (call it once the DB object is destroyed or abandoned)
 // rewrites `dir` to the durable view: every durably named inode comes back
-// under its durable name, truncated to its durable length; every other entry
-// is removed. Afterwards everything on disk is durable. This is the model of
+// under its durable name, truncated to its durable length (or, with
+// Unsynced::kHalf, plus the first half of its unsynced bytes: a torn tail);
+// every other entry is removed. Afterwards everything on disk is durable. This is the model of
 // LevelDB's and RocksDB's FaultInjectionTestEnv (unsynced data is lost
 // entirely; no torn or reordered sectors).
 //
@@ -86,9 +87,15 @@ class PowerLossEnv : public EnvWrapper {
     return crash_op_;
   }
 
+  // What survives of the bytes written to a file after its last Sync.
+  enum class Unsynced {
+    kDropped,  // none (the default model)
+    kHalf,     // the first half of them: a torn tail, cut anywhere (even mid-record)
+  };
+
   // Rewrites the directory to what a power cut would leave (see above) and
   // makes that the new durable state. The crash point is cleared.
-  void SimulatePowerLoss() {
+  void SimulatePowerLoss(Unsynced unsynced = Unsynced::kDropped) {
     std::lock_guard<std::mutex> l(mu_);
     namespace fs = std::filesystem;
     // 1. Copy out the durable content of every durably named inode.
@@ -101,7 +108,9 @@ class PowerLossEnv : public EnvWrapper {
       const Inode& node = inodes_.at(ino);
       const std::string src = SourceOf(ino);
       const std::string tmp = staging + "/" + std::to_string(k++);
-      CopyPrefix(src, tmp, node.synced);
+      uint64_t keep = node.synced;
+      if (unsynced == Unsynced::kHalf && node.written > node.synced) keep += (node.written - node.synced) / 2;
+      CopyPrefix(src, tmp, keep);
       staged[name] = tmp;
     }
     // 2. Wipe the directory and install the durable view.
