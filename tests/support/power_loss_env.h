@@ -23,9 +23,14 @@
 // LevelDB's and RocksDB's FaultInjectionTestEnv (unsynced data is lost
 // entirely; no torn or reordered sectors).
 //
+// The directory itself is modelled too: when CreateDirIfMissing creates it,
+// its entry in the parent is durable only after a SyncDir of the parent;
+// until then a power cut loses the whole directory.
+//
 // I/O points: every Append/AppendV, Sync, SyncDir, RenameFile, RemoveFile,
 // TruncateFile and file creation (NewWritableFile, NewAppendableFile) on a
-// tracked path is one numbered point (1-based). CrashAt(n) makes point n and
+// tracked path, the creation of `dir` and a SyncDir of its parent, is one
+// numbered point (1-based). CrashAt(n) makes point n and
 // every later one fail with EIO without touching the disk: the process keeps
 // running, but nothing more reaches the "disk". Reads (MapFile, ReadableFile,
 // ListDir...) keep working.
@@ -56,10 +61,16 @@ namespace pomai::testing {
 
 class PowerLossEnv : public EnvWrapper {
  public:
-  // `dir` must exist (it is created if missing); `stash` defaults to dir + ".stash".
+  // `dir` may exist (its content is then durable) or not (the DB creates it;
+  // its entry in the parent is durable only after a SyncDir of the parent).
+  // The stash is dir + ".stash".
   explicit PowerLossEnv(std::string dir, Env* target = Env::Default(), bool real_sync = false)
-      : EnvWrapper(target), dir_(Normalize(dir)), stash_(dir_ + ".stash"), real_sync_(real_sync) {
-    std::filesystem::create_directories(dir_);
+      : EnvWrapper(target),
+        dir_(Normalize(dir)),
+        parent_(Normalize(std::filesystem::path(dir_).parent_path().string())),
+        stash_(dir_ + ".stash"),
+        real_sync_(real_sync) {
+    std::filesystem::create_directories(parent_);
     std::filesystem::create_directories(stash_);
     ResetToDisk();
   }
@@ -98,6 +109,16 @@ class PowerLossEnv : public EnvWrapper {
   void SimulatePowerLoss(Unsynced unsynced = Unsynced::kDropped) {
     std::lock_guard<std::mutex> l(mu_);
     namespace fs = std::filesystem;
+    if (!dir_durable_) {
+      // The directory's own entry never reached the disk: it is all gone.
+      fs::remove_all(dir_);
+      fs::remove_all(stash_);
+      fs::create_directories(stash_);
+      crash_at_ = 0;
+      crash_op_.clear();
+      ResetToDiskLocked();
+      return;
+    }
     // 1. Copy out the durable content of every durably named inode.
     const std::string staging = stash_ + "/.staging";
     fs::remove_all(staging);
@@ -174,8 +195,24 @@ class PowerLossEnv : public EnvWrapper {
     }
     return Status::OK();
   }
+  Status CreateDirIfMissing(const std::string& p) override {
+    std::lock_guard<std::mutex> l(mu_);
+    if (Normalize(p) != dir_) return target()->CreateDirIfMissing(p);
+    const bool existed = std::filesystem::is_directory(dir_);
+    if (existed) return target()->CreateDirIfMissing(p);
+    POMAI_RETURN_IF_ERROR(Point("mkdir", p));
+    POMAI_RETURN_IF_ERROR(target()->CreateDirIfMissing(p));
+    dir_durable_ = false;  // until the parent is synced
+    return Status::OK();
+  }
   Status SyncDir(const std::string& p) override {
     std::lock_guard<std::mutex> l(mu_);
+    if (Normalize(p) == parent_ && parent_ != dir_) {
+      POMAI_RETURN_IF_ERROR(Point("fsync directory", p));
+      if (real_sync_) POMAI_RETURN_IF_ERROR(target()->SyncDir(p));
+      if (std::filesystem::is_directory(dir_)) dir_durable_ = true;
+      return Status::OK();
+    }
     if (Normalize(p) != dir_) return target()->SyncDir(p);
     POMAI_RETURN_IF_ERROR(Point("fsync directory", p));
     if (real_sync_) POMAI_RETURN_IF_ERROR(target()->SyncDir(p));
@@ -331,6 +368,8 @@ class PowerLossEnv : public EnvWrapper {
     inodes_.clear();
     current_.clear();
     durable_.clear();
+    dir_durable_ = std::filesystem::is_directory(dir_);  // what is on disk now is durable
+    if (!dir_durable_) return;
     for (const auto& e : std::filesystem::directory_iterator(dir_)) {
       if (!e.is_regular_file()) continue;
       NewInode(e.path().filename().string(), e.file_size());
@@ -349,6 +388,7 @@ class PowerLossEnv : public EnvWrapper {
   static std::string Name(const std::string& p) { return std::filesystem::path(p).filename().string(); }
 
   const std::string dir_;
+  const std::string parent_;
   const std::string stash_;
   const bool real_sync_;
   mutable std::mutex mu_;
@@ -356,6 +396,7 @@ class PowerLossEnv : public EnvWrapper {
   uint64_t crash_at_ = 0;
   std::string crash_op_;
   uint64_t next_ino_ = 1;
+  bool dir_durable_ = false;  // dir_'s own entry in parent_ is durable
   std::map<uint64_t, Inode> inodes_;
   std::map<std::string, uint64_t> current_;  // name -> inode, now
   std::map<std::string, uint64_t> durable_;  // name -> inode, as of the last SyncDir
