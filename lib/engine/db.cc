@@ -79,7 +79,7 @@ uint64_t DB::NewFileNumber() {
 
 Status DB::Recover() {
   const std::string& dir = options_.path;
-  POMAI_RETURN_IF_ERROR(env_->CreateDirIfMissing(dir));
+  POMAI_RETURN_IF_ERROR(CreateDirDurably(env_, dir));  // a new database must not vanish with its directory
   POMAI_ASSIGN_OR_RETURN(lock_, env_->LockFile(JoinPath(dir, "LOCK")));
   if (env_->FileExists(JoinPath(dir, "KVMANIFEST")))
     return Status::InvalidArgument(dir + " holds a keyspace database (opened with pomai_db_open_ex), not a u64-id vector database");

@@ -294,7 +294,7 @@ Result<std::unique_ptr<KvDB>> KvDB::Open(const KvOptions& options) {
 
 Status KvDBImpl::Recover() {
   const std::string& dir = opt.path;
-  POMAI_RETURN_IF_ERROR(env->CreateDirIfMissing(dir));
+  POMAI_RETURN_IF_ERROR(CreateDirDurably(env, dir));  // a new database must not vanish with its directory
   POMAI_ASSIGN_OR_RETURN(lock, env->LockFile(JoinPath(dir, "LOCK")));
   if (env->FileExists(JoinPath(dir, kManifestName)))
     return Status::InvalidArgument(dir + " holds a u64-id vector database (opened with pomai_open), not a keyspace database");

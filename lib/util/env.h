@@ -120,6 +120,12 @@ Status ReadFileToString(Env* env, const std::string& path, std::string* out);
 // rename over `path`, then SyncDir of `dir`.
 Status WriteFileAtomically(Env* env, const std::string& dir, const std::string& path, const std::string& data);
 
+// Creates `dir` and any missing parents like Env::CreateDirIfMissing, then
+// fsyncs the parent of every directory it created, so that the new
+// directories' entries survive a power cut (an fsync of `dir` alone does not
+// make `dir` itself durable). Nothing is synced when `dir` already exists.
+Status CreateDirDurably(Env* env, const std::string& dir);
+
 // dir + "/" + name.
 std::string JoinPath(const std::string& dir, const std::string& name);
 

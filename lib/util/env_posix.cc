@@ -296,6 +296,27 @@ Env* Env::Default() {
   return env;
 }
 
+namespace {
+// The parent of `path` ("." for a relative name), ignoring trailing slashes.
+std::string ParentDir(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+}  // namespace
+
+Status CreateDirDurably(Env* env, const std::string& dir) {
+  std::vector<std::string> created;  // dir and its missing parents, innermost first
+  for (std::string p = dir; !p.empty() && p != "." && p != "/" && !env->FileExists(p); p = ParentDir(p)) {
+    created.push_back(p);
+  }
+  POMAI_RETURN_IF_ERROR(env->CreateDirIfMissing(dir));
+  for (auto it = created.rbegin(); it != created.rend(); ++it) POMAI_RETURN_IF_ERROR(env->SyncDir(ParentDir(*it)));
+  return Status::OK();
+}
+
 std::string JoinPath(const std::string& dir, const std::string& name) {
   if (dir.empty()) return name;
   if (dir.back() == '/') return dir + name;
