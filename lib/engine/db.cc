@@ -192,11 +192,6 @@ Status DB::EnsureLogFile() {
 }
 
 Status DB::SwitchLogFile() {
-  // Later records go to the new file only once the old one is durable, so a
-  // power cut never keeps a later log's records without an earlier log's:
-  // recovery sees a prefix of the history under fsync=never too (one
-  // fdatasync per log switch).
-  if (wal_file_open_.load(std::memory_order_acquire)) POMAI_RETURN_IF_ERROR(wal_->Sync());
   const uint64_t number = NewFileNumber();
   const std::string path = JoinPath(options_.path, WalFileName(number));
   POMAI_ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(path));

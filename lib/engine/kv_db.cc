@@ -123,7 +123,6 @@ struct KvDBImpl {
   uint64_t pending_bytes = 0;                        // under commit_mu: their WriteCost
   std::mutex apply_mu;   // held while a commit is applied to the memtable and the indexes
   std::unique_ptr<wal::Writer> wal;  // disk mode only
-  bool log_open = false;             // the writer has a file (set inside its exclusive section)
   std::atomic<uint64_t> last_seq{0};  // every commit <= it is applied and visible
 
   mutable std::mutex layers_mu;
@@ -371,9 +370,6 @@ Status KvDBImpl::Recover() {
 }
 
 Status KvDBImpl::NewLogFile() {
-  // Later commits go to the new file only once the old one is durable, so a
-  // power cut never keeps a later log's records without an earlier log's.
-  if (log_open) POMAI_RETURN_IF_ERROR(wal->Sync());
   const uint64_t number = NewFileNumber();
   const std::string path = JoinPath(opt.path, WalFileName(number));
   POMAI_ASSIGN_OR_RETURN(auto file, env->NewWritableFile(path));
@@ -383,7 +379,6 @@ Status KvDBImpl::NewLogFile() {
     (void)env->RemoveFile(path);
     return s;
   }
-  log_open = true;
   std::lock_guard<std::mutex> l(manifest_mu);
   live_wals.push_back(number);
   return Status::OK();

@@ -170,6 +170,17 @@ Status Writer::RunExclusive(const std::function<Status()>& fn) {
 Status Writer::SwitchFile(std::unique_ptr<WritableFile> file) {
   if (tls_exclusive_owner != this) return Status::Internal("WAL SwitchFile called outside RunExclusive");
   if (!file) return Status::InvalidArgument("WAL SwitchFile given no file");
+  // The old file is made durable before any record can go to the new one, so
+  // a power cut never keeps a later file's records without an earlier one's
+  // (whatever the policy). A failure is a failed sync: sticky, no switch.
+  if (file_) {
+    Status synced = file_->Sync();
+    if (!synced.ok()) {
+      std::lock_guard<std::mutex> l(mu_);
+      if (sticky_.ok()) sticky_ = synced;
+      return synced;
+    }
+  }
   std::unique_ptr<WritableFile> old = std::move(file_);
   file_ = std::move(file);
   Status s = old ? old->Close() : Status::OK();

@@ -57,7 +57,8 @@ class Writer {
   // commits.
   Status RunExclusive(const std::function<Status()>& fn);
 
-  // Replaces the file (closing the old one). Call only inside RunExclusive.
+  // Replaces the file: fdatasyncs the old one (a failure is sticky and
+  // nothing is switched), then closes it. Call only inside RunExclusive.
   Status SwitchFile(std::unique_ptr<WritableFile> file);
 
   // fdatasync of the current file (for close under kNever). Sticky on failure.

@@ -327,6 +327,27 @@ TEST_F(WalWriterTest, RecordsAfterSwitchFileLandInTheNewFileOnly) {
   EXPECT_EQ(new_file.records[0].offset, 0u);
 }
 
+// Under either policy the old file is durable before the new one takes a
+// record (a power cut must not keep a later file without an earlier one);
+// a failed sync there is sticky and leaves the old file current.
+TEST_F(WalWriterTest, SwitchFileSyncsTheOldFileFirstAndAFailureIsSticky) {
+  Writer w(NewFile("wal-000001.log"), SyncPolicy::kNever, 1);
+  ASSERT_TRUE(w.Commit(1, "a", no_apply_).ok());
+  const uint64_t before = env_.count(Op::kSync);
+  ASSERT_TRUE(w.RunExclusive([&] { return w.SwitchFile(NewFile("wal-000002.log")); }).ok());
+  EXPECT_EQ(env_.count(Op::kSync), before + 1);
+
+  ASSERT_TRUE(w.Commit(1, "b", no_apply_).ok());
+  env_.FailNth(Op::kSync, 1, EIO);
+  Status s = w.RunExclusive([&] { return w.SwitchFile(NewFile("wal-000003.log")); });
+  EXPECT_FALSE(s.ok());
+  env_.ClearFaults();
+  EXPECT_FALSE(w.sticky_error().ok());
+  EXPECT_FALSE(w.Commit(1, "c", no_apply_).ok());
+  EXPECT_EQ(ReadBack("wal-000002.log").records.size(), 1u);
+  EXPECT_EQ(ReadBack("wal-000003.log").records.size(), 0u);
+}
+
 TEST_F(WalWriterTest, SwitchFileOutsideRunExclusiveIsRefused) {
   Writer w(NewFile("wal-000001.log"), SyncPolicy::kNever, 1);
   EXPECT_FALSE(w.SwitchFile(NewFile("wal-000002.log")).ok());
