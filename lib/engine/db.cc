@@ -673,37 +673,33 @@ Status DB::Get(uint64_t id, std::vector<float>* vector, std::string* metadata) {
 
 Result<uint64_t> DB::Count() {
   if (closed_) return Status::Closed("database is closed");
+  // One snapshot for every shard, as a search takes it.
+  std::vector<ShardView> views;
+  {
+    std::lock_guard<std::mutex> v(version_mu_);
+    const uint64_t snapshot = applied_seq_.load(std::memory_order_acquire);
+    for (auto& sh : shards_) views.push_back({sh.get(), sh->mem, sh->imm, sh->segments, snapshot});
+  }
   uint64_t total = 0;
-  for (auto& shp : shards_) {
-    Shard* sh = shp.get();
-    ShardView view{sh, nullptr, nullptr, {}};
-    {
-      std::lock_guard<std::mutex> v(version_mu_);
-      view.mem = sh->mem;
-      view.imm = sh->imm;
-      view.segments = sh->segments;
-    }
-    std::shared_lock<std::shared_mutex> l(sh->mem_mu);
+  for (const ShardView& view : views) {
+    std::shared_lock<std::shared_mutex> l(view.shard->mem_mu);
     // Ids named by newer layers; a row of an older layer with such an id is shadowed.
     std::unordered_set<uint64_t> seen;
-    const size_t older_layers = (view.imm ? 1 : 0) + view.segments.size();
-    total += view.mem->live_count();
-    if (older_layers > 0)
-      for (size_t r = 0; r < view.mem->rows(); ++r) seen.insert(view.mem->id(r));
-    if (view.imm) {
-      for (size_t r = 0; r < view.imm->rows(); ++r)
-        if (!view.imm->deleted(r) && !seen.count(view.imm->id(r))) ++total;
-      if (!view.segments.empty())
-        for (size_t r = 0; r < view.imm->rows(); ++r) seen.insert(view.imm->id(r));
+    const bool older_layers = view.imm || !view.segments.empty();
+    for (const MemTable* table : {view.mem.get(), view.imm.get()}) {
+      if (table == nullptr) continue;
+      for (size_t r = 0; r < table->rows(); ++r)
+        if (table->VisibleAt(r, view.snapshot_seq) && !seen.count(table->id(r))) ++total;
+      if (older_layers)
+        for (size_t r = 0; r < table->rows(); ++r)
+          if (table->first_seq(r) <= view.snapshot_seq) seen.insert(table->id(r));
     }
     for (size_t j = 0; j < view.segments.size(); ++j) {
       const auto& seg = view.segments[j]->seg;
       uint64_t shadowed = 0;
-      if (!seen.empty()) {
-        for (uint64_t id : seen) {
-          uint64_t row;
-          if (seg->FindRow(id, &row)) ++shadowed;
-        }
+      for (uint64_t id : seen) {
+        uint64_t row;
+        if (seg->FindRow(id, &row)) ++shadowed;
       }
       total += seg->row_count() - shadowed;
       if (j + 1 < view.segments.size()) {
@@ -853,12 +849,12 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
       std::shared_lock<std::shared_mutex> l(view.shard->mem_mu);
       const MemTable& mem = *view.mem;
       scan(mem.vectors(), 0, mem.rows(), [&](size_t r) { return mem.id(r); },
-           [&](size_t r, uint64_t) { return !mem.deleted(r) && view.InView(r); });
+           [&](size_t r, uint64_t) { return mem.VisibleAt(r, view.snapshot_seq); });
     } else if (task.layer == -1) {
       const MemTable& imm = *view.imm;
       scan(imm.vectors(), task.begin, task.end, [&](size_t r) { return imm.id(r); },
            [&](size_t r, uint64_t id) {
-             if (imm.deleted(r)) return false;
+             if (!imm.VisibleAt(r, view.snapshot_seq)) return false;
              std::shared_lock<std::shared_mutex> l(view.shard->mem_mu);
              return !view.Shadowed(id, -1);
            });

@@ -67,21 +67,18 @@ struct ShardView {
   std::shared_ptr<MemTable> imm;
   std::vector<std::shared_ptr<const DB::LiveSegment>> segments;
 
-  // Memtable row slots created by writes after this sequence number are not
-  // part of the view: a search neither returns them nor lets them shadow.
+  // The view shows the memtables as of this sequence number: versions
+  // written after it are neither returned nor let shadow older layers, so a
+  // batch applied while a search runs is invisible to it in every shard.
   uint64_t snapshot_seq = UINT64_MAX;
-
-  // Whether `row` of `mem` belongs to the view.
-  bool InView(size_t row) const { return mem->first_seq(row) <= snapshot_seq; }
 
   // Whether a layer newer than segment `seg_index` (-1: newer than imm,
   // -2: newer than mem) says anything about `id`. Call with mem_mu shared.
   bool Shadowed(uint64_t id, int seg_index) const {
     if (seg_index == -2) return false;
-    size_t row;
-    if (mem->Find(id, &row) != MemTable::State::kAbsent && InView(row)) return true;
+    if (mem->HoldsAt(id, snapshot_seq)) return true;
     if (seg_index == -1) return false;
-    if (imm && imm->Find(id, &row) != MemTable::State::kAbsent) return true;
+    if (imm && imm->HoldsAt(id, snapshot_seq)) return true;
     for (int j = 0; j < seg_index; ++j) {
       uint64_t r;
       if (segments[j]->seg->FindRow(id, &r) || segments[j]->seg->HasTombstone(id)) return true;

@@ -17,24 +17,21 @@ class IdIndex {
   uint32_t Find(uint64_t id) const {
     if (slots_.empty()) return kNone;
     for (size_t i = Hash(id) & mask_;; i = (i + 1) & mask_) {
-      const Slot& s = slots_[i];
+      const Entry& s = slots_[i];
       if (s.row == kNone) return kNone;
       if (s.id == id) return s.row;
     }
   }
 
   // Inserts id -> row unless `id` is present; returns the row stored for `id`.
-  uint32_t FindOrInsert(uint64_t id, uint32_t row) {
-    if ((size_ + 1) * 2 > slots_.size()) Grow();
-    for (size_t i = Hash(id) & mask_;; i = (i + 1) & mask_) {
-      Slot& s = slots_[i];
-      if (s.row == kNone) {
-        s = {id, row};
-        ++size_;
-        return row;
-      }
-      if (s.id == id) return s.row;
-    }
+  uint32_t FindOrInsert(uint64_t id, uint32_t row) { return *SlotOf(id, row); }
+
+  // Maps `id` to `row`; returns the row it had before, or kNone.
+  uint32_t Exchange(uint64_t id, uint32_t row) {
+    uint32_t* slot = SlotOf(id, row);
+    const uint32_t old = *slot;
+    *slot = row;
+    return old == row ? kNone : old;
   }
 
   // Prefetches the first slot `id` probes (a hint; no effect on contents).
@@ -43,10 +40,24 @@ class IdIndex {
   }
 
   size_t size() const { return size_; }
-  size_t bytes() const { return slots_.capacity() * sizeof(Slot); }
+  size_t bytes() const { return slots_.capacity() * sizeof(Entry); }
 
  private:
-  struct Slot {
+  // The row field of `id`'s entry, inserting id -> row when absent.
+  uint32_t* SlotOf(uint64_t id, uint32_t row) {
+    if ((size_ + 1) * 2 > slots_.size()) Grow();
+    for (size_t i = Hash(id) & mask_;; i = (i + 1) & mask_) {
+      Entry& s = slots_[i];
+      if (s.row == kNone) {
+        s = {id, row};
+        ++size_;
+        return &s.row;
+      }
+      if (s.id == id) return &s.row;
+    }
+  }
+
+  struct Entry {
     uint64_t id;
     uint32_t row;
   };
@@ -61,9 +72,9 @@ class IdIndex {
   }
 
   void Grow() {
-    std::vector<Slot> old;
+    std::vector<Entry> old;
     old.swap(slots_);
-    slots_.assign(old.empty() ? 1024 : old.size() * 2, Slot{0, kNone});
+    slots_.assign(old.empty() ? 1024 : old.size() * 2, Entry{0, kNone});
     mask_ = slots_.size() - 1;
     size_ = 0;
     // Rows go back in at random places: prefetch a few entries ahead.
@@ -74,7 +85,7 @@ class IdIndex {
     }
   }
 
-  std::vector<Slot> slots_;
+  std::vector<Entry> slots_;
   size_t mask_ = 0;
   size_t size_ = 0;
 };

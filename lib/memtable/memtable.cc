@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <numeric>
 
 namespace pomai {
 
@@ -14,22 +13,35 @@ void MemTable::NoteSeq(uint64_t seq) {
   max_seq_ = std::max(max_seq_, seq);
 }
 
-void MemTable::Put(uint64_t id, uint64_t seq, const float* vec, std::string_view meta) {
+uint32_t MemTable::AppendVersion(uint64_t id, uint64_t seq, const float* vec, bool tombstone) {
   NoteSeq(seq);
-  const uint32_t row = index_.FindOrInsert(id, static_cast<uint32_t>(ids_.size()));
-  if (row == ids_.size()) {
-    std::memcpy(vectors_.AppendRow(), vec, dim_ * sizeof(float));
-    ids_.push_back(id);
-    deleted_.push_back(0);
-    first_seq_.push_back(seq);
+  const uint32_t row = static_cast<uint32_t>(ids_.size());
+  float* dst = static_cast<float*>(vectors_.AppendRow());
+  if (vec != nullptr) {
+    std::memcpy(dst, vec, dim_ * sizeof(float));
   } else {
-    std::memcpy(vectors_.row(row), vec, dim_ * sizeof(float));
-    if (deleted_[row]) {
-      deleted_[row] = 0;
-      --deleted_count_;
-    }
+    std::memset(dst, 0, dim_ * sizeof(float));
   }
-  SetMetadata(row, meta);
+  ids_.push_back(id);
+  deleted_.push_back(tombstone ? 1 : 0);
+  first_seq_.push_back(seq);
+  next_.push_back(IdIndex::kNone);
+  const uint32_t old = index_.Exchange(id, row);
+  if (old == IdIndex::kNone) {
+    origin_.push_back(row);
+    if (tombstone) ++deleted_count_;
+  } else {
+    origin_.push_back(origin_[old]);
+    next_[old] = row;
+    if (deleted_[old] && !tombstone) --deleted_count_;
+    if (!deleted_[old] && tombstone) ++deleted_count_;
+  }
+  return row;
+}
+
+void MemTable::Put(uint64_t id, uint64_t seq, const float* vec, std::string_view meta) {
+  const uint32_t row = AppendVersion(id, seq, vec, false);
+  if (!meta.empty()) SetMetadata(row, meta);
 }
 
 void MemTable::SetMetadata(uint32_t row, std::string_view meta) {
@@ -46,22 +58,12 @@ void MemTable::SetMetadata(uint32_t row, std::string_view meta) {
 }
 
 void MemTable::Delete(uint64_t id, uint64_t seq) {
-  NoteSeq(seq);
-  const uint32_t row = index_.FindOrInsert(id, static_cast<uint32_t>(ids_.size()));
-  if (row == ids_.size()) {
-    // A tombstone for an id this memtable never held: it shadows older layers.
-    std::memset(vectors_.AppendRow(), 0, dim_ * sizeof(float));
-    ids_.push_back(id);
-    deleted_.push_back(1);
-    first_seq_.push_back(seq);
-    ++deleted_count_;
+  const uint32_t r = index_.Find(id);
+  if (r != IdIndex::kNone && deleted_[r]) {  // already deleted: nothing changes at any snapshot
+    NoteSeq(seq);
     return;
   }
-  if (!deleted_[row]) {
-    deleted_[row] = 1;
-    ++deleted_count_;
-    SetMetadata(row, {});
-  }
+  AppendVersion(id, seq, nullptr, true);
 }
 
 MemTable::State MemTable::Find(uint64_t id, size_t* row) const {
@@ -73,12 +75,15 @@ MemTable::State MemTable::Find(uint64_t id, size_t* row) const {
 
 size_t MemTable::ApproximateMemoryUsage() const {
   return vectors_.capacity_bytes() + ids_.capacity_bytes() + deleted_.capacity_bytes() + first_seq_.capacity_bytes() +
+         next_.capacity_bytes() + origin_.capacity_bytes() +
          metadata_.capacity() * sizeof(std::string) + metadata_bytes_ + index_.bytes();
 }
 
 MemTable::Sorted MemTable::SortedContents() const {
-  std::vector<size_t> order(ids_.size());
-  std::iota(order.begin(), order.end(), size_t{0});
+  std::vector<size_t> order;
+  order.reserve(index_.size());
+  for (size_t row = 0; row < ids_.size(); ++row)
+    if (next_[row] == IdIndex::kNone) order.push_back(row);
   std::sort(order.begin(), order.end(), [this](size_t a, size_t b) { return ids_[a] < ids_[b]; });
   Sorted out;
   out.ids.reserve(live_count());

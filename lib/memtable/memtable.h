@@ -1,10 +1,13 @@
-// MemTable: the newest version of every id written since the last freeze of
-// one shard: a vector with metadata, or a tombstone.
+// MemTable: every version of every id written since the last freeze of one
+// shard: vectors with metadata, and tombstones.
 //
-// Live vectors sit in one contiguous row-major matrix, so an exact search of
-// the memtable is one SIMD pass over rows(). A row whose id is deleted stays
-// in the matrix, flagged deleted (the search skips it); overwriting an id
-// reuses its row.
+// Vectors sit in one contiguous row-major matrix, so an exact search of the
+// memtable is one SIMD pass over rows(). Rows are only ever appended: a put
+// or delete of an id the memtable holds appends a new row (a tombstone row
+// for a delete) and links the old row to it. So a search at snapshot s sees
+// exactly the rows VisibleAt(row, s) -- one version per id, the newest with
+// sequence number <= s -- while writers keep appending: a batch applied after
+// the snapshot is invisible to it, in every shard, whole.
 //
 // At most 2^32 - 2 rows. Not thread-safe: the engine serialises writers
 // against readers.
@@ -29,7 +32,8 @@ class MemTable {
 
   uint32_t dim() const { return dim_; }
 
-  // Stores `vec` (dim floats, any alignment: copied with memcpy) and `meta` as the newest version of `id`.
+  // Stores `vec` (dim floats, any alignment: copied with memcpy) and `meta`
+  // as the newest version of `id`. Sequence numbers must not decrease.
   void Put(uint64_t id, uint64_t seq, const float* vec, std::string_view meta);
   // Hints that `id` will be written soon (prefetches its index slot), so a
   // batch hides the cache misses of its index lookups.
@@ -38,21 +42,37 @@ class MemTable {
   void Delete(uint64_t id, uint64_t seq);
 
   enum class State { kAbsent, kLive, kDeleted };
-  // What this memtable says about `id`; *row is set for kLive and kDeleted.
+  // What the newest version of `id` says; *row is set for kLive and kDeleted.
   State Find(uint64_t id, size_t* row) const;
 
-  // Rows, deleted ones included; row r's vector is vectors() + r * dim().
+  // Whether `row` is the live version of its id at snapshot `seq`: created
+  // at or before it, not a tombstone, and not replaced at or before it.
+  bool VisibleAt(size_t row, uint64_t seq) const {
+    if (deleted_[row] || first_seq_[row] > seq) return false;
+    const uint32_t next = next_[row];
+    return next == IdIndex::kNone || first_seq_[next] > seq;
+  }
+  // Whether some version of `id` (live or tombstone) exists at snapshot
+  // `seq`: then older layers have nothing to say about `id`.
+  bool HoldsAt(uint64_t id, uint64_t seq) const {
+    const uint32_t r = index_.Find(id);
+    return r != IdIndex::kNone && first_seq_[origin_[r]] <= seq;
+  }
+
+  // Rows: every version, tombstones included; row r's vector is vectors() + r * dim().
   size_t rows() const { return ids_.size(); }
   const float* vectors() const { return static_cast<const float*>(vectors_.data()); }
   const float* vector(size_t row) const { return vectors() + row * dim_; }
   uint64_t id(size_t row) const { return ids_[row]; }
-  // Sequence number of the write that created this row slot (later
-  // overwrites of the id reuse the slot and keep it). Searches use it to see
-  // the memtable as of their snapshot: slots created after it are skipped.
+  // Sequence number of the write that created this row.
   uint64_t first_seq(size_t row) const { return first_seq_[row]; }
+  // A tombstone row.
   bool deleted(size_t row) const { return deleted_[row] != 0; }
+  // Replaced by a newer version of its id.
+  bool superseded(size_t row) const { return next_[row] != IdIndex::kNone; }
   std::string_view metadata(size_t row) const { return row < metadata_.size() ? std::string_view(metadata_[row]) : std::string_view(); }
-  size_t live_count() const { return rows() - deleted_count_; }
+  // Ids whose newest version is live.
+  size_t live_count() const { return index_.size() - deleted_count_; }
   bool empty() const { return ids_.empty(); }
 
   uint64_t min_seq() const { return min_seq_; }
@@ -61,7 +81,7 @@ class MemTable {
   // Bytes held (vectors, metadata, index), for the freeze trigger.
   size_t ApproximateMemoryUsage() const;
 
-  // Rows in ascending id order, for writing a segment: live rows and deleted ids.
+  // Newest versions in ascending id order, for writing a segment: live rows and deleted ids.
   struct Sorted {
     std::vector<uint64_t> ids;           // live ids, ascending
     std::vector<float> vectors;          // ids.size() * dim
@@ -73,6 +93,9 @@ class MemTable {
 
  private:
   void NoteSeq(uint64_t seq);
+  // Appends a row for `id` (zero vector when `vec` is null) and makes it the
+  // id's newest version.
+  uint32_t AppendVersion(uint64_t id, uint64_t seq, const float* vec, bool tombstone);
   void SetMetadata(uint32_t row, std::string_view meta);
 
   uint32_t dim_;
@@ -83,8 +106,10 @@ class MemTable {
   std::vector<std::string> metadata_;
   MappedArray<uint8_t> deleted_;
   MappedArray<uint64_t> first_seq_;
-  IdIndex index_;  // id -> row
-  size_t deleted_count_ = 0;
+  MappedArray<uint32_t> next_;    // the row that replaced this one, or kNone
+  MappedArray<uint32_t> origin_;  // the id's first row in this memtable
+  IdIndex index_;  // id -> newest row
+  size_t deleted_count_ = 0;  // ids whose newest version is a tombstone
   size_t metadata_bytes_ = 0;
   uint64_t min_seq_ = 0;
   uint64_t max_seq_ = 0;
