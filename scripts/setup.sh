@@ -7,7 +7,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${POMAI_VENV:-$root/.venv}"
 
-apt_packages=(build-essential pkg-config libhwy-dev libgtest-dev libgmock-dev libbenchmark-dev python3-dev python3-venv)
+apt_packages=(build-essential pkg-config clang libclang-rt-14-dev libhwy-dev libgtest-dev libgmock-dev libbenchmark-dev
+  python3-dev python3-venv)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

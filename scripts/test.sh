@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Sets up (scripts/setup.sh) and runs every test: the C++ suites (GoogleTest,
-# through meson test) in a release build and in an ASan+UBSan build, then the
-# Python suite (pytest) against the installed package, and the pomai-inspect
-# tests with the tool of each build and the installed console script.
+# through meson test) in a release build and in an ASan+UBSan build (clang),
+# the libFuzzer targets from that build (corpus replay, then 60 s each), the
+# concurrency suite under ThreadSanitizer, then the Python suite (pytest)
+# against the installed package, and the pomai-inspect tests with the tool of
+# each build and the installed console script.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${POMAI_VENV:-$root/.venv}"
@@ -15,12 +17,25 @@ echo "== C++ tests (release)"
 ninja -C build-test
 POMAI_CRASH_CYCLES="${POMAI_CRASH_CYCLES:-50}" meson test -C build-test --print-errorlogs --num-processes 2
 
-echo "== C++ tests (ASan + UBSan)"
-[ -f build-asan/build.ninja ] || meson setup build-asan -Dtests=true -Dbuildtype=debugoptimized \
-  -Db_sanitize=address,undefined -Db_lundef=false --wrap-mode=nodownload
+echo "== C++ tests (ASan + UBSan, clang) and the libFuzzer targets (same build)"
+# -Dfuzz=true instruments every object for ASan+UBSan and for libFuzzer's
+# coverage, so one clang build runs the GoogleTest suites under the
+# sanitizers and fuzzes the file readers and the C ABI.
+[ -f build-asan/build.ninja ] || CC=clang CXX=clang++ meson setup build-asan -Dtests=true -Dfuzz=true \
+  -Dbuildtype=debugoptimized -Db_lundef=false --wrap-mode=nodownload
 ninja -C build-asan
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 POMAI_CRASH_CYCLES=10 \
   meson test -C build-asan --print-errorlogs --num-processes 2 --timeout-multiplier 3
+# Replays every checked-in corpus, then fuzzes each target for
+# POMAI_FUZZ_SECONDS (default 60), two targets at a time.
+POMAI_FUZZ_BUILD="$root/build-asan" POMAI_FUZZ_PARALLEL=2 bash tests/fuzz/run.sh "${POMAI_FUZZ_SECONDS:-60}"
+
+echo "== Concurrency tests (ThreadSanitizer): 8 readers, 2 writers, freezes, compactions, merges"
+[ -f build-tsan/build.ninja ] || meson setup build-tsan -Dtests=true -Dbuildtype=debugoptimized \
+  -Db_sanitize=thread -Db_lundef=false --wrap-mode=nodownload
+ninja -C build-tsan tests/engine/concurrency_test tests/util/util_test
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 POMAI_CONCURRENCY_ROUNDS=100 build-tsan/tests/engine/concurrency_test
+TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/util/util_test --gtest_filter='ThreadPool*'
 
 echo "== Python tests"
 cd /tmp  # import the installed package, not the source tree

@@ -521,38 +521,5 @@ TEST(DB, DeadlineExceededIsReported) {
   EXPECT_EQ(db->Search(q.data(), 64, ks.data(), 1, 0, &out).code(), Code::kDeadlineExceeded);
 }
 
-TEST(DB, ConcurrentWritersReadersAndFreezesStayConsistent) {
-  TempDir dir;
-  Options o = MakeOptions(dir.path(), 8, 2);
-  auto db = OpenOrDie(o);
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> threads;
-  for (int w = 0; w < 2; ++w) {
-    threads.emplace_back([&, w] {
-      for (uint64_t i = 0; i < 400; ++i) {
-        uint64_t id = w * 100000 + i;
-        ASSERT_TRUE(Put(db.get(), id, VectorFor(id, 0, 8)).ok());
-      }
-    });
-  }
-  threads.emplace_back([&] {
-    while (!stop) ASSERT_TRUE(db->Freeze().ok());
-  });
-  for (int r = 0; r < 2; ++r) {
-    threads.emplace_back([&] {
-      auto q = VectorFor(5, 5, 8);
-      while (!stop) {
-        auto hits = SearchOne(db.get(), q, 5);
-        for (size_t i = 1; i < hits.size(); ++i) ASSERT_FALSE(Better(hits[i], hits[i - 1]));
-      }
-    });
-  }
-  threads[0].join();
-  threads[1].join();
-  stop = true;
-  for (size_t t = 2; t < threads.size(); ++t) threads[t].join();
-  EXPECT_EQ(db->Count().value(), 800u);
-}
-
 }  // namespace
 }  // namespace pomai::engine
