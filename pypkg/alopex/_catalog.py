@@ -463,6 +463,39 @@ def _replace_file(tmp: str, target: str) -> None:
     _fsync_dir(os.path.dirname(os.path.abspath(target)))
 
 
+class _Writeback:
+    """While the block runs, a thread fdatasyncs `fd` every few milliseconds,
+    so the file's pages go to disk while polars is still encoding the rest
+    and the final fdatasync has only the tail left. An error of a background
+    sync is raised on exit (the kernel reports a writeback error to an fd
+    once: it must not be lost)."""
+
+    def __init__(self, fd: int, interval: float = 0.02) -> None:
+        self._fd = fd
+        self._interval = interval
+        self._stop = threading.Event()
+        self._error: Optional[OSError] = None
+        self._thread = threading.Thread(target=self._run, name="alopex-writeback", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                os.fdatasync(self._fd)
+            except OSError as e:
+                self._error = e
+                return
+
+    def __enter__(self) -> "_Writeback":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._error is not None and exc[0] is None:
+            raise self._error
+
+
 def _write_parquet_atomic(df: Any, path: str) -> None:
     """Writes `df` to a temporary file in the directory of `path`, fsyncs it,
     then renames it over `path`: readers and crashes see either the old file
@@ -471,10 +504,13 @@ def _write_parquet_atomic(df: Any, path: str) -> None:
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory,
                        f".{os.path.basename(path)}.tmp-{os.getpid()}-{uuid.uuid4().hex}")
+    # Our own descriptor of the file polars writes (it truncates, keeping
+    # the inode), for syncing while it writes.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
-        df.write_parquet(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        with _Writeback(fd):
+            df.write_parquet(tmp)
+        os.fdatasync(fd)
         _replace_file(tmp, path)
     except BaseException:
         try:
@@ -482,6 +518,8 @@ def _write_parquet_atomic(df: Any, path: str) -> None:
         except OSError:
             pass
         raise
+    finally:
+        os.close(fd)
 
 
 def _merge(pl: Any, old: Any, new: Any, keys: List[str]) -> Any:

@@ -259,6 +259,39 @@ def test_overwrite_replaces_the_data(ns: None, tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name != "u.parquet"]  # no temp file left
 
 
+@pytest.mark.parametrize("failing", ["background", "final"])
+def test_a_failed_sync_fails_the_write_and_keeps_the_old_data(
+        ns: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    """The file is synced while polars writes it (a background thread) and once
+    at the end; an EIO from either is raised, never lost, and nothing changes."""
+    loc = tmp_path / "u.parquet"
+    Catalog.write_table(users([1, 2], ["a", "b"]), "main", "default", "u",
+                        delta_mode="overwrite", storage_location=str(loc))
+    real = os.fdatasync
+    started = threading.Event()
+
+    def fdatasync(fd: int) -> None:
+        background = threading.current_thread() is not threading.main_thread()
+        started.set()
+        if background == (failing == "background"):
+            raise OSError(5, "Input/output error (injected)")
+        real(fd)
+
+    monkeypatch.setattr(_catalog.os, "fdatasync", fdatasync)
+    if failing == "background":  # make sure the background thread syncs before polars returns
+        real_write = pl.DataFrame.write_parquet
+
+        def slow_write(self: Any, *args: Any, **kwargs: Any) -> None:
+            real_write(self, *args, **kwargs)
+            assert started.wait(5)
+
+        monkeypatch.setattr(pl.DataFrame, "write_parquet", slow_write)
+    with pytest.raises(OSError, match="injected"):
+        Catalog.write_table(users([3], ["c"]), "main", "default", "u", delta_mode="overwrite")
+    assert read_back(loc) == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+    assert not [p for p in tmp_path.iterdir() if p.name != "u.parquet"]  # no temp file left
+
+
 def test_append_adds_rows(ns: None, tmp_path: Path) -> None:
     loc = tmp_path / "u.parquet"
     Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="append",
