@@ -205,6 +205,8 @@ def _as_f32(x: Any, name: str = "vector") -> Any:
     one (no copy), else one conversion (float64, strided, lists...).
     TypeError for anything not 1-D; AlopexError when empty."""
     np = _np if _np is not None else _numpy()
+    if x is None:
+        raise TypeError(f"{name} must be a 1-D array of numbers, got None")
     if type(x) is np.ndarray and x.dtype is _F32 and x.ndim == 1 and x.flags.c_contiguous:
         arr = x
     else:
