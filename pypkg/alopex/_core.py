@@ -550,7 +550,7 @@ class Transaction:
     @property
     def closed(self) -> bool:
         """Whether the transaction has ended (commit, rollback, db close)."""
-        return self._h is None
+        return self._h is None or self._db._handle is None
 
     def __repr__(self) -> str:
         state = "closed" if self._h is None else "active"
@@ -641,19 +641,19 @@ class Transaction:
             raise _status_error(st)
 
     def rollback(self) -> None:
-        """Discards the writes and closes the transaction."""
+        """Discards the writes and closes the transaction. AlopexError
+        "transaction is closed" when it has already ended (also when closing
+        the database rolled it back)."""
         h = self._h
         if h is None:
             raise _txn_closed()
         self._h = None
         st = _txn_rollback(h)
         if st:
-            err = _status_error(st)
-            if err.code != "CLOSED":
-                raise err
+            raise _status_error(st)
 
     def __enter__(self) -> "Transaction":
-        if self._h is None:
+        if self._h is None or self._db._handle is None:
             raise _txn_closed()
         return self
 
