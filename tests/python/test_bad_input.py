@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import pickle
 import threading
+import time
 from typing import Any, Callable, Dict, List
 
 import numpy as np
@@ -552,9 +553,17 @@ def test_context_manager_closes_and_a_closed_db_cannot_be_reentered(db_path) -> 
             pass
 
 
+def wait_for_searches(outcomes: List[str], n: int = 12) -> None:
+    """Returns once the searching threads have finished n searches (so that
+    close lands while they are running), or after 5 s."""
+    deadline = time.monotonic() + 5
+    while len(outcomes) < n and time.monotonic() < deadline:
+        time.sleep(0.0002)
+
+
 @pytest.mark.parametrize("fn", ["search", "search_batch", "search_batch_huge_topk"])
 def test_close_racing_searches_never_crashes(tmp_path, fn: str) -> None:
-    rounds = 40
+    rounds = 60
     data = np.random.default_rng(3).standard_normal((300, 8)).astype(np.float32)
     for r in range(rounds):
         d = pomaidb.open_db(tmp_path / f"db{r % 2}", dim=8, shards=2)
@@ -588,11 +597,12 @@ def test_close_racing_searches_never_crashes(tmp_path, fn: str) -> None:
         for t in threads:
             t.start()
         started.wait()
+        wait_for_searches(outcomes)
         d.close()
         for t in threads:
             t.join()
         assert not errors, errors
-        assert outcomes.count("closed") == 4
+        assert outcomes.count("closed") == 4 and outcomes.count("ok") >= 12
     again = pomaidb.open_db(tmp_path / "db0", dim=8, shards=2)
     assert pomaidb.count(again) == 300
     again.close()
@@ -1137,7 +1147,7 @@ def test_closed_disk_database_changed_nothing(tmp_path) -> None:
 @pytest.mark.parametrize("what", ["search_hnsw", "search_similar", "get_vector"])
 def test_alopex_close_racing_searches_never_crashes(tmp_path, what: str) -> None:
     rows = np.random.default_rng(4).standard_normal((200, 8)).astype(np.float32)
-    for r in range(30):
+    for r in range(60):
         d = Database.open(tmp_path / f"db{r % 2}") if r % 3 == 0 else Database.new()
         if r % 3 != 0 or r < 6:
             d.create_hnsw_index("idx", HnswConfig(8, metric=Metric.L2))
@@ -1148,6 +1158,7 @@ def test_alopex_close_racing_searches_never_crashes(tmp_path, what: str) -> None
                 txn.commit()
         errors: List[BaseException] = []
         closed: List[str] = []
+        done: List[str] = []
         started = threading.Barrier(5)
 
         def worker() -> None:
@@ -1156,6 +1167,7 @@ def test_alopex_close_racing_searches_never_crashes(tmp_path, what: str) -> None
                 while True:
                     if what == "search_hnsw":
                         assert len(d.search_hnsw("idx", rows[0], 5)[0]) == 5
+                        done.append("ok")
                     else:
                         with d.begin() as txn:
                             for _ in range(5):
@@ -1163,6 +1175,7 @@ def test_alopex_close_racing_searches_never_crashes(tmp_path, what: str) -> None
                                     assert len(txn.search_similar(rows[0], Metric.L2, 5)) == 5
                                 else:
                                     assert txn.get_vector(b"v000", Metric.L2).shape == (8,)
+                                done.append("ok")
             except AlopexError as e:
                 if e.code != "CLOSED":
                     errors.append(e)
@@ -1174,9 +1187,10 @@ def test_alopex_close_racing_searches_never_crashes(tmp_path, what: str) -> None
         for t in threads:
             t.start()
         started.wait()
+        wait_for_searches(done)
         d.close()
         for t in threads:
             t.join()
         assert not errors, errors
-        assert len(closed) == 4
+        assert len(closed) == 4 and len(done) >= 12
         assert set(closed) <= {"database is closed", "transaction is closed"}
