@@ -407,8 +407,8 @@ def put_batch(db: Database, ids: IdsLike, vectors: VectorsLike,
     if vec.shape[0] != n:
         raise InvalidArgumentError(f"len(ids) = {n} but vectors has {vec.shape[0]} rows")
     dim = vec.shape[1]
-    if dim > _U32_MAX:
-        raise InvalidArgumentError(f"vectors has {dim} columns; at most {_U32_MAX}")
+    if dim != db.dim:
+        raise InvalidArgumentError(f"vectors has shape {vec.shape}: dim is {dim} but the database's dim is {db.dim}")
     vec_ptr = ffi.cast("const float *", ffi.from_buffer(vec))
 
     if metadata is None:
@@ -583,8 +583,8 @@ def _search_arrays(db: Database, queries: VectorsLike, topk: int, ef_search: Opt
         raise InvalidArgumentError("ef_search is 0; it must be at least 1 (or None for the database's default)")
     q = _matrix(queries, "queries", allow_1d=True)
     n, dim = q.shape
-    if dim > _U32_MAX:
-        raise InvalidArgumentError(f"queries has {dim} columns; at most {_U32_MAX}")
+    if n and dim != db.dim:
+        raise InvalidArgumentError(f"queries has shape {q.shape}: dim is {dim} but the database's dim is {db.dim}")
     ids = np.empty((n, topk), dtype=np.uint64)
     scores = np.empty((n, topk), dtype=np.float32)
     counts = np.zeros(n, dtype=np.uint32)

@@ -24,6 +24,9 @@ from alopex import AlopexError, Database, EmbeddedConfig, HnswConfig, Metric, Tx
 from alopex_helpers import commit_kv, db, db_factory, kind, read  # noqa: F401  (fixtures)
 from pomaidb import InvalidArgumentError, PomaiDBError, StatusCode
 
+# float64 values past the float32 range become inf in the conversion (then rejected): numpy warns.
+pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+
 INVALID_ARGUMENT = 1
 CLOSED = 12
 RW = TxnMode.READ_WRITE
@@ -88,8 +91,8 @@ def _nonfinite(bad: float) -> np.ndarray:
 
 BAD_VECTORS = [
     # (ids, vectors, exception, substrings of the message)
-    ([10, 11], ROWS[:, :3], InvalidArgumentError, ["dim", "3", "4"]),
-    ([10, 11], np.ones((2, 5), dtype=np.float32), InvalidArgumentError, ["dim", "5", "4"]),
+    ([10, 11], ROWS[:, :3], InvalidArgumentError, ["vectors has shape (2, 3)", "dim is 3", "dim is 4"]),
+    ([10, 11], np.ones((2, 5), dtype=np.float32), InvalidArgumentError, ["vectors", "(2, 5)", "dim is 5", "dim is 4"]),
     ([10, 11], _nonfinite(math.nan), InvalidArgumentError, ["non-finite", "nan", "11"]),
     ([10, 11], _nonfinite(math.inf), InvalidArgumentError, ["non-finite", "inf", "11"]),
     ([10, 11], _nonfinite(-math.inf), InvalidArgumentError, ["non-finite", "-inf", "11"]),
@@ -285,8 +288,8 @@ def test_missing_id_is_none_and_false(pdb) -> None:
 # ---- search: queries -------------------------------------------------------
 
 BAD_QUERIES = [
-    ([[1.0, 0.0, 0.0]], InvalidArgumentError, ["dim", "3", "4"]),
-    (np.ones((2, 8), dtype=np.float32), InvalidArgumentError, ["dim", "8", "4"]),
+    ([[1.0, 0.0, 0.0]], InvalidArgumentError, ["queries has shape (1, 3)", "dim is 3", "dim is 4"]),
+    (np.ones((2, 8), dtype=np.float32), InvalidArgumentError, ["queries", "(2, 8)", "dim is 8", "dim is 4"]),
     ([[1.0, 0.0, 0.0, 0.0], [0.0, math.nan, 0.0, 0.0]], InvalidArgumentError, ["query 1", "non-finite", "nan"]),
     ([[1.0, 0.0, math.inf, 0.0]], InvalidArgumentError, ["query 0", "non-finite", "inf"]),
     ([[-math.inf, 0.0, 0.0, 0.0]], InvalidArgumentError, ["query 0", "non-finite", "-inf"]),
@@ -497,9 +500,16 @@ CLOSED_CALLS = {
     "search_batch": lambda d: pomaidb.search_batch(d, [[1, 2]]),
     "search_batch-huge-topk": lambda d: pomaidb.search_batch(d, [[1, 2]], topk=2**32 - 1),
     "method-put_batch": lambda d: d.put_batch([2], [[1, 2]]),
-    "method-search": lambda d: d.search([[1, 2]]),
-    "method-len": lambda d: len(d),
+    "method-delete": lambda d: d.delete([1]),
     "method-get": lambda d: d.get(1),
+    "method-exists": lambda d: d.exists(1),
+    "method-count": lambda d: d.count(),
+    "method-len": lambda d: len(d),
+    "method-freeze": lambda d: d.freeze(),
+    "method-compact": lambda d: d.compact(),
+    "method-stats": lambda d: d.stats(),
+    "method-search": lambda d: d.search([[1, 2]]),
+    "method-search_batch": lambda d: d.search_batch([[1, 2]]),
     "with": lambda d: d.__enter__(),
 }
 
