@@ -168,6 +168,8 @@ def _metric(metric: Any) -> int:
 def _index_name(name: Any) -> bytes:
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
+    if "\0" in name:  # the C call takes a NUL-terminated name: it would be cut there
+        raise AlopexError(f"index name {name!r} contains a NUL byte", "INVALID_ARGUMENT")
     return name.encode("utf-8")
 
 

@@ -949,6 +949,48 @@ def test_index_names_must_be_str(db, bad) -> None:
                 call()
 
 
+@pytest.mark.parametrize("name, needles", [("", ["index name ''", "0 bytes"]),
+                                           ("a\0b", ["index name", "'a\\x00b'", "NUL"]),
+                                           ("n" * 256, ["index name", "256 bytes"])],
+                         ids=["empty", "NUL", "256-bytes"])
+def test_bad_index_names_are_rejected_and_create_nothing(db, name, needles) -> None:
+    db.create_hnsw_index("idx", HnswConfig(3))
+    with db.begin(RW) as txn:
+        for call in (lambda: db.create_hnsw_index(name, HnswConfig(3)), lambda: db.drop_hnsw_index(name),
+                     lambda: db.get_hnsw_stats(name), lambda: db.search_hnsw(name, V3, 1),
+                     lambda: txn.upsert_to_hnsw(name, b"k", V3), lambda: txn.delete_from_hnsw(name, b"k")):
+            with pytest.raises(AlopexError) as e:
+                call()
+            for needle in needles:
+                assert needle in str(e.value), (needle, str(e.value))
+            assert e.value.code == "INVALID_ARGUMENT"
+        txn.upsert_to_hnsw("idx", b"k", V3)  # still usable
+        txn.commit()
+    with pytest.raises(AlopexError, match="index not found"):
+        db.get_hnsw_stats("a")  # "a\0b" made no index under a truncated name
+    assert db.get_hnsw_stats("idx").node_count == 1
+
+
+@pytest.mark.parametrize("size", [65536, 70000], ids=["65536", "70000"])
+def test_too_long_keys_and_too_many_dimensions_are_rejected(db, size: int) -> None:
+    big = b"x" * size
+    with db.begin(RW) as txn:
+        for call in (lambda: txn.put(big, b"v"), lambda: txn.get(big), lambda: txn.delete(big),
+                     lambda: txn.upsert_vector(big, None, V3, Metric.L2)):
+            with pytest.raises(AlopexError, match=f"key is {size} bytes"):
+                call()
+        with pytest.raises(AlopexError, match=f"vector dimension {size} is not in 1..65535"):
+            txn.upsert_vector(b"k", None, np.ones(size, dtype=np.float32), Metric.L2)
+        with pytest.raises(AlopexError, match=f"query dimension {size} is not in 1..65535"):
+            txn.search_similar(np.ones(size, dtype=np.float32), Metric.L2, 1)
+        with pytest.raises(AlopexError, match="filter key is empty"):
+            txn.search_similar(V3, Metric.L2, 1, filter_keys=[b""])
+        assert no_vector(txn, b"k")
+        txn.put(b"k", b"v")
+        txn.commit()
+    assert read(db, b"k") == b"v"
+
+
 def test_filter_keys_must_be_a_sequence_of_bytes(db) -> None:
     with db.begin() as txn:
         for bad in (["str"], b"one-key", "one-key"):
