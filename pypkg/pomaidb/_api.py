@@ -385,6 +385,8 @@ def close(db: Database) -> None:
 def put_batch(db: Database, ids: IdsLike, vectors: VectorsLike,
               metadata: Optional[Sequence[Optional[bytes]]] = None) -> None:
     """Inserts or replaces len(ids) vectors, atomically (all or nothing).
+    An id repeated in the batch keeps its last row (and metadata). No rows
+    (ids and vectors both empty) is a no-op.
 
     ids: n ints in [0, 2**64), or an integer array of shape (n,).
     vectors: float array of shape (n, dim) (a list of lists or any numpy

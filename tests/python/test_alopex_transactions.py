@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-import numpy as np
-
-from alopex import AlopexError, Database, EmbeddedConfig, HnswConfig, Metric, TxnMode
+from alopex import AlopexError, Database, EmbeddedConfig, TxnMode
 from alopex_helpers import commit_kv, db, db_factory, kind, read  # noqa: F401  (fixtures)
 
 RW = TxnMode.READ_WRITE

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import alopex._core as core
-from alopex import AlopexError, Database, Metric, TxnMode
+from alopex import Database, Metric, TxnMode
 from alopex_helpers import db, db_factory, kind  # noqa: F401  (fixtures)
 
 RW = TxnMode.READ_WRITE

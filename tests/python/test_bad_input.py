@@ -407,6 +407,14 @@ def test_bad_ef_search_is_rejected(pdb, ef, exc, needle) -> None:
         pomaidb.search(pdb, [[1.0, 0.0, 0.0, 0.0]], topk=1, ef_search=ef)
 
 
+@pytest.mark.parametrize("progress", ["yes", 1, [None]], ids=["str", "int", "list"])
+@pytest.mark.parametrize("fn", [pomaidb.freeze, pomaidb.compact], ids=["freeze", "compact"])
+def test_bad_progress_is_a_type_error(pdb, fn, progress) -> None:
+    with pytest.raises(TypeError, match="progress must be None, a bool or a callable"):
+        fn(pdb, progress=progress)
+    unchanged(pdb)
+
+
 # ---- open_db ---------------------------------------------------------------
 
 def test_unknown_metric_is_a_value_error_naming_it(db_path) -> None:
@@ -425,7 +433,8 @@ def test_unknown_option_is_a_type_error_naming_it(db_path) -> None:
         pomaidb.open_db(db_path, dim=4, shard_count=2)
 
 
-@pytest.mark.parametrize("opts", [{"dim": 0}, {"dim": 4, "shards": 0}, {"dim": -1}, {"dim": 4, "hnsw_m": 2**32}])
+@pytest.mark.parametrize("opts", [{"dim": 0}, {"dim": 4, "shards": 0}, {"dim": -1}, {"dim": 4, "hnsw_m": 2**32}],
+                         ids=["dim-0", "shards-0", "dim-negative", "hnsw_m-2**32"])
 def test_bad_open_values_are_value_errors(db_path, opts) -> None:
     with pytest.raises(ValueError):
         pomaidb.open_db(db_path, **opts)
