@@ -168,6 +168,8 @@ def _metric(metric: Any) -> int:
 def _index_name(name: Any) -> bytes:
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
+    if "\0" in name:  # the C call takes a NUL-terminated name: it would be cut there
+        raise AlopexError(f"index name {name!r} contains a NUL byte", "INVALID_ARGUMENT")
     return name.encode("utf-8")
 
 
@@ -205,6 +207,8 @@ def _as_f32(x: Any, name: str = "vector") -> Any:
     one (no copy), else one conversion (float64, strided, lists...).
     TypeError for anything not 1-D; AlopexError when empty."""
     np = _np if _np is not None else _numpy()
+    if x is None:
+        raise TypeError(f"{name} must be a 1-D array of numbers, got None")
     if type(x) is np.ndarray and x.dtype is _F32 and x.ndim == 1 and x.flags.c_contiguous:
         arr = x
     else:
@@ -548,7 +552,7 @@ class Transaction:
     @property
     def closed(self) -> bool:
         """Whether the transaction has ended (commit, rollback, db close)."""
-        return self._h is None
+        return self._h is None or self._db._handle is None
 
     def __repr__(self) -> str:
         state = "closed" if self._h is None else "active"
@@ -639,19 +643,19 @@ class Transaction:
             raise _status_error(st)
 
     def rollback(self) -> None:
-        """Discards the writes and closes the transaction."""
+        """Discards the writes and closes the transaction. AlopexError
+        "transaction is closed" when it has already ended (also when closing
+        the database rolled it back)."""
         h = self._h
         if h is None:
             raise _txn_closed()
         self._h = None
         st = _txn_rollback(h)
         if st:
-            err = _status_error(st)
-            if err.code != "CLOSED":
-                raise err
+            raise _status_error(st)
 
     def __enter__(self) -> "Transaction":
-        if self._h is None:
+        if self._h is None or self._db._handle is None:
             raise _txn_closed()
         return self
 

@@ -137,8 +137,15 @@ def _ids_array(ids: Any, name: str = "ids") -> "npt.NDArray[np.uint64]":
     uint64 array of shape (n,)."""
     if isinstance(ids, (int, np.integer)) and not isinstance(ids, (bool, np.bool_)):
         return np.array([_uint(ids, name, _U64_MAX)], dtype=np.uint64)
+    if ids is None or isinstance(ids, (str, bytes, float)):
+        raise TypeError(f"{name} must be an int, a sequence of ints or an integer array, "
+                        f"got {type(ids).__name__} {ids!r}")
     if not isinstance(ids, np.ndarray) and not hasattr(ids, "__len__"):
-        ids = list(ids)  # an iterator or generator
+        try:
+            ids = list(ids)  # an iterator or generator
+        except TypeError:
+            raise TypeError(f"{name} must be an int, a sequence of ints or an integer array, "
+                            f"got {type(ids).__name__} {ids!r}") from None
     arr = ids if isinstance(ids, np.ndarray) else np.asarray(ids)
     if arr.ndim != 1:
         raise InvalidArgumentError(f"{name} must be 1-D, got shape {arr.shape}")
@@ -164,16 +171,20 @@ def _ids_array(ids: Any, name: str = "ids") -> "npt.NDArray[np.uint64]":
 
 
 def _matrix(x: Any, name: str, allow_1d: bool) -> "npt.NDArray[np.float32]":
-    """x as a C-contiguous float32 matrix (no copy when it already is one)."""
+    """x as a C-contiguous float32 matrix (no copy when it already is one).
+    With allow_1d a 1-D x is one row, or no rows when it is empty."""
+    if x is None:
+        raise TypeError(f"{name} must be a 2-D array of numbers, got None")
     try:
-        arr = np.ascontiguousarray(x, dtype=np.float32)
+        # asarray first: ascontiguousarray would turn a 0-d scalar into shape (1,).
+        arr = np.asarray(x, dtype=np.float32)
     except (ValueError, TypeError) as e:
         raise InvalidArgumentError(f"{name} must be a 2-D array of numbers: {e}") from None
     if arr.ndim == 1 and allow_1d:
-        arr = arr.reshape(1, -1)
+        arr = arr.reshape(1, -1) if arr.size else arr.reshape(0, 0)
     if arr.ndim != 2:
         raise InvalidArgumentError(f"{name} must be 2-D (n, dim), got shape {arr.shape}")
-    return arr
+    return np.ascontiguousarray(arr)
 
 
 # ---- the database handle ------------------------------------------------
@@ -374,6 +385,8 @@ def close(db: Database) -> None:
 def put_batch(db: Database, ids: IdsLike, vectors: VectorsLike,
               metadata: Optional[Sequence[Optional[bytes]]] = None) -> None:
     """Inserts or replaces len(ids) vectors, atomically (all or nothing).
+    An id repeated in the batch keeps its last row (and metadata). No rows
+    (ids and vectors both empty) is a no-op.
 
     ids: n ints in [0, 2**64), or an integer array of shape (n,).
     vectors: float array of shape (n, dim) (a list of lists or any numpy
@@ -396,8 +409,8 @@ def put_batch(db: Database, ids: IdsLike, vectors: VectorsLike,
     if vec.shape[0] != n:
         raise InvalidArgumentError(f"len(ids) = {n} but vectors has {vec.shape[0]} rows")
     dim = vec.shape[1]
-    if dim > _U32_MAX:
-        raise InvalidArgumentError(f"vectors has {dim} columns; at most {_U32_MAX}")
+    if dim != db.dim:
+        raise InvalidArgumentError(f"vectors has shape {vec.shape}: dim is {dim} but the database's dim is {db.dim}")
     vec_ptr = ffi.cast("const float *", ffi.from_buffer(vec))
 
     if metadata is None:
@@ -563,13 +576,17 @@ def _search_arrays(db: Database, queries: VectorsLike, topk: int, ef_search: Opt
                    ) -> Tuple["npt.NDArray[np.uint64]", "npt.NDArray[np.float32]", "npt.NDArray[np.uint32]"]:
     handle = _handle(db)
     topk = _uint(topk, "topk", _U32_MAX)
+    if topk > _BIG_TOPK:
+        # The outputs are preallocated (n, topk): a huge topk ("give me
+        # everything") is capped at the live count, which is all it can return.
+        topk = min(topk, count(db))
     ef = 0 if ef_search is None else _uint(ef_search, "ef_search", _U32_MAX)
     if ef_search is not None and ef == 0:
         raise InvalidArgumentError("ef_search is 0; it must be at least 1 (or None for the database's default)")
     q = _matrix(queries, "queries", allow_1d=True)
     n, dim = q.shape
-    if dim > _U32_MAX:
-        raise InvalidArgumentError(f"queries has {dim} columns; at most {_U32_MAX}")
+    if n and dim != db.dim:
+        raise InvalidArgumentError(f"queries has shape {q.shape}: dim is {dim} but the database's dim is {db.dim}")
     ids = np.empty((n, topk), dtype=np.uint64)
     scores = np.empty((n, topk), dtype=np.float32)
     counts = np.zeros(n, dtype=np.uint32)
@@ -589,12 +606,15 @@ def search(db: Database, queries: VectorsLike, topk: int = 10, ef_search: Option
     exactly; larger segments through their HNSW graph with ef =
     max(topk, ef_search) (ef_search None: the open's `hnsw_ef_search`).
 
-    queries: float array of shape (n, dim), or (dim,) for one query.
+    queries: float array of shape (n, dim), or (dim,) for one query ([] or
+    an empty 1-D array is zero queries).
     Returns (ids: uint64 array of shape (n, topk), scores: float32 array of
     shape (n, topk)); row i holds query i's results, best (highest score)
     first, ties by id ascending. When fewer than topk live rows exist, the
     rest of each row is padding: id 2**64 - 1 and score -inf (use
-    search_batch for exact per-query counts).
+    search_batch for exact per-query counts). A topk above 4096 is capped at
+    the live count (the arrays are then (n, min(topk, count)) wide), so a
+    huge topk means "every row" and never allocates n * topk cells.
     Scores: "ip" dot product, "l2" negative squared distance, "cosine"
     cosine similarity.
     """
@@ -608,14 +628,9 @@ def search_batch(db: Database, queries: VectorsLike, topk: int = 10, ef_search: 
     and `ef_search`).
 
     queries: a list of lists or a float array of shape (n, dim) (or (dim,)
-    for one query). Returns one (ids: list[int], scores: list[float]) per
+    for one query; [] is zero queries). Returns one (ids: list[int], scores: list[float]) per
     query, in order, each best first and at most topk long.
     """
-    topk = _uint(topk, "topk", _U32_MAX)
-    if topk > _BIG_TOPK:
-        # The outputs are preallocated (n, topk): a huge topk ("give me
-        # everything") is capped at the live count, which is all it can return.
-        topk = min(topk, count(db))
     ids, scores, counts = _search_arrays(db, queries, topk, ef_search)
     return [(ids[i, :c].tolist(), scores[i, :c].tolist()) for i, c in enumerate(counts.tolist())]
 

@@ -54,8 +54,6 @@ def test_hnsw_config_defaults() -> None:
     assert (c.dim, c.m, c.ef_construction, c.metric) == (2, 16, 200, Metric.COSINE)
     assert HnswConfig(8, 4, 40, Metric.L2).metric == Metric.L2
     assert repr(c) == "HnswConfig(dim=2, m=16, ef_construction=200, metric=Metric.COSINE)"
-    with pytest.raises(TypeError):
-        HnswConfig(2, metric="l2")  # type: ignore[arg-type]
 
 
 def test_embedded_config_and_database_options_defaults() -> None:

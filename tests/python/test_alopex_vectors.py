@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import alopex._core as core
-from alopex import AlopexError, Database, Metric, TxnMode
+from alopex import Database, Metric, TxnMode
 from alopex_helpers import db, db_factory, kind  # noqa: F401  (fixtures)
 
 RW = TxnMode.READ_WRITE
@@ -107,20 +107,6 @@ def test_filter_keys_limits_the_candidates(db: Database) -> None:
                                  filter_keys=[keys[3], b"absent", keys[1]])
         assert sorted(r.key for r in got) == [keys[1], keys[3]]
         assert txn.search_similar([1.0, 1, 1, 1], Metric.INNER_PRODUCT, 10, filter_keys=[]) == []
-        with pytest.raises(TypeError):
-            txn.search_similar([1.0, 1, 1, 1], Metric.INNER_PRODUCT, 10, filter_keys=["str"])
-
-
-def test_another_metric_or_dimension_is_an_error(db: Database) -> None:
-    with db.begin(RW) as txn:
-        txn.upsert_vector(b"a", None, [1.0, 0.0], Metric.L2)
-        with pytest.raises(AlopexError):
-            txn.search_similar([1.0, 0.0], Metric.COSINE, 1)
-        with pytest.raises(AlopexError):
-            txn.search_similar([1.0, 0.0, 0.0], Metric.L2, 1)
-        with pytest.raises(AlopexError):
-            txn.get_vector(b"a", Metric.COSINE)
-        assert txn.get_vector(b"a", Metric.L2).tolist() == [1.0, 0.0]  # still usable
 
 
 def test_return_vectors_gives_float32_arrays(db: Database) -> None:
@@ -139,7 +125,7 @@ def test_return_vectors_gives_float32_arrays(db: Database) -> None:
                 assert all(r.vector.flags.owndata for r in got)
 
 
-def test_get_vector_round_trip_and_key_error(db: Database) -> None:
+def test_get_vector_round_trip(db: Database) -> None:
     v = np.linspace(-1, 1, 777).astype(np.float32)
     big = np.linspace(0, 1, 3000).astype(np.float32)  # beyond the first read buffer
     with db.begin(RW) as txn:
@@ -153,9 +139,6 @@ def test_get_vector_round_trip_and_key_error(db: Database) -> None:
             assert got.dtype == np.float32 and got.shape == (777,)
             np.testing.assert_array_equal(got, v)
         np.testing.assert_array_equal(txn.get_vector(b"big", Metric.L2), big)
-        for missing in (b"missing", b"plain"):
-            with pytest.raises(KeyError):
-                txn.get_vector(missing, Metric.COSINE)
         assert txn.get(b"v") == b"meta"  # a vector key reads as its metadata
 
 
@@ -171,45 +154,3 @@ def test_float32_c_contiguous_input_is_not_copied() -> None:
     assert core._as_f32(f64).dtype == np.float32
     assert core._as_f32([1, 2, 3]).dtype == np.float32
 
-
-@pytest.mark.parametrize("make", [
-    lambda v: v.astype(np.float64),
-    lambda v: np.repeat(v, 2)[::2],  # strided
-    lambda v: v.tolist(),
-    lambda v: tuple(float(x) for x in v),
-], ids=["float64", "strided", "list", "tuple"])
-def test_converted_inputs_store_the_same_vector(db: Database, make) -> None:
-    v = np.array([0.5, -1.25, 3.0], dtype=np.float32)
-    with db.begin(RW) as txn:
-        txn.upsert_vector(b"k", None, make(v), Metric.L2)
-        np.testing.assert_array_equal(txn.get_vector(b"k", Metric.L2), v)
-        (r,) = txn.search_similar(make(v), Metric.L2, 1)
-        assert r.key == b"k" and r.score == pytest.approx(0.0, abs=1e-6)
-
-
-def test_bad_vectors(db: Database) -> None:
-    with db.begin(RW) as txn:
-        with pytest.raises(TypeError):
-            txn.upsert_vector(b"k", None, np.ones((2, 2), dtype=np.float32), Metric.L2)
-        with pytest.raises(TypeError):
-            txn.search_similar(np.ones((1, 2), dtype=np.float32), Metric.L2, 1)
-        with pytest.raises(TypeError):
-            txn.upsert_vector(b"k", None, 1.0, Metric.L2)  # 0-d
-        with pytest.raises(TypeError):
-            txn.upsert_vector(b"k", None, ["a", "b"], Metric.L2)
-        for bad in ([], np.array([], dtype=np.float32), [1.0, float("nan")], [float("inf"), 1.0]):
-            with pytest.raises(AlopexError):
-                txn.upsert_vector(b"k", None, bad, Metric.L2)
-        with pytest.raises(AlopexError):
-            txn.search_similar([], Metric.L2, 1)
-        with pytest.raises(TypeError):
-            txn.upsert_vector(b"k", None, [1.0], 0)  # type: ignore[arg-type]
-        with pytest.raises(TypeError):
-            txn.upsert_vector(b"k", "meta", [1.0], Metric.L2)  # type: ignore[arg-type]
-        with pytest.raises(TypeError):
-            txn.upsert_vector("k", None, [1.0], Metric.L2)  # type: ignore[arg-type]
-        with pytest.raises(AlopexError):
-            txn.search_similar([1.0], Metric.L2, -1)
-        with pytest.raises(KeyError):
-            txn.get_vector(b"k", Metric.L2)  # nothing was half-stored
-        txn.upsert_vector(b"k", None, [1.0], Metric.L2)  # still usable
