@@ -87,7 +87,9 @@ void ExpectStatus(const Case<Env>& c, pomai_status_t* s) {
   EXPECT_EQ(pomai_status_code(s), c.code) << message;
   EXPECT_NE(message.find(c.message), std::string::npos) << "message: '" << message << "'; expected to contain '"
                                                         << c.message << "'";
-  if (c.code != kOk) EXPECT_FALSE(message.empty());
+  if (c.code != kOk) {
+    EXPECT_FALSE(message.empty());
+  }
   pomai_status_free(s);
 }
 
@@ -106,7 +108,9 @@ struct IdEnv {
   float a[4] = {1, 2, 3, 4};
 
   pomai_db_t* Close() {
-    if (!closed) EXPECT_EQ(Code(pomai_close(db)), kOk);
+    if (!closed) {
+      EXPECT_EQ(Code(pomai_close(db)), kOk);
+    }
     closed = true;
     return db;
   }
@@ -177,7 +181,9 @@ std::vector<std::pair<std::string, std::function<pomai_status_t*(IdEnv&, pomai_d
        [](IdEnv&, pomai_db_t* db) {
          char* json = reinterpret_cast<char*>(0x1);
          pomai_status_t* s = pomai_stats_json(db, &json);
-         if (s != nullptr && json != reinterpret_cast<char*>(0x1)) EXPECT_EQ(json, nullptr);
+         if (s != nullptr && json != reinterpret_cast<char*>(0x1)) {
+           EXPECT_EQ(json, nullptr);
+         }
          return s;
        }},
       {"Exists", [](IdEnv&, pomai_db_t* db) { bool b; return pomai_exists(db, 1, &b); }},
@@ -417,9 +423,9 @@ std::vector<IdCase> IdCases() {
       {"PutArrayWrongDim", [](E& e) { uint64_t id = 100; return pomai_put_array(e.db, &id, e.a, 1, 3); }, kInvalid,
        "dim is 3 but the database's dim is 4"},
       {"PutArrayHugeN", [](E& e) { uint64_t id = 100; return pomai_put_array(e.db, &id, e.a, SIZE_MAX, kDim); },
-       kInvalid, "n is 18446744073709551615"},
+       kInvalid, "batch of 18446744073709551615 rows of dim 4 is above"},
       {"PutArrayNTimes2Pow63", [](E& e) { uint64_t id = 100; return pomai_put_array(e.db, &id, e.a, size_t{1} << 63, kDim); },
-       kInvalid, "n is 9223372036854775808"},
+       kInvalid, "batch of 9223372036854775808 rows of dim 4 is above"},
 
       // ---- delete / delete_batch
       {"DeleteNullDb", [](E&) { return pomai_delete(nullptr, 1); }, kInvalid, "db is NULL"},
@@ -516,7 +522,9 @@ std::vector<IdCase> IdCases() {
          q.filter_expression = "";
          pomai_search_results_t* r = nullptr;
          pomai_status_t* s = pomai_search(e.db, &q, &r);
-         if (r != nullptr) EXPECT_EQ(r->count, 1u);
+         if (r != nullptr) {
+           EXPECT_EQ(r->count, 1u);
+         }
          pomai_search_results_free(r);
          return s;
        },
@@ -546,7 +554,9 @@ std::vector<IdCase> IdCases() {
          q.ef_search = UINT32_MAX;
          pomai_search_results_t* r = nullptr;
          pomai_status_t* s = pomai_search(e.db, &q, &r);
-         if (r != nullptr) EXPECT_EQ(r->count, 3u);
+         if (r != nullptr) {
+           EXPECT_EQ(r->count, 3u);
+         }
          pomai_search_results_free(r);
          return s;
        },
@@ -970,7 +980,9 @@ TEST(U64Race, CloseRacingSearchesGivesOkOrClosedNeverACrash) {
     for (size_t i = 0; i < ids.size(); ++i) ids[i] = i;
     for (size_t i = 0; i < vecs.size(); ++i) vecs[i] = std::cos(float(i) * 0.3f);
     ASSERT_EQ(Code(pomai_put_array(db, ids.data(), vecs.data(), 100, kDim)), kOk);
-    if (iter % 2 == 0) ASSERT_EQ(Code(pomai_freeze(db)), kOk);  // half the runs also walk a graph
+    if (iter % 2 == 0) {
+      ASSERT_EQ(Code(pomai_freeze(db)), kOk);  // half the runs also walk a graph
+    }
     ASSERT_EQ(Code(pomai_put_array(db, ids.data() + 100, vecs.data() + 100 * kDim, 100, kDim)), kOk);
 
     std::atomic<int> started{0};
@@ -1071,7 +1083,9 @@ struct KvEnv {
   }
   // Closes the database; its transactions are rolled back and give CLOSED.
   pomai_db_t* CloseDb() {
-    if (!db_closed) EXPECT_EQ(Code(pomai_close(db)), kOk);
+    if (!db_closed) {
+      EXPECT_EQ(Code(pomai_close(db)), kOk);
+    }
     db_closed = true;
     return db;
   }
@@ -1353,7 +1367,9 @@ std::vector<KvCase> KvCases() {
        [](E& e) {
          pomai_kv_hits_t* h = nullptr;
          pomai_status_t* s = pomai_txn_search_similar(e.rw, e.q, 2, 0, 5, true, nullptr, nullptr, 0, false, &h);
-         if (h != nullptr) EXPECT_EQ(h->count, 0u);
+         if (h != nullptr) {
+           EXPECT_EQ(h->count, 0u);
+         }
          pomai_kv_hits_free(h);
          return s;
        },
@@ -1364,7 +1380,9 @@ std::vector<KvCase> KvCases() {
          size_t lens[1] = {1};
          pomai_kv_hits_t* h = nullptr;
          pomai_status_t* s = pomai_txn_search_similar(e.rw, e.q, 2, 0, 5, true, keys, lens, 0, false, &h);
-         if (h != nullptr) EXPECT_EQ(h->count, 0u);
+         if (h != nullptr) {
+           EXPECT_EQ(h->count, 0u);
+         }
          pomai_kv_hits_free(h);
          return s;
        },
