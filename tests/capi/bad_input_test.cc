@@ -290,7 +290,7 @@ std::vector<IdCase> IdCases() {
          e.opts.dim = 5;
          return pomai_open(&e.opts, &db);
        },
-       kInvalid, "dim"},
+       kInvalid, "dim 5 does not match the database's dim 4"},
 
       // ---- put / put_batch
       {"PutNullDb", [](E& e) { pomai_upsert_t u = e.Upsert(1, e.a); return pomai_put(nullptr, &u); }, kInvalid,
@@ -306,6 +306,14 @@ std::vector<IdCase> IdCases() {
          return pomai_put(e.db, &u);
        },
        kInvalid, "items[0].metadata is NULL but metadata_len is 5"},
+      {"PutMetadataLengthTooLarge",
+       [](E& e) {
+         pomai_upsert_t u = e.Upsert(100, e.a);
+         u.metadata = B("m");  // the length is checked before a byte is read
+         u.metadata_len = UINT32_MAX;
+         return pomai_put(e.db, &u);
+       },
+       kInvalid, "item 0 has metadata of 4294967295 bytes"},
       {"PutWrongDim",
        [](E& e) {
          pomai_upsert_t u = e.Upsert(100, e.a);
@@ -463,7 +471,7 @@ std::vector<IdCase> IdCases() {
          EXPECT_EQ(r, nullptr);
          return s;
        },
-       kNotFound, ""},
+       kNotFound, "id 99 not found"},
       {"CountNullDb", [](E&) { uint64_t n; return pomai_count(nullptr, &n); }, kInvalid, "db is NULL"},
       {"CountNullOut", [](E& e) { return pomai_count(e.db, nullptr); }, kInvalid, "out_count is NULL"},
 
@@ -1261,6 +1269,10 @@ std::vector<KvCase> KvCases() {
        "key is 65536 bytes"},
       {"PutNullValueWithLength", [](E& e) { return pomai_txn_put(e.rw, B("k"), 1, nullptr, 3); }, kInvalid,
        "value is NULL but its length is 3"},
+      {"PutValueLengthSizeMax", [](E& e) { return pomai_txn_put(e.rw, B("k"), 1, B("v"), SIZE_MAX); }, kInvalid,
+       "value is 18446744073709551615 bytes (at most 1 GiB)"},
+      {"PutKeyLengthSizeMax", [](E& e) { return pomai_txn_put(e.rw, B("k"), SIZE_MAX, B("v"), 1); }, kInvalid,
+       "key is 18446744073709551615 bytes"},
       {"PutReadOnly", [](E& e) { return pomai_txn_put(e.ro, B("k"), 1, B("v"), 1); }, kReadOnly,
        "transaction is read-only"},
       {"DeleteNullTxn", [](E&) { return pomai_txn_delete(nullptr, B("k"), 1); }, kInvalid, "txn is NULL"},
@@ -1286,6 +1298,9 @@ std::vector<KvCase> KvCases() {
       {"UpsertVectorNullMetadataWithLength",
        [](E& e) { return pomai_txn_upsert_vector(e.rw, B("k"), 1, true, nullptr, 4, e.v, 2, 0); }, kInvalid,
        "metadata is NULL but its length is 4"},
+      {"UpsertVectorMetadataLengthSizeMax",
+       [](E& e) { return pomai_txn_upsert_vector(e.rw, B("k"), 1, true, B("m"), SIZE_MAX, e.v, 2, 0); }, kInvalid,
+       "metadata is 18446744073709551615 bytes (at most 1 GiB)"},
       {"UpsertVectorBadMetric",
        [](E& e) { return pomai_txn_upsert_vector(e.rw, B("k"), 1, false, nullptr, 0, e.v, 2, 3); }, kInvalid,
        "metric is 3"},
@@ -1313,7 +1328,7 @@ std::vector<KvCase> KvCases() {
        kInvalid, "metric is 9"},
       {"GetVectorOtherMetric",
        [](E& e) { float b[2]; uint32_t d; return pomai_txn_get_vector(e.rw, B("v"), 1, POMAI_METRIC_IP, b, 2, &d); },
-       kInvalid, "v"},
+       kInvalid, "key 'v' holds a vector stored with metric L2, not INNER_PRODUCT"},
 
       // ---- txn_search_similar
       {"SimilarNullTxn",
@@ -1587,6 +1602,9 @@ std::vector<KvCase> KvCases() {
       {"IndexUpsertNullMetadataWithLength",
        [](E& e) { return pomai_txn_index_upsert(e.rw, "idx", B("k"), 1, e.v, 2, true, nullptr, 6); }, kInvalid,
        "metadata is NULL but its length is 6"},
+      {"IndexUpsertMetadataLengthSizeMax",
+       [](E& e) { return pomai_txn_index_upsert(e.rw, "idx", B("k"), 1, e.v, 2, true, B("m"), SIZE_MAX); }, kInvalid,
+       "metadata is 18446744073709551615 bytes (at most 1 GiB)"},
       {"IndexUpsertWrongDim",
        [](E& e) { return pomai_txn_index_upsert(e.rw, "idx", B("k"), 1, e.v, 1, false, nullptr, 0); }, kInvalid,
        "dimension mismatch: expected 2, got 1 (index 'idx')"},
