@@ -1049,7 +1049,7 @@ TEST(U64Race, CloseRacingSearchesGivesOkOrClosedNeverACrash) {
     for (auto& t : threads) t.join();
     EXPECT_EQ(bad.load(), 0) << "iteration " << iter;
     EXPECT_EQ(ok_after_close.load(), 0) << "iteration " << iter;
-    EXPECT_EQ(closed_seen.load(), 3) << "iteration " << iter;
+    EXPECT_EQ(closed_seen.load(), 3) << "iteration " << iter << ": the close waited until the searches stopped";
     EXPECT_EQ(Code(pomai_close(db)), kOk);  // double close after the race
   }
 }
@@ -1889,7 +1889,7 @@ TEST(KvRace, CloseRacingSearchesGivesOkOrClosedNeverACrash) {
     ASSERT_EQ(Code(pomai_txn_begin(db, POMAI_TXN_READ_ONLY, &shared_txn)), kOk);
 
     std::atomic<int> started{0};
-    std::atomic<int> bad{0};
+    std::atomic<int> bad{0}, closed_seen{0};
     auto searcher = [&](int kind) {
       started.fetch_add(1);
       const float q[4] = {0.5f, 0.5f, 1, 1};
@@ -1912,7 +1912,10 @@ TEST(KvRace, CloseRacingSearchesGivesOkOrClosedNeverACrash) {
         const int code = pomai_status_code(s);
         pomai_status_free(s);
         if (code != kOk && code != kClosed) bad.fetch_add(1);
-        if (code == kClosed) return;
+        if (code == kClosed) {
+          closed_seen.fetch_add(1);
+          return;
+        }
       }
     };
     std::vector<std::thread> threads;
@@ -1923,6 +1926,7 @@ TEST(KvRace, CloseRacingSearchesGivesOkOrClosedNeverACrash) {
     closer.join();
     for (auto& t : threads) t.join();
     EXPECT_EQ(bad.load(), 0) << "iteration " << iter;
+    EXPECT_EQ(closed_seen.load(), 3) << "iteration " << iter << ": the close waited until the searches stopped";
     EXPECT_EQ(Code(pomai_txn_commit(shared_txn)), kClosed);
   }
 }
