@@ -208,8 +208,13 @@ pomai_status_t* pomai_open(const pomai_options_t* opts, pomai_db_t** out_db) {
     if (o.path == nullptr || o.path[0] == '\0') return Invalid("opts->path is NULL or empty");
     if (o.dim == 0) return Invalid("opts->dim is 0");
     if (o.shards == 0) return Invalid("opts->shards is 0");
-    if (o.fsync_policy != POMAI_FSYNC_POLICY_NEVER && o.fsync_policy != POMAI_FSYNC_POLICY_ALWAYS)
-      return Invalid("opts->fsync_policy is " + std::to_string(static_cast<int>(o.fsync_policy)) + "; expected 0 (NEVER) or 1 (ALWAYS)");
+    // Read as an integer: a C caller may store any value in the enum field,
+    // and loading an out-of-range enum is undefined behaviour in C++.
+    uint32_t fsync_policy = 0;
+    static_assert(sizeof(o.fsync_policy) == sizeof(fsync_policy));
+    std::memcpy(&fsync_policy, &o.fsync_policy, sizeof(fsync_policy));
+    if (fsync_policy != POMAI_FSYNC_POLICY_NEVER && fsync_policy != POMAI_FSYNC_POLICY_ALWAYS)
+      return Invalid("opts->fsync_policy is " + std::to_string(fsync_policy) + "; expected 0 (NEVER) or 1 (ALWAYS)");
     if (o.index_type > POMAI_INDEX_TYPE_HNSW)
       return Invalid("opts->index_type is " + std::to_string(o.index_type) + "; expected 0 (IVF) or 1 (HNSW)");
     if (o.metric > POMAI_METRIC_COSINE)
@@ -223,7 +228,7 @@ pomai_status_t* pomai_open(const pomai_options_t* opts, pomai_db_t** out_db) {
     eo.shards = o.shards;
     eo.metric = static_cast<pomai::simd::Metric>(o.metric);
     eo.search_threads = o.search_threads;
-    eo.fsync = o.fsync_policy == POMAI_FSYNC_POLICY_ALWAYS;
+    eo.fsync = fsync_policy == POMAI_FSYNC_POLICY_ALWAYS;
     eo.memory_budget_bytes = o.memory_budget_bytes;
     eo.deadline_ms = o.deadline_ms;
     eo.hnsw_m = o.hnsw_m;
