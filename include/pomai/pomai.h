@@ -64,7 +64,9 @@ POMAI_EXPORT pomai_status_t* pomai_open(const pomai_options_t* opts, pomai_db_t*
  * according to the fsync policy, releases the lock. A pomai_db_t* is an
  * opaque token, not an address, so using it after close is safe: any later
  * call returns POMAI_STATUS_CLOSED and a second pomai_close is a no-op
- * returning NULL. NULL is a no-op. */
+ * returning NULL. Calls on the handle that start while the close waits
+ * return POMAI_STATUS_CLOSED, so a stream of calls cannot delay it. NULL is a
+ * no-op. */
 POMAI_EXPORT pomai_status_t* pomai_close(pomai_db_t* db);
 
 /* ---- writes ---------------------------------------------------------- */

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -32,8 +33,9 @@ pomai_status_t* WithDb(pomai_db_t* db, Fn&& fn) noexcept {
     uint32_t generation;
     DbSlot* slot = DbTable::Get().Find(TokenOf(db), &generation);
     if (slot == nullptr) return Invalid("db is not a handle returned by pomai_open");
-    std::shared_lock<std::shared_mutex> l(slot->mu);
-    if (slot->generation != generation || !slot->open()) return MakeStatus(POMAI_STATUS_CLOSED, "database is closed");
+    std::shared_lock<std::shared_mutex> l = LockForCall(*slot, generation);
+    if (!l.owns_lock() || slot->generation != generation || !slot->open())
+      return MakeStatus(POMAI_STATUS_CLOSED, "database is closed");
     if (!slot->db)
       return Invalid("db is a keyspace database (opened with pomai_db_open_ex): use the pomai_txn_* and pomai_index_* "
                      "functions");
@@ -63,6 +65,22 @@ pomai_status_t* CheckStride(const char* what, uint32_t stride, size_t n) {
   return Invalid(std::string(what) + "[0].struct_size is " + std::to_string(stride) +
                  ", which is the stride of the array of " + std::to_string(n) + " and must be a multiple of " +
                  std::to_string(alignof(T)) + " (set struct_size = sizeof the struct)");
+}
+
+// The error for a count `n` of elements of `size` bytes that no array can
+// hold (more than PTRDIFF_MAX bytes), or nullptr. Checked before anything is
+// sized by n, so a huge n is a clear INVALID_ARGUMENT, not a failed allocation.
+pomai_status_t* CheckArrayLength(const char* what, size_t n, size_t size) {
+  if (size == 0 || n <= static_cast<size_t>(PTRDIFF_MAX) / size) return nullptr;
+  return Invalid("n is " + std::to_string(n) + ": " + what + " of " + std::to_string(n) + " elements of " +
+                 std::to_string(size) + " bytes would be larger than any array");
+}
+
+// The error for a write batch of more items than one batch can hold, or nullptr.
+pomai_status_t* CheckBatchLength(size_t n) {
+  if (n <= UINT32_MAX) return nullptr;
+  return Invalid("n is " + std::to_string(n) + "; a batch holds at most " + std::to_string(UINT32_MAX) +
+                 " items: split it");
 }
 
 // Element i of an array of input structs laid out with the first element's struct_size as stride.
@@ -96,6 +114,8 @@ pomai_status_t* GatherQueries(const pomai_query_t* queries, size_t n, uint32_t d
   const uint32_t stride = queries[0].struct_size;
   if (stride < kMinQuerySize) return Invalid(TooSmall("query", stride, kMinQuerySize));
   if (pomai_status_t* bad = CheckStride<pomai_query_t>("queries", stride, n)) return bad;
+  if (pomai_status_t* bad = CheckArrayLength("queries", n, stride)) return bad;
+  if (pomai_status_t* bad = CheckArrayLength("the query matrix", n, size_t{dim} * sizeof(float))) return bad;
   matrix->resize(n * size_t{dim});
   topks->resize(n);
   *deadline_ms = 0;
@@ -188,8 +208,13 @@ pomai_status_t* pomai_open(const pomai_options_t* opts, pomai_db_t** out_db) {
     if (o.path == nullptr || o.path[0] == '\0') return Invalid("opts->path is NULL or empty");
     if (o.dim == 0) return Invalid("opts->dim is 0");
     if (o.shards == 0) return Invalid("opts->shards is 0");
-    if (o.fsync_policy != POMAI_FSYNC_POLICY_NEVER && o.fsync_policy != POMAI_FSYNC_POLICY_ALWAYS)
-      return Invalid("opts->fsync_policy is " + std::to_string(static_cast<int>(o.fsync_policy)) + "; expected 0 (NEVER) or 1 (ALWAYS)");
+    // Read as an integer: a C caller may store any value in the enum field,
+    // and loading an out-of-range enum is undefined behaviour in C++.
+    uint32_t fsync_policy = 0;
+    static_assert(sizeof(o.fsync_policy) == sizeof(fsync_policy));
+    std::memcpy(&fsync_policy, &o.fsync_policy, sizeof(fsync_policy));
+    if (fsync_policy != POMAI_FSYNC_POLICY_NEVER && fsync_policy != POMAI_FSYNC_POLICY_ALWAYS)
+      return Invalid("opts->fsync_policy is " + std::to_string(fsync_policy) + "; expected 0 (NEVER) or 1 (ALWAYS)");
     if (o.index_type > POMAI_INDEX_TYPE_HNSW)
       return Invalid("opts->index_type is " + std::to_string(o.index_type) + "; expected 0 (IVF) or 1 (HNSW)");
     if (o.metric > POMAI_METRIC_COSINE)
@@ -203,7 +228,7 @@ pomai_status_t* pomai_open(const pomai_options_t* opts, pomai_db_t** out_db) {
     eo.shards = o.shards;
     eo.metric = static_cast<pomai::simd::Metric>(o.metric);
     eo.search_threads = o.search_threads;
-    eo.fsync = o.fsync_policy == POMAI_FSYNC_POLICY_ALWAYS;
+    eo.fsync = fsync_policy == POMAI_FSYNC_POLICY_ALWAYS;
     eo.memory_budget_bytes = o.memory_budget_bytes;
     eo.deadline_ms = o.deadline_ms;
     eo.hnsw_m = o.hnsw_m;
@@ -228,6 +253,7 @@ pomai_status_t* pomai_close(pomai_db_t* db) {
     if (slot == nullptr) return Invalid("db is not a handle returned by pomai_open");
     std::unique_ptr<pomai::engine::DB> engine;
     std::unique_ptr<pomai::engine::KvDB> kv;
+    MarkClosing(*slot, generation);  // new calls on this handle answer CLOSED from now on
     {
       std::unique_lock<std::shared_mutex> l(slot->mu);  // waits for running calls
       if (slot->generation != generation || !slot->open()) return nullptr;  // already closed
@@ -272,6 +298,8 @@ pomai_status_t* pomai_put_batch(pomai_db_t* db, const pomai_upsert_t* items, siz
     const uint32_t stride = items[0].struct_size;
     if (stride < kMinUpsertSize) return Invalid(TooSmall("items", stride, kMinUpsertSize));
     if (pomai_status_t* bad = CheckStride<pomai_upsert_t>("items", stride, n)) return bad;
+    if (pomai_status_t* bad = CheckArrayLength("items", n, stride)) return bad;
+    if (pomai_status_t* bad = CheckBatchLength(n)) return bad;
     std::vector<pomai::engine::WriteOp> ops(n);
     for (size_t i = 0; i < n; ++i) {
       const pomai_upsert_t* it = Element(items, i, stride);
@@ -312,6 +340,7 @@ pomai_status_t* pomai_delete_batch(pomai_db_t* db, const uint64_t* ids, size_t n
   return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
     if (n == 0) return nullptr;
     if (ids == nullptr) return Invalid("ids is NULL but n is " + std::to_string(n));
+    if (pomai_status_t* bad = CheckBatchLength(n)) return bad;
     std::vector<pomai::engine::WriteOp> ops(n);
     for (size_t i = 0; i < n; ++i) {
       ops[i].kind = pomai::engine::WriteOp::Kind::kDelete;
@@ -479,6 +508,7 @@ pomai_status_t* pomai_search_array(pomai_db_t* db, const float* queries, size_t 
     size_t cells;
     if (__builtin_mul_overflow(n, size_t{topk}, &cells) || cells > (SIZE_MAX / sizeof(uint64_t)))
       return Invalid("n * topk overflows (n " + std::to_string(n) + ", topk " + std::to_string(topk) + ")");
+    if (pomai_status_t* bad = CheckArrayLength("queries", n, size_t{dim} * sizeof(float))) return bad;
     if (out_counts == nullptr) return Invalid("out_counts is NULL");
     if (cells > 0 && out_ids == nullptr) return Invalid("out_ids is NULL");
     if (cells > 0 && out_scores == nullptr) return Invalid("out_scores is NULL");

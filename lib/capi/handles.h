@@ -72,8 +72,28 @@ struct DbSlot {
   std::unique_ptr<engine::KvDB> kv;  // a pomai_db_open_ex database
   std::mutex txns_mu;                // guards txns
   std::vector<uint64_t> txns;        // tokens of the transactions begun on kv (some may be closed)
+  // The newest generation a pomai_close is waiting to close (0: none). Calls
+  // on a handle of that generation answer CLOSED at once instead of taking mu
+  // shared: a steady stream of calls would otherwise keep the close, which
+  // needs mu exclusively, waiting for as long as the stream lasts.
+  std::atomic<uint32_t> closing{0};
   bool open() const { return db || kv; }
 };
+
+// Records that a close of `generation` waits for the slot (see DbSlot::closing).
+inline void MarkClosing(DbSlot& slot, uint32_t generation) {
+  uint32_t cur = slot.closing.load();
+  while (cur < generation && !slot.closing.compare_exchange_weak(cur, generation)) {
+  }
+}
+
+// The slot's lock, held shared, for a call on a handle of `generation`; not
+// held (owns_lock() false) when a close of that generation is waiting: the
+// call then answers CLOSED without touching the database.
+inline std::shared_lock<std::shared_mutex> LockForCall(DbSlot& slot, uint32_t generation) {
+  if (slot.closing.load() == generation) return {};
+  return std::shared_lock<std::shared_mutex>(slot.mu);
+}
 
 // A transaction slot. Calls on one transaction are serialised by mu.
 struct TxnSlot {

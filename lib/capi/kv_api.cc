@@ -46,8 +46,8 @@ pomai_status_t* WithKv(pomai_db_t* db, Fn&& fn) noexcept {
     uint32_t generation;
     DbSlot* slot = DbTable::Get().Find(TokenOf(db), &generation);
     if (slot == nullptr) return Invalid("db is not a handle returned by pomai_db_open_ex");
-    std::shared_lock<std::shared_mutex> l(slot->mu);
-    if (slot->generation != generation || !slot->open()) return Closed("database is closed");
+    std::shared_lock<std::shared_mutex> l = LockForCall(*slot, generation);
+    if (!l.owns_lock() || slot->generation != generation || !slot->open()) return Closed("database is closed");
     if (!slot->kv)
       return Invalid("db is a u64-id vector database (opened with pomai_open): the keyspace functions need a database "
                      "opened with pomai_db_open_ex");
@@ -69,7 +69,8 @@ pomai_status_t* WithTxn(pomai_txn_t* txn, bool end, Fn&& fn) noexcept {
     uint32_t db_generation;
     DbSlot* ds = DbTable::Get().Find(db_token, &db_generation);
     if (ds == nullptr) return Closed("transaction is closed");
-    std::shared_lock<std::shared_mutex> dl(ds->mu);
+    std::shared_lock<std::shared_mutex> dl = LockForCall(*ds, db_generation);
+    if (!dl.owns_lock()) return Closed("transaction is closed");
     std::unique_lock<std::mutex> tl(ts->mu);
     if (ts->generation != generation || !ts->txn) return Closed("transaction is closed");
     if (ds->generation != db_generation || !ds->kv) return Closed("transaction is closed");

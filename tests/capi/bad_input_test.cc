@@ -1,0 +1,1934 @@
+// The bad-input matrix of the C ABI (pomai.h's u64-id functions and kv.h's
+// keyspace functions): every NULL pointer, wrong dimension, NaN/infinity,
+// extreme k and n, empty batch, duplicate id, closed or garbage handle and
+// closed transaction gives a status naming the argument (and the bad value),
+// or the documented result; nothing is half-applied; nothing crashes.
+//
+// Each table row is its own test: BadInput/U64.<row>, BadInput/Kv.<row>.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <ostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pomai/pomai.h"
+#include "support/temp_dir.h"
+
+namespace {
+
+using pomai::testing::TempDir;
+
+constexpr int kOk = POMAI_STATUS_OK;
+constexpr int kInvalid = POMAI_STATUS_INVALID_ARGUMENT;
+constexpr int kClosed = POMAI_STATUS_CLOSED;
+constexpr int kNotFound = POMAI_STATUS_NOT_FOUND;
+constexpr int kReadOnly = POMAI_STATUS_READ_ONLY;
+constexpr int kUnimplemented = POMAI_STATUS_UNIMPLEMENTED;
+
+int Code(pomai_status_t* s) {
+  int c = pomai_status_code(s);
+  pomai_status_free(s);
+  return c;
+}
+
+std::string Message(pomai_status_t* s) {
+  std::string m = pomai_status_message(s);
+  pomai_status_free(s);
+  return m;
+}
+
+const uint8_t* B(const char* s) { return reinterpret_cast<const uint8_t*>(s); }
+
+template <typename H>
+H* Garbage(uint64_t token) {
+  return reinterpret_cast<H*>(static_cast<uintptr_t>(token));
+}
+
+// A never-issued handle token (slot 0xdead, generation 1) and two malformed ones.
+constexpr uint64_t kNeverIssued = uint64_t{0xdead} << 32 | 1;
+constexpr uint64_t kSlotZero = 0x1;  // slot field 0: never valid
+constexpr uint64_t kHugeSlot = 0xFFFFFFFF00000001ull;
+
+const float kNan = NAN;
+const float kInf = INFINITY;
+
+// A row of a table: `call` runs one bad (or edge) input against the fixture's
+// state and returns its status; the test asserts `code` and that the message
+// contains `message`.
+template <typename Env>
+struct Case {
+  std::string name;
+  std::function<pomai_status_t*(Env&)> call;
+  int code;
+  std::string message;
+};
+
+template <typename Env>
+void PrintTo(const Case<Env>& c, std::ostream* os) {
+  *os << c.name;
+}
+
+template <typename Env>
+std::string CaseName(const ::testing::TestParamInfo<Case<Env>>& info) {
+  return info.param.name;
+}
+
+// Checks `s` against the row's expectation and frees it.
+template <typename Env>
+void ExpectStatus(const Case<Env>& c, pomai_status_t* s) {
+  const std::string message = pomai_status_message(s);
+  EXPECT_EQ(pomai_status_code(s), c.code) << message;
+  EXPECT_NE(message.find(c.message), std::string::npos) << "message: '" << message << "'; expected to contain '"
+                                                        << c.message << "'";
+  if (c.code != kOk) {
+    EXPECT_FALSE(message.empty());
+  }
+  pomai_status_free(s);
+}
+
+// ===========================================================================
+// The u64-id face (pomai.h)
+
+constexpr uint32_t kDim = 4;
+constexpr uint64_t kRows = 10;
+
+// A database of dim 4, 2 shards, metric IP, holding ids 0..9.
+struct IdEnv {
+  TempDir dir, spare;
+  pomai_options_t opts;
+  pomai_db_t* db = nullptr;
+  bool closed = false;
+  float a[4] = {1, 2, 3, 4};
+
+  pomai_db_t* Close() {
+    if (!closed) {
+      EXPECT_EQ(Code(pomai_close(db)), kOk);
+    }
+    closed = true;
+    return db;
+  }
+  pomai_upsert_t Upsert(uint64_t id, const float* v) const {
+    pomai_upsert_t u{};
+    u.struct_size = sizeof(u);
+    u.id = id;
+    u.vector = v;
+    u.dim = kDim;
+    return u;
+  }
+  pomai_query_t Query(const float* v, uint32_t k) const {
+    pomai_query_t q{};
+    q.struct_size = sizeof(q);
+    q.vector = v;
+    q.dim = kDim;
+    q.topk = k;
+    return q;
+  }
+};
+
+using IdCase = Case<IdEnv>;
+
+// Searches with `topk` and expects `want` results, best first.
+pomai_status_t* SearchExpecting(IdEnv& e, uint32_t topk, size_t want) {
+  pomai_query_t q = e.Query(e.a, topk);
+  pomai_search_results_t* r = nullptr;
+  pomai_status_t* s = pomai_search(e.db, &q, &r);
+  if (s != nullptr) return s;
+  EXPECT_EQ(r->count, want);
+  for (size_t i = 1; i < r->count; ++i) EXPECT_GE(r->scores[i - 1], r->scores[i]);
+  pomai_search_results_free(r);
+  return nullptr;
+}
+
+// pomai_search_array with `topk` over one query; expects `want` results and
+// the rest of the row padded with UINT64_MAX / -infinity.
+pomai_status_t* SearchArrayExpecting(IdEnv& e, uint32_t topk, uint32_t want) {
+  std::vector<uint64_t> ids(topk, 7);
+  std::vector<float> scores(topk, 7);
+  uint32_t count = 99;
+  pomai_status_t* s = pomai_search_array(e.db, e.a, 1, kDim, topk, 0, topk ? ids.data() : nullptr,
+                                         topk ? scores.data() : nullptr, &count);
+  if (s != nullptr) return s;
+  EXPECT_EQ(count, want);
+  for (uint32_t j = want; j < topk; ++j) {
+    EXPECT_EQ(ids[j], UINT64_MAX);
+    EXPECT_TRUE(std::isinf(scores[j]) && scores[j] < 0);
+  }
+  return nullptr;
+}
+
+// Every function that takes a u64-id database handle, called with `db` and
+// otherwise valid arguments.
+std::vector<std::pair<std::string, std::function<pomai_status_t*(IdEnv&, pomai_db_t*)>>> IdDbFunctions() {
+  return {
+      {"Put", [](IdEnv& e, pomai_db_t* db) { pomai_upsert_t u = e.Upsert(1, e.a); return pomai_put(db, &u); }},
+      {"PutBatch", [](IdEnv& e, pomai_db_t* db) { pomai_upsert_t u = e.Upsert(1, e.a); return pomai_put_batch(db, &u, 1); }},
+      {"PutBatchEmpty", [](IdEnv&, pomai_db_t* db) { return pomai_put_batch(db, nullptr, 0); }},
+      {"PutArray", [](IdEnv& e, pomai_db_t* db) { uint64_t id = 1; return pomai_put_array(db, &id, e.a, 1, kDim); }},
+      {"Delete", [](IdEnv&, pomai_db_t* db) { return pomai_delete(db, 1); }},
+      {"DeleteBatch", [](IdEnv&, pomai_db_t* db) { uint64_t id = 1; return pomai_delete_batch(db, &id, 1); }},
+      {"Freeze", [](IdEnv&, pomai_db_t* db) { return pomai_freeze(db); }},
+      {"Compact", [](IdEnv&, pomai_db_t* db) { return pomai_compact(db); }},
+      {"FreezeWithProgress", [](IdEnv&, pomai_db_t* db) { return pomai_freeze_with_progress(db, nullptr, nullptr); }},
+      {"CompactWithProgress", [](IdEnv&, pomai_db_t* db) { return pomai_compact_with_progress(db, nullptr, nullptr); }},
+      {"StatsJson",
+       [](IdEnv&, pomai_db_t* db) {
+         char* json = reinterpret_cast<char*>(0x1);
+         pomai_status_t* s = pomai_stats_json(db, &json);
+         if (s != nullptr && json != reinterpret_cast<char*>(0x1)) {
+           EXPECT_EQ(json, nullptr);
+         }
+         return s;
+       }},
+      {"Exists", [](IdEnv&, pomai_db_t* db) { bool b; return pomai_exists(db, 1, &b); }},
+      {"Get",
+       [](IdEnv&, pomai_db_t* db) {
+         pomai_record_t* rec = nullptr;
+         pomai_status_t* s = pomai_get(db, 1, &rec);
+         EXPECT_EQ(rec, nullptr);
+         return s;
+       }},
+      {"Count", [](IdEnv&, pomai_db_t* db) { uint64_t n; return pomai_count(db, &n); }},
+      {"Search",
+       [](IdEnv& e, pomai_db_t* db) {
+         pomai_query_t q = e.Query(e.a, 1);
+         pomai_search_results_t* r = nullptr;
+         pomai_status_t* s = pomai_search(db, &q, &r);
+         EXPECT_EQ(r, nullptr);
+         return s;
+       }},
+      {"SearchBatch",
+       [](IdEnv& e, pomai_db_t* db) {
+         pomai_query_t q = e.Query(e.a, 1);
+         pomai_search_results_t* r = nullptr;
+         pomai_status_t* s = pomai_search_batch(db, &q, 1, &r);
+         EXPECT_EQ(r, nullptr);
+         return s;
+       }},
+      {"SearchArray",
+       [](IdEnv& e, pomai_db_t* db) {
+         uint64_t id;
+         float score;
+         uint32_t count;
+         return pomai_search_array(db, e.a, 1, kDim, 1, 0, &id, &score, &count);
+       }},
+      // The keyspace functions refuse a closed or garbage handle the same way.
+      {"DbFlush", [](IdEnv&, pomai_db_t* db) { return pomai_db_flush(db); }},
+      {"TxnBegin", [](IdEnv&, pomai_db_t* db) { pomai_txn_t* t; return pomai_txn_begin(db, 1, &t); }},
+  };
+}
+
+std::vector<IdCase> IdCases() {
+  using E = IdEnv;
+  std::vector<IdCase> c = {
+      // ---- open: NULL pointers and bad options
+      {"OpenNullOpts",
+       [](E&) {
+         pomai_db_t* db = reinterpret_cast<pomai_db_t*>(0x1);
+         pomai_status_t* s = pomai_open(nullptr, &db);
+         EXPECT_EQ(db, nullptr);
+         return s;
+       },
+       kInvalid, "opts is NULL"},
+      {"OpenNullOutDb", [](E& e) { e.opts.path = e.spare.path().c_str(); return pomai_open(&e.opts, nullptr); },
+       kInvalid, "out_db is NULL"},
+      {"OpenNullPath", [](E& e) { pomai_db_t* db; e.opts.path = nullptr; return pomai_open(&e.opts, &db); }, kInvalid,
+       "opts->path is NULL or empty"},
+      {"OpenEmptyPath", [](E& e) { pomai_db_t* db; e.opts.path = ""; return pomai_open(&e.opts, &db); }, kInvalid,
+       "opts->path is NULL or empty"},
+      {"OpenDimZero",
+       [](E& e) {
+         pomai_db_t* db;
+         e.opts.path = e.spare.path().c_str();
+         e.opts.dim = 0;
+         return pomai_open(&e.opts, &db);
+       },
+       kInvalid, "opts->dim is 0"},
+      {"OpenShardsZero",
+       [](E& e) {
+         pomai_db_t* db;
+         e.opts.path = e.spare.path().c_str();
+         e.opts.shards = 0;
+         return pomai_open(&e.opts, &db);
+       },
+       kInvalid, "opts->shards is 0"},
+      {"OpenBadMetric",
+       [](E& e) {
+         pomai_db_t* db;
+         e.opts.path = e.spare.path().c_str();
+         e.opts.metric = 7;
+         return pomai_open(&e.opts, &db);
+       },
+       kInvalid, "opts->metric is 7"},
+      {"OpenBadIndexType",
+       [](E& e) {
+         pomai_db_t* db;
+         e.opts.path = e.spare.path().c_str();
+         e.opts.index_type = 5;
+         return pomai_open(&e.opts, &db);
+       },
+       kInvalid, "opts->index_type is 5"},
+      {"OpenBadFsyncPolicy",
+       [](E& e) {
+         pomai_db_t* db;
+         e.opts.path = e.spare.path().c_str();
+         const uint32_t nine = 9;  // as a C caller could store it
+         std::memcpy(&e.opts.fsync_policy, &nine, sizeof(nine));
+         return pomai_open(&e.opts, &db);
+       },
+       kInvalid, "opts->fsync_policy is 9"},
+      {"OpenOtherDim",
+       [](E& e) {
+         pomai_db_t* db;
+         e.Close();
+         e.opts.dim = 5;
+         return pomai_open(&e.opts, &db);
+       },
+       kInvalid, "dim 5 does not match the database's dim 4"},
+
+      // ---- put / put_batch
+      {"PutNullDb", [](E& e) { pomai_upsert_t u = e.Upsert(1, e.a); return pomai_put(nullptr, &u); }, kInvalid,
+       "db is NULL"},
+      {"PutNullItem", [](E& e) { return pomai_put(e.db, nullptr); }, kInvalid, "item is NULL"},
+      {"PutNullVector", [](E& e) { pomai_upsert_t u = e.Upsert(100, nullptr); return pomai_put(e.db, &u); }, kInvalid,
+       "items[0].vector is NULL"},
+      {"PutNullMetadataWithLength",
+       [](E& e) {
+         pomai_upsert_t u = e.Upsert(100, e.a);
+         u.metadata = nullptr;
+         u.metadata_len = 5;
+         return pomai_put(e.db, &u);
+       },
+       kInvalid, "items[0].metadata is NULL but metadata_len is 5"},
+      {"PutMetadataLengthTooLarge",
+       [](E& e) {
+         pomai_upsert_t u = e.Upsert(100, e.a);
+         u.metadata = B("m");  // the length is checked before a byte is read
+         u.metadata_len = UINT32_MAX;
+         return pomai_put(e.db, &u);
+       },
+       kInvalid, "item 0 has metadata of 4294967295 bytes"},
+      {"PutWrongDim",
+       [](E& e) {
+         pomai_upsert_t u = e.Upsert(100, e.a);
+         u.dim = 3;
+         return pomai_put(e.db, &u);
+       },
+       kInvalid, "items[0].dim is 3 but the database's dim is 4"},
+      {"PutStructSizeTooSmall",
+       [](E& e) {
+         pomai_upsert_t u = e.Upsert(100, e.a);
+         u.struct_size = 8;
+         return pomai_put(e.db, &u);
+       },
+       kInvalid, "items->struct_size is too small (8 < 28)"},
+      {"PutBatchNullDb", [](E& e) { pomai_upsert_t u = e.Upsert(1, e.a); return pomai_put_batch(nullptr, &u, 1); },
+       kInvalid, "db is NULL"},
+      {"PutBatchNullItems", [](E& e) { return pomai_put_batch(e.db, nullptr, 2); }, kInvalid,
+       "items is NULL but n is 2"},
+      {"PutBatchEmptyNullItems", [](E& e) { return pomai_put_batch(e.db, nullptr, 0); }, kOk, ""},
+      {"PutBatchEmptyNonNullItems",
+       [](E& e) {
+         pomai_upsert_t u = e.Upsert(100, e.a);
+         return pomai_put_batch(e.db, &u, 0);
+       },
+       kOk, ""},
+      {"PutBatchHugeN",
+       [](E& e) {
+         pomai_upsert_t u = e.Upsert(100, e.a);
+         return pomai_put_batch(e.db, &u, SIZE_MAX);
+       },
+       kInvalid, "n is 18446744073709551615"},
+      {"PutBatchSecondItemNullVector",
+       [](E& e) {
+         pomai_upsert_t items[2] = {e.Upsert(100, e.a), e.Upsert(101, nullptr)};
+         return pomai_put_batch(e.db, items, 2);
+       },
+       kInvalid, "items[1].vector is NULL"},
+      {"PutBatchSecondItemWrongDim",
+       [](E& e) {
+         pomai_upsert_t items[2] = {e.Upsert(100, e.a), e.Upsert(101, e.a)};
+         items[1].dim = 5;
+         return pomai_put_batch(e.db, items, 2);
+       },
+       kInvalid, "items[1].dim is 5 but the database's dim is 4"},
+      {"PutBatchSecondItemOtherStructSize",
+       [](E& e) {
+         pomai_upsert_t items[2] = {e.Upsert(100, e.a), e.Upsert(101, e.a)};
+         items[1].struct_size = 40;
+         return pomai_put_batch(e.db, items, 2);
+       },
+       kInvalid, "items[1].struct_size is 40 but items[0].struct_size is 48"},
+  };
+  // NaN and +/-infinity in a stored vector: in put_batch (second item) and put_array (second row).
+  struct Bad {
+    const char* name;
+    float value;
+    const char* text;
+  };
+  for (Bad bad : {Bad{"Nan", kNan, "nan"}, Bad{"PlusInf", kInf, "inf"}, Bad{"MinusInf", -kInf, "-inf"}}) {
+    c.push_back({std::string("PutBatch") + bad.name,
+                 [bad](E& e) {
+                   float v[4] = {1, bad.value, 3, 4};
+                   pomai_upsert_t items[2] = {e.Upsert(100, e.a), e.Upsert(101, v)};
+                   return pomai_put_batch(e.db, items, 2);
+                 },
+                 kInvalid, std::string("item 1 (id 101) has a non-finite value ") + bad.text + " at component 1"});
+    c.push_back({std::string("PutArray") + bad.name,
+                 [bad](E& e) {
+                   float v[8] = {1, 2, 3, 4, 5, 6, bad.value, 8};
+                   uint64_t ids[2] = {100, 101};
+                   return pomai_put_array(e.db, ids, v, 2, kDim);
+                 },
+                 kInvalid, std::string("row 1 (id 101) has a non-finite value ") + bad.text + " at component 2"});
+    c.push_back({std::string("Search") + bad.name,
+                 [bad](E& e) {
+                   float v[4] = {bad.value, 2, 3, 4};
+                   pomai_query_t q = e.Query(v, 1);
+                   pomai_search_results_t* r = nullptr;
+                   pomai_status_t* s = pomai_search(e.db, &q, &r);
+                   EXPECT_EQ(r, nullptr);
+                   return s;
+                 },
+                 kInvalid, std::string("query 0 has a non-finite value ") + bad.text + " at component 0"});
+    c.push_back({std::string("SearchBatchSecondQuery") + bad.name,
+                 [bad](E& e) {
+                   float v[4] = {1, 2, 3, bad.value};
+                   pomai_query_t qs[2] = {e.Query(e.a, 1), e.Query(v, 1)};
+                   pomai_search_results_t* r = nullptr;
+                   pomai_status_t* s = pomai_search_batch(e.db, qs, 2, &r);
+                   EXPECT_EQ(r, nullptr);
+                   return s;
+                 },
+                 kInvalid, std::string("query 1 has a non-finite value ") + bad.text + " at component 3"});
+    c.push_back({std::string("SearchArray") + bad.name,
+                 [bad](E& e) {
+                   float v[8] = {1, 2, 3, 4, 1, bad.value, 3, 4};
+                   uint64_t ids[2];
+                   float scores[2];
+                   uint32_t counts[2];
+                   return pomai_search_array(e.db, v, 2, kDim, 1, 0, ids, scores, counts);
+                 },
+                 kInvalid, std::string("query 1 has a non-finite value ") + bad.text + " at component 1"});
+  }
+  std::vector<IdCase> more = {
+      // ---- put_array
+      {"PutArrayNullDb", [](E& e) { uint64_t id = 1; return pomai_put_array(nullptr, &id, e.a, 1, kDim); }, kInvalid,
+       "db is NULL"},
+      {"PutArrayNullIds", [](E& e) { return pomai_put_array(e.db, nullptr, e.a, 1, kDim); }, kInvalid,
+       "ids is NULL but n is 1"},
+      {"PutArrayNullVectors", [](E& e) { uint64_t id = 100; return pomai_put_array(e.db, &id, nullptr, 1, kDim); },
+       kInvalid, "vectors is NULL but n is 1"},
+      {"PutArrayEmptyNullPointers", [](E& e) { return pomai_put_array(e.db, nullptr, nullptr, 0, kDim); }, kOk, ""},
+      {"PutArrayEmptyNonNullPointers", [](E& e) { uint64_t id = 100; return pomai_put_array(e.db, &id, e.a, 0, kDim); },
+       kOk, ""},
+      {"PutArrayWrongDim", [](E& e) { uint64_t id = 100; return pomai_put_array(e.db, &id, e.a, 1, 3); }, kInvalid,
+       "dim is 3 but the database's dim is 4"},
+      {"PutArrayHugeN", [](E& e) { uint64_t id = 100; return pomai_put_array(e.db, &id, e.a, SIZE_MAX, kDim); },
+       kInvalid, "batch of 18446744073709551615 rows of dim 4 is above"},
+      {"PutArrayNTimes2Pow63", [](E& e) { uint64_t id = 100; return pomai_put_array(e.db, &id, e.a, size_t{1} << 63, kDim); },
+       kInvalid, "batch of 9223372036854775808 rows of dim 4 is above"},
+
+      // ---- delete / delete_batch
+      {"DeleteNullDb", [](E&) { return pomai_delete(nullptr, 1); }, kInvalid, "db is NULL"},
+      {"DeleteBatchNullDb", [](E&) { uint64_t id = 1; return pomai_delete_batch(nullptr, &id, 1); }, kInvalid,
+       "db is NULL"},
+      {"DeleteBatchNullIds", [](E& e) { return pomai_delete_batch(e.db, nullptr, 2); }, kInvalid,
+       "ids is NULL but n is 2"},
+      {"DeleteBatchEmptyNullIds", [](E& e) { return pomai_delete_batch(e.db, nullptr, 0); }, kOk, ""},
+      {"DeleteBatchEmptyNonNullIds", [](E& e) { uint64_t id = 1; return pomai_delete_batch(e.db, &id, 0); }, kOk, ""},
+      {"DeleteBatchHugeN", [](E& e) { uint64_t id = 1; return pomai_delete_batch(e.db, &id, SIZE_MAX); }, kInvalid,
+       "n is 18446744073709551615"},
+      {"DeleteMissingIdIsOk", [](E& e) { return pomai_delete(e.db, 12345); }, kOk, ""},
+
+      // ---- freeze / compact / stats
+      {"FreezeNullDb", [](E&) { return pomai_freeze(nullptr); }, kInvalid, "db is NULL"},
+      {"CompactNullDb", [](E&) { return pomai_compact(nullptr); }, kInvalid, "db is NULL"},
+      {"FreezeWithProgressNullDb", [](E&) { return pomai_freeze_with_progress(nullptr, nullptr, nullptr); }, kInvalid,
+       "db is NULL"},
+      {"CompactWithProgressNullDb", [](E&) { return pomai_compact_with_progress(nullptr, nullptr, nullptr); },
+       kInvalid, "db is NULL"},
+      {"FreezeWithNullProgressFnIsPlainFreeze", [](E& e) { return pomai_freeze_with_progress(e.db, nullptr, nullptr); },
+       kOk, ""},
+      {"StatsJsonNullDb", [](E&) { char* j; return pomai_stats_json(nullptr, &j); }, kInvalid, "db is NULL"},
+      {"StatsJsonNullOut", [](E& e) { return pomai_stats_json(e.db, nullptr); }, kInvalid, "out_json is NULL"},
+
+      // ---- exists / get / count
+      {"ExistsNullDb", [](E&) { bool b; return pomai_exists(nullptr, 1, &b); }, kInvalid, "db is NULL"},
+      {"ExistsNullOut", [](E& e) { return pomai_exists(e.db, 1, nullptr); }, kInvalid, "out_exists is NULL"},
+      {"GetNullDb", [](E&) { pomai_record_t* r; return pomai_get(nullptr, 1, &r); }, kInvalid, "db is NULL"},
+      {"GetNullOut", [](E& e) { return pomai_get(e.db, 1, nullptr); }, kInvalid, "out_record is NULL"},
+      {"GetMissingId",
+       [](E& e) {
+         pomai_record_t* r = reinterpret_cast<pomai_record_t*>(0x1);
+         pomai_status_t* s = pomai_get(e.db, 99, &r);
+         EXPECT_EQ(r, nullptr);
+         return s;
+       },
+       kNotFound, "id 99 not found"},
+      {"CountNullDb", [](E&) { uint64_t n; return pomai_count(nullptr, &n); }, kInvalid, "db is NULL"},
+      {"CountNullOut", [](E& e) { return pomai_count(e.db, nullptr); }, kInvalid, "out_count is NULL"},
+
+      // ---- search
+      {"SearchNullDb",
+       [](E& e) {
+         pomai_query_t q = e.Query(e.a, 1);
+         pomai_search_results_t* r;
+         return pomai_search(nullptr, &q, &r);
+       },
+       kInvalid, "db is NULL"},
+      {"SearchNullQuery",
+       [](E& e) {
+         pomai_search_results_t* r = reinterpret_cast<pomai_search_results_t*>(0x1);
+         pomai_status_t* s = pomai_search(e.db, nullptr, &r);
+         EXPECT_EQ(r, nullptr);
+         return s;
+       },
+       kInvalid, "query is NULL"},
+      {"SearchNullOut", [](E& e) { pomai_query_t q = e.Query(e.a, 1); return pomai_search(e.db, &q, nullptr); },
+       kInvalid, "out_results is NULL"},
+      {"SearchNullVector",
+       [](E& e) {
+         pomai_query_t q = e.Query(nullptr, 1);
+         pomai_search_results_t* r;
+         return pomai_search(e.db, &q, &r);
+       },
+       kInvalid, "queries[0].vector is NULL"},
+      {"SearchWrongDim",
+       [](E& e) {
+         pomai_query_t q = e.Query(e.a, 1);
+         q.dim = 3;
+         pomai_search_results_t* r;
+         return pomai_search(e.db, &q, &r);
+       },
+       kInvalid, "queries[0].dim is 3 but the database's dim is 4"},
+      {"SearchStructSizeTooSmall",
+       [](E& e) {
+         pomai_query_t q = e.Query(e.a, 1);
+         q.struct_size = 8;
+         pomai_search_results_t* r;
+         return pomai_search(e.db, &q, &r);
+       },
+       kInvalid, "query->struct_size is too small (8 < 24)"},
+      {"SearchFilterIsUnimplemented",
+       [](E& e) {
+         pomai_query_t q = e.Query(e.a, 1);
+         q.filter_expression = "color = 'red'";
+         pomai_search_results_t* r;
+         return pomai_search(e.db, &q, &r);
+       },
+       kUnimplemented, "filter_expression 'color = 'red''"},
+      {"SearchEmptyFilterIsNoFilter",
+       [](E& e) {
+         pomai_query_t q = e.Query(e.a, 1);
+         q.filter_expression = "";
+         pomai_search_results_t* r = nullptr;
+         pomai_status_t* s = pomai_search(e.db, &q, &r);
+         if (r != nullptr) {
+           EXPECT_EQ(r->count, 1u);
+         }
+         pomai_search_results_free(r);
+         return s;
+       },
+       kOk, ""},
+      {"SearchNonZeroFlags",
+       [](E& e) {
+         pomai_query_t q = e.Query(e.a, 1);
+         q.flags = 1;
+         pomai_search_results_t* r;
+         return pomai_search(e.db, &q, &r);
+       },
+       kInvalid, "queries[0].flags is 1"},
+      {"SearchTopkZero", [](E& e) { return SearchExpecting(e, 0, 0); }, kOk, ""},
+      {"SearchTopkAboveRows", [](E& e) { return SearchExpecting(e, kRows + 5, kRows); }, kOk, ""},
+      {"SearchTopkUint32Max", [](E& e) { return SearchExpecting(e, UINT32_MAX, kRows); }, kOk, ""},
+      {"SearchTopkUint32MaxThroughGraph",
+       [](E& e) {
+         // adaptive_threshold is 0: after the freeze every segment is searched through its graph.
+         EXPECT_EQ(Code(pomai_freeze(e.db)), kOk);
+         return SearchExpecting(e, UINT32_MAX, kRows);
+       },
+       kOk, ""},
+      {"SearchEfSearchUint32Max",
+       [](E& e) {
+         EXPECT_EQ(Code(pomai_freeze(e.db)), kOk);
+         pomai_query_t q = e.Query(e.a, 3);
+         q.ef_search = UINT32_MAX;
+         pomai_search_results_t* r = nullptr;
+         pomai_status_t* s = pomai_search(e.db, &q, &r);
+         if (r != nullptr) {
+           EXPECT_EQ(r->count, 3u);
+         }
+         pomai_search_results_free(r);
+         return s;
+       },
+       kOk, ""},
+
+      // ---- search_batch
+      {"SearchBatchNullDb",
+       [](E& e) {
+         pomai_query_t q = e.Query(e.a, 1);
+         pomai_search_results_t* r;
+         return pomai_search_batch(nullptr, &q, 1, &r);
+       },
+       kInvalid, "db is NULL"},
+      {"SearchBatchNullQueries",
+       [](E& e) {
+         pomai_search_results_t* r;
+         return pomai_search_batch(e.db, nullptr, 2, &r);
+       },
+       kInvalid, "queries is NULL but n is 2"},
+      {"SearchBatchNullOut",
+       [](E& e) {
+         pomai_query_t q = e.Query(e.a, 1);
+         return pomai_search_batch(e.db, &q, 1, nullptr);
+       },
+       kInvalid, "out_results is NULL"},
+      {"SearchBatchEmptyNullQueries",
+       [](E& e) {
+         pomai_search_results_t* r = reinterpret_cast<pomai_search_results_t*>(0x1);
+         pomai_status_t* s = pomai_search_batch(e.db, nullptr, 0, &r);
+         EXPECT_EQ(r, nullptr);
+         pomai_search_batch_free(r, 0);
+         return s;
+       },
+       kOk, ""},
+      {"SearchBatchEmptyNonNullQueries",
+       [](E& e) {
+         pomai_query_t q = e.Query(e.a, 1);
+         pomai_search_results_t* r = reinterpret_cast<pomai_search_results_t*>(0x1);
+         pomai_status_t* s = pomai_search_batch(e.db, &q, 0, &r);
+         EXPECT_EQ(r, nullptr);
+         pomai_search_batch_free(r, 0);
+         return s;
+       },
+       kOk, ""},
+      {"SearchBatchHugeN",
+       [](E& e) {
+         pomai_query_t q = e.Query(e.a, 1);
+         pomai_search_results_t* r = nullptr;
+         return pomai_search_batch(e.db, &q, SIZE_MAX, &r);
+       },
+       kInvalid, "n is 18446744073709551615"},
+      {"SearchBatchSecondQueryWrongDim",
+       [](E& e) {
+         pomai_query_t qs[2] = {e.Query(e.a, 1), e.Query(e.a, 1)};
+         qs[1].dim = 3;
+         pomai_search_results_t* r = nullptr;
+         return pomai_search_batch(e.db, qs, 2, &r);
+       },
+       kInvalid, "queries[1].dim is 3"},
+      {"SearchBatchSecondQueryNullVector",
+       [](E& e) {
+         pomai_query_t qs[2] = {e.Query(e.a, 1), e.Query(nullptr, 1)};
+         pomai_search_results_t* r = nullptr;
+         return pomai_search_batch(e.db, qs, 2, &r);
+       },
+       kInvalid, "queries[1].vector is NULL"},
+      {"SearchBatchTopkZeroAboveRowsAndUint32Max",
+       [](E& e) {
+         pomai_query_t qs[3] = {e.Query(e.a, 0), e.Query(e.a, kRows + 1), e.Query(e.a, UINT32_MAX)};
+         pomai_search_results_t* r = nullptr;
+         pomai_status_t* s = pomai_search_batch(e.db, qs, 3, &r);
+         if (r != nullptr) {
+           EXPECT_EQ(r[0].count, 0u);
+           EXPECT_EQ(r[1].count, kRows);
+           EXPECT_EQ(r[2].count, kRows);
+         }
+         pomai_search_batch_free(r, 3);
+         return s;
+       },
+       kOk, ""},
+
+      // ---- search_array
+      {"SearchArrayNullDb",
+       [](E& e) {
+         uint64_t id;
+         float score;
+         uint32_t count;
+         return pomai_search_array(nullptr, e.a, 1, kDim, 1, 0, &id, &score, &count);
+       },
+       kInvalid, "db is NULL"},
+      {"SearchArrayNullQueries",
+       [](E& e) {
+         uint64_t id;
+         float score;
+         uint32_t count;
+         return pomai_search_array(e.db, nullptr, 1, kDim, 1, 0, &id, &score, &count);
+       },
+       kInvalid, "queries is NULL but n is 1"},
+      {"SearchArrayNullOutIds",
+       [](E& e) {
+         float score;
+         uint32_t count;
+         return pomai_search_array(e.db, e.a, 1, kDim, 1, 0, nullptr, &score, &count);
+       },
+       kInvalid, "out_ids is NULL"},
+      {"SearchArrayNullOutScores",
+       [](E& e) {
+         uint64_t id;
+         uint32_t count;
+         return pomai_search_array(e.db, e.a, 1, kDim, 1, 0, &id, nullptr, &count);
+       },
+       kInvalid, "out_scores is NULL"},
+      {"SearchArrayNullOutCounts",
+       [](E& e) {
+         uint64_t id;
+         float score;
+         return pomai_search_array(e.db, e.a, 1, kDim, 1, 0, &id, &score, nullptr);
+       },
+       kInvalid, "out_counts is NULL"},
+      {"SearchArrayWrongDim",
+       [](E& e) {
+         uint64_t id;
+         float score;
+         uint32_t count;
+         return pomai_search_array(e.db, e.a, 1, 3, 1, 0, &id, &score, &count);
+       },
+       kInvalid, "dim is 3 but the database's dim is 4"},
+      {"SearchArrayEmptyNullPointers",
+       [](E& e) { return pomai_search_array(e.db, nullptr, 0, kDim, 1, 0, nullptr, nullptr, nullptr); }, kOk, ""},
+      {"SearchArrayEmptyNonNullPointers",
+       [](E& e) {
+         uint64_t id;
+         float score;
+         uint32_t count;
+         return pomai_search_array(e.db, e.a, 0, kDim, 1, 0, &id, &score, &count);
+       },
+       kOk, ""},
+      {"SearchArrayNTimesTopkOverflows",
+       [](E& e) {
+         uint64_t id;
+         float score;
+         uint32_t count;
+         return pomai_search_array(e.db, e.a, SIZE_MAX / 2, kDim, 4, 0, &id, &score, &count);
+       },
+       kInvalid, "n * topk overflows (n 9223372036854775807, topk 4)"},
+      {"SearchArrayN2Pow63TopkUint32Max",
+       [](E& e) {
+         uint64_t id;
+         float score;
+         uint32_t count;
+         return pomai_search_array(e.db, e.a, size_t{1} << 63, kDim, UINT32_MAX, 0, &id, &score, &count);
+       },
+       kInvalid, "n * topk overflows (n 9223372036854775808, topk 4294967295)"},
+      {"SearchArrayHugeNTopkZero",
+       [](E& e) {
+         uint32_t count;
+         return pomai_search_array(e.db, e.a, SIZE_MAX, kDim, 0, 0, nullptr, nullptr, &count);
+       },
+       kInvalid, "n is 18446744073709551615"},
+      {"SearchArrayTopkZero", [](E& e) { return SearchArrayExpecting(e, 0, 0); }, kOk, ""},
+      {"SearchArrayTopkAboveRows", [](E& e) { return SearchArrayExpecting(e, kRows + 3, kRows); }, kOk, ""},
+
+      // ---- garbage handles (never issued, or malformed tokens)
+      {"CloseGarbageHandle", [](E&) { return pomai_close(Garbage<pomai_db_t>(0x7fff00000000ull)); }, kInvalid,
+       "db is not a handle returned by pomai_open"},
+      {"CloseNullIsNoOp", [](E&) { return pomai_close(nullptr); }, kOk, ""},
+      {"CloseTwiceIsNoOp",
+       [](E& e) {
+         pomai_db_t* db = e.Close();
+         return pomai_close(db);
+       },
+       kOk, ""},
+  };
+  c.insert(c.end(), more.begin(), more.end());
+  // Every function on a closed handle answers CLOSED; on a garbage handle INVALID_ARGUMENT.
+  for (auto& [fname, fn] : IdDbFunctions()) {
+    c.push_back({"Closed" + fname, [fn = fn](E& e) { return fn(e, e.Close()); }, kClosed, "database is closed"});
+    const char* expected = fname == "DbFlush" || fname == "TxnBegin" ? "db is not a handle returned by pomai_db_open_ex"
+                                                                      : "db is not a handle returned by pomai_open";
+    c.push_back({"GarbageSlotZero" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_db_t>(kSlotZero)); },
+                 kInvalid, expected});
+    c.push_back({"GarbageHugeSlot" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_db_t>(kHugeSlot)); },
+                 kInvalid, expected});
+    c.push_back({"GarbageNeverIssued" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_db_t>(kNeverIssued)); },
+                 kInvalid, expected});
+  }
+  return c;
+}
+
+class U64 : public ::testing::TestWithParam<IdCase> {
+ protected:
+  void SetUp() override {
+    pomai_options_init(&env_.opts);
+    env_.opts.path = env_.dir.path().c_str();
+    env_.opts.dim = kDim;
+    env_.opts.shards = 2;
+    env_.opts.metric = POMAI_METRIC_IP;
+    env_.opts.adaptive_threshold = 0;  // frozen segments are searched through their graphs
+    env_.opts.hnsw_m = 8;
+    env_.opts.hnsw_ef_construction = 20;
+    env_.opts.search_threads = 1;
+    ASSERT_EQ(Code(pomai_open(&env_.opts, &env_.db)), kOk);
+    std::vector<uint64_t> ids(kRows);
+    std::vector<float> vecs(kRows * kDim);
+    for (size_t i = 0; i < kRows; ++i) ids[i] = i;
+    for (size_t i = 0; i < vecs.size(); ++i) vecs[i] = std::sin(float(i) * 0.7f);
+    ASSERT_EQ(Code(pomai_put_array(env_.db, ids.data(), vecs.data(), kRows, kDim)), kOk);
+  }
+  void TearDown() override {
+    if (!env_.closed) pomai_status_free(pomai_close(env_.db));
+  }
+
+  IdEnv env_;
+};
+
+TEST_P(U64, GivesTheDocumentedStatusAndChangesNothing) {
+  const IdCase& c = GetParam();
+  ExpectStatus(c, c.call(env_));
+  if (env_.closed) return;
+  // Nothing half-applied: the rows are still exactly ids 0..9.
+  uint64_t count = 0;
+  ASSERT_EQ(Code(pomai_count(env_.db, &count)), kOk);
+  EXPECT_EQ(count, kRows);
+  for (uint64_t id : {uint64_t{100}, uint64_t{101}}) {
+    bool exists = true;
+    ASSERT_EQ(Code(pomai_exists(env_.db, id, &exists)), kOk);
+    EXPECT_FALSE(exists) << "id " << id << " was stored by a rejected call";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(BadInput, U64, ::testing::ValuesIn(IdCases()), CaseName<IdEnv>);
+
+// ---- u64-id tests that need more than one call
+
+class U64Db : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pomai_options_init(&opts_);
+    opts_.path = dir_.path().c_str();
+    opts_.dim = kDim;
+    opts_.shards = 2;
+    opts_.metric = POMAI_METRIC_IP;
+    ASSERT_EQ(Code(pomai_open(&opts_, &db_)), kOk);
+  }
+  void TearDown() override { pomai_status_free(pomai_close(db_)); }
+
+  pomai_upsert_t Upsert(uint64_t id, const float* v) {
+    pomai_upsert_t u{};
+    u.struct_size = sizeof(u);
+    u.id = id;
+    u.vector = v;
+    u.dim = kDim;
+    return u;
+  }
+  std::vector<float> Stored(uint64_t id, std::string* meta = nullptr) {
+    pomai_record_t* rec = nullptr;
+    EXPECT_EQ(Code(pomai_get(db_, id, &rec)), kOk);
+    if (rec == nullptr) return {};
+    std::vector<float> v(rec->vector, rec->vector + rec->dim);
+    if (meta != nullptr) meta->assign(reinterpret_cast<const char*>(rec->metadata), rec->metadata_len);
+    pomai_record_free(rec);
+    return v;
+  }
+  uint64_t Count() {
+    uint64_t n = 0;
+    EXPECT_EQ(Code(pomai_count(db_, &n)), kOk);
+    return n;
+  }
+  void Reopen() {
+    ASSERT_EQ(Code(pomai_close(db_)), kOk);
+    ASSERT_EQ(Code(pomai_open(&opts_, &db_)), kOk);
+  }
+
+  TempDir dir_;
+  pomai_options_t opts_;
+  pomai_db_t* db_ = nullptr;
+};
+
+TEST_F(U64Db, DuplicateIdsInPutBatchLastOneWinsAcrossAFreeze) {
+  float v1[4] = {1, 0, 0, 0}, v2[4] = {0, 2, 0, 0}, v3[4] = {0, 0, 3, 0}, other[4] = {4, 4, 4, 4};
+  pomai_upsert_t items[4] = {Upsert(7, v1), Upsert(8, other), Upsert(7, v2), Upsert(7, v3)};
+  items[0].metadata = B("first");
+  items[0].metadata_len = 5;
+  items[3].metadata = B("last");
+  items[3].metadata_len = 4;
+  ASSERT_EQ(Code(pomai_put_batch(db_, items, 4)), kOk);
+  std::string meta;
+  EXPECT_EQ(Stored(7, &meta), std::vector<float>(v3, v3 + 4));
+  EXPECT_EQ(meta, "last");
+  EXPECT_EQ(Count(), 2u);
+  ASSERT_EQ(Code(pomai_freeze(db_)), kOk);
+  EXPECT_EQ(Stored(7, &meta), std::vector<float>(v3, v3 + 4));
+  EXPECT_EQ(meta, "last");
+  EXPECT_EQ(Count(), 2u);
+  // Over a frozen row: a batch whose duplicates end with v1 (no metadata).
+  pomai_upsert_t again[2] = {Upsert(7, v2), Upsert(7, v1)};
+  ASSERT_EQ(Code(pomai_put_batch(db_, again, 2)), kOk);
+  EXPECT_EQ(Stored(7, &meta), std::vector<float>(v1, v1 + 4));
+  EXPECT_EQ(meta, "");
+  ASSERT_EQ(Code(pomai_freeze(db_)), kOk);
+  Reopen();
+  EXPECT_EQ(Stored(7, &meta), std::vector<float>(v1, v1 + 4));
+  EXPECT_EQ(Count(), 2u);
+  // A search sees one row for id 7, with the last vector's score.
+  pomai_query_t q{};
+  q.struct_size = sizeof(q);
+  q.vector = v1;
+  q.dim = kDim;
+  q.topk = 10;
+  pomai_search_results_t* r = nullptr;
+  ASSERT_EQ(Code(pomai_search(db_, &q, &r)), kOk);
+  ASSERT_EQ(r->count, 2u);
+  size_t sevens = 0;
+  for (size_t i = 0; i < r->count; ++i) {
+    if (r->ids[i] != 7) continue;
+    ++sevens;
+    EXPECT_FLOAT_EQ(r->scores[i], 1.0f);  // v1 . v1
+  }
+  EXPECT_EQ(sevens, 1u);
+  pomai_search_results_free(r);
+}
+
+TEST_F(U64Db, DuplicateIdsInPutArrayLastOneWinsAcrossAFreeze) {
+  const float rows[4 * 4] = {1, 0, 0, 0, 9, 9, 9, 9, 0, 2, 0, 0, 0, 0, 3, 0};
+  const uint64_t ids[4] = {7, 8, 7, 7};
+  ASSERT_EQ(Code(pomai_put_array(db_, ids, rows, 4, kDim)), kOk);
+  EXPECT_EQ(Stored(7), std::vector<float>(rows + 12, rows + 16));
+  EXPECT_EQ(Count(), 2u);
+  ASSERT_EQ(Code(pomai_freeze(db_)), kOk);
+  EXPECT_EQ(Stored(7), std::vector<float>(rows + 12, rows + 16));
+  const uint64_t again[2] = {7, 7};
+  ASSERT_EQ(Code(pomai_put_array(db_, again, rows + 8, 2, kDim)), kOk);  // ends with {0, 0, 3, 0}... then {0, 0, 3, 0}
+  ASSERT_EQ(Code(pomai_put_array(db_, again, rows, 2, kDim)), kOk);      // {1,0,0,0} then {9,9,9,9}: the last wins
+  EXPECT_EQ(Stored(7), std::vector<float>(rows + 4, rows + 8));
+  ASSERT_EQ(Code(pomai_freeze(db_)), kOk);
+  Reopen();
+  EXPECT_EQ(Stored(7), std::vector<float>(rows + 4, rows + 8));
+  EXPECT_EQ(Count(), 2u);
+}
+
+TEST_F(U64Db, DuplicateIdsInDeleteBatchDeleteOnce) {
+  float a[4] = {1, 2, 3, 4};
+  for (uint64_t id = 0; id < 3; ++id) {
+    pomai_upsert_t u = Upsert(id, a);
+    ASSERT_EQ(Code(pomai_put(db_, &u)), kOk);
+  }
+  const uint64_t ids[3] = {1, 1, 1};
+  ASSERT_EQ(Code(pomai_delete_batch(db_, ids, 3)), kOk);
+  EXPECT_EQ(Count(), 2u);
+}
+
+// Moved from capi_test.cc (ClosedHandleAnswersClosedAndDoubleCloseIsANoOp).
+TEST_F(U64Db, ClosedHandleAnswersClosedAndDoubleCloseIsANoOp) {
+  ASSERT_EQ(Code(pomai_close(db_)), 0);
+  EXPECT_EQ(Code(pomai_close(db_)), 0);
+  float a[4] = {1, 2, 3, 4};
+  pomai_upsert_t u = Upsert(1, a);
+  pomai_query_t q{};
+  q.struct_size = sizeof(q);
+  q.vector = a;
+  q.dim = kDim;
+  q.topk = 1;
+  pomai_search_results_t* r = nullptr;
+  bool b;
+  EXPECT_EQ(Code(pomai_put(db_, &u)), POMAI_STATUS_CLOSED);
+  EXPECT_EQ(Code(pomai_search(db_, &q, &r)), POMAI_STATUS_CLOSED);
+  EXPECT_EQ(Code(pomai_freeze(db_)), POMAI_STATUS_CLOSED);
+  EXPECT_EQ(Code(pomai_exists(db_, 1, &b)), POMAI_STATUS_CLOSED);
+  EXPECT_EQ(Code(pomai_delete(db_, 1)), POMAI_STATUS_CLOSED);
+  // The directory is free again: a new open succeeds.
+  pomai_db_t* again = nullptr;
+  ASSERT_EQ(Code(pomai_open(&opts_, &again)), 0);
+  pomai_status_free(pomai_close(again));
+}
+
+// Moved from capi_test.cc (GarbageAndReusedHandlesAreRejectedWithoutTouchingMemory).
+TEST(U64Handles, GarbageAndReusedHandlesAreRejectedWithoutTouchingMemory) {
+  uint64_t n;
+  EXPECT_EQ(Code(pomai_count(reinterpret_cast<pomai_db_t*>(0x1), &n)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_count(reinterpret_cast<pomai_db_t*>(0xFFFFFFFF00000001ull), &n)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_close(reinterpret_cast<pomai_db_t*>(0x7fff00000000ull))), POMAI_STATUS_INVALID_ARGUMENT);
+  // A handle closed and its slot reused by a new open stays closed.
+  TempDir d1, d2;
+  pomai_options_t o;
+  pomai_options_init(&o);
+  o.dim = 2;
+  o.shards = 1;
+  o.path = d1.path().c_str();
+  pomai_db_t* first = nullptr;
+  ASSERT_EQ(Code(pomai_open(&o, &first)), 0);
+  ASSERT_EQ(Code(pomai_close(first)), 0);
+  o.path = d2.path().c_str();
+  pomai_db_t* second = nullptr;
+  ASSERT_EQ(Code(pomai_open(&o, &second)), 0);
+  EXPECT_NE(first, second);
+  EXPECT_EQ(Code(pomai_count(first, &n)), POMAI_STATUS_CLOSED);
+  EXPECT_EQ(Code(pomai_close(first)), 0);
+  EXPECT_EQ(Code(pomai_count(second, &n)), 0) << "closing a stale handle must not close its slot's new database";
+  pomai_status_free(pomai_close(second));
+}
+
+// Threads search in a loop while another thread closes the handle: every
+// search answers OK or CLOSED, never crashes, and after the close only CLOSED.
+TEST(U64Race, CloseRacingSearchesGivesOkOrClosedNeverACrash) {
+  constexpr int kIterations = 40;
+  for (int iter = 0; iter < kIterations; ++iter) {
+    TempDir dir;
+    pomai_options_t o;
+    pomai_options_init(&o);
+    o.path = dir.path().c_str();
+    o.dim = kDim;
+    o.shards = 2;
+    o.search_threads = 2;
+    o.adaptive_threshold = 50;
+    o.hnsw_m = 8;
+    o.hnsw_ef_construction = 20;
+    pomai_db_t* db = nullptr;
+    ASSERT_EQ(Code(pomai_open(&o, &db)), kOk);
+    std::vector<uint64_t> ids(200);
+    std::vector<float> vecs(ids.size() * kDim);
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = i;
+    for (size_t i = 0; i < vecs.size(); ++i) vecs[i] = std::cos(float(i) * 0.3f);
+    ASSERT_EQ(Code(pomai_put_array(db, ids.data(), vecs.data(), 100, kDim)), kOk);
+    if (iter % 2 == 0) {
+      ASSERT_EQ(Code(pomai_freeze(db)), kOk);  // half the runs also walk a graph
+    }
+    ASSERT_EQ(Code(pomai_put_array(db, ids.data() + 100, vecs.data() + 100 * kDim, 100, kDim)), kOk);
+
+    std::atomic<int> started{0};
+    std::atomic<bool> closed{false};
+    std::atomic<int> bad{0}, closed_seen{0}, ok_after_close{0};
+    auto searcher = [&](int kind) {
+      started.fetch_add(1);
+      for (int i = 0; i < 100000; ++i) {
+        const bool was_closed = closed.load();
+        pomai_status_t* s;
+        if (kind == 0) {
+          pomai_query_t q{};
+          q.struct_size = sizeof(q);
+          q.vector = vecs.data() + (i % 200) * kDim;
+          q.dim = kDim;
+          q.topk = 5;
+          pomai_search_results_t* r = nullptr;
+          s = pomai_search(db, &q, &r);
+          pomai_search_results_free(r);
+        } else if (kind == 1) {
+          uint64_t out_ids[10];
+          float scores[10];
+          uint32_t counts[2];
+          s = pomai_search_array(db, vecs.data(), 2, kDim, 5, 0, out_ids, scores, counts);
+        } else {
+          pomai_query_t qs[2] = {};
+          for (auto& q : qs) {
+            q.struct_size = sizeof(q);
+            q.vector = vecs.data() + (i % 100) * kDim;
+            q.dim = kDim;
+            q.topk = 3;
+          }
+          pomai_search_results_t* r = nullptr;
+          s = pomai_search_batch(db, qs, 2, &r);
+          pomai_search_batch_free(r, r ? 2 : 0);
+        }
+        const int code = pomai_status_code(s);
+        pomai_status_free(s);
+        if (code != kOk && code != kClosed) bad.fetch_add(1);
+        if (code == kOk && was_closed) ok_after_close.fetch_add(1);
+        if (code == kClosed) {
+          closed_seen.fetch_add(1);
+          return;
+        }
+      }
+    };
+    std::vector<std::thread> threads;
+    for (int k = 0; k < 3; ++k) threads.emplace_back(searcher, k);
+    while (started.load() < 3) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::microseconds(200 * (iter % 5)));
+    std::thread closer([&] {
+      EXPECT_EQ(Code(pomai_close(db)), kOk);
+      closed.store(true);
+    });
+    closer.join();
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(bad.load(), 0) << "iteration " << iter;
+    EXPECT_EQ(ok_after_close.load(), 0) << "iteration " << iter;
+    EXPECT_EQ(closed_seen.load(), 3) << "iteration " << iter << ": the close waited until the searches stopped";
+    EXPECT_EQ(Code(pomai_close(db)), kOk);  // double close after the race
+  }
+}
+
+// ===========================================================================
+// The keyspace face (kv.h)
+
+// An in-memory keyspace database holding "v" (an L2 vector {1, 2} with
+// metadata "meta"), "b" (bytes "bytes") and the index "idx" (dim 2, L2) with
+// entries "a" and "b"; plus an active read-write and an active read-only
+// transaction.
+struct KvEnv {
+  pomai_db_options_ex_t opts;
+  pomai_db_t* db = nullptr;
+  pomai_txn_t* rw = nullptr;
+  pomai_txn_t* ro = nullptr;
+  bool db_closed = false;
+  bool rw_ended = false;
+  float v[2] = {1, 2};
+  float q[2] = {1, 0};
+
+  pomai_txn_t* Begin(uint32_t mode) {
+    pomai_txn_t* t = nullptr;
+    EXPECT_EQ(Code(pomai_txn_begin(db, mode, &t)), kOk);
+    return t;
+  }
+  pomai_txn_t* Committed() {
+    pomai_txn_t* t = Begin(POMAI_TXN_READ_WRITE);
+    EXPECT_EQ(Code(pomai_txn_put(t, B("c"), 1, B("1"), 1)), kOk);
+    EXPECT_EQ(Code(pomai_txn_delete(t, B("c"), 1)), kOk);  // leaves the data as it was
+    EXPECT_EQ(Code(pomai_txn_commit(t)), kOk);
+    return t;
+  }
+  pomai_txn_t* RolledBack() {
+    pomai_txn_t* t = Begin(POMAI_TXN_READ_WRITE);
+    EXPECT_EQ(Code(pomai_txn_put(t, B("k"), 1, B("1"), 1)), kOk);
+    EXPECT_EQ(Code(pomai_txn_rollback(t)), kOk);
+    return t;
+  }
+  // Closes the database; its transactions are rolled back and give CLOSED.
+  pomai_db_t* CloseDb() {
+    if (!db_closed) {
+      EXPECT_EQ(Code(pomai_close(db)), kOk);
+    }
+    db_closed = true;
+    return db;
+  }
+  pomai_txn_t* RwOfClosedDb() {
+    CloseDb();
+    return rw;
+  }
+};
+
+using KvCase = Case<KvEnv>;
+
+// Runs a flat search and expects `want` hits.
+pomai_status_t* SimilarExpecting(KvEnv& e, uint32_t k, size_t want) {
+  pomai_kv_hits_t* hits = nullptr;
+  pomai_status_t* s =
+      pomai_txn_search_similar(e.rw, e.q, 2, POMAI_METRIC_L2, k, false, nullptr, nullptr, 0, false, &hits);
+  if (s != nullptr) return s;
+  EXPECT_EQ(hits->count, want);
+  pomai_kv_hits_free(hits);
+  return nullptr;
+}
+
+// Runs an index search and expects `want` hits.
+pomai_status_t* IndexSearchExpecting(KvEnv& e, uint32_t k, uint32_t ef, size_t want) {
+  pomai_kv_hits_t* hits = nullptr;
+  pomai_status_t* s = pomai_index_search(e.db, "idx", e.q, 2, k, ef, &hits, nullptr);
+  if (s != nullptr) return s;
+  EXPECT_EQ(hits->count, want);
+  pomai_kv_hits_free(hits);
+  return nullptr;
+}
+
+// Every function that takes a transaction, called on `t` with otherwise valid arguments.
+std::vector<std::pair<std::string, std::function<pomai_status_t*(KvEnv&, pomai_txn_t*)>>> TxnFunctions() {
+  return {
+      {"Get", [](KvEnv&, pomai_txn_t* t) { size_t len; bool found; return pomai_txn_get(t, B("v"), 1, nullptr, 0, &len, &found); }},
+      {"Put", [](KvEnv&, pomai_txn_t* t) { return pomai_txn_put(t, B("k"), 1, B("x"), 1); }},
+      {"Delete", [](KvEnv&, pomai_txn_t* t) { return pomai_txn_delete(t, B("v"), 1); }},
+      {"Commit", [](KvEnv&, pomai_txn_t* t) { return pomai_txn_commit(t); }},
+      {"Rollback", [](KvEnv&, pomai_txn_t* t) { return pomai_txn_rollback(t); }},
+      {"UpsertVector",
+       [](KvEnv& e, pomai_txn_t* t) { return pomai_txn_upsert_vector(t, B("k"), 1, false, nullptr, 0, e.v, 2, 0); }},
+      {"GetVector", [](KvEnv&, pomai_txn_t* t) { float buf[2]; uint32_t dim; return pomai_txn_get_vector(t, B("v"), 1, 0, buf, 2, &dim); }},
+      {"SearchSimilar",
+       [](KvEnv& e, pomai_txn_t* t) {
+         pomai_kv_hits_t* hits = reinterpret_cast<pomai_kv_hits_t*>(0x1);
+         pomai_status_t* s = pomai_txn_search_similar(t, e.q, 2, 0, 1, false, nullptr, nullptr, 0, false, &hits);
+         EXPECT_EQ(hits, nullptr);
+         return s;
+       }},
+      {"IndexUpsert",
+       [](KvEnv& e, pomai_txn_t* t) { return pomai_txn_index_upsert(t, "idx", B("k"), 1, e.v, 2, false, nullptr, 0); }},
+      {"IndexDelete", [](KvEnv&, pomai_txn_t* t) { return pomai_txn_index_delete(t, "idx", B("a"), 1); }},
+  };
+}
+
+// Every function that takes a keyspace database handle.
+std::vector<std::pair<std::string, std::function<pomai_status_t*(KvEnv&, pomai_db_t*)>>> KvDbFunctions() {
+  return {
+      {"Flush", [](KvEnv&, pomai_db_t* db) { return pomai_db_flush(db); }},
+      {"MemoryUsage", [](KvEnv&, pomai_db_t* db) { pomai_memory_stats_t m; return pomai_db_memory_usage(db, &m); }},
+      {"TxnBegin",
+       [](KvEnv&, pomai_db_t* db) {
+         pomai_txn_t* t = reinterpret_cast<pomai_txn_t*>(0x1);
+         pomai_status_t* s = pomai_txn_begin(db, POMAI_TXN_READ_WRITE, &t);
+         EXPECT_EQ(t, nullptr);
+         return s;
+       }},
+      {"IndexCreate",
+       [](KvEnv&, pomai_db_t* db) {
+         pomai_hnsw_config_t c = {sizeof(c), 2, 16, 200, POMAI_METRIC_L2};
+         return pomai_index_create(db, "other", &c);
+       }},
+      {"IndexDrop", [](KvEnv&, pomai_db_t* db) { return pomai_index_drop(db, "idx"); }},
+      {"IndexStats", [](KvEnv&, pomai_db_t* db) { pomai_hnsw_stats_t st; return pomai_index_stats(db, "idx", &st); }},
+      {"IndexSearch",
+       [](KvEnv& e, pomai_db_t* db) {
+         pomai_kv_hits_t* hits = reinterpret_cast<pomai_kv_hits_t*>(0x1);
+         pomai_status_t* s = pomai_index_search(db, "idx", e.q, 2, 1, 0, &hits, nullptr);
+         EXPECT_EQ(hits, nullptr);
+         return s;
+       }},
+  };
+}
+
+std::vector<KvCase> KvCases() {
+  using E = KvEnv;
+  const std::string long_key(65536, 'k');
+  std::vector<KvCase> c = {
+      // ---- open
+      {"OpenNullOpts",
+       [](E&) {
+         pomai_db_t* db = reinterpret_cast<pomai_db_t*>(0x1);
+         pomai_status_t* s = pomai_db_open_ex(nullptr, &db);
+         EXPECT_EQ(db, nullptr);
+         return s;
+       },
+       kInvalid, "opts is NULL"},
+      {"OpenNullOutDb", [](E& e) { return pomai_db_open_ex(&e.opts, nullptr); }, kInvalid, "out_db is NULL"},
+      {"OpenDiskNullPath",
+       [](E& e) {
+         pomai_db_t* db;
+         e.opts.storage_mode = POMAI_STORAGE_DISK;
+         e.opts.path = nullptr;
+         return pomai_db_open_ex(&e.opts, &db);
+       },
+       kInvalid, "opts->path is NULL or empty"},
+      {"OpenBadStorageMode",
+       [](E& e) {
+         pomai_db_t* db;
+         e.opts.storage_mode = 7;
+         return pomai_db_open_ex(&e.opts, &db);
+       },
+       kInvalid, "opts->storage_mode is 7"},
+      {"OpenStructSizeTooSmall",
+       [](E& e) {
+         pomai_db_t* db;
+         e.opts.struct_size = 12;
+         return pomai_db_open_ex(&e.opts, &db);
+       },
+       kInvalid, "opts->struct_size is too small (12 < 20)"},
+
+      // ---- database functions
+      {"FlushNullDb", [](E&) { return pomai_db_flush(nullptr); }, kInvalid, "db is NULL"},
+      {"FlushInMemory", [](E& e) { return pomai_db_flush(e.db); }, kInvalid, "in-memory database cannot be flushed"},
+      {"MemoryUsageNullDb", [](E&) { pomai_memory_stats_t m; return pomai_db_memory_usage(nullptr, &m); }, kInvalid,
+       "db is NULL"},
+      {"MemoryUsageNullOut", [](E& e) { return pomai_db_memory_usage(e.db, nullptr); }, kInvalid, "out is NULL"},
+      {"TxnBeginNullDb", [](E&) { pomai_txn_t* t; return pomai_txn_begin(nullptr, 1, &t); }, kInvalid, "db is NULL"},
+      {"TxnBeginNullOut", [](E& e) { return pomai_txn_begin(e.db, 1, nullptr); }, kInvalid, "out_txn is NULL"},
+      {"TxnBeginBadMode",
+       [](E& e) {
+         pomai_txn_t* t = reinterpret_cast<pomai_txn_t*>(0x1);
+         pomai_status_t* s = pomai_txn_begin(e.db, 5, &t);
+         EXPECT_EQ(t, nullptr);
+         return s;
+       },
+       kInvalid, "mode is 5"},
+
+      // ---- txn_get
+      {"GetNullTxn", [](E&) { size_t len; bool f; return pomai_txn_get(nullptr, B("k"), 1, nullptr, 0, &len, &f); },
+       kInvalid, "txn is NULL"},
+      {"GetNullKey", [](E& e) { size_t len; bool f; return pomai_txn_get(e.rw, nullptr, 1, nullptr, 0, &len, &f); },
+       kInvalid, "key is NULL"},
+      {"GetNullKeyZeroLength",
+       [](E& e) { size_t len; bool f; return pomai_txn_get(e.rw, nullptr, 0, nullptr, 0, &len, &f); }, kInvalid,
+       "key is NULL"},
+      {"GetEmptyKey", [](E& e) { size_t len; bool f; return pomai_txn_get(e.rw, B("k"), 0, nullptr, 0, &len, &f); },
+       kInvalid, "key is empty (keys are 1 to 65535 bytes)"},
+      {"GetKeyTooLong",
+       [long_key](E& e) {
+         size_t len;
+         bool f;
+         return pomai_txn_get(e.rw, B(long_key.c_str()), long_key.size(), nullptr, 0, &len, &f);
+       },
+       kInvalid, "key is 65536 bytes (keys are 1 to 65535 bytes)"},
+      {"GetNullOutLen", [](E& e) { bool f; return pomai_txn_get(e.rw, B("k"), 1, nullptr, 0, nullptr, &f); }, kInvalid,
+       "out_len is NULL"},
+      {"GetNullOutFound", [](E& e) { size_t len; return pomai_txn_get(e.rw, B("k"), 1, nullptr, 0, &len, nullptr); },
+       kInvalid, "out_found is NULL"},
+      {"GetNullBufferWithCapacity",
+       [](E& e) { size_t len; bool f; return pomai_txn_get(e.rw, B("k"), 1, nullptr, 5, &len, &f); }, kInvalid,
+       "value_buf is NULL but buf_cap is 5"},
+
+      // ---- txn_put / txn_delete
+      {"PutNullTxn", [](E&) { return pomai_txn_put(nullptr, B("k"), 1, B("v"), 1); }, kInvalid, "txn is NULL"},
+      {"PutNullKey", [](E& e) { return pomai_txn_put(e.rw, nullptr, 1, B("v"), 1); }, kInvalid, "key is NULL"},
+      {"PutNullKeyZeroLength", [](E& e) { return pomai_txn_put(e.rw, nullptr, 0, B("v"), 1); }, kInvalid,
+       "key is NULL"},
+      {"PutEmptyKey", [](E& e) { return pomai_txn_put(e.rw, B("k"), 0, B("v"), 1); }, kInvalid, "key is empty"},
+      {"PutKeyTooLong",
+       [long_key](E& e) { return pomai_txn_put(e.rw, B(long_key.c_str()), long_key.size(), B("v"), 1); }, kInvalid,
+       "key is 65536 bytes"},
+      {"PutNullValueWithLength", [](E& e) { return pomai_txn_put(e.rw, B("k"), 1, nullptr, 3); }, kInvalid,
+       "value is NULL but its length is 3"},
+      {"PutValueLengthSizeMax", [](E& e) { return pomai_txn_put(e.rw, B("k"), 1, B("v"), SIZE_MAX); }, kInvalid,
+       "value is 18446744073709551615 bytes (at most 1 GiB)"},
+      {"PutKeyLengthSizeMax", [](E& e) { return pomai_txn_put(e.rw, B("k"), SIZE_MAX, B("v"), 1); }, kInvalid,
+       "key is 18446744073709551615 bytes"},
+      {"PutReadOnly", [](E& e) { return pomai_txn_put(e.ro, B("k"), 1, B("v"), 1); }, kReadOnly,
+       "transaction is read-only"},
+      {"DeleteNullTxn", [](E&) { return pomai_txn_delete(nullptr, B("k"), 1); }, kInvalid, "txn is NULL"},
+      {"DeleteNullKey", [](E& e) { return pomai_txn_delete(e.rw, nullptr, 1); }, kInvalid, "key is NULL"},
+      {"DeleteEmptyKey", [](E& e) { return pomai_txn_delete(e.rw, B("k"), 0); }, kInvalid, "key is empty"},
+      {"DeleteReadOnly", [](E& e) { return pomai_txn_delete(e.ro, B("v"), 1); }, kReadOnly, "transaction is read-only"},
+      {"CommitNullTxn", [](E&) { return pomai_txn_commit(nullptr); }, kInvalid, "txn is NULL"},
+      {"RollbackNullTxn", [](E&) { return pomai_txn_rollback(nullptr); }, kInvalid, "txn is NULL"},
+
+      // ---- txn_upsert_vector / txn_get_vector
+      {"UpsertVectorNullTxn",
+       [](E& e) { return pomai_txn_upsert_vector(nullptr, B("k"), 1, false, nullptr, 0, e.v, 2, 0); }, kInvalid,
+       "txn is NULL"},
+      {"UpsertVectorNullKey",
+       [](E& e) { return pomai_txn_upsert_vector(e.rw, nullptr, 1, false, nullptr, 0, e.v, 2, 0); }, kInvalid,
+       "key is NULL"},
+      {"UpsertVectorEmptyKey",
+       [](E& e) { return pomai_txn_upsert_vector(e.rw, B("k"), 0, false, nullptr, 0, e.v, 2, 0); }, kInvalid,
+       "key is empty"},
+      {"UpsertVectorNullVector",
+       [](E& e) { return pomai_txn_upsert_vector(e.rw, B("k"), 1, false, nullptr, 0, nullptr, 2, 0); }, kInvalid,
+       "vector is NULL"},
+      {"UpsertVectorNullMetadataWithLength",
+       [](E& e) { return pomai_txn_upsert_vector(e.rw, B("k"), 1, true, nullptr, 4, e.v, 2, 0); }, kInvalid,
+       "metadata is NULL but its length is 4"},
+      {"UpsertVectorMetadataLengthSizeMax",
+       [](E& e) { return pomai_txn_upsert_vector(e.rw, B("k"), 1, true, B("m"), SIZE_MAX, e.v, 2, 0); }, kInvalid,
+       "metadata is 18446744073709551615 bytes (at most 1 GiB)"},
+      {"UpsertVectorBadMetric",
+       [](E& e) { return pomai_txn_upsert_vector(e.rw, B("k"), 1, false, nullptr, 0, e.v, 2, 3); }, kInvalid,
+       "metric is 3"},
+      {"UpsertVectorDimZero",
+       [](E& e) { return pomai_txn_upsert_vector(e.rw, B("k"), 1, false, nullptr, 0, e.v, 0, 0); }, kInvalid,
+       "vector dimension 0 is not in 1..65535"},
+      {"UpsertVectorDimTooLarge",
+       [](E& e) { return pomai_txn_upsert_vector(e.rw, B("k"), 1, false, nullptr, 0, e.v, 65536, 0); }, kInvalid,
+       "vector dimension 65536 is not in 1..65535"},
+      {"UpsertVectorReadOnly",
+       [](E& e) { return pomai_txn_upsert_vector(e.ro, B("k"), 1, false, nullptr, 0, e.v, 2, 0); }, kReadOnly,
+       "transaction is read-only"},
+      {"GetVectorNullTxn", [](E&) { float b[2]; uint32_t d; return pomai_txn_get_vector(nullptr, B("v"), 1, 0, b, 2, &d); },
+       kInvalid, "txn is NULL"},
+      {"GetVectorNullKey", [](E& e) { float b[2]; uint32_t d; return pomai_txn_get_vector(e.rw, nullptr, 1, 0, b, 2, &d); },
+       kInvalid, "key is NULL"},
+      {"GetVectorEmptyKey", [](E& e) { float b[2]; uint32_t d; return pomai_txn_get_vector(e.rw, B("v"), 0, 0, b, 2, &d); },
+       kInvalid, "key is empty"},
+      {"GetVectorNullOutDim", [](E& e) { float b[2]; return pomai_txn_get_vector(e.rw, B("v"), 1, 0, b, 2, nullptr); },
+       kInvalid, "out_dim is NULL"},
+      {"GetVectorNullBufferWithCapacity",
+       [](E& e) { uint32_t d; return pomai_txn_get_vector(e.rw, B("v"), 1, 0, nullptr, 2, &d); }, kInvalid,
+       "buf is NULL but buf_cap is 2"},
+      {"GetVectorBadMetric", [](E& e) { float b[2]; uint32_t d; return pomai_txn_get_vector(e.rw, B("v"), 1, 9, b, 2, &d); },
+       kInvalid, "metric is 9"},
+      {"GetVectorOtherMetric",
+       [](E& e) { float b[2]; uint32_t d; return pomai_txn_get_vector(e.rw, B("v"), 1, POMAI_METRIC_IP, b, 2, &d); },
+       kInvalid, "key 'v' holds a vector stored with metric L2, not INNER_PRODUCT"},
+
+      // ---- txn_search_similar
+      {"SimilarNullTxn",
+       [](E& e) {
+         pomai_kv_hits_t* h;
+         return pomai_txn_search_similar(nullptr, e.q, 2, 0, 1, false, nullptr, nullptr, 0, false, &h);
+       },
+       kInvalid, "txn is NULL"},
+      {"SimilarNullQuery",
+       [](E& e) {
+         pomai_kv_hits_t* h = reinterpret_cast<pomai_kv_hits_t*>(0x1);
+         pomai_status_t* s = pomai_txn_search_similar(e.rw, nullptr, 2, 0, 1, false, nullptr, nullptr, 0, false, &h);
+         EXPECT_EQ(h, nullptr);
+         return s;
+       },
+       kInvalid, "query is NULL"},
+      {"SimilarNullOutHits",
+       [](E& e) { return pomai_txn_search_similar(e.rw, e.q, 2, 0, 1, false, nullptr, nullptr, 0, false, nullptr); },
+       kInvalid, "out_hits is NULL"},
+      {"SimilarNullFilterKeys",
+       [](E& e) {
+         size_t lens[3] = {1, 1, 1};
+         pomai_kv_hits_t* h;
+         return pomai_txn_search_similar(e.rw, e.q, 2, 0, 1, true, nullptr, lens, 3, false, &h);
+       },
+       kInvalid, "filter_keys is NULL but filter_count is 3"},
+      {"SimilarNullFilterKeyLens",
+       [](E& e) {
+         const uint8_t* keys[1] = {B("v")};
+         pomai_kv_hits_t* h;
+         return pomai_txn_search_similar(e.rw, e.q, 2, 0, 1, true, keys, nullptr, 1, false, &h);
+       },
+       kInvalid, "filter_key_lens is NULL but filter_count is 1"},
+      {"SimilarNullFilterKey",
+       [](E& e) {
+         const uint8_t* keys[1] = {nullptr};
+         size_t lens[1] = {1};
+         pomai_kv_hits_t* h;
+         return pomai_txn_search_similar(e.rw, e.q, 2, 0, 1, true, keys, lens, 1, false, &h);
+       },
+       kInvalid, "filter_keys[0] is NULL"},
+      {"SimilarEmptyFilterKey",
+       [](E& e) {
+         const uint8_t* keys[2] = {B("v"), B("x")};
+         size_t lens[2] = {1, 0};
+         pomai_kv_hits_t* h;
+         return pomai_txn_search_similar(e.rw, e.q, 2, 0, 1, true, keys, lens, 2, false, &h);
+       },
+       kInvalid, "filter key is empty"},
+      {"SimilarEmptyFilterNullPointers",
+       [](E& e) {
+         pomai_kv_hits_t* h = nullptr;
+         pomai_status_t* s = pomai_txn_search_similar(e.rw, e.q, 2, 0, 5, true, nullptr, nullptr, 0, false, &h);
+         if (h != nullptr) {
+           EXPECT_EQ(h->count, 0u);
+         }
+         pomai_kv_hits_free(h);
+         return s;
+       },
+       kOk, ""},
+      {"SimilarEmptyFilterNonNullPointers",
+       [](E& e) {
+         const uint8_t* keys[1] = {B("v")};
+         size_t lens[1] = {1};
+         pomai_kv_hits_t* h = nullptr;
+         pomai_status_t* s = pomai_txn_search_similar(e.rw, e.q, 2, 0, 5, true, keys, lens, 0, false, &h);
+         if (h != nullptr) {
+           EXPECT_EQ(h->count, 0u);
+         }
+         pomai_kv_hits_free(h);
+         return s;
+       },
+       kOk, ""},
+      {"SimilarBadMetric",
+       [](E& e) {
+         pomai_kv_hits_t* h;
+         return pomai_txn_search_similar(e.rw, e.q, 2, 3, 1, false, nullptr, nullptr, 0, false, &h);
+       },
+       kInvalid, "metric is 3"},
+      {"SimilarDimZero",
+       [](E& e) {
+         pomai_kv_hits_t* h;
+         return pomai_txn_search_similar(e.rw, e.q, 0, 0, 1, false, nullptr, nullptr, 0, false, &h);
+       },
+       kInvalid, "query dimension 0 is not in 1..65535"},
+      {"SimilarWrongDim",
+       [](E& e) {
+         float q3[3] = {1, 2, 3};
+         pomai_kv_hits_t* h = reinterpret_cast<pomai_kv_hits_t*>(0x1);
+         pomai_status_t* s = pomai_txn_search_similar(e.rw, q3, 3, 0, 1, false, nullptr, nullptr, 0, false, &h);
+         EXPECT_EQ(h, nullptr);
+         return s;
+       },
+       kInvalid, "key 'v' holds a vector of metric"},
+      {"SimilarKZero", [](E& e) { return SimilarExpecting(e, 0, 0); }, kOk, ""},
+      {"SimilarKAboveRows", [](E& e) { return SimilarExpecting(e, 5, 1); }, kOk, ""},
+      {"SimilarKUint32Max", [](E& e) { return SimilarExpecting(e, UINT32_MAX, 1); }, kOk, ""},
+
+      // ---- named indexes
+      {"IndexCreateNullDb",
+       [](E&) {
+         pomai_hnsw_config_t c = {sizeof(c), 2, 16, 200, POMAI_METRIC_L2};
+         return pomai_index_create(nullptr, "i", &c);
+       },
+       kInvalid, "db is NULL"},
+      {"IndexCreateNullName",
+       [](E& e) {
+         pomai_hnsw_config_t c = {sizeof(c), 2, 16, 200, POMAI_METRIC_L2};
+         return pomai_index_create(e.db, nullptr, &c);
+       },
+       kInvalid, "name is NULL"},
+      {"IndexCreateEmptyName",
+       [](E& e) {
+         pomai_hnsw_config_t c = {sizeof(c), 2, 16, 200, POMAI_METRIC_L2};
+         return pomai_index_create(e.db, "", &c);
+       },
+       kInvalid, "index name '' is 0 bytes"},
+      {"IndexCreateNameTooLong",
+       [](E& e) {
+         pomai_hnsw_config_t c = {sizeof(c), 2, 16, 200, POMAI_METRIC_L2};
+         const std::string name(256, 'n');
+         return pomai_index_create(e.db, name.c_str(), &c);
+       },
+       kInvalid, "is 256 bytes (index names are 1 to 255 bytes)"},
+      {"IndexCreateNullConfig", [](E& e) { return pomai_index_create(e.db, "i", nullptr); }, kInvalid,
+       "config is NULL"},
+      {"IndexCreateConfigStructSizeTooSmall",
+       [](E& e) {
+         pomai_hnsw_config_t c = {4, 2, 16, 200, POMAI_METRIC_L2};
+         return pomai_index_create(e.db, "i", &c);
+       },
+       kInvalid, "config->struct_size is too small (4 < 8)"},
+  };
+  // Bad index configs: each field out of its range.
+  struct BadConfig {
+    const char* name;
+    pomai_hnsw_config_t config;
+    const char* message;
+  };
+  for (const BadConfig& b : {
+           BadConfig{"DimZero", {sizeof(pomai_hnsw_config_t), 0, 16, 200, 0}, "invalid parameter dimension: must be between 1 and 65535 (got 0)"},
+           BadConfig{"DimTooLarge", {sizeof(pomai_hnsw_config_t), 65536, 16, 200, 0}, "invalid parameter dimension: must be between 1 and 65535 (got 65536)"},
+           BadConfig{"MOne", {sizeof(pomai_hnsw_config_t), 2, 1, 200, 0}, "invalid parameter m: must be between 2 and 100 (got 1)"},
+           BadConfig{"MTooLarge", {sizeof(pomai_hnsw_config_t), 2, 101, 200, 0}, "invalid parameter m: must be between 2 and 100 (got 101)"},
+           BadConfig{"EfConstructionBelowM", {sizeof(pomai_hnsw_config_t), 2, 16, 15, 0}, "invalid parameter ef_construction: must be greater than or equal to m (m=16, ef_construction=15)"},
+           BadConfig{"BadMetric", {sizeof(pomai_hnsw_config_t), 2, 16, 200, 3}, "invalid parameter metric: 3"},
+           BadConfig{"HugeMetric", {sizeof(pomai_hnsw_config_t), 2, 16, 200, UINT32_MAX}, "invalid parameter metric: 4294967295"},
+       }) {
+    c.push_back({std::string("IndexCreate") + b.name,
+                 [b](E& e) {
+                   pomai_status_t* s = pomai_index_create(e.db, "i", &b.config);
+                   pomai_hnsw_stats_t st;
+                   EXPECT_EQ(Code(pomai_index_stats(e.db, "i", &st)), kNotFound) << "a rejected config created the index";
+                   return s;
+                 },
+                 kInvalid, b.message});
+  }
+  // NaN and +/-infinity in vectors and queries of the keyspace face.
+  struct Bad {
+    const char* name;
+    float value;
+    const char* text;
+  };
+  for (Bad bad : {Bad{"Nan", kNan, "NaN"}, Bad{"PlusInf", kInf, "infinite"}, Bad{"MinusInf", -kInf, "infinite"}}) {
+    c.push_back({std::string("UpsertVector") + bad.name,
+                 [bad](E& e) {
+                   float v[2] = {1, bad.value};
+                   return pomai_txn_upsert_vector(e.rw, B("k"), 1, false, nullptr, 0, v, 2, 0);
+                 },
+                 kInvalid, std::string("vector[1] is ") + bad.text});
+    c.push_back({std::string("Similar") + bad.name,
+                 [bad](E& e) {
+                   float q[2] = {bad.value, 1};
+                   pomai_kv_hits_t* h = reinterpret_cast<pomai_kv_hits_t*>(0x1);
+                   pomai_status_t* s = pomai_txn_search_similar(e.rw, q, 2, 0, 1, false, nullptr, nullptr, 0, false, &h);
+                   EXPECT_EQ(h, nullptr);
+                   return s;
+                 },
+                 kInvalid, std::string("query[0] is ") + bad.text});
+    c.push_back({std::string("IndexSearch") + bad.name,
+                 [bad](E& e) {
+                   float q[2] = {1, bad.value};
+                   pomai_kv_hits_t* h = reinterpret_cast<pomai_kv_hits_t*>(0x1);
+                   pomai_status_t* s = pomai_index_search(e.db, "idx", q, 2, 1, 0, &h, nullptr);
+                   EXPECT_EQ(h, nullptr);
+                   return s;
+                 },
+                 kInvalid, std::string("query[1] is ") + bad.text});
+    c.push_back({std::string("IndexUpsert") + bad.name,
+                 [bad](E& e) {
+                   float v[2] = {bad.value, 1};
+                   return pomai_txn_index_upsert(e.rw, "idx", B("k"), 1, v, 2, false, nullptr, 0);
+                 },
+                 kInvalid, std::string("vector[0] is ") + bad.text});
+  }
+  std::vector<KvCase> more = {
+      {"IndexDropNullDb", [](E&) { return pomai_index_drop(nullptr, "idx"); }, kInvalid, "db is NULL"},
+      {"IndexDropNullName", [](E& e) { return pomai_index_drop(e.db, nullptr); }, kInvalid, "name is NULL"},
+      {"IndexDropMissing", [](E& e) { return pomai_index_drop(e.db, "missing"); }, kNotFound,
+       "index not found: missing"},
+      {"IndexStatsNullDb", [](E&) { pomai_hnsw_stats_t st; return pomai_index_stats(nullptr, "idx", &st); }, kInvalid,
+       "db is NULL"},
+      {"IndexStatsNullName", [](E& e) { pomai_hnsw_stats_t st; return pomai_index_stats(e.db, nullptr, &st); },
+       kInvalid, "name is NULL"},
+      {"IndexStatsNullOut", [](E& e) { return pomai_index_stats(e.db, "idx", nullptr); }, kInvalid, "out is NULL"},
+      {"IndexStatsMissing", [](E& e) { pomai_hnsw_stats_t st; return pomai_index_stats(e.db, "missing", &st); },
+       kNotFound, "index not found: missing"},
+      {"IndexSearchNullDb",
+       [](E& e) {
+         pomai_kv_hits_t* h;
+         return pomai_index_search(nullptr, "idx", e.q, 2, 1, 0, &h, nullptr);
+       },
+       kInvalid, "db is NULL"},
+      {"IndexSearchNullName",
+       [](E& e) {
+         pomai_kv_hits_t* h;
+         return pomai_index_search(e.db, nullptr, e.q, 2, 1, 0, &h, nullptr);
+       },
+       kInvalid, "name is NULL"},
+      {"IndexSearchNullQuery",
+       [](E& e) {
+         pomai_kv_hits_t* h = reinterpret_cast<pomai_kv_hits_t*>(0x1);
+         pomai_hnsw_stats_t st;
+         pomai_status_t* s = pomai_index_search(e.db, "idx", nullptr, 2, 1, 0, &h, &st);
+         EXPECT_EQ(h, nullptr);
+         return s;
+       },
+       kInvalid, "query is NULL"},
+      {"IndexSearchNullOutHits",
+       [](E& e) {
+         pomai_hnsw_stats_t st;
+         return pomai_index_search(e.db, "idx", e.q, 2, 1, 0, nullptr, &st);
+       },
+       kInvalid, "out_hits is NULL"},
+      {"IndexSearchNullOutStatsIsFine", [](E& e) { return IndexSearchExpecting(e, 1, 0, 1); }, kOk, ""},
+      {"IndexSearchWrongDim",
+       [](E& e) {
+         float q3[3] = {1, 2, 3};
+         pomai_kv_hits_t* h;
+         return pomai_index_search(e.db, "idx", q3, 3, 1, 0, &h, nullptr);
+       },
+       kInvalid, "dimension mismatch: expected 2, got 3 (index 'idx')"},
+      {"IndexSearchMissing",
+       [](E& e) {
+         pomai_kv_hits_t* h;
+         return pomai_index_search(e.db, "missing", e.q, 2, 1, 0, &h, nullptr);
+       },
+       kNotFound, "index not found: missing"},
+      {"IndexSearchKZero", [](E& e) { return IndexSearchExpecting(e, 0, 0, 0); }, kOk, ""},
+      {"IndexSearchKAboveRows", [](E& e) { return IndexSearchExpecting(e, 10, 0, 2); }, kOk, ""},
+      {"IndexSearchKUint32Max", [](E& e) { return IndexSearchExpecting(e, UINT32_MAX, 0, 2); }, kOk, ""},
+      {"IndexSearchEfSearchUint32Max", [](E& e) { return IndexSearchExpecting(e, 1, UINT32_MAX, 1); }, kOk, ""},
+      {"IndexUpsertNullTxn",
+       [](E& e) { return pomai_txn_index_upsert(nullptr, "idx", B("k"), 1, e.v, 2, false, nullptr, 0); }, kInvalid,
+       "txn is NULL"},
+      {"IndexUpsertNullName",
+       [](E& e) { return pomai_txn_index_upsert(e.rw, nullptr, B("k"), 1, e.v, 2, false, nullptr, 0); }, kInvalid,
+       "name is NULL"},
+      {"IndexUpsertEmptyName",
+       [](E& e) { return pomai_txn_index_upsert(e.rw, "", B("k"), 1, e.v, 2, false, nullptr, 0); }, kInvalid,
+       "index name '' is 0 bytes"},
+      {"IndexUpsertNullKey",
+       [](E& e) { return pomai_txn_index_upsert(e.rw, "idx", nullptr, 1, e.v, 2, false, nullptr, 0); }, kInvalid,
+       "key is NULL"},
+      {"IndexUpsertEmptyKey",
+       [](E& e) { return pomai_txn_index_upsert(e.rw, "idx", B("k"), 0, e.v, 2, false, nullptr, 0); }, kInvalid,
+       "key is empty"},
+      {"IndexUpsertNullVector",
+       [](E& e) { return pomai_txn_index_upsert(e.rw, "idx", B("k"), 1, nullptr, 2, false, nullptr, 0); }, kInvalid,
+       "vector is NULL"},
+      {"IndexUpsertNullMetadataWithLength",
+       [](E& e) { return pomai_txn_index_upsert(e.rw, "idx", B("k"), 1, e.v, 2, true, nullptr, 6); }, kInvalid,
+       "metadata is NULL but its length is 6"},
+      {"IndexUpsertMetadataLengthSizeMax",
+       [](E& e) { return pomai_txn_index_upsert(e.rw, "idx", B("k"), 1, e.v, 2, true, B("m"), SIZE_MAX); }, kInvalid,
+       "metadata is 18446744073709551615 bytes (at most 1 GiB)"},
+      {"IndexUpsertWrongDim",
+       [](E& e) { return pomai_txn_index_upsert(e.rw, "idx", B("k"), 1, e.v, 1, false, nullptr, 0); }, kInvalid,
+       "dimension mismatch: expected 2, got 1 (index 'idx')"},
+      {"IndexUpsertMissingIndex",
+       [](E& e) { return pomai_txn_index_upsert(e.rw, "nope", B("k"), 1, e.v, 2, false, nullptr, 0); }, kNotFound,
+       "index not found: nope"},
+      {"IndexUpsertReadOnly",
+       [](E& e) { return pomai_txn_index_upsert(e.ro, "idx", B("k"), 1, e.v, 2, false, nullptr, 0); }, kReadOnly,
+       "transaction is read-only"},
+      {"IndexDeleteNullTxn", [](E&) { return pomai_txn_index_delete(nullptr, "idx", B("a"), 1); }, kInvalid,
+       "txn is NULL"},
+      {"IndexDeleteNullName", [](E& e) { return pomai_txn_index_delete(e.rw, nullptr, B("a"), 1); }, kInvalid,
+       "name is NULL"},
+      {"IndexDeleteEmptyName", [](E& e) { return pomai_txn_index_delete(e.rw, "", B("a"), 1); }, kInvalid,
+       "index name '' is 0 bytes"},
+      {"IndexDeleteNullKey", [](E& e) { return pomai_txn_index_delete(e.rw, "idx", nullptr, 1); }, kInvalid,
+       "key is NULL"},
+      {"IndexDeleteReadOnly", [](E& e) { return pomai_txn_index_delete(e.ro, "idx", B("a"), 1); }, kReadOnly,
+       "transaction is read-only"},
+
+      // ---- documented non-errors
+      {"PutNullValueZeroLengthIsEmptyValue",
+       [](E& e) {
+         pomai_status_t* s = pomai_txn_put(e.rw, B("e"), 1, nullptr, 0);
+         EXPECT_EQ(Code(pomai_txn_delete(e.rw, B("e"), 1)), kOk);
+         return s;
+       },
+       kOk, ""},
+      {"ReadOnlyCommitSucceedsAndWritesNothing", [](E& e) { return pomai_txn_commit(e.ro); }, kOk, ""},
+      {"CloseKeyspaceTwiceIsNoOp",
+       [](E& e) {
+         pomai_db_t* db = e.CloseDb();
+         return pomai_close(db);
+       },
+       kOk, ""},
+  };
+  c.insert(c.end(), more.begin(), more.end());
+  // Every transaction function on a committed, a rolled-back, a closed
+  // database's and a garbage transaction.
+  for (auto& [fname, fn] : TxnFunctions()) {
+    c.push_back({"Committed" + fname, [fn = fn](E& e) { return fn(e, e.Committed()); }, kClosed,
+                 "transaction is closed"});
+    c.push_back({"RolledBack" + fname, [fn = fn](E& e) { return fn(e, e.RolledBack()); }, kClosed,
+                 "transaction is closed"});
+    c.push_back({"DbClosed" + fname, [fn = fn](E& e) { return fn(e, e.RwOfClosedDb()); }, kClosed,
+                 "transaction is closed"});
+    c.push_back({"GarbageTxn" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_txn_t>(kNeverIssued)); },
+                 kInvalid, "txn is not a handle returned by pomai_txn_begin"});
+    c.push_back({"GarbageTxnSlotZero" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_txn_t>(kSlotZero)); },
+                 kInvalid, "txn is not a handle returned by pomai_txn_begin"});
+  }
+  for (auto& [fname, fn] : KvDbFunctions()) {
+    c.push_back({"ClosedDb" + fname, [fn = fn](E& e) { return fn(e, e.CloseDb()); }, kClosed, "database is closed"});
+    c.push_back({"GarbageDb" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_db_t>(kNeverIssued)); }, kInvalid,
+                 "db is not a handle returned by pomai_db_open_ex"});
+    c.push_back({"GarbageDbHugeSlot" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_db_t>(kHugeSlot)); },
+                 kInvalid, "db is not a handle returned by pomai_db_open_ex"});
+  }
+  return c;
+}
+
+class Kv : public ::testing::TestWithParam<KvCase> {
+ protected:
+  void SetUp() override {
+    pomai_db_options_ex_init(&env_.opts);
+    env_.opts.storage_mode = POMAI_STORAGE_IN_MEMORY;
+    env_.opts.search_threads = 1;
+    ASSERT_EQ(Code(pomai_db_open_ex(&env_.opts, &env_.db)), kOk);
+    pomai_hnsw_config_t c = {sizeof(c), 2, 16, 200, POMAI_METRIC_L2};
+    ASSERT_EQ(Code(pomai_index_create(env_.db, "idx", &c)), kOk);
+    pomai_txn_t* t = env_.Begin(POMAI_TXN_READ_WRITE);
+    ASSERT_EQ(Code(pomai_txn_upsert_vector(t, B("v"), 1, true, B("meta"), 4, env_.v, 2, POMAI_METRIC_L2)), kOk);
+    ASSERT_EQ(Code(pomai_txn_put(t, B("b"), 1, B("bytes"), 5)), kOk);
+    float a[2] = {1, 0}, b[2] = {0, 1};
+    ASSERT_EQ(Code(pomai_txn_index_upsert(t, "idx", B("a"), 1, a, 2, false, nullptr, 0)), kOk);
+    ASSERT_EQ(Code(pomai_txn_index_upsert(t, "idx", B("b"), 1, b, 2, true, B("mb"), 2)), kOk);
+    ASSERT_EQ(Code(pomai_txn_commit(t)), kOk);
+    env_.rw = env_.Begin(POMAI_TXN_READ_WRITE);
+    env_.ro = env_.Begin(POMAI_TXN_READ_ONLY);
+  }
+  void TearDown() override {
+    if (env_.db_closed) return;
+    pomai_status_free(pomai_txn_rollback(env_.rw));
+    pomai_status_free(pomai_txn_rollback(env_.ro));
+    pomai_status_free(pomai_close(env_.db));
+  }
+
+  // Nothing half-applied: the committed data is unchanged and `rw`, whose
+  // rejected calls leave it active, has no write of "k".
+  void ExpectUnchanged() {
+    pomai_txn_t* r = env_.Begin(POMAI_TXN_READ_ONLY);
+    size_t len = 0;
+    bool found = false;
+    uint8_t buf[16];
+    ASSERT_EQ(Code(pomai_txn_get(r, B("b"), 1, buf, sizeof(buf), &len, &found)), kOk);
+    EXPECT_TRUE(found);
+    EXPECT_EQ(std::string(reinterpret_cast<char*>(buf), len), "bytes");
+    ASSERT_EQ(Code(pomai_txn_get(r, B("k"), 1, nullptr, 0, &len, &found)), kOk);
+    EXPECT_FALSE(found) << "a rejected call stored key k";
+    float vec[2];
+    uint32_t dim = 0;
+    ASSERT_EQ(Code(pomai_txn_get_vector(r, B("v"), 1, POMAI_METRIC_L2, vec, 2, &dim)), kOk);
+    EXPECT_EQ(dim, 2u);
+    EXPECT_EQ(vec[1], 2.0f);
+    EXPECT_EQ(Code(pomai_txn_commit(r)), kOk);
+    pomai_hnsw_stats_t st;
+    ASSERT_EQ(Code(pomai_index_stats(env_.db, "idx", &st)), kOk);
+    EXPECT_EQ(st.node_count, 2u);
+    // rw is still active and holds no write of "k".
+    pomai_status_t* s = pomai_txn_get(env_.rw, B("k"), 1, nullptr, 0, &len, &found);
+    if (pomai_status_code(s) != kClosed) {  // a case may have ended rw itself
+      EXPECT_EQ(pomai_status_code(s), kOk) << pomai_status_message(s);
+      EXPECT_FALSE(found) << "a rejected call wrote key k into the transaction";
+    }
+    pomai_status_free(s);
+  }
+
+  KvEnv env_;
+};
+
+TEST_P(Kv, GivesTheDocumentedStatusAndChangesNothing) {
+  const KvCase& c = GetParam();
+  ExpectStatus(c, c.call(env_));
+  if (!env_.db_closed) ExpectUnchanged();
+}
+
+INSTANTIATE_TEST_SUITE_P(BadInput, Kv, ::testing::ValuesIn(KvCases()), CaseName<KvEnv>);
+
+// ---- keyspace tests that need more than one call
+
+class KvModes : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    pomai_db_options_ex_init(&opts_);
+    opts_.storage_mode = GetParam() ? POMAI_STORAGE_DISK : POMAI_STORAGE_IN_MEMORY;
+    opts_.path = GetParam() ? dir_.path().c_str() : nullptr;
+    ASSERT_EQ(Code(pomai_db_open_ex(&opts_, &db_)), 0);
+  }
+  void TearDown() override { pomai_status_free(pomai_close(db_)); }
+
+  pomai_txn_t* Begin(uint32_t mode = POMAI_TXN_READ_WRITE) {
+    pomai_txn_t* t = nullptr;
+    EXPECT_EQ(Code(pomai_txn_begin(db_, mode, &t)), 0);
+    return t;
+  }
+
+  TempDir dir_;
+  pomai_db_options_ex_t opts_;
+  pomai_db_t* db_ = nullptr;
+};
+
+INSTANTIATE_TEST_SUITE_P(Modes, KvModes, ::testing::Bool(),
+                         [](const auto& info) { return std::string(info.param ? "Disk" : "InMemory"); });
+
+// Moved from kv_capi_test.cc (NullPointersAreInvalidArgumentNamingTheArgument):
+// the table above has one row per assertion; this keeps the sequence on one
+// transaction, in both storage modes.
+TEST_P(KvModes, NullPointersAreInvalidArgumentNamingTheArgument) {
+  pomai_txn_t* t = Begin();
+  size_t len = 0;
+  bool found = false;
+  float v[2] = {1, 2};
+  uint32_t dim = 0;
+  pomai_kv_hits_t* hits = nullptr;
+  pomai_hnsw_stats_t st;
+  pomai_memory_stats_t ms;
+  pomai_hnsw_config_t c = {sizeof(c), 2, 16, 200, POMAI_METRIC_COSINE};
+  auto expect = [](pomai_status_t* s, const char* word) {
+    EXPECT_EQ(pomai_status_code(s), POMAI_STATUS_INVALID_ARGUMENT) << word;
+    EXPECT_NE(std::string(pomai_status_message(s)).find(word), std::string::npos) << pomai_status_message(s);
+    pomai_status_free(s);
+  };
+  expect(pomai_txn_begin(nullptr, 1, &t), "db is NULL");
+  expect(pomai_txn_begin(db_, 1, nullptr), "out_txn");
+  expect(pomai_txn_begin(db_, 5, &t), "mode is 5");
+  pomai_txn_t* t2 = Begin();
+  t = t2;
+  expect(pomai_txn_get(nullptr, B("k"), 1, nullptr, 0, &len, &found), "txn is NULL");
+  expect(pomai_txn_get(t, nullptr, 1, nullptr, 0, &len, &found), "key");
+  expect(pomai_txn_get(t, B("k"), 1, nullptr, 0, nullptr, &found), "out_len");
+  expect(pomai_txn_get(t, B("k"), 1, nullptr, 0, &len, nullptr), "out_found");
+  expect(pomai_txn_get(t, B("k"), 1, nullptr, 5, &len, &found), "value_buf");
+  expect(pomai_txn_get(t, B("k"), 0, nullptr, 0, &len, &found), "empty");
+  expect(pomai_txn_put(t, nullptr, 1, B("v"), 1), "key");
+  expect(pomai_txn_put(t, B("k"), 1, nullptr, 3), "value");
+  expect(pomai_txn_delete(t, nullptr, 1), "key");
+  expect(pomai_txn_upsert_vector(t, nullptr, 1, false, nullptr, 0, v, 2, 0), "key");
+  expect(pomai_txn_upsert_vector(t, B("k"), 1, false, nullptr, 0, nullptr, 2, 0), "vector");
+  expect(pomai_txn_upsert_vector(t, B("k"), 1, true, nullptr, 4, v, 2, 0), "metadata");
+  expect(pomai_txn_upsert_vector(t, B("k"), 1, false, nullptr, 0, v, 2, 3), "metric is 3");
+  expect(pomai_txn_get_vector(t, B("k"), 1, 0, v, 2, nullptr), "out_dim");
+  expect(pomai_txn_get_vector(t, B("k"), 1, 0, nullptr, 2, &dim), "buf");
+  expect(pomai_txn_search_similar(t, nullptr, 2, 0, 1, false, nullptr, nullptr, 0, false, &hits), "query");
+  expect(pomai_txn_search_similar(t, v, 2, 0, 1, false, nullptr, nullptr, 0, false, nullptr), "out_hits");
+  expect(pomai_txn_search_similar(t, v, 2, 0, 1, true, nullptr, nullptr, 3, false, &hits), "filter_keys");
+  const uint8_t* keys[1] = {nullptr};
+  size_t lens[1] = {1};
+  expect(pomai_txn_search_similar(t, v, 2, 0, 1, true, keys, lens, 1, false, &hits), "filter_keys[0]");
+  expect(pomai_txn_index_upsert(t, nullptr, B("k"), 1, v, 2, false, nullptr, 0), "name");
+  expect(pomai_txn_index_delete(t, "", B("k"), 1), "index name");
+  expect(pomai_index_create(db_, nullptr, &c), "name");
+  expect(pomai_index_create(db_, "i", nullptr), "config");
+  expect(pomai_index_stats(db_, "i", nullptr), "out");
+  expect(pomai_index_search(db_, "i", nullptr, 2, 1, 0, &hits, &st), "query");
+  expect(pomai_index_search(db_, "i", v, 2, 1, 0, nullptr, &st), "out_hits");
+  expect(pomai_db_memory_usage(db_, nullptr), "out");
+  expect(pomai_db_flush(nullptr), "db is NULL");
+  pomai_kv_hits_free(nullptr);
+  pomai_db_options_ex_init(nullptr);
+  EXPECT_TRUE(pomai_txn_rollback(t2) == nullptr);
+  EXPECT_EQ(Code(pomai_db_memory_usage(db_, &ms)), 0);
+}
+
+// Moved from kv_capi_test.cc.
+TEST_P(KvModes, ClosedTransactionAndDoubleCommitGiveClosed) {
+  pomai_txn_t* t = Begin();
+  ASSERT_EQ(Code(pomai_txn_put(t, B("k"), 1, B("v"), 1)), 0);
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+  EXPECT_EQ(Message(pomai_txn_commit(t)), "transaction is closed");
+  EXPECT_EQ(Code(pomai_txn_rollback(t)), POMAI_STATUS_CLOSED);
+  EXPECT_EQ(Code(pomai_txn_put(t, B("k"), 1, B("v"), 1)), POMAI_STATUS_CLOSED);
+  size_t len;
+  bool found;
+  EXPECT_EQ(Code(pomai_txn_get(t, B("k"), 1, nullptr, 0, &len, &found)), POMAI_STATUS_CLOSED);
+  // A never-issued token is INVALID_ARGUMENT, not a crash.
+  EXPECT_EQ(Code(pomai_txn_commit(reinterpret_cast<pomai_txn_t*>(uintptr_t{0xdead} << 32 | 1))),
+            POMAI_STATUS_INVALID_ARGUMENT);
+  pomai_txn_t* r = Begin();
+  EXPECT_EQ(Code(pomai_txn_rollback(r)), 0);
+  EXPECT_EQ(Code(pomai_txn_rollback(r)), POMAI_STATUS_CLOSED);
+  // A new transaction reusing the slot does not revive the old handle.
+  pomai_txn_t* n = Begin();
+  EXPECT_EQ(Code(pomai_txn_get(r, B("k"), 1, nullptr, 0, &len, &found)), POMAI_STATUS_CLOSED);
+  EXPECT_EQ(Code(pomai_txn_get(n, B("k"), 1, nullptr, 0, &len, &found)), 0);
+  EXPECT_TRUE(found);
+  EXPECT_EQ(Code(pomai_txn_rollback(n)), 0);
+}
+
+// A rejected call inside a transaction leaves it active and applies nothing:
+// a commit after it stores exactly the valid writes.
+TEST_P(KvModes, RejectedCallsInATransactionAreNotHalfApplied) {
+  pomai_txn_t* t = Begin();
+  float nan_v[2] = {1, NAN};
+  ASSERT_EQ(Code(pomai_txn_put(t, B("good"), 4, B("1"), 1)), kOk);
+  EXPECT_EQ(Code(pomai_txn_upsert_vector(t, B("bad"), 3, false, nullptr, 0, nan_v, 2, 0)), kInvalid);
+  EXPECT_EQ(Code(pomai_txn_put(t, B("bad"), 0, B("1"), 1)), kInvalid);
+  EXPECT_EQ(Code(pomai_txn_put(t, B("bad"), 3, nullptr, 1)), kInvalid);
+  ASSERT_EQ(Code(pomai_txn_commit(t)), kOk);
+  pomai_txn_t* r = Begin(POMAI_TXN_READ_ONLY);
+  size_t len;
+  bool found = false;
+  ASSERT_EQ(Code(pomai_txn_get(r, B("good"), 4, nullptr, 0, &len, &found)), kOk);
+  EXPECT_TRUE(found);
+  ASSERT_EQ(Code(pomai_txn_get(r, B("bad"), 3, nullptr, 0, &len, &found)), kOk);
+  EXPECT_FALSE(found);
+  EXPECT_EQ(Code(pomai_txn_commit(r)), kOk);
+}
+
+// Threads search (flat, through an index, and through a transaction) while
+// another thread closes the database: each call answers OK or CLOSED.
+TEST(KvRace, CloseRacingSearchesGivesOkOrClosedNeverACrash) {
+  constexpr int kIterations = 40;
+  for (int iter = 0; iter < kIterations; ++iter) {
+    pomai_db_options_ex_t o;
+    pomai_db_options_ex_init(&o);
+    o.storage_mode = POMAI_STORAGE_IN_MEMORY;
+    o.search_threads = 2;
+    pomai_db_t* db = nullptr;
+    ASSERT_EQ(Code(pomai_db_open_ex(&o, &db)), kOk);
+    pomai_hnsw_config_t c = {sizeof(c), 4, 8, 20, POMAI_METRIC_L2};
+    ASSERT_EQ(Code(pomai_index_create(db, "idx", &c)), kOk);
+    pomai_txn_t* w = nullptr;
+    ASSERT_EQ(Code(pomai_txn_begin(db, POMAI_TXN_READ_WRITE, &w)), kOk);
+    for (int i = 0; i < 100; ++i) {
+      const std::string key = "k" + std::to_string(i);
+      float v[4] = {std::sin(float(i)), std::cos(float(i)), float(i % 7), 1};
+      ASSERT_EQ(Code(pomai_txn_upsert_vector(w, B(key.c_str()), key.size(), false, nullptr, 0, v, 4, 0)), kOk);
+      ASSERT_EQ(Code(pomai_txn_index_upsert(w, "idx", B(key.c_str()), key.size(), v, 4, false, nullptr, 0)), kOk);
+    }
+    ASSERT_EQ(Code(pomai_txn_commit(w)), kOk);
+    pomai_txn_t* shared_txn = nullptr;  // used by one thread after the close too
+    ASSERT_EQ(Code(pomai_txn_begin(db, POMAI_TXN_READ_ONLY, &shared_txn)), kOk);
+
+    std::atomic<int> started{0};
+    std::atomic<int> bad{0}, closed_seen{0};
+    auto searcher = [&](int kind) {
+      started.fetch_add(1);
+      const float q[4] = {0.5f, 0.5f, 1, 1};
+      for (int i = 0; i < 100000; ++i) {
+        pomai_status_t* s;
+        pomai_kv_hits_t* hits = nullptr;
+        if (kind == 0) {
+          s = pomai_index_search(db, "idx", q, 4, 5, 0, &hits, nullptr);
+        } else if (kind == 1) {
+          s = pomai_txn_search_similar(shared_txn, q, 4, 0, 5, false, nullptr, nullptr, 0, false, &hits);
+        } else {
+          pomai_txn_t* t = nullptr;
+          s = pomai_txn_begin(db, POMAI_TXN_READ_ONLY, &t);
+          if (s == nullptr) {
+            s = pomai_txn_search_similar(t, q, 4, 0, 3, false, nullptr, nullptr, 0, false, &hits);
+            pomai_status_free(pomai_txn_rollback(t));
+          }
+        }
+        pomai_kv_hits_free(hits);
+        const int code = pomai_status_code(s);
+        pomai_status_free(s);
+        if (code != kOk && code != kClosed) bad.fetch_add(1);
+        if (code == kClosed) {
+          closed_seen.fetch_add(1);
+          return;
+        }
+      }
+    };
+    std::vector<std::thread> threads;
+    for (int k = 0; k < 3; ++k) threads.emplace_back(searcher, k);
+    while (started.load() < 3) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::microseconds(200 * (iter % 5)));
+    std::thread closer([&] { EXPECT_EQ(Code(pomai_close(db)), kOk); });
+    closer.join();
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(bad.load(), 0) << "iteration " << iter;
+    EXPECT_EQ(closed_seen.load(), 3) << "iteration " << iter << ": the close waited until the searches stopped";
+    EXPECT_EQ(Code(pomai_txn_commit(shared_txn)), kClosed);
+  }
+}
+
+}  // namespace
