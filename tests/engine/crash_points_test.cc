@@ -30,6 +30,7 @@
 
 #include "engine/db.h"
 #include "engine_test_util.h"
+#include "support/crash_points.h"
 #include "support/fault_env.h"
 #include "support/power_loss_env.h"
 
@@ -38,35 +39,10 @@ namespace {
 
 constexpr uint32_t kDim = 8;
 
-// A fresh directory, on tmpfs (/dev/shm) when there is one: durability is
-// simulated by PowerLossEnv, and ext4's rename-over and close heuristics cost
-// ~10 ms a call on a real disk, which thousands of runs cannot afford.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::error_code ec;
-    std::filesystem::path base = std::filesystem::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK) == 0
-                                     ? std::filesystem::path("/dev/shm")
-                                     : std::filesystem::temp_directory_path();
-    std::string tmpl = (base / "pomai-crash-XXXXXX").string();
-    char* p = ::mkdtemp(tmpl.data());
-    path_ = p ? std::string(p) : std::string();
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
+using testing::PointsToRun;
+using testing::ScratchDir;
 
- private:
-  std::string path_;
-};
-
-bool AllPoints() {
-  const char* e = std::getenv("POMAI_CRASH_POINTS_ALL");
-  return e && *e && std::string(e) != "0";
-}
+bool AllPoints() { return testing::AllCrashPoints(); }
 
 struct Op {
   bool put;
@@ -243,18 +219,6 @@ std::optional<size_t> CheckPrefix(DB* db, const std::vector<Step>& writes, size_
   *why = "state matches no prefix in [" + std::to_string(lo) + ", " + std::to_string(hi) + "] (" +
          std::to_string(got.size()) + " ids present, Count " + std::to_string(*count) + ")";
   return std::nullopt;
-}
-
-std::vector<uint64_t> PointsToRun(uint64_t total, uint64_t budget) {
-  std::vector<uint64_t> pts;
-  if (AllPoints() || total <= budget) {
-    for (uint64_t n = 1; n <= total; ++n) pts.push_back(n);
-    return pts;
-  }
-  // Evenly spread, always including the first and the last points.
-  for (uint64_t i = 0; i < budget; ++i) pts.push_back(1 + i * (total - 1) / (budget - 1));
-  pts.erase(std::unique(pts.begin(), pts.end()), pts.end());
-  return pts;
 }
 
 std::vector<Step> WriteSteps(const std::vector<Step>& script) {
