@@ -24,7 +24,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -575,34 +574,6 @@ TEST(KvCrashPoints, OpenThatFailsBeforeItsFirstLogFileReturnsAnError) {
   EXPECT_TRUE(found);
 }
 
-// Fails the directory fsync that follows the (skip+1)-th rename onto KVMANIFEST.
-class FailSyncAfterManifestRename : public EnvWrapper {
- public:
-  explicit FailSyncAfterManifestRename(Env* target) : EnvWrapper(target) {}
-  void Arm(int skip) {
-    skip_ = skip;
-    armed_ = true;
-  }
-  Status RenameFile(const std::string& from, const std::string& to) override {
-    Status s = target()->RenameFile(from, to);
-    const std::string name = kv::kKvManifestName;
-    if (s.ok() && armed_ && to.size() >= name.size() && to.compare(to.size() - name.size(), name.size(), name) == 0 &&
-        skip_-- == 0) {
-      armed_ = false;
-      fail_next_sync_dir_ = true;
-    }
-    return s;
-  }
-  Status SyncDir(const std::string& path) override {
-    if (fail_next_sync_dir_.exchange(false)) return Status::FromErrno("injected fault in fsync directory", path, EIO);
-    return target()->SyncDir(path);
-  }
-
- private:
-  std::atomic<bool> armed_{false}, fail_next_sync_dir_{false};
-  int skip_ = 0;
-};
-
 // Regression: when the rename of a new KVMANIFEST succeeded but the
 // directory fsync after it failed, the flush (or the merge) removed the
 // segment that the manifest on disk already named, and the next open failed
@@ -613,7 +584,7 @@ TEST(KvCrashPoints, FailedManifestSyncLeavesAnOpenableDatabase) {
     SCOPED_TRACE(skip == 0 ? "flush" : "merge");
     ScratchDir root;
     const std::string path = root.file("db");
-    FailSyncAfterManifestRename env(Env::Default());
+    testing::FailSyncDirAfterRenameTo env(kv::kKvManifestName);
     KvOptions o;
     o.path = path;
     o.fsync = true;
