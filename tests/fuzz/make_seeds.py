@@ -51,8 +51,8 @@ def make_db(path: Path, dim: int, rows: int, graph: bool, metric: str, seed: int
 
 
 def make_kv_db(path: Path, dim: int, txns: int, seed: int, wal_copies: list[Path]) -> None:
-    """A keyspace database: bytes values, vector records (with and without
-    metadata), deletes and an HNSW index, flushed twice; copies of the WALs
+    """A keyspace database: bytes values, vector records of two dimensions
+    (with and without metadata), deletes and an HNSW index, flushed twice; copies of the WALs
     the flushes delete go to `wal_copies`."""
     rng = np.random.default_rng(seed)
     db = alopex.Database.open(path)
@@ -62,6 +62,8 @@ def make_kv_db(path: Path, dim: int, txns: int, seed: int, wal_copies: list[Path
         txn.put(b"k%d" % t, b"value-%d" % t * (1 + t % 3))
         txn.upsert_vector(b"v%d" % t, b"m%d" % t if t % 2 else None, rng.standard_normal(dim).astype(np.float32),
                           [alopex.Metric.L2, alopex.Metric.INNER_PRODUCT, alopex.Metric.COSINE][t % 3])
+        if t % 3 == 0:  # a second dimension: vector groups of different dims in one segment
+            txn.upsert_vector(b"w%d" % t, None, rng.standard_normal(dim + 3).astype(np.float32), alopex.Metric.L2)
         txn.upsert_to_hnsw("ix", b"e%d" % t, rng.standard_normal(dim).astype(np.float32), b"x" if t % 2 else None)
         if t > 0:
             txn.delete(b"k%d" % (t - 1))
