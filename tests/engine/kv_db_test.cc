@@ -576,7 +576,8 @@ void PatchSection(std::string* file, uint32_t kind, const std::function<void(uin
   EncodeFixed32(f + file->size() - segment::kFooterSize + 12, crc32c::Value(f + table, count * segment::kSectionEntrySize));
 }
 
-// Regression (found writing kv_fuzz's checks): an entry whose vector row sits in one
+// Regression (found writing kv_fuzz's checks, which then found it too: corpus/kv_fuzz/
+// regress-entry-names-another-group): an entry whose vector row sits in one
 // group while the entry names another group of its own dimension passed
 // Open, and the entry's vector was then read with the wrong dimension (past
 // its row: another row's floats, or past the section).
