@@ -174,10 +174,7 @@ Status DB::CompactShard(size_t shard_index, bool force, Progress* progress, bool
   pos = list.erase(pos, pos + static_cast<std::ptrdiff_t>(count));
   if (out) list.insert(pos, SegmentEntry{out->number, out->seg->row_count()});
   Status ms = WriteManifest(env_, options_.path, next);
-  if (!ms.ok()) {
-    drop_output();
-    return ms;
-  }
+  if (!ms.ok()) return ms;  // the output stays: the new manifest may be in place (see DB::FlushImmutables)
   {
     std::lock_guard<std::mutex> m(manifest_mu_);
     const uint64_t next_file = manifest_.next_file_number;

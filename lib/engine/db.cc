@@ -578,7 +578,10 @@ Status DB::FlushImmutables(Progress* progress) {
   }
   Status ms = WriteManifest(env_, options_.path, next);
   if (!ms.ok()) {
-    discard();
+    // The new manifest may be in place all the same (the rename done, the
+    // directory fsync failed): the segments it names stay, and the next
+    // recovery removes them if no manifest names them.
+    for (auto& seg : made) seg.reset();
     return ms;
   }
   {

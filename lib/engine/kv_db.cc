@@ -934,8 +934,10 @@ Status KvDBImpl::FlushLocked() {
     }
   }
   std::vector<uint64_t> obsolete;
+  bool manifest_tried = false;
   if (s.ok()) {
     std::lock_guard<std::mutex> m(manifest_mu);
+    manifest_tried = true;
     kv::Manifest next = manifest;
     next.segments.push_back(number);
     next.log_number = log_number;
@@ -953,8 +955,11 @@ Status KvDBImpl::FlushLocked() {
   }
   if (!s.ok()) {
     // The frozen memtable stays readable as imm (and its WAL files stay
-    // live) until a later flush writes it.
-    (void)env->RemoveFile(JoinPath(opt.path, name));
+    // live) until a later flush writes it. A failed manifest write may have
+    // put the new manifest in place all the same (the rename done, the
+    // directory fsync failed): the segment it names must stay. The next
+    // recovery removes it if no manifest names it.
+    if (!manifest_tried) (void)env->RemoveFile(JoinPath(opt.path, name));
     return s;
   }
   {
@@ -1030,11 +1035,11 @@ Status KvDBImpl::MergeLocked() {
     kv::Manifest next = manifest;
     next.segments.clear();
     next.segments.push_back(number);
+    // On failure the new manifest may be in place all the same (see
+    // FlushLocked): the merged segment stays for the next recovery to keep
+    // or remove.
     Status s = WriteFileAtomically(env, opt.path, JoinPath(opt.path, kv::kKvManifestName), next.Encode());
-    if (!s.ok()) {
-      (void)env->RemoveFile(JoinPath(opt.path, name));
-      return s;
-    }
+    if (!s.ok()) return s;
     manifest = next;
   }
   {

@@ -267,7 +267,7 @@ Result<std::shared_ptr<Segment>> Segment::Open(Env* env, const std::string& path
   const uint64_t total_rows = rows.size() / 4;
   s->row_ptr_.assign(s->n_, nullptr);
   const size_t group_count = groups.size() / kGroupSize;
-  std::vector<uint64_t> group_row_seen(group_count, 0);
+  std::vector<uint32_t> group_of(s->n_, kNoGroup);  // per entry: the group holding its row
   for (size_t gi = 0; gi < group_count; ++gi) {
     const uint8_t* ge = reinterpret_cast<const uint8_t*>(groups.data()) + gi * kGroupSize;
     const uint64_t at = off(groups) + gi * kGroupSize;
@@ -291,6 +291,7 @@ Result<std::shared_ptr<Segment>> Segment::Open(Env* env, const std::string& path
         return Status::Corruption(path, off(rows) + (rows_off + r) * 4, "vector row names a bad or repeated entry");
       }
       s->row_ptr_[e] = g.data + r * g.dim;
+      group_of[e] = static_cast<uint32_t>(gi);
     }
     s->groups_.push_back(g);
   }
@@ -308,7 +309,7 @@ Result<std::shared_ptr<Segment>> Segment::Open(Env* env, const std::string& path
     if (kind < 1 || kind > 3 || metric > 2 || has_meta > 1 || e[15] != 0)
       return Status::Corruption(path, at + 12, "entry " + std::to_string(i) + " has a bad kind, metric or flag");
     const bool is_vec = kind == static_cast<uint8_t>(ValueKind::kVector);
-    if (is_vec != (s->row_ptr_[i] != nullptr) || (is_vec && (group >= group_count || s->groups_[group].dim != dim)) ||
+    if (is_vec != (s->row_ptr_[i] != nullptr) || (is_vec && (group != group_of[i] || s->groups_[group].dim != dim)) ||
         (!is_vec && (dim != 0 || group != kNoGroup))) {
       return Status::Corruption(path, at + 40, "entry " + std::to_string(i) + " and the vector groups disagree");
     }

@@ -198,7 +198,7 @@ Status Writer::Sync() {
       std::lock_guard<std::mutex> l(mu_);
       if (!sticky_.ok()) return sticky_;
     }
-    Status s = file_->Sync();
+    Status s = file_ ? file_->Sync() : Status::OK();
     std::lock_guard<std::mutex> l(mu_);
     if (!s.ok() && sticky_.ok()) sticky_ = s;
     return s;
@@ -214,7 +214,7 @@ Status Writer::Sync() {
   if (s.ok()) {
     exclusive_ = true;
     l.unlock();
-    s = file_->Sync();
+    s = file_ ? file_->Sync() : Status::OK();  // no file yet (a failed open): nothing to sync
     l.lock();
     if (!s.ok() && sticky_.ok()) sticky_ = s;
     exclusive_ = false;

@@ -61,7 +61,8 @@ class Writer {
   // nothing is switched), then closes it. Call only inside RunExclusive.
   Status SwitchFile(std::unique_ptr<WritableFile> file);
 
-  // fdatasync of the current file (for close under kNever). Sticky on failure.
+  // fdatasync of the current file (for close under kNever); OK when there is
+  // no file yet. Sticky on failure.
   Status Sync();
 
   // The first error that made the writer refuse writes, or OK.

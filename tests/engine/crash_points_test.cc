@@ -29,7 +29,9 @@
 #include <unistd.h>
 
 #include "engine/db.h"
+#include "engine/manifest.h"
 #include "engine_test_util.h"
+#include "support/crash_points.h"
 #include "support/fault_env.h"
 #include "support/power_loss_env.h"
 
@@ -38,35 +40,10 @@ namespace {
 
 constexpr uint32_t kDim = 8;
 
-// A fresh directory, on tmpfs (/dev/shm) when there is one: durability is
-// simulated by PowerLossEnv, and ext4's rename-over and close heuristics cost
-// ~10 ms a call on a real disk, which thousands of runs cannot afford.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::error_code ec;
-    std::filesystem::path base = std::filesystem::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK) == 0
-                                     ? std::filesystem::path("/dev/shm")
-                                     : std::filesystem::temp_directory_path();
-    std::string tmpl = (base / "pomai-crash-XXXXXX").string();
-    char* p = ::mkdtemp(tmpl.data());
-    path_ = p ? std::string(p) : std::string();
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
+using testing::PointsToRun;
+using testing::ScratchDir;
 
- private:
-  std::string path_;
-};
-
-bool AllPoints() {
-  const char* e = std::getenv("POMAI_CRASH_POINTS_ALL");
-  return e && *e && std::string(e) != "0";
-}
+bool AllPoints() { return testing::AllCrashPoints(); }
 
 struct Op {
   bool put;
@@ -243,18 +220,6 @@ std::optional<size_t> CheckPrefix(DB* db, const std::vector<Step>& writes, size_
   *why = "state matches no prefix in [" + std::to_string(lo) + ", " + std::to_string(hi) + "] (" +
          std::to_string(got.size()) + " ids present, Count " + std::to_string(*count) + ")";
   return std::nullopt;
-}
-
-std::vector<uint64_t> PointsToRun(uint64_t total, uint64_t budget) {
-  std::vector<uint64_t> pts;
-  if (AllPoints() || total <= budget) {
-    for (uint64_t n = 1; n <= total; ++n) pts.push_back(n);
-    return pts;
-  }
-  // Evenly spread, always including the first and the last points.
-  for (uint64_t i = 0; i < budget; ++i) pts.push_back(1 + i * (total - 1) / (budget - 1));
-  pts.erase(std::unique(pts.begin(), pts.end()), pts.end());
-  return pts;
 }
 
 std::vector<Step> WriteSteps(const std::vector<Step>& script) {
@@ -452,6 +417,38 @@ TEST(CrashPoints, NewDatabaseDirectorySurvivesPowerLoss) {
   ASSERT_TRUE(db.ok()) << db.status().ToString();
   std::string why;
   EXPECT_TRUE(CheckPrefix(db->get(), writes, 1, 1, &why).has_value()) << why;
+}
+
+// Regression: when the rename of a new MANIFEST succeeded but the directory
+// fsync after it failed, a freeze (or a compaction) removed the segments
+// that the manifest on disk already named, and the next open failed with
+// "MANIFEST names seg-..., which is missing".
+TEST(CrashPoints, FailedManifestSyncLeavesAnOpenableDatabase) {
+  const auto writes = WriteSteps(MakeScript());
+  for (bool compaction : {false, true}) {
+    SCOPED_TRACE(compaction ? "compaction" : "freeze");
+    ScratchDir root;
+    const std::string path = root.file("db");
+    testing::FailSyncDirAfterRenameTo env(kManifestName);
+    Options o = MakeOptions(path, true, &env);
+    o.memory_budget_bytes = 64 << 20;  // no background freeze
+    {
+      auto db = DB::Open(o);
+      ASSERT_TRUE(db.ok()) << db.status().ToString();
+      ASSERT_TRUE(WriteStep(db->get(), writes[0]).ok());
+      ASSERT_TRUE((*db)->Freeze().ok());
+      ASSERT_TRUE(WriteStep(db->get(), writes[1]).ok());
+      if (compaction) ASSERT_TRUE((*db)->Freeze().ok());
+      env.Arm(0);
+      EXPECT_FALSE((compaction ? (*db)->Compact(true) : (*db)->Freeze()).ok());
+      ASSERT_TRUE(WriteStep(db->get(), writes[2]).ok());
+    }  // a process crash, or a close: nothing reverts the rename
+    o.env = nullptr;
+    auto db = DB::Open(o);
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    std::string why;
+    EXPECT_TRUE(CheckPrefix(db->get(), writes, 3, 3, &why).has_value()) << why;
+  }
 }
 
 // CreateDirDurably fsyncs the parent of every directory it creates, outermost first, and nothing else.

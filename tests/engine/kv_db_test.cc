@@ -7,12 +7,17 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <thread>
 
 #include "engine/db.h"
 #include "engine/kv_db.h"
+#include "engine/kv_store.h"
+#include "segment/segment_format.h"
+#include "util/coding.h"
+#include "util/crc32c.h"
 #include "kv_test_util.h"
 #include "support/fault_env.h"
 #include "support/temp_dir.h"
@@ -553,6 +558,59 @@ TEST(KvDB, DamagedWalRecordInTheMiddleIsCorruptionNamingTheFile) {
 // Every single-byte change of a KV segment is reported as corruption naming
 // the file (or, for bytes no check covers, changes nothing that is read):
 // never a crash, never a wrong value. Run under ASan.
+// Rewrites `kind`'s section in a segment file image through `patch`, then
+// its section CRC and the table CRC, so that only the reader's own checks
+// can catch the change.
+void PatchSection(std::string* file, uint32_t kind, const std::function<void(uint8_t* section, size_t len)>& patch) {
+  auto* f = reinterpret_cast<uint8_t*>(file->data());
+  const uint8_t* footer = f + file->size() - segment::kFooterSize;
+  const uint64_t table = DecodeFixed64(footer);
+  const uint32_t count = DecodeFixed32(footer + 8);
+  for (uint32_t i = 0; i < count; ++i) {
+    uint8_t* e = f + table + i * segment::kSectionEntrySize;
+    if (DecodeFixed32(e) != kind) continue;
+    const uint64_t off = DecodeFixed64(e + 8), len = DecodeFixed64(e + 16);
+    patch(f + off, len);
+    EncodeFixed32(e + 24, crc32c::Value(f + off, len));
+  }
+  EncodeFixed32(f + file->size() - segment::kFooterSize + 12, crc32c::Value(f + table, count * segment::kSectionEntrySize));
+}
+
+// Regression (found writing kv_fuzz's checks, which then found it too: corpus/kv_fuzz/
+// regress-entry-names-another-group): an entry whose vector row sits in one
+// group while the entry names another group of its own dimension passed
+// Open, and the entry's vector was then read with the wrong dimension (past
+// its row: another row's floats, or past the section).
+TEST(KvSegment, EntryNamingAGroupOtherThanItsRowsIsCorruption) {
+  testing::TempDir dir;
+  kv::Value a, b;
+  a.kind = b.kind = kv::ValueKind::kVector;
+  a.vec = {1, 2};
+  b.vec = {3, 4, 5, 6};
+  const std::string ka = kv::UserKey("a"), kb = kv::UserKey("b");
+  ASSERT_TRUE(kv::Segment::Write(Env::Default(), dir.path(), "seg-000001.pseg", {{ka, 1, &a}, {kb, 2, &b}}, 1, 2).ok());
+  const std::string path = dir.path() + "/seg-000001.pseg";
+  ASSERT_TRUE(kv::Segment::Open(Env::Default(), path, 1).ok());
+  std::string file;
+  {
+    std::ifstream in(path, std::ios::binary);
+    file.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  // Entry 0 ("a", dim 2, in group 0) now claims group 1 and dim 4.
+  PatchSection(&file, kv::kKvEntries, [](uint8_t* e, size_t) {
+    EncodeFixed32(e + 40, 4);
+    EncodeFixed32(e + 44, 1);
+  });
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(file.data(), static_cast<std::streamsize>(file.size()));
+  }
+  auto r = kv::Segment::Open(Env::Default(), path, 1);
+  ASSERT_FALSE(r.ok()) << "entry 0 reads as a dim " << (*r)->view(0).dim << " vector";
+  EXPECT_TRUE(r.status().IsCorruption()) << r.status().ToString();
+  EXPECT_EQ(r.status().message().rfind(path + " at offset ", 0), 0u) << r.status().message();
+}
+
 TEST(KvDB, CorruptedSegmentIsCorruptionNamingFileAndOffsetNeverACrash) {
   testing::TempDir dir;
   const float v[3] = {1, 2, 3};

@@ -1,5 +1,6 @@
 """Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/<target>/)
-from real files: small databases made with the `pomaidb` package, and their
+from real files: small databases made with the `pomaidb` package (and, for
+kv_fuzz, small keyspace databases made with the `alopex` package), and their
 sections located with `pomai-inspect segment --json`.
 
     python tests/fuzz/make_seeds.py [OUT_DIR]     (default: tests/fuzz/corpus)
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+import alopex
 import pomaidb
 from pomaidb import _inspect
 
@@ -46,6 +48,35 @@ def make_db(path: Path, dim: int, rows: int, graph: bool, metric: str, seed: int
         db.freeze()
         db.put_batch([7, rows + 2], rng.standard_normal((2, dim)).astype(np.float32), metadata=[b"x", b""])
         db.delete([9])
+
+
+def make_kv_db(path: Path, dim: int, txns: int, seed: int, wal_copies: list[Path]) -> None:
+    """A keyspace database: bytes values, vector records of two dimensions
+    (with and without metadata), deletes and an HNSW index, flushed twice; copies of the WALs
+    the flushes delete go to `wal_copies`."""
+    rng = np.random.default_rng(seed)
+    db = alopex.Database.open(path)
+    db.create_hnsw_index("ix", alopex.HnswConfig(dim, m=4, ef_construction=16, metric=alopex.Metric.L2))
+    for t in range(txns):
+        txn = db.begin(alopex.TxnMode.READ_WRITE)
+        txn.put(b"k%d" % t, b"value-%d" % t * (1 + t % 3))
+        txn.upsert_vector(b"v%d" % t, b"m%d" % t if t % 2 else None, rng.standard_normal(dim).astype(np.float32),
+                          [alopex.Metric.L2, alopex.Metric.INNER_PRODUCT, alopex.Metric.COSINE][t % 3])
+        if t % 3 == 0:  # a second dimension: vector groups of different dims in one segment
+            txn.upsert_vector(b"w%d" % t, None, rng.standard_normal(dim + 3).astype(np.float32), alopex.Metric.L2)
+        txn.upsert_to_hnsw("ix", b"e%d" % t, rng.standard_normal(dim).astype(np.float32), b"x" if t % 2 else None)
+        if t > 0:
+            txn.delete(b"k%d" % (t - 1))
+        if t > 1:
+            txn.delete_from_hnsw("ix", b"e%d" % (t - 2))
+        txn.commit()
+        if t in (txns // 3, 2 * txns // 3):
+            for i, wal in enumerate(sorted(path.glob("wal-*.log"))):
+                copy = path.parent / f"{path.name}-t{t}-wal{i}.log"
+                copy.write_bytes(wal.read_bytes())
+                wal_copies.append(copy)
+            db.flush()
+    db.close()
 
 
 def write(out: Path, target: str, name: str, data: bytes) -> None:
@@ -84,6 +115,25 @@ def main() -> None:
                 prefix = struct.pack("<7I", *lengths)
                 write(out, "graph_fuzz", f"{tag}-seg{i}", b"\x01\x05" + prefix + body)
                 write(out, "graph_fuzz", f"{tag}-seg{i}-nan", b"\x03\x02" + prefix + body)
+        # kv_fuzz: byte 0 = kind (0 segment, 1 manifest, 2 WAL), byte 1 = fix-ups.
+        for tag, dim, txns in [("kv4", 4, 9), ("kv2", 2, 5)]:
+            db = Path(tmp) / tag
+            wals: list[Path] = []
+            make_kv_db(db, dim, txns, seed=dim, wal_copies=wals)
+            for i, seg in enumerate(sorted(db.glob("seg-*.pseg"))):
+                data = seg.read_bytes()
+                write(out, "kv_fuzz", f"{tag}-seg{i}", b"\x00\x00" + data)
+                write(out, "kv_fuzz", f"{tag}-seg{i}-fix", b"\x00\x07" + data)
+            manifest = (db / "KVMANIFEST").read_bytes()
+            write(out, "kv_fuzz", f"{tag}-manifest", b"\x01\x00" + manifest)
+            write(out, "kv_fuzz", f"{tag}-manifest-fixcrc", b"\x01\x01" + manifest)
+            for i, wal in enumerate([*wals, *sorted(db.glob("wal-*.log"))]):
+                data = wal.read_bytes()
+                if not data:
+                    continue
+                write(out, "kv_fuzz", f"{tag}-wal{i}", b"\x02\x00" + data)
+                if len(data) > 30:
+                    write(out, "kv_fuzz", f"{tag}-wal{i}-torn", b"\x02\x00" + data[:-7])
     rnd = random.Random(42)
     for i in range(12):
         write(out, "capi_fuzz", f"random-{i}", bytes(rnd.getrandbits(8) for _ in range(64 + 48 * i)))

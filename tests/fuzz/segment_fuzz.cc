@@ -14,40 +14,13 @@
 #include "graph_exercise.h"
 #include "index/hnsw.h"
 #include "segment/segment.h"
-#include "util/coding.h"
-#include "util/crc32c.h"
-
-namespace {
-
-using namespace pomai;
-
-void FixChecksums(std::vector<uint8_t>& f, uint8_t flags) {
-  const size_t size = f.size();
-  if (size < segment::kHeaderSize + segment::kFooterSize) return;
-  uint8_t* footer = f.data() + size - segment::kFooterSize;
-  const uint64_t table = DecodeFixed64(footer);
-  const uint64_t count = DecodeFixed32(footer + 8);
-  const bool table_ok = count <= segment::kMaxSections && table <= size - segment::kFooterSize &&
-                        count * segment::kSectionEntrySize <= size - segment::kFooterSize - table;
-  if ((flags & 2) && table_ok) {
-    for (uint64_t i = 0; i < count; ++i) {
-      uint8_t* e = f.data() + table + i * segment::kSectionEntrySize;
-      const uint64_t off = DecodeFixed64(e + 8), len = DecodeFixed64(e + 16);
-      if (off <= size && len <= size - off) EncodeFixed32(e + 24, crc32c::Value(f.data() + off, len));
-    }
-  }
-  if ((flags & 4) && table_ok) {
-    EncodeFixed32(footer + 12, crc32c::Value(f.data() + table, count * segment::kSectionEntrySize));
-  }
-  if (flags & 1) EncodeFixed32(f.data() + 124, crc32c::Value(f.data(), 124));
-}
-
-}  // namespace
+#include "segment_fixups.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace pomai;
   if (size < 2) return 0;
   std::vector<uint8_t> bytes(data + 2, data + size);
-  FixChecksums(bytes, data[0]);
+  fuzz::FixSegmentChecksums(bytes, data[0]);
   const uint8_t salt = data[1];
   fuzz::MemoryMapEnv env;
   env.Add("fuzz.pseg", bytes.data(), bytes.size());

@@ -1,4 +1,5 @@
 // FaultInjectionEnv: an Env for tests that counts operations and fails chosen ones.
+// FailSyncDirAfterRenameTo: fails the directory fsync right after a rename onto a given name.
 //
 // Counts every Append, Sync (fdatasync of a file), SyncDir, Rename and
 // MapFile. A fault plan makes the Nth operation of a kind (1-based, counted
@@ -103,6 +104,48 @@ class FaultInjectionEnv : public EnvWrapper {
   uint64_t plan_at_ = 0;
   int plan_err_ = EIO;
   bool plan_sticky_ = false;
+};
+
+// Fails (with EIO) the directory fsync that follows the (skip+1)-th
+// successful rename onto a file named `name` once Arm(skip) was called: the
+// rename is done, its durability unknown, which is what a manifest writer
+// sees when the disk fails between the two. Thread-safe.
+class FailSyncDirAfterRenameTo : public EnvWrapper {
+ public:
+  FailSyncDirAfterRenameTo(std::string name, Env* target = Env::Default())
+      : EnvWrapper(target), name_(std::move(name)) {}
+  void Arm(int skip) {
+    std::lock_guard<std::mutex> l(mu_);
+    skip_ = skip;
+    armed_ = true;
+  }
+  Status RenameFile(const std::string& from, const std::string& to) override {
+    Status s = target()->RenameFile(from, to);
+    std::lock_guard<std::mutex> l(mu_);
+    const bool match = to.size() >= name_.size() && to.compare(to.size() - name_.size(), name_.size(), name_) == 0 &&
+                       (to.size() == name_.size() || to[to.size() - name_.size() - 1] == '/');
+    if (s.ok() && armed_ && match && skip_-- == 0) {
+      armed_ = false;
+      fail_next_ = true;
+    }
+    return s;
+  }
+  Status SyncDir(const std::string& path) override {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (fail_next_) {
+        fail_next_ = false;
+        return Status::FromErrno("injected fault in fsync directory", path, EIO);
+      }
+    }
+    return target()->SyncDir(path);
+  }
+
+ private:
+  const std::string name_;
+  std::mutex mu_;
+  bool armed_ = false, fail_next_ = false;
+  int skip_ = 0;
 };
 
 }  // namespace pomai::testing
