@@ -302,99 +302,26 @@ TEST(CrashPoints, PowerLossWithTornTailsFsyncNever) { CrashAtEveryPoint(false, t
 TEST(CrashPoints, ProcessCrashFsyncAlwaysKeepsEveryAcknowledgedBatch) { CrashAtEveryPoint(true, false, 250); }
 TEST(CrashPoints, ProcessCrashFsyncNeverKeepsEveryAcknowledgedBatch) { CrashAtEveryPoint(false, false, 250); }
 
-// A second power cut while recovering from the first: for crash points
-// spread over the script (fsync ALWAYS), the reopen itself is crashed at each
-// of its I/O points, then power is cut again. The final state must be the
-// one a clean recovery from the first cut shows: recovery loses nothing it
-// found and resurrects nothing.
+// A second power cut while recovering from the first, at every I/O point of
+// the recovery (support/crash_points.h).
 TEST(CrashPoints, PowerLossDuringRecoveryChangesNothing) {
-  namespace fs = std::filesystem;
-  const auto t0 = std::chrono::steady_clock::now();
   const auto script = MakeScript();
   const auto writes = WriteSteps(script);
-  uint64_t total = 0;
-  {
-    ScratchDir root;
-    testing::PowerLossEnv env(root.file("db"));
-    RunResult r = RunScript(script, MakeOptions(root.file("db"), true, &env), true);
-    ASSERT_TRUE(r.first_error.empty()) << r.first_error;
-    total = env.points();
-  }
-  uint64_t checked = 0;
-  for (uint64_t n : PointsToRun(total, AllPoints() ? total : 150)) {
-    ScratchDir root;
-    const std::string path = root.file("db"), snap = root.file("snap");
-    RunResult r;
-    {
-      testing::PowerLossEnv env(path);
-      env.CrashAt(n);
-      r = RunScript(script, MakeOptions(path, true, &env), true);
-      env.SimulatePowerLoss();
-    }
-    const bool existed = fs::exists(path);
-    if (existed) fs::copy(path, snap, fs::copy_options::recursive);
-    auto restore = [&] {
-      fs::remove_all(path);
-      if (existed) fs::copy(snap, path, fs::copy_options::recursive);
-    };
-    // A clean recovery: its I/O points and the state it shows.
-    uint64_t recovery_points = 0;
-    size_t clean_k = 0;
-    {
-      testing::PowerLossEnv env(path);
-      auto db = DB::Open(MakeOptions(path, true, &env));
-      ASSERT_TRUE(db.ok()) << "point " << n << ": " << db.status().ToString();
-      std::string why;
-      auto k = CheckPrefix(db->get(), writes, r.acked, std::min(r.attempted, writes.size()), &why);
-      ASSERT_TRUE(k.has_value()) << "point " << n << ": " << why;
-      clean_k = *k;
-      db->reset();
-      recovery_points = env.points();
-    }
-    for (uint64_t m = 1; m <= recovery_points; ++m) {
-      restore();
-      {
-        testing::PowerLossEnv env(path);
-        env.CrashAt(m);
-        auto db = DB::Open(MakeOptions(path, true, &env));
-        if (db.ok()) db->reset();
-        env.SimulatePowerLoss();
-      }
-      testing::PowerLossEnv env(path);
-      auto db = DB::Open(MakeOptions(path, true, &env));
-      ASSERT_TRUE(db.ok()) << "point " << n << ", recovery point " << m << ": " << db.status().ToString();
-      std::string why;
-      auto k = CheckPrefix(db->get(), writes, clean_k, clean_k, &why);
-      ASSERT_TRUE(k.has_value()) << "point " << n << ", recovery point " << m << " of " << recovery_points
-                                 << ": a clean recovery shows " << clean_k << " batches; " << why;
-      ++checked;
-    }
-    // After a clean recovery, the script goes on (a batch, a freeze that
-    // retires the replayed log, a batch), then power is cut again: all of it stays.
-    if (clean_k + 2 <= writes.size()) {
-      restore();
-      {
-        testing::PowerLossEnv env(path);
-        auto db = DB::Open(MakeOptions(path, true, &env));
-        ASSERT_TRUE(db.ok()) << db.status().ToString();
-        ASSERT_TRUE(WriteStep(db->get(), writes[clean_k]).ok());
-        ASSERT_TRUE((*db)->Freeze().ok());
-        ASSERT_TRUE(WriteStep(db->get(), writes[clean_k + 1]).ok());
-        db->reset();
-        env.SimulatePowerLoss();
-      }
-      testing::PowerLossEnv env(path);
-      auto db = DB::Open(MakeOptions(path, true, &env));
-      ASSERT_TRUE(db.ok()) << db.status().ToString();
-      std::string why;
-      ASSERT_TRUE(CheckPrefix(db->get(), writes, clean_k + 2, clean_k + 2, &why).has_value())
-          << "point " << n << ": writes after a recovery: " << why;
-      ++checked;
-    }
-  }
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("[crash points] power loss during or after recovery: %llu double crashes checked in %.1f s\n",
-              static_cast<unsigned long long>(checked), secs);
+  testing::RecoveryCrashCase<DB> c;
+  c.label = "[crash points]";
+  c.unit = "batches";
+  c.steps = writes.size();
+  c.run = [&](const std::string& path, Env* env, size_t* acked, size_t* attempted) {
+    RunResult r = RunScript(script, MakeOptions(path, true, env), true);
+    *acked = r.acked;
+    *attempted = r.attempted;
+    return r.first_error;
+  };
+  c.open = [](const std::string& path, Env* env) { return DB::Open(MakeOptions(path, true, env)); };
+  c.check = [&](DB* db, size_t lo, size_t hi, std::string* why) { return CheckPrefix(db, writes, lo, hi, why); };
+  c.write = [&](DB* db, size_t step) { return WriteStep(db, writes[step]); };
+  c.freeze = [](DB* db) { return db->Freeze(); };
+  testing::PowerLossDuringRecoveryChangesNothing(c, 150);
 }
 
 // Regression: a database created by Open (its directory included) with

@@ -451,97 +451,26 @@ TEST(KvCrashPoints, PowerLossWithTornTailsFsyncNever) { KvCrashAtEveryPoint(fals
 TEST(KvCrashPoints, ProcessCrashFsyncAlwaysKeepsEveryAcknowledgedCommit) { KvCrashAtEveryPoint(true, Cut::kProcessCrash, 100); }
 TEST(KvCrashPoints, ProcessCrashFsyncNeverKeepsEveryAcknowledgedCommit) { KvCrashAtEveryPoint(false, Cut::kProcessCrash, 100); }
 
-// A second power cut while recovering from the first: for crash points
-// spread over the script (fsync ALWAYS), the reopen itself is crashed at
-// each of its I/O points and power is cut again; the state must then be the
-// one a clean recovery from the first cut shows. Then, after a clean
-// recovery, the script goes on (a commit, a flush that retires the replayed
-// log, a commit) and power is cut again: all of it stays.
+// A second power cut while recovering from the first, at every I/O point of
+// the recovery, then commits after a clean recovery (support/crash_points.h).
 TEST(KvCrashPoints, PowerLossDuringRecoveryChangesNothing) {
-  namespace fs = std::filesystem;
-  const auto t0 = std::chrono::steady_clock::now();
   const auto script = MakeKvScript();
   const auto history = History(script);
-  uint64_t total = 0;
-  {
-    ScratchDir root;
-    testing::PowerLossEnv env(root.file("db"));
-    KvRun r = RunKvScript(script, CrashOptions(root.file("db"), true, &env), true);
-    ASSERT_TRUE(r.first_error.empty()) << r.first_error;
-    total = env.points();
-  }
-  uint64_t checked = 0;
-  for (uint64_t n : PointsToRun(total, testing::AllCrashPoints() ? total : 40)) {
-    ScratchDir root;
-    const std::string path = root.file("db"), snap = root.file("snap");
-    KvRun r;
-    {
-      testing::PowerLossEnv env(path);
-      env.CrashAt(n);
-      r = RunKvScript(script, CrashOptions(path, true, &env), true);
-      env.SimulatePowerLoss();
-    }
-    const bool existed = fs::exists(path);
-    if (existed) fs::copy(path, snap, fs::copy_options::recursive);
-    auto restore = [&] {
-      fs::remove_all(path);
-      if (existed) fs::copy(snap, path, fs::copy_options::recursive);
-    };
-    uint64_t recovery_points = 0;
-    size_t clean_k = 0;
-    {
-      testing::PowerLossEnv env(path);
-      auto db = KvDB::Open(CrashOptions(path, true, &env));
-      ASSERT_TRUE(db.ok()) << "point " << n << ": " << db.status().ToString();
-      std::string why;
-      auto k = CheckPrefix(db->get(), history, r.acked, std::min(r.attempted, history.size()), &why);
-      ASSERT_TRUE(k.has_value()) << "point " << n << ": " << why;
-      clean_k = *k;
-      db->reset();
-      recovery_points = env.points();
-    }
-    for (uint64_t m = 1; m <= recovery_points; ++m) {
-      restore();
-      {
-        testing::PowerLossEnv env(path);
-        env.CrashAt(m);
-        auto db = KvDB::Open(CrashOptions(path, true, &env));
-        if (db.ok()) db->reset();
-        env.SimulatePowerLoss();
-      }
-      testing::PowerLossEnv env(path);
-      auto db = KvDB::Open(CrashOptions(path, true, &env));
-      ASSERT_TRUE(db.ok()) << "point " << n << ", recovery point " << m << ": " << db.status().ToString();
-      std::string why;
-      ASSERT_TRUE(CheckPrefix(db->get(), history, clean_k, clean_k, &why).has_value())
-          << "point " << n << ", recovery point " << m << " of " << recovery_points << ": a clean recovery shows "
-          << clean_k << " commits; " << why;
-      ++checked;
-    }
-    if (clean_k + 2 <= history.size()) {
-      restore();
-      {
-        testing::PowerLossEnv env(path);
-        auto db = KvDB::Open(CrashOptions(path, true, &env));
-        ASSERT_TRUE(db.ok()) << db.status().ToString();
-        ASSERT_TRUE(CommitStep(db->get(), history[clean_k]).ok());
-        ASSERT_TRUE((*db)->Flush().ok());
-        ASSERT_TRUE(CommitStep(db->get(), history[clean_k + 1]).ok());
-        db->reset();
-        env.SimulatePowerLoss();
-      }
-      testing::PowerLossEnv env(path);
-      auto db = KvDB::Open(CrashOptions(path, true, &env));
-      ASSERT_TRUE(db.ok()) << db.status().ToString();
-      std::string why;
-      ASSERT_TRUE(CheckPrefix(db->get(), history, clean_k + 2, clean_k + 2, &why).has_value())
-          << "point " << n << ": commits after a recovery: " << why;
-      ++checked;
-    }
-  }
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("[kv crash points] power loss during or after recovery: %llu double crashes checked in %.1f s\n",
-              static_cast<unsigned long long>(checked), secs);
+  testing::RecoveryCrashCase<KvDB> c;
+  c.label = "[kv crash points]";
+  c.unit = "commits";
+  c.steps = history.size();
+  c.run = [&](const std::string& path, Env* env, size_t* acked, size_t* attempted) {
+    KvRun r = RunKvScript(script, CrashOptions(path, true, env), true);
+    *acked = r.acked;
+    *attempted = r.attempted;
+    return r.first_error;
+  };
+  c.open = [](const std::string& path, Env* env) { return KvDB::Open(CrashOptions(path, true, env)); };
+  c.check = [&](KvDB* db, size_t lo, size_t hi, std::string* why) { return CheckPrefix(db, history, lo, hi, why); };
+  c.write = [&](KvDB* db, size_t step) { return CommitStep(db, history[step]); };
+  c.freeze = [](KvDB* db) { return db->Flush(); };
+  testing::PowerLossDuringRecoveryChangesNothing(c, 40);
 }
 
 // Regression: with fsync NEVER, an open that failed after creating its WAL
