@@ -19,11 +19,17 @@
 #include <vector>
 
 #include "pomai/pomai.h"
+#include "capi_test_util.h"
 #include "support/temp_dir.h"
 
 namespace {
 
 using pomai::testing::TempDir;
+using pomai::testing::B;
+using pomai::testing::Code;
+using pomai::testing::KvDbTest;
+using pomai::testing::Message;
+using pomai::testing::StorageModeName;
 
 constexpr int kOk = POMAI_STATUS_OK;
 constexpr int kInvalid = POMAI_STATUS_INVALID_ARGUMENT;
@@ -32,19 +38,7 @@ constexpr int kNotFound = POMAI_STATUS_NOT_FOUND;
 constexpr int kReadOnly = POMAI_STATUS_READ_ONLY;
 constexpr int kUnimplemented = POMAI_STATUS_UNIMPLEMENTED;
 
-int Code(pomai_status_t* s) {
-  int c = pomai_status_code(s);
-  pomai_status_free(s);
-  return c;
-}
 
-std::string Message(pomai_status_t* s) {
-  std::string m = pomai_status_message(s);
-  pomai_status_free(s);
-  return m;
-}
-
-const uint8_t* B(const char* s) { return reinterpret_cast<const uint8_t*>(s); }
 
 template <typename H>
 H* Garbage(uint64_t token) {
@@ -1735,29 +1729,9 @@ INSTANTIATE_TEST_SUITE_P(BadInput, Kv, ::testing::ValuesIn(KvCases()), CaseName<
 
 // ---- keyspace tests that need more than one call
 
-class KvModes : public ::testing::TestWithParam<bool> {
- protected:
-  void SetUp() override {
-    pomai_db_options_ex_init(&opts_);
-    opts_.storage_mode = GetParam() ? POMAI_STORAGE_DISK : POMAI_STORAGE_IN_MEMORY;
-    opts_.path = GetParam() ? dir_.path().c_str() : nullptr;
-    ASSERT_EQ(Code(pomai_db_open_ex(&opts_, &db_)), 0);
-  }
-  void TearDown() override { pomai_status_free(pomai_close(db_)); }
+class KvModes : public KvDbTest {};
 
-  pomai_txn_t* Begin(uint32_t mode = POMAI_TXN_READ_WRITE) {
-    pomai_txn_t* t = nullptr;
-    EXPECT_EQ(Code(pomai_txn_begin(db_, mode, &t)), 0);
-    return t;
-  }
-
-  TempDir dir_;
-  pomai_db_options_ex_t opts_;
-  pomai_db_t* db_ = nullptr;
-};
-
-INSTANTIATE_TEST_SUITE_P(Modes, KvModes, ::testing::Bool(),
-                         [](const auto& info) { return std::string(info.param ? "Disk" : "InMemory"); });
+INSTANTIATE_TEST_SUITE_P(Modes, KvModes, ::testing::Bool(), StorageModeName);
 
 // Moved from kv_capi_test.cc (NullPointersAreInvalidArgumentNamingTheArgument):
 // the table above has one row per assertion; this keeps the sequence on one

@@ -7,24 +7,18 @@
 #include <vector>
 
 #include "pomai/pomai.h"
+#include "capi_test_util.h"
 #include "support/temp_dir.h"
 
 namespace {
 
 using pomai::testing::TempDir;
+using pomai::testing::B;
+using pomai::testing::Code;
+using pomai::testing::KvDbTest;
+using pomai::testing::Message;
+using pomai::testing::StorageModeName;
 
-// Takes ownership of a status and returns its code; frees it.
-int Code(pomai_status_t* s) {
-  int c = pomai_status_code(s);
-  pomai_status_free(s);
-  return c;
-}
-
-std::string Message(pomai_status_t* s) {
-  std::string m = pomai_status_message(s);
-  pomai_status_free(s);
-  return m;
-}
 
 class CApi : public ::testing::Test {
  protected:

@@ -9,49 +9,23 @@
 #include <vector>
 
 #include "pomai/pomai.h"
+#include "capi_test_util.h"
 #include "support/temp_dir.h"
 
 namespace {
 
 using pomai::testing::TempDir;
+using pomai::testing::B;
+using pomai::testing::Code;
+using pomai::testing::KvDbTest;
+using pomai::testing::Message;
+using pomai::testing::StorageModeName;
 
-int Code(pomai_status_t* s) {
-  int c = pomai_status_code(s);
-  pomai_status_free(s);
-  return c;
-}
 
-std::string Message(pomai_status_t* s) {
-  std::string m = pomai_status_message(s);
-  pomai_status_free(s);
-  return m;
-}
 
-const uint8_t* B(const char* s) { return reinterpret_cast<const uint8_t*>(s); }
+class KvCApi : public KvDbTest {};
 
-class KvCApi : public ::testing::TestWithParam<bool> {
- protected:
-  void SetUp() override {
-    pomai_db_options_ex_init(&opts_);
-    opts_.storage_mode = GetParam() ? POMAI_STORAGE_DISK : POMAI_STORAGE_IN_MEMORY;
-    opts_.path = GetParam() ? dir_.path().c_str() : nullptr;
-    ASSERT_EQ(Code(pomai_db_open_ex(&opts_, &db_)), 0);
-  }
-  void TearDown() override { pomai_status_free(pomai_close(db_)); }
-
-  pomai_txn_t* Begin(uint32_t mode = POMAI_TXN_READ_WRITE) {
-    pomai_txn_t* t = nullptr;
-    EXPECT_EQ(Code(pomai_txn_begin(db_, mode, &t)), 0);
-    return t;
-  }
-
-  TempDir dir_;
-  pomai_db_options_ex_t opts_;
-  pomai_db_t* db_ = nullptr;
-};
-
-INSTANTIATE_TEST_SUITE_P(Modes, KvCApi, ::testing::Bool(),
-                         [](const auto& info) { return std::string(info.param ? "Disk" : "InMemory"); });
+INSTANTIATE_TEST_SUITE_P(Modes, KvCApi, ::testing::Bool(), StorageModeName);
 
 TEST(KvCApiOpen, OptionsAreCheckedAndNamed) {
   pomai_db_t* db = reinterpret_cast<pomai_db_t*>(1);
