@@ -1,6 +1,7 @@
 #include "engine/kv_store.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -177,6 +178,10 @@ void PadTo64(std::string* s) { s->resize((s->size() + 63) / 64 * 64, '\0'); }
 struct Segment::GroupCheck {
   std::once_flag once;
   Status status;
+  // Once the group checks: a bit per row whose entry ReadRow has checked
+  // whole (the mapping never changes), so later searches skip its CRC.
+  std::unique_ptr<std::atomic<uint64_t>[]> bits;
+  std::atomic<std::atomic<uint64_t>*> verified{nullptr};
 };
 
 Segment::~Segment() = default;
@@ -356,6 +361,10 @@ Status Segment::Key(size_t i, std::string_view* key) const {
 }
 
 Status Segment::Read(size_t i, std::string_view* key, VersionView* out) const {
+  return ReadEntry(i, key, out, true);
+}
+
+Status Segment::ReadEntry(size_t i, std::string_view* key, VersionView* out, bool check_crc) const {
   POMAI_RETURN_IF_ERROR(Key(i, key));
   const uint8_t* e = entry(i);
   const uint64_t at = EntryOffset(i);
@@ -376,11 +385,13 @@ Status Segment::Read(size_t i, std::string_view* key, VersionView* out) const {
   } else if (dim != 0 || group != kNoGroup || row != kNoGroup) {
     return Bad(at + 40, "entry " + std::to_string(i) + " and the vector groups disagree");
   }
-  uint32_t crc = crc32c::Value(e, 52);
-  crc = crc32c::Extend(crc, key->data(), key->size());
-  crc = crc32c::Extend(crc, values_ + val_off, val_len);
-  if (vec != nullptr) crc = crc32c::Extend(crc, vec, uint64_t{dim} * sizeof(float));
-  if (crc != DecodeFixed32(e + 52)) return Bad(at, "entry " + std::to_string(i) + " checksum mismatch");
+  if (check_crc) {
+    uint32_t crc = crc32c::Value(e, 52);
+    crc = crc32c::Extend(crc, key->data(), key->size());
+    crc = crc32c::Extend(crc, values_ + val_off, val_len);
+    if (vec != nullptr) crc = crc32c::Extend(crc, vec, uint64_t{dim} * sizeof(float));
+    if (crc != DecodeFixed32(e + 52)) return Bad(at, "entry " + std::to_string(i) + " checksum mismatch");
+  }
   out->seq = DecodeFixed64(e + 16);
   out->kind = static_cast<ValueKind>(kind);
   out->metric = static_cast<simd::Metric>(metric);
@@ -395,9 +406,15 @@ Status Segment::LowerBound(std::string_view k, size_t* out) const {
   size_t lo = 0, hi = n_;
   while (lo < hi) {
     const size_t mid = lo + (hi - lo) / 2;
-    std::string_view mk;
-    POMAI_RETURN_IF_ERROR(Key(mid, &mk));
-    if (mk < k) {
+    const uint8_t* e = entry(mid);
+    const uint64_t key_off = DecodeFixed64(e);
+    const uint32_t key_len = DecodeFixed32(e + 8);
+    uint64_t end = 0;
+    if (key_len == 0 || AddOverflows(key_off, key_len, &end) || end > keys_size_) {
+      std::string_view unused;
+      return Key(mid, &unused);  // the Corruption naming the entry
+    }
+    if (std::string_view(keys_ + key_off, key_len) < k) {
       lo = mid + 1;
     } else {
       hi = mid;
@@ -460,6 +477,11 @@ Status Segment::CheckGroup(size_t gi) const {
     } else if (crc32c::Value(g.entries, g.rows * 4) != g.rows_crc) {
       c.status = Bad(static_cast<uint64_t>(reinterpret_cast<const char*>(g.entries) - seg_->base()),
                      "vector group " + std::to_string(gi) + " row list checksum mismatch (group at " + std::to_string(at) + ")");
+    } else {
+      const size_t words = (g.rows + 63) / 64;
+      c.bits.reset(new std::atomic<uint64_t>[words]);
+      for (size_t w = 0; w < words; ++w) c.bits[w].store(0, std::memory_order_relaxed);
+      c.verified.store(c.bits.get(), std::memory_order_release);
     }
   });
   return c.status;
@@ -470,10 +492,14 @@ Status Segment::ReadRow(size_t gi, uint64_t r, std::string_view* key, VersionVie
   const uint32_t e = g.entries[r];
   const uint64_t at = static_cast<uint64_t>(reinterpret_cast<const char*>(g.entries + r) - seg_->base());
   if (e >= n_) return Bad(at, "vector row names entry " + std::to_string(e) + ", beyond the entries");
-  POMAI_RETURN_IF_ERROR(Read(e, key, out));
+  std::atomic<uint64_t>* verified = group_checks_[gi].verified.load(std::memory_order_acquire);
+  const uint64_t bit = uint64_t{1} << (r % 64);
+  const bool known_good = verified != nullptr && (verified[r / 64].load(std::memory_order_relaxed) & bit) != 0;
+  POMAI_RETURN_IF_ERROR(ReadEntry(e, key, out, !known_good));
   const uint8_t* en = entry(e);
   if (DecodeFixed32(en + 44) != gi || DecodeFixed32(en + 48) != r)
     return Bad(at, "vector row names entry " + std::to_string(e) + ", which names another row");
+  if (verified != nullptr && !known_good) verified[r / 64].fetch_or(bit, std::memory_order_relaxed);
   return Status::OK();
 }
 

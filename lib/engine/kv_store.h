@@ -217,6 +217,8 @@ class Segment {
   // the first result).
   Status CheckGroup(size_t g) const;
   // The entry of row r of group g, checked, and that it names (g, r) back.
+  // Once CheckGroup(g) has succeeded, a row's entry CRC is computed only the
+  // first time (a bit per row, allocated then): later reads check bounds only.
   Status ReadRow(size_t g, uint64_t r, std::string_view* key, VersionView* out) const;
   // Every check: all section checksums, every entry, strictly ascending keys,
   // groups and entries agree. Reads the whole file (pomai-inspect, tests).
@@ -228,6 +230,7 @@ class Segment {
   struct GroupCheck;
   Segment() = default;
   const uint8_t* entry(size_t i) const { return entries_ + i * kEntrySize; }
+  Status ReadEntry(size_t i, std::string_view* key, VersionView* out, bool check_crc) const;
   Status Bad(uint64_t offset, const std::string& what) const;
 
   uint64_t number_ = 0;
