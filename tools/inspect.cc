@@ -152,6 +152,7 @@ std::string SectionName(uint32_t kind, bool kv = false) {
       case engine::kv::kKvGroups: return "kv groups";
       case engine::kv::kKvVectorRows: return "kv vector rows";
       case engine::kv::kKvVectorData: return "kv vector data";
+      case engine::kv::kKvFormat: return "kv format";
     }
   }
   switch (kind) {
@@ -500,7 +501,7 @@ bool IsKnownFile(const std::string& name) { return name == "LOCK" || name == eng
 
 // ---------------------------------------------------------------------------
 // Keyspace databases (docs/FORMAT.md, "Keyspace databases"): KVMANIFEST, KV
-// segments (kv::Segment::Open: the engine's full check), WAL commit records
+// segments (kv::Segment::Open, then VerifyAll: every checksum and entry), WAL commit records
 // (kv::DecodeCommit).
 
 namespace {
@@ -621,24 +622,33 @@ uint64_t FileNumberOf(const std::string& path) {
   return engine::ParseFileName(BaseName(path), &number, &kind) && kind == 's' ? number : 0;
 }
 
+// Opens a KV segment and checks all of it (the engine's Open checks only the
+// container and the group table; entries are checked as they are read).
+Result<std::shared_ptr<kv::Segment>> OpenKvSegment(const std::string& path, uint64_t number) {
+  POMAI_ASSIGN_OR_RETURN(std::shared_ptr<kv::Segment> seg, kv::Segment::Open(env(), path, number));
+  POMAI_RETURN_IF_ERROR(seg->VerifyAll());
+  return seg;
+}
 Result<std::shared_ptr<kv::Segment>> OpenKvSegment(const std::string& path) {
-  return kv::Segment::Open(env(), path, FileNumberOf(path));
+  return OpenKvSegment(path, FileNumberOf(path));
 }
 
 // Counts of a KV segment: entries by namespace and kind, vector groups.
 Json KvSegmentSummary(const kv::Segment& seg) {
   Json j = Json::Object();
   uint64_t by_ns[3] = {0, 0, 0}, bytes = 0, vectors = 0, tombstones = 0, value_bytes = 0, min_seq = UINT64_MAX;
+  // The segment passed VerifyAll (OpenKvSegment): every Read succeeds.
   for (size_t i = 0; i < seg.size(); ++i) {
-    const std::string_view key = seg.key(i);
+    std::string_view key;
+    kv::VersionView v;
+    if (!seg.Read(i, &key, &v).ok()) continue;
     const uint8_t ns = key.empty() ? 0xFF : static_cast<uint8_t>(key[0]);
     if (ns <= kv::kIndexEntryNs) ++by_ns[ns];
-    const kv::VersionView v = seg.view(i);
     if (v.kind == kv::ValueKind::kBytes) ++bytes;
     if (v.kind == kv::ValueKind::kVector) ++vectors;
     if (v.kind == kv::ValueKind::kTombstone) ++tombstones;
     value_bytes += v.bytes.size();
-    min_seq = std::min(min_seq, seg.seq(i));
+    min_seq = std::min(min_seq, v.seq);
   }
   j.Set("bytes", seg.file_size());
   j.Set("entries", static_cast<uint64_t>(seg.size()));
@@ -806,7 +816,7 @@ Report KvInspectDirOnce(const std::string& dir, std::string* raw) {
       j.Set("file", f.name);
       j.Set("number", f.number);
       j.Set("live", live);
-      auto seg = kv::Segment::Open(env(), path, f.number);
+      auto seg = OpenKvSegment(path, f.number);
       if (!seg.ok()) {
         j.Set("bytes", bytes);
         j.Set("error", Problem(seg.status(), path));
@@ -912,7 +922,7 @@ void KvVerifyDirOnce(const std::string& dir, VerifyState* st, std::string* raw) 
       st->Check(path, FileKind::kKvSegment, Status::Corruption(manifest_path + " names " + path + ", which is missing"));
       continue;
     }
-    auto seg = kv::Segment::Open(env(), path, number);
+    auto seg = OpenKvSegment(path, number);
     Status s = seg.status();
     if (s.ok() && (*seg)->size() > 0 && (*seg)->max_seq() > m.last_seq) {
       s = Status::Corruption(path, 56, "segment max_seq " + std::to_string((*seg)->max_seq()) +
@@ -949,9 +959,16 @@ void KvDump(const std::string& file, FileKind kind, const InspectOptions& opt, R
     r->json.Set("total_entries", static_cast<uint64_t>(seg.size()));
     Json entries = Json::Array();
     for (size_t i = 0; i < seg.size() && i < limit; ++i) {
+      std::string_view key;
+      kv::VersionView v;
+      Status s = seg.Read(i, &key, &v);
+      if (!s.ok()) {
+        Fail(r, Problem(s, file));
+        break;
+      }
       Json j = Json::Object();
       j.Set("entry", static_cast<uint64_t>(i));
-      Merge(&j, KvEntryJson(seg.key(i), seg.seq(i), seg.view(i), opt.prefix));
+      Merge(&j, KvEntryJson(key, v.seq, v, opt.prefix));
       entries.Push(std::move(j));
     }
     r->json.Set("entries", std::move(entries));
@@ -1164,7 +1181,7 @@ Report InspectSegment(const std::string& file, const InspectOptions& opt) {
   Status gs;
   r.json.Set("index", IndexJson(seg, &gs));
   if (!gs.ok()) Fail(&r, Problem(gs, file));
-  // A keyspace segment: its entries through kv::Segment::Open (every check).
+  // A keyspace segment: its entries through kv::Segment::Open and VerifyAll (every check).
   r.json.Set("keyspace", is_kv);
   if (is_kv) {
     auto kvseg = OpenKvSegment(file);

@@ -187,41 +187,51 @@ struct KvDBImpl {
   uint64_t UsedBytes(const Layers& l) const;
 };
 
-// The newest version of `key` visible at `snap` in `layers`; false when no layer has one.
-bool LookupLayers(const Layers& layers, std::string_view key, uint64_t snap, VersionView* out) {
-  if (layers.mem->Get(key, snap, out)) return true;
-  if (layers.imm && layers.imm->Get(key, snap, out)) return true;
+// The newest version of `key` visible at `snap` in `layers` (*found false
+// when no layer has one). A damaged segment entry is Corruption.
+Status LookupLayers(const Layers& layers, std::string_view key, uint64_t snap, VersionView* out, bool* found) {
+  *found = true;
+  if (layers.mem->Get(key, snap, out)) return Status::OK();
+  if (layers.imm && layers.imm->Get(key, snap, out)) return Status::OK();
   for (const auto& s : layers.segs) {
-    if (s->Get(key, snap, out)) return true;
+    POMAI_RETURN_IF_ERROR(s->Get(key, snap, out, found));
+    if (*found) return Status::OK();
   }
-  return false;
+  *found = false;
+  return Status::OK();
 }
 
 // The seq of the newest version of `key` in any layer, 0 when absent.
-uint64_t LatestSeq(const Layers& layers, std::string_view key) {
-  if (uint64_t s = layers.mem->LatestSeq(key)) return s;
-  if (layers.imm) {
-    if (uint64_t s = layers.imm->LatestSeq(key)) return s;
-  }
+Status LatestSeq(const Layers& layers, std::string_view key, uint64_t* seq) {
+  if ((*seq = layers.mem->LatestSeq(key)) != 0) return Status::OK();
+  if (layers.imm && (*seq = layers.imm->LatestSeq(key)) != 0) return Status::OK();
   for (const auto& seg : layers.segs) {
-    if (uint64_t s = seg->LatestSeq(key)) return s;
+    POMAI_RETURN_IF_ERROR(seg->LatestSeq(key, seq));
+    if (*seq != 0) return Status::OK();
   }
-  return 0;
+  return Status::OK();
 }
 
 // Whether any key starting with `prefix` has a version newer than `snap`.
-bool PrefixChangedSince(const Layers& layers, const std::string& prefix, uint64_t snap) {
+Status PrefixChangedSince(const Layers& layers, const std::string& prefix, uint64_t snap, bool* changed) {
   std::string end = prefix;
   end.back() = static_cast<char>(static_cast<uint8_t>(end.back()) + 1);
-  bool changed = false;
-  auto check = [&](std::string_view, const VersionView& v) { changed = changed || v.seq > snap; };
+  *changed = false;
+  auto check = [&](std::string_view, const VersionView& v) { *changed = *changed || v.seq > snap; };
   layers.mem->Scan(prefix, end, UINT64_MAX, check);
   if (layers.imm) layers.imm->Scan(prefix, end, UINT64_MAX, check);
   for (const auto& seg : layers.segs) {
-    const size_t to = seg->LowerBound(end);
-    for (size_t i = seg->LowerBound(prefix); i < to && !changed; ++i) changed = seg->seq(i) > snap;
+    size_t from = 0, to = 0;
+    POMAI_RETURN_IF_ERROR(seg->LowerBound(prefix, &from));
+    POMAI_RETURN_IF_ERROR(seg->LowerBound(end, &to));
+    for (size_t i = from; i < to && !*changed; ++i) {
+      std::string_view key;
+      VersionView v;
+      POMAI_RETURN_IF_ERROR(seg->Read(i, &key, &v));
+      *changed = v.seq > snap;
+    }
   }
-  return changed;
+  return Status::OK();
 }
 
 struct KvTxnState {
@@ -246,13 +256,15 @@ struct KvTxnState {
     checks.clear();
   }
   // Own writes first, then the snapshot.
-  bool Lookup(std::string_view key, VersionView* out) const {
+  // *found false when absent; Corruption when a segment entry is damaged.
+  Status Lookup(std::string_view key, VersionView* out, bool* found) const {
     auto it = writes.find(key);
     if (it != writes.end()) {
       *out = kv::ViewOf(snap + 1, *it->second);
-      return true;
+      *found = true;
+      return Status::OK();
     }
-    return LookupLayers(*layers, key, snap, out);
+    return LookupLayers(*layers, key, snap, out, found);
   }
   Status CheckActive() const { return active ? Status::OK() : Status::Closed("transaction is closed"); }
   Status CheckWritable() const {
@@ -451,7 +463,8 @@ Status KvTxn::GetView(std::string_view key, std::string_view* value, bool* found
   POMAI_RETURN_IF_ERROR(t.CheckActive());
   POMAI_RETURN_IF_ERROR(CheckKey(key));
   VersionView v;
-  *found = t.Lookup(ScratchUserKey(key), &v) && v.kind != ValueKind::kTombstone;
+  POMAI_RETURN_IF_ERROR(t.Lookup(ScratchUserKey(key), &v, found));
+  *found = *found && v.kind != ValueKind::kTombstone;
   *value = *found ? v.bytes : std::string_view();
   return Status::OK();
 }
@@ -524,7 +537,9 @@ Status KvTxn::GetVector(std::string_view key, simd::Metric metric, std::vector<f
   POMAI_RETURN_IF_ERROR(CheckKey(key));
   POMAI_RETURN_IF_ERROR(CheckMetric(metric));
   VersionView v;
-  if (!t.Lookup(kv::UserKey(key), &v) || v.kind == ValueKind::kTombstone)
+  bool found = false;
+  POMAI_RETURN_IF_ERROR(t.Lookup(kv::UserKey(key), &v, &found));
+  if (!found || v.kind == ValueKind::kTombstone)
     return Status::NotFound("key '" + Printable(key) + "' not found");
   if (v.kind != ValueKind::kVector) return Status::NotFound("key '" + Printable(key) + "' holds bytes, not a vector");
   if (v.metric != metric)
@@ -614,7 +629,9 @@ Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metri
     filter_keys.erase(std::unique(filter_keys.begin(), filter_keys.end()), filter_keys.end());
     for (const std::string& ik : filter_keys) {
       VersionView v;
-      if (!t.Lookup(ik, &v) || v.kind != ValueKind::kVector) continue;
+      bool found = false;
+      POMAI_RETURN_IF_ERROR(t.Lookup(ik, &v, &found));
+      if (!found || v.kind != ValueKind::kVector) continue;
       if (v.dim != dim || v.metric != metric) return Mismatch(ik, v, dim, metric);
       gathered.push_back(Candidate{0, ik, v});
     }
@@ -646,32 +663,43 @@ Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metri
     for (size_t si = 0; si < layers.segs.size(); ++si) {
       const kv::Segment& seg = *layers.segs[si];
       const bool check_shadow = !shadow.empty();
-      for (const kv::Segment::Group& g : seg.groups()) {
+      for (size_t gi = 0; gi < seg.groups().size(); ++gi) {
+        const kv::Segment::Group& g = seg.groups()[gi];
         if (g.ns != kv::kUserNs) continue;
+        // The group's floats and row list, checked once per process; each
+        // entry taken from a row is checked by ReadRow.
+        POMAI_RETURN_IF_ERROR(seg.CheckGroup(gi));
         if (g.dim != dim) {
           for (uint64_t r = 0; r < g.rows; ++r) {
-            const uint32_t e = g.entries[r];
-            if (seg.seq(e) > t.snap || (check_shadow && shadow.count(seg.key(e)))) continue;
-            return Mismatch(seg.key(e), seg.view(e), dim, metric);
+            std::string_view key;
+            VersionView v;
+            POMAI_RETURN_IF_ERROR(seg.ReadRow(gi, r, &key, &v));
+            if (v.seq > t.snap || (check_shadow && shadow.count(key))) continue;
+            return Mismatch(key, v, dim, metric);
           }
           continue;
         }
         scores.resize(g.rows);
         ScoreRows(pool, metric, query, g.data, g.rows, dim, scores.data());
         for (uint64_t r = 0; r < g.rows; ++r) {
-          const uint32_t e = g.entries[r];
-          const std::string_view key = seg.key(e);
-          if (seg.seq(e) > t.snap || (check_shadow && shadow.count(key))) continue;
-          const VersionView v = seg.view(e);
+          std::string_view key;
+          VersionView v;
+          POMAI_RETURN_IF_ERROR(seg.ReadRow(gi, r, &key, &v));
+          if (v.seq > t.snap || (check_shadow && shadow.count(key))) continue;
           if (v.metric != metric) return Mismatch(key, v, dim, metric);
           cands.push_back(Candidate{scores[r], key, v});
         }
       }
       if (si + 1 < layers.segs.size()) {
         // Every key of this segment hides the older segments' versions.
-        const size_t end = seg.LowerBound(hi);
-        for (size_t e = seg.LowerBound(lo); e < end; ++e) {
-          if (seg.seq(e) <= t.snap) shadow.insert(seg.key(e));
+        size_t from = 0, end = 0;
+        POMAI_RETURN_IF_ERROR(seg.LowerBound(lo, &from));
+        POMAI_RETURN_IF_ERROR(seg.LowerBound(hi, &end));
+        for (size_t e = from; e < end; ++e) {
+          std::string_view key;
+          VersionView v;
+          POMAI_RETURN_IF_ERROR(seg.Read(e, &key, &v));
+          if (v.seq <= t.snap) shadow.insert(key);
         }
       }
     }
@@ -707,7 +735,9 @@ Status KvTxn::IndexUpsert(std::string_view name, std::string_view key, const flo
   const std::string ck = kv::IndexConfigKey(name);
   VersionView v;
   IndexConfig config;
-  if (!t.Lookup(ck, &v) || v.kind != ValueKind::kBytes || !kv::DecodeIndexConfig(v.bytes, &config))
+  bool found = false;
+  POMAI_RETURN_IF_ERROR(t.Lookup(ck, &v, &found));
+  if (!found || v.kind != ValueKind::kBytes || !kv::DecodeIndexConfig(v.bytes, &config))
     return IndexNotFound(name);
   if (dim != config.dim)
     return Status::InvalidArgument("dimension mismatch: expected " + std::to_string(config.dim) + ", got " +
@@ -730,7 +760,9 @@ Status KvTxn::IndexDelete(std::string_view name, std::string_view key) {
   POMAI_RETURN_IF_ERROR(CheckKey(key));
   const std::string ck = kv::IndexConfigKey(name);
   VersionView v;
-  if (!t.Lookup(ck, &v) || v.kind != ValueKind::kBytes) return IndexNotFound(name);
+  bool found = false;
+  POMAI_RETURN_IF_ERROR(t.Lookup(ck, &v, &found));
+  if (!found || v.kind != ValueKind::kBytes) return IndexNotFound(name);
   std::string ek = kv::IndexEntryPrefix(name);
   ek.append(key);
   t.writes[ek] = std::make_shared<kv::Value>();
@@ -776,19 +808,27 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
   if (closed) return Status::Closed("database is closed");
   // A key is taken when a newer version is applied, or when a commit that
   // passed this check is still on its way through the WAL (pending).
-  auto taken = [&](const std::string& key, const Layers& cur) {
-    return LatestSeq(cur, key) > snap || pending.count(key) != 0;
+  auto taken = [&](const std::string& key, const Layers& cur, bool* is_taken) {
+    uint64_t seq = 0;
+    POMAI_RETURN_IF_ERROR(LatestSeq(cur, key, &seq));
+    *is_taken = seq > snap || pending.count(key) != 0;
+    return Status::OK();
   };
   {
     std::shared_ptr<const Layers> cur = Current();
+    bool is_taken = false;
     for (const kv::Write& w : writes) {
-      if (taken(w.key, *cur)) return conflict;
+      POMAI_RETURN_IF_ERROR(taken(w.key, *cur, &is_taken));
+      if (is_taken) return conflict;
     }
     for (const std::string& c : checks) {
-      if (taken(c, *cur)) return conflict;
+      POMAI_RETURN_IF_ERROR(taken(c, *cur, &is_taken));
+      if (is_taken) return conflict;
     }
     if (!check_prefix.empty()) {
-      if (PrefixChangedSince(*cur, check_prefix, snap)) return conflict;
+      bool changed = false;
+      POMAI_RETURN_IF_ERROR(PrefixChangedSince(*cur, check_prefix, snap, &changed));
+      if (changed) return conflict;
       auto it = pending.lower_bound(check_prefix);
       if (it != pending.end() && it->first.compare(0, check_prefix.size(), check_prefix) == 0) return conflict;
     }
@@ -988,25 +1028,42 @@ Status KvDBImpl::MergeLocked() {
   }
   std::vector<kv::Segment::Input> inputs;
   std::vector<std::unique_ptr<kv::Value>> owned;
-  std::vector<size_t> pos(cur->segs.size(), 0);
+  // Every entry read is checked (kv::Segment::Read): a damaged one fails
+  // the merge before anything is written or deleted.
+  const size_t nsegs = cur->segs.size();
+  std::vector<size_t> pos(nsegs, 0);
+  std::vector<std::string_view> head_key(nsegs);
+  std::vector<VersionView> head(nsegs);
+  auto load = [&](size_t i) -> Status {
+    if (pos[i] >= cur->segs[i]->size()) return Status::OK();
+    std::string_view k;
+    POMAI_RETURN_IF_ERROR(cur->segs[i]->Read(pos[i], &k, &head[i]));
+    if (pos[i] > 0 && !(head_key[i] < k))
+      return Status::Corruption(cur->segs[i]->path(), cur->segs[i]->EntryOffset(pos[i]),
+                                "entry " + std::to_string(pos[i]) + " key is not above the previous one");
+    head_key[i] = k;
+    return Status::OK();
+  };
+  for (size_t i = 0; i < nsegs; ++i) POMAI_RETURN_IF_ERROR(load(i));
   uint64_t min_seq = UINT64_MAX, max_seq = 0;
   for (;;) {
     int best = -1;
     std::string_view best_key;
-    for (size_t i = 0; i < cur->segs.size(); ++i) {
+    for (size_t i = 0; i < nsegs; ++i) {
       if (pos[i] >= cur->segs[i]->size()) continue;
-      std::string_view k = cur->segs[i]->key(pos[i]);
-      if (best < 0 || k < best_key) {
+      if (best < 0 || head_key[i] < best_key) {
         best = static_cast<int>(i);
-        best_key = k;
+        best_key = head_key[i];
       }
     }
     if (best < 0) break;
-    const kv::Segment& s = *cur->segs[best];
-    const VersionView v = s.view(pos[best]);
-    const uint64_t seq = s.seq(pos[best]);
-    for (size_t i = 0; i < cur->segs.size(); ++i) {
-      if (pos[i] < cur->segs[i]->size() && cur->segs[i]->key(pos[i]) == best_key) ++pos[i];
+    const VersionView v = head[best];
+    const uint64_t seq = v.seq;
+    for (size_t i = 0; i < nsegs; ++i) {
+      if (pos[i] < cur->segs[i]->size() && head_key[i] == best_key) {
+        ++pos[i];
+        POMAI_RETURN_IF_ERROR(load(i));
+      }
     }
     if (v.kind == ValueKind::kTombstone && seq <= oldest_snapshot) continue;
     auto val = std::make_unique<kv::Value>();
@@ -1080,9 +1137,12 @@ std::string PrefixEnd(std::string prefix) {
 // Every entry of the range [prefix, PrefixEnd(prefix)) visible at `snap`, as
 // the newest layer holding it says: key (without the prefix) -> view.
 // Tombstones are left out.
-std::map<std::string, VersionView, std::less<>> ScanRange(const Layers& layers, const std::string& prefix, uint64_t snap) {
+// A damaged segment entry in the range is Corruption.
+using RangeMap = std::map<std::string, VersionView, std::less<>>;
+Status ScanRange(const Layers& layers, const std::string& prefix, uint64_t snap, RangeMap* result) {
   const std::string end = PrefixEnd(prefix);
-  std::map<std::string, VersionView, std::less<>> out;
+  RangeMap& out = *result;
+  out.clear();
   std::unordered_set<std::string> seen;
   auto take = [&](std::string_view key, const VersionView& v) {
     if (!seen.insert(std::string(key)).second) return;
@@ -1091,12 +1151,17 @@ std::map<std::string, VersionView, std::less<>> ScanRange(const Layers& layers, 
   layers.mem->Scan(prefix, end, snap, take);
   if (layers.imm) layers.imm->Scan(prefix, end, snap, take);
   for (const auto& seg : layers.segs) {
-    const size_t to = seg->LowerBound(end);
-    for (size_t i = seg->LowerBound(prefix); i < to; ++i) {
-      if (seg->seq(i) <= snap) take(seg->key(i), seg->view(i));
+    size_t from = 0, to = 0;
+    POMAI_RETURN_IF_ERROR(seg->LowerBound(prefix, &from));
+    POMAI_RETURN_IF_ERROR(seg->LowerBound(end, &to));
+    for (size_t i = from; i < to; ++i) {
+      std::string_view key;
+      VersionView v;
+      POMAI_RETURN_IF_ERROR(seg->Read(i, &key, &v));
+      if (v.seq <= snap) take(key, v);
     }
   }
-  return out;
+  return Status::OK();
 }
 
 std::map<std::string, kv::IndexEntry, std::less<>> EntriesOf(const std::map<std::string, VersionView, std::less<>>& range,
@@ -1159,12 +1224,15 @@ Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string&
     {
       PinnedSnapshot pin(this);
       VersionView cv;
-      if (!LookupLayers(*pin.layers, ck, pin.snap, &cv) || cv.kind == ValueKind::kTombstone)
-        return IndexNotFound(name);
+      bool found = false;
+      POMAI_RETURN_IF_ERROR(LookupLayers(*pin.layers, ck, pin.snap, &cv, &found));
+      if (!found || cv.kind == ValueKind::kTombstone) return IndexNotFound(name);
       if (cv.kind != ValueKind::kBytes || !kv::DecodeIndexConfig(cv.bytes, &config))
         return Status::Corruption("the configuration of index '" + Printable(name) + "' is damaged");
       config_seq = cv.seq;
-      const auto entries = EntriesOf(ScanRange(*pin.layers, prefix, pin.snap), config.dim);
+      RangeMap range;
+      POMAI_RETURN_IF_ERROR(ScanRange(*pin.layers, prefix, pin.snap, &range));
+      const auto entries = EntriesOf(range, config.dim);
       POMAI_ASSIGN_OR_RETURN(rt, kv::IndexRuntime::Build(config, config_seq, entries, pool.get()));
     }
     // No commit is applied while the runtime catches up and is installed:
@@ -1173,10 +1241,13 @@ Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string&
     std::shared_ptr<const Layers> cur = Current();
     const uint64_t latest = last_seq.load();
     VersionView cv;
-    if (!LookupLayers(*cur, ck, latest, &cv) || cv.kind == ValueKind::kTombstone)
-      return IndexNotFound(name);
+    bool found = false;
+    POMAI_RETURN_IF_ERROR(LookupLayers(*cur, ck, latest, &cv, &found));
+    if (!found || cv.kind == ValueKind::kTombstone) return IndexNotFound(name);
     if (cv.seq != config_seq) continue;  // replaced while we built: again
-    rt->CatchUp(EntriesOf(ScanRange(*cur, prefix, latest), config.dim));
+    RangeMap range;
+    POMAI_RETURN_IF_ERROR(ScanRange(*cur, prefix, latest, &range));
+    rt->CatchUp(EntriesOf(range, config.dim));
     indexes->Install(name, rt);
     // Commits made during the build may already call for the next one.
     if (rt->ClaimRebuild()) ScheduleRebuild(name);
@@ -1216,10 +1287,14 @@ Status KvDBImpl::WriteIndexConfig(const std::string& name, const IndexConfig* co
       PinnedSnapshot pin(this);
       snap = pin.snap;
       VersionView cv;
-      const bool exists = LookupLayers(*pin.layers, ck, pin.snap, &cv) && cv.kind != ValueKind::kTombstone;
+      bool exists = false;
+      POMAI_RETURN_IF_ERROR(LookupLayers(*pin.layers, ck, pin.snap, &cv, &exists));
+      exists = exists && cv.kind != ValueKind::kTombstone;
       if (config == nullptr && !exists) return IndexNotFound(name);
       // Every entry goes with the configuration it belonged to.
-      for (const auto& [key, v] : ScanRange(*pin.layers, prefix, pin.snap))
+      RangeMap range;
+      POMAI_RETURN_IF_ERROR(ScanRange(*pin.layers, prefix, pin.snap, &range));
+      for (const auto& [key, v] : range)
         writes.push_back(kv::Write{prefix + key, std::make_shared<kv::Value>()});
       auto cfg = std::make_shared<kv::Value>();
       if (config != nullptr) {

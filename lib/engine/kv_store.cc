@@ -1,6 +1,7 @@
 #include "engine/kv_store.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -174,8 +175,24 @@ void PadTo64(std::string* s) { s->resize((s->size() + 63) / 64 * 64, '\0'); }
 
 }  // namespace
 
+struct Segment::GroupCheck {
+  std::once_flag once;
+  Status status;
+  // Once the group checks: a bit per row whose entry ReadRow has checked
+  // whole (the mapping never changes), so later searches skip its CRC.
+  std::unique_ptr<std::atomic<uint64_t>[]> bits;
+  std::atomic<std::atomic<uint64_t>*> verified{nullptr};
+};
+
+Segment::~Segment() = default;
+
 Status Segment::Write(Env* env, const std::string& dir, const std::string& name, const std::vector<Input>& entries,
                       uint64_t min_seq, uint64_t max_seq) {
+  for (size_t i = 1; i < entries.size(); ++i) {
+    if (!(entries[i - 1].key < entries[i].key)) {
+      return Status::InvalidArgument("KV segment keys are not strictly ascending at entry " + std::to_string(i));
+    }
+  }
   std::string ent, keys, values, groups, rows, data;
   ent.reserve(entries.size() * kEntrySize);
   // Vector rows grouped by (namespace, dim), in entry order within a group.
@@ -187,30 +204,35 @@ Status Segment::Write(Env* env, const std::string& dir, const std::string& name,
       by_group[{ns, static_cast<uint32_t>(v.vec.size())}].push_back(static_cast<uint32_t>(i));
     }
   }
-  std::vector<uint32_t> group_of(entries.size(), kNoGroup);
+  std::vector<uint32_t> group_of(entries.size(), kNoGroup), row_of(entries.size(), kNoGroup);
   uint32_t g = 0;
   for (const auto& [gk, members] : by_group) {
     PadTo64(&data);
-    uint8_t ge[kGroupSize] = {};
-    ge[0] = gk.first;
-    EncodeFixed32(ge + 4, gk.second);
-    EncodeFixed64(ge + 8, members.size());
-    EncodeFixed64(ge + 16, data.size());
-    EncodeFixed64(ge + 24, rows.size() / 4);
-    PutBytes(&groups, ge, sizeof(ge));
-    for (uint32_t idx : members) {
+    const size_t data_start = data.size(), rows_start = rows.size();
+    for (size_t r = 0; r < members.size(); ++r) {
+      const uint32_t idx = members[r];
       PutFixed32(&rows, idx);
       const Value& v = *entries[idx].value;
       PutBytes(&data, v.vec.data(), v.vec.size() * sizeof(float));
       group_of[idx] = g;
+      row_of[idx] = static_cast<uint32_t>(r);
     }
+    uint8_t ge[kGroupSize] = {};
+    ge[0] = gk.first;
+    EncodeFixed32(ge + 4, gk.second);
+    EncodeFixed64(ge + 8, members.size());
+    EncodeFixed64(ge + 16, data_start);
+    EncodeFixed64(ge + 24, rows_start / 4);
+    EncodeFixed32(ge + 32, crc32c::Value(data.data() + data_start, data.size() - data_start));
+    EncodeFixed32(ge + 36, crc32c::Value(rows.data() + rows_start, rows.size() - rows_start));
+    EncodeFixed32(ge + 44, crc32c::Value(ge, 44));
+    PutBytes(&groups, ge, sizeof(ge));
     ++g;
   }
   for (size_t i = 0; i < entries.size(); ++i) {
-    if (i > 0 && !(entries[i - 1].key < entries[i].key)) {
-      return Status::InvalidArgument("KV segment keys are not strictly ascending at entry " + std::to_string(i));
-    }
     const Value& v = *entries[i].value;
+    const bool is_vec = v.kind == ValueKind::kVector;
+    const std::string_view value = v.kind == ValueKind::kTombstone ? std::string_view() : std::string_view(v.bytes);
     uint8_t e[kEntrySize] = {};
     EncodeFixed64(e, keys.size());
     EncodeFixed32(e + 8, static_cast<uint32_t>(entries[i].key.size()));
@@ -219,32 +241,51 @@ Status Segment::Write(Env* env, const std::string& dir, const std::string& name,
     e[14] = v.has_metadata ? 1 : 0;
     EncodeFixed64(e + 16, entries[i].seq);
     EncodeFixed64(e + 24, values.size());
-    EncodeFixed64(e + 32, v.kind == ValueKind::kTombstone ? 0 : v.bytes.size());
-    EncodeFixed32(e + 40, v.kind == ValueKind::kVector ? static_cast<uint32_t>(v.vec.size()) : 0);
+    EncodeFixed64(e + 32, value.size());
+    EncodeFixed32(e + 40, is_vec ? static_cast<uint32_t>(v.vec.size()) : 0);
     EncodeFixed32(e + 44, group_of[i]);
+    EncodeFixed32(e + 48, row_of[i]);
+    uint32_t crc = crc32c::Value(e, 52);
+    crc = crc32c::Extend(crc, entries[i].key.data(), entries[i].key.size());
+    crc = crc32c::Extend(crc, value.data(), value.size());
+    if (is_vec) crc = crc32c::Extend(crc, v.vec.data(), v.vec.size() * sizeof(float));
+    EncodeFixed32(e + 52, crc);
     PutBytes(&ent, e, sizeof(e));
     keys.append(entries[i].key);
-    if (v.kind != ValueKind::kTombstone) values.append(v.bytes);
+    values.append(value);
   }
+  std::string format;
+  PutFixed32(&format, kKvFormatVersion);
+  PutFixed32(&format, 0);
   segment::SegmentContents c;
   c.info.dim = 1;
   c.info.shard = kKvSegmentMarker;
   c.info.min_seq = min_seq;
   c.info.max_seq = max_seq;
-  c.extra = {{kKvEntries, ent}, {kKvKeys, keys}, {kKvValues, values},
-             {kKvGroups, groups}, {kKvVectorRows, rows}, {kKvVectorData, data}};
+  c.extra = {{kKvEntries, ent}, {kKvKeys, keys},        {kKvValues, values},
+             {kKvGroups, groups}, {kKvVectorRows, rows}, {kKvVectorData, data},
+             {kKvFormat, format}};
   return segment::WriteSegment(env, dir, name, c);
 }
 
 Result<std::shared_ptr<Segment>> Segment::Open(Env* env, const std::string& path, uint64_t number) {
+  // The container's header, footer and section table only: no section
+  // checksum (that would read the whole file). Entries are checked when read.
   POMAI_ASSIGN_OR_RETURN(std::shared_ptr<segment::Segment> seg, segment::Segment::Open(env, path));
-  // Every byte is checked once here: a flipped value byte must be reported,
-  // not returned.
-  POMAI_RETURN_IF_ERROR(seg->Verify());
   const char* base = seg->base();
   auto off = [base](std::string_view s) { return static_cast<uint64_t>(s.data() - base); };
   if (seg->info().shard != kKvSegmentMarker || seg->row_count() != 0) {
     return Status::Corruption(path, 24, "not a keyspace segment (u64-id segment in a keyspace database)");
+  }
+  std::string_view format = seg->Section(kKvFormat);
+  if (format.data() == nullptr) {
+    return Status::Corruption(path, seg->file_size() - segment::kFooterSize,
+                              "unsupported keyspace segment format version 1");
+  }
+  if (format.size() != 8 || DecodeFixed32(reinterpret_cast<const uint8_t*>(format.data())) != kKvFormatVersion ||
+      DecodeFixed32(reinterpret_cast<const uint8_t*>(format.data()) + 4) != 0) {
+    const uint32_t v = format.size() >= 4 ? DecodeFixed32(reinterpret_cast<const uint8_t*>(format.data())) : 0;
+    return Status::Corruption(path, off(format), "unsupported keyspace segment format version " + std::to_string(v));
   }
   std::string_view ent = seg->Section(kKvEntries), keys = seg->Section(kKvKeys), values = seg->Section(kKvValues),
                    groups = seg->Section(kKvGroups), rows = seg->Section(kKvVectorRows),
@@ -253,116 +294,244 @@ Result<std::shared_ptr<Segment>> Segment::Open(Env* env, const std::string& path
       rows.data() == nullptr || data.data() == nullptr) {
     return Status::Corruption(path, seg->file_size() - segment::kFooterSize, "a keyspace section is missing");
   }
-  if (ent.size() % kEntrySize != 0) return Status::Corruption(path, off(ent), "entries section size is not a multiple of 48");
-  if (groups.size() % kGroupSize != 0) return Status::Corruption(path, off(groups), "group table size is not a multiple of 32");
+  if (ent.size() % kEntrySize != 0) return Status::Corruption(path, off(ent), "entries section size is not a multiple of 56");
+  if (groups.size() % kGroupSize != 0) return Status::Corruption(path, off(groups), "group table size is not a multiple of 48");
   if (rows.size() % 4 != 0) return Status::Corruption(path, off(rows), "vector row section size is not a multiple of 4");
+  if (reinterpret_cast<uintptr_t>(ent.data()) % 8 != 0 || reinterpret_cast<uintptr_t>(rows.data()) % 4 != 0 ||
+      reinterpret_cast<uintptr_t>(data.data()) % 64 != 0) {
+    return Status::Corruption(path, off(ent), "a keyspace section is misaligned");
+  }
   std::shared_ptr<Segment> s(new Segment());
   s->number_ = number;
   s->seg_ = seg;
   s->n_ = ent.size() / kEntrySize;
   s->entries_ = reinterpret_cast<const uint8_t*>(ent.data());
   s->keys_ = keys.data();
+  s->keys_size_ = keys.size();
   s->values_ = values.data();
+  s->values_size_ = values.size();
   const uint32_t* row_idx = reinterpret_cast<const uint32_t*>(rows.data());
   const uint64_t total_rows = rows.size() / 4;
-  s->row_ptr_.assign(s->n_, nullptr);
   const size_t group_count = groups.size() / kGroupSize;
-  std::vector<uint32_t> group_of(s->n_, kNoGroup);  // per entry: the group holding its row
+  s->groups_.reserve(group_count);
   for (size_t gi = 0; gi < group_count; ++gi) {
     const uint8_t* ge = reinterpret_cast<const uint8_t*>(groups.data()) + gi * kGroupSize;
     const uint64_t at = off(groups) + gi * kGroupSize;
+    if (crc32c::Value(ge, 44) != DecodeFixed32(ge + 44) || ge[1] != 0 || ge[2] != 0 || ge[3] != 0 ||
+        DecodeFixed32(ge + 40) != 0) {
+      return Status::Corruption(path, at, "vector group " + std::to_string(gi) + " descriptor checksum mismatch");
+    }
     Group g;
     g.ns = ge[0];
     g.dim = DecodeFixed32(ge + 4);
     g.rows = DecodeFixed64(ge + 8);
     const uint64_t data_off = DecodeFixed64(ge + 16);
     const uint64_t rows_off = DecodeFixed64(ge + 24);
+    g.data_crc = DecodeFixed32(ge + 32);
+    g.rows_crc = DecodeFixed32(ge + 36);
     uint64_t bytes = 0, end = 0, rows_end = 0;
     if (g.dim == 0 || g.dim > 65535 || data_off % 64 != 0 || MulOverflows(g.rows, uint64_t{g.dim} * 4, &bytes) ||
         AddOverflows(data_off, bytes, &end) || end > data.size() || AddOverflows(rows_off, g.rows, &rows_end) ||
-        rows_end > total_rows) {
+        rows_end > total_rows || g.rows > s->n_) {
       return Status::Corruption(path, at, "vector group " + std::to_string(gi) + " lies outside its sections");
     }
     g.data = reinterpret_cast<const float*>(data.data() + data_off);
     g.entries = row_idx + rows_off;
-    for (uint64_t r = 0; r < g.rows; ++r) {
-      const uint32_t e = g.entries[r];
-      if (e >= s->n_ || s->row_ptr_[e] != nullptr) {
-        return Status::Corruption(path, off(rows) + (rows_off + r) * 4, "vector row names a bad or repeated entry");
-      }
-      s->row_ptr_[e] = g.data + r * g.dim;
-      group_of[e] = static_cast<uint32_t>(gi);
-    }
     s->groups_.push_back(g);
   }
-  for (size_t i = 0; i < s->n_; ++i) {
-    const uint8_t* e = s->entry(i);
-    const uint64_t at = off(ent) + i * kEntrySize;
-    const uint64_t key_off = DecodeFixed64(e), val_off = DecodeFixed64(e + 24), val_len = DecodeFixed64(e + 32);
-    const uint32_t key_len = DecodeFixed32(e + 8), dim = DecodeFixed32(e + 40), group = DecodeFixed32(e + 44);
-    const uint8_t kind = e[12], metric = e[13], has_meta = e[14];
-    uint64_t end = 0;
-    if (key_len == 0 || AddOverflows(key_off, key_len, &end) || end > keys.size())
-      return Status::Corruption(path, at, "entry " + std::to_string(i) + " key lies outside the key section");
-    if (AddOverflows(val_off, val_len, &end) || end > values.size())
-      return Status::Corruption(path, at + 24, "entry " + std::to_string(i) + " value lies outside the value section");
-    if (kind < 1 || kind > 3 || metric > 2 || has_meta > 1 || e[15] != 0)
-      return Status::Corruption(path, at + 12, "entry " + std::to_string(i) + " has a bad kind, metric or flag");
-    const bool is_vec = kind == static_cast<uint8_t>(ValueKind::kVector);
-    if (is_vec != (s->row_ptr_[i] != nullptr) || (is_vec && (group != group_of[i] || s->groups_[group].dim != dim)) ||
-        (!is_vec && (dim != 0 || group != kNoGroup))) {
-      return Status::Corruption(path, at + 40, "entry " + std::to_string(i) + " and the vector groups disagree");
-    }
-    if (i > 0 && !(s->key(i - 1) < s->key(i)))
-      return Status::Corruption(path, at, "entry " + std::to_string(i) + " key is not above the previous one");
-  }
+  s->group_checks_.reset(new GroupCheck[group_count]);
   return s;
 }
 
-std::string_view Segment::key(size_t i) const {
-  const uint8_t* e = entry(i);
-  return std::string_view(keys_ + DecodeFixed64(e), DecodeFixed32(e + 8));
+uint64_t Segment::EntryOffset(size_t i) const {
+  return static_cast<uint64_t>(reinterpret_cast<const char*>(entry(i)) - seg_->base());
 }
 
-uint64_t Segment::seq(size_t i) const { return DecodeFixed64(entry(i) + 16); }
+Status Segment::Bad(uint64_t offset, const std::string& what) const { return Status::Corruption(path(), offset, what); }
 
-VersionView Segment::view(size_t i) const {
+Status Segment::Key(size_t i, std::string_view* key) const {
   const uint8_t* e = entry(i);
-  VersionView v;
-  v.seq = DecodeFixed64(e + 16);
-  v.kind = static_cast<ValueKind>(e[12]);
-  v.metric = static_cast<simd::Metric>(e[13]);
-  v.has_metadata = e[14] != 0;
-  v.bytes = std::string_view(values_ + DecodeFixed64(e + 24), DecodeFixed64(e + 32));
-  v.vec = row_ptr_[i];
-  v.dim = DecodeFixed32(e + 40);
-  return v;
+  const uint64_t key_off = DecodeFixed64(e);
+  const uint32_t key_len = DecodeFixed32(e + 8);
+  uint64_t end = 0;
+  if (key_len == 0 || AddOverflows(key_off, key_len, &end) || end > keys_size_)
+    return Bad(EntryOffset(i), "entry " + std::to_string(i) + " key lies outside the key section");
+  *key = std::string_view(keys_ + key_off, key_len);
+  return Status::OK();
 }
 
-size_t Segment::LowerBound(std::string_view k) const {
+Status Segment::Read(size_t i, std::string_view* key, VersionView* out) const {
+  return ReadEntry(i, key, out, true);
+}
+
+Status Segment::ReadEntry(size_t i, std::string_view* key, VersionView* out, bool check_crc) const {
+  POMAI_RETURN_IF_ERROR(Key(i, key));
+  const uint8_t* e = entry(i);
+  const uint64_t at = EntryOffset(i);
+  const uint64_t val_off = DecodeFixed64(e + 24), val_len = DecodeFixed64(e + 32);
+  const uint32_t dim = DecodeFixed32(e + 40), group = DecodeFixed32(e + 44), row = DecodeFixed32(e + 48);
+  const uint8_t kind = e[12], metric = e[13], has_meta = e[14];
+  uint64_t end = 0;
+  if (AddOverflows(val_off, val_len, &end) || end > values_size_)
+    return Bad(at + 24, "entry " + std::to_string(i) + " value lies outside the value section");
+  if (kind < 1 || kind > 3 || metric > 2 || has_meta > 1 || e[15] != 0 ||
+      (kind == static_cast<uint8_t>(ValueKind::kTombstone) && val_len != 0))
+    return Bad(at + 12, "entry " + std::to_string(i) + " has a bad kind, metric or flag");
+  const float* vec = nullptr;
+  if (kind == static_cast<uint8_t>(ValueKind::kVector)) {
+    if (group >= groups_.size() || groups_[group].dim != dim || row >= groups_[group].rows)
+      return Bad(at + 40, "entry " + std::to_string(i) + " and the vector groups disagree");
+    vec = groups_[group].data + uint64_t{row} * dim;
+  } else if (dim != 0 || group != kNoGroup || row != kNoGroup) {
+    return Bad(at + 40, "entry " + std::to_string(i) + " and the vector groups disagree");
+  }
+  if (check_crc) {
+    uint32_t crc = crc32c::Value(e, 52);
+    crc = crc32c::Extend(crc, key->data(), key->size());
+    crc = crc32c::Extend(crc, values_ + val_off, val_len);
+    if (vec != nullptr) crc = crc32c::Extend(crc, vec, uint64_t{dim} * sizeof(float));
+    if (crc != DecodeFixed32(e + 52)) return Bad(at, "entry " + std::to_string(i) + " checksum mismatch");
+  }
+  out->seq = DecodeFixed64(e + 16);
+  out->kind = static_cast<ValueKind>(kind);
+  out->metric = static_cast<simd::Metric>(metric);
+  out->has_metadata = has_meta != 0;
+  out->bytes = std::string_view(values_ + val_off, val_len);
+  out->vec = vec;
+  out->dim = dim;
+  return Status::OK();
+}
+
+Status Segment::LowerBound(std::string_view k, size_t* out) const {
   size_t lo = 0, hi = n_;
   while (lo < hi) {
     const size_t mid = lo + (hi - lo) / 2;
-    if (key(mid) < k) {
+    const uint8_t* e = entry(mid);
+    const uint64_t key_off = DecodeFixed64(e);
+    const uint32_t key_len = DecodeFixed32(e + 8);
+    uint64_t end = 0;
+    if (key_len == 0 || AddOverflows(key_off, key_len, &end) || end > keys_size_) {
+      std::string_view unused;
+      return Key(mid, &unused);  // the Corruption naming the entry
+    }
+    if (std::string_view(keys_ + key_off, key_len) < k) {
       lo = mid + 1;
     } else {
       hi = mid;
     }
   }
-  return lo;
+  *out = lo;
+  return Status::OK();
 }
 
-bool Segment::Get(std::string_view k, uint64_t snap, VersionView* out) const {
-  const size_t i = LowerBound(k);
-  if (i >= n_ || key(i) != k || seq(i) > snap) return false;
-  *out = view(i);
-  return true;
+namespace {
+// Finds `k`: *found and its checked version, or a miss proven by the checked
+// entries on both sides (so a damaged key on the search path cannot hide it).
+Status FindChecked(const Segment& seg, std::string_view k, bool* found, VersionView* out) {
+  *found = false;
+  size_t i = 0;
+  POMAI_RETURN_IF_ERROR(seg.LowerBound(k, &i));
+  std::string_view key;
+  if (i < seg.size()) {
+    POMAI_RETURN_IF_ERROR(seg.Read(i, &key, out));
+    if (key == k) {
+      *found = true;
+      return Status::OK();
+    }
+    if (key < k) return Status::Corruption(seg.path(), seg.EntryOffset(i), "entry " + std::to_string(i) + " key is out of order");
+  }
+  if (i > 0) {
+    VersionView prev;
+    POMAI_RETURN_IF_ERROR(seg.Read(i - 1, &key, &prev));
+    if (!(key < k))
+      return Status::Corruption(seg.path(), seg.EntryOffset(i - 1), "entry " + std::to_string(i - 1) + " key is out of order");
+  }
+  return Status::OK();
+}
+}  // namespace
+
+Status Segment::Get(std::string_view k, uint64_t snap, VersionView* out, bool* found) const {
+  VersionView v;
+  POMAI_RETURN_IF_ERROR(FindChecked(*this, k, found, &v));
+  if (*found && v.seq > snap) *found = false;
+  if (*found) *out = v;
+  return Status::OK();
 }
 
-uint64_t Segment::LatestSeq(std::string_view k) const {
-  const size_t i = LowerBound(k);
-  if (i >= n_ || key(i) != k) return 0;
-  return seq(i);
+Status Segment::LatestSeq(std::string_view k, uint64_t* seq) const {
+  VersionView v;
+  bool found = false;
+  POMAI_RETURN_IF_ERROR(FindChecked(*this, k, &found, &v));
+  *seq = found ? v.seq : 0;
+  return Status::OK();
+}
+
+Status Segment::CheckGroup(size_t gi) const {
+  GroupCheck& c = group_checks_[gi];
+  std::call_once(c.once, [&] {
+    const Group& g = groups_[gi];
+    const uint64_t at = static_cast<uint64_t>(seg_->Section(kKvGroups).data() - seg_->base()) + gi * kGroupSize;
+    if (crc32c::Value(g.data, g.rows * g.dim * sizeof(float)) != g.data_crc) {
+      c.status = Bad(static_cast<uint64_t>(reinterpret_cast<const char*>(g.data) - seg_->base()),
+                     "vector group " + std::to_string(gi) + " data checksum mismatch (group at " + std::to_string(at) + ")");
+    } else if (crc32c::Value(g.entries, g.rows * 4) != g.rows_crc) {
+      c.status = Bad(static_cast<uint64_t>(reinterpret_cast<const char*>(g.entries) - seg_->base()),
+                     "vector group " + std::to_string(gi) + " row list checksum mismatch (group at " + std::to_string(at) + ")");
+    } else {
+      const size_t words = (g.rows + 63) / 64;
+      c.bits.reset(new std::atomic<uint64_t>[words]);
+      for (size_t w = 0; w < words; ++w) c.bits[w].store(0, std::memory_order_relaxed);
+      c.verified.store(c.bits.get(), std::memory_order_release);
+    }
+  });
+  return c.status;
+}
+
+Status Segment::ReadRow(size_t gi, uint64_t r, std::string_view* key, VersionView* out) const {
+  const Group& g = groups_[gi];
+  const uint32_t e = g.entries[r];
+  const uint64_t at = static_cast<uint64_t>(reinterpret_cast<const char*>(g.entries + r) - seg_->base());
+  if (e >= n_) return Bad(at, "vector row names entry " + std::to_string(e) + ", beyond the entries");
+  std::atomic<uint64_t>* verified = group_checks_[gi].verified.load(std::memory_order_acquire);
+  const uint64_t bit = uint64_t{1} << (r % 64);
+  const bool known_good = verified != nullptr && (verified[r / 64].load(std::memory_order_relaxed) & bit) != 0;
+  POMAI_RETURN_IF_ERROR(ReadEntry(e, key, out, !known_good));
+  const uint8_t* en = entry(e);
+  if (DecodeFixed32(en + 44) != gi || DecodeFixed32(en + 48) != r)
+    return Bad(at, "vector row names entry " + std::to_string(e) + ", which names another row");
+  if (verified != nullptr && !known_good) verified[r / 64].fetch_or(bit, std::memory_order_relaxed);
+  return Status::OK();
+}
+
+Status Segment::VerifyAll() const {
+  POMAI_RETURN_IF_ERROR(seg_->Verify());
+  std::string_view prev;
+  uint64_t vectors = 0;
+  for (size_t i = 0; i < n_; ++i) {
+    std::string_view key;
+    VersionView v;
+    POMAI_RETURN_IF_ERROR(Read(i, &key, &v));
+    if (i > 0 && !(prev < key)) return Bad(EntryOffset(i), "entry " + std::to_string(i) + " key is not above the previous one");
+    prev = key;
+    if (v.kind == ValueKind::kVector) ++vectors;
+  }
+  uint64_t rows = 0;
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    POMAI_RETURN_IF_ERROR(CheckGroup(gi));
+    for (uint64_t r = 0; r < groups_[gi].rows; ++r) {
+      std::string_view key;
+      VersionView v;
+      POMAI_RETURN_IF_ERROR(ReadRow(gi, r, &key, &v));
+      if (key.empty() || static_cast<uint8_t>(key[0]) != groups_[gi].ns)
+        return Bad(EntryOffset(groups_[gi].entries[r]), "entry in vector group " + std::to_string(gi) + " of another namespace");
+    }
+    rows += groups_[gi].rows;
+  }
+  if (rows != vectors) {
+    return Bad(static_cast<uint64_t>(seg_->Section(kKvGroups).data() - seg_->base()),
+               "vector groups hold " + std::to_string(rows) + " rows for " + std::to_string(vectors) + " vector entries");
+  }
+  return Status::OK();
 }
 
 // ---------------------------------------------------------------------------

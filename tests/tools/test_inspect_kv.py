@@ -67,8 +67,8 @@ def test_segment_names_the_kv_sections(inspect_tool, kv_dir):
     r = run.json
     assert r["keyspace"] is True and r["kv"]["entries"] == 11
     names = {s["kind"]: s["name"] for s in r["sections"]}
-    assert [names[k] for k in range(64, 70)] == ["kv entries", "kv keys", "kv values", "kv groups",
-                                                "kv vector rows", "kv vector data"]
+    assert [names[k] for k in range(64, 71)] == ["kv entries", "kv keys", "kv values", "kv groups",
+                                                "kv vector rows", "kv vector data", "kv format"]
     assert all(s["crc_ok"] for s in r["sections"])
     text = inspect_tool("segment", seg)
     assert text.code == 0 and "kv vector data" in text.out and "keyspace segment: 11 entries" in text.out
