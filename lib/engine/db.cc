@@ -674,15 +674,18 @@ Status DB::Get(uint64_t id, std::vector<float>* vector, std::string* metadata) {
   return not_found();
 }
 
+std::vector<ShardView> DB::SnapshotViews() {
+  std::vector<ShardView> views;
+  views.reserve(shards_.size());
+  std::lock_guard<std::mutex> v(version_mu_);
+  const uint64_t snapshot = applied_seq_.load(std::memory_order_acquire);
+  for (auto& sh : shards_) views.push_back({sh.get(), sh->mem, sh->imm, sh->segments, snapshot});
+  return views;
+}
+
 Result<uint64_t> DB::Count() {
   if (closed_) return Status::Closed("database is closed");
-  // One snapshot for every shard, as a search takes it.
-  std::vector<ShardView> views;
-  {
-    std::lock_guard<std::mutex> v(version_mu_);
-    const uint64_t snapshot = applied_seq_.load(std::memory_order_acquire);
-    for (auto& sh : shards_) views.push_back({sh.get(), sh->mem, sh->imm, sh->segments, snapshot});
-  }
+  const std::vector<ShardView> views = SnapshotViews();  // one snapshot for every shard, as a search takes it
   uint64_t total = 0;
   for (const ShardView& view : views) {
     std::shared_lock<std::shared_mutex> l(view.shard->mem_mu);
@@ -747,13 +750,7 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
   const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(budget_ms);
   const size_t ef_default = ef_search ? ef_search : options_.hnsw_ef_search;
 
-  std::vector<ShardView> views;
-  views.reserve(shards_.size());
-  {
-    std::lock_guard<std::mutex> v(version_mu_);
-    const uint64_t snapshot = applied_seq_.load(std::memory_order_acquire);
-    for (auto& sh : shards_) views.push_back({sh.get(), sh->mem, sh->imm, sh->segments, snapshot});
-  }
+  const std::vector<ShardView> views = SnapshotViews();
   // Graph searches are one task per few queries; exact scans one task per row chunk, all queries.
   const size_t workers = pool_ ? pool_->size() + 1 : 1;
   const size_t q_chunk = std::max<size_t>(1, std::min<size_t>(16, n / (2 * workers)));

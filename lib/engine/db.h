@@ -65,6 +65,8 @@ struct WriteOp {
 // index). Called from one thread at a time, from engine threads.
 using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
 
+struct ShardView;  // a consistent view of one shard (engine/db_impl.h)
+
 class DB {
  public:
   // Opens or creates the database. See pomai_open in include/pomai/pomai.h
@@ -159,6 +161,9 @@ class DB {
   // Inside wal_->RunExclusive: a new log file, durable in the directory, becomes current.
   Status SwitchLogFile();
   Status CheckWritable();
+  // Every shard's layers and the sequence number they are read at, taken
+  // together: what one search (or count) sees.
+  std::vector<ShardView> SnapshotViews();
 
   Options options_;
   Env* env_;
