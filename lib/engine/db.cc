@@ -680,6 +680,13 @@ std::vector<ShardView> DB::SnapshotViews() {
   std::lock_guard<std::mutex> v(version_mu_);
   const uint64_t snapshot = applied_seq_.load(std::memory_order_acquire);
   for (auto& sh : shards_) views.push_back({sh.get(), sh->mem, sh->imm, sh->segments, snapshot});
+  // Every version at or before `snapshot` was applied before applied_seq_
+  // published it, and rows are appended in sequence order: a memtable whose
+  // first row is newer than the snapshot (or that has none) hides nothing.
+  for (ShardView& view : views) {
+    std::shared_lock<std::shared_mutex> l(view.shard->mem_mu);
+    view.mem_may_shadow = view.mem->rows() > 0 && view.mem->first_seq(0) <= snapshot;
+  }
   return views;
 }
 
@@ -818,9 +825,13 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
       const LiveSegment& live = *view.segments[task.layer];
       const uint64_t* ids = live.seg->ids();
       auto is_live = [&](uint32_t row) {
+        if (!view.mem_may_shadow) return !view.Shadowed(ids[row], task.layer);
         std::shared_lock<std::shared_mutex> l(view.shard->mem_mu);
         return !view.Shadowed(ids[row], task.layer);
       };
+      // With nothing newer, every row is live: the walk skips the filter.
+      const index::RowFilter filter =
+          view.NothingNewerThan(task.layer) ? index::RowFilter() : index::RowFilter(is_live);
       std::vector<index::Neighbor> found;
       for (size_t q = task.q_begin; q < task.q_end; ++q) {
         if (expired.load(std::memory_order_relaxed) || (has_deadline && Clock::now() > deadline)) {
@@ -835,7 +846,7 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
                        [&](size_t r, uint64_t) { return is_live(static_cast<uint32_t>(r)); });
           continue;
         }
-        Status s = live.graph->Search(queries + q * dim, k, std::max(k, ef_default), is_live, &found);
+        Status s = live.graph->Search(queries + q * dim, k, std::max(k, ef_default), filter, &found);
         if (!s.ok()) {
           errors[t] = s;
           return;
@@ -855,6 +866,7 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
       scan(imm.vectors(), task.begin, task.end, [&](size_t r) { return imm.id(r); },
            [&](size_t r, uint64_t id) {
              if (!imm.VisibleAt(r, view.snapshot_seq)) return false;
+             if (!view.mem_may_shadow) return true;
              std::shared_lock<std::shared_mutex> l(view.shard->mem_mu);
              return !view.Shadowed(id, -1);
            });
@@ -863,6 +875,8 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
       const uint64_t* ids = seg.ids();
       scan(seg.vectors(), task.begin, task.end, [&](size_t r) { return ids[r]; },
            [&](size_t, uint64_t id) {
+             if (view.NothingNewerThan(task.layer)) return true;
+             if (!view.mem_may_shadow) return !view.Shadowed(id, task.layer);
              std::shared_lock<std::shared_mutex> l(view.shard->mem_mu);
              return !view.Shadowed(id, task.layer);
            });

@@ -72,11 +72,23 @@ struct ShardView {
   // batch applied while a search runs is invisible to it in every shard.
   uint64_t snapshot_seq = UINT64_MAX;
 
+  // False when `mem` held no version written at or before snapshot_seq when
+  // the view was taken (set by DB::SnapshotViews): mem then hides nothing
+  // from the view, and reading the older layers needs no mem_mu.
+  bool mem_may_shadow = true;
+
+  // Whether nothing newer than segment `seg_index` (-1: imm) can hide any of
+  // its ids from this view, so a search may skip Shadowed for its rows.
+  bool NothingNewerThan(int seg_index) const {
+    return !mem_may_shadow && (seg_index == -1 || (imm == nullptr && seg_index == 0));
+  }
+
   // Whether a layer newer than segment `seg_index` (-1: newer than imm,
-  // -2: newer than mem) says anything about `id`. Call with mem_mu shared.
+  // -2: newer than mem) says anything about `id`. Call with mem_mu shared
+  // unless mem_may_shadow is false.
   bool Shadowed(uint64_t id, int seg_index) const {
     if (seg_index == -2) return false;
-    if (mem->HoldsAt(id, snapshot_seq)) return true;
+    if (mem_may_shadow && mem->HoldsAt(id, snapshot_seq)) return true;
     if (seg_index == -1) return false;
     if (imm && imm->HoldsAt(id, snapshot_seq)) return true;
     for (int j = 0; j < seg_index; ++j) {
