@@ -168,6 +168,7 @@ std::string SectionName(uint32_t kind, bool kv = false) {
     case index::kHnswUpperLinks: return "hnsw upper links";
     case index::kHnswSq8Params: return "hnsw sq8 params";
     case index::kHnswSq8Codes: return "hnsw sq8 codes";
+    case index::kHnswSq8Norms: return "hnsw sq8 norms";
   }
   return kind >= index::kFirstIndexKind && kind <= index::kLastIndexKind ? "index (unknown)" : "extra (unknown)";
 }

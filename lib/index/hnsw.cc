@@ -26,7 +26,7 @@ using internal::FarthestOnTop;
 
 namespace {
 
-constexpr uint32_t kNumKinds = 7;
+constexpr uint32_t kNumKinds = 8;
 
 const char* KindName(uint32_t kind) {
   switch (kind) {
@@ -37,6 +37,7 @@ const char* KindName(uint32_t kind) {
     case kHnswUpperLinks: return "hnsw upper links";
     case kHnswSq8Params: return "hnsw sq8 params";
     case kHnswSq8Codes: return "hnsw sq8 codes";
+    case kHnswSq8Norms: return "hnsw sq8 norms";
   }
   return "hnsw";
 }
@@ -89,7 +90,9 @@ struct FloatScorer {
   // The first line: the kernel prefetches the rest of the rows it scores.
   void Prefetch(Row r) const { __builtin_prefetch(r); }
   std::vector<Row>& Rows(SearchScratch& s) const { return s.rows; }
-  void Score(const Row* rows, size_t n, float* out) const { simd::ScoreGather(metric, query, rows, n, dim, out); }
+  void Score(const Row* rows, const uint32_t* /*ids*/, size_t n, float* out) const {
+    simd::ScoreGather(metric, query, rows, n, dim, out);
+  }
 };
 
 struct Sq8Scorer {
@@ -103,7 +106,9 @@ struct Sq8Scorer {
     for (uint64_t b = 0; b < stride; b += 64) __builtin_prefetch(r + b);
   }
   std::vector<Row>& Rows(SearchScratch& s) const { return s.codes; }
-  void Score(const Row* rows, size_t n, float* out) const { sq8::ScoreGather(*query, rows, n, out); }
+  void Score(const Row* rows, const uint32_t* ids, size_t n, float* out) const {
+    sq8::ScoreGather(*query, rows, ids, n, out);
+  }
 };
 
 }  // namespace
@@ -178,7 +183,10 @@ Result<HnswGraph> HnswGraph::Open(const std::function<std::string_view(uint32_t 
     return corrupt(kHnswHeader, hnsw_header::kMetric, "graph metric " + std::to_string(metric_byte) +
                                                           " differs from the segment's");
   }
-  if ((flags & ~kFlagSq8) != 0) return corrupt(kHnswHeader, hnsw_header::kFlags, "unknown flags");
+  if ((flags & ~(kFlagSq8 | kFlagSq8Norms)) != 0) return corrupt(kHnswHeader, hnsw_header::kFlags, "unknown flags");
+  if ((flags & kFlagSq8Norms) != 0 && (flags & kFlagSq8) == 0) {
+    return corrupt(kHnswHeader, hnsw_header::kFlags, "sq8 norms flag without sq8");
+  }
   if (g.rows_ > kMaxRows) return corrupt(kHnswHeader, hnsw_header::kRows, "too many rows");
   if (g.reused_rows_ > g.rows_) return corrupt(kHnswHeader, hnsw_header::kReusedRows, "more reused rows than rows");
   if (g.upper_blocks_ > std::numeric_limits<uint32_t>::max()) {
@@ -188,13 +196,15 @@ Result<HnswGraph> HnswGraph::Open(const std::function<std::string_view(uint32_t 
 
   // Exact section sizes, all products checked.
   const bool has_sq8 = (flags & kFlagSq8) != 0;
-  uint64_t sizes[kNumKinds] = {kHnswHeaderSize, g.rows_, 0, 0, 0, 0, 0};
+  const bool has_norms = (flags & kFlagSq8Norms) != 0;
+  uint64_t sizes[kNumKinds] = {kHnswHeaderSize, g.rows_, 0, 0, 0, 0, 0, 0};
   uint64_t stride0 = 0, stride_up = 0;
   if (AddOverflows(g.m0_, 1, &stride0) || MulOverflows(g.rows_, stride0, &sizes[2]) ||
       MulOverflows(sizes[2], 4, &sizes[2]) || MulOverflows(g.rows_, 4, &sizes[3]) ||
       AddOverflows(g.m_, 1, &stride_up) || MulOverflows(g.upper_blocks_, stride_up, &sizes[4]) ||
       MulOverflows(sizes[4], 4, &sizes[4]) ||
       (has_sq8 && (MulOverflows(g.dim_, 8, &sizes[5]) || MulOverflows(g.rows_, sq8::Stride(g.dim_), &sizes[6]))) ||
+      (has_norms && MulOverflows(g.rows_, 4, &sizes[7])) ||
       sizes[2] > SIZE_MAX || sizes[4] > SIZE_MAX || sizes[6] > SIZE_MAX) {
     return corrupt(kHnswHeader, hnsw_header::kRows, "section sizes overflow");
   }
@@ -203,7 +213,7 @@ Result<HnswGraph> HnswGraph::Open(const std::function<std::string_view(uint32_t 
       return corrupt(kHnswHeader + i, 0, "section is " + std::to_string(views[i].size()) +
                                              " bytes, the header implies " + std::to_string(sizes[i]));
     }
-    const bool words = i >= 2 && i <= 5;  // u32 and f32 sections
+    const bool words = (i >= 2 && i <= 5) || i == 7;  // u32 and f32 sections
     if (words && reinterpret_cast<uintptr_t>(views[i].data()) % alignof(uint32_t) != 0) {
       return Status::InvalidArgument(file_for_errors + ": " + KindName(kHnswHeader + i) +
                                      " is not 4-byte aligned in memory");
@@ -217,6 +227,7 @@ Result<HnswGraph> HnswGraph::Open(const std::function<std::string_view(uint32_t 
   if (has_sq8) {
     g.sq8_params_ = reinterpret_cast<const float*>(views[5].data());
     g.sq8_codes_ = reinterpret_cast<const uint8_t*>(views[6].data());
+    if (has_norms) g.sq8_norms_ = reinterpret_cast<const float*>(views[7].data());
     if (g.rows_ > 0) g.traversal_ = Traversal::kSq8;
   }
 
@@ -280,7 +291,7 @@ Status HnswGraph::Search(const float* query, size_t k, size_t ef, RowFilter is_l
   }
   std::vector<Cand>& results = s.results;
   if (traversal_ == Traversal::kSq8) {
-    s.sq8_query.Prepare(metric_, query, sq8_params_, sq8_params_ + dim_, dim_);
+    s.sq8_query.Prepare(metric_, query, sq8_params_, sq8_params_ + dim_, dim_, sq8_norms_);
     POMAI_RETURN_IF_ERROR(Walk(Sq8Scorer{sq8_codes_, sq8::Stride(dim_), &s.sq8_query}, ef, is_live));
     // Re-score the ef best exactly.
     for (size_t i = 0; i < results.size(); ++i) s.rows[i] = vectors_ + uint64_t{results[i].id} * dim_;
@@ -316,7 +327,7 @@ Status HnswGraph::Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const
   uint32_t cur = entry_;
   float score;
   const Row entry_row = scorer.At(cur);
-  scorer.Score(&entry_row, 1, &score);
+  scorer.Score(&entry_row, &cur, 1, &score);
   float cur_d = Distance(score);
   for (uint32_t level = max_level_; level >= 1; --level) {
     for (bool changed = true; changed;) {
@@ -338,7 +349,7 @@ Status HnswGraph::Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const
         }
         rows_buf[j] = scorer.At(id);
       }
-      scorer.Score(rows_buf, count, scores);
+      scorer.Score(rows_buf, links + 1, count, scores);
       for (uint32_t j = 0; j < count; ++j) {
         const float d = Distance(scores[j]);
         if (d < cur_d) {
@@ -403,7 +414,7 @@ Status HnswGraph::Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const
     if (n == 0) continue;
     // The next node to expand is most likely the best one already queued.
     if (!candidates.empty()) PrefetchLinks(layer0 + candidates.front().id * stride, stride);
-    scorer.Score(rows_buf, n, scores);
+    scorer.Score(rows_buf, ids, n, scores);
     for (size_t i = 0; i < n; ++i) {
       const float d = Distance(scores[i]);
       if (results.size() < ef || d < bound) {
@@ -510,6 +521,15 @@ Status HnswGraph::Verify() const {
         }
       }
     }
+    // Each norm is what the codes imply (recomputed the way the build computed it).
+    for (uint64_t r = 0; r < rows_ && sq8_norms_ != nullptr; ++r) {
+      const float want = sq8::RowNorm(metric_, sq8_params_, sq8_params_ + dim_, sq8_codes_ + r * stride, dim_);
+      const float got = sq8_norms_[r];
+      if (!(std::fabs(got - want) <= 1e-6f * std::fabs(want))) {
+        return LinkCorruption(kHnswSq8Norms, r * 4, "sq8 norm of row " + std::to_string(r) + " is " +
+                                                      std::to_string(got) + ", its codes give " + std::to_string(want));
+      }
+    }
   }
   return Status::OK();
 }
@@ -527,7 +547,8 @@ Result<HnswStats> HnswGraph::Stats() const {
   st.sq8 = sq8_codes_ != nullptr;
   st.reused_rows = reused_rows_;
   st.bytes = kHnswHeaderSize + rows_ + rows_ * (uint64_t{m0_} + 1) * 4 + rows_ * 4 +
-             upper_blocks_ * (uint64_t{m_} + 1) * 4 + (st.sq8 ? 8 * uint64_t{dim_} + rows_ * sq8::Stride(dim_) : 0);
+             upper_blocks_ * (uint64_t{m_} + 1) * 4 + (st.sq8 ? 8 * uint64_t{dim_} + rows_ * sq8::Stride(dim_) : 0) +
+             (sq8_norms_ != nullptr ? rows_ * 4 : 0);
   st.nodes_per_level.assign(max_level_ + 1, 0);
   for (uint64_t r = 0; r < rows_; ++r) {
     if (levels_[r] > max_level_) {

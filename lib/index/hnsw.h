@@ -223,7 +223,7 @@ class HnswGraph {
   template <class Scorer>
   Status Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const;
 
-  static constexpr uint32_t kNumSections = 7;
+  static constexpr uint32_t kNumSections = 8;
   std::string file_;
   uint64_t section_offset_[kNumSections] = {};  // file offset of each section, or 0
   bool file_offsets_ = false;
@@ -248,6 +248,7 @@ class HnswGraph {
   const uint32_t* upper_links_ = nullptr;
   const float* sq8_params_ = nullptr;  // dim mins, then dim scales
   const uint8_t* sq8_codes_ = nullptr;
+  const float* sq8_norms_ = nullptr;  // null: scored with the float kernel
   Traversal traversal_ = Traversal::kFloat32;
 };
 

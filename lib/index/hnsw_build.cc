@@ -249,6 +249,9 @@ void Builder::SearchLayer(const float* q, uint32_t self, Cand entry, uint32_t le
     candidates.pop_back();
 
     const uint32_t count = ReadLinks(c.id, level, s.links.data());
+    // As the search walk does: start loading the marks, then the rows to
+    // score, then the links of the next node to expand, before using them.
+    for (uint32_t j = 0; j < count; ++j) __builtin_prefetch(marks + s.links[j]);
     size_t n = 0;
     for (uint32_t j = 0; j < count; ++j) {
       const uint32_t id = s.links[j];
@@ -256,8 +259,10 @@ void Builder::SearchLayer(const float* q, uint32_t self, Cand entry, uint32_t le
       marks[id] = epoch;
       s.ids[n] = id;
       s.rows[n] = Vec(id);
+      __builtin_prefetch(s.rows[n]);
       ++n;
     }
+    if (!candidates.empty()) __builtin_prefetch(Links(candidates.front().id, level));
     if (n == 0) continue;
     simd::ScoreGather(metric_, q, s.rows.data(), n, dim_, s.scores.data());
     for (size_t i = 0; i < n; ++i) {
@@ -524,8 +529,8 @@ bool RunAll(size_t n, ThreadPool* pool, const Fn& fn) {
 std::vector<GraphSection> Sections(Arrays* a, const Builder& builder, const float* vectors, size_t rows, uint32_t dim,
                                    simd::Metric metric, const HnswParams& params, uint64_t reused_rows) {
   std::vector<GraphSection> sections;
-  sections.reserve(7);
-  const uint8_t flags = params.sq8 ? kFlagSq8 : 0;
+  sections.reserve(8);
+  const uint8_t flags = params.sq8 ? kFlagSq8 | kFlagSq8Norms : 0;
   sections.push_back(GraphSection{kHnswHeader, EncodeHeader(params.m, builder.max_level(), builder.entry(), rows, dim,
                                                             metric, flags, params.seed, params.ef_construction,
                                                             a->upper_blocks, reused_rows)});
@@ -536,9 +541,12 @@ std::vector<GraphSection> Sections(Arrays* a, const Builder& builder, const floa
   if (params.sq8) {
     GraphSection sq8_params{kHnswSq8Params, {}};
     GraphSection sq8_codes{kHnswSq8Codes, {}};
+    GraphSection sq8_norms{kHnswSq8Norms, {}};
     sq8::Encode(vectors, rows, dim, &sq8_params.bytes, &sq8_codes.bytes);
+    sq8::EncodeNorms(metric, sq8_params.bytes, sq8_codes.bytes, rows, dim, &sq8_norms.bytes);
     sections.push_back(std::move(sq8_params));
     sections.push_back(std::move(sq8_codes));
+    sections.push_back(std::move(sq8_norms));
   }
   return sections;
 }

@@ -1,6 +1,7 @@
 // HNSW graph sections inside a segment file (docs/FORMAT.md, "HNSW graph sections").
 //
-// A graph over a segment of `rows` vectors is five extra sections. Each
+// A graph over a segment of `rows` vectors is five extra sections (plus the
+// SQ8 ones below). Each
 // starts 64-byte aligned in the file, every integer is little-endian, and
 // every u32 array is therefore naturally aligned in the mapping.
 //
@@ -20,6 +21,12 @@
 //   kHnswSq8Codes    rows * sq8::Stride(dim) u8: row r decodes to min + scale * code,
 //                    zero padded
 //
+// With flag kFlagSq8Norms (only together with kFlagSq8), one more:
+//   kHnswSq8Norms    rows f32: a per-row term of the integer scoring kernel
+//                    (sq8::RowNorm): L2 sum_j (scale_j code_j)^2, cosine
+//                    |decoded row|^2, IP 0. Graphs without it (written before
+//                    it existed) are scored with the float kernel.
+//
 // Header (128 bytes):
 //   0   8  magic "POMAIHNS"
 //   8   4  format_version (kHnswFormatVersion)
@@ -31,7 +38,7 @@
 //   32  8  rows
 //   40  4  dim
 //   44  1  metric (0 L2, 1 IP, 2 COSINE)
-//   45  1  flags (kFlagSq8)
+//   45  1  flags (kFlagSq8, kFlagSq8Norms)
 //   46  2  reserved, zero
 //   48  8  seed the levels were drawn with
 //   56  4  ef_construction the graph was built with
@@ -56,13 +63,15 @@ constexpr uint32_t kHnswUpperIndex = 19;
 constexpr uint32_t kHnswUpperLinks = 20;
 constexpr uint32_t kHnswSq8Params = 21;
 constexpr uint32_t kHnswSq8Codes = 22;
+constexpr uint32_t kHnswSq8Norms = 23;
 constexpr uint32_t kFirstIndexKind = 16;
 constexpr uint32_t kLastIndexKind = 31;
 
 constexpr char kHnswMagic[8] = {'P', 'O', 'M', 'A', 'I', 'H', 'N', 'S'};
 constexpr uint32_t kHnswFormatVersion = 1;
 constexpr size_t kHnswHeaderSize = 128;
-constexpr uint8_t kFlagSq8 = 1;  // the SQ8 sections are present
+constexpr uint8_t kFlagSq8 = 1;       // the SQ8 params and codes sections are present
+constexpr uint8_t kFlagSq8Norms = 2;  // so is the SQ8 norms section (needs kFlagSq8)
 
 // Reader bounds: larger values in a header are corruption.
 constexpr uint32_t kMaxLevel = 32;     // levels are drawn capped at this

@@ -2,9 +2,11 @@
 // and dispatched at run time like lib/simd.
 #include "index/sq8.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "index/sq8.cc"
@@ -150,7 +152,83 @@ struct CosineOp {
   float inv_norm;
 };
 
-void ScoreGatherImpl(const Query& q, const uint8_t* const* rows, size_t n, float* HWY_RESTRICT out) {
+// Integer mode: dots[i] = sum_j code_ij * w_j over the stride, four rows at
+// once; the caller checked that the stride is a multiple of the int16 lanes.
+void DotRows(const Query& q, const uint8_t* const* rows, size_t n, int32_t* HWY_RESTRICT dots) {
+  using D16 = hn::ScalableTag<int16_t>;
+  using D32 = hn::Repartition<int32_t, D16>;
+  using D8 = hn::Rebind<uint8_t, D16>;
+  const D16 d16;
+  const D32 d32;
+  const D8 d8;
+  const size_t lanes = hn::Lanes(d16);
+  const size_t stride = q.stride();
+  const int16_t* HWY_RESTRICT w = q.weights();
+  auto codes = [&](const uint8_t* HWY_RESTRICT p) { return hn::PromoteTo(d16, hn::LoadU(d8, p)); };
+  auto total = [&](hn::Vec<D32> s, hn::Vec<D32> t) { return hn::GetLane(hn::SumOfLanes(d32, hn::Add(s, t))); };
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (size_t k = 4; k < 8; ++k) Prefetch(rows, i + k, n, stride);
+    const uint8_t* HWY_RESTRICT r0 = rows[i];
+    const uint8_t* HWY_RESTRICT r1 = rows[i + 1];
+    const uint8_t* HWY_RESTRICT r2 = rows[i + 2];
+    const uint8_t* HWY_RESTRICT r3 = rows[i + 3];
+    auto s0 = hn::Zero(d32), s1 = hn::Zero(d32), s2 = hn::Zero(d32), s3 = hn::Zero(d32);
+    auto t0 = hn::Zero(d32), t1 = hn::Zero(d32), t2 = hn::Zero(d32), t3 = hn::Zero(d32);
+    for (size_t j = 0; j < stride; j += lanes) {
+      const auto wj = hn::LoadU(d16, w + j);
+      s0 = hn::ReorderWidenMulAccumulate(d32, codes(r0 + j), wj, s0, t0);
+      s1 = hn::ReorderWidenMulAccumulate(d32, codes(r1 + j), wj, s1, t1);
+      s2 = hn::ReorderWidenMulAccumulate(d32, codes(r2 + j), wj, s2, t2);
+      s3 = hn::ReorderWidenMulAccumulate(d32, codes(r3 + j), wj, s3, t3);
+    }
+    dots[i] = total(s0, t0);
+    dots[i + 1] = total(s1, t1);
+    dots[i + 2] = total(s2, t2);
+    dots[i + 3] = total(s3, t3);
+  }
+  for (; i < n; ++i) {
+    const uint8_t* HWY_RESTRICT r = rows[i];
+    auto s0 = hn::Zero(d32), t0 = hn::Zero(d32);
+    for (size_t j = 0; j < stride; j += lanes) s0 = hn::ReorderWidenMulAccumulate(d32, codes(r + j), hn::LoadU(d16, w + j), s0, t0);
+    dots[i] = total(s0, t0);
+  }
+}
+
+size_t Int16Lanes() { return hn::Lanes(hn::ScalableTag<int16_t>()); }
+
+void ScoreGatherImpl(const Query& q, const uint8_t* const* rows, const uint32_t* ids, size_t n,
+                     float* HWY_RESTRICT out) {
+  if (q.norms() != nullptr && q.stride() % Int16Lanes() == 0) {
+    const float* norms = q.norms();
+    const float qscale = q.qscale();
+    constexpr size_t kChunk = 64;
+    int32_t dots[kChunk];
+    for (size_t b = 0; b < n; b += kChunk) {
+      const size_t m = std::min(kChunk, n - b);
+      for (size_t i = 0; i < m; ++i) hwy::Prefetch(norms + ids[b + i]);
+      DotRows(q, rows + b, m, dots);
+      float* HWY_RESTRICT o = out + b;
+      const uint32_t* HWY_RESTRICT id = ids + b;
+      switch (q.metric()) {
+        case simd::Metric::kL2: {
+          const float q_term = q.q_term();
+          for (size_t i = 0; i < m; ++i) o[i] = 2.0f * qscale * static_cast<float>(dots[i]) - (q_term + norms[id[i]]);
+          break;
+        }
+        case simd::Metric::kIP:
+          for (size_t i = 0; i < m; ++i) o[i] = q.base() + qscale * static_cast<float>(dots[i]);
+          break;
+        case simd::Metric::kCosine:
+          for (size_t i = 0; i < m; ++i) {
+            const float norm = norms[id[i]];
+            o[i] = norm > 0 ? (q.base() + qscale * static_cast<float>(dots[i])) * q.inv_norm() / std::sqrt(norm) : 0.0f;
+          }
+          break;
+      }
+    }
+    return;
+  }
   const DF df;
   if (q.stride() % hn::Lanes(df) != 0) {
     for (size_t i = 0; i < n; ++i) out[i] = ScoreScalar(q, rows[i]);
@@ -172,8 +250,40 @@ namespace pomai::index::sq8 {
 
 HWY_EXPORT(ScoreGatherImpl);
 
-void ScoreGather(const Query& q, const uint8_t* const* rows, size_t n, float* out) {
-  HWY_DYNAMIC_DISPATCH(ScoreGatherImpl)(q, rows, n, out);
+void ScoreGather(const Query& q, const uint8_t* const* rows, const uint32_t* ids, size_t n, float* out) {
+  HWY_DYNAMIC_DISPATCH(ScoreGatherImpl)(q, rows, ids, n, out);
+}
+
+float RowNorm(simd::Metric metric, const float* min, const float* scale, const uint8_t* code, size_t dim) {
+  double sum = 0;
+  for (size_t j = 0; j < dim; ++j) {
+    switch (metric) {
+      case simd::Metric::kL2: {
+        const double x = static_cast<double>(scale[j]) * code[j];
+        sum += x * x;
+        break;
+      }
+      case simd::Metric::kCosine: {
+        const double x = static_cast<double>(min[j]) + static_cast<double>(scale[j]) * code[j];
+        sum += x * x;
+        break;
+      }
+      case simd::Metric::kIP: break;
+    }
+  }
+  return static_cast<float>(sum);
+}
+
+void EncodeNorms(simd::Metric metric, const std::string& params, const std::string& codes, size_t rows, size_t dim,
+                 std::string* norms) {
+  const float* min = reinterpret_cast<const float*>(params.data());
+  const float* scale = min + dim;
+  const size_t stride = Stride(dim);
+  norms->assign(rows * sizeof(float), '\0');
+  for (size_t r = 0; r < rows; ++r) {
+    const float n = RowNorm(metric, min, scale, reinterpret_cast<const uint8_t*>(codes.data()) + r * stride, dim);
+    std::memcpy(norms->data() + r * sizeof(float), &n, sizeof(float));
+  }
 }
 
 void Encode(const float* vectors, size_t rows, size_t dim, std::string* params, std::string* codes) {
@@ -211,9 +321,11 @@ void Encode(const float* vectors, size_t rows, size_t dim, std::string* params, 
   }
 }
 
-void Query::Prepare(simd::Metric metric, const float* query, const float* min, const float* scale, size_t dim) {
+void Query::Prepare(simd::Metric metric, const float* query, const float* min, const float* scale, size_t dim,
+                    const float* norms) {
   metric_ = metric;
   stride_ = Stride(dim);
+  norms_ = norms;
   a_.assign(stride_, 0.0f);
   b_.assign(stride_, 0.0f);
   c_.assign(stride_, 0.0f);
@@ -234,11 +346,37 @@ void Query::Prepare(simd::Metric metric, const float* query, const float* min, c
         a_[j] = query[j];
         b_[j] = scale[j];
         c_[j] = min[j];
+        base_ += query[j] * min[j];
         qq += static_cast<double>(query[j]) * query[j];
         break;
     }
   }
   if (qq > 0) inv_norm_ = static_cast<float>(1.0 / std::sqrt(qq));
+  if (norms == nullptr) return;
+  // The integer mode's weights u_j: L2 (q_j - min_j) * scale_j, IP and
+  // cosine q_j * scale_j, rounded to int16 at a scale small enough that a
+  // row's whole dot product, at most 255 * stride * max |w|, fits an int32.
+  // (The kernel falls back to the float arrays above on targets whose
+  // int16 vectors do not divide the stride.)
+  std::vector<double> u(dim);
+  double umax = 0, q_term = 0;
+  for (size_t j = 0; j < dim; ++j) {
+    const double qj = query[j];
+    if (metric == simd::Metric::kL2) {
+      const double diff = qj - min[j];
+      u[j] = diff * scale[j];
+      q_term += diff * diff;
+    } else {
+      u[j] = qj * scale[j];
+    }
+    umax = std::max(umax, std::fabs(u[j]));
+  }
+  const double wmax = std::min(32767.0, std::floor(2147483647.0 / (255.0 * static_cast<double>(stride_))));
+  const double qscale = umax > 0 ? umax / wmax : 0.0;
+  w_.assign(stride_, 0);
+  for (size_t j = 0; j < dim && qscale > 0; ++j) w_[j] = static_cast<int16_t>(std::lround(u[j] / qscale));
+  qscale_ = static_cast<float>(qscale);
+  q_term_ = static_cast<float>(q_term);
 }
 
 }  // namespace pomai::index::sq8

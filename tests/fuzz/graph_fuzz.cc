@@ -2,9 +2,10 @@
 // straight from section bytes, without the segment's checksums in the way.
 //
 // Input: byte 0 flags (bit 0: recompute the header CRC; bit 1: put a NaN in
-// the vectors); byte 1 a search salt; then 7 u32 little-endian lengths, one
-// per section kind 16..22, then the sections' bytes in that order (lengths
-// are clamped to what is left). Each section is served as an exactly sized,
+// the vectors; bit 2: an eighth length follows the seven, for kind 23, the
+// SQ8 norms); byte 1 a search salt; then 7 (or 8) u32 little-endian lengths,
+// one per section kind 16..22 (23), then the sections' bytes in that order
+// (lengths are clamped to what is left). Each section is served as an exactly sized,
 // 64-byte aligned buffer. The vectors are synthesised for the rows and dim
 // the header states (at most 4096 rows and 64 dims, else the input is skipped).
 #include <cmath>
@@ -23,13 +24,16 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace pomai;
-  constexpr size_t kPrefix = 2 + 7 * 4;
-  if (size < kPrefix) return 0;
+  if (size < 2) return 0;
   const uint8_t flags = data[0];
   const uint8_t salt = data[1];
-  size_t pos = kPrefix;
-  std::unique_ptr<fuzz::AlignedBytes> sections[7];
-  for (int i = 0; i < 7; ++i) {
+  const int kinds = (flags & 4) ? 8 : 7;
+  const size_t prefix = 2 + 4 * static_cast<size_t>(kinds);
+  if (size < prefix) return 0;
+  size_t pos = prefix;
+  std::unique_ptr<fuzz::AlignedBytes> sections[8];
+  for (int i = 0; i < 8; ++i) sections[i] = std::make_unique<fuzz::AlignedBytes>(data, 0);
+  for (int i = 0; i < kinds; ++i) {
     uint64_t len = DecodeFixed32(data + 2 + 4 * i);
     if (len > size - pos) len = size - pos;
     sections[i] = std::make_unique<fuzz::AlignedBytes>(data + pos, len);
@@ -56,7 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   auto section = [&](uint32_t kind) -> std::string_view {
     const uint32_t i = kind - index::kHnswHeader;
-    if (i >= 7 || sections[i]->size() == 0) return {};
+    if (i >= 8 || sections[i]->size() == 0) return {};
     return std::string_view(reinterpret_cast<const char*>(sections[i]->data()), sections[i]->size());
   };
   auto g = index::HnswGraph::Open(section, vectors.data(), rows, dim, static_cast<simd::Metric>(metric), "fuzz.graph");

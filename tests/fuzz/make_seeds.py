@@ -109,12 +109,15 @@ def main() -> None:
                 sections = {s["kind"]: s for s in inspect("segment", seg)["sections"]}
                 if 16 not in sections:
                     continue
-                lengths = [sections[k]["length"] if k in sections else 0 for k in range(16, 23)]
+                # Kinds 16..22, and 23 (the SQ8 norms, flag bit 2) when the graph has it.
+                kinds = range(16, 24) if 23 in sections else range(16, 23)
+                extra = 4 if 23 in sections else 0
+                lengths = [sections[k]["length"] if k in sections else 0 for k in kinds]
                 body = b"".join(data[sections[k]["offset"]:sections[k]["offset"] + sections[k]["length"]]
-                                for k in range(16, 23) if k in sections)
-                prefix = struct.pack("<7I", *lengths)
-                write(out, "graph_fuzz", f"{tag}-seg{i}", b"\x01\x05" + prefix + body)
-                write(out, "graph_fuzz", f"{tag}-seg{i}-nan", b"\x03\x02" + prefix + body)
+                                for k in kinds if k in sections)
+                prefix = struct.pack(f"<{len(lengths)}I", *lengths)
+                write(out, "graph_fuzz", f"{tag}-seg{i}", bytes([0x01 | extra, 0x05]) + prefix + body)
+                write(out, "graph_fuzz", f"{tag}-seg{i}-nan", bytes([0x03 | extra, 0x02]) + prefix + body)
         # kv_fuzz: byte 0 = kind (0 segment, 1 manifest, 2 WAL), byte 1 = fix-ups.
         for tag, dim, txns in [("kv4", 4, 9), ("kv2", 2, 5)]:
             db = Path(tmp) / tag
