@@ -293,7 +293,13 @@ Status HnswGraph::Search(const float* query, size_t k, size_t ef, RowFilter is_l
   if (traversal_ == Traversal::kSq8) {
     s.sq8_query.Prepare(metric_, query, sq8_params_, sq8_params_ + dim_, dim_, sq8_norms_);
     POMAI_RETURN_IF_ERROR(Walk(Sq8Scorer{sq8_codes_, sq8::Stride(dim_), &s.sq8_query}, ef, is_live));
-    // Re-score the ef best exactly.
+    // Re-score exactly the best of the ef the walk kept: the kRerank(k)
+    // closest by code distance (all of them when ef is smaller).
+    const size_t rerank = RerankCount(k);
+    if (results.size() > rerank) {
+      std::nth_element(results.begin(), results.begin() + rerank, results.end(), internal::CloserThan);
+      results.resize(rerank);
+    }
     for (size_t i = 0; i < results.size(); ++i) s.rows[i] = vectors_ + uint64_t{results[i].id} * dim_;
     simd::ScoreGather(metric_, query, s.rows.data(), results.size(), dim_, s.scores.data());
     for (size_t i = 0; i < results.size(); ++i) results[i].d = Distance(s.scores[i]);

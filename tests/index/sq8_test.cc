@@ -199,5 +199,29 @@ TEST(Sq8Norms, AWrongNormFailsVerifyAndSearchStaysSafe) {
   }
 }
 
+TEST(Sq8Rerank, TheBestCodesReScoredHoldTheExactTopK) {
+  // ef far above RerankCount(k): the walk keeps many more rows than are
+  // re-scored, and the answer must still be the exact top k.
+  Graph g;
+  auto graph = g.Open();
+  ASSERT_TRUE(graph.ok());
+  ASSERT_EQ(graph->traversal(), Traversal::kSq8);
+  ASSERT_LT(RerankCount(10), 300u);
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> noise(0.0f, 0.05f);
+  std::vector<float> queries(50 * kDim);
+  for (size_t q = 0; q < 50; ++q)
+    for (uint32_t j = 0; j < kDim; ++j) queries[q * kDim + j] = g.data[(q * 29) * kDim + j] + noise(rng);
+  const auto truth = testing::GroundTruth(g.data, kDim, queries, Metric::kL2, 10);
+  std::vector<std::vector<uint32_t>> found(50);
+  std::vector<Neighbor> out;
+  for (size_t q = 0; q < 50; ++q) {
+    ASSERT_TRUE(graph->Search(queries.data() + q * kDim, 10, 300, nullptr, &out).ok());
+    ASSERT_EQ(out.size(), 10u);
+    for (const Neighbor& n : out) found[q].push_back(n.row);
+  }
+  EXPECT_GE(testing::Recall(truth, found), 0.99);
+}
+
 }  // namespace
 }  // namespace pomai::index
