@@ -439,11 +439,16 @@ Result<std::unique_ptr<KvTxn>> KvDB::Begin(TxnMode mode) {
   st->db = &d;
   st->mode = mode;
   {
+    // The layers are taken while no commit can publish a newer sequence
+    // number (commits store last_seq under snap_mu), as PinnedSnapshot does:
+    // taken after the lock, they could include a merged segment built after
+    // a newer commit was flushed, which keeps only the newest version of a
+    // key and so has lost the one this snapshot must see.
     std::lock_guard<std::mutex> l(d.snap_mu);
     st->snap = d.last_seq.load();
     st->reg = d.snapshots.insert(st->snap);
+    st->layers = d.Current();
   }
-  st->layers = d.Current();
   return std::unique_ptr<KvTxn>(new KvTxn(std::move(st)));
 }
 
