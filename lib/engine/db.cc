@@ -824,11 +824,7 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
     if (task.graph) {
       const LiveSegment& live = *view.segments[task.layer];
       const uint64_t* ids = live.seg->ids();
-      auto is_live = [&](uint32_t row) {
-        if (!view.mem_may_shadow) return !view.Shadowed(ids[row], task.layer);
-        std::shared_lock<std::shared_mutex> l(view.shard->mem_mu);
-        return !view.Shadowed(ids[row], task.layer);
-      };
+      auto is_live = [&](uint32_t row) { return !view.Hidden(ids[row], task.layer); };
       // With nothing newer, every row is live: the walk skips the filter.
       const index::RowFilter filter =
           view.NothingNewerThan(task.layer) ? index::RowFilter() : index::RowFilter(is_live);
@@ -865,21 +861,13 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
       const MemTable& imm = *view.imm;
       scan(imm.vectors(), task.begin, task.end, [&](size_t r) { return imm.id(r); },
            [&](size_t r, uint64_t id) {
-             if (!imm.VisibleAt(r, view.snapshot_seq)) return false;
-             if (!view.mem_may_shadow) return true;
-             std::shared_lock<std::shared_mutex> l(view.shard->mem_mu);
-             return !view.Shadowed(id, -1);
+             return imm.VisibleAt(r, view.snapshot_seq) && !view.Hidden(id, -1);
            });
     } else {
       const segment::Segment& seg = *view.segments[task.layer]->seg;
       const uint64_t* ids = seg.ids();
       scan(seg.vectors(), task.begin, task.end, [&](size_t r) { return ids[r]; },
-           [&](size_t, uint64_t id) {
-             if (view.NothingNewerThan(task.layer)) return true;
-             if (!view.mem_may_shadow) return !view.Shadowed(id, task.layer);
-             std::shared_lock<std::shared_mutex> l(view.shard->mem_mu);
-             return !view.Shadowed(id, task.layer);
-           });
+           [&](size_t, uint64_t id) { return !view.Hidden(id, task.layer); });
     }
   };
   if (pool_ && tasks.size() > 1) {

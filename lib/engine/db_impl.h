@@ -83,6 +83,15 @@ struct ShardView {
     return !mem_may_shadow && (seg_index == -1 || (imm == nullptr && seg_index == 0));
   }
 
+  // Shadowed, taking the shard's mem_mu only when the memtable can answer
+  // and skipping every lookup when nothing newer exists.
+  bool Hidden(uint64_t id, int seg_index) const {
+    if (NothingNewerThan(seg_index)) return false;
+    if (!mem_may_shadow) return Shadowed(id, seg_index);
+    std::shared_lock<std::shared_mutex> l(shard->mem_mu);
+    return Shadowed(id, seg_index);
+  }
+
   // Whether a layer newer than segment `seg_index` (-1: newer than imm,
   // -2: newer than mem) says anything about `id`. Call with mem_mu shared
   // unless mem_may_shadow is false.

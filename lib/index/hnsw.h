@@ -10,6 +10,7 @@
 // graph works on distance = -score.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -126,7 +127,7 @@ enum class Traversal : uint8_t {
 // identical to re-scoring all ef at 4 decimals on the ANN benchmark's
 // 200k x 128 and x 384 sets, ef 32 to 256, with as few as 20), and the
 // float32 rows are the expensive reads of a search at high dimensions.
-constexpr size_t RerankCount(size_t k) { return k * 4 > 32 ? k * 4 : 32; }
+constexpr size_t RerankCount(size_t k) { return std::max<size_t>(4 * k, 32); }
 
 // What `pomai-inspect graph` shows. Computed in O(rows).
 struct HnswStats {

@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <vector>
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "index/sq8.cc"
@@ -358,23 +357,18 @@ void Query::Prepare(simd::Metric metric, const float* query, const float* min, c
   // row's whole dot product, at most 255 * stride * max |w|, fits an int32.
   // (The kernel falls back to the float arrays above on targets whose
   // int16 vectors do not divide the stride.)
-  std::vector<double> u(dim);
+  auto weight = [&](size_t j) {
+    return (metric == simd::Metric::kL2 ? static_cast<double>(query[j]) - min[j] : query[j]) * scale[j];
+  };
   double umax = 0, q_term = 0;
   for (size_t j = 0; j < dim; ++j) {
-    const double qj = query[j];
-    if (metric == simd::Metric::kL2) {
-      const double diff = qj - min[j];
-      u[j] = diff * scale[j];
-      q_term += diff * diff;
-    } else {
-      u[j] = qj * scale[j];
-    }
-    umax = std::max(umax, std::fabs(u[j]));
+    umax = std::max(umax, std::fabs(weight(j)));
+    if (metric == simd::Metric::kL2) q_term += (static_cast<double>(query[j]) - min[j]) * (query[j] - min[j]);
   }
   const double wmax = std::min(32767.0, std::floor(2147483647.0 / (255.0 * static_cast<double>(stride_))));
   const double qscale = umax > 0 ? umax / wmax : 0.0;
-  w_.assign(stride_, 0);
-  for (size_t j = 0; j < dim && qscale > 0; ++j) w_[j] = static_cast<int16_t>(std::lround(u[j] / qscale));
+  w_.assign(stride_, 0);  // reuses the per-thread query's capacity: no allocation after the first search
+  for (size_t j = 0; j < dim && qscale > 0; ++j) w_[j] = static_cast<int16_t>(std::lround(weight(j) / qscale));
   qscale_ = static_cast<float>(qscale);
   q_term_ = static_cast<float>(q_term);
 }
