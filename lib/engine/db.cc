@@ -36,17 +36,6 @@ std::string MetricName(simd::Metric m) {
   return "unknown";
 }
 
-// Whether all n floats are finite; written so the compiler vectorises it.
-bool AllFinite(const float* v, size_t n) {
-  uint32_t bad = 0;
-  for (size_t i = 0; i < n; ++i) {
-    uint32_t bits;
-    std::memcpy(&bits, v + i, 4);
-    bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
-  }
-  return bad == 0;
-}
-
 }  // namespace
 
 DB::DB(const Options& options) : options_(options), env_(options.env ? options.env : Env::Default()) {
@@ -157,14 +146,15 @@ Status DB::Recover() {
       const auto* payload = reinterpret_cast<const uint8_t*>(rec.payload.data());
       const std::string origin = path + " at offset " + std::to_string(rec.offset);
       if (rec.type == kBatchRecord) {
-        POMAI_RETURN_IF_ERROR(ApplyBatch(rec.seq, payload, rec.payload.size(), origin));
+        POMAI_RETURN_IF_ERROR(StageBatch(rec.seq, payload, rec.payload.size(), origin));
       } else {
         uint32_t n = 0;
         const uint8_t* ids = nullptr;
         const uint8_t* vectors = nullptr;
         POMAI_RETURN_IF_ERROR(DecodeArray(payload, rec.payload.size(), options_.dim, &n, &ids, &vectors, origin));
-        ApplyArray(rec.seq, ids, vectors, n);
+        StageArray(rec.seq, ids, vectors, n);
       }
+      Publish(rec.seq);
       last_seq = std::max(last_seq, rec.seq);
     }
     POMAI_RETURN_IF_ERROR(reader.status());
@@ -226,7 +216,7 @@ Result<std::shared_ptr<DB::LiveSegment>> DB::OpenSegment(uint64_t number) {
   return live;
 }
 
-Status DB::ApplyBatch(uint64_t seq, const uint8_t* payload, size_t size, const std::string& origin) {
+Status DB::StageBatch(uint64_t seq, const uint8_t* payload, size_t size, const std::string& origin) {
   std::vector<DecodedOp> ops;
   Status s = DecodeBatch(payload, size, options_.dim, &ops, origin);
   if (!s.ok()) return s;
@@ -257,30 +247,29 @@ Status DB::ApplyBatch(uint64_t seq, const uint8_t* payload, size_t size, const s
     }
   }
   mem_bytes_ += size + ops.size() * 48;
-  applied_seq_.store(seq, std::memory_order_release);
   return Status::OK();
 }
 
-void DB::ApplyArray(uint64_t seq, const uint8_t* ids, const uint8_t* vectors, size_t n) {
+void DB::StageArray(uint64_t seq, const uint8_t* ids, const uint8_t* vectors, size_t n) {
   const uint32_t nshards = options_.shards;
   const size_t row_bytes = size_t{options_.dim} * 4;
-  for (uint32_t sh_index = 0; sh_index < nshards; ++sh_index) {
-    Shard& sh = *shards_[sh_index];
+  // The record's float32 matrix, little-endian like the host (big-endian hosts log through Write).
+  const auto* rows = reinterpret_cast<const float*>(vectors);
+  if (nshards == 1) {
+    Shard& sh = *shards_[0];
     std::unique_lock<std::shared_mutex> l(sh.mem_mu);
-    MemTable& mem = *sh.mem;
-    // The id index is a large random-access table: start loading the slots
-    // of the next few ids while this one is stored.
-    constexpr size_t kAhead = 8;
-    for (size_t i = 0; i < std::min(n, kAhead); ++i) mem.Prefetch(DecodeFixed64(ids + i * 8));
-    for (size_t i = 0; i < n; ++i) {
-      if (i + kAhead < n) mem.Prefetch(DecodeFixed64(ids + (i + kAhead) * 8));
-      const uint64_t id = DecodeFixed64(ids + i * 8);
-      if (nshards > 1 && id % nshards != sh_index) continue;
-      mem.Put(id, seq, reinterpret_cast<const float*>(vectors + i * row_bytes), {});
+    sh.mem->PutRows(seq, ids, rows, nullptr, n);
+  } else {
+    std::vector<std::vector<uint32_t>> by_shard(nshards);
+    for (uint32_t i = 0; i < n; ++i) by_shard[DecodeFixed64(ids + size_t{i} * 8) % nshards].push_back(i);
+    for (uint32_t sh_index = 0; sh_index < nshards; ++sh_index) {
+      if (by_shard[sh_index].empty()) continue;
+      Shard& sh = *shards_[sh_index];
+      std::unique_lock<std::shared_mutex> l(sh.mem_mu);
+      sh.mem->PutRows(seq, ids, rows, by_shard[sh_index].data(), by_shard[sh_index].size());
     }
   }
   mem_bytes_ += n * (row_bytes + 8 + 48);
-  applied_seq_.store(seq, std::memory_order_release);
 }
 
 Status DB::CheckWritable() {
@@ -305,9 +294,7 @@ Status DB::Write(const WriteOp* ops, size_t n) {
     }
     if (op.kind != WriteOp::Kind::kPut) return Status::InvalidArgument("item " + std::to_string(i) + " has an unknown kind");
     if (op.vector == nullptr) return Status::InvalidArgument("item " + std::to_string(i) + " (id " + std::to_string(op.id) + ") has a NULL vector");
-    if (!AllFinite(op.vector, dim)) {
-      uint32_t k = 0;
-      while (std::isfinite(op.vector[k])) ++k;
+    if (const size_t k = simd::FirstNonFinite(op.vector, dim); k < dim) {
       return Status::InvalidArgument("item " + std::to_string(i) + " (id " + std::to_string(op.id) + ") has a non-finite value " +
                                      std::to_string(op.vector[k]) + " at component " + std::to_string(k));
     }
@@ -339,9 +326,13 @@ Status DB::Write(const WriteOp* ops, size_t n) {
   }
   POMAI_RETURN_IF_ERROR(EnsureLogFile());
   Status apply_status;
-  Status s = wal_->Commit(kBatchRecord, payload, [&](uint64_t seq) {
-    apply_status = ApplyBatch(seq, reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), "batch");
-  });
+  const std::string_view piece(payload);
+  Status s = wal_->Commit(
+      kBatchRecord, &piece, 1,
+      [&](uint64_t seq) {
+        apply_status = StageBatch(seq, reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), "batch");
+      },
+      [&](uint64_t seq) { Publish(seq); });
   if (!s.ok()) return s;
   if (!apply_status.ok()) return Status::Internal("applying a batch failed: " + apply_status.message());
   MaybeScheduleFreeze();
@@ -358,9 +349,7 @@ Status DB::PutArray(const uint64_t* ids, const float* vectors, size_t n) {
   if (n > UINT32_MAX || n > (wal::kMaxPayload - 4) / (8 + row_bytes))
     return Status::InvalidArgument("batch of " + std::to_string(n) + " rows of dim " + std::to_string(dim) +
                                    " is above " + std::to_string(wal::kMaxPayload) + " bytes per batch: split it");
-  if (!AllFinite(vectors, n * dim)) {
-    size_t k = 0;
-    while (std::isfinite(vectors[k])) ++k;
+  if (const size_t k = simd::FirstNonFinite(vectors, n * dim); k < n * dim) {
     return Status::InvalidArgument("row " + std::to_string(k / dim) + " (id " + std::to_string(ids[k / dim]) +
                                    ") has a non-finite value " + std::to_string(vectors[k]) + " at component " +
                                    std::to_string(k % dim));
@@ -384,9 +373,12 @@ Status DB::PutArray(const uint64_t* ids, const float* vectors, size_t n) {
       {reinterpret_cast<const char*>(vectors), n * row_bytes},
   };
   POMAI_RETURN_IF_ERROR(EnsureLogFile());
-  Status s = wal_->Commit(kArrayRecord, pieces, 3, [&](uint64_t seq) {
-    ApplyArray(seq, reinterpret_cast<const uint8_t*>(ids), reinterpret_cast<const uint8_t*>(vectors), n);
-  });
+  Status s = wal_->Commit(
+      kArrayRecord, pieces, 3,
+      [&](uint64_t seq) {
+        StageArray(seq, reinterpret_cast<const uint8_t*>(ids), reinterpret_cast<const uint8_t*>(vectors), n);
+      },
+      [&](uint64_t seq) { Publish(seq); });
   if (!s.ok()) return s;
   MaybeScheduleFreeze();
   return Status::OK();
@@ -458,7 +450,25 @@ Status DB::FreezeLocked(Progress* progress) {
   POMAI_RETURN_IF_ERROR(FlushImmutables(progress));
   POMAI_RETURN_IF_ERROR(CheckWritable());
   bool switched = false;
+  // The next memtables, their id indexes sized for as many rows as the ones
+  // they replace, made before writers are held up: a memtable that grows its
+  // index rehashes every id while a write waits.
+  std::vector<std::shared_ptr<MemTable>> next(shards_.size());
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    Shard& sh = *shards_[i];
+    size_t rows = 0;
+    {
+      std::shared_lock<std::shared_mutex> l(sh.mem_mu);
+      rows = sh.mem->rows();
+    }
+    next[i] = std::make_shared<MemTable>(options_.dim, sh.row_cache);
+    next[i]->Reserve(rows);
+  }
   POMAI_RETURN_IF_ERROR(wal_->RunExclusive([&]() -> Status {
+    // Again, now that no group is in flight: a group that failed after the
+    // check above left its staged rows in the memtables, unpublished, and
+    // they must never reach a segment.
+    POMAI_RETURN_IF_ERROR(CheckWritable());
     bool all_empty = true;
     for (auto& sh : shards_) all_empty = all_empty && sh->mem->empty();
     if (all_empty) return Status::OK();
@@ -466,9 +476,9 @@ Status DB::FreezeLocked(Progress* progress) {
     POMAI_RETURN_IF_ERROR(SwitchLogFile());
     {
       std::lock_guard<std::mutex> v(version_mu_);
-      for (auto& sh : shards_) {
-        sh->imm = std::move(sh->mem);
-        sh->mem = std::make_shared<MemTable>(options_.dim, sh->row_cache);
+      for (size_t i = 0; i < shards_.size(); ++i) {
+        shards_[i]->imm = std::move(shards_[i]->mem);
+        shards_[i]->mem = std::move(next[i]);
       }
     }
     mem_bytes_ = 0;
@@ -638,8 +648,10 @@ Status DB::Get(uint64_t id, std::vector<float>* vector, std::string* metadata) {
   std::shared_ptr<MemTable> imm;
   std::vector<std::shared_ptr<const LiveSegment>> segs;
   std::shared_ptr<MemTable> mem;
+  uint64_t snapshot;
   {
     std::lock_guard<std::mutex> v(version_mu_);
+    snapshot = applied_seq_.load(std::memory_order_acquire);  // staged, unpublished rows stay unseen
     mem = sh->mem;
     imm = sh->imm;
     segs = sh->segments;
@@ -650,7 +662,7 @@ Status DB::Get(uint64_t id, std::vector<float>* vector, std::string* metadata) {
     if (table == nullptr) continue;
     std::shared_lock<std::shared_mutex> l(sh->mem_mu);
     size_t row;
-    auto state = table->Find(id, &row);
+    auto state = table->FindAt(id, snapshot, &row);
     if (state == MemTable::State::kDeleted) return not_found();
     if (state == MemTable::State::kLive) {
       if (vector) vector->assign(table->vector(row), table->vector(row) + dim);

@@ -139,10 +139,15 @@ class DB {
 
   Status Recover();
   Status ReplayWal(const std::string& path);
-  Status ApplyBatch(uint64_t seq, const uint8_t* payload, size_t size, const std::string& origin);
+  // A record reaches readers in two steps: staged (its rows appended to the
+  // memtables at `seq`, which no snapshot sees yet: the WAL writer may do this
+  // while the record is being written) and then published (applied_seq_
+  // moves to `seq`, in log order, once the record is written).
+  Status StageBatch(uint64_t seq, const uint8_t* payload, size_t size, const std::string& origin);
   // Puts n rows: ids as n little-endian u64 and vectors as n * dim
   // little-endian floats, either alignment (a caller's arrays or a record).
-  void ApplyArray(uint64_t seq, const uint8_t* ids, const uint8_t* vectors, size_t n);
+  void StageArray(uint64_t seq, const uint8_t* ids, const uint8_t* vectors, size_t n);
+  void Publish(uint64_t seq) { applied_seq_.store(seq, std::memory_order_release); }
   class Progress;
   Status FreezeLocked(Progress* progress);
   Status FlushImmutables(Progress* progress);

@@ -94,11 +94,9 @@ Status CheckVector(const float* v, uint32_t dim, const char* what) {
   if (dim == 0 || dim > kMaxVectorDim)
     return Status::InvalidArgument(std::string(what) + " dimension " + std::to_string(dim) + " is not in 1..65535");
   if (v == nullptr) return Status::InvalidArgument(std::string(what) + " is NULL");
-  for (uint32_t i = 0; i < dim; ++i) {
-    if (!std::isfinite(v[i]))
-      return Status::InvalidArgument(std::string(what) + "[" + std::to_string(i) + "] is " +
-                                     (std::isnan(v[i]) ? "NaN" : "infinite") + "; every component must be finite");
-  }
+  if (const size_t i = simd::FirstNonFinite(v, dim); i < dim)
+    return Status::InvalidArgument(std::string(what) + "[" + std::to_string(i) + "] is " +
+                                   (std::isnan(v[i]) ? "NaN" : "infinite") + "; every component must be finite");
   return Status::OK();
 }
 

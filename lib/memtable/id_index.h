@@ -39,6 +39,13 @@ class IdIndex {
     if (!slots_.empty()) __builtin_prefetch(&slots_[Hash(id) & mask_], 1);
   }
 
+  // Makes room for `n` ids without growing (a hint: fewer is a no-op).
+  void Reserve(size_t n) {
+    size_t slots = 1024;
+    while (slots < 2 * n + 2) slots *= 2;
+    if (slots > slots_.size()) Rehash(slots);
+  }
+
   size_t size() const { return size_; }
   size_t bytes() const { return slots_.capacity() * sizeof(Entry); }
 
@@ -71,10 +78,12 @@ class IdIndex {
     return static_cast<size_t>(x);
   }
 
-  void Grow() {
+  void Grow() { Rehash(slots_.empty() ? 1024 : slots_.size() * 2); }
+
+  void Rehash(size_t slots) {
     std::vector<Entry> old;
     old.swap(slots_);
-    slots_.assign(old.empty() ? 1024 : old.size() * 2, Entry{0, kNone});
+    slots_.assign(slots, Entry{0, kNone});
     mask_ = slots_.size() - 1;
     size_ = 0;
     // Rows go back in at random places: prefetch a few entries ahead.

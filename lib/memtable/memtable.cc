@@ -3,7 +3,39 @@
 #include <algorithm>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "util/coding.h"
+
 namespace pomai {
+
+namespace {
+
+// Copies `bytes` from src (any alignment) to dst with non-temporal stores
+// when dst is 16-byte aligned and bytes a multiple of 16 (memcpy otherwise).
+// The caller issues the store fence (FenceStreamedStores) before the data is
+// published.
+inline void StreamCopy(void* dst, const void* src, size_t bytes) {
+#if defined(__SSE2__)
+  if ((reinterpret_cast<uintptr_t>(dst) & 15) == 0 && (bytes & 15) == 0) {
+    auto* d = static_cast<__m128i*>(dst);
+    const auto* s = static_cast<const __m128i*>(src);
+    for (size_t i = 0; i < bytes / 16; ++i) _mm_stream_si128(d + i, _mm_loadu_si128(s + i));
+    return;
+  }
+#endif
+  std::memcpy(dst, src, bytes);
+}
+
+inline void FenceStreamedStores() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
+}  // namespace
 
 MemTable::MemTable(uint32_t dim, std::shared_ptr<MappingCache> cache)
     : dim_(dim), vectors_(size_t{dim} * sizeof(float), std::move(cache)) {}
@@ -13,12 +45,16 @@ void MemTable::NoteSeq(uint64_t seq) {
   max_seq_ = std::max(max_seq_, seq);
 }
 
-uint32_t MemTable::AppendVersion(uint64_t id, uint64_t seq, const float* vec, bool tombstone) {
+uint32_t MemTable::AppendVersion(uint64_t id, uint64_t seq, const float* vec, bool tombstone, bool stream) {
   NoteSeq(seq);
   const uint32_t row = static_cast<uint32_t>(ids_.size());
   float* dst = static_cast<float*>(vectors_.AppendRow());
   if (vec != nullptr) {
-    std::memcpy(dst, vec, dim_ * sizeof(float));
+    if (stream) {
+      StreamCopy(dst, vec, dim_ * sizeof(float));
+    } else {
+      std::memcpy(dst, vec, dim_ * sizeof(float));
+    }
   } else {
     std::memset(dst, 0, dim_ * sizeof(float));
   }
@@ -42,6 +78,20 @@ uint32_t MemTable::AppendVersion(uint64_t id, uint64_t seq, const float* vec, bo
 void MemTable::Put(uint64_t id, uint64_t seq, const float* vec, std::string_view meta) {
   const uint32_t row = AppendVersion(id, seq, vec, false);
   if (!meta.empty()) SetMetadata(row, meta);
+}
+
+void MemTable::PutRows(uint64_t seq, const uint8_t* ids, const float* vectors, const uint32_t* sel, size_t n) {
+  const auto pick = [sel](size_t j) -> size_t { return sel ? sel[j] : j; };
+  // The id index is a large random-access table: start loading the slots of
+  // the next few ids while this one is stored.
+  constexpr size_t kAhead = 8;
+  for (size_t j = 0; j < std::min(n, kAhead); ++j) index_.Prefetch(DecodeFixed64(ids + pick(j) * 8));
+  for (size_t j = 0; j < n; ++j) {
+    if (j + kAhead < n) index_.Prefetch(DecodeFixed64(ids + pick(j + kAhead) * 8));
+    const size_t i = pick(j);
+    AppendVersion(DecodeFixed64(ids + i * 8), seq, vectors + i * dim_, false, /*stream=*/true);
+  }
+  FenceStreamedStores();
 }
 
 void MemTable::SetMetadata(uint32_t row, std::string_view meta) {
@@ -69,6 +119,18 @@ void MemTable::Delete(uint64_t id, uint64_t seq) {
 MemTable::State MemTable::Find(uint64_t id, size_t* row) const {
   const uint32_t r = index_.Find(id);
   if (r == IdIndex::kNone) return State::kAbsent;
+  *row = r;
+  return deleted_[r] ? State::kDeleted : State::kLive;
+}
+
+MemTable::State MemTable::FindAt(uint64_t id, uint64_t seq, size_t* row) const {
+  uint32_t r = index_.Find(id);
+  if (r == IdIndex::kNone) return State::kAbsent;
+  if (first_seq_[r] > seq) {  // walk from the id's first version to the last one at or before seq
+    r = origin_[r];
+    if (first_seq_[r] > seq) return State::kAbsent;
+    while (next_[r] != IdIndex::kNone && first_seq_[next_[r]] <= seq) r = next_[r];
+  }
   *row = r;
   return deleted_[r] ? State::kDeleted : State::kLive;
 }

@@ -32,18 +32,31 @@ class MemTable {
 
   uint32_t dim() const { return dim_; }
 
+  // Sizes the id index for `rows` ids (a hint), so a memtable that will take
+  // about as many rows as its predecessor never rehashes while writes wait.
+  void Reserve(size_t rows) { index_.Reserve(rows); }
+
   // Stores `vec` (dim floats, any alignment: copied with memcpy) and `meta`
   // as the newest version of `id`. Sequence numbers must not decrease.
   void Put(uint64_t id, uint64_t seq, const float* vec, std::string_view meta);
-  // Hints that `id` will be written soon (prefetches its index slot), so a
-  // batch hides the cache misses of its index lookups.
-  void Prefetch(uint64_t id) const { index_.Prefetch(id); }
+  // Puts a batch, all at `seq` and without metadata: row j of the batch is
+  // id ids[sel[j]] (little-endian u64, any alignment) with vector
+  // vectors + sel[j] * dim(), for j in [0, n); sel == nullptr selects 0..n-1.
+  // The same as n Puts, but faster for large batches: index lookups are
+  // prefetched ahead and vectors are copied with non-temporal stores (they
+  // bypass the cache: a memtable is larger than it, and a cold destination
+  // otherwise costs a read per line written), fenced before returning, so
+  // the rows are visible to a thread that synchronises with this one after.
+  void PutRows(uint64_t seq, const uint8_t* ids, const float* vectors, const uint32_t* sel, size_t n);
   // Records that `id` is deleted as of `seq` (a tombstone shadows older layers).
   void Delete(uint64_t id, uint64_t seq);
 
   enum class State { kAbsent, kLive, kDeleted };
   // What the newest version of `id` says; *row is set for kLive and kDeleted.
   State Find(uint64_t id, size_t* row) const;
+  // What the newest version of `id` at snapshot `seq` says (kAbsent when
+  // every version here is newer than the snapshot).
+  State FindAt(uint64_t id, uint64_t seq, size_t* row) const;
 
   // Whether `row` is the live version of its id at snapshot `seq`: created
   // at or before it, not a tombstone, and not replaced at or before it.
@@ -95,7 +108,7 @@ class MemTable {
   void NoteSeq(uint64_t seq);
   // Appends a row for `id` (zero vector when `vec` is null) and makes it the
   // id's newest version.
-  uint32_t AppendVersion(uint64_t id, uint64_t seq, const float* vec, bool tombstone);
+  uint32_t AppendVersion(uint64_t id, uint64_t seq, const float* vec, bool tombstone, bool stream = false);
   void SetMetadata(uint32_t row, std::string_view meta);
 
   uint32_t dim_;

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -405,6 +406,29 @@ void ScoreGatherImpl(Metric metric, const float* query, const float* const* rows
   ScoreAll(metric, query, GatheredRows{rows, n, dim * sizeof(float)}, n, dim, out);
 }
 
+size_t FirstNonFiniteImpl(const float* v, size_t n) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToUnsigned<decltype(df)> du;
+  const size_t N = hn::Lanes(df);
+  // A float is NaN or infinite exactly when its exponent bits are all ones.
+  const auto exp = hn::Set(du, 0x7f800000u);
+  size_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N) {
+    const auto a = hn::And(hn::BitCast(du, hn::LoadU(df, v + i)), exp);
+    const auto b = hn::And(hn::BitCast(du, hn::LoadU(df, v + i + N)), exp);
+    const auto c = hn::And(hn::BitCast(du, hn::LoadU(df, v + i + 2 * N)), exp);
+    const auto d = hn::And(hn::BitCast(du, hn::LoadU(df, v + i + 3 * N)), exp);
+    const auto bad = hn::Or(hn::Or(hn::Eq(a, exp), hn::Eq(b, exp)), hn::Or(hn::Eq(c, exp), hn::Eq(d, exp)));
+    if (!hn::AllFalse(du, bad)) break;  // the scalar loop below finds which one
+  }
+  for (; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, v + i, 4);
+    if ((bits & 0x7f800000u) == 0x7f800000u) return i;
+  }
+  return n;
+}
+
 int64_t TargetImpl() { return HWY_TARGET; }
 
 }  // namespace HWY_NAMESPACE
@@ -417,6 +441,9 @@ namespace pomai::simd {
 HWY_EXPORT(ScoreManyImpl);
 HWY_EXPORT(ScoreGatherImpl);
 HWY_EXPORT(TargetImpl);
+HWY_EXPORT(FirstNonFiniteImpl);
+
+size_t FirstNonFinite(const float* v, size_t n) { return HWY_DYNAMIC_DISPATCH(FirstNonFiniteImpl)(v, n); }
 
 void ScoreMany(Metric metric, const float* query, const float* rows, size_t n, size_t dim, size_t stride,
                float* out) {

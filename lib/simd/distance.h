@@ -36,6 +36,9 @@ float Dot(const float* a, const float* b, size_t dim);
 float L2Squared(const float* a, const float* b, size_t dim);
 float Score(Metric metric, const float* a, const float* b, size_t dim);
 
+// Index of the first NaN or infinity among v[0, n), or n when every value is finite.
+size_t FirstNonFinite(const float* v, size_t n);
+
 // Plain scalar loops, the reference the kernels are tested and benchmarked against.
 float ScalarScore(Metric metric, const float* a, const float* b, size_t dim);
 

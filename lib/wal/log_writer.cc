@@ -2,6 +2,7 @@
 
 #include <cassert>
 #include <cstring>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -18,6 +19,10 @@ namespace {
 constexpr size_t kMaxGroupBytes = 4u << 20;
 // The leader's piece list is released after a group with more pieces than this.
 constexpr size_t kMaxRetainedPieces = 4096;
+// A group of at least this many payload bytes is staged on the helper thread
+// while it is written; a smaller one on the leader before the write (waking
+// the helper would cost more than the overlap saves).
+constexpr size_t kParallelStageBytes = 128u << 10;
 
 // The Writer whose log the current thread holds inside RunExclusive, so that
 // SwitchFile and Sync can tell that they already own the file.
@@ -33,6 +38,13 @@ void EncodeHeader(uint8_t* h, uint8_t type, uint64_t seq, size_t size, uint32_t 
   EncodeFixed32(h + 20, crc32c::Value(h, 20));
 }
 
+// CRC32C of the payload given as pieces.
+uint32_t Crc(const std::string_view* pieces, size_t count) {
+  uint32_t crc = 0;
+  for (size_t i = 0; i < count; ++i) crc = crc32c::Extend(crc, pieces[i].data(), pieces[i].size());
+  return crc;
+}
+
 }  // namespace
 
 // A request waiting in queue_: a record to commit, a RunExclusive, or a Sync.
@@ -44,7 +56,9 @@ struct Writer::Pending {
   const std::string_view* pieces = nullptr;
   size_t count = 0;
   size_t size = 0;  // payload bytes
-  uint32_t crc = 0;  // of the payload, computed by the caller's thread before queueing
+  uint32_t crc = 0;  // of the payload: by the caller's thread before queueing, or by the leader
+  bool crc_done = false;
+  const std::function<void(uint64_t)>* stage = nullptr;  // may be null
   const std::function<void(uint64_t)>* apply = nullptr;
   Status status;
   bool done = false;
@@ -55,11 +69,69 @@ Writer::Writer(std::unique_ptr<WritableFile> file, SyncPolicy policy, uint64_t n
 
 Writer::~Writer() {
   assert(queue_.empty() && !exclusive_);
+  if (helper_.joinable()) {
+    {
+      std::lock_guard<std::mutex> l(helper_mu_);
+      helper_stop_ = true;
+    }
+    helper_cv_.notify_all();
+    helper_.join();
+  }
   if (file_) (void)file_->Close();
+}
+
+bool Writer::RunStages(Pending* const* group, size_t n, uint64_t first_seq) {
+  try {
+    for (size_t i = 0; i < n; ++i)
+      if (group[i]->stage) (*group[i]->stage)(first_seq + i);
+  } catch (const std::bad_alloc&) {
+    return false;
+  }
+  return true;
+}
+
+void Writer::StartStages(Pending* const* group, size_t n, uint64_t first_seq) {
+  std::lock_guard<std::mutex> l(helper_mu_);
+  if (!helper_.joinable()) helper_ = std::thread([this] { HelperLoop(); });
+  job_group_ = group;
+  job_n_ = n;
+  job_seq_ = first_seq;
+  job_done_ = false;
+  job_ready_ = true;
+  helper_cv_.notify_all();
+}
+
+bool Writer::JoinStages() {
+  std::unique_lock<std::mutex> l(helper_mu_);
+  helper_cv_.wait(l, [this] { return job_done_; });
+  return job_ok_;
+}
+
+void Writer::HelperLoop() {
+  std::unique_lock<std::mutex> l(helper_mu_);
+  for (;;) {
+    helper_cv_.wait(l, [this] { return helper_stop_ || job_ready_; });
+    if (job_ready_) {
+      job_ready_ = false;
+      l.unlock();
+      const bool ok = RunStages(job_group_, job_n_, job_seq_);
+      l.lock();
+      job_ok_ = ok;
+      job_done_ = true;
+      helper_cv_.notify_all();
+      continue;
+    }
+    return;  // stopping, no job pending
+  }
 }
 
 Status Writer::Commit(uint8_t type, const std::string_view* pieces, size_t count,
                       const std::function<void(uint64_t seq)>& apply) {
+  return Commit(type, pieces, count, nullptr, apply);
+}
+
+Status Writer::Commit(uint8_t type, const std::string_view* pieces, size_t count,
+                      const std::function<void(uint64_t seq)>& stage, const std::function<void(uint64_t seq)>& apply) {
   if (type == 0) return Status::InvalidArgument("WAL record type 0 is reserved");
   if (pieces == nullptr && count > 0) return Status::InvalidArgument("WAL record pieces is NULL");
   size_t size = 0;
@@ -77,11 +149,21 @@ Status Writer::Commit(uint8_t type, const std::string_view* pieces, size_t count
   w.pieces = pieces;
   w.count = count;
   w.size = size;
-  for (size_t i = 0; i < count; ++i) w.crc = crc32c::Extend(w.crc, pieces[i].data(), pieces[i].size());
+  w.stage = stage ? &stage : nullptr;
   w.apply = &apply;
 
   std::unique_lock<std::mutex> l(mu_);
   if (!sticky_.ok()) return sticky_;
+  // A caller that will wait behind others computes its record's CRC now, in
+  // parallel with them. One that will lead a large staged group at once
+  // leaves it to the leader, which computes it while the helper stages.
+  if (!(w.stage && size >= kParallelStageBytes && queue_.empty() && !exclusive_)) {
+    l.unlock();
+    w.crc = Crc(pieces, count);
+    w.crc_done = true;
+    l.lock();
+    if (!sticky_.ok()) return sticky_;
+  }
   queue_.push_back(&w);
   while (!w.done && (exclusive_ || queue_.front() != &w)) cv_.wait(l);
   if (w.done) return w.status;
@@ -108,18 +190,31 @@ Status Writer::Commit(uint8_t type, const std::string_view* pieces, size_t count
   exclusive_ = true;
   l.unlock();
 
+  bool any_stage = false;
+  for (const Pending* p : group) any_stage = any_stage || p->stage != nullptr;
+  const bool parallel = any_stage && group_bytes >= kParallelStageBytes;
+  bool staged = true;
+  if (parallel) {
+    StartStages(group.data(), group.size(), first_seq);
+  } else if (any_stage) {
+    staged = RunStages(group.data(), group.size(), first_seq);
+  }
+
   // Only the leader touches file_, headers_ and iov_ while exclusive_ is set.
   headers_.resize(group.size() * kHeaderSize);
   iov_.clear();
   for (size_t i = 0; i < group.size(); ++i) {
-    const Pending& p = *group[i];
+    Pending& p = *group[i];
+    if (!p.crc_done) p.crc = Crc(p.pieces, p.count);
     uint8_t* h = reinterpret_cast<uint8_t*>(headers_.data()) + i * kHeaderSize;
     EncodeHeader(h, p.type, first_seq + i, p.size, p.crc);
     iov_.emplace_back(reinterpret_cast<const char*>(h), kHeaderSize);
     iov_.insert(iov_.end(), p.pieces, p.pieces + p.count);
   }
-  Status s = file_->AppendV(iov_.data(), iov_.size());
-  if (s.ok() && policy_ == SyncPolicy::kAlways) s = file_->Sync();
+  Status s = staged ? file_->AppendV(iov_.data(), iov_.size()) : Status::OK();
+  if (s.ok() && staged && policy_ == SyncPolicy::kAlways) s = file_->Sync();
+  if (parallel) staged = JoinStages();
+  if (s.ok() && !staged) s = Status::ResourceExhausted("out of memory applying a WAL record: the database refuses writes until reopened");
   if (s.ok()) {
     for (size_t i = 0; i < group.size(); ++i) (*group[i]->apply)(first_seq + i);
   }

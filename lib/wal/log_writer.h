@@ -7,10 +7,18 @@
 // other callers with the shared status. So throughput under fsync is bounded
 // by batch size and concurrency, not by one fdatasync per record.
 //
+// A record may also come with a stage callback: work that prepares the
+// record's effect without publishing it (the engine appends the rows to its
+// memtable at a sequence number readers do not see yet). The leader runs the
+// group's stages in log order before its apply callbacks; when the group is
+// large it runs them on a helper thread while it writes the group, so the
+// copy into the memtable overlaps the copy into the page cache instead of
+// following it.
+//
 // A failed write or sync is sticky: that call and every later Commit return
 // the same error (an fdatasync failure may have lost data in the page cache;
 // retrying and reporting success would lie). Nothing is applied for a failed
-// group.
+// group (its stages may have run: what they did must stay unpublished).
 #pragma once
 
 #include <condition_variable>
@@ -21,6 +29,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "util/env.h"
@@ -51,6 +60,14 @@ class Writer {
   // valid until Commit returns.
   Status Commit(uint8_t type, const std::string_view* pieces, size_t count,
                 const std::function<void(uint64_t seq)>& apply);
+  // The same, with stage(seq) called before apply(seq) (see above): on the
+  // leader or on the writer's helper thread, before or while the group is
+  // written. Stages run in log order, after the applies of every earlier
+  // group (not necessarily of the earlier records of their own group).
+  // `stage` may throw std::bad_alloc: the group then fails with
+  // ResourceExhausted (sticky, like a failed write).
+  Status Commit(uint8_t type, const std::string_view* pieces, size_t count,
+                const std::function<void(uint64_t seq)>& stage, const std::function<void(uint64_t seq)>& apply);
 
   // Runs fn() while no group is being written or applied, then returns its
   // status. Used to switch files and memtables atomically with respect to
@@ -77,6 +94,13 @@ class Writer {
  private:
   struct Pending;
 
+  // Runs the stages of group[0, n) from first_seq on; false when one threw bad_alloc.
+  static bool RunStages(Pending* const* group, size_t n, uint64_t first_seq);
+  // Runs RunStages on the helper thread (started on first use); Join waits for it.
+  void StartStages(Pending* const* group, size_t n, uint64_t first_seq);
+  bool JoinStages();
+  void HelperLoop();
+
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending*> queue_;
@@ -89,6 +113,18 @@ class Writer {
   std::string headers_;
   std::vector<std::string_view> iov_;
   uint64_t file_size_;  // file_->Size() as of the last completed group, under mu_
+
+  // The helper thread that stages large groups, and its one job.
+  std::mutex helper_mu_;
+  std::condition_variable helper_cv_;
+  std::thread helper_;
+  bool helper_stop_ = false;
+  bool job_ready_ = false;
+  bool job_done_ = false;
+  bool job_ok_ = false;
+  Pending* const* job_group_ = nullptr;
+  size_t job_n_ = 0;
+  uint64_t job_seq_ = 0;
 };
 
 }  // namespace pomai::wal

@@ -218,7 +218,7 @@ std::optional<size_t> CheckPrefix(DB* db, const std::vector<Step>& writes, size_
     if (same) return k;
   }
   *why = "state matches no prefix in [" + std::to_string(lo) + ", " + std::to_string(hi) + "] (" +
-         std::to_string(got.size()) + " ids present, Count " + std::to_string(*count) + ")";
+         std::to_string(got.size()) + " ids present, Count " + std::to_string(*count) + ", expected " + std::to_string(state.size()) + ")";
   return std::nullopt;
 }
 

@@ -308,6 +308,73 @@ TEST(DB, FailedFsyncMakesWritesFailForeverButKeepsReadsAndRecoversOnReopen) {
   EXPECT_TRUE(Put(db.get(), 4, VectorFor(4, 0, 8)).ok());
 }
 
+// A batch whose log write fails was staged into the memtable (the writer
+// copies it there while it writes the log) but is never published: no read
+// sees its rows, old versions stay the answer, and no freeze can carry it
+// into a segment. For a one-row batch (staged before the write) and a batch
+// of 1000 x 128 (staged on the writer's helper thread during the write),
+// with the failure in the write and in the fsync.
+TEST(DB, AFailedLogWriteLeavesItsStagedBatchInvisible) {
+  constexpr uint32_t kDim = 128;
+  for (testing::Op op : {testing::Op::kAppend, testing::Op::kSync}) {
+    for (size_t n : {size_t{1}, size_t{1000}}) {
+      SCOPED_TRACE(std::string(op == testing::Op::kAppend ? "append" : "sync") + " fails, batch of " +
+                   std::to_string(n));
+      TempDir dir;
+      testing::FaultInjectionEnv env;
+      Options o = MakeOptions(dir.path(), kDim);
+      o.env = &env;
+      o.fsync = true;
+      o.build_graphs = false;
+      auto db = OpenOrDie(o);
+      // Ids 0..n-1 hold version 0, half of them already frozen into a segment.
+      std::vector<uint64_t> ids(n);
+      std::vector<float> old_rows, new_rows;
+      for (uint64_t i = 0; i < n; ++i) {
+        ids[i] = i;
+        auto v0 = VectorFor(i, 0, kDim), v1 = VectorFor(i, 1, kDim);
+        old_rows.insert(old_rows.end(), v0.begin(), v0.end());
+        new_rows.insert(new_rows.end(), v1.begin(), v1.end());
+      }
+      const size_t half = (n + 1) / 2;
+      ASSERT_TRUE(db->PutArray(ids.data(), old_rows.data(), half).ok());
+      ASSERT_TRUE(db->Freeze().ok());
+      if (n > half) ASSERT_TRUE(db->PutArray(ids.data() + half, old_rows.data() + half * kDim, n - half).ok());
+      // The failing batch: version 1 of every id, plus n new ids.
+      std::vector<uint64_t> batch_ids = ids;
+      std::vector<float> batch_rows = new_rows;
+      for (uint64_t i = 0; i < n; ++i) {
+        batch_ids.push_back(1'000'000 + i);
+        auto v = VectorFor(1'000'000 + i, 1, kDim);
+        batch_rows.insert(batch_rows.end(), v.begin(), v.end());
+      }
+      env.FailNth(op, 1, EIO);
+      Status s = db->PutArray(batch_ids.data(), batch_rows.data(), batch_ids.size());
+      ASSERT_TRUE(s.IsIOError()) << s.ToString();
+      env.ClearFaults();
+
+      EXPECT_EQ(db->Count().value(), n);
+      for (uint64_t i = 0; i < n; ++i) {
+        std::vector<float> v;
+        ASSERT_TRUE(db->Get(i, &v, nullptr).ok()) << i;
+        ASSERT_EQ(v, VectorFor(i, 0, kDim)) << "id " << i << " shows the failed batch's version";
+        ASSERT_FALSE(db->Exists(1'000'000 + i).value()) << "id " << 1'000'000 + i << " of the failed batch exists";
+      }
+      // A query equal to a failed row finds the old rows only.
+      const auto hits = SearchOne(db.get(), VectorFor(1'000'000, 1, kDim), 10);
+      EXPECT_EQ(hits.size(), std::min<size_t>(10, n));
+      for (const Hit& h : hits) EXPECT_LT(h.id, n) << "a search returned a row of the failed batch";
+      const auto self = SearchOne(db.get(), VectorFor(0, 1, kDim), 1);
+      ASSERT_EQ(self.size(), 1u);
+      EXPECT_LT(self[0].score, 0.0f) << "id 0's failed version (distance 0 to this query) was searched";
+      // Sticky: no more writes, and no freeze that would carry the staged rows into a segment.
+      EXPECT_FALSE(db->PutArray(ids.data(), new_rows.data(), 1).ok());
+      EXPECT_FALSE(db->Freeze().ok());
+      EXPECT_EQ(db->segment_count(), 1u);
+    }
+  }
+}
+
 // A freeze first makes the current log durable (so that a power cut never
 // keeps a later log without an earlier one); a failure there is a failed WAL
 // fsync like any other: sticky, reads still work, reopen recovers everything.

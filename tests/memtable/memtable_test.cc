@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace pomai {
@@ -174,6 +175,81 @@ TEST(MemTable, MetadataBelongsToItsVersion) {
   auto sorted = m.SortedContents();
   EXPECT_EQ(sorted.ids, (std::vector<uint64_t>{1, 2}));
   EXPECT_EQ(sorted.meta_blob, "");
+}
+
+// FindAt answers what the newest version at a snapshot says: absent before
+// the first version, each version from its sequence number on, a tombstone
+// as deleted, whatever newer versions were appended since.
+TEST(MemTable, FindAtSeesTheVersionOfEachSnapshot) {
+  MemTable m(2);
+  float v1[2] = {1, 1}, v3[2] = {3, 3}, v5[2] = {5, 5}, other[2] = {9, 9};
+  m.Put(7, 1, v1, {});
+  m.Put(8, 2, other, {});
+  m.Put(7, 3, v3, {});
+  m.Delete(7, 4);
+  m.Put(7, 5, v5, {});
+  const struct {
+    uint64_t seq;
+    MemTable::State state;
+    float first;
+  } want[] = {{0, MemTable::State::kAbsent, 0}, {1, MemTable::State::kLive, 1}, {2, MemTable::State::kLive, 1},
+              {3, MemTable::State::kLive, 3},   {4, MemTable::State::kDeleted, 0}, {5, MemTable::State::kLive, 5},
+              {99, MemTable::State::kLive, 5}};
+  for (const auto& w : want) {
+    size_t row = 12345;
+    ASSERT_EQ(m.FindAt(7, w.seq, &row), w.state) << "seq " << w.seq;
+    if (w.state == MemTable::State::kLive) EXPECT_EQ(m.vector(row)[0], w.first) << "seq " << w.seq;
+    if (w.state == MemTable::State::kAbsent) EXPECT_EQ(row, 12345u) << "row set for an absent id";
+  }
+  size_t row;
+  EXPECT_EQ(m.FindAt(8, 1, &row), MemTable::State::kAbsent);
+  EXPECT_EQ(m.FindAt(8, 2, &row), MemTable::State::kLive);
+  EXPECT_EQ(m.FindAt(99, 99, &row), MemTable::State::kAbsent);
+}
+
+// PutRows stores what the same Puts would, for every dim (streamed or
+// copied), from unaligned source rows, for all rows or a selection, with an
+// id repeated inside the batch (its later row wins).
+TEST(MemTable, PutRowsStoresWhatPutsWould) {
+  for (uint32_t dim : {1u, 3u, 4u, 8u, 17u, 128u}) {
+    SCOPED_TRACE("dim " + std::to_string(dim));
+    constexpr size_t kN = 50;
+    std::vector<uint64_t> ids(kN);
+    for (size_t i = 0; i < kN; ++i) ids[i] = (i * 7919) % 40;  // repeats within the batch
+    std::vector<float> storage(kN * dim + 1);
+    float* rows = storage.data() + 1;  // 4 bytes past an aligned start
+    for (size_t i = 0; i < kN * dim; ++i) rows[i] = static_cast<float>(i) * 0.5f;
+    std::vector<uint32_t> sel;
+    for (uint32_t i = 0; i < kN; i += 3) sel.push_back(i);
+    for (bool selected : {false, true}) {
+      MemTable a(dim), b(dim);
+      std::vector<float> zero(dim, 0.0f);
+      a.Put(ids[0], 1, zero.data(), "old");  // an older version, replaced by the batch
+      b.Put(ids[0], 1, zero.data(), "old");
+      const size_t n = selected ? sel.size() : kN;
+      a.PutRows(2, reinterpret_cast<const uint8_t*>(ids.data()), rows, selected ? sel.data() : nullptr, n);
+      for (size_t j = 0; j < n; ++j) {
+        const size_t i = selected ? sel[j] : j;
+        b.Put(ids[i], 2, rows + i * dim, {});
+      }
+      ASSERT_EQ(a.rows(), b.rows());
+      EXPECT_EQ(a.live_count(), b.live_count());
+      for (uint64_t id = 0; id < 40; ++id) {
+        size_t ra = 0, rb = 0;
+        const auto state = a.Find(id, &ra);
+        ASSERT_EQ(state, b.Find(id, &rb)) << id;
+        if (state != MemTable::State::kLive) continue;
+        EXPECT_EQ(ra, rb);
+        EXPECT_EQ(std::vector<float>(a.vector(ra), a.vector(ra) + dim),
+                  std::vector<float>(b.vector(rb), b.vector(rb) + dim));
+        EXPECT_EQ(a.metadata(ra), "") << "a batch row inherited the old version's metadata";
+        EXPECT_EQ(a.first_seq(ra), 2u);
+      }
+      size_t old_row;
+      EXPECT_EQ(a.FindAt(ids[0], 1, &old_row), MemTable::State::kLive);
+      EXPECT_EQ(a.metadata(old_row), "old");
+    }
+  }
 }
 
 }  // namespace pomai

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -328,6 +329,41 @@ TEST(Distance, PairFunctionsAgreeWithScalarReference) {
       ExpectClose(L2Squared(a, b, dim), -ScalarScore(Metric::kL2, a, b, dim), ErrorScale(Metric::kL2, a, b, dim));
       for (Metric metric : kMetrics) {
         ExpectClose(Score(metric, a, b, dim), ScalarScore(metric, a, b, dim), ErrorScale(metric, a, b, dim));
+      }
+    }
+  });
+}
+
+// FirstNonFinite finds the first NaN or infinity at every position of every
+// length on every target, counts the largest, smallest and subnormal finite
+// values as finite, and reads nothing past n (the row ends at a guard page).
+TEST(FirstNonFinite, FindsTheFirstNanOrInfinityOnEveryTarget) {
+  const float kBad[] = {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::quiet_NaN(),
+                        std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                        std::bit_cast<float>(0x7f800001u)};  // a signalling NaN
+  const float kEdge[] = {std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(),
+                         std::numeric_limits<float>::denorm_min(), -0.0f};
+  ForEachTarget([&](int64_t) {
+    std::mt19937 rng(7);
+    for (size_t n : {0, 1, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 1000}) {
+      SCOPED_TRACE("n=" + std::to_string(n));
+      RowSet v(1, n, n, rng);
+      float* p = n == 0 ? nullptr : const_cast<float*>(v.row(0));
+      EXPECT_EQ(FirstNonFinite(p, n), n);
+      for (size_t i = 0; i < n; ++i) p[i] = kEdge[i % 4];
+      EXPECT_EQ(FirstNonFinite(p, n), n) << "an extreme finite value counted as non-finite";
+      for (size_t at = 0; at < n; at += (n > 70 ? 13 : 1)) {
+        for (float bad : kBad) {
+          const float keep = p[at];
+          p[at] = bad;
+          EXPECT_EQ(FirstNonFinite(p, n), at) << "value bits " << std::bit_cast<uint32_t>(bad);
+          if (at + 1 < n) {
+            p[n - 1] = bad;  // a later one does not hide the first
+            EXPECT_EQ(FirstNonFinite(p, n), at);
+            p[n - 1] = kEdge[(n - 1) % 4];
+          }
+          p[at] = keep;
+        }
       }
     }
   });

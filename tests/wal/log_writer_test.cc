@@ -287,6 +287,107 @@ TEST_F(WalWriterTest, EveryConcurrentCallerSeesTheStickyErrorAndNoneApplies) {
   EXPECT_EQ(env_.count(Op::kSync), 1u);
 }
 
+// Stages: concurrent writers of small (staged on the leader) and large
+// (staged on the helper thread while the group is written) records. Every
+// record is staged once and applied once, stages and applies each in log
+// order, and each apply after its record's stage.
+TEST_F(WalWriterTest, StagesRunOnceInLogOrderBeforeTheirApplies) {
+  constexpr int kThreads = 6;
+  constexpr int kPerThread = 60;
+  Writer w(NewFile("wal-000001.log"), SyncPolicy::kNever, 1);
+  std::mutex mu;  // the stages of a large group run on another thread than the applies
+  std::vector<std::pair<char, uint64_t>> events;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        // A third of the records are large enough to send their group to the helper thread.
+        const std::string payload = Payload(i % 3 == 0 ? (200u << 10) : 100, t * 1000 + i);
+        uint64_t staged = 0, applied = 0;
+        const std::string_view piece(payload);
+        Status s = w.Commit(
+            1, &piece, 1,
+            [&](uint64_t seq) {
+              std::lock_guard<std::mutex> l(mu);
+              events.push_back({'s', seq});
+              staged = seq;
+            },
+            [&](uint64_t seq) {
+              std::lock_guard<std::mutex> l(mu);
+              events.push_back({'a', seq});
+              applied = seq;
+            });
+        if (!s.ok() || staged == 0 || staged != applied) failures++;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  uint64_t next_stage = 1, next_apply = 1;
+  for (const auto& [kind, seq] : events) {
+    if (kind == 's') {
+      ASSERT_EQ(seq, next_stage);
+      ++next_stage;
+    } else {
+      ASSERT_EQ(seq, next_apply);
+      ASSERT_LT(seq, next_stage) << "applied before it was staged";
+      ++next_apply;
+    }
+  }
+  EXPECT_EQ(next_stage, 1u + kThreads * kPerThread);
+  EXPECT_EQ(next_apply, 1u + kThreads * kPerThread);
+  auto r = ReadBack("wal-000001.log");
+  ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(r.records.size(), size_t{kThreads} * kPerThread);
+}
+
+// A failed write of a group, small or large: its stages ran (their effect is
+// the caller's to keep unpublished), its applies did not, and the error is sticky.
+TEST_F(WalWriterTest, AFailedGroupIsStagedButNeverApplied) {
+  for (size_t size : {size_t{100}, size_t{300} << 10}) {
+    SCOPED_TRACE("payload " + std::to_string(size));
+    TempDir dir;
+    auto f = env_.NewWritableFile(dir.file("wal-000001.log"));
+    ASSERT_TRUE(f.ok());
+    Writer w(std::move(f).value(), SyncPolicy::kAlways, 1);
+    ASSERT_TRUE(w.Commit(1, "before", no_apply_).ok());
+    env_.FailNth(Op::kSync, 1, EIO);
+    const std::string payload = Payload(size, 3);
+    const std::string_view piece(payload);
+    int staged = 0, applied = 0;
+    Status s = w.Commit(1, &piece, 1, [&](uint64_t) { staged++; }, [&](uint64_t) { applied++; });
+    EXPECT_TRUE(s.IsIOError()) << s.ToString();
+    EXPECT_EQ(staged, 1);
+    EXPECT_EQ(applied, 0);
+    Status again = w.Commit(1, &piece, 1, [&](uint64_t) { staged++; }, [&](uint64_t) { applied++; });
+    EXPECT_TRUE(again.IsIOError()) << again.ToString();
+    EXPECT_EQ(staged, 1) << "a sticky writer staged a record";
+    EXPECT_EQ(applied, 0);
+    env_.ClearFaults();
+  }
+}
+
+// A stage that runs out of memory fails its group with ResourceExhausted,
+// sticky, and nothing of the group is applied (on the leader and on the helper).
+TEST_F(WalWriterTest, AStageThatThrowsBadAllocFailsTheGroupStickily) {
+  for (size_t size : {size_t{100}, size_t{300} << 10}) {
+    SCOPED_TRACE("payload " + std::to_string(size));
+    TempDir dir;
+    auto f = env_.NewWritableFile(dir.file("wal-000001.log"));
+    ASSERT_TRUE(f.ok());
+    Writer w(std::move(f).value(), SyncPolicy::kNever, 1);
+    const std::string payload = Payload(size, 4);
+    const std::string_view piece(payload);
+    bool applied = false;
+    Status s = w.Commit(1, &piece, 1, [](uint64_t) { throw std::bad_alloc(); }, [&](uint64_t) { applied = true; });
+    EXPECT_EQ(s.code(), Code::kResourceExhausted) << s.ToString();
+    EXPECT_FALSE(applied);
+    EXPECT_EQ(w.Commit(1, "next", no_apply_).code(), Code::kResourceExhausted);
+    EXPECT_EQ(w.sticky_error().code(), Code::kResourceExhausted);
+  }
+}
+
 TEST_F(WalWriterTest, BadInputIsInvalidArgumentAndNotSticky) {
   Writer w(NewFile("wal-000001.log"), SyncPolicy::kNever, 1);
   bool applied = false;
