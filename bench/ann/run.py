@@ -11,7 +11,12 @@ See bench/ann/README.md. Typical use, from bench/:
 Layout of a run: the parent process generates (or loads) the cached data set and its exact ground
 truth, then runs every (system, M) in a fresh worker subprocess (build, save, recall/QPS sweep) so a
 crash or a leak of one system cannot touch the others, then measures open time and resident memory
-in fresh probe subprocesses, and finally writes results/<dataset>.{md,json,png}.
+in fresh probe subprocesses. Last, one more subprocess opens every saved graph index and measures the
+one-thread sweep again with the systems interleaved: for each ef, --rounds rounds in which every
+system runs the query set once (in a rotated order), each keeping its best round. On a shared machine
+whose speed drifts by tens of percent over minutes, that compares the systems under the same
+conditions; the one-thread QPS of the report is this figure (the worker's own is kept as
+qps1_separate). Finally it writes results/<dataset>.{md,json,png}.
 """
 
 from __future__ import annotations
@@ -580,6 +585,90 @@ def worker_main(cfg_path: str) -> int:
     return 0 if result["ok"] else 1
 
 
+def sweep_main(cfg_path: str) -> int:
+    """Fresh process: opens every saved graph index, then for each ef runs `rounds` rounds in which
+    every system answers the whole query set once on one thread (order rotated per round); keeps
+    each system's best round and the recall of its first."""
+    cfg = json.loads(Path(cfg_path).read_text())
+    out: Dict[str, Any] = {"ok": False, "points": {}}
+    try:
+        _, Q = load_data(cfg, with_base=False)
+        gt = np.load(cfg["gt"])
+        k = cfg["k"]
+        opened = []
+        for e in cfg["entries"]:
+            c = dict(cfg, **e)
+            opened.append((e["key"], ADAPTERS[e["system"]].open_saved(c, PROBE_EF_DEFAULT, 1, e["mode"])))
+            out["points"][e["key"]] = {}
+        for ef in cfg["efs"]:
+            best: Dict[str, float] = {}
+            recall: Dict[str, float] = {}
+            for r in range(cfg["rounds"]):
+                shift = r % len(opened)
+                for key, a in opened[shift:] + opened[:shift]:
+                    a.set_search(ef, 1)
+                    if r == 0:
+                        a.search(Q[:min(100, Q.shape[0])], k)  # warm-up, untimed
+                    t0 = time.perf_counter()
+                    if cfg["one_at_a_time"]:
+                        ids = np.vstack([a.search(Q[i:i + 1], k) for i in range(Q.shape[0])])
+                    else:
+                        ids = a.search(Q, k)
+                    dt = time.perf_counter() - t0
+                    best[key] = min(best.get(key, math.inf), dt)
+                    if key not in recall:
+                        recall[key] = recall_at(ids, gt, k)
+            for key, _ in opened:
+                out["points"][key][str(ef)] = {"recall": recall[key], "qps1": Q.shape[0] / best[key]}
+            log("[interleaved] ef=" + str(ef) + ": " + ", ".join(
+                f"{key} {Q.shape[0] / best[key]:,.0f} QPS (recall {recall[key]:.4f})" for key, _ in opened))
+        for _, a in opened:
+            a.close()
+        out["ok"] = True
+    except Exception as e:  # noqa: BLE001
+        out["error"] = f"{type(e).__name__}: {e}"
+        traceback.print_exc()
+    Path(cfg["result_path"]).write_text(json.dumps(out))
+    return 0 if out["ok"] else 1
+
+
+def interleaved_sweep(args: argparse.Namespace, data: Dict[str, Any], results: List[Dict[str, Any]]) -> None:
+    """Runs sweep_main over every saved graph index and replaces each point's qps1 with its result."""
+    entries = []
+    for r in results:
+        if r.get("ok") and r.get("index_path") and ADAPTERS[r["system"]].sweeps_ef and os.path.exists(r["index_path"]):
+            entries.append({"key": f"{r['system']} M={r['M']}", "system": r["system"], "M": r["M"],
+                            "index_path": r["index_path"], "mode": OPEN_MODES[r["system"]][0]})
+    if len(entries) < 2:
+        return
+    tmp = Path(args.results_dir) / f"tmp-{args.run_name}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    cfg = {"efc": args.efc, "dim": args.dim, "metric": args.metric, "queries": data["queries"], "gt": data["gt"],
+           "base": data["base"], "k": args.k, "efs": args.ef, "rounds": args.rounds,
+           "one_at_a_time": args.one_at_a_time, "pomai_vectors": args.pomai_vectors, "entries": entries,
+           "result_path": str(tmp / "interleaved.json")}
+    Path(cfg["result_path"]).unlink(missing_ok=True)
+    cfg_path = tmp / "interleaved.cfg.json"
+    cfg_path.write_text(json.dumps(cfg))
+    log(f"[interleaved] one-thread sweep of {len(entries)} indexes, {args.rounds} rounds per ef")
+    rc, how = run_child([sys.executable, str(Path(__file__).resolve()), "--sweep", str(cfg_path)],
+                        args.timeout or None)
+    got = json.loads(Path(cfg["result_path"]).read_text()) if Path(cfg["result_path"]).exists() else {}
+    if rc != 0 or not got.get("ok"):
+        log(f"[interleaved] FAILED ({how}): {got.get('error')}; keeping each worker's own one-thread figures")
+        return
+    for r in results:
+        pts = got["points"].get(f"{r['system']} M={r['M']}")
+        if not pts:
+            continue
+        for p in r["points"]:
+            q = pts.get(str(p["ef"]))
+            if q:
+                p["qps1_separate"] = p["qps1"]
+                p["qps1"] = q["qps1"]
+        r["interleaved"] = True
+
+
 def probe_main(cfg_path: str) -> int:
     """Fresh process: open the saved index, time the open and the first query, RSS after open
     and after all queries (batched, all threads)."""
@@ -701,12 +790,15 @@ def run_system(args: argparse.Namespace, data: Dict[str, Any], system: str, M: i
                 err = next((p.get("error") for p in runs if not p.get("ok")), "?")
                 res["open"][mode] = {"ok": False, "error": err}
                 log(f"[{stem}] {mode} probe FAILED: {err}")
-    if not args.keep_indexes:
-        if os.path.isdir(index_path):
-            shutil.rmtree(index_path, ignore_errors=True)
-        elif os.path.exists(index_path):
-            os.unlink(index_path)
+    res["index_path"] = index_path  # removed after the interleaved sweep unless --keep-indexes
     return res
+
+
+def remove_index(path: str) -> None:
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.exists(path):
+        os.unlink(path)
 
 
 # ---- analysis and output ---------------------------------------------------------------------
@@ -826,7 +918,12 @@ def report(args: argparse.Namespace, data: Dict[str, Any], results: List[Dict[st
            f"{args.rows_n} x {args.dim} float32, {data['meta'].get('clusters')} Gaussian clusters, "
            f"{args.queries} held-out queries, metric {args.metric}, recall@{k} against exact brute-force "
            f"top-{k}. Build with {T} threads for every system; M in {args.M}, ef_construction {args.efc}.",
-           f"QPS 1 thread: {mode1}, for every system. QPS {T} threads: all queries in one batched call "
+           f"QPS 1 thread: {mode1}, for every system"
+           + (f"; measured in one process holding every graph index, {args.rounds} interleaved rounds per ef "
+              f"(each system once per round, order rotated), best round kept; the worker's own figure, "
+              f"measured alone, is in the json as qps1_separate"
+              if any(r.get("interleaved") for r in results) else "")
+           + f". QPS {T} threads: all queries in one batched call "
            f"on {T} threads. Best of up to {args.max_repeats} runs (until {args.min_time} s spent).", "",
            f"Machine: {env['cpu']}, {env['nproc']} cores, {env['mem_gb']:.0f} GiB; Python {env['python']}; "
            + ", ".join(f"{k2} {v}" for k2, v in env["versions"].items())
@@ -840,9 +937,10 @@ def report(args: argparse.Namespace, data: Dict[str, Any], results: List[Dict[st
     for r in results:
         for p in r.get("points", []):
             rows.append([label(r), "–" if p["ef"] is None else str(p["ef"]), f"{p['recall']:.4f}",
-                         f"{p['qps1']:,.0f}", f"{p['qpsT']:,.0f}"])
+                         f"{p['qps1']:,.0f}", fmt(p.get("qps1_separate"), ",.0f"), f"{p['qpsT']:,.0f}"])
     out += [f"## Recall@{k} and QPS", "",
-            md_table(["system", "ef", f"recall@{k}", "QPS 1 thread", f"QPS {T} threads"], rows), ""]
+            md_table(["system", "ef", f"recall@{k}", "QPS 1 thread", "(1 thread, alone)", f"QPS {T} threads"],
+                     rows), ""]
     # Build/open table
     rows = []
     for r in results:
@@ -992,10 +1090,13 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     ap.add_argument("--keep-indexes", action="store_true", help="keep the saved indexes under data/indexes/")
     ap.add_argument("--data-dir", default=str(HERE / "data"))
     ap.add_argument("--results-dir", default=str(HERE / "results"))
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="interleaved one-thread rounds per ef over all saved indexes (0 = keep each worker's own)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--sweep", help=argparse.SUPPRESS)
     ap.add_argument("--probe", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.worker or args.probe:
+    if args.worker or args.probe or args.sweep:
         return args
     dataset = args.dataset or ("clustered-20k-64" if args.quick else "clustered-1M-128")
     n, d = parse_dataset(dataset)
@@ -1026,6 +1127,8 @@ def main(argv: List[str]) -> int:
         return worker_main(args.worker)
     if args.probe:
         return probe_main(args.probe)
+    if args.sweep:
+        return sweep_main(args.sweep)
     t_start = time.perf_counter()
     results_dir = Path(args.results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -1049,6 +1152,12 @@ def main(argv: List[str]) -> int:
                 traceback.print_exc()
                 results.append({"system": system, "M": M, "ok": False, "points": [],
                                 "error": f"{type(e).__name__}: {e}"})
+    if args.rounds > 0:
+        interleaved_sweep(args, data, results)
+    if not args.keep_indexes:
+        for r in results:
+            if r.get("index_path"):
+                remove_index(r["index_path"])
     env["skipped"] = skipped
     env["load_end"] = os.getloadavg()
     text = report(args, data, results, env)

@@ -66,6 +66,9 @@ TEST(ConcurrencyDeathTest, TouchingAReleasedMappingFaults) {
 // deletes the upper half instead. With the inner product and the query
 // (1, 0, ...) a row's score is its generation, and a search with k = all rows
 // returns every live row: so one search shows, per writer, which batch it saw.
+// Every third generation row 0 carries 130 KiB of metadata, which makes the
+// batch large enough for the WAL writer to stage it into the memtable on its
+// helper thread while it writes the log.
 
 constexpr uint32_t kDim = 8;
 constexpr uint64_t kRows = 48;  // per writer; spans both shards
@@ -87,6 +90,8 @@ Status WriteGeneration(DB* db, int w, uint64_t gen) {
     ops[j].kind = WriteOp::Kind::kPut;
     ops[j].vector = &vecs[j * kDim];
   }
+  static const std::string ballast(130u << 10, 'b');
+  if (gen % 3 == 0) ops[0].metadata = ballast;
   return db->Write(ops.data(), ops.size());
 }
 
