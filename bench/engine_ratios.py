@@ -10,10 +10,13 @@ def main(path: str) -> int:
     with open(path) as f:
         data = json.load(f)
     by_name = {b["name"]: b for b in data["benchmarks"] if b.get("run_type", "iteration") == "iteration"}
+    # Benchmarks run with repetitions report aggregates only: take their median.
+    by_name.update({b["run_name"]: b for b in data["benchmarks"]
+                    if b.get("run_type") == "aggregate" and b.get("aggregate_name") == "median"})
 
     def get(name: str, key: str) -> float:
         for n, b in by_name.items():
-            if n.split("/min_time")[0].split("/real_time")[0] == name:
+            if n.split("/min_time")[0].split("/real_time")[0].split("/repeats")[0] == name:
                 return float(b[key])
         raise KeyError(name)
 

@@ -38,7 +38,7 @@ inline void FenceStreamedStores() {
 }  // namespace
 
 MemTable::MemTable(uint32_t dim, std::shared_ptr<MappingCache> cache)
-    : dim_(dim), vectors_(size_t{dim} * sizeof(float), std::move(cache)) {}
+    : dim_(dim), vectors_(size_t{dim} * sizeof(float), cache, /*huge_pages=*/cache != nullptr) {}
 
 void MemTable::NoteSeq(uint64_t seq) {
   if (min_seq_ == 0 || seq < min_seq_) min_seq_ = seq;

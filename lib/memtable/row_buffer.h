@@ -1,10 +1,11 @@
 // RowBuffer: a growable, contiguous float matrix for the memtable.
 //
 // Backed by an anonymous mapping that grows with mremap (the kernel moves
-// the pages: nothing is copied or faulted in again) and asks for transparent
-// huge pages, so appending rows costs one page fault per 2 MiB instead of one
-// per 4 KiB plus a copy per doubling. Not thread-safe; data() may move on
-// Append.
+// the pages: nothing is copied or faulted in again), so appending rows costs
+// no copy per doubling; a buffer whose mapping is reused across memtables
+// also asks for transparent huge pages (one fault per 2 MiB instead of one
+// per 4 KiB, fewer TLB misses when searched). Not thread-safe; data() may
+// move on Append.
 #pragma once
 
 #include <sys/mman.h>
@@ -58,8 +59,12 @@ class MappingCache {
 class RowBuffer {
  public:
   // `cache` (may be null) provides the first mapping and takes it back at destruction.
-  explicit RowBuffer(size_t row_bytes, std::shared_ptr<MappingCache> cache = nullptr)
-      : row_bytes_(row_bytes), cache_(std::move(cache)) {}
+  // `huge_pages`: ask for transparent huge pages (MADV_HUGEPAGE). Worth it
+  // only for a buffer whose mapping is reused through `cache`: on a fresh
+  // mapping each huge page fault may stall for milliseconds compacting memory
+  // (seen as 10-46 ms stalls of a write every few hundred batches).
+  explicit RowBuffer(size_t row_bytes, std::shared_ptr<MappingCache> cache = nullptr, bool huge_pages = false)
+      : row_bytes_(row_bytes), cache_(std::move(cache)), huge_pages_(huge_pages) {}
   ~RowBuffer() {
     if (base_ != nullptr && !(cache_ && cache_->Put(base_, capacity_))) ::munmap(base_, capacity_);
   }
@@ -98,13 +103,14 @@ class RowBuffer {
     void* p = base_ == nullptr ? ::mmap(nullptr, grown, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
                                : ::mremap(base_, capacity_, grown, MREMAP_MAYMOVE);
     if (p == MAP_FAILED) throw std::bad_alloc();
-    ::madvise(p, grown, MADV_HUGEPAGE);  // advisory: fine when THP is off
+    if (huge_pages_) ::madvise(p, grown, MADV_HUGEPAGE);  // advisory: fine when THP is off
     base_ = p;
     capacity_ = grown;
   }
 
   size_t row_bytes_;
   std::shared_ptr<MappingCache> cache_;
+  bool huge_pages_;
   void* base_ = nullptr;
   size_t capacity_ = 0;
   size_t rows_ = 0;
