@@ -609,12 +609,7 @@ def sweep_main(cfg_path: str) -> int:
                     a.set_search(ef, 1)
                     if r == 0:
                         a.search(Q[:min(100, Q.shape[0])], k)  # warm-up, untimed
-                    t0 = time.perf_counter()
-                    if cfg["one_at_a_time"]:
-                        ids = np.vstack([a.search(Q[i:i + 1], k) for i in range(Q.shape[0])])
-                    else:
-                        ids = a.search(Q, k)
-                    dt = time.perf_counter() - t0
+                    ids, dt = timed_search(a, Q, k, cfg["one_at_a_time"], 0.0, 1)
                     best[key] = min(best.get(key, math.inf), dt)
                     if key not in recall:
                         recall[key] = recall_at(ids, gt, k)
