@@ -1,12 +1,17 @@
 """`Database` and `Transaction`: argument conversion and error mapping over
 the pomai keyspace C ABI (`include/pomai/kv.h`), nothing else.
 
-Every method makes one C call (two for a value larger than the reusable read
-buffer); the C library does the storage, the search and the validation of
-values. Vectors cross as `ffi.from_buffer` over a C-contiguous float32 numpy
-array, so such an array is never copied; other array-likes are converted once
-by numpy. No Python code loops over vectors or rows. The GIL is released
-during every C call (cffi), so searches from several threads run in parallel.
+Every method makes one C call (two for a value larger than 1 KiB); the C
+library does the storage, the search and the validation of values. Vectors
+cross as `ffi.from_buffer` over a C-contiguous float32 numpy array, so such an
+array is never copied; other array-likes are converted once by numpy. No
+Python code loops over vectors or rows. The GIL is released during every cffi
+call, so searches from several threads run in parallel.
+
+The per-key calls (`begin`, `get`, `put`, `delete`, `commit`, `rollback`) are
+in `_txn_calls.c`, written against the CPython API: a cffi call plus a Python
+method costs several times the C library's own get or put. That module calls
+the same library functions, whose addresses it gets from `ffi` here.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import os
 import threading
 from typing import Any, Iterable, List, Optional, Tuple, Union
 
+from . import _txn_calls
 from ._ffi import ffi, lib, missing_symbols
 from ._types import (
     AlopexError,
@@ -67,12 +73,6 @@ _db_options_init = _bind("pomai_db_options_ex_init")
 _db_close = _bind("pomai_close")
 _db_flush = _bind("pomai_db_flush")
 _db_memory_usage = _bind("pomai_db_memory_usage")
-_txn_begin = _bind("pomai_txn_begin")
-_txn_get = _bind("pomai_txn_get")
-_txn_put = _bind("pomai_txn_put")
-_txn_delete = _bind("pomai_txn_delete")
-_txn_commit = _bind("pomai_txn_commit")
-_txn_rollback = _bind("pomai_txn_rollback")
 _txn_upsert_vector = _bind("pomai_txn_upsert_vector")
 _txn_get_vector = _bind("pomai_txn_get_vector")
 _txn_search_similar = _bind("pomai_txn_search_similar")
@@ -92,14 +92,9 @@ def _ctype(decl: str) -> Any:
         return None
 
 
-_TXN_PP = _ctype("pomai_txn_t*[1]")
 _DB_PP = _ctype("pomai_db_t*[1]")
 _HITS_PP = _ctype("pomai_kv_hits_t*[1]")
-_SIZE_T1 = _ctype("size_t[1]")
-_BOOL1 = _ctype("bool[1]")
 _U32_1 = _ctype("uint32_t[1]")
-_U8_ARRAY = _ctype("uint8_t[]")
-_CHAR_P = _ctype("char*")
 _STATS_P = _ctype("pomai_hnsw_stats_t*")
 
 
@@ -278,8 +273,9 @@ class Database:
     `close()`, every method raises AlopexError "database is closed".
     """
 
-    __slots__ = ("_handle", "_lock", "_storage", "_path", "__weakref__")
+    __slots__ = ("_handle", "_address", "_lock", "_storage", "_path", "__weakref__")
     _handle: Any  # pomai_db_t*, None once closed
+    _address: int  # the handle as an integer, for _txn_calls
     _lock: threading.Lock
     _storage: StorageMode
     _path: Optional[str]
@@ -304,6 +300,7 @@ class Database:
         del keep
         db = object.__new__(cls)
         db._handle = out[0]
+        db._address = int(ffi.cast("uintptr_t", out[0]))
         db._lock = threading.Lock()
         db._storage = storage
         db._path = path
@@ -413,19 +410,9 @@ class Database:
             mode = _READ_ONLY
         elif type(mode) is not TxnMode:
             raise TypeError(f"mode must be an alopex.TxnMode, got {type(mode).__name__} {mode!r}")
-        h = self._handle
-        if h is None:
+        if self._handle is None:
             raise _db_closed()
-        try:
-            out = _txn_out_pop()
-        except IndexError:
-            out = ffi.new(_TXN_PP)
-        st = _txn_begin(h, mode._value_, out)
-        if st:
-            raise _status_error(st)
-        txn = _new_txn(Transaction)
-        txn._h = out[0]
-        _txn_out_push(out)
+        txn = _begin(Transaction, self._address, mode._value_)
         txn._db = self
         txn._mode = mode
         return txn
@@ -498,32 +485,7 @@ class Database:
 
 # ---- Transaction ---------------------------------------------------------
 
-# Out-parameters and a reusable read buffer for one read call at a time:
-# (buf: uint8_t[cap], cap, out_len: size_t[1], found: bool[1], buf as char*).
-# Idle ones wait in `_SCRATCH`: list.pop and list.append are atomic under the
-# GIL, so each call gets one of its own, from any thread, without a lock. A
-# call that raises simply drops its scratch. (A tuple, not an object: the
-# unpacking is the cheapest way to get at five values on the hot path.)
-_Scratch = Tuple[Any, int, Any, Any, Any]
-
-
-def _new_scratch(cap: int = 256) -> _Scratch:
-    buf = ffi.new(_U8_ARRAY, cap)
-    return (buf, cap, ffi.new(_SIZE_T1), ffi.new(_BOOL1), ffi.cast(_CHAR_P, buf))
-
-
-_SCRATCH: List[_Scratch] = []
-_scratch_pop = _SCRATCH.pop
-_scratch_push = _SCRATCH.append
-_TXN_OUTS: List[Any] = []  # idle pomai_txn_t*[1] out-parameters of begin, used the same way
-_txn_out_pop = _TXN_OUTS.pop
-_txn_out_push = _TXN_OUTS.append
-_unpack = ffi.unpack
-_buffer = ffi.buffer
-_MAX_KEPT_BUFFER = 1 << 20  # values larger than this are read into a one-off buffer
-
-
-class Transaction:
+class Transaction(_txn_calls.TxnBase):
     """A transaction (from `Database.begin`) on a snapshot: reads see the
     snapshot plus the transaction's own writes; `commit()` applies its writes
     atomically, first committer wins ("transaction conflict" for the loser).
@@ -535,14 +497,12 @@ class Transaction:
     serialised by the library.
     """
 
-    __slots__ = ("_h", "_db", "_mode", "__weakref__")
-    _h: Any  # pomai_txn_t*, None once ended
+    # `_h` (the pomai_txn_t* as cdata, None once ended), `_ended`, get, put,
+    # delete, commit, rollback and the rollback of an abandoned transaction
+    # are TxnBase's (_txn_calls.c).
+    __slots__ = ("_db", "_mode", "__weakref__")
     _db: Database
     _mode: TxnMode
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._h = None
-        raise TypeError("cannot create 'Transaction' instances directly; use Database.begin()")
 
     @property
     def mode(self) -> TxnMode:
@@ -552,10 +512,10 @@ class Transaction:
     @property
     def closed(self) -> bool:
         """Whether the transaction has ended (commit, rollback, db close)."""
-        return self._h is None or self._db._handle is None
+        return self._ended or self._db._handle is None
 
     def __repr__(self) -> str:
-        state = "closed" if self._h is None else "active"
+        state = "closed" if self._ended else "active"
         return f"<alopex.Transaction {self._mode!r} {state}>"
 
     def _fail(self, status: Any) -> AlopexError:
@@ -564,123 +524,20 @@ class Transaction:
             self._h = None
         return err
 
-    # -- key/value
-
-    def get(self, key: bytes) -> Optional[bytes]:
-        """The value of `key` as of the snapshot plus own writes, or None.
-        For a key holding a vector record: its metadata (b"" when none)."""
-        if type(key) is not bytes and not isinstance(key, bytes):
-            raise _not_bytes(key, "key")
-        h = self._h
-        if h is None:
-            raise _txn_closed()
-        try:
-            sc = _scratch_pop()
-        except IndexError:
-            sc = _new_scratch()
-        buf, cap, out_len, found, buf_char = sc
-        st = _txn_get(h, key, len(key), buf, cap, out_len, found)
-        if st:
-            raise self._fail(st)
-        n = out_len[0]  # 0 when not found (kv.h), so `found` is read for n == 0 only
-        if n and n <= cap:
-            value: bytes = _unpack(buf_char, n)
-            _scratch_push(sc)
-            return value
-        if not n:
-            _scratch_push(sc)
-            return b"" if found[0] else None
-        # Larger than the buffer: retry with one that fits (stable answer).
-        if n <= _MAX_KEPT_BUFFER:
-            sc = _new_scratch(max(n, 2 * cap))
-            buf = sc[0]
-        else:
-            buf = ffi.new(_U8_ARRAY, n)
-        st = _txn_get(h, key, len(key), buf, n, out_len, found)
-        if st:
-            raise self._fail(st)
-        value = _buffer(buf, out_len[0])[:]
-        _scratch_push(sc)
-        return value
-
-    def put(self, key: bytes, value: bytes) -> None:
-        """Writes key = value (visible to this transaction at once, to others
-        after commit). AlopexError in a READ_ONLY transaction."""
-        if type(key) is not bytes and not isinstance(key, bytes):
-            raise _not_bytes(key, "key")
-        if type(value) is not bytes and not isinstance(value, bytes):
-            raise _not_bytes(value, "value")
-        h = self._h
-        if h is None:
-            raise _txn_closed()
-        st = _txn_put(h, key, len(key), value, len(value))
-        if st:
-            raise self._fail(st)
-
-    def delete(self, key: bytes) -> None:
-        """Deletes `key` (a missing key is fine). AlopexError when READ_ONLY."""
-        if type(key) is not bytes and not isinstance(key, bytes):
-            raise _not_bytes(key, "key")
-        h = self._h
-        if h is None:
-            raise _txn_closed()
-        st = _txn_delete(h, key, len(key))
-        if st:
-            raise self._fail(st)
-
-    def commit(self) -> None:
-        """Applies the writes atomically and closes the transaction, whatever
-        the outcome. AlopexError "transaction conflict" when another
-        transaction committed a write to one of its keys (or index entries)
-        after it began; "memory limit exceeded" past the cap. Nothing is
-        applied when it fails."""
-        h = self._h
-        if h is None:
-            raise _txn_closed()
-        self._h = None
-        st = _txn_commit(h)
-        if st:
-            raise _status_error(st)
-
-    def rollback(self) -> None:
-        """Discards the writes and closes the transaction. AlopexError
-        "transaction is closed" when it has already ended (also when closing
-        the database rolled it back)."""
-        h = self._h
-        if h is None:
-            raise _txn_closed()
-        self._h = None
-        st = _txn_rollback(h)
-        if st:
-            raise _status_error(st)
-
     def __enter__(self) -> "Transaction":
-        if self._h is None or self._db._handle is None:
+        if self._ended or self._db._handle is None:
             raise _txn_closed()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         """Rolls the transaction back when it is still active (commit
         explicitly inside the block); exceptions propagate."""
-        h = self._h
-        if h is not None:
-            self._h = None
-            st = _txn_rollback(h)
-            if st:
-                err = _status_error(st)
-                if err.code != "CLOSED" and exc[0] is None:
-                    raise err
-
-    def __del__(self) -> None:
-        h = self._h
-        if h is not None:
-            self._h = None
+        if not self._ended:
             try:
-                st = _txn_rollback(h)
-                if st:
-                    _status_free(st)
-            except Exception:
-                pass
+                self.rollback()
+            except AlopexError as err:
+                if err.code != "CLOSED" and exc[0] is None:
+                    raise
 
     # -- vectors (flat, exact)
 
@@ -819,4 +676,31 @@ class Transaction:
             raise self._fail(st)
 
 
-_new_txn = object.__new__
+
+
+# ---- the CPython-API per-key calls (_txn_calls.c) --------------------------
+
+def _status_error_for(txn: Transaction, address: int, ended: bool) -> AlopexError:
+    status = ffi.cast("pomai_status_t*", address)
+    return _status_error(status) if ended else txn._fail(status)
+
+
+def _setup_txn_calls() -> None:
+    names = ("pomai_txn_begin", "pomai_txn_get", "pomai_txn_put", "pomai_txn_delete",
+             "pomai_txn_commit", "pomai_txn_rollback", "pomai_status_free")
+    missing = [n for n in names if not hasattr(lib, n)]
+    if missing:
+        # The POMAI_C_LIB override lacks them: every call names what is missing.
+        def unavailable(*_args: Any) -> Any:
+            raise AlopexError(
+                f"the pomai C library in use lacks {', '.join(missing)} (missing: "
+                f"{', '.join(missing_symbols(lib))}); rebuild the package", "UNIMPLEMENTED")
+        globals()["_begin"] = unavailable
+        return
+    functions = {n: int(ffi.cast("uintptr_t", ffi.addressof(lib, n))) for n in names}
+    txn_p = ffi.typeof("pomai_txn_t*")
+    _txn_calls.setup(functions, _status_error_for, _txn_closed, lambda a: ffi.cast(txn_p, a))
+
+
+_begin = _txn_calls.begin
+_setup_txn_calls()

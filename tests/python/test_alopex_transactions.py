@@ -122,6 +122,39 @@ def test_values_larger_than_the_read_buffer(db: Database) -> None:
         assert txn.get(b"small") == b"s"
 
 
+def test_values_around_the_stack_read_buffer(db: Database) -> None:
+    # _txn_calls.c reads values up to 1 KiB through a stack buffer and larger
+    # ones straight into the result after a first call that gives the size.
+    values = {b"v%d" % n: bytes(i % 251 for i in range(n)) for n in (0, 1, 1023, 1024, 1025, 4096)}
+    commit_kv(db, values)
+    with db.begin() as txn:
+        for key, value in values.items():
+            assert txn.get(key) == value
+        assert txn.get(b"v1025") == values[b"v1025"]  # the same answer twice
+
+
+def test_bytes_subclasses_are_keys_and_values(db: Database) -> None:
+    class Key(bytes):
+        pass
+
+    with db.begin(RW) as txn:
+        txn.put(Key(b"k"), Key(b"v"))
+        assert txn.get(Key(b"k")) == b"v" and type(txn.get(b"k")) is bytes
+        txn.delete(Key(b"k"))
+        assert txn.get(b"k") is None
+        txn.commit()
+
+
+def test_the_handle_attribute_can_only_be_dropped(db: Database) -> None:
+    txn = db.begin(RW)
+    with pytest.raises(AttributeError, match="only be set to None"):
+        txn._h = 5
+    assert not txn.closed
+    txn.put(b"a", b"1")
+    txn.commit()
+    assert txn._h is None and txn.closed
+
+
 # ---- closing ---------------------------------------------------------------
 
 def test_close_discards_active_transactions_on_disk(db_factory) -> None:

@@ -59,6 +59,24 @@ def test_pomai_c_lib_overrides_the_library(tmp_path: Path) -> None:
     assert meta == "b'a'"
 
 
+def test_pomai_c_lib_overrides_the_library_for_alopex(tmp_path: Path) -> None:
+    # alopex's per-key calls (_txn_calls.c) call the functions of the library
+    # cffi loaded, here the override.
+    code = (
+        "import sys, alopex\n"
+        "from alopex import Database, TxnMode\n"
+        f"db = Database.open({str(tmp_path / 'kv')!r})\n"
+        "t = db.begin(TxnMode.READ_WRITE); t.put(b'a', b'x' * 5000); t.put(b'b', b'1'); t.commit()\n"
+        "t = db.begin()\n"
+        "print(len(t.get(b'a')), t.get(b'b'), t.get(b'c'), 'pomaidb._pomai_cffi' in sys.modules)\n"
+        "try:\n    t.put(b'a', b'2')\nexcept alopex.AlopexError as e:\n    print(e.code)\n"
+        "t.rollback(); db.close()\n"
+    )
+    out = run_python(code, tmp_path, POMAI_C_LIB=pomaidb.library_path())
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["5000 b'1' None False", "READ_ONLY"]
+
+
 def test_bogus_pomai_c_lib_is_a_clear_import_error(tmp_path: Path) -> None:
     bogus = str(tmp_path / "no-such-libpomai_c.so")
     out = run_python("import pomaidb", tmp_path, POMAI_C_LIB=bogus)
