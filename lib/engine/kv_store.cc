@@ -51,64 +51,96 @@ const Value* MemTable::Versions::Visible(uint64_t snap, uint64_t* seq) const {
   return nullptr;
 }
 
-const MemTable::Versions* MemTable::Find(std::string_view key) const {
+const MemTable::Slot* MemTable::FindSlot(std::string_view key, uint64_t h) const {
   if (slots_.empty()) return nullptr;
-  const uint64_t h = HashKey(key);
   const size_t mask = slots_.size() - 1;
+  const size_t head = std::min<size_t>(key.size(), sizeof(Slot::key_head));
   for (size_t i = h & mask;; i = (i + 1) & mask) {
     const Slot& s = slots_[i];
-    if (s.key == nullptr) return nullptr;
-    if (s.hash == h && *s.key == key) return s.versions;
+    if (s.hash == 0) return nullptr;
+    if (s.hash != h || s.key_len != std::min<size_t>(key.size(), 0xFFFF) ||
+        std::memcmp(s.key_head, key.data(), head) != 0) {
+      continue;
+    }
+    if (key.size() <= sizeof(Slot::key_head) || *s.key == key) return &s;
   }
 }
 
-void MemTable::Index(const std::string* key, Versions* versions) {
+MemTable::Slot* MemTable::Index(const std::string* key, uint64_t h, Versions* versions) {
   if ((map_.size() + 1) * 2 > slots_.size()) {
     std::vector<Slot> old;
     old.swap(slots_);
     slots_.assign(std::max<size_t>(64, old.size() * 2), Slot{});
     const size_t mask = slots_.size() - 1;
     for (const Slot& s : old) {
-      if (s.key == nullptr) continue;
+      if (s.hash == 0) continue;
       size_t i = s.hash & mask;
-      while (slots_[i].key != nullptr) i = (i + 1) & mask;
+      while (slots_[i].hash != 0) i = (i + 1) & mask;
       slots_[i] = s;
     }
   }
-  const uint64_t h = HashKey(*key);
   const size_t mask = slots_.size() - 1;
   size_t i = h & mask;
-  while (slots_[i].key != nullptr) i = (i + 1) & mask;
-  slots_[i] = Slot{h, key, versions};
+  while (slots_[i].hash != 0) i = (i + 1) & mask;
+  Slot& s = slots_[i];
+  s = Slot{};
+  s.hash = h;
+  s.key = key;
+  s.versions = versions;
+  s.key_len = static_cast<uint16_t>(std::min<size_t>(key->size(), 0xFFFF));
+  std::memcpy(s.key_head, key->data(), std::min<size_t>(key->size(), sizeof(Slot::key_head)));
+  return &s;
+}
+
+void MemTable::Refresh(Slot* slot) {
+  const Versions& vs = *slot->versions;
+  const Value& v = *vs.newest;
+  slot->newest_seq = vs.newest_seq;
+  slot->plain = v.kind == ValueKind::kTombstone ||
+                (v.kind == ValueKind::kBytes && !v.has_metadata && v.metric == Value{}.metric &&
+                 v.bytes.size() <= 0xFFFFFFFFu);
+  slot->kind = v.kind;
+  slot->bytes = slot->plain ? v.bytes.data() : nullptr;
+  slot->bytes_len = slot->plain ? static_cast<uint32_t>(v.bytes.size()) : 0;
 }
 
 bool MemTable::Get(std::string_view key, uint64_t snap, VersionView* out) const {
+  const uint64_t h = HashKey(key);
   std::shared_lock<std::shared_mutex> l(mu_);
-  const Versions* vs = Find(key);
-  if (vs == nullptr) return false;
+  const Slot* s = FindSlot(key, h);
+  if (s == nullptr) return false;
+  if (s->plain && s->newest_seq <= snap) {
+    *out = VersionView{};
+    out->seq = s->newest_seq;
+    out->kind = s->kind;
+    out->bytes = std::string_view(s->bytes, s->bytes_len);
+    return true;
+  }
   uint64_t seq = 0;
-  const Value* v = vs->Visible(snap, &seq);
+  const Value* v = s->versions->Visible(snap, &seq);
   if (v == nullptr) return false;
   *out = ViewOf(seq, *v);
   return true;
 }
 
 uint64_t MemTable::LatestSeq(std::string_view key) const {
+  const uint64_t h = HashKey(key);
   std::shared_lock<std::shared_mutex> l(mu_);
-  const Versions* vs = Find(key);
-  return vs == nullptr ? 0 : vs->newest_seq;
+  const Slot* s = FindSlot(key, h);
+  return s == nullptr ? 0 : s->newest_seq;
 }
 
 void MemTable::Apply(uint64_t seq, const std::vector<Write>& writes, uint64_t min_snapshot) {
   std::unique_lock<std::shared_mutex> l(mu_);
   for (const Write& w : writes) {
-    auto it = map_.find(w.key);
-    if (it == map_.end()) {
-      it = map_.emplace(w.key, Versions{}).first;
-      Index(&it->first, &it->second);
+    const uint64_t h = HashKey(w.key);
+    Slot* slot = const_cast<Slot*>(FindSlot(w.key, h));
+    if (slot == nullptr) {
+      auto it = map_.emplace(w.key, Versions{}).first;
+      slot = Index(&it->first, h, &it->second);
       bytes_ += w.key.capacity() + kVersionOverhead + 2 * sizeof(Slot);
     }
-    Versions& vs = it->second;
+    Versions& vs = *slot->versions;
     if (vs.newest) vs.older.insert(vs.older.begin(), Version{vs.newest_seq, std::move(vs.newest)});
     vs.newest_seq = seq;
     vs.newest = w.value;
@@ -128,6 +160,7 @@ void MemTable::Apply(uint64_t seq, const std::vector<Write>& writes, uint64_t mi
     }
     for (size_t i = keep; i < vs.older.size(); ++i) bytes_ -= vs.older[i].value->MemoryBytes() + kVersionOverhead;
     vs.older.resize(keep);
+    Refresh(slot);
   }
   max_seq_ = std::max(max_seq_, seq);
 }

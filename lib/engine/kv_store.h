@@ -123,14 +123,28 @@ class MemTable {
   };
   // Point lookups go through an open-addressing hash of the map nodes (map
   // nodes never move and are never erased): one probe of a flat array
-  // instead of a walk down the tree.
-  struct Slot {
-    uint64_t hash = 0;
-    const std::string* key = nullptr;  // null: empty slot
-    Versions* versions = nullptr;
+  // instead of a walk down the tree. A slot is one cache line holding what
+  // a lookup of the newest version of a key of up to 16 bytes needs (the
+  // key itself, the newest seq, and for a plain bytes value or a tombstone
+  // its bytes), so such a lookup reads the slot and then the value's bytes,
+  // and never the map node or the Value. Apply keeps the copy current.
+  struct alignas(64) Slot {
+    uint64_t hash = 0;                 // 0: empty slot (HashKey never returns 0)
+    const std::string* key = nullptr;  // the map node's key
+    Versions* versions = nullptr;      // the map node's versions
+    uint64_t newest_seq = 0;           // versions->newest_seq
+    const char* bytes = nullptr;       // when `plain`: the newest value's bytes
+    uint32_t bytes_len = 0;
+    uint16_t key_len = 0;              // min(key size, 0xFFFF)
+    ValueKind kind = ValueKind::kTombstone;  // when `plain`: the newest value's kind
+    bool plain = false;                // the newest value is bytes without metadata, or a tombstone
+    char key_head[16] = {};            // the first min(16, key size) bytes of the key
   };
-  const Versions* Find(std::string_view key) const;
-  void Index(const std::string* key, Versions* versions);
+  static_assert(sizeof(Slot) == 64, "a memtable slot is one cache line");
+  // The slot of `key` (hash h), or null.
+  const Slot* FindSlot(std::string_view key, uint64_t h) const;
+  Slot* Index(const std::string* key, uint64_t h, Versions* versions);
+  static void Refresh(Slot* slot);
 
   mutable std::shared_mutex mu_;
   std::map<std::string, Versions, std::less<>> map_;
