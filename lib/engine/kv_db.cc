@@ -146,6 +146,8 @@ struct KvDBImpl {
 
   std::unique_ptr<kv::IndexRegistry> indexes;
   std::mutex index_load_mu;  // one index load or rebuild at a time
+  uint64_t open_seq = 0;     // last_seq when recovery ended: every version <= it survived the last close or crash
+  std::atomic<uint64_t> graph_builds{0};
   struct Rebuild {
     std::thread thread;
     std::shared_ptr<std::atomic<bool>> done;
@@ -155,6 +157,9 @@ struct KvDBImpl {
   std::atomic<bool> closed{false};
 
   Result<std::shared_ptr<kv::IndexRuntime>> LoadIndex(const std::string& name, bool rebuild);
+  // Deletes the graph files of index `name` (docs/FORMAT.md), except the one
+  // of configuration `keep_config_seq` (0: all). Under index_load_mu.
+  void RemoveIndexGraphFiles(const std::string& name, uint64_t keep_config_seq);
   void ScheduleRebuild(const std::string& name);
   Status WriteIndexConfig(const std::string& name, const IndexConfig* config);
 
@@ -374,6 +379,18 @@ Status KvDBImpl::Recover() {
   }
   RemoveObsoleteFiles(env, dir, names, [&](uint64_t n) { return live_segments.count(n) > 0; }, manifest.log_number);
   last_seq = seq;
+  open_seq = seq;
+  // An index graph file holding a version newer than what survived was
+  // written from commits a crash lost; their seqs will be reused by new
+  // commits, so the file goes before any commit (made durable by the
+  // SyncDir of NewLogFile below).
+  for (const auto& name : names) {
+    if (name.rfind("idx-", 0) != 0 || name.size() < 7 || name.compare(name.size() - 7, 7, ".pgraph") != 0) continue;
+    const std::string path = JoinPath(dir, name);
+    auto seg = segment::Segment::Open(env, path);
+    if (seg.ok() && (seg.value()->info().max_seq > seq || seg.value()->info().min_seq > seq))
+      (void)env->RemoveFile(path);
+  }
   layers = next;
   wal = std::make_unique<wal::Writer>(nullptr, opt.fsync ? wal::SyncPolicy::kAlways : wal::SyncPolicy::kNever, seq + 1);
   return wal->RunExclusive([this] { return NewLogFile(); });
@@ -1224,6 +1241,7 @@ Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string&
     std::shared_ptr<kv::IndexRuntime> rt;
     uint64_t config_seq = 0;
     IndexConfig config;
+    bool built = false;
     {
       PinnedSnapshot pin(this);
       VersionView cv;
@@ -1233,10 +1251,27 @@ Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string&
       if (cv.kind != ValueKind::kBytes || !kv::DecodeIndexConfig(cv.bytes, &config))
         return Status::Corruption("the configuration of index '" + Printable(name) + "' is damaged");
       config_seq = cv.seq;
-      RangeMap range;
-      POMAI_RETURN_IF_ERROR(ScanRange(*pin.layers, prefix, pin.snap, &range));
-      const auto entries = EntriesOf(range, config.dim);
-      POMAI_ASSIGN_OR_RETURN(rt, kv::IndexRuntime::Build(config, config_seq, entries, pool.get()));
+      // After a reopen: the graph the last build wrote, when it only holds
+      // versions this open recovered (a commit lost in a crash may have had
+      // a seq that a later commit reuses).
+      if (!rebuild && !opt.in_memory && config_seq <= open_seq) {
+        auto loaded = kv::IndexRuntime::OpenGraphFile(env, JoinPath(opt.path, kv::IndexGraphFileName(name, config_seq)),
+                                                      name, config, config_seq);
+        if (loaded.ok() && loaded.value()->base_max_seq() <= open_seq) rt = std::move(loaded).value();
+      }
+      if (!rt) {
+        RangeMap range;
+        POMAI_RETURN_IF_ERROR(ScanRange(*pin.layers, prefix, pin.snap, &range));
+        const auto entries = EntriesOf(range, config.dim);
+        POMAI_ASSIGN_OR_RETURN(rt, kv::IndexRuntime::Build(config, config_seq, entries, pool.get()));
+        graph_builds.fetch_add(1);
+        built = true;
+      }
+    }
+    if (built && !opt.in_memory) {
+      // A cache of the build: when the write fails, the next build tries again.
+      (void)rt->WriteGraphFile(env, opt.path, name);
+      RemoveIndexGraphFiles(name, config_seq);
     }
     // No commit is applied while the runtime catches up and is installed:
     // every later one reaches it through OnCommit.
@@ -1255,6 +1290,18 @@ Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string&
     // Commits made during the build may already call for the next one.
     if (rt->ClaimRebuild()) ScheduleRebuild(name);
     return rt;
+  }
+}
+
+void KvDBImpl::RemoveIndexGraphFiles(const std::string& name, uint64_t keep_config_seq) {
+  auto names = env->ListDir(opt.path);
+  if (!names.ok()) return;  // left for the next build or drop
+  const std::string prefix = kv::IndexGraphFilePrefix(name);
+  const std::string keep = keep_config_seq != 0 ? kv::IndexGraphFileName(name, keep_config_seq) : std::string();
+  for (const std::string& f : names.value()) {
+    // A name with the same hash has files of the same prefix: this removes
+    // them too, which costs that index a rebuild, never data.
+    if (f.rfind(prefix, 0) == 0 && f != keep) (void)env->RemoveFile(JoinPath(opt.path, f));
   }
 }
 
@@ -1322,8 +1369,15 @@ Status KvDB::CreateIndex(std::string_view name, const IndexConfig& config) {
 Status KvDB::DropIndex(std::string_view name) {
   if (impl_->closed) return Status::Closed("database is closed");
   POMAI_RETURN_IF_ERROR(CheckIndexName(name));
-  return impl_->WriteIndexConfig(std::string(name), nullptr);
+  POMAI_RETURN_IF_ERROR(impl_->WriteIndexConfig(std::string(name), nullptr));
+  if (!impl_->opt.in_memory) {
+    std::lock_guard<std::mutex> lm(impl_->index_load_mu);
+    impl_->RemoveIndexGraphFiles(std::string(name), 0);
+  }
+  return Status::OK();
 }
+
+uint64_t KvDB::IndexGraphBuilds() { return impl_->graph_builds.load(); }
 
 Status KvDB::GetIndexStats(std::string_view name, IndexStats* out) {
   if (impl_->closed) return Status::Closed("database is closed");

@@ -173,6 +173,9 @@ class KvDB {
   // For tests: segment files live now, and the number of flushes/merges done.
   size_t SegmentCount();
   uint64_t LastSequence();
+  // For tests: how many index graphs this open has built (a graph loaded
+  // from its file, docs/FORMAT.md "Named-index graph files", is not built).
+  uint64_t IndexGraphBuilds();
 
  private:
   KvDB();

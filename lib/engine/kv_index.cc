@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
+#include "index/hnsw_format.h"
+#include "segment/segment.h"
 #include "simd/distance.h"
 #include "util/coding.h"
 
@@ -53,7 +56,6 @@ Result<std::shared_ptr<IndexRuntime>> IndexRuntime::Build(const IndexConfig& con
   rt->base_seqs_.reserve(n);
   rt->base_meta_.reserve(n);
   rt->base_has_meta_.reserve(n);
-  rt->base_row_.reserve(n);
   size_t row = 0;
   for (const auto& [key, e] : entries) {
     std::memcpy(rt->base_vecs_.data() + row * dim, e.vec, dim * sizeof(float));
@@ -61,10 +63,8 @@ Result<std::shared_ptr<IndexRuntime>> IndexRuntime::Build(const IndexConfig& con
     rt->base_seqs_.push_back(e.seq);
     rt->base_meta_.emplace_back(e.metadata);
     rt->base_has_meta_.push_back(e.has_metadata ? 1 : 0);
-    rt->base_row_.emplace(key, static_cast<uint32_t>(row));
     ++row;
   }
-  rt->dead_.assign(n, 0);
   if (n > 0) {
     index::HnswParams params;
     params.m = config.m;
@@ -72,24 +72,172 @@ Result<std::shared_ptr<IndexRuntime>> IndexRuntime::Build(const IndexConfig& con
     params.sq8 = false;  // the walk scores float32 rows: recall first
     POMAI_ASSIGN_OR_RETURN(rt->sections_, index::BuildHnsw(rt->base_vecs_.data(), n, config.dim, config.metric, params,
                                                            n >= 2048 ? pool : nullptr, nullptr));
-    auto section = [&rt](uint32_t kind) -> std::string_view {
-      for (const auto& s : rt->sections_) {
+  }
+  POMAI_RETURN_IF_ERROR(rt->FinishBase());
+  return rt;
+}
+
+Status IndexRuntime::FinishBase() {
+  const size_t n = base_keys_.size();
+  base_row_.clear();
+  base_row_.reserve(n);
+  for (size_t row = 0; row < n; ++row) base_row_.emplace(base_keys_[row], static_cast<uint32_t>(row));
+  dead_.assign(n, 0);
+  dead_count_ = 0;
+  if (n > 0) {
+    auto section = [this](uint32_t kind) -> std::string_view {
+      for (const auto& s : sections_) {
         if (s.kind == kind) return s.bytes;
       }
       return {};
     };
-    auto graph = index::HnswGraph::Open(section, rt->base_vecs_.data(), n, config.dim, config.metric, "index graph");
+    auto graph = index::HnswGraph::Open(section, base_vecs_.data(), n, config_.dim, config_.metric, "index graph");
     if (!graph.ok()) return graph.status();
-    rt->graph_.emplace(std::move(graph).value());
-    POMAI_ASSIGN_OR_RETURN(index::HnswStats gs, rt->graph_->Stats());
-    rt->base_levels_ = gs.nodes_per_level;
-    rt->base_avg_degree0_ = gs.avg_degree0;
+    graph_.emplace(std::move(graph).value());
+    POMAI_ASSIGN_OR_RETURN(index::HnswStats gs, graph_->Stats());
+    base_levels_ = gs.nodes_per_level;
+    base_avg_degree0_ = gs.avg_degree0;
   }
-  uint64_t b = sizeof(IndexRuntime) + rt->base_vecs_.capacity() * sizeof(float) + rt->dead_.capacity();
-  for (size_t i = 0; i < rt->base_keys_.size(); ++i) b += rt->base_keys_[i].capacity() + rt->base_meta_[i].capacity() + 80;
-  b += rt->base_seqs_.capacity() * 8 + rt->base_has_meta_.capacity();
-  for (const auto& sec : rt->sections_) b += sec.bytes.capacity();
-  rt->base_bytes_ = b;
+  uint64_t b = sizeof(IndexRuntime) + base_vecs_.capacity() * sizeof(float) + dead_.capacity();
+  for (size_t i = 0; i < base_keys_.size(); ++i) b += base_keys_[i].capacity() + base_meta_[i].capacity() + 80;
+  b += base_seqs_.capacity() * 8 + base_has_meta_.capacity();
+  for (const auto& sec : sections_) b += sec.bytes.capacity();
+  base_bytes_ = b;
+  return Status::OK();
+}
+
+uint64_t IndexRuntime::base_max_seq() const {
+  uint64_t m = 0;
+  for (uint64_t s : base_seqs_) m = std::max(m, s);
+  return m;
+}
+
+// ---------------------------------------------------------------------------
+// Graph files
+
+namespace {
+
+constexpr uint32_t kGraphFileName = 96;
+constexpr uint32_t kGraphFileKeyOffsets = 97;
+constexpr uint32_t kGraphFileKeys = 98;
+constexpr uint32_t kGraphFileSeqs = 99;
+constexpr uint32_t kGraphFileHasMeta = 100;
+
+uint64_t Fnv1a64(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+}  // namespace
+
+std::string IndexGraphFilePrefix(std::string_view name) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "idx-%016llx-", static_cast<unsigned long long>(Fnv1a64(name)));
+  return buf;
+}
+
+std::string IndexGraphFileName(std::string_view name, uint64_t config_seq) {
+  return IndexGraphFilePrefix(name) + std::to_string(config_seq) + ".pgraph";
+}
+
+Status IndexRuntime::WriteGraphFile(Env* env, const std::string& dir, std::string_view name) const {
+  const size_t n = base_keys_.size();
+  if (n == 0) return Status::OK();
+  std::vector<uint64_t> ids(n), meta_offsets(n + 1), key_offsets(n + 1);
+  std::string meta_blob, keys;
+  for (size_t i = 0; i < n; ++i) {
+    ids[i] = i;
+    meta_offsets[i] = meta_blob.size();
+    meta_blob += base_meta_[i];
+    key_offsets[i] = keys.size();
+    keys += base_keys_[i];
+  }
+  meta_offsets[n] = meta_blob.size();
+  key_offsets[n] = keys.size();
+  std::string key_offsets_bytes, seqs;
+  for (uint64_t o : key_offsets) PutFixed64(&key_offsets_bytes, o);
+  for (uint64_t q : base_seqs_) PutFixed64(&seqs, q);
+  segment::SegmentContents c;
+  c.info.dim = config_.dim;
+  c.info.metric = config_.metric;
+  c.info.shard = kIndexGraphMarker;
+  c.info.min_seq = config_seq_;
+  c.info.max_seq = base_max_seq();
+  c.row_count = n;
+  c.ids = ids.data();
+  c.vectors = base_vecs_.data();
+  c.meta_offsets = meta_offsets.data();
+  c.meta_blob = reinterpret_cast<const uint8_t*>(meta_blob.data());
+  for (const auto& sec : sections_) c.extra.push_back({sec.kind, sec.bytes});
+  const std::string_view has_meta(reinterpret_cast<const char*>(base_has_meta_.data()), base_has_meta_.size());
+  c.extra.push_back({kGraphFileName, name});
+  c.extra.push_back({kGraphFileKeyOffsets, key_offsets_bytes});
+  c.extra.push_back({kGraphFileKeys, keys});
+  c.extra.push_back({kGraphFileSeqs, seqs});
+  c.extra.push_back({kGraphFileHasMeta, has_meta});
+  return segment::WriteSegment(env, dir, IndexGraphFileName(name, config_seq_), c);
+}
+
+Result<std::shared_ptr<IndexRuntime>> IndexRuntime::OpenGraphFile(Env* env, const std::string& path,
+                                                                  std::string_view name, const IndexConfig& config,
+                                                                  uint64_t config_seq) {
+  POMAI_ASSIGN_OR_RETURN(std::shared_ptr<segment::Segment> seg, segment::Segment::Open(env, path));
+  POMAI_RETURN_IF_ERROR(seg->Verify());
+  auto bad = [&path](const std::string& what) { return Status::Corruption(path + ": " + what); };
+  const segment::SegmentInfo& info = seg->info();
+  if (info.shard != kIndexGraphMarker) return bad("not an index graph file");
+  if (info.dim != config.dim || info.metric != config.metric)
+    return bad("dim " + std::to_string(info.dim) + " / metric " + std::to_string(static_cast<int>(info.metric)) +
+               " differ from the index's");
+  if (info.min_seq != config_seq) return bad("written for another configuration of the index");
+  if (seg->Section(kGraphFileName) != name) return bad("written for another index");
+  const uint64_t n = seg->row_count();
+  if (n == 0 || seg->tombstone_count() != 0) return bad("no rows, or tombstones");
+  const std::string_view key_offsets = seg->Section(kGraphFileKeyOffsets);
+  const std::string_view keys = seg->Section(kGraphFileKeys);
+  const std::string_view seqs = seg->Section(kGraphFileSeqs);
+  const std::string_view has_meta = seg->Section(kGraphFileHasMeta);
+  if (key_offsets.size() != (n + 1) * 8 || seqs.size() != n * 8 || has_meta.size() != n)
+    return bad("key offset, seq or metadata flag section of the wrong size for " + std::to_string(n) + " rows");
+  std::shared_ptr<IndexRuntime> rt(new IndexRuntime());
+  rt->config_ = config;
+  rt->config_seq_ = config_seq;
+  rt->base_vecs_.assign(seg->vectors(), seg->vectors() + n * config.dim);
+  rt->base_keys_.reserve(n);
+  rt->base_seqs_.reserve(n);
+  rt->base_meta_.reserve(n);
+  rt->base_has_meta_.reserve(n);
+  const auto* ko = reinterpret_cast<const uint8_t*>(key_offsets.data());
+  const auto* sq = reinterpret_cast<const uint8_t*>(seqs.data());
+  uint64_t max_seq = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint64_t lo = DecodeFixed64(ko + i * 8);
+    const uint64_t hi = DecodeFixed64(ko + (i + 1) * 8);
+    if (lo > hi || hi > keys.size() || (i == 0 && lo != 0) || (i + 1 == n && hi != keys.size()))
+      return bad("key offsets of row " + std::to_string(i) + " are out of order or out of bounds");
+    rt->base_keys_.emplace_back(keys.substr(lo, hi - lo));
+    if (i > 0 && !(rt->base_keys_[i - 1] < rt->base_keys_[i]))
+      return bad("keys are not strictly ascending at row " + std::to_string(i));
+    const uint64_t q = DecodeFixed64(sq + i * 8);
+    if (q == 0) return bad("row " + std::to_string(i) + " has seq 0");
+    max_seq = std::max(max_seq, q);
+    rt->base_seqs_.push_back(q);
+    const uint8_t flag = static_cast<uint8_t>(has_meta[i]);
+    if (flag > 1) return bad("metadata flag of row " + std::to_string(i) + " is " + std::to_string(flag));
+    rt->base_has_meta_.push_back(flag);
+    POMAI_ASSIGN_OR_RETURN(std::string_view meta, seg->Metadata(i));
+    rt->base_meta_.emplace_back(meta);
+  }
+  if (max_seq != info.max_seq) return bad("max_seq " + std::to_string(info.max_seq) + " is not the rows' largest seq");
+  for (const segment::Segment::SectionRef& ref : seg->sections()) {
+    if (ref.kind < index::kFirstIndexKind || ref.kind >= kGraphFileName) continue;
+    rt->sections_.push_back(index::GraphSection{ref.kind, std::string(seg->Section(ref.kind))});
+  }
+  POMAI_RETURN_IF_ERROR(rt->FinishBase());
   return rt;
 }
 

@@ -3,12 +3,15 @@
 // An index's configuration and entries are keyspace values (kv_store.h:
 // 0x01 + name, 0x02 + name + 0x00 + key), so they are written, logged,
 // recovered and conflict-checked like any other write. What lives here is
-// derived and in memory only: per index a base HNSW graph built with
-// index::BuildHnsw over a snapshot of its entries, and a delta of the
-// entries committed since (searched exactly). Base rows whose entry was
-// replaced or deleted are filtered during the graph walk. When the delta
-// passes max(1024, base rows / 8) the owner rebuilds the base in the
-// background and swaps it in; searches keep using the old one meanwhile.
+// derived: per index a base HNSW graph built with index::BuildHnsw over a
+// snapshot of its entries, and a delta of the entries committed since
+// (searched exactly). Base rows whose entry was replaced or deleted are
+// filtered during the graph walk. When the delta passes max(1024, base
+// rows / 8) the owner rebuilds the base in the background and swaps it in;
+// searches keep using the old one meanwhile. In disk mode the owner writes
+// each base it builds to a graph file (WriteGraphFile) and loads it after a
+// reopen (OpenGraphFile) instead of building again; docs/FORMAT.md, "Named-
+// index graph files".
 #pragma once
 
 #include <cstdint>
@@ -44,6 +47,12 @@ struct IndexEntry {
   std::string_view metadata;
 };
 
+// Graph files: "idx-<FNV-1a 64 of name, 16 hex digits>-" and that prefix
+// plus "<config_seq>.pgraph".
+constexpr uint32_t kIndexGraphMarker = 0x49445847;  // the container's shard field
+std::string IndexGraphFilePrefix(std::string_view name);
+std::string IndexGraphFileName(std::string_view name, uint64_t config_seq);
+
 // The in-memory search structure of one index. Thread-safe: Search and
 // Stats take a shared lock, Apply an exclusive one.
 class IndexRuntime {
@@ -54,6 +63,20 @@ class IndexRuntime {
   static Result<std::shared_ptr<IndexRuntime>> Build(const IndexConfig& config, uint64_t config_seq,
                                                      const std::map<std::string, IndexEntry, std::less<>>& entries,
                                                      ThreadPool* pool);
+
+  // The base a graph file holds (the base some earlier Build produced), for
+  // index `name` with `config` at `config_seq`. Checks the whole file first
+  // (every section CRC, marker, dim, metric, configuration seq, name,
+  // section sizes, the graph); any failure is an error (Corruption naming
+  // the file, or the IOError of a missing file) and the caller builds
+  // instead. The result still needs CatchUp like a built one.
+  static Result<std::shared_ptr<IndexRuntime>> OpenGraphFile(Env* env, const std::string& path, std::string_view name,
+                                                             const IndexConfig& config, uint64_t config_seq);
+  // Writes the base to dir/IndexGraphFileName(name, config_seq) durably
+  // (segment write protocol); writes nothing for an empty base.
+  Status WriteGraphFile(Env* env, const std::string& dir, std::string_view name) const;
+  // The largest entry seq in the base (0 when empty).
+  uint64_t base_max_seq() const;
 
   // Brings the runtime to the committed state `now` (every entry of the
   // index at the newest seq): base rows whose seq differs become dead, newer
@@ -77,6 +100,9 @@ class IndexRuntime {
 
  private:
   IndexRuntime() = default;
+  // Opens the graph over base_vecs_ from sections_ and computes the
+  // per-base figures (levels, degree, bytes).
+  Status FinishBase();
 
   struct DeltaEntry {
     uint64_t seq;
