@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/batch.h"
+#include "engine/kv_index.h"
 #include "engine/kv_store.h"
 #include "engine/manifest.h"
 #include "index/hnsw.h"
@@ -143,8 +144,27 @@ void MetadataFields(Json* row, std::string_view meta) {
   row->Set("metadata_prefix", EscapedPrefix(meta, kMetadataPrefix));
 }
 
-std::string SectionName(uint32_t kind, bool kv = false) {
-  if (kv) {
+// Section kinds of an index graph file beyond the segment's and the graph's
+// (docs/FORMAT.md, "Named-index graph files"; lib/engine/kv_index.h).
+using engine::kv::kGraphFileHasMeta;
+using engine::kv::kGraphFileKeyOffsets;
+using engine::kv::kGraphFileKeys;
+using engine::kv::kGraphFileName;
+using engine::kv::kGraphFileSeqs;
+
+// `shard` is the header's shard field: the keyspace and index graph markers
+// name their own sections.
+std::string SectionName(uint32_t kind, uint32_t shard = 0) {
+  if (shard == engine::kv::kIndexGraphMarker) {
+    switch (kind) {
+      case kGraphFileName: return "index name";
+      case kGraphFileKeyOffsets: return "index key offsets";
+      case kGraphFileKeys: return "index keys";
+      case kGraphFileSeqs: return "index seqs";
+      case kGraphFileHasMeta: return "index metadata flags";
+    }
+  }
+  if (shard == engine::kv::kKvSegmentMarker) {
     switch (kind) {
       case engine::kv::kKvEntries: return "kv entries";
       case engine::kv::kKvKeys: return "kv keys";
@@ -176,8 +196,9 @@ std::string SectionName(uint32_t kind, bool kv = false) {
 // ---------------------------------------------------------------------------
 // File kinds
 
-// kKv*: the files of a keyspace database (docs/FORMAT.md, "Keyspace databases").
-enum class FileKind { kSegment, kWal, kManifest, kKvSegment, kKvWal, kKvManifest, kUnknown };
+// kKv* and kIndexGraph: the files of a keyspace database (docs/FORMAT.md,
+// "Keyspace databases", "Named-index graph files").
+enum class FileKind { kSegment, kWal, kManifest, kKvSegment, kKvWal, kKvManifest, kIndexGraph, kUnknown };
 
 const char* KindName(FileKind k) {
   switch (k) {
@@ -187,6 +208,7 @@ const char* KindName(FileKind k) {
     case FileKind::kKvSegment: return "kv_segment";
     case FileKind::kKvWal: return "kv_wal";
     case FileKind::kKvManifest: return "kv_manifest";
+    case FileKind::kIndexGraph: return "index_graph";
     case FileKind::kUnknown: break;
   }
   return "unknown";
@@ -219,9 +241,10 @@ bool IsKvWal(const std::string& path) {
   return reader.Next(&rec) && rec.type == engine::kv::kCommitRecord;
 }
 
-// By --kind, then by name (seg-*.pseg, wal-*.log, MANIFEST, KVMANIFEST), then
-// by magic; a segment whose header shard is the keyspace marker is a KV
-// segment, a WAL of a keyspace directory (or starting with a commit record) a KV WAL.
+// By --kind, then by name (seg-*.pseg, idx-*.pgraph, wal-*.log, MANIFEST,
+// KVMANIFEST), then by magic; a segment whose header shard is the keyspace
+// marker is a KV segment, one with the index graph marker an index graph
+// file, a WAL of a keyspace directory (or starting with a commit record) a KV WAL.
 FileKind DetectKind(const std::string& path, const std::string& forced) {
   const std::string name = BaseName(path);
   FileKind k = FileKind::kUnknown;
@@ -235,7 +258,7 @@ FileKind DetectKind(const std::string& path, const std::string& forced) {
     k = FileKind::kManifest;
   } else if (name == engine::kv::kKvManifestName) {
     return FileKind::kKvManifest;
-  } else if (EndsWith(name, ".pseg")) {
+  } else if (EndsWith(name, ".pseg") || EndsWith(name, ".pgraph")) {
     k = FileKind::kSegment;
   } else if (EndsWith(name, ".log")) {
     k = FileKind::kWal;
@@ -252,7 +275,11 @@ FileKind DetectKind(const std::string& path, const std::string& forced) {
     if (std::memcmp(magic, "POMAIKVM", 8) == 0) k = FileKind::kKvManifest;
   }
   if (k == FileKind::kManifest && have_magic && std::memcmp(magic, "POMAIKVM", 8) == 0) return FileKind::kKvManifest;
-  if (k == FileKind::kSegment && ReadU32At(path, 24) == engine::kv::kKvSegmentMarker) return FileKind::kKvSegment;
+  if (k == FileKind::kSegment) {
+    const std::optional<uint32_t> shard = ReadU32At(path, 24);
+    if (shard == engine::kv::kKvSegmentMarker) return FileKind::kKvSegment;
+    if (shard == engine::kv::kIndexGraphMarker) return FileKind::kIndexGraph;
+  }
   if (k == FileKind::kWal && IsKvWal(path)) return FileKind::kKvWal;
   return k;
 }
@@ -761,6 +788,120 @@ std::string KvTornTailNote(const KvWalScan& scan) {
          "dropped on recovery (an unacknowledged commit cut by a crash, or a commit in progress)";
 }
 
+// ---------------------------------------------------------------------------
+// Index graph files (docs/FORMAT.md, "Named-index graph files"): the graph of
+// a named index, written by each build as idx-<hash of the name>-<config
+// seq>.pgraph and loaded after a reopen. A cache: the engine does not load a
+// file that fails a check, it rebuilds the graph from the index's entries and
+// replaces the file.
+
+// The names the engine treats as graph files (a *.pgraph.tmp is not one).
+bool IsIndexGraphName(const std::string& name) { return name.rfind("idx-", 0) == 0 && EndsWith(name, ".pgraph"); }
+
+// The container (Segment::Open: O(1)) and its marker.
+Result<std::shared_ptr<Segment>> OpenIndexGraphContainer(const std::string& path) {
+  POMAI_ASSIGN_OR_RETURN(std::shared_ptr<Segment> seg, Segment::Open(env(), path));
+  if (seg->info().shard != kv::kIndexGraphMarker) {
+    char what[96];
+    std::snprintf(what, sizeof(what), "shard field 0x%08x is not the index graph marker 0x%08x", seg->info().shard,
+                  kv::kIndexGraphMarker);
+    return Status::Corruption(path, 24, what);
+  }
+  return seg;
+}
+
+// What the header and section 96 say: index, rows, dim, metric, config seq, max seq.
+Json IndexGraphSummary(const Segment& seg) {
+  Json j = Json::Object();
+  j.Set("bytes", seg.file_size());
+  j.Set("index", EscapedPrefix(seg.Section(kGraphFileName), kKeyPrefix));
+  j.Set("rows", seg.row_count());
+  j.Set("dim", seg.dim());
+  j.Set("metric", MetricName(seg.info().metric));
+  j.Set("config_seq", seg.info().min_seq);
+  j.Set("max_seq", seg.info().max_seq);
+  return j;
+}
+
+// One entry of the summary's index_graphs: the fields above, or nulls and the error.
+Json IndexGraphJson(const std::string& dir, const std::string& name) {
+  const std::string path = JoinPath(dir, name);
+  Json j = Json::Object();
+  j.Set("file", name);
+  auto seg = OpenIndexGraphContainer(path);
+  if (seg.ok()) {
+    Merge(&j, IndexGraphSummary(**seg));
+    j.Set("error", Json());
+  } else {
+    j.Set("bytes", SizeOrZero(path));
+    for (const char* key : {"index", "rows", "dim", "metric", "config_seq", "max_seq"}) j.Set(key, Json());
+    j.Set("error", Problem(seg.status(), path));
+  }
+  return j;
+}
+
+// Every check of an index graph file. The graph first, over the mapped file
+// (HnswGraph::Open and Verify: every link; errors with file offsets), then
+// the engine's own load, kv::IndexRuntime::OpenGraphFile, with the
+// configuration the file records (dim, metric, config seq = min_seq, name =
+// section 96): every section CRC (Segment::Verify), the marker, sections 97
+// to 100 against the row count, keys strictly ascending, seqs, and the graph
+// again as the engine opens it. *name, *config_seq, *rows: what the file says.
+Status CheckIndexGraphFile(const std::string& path, std::string* name, uint64_t* config_seq, uint64_t* rows) {
+  POMAI_ASSIGN_OR_RETURN(std::shared_ptr<Segment> seg, OpenIndexGraphContainer(path));
+  *name = std::string(seg->Section(kGraphFileName));
+  *config_seq = seg->info().min_seq;
+  *rows = seg->row_count();
+  if (name->empty()) return Status::Corruption(path + ": no index name (section 96 is missing or empty)");
+  auto graph = OpenGraph(*seg);
+  if (!graph.ok()) return graph.status();
+  POMAI_RETURN_IF_ERROR(graph->Verify());
+  engine::IndexConfig config;
+  config.dim = seg->dim();
+  config.metric = seg->info().metric;
+  return kv::IndexRuntime::OpenGraphFile(env(), path, *name, config, *config_seq).status();
+}
+
+// verify of an index graph file. A damaged one is a note when `damage_fails`
+// is false (in a directory: the database does not depend on it), else a
+// failed check too (verify FILE).
+void VerifyIndexGraph(const std::string& path, bool damage_fails, VerifyState* st) {
+  std::string name;
+  uint64_t config_seq = 0, rows = 0;
+  const Status s = CheckIndexGraphFile(path, &name, &config_seq, &rows);
+  if (!s.ok() && !damage_fails && !env()->FileExists(path)) {
+    st->notes.Push(Note(path, std::nullopt, "removed while verify ran (the engine deletes the graph files of an "
+                                            "index when it rebuilds it for a new configuration or drops it)"));
+    return;
+  }
+  if (!s.ok()) {
+    // The note repeats the problem without the "FILE at offset N: " the note has already.
+    const Json p = Problem(s, path);
+    std::optional<uint64_t> offset;
+    std::string what = s.message();
+    if (p["file"].AsString() == path) {
+      if (!p["offset"].is_null()) offset = p["offset"].AsUint();
+      const std::string where = path + (offset ? " at offset " + std::to_string(*offset) : std::string()) + ": ";
+      if (what.rfind(where, 0) == 0) what = what.substr(where.size());
+    }
+    st->notes.Push(Note(path, offset,
+                        "damaged index graph file: " + what + "; it is a cache, no data depends on it: the engine " +
+                            "does not load a damaged file, it rebuilds the index's graph from the index's entries " +
+                            "(at the first search after an open) and writes a new file"));
+    if (damage_fails) st->Check(path, FileKind::kIndexGraph, s);
+    return;
+  }
+  st->Check(path, FileKind::kIndexGraph, s,
+            std::to_string(rows) + " rows, index \"" + EscapedPrefix(name, kKeyPrefix) + "\"");
+  const std::string expected = kv::IndexGraphFileName(name, config_seq);
+  if (BaseName(path) != expected) {
+    st->notes.Push(Note(path, std::nullopt,
+                        "holds the graph of index \"" + EscapedPrefix(name, kKeyPrefix) + "\" at config seq " +
+                            std::to_string(config_seq) + ", which the engine loads from " + expected +
+                            " only: it never loads this file"));
+  }
+}
+
 std::string KvOrphanReason(const DirFile& f) {
   if (f.kind == 's') return "segment not named by the KVMANIFEST (removed on the next open)";
   if (f.kind == 'w') return "WAL below the KVMANIFEST's log_number (already in segments; removed on the next open)";
@@ -794,7 +935,8 @@ Report KvInspectDirOnce(const std::string& dir, std::string* raw) {
   std::vector<uint64_t> named = manifest ? manifest->segments : std::vector<uint64_t>{};
   auto is_named = [&](uint64_t n) { return std::find(named.begin(), named.end(), n) != named.end(); };
 
-  Json segments = Json::Array(), wals = Json::Array(), orphans = Json::Array(), missing = Json::Array();
+  Json segments = Json::Array(), wals = Json::Array(), graphs = Json::Array(), orphans = Json::Array(),
+       missing = Json::Array();
   uint64_t total_entries = 0, total_bytes = 0, wal_records = 0, wal_writes = 0;
   std::vector<uint64_t> present;
   uint64_t prev_seq = manifest ? manifest->last_seq : 0;
@@ -804,14 +946,18 @@ Report KvInspectDirOnce(const std::string& dir, std::string* raw) {
     total_bytes += bytes;
     const bool live = manifest && ((f.kind == 's' && is_named(f.number)) ||
                                    (f.kind == 'w' && f.number >= manifest->log_number));
-    if (!live && !IsKnownKvFile(f.name)) {
+    // A damaged graph file is shown with its error but fails nothing: the engine rebuilds it.
+    const bool graph = f.kind == 0 && IsIndexGraphName(f.name);
+    if (!live && !graph && !IsKnownKvFile(f.name)) {
       Json o = Json::Object();
       o.Set("file", f.name);
       o.Set("bytes", bytes);
       o.Set("reason", manifest ? KvOrphanReason(f) : "no readable KVMANIFEST");
       orphans.Push(std::move(o));
     }
-    if (f.kind == 's') {
+    if (graph) {
+      graphs.Push(IndexGraphJson(dir, f.name));
+    } else if (f.kind == 's') {
       present.push_back(f.number);
       Json j = Json::Object();
       j.Set("file", f.name);
@@ -854,6 +1000,7 @@ Report KvInspectDirOnce(const std::string& dir, std::string* raw) {
   }
   r.json.Set("segments", std::move(segments));
   r.json.Set("wal", std::move(wals));
+  r.json.Set("index_graphs", std::move(graphs));
   r.json.Set("orphans", std::move(orphans));
   r.json.Set("missing", missing);
   Json totals = Json::Object();
@@ -940,6 +1087,8 @@ void KvVerifyDirOnce(const std::string& dir, VerifyState* st, std::string* raw) 
       if (scan.status.ok() && scan.torn_tail) st->notes.Push(Note(path, scan.good_end, KvTornTailNote(scan)));
       st->Check(path, FileKind::kKvWal, scan.status,
                 std::to_string(scan.records) + " commit records, " + std::to_string(scan.writes) + " writes");
+    } else if (f.kind == 0 && IsIndexGraphName(f.name)) {
+      VerifyIndexGraph(path, false, st);
     } else if (!IsKnownKvFile(f.name) && !named) {
       st->notes.Push(Note(path, std::nullopt, "not checked: " + KvOrphanReason(f)));
     }
@@ -1009,6 +1158,63 @@ void KvDump(const std::string& file, FileKind kind, const InspectOptions& opt, R
     return;
   }
   r->json.Set("kv_manifest", KvManifestJson(*m, raw.size()));
+}
+
+// dump of an index graph file: its summary and first N rows (key, seq,
+// metadata, vector), each field bounds-checked as it is read.
+void IndexGraphDump(const std::string& file, const InspectOptions& opt, Report* r) {
+  const uint64_t limit = opt.limit == 0 ? UINT64_MAX : opt.limit;
+  auto opened = OpenIndexGraphContainer(file);
+  if (!opened.ok()) {
+    Fail(r, Problem(opened.status(), file));
+    return;
+  }
+  const Segment& seg = **opened;
+  const uint64_t n = seg.row_count();
+  r->json.Set("summary", IndexGraphSummary(seg));
+  r->json.Set("dim", seg.dim());
+  r->json.Set("total_rows", n);
+  const std::string_view key_offsets = seg.Section(kGraphFileKeyOffsets);
+  const std::string_view keys = seg.Section(kGraphFileKeys);
+  const std::string_view seqs = seg.Section(kGraphFileSeqs);
+  const std::string_view flags = seg.Section(kGraphFileHasMeta);
+  Json rows = Json::Array();
+  // n is bounded by the vector section (checked at open), so (n + 1) * 8 cannot overflow.
+  if (key_offsets.size() != (n + 1) * 8 || seqs.size() != n * 8 || flags.size() != n) {
+    Fail(r, Problem(Status::Corruption(file + ": key offset, seq or metadata flag section of the wrong size for " +
+                                       std::to_string(n) + " rows"),
+                    file));
+  }
+  const auto* ko = reinterpret_cast<const uint8_t*>(key_offsets.data());
+  const auto* sq = reinterpret_cast<const uint8_t*>(seqs.data());
+  for (uint64_t row = 0; r->exit_code == 0 && row < n && row < limit; ++row) {
+    const uint64_t lo = DecodeFixed64(ko + row * 8);
+    const uint64_t hi = DecodeFixed64(ko + (row + 1) * 8);
+    if (lo > hi || hi > keys.size()) {
+      const uint64_t at = static_cast<uint64_t>(key_offsets.data() - seg.base()) + row * 8;
+      Fail(r, Problem(Status::Corruption(file, at, "key offsets of row " + std::to_string(row) + " are out of bounds"),
+                      file));
+      break;
+    }
+    Json j = Json::Object();
+    j.Set("row", row);
+    j.Set("key", EscapedPrefix(keys.substr(lo, hi - lo), kKeyPrefix));
+    j.Set("key_length", hi - lo);
+    j.Set("seq", DecodeFixed64(sq + row * 8));
+    const bool has_metadata = flags[row] != 0;
+    j.Set("has_metadata", has_metadata);
+    if (has_metadata) {
+      auto meta = seg.Metadata(row);
+      if (!meta.ok()) {
+        Fail(r, Problem(meta.status(), file));
+        break;
+      }
+      MetadataFields(&j, *meta);
+    }
+    j.Set("vector_prefix", VectorPrefix(reinterpret_cast<const uint8_t*>(seg.vector(row)), seg.dim(), opt.prefix));
+    rows.Push(std::move(j));
+  }
+  r->json.Set("rows", std::move(rows));
 }
 
 }  // namespace
@@ -1161,7 +1367,7 @@ Report InspectSegment(const std::string& file, const InspectOptions& opt) {
   for (const Segment::SectionRef& s : seg.sections()) {
     Json j = Json::Object();
     j.Set("kind", s.kind);
-    j.Set("name", SectionName(s.kind, is_kv));
+    j.Set("name", SectionName(s.kind, seg.info().shard));
     j.Set("offset", s.offset);
     j.Set("length", s.length);
     j.Set("crc", s.crc);
@@ -1182,6 +1388,9 @@ Report InspectSegment(const std::string& file, const InspectOptions& opt) {
   Status gs;
   r.json.Set("index", IndexJson(seg, &gs));
   if (!gs.ok()) Fail(&r, Problem(gs, file));
+  // An index graph file: what it holds (verify checks all of it).
+  const bool is_graph_file = seg.info().shard == engine::kv::kIndexGraphMarker;
+  r.json.Set("index_graph", is_graph_file ? IndexGraphSummary(seg) : Json());
   // A keyspace segment: its entries through kv::Segment::Open and VerifyAll (every check).
   r.json.Set("keyspace", is_kv);
   if (is_kv) {
@@ -1248,6 +1457,9 @@ void VerifyFile(const std::string& path, FileKind kind, const InspectOptions& op
     case FileKind::kKvWal:
     case FileKind::kKvManifest:
       KvVerifyFile(path, kind, st);
+      return;
+    case FileKind::kIndexGraph:
+      VerifyIndexGraph(path, true, st);
       return;
     case FileKind::kUnknown:
       st->Check(path, kind, UnknownKind(path));
@@ -1388,6 +1600,10 @@ Report Dump(const std::string& file, const InspectOptions& opt) {
   const uint64_t limit = opt.limit == 0 ? UINT64_MAX : opt.limit;
   if (kind == FileKind::kKvSegment || kind == FileKind::kKvWal || kind == FileKind::kKvManifest) {
     KvDump(file, kind, opt, &r);
+    return r;
+  }
+  if (kind == FileKind::kIndexGraph) {
+    IndexGraphDump(file, opt, &r);
     return r;
   }
 

@@ -27,7 +27,7 @@ constexpr char kUsage[] =
     "  --kind KIND      treat FILE as a segment, wal or manifest (default: by name, then by magic;\n"
     "                   keyspace files by the segment marker, the KVMANIFEST beside a WAL or its first record)\n"
     "A keyspace database (KVMANIFEST, pomai_db_open_ex/alopex) and its files (KV segments, commit-record WALs,\n"
-    "KVMANIFEST) are recognised too: DIR, segment, verify and dump work on them.\n"
+    "KVMANIFEST, idx-*.pgraph index graph files) are recognised too: DIR, segment, verify and dump work on them.\n"
     "Files are opened read-only; the LOCK is never taken, so the database may be open elsewhere.\n"
     "Exit status: 0 all good, 1 a problem was found (printed with file and byte offset), 2 bad usage.\n";
 

@@ -117,12 +117,6 @@ uint64_t IndexRuntime::base_max_seq() const {
 
 namespace {
 
-constexpr uint32_t kGraphFileName = 96;
-constexpr uint32_t kGraphFileKeyOffsets = 97;
-constexpr uint32_t kGraphFileKeys = 98;
-constexpr uint32_t kGraphFileSeqs = 99;
-constexpr uint32_t kGraphFileHasMeta = 100;
-
 uint64_t Fnv1a64(std::string_view s) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (unsigned char c : s) {

@@ -495,6 +495,11 @@ class Transaction(_txn_calls.TxnBase):
     method raises AlopexError "transaction is closed"; any other failed call
     leaves it usable. Calls on one transaction from several threads are
     serialised by the library.
+
+    `get`, `put` and `delete` keep the GIL (they touch memory only and take
+    well under a microsecond, less than handing the GIL over would cost);
+    `commit`, `rollback`, `Database.begin` and every vector and index call
+    release it while the library works.
     """
 
     # `_h` (the pomai_txn_t* as cdata, None once ended), `_ended`, get, put,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from inspect_support import KV_DIM, file_hashes, flip, make_kv_db, segments, wals
@@ -229,3 +230,184 @@ def test_graph_shows_reused_rows_and_representation(inspect_tool, db_dir):
     assert index["reused_rows"] == 0 and index["representation"] == r["representation"]
     summary = inspect_tool("--json", db_dir).json
     assert all(s["index"]["reused_rows"] == 0 for s in summary["segments"])
+
+
+# ---------------------------------------------------------------------------
+# Index graph files (idx-<hash>-<config seq>.pgraph): caches of named-index graphs
+
+GRAPH_INDEX = "gr\u00e9"  # not ASCII: shown escaped, like keys
+GRAPH_INDEX_SHOWN = "gr\\xc3\\xa9"
+GRAPH_ROWS = 30
+
+
+def graph_file_name(name: str, config_seq: int) -> str:
+    """The engine's name of the graph file (FNV-1a 64 of the index name)."""
+    h = 0xCBF29CE484222325
+    for c in name.encode("utf-8"):
+        h = ((h ^ c) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"idx-{h:016x}-{config_seq}.pgraph"
+
+
+def search_graph_index(path: Path) -> None:
+    """Opens the database and searches the index: the first search after an
+    open loads the graph file, or builds the graph and writes the file."""
+    import alopex
+
+    db = alopex.Database.open(path)
+    try:
+        results, _ = db.search_hnsw(GRAPH_INDEX, np.zeros(KV_DIM, dtype=np.float32), 3)
+        assert len(results) == 3
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def graph_dir(tmp_path: Path) -> Path:
+    """A keyspace disk database: a user key (seq 1), index GRAPH_INDEX created
+    (seq 2), GRAPH_ROWS entries in one commit (seq 3, every third without
+    metadata), then a search that writes the index's graph file."""
+    import alopex
+
+    path = tmp_path / "graphdb"
+    rng = np.random.default_rng(11)
+    db = alopex.Database.open(path)
+    try:
+        with db.begin(alopex.TxnMode.READ_WRITE) as t:
+            t.put(b"k", b"v")
+            t.commit()
+        db.create_hnsw_index(GRAPH_INDEX, alopex.HnswConfig(dim=KV_DIM, m=8, metric=alopex.Metric.L2))
+        with db.begin(alopex.TxnMode.READ_WRITE) as t:
+            for i in range(GRAPH_ROWS):
+                t.upsert_to_hnsw(GRAPH_INDEX, b"e%02d" % i, rng.random(KV_DIM, dtype=np.float32),
+                                 b"m%d" % i if i % 3 else None)
+            t.commit()
+    finally:
+        db.close()
+    search_graph_index(path)
+    assert [p.name for p in path.glob("*.pgraph")] == [graph_file_name(GRAPH_INDEX, 2)]
+    return path
+
+
+def the_graph_file(path: Path) -> Path:
+    [graph] = sorted(path.glob("idx-*.pgraph"))
+    return graph
+
+
+def test_summary_lists_index_graph_files(inspect_tool, graph_dir):
+    graph = the_graph_file(graph_dir)
+    run = inspect_tool("--json", graph_dir)
+    assert run.code == 0, run.out
+    r = run.json
+    [g] = r["index_graphs"]
+    assert g == {"file": graph.name, "bytes": graph.stat().st_size, "index": GRAPH_INDEX_SHOWN, "rows": GRAPH_ROWS,
+                 "dim": KV_DIM, "metric": "l2", "config_seq": 2, "max_seq": 3, "error": None}
+    assert r["orphans"] == []
+    text = inspect_tool(graph_dir)
+    assert text.code == 0
+    assert "index graph files (1): caches of named-index graphs, rebuilt when missing" in text.out
+    [line] = [ln for ln in text.out.splitlines() if graph.name in ln]
+    assert f'index "{GRAPH_INDEX_SHOWN}", {GRAPH_ROWS} rows, dim {KV_DIM}, metric l2, config seq 2, max seq 3' in line
+    assert "orphans" not in text.out
+
+
+def test_verify_checks_index_graph_files(inspect_tool, graph_dir):
+    graph = the_graph_file(graph_dir)
+    run = inspect_tool("--json", "verify", graph_dir)
+    assert run.code == 0, run.out
+    r = run.json
+    assert r["ok"] is True and r["problems"] == [] and r["notes"] == []
+    [c] = [c for c in r["checked"] if c["kind"] == "index_graph"]
+    assert c == {"file": str(graph), "kind": "index_graph", "ok": True,
+                 "detail": f'{GRAPH_ROWS} rows, index "{GRAPH_INDEX_SHOWN}"'}
+    text = inspect_tool("verify", graph_dir)
+    assert text.code == 0 and text.out.rstrip().endswith("verify: OK")
+    assert f'ok   index_graph {graph} ({GRAPH_ROWS} rows, index "{GRAPH_INDEX_SHOWN}")' in text.out
+    # The file alone: verify, segment (its sections named), dump (its rows), graph.
+    alone = inspect_tool("--json", "verify", graph).json
+    assert alone["ok"] is True and [c["kind"] for c in alone["checked"]] == ["index_graph"]
+    seg = inspect_tool("--json", "segment", graph).json
+    assert seg["ok"] is True and seg["index_graph"]["index"] == GRAPH_INDEX_SHOWN and seg["index"]["kind"] == "hnsw"
+    names = {s["kind"]: s["name"] for s in seg["sections"]}
+    assert [names[k] for k in range(96, 101)] == ["index name", "index key offsets", "index keys", "index seqs",
+                                                 "index metadata flags"]
+    dump = inspect_tool("--json", "dump", graph, "--limit", "0").json
+    assert dump["ok"] is True and dump["kind"] == "index_graph" and dump["total_rows"] == GRAPH_ROWS
+    rows = dump["rows"]
+    assert [row["key"] for row in rows] == ["e%02d" % i for i in range(GRAPH_ROWS)]
+    assert all(row["seq"] == 3 for row in rows)
+    assert rows[0]["has_metadata"] is False and "metadata_prefix" not in rows[0]
+    assert rows[1]["has_metadata"] is True and rows[1]["metadata_prefix"] == "m1"
+    assert 'row 1  key "e01"  seq 3  metadata 2 bytes "m1"' in inspect_tool("dump", graph).out
+    assert inspect_tool("--json", "graph", graph).json["rows"] == GRAPH_ROWS
+
+
+def test_damaged_index_graph_file_is_a_note(inspect_tool, graph_dir):
+    graph = the_graph_file(graph_dir)
+    vectors = next(s for s in inspect_tool("--json", "segment", graph).json["sections"] if s["name"] == "vectors")
+    flip(graph, vectors["offset"] + vectors["length"] // 2)
+    run = inspect_tool("--json", "verify", graph_dir)
+    assert run.code == 0, run.out
+    r = run.json
+    assert r["ok"] is True and r["problems"] == [] and r["error"] is None
+    assert not [c for c in r["checked"] if c["kind"] == "index_graph"]
+    [note] = r["notes"]
+    assert note["file"] == str(graph) and note["offset"] == vectors["offset"]
+    assert "damaged index graph file" in note["message"] and "rebuilds" in note["message"]
+    text = inspect_tool("verify", graph_dir)
+    assert text.code == 0 and text.out.rstrip().endswith("verify: OK")
+    assert f"note: {graph} at offset {vectors['offset']}: damaged index graph file" in text.out
+    # The summary still lists it (its header is intact) and does not fail.
+    summary = inspect_tool("--json", graph_dir)
+    assert summary.code == 0 and summary.json["index_graphs"][0]["rows"] == GRAPH_ROWS
+    # Asked about alone, the damaged file fails.
+    assert_fails_at(inspect_tool, graph, graph, vectors["offset"])
+    # The engine does not use it: the next search rebuilds the graph and writes the file anew.
+    search_graph_index(graph_dir)
+    assert the_graph_file(graph_dir) == graph
+    after = inspect_tool("--json", "verify", graph_dir).json
+    assert after["ok"] is True and after["notes"] == []
+    assert [c["ok"] for c in after["checked"] if c["kind"] == "index_graph"] == [True]
+
+
+def test_index_graph_file_that_is_not_one(inspect_tool, graph_dir):
+    import alopex
+
+    db = alopex.Database.open(graph_dir)
+    try:
+        db.flush()
+    finally:
+        db.close()
+    # A KV segment under a graph file's name: its marker is not the graph files' (offset 24).
+    fake = graph_dir / graph_file_name("other", 1)
+    fake.write_bytes(segments(graph_dir)[0].read_bytes())
+    run = inspect_tool("--json", graph_dir)
+    assert run.code == 0, run.out
+    g = next(g for g in run.json["index_graphs"] if g["file"] == fake.name)
+    assert g["error"]["file"] == str(fake) and g["error"]["offset"] == 24 and g["rows"] is None
+    assert "not the index graph marker" in g["error"]["message"]
+    assert "damaged:" in inspect_tool(graph_dir).out
+    v = inspect_tool("--json", "verify", graph_dir)
+    assert v.code == 0 and [n["file"] for n in v.json["notes"]] == [str(fake)]
+
+
+def test_index_graph_tmp_file_is_an_orphan(inspect_tool, graph_dir):
+    graph = the_graph_file(graph_dir)
+    tmp = graph_dir / (graph.name + ".tmp")
+    tmp.write_bytes(graph.read_bytes()[:1000])
+    r = inspect_tool("--json", graph_dir).json
+    assert [g["file"] for g in r["index_graphs"]] == [graph.name]
+    [orphan] = r["orphans"]
+    assert orphan["file"] == tmp.name and "temporary file of an interrupted write" in orphan["reason"]
+    v = inspect_tool("--json", "verify", graph_dir)
+    assert v.code == 0
+    assert [n["file"] for n in v.json["notes"]] == [str(tmp)] and "not checked" in v.json["notes"][0]["message"]
+
+
+def test_never_modifies_an_index_graph_file(inspect_tool, graph_dir):
+    graph = the_graph_file(graph_dir)
+    before = file_hashes(graph_dir)
+    for args in ([graph_dir], ["verify", graph_dir], ["segment", graph], ["dump", graph], ["verify", graph],
+                 ["graph", graph]):
+        inspect_tool(*args)
+        inspect_tool("--json", *args)
+    assert file_hashes(graph_dir) == before
