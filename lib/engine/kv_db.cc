@@ -894,7 +894,8 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
     }
     pending_bytes -= cost;
   }
-  const bool over = Current()->mem->bytes() > opt.memtable_budget_bytes;
+  // In memory nothing is flushed (MaybeScheduleFlush returns at once).
+  const bool over = !opt.in_memory && Current()->mem->bytes() > opt.memtable_budget_bytes;
   l.unlock();
   if (s.ok() && over) MaybeScheduleFlush();
   return s;

@@ -380,15 +380,18 @@ std::shared_ptr<IndexRuntime> IndexRegistry::Find(std::string_view name) const {
 void IndexRegistry::Install(const std::string& name, std::shared_ptr<IndexRuntime> rt) {
   std::lock_guard<std::mutex> l(mu_);
   loaded_[name] = std::move(rt);
+  any_loaded_.store(true);
 }
 
 void IndexRegistry::Erase(std::string_view name) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = loaded_.find(name);
   if (it != loaded_.end()) loaded_.erase(it);
+  any_loaded_.store(!loaded_.empty());
 }
 
 void IndexRegistry::OnCommit(uint64_t seq, const std::vector<Write>& writes) {
+  if (!any_loaded_.load()) return;
   std::vector<std::string> rebuild;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -402,6 +405,7 @@ void IndexRegistry::OnCommit(uint64_t seq, const std::vector<Write>& writes) {
         // A new configuration (create) or its removal (drop): reload lazily.
         auto it = loaded_.find(std::string_view(w.key).substr(1));
         if (it != loaded_.end()) loaded_.erase(it);
+        any_loaded_.store(!loaded_.empty());
         last = nullptr;
         last_name = {};
       }

@@ -14,6 +14,7 @@
 // index graph files".
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -159,6 +160,11 @@ class IndexRegistry {
   std::function<void(const std::string&)> rebuild_;
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<IndexRuntime>, std::less<>> loaded_;
+  // !loaded_.empty(), readable without mu_: OnCommit runs for every commit
+  // and has nothing to do while no index is loaded. Written under mu_; a
+  // commit is applied under the owner's apply lock, which Install's caller
+  // holds too, so OnCommit never misses a runtime installed before it.
+  std::atomic<bool> any_loaded_{false};
 };
 
 }  // namespace pomai::engine::kv
