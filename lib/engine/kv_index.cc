@@ -231,7 +231,8 @@ Result<std::shared_ptr<IndexRuntime>> IndexRuntime::OpenGraphFile(Env* env, cons
     if (ref.kind < index::kFirstIndexKind || ref.kind >= kGraphFileName) continue;
     rt->sections_.push_back(index::GraphSection{ref.kind, std::string(seg->Section(ref.kind))});
   }
-  POMAI_RETURN_IF_ERROR(rt->FinishBase());
+  Status graph = rt->FinishBase();
+  if (!graph.ok()) return bad(graph.message());
   return rt;
 }
 

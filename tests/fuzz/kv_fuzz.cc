@@ -1,12 +1,13 @@
 // libFuzzer target: the files of a keyspace database (lib/engine/kv_store):
 // KV segment files, the KVMANIFEST and the keyspace WAL's commit records.
 //
-// Input: byte 0 picks the file kind (b % 3): 0 a KV segment, 1 a KVMANIFEST,
-// 2 a WAL file. Byte 1 holds fix-up flags (so the fuzzer gets past the
-// checksums): for a segment, bit 0 the header CRC, bit 1 every section CRC,
-// bit 2 the table CRC; for a manifest, bit 0 the trailing CRC; unused for a
-// WAL. The rest is the file (a segment is served as an exactly sized,
-// 64-byte aligned mapping).
+// Input: byte 0 picks the file kind (b % 4): 0 a KV segment, 1 a KVMANIFEST,
+// 2 a WAL file, 3 a named-index graph file. Byte 1 holds fix-up flags (so
+// the fuzzer gets past the checksums): for a segment or a graph file, bit 0
+// the header CRC, bit 1 every section CRC, bit 2 the table CRC; for a
+// manifest, bit 0 the trailing CRC; unused for a WAL. The rest is the file
+// (a segment or graph file is served as an exactly sized, 64-byte aligned
+// mapping).
 //
 // Checks: every error is Corruption naming the file and offset; after a
 // segment opens (Open checks only the container and the group table) every
@@ -15,12 +16,16 @@
 // vectors inside their groups; a
 // decoded manifest encodes back to the same bytes; the reader's records lie
 // in the file, and a decoded commit record encodes back to its payload and
-// reads back from a memtable.
+// reads back from a memtable. A graph file is loaded with the configuration
+// its own header and name section give (as pomai-inspect does): any failure
+// is an error, never a crash; a loaded one answers searches and statistics
+// and, caught up with no entries, answers nothing.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "engine/kv_index.h"
 #include "engine/kv_store.h"
 #include "fuzz_util.h"
 #include "segment_fixups.h"
@@ -215,12 +220,50 @@ void FuzzWal(const uint8_t* data, size_t size) {
 
 }  // namespace
 
+void FuzzIndexGraph(std::vector<uint8_t> bytes, uint8_t flags) {
+  fuzz::FixSegmentChecksums(bytes, flags);
+  fuzz::MemoryMapEnv env;
+  env.Add("fuzz.pgraph", bytes.data(), bytes.size());
+  auto container = segment::Segment::Open(&env, "fuzz.pgraph");
+  if (!container.ok()) return;  // segment_fuzz covers the container's errors
+  const segment::SegmentInfo& info = container.value()->info();
+  // The engine only ever asks for a valid configuration (1..65535 dims, a known metric).
+  if (info.dim == 0 || info.dim > 65535 || static_cast<uint32_t>(info.metric) > 2) return;
+  const std::string name(container.value()->Section(engine::kv::kGraphFileName));
+  engine::IndexConfig config;
+  config.dim = info.dim;
+  config.metric = info.metric;
+  config.m = 16;
+  auto loaded = engine::kv::IndexRuntime::OpenGraphFile(&env, "fuzz.pgraph", name, config, info.min_seq);
+  if (!loaded.ok()) {
+    FUZZ_CHECK(loaded.status().IsCorruption(), loaded.status().ToString());
+    FUZZ_CHECK(loaded.status().message().find("fuzz.pgraph") != std::string::npos, loaded.status().message());
+    return;
+  }
+  engine::kv::IndexRuntime& rt = *loaded.value();
+  const uint64_t rows = container.value()->row_count();
+  FUZZ_CHECK(rt.base_max_seq() == info.max_seq, "max seq");
+  engine::IndexStats st = rt.Stats();
+  FUZZ_CHECK(st.node_count == rows && st.deleted_count == 0 && st.delta_count == 0, "a loaded graph's counts");
+  std::vector<float> query(info.dim, 0.5f);
+  std::vector<engine::KvHit> hits;
+  Status s = rt.Search(query.data(), 5, 32, &hits);
+  FUZZ_CHECK(s.ok() || s.IsCorruption(), s.ToString());
+  if (s.ok()) FUZZ_CHECK(hits.size() <= std::min<uint64_t>(5, rows), "at most k hits");
+  rt.CatchUp({});  // every entry gone: every row is dead
+  FUZZ_CHECK(rt.Stats().node_count == 0 && rt.Stats().deleted_count == rows, "all rows dead");
+  s = rt.Search(query.data(), 5, 32, &hits);
+  FUZZ_CHECK(s.ok() || s.IsCorruption(), s.ToString());
+  if (s.ok()) FUZZ_CHECK(hits.empty(), "no hits once every row is dead");
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
-  switch (data[0] % 3) {
+  switch (data[0] % 4) {
     case 0: FuzzSegment(std::vector<uint8_t>(data + 2, data + size), data[1]); break;
     case 1: FuzzManifest(std::string(reinterpret_cast<const char*>(data + 2), size - 2), data[1]); break;
-    default: FuzzWal(data + 2, size - 2); break;
+    case 2: FuzzWal(data + 2, size - 2); break;
+    default: FuzzIndexGraph(std::vector<uint8_t>(data + 2, data + size), data[1]); break;
   }
   return 0;
 }

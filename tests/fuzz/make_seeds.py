@@ -76,6 +76,7 @@ def make_kv_db(path: Path, dim: int, txns: int, seed: int, wal_copies: list[Path
                 copy.write_bytes(wal.read_bytes())
                 wal_copies.append(copy)
             db.flush()
+    db.search_hnsw("ix", rng.standard_normal(dim).astype(np.float32), 3)  # writes the index graph file
     db.close()
 
 
@@ -118,7 +119,7 @@ def main() -> None:
                 prefix = struct.pack(f"<{len(lengths)}I", *lengths)
                 write(out, "graph_fuzz", f"{tag}-seg{i}", bytes([0x01 | extra, 0x05]) + prefix + body)
                 write(out, "graph_fuzz", f"{tag}-seg{i}-nan", bytes([0x03 | extra, 0x02]) + prefix + body)
-        # kv_fuzz: byte 0 = kind (0 segment, 1 manifest, 2 WAL), byte 1 = fix-ups.
+        # kv_fuzz: byte 0 = kind (0 segment, 1 manifest, 2 WAL, 3 index graph file), byte 1 = fix-ups.
         for tag, dim, txns in [("kv4", 4, 9), ("kv2", 2, 5)]:
             db = Path(tmp) / tag
             wals: list[Path] = []
@@ -127,6 +128,10 @@ def main() -> None:
                 data = seg.read_bytes()
                 write(out, "kv_fuzz", f"{tag}-seg{i}", b"\x00\x00" + data)
                 write(out, "kv_fuzz", f"{tag}-seg{i}-fix", b"\x00\x07" + data)
+            for graph in sorted(db.glob("idx-*.pgraph")):
+                data = graph.read_bytes()
+                write(out, "kv_fuzz", f"{tag}-graph", b"\x03\x00" + data)
+                write(out, "kv_fuzz", f"{tag}-graph-fix", b"\x03\x07" + data)
             manifest = (db / "KVMANIFEST").read_bytes()
             write(out, "kv_fuzz", f"{tag}-manifest", b"\x01\x00" + manifest)
             write(out, "kv_fuzz", f"{tag}-manifest-fixcrc", b"\x01\x01" + manifest)
