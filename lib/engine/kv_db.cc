@@ -17,6 +17,7 @@
 #include "engine/kv_index.h"
 #include "engine/kv_store.h"
 #include "engine/manifest.h"
+#include "util/env_memory.h"
 #include "util/thread_pool.h"
 #include "wal/log_format.h"
 #include "wal/log_reader.h"
@@ -112,6 +113,7 @@ struct Layers {
 
 struct KvDBImpl {
   KvOptions opt;
+  std::unique_ptr<MemoryEnv> memory_env;  // in-memory mode: where segments and the manifest live
   Env* env = nullptr;
   std::unique_ptr<FileLock> lock;
   std::unique_ptr<ThreadPool> pool;  // null when search_threads == 1
@@ -292,6 +294,13 @@ Result<std::unique_ptr<KvDB>> KvDB::Open(const KvOptions& options) {
   KvDBImpl& d = *db->impl_;
   d.opt = options;
   d.env = options.env ? options.env : Env::Default();
+  if (options.in_memory) {
+    // Segments and the manifest go to process memory: the same flush and
+    // merge as on disk, no WAL (nothing has to survive the process).
+    d.memory_env = std::make_unique<MemoryEnv>();
+    d.env = d.memory_env.get();
+    d.opt.path = "in-memory";
+  }
   if (d.opt.memtable_budget_bytes == 0) d.opt.memtable_budget_bytes = kDefaultMemtableBudget;
   const uint32_t threads =
       options.search_threads ? options.search_threads : std::max(1u, std::thread::hardware_concurrency());
@@ -300,10 +309,8 @@ Result<std::unique_ptr<KvDB>> KvDB::Open(const KvOptions& options) {
   auto layers = std::make_shared<Layers>();
   layers->mem = std::make_shared<kv::MemTable>();
   d.layers = layers;
-  if (!options.in_memory) {
-    POMAI_RETURN_IF_ERROR(d.Recover());
-    d.bg_thread = std::thread([&d] { d.BackgroundLoop(); });
-  }
+  if (!options.in_memory) POMAI_RETURN_IF_ERROR(d.Recover());
+  d.bg_thread = std::thread([&d] { d.BackgroundLoop(); });
   return db;
 }
 
@@ -894,8 +901,7 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
     }
     pending_bytes -= cost;
   }
-  // In memory nothing is flushed (MaybeScheduleFlush returns at once).
-  const bool over = !opt.in_memory && Current()->mem->bytes() > opt.memtable_budget_bytes;
+  const bool over = Current()->mem->bytes() > opt.memtable_budget_bytes;
   l.unlock();
   if (s.ok() && over) MaybeScheduleFlush();
   return s;
@@ -905,7 +911,6 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
 // Flush and merge
 
 void KvDBImpl::MaybeScheduleFlush() {
-  if (opt.in_memory) return;
   std::lock_guard<std::mutex> l(bg_mu);
   if (bg_pending) return;
   bg_pending = true;
@@ -953,15 +958,7 @@ Status KvDBImpl::FlushLocked() {
       frozen = cur;
     } else {
       if (cur->mem->empty()) return Status::OK();
-      // The WAL file and the memtable switch together while no commit is
-      // being written or applied: the records of the old file are exactly
-      // the versions of the frozen memtable.
-      POMAI_RETURN_IF_ERROR(wal->RunExclusive([&]() -> Status {
-        POMAI_RETURN_IF_ERROR(NewLogFile());
-        {
-          std::lock_guard<std::mutex> m(manifest_mu);
-          imm_log_number = live_wals.back();
-        }
+      auto freeze = [&]() -> Status {
         std::shared_ptr<const Layers> now = Current();
         auto next = std::make_shared<Layers>(*now);
         next->imm = now->mem;
@@ -970,7 +967,23 @@ Status KvDBImpl::FlushLocked() {
         Publish(next);
         frozen = next;
         return Status::OK();
-      }));
+      };
+      if (!wal) {
+        // In memory: commits are applied under commit_mu, which we hold.
+        POMAI_RETURN_IF_ERROR(freeze());
+      } else {
+        // The WAL file and the memtable switch together while no commit is
+        // being written or applied: the records of the old file are exactly
+        // the versions of the frozen memtable.
+        POMAI_RETURN_IF_ERROR(wal->RunExclusive([&]() -> Status {
+          POMAI_RETURN_IF_ERROR(NewLogFile());
+          {
+            std::lock_guard<std::mutex> m(manifest_mu);
+            imm_log_number = live_wals.back();
+          }
+          return freeze();
+        }));
+      }
     }
   }
   const uint64_t log_number = imm_log_number, flush_seq = imm_seq;

@@ -41,13 +41,13 @@ namespace pomai::engine {
 
 struct KvOptions {
   std::string path;                       // disk mode: the directory, created if missing
-  bool in_memory = false;                 // no files at all
+  bool in_memory = false;                 // no files, no WAL: segments and manifest in process memory (MemoryEnv)
   bool fsync = false;                     // fdatasync the WAL before a commit returns
   uint64_t memory_limit_bytes = 0;        // 0 = none; else a commit passing it is RESOURCE_EXHAUSTED
   uint32_t search_threads = 0;            // 0 = all cores
-  uint64_t memtable_budget_bytes = 0;     // disk mode: flush in the background past this; 0 = 64 MiB
+  uint64_t memtable_budget_bytes = 0;     // flush in the background past this (both modes); 0 = 64 MiB
   uint32_t max_segments = 4;              // merge the segments when there are more than this
-  Env* env = nullptr;                     // nullptr = Env::Default()
+  Env* env = nullptr;                     // disk mode; nullptr = Env::Default()
 };
 
 enum class TxnMode { kReadOnly = 0, kReadWrite = 1 };

@@ -429,6 +429,82 @@ TEST(KvDB, AutomaticFlushWhenTheMemtablePassesItsBudget) {
   for (int i = 0; i < 200; ++i) EXPECT_EQ(Committed(*db, "k" + std::to_string(i)), std::string(1000, 'a' + i % 26));
 }
 
+// An in-memory database runs the same flush and merge, into segments held
+// in process memory (util/env_memory.h): past its memtable budget the
+// memtable becomes a segment, past max_segments the segments are merged, and
+// every read, snapshot and vector search answers as before.
+TEST(KvDB, InMemoryDatabaseFlushesAndMergesIntoInMemorySegments) {
+  KvOptions o;
+  o.memtable_budget_bytes = 16 * 1024;
+  o.max_segments = 2;
+  auto db = OpenKv("", o);
+  std::map<std::string, std::string> model;
+  std::map<std::string, std::vector<float>> vectors;
+  std::mt19937_64 rng(21);
+  std::unique_ptr<KvTxn> early;  // a snapshot taken before most commits
+  std::map<std::string, std::string> early_model;
+  size_t max_segments_seen = 0;
+  for (int round = 0; round < 60; ++round) {
+    auto t = BeginRw(*db);
+    for (int i = 0; i < 10; ++i) {
+      const std::string k = "k" + std::to_string((round * 10 + i) % 400);
+      const std::string v = std::string(200, static_cast<char>('a' + round % 26)) + std::to_string(round);
+      ASSERT_TRUE(t->Put(k, v).ok());
+      model[k] = v;
+      const std::string vk = "v" + std::to_string(round * 10 + i);
+      vectors[vk] = testing::RandomVector(rng, 8);
+      ASSERT_TRUE(t->UpsertVector(vk, vectors[vk].data(), 8, simd::Metric::kL2, nullptr).ok());
+    }
+    if (round % 7 == 3) {
+      const std::string gone = "k" + std::to_string(round);
+      ASSERT_TRUE(t->Delete(gone).ok());
+      model.erase(gone);
+    }
+    ASSERT_TRUE(t->Commit().ok());
+    if (round == 5) {
+      early = BeginRo(*db);
+      early_model = model;
+    }
+    max_segments_seen = std::max(max_segments_seen, db->SegmentCount());
+    if (round % 10 == 9) {  // let the background flushes and merges run
+      for (int w = 0; w < 200 && db->SegmentCount() == 0; ++w) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  for (int w = 0; w < 400 && db->SegmentCount() == 0; ++w) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_GE(std::max(max_segments_seen, db->SegmentCount()), 1u);
+  std::printf("segments: at most %zu seen, %zu at the end\n", max_segments_seen, db->SegmentCount());
+  EXPECT_EQ(db->Flush().code(), Code::kInvalidArgument);  // still not flushable by hand
+  for (int i = 0; i < 400; ++i) {
+    const std::string k = "k" + std::to_string(i);
+    auto it = model.find(k);
+    EXPECT_EQ(Committed(*db, k), it == model.end() ? std::nullopt : std::optional<std::string>(it->second)) << k;
+  }
+  // The snapshot of round 5 still reads what it saw, after flushes and merges.
+  for (int i = 0; i < 400; ++i) {
+    const std::string k = "k" + std::to_string(i);
+    auto it = early_model.find(k);
+    EXPECT_EQ(GetValue(*early, k), it == early_model.end() ? std::nullopt : std::optional<std::string>(it->second))
+        << k;
+  }
+  ASSERT_TRUE(early->Rollback().ok());
+  // Flat search over the segments' contiguous vector groups and the memtable.
+  auto t = BeginRo(*db);
+  const auto q = testing::RandomVector(rng, 8);
+  std::vector<KvHit> hits;
+  ASSERT_TRUE(t->SearchSimilar(q.data(), 8, simd::Metric::kL2, 5, nullptr, false, &hits).ok());
+  std::vector<std::pair<double, std::string>> exact;
+  for (const auto& [k, v] : vectors) {
+    double d = 0;
+    for (int j = 0; j < 8; ++j) d += (double(q[j]) - v[j]) * (double(q[j]) - v[j]);
+    exact.emplace_back(d, k);
+  }
+  std::sort(exact.begin(), exact.end());
+  ASSERT_EQ(hits.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) EXPECT_EQ(hits[i].key, exact[i].second);
+  const MemoryStats m = db->MemoryUsage();
+  EXPECT_GT(m.used_bytes, 600u * 8 * 4);
+}
+
 // A flush that fails (here: the segment's rename) loses nothing: the frozen
 // memtable stays readable and its WAL files stay live, the next flush
 // writes it, and a reopen after either finds every commit.
