@@ -57,8 +57,11 @@ struct KvOp {
   uint32_t version = 0;
 };
 struct KvStep {
-  // kTxn and kCreateIndex are commits (the history); kFlush and kReopen are not.
-  enum Kind { kTxn, kCreateIndex, kFlush, kReopen } kind = kTxn;
+  // kTxn and kCreateIndex are commits (the history); kFlush, kReopen and
+  // kSearch (index statistics and a search: the first after the index is
+  // created or the database reopened builds or loads the graph, and a build
+  // writes the index graph file) are not.
+  enum Kind { kTxn, kCreateIndex, kFlush, kReopen, kSearch } kind = kTxn;
   std::vector<KvOp> ops;  // kTxn
   bool commit() const { return kind == kTxn || kind == kCreateIndex; }
 };
@@ -122,6 +125,7 @@ std::vector<KvStep> MakeKvScript() {
     }
     script.push_back(std::move(st));
     if (t % 8 == 5) script.push_back({KvStep::kFlush, {}});  // with the background flushes: merges
+    if (t > 12 && t % 10 == 6) script.push_back({KvStep::kSearch, {}});
     if (t % 40 == 30) script.push_back({KvStep::kReopen, {}});
   }
   return script;
@@ -333,6 +337,16 @@ KvRun RunKvScript(const std::vector<KvStep>& script, const KvOptions& o, bool st
       fail("commit", s);
       if (on_commit_error) on_commit_error(db.get(), s, r.acked);
       break;
+    }
+    if (st.kind == KvStep::kSearch) {
+      IndexStats stats;
+      Status s = db->GetIndexStats(kIndex, &stats);
+      const std::vector<float> q(kDim, 0.0f);
+      std::vector<KvHit> hits;
+      if (s.ok()) s = db->SearchIndex(kIndex, q.data(), kDim, 3, 16, &hits, nullptr);
+      if (!s.ok()) fail("search", s);
+      if (!s.ok() && stop_on_any_error) break;
+      continue;
     }
     if (st.kind == KvStep::kFlush) {
       Status s = db->Flush();
