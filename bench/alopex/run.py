@@ -114,7 +114,7 @@ def main() -> int:
     ap.add_argument("--n-kv", type=int, default=None)
     ap.add_argument("--ef", default="10,20,40,80,160,320")
     ap.add_argument("--timeout", type=float, default=1800)
-    ap.add_argument("--rounds", type=int, default=2, help="runs of every system, alternating")
+    ap.add_argument("--rounds", type=int, default=4, help="runs of every system, alternating")
     args = ap.parse_args()
 
     results_dir = HERE / "results"
