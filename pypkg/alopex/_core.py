@@ -496,10 +496,11 @@ class Transaction(_txn_calls.TxnBase):
     leaves it usable. Calls on one transaction from several threads are
     serialised by the library.
 
-    `get`, `put` and `delete` keep the GIL (they touch memory only and take
-    well under a microsecond, less than handing the GIL over would cost);
-    `commit`, `rollback`, `Database.begin` and every vector and index call
-    release it while the library works.
+    `get`, `put` and `delete` keep the GIL: they read memory (and, on disk,
+    mapped segment pages, which the first read of a cold page faults in) and
+    take well under a microsecond, less than handing the GIL over would
+    cost. `commit`, `rollback`, `Database.begin` and every vector and index
+    call release it while the library works.
     """
 
     # `_h` (the pomai_txn_t* as cdata, None once ended), `_ended`, get, put,

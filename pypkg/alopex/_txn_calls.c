@@ -16,10 +16,11 @@
  * on first use, for the methods written in Python), or None once ended;
  * assigning None ends the object's use of the handle without a C call.
  *
- * The GIL: get, put and delete keep it (they touch memory only: the memtable,
- * the transaction's own writes and mapped segment pages, 0.1-1 µs, less than
- * releasing and taking back the GIL); begin, commit and rollback release it
- * (a commit writes the log and may fsync). Calls on one transaction from
+ * The GIL: get, put and delete keep it (they read the memtable, the
+ * transaction's own writes and, on disk, mapped segment pages: 0.1-1 µs, less
+ * than releasing and taking back the GIL, unless a cold page has to be read
+ * from the disk); begin, commit and rollback release it (a commit writes the
+ * log and may fsync). Calls on one transaction from
  * several threads are serialised by the library, as before.
  *
  * Errors: a non-NULL status becomes the exception that Python's
