@@ -795,8 +795,6 @@ std::string KvTornTailNote(const KvWalScan& scan) {
 // file that fails a check, it rebuilds the graph from the index's entries and
 // replaces the file.
 
-// The names the engine treats as graph files (a *.pgraph.tmp is not one).
-bool IsIndexGraphName(const std::string& name) { return name.rfind("idx-", 0) == 0 && EndsWith(name, ".pgraph"); }
 
 // The container (Segment::Open: O(1)) and its marker.
 Result<std::shared_ptr<Segment>> OpenIndexGraphContainer(const std::string& path) {
@@ -947,7 +945,7 @@ Report KvInspectDirOnce(const std::string& dir, std::string* raw) {
     const bool live = manifest && ((f.kind == 's' && is_named(f.number)) ||
                                    (f.kind == 'w' && f.number >= manifest->log_number));
     // A damaged graph file is shown with its error but fails nothing: the engine rebuilds it.
-    const bool graph = f.kind == 0 && IsIndexGraphName(f.name);
+    const bool graph = f.kind == 0 && kv::IsIndexGraphFileName(f.name);
     if (!live && !graph && !IsKnownKvFile(f.name)) {
       Json o = Json::Object();
       o.Set("file", f.name);
@@ -1087,7 +1085,7 @@ void KvVerifyDirOnce(const std::string& dir, VerifyState* st, std::string* raw) 
       if (scan.status.ok() && scan.torn_tail) st->notes.Push(Note(path, scan.good_end, KvTornTailNote(scan)));
       st->Check(path, FileKind::kKvWal, scan.status,
                 std::to_string(scan.records) + " commit records, " + std::to_string(scan.writes) + " writes");
-    } else if (f.kind == 0 && IsIndexGraphName(f.name)) {
+    } else if (f.kind == 0 && kv::IsIndexGraphFileName(f.name)) {
       VerifyIndexGraph(path, false, st);
     } else if (!IsKnownKvFile(f.name) && !named) {
       st->notes.Push(Note(path, std::nullopt, "not checked: " + KvOrphanReason(f)));

@@ -392,7 +392,7 @@ Status KvDBImpl::Recover() {
   // commits, so the file goes before any commit (made durable by the
   // SyncDir of NewLogFile below).
   for (const auto& name : names) {
-    if (name.rfind("idx-", 0) != 0 || name.size() < 7 || name.compare(name.size() - 7, 7, ".pgraph") != 0) continue;
+    if (!kv::IsIndexGraphFileName(name)) continue;
     const std::string path = JoinPath(dir, name);
     auto seg = segment::Segment::Open(env, path);
     if (seg.ok() && (seg.value()->info().max_seq > seq || seg.value()->info().min_seq > seq))

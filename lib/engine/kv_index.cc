@@ -84,6 +84,8 @@ Status IndexRuntime::FinishBase() {
   for (size_t row = 0; row < n; ++row) base_row_.emplace(base_keys_[row], static_cast<uint32_t>(row));
   dead_.assign(n, 0);
   dead_count_ = 0;
+  base_max_seq_ = 0;
+  for (uint64_t s : base_seqs_) base_max_seq_ = std::max(base_max_seq_, s);
   if (n > 0) {
     auto section = [this](uint32_t kind) -> std::string_view {
       for (const auto& s : sections_) {
@@ -104,12 +106,6 @@ Status IndexRuntime::FinishBase() {
   for (const auto& sec : sections_) b += sec.bytes.capacity();
   base_bytes_ = b;
   return Status::OK();
-}
-
-uint64_t IndexRuntime::base_max_seq() const {
-  uint64_t m = 0;
-  for (uint64_t s : base_seqs_) m = std::max(m, s);
-  return m;
 }
 
 // ---------------------------------------------------------------------------
@@ -136,6 +132,12 @@ std::string IndexGraphFilePrefix(std::string_view name) {
 
 std::string IndexGraphFileName(std::string_view name, uint64_t config_seq) {
   return IndexGraphFilePrefix(name) + std::to_string(config_seq) + ".pgraph";
+}
+
+bool IsIndexGraphFileName(std::string_view file) {
+  constexpr std::string_view kPrefix = "idx-", kSuffix = ".pgraph";
+  return file.size() > kPrefix.size() + kSuffix.size() && file.substr(0, kPrefix.size()) == kPrefix &&
+         file.substr(file.size() - kSuffix.size()) == kSuffix;
 }
 
 Status IndexRuntime::WriteGraphFile(Env* env, const std::string& dir, std::string_view name) const {
@@ -207,7 +209,6 @@ Result<std::shared_ptr<IndexRuntime>> IndexRuntime::OpenGraphFile(Env* env, cons
   rt->base_has_meta_.reserve(n);
   const auto* ko = reinterpret_cast<const uint8_t*>(key_offsets.data());
   const auto* sq = reinterpret_cast<const uint8_t*>(seqs.data());
-  uint64_t max_seq = 0;
   for (uint64_t i = 0; i < n; ++i) {
     const uint64_t lo = DecodeFixed64(ko + i * 8);
     const uint64_t hi = DecodeFixed64(ko + (i + 1) * 8);
@@ -218,7 +219,6 @@ Result<std::shared_ptr<IndexRuntime>> IndexRuntime::OpenGraphFile(Env* env, cons
       return bad("keys are not strictly ascending at row " + std::to_string(i));
     const uint64_t q = DecodeFixed64(sq + i * 8);
     if (q == 0) return bad("row " + std::to_string(i) + " has seq 0");
-    max_seq = std::max(max_seq, q);
     rt->base_seqs_.push_back(q);
     const uint8_t flag = static_cast<uint8_t>(has_meta[i]);
     if (flag > 1) return bad("metadata flag of row " + std::to_string(i) + " is " + std::to_string(flag));
@@ -226,13 +226,14 @@ Result<std::shared_ptr<IndexRuntime>> IndexRuntime::OpenGraphFile(Env* env, cons
     POMAI_ASSIGN_OR_RETURN(std::string_view meta, seg->Metadata(i));
     rt->base_meta_.emplace_back(meta);
   }
-  if (max_seq != info.max_seq) return bad("max_seq " + std::to_string(info.max_seq) + " is not the rows' largest seq");
   for (const segment::Segment::SectionRef& ref : seg->sections()) {
     if (ref.kind < index::kFirstIndexKind || ref.kind >= kGraphFileName) continue;
     rt->sections_.push_back(index::GraphSection{ref.kind, std::string(seg->Section(ref.kind))});
   }
   Status graph = rt->FinishBase();
   if (!graph.ok()) return bad(graph.message());
+  if (rt->base_max_seq() != info.max_seq)
+    return bad("max_seq " + std::to_string(info.max_seq) + " is not the rows' largest seq");
   return rt;
 }
 

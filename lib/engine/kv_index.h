@@ -58,6 +58,9 @@ constexpr uint32_t kGraphFileSeqs = 99;        // n u64 entry seqs
 constexpr uint32_t kGraphFileHasMeta = 100;    // n u8 metadata flags
 std::string IndexGraphFilePrefix(std::string_view name);
 std::string IndexGraphFileName(std::string_view name, uint64_t config_seq);
+// Whether a directory entry is named like a graph file ("idx-*.pgraph"; a
+// "*.pgraph.tmp" left by an interrupted write is not one).
+bool IsIndexGraphFileName(std::string_view file);
 
 // The in-memory search structure of one index. Thread-safe: Search and
 // Stats take a shared lock, Apply an exclusive one.
@@ -82,7 +85,7 @@ class IndexRuntime {
   // (segment write protocol); writes nothing for an empty base.
   Status WriteGraphFile(Env* env, const std::string& dir, std::string_view name) const;
   // The largest entry seq in the base (0 when empty).
-  uint64_t base_max_seq() const;
+  uint64_t base_max_seq() const { return base_max_seq_; }
 
   // Brings the runtime to the committed state `now` (every entry of the
   // index at the newest seq): base rows whose seq differs become dead, newer
@@ -131,6 +134,7 @@ class IndexRuntime {
   std::optional<index::HnswGraph> graph_;
   // Computed once per base (it never changes): Stats and MemoryBytes are O(1).
   std::vector<uint64_t> base_levels_;
+  uint64_t base_max_seq_ = 0;
   double base_avg_degree0_ = 0;
   uint64_t base_bytes_ = 0;
 

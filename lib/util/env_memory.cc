@@ -30,6 +30,17 @@ struct MemoryEnv::Contents {
     capacity = cap;
     return true;
   }
+  // A new version holding the first min(size, this size) bytes, zero-filled
+  // to `size`, with room for `reserve` bytes; null when out of memory.
+  std::shared_ptr<Contents> Copy(size_t new_size, size_t reserve) const {
+    auto copy = std::make_shared<Contents>();
+    if (!copy->Reserve(std::max<size_t>({reserve, new_size, 1}))) return nullptr;
+    const size_t keep = std::min(new_size, size);
+    if (keep > 0) std::memcpy(copy->data, data, keep);
+    if (new_size > keep) std::memset(copy->data + keep, 0, new_size - keep);
+    copy->size = new_size;
+    return copy;
+  }
 };
 
 namespace {
@@ -84,10 +95,8 @@ class MemoryEnv::Writable : public WritableFile {
     auto it = env_->files_.find(path_);
     if (it == env_->files_.end() || it->second != c_) return Status::IOError(path_ + ": removed while being written");
     if (c_.use_count() > 2) {  // mapped or read: continue in a copy
-      auto copy = std::make_shared<Contents>();
-      if (!copy->Reserve(c_->size + n)) return NoMemory(path_);
-      if (c_->size > 0) std::memcpy(copy->data, c_->data, c_->size);
-      copy->size = c_->size;
+      auto copy = c_->Copy(c_->size, c_->size + n);
+      if (!copy) return NoMemory(path_);
       c_ = copy;
       it->second = copy;
     }
@@ -161,12 +170,8 @@ Status MemoryEnv::TruncateFile(const std::string& path, uint64_t size) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = files_.find(path);
   if (it == files_.end()) return NotFound(path);
-  auto copy = std::make_shared<Contents>();  // mappings keep the old bytes
-  const size_t keep = std::min<uint64_t>(size, it->second->size);
-  if (!copy->Reserve(std::max<size_t>(size, 1))) return NoMemory(path);
-  if (keep > 0) std::memcpy(copy->data, it->second->data, keep);
-  if (size > keep) std::memset(copy->data + keep, 0, size - keep);
-  copy->size = size;
+  auto copy = it->second->Copy(size, size);  // mappings keep the old bytes
+  if (!copy) return NoMemory(path);
   it->second = copy;
   return Status::OK();
 }
