@@ -475,14 +475,29 @@ Result<std::unique_ptr<KvTxn>> KvDB::Begin(TxnMode mode) {
 }
 
 namespace {
-// The internal key of user key `key`, in a per-thread buffer (no allocation
-// per lookup); valid until the next call on this thread.
-std::string_view ScratchUserKey(std::string_view key) {
-  thread_local std::string buf;
-  buf.assign(1, static_cast<char>(kv::kUserNs));
-  buf.append(key);
-  return buf;
-}
+// The internal key of user key `key` for a lookup: on the stack for keys up
+// to 255 bytes (no allocation, no thread-local access per get).
+class LookupKey {
+ public:
+  explicit LookupKey(std::string_view key) {
+    if (key.size() < sizeof(buf_)) {
+      buf_[0] = static_cast<char>(kv::kUserNs);
+      std::memcpy(buf_ + 1, key.data(), key.size());
+      view_ = std::string_view(buf_, key.size() + 1);
+    } else {
+      long_ = kv::UserKey(key);
+      view_ = long_;
+    }
+  }
+  LookupKey(const LookupKey&) = delete;
+  LookupKey& operator=(const LookupKey&) = delete;
+  std::string_view view() const { return view_; }
+
+ private:
+  char buf_[256];
+  std::string long_;
+  std::string_view view_;
+};
 }  // namespace
 
 Status KvTxn::GetView(std::string_view key, std::string_view* value, bool* found) {
@@ -490,7 +505,7 @@ Status KvTxn::GetView(std::string_view key, std::string_view* value, bool* found
   POMAI_RETURN_IF_ERROR(t.CheckActive());
   POMAI_RETURN_IF_ERROR(CheckKey(key));
   VersionView v;
-  POMAI_RETURN_IF_ERROR(t.Lookup(ScratchUserKey(key), &v, found));
+  POMAI_RETURN_IF_ERROR(t.Lookup(LookupKey(key).view(), &v, found));
   *found = *found && v.kind != ValueKind::kTombstone;
   *value = *found ? v.bytes : std::string_view();
   return Status::OK();
@@ -565,7 +580,7 @@ Status KvTxn::GetVector(std::string_view key, simd::Metric metric, std::vector<f
   POMAI_RETURN_IF_ERROR(CheckMetric(metric));
   VersionView v;
   bool found = false;
-  POMAI_RETURN_IF_ERROR(t.Lookup(kv::UserKey(key), &v, &found));
+  POMAI_RETURN_IF_ERROR(t.Lookup(LookupKey(key).view(), &v, &found));
   if (!found || v.kind == ValueKind::kTombstone)
     return Status::NotFound("key '" + Printable(key) + "' not found");
   if (v.kind != ValueKind::kVector) return Status::NotFound("key '" + Printable(key) + "' holds bytes, not a vector");

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <new>
 
 #include "util/coding.h"
 #include "util/crc32c.h"
@@ -34,7 +35,33 @@ constexpr size_t kVersionOverhead = 48;  // map node share and version slot
 }  // namespace
 
 namespace {
-uint64_t HashKey(std::string_view key) { return std::hash<std::string_view>()(key) | 1; }
+// A fast 64-bit hash of a key for the slot table (in memory only, never
+// stored): 8 bytes at a time through a multiply-xorshift, then the murmur3
+// finaliser, so that the low bits that pick a slot depend on every byte.
+// Never 0 (0 marks an empty slot).
+uint64_t HashKey(std::string_view key) {
+  const char* p = key.data();
+  size_t n = key.size();
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xC2B2AE3D27D4EB4Full);
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 31;
+  }
+  if (n > 0) {
+    uint64_t w = 0;
+    std::memcpy(&w, p, n);
+    h = (h ^ w) * 0x94D049BB133111EBull;
+  }
+  h ^= h >> 33;
+  h *= 0xFF51AFD7ED558CCDull;
+  h ^= h >> 33;
+  h *= 0xC4CEB9FE1A85EC53ull;
+  h ^= h >> 33;
+  return h | 1;
+}
+constexpr size_t kArenaBlock = 256 << 10;
 }  // namespace
 
 const Value* MemTable::Versions::Visible(uint64_t snap, uint64_t* seq) const {
@@ -54,19 +81,15 @@ const Value* MemTable::Versions::Visible(uint64_t snap, uint64_t* seq) const {
 const MemTable::Slot* MemTable::FindSlot(std::string_view key, uint64_t h) const {
   if (slots_.empty()) return nullptr;
   const size_t mask = slots_.size() - 1;
-  const size_t head = std::min<size_t>(key.size(), sizeof(Slot::key_head));
   for (size_t i = h & mask;; i = (i + 1) & mask) {
     const Slot& s = slots_[i];
     if (s.hash == 0) return nullptr;
-    if (s.hash != h || s.key_len != std::min<size_t>(key.size(), 0xFFFF) ||
-        std::memcmp(s.key_head, key.data(), head) != 0) {
-      continue;
-    }
-    if (key.size() <= sizeof(Slot::key_head) || *s.key == key) return &s;
+    if (s.hash == h && s.head->key_len == key.size() && std::memcmp(s.head->key(), key.data(), key.size()) == 0)
+      return &s;
   }
 }
 
-MemTable::Slot* MemTable::Index(const std::string* key, uint64_t h, Versions* versions) {
+MemTable::Slot* MemTable::Index(uint64_t h) {
   if ((map_.size() + 1) * 2 > slots_.size()) {
     std::vector<Slot> old;
     old.swap(slots_);
@@ -82,26 +105,48 @@ MemTable::Slot* MemTable::Index(const std::string* key, uint64_t h, Versions* ve
   const size_t mask = slots_.size() - 1;
   size_t i = h & mask;
   while (slots_[i].hash != 0) i = (i + 1) & mask;
-  Slot& s = slots_[i];
-  s = Slot{};
-  s.hash = h;
-  s.key = key;
-  s.versions = versions;
-  s.key_len = static_cast<uint16_t>(std::min<size_t>(key->size(), 0xFFFF));
-  std::memcpy(s.key_head, key->data(), std::min<size_t>(key->size(), sizeof(Slot::key_head)));
-  return &s;
+  slots_[i].hash = h;
+  return &slots_[i];
 }
 
-void MemTable::Refresh(Slot* slot) {
-  const Versions& vs = *slot->versions;
-  const Value& v = *vs.newest;
-  slot->newest_seq = vs.newest_seq;
-  slot->plain = v.kind == ValueKind::kTombstone ||
-                (v.kind == ValueKind::kBytes && !v.has_metadata && v.metric == Value{}.metric &&
-                 v.bytes.size() <= 0xFFFFFFFFu);
-  slot->kind = v.kind;
-  slot->bytes = slot->plain ? v.bytes.data() : nullptr;
-  slot->bytes_len = slot->plain ? static_cast<uint32_t>(v.bytes.size()) : 0;
+char* MemTable::Allocate(size_t n) {
+  n = (n + 7) & ~size_t{7};
+  bytes_ += n;
+  if (n > kArenaBlock / 4) {
+    // A big head gets a block of its own; the current block keeps its room.
+    arena_.emplace_back(new char[n]);
+    return arena_.back().get();
+  }
+  if (n > arena_left_) {
+    // Blocks grow from 4 KiB, so a small memtable stays small.
+    arena_block_ = std::min(kArenaBlock, std::max<size_t>(4096, arena_block_ * 2));
+    arena_.emplace_back(new char[arena_block_]);
+    arena_next_ = arena_.back().get();
+    arena_left_ = arena_block_;
+  }
+  char* p = arena_next_;
+  arena_next_ += n;
+  arena_left_ -= n;
+  return p;
+}
+
+const MemTable::Head* MemTable::NewHead(std::string_view key, Versions* versions) {
+  const Value& v = *versions->newest;
+  const bool plain = v.kind == ValueKind::kTombstone ||
+                     (v.kind == ValueKind::kBytes && !v.has_metadata && v.metric == Value{}.metric &&
+                      v.bytes.size() <= kInlineValueMax);
+  const size_t value_len = plain && v.kind == ValueKind::kBytes ? v.bytes.size() : 0;
+  char* p = Allocate(sizeof(Head) + key.size() + value_len);
+  Head* head = new (p) Head{};
+  head->seq = versions->newest_seq;
+  head->versions = versions;
+  head->key_len = static_cast<uint32_t>(key.size());
+  head->bytes_len = static_cast<uint32_t>(value_len);
+  head->kind = v.kind;
+  head->plain = plain;
+  std::memcpy(p + sizeof(Head), key.data(), key.size());
+  if (value_len > 0) std::memcpy(p + sizeof(Head) + key.size(), v.bytes.data(), value_len);
+  return head;
 }
 
 bool MemTable::Get(std::string_view key, uint64_t snap, VersionView* out) const {
@@ -109,15 +154,16 @@ bool MemTable::Get(std::string_view key, uint64_t snap, VersionView* out) const 
   std::shared_lock<std::shared_mutex> l(mu_);
   const Slot* s = FindSlot(key, h);
   if (s == nullptr) return false;
-  if (s->plain && s->newest_seq <= snap) {
+  const Head& head = *s->head;
+  if (head.plain && head.seq <= snap) {
     *out = VersionView{};
-    out->seq = s->newest_seq;
-    out->kind = s->kind;
-    out->bytes = std::string_view(s->bytes, s->bytes_len);
+    out->seq = head.seq;
+    out->kind = head.kind;
+    out->bytes = std::string_view(head.bytes(), head.bytes_len);
     return true;
   }
   uint64_t seq = 0;
-  const Value* v = s->versions->Visible(snap, &seq);
+  const Value* v = head.versions->Visible(snap, &seq);
   if (v == nullptr) return false;
   *out = ViewOf(seq, *v);
   return true;
@@ -127,7 +173,7 @@ uint64_t MemTable::LatestSeq(std::string_view key) const {
   const uint64_t h = HashKey(key);
   std::shared_lock<std::shared_mutex> l(mu_);
   const Slot* s = FindSlot(key, h);
-  return s == nullptr ? 0 : s->newest_seq;
+  return s == nullptr ? 0 : s->head->seq;
 }
 
 void MemTable::Apply(uint64_t seq, const std::vector<Write>& writes, uint64_t min_snapshot) {
@@ -135,12 +181,15 @@ void MemTable::Apply(uint64_t seq, const std::vector<Write>& writes, uint64_t mi
   for (const Write& w : writes) {
     const uint64_t h = HashKey(w.key);
     Slot* slot = const_cast<Slot*>(FindSlot(w.key, h));
+    Versions* versions;
     if (slot == nullptr) {
-      auto it = map_.emplace(w.key, Versions{}).first;
-      slot = Index(&it->first, h, &it->second);
+      versions = &map_.emplace(w.key, Versions{}).first->second;
+      slot = Index(h);
       bytes_ += w.key.capacity() + kVersionOverhead + 2 * sizeof(Slot);
+    } else {
+      versions = slot->head->versions;
     }
-    Versions& vs = *slot->versions;
+    Versions& vs = *versions;
     if (vs.newest) vs.older.insert(vs.older.begin(), Version{vs.newest_seq, std::move(vs.newest)});
     vs.newest_seq = seq;
     vs.newest = w.value;
@@ -160,7 +209,7 @@ void MemTable::Apply(uint64_t seq, const std::vector<Write>& writes, uint64_t mi
     }
     for (size_t i = keep; i < vs.older.size(); ++i) bytes_ -= vs.older[i].value->MemoryBytes() + kVersionOverhead;
     vs.older.resize(keep);
-    Refresh(slot);
+    slot->head = NewHead(w.key, versions);
   }
   max_seq_ = std::max(max_seq_, seq);
 }

@@ -121,34 +121,48 @@ class MemTable {
     // The newest version with seq <= snap, or null.
     const Value* Visible(uint64_t snap, uint64_t* seq) const;
   };
-  // Point lookups go through an open-addressing hash of the map nodes (map
-  // nodes never move and are never erased): one probe of a flat array
-  // instead of a walk down the tree. A slot is one cache line holding what
-  // a lookup of the newest version of a key of up to 16 bytes needs (the
-  // key itself, the newest seq, and for a plain bytes value or a tombstone
-  // its bytes), so such a lookup reads the slot and then the value's bytes,
-  // and never the map node or the Value. Apply keeps the copy current.
-  struct alignas(64) Slot {
-    uint64_t hash = 0;                 // 0: empty slot (HashKey never returns 0)
-    const std::string* key = nullptr;  // the map node's key
-    Versions* versions = nullptr;      // the map node's versions
-    uint64_t newest_seq = 0;           // versions->newest_seq
-    const char* bytes = nullptr;       // when `plain`: the newest value's bytes
-    uint32_t bytes_len = 0;
-    uint16_t key_len = 0;              // min(key size, 0xFFFF)
-    ValueKind kind = ValueKind::kTombstone;  // when `plain`: the newest value's kind
-    bool plain = false;                // the newest value is bytes without metadata, or a tombstone
-    char key_head[16] = {};            // the first min(16, key size) bytes of the key
+  // Point lookups go through an open-addressing hash of 16-byte slots (a
+  // 1 MiB table holds 64k keys at half load, small enough to stay in the
+  // core's L2) that point at each key's Head: an arena record of what a
+  // lookup of the newest version needs, followed by the key's bytes and,
+  // for a plain value (bytes without metadata, up to kInlineValueMax, or a
+  // tombstone), the value's bytes. A lookup reads the slot and then one
+  // contiguous record, never the map node or the Value. Apply writes a new
+  // Head for every version it adds and repoints the slot; old heads stay in
+  // the arena until the memtable is freed, so a view into one stays valid
+  // for as long as a reader holds the memtable.
+  struct Head {
+    uint64_t seq;        // versions->newest_seq
+    Versions* versions;  // the map node's versions (never moves)
+    uint32_t key_len;    // the key's bytes follow this header
+    uint32_t bytes_len;  // when `plain`: the value's bytes follow the key
+    ValueKind kind;      // when `plain`: the newest value's kind
+    bool plain;
+    const char* key() const { return reinterpret_cast<const char*>(this + 1); }
+    const char* bytes() const { return key() + key_len; }
   };
-  static_assert(sizeof(Slot) == 64, "a memtable slot is one cache line");
+  static_assert(sizeof(Head) == 32, "a head is half a cache line");
+  struct Slot {
+    uint64_t hash = 0;      // 0: empty slot (HashKey never returns 0)
+    const Head* head = nullptr;
+  };
+  // The largest plain value copied into its head; a larger one is read from
+  // its Value (the copy would double its memory for one cache miss saved).
+  static constexpr size_t kInlineValueMax = 4096;
   // The slot of `key` (hash h), or null.
   const Slot* FindSlot(std::string_view key, uint64_t h) const;
-  Slot* Index(const std::string* key, uint64_t h, Versions* versions);
-  static void Refresh(Slot* slot);
+  Slot* Index(uint64_t h);
+  // A new head for the newest version of `versions` under `key`.
+  const Head* NewHead(std::string_view key, Versions* versions);
+  char* Allocate(size_t n);  // from the arena, 8-byte aligned
 
   mutable std::shared_mutex mu_;
   std::map<std::string, Versions, std::less<>> map_;
   std::vector<Slot> slots_;  // size a power of two, at most half full
+  std::vector<std::unique_ptr<char[]>> arena_;  // the heads' blocks (never move)
+  char* arena_next_ = nullptr;                  // the free part of the newest small-head block
+  size_t arena_left_ = 0;
+  size_t arena_block_ = 0;                      // the newest small-head block's size
   uint64_t bytes_ = 0;
   uint64_t max_seq_ = 0;
 };

@@ -1,7 +1,8 @@
 // The keyspace memtable (engine/kv_store.h): point lookups through the slot
-// table, which keeps a copy of each key's head and newest plain value, must
-// answer exactly what the versions say, for every key length and every
-// change of value kind.
+// table and each key's arena head, which copies the key and the newest plain
+// value, must answer exactly what the versions say, for every key length,
+// every value size around the inline limit and every change of value kind,
+// and a view a lookup returned must stay valid while newer versions arrive.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -36,7 +37,7 @@ void Put(MemTable* m, uint64_t seq, const std::string& key, ValuePtr v, uint64_t
   m->Apply(seq, {Write{key, std::move(v)}}, min_snapshot);
 }
 
-// Keys that share a 16-byte head, around the 16 bytes kept in the slot.
+// Keys that share prefixes, of lengths 1 to 56.
 std::vector<std::string> HeadSharingKeys() {
   const std::string head = std::string(1, '\0') + "abcdefghijklmno";  // 16 bytes
   std::vector<std::string> keys = {std::string(1, '\0'), head.substr(0, 15), head, head + "p", head + "q",
@@ -44,7 +45,7 @@ std::vector<std::string> HeadSharingKeys() {
   return keys;
 }
 
-TEST(KvMemTable, KeysSharingTheSlotsKeyHeadAreToldApart) {
+TEST(KvMemTable, KeysSharingPrefixesAreToldApart) {
   MemTable m;
   const std::vector<std::string> keys = HeadSharingKeys();
   for (size_t i = 0; i < keys.size(); ++i) Put(&m, i + 1, keys[i], Bytes("v" + std::to_string(i)));
@@ -116,7 +117,7 @@ TEST(KvMemTable, EveryChangeOfKindIsSeenAtItsSnapshot) {
     }
     EXPECT_EQ(m.LatestSeq(key), 6u);
     // Back to a bytes value after the newest was a vector, then a vector
-    // after a bytes value: the slot's copy follows both ways.
+    // after a bytes value: the head follows both ways.
     Put(&m, 7, key, Vector({9}, "", false, simd::Metric::kIP));
     VersionView v;
     ASSERT_TRUE(m.Get(key, 7, &v));
@@ -158,6 +159,82 @@ TEST(KvMemTable, LookupsMatchAMapModelThroughGrowthAndOverwrites) {
   for (int i = 12000; i < 13000; ++i) {
     VersionView v;
     EXPECT_FALSE(m.Get(std::string(1, '\0') + "key" + std::to_string(i), seq, &v));
+  }
+}
+
+TEST(KvMemTable, ValuesAroundTheInlineLimitAndLongKeysReadBack) {
+  MemTable m;
+  const std::string key_max(65536, 'K');  // the longest internal key (1 + 65535): a block of its own
+  std::vector<std::pair<std::string, ValuePtr>> cases;
+  uint64_t n = 0;
+  for (size_t len : {size_t{0}, size_t{1}, size_t{4095}, size_t{4096}, size_t{4097}, size_t{70000}}) {
+    std::string value(len, static_cast<char>('a' + n % 26));
+    if (len > 0) value[len - 1] = 'Z';
+    cases.push_back({std::string(1, '\0') + "k" + std::to_string(n++), Bytes(value)});
+    cases.push_back({key_max.substr(0, 65536 - n) + std::to_string(n), Bytes(value)});
+    ++n;
+  }
+  // Bytes with metadata (never inline), and a vector.
+  auto meta = Bytes("with metadata");
+  std::const_pointer_cast<Value>(meta)->has_metadata = true;
+  cases.push_back({std::string(1, '\0') + "meta", meta});
+  cases.push_back({key_max, Vector({1, 2}, "m", true, simd::Metric::kL2)});
+  uint64_t seq = 0;
+  for (const auto& [key, value] : cases) Put(&m, ++seq, key, value);
+  seq = 0;
+  for (const auto& [key, value] : cases) {
+    ++seq;
+    VersionView v;
+    ASSERT_TRUE(m.Get(key, 100, &v)) << key.size();
+    EXPECT_EQ(v.seq, seq);
+    EXPECT_EQ(v.kind, value->kind);
+    EXPECT_EQ(v.bytes, value->bytes) << key.size() << " " << value->bytes.size();
+    EXPECT_EQ(v.has_metadata, value->has_metadata);
+    EXPECT_EQ(m.LatestSeq(key), seq);
+  }
+}
+
+TEST(KvMemTable, ViewsStayValidWhileNewerVersionsArrive) {
+  // A reader's view (the bytes of what Get returned) is read after the
+  // memtable lock is released; newer versions of the same keys, and the
+  // arena blocks and slot-table growth they cause, must not move or free it
+  // while the reader's snapshot keeps its versions (ASan checks the reads).
+  MemTable m;
+  std::vector<std::string> keys;
+  std::vector<std::string> values;
+  uint64_t seq = 0;
+  for (int i = 0; i < 300; ++i) {
+    keys.push_back(std::string(1, '\0') + "view" + std::to_string(i));
+    values.push_back(std::string(i % 3 == 0 ? 5000 : 10 + i, static_cast<char>('a' + i % 26)));
+    Put(&m, ++seq, keys.back(), Bytes(values.back()));
+  }
+  const uint64_t snap = seq;
+  std::vector<VersionView> views(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) ASSERT_TRUE(m.Get(keys[i], snap, &views[i]));
+  for (int round = 0; round < 20; ++round) {
+    for (size_t i = 0; i < keys.size(); ++i) Put(&m, ++seq, keys[i], Bytes(std::string(100 + round, 'n')), snap);
+    for (int j = 0; j < 500; ++j)
+      Put(&m, ++seq, std::string(1, '\0') + "grow" + std::to_string(round * 500 + j), Bytes("g"), snap);
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    EXPECT_EQ(views[i].bytes, values[i]) << i;
+    VersionView v;
+    ASSERT_TRUE(m.Get(keys[i], snap, &v));  // the snapshot still sees its version
+    EXPECT_EQ(v.bytes, values[i]) << i;
+    ASSERT_TRUE(m.Get(keys[i], seq, &v));
+    EXPECT_EQ(v.bytes, std::string(119, 'n')) << i;
+  }
+}
+
+TEST(KvMemTable, BytesCountEveryVersionsCopy) {
+  // The memtable budget and the in-memory cap read bytes(): it must grow
+  // with what the heads copy, overwrites included.
+  MemTable m;
+  uint64_t before = m.bytes();
+  for (int i = 0; i < 1000; ++i) {
+    Put(&m, i + 1, std::string(1, '\0') + "same", Bytes(std::string(1000, 'x')), i + 1);
+    ASSERT_GE(m.bytes(), before + 1000) << i;  // each version's 1000-byte copy at least
+    before = m.bytes();
   }
 }
 
