@@ -543,6 +543,33 @@ TEST(KvDB, FailedFlushLosesNothingAndTheNextFlushWritesIt) {
   EXPECT_EQ(Committed(*db, "c"), "3");
 }
 
+// A background flush that fails (every segment rename, for a while) loses
+// nothing and is not final: commits go on, the next commit over the budget
+// triggers it again once the disk recovers, and a reopen finds every commit.
+TEST(KvDB, FailedBackgroundFlushesAreRetriedAndLoseNothing) {
+  testing::TempDir dir;
+  testing::FaultInjectionEnv env;
+  KvOptions o;
+  o.env = &env;
+  o.memtable_budget_bytes = 16 * 1024;
+  const std::string value(200, 'v');
+  {
+    auto db = OpenKv(dir.path(), o);
+    env.FailNth(testing::Op::kRename, 1, ENOSPC, /*sticky=*/true);
+    for (int i = 0; i < 300; ++i) PutCommit(*db, "k" + std::to_string(i), value);
+    for (int i = 0; i < 20; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_EQ(db->SegmentCount(), 0u);  // every background flush failed
+    EXPECT_EQ(Committed(*db, "k0"), value);
+    env.ClearFaults();
+    for (int i = 300; i < 400; ++i) PutCommit(*db, "k" + std::to_string(i), value);
+    for (int i = 0; i < 500 && db->SegmentCount() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_GT(db->SegmentCount(), 0u) << "a commit over the budget retries the flush";
+    for (int i = 0; i < 400; ++i) ASSERT_EQ(Committed(*db, "k" + std::to_string(i)), value) << i;
+  }
+  auto db = OpenKv(dir.path(), o);
+  for (int i = 0; i < 400; ++i) ASSERT_EQ(Committed(*db, "k" + std::to_string(i)), value) << i;
+}
+
 TEST(KvDB, KeyspaceAndU64IdDirectoriesRefuseEachOther) {
   testing::TempDir kv_dir, id_dir;
   {
