@@ -625,6 +625,73 @@ void ScoreRows(ThreadPool* pool, simd::Metric metric, const float* query, const 
   });
 }
 
+// Adds to `cands` the k best vectors of memtable `m` visible at `snap` and
+// not hidden by a key of `shadow` (the k best of each layer hold the k best
+// of all), scored by runs of contiguous rows; a visible vector of another
+// dimension or metric is the usual mismatch. Per-thread scratch buffers keep
+// a query from allocating (and faulting in) memory in proportion to the rows.
+Status ScoreMemtableVectors(ThreadPool* pool, const kv::MemTable& m, uint64_t snap, const float* query, uint32_t dim,
+                            simd::Metric metric, uint32_t k, const std::unordered_set<std::string_view>& shadow,
+                            std::vector<Candidate>* cands) {
+  struct Run {
+    const float* rows;
+    size_t n;
+    size_t out;  // index of its first score
+  };
+  struct Scratch {
+    std::vector<kv::MemTable::VisibleVector> visible;
+    std::vector<float> scores;
+    std::vector<uint32_t> order;
+    std::vector<Run> runs;
+  };
+  // This thread's buffers, named through references: the pool's threads
+  // must use the caller's, not their own thread_local copies.
+  thread_local Scratch scratch;
+  Scratch& s = scratch;
+  auto& visible = s.visible;
+  auto& scores = s.scores;
+  auto& order = s.order;
+  auto& runs = s.runs;
+  m.VisibleVectors(snap, &visible);
+  if (!shadow.empty()) {
+    visible.erase(std::remove_if(visible.begin(), visible.end(),
+                                 [&](const kv::MemTable::VisibleVector& x) { return shadow.count(x.key) != 0; }),
+                  visible.end());
+  }
+  runs.clear();
+  const size_t per = std::max<size_t>(64, (size_t{1} << 20) / dim);  // rows per task, about 4 MiB
+  for (size_t i = 0; i < visible.size(); ++i) {
+    const kv::MemTable::VisibleVector& x = visible[i];
+    if (x.dim != dim || x.metric != metric) return Mismatch(x.key, kv::ViewOf(x.seq, *x.value), dim, metric);
+    if (!runs.empty() && runs.back().rows + runs.back().n * dim == x.row && runs.back().n < per) {
+      ++runs.back().n;
+    } else {
+      runs.push_back(Run{x.row, 1, i});
+    }
+  }
+  scores.resize(visible.size());
+  auto score = [&](size_t i) {
+    simd::ScoreMany(metric, query, runs[i].rows, runs[i].n, dim, dim, scores.data() + runs[i].out);
+  };
+  if (pool == nullptr || visible.size() <= per) {
+    for (size_t i = 0; i < runs.size(); ++i) score(i);
+  } else {
+    pool->ParallelFor(runs.size(), score);
+  }
+  order.resize(visible.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<uint32_t>(i);
+  const size_t n = std::min<size_t>(k, order.size());
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n), order.end(),
+                    [&](uint32_t a, uint32_t b) {
+                      return scores[a] > scores[b] || (scores[a] == scores[b] && visible[a].key < visible[b].key);
+                    });
+  for (size_t i = 0; i < n; ++i) {
+    const kv::MemTable::VisibleVector& x = visible[order[i]];
+    cands->push_back(Candidate{scores[order[i]], x.key, kv::ViewOf(x.seq, *x.value)});
+  }
+  return Status::OK();
+}
+
 void FillHits(std::vector<Candidate>& cands, uint32_t k, simd::Metric metric, bool return_vectors,
               std::vector<KvHit>* out) {
   const size_t n = std::min<size_t>(k, cands.size());
@@ -680,26 +747,23 @@ Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metri
     const Layers& layers = *t.layers;
     const std::string lo(1, static_cast<char>(kv::kUserNs)), hi(1, static_cast<char>(kv::kUserNs + 1));
     std::unordered_set<std::string_view> shadow;  // keys whose visible version is in a newer layer
-    Status bad;
-    // Whether keys seen so far must be remembered to hide older layers' versions.
-    bool remember = true;
-    auto take = [&](std::string_view key, const VersionView& v) {
-      if (!shadow.empty() && shadow.count(key)) return;
-      if (remember) shadow.insert(key);
-      if (v.kind != ValueKind::kVector || !bad.ok()) return;
-      if (v.dim != dim || v.metric != metric) {
-        bad = Mismatch(key, v, dim, metric);
-        return;
-      }
-      gathered.push_back(Candidate{0, key, v});
+    // The transaction's own writes hide every layer's versions of their keys.
+    for (auto it = t.writes.lower_bound(lo); it != t.writes.end() && it->first < hi; ++it) {
+      shadow.insert(it->first);
+      const VersionView v = kv::ViewOf(t.snap + 1, *it->second);
+      if (v.kind != ValueKind::kVector) continue;
+      if (v.dim != dim || v.metric != metric) return Mismatch(it->first, v, dim, metric);
+      gathered.push_back(Candidate{0, it->first, v});
+    }
+    // A memtable's vectors are scored from its blocks of contiguous rows;
+    // then, when older layers follow, its keys (of any kind) hide theirs.
+    auto memtable = [&](const kv::MemTable& m, bool hides_older) -> Status {
+      POMAI_RETURN_IF_ERROR(ScoreMemtableVectors(pool, m, t.snap, query, dim, metric, k, shadow, &cands));
+      if (hides_older) m.Scan(lo, hi, t.snap, [&](std::string_view key, const VersionView&) { shadow.insert(key); });
+      return Status::OK();
     };
-    for (auto it = t.writes.lower_bound(lo); it != t.writes.end() && it->first < hi; ++it)
-      take(it->first, kv::ViewOf(t.snap + 1, *it->second));
-    remember = layers.imm || !layers.segs.empty();
-    layers.mem->Scan(lo, hi, t.snap, take);
-    remember = !layers.segs.empty();
-    if (layers.imm) layers.imm->Scan(lo, hi, t.snap, take);
-    POMAI_RETURN_IF_ERROR(bad);
+    POMAI_RETURN_IF_ERROR(memtable(*layers.mem, layers.imm || !layers.segs.empty()));
+    if (layers.imm) POMAI_RETURN_IF_ERROR(memtable(*layers.imm, !layers.segs.empty()));
     std::vector<float> scores;
     for (size_t si = 0; si < layers.segs.size(); ++si) {
       const kv::Segment& seg = *layers.segs[si];

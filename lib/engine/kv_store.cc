@@ -62,6 +62,7 @@ uint64_t HashKey(std::string_view key) {
   return h | 1;
 }
 constexpr size_t kArenaBlock = 256 << 10;
+constexpr size_t kVectorBlockBytes = 1 << 20;
 }  // namespace
 
 const Value* MemTable::Versions::Visible(uint64_t snap, uint64_t* seq) const {
@@ -190,6 +191,10 @@ void MemTable::Apply(uint64_t seq, const std::vector<Write>& writes, uint64_t mi
       versions = slot->head->versions;
     }
     Versions& vs = *versions;
+    if (vs.column != kNoRow) {
+      columns_[vs.column].rows[vs.row].superseded = seq;
+      vs.column = kNoRow;
+    }
     if (vs.newest) vs.older.insert(vs.older.begin(), Version{vs.newest_seq, std::move(vs.newest)});
     vs.newest_seq = seq;
     vs.newest = w.value;
@@ -210,8 +215,43 @@ void MemTable::Apply(uint64_t seq, const std::vector<Write>& writes, uint64_t mi
     for (size_t i = keep; i < vs.older.size(); ++i) bytes_ -= vs.older[i].value->MemoryBytes() + kVersionOverhead;
     vs.older.resize(keep);
     slot->head = NewHead(w.key, versions);
+    if (w.value->kind == ValueKind::kVector && !w.key.empty() && static_cast<uint8_t>(w.key[0]) == kUserNs)
+      AddVectorRow(std::string_view(slot->head->key(), slot->head->key_len), seq, *w.value, versions);
   }
   max_seq_ = std::max(max_seq_, seq);
+}
+
+void MemTable::AddVectorRow(std::string_view key, uint64_t seq, const Value& v, Versions* versions) {
+  const uint32_t dim = static_cast<uint32_t>(v.vec.size());
+  size_t c = 0;
+  while (c < columns_.size() && columns_[c].dim != dim) ++c;
+  if (c == columns_.size()) {
+    VectorColumn col;
+    col.dim = dim;
+    col.rows_per_block = static_cast<uint32_t>(std::max<size_t>(16, kVectorBlockBytes / (size_t{dim} * sizeof(float))));
+    columns_.push_back(std::move(col));
+  }
+  VectorColumn& col = columns_[c];
+  const size_t r = col.rows.size();
+  if (r % col.rows_per_block == 0) col.blocks.emplace_back(new float[size_t{col.rows_per_block} * dim]);
+  std::memcpy(col.blocks.back().get() + (r % col.rows_per_block) * dim, v.vec.data(), size_t{dim} * sizeof(float));
+  col.rows.push_back(RowInfo{seq, UINT64_MAX, key, &v, v.metric});
+  versions->column = static_cast<uint32_t>(c);
+  versions->row = static_cast<uint32_t>(r);
+  bytes_ += size_t{dim} * sizeof(float) + sizeof(RowInfo);
+}
+
+void MemTable::VisibleVectors(uint64_t snap, std::vector<VisibleVector>* out) const {
+  out->clear();
+  std::shared_lock<std::shared_mutex> l(mu_);
+  for (const VectorColumn& col : columns_) {
+    for (size_t r = 0; r < col.rows.size(); ++r) {
+      const RowInfo& info = col.rows[r];
+      if (info.seq > snap || info.superseded <= snap) continue;
+      const float* row = col.blocks[r / col.rows_per_block].get() + (r % col.rows_per_block) * col.dim;
+      out->push_back(VisibleVector{row, info.key, info.value, info.seq, col.dim, info.metric});
+    }
+  }
 }
 
 void MemTable::Scan(std::string_view lo, std::string_view hi, uint64_t snap,

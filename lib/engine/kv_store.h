@@ -103,6 +103,21 @@ class MemTable {
   // pinned). Call only once the memtable is immutable.
   void Newest(const std::function<void(const std::string& key, uint64_t seq, const Value& v)>& fn) const;
 
+  // The user keyspace's vector versions visible at `snap` (seq <= snap and
+  // no newer version of the key at snap), in the order they were applied:
+  // rows of one dimension are contiguous in blocks, so a flat search scores
+  // runs of them in one pass. Rows, keys and values stay valid while the
+  // memtable is held and `snap` is a live snapshot (its versions are kept).
+  struct VisibleVector {
+    const float* row;
+    std::string_view key;  // internal key
+    const Value* value;
+    uint64_t seq;
+    uint32_t dim;
+    simd::Metric metric;
+  };
+  void VisibleVectors(uint64_t snap, std::vector<VisibleVector>* out) const;
+
   uint64_t bytes() const;
   bool empty() const;
   uint64_t max_seq() const;
@@ -114,10 +129,14 @@ class MemTable {
   };
   // A key's versions: the newest inline (one cache line with the key in the
   // map node), older ones still visible to some snapshot, newest first.
+  static constexpr uint32_t kNoRow = UINT32_MAX;
   struct Versions {
     uint64_t newest_seq = 0;
     ValuePtr newest;
     std::vector<Version> older;
+    // When the newest version is a user-keyspace vector: its row.
+    uint32_t column = kNoRow;
+    uint32_t row = 0;
     // The newest version with seq <= snap, or null.
     const Value* Visible(uint64_t snap, uint64_t* seq) const;
   };
@@ -156,9 +175,29 @@ class MemTable {
   const Head* NewHead(std::string_view key, Versions* versions);
   char* Allocate(size_t n);  // from the arena, 8-byte aligned
 
+  // The user keyspace's vector versions of one dimension: a copy of each
+  // version's floats in blocks that never move, so a flat search scores a
+  // block of rows in one pass instead of gathering one allocation per key.
+  struct RowInfo {
+    uint64_t seq;
+    uint64_t superseded;  // the seq of the key's next version, UINT64_MAX while newest
+    std::string_view key;  // the key's bytes in its head (never moves)
+    const Value* value;    // valid while the version is visible to a live snapshot
+    simd::Metric metric;
+  };
+  struct VectorColumn {
+    uint32_t dim = 0;
+    uint32_t rows_per_block = 0;
+    std::vector<std::unique_ptr<float[]>> blocks;
+    std::vector<RowInfo> rows;
+  };
+  // Adds the row of a new user vector version (after superseding the old).
+  void AddVectorRow(std::string_view key, uint64_t seq, const Value& v, Versions* versions);
+
   mutable std::shared_mutex mu_;
   std::map<std::string, Versions, std::less<>> map_;
   std::vector<Slot> slots_;  // size a power of two, at most half full
+  std::vector<VectorColumn> columns_;  // one per dimension seen
   std::vector<std::unique_ptr<char[]>> arena_;  // the heads' blocks (never move)
   char* arena_next_ = nullptr;                  // the free part of the newest small-head block
   size_t arena_left_ = 0;

@@ -155,6 +155,56 @@ TEST_P(KvFlatSearch, MatchesBruteForceOverEveryLayerAndOwnWrites) {
   EXPECT_TRUE(none.empty());
 }
 
+// A reader's search sees its snapshot while later commits overwrite, delete
+// and turn into bytes the vectors it sees: memtable rows superseded after
+// the snapshot still count for it, rows added after it do not. Rows span
+// several of the memtable's row blocks (64 rows of 4096 floats per block),
+// and more than 256 visible rows make the search split them over the pool.
+TEST_P(KvFlatSearch, ASearchSeesItsSnapshotWhileLaterCommitsSupersedeRows) {
+  const auto [disk, metric] = GetParam();
+  testing::TempDir tmp;
+  auto db = testing::OpenKv(disk ? tmp.path() : "");
+  constexpr uint32_t kDim = 4096;
+  std::mt19937_64 rng(static_cast<uint64_t>(metric) * 10 + disk + 5);
+  std::map<std::string, std::vector<float>> live;
+  auto key = [&](size_t i) { return "s" + std::to_string(i); };
+  auto commit_round = [&](int ops) {
+    auto t = BeginRw(*db);
+    for (int j = 0; j < ops; ++j) {
+      const size_t i = rng() % 450;
+      const uint64_t what = rng() % 8;
+      if (what == 0) {
+        ASSERT_TRUE(t->Delete(key(i)).ok());
+        live.erase(key(i));
+      } else if (what == 1) {
+        ASSERT_TRUE(t->Put(key(i), "bytes").ok());
+        live.erase(key(i));
+      } else {
+        auto v = RandomVector(rng, kDim);
+        ASSERT_TRUE(t->UpsertVector(key(i), v.data(), kDim, metric, nullptr).ok());
+        live[key(i)] = v;
+      }
+    }
+    ASSERT_TRUE(t->Commit().ok());
+  };
+  std::vector<std::pair<std::unique_ptr<KvTxn>, std::map<std::string, std::vector<float>>>> readers;
+  for (int round = 0; round < 5; ++round) {
+    commit_round(150);
+    readers.emplace_back(db->Begin(TxnMode::kReadOnly).value(), live);
+  }
+  commit_round(250);
+  readers.emplace_back(db->Begin(TxnMode::kReadOnly).value(), live);
+  for (size_t r = 0; r < readers.size(); ++r) {
+    auto query = RandomVector(rng, kDim);
+    for (uint32_t k : {1u, 10u, 1000u}) {
+      std::vector<KvHit> hits;
+      ASSERT_TRUE(readers[r].first->SearchSimilar(query.data(), kDim, metric, k, nullptr, false, &hits).ok());
+      ExpectSameHits(hits, BruteForce(readers[r].second, metric, query, k),
+                     "reader " + std::to_string(r) + " k=" + std::to_string(k));
+    }
+  }
+}
+
 TEST(KvFlatSearchErrors, MismatchedMetricOrDimensionNamesTheKey) {
   for (bool disk : {false, true}) {
     testing::TempDir tmp;
