@@ -161,7 +161,8 @@ TEST_P(KvFlatSearch, MatchesBruteForceOverEveryLayerAndOwnWrites) {
 // several of the memtable's row blocks (64 rows of 4096 floats per block),
 // and more than 256 visible rows make the search split them over the pool.
 TEST_P(KvFlatSearch, ASearchSeesItsSnapshotWhileLaterCommitsSupersedeRows) {
-  const auto [disk, metric] = GetParam();
+  const bool disk = GetParam().disk;  // not a structured binding: the lambda below uses metric
+  const simd::Metric metric = GetParam().metric;
   testing::TempDir tmp;
   auto db = testing::OpenKv(disk ? tmp.path() : "");
   constexpr uint32_t kDim = 4096;
