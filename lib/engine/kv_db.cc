@@ -907,7 +907,7 @@ uint64_t KvDBImpl::UsedBytes(const Layers& l) const {
 
 Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& writes,
                               const std::set<std::string, std::less<>>& checks, const std::string& check_prefix) {
-  const Status conflict(Code::kConflict, "transaction conflict");
+  auto conflict = [] { return Status(Code::kConflict, "transaction conflict"); };  // built only when returned
   const uint64_t cost = WriteCost(writes);
   std::unique_lock<std::mutex> l(commit_mu);
   if (closed) return Status::Closed("database is closed");
@@ -924,18 +924,18 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
     bool is_taken = false;
     for (const kv::Write& w : writes) {
       POMAI_RETURN_IF_ERROR(taken(w.key, *cur, &is_taken));
-      if (is_taken) return conflict;
+      if (is_taken) return conflict();
     }
     for (const std::string& c : checks) {
       POMAI_RETURN_IF_ERROR(taken(c, *cur, &is_taken));
-      if (is_taken) return conflict;
+      if (is_taken) return conflict();
     }
     if (!check_prefix.empty()) {
       bool changed = false;
       POMAI_RETURN_IF_ERROR(PrefixChangedSince(*cur, check_prefix, snap, &changed));
-      if (changed) return conflict;
+      if (changed) return conflict();
       auto it = pending.lower_bound(check_prefix);
-      if (it != pending.end() && it->first.compare(0, check_prefix.size(), check_prefix) == 0) return conflict;
+      if (it != pending.end() && it->first.compare(0, check_prefix.size(), check_prefix) == 0) return conflict();
     }
     if (opt.memory_limit_bytes != 0 && UsedBytes(*cur) + pending_bytes + cost > opt.memory_limit_bytes)
       return Status::ResourceExhausted("memory limit exceeded");
@@ -943,6 +943,7 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
   // Runs in log order (disk: on the WAL group's leader thread). The
   // memtable is the current one at that moment: a flush switches memtables
   // and WAL files together, inside the WAL's exclusive section.
+  uint64_t mem_bytes = 0;  // of the memtable this commit went to, once applied
   auto apply = [&](uint64_t seq) {
     std::lock_guard<std::mutex> al(apply_mu);
     std::shared_ptr<const Layers> cur = Current();
@@ -951,7 +952,7 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
       // and publishing seq, so none can need a dropped one.
       std::lock_guard<std::mutex> sl(snap_mu);
       const uint64_t min_snap = snapshots.empty() ? seq : std::min(seq, *snapshots.begin());
-      cur->mem->Apply(seq, writes, min_snap);
+      mem_bytes = cur->mem->Apply(seq, writes, min_snap);
       last_seq.store(seq);
     }
     indexes->OnCommit(seq, writes);
@@ -979,7 +980,7 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
     }
     pending_bytes -= cost;
   }
-  const bool over = Current()->mem->bytes() > opt.memtable_budget_bytes;
+  const bool over = mem_bytes > opt.memtable_budget_bytes;
   l.unlock();
   if (s.ok() && over) MaybeScheduleFlush();
   return s;

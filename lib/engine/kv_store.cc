@@ -177,7 +177,7 @@ uint64_t MemTable::LatestSeq(std::string_view key) const {
   return s == nullptr ? 0 : s->head->seq;
 }
 
-void MemTable::Apply(uint64_t seq, const std::vector<Write>& writes, uint64_t min_snapshot) {
+uint64_t MemTable::Apply(uint64_t seq, const std::vector<Write>& writes, uint64_t min_snapshot) {
   std::unique_lock<std::shared_mutex> l(mu_);
   for (const Write& w : writes) {
     const uint64_t h = HashKey(w.key);
@@ -219,6 +219,7 @@ void MemTable::Apply(uint64_t seq, const std::vector<Write>& writes, uint64_t mi
       AddVectorRow(std::string_view(slot->head->key(), slot->head->key_len), seq, *w.value, versions);
   }
   max_seq_ = std::max(max_seq_, seq);
+  return bytes_;
 }
 
 void MemTable::AddVectorRow(std::string_view key, uint64_t seq, const Value& v, Versions* versions) {

@@ -91,8 +91,9 @@ class MemTable {
   bool Get(std::string_view key, uint64_t snap, VersionView* out) const;
   // The newest version's seq of `key`, 0 when absent.
   uint64_t LatestSeq(std::string_view key) const;
-  // Adds `writes` under `seq`, dropping versions no snapshot >= min_snapshot can see.
-  void Apply(uint64_t seq, const std::vector<Write>& writes, uint64_t min_snapshot);
+  // Adds `writes` under `seq`, dropping versions no snapshot >= min_snapshot
+  // can see; returns bytes() after.
+  uint64_t Apply(uint64_t seq, const std::vector<Write>& writes, uint64_t min_snapshot);
   // Calls fn(key, view) for every key in [lo, hi) (hi empty = to the end)
   // with its newest version <= snap (tombstones included), in key order,
   // under the shared lock: fn must not call back into this memtable.
