@@ -645,9 +645,17 @@ Status ScoreMemtableVectors(ThreadPool* pool, const kv::MemTable& m, uint64_t sn
     std::vector<Run> runs;
   };
   // This thread's buffers, named through references: the pool's threads
-  // must use the caller's, not their own thread_local copies.
+  // must use the caller's, not their own thread_local copies. Kept between
+  // queries up to kKeepRows rows (about 3.6 MB), freed after larger ones.
+  constexpr size_t kKeepRows = 65536;
   thread_local Scratch scratch;
   Scratch& s = scratch;
+  struct Trim {
+    Scratch& s;
+    ~Trim() {
+      if (s.visible.capacity() > kKeepRows) s = Scratch{};
+    }
+  } trim{s};
   auto& visible = s.visible;
   auto& scores = s.scores;
   auto& order = s.order;
