@@ -795,7 +795,6 @@ std::string KvTornTailNote(const KvWalScan& scan) {
 // file that fails a check, it rebuilds the graph from the index's entries and
 // replaces the file.
 
-
 // The container (Segment::Open: O(1)) and its marker.
 Result<std::shared_ptr<Segment>> OpenIndexGraphContainer(const std::string& path) {
   POMAI_ASSIGN_OR_RETURN(std::shared_ptr<Segment> seg, Segment::Open(env(), path));

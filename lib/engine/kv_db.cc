@@ -609,11 +609,14 @@ Status Mismatch(std::string_view ikey, const VersionView& v, uint32_t dim, simd:
                                  std::to_string(dim));
 }
 
+// Rows of `dim` floats per task of a search split over the pool: about 4
+// MiB, at least 64 rows.
+size_t RowsPerTask(size_t dim) { return std::max<size_t>(64, (size_t{1} << 20) / dim); }
+
 // Scores rows [0, n) with ScoreMany, split over the pool when large.
 void ScoreRows(ThreadPool* pool, simd::Metric metric, const float* query, const float* rows, size_t n, size_t dim,
                float* out) {
-  constexpr size_t kChunkFloats = size_t{1} << 20;  // about 4 MiB of rows per task
-  const size_t per = std::max<size_t>(64, kChunkFloats / dim);
+  const size_t per = RowsPerTask(dim);
   if (pool == nullptr || n <= per) {
     simd::ScoreMany(metric, query, rows, n, dim, dim, out);
     return;
@@ -667,7 +670,7 @@ Status ScoreMemtableVectors(ThreadPool* pool, const kv::MemTable& m, uint64_t sn
                   visible.end());
   }
   runs.clear();
-  const size_t per = std::max<size_t>(64, (size_t{1} << 20) / dim);  // rows per task, about 4 MiB
+  const size_t per = RowsPerTask(dim);
   for (size_t i = 0; i < visible.size(); ++i) {
     const kv::MemTable::VisibleVector& x = visible[i];
     if (x.dim != dim || x.metric != metric) return Mismatch(x.key, kv::ViewOf(x.seq, *x.value), dim, metric);
@@ -821,7 +824,7 @@ Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metri
     std::vector<const float*> rows(gathered.size());
     std::vector<float> scores(gathered.size());
     for (size_t i = 0; i < gathered.size(); ++i) rows[i] = gathered[i].v.vec;
-    const size_t per = std::max<size_t>(64, (size_t{1} << 20) / dim);
+    const size_t per = RowsPerTask(dim);
     if (pool == nullptr || rows.size() <= per) {
       simd::ScoreGather(metric, query, rows.data(), rows.size(), dim, scores.data());
     } else {

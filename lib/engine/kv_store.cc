@@ -119,8 +119,9 @@ char* MemTable::Allocate(size_t n) {
     return arena_.back().get();
   }
   if (n > arena_left_) {
-    // Blocks grow from 4 KiB, so a small memtable stays small.
-    arena_block_ = std::min(kArenaBlock, std::max<size_t>(4096, arena_block_ * 2));
+    // Blocks grow from 4 KiB, so a small memtable stays small; a new block is
+    // never smaller than the head it is made for (n <= kArenaBlock / 4).
+    arena_block_ = std::max(n, std::min(kArenaBlock, std::max<size_t>(4096, arena_block_ * 2)));
     arena_.emplace_back(new char[arena_block_]);
     arena_next_ = arena_.back().get();
     arena_left_ = arena_block_;
