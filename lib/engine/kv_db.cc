@@ -95,9 +95,13 @@ Status CheckVector(const float* v, uint32_t dim, const char* what) {
   if (dim == 0 || dim > kMaxVectorDim)
     return Status::InvalidArgument(std::string(what) + " dimension " + std::to_string(dim) + " is not in 1..65535");
   if (v == nullptr) return Status::InvalidArgument(std::string(what) + " is NULL");
-  if (const size_t i = simd::FirstNonFinite(v, dim); i < dim)
-    return Status::InvalidArgument(std::string(what) + "[" + std::to_string(i) + "] is " +
-                                   (std::isnan(v[i]) ? "NaN" : "infinite") + "; every component must be finite");
+  if (simd::FirstRowOutOfRange(v, 1, dim) == 0) {
+    // One pass when the vector is fine; the message says which rule it breaks.
+    if (const size_t i = simd::FirstNonFinite(v, dim); i < dim)
+      return Status::InvalidArgument(std::string(what) + "[" + std::to_string(i) + "] is " +
+                                     (std::isnan(v[i]) ? "NaN" : "infinite") + "; every component must be finite");
+    return Status::InvalidArgument(std::string(what) + " " + simd::RowRangeError(v, dim));
+  }
   return Status::OK();
 }
 
@@ -205,13 +209,16 @@ Status LookupLayers(const Layers& layers, std::string_view key, uint64_t snap, V
   return Status::OK();
 }
 
-// The seq of the newest version of `key` in any layer, 0 when absent.
-Status LatestSeq(const Layers& layers, std::string_view key, uint64_t* seq) {
-  if ((*seq = layers.mem->LatestSeq(key)) != 0) return Status::OK();
-  if (layers.imm && (*seq = layers.imm->LatestSeq(key)) != 0) return Status::OK();
+// Whether `key` has a version newer than `snap` in any layer. A segment
+// whose versions are all <= snap is not searched.
+Status ChangedSince(const Layers& layers, std::string_view key, uint64_t snap, bool* changed) {
+  *changed = layers.mem->LatestSeq(key) > snap || (layers.imm && layers.imm->LatestSeq(key) > snap);
   for (const auto& seg : layers.segs) {
-    POMAI_RETURN_IF_ERROR(seg->LatestSeq(key, seq));
-    if (*seq != 0) return Status::OK();
+    if (*changed) break;
+    if (seg->max_seq() <= snap) continue;
+    uint64_t seq = 0;
+    POMAI_RETURN_IF_ERROR(seg->LatestSeq(key, &seq));
+    *changed = seq > snap;
   }
   return Status::OK();
 }
@@ -225,15 +232,11 @@ Status PrefixChangedSince(const Layers& layers, const std::string& prefix, uint6
   layers.mem->Scan(prefix, end, UINT64_MAX, check);
   if (layers.imm) layers.imm->Scan(prefix, end, UINT64_MAX, check);
   for (const auto& seg : layers.segs) {
+    if (seg->max_seq() <= snap) continue;
     size_t from = 0, to = 0;
-    POMAI_RETURN_IF_ERROR(seg->LowerBound(prefix, &from));
+    POMAI_RETURN_IF_ERROR(seg->LowerBound(prefix, &from));  // checks the key index: seqs are trusted
     POMAI_RETURN_IF_ERROR(seg->LowerBound(end, &to));
-    for (size_t i = from; i < to && !*changed; ++i) {
-      std::string_view key;
-      VersionView v;
-      POMAI_RETURN_IF_ERROR(seg->Read(i, &key, &v));
-      *changed = v.seq > snap;
-    }
+    for (size_t i = from; i < to && !*changed; ++i) *changed = seg->EntrySeq(i) > snap;
   }
   return Status::OK();
 }
@@ -925,9 +928,8 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
   // A key is taken when a newer version is applied, or when a commit that
   // passed this check is still on its way through the WAL (pending).
   auto taken = [&](const std::string& key, const Layers& cur, bool* is_taken) {
-    uint64_t seq = 0;
-    POMAI_RETURN_IF_ERROR(LatestSeq(cur, key, &seq));
-    *is_taken = seq > snap || pending.count(key) != 0;
+    POMAI_RETURN_IF_ERROR(ChangedSince(cur, key, snap, is_taken));
+    *is_taken = *is_taken || pending.count(key) != 0;
     return Status::OK();
   };
   {
@@ -1035,7 +1037,11 @@ Status KvDB::Flush() {
   const bool leftover = d.Current()->imm != nullptr;
   POMAI_RETURN_IF_ERROR(d.FlushLocked());
   if (leftover) POMAI_RETURN_IF_ERROR(d.FlushLocked());
-  return d.MergeLocked();
+  // The flush is done and durable: a merge that fails (out of space, a
+  // damaged input it refuses to copy) changes nothing, is retried after the
+  // next flush, and is not this call's failure.
+  (void)d.MergeLocked();
+  return Status::OK();
 }
 
 Status KvDBImpl::FlushLocked() {

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <new>
 
+#include "engine/kv_db.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
 
@@ -299,6 +300,11 @@ void PadTo64(std::string* s) { s->resize((s->size() + 63) / 64 * 64, '\0'); }
 
 }  // namespace
 
+struct Segment::KeyIndexCheck {
+  std::once_flag once;
+  Status status;
+};
+
 struct Segment::GroupCheck {
   std::once_flag once;
   Status status;
@@ -464,6 +470,7 @@ Result<std::shared_ptr<Segment>> Segment::Open(Env* env, const std::string& path
     s->groups_.push_back(g);
   }
   s->group_checks_.reset(new GroupCheck[group_count]);
+  s->key_index_check_ = std::make_unique<KeyIndexCheck>();
   return s;
 }
 
@@ -526,7 +533,22 @@ Status Segment::ReadEntry(size_t i, std::string_view* key, VersionView* out, boo
   return Status::OK();
 }
 
+Status Segment::CheckKeyIndex() const {
+  std::call_once(key_index_check_->once, [&] {
+    for (const segment::Segment::SectionRef& r : seg_->sections()) {
+      if (r.kind != kKvEntries && r.kind != kKvKeys) continue;
+      if (crc32c::Value(seg_->base() + r.offset, r.length) != r.crc) {
+        key_index_check_->status =
+            Bad(r.offset, std::string(r.kind == kKvEntries ? "entries" : "keys") + " section checksum mismatch");
+        return;
+      }
+    }
+  });
+  return key_index_check_->status;
+}
+
 Status Segment::LowerBound(std::string_view k, size_t* out) const {
+  POMAI_RETURN_IF_ERROR(CheckKeyIndex());
   size_t lo = 0, hi = n_;
   while (lo < hi) {
     const size_t mid = lo + (hi - lo) / 2;
@@ -548,47 +570,36 @@ Status Segment::LowerBound(std::string_view k, size_t* out) const {
   return Status::OK();
 }
 
-namespace {
-// Finds `k`: *found and its checked version, or a miss proven by the checked
-// entries on both sides (so a damaged key on the search path cannot hide it).
-Status FindChecked(const Segment& seg, std::string_view k, bool* found, VersionView* out) {
-  *found = false;
-  size_t i = 0;
-  POMAI_RETURN_IF_ERROR(seg.LowerBound(k, &i));
-  std::string_view key;
-  if (i < seg.size()) {
-    POMAI_RETURN_IF_ERROR(seg.Read(i, &key, out));
-    if (key == k) {
-      *found = true;
-      return Status::OK();
-    }
-    if (key < k) return Status::Corruption(seg.path(), seg.EntryOffset(i), "entry " + std::to_string(i) + " key is out of order");
-  }
-  if (i > 0) {
-    VersionView prev;
-    POMAI_RETURN_IF_ERROR(seg.Read(i - 1, &key, &prev));
-    if (!(key < k))
-      return Status::Corruption(seg.path(), seg.EntryOffset(i - 1), "entry " + std::to_string(i - 1) + " key is out of order");
-  }
-  return Status::OK();
-}
-}  // namespace
-
 Status Segment::Get(std::string_view k, uint64_t snap, VersionView* out, bool* found) const {
+  // The key index is checked (LowerBound): a miss reads no entry's value.
+  size_t i = 0;
+  POMAI_RETURN_IF_ERROR(LowerBound(k, &i));
+  *found = false;
+  std::string_view key;
+  if (i == n_) return Status::OK();
+  POMAI_RETURN_IF_ERROR(Key(i, &key));
+  if (key != k) return Status::OK();
   VersionView v;
-  POMAI_RETURN_IF_ERROR(FindChecked(*this, k, found, &v));
-  if (*found && v.seq > snap) *found = false;
-  if (*found) *out = v;
+  POMAI_RETURN_IF_ERROR(Read(i, &key, &v));
+  if (v.seq > snap) return Status::OK();
+  *found = true;
+  *out = v;
   return Status::OK();
 }
 
 Status Segment::LatestSeq(std::string_view k, uint64_t* seq) const {
-  VersionView v;
-  bool found = false;
-  POMAI_RETURN_IF_ERROR(FindChecked(*this, k, &found, &v));
-  *seq = found ? v.seq : 0;
+  // Keys and the entries (seqs included) are covered by the checked key index.
+  size_t i = 0;
+  POMAI_RETURN_IF_ERROR(LowerBound(k, &i));
+  *seq = 0;
+  std::string_view key;
+  if (i == n_) return Status::OK();
+  POMAI_RETURN_IF_ERROR(Key(i, &key));
+  if (key == k) *seq = EntrySeq(i);
   return Status::OK();
 }
+
+uint64_t Segment::EntrySeq(size_t i) const { return DecodeFixed64(entry(i) + 16); }
 
 Status Segment::CheckGroup(size_t gi) const {
   GroupCheck& c = group_checks_[gi];
@@ -688,6 +699,32 @@ std::string EncodeCommit(const std::vector<Write>& writes) {
   return out;
 }
 
+namespace {
+// Why `key` is no internal key a commit can write (the write path's limits:
+// user keys 1 to kMaxKeyLen bytes, index names 1 to kMaxIndexNameLen bytes
+// without NUL), or null when it is one.
+const char* BadInternalKey(std::string_view key) {
+  if (key.empty()) return "empty";
+  const std::string_view rest = key.substr(1);
+  switch (static_cast<uint8_t>(key[0])) {
+    case kUserNs:
+      return rest.empty() || rest.size() > kMaxKeyLen ? "user key length not in 1..65535" : nullptr;
+    case kIndexConfigNs:
+      return rest.empty() || rest.size() > kMaxIndexNameLen || rest.find('\0') != std::string_view::npos
+                 ? "index name length not in 1..255 or a NUL in it"
+                 : nullptr;
+    case kIndexEntryNs: {
+      const size_t nul = rest.find('\0');
+      if (nul == std::string_view::npos || nul == 0 || nul > kMaxIndexNameLen) return "index entry without a valid index name";
+      const size_t user = rest.size() - nul - 1;
+      return user == 0 || user > kMaxKeyLen ? "index entry key length not in 1..65535" : nullptr;
+    }
+    default:
+      return "unknown key namespace";
+  }
+}
+}  // namespace
+
 Status DecodeCommit(const uint8_t* p, size_t n, const std::string& origin, std::vector<Write>* out) {
   Decoder d(p, n);
   auto bad = [&](const std::string& what) {
@@ -701,7 +738,8 @@ Status DecodeCommit(const uint8_t* p, size_t n, const std::string& origin, std::
     uint32_t key_len = 0;
     const uint8_t* key = nullptr;
     if (!d.GetU8(&kind) || !d.GetFixed32(&key_len) || !d.GetBytes(key_len, &key)) return bad("truncated key");
-    if (key_len < 2) return bad("empty key");
+    if (const char* why = BadInternalKey(std::string_view(reinterpret_cast<const char*>(key), key_len)))
+      return bad(std::string("key of ") + std::to_string(key_len) + " bytes: " + why);
     auto v = std::make_shared<Value>();
     v->kind = static_cast<ValueKind>(kind);
     if (kind == static_cast<uint8_t>(ValueKind::kBytes)) {

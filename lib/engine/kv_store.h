@@ -273,14 +273,22 @@ class Segment {
   // Entry i checked whole (bounds, kind, metric, flags, group and row, CRC):
   // its key and its version. Requires i < size().
   Status Read(size_t i, std::string_view* key, VersionView* out) const;
-  // Index of the first entry with key >= `key` (binary search over
-  // bounds-checked keys).
+  // Index of the first entry with key >= `key` (binary search over the
+  // checked key index).
   Status LowerBound(std::string_view key, size_t* out) const;
   // The version of `key` if this segment holds it with seq <= snap
-  // (*found), checked; a miss checks the entries around the key.
+  // (*found), its entry checked whole. A miss costs O(log n) key comparisons
+  // and reads no value (the key index is checked once, CheckKeyIndex).
   Status Get(std::string_view key, uint64_t snap, VersionView* out, bool* found) const;
-  // The seq of `key` here (checked), 0 when absent.
+  // The seq of `key` here, 0 when absent; reads no value.
   Status LatestSeq(std::string_view key, uint64_t* seq) const;
+  // Checks the CRCs of the entries and keys sections once per process (later
+  // calls return the first result): after it, keys and the entries' fixed
+  // fields (seq, offsets, kinds) are trusted for navigation, so a lookup's
+  // binary search and a miss need no per-entry CRC. LowerBound calls it.
+  Status CheckKeyIndex() const;
+  // Entry i's seq. Requires i < size() and CheckKeyIndex() ok.
+  uint64_t EntrySeq(size_t i) const;
   // Checks group g's float and row CRCs, once per process (later calls return
   // the first result).
   Status CheckGroup(size_t g) const;
@@ -296,6 +304,7 @@ class Segment {
 
  private:
   struct GroupCheck;
+  struct KeyIndexCheck;
   Segment() = default;
   const uint8_t* entry(size_t i) const { return entries_ + i * kEntrySize; }
   Status ReadEntry(size_t i, std::string_view* key, VersionView* out, bool check_crc) const;
@@ -311,6 +320,7 @@ class Segment {
   uint64_t values_size_ = 0;
   std::vector<Group> groups_;
   std::unique_ptr<GroupCheck[]> group_checks_;
+  std::unique_ptr<KeyIndexCheck> key_index_check_;
 };
 
 // ---------------------------------------------------------------------------

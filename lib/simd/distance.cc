@@ -429,6 +429,26 @@ size_t FirstNonFiniteImpl(const float* v, size_t n) {
   return n;
 }
 
+size_t FirstRowOutOfRangeImpl(const float* rows, size_t n, size_t dim) {
+  const DF d;
+  const size_t N = hn::Lanes(d);
+  for (size_t r = 0; r < n; ++r) {
+    const float* HWY_RESTRICT v = rows + r * dim;
+    VF a0 = hn::Zero(d), a1 = hn::Zero(d);
+    size_t j = 0;
+    for (; j + 2 * N <= dim; j += 2 * N) {
+      const VF x = hn::LoadU(d, v + j), y = hn::LoadU(d, v + j + N);
+      a0 = hn::MulAdd(x, x, a0);
+      a1 = hn::MulAdd(y, y, a1);
+    }
+    float sum = SumLanes(d, hn::Add(a0, a1));
+    for (; j < dim; ++j) sum += v[j] * v[j];
+    // NaN and infinity fail the comparison too.
+    if (!(sum <= kMaxSquaredNorm)) return r;
+  }
+  return n;
+}
+
 int64_t TargetImpl() { return HWY_TARGET; }
 
 }  // namespace HWY_NAMESPACE
@@ -442,8 +462,22 @@ HWY_EXPORT(ScoreManyImpl);
 HWY_EXPORT(ScoreGatherImpl);
 HWY_EXPORT(TargetImpl);
 HWY_EXPORT(FirstNonFiniteImpl);
+HWY_EXPORT(FirstRowOutOfRangeImpl);
 
 size_t FirstNonFinite(const float* v, size_t n) { return HWY_DYNAMIC_DISPATCH(FirstNonFiniteImpl)(v, n); }
+
+size_t FirstRowOutOfRange(const float* rows, size_t n, size_t dim) {
+  return HWY_DYNAMIC_DISPATCH(FirstRowOutOfRangeImpl)(rows, n, dim);
+}
+
+std::string RowRangeError(const float* row, size_t dim) {
+  if (const size_t k = FirstNonFinite(row, dim); k < dim)
+    return "has a non-finite value " + std::to_string(row[k]) + " at component " + std::to_string(k);
+  double sum = 0;
+  for (size_t j = 0; j < dim; ++j) sum += static_cast<double>(row[j]) * row[j];
+  return "has a squared norm of " + std::to_string(sum) + ", above the limit " + std::to_string(kMaxSquaredNorm) +
+         " (a quarter of the float32 maximum, so that every score stays finite)";
+}
 
 void ScoreMany(Metric metric, const float* query, const float* rows, size_t n, size_t dim, size_t stride,
                float* out) {

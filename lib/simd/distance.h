@@ -39,6 +39,20 @@ float Score(Metric metric, const float* a, const float* b, size_t dim);
 // Index of the first NaN or infinity among v[0, n), or n when every value is finite.
 size_t FirstNonFinite(const float* v, size_t n);
 
+// The largest squared L2 norm a stored or query vector may have: a quarter of
+// FLT_MAX, so that for any two such vectors every score (dot product, both
+// norms and their product, ||q - r||^2 <= 2|q|^2 + 2|r|^2) is finite in
+// float32 and no cosine or inner product comes out NaN.
+constexpr float kMaxSquaredNorm = 3.40282346638528859811704183484516925440e+38f / 4;
+
+// Index of the first row of rows[0, n) (dim floats each, contiguous) with a
+// NaN or infinite component or a squared norm above kMaxSquaredNorm, or n.
+// One pass over the rows.
+size_t FirstRowOutOfRange(const float* rows, size_t n, size_t dim);
+// What is wrong with a row FirstRowOutOfRange stopped at, for an error
+// message: "has a non-finite value ... at component k" or "has a squared norm of ...".
+std::string RowRangeError(const float* row, size_t dim);
+
 // Plain scalar loops, the reference the kernels are tested and benchmarked against.
 float ScalarScore(Metric metric, const float* a, const float* b, size_t dim);
 

@@ -543,6 +543,38 @@ TEST(KvDB, FailedFlushLosesNothingAndTheNextFlushWritesIt) {
   EXPECT_EQ(Committed(*db, "c"), "3");
 }
 
+// Flush() reports the flush: once the segment and the manifest are durable,
+// a merge after it that fails (out of space at the merged segment's rename)
+// is not the caller's failure. Nothing changes, and the next flush merges.
+TEST(KvDB, FlushSucceedsWhenOnlyTheMergeAfterItFails) {
+  testing::TempDir dir;
+  testing::FaultInjectionEnv env;
+  KvOptions o;
+  o.env = &env;
+  o.max_segments = 1;
+  {
+    auto db = OpenKv(dir.path(), o);
+    PutCommit(*db, "a", "1");
+    ASSERT_TRUE(db->Flush().ok());
+    PutCommit(*db, "b", "2");
+    // The flush renames its segment, then the manifest; the merge's segment is the third.
+    env.FailNth(testing::Op::kRename, 3, ENOSPC, /*sticky=*/true);
+    Status s = db->Flush();
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(db->SegmentCount(), 2u);  // the merge did not happen
+    EXPECT_EQ(Committed(*db, "a"), "1");
+    EXPECT_EQ(Committed(*db, "b"), "2");
+    env.ClearFaults();
+    PutCommit(*db, "c", "3");
+    ASSERT_TRUE(db->Flush().ok());
+    EXPECT_EQ(db->SegmentCount(), 1u);  // merged now
+  }
+  auto db = OpenKv(dir.path(), o);
+  EXPECT_EQ(Committed(*db, "a"), "1");
+  EXPECT_EQ(Committed(*db, "b"), "2");
+  EXPECT_EQ(Committed(*db, "c"), "3");
+}
+
 // A background flush that fails (every segment rename, for a while) loses
 // nothing and is not final: commits go on, the next commit over the budget
 // triggers it again once the disk recovers, and a reopen finds every commit.

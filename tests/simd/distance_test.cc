@@ -369,5 +369,52 @@ TEST(FirstNonFinite, FindsTheFirstNanOrInfinityOnEveryTarget) {
   });
 }
 
+// FirstRowOutOfRange stops at the first row with a NaN or infinite component
+// or a squared norm above kMaxSquaredNorm, on every target and length, and
+// vectors at the limit score finitely with every metric: the cosine of a
+// vector with itself is 1, no score is NaN or infinite.
+TEST(FirstRowOutOfRange, FindsTheFirstRowWhoseNormWouldOverflowAScore) {
+  ForEachTarget([&](int64_t) {
+    std::mt19937 rng(11);
+    for (size_t dim : {1, 2, 3, 7, 8, 15, 16, 17, 33, 128, 129}) {
+      SCOPED_TRACE("dim=" + std::to_string(dim));
+      const size_t n = 6;
+      RowSet v(n, dim, dim, rng);
+      float* rows = const_cast<float*>(v.row(0));
+      EXPECT_EQ(FirstRowOutOfRange(rows, n, dim), n);
+      // Row 2 at just under the limit (spread over its components): accepted.
+      const float each = std::sqrt(kMaxSquaredNorm / static_cast<float>(dim)) * 0.999f;
+      for (size_t j = 0; j < dim; ++j) rows[2 * dim + j] = (j % 2 == 0) ? each : -each;
+      EXPECT_EQ(FirstRowOutOfRange(rows, n, dim), n);
+      for (Metric m : kMetrics) {
+        for (size_t other = 0; other < n; ++other) {
+          const float s = Score(m, rows + 2 * dim, rows + other * dim, dim);
+          EXPECT_TRUE(std::isfinite(s)) << "metric " << static_cast<int>(m) << " row " << other << ": " << s;
+        }
+        // The negated row: the farthest pair at the limit.
+        std::vector<float> neg(rows + 2 * dim, rows + 3 * dim);
+        for (float& x : neg) x = -x;
+        EXPECT_TRUE(std::isfinite(Score(m, rows + 2 * dim, neg.data(), dim))) << static_cast<int>(m);
+      }
+      EXPECT_NEAR(Score(Metric::kCosine, rows + 2 * dim, rows + 2 * dim, dim), 1.0f, 1e-4f);
+      // Row 4 over the limit: it is found, and a later bad row does not hide it.
+      const float keep = rows[4 * dim];
+      rows[4 * dim] = std::sqrt(kMaxSquaredNorm) * 1.01f;
+      EXPECT_EQ(FirstRowOutOfRange(rows, n, dim), 4u);
+      EXPECT_NE(RowRangeError(rows + 4 * dim, dim).find("squared norm"), std::string::npos);
+      rows[5 * dim] = std::numeric_limits<float>::quiet_NaN();
+      EXPECT_EQ(FirstRowOutOfRange(rows, n, dim), 4u);
+      rows[4 * dim] = keep;
+      EXPECT_EQ(FirstRowOutOfRange(rows, n, dim), 5u);
+      EXPECT_NE(RowRangeError(rows + 5 * dim, dim).find("non-finite value"), std::string::npos);
+      rows[5 * dim] = std::numeric_limits<float>::infinity();
+      EXPECT_EQ(FirstRowOutOfRange(rows, n, dim), 5u);
+      // The example: finite components whose squared norm overflows float32.
+      const float huge[2] = {3e38f, 3e38f};
+      EXPECT_EQ(FirstRowOutOfRange(huge, 1, 2), 0u);
+    }
+  });
+}
+
 }  // namespace
 }  // namespace pomai::simd

@@ -4,6 +4,7 @@ files import it by a name no other test directory uses)."""
 from __future__ import annotations
 
 import hashlib
+import struct
 from pathlib import Path
 from typing import Dict, List
 
@@ -54,6 +55,21 @@ def flip(path: Path, offset: int) -> None:
 
 
 KV_DIM = 4
+
+
+def crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def wal_record(record_type: int, seq: int, payload: bytes) -> bytes:
+    """One WAL record (docs/FORMAT.md, "WAL files"): header and payload."""
+    head = struct.pack("<IB3xQI", len(payload), record_type, seq, crc32c(payload))
+    return head + struct.pack("<I", crc32c(head)) + payload
 
 
 def make_kv_db(path: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 import pomaidb
 
-from inspect_support import DIM, file_hashes, flip, segments, wals
+from inspect_support import DIM, crc32c, file_hashes, flip, segments, wals
 
 # ---------------------------------------------------------------------------
 # The commands
@@ -268,15 +268,6 @@ def test_verify_graph_structure_behind_a_valid_checksum(inspect_tool, db_dir):
     assert run.json["error"]["offset"] == links["offset"]
     assert "links on layer 0" in run.json["error"]["message"]
     assert inspect_tool("--json", "graph", seg).code == 1
-
-
-def crc32c(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
 
 
 def test_verify_flipped_byte_in_wal_record(inspect_tool, db_dir):

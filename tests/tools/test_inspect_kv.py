@@ -5,12 +5,13 @@ offset; nothing modified."""
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from inspect_support import KV_DIM, file_hashes, flip, make_kv_db, segments, wals
+from inspect_support import KV_DIM, file_hashes, flip, make_kv_db, segments, wal_record, wals
 
 
 @pytest.fixture
@@ -174,6 +175,26 @@ def test_verify_flipped_byte_in_kv_wal_record(inspect_tool, kv_dir):
     flip(wal, second + 24 + 2)
     flip(wal, 3)  # the first record's header
     assert_fails_at(inspect_tool, kv_dir, wal, 0)
+
+
+@pytest.mark.parametrize("key", [b"\x07unknown-namespace", b"\x00" + b"k" * 65536, b"\x00",
+                                 b"\x02no-separator", b"\x02idx\x00", b"\x01bad\x00name"])
+def test_verify_fails_on_a_wal_record_the_engine_cannot_apply(inspect_tool, kv_dir, key):
+    """A well-framed commit record (checksums right) writing a key no commit
+    can write: verify fails at that record, as the engine's open does."""
+    import alopex
+
+    [wal] = wals(kv_dir)
+    records = inspect_tool("--json", "dump", wal, "--limit", "0").json["records"]
+    last_seq = max(r["seq"] for r in records)
+    at = wal.stat().st_size
+    payload = struct.pack("<IBI", 1, 1, len(key)) + key + struct.pack("<I", 1) + b"x"
+    with open(wal, "ab") as f:
+        f.write(wal_record(0x4B, last_seq + 1, payload))
+    assert_fails_at(inspect_tool, kv_dir, wal, at)
+    assert_fails_at(inspect_tool, wal, wal, at)
+    with pytest.raises(alopex.AlopexError, match=f"offset {at}"):
+        alopex.Database.open(kv_dir)
 
 
 def test_verify_torn_kv_wal_tail_is_a_note(inspect_tool, kv_dir):
