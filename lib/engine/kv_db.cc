@@ -17,6 +17,7 @@
 #include "engine/kv_index.h"
 #include "engine/kv_store.h"
 #include "engine/manifest.h"
+#include "index/params.h"
 #include "util/env_memory.h"
 #include "util/thread_pool.h"
 #include "wal/log_format.h"
@@ -1308,11 +1309,7 @@ Status CheckIndexConfig(const IndexConfig& c) {
   if (c.dim == 0 || c.dim > kMaxVectorDim)
     return Status::InvalidArgument("invalid parameter dimension: must be between 1 and 65535 (got " +
                                    std::to_string(c.dim) + ")");
-  if (c.m < 2 || c.m > 100)
-    return Status::InvalidArgument("invalid parameter m: must be between 2 and 100 (got " + std::to_string(c.m) + ")");
-  if (c.ef_construction < c.m)
-    return Status::InvalidArgument("invalid parameter ef_construction: must be greater than or equal to m (m=" +
-                                   std::to_string(c.m) + ", ef_construction=" + std::to_string(c.ef_construction) + ")");
+  POMAI_RETURN_IF_ERROR(index::CheckHnswParams(c.m, c.ef_construction));
   if (static_cast<uint32_t>(c.metric) > 2)
     return Status::InvalidArgument("invalid parameter metric: must be 0 (L2), 1 (INNER_PRODUCT) or 2 (COSINE) (got " +
                                    std::to_string(static_cast<uint32_t>(c.metric)) + ")");

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "index/hnsw_format.h"
+#include "index/params.h"
 #include "segment/segment.h"
 #include "simd/distance.h"
 #include "util/coding.h"
@@ -29,7 +30,8 @@ bool DecodeIndexConfig(std::string_view bytes, IndexConfig* c) {
   r.m = DecodeFixed32(p + 4);
   r.ef_construction = DecodeFixed32(p + 8);
   const uint32_t metric = DecodeFixed32(p + 12);
-  if (r.dim == 0 || r.dim > kMaxVectorDim || r.m < 2 || r.m > 100 || r.ef_construction < r.m || metric > 2) return false;
+  if (r.dim == 0 || r.dim > kMaxVectorDim || !index::CheckHnswParams(r.m, r.ef_construction).ok() || metric > 2)
+    return false;
   r.metric = static_cast<simd::Metric>(metric);
   *c = r;
   return true;

@@ -575,6 +575,38 @@ TEST(KvDB, FlushSucceedsWhenOnlyTheMergeAfterItFails) {
   EXPECT_EQ(Committed(*db, "c"), "3");
 }
 
+// Index parameters have one check with the same limits everywhere
+// (index/params.h): an ef_construction that would make every build run out
+// of memory is refused at create, and nothing is created.
+TEST(KvDB, IndexParametersOutsideTheSharedLimitsAreRefusedAtCreate) {
+  auto db = OpenKv("");
+  ASSERT_TRUE(db);
+  struct Case {
+    uint32_t m, ef;
+    const char* message;
+  };
+  for (const Case& c : {Case{1, 200, "invalid parameter m: must be between 2 and 100 (got 1)"},
+                        Case{101, 200, "invalid parameter m: must be between 2 and 100 (got 101)"},
+                        Case{16, 15, "invalid parameter ef_construction: must be greater than or equal to m"},
+                        Case{16, 4097, "invalid parameter ef_construction: must be at most 4096 (got 4097)"},
+                        Case{16, UINT32_MAX, "invalid parameter ef_construction: must be at most 4096 (got 4294967295)"}}) {
+    engine::IndexConfig config;
+    config.dim = 4;
+    config.m = c.m;
+    config.ef_construction = c.ef;
+    Status s = db->CreateIndex("ix", config);
+    EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+    EXPECT_NE(s.message().find(c.message), std::string::npos) << s.message();
+    engine::IndexStats stats;
+    EXPECT_EQ(db->GetIndexStats("ix", &stats).code(), Code::kNotFound);
+  }
+  engine::IndexConfig ok;
+  ok.dim = 4;
+  ok.m = 100;
+  ok.ef_construction = 4096;
+  ASSERT_TRUE(db->CreateIndex("ix", ok).ok());
+}
+
 // A background flush that fails (every segment rename, for a while) loses
 // nothing and is not final: commits go on, the next commit over the budget
 // triggers it again once the disk recovers, and a reopen finds every commit.
