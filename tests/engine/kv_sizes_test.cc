@@ -309,7 +309,7 @@ TEST_P(KvSizes, IndexEntriesOfEveryBoundaryKeyAndMetadataLength) {
 }
 
 TEST_P(KvSizes, CommitsOfEveryBoundaryNumberOfWrites) {
-  const std::vector<size_t> counts = Boundaries((size_t{1} << 16) + 1);
+  const std::vector<size_t> counts = Boundaries((size_t{1} << 14) + 1);
   auto name = [](size_t count, size_t i) { return "c" + std::to_string(count) + "/" + std::to_string(i); };
   auto write = [&](KvDB& db) {
     for (size_t count : counts) {
