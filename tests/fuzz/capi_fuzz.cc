@@ -87,7 +87,11 @@ struct Fuzz {
     o.path = p == 0 ? nullptr : p == 1 ? "" : path.c_str();
     o.shards = in.ConsumeIntegralInRange<int>(0, 9) == 0 ? in.ConsumeIntegralInRange<uint32_t>(0, 2000)
                                                          : in.ConsumeIntegralInRange<uint32_t>(1, 3);
-    const uint32_t d = in.ConsumeIntegralInRange<int>(0, 9) == 0 ? PickDim() : in.ConsumeIntegralInRange<uint32_t>(1, 8);
+    uint32_t d = in.ConsumeIntegralInRange<int>(0, 9) == 0 ? PickDim() : in.ConsumeIntegralInRange<uint32_t>(1, 8);
+    if (in.ConsumeIntegralInRange<int>(0, 15) == 0) {
+      // A boundary dimension: 2^k - 1, 2^k or 2^k + 1 up to 65537.
+      d = (uint32_t{1} << in.ConsumeIntegralInRange<int>(0, 16)) - 1 + in.ConsumeIntegralInRange<uint32_t>(0, 2);
+    }
     o.dim = d;
     o.search_threads = in.ConsumeIntegralInRange<uint32_t>(0, 2);
     o.fsync_policy = in.ConsumeIntegralInRange<int>(0, 15) == 0 ? POMAI_FSYNC_POLICY_ALWAYS : POMAI_FSYNC_POLICY_NEVER;
@@ -122,7 +126,14 @@ struct Fuzz {
     *vec = Vector(d == 70000 ? 8 : d);  // the claimed dim may exceed the buffer only when it is wrong anyway
     u->dim = d == 70000 ? 8 : d;
     u->vector = in.ConsumeIntegralInRange<int>(0, 15) == 0 ? nullptr : vec->data();
-    *meta = in.ConsumeBytes<uint8_t>(in.ConsumeIntegralInRange<size_t>(0, 12));
+    if (in.ConsumeIntegralInRange<int>(0, 7) == 0) {
+      // 2^k - 1, 2^k or 2^k + 1 bytes up to 16 MiB, generated.
+      const size_t n = (size_t{1} << in.ConsumeIntegralInRange<int>(0, 24)) - 1 + in.ConsumeIntegralInRange<size_t>(0, 2);
+      meta->resize(n);
+      for (size_t i = 0; i < n; ++i) (*meta)[i] = static_cast<uint8_t>(i * 13 + (i >> 9));
+    } else {
+      *meta = in.ConsumeBytes<uint8_t>(in.ConsumeIntegralInRange<size_t>(0, 12));
+    }
     u->metadata = meta->empty() && in.ConsumeBool() ? nullptr : meta->data();
     u->metadata_len = static_cast<uint32_t>(meta->size());
   }

@@ -145,6 +145,9 @@ def main() -> None:
     rnd = random.Random(42)
     for i in range(12):
         write(out, "capi_fuzz", f"random-{i}", bytes(rnd.getrandbits(8) for _ in range(64 + 48 * i)))
+    rnd = random.Random(43)
+    for i in range(12):
+        write(out, "kv_capi_fuzz", f"random-{i}", bytes(rnd.getrandbits(8) for _ in range(64 + 48 * i)))
 
 
 if __name__ == "__main__":
