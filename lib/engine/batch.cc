@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "simd/distance.h"
 #include "util/coding.h"
 
 namespace pomai::engine {
@@ -21,6 +22,10 @@ Status DecodeBatch(const uint8_t* p, size_t n, uint32_t dim, std::vector<Decoded
       const uint8_t* meta = nullptr;
       if (!d.GetFixed32(&meta_len) || !d.GetBytes(meta_len, &meta) || !d.GetBytes(size_t{dim} * 4, &op.vector))
         return Status::Corruption(origin + ": truncated put in batch record");
+      // No write makes a non-finite vector: such a record was not written by the engine.
+      if (simd::FirstNonFinite(reinterpret_cast<const float*>(op.vector), dim) < dim)
+        return Status::Corruption(origin + ": put of id " + std::to_string(op.id) +
+                                  " in batch record has a non-finite vector component");
       op.kind = WriteOp::Kind::kPut;
       op.metadata = std::string_view(reinterpret_cast<const char*>(meta), meta_len);
     } else if (kind == static_cast<uint8_t>(WriteOp::Kind::kDelete)) {
@@ -41,6 +46,10 @@ Status DecodeArray(const uint8_t* p, size_t size, uint32_t dim, uint32_t* n, con
   if (size < 4 || size != 4 + rows * (8 + row_bytes))
     return Status::Corruption(origin + ": array batch record of " + std::to_string(size) +
                               " bytes does not hold whole rows of dim " + std::to_string(dim));
+  if (const size_t k = simd::FirstNonFinite(reinterpret_cast<const float*>(p + 4 + rows * 8), rows * dim);
+      k < rows * dim)
+    return Status::Corruption(origin + ": array batch record row " + std::to_string(k / dim) +
+                              " has a non-finite vector component");
   *n = static_cast<uint32_t>(rows);
   *ids = p + 4;
   *vectors = p + 4 + rows * 8;

@@ -762,6 +762,7 @@ Status DecodeCommit(const uint8_t* p, size_t n, const std::string& origin, std::
       v->bytes.assign(reinterpret_cast<const char*>(meta), meta_len);
       v->vec.resize(dim);
       std::memcpy(v->vec.data(), data, size_t{dim} * 4);
+      if (simd::FirstNonFinite(v->vec.data(), dim) < dim) return bad("non-finite vector component (no write makes one)");
     } else if (kind != static_cast<uint8_t>(ValueKind::kTombstone)) {
       return bad("unknown write kind " + std::to_string(kind));
     }

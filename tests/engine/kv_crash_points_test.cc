@@ -542,7 +542,8 @@ TEST(KvCrashPoints, FailedManifestSyncLeavesAnOpenableDatabase) {
       ASSERT_TRUE((*db)->Flush().ok());
       ASSERT_TRUE(CommitStep(db->get(), script[1]).ok());
       env.Arm(skip);
-      EXPECT_FALSE((*db)->Flush().ok());
+      // The flush's own failure is reported; the merge's after a done flush is not.
+      EXPECT_EQ((*db)->Flush().ok(), skip == 1);
       ASSERT_TRUE(CommitStep(db->get(), script[2]).ok());  // the log is fine: commits go on
     }  // a process crash, or a close: nothing reverts the rename
     o.env = nullptr;

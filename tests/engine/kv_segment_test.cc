@@ -468,12 +468,14 @@ TEST(KvSegmentLazy, MergeMeetingADamagedEntryFailsAndDeletesNothing) {
   o.max_segments = 1;
   auto db = OpenKv(dir.path(), o);
   ASSERT_TRUE(db);
-  // (A write whose key's neighbours in a segment are damaged is Corruption
-  // too: a miss is proven by the checked entries around the key.)
+  // (A commit does not search segments older than its snapshot: the damage
+  // does not stop writes.)
   testing::PutCommit(*db, "zz", "third");
-  Status s = db->Flush();  // flushes "zz", then merges the three segments
-  EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
-  EXPECT_NE(s.message().find(damaged_path + " at offset "), std::string::npos) << s.message();
+  // Flushes "zz" (the call's result), then tries to merge the three
+  // segments: the merge meets the damage and does nothing.
+  Status s = db->Flush();
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(db->SegmentCount(), 3u);
   for (const auto& p : segs) EXPECT_TRUE(std::filesystem::exists(p)) << p;
   EXPECT_EQ(testing::Committed(*db, "b"), "second-segment-value");
   EXPECT_EQ(testing::Committed(*db, "zz"), "third");

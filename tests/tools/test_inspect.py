@@ -17,7 +17,7 @@ import pytest
 
 import pomaidb
 
-from inspect_support import DIM, crc32c, file_hashes, flip, segments, wals
+from inspect_support import DIM, crc32c, file_hashes, flip, segments, wal_record, wals
 
 # ---------------------------------------------------------------------------
 # The commands
@@ -268,6 +268,27 @@ def test_verify_graph_structure_behind_a_valid_checksum(inspect_tool, db_dir):
     assert run.json["error"]["offset"] == links["offset"]
     assert "links on layer 0" in run.json["error"]["message"]
     assert inspect_tool("--json", "graph", seg).code == 1
+
+
+@pytest.mark.parametrize("record_type", [1, 2])
+def test_verify_fails_on_a_wal_record_the_engine_cannot_apply(inspect_tool, db_dir, record_type):
+    """A well-framed batch or array record (checksums right) holding a NaN,
+    which no write makes: verify fails at that record, as the engine's open does."""
+    [wal] = wals(db_dir)
+    records = inspect_tool("--json", "dump", wal, "--limit", "0").json["records"]
+    last_seq = max(r["seq"] for r in records)
+    vector = struct.pack(f"<{DIM}f", *([1.0] * (DIM - 1) + [float("nan")]))
+    if record_type == 1:
+        payload = struct.pack("<IBQI", 1, 1, 77, 0) + vector
+    else:
+        payload = struct.pack("<IQ", 1, 77) + vector
+    at = wal.stat().st_size
+    with open(wal, "ab") as f:
+        f.write(wal_record(record_type, last_seq + 1, payload))
+    assert_fails_at(inspect_tool, db_dir, wal, at)
+    assert_fails_at(inspect_tool, wal, wal, at)
+    with pytest.raises(pomaidb.PomaiDBError, match=f"offset {at}"):
+        pomaidb.open_db(db_dir, dim=DIM, shards=2, metric="l2")
 
 
 def test_verify_flipped_byte_in_wal_record(inspect_tool, db_dir):

@@ -197,6 +197,23 @@ def test_verify_fails_on_a_wal_record_the_engine_cannot_apply(inspect_tool, kv_d
         alopex.Database.open(kv_dir)
 
 
+def test_verify_fails_on_a_wal_vector_record_with_a_nan(inspect_tool, kv_dir):
+    import alopex
+
+    [wal] = wals(kv_dir)
+    records = inspect_tool("--json", "dump", wal, "--limit", "0").json["records"]
+    last_seq = max(r["seq"] for r in records)
+    key = b"\x00vec"
+    payload = (struct.pack("<IBI", 1, 2, len(key)) + key + struct.pack("<BBI", 0, 0, 0)
+               + struct.pack("<I2f", 2, 1.0, float("nan")))
+    at = wal.stat().st_size
+    with open(wal, "ab") as f:
+        f.write(wal_record(0x4B, last_seq + 1, payload))
+    assert_fails_at(inspect_tool, kv_dir, wal, at)
+    with pytest.raises(alopex.AlopexError, match=f"offset {at}"):
+        alopex.Database.open(kv_dir)
+
+
 def test_verify_torn_kv_wal_tail_is_a_note(inspect_tool, kv_dir):
     [wal] = wals(kv_dir)
     good = wal.stat().st_size
