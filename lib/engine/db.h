@@ -101,8 +101,14 @@ class DB {
   // tombstones, bytes, graph stats), memtable rows, live rows.
   Result<std::string> StatsJson();
 
+  // Reads (Exists, Get, Count, Search) use a segment section only after its
+  // checksum matched (segment::Segment::CheckSection: once per section per
+  // open, on first use); damage is Corruption naming the file, the section
+  // and its offset, never another answer.
   Result<bool> Exists(uint64_t id);
-  // NotFound when `id` has no live row.
+  // NotFound when `id` has no live row. Checks only the sections it reads
+  // (a vector is not checked when `vector` is null, nor metadata when
+  // `metadata` is).
   Status Get(uint64_t id, std::vector<float>* vector, std::string* metadata);
   Result<uint64_t> Count();
 
