@@ -92,7 +92,9 @@ class DB {
   // dropped); otherwise only what the tiered policy asks for (runs of adjacent
   // segments of similar size once a shard has more than kMaxSegments). The
   // merged graph starts from the largest input's when index::BuildHnswFrom
-  // can reuse it. Readers are never blocked: the merged segment replaces its
+  // can reuse it. Every input is checked whole (its section checksums) before
+  // anything is written: a damaged input is Corruption, and the database is
+  // left as it was. Readers are never blocked: the merged segment replaces its
   // inputs atomically (manifest first, then the in-memory version); the old
   // files are deleted after the manifest names the new one.
   Status Compact(bool force, const ProgressFn& progress = nullptr);
