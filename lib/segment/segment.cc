@@ -482,8 +482,6 @@ Status Segment::CheckSectionAt(size_t i) const {
   return c.status;
 }
 
-Status Segment::CheckSection(SectionKind kind) const { return CheckSectionAt(core_index_[static_cast<uint32_t>(kind)]); }
-
 Status Segment::CheckAllSections() const {
   for (size_t i = 0; i < sections_.size(); ++i) POMAI_RETURN_IF_ERROR(CheckSectionAt(i));
   return Status::OK();

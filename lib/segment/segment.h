@@ -69,7 +69,10 @@ class Segment {
   // result without reading the section again. Thread-safe (concurrent first
   // calls wait for one check). A mismatch is Corruption naming the file, the
   // section and its offset.
-  Status CheckSection(SectionKind kind) const;
+  Status CheckSection(SectionKind kind) const {
+    const uint32_t i = core_index_[static_cast<uint32_t>(kind)];
+    return checks_[i].good.load(std::memory_order_acquire) ? Status::OK() : CheckSectionAt(i);
+  }
   // CheckSection for every section of the table, extra sections included.
   Status CheckAllSections() const;
 
@@ -128,7 +131,7 @@ class Segment {
   };
 
   Segment() = default;
-  // CheckSection of sections_[i].
+  // CheckSection of sections_[i]: its CRC is computed by the first call only.
   Status CheckSectionAt(size_t i) const;
 
   std::unique_ptr<MappedFile> file_;
