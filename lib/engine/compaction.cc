@@ -84,6 +84,11 @@ Status DB::CompactShard(size_t shard_index, bool force, Progress* progress, bool
   PickRun(segs, force, &first, &count);
   if (count == 0) return Status::OK();
   const bool reaches_oldest = first + count == segs.size();
+  // Every input is checked whole before any of it is copied (rows,
+  // tombstones, metadata and the graph the merge may start from): damage
+  // fails the merge with nothing written, rather than being rewritten under
+  // new checksums.
+  for (size_t r = 0; r < count; ++r) POMAI_RETURN_IF_ERROR(segs[first + r]->seg->CheckAllSections());
 
   // Newest entry per id across the run: (id, age rank, is tombstone, row).
   struct Entry {

@@ -673,14 +673,19 @@ Status DB::Get(uint64_t id, std::vector<float>* vector, std::string* metadata) {
   for (const auto& live : segs) {
     const segment::Segment* seg = live->seg.get();
     uint64_t row;
+    POMAI_RETURN_IF_ERROR(seg->CheckSection(segment::SectionKind::kIds));
     if (seg->FindRow(id, &row)) {
-      if (vector) vector->assign(seg->vector(row), seg->vector(row) + dim);
+      if (vector) {
+        POMAI_RETURN_IF_ERROR(seg->CheckSection(segment::SectionKind::kVectors));
+        vector->assign(seg->vector(row), seg->vector(row) + dim);
+      }
       if (metadata) {
         POMAI_ASSIGN_OR_RETURN(std::string_view m, seg->Metadata(row));
         metadata->assign(m);
       }
       return Status::OK();
     }
+    POMAI_RETURN_IF_ERROR(seg->CheckSection(segment::SectionKind::kTombstones));
     if (seg->HasTombstone(id)) return not_found();
   }
   return not_found();
@@ -721,6 +726,7 @@ Result<uint64_t> DB::Count() {
     }
     for (size_t j = 0; j < view.segments.size(); ++j) {
       const auto& seg = view.segments[j]->seg;
+      POMAI_RETURN_IF_ERROR(seg->CheckSection(segment::SectionKind::kIds));
       uint64_t shadowed = 0;
       for (uint64_t id : seen) {
         uint64_t row;
@@ -728,6 +734,7 @@ Result<uint64_t> DB::Count() {
       }
       total += seg->row_count() - shadowed;
       if (j + 1 < view.segments.size()) {
+        POMAI_RETURN_IF_ERROR(seg->CheckSection(segment::SectionKind::kTombstones));
         for (uint64_t r = 0; r < seg->row_count(); ++r) seen.insert(seg->ids()[r]);
         for (uint64_t t = 0; t < seg->tombstone_count(); ++t) seen.insert(seg->tombstones()[t]);
       }
@@ -800,6 +807,13 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
     std::vector<TopK>& heaps = results[t];
     heaps.reserve(task.q_end - task.q_begin);
     for (size_t q = task.q_begin; q < task.q_end; ++q) heaps.emplace_back(topks[q]);
+    if (task.layer >= 0) {
+      Status s = view.CheckSegmentReads(task.layer);
+      if (!s.ok()) {
+        errors[t] = s;
+        return;
+      }
+    }
 
     std::vector<float> scores(kBlockRows);
     // Scores rows [begin, end) of a matrix against queries [qb, qe); `id_of`

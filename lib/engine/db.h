@@ -92,7 +92,9 @@ class DB {
   // dropped); otherwise only what the tiered policy asks for (runs of adjacent
   // segments of similar size once a shard has more than kMaxSegments). The
   // merged graph starts from the largest input's when index::BuildHnswFrom
-  // can reuse it. Readers are never blocked: the merged segment replaces its
+  // can reuse it. Every input is checked whole (its section checksums) before
+  // anything is written: a damaged input is Corruption, and the database is
+  // left as it was. Readers are never blocked: the merged segment replaces its
   // inputs atomically (manifest first, then the in-memory version); the old
   // files are deleted after the manifest names the new one.
   Status Compact(bool force, const ProgressFn& progress = nullptr);
@@ -101,8 +103,14 @@ class DB {
   // tombstones, bytes, graph stats), memtable rows, live rows.
   Result<std::string> StatsJson();
 
+  // Reads (Exists, Get, Count, Search) use a segment section only after its
+  // checksum matched (segment::Segment::CheckSection: once per section per
+  // open, on first use); damage is Corruption naming the file, the section
+  // and its offset, never another answer.
   Result<bool> Exists(uint64_t id);
-  // NotFound when `id` has no live row.
+  // NotFound when `id` has no live row. Checks only the sections it reads
+  // (a vector is not checked when `vector` is null, nor metadata when
+  // `metadata` is).
   Status Get(uint64_t id, std::vector<float>* vector, std::string* metadata);
   Result<uint64_t> Count();
 

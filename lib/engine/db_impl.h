@@ -92,9 +92,21 @@ struct ShardView {
     return Shadowed(id, seg_index);
   }
 
+  // Checks the segment sections a search of segment `seg_index` reads
+  // (segment::Segment::CheckSection, once per segment): its ids and vectors,
+  // and the ids and tombstones of every newer segment, which Shadowed reads.
+  Status CheckSegmentReads(int seg_index) const {
+    for (int j = 0; j < seg_index; ++j) {
+      POMAI_RETURN_IF_ERROR(segments[j]->seg->CheckSection(segment::SectionKind::kIds));
+      POMAI_RETURN_IF_ERROR(segments[j]->seg->CheckSection(segment::SectionKind::kTombstones));
+    }
+    POMAI_RETURN_IF_ERROR(segments[seg_index]->seg->CheckSection(segment::SectionKind::kIds));
+    return segments[seg_index]->seg->CheckSection(segment::SectionKind::kVectors);
+  }
+
   // Whether a layer newer than segment `seg_index` (-1: newer than imm,
   // -2: newer than mem) says anything about `id`. Call with mem_mu shared
-  // unless mem_may_shadow is false.
+  // unless mem_may_shadow is false, and after CheckSegmentReads(seg_index).
   bool Shadowed(uint64_t id, int seg_index) const {
     if (seg_index == -2) return false;
     if (mem_may_shadow && mem->HoldsAt(id, snapshot_seq)) return true;

@@ -175,7 +175,10 @@ class HnswGraph {
   // until it has k live rows or has run out of candidates; is_live is called
   // only for rows that would enter the result set. Every link read is
   // bounds-checked: a damaged graph is Corruption (with no partial result),
-  // never an out-of-bounds read.
+  // never an out-of-bounds read. Every returned score is computed from
+  // `vectors` (an SQ8 walk re-scores the rows it keeps in float32): the
+  // graph's own sections only choose the rows, so a caller that checked
+  // `vectors` gets true scores even from a damaged graph (maybe other rows).
   Status Search(const float* query, size_t k, size_t ef, RowFilter is_live, std::vector<Neighbor>* out) const;
 
   // The walk's vectors: kSq8 (the default when the graph has codes) or kFloat32.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <mutex>
 
 #include "util/coding.h"
 #include "util/crc32c.h"
@@ -396,8 +397,12 @@ Result<std::shared_ptr<Segment>> Segment::Open(Env* env, const std::string& path
     seg->sections_.push_back(ref);
     if (IsCoreKind(ref.kind)) core_entry_offset[ref.kind] = entry_offset;
   }
-  for (const SectionRef& ref : seg->sections_) {
-    if (IsCoreKind(ref.kind)) core[ref.kind] = &ref;
+  for (uint32_t i = 0; i < section_count; ++i) {
+    const SectionRef& ref = seg->sections_[i];
+    if (IsCoreKind(ref.kind)) {
+      core[ref.kind] = &ref;
+      seg->core_index_[ref.kind] = i;
+    }
   }
   for (uint32_t k = 1; k <= kNumCoreKinds; ++k) {
     if (core[k] == nullptr) {
@@ -456,19 +461,35 @@ Result<std::shared_ptr<Segment>> Segment::Open(Env* env, const std::string& path
   if (reinterpret_cast<uintptr_t>(base) % kSectionAlign != 0) {
     return Status::Internal("mapping of " + path + " is not 64-byte aligned");
   }
+  seg->checks_.reset(new SectionCheck[section_count]);
   seg->file_ = std::move(file);
   return seg;
 }
 
+Status Segment::CheckSectionAt(size_t i) const {
+  SectionCheck& c = checks_[i];
+  if (c.good.load(std::memory_order_acquire)) return Status::OK();
+  std::call_once(c.once, [&] {
+    const SectionRef& s = sections_[i];
+    if (crc32c::Value(file_->data() + s.offset, s.length) != s.crc) {
+      c.status = Status::Corruption(path(), s.offset, std::string("checksum mismatch in ") + CoreKindName(s.kind) +
+                                                          " section (kind " + std::to_string(s.kind) + ", " +
+                                                          std::to_string(s.length) + " bytes)");
+    } else {
+      c.good.store(true, std::memory_order_release);
+    }
+  });
+  return c.status;
+}
+
+Status Segment::CheckAllSections() const {
+  for (size_t i = 0; i < sections_.size(); ++i) POMAI_RETURN_IF_ERROR(CheckSectionAt(i));
+  return Status::OK();
+}
+
 Status Segment::Verify() const {
   const uint8_t* base = file_->data();
-  for (const SectionRef& s : sections_) {
-    if (crc32c::Value(base + s.offset, s.length) != s.crc) {
-      return Status::Corruption(path(), s.offset, std::string("checksum mismatch in ") + CoreKindName(s.kind) +
-                                                      " section (kind " + std::to_string(s.kind) + ", " +
-                                                      std::to_string(s.length) + " bytes)");
-    }
-  }
+  POMAI_RETURN_IF_ERROR(CheckAllSections());
 
   // Padding between header, sections and table is not under any checksum:
   // require it to be zero so that every byte of the file is checked.
@@ -539,6 +560,8 @@ Result<std::string_view> Segment::Metadata(uint64_t row) const {
     return Status::InvalidArgument("row " + std::to_string(row) + " is out of range: " + path() + " has " +
                                    std::to_string(row_count_) + " rows");
   }
+  POMAI_RETURN_IF_ERROR(CheckSection(SectionKind::kMetaOffsets));
+  POMAI_RETURN_IF_ERROR(CheckSection(SectionKind::kMetaBlob));
   const uint64_t start = meta_offsets_[row];
   const uint64_t end = meta_offsets_[row + 1];
   if (start > end || end > meta_blob_size_) {

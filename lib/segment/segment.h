@@ -6,8 +6,10 @@
 // See segment_format.h for the byte layout.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,13 +60,25 @@ class Segment {
   // Maps `path` and checks the header (magic, version, checksum), the footer,
   // the section table's checksum and that every section lies inside the file,
   // is aligned and has the size the header's counts imply (overflow-checked).
-  // Reads no row data: O(1) in the segment's size. Damage is Corruption
-  // naming the file and the offset; never a crash.
+  // Reads no row data and no section checksum: O(1) in the segment's size.
+  // Damage is Corruption naming the file and the offset; never a crash.
   static Result<std::shared_ptr<Segment>> Open(Env* env, const std::string& path);
 
-  // Full check: every section checksum, ids strictly ascending, tombstones
-  // strictly ascending, metadata offsets non-decreasing and inside the blob.
-  // Reads the whole file.
+  // Checks core section `kind` against its CRC32C in the section table, the
+  // first time it is asked for on this object; later calls return that
+  // result without reading the section again. Thread-safe (concurrent first
+  // calls wait for one check). A mismatch is Corruption naming the file, the
+  // section and its offset.
+  Status CheckSection(SectionKind kind) const {
+    const uint32_t i = core_index_[static_cast<uint32_t>(kind)];
+    return checks_[i].good.load(std::memory_order_acquire) ? Status::OK() : CheckSectionAt(i);
+  }
+  // CheckSection for every section of the table, extra sections included.
+  Status CheckAllSections() const;
+
+  // Full check: every section checksum (CheckAllSections), zero padding, ids
+  // strictly ascending, tombstones strictly ascending, metadata offsets
+  // non-decreasing and inside the blob. Reads the whole file.
   Status Verify() const;
 
   const std::string& path() const;
@@ -74,17 +88,23 @@ class Segment {
   uint64_t tombstone_count() const { return tombstone_count_; }
   uint64_t file_size() const;
 
+  // The core sections in place. Reading them stays inside the mapping (Open
+  // checked their sizes), but their bytes are trusted only after
+  // CheckSection of their kind succeeded: before it, they may be damaged.
   const uint64_t* ids() const { return ids_; }
   // Row i's vector is vectors() + i * dim(); the matrix is 64-byte aligned.
   const float* vectors() const { return vectors_; }
   const float* vector(uint64_t row) const { return vectors_ + row * info_.dim; }
   const uint64_t* tombstones() const { return tombstones_; }
 
-  // Binary search: the row holding `id`, or false.
+  // Binary search in ids() (trusted after CheckSection(kIds)): the row
+  // holding `id`, or false.
   bool FindRow(uint64_t id, uint64_t* row) const;
-  // Whether this segment deletes `id` (binary search in its tombstones).
+  // Binary search in tombstones() (trusted after CheckSection(kTombstones)):
+  // whether this segment deletes `id`.
   bool HasTombstone(uint64_t id) const;
-  // Row's metadata bytes; Corruption (not a crash) when the offsets are bad.
+  // Row's metadata bytes, after CheckSection of the metadata offsets and
+  // blob; Corruption (not a crash) when they or the row's offsets are bad.
   Result<std::string_view> Metadata(uint64_t row) const;
 
   // An extra section by kind, or an empty view when absent.
@@ -95,7 +115,7 @@ class Segment {
     uint32_t kind;
     uint64_t offset;  // from the start of the file
     uint64_t length;
-    uint32_t crc;     // CRC32C recorded in the table (checked by Verify, not Open)
+    uint32_t crc;     // CRC32C recorded in the table (checked by CheckSection and Verify, not Open)
   };
   // The section table in file order (for tools/pomai-inspect).
   const std::vector<SectionRef>& sections() const { return sections_; }
@@ -103,7 +123,16 @@ class Segment {
   const char* base() const { return reinterpret_cast<const char*>(file_->data()); }
 
  private:
+  // The kept result of one section's check.
+  struct SectionCheck {
+    std::once_flag once;
+    std::atomic<bool> good{false};  // the CRC matched: later checks return at once
+    Status status;                  // written once, inside `once`
+  };
+
   Segment() = default;
+  // CheckSection of sections_[i]: its CRC is computed by the first call only.
+  Status CheckSectionAt(size_t i) const;
 
   std::unique_ptr<MappedFile> file_;
   SegmentInfo info_;
@@ -116,6 +145,9 @@ class Segment {
   uint64_t meta_blob_size_ = 0;
   const uint64_t* tombstones_ = nullptr;
   std::vector<SectionRef> sections_;
+  std::unique_ptr<SectionCheck[]> checks_;  // one per entry of sections_
+  // Index in sections_ of each core kind (kIds .. kTombstones).
+  uint32_t core_index_[static_cast<uint32_t>(SectionKind::kTombstones) + 1] = {};
 };
 
 }  // namespace pomai::segment

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <map>
 #include <random>
 #include <set>
@@ -79,6 +80,62 @@ TEST(DB, PutGetDeleteAcrossMemtableAndSegment) {
   EXPECT_FALSE(db->Exists(1).value());
   EXPECT_TRUE(db->Exists(2).value());
   EXPECT_EQ(db->Count().value(), 1u);
+}
+
+// Issue 15: a bit flipped in a frozen row's vector (bit 6 of byte 3 of row
+// 7's first float: 28 became 8.2e-38) came back from get as a value.
+TEST(DB, AFlippedBitInAFrozenVectorIsCorruptionNotAValue) {
+  TempDir dir;
+  const Options o = MakeOptions(dir.path(), 4);
+  {
+    auto db = OpenOrDie(o);
+    std::vector<uint64_t> ids(100);
+    std::vector<float> vectors(100 * 4);
+    for (uint64_t id = 0; id < 100; ++id) {
+      ids[id] = id;
+      for (uint32_t j = 0; j < 4; ++j) vectors[id * 4 + j] = static_cast<float>(id * 4 + j);
+    }
+    ASSERT_TRUE(db->PutArray(ids.data(), vectors.data(), ids.size()).ok());
+    ASSERT_TRUE(db->Freeze().ok());
+  }
+  std::string path;
+  for (const std::string& name : Env::Default()->ListDir(dir.path()).value())
+    if (name.ends_with(".pseg")) path = dir.file(name);
+  uint64_t vectors_at = 0;
+  {
+    auto seg = segment::Segment::Open(Env::Default(), path);
+    ASSERT_TRUE(seg.ok()) << seg.status().ToString();
+    for (const auto& ref : seg.value()->sections())
+      if (ref.kind == static_cast<uint32_t>(segment::SectionKind::kVectors)) vectors_at = ref.offset;
+  }
+  ASSERT_NE(vectors_at, 0u);
+  {
+    FILE* f = std::fopen(path.c_str(), "r+b");
+    ASSERT_NE(f, nullptr);
+    const long at = static_cast<long>(vectors_at + 7 * 4 * sizeof(float) + 3);
+    ASSERT_EQ(std::fseek(f, at, SEEK_SET), 0);
+    const int byte = std::fgetc(f);
+    ASSERT_EQ(byte, 0x41);  // 28.0f is 0x41E00000
+    ASSERT_EQ(std::fseek(f, at, SEEK_SET), 0);
+    ASSERT_EQ(std::fputc(byte ^ (1 << 6), f), byte ^ (1 << 6));
+    std::fclose(f);
+  }
+  auto db = OpenOrDie(o);  // Open stays O(1): it reads no row
+  ASSERT_NE(db, nullptr);
+  std::vector<float> got;
+  Status s = db->Get(7, &got, nullptr);
+  ASSERT_TRUE(s.IsCorruption()) << "get(7) gave " << s.ToString() << " [" << (got.empty() ? 0.f : got[0]) << ", ...]";
+  EXPECT_NE(s.message().find(path + " at offset " + std::to_string(vectors_at)), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("vectors"), std::string::npos) << s.message();
+  // What the damage does not reach still answers: the ids and metadata.
+  EXPECT_TRUE(db->Exists(7).value());
+  std::string meta;
+  EXPECT_TRUE(db->Get(7, nullptr, &meta).ok());
+  EXPECT_EQ(db->Count().value(), 100u);
+  const std::vector<float> q = {28, 29, 30, 31};
+  const uint32_t k = 3;
+  std::vector<std::vector<Hit>> out;
+  EXPECT_TRUE(db->Search(q.data(), 1, &k, 0, 0, &out).IsCorruption());
 }
 
 TEST(DB, ReopenWithDifferentDimMetricOrShardsIsRejectedNamingBoth) {

@@ -31,6 +31,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   const segment::Segment& seg = **opened;
+  // A section check is Corruption or OK, and the same on every call.
+  bool all_checked = true;
+  for (auto kind : {segment::SectionKind::kIds, segment::SectionKind::kVectors, segment::SectionKind::kMetaOffsets,
+                    segment::SectionKind::kMetaBlob, segment::SectionKind::kTombstones}) {
+    const Status c = seg.CheckSection(kind);
+    FUZZ_CHECK(c.ok() || c.IsCorruption(), c.ToString());
+    FUZZ_CHECK(seg.CheckSection(kind).code() == c.code(), "a section check's result is kept");
+    all_checked = all_checked && c.ok();
+  }
+  const Status checked = seg.CheckAllSections();
+  FUZZ_CHECK(checked.ok() || checked.IsCorruption(), checked.ToString());
+  FUZZ_CHECK(!checked.ok() || all_checked, "every section checked means every core section checked");
   // Between Open and Verify every accessor is safe.
   const uint64_t rows = seg.row_count();
   for (uint64_t r = 0; r < rows && r < 4096; ++r) {
@@ -53,6 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(seg.Section(s.kind).size() == s.length || s.kind <= 5, "section view has the table's length");
   }
   const Status verified = seg.Verify();
+  FUZZ_CHECK(!verified.ok() || checked.ok(), "a verified segment passes every section check");
   if (verified.ok()) {
     for (uint64_t r = 0; r < rows && r < 4096; ++r) {
       FUZZ_CHECK(seg.Metadata(r).ok(), "metadata of a verified segment");

@@ -109,6 +109,86 @@ TEST_F(SegmentDamage, EverySingleByteChangeIsDetected) {
   EXPECT_GT(caught_by_verify, 0);
 }
 
+// Issue 15: reads used section bytes no checksum had vouched for. Every
+// changed byte of a core section fails that section's check (Corruption
+// naming the file, the section and its offset) and no other section's, and
+// a checked read of it (Metadata) is Corruption too.
+TEST_F(SegmentDamage, EveryChangedByteOfACoreSectionFailsItsCheckOnly) {
+  const std::pair<SectionKind, const char*> kinds[] = {{SectionKind::kIds, "ids"},
+                                                       {SectionKind::kVectors, "vectors"},
+                                                       {SectionKind::kMetaOffsets, "metadata offsets"},
+                                                       {SectionKind::kMetaBlob, "metadata blob"},
+                                                       {SectionKind::kTombstones, "tombstones"}};
+  Image img(good_);
+  for (auto [kind, name] : kinds) {
+    SCOPED_TRACE(name);
+    const uint64_t at = img.section_offset(static_cast<uint32_t>(kind));
+    const uint64_t length = img.section_length(static_cast<uint32_t>(kind));
+    ASSERT_GT(length, 0u);
+    for (uint64_t off = at; off < at + length; ++off) {
+      std::string bad = good_;
+      bad[off] = static_cast<char>(bad[off] ^ (1 << (off % 8)));
+      auto r = OpenBytes(bad);
+      ASSERT_TRUE(r.ok()) << "Open reads no section: " << r.status().ToString();
+      const Segment& seg = *r.value();
+      for (auto [other, other_name] : kinds) {
+        Status c = seg.CheckSection(other);
+        if (other != kind) {
+          ASSERT_TRUE(c.ok()) << other_name << ": " << c.ToString();
+          continue;
+        }
+        ASSERT_TRUE(c.IsCorruption()) << "byte " << off << ": " << c.ToString();
+        ASSERT_EQ(c.message(), path_ + " at offset " + std::to_string(at) + ": checksum mismatch in " + name +
+                                   " section (kind " + std::to_string(static_cast<uint32_t>(kind)) + ", " +
+                                   std::to_string(length) + " bytes)");
+      }
+      EXPECT_TRUE(seg.CheckAllSections().IsCorruption());
+      const bool metadata = kind == SectionKind::kMetaOffsets || kind == SectionKind::kMetaBlob;
+      ASSERT_EQ(seg.Metadata(1).status().IsCorruption(), metadata) << seg.Metadata(1).status().ToString();
+    }
+  }
+}
+
+// An extra section (a graph's) is checked by CheckAllSections, not by the
+// core checks.
+TEST_F(SegmentDamage, ADamagedExtraSectionFailsCheckAllSections) {
+  Image img(good_);
+  img.bytes()[img.section_offset(16) + 3] ^= 0x20;
+  auto r = OpenBytes(img.bytes());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  for (SectionKind kind : {SectionKind::kIds, SectionKind::kVectors, SectionKind::kMetaOffsets, SectionKind::kMetaBlob,
+                           SectionKind::kTombstones}) {
+    EXPECT_TRUE(r.value()->CheckSection(kind).ok());
+  }
+  Status c = r.value()->CheckAllSections();
+  EXPECT_TRUE(c.IsCorruption()) << c.ToString();
+  EXPECT_NE(c.message().find(" at offset " + std::to_string(img.section_offset(16)) + ": checksum mismatch"),
+            std::string::npos)
+      << c.message();
+}
+
+// A section is read for its check once per Segment object: the result,
+// good or bad, is kept (the mapping of a segment never changes).
+TEST_F(SegmentDamage, ASectionCheckIsKeptForTheSegmentsLifetime) {
+  Image img(good_);
+  const uint64_t vectors = img.section_offset(static_cast<uint32_t>(SectionKind::kVectors));
+  auto r = OpenBytes(good_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const Segment& seg = *r.value();
+  uint8_t* mapping = const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(seg.base()));  // heap copy (MemoryMapEnv)
+  ASSERT_TRUE(seg.CheckSection(SectionKind::kVectors).ok());
+  mapping[vectors] ^= 1;
+  EXPECT_TRUE(seg.CheckSection(SectionKind::kVectors).ok()) << "the section was read again";
+  EXPECT_TRUE(seg.CheckSection(SectionKind::kIds).ok());
+
+  auto damaged = OpenBytes(img.bytes().replace(vectors, 1, 1, static_cast<char>(good_[vectors] ^ 1)));
+  ASSERT_TRUE(damaged.ok()) << damaged.status().ToString();
+  EXPECT_TRUE(damaged.value()->CheckSection(SectionKind::kVectors).IsCorruption());
+  const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(damaged.value()->base()))[vectors] ^= 1;  // repaired
+  EXPECT_TRUE(damaged.value()->CheckSection(SectionKind::kVectors).IsCorruption());
+  EXPECT_TRUE(damaged.value()->Verify().IsCorruption());
+}
+
 TEST_F(SegmentDamage, NonZeroPaddingFailsVerify) {
   Image img(good_);
   const uint64_t pad = img.section_offset(16) + img.section_length(16);

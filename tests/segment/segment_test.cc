@@ -352,6 +352,34 @@ TEST(Segment, OpenOfMissingFileIsNotCorruption) {
   EXPECT_FALSE(r.status().IsCorruption()) << r.status().ToString();
 }
 
+// The first checks of a section race from many threads (as searches do on a
+// freshly opened segment): one reads it, all get its result.
+TEST(Segment, ConcurrentFirstChecksAgree) {
+  TempDir dir;
+  TestSegment s = MakeSegment(2000, 32, 10);
+  ASSERT_TRUE(WriteSegment(Env::Default(), dir.path(), "seg-000001.pseg", s.Contents()).ok());
+  std::string bytes = testing::ReadAll(dir.file("seg-000001.pseg"));
+  testing::Image img(bytes);
+  img.bytes()[img.section_offset(static_cast<uint32_t>(SectionKind::kVectors)) + 5000] ^= 4;
+  testing::MemoryMapEnv env;
+  env.Put(dir.file("seg-000002.pseg"), img.bytes());
+  for (int round = 0; round < 20; ++round) {
+    auto seg = Segment::Open(&env, dir.file("seg-000002.pseg"));
+    ASSERT_TRUE(seg.ok()) << seg.status().ToString();
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&] {
+        if (!seg.value()->CheckSection(SectionKind::kIds).ok()) ++wrong;
+        if (!seg.value()->CheckSection(SectionKind::kVectors).IsCorruption()) ++wrong;
+        if (!seg.value()->CheckAllSections().IsCorruption()) ++wrong;
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(wrong.load(), 0);
+  }
+}
+
 TEST(Segment, ConcurrentReadersSeeTheSameRows) {
   TempDir dir;
   TestSegment s = MakeSegment(200, 8, 10);
