@@ -12,6 +12,7 @@
 #include "engine/batch.h"
 #include "engine/topk.h"
 #include "index/hnsw.h"
+#include "index/params.h"
 #include "util/coding.h"
 #include "wal/log_format.h"
 #include "wal/log_reader.h"
@@ -52,6 +53,9 @@ Result<std::unique_ptr<DB>> DB::Open(const Options& options) {
   if (options.shards > 1024) return Status::InvalidArgument("shards " + std::to_string(options.shards) + " is above 1024");
   if (static_cast<uint8_t>(options.metric) > 2)
     return Status::InvalidArgument("metric " + std::to_string(static_cast<int>(options.metric)) + " is not 0 (L2), 1 (IP) or 2 (COSINE)");
+  if (options.build_graphs)
+    POMAI_RETURN_IF_ERROR(index::CheckHnswParams(options.hnsw_m, options.hnsw_ef_construction, "hnsw_m",
+                                                 "hnsw_ef_construction"));
   std::unique_ptr<DB> db(new DB(options));
   POMAI_RETURN_IF_ERROR(db->Recover());
   uint32_t threads = options.search_threads ? options.search_threads : std::max(1u, std::thread::hardware_concurrency());
@@ -294,9 +298,9 @@ Status DB::Write(const WriteOp* ops, size_t n) {
     }
     if (op.kind != WriteOp::Kind::kPut) return Status::InvalidArgument("item " + std::to_string(i) + " has an unknown kind");
     if (op.vector == nullptr) return Status::InvalidArgument("item " + std::to_string(i) + " (id " + std::to_string(op.id) + ") has a NULL vector");
-    if (const size_t k = simd::FirstNonFinite(op.vector, dim); k < dim) {
-      return Status::InvalidArgument("item " + std::to_string(i) + " (id " + std::to_string(op.id) + ") has a non-finite value " +
-                                     std::to_string(op.vector[k]) + " at component " + std::to_string(k));
+    if (simd::FirstRowOutOfRange(op.vector, 1, dim) == 0) {
+      return Status::InvalidArgument("item " + std::to_string(i) + " (id " + std::to_string(op.id) + ") " +
+                                     simd::RowRangeError(op.vector, dim));
     }
     if (op.metadata.size() > wal::kMaxPayload)
       return Status::InvalidArgument("item " + std::to_string(i) + " has metadata of " + std::to_string(op.metadata.size()) + " bytes");
@@ -349,10 +353,9 @@ Status DB::PutArray(const uint64_t* ids, const float* vectors, size_t n) {
   if (n > UINT32_MAX || n > (wal::kMaxPayload - 4) / (8 + row_bytes))
     return Status::InvalidArgument("batch of " + std::to_string(n) + " rows of dim " + std::to_string(dim) +
                                    " is above " + std::to_string(wal::kMaxPayload) + " bytes per batch: split it");
-  if (const size_t k = simd::FirstNonFinite(vectors, n * dim); k < n * dim) {
-    return Status::InvalidArgument("row " + std::to_string(k / dim) + " (id " + std::to_string(ids[k / dim]) +
-                                   ") has a non-finite value " + std::to_string(vectors[k]) + " at component " +
-                                   std::to_string(k % dim));
+  if (const size_t r = simd::FirstRowOutOfRange(vectors, n, dim); r < n) {
+    return Status::InvalidArgument("row " + std::to_string(r) + " (id " + std::to_string(ids[r]) + ") " +
+                                   simd::RowRangeError(vectors + r * dim, dim));
   }
   if constexpr (std::endian::native != std::endian::little) {
     // The record holds little-endian ids and floats: encode through Write.
@@ -766,11 +769,8 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
   out->assign(n, {});
   if (n == 0) return Status::OK();
   const uint32_t dim = options_.dim;
-  for (size_t i = 0; i < n * dim; ++i) {
-    if (!std::isfinite(queries[i]))
-      return Status::InvalidArgument("query " + std::to_string(i / dim) + " has a non-finite value " +
-                                     std::to_string(queries[i]) + " at component " + std::to_string(i % dim));
-  }
+  if (const size_t r = simd::FirstRowOutOfRange(queries, n, dim); r < n)
+    return Status::InvalidArgument("query " + std::to_string(r) + " " + simd::RowRangeError(queries + r * dim, dim));
   const uint32_t budget_ms = deadline_ms ? deadline_ms : options_.deadline_ms;
   const bool has_deadline = budget_ms > 0;
   const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(budget_ms);

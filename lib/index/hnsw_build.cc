@@ -10,6 +10,7 @@
 #include <new>
 
 #include "index/hnsw.h"
+#include "index/params.h"
 #include "index/sq8.h"
 #include "index/walk.h"
 #include "util/coding.h"
@@ -26,8 +27,6 @@ using internal::FarthestOnTop;
 
 namespace {
 
-constexpr uint32_t kMinM = 2;
-constexpr uint32_t kMaxM = kMaxDegree / 2;
 // The heuristic compares a candidate with the neighbours already chosen in
 // batches of this many, stopping at the first batch that rules it out.
 constexpr size_t kHeuristicBatch = 8;
@@ -648,11 +647,7 @@ Result<std::vector<GraphSection>> BuildFrom(const GraphBase& base, const float* 
 namespace {
 
 Status CheckBuildArgs(const float* vectors, size_t rows, uint32_t dim, simd::Metric metric, const HnswParams& params) {
-  if (params.m < kMinM || params.m > kMaxM) {
-    return Status::InvalidArgument("hnsw: m must be in [" + std::to_string(kMinM) + ", " + std::to_string(kMaxM) +
-                                   "], got " + std::to_string(params.m));
-  }
-  if (params.ef_construction == 0) return Status::InvalidArgument("hnsw: ef_construction must be > 0");
+  if (Status s = CheckHnswParams(params.m, params.ef_construction); !s.ok()) return Status::InvalidArgument("hnsw: " + s.message());
   if (dim == 0) return Status::InvalidArgument("hnsw: dim must be > 0");
   if (rows > kMaxRows) return Status::InvalidArgument("hnsw: too many rows for u32 node ids");
   if (rows > 0 && vectors == nullptr) return Status::InvalidArgument("hnsw: null vectors");
