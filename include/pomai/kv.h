@@ -69,7 +69,7 @@ typedef struct pomai_hnsw_config_t {
   uint32_t struct_size;      /* [0] */
   uint32_t dim;              /* [4]  1..65535 */
   uint32_t m;                /* [8]  2..100; default 16 */
-  uint32_t ef_construction;  /* [12] >= m; default 200 */
+  uint32_t ef_construction;  /* [12] m..4096; default 200 */
   uint32_t metric;           /* [16] POMAI_METRIC_*; default COSINE */
 } pomai_hnsw_config_t;
 
@@ -205,7 +205,7 @@ POMAI_EXPORT pomai_status_t* pomai_txn_search_similar(pomai_txn_t* txn, const fl
 
 /* Creates the index `name` (replacing an existing one and its entries),
  * durably. INVALID_ARGUMENT "invalid parameter ..." for dim outside 1..65535,
- * m outside 2..100, ef_construction < m, an unknown metric. */
+ * m outside 2..100, ef_construction outside m..4096, an unknown metric. */
 POMAI_EXPORT pomai_status_t* pomai_index_create(pomai_db_t* db, const char* name, const pomai_hnsw_config_t* config);
 
 /* Drops the index `name` and its entries, durably. NOT_FOUND when missing. */
