@@ -21,7 +21,8 @@
  *    thread and leaves the parent's database, files and lock as they are
  *    (the child's copy of the database's memory is never freed). The parent
  *    keeps using its handles. A database the child opens after the fork works
- *    normally. So open databases after forking, in each process.
+ *    normally; one the parent holds open is locked (IO_ERROR) until the
+ *    parent closes it. So open databases after forking, in each process.
  */
 #ifndef POMAI_POMAI_H_
 #define POMAI_POMAI_H_

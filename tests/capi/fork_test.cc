@@ -461,7 +461,63 @@ TEST_P(KvFork, ChildCallsOnAnInheritedHandleAndTransactionAnswerClosedWhileThePa
 
 INSTANTIATE_TEST_SUITE_P(StorageModes, KvFork, ::testing::Bool(), StorageModeName);
 
-// ---- forks of forks ---------------------------------------------------------
+// ---- the lock, and forks of forks ------------------------------------------
+
+// A byte over a pipe, to order the two processes.
+void Signal(int fd) { WriteAll(fd, "x"); }
+bool Await(int fd) {
+  char c;
+  for (;;) {
+    const ssize_t n = ::read(fd, &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    return n == 1;
+  }
+}
+
+TEST(Fork, TheChildOpensTheDatabaseItselfOnceTheParentHasClosedIt) {
+  TempDir dir;
+  const std::string path = dir.file("db");
+  const pomai_options_t o = U64Options(path);
+  pomai_db_t* db = nullptr;
+  ASSERT_EQ(Code(pomai_open(&o, &db)), 0);
+  for (uint64_t id = 0; id < 10; ++id) ASSERT_EQ(Code(PutRow(db, id)), 0);
+  int to_parent[2], to_child[2];
+  ASSERT_EQ(::pipe(to_parent), 0);
+  ASSERT_EQ(::pipe(to_child), 0);
+  const std::string failures = RunInChild(
+      [&] {
+        Failures f;
+        pomai_db_t* own = nullptr;
+        pomai_status_t* s = pomai_open(&o, &own);
+        const int code = pomai_status_code(s);
+        const std::string m = Message(s);
+        f.Expect(code == POMAI_STATUS_IO_ERROR && m.find("another process") != std::string::npos,
+                 "open while the parent holds it: code " + std::to_string(code) + " '" + m + "'");
+        Signal(to_parent[1]);
+        f.Expect(Await(to_child[0]), "the parent did not close");
+        f.ExpectOk(pomai_open(&o, &own), "pomai_open after the parent closed");
+        if (own != nullptr) {
+          uint64_t count = 0;
+          f.ExpectOk(pomai_count(own, &count), "pomai_count");
+          f.Expect(count == 10, "the child counts " + std::to_string(count));
+          f.ExpectOk(PutRow(own, 10), "the child's put");
+          f.ExpectOk(pomai_close(own), "the child's close");
+        }
+        return f.text();
+      },
+      [&] {
+        EXPECT_TRUE(Await(to_parent[0]));
+        EXPECT_EQ(Code(pomai_close(db)), 0);
+        Signal(to_child[1]);
+      });
+  EXPECT_EQ(failures, "");
+  for (int fd : {to_parent[0], to_parent[1], to_child[0], to_child[1]}) ::close(fd);
+  ASSERT_EQ(Message(pomai_open(&o, &db)), "");
+  uint64_t count = 0;
+  EXPECT_EQ(Code(pomai_count(db, &count)), 0);
+  EXPECT_EQ(count, 11u);
+  EXPECT_EQ(Code(pomai_close(db)), 0);
+}
 
 TEST(Fork, AGrandchildSeesTheHandlesOfEveryAncestorDead) {
   const pomai_db_options_ex_t o = KvOptions(nullptr);
