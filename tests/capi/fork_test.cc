@@ -18,6 +18,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -90,6 +92,29 @@ void WriteAll(int fd, const std::string& s) {
   }
 }
 
+// Waits (at most 10 s) until every other thread of this process sleeps, so a
+// child forked next does not inherit a thread caught inside malloc, or
+// starting (which allocates): glibc's allocator survives that, but ASan's
+// (clang 14) does not, and the child deadlocks in its first malloc of the
+// size the lost thread held. Engine threads sleep when idle; a test's own
+// writer is paused (Writer::Pause).
+void WaitForOtherThreadsToSleep() {
+  const std::string self = std::to_string(::gettid());
+  for (int round = 0; round < 10000; ++round) {
+    bool busy = false;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      if (task.path().filename() == self) continue;
+      std::ifstream stat(task.path() / "stat");
+      std::string line;
+      std::getline(stat, line);
+      const size_t name_end = line.rfind(')');  // the state follows the command name
+      busy = busy || (name_end != std::string::npos && line.compare(name_end, 3, ") S") != 0);
+    }
+    if (!busy) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 // Runs `child` in a forked child and `parent` (if any) in this process
 // meanwhile, then waits for the child. Returns what `child` returned (the
 // failed checks, "" when none), or how the child died. The child gets 60 s
@@ -97,6 +122,7 @@ void WriteAll(int fd, const std::string& s) {
 std::string RunInChild(const std::function<std::string()>& child, const std::function<void()>& parent = {}) {
   int fds[2];
   if (::pipe(fds) != 0) return "pipe: " + std::string(std::strerror(errno));
+  WaitForOtherThreadsToSleep();
   const pid_t pid = ::fork();
   if (pid < 0) return "fork: " + std::string(std::strerror(errno));
   if (pid == 0) {
@@ -156,24 +182,13 @@ class Writer {
               return;
             }
             acked_.push_back(id);
-            writes_.fetch_add(1);
           }
         }) {}
 
-  // Holds the thread between two writes, after its first one, while the
-  // lock returned is held. The tests fork under it: a child must not inherit
-  // a thread of the parent caught inside malloc (as a thread is while it
-  // starts), which glibc's allocator survives but ASan's (clang 14) does not,
-  // deadlocking the child. (ForkRace covers calls that run across the fork.)
-  std::unique_lock<std::mutex> Pause() {
-    std::unique_lock<std::mutex> l(between_writes_);
-    while (writes_.load() == 0 && error_.empty()) {
-      l.unlock();
-      std::this_thread::yield();
-      l.lock();
-    }
-    return l;
-  }
+  // Holds the thread between two writes while the lock returned is held:
+  // the tests fork under it (see WaitForOtherThreadsToSleep; ForkRace covers
+  // calls that run across the fork).
+  std::unique_lock<std::mutex> Pause() { return std::unique_lock<std::mutex>(between_writes_); }
 
   // Stops the thread; the ids it was acknowledged.
   std::vector<uint64_t> Stop() {
@@ -185,7 +200,6 @@ class Writer {
 
  private:
   std::atomic<bool> stop_{false};
-  std::atomic<size_t> writes_{0};
   std::mutex between_writes_;
   std::string error_;
   std::vector<uint64_t> acked_;
@@ -604,7 +618,6 @@ TEST(ForkRace, CallsRunningInTheParentAtTheForkDoNotStallTheChild) {
     gate.cv.wait(l, [&] { return gate.entered; });
   }
   std::thread closer([&] { EXPECT_EQ(Code(pomai_close(db)), 0); });  // waits for the freeze
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
 
   const std::string failures = RunInChild([&] {
     Failures f;
