@@ -13,6 +13,16 @@
  *    names the argument and the value.
  *  - All functions on one pomai_db_t are thread-safe. Searches run
  *    concurrently with writes and freezes.
+ *  - Handles do not cross fork(). In a child process every pomai_db_t* and
+ *    pomai_txn_t* made before the fork (by the parent or an earlier ancestor)
+ *    is dead: every call on it returns POMAI_STATUS_CLOSED with a message
+ *    saying it was made before fork() in process <pid>, and pomai_close of it
+ *    returns NULL having done nothing: it touches no file, waits for no
+ *    thread and leaves the parent's database, files and lock as they are
+ *    (the child's copy of the database's memory is never freed). The parent
+ *    keeps using its handles. A database the child opens after the fork works
+ *    normally; one the parent holds open is locked (IO_ERROR) until the
+ *    parent closes it. So open databases after forking, in each process.
  */
 #ifndef POMAI_POMAI_H_
 #define POMAI_POMAI_H_
@@ -66,7 +76,8 @@ POMAI_EXPORT pomai_status_t* pomai_open(const pomai_options_t* opts, pomai_db_t*
  * call returns POMAI_STATUS_CLOSED and a second pomai_close is a no-op
  * returning NULL. Calls on the handle that start while the close waits
  * return POMAI_STATUS_CLOSED, so a stream of calls cannot delay it. NULL is a
- * no-op. */
+ * no-op, and so is a handle opened before a fork() in the parent (see the
+ * conventions at the top). */
 POMAI_EXPORT pomai_status_t* pomai_close(pomai_db_t* db);
 
 /* ---- writes ---------------------------------------------------------- */

@@ -33,6 +33,7 @@ pomai_status_t* WithDb(pomai_db_t* db, Fn&& fn) noexcept {
     uint32_t generation;
     DbSlot* slot = DbTable::Get().Find(TokenOf(db), &generation);
     if (slot == nullptr) return Invalid("db is not a handle returned by pomai_open");
+    if (pomai_status_t* dead = DbMadeBeforeFork(*slot)) return dead;
     std::shared_lock<std::shared_mutex> l = LockForCall(*slot, generation);
     if (!l.owns_lock() || slot->generation != generation || !slot->open())
       return MakeStatus(POMAI_STATUS_CLOSED, "database is closed");
@@ -251,6 +252,7 @@ pomai_status_t* pomai_close(pomai_db_t* db) {
     uint32_t generation;
     DbSlot* slot = DbTable::Get().Find(TokenOf(db), &generation);
     if (slot == nullptr) return Invalid("db is not a handle returned by pomai_open");
+    if (!MadeHere(slot->owner)) return nullptr;  // an ancestor's database, left alone (see handles.h)
     std::unique_ptr<pomai::engine::DB> engine;
     std::unique_ptr<pomai::engine::KvDB> kv;
     MarkClosing(*slot, generation);  // new calls on this handle answer CLOSED from now on

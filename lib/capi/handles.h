@@ -7,6 +7,16 @@
 // Closing bumps the generation, so a closed (or never valid) handle is
 // recognised without touching freed memory, and slots are reused without
 // leaking. Lock order: a database slot's mutex before any transaction slot's.
+//
+// fork(): a child process inherits copies of its parent's handles but none of
+// the threads behind them (pools, log writers, background freezes), any lock
+// a parent thread held at the fork stays held in the child for good, and the
+// files are still the parent's. So every slot records the process that filled
+// it, and a call on a handle made by another process (an ancestor, before the
+// fork) answers CLOSED before it takes any lock of the slot; pomai_close of
+// such a handle does nothing (the child's copies of the engine objects are
+// left alone: destroying them would join threads that do not exist and write
+// the parent's files).
 #pragma once
 
 #include <atomic>
@@ -64,8 +74,36 @@ pomai_status_t* Guard(Fn&& fn) noexcept {
   }
 }
 
+// Which process made a handle. 8-aligned, so std::atomic<ProcessId> is one
+// lock-free word with every compiler (clang calls libatomic otherwise).
+struct alignas(8) ProcessId {
+  uint32_t fork_epoch;  // bumped in every child of fork(), so no process shares an ancestor's
+  int32_t pid;          // for messages
+};
+
+// This process; set when the library is loaded and in every child of fork()
+// (the pthread_atfork handlers in handles.cc).
+inline std::atomic<ProcessId> g_this_process{ProcessId{0, 0}};
+
+// Whether this process made the handle of a slot whose `owner` this is:
+// false for a handle an ancestor made before a fork(). Takes no lock.
+inline bool MadeHere(const std::atomic<ProcessId>& owner) {
+  return owner.load(std::memory_order_relaxed).fork_epoch == g_this_process.load(std::memory_order_relaxed).fork_epoch;
+}
+
+// The CLOSED status of a call on a handle an ancestor made before a fork(),
+// or nullptr when this process made it (see MadeHere). `what` names the
+// handle ("database handle opened"), `remedy` says what to do instead.
+inline pomai_status_t* MadeBeforeFork(const std::atomic<ProcessId>& owner, const char* what, const char* remedy) {
+  if (MadeHere(owner)) return nullptr;
+  return MakeStatus(POMAI_STATUS_CLOSED, std::string(what) + " before fork() in process " +
+                                             std::to_string(owner.load().pid) + " cannot be used in this process (" +
+                                             std::to_string(g_this_process.load().pid) + "): " + remedy);
+}
+
 // A database slot holds either kind of database (or none when free).
 struct DbSlot {
+  std::atomic<ProcessId> owner{g_this_process.load()};  // the process that filled it last; read without mu
   std::shared_mutex mu;     // calls hold it shared; close holds it exclusively
   uint32_t generation = 1;  // guarded by mu
   std::unique_ptr<engine::DB> db;    // a pomai_open database
@@ -79,6 +117,12 @@ struct DbSlot {
   std::atomic<uint32_t> closing{0};
   bool open() const { return db || kv; }
 };
+
+// The status of a call on a database handle of `slot` made before a fork(),
+// or nullptr (see MadeBeforeFork).
+inline pomai_status_t* DbMadeBeforeFork(const DbSlot& slot) {
+  return MadeBeforeFork(slot.owner, "database handle opened", "open the database again here");
+}
 
 // Records that a close of `generation` waits for the slot (see DbSlot::closing).
 inline void MarkClosing(DbSlot& slot, uint32_t generation) {
@@ -97,11 +141,19 @@ inline std::shared_lock<std::shared_mutex> LockForCall(DbSlot& slot, uint32_t ge
 
 // A transaction slot. Calls on one transaction are serialised by mu.
 struct TxnSlot {
+  std::atomic<ProcessId> owner{g_this_process.load()};  // the process that filled it last; read without mu
   std::mutex mu;
   uint32_t generation = 1;               // guarded by mu
   std::unique_ptr<engine::KvTxn> txn;    // null when free or closed
   std::atomic<uint64_t> db_token{0};     // the database it belongs to
 };
+
+// The status of a call on a transaction handle of `slot` begun before a
+// fork(), or nullptr (see MadeBeforeFork).
+inline pomai_status_t* TxnMadeBeforeFork(const TxnSlot& slot) {
+  return MadeBeforeFork(slot.owner, "transaction handle begun",
+                        "begin a new transaction on a database opened here");
+}
 
 // A grow-only table of slots addressed by generation-tagged tokens.
 template <typename SlotT>
@@ -148,6 +200,18 @@ class HandleTable {
     free_.push_back(static_cast<uint32_t>((token >> 32) - 1));
   }
 
+  // The fork() handlers (handles.cc). The table's lock is held across the
+  // fork, so the child never finds it held by a thread it does not have. The
+  // child forgets the free slots: it never reuses a slot made before the
+  // fork, whose locks a thread of the parent may have held at the fork, and
+  // every handle made before the fork keeps naming a slot the parent filled.
+  void BeforeFork() { mu_.lock(); }
+  void AfterForkInParent() { mu_.unlock(); }
+  void AfterForkInChild() {
+    free_.clear();
+    mu_.unlock();
+  }
+
  private:
   static constexpr uint32_t kChunkSize = 256;
   static constexpr uint32_t kChunks = 4096;
@@ -180,6 +244,7 @@ inline pomai_db_t* AddDatabase(std::unique_ptr<engine::DB> db, std::unique_ptr<e
   const uint32_t index = table.Allocate();
   DbSlot& slot = table.At(index);
   std::unique_lock<std::shared_mutex> l(slot.mu);
+  slot.owner.store(g_this_process.load());
   slot.db = std::move(db);
   slot.kv = std::move(kv);
   return HandleOf<pomai_db_t>(DbTable::Token(index, slot.generation));

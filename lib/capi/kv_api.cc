@@ -46,6 +46,7 @@ pomai_status_t* WithKv(pomai_db_t* db, Fn&& fn) noexcept {
     uint32_t generation;
     DbSlot* slot = DbTable::Get().Find(TokenOf(db), &generation);
     if (slot == nullptr) return Invalid("db is not a handle returned by pomai_db_open_ex");
+    if (pomai_status_t* dead = DbMadeBeforeFork(*slot)) return dead;
     std::shared_lock<std::shared_mutex> l = LockForCall(*slot, generation);
     if (!l.owns_lock() || slot->generation != generation || !slot->open()) return Closed("database is closed");
     if (!slot->kv)
@@ -65,6 +66,7 @@ pomai_status_t* WithTxn(pomai_txn_t* txn, bool end, Fn&& fn) noexcept {
     uint32_t generation;
     TxnSlot* ts = TxnTable::Get().Find(token, &generation);
     if (ts == nullptr) return Invalid("txn is not a handle returned by pomai_txn_begin");
+    if (pomai_status_t* dead = TxnMadeBeforeFork(*ts)) return dead;
     const uint64_t db_token = ts->db_token.load();
     uint32_t db_generation;
     DbSlot* ds = DbTable::Get().Find(db_token, &db_generation);
@@ -248,6 +250,7 @@ pomai_status_t* pomai_txn_begin(pomai_db_t* db, uint32_t mode, pomai_txn_t** out
     uint64_t token;
     {
       std::lock_guard<std::mutex> l(ts.mu);
+      ts.owner.store(g_this_process.load());
       ts.txn = std::move(txn).value();
       ts.db_token.store(TokenOf(db));
       token = TxnTable::Token(index, ts.generation);

@@ -1,5 +1,6 @@
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -149,8 +150,22 @@ class PosixMappedFile final : public MappedFile {
 
 // flock() locks are per open file description, so a second open in the same
 // process would succeed; the set makes a second lock in this process fail too.
+// A child of fork() starts with an empty set: the locks it inherits are its
+// parent's, never released by the child (the C API leaves the parent's
+// databases alone in a child, see lib/capi/handles.h), so flock itself
+// refuses a path the parent holds, and the path is free to the child once the
+// parent lets it go.
 std::mutex g_locks_mu;
 std::set<std::string> g_locked_paths;
+
+// The fork() handlers: g_locks_mu is held across the fork, so no thread the
+// child does not have holds it there.
+void LockPathsBeforeFork() { g_locks_mu.lock(); }
+void UnlockPathsAfterForkInParent() { g_locks_mu.unlock(); }
+void ForgetPathsAfterForkInChild() {
+  g_locked_paths.clear();
+  g_locks_mu.unlock();
+}
 
 class PosixFileLock final : public FileLock {
  public:
@@ -169,6 +184,8 @@ class PosixFileLock final : public FileLock {
 
 class PosixEnv final : public Env {
  public:
+  PosixEnv() { ::pthread_atfork(LockPathsBeforeFork, UnlockPathsAfterForkInParent, ForgetPathsAfterForkInChild); }
+
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return Status::FromErrno("create", path, errno);
