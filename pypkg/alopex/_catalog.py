@@ -280,6 +280,20 @@ def _close_store() -> None:
 atexit.register(_close_store)
 
 
+def _start_over_in_child() -> None:
+    """After os.fork(), in the child: the store is the parent's (dead here, see
+    `Database`), and a thread of the parent, absent here, may have held the
+    locks at the fork. The child gets fresh locks and opens a store of its own
+    at its first Catalog call."""
+    global _lock, _db, _table_locks
+    _lock = threading.RLock()
+    _db = None
+    _table_locks = {}
+
+
+os.register_at_fork(after_in_child=_start_over_in_child)
+
+
 def _get(txn: Any, key: str) -> Any:
     raw = txn.get(key.encode())
     return None if raw is None else json.loads(raw.decode())
@@ -549,6 +563,9 @@ class Catalog:
     the same table are serialised (writes to different tables run in
     parallel). A persisted catalog (`ALOPEX_CATALOG_PATH`) is held open by one
     process at a time; another process opening it meanwhile gets AlopexError.
+    A child made by os.fork() is another process: its catalog starts over at
+    its first call (an in-memory catalog is empty there; a persisted one is
+    opened again, AlopexError while the parent holds it).
 
     Errors: an invalid name (`[A-Za-z_][A-Za-z0-9_]*`) or a missing
     catalog/namespace/table is a ValueError; a duplicate catalog or namespace

@@ -271,12 +271,18 @@ class Database:
     cap); `Database()` is a TypeError. Thread-safe: every method may be called
     from several threads, and the GIL is released inside the C calls. After
     `close()`, every method raises AlopexError "database is closed".
+
+    A database and its transactions do not cross os.fork(): in the child
+    every call raises AlopexError with code CLOSED, and close (explicit, or at
+    garbage collection and interpreter exit) does nothing, leaving the
+    parent's database as it is. Open it again in the child.
     """
 
-    __slots__ = ("_handle", "_address", "_lock", "_storage", "_path", "__weakref__")
+    __slots__ = ("_handle", "_address", "_lock", "_pid", "_storage", "_path", "__weakref__")
     _handle: Any  # pomai_db_t*, None once closed
     _address: int  # the handle as an integer, for _txn_calls
     _lock: threading.Lock
+    _pid: int  # the process that opened it
     _storage: StorageMode
     _path: Optional[str]
 
@@ -302,6 +308,7 @@ class Database:
         db._handle = out[0]
         db._address = int(ffi.cast("uintptr_t", out[0]))
         db._lock = threading.Lock()
+        db._pid = os.getpid()
         db._storage = storage
         db._path = path
         return db
@@ -364,7 +371,15 @@ class Database:
     def close(self) -> None:
         """Closes the database, rolling back every transaction still active
         (their methods then raise AlopexError "transaction is closed"). A
-        second close raises AlopexError "database is closed"."""
+        second close raises AlopexError "database is closed". In a process
+        forked after the open it only marks this object closed."""
+        if self._pid != os.getpid():
+            # The parent's database, which the C library leaves alone here; and
+            # a thread of the parent, absent here, may have held _lock at the fork.
+            if self._handle is None:
+                raise _db_closed()
+            self._handle = None
+            return
         with self._lock:
             h = self._handle
             if h is None:

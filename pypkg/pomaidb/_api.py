@@ -197,14 +197,20 @@ class Database:
     released inside every C call). Usable as a context manager, which closes
     it; it is also closed when garbage-collected. Every method mirrors the
     module-level function of the same name.
+
+    A database does not cross os.fork(): in the child every call raises
+    PomaiDBError with code CLOSED, and close (explicit, or at garbage
+    collection and interpreter exit) does nothing, leaving the parent's
+    database as it is. Open it again in the child.
     """
 
-    __slots__ = ("_handle", "_closed", "_lock", "path", "dim", "metric", "__weakref__")
+    __slots__ = ("_handle", "_closed", "_lock", "_pid", "path", "dim", "metric", "__weakref__")
 
     def __init__(self, handle: Any, path: str, dim: int, metric: str) -> None:
         self._handle = handle
         self._closed = False
         self._lock = threading.Lock()
+        self._pid = os.getpid()  # the process that opened it
         self.path = path
         self.dim = dim
         self.metric = metric
@@ -220,7 +226,13 @@ class Database:
         return self._closed
 
     def close(self) -> None:
-        """Closes the database; a second close is a no-op."""
+        """Closes the database; a second close is a no-op. In a process
+        forked after the open it only marks this object closed."""
+        if self._pid != os.getpid():
+            # The parent's database, which the C library leaves alone here; and
+            # a thread of the parent, absent here, may have held _lock at the fork.
+            self._closed = True
+            return
         with self._lock:
             if self._closed:
                 return
@@ -376,7 +388,9 @@ def open_db(path: PathLike, dim: int, **opts: Any) -> Database:
 def close(db: Database) -> None:
     """Closes `db`, making its writes durable per its fsync policy and
     releasing its lock. A second close is a no-op; any other call on a closed
-    database raises PomaiDBError with code CLOSED (12)."""
+    database raises PomaiDBError with code CLOSED (12). In a process forked
+    after `open_db`, `db` is the parent's: close does nothing to it, and every
+    other call raises PomaiDBError with code CLOSED."""
     if not isinstance(db, Database):
         raise TypeError(f"db must be a pomaidb.Database (from open_db), got {type(db).__name__}")
     db.close()
