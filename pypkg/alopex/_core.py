@@ -165,7 +165,10 @@ def _index_name(name: Any) -> bytes:
         raise TypeError(f"name must be a str, got {type(name).__name__}")
     if "\0" in name:  # the C call takes a NUL-terminated name: it would be cut there
         raise AlopexError(f"index name {name!r} contains a NUL byte", "INVALID_ARGUMENT")
-    return name.encode("utf-8")
+    try:
+        return name.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate
+        raise AlopexError(f"index name {name!r} cannot be encoded as UTF-8 ({e.reason})", "INVALID_ARGUMENT") from None
 
 
 def _metadata(metadata: Any) -> Tuple[bool, Any, int]:

@@ -167,3 +167,13 @@ def test_vectors_whose_squared_norm_would_overflow_a_score_are_refused(tmp_path:
         assert pomaidb.count(pdb) == 0
         with pytest.raises((pomaidb.PomaiDBError, ValueError), match="squared norm"):
             pomaidb.search(pdb, huge.reshape(1, 2), topk=1)
+
+
+def test_an_index_name_that_is_not_utf8_is_an_alopex_error() -> None:
+    """Issue 15 (D7): a lone surrogate raised a bare UnicodeEncodeError."""
+    db = Database.new()
+    for call in (lambda: db.create_hnsw_index("ix\udc80", HnswConfig(2)),
+                 lambda: db.search_hnsw("\ud800", np.zeros(2, np.float32), 1)):
+        with pytest.raises(alopex.AlopexError, match="index name .* cannot be encoded as UTF-8"):
+            call()
+    db.close()
