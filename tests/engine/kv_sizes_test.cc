@@ -20,36 +20,13 @@
 #include "engine/kv_db.h"
 #include "engine/kv_store.h"
 #include "kv_test_util.h"
+#include "support/sizes.h"
 
 namespace pomai::testing {
 namespace {
 
 using engine::KvDB;
 using engine::KvTxn;
-
-// 0, 2^k - 1, 2^k, 2^k + 1 for 2^k <= 16 MiB, capped to <= max, largest
-// first: the first write of a test meets a fresh memtable, whose first arena
-// blocks are the smallest.
-std::vector<size_t> Boundaries(size_t max) {
-  std::set<size_t> s = {0};
-  for (size_t p = 1; p <= (size_t{16} << 20); p <<= 1) {
-    for (size_t x : {p - 1, p, p + 1}) s.insert(x);
-  }
-  std::vector<size_t> out;
-  for (size_t x : s) {
-    if (x <= max) out.push_back(x);
-  }
-  std::reverse(out.begin(), out.end());
-  return out;
-}
-
-// Bytes that differ with the length and the position, so a value read at the
-// wrong offset or cut short does not compare equal.
-std::string Pattern(size_t n, char tag) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(tag + 31 * i + (n >> 3));
-  return s;
-}
 
 std::string KeyOf(size_t n, char tag) {
   std::string k = Pattern(n, tag);

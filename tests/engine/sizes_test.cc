@@ -14,29 +14,14 @@
 #include <vector>
 
 #include "engine/db.h"
+#include "support/sizes.h"
 #include "support/temp_dir.h"
 
 namespace pomai::engine {
 namespace {
 
-std::vector<size_t> Boundaries(size_t max) {
-  std::set<size_t> s = {0};
-  for (size_t p = 1; p <= (size_t{16} << 20); p <<= 1) {
-    for (size_t x : {p - 1, p, p + 1}) s.insert(x);
-  }
-  std::vector<size_t> out;
-  for (size_t x : s) {
-    if (x <= max) out.push_back(x);
-  }
-  std::reverse(out.begin(), out.end());
-  return out;
-}
-
-std::string Pattern(size_t n, char tag) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(tag + 31 * i + (n >> 3));
-  return s;
-}
+using testing::Boundaries;
+using testing::Pattern;
 
 std::vector<float> RowOf(uint64_t id, uint32_t dim) {
   std::vector<float> v(dim);

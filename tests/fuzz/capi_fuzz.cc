@@ -19,28 +19,13 @@
 #include <string>
 #include <vector>
 
-#include "fuzz_util.h"
+#include "capi_fuzz_util.h"
 #include "pomai/pomai.h"
 
 namespace {
 
-std::string TempDir() {
-  static const std::string dir = [] {
-    const char* base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    return std::string(base) + "/pomai-capi-fuzz-" + std::to_string(getpid());
-  }();
-  return dir;
-}
-
-// Frees a status after checking it is well formed; returns its code.
-int Take(pomai_status_t* s) {
-  const int code = pomai_status_code(s);
-  FUZZ_CHECK(code >= 0 && code <= 13, "status code " + std::to_string(code));
-  FUZZ_CHECK(pomai_status_message(s) != nullptr, "status message");
-  FUZZ_CHECK((s == nullptr) == (code == 0), "NULL status means OK");
-  pomai_status_free(s);
-  return code;
-}
+std::string TempDir() { return pomai::fuzz::ScratchDir("capi-fuzz"); }
+using pomai::fuzz::Take;
 
 struct Fuzz {
   FuzzedDataProvider& in;

@@ -21,28 +21,14 @@
 #include <string>
 #include <vector>
 
-#include "fuzz_util.h"
+#include "capi_fuzz_util.h"
 #include "pomai/kv.h"
 #include "pomai/pomai.h"
 
 namespace {
 
-std::string TempDir() {
-  static const std::string dir = [] {
-    const char* base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    return std::string(base) + "/pomai-kv-capi-fuzz-" + std::to_string(getpid());
-  }();
-  return dir;
-}
-
-int Take(pomai_status_t* s) {
-  const int code = pomai_status_code(s);
-  FUZZ_CHECK(code >= 0 && code <= 13, "status code " + std::to_string(code));
-  FUZZ_CHECK(pomai_status_message(s) != nullptr, "status message");
-  FUZZ_CHECK((s == nullptr) == (code == 0), "NULL status means OK");
-  pomai_status_free(s);
-  return code;
-}
+std::string TempDir() { return pomai::fuzz::ScratchDir("kv-capi-fuzz"); }
+using pomai::fuzz::Take;
 
 std::string Pattern(size_t n, uint8_t seed) {
   std::string s(n, '\0');
