@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <mutex>
 #include <set>
 
@@ -167,6 +168,19 @@ void ForgetPathsAfterForkInChild() {
   g_locks_mu.unlock();
 }
 
+// The key of a lock file in g_locked_paths: its directory resolved
+// (realpath), so that one directory reached through a symlink, a relative
+// path or "a/../a" is one key; the path itself when that fails.
+std::string LockKey(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  char* real = ::realpath(dir.c_str(), nullptr);
+  if (real == nullptr) return path;
+  std::string key = std::string(real) + "/" + path.substr(slash == std::string::npos ? 0 : slash + 1);
+  ::free(real);
+  return key;
+}
+
 class PosixFileLock final : public FileLock {
  public:
   PosixFileLock(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
@@ -288,21 +302,22 @@ class PosixEnv final : public Env {
   }
   bool FileExists(const std::string& path) override { return ::access(path.c_str(), F_OK) == 0; }
   Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
+    const std::string key = LockKey(path);
     {
       std::lock_guard<std::mutex> l(g_locks_mu);
-      if (g_locked_paths.count(path)) return Status::IOError("database is locked: " + path + " is held by this process");
-      g_locked_paths.insert(path);
+      if (g_locked_paths.count(key)) return Status::IOError("database is locked: " + path + " is held by this process");
+      g_locked_paths.insert(key);
     }
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       int e = errno;
       if (fd >= 0) ::close(fd);
       std::lock_guard<std::mutex> l(g_locks_mu);
-      g_locked_paths.erase(path);
+      g_locked_paths.erase(key);
       if (e == EWOULDBLOCK) return Status::IOError("database is locked: " + path + " is held by another process");
       return Status::FromErrno("lock", path, e);
     }
-    return std::unique_ptr<FileLock>(new PosixFileLock(path, fd));
+    return std::unique_ptr<FileLock>(new PosixFileLock(key, fd));
   }
 };
 

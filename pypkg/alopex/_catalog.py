@@ -20,6 +20,7 @@ import atexit
 import json
 import os
 import re
+import sys
 import threading
 import uuid
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -277,7 +278,16 @@ def _close_store() -> None:
                 _table_locks.clear()
 
 
-atexit.register(_close_store)
+def _close_store_at_exit() -> None:
+    """At interpreter exit: a close that fails (the disk full since the last
+    write) is reported in one line, not as an "Exception ignored" traceback."""
+    try:
+        _close_store()
+    except AlopexError as e:
+        sys.stderr.write(f"alopex: closing the catalog's store at exit failed: {e}\n")
+
+
+atexit.register(_close_store_at_exit)
 
 
 def _start_over_in_child() -> None:

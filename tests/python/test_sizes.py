@@ -177,3 +177,23 @@ def test_an_index_name_that_is_not_utf8_is_an_alopex_error() -> None:
         with pytest.raises(alopex.AlopexError, match="index name .* cannot be encoded as UTF-8"):
             call()
     db.close()
+
+
+def test_a_catalog_close_that_fails_at_exit_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """Issue 15 (D7): after a failed write (ENOSPC), the catalog's close at
+    interpreter exit printed an "Exception ignored" traceback. The failure is
+    simulated by a store whose close raises."""
+    script = r'''
+import alopex
+from alopex import Catalog, _catalog
+Catalog.create_catalog("main")
+class Failing:
+    def close(self):
+        raise alopex.AlopexError("No space left on device", "IO_ERROR")
+_catalog._db = Failing()
+'''
+    env = {k: v for k, v in os.environ.items() if k != "ALOPEX_CATALOG_PATH"}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+    assert "closing the catalog's store at exit failed: No space left on device" in proc.stderr

@@ -100,6 +100,26 @@ TEST(Env, LockIsExclusiveWithinAndAcrossProcesses) {
   EXPECT_TRUE(env->LockFile(dir.file("LOCK")).ok());
 }
 
+// One directory reached through a symlink or a "a/../a" path is one lock
+// within the process: the second open is told this process holds it.
+TEST(Env, ALockReachedThroughASymlinkIsHeldByThisProcess) {
+  TempDir dir;
+  Env* env = Env::Default();
+  ASSERT_TRUE(env->CreateDirIfMissing(dir.file("db")).ok());
+  ASSERT_EQ(::symlink(dir.file("db").c_str(), dir.file("link").c_str()), 0);
+  auto lock = env->LockFile(dir.file("db/LOCK"));
+  ASSERT_TRUE(lock.ok());
+  for (const std::string& other : {dir.file("link/LOCK"), dir.file("db/../db/LOCK")}) {
+    auto again = env->LockFile(other);
+    ASSERT_FALSE(again.ok()) << other;
+    EXPECT_NE(again.status().message().find("held by this process"), std::string::npos) << again.status().message();
+  }
+  lock.value().reset();
+  auto via_link = env->LockFile(dir.file("link/LOCK"));
+  ASSERT_TRUE(via_link.ok()) << via_link.status().ToString();
+  EXPECT_FALSE(env->LockFile(dir.file("db/LOCK")).ok());
+}
+
 TEST(Env, CreateDirIfMissingCreatesParentsAndRejectsAFile) {
   TempDir dir;
   Env* env = Env::Default();
