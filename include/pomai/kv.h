@@ -224,6 +224,15 @@ POMAI_EXPORT pomai_status_t* pomai_index_search(pomai_db_t* db, const char* name
                                                 uint32_t k, uint32_t ef_search, pomai_kv_hits_t** out_hits,
                                                 pomai_hnsw_stats_t* out_stats);
 
+/* Makes index `name` ready to search now, as its first pomai_index_search or
+ * pomai_index_stats would: loads the graph its last build wrote, or builds
+ * the graph over the committed entries (which takes a while for many
+ * entries), calling fn(rows linked, rows, user_data) from one thread at a
+ * time during a build. Returns at once, without calling fn, when the index
+ * is already loaded. fn may be NULL. NOT_FOUND when the index is missing. */
+POMAI_EXPORT pomai_status_t* pomai_index_prepare(pomai_db_t* db, const char* name, pomai_progress_fn fn,
+                                                 void* user_data);
+
 /* Adds or replaces the entry `key` of index `name` in a READ_WRITE
  * transaction; applied at commit (invisible to searches before, discarded by
  * rollback). NOT_FOUND when the index is missing; INVALID_ARGUMENT for a

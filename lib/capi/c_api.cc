@@ -360,21 +360,14 @@ pomai_status_t* pomai_compact(pomai_db_t* db) { return pomai_compact_with_progre
 
 }  // extern "C"
 
-namespace {
-pomai::engine::ProgressFn Wrap(pomai_progress_fn fn, void* user_data) {
-  if (fn == nullptr) return nullptr;
-  return [fn, user_data](uint64_t done, uint64_t total) { fn(done, total, user_data); };
-}
-}  // namespace
-
 extern "C" {
 
 pomai_status_t* pomai_freeze_with_progress(pomai_db_t* db, pomai_progress_fn fn, void* user_data) {
-  return WithDb(db, [&](pomai::engine::DB& engine) { return FromStatus(engine.Freeze(Wrap(fn, user_data))); });
+  return WithDb(db, [&](pomai::engine::DB& engine) { return FromStatus(engine.Freeze(ProgressOf(fn, user_data))); });
 }
 
 pomai_status_t* pomai_compact_with_progress(pomai_db_t* db, pomai_progress_fn fn, void* user_data) {
-  return WithDb(db, [&](pomai::engine::DB& engine) { return FromStatus(engine.Compact(true, Wrap(fn, user_data))); });
+  return WithDb(db, [&](pomai::engine::DB& engine) { return FromStatus(engine.Compact(true, ProgressOf(fn, user_data))); });
 }
 
 pomai_status_t* pomai_stats_json(pomai_db_t* db, char** out_json) {

@@ -60,6 +60,12 @@ inline pomai_status_t* FromStatus(const Status& s) {
 
 inline pomai_status_t* Invalid(std::string msg) { return MakeStatus(POMAI_STATUS_INVALID_ARGUMENT, std::move(msg)); }
 
+// A C progress callback (pomai_progress_fn) as the engine's; NULL is none.
+inline engine::ProgressFn ProgressOf(pomai_progress_fn fn, void* user_data) {
+  if (fn == nullptr) return nullptr;
+  return [fn, user_data](uint64_t done, uint64_t total) { fn(done, total, user_data); };
+}
+
 // Runs `fn` and turns any escaping C++ exception into a status.
 template <typename Fn>
 pomai_status_t* Guard(Fn&& fn) noexcept {

@@ -426,6 +426,13 @@ pomai_status_t* pomai_index_search(pomai_db_t* db, const char* name, const float
   });
 }
 
+pomai_status_t* pomai_index_prepare(pomai_db_t* db, const char* name, pomai_progress_fn fn, void* user_data) {
+  return WithKv(db, [&](KvDB& kv, DbSlot&) -> pomai_status_t* {
+    if (pomai_status_t* st = CheckName(name)) return st;
+    return FromStatus(kv.PrepareIndex(name, ProgressOf(fn, user_data)));
+  });
+}
+
 pomai_status_t* pomai_txn_index_upsert(pomai_txn_t* txn, const char* name, const uint8_t* key, size_t key_len,
                                        const float* vector, uint32_t dim, bool has_metadata, const uint8_t* metadata,
                                        size_t metadata_len) {

@@ -162,7 +162,8 @@ struct KvDBImpl {
   std::list<Rebuild> rebuilds;
   std::atomic<bool> closed{false};
 
-  Result<std::shared_ptr<kv::IndexRuntime>> LoadIndex(const std::string& name, bool rebuild);
+  Result<std::shared_ptr<kv::IndexRuntime>> LoadIndex(const std::string& name, bool rebuild,
+                                                      const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
   // Deletes the graph files of index `name` (docs/FORMAT.md), except the one
   // of configuration `keep_config_seq` (0: all). Under index_load_mu.
   void RemoveIndexGraphFiles(const std::string& name, uint64_t keep_config_seq);
@@ -1336,7 +1337,8 @@ struct PinnedSnapshot {
   }
 };
 
-Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string& name, bool rebuild) {
+Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string& name, bool rebuild,
+                                                               const std::function<void(uint64_t, uint64_t)>& progress) {
   std::lock_guard<std::mutex> lm(index_load_mu);
   if (!rebuild) {
     if (auto rt = indexes->Find(name)) return rt;
@@ -1370,7 +1372,7 @@ Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string&
         RangeMap range;
         POMAI_RETURN_IF_ERROR(ScanRange(*pin.layers, prefix, pin.snap, &range));
         const auto entries = EntriesOf(range, config.dim);
-        POMAI_ASSIGN_OR_RETURN(rt, kv::IndexRuntime::Build(config, config_seq, entries, pool.get()));
+        POMAI_ASSIGN_OR_RETURN(rt, kv::IndexRuntime::Build(config, config_seq, entries, pool.get(), progress));
         graph_builds.fetch_add(1);
         built = true;
       }
@@ -1492,6 +1494,12 @@ Status KvDB::GetIndexStats(std::string_view name, IndexStats* out) {
   POMAI_ASSIGN_OR_RETURN(auto rt, impl_->LoadIndex(std::string(name), false));
   *out = rt->Stats();
   return Status::OK();
+}
+
+Status KvDB::PrepareIndex(std::string_view name, const std::function<void(uint64_t done, uint64_t total)>& progress) {
+  if (impl_->closed) return Status::Closed("database is closed");
+  POMAI_RETURN_IF_ERROR(CheckIndexName(name));
+  return impl_->LoadIndex(std::string(name), false, progress).status();
 }
 
 Status KvDB::SearchIndex(std::string_view name, const float* query, uint32_t dim, uint32_t k, uint32_t ef_search,

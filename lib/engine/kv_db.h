@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -164,6 +165,11 @@ class KvDB {
   Status CreateIndex(std::string_view name, const IndexConfig& config);
   Status DropIndex(std::string_view name);
   Status GetIndexStats(std::string_view name, IndexStats* out);
+  // Makes index `name` ready to search now, as its first search or stats
+  // call would: loads its graph file, or builds its graph over the committed
+  // entries, reporting (rows linked, rows) to `progress` from one thread at
+  // a time. Nothing to do (and no callback) when it is already loaded.
+  Status PrepareIndex(std::string_view name, const std::function<void(uint64_t done, uint64_t total)>& progress);
   // ef = max(k, ef_search), ef_search 0 = max(k, 50). Committed entries only.
   Status SearchIndex(std::string_view name, const float* query, uint32_t dim, uint32_t k, uint32_t ef_search,
                      std::vector<KvHit>* out, IndexStats* stats);

@@ -45,9 +45,9 @@ float ReportedScore(simd::Metric metric, float s) {
 
 }  // namespace
 
-Result<std::shared_ptr<IndexRuntime>> IndexRuntime::Build(const IndexConfig& config, uint64_t config_seq,
-                                                          const std::map<std::string, IndexEntry, std::less<>>& entries,
-                                                          ThreadPool* pool) {
+Result<std::shared_ptr<IndexRuntime>> IndexRuntime::Build(
+    const IndexConfig& config, uint64_t config_seq, const std::map<std::string, IndexEntry, std::less<>>& entries,
+    ThreadPool* pool, const std::function<void(uint64_t done, uint64_t total)>& progress) {
   std::shared_ptr<IndexRuntime> rt(new IndexRuntime());
   rt->config_ = config;
   rt->config_seq_ = config_seq;
@@ -73,7 +73,7 @@ Result<std::shared_ptr<IndexRuntime>> IndexRuntime::Build(const IndexConfig& con
     params.ef_construction = config.ef_construction;
     params.sq8 = false;  // the walk scores float32 rows: recall first
     POMAI_ASSIGN_OR_RETURN(rt->sections_, index::BuildHnsw(rt->base_vecs_.data(), n, config.dim, config.metric, params,
-                                                           n >= 2048 ? pool : nullptr, nullptr));
+                                                           n >= 2048 ? pool : nullptr, progress));
   }
   POMAI_RETURN_IF_ERROR(rt->FinishBase());
   return rt;

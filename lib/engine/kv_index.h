@@ -68,10 +68,11 @@ class IndexRuntime {
  public:
   // Builds the base graph over `entries` (key -> entry; the pointers need
   // only live during the call). `config_seq` is the seq of the
-  // configuration version the entries belong to.
-  static Result<std::shared_ptr<IndexRuntime>> Build(const IndexConfig& config, uint64_t config_seq,
-                                                     const std::map<std::string, IndexEntry, std::less<>>& entries,
-                                                     ThreadPool* pool);
+  // configuration version the entries belong to. `progress`, if set, gets
+  // (rows linked, rows) from one thread at a time (index::BuildHnsw).
+  static Result<std::shared_ptr<IndexRuntime>> Build(
+      const IndexConfig& config, uint64_t config_seq, const std::map<std::string, IndexEntry, std::less<>>& entries,
+      ThreadPool* pool, const std::function<void(uint64_t done, uint64_t total)>& progress = nullptr);
 
   // The base a graph file holds (the base some earlier Build produced), for
   // index `name` with `config` at `config_seq`. Checks the whole file first

@@ -22,7 +22,7 @@ import threading
 from typing import Any, Iterable, List, Optional, Tuple, Union
 
 from . import _txn_calls
-from ._ffi import ffi, lib, missing_symbols
+from ._ffi import ffi, lib, load_pomaidb_module, missing_symbols
 from ._types import (
     AlopexError,
     EmbeddedConfig,
@@ -65,6 +65,9 @@ def _bind(name: str) -> Any:
         return missing
 
 
+# pomaidb's progress= helper, shared by both packages (numpy-free).
+_progress = load_pomaidb_module("_progress")
+
 _status_code = _bind("pomai_status_code")
 _status_message = _bind("pomai_status_message")
 _status_free = _bind("pomai_status_free")
@@ -81,6 +84,7 @@ _index_create = _bind("pomai_index_create")
 _index_drop = _bind("pomai_index_drop")
 _index_stats = _bind("pomai_index_stats")
 _index_search = _bind("pomai_index_search")
+_index_prepare = _bind("pomai_index_prepare")
 _txn_index_upsert = _bind("pomai_txn_index_upsert")
 _txn_index_delete = _bind("pomai_txn_index_delete")
 
@@ -476,7 +480,8 @@ class Database:
         return _stats(out)
 
     def search_hnsw(self, name: str, query: VectorLike, k: int,
-                    ef_search: Optional[int] = None) -> Tuple[List[SearchResult], HnswStats]:
+                    ef_search: Optional[int] = None,
+                    progress: _progress.ProgressLike = None) -> Tuple[List[SearchResult], HnswStats]:
         """Approximate top-k over the committed entries of index `name`.
 
         query: 1-D float32 array of the index's dimension (float64, strided
@@ -484,12 +489,20 @@ class Database:
         copied). ef_search: candidate list size, default max(k, 50), never
         below k. Returns (results best first, with key, score and metadata
         and no vector; the index's HnswStats at the time of the search).
+
+        The first search of an index in a process loads the graph its last
+        build wrote, or builds it over every entry, which takes seconds for
+        many entries. progress: True shows a tqdm bar of that build (when
+        tqdm is installed: `pip install 'pomai[progress]'`), a callable gets
+        (rows linked, rows); nothing is reported when no build is needed.
         """
         cname = _index_name(name)
         q = _as_f32(query, "query")
         kk = _count_param(k, "k")
         ef = 0 if ef_search is None else _count_param(ef_search, "ef_search")
         h = self._h()
+        if progress is not None and progress is not False:
+            _progress.call_with_progress(ffi, _index_prepare, (h, cname), progress, f"index {name}", _check)
         out = ffi.new(_HITS_PP)
         stats = ffi.new(_STATS_P)
         _check(_index_search(h, cname, ffi.from_buffer("float[]", q), q.shape[0], kk, ef, out, stats))

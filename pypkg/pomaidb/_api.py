@@ -13,12 +13,13 @@ import json
 import operator
 import os
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
 
 from ._ffi import ffi, lib, LIBRARY_PATH
+from ._progress import ProgressLike, call_with_progress
 
 __all__ = [
     "Database",
@@ -45,7 +46,6 @@ __all__ = [
 
 PathLike = Union[str, "os.PathLike[str]"]
 IdsLike = Union[int, Sequence[int], "npt.NDArray[np.integer[Any]]"]
-ProgressLike = Union[None, bool, Callable[[int, int], None]]
 VectorsLike = Union[Sequence[Sequence[float]], "npt.NDArray[np.floating[Any]]"]
 
 _U32_MAX = 2**32 - 1
@@ -511,52 +511,12 @@ def count(db: Database) -> int:
     return int(out[0])
 
 
-def _run_with_progress(call: Callable[[Any, Any, Any], Any], handle: Any, progress: ProgressLike, what: str) -> None:
-    """Runs a C call that takes (db, pomai_progress_fn, user_data), showing
-    progress as asked: None/False nothing; True a tqdm bar when tqdm is
-    installed (nothing otherwise); a callable is called with (done, total)."""
-    if progress is None or progress is False:
-        _check(call(handle, ffi.NULL, ffi.NULL))
-        return
-    bar: Any = None
-    if progress is True:
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            _check(call(handle, ffi.NULL, ffi.NULL))
-            return
-        bar = tqdm(total=0, desc=what, unit="rows")
-
-        def report(done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-    elif callable(progress):
-        report = progress
-    else:
-        raise TypeError(f"progress must be None, a bool or a callable(done, total), got {type(progress).__name__}")
-
-    def on_error(exc_type: Any, exc: Any, tb: Any) -> None:  # an exception in the callback must not cross into C
-        errors.append(exc)
-
-    errors: List[BaseException] = []
-    cb = ffi.callback("void(uint64_t, uint64_t, void *)",
-                      lambda done, total, _user: report(int(done), int(total)), onerror=on_error)
-    try:
-        _check(call(handle, cb, ffi.NULL))
-    finally:
-        if bar is not None:
-            bar.close()
-    if errors:
-        raise errors[0]
-
-
 def freeze(db: Database, progress: ProgressLike = None) -> None:
     """Turns the memtable into indexed segments and returns when they are
     durable. Not needed for visibility: writes are searchable at once.
     progress: True shows a tqdm bar (when tqdm is installed) of the rows
     indexed into HNSW graphs; a callable gets (done, total)."""
-    _run_with_progress(lib.pomai_freeze_with_progress, _handle(db), progress, "freeze")
+    call_with_progress(ffi, lib.pomai_freeze_with_progress, (_handle(db),), progress, "freeze", _check)
 
 
 def compact(db: Database, progress: ProgressLike = None) -> None:
@@ -565,7 +525,7 @@ def compact(db: Database, progress: ProgressLike = None) -> None:
     durable. Searches keep running meanwhile. A background policy merges
     segments on its own after freezes; this forces a full merge.
     progress: as for `freeze`."""
-    _run_with_progress(lib.pomai_compact_with_progress, _handle(db), progress, "compact")
+    call_with_progress(ffi, lib.pomai_compact_with_progress, (_handle(db),), progress, "compact", _check)
 
 
 def stats(db: Database) -> Dict[str, Any]:

@@ -250,6 +250,61 @@ TEST_P(KvCApi, IndexFunctions) {
   EXPECT_EQ(Code(pomai_index_stats(db_, "idx", &st)), POMAI_STATUS_NOT_FOUND);
 }
 
+// pomai_index_prepare builds the graph a first search would, reporting
+// (rows linked, rows) as it goes; once loaded it has nothing to do and
+// reports nothing. Disk mode: after a reopen it loads the written graph.
+TEST_P(KvCApi, IndexPrepareReportsTheBuildOnce) {
+  constexpr uint32_t kDim = 8, kRows = 3000;
+  pomai_hnsw_config_t c = {sizeof(c), kDim, 8, 40, POMAI_METRIC_L2};
+  ASSERT_EQ(Code(pomai_index_create(db_, "idx", &c)), 0);
+  pomai_txn_t* t = Begin();
+  std::vector<float> v(kDim);
+  for (uint32_t i = 0; i < kRows; ++i) {
+    for (uint32_t d = 0; d < kDim; ++d) v[d] = std::sin(0.37f * static_cast<float>(i * kDim + d));
+    const std::string key = "k" + std::to_string(i);
+    ASSERT_EQ(Code(pomai_txn_index_upsert(t, "idx", B(key.c_str()), key.size(), v.data(), kDim, false, nullptr, 0)), 0);
+  }
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+
+  struct Calls {
+    std::vector<std::pair<uint64_t, uint64_t>> seen;
+  } calls;
+  auto record = [](uint64_t done, uint64_t total, void* user) {
+    static_cast<Calls*>(user)->seen.emplace_back(done, total);
+  };
+  ASSERT_EQ(Code(pomai_index_prepare(db_, "idx", record, &calls)), 0);
+  ASSERT_FALSE(calls.seen.empty());
+  for (size_t i = 0; i < calls.seen.size(); ++i) {
+    EXPECT_EQ(calls.seen[i].second, kRows);
+    EXPECT_LE(calls.seen[i].first, kRows);
+    if (i > 0) EXPECT_GE(calls.seen[i].first, calls.seen[i - 1].first);
+  }
+  EXPECT_EQ(calls.seen.back().first, kRows);
+
+  calls.seen.clear();
+  ASSERT_EQ(Code(pomai_index_prepare(db_, "idx", record, &calls)), 0);  // loaded: nothing to build
+  EXPECT_TRUE(calls.seen.empty());
+  pomai_kv_hits_t* hits = nullptr;
+  ASSERT_EQ(Code(pomai_index_search(db_, "idx", v.data(), kDim, 1, 0, &hits, nullptr)), 0);
+  ASSERT_EQ(hits->count, 1u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(hits->hits[0].key), hits->hits[0].key_len),
+            "k" + std::to_string(kRows - 1));
+  pomai_kv_hits_free(hits);
+
+  EXPECT_EQ(Code(pomai_index_prepare(db_, "idx", nullptr, nullptr)), 0);
+  EXPECT_EQ(Code(pomai_index_prepare(db_, "missing", record, &calls)), POMAI_STATUS_NOT_FOUND);
+  EXPECT_EQ(Code(pomai_index_prepare(db_, nullptr, record, &calls)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_index_prepare(nullptr, "idx", record, &calls)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_TRUE(calls.seen.empty());
+
+  if (GetParam()) {  // disk: the build wrote its graph; a reopen loads it, building nothing
+    pomai_status_free(pomai_close(db_));
+    ASSERT_EQ(Code(pomai_db_open_ex(&opts_, &db_)), 0);
+    ASSERT_EQ(Code(pomai_index_prepare(db_, "idx", record, &calls)), 0);
+    EXPECT_TRUE(calls.seen.empty());
+  }
+}
+
 TEST_P(KvCApi, FlushAndConflictStatuses) {
   pomai_status_t* s = pomai_db_flush(db_);
   if (GetParam()) {
