@@ -21,6 +21,7 @@ package uses the same C library as `pomaidb` (POMAI_C_LIB overrides it).
 
 from ._catalog import Catalog, CatalogInfo, ColumnInfo, NamespaceInfo, TableInfo
 from ._core import Database, Transaction
+from ._ffi import ffi as _ffi, lib as _lib
 from ._types import (
     AlopexError,
     DatabaseOptions,
@@ -34,7 +35,12 @@ from ._types import (
     TxnMode,
 )
 
+# The version of the pomai engine this package runs on: the C library's
+# (the same string as `pomaidb.__version__` and the `pomai` distribution's).
+__version__: str = _ffi.string(_lib.pomai_version_string()).decode()
+
 __all__ = [
+    "__version__",
     "AlopexError",
     "Catalog",
     "CatalogInfo",
@@ -53,3 +59,11 @@ __all__ = [
     "Transaction",
     "TxnMode",
 ]
+
+# The public classes print, and pickle, under the package's own name
+# (`alopex.AlopexError`), not the private module defining them.
+for _public in (AlopexError, Catalog, CatalogInfo, ColumnInfo, Database, DatabaseOptions, EmbeddedConfig,
+                HnswConfig, HnswStats, MemoryStats, Metric, NamespaceInfo, SearchResult, StorageMode,
+                TableInfo, Transaction, TxnMode):
+    _public.__module__ = __name__
+del _public

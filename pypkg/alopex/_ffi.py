@@ -22,13 +22,13 @@ import sys
 from pathlib import Path
 from typing import Any, List, Tuple
 
-__all__ = ["ffi", "lib"]
+__all__ = ["ffi", "lib", "load_pomaidb_module"]
 
 _EXT_NAME = "pomaidb._pomai_cffi"
 
 # The functions alopex calls; an overriding library must export them all.
 REQUIRED = (
-    "pomai_status_code", "pomai_status_message", "pomai_status_free", "pomai_close",
+    "pomai_status_code", "pomai_status_message", "pomai_status_free", "pomai_version_string", "pomai_close",
     "pomai_db_options_ex_init", "pomai_db_open_ex", "pomai_db_flush", "pomai_db_memory_usage",
     "pomai_txn_begin", "pomai_txn_get", "pomai_txn_put", "pomai_txn_delete",
     "pomai_txn_commit", "pomai_txn_rollback",
@@ -105,6 +105,28 @@ def missing_symbols(library: Any) -> List[str]:
         except AttributeError:
             missing.append(name)
     return missing
+
+
+def load_pomaidb_module(name: str) -> Any:
+    """The numpy-free module `pomaidb.<name>` (a .py file of the pomaidb
+    package), loaded from its file without running `pomaidb/__init__.py`
+    and registered under its own name, so `pomaidb` reuses it later."""
+    full = "pomaidb." + name
+    module = sys.modules.get(full)
+    if module is None:
+        path = _find_file(_pomaidb_dirs(), name + ".py")
+        if path is None:
+            raise ImportError(f"alopex: cannot find {full} ({name}.py in the pomaidb package)")
+        spec = importlib.util.spec_from_file_location(full, str(path))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[full] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[full]
+            raise
+    return module
 
 
 _override = os.environ.get("POMAI_C_LIB")

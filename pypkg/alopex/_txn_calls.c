@@ -235,11 +235,20 @@ static PyObject* TxnBase_new(PyTypeObject* type, PyObject* Py_UNUSED(args), PyOb
 
 static PyMethodDef TxnBase_methods[] = {
     {"get", (PyCFunction)TxnBase_get, METH_O,
-     "get(key) -> bytes | None: the value of `key` as of the snapshot plus own writes."},
-    {"put", (PyCFunction)(void (*)(void))TxnBase_put, METH_FASTCALL, "put(key, value): writes key = value."},
-    {"delete", (PyCFunction)TxnBase_delete, METH_O, "delete(key): deletes `key`."},
-    {"commit", (PyCFunction)TxnBase_commit, METH_NOARGS, "commit(): applies the writes atomically."},
-    {"rollback", (PyCFunction)TxnBase_rollback, METH_NOARGS, "rollback(): discards the writes."},
+     "get($self, key, /)\n--\n\n"
+     "The value (bytes) of `key` as of the transaction's snapshot plus its own writes; None when absent."},
+    {"put", (PyCFunction)(void (*)(void))TxnBase_put, METH_FASTCALL,
+     "put($self, key, value, /)\n--\n\n"
+     "Writes key = value (both bytes), applied at commit."},
+    {"delete", (PyCFunction)TxnBase_delete, METH_O,
+     "delete($self, key, /)\n--\n\n"
+     "Deletes `key` (bytes) at commit."},
+    {"commit", (PyCFunction)TxnBase_commit, METH_NOARGS,
+     "commit($self, /)\n--\n\n"
+     "Applies the transaction's writes atomically and ends it."},
+    {"rollback", (PyCFunction)TxnBase_rollback, METH_NOARGS,
+     "rollback($self, /)\n--\n\n"
+     "Discards the transaction's writes and ends it."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -353,9 +362,10 @@ static PyObject* mod_setup(PyObject* Py_UNUSED(module), PyObject* const* args, P
 
 static PyMethodDef module_methods[] = {
     {"setup", (PyCFunction)(void (*)(void))mod_setup, METH_FASTCALL,
-     "setup(functions, status_error, closed_error, as_cdata): binds the C library's functions."},
+     "setup($module, functions, status_error, closed_error, as_cdata, /)\n--\n\n"
+     "Binds the C library's functions (name -> address) and the error factories."},
     {"begin", (PyCFunction)(void (*)(void))mod_begin, METH_FASTCALL,
-     "begin(cls, db_address, mode) -> a new transaction of class cls."},
+     "begin($module, cls, db_address, mode, /)\n--\n\nA new transaction of class cls on the database at db_address."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -37,6 +37,12 @@ from ._api import (
 
 __version__: str = version()
 
+# The public classes print, and pickle, under the package's own name
+# (`pomaidb.InvalidArgumentError`), not the private module defining them.
+for _public in (Database, InvalidArgumentError, PomaiDBError, StatusCode):
+    _public.__module__ = __name__
+del _public
+
 __all__ = [
     "Database",
     "InvalidArgumentError",

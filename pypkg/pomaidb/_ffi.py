@@ -12,7 +12,6 @@ Both modes release the GIL around every C call.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import importlib.util
 import os
 from pathlib import Path
@@ -88,12 +87,14 @@ class _DlInfo(ctypes.Structure):
 
 def _loaded_library_path(name: str = "libpomai_c.so") -> Optional[str]:
     """The file of the already loaded library `name` (dlopen RTLD_NOLOAD
-    finds it by soname; dladdr(3) on one of its functions gives its path)."""
+    finds it by soname; dladdr(3) on one of its functions gives its path).
+    dladdr is looked up in the process's own namespace (libc, or libdl on
+    glibc before 2.34, which the interpreter links): no `ldconfig` or
+    compiler subprocess, as `ctypes.util.find_library` would start."""
     try:
         handle = ctypes.CDLL(name, mode=getattr(os, "RTLD_NOLOAD", 4) | getattr(os, "RTLD_LAZY", 1))
         addr = ctypes.cast(handle.pomai_version_string, ctypes.c_void_p)
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
-        dladdr = libc.dladdr
+        dladdr = ctypes.CDLL(None).dladdr
         dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
         dladdr.restype = ctypes.c_int
         info = _DlInfo()

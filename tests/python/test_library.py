@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 import pomaidb
 
 
@@ -95,3 +98,75 @@ def test_import_works_outside_the_repository(tmp_path: Path) -> None:
     assert "libpomai_c.so" in names and "py.typed" in names and "_cdef.h" in names
     assert any(n.startswith("_pomai_cffi") and n.endswith(".so") for n in names)
     assert {"pomai.h", "c_types.h"} <= {p.name for p in (pkg / "include" / "pomai").iterdir()}
+
+
+def test_import_starts_no_subprocess(tmp_path: Path) -> None:
+    """Importing either package and asking for the library path starts no
+    process (no `ldconfig -p` through ctypes.util.find_library)."""
+    code = (
+        "import os, subprocess\n"
+        "def refuse(*a, **k): raise AssertionError(f'a process was started: {a!r}')\n"
+        "subprocess.Popen.__init__ = refuse\n"
+        "os.posix_spawn = os.posix_spawnp = os.system = os.execv = os.execve = os.fork = refuse\n"
+        "import alopex, pomaidb\n"
+        "print(pomaidb.library_path())\n"
+    )
+    out = run_python(code, tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == pomaidb.library_path()
+
+
+def test_alopex_version_is_the_distributions() -> None:
+    import alopex
+
+    assert alopex.__version__ == pomaidb.__version__ == importlib.metadata.version("pomai")
+    assert "__version__" in alopex.__all__
+
+
+def test_distribution_metadata() -> None:
+    meta = importlib.metadata.metadata("pomai")
+    assert meta["Name"] == "pomai"
+    assert meta["License-Expression"] == "Apache-2.0"
+    assert set(meta.get_all("Provides-Extra") or []) >= {"polars", "delta", "arrow", "progress", "all"}
+    assert "pip install" in (meta.get_payload() or "")  # the README is the long description
+    assert any(c.startswith("Programming Language :: Python :: 3.11") for c in meta.get_all("Classifier") or [])
+    files = importlib.metadata.files("pomai") or []
+    licenses = [f for f in files if f.name == "LICENSE"]
+    assert licenses and "Apache License" in licenses[0].read_text()
+
+
+def test_public_exceptions_name_their_package(tmp_path: Path) -> None:
+    import pickle
+    import traceback
+
+    import alopex
+
+    with pomaidb.open_db(tmp_path / "db", dim=4) as db:
+        with pytest.raises(pomaidb.InvalidArgumentError) as e:
+            pomaidb.put_batch(db, [1], np.zeros((1, 3), dtype=np.float32))
+    assert traceback.format_exception_only(e.type, e.value)[0].startswith("pomaidb.InvalidArgumentError:")
+    again = pickle.loads(pickle.dumps(e.value))
+    assert type(again) is pomaidb.InvalidArgumentError and str(again) == str(e.value)
+    for cls in (pomaidb.PomaiDBError, pomaidb.Database, pomaidb.StatusCode):
+        assert cls.__module__ == "pomaidb", cls
+    for name in alopex.__all__:
+        obj = getattr(alopex, name)
+        if isinstance(obj, type):
+            assert obj.__module__ == "alopex", name
+    err = alopex.AlopexError("boom", "IO_ERROR")
+    assert traceback.format_exception_only(type(err), err)[0] == "alopex.AlopexError: boom\n"
+    again = pickle.loads(pickle.dumps(err))
+    assert type(again) is alopex.AlopexError and again.code == "IO_ERROR"
+
+
+def test_c_methods_show_their_parameters() -> None:
+    import inspect
+
+    from alopex import Transaction
+
+    assert list(inspect.signature(Transaction.get).parameters) == ["self", "key"]
+    assert list(inspect.signature(Transaction.put).parameters) == ["self", "key", "value"]
+    assert list(inspect.signature(Transaction.delete).parameters) == ["self", "key"]
+    assert list(inspect.signature(Transaction.commit).parameters) == ["self"]
+    assert list(inspect.signature(Transaction.rollback).parameters) == ["self"]
+    assert "snapshot" in (Transaction.get.__doc__ or "")
