@@ -218,29 +218,3 @@ def test_an_exception_in_the_progress_callback_propagates_after_the_call(tmp_pat
     db.close()
 
 
-def test_progress_true_drives_a_tqdm_bar(tmp_path, monkeypatch) -> None:
-    import sys
-    import types
-    import pomaidb
-    bars = []
-
-    class FakeBar:
-        def __init__(self, total: int, desc: str, unit: str) -> None:
-            self.total, self.n, self.desc, self.closed = total, 0, desc, False
-            bars.append(self)
-
-        def refresh(self) -> None:
-            pass
-
-        def close(self) -> None:
-            self.closed = True
-
-    auto = types.ModuleType("tqdm.auto")
-    auto.tqdm = FakeBar  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "tqdm", types.ModuleType("tqdm"))
-    monkeypatch.setitem(sys.modules, "tqdm.auto", auto)
-    db = _filled(tmp_path, "t")
-    pomaidb.freeze(db, progress=True)
-    assert len(bars) == 1 and bars[0].desc == "freeze"
-    assert bars[0].n == bars[0].total == 2000 and bars[0].closed
-    db.close()
