@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -145,7 +146,7 @@ def test_delete_table(ns: None, tmp_path: Path) -> None:
         Catalog.delete_table("main", "default", "t")
 
 
-@pytest.mark.parametrize("bad", ["../x", "a/b", "", "1abc", "a-b", "a.b", " a", "é", None, 3])
+@pytest.mark.parametrize("bad", ["../x", "a/b", "", "1abc", "a-b", "a.b", " a", "é"])
 def test_invalid_names_are_value_errors(bad: Any, tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         Catalog.create_catalog(bad)
@@ -160,6 +161,26 @@ def test_invalid_names_are_value_errors(bad: Any, tmp_path: Path) -> None:
         Catalog.write_table(users([1], ["a"]), "main", "default", bad, delta_mode="overwrite",
                             storage_location=str(tmp_path / "t.parquet"))
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("bad", [None, 3, b"main"])
+def test_names_that_are_not_str_are_type_errors(bad: Any, tmp_path: Path) -> None:
+    """As in AlopexDB, whose names are `&str` arguments."""
+    loc = str(tmp_path / "t.parquet")
+    with pytest.raises(TypeError):
+        Catalog.create_catalog(bad)
+    Catalog.create_catalog("main")
+    with pytest.raises(TypeError):
+        Catalog.list_namespaces(bad)
+    with pytest.raises(TypeError):
+        Catalog.create_namespace("main", bad)
+    Catalog.create_namespace("main", "default")
+    with pytest.raises(TypeError):
+        Catalog.create_table("main", "default", bad, [], loc)
+    with pytest.raises(TypeError):
+        Catalog.write_table(users([1], ["a"]), "main", "default", bad, delta_mode="overwrite",
+                            storage_location=loc)
+    assert Catalog.list_tables("main", "default") == [] and not list(tmp_path.iterdir())
 
 
 def test_missing_objects_are_value_errors(ns: None, tmp_path: Path) -> None:
@@ -202,7 +223,7 @@ def test_formats(ns: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     # Without deltalake (hidden here whether or not it is installed) DELTA says what to install.
     with monkeypatch.context() as m:
         m.setitem(sys.modules, "deltalake", None)
-        with pytest.raises(AlopexError, match="pip install deltalake"):
+        with pytest.raises(AlopexError, match=re.escape("pip install 'pomai[delta]'")):
             Catalog.create_table("main", "default", "t", [], loc, data_source_format="DELTA")
     assert Catalog.list_tables("main", "default") == []
     info = Catalog.create_table("main", "default", "t", [], loc, data_source_format="parquet")
@@ -333,14 +354,15 @@ def test_append_of_another_schema_fails_and_keeps_the_old_data(ns: None, tmp_pat
     assert [p.name for p in tmp_path.iterdir()] == ["u.parquet"]
 
 
-def test_merge_without_primary_key_is_an_error(ns: None, tmp_path: Path) -> None:
+def test_merge_without_primary_key_is_an_alopex_error(ns: None, tmp_path: Path) -> None:
+    """AlopexDB's PrimaryKeyRequired, for a missing table as for a registered one."""
     loc = tmp_path / "u.parquet"
-    with pytest.raises(ValueError, match="primary_key"):
+    with pytest.raises(AlopexError, match="primary_key"):
         Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="merge",
                             storage_location=str(loc))
     assert Catalog.list_tables("main", "default") == [] and not loc.exists()
     Catalog.create_table("main", "default", "u", [], str(loc))
-    with pytest.raises(ValueError, match="primary_key"):
+    with pytest.raises(AlopexError, match="primary_key"):
         Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="merge")
     with pytest.raises(AlopexError, match="primary_key"):
         Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="merge",
@@ -380,8 +402,11 @@ def test_missing_table_needs_a_storage_location(ns: None) -> None:
 
 
 def test_bad_mode_and_other_location(ns: None, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="delta_mode"):
+    with pytest.raises(AlopexError, match="delta_mode"):
         Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="upsert",
+                            storage_location=str(tmp_path / "u.parquet"))
+    with pytest.raises(TypeError, match="delta_mode"):
+        Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode=None,
                             storage_location=str(tmp_path / "u.parquet"))
     Catalog.create_table("main", "default", "u", [], str(tmp_path / "u.parquet"))
     with pytest.raises(AlopexError, match="stored at"):
