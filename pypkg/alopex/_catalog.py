@@ -17,6 +17,8 @@ user, and the persisted catalog writes only inside its own directory.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import errno
 import json
 import os
 import re
@@ -536,23 +538,47 @@ def _io_kwargs(location: str, provider: Any, storage_options: Any) -> Dict[str, 
 
 
 def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
+    """Makes the entries of directory `path` durable. A filesystem that
+    cannot sync a directory (EINVAL) is let be; any other error is raised."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         os.fsync(fd)
-    except OSError:
-        pass
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
     finally:
         os.close(fd)
 
 
 def _replace_file(tmp: str, target: str) -> None:
     """Moves the fully written `tmp` over `target` in one rename and makes
-    the rename durable. (A separate function so that tests can pause here.)"""
-    os.replace(tmp, target)
-    _fsync_dir(os.path.dirname(os.path.abspath(target)))
+    the rename durable. (A separate function so that tests can pause here.)
+
+    The file replaced is held open across the rename and closed afterwards
+    by a background thread: dropping the last reference to a file frees its
+    blocks, milliseconds of filesystem work (ext4) that the new file's
+    durability does not need to wait for. (A child forked in between keeps
+    the old file until it exits or execs.)"""
+    try:
+        old: Optional[int] = os.open(target, os.O_RDONLY | os.O_NONBLOCK
+                                     | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        old = None  # nothing there yet (or nothing we may read: the rename decides)
+    try:
+        os.replace(tmp, target)
+        _fsync_dir(os.path.dirname(os.path.abspath(target)))
+    finally:
+        if old is not None:
+            threading.Thread(target=os.close, args=(old,), name="alopex-release",
+                             daemon=True).start()
+
+
+# Frames at least this large (polars' estimated_size, bytes) are synced while
+# polars writes them (_Writeback). Below it the encoding is over in a few
+# milliseconds and each background sync would only add a journal commit
+# (measured on ext4: 100k rows of two 8-byte columns, 1.5 MiB, are written
+# slower with it; 1M rows, 15 MiB, faster).
+_WRITEBACK_MIN_BYTES = 8 << 20
 
 
 class _Writeback:
@@ -589,9 +615,11 @@ class _Writeback:
 
 
 def _write_parquet_atomic(df: Any, path: str) -> None:
-    """Writes `df` to a temporary file in the directory of `path`, fsyncs it,
-    then renames it over `path`: readers and crashes see either the old file
-    or the new one, never a torn one."""
+    """Writes `df` to a temporary file in the directory of `path`, fdatasyncs
+    it, then renames it over `path` and fsyncs the directory: readers and
+    crashes see either the old file or the new one, never a torn one, and
+    the new one once this returns. The file is not read back, and `df` is
+    handed to polars as it is (no copy, no schema work)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory,
@@ -600,7 +628,8 @@ def _write_parquet_atomic(df: Any, path: str) -> None:
     # the inode), for syncing while it writes.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
-        with _Writeback(fd):
+        size = getattr(df, "estimated_size", lambda: 0)()
+        with _Writeback(fd) if size >= _WRITEBACK_MIN_BYTES else contextlib.nullcontext():
             df.write_parquet(tmp)
         os.fdatasync(fd)
         _replace_file(tmp, path)

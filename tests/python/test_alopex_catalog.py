@@ -6,10 +6,12 @@ fixture closes the process-wide store and unsets ALOPEX_CATALOG_PATH)."""
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import re
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -298,6 +300,7 @@ def test_a_failed_sync_fails_the_write_and_keeps_the_old_data(
 
     monkeypatch.setattr(_catalog.os, "fdatasync", fdatasync)
     if failing == "background":  # make sure the background thread syncs before polars returns
+        monkeypatch.setattr(_catalog, "_WRITEBACK_MIN_BYTES", 0)  # even for this small frame
         real_write = pl.DataFrame.write_parquet
 
         def slow_write(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -309,6 +312,58 @@ def test_a_failed_sync_fails_the_write_and_keeps_the_old_data(
         Catalog.write_table(users([3], ["c"]), "main", "default", "u", delta_mode="overwrite")
     assert read_back(loc) == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
     assert not [p for p in tmp_path.iterdir() if p.name != "u.parquet"]  # no temp file left
+
+
+@pytest.mark.parametrize("errno_", [errno.EIO, errno.EINVAL])
+def test_a_failed_directory_sync_is_raised_unless_the_filesystem_cannot_sync_one(
+        ns: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, errno_: int) -> None:
+    """The rename is durable only once the directory is synced: an EIO there
+    is the caller's to know. EINVAL means the filesystem cannot sync a
+    directory at all, and is let be."""
+    loc = tmp_path / "u.parquet"
+    Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="overwrite",
+                        storage_location=str(loc))
+
+    def fsync(fd: int) -> None:
+        raise OSError(errno_, os.strerror(errno_))
+
+    monkeypatch.setattr(_catalog.os, "fsync", fsync)
+    write = lambda: Catalog.write_table(users([2], ["b"]), "main", "default", "u",  # noqa: E731
+                                        delta_mode="overwrite")
+    if errno_ == errno.EIO:
+        with pytest.raises(OSError) as e:
+            write()
+        assert e.value.errno == errno.EIO
+    else:
+        write()
+    assert read_back(loc) == [{"id": 2, "name": "b"}]  # renamed either way
+    assert [p.name for p in tmp_path.iterdir()] == ["u.parquet"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_the_replaced_file_is_not_held_open_after_the_write(ns: None, tmp_path: Path) -> None:
+    """The old file is closed by a background thread after the rename (its
+    blocks are freed off the caller's path), but closed all the same."""
+    loc = tmp_path / "u.parquet"
+    for i in range(3):
+        Catalog.write_table(users([i], ["a"]), "main", "default", "u", delta_mode="overwrite",
+                            storage_location=str(loc))
+
+    def held() -> List[str]:
+        out = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith(str(tmp_path)):
+                out.append(target)
+        return out
+
+    deadline = time.monotonic() + 10
+    while held() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert held() == []
 
 
 def test_append_adds_rows(ns: None, tmp_path: Path) -> None:
