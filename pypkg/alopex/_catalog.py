@@ -21,6 +21,7 @@ import contextlib
 import errno
 import json
 import os
+import queue
 import re
 import sys
 import threading
@@ -291,6 +292,11 @@ _lock = threading.RLock()           # guards every metadata read and write
 _db: Optional[Database] = None
 _table_locks: Dict[Tuple[str, str, str], threading.Lock] = {}
 
+# Descriptors of replaced files, closed off the writer's path (_replace_file).
+_closer_lock = threading.Lock()     # guards _closer, and _closing with it
+_closer: Optional[threading.Thread] = None
+_closing: "queue.SimpleQueue[int]" = queue.SimpleQueue()
+
 
 def _store() -> Database:
     global _db
@@ -332,11 +338,15 @@ def _start_over_in_child() -> None:
     """After os.fork(), in the child: the store is the parent's (dead here, see
     `Database`), and a thread of the parent, absent here, may have held the
     locks at the fork. The child gets fresh locks and opens a store of its own
-    at its first Catalog call."""
-    global _lock, _db, _table_locks
+    at its first Catalog call. (Descriptors the parent had yet to close stay
+    open in the child until it exits or execs.)"""
+    global _lock, _db, _table_locks, _closer_lock, _closer, _closing
     _lock = threading.RLock()
     _db = None
     _table_locks = {}
+    _closer_lock = threading.Lock()
+    _closer = None
+    _closing = queue.SimpleQueue()
 
 
 os.register_at_fork(after_in_child=_start_over_in_child)
@@ -557,8 +567,7 @@ def _replace_file(tmp: str, target: str) -> None:
     The file replaced is held open across the rename and closed afterwards
     by a background thread: dropping the last reference to a file frees its
     blocks, milliseconds of filesystem work (ext4) that the new file's
-    durability does not need to wait for. (A child forked in between keeps
-    the old file until it exits or execs.)"""
+    durability does not need to wait for."""
     try:
         old: Optional[int] = os.open(target, os.O_RDONLY | os.O_NONBLOCK
                                      | getattr(os, "O_CLOEXEC", 0))
@@ -569,8 +578,28 @@ def _replace_file(tmp: str, target: str) -> None:
         _fsync_dir(os.path.dirname(os.path.abspath(target)))
     finally:
         if old is not None:
-            threading.Thread(target=os.close, args=(old,), name="alopex-release",
-                             daemon=True).start()
+            _close_later(old)
+
+
+def _close_later(fd: int) -> None:
+    """Hands `fd` to the process's closing thread (started at first use)."""
+    global _closer
+    with _closer_lock:
+        if _closer is None:
+            closer = threading.Thread(target=_close_all, args=(_closing,),
+                                      name="alopex-close", daemon=True)
+            try:
+                closer.start()
+            except RuntimeError:  # the interpreter is shutting down: no new threads
+                os.close(fd)
+                return
+            _closer = closer
+        _closing.put(fd)
+
+
+def _close_all(fds: "queue.SimpleQueue[int]") -> None:
+    while True:
+        os.close(fds.get())
 
 
 # Frames at least this large (polars' estimated_size, bytes) are synced while
