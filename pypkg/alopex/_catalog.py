@@ -504,9 +504,9 @@ _ENV_CREDENTIALS: Dict[str, Tuple[Tuple[str, str], ...]] = {
 }
 
 
-def _resolve_credentials(location: str, credential_provider: Any = None,
+def _resolve_credentials(storage_location: str, credential_provider: Any = None,
                          storage_options: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-    """The storage options for `location`: those of `credential_provider`,
+    """The storage options for `storage_location`: those of `credential_provider`,
     then `storage_options` over them (storage_options win on a shared key).
 
     credential_provider: "auto" or None read the environment by the
@@ -516,16 +516,18 @@ def _resolve_credentials(location: str, credential_provider: Any = None,
     adds nothing here, the callers hand it to polars. Anything else is an
     AlopexError naming it; storage_options other than a dict or None, a
     TypeError."""
+    if not isinstance(storage_location, str):
+        raise TypeError(f"storage_location must be a str, got {type(storage_location).__name__}")
     if storage_options is not None and not isinstance(storage_options, Mapping):
         raise TypeError(f"storage_options must be a dict or None, "
                         f"got {type(storage_options).__name__}")
     if credential_provider is None or (isinstance(credential_provider, str)
                                        and credential_provider == "auto"):
-        pairs = _ENV_CREDENTIALS.get(_scheme(location.strip()) or "", ())
+        pairs = _ENV_CREDENTIALS.get(_scheme(storage_location.strip()) or "", ())
         merged = {opt: os.environ[var] for var, opt in pairs if os.environ.get(var)}
     elif isinstance(credential_provider, Mapping):
         merged = dict(credential_provider)
-    elif callable(credential_provider) and not isinstance(credential_provider, str):
+    elif callable(credential_provider):
         merged = {}
     else:
         raise AlopexError(f"unsupported credential_provider {credential_provider!r}: "
@@ -542,7 +544,7 @@ def _io_kwargs(location: str, provider: Any, storage_options: Any) -> Dict[str, 
     kwargs: Dict[str, Any] = {}
     if merged:
         kwargs["storage_options"] = merged
-    if callable(provider) and not isinstance(provider, (str, Mapping)):
+    if callable(provider) and not isinstance(provider, Mapping):
         kwargs["credential_provider"] = provider
     return kwargs
 
