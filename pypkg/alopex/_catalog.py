@@ -124,12 +124,15 @@ class ColumnInfo(_Info):
 
     def __init__(self, name: str, type_name: str, position: int = 0, nullable: bool = True,
                  comment: Optional[str] = None) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"column name must be a non-empty str, got {name!r}")
-        if not isinstance(type_name, str) or not type_name:
-            raise ValueError(f"column type_name must be a non-empty str, got {type_name!r}")
-        if isinstance(position, bool) or not isinstance(position, int) or position < 0:
-            raise ValueError(f"column position must be an int >= 0, got {position!r}")
+        for what, value in (("name", name), ("type_name", type_name)):
+            if not isinstance(value, str):
+                raise TypeError(f"column {what} must be a str, got {type(value).__name__}")
+            if not value:
+                raise ValueError(f"column {what} must not be empty")
+        if isinstance(position, bool) or not isinstance(position, int):
+            raise TypeError(f"column position must be an int, got {type(position).__name__}")
+        if position < 0:
+            raise ValueError(f"column position must be >= 0, got {position}")
         self._set(name=name, type_name=type_name, position=position, nullable=bool(nullable),
                   comment=comment)
 

@@ -90,6 +90,21 @@ def test_methods_take_alopexdbs_keyword_names(tmp_path: Path) -> None:
 
 # ---- the error of each failure -------------------------------------------------
 
+@pytest.mark.parametrize("args", [(1, "INTEGER"), ("id", None), ("id", "INTEGER", "0"),
+                                  ("id", "INTEGER", 1.0)])
+def test_a_column_field_of_the_wrong_type_is_a_type_error(args: Any) -> None:
+    with pytest.raises(TypeError):
+        ColumnInfo(*args)
+
+
+@pytest.mark.parametrize("args", [("", "INTEGER"), ("id", ""), ("id", "INTEGER", -1)])
+def test_an_empty_column_name_or_a_negative_position_is_a_value_error(args: Any) -> None:
+    """Stricter than AlopexDB, which accepts the empty names and reports -1
+    as an OverflowError."""
+    with pytest.raises(ValueError):
+        ColumnInfo(*args)
+
+
 def test_a_namespace_in_a_missing_catalog_is_a_value_error() -> None:
     with pytest.raises(ValueError) as e:
         Catalog.create_namespace("nope", "default")
