@@ -574,7 +574,7 @@ def _replace_file(tmp: str, target: str) -> None:
     blocks, milliseconds of filesystem work (ext4) that the new file's
     durability does not need to wait for."""
     try:
-        old: Optional[int] = os.open(target, os.O_RDONLY | os.O_NONBLOCK
+        old: Optional[int] = os.open(target, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
                                      | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         old = None  # nothing there yet (or nothing we may read: the rename decides)
@@ -604,7 +604,11 @@ def _close_later(fd: int) -> None:
 
 def _close_all(fds: "queue.SimpleQueue[int]") -> None:
     while True:
-        os.close(fds.get())
+        fd = fds.get()
+        try:
+            os.close(fd)
+        except OSError:  # it was open only to keep the old file: nothing is lost
+            pass
 
 
 # Frames at least this large (polars' estimated_size, bytes) are synced while
