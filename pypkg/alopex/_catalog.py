@@ -17,8 +17,11 @@ user, and the persisted catalog writes only inside its own directory.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import errno
 import json
 import os
+import queue
 import re
 import sys
 import threading
@@ -36,7 +39,8 @@ _SCHEMES = ("file", "s3", "gs", "az", "abfs")
 _FORMATS = ("PARQUET", "DELTA")
 _MODES = ("error", "ignore", "append", "overwrite", "merge")
 _ENV_PATH = "ALOPEX_CATALOG_PATH"
-_NO_POLARS = "polars is not installed: pip install polars (or pip install alopex[polars])"
+_NO_POLARS = "Catalog.scan_table and write_table need polars: pip install 'pomai[polars]'"
+_NO_DELTALAKE = "DELTA tables need the deltalake package: pip install 'pomai[delta]'"
 
 
 # --------------------------------------------------------------------------
@@ -120,12 +124,15 @@ class ColumnInfo(_Info):
 
     def __init__(self, name: str, type_name: str, position: int = 0, nullable: bool = True,
                  comment: Optional[str] = None) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"column name must be a non-empty str, got {name!r}")
-        if not isinstance(type_name, str) or not type_name:
-            raise ValueError(f"column type_name must be a non-empty str, got {type_name!r}")
-        if isinstance(position, bool) or not isinstance(position, int) or position < 0:
-            raise ValueError(f"column position must be an int >= 0, got {position!r}")
+        for what, value in (("name", name), ("type_name", type_name)):
+            if not isinstance(value, str):
+                raise TypeError(f"column {what} must be a str, got {type(value).__name__}")
+            if not value:
+                raise ValueError(f"column {what} must not be empty")
+        if isinstance(position, bool) or not isinstance(position, int):
+            raise TypeError(f"column position must be an int, got {type(position).__name__}")
+        if position < 0:
+            raise ValueError(f"column position must be >= 0, got {position}")
         self._set(name=name, type_name=type_name, position=position, nullable=bool(nullable),
                   comment=comment)
 
@@ -171,10 +178,28 @@ class TableInfo(_Info):
 
 
 # --------------------------------------------------------------------------
-# Validation helpers.
+# Errors and validation.
+
+# AlopexDB's stable codes (alopex-py, ALOPEX-PY###), set as `err.code` on the
+# ValueError of a missing object and the RuntimeError of a duplicate one, as
+# AlopexDB sets them. An AlopexError keeps our own `code` (see AlopexError).
+_CATALOG_NOT_FOUND = "ALOPEX-PY001"
+_NAMESPACE_NOT_FOUND = "ALOPEX-PY002"
+_TABLE_NOT_FOUND = "ALOPEX-PY003"
+_PARENT_NOT_FOUND = "ALOPEX-PY004"   # the catalog or namespace a create_* goes into
+_CATALOG_EXISTS = "ALOPEX-PY005"
+_NAMESPACE_EXISTS = "ALOPEX-PY006"
+
+
+def _coded(err: Exception, code: str) -> Exception:
+    err.code = code  # type: ignore[attr-defined]
+    return err
+
 
 def _check_name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not isinstance(value, str):
+        raise TypeError(f"{what} name must be a str, got {type(value).__name__}")
+    if not _NAME.match(value):
         raise ValueError(f"invalid {what} name {value!r}: must match [A-Za-z_][A-Za-z0-9_]*")
     return value
 
@@ -186,11 +211,11 @@ def _scheme(location: str) -> Optional[str]:
 
 def _check_location(value: Any, what: str = "storage_location") -> str:
     if not isinstance(value, (str, os.PathLike)):
-        raise ValueError(f"{what} must be a str or os.PathLike, got {type(value).__name__}")
+        raise TypeError(f"{what} must be a str or os.PathLike, got {type(value).__name__}")
     loc = os.fspath(value)
     if not isinstance(loc, str):
         loc = os.fsdecode(loc)
-    if not loc or "\0" in loc:
+    if not loc.strip() or "\0" in loc:
         raise ValueError(f"invalid {what}: {loc!r}")
     scheme = _scheme(loc)
     if scheme is not None and scheme not in _SCHEMES:
@@ -214,11 +239,13 @@ def _local_path(location: str) -> Optional[str]:
 
 
 def _check_format(value: Any) -> str:
-    if not isinstance(value, str) or value.upper() not in _FORMATS:
+    if not isinstance(value, str):
+        raise TypeError(f"data_source_format must be a str, got {type(value).__name__}")
+    fmt = value.strip().upper()
+    if fmt not in _FORMATS:
         raise AlopexError(f"unsupported data_source_format {value!r}: use PARQUET or DELTA")
-    fmt = value.upper()
     if fmt == "DELTA" and not _has_deltalake():
-        raise AlopexError("DELTA tables need the deltalake package: pip install deltalake")
+        raise AlopexError(_NO_DELTALAKE)
     return fmt
 
 
@@ -230,13 +257,28 @@ def _has_deltalake() -> bool:
     return True
 
 
+def _check_mode(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"delta_mode must be a str, got {type(value).__name__}")
+    if value not in _MODES:
+        raise AlopexError(f"unsupported delta_mode {value!r}: use one of {', '.join(_MODES)}")
+    return value
+
+
 def _check_primary_key(value: Any) -> Optional[List[str]]:
     if value is None:
         return None
-    keys = [value] if isinstance(value, str) else list(value)
-    if not keys or not all(isinstance(k, str) and k for k in keys):
-        raise ValueError(f"primary_key must be a column name or a non-empty list of them, "
-                         f"got {value!r}")
+    if isinstance(value, str):
+        keys = [value]
+    elif isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+        keys = list(value)
+    else:
+        raise TypeError(f"primary_key must be a column name or a list of them, "
+                        f"got {type(value).__name__}")
+    if not all(isinstance(k, str) for k in keys):
+        raise TypeError(f"primary_key column names must be str, got {value!r}")
+    if not keys or not all(keys):
+        raise ValueError(f"primary_key must be a non-empty list of non-empty names, got {value!r}")
     return keys
 
 
@@ -252,6 +294,11 @@ def _opt_str(value: Any, what: str) -> Optional[str]:
 _lock = threading.RLock()           # guards every metadata read and write
 _db: Optional[Database] = None
 _table_locks: Dict[Tuple[str, str, str], threading.Lock] = {}
+
+# Descriptors of replaced files, closed off the writer's path (_replace_file).
+_closer_lock = threading.Lock()     # guards _closer, and _closing with it
+_closer: Optional[threading.Thread] = None
+_closing: "queue.SimpleQueue[int]" = queue.SimpleQueue()
 
 
 def _store() -> Database:
@@ -294,11 +341,15 @@ def _start_over_in_child() -> None:
     """After os.fork(), in the child: the store is the parent's (dead here, see
     `Database`), and a thread of the parent, absent here, may have held the
     locks at the fork. The child gets fresh locks and opens a store of its own
-    at its first Catalog call."""
-    global _lock, _db, _table_locks
+    at its first Catalog call. (Descriptors the parent had yet to close stay
+    open in the child until it exits or execs.)"""
+    global _lock, _db, _table_locks, _closer_lock, _closer, _closing
     _lock = threading.RLock()
     _db = None
     _table_locks = {}
+    _closer_lock = threading.Lock()
+    _closer = None
+    _closing = queue.SimpleQueue()
 
 
 os.register_at_fork(after_in_child=_start_over_in_child)
@@ -334,18 +385,22 @@ def _index_remove(txn: Any, key: str, name: str) -> None:
         txn.delete(key.encode())
 
 
-def _require_catalog(txn: Any, c: str) -> Dict[str, Any]:
+def _require_catalog(txn: Any, c: str, parent: bool = False) -> Dict[str, Any]:
+    """The catalog's record; a ValueError if it is missing (coded as the
+    missing parent of a create_* when `parent`)."""
     v = _get(txn, f"cat/{c}")
     if v is None:
-        raise ValueError(f"catalog {c!r} does not exist")
+        raise _coded(ValueError(f"catalog {c!r} does not exist"),
+                     _PARENT_NOT_FOUND if parent else _CATALOG_NOT_FOUND)
     return v
 
 
-def _require_namespace(txn: Any, c: str, n: str) -> Dict[str, Any]:
-    _require_catalog(txn, c)
+def _require_namespace(txn: Any, c: str, n: str, parent: bool = False) -> Dict[str, Any]:
+    _require_catalog(txn, c, parent)
     v = _get(txn, f"ns/{c}/{n}")
     if v is None:
-        raise ValueError(f"namespace {c}.{n} does not exist")
+        raise _coded(ValueError(f"namespace {c}.{n} does not exist"),
+                     _PARENT_NOT_FOUND if parent else _NAMESPACE_NOT_FOUND)
     return v
 
 
@@ -353,7 +408,7 @@ def _require_table(txn: Any, c: str, n: str, t: str) -> Dict[str, Any]:
     _require_namespace(txn, c, n)
     v = _get(txn, f"tbl/{c}/{n}/{t}")
     if v is None:
-        raise ValueError(f"table {c}.{n}.{t} does not exist")
+        raise _coded(ValueError(f"table {c}.{n}.{t} does not exist"), _TABLE_NOT_FOUND)
     return v
 
 
@@ -383,7 +438,7 @@ def _columns(columns: Any) -> List[Dict[str, Any]]:
 def _create_table_txn(txn: Any, c: str, n: str, t: str, columns: List[Dict[str, Any]],
                       location: str, fmt: str, primary_key: Optional[List[str]],
                       comment: Optional[str]) -> Dict[str, Any]:
-    _require_namespace(txn, c, n)
+    _require_namespace(txn, c, n, parent=True)
     if _get(txn, f"tbl/{c}/{n}/{t}") is not None:
         raise AlopexError(f"table {c}.{n}.{t} already exists")
     v = {"table_type": "MANAGED", "storage_location": location, "data_source_format": fmt,
@@ -402,6 +457,19 @@ def _polars() -> Any:
     except ImportError:
         raise AlopexError(_NO_POLARS) from None
     return polars
+
+
+def _frame(pl: Any, df: Any) -> Any:
+    """`df` ready to write: a LazyFrame is collected; otherwise it must be a
+    polars DataFrame, or (as AlopexDB accepts) an object with a `schema`
+    mapping and a `write_parquet(path)` method."""
+    if isinstance(df, pl.LazyFrame) or (type(df).__name__ == "LazyFrame"
+                                        and hasattr(df, "collect")):
+        df = df.collect()
+    if not isinstance(df, pl.DataFrame) and not (hasattr(df, "schema")
+                                                 and hasattr(df, "write_parquet")):
+        raise TypeError(f"df must be a polars DataFrame or LazyFrame, got {type(df).__name__}")
+    return df
 
 
 _TYPE_NAMES = {
@@ -428,63 +496,127 @@ def _infer_columns(df: Any) -> List[Dict[str, Any]]:
             for i, (name, dtype) in enumerate(df.schema.items())]
 
 
-def _credentials(location: str, provider: Any) -> Dict[str, Any]:
-    """Options derived from `provider`: "auto"/None read the environment by
-    the location's scheme; a dict is used as is; a callable is passed through
-    to polars as `credential_provider` by the callers."""
-    if isinstance(provider, Mapping):
-        return dict(provider)
-    if provider is not None and provider != "auto":
-        if callable(provider):
-            return {}
-        raise ValueError(f"credential_provider must be 'auto', None, a dict or a callable, "
-                         f"got {provider!r}")
-    scheme = _scheme(location)
-    env = os.environ
-    pairs: Tuple[Tuple[str, str], ...] = ()
-    if scheme == "s3":
-        pairs = (("AWS_ACCESS_KEY_ID", "aws_access_key_id"),
-                 ("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
-                 ("AWS_REGION", "aws_region"))
-    elif scheme == "gs":
-        pairs = (("GOOGLE_APPLICATION_CREDENTIALS", "service_account_path"),)
-    elif scheme in ("az", "abfs"):
-        pairs = (("AZURE_STORAGE_ACCOUNT", "account_name"),
-                 ("AZURE_STORAGE_KEY", "account_key"))
-    return {opt: env[var] for var, opt in pairs if env.get(var)}
+_ENV_CREDENTIALS: Dict[str, Tuple[Tuple[str, str], ...]] = {
+    # scheme: (environment variable, storage option) pairs read by "auto"
+    "s3": (("AWS_ACCESS_KEY_ID", "aws_access_key_id"),
+           ("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
+           ("AWS_REGION", "aws_region")),
+    "gs": (("GOOGLE_APPLICATION_CREDENTIALS", "service_account_path"),),
+    "az": (("AZURE_STORAGE_ACCOUNT", "account_name"), ("AZURE_STORAGE_KEY", "account_key")),
+    "abfs": (("AZURE_STORAGE_ACCOUNT", "account_name"), ("AZURE_STORAGE_KEY", "account_key")),
+}
+
+
+def _resolve_credentials(storage_location: str, credential_provider: Any = None,
+                         storage_options: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """The storage options for `storage_location`: those of `credential_provider`,
+    then `storage_options` over them (storage_options win on a shared key).
+
+    credential_provider: "auto" or None read the environment by the
+    location's scheme (s3, gs, az/abfs: see _ENV_CREDENTIALS; unset or empty
+    variables are left out), giving {} for a local path, file:// and any other
+    scheme; a dict is taken as is; a callable (a polars credential provider)
+    adds nothing here, the callers hand it to polars. Anything else is an
+    AlopexError naming it; storage_options other than a dict or None, a
+    TypeError."""
+    if not isinstance(storage_location, str):
+        raise TypeError(f"storage_location must be a str, got {type(storage_location).__name__}")
+    if storage_options is not None and not isinstance(storage_options, Mapping):
+        raise TypeError(f"storage_options must be a dict or None, "
+                        f"got {type(storage_options).__name__}")
+    if credential_provider is None or (isinstance(credential_provider, str)
+                                       and credential_provider == "auto"):
+        pairs = _ENV_CREDENTIALS.get(_scheme(storage_location.strip()) or "", ())
+        merged = {opt: os.environ[var] for var, opt in pairs if os.environ.get(var)}
+    elif isinstance(credential_provider, Mapping):
+        merged = dict(credential_provider)
+    elif callable(credential_provider):
+        merged = {}
+    else:
+        raise AlopexError(f"unsupported credential_provider {credential_provider!r}: "
+                          f"use 'auto', None, a dict of storage options or a callable")
+    merged.update(storage_options or {})
+    return merged
 
 
 def _io_kwargs(location: str, provider: Any, storage_options: Any) -> Dict[str, Any]:
-    if storage_options is not None and not isinstance(storage_options, Mapping):
-        raise TypeError("storage_options must be a dict or None")
-    merged = _credentials(location, provider)
-    merged.update(storage_options or {})
+    """Keyword arguments for a polars scan or write of `location`: the
+    resolved options as `storage_options=` (none when empty), and a callable
+    provider as `credential_provider=`."""
+    merged = _resolve_credentials(location, provider, storage_options)
     kwargs: Dict[str, Any] = {}
     if merged:
         kwargs["storage_options"] = merged
-    if callable(provider) and not isinstance(provider, (str, Mapping)):
+    if callable(provider) and not isinstance(provider, Mapping):
         kwargs["credential_provider"] = provider
     return kwargs
 
 
 def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
+    """Makes the entries of directory `path` durable. A filesystem that
+    cannot sync a directory (EINVAL) is let be; any other error is raised."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         os.fsync(fd)
-    except OSError:
-        pass
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
     finally:
         os.close(fd)
 
 
 def _replace_file(tmp: str, target: str) -> None:
     """Moves the fully written `tmp` over `target` in one rename and makes
-    the rename durable. (A separate function so that tests can pause here.)"""
-    os.replace(tmp, target)
-    _fsync_dir(os.path.dirname(os.path.abspath(target)))
+    the rename durable. (A separate function so that tests can pause here.)
+
+    The file replaced is held open across the rename and closed afterwards
+    by a background thread: dropping the last reference to a file frees its
+    blocks, milliseconds of filesystem work (ext4) that the new file's
+    durability does not need to wait for."""
+    try:
+        old: Optional[int] = os.open(target, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                                     | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        old = None  # nothing there yet (or nothing we may read: the rename decides)
+    try:
+        os.replace(tmp, target)
+        _fsync_dir(os.path.dirname(os.path.abspath(target)))
+    finally:
+        if old is not None:
+            _close_later(old)
+
+
+def _close_later(fd: int) -> None:
+    """Hands `fd` to the process's closing thread (started at first use)."""
+    global _closer
+    with _closer_lock:
+        if _closer is None:
+            closer = threading.Thread(target=_close_all, args=(_closing,),
+                                      name="alopex-close", daemon=True)
+            try:
+                closer.start()
+            except RuntimeError:  # the interpreter is shutting down: no new threads
+                os.close(fd)
+                return
+            _closer = closer
+        _closing.put(fd)
+
+
+def _close_all(fds: "queue.SimpleQueue[int]") -> None:
+    while True:
+        fd = fds.get()
+        try:
+            os.close(fd)
+        except OSError:  # it was open only to keep the old file: nothing is lost
+            pass
+
+
+# Frames at least this large (polars' estimated_size, bytes) are synced while
+# polars writes them (_Writeback). Below it the encoding is over in a few
+# milliseconds and each background sync would only add a journal commit
+# (measured on ext4: 100k rows of two 8-byte columns, 1.5 MiB, are written
+# slower with it; 1M rows, 15 MiB, faster).
+_WRITEBACK_MIN_BYTES = 8 << 20
 
 
 class _Writeback:
@@ -521,9 +653,11 @@ class _Writeback:
 
 
 def _write_parquet_atomic(df: Any, path: str) -> None:
-    """Writes `df` to a temporary file in the directory of `path`, fsyncs it,
-    then renames it over `path`: readers and crashes see either the old file
-    or the new one, never a torn one."""
+    """Writes `df` to a temporary file in the directory of `path`, fdatasyncs
+    it, then renames it over `path` and fsyncs the directory: readers and
+    crashes see either the old file or the new one, never a torn one, and
+    the new one once this returns. The file is not read back, and `df` is
+    handed to polars as it is (no copy, no schema work)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory,
@@ -532,7 +666,8 @@ def _write_parquet_atomic(df: Any, path: str) -> None:
     # the inode), for syncing while it writes.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
-        with _Writeback(fd):
+        size = getattr(df, "estimated_size", lambda: 0)()
+        with _Writeback(fd) if size >= _WRITEBACK_MIN_BYTES else contextlib.nullcontext():
             df.write_parquet(tmp)
         os.fdatasync(fd)
         _replace_file(tmp, path)
@@ -577,10 +712,16 @@ class Catalog:
     its first call (an in-memory catalog is empty there; a persisted one is
     opened again, AlopexError while the parent holds it).
 
-    Errors: an invalid name (`[A-Za-z_][A-Za-z0-9_]*`) or a missing
-    catalog/namespace/table is a ValueError; a duplicate catalog or namespace
-    a RuntimeError; a duplicate table, an unsupported format and a data
-    operation without polars an AlopexError.
+    Errors, as AlopexDB raises them: a name that is not a str is a
+    TypeError, one not matching `[A-Za-z_][A-Za-z0-9_]*` a ValueError; a
+    missing catalog/namespace/table is a ValueError and a duplicate catalog or
+    namespace a RuntimeError, both carrying AlopexDB's code in `err.code`
+    ("ALOPEX-PY001" missing catalog, "-PY002" namespace, "-PY003" table,
+    "-PY004" the catalog or namespace a create_* goes into; "-PY005"
+    duplicate catalog, "-PY006" duplicate namespace). A duplicate table, an
+    unsupported format or delta_mode, a write that needs a primary key or a
+    storage location it lacks, a bad credential_provider, and a data call
+    without polars are AlopexErrors.
     """
 
     # ---- catalogs ------------------------------------------------------------
@@ -594,7 +735,7 @@ class Catalog:
         root = None if storage_root is None else _check_location(storage_root, "storage_root")
         with _lock, _store().begin(TxnMode.READ_WRITE) as txn:
             if _get(txn, f"cat/{name}") is not None:
-                raise RuntimeError(f"catalog {name!r} already exists")
+                raise _coded(RuntimeError(f"catalog {name!r} already exists"), _CATALOG_EXISTS)
             _put(txn, f"cat/{name}", {"comment": comment, "storage_root": root})
             _index_add(txn, "idx/cat", name)
             txn.commit()
@@ -635,32 +776,33 @@ class Catalog:
     # ---- namespaces ----------------------------------------------------------
 
     @staticmethod
-    def create_namespace(catalog_name: str, namespace_name: str, comment: Optional[str] = None,
+    def create_namespace(catalog_name: str, namespace: str, comment: Optional[str] = None,
                          storage_root: Optional[str] = None) -> NamespaceInfo:
-        """Creates namespace `catalog_name.namespace_name`; ValueError if the
+        """Creates namespace `catalog_name.namespace`; ValueError if the
         catalog is missing, RuntimeError if the namespace exists."""
         _check_name(catalog_name, "catalog")
-        _check_name(namespace_name, "namespace")
+        _check_name(namespace, "namespace")
         _opt_str(comment, "comment")
         root = None if storage_root is None else _check_location(storage_root, "storage_root")
         with _lock, _store().begin(TxnMode.READ_WRITE) as txn:
-            _require_catalog(txn, catalog_name)
-            key = f"ns/{catalog_name}/{namespace_name}"
+            _require_catalog(txn, catalog_name, parent=True)
+            key = f"ns/{catalog_name}/{namespace}"
             if _get(txn, key) is not None:
-                raise RuntimeError(f"namespace {catalog_name}.{namespace_name} already exists")
+                raise _coded(RuntimeError(f"namespace {catalog_name}.{namespace} already exists"),
+                             _NAMESPACE_EXISTS)
             _put(txn, key, {"comment": comment, "storage_root": root})
-            _index_add(txn, f"idx/ns/{catalog_name}", namespace_name)
+            _index_add(txn, f"idx/ns/{catalog_name}", namespace)
             txn.commit()
-        return NamespaceInfo(namespace_name, catalog_name, comment, root)
+        return NamespaceInfo(namespace, catalog_name, comment, root)
 
     @staticmethod
-    def get_namespace(catalog_name: str, namespace_name: str) -> NamespaceInfo:
+    def get_namespace(catalog_name: str, namespace: str) -> NamespaceInfo:
         """The namespace; ValueError if it or its catalog is missing."""
         _check_name(catalog_name, "catalog")
-        _check_name(namespace_name, "namespace")
+        _check_name(namespace, "namespace")
         with _lock, _store().begin(TxnMode.READ_ONLY) as txn:
-            v = _require_namespace(txn, catalog_name, namespace_name)
-        return NamespaceInfo(namespace_name, catalog_name, v["comment"], v["storage_root"])
+            v = _require_namespace(txn, catalog_name, namespace)
+        return NamespaceInfo(namespace, catalog_name, v["comment"], v["storage_root"])
 
     @staticmethod
     def list_namespaces(catalog_name: str) -> List[NamespaceInfo]:
@@ -675,20 +817,20 @@ class Catalog:
         return out
 
     @staticmethod
-    def delete_namespace(catalog_name: str, namespace_name: str) -> None:
+    def delete_namespace(catalog_name: str, namespace: str) -> None:
         """Deletes a namespace with its tables (metadata only); ValueError if missing."""
         _check_name(catalog_name, "catalog")
-        _check_name(namespace_name, "namespace")
+        _check_name(namespace, "namespace")
         with _lock, _store().begin(TxnMode.READ_WRITE) as txn:
-            _require_namespace(txn, catalog_name, namespace_name)
-            _delete_namespace_txn(txn, catalog_name, namespace_name)
-            _index_remove(txn, f"idx/ns/{catalog_name}", namespace_name)
+            _require_namespace(txn, catalog_name, namespace)
+            _delete_namespace_txn(txn, catalog_name, namespace)
+            _index_remove(txn, f"idx/ns/{catalog_name}", namespace)
             txn.commit()
 
     # ---- tables --------------------------------------------------------------
 
     @staticmethod
-    def create_table(catalog_name: str, namespace_name: str, table_name: str,
+    def create_table(catalog_name: str, namespace: str, table_name: str,
                      columns: Optional[Sequence[ColumnInfo]], storage_location: str,
                      data_source_format: str = "PARQUET",
                      primary_key: Union[str, Sequence[str], None] = None,
@@ -699,7 +841,7 @@ class Catalog:
         package; anything else: AlopexError). Writes no data. A duplicate
         table is an AlopexError."""
         _check_name(catalog_name, "catalog")
-        _check_name(namespace_name, "namespace")
+        _check_name(namespace, "namespace")
         _check_name(table_name, "table")
         location = _check_location(storage_location)
         _local_path(location)  # validates file:// URIs
@@ -708,52 +850,52 @@ class Catalog:
         _opt_str(comment, "comment")
         fmt = _check_format(data_source_format)
         with _lock, _store().begin(TxnMode.READ_WRITE) as txn:
-            v = _create_table_txn(txn, catalog_name, namespace_name, table_name, cols, location,
+            v = _create_table_txn(txn, catalog_name, namespace, table_name, cols, location,
                                   fmt, pk, comment)
             txn.commit()
-        return _table_info(catalog_name, namespace_name, table_name, v)
+        return _table_info(catalog_name, namespace, table_name, v)
 
     @staticmethod
-    def get_table_info(catalog_name: str, namespace_name: str, table_name: str) -> TableInfo:
+    def get_table_info(catalog_name: str, namespace: str, table_name: str) -> TableInfo:
         """The table's metadata; ValueError if it (or its namespace/catalog) is missing."""
         _check_name(catalog_name, "catalog")
-        _check_name(namespace_name, "namespace")
+        _check_name(namespace, "namespace")
         _check_name(table_name, "table")
         with _lock, _store().begin(TxnMode.READ_ONLY) as txn:
-            v = _require_table(txn, catalog_name, namespace_name, table_name)
-        return _table_info(catalog_name, namespace_name, table_name, v)
+            v = _require_table(txn, catalog_name, namespace, table_name)
+        return _table_info(catalog_name, namespace, table_name, v)
 
     get_table = get_table_info
 
     @staticmethod
-    def list_tables(catalog_name: str, namespace_name: str) -> List[TableInfo]:
+    def list_tables(catalog_name: str, namespace: str) -> List[TableInfo]:
         """The tables of a namespace, sorted by name; ValueError if it is missing."""
         _check_name(catalog_name, "catalog")
-        _check_name(namespace_name, "namespace")
+        _check_name(namespace, "namespace")
         with _lock, _store().begin(TxnMode.READ_ONLY) as txn:
-            _require_namespace(txn, catalog_name, namespace_name)
+            _require_namespace(txn, catalog_name, namespace)
             out = []
-            for name in _get(txn, f"idx/tbl/{catalog_name}/{namespace_name}") or []:
-                v = _get(txn, f"tbl/{catalog_name}/{namespace_name}/{name}")
-                out.append(_table_info(catalog_name, namespace_name, name, v))
+            for name in _get(txn, f"idx/tbl/{catalog_name}/{namespace}") or []:
+                v = _get(txn, f"tbl/{catalog_name}/{namespace}/{name}")
+                out.append(_table_info(catalog_name, namespace, name, v))
         return out
 
     @staticmethod
-    def delete_table(catalog_name: str, namespace_name: str, table_name: str) -> None:
+    def delete_table(catalog_name: str, namespace: str, table_name: str) -> None:
         """Unregisters a table (its data files are left in place); ValueError if missing."""
         _check_name(catalog_name, "catalog")
-        _check_name(namespace_name, "namespace")
+        _check_name(namespace, "namespace")
         _check_name(table_name, "table")
         with _lock, _store().begin(TxnMode.READ_WRITE) as txn:
-            _require_table(txn, catalog_name, namespace_name, table_name)
-            txn.delete(f"tbl/{catalog_name}/{namespace_name}/{table_name}".encode())
-            _index_remove(txn, f"idx/tbl/{catalog_name}/{namespace_name}", table_name)
+            _require_table(txn, catalog_name, namespace, table_name)
+            txn.delete(f"tbl/{catalog_name}/{namespace}/{table_name}".encode())
+            _index_remove(txn, f"idx/tbl/{catalog_name}/{namespace}", table_name)
             txn.commit()
 
     # ---- data ----------------------------------------------------------------
 
     @staticmethod
-    def write_table(df: Any, catalog_name: str, namespace_name: str, table_name: str,
+    def write_table(df: Any, catalog_name: str, namespace: str, table_name: str,
                     delta_mode: str = "error", storage_location: Optional[str] = None,
                     credential_provider: Any = "auto",
                     storage_options: Optional[Mapping[str, Any]] = None,
@@ -762,90 +904,100 @@ class Catalog:
 
         `delta_mode`: "error" (data already at the location: AlopexError),
         "ignore" (data already there: no-op), "append", "overwrite", "merge"
-        (upsert by `primary_key`, or the table's own; ValueError if neither).
-        A missing table is created from the frame's schema for
-        append/overwrite/merge, and then needs `storage_location`; for
-        error/ignore it is an AlopexError. For an existing table a
-        `storage_location` other than its own is an AlopexError.
+        (upsert by `primary_key`, or the table's own; AlopexError if neither);
+        any other mode is an AlopexError. A missing table is created from the
+        frame's schema for append/overwrite/merge, and then needs
+        `storage_location` (AlopexError without it); for error/ignore it is an
+        AlopexError. For an existing table a `storage_location` other than its
+        own is an AlopexError. `credential_provider` and `storage_options`: see
+        `scan_table`.
 
-        Local paths and file:// URIs are written atomically: the new contents
-        go to a temporary file in the same directory, fsynced, then renamed
-        over the old file, so a crash leaves the previous data readable.
-        Remote locations (s3, gs, az, abfs) are written by polars with the
+        Local paths and file:// URIs are written atomically and durably: the
+        new contents go to a temporary file in the same directory, fdatasynced,
+        then renamed over the old file and the directory fsynced before the
+        call returns, so a crash leaves the previous data or the new, never a
+        mix. Remote locations (s3, gs, az, abfs) are written by polars with the
         merged credential/storage options, with no atomicity guarantee.
         Concurrent writers of one table in one process are serialised; other
         processes writing the same table are not coordinated.
         """
         pl = _polars()
         _check_name(catalog_name, "catalog")
-        _check_name(namespace_name, "namespace")
+        _check_name(namespace, "namespace")
         _check_name(table_name, "table")
-        if delta_mode not in _MODES:
-            raise ValueError(f"delta_mode must be one of {', '.join(_MODES)}, got {delta_mode!r}")
+        mode = _check_mode(delta_mode)
         pk = _check_primary_key(primary_key)
         loc_arg = None if storage_location is None else _check_location(storage_location)
-        if isinstance(df, pl.LazyFrame):
-            df = df.collect()
-        if not isinstance(df, pl.DataFrame):
-            raise TypeError(f"df must be a polars DataFrame or LazyFrame, got {type(df).__name__}")
-
-        if pk is not None and any(k not in df.columns for k in pk):
-            raise AlopexError(f"primary_key column(s) {[k for k in pk if k not in df.columns]} "
+        df = _frame(pl, df)
+        if pk is not None and any(k not in df.schema for k in pk):
+            raise AlopexError(f"primary_key column(s) {[k for k in pk if k not in df.schema]} "
                               f"missing from the data")
-        c, n, t = catalog_name, namespace_name, table_name
+
+        c, n, t = catalog_name, namespace, table_name
         with _lock, _store().begin(TxnMode.READ_WRITE) as txn:
             _require_namespace(txn, c, n)
             v = _get(txn, f"tbl/{c}/{n}/{t}")
             if v is None:
-                if delta_mode in ("error", "ignore"):
+                if mode in ("error", "ignore"):
                     raise AlopexError(f"table {c}.{n}.{t} does not exist (delta_mode "
-                                      f"{delta_mode!r} writes only registered tables)")
+                                      f"{mode!r} writes only registered tables)")
                 if loc_arg is None:
                     raise AlopexError(f"table {c}.{n}.{t} does not exist: storage_location "
                                       f"is needed to create it")
-                if delta_mode == "merge" and pk is None:
-                    raise ValueError("delta_mode 'merge' needs primary_key")
-                _local_path(loc_arg)
-                v = _create_table_txn(txn, c, n, t, _infer_columns(df), loc_arg, "PARQUET",
-                                      pk, None)
-                txn.commit()
+                _local_path(loc_arg)  # a file:// URI with a host: ValueError
             elif loc_arg is not None and loc_arg != v["storage_location"]:
                 raise AlopexError(f"table {c}.{n}.{t} is stored at {v['storage_location']!r}, "
                                   f"not {loc_arg!r}")
-        if delta_mode == "merge":
-            pk = pk or v["primary_key"]
-            if pk is None:
-                raise ValueError("delta_mode 'merge' needs primary_key")
+            if mode == "merge" and pk is None:
+                pk = None if v is None else v["primary_key"]
+                if pk is None:
+                    raise AlopexError("delta_mode 'merge' needs primary_key (none given, and "
+                                      "the table has none)")
+            location = loc_arg if v is None else v["storage_location"]
+            kwargs = _io_kwargs(location, credential_provider, storage_options)
+            if v is None:  # every check passed: register the table
+                v = _create_table_txn(txn, c, n, t, _infer_columns(df), location, "PARQUET",
+                                      pk, None)
+                txn.commit()
 
-        location = v["storage_location"]
-        kwargs = _io_kwargs(location, credential_provider, storage_options)
         try:
             with _table_lock((c, n, t)):
                 if v["data_source_format"] == "DELTA":
-                    _write_delta(pl, df, location, delta_mode, pk, kwargs)
+                    _write_delta(pl, df, location, mode, pk, kwargs)
                 else:
-                    _write_parquet(pl, df, location, delta_mode, pk, kwargs)
+                    _write_parquet(pl, df, location, mode, pk, kwargs)
         except (AlopexError, ValueError, TypeError, OSError):
             raise
         except Exception as e:  # a polars error: report it as ours
             raise AlopexError(f"write_table {c}.{n}.{t}: {e}") from e
 
     @staticmethod
-    def scan_table(catalog_name: str, namespace_name: str, table_name: str,
+    def scan_table(catalog_name: str, namespace: str, table_name: str,
                    credential_provider: Any = "auto",
                    storage_options: Optional[Mapping[str, Any]] = None) -> Any:
         """A polars LazyFrame over the table's data: `polars.scan_parquet`
-        (or `scan_delta` for DELTA) of its storage location, with the merged
-        credential options (see `write_table`) and `storage_options` (which
-        win) passed as `storage_options=`; a callable credential_provider is
-        passed through as `credential_provider=`."""
+        (or `scan_delta` for DELTA) of its storage location, looked up at call
+        time.
+
+        `credential_provider`: "auto" (or None) reads credentials from the
+        environment by the location's scheme (s3: AWS_ACCESS_KEY_ID,
+        AWS_SECRET_ACCESS_KEY, AWS_REGION; gs: GOOGLE_APPLICATION_CREDENTIALS;
+        az/abfs: AZURE_STORAGE_ACCOUNT, AZURE_STORAGE_KEY; nothing for local
+        paths), a dict is used as is, a callable is passed to polars as
+        `credential_provider=`; anything else is an AlopexError. The options,
+        with `storage_options` over them (they win on a shared key), go to
+        polars as `storage_options=` (left out when empty)."""
         pl = _polars()
-        info = Catalog.get_table_info(catalog_name, namespace_name, table_name)
-        location = info.storage_location
+        _check_name(catalog_name, "catalog")
+        _check_name(namespace, "namespace")
+        _check_name(table_name, "table")
+        with _lock, _store().begin(TxnMode.READ_ONLY) as txn:
+            v = _require_table(txn, catalog_name, namespace, table_name)
+        location = v["storage_location"]
         kwargs = _io_kwargs(location, credential_provider, storage_options)
         local = _local_path(location)
         target = local if local is not None else location
-        if info.data_source_format == "DELTA":
+        if v["data_source_format"] == "DELTA":
             return pl.scan_delta(target, **kwargs)
         return pl.scan_parquet(target, **kwargs)
 

@@ -6,9 +6,12 @@ fixture closes the process-wide store and unsets ALOPEX_CATALOG_PATH)."""
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
+import re
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -145,7 +148,7 @@ def test_delete_table(ns: None, tmp_path: Path) -> None:
         Catalog.delete_table("main", "default", "t")
 
 
-@pytest.mark.parametrize("bad", ["../x", "a/b", "", "1abc", "a-b", "a.b", " a", "é", None, 3])
+@pytest.mark.parametrize("bad", ["../x", "a/b", "", "1abc", "a-b", "a.b", " a", "é"])
 def test_invalid_names_are_value_errors(bad: Any, tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         Catalog.create_catalog(bad)
@@ -160,6 +163,26 @@ def test_invalid_names_are_value_errors(bad: Any, tmp_path: Path) -> None:
         Catalog.write_table(users([1], ["a"]), "main", "default", bad, delta_mode="overwrite",
                             storage_location=str(tmp_path / "t.parquet"))
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("bad", [None, 3, b"main"])
+def test_names_that_are_not_str_are_type_errors(bad: Any, tmp_path: Path) -> None:
+    """As in AlopexDB, whose names are `&str` arguments."""
+    loc = str(tmp_path / "t.parquet")
+    with pytest.raises(TypeError):
+        Catalog.create_catalog(bad)
+    Catalog.create_catalog("main")
+    with pytest.raises(TypeError):
+        Catalog.list_namespaces(bad)
+    with pytest.raises(TypeError):
+        Catalog.create_namespace("main", bad)
+    Catalog.create_namespace("main", "default")
+    with pytest.raises(TypeError):
+        Catalog.create_table("main", "default", bad, [], loc)
+    with pytest.raises(TypeError):
+        Catalog.write_table(users([1], ["a"]), "main", "default", bad, delta_mode="overwrite",
+                            storage_location=loc)
+    assert Catalog.list_tables("main", "default") == [] and not list(tmp_path.iterdir())
 
 
 def test_missing_objects_are_value_errors(ns: None, tmp_path: Path) -> None:
@@ -202,7 +225,7 @@ def test_formats(ns: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     # Without deltalake (hidden here whether or not it is installed) DELTA says what to install.
     with monkeypatch.context() as m:
         m.setitem(sys.modules, "deltalake", None)
-        with pytest.raises(AlopexError, match="pip install deltalake"):
+        with pytest.raises(AlopexError, match=re.escape("pip install 'pomai[delta]'")):
             Catalog.create_table("main", "default", "t", [], loc, data_source_format="DELTA")
     assert Catalog.list_tables("main", "default") == []
     info = Catalog.create_table("main", "default", "t", [], loc, data_source_format="parquet")
@@ -277,6 +300,7 @@ def test_a_failed_sync_fails_the_write_and_keeps_the_old_data(
 
     monkeypatch.setattr(_catalog.os, "fdatasync", fdatasync)
     if failing == "background":  # make sure the background thread syncs before polars returns
+        monkeypatch.setattr(_catalog, "_WRITEBACK_MIN_BYTES", 0)  # even for this small frame
         real_write = pl.DataFrame.write_parquet
 
         def slow_write(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -288,6 +312,58 @@ def test_a_failed_sync_fails_the_write_and_keeps_the_old_data(
         Catalog.write_table(users([3], ["c"]), "main", "default", "u", delta_mode="overwrite")
     assert read_back(loc) == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
     assert not [p for p in tmp_path.iterdir() if p.name != "u.parquet"]  # no temp file left
+
+
+@pytest.mark.parametrize("errno_", [errno.EIO, errno.EINVAL])
+def test_a_failed_directory_sync_is_raised_unless_the_filesystem_cannot_sync_one(
+        ns: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, errno_: int) -> None:
+    """The rename is durable only once the directory is synced: an EIO there
+    is the caller's to know. EINVAL means the filesystem cannot sync a
+    directory at all, and is let be."""
+    loc = tmp_path / "u.parquet"
+    Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="overwrite",
+                        storage_location=str(loc))
+
+    def fsync(fd: int) -> None:
+        raise OSError(errno_, os.strerror(errno_))
+
+    monkeypatch.setattr(_catalog.os, "fsync", fsync)
+    write = lambda: Catalog.write_table(users([2], ["b"]), "main", "default", "u",  # noqa: E731
+                                        delta_mode="overwrite")
+    if errno_ == errno.EIO:
+        with pytest.raises(OSError) as e:
+            write()
+        assert e.value.errno == errno.EIO
+    else:
+        write()
+    assert read_back(loc) == [{"id": 2, "name": "b"}]  # renamed either way
+    assert [p.name for p in tmp_path.iterdir()] == ["u.parquet"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_the_replaced_file_is_not_held_open_after_the_write(ns: None, tmp_path: Path) -> None:
+    """The old file is closed by a background thread after the rename (its
+    blocks are freed off the caller's path), but closed all the same."""
+    loc = tmp_path / "u.parquet"
+    for i in range(3):
+        Catalog.write_table(users([i], ["a"]), "main", "default", "u", delta_mode="overwrite",
+                            storage_location=str(loc))
+
+    def held() -> List[str]:
+        out = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith(str(tmp_path)):
+                out.append(target)
+        return out
+
+    deadline = time.monotonic() + 10
+    while held() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert held() == []
 
 
 def test_append_adds_rows(ns: None, tmp_path: Path) -> None:
@@ -333,14 +409,15 @@ def test_append_of_another_schema_fails_and_keeps_the_old_data(ns: None, tmp_pat
     assert [p.name for p in tmp_path.iterdir()] == ["u.parquet"]
 
 
-def test_merge_without_primary_key_is_an_error(ns: None, tmp_path: Path) -> None:
+def test_merge_without_primary_key_is_an_alopex_error(ns: None, tmp_path: Path) -> None:
+    """AlopexDB's PrimaryKeyRequired, for a missing table as for a registered one."""
     loc = tmp_path / "u.parquet"
-    with pytest.raises(ValueError, match="primary_key"):
+    with pytest.raises(AlopexError, match="primary_key"):
         Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="merge",
                             storage_location=str(loc))
     assert Catalog.list_tables("main", "default") == [] and not loc.exists()
     Catalog.create_table("main", "default", "u", [], str(loc))
-    with pytest.raises(ValueError, match="primary_key"):
+    with pytest.raises(AlopexError, match="primary_key"):
         Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="merge")
     with pytest.raises(AlopexError, match="primary_key"):
         Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="merge",
@@ -380,8 +457,11 @@ def test_missing_table_needs_a_storage_location(ns: None) -> None:
 
 
 def test_bad_mode_and_other_location(ns: None, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="delta_mode"):
+    with pytest.raises(AlopexError, match="delta_mode"):
         Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="upsert",
+                            storage_location=str(tmp_path / "u.parquet"))
+    with pytest.raises(TypeError, match="delta_mode"):
+        Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode=None,
                             storage_location=str(tmp_path / "u.parquet"))
     Catalog.create_table("main", "default", "u", [], str(tmp_path / "u.parquet"))
     with pytest.raises(AlopexError, match="stored at"):

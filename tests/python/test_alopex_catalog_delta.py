@@ -106,7 +106,7 @@ def test_merge_upserts_by_primary_key(tmp_path: Path) -> None:
 
 def test_merge_without_primary_key_is_an_error_and_writes_nothing(tmp_path: Path) -> None:
     loc = delta_table(tmp_path)
-    with pytest.raises(ValueError, match="primary_key"):
+    with pytest.raises(AlopexError, match="primary_key"):
         Catalog.write_table(users([1], ["a"]), "main", "default", "u", delta_mode="merge")
     assert not loc.exists()
 

@@ -124,7 +124,7 @@ for name, call in {
     try:
         call()
     except AlopexError as e:
-        assert "pip install polars" in str(e), (name, str(e))
+        assert "pip install 'pomai[polars]'" in str(e), (name, str(e))
         print(name, "ok")
     else:
         raise SystemExit(name + " did not raise")

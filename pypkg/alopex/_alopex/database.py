@@ -1,0 +1,5 @@
+"""`alopex._alopex.database`, as in AlopexDB."""
+
+from .._core import Database
+
+__all__ = ["Database"]
