@@ -19,6 +19,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import inspect
 import json
 import os
 import queue
@@ -552,6 +553,26 @@ def _io_kwargs(location: str, provider: Any, storage_options: Any) -> Dict[str, 
     return kwargs
 
 
+def _as_accepted(fn: Any, kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """`kwargs` (from _io_kwargs) shaped for the scan function `fn`, looked
+    up on polars at call time. polars takes the options as one
+    `storage_options=` dict; a function without that parameter (one put in
+    polars' place for code written against AlopexDB, which passes each
+    option as a keyword of its own) gets them as separate keywords."""
+    opts = kwargs.get("storage_options")
+    if not opts:
+        return kwargs
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # no signature to read: polars' own convention
+        return kwargs
+    if "storage_options" in params:
+        return kwargs
+    loose = {k: v for k, v in kwargs.items() if k != "storage_options"}
+    loose.update(opts)
+    return loose
+
+
 def _fsync_dir(path: str) -> None:
     """Makes the entries of directory `path` durable. A filesystem that
     cannot sync a directory (EINVAL) is let be; any other error is raised."""
@@ -986,7 +1007,9 @@ class Catalog:
         paths), a dict is used as is, a callable is passed to polars as
         `credential_provider=`; anything else is an AlopexError. The options,
         with `storage_options` over them (they win on a shared key), go to
-        polars as `storage_options=` (left out when empty)."""
+        polars as `storage_options=` (left out when empty); a scan function
+        put in polars' place that has no `storage_options` parameter gets
+        them as separate keywords, as AlopexDB passes them."""
         pl = _polars()
         _check_name(catalog_name, "catalog")
         _check_name(namespace, "namespace")
@@ -997,9 +1020,8 @@ class Catalog:
         kwargs = _io_kwargs(location, credential_provider, storage_options)
         local = _local_path(location)
         target = local if local is not None else location
-        if v["data_source_format"] == "DELTA":
-            return pl.scan_delta(target, **kwargs)
-        return pl.scan_parquet(target, **kwargs)
+        scan = pl.scan_delta if v["data_source_format"] == "DELTA" else pl.scan_parquet
+        return scan(target, **_as_accepted(scan, kwargs))
 
 
 def _delete_namespace_txn(txn: Any, c: str, n: str) -> None:

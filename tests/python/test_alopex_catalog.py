@@ -484,7 +484,10 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: List[Any] = []
 
-    def __call__(self, *args: Any, **kwargs: Any) -> str:
+    def __call__(self, *args: Any, storage_options: Any = None, **kwargs: Any) -> str:
+        # Shaped like polars' scan functions: options come as storage_options=.
+        if storage_options is not None:
+            kwargs["storage_options"] = storage_options
         self.calls.append((args, kwargs))
         return "lazy"
 

@@ -6,9 +6,10 @@ of every failure (a missing object is a ValueError carrying AlopexDB's
 code, a write it cannot do an AlopexError), the write modes, the storage
 options handed to polars, the credential resolver at its AlopexDB path
 `alopex._alopex.catalog._resolve_credentials`, and the `alopex._alopex`
-module itself. One deliberate difference: AlopexDB passes the merged
-options to polars as loose keyword arguments (`token=...`), which polars
-rejects; we pass them as `storage_options=` (SPEC 3.4)."""
+module itself. The merged options reach a scan function without a
+`storage_options` parameter as separate keywords (`token=...`), as AlopexDB
+passes them, and real polars as its `storage_options=` dict, the only way
+polars accepts them."""
 
 from __future__ import annotations
 
@@ -285,8 +286,36 @@ def test_scan_merges_the_credential_dict_with_storage_options_which_win(
     Catalog.scan_table("main", "default", "t",
                        credential_provider={"token": "old", "shared": "old"},
                        storage_options={"shared": "new", "extra": "1"})
-    assert calls == [(loc, {"storage_options": {"token": "old", "shared": "new",
-                                                "extra": "1"}})]
+    assert calls == [(loc, {"token": "old", "shared": "new", "extra": "1"})]
+
+    def polars_like(path: str, *, storage_options: Any = None, retries: int = 2) -> None:
+        calls.append((path, storage_options))
+
+    calls.clear()
+    monkeypatch.setattr(pl, "scan_parquet", polars_like)
+    Catalog.scan_table("main", "default", "t", credential_provider={"token": "old"},
+                       storage_options={"extra": "1"})
+    assert calls == [(loc, {"token": "old", "extra": "1"})]
+
+
+def test_real_polars_scan_gets_the_options_as_storage_options(
+        ns: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the real scan_parquet: options polars knows pass, an unknown
+    one is polars' own error about it (it did arrive), not a TypeError."""
+    loc = str(tmp_path / "data.parquet")
+    pl.DataFrame({"id": [1, 2]}).write_parquet(loc)
+    Catalog.create_table("main", "default", "t", [ColumnInfo("id", "INTEGER", 0, False)], loc)
+    assert Catalog.scan_table("main", "default", "t").collect()["id"].to_list() == [1, 2]
+    seen: List[Any] = []
+    real = pl.scan_parquet
+
+    def spy(source: Any, *, storage_options: Any = None, **kw: Any) -> Any:
+        seen.append(storage_options)
+        return real(source, **kw)
+
+    monkeypatch.setattr(pl, "scan_parquet", spy)
+    Catalog.scan_table("main", "default", "t", credential_provider={"aws_region": "x"}).collect()
+    assert seen == [{"aws_region": "x"}]
 
 
 # ---- alopex._alopex.catalog._resolve_credentials -------------------------------
@@ -376,11 +405,11 @@ def test_scan_and_write_reject_a_bad_credential_provider_before_doing_anything(
 def test_scan_passes_what_the_resolver_gives(
         ns: None, cloud_env: pytest.MonkeyPatch) -> None:
     calls: List[Any] = []
-    cloud_env.setattr(pl, "scan_parquet", lambda path, **kw: calls.append(kw))
+    cloud_env.setattr(pl, "scan_parquet", lambda path, *, storage_options=None: calls.append(storage_options))
     Catalog.create_table("main", "default", "t", [], "s3://bucket/t.parquet")
     Catalog.scan_table("main", "default", "t", storage_options={"endpoint_url": "http://e"})
-    assert calls == [{"storage_options": native_catalog._resolve_credentials(
-        "s3://bucket/t.parquet", "auto", {"endpoint_url": "http://e"})}]
+    assert calls == [native_catalog._resolve_credentials(
+        "s3://bucket/t.parquet", "auto", {"endpoint_url": "http://e"})]
 
 
 # ---- the alopex._alopex module -------------------------------------------------
