@@ -639,6 +639,20 @@ def _close_all(fds: "queue.SimpleQueue[int]") -> None:
 # slower with it; 1M rows, 15 MiB, faster).
 _WRITEBACK_MIN_BYTES = 8 << 20
 
+# Parquet files of PARQUET tables are snappy-compressed, as Spark, Delta Lake
+# and DuckDB write them by default: encoding takes about half the time of
+# polars' default (zstd) for files about a third larger, and any Parquet
+# reader reads them.
+_PARQUET_COMPRESSION = "snappy"
+
+
+def _parquet_options(df: Any) -> Dict[str, Any]:
+    """write_parquet keyword arguments for `df`: the compression, for a polars
+    DataFrame (a duck-typed frame gets its own writer's defaults)."""
+    if type(df).__module__.split(".")[0] == "polars":
+        return {"compression": _PARQUET_COMPRESSION}
+    return {}
+
 
 class _Writeback:
     """While the block runs, a thread fdatasyncs `fd` every few milliseconds,
@@ -689,7 +703,7 @@ def _write_parquet_atomic(df: Any, path: str) -> None:
     try:
         size = getattr(df, "estimated_size", lambda: 0)()
         with _Writeback(fd) if size >= _WRITEBACK_MIN_BYTES else contextlib.nullcontext():
-            df.write_parquet(tmp)
+            df.write_parquet(tmp, **_parquet_options(df))
         os.fdatasync(fd)
         _replace_file(tmp, path)
     except BaseException:
@@ -933,7 +947,8 @@ class Catalog:
         own is an AlopexError. `credential_provider` and `storage_options`: see
         `scan_table`.
 
-        Local paths and file:// URIs are written atomically and durably: the
+        PARQUET tables are written snappy-compressed (Spark's and Delta
+        Lake's default). Local paths and file:// URIs are written atomically and durably: the
         new contents go to a temporary file in the same directory, fdatasynced,
         then renamed over the old file and the directory fsynced before the
         call returns, so a crash leaves the previous data or the new, never a
@@ -1066,7 +1081,7 @@ def _write_parquet(pl: Any, df: Any, location: str, mode: str, pk: Optional[List
             df = pl.concat([old, df], how="vertical_relaxed")
         elif mode == "merge":
             df = _merge(pl, old, df, pk or [])
-    df.write_parquet(location, storage_options=opts)
+    df.write_parquet(location, storage_options=opts, **_parquet_options(df))
 
 
 def _write_delta(pl: Any, df: Any, location: str, mode: str, pk: Optional[List[str]],

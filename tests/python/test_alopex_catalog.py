@@ -271,6 +271,20 @@ def test_overwrite_creates_a_table_from_the_schema(ns: None, tmp_path: Path) -> 
     assert read_back(loc)[0]["s"] == "x"
 
 
+def test_parquet_tables_are_written_snappy_compressed(ns: None, tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    loc = tmp_path / "t.parquet"
+    df = pl.DataFrame({"id": list(range(1000)), "name": [f"n{i}" for i in range(1000)]})
+    for mode in ("overwrite", "append", "merge"):
+        Catalog.write_table(df, "main", "default", "t", delta_mode=mode, storage_location=str(loc),
+                            primary_key="id")
+        meta = pq.ParquetFile(loc).metadata
+        codecs = {meta.row_group(g).column(c).compression
+                  for g in range(meta.num_row_groups) for c in range(meta.num_columns)}
+        assert codecs == {"SNAPPY"}, (mode, codecs)
+    assert Catalog.scan_table("main", "default", "t").collect().sort("id").equals(df)
+
+
 def test_overwrite_replaces_the_data(ns: None, tmp_path: Path) -> None:
     loc = tmp_path / "u.parquet"
     Catalog.write_table(users([1, 2], ["a", "b"]), "main", "default", "u",
