@@ -7,7 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "inspect.h"
+#include "inspect/inspect.h"
+#include "render_text.h"
 #include "util/env.h"
 
 namespace {
@@ -53,7 +54,7 @@ bool ParseUint(const char* s, uint64_t max, uint64_t* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  using namespace pomai::tools;
+  using namespace pomai::inspect;
   InspectOptions opt;
   bool json = false;
   std::vector<std::string> args;

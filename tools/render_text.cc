@@ -1,13 +1,13 @@
 // Text output of pomai-inspect: rendered from the same Json report that
 // --json prints, so the two never disagree.
+#include "render_text.h"
+
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
 #include <string>
 
-#include "inspect.h"
-
-namespace pomai::tools {
+namespace pomai::inspect {
 namespace {
 
 std::string Fmt(const char* format, ...) __attribute__((format(printf, 1, 2)));
@@ -391,4 +391,4 @@ std::string RenderText(const Json& r) {
   return out;
 }
 
-}  // namespace pomai::tools
+}  // namespace pomai::inspect

@@ -1,16 +1,18 @@
-// pomai-inspect: read-only views of a database directory and of its files
-// (docs/FORMAT.md, "pomai-inspect"). Every command builds one JSON report
-// through the engine's own readers (Segment, HnswGraph, wal::Reader,
-// Manifest::Decode, DecodeBatch); nothing is opened for writing and the LOCK
-// file is never touched, so a database may be open in another process.
+// The checks and reports of pomai-inspect: read-only views of a database
+// directory and of its files (docs/FORMAT.md, "pomai-inspect"). Every command
+// builds one JSON report through the engine's own readers (Segment,
+// HnswGraph, wal::Reader, Manifest::Decode, DecodeBatch); nothing is opened
+// for writing and the LOCK file is never touched, so a database may be open
+// in another process. Linked by the tool (tools/) and by libpomai_c.so,
+// whose pomai_verify runs Verify on the directory of an open database.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
-#include "json.h"
+#include "inspect/json.h"
 
-namespace pomai::tools {
+namespace pomai::inspect {
 
 struct InspectOptions {
   uint64_t limit = 10;       // dump: rows (segment) or operations (WAL) to show; 0 = all
@@ -32,7 +34,4 @@ Report Verify(const std::string& path, const InspectOptions& opt);
 Report Dump(const std::string& file, const InspectOptions& opt);
 Report Graph(const std::string& file, const InspectOptions& opt);
 
-// The report as human-readable text (ends with a newline).
-std::string RenderText(const Json& report);
-
-}  // namespace pomai::tools
+}  // namespace pomai::inspect

@@ -1,6 +1,6 @@
 // The commands of pomai-inspect. Each one reads through the engine's own
 // readers and fills a Json report; rendering is in render_text.cc.
-#include "inspect.h"
+#include "inspect/inspect.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -24,7 +24,7 @@
 #include "util/env.h"
 #include "wal/log_reader.h"
 
-namespace pomai::tools {
+namespace pomai::inspect {
 namespace {
 
 using engine::Manifest;
@@ -1810,4 +1810,4 @@ Report Graph(const std::string& file, const InspectOptions& opt) {
   return r;
 }
 
-}  // namespace pomai::tools
+}  // namespace pomai::inspect
