@@ -19,6 +19,7 @@
 #include "capi/handles.h"
 #include "engine/db.h"
 #include "simd/distance.h"
+#include "util/version.h"
 
 namespace {
 
@@ -160,7 +161,7 @@ void pomai_status_free(pomai_status_t* status) {
 
 uint32_t pomai_abi_version(void) { return 1; }
 
-const char* pomai_version_string(void) { return "0.1.0"; }
+const char* pomai_version_string(void) { return POMAI_VERSION; }
 
 const char* pomai_simd_target(void) {
   try {
