@@ -28,10 +28,25 @@ struct Report {
   int exit_code = 0;
 };
 
+// The commands (docs/FORMAT.md, "pomai-inspect", lists what each one checks
+// and every JSON key). A path that cannot be read, a damaged file or a failed
+// check is in the report (ok false, exit 1), never a crash. Thread-safe: each
+// call reads the files anew and shares nothing.
+//
+// The summary of a database directory (u64-id or keyspace, by its manifest).
 Report InspectDir(const std::string& dir, const InspectOptions& opt);
+// A segment file's header, section table, footer and index.
 Report InspectSegment(const std::string& file, const InspectOptions& opt);
+// Every check of a database directory or of one file. A database open
+// elsewhere may replace its manifest and delete files meanwhile: a failed
+// pass over a directory whose manifest changed is run again (5 passes at most).
 Report Verify(const std::string& path, const InspectOptions& opt);
+// verify's report for a database that has no files to check (an in-memory
+// keyspace database): ok, nothing checked, `why` as its one note.
+Report VerifyWithoutFiles(const std::string& path, const std::string& why);
+// Rows, records or fields of one file.
 Report Dump(const std::string& file, const InspectOptions& opt);
+// A segment's HNSW graph: levels, degrees, reachability, Verify.
 Report Graph(const std::string& file, const InspectOptions& opt);
 
 }  // namespace pomai::inspect
