@@ -173,7 +173,7 @@ TEST_F(VerifyVectorDb, ASegmentDamagedWhileOpenIsReportedWithFileAndOffset) {
   EXPECT_EQ(Code(pomai_count(db_, &n)), 0);
 }
 
-TEST_F(VerifyVectorDb, RunsWhileWritesFreezesAndCompactionsReplaceFiles) {
+TEST_F(VerifyVectorDb, RaceWithWritesFreezesAndCompactionsThatReplaceFiles) {
   std::atomic<bool> stop{false};
   std::thread writer([&] {
     for (uint64_t round = 0; round < 30 && !stop; ++round) {
@@ -267,7 +267,7 @@ TEST_F(VerifyKvDb, ASegmentDamagedWhileOpenIsReportedWithFileAndOffset) {
   EXPECT_TRUE(NamesFileAndOffset(v.json, seg, keys)) << v.json;
 }
 
-TEST_F(VerifyKvDb, RunsWhileCommitsFlushesAndMergesReplaceFiles) {
+TEST_F(VerifyKvDb, RaceWithCommitsFlushesAndMergesThatReplaceFiles) {
   std::atomic<bool> stop{false};
   std::thread writer([&] {
     for (int round = 0; round < 24 && !stop; ++round) {
