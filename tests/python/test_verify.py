@@ -4,7 +4,10 @@ result naming file and offset, never an exception; a closed handle is one."""
 
 from __future__ import annotations
 
+import re
+import shutil
 import struct
+import subprocess
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -238,3 +241,22 @@ def test_alopex_verify_of_a_closed_database_raises(tmp_path):
     with pytest.raises(alopex.AlopexError) as err:
         db.verify()
     assert err.value.code == "CLOSED"
+
+
+# ---------------------------------------------------------------------------
+# The library
+
+
+def test_linking_the_checks_into_the_library_exports_no_engine_symbol():
+    """libpomai_c.so links lib/inspect for pomai_verify, built with hidden
+    visibility: its exports are the pomai_* functions (and the instantiations
+    of std templates that libstdc++ declares visible), no pomai:: C++ name."""
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("nm (binutils) is not installed")
+    out = subprocess.run([nm, "-D", "--defined-only", pomaidb.library_path()], capture_output=True, text=True,
+                         check=True).stdout
+    names = [line.split()[-1] for line in out.splitlines() if line.strip()]
+    assert "pomai_verify" in names
+    ours = [n for n in names if re.match(r"_Z(N|NK|TIN|TSN|TVN)5pomai", n)]
+    assert ours == []
