@@ -1,40 +1,126 @@
 // pomai-inspect: look inside a pomai database without opening it for
-// writing. Usage below; commands, JSON keys and exit status are documented
-// in docs/FORMAT.md ("pomai-inspect").
+// writing. The command line only: the commands are lib/inspect (also linked
+// into libpomai_c.so for pomai_verify). Commands, JSON keys and exit status
+// are documented in docs/FORMAT.md ("pomai-inspect").
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "inspect.h"
+#include "inspect/inspect.h"
+#include "render_text.h"
 #include "util/env.h"
+#include "util/version.h"
 
 namespace {
 
-constexpr char kUsage[] =
-    "usage: pomai-inspect [--json] DIR                  manifest, segments, WAL files, orphans\n"
-    "       pomai-inspect [--json] segment FILE         a segment's header, section table, footer\n"
-    "       pomai-inspect [--json] verify DIR|FILE      every checksum and invariant (exit 0 only if all pass)\n"
-    "       pomai-inspect [--json] dump FILE [--limit N] [--prefix K] [--dim D]\n"
-    "                                                   rows of a segment, records of a WAL, a manifest\n"
-    "       pomai-inspect [--json] graph FILE           a segment's HNSW graph: levels, degrees, reachability\n"
-    "options:\n"
-    "  --json           one JSON object on stdout instead of text\n"
-    "  --limit N        dump: at most N rows or WAL operations (default 10, 0 = all)\n"
-    "  --prefix K       dump: vector components shown (default 4)\n"
-    "  --dim D          dump/verify of a lone WAL file: the database's dim (default: the MANIFEST beside it)\n"
-    "  --kind KIND      treat FILE as a segment, wal or manifest (default: by name, then by magic;\n"
-    "                   keyspace files by the segment marker, the KVMANIFEST beside a WAL or its first record)\n"
-    "A keyspace database (KVMANIFEST, pomai_db_open_ex/alopex) and its files (KV segments, commit-record WALs,\n"
-    "KVMANIFEST, idx-*.pgraph index graph files) are recognised too: DIR, segment, verify and dump work on them.\n"
-    "Files are opened read-only; the LOCK is never taken, so the database may be open elsewhere.\n"
+// The options, as bits of a command's set of accepted options.
+enum Option : unsigned {
+  kJson = 1u << 0,
+  kLimit = 1u << 1,
+  kPrefix = 1u << 2,
+  kDim = 1u << 3,
+  kKind = 1u << 4,
+};
+
+struct OptionDoc {
+  Option bit;
+  const char* name;
+  const char* help;
+};
+
+constexpr OptionDoc kOptions[] = {
+    {kJson, "--json", "one JSON object on stdout instead of text"},
+    {kLimit, "--limit N", "at most N rows, entries or WAL operations (default 10, 0 = all)"},
+    {kPrefix, "--prefix K", "vector components shown (default 4)"},
+    {kDim, "--dim D", "the database's dim, to decode a WAL file without a readable MANIFEST beside it"},
+    {kKind, "--kind KIND", "treat FILE as a segment, wal or manifest (default: by name, then by magic;\n"
+                           "                   a keyspace file by the segment marker, the KVMANIFEST beside a WAL or\n"
+                           "                   its first record)"},
+};
+
+// One command: how it is called, what it shows, which options it takes, and
+// whether its path is a directory, a file, or either.
+struct Command {
+  const char* name;  // "summary" is the DIR form, which has no command word
+  const char* synopsis;
+  const char* what;
+  unsigned options;
+  bool takes_dir;
+  bool takes_file;
+};
+
+constexpr Command kCommands[] = {
+    {"summary", "pomai-inspect [--json] [--dim D] DIR",
+     "The database in directory DIR: its MANIFEST (or KVMANIFEST), every segment and WAL file with\n"
+     "its counts, index graph files, orphans (files the manifest does not need), missing files, and\n"
+     "the live row count: the rows a reader of the database sees (for a keyspace database, the live\n"
+     "keys and index entries), from the segments the manifest names, oldest first, with the WAL\n"
+     "records that recovery replays applied on top.",
+     kJson | kDim, true, false},
+    {"segment", "pomai-inspect [--json] segment FILE",
+     "A segment file's header, section table (with each section's checksum checked), footer and\n"
+     "index; for a keyspace segment also its entries by namespace and kind.",
+     kJson, false, true},
+    {"verify", "pomai-inspect [--json] verify [--dim D] [--kind KIND] DIR|FILE",
+     "Every checksum and invariant of a database directory, or of one file; exit 0 only when all\n"
+     "pass. A torn WAL tail and a damaged index graph file in a directory are notes, not failures.",
+     kJson | kDim | kKind, true, true},
+    {"dump", "pomai-inspect [--json] dump [--limit N] [--prefix K] [--dim D] [--kind KIND] FILE",
+     "The rows of a segment, the records of a WAL file, the fields of a manifest, the entries of a\n"
+     "keyspace segment or the rows of an index graph file.",
+     kJson | kLimit | kPrefix | kDim | kKind, false, true},
+    {"graph", "pomai-inspect [--json] graph FILE",
+     "A segment's HNSW graph: header, levels, degrees, rows reachable on layer 0 from the entry\n"
+     "point, and whether the graph's own Verify passes.",
+     kJson, false, true},
+};
+
+constexpr char kExitStatus[] =
     "Exit status: 0 all good, 1 a problem was found (printed with file and byte offset), 2 bad usage.\n";
 
-int Usage(const std::string& why) {
+const Command* FindCommand(const std::string& name) {
+  for (const Command& c : kCommands) {
+    if (name == c.name) return &c;
+  }
+  return nullptr;
+}
+
+// The general usage: every synopsis, then every option.
+std::string GeneralUsage() {
+  std::string s;
+  for (const Command& c : kCommands) s += std::string(s.empty() ? "usage: " : "       ") + c.synopsis + "\n";
+  s += "       pomai-inspect help [summary|segment|verify|dump|graph]\n";
+  s += "       pomai-inspect --version\n";
+  s += "options (each command takes some of them; see pomai-inspect help COMMAND):\n";
+  for (const OptionDoc& o : kOptions) s += "  " + std::string(o.name) + std::string(17 - std::strlen(o.name), ' ') + o.help + "\n";
+  s += "A keyspace database (KVMANIFEST, pomai_db_open_ex/alopex) and its files (KV segments, commit-record WALs,\n"
+       "KVMANIFEST, idx-*.pgraph index graph files) are recognised too.\n"
+       "Files are opened read-only; the LOCK is never taken, so the database may be open elsewhere.\n";
+  return s + kExitStatus;
+}
+
+// One command's usage: synopsis, what it shows, its options.
+std::string CommandUsage(const Command& c) {
+  std::string s = std::string("usage: ") + c.synopsis + "\n" + c.what + "\noptions:\n";
+  for (const OptionDoc& o : kOptions) {
+    if (c.options & o.bit) s += "  " + std::string(o.name) + std::string(17 - std::strlen(o.name), ' ') + o.help + "\n";
+  }
+  return s + kExitStatus;
+}
+
+// A usage error: the reason and the usage (of `c`, else the general one) on
+// stderr, nothing on stdout; exit status 2.
+int Usage(const std::string& why, const Command* c = nullptr) {
   if (!why.empty()) std::fprintf(stderr, "pomai-inspect: %s\n", why.c_str());
-  std::fputs(kUsage, stderr);
+  std::fputs((c ? CommandUsage(*c) : GeneralUsage()).c_str(), stderr);
   return 2;
+}
+
+int Print(const std::string& text) {
+  std::fputs(text.c_str(), stdout);
+  return std::fflush(stdout) == 0 ? 0 : 1;
 }
 
 bool ParseUint(const char* s, uint64_t max, uint64_t* out) {
@@ -50,66 +136,108 @@ bool ParseUint(const char* s, uint64_t max, uint64_t* out) {
   return true;
 }
 
+bool IsDirectory(const std::string& path) { return pomai::Env::Default()->ListDir(path).ok(); }
+
+// Which commands take a directory, for the error of a directory given to one that does not.
+std::string DirectoryCommands() {
+  return "a directory is taken by `pomai-inspect DIR` (the summary) and `pomai-inspect verify DIR`";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  using namespace pomai::tools;
+  using namespace pomai::inspect;
   InspectOptions opt;
-  bool json = false;
+  bool json = false, help = false, version = false;
+  unsigned given = 0;  // the options on the command line, as Option bits
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto value = [&](const char* name) -> const char* {
-      if (i + 1 >= argc) return nullptr;
-      (void)name;
-      return argv[++i];
-    };
     if (a == "--json") {
       json = true;
+      given |= kJson;
     } else if (a == "-h" || a == "--help") {
-      std::fputs(kUsage, stdout);
-      return 0;
+      help = true;
+    } else if (a == "--version") {
+      version = true;
     } else if (a == "--limit" || a == "--prefix" || a == "--dim") {
-      const char* v = value(a.c_str());
+      const bool is_limit = a == "--limit";
       uint64_t n = 0;
-      const uint64_t max = a == "--limit" ? UINT64_MAX : 65536;
-      if (v == nullptr || !ParseUint(v, max, &n)) return Usage(a + " needs a number" + (a == "--limit" ? "" : " <= 65536"));
-      if (a == "--limit") opt.limit = n;
-      if (a == "--prefix") opt.prefix = static_cast<uint32_t>(n);
-      if (a == "--dim") opt.dim = static_cast<uint32_t>(n);
+      if (i + 1 >= argc || !ParseUint(argv[i + 1], is_limit ? UINT64_MAX : 65536, &n))
+        return Usage(a + " needs a number" + (is_limit ? "" : " <= 65536") +
+                     (i + 1 >= argc ? "" : ", got '" + std::string(argv[i + 1]) + "'"));
+      ++i;
+      if (is_limit) opt.limit = n, given |= kLimit;
+      if (a == "--prefix") opt.prefix = static_cast<uint32_t>(n), given |= kPrefix;
+      if (a == "--dim") opt.dim = static_cast<uint32_t>(n), given |= kDim;
     } else if (a == "--kind") {
-      const char* v = value("--kind");
+      const char* v = i + 1 < argc ? argv[++i] : nullptr;
       if (v == nullptr || (std::strcmp(v, "segment") != 0 && std::strcmp(v, "wal") != 0 && std::strcmp(v, "manifest") != 0))
-        return Usage("--kind needs segment, wal or manifest");
+        return Usage("--kind needs segment, wal or manifest" + (v ? ", got '" + std::string(v) + "'" : std::string()));
       opt.kind = v;
+      given |= kKind;
     } else if (a.size() > 1 && a[0] == '-') {
       return Usage("unknown option " + a);
     } else {
       args.push_back(a);
     }
   }
+
+  // help COMMAND, COMMAND --help, --help, --version: usage or version on stdout.
+  // A lone argument that exists is a directory, even one named like a command.
+  const bool lone_path = args.size() == 1 && pomai::Env::Default()->FileExists(args[0]);
+  if (!args.empty() && args[0] == "help" && !lone_path) {
+    if (args.size() == 1) return Print(GeneralUsage());
+    const Command* c = FindCommand(args[1]);
+    if (c == nullptr) return Usage("help: unknown command '" + args[1] + "' (commands: summary, segment, verify, dump, graph)");
+    if (args.size() > 2) return Usage("help takes one command", c);
+    return Print(CommandUsage(*c));
+  }
+  const Command* named = args.empty() || lone_path ? nullptr : FindCommand(args[0]);
+  if (named != nullptr && std::strcmp(named->name, "summary") == 0) named = nullptr;  // a DIR called "summary"
+  const Command& cmd = named ? *named : kCommands[0];
+  if (help) return Print(args.empty() ? GeneralUsage() : CommandUsage(cmd));
+  if (version) return Print("pomai-inspect " POMAI_VERSION "\n");
+
   if (args.empty()) return Usage("");
+  const size_t paths = args.size() - (named ? 1 : 0);
+  if (named && paths == 0) return Usage(std::string(cmd.name) + " needs a path", &cmd);
+  if (!named && args.size() > 1 && !pomai::Env::Default()->FileExists(args[0]))
+    return Usage("unknown command '" + args[0] + "' (commands: segment, verify, dump, graph; a lone DIR is the summary)");
+  if (paths > 1) {
+    return Usage(std::string(named ? cmd.name : "the summary") + " takes one path, got " + std::to_string(paths) +
+                     ": '" + args[args.size() - 1] + "' is one too many",
+                 &cmd);
+  }
+  for (const OptionDoc& o : kOptions) {
+    if ((given & o.bit) && !(cmd.options & o.bit)) {
+      const std::string name(o.name, std::strcspn(o.name, " "));
+      return Usage(std::string(named ? cmd.name : "the summary (pomai-inspect DIR)") + " does not take " + name, &cmd);
+    }
+  }
+  const std::string& path = args.back();
+  const bool is_dir = IsDirectory(path);
+  if (is_dir && !cmd.takes_dir) {
+    return Usage(std::string(cmd.name) + " takes a file, and " + path + " is a directory; " + DirectoryCommands(),
+                 &cmd);
+  }
+  if (is_dir && (given & kKind)) return Usage("--kind applies to a file, and " + path + " is a directory", &cmd);
+  if (!is_dir && !cmd.takes_file && pomai::Env::Default()->FileExists(path)) {
+    return Usage(path + " is a file, not a database directory; a file is taken by segment, verify, dump and graph",
+                 &cmd);
+  }
 
   Report report;
-  const std::string& cmd = args[0];
-  const bool is_command = cmd == "segment" || cmd == "verify" || cmd == "dump" || cmd == "graph";
-  if (args.size() == 1 && is_command && !pomai::Env::Default()->FileExists(cmd)) {
-    return Usage(cmd + " needs a path");
-  } else if (args.size() == 1) {
-    // A lone argument is a directory (even one named like a command, if it exists).
-    report = InspectDir(args[0], opt);
-  } else if (!is_command) {
-    return Usage("unknown command " + cmd);
-  } else if (args.size() != 2) {
-    return Usage(cmd + " takes one path");
-  } else if (cmd == "segment") {
-    report = InspectSegment(args[1], opt);
-  } else if (cmd == "verify") {
-    report = Verify(args[1], opt);
-  } else if (cmd == "dump") {
-    report = Dump(args[1], opt);
+  if (!named) {
+    report = InspectDir(path, opt);
+  } else if (std::strcmp(cmd.name, "segment") == 0) {
+    report = InspectSegment(path, opt);
+  } else if (std::strcmp(cmd.name, "verify") == 0) {
+    report = Verify(path, opt);
+  } else if (std::strcmp(cmd.name, "dump") == 0) {
+    report = Dump(path, opt);
   } else {
-    report = Graph(args[1], opt);
+    report = Graph(path, opt);
   }
   const std::string out = json ? report.json.Dump() + "\n" : RenderText(report.json);
   std::fwrite(out.data(), 1, out.size(), stdout);

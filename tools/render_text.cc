@@ -1,13 +1,13 @@
 // Text output of pomai-inspect: rendered from the same Json report that
 // --json prints, so the two never disagree.
+#include "render_text.h"
+
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
 #include <string>
 
-#include "inspect.h"
-
-namespace pomai::tools {
+namespace pomai::inspect {
 namespace {
 
 std::string Fmt(const char* format, ...) __attribute__((format(printf, 1, 2)));
@@ -144,6 +144,12 @@ void KvSummary(const Json& r, std::string* out) {
   *out += Fmt("  total: %s live segments, %s segment entries, %s live WAL records (%s writes), %s bytes\n",
               T(t["live_segments"]).c_str(), T(t["segment_entries"]).c_str(), T(t["wal_records"]).c_str(),
               T(t["wal_writes"]).c_str(), T(t["bytes"]).c_str());
+  if (t["live_keys"].is_null()) {
+    *out += "  live keys: unknown (a live file is missing or unreadable)\n";
+  } else {
+    *out += Fmt("  live keys: %s user keys, %s index entries (the newest version of each key is not a delete)\n",
+                T(t["live_keys"]).c_str(), T(t["live_index_entries"]).c_str());
+  }
 }
 
 void KvDump(const Json& r, std::string* out) {
@@ -234,6 +240,11 @@ void Summary(const Json& r, std::string* out) {
   *out += Fmt("  total: %s live segments, %s rows, %s tombstones, %s live WAL records, %s bytes\n",
               T(t["live_segments"]).c_str(), T(t["segment_rows"]).c_str(), T(t["segment_tombstones"]).c_str(),
               T(t["wal_records"]).c_str(), T(t["bytes"]).c_str());
+  if (t["live_rows"].is_null()) {
+    *out += "  live rows: unknown (a live file is missing or unreadable)\n";
+  } else {
+    *out += "  live rows: " + T(t["live_rows"]) + " (the newest version of each id is not a delete)\n";
+  }
 }
 
 void Segment(const Json& r, std::string* out) {
@@ -285,6 +296,9 @@ void Verify(const Json& r, std::string* out) {
     *out += ": " + T(n["message"]) + "\n";
   }
   for (const Json& p : r["problems"].items()) *out += "  problem: " + ProblemText(p) + "\n";
+  const Json& n = r["counts"];
+  *out += Fmt("  %s files checked, %s problems, %s notes\n", T(n["checked"]).c_str(), T(n["problems"]).c_str(),
+              T(n["notes"]).c_str());
 }
 
 void Dump(const Json& r, std::string* out) {
@@ -391,4 +405,4 @@ std::string RenderText(const Json& r) {
   return out;
 }
 
-}  // namespace pomai::tools
+}  // namespace pomai::inspect

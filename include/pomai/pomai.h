@@ -166,6 +166,36 @@ POMAI_EXPORT pomai_status_t* pomai_search_array(pomai_db_t* db, const float* que
                                                 uint32_t topk, uint32_t ef_search, uint64_t* out_ids,
                                                 float* out_scores, uint32_t* out_counts);
 
+/* ---- checks ---------------------------------------------------------- */
+
+/* Checks the files of the open database `db` (either kind: pomai_open or
+ * pomai_db_open_ex) with the checks of `pomai-inspect verify DIR`
+ * (docs/FORMAT.md, "pomai-inspect"): the manifest decodes; every segment it
+ * names exists and passes every section checksum and its structural checks
+ * (ids sorted, graph links in range, keyspace entries and groups, ...); every
+ * live WAL file reads to its end and its records decode, with sequence
+ * numbers increasing; index graph files are checked (damage there is a note:
+ * the engine rebuilds them). It reads every byte of every file, so it takes
+ * time in proportion to the database's size. Writes and searches go on
+ * meanwhile; until it returns, no freeze, flush or compaction replaces the
+ * manifest or deletes a file (they wait), so the files it checks are the
+ * database's current ones. An in-memory database has no files: nothing is
+ * checked and the report says so in a note.
+ *
+ * db: an open database handle.
+ * out_report_json: receives a NUL-terminated JSON object, owned by the caller
+ *   and freed with pomai_free: "ok" (bool: no problem found), "error" (the
+ *   first problem or null), "problems" ([{"file", "offset" (byte offset in
+ *   file, or null), "code" (POMAI_STATUS_*), "message"}]), "notes" ([{"file",
+ *   "offset", "message"}]: torn WAL tails, orphan files, damaged caches),
+ *   "checked" ([{"file", "kind", "ok", "detail"}]), "counts" ({"checked",
+ *   "problems", "notes"}), "path", "command" ("verify"). Set to NULL on
+ *   failure.
+ * Returns NULL when the check ran, whether or not it found damage (read
+ * "ok"); INVALID_ARGUMENT for a NULL db or out_report_json or a handle that
+ * pomai_open / pomai_db_open_ex did not return; CLOSED for a closed handle. */
+POMAI_EXPORT pomai_status_t* pomai_verify(pomai_db_t* db, char** out_report_json);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -18,7 +18,10 @@
 
 #include "capi/handles.h"
 #include "engine/db.h"
+#include "engine/kv_db.h"
+#include "inspect/inspect.h"
 #include "simd/distance.h"
+#include "util/version.h"
 
 namespace {
 
@@ -42,6 +45,31 @@ pomai_status_t* WithDb(pomai_db_t* db, Fn&& fn) noexcept {
                      "functions");
     return fn(*slot->db);
   });
+}
+
+// Runs fn(slot) with the handle held open (shared), for a database of either
+// kind (pomai_open or pomai_db_open_ex).
+template <typename Fn>
+pomai_status_t* WithAnyDb(pomai_db_t* db, Fn&& fn) noexcept {
+  if (db == nullptr) return Invalid("db is NULL");
+  return Guard([&]() -> pomai_status_t* {
+    uint32_t generation;
+    DbSlot* slot = DbTable::Get().Find(TokenOf(db), &generation);
+    if (slot == nullptr) return Invalid("db is not a handle returned by pomai_open or pomai_db_open_ex");
+    if (pomai_status_t* dead = DbMadeBeforeFork(*slot)) return dead;
+    std::shared_lock<std::shared_mutex> l = LockForCall(*slot, generation);
+    if (!l.owns_lock() || slot->generation != generation || !slot->open())
+      return MakeStatus(POMAI_STATUS_CLOSED, "database is closed");
+    return fn(*slot);
+  });
+}
+
+// A copy of `s` in memory the caller frees with pomai_free.
+char* MallocString(const std::string& s) {
+  char* buf = static_cast<char*>(std::malloc(s.size() + 1));
+  if (buf == nullptr) throw std::bad_alloc();
+  std::memcpy(buf, s.c_str(), s.size() + 1);
+  return buf;
 }
 
 // Whether a struct whose first field says `size` bytes covers `field`.
@@ -160,7 +188,7 @@ void pomai_status_free(pomai_status_t* status) {
 
 uint32_t pomai_abi_version(void) { return 1; }
 
-const char* pomai_version_string(void) { return "0.1.0"; }
+const char* pomai_version_string(void) { return POMAI_VERSION; }
 
 const char* pomai_simd_target(void) {
   try {
@@ -524,6 +552,24 @@ pomai_status_t* pomai_search_array(pomai_db_t* db, const float* queries, size_t 
       }
       out_counts[i] = static_cast<uint32_t>(h.size());
     }
+    return nullptr;
+  });
+}
+
+pomai_status_t* pomai_verify(pomai_db_t* db, char** out_report_json) {
+  if (out_report_json != nullptr) *out_report_json = nullptr;
+  return WithAnyDb(db, [&](DbSlot& slot) -> pomai_status_t* {
+    if (out_report_json == nullptr) return Invalid("out_report_json is NULL");
+    pomai::inspect::Report report;
+    auto verify = [&](const std::string& dir) { report = pomai::inspect::Verify(dir, pomai::inspect::InspectOptions()); };
+    if (slot.kv && slot.kv->in_memory()) {
+      report = pomai::inspect::VerifyWithoutFiles(
+          "in-memory", "an in-memory database has no files: nothing to check");
+    } else {
+      Status s = slot.db ? slot.db->WithFilesHeld(verify) : slot.kv->WithFilesHeld(verify);
+      if (!s.ok()) return FromStatus(s);
+    }
+    *out_report_json = MallocString(report.json.Dump());
     return nullptr;
   });
 }

@@ -638,6 +638,16 @@ Status DB::Close() {
   return s;
 }
 
+Status DB::WithFilesHeld(const std::function<void(const std::string& dir)>& fn) {
+  if (closed_) return Status::Closed("database is closed");
+  // Every manifest write and every file deletion of a freeze or a
+  // compaction happens under freeze_mu_ (FlushImmutables, CompactShard).
+  std::lock_guard<std::mutex> f(freeze_mu_);
+  if (closed_) return Status::Closed("database is closed");
+  fn(options_.path);
+  return Status::OK();
+}
+
 Result<bool> DB::Exists(uint64_t id) {
   Status s = Get(id, nullptr, nullptr);
   if (s.ok()) return true;

@@ -103,6 +103,14 @@ class DB {
   // tombstones, bytes, graph stats), memtable rows, live rows.
   Result<std::string> StatsJson();
 
+  // Runs fn(dir) while the files of the database stay as they are: until it
+  // returns, no freeze or compaction replaces the MANIFEST or deletes a file
+  // (a freeze, and a compaction's install, wait for it). Writes go on,
+  // appending to the current WAL, and a compaction may write its output
+  // segment, which no MANIFEST names until it is installed. For checking the
+  // files of an open database (pomai_verify). Closed when the database is.
+  Status WithFilesHeld(const std::function<void(const std::string& dir)>& fn);
+
   // Reads (Exists, Get, Count, Search) use a segment section only after its
   // checksum matched (segment::Segment::CheckSection: once per section per
   // open, on first use); damage is Corruption naming the file, the section

@@ -292,6 +292,19 @@ KvDB::~KvDB() { (void)Close(); }
 
 bool KvDB::in_memory() const { return impl_->opt.in_memory; }
 
+Status KvDB::WithFilesHeld(const std::function<void(const std::string& dir)>& fn) {
+  KvDBImpl& d = *impl_;
+  if (d.closed) return Status::Closed("database is closed");
+  // Flushes and merges write the KVMANIFEST and delete files under flush_mu;
+  // index builds and drops write and delete graph files under index_load_mu
+  // (which is never held while waiting for flush_mu).
+  std::lock_guard<std::mutex> f(d.flush_mu);
+  std::lock_guard<std::mutex> i(d.index_load_mu);
+  if (d.closed) return Status::Closed("database is closed");
+  fn(d.opt.path);
+  return Status::OK();
+}
+
 Result<std::unique_ptr<KvDB>> KvDB::Open(const KvOptions& options) {
   if (!options.in_memory && options.path.empty()) return Status::InvalidArgument("path is empty for a disk database");
   std::unique_ptr<KvDB> db(new KvDB());

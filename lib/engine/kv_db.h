@@ -176,6 +176,16 @@ class KvDB {
 
   bool in_memory() const;
 
+  // Runs fn(dir) while the files of the database stay as they are: until it
+  // returns, no flush or merge replaces the KVMANIFEST or deletes a file, and
+  // no index graph file is written or deleted (a flush, a merge and an index
+  // build or drop wait for it; a search that must first load an index's
+  // graph waits too). Commits go on, appending to the current WAL. In-memory
+  // mode: dir names no directory (the files live in process memory). For
+  // checking the files of an open database (pomai_verify). Closed when the
+  // database is.
+  Status WithFilesHeld(const std::function<void(const std::string& dir)>& fn);
+
   // For tests: segment files live now, and the number of flushes/merges done.
   size_t SegmentCount();
   uint64_t LastSequence();

@@ -16,10 +16,11 @@ the same library functions, whose addresses it gets from `ffi` here.
 
 from __future__ import annotations
 
+import json
 import operator
 import os
 import threading
-from typing import Any, Iterable, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from . import _txn_calls
 from ._ffi import ffi, lib, load_pomaidb_module, missing_symbols
@@ -76,6 +77,8 @@ _db_options_init = _bind("pomai_db_options_ex_init")
 _db_close = _bind("pomai_close")
 _db_flush = _bind("pomai_db_flush")
 _db_memory_usage = _bind("pomai_db_memory_usage")
+_verify = _bind("pomai_verify")
+_free = _bind("pomai_free")
 _txn_upsert_vector = _bind("pomai_txn_upsert_vector")
 _txn_get_vector = _bind("pomai_txn_get_vector")
 _txn_search_similar = _bind("pomai_txn_search_similar")
@@ -450,6 +453,40 @@ class Database:
         out = ffi.new("pomai_memory_stats_t*")
         _check(_db_memory_usage(self._h(), out))
         return MemoryStats(out.total_bytes, out.used_bytes, out.free_bytes)
+
+    def verify(self) -> Dict[str, Any]:
+        """Checks the database's files, with the checks of `pomai-inspect
+        verify DIR` (docs/FORMAT.md, "pomai-inspect"): the KVMANIFEST decodes;
+        every segment it names exists and passes every section checksum and
+        every entry check (key order, vector groups, sequence numbers not
+        above the manifest's); every live WAL file reads to its end, its
+        commit records decode and the ones recovery replays have increasing
+        sequence numbers; every index graph file is checked too (a damaged
+        one is a note, not a problem: the engine rebuilds it). It reads every
+        byte of every file (time in proportion to the database's size).
+        Commits and searches go on meanwhile; flushes, merges and index
+        builds wait until it returns, so the files it checks are the
+        database's current ones. An in-memory database has no files: nothing
+        is checked, and a note says so.
+
+        Finding damage is not an error: it is in the result, a dict with
+        "ok" (bool: no problem found), "problems" (a list of {"file",
+        "offset" (byte offset in the file, or None), "code" (the C status
+        code, 5 = CORRUPTION), "message"}), "error" (the first problem, or
+        None), "notes" (a list of {"file", "offset", "message"}: a torn WAL
+        tail, a damaged index graph file, a file the manifest does not
+        need), "checked" (a list of {"file", "kind" ("kv_manifest",
+        "kv_segment", "kv_wal", "index_graph"), "ok", "detail"}), "counts"
+        ({"checked", "problems", "notes"}) and "path". AlopexError (code
+        CLOSED) when the database is closed."""
+        out = ffi.new("char*[1]")
+        _check(_verify(self._h(), out))
+        try:
+            text = ffi.string(out[0]).decode()
+        finally:
+            _free(out[0])
+        report: Dict[str, Any] = json.loads(text)
+        return report
 
     # -- named HNSW indexes
 

@@ -36,6 +36,7 @@ __all__ = [
     "freeze",
     "compact",
     "stats",
+    "verify",
     "search",
     "search_batch",
     "simd_target",
@@ -304,6 +305,10 @@ class Database:
         """See `pomaidb.search_batch`."""
         return search_batch(self, queries, topk, ef_search)
 
+    def verify(self) -> Dict[str, Any]:
+        """See `pomaidb.verify`."""
+        return verify(self)
+
 
 def _handle(db: Database) -> Any:
     if not isinstance(db, Database):
@@ -538,6 +543,37 @@ def stats(db: Database) -> Dict[str, Any]:
     None}]}], "graph_reused_rows" (their sum)}."""
     out = ffi.new("char **")
     _check(lib.pomai_stats_json(_handle(db), out))
+    try:
+        text = ffi.string(out[0]).decode()
+    finally:
+        lib.pomai_free(out[0])
+    result: Dict[str, Any] = json.loads(text)
+    return result
+
+
+def verify(db: Database) -> Dict[str, Any]:
+    """Checks the files of the open database `db`, with the checks of
+    `pomai-inspect verify DIR` (docs/FORMAT.md, "pomai-inspect"): the
+    MANIFEST decodes; every segment it names exists, matches every section
+    checksum, has sorted ids and tombstones, valid metadata offsets, the
+    manifest's dim, metric, shard and row count, and a graph whose links are
+    all in range; every live WAL file reads to its end, its records decode
+    with the database's dim and their sequence numbers increase. It reads
+    every byte of every file (time in proportion to the database's size).
+    Writes and searches go on meanwhile; freezes and compactions wait until it
+    returns, so the files it checks are the database's current ones.
+
+    Finding damage is not an error: it is in the result, a dict with
+    "ok" (bool: no problem found), "problems" (a list of {"file", "offset"
+    (byte offset in the file, or None), "code" (a `StatusCode`, e.g. 5
+    CORRUPTION), "message"}), "error" (the first problem, or None), "notes"
+    (a list of {"file", "offset", "message"}: a torn WAL tail, a file the
+    manifest does not need), "checked" (a list of {"file", "kind"
+    ("manifest", "segment", "wal"), "ok", "detail"}), "counts" ({"checked",
+    "problems", "notes"}) and "path" (the database directory).
+    Raises PomaiDBError (code CLOSED) when `db` is closed."""
+    out = ffi.new("char **")
+    _check(lib.pomai_verify(_handle(db), out))
     try:
         text = ffi.string(out[0]).decode()
     finally:

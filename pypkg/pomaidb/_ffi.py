@@ -27,7 +27,7 @@ _REQUIRED = (
     "pomai_put_array", "pomai_put_batch", "pomai_delete_batch", "pomai_freeze",
     "pomai_exists", "pomai_get", "pomai_record_free", "pomai_count",
     "pomai_search_array", "pomai_compact", "pomai_stats_json", "pomai_free",
-    "pomai_freeze_with_progress", "pomai_compact_with_progress",
+    "pomai_freeze_with_progress", "pomai_compact_with_progress", "pomai_verify",
 )
 
 

@@ -1,9 +1,9 @@
-#include "json.h"
+#include "inspect/json.h"
 
 #include <cmath>
 #include <cstdio>
 
-namespace pomai::tools {
+namespace pomai::inspect {
 
 Json& Json::Set(const std::string& key, Json value) {
   for (auto& [k, v] : members_) {
@@ -157,4 +157,4 @@ void Json::DumpTo(std::string* out, int indent) const {
   }
 }
 
-}  // namespace pomai::tools
+}  // namespace pomai::inspect

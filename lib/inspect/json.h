@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-namespace pomai::tools {
+namespace pomai::inspect {
 
 class Json {
  public:
@@ -68,4 +68,4 @@ class Json {
 // Quotes and escapes `s` as a JSON string.
 std::string JsonQuote(const std::string& s);
 
-}  // namespace pomai::tools
+}  // namespace pomai::inspect

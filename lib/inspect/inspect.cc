@@ -1,6 +1,6 @@
 // The commands of pomai-inspect. Each one reads through the engine's own
 // readers and fills a Json report; rendering is in render_text.cc.
-#include "inspect.h"
+#include "inspect/inspect.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/batch.h"
@@ -24,7 +25,7 @@
 #include "util/env.h"
 #include "wal/log_reader.h"
 
-namespace pomai::tools {
+namespace pomai::inspect {
 namespace {
 
 using engine::Manifest;
@@ -525,6 +526,51 @@ std::string OrphanReason(const DirFile& f, const std::optional<Manifest>& m) {
 
 bool IsKnownFile(const std::string& name) { return name == "LOCK" || name == engine::kManifestName; }
 
+// ---------------------------------------------------------------------------
+// Live rows (docs/FORMAT.md, "pomai-inspect": the live row count)
+
+// The ids the WAL records that recovery replays write: per id its last
+// operation (true a put, false a delete). Newer than every segment.
+using IdOverlay = std::unordered_map<uint64_t, bool>;
+
+// The live rows of one shard's segments (newest first) whose ids `wal` does
+// not write: per id, the newest segment holding it as a row or a tombstone
+// decides. A merge of the segments' sorted ids and tombstones, each section
+// checked against its checksum first (Corruption naming file and offset).
+Result<uint64_t> LiveSegmentRows(const std::vector<const Segment*>& newest_first, const IdOverlay& wal) {
+  struct Cursor {
+    const uint64_t* at;
+    const uint64_t* end;
+    size_t age;  // 0 = the newest segment
+    bool row;    // false: a tombstone
+  };
+  std::vector<Cursor> cursors;
+  for (size_t age = 0; age < newest_first.size(); ++age) {
+    const Segment& seg = *newest_first[age];
+    POMAI_RETURN_IF_ERROR(seg.CheckSection(segment::SectionKind::kIds));
+    POMAI_RETURN_IF_ERROR(seg.CheckSection(segment::SectionKind::kTombstones));
+    if (seg.row_count() > 0) cursors.push_back({seg.ids(), seg.ids() + seg.row_count(), age, true});
+    if (seg.tombstone_count() > 0)
+      cursors.push_back({seg.tombstones(), seg.tombstones() + seg.tombstone_count(), age, false});
+  }
+  uint64_t live = 0;
+  for (;;) {
+    const Cursor* newest = nullptr;
+    for (const Cursor& c : cursors) {
+      if (c.at == c.end) continue;
+      if (newest == nullptr || *c.at < *newest->at || (*c.at == *newest->at && c.age < newest->age)) newest = &c;
+    }
+    if (newest == nullptr) break;
+    const uint64_t id = *newest->at;
+    if (newest->row && wal.count(id) == 0) ++live;
+    // Every cursor at this id moves past it (the newest one at least, so the merge ends).
+    for (Cursor& c : cursors) {
+      while (c.at != c.end && *c.at == id) ++c.at;
+    }
+  }
+  return live;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -908,6 +954,54 @@ std::string KvOrphanReason(const DirFile& f) {
 
 bool IsKnownKvFile(const std::string& name) { return name == "LOCK" || name == kv::kKvManifestName; }
 
+// The internal keys the commit records that recovery replays write: per key
+// its last write (true a value, false a tombstone). Newer than every segment.
+using KeyOverlay = std::map<std::string, bool, std::less<>>;
+
+struct LiveKeys {
+  uint64_t user_keys = 0;      // namespace 0x00: bytes values and vector records
+  uint64_t index_entries = 0;  // namespace 0x02: entries of named indexes
+};
+
+void CountLive(std::string_view ikey, bool live, LiveKeys* n) {
+  if (!live || ikey.empty()) return;
+  if (static_cast<uint8_t>(ikey[0]) == kv::kUserNs) ++n->user_keys;
+  if (static_cast<uint8_t>(ikey[0]) == kv::kIndexEntryNs) ++n->index_entries;
+}
+
+// Adds to *n the live keys of the segments (newest first) that `wal` does
+// not write: per key, the version of the newest segment holding it decides
+// (a tombstone: not live). A merge of the segments' sorted entries, each
+// read through kv::Segment::Read (checked; Corruption naming file and offset).
+Status CountLiveKeys(const std::vector<const kv::Segment*>& newest_first, const KeyOverlay& wal, LiveKeys* n) {
+  struct Cursor {
+    const kv::Segment* seg;
+    size_t pos = 0;
+    std::string_view key;
+    kv::VersionView v;
+  };
+  std::vector<Cursor> cursors;  // in age order: 0 = the newest segment
+  for (const kv::Segment* seg : newest_first) cursors.push_back(Cursor{seg, 0, {}, {}});
+  auto load = [](Cursor* c) { return c->pos < c->seg->size() ? c->seg->Read(c->pos, &c->key, &c->v) : Status::OK(); };
+  for (Cursor& c : cursors) POMAI_RETURN_IF_ERROR(load(&c));
+  for (;;) {
+    const Cursor* newest = nullptr;
+    for (const Cursor& c : cursors) {
+      if (c.pos < c.seg->size() && (newest == nullptr || c.key < newest->key)) newest = &c;
+    }
+    if (newest == nullptr) return Status::OK();
+    const std::string key(newest->key);
+    if (wal.find(key) == wal.end()) CountLive(key, newest->v.kind != kv::ValueKind::kTombstone, n);
+    // Every cursor at this key moves past it (the newest one at least, so the merge ends).
+    for (Cursor& c : cursors) {
+      while (c.pos < c.seg->size() && c.key == key) {
+        ++c.pos;
+        POMAI_RETURN_IF_ERROR(load(&c));
+      }
+    }
+  }
+}
+
 Report KvInspectDirOnce(const std::string& dir, std::string* raw) {
   Report r;
   r.json.Set("command", "summary");
@@ -936,6 +1030,11 @@ Report KvInspectDirOnce(const std::string& dir, std::string* raw) {
        missing = Json::Array();
   uint64_t total_entries = 0, total_bytes = 0, wal_records = 0, wal_writes = 0;
   std::vector<uint64_t> present;
+  // For the live key count: the live segments by number, what the replayed
+  // commit records write, and whether every live file could be read.
+  std::map<uint64_t, std::shared_ptr<kv::Segment>> live_segments;
+  KeyOverlay replayed;
+  bool live_readable = manifest.has_value();
   uint64_t prev_seq = manifest ? manifest->last_seq : 0;
   for (const DirFile& f : *files) {
     const std::string path = JoinPath(dir, f.name);
@@ -965,15 +1064,27 @@ Report KvInspectDirOnce(const std::string& dir, std::string* raw) {
         j.Set("bytes", bytes);
         j.Set("error", Problem(seg.status(), path));
         if (live && r.exit_code == 0) Fail(&r, Problem(seg.status(), path));
+        if (live) live_readable = false;
       } else {
         Merge(&j, KvSegmentSummary(**seg));
         j.Set("error", Json());
-        if (live) total_entries += (*seg)->size();
+        if (live) {
+          total_entries += (*seg)->size();
+          live_segments[f.number] = *seg;
+        }
       }
       segments.Push(std::move(j));
     } else if (f.kind == 'w') {
       uint64_t ignored = 0;
-      KvWalScan scan = live ? ScanKvWal(path, manifest->last_seq, &prev_seq) : ScanKvWal(path, UINT64_MAX, &ignored);
+      // Recovery replays the records of the live WALs (in number order) above the KVMANIFEST's last_seq.
+      auto replay = [&](const wal::Record& rec, const std::vector<kv::Write>& writes) {
+        if (rec.seq <= manifest->last_seq) return true;
+        for (const auto& w : writes) replayed[w.key] = w.value->kind != kv::ValueKind::kTombstone;
+        return true;
+      };
+      KvWalScan scan = live ? ScanKvWal(path, manifest->last_seq, &prev_seq, replay)
+                            : ScanKvWal(path, UINT64_MAX, &ignored);
+      if (live && !scan.status.ok()) live_readable = false;
       Json j = Json::Object();
       j.Set("file", f.name);
       j.Set("number", f.number);
@@ -1006,6 +1117,25 @@ Report KvInspectDirOnce(const std::string& dir, std::string* raw) {
   totals.Set("wal_records", wal_records);
   totals.Set("wal_writes", wal_writes);
   totals.Set("bytes", total_bytes);
+  // The live keys: the segments' keys that no newer segment and no replayed
+  // commit record overrides and whose version is not a tombstone, plus the
+  // keys whose last replayed write is a value. Null when a live file is
+  // missing or unreadable.
+  std::optional<LiveKeys> live_keys;
+  if (live_readable && missing.items().empty()) {
+    std::vector<const kv::Segment*> newest_first;
+    for (auto n = named.rbegin(); n != named.rend(); ++n) newest_first.push_back(live_segments.at(*n).get());
+    LiveKeys counted;
+    Status s = CountLiveKeys(newest_first, replayed, &counted);
+    for (const auto& [key, live] : replayed) CountLive(key, live, &counted);
+    if (s.ok()) {
+      live_keys = counted;
+    } else if (r.exit_code == 0) {
+      Fail(&r, Problem(s, dir));
+    }
+  }
+  totals.Set("live_keys", live_keys ? Json(live_keys->user_keys) : Json());
+  totals.Set("live_index_entries", live_keys ? Json(live_keys->index_entries) : Json());
   r.json.Set("totals", std::move(totals));
   if (!missing.items().empty() && r.exit_code == 0) {
     Fail(&r, Problem(Status::Corruption(manifest_path + " names " + missing.items()[0]["file"].AsString() +
@@ -1246,6 +1376,11 @@ Report InspectDirOnce(const std::string& dir, const InspectOptions& opt, std::st
   Json segments = Json::Array(), wals = Json::Array(), orphans = Json::Array(), missing = Json::Array();
   uint64_t total_rows = 0, total_tombstones = 0, total_bytes = 0, wal_records = 0;
   std::vector<uint64_t> present;
+  // For the live row count: the live segments by number, what the replayed
+  // WAL records write, and whether every live file could be read.
+  std::map<uint64_t, std::shared_ptr<Segment>> live_segments;
+  IdOverlay replayed;
+  bool live_readable = manifest.has_value();
   for (const DirFile& f : *files) {
     const std::string path = JoinPath(dir, f.name);
     const uint64_t bytes = SizeOrZero(path);
@@ -1270,6 +1405,7 @@ Report InspectDirOnce(const std::string& dir, const InspectOptions& opt, std::st
         j.Set("bytes", bytes);
         j.Set("error", Problem(seg.status(), path));
         if (live && r.exit_code == 0) Fail(&r, Problem(seg.status(), path));
+        if (live) live_readable = false;
       } else {
         Merge(&j, SegmentSummary(**seg));
         Status gs;
@@ -1279,11 +1415,19 @@ Report InspectDirOnce(const std::string& dir, const InspectOptions& opt, std::st
         if (live) {
           total_rows += (*seg)->row_count();
           total_tombstones += (*seg)->tombstone_count();
+          live_segments[f.number] = *seg;
         }
       }
       segments.Push(std::move(j));
     } else if (f.kind == 'w') {
-      WalScan scan = ScanWal(path, manifest ? manifest->dim : opt.dim);
+      // Recovery replays the records of the live WALs (in number order) above the manifest's last_seq.
+      WalScan scan = ScanWal(path, manifest ? manifest->dim : opt.dim,
+                             [&](const wal::Record& rec, const std::vector<engine::DecodedOp>* ops) {
+                               if (!live || ops == nullptr || rec.seq <= manifest->last_seq) return true;
+                               for (const auto& op : *ops) replayed[op.id] = op.kind == engine::WriteOp::Kind::kPut;
+                               return true;
+                             });
+      if (live && !scan.status.ok()) live_readable = false;
       Json j = Json::Object();
       j.Set("file", f.name);
       j.Set("number", f.number);
@@ -1313,6 +1457,32 @@ Report InspectDirOnce(const std::string& dir, const InspectOptions& opt, std::st
   totals.Set("segment_tombstones", total_tombstones);
   totals.Set("wal_records", wal_records);
   totals.Set("bytes", total_bytes);
+  // The live rows: per shard the segments' rows that no newer segment and no
+  // replayed WAL record overrides, plus the ids whose last replayed
+  // operation is a put. Null when a live file is missing or unreadable.
+  std::optional<uint64_t> live_rows;
+  if (live_readable && missing.items().empty()) {
+    uint64_t n = 0;
+    Status s;
+    for (uint32_t shard = 0; shard < manifest->shards && s.ok(); ++shard) {
+      std::vector<const Segment*> newest_first;
+      for (auto e = manifest->segments[shard].rbegin(); e != manifest->segments[shard].rend(); ++e)
+        newest_first.push_back(live_segments.at(e->file_number).get());
+      auto rows = LiveSegmentRows(newest_first, replayed);
+      if (rows.ok()) {
+        n += *rows;
+      } else {
+        s = rows.status();
+      }
+    }
+    for (const auto& [id, put] : replayed) n += put ? 1 : 0;
+    if (s.ok()) {
+      live_rows = n;
+    } else if (r.exit_code == 0) {
+      Fail(&r, Problem(s, dir));
+    }
+  }
+  totals.Set("live_rows", live_rows ? Json(*live_rows) : Json());
   r.json.Set("totals", std::move(totals));
   if (!missing.items().empty() && r.exit_code == 0) {
     Fail(&r, Problem(Status::Corruption(manifest_path + " names " + missing.items()[0]["file"].AsString() +
@@ -1534,6 +1704,22 @@ void VerifyDirOnce(const std::string& dir, VerifyState* st, std::string* manifes
   }
 }
 
+// The verdict, counts and lists of a verify report.
+void FinishVerify(VerifyState st, Report* r) {
+  const bool ok = st.problems.items().empty();
+  r->json.Set("ok", ok);
+  r->json.Set("error", ok ? Json() : st.problems.items()[0]);
+  Json counts = Json::Object();
+  counts.Set("checked", static_cast<uint64_t>(st.checked.items().size()));
+  counts.Set("problems", static_cast<uint64_t>(st.problems.items().size()));
+  counts.Set("notes", static_cast<uint64_t>(st.notes.items().size()));
+  r->json.Set("counts", std::move(counts));
+  r->json.Set("checked", std::move(st.checked));
+  r->json.Set("notes", std::move(st.notes));
+  r->json.Set("problems", std::move(st.problems));
+  r->exit_code = ok ? 0 : 1;
+}
+
 }  // namespace
 
 Report Verify(const std::string& path, const InspectOptions& opt) {
@@ -1573,13 +1759,17 @@ Report Verify(const std::string& path, const InspectOptions& opt) {
   } else {
     VerifyFile(path, DetectKind(path, opt.kind), opt, &st);
   }
-  const bool ok = st.problems.items().empty();
-  r.json.Set("ok", ok);
-  r.json.Set("error", ok ? Json() : st.problems.items()[0]);
-  r.json.Set("checked", std::move(st.checked));
-  r.json.Set("notes", std::move(st.notes));
-  r.json.Set("problems", std::move(st.problems));
-  r.exit_code = ok ? 0 : 1;
+  FinishVerify(std::move(st), &r);
+  return r;
+}
+
+Report VerifyWithoutFiles(const std::string& path, const std::string& why) {
+  Report r;
+  r.json.Set("command", "verify");
+  r.json.Set("path", path);
+  VerifyState st;
+  st.notes.Push(Note(path, std::nullopt, why));
+  FinishVerify(std::move(st), &r);
   return r;
 }
 
@@ -1810,4 +2000,4 @@ Report Graph(const std::string& file, const InspectOptions& opt) {
   return r;
 }
 
-}  // namespace pomai::tools
+}  // namespace pomai::inspect

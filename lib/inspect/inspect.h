@@ -1,0 +1,52 @@
+// The checks and reports of pomai-inspect: read-only views of a database
+// directory and of its files (docs/FORMAT.md, "pomai-inspect"). Every command
+// builds one JSON report through the engine's own readers (Segment,
+// HnswGraph, wal::Reader, Manifest::Decode, DecodeBatch); nothing is opened
+// for writing and the LOCK file is never touched, so a database may be open
+// in another process. Linked by the tool (tools/) and by libpomai_c.so,
+// whose pomai_verify runs Verify on the directory of an open database.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "inspect/json.h"
+
+namespace pomai::inspect {
+
+struct InspectOptions {
+  uint64_t limit = 10;       // dump: rows (segment) or operations (WAL) to show; 0 = all
+  uint32_t prefix = 4;       // dump: vector components to show
+  uint32_t dim = 0;          // WAL decoding: 0 = from the MANIFEST beside the file
+  std::string kind;          // "", "segment", "wal" or "manifest": overrides detection
+};
+
+// A command's result: the report and the process exit status (0 fine, 1 a
+// problem was found or a file could not be read).
+struct Report {
+  Json json = Json::Object();
+  int exit_code = 0;
+};
+
+// The commands (docs/FORMAT.md, "pomai-inspect", lists what each one checks
+// and every JSON key). A path that cannot be read, a damaged file or a failed
+// check is in the report (ok false, exit 1), never a crash. Thread-safe: each
+// call reads the files anew and shares nothing.
+//
+// The summary of a database directory (u64-id or keyspace, by its manifest).
+Report InspectDir(const std::string& dir, const InspectOptions& opt);
+// A segment file's header, section table, footer and index.
+Report InspectSegment(const std::string& file, const InspectOptions& opt);
+// Every check of a database directory or of one file. A database open
+// elsewhere may replace its manifest and delete files meanwhile: a failed
+// pass over a directory whose manifest changed is run again (5 passes at most).
+Report Verify(const std::string& path, const InspectOptions& opt);
+// verify's report for a database that has no files to check (an in-memory
+// keyspace database): ok, nothing checked, `why` as its one note.
+Report VerifyWithoutFiles(const std::string& path, const std::string& why);
+// Rows, records or fields of one file.
+Report Dump(const std::string& file, const InspectOptions& opt);
+// A segment's HNSW graph: levels, degrees, reachability, Verify.
+Report Graph(const std::string& file, const InspectOptions& opt);
+
+}  // namespace pomai::inspect

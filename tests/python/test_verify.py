@@ -1,0 +1,262 @@
+"""pomaidb.verify(db) and alopex.Database.verify(): the checks of
+`pomai-inspect verify DIR` on an open database of either face. Damage is a
+result naming file and offset, never an exception; a closed handle is one."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+import pytest
+
+import alopex
+import pomaidb
+
+DIM = 8
+
+
+def section_offset(path: Path, kind: int) -> int:
+    """The file offset of section `kind` of a segment file (docs/FORMAT.md,
+    "Section table", "Footer")."""
+    data = path.read_bytes()
+    table, count = struct.unpack_from("<QI", data, len(data) - 32)
+    for i in range(count):
+        k, _flags, offset = struct.unpack_from("<IIQ", data, table + 32 * i)
+        if k == kind:
+            return int(offset)
+    raise AssertionError(f"{path} has no section of kind {kind}")
+
+
+def flip(path: Path, offset: int) -> None:
+    """XORs one byte of the file in place (the database's mappings see it)."""
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0x5A]))
+
+
+def segments(path: Path) -> List[Path]:
+    return sorted(path.glob("seg-*.pseg"))
+
+
+def wals(path: Path) -> List[Path]:
+    return sorted(path.glob("wal-*.log"))
+
+
+def checked_files(report: Dict[str, Any], kind: str) -> List[str]:
+    return sorted(c["file"] for c in report["checked"] if c["kind"] == kind)
+
+
+def assert_clean(report: Dict[str, Any]) -> None:
+    assert report["ok"] is True, report
+    assert report["error"] is None and report["problems"] == []
+    assert report["counts"]["problems"] == 0
+    assert report["counts"]["checked"] == len(report["checked"]) > 0
+    assert all(c["ok"] for c in report["checked"])
+
+
+# ---------------------------------------------------------------------------
+# pomaidb
+
+
+@pytest.fixture
+def vector_db(tmp_path: Path) -> Any:
+    db = pomaidb.open_db(tmp_path / "db", dim=DIM, shards=2, metric="l2", adaptive_threshold=0, hnsw_m=8)
+    yield db
+    db.close()
+
+
+def put(db: pomaidb.Database, first: int, n: int) -> None:
+    rng = np.random.default_rng(first)
+    db.put_batch(np.arange(first, first + n, dtype=np.uint64), rng.random((n, DIM), dtype=np.float32),
+                 metadata=[b"m%d" % i for i in range(first, first + n)])
+
+
+def test_pomaidb_verify_of_a_healthy_database_with_writes_in_the_wal(vector_db, tmp_path):
+    put(vector_db, 0, 300)
+    vector_db.delete([5, 6])
+    report = pomaidb.verify(vector_db)  # only a WAL so far
+    assert_clean(report)
+    assert report["path"] == str(tmp_path / "db")
+    assert checked_files(report, "wal") == [str(p) for p in wals(tmp_path / "db")]
+    assert checked_files(report, "segment") == []
+
+    vector_db.freeze()
+    put(vector_db, 250, 100)  # overwrites rows of the segments, in the WAL
+    report = vector_db.verify()
+    assert_clean(report)
+    assert checked_files(report, "segment") == [str(p) for p in segments(tmp_path / "db")]
+    assert len(checked_files(report, "segment")) == 2 and len(checked_files(report, "manifest")) == 1
+    assert report["counts"]["checked"] == 4
+
+
+def test_pomaidb_verify_after_freezes_and_a_compaction_checks_the_current_files(vector_db, tmp_path):
+    for round in range(4):
+        put(vector_db, round * 100, 150)
+        vector_db.delete([round * 100 + 1])
+        vector_db.freeze()
+    vector_db.compact()
+    put(vector_db, 1000, 10)
+    report = pomaidb.verify(vector_db)
+    assert_clean(report)
+    assert checked_files(report, "segment") == [str(p) for p in segments(tmp_path / "db")]
+    assert len(checked_files(report, "segment")) == 2  # one per shard after the forced merge
+
+
+def test_pomaidb_verify_reports_a_segment_damaged_while_open(vector_db, tmp_path):
+    put(vector_db, 0, 300)
+    vector_db.freeze()
+    seg = segments(tmp_path / "db")[0]
+    vectors = section_offset(seg, 2)
+    flip(seg, vectors + 17)
+    report = pomaidb.verify(vector_db)
+    assert report["ok"] is False
+    [problem] = report["problems"]
+    assert problem == report["error"]
+    assert (problem["file"], problem["offset"]) == (str(seg), vectors)
+    assert problem["code"] == pomaidb.StatusCode.CORRUPTION
+    assert "checksum mismatch in vectors section" in problem["message"]
+    assert report["counts"]["problems"] == 1
+    assert [c["ok"] for c in report["checked"] if c["file"] == str(seg)] == [False]
+    vector_db.count()  # still open and usable
+
+
+def test_pomaidb_verify_reports_a_damaged_wal_record(vector_db, tmp_path):
+    rng = np.random.default_rng(3)
+    for first in (0, 10):  # two array records (no metadata)
+        vector_db.put_batch(np.arange(first, first + 10, dtype=np.uint64), rng.random((10, DIM), dtype=np.float32))
+    [wal] = wals(tmp_path / "db")
+    record_bytes = 24 + 4 + 10 * (8 + 4 * DIM)  # an array record: header, count, ids and vectors
+    flip(wal, record_bytes + 24 + 3)  # inside the second record's payload
+    report = vector_db.verify()
+    assert report["ok"] is False
+    assert (report["error"]["file"], report["error"]["offset"]) == (str(wal), record_bytes)
+
+
+def test_pomaidb_verify_of_a_closed_database_raises(tmp_path):
+    db = pomaidb.open_db(tmp_path / "db", dim=DIM)
+    db.close()
+    with pytest.raises(pomaidb.PomaiDBError) as err:
+        pomaidb.verify(db)
+    assert err.value.code == pomaidb.StatusCode.CLOSED
+    with pytest.raises(TypeError):
+        pomaidb.verify("not a database")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------
+# alopex
+
+
+@pytest.fixture
+def kv_db(tmp_path: Path) -> Any:
+    db = alopex.Database.open(str(tmp_path / "kv"))
+    yield db
+    db.close()
+
+
+def commit(db: alopex.Database, first: int, n: int, deletes: List[bytes] = ()) -> None:  # type: ignore[assignment]
+    with db.begin(alopex.TxnMode.READ_WRITE) as t:
+        for i in range(first, first + n):
+            t.put(b"key-%d" % i, b"value-%d" % i)
+        for k in deletes:
+            t.delete(k)
+        t.commit()
+
+
+def test_alopex_verify_of_a_healthy_database_in_the_wal_and_after_a_flush(kv_db, tmp_path):
+    commit(kv_db, 0, 50, [b"key-3"])
+    report = kv_db.verify()
+    assert_clean(report)
+    assert checked_files(report, "kv_wal") == [str(p) for p in wals(tmp_path / "kv")]
+    assert checked_files(report, "kv_manifest") == [str(tmp_path / "kv" / "KVMANIFEST")]
+
+    kv_db.flush()
+    commit(kv_db, 40, 20)
+    report = kv_db.verify()
+    assert_clean(report)
+    assert checked_files(report, "kv_segment") == [str(p) for p in segments(tmp_path / "kv")]
+
+
+def test_alopex_verify_after_flushes_merge_the_segments(kv_db, tmp_path):
+    for round in range(6):  # more than 4 segments are merged into one
+        commit(kv_db, round * 10, 15, [b"key-%d" % (round * 10)])
+        kv_db.flush()
+    report = kv_db.verify()
+    assert_clean(report)
+    assert checked_files(report, "kv_segment") == [str(p) for p in segments(tmp_path / "kv")]
+
+
+def test_alopex_verify_checks_index_graph_files_and_notes_damage(kv_db, tmp_path):
+    kv_db.create_hnsw_index("idx", alopex.HnswConfig(dim=4, m=8, metric=alopex.Metric.L2))
+    with kv_db.begin(alopex.TxnMode.READ_WRITE) as t:
+        for i in range(20):
+            t.upsert_to_hnsw("idx", b"e%d" % i, np.full(4, i, dtype=np.float32))
+        t.commit()
+    kv_db.search_hnsw("idx", np.zeros(4, dtype=np.float32), 3)  # builds the graph and writes its file
+    [graph] = sorted((tmp_path / "kv").glob("idx-*.pgraph"))
+    report = kv_db.verify()
+    assert_clean(report)
+    assert checked_files(report, "index_graph") == [str(graph)]
+
+    flip(graph, section_offset(graph, 98) + 1)  # the entry keys
+    report = kv_db.verify()
+    assert report["ok"] is True  # a cache the engine rebuilds: a note, not a problem
+    [note] = [n for n in report["notes"] if n["file"] == str(graph)]
+    assert "damaged index graph file" in note["message"]
+
+
+def test_alopex_verify_reports_a_segment_damaged_while_open(kv_db, tmp_path):
+    commit(kv_db, 0, 50)
+    kv_db.flush()
+    [seg] = segments(tmp_path / "kv")
+    keys = section_offset(seg, 65)  # kv keys
+    flip(seg, keys + 7)
+    report = kv_db.verify()
+    assert report["ok"] is False
+    assert (report["error"]["file"], report["error"]["offset"]) == (str(seg), keys)
+    assert report["error"]["code"] == 5  # CORRUPTION
+
+
+def test_alopex_verify_of_an_in_memory_database_checks_nothing():
+    db = alopex.Database.new()
+    try:
+        commit(db, 0, 5)
+        report = db.verify()
+        assert report["ok"] is True and report["checked"] == [] and report["problems"] == []
+        [note] = report["notes"]
+        assert "no files" in note["message"]
+    finally:
+        db.close()
+
+
+def test_alopex_verify_of_a_closed_database_raises(tmp_path):
+    db = alopex.Database.open(str(tmp_path / "kv"))
+    db.close()
+    with pytest.raises(alopex.AlopexError) as err:
+        db.verify()
+    assert err.value.code == "CLOSED"
+
+
+# ---------------------------------------------------------------------------
+# The library
+
+
+def test_linking_the_checks_into_the_library_exports_no_engine_symbol():
+    """libpomai_c.so links lib/inspect for pomai_verify, built with hidden
+    visibility: its exports are the pomai_* functions (and the instantiations
+    of std templates that libstdc++ declares visible), no pomai:: C++ name."""
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("nm (binutils) is not installed")
+    out = subprocess.run([nm, "-D", "--defined-only", pomaidb.library_path()], capture_output=True, text=True,
+                         check=True).stdout
+    names = [line.split()[-1] for line in out.splitlines() if line.strip()]
+    assert "pomai_verify" in names
+    ours = [n for n in names if re.match(r"_Z(N|NK|TIN|TSN|TVN)5pomai", n)]
+    assert ours == []
