@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Sets up (scripts/setup.sh) and runs every test: the C++ suites (GoogleTest,
-# through meson test) in a release build and in an ASan+UBSan build (clang),
-# the libFuzzer targets from that build (corpus replay, then 60 s each), the
-# concurrency suite under ThreadSanitizer, then the Python suite (pytest)
-# against the installed package, and the pomai-inspect tests with the tool of
-# each build and the installed console script.
+# Sets up (scripts/setup.sh: builds the wheel and installs it) and runs every
+# test: the C++ suites (GoogleTest, through meson test) in a release build and
+# in an ASan+UBSan build (clang), the libFuzzer targets from that build
+# (corpus replay, then 60 s each), the concurrency suite under
+# ThreadSanitizer, then the Python suite (pytest) against the installed
+# package, the pomai-inspect tests with the tool of each build and the
+# installed console script, and the wheel in a fresh environment without the
+# system's libhwy.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${POMAI_VENV:-$root/.venv}"
@@ -51,3 +53,6 @@ echo "== pomai-inspect tests (ASan build, installed package)"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   POMAI_INSPECT="$root/build-asan/tools/pomai-inspect" python -m pytest -q -p no:cacheprovider "$root/tests/tools"
 python -m pytest -q -p no:cacheprovider "$root/tests/tools"
+
+echo "== The wheel, installed in a fresh venv, with the system's libhwy hidden"
+bash "$root/tests/wheel/run.sh"
