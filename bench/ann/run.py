@@ -974,7 +974,7 @@ def report(args: argparse.Namespace, data: Dict[str, Any], results: List[Dict[st
             md_table(["system", "QPS 1 thread", f"QPS {T} threads", "note"], rows), "",
             "Interpolated along each system's recall/QPS Pareto frontier (linear in recall, log in QPS); "
             "'>=' when even the lowest ef is above the target (the real value is at least that).", ""]
-    out += ["## Goals (issue 3)", "", md_table(["ratio", "value", "goal", "verdict"], goals(results, args)), ""]
+    out += ["## Goals", "", md_table(["ratio", "value", "goal", "verdict"], goals(results, args)), ""]
     skipped = env.get("skipped") or {}
     if skipped:
         out += ["Skipped: " + "; ".join(f"{s} ({why})" for s, why in skipped.items()), ""]

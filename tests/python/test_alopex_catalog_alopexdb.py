@@ -190,7 +190,7 @@ def test_write_into_a_missing_catalog_or_namespace_is_a_value_error(
 
 def test_merge_into_a_missing_table_without_a_primary_key_is_an_alopex_error(
         ns: None, tmp_path: Path) -> None:
-    """The case of issue 16: AlopexDB's PrimaryKeyRequired, not a ValueError."""
+    """AlopexDB raises PrimaryKeyRequired (an AlopexError) here, not a ValueError."""
     loc = tmp_path / "data.parquet"
     with pytest.raises(AlopexError) as e:
         Catalog.write_table(pl.DataFrame({"id": [1]}), "main", "default", "t",
