@@ -1,5 +1,8 @@
 """Fixtures shared by the alopex tests (imported by each test_alopex_*.py).
 
+`fresh_catalog` and `ns` give a Catalog test a store of its own and a
+namespace main.default.
+
 `db_factory(kind)` opens a database of either kind ("memory" or "disk", the
 disk one in tmp_path) and closes whatever is still open at teardown; the
 `kind` fixture runs a test once per kind, since SPEC 3 promises that both
@@ -65,3 +68,22 @@ def commit_kv(db: alopex.Database, items: dict) -> None:
 def read(db: alopex.Database, key: bytes):
     with db.begin() as txn:
         return txn.get(key)
+
+
+@pytest.fixture
+def fresh_catalog(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A Catalog with no ALOPEX_CATALOG_PATH and a store of its own, closed
+    after the test (the Catalog tests use it autouse)."""
+    from alopex import _catalog
+
+    monkeypatch.delenv("ALOPEX_CATALOG_PATH", raising=False)
+    _catalog._close_store()
+    yield
+    _catalog._close_store()
+
+
+@pytest.fixture
+def ns() -> None:
+    """Catalog "main" with namespace "default"."""
+    alopex.Catalog.create_catalog("main")
+    alopex.Catalog.create_namespace("main", "default")

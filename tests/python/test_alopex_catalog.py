@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
 
@@ -21,22 +21,15 @@ import alopex
 from alopex import AlopexError, Catalog, CatalogInfo, ColumnInfo, NamespaceInfo, TableInfo
 from alopex import _catalog
 
+from alopex_helpers import fresh_catalog, ns  # noqa: F401  (fixtures)
+
 pl = pytest.importorskip("polars")
 pq = pytest.importorskip("pyarrow.parquet")
 
 
 @pytest.fixture(autouse=True)
-def fresh_catalog(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("ALOPEX_CATALOG_PATH", raising=False)
-    _catalog._close_store()
-    yield
-    _catalog._close_store()
-
-
-@pytest.fixture
-def ns() -> None:
-    Catalog.create_catalog("main")
-    Catalog.create_namespace("main", "default")
+def _own_catalog(fresh_catalog: None) -> None:
+    """Every test here starts from an empty Catalog (alopex_helpers)."""
 
 
 def users(ids: List[int], names: List[str]) -> Any:

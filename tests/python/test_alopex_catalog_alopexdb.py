@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
 
@@ -23,21 +23,14 @@ import alopex
 from alopex import AlopexError, Catalog, ColumnInfo
 from alopex import _catalog
 
+from alopex_helpers import fresh_catalog, ns  # noqa: F401  (fixtures)
+
 pl = pytest.importorskip("polars")
 
 
 @pytest.fixture(autouse=True)
-def fresh_catalog(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("ALOPEX_CATALOG_PATH", raising=False)
-    _catalog._close_store()
-    yield
-    _catalog._close_store()
-
-
-@pytest.fixture
-def ns() -> None:
-    Catalog.create_catalog("main")
-    Catalog.create_namespace("main", "default")
+def _own_catalog(fresh_catalog: None) -> None:
+    """Every test here starts from an empty Catalog (alopex_helpers)."""
 
 
 ID_NAME = [ColumnInfo("id", "INTEGER", 0, False), ColumnInfo("name", "TEXT", 1, True)]
