@@ -28,15 +28,6 @@ size_t RowCount(size_t dim) {
   return n > 4096 ? 4096 : n;
 }
 
-const char* MetricName(Metric m) {
-  switch (m) {
-    case Metric::kL2: return "L2";
-    case Metric::kIP: return "IP";
-    case Metric::kCosine: return "Cosine";
-  }
-  return "?";
-}
-
 // Rows are 64-byte aligned, as the engine stores them.
 struct Data {
   Data(size_t n, size_t dim)
@@ -116,7 +107,7 @@ void RegisterAll() {
   const std::vector<int64_t> targets = pomai::simd::SupportedTargets();
   for (Metric metric : {Metric::kL2, Metric::kIP, Metric::kCosine}) {
     for (size_t dim : kDims) {
-      const std::string suffix = std::string(MetricName(metric)) + "/" + std::to_string(dim);
+      const std::string suffix = pomai::simd::MetricName(metric) + "/" + std::to_string(dim);
       benchmark::RegisterBenchmark(("ScoreMany/" + suffix + "/plain").c_str(), BM_Plain, metric, dim);
       for (int64_t target : targets) {
         benchmark::RegisterBenchmark(("ScoreMany/" + suffix + "/" + pomai::simd::TargetNameOf(target)).c_str(),

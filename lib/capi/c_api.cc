@@ -31,36 +31,11 @@ using namespace pomai::capi;
 // Runs fn(engine) with the handle held open (shared).
 template <typename Fn>
 pomai_status_t* WithDb(pomai_db_t* db, Fn&& fn) noexcept {
-  if (db == nullptr) return Invalid("db is NULL");
-  return Guard([&]() -> pomai_status_t* {
-    uint32_t generation;
-    DbSlot* slot = DbTable::Get().Find(TokenOf(db), &generation);
-    if (slot == nullptr) return Invalid("db is not a handle returned by pomai_open");
-    if (pomai_status_t* dead = DbMadeBeforeFork(*slot)) return dead;
-    std::shared_lock<std::shared_mutex> l = LockForCall(*slot, generation);
-    if (!l.owns_lock() || slot->generation != generation || !slot->open())
-      return MakeStatus(POMAI_STATUS_CLOSED, "database is closed");
-    if (!slot->db)
+  return WithDbSlot(db, "db is not a handle returned by pomai_open", [&](DbSlot& slot) -> pomai_status_t* {
+    if (!slot.db)
       return Invalid("db is a keyspace database (opened with pomai_db_open_ex): use the pomai_txn_* and pomai_index_* "
                      "functions");
-    return fn(*slot->db);
-  });
-}
-
-// Runs fn(slot) with the handle held open (shared), for a database of either
-// kind (pomai_open or pomai_db_open_ex).
-template <typename Fn>
-pomai_status_t* WithAnyDb(pomai_db_t* db, Fn&& fn) noexcept {
-  if (db == nullptr) return Invalid("db is NULL");
-  return Guard([&]() -> pomai_status_t* {
-    uint32_t generation;
-    DbSlot* slot = DbTable::Get().Find(TokenOf(db), &generation);
-    if (slot == nullptr) return Invalid("db is not a handle returned by pomai_open or pomai_db_open_ex");
-    if (pomai_status_t* dead = DbMadeBeforeFork(*slot)) return dead;
-    std::shared_lock<std::shared_mutex> l = LockForCall(*slot, generation);
-    if (!l.owns_lock() || slot->generation != generation || !slot->open())
-      return MakeStatus(POMAI_STATUS_CLOSED, "database is closed");
-    return fn(*slot);
+    return fn(*slot.db);
   });
 }
 
@@ -558,7 +533,7 @@ pomai_status_t* pomai_search_array(pomai_db_t* db, const float* queries, size_t 
 
 pomai_status_t* pomai_verify(pomai_db_t* db, char** out_report_json) {
   if (out_report_json != nullptr) *out_report_json = nullptr;
-  return WithAnyDb(db, [&](DbSlot& slot) -> pomai_status_t* {
+  return WithDbSlot(db, "db is not a handle returned by pomai_open or pomai_db_open_ex", [&](DbSlot& slot) -> pomai_status_t* {
     if (out_report_json == nullptr) return Invalid("out_report_json is NULL");
     pomai::inspect::Report report;
     auto verify = [&](const std::string& dir) { report = pomai::inspect::Verify(dir, pomai::inspect::InspectOptions()); };

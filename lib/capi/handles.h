@@ -256,4 +256,23 @@ inline pomai_db_t* AddDatabase(std::unique_ptr<engine::DB> db, std::unique_ptr<e
   return HandleOf<pomai_db_t>(DbTable::Token(index, slot.generation));
 }
 
+// Runs fn(slot) with the database handle `db` held open (shared), for a
+// database of either kind; the callers check the kind they need. NULL, a
+// token naming no slot (answered with `not_a_handle`), a handle made before
+// fork() and a closed handle never reach fn.
+template <typename Fn>
+pomai_status_t* WithDbSlot(pomai_db_t* db, const char* not_a_handle, Fn&& fn) noexcept {
+  if (db == nullptr) return Invalid("db is NULL");
+  return Guard([&]() -> pomai_status_t* {
+    uint32_t generation;
+    DbSlot* slot = DbTable::Get().Find(TokenOf(db), &generation);
+    if (slot == nullptr) return Invalid(not_a_handle);
+    if (pomai_status_t* dead = DbMadeBeforeFork(*slot)) return dead;
+    std::shared_lock<std::shared_mutex> l = LockForCall(*slot, generation);
+    if (!l.owns_lock() || slot->generation != generation || !slot->open())
+      return MakeStatus(POMAI_STATUS_CLOSED, "database is closed");
+    return fn(*slot);
+  });
+}
+
 }  // namespace pomai::capi

@@ -41,18 +41,11 @@ pomai_status_t* Closed(const char* msg) { return MakeStatus(POMAI_STATUS_CLOSED,
 // Runs fn(kv, slot) with the database handle held open (shared).
 template <typename Fn>
 pomai_status_t* WithKv(pomai_db_t* db, Fn&& fn) noexcept {
-  if (db == nullptr) return Invalid("db is NULL");
-  return Guard([&]() -> pomai_status_t* {
-    uint32_t generation;
-    DbSlot* slot = DbTable::Get().Find(TokenOf(db), &generation);
-    if (slot == nullptr) return Invalid("db is not a handle returned by pomai_db_open_ex");
-    if (pomai_status_t* dead = DbMadeBeforeFork(*slot)) return dead;
-    std::shared_lock<std::shared_mutex> l = LockForCall(*slot, generation);
-    if (!l.owns_lock() || slot->generation != generation || !slot->open()) return Closed("database is closed");
-    if (!slot->kv)
+  return WithDbSlot(db, "db is not a handle returned by pomai_db_open_ex", [&](DbSlot& slot) -> pomai_status_t* {
+    if (!slot.kv)
       return Invalid("db is a u64-id vector database (opened with pomai_open): the keyspace functions need a database "
                      "opened with pomai_db_open_ex");
-    return fn(*slot->kv, *slot);
+    return fn(*slot.kv, slot);
   });
 }
 

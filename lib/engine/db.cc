@@ -28,15 +28,6 @@ constexpr size_t kChunkRows = 1 << 16;
 
 using Clock = std::chrono::steady_clock;
 
-std::string MetricName(simd::Metric m) {
-  switch (m) {
-    case simd::Metric::kL2: return "l2";
-    case simd::Metric::kIP: return "ip";
-    case simd::Metric::kCosine: return "cosine";
-  }
-  return "unknown";
-}
-
 }  // namespace
 
 DB::DB(const Options& options) : options_(options), env_(options.env ? options.env : Env::Default()) {
@@ -96,8 +87,8 @@ Status DB::Recover() {
       return Status::InvalidArgument("dim " + std::to_string(options_.dim) + " does not match the database's dim " +
                                      std::to_string(manifest_.dim));
     if (manifest_.metric != options_.metric)
-      return Status::InvalidArgument("metric " + MetricName(options_.metric) +
-                                     " does not match the database's metric " + MetricName(manifest_.metric));
+      return Status::InvalidArgument("metric " + simd::MetricName(options_.metric) +
+                                     " does not match the database's metric " + simd::MetricName(manifest_.metric));
     if (manifest_.shards != options_.shards)
       return Status::InvalidArgument("shards " + std::to_string(options_.shards) +
                                      " does not match the database's shards " + std::to_string(manifest_.shards));

@@ -34,7 +34,8 @@ namespace {
 
 constexpr uint64_t kDefaultMemtableBudget = uint64_t{64} << 20;
 
-std::string MetricName(simd::Metric m) {
+// The metric as alopex's Metric constants name it (the keyspace face's messages).
+std::string MetricConstantName(simd::Metric m) {
   switch (m) {
     case simd::Metric::kL2: return "L2";
     case simd::Metric::kIP: return "INNER_PRODUCT";
@@ -603,7 +604,7 @@ Status KvTxn::GetVector(std::string_view key, simd::Metric metric, std::vector<f
   if (v.kind != ValueKind::kVector) return Status::NotFound("key '" + Printable(key) + "' holds bytes, not a vector");
   if (v.metric != metric)
     return Status::InvalidArgument("key '" + Printable(key) + "' holds a vector stored with metric " +
-                                   MetricName(v.metric) + ", not " + MetricName(metric));
+                                   MetricConstantName(v.metric) + ", not " + MetricConstantName(metric));
   out->assign(v.vec, v.vec + v.dim);
   return Status::OK();
 }
@@ -622,8 +623,8 @@ bool Before(const Candidate& a, const Candidate& b) {
 
 Status Mismatch(std::string_view ikey, const VersionView& v, uint32_t dim, simd::Metric metric) {
   return Status::InvalidArgument("key '" + Printable(ikey.substr(1)) + "' holds a vector of metric " +
-                                 MetricName(v.metric) + " and dimension " + std::to_string(v.dim) +
-                                 " but the query has metric " + MetricName(metric) + " and dimension " +
+                                 MetricConstantName(v.metric) + " and dimension " + std::to_string(v.dim) +
+                                 " but the query has metric " + MetricConstantName(metric) + " and dimension " +
                                  std::to_string(dim));
 }
 

@@ -36,15 +36,6 @@ Env* env() { return Env::Default(); }
 // ---------------------------------------------------------------------------
 // Small helpers
 
-std::string MetricName(simd::Metric m) {
-  switch (m) {
-    case simd::Metric::kL2: return "l2";
-    case simd::Metric::kIP: return "ip";
-    case simd::Metric::kCosine: return "cosine";
-  }
-  return "unknown";
-}
-
 std::string BaseName(const std::string& path) {
   const size_t slash = path.find_last_of('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
@@ -305,7 +296,7 @@ Json ManifestJson(const Manifest& m, uint64_t bytes) {
   j.Set("format_version", engine::kManifestVersion);
   j.Set("bytes", bytes);
   j.Set("dim", m.dim);
-  j.Set("metric", MetricName(m.metric));
+  j.Set("metric", simd::MetricName(m.metric));
   j.Set("shards", m.shards);
   j.Set("next_file_number", m.next_file_number);
   j.Set("log_number", m.log_number);
@@ -368,7 +359,7 @@ Json SegmentSummary(const Segment& seg) {
   j.Set("rows", seg.row_count());
   j.Set("tombstones", seg.tombstone_count());
   j.Set("dim", seg.dim());
-  j.Set("metric", MetricName(seg.info().metric));
+  j.Set("metric", simd::MetricName(seg.info().metric));
   j.Set("min_seq", seg.info().min_seq);
   j.Set("max_seq", seg.info().max_seq);
   return j;
@@ -653,11 +644,11 @@ Json KvEntryJson(std::string_view ikey, uint64_t seq, const kv::VersionView& v, 
       c.Set("m", DecodeFixed32(p + 4));
       c.Set("ef_construction", DecodeFixed32(p + 8));
       const uint32_t metric = DecodeFixed32(p + 12);
-      c.Set("metric", metric <= 2 ? MetricName(static_cast<simd::Metric>(metric)) : std::to_string(metric));
+      c.Set("metric", metric <= 2 ? simd::MetricName(static_cast<simd::Metric>(metric)) : std::to_string(metric));
       j.Set("index_config", std::move(c));
     }
   } else if (v.kind == kv::ValueKind::kVector) {
-    j.Set("metric", MetricName(v.metric));
+    j.Set("metric", simd::MetricName(v.metric));
     j.Set("dim", v.dim);
     j.Set("has_metadata", v.has_metadata);
     if (v.has_metadata) MetadataFields(&j, v.bytes);
@@ -860,7 +851,7 @@ Json IndexGraphSummary(const Segment& seg) {
   j.Set("index", EscapedPrefix(seg.Section(kGraphFileName), kKeyPrefix));
   j.Set("rows", seg.row_count());
   j.Set("dim", seg.dim());
-  j.Set("metric", MetricName(seg.info().metric));
+  j.Set("metric", simd::MetricName(seg.info().metric));
   j.Set("config_seq", seg.info().min_seq);
   j.Set("max_seq", seg.info().max_seq);
   return j;
@@ -1661,8 +1652,8 @@ void VerifyDirOnce(const std::string& dir, VerifyState* st, std::string* manifes
       }
       if (s.ok() && (seg->dim() != m.dim || seg->info().metric != m.metric)) {
         s = Status::Corruption(path, 16, "segment dim " + std::to_string(seg->dim()) + "/metric " +
-                                             MetricName(seg->info().metric) + " differ from the manifest's " +
-                                             std::to_string(m.dim) + "/" + MetricName(m.metric));
+                                             simd::MetricName(seg->info().metric) + " differ from the manifest's " +
+                                             std::to_string(m.dim) + "/" + simd::MetricName(m.metric));
       }
       if (s.ok() && seg->info().shard != shard) {
         s = Status::Corruption(path, 24, "segment of shard " + std::to_string(seg->info().shard) +
@@ -1916,7 +1907,7 @@ Report Graph(const std::string& file, const InspectOptions& opt) {
   r.json.Set("format_version", index::kHnswFormatVersion);
   r.json.Set("rows", st.rows);
   r.json.Set("dim", st.dim);
-  r.json.Set("metric", MetricName(seg.info().metric));
+  r.json.Set("metric", simd::MetricName(seg.info().metric));
   r.json.Set("m", st.m);
   r.json.Set("m0", st.m0);
   r.json.Set("ef_construction", st.ef_construction);

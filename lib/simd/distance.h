@@ -17,6 +17,16 @@ namespace pomai::simd {
 // Values are the C ABI's POMAI_METRIC_* values.
 enum class Metric : uint8_t { kL2 = 0, kIP = 1, kCosine = 2 };
 
+// "l2", "ip" or "cosine" (messages, pomai-inspect's JSON); "unknown" otherwise.
+inline std::string MetricName(Metric m) {
+  switch (m) {
+    case Metric::kL2: return "l2";
+    case Metric::kIP: return "ip";
+    case Metric::kCosine: return "cosine";
+  }
+  return "unknown";
+}
+
 // Scores are "higher is better":
 //   kIP     : dot(q, r)
 //   kL2     : -||q - r||^2

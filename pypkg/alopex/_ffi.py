@@ -72,13 +72,24 @@ def _load_extension() -> Tuple[Any, Any]:
             from pomaidb._ffi import ffi as pffi, lib as plib
 
             return pffi, plib
-        loader = importlib.machinery.ExtensionFileLoader(_EXT_NAME, str(path))
-        spec = importlib.util.spec_from_file_location(_EXT_NAME, str(path), loader=loader)
-        assert spec is not None
-        module = importlib.util.module_from_spec(spec)
-        loader.exec_module(module)
-        sys.modules[_EXT_NAME] = module
+        module = _exec_pomaidb_file(_EXT_NAME, path)
     return module.ffi, module.lib
+
+
+def _exec_pomaidb_file(full_name: str, path: Path) -> Any:
+    """Runs the file `path` of the pomaidb package (a .py file or an
+    extension) as the module `full_name`, without `pomaidb/__init__.py`, and
+    registers it in sys.modules so a later `import pomaidb` reuses it."""
+    spec = importlib.util.spec_from_file_location(full_name, str(path))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[full_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[full_name]
+        raise
+    return module
 
 
 def _load_override(path: str) -> Tuple[Any, Any]:
@@ -117,15 +128,7 @@ def load_pomaidb_module(name: str) -> Any:
         path = _find_file(_pomaidb_dirs(), name + ".py")
         if path is None:
             raise ImportError(f"alopex: cannot find {full} ({name}.py in the pomaidb package)")
-        spec = importlib.util.spec_from_file_location(full, str(path))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[full] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[full]
-            raise
+        module = _exec_pomaidb_file(full, path)
     return module
 
 

@@ -533,6 +533,19 @@ def compact(db: Database, progress: ProgressLike = None) -> None:
     call_with_progress(ffi, lib.pomai_compact_with_progress, (_handle(db),), progress, "compact", _check)
 
 
+def _json_result(call: Any, db: Database) -> Dict[str, Any]:
+    """The JSON object a C call of the form call(db, char** out) writes,
+    decoded (the string is freed with pomai_free)."""
+    out = ffi.new("char **")
+    _check(call(_handle(db), out))
+    try:
+        text = ffi.string(out[0]).decode()
+    finally:
+        lib.pomai_free(out[0])
+    result: Dict[str, Any] = json.loads(text)
+    return result
+
+
 def stats(db: Database) -> Dict[str, Any]:
     """Statistics: {"segments", "segment_rows", "segment_tombstones",
     "segment_bytes", "memtable_rows", "live_rows", "dead_rows", "dim",
@@ -541,14 +554,7 @@ def stats(db: Database) -> Dict[str, Any]:
     "avg_degree0", "bytes", "vectors" ("sq8" or "float32"), "reused_rows"
     (rows whose links a compaction carried over from an input's graph)} or
     None}]}], "graph_reused_rows" (their sum)}."""
-    out = ffi.new("char **")
-    _check(lib.pomai_stats_json(_handle(db), out))
-    try:
-        text = ffi.string(out[0]).decode()
-    finally:
-        lib.pomai_free(out[0])
-    result: Dict[str, Any] = json.loads(text)
-    return result
+    return _json_result(lib.pomai_stats_json, db)
 
 
 def verify(db: Database) -> Dict[str, Any]:
@@ -572,14 +578,7 @@ def verify(db: Database) -> Dict[str, Any]:
     ("manifest", "segment", "wal"), "ok", "detail"}), "counts" ({"checked",
     "problems", "notes"}) and "path" (the database directory).
     Raises PomaiDBError (code CLOSED) when `db` is closed."""
-    out = ffi.new("char **")
-    _check(lib.pomai_verify(_handle(db), out))
-    try:
-        text = ffi.string(out[0]).decode()
-    finally:
-        lib.pomai_free(out[0])
-    result: Dict[str, Any] = json.loads(text)
-    return result
+    return _json_result(lib.pomai_verify, db)
 
 
 def _search_arrays(db: Database, queries: VectorsLike, topk: int, ef_search: Optional[int]

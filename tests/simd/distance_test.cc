@@ -18,15 +18,6 @@ namespace {
 
 constexpr Metric kMetrics[] = {Metric::kL2, Metric::kIP, Metric::kCosine};
 
-const char* MetricName(Metric m) {
-  switch (m) {
-    case Metric::kL2: return "L2";
-    case Metric::kIP: return "IP";
-    case Metric::kCosine: return "Cosine";
-  }
-  return "?";
-}
-
 // Every dim from 1 to 70 (all tail lengths for every lane count up to 16, and
 // rows shorter than one vector) plus the dims real embeddings have.
 std::vector<size_t> TestDims() {
