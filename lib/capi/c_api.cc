@@ -9,10 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <new>
 #include <stdexcept>
-#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -25,7 +23,9 @@
 
 namespace {
 
+using pomai::MutexLock;
 using pomai::Status;
+using pomai::WriterLock;
 using namespace pomai::capi;
 
 // Runs fn(engine) with the handle held open (shared).
@@ -260,20 +260,20 @@ pomai_status_t* pomai_close(pomai_db_t* db) {
     std::unique_ptr<pomai::engine::KvDB> kv;
     MarkClosing(*slot, generation);  // new calls on this handle answer CLOSED from now on
     {
-      std::unique_lock<std::shared_mutex> l(slot->mu);  // waits for running calls
+      WriterLock l(&slot->mu);  // waits for running calls
       if (slot->generation != generation || !slot->open()) return nullptr;  // already closed
       // A keyspace database's active transactions are rolled back first:
       // their handles give CLOSED from now on.
       std::vector<uint64_t> txns;
       {
-        std::lock_guard<std::mutex> tl(slot->txns_mu);
+        MutexLock tl(&slot->txns_mu);
         txns.swap(slot->txns);
       }
       for (uint64_t token : txns) {
         uint32_t tgen;
         TxnSlot* ts = TxnTable::Get().Find(token, &tgen);
         if (ts == nullptr) continue;
-        std::lock_guard<std::mutex> tl(ts->mu);
+        MutexLock tl(&ts->mu);
         if (ts->generation != tgen || !ts->txn) continue;
         ts->txn.reset();
         BumpGeneration(ts);

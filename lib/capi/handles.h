@@ -23,9 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <new>
-#include <shared_mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -33,6 +31,7 @@
 #include "engine/db.h"
 #include "engine/kv_db.h"
 #include "pomai/pomai.h"
+#include "util/mutex.h"
 #include "util/status.h"
 
 struct pomai_status_t {
@@ -110,12 +109,15 @@ inline pomai_status_t* MadeBeforeFork(const std::atomic<ProcessId>& owner, const
 // A database slot holds either kind of database (or none when free).
 struct DbSlot {
   std::atomic<ProcessId> owner{g_this_process.load()};  // the process that filled it last; read without mu
-  std::shared_mutex mu;     // calls hold it shared; close holds it exclusively
-  uint32_t generation = 1;  // guarded by mu
+  SharedMutex mu;  // calls hold it shared; close holds it exclusively
+  uint32_t generation GUARDED_BY(mu) = 1;
+  // Set and reset with mu held exclusively, used with it held shared. Not
+  // annotated: WithDbSlot's callbacks use them under the lock it took, which
+  // the analysis cannot see inside a lambda.
   std::unique_ptr<engine::DB> db;    // a pomai_open database
   std::unique_ptr<engine::KvDB> kv;  // a pomai_db_open_ex database
-  std::mutex txns_mu;                // guards txns
-  std::vector<uint64_t> txns;        // tokens of the transactions begun on kv (some may be closed)
+  Mutex txns_mu;
+  std::vector<uint64_t> txns GUARDED_BY(txns_mu);  // tokens of the transactions begun on kv (some may be closed)
   // The newest generation a pomai_close is waiting to close (0: none). Calls
   // on a handle of that generation answer CLOSED at once instead of taking mu
   // shared: a steady stream of calls would otherwise keep the close, which
@@ -137,20 +139,34 @@ inline void MarkClosing(DbSlot& slot, uint32_t generation) {
   }
 }
 
-// The slot's lock, held shared, for a call on a handle of `generation`; not
-// held (owns_lock() false) when a close of that generation is waiting: the
-// call then answers CLOSED without touching the database.
-inline std::shared_lock<std::shared_mutex> LockForCall(DbSlot& slot, uint32_t generation) {
-  if (slot.closing.load() == generation) return {};
-  return std::shared_lock<std::shared_mutex>(slot.mu);
-}
+// The slot's lock, held shared for a call on a handle of `generation`; not
+// taken (held() false) when a close of that generation is waiting: the call
+// then answers CLOSED without touching the database. The analysis treats the
+// lock as taken either way, so callers test held() before anything else.
+class SCOPED_CAPABILITY CallLock {
+ public:
+  CallLock(DbSlot& slot, uint32_t generation) ACQUIRE_SHARED(slot.mu) : mu_(&slot.mu) {
+    held_ = slot.closing.load() != generation;
+    if (held_) mu_->LockShared();
+  }
+  ~CallLock() RELEASE() {
+    if (held_) mu_->UnlockShared();
+  }
+  CallLock(const CallLock&) = delete;
+  CallLock& operator=(const CallLock&) = delete;
+  bool held() const { return held_; }
+
+ private:
+  SharedMutex* const mu_;
+  bool held_;
+};
 
 // A transaction slot. Calls on one transaction are serialised by mu.
 struct TxnSlot {
   std::atomic<ProcessId> owner{g_this_process.load()};  // the process that filled it last; read without mu
-  std::mutex mu;
-  uint32_t generation = 1;               // guarded by mu
-  std::unique_ptr<engine::KvTxn> txn;    // null when free or closed
+  Mutex mu;
+  uint32_t generation GUARDED_BY(mu) = 1;
+  std::unique_ptr<engine::KvTxn> txn GUARDED_BY(mu);  // null when free or closed
   std::atomic<uint64_t> db_token{0};     // the database it belongs to
 };
 
@@ -172,7 +188,7 @@ class HandleTable {
 
   // Reserves a free slot and returns its index; fill it under its mutex.
   uint32_t Allocate() {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     uint32_t index;
     if (!free_.empty()) {
       index = free_.back();
@@ -202,7 +218,7 @@ class HandleTable {
   }
 
   void Release(uint64_t token) {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     free_.push_back(static_cast<uint32_t>((token >> 32) - 1));
   }
 
@@ -211,21 +227,22 @@ class HandleTable {
   // child forgets the free slots: it never reuses a slot made before the
   // fork, whose locks a thread of the parent may have held at the fork, and
   // every handle made before the fork keeps naming a slot the parent filled.
-  void BeforeFork() { mu_.lock(); }
-  void AfterForkInParent() { mu_.unlock(); }
-  void AfterForkInChild() {
+  // (The analysis does not follow a lock from one handler to the next.)
+  void BeforeFork() NO_THREAD_SAFETY_ANALYSIS { mu_.Lock(); }
+  void AfterForkInParent() NO_THREAD_SAFETY_ANALYSIS { mu_.Unlock(); }
+  void AfterForkInChild() NO_THREAD_SAFETY_ANALYSIS {
     free_.clear();
-    mu_.unlock();
+    mu_.Unlock();
   }
 
  private:
   static constexpr uint32_t kChunkSize = 256;
   static constexpr uint32_t kChunks = 4096;
 
-  std::mutex mu_;
+  Mutex mu_;
   std::atomic<SlotT*> chunks_[kChunks] = {};
   std::atomic<uint32_t> size_{0};
-  std::vector<uint32_t> free_;
+  std::vector<uint32_t> free_ GUARDED_BY(mu_);
 };
 
 using DbTable = HandleTable<DbSlot>;
@@ -237,9 +254,9 @@ H* HandleOf(uint64_t token) {
   return reinterpret_cast<H*>(static_cast<uintptr_t>(token));
 }
 
-// Bumps a slot's generation (never to 0). Call with the slot locked.
+// Bumps a slot's generation (never to 0).
 template <typename SlotT>
-void BumpGeneration(SlotT* slot) {
+void BumpGeneration(SlotT* slot) REQUIRES(slot->mu) {
   ++slot->generation;
   if (slot->generation == 0) slot->generation = 1;
 }
@@ -249,7 +266,7 @@ inline pomai_db_t* AddDatabase(std::unique_ptr<engine::DB> db, std::unique_ptr<e
   DbTable& table = DbTable::Get();
   const uint32_t index = table.Allocate();
   DbSlot& slot = table.At(index);
-  std::unique_lock<std::shared_mutex> l(slot.mu);
+  WriterLock l(&slot.mu);
   slot.owner.store(g_this_process.load());
   slot.db = std::move(db);
   slot.kv = std::move(kv);
@@ -268,8 +285,8 @@ pomai_status_t* WithDbSlot(pomai_db_t* db, const char* not_a_handle, Fn&& fn) no
     DbSlot* slot = DbTable::Get().Find(TokenOf(db), &generation);
     if (slot == nullptr) return Invalid(not_a_handle);
     if (pomai_status_t* dead = DbMadeBeforeFork(*slot)) return dead;
-    std::shared_lock<std::shared_mutex> l = LockForCall(*slot, generation);
-    if (!l.owns_lock() || slot->generation != generation || !slot->open())
+    CallLock l(*slot, generation);
+    if (!l.held() || slot->generation != generation || !slot->open())
       return MakeStatus(POMAI_STATUS_CLOSED, "database is closed");
     return fn(*slot);
   });

@@ -8,8 +8,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,9 +15,11 @@
 #include "capi/handles.h"
 #include "engine/kv_db.h"
 #include "pomai/pomai.h"
+#include "util/limits.h"
 
 namespace {
 
+using pomai::MutexLock;
 using pomai::Status;
 using pomai::engine::KvDB;
 using pomai::engine::KvHit;
@@ -64,18 +64,18 @@ pomai_status_t* WithTxn(pomai_txn_t* txn, bool end, Fn&& fn) noexcept {
     uint32_t db_generation;
     DbSlot* ds = DbTable::Get().Find(db_token, &db_generation);
     if (ds == nullptr) return Closed("transaction is closed");
-    std::shared_lock<std::shared_mutex> dl = LockForCall(*ds, db_generation);
-    if (!dl.owns_lock()) return Closed("transaction is closed");
-    std::unique_lock<std::mutex> tl(ts->mu);
+    CallLock dl(*ds, db_generation);
+    if (!dl.held()) return Closed("transaction is closed");
+    MutexLock tl(&ts->mu);
     if (ts->generation != generation || !ts->txn) return Closed("transaction is closed");
     if (ds->generation != db_generation || !ds->kv) return Closed("transaction is closed");
     pomai_status_t* st = fn(*ts->txn);
     if (end) {
       ts->txn.reset();
       BumpGeneration(ts);
-      tl.unlock();
+      tl.Unlock();
       {
-        std::lock_guard<std::mutex> l(ds->txns_mu);
+        MutexLock l(&ds->txns_mu);
         auto it = std::find(ds->txns.begin(), ds->txns.end(), token);
         if (it != ds->txns.end()) ds->txns.erase(it);
       }
@@ -102,7 +102,7 @@ std::string_view View(const uint8_t* p, size_t n) {
 
 pomai_status_t* CheckName(const char* name) {
   if (name == nullptr) return Invalid("name is NULL");
-  return FromStatus(pomai::engine::CheckIndexName(std::string_view(name, strnlen(name, 257))));
+  return FromStatus(pomai::CheckCollectionName(std::string_view(name, strnlen(name, 257))));
 }
 
 // One malloc'd block: the hits struct, the hit array, vectors, then bytes.
@@ -242,14 +242,14 @@ pomai_status_t* pomai_txn_begin(pomai_db_t* db, uint32_t mode, pomai_txn_t** out
     TxnSlot& ts = table.At(index);
     uint64_t token;
     {
-      std::lock_guard<std::mutex> l(ts.mu);
+      MutexLock l(&ts.mu);
       ts.owner.store(g_this_process.load());
       ts.txn = std::move(txn).value();
       ts.db_token.store(TokenOf(db));
       token = TxnTable::Token(index, ts.generation);
     }
     {
-      std::lock_guard<std::mutex> l(slot.txns_mu);
+      MutexLock l(&slot.txns_mu);
       slot.txns.push_back(token);
     }
     *out_txn = HandleOf<pomai_txn_t>(token);

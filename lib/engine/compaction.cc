@@ -57,7 +57,7 @@ void PickRun(const std::vector<std::shared_ptr<const DB::LiveSegment>>& segs, bo
 
 Status DB::Compact(bool force, const ProgressFn& progress_fn) {
   if (closed_) return Status::Closed("database is closed");
-  std::lock_guard<std::mutex> c(compact_mu_);
+  MutexLock c(&compact_mu_);
   Progress progress(progress_fn);
   for (size_t s = 0; s < shards_.size(); ++s) {
     bool did_work = true;
@@ -77,7 +77,7 @@ Status DB::CompactShard(size_t shard_index, bool force, Progress* progress, bool
   Shard* sh = shards_[shard_index].get();
   std::vector<std::shared_ptr<const LiveSegment>> segs;
   {
-    std::lock_guard<std::mutex> v(version_mu_);
+    MutexLock v(&version_mu_);
     segs = sh->segments;
   }
   size_t first, count;
@@ -156,7 +156,7 @@ Status DB::CompactShard(size_t shard_index, bool force, Progress* progress, bool
   };
 
   // Install, excluding freezes (which also rewrite the manifest).
-  std::lock_guard<std::mutex> f(freeze_mu_);
+  MutexLock f(&freeze_mu_);
   if (closed_) {
     drop_output();
     return Status::OK();
@@ -165,7 +165,7 @@ Status DB::CompactShard(size_t shard_index, bool force, Progress* progress, bool
   for (size_t r = 0; r < count; ++r) inputs.push_back(segs[first + r]->number);
   Manifest next;
   {
-    std::lock_guard<std::mutex> m(manifest_mu_);
+    MutexLock m(&manifest_mu_);
     next = manifest_;
   }
   // The manifest lists a shard's segments oldest first: the run is a contiguous
@@ -181,13 +181,13 @@ Status DB::CompactShard(size_t shard_index, bool force, Progress* progress, bool
   Status ms = WriteManifest(env_, options_.path, next);
   if (!ms.ok()) return ms;  // the output stays: the new manifest may be in place (see DB::FlushImmutables)
   {
-    std::lock_guard<std::mutex> m(manifest_mu_);
+    MutexLock m(&manifest_mu_);
     const uint64_t next_file = manifest_.next_file_number;
     manifest_.segments = next.segments;
     manifest_.next_file_number = next_file;
   }
   {
-    std::lock_guard<std::mutex> v(version_mu_);
+    MutexLock v(&version_mu_);
     auto& live = sh->segments;
     auto it = std::find(live.begin(), live.end(), segs[first]);
     // Freezes only prepend, so the run is still contiguous at `it`.
@@ -209,14 +209,14 @@ Result<std::string> DB::StatsJson() {
     std::vector<std::shared_ptr<const LiveSegment>> segs;
     std::shared_ptr<MemTable> mem, imm;
     {
-      std::lock_guard<std::mutex> v(version_mu_);
+      MutexLock v(&version_mu_);
       segs = sh->segments;
       mem = sh->mem;
       imm = sh->imm;
     }
     uint64_t shard_mem_rows;
     {
-      std::shared_lock<std::shared_mutex> l(sh->mem_mu);
+      ReaderLock l(&sh->mem_mu);
       shard_mem_rows = mem->rows() + (imm ? imm->rows() : 0);
     }
     mem_rows += shard_mem_rows;

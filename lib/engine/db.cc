@@ -14,6 +14,7 @@
 #include "index/hnsw.h"
 #include "index/params.h"
 #include "util/coding.h"
+#include "util/limits.h"
 #include "wal/log_format.h"
 #include "wal/log_reader.h"
 
@@ -38,10 +39,8 @@ DB::~DB() { (void)Close(); }
 
 Result<std::unique_ptr<DB>> DB::Open(const Options& options) {
   if (options.path.empty()) return Status::InvalidArgument("path is empty");
-  if (options.dim == 0) return Status::InvalidArgument("dim is 0");
-  if (options.dim > 65536) return Status::InvalidArgument("dim " + std::to_string(options.dim) + " is above 65536");
-  if (options.shards == 0) return Status::InvalidArgument("shards is 0");
-  if (options.shards > 1024) return Status::InvalidArgument("shards " + std::to_string(options.shards) + " is above 1024");
+  POMAI_RETURN_IF_ERROR(CheckDim(options.dim, "database"));
+  POMAI_RETURN_IF_ERROR(CheckShards(options.shards, "shards"));
   if (static_cast<uint8_t>(options.metric) > 2)
     return Status::InvalidArgument("metric " + std::to_string(static_cast<int>(options.metric)) + " is not 0 (L2), 1 (IP) or 2 (COSINE)");
   if (options.build_graphs)
@@ -57,7 +56,7 @@ Result<std::unique_ptr<DB>> DB::Open(const Options& options) {
 }
 
 uint64_t DB::NewFileNumber() {
-  std::lock_guard<std::mutex> l(manifest_mu_);
+  MutexLock l(&manifest_mu_);
   return manifest_.next_file_number++;
 }
 
@@ -187,7 +186,7 @@ Status DB::SwitchLogFile() {
     return s;
   }
   {
-    std::lock_guard<std::mutex> m(manifest_mu_);
+    MutexLock m(&manifest_mu_);
     live_wal_numbers_.push_back(number);
   }
   wal_file_open_.store(true, std::memory_order_release);
@@ -218,7 +217,7 @@ Status DB::StageBatch(uint64_t seq, const uint8_t* payload, size_t size, const s
   const uint32_t nshards = options_.shards;
   if (nshards == 1) {
     Shard& sh = *shards_[0];
-    std::unique_lock<std::shared_mutex> l(sh.mem_mu);
+    WriterLock l(&sh.mem_mu);
     for (const auto& op : ops) {
       if (op.kind == WriteOp::Kind::kPut)
         sh.mem->Put(op.id, seq, reinterpret_cast<const float*>(op.vector), op.metadata);
@@ -231,7 +230,7 @@ Status DB::StageBatch(uint64_t seq, const uint8_t* payload, size_t size, const s
     for (uint32_t sh_index = 0; sh_index < nshards; ++sh_index) {
       if (by_shard[sh_index].empty()) continue;
       Shard& sh = *shards_[sh_index];
-      std::unique_lock<std::shared_mutex> l(sh.mem_mu);
+      WriterLock l(&sh.mem_mu);
       for (uint32_t i : by_shard[sh_index]) {
         const auto& op = ops[i];
         if (op.kind == WriteOp::Kind::kPut)
@@ -252,7 +251,7 @@ void DB::StageArray(uint64_t seq, const uint8_t* ids, const uint8_t* vectors, si
   const auto* rows = reinterpret_cast<const float*>(vectors);
   if (nshards == 1) {
     Shard& sh = *shards_[0];
-    std::unique_lock<std::shared_mutex> l(sh.mem_mu);
+    WriterLock l(&sh.mem_mu);
     sh.mem->PutRows(seq, ids, rows, nullptr, n);
   } else {
     std::vector<std::vector<uint32_t>> by_shard(nshards);
@@ -260,7 +259,7 @@ void DB::StageArray(uint64_t seq, const uint8_t* ids, const uint8_t* vectors, si
     for (uint32_t sh_index = 0; sh_index < nshards; ++sh_index) {
       if (by_shard[sh_index].empty()) continue;
       Shard& sh = *shards_[sh_index];
-      std::unique_lock<std::shared_mutex> l(sh.mem_mu);
+      WriterLock l(&sh.mem_mu);
       sh.mem->PutRows(seq, ids, rows, by_shard[sh_index].data(), by_shard[sh_index].size());
     }
   }
@@ -380,46 +379,46 @@ Status DB::PutArray(const uint64_t* ids, const float* vectors, size_t n) {
 
 void DB::MaybeScheduleFreeze() {
   if (mem_bytes_.load() < budget_) return;
-  std::unique_lock<std::mutex> l(bg_mu_);
+  MutexLock l(&bg_mu_);
   if (!bg_pending_ && !freezing_) {
     bg_pending_ = true;
-    bg_cv_.notify_all();
+    bg_cv_.SignalAll();
   }
   // Back-pressure: past twice the budget, wait for the running freeze.
-  while (mem_bytes_.load() >= 2 * budget_ && (bg_pending_ || freezing_) && !bg_stop_) bg_cv_.wait(l);
+  while (mem_bytes_.load() >= 2 * budget_ && (bg_pending_ || freezing_) && !bg_stop_) bg_cv_.Wait(&bg_mu_);
 }
 
 void DB::BackgroundLoop() {
-  std::unique_lock<std::mutex> l(bg_mu_);
+  MutexLock l(&bg_mu_);
   for (;;) {
-    bg_cv_.wait(l, [this] { return bg_stop_ || bg_pending_; });
+    while (!bg_stop_ && !bg_pending_) bg_cv_.Wait(&bg_mu_);
     if (bg_stop_) return;
     bg_pending_ = false;
     freezing_ = true;
-    l.unlock();
+    l.Unlock();
     Status s;
     {
-      std::lock_guard<std::mutex> f(freeze_mu_);
+      MutexLock f(&freeze_mu_);
       s = FreezeLocked(nullptr);  // a failure leaves the memtables in place; the next trigger retries
     }
-    l.lock();
+    l.Lock();
     freezing_ = false;
     if (s.ok()) compact_pending_ = true;
-    bg_cv_.notify_all();
+    bg_cv_.SignalAll();
   }
 }
 
 void DB::CompactionLoop() {
-  std::unique_lock<std::mutex> l(bg_mu_);
+  MutexLock l(&bg_mu_);
   for (;;) {
-    bg_cv_.wait(l, [this] { return bg_stop_ || compact_pending_; });
+    while (!bg_stop_ && !compact_pending_) bg_cv_.Wait(&bg_mu_);
     if (bg_stop_) return;
     compact_pending_ = false;
-    l.unlock();
+    l.Unlock();
     // Merges what the tiered policy asks for; a failure leaves the inputs in
     // place and the next freeze retries.
     (void)Compact(false, nullptr);
-    l.lock();
+    l.Lock();
   }
 }
 
@@ -427,15 +426,15 @@ Status DB::Freeze(const ProgressFn& progress_fn) {
   if (closed_) return Status::Closed("database is closed");
   Status s;
   {
-    std::lock_guard<std::mutex> l(freeze_mu_);
+    MutexLock l(&freeze_mu_);
     Progress progress(progress_fn);
     s = FreezeLocked(progress.enabled() ? &progress : nullptr);
     if (s.ok()) progress.Finish();
   }
   if (s.ok()) {
-    std::lock_guard<std::mutex> l(bg_mu_);
+    MutexLock l(&bg_mu_);
     compact_pending_ = true;
-    bg_cv_.notify_all();
+    bg_cv_.SignalAll();
   }
   return s;
 }
@@ -452,7 +451,7 @@ Status DB::FreezeLocked(Progress* progress) {
     Shard& sh = *shards_[i];
     size_t rows = 0;
     {
-      std::shared_lock<std::shared_mutex> l(sh.mem_mu);
+      ReaderLock l(&sh.mem_mu);
       rows = sh.mem->rows();
     }
     next[i] = std::make_shared<MemTable>(options_.dim, sh.row_cache);
@@ -469,7 +468,7 @@ Status DB::FreezeLocked(Progress* progress) {
     // Everything logged so far goes into the immutables; new writes to a new log.
     POMAI_RETURN_IF_ERROR(SwitchLogFile());
     {
-      std::lock_guard<std::mutex> v(version_mu_);
+      MutexLock v(&version_mu_);
       for (size_t i = 0; i < shards_.size(); ++i) {
         shards_[i]->imm = std::move(shards_[i]->mem);
         shards_[i]->mem = std::move(next[i]);
@@ -522,7 +521,7 @@ Status DB::FlushImmutables(Progress* progress) {
   std::vector<std::shared_ptr<MemTable>> imms(shards_.size());
   bool any = false;
   {
-    std::lock_guard<std::mutex> v(version_mu_);
+    MutexLock v(&version_mu_);
     for (size_t s = 0; s < shards_.size(); ++s) {
       imms[s] = shards_[s]->imm;
       any = any || imms[s] != nullptr;
@@ -569,7 +568,7 @@ Status DB::FlushImmutables(Progress* progress) {
   Manifest next;
   std::vector<uint64_t> obsolete_wals;
   {
-    std::lock_guard<std::mutex> m(manifest_mu_);
+    MutexLock m(&manifest_mu_);
     next = manifest_;
     for (size_t s = 0; s < shards_.size(); ++s) {
       if (made[s]) next.segments[s].push_back({numbers[s], made[s]->seg->row_count()});
@@ -589,7 +588,7 @@ Status DB::FlushImmutables(Progress* progress) {
     return ms;
   }
   {
-    std::lock_guard<std::mutex> m(manifest_mu_);
+    MutexLock m(&manifest_mu_);
     const uint64_t next_file = manifest_.next_file_number;
     manifest_ = next;
     manifest_.next_file_number = std::max(next_file, next.next_file_number);
@@ -598,7 +597,7 @@ Status DB::FlushImmutables(Progress* progress) {
                             live_wal_numbers_.end());
   }
   {
-    std::lock_guard<std::mutex> v(version_mu_);
+    MutexLock v(&version_mu_);
     for (size_t s = 0; s < shards_.size(); ++s) {
       if (made[s]) shards_[s]->segments.insert(shards_[s]->segments.begin(), made[s]);
       shards_[s]->imm.reset();
@@ -611,9 +610,9 @@ Status DB::FlushImmutables(Progress* progress) {
 Status DB::Close() {
   if (closed_.exchange(true)) return Status::OK();
   {
-    std::lock_guard<std::mutex> l(bg_mu_);
+    MutexLock l(&bg_mu_);
     bg_stop_ = true;
-    bg_cv_.notify_all();
+    bg_cv_.SignalAll();
   }
   if (bg_thread_.joinable()) bg_thread_.join();
   if (compact_thread_.joinable()) compact_thread_.join();
@@ -622,7 +621,7 @@ Status DB::Close() {
   wal_.reset();
   pool_.reset();
   {
-    std::lock_guard<std::mutex> v(version_mu_);
+    MutexLock v(&version_mu_);
     shards_.clear();
   }
   lock_.reset();
@@ -633,7 +632,7 @@ Status DB::WithFilesHeld(const std::function<void(const std::string& dir)>& fn) 
   if (closed_) return Status::Closed("database is closed");
   // Every manifest write and every file deletion of a freeze or a
   // compaction happens under freeze_mu_ (FlushImmutables, CompactShard).
-  std::lock_guard<std::mutex> f(freeze_mu_);
+  MutexLock f(&freeze_mu_);
   if (closed_) return Status::Closed("database is closed");
   fn(options_.path);
   return Status::OK();
@@ -654,7 +653,7 @@ Status DB::Get(uint64_t id, std::vector<float>* vector, std::string* metadata) {
   std::shared_ptr<MemTable> mem;
   uint64_t snapshot;
   {
-    std::lock_guard<std::mutex> v(version_mu_);
+    MutexLock v(&version_mu_);
     snapshot = applied_seq_.load(std::memory_order_acquire);  // staged, unpublished rows stay unseen
     mem = sh->mem;
     imm = sh->imm;
@@ -664,7 +663,7 @@ Status DB::Get(uint64_t id, std::vector<float>* vector, std::string* metadata) {
   auto not_found = [id] { return Status::NotFound("id " + std::to_string(id) + " not found"); };
   for (const MemTable* table : {mem.get(), imm.get()}) {
     if (table == nullptr) continue;
-    std::shared_lock<std::shared_mutex> l(sh->mem_mu);
+    ReaderLock l(&sh->mem_mu);
     size_t row;
     auto state = table->FindAt(id, snapshot, &row);
     if (state == MemTable::State::kDeleted) return not_found();
@@ -698,14 +697,14 @@ Status DB::Get(uint64_t id, std::vector<float>* vector, std::string* metadata) {
 std::vector<ShardView> DB::SnapshotViews() {
   std::vector<ShardView> views;
   views.reserve(shards_.size());
-  std::lock_guard<std::mutex> v(version_mu_);
+  MutexLock v(&version_mu_);
   const uint64_t snapshot = applied_seq_.load(std::memory_order_acquire);
   for (auto& sh : shards_) views.push_back({sh.get(), sh->mem, sh->imm, sh->segments, snapshot});
   // Every version at or before `snapshot` was applied before applied_seq_
   // published it, and rows are appended in sequence order: a memtable whose
   // first row is newer than the snapshot (or that has none) hides nothing.
   for (ShardView& view : views) {
-    std::shared_lock<std::shared_mutex> l(view.shard->mem_mu);
+    ReaderLock l(&view.shard->mem_mu);
     view.mem_may_shadow = view.mem->rows() > 0 && view.mem->first_seq(0) <= snapshot;
   }
   return views;
@@ -716,7 +715,7 @@ Result<uint64_t> DB::Count() {
   const std::vector<ShardView> views = SnapshotViews();  // one snapshot for every shard, as a search takes it
   uint64_t total = 0;
   for (const ShardView& view : views) {
-    std::shared_lock<std::shared_mutex> l(view.shard->mem_mu);
+    ReaderLock l(&view.shard->mem_mu);
     // Ids named by newer layers; a row of an older layer with such an id is shadowed.
     std::unordered_set<uint64_t> seen;
     const bool older_layers = view.imm || !view.segments.empty();
@@ -747,8 +746,8 @@ Result<uint64_t> DB::Count() {
   return total;
 }
 
-uint64_t DB::segment_count() {
-  std::lock_guard<std::mutex> v(version_mu_);
+uint64_t DB::TEST_SegmentCount() {
+  MutexLock v(&version_mu_);
   uint64_t n = 0;
   for (auto& sh : shards_) n += sh->segments.size();
   return n;
@@ -880,7 +879,7 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
     }
 
     if (task.layer == -2) {
-      std::shared_lock<std::shared_mutex> l(view.shard->mem_mu);
+      ReaderLock l(&view.shard->mem_mu);
       const MemTable& mem = *view.mem;
       scan(mem.vectors(), 0, mem.rows(), [&](size_t r) { return mem.id(r); },
            [&](size_t r, uint64_t) { return mem.VisibleAt(r, view.snapshot_seq); });

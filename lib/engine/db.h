@@ -11,12 +11,9 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -29,6 +26,7 @@
 #include "segment/segment.h"
 #include "simd/distance.h"
 #include "util/env.h"
+#include "util/mutex.h"
 #include "util/status.h"
 #include "util/thread_pool.h"
 #include "wal/log_writer.h"
@@ -137,8 +135,8 @@ class DB {
   simd::Metric metric() const { return options_.metric; }
   const std::string& path() const { return options_.path; }
 
-  // Counters for tests.
-  uint64_t segment_count();
+  // Test hook: the live segment files.
+  uint64_t TEST_SegmentCount();
 
   struct Shard;  // one shard's layers (defined in db.cc)
 
@@ -153,7 +151,9 @@ class DB {
   struct LayerTask;
   explicit DB(const Options& options);
 
-  Status Recover();
+  // Runs inside Open, before any other thread can reach the DB: it reads and
+  // writes the guarded state without the locks.
+  Status Recover() NO_THREAD_SAFETY_ANALYSIS;
   Status ReplayWal(const std::string& path);
   // A record reaches readers in two steps: staged (its rows appended to the
   // memtables at `seq`, which no snapshot sees yet: the WAL writer may do this
@@ -165,8 +165,8 @@ class DB {
   void StageArray(uint64_t seq, const uint8_t* ids, const uint8_t* vectors, size_t n);
   void Publish(uint64_t seq) { applied_seq_.store(seq, std::memory_order_release); }
   class Progress;
-  Status FreezeLocked(Progress* progress);
-  Status FlushImmutables(Progress* progress);
+  Status FreezeLocked(Progress* progress) REQUIRES(freeze_mu_);
+  Status FlushImmutables(Progress* progress) REQUIRES(freeze_mu_);
   Status CompactShard(size_t shard, bool force, Progress* progress, bool* did_work);
   // `base`, if given, is a graph to start the new segment's from (index::BuildHnswFrom).
   Result<std::shared_ptr<LiveSegment>> WriteLiveSegment(const MemTable::Sorted& rows, uint32_t shard,
@@ -191,27 +191,29 @@ class DB {
   std::unique_ptr<FileLock> lock_;
   std::unique_ptr<ThreadPool> pool_;  // null when search_threads == 1
 
-  std::mutex manifest_mu_;  // guards manifest_ and file numbers
-  Manifest manifest_;
-  std::vector<uint64_t> live_wal_numbers_;      // WAL files still needed, oldest first
+  // Lock order: compact_mu_ -> freeze_mu_ -> manifest_mu_ -> version_mu_ ->
+  // a shard's mem_mu; bg_mu_ is taken alone.
+  Mutex manifest_mu_;  // guards manifest_ and file numbers
+  Manifest manifest_ GUARDED_BY(manifest_mu_);
+  std::vector<uint64_t> live_wal_numbers_ GUARDED_BY(manifest_mu_);  // WAL files still needed, oldest first
   std::unique_ptr<wal::Writer> wal_;
   std::atomic<bool> wal_file_open_{false};  // the writer has a file (created by the first write)
 
   std::vector<std::unique_ptr<Shard>> shards_;
-  std::mutex version_mu_;  // guards the layer pointers of every shard
+  Mutex version_mu_;  // guards the layer pointers of every shard (Shard says which)
 
-  std::mutex freeze_mu_;   // one freeze (or compaction install) at a time
-  std::mutex compact_mu_;  // one compaction at a time
+  Mutex freeze_mu_;   // one freeze (or compaction install) at a time
+  Mutex compact_mu_;  // one compaction at a time
   std::atomic<uint64_t> mem_bytes_{0};
   std::atomic<uint64_t> applied_seq_{0};  // every batch up to it is in the memtables
   uint64_t budget_;
 
-  std::mutex bg_mu_;
-  std::condition_variable bg_cv_;
-  bool bg_stop_ = false;
-  bool bg_pending_ = false;
-  bool compact_pending_ = false;
-  bool freezing_ = false;
+  Mutex bg_mu_;
+  CondVar bg_cv_;
+  bool bg_stop_ GUARDED_BY(bg_mu_) = false;
+  bool bg_pending_ GUARDED_BY(bg_mu_) = false;
+  bool compact_pending_ GUARDED_BY(bg_mu_) = false;
+  bool freezing_ GUARDED_BY(bg_mu_) = false;
   std::thread bg_thread_;       // freezes when the memtables pass the budget
   std::thread compact_thread_;  // merges segments after freezes
 

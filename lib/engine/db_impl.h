@@ -6,8 +6,6 @@
 #include <algorithm>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <vector>
 
 #include "engine/db.h"
@@ -22,7 +20,7 @@ class DB::Progress {
   explicit Progress(const ProgressFn& fn) : fn_(fn) {}
   bool enabled() const { return static_cast<bool>(fn_); }
   void AddTotal(uint64_t rows) {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     total_ += rows;
   }
   // A per-segment callback for BuildHnsw, reporting into this aggregate.
@@ -30,22 +28,22 @@ class DB::Progress {
     if (!fn_) return nullptr;
     auto last = std::make_shared<uint64_t>(0);
     return [this, last](uint64_t done, uint64_t) {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       done_ += done - *last;
       *last = done;
       fn_(done_, std::max(done_, total_));
     };
   }
   void Finish() {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     if (fn_) fn_(std::max(done_, total_), std::max(done_, total_));
   }
 
  private:
   const ProgressFn& fn_;
-  std::mutex mu_;
-  uint64_t done_ = 0;
-  uint64_t total_ = 0;
+  Mutex mu_;
+  uint64_t done_ GUARDED_BY(mu_) = 0;
+  uint64_t total_ GUARDED_BY(mu_) = 0;
 };
 
 struct DB::Shard {
@@ -53,7 +51,7 @@ struct DB::Shard {
   // The vector mapping of the shard's last retired memtable, for its next one.
   std::shared_ptr<MappingCache> row_cache;
   // Writers of `mem`'s contents hold it exclusively, readers shared.
-  std::shared_mutex mem_mu;
+  SharedMutex mem_mu;
   // The three layer pointers below are guarded by DB::version_mu_.
   std::shared_ptr<MemTable> mem;
   std::shared_ptr<MemTable> imm;  // being frozen; contents immutable
@@ -88,7 +86,7 @@ struct ShardView {
   bool Hidden(uint64_t id, int seg_index) const {
     if (NothingNewerThan(seg_index)) return false;
     if (!mem_may_shadow) return Shadowed(id, seg_index);
-    std::shared_lock<std::shared_mutex> l(shard->mem_mu);
+    ReaderLock l(&shard->mem_mu);
     return Shadowed(id, seg_index);
   }
 

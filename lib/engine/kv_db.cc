@@ -5,11 +5,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <condition_variable>
 #include <cstring>
 #include <list>
 #include <map>
-#include <mutex>
 #include <set>
 #include <thread>
 #include <unordered_set>
@@ -19,6 +17,8 @@
 #include "engine/manifest.h"
 #include "index/params.h"
 #include "util/env_memory.h"
+#include "util/limits.h"
+#include "util/mutex.h"
 #include "util/thread_pool.h"
 #include "wal/log_format.h"
 #include "wal/log_reader.h"
@@ -44,22 +44,6 @@ std::string MetricConstantName(simd::Metric m) {
   return "metric " + std::to_string(static_cast<int>(m));
 }
 
-// A key for messages: printable ASCII as is, the rest escaped.
-std::string Printable(std::string_view key) {
-  std::string out;
-  for (unsigned char c : key.substr(0, 200)) {
-    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
-      out += buf;
-    }
-  }
-  if (key.size() > 200) out += "...";
-  return out;
-}
-
 Status IndexNotFound(std::string_view name) { return Status::NotFound("index not found: " + Printable(name)); }
 
 uint64_t PhysicalMemory() {
@@ -77,25 +61,8 @@ uint64_t WriteCost(const std::vector<kv::Write>& writes) {
 
 }  // namespace
 
-Status CheckKey(std::string_view key, const char* what) {
-  if (key.empty()) return Status::InvalidArgument(std::string(what) + " is empty (keys are 1 to 65535 bytes)");
-  if (key.size() > kMaxKeyLen)
-    return Status::InvalidArgument(std::string(what) + " is " + std::to_string(key.size()) +
-                                   " bytes (keys are 1 to 65535 bytes)");
-  return Status::OK();
-}
-
-Status CheckIndexName(std::string_view name) {
-  if (name.empty() || name.size() > kMaxIndexNameLen)
-    return Status::InvalidArgument("index name '" + Printable(name) + "' is " + std::to_string(name.size()) +
-                                   " bytes (index names are 1 to 255 bytes)");
-  if (name.find('\0') != std::string_view::npos) return Status::InvalidArgument("index name contains a NUL byte");
-  return Status::OK();
-}
-
 Status CheckVector(const float* v, uint32_t dim, const char* what) {
-  if (dim == 0 || dim > kMaxVectorDim)
-    return Status::InvalidArgument(std::string(what) + " dimension " + std::to_string(dim) + " is not in 1..65535");
+  POMAI_RETURN_IF_ERROR(CheckDim(dim, what));
   if (v == nullptr) return Status::InvalidArgument(std::string(what) + " is NULL");
   if (simd::FirstRowOutOfRange(v, 1, dim) == 0) {
     // One pass when the vector is fine; the message says which rule it breaks.
@@ -124,70 +91,75 @@ struct KvDBImpl {
   std::unique_ptr<FileLock> lock;
   std::unique_ptr<ThreadPool> pool;  // null when search_threads == 1
 
-  std::mutex commit_mu;  // conflict checks, pending, the memtable switch of a flush
-  std::map<std::string, int, std::less<>> pending;  // under commit_mu: keys of commits in the WAL, not yet applied
-  uint64_t pending_bytes = 0;                        // under commit_mu: their WriteCost
-  std::mutex apply_mu;   // held while a commit is applied to the memtable and the indexes
+  // Lock order: flush_mu -> index_load_mu -> commit_mu -> apply_mu ->
+  // manifest_mu -> snap_mu -> layers_mu -> a memtable's or an index's own
+  // lock; bg_mu and rebuild_mu are taken alone.
+  Mutex commit_mu;  // conflict checks, pending, the memtable switch of a flush
+  std::map<std::string, int, std::less<>> pending GUARDED_BY(commit_mu);  // keys of commits in the WAL, not yet applied
+  uint64_t pending_bytes GUARDED_BY(commit_mu) = 0;                        // their WriteCost
+  Mutex apply_mu;   // held while a commit is applied to the memtable and the indexes
   std::unique_ptr<wal::Writer> wal;  // disk mode only
   std::atomic<uint64_t> last_seq{0};  // every commit <= it is applied and visible
 
-  mutable std::mutex layers_mu;
-  std::shared_ptr<const Layers> layers;
+  mutable Mutex layers_mu;
+  std::shared_ptr<const Layers> layers GUARDED_BY(layers_mu);
 
-  std::mutex snap_mu;
-  std::multiset<uint64_t> snapshots;  // seqs of the live transactions
+  Mutex snap_mu;
+  std::multiset<uint64_t> snapshots GUARDED_BY(snap_mu);  // seqs of the live transactions
 
-  std::mutex manifest_mu;  // guards manifest and live_wals
-  kv::Manifest manifest;
-  std::vector<uint64_t> live_wals;
+  Mutex manifest_mu;
+  kv::Manifest manifest GUARDED_BY(manifest_mu);
+  std::vector<uint64_t> live_wals GUARDED_BY(manifest_mu);
 
-  std::mutex flush_mu;  // one flush or merge at a time
-  uint64_t imm_log_number = 0;  // under flush_mu: the first WAL file not needed by imm
-  uint64_t imm_seq = 0;         // under flush_mu: the last seq in imm
+  Mutex flush_mu;  // one flush or merge at a time
+  uint64_t imm_log_number GUARDED_BY(flush_mu) = 0;  // the first WAL file not needed by imm
+  uint64_t imm_seq GUARDED_BY(flush_mu) = 0;         // the last seq in imm
 
-  std::mutex bg_mu;
-  std::condition_variable bg_cv;
-  bool bg_stop = false;
-  bool bg_pending = false;
+  Mutex bg_mu;
+  CondVar bg_cv;
+  bool bg_stop GUARDED_BY(bg_mu) = false;
+  bool bg_pending GUARDED_BY(bg_mu) = false;
   std::thread bg_thread;
 
   std::unique_ptr<kv::IndexRegistry> indexes;
-  std::mutex index_load_mu;  // one index load or rebuild at a time
+  Mutex index_load_mu;  // one index load or rebuild at a time
   uint64_t open_seq = 0;     // last_seq when recovery ended: every version <= it survived the last close or crash
   std::atomic<uint64_t> graph_builds{0};
   struct Rebuild {
     std::thread thread;
     std::shared_ptr<std::atomic<bool>> done;
   };
-  std::mutex rebuild_mu;
-  std::list<Rebuild> rebuilds;
+  Mutex rebuild_mu;
+  std::list<Rebuild> rebuilds GUARDED_BY(rebuild_mu);
   std::atomic<bool> closed{false};
 
   Result<std::shared_ptr<kv::IndexRuntime>> LoadIndex(const std::string& name, bool rebuild,
                                                       const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
   // Deletes the graph files of index `name` (docs/FORMAT.md), except the one
   // of configuration `keep_config_seq` (0: all). Under index_load_mu.
-  void RemoveIndexGraphFiles(const std::string& name, uint64_t keep_config_seq);
+  void RemoveIndexGraphFiles(const std::string& name, uint64_t keep_config_seq) REQUIRES(index_load_mu);
   void ScheduleRebuild(const std::string& name);
   Status WriteIndexConfig(const std::string& name, const IndexConfig* config);
 
   std::shared_ptr<const Layers> Current() const {
-    std::lock_guard<std::mutex> l(layers_mu);
+    MutexLock l(&layers_mu);
     return layers;
   }
   void Publish(std::shared_ptr<const Layers> next) {
-    std::lock_guard<std::mutex> l(layers_mu);
+    MutexLock l(&layers_mu);
     layers = std::move(next);
   }
   uint64_t NewFileNumber() {
-    std::lock_guard<std::mutex> l(manifest_mu);
+    MutexLock l(&manifest_mu);
     return manifest.next_file_number++;
   }
 
-  Status Recover();
+  // Runs inside Open, before any other thread can reach the database: it
+  // reads and writes the guarded state without the locks.
+  Status Recover() NO_THREAD_SAFETY_ANALYSIS;
   Status NewLogFile();  // inside wal->RunExclusive (or before the writer runs)
-  Status FlushLocked();
-  Status MergeLocked();
+  Status FlushLocked() REQUIRES(flush_mu);
+  Status MergeLocked() REQUIRES(flush_mu);
   void BackgroundLoop();
   void MaybeScheduleFlush();
   // Commits `writes` (sorted by key) for a transaction that read at `snap`:
@@ -258,7 +230,7 @@ struct KvTxnState {
     if (!active) return;
     active = false;
     {
-      std::lock_guard<std::mutex> l(db->snap_mu);
+      MutexLock l(&db->snap_mu);
       db->snapshots.erase(reg);
     }
     layers.reset();
@@ -299,8 +271,8 @@ Status KvDB::WithFilesHeld(const std::function<void(const std::string& dir)>& fn
   // Flushes and merges write the KVMANIFEST and delete files under flush_mu;
   // index builds and drops write and delete graph files under index_load_mu
   // (which is never held while waiting for flush_mu).
-  std::lock_guard<std::mutex> f(d.flush_mu);
-  std::lock_guard<std::mutex> i(d.index_load_mu);
+  MutexLock f(&d.flush_mu);
+  MutexLock i(&d.index_load_mu);
   if (d.closed) return Status::Closed("database is closed");
   fn(d.opt.path);
   return Status::OK();
@@ -326,7 +298,7 @@ Result<std::unique_ptr<KvDB>> KvDB::Open(const KvOptions& options) {
   d.indexes = std::make_unique<kv::IndexRegistry>([&d](const std::string& name) { d.ScheduleRebuild(name); });
   auto layers = std::make_shared<Layers>();
   layers->mem = std::make_shared<kv::MemTable>();
-  d.layers = layers;
+  d.Publish(layers);
   if (!options.in_memory) POMAI_RETURN_IF_ERROR(d.Recover());
   d.bg_thread = std::thread([&d] { d.BackgroundLoop(); });
   return db;
@@ -431,7 +403,7 @@ Status KvDBImpl::NewLogFile() {
     (void)env->RemoveFile(path);
     return s;
   }
-  std::lock_guard<std::mutex> l(manifest_mu);
+  MutexLock l(&manifest_mu);
   live_wals.push_back(number);
   return Status::OK();
 }
@@ -441,16 +413,16 @@ Status KvDB::Close() {
   if (d.closed.exchange(true)) return Status::OK();
   if (d.bg_thread.joinable()) {
     {
-      std::lock_guard<std::mutex> l(d.bg_mu);
+      MutexLock l(&d.bg_mu);
       d.bg_stop = true;
     }
-    d.bg_cv.notify_all();
+    d.bg_cv.SignalAll();
     d.bg_thread.join();
   }
   {
     std::list<KvDBImpl::Rebuild> rebuilds;
     {
-      std::lock_guard<std::mutex> l(d.rebuild_mu);
+      MutexLock l(&d.rebuild_mu);
       rebuilds.swap(d.rebuilds);
     }
     for (auto& r : rebuilds) r.thread.join();
@@ -484,7 +456,7 @@ Result<std::unique_ptr<KvTxn>> KvDB::Begin(TxnMode mode) {
     // taken after the lock, they could include a merged segment built after
     // a newer commit was flushed, which keeps only the newest version of a
     // key and so has lost the one this snapshot must see.
-    std::lock_guard<std::mutex> l(d.snap_mu);
+    MutexLock l(&d.snap_mu);
     st->snap = d.last_seq.load();
     st->reg = d.snapshots.insert(st->snap);
     st->layers = d.Current();
@@ -521,7 +493,7 @@ class LookupKey {
 Status KvTxn::GetView(std::string_view key, std::string_view* value, bool* found) {
   KvTxnState& t = *state_;
   POMAI_RETURN_IF_ERROR(t.CheckActive());
-  POMAI_RETURN_IF_ERROR(CheckKey(key));
+  POMAI_RETURN_IF_ERROR(CheckKey(key, "key"));
   VersionView v;
   POMAI_RETURN_IF_ERROR(t.Lookup(LookupKey(key).view(), &v, found));
   *found = *found && v.kind != ValueKind::kTombstone;
@@ -539,9 +511,8 @@ Status KvTxn::Get(std::string_view key, std::string* value, bool* found) {
 Status KvTxn::Put(std::string_view key, std::string_view value) {
   KvTxnState& t = *state_;
   POMAI_RETURN_IF_ERROR(t.CheckWritable());
-  POMAI_RETURN_IF_ERROR(CheckKey(key));
-  if (value.size() > kMaxValueLen)
-    return Status::InvalidArgument("value is " + std::to_string(value.size()) + " bytes (at most 1 GiB)");
+  POMAI_RETURN_IF_ERROR(CheckKey(key, "key"));
+  POMAI_RETURN_IF_ERROR(CheckValueSize(value.size(), "value"));
   auto v = std::make_shared<kv::Value>();
   v->kind = ValueKind::kBytes;
   v->bytes.assign(value);
@@ -552,7 +523,7 @@ Status KvTxn::Put(std::string_view key, std::string_view value) {
 Status KvTxn::Delete(std::string_view key) {
   KvTxnState& t = *state_;
   POMAI_RETURN_IF_ERROR(t.CheckWritable());
-  POMAI_RETURN_IF_ERROR(CheckKey(key));
+  POMAI_RETURN_IF_ERROR(CheckKey(key, "key"));
   t.writes[kv::UserKey(key)] = std::make_shared<kv::Value>();
   return Status::OK();
 }
@@ -582,11 +553,10 @@ Status KvTxn::UpsertVector(std::string_view key, const float* vector, uint32_t d
                            const std::string_view* metadata) {
   KvTxnState& t = *state_;
   POMAI_RETURN_IF_ERROR(t.CheckWritable());
-  POMAI_RETURN_IF_ERROR(CheckKey(key));
+  POMAI_RETURN_IF_ERROR(CheckKey(key, "key"));
   POMAI_RETURN_IF_ERROR(CheckMetric(metric));
   POMAI_RETURN_IF_ERROR(CheckVector(vector, dim));
-  if (metadata != nullptr && metadata->size() > kMaxValueLen)
-    return Status::InvalidArgument("metadata is " + std::to_string(metadata->size()) + " bytes (at most 1 GiB)");
+  if (metadata != nullptr) POMAI_RETURN_IF_ERROR(CheckValueSize(metadata->size(), "metadata"));
   t.writes[kv::UserKey(key)] = MakeVector(vector, dim, metric, metadata);
   return Status::OK();
 }
@@ -594,7 +564,7 @@ Status KvTxn::UpsertVector(std::string_view key, const float* vector, uint32_t d
 Status KvTxn::GetVector(std::string_view key, simd::Metric metric, std::vector<float>* out) {
   KvTxnState& t = *state_;
   POMAI_RETURN_IF_ERROR(t.CheckActive());
-  POMAI_RETURN_IF_ERROR(CheckKey(key));
+  POMAI_RETURN_IF_ERROR(CheckKey(key, "key"));
   POMAI_RETURN_IF_ERROR(CheckMetric(metric));
   VersionView v;
   bool found = false;
@@ -865,8 +835,8 @@ Status KvTxn::IndexUpsert(std::string_view name, std::string_view key, const flo
                           const std::string_view* metadata) {
   KvTxnState& t = *state_;
   POMAI_RETURN_IF_ERROR(t.CheckWritable());
-  POMAI_RETURN_IF_ERROR(CheckIndexName(name));
-  POMAI_RETURN_IF_ERROR(CheckKey(key));
+  POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
+  POMAI_RETURN_IF_ERROR(CheckKey(key, "key"));
   const std::string ck = kv::IndexConfigKey(name);
   VersionView v;
   IndexConfig config;
@@ -879,8 +849,7 @@ Status KvTxn::IndexUpsert(std::string_view name, std::string_view key, const flo
                                    std::to_string(dim) + " (index '" +
                                    Printable(name) + "')");
   POMAI_RETURN_IF_ERROR(CheckVector(vector, dim));
-  if (metadata != nullptr && metadata->size() > kMaxValueLen)
-    return Status::InvalidArgument("metadata is " + std::to_string(metadata->size()) + " bytes (at most 1 GiB)");
+  if (metadata != nullptr) POMAI_RETURN_IF_ERROR(CheckValueSize(metadata->size(), "metadata"));
   std::string ek = kv::IndexEntryPrefix(name);
   ek.append(key);
   t.writes[ek] = MakeVector(vector, dim, config.metric, metadata);
@@ -891,8 +860,8 @@ Status KvTxn::IndexUpsert(std::string_view name, std::string_view key, const flo
 Status KvTxn::IndexDelete(std::string_view name, std::string_view key) {
   KvTxnState& t = *state_;
   POMAI_RETURN_IF_ERROR(t.CheckWritable());
-  POMAI_RETURN_IF_ERROR(CheckIndexName(name));
-  POMAI_RETURN_IF_ERROR(CheckKey(key));
+  POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
+  POMAI_RETURN_IF_ERROR(CheckKey(key, "key"));
   const std::string ck = kv::IndexConfigKey(name);
   VersionView v;
   bool found = false;
@@ -939,11 +908,12 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
                               const std::set<std::string, std::less<>>& checks, const std::string& check_prefix) {
   auto conflict = [] { return Status(Code::kConflict, "transaction conflict"); };  // built only when returned
   const uint64_t cost = WriteCost(writes);
-  std::unique_lock<std::mutex> l(commit_mu);
+  MutexLock l(&commit_mu);
   if (closed) return Status::Closed("database is closed");
   // A key is taken when a newer version is applied, or when a commit that
   // passed this check is still on its way through the WAL (pending).
   auto taken = [&](const std::string& key, const Layers& cur, bool* is_taken) {
+    commit_mu.AssertHeld();
     POMAI_RETURN_IF_ERROR(ChangedSince(cur, key, snap, is_taken));
     *is_taken = *is_taken || pending.count(key) != 0;
     return Status::OK();
@@ -974,12 +944,12 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
   // and WAL files together, inside the WAL's exclusive section.
   uint64_t mem_bytes = 0;  // of the memtable this commit went to, once applied
   auto apply = [&](uint64_t seq) {
-    std::lock_guard<std::mutex> al(apply_mu);
+    MutexLock al(&apply_mu);
     std::shared_ptr<const Layers> cur = Current();
     {
       // No transaction begins between choosing which old versions to drop
       // and publishing seq, so none can need a dropped one.
-      std::lock_guard<std::mutex> sl(snap_mu);
+      MutexLock sl(&snap_mu);
       const uint64_t min_snap = snapshots.empty() ? seq : std::min(seq, *snapshots.begin());
       mem_bytes = cur->mem->Apply(seq, writes, min_snap);
       last_seq.store(seq);
@@ -994,7 +964,7 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
     // that concurrent commits share one write and one fdatasync.
     for (const kv::Write& w : writes) ++pending[w.key];
     pending_bytes += cost;
-    l.unlock();
+    l.Unlock();
     std::string payload = kv::EncodeCommit(writes);
     if (payload.size() > wal::kMaxPayload) {
       s = Status::InvalidArgument("transaction of " + std::to_string(payload.size()) +
@@ -1002,7 +972,7 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
     } else {
       s = wal->Commit(kv::kCommitRecord, payload, apply);
     }
-    l.lock();
+    l.Lock();
     for (const kv::Write& w : writes) {
       auto it = pending.find(w.key);
       if (--it->second == 0) pending.erase(it);
@@ -1010,7 +980,7 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
     pending_bytes -= cost;
   }
   const bool over = mem_bytes > opt.memtable_budget_bytes;
-  l.unlock();
+  l.Unlock();
   if (s.ok() && over) MaybeScheduleFlush();
   return s;
 }
@@ -1019,26 +989,26 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
 // Flush and merge
 
 void KvDBImpl::MaybeScheduleFlush() {
-  std::lock_guard<std::mutex> l(bg_mu);
+  MutexLock l(&bg_mu);
   if (bg_pending) return;
   bg_pending = true;
-  bg_cv.notify_all();
+  bg_cv.SignalAll();
 }
 
 void KvDBImpl::BackgroundLoop() {
-  std::unique_lock<std::mutex> l(bg_mu);
+  MutexLock l(&bg_mu);
   for (;;) {
-    bg_cv.wait(l, [this] { return bg_stop || bg_pending; });
+    while (!bg_stop && !bg_pending) bg_cv.Wait(&bg_mu);
     if (bg_stop) return;
-    l.unlock();
+    l.Unlock();
     {
       // A failure leaves the frozen memtable (and, on disk, its WAL file) in
       // place: nothing is lost, and the next trigger (a commit over the
       // budget, or Flush(), which returns its own result) writes it again.
-      std::lock_guard<std::mutex> f(flush_mu);
+      MutexLock f(&flush_mu);
       if (FlushLocked().ok()) (void)MergeLocked();
     }
-    l.lock();
+    l.Lock();
     bg_pending = false;
   }
 }
@@ -1047,7 +1017,7 @@ Status KvDB::Flush() {
   KvDBImpl& d = *impl_;
   if (d.opt.in_memory) return Status::InvalidArgument("in-memory database cannot be flushed");
   if (d.closed) return Status::Closed("database is closed");
-  std::lock_guard<std::mutex> f(d.flush_mu);
+  MutexLock f(&d.flush_mu);
   // A memtable left frozen by a failed flush is written first, then the
   // current one.
   const bool leftover = d.Current()->imm != nullptr;
@@ -1063,7 +1033,7 @@ Status KvDB::Flush() {
 Status KvDBImpl::FlushLocked() {
   std::shared_ptr<const Layers> frozen;
   {
-    std::lock_guard<std::mutex> l(commit_mu);
+    MutexLock l(&commit_mu);
     std::shared_ptr<const Layers> cur = Current();
     if (cur->imm) {
       // A failed flush left its memtable frozen: write that one first.
@@ -1071,6 +1041,7 @@ Status KvDBImpl::FlushLocked() {
     } else {
       if (cur->mem->empty()) return Status::OK();
       auto freeze = [&]() -> Status {
+        flush_mu.AssertHeld();
         std::shared_ptr<const Layers> now = Current();
         auto next = std::make_shared<Layers>(*now);
         next->imm = now->mem;
@@ -1088,9 +1059,10 @@ Status KvDBImpl::FlushLocked() {
         // being written or applied: the records of the old file are exactly
         // the versions of the frozen memtable.
         POMAI_RETURN_IF_ERROR(wal->RunExclusive([&]() -> Status {
+          flush_mu.AssertHeld();
           POMAI_RETURN_IF_ERROR(NewLogFile());
           {
-            std::lock_guard<std::mutex> m(manifest_mu);
+            MutexLock m(&manifest_mu);
             imm_log_number = live_wals.back();
           }
           return freeze();
@@ -1122,7 +1094,7 @@ Status KvDBImpl::FlushLocked() {
   std::vector<uint64_t> obsolete;
   bool manifest_tried = false;
   if (s.ok()) {
-    std::lock_guard<std::mutex> m(manifest_mu);
+    MutexLock m(&manifest_mu);
     manifest_tried = true;
     kv::Manifest next = manifest;
     next.segments.push_back(number);
@@ -1149,7 +1121,7 @@ Status KvDBImpl::FlushLocked() {
     return s;
   }
   {
-    std::lock_guard<std::mutex> l(commit_mu);  // the active memtable does not change under us
+    MutexLock l(&commit_mu);  // the active memtable does not change under us
     std::shared_ptr<const Layers> cur = Current();
     auto next = std::make_shared<Layers>(*cur);
     next->imm.reset();
@@ -1169,7 +1141,7 @@ Status KvDBImpl::MergeLocked() {
   // delete as a newer version of the key (first committer wins).
   uint64_t oldest_snapshot = 0;
   {
-    std::lock_guard<std::mutex> l(snap_mu);
+    MutexLock l(&snap_mu);
     oldest_snapshot = snapshots.empty() ? last_seq.load() : *snapshots.begin();
   }
   std::vector<kv::Segment::Input> inputs;
@@ -1234,7 +1206,7 @@ Status KvDBImpl::MergeLocked() {
   std::set<uint64_t> merged;
   for (const auto& s : cur->segs) merged.insert(s->number());
   {
-    std::lock_guard<std::mutex> m(manifest_mu);
+    MutexLock m(&manifest_mu);
     kv::Manifest next = manifest;
     next.segments.clear();
     next.segments.push_back(number);
@@ -1246,7 +1218,7 @@ Status KvDBImpl::MergeLocked() {
     manifest = next;
   }
   {
-    std::lock_guard<std::mutex> l(commit_mu);
+    MutexLock l(&commit_mu);
     auto next = std::make_shared<Layers>(*Current());
     next->segs.clear();
     next->segs.push_back(std::move(opened).value());
@@ -1269,8 +1241,8 @@ MemoryStats KvDB::MemoryUsage() {
   return m;
 }
 
-size_t KvDB::SegmentCount() { return impl_->Current()->segs.size(); }
-uint64_t KvDB::LastSequence() { return impl_->last_seq.load(); }
+size_t KvDB::TEST_SegmentCount() { return impl_->Current()->segs.size(); }
+uint64_t KvDB::TEST_LastSequence() { return impl_->last_seq.load(); }
 
 namespace {
 
@@ -1321,7 +1293,7 @@ std::map<std::string, kv::IndexEntry, std::less<>> EntriesOf(const std::map<std:
 }
 
 Status CheckIndexConfig(const IndexConfig& c) {
-  if (c.dim == 0 || c.dim > kMaxVectorDim)
+  if (!CheckDim(c.dim, "index").ok())
     return Status::InvalidArgument("invalid parameter dimension: must be between 1 and 65535 (got " +
                                    std::to_string(c.dim) + ")");
   POMAI_RETURN_IF_ERROR(index::CheckHnswParams(c.m, c.ef_construction));
@@ -1340,20 +1312,20 @@ struct PinnedSnapshot {
   std::shared_ptr<const Layers> layers;
   std::multiset<uint64_t>::iterator reg;
   explicit PinnedSnapshot(KvDBImpl* d) : db(d) {
-    std::lock_guard<std::mutex> l(db->snap_mu);
+    MutexLock l(&db->snap_mu);
     snap = db->last_seq.load();
     reg = db->snapshots.insert(snap);
     layers = db->Current();
   }
   ~PinnedSnapshot() {
-    std::lock_guard<std::mutex> l(db->snap_mu);
+    MutexLock l(&db->snap_mu);
     db->snapshots.erase(reg);
   }
 };
 
 Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string& name, bool rebuild,
                                                                const std::function<void(uint64_t, uint64_t)>& progress) {
-  std::lock_guard<std::mutex> lm(index_load_mu);
+  MutexLock lm(&index_load_mu);
   if (!rebuild) {
     if (auto rt = indexes->Find(name)) return rt;
   }
@@ -1398,7 +1370,7 @@ Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string&
     }
     // No commit is applied while the runtime catches up and is installed:
     // every later one reaches it through OnCommit.
-    std::lock_guard<std::mutex> l(apply_mu);
+    MutexLock l(&apply_mu);
     std::shared_ptr<const Layers> cur = Current();
     const uint64_t latest = last_seq.load();
     VersionView cv;
@@ -1429,7 +1401,7 @@ void KvDBImpl::RemoveIndexGraphFiles(const std::string& name, uint64_t keep_conf
 }
 
 void KvDBImpl::ScheduleRebuild(const std::string& name) {
-  std::lock_guard<std::mutex> l(rebuild_mu);
+  MutexLock l(&rebuild_mu);
   if (closed) return;
   // Reap finished rebuilds.
   for (auto it = rebuilds.begin(); it != rebuilds.end();) {
@@ -1484,27 +1456,27 @@ Status KvDBImpl::WriteIndexConfig(const std::string& name, const IndexConfig* co
 
 Status KvDB::CreateIndex(std::string_view name, const IndexConfig& config) {
   if (impl_->closed) return Status::Closed("database is closed");
-  POMAI_RETURN_IF_ERROR(CheckIndexName(name));
+  POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
   POMAI_RETURN_IF_ERROR(CheckIndexConfig(config));
   return impl_->WriteIndexConfig(std::string(name), &config);
 }
 
 Status KvDB::DropIndex(std::string_view name) {
   if (impl_->closed) return Status::Closed("database is closed");
-  POMAI_RETURN_IF_ERROR(CheckIndexName(name));
+  POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
   POMAI_RETURN_IF_ERROR(impl_->WriteIndexConfig(std::string(name), nullptr));
   if (!impl_->opt.in_memory) {
-    std::lock_guard<std::mutex> lm(impl_->index_load_mu);
+    MutexLock lm(&impl_->index_load_mu);
     impl_->RemoveIndexGraphFiles(std::string(name), 0);
   }
   return Status::OK();
 }
 
-uint64_t KvDB::IndexGraphBuilds() { return impl_->graph_builds.load(); }
+uint64_t KvDB::TEST_GraphBuilds() { return impl_->graph_builds.load(); }
 
 Status KvDB::GetIndexStats(std::string_view name, IndexStats* out) {
   if (impl_->closed) return Status::Closed("database is closed");
-  POMAI_RETURN_IF_ERROR(CheckIndexName(name));
+  POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
   POMAI_ASSIGN_OR_RETURN(auto rt, impl_->LoadIndex(std::string(name), false));
   *out = rt->Stats();
   return Status::OK();
@@ -1512,7 +1484,7 @@ Status KvDB::GetIndexStats(std::string_view name, IndexStats* out) {
 
 Status KvDB::PrepareIndex(std::string_view name, const std::function<void(uint64_t done, uint64_t total)>& progress) {
   if (impl_->closed) return Status::Closed("database is closed");
-  POMAI_RETURN_IF_ERROR(CheckIndexName(name));
+  POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
   return impl_->LoadIndex(std::string(name), false, progress).status();
 }
 
@@ -1520,7 +1492,7 @@ Status KvDB::SearchIndex(std::string_view name, const float* query, uint32_t dim
                          std::vector<KvHit>* out, IndexStats* stats) {
   out->clear();
   if (impl_->closed) return Status::Closed("database is closed");
-  POMAI_RETURN_IF_ERROR(CheckIndexName(name));
+  POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
   POMAI_ASSIGN_OR_RETURN(auto rt, impl_->LoadIndex(std::string(name), false));
   if (dim != rt->config().dim)
     return Status::InvalidArgument("dimension mismatch: expected " + std::to_string(rt->config().dim) + ", got " +

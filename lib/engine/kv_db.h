@@ -86,11 +86,6 @@ struct MemoryStats {
   uint64_t free_bytes = 0;
 };
 
-// Limits of kv.h.
-constexpr size_t kMaxKeyLen = 65535;
-constexpr size_t kMaxValueLen = size_t{1} << 30;
-constexpr uint32_t kMaxVectorDim = 65535;
-constexpr size_t kMaxIndexNameLen = 255;
 
 class KvDB;
 struct KvDBImpl;
@@ -186,21 +181,19 @@ class KvDB {
   // database is.
   Status WithFilesHeld(const std::function<void(const std::string& dir)>& fn);
 
-  // For tests: segment files live now, and the number of flushes/merges done.
-  size_t SegmentCount();
-  uint64_t LastSequence();
-  // For tests: how many index graphs this open has built (a graph loaded
+  // Test hooks: the live segment files, and the last applied sequence number.
+  size_t TEST_SegmentCount();
+  uint64_t TEST_LastSequence();
+  // Test hook: how many index graphs this open has built (a graph loaded
   // from its file, docs/FORMAT.md "Named-index graph files", is not built).
-  uint64_t IndexGraphBuilds();
+  uint64_t TEST_GraphBuilds();
 
  private:
   KvDB();
   std::unique_ptr<KvDBImpl> impl_;
 };
 
-// Validation helpers shared with lib/capi (they name the argument).
-Status CheckKey(std::string_view key, const char* what = "key");
-Status CheckIndexName(std::string_view name);
+// Shared with lib/capi: dim, pointer and finiteness, naming the argument.
 Status CheckVector(const float* v, uint32_t dim, const char* what = "vector");
 
 }  // namespace pomai::engine

@@ -10,6 +10,7 @@
 #include "segment/segment.h"
 #include "simd/distance.h"
 #include "util/coding.h"
+#include "util/limits.h"
 
 namespace pomai::engine::kv {
 
@@ -30,7 +31,7 @@ bool DecodeIndexConfig(std::string_view bytes, IndexConfig* c) {
   r.m = DecodeFixed32(p + 4);
   r.ef_construction = DecodeFixed32(p + 8);
   const uint32_t metric = DecodeFixed32(p + 12);
-  if (r.dim == 0 || r.dim > kMaxVectorDim || !index::CheckHnswParams(r.m, r.ef_construction).ok() || metric > 2)
+  if (!CheckDim(r.dim, "index").ok() || !index::CheckHnswParams(r.m, r.ef_construction).ok() || metric > 2)
     return false;
   r.metric = static_cast<simd::Metric>(metric);
   *c = r;
@@ -240,7 +241,7 @@ Result<std::shared_ptr<IndexRuntime>> IndexRuntime::OpenGraphFile(Env* env, cons
 }
 
 void IndexRuntime::CatchUp(const std::map<std::string, IndexEntry, std::less<>>& now) {
-  std::unique_lock<std::shared_mutex> l(mu_);
+  WriterLock l(&mu_);
   for (size_t row = 0; row < base_keys_.size(); ++row) {
     auto it = now.find(base_keys_[row]);
     if (it == now.end() || it->second.seq != base_seqs_[row]) {
@@ -260,7 +261,7 @@ void IndexRuntime::CatchUp(const std::map<std::string, IndexEntry, std::less<>>&
 }
 
 void IndexRuntime::Apply(std::string_view key, uint64_t seq, const Value& v) {
-  std::unique_lock<std::shared_mutex> l(mu_);
+  WriterLock l(&mu_);
   auto br = base_row_.find(std::string(key));
   if (br != base_row_.end() && !dead_[br->second]) {
     dead_[br->second] = 1;
@@ -281,7 +282,7 @@ void IndexRuntime::Apply(std::string_view key, uint64_t seq, const Value& v) {
 Status IndexRuntime::Search(const float* query, uint32_t k, uint32_t ef, std::vector<KvHit>* out) const {
   out->clear();
   if (k == 0) return Status::OK();
-  std::shared_lock<std::shared_mutex> l(mu_);
+  ReaderLock l(&mu_);
   struct Cand {
     float score;
     const std::string* key;
@@ -336,7 +337,7 @@ Status IndexRuntime::Search(const float* query, uint32_t k, uint32_t ef, std::ve
 }
 
 IndexStats IndexRuntime::Stats() const {
-  std::shared_lock<std::shared_mutex> l(mu_);
+  ReaderLock l(&mu_);
   IndexStats s;
   s.node_count = base_keys_.size() - dead_count_ + delta_.size();
   s.deleted_count = dead_count_;
@@ -354,12 +355,12 @@ IndexStats IndexRuntime::Stats() const {
 }
 
 uint64_t IndexRuntime::MemoryBytes() const {
-  std::shared_lock<std::shared_mutex> l(mu_);
+  ReaderLock l(&mu_);
   return base_bytes_ + delta_bytes_;
 }
 
 bool IndexRuntime::ClaimRebuild() {
-  std::unique_lock<std::shared_mutex> l(mu_);
+  WriterLock l(&mu_);
   if (rebuilding_) return false;
   const size_t threshold = std::max<size_t>(1024, base_keys_.size() / 8);
   if (delta_.size() + dead_count_ / 2 < threshold) return false;
@@ -368,7 +369,7 @@ bool IndexRuntime::ClaimRebuild() {
 }
 
 void IndexRuntime::RebuildDone() {
-  std::unique_lock<std::shared_mutex> l(mu_);
+  WriterLock l(&mu_);
   rebuilding_ = false;
 }
 
@@ -376,19 +377,19 @@ void IndexRuntime::RebuildDone() {
 // Registry
 
 std::shared_ptr<IndexRuntime> IndexRegistry::Find(std::string_view name) const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   auto it = loaded_.find(name);
   return it == loaded_.end() ? nullptr : it->second;
 }
 
 void IndexRegistry::Install(const std::string& name, std::shared_ptr<IndexRuntime> rt) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   loaded_[name] = std::move(rt);
   any_loaded_.store(true);
 }
 
 void IndexRegistry::Erase(std::string_view name) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   auto it = loaded_.find(name);
   if (it != loaded_.end()) loaded_.erase(it);
   any_loaded_.store(!loaded_.empty());
@@ -398,7 +399,7 @@ void IndexRegistry::OnCommit(uint64_t seq, const std::vector<Write>& writes) {
   if (!any_loaded_.load()) return;
   std::vector<std::string> rebuild;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     if (loaded_.empty()) return;
     std::string_view last_name;
     IndexRuntime* last = nullptr;
@@ -437,7 +438,7 @@ void IndexRegistry::OnCommit(uint64_t seq, const std::vector<Write>& writes) {
 uint64_t IndexRegistry::MemoryBytes() const {
   std::vector<std::shared_ptr<IndexRuntime>> all;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     for (const auto& [name, rt] : loaded_) all.push_back(rt);
   }
   uint64_t b = 0;

@@ -19,9 +19,7 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -31,6 +29,7 @@
 #include "engine/kv_db.h"
 #include "engine/kv_store.h"
 #include "index/hnsw.h"
+#include "util/mutex.h"
 #include "util/status.h"
 #include "util/thread_pool.h"
 
@@ -111,8 +110,9 @@ class IndexRuntime {
  private:
   IndexRuntime() = default;
   // Opens the graph over base_vecs_ from sections_ and computes the
-  // per-base figures (levels, degree, bytes).
-  Status FinishBase();
+  // per-base figures (levels, degree, bytes). Runs before the runtime is
+  // shared, so it sets the guarded state without the lock.
+  Status FinishBase() NO_THREAD_SAFETY_ANALYSIS;
 
   struct DeltaEntry {
     uint64_t seq;
@@ -139,12 +139,12 @@ class IndexRuntime {
   double base_avg_degree0_ = 0;
   uint64_t base_bytes_ = 0;
 
-  mutable std::shared_mutex mu_;
-  std::vector<uint8_t> dead_;  // base rows whose entry was replaced or deleted
-  uint64_t dead_count_ = 0;
-  std::map<std::string, DeltaEntry, std::less<>> delta_;  // live entries not in the base
-  uint64_t delta_bytes_ = 0;
-  bool rebuilding_ = false;
+  mutable SharedMutex mu_;
+  std::vector<uint8_t> dead_ GUARDED_BY(mu_);  // base rows whose entry was replaced or deleted
+  uint64_t dead_count_ GUARDED_BY(mu_) = 0;
+  std::map<std::string, DeltaEntry, std::less<>> delta_ GUARDED_BY(mu_);  // live entries not in the base
+  uint64_t delta_bytes_ GUARDED_BY(mu_) = 0;
+  bool rebuilding_ GUARDED_BY(mu_) = false;
 };
 
 // The runtimes of the indexes loaded so far, by name.
@@ -163,8 +163,8 @@ class IndexRegistry {
 
  private:
   std::function<void(const std::string&)> rebuild_;
-  mutable std::mutex mu_;
-  std::map<std::string, std::shared_ptr<IndexRuntime>, std::less<>> loaded_;
+  mutable Mutex mu_;
+  std::map<std::string, std::shared_ptr<IndexRuntime>, std::less<>> loaded_ GUARDED_BY(mu_);
   // !loaded_.empty(), readable without mu_: OnCommit runs for every commit
   // and has nothing to do while no index is loaded. Written under mu_; a
   // commit is applied under the owner's apply lock, which Install's caller

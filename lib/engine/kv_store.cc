@@ -5,12 +5,12 @@
 #include <cmath>
 #include <cstring>
 #include <map>
-#include <mutex>
 #include <new>
 
 #include "engine/kv_db.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
+#include "util/limits.h"
 
 namespace pomai::engine::kv {
 
@@ -154,7 +154,7 @@ const MemTable::Head* MemTable::NewHead(std::string_view key, Versions* versions
 
 bool MemTable::Get(std::string_view key, uint64_t snap, VersionView* out) const {
   const uint64_t h = HashKey(key);
-  std::shared_lock<std::shared_mutex> l(mu_);
+  ReaderLock l(&mu_);
   const Slot* s = FindSlot(key, h);
   if (s == nullptr) return false;
   const Head& head = *s->head;
@@ -174,13 +174,13 @@ bool MemTable::Get(std::string_view key, uint64_t snap, VersionView* out) const 
 
 uint64_t MemTable::LatestSeq(std::string_view key) const {
   const uint64_t h = HashKey(key);
-  std::shared_lock<std::shared_mutex> l(mu_);
+  ReaderLock l(&mu_);
   const Slot* s = FindSlot(key, h);
   return s == nullptr ? 0 : s->head->seq;
 }
 
 uint64_t MemTable::Apply(uint64_t seq, const std::vector<Write>& writes, uint64_t min_snapshot) {
-  std::unique_lock<std::shared_mutex> l(mu_);
+  WriterLock l(&mu_);
   for (const Write& w : writes) {
     const uint64_t h = HashKey(w.key);
     Slot* slot = const_cast<Slot*>(FindSlot(w.key, h));
@@ -246,7 +246,7 @@ void MemTable::AddVectorRow(std::string_view key, uint64_t seq, const Value& v, 
 
 void MemTable::VisibleVectors(uint64_t snap, std::vector<VisibleVector>* out) const {
   out->clear();
-  std::shared_lock<std::shared_mutex> l(mu_);
+  ReaderLock l(&mu_);
   for (const VectorColumn& col : columns_) {
     for (size_t r = 0; r < col.rows.size(); ++r) {
       const RowInfo& info = col.rows[r];
@@ -259,7 +259,7 @@ void MemTable::VisibleVectors(uint64_t snap, std::vector<VisibleVector>* out) co
 
 void MemTable::Scan(std::string_view lo, std::string_view hi, uint64_t snap,
                     const std::function<void(std::string_view, const VersionView&)>& fn) const {
-  std::shared_lock<std::shared_mutex> l(mu_);
+  ReaderLock l(&mu_);
   for (auto it = map_.lower_bound(lo); it != map_.end(); ++it) {
     if (!hi.empty() && std::string_view(it->first) >= hi) break;
     uint64_t seq = 0;
@@ -268,24 +268,24 @@ void MemTable::Scan(std::string_view lo, std::string_view hi, uint64_t snap,
 }
 
 void MemTable::Newest(const std::function<void(const std::string&, uint64_t, const Value&)>& fn) const {
-  std::shared_lock<std::shared_mutex> l(mu_);
+  ReaderLock l(&mu_);
   for (const auto& [key, versions] : map_) {
     if (versions.newest) fn(key, versions.newest_seq, *versions.newest);
   }
 }
 
 uint64_t MemTable::bytes() const {
-  std::shared_lock<std::shared_mutex> l(mu_);
+  ReaderLock l(&mu_);
   return bytes_;
 }
 
 bool MemTable::empty() const {
-  std::shared_lock<std::shared_mutex> l(mu_);
+  ReaderLock l(&mu_);
   return map_.empty();
 }
 
 uint64_t MemTable::max_seq() const {
-  std::shared_lock<std::shared_mutex> l(mu_);
+  ReaderLock l(&mu_);
   return max_seq_;
 }
 
@@ -460,7 +460,7 @@ Result<std::shared_ptr<Segment>> Segment::Open(Env* env, const std::string& path
     g.data_crc = DecodeFixed32(ge + 32);
     g.rows_crc = DecodeFixed32(ge + 36);
     uint64_t bytes = 0, end = 0, rows_end = 0;
-    if (g.dim == 0 || g.dim > 65535 || data_off % 64 != 0 || MulOverflows(g.rows, uint64_t{g.dim} * 4, &bytes) ||
+    if (g.dim == 0 || g.dim > kMaxDim || data_off % 64 != 0 || MulOverflows(g.rows, uint64_t{g.dim} * 4, &bytes) ||
         AddOverflows(data_off, bytes, &end) || end > data.size() || AddOverflows(rows_off, g.rows, &rows_end) ||
         rows_end > total_rows || g.rows > s->n_) {
       return Status::Corruption(path, at, "vector group " + std::to_string(gi) + " lies outside its sections");
@@ -701,7 +701,7 @@ std::string EncodeCommit(const std::vector<Write>& writes) {
 
 namespace {
 // Why `key` is no internal key a commit can write (the write path's limits:
-// user keys 1 to kMaxKeyLen bytes, index names 1 to kMaxIndexNameLen bytes
+// user keys 1 to kMaxKeyLen bytes, index names 1 to kMaxCollectionNameLen bytes
 // without NUL), or null when it is one.
 const char* BadInternalKey(std::string_view key) {
   if (key.empty()) return "empty";
@@ -710,12 +710,12 @@ const char* BadInternalKey(std::string_view key) {
     case kUserNs:
       return rest.empty() || rest.size() > kMaxKeyLen ? "user key length not in 1..65535" : nullptr;
     case kIndexConfigNs:
-      return rest.empty() || rest.size() > kMaxIndexNameLen || rest.find('\0') != std::string_view::npos
+      return rest.empty() || rest.size() > kMaxCollectionNameLen || rest.find('\0') != std::string_view::npos
                  ? "index name length not in 1..255 or a NUL in it"
                  : nullptr;
     case kIndexEntryNs: {
       const size_t nul = rest.find('\0');
-      if (nul == std::string_view::npos || nul == 0 || nul > kMaxIndexNameLen) return "index entry without a valid index name";
+      if (nul == std::string_view::npos || nul == 0 || nul > kMaxCollectionNameLen) return "index entry without a valid index name";
       const size_t user = rest.size() - nul - 1;
       return user == 0 || user > kMaxKeyLen ? "index entry key length not in 1..65535" : nullptr;
     }
@@ -755,7 +755,7 @@ Status DecodeCommit(const uint8_t* p, size_t n, const std::string& origin, std::
       if (!d.GetU8(&metric) || !d.GetU8(&has_meta) || !d.GetFixed32(&meta_len) || !d.GetBytes(meta_len, &meta))
         return bad("truncated vector record");
       if (metric > 2 || has_meta > 1) return bad("bad metric or metadata flag");
-      if (!d.GetFixed32(&dim) || dim == 0 || dim > 65535 || !d.GetBytes(size_t{dim} * 4, &data))
+      if (!d.GetFixed32(&dim) || dim == 0 || dim > kMaxDim || !d.GetBytes(size_t{dim} * 4, &data))
         return bad("truncated or bad vector");
       v->metric = static_cast<simd::Metric>(metric);
       v->has_metadata = has_meta != 0;

@@ -12,7 +12,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +19,7 @@
 #include "segment/segment.h"
 #include "simd/distance.h"
 #include "util/env.h"
+#include "util/mutex.h"
 #include "util/status.h"
 
 namespace pomai::engine::kv {
@@ -170,11 +170,11 @@ class MemTable {
   // its Value (the copy would double its memory for one cache miss saved).
   static constexpr size_t kInlineValueMax = 4096;
   // The slot of `key` (hash h), or null.
-  const Slot* FindSlot(std::string_view key, uint64_t h) const;
-  Slot* Index(uint64_t h);
+  const Slot* FindSlot(std::string_view key, uint64_t h) const REQUIRES_SHARED(mu_);
+  Slot* Index(uint64_t h) REQUIRES(mu_);
   // A new head for the newest version of `versions` under `key`.
-  const Head* NewHead(std::string_view key, Versions* versions);
-  char* Allocate(size_t n);  // from the arena, 8-byte aligned
+  const Head* NewHead(std::string_view key, Versions* versions) REQUIRES(mu_);
+  char* Allocate(size_t n) REQUIRES(mu_);  // from the arena, 8-byte aligned
 
   // The user keyspace's vector versions of one dimension: a copy of each
   // version's floats in blocks that never move, so a flat search scores a
@@ -193,18 +193,18 @@ class MemTable {
     std::vector<RowInfo> rows;
   };
   // Adds the row of a new user vector version (after superseding the old).
-  void AddVectorRow(std::string_view key, uint64_t seq, const Value& v, Versions* versions);
+  void AddVectorRow(std::string_view key, uint64_t seq, const Value& v, Versions* versions) REQUIRES(mu_);
 
-  mutable std::shared_mutex mu_;
-  std::map<std::string, Versions, std::less<>> map_;
-  std::vector<Slot> slots_;  // size a power of two, at most half full
-  std::vector<VectorColumn> columns_;  // one per dimension seen
-  std::vector<std::unique_ptr<char[]>> arena_;  // the heads' blocks (never move)
-  char* arena_next_ = nullptr;                  // the free part of the newest small-head block
-  size_t arena_left_ = 0;
-  size_t arena_block_ = 0;                      // the newest small-head block's size
-  uint64_t bytes_ = 0;
-  uint64_t max_seq_ = 0;
+  mutable SharedMutex mu_;
+  std::map<std::string, Versions, std::less<>> map_ GUARDED_BY(mu_);
+  std::vector<Slot> slots_ GUARDED_BY(mu_);  // size a power of two, at most half full
+  std::vector<VectorColumn> columns_ GUARDED_BY(mu_);  // one per dimension seen
+  std::vector<std::unique_ptr<char[]>> arena_ GUARDED_BY(mu_);  // the heads' blocks (never move)
+  char* arena_next_ GUARDED_BY(mu_) = nullptr;  // the free part of the newest small-head block
+  size_t arena_left_ GUARDED_BY(mu_) = 0;
+  size_t arena_block_ GUARDED_BY(mu_) = 0;      // the newest small-head block's size
+  uint64_t bytes_ GUARDED_BY(mu_) = 0;
+  uint64_t max_seq_ GUARDED_BY(mu_) = 0;
 };
 
 // ---------------------------------------------------------------------------

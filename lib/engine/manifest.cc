@@ -6,11 +6,11 @@
 
 #include "util/coding.h"
 #include "util/crc32c.h"
+#include "util/limits.h"
 
 namespace pomai::engine {
 namespace {
 constexpr char kMagic[8] = {'P', 'O', 'M', 'A', 'I', 'M', 'A', 'N'};
-constexpr uint32_t kMaxShards = 1024;
 }  // namespace
 
 std::string Manifest::Encode() const {
@@ -53,7 +53,7 @@ Result<Manifest> Manifest::Decode(const std::string& data, const std::string& pa
   d.GetFixed64(&m.next_file_number);
   d.GetFixed64(&m.log_number);
   d.GetFixed64(&m.last_seq);
-  if (m.dim == 0 || metric > 2 || m.shards == 0 || m.shards > kMaxShards)
+  if (m.dim == 0 || m.dim > kMaxDim || metric > 2 || m.shards == 0 || m.shards > kMaxShards)
     return Status::Corruption(path, 12, "manifest has invalid dim/metric/shards");
   m.metric = static_cast<simd::Metric>(metric);
   m.segments.resize(m.shards);

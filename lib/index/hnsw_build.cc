@@ -12,6 +12,7 @@
 #include "index/hnsw.h"
 #include "index/params.h"
 #include "index/sq8.h"
+#include "util/mutex.h"
 #include "index/walk.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
@@ -118,6 +119,7 @@ class Builder {
   void Insert(uint32_t row);
   // Starts from a graph that already has nodes (before any Insert).
   void SetEntry(uint32_t entry, uint32_t max_level) {
+    MutexLock l(&global_);
     entry_ = entry;
     max_level_ = max_level;
   }
@@ -126,8 +128,14 @@ class Builder {
   // (see BuildHnswFrom). Touches only row's own list.
   void Repair(uint32_t row, uint32_t level, const HnswGraph& base, const uint32_t* old_links, const uint32_t* new_row);
 
-  uint32_t entry() const { return entry_; }
-  uint32_t max_level() const { return max_level_; }
+  uint32_t entry() const {
+    MutexLock l(&global_);
+    return entry_;
+  }
+  uint32_t max_level() const {
+    MutexLock l(&global_);
+    return max_level_;
+  }
 
  private:
   const float* Vec(uint32_t row) const { return vectors_ + uint64_t{row} * dim_; }
@@ -179,9 +187,9 @@ class Builder {
   // level.
   std::unique_ptr<NodeLock[]> locks_;
 
-  std::mutex global_;  // guards entry_ and max_level_
-  uint32_t entry_ = kNoRow;
-  uint32_t max_level_ = 0;
+  mutable Mutex global_;
+  uint32_t entry_ GUARDED_BY(global_) = kNoRow;
+  uint32_t max_level_ GUARDED_BY(global_) = 0;
 };
 
 void Builder::Insert(uint32_t row) {
@@ -193,7 +201,7 @@ void Builder::Insert(uint32_t row) {
 
   // A row that raises the top level holds the global lock for its whole
   // insert, as hnswlib does, so the new entry point is linked before use.
-  std::unique_lock<std::mutex> global(global_);
+  MutexLock global(&global_);
   const uint32_t top = max_level_;
   Cand cur{0, entry_};
   if (cur.id == kNoRow) {
@@ -201,7 +209,7 @@ void Builder::Insert(uint32_t row) {
     max_level_ = level;
     return;
   }
-  if (level <= top) global.unlock();
+  if (level <= top) global.Unlock();
 
   cur.d = Distance1(q, cur.id);
   for (uint32_t l = top; l > level; --l) {
@@ -223,6 +231,7 @@ void Builder::Insert(uint32_t row) {
     if (l == 0) break;
   }
   if (level > top) {
+    global_.AssertHeld();  // released above only when level <= top
     entry_ = row;
     max_level_ = level;
   }
@@ -485,7 +494,7 @@ class ProgressReporter {
     const uint64_t before = done_.fetch_add(n, std::memory_order_relaxed);
     const uint64_t now = before + n;
     if (!fn_ || now >= total_ || now / step_ == before / step_) return;
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     if (now > reported_) {
       reported_ = now;
       fn_(now, total_);
@@ -500,8 +509,8 @@ class ProgressReporter {
   const uint64_t total_;
   const uint64_t step_;
   std::atomic<uint64_t> done_{0};
-  std::mutex mu_;
-  uint64_t reported_ = 0;
+  Mutex mu_;
+  uint64_t reported_ GUARDED_BY(mu_) = 0;
 };
 
 // Runs fn(i) for i in [0, n), on `pool` when given, else in order; false if

@@ -13,10 +13,11 @@
 #include <cstddef>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <new>
 #include <type_traits>
 #include <utility>
+
+#include "util/mutex.h"
 
 namespace pomai {
 
@@ -37,7 +38,7 @@ class MappingCache {
   // Takes ownership of the mapping and returns true, or returns false (the
   // caller unmaps it) when one is already kept or it is too big.
   bool Put(void* base, size_t bytes) {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     if (base_ != nullptr || bytes > max_bytes_) return false;
     base_ = base;
     bytes_ = bytes;
@@ -45,15 +46,15 @@ class MappingCache {
   }
   // The kept mapping and its size, or {nullptr, 0}; ownership passes to the caller.
   std::pair<void*, size_t> Take() {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     return {std::exchange(base_, nullptr), std::exchange(bytes_, 0)};
   }
 
  private:
   const size_t max_bytes_;
-  std::mutex mu_;
-  void* base_ = nullptr;
-  size_t bytes_ = 0;
+  Mutex mu_;
+  void* base_ GUARDED_BY(mu_) = nullptr;
+  size_t bytes_ GUARDED_BY(mu_) = 0;
 };
 
 class RowBuffer {

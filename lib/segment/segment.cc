@@ -7,6 +7,7 @@
 
 #include "util/coding.h"
 #include "util/crc32c.h"
+#include "util/limits.h"
 
 namespace pomai::segment {
 
@@ -17,7 +18,6 @@ static_assert(sizeof(float) == 4);
 
 namespace {
 
-constexpr uint32_t kMaxDim = 65536;
 constexpr uint32_t kMaxMetric = 2;
 constexpr uint32_t kFirstExtraKind = 16;
 constexpr uint32_t kNumCoreKinds = 5;
@@ -109,7 +109,7 @@ class SectionWriter {
 Status ValidateContents(const SegmentContents& c) {
   const SegmentInfo& info = c.info;
   if (info.dim == 0 || info.dim > kMaxDim) {
-    return Status::InvalidArgument("segment dim " + std::to_string(info.dim) + " is not in [1, 65536]");
+    return Status::InvalidArgument("segment dim " + std::to_string(info.dim) + " is not in [1, 65535]");
   }
   if (static_cast<uint32_t>(info.metric) > kMaxMetric) {
     return Status::InvalidArgument("segment metric " + std::to_string(static_cast<uint32_t>(info.metric)) +
@@ -326,7 +326,7 @@ Result<std::shared_ptr<Segment>> Segment::Open(Env* env, const std::string& path
   const uint32_t header_size = DecodeFixed32(base + 12);
   if (header_size != kHeaderSize) return corrupt(12, "header size " + std::to_string(header_size) + " is not 128");
   const uint32_t dim = DecodeFixed32(base + 16);
-  if (dim == 0 || dim > kMaxDim) return corrupt(16, "dim " + std::to_string(dim) + " is not in [1, 65536]");
+  if (dim == 0 || dim > kMaxDim) return corrupt(16, "dim " + std::to_string(dim) + " is not in [1, 65535]");
   const uint8_t metric = base[20];
   if (metric > kMaxMetric) return corrupt(20, "unknown metric " + std::to_string(metric));
   constexpr std::pair<size_t, size_t> kReserved[] = {{21, 24}, {28, 32}, {64, 124}};

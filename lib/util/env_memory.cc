@@ -91,7 +91,7 @@ class MemoryEnv::Writable : public WritableFile {
       : env_(env), c_(std::move(c)), path_(std::move(path)) {}
   Status Append(const void* data, size_t n) override {
     if (n == 0) return Status::OK();
-    std::lock_guard<std::mutex> l(env_->mu_);
+    MutexLock l(&env_->mu_);
     auto it = env_->files_.find(path_);
     if (it == env_->files_.end() || it->second != c_) return Status::IOError(path_ + ": removed while being written");
     if (c_.use_count() > 2) {  // mapped or read: continue in a copy
@@ -108,7 +108,7 @@ class MemoryEnv::Writable : public WritableFile {
   Status Sync() override { return Status::OK(); }
   Status Close() override { return Status::OK(); }
   uint64_t Size() const override {
-    std::lock_guard<std::mutex> l(env_->mu_);
+    MutexLock l(&env_->mu_);
     return c_->size;
   }
   const std::string& path() const override { return path_; }
@@ -124,34 +124,34 @@ MemoryEnv::~MemoryEnv() = default;
 
 Result<std::unique_ptr<WritableFile>> MemoryEnv::NewWritableFile(const std::string& path) {
   auto c = std::make_shared<Contents>();
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   files_[path] = c;
   return std::unique_ptr<WritableFile>(new Writable(this, c, path));
 }
 
 Result<std::unique_ptr<WritableFile>> MemoryEnv::NewAppendableFile(const std::string& path) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   auto& c = files_[path];
   if (!c) c = std::make_shared<Contents>();
   return std::unique_ptr<WritableFile>(new Writable(this, c, path));
 }
 
 Result<std::unique_ptr<ReadableFile>> MemoryEnv::NewReadableFile(const std::string& path) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   auto it = files_.find(path);
   if (it == files_.end()) return NotFound(path);
   return std::unique_ptr<ReadableFile>(new MemoryReadable(it->second, path));
 }
 
 Result<std::unique_ptr<MappedFile>> MemoryEnv::MapFile(const std::string& path) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   auto it = files_.find(path);
   if (it == files_.end()) return NotFound(path);
   return std::unique_ptr<MappedFile>(new MemoryMapped(it->second, path));
 }
 
 Status MemoryEnv::RenameFile(const std::string& from, const std::string& to) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   auto it = files_.find(from);
   if (it == files_.end()) return NotFound(from);
   auto c = std::move(it->second);
@@ -161,13 +161,13 @@ Status MemoryEnv::RenameFile(const std::string& from, const std::string& to) {
 }
 
 Status MemoryEnv::RemoveFile(const std::string& path) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   if (files_.erase(path) == 0) return NotFound(path);
   return Status::OK();
 }
 
 Status MemoryEnv::TruncateFile(const std::string& path, uint64_t size) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   auto it = files_.find(path);
   if (it == files_.end()) return NotFound(path);
   auto copy = it->second->Copy(size, size);  // mappings keep the old bytes
@@ -182,7 +182,7 @@ Status MemoryEnv::SyncDir(const std::string&) { return Status::OK(); }
 Result<std::vector<std::string>> MemoryEnv::ListDir(const std::string& dir) {
   const std::string prefix = dir + "/";
   std::vector<std::string> out;
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   for (const auto& [path, c] : files_) {
     if (path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0 &&
         path.find('/', prefix.size()) == std::string::npos) {
@@ -193,14 +193,14 @@ Result<std::vector<std::string>> MemoryEnv::ListDir(const std::string& dir) {
 }
 
 Result<uint64_t> MemoryEnv::FileSize(const std::string& path) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   auto it = files_.find(path);
   if (it == files_.end()) return NotFound(path);
   return static_cast<uint64_t>(it->second->size);
 }
 
 bool MemoryEnv::FileExists(const std::string& path) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return files_.count(path) > 0;
 }
 
@@ -209,7 +209,7 @@ Result<std::unique_ptr<FileLock>> MemoryEnv::LockFile(const std::string&) {
 }
 
 uint64_t MemoryEnv::BytesInFiles() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   uint64_t b = 0;
   for (const auto& [path, c] : files_) b += c->capacity;
   return b;

@@ -15,10 +15,10 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "util/env.h"
+#include "util/mutex.h"
 
 namespace pomai {
 
@@ -48,8 +48,8 @@ class MemoryEnv : public Env {
 
  private:
   class Writable;
-  mutable std::mutex mu_;
-  std::map<std::string, std::shared_ptr<Contents>> files_;
+  mutable Mutex mu_;
+  std::map<std::string, std::shared_ptr<Contents>> files_ GUARDED_BY(mu_);
 };
 
 }  // namespace pomai

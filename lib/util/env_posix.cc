@@ -9,10 +9,10 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <mutex>
 #include <set>
 
 #include "util/env.h"
+#include "util/mutex.h"
 
 namespace pomai {
 namespace {
@@ -156,16 +156,17 @@ class PosixMappedFile final : public MappedFile {
 // databases alone in a child, see lib/capi/handles.h), so flock itself
 // refuses a path the parent holds, and the path is free to the child once the
 // parent lets it go.
-std::mutex g_locks_mu;
-std::set<std::string> g_locked_paths;
+Mutex g_locks_mu;
+std::set<std::string> g_locked_paths GUARDED_BY(g_locks_mu);
 
 // The fork() handlers: g_locks_mu is held across the fork, so no thread the
 // child does not have holds it there.
-void LockPathsBeforeFork() { g_locks_mu.lock(); }
-void UnlockPathsAfterForkInParent() { g_locks_mu.unlock(); }
-void ForgetPathsAfterForkInChild() {
+// (The analysis does not follow a lock from one handler to the next.)
+void LockPathsBeforeFork() NO_THREAD_SAFETY_ANALYSIS { g_locks_mu.Lock(); }
+void UnlockPathsAfterForkInParent() NO_THREAD_SAFETY_ANALYSIS { g_locks_mu.Unlock(); }
+void ForgetPathsAfterForkInChild() NO_THREAD_SAFETY_ANALYSIS {
   g_locked_paths.clear();
-  g_locks_mu.unlock();
+  g_locks_mu.Unlock();
 }
 
 // The key of a lock file in g_locked_paths: its directory resolved
@@ -187,7 +188,7 @@ class PosixFileLock final : public FileLock {
   ~PosixFileLock() override {
     ::flock(fd_, LOCK_UN);
     ::close(fd_);
-    std::lock_guard<std::mutex> l(g_locks_mu);
+    MutexLock l(&g_locks_mu);
     g_locked_paths.erase(path_);
   }
 
@@ -304,7 +305,7 @@ class PosixEnv final : public Env {
   Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
     const std::string key = LockKey(path);
     {
-      std::lock_guard<std::mutex> l(g_locks_mu);
+      MutexLock l(&g_locks_mu);
       if (g_locked_paths.count(key)) return Status::IOError("database is locked: " + path + " is held by this process");
       g_locked_paths.insert(key);
     }
@@ -312,7 +313,7 @@ class PosixEnv final : public Env {
     if (fd < 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       int e = errno;
       if (fd >= 0) ::close(fd);
-      std::lock_guard<std::mutex> l(g_locks_mu);
+      MutexLock l(&g_locks_mu);
       g_locked_paths.erase(key);
       if (e == EWOULDBLOCK) return Status::IOError("database is locked: " + path + " is held by another process");
       return Status::FromErrno("lock", path, e);

@@ -13,27 +13,27 @@ ThreadPool::ThreadPool(size_t threads) {
 
 ThreadPool::~ThreadPool() {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   for (auto& t : workers_) t.join();
 }
 
 void ThreadPool::Submit(std::function<void()> task) {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     queue_.push_back(std::move(task));
   }
-  cv_.notify_one();
+  cv_.Signal();
 }
 
 void ThreadPool::WorkerLoop() {
   for (;;) {
     std::function<void()> task;
     {
-      std::unique_lock<std::mutex> l(mu_);
-      cv_.wait(l, [this] { return stop_ || !queue_.empty(); });
+      MutexLock l(&mu_);
+      while (!stop_ && queue_.empty()) cv_.Wait(&mu_);
       if (queue_.empty()) return;  // stop_ and drained
       task = std::move(queue_.front());
       queue_.pop_front();
@@ -51,8 +51,8 @@ void ThreadPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
   struct State {
     std::atomic<size_t> next{0};
     std::atomic<size_t> done{0};
-    std::mutex mu;
-    std::condition_variable cv;
+    Mutex mu;
+    CondVar cv;
   };
   auto st = std::make_shared<State>();
   // Each runner claims indices until none are left; the caller is one runner.
@@ -63,15 +63,15 @@ void ThreadPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
       ++finished;
     }
     if (finished > 0 && st->done.fetch_add(finished) + finished == n) {
-      std::lock_guard<std::mutex> l(st->mu);
-      st->cv.notify_all();
+      MutexLock l(&st->mu);
+      st->cv.SignalAll();
     }
   };
   size_t helpers = std::min(workers_.size(), n - 1);
   for (size_t h = 0; h < helpers; ++h) Submit(run);
   run();
-  std::unique_lock<std::mutex> l(st->mu);
-  st->cv.wait(l, [&] { return st->done.load() == n; });
+  MutexLock l(&st->mu);
+  while (st->done.load() != n) st->cv.Wait(&st->mu);
 }
 
 }  // namespace pomai

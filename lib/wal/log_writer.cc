@@ -71,10 +71,10 @@ Writer::~Writer() {
   assert(queue_.empty() && !exclusive_);
   if (helper_.joinable()) {
     {
-      std::lock_guard<std::mutex> l(helper_mu_);
+      MutexLock l(&helper_mu_);
       helper_stop_ = true;
     }
-    helper_cv_.notify_all();
+    helper_cv_.SignalAll();
     helper_.join();
   }
   if (file_) (void)file_->Close();
@@ -91,34 +91,37 @@ bool Writer::RunStages(Pending* const* group, size_t n, uint64_t first_seq) {
 }
 
 void Writer::StartStages(Pending* const* group, size_t n, uint64_t first_seq) {
-  std::lock_guard<std::mutex> l(helper_mu_);
+  MutexLock l(&helper_mu_);
   if (!helper_.joinable()) helper_ = std::thread([this] { HelperLoop(); });
   job_group_ = group;
   job_n_ = n;
   job_seq_ = first_seq;
   job_done_ = false;
   job_ready_ = true;
-  helper_cv_.notify_all();
+  helper_cv_.SignalAll();
 }
 
 bool Writer::JoinStages() {
-  std::unique_lock<std::mutex> l(helper_mu_);
-  helper_cv_.wait(l, [this] { return job_done_; });
+  MutexLock l(&helper_mu_);
+  while (!job_done_) helper_cv_.Wait(&helper_mu_);
   return job_ok_;
 }
 
 void Writer::HelperLoop() {
-  std::unique_lock<std::mutex> l(helper_mu_);
+  MutexLock l(&helper_mu_);
   for (;;) {
-    helper_cv_.wait(l, [this] { return helper_stop_ || job_ready_; });
+    while (!helper_stop_ && !job_ready_) helper_cv_.Wait(&helper_mu_);
     if (job_ready_) {
       job_ready_ = false;
-      l.unlock();
-      const bool ok = RunStages(job_group_, job_n_, job_seq_);
-      l.lock();
+      Pending* const* group = job_group_;
+      const size_t n = job_n_;
+      const uint64_t first_seq = job_seq_;
+      l.Unlock();
+      const bool ok = RunStages(group, n, first_seq);
+      l.Lock();
       job_ok_ = ok;
       job_done_ = true;
-      helper_cv_.notify_all();
+      helper_cv_.SignalAll();
       continue;
     }
     return;  // stopping, no job pending
@@ -152,26 +155,26 @@ Status Writer::Commit(uint8_t type, const std::string_view* pieces, size_t count
   w.stage = stage ? &stage : nullptr;
   w.apply = &apply;
 
-  std::unique_lock<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   if (!sticky_.ok()) return sticky_;
   // A caller that will wait behind others computes its record's CRC now, in
   // parallel with them. One that will lead a large staged group at once
   // leaves it to the leader, which computes it while the helper stages.
   if (!(w.stage && size >= kParallelStageBytes && queue_.empty() && !exclusive_)) {
-    l.unlock();
+    l.Unlock();
     w.crc = Crc(pieces, count);
     w.crc_done = true;
-    l.lock();
+    l.Lock();
     if (!sticky_.ok()) return sticky_;
   }
   queue_.push_back(&w);
-  while (!w.done && (exclusive_ || queue_.front() != &w)) cv_.wait(l);
+  while (!w.done && (exclusive_ || queue_.front() != &w)) cv_.Wait(&mu_);
   if (w.done) return w.status;
 
   // This thread leads. A group that failed after w was queued leaves its error behind.
   if (!sticky_.ok()) {
     queue_.pop_front();
-    cv_.notify_all();
+    cv_.SignalAll();
     return sticky_;
   }
 
@@ -188,7 +191,7 @@ Status Writer::Commit(uint8_t type, const std::string_view* pieces, size_t count
   std::vector<Pending*> group(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(group_size));
   const uint64_t first_seq = next_seq_;
   exclusive_ = true;
-  l.unlock();
+  l.Unlock();
 
   bool any_stage = false;
   for (const Pending* p : group) any_stage = any_stage || p->stage != nullptr;
@@ -221,7 +224,7 @@ Status Writer::Commit(uint8_t type, const std::string_view* pieces, size_t count
   const uint64_t size_now = file_->Size();
   if (iov_.capacity() > kMaxRetainedPieces) std::vector<std::string_view>().swap(iov_);
 
-  l.lock();
+  l.Lock();
   file_size_ = size_now;
   if (s.ok()) {
     next_seq_ = first_seq + group.size();
@@ -235,7 +238,7 @@ Status Writer::Commit(uint8_t type, const std::string_view* pieces, size_t count
     p->done = true;
   }
   exclusive_ = false;
-  cv_.notify_all();
+  cv_.SignalAll();
   return s;
 }
 
@@ -243,22 +246,22 @@ Status Writer::RunExclusive(const std::function<Status()>& fn) {
   if (tls_exclusive_owner == this) return Status::Internal("WAL RunExclusive called from inside RunExclusive");
   Pending w;
   w.kind = Pending::Kind::kExclusive;
-  std::unique_lock<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   queue_.push_back(&w);
-  while (exclusive_ || queue_.front() != &w) cv_.wait(l);
+  while (exclusive_ || queue_.front() != &w) cv_.Wait(&mu_);
   exclusive_ = true;
-  l.unlock();
+  l.Unlock();
 
   const Writer* outer = tls_exclusive_owner;
   tls_exclusive_owner = this;
   Status s = fn();
   tls_exclusive_owner = outer;
 
-  l.lock();
+  l.Lock();
   assert(queue_.front() == &w);
   queue_.pop_front();
   exclusive_ = false;
-  cv_.notify_all();
+  cv_.SignalAll();
   return s;
 }
 
@@ -271,7 +274,7 @@ Status Writer::SwitchFile(std::unique_ptr<WritableFile> file) {
   if (file_) {
     Status synced = file_->Sync();
     if (!synced.ok()) {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       if (sticky_.ok()) sticky_ = synced;
       return synced;
     }
@@ -279,7 +282,7 @@ Status Writer::SwitchFile(std::unique_ptr<WritableFile> file) {
   std::unique_ptr<WritableFile> old = std::move(file_);
   file_ = std::move(file);
   Status s = old ? old->Close() : Status::OK();
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   file_size_ = file_->Size();
   // A close error can mean that written data never reached the disk: treat it
   // like a failed sync.
@@ -290,48 +293,48 @@ Status Writer::SwitchFile(std::unique_ptr<WritableFile> file) {
 Status Writer::Sync() {
   if (tls_exclusive_owner == this) {
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       if (!sticky_.ok()) return sticky_;
     }
     Status s = file_ ? file_->Sync() : Status::OK();
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     if (!s.ok() && sticky_.ok()) sticky_ = s;
     return s;
   }
 
   Pending w;
   w.kind = Pending::Kind::kSync;
-  std::unique_lock<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   if (!sticky_.ok()) return sticky_;
   queue_.push_back(&w);
-  while (exclusive_ || queue_.front() != &w) cv_.wait(l);
+  while (exclusive_ || queue_.front() != &w) cv_.Wait(&mu_);
   Status s = sticky_;
   if (s.ok()) {
     exclusive_ = true;
-    l.unlock();
+    l.Unlock();
     s = file_ ? file_->Sync() : Status::OK();  // no file yet (a failed open): nothing to sync
-    l.lock();
+    l.Lock();
     if (!s.ok() && sticky_.ok()) sticky_ = s;
     exclusive_ = false;
   }
   assert(queue_.front() == &w);
   queue_.pop_front();
-  cv_.notify_all();
+  cv_.SignalAll();
   return s;
 }
 
 Status Writer::sticky_error() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return sticky_;
 }
 
 uint64_t Writer::next_seq() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return next_seq_;
 }
 
 uint64_t Writer::file_size() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return file_size_;
 }
 

@@ -21,18 +21,17 @@
 // group (its stages may have run: what they did must stay unpublished).
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
 #include "util/env.h"
+#include "util/mutex.h"
 #include "util/status.h"
 
 namespace pomai::wal {
@@ -101,30 +100,33 @@ class Writer {
   bool JoinStages();
   void HelperLoop();
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Pending*> queue_;
-  bool exclusive_ = false;  // a RunExclusive or a leader holds the log
+  // Lock order: mu_ before helper_mu_ (never both held today).
+  mutable Mutex mu_;
+  CondVar cv_;
+  std::deque<Pending*> queue_ GUARDED_BY(mu_);
+  bool exclusive_ GUARDED_BY(mu_) = false;  // a RunExclusive or a leader holds the log
+  // file_, headers_ and iov_ belong to whoever set exclusive_ (a leader, a
+  // RunExclusive or a Sync): not lock-guarded, so not annotated.
   std::unique_ptr<WritableFile> file_;
   SyncPolicy policy_;
-  uint64_t next_seq_;
-  Status sticky_;
+  uint64_t next_seq_ GUARDED_BY(mu_);
+  Status sticky_ GUARDED_BY(mu_);
   // The leader's buffers (headers of the group, and the pieces to write).
   std::string headers_;
   std::vector<std::string_view> iov_;
-  uint64_t file_size_;  // file_->Size() as of the last completed group, under mu_
+  uint64_t file_size_ GUARDED_BY(mu_);  // file_->Size() as of the last completed group
 
   // The helper thread that stages large groups, and its one job.
-  std::mutex helper_mu_;
-  std::condition_variable helper_cv_;
-  std::thread helper_;
-  bool helper_stop_ = false;
-  bool job_ready_ = false;
-  bool job_done_ = false;
-  bool job_ok_ = false;
-  Pending* const* job_group_ = nullptr;
-  size_t job_n_ = 0;
-  uint64_t job_seq_ = 0;
+  Mutex helper_mu_;
+  CondVar helper_cv_;
+  std::thread helper_;  // started under helper_mu_, joined by the destructor
+  bool helper_stop_ GUARDED_BY(helper_mu_) = false;
+  bool job_ready_ GUARDED_BY(helper_mu_) = false;
+  bool job_done_ GUARDED_BY(helper_mu_) = false;
+  bool job_ok_ GUARDED_BY(helper_mu_) = false;
+  Pending* const* job_group_ GUARDED_BY(helper_mu_) = nullptr;
+  size_t job_n_ GUARDED_BY(helper_mu_) = 0;
+  uint64_t job_seq_ GUARDED_BY(helper_mu_) = 0;
 };
 
 }  // namespace pomai::wal

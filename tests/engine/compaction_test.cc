@@ -113,7 +113,7 @@ TEST_P(CompactionModel, EveryLiveRowAndItsNewestVersionSurviveMergesAndReopens) 
     }
   }
   ASSERT_TRUE(db->Compact(true).ok());
-  EXPECT_LE(db->segment_count(), 2u);
+  EXPECT_LE(db->TEST_SegmentCount(), 2u);
   ExpectMatchesModel(db.get(), model, id_space, "after the final forced compaction");
   db.reset();
   db = DB::Open(o).value();
@@ -140,7 +140,7 @@ TEST(Compaction, ForcedCompactionLeavesOneSegmentPerShardWithoutTombstones) {
     ASSERT_TRUE(db->Freeze().ok());
   }
   ASSERT_TRUE(db->Compact(true).ok());
-  EXPECT_EQ(db->segment_count(), 2u);
+  EXPECT_EQ(db->TEST_SegmentCount(), 2u);
   std::string stats = db->StatsJson().value();
   EXPECT_NE(stats.find("\"segment_tombstones\": 0"), std::string::npos) << stats;
   EXPECT_NE(stats.find("\"live_rows\": 197"), std::string::npos) << stats;
@@ -165,7 +165,7 @@ TEST(Compaction, TieredPolicyBoundsTheNumberOfSegments) {
     ASSERT_TRUE(db->Freeze().ok());
   }
   ASSERT_TRUE(db->Compact(false).ok());  // whatever the background has not done yet
-  EXPECT_LE(db->segment_count(), 4u);
+  EXPECT_LE(db->TEST_SegmentCount(), 4u);
   EXPECT_EQ(db->Count().value(), 600u);
 }
 
@@ -226,11 +226,11 @@ TEST(Compaction, AFailedCompactionLeavesTheInputsAndTheData) {
       ASSERT_TRUE(db->Freeze().ok());
     }
     ASSERT_TRUE(db->Compact(false).ok());  // nothing to do under the policy yet; let the background settle
-    const uint64_t segments = db->segment_count();
+    const uint64_t segments = db->TEST_SegmentCount();
     env.FailNth(op, 1, EIO);
     EXPECT_FALSE(db->Compact(true).ok());
     env.ClearFaults();
-    EXPECT_EQ(db->segment_count(), segments);
+    EXPECT_EQ(db->TEST_SegmentCount(), segments);
     EXPECT_EQ(db->Count().value(), live.size());
     db.reset();
     db = DB::Open(o).value();
@@ -241,7 +241,7 @@ TEST(Compaction, AFailedCompactionLeavesTheInputsAndTheData) {
       ASSERT_EQ(got, v);
     }
     ASSERT_TRUE(db->Compact(true).ok());
-    EXPECT_EQ(db->segment_count(), 1u);
+    EXPECT_EQ(db->TEST_SegmentCount(), 1u);
   }
 }
 
@@ -290,7 +290,7 @@ TEST_P(DamagedInput, FailsTheCompactionBeforeAnythingIsWrittenAndTheRestStillAns
     WriteOp del{WriteOp::Kind::kDelete, 3, nullptr, {}};
     ASSERT_TRUE(db->Write(&del, 1).ok());
     ASSERT_TRUE(db->Freeze().ok());
-    ASSERT_EQ(db->segment_count(), 2u);
+    ASSERT_EQ(db->TEST_SegmentCount(), 2u);
   }
 
   // The damage: row 10's first float, or a layer-0 link of row 0 that still
@@ -324,7 +324,7 @@ TEST_P(DamagedInput, FailsTheCompactionBeforeAnythingIsWrittenAndTheRestStillAns
   ASSERT_TRUE(s.IsCorruption()) << s.ToString();
   EXPECT_NE(s.message().find(older + " at offset "), std::string::npos) << s.message();
   EXPECT_EQ(Files(dir.path()), before) << "a failed compaction wrote or removed files";
-  EXPECT_EQ(db->segment_count(), 2u);
+  EXPECT_EQ(db->TEST_SegmentCount(), 2u);
 
   // Everything but the damaged section still reads, now and after a reopen:
   // with a damaged vector, no vector of the older segment (one checksum
@@ -350,7 +350,7 @@ TEST_P(DamagedInput, FailsTheCompactionBeforeAnythingIsWrittenAndTheRestStillAns
     db.reset();
     db = DB::Open(o).value();
     EXPECT_TRUE(db->Compact(true).IsCorruption());
-    EXPECT_EQ(db->segment_count(), 2u);
+    EXPECT_EQ(db->TEST_SegmentCount(), 2u);
   }
 }
 
@@ -413,9 +413,9 @@ TEST(Compaction, MergedGraphStartsFromTheLargestInputsGraph) {
   GraphMerge m;
   auto db = DB::Open(GraphMerge::MergeOptions(dir.path())).value();
   m.Fill(db.get());
-  ASSERT_EQ(db->segment_count(), 2u);
+  ASSERT_EQ(db->TEST_SegmentCount(), 2u);
   ASSERT_TRUE(db->Compact(true).ok());
-  ASSERT_EQ(db->segment_count(), 1u);
+  ASSERT_EQ(db->TEST_SegmentCount(), 1u);
   const std::string stats = db->StatsJson().value();
   EXPECT_NE(stats.find("\"graph_reused_rows\": 2850"), std::string::npos) << stats;
   EXPECT_NE(stats.find("\"reused_rows\": 2850"), std::string::npos) << stats;

@@ -292,10 +292,10 @@ void KeyspaceReadersWritersFlushesAndMerges(bool in_memory) {
       });
     }
     threads.emplace_back([&] {
-      size_t segments = db->SegmentCount();
+      size_t segments = db->TEST_SegmentCount();
       while (writers_done.load() < kWriters) {
         if (in_memory) {  // count the background flushes and merges
-          const size_t now = db->SegmentCount();
+          const size_t now = db->TEST_SegmentCount();
           if (now != segments) ++flushes;
           segments = now;
           std::this_thread::sleep_for(std::chrono::microseconds(200));

@@ -71,7 +71,7 @@ TEST(DB, PutGetDeleteAcrossMemtableAndSegment) {
   EXPECT_EQ(got, v1);
   EXPECT_EQ(meta, "one");
   ASSERT_TRUE(db->Freeze().ok());
-  EXPECT_EQ(db->segment_count(), 1u);
+  EXPECT_EQ(db->TEST_SegmentCount(), 1u);
   ASSERT_TRUE(db->Get(1, &got, &meta).ok());
   EXPECT_EQ(got, v1);
   EXPECT_EQ(meta, "one");
@@ -427,7 +427,7 @@ TEST(DB, AFailedLogWriteLeavesItsStagedBatchInvisible) {
       // Sticky: no more writes, and no freeze that would carry the staged rows into a segment.
       EXPECT_FALSE(db->PutArray(ids.data(), new_rows.data(), 1).ok());
       EXPECT_FALSE(db->Freeze().ok());
-      EXPECT_EQ(db->segment_count(), 1u);
+      EXPECT_EQ(db->TEST_SegmentCount(), 1u);
     }
   }
 }
@@ -622,7 +622,7 @@ TEST(DB, AutomaticFreezeWhenTheMemoryBudgetIsExceeded) {
   auto db = OpenOrDie(o);
   for (uint64_t id = 0; id < 3000; ++id) ASSERT_TRUE(Put(db.get(), id, VectorFor(id, 0, 64)).ok());
   ASSERT_TRUE(db->Freeze().ok());  // waits for any background freeze
-  EXPECT_GT(db->segment_count(), 2u);
+  EXPECT_GT(db->TEST_SegmentCount(), 2u);
   EXPECT_EQ(db->Count().value(), 3000u);
   db.reset();
   db = OpenOrDie(o);

@@ -71,7 +71,7 @@ TEST_P(GraphShadowing, DeletedAndOverwrittenRowsNeverReturnedAndKLiveResultsCome
     ASSERT_TRUE(db->Write(dels.data(), dels.size()).ok());
     ASSERT_TRUE(db->Freeze().ok());
   }
-  ASSERT_GE(db->segment_count(), 5u);
+  ASSERT_GE(db->TEST_SegmentCount(), 5u);
   size_t found = 0, expected_total = 0;
   for (int qn = 0; qn < 50; ++qn) {
     auto q = VectorFor(900000 + qn, 0, dim);

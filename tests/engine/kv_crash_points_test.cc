@@ -323,7 +323,7 @@ KvRun RunKvScript(const std::vector<KvStep>& script, const KvOptions& o, bool st
   };
   size_t last_segments = 0;
   for (const KvStep& st : script) {
-    const size_t segments = db->SegmentCount();
+    const size_t segments = db->TEST_SegmentCount();
     if (segments < last_segments) ++r.merges_seen;
     last_segments = segments;
     r.segments_seen = std::max(r.segments_seen, static_cast<int>(segments));

@@ -320,7 +320,7 @@ TEST(KvDB, FlushAndReopenKeepBytesVectorsAndTombstones) {
     ASSERT_TRUE(t->UpsertVector("vec", v, 4, simd::Metric::kCosine, &meta).ok());
     ASSERT_TRUE(t->Commit().ok());
     ASSERT_TRUE(db->Flush().ok());
-    EXPECT_EQ(db->SegmentCount(), 1u);
+    EXPECT_EQ(db->TEST_SegmentCount(), 1u);
     auto d = BeginRw(*db);
     ASSERT_TRUE(d->Delete("a").ok());
     ASSERT_TRUE(d->Commit().ok());
@@ -329,7 +329,7 @@ TEST(KvDB, FlushAndReopenKeepBytesVectorsAndTombstones) {
     ASSERT_TRUE(db->Close().ok());
   }
   auto db = OpenKv(dir.path());
-  EXPECT_EQ(db->SegmentCount(), 2u);
+  EXPECT_EQ(db->TEST_SegmentCount(), 2u);
   EXPECT_EQ(Committed(*db, "a"), std::nullopt);
   EXPECT_EQ(Committed(*db, "b"), "2");
   EXPECT_EQ(Committed(*db, "c"), "3");
@@ -346,10 +346,10 @@ TEST(KvDB, ReopenContinuesSequenceNumbersSoConflictsStillWork) {
   {
     auto db = OpenKv(dir.path());
     for (int i = 0; i < 5; ++i) PutCommit(*db, "k", std::to_string(i));
-    seq = db->LastSequence();
+    seq = db->TEST_LastSequence();
   }
   auto db = OpenKv(dir.path());
-  EXPECT_EQ(db->LastSequence(), seq);
+  EXPECT_EQ(db->TEST_LastSequence(), seq);
   auto t = BeginRw(*db);
   PutCommit(*db, "k", "x");
   ASSERT_TRUE(t->Put("k", "y").ok());
@@ -375,7 +375,7 @@ TEST(KvDB, MoreThanFourSegmentsAreMergedAndNothingIsLost) {
     }
     ASSERT_TRUE(t->Commit().ok());
     ASSERT_TRUE(db->Flush().ok());
-    EXPECT_LE(db->SegmentCount(), 4u);
+    EXPECT_LE(db->TEST_SegmentCount(), 4u);
   }
   auto check = [&](KvDB& d) {
     auto r = BeginRo(d);
@@ -393,7 +393,7 @@ TEST(KvDB, MoreThanFourSegmentsAreMergedAndNothingIsLost) {
   size_t segs = 0;
   for (auto& e : std::filesystem::directory_iterator(dir.path()))
     segs += e.path().extension() == ".pseg";
-  EXPECT_EQ(segs, db->SegmentCount());  // merged inputs are deleted
+  EXPECT_EQ(segs, db->TEST_SegmentCount());  // merged inputs are deleted
 }
 
 TEST(KvDB, AMergeKeepsTombstonesALiveTransactionMustConflictWith) {
@@ -409,7 +409,7 @@ TEST(KvDB, AMergeKeepsTombstonesALiveTransactionMustConflictWith) {
     PutCommit(*db, "f" + std::to_string(i), "x");
     ASSERT_TRUE(db->Flush().ok());
   }
-  ASSERT_LE(db->SegmentCount(), 4u);
+  ASSERT_LE(db->TEST_SegmentCount(), 4u);
   ASSERT_TRUE(t->Put("a", "late").ok());
   EXPECT_EQ(t->Commit().code(), Code::kConflict);
   EXPECT_EQ(Committed(*db, "a"), std::nullopt);
@@ -421,8 +421,8 @@ TEST(KvDB, AutomaticFlushWhenTheMemtablePassesItsBudget) {
   o.memtable_budget_bytes = 32 * 1024;
   auto db = OpenKv(dir.path(), o);
   for (int i = 0; i < 200; ++i) PutCommit(*db, "k" + std::to_string(i), std::string(1000, 'a' + i % 26));
-  for (int i = 0; i < 100 && db->SegmentCount() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  EXPECT_GE(db->SegmentCount(), 1u);
+  for (int i = 0; i < 100 && db->TEST_SegmentCount() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_GE(db->TEST_SegmentCount(), 1u);
   for (int i = 0; i < 200; ++i) EXPECT_EQ(Committed(*db, "k" + std::to_string(i)), std::string(1000, 'a' + i % 26));
   ASSERT_TRUE(db->Close().ok());
   db = OpenKv(dir.path(), o);
@@ -465,14 +465,14 @@ TEST(KvDB, InMemoryDatabaseFlushesAndMergesIntoInMemorySegments) {
       early = BeginRo(*db);
       early_model = model;
     }
-    max_segments_seen = std::max(max_segments_seen, db->SegmentCount());
+    max_segments_seen = std::max(max_segments_seen, db->TEST_SegmentCount());
     if (round % 10 == 9) {  // let the background flushes and merges run
-      for (int w = 0; w < 200 && db->SegmentCount() == 0; ++w) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      for (int w = 0; w < 200 && db->TEST_SegmentCount() == 0; ++w) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
-  for (int w = 0; w < 400 && db->SegmentCount() == 0; ++w) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  EXPECT_GE(std::max(max_segments_seen, db->SegmentCount()), 1u);
-  std::printf("segments: at most %zu seen, %zu at the end\n", max_segments_seen, db->SegmentCount());
+  for (int w = 0; w < 400 && db->TEST_SegmentCount() == 0; ++w) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_GE(std::max(max_segments_seen, db->TEST_SegmentCount()), 1u);
+  std::printf("segments: at most %zu seen, %zu at the end\n", max_segments_seen, db->TEST_SegmentCount());
   EXPECT_EQ(db->Flush().code(), Code::kInvalidArgument);  // still not flushable by hand
   for (int i = 0; i < 400; ++i) {
     const std::string k = "k" + std::to_string(i);
@@ -519,7 +519,7 @@ TEST(KvDB, FailedFlushLosesNothingAndTheNextFlushWritesIt) {
     env.FailNth(testing::Op::kRename, 1);
     Status s = db->Flush();
     EXPECT_EQ(s.code(), Code::kIOError) << s.ToString();
-    EXPECT_EQ(db->SegmentCount(), 0u);
+    EXPECT_EQ(db->TEST_SegmentCount(), 0u);
     EXPECT_EQ(Committed(*db, "a"), "1");
     PutCommit(*db, "b", "2");  // lands in the new memtable
     EXPECT_EQ(Committed(*db, "a"), "1");
@@ -533,7 +533,7 @@ TEST(KvDB, FailedFlushLosesNothingAndTheNextFlushWritesIt) {
     EXPECT_FALSE(db->Flush().ok());
     PutCommit(*db, "c", "3");
     ASSERT_TRUE(db->Flush().ok());  // the frozen memtable, then the current one
-    EXPECT_EQ(db->SegmentCount(), 2u);
+    EXPECT_EQ(db->TEST_SegmentCount(), 2u);
     EXPECT_EQ(GetValue(*pin, "c"), std::nullopt);
     EXPECT_EQ(GetValue(*pin, "a"), "1");
   }
@@ -561,13 +561,13 @@ TEST(KvDB, FlushSucceedsWhenOnlyTheMergeAfterItFails) {
     env.FailNth(testing::Op::kRename, 3, ENOSPC, /*sticky=*/true);
     Status s = db->Flush();
     EXPECT_TRUE(s.ok()) << s.ToString();
-    EXPECT_EQ(db->SegmentCount(), 2u);  // the merge did not happen
+    EXPECT_EQ(db->TEST_SegmentCount(), 2u);  // the merge did not happen
     EXPECT_EQ(Committed(*db, "a"), "1");
     EXPECT_EQ(Committed(*db, "b"), "2");
     env.ClearFaults();
     PutCommit(*db, "c", "3");
     ASSERT_TRUE(db->Flush().ok());
-    EXPECT_EQ(db->SegmentCount(), 1u);  // merged now
+    EXPECT_EQ(db->TEST_SegmentCount(), 1u);  // merged now
   }
   auto db = OpenKv(dir.path(), o);
   EXPECT_EQ(Committed(*db, "a"), "1");
@@ -622,12 +622,12 @@ TEST(KvDB, FailedBackgroundFlushesAreRetriedAndLoseNothing) {
     env.FailNth(testing::Op::kRename, 1, ENOSPC, /*sticky=*/true);
     for (int i = 0; i < 300; ++i) PutCommit(*db, "k" + std::to_string(i), value);
     for (int i = 0; i < 20; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    EXPECT_EQ(db->SegmentCount(), 0u);  // every background flush failed
+    EXPECT_EQ(db->TEST_SegmentCount(), 0u);  // every background flush failed
     EXPECT_EQ(Committed(*db, "k0"), value);
     env.ClearFaults();
     for (int i = 300; i < 400; ++i) PutCommit(*db, "k" + std::to_string(i), value);
-    for (int i = 0; i < 500 && db->SegmentCount() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    EXPECT_GT(db->SegmentCount(), 0u) << "a commit over the budget retries the flush";
+    for (int i = 0; i < 500 && db->TEST_SegmentCount() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_GT(db->TEST_SegmentCount(), 0u) << "a commit over the budget retries the flush";
     for (int i = 0; i < 400; ++i) ASSERT_EQ(Committed(*db, "k" + std::to_string(i)), value) << i;
   }
   auto db = OpenKv(dir.path(), o);

@@ -133,7 +133,7 @@ TEST(KvIndexFile, TheBuiltGraphIsWrittenAndLoadedAfterAReopenInsteadOfBuilt) {
       before.push_back(hits);
     }
     ASSERT_TRUE(db->GetIndexStats("docs", &stats_before).ok());
-    EXPECT_EQ(db->IndexGraphBuilds(), 1u);
+    EXPECT_EQ(db->TEST_GraphBuilds(), 1u);
     EXPECT_EQ(GraphFiles(dir.path()), std::vector<std::string>{kv::IndexGraphFileName("docs", 1)});
   }
   auto db = OpenKv(dir.path());
@@ -148,7 +148,7 @@ TEST(KvIndexFile, TheBuiltGraphIsWrittenAndLoadedAfterAReopenInsteadOfBuilt) {
       EXPECT_EQ(hits[j].metadata, before[i][j].metadata);
     }
   }
-  EXPECT_EQ(db->IndexGraphBuilds(), 0u);
+  EXPECT_EQ(db->TEST_GraphBuilds(), 0u);
   IndexStats stats;
   ASSERT_TRUE(db->GetIndexStats("docs", &stats).ok());
   EXPECT_EQ(stats.node_count, 1300u);
@@ -183,7 +183,7 @@ TEST(KvIndexFile, CommitsAfterTheFileWasWrittenAreCaughtUpAtLoad) {
   auto db = OpenKv(dir.path());
   IndexStats stats;
   ASSERT_TRUE(db->GetIndexStats("docs", &stats).ok());
-  EXPECT_EQ(db->IndexGraphBuilds(), 0u);
+  EXPECT_EQ(db->TEST_GraphBuilds(), 0u);
   EXPECT_EQ(stats.node_count, live.size());
   EXPECT_EQ(stats.deleted_count, 40u);  // replaced and deleted rows of the loaded graph
   EXPECT_EQ(stats.delta_count, 40u);    // the replacements and the new entries
@@ -271,11 +271,11 @@ TEST(KvIndexFile, ADamagedTruncatedEmptyOrForeignFileIsNeverUsedAndIsReplaced) {
     {
       auto db = OpenKv(dir.path());
       ExpectExact(*db, "docs", live, 8);
-      EXPECT_EQ(db->IndexGraphBuilds(), 1u);
+      EXPECT_EQ(db->TEST_GraphBuilds(), 1u);
     }
     auto db = OpenKv(dir.path());  // the rebuilt graph replaced the file
     ExpectExact(*db, "docs", live, 9);
-    EXPECT_EQ(db->IndexGraphBuilds(), 0u);
+    EXPECT_EQ(db->TEST_GraphBuilds(), 0u);
     EXPECT_EQ(GraphFiles(dir.path()).size(), 1u);
   }
 }
@@ -348,7 +348,7 @@ TEST(KvIndexFile, AFileHoldingVersionsACrashLostIsDeletedAtOpen) {
   Upsert(*db, "docs", &live_b, RandomRows(rng, "d", 300, 300));
   Upsert(*db, "docs", &live_b, RandomRows(rng, "d", 600, 300));
   ExpectExact(*db, "docs", live_b, 14);
-  EXPECT_EQ(db->IndexGraphBuilds(), 1u);
+  EXPECT_EQ(db->TEST_GraphBuilds(), 1u);
 }
 
 TEST(KvIndexFile, InMemoryDatabasesWriteNoFiles) {
@@ -358,7 +358,7 @@ TEST(KvIndexFile, InMemoryDatabasesWriteNoFiles) {
   Live live;
   Upsert(*db, "docs", &live, RandomRows(rng, "d", 0, 200));
   ExpectExact(*db, "docs", live, 16);
-  EXPECT_EQ(db->IndexGraphBuilds(), 1u);
+  EXPECT_EQ(db->TEST_GraphBuilds(), 1u);
 }
 
 }  // namespace

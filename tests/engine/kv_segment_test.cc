@@ -475,7 +475,7 @@ TEST(KvSegmentLazy, MergeMeetingADamagedEntryFailsAndDeletesNothing) {
   // segments: the merge meets the damage and does nothing.
   Status s = db->Flush();
   EXPECT_TRUE(s.ok()) << s.ToString();
-  EXPECT_EQ(db->SegmentCount(), 3u);
+  EXPECT_EQ(db->TEST_SegmentCount(), 3u);
   for (const auto& p : segs) EXPECT_TRUE(std::filesystem::exists(p)) << p;
   EXPECT_EQ(testing::Committed(*db, "b"), "second-segment-value");
   EXPECT_EQ(testing::Committed(*db, "zz"), "third");

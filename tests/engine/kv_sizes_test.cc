@@ -21,6 +21,7 @@
 #include "engine/kv_store.h"
 #include "kv_test_util.h"
 #include "support/sizes.h"
+#include "util/limits.h"
 
 namespace pomai::testing {
 namespace {
@@ -74,7 +75,7 @@ class KvSizes : public KvBothModes {
 TEST_P(KvSizes, KeysOfEveryBoundaryLength) {
   // Each key with an empty value, a one-byte one and one at the inline limit.
   static constexpr size_t kValueLengths[3] = {0, 1, 4096};
-  const std::vector<size_t> lengths = Boundaries(engine::kMaxKeyLen + 1);
+  const std::vector<size_t> lengths = Boundaries(kMaxKeyLen + 1);
   auto write = [&](KvDB& db) {
     for (size_t n : lengths) {
       for (size_t j = 0; j < 3; ++j) {
@@ -82,7 +83,7 @@ TEST_P(KvSizes, KeysOfEveryBoundaryLength) {
         auto t = BeginRw(db);
         const std::string key = KeyOf(n, static_cast<char>('a' + j));
         Status s = t->Put(key, Pattern(vlen, 'v'));
-        if (n == 0 || n > engine::kMaxKeyLen) {
+        if (n == 0 || n > kMaxKeyLen) {
           EXPECT_TRUE(s.IsInvalidArgument()) << n << ": " << s.ToString();
           EXPECT_NE(s.message().find("key"), std::string::npos) << s.message();
           ASSERT_TRUE(t->Rollback().ok());
@@ -97,7 +98,7 @@ TEST_P(KvSizes, KeysOfEveryBoundaryLength) {
   auto check = [&](KvDB& db, const char* where) {
     auto t = BeginRo(db);
     for (size_t n : lengths) {
-      if (n == 0 || n > engine::kMaxKeyLen) continue;
+      if (n == 0 || n > kMaxKeyLen) continue;
       for (size_t j = 0; j < 3; ++j) {
         const size_t vlen = kValueLengths[j];
         auto v = GetValue(*t, KeyOf(n, static_cast<char>('a' + j)));
@@ -167,14 +168,14 @@ TEST_P(KvSizes, VectorMetadataOfEveryBoundaryLength) {
 }
 
 TEST_P(KvSizes, VectorsOfEveryBoundaryDimension) {
-  const std::vector<size_t> dims = Boundaries(engine::kMaxVectorDim + 1);
+  const std::vector<size_t> dims = Boundaries(kMaxDim + 1);
   auto write = [&](KvDB& db) {
     for (size_t d : dims) {
       const std::vector<float> vec = VectorOf(static_cast<uint32_t>(d));
       auto t = BeginRw(db);
       Status s = t->UpsertVector("d" + std::to_string(d), vec.data(), static_cast<uint32_t>(d), simd::Metric::kCosine,
                                  nullptr);
-      if (d == 0 || d > engine::kMaxVectorDim) {
+      if (d == 0 || d > kMaxDim) {
         EXPECT_TRUE(s.IsInvalidArgument()) << d << ": " << s.ToString();
         EXPECT_NE(s.message().find("dimension"), std::string::npos) << s.message();
         ASSERT_TRUE(t->Rollback().ok());
@@ -188,7 +189,7 @@ TEST_P(KvSizes, VectorsOfEveryBoundaryDimension) {
   auto check = [&](KvDB& db, const char* where) {
     auto t = BeginRo(db);
     for (size_t d : dims) {
-      if (d == 0 || d > engine::kMaxVectorDim) {
+      if (d == 0 || d > kMaxDim) {
         EXPECT_FALSE(GetValue(*t, "d" + std::to_string(d)).has_value()) << where << " " << d;
         continue;
       }
@@ -210,7 +211,7 @@ TEST_P(KvSizes, VectorsOfEveryBoundaryDimension) {
 }
 
 TEST_P(KvSizes, DeletesOfKeysOfEveryBoundaryLength) {
-  const std::vector<size_t> lengths = Boundaries(engine::kMaxKeyLen);
+  const std::vector<size_t> lengths = Boundaries(kMaxKeyLen);
   auto write = [&](KvDB& db) {
     for (size_t n : lengths) {
       if (n == 0) continue;
@@ -233,7 +234,7 @@ TEST_P(KvSizes, DeletesOfKeysOfEveryBoundaryLength) {
 }
 
 TEST_P(KvSizes, IndexEntriesOfEveryBoundaryKeyAndMetadataLength) {
-  const std::vector<size_t> key_lengths = Boundaries(engine::kMaxKeyLen);
+  const std::vector<size_t> key_lengths = Boundaries(kMaxKeyLen);
   const std::vector<size_t> meta_lengths = Boundaries(size_t{1} << 20 | 1);
   auto write = [&](KvDB& db) {
     engine::IndexConfig c;
@@ -312,7 +313,7 @@ TEST_P(KvSizes, CommitsOfEveryBoundaryNumberOfWrites) {
 // The memtable alone: one write of every boundary key and value length into
 // a fresh memtable (the smallest arena blocks), read back.
 TEST(KvSizesMemTable, OneWriteOfEveryBoundaryLengthIntoAFreshMemtable) {
-  for (size_t klen : Boundaries(engine::kMaxKeyLen + 1)) {
+  for (size_t klen : Boundaries(kMaxKeyLen + 1)) {
     if (klen == 0) continue;
     for (size_t vlen : Boundaries(size_t{1} << 17 | 1)) {
       engine::kv::MemTable m;

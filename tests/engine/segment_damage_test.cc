@@ -155,7 +155,7 @@ class SegmentDamage : public ::testing::Test {
       ASSERT_TRUE(db->Write(&del, 1).ok());
     }
     ASSERT_TRUE(db->Freeze().ok());
-    ASSERT_EQ(db->segment_count(), 2u);
+    ASSERT_EQ(db->TEST_SegmentCount(), 2u);
     ASSERT_TRUE(db->Close().ok());
   }
   static void TearDownTestSuite() {
@@ -303,7 +303,7 @@ TEST_F(SegmentDamage, CompactionOfADamagedFileFailsOrWritesWhatTheUndamagedFiles
     CopyDatabase(dir_->path(), scratch.path());
     auto db = DB::Open(DamageOptions(scratch.path())).value();
     ASSERT_TRUE(db->Compact(true).ok());
-    ASSERT_EQ(db->segment_count(), 1u);
+    ASSERT_EQ(db->TEST_SegmentCount(), 1u);
     want = ReadEverything(db.get());
     ASSERT_EQ(SegmentFiles(scratch.path()).size(), 1u);
     want_bytes = ReadFile(scratch.file(SegmentFiles(scratch.path())[0]));

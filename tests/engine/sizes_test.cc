@@ -16,6 +16,7 @@
 #include "engine/db.h"
 #include "support/sizes.h"
 #include "support/temp_dir.h"
+#include "util/limits.h"
 
 namespace pomai::engine {
 namespace {
@@ -101,10 +102,10 @@ TEST(Sizes, MetadataOfEveryBoundaryLength) {
 }
 
 TEST(Sizes, DatabasesOfEveryBoundaryDimension) {
-  for (size_t d : Boundaries(65537)) {
+  for (size_t d : Boundaries(kMaxDim + 1)) {
     SCOPED_TRACE("dim " + std::to_string(d));
     const uint32_t dim = static_cast<uint32_t>(d);
-    if (d == 0 || d > 65536) {
+    if (d == 0 || d > kMaxDim) {
       testing::TempDir dir;
       Options o;
       o.path = dir.path();

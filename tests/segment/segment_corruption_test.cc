@@ -213,7 +213,7 @@ TEST_F(SegmentDamage, ResealedHeaderWithBadFieldsIsRejected) {
     uint64_t offset;
     uint32_t value;
     const char* what;
-  } cases[] = {{12, 64, "header size"},      {16, 0, "dim 0"},  {16, 65537, "dim 65537"},
+  } cases[] = {{12, 64, "header size"},      {16, 0, "dim 0"},  {16, 65536, "dim 65536"},
                {16, 5, "header implies"},    {20, 3, "metric"}, {28, 1, "reserved header"},
                {80, 1, "reserved header"}};
   for (const Case& c : cases) {

@@ -170,7 +170,7 @@ const InvalidCase kInvalidCases[] = {
        s->vectors.clear();
      },
      "dim 0"},
-    {"HugeDim", [](TestSegment* s) { s->info.dim = 65537; }, "dim 65537"},
+    {"HugeDim", [](TestSegment* s) { s->info.dim = 65536; }, "dim 65536"},
     {"BadMetric", [](TestSegment* s) { s->info.metric = static_cast<simd::Metric>(3); }, "metric 3"},
     {"ExtraKindBelow16", [](TestSegment* s) { s->extra = {{5, "x"}}; }, "kind 5"},
     {"DuplicateExtraKind", [](TestSegment* s) { s->extra = {{20, "x"}, {21, "y"}, {20, "z"}}; }, "kind 20 appears twice"},
