@@ -201,7 +201,7 @@ Result<std::shared_ptr<DB::LiveSegment>> DB::OpenSegment(uint64_t number) {
   const segment::Segment& seg = *live->seg;
   if (seg.dim() != options_.dim || seg.info().metric != options_.metric)
     return Status::Corruption(path, 16, "segment dim/metric differ from the manifest's");
-  if (!seg.Section(index::kHnswHeader).empty()) {
+  if (!seg.Section(segment::SectionKind::kHnswHeader).empty()) {
     auto graph = index::HnswGraph::Open([&](uint32_t kind) { return seg.Section(kind); }, seg.vectors(),
                                         seg.row_count(), seg.dim(), seg.info().metric, path, seg.base());
     if (!graph.ok()) return graph.status();

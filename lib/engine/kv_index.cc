@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <cstring>
 
-#include "index/hnsw_format.h"
 #include "index/params.h"
 #include "segment/segment.h"
 #include "simd/distance.h"
@@ -173,11 +172,11 @@ Status IndexRuntime::WriteGraphFile(Env* env, const std::string& dir, std::strin
   c.meta_blob = reinterpret_cast<const uint8_t*>(meta_blob.data());
   for (const auto& sec : sections_) c.extra.push_back({sec.kind, sec.bytes});
   const std::string_view has_meta(reinterpret_cast<const char*>(base_has_meta_.data()), base_has_meta_.size());
-  c.extra.push_back({kGraphFileName, name});
-  c.extra.push_back({kGraphFileKeyOffsets, key_offsets_bytes});
-  c.extra.push_back({kGraphFileKeys, keys});
-  c.extra.push_back({kGraphFileSeqs, seqs});
-  c.extra.push_back({kGraphFileHasMeta, has_meta});
+  c.extra.push_back({KindNumber(SectionKind::kGraphFileName), name});
+  c.extra.push_back({KindNumber(SectionKind::kGraphFileKeyOffsets), key_offsets_bytes});
+  c.extra.push_back({KindNumber(SectionKind::kGraphFileKeys), keys});
+  c.extra.push_back({KindNumber(SectionKind::kGraphFileSeqs), seqs});
+  c.extra.push_back({KindNumber(SectionKind::kGraphFileHasMeta), has_meta});
   return segment::WriteSegment(env, dir, IndexGraphFileName(name, config_seq_), c);
 }
 
@@ -193,13 +192,13 @@ Result<std::shared_ptr<IndexRuntime>> IndexRuntime::OpenGraphFile(Env* env, cons
     return bad("dim " + std::to_string(info.dim) + " / metric " + std::to_string(static_cast<int>(info.metric)) +
                " differ from the index's");
   if (info.min_seq != config_seq) return bad("written for another configuration of the index");
-  if (seg->Section(kGraphFileName) != name) return bad("written for another index");
+  if (seg->Section(SectionKind::kGraphFileName) != name) return bad("written for another index");
   const uint64_t n = seg->row_count();
   if (n == 0 || seg->tombstone_count() != 0) return bad("no rows, or tombstones");
-  const std::string_view key_offsets = seg->Section(kGraphFileKeyOffsets);
-  const std::string_view keys = seg->Section(kGraphFileKeys);
-  const std::string_view seqs = seg->Section(kGraphFileSeqs);
-  const std::string_view has_meta = seg->Section(kGraphFileHasMeta);
+  const std::string_view key_offsets = seg->Section(SectionKind::kGraphFileKeyOffsets);
+  const std::string_view keys = seg->Section(SectionKind::kGraphFileKeys);
+  const std::string_view seqs = seg->Section(SectionKind::kGraphFileSeqs);
+  const std::string_view has_meta = seg->Section(SectionKind::kGraphFileHasMeta);
   if (key_offsets.size() != (n + 1) * 8 || seqs.size() != n * 8 || has_meta.size() != n)
     return bad("key offset, seq or metadata flag section of the wrong size for " + std::to_string(n) + " rows");
   std::shared_ptr<IndexRuntime> rt(new IndexRuntime());
@@ -230,7 +229,7 @@ Result<std::shared_ptr<IndexRuntime>> IndexRuntime::OpenGraphFile(Env* env, cons
     rt->base_meta_.emplace_back(meta);
   }
   for (const segment::Segment::SectionRef& ref : seg->sections()) {
-    if (ref.kind < index::kFirstIndexKind || ref.kind >= kGraphFileName) continue;
+    if (ref.kind < segment::kFirstIndexKind || ref.kind >= KindNumber(SectionKind::kGraphFileName)) continue;
     rt->sections_.push_back(index::GraphSection{ref.kind, std::string(seg->Section(ref.kind))});
   }
   Status graph = rt->FinishBase();

@@ -48,13 +48,9 @@ struct IndexEntry {
 };
 
 // Graph files: "idx-<FNV-1a 64 of name, 16 hex digits>-" and that prefix
-// plus "<config_seq>.pgraph".
+// plus "<config_seq>.pgraph"; beside the graph's sections they hold the
+// SectionKind::kGraphFile* ones.
 constexpr uint32_t kIndexGraphMarker = 0x49445847;  // the container's shard field
-constexpr uint32_t kGraphFileName = 96;        // the index name
-constexpr uint32_t kGraphFileKeyOffsets = 97;  // (n + 1) u64 offsets into kGraphFileKeys
-constexpr uint32_t kGraphFileKeys = 98;        // the entry keys, concatenated
-constexpr uint32_t kGraphFileSeqs = 99;        // n u64 entry seqs
-constexpr uint32_t kGraphFileHasMeta = 100;    // n u8 metadata flags
 std::string IndexGraphFilePrefix(std::string_view name);
 std::string IndexGraphFileName(std::string_view name, uint64_t config_seq);
 // Whether a directory entry is named like a graph file ("idx-*.pgraph"; a

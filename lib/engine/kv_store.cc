@@ -392,9 +392,10 @@ Status Segment::Write(Env* env, const std::string& dir, const std::string& name,
   c.info.shard = kKvSegmentMarker;
   c.info.min_seq = min_seq;
   c.info.max_seq = max_seq;
-  c.extra = {{kKvEntries, ent}, {kKvKeys, keys},        {kKvValues, values},
-             {kKvGroups, groups}, {kKvVectorRows, rows}, {kKvVectorData, data},
-             {kKvFormat, format}};
+  c.extra = {{KindNumber(SectionKind::kKvEntries), ent},       {KindNumber(SectionKind::kKvKeys), keys},
+             {KindNumber(SectionKind::kKvValues), values},     {KindNumber(SectionKind::kKvGroups), groups},
+             {KindNumber(SectionKind::kKvVectorRows), rows},   {KindNumber(SectionKind::kKvVectorData), data},
+             {KindNumber(SectionKind::kKvFormat), format}};
   return segment::WriteSegment(env, dir, name, c);
 }
 
@@ -407,7 +408,7 @@ Result<std::shared_ptr<Segment>> Segment::Open(Env* env, const std::string& path
   if (seg->info().shard != kKvSegmentMarker || seg->row_count() != 0) {
     return Status::Corruption(path, 24, "not a keyspace segment (u64-id segment in a keyspace database)");
   }
-  std::string_view format = seg->Section(kKvFormat);
+  std::string_view format = seg->Section(SectionKind::kKvFormat);
   if (format.data() == nullptr) {
     return Status::Corruption(path, seg->file_size() - segment::kFooterSize,
                               "unsupported keyspace segment format version 1");
@@ -417,9 +418,9 @@ Result<std::shared_ptr<Segment>> Segment::Open(Env* env, const std::string& path
     const uint32_t v = format.size() >= 4 ? DecodeFixed32(reinterpret_cast<const uint8_t*>(format.data())) : 0;
     return Status::Corruption(path, off(format), "unsupported keyspace segment format version " + std::to_string(v));
   }
-  std::string_view ent = seg->Section(kKvEntries), keys = seg->Section(kKvKeys), values = seg->Section(kKvValues),
-                   groups = seg->Section(kKvGroups), rows = seg->Section(kKvVectorRows),
-                   data = seg->Section(kKvVectorData);
+  std::string_view ent = seg->Section(SectionKind::kKvEntries), keys = seg->Section(SectionKind::kKvKeys),
+                   values = seg->Section(SectionKind::kKvValues), groups = seg->Section(SectionKind::kKvGroups),
+                   rows = seg->Section(SectionKind::kKvVectorRows), data = seg->Section(SectionKind::kKvVectorData);
   if (ent.data() == nullptr || keys.data() == nullptr || values.data() == nullptr || groups.data() == nullptr ||
       rows.data() == nullptr || data.data() == nullptr) {
     return Status::Corruption(path, seg->file_size() - segment::kFooterSize, "a keyspace section is missing");
@@ -536,10 +537,11 @@ Status Segment::ReadEntry(size_t i, std::string_view* key, VersionView* out, boo
 Status Segment::CheckKeyIndex() const {
   std::call_once(key_index_check_->once, [&] {
     for (const segment::Segment::SectionRef& r : seg_->sections()) {
-      if (r.kind != kKvEntries && r.kind != kKvKeys) continue;
+      if (r.kind != KindNumber(SectionKind::kKvEntries) && r.kind != KindNumber(SectionKind::kKvKeys)) continue;
       if (crc32c::Value(seg_->base() + r.offset, r.length) != r.crc) {
         key_index_check_->status =
-            Bad(r.offset, std::string(r.kind == kKvEntries ? "entries" : "keys") + " section checksum mismatch");
+            Bad(r.offset, std::string(r.kind == KindNumber(SectionKind::kKvEntries) ? "entries" : "keys") +
+                              " section checksum mismatch");
         return;
       }
     }
@@ -605,7 +607,8 @@ Status Segment::CheckGroup(size_t gi) const {
   GroupCheck& c = group_checks_[gi];
   std::call_once(c.once, [&] {
     const Group& g = groups_[gi];
-    const uint64_t at = static_cast<uint64_t>(seg_->Section(kKvGroups).data() - seg_->base()) + gi * kGroupSize;
+    const uint64_t at =
+        static_cast<uint64_t>(seg_->Section(SectionKind::kKvGroups).data() - seg_->base()) + gi * kGroupSize;
     if (crc32c::Value(g.data, g.rows * g.dim * sizeof(float)) != g.data_crc) {
       c.status = Bad(static_cast<uint64_t>(reinterpret_cast<const char*>(g.data) - seg_->base()),
                      "vector group " + std::to_string(gi) + " data checksum mismatch (group at " + std::to_string(at) + ")");
@@ -663,7 +666,7 @@ Status Segment::VerifyAll() const {
     rows += groups_[gi].rows;
   }
   if (rows != vectors) {
-    return Bad(static_cast<uint64_t>(seg_->Section(kKvGroups).data() - seg_->base()),
+    return Bad(static_cast<uint64_t>(seg_->Section(SectionKind::kKvGroups).data() - seg_->base()),
                "vector groups hold " + std::to_string(rows) + " rows for " + std::to_string(vectors) + " vector entries");
   }
   return Status::OK();

@@ -209,20 +209,14 @@ class MemTable {
 
 // ---------------------------------------------------------------------------
 // KV segment files: a segment container (segment/segment.h) with no u64 rows
-// and the keyspace in extra sections. Entries are sorted by internal key,
-// one (the newest) version per key.
+// and the keyspace in extra sections (SectionKind::kKv*). Entries are sorted
+// by internal key, one (the newest) version per key.
 
-constexpr uint32_t kKvEntries = 64;
-constexpr uint32_t kKvKeys = 65;
-constexpr uint32_t kKvValues = 66;
-constexpr uint32_t kKvGroups = 67;
-constexpr uint32_t kKvVectorRows = 68;
-constexpr uint32_t kKvVectorData = 69;
-constexpr uint32_t kKvFormat = 70;
+using segment::SectionKind;
 constexpr uint32_t kKvSegmentMarker = 0x4B565347;  // "GSVK": the header's shard field of a KV segment
 constexpr uint32_t kKvFormatVersion = 2;
-constexpr size_t kEntrySize = 56;
-constexpr size_t kGroupSize = 48;
+constexpr size_t kEntrySize = segment::ElementSize(SectionKind::kKvEntries);
+constexpr size_t kGroupSize = segment::ElementSize(SectionKind::kKvGroups);
 
 // A KV segment reader. Open reads only the container's header, footer and
 // section table and the group descriptors (O(groups), nothing per entry);

@@ -23,24 +23,17 @@ using internal::Cand;
 using internal::ClosestOnTop;
 using internal::Distance;
 using internal::FarthestOnTop;
+using segment::KindNumber;
+using segment::SectionKind;
+using enum segment::SectionKind;
 
 namespace {
 
+// The graph's kinds are consecutive, header first: section i is GraphKind(i).
 constexpr uint32_t kNumKinds = 8;
+static_assert(KindNumber(kHnswSq8Norms) == KindNumber(kHnswHeader) + kNumKinds - 1);
 
-const char* KindName(uint32_t kind) {
-  switch (kind) {
-    case kHnswHeader: return "hnsw header";
-    case kHnswLevels: return "hnsw levels";
-    case kHnswLayer0: return "hnsw layer-0 links";
-    case kHnswUpperIndex: return "hnsw upper index";
-    case kHnswUpperLinks: return "hnsw upper links";
-    case kHnswSq8Params: return "hnsw sq8 params";
-    case kHnswSq8Codes: return "hnsw sq8 codes";
-    case kHnswSq8Norms: return "hnsw sq8 norms";
-  }
-  return "hnsw";
-}
+SectionKind GraphKind(uint32_t i) { return static_cast<SectionKind>(KindNumber(kHnswHeader) + i); }
 
 // Per-thread buffers of a search, grown on first use and reused.
 struct SearchScratch {
@@ -122,12 +115,12 @@ Result<HnswGraph> HnswGraph::Open(const std::function<std::string_view(uint32_t 
   g.metric_ = metric;
   std::string_view views[kNumKinds];
   for (uint32_t i = 0; i < kNumKinds; ++i) {
-    views[i] = section(kHnswHeader + i);
+    views[i] = section(KindNumber(GraphKind(i)));
     if (file_base != nullptr && !views[i].empty()) {
       g.section_offset_[i] = static_cast<uint64_t>(views[i].data() - file_base);
     }
   }
-  auto corrupt = [&](uint32_t kind, uint64_t offset, const std::string& what) {
+  auto corrupt = [&](SectionKind kind, uint64_t offset, const std::string& what) {
     return g.LinkCorruption(kind, offset, what);
   };
 
@@ -210,12 +203,12 @@ Result<HnswGraph> HnswGraph::Open(const std::function<std::string_view(uint32_t 
   }
   for (uint32_t i = 1; i < kNumKinds; ++i) {
     if (views[i].size() != sizes[i]) {
-      return corrupt(kHnswHeader + i, 0, "section is " + std::to_string(views[i].size()) +
-                                             " bytes, the header implies " + std::to_string(sizes[i]));
+      return corrupt(GraphKind(i), 0, "section is " + std::to_string(views[i].size()) +
+                                          " bytes, the header implies " + std::to_string(sizes[i]));
     }
     const bool words = (i >= 2 && i <= 5) || i == 7;  // u32 and f32 sections
     if (words && reinterpret_cast<uintptr_t>(views[i].data()) % alignof(uint32_t) != 0) {
-      return Status::InvalidArgument(file_for_errors + ": " + KindName(kHnswHeader + i) +
+      return Status::InvalidArgument(file_for_errors + ": " + segment::SectionKindName(GraphKind(i)) +
                                      " is not 4-byte aligned in memory");
     }
   }
@@ -252,11 +245,11 @@ Result<HnswGraph> HnswGraph::Open(const std::function<std::string_view(uint32_t 
   return g;
 }
 
-Status HnswGraph::LinkCorruption(uint32_t kind, uint64_t byte_in_section, const std::string& what) const {
-  const uint32_t i = kind - kHnswHeader;
+Status HnswGraph::LinkCorruption(SectionKind kind, uint64_t byte_in_section, const std::string& what) const {
+  const uint32_t i = KindNumber(kind) - KindNumber(kHnswHeader);
   const uint64_t offset = (file_offsets_ && i < kNumKinds ? section_offset_[i] : 0) + byte_in_section;
-  std::string msg = std::string(KindName(kind)) + ": " + what;
-  if (!file_offsets_) msg += " (offset within section " + std::to_string(kind) + ")";
+  std::string msg = std::string(segment::SectionKindName(kind)) + ": " + what;
+  if (!file_offsets_) msg += " (offset within section " + std::to_string(KindNumber(kind)) + ")";
   return Status::Corruption(file_, offset, msg);
 }
 
@@ -467,7 +460,7 @@ Status HnswGraph::Verify() const {
   // Every link list: count, ids, no self or duplicate links, targets reach the layer, zero padding.
   // seen[id] == list stamp marks ids already in the current list.
   std::vector<uint32_t> seen(rows_, 0);
-  auto check_list = [&](uint32_t kind, const uint32_t* base, uint64_t block, uint32_t degree, uint64_t row,
+  auto check_list = [&](SectionKind kind, const uint32_t* base, uint64_t block, uint32_t degree, uint64_t row,
                         uint32_t level, uint32_t stamp) -> Status {
     const uint32_t* links = base + block * (uint64_t{degree} + 1);
     const uint64_t at = block * (uint64_t{degree} + 1) * 4;
@@ -588,7 +581,7 @@ Status HnswGraph::Links(uint32_t row, uint32_t level, const uint32_t** ids, uint
   }
   const uint32_t* block = nullptr;
   uint32_t degree = m0_;
-  uint32_t kind = kHnswLayer0;
+  SectionKind kind = kHnswLayer0;
   uint64_t at = 0;
   if (level == 0) {
     at = uint64_t{row} * (uint64_t{m0_} + 1);

@@ -227,7 +227,7 @@ class HnswGraph {
  private:
   HnswGraph() = default;
 
-  Status LinkCorruption(uint32_t kind, uint64_t byte_in_section, const std::string& what) const;
+  Status LinkCorruption(segment::SectionKind kind, uint64_t byte_in_section, const std::string& what) const;
   // Points *links at the block of `row` on `level` >= 1 after checking it exists.
   Status UpperBlock(uint32_t row, uint32_t level, const uint32_t** links) const;
   // The greedy descent and the layer-0 search, scoring with `scorer`; the

@@ -25,6 +25,8 @@ using internal::Cand;
 using internal::ClosestOnTop;
 using internal::Distance;
 using internal::FarthestOnTop;
+using segment::KindNumber;
+using enum segment::SectionKind;
 
 namespace {
 
@@ -539,17 +541,17 @@ std::vector<GraphSection> Sections(Arrays* a, const Builder& builder, const floa
   std::vector<GraphSection> sections;
   sections.reserve(8);
   const uint8_t flags = params.sq8 ? kFlagSq8 | kFlagSq8Norms : 0;
-  sections.push_back(GraphSection{kHnswHeader, EncodeHeader(params.m, builder.max_level(), builder.entry(), rows, dim,
-                                                            metric, flags, params.seed, params.ef_construction,
-                                                            a->upper_blocks, reused_rows)});
-  sections.push_back(GraphSection{kHnswLevels, std::move(a->levels)});
-  sections.push_back(GraphSection{kHnswLayer0, std::move(a->layer0)});
-  sections.push_back(GraphSection{kHnswUpperIndex, std::move(a->upper_index)});
-  sections.push_back(GraphSection{kHnswUpperLinks, std::move(a->upper_links)});
+  sections.push_back(GraphSection{KindNumber(kHnswHeader),
+                                  EncodeHeader(params.m, builder.max_level(), builder.entry(), rows, dim, metric, flags,
+                                               params.seed, params.ef_construction, a->upper_blocks, reused_rows)});
+  sections.push_back(GraphSection{KindNumber(kHnswLevels), std::move(a->levels)});
+  sections.push_back(GraphSection{KindNumber(kHnswLayer0), std::move(a->layer0)});
+  sections.push_back(GraphSection{KindNumber(kHnswUpperIndex), std::move(a->upper_index)});
+  sections.push_back(GraphSection{KindNumber(kHnswUpperLinks), std::move(a->upper_links)});
   if (params.sq8) {
-    GraphSection sq8_params{kHnswSq8Params, {}};
-    GraphSection sq8_codes{kHnswSq8Codes, {}};
-    GraphSection sq8_norms{kHnswSq8Norms, {}};
+    GraphSection sq8_params{KindNumber(kHnswSq8Params), {}};
+    GraphSection sq8_codes{KindNumber(kHnswSq8Codes), {}};
+    GraphSection sq8_norms{KindNumber(kHnswSq8Norms), {}};
     sq8::Encode(vectors, rows, dim, &sq8_params.bytes, &sq8_codes.bytes);
     sq8::EncodeNorms(metric, sq8_params.bytes, sq8_codes.bytes, rows, dim, &sq8_norms.bytes);
     sections.push_back(std::move(sq8_params));

@@ -1,9 +1,9 @@
 // HNSW graph sections inside a segment file (docs/FORMAT.md, "HNSW graph sections").
 //
 // A graph over a segment of `rows` vectors is five extra sections (plus the
-// SQ8 ones below). Each
-// starts 64-byte aligned in the file, every integer is little-endian, and
-// every u32 array is therefore naturally aligned in the mapping.
+// SQ8 ones below) of the kinds segment::SectionKind::kHnsw*. Each starts
+// 64-byte aligned in the file, every integer is little-endian, and every u32
+// array is therefore naturally aligned in the mapping.
 //
 //   kHnswHeader      128 bytes, below
 //   kHnswLevels      rows u8: the top layer of each row (0 = layer 0 only)
@@ -53,23 +53,13 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace pomai::index {
+#include "segment/section_kind.h"
 
-// Section kinds; kinds 16..31 are reserved for this layer.
-constexpr uint32_t kHnswHeader = 16;
-constexpr uint32_t kHnswLevels = 17;
-constexpr uint32_t kHnswLayer0 = 18;
-constexpr uint32_t kHnswUpperIndex = 19;
-constexpr uint32_t kHnswUpperLinks = 20;
-constexpr uint32_t kHnswSq8Params = 21;
-constexpr uint32_t kHnswSq8Codes = 22;
-constexpr uint32_t kHnswSq8Norms = 23;
-constexpr uint32_t kFirstIndexKind = 16;
-constexpr uint32_t kLastIndexKind = 31;
+namespace pomai::index {
 
 constexpr char kHnswMagic[8] = {'P', 'O', 'M', 'A', 'I', 'H', 'N', 'S'};
 constexpr uint32_t kHnswFormatVersion = 1;
-constexpr size_t kHnswHeaderSize = 128;
+constexpr size_t kHnswHeaderSize = segment::ElementSize(segment::SectionKind::kHnswHeader);
 constexpr uint8_t kFlagSq8 = 1;       // the SQ8 params and codes sections are present
 constexpr uint8_t kFlagSq8Norms = 2;  // so is the SQ8 norms section (needs kFlagSq8)
 

@@ -20,6 +20,7 @@
 #include "index/hnsw_format.h"
 #include "segment/segment.h"
 #include "segment/segment_format.h"
+#include "segment/section_kind.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
 #include "util/env.h"
@@ -30,6 +31,7 @@ namespace {
 
 using engine::Manifest;
 using segment::Segment;
+using segment::SectionKind;
 
 Env* env() { return Env::Default(); }
 
@@ -136,53 +138,15 @@ void MetadataFields(Json* row, std::string_view meta) {
   row->Set("metadata_prefix", EscapedPrefix(meta, kMetadataPrefix));
 }
 
-// Section kinds of an index graph file beyond the segment's and the graph's
-// (docs/FORMAT.md, "Named-index graph files"; lib/engine/kv_index.h).
-using engine::kv::kGraphFileHasMeta;
-using engine::kv::kGraphFileKeyOffsets;
-using engine::kv::kGraphFileKeys;
-using engine::kv::kGraphFileName;
-using engine::kv::kGraphFileSeqs;
-
-// `shard` is the header's shard field: the keyspace and index graph markers
-// name their own sections.
-std::string SectionName(uint32_t kind, uint32_t shard = 0) {
-  if (shard == engine::kv::kIndexGraphMarker) {
-    switch (kind) {
-      case kGraphFileName: return "index name";
-      case kGraphFileKeyOffsets: return "index key offsets";
-      case kGraphFileKeys: return "index keys";
-      case kGraphFileSeqs: return "index seqs";
-      case kGraphFileHasMeta: return "index metadata flags";
-    }
-  }
-  if (shard == engine::kv::kKvSegmentMarker) {
-    switch (kind) {
-      case engine::kv::kKvEntries: return "kv entries";
-      case engine::kv::kKvKeys: return "kv keys";
-      case engine::kv::kKvValues: return "kv values";
-      case engine::kv::kKvGroups: return "kv groups";
-      case engine::kv::kKvVectorRows: return "kv vector rows";
-      case engine::kv::kKvVectorData: return "kv vector data";
-      case engine::kv::kKvFormat: return "kv format";
-    }
-  }
-  switch (kind) {
-    case static_cast<uint32_t>(segment::SectionKind::kIds): return "ids";
-    case static_cast<uint32_t>(segment::SectionKind::kVectors): return "vectors";
-    case static_cast<uint32_t>(segment::SectionKind::kMetaOffsets): return "meta offsets";
-    case static_cast<uint32_t>(segment::SectionKind::kMetaBlob): return "meta blob";
-    case static_cast<uint32_t>(segment::SectionKind::kTombstones): return "tombstones";
-    case index::kHnswHeader: return "hnsw header";
-    case index::kHnswLevels: return "hnsw levels";
-    case index::kHnswLayer0: return "hnsw layer-0 links";
-    case index::kHnswUpperIndex: return "hnsw upper index";
-    case index::kHnswUpperLinks: return "hnsw upper links";
-    case index::kHnswSq8Params: return "hnsw sq8 params";
-    case index::kHnswSq8Codes: return "hnsw sq8 codes";
-    case index::kHnswSq8Norms: return "hnsw sq8 norms";
-  }
-  return kind >= index::kFirstIndexKind && kind <= index::kLastIndexKind ? "index (unknown)" : "extra (unknown)";
+// A section's name in its file: format 1's three kinds of file, told apart
+// by the header's shard field, name different sets of kinds.
+std::string SectionName(uint32_t kind, uint32_t shard) {
+  const uint8_t container = shard == engine::kv::kKvSegmentMarker    ? segment::kInKvSegment
+                            : shard == engine::kv::kIndexGraphMarker ? segment::kInGraphFile
+                                                                     : segment::kInU64Segment;
+  const segment::SectionKindInfo* info = segment::FindSectionKind(kind);
+  if (info != nullptr && (info->containers & container) != 0) return info->name;
+  return kind >= segment::kFirstIndexKind && kind <= segment::kLastIndexKind ? "index (unknown)" : "extra (unknown)";
 }
 
 // ---------------------------------------------------------------------------
@@ -333,7 +297,7 @@ Result<index::HnswGraph> OpenGraph(const Segment& seg) {
 
 // The graph's summary, or null when the segment has none.
 Json IndexJson(const Segment& seg, Status* status) {
-  if (seg.Section(index::kHnswHeader).empty()) return Json("none");
+  if (seg.Section(SectionKind::kHnswHeader).empty()) return Json("none");
   auto g = OpenGraph(seg);
   if (!g.ok()) {
     *status = g.status();
@@ -368,7 +332,7 @@ Json SegmentSummary(const Segment& seg) {
 // Segment::Verify, then the graph's Open and Verify.
 Status VerifySegment(const Segment& seg) {
   POMAI_RETURN_IF_ERROR(seg.Verify());
-  if (seg.Section(index::kHnswHeader).empty()) return Status::OK();
+  if (seg.Section(SectionKind::kHnswHeader).empty()) return Status::OK();
   auto g = OpenGraph(seg);
   if (!g.ok()) return g.status();
   return g->Verify();
@@ -848,7 +812,7 @@ Result<std::shared_ptr<Segment>> OpenIndexGraphContainer(const std::string& path
 Json IndexGraphSummary(const Segment& seg) {
   Json j = Json::Object();
   j.Set("bytes", seg.file_size());
-  j.Set("index", EscapedPrefix(seg.Section(kGraphFileName), kKeyPrefix));
+  j.Set("index", EscapedPrefix(seg.Section(SectionKind::kGraphFileName), kKeyPrefix));
   j.Set("rows", seg.row_count());
   j.Set("dim", seg.dim());
   j.Set("metric", simd::MetricName(seg.info().metric));
@@ -883,7 +847,7 @@ Json IndexGraphJson(const std::string& dir, const std::string& name) {
 // again as the engine opens it. *name, *config_seq, *rows: what the file says.
 Status CheckIndexGraphFile(const std::string& path, std::string* name, uint64_t* config_seq, uint64_t* rows) {
   POMAI_ASSIGN_OR_RETURN(std::shared_ptr<Segment> seg, OpenIndexGraphContainer(path));
-  *name = std::string(seg->Section(kGraphFileName));
+  *name = std::string(seg->Section(SectionKind::kGraphFileName));
   *config_seq = seg->info().min_seq;
   *rows = seg->row_count();
   if (name->empty()) return Status::Corruption(path + ": no index name (section 96 is missing or empty)");
@@ -1292,10 +1256,10 @@ void IndexGraphDump(const std::string& file, const InspectOptions& opt, Report* 
   r->json.Set("summary", IndexGraphSummary(seg));
   r->json.Set("dim", seg.dim());
   r->json.Set("total_rows", n);
-  const std::string_view key_offsets = seg.Section(kGraphFileKeyOffsets);
-  const std::string_view keys = seg.Section(kGraphFileKeys);
-  const std::string_view seqs = seg.Section(kGraphFileSeqs);
-  const std::string_view flags = seg.Section(kGraphFileHasMeta);
+  const std::string_view key_offsets = seg.Section(SectionKind::kGraphFileKeyOffsets);
+  const std::string_view keys = seg.Section(SectionKind::kGraphFileKeys);
+  const std::string_view seqs = seg.Section(SectionKind::kGraphFileSeqs);
+  const std::string_view flags = seg.Section(SectionKind::kGraphFileHasMeta);
   Json rows = Json::Array();
   // n is bounded by the vector section (checked at open), so (n + 1) * 8 cannot overflow.
   if (key_offsets.size() != (n + 1) * 8 || seqs.size() != n * 8 || flags.size() != n) {
@@ -1583,7 +1547,7 @@ Status VerifySegmentFile(const std::string& path, std::shared_ptr<Segment>* out,
   auto seg = Segment::Open(env(), path);
   if (!seg.ok()) return seg.status();
   *detail = std::to_string((*seg)->row_count()) + " rows, " + std::to_string((*seg)->tombstone_count()) +
-            " tombstones" + ((*seg)->Section(index::kHnswHeader).empty() ? "" : ", hnsw graph");
+            " tombstones" + ((*seg)->Section(SectionKind::kHnswHeader).empty() ? "" : ", hnsw graph");
   if (out) *out = *seg;
   return VerifySegment(**seg);
 }

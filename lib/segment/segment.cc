@@ -19,26 +19,28 @@ static_assert(sizeof(float) == 4);
 namespace {
 
 constexpr uint32_t kMaxMetric = 2;
-constexpr uint32_t kFirstExtraKind = 16;
-constexpr uint32_t kNumCoreKinds = 5;
+// Core kinds run from kIds (1) to kTombstones; arrays of them are indexed by kind.
+constexpr uint32_t kNumCoreKinds = KindNumber(SectionKind::kTombstones);
 // Appends and CRCs go in chunks of this size so the bytes are still in cache
 // for the write after the checksum pass, and no giant buffer is ever built.
 constexpr size_t kWriteChunk = size_t{1} << 20;
 
 constexpr uint8_t kZeros[kSectionAlign] = {};
 
+// The names in this reader's errors, which spell out what pomai-inspect and
+// the registry abbreviate ("metadata offsets" for "meta offsets").
 const char* CoreKindName(uint32_t kind) {
-  switch (static_cast<SectionKind>(kind)) {
-    case SectionKind::kIds: return "ids";
-    case SectionKind::kVectors: return "vectors";
-    case SectionKind::kMetaOffsets: return "metadata offsets";
-    case SectionKind::kMetaBlob: return "metadata blob";
-    case SectionKind::kTombstones: return "tombstones";
+  switch (kind) {
+    case KindNumber(SectionKind::kIds): return "ids";
+    case KindNumber(SectionKind::kVectors): return "vectors";
+    case KindNumber(SectionKind::kMetaOffsets): return "metadata offsets";
+    case KindNumber(SectionKind::kMetaBlob): return "metadata blob";
+    case KindNumber(SectionKind::kTombstones): return "tombstones";
   }
   return "extra";
 }
 
-bool IsCoreKind(uint32_t kind) { return kind >= 1 && kind <= kNumCoreKinds; }
+bool IsCoreKind(uint32_t kind) { return kind >= KindNumber(SectionKind::kIds) && kind <= kNumCoreKinds; }
 
 // ---------------------------------------------------------------------------
 // Writer
@@ -194,16 +196,16 @@ Status WriteBody(WritableFile* file, const SegmentContents& c) {
   POMAI_RETURN_IF_ERROR(w.Raw(header, sizeof(header)));
 
   const uint64_t rows = c.row_count;
-  POMAI_RETURN_IF_ERROR(w.Begin(static_cast<uint32_t>(SectionKind::kIds)));
+  POMAI_RETURN_IF_ERROR(w.Begin(KindNumber(SectionKind::kIds)));
   POMAI_RETURN_IF_ERROR(w.Add(c.ids, rows * sizeof(uint64_t)));
   w.End();
 
-  POMAI_RETURN_IF_ERROR(w.Begin(static_cast<uint32_t>(SectionKind::kVectors)));
+  POMAI_RETURN_IF_ERROR(w.Begin(KindNumber(SectionKind::kVectors)));
   POMAI_RETURN_IF_ERROR(w.Add(c.vectors, rows * c.info.dim * sizeof(float)));
   w.End();
 
   // Without metadata, all-zero offsets and an empty blob: readers need no special case.
-  POMAI_RETURN_IF_ERROR(w.Begin(static_cast<uint32_t>(SectionKind::kMetaOffsets)));
+  POMAI_RETURN_IF_ERROR(w.Begin(KindNumber(SectionKind::kMetaOffsets)));
   if (c.meta_offsets != nullptr) {
     POMAI_RETURN_IF_ERROR(w.Add(c.meta_offsets, (rows + 1) * sizeof(uint64_t)));
   } else {
@@ -211,11 +213,11 @@ Status WriteBody(WritableFile* file, const SegmentContents& c) {
   }
   w.End();
 
-  POMAI_RETURN_IF_ERROR(w.Begin(static_cast<uint32_t>(SectionKind::kMetaBlob)));
+  POMAI_RETURN_IF_ERROR(w.Begin(KindNumber(SectionKind::kMetaBlob)));
   if (c.meta_offsets != nullptr) POMAI_RETURN_IF_ERROR(w.Add(c.meta_blob, c.meta_offsets[rows]));
   w.End();
 
-  POMAI_RETURN_IF_ERROR(w.Begin(static_cast<uint32_t>(SectionKind::kTombstones)));
+  POMAI_RETURN_IF_ERROR(w.Begin(KindNumber(SectionKind::kTombstones)));
   POMAI_RETURN_IF_ERROR(w.Add(c.tombstones, c.tombstone_count * sizeof(uint64_t)));
   w.End();
 
@@ -404,7 +406,7 @@ Result<std::shared_ptr<Segment>> Segment::Open(Env* env, const std::string& path
       seg->core_index_[ref.kind] = i;
     }
   }
-  for (uint32_t k = 1; k <= kNumCoreKinds; ++k) {
+  for (uint32_t k = KindNumber(SectionKind::kIds); k <= kNumCoreKinds; ++k) {
     if (core[k] == nullptr) {
       return corrupt(table_offset, std::string("missing ") + CoreKindName(k) + " section (kind " + std::to_string(k) +
                                        ")");
@@ -434,7 +436,7 @@ Result<std::shared_ptr<Segment>> Segment::Open(Env* env, const std::string& path
                                                         {SectionKind::kMetaOffsets, off_len},
                                                         {SectionKind::kTombstones, tomb_len}};
   for (auto [kind, len] : expected) {
-    const uint32_t k = static_cast<uint32_t>(kind);
+    const uint32_t k = KindNumber(kind);
     if (core[k]->length != len) {
       return corrupt(core_entry_offset[k] + 16, std::string(CoreKindName(k)) + " section is " +
                                                     std::to_string(core[k]->length) + " bytes but the header implies " +

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -64,13 +65,14 @@ class Segment {
   // Damage is Corruption naming the file and the offset; never a crash.
   static Result<std::shared_ptr<Segment>> Open(Env* env, const std::string& path);
 
-  // Checks core section `kind` against its CRC32C in the section table, the
-  // first time it is asked for on this object; later calls return that
-  // result without reading the section again. Thread-safe (concurrent first
-  // calls wait for one check). A mismatch is Corruption naming the file, the
-  // section and its offset.
+  // Checks core section `kind` (kIds .. kTombstones, no other kind) against
+  // its CRC32C in the section table, the first time it is asked for on this
+  // object; later calls return that result without reading the section
+  // again. Thread-safe (concurrent first calls wait for one check). A
+  // mismatch is Corruption naming the file, the section and its offset.
   Status CheckSection(SectionKind kind) const {
-    const uint32_t i = core_index_[static_cast<uint32_t>(kind)];
+    assert(kind >= SectionKind::kIds && kind <= SectionKind::kTombstones);
+    const uint32_t i = core_index_[KindNumber(kind)];
     return checks_[i].good.load(std::memory_order_acquire) ? Status::OK() : CheckSectionAt(i);
   }
   // CheckSection for every section of the table, extra sections included.
@@ -109,6 +111,7 @@ class Segment {
 
   // An extra section by kind, or an empty view when absent.
   std::string_view Section(uint32_t kind) const;
+  std::string_view Section(SectionKind kind) const { return Section(KindNumber(kind)); }
 
   // One entry of the section table, as read (and checked) by Open.
   struct SectionRef {
@@ -147,7 +150,7 @@ class Segment {
   std::vector<SectionRef> sections_;
   std::unique_ptr<SectionCheck[]> checks_;  // one per entry of sections_
   // Index in sections_ of each core kind (kIds .. kTombstones).
-  uint32_t core_index_[static_cast<uint32_t>(SectionKind::kTombstones) + 1] = {};
+  uint32_t core_index_[KindNumber(SectionKind::kTombstones) + 1] = {};
 };
 
 }  // namespace pomai::segment

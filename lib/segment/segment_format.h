@@ -22,7 +22,7 @@
 //   124 4  CRC32C of bytes [0, 124)
 //
 // Section table entry (32 bytes):
-//   0  4  kind (SectionKind)
+//   0  4  kind (SectionKind, segment/section_kind.h)
 //   4  4  flags (0)
 //   8  8  offset from the start of the file
 //   16 8  length in bytes
@@ -40,6 +40,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "segment/section_kind.h"
+
 namespace pomai::segment {
 
 constexpr char kMagic[8] = {'P', 'O', 'M', 'A', 'I', 'S', 'E', 'G'};
@@ -51,14 +53,5 @@ constexpr size_t kFooterSize = 32;
 constexpr size_t kSectionAlign = 64;
 // Sanity bound on the number of sections a reader accepts.
 constexpr uint32_t kMaxSections = 1024;
-
-enum class SectionKind : uint32_t {
-  kIds = 1,          // row_count u64, strictly ascending
-  kVectors = 2,      // row_count * dim f32, row-major, 64-byte aligned
-  kMetaOffsets = 3,  // (row_count + 1) u64: row i's metadata is blob[off[i], off[i+1]); off[0] = 0
-  kMetaBlob = 4,     // concatenated metadata bytes
-  kTombstones = 5,   // tombstone_count u64, strictly ascending: ids deleted by this segment
-  // Kinds 16.. are reserved for indexes (HNSW graph sections, see lib/index).
-};
 
 }  // namespace pomai::segment

@@ -355,9 +355,11 @@ TEST_P(DamagedInput, FailsTheCompactionBeforeAnythingIsWrittenAndTheRestStillAns
 }
 
 INSTANTIATE_TEST_SUITE_P(Compaction, DamagedInput,
-                         ::testing::Values(static_cast<uint32_t>(segment::SectionKind::kVectors), index::kHnswLayer0),
+                         ::testing::Values(KindNumber(segment::SectionKind::kVectors),
+                                           KindNumber(segment::SectionKind::kHnswLayer0)),
                          [](const ::testing::TestParamInfo<uint32_t>& p) {
-                           return std::string(p.param == index::kHnswLayer0 ? "GraphLink" : "Vector");
+                           return std::string(p.param == KindNumber(segment::SectionKind::kHnswLayer0) ? "GraphLink"
+                                                                                                       : "Vector");
                          });
 
 // A graph merge: 3000 rows frozen, then 300 new rows, 100 overwrites and 50

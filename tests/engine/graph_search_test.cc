@@ -196,7 +196,8 @@ TEST(GraphSearch, SegmentsBelowTheThresholdGetNoGraphAndAreSearchedExactly) {
   for (auto& n : names) {
     if (n.rfind("seg-", 0) != 0) continue;
     auto seg = segment::Segment::Open(Env::Default(), dir.file(n)).value();
-    EXPECT_TRUE(seg->Section(index::kHnswHeader).empty()) << "a 500-row segment under a 1000-row threshold got a graph";
+    EXPECT_TRUE(seg->Section(segment::SectionKind::kHnswHeader).empty())
+        << "a 500-row segment under a 1000-row threshold got a graph";
   }
   auto q = VectorFor(3, 3, dim);
   auto hits = SearchOne(db.get(), q.data(), 10);
@@ -222,7 +223,7 @@ TEST(GraphSearch, DamagedGraphSectionIsCorruptionOnOpenOrSearchNeverACrash) {
   std::string original;
   ASSERT_TRUE(ReadFileToString(Env::Default(), dir.file(seg_name), &original).ok());
   auto seg = segment::Segment::Open(Env::Default(), dir.file(seg_name)).value();
-  std::string_view layer0 = seg->Section(index::kHnswLayer0);
+  std::string_view layer0 = seg->Section(segment::SectionKind::kHnswLayer0);
   ASSERT_FALSE(layer0.empty());
   const size_t start = static_cast<size_t>(layer0.data() - seg->base());
   seg.reset();

@@ -765,7 +765,7 @@ TEST(KvSegment, EntryNamingAGroupOtherThanItsRowsIsCorruption) {
     file.assign(std::istreambuf_iterator<char>(in), {});
   }
   // Entry 0 ("a", dim 2, in group 0) now claims group 1 and dim 4.
-  PatchSection(&file, kv::kKvEntries, [](uint8_t* e, size_t) {
+  PatchSection(&file, KindNumber(segment::SectionKind::kKvEntries), [](uint8_t* e, size_t) {
     EncodeFixed32(e + 40, 4);
     EncodeFixed32(e + 44, 1);
   });
@@ -819,7 +819,8 @@ TEST(KvDB, CorruptedSegmentIsCorruptionNamingFileAndOffsetNeverACrash) {
     ranges.push_back({table, original.size()});
     for (uint32_t i = 0; i < count; ++i) {
       const uint8_t* e = f + table + i * segment::kSectionEntrySize;
-      if (DecodeFixed32(e) >= kv::kKvEntries)  // the empty core sections are read by nobody either
+      // The empty core sections are read by nobody either.
+      if (DecodeFixed32(e) >= KindNumber(segment::SectionKind::kKvEntries))
         ranges.push_back({DecodeFixed64(e + 8), DecodeFixed64(e + 8) + DecodeFixed64(e + 16)});
     }
   }

@@ -175,7 +175,7 @@ TEST_F(KvSegmentLazyTest, FlippedVectorByteOpensAndTheReadsThatTouchItAreCorrupt
 // a miss; the rest of the database still answers.
 TEST_F(KvSegmentLazyTest, FlippedKeyByteOpensAndNeverGivesAWrongAnswer) {
   const int victim = 1000;
-  const size_t at = file_.find(KeyOf(victim), SectionOf(file_, engine::kv::kKvKeys).first);
+  const size_t at = file_.find(KeyOf(victim), SectionOf(file_, KindNumber(segment::SectionKind::kKvKeys)).first);
   ASSERT_NE(at, std::string::npos);
   Flip(at + 5);  // "k01000" -> "k01004"
   auto db = Reopen();
@@ -196,7 +196,7 @@ TEST_F(KvSegmentLazyTest, FlippedKeyByteOpensAndNeverGivesAWrongAnswer) {
 // over each): every lookup, hit or miss, is Corruption, never a wrong value
 // or a miss of a present key.
 TEST_F(KvSegmentLazyTest, EveryFlipOfTheKeyIndexIsCorruptionOrHarmless) {
-  for (uint32_t kind : {engine::kv::kKvEntries, engine::kv::kKvKeys}) {
+  for (uint32_t kind : {KindNumber(segment::SectionKind::kKvEntries), KindNumber(segment::SectionKind::kKvKeys)}) {
     const auto [off, len] = SectionOf(file_, kind);
     const uint64_t step = len > 4000 ? len / 997 : 1;  // about a thousand flips per section
     for (uint64_t b = off; b < off + len; b += step) {
@@ -237,7 +237,7 @@ TEST(KvSegmentLookups, AMissNeverChecksTheNeighboursValue) {
   // Damage the big value: a miss beside it, or a LatestSeq of "m", must not notice.
   const std::string seg = OnlySegment(dir.path());
   std::string file = ReadFile(seg);
-  const auto [off, len] = SectionOf(file, engine::kv::kKvValues);
+  const auto [off, len] = SectionOf(file, KindNumber(segment::SectionKind::kKvValues));
   file[off + len / 2] = static_cast<char>(file[off + len / 2] ^ 1);
   WriteFile(seg, file);
   auto opened = engine::kv::Segment::Open(Env::Default(), seg, 1);
@@ -398,7 +398,7 @@ TEST_F(KvSegmentLazyTest, OpenDoesNotVerifySectionChecksums) {
   bool patched = false;
   for (uint32_t i = 0; i < count; ++i) {
     uint8_t* e = f + table + i * segment::kSectionEntrySize;
-    if (DecodeFixed32(e) != engine::kv::kKvValues) continue;
+    if (DecodeFixed32(e) != KindNumber(segment::SectionKind::kKvValues)) continue;
     EncodeFixed32(e + 24, DecodeFixed32(e + 24) ^ 0x5a5a5a5au);
     patched = true;
   }
@@ -491,8 +491,10 @@ TEST(KvSegmentLazy, FormatVersion1IsRefused) {
   segment::SegmentContents c;
   c.info.dim = 1;
   c.info.shard = engine::kv::kKvSegmentMarker;
-  c.extra = {{engine::kv::kKvEntries, ""}, {engine::kv::kKvKeys, ""},       {engine::kv::kKvValues, ""},
-             {engine::kv::kKvGroups, ""},  {engine::kv::kKvVectorRows, ""}, {engine::kv::kKvVectorData, ""}};
+  using segment::SectionKind;
+  c.extra = {{KindNumber(SectionKind::kKvEntries), ""},    {KindNumber(SectionKind::kKvKeys), ""},
+             {KindNumber(SectionKind::kKvValues), ""},     {KindNumber(SectionKind::kKvGroups), ""},
+             {KindNumber(SectionKind::kKvVectorRows), ""}, {KindNumber(SectionKind::kKvVectorData), ""}};
   ASSERT_TRUE(segment::WriteSegment(Env::Default(), dir.path(), "seg-000001.pseg", c).ok());
   auto r = engine::kv::Segment::Open(Env::Default(), dir.path() + "/seg-000001.pseg", 1);
   ASSERT_FALSE(r.ok());

@@ -59,7 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if ((flags & 2) && !vectors.empty()) vectors[salt % vectors.size()] = std::nanf("");
 
   auto section = [&](uint32_t kind) -> std::string_view {
-    const uint32_t i = kind - index::kHnswHeader;
+    const uint32_t i = kind - KindNumber(segment::SectionKind::kHnswHeader);
     if (i >= 8 || sections[i]->size() == 0) return {};
     return std::string_view(reinterpret_cast<const char*>(sections[i]->data()), sections[i]->size());
   };

@@ -229,7 +229,7 @@ void FuzzIndexGraph(std::vector<uint8_t> bytes, uint8_t flags) {
   const segment::SegmentInfo& info = container.value()->info();
   // The engine only ever asks for a valid configuration (1..65535 dims, a known metric).
   if (info.dim == 0 || info.dim > 65535 || static_cast<uint32_t>(info.metric) > 2) return;
-  const std::string name(container.value()->Section(engine::kv::kGraphFileName));
+  const std::string name(container.value()->Section(segment::SectionKind::kGraphFileName));
   engine::IndexConfig config;
   config.dim = info.dim;
   config.metric = info.metric;

@@ -75,7 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     FUZZ_CHECK(verified.IsCorruption(), verified.ToString());
   }
-  if (seg.Section(index::kHnswHeader).empty()) return 0;
+  if (seg.Section(segment::SectionKind::kHnswHeader).empty()) return 0;
   auto g = index::HnswGraph::Open([&](uint32_t kind) { return seg.Section(kind); }, seg.vectors(), rows, seg.dim(),
                                   seg.info().metric, seg.path(), seg.base());
   if (!g.ok()) {

@@ -14,6 +14,7 @@
 namespace pomai::index {
 namespace {
 
+using segment::SectionKind;
 using simd::Metric;
 using testing::BuildOrDie;
 using testing::Clustered;
@@ -43,7 +44,7 @@ class HnswDamage : public ::testing::Test {
 
   // Rewrites the header's checksum after a crafted change.
   void Reseal() {
-    std::vector<char>& h = image_[kHnswHeader];
+    std::vector<char>& h = image_[KindNumber(SectionKind::kHnswHeader)];
     PutU32(h, hnsw_header::kCrc, crc32c::Value(h.data(), hnsw_header::kCrc));
   }
 
@@ -96,7 +97,7 @@ TEST_F(HnswDamage, EveryTruncationOfEverySectionIsCorruption) {
       image_[s.kind].shrink_to_fit();
       auto g = Open();
       ASSERT_FALSE(g.ok()) << "section " << s.kind << " truncated to " << len << " opened";
-      if (s.kind == kHnswHeader && len == 0) {
+      if (s.kind == KindNumber(SectionKind::kHnswHeader) && len == 0) {
         EXPECT_TRUE(g.status().IsNotFound()) << g.status().ToString();  // an empty header is no graph
       } else {
         ExpectCorruption(g.status(), "section " + std::to_string(s.kind) + " truncated to " + std::to_string(len));
@@ -113,7 +114,7 @@ TEST_F(HnswDamage, EveryTruncationOfEverySectionIsCorruption) {
 TEST_F(HnswDamage, EveryHeaderByteFlipIsCorruption) {
   for (size_t at = 0; at < kHnswHeaderSize; ++at) {
     Restore();
-    image_[kHnswHeader][at] ^= 0x5a;
+    image_[KindNumber(SectionKind::kHnswHeader)][at] ^= 0x5a;
     auto g = Open();
     ASSERT_FALSE(g.ok()) << "header flip at " << at;
     ExpectCorruption(g.status(), "header flip at " + std::to_string(at));
@@ -166,7 +167,7 @@ TEST_F(HnswDamage, RandomByteFlipsAreCaughtOrHarmless) {
 }
 
 TEST_F(HnswDamage, HugeLayer0CountIsCorruptionInSearch) {
-  std::vector<char>& l0 = image_[kHnswLayer0];
+  std::vector<char>& l0 = image_[KindNumber(SectionKind::kHnswLayer0)];
   const size_t stride = (16 + 1) * 4;
   for (size_t r = 0; r < kRows; ++r) PutU32(l0, r * stride, 0xFFFFFFF0u);
   auto g = Open();
@@ -181,7 +182,7 @@ TEST_F(HnswDamage, HugeLayer0CountIsCorruptionInSearch) {
 }
 
 TEST_F(HnswDamage, HugeLayer0IdIsCorruptionInSearch) {
-  std::vector<char>& l0 = image_[kHnswLayer0];
+  std::vector<char>& l0 = image_[KindNumber(SectionKind::kHnswLayer0)];
   const size_t stride = (16 + 1) * 4;
   for (size_t r = 0; r < kRows; ++r) {
     if (GetU32(l0, r * stride) > 0) PutU32(l0, r * stride + 4, 0x7FFFFFFFu);
@@ -200,7 +201,7 @@ TEST_F(HnswDamage, HugeUpperCountAndIdAreCorruptionInSearch) {
     ASSERT_TRUE(g.ok());
     ASSERT_GE(g->max_level(), 1u);
   }
-  std::vector<char>& up = image_[kHnswUpperLinks];
+  std::vector<char>& up = image_[KindNumber(SectionKind::kHnswUpperLinks)];
   const size_t stride = (8 + 1) * 4;
   for (size_t b = 0; b < up.size() / stride; ++b) PutU32(up, b * stride, 1u << 31);
   auto g = Open();
@@ -209,7 +210,7 @@ TEST_F(HnswDamage, HugeUpperCountAndIdAreCorruptionInSearch) {
   ExpectCorruption(g->Search(queries_.data(), 10, 20, nullptr, &out), "huge upper count");
 
   Restore();
-  std::vector<char>& up2 = image_[kHnswUpperLinks];  // Restore replaced the bytes
+  std::vector<char>& up2 = image_[KindNumber(SectionKind::kHnswUpperLinks)];  // Restore replaced the bytes
   for (size_t b = 0; b < up2.size() / stride; ++b) {
     PutU32(up2, b * stride, 1);
     PutU32(up2, b * stride + 4, 0xFFFFFFFEu);
@@ -220,7 +221,7 @@ TEST_F(HnswDamage, HugeUpperCountAndIdAreCorruptionInSearch) {
 }
 
 TEST_F(HnswDamage, UpperIndexOutOfRangeIsCorruptionInSearch) {
-  std::vector<char>& idx = image_[kHnswUpperIndex];
+  std::vector<char>& idx = image_[KindNumber(SectionKind::kHnswUpperIndex)];
   for (size_t r = 0; r < kRows; ++r) PutU32(idx, r * 4, 0xFFFFFFF0u);
   auto g = Open();
   ASSERT_TRUE(g.ok()) << g.status().ToString();
@@ -249,7 +250,7 @@ TEST_F(HnswDamage, CraftedHeadersAreCorruption) {
   };
   for (const Case& c : cases) {
     Restore();
-    PutU32(image_[kHnswHeader], c.at, c.value);
+    PutU32(image_[KindNumber(SectionKind::kHnswHeader)], c.at, c.value);
     Reseal();
     auto g = Open();
     ASSERT_FALSE(g.ok()) << c.what;
@@ -258,7 +259,7 @@ TEST_F(HnswDamage, CraftedHeadersAreCorruption) {
   }
   // Unknown flags.
   Restore();
-  image_[kHnswHeader][hnsw_header::kFlags] = 2;
+  image_[KindNumber(SectionKind::kHnswHeader)][hnsw_header::kFlags] = 2;
   Reseal();
   auto flagged = Open();
   ASSERT_FALSE(flagged.ok());
@@ -267,10 +268,10 @@ TEST_F(HnswDamage, CraftedHeadersAreCorruption) {
   Restore();
   auto g = Open();
   ASSERT_TRUE(g.ok());
-  const std::vector<char>& levels = image_[kHnswLevels];
+  const std::vector<char>& levels = image_[KindNumber(SectionKind::kHnswLevels)];
   uint32_t low = 0;
   while (static_cast<uint8_t>(levels[low]) == g->max_level()) ++low;
-  PutU32(image_[kHnswHeader], hnsw_header::kEntryPoint, low);
+  PutU32(image_[KindNumber(SectionKind::kHnswHeader)], hnsw_header::kEntryPoint, low);
   Reseal();
   auto bad = Open();
   ASSERT_FALSE(bad.ok());
@@ -278,7 +279,7 @@ TEST_F(HnswDamage, CraftedHeadersAreCorruption) {
 }
 
 TEST_F(HnswDamage, BadSq8ParamsFailVerifyButNotSearch) {
-  std::vector<char>& params = image_[kHnswSq8Params];
+  std::vector<char>& params = image_[KindNumber(SectionKind::kHnswSq8Params)];
   ASSERT_EQ(params.size(), 2 * kDim * sizeof(float));
   const float nan = std::nanf("");
   std::memcpy(params.data() + 4, &nan, 4);  // min of dimension 1
@@ -292,13 +293,13 @@ TEST_F(HnswDamage, BadSq8ParamsFailVerifyButNotSearch) {
 
 TEST_F(HnswDamage, SizeProductsThatOverflowAreCorruption) {
   // m0 = 4096 and rows that make rows * (1 + m0) * 4 wrap around 2^64.
-  PutU32(image_[kHnswHeader], hnsw_header::kM0, kMaxDegree);
+  PutU32(image_[KindNumber(SectionKind::kHnswHeader)], hnsw_header::kM0, kMaxDegree);
   Reseal();
   auto g = Open();
   ASSERT_FALSE(g.ok());
   ExpectCorruption(g.status(), "m0 4096");
   const uint64_t rows = (uint64_t{1} << 62) / (kMaxDegree + 1) + 1;
-  std::vector<char>& h = image_[kHnswHeader];
+  std::vector<char>& h = image_[KindNumber(SectionKind::kHnswHeader)];
   EncodeFixed64(reinterpret_cast<uint8_t*>(h.data() + hnsw_header::kRows), rows);
   Reseal();
   auto g2 = HnswGraph::Open(image_.Source(), data_.data(), rows, kDim, Metric::kL2, kFile);
@@ -315,7 +316,7 @@ TEST_F(HnswDamage, OffsetsAreFileOffsetsWhenTheMappingIsKnown) {
     file.insert(file.end(), s.bytes.begin(), s.bytes.end());
     file.resize((file.size() + 63) / 64 * 64);
   }
-  const size_t l0 = where[kHnswLayer0].first;
+  const size_t l0 = where[KindNumber(SectionKind::kHnswLayer0)].first;
   const size_t bad_row = 3;
   PutU32(file, l0 + bad_row * 17 * 4, 99);  // count 99 > m0 16
   auto source = [&](uint32_t kind) -> std::string_view {

@@ -16,6 +16,7 @@
 namespace pomai::index {
 namespace {
 
+using segment::SectionKind;
 using simd::Metric;
 using testing::BuildOrDie;
 using testing::ClusteredSet;
@@ -329,7 +330,7 @@ TEST(HnswReuse, DamagedBaseIsCorruptionAndBadMapIsInvalidArgument) {
   EXPECT_TRUE(r.status().IsInvalidArgument()) << r.status().ToString();
 
   // Row 5's first layer-0 link pointed at itself.
-  std::vector<char>& layer0 = mg->base_image[kHnswLayer0];
+  std::vector<char>& layer0 = mg->base_image[KindNumber(SectionKind::kHnswLayer0)];
   const uint32_t self = 5;
   std::memcpy(layer0.data() + (5 * (2 * 8 + 1) + 1) * 4, &self, 4);
   r = BuildHnswFrom(mg->Base(), mg->merged.data(), mg->rows(), 16, Metric::kL2, params, nullptr, {});

@@ -10,6 +10,7 @@
 namespace pomai::index {
 namespace {
 
+using segment::SectionKind;
 using simd::Metric;
 using testing::BuildOrDie;
 using testing::Clustered;
@@ -297,8 +298,8 @@ TEST(HnswBuild, DifferentSeedGivesDifferentGraph) {
   // The seed draws the levels; layer 0 may come out the same on a small set.
   bool levels_differ = false, links_differ = false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (a[i].kind == kHnswLevels) levels_differ = a[i].bytes != b[i].bytes;
-    if (a[i].kind == kHnswUpperLinks) links_differ = a[i].bytes != b[i].bytes;
+    if (a[i].kind == KindNumber(SectionKind::kHnswLevels)) levels_differ = a[i].bytes != b[i].bytes;
+    if (a[i].kind == KindNumber(SectionKind::kHnswUpperLinks)) links_differ = a[i].bytes != b[i].bytes;
   }
   EXPECT_TRUE(levels_differ);
   EXPECT_TRUE(links_differ);
@@ -311,7 +312,7 @@ TEST(HnswBuild, ParallelBuildUsesTheSameLevels) {
   const auto b = BuildOrDie(data, 24, Metric::kL2, HnswParams{16, 100, 5}, &pool);
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) {
-    if (a[i].kind == kHnswLevels || a[i].kind == kHnswUpperIndex) {
+    if (a[i].kind == KindNumber(SectionKind::kHnswLevels) || a[i].kind == KindNumber(SectionKind::kHnswUpperIndex)) {
         EXPECT_EQ(a[i].bytes, b[i].bytes);
       }
   }
@@ -367,7 +368,7 @@ TEST(HnswSq8, WithoutCodesTheWalkIsFloat32) {
   auto b = BuildAndOpen(Clustered(500, 8, 5, 9), 8, Metric::kL2, params);
   ASSERT_NE(b->graph, nullptr);
   EXPECT_FALSE(b->graph->has_sq8());
-  EXPECT_EQ(b->image.sections().count(kHnswSq8Codes), 0u);
+  EXPECT_EQ(b->image.sections().count(KindNumber(SectionKind::kHnswSq8Codes)), 0u);
   b->graph->set_traversal(Traversal::kSq8);
   EXPECT_EQ(b->graph->traversal(), Traversal::kFloat32);
   std::vector<Neighbor> out;

@@ -19,6 +19,7 @@
 namespace pomai::index {
 namespace {
 
+using segment::SectionKind;
 using simd::Metric;
 using testing::BuildOrDie;
 using testing::Clustered;
@@ -111,7 +112,7 @@ struct Graph {
     return HnswGraph::Open(image.Source(), data.data(), kRows, kDim, Metric::kL2, "seg-000007.pseg");
   }
   void Reseal() {
-    std::vector<char>& h = image[kHnswHeader];
+    std::vector<char>& h = image[KindNumber(SectionKind::kHnswHeader)];
     EncodeFixed32(reinterpret_cast<uint8_t*>(h.data() + hnsw_header::kCrc),
                   crc32c::Value(h.data(), hnsw_header::kCrc));
   }
@@ -119,9 +120,9 @@ struct Graph {
 
 TEST(Sq8Norms, NewGraphsCarryNormsAndVerify) {
   Graph g;
-  ASSERT_EQ(g.image.sections().count(kHnswSq8Norms), 1u);
-  EXPECT_EQ(g.image[kHnswSq8Norms].size(), kRows * 4);
-  EXPECT_NE(g.image[kHnswHeader][hnsw_header::kFlags] & kFlagSq8Norms, 0);
+  ASSERT_EQ(g.image.sections().count(KindNumber(SectionKind::kHnswSq8Norms)), 1u);
+  EXPECT_EQ(g.image[KindNumber(SectionKind::kHnswSq8Norms)].size(), kRows * 4);
+  EXPECT_NE(g.image[KindNumber(SectionKind::kHnswHeader)][hnsw_header::kFlags] & kFlagSq8Norms, 0);
   auto graph = g.Open();
   ASSERT_TRUE(graph.ok()) << graph.status().ToString();
   EXPECT_TRUE(graph->Verify().ok());
@@ -131,8 +132,8 @@ TEST(Sq8Norms, NewGraphsCarryNormsAndVerify) {
 TEST(Sq8Norms, GraphsWithoutNormsOpenAndFindTheSameRows) {
   Graph with;
   Graph without;
-  without.image.sections().erase(kHnswSq8Norms);
-  without.image[kHnswHeader][hnsw_header::kFlags] &= ~kFlagSq8Norms;
+  without.image.sections().erase(KindNumber(SectionKind::kHnswSq8Norms));
+  without.image[KindNumber(SectionKind::kHnswHeader)][hnsw_header::kFlags] &= ~kFlagSq8Norms;
   without.Reseal();
   auto a = with.Open();
   auto b = without.Open();
@@ -158,7 +159,7 @@ TEST(Sq8Norms, GraphsWithoutNormsOpenAndFindTheSameRows) {
 TEST(Sq8Norms, DamagedNormsSectionOrFlagsAreCorruption) {
   {
     Graph g;  // a norms section of the wrong size
-    g.image[kHnswSq8Norms].pop_back();
+    g.image[KindNumber(SectionKind::kHnswSq8Norms)].pop_back();
     auto graph = g.Open();
     ASSERT_FALSE(graph.ok());
     EXPECT_TRUE(graph.status().IsCorruption()) << graph.status().ToString();
@@ -166,7 +167,7 @@ TEST(Sq8Norms, DamagedNormsSectionOrFlagsAreCorruption) {
   }
   {
     Graph g;  // the norms flag without the SQ8 flag
-    g.image[kHnswHeader][hnsw_header::kFlags] = kFlagSq8Norms;
+    g.image[KindNumber(SectionKind::kHnswHeader)][hnsw_header::kFlags] = kFlagSq8Norms;
     g.Reseal();
     auto graph = g.Open();
     ASSERT_FALSE(graph.ok());
@@ -174,7 +175,7 @@ TEST(Sq8Norms, DamagedNormsSectionOrFlagsAreCorruption) {
   }
   {
     Graph g;  // the flag set, the section missing
-    g.image.sections().erase(kHnswSq8Norms);
+    g.image.sections().erase(KindNumber(SectionKind::kHnswSq8Norms));
     auto graph = g.Open();
     ASSERT_FALSE(graph.ok());
     EXPECT_TRUE(graph.status().IsCorruption()) << graph.status().ToString();
@@ -184,7 +185,7 @@ TEST(Sq8Norms, DamagedNormsSectionOrFlagsAreCorruption) {
 TEST(Sq8Norms, AWrongNormFailsVerifyAndSearchStaysSafe) {
   for (const float bad : {0.0f, -1.0f, std::nanf(""), INFINITY, 1e30f}) {
     Graph g;
-    std::memcpy(g.image[kHnswSq8Norms].data() + 4 * 123, &bad, 4);
+    std::memcpy(g.image[KindNumber(SectionKind::kHnswSq8Norms)].data() + 4 * 123, &bad, 4);
     auto graph = g.Open();
     ASSERT_TRUE(graph.ok()) << graph.status().ToString();
     Status v = graph->Verify();

@@ -1,0 +1,186 @@
+// The registry of section kinds: every kind a segment container may hold,
+// with its name, where it may appear and its element size
+// (docs/ENGINE.md 3.3, "The registry of section kinds"). No other file
+// defines a kind number.
+//
+// Format 1 (docs/FORMAT.md) is three files in one container, told apart by
+// the header's shard field: u64-id segments, keyspace segments and
+// named-index graph files; its section table stores a kind as a u32.
+// Format 2 (docs/ENGINE.md 3.3) stores it as a u16. The two formats' numbers
+// are disjoint, so both live in one enum until format 1 goes.
+#pragma once
+
+#include <cstdint>
+
+namespace pomai::segment {
+
+enum class SectionKind : uint16_t {
+  // Format 1, the core sections every file holds (empty in keyspace segments).
+  kIds = 1,          // row_count u64, strictly ascending
+  kVectors = 2,      // row_count * dim f32, row-major
+  kMetaOffsets = 3,  // (row_count + 1) u64: row i's metadata is blob[off[i], off[i+1]); off[0] = 0
+  kMetaBlob = 4,     // concatenated metadata bytes
+  kTombstones = 5,   // tombstone_count u64, strictly ascending: ids deleted by this segment
+  // Format 1, an HNSW graph (lib/index/hnsw_format.h).
+  kHnswHeader = 16,
+  kHnswLevels = 17,
+  kHnswLayer0 = 18,
+  kHnswUpperIndex = 19,
+  kHnswUpperLinks = 20,
+  kHnswSq8Params = 21,
+  kHnswSq8Codes = 22,
+  kHnswSq8Norms = 23,
+  // Format 1, keyspace segments (docs/FORMAT.md, "KV segments").
+  kKvEntries = 64,
+  kKvKeys = 65,
+  kKvValues = 66,
+  kKvGroups = 67,
+  kKvVectorRows = 68,
+  kKvVectorData = 69,
+  kKvFormat = 70,
+  // Format 1, named-index graph files (docs/FORMAT.md, "Named-index graph files").
+  kGraphFileName = 96,        // the index name
+  kGraphFileKeyOffsets = 97,  // (n + 1) u64 offsets into kGraphFileKeys
+  kGraphFileKeys = 98,        // the entry keys, concatenated
+  kGraphFileSeqs = 99,        // n u64 entry seqs
+  kGraphFileHasMeta = 100,    // n u8 metadata flags
+  // Format 2, file level.
+  kEntries = 128,
+  kKeys = 129,
+  kValues = 130,
+  kGroups = 131,
+  // Format 2, per vector group.
+  kRowIds = 144,
+  kRowSeqs = 145,
+  kRowEntries = 146,
+  kRowVectors = 147,
+  kMetadataOffsets = 148,
+  kMetadataBlob = 149,
+  kTombstoneIds = 150,
+  kTombstoneSeqs = 151,
+  kBlockCrcs = 152,
+  // Format 2, a group's HNSW graph: format 1's graph sections renumbered.
+  kGraphHeader = 160,
+  kGraphLevels = 161,
+  kGraphLayer0 = 162,
+  kGraphUpperIndex = 163,
+  kGraphUpperLinks = 164,
+  kGraphSq8Params = 165,
+  kGraphSq8Codes = 166,
+  kGraphSq8Norms = 167,
+};
+
+// Format 1 also accepts kinds it does not name: its table rejects 6..15 and
+// takes any kind from 16 up as an extra section, of which 16..31 are
+// reserved for indexes.
+constexpr uint32_t kFirstExtraKind = 16;
+constexpr uint32_t kFirstIndexKind = kFirstExtraKind;
+constexpr uint32_t kLastIndexKind = 31;
+
+// The containers a kind may appear in (SectionKindInfo::containers bits).
+constexpr uint8_t kInU64Segment = 1;  // format 1, u64-id segment
+constexpr uint8_t kInKvSegment = 2;   // format 1, keyspace segment
+constexpr uint8_t kInGraphFile = 4;   // format 1, named-index graph file
+constexpr uint8_t kInFormat2 = 8;
+constexpr uint8_t kInFormat1 = kInU64Segment | kInKvSegment | kInGraphFile;
+
+// The format 2 group kinds a group-level kind belongs to
+// (SectionKindInfo::group_kinds bits).
+constexpr uint8_t kU64Group = 1;      // u64 collection rows
+constexpr uint8_t kBytesGroup = 2;    // byte-keyed collection rows
+constexpr uint8_t kRecordsGroup = 4;  // vector records
+constexpr uint8_t kAllGroups = kU64Group | kBytesGroup | kRecordsGroup;
+constexpr uint8_t kGraphGroups = kU64Group | kBytesGroup;  // the group kinds that may have a graph
+
+enum class SectionScope : uint8_t { kFile, kGroup };
+
+struct SectionKindInfo {
+  SectionKind kind;
+  const char* name;  // as pomai-inspect prints it; unique within a container
+  SectionScope scope;
+  uint8_t containers;   // kIn* bits
+  uint8_t group_kinds;  // k*Group bits for kGroup scope, else 0
+  // Present in every file of its containers; for a group-level kind, in
+  // every group of its group kinds.
+  bool required;
+  // The size of one element: the section is a whole number of them. 0 when
+  // its length is free (byte strings).
+  uint32_t element_size;
+};
+
+constexpr SectionKindInfo kSectionKinds[] = {
+    {SectionKind::kIds, "ids", SectionScope::kFile, kInFormat1, 0, true, 8},
+    {SectionKind::kVectors, "vectors", SectionScope::kFile, kInFormat1, 0, true, 4},
+    {SectionKind::kMetaOffsets, "meta offsets", SectionScope::kFile, kInFormat1, 0, true, 8},
+    {SectionKind::kMetaBlob, "meta blob", SectionScope::kFile, kInFormat1, 0, true, 0},
+    {SectionKind::kTombstones, "tombstones", SectionScope::kFile, kInFormat1, 0, true, 8},
+
+    {SectionKind::kHnswHeader, "hnsw header", SectionScope::kFile, kInU64Segment | kInGraphFile, 0, false, 128},
+    {SectionKind::kHnswLevels, "hnsw levels", SectionScope::kFile, kInU64Segment | kInGraphFile, 0, false, 1},
+    {SectionKind::kHnswLayer0, "hnsw layer-0 links", SectionScope::kFile, kInU64Segment | kInGraphFile, 0, false, 4},
+    {SectionKind::kHnswUpperIndex, "hnsw upper index", SectionScope::kFile, kInU64Segment | kInGraphFile, 0, false, 4},
+    {SectionKind::kHnswUpperLinks, "hnsw upper links", SectionScope::kFile, kInU64Segment | kInGraphFile, 0, false, 4},
+    {SectionKind::kHnswSq8Params, "hnsw sq8 params", SectionScope::kFile, kInU64Segment | kInGraphFile, 0, false, 4},
+    {SectionKind::kHnswSq8Codes, "hnsw sq8 codes", SectionScope::kFile, kInU64Segment | kInGraphFile, 0, false, 1},
+    {SectionKind::kHnswSq8Norms, "hnsw sq8 norms", SectionScope::kFile, kInU64Segment | kInGraphFile, 0, false, 4},
+
+    {SectionKind::kKvEntries, "kv entries", SectionScope::kFile, kInKvSegment, 0, true, 56},
+    {SectionKind::kKvKeys, "kv keys", SectionScope::kFile, kInKvSegment, 0, true, 0},
+    {SectionKind::kKvValues, "kv values", SectionScope::kFile, kInKvSegment, 0, true, 0},
+    {SectionKind::kKvGroups, "kv groups", SectionScope::kFile, kInKvSegment, 0, true, 48},
+    {SectionKind::kKvVectorRows, "kv vector rows", SectionScope::kFile, kInKvSegment, 0, true, 4},
+    {SectionKind::kKvVectorData, "kv vector data", SectionScope::kFile, kInKvSegment, 0, true, 4},
+    {SectionKind::kKvFormat, "kv format", SectionScope::kFile, kInKvSegment, 0, true, 8},
+
+    {SectionKind::kGraphFileName, "index name", SectionScope::kFile, kInGraphFile, 0, true, 0},
+    {SectionKind::kGraphFileKeyOffsets, "index key offsets", SectionScope::kFile, kInGraphFile, 0, true, 8},
+    {SectionKind::kGraphFileKeys, "index keys", SectionScope::kFile, kInGraphFile, 0, true, 0},
+    {SectionKind::kGraphFileSeqs, "index seqs", SectionScope::kFile, kInGraphFile, 0, true, 8},
+    {SectionKind::kGraphFileHasMeta, "index metadata flags", SectionScope::kFile, kInGraphFile, 0, true, 1},
+
+    {SectionKind::kEntries, "entries", SectionScope::kFile, kInFormat2, 0, true, 48},
+    {SectionKind::kKeys, "keys", SectionScope::kFile, kInFormat2, 0, true, 0},
+    {SectionKind::kValues, "values", SectionScope::kFile, kInFormat2, 0, true, 0},
+    {SectionKind::kGroups, "groups", SectionScope::kFile, kInFormat2, 0, true, 64},
+
+    {SectionKind::kRowIds, "row ids", SectionScope::kGroup, kInFormat2, kU64Group, true, 8},
+    {SectionKind::kRowSeqs, "row seqs", SectionScope::kGroup, kInFormat2, kU64Group, true, 8},
+    {SectionKind::kRowEntries, "row entries", SectionScope::kGroup, kInFormat2, kBytesGroup | kRecordsGroup, true, 4},
+    {SectionKind::kRowVectors, "vectors", SectionScope::kGroup, kInFormat2, kAllGroups, true, 4},
+    {SectionKind::kMetadataOffsets, "metadata offsets", SectionScope::kGroup, kInFormat2, kU64Group, true, 8},
+    {SectionKind::kMetadataBlob, "metadata blob", SectionScope::kGroup, kInFormat2, kU64Group, true, 0},
+    {SectionKind::kTombstoneIds, "tombstone ids", SectionScope::kGroup, kInFormat2, kU64Group, true, 8},
+    {SectionKind::kTombstoneSeqs, "tombstone seqs", SectionScope::kGroup, kInFormat2, kU64Group, true, 8},
+    {SectionKind::kBlockCrcs, "block CRCs", SectionScope::kGroup, kInFormat2, kAllGroups, true, 4},
+
+    // Present as the group's flag and the graph header's flags say.
+    {SectionKind::kGraphHeader, "hnsw header", SectionScope::kGroup, kInFormat2, kGraphGroups, false, 128},
+    {SectionKind::kGraphLevels, "hnsw levels", SectionScope::kGroup, kInFormat2, kGraphGroups, false, 1},
+    {SectionKind::kGraphLayer0, "hnsw layer-0 links", SectionScope::kGroup, kInFormat2, kGraphGroups, false, 4},
+    {SectionKind::kGraphUpperIndex, "hnsw upper index", SectionScope::kGroup, kInFormat2, kGraphGroups, false, 4},
+    {SectionKind::kGraphUpperLinks, "hnsw upper links", SectionScope::kGroup, kInFormat2, kGraphGroups, false, 4},
+    {SectionKind::kGraphSq8Params, "sq8 params", SectionScope::kGroup, kInFormat2, kGraphGroups, false, 4},
+    {SectionKind::kGraphSq8Codes, "sq8 codes", SectionScope::kGroup, kInFormat2, kGraphGroups, false, 1},
+    {SectionKind::kGraphSq8Norms, "sq8 norms", SectionScope::kGroup, kInFormat2, kGraphGroups, false, 4},
+};
+
+// The number a section table stores for `kind`.
+constexpr uint32_t KindNumber(SectionKind kind) { return static_cast<uint32_t>(kind); }
+
+// The registry's entry for the kind numbered `number`, or null when no kind
+// has that number.
+constexpr const SectionKindInfo* FindSectionKind(uint32_t number) {
+  for (const SectionKindInfo& info : kSectionKinds) {
+    if (KindNumber(info.kind) == number) return &info;
+  }
+  return nullptr;
+}
+
+// The entry of `kind`, which must be one of the enum's named values (each is
+// registered: tests/segment/section_kind_test.cc).
+constexpr const SectionKindInfo& SectionKindOf(SectionKind kind) { return *FindSectionKind(KindNumber(kind)); }
+
+constexpr const char* SectionKindName(SectionKind kind) { return SectionKindOf(kind).name; }
+constexpr uint32_t ElementSize(SectionKind kind) { return SectionKindOf(kind).element_size; }
+
+}  // namespace pomai::segment
