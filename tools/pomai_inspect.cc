@@ -20,8 +20,7 @@ enum Option : unsigned {
   kJson = 1u << 0,
   kLimit = 1u << 1,
   kPrefix = 1u << 2,
-  kDim = 1u << 3,
-  kKind = 1u << 4,
+  kKind = 1u << 3,
 };
 
 struct OptionDoc {
@@ -34,7 +33,6 @@ constexpr OptionDoc kOptions[] = {
     {kJson, "--json", "one JSON object on stdout instead of text"},
     {kLimit, "--limit N", "at most N rows, entries or WAL operations (default 10, 0 = all)"},
     {kPrefix, "--prefix K", "vector components shown (default 4)"},
-    {kDim, "--dim D", "the database's dim, to decode a WAL file without a readable MANIFEST beside it"},
     {kKind, "--kind KIND", "treat FILE as a segment, wal or manifest (default: by name, then by magic;\n"
                            "                   a keyspace file by the segment marker, the KVMANIFEST beside a WAL or\n"
                            "                   its first record)"},
@@ -52,25 +50,25 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
-    {"summary", "pomai-inspect [--json] [--dim D] DIR",
+    {"summary", "pomai-inspect [--json] DIR",
      "The database in directory DIR: its MANIFEST (or KVMANIFEST), every segment and WAL file with\n"
      "its counts, index graph files, orphans (files the manifest does not need), missing files, and\n"
      "the live row count: the rows a reader of the database sees (for a keyspace database, the live\n"
      "keys and index entries), from the segments the manifest names, oldest first, with the WAL\n"
      "records that recovery replays applied on top.",
-     kJson | kDim, true, false},
+     kJson, true, false},
     {"segment", "pomai-inspect [--json] segment FILE",
      "A segment file's header, section table (with each section's checksum checked), footer and\n"
      "index; for a keyspace segment also its entries by namespace and kind.",
      kJson, false, true},
-    {"verify", "pomai-inspect [--json] verify [--dim D] [--kind KIND] DIR|FILE",
+    {"verify", "pomai-inspect [--json] verify [--kind KIND] DIR|FILE",
      "Every checksum and invariant of a database directory, or of one file; exit 0 only when all\n"
      "pass. A torn WAL tail and a damaged index graph file in a directory are notes, not failures.",
-     kJson | kDim | kKind, true, true},
-    {"dump", "pomai-inspect [--json] dump [--limit N] [--prefix K] [--dim D] [--kind KIND] FILE",
+     kJson | kKind, true, true},
+    {"dump", "pomai-inspect [--json] dump [--limit N] [--prefix K] [--kind KIND] FILE",
      "The rows of a segment, the records of a WAL file, the fields of a manifest, the entries of a\n"
      "keyspace segment or the rows of an index graph file.",
-     kJson | kLimit | kPrefix | kDim | kKind, false, true},
+     kJson | kLimit | kPrefix | kKind, false, true},
     {"graph", "pomai-inspect [--json] graph FILE",
      "A segment's HNSW graph: header, levels, degrees, rows reachable on layer 0 from the entry\n"
      "point, and whether the graph's own Verify passes.",
@@ -160,7 +158,7 @@ int main(int argc, char** argv) {
       help = true;
     } else if (a == "--version") {
       version = true;
-    } else if (a == "--limit" || a == "--prefix" || a == "--dim") {
+    } else if (a == "--limit" || a == "--prefix") {
       const bool is_limit = a == "--limit";
       uint64_t n = 0;
       if (i + 1 >= argc || !ParseUint(argv[i + 1], is_limit ? UINT64_MAX : 65536, &n))
@@ -169,7 +167,6 @@ int main(int argc, char** argv) {
       ++i;
       if (is_limit) opt.limit = n, given |= kLimit;
       if (a == "--prefix") opt.prefix = static_cast<uint32_t>(n), given |= kPrefix;
-      if (a == "--dim") opt.dim = static_cast<uint32_t>(n), given |= kDim;
     } else if (a == "--kind") {
       const char* v = i + 1 < argc ? argv[++i] : nullptr;
       if (v == nullptr || (std::strcmp(v, "segment") != 0 && std::strcmp(v, "wal") != 0 && std::strcmp(v, "manifest") != 0))

@@ -9,7 +9,6 @@
 #include <limits>
 #include <unordered_set>
 
-#include "engine/batch.h"
 #include "engine/topk.h"
 #include "index/hnsw.h"
 #include "index/params.h"
@@ -123,6 +122,7 @@ Status DB::Recover() {
 
   std::sort(wal_numbers.begin(), wal_numbers.end());
   uint64_t last_seq = manifest_.last_seq;
+  wal::DecodedRecord decoded;
   for (uint64_t number : wal_numbers) {
     if (number < manifest_.log_number) continue;
     const std::string path = JoinPath(dir, WalFileName(number));
@@ -134,19 +134,20 @@ Status DB::Recover() {
     wal::Reader reader(file->data(), file->size(), path);
     wal::Record rec;
     while (reader.Next(&rec)) {
-      if (rec.type != kBatchRecord && rec.type != kArrayRecord)
-        return Status::Corruption(path, rec.offset, "unknown WAL record type " + std::to_string(rec.type));
       if (rec.seq <= manifest_.last_seq) continue;  // already in a segment
-      const auto* payload = reinterpret_cast<const uint8_t*>(rec.payload.data());
+      if (rec.seq <= last_seq)
+        return Status::Corruption(path, rec.offset, "sequence number " + std::to_string(rec.seq) + " is not above " +
+                                                        std::to_string(last_seq));
       const std::string origin = path + " at offset " + std::to_string(rec.offset);
-      if (rec.type == kBatchRecord) {
-        POMAI_RETURN_IF_ERROR(StageBatch(rec.seq, payload, rec.payload.size(), origin));
+      POMAI_RETURN_IF_ERROR(wal::DecodeRecord(rec.type, rec.payload, origin, &decoded));
+      if (decoded.type == wal::RecordType::kWriteBatch) {
+        POMAI_RETURN_IF_ERROR(StageOps(rec.seq, decoded.ops, rec.payload.size(), origin));
       } else {
-        uint32_t n = 0;
-        const uint8_t* ids = nullptr;
-        const uint8_t* vectors = nullptr;
-        POMAI_RETURN_IF_ERROR(DecodeArray(payload, rec.payload.size(), options_.dim, &n, &ids, &vectors, origin));
-        StageArray(rec.seq, ids, vectors, n);
+        const wal::RowArray& a = decoded.array;
+        if (a.cid != 0 || a.dim != options_.dim)
+          return Status::Corruption(origin + ": row array of collection " + std::to_string(a.cid) + " and dim " +
+                                    std::to_string(a.dim) + " in a database of dim " + std::to_string(options_.dim));
+        StageArray(rec.seq, a.ids, a.vectors, a.rows);
       }
       Publish(rec.seq);
       last_seq = std::max(last_seq, rec.seq);
@@ -210,20 +211,25 @@ Result<std::shared_ptr<DB::LiveSegment>> DB::OpenSegment(uint64_t number) {
   return live;
 }
 
-Status DB::StageBatch(uint64_t seq, const uint8_t* payload, size_t size, const std::string& origin) {
-  std::vector<DecodedOp> ops;
-  Status s = DecodeBatch(payload, size, options_.dim, &ops, origin);
-  if (!s.ok()) return s;
+Status DB::StageOps(uint64_t seq, const std::vector<wal::RecordOp>& ops, size_t record_bytes, const std::string& origin) {
+  for (const wal::RecordOp& op : ops) {
+    const bool put = op.kind == wal::OpKind::kPutRow;
+    if ((!put && op.kind != wal::OpKind::kDeleteRow) || op.cid != 0 || (put && op.dim != options_.dim))
+      return Status::Corruption(origin + ": " + wal::OpKindName(op.kind) + " op of collection " + std::to_string(op.cid) +
+                                (put ? " and dim " + std::to_string(op.dim) : std::string()) + " in a database of dim " +
+                                std::to_string(options_.dim));
+  }
+  auto stage = [&](Shard& sh, const wal::RecordOp& op) {
+    if (op.kind == wal::OpKind::kPutRow)
+      sh.mem->Put(op.id, seq, static_cast<const float*>(op.vector), op.bytes);
+    else
+      sh.mem->Delete(op.id, seq);
+  };
   const uint32_t nshards = options_.shards;
   if (nshards == 1) {
     Shard& sh = *shards_[0];
     WriterLock l(&sh.mem_mu);
-    for (const auto& op : ops) {
-      if (op.kind == WriteOp::Kind::kPut)
-        sh.mem->Put(op.id, seq, reinterpret_cast<const float*>(op.vector), op.metadata);
-      else
-        sh.mem->Delete(op.id, seq);
-    }
+    for (const auto& op : ops) stage(sh, op);
   } else {
     std::vector<std::vector<uint32_t>> by_shard(nshards);
     for (uint32_t i = 0; i < ops.size(); ++i) by_shard[ops[i].id % nshards].push_back(i);
@@ -231,16 +237,10 @@ Status DB::StageBatch(uint64_t seq, const uint8_t* payload, size_t size, const s
       if (by_shard[sh_index].empty()) continue;
       Shard& sh = *shards_[sh_index];
       WriterLock l(&sh.mem_mu);
-      for (uint32_t i : by_shard[sh_index]) {
-        const auto& op = ops[i];
-        if (op.kind == WriteOp::Kind::kPut)
-          sh.mem->Put(op.id, seq, reinterpret_cast<const float*>(op.vector), op.metadata);
-        else
-          sh.mem->Delete(op.id, seq);
-      }
+      for (uint32_t i : by_shard[sh_index]) stage(sh, ops[i]);
     }
   }
-  mem_bytes_ += size + ops.size() * 48;
+  mem_bytes_ += record_bytes + ops.size() * 48;
   return Status::OK();
 }
 
@@ -279,11 +279,13 @@ Status DB::Write(const WriteOp* ops, size_t n) {
   if (n == 0) return Status::OK();
   if (ops == nullptr) return Status::InvalidArgument("ops is NULL");
   const uint32_t dim = options_.dim;
-  uint64_t size = 4;
+  std::vector<wal::RecordOp> rops(n);
   for (size_t i = 0; i < n; ++i) {
     const WriteOp& op = ops[i];
+    wal::RecordOp& r = rops[i];
+    r.id = op.id;
     if (op.kind == WriteOp::Kind::kDelete) {
-      size += 9;
+      r.kind = wal::OpKind::kDeleteRow;
       continue;
     }
     if (op.kind != WriteOp::Kind::kPut) return Status::InvalidArgument("item " + std::to_string(i) + " has an unknown kind");
@@ -294,38 +296,22 @@ Status DB::Write(const WriteOp* ops, size_t n) {
     }
     if (op.metadata.size() > wal::kMaxPayload)
       return Status::InvalidArgument("item " + std::to_string(i) + " has metadata of " + std::to_string(op.metadata.size()) + " bytes");
-    size += 9 + 4 + op.metadata.size() + size_t{dim} * 4;
+    r.kind = wal::OpKind::kPutRow;
+    r.dim = dim;
+    r.vector = op.vector;
+    r.bytes = op.metadata;
   }
+  const uint64_t size = wal::WriteBatchSize(rops.data(), n);
   if (size > wal::kMaxPayload || n > UINT32_MAX)
     return Status::InvalidArgument("batch of " + std::to_string(n) + " items is " + std::to_string(size) +
                                    " bytes; at most " + std::to_string(wal::kMaxPayload) + " bytes per batch: split it");
-  // Encoded with raw stores into a buffer sized once (no per-field appends).
-  std::string payload(size, '\0');
-  uint8_t* p = reinterpret_cast<uint8_t*>(payload.data());
-  EncodeFixed32(p, static_cast<uint32_t>(n));
-  p += 4;
-  for (size_t i = 0; i < n; ++i) {
-    const WriteOp& op = ops[i];
-    *p++ = static_cast<uint8_t>(op.kind);
-    EncodeFixed64(p, op.id);
-    p += 8;
-    if (op.kind == WriteOp::Kind::kPut) {
-      EncodeFixed32(p, static_cast<uint32_t>(op.metadata.size()));
-      p += 4;
-      if (!op.metadata.empty()) std::memcpy(p, op.metadata.data(), op.metadata.size());
-      p += op.metadata.size();
-      std::memcpy(p, op.vector, size_t{dim} * 4);
-      p += size_t{dim} * 4;
-    }
-  }
+  const std::string payload = wal::EncodeWriteBatch(rops.data(), n);
   POMAI_RETURN_IF_ERROR(EnsureLogFile());
   Status apply_status;
   const std::string_view piece(payload);
   Status s = wal_->Commit(
-      kBatchRecord, &piece, 1,
-      [&](uint64_t seq) {
-        apply_status = StageBatch(seq, reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), "batch");
-      },
+      static_cast<uint8_t>(wal::RecordType::kWriteBatch), &piece, 1,
+      [&](uint64_t seq) { apply_status = StageOps(seq, rops, payload.size(), "batch"); },
       [&](uint64_t seq) { Publish(seq); });
   if (!s.ok()) return s;
   if (!apply_status.ok()) return Status::Internal("applying a batch failed: " + apply_status.message());
@@ -340,7 +326,7 @@ Status DB::PutArray(const uint64_t* ids, const float* vectors, size_t n) {
   if (vectors == nullptr) return Status::InvalidArgument("vectors is NULL");
   const uint32_t dim = options_.dim;
   const size_t row_bytes = size_t{dim} * 4;
-  if (n > UINT32_MAX || n > (wal::kMaxPayload - 4) / (8 + row_bytes))
+  if (n > UINT32_MAX || n > (wal::kMaxPayload - wal::kRowArrayHeadSize) / (8 + row_bytes))
     return Status::InvalidArgument("batch of " + std::to_string(n) + " rows of dim " + std::to_string(dim) +
                                    " is above " + std::to_string(wal::kMaxPayload) + " bytes per batch: split it");
   if (const size_t r = simd::FirstRowOutOfRange(vectors, n, dim); r < n) {
@@ -358,16 +344,16 @@ Status DB::PutArray(const uint64_t* ids, const float* vectors, size_t n) {
     return Write(ops.data(), n);
   }
   // The caller's arrays are the record's payload: no copy before the write.
-  uint8_t count[4];
-  EncodeFixed32(count, static_cast<uint32_t>(n));
+  uint8_t head[wal::kRowArrayHeadSize];
+  wal::EncodeRowArrayHead(0, dim, static_cast<uint32_t>(n), head);
   const std::string_view pieces[3] = {
-      {reinterpret_cast<const char*>(count), 4},
+      {reinterpret_cast<const char*>(head), wal::kRowArrayHeadSize},
       {reinterpret_cast<const char*>(ids), n * 8},
       {reinterpret_cast<const char*>(vectors), n * row_bytes},
   };
   POMAI_RETURN_IF_ERROR(EnsureLogFile());
   Status s = wal_->Commit(
-      kArrayRecord, pieces, 3,
+      static_cast<uint8_t>(wal::RecordType::kRowArray), pieces, 3,
       [&](uint64_t seq) {
         StageArray(seq, reinterpret_cast<const uint8_t*>(ids), reinterpret_cast<const uint8_t*>(vectors), n);
       },

@@ -30,6 +30,7 @@
 #include "util/status.h"
 #include "util/thread_pool.h"
 #include "wal/log_writer.h"
+#include "wal/record_codec.h"
 
 namespace pomai::engine {
 
@@ -159,7 +160,9 @@ class DB {
   // memtables at `seq`, which no snapshot sees yet: the WAL writer may do this
   // while the record is being written) and then published (applied_seq_
   // moves to `seq`, in log order, once the record is written).
-  Status StageBatch(uint64_t seq, const uint8_t* payload, size_t size, const std::string& origin);
+  // Stages a write batch's row ops (Corruption naming `origin` for an op no
+  // write of this database makes); record_bytes feed the memtable budget.
+  Status StageOps(uint64_t seq, const std::vector<wal::RecordOp>& ops, size_t record_bytes, const std::string& origin);
   // Puts n rows: ids as n little-endian u64 and vectors as n * dim
   // little-endian floats, either alignment (a caller's arrays or a record).
   void StageArray(uint64_t seq, const uint8_t* ids, const uint8_t* vectors, size_t n);

@@ -23,6 +23,7 @@
 #include "wal/log_format.h"
 #include "wal/log_reader.h"
 #include "wal/log_writer.h"
+#include "wal/record_codec.h"
 
 namespace pomai::engine {
 
@@ -349,6 +350,7 @@ Status KvDBImpl::Recover() {
   std::sort(wal_numbers.begin(), wal_numbers.end());
   uint64_t seq = manifest.last_seq;
   std::vector<kv::Write> writes;
+  wal::DecodedRecord decoded;
   for (uint64_t number : wal_numbers) {
     if (number < manifest.log_number) continue;
     const std::string path = JoinPath(dir, WalFileName(number));
@@ -360,14 +362,18 @@ Status KvDBImpl::Recover() {
     wal::Reader reader(file->data(), file->size(), path);
     wal::Record rec;
     while (reader.Next(&rec)) {
-      if (rec.type != kv::kCommitRecord)
-        return Status::Corruption(path, rec.offset, "unknown WAL record type " + std::to_string(rec.type));
+      const std::string origin = path + " at offset " + std::to_string(rec.offset);
+      if (rec.type != static_cast<uint8_t>(wal::RecordType::kWriteBatch)) {
+        // Names a record type of format version 1 or an unknown one.
+        POMAI_RETURN_IF_ERROR(wal::DecodeRecord(rec.type, rec.payload, origin, &decoded));
+        return Status::Corruption(origin + ": a row array in a keyspace database");
+      }
       if (rec.seq <= manifest.last_seq) continue;  // already in a segment
       if (rec.seq <= seq)
         return Status::Corruption(path, rec.offset, "sequence number " + std::to_string(rec.seq) + " is not above " +
                                                         std::to_string(seq));
-      POMAI_RETURN_IF_ERROR(kv::DecodeCommit(reinterpret_cast<const uint8_t*>(rec.payload.data()), rec.payload.size(),
-                                             path + " at offset " + std::to_string(rec.offset), &writes));
+      POMAI_RETURN_IF_ERROR(wal::DecodeWriteBatch(rec.payload, origin, &decoded.ops));
+      POMAI_RETURN_IF_ERROR(kv::WritesOf(decoded.ops, origin, &writes));
       next->mem->Apply(rec.seq, writes, rec.seq);
       seq = rec.seq;
     }
@@ -970,7 +976,7 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
       s = Status::InvalidArgument("transaction of " + std::to_string(payload.size()) +
                                   " bytes exceeds the 1 GiB commit limit");
     } else {
-      s = wal->Commit(kv::kCommitRecord, payload, apply);
+      s = wal->Commit(static_cast<uint8_t>(wal::RecordType::kWriteBatch), payload, apply);
     }
     l.Lock();
     for (const kv::Write& w : writes) {

@@ -673,105 +673,57 @@ Status Segment::VerifyAll() const {
 }
 
 // ---------------------------------------------------------------------------
-// WAL commit record:
-//   u32 write count, then per write: u8 kind, u32 key length, key, and
-//   kBytes:  u32 length, bytes
-//   kVector: u8 metric, u8 has_metadata, u32 metadata length, metadata, u32 dim, dim f32
-//   kTombstone: nothing
+// WAL commit records
 
 std::string EncodeCommit(const std::vector<Write>& writes) {
-  std::string out;
-  PutFixed32(&out, static_cast<uint32_t>(writes.size()));
-  for (const Write& w : writes) {
-    const Value& v = *w.value;
-    out.push_back(static_cast<char>(v.kind));
-    PutFixed32(&out, static_cast<uint32_t>(w.key.size()));
-    out.append(w.key);
+  std::vector<wal::RecordOp> ops(writes.size());
+  for (size_t i = 0; i < writes.size(); ++i) {
+    const Value& v = *writes[i].value;
+    wal::RecordOp& op = ops[i];
+    op.key = writes[i].key;
     if (v.kind == ValueKind::kBytes) {
-      PutFixed32(&out, static_cast<uint32_t>(v.bytes.size()));
-      out.append(v.bytes);
+      op.kind = wal::OpKind::kPutBytes;
+      op.bytes = v.bytes;
     } else if (v.kind == ValueKind::kVector) {
-      out.push_back(static_cast<char>(v.metric));
-      out.push_back(v.has_metadata ? 1 : 0);
-      PutFixed32(&out, static_cast<uint32_t>(v.bytes.size()));
-      out.append(v.bytes);
-      PutFixed32(&out, static_cast<uint32_t>(v.vec.size()));
-      PutBytes(&out, v.vec.data(), v.vec.size() * sizeof(float));
+      op.kind = wal::OpKind::kPutVector;
+      op.metric = static_cast<uint8_t>(v.metric);
+      op.has_metadata = v.has_metadata;
+      op.bytes = v.bytes;
+      op.dim = static_cast<uint32_t>(v.vec.size());
+      op.vector = v.vec.data();
+    } else {
+      op.kind = wal::OpKind::kDeleteKey;
     }
   }
-  return out;
+  return wal::EncodeWriteBatch(ops.data(), ops.size());
 }
 
-namespace {
-// Why `key` is no internal key a commit can write (the write path's limits:
-// user keys 1 to kMaxKeyLen bytes, index names 1 to kMaxCollectionNameLen bytes
-// without NUL), or null when it is one.
-const char* BadInternalKey(std::string_view key) {
-  if (key.empty()) return "empty";
-  const std::string_view rest = key.substr(1);
-  switch (static_cast<uint8_t>(key[0])) {
-    case kUserNs:
-      return rest.empty() || rest.size() > kMaxKeyLen ? "user key length not in 1..65535" : nullptr;
-    case kIndexConfigNs:
-      return rest.empty() || rest.size() > kMaxCollectionNameLen || rest.find('\0') != std::string_view::npos
-                 ? "index name length not in 1..255 or a NUL in it"
-                 : nullptr;
-    case kIndexEntryNs: {
-      const size_t nul = rest.find('\0');
-      if (nul == std::string_view::npos || nul == 0 || nul > kMaxCollectionNameLen) return "index entry without a valid index name";
-      const size_t user = rest.size() - nul - 1;
-      return user == 0 || user > kMaxKeyLen ? "index entry key length not in 1..65535" : nullptr;
-    }
-    default:
-      return "unknown key namespace";
-  }
-}
-}  // namespace
-
-Status DecodeCommit(const uint8_t* p, size_t n, const std::string& origin, std::vector<Write>* out) {
-  Decoder d(p, n);
-  auto bad = [&](const std::string& what) {
-    return Status::Corruption(origin + ": commit record byte " + std::to_string(d.pos() - p) + ": " + what);
-  };
-  uint32_t count = 0;
-  if (!d.GetFixed32(&count)) return bad("truncated write count");
+Status WritesOf(const std::vector<wal::RecordOp>& ops, const std::string& origin, std::vector<Write>* out) {
   out->clear();
-  for (uint32_t i = 0; i < count; ++i) {
-    uint8_t kind = 0;
-    uint32_t key_len = 0;
-    const uint8_t* key = nullptr;
-    if (!d.GetU8(&kind) || !d.GetFixed32(&key_len) || !d.GetBytes(key_len, &key)) return bad("truncated key");
-    if (const char* why = BadInternalKey(std::string_view(reinterpret_cast<const char*>(key), key_len)))
-      return bad(std::string("key of ") + std::to_string(key_len) + " bytes: " + why);
+  out->reserve(ops.size());
+  for (const wal::RecordOp& op : ops) {
     auto v = std::make_shared<Value>();
-    v->kind = static_cast<ValueKind>(kind);
-    if (kind == static_cast<uint8_t>(ValueKind::kBytes)) {
-      uint32_t len = 0;
-      const uint8_t* b = nullptr;
-      if (!d.GetFixed32(&len) || !d.GetBytes(len, &b)) return bad("truncated value");
-      v->bytes.assign(reinterpret_cast<const char*>(b), len);
-    } else if (kind == static_cast<uint8_t>(ValueKind::kVector)) {
-      uint8_t metric = 0, has_meta = 0;
-      uint32_t meta_len = 0, dim = 0;
-      const uint8_t* meta = nullptr;
-      const uint8_t* data = nullptr;
-      if (!d.GetU8(&metric) || !d.GetU8(&has_meta) || !d.GetFixed32(&meta_len) || !d.GetBytes(meta_len, &meta))
-        return bad("truncated vector record");
-      if (metric > 2 || has_meta > 1) return bad("bad metric or metadata flag");
-      if (!d.GetFixed32(&dim) || dim == 0 || dim > kMaxDim || !d.GetBytes(size_t{dim} * 4, &data))
-        return bad("truncated or bad vector");
-      v->metric = static_cast<simd::Metric>(metric);
-      v->has_metadata = has_meta != 0;
-      v->bytes.assign(reinterpret_cast<const char*>(meta), meta_len);
-      v->vec.resize(dim);
-      std::memcpy(v->vec.data(), data, size_t{dim} * 4);
-      if (simd::FirstNonFinite(v->vec.data(), dim) < dim) return bad("non-finite vector component (no write makes one)");
-    } else if (kind != static_cast<uint8_t>(ValueKind::kTombstone)) {
-      return bad("unknown write kind " + std::to_string(kind));
+    switch (op.kind) {
+      case wal::OpKind::kPutBytes:
+        v->kind = ValueKind::kBytes;
+        v->bytes.assign(op.bytes);
+        break;
+      case wal::OpKind::kPutVector:
+        v->kind = ValueKind::kVector;
+        v->metric = static_cast<simd::Metric>(op.metric);
+        v->has_metadata = op.has_metadata;
+        v->bytes.assign(op.bytes);
+        v->vec.resize(op.dim);
+        std::memcpy(v->vec.data(), op.vector, size_t{op.dim} * 4);
+        break;
+      case wal::OpKind::kDeleteKey:
+        v->kind = ValueKind::kTombstone;
+        break;
+      default:
+        return Status::Corruption(origin + ": " + wal::OpKindName(op.kind) + " op in a keyspace commit");
     }
-    out->push_back(Write{std::string(reinterpret_cast<const char*>(key), key_len), std::move(v)});
+    out->push_back(Write{std::string(op.key), std::move(v)});
   }
-  if (d.remaining() != 0) return bad("trailing bytes");
   return Status::OK();
 }
 

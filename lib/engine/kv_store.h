@@ -21,12 +21,13 @@
 #include "util/env.h"
 #include "util/mutex.h"
 #include "util/status.h"
+#include "wal/record_codec.h"
 
 namespace pomai::engine::kv {
 
-constexpr uint8_t kUserNs = 0x00;
-constexpr uint8_t kIndexConfigNs = 0x01;
-constexpr uint8_t kIndexEntryNs = 0x02;
+using wal::kIndexConfigNs;
+using wal::kIndexEntryNs;
+using wal::kUserNs;
 
 inline std::string UserKey(std::string_view key) {
   std::string k;
@@ -318,12 +319,12 @@ class Segment {
 };
 
 // ---------------------------------------------------------------------------
-// WAL commit record (type kCommitRecord): every write of one transaction.
-constexpr uint8_t kCommitRecord = 0x4B;  // 'K'
-
+// A commit's WAL record is a write batch (wal/record_codec.h) of key ops,
+// one per write.
 std::string EncodeCommit(const std::vector<Write>& writes);
-// Decodes a payload; Corruption naming `origin` on damage.
-Status DecodeCommit(const uint8_t* p, size_t n, const std::string& origin, std::vector<Write>* out);
+// The writes of a decoded write batch. Corruption naming `origin` when it
+// holds a row op, which no commit writes.
+Status WritesOf(const std::vector<wal::RecordOp>& ops, const std::string& origin, std::vector<Write>* out);
 
 // ---------------------------------------------------------------------------
 // KV manifest: which segments and WAL files make up the database.

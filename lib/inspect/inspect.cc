@@ -12,7 +12,6 @@
 #include <unordered_map>
 #include <vector>
 
-#include "engine/batch.h"
 #include "engine/kv_index.h"
 #include "engine/kv_store.h"
 #include "engine/manifest.h"
@@ -25,6 +24,7 @@
 #include "util/crc32c.h"
 #include "util/env.h"
 #include "wal/log_reader.h"
+#include "wal/record_codec.h"
 
 namespace pomai::inspect {
 namespace {
@@ -186,7 +186,8 @@ bool IsKvDir(const std::string& dir) {
          !env()->FileExists(JoinPath(dir, engine::kManifestName));
 }
 
-// A WAL of a keyspace database: a KVMANIFEST beside it, or a first record of type kCommitRecord.
+// A WAL of a keyspace database: a KVMANIFEST beside it, or a first record
+// that is a write batch of key ops (a pomaidb WAL holds row ops and arrays).
 bool IsKvWal(const std::string& path) {
   if (IsKvDir(DirName(path))) return true;
   if (env()->FileExists(JoinPath(DirName(path), engine::kManifestName))) return false;
@@ -194,7 +195,10 @@ bool IsKvWal(const std::string& path) {
   if (!file.ok()) return false;
   wal::Reader reader((*file)->data(), (*file)->size(), path);
   wal::Record rec;
-  return reader.Next(&rec) && rec.type == engine::kv::kCommitRecord;
+  if (!reader.Next(&rec) || rec.type != static_cast<uint8_t>(wal::RecordType::kWriteBatch) || rec.payload.size() < 5)
+    return false;
+  const auto op = static_cast<wal::OpKind>(rec.payload[4]);
+  return op == wal::OpKind::kPutBytes || op == wal::OpKind::kPutVector || op == wal::OpKind::kDeleteKey;
 }
 
 // By --kind, then by name (seg-*.pseg, idx-*.pgraph, wal-*.log, MANIFEST,
@@ -344,21 +348,22 @@ Status VerifySegment(const Segment& seg) {
 struct WalScan {
   uint64_t bytes = 0;
   uint64_t records = 0;
-  uint64_t puts = 0;
-  uint64_t deletes = 0;
+  // Ops by kind (a row array's rows count as put rows).
+  uint64_t put_rows = 0, delete_rows = 0, put_bytes = 0, put_vectors = 0, delete_keys = 0;
   uint64_t first_seq = 0;
   uint64_t last_seq = 0;
   bool torn_tail = false;
   uint64_t good_end = 0;
-  bool decoded = false;  // payloads decoded (dim known)
-  Status status;         // first problem, or OK
+  Status status;  // first problem, or OK
 };
 
-// Reads a whole WAL file with wal::Reader; with dim > 0 also decodes every
-// batch record. `visit(rec, ops)` (optional) sees each record; ops is null
-// when payloads are not decoded. Returns false from visit to stop early.
+// Reads a whole WAL file with wal::Reader and decodes every record
+// (wal/record_codec.h). Records with seq <= skip_seq are in a segment already
+// (recovery skips them, so they are only decoded and counted); every other
+// record's seq must be above *prev_seq, which carries across the files of a
+// directory. visit(rec, decoded) sees every record; false stops.
 template <class Visit>
-WalScan ScanWal(const std::string& path, uint32_t dim, const Visit& visit) {
+WalScan ScanWal(const std::string& path, uint64_t skip_seq, uint64_t* prev_seq, const Visit& visit) {
   WalScan scan;
   auto file = env()->MapFile(path);
   if (!file.ok()) {
@@ -366,35 +371,34 @@ WalScan ScanWal(const std::string& path, uint32_t dim, const Visit& visit) {
     return scan;
   }
   scan.bytes = (*file)->size();
-  scan.decoded = dim > 0;
   wal::Reader reader((*file)->data(), (*file)->size(), path);
   wal::Record rec;
-  std::vector<engine::DecodedOp> ops;
-  uint64_t prev_seq = 0;
+  wal::DecodedRecord decoded;
   while (reader.Next(&rec)) {
-    if (scan.records > 0 && rec.seq <= prev_seq) {
-      scan.status = Status::Corruption(path, rec.offset + 8, "sequence number " + std::to_string(rec.seq) +
-                                                                 " does not follow " + std::to_string(prev_seq));
-      break;
-    }
     if (scan.records == 0) scan.first_seq = rec.seq;
-    prev_seq = rec.seq;
     scan.last_seq = rec.seq;
     ++scan.records;
-    if (rec.type != engine::kBatchRecord && rec.type != engine::kArrayRecord) {
-      scan.status = Status::Corruption(path, rec.offset, "unknown WAL record type " + std::to_string(rec.type));
+    const bool replayed = rec.seq > skip_seq;
+    if (replayed && rec.seq <= *prev_seq) {
+      scan.status = Status::Corruption(path, rec.offset + 8, "sequence number " + std::to_string(rec.seq) +
+                                                                 " is not above " + std::to_string(*prev_seq));
       break;
     }
-    const std::vector<engine::DecodedOp>* decoded = nullptr;
-    if (dim > 0) {
-      Status s = engine::DecodeRecord(rec.type, reinterpret_cast<const uint8_t*>(rec.payload.data()), rec.payload.size(),
-                                      dim, &ops, path + " at offset " + std::to_string(rec.offset));
-      if (!s.ok()) {
-        scan.status = s;
-        break;
+    if (replayed) *prev_seq = rec.seq;
+    Status s = wal::DecodeRecord(rec.type, rec.payload, path + " at offset " + std::to_string(rec.offset), &decoded);
+    if (!s.ok()) {
+      scan.status = s;
+      break;
+    }
+    if (decoded.type == wal::RecordType::kRowArray) scan.put_rows += decoded.array.rows;
+    for (const auto& op : decoded.ops) {
+      switch (op.kind) {
+        case wal::OpKind::kPutRow: ++scan.put_rows; break;
+        case wal::OpKind::kDeleteRow: ++scan.delete_rows; break;
+        case wal::OpKind::kPutBytes: ++scan.put_bytes; break;
+        case wal::OpKind::kPutVector: ++scan.put_vectors; break;
+        case wal::OpKind::kDeleteKey: ++scan.delete_keys; break;
       }
-      for (const auto& op : ops) (op.kind == engine::WriteOp::Kind::kPut ? scan.puts : scan.deletes)++;
-      decoded = &ops;
     }
     if (!visit(rec, decoded)) break;
   }
@@ -404,16 +408,23 @@ WalScan ScanWal(const std::string& path, uint32_t dim, const Visit& visit) {
   return scan;
 }
 
-WalScan ScanWal(const std::string& path, uint32_t dim) {
-  return ScanWal(path, dim, [](const wal::Record&, const std::vector<engine::DecodedOp>*) { return true; });
+WalScan ScanWal(const std::string& path, uint64_t skip_seq = 0) {
+  uint64_t prev = 0;
+  return ScanWal(path, skip_seq, &prev, [](const wal::Record&, const wal::DecodedRecord&) { return true; });
 }
 
+// The counts of either face: puts and deletes of rows (pomaidb), writes by
+// kind (alopex commits).
 Json WalJson(const WalScan& scan) {
   Json j = Json::Object();
   j.Set("bytes", scan.bytes);
   j.Set("records", scan.records);
-  j.Set("puts", scan.decoded ? Json(scan.puts) : Json());
-  j.Set("deletes", scan.decoded ? Json(scan.deletes) : Json());
+  j.Set("puts", scan.put_rows);
+  j.Set("deletes", scan.delete_rows);
+  j.Set("writes", scan.put_bytes + scan.put_vectors + scan.delete_keys);
+  j.Set("bytes_writes", scan.put_bytes);
+  j.Set("vector_writes", scan.put_vectors);
+  j.Set("tombstone_writes", scan.delete_keys);
   j.Set("first_seq", scan.records ? Json(scan.first_seq) : Json());
   j.Set("last_seq", scan.records ? Json(scan.last_seq) : Json());
   j.Set("torn_tail", scan.torn_tail);
@@ -424,6 +435,11 @@ Json WalJson(const WalScan& scan) {
 std::string TornTailNote(const WalScan& scan) {
   return "torn tail: " + std::to_string(scan.bytes - scan.good_end) + " bytes after the last good record are " +
          "dropped on recovery (an unacknowledged write cut by a crash, or a write in progress)";
+}
+
+std::string WalDetail(const WalScan& scan) {
+  return std::to_string(scan.records) + " records, " +
+         std::to_string(scan.put_rows + scan.delete_rows + scan.put_bytes + scan.put_vectors + scan.delete_keys) + " ops";
 }
 
 // ---------------------------------------------------------------------------
@@ -530,8 +546,8 @@ Result<uint64_t> LiveSegmentRows(const std::vector<const Segment*>& newest_first
 
 // ---------------------------------------------------------------------------
 // Keyspace databases (docs/FORMAT.md, "Keyspace databases"): KVMANIFEST, KV
-// segments (kv::Segment::Open, then VerifyAll: every checksum and entry), WAL commit records
-// (kv::DecodeCommit).
+// segments (kv::Segment::Open, then VerifyAll: every checksum and entry); their WAL
+// files go through the one ScanWal.
 
 namespace {
 
@@ -702,92 +718,6 @@ Json KvSegmentSummary(const kv::Segment& seg) {
   return j;
 }
 
-struct KvWalScan {
-  uint64_t bytes = 0;
-  uint64_t records = 0;
-  uint64_t writes = 0;
-  uint64_t bytes_writes = 0, vector_writes = 0, tombstone_writes = 0;
-  uint64_t first_seq = 0, last_seq = 0;
-  bool torn_tail = false;
-  uint64_t good_end = 0;
-  Status status;
-};
-
-// Reads a keyspace WAL through wal::Reader and kv::DecodeCommit. Records
-// with seq <= skip_seq are in a segment already (recovery skips them
-// unchecked, so they are only counted); every other record's seq must be
-// above the previous one (*prev_seq, carried across files). visit(rec, writes)
-// sees every record; false stops.
-template <class Visit>
-KvWalScan ScanKvWal(const std::string& path, uint64_t skip_seq, uint64_t* prev_seq, const Visit& visit) {
-  KvWalScan scan;
-  auto file = env()->MapFile(path);
-  if (!file.ok()) {
-    scan.status = file.status();
-    return scan;
-  }
-  scan.bytes = (*file)->size();
-  wal::Reader reader((*file)->data(), (*file)->size(), path);
-  wal::Record rec;
-  std::vector<kv::Write> writes;
-  while (reader.Next(&rec)) {
-    if (rec.type != kv::kCommitRecord) {
-      scan.status = Status::Corruption(path, rec.offset, "unknown WAL record type " + std::to_string(rec.type));
-      break;
-    }
-    if (scan.records == 0) scan.first_seq = rec.seq;
-    scan.last_seq = rec.seq;
-    ++scan.records;
-    const bool replayed = rec.seq > skip_seq;
-    if (replayed && rec.seq <= *prev_seq) {
-      scan.status = Status::Corruption(path, rec.offset, "sequence number " + std::to_string(rec.seq) +
-                                                             " is not above " + std::to_string(*prev_seq));
-      break;
-    }
-    if (replayed) *prev_seq = rec.seq;
-    Status s = kv::DecodeCommit(reinterpret_cast<const uint8_t*>(rec.payload.data()), rec.payload.size(),
-                                path + " at offset " + std::to_string(rec.offset), &writes);
-    if (!s.ok()) {
-      scan.status = s;
-      break;
-    }
-    for (const auto& w : writes) {
-      ++scan.writes;
-      if (w.value->kind == kv::ValueKind::kBytes) ++scan.bytes_writes;
-      if (w.value->kind == kv::ValueKind::kVector) ++scan.vector_writes;
-      if (w.value->kind == kv::ValueKind::kTombstone) ++scan.tombstone_writes;
-    }
-    if (!visit(rec, writes)) break;
-  }
-  if (scan.status.ok()) scan.status = reader.status();
-  scan.torn_tail = reader.dropped_torn_tail();
-  scan.good_end = reader.good_end();
-  return scan;
-}
-
-KvWalScan ScanKvWal(const std::string& path, uint64_t skip_seq, uint64_t* prev_seq) {
-  return ScanKvWal(path, skip_seq, prev_seq, [](const wal::Record&, const std::vector<kv::Write>&) { return true; });
-}
-
-Json KvWalJson(const KvWalScan& scan) {
-  Json j = Json::Object();
-  j.Set("bytes", scan.bytes);
-  j.Set("records", scan.records);
-  j.Set("writes", scan.writes);
-  j.Set("bytes_writes", scan.bytes_writes);
-  j.Set("vector_writes", scan.vector_writes);
-  j.Set("tombstone_writes", scan.tombstone_writes);
-  j.Set("first_seq", scan.records ? Json(scan.first_seq) : Json());
-  j.Set("last_seq", scan.records ? Json(scan.last_seq) : Json());
-  j.Set("torn_tail", scan.torn_tail);
-  j.Set("good_end", scan.good_end);
-  return j;
-}
-
-std::string KvTornTailNote(const KvWalScan& scan) {
-  return "torn tail: " + std::to_string(scan.bytes - scan.good_end) + " bytes after the last good record are " +
-         "dropped on recovery (an unacknowledged commit cut by a crash, or a commit in progress)";
-}
 
 // ---------------------------------------------------------------------------
 // Index graph files (docs/FORMAT.md, "Named-index graph files"): the graph of
@@ -1032,24 +962,24 @@ Report KvInspectDirOnce(const std::string& dir, std::string* raw) {
     } else if (f.kind == 'w') {
       uint64_t ignored = 0;
       // Recovery replays the records of the live WALs (in number order) above the KVMANIFEST's last_seq.
-      auto replay = [&](const wal::Record& rec, const std::vector<kv::Write>& writes) {
+      auto replay = [&](const wal::Record& rec, const wal::DecodedRecord& d) {
         if (rec.seq <= manifest->last_seq) return true;
-        for (const auto& w : writes) replayed[w.key] = w.value->kind != kv::ValueKind::kTombstone;
+        for (const auto& op : d.ops) replayed[std::string(op.key)] = op.kind != wal::OpKind::kDeleteKey;
         return true;
       };
-      KvWalScan scan = live ? ScanKvWal(path, manifest->last_seq, &prev_seq, replay)
-                            : ScanKvWal(path, UINT64_MAX, &ignored);
+      WalScan scan = live ? ScanWal(path, manifest->last_seq, &prev_seq, replay)
+                          : ScanWal(path, UINT64_MAX, &ignored, [](const wal::Record&, const wal::DecodedRecord&) { return true; });
       if (live && !scan.status.ok()) live_readable = false;
       Json j = Json::Object();
       j.Set("file", f.name);
       j.Set("number", f.number);
       j.Set("live", live);
-      Merge(&j, KvWalJson(scan));
+      Merge(&j, WalJson(scan));
       j.Set("error", scan.status.ok() ? Json() : Problem(scan.status, path));
       if (live && !scan.status.ok() && r.exit_code == 0) Fail(&r, Problem(scan.status, path));
       if (live) {
         wal_records += scan.records;
-        wal_writes += scan.writes;
+        wal_writes += scan.put_bytes + scan.put_vectors + scan.delete_keys;
       }
       wals.Push(std::move(j));
     }
@@ -1121,11 +1051,9 @@ void KvVerifyFile(const std::string& path, FileKind kind, VerifyState* st) {
     auto seg = OpenKvSegment(path);
     st->Check(path, kind, seg.status(), seg.ok() ? KvSegmentDetail(**seg) : "");
   } else if (kind == FileKind::kKvWal) {
-    uint64_t prev = 0;
-    KvWalScan scan = ScanKvWal(path, 0, &prev);
-    if (scan.status.ok() && scan.torn_tail) st->notes.Push(Note(path, scan.good_end, KvTornTailNote(scan)));
-    st->Check(path, kind, scan.status,
-              std::to_string(scan.records) + " commit records, " + std::to_string(scan.writes) + " writes");
+    WalScan scan = ScanWal(path);
+    if (scan.status.ok() && scan.torn_tail) st->notes.Push(Note(path, scan.good_end, TornTailNote(scan)));
+    st->Check(path, kind, scan.status, WalDetail(scan));
   } else {
     std::string raw;
     auto m = ReadKvManifestFile(path, &raw);
@@ -1165,10 +1093,9 @@ void KvVerifyDirOnce(const std::string& dir, VerifyState* st, std::string* raw) 
     const std::string path = JoinPath(dir, f.name);
     const bool named = f.kind == 's' && std::find(m.segments.begin(), m.segments.end(), f.number) != m.segments.end();
     if (f.kind == 'w' && f.number >= m.log_number) {
-      KvWalScan scan = ScanKvWal(path, m.last_seq, &prev_seq);
-      if (scan.status.ok() && scan.torn_tail) st->notes.Push(Note(path, scan.good_end, KvTornTailNote(scan)));
-      st->Check(path, FileKind::kKvWal, scan.status,
-                std::to_string(scan.records) + " commit records, " + std::to_string(scan.writes) + " writes");
+      WalScan scan = ScanWal(path, m.last_seq, &prev_seq, [](const wal::Record&, const wal::DecodedRecord&) { return true; });
+      if (scan.status.ok() && scan.torn_tail) st->notes.Push(Note(path, scan.good_end, TornTailNote(scan)));
+      st->Check(path, FileKind::kKvWal, scan.status, WalDetail(scan));
     } else if (f.kind == 0 && kv::IsIndexGraphFileName(f.name)) {
       VerifyIndexGraph(path, false, st);
     } else if (!IsKnownKvFile(f.name) && !named) {
@@ -1209,7 +1136,9 @@ void KvDump(const std::string& file, FileKind kind, const InspectOptions& opt, R
   if (kind == FileKind::kKvWal) {
     Json records = Json::Array();
     uint64_t shown = 0, prev = 0;
-    KvWalScan scan = ScanKvWal(file, 0, &prev, [&](const wal::Record& rec, const std::vector<kv::Write>& writes) {
+    std::vector<kv::Write> writes;
+    WalScan scan = ScanWal(file, 0, &prev, [&](const wal::Record& rec, const wal::DecodedRecord& d) {
+      if (!kv::WritesOf(d.ops, file, &writes).ok()) writes.clear();
       if (shown >= limit) return false;
       Json j = Json::Object();
       j.Set("offset", rec.offset);
@@ -1376,12 +1305,14 @@ Report InspectDirOnce(const std::string& dir, const InspectOptions& opt, std::st
       segments.Push(std::move(j));
     } else if (f.kind == 'w') {
       // Recovery replays the records of the live WALs (in number order) above the manifest's last_seq.
-      WalScan scan = ScanWal(path, manifest ? manifest->dim : opt.dim,
-                             [&](const wal::Record& rec, const std::vector<engine::DecodedOp>* ops) {
-                               if (!live || ops == nullptr || rec.seq <= manifest->last_seq) return true;
-                               for (const auto& op : *ops) replayed[op.id] = op.kind == engine::WriteOp::Kind::kPut;
-                               return true;
-                             });
+      uint64_t prev = 0;
+      WalScan scan = ScanWal(path, 0, &prev, [&](const wal::Record& rec, const wal::DecodedRecord& d) {
+        if (!live || rec.seq <= manifest->last_seq) return true;
+        for (const auto& op : d.ops) replayed[op.id] = op.kind == wal::OpKind::kPutRow;
+        for (uint32_t i = 0; i < d.array.rows && d.type == wal::RecordType::kRowArray; ++i)
+          replayed[DecodeFixed64(d.array.ids + size_t{i} * 8)] = true;
+        return true;
+      });
       if (live && !scan.status.ok()) live_readable = false;
       Json j = Json::Object();
       j.Set("file", f.name);
@@ -1533,13 +1464,10 @@ Report InspectSegment(const std::string& file, const InspectOptions& opt) {
 namespace {
 
 
-Status VerifyWalFile(const std::string& path, uint32_t dim, VerifyState* st, std::string* detail) {
-  WalScan scan = ScanWal(path, dim);
-  *detail = std::to_string(scan.records) + " records" + (dim > 0 ? "" : " (payloads not decoded: dim unknown)");
+Status VerifyWalFile(const std::string& path, VerifyState* st, std::string* detail) {
+  WalScan scan = ScanWal(path);
+  *detail = WalDetail(scan);
   if (scan.status.ok() && scan.torn_tail) st->notes.Push(Note(path, scan.good_end, TornTailNote(scan)));
-  if (scan.status.ok() && dim == 0) {
-    st->notes.Push(Note(path, std::nullopt, "batch payloads not decoded: no MANIFEST beside the file; pass --dim"));
-  }
   return scan.status;
 }
 
@@ -1561,11 +1489,7 @@ void VerifyFile(const std::string& path, FileKind kind, const InspectOptions& op
       return;
     }
     case FileKind::kWal: {
-      uint32_t dim = opt.dim;
-      if (dim == 0) {
-        if (auto m = SiblingManifest(path)) dim = m->dim;
-      }
-      Status s = VerifyWalFile(path, dim, st, &detail);
+      Status s = VerifyWalFile(path, st, &detail);
       st->Check(path, kind, s, detail);
       return;
     }
@@ -1639,8 +1563,8 @@ void VerifyDirOnce(const std::string& dir, VerifyState* st, std::string* manifes
     const std::string path = JoinPath(dir, f.name);
     if (f.kind == 'w' && f.number >= m.log_number) {
       std::string detail;
-      WalScan scan = ScanWal(path, m.dim);
-      detail = std::to_string(scan.records) + " records";
+      WalScan scan = ScanWal(path);
+      detail = WalDetail(scan);
       Status s = scan.status;
       if (s.ok() && scan.records > 0 && !prev_wal.empty() && scan.first_seq <= prev_last_seq) {
         s = Status::Corruption(path, 8, "first sequence number " + std::to_string(scan.first_seq) +
@@ -1783,48 +1707,50 @@ Report Dump(const std::string& file, const InspectOptions& opt) {
   }
 
   if (kind == FileKind::kWal) {
-    uint32_t dim = opt.dim;
-    if (dim == 0) {
-      if (auto m = SiblingManifest(file)) dim = m->dim;
-    }
-    r.json.Set("dim", dim ? Json(dim) : Json());
     Json records = Json::Array();
-    uint64_t shown = 0;
-    WalScan scan = ScanWal(file, dim, [&](const wal::Record& rec, const std::vector<engine::DecodedOp>* ops) {
+    uint64_t shown = 0, prev = 0;
+    WalScan scan = ScanWal(file, 0, &prev, [&](const wal::Record& rec, const wal::DecodedRecord& d) {
       if (shown >= limit) return false;
       Json j = Json::Object();
       j.Set("offset", rec.offset);
       j.Set("seq", rec.seq);
       j.Set("type", static_cast<uint32_t>(rec.type));
       j.Set("length", static_cast<uint64_t>(rec.payload.size()));
-      if (ops == nullptr) {
-        j.Set("ops", Json());
-        ++shown;
+      Json jops = Json::Array();
+      auto put = [&](uint64_t id, std::string_view metadata, const void* vector, uint32_t dim) {
+        Json o = Json::Object();
+        o.Set("kind", "put");
+        o.Set("id", id);
+        MetadataFields(&o, metadata);
+        o.Set("vector_prefix", VectorPrefix(static_cast<const uint8_t*>(vector), dim, opt.prefix));
+        jops.Push(std::move(o));
+      };
+      if (d.type == wal::RecordType::kRowArray) {
+        j.Set("op_count", static_cast<uint64_t>(d.array.rows));
+        for (uint32_t i = 0; i < d.array.rows && shown < limit; ++i, ++shown)
+          put(DecodeFixed64(d.array.ids + size_t{i} * 8), {}, d.array.vectors + size_t{i} * d.array.dim * 4, d.array.dim);
       } else {
-        j.Set("op_count", static_cast<uint64_t>(ops->size()));
-        Json jops = Json::Array();
-        for (const auto& op : *ops) {
+        j.Set("op_count", static_cast<uint64_t>(d.ops.size()));
+        for (const auto& op : d.ops) {
           if (shown >= limit) break;
           ++shown;
-          Json o = Json::Object();
-          const bool put = op.kind == engine::WriteOp::Kind::kPut;
-          o.Set("kind", put ? "put" : "delete");
-          o.Set("id", op.id);
-          if (put) {
-            MetadataFields(&o, op.metadata);
-            o.Set("vector_prefix", VectorPrefix(op.vector, dim, opt.prefix));
+          if (op.kind == wal::OpKind::kPutRow) {
+            put(op.id, op.bytes, op.vector, op.dim);
+          } else {
+            Json o = Json::Object();
+            o.Set("kind", op.kind == wal::OpKind::kDeleteRow ? "delete" : wal::OpKindName(op.kind));
+            o.Set("id", op.id);
+            jops.Push(std::move(o));
           }
-          jops.Push(std::move(o));
         }
-        j.Set("ops", std::move(jops));
       }
+      j.Set("ops", std::move(jops));
       records.Push(std::move(j));
       return true;
     });
     r.json.Set("records", std::move(records));
     r.json.Set("truncated", shown >= limit);
     r.json.Set("torn_tail", scan.torn_tail);
-    if (dim == 0) r.json.Set("note", "payloads not decoded: no MANIFEST beside the file; pass --dim");
     if (!scan.status.ok()) Fail(&r, Problem(scan.status, file));
     return r;
   }

@@ -551,9 +551,10 @@ TEST(DB, ArrayRecordWithAWrongSizeIsCorruptionNamingFileAndOffset) {
   ASSERT_FALSE(wal.empty());
   std::string data;
   ASSERT_TRUE(ReadFileToString(Env::Default(), dir.file(wal), &data).ok());
-  // Claim 3 rows in a payload that holds 2, with valid checksums: the
-  // framing is intact, so only the record decoder can catch it.
-  data[24] = 3;
+  // Claim 3 rows in a payload that holds 2 (the count is at byte 12 of the
+  // row array's head), with valid checksums: the framing is intact, so only
+  // the record decoder can catch it.
+  data[24 + 12] = 3;
   const uint32_t crc = crc32c::Value(data.data() + 24, data.size() - 24);
   EncodeFixed32(reinterpret_cast<uint8_t*>(data.data()) + 16, crc);
   EncodeFixed32(reinterpret_cast<uint8_t*>(data.data()) + 20, crc32c::Value(data.data(), 20));
@@ -562,7 +563,7 @@ TEST(DB, ArrayRecordWithAWrongSizeIsCorruptionNamingFileAndOffset) {
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.status().IsCorruption()) << r.status().ToString();
   EXPECT_NE(r.status().message().find(wal), std::string::npos) << r.status().message();
-  EXPECT_NE(r.status().message().find("does not hold whole rows"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("does not hold 3 rows of dim"), std::string::npos) << r.status().message();
 }
 
 TEST(DB, OpensThatOnlyReadCreateNoLogFilesAndEmptyLogsAreRemoved) {

@@ -33,6 +33,7 @@
 #include "util/crc32c.h"
 #include "wal/log_format.h"
 #include "wal/log_reader.h"
+#include "wal/record_codec.h"
 
 namespace {
 
@@ -178,18 +179,19 @@ void FuzzWal(const uint8_t* data, size_t size) {
   wal::Reader reader(file.data(), file.size(), "fuzz.log");
   wal::Record rec;
   std::vector<engine::kv::Write> writes;
+  std::vector<wal::RecordOp> ops;
   uint64_t expected_offset = 0;
   while (reader.Next(&rec)) {
     FUZZ_CHECK(rec.offset == expected_offset, "records are contiguous");
     FUZZ_CHECK(rec.offset + wal::kHeaderSize + rec.payload.size() <= file.size(), "record inside the file");
     expected_offset = rec.offset + wal::kHeaderSize + rec.payload.size();
-    if (rec.type != engine::kv::kCommitRecord) continue;  // recovery reports these as Corruption
+    if (rec.type != static_cast<uint8_t>(wal::RecordType::kWriteBatch)) continue;  // recovery reports these as Corruption
     const std::string origin = "fuzz.log at offset " + std::to_string(rec.offset);
-    const auto* payload = reinterpret_cast<const uint8_t*>(rec.payload.data());
-    Status s = engine::kv::DecodeCommit(payload, rec.payload.size(), origin, &writes);
+    Status s = wal::DecodeWriteBatch(rec.payload, origin, &ops);
+    if (s.ok()) s = engine::kv::WritesOf(ops, origin, &writes);
     if (!s.ok()) {
       FUZZ_CHECK(s.IsCorruption(), s.ToString());
-      FUZZ_CHECK(StartsWith(s.message(), origin + ": commit record byte "), s.message());
+      FUZZ_CHECK(StartsWith(s.message(), origin + ": "), s.message());
       continue;
     }
     FUZZ_CHECK(engine::kv::EncodeCommit(writes) == rec.payload, "decode then encode gives the payload");

@@ -1,28 +1,38 @@
-// libFuzzer target: the WAL reader (lib/wal/log_reader) and the batch record
-// decoder (lib/engine/batch) over arbitrary bytes.
+// libFuzzer target: the WAL reader (lib/wal/log_reader) and the record codec
+// (lib/wal/record_codec) over arbitrary bytes.
 //
-// Input: byte 0 picks the database dim (1 + b % 16) for decoding batch
-// payloads; the rest is a WAL file. Checks the reader's contract: records lie
-// inside the file, in order, with the offsets and lengths it claims; a clean
-// end (no torn tail, OK) consumes the whole file; an error is Corruption
-// naming the file.
+// Input: byte 0 is skipped (kept so that older corpora stay aligned); the
+// rest is a WAL file. Checks the reader's contract: records lie inside the
+// file, in order, with the offsets and lengths it claims; a clean end (no torn
+// tail, OK) consumes the whole file; an error is Corruption naming the file.
+// Every record is decoded: a write batch that decodes encodes back to the same
+// bytes, and every field a decoded op or row array points at lies inside the
+// payload; a record that does not decode is Corruption naming the record.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
-#include "engine/batch.h"
 #include "fuzz_util.h"
 #include "wal/log_format.h"
 #include "wal/log_reader.h"
+#include "wal/record_codec.h"
+
+namespace {
+void Touch(const void* p, size_t n) {
+  if (n == 0) return;
+  volatile uint8_t sink = static_cast<const uint8_t*>(p)[n - 1];  // ASan checks the bounds
+  (void)sink;
+}
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace pomai;
   if (size == 0) return 0;
-  const uint32_t dim = 1 + data[0] % 16;
   fuzz::AlignedBytes file(data + 1, size - 1);
   wal::Reader reader(file.data(), file.size(), "fuzz.log");
   wal::Record rec;
-  std::vector<engine::DecodedOp> ops;
+  wal::DecodedRecord decoded;
   uint64_t expected_offset = 0;
   while (reader.Next(&rec)) {
     FUZZ_CHECK(rec.offset == expected_offset, "records are contiguous");
@@ -31,23 +41,34 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(payload == file.data() + rec.offset + wal::kHeaderSize, "payload follows the header");
     FUZZ_CHECK(rec.offset + wal::kHeaderSize + rec.payload.size() <= file.size(), "record inside the file");
     expected_offset = rec.offset + wal::kHeaderSize + rec.payload.size();
-    Status s = engine::DecodeBatch(payload, rec.payload.size(), dim, &ops, "fuzz.log at offset 0");
-    if (s.ok()) {
-      for (const auto& op : ops) {
-        if (op.kind == engine::WriteOp::Kind::kPut) {
-          FUZZ_CHECK(op.vector >= payload && op.vector + size_t{dim} * 4 <= payload + rec.payload.size(),
-                     "vector inside the payload");
-          volatile uint8_t sink = op.vector[size_t{dim} * 4 - 1];  // touch: ASan checks the bounds
-          (void)sink;
-        }
-        if (!op.metadata.empty()) {
-          volatile char sink = op.metadata.back();
-          (void)sink;
-        }
-      }
-    } else {
+    const std::string origin = "fuzz.log at offset " + std::to_string(rec.offset);
+    Status s = wal::DecodeRecord(rec.type, rec.payload, origin, &decoded);
+    if (!s.ok()) {
       FUZZ_CHECK(s.IsCorruption(), s.ToString());
+      FUZZ_CHECK(s.message().rfind(origin + ": ", 0) == 0, s.message());
+      continue;
     }
+    const uint8_t* end = payload + rec.payload.size();
+    if (decoded.type == wal::RecordType::kRowArray) {
+      const wal::RowArray& a = decoded.array;
+      FUZZ_CHECK(a.rows > 0 && a.dim > 0, "a row array has rows");
+      FUZZ_CHECK(a.vectors + size_t{a.rows} * a.dim * 4 == end, "the rows end the payload");
+      Touch(a.ids, size_t{a.rows} * 8);
+      Touch(a.vectors, size_t{a.rows} * a.dim * 4);
+      continue;
+    }
+    for (const auto& op : decoded.ops) {
+      Touch(op.key.data(), op.key.size());
+      Touch(op.bytes.data(), op.bytes.size());
+      if (op.kind == wal::OpKind::kPutVector || op.kind == wal::OpKind::kPutRow) {
+        const auto* v = static_cast<const uint8_t*>(op.vector);
+        FUZZ_CHECK(v >= payload && v + size_t{op.dim} * 4 <= end, "vector inside the payload");
+        Touch(v, size_t{op.dim} * 4);
+      }
+      if (op.kind <= wal::OpKind::kDeleteKey) FUZZ_CHECK(wal::BadInternalKey(op.key) == nullptr, "keys are valid");
+    }
+    FUZZ_CHECK(wal::EncodeWriteBatch(decoded.ops.data(), decoded.ops.size()) == rec.payload,
+               "decode then encode gives the payload");
   }
   FUZZ_CHECK(reader.good_end() == expected_offset, "good_end is the end of the last record");
   if (reader.status().ok() && !reader.dropped_torn_tail()) {

@@ -132,7 +132,7 @@ def test_pomaidb_verify_reports_a_damaged_wal_record(vector_db, tmp_path):
     for first in (0, 10):  # two array records (no metadata)
         vector_db.put_batch(np.arange(first, first + 10, dtype=np.uint64), rng.random((10, DIM), dtype=np.float32))
     [wal] = wals(tmp_path / "db")
-    record_bytes = 24 + 4 + 10 * (8 + 4 * DIM)  # an array record: header, count, ids and vectors
+    record_bytes = 24 + 16 + 10 * (8 + 4 * DIM)  # a row array: header, its 16-byte head, ids and vectors
     flip(wal, record_bytes + 24 + 3)  # inside the second record's payload
     report = vector_db.verify()
     assert report["ok"] is False

@@ -130,9 +130,9 @@ def test_dump_wal_records(inspect_tool, db_dir):
     run = inspect_tool("--json", "dump", wal, "--limit", "100")
     assert run.code == 0, run.out
     r = run.json
-    assert r["kind"] == "wal" and r["dim"] == DIM
+    assert r["kind"] == "wal"
     put_rec, del_rec = r["records"]
-    assert put_rec["offset"] == 0 and put_rec["type"] == 1 and put_rec["op_count"] == 60
+    assert put_rec["offset"] == 0 and put_rec["type"] == 16 and put_rec["op_count"] == 60
     assert del_rec["seq"] == put_rec["seq"] + 1
     assert [op["id"] for op in del_rec["ops"]] == [1, 2, 3]
     assert all(op["kind"] == "delete" for op in del_rec["ops"])
@@ -146,14 +146,15 @@ def test_dump_wal_records(inspect_tool, db_dir):
     assert "put    id 400" in text and "record at offset 0" in text
 
 
-def test_dump_lone_wal_needs_dim(inspect_tool, db_dir, tmp_path):
+def test_dump_lone_wal_decodes_without_its_manifest(inspect_tool, db_dir, tmp_path):
+    """Records carry their dims: a WAL file away from its database decodes whole."""
     [wal] = wals(db_dir)
     lone = tmp_path / "copy.log"
     shutil.copy(wal, lone)
     r = inspect_tool("--json", "dump", lone).json
-    assert r["dim"] is None and r["records"][0]["ops"] is None and "pass --dim" in r["note"]
-    r = inspect_tool("--json", "dump", lone, "--dim", str(DIM)).json
-    assert r["records"][0]["ops"][0]["id"] == 400
+    first = r["records"][0]["ops"][0]
+    assert first["id"] == 400 and len(first["vector_prefix"]) == 4
+    assert inspect_tool("--json", "verify", lone).code == 0
 
 
 def test_dump_manifest(inspect_tool, db_dir):
@@ -270,18 +271,21 @@ def test_verify_graph_structure_behind_a_valid_checksum(inspect_tool, db_dir):
     assert inspect_tool("--json", "graph", seg).code == 1
 
 
-@pytest.mark.parametrize("record_type", [1, 2])
+@pytest.mark.parametrize("record_type", [16, 17, 1])
 def test_verify_fails_on_a_wal_record_the_engine_cannot_apply(inspect_tool, db_dir, record_type):
-    """A well-framed batch or array record (checksums right) holding a NaN,
-    which no write makes: verify fails at that record, as the engine's open does."""
+    """A well-framed write batch or row array (checksums right) holding a NaN,
+    which no write makes, or a record of database format version 1: verify
+    fails at that record, as the engine's open does."""
     [wal] = wals(db_dir)
     records = inspect_tool("--json", "dump", wal, "--limit", "0").json["records"]
     last_seq = max(r["seq"] for r in records)
     vector = struct.pack(f"<{DIM}f", *([1.0] * (DIM - 1) + [float("nan")]))
-    if record_type == 1:
-        payload = struct.pack("<IBQI", 1, 1, 77, 0) + vector
-    else:
-        payload = struct.pack("<IQ", 1, 77) + vector
+    if record_type == 16:  # one put row: cid 0, id 77, the dim, no metadata
+        payload = struct.pack("<IBQQII", 1, 4, 0, 77, DIM, 0) + vector
+    elif record_type == 17:  # a row array of one row
+        payload = struct.pack("<QIIQ", 0, DIM, 1, 77) + vector
+    else:  # format 1's batch record, well formed then
+        payload = struct.pack("<IBQI", 1, 1, 77, 0) + struct.pack(f"<{DIM}f", *([1.0] * DIM))
     at = wal.stat().st_size
     with open(wal, "ab") as f:
         f.write(wal_record(record_type, last_seq + 1, payload))

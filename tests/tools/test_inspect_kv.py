@@ -107,7 +107,7 @@ def test_dump_kv_wal(inspect_tool, kv_dir):
     r = inspect_tool("--json", "dump", wal, "--limit", "0").json
     assert r["ok"] is True and r["kind"] == "kv_wal" and r["torn_tail"] is False
     first, second = r["records"]
-    assert (first["seq"], first["type"], first["write_count"], first["offset"]) == (4, 0x4B, 4, 0)
+    assert (first["seq"], first["type"], first["write_count"], first["offset"]) == (4, 16, 4, 0)
     writes = {(w["namespace"], w.get("index"), w["key"]): w for w in first["writes"]}
     assert writes[("user", None, "key-0")]["kind"] == "tombstone"
     assert writes[("user", None, "key-9")]["value_prefix"] == "later"
@@ -190,7 +190,7 @@ def test_verify_fails_on_a_wal_record_the_engine_cannot_apply(inspect_tool, kv_d
     at = wal.stat().st_size
     payload = struct.pack("<IBI", 1, 1, len(key)) + key + struct.pack("<I", 1) + b"x"
     with open(wal, "ab") as f:
-        f.write(wal_record(0x4B, last_seq + 1, payload))
+        f.write(wal_record(16, last_seq + 1, payload))
     assert_fails_at(inspect_tool, kv_dir, wal, at)
     assert_fails_at(inspect_tool, wal, wal, at)
     with pytest.raises(alopex.AlopexError, match=f"offset {at}"):
@@ -208,7 +208,7 @@ def test_verify_fails_on_a_wal_vector_record_with_a_nan(inspect_tool, kv_dir):
                + struct.pack("<I2f", 2, 1.0, float("nan")))
     at = wal.stat().st_size
     with open(wal, "ab") as f:
-        f.write(wal_record(0x4B, last_seq + 1, payload))
+        f.write(wal_record(16, last_seq + 1, payload))
     assert_fails_at(inspect_tool, kv_dir, wal, at)
     with pytest.raises(alopex.AlopexError, match=f"offset {at}"):
         alopex.Database.open(kv_dir)

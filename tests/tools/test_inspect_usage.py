@@ -65,7 +65,7 @@ def usage_errors(db, seg, wal):
         (("dump", seg, "--limit", "ten"), "--limit needs a number"),
         (("dump", seg, "--limit", "-1"), "--limit needs a number"),
         (("dump", seg, "--prefix", "70000"), "--prefix needs a number <= 65536"),
-        (("dump", wal, "--dim"), "--dim needs a number"),
+        (("dump", wal, "--dim", "8"), "unknown option --dim"),  # records carry their dims
         (("dump", seg, "--kind"), "--kind needs segment, wal or manifest"),
         (("dump", seg, "--kind", "table"), "--kind needs segment, wal or manifest"),
         (("verify", db, seg), "verify takes one path, got 2"),
@@ -75,7 +75,7 @@ def usage_errors(db, seg, wal):
         (("verify",), "verify needs a path"),
         (("bogus", db), "unknown command 'bogus'"),
         (("verify", db, "--limit", "5"), "verify does not take --limit"),
-        (("graph", seg, "--dim", "8"), "graph does not take --dim"),
+        (("graph", seg, "--prefix", "8"), "graph does not take --prefix"),
         (("segment", seg, "--kind", "segment"), "segment does not take --kind"),
         ((db, "--prefix", "2"), "the summary (pomai-inspect DIR) does not take --prefix"),
         (("verify", db, "--kind", "wal"), "--kind applies to a file"),

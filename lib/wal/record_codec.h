@@ -1,0 +1,100 @@
+// The payloads of WAL records (docs/FORMAT.md, "WAL records"): what a write
+// batch or a row array holds, encoded by the engine's write paths and decoded
+// by recovery, pomai-inspect and the fuzz targets through this one codec.
+// Records are self-describing (every vector carries its dim), so nothing
+// outside the record is needed to decode it.
+//
+//   type 16, write batch: u32 op count n (>= 1), then n ops, each a u8 kind:
+//     1 put bytes:  u32 key length, internal key, u32 value length, value
+//     2 put vector: u32 key length, internal key, u8 metric, u8 has_metadata,
+//                   u32 metadata length, metadata, u32 dim, dim x f32
+//     3 delete key: u32 key length, internal key
+//     4 put row:    u64 cid, u64 id, u32 dim, u32 metadata length, metadata, dim x f32
+//     5 delete row: u64 cid, u64 id
+//   type 17, row array: u64 cid, u32 dim, u32 row count n, n x u64 ids,
+//     n x dim x f32 (row-major); exactly 16 + n * (8 + 4 * dim) bytes.
+//
+// Decoding refuses anything no write makes (Corruption naming the record and
+// the byte): an unknown op, a malformed internal key (BadInternalKey), dim
+// outside 1..65535, metric > 2, has_metadata > 1, a non-finite float, a short
+// field, trailing bytes. Within a record a later op on the same key wins.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/status.h"
+
+namespace pomai::wal {
+
+enum class RecordType : uint8_t { kWriteBatch = 16, kRowArray = 17 };
+
+enum class OpKind : uint8_t { kPutBytes = 1, kPutVector = 2, kDeleteKey = 3, kPutRow = 4, kDeleteRow = 5 };
+
+// The namespaces of internal keys (the first byte): user keys as 0x00 + key,
+// collection (index) configurations as 0x01 + name, index entries as 0x02 +
+// name + 0x00 + key. User input never reaches another namespace.
+constexpr uint8_t kUserNs = 0x00;
+constexpr uint8_t kIndexConfigNs = 0x01;
+constexpr uint8_t kIndexEntryNs = 0x02;
+
+// Why `key` is no internal key a write can make (user keys 1..65535 bytes,
+// names 0..255 bytes without NUL, an entry's name 1..255 bytes), or null.
+const char* BadInternalKey(std::string_view key);
+
+// One op of a write batch. Decoded ops point into the payload; ops to encode
+// point into the caller's data. Fields a kind does not use are ignored.
+struct RecordOp {
+  OpKind kind = OpKind::kDeleteKey;
+  std::string_view key;        // put bytes, put vector, delete key: the internal key
+  std::string_view bytes;      // put bytes: the value; put vector, put row: the metadata
+  uint8_t metric = 0;          // put vector
+  bool has_metadata = false;   // put vector (a put row's metadata is never "absent")
+  uint64_t cid = 0;            // put row, delete row
+  uint64_t id = 0;             // put row, delete row
+  uint32_t dim = 0;            // put vector, put row
+  const void* vector = nullptr;  // dim little-endian f32 (maybe unaligned when decoded)
+};
+
+// Bytes of `op` in a write batch.
+size_t EncodedSize(const RecordOp& op);
+// Writes `op` at `out` (EncodedSize(op) bytes) and returns the end.
+uint8_t* EncodeOp(const RecordOp& op, uint8_t* out);
+// A write batch payload of ops[0, n): the count, then every op.
+std::string EncodeWriteBatch(const RecordOp* ops, size_t n);
+// The payload size of such a batch, to check against kMaxPayload first.
+uint64_t WriteBatchSize(const RecordOp* ops, size_t n);
+
+// Decodes a write batch payload into *ops. `origin` names the record
+// ("<file> at offset N") in errors.
+Status DecodeWriteBatch(std::string_view payload, const std::string& origin, std::vector<RecordOp>* ops);
+
+// A row array's head, then its two arrays (little-endian, maybe unaligned).
+constexpr size_t kRowArrayHeadSize = 16;
+void EncodeRowArrayHead(uint64_t cid, uint32_t dim, uint32_t rows, uint8_t out[kRowArrayHeadSize]);
+struct RowArray {
+  uint64_t cid = 0;
+  uint32_t dim = 0;
+  uint32_t rows = 0;
+  const uint8_t* ids = nullptr;      // rows x u64
+  const uint8_t* vectors = nullptr;  // rows x dim x f32
+};
+Status DecodeRowArray(std::string_view payload, const std::string& origin, RowArray* out);
+
+// A decoded record of either type: ops for a write batch, array for a row array.
+struct DecodedRecord {
+  RecordType type = RecordType::kWriteBatch;
+  std::vector<RecordOp> ops;
+  RowArray array;
+};
+// Decodes a record of `type`. A type of database format version 1 (1, 2 or
+// 0x4B) or any other unknown type is Corruption saying so.
+Status DecodeRecord(uint8_t type, std::string_view payload, const std::string& origin, DecodedRecord* out);
+
+// "put bytes", "put vector", ... for reports.
+const char* OpKindName(OpKind kind);
+
+}  // namespace pomai::wal

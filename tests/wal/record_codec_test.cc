@@ -1,0 +1,239 @@
+// wal/record_codec.h: the payloads of WAL records round-trip, and every
+// malformed field is Corruption naming the record and the byte.
+#include "wal/record_codec.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "util/coding.h"
+
+namespace pomai::wal {
+namespace {
+
+const std::string kOrigin = "wal-000001.log at offset 0";
+
+std::string UserKey(const std::string& k) { return std::string(1, '\0') + k; }
+std::string EntryKey(const std::string& name, const std::string& k) { return "\x02" + name + std::string(1, '\0') + k; }
+
+struct Fixture {
+  std::vector<float> v3 = {1.5f, -2.0f, 0.25f};
+  std::string user = UserKey("doc-1");
+  std::string config = "\x01" "docs";
+  std::string entry = EntryKey("docs", "k");
+  std::vector<RecordOp> ops;
+  Fixture() {
+    RecordOp b;
+    b.kind = OpKind::kPutBytes;
+    b.key = user;
+    b.bytes = "value";
+    RecordOp c = b;
+    c.key = config;
+    c.bytes = std::string_view("cfg\0x", 5);
+    RecordOp v;
+    v.kind = OpKind::kPutVector;
+    v.key = entry;
+    v.metric = 2;
+    v.has_metadata = true;
+    v.bytes = "meta";
+    v.dim = 3;
+    v.vector = v3.data();
+    RecordOp d;
+    d.kind = OpKind::kDeleteKey;
+    d.key = user;
+    RecordOp r;
+    r.kind = OpKind::kPutRow;
+    r.cid = 0;
+    r.id = 0xFFFFFFFFFFFFFFFFull;
+    r.dim = 3;
+    r.vector = v3.data();
+    r.bytes = "";
+    RecordOp dr;
+    dr.kind = OpKind::kDeleteRow;
+    dr.cid = 9;
+    dr.id = 42;
+    ops = {b, c, v, d, r, dr};
+  }
+};
+
+TEST(RecordCodec, WriteBatchRoundTripsEveryOpKind) {
+  Fixture f;
+  const std::string payload = EncodeWriteBatch(f.ops.data(), f.ops.size());
+  EXPECT_EQ(payload.size(), WriteBatchSize(f.ops.data(), f.ops.size()));
+  std::vector<RecordOp> out;
+  ASSERT_TRUE(DecodeWriteBatch(payload, kOrigin, &out).ok());
+  ASSERT_EQ(out.size(), f.ops.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    SCOPED_TRACE(OpKindName(f.ops[i].kind));
+    EXPECT_EQ(out[i].kind, f.ops[i].kind);
+    EXPECT_EQ(out[i].key, f.ops[i].key);
+    EXPECT_EQ(out[i].bytes, f.ops[i].bytes);
+    if (out[i].kind == OpKind::kPutVector || out[i].kind == OpKind::kPutRow) {
+      ASSERT_EQ(out[i].dim, 3u);
+      EXPECT_EQ(std::memcmp(out[i].vector, f.v3.data(), 12), 0);
+    }
+    if (out[i].kind == OpKind::kPutVector) {
+      EXPECT_EQ(out[i].metric, 2);
+      EXPECT_TRUE(out[i].has_metadata);
+    }
+    if (out[i].kind == OpKind::kPutRow || out[i].kind == OpKind::kDeleteRow) {
+      EXPECT_EQ(out[i].cid, f.ops[i].cid);
+      EXPECT_EQ(out[i].id, f.ops[i].id);
+    }
+  }
+  // Decode then encode gives the same bytes.
+  EXPECT_EQ(EncodeWriteBatch(out.data(), out.size()), payload);
+  DecodedRecord rec;
+  ASSERT_TRUE(DecodeRecord(static_cast<uint8_t>(RecordType::kWriteBatch), payload, kOrigin, &rec).ok());
+  EXPECT_EQ(rec.type, RecordType::kWriteBatch);
+  EXPECT_EQ(rec.ops.size(), f.ops.size());
+}
+
+TEST(RecordCodec, EveryTruncationIsCorruptionNamingTheRecord) {
+  Fixture f;
+  const std::string payload = EncodeWriteBatch(f.ops.data(), f.ops.size());
+  std::vector<RecordOp> out;
+  for (size_t n = 0; n < payload.size(); ++n) {
+    Status s = DecodeWriteBatch(std::string_view(payload.data(), n), kOrigin, &out);
+    ASSERT_TRUE(s.IsCorruption()) << n;
+    EXPECT_EQ(s.message().rfind(kOrigin + ": write batch byte ", 0), 0u) << s.message();
+  }
+  Status s = DecodeWriteBatch(payload + "x", kOrigin, &out);
+  ASSERT_TRUE(s.IsCorruption());
+  EXPECT_NE(s.message().find("trailing bytes"), std::string::npos) << s.message();
+}
+
+// A batch of one op whose bytes after the kind are `body`.
+std::string OneOp(OpKind kind, const std::string& body) {
+  std::string p;
+  PutFixed32(&p, 1);
+  p.push_back(static_cast<char>(kind));
+  return p + body;
+}
+std::string Str(const std::string& s) {
+  std::string p;
+  PutFixed32(&p, static_cast<uint32_t>(s.size()));
+  return p + s;
+}
+std::string Floats(std::vector<float> v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4);
+}
+std::string U32(uint32_t v) {
+  std::string p;
+  PutFixed32(&p, v);
+  return p;
+}
+std::string U64(uint64_t v) {
+  std::string p;
+  PutFixed64(&p, v);
+  return p;
+}
+
+TEST(RecordCodec, MalformedFieldsAreCorruptionSayingWhat) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  struct Case {
+    const char* name;
+    std::string payload;
+    const char* says;
+  } cases[] = {
+      {"no ops", U32(0), "no ops"},
+      {"unknown op", OneOp(static_cast<OpKind>(9), ""), "unknown op 9"},
+      {"empty key", OneOp(OpKind::kDeleteKey, Str("")), "empty"},
+      {"unknown namespace", OneOp(OpKind::kDeleteKey, Str("\x07k")), "unknown key namespace"},
+      {"user key empty", OneOp(OpKind::kDeleteKey, Str(std::string(1, '\0'))), "user key length"},
+      {"user key too long", OneOp(OpKind::kDeleteKey, Str(UserKey(std::string(65536, 'k')))), "user key length"},
+      {"config name too long", OneOp(OpKind::kDeleteKey, Str("\x01" + std::string(256, 'n'))), "index name"},
+      {"entry without name", OneOp(OpKind::kDeleteKey, Str(EntryKey("", "k"))), "valid index name"},
+      {"entry without key", OneOp(OpKind::kDeleteKey, Str(EntryKey("docs", ""))), "index entry key length"},
+      {"bytes under an entry", OneOp(OpKind::kPutBytes, Str(EntryKey("docs", "k")) + Str("v")), "bytes value under"},
+      {"vector under a config", OneOp(OpKind::kPutVector, Str("\x01" "docs") + "\x00\x00" + Str("") + U32(1) + Floats({1})),
+       "vector under"},
+      {"metric 3", OneOp(OpKind::kPutVector, Str(UserKey("k")) + std::string("\x03\x00", 2) + Str("") + U32(1) + Floats({1})),
+       "bad metric"},
+      {"has_metadata 2", OneOp(OpKind::kPutVector, Str(UserKey("k")) + std::string("\x00\x02", 2) + Str("") + U32(1) + Floats({1})),
+       "metadata flag"},
+      {"vector dim 0", OneOp(OpKind::kPutVector, Str(UserKey("k")) + std::string(2, '\0') + Str("") + U32(0)), "dim 0 is not in"},
+      {"vector dim 65536", OneOp(OpKind::kPutVector, Str(UserKey("k")) + std::string(2, '\0') + Str("") + U32(65536)),
+       "dim 65536 is not in"},
+      {"vector NaN", OneOp(OpKind::kPutVector, Str(UserKey("k")) + std::string(2, '\0') + Str("") + U32(2) + Floats({1, nan})),
+       "non-finite"},
+      {"row dim 0", OneOp(OpKind::kPutRow, U64(0) + U64(1) + U32(0) + Str("")), "dim 0 is not in"},
+      {"row infinity", OneOp(OpKind::kPutRow, U64(0) + U64(1) + U32(1) + Str("") + Floats({inf})), "non-finite"},
+      {"row short", OneOp(OpKind::kPutRow, U64(0) + U64(1) + U32(2) + Str("") + Floats({1})), "truncated vector"},
+      {"delete row short", OneOp(OpKind::kDeleteRow, U64(0) + "1234"), "truncated row id"},
+      {"value short", OneOp(OpKind::kPutBytes, Str(UserKey("k")) + U32(10) + "abc"), "truncated value"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::vector<RecordOp> out;
+    Status s = DecodeWriteBatch(c.payload, kOrigin, &out);
+    ASSERT_TRUE(s.IsCorruption()) << s.ToString();
+    EXPECT_EQ(s.message().rfind(kOrigin + ": write batch byte ", 0), 0u) << s.message();
+    EXPECT_NE(s.message().find(c.says), std::string::npos) << s.message();
+  }
+}
+
+TEST(RecordCodec, TheDefaultCollectionsEmptyConfigurationNameIsAKey) {
+  EXPECT_EQ(BadInternalKey("\x01"), nullptr);
+  EXPECT_NE(BadInternalKey(std::string("\x01" "a\0b", 4)), nullptr);
+  EXPECT_EQ(BadInternalKey(UserKey(std::string(65535, 'k'))), nullptr);
+  EXPECT_EQ(BadInternalKey(EntryKey(std::string(255, 'n'), "k")), nullptr);
+  EXPECT_NE(BadInternalKey(EntryKey(std::string(256, 'n'), "k")), nullptr);
+}
+
+TEST(RecordCodec, RowArrayRoundTripsAndChecksItsSize) {
+  const uint64_t ids[2] = {5, 6};
+  const float rows[4] = {1, 2, 3, 4};
+  uint8_t head[kRowArrayHeadSize];
+  EncodeRowArrayHead(7, 2, 2, head);
+  std::string payload(reinterpret_cast<const char*>(head), sizeof(head));
+  payload.append(reinterpret_cast<const char*>(ids), sizeof(ids));
+  payload.append(reinterpret_cast<const char*>(rows), sizeof(rows));
+  DecodedRecord rec;
+  ASSERT_TRUE(DecodeRecord(static_cast<uint8_t>(RecordType::kRowArray), payload, kOrigin, &rec).ok());
+  EXPECT_EQ(rec.type, RecordType::kRowArray);
+  EXPECT_EQ(rec.array.cid, 7u);
+  EXPECT_EQ(rec.array.dim, 2u);
+  EXPECT_EQ(rec.array.rows, 2u);
+  EXPECT_EQ(DecodeFixed64(rec.array.ids + 8), 6u);
+  EXPECT_EQ(std::memcmp(rec.array.vectors, rows, sizeof(rows)), 0);
+
+  RowArray a;
+  for (size_t n = 0; n < payload.size(); ++n)
+    EXPECT_TRUE(DecodeRowArray(payload.substr(0, n), kOrigin, &a).IsCorruption()) << n;
+  EXPECT_TRUE(DecodeRowArray(payload + "xxxx", kOrigin, &a).IsCorruption());
+  std::string no_rows(reinterpret_cast<const char*>(head), sizeof(head));
+  EncodeRowArrayHead(7, 2, 0, reinterpret_cast<uint8_t*>(no_rows.data()));
+  EXPECT_TRUE(DecodeRowArray(no_rows, kOrigin, &a).IsCorruption());
+  std::string bad_dim = payload;
+  EncodeFixed32(reinterpret_cast<uint8_t*>(bad_dim.data()) + 8, 0);
+  Status s = DecodeRowArray(bad_dim, kOrigin, &a);
+  ASSERT_TRUE(s.IsCorruption());
+  EXPECT_NE(s.message().find("dim 0 is not in 1..65535"), std::string::npos) << s.message();
+  std::string nan = payload;
+  const float q = std::numeric_limits<float>::quiet_NaN();
+  std::memcpy(nan.data() + nan.size() - 4, &q, 4);
+  s = DecodeRowArray(nan, kOrigin, &a);
+  ASSERT_TRUE(s.IsCorruption());
+  EXPECT_NE(s.message().find("row 1 has a non-finite"), std::string::npos) << s.message();
+}
+
+TEST(RecordCodec, RecordsOfFormatVersionOneAreNamed) {
+  DecodedRecord rec;
+  for (uint8_t type : {1, 2, 0x4B}) {
+    Status s = DecodeRecord(type, "anything", kOrigin, &rec);
+    ASSERT_TRUE(s.IsCorruption());
+    EXPECT_EQ(s.message(), kOrigin + ": WAL record type " + std::to_string(type) + " is of database format version 1");
+  }
+  Status s = DecodeRecord(99, "", kOrigin, &rec);
+  ASSERT_TRUE(s.IsCorruption());
+  EXPECT_EQ(s.message(), kOrigin + ": unknown WAL record type 99");
+}
+
+}  // namespace
+}  // namespace pomai::wal
