@@ -1,0 +1,204 @@
+// segment::SegmentFile: a read-only, mmap'd segment file of format 2
+// (docs/ENGINE.md 3.3 and 3.4; layout in segment/format.h).
+//
+// Open checks the container and the group descriptors in O(sections) and
+// reads no entry, row, key or vector. Every read then checks what it returns:
+// a key lookup the entries and keys sections (once per open) and the entry
+// it returns (entry CRC); a row read the block CRC of its rows' block (once
+// per open per block); the tombstones by their section CRCs (once per open).
+// Damage is Corruption naming the file and a byte offset, never a crash and
+// never a wrong answer. Verify checks every byte.
+//
+// Thread-safe: the object is immutable apart from the kept results of the
+// once-per-open checks. The mapping lives as long as the object: hold it
+// through the shared_ptr while using any pointer or view it handed out.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "index/hnsw.h"
+#include "segment/format.h"
+#include "simd/distance.h"
+#include "util/env.h"
+#include "util/status.h"
+
+namespace pomai::segment {
+
+// A group descriptor, as Open checked it.
+struct GroupInfo {
+  GroupKind kind = GroupKind::kU64;
+  simd::Metric metric = simd::Metric::kL2;
+  bool has_graph = false;
+  uint32_t dim = 0;
+  uint64_t cid = 0;
+  uint64_t rows = 0;
+  uint64_t tombstones = 0;
+  uint32_t rows_per_block = 1;
+  uint64_t min_seq = 0;
+  uint64_t max_seq = 0;
+  uint64_t blocks() const { return (rows + rows_per_block - 1) / rows_per_block; }
+};
+
+// One entry, checked whole (fields, bounds, CRC; a vector also its block and
+// the group's row naming it back). Views point into the mapping.
+struct EntryView {
+  uint64_t index = 0;  // in the entries section
+  std::string_view key;
+  EntryKind kind = EntryKind::kTombstone;
+  uint64_t seq = 0;
+  std::string_view value;  // bytes value or configuration; a vector's metadata
+  // Vector entries only.
+  bool has_metadata = false;
+  simd::Metric metric = simd::Metric::kL2;
+  uint32_t group = kNoGroup;
+  uint32_t row = kNoGroupRow;
+  const float* vector = nullptr;  // the group's dim floats
+};
+
+class SegmentFile {
+ public:
+  // Maps `path` and checks, reading only the header, the footer, the section
+  // table and the group descriptors: the header (magic, version 2, CRC,
+  // size, reserved bytes, the file number when the name is seg-N.pseg), the
+  // footer, the table CRC, every table entry (known kind in the right scope
+  // and group kind, aligned, inside the file, no overlap, no duplicate), every
+  // descriptor (CRC, kind, metric, flags, dim, rows_per_block, ascending
+  // order), every section's exact length, the required sections, and opens
+  // each group's graph (index::HnswGraph::Open). Damage is Corruption naming
+  // the file and the offset.
+  static Result<std::shared_ptr<SegmentFile>> Open(Env* env, const std::string& path);
+  ~SegmentFile();
+
+  const std::string& path() const;
+  uint64_t file_size() const;
+  uint64_t file_number() const { return file_number_; }
+  uint64_t min_seq() const { return min_seq_; }
+  uint64_t max_seq() const { return max_seq_; }
+  uint64_t entry_count() const { return entry_count_; }
+  uint32_t group_count() const { return group_count_; }
+  // Requires g < group_count().
+  const GroupInfo& group(uint32_t g) const;
+  // The group with these fields (binary search over the descriptors).
+  bool FindGroup(GroupKind kind, uint64_t cid, uint32_t dim, simd::Metric metric, uint32_t* g) const;
+
+  // ---- Entries (the keyspace).
+
+  // The entry of internal key `key` (*found), checked whole. Checks the
+  // entries and keys sections' CRCs once per open (CheckKeyIndex), key bounds
+  // at each comparison, and on a miss that the entries on both sides bracket
+  // the key.
+  Status Get(std::string_view key, EntryView* out, bool* found) const;
+  // Index of the first entry with key >= `key` (after CheckKeyIndex).
+  Status LowerBound(std::string_view key, uint64_t* index) const;
+  // Entry i checked whole. Requires i < entry_count().
+  Status ReadEntry(uint64_t i, EntryView* out) const;
+  // The entries and keys sections' CRCs, computed on the first call only.
+  Status CheckKeyIndex() const;
+
+  // ---- Rows of a group. Row data is trusted only once the row's block was
+  // checked (CheckBlock); the accessors below that return row data check it.
+
+  // Block b's CRC (rows [b * B, min((b + 1) * B, rows))), computed the first
+  // time it succeeds on this object (an atomic bit per block). Requires
+  // g < group_count(), b < group(g).blocks().
+  Status CheckBlock(uint32_t g, uint64_t b) const;
+  // CheckBlock of the block holding `row`.
+  Status CheckRow(uint32_t g, uint64_t row) const { return CheckBlock(g, row / group(g).rows_per_block); }
+
+  // u64 groups: the row holding `id` (*found). Checks the hit's block, or on
+  // a miss the blocks of the two neighbours, and that they bracket `id`.
+  Status FindRow(uint32_t g, uint64_t id, uint64_t* row, bool* found) const;
+  // u64 groups: whether this segment deletes `id` in group g, and at which
+  // seq. Checks the tombstone sections' CRCs once per open.
+  Status FindTombstone(uint32_t g, uint64_t id, uint64_t* seq, bool* found) const;
+  // u64 groups: row's metadata, after CheckRow.
+  Result<std::string_view> Metadata(uint32_t g, uint64_t row) const;
+  // Byte-keyed and record groups: row's entry, checked (the block, then the
+  // entry; its entry CRC once per open per row).
+  Status ReadRowEntry(uint32_t g, uint64_t row, EntryView* out) const;
+
+  // The group's columns in the mapping; their bytes are trusted per block
+  // after CheckBlock. Null when the group kind has no such column.
+  const uint64_t* ids(uint32_t g) const;
+  const uint64_t* seqs(uint32_t g) const;
+  const uint32_t* row_entries(uint32_t g) const;
+  const float* vectors(uint32_t g) const;
+  const float* vector(uint32_t g, uint64_t row) const { return vectors(g) + row * group(g).dim; }
+
+  // ---- Graphs.
+
+  // The graph view of group g (opened by Open), or null when it has none.
+  // Its walks read links and codes unchecked (they only choose rows); check
+  // the blocks of the rows a search re-scores or returns.
+  const index::HnswGraph* graph(uint32_t g) const;
+  // The group's graph sections by index::HnswGraph's kind numbers (kHnsw*,
+  // as HnswGraph::Open and BuildHnswFrom ask): empty when absent.
+  std::function<std::string_view(uint32_t kind)> GraphSections(uint32_t g) const;
+
+  // ---- Whole file.
+
+  // Every check: every section CRC, every block CRC, every entry, zero
+  // padding, keys strictly ascending and laid out back to back, ids and
+  // tombstones strictly ascending, metadata offsets, groups and entries
+  // naming each other, seq bounds, every graph's Verify. Reads the whole file.
+  Status Verify() const;
+
+  // One section table entry as Open read it.
+  struct SectionRef {
+    SectionKind kind;
+    uint32_t group;  // kFileLevel for a file-level section
+    uint64_t offset;
+    uint64_t length;
+    uint32_t crc;  // checked lazily or by Verify, not by Open
+  };
+  const std::vector<SectionRef>& sections() const { return sections_; }
+  // Section (kind, group) in the mapping; empty when absent. group is
+  // kFileLevel for a file-level kind.
+  std::string_view Section(SectionKind kind, uint32_t group) const;
+  const char* base() const;
+
+  // How many of group g's blocks have been checked (tests).
+  uint64_t TEST_CheckedBlocks(uint32_t g) const;
+
+ private:
+  struct SectionCheck;
+  struct Group;
+
+  SegmentFile() = default;
+  // The check kept for sections_[i] (its CRC computed once).
+  Status CheckSection(size_t i) const;
+  Status CheckSectionOf(SectionKind kind, uint32_t group) const;
+  Status ReadEntryImpl(uint64_t i, bool check_crc, EntryView* out) const;
+  // Entry i's key, bounds-checked only (for navigation).
+  Status KeyAt(uint64_t i, std::string_view* key) const;
+  Status Bad(uint64_t offset, const std::string& what) const;
+  uint64_t OffsetOf(const void* p) const;
+  Status VerifyGroup(uint32_t g, uint64_t* min_seq, uint64_t* max_seq, bool* any) const;
+
+  std::unique_ptr<MappedFile> file_;
+  uint64_t file_number_ = 0;
+  uint64_t min_seq_ = 0;
+  uint64_t max_seq_ = 0;
+  uint64_t entry_count_ = 0;
+  uint32_t group_count_ = 0;
+  uint64_t table_offset_ = 0;
+  const uint8_t* entries_ = nullptr;
+  const char* keys_ = nullptr;
+  uint64_t keys_size_ = 0;
+  const char* values_ = nullptr;
+  uint64_t values_size_ = 0;
+  std::vector<SectionRef> sections_;
+  std::unique_ptr<SectionCheck[]> checks_;  // one per sections_ entry
+  std::unique_ptr<Group[]> groups_;         // group_count_
+  size_t file_section_[4] = {};             // index in sections_ of kinds 128..131
+};
+
+}  // namespace pomai::segment
