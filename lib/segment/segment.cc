@@ -278,32 +278,8 @@ Status WriteSegment(Env* env, const std::string& dir, const std::string& name, c
     return Status::InvalidArgument("segment has too many extra sections (" + std::to_string(contents.extra.size()) +
                                    ")");
   }
-  const std::string path = JoinPath(dir, name);
-  const std::string tmp = path + ".tmp";
-  {
-    POMAI_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, env->NewWritableFile(tmp));
-    Status s = WriteBody(file.get(), contents);
-    if (s.ok()) s = file->Sync();
-    if (s.ok()) s = file->Close();
-    if (!s.ok()) {
-      file.reset();
-      (void)env->RemoveFile(tmp);
-      return s;
-    }
-  }
-  Status s = env->RenameFile(tmp, path);
-  if (!s.ok()) {
-    (void)env->RemoveFile(tmp);
-    return s;
-  }
-  s = env->SyncDir(dir);
-  if (!s.ok()) {
-    // The rename may not be durable; take the file back so that an error
-    // always means "no segment under this name".
-    (void)env->RemoveFile(path);
-    return s;
-  }
-  return Status::OK();
+  return WriteFileDurably(env, dir, JoinPath(dir, name),
+                          [&](WritableFile* file) { return WriteBody(file, contents); });
 }
 
 Result<std::shared_ptr<Segment>> Segment::Open(Env* env, const std::string& path) {

@@ -503,31 +503,7 @@ Status SegmentWriter::Finish(Env* env, const std::string& path, uint64_t file_nu
   POMAI_RETURN_IF_ERROR(Validate());
   const size_t slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  const std::string tmp = path + ".tmp";
-  {
-    POMAI_ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, env->NewWritableFile(tmp));
-    Status s = WriteBody(file.get(), file_number);
-    if (s.ok()) s = file->Sync();
-    if (s.ok()) s = file->Close();
-    if (!s.ok()) {
-      file.reset();
-      (void)env->RemoveFile(tmp);
-      return s;
-    }
-  }
-  Status s = env->RenameFile(tmp, path);
-  if (!s.ok()) {
-    (void)env->RemoveFile(tmp);
-    return s;
-  }
-  s = env->SyncDir(dir);
-  if (!s.ok()) {
-    // The rename may not be durable: take the file back, so an error always
-    // means "no segment under this name".
-    (void)env->RemoveFile(path);
-    return s;
-  }
-  return Status::OK();
+  return WriteFileDurably(env, dir, path, [&](WritableFile* file) { return WriteBody(file, file_number); });
 }
 
 }  // namespace pomai::segment

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -119,6 +120,13 @@ Status ReadFileToString(Env* env, const std::string& path, std::string* out);
 // Writes `data` to `path` durably and atomically: to path + ".tmp", Sync,
 // rename over `path`, then SyncDir of `dir`.
 Status WriteFileAtomically(Env* env, const std::string& dir, const std::string& path, const std::string& data);
+
+// Writes a new file `path` durably (segment files): body(file) into
+// path + ".tmp", Sync, Close, rename to `path`, SyncDir of `dir`. On any error
+// no file is left under either name: a failed SyncDir takes the renamed file
+// back, since its rename may not be durable.
+Status WriteFileDurably(Env* env, const std::string& dir, const std::string& path,
+                        const std::function<Status(WritableFile*)>& body);
 
 // Creates `dir` and any missing parents like Env::CreateDirIfMissing, then
 // fsyncs the parent of every directory it created, so that the new

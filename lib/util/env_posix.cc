@@ -365,24 +365,40 @@ Status ReadFileToString(Env* env, const std::string& path, std::string* out) {
   return Status::OK();
 }
 
-Status WriteFileAtomically(Env* env, const std::string& dir, const std::string& path, const std::string& data) {
+namespace {
+// body into path + ".tmp", Sync, Close, rename to `path`; on failure no file
+// under either name.
+Status WriteThroughTemp(Env* env, const std::string& path, const std::function<Status(WritableFile*)>& body) {
   const std::string tmp = path + ".tmp";
   {
     POMAI_ASSIGN_OR_RETURN(auto file, env->NewWritableFile(tmp));
-    Status s = file->Append(data.data(), data.size());
+    Status s = body(file.get());
     if (s.ok()) s = file->Sync();
     if (s.ok()) s = file->Close();
     if (!s.ok()) {
+      file.reset();
       (void)env->RemoveFile(tmp);
       return s;
     }
   }
   Status s = env->RenameFile(tmp, path);
-  if (!s.ok()) {
-    (void)env->RemoveFile(tmp);
-    return s;
-  }
+  if (!s.ok()) (void)env->RemoveFile(tmp);
+  return s;
+}
+}  // namespace
+
+Status WriteFileAtomically(Env* env, const std::string& dir, const std::string& path, const std::string& data) {
+  POMAI_RETURN_IF_ERROR(
+      WriteThroughTemp(env, path, [&](WritableFile* f) { return f->Append(data.data(), data.size()); }));
   return env->SyncDir(dir);
+}
+
+Status WriteFileDurably(Env* env, const std::string& dir, const std::string& path,
+                        const std::function<Status(WritableFile*)>& body) {
+  POMAI_RETURN_IF_ERROR(WriteThroughTemp(env, path, body));
+  Status s = env->SyncDir(dir);
+  if (!s.ok()) (void)env->RemoveFile(path);
+  return s;
 }
 
 }  // namespace pomai
