@@ -146,8 +146,8 @@ std::shared_ptr<const Version> VersionSet::current() const {
 
 Result<std::unique_ptr<VersionSet>> VersionSet::Create(Env* env, const std::string& dir,
                                                        const VersionSetOptions& options) {
+  POMAI_RETURN_IF_ERROR(CheckNotOldFormat(env, dir));  // before anything is created (ENGINE.md 3.1)
   POMAI_RETURN_IF_ERROR(CreateDirDurably(env, dir));
-  POMAI_RETURN_IF_ERROR(CheckNotOldFormat(env, dir));
   const std::string current = JoinPath(dir, files::FileName(files::FileType::kCurrent, 0));
   if (env->FileExists(current)) return Status::AlreadyExists(current + " exists: the database is not new");
   auto empty = std::make_shared<Version>();

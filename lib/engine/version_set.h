@@ -58,10 +58,10 @@ Status CheckNotOldFormat(Env* env, const std::string& dir);
 // any thread without it.
 class VersionSet {
  public:
-  // A new database in `dir`: CreateDirDurably, then the first manifest
+  // A new database in `dir`: CheckNotOldFormat (its refusal, before
+  // anything is created), CreateDirDurably, then the first manifest
   // (MANIFEST-000001 holding the snapshot of the empty version, synced), then
-  // CURRENT (WriteFileAtomically). AlreadyExists when `dir` has a CURRENT;
-  // the refusal of CheckNotOldFormat.
+  // CURRENT (WriteFileAtomically). AlreadyExists when `dir` has a CURRENT.
   static Result<std::unique_ptr<VersionSet>> Create(Env* env, const std::string& dir,
                                                     const VersionSetOptions& options = {});
 
