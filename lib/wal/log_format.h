@@ -17,11 +17,26 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+
+#include "util/coding.h"
+#include "util/crc32c.h"
 
 namespace pomai::wal {
 
 constexpr size_t kHeaderSize = 24;
 // Largest payload a record may carry (1 GiB): bigger batches are rejected by the writer.
 constexpr uint32_t kMaxPayload = 1u << 30;
+
+// Writes into h[0, kHeaderSize) the header of a record of `type` with `seq`
+// and `size` payload bytes whose CRC32C is `payload_crc`.
+inline void EncodeHeader(uint8_t* h, uint8_t type, uint64_t seq, size_t size, uint32_t payload_crc) {
+  std::memset(h, 0, kHeaderSize);
+  EncodeFixed32(h, static_cast<uint32_t>(size));
+  h[4] = type;
+  EncodeFixed64(h + 8, seq);
+  EncodeFixed32(h + 16, payload_crc);
+  EncodeFixed32(h + 20, crc32c::Value(h, 20));
+}
 
 }  // namespace pomai::wal

@@ -28,16 +28,6 @@ constexpr size_t kParallelStageBytes = 128u << 10;
 // SwitchFile and Sync can tell that they already own the file.
 thread_local const Writer* tls_exclusive_owner = nullptr;
 
-// The header of a record of `size` payload bytes whose CRC32C is `crc`.
-void EncodeHeader(uint8_t* h, uint8_t type, uint64_t seq, size_t size, uint32_t crc) {
-  std::memset(h, 0, kHeaderSize);
-  EncodeFixed32(h, static_cast<uint32_t>(size));
-  h[4] = type;
-  EncodeFixed64(h + 8, seq);
-  EncodeFixed32(h + 16, crc);
-  EncodeFixed32(h + 20, crc32c::Value(h, 20));
-}
-
 // CRC32C of the payload given as pieces.
 uint32_t Crc(const std::string_view* pieces, size_t count) {
   uint32_t crc = 0;

@@ -30,7 +30,9 @@
 
 namespace pomai::wal {
 
-enum class RecordType : uint8_t { kWriteBatch = 16, kRowArray = 17 };
+// kVersionEdit is the type of every manifest record (engine/version_edit.h),
+// never of a WAL file's.
+enum class RecordType : uint8_t { kWriteBatch = 16, kRowArray = 17, kVersionEdit = 32 };
 
 enum class OpKind : uint8_t { kPutBytes = 1, kPutVector = 2, kDeleteKey = 3, kPutRow = 4, kDeleteRow = 5 };
 

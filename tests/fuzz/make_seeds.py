@@ -86,6 +86,46 @@ def write(out: Path, target: str, name: str, data: bytes) -> None:
     (d / name).write_bytes(data)
 
 
+def crc32c(data: bytes) -> int:
+    """CRC32C (Castagnoli, unmasked, initial 0), as lib/util/crc32c."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def version_edit(fields: list[tuple[int, bytes]]) -> bytes:
+    """A format-2 version edit (lib/engine/version_edit.h): u16 tag, u16 zero, u32 length, value."""
+    return b"".join(struct.pack("<HHI", tag, 0, len(value)) + value for tag, value in fields)
+
+
+def manifest_log(edits: list[bytes]) -> bytes:
+    """A MANIFEST-NNNNNN log: WAL framing (lib/wal/log_format.h), records of type 32 numbered from 1."""
+    out = b""
+    for seq, payload in enumerate(edits, 1):
+        head = struct.pack("<IB3xQI", len(payload), 32, seq, crc32c(payload))
+        out += head + struct.pack("<I", crc32c(head)) + payload
+    return out
+
+
+def write_version_set_seeds(out: Path) -> None:
+    """manifest_fuzz's format-2 modes (byte 0 bit 1: a version edit; bit 2: a manifest log).
+    Hand-built: no engine writes format 2 yet."""
+    u64 = lambda v: struct.pack("<Q", v)  # noqa: E731
+    snapshot = version_edit([(1, struct.pack("<I", 2)), (2, u64(3)), (3, u64(20)), (4, u64(9)),
+                             (5, u64(4) + u64(4096) + u64(1) + u64(12)), (5, u64(6) + u64(512) + u64(13) + u64(20))])
+    flush = version_edit([(2, u64(8)), (3, u64(25)), (4, u64(11)), (5, u64(10) + u64(100) + u64(21) + u64(25))])
+    merge = version_edit([(4, u64(13)), (5, u64(12) + u64(4700) + u64(1) + u64(25)), (6, u64(4)), (6, u64(6)),
+                          (6, u64(10))])
+    write(out, "manifest_fuzz", "v2-edit-snapshot", b"\x02" + snapshot)
+    write(out, "manifest_fuzz", "v2-edit-merge", b"\x02" + merge)
+    log = manifest_log([snapshot, flush, merge])
+    write(out, "manifest_fuzz", "v2-log", b"\x04" + log)
+    write(out, "manifest_fuzz", "v2-log-torn", b"\x04" + log[:-9])
+
+
 def main() -> None:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("corpus")
     with tempfile.TemporaryDirectory() as tmp:
@@ -142,6 +182,7 @@ def main() -> None:
                 write(out, "kv_fuzz", f"{tag}-wal{i}", b"\x02\x00" + data)
                 if len(data) > 30:
                     write(out, "kv_fuzz", f"{tag}-wal{i}-torn", b"\x02\x00" + data[:-7])
+    write_version_set_seeds(out)
     rnd = random.Random(42)
     for i in range(12):
         write(out, "capi_fuzz", f"random-{i}", bytes(rnd.getrandbits(8) for _ in range(64 + 48 * i)))

@@ -1,0 +1,42 @@
+// The names of the files of a database directory of format version 2
+// (docs/ENGINE.md 3.1). Beside the version-1 names of engine/manifest.h
+// (SegmentFileName, WalFileName, ParseFileName), which go in step 11; hence
+// the nested namespace.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace pomai::engine::files {
+
+enum class FileType {
+  kLock,      // "LOCK": flock(LOCK_EX) while open
+  kCurrent,   // "CURRENT": "MANIFEST-NNNNNN\n", the live manifest log
+  kManifest,  // "MANIFEST-NNNNNN": the version edit log
+  kLog,       // "wal-NNNNNN.log": a WAL file
+  kSegment,   // "seg-NNNNNN.pseg": a segment file
+  kTemp,      // "<one of the above>.tmp": being written, removed at open
+};
+
+// The name (not the path) of a file: numbers are written with at least 6
+// digits ("MANIFEST-000007", "wal-000007.log", "seg-000007.pseg"), more when
+// they need them. `number` is ignored for kLock and kCurrent. kTemp names the
+// temporary of segment `number` ("seg-000007.pseg.tmp"), the only numbered
+// file written through a temporary (WriteFileDurably); the temporary of any
+// other file is TempFileName(its name).
+std::string FileName(FileType type, uint64_t number);
+
+// name + ".tmp": what WriteFileAtomically and WriteFileDurably write first.
+std::string TempFileName(std::string_view name);
+
+// Parses a name written by FileName or TempFileName: true with *type and
+// *number set (0 for kLock and kCurrent; for kTemp the number of the file it
+// is the temporary of). Strict: only the exact form FileName writes is
+// accepted, so a number has 6 digits, or more without a leading zero, and
+// fits in a u64; any other name (the version-1 "MANIFEST", "KVMANIFEST",
+// "wal-7.log", "seg-000007.pseg.tmp.tmp", ...) returns false and leaves the
+// outputs unchanged.
+bool ParseFileName(std::string_view name, FileType* type, uint64_t* number);
+
+}  // namespace pomai::engine::files
