@@ -26,6 +26,9 @@ import alopex
 import pomaidb
 from pomaidb import _inspect
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from inspect_support import crc32c  # noqa: E402  (the one Python CRC32C of the tests)
+
 
 def inspect(*args: object) -> dict:
     out = subprocess.run([str(_inspect.binary_path()), "--json", *map(str, args)], capture_output=True, text=True)
@@ -84,16 +87,6 @@ def write(out: Path, target: str, name: str, data: bytes) -> None:
     d = out / target
     d.mkdir(parents=True, exist_ok=True)
     (d / name).write_bytes(data)
-
-
-def crc32c(data: bytes) -> int:
-    """CRC32C (Castagnoli, unmasked, initial 0), as lib/util/crc32c."""
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
 
 
 def version_edit(fields: list[tuple[int, bytes]]) -> bytes:
