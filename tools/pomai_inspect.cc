@@ -34,7 +34,7 @@ constexpr OptionDoc kOptions[] = {
     {kLimit, "--limit N", "at most N rows, entries or WAL operations (default 10, 0 = all)"},
     {kPrefix, "--prefix K", "vector components shown (default 4)"},
     {kKind, "--kind KIND", "treat FILE as a segment, wal or manifest (default: by name, then by magic;\n"
-                           "                   a keyspace file by the segment marker, the KVMANIFEST beside a WAL or\n"
+                           "                   a keyspace file by the segment marker, the CURRENT beside a WAL or\n"
                            "                   its first record)"},
 };
 
@@ -51,7 +51,7 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"summary", "pomai-inspect [--json] DIR",
-     "The database in directory DIR: its MANIFEST (or KVMANIFEST), every segment and WAL file with\n"
+     "The database in directory DIR: its MANIFEST (or CURRENT and manifest log), every segment and WAL file with\n"
      "its counts, index graph files, orphans (files the manifest does not need), missing files, and\n"
      "the live row count: the rows a reader of the database sees (for a keyspace database, the live\n"
      "keys and index entries), from the segments the manifest names, oldest first, with the WAL\n"
@@ -93,8 +93,8 @@ std::string GeneralUsage() {
   s += "       pomai-inspect --version\n";
   s += "options (each command takes some of them; see pomai-inspect help COMMAND):\n";
   for (const OptionDoc& o : kOptions) s += "  " + std::string(o.name) + std::string(17 - std::strlen(o.name), ' ') + o.help + "\n";
-  s += "A keyspace database (KVMANIFEST, pomai_db_open_ex/alopex) and its files (KV segments, commit-record WALs,\n"
-       "KVMANIFEST, idx-*.pgraph index graph files) are recognised too.\n"
+  s += "A keyspace database (CURRENT, pomai_db_open_ex/alopex) and its files (KV segments, commit-record WALs,\n"
+       "CURRENT, MANIFEST-NNNNNN manifest logs, idx-*.pgraph index graph files) are recognised too.\n"
        "Files are opened read-only; the LOCK is never taken, so the database may be open elsewhere.\n";
   return s + kExitStatus;
 }

@@ -86,14 +86,24 @@ std::string IndexGraphText(const Json& g) {
              T(g["max_seq"]).c_str());
 }
 
+// A manifest log's state: file, format version, numbers, segments.
+std::string ManifestLogText(const Json& m) {
+  std::string s = Fmt("%s (named by CURRENT): format version %s, %s edits (%s bytes), next_file_number %s, "
+                      "log_number %s, last_seq %s, %zu segments",
+                      T(m["file"]).c_str(), T(m["format_version"]).c_str(), T(m["edits"]).c_str(),
+                      T(m["bytes"]).c_str(), T(m["next_file_number"]).c_str(), T(m["log_number"]).c_str(),
+                      T(m["last_seq"]).c_str(), m["segments"].items().size());
+  for (const Json& e : m["segments"].items()) {
+    s += Fmt("\n    %-18s %10s bytes  seqs %s..%s", T(e["file"]).c_str(), T(e["file_size"]).c_str(),
+             T(e["first_seq"]).c_str(), T(e["last_seq"]).c_str());
+  }
+  return s;
+}
+
 void KvSummary(const Json& r, std::string* out) {
   *out += "keyspace database " + T(r["path"]) + "\n";
-  const Json& m = r["kv_manifest"];
-  if (!m.is_null()) {
-    *out += Fmt("  KVMANIFEST: version %s, next_file_number %s, log_number %s, last_seq %s, %zu segments (%s bytes)\n",
-                T(m["format_version"]).c_str(), T(m["next_file_number"]).c_str(), T(m["log_number"]).c_str(),
-                T(m["last_seq"]).c_str(), m["segments"].items().size(), T(m["bytes"]).c_str());
-  }
+  const Json& m = r["manifest_log"];
+  if (!m.is_null()) *out += "  " + ManifestLogText(m) + "\n";
   const Json& segs = r["segments"];
   *out += Fmt("  KV segments (%zu):\n", segs.items().size());
   for (const Json& s : segs.items()) {
@@ -132,13 +142,13 @@ void KvSummary(const Json& r, std::string* out) {
   }
   const Json& orphans = r["orphans"];
   if (!orphans.items().empty()) {
-    *out += Fmt("  orphans (%zu): files the KVMANIFEST does not need\n", orphans.items().size());
+    *out += Fmt("  orphans (%zu): files the manifest does not need\n", orphans.items().size());
     for (const Json& o : orphans.items()) {
       *out += Fmt("    %-18s %12s  %s\n", T(o["file"]).c_str(), T(o["bytes"]).c_str(), T(o["reason"]).c_str());
     }
   }
   for (const Json& miss : r["missing"].items()) {
-    *out += "  MISSING: " + T(miss["file"]) + " is named by the KVMANIFEST\n";
+    *out += "  MISSING: " + T(miss["file"]) + " is named by the manifest\n";
   }
   const Json& t = r["totals"];
   *out += Fmt("  total: %s live segments, %s segment entries, %s live WAL records (%s writes), %s bytes\n",
@@ -169,11 +179,23 @@ void KvDump(const Json& r, std::string* out) {
     }
     if (r["truncated"].AsBool()) *out += "  ... (--limit)\n";
     if (r["torn_tail"].AsBool()) *out += "  torn tail after the last record (dropped on recovery)\n";
-  } else if (kind == "kv_manifest" && r.Has("kv_manifest")) {
-    const Json& m = r["kv_manifest"];
-    *out += Fmt("  version %s, next_file_number %s, log_number %s, last_seq %s\n", T(m["format_version"]).c_str(),
-                T(m["next_file_number"]).c_str(), T(m["log_number"]).c_str(), T(m["last_seq"]).c_str());
-    for (const Json& e : m["segments"].items()) *out += "  " + T(e["file"]) + "\n";
+  } else if (kind == "current" && r.Has("manifest")) {
+    *out += "  names " + T(r["manifest"]) + "\n";
+  } else if (kind == "manifest_log" && r.Has("manifest_log")) {
+    *out += "  " + ManifestLogText(r["manifest_log"]) + "\n";
+    for (const Json& e : r["edits"].items()) {
+      *out += Fmt("  edit %s at offset %s:", T(e["seq"]).c_str(), T(e["offset"]).c_str());
+      for (const char* f : {"format_version", "log_number", "last_seq", "next_file_number"}) {
+        if (!e[f].is_null()) *out += Fmt(" %s %s", f, T(e[f]).c_str());
+      }
+      for (const Json& a : e["added"].items()) {
+        *out += Fmt(" +%s (%s bytes, seqs %s..%s)", T(a["file"]).c_str(), T(a["file_size"]).c_str(),
+                    T(a["first_seq"]).c_str(), T(a["last_seq"]).c_str());
+      }
+      for (const Json& n : e["removed"].items()) *out += " -segment " + T(n);
+      *out += "\n";
+    }
+    if (r["truncated"].AsBool()) *out += "  ... (--limit)\n";
   }
 }
 
@@ -315,7 +337,8 @@ void Dump(const Json& r, std::string* out) {
       *out += Fmt("  ... %" PRIu64 " more rows (--limit)\n", r["total_rows"].AsUint() - r["rows"].items().size());
     }
     if (!r["tombstones"].items().empty()) *out += "  tombstones: " + r["tombstones"].Dump() + "\n";
-  } else if (r["kind"].AsString().rfind("kv_", 0) == 0) {
+  } else if (r["kind"].AsString().rfind("kv_", 0) == 0 || r["kind"].AsString() == "current" ||
+             r["kind"].AsString() == "manifest_log") {
     KvDump(r, out);
   } else if (r["kind"].AsString() == "index_graph" && r.Has("rows")) {
     *out += "  " + IndexGraphText(r["summary"]) + "\n";

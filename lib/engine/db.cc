@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "engine/topk.h"
+#include "engine/version_set.h"
 #include "index/hnsw.h"
 #include "index/params.h"
 #include "util/coding.h"
@@ -63,8 +64,9 @@ Status DB::Recover() {
   const std::string& dir = options_.path;
   POMAI_RETURN_IF_ERROR(CreateDirDurably(env_, dir));  // a new database must not vanish with its directory
   POMAI_ASSIGN_OR_RETURN(lock_, env_->LockFile(JoinPath(dir, "LOCK")));
-  if (env_->FileExists(JoinPath(dir, "KVMANIFEST")))
+  if (env_->FileExists(JoinPath(dir, "CURRENT")))
     return Status::InvalidArgument(dir + " holds a keyspace database (opened with pomai_db_open_ex), not a u64-id vector database");
+  if (!env_->FileExists(JoinPath(dir, kManifestName))) POMAI_RETURN_IF_ERROR(CheckNotOldFormat(env_, dir));  // a KVMANIFEST
 
   POMAI_ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(dir));
   uint64_t max_number = 0;

@@ -12,9 +12,11 @@
 #include <thread>
 #include <unordered_set>
 
+#include "engine/filename.h"
 #include "engine/kv_index.h"
 #include "engine/kv_store.h"
 #include "engine/manifest.h"
+#include "engine/version_set.h"
 #include "index/params.h"
 #include "util/env_memory.h"
 #include "util/limits.h"
@@ -93,8 +95,8 @@ struct KvDBImpl {
   std::unique_ptr<ThreadPool> pool;  // null when search_threads == 1
 
   // Lock order: flush_mu -> index_load_mu -> commit_mu -> apply_mu ->
-  // manifest_mu -> snap_mu -> layers_mu -> a memtable's or an index's own
-  // lock; bg_mu and rebuild_mu are taken alone.
+  // versions->install_mu() -> snap_mu -> layers_mu -> a memtable's or an
+  // index's own lock; bg_mu, rebuild_mu and wals_mu are taken alone.
   Mutex commit_mu;  // conflict checks, pending, the memtable switch of a flush
   std::map<std::string, int, std::less<>> pending GUARDED_BY(commit_mu);  // keys of commits in the WAL, not yet applied
   uint64_t pending_bytes GUARDED_BY(commit_mu) = 0;                        // their WriteCost
@@ -108,9 +110,11 @@ struct KvDBImpl {
   Mutex snap_mu;
   std::multiset<uint64_t> snapshots GUARDED_BY(snap_mu);  // seqs of the live transactions
 
-  Mutex manifest_mu;
-  kv::Manifest manifest GUARDED_BY(manifest_mu);
-  std::vector<uint64_t> live_wals GUARDED_BY(manifest_mu);
+  // The manifest (docs/ENGINE.md 3.5): the live segments, log number, last
+  // seq; changed only by versions->LogAndApply, under flush_mu.
+  std::unique_ptr<VersionSet> versions;
+  Mutex wals_mu;
+  std::vector<uint64_t> live_wals GUARDED_BY(wals_mu);  // WAL files numbered >= the version's log number
 
   Mutex flush_mu;  // one flush or merge at a time
   uint64_t imm_log_number GUARDED_BY(flush_mu) = 0;  // the first WAL file not needed by imm
@@ -150,14 +154,20 @@ struct KvDBImpl {
     MutexLock l(&layers_mu);
     layers = std::move(next);
   }
-  uint64_t NewFileNumber() {
-    MutexLock l(&manifest_mu);
-    return manifest.next_file_number++;
+  uint64_t NewFileNumber() { return versions->NewFileNumber(); }
+  std::string FilePath(files::FileType type, uint64_t number) const {
+    return JoinPath(opt.path, files::FileName(type, number));
   }
 
   // Runs inside Open, before any other thread can reach the database: it
   // reads and writes the guarded state without the locks.
   Status Recover() NO_THREAD_SAFETY_ANALYSIS;
+  // Recovery's removal of what no version needs: temporaries, segments the
+  // manifest does not name, WALs below its log number, manifests other than
+  // the one CURRENT names. Best effort: a failed removal is retried by the
+  // next open.
+  void RemoveObsoleteFiles(const std::vector<std::string>& names, const std::set<uint64_t>& live_segments,
+                           uint64_t log_number);
   Status NewLogFile();  // inside wal->RunExclusive (or before the writer runs)
   Status FlushLocked() REQUIRES(flush_mu);
   Status MergeLocked() REQUIRES(flush_mu);
@@ -269,7 +279,7 @@ bool KvDB::in_memory() const { return impl_->opt.in_memory; }
 Status KvDB::WithFilesHeld(const std::function<void(const std::string& dir)>& fn) {
   KvDBImpl& d = *impl_;
   if (d.closed) return Status::Closed("database is closed");
-  // Flushes and merges write the KVMANIFEST and delete files under flush_mu;
+  // Flushes and merges change the manifest and delete files under flush_mu;
   // index builds and drops write and delete graph files under index_load_mu
   // (which is never held while waiting for flush_mu).
   MutexLock f(&d.flush_mu);
@@ -291,6 +301,7 @@ Result<std::unique_ptr<KvDB>> KvDB::Open(const KvOptions& options) {
     d.memory_env = std::make_unique<MemoryEnv>();
     d.env = d.memory_env.get();
     d.opt.path = "in-memory";
+    POMAI_ASSIGN_OR_RETURN(d.versions, VersionSet::Create(d.env, d.opt.path));
   }
   if (d.opt.memtable_budget_bytes == 0) d.opt.memtable_budget_bytes = kDefaultMemtableBudget;
   const uint32_t threads =
@@ -308,52 +319,58 @@ Result<std::unique_ptr<KvDB>> KvDB::Open(const KvOptions& options) {
 Status KvDBImpl::Recover() {
   const std::string& dir = opt.path;
   POMAI_RETURN_IF_ERROR(CreateDirDurably(env, dir));  // a new database must not vanish with its directory
-  POMAI_ASSIGN_OR_RETURN(lock, env->LockFile(JoinPath(dir, "LOCK")));
+  POMAI_ASSIGN_OR_RETURN(lock, env->LockFile(JoinPath(dir, files::FileName(files::FileType::kLock, 0))));
   if (env->FileExists(JoinPath(dir, kManifestName)))
     return Status::InvalidArgument(dir + " holds a u64-id vector database (opened with pomai_open), not a keyspace database");
 
   POMAI_ASSIGN_OR_RETURN(std::vector<std::string> names, env->ListDir(dir));
-  uint64_t max_number = 0;
   std::vector<uint64_t> wal_numbers;
-  bool has_segments = false;
   for (const auto& name : names) {
+    files::FileType type;
     uint64_t number;
-    char kind;
-    if (!ParseFileName(name, &number, &kind)) continue;
-    max_number = std::max(max_number, number);
-    if (kind == 'w') wal_numbers.push_back(number);
-    if (kind == 's') has_segments = true;
+    if (files::ParseFileName(name, &type, &number) && type == files::FileType::kLog) wal_numbers.push_back(number);
   }
-  const std::string manifest_path = JoinPath(dir, kv::kKvManifestName);
-  if (env->FileExists(manifest_path)) {
-    std::string data;
-    POMAI_RETURN_IF_ERROR(ReadFileToString(env, manifest_path, &data));
-    POMAI_ASSIGN_OR_RETURN(manifest, kv::Manifest::Decode(data, manifest_path));
+  auto recovered = VersionSet::Recover(env, dir);  // refuses a directory of format version 1
+  if (recovered.ok()) {
+    versions = std::move(recovered).value();
+  } else if (recovered.status().code() == Code::kNotFound) {
+    for (const auto& name : names) {
+      files::FileType type;
+      uint64_t number;
+      if (files::ParseFileName(name, &type, &number) &&
+          (type == files::FileType::kLog || type == files::FileType::kSegment))
+        return Status::Corruption(JoinPath(dir, "CURRENT") + " is missing but the directory holds data files (" + name + ")");
+    }
+    POMAI_ASSIGN_OR_RETURN(versions, VersionSet::Create(env, dir));
   } else {
-    if (!wal_numbers.empty() || has_segments)
-      return Status::Corruption(manifest_path + " is missing but the directory holds data files");
-    POMAI_RETURN_IF_ERROR(WriteFileAtomically(env, dir, manifest_path, manifest.Encode()));
+    return recovered.status();
   }
-  manifest.next_file_number = std::max(manifest.next_file_number, max_number + 1);
+  // Files made after the last edit (a WAL, an unfinished segment) keep their numbers.
+  for (const auto& name : names) {
+    files::FileType type;
+    uint64_t number;
+    if (files::ParseFileName(name, &type, &number)) versions->MarkFileNumberUsed(number);
+  }
+  const std::shared_ptr<const Version> version = versions->current();
 
   auto next = std::make_shared<Layers>();
   next->mem = std::make_shared<kv::MemTable>();
   std::set<uint64_t> live_segments;
-  for (auto it = manifest.segments.rbegin(); it != manifest.segments.rend(); ++it) {
-    const std::string path = JoinPath(dir, SegmentFileName(*it));
-    if (!env->FileExists(path)) return Status::Corruption(manifest_path + " names " + path + ", which is missing");
-    POMAI_ASSIGN_OR_RETURN(auto seg, kv::Segment::Open(env, path, *it));
+  for (const SegmentMeta& meta : version->segments) {  // newest first
+    const std::string path = FilePath(files::FileType::kSegment, meta.number);
+    if (!env->FileExists(path)) return Status::Corruption("the manifest of " + dir + " names " + path + ", which is missing");
+    POMAI_ASSIGN_OR_RETURN(auto seg, kv::Segment::Open(env, path, meta.number));
     next->segs.push_back(std::move(seg));
-    live_segments.insert(*it);
+    live_segments.insert(meta.number);
   }
 
   std::sort(wal_numbers.begin(), wal_numbers.end());
-  uint64_t seq = manifest.last_seq;
+  uint64_t seq = version->last_seq;
   std::vector<kv::Write> writes;
   wal::DecodedRecord decoded;
   for (uint64_t number : wal_numbers) {
-    if (number < manifest.log_number) continue;
-    const std::string path = JoinPath(dir, WalFileName(number));
+    if (number < version->log_number) continue;
+    const std::string path = FilePath(files::FileType::kLog, number);
     POMAI_ASSIGN_OR_RETURN(auto file, env->MapFile(path));
     if (file->size() == 0) {
       (void)env->RemoveFile(path);
@@ -368,7 +385,7 @@ Status KvDBImpl::Recover() {
         POMAI_RETURN_IF_ERROR(wal::DecodeRecord(rec.type, rec.payload, origin, &decoded));
         return Status::Corruption(origin + ": a row array in a keyspace database");
       }
-      if (rec.seq <= manifest.last_seq) continue;  // already in a segment
+      if (rec.seq <= version->last_seq) continue;  // already in a segment
       if (rec.seq <= seq)
         return Status::Corruption(path, rec.offset, "sequence number " + std::to_string(rec.seq) + " is not above " +
                                                         std::to_string(seq));
@@ -380,7 +397,7 @@ Status KvDBImpl::Recover() {
     POMAI_RETURN_IF_ERROR(reader.status());
     live_wals.push_back(number);
   }
-  RemoveObsoleteFiles(env, dir, names, [&](uint64_t n) { return live_segments.count(n) > 0; }, manifest.log_number);
+  RemoveObsoleteFiles(names, live_segments, version->log_number);
   last_seq = seq;
   open_seq = seq;
   // An index graph file holding a version newer than what survived was
@@ -399,9 +416,28 @@ Status KvDBImpl::Recover() {
   return wal->RunExclusive([this] { return NewLogFile(); });
 }
 
+void KvDBImpl::RemoveObsoleteFiles(const std::vector<std::string>& names, const std::set<uint64_t>& live_segments,
+                                   uint64_t log_number) {
+  uint64_t manifest_number = 0;
+  {
+    MutexLock l(versions->install_mu());
+    manifest_number = versions->manifest_number();
+  }
+  for (const auto& name : names) {
+    files::FileType type;
+    uint64_t number;
+    if (!files::ParseFileName(name, &type, &number)) continue;
+    const bool obsolete = type == files::FileType::kTemp ||
+                          (type == files::FileType::kSegment && !live_segments.count(number)) ||
+                          (type == files::FileType::kLog && number < log_number) ||
+                          (type == files::FileType::kManifest && number != manifest_number);
+    if (obsolete) (void)env->RemoveFile(JoinPath(opt.path, name));  // best effort: the next open retries
+  }
+}
+
 Status KvDBImpl::NewLogFile() {
   const uint64_t number = NewFileNumber();
-  const std::string path = JoinPath(opt.path, WalFileName(number));
+  const std::string path = FilePath(files::FileType::kLog, number);
   POMAI_ASSIGN_OR_RETURN(auto file, env->NewWritableFile(path));
   Status s = env->SyncDir(opt.path);
   if (s.ok()) s = wal->SwitchFile(std::move(file));
@@ -409,7 +445,7 @@ Status KvDBImpl::NewLogFile() {
     (void)env->RemoveFile(path);
     return s;
   }
-  MutexLock l(&manifest_mu);
+  MutexLock l(&wals_mu);
   live_wals.push_back(number);
   return Status::OK();
 }
@@ -1068,7 +1104,7 @@ Status KvDBImpl::FlushLocked() {
           flush_mu.AssertHeld();
           POMAI_RETURN_IF_ERROR(NewLogFile());
           {
-            MutexLock m(&manifest_mu);
+            MutexLock m(&wals_mu);
             imm_log_number = live_wals.back();
           }
           return freeze();
@@ -1086,7 +1122,7 @@ Status KvDBImpl::FlushLocked() {
     max_seq = std::max(max_seq, seq);
   });
   const uint64_t number = NewFileNumber();
-  const std::string name = SegmentFileName(number);
+  const std::string name = files::FileName(files::FileType::kSegment, number);
   Status s = kv::Segment::Write(env, opt.path, name, inputs, min_seq, max_seq);
   std::shared_ptr<kv::Segment> seg;
   if (s.ok()) {
@@ -1100,29 +1136,30 @@ Status KvDBImpl::FlushLocked() {
   std::vector<uint64_t> obsolete;
   bool manifest_tried = false;
   if (s.ok()) {
-    MutexLock m(&manifest_mu);
+    // The segment stands for the seqs after the last flush up to the frozen
+    // memtable's last one (docs/ENGINE.md 3.5).
+    MutexLock m(versions->install_mu());
     manifest_tried = true;
-    kv::Manifest next = manifest;
-    next.segments.push_back(number);
-    next.log_number = log_number;
-    next.last_seq = flush_seq;
-    s = WriteFileAtomically(env, opt.path, JoinPath(opt.path, kv::kKvManifestName), next.Encode());
-    if (s.ok()) {
-      next.next_file_number = std::max(next.next_file_number, manifest.next_file_number);
-      manifest = next;
-      for (uint64_t w : live_wals) {
-        if (w < log_number) obsolete.push_back(w);
-      }
-      live_wals.erase(std::remove_if(live_wals.begin(), live_wals.end(), [&](uint64_t w) { return w < log_number; }),
-                      live_wals.end());
+    VersionEdit edit;
+    edit.log_number = log_number;
+    edit.last_seq = flush_seq;
+    edit.added.push_back({number, seg->file_size(), versions->current()->last_seq + 1, flush_seq});
+    s = versions->LogAndApply(&edit);
+  }
+  if (s.ok()) {
+    MutexLock w(&wals_mu);
+    for (uint64_t n : live_wals) {
+      if (n < log_number) obsolete.push_back(n);
     }
+    live_wals.erase(std::remove_if(live_wals.begin(), live_wals.end(), [&](uint64_t n) { return n < log_number; }),
+                    live_wals.end());
   }
   if (!s.ok()) {
     // The frozen memtable stays readable as imm (and its WAL files stay
-    // live) until a later flush writes it. A failed manifest write may have
-    // put the new manifest in place all the same (the rename done, the
-    // directory fsync failed): the segment it names must stay. The next
-    // recovery removes it if no manifest names it.
+    // live) until a later flush writes it. A failed LogAndApply may have
+    // made its edit durable all the same (the record written, its sync
+    // failed): the segment it names must stay. The next recovery removes
+    // it if the manifest does not name it.
     if (!manifest_tried) (void)env->RemoveFile(JoinPath(opt.path, name));
     return s;
   }
@@ -1134,7 +1171,7 @@ Status KvDBImpl::FlushLocked() {
     next->segs.insert(next->segs.begin(), seg);
     Publish(next);
   }
-  for (uint64_t w : obsolete) (void)env->RemoveFile(JoinPath(opt.path, WalFileName(w)));
+  for (uint64_t w : obsolete) (void)env->RemoveFile(FilePath(files::FileType::kLog, w));
   return Status::OK();
 }
 
@@ -1202,7 +1239,7 @@ Status KvDBImpl::MergeLocked() {
     max_seq = std::max(max_seq, seq);
   }
   const uint64_t number = NewFileNumber();
-  const std::string name = SegmentFileName(number);
+  const std::string name = files::FileName(files::FileType::kSegment, number);
   POMAI_RETURN_IF_ERROR(kv::Segment::Write(env, opt.path, name, inputs, inputs.empty() ? 0 : min_seq, max_seq));
   auto opened = kv::Segment::Open(env, JoinPath(opt.path, name), number);
   if (!opened.ok()) {
@@ -1212,16 +1249,23 @@ Status KvDBImpl::MergeLocked() {
   std::set<uint64_t> merged;
   for (const auto& s : cur->segs) merged.insert(s->number());
   {
-    MutexLock m(&manifest_mu);
-    kv::Manifest next = manifest;
-    next.segments.clear();
-    next.segments.push_back(number);
-    // On failure the new manifest may be in place all the same (see
-    // FlushLocked): the merged segment stays for the next recovery to keep
-    // or remove.
-    Status s = WriteFileAtomically(env, opt.path, JoinPath(opt.path, kv::kKvManifestName), next.Encode());
-    if (!s.ok()) return s;
-    manifest = next;
+    // The merged segment stands for the union of its inputs' seq intervals
+    // (adjacent: every live segment is an input). On failure the edit may
+    // be durable all the same (see FlushLocked): the merged segment stays
+    // for the next recovery to keep or remove.
+    MutexLock m(versions->install_mu());
+    VersionEdit edit;
+    SegmentMeta out{number, opened.value()->file_size(), UINT64_MAX, 0};
+    for (const SegmentMeta& meta : versions->current()->segments) {
+      edit.removed.push_back(meta.number);
+      out.first_seq = std::min(out.first_seq, meta.first_seq);
+      out.last_seq = std::max(out.last_seq, meta.last_seq);
+    }
+    if (edit.removed.size() != merged.size())
+      return Status::Internal("the manifest names " + std::to_string(edit.removed.size()) + " segments, the merge read " +
+                              std::to_string(merged.size()));
+    edit.added.push_back(out);
+    POMAI_RETURN_IF_ERROR(versions->LogAndApply(&edit));
   }
   {
     MutexLock l(&commit_mu);
@@ -1231,7 +1275,7 @@ Status KvDBImpl::MergeLocked() {
     Publish(next);
   }
   // Readers still holding the old segments keep their mappings alive.
-  for (uint64_t n : merged) (void)env->RemoveFile(JoinPath(opt.path, SegmentFileName(n)));
+  for (uint64_t n : merged) (void)env->RemoveFile(FilePath(files::FileType::kSegment, n));
   return Status::OK();
 }
 

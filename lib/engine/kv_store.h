@@ -326,18 +326,4 @@ std::string EncodeCommit(const std::vector<Write>& writes);
 // holds a row op, which no commit writes.
 Status WritesOf(const std::vector<wal::RecordOp>& ops, const std::string& origin, std::vector<Write>* out);
 
-// ---------------------------------------------------------------------------
-// KV manifest: which segments and WAL files make up the database.
-constexpr char kKvManifestName[] = "KVMANIFEST";
-
-struct Manifest {
-  uint64_t next_file_number = 1;
-  uint64_t log_number = 0;          // WAL files numbered >= this are live
-  uint64_t last_seq = 0;            // every seq <= this is in a segment
-  std::vector<uint64_t> segments;   // segment file numbers, oldest first
-
-  std::string Encode() const;
-  static Result<Manifest> Decode(const std::string& data, const std::string& path);
-};
-
 }  // namespace pomai::engine::kv

@@ -160,9 +160,7 @@ Result<std::unique_ptr<VersionSet>> VersionSet::Create(Env* env, const std::stri
   return vs;
 }
 
-Result<std::unique_ptr<VersionSet>> VersionSet::Recover(Env* env, const std::string& dir,
-                                                        const VersionSetOptions& options) {
-  POMAI_RETURN_IF_ERROR(CheckNotOldFormat(env, dir));
+Result<uint64_t> VersionSet::ReadCurrent(Env* env, const std::string& dir) {
   const std::string current_path = JoinPath(dir, files::FileName(files::FileType::kCurrent, 0));
   if (!env->FileExists(current_path)) return Status::NotFound(current_path + " does not exist");
   std::string current;
@@ -174,31 +172,29 @@ Result<std::unique_ptr<VersionSet>> VersionSet::Recover(Env* env, const std::str
       type != files::FileType::kManifest) {
     return Status::Corruption(current_path, 0, "CURRENT does not hold MANIFEST-NNNNNN and a newline");
   }
-  const std::string path = JoinPath(dir, files::FileName(type, manifest_number));
-  if (!env->FileExists(path)) {
-    return Status::Corruption(current_path, 0, "CURRENT names " + path + ", which does not exist");
-  }
-  std::string bytes;
-  POMAI_RETURN_IF_ERROR(ReadFileToString(env, path, &bytes));
+  return manifest_number;
+}
 
+Status VersionSet::Replay(std::string_view bytes, const std::string& path, Version* out, std::vector<Record>* records,
+                          uint64_t manifest_number) {
   wal::Reader reader(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path);
   wal::Record rec;
   Version v;
-  uint64_t records = 0;
+  uint64_t count = 0;
   while (reader.Next(&rec)) {
-    ++records;
+    ++count;
     if (rec.type != kEditRecordType) {
       return Status::Corruption(path, rec.offset,
                                 "manifest record of type " + std::to_string(rec.type) + ", expected " +
                                     std::to_string(kEditRecordType));
     }
-    if (rec.seq != records) {
+    if (rec.seq != count) {
       return Status::Corruption(path, rec.offset,
-                                "manifest record seq " + std::to_string(rec.seq) + ", expected " + std::to_string(records));
+                                "manifest record seq " + std::to_string(rec.seq) + ", expected " + std::to_string(count));
     }
     VersionEdit edit;
     POMAI_RETURN_IF_ERROR(VersionEdit::Decode(rec.payload, path, &edit, rec.offset + wal::kHeaderSize));
-    if (records == 1) {
+    if (count == 1) {
       if (!edit.format_version) {
         return Status::Corruption(path, rec.offset, "the first manifest record does not start with the format version");
       }
@@ -215,15 +211,39 @@ Result<std::unique_ptr<VersionSet>> VersionSet::Recover(Env* env, const std::str
     }
     std::string why;
     if (!Apply(v, edit, &v, &why)) return Status::Corruption(path, rec.offset, "version edit " + why);
+    if (records) records->push_back(Record{rec.offset, rec.seq, std::move(edit)});
   }
   if (!reader.status().ok()) return reader.status();
-  if (records == 0) return Status::Corruption(path, 0, "the manifest holds no complete record");
-  if (manifest_number >= v.next_file_number) {
+  if (count == 0) return Status::Corruption(path, 0, "the manifest holds no complete record");
+  if (manifest_number != 0 && manifest_number >= v.next_file_number) {
     return Status::Corruption(path, 0, "the manifest's own number is not below the next file number " +
                                            std::to_string(v.next_file_number));
   }
+  *out = std::move(v);
+  return Status::OK();
+}
+
+Result<std::unique_ptr<VersionSet>> VersionSet::Recover(Env* env, const std::string& dir,
+                                                        const VersionSetOptions& options) {
+  POMAI_RETURN_IF_ERROR(CheckNotOldFormat(env, dir));
+  POMAI_ASSIGN_OR_RETURN(const uint64_t manifest_number, ReadCurrent(env, dir));
+  const std::string path = JoinPath(dir, files::FileName(files::FileType::kManifest, manifest_number));
+  if (!env->FileExists(path)) {
+    return Status::Corruption(JoinPath(dir, files::FileName(files::FileType::kCurrent, 0)), 0,
+                              "CURRENT names " + path + ", which does not exist");
+  }
+  std::string bytes;
+  POMAI_RETURN_IF_ERROR(ReadFileToString(env, path, &bytes));
+  Version v;
+  POMAI_RETURN_IF_ERROR(Replay(bytes, path, &v, nullptr, manifest_number));
   return std::unique_ptr<VersionSet>(
       new VersionSet(env, dir, options, std::make_shared<const Version>(std::move(v)), manifest_number));
+}
+
+void VersionSet::MarkFileNumberUsed(uint64_t number) {
+  uint64_t next = next_file_number_.load();
+  while (next <= number && !next_file_number_.compare_exchange_weak(next, number + 1)) {
+  }
 }
 
 Status VersionSet::LogAndApply(VersionEdit* edit) {

@@ -8,14 +8,15 @@
 // first record of every manifest file is a snapshot: format version 2 first,
 // then log number, last seq, next file number and every live segment.
 //
-// Not yet used by the engines (step 7 of ENGINE.md 6.2 switches the keyspace
-// engine to it).
+// The keyspace engine (lib/engine/kv_db.cc) keeps its files here; the u64
+// engine still has its version-1 MANIFEST until step 11 of ENGINE.md 6.2.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/version_edit.h"
@@ -108,8 +109,32 @@ class VersionSet {
   // the same number twice in this process.
   uint64_t NewFileNumber() { return next_file_number_.fetch_add(1); }
 
+  // Makes every later NewFileNumber() return more than `number`: recovery
+  // calls it for each numbered file of the directory, since files created
+  // after the last edit (a WAL, an unfinished segment) are named by no
+  // manifest and their numbers must not be handed out again.
+  void MarkFileNumberUsed(uint64_t number);
+
   // The number of the live manifest file (the one CURRENT names).
   uint64_t manifest_number() const REQUIRES(install_mu_) { return manifest_number_; }
+
+  // The number of the manifest CURRENT names in `dir`. NotFound when there
+  // is no CURRENT; Corruption when it holds anything but "MANIFEST-NNNNNN\n".
+  static Result<uint64_t> ReadCurrent(Env* env, const std::string& dir);
+
+  // One record of a manifest log: its offset in the file, its seq, its edit.
+  struct Record {
+    uint64_t offset = 0;
+    uint64_t seq = 0;
+    VersionEdit edit;
+  };
+  // Replays the manifest log `bytes`, read from `path` (named in errors),
+  // under Recover's rules into *v (the records into *records when not null);
+  // a torn tail is dropped. The errors are Recover's for a manifest, whose
+  // own number (the one CURRENT names) is `manifest_number` (0: not checked
+  // against the next file number).
+  static Status Replay(std::string_view bytes, const std::string& path, Version* v,
+                       std::vector<Record>* records = nullptr, uint64_t manifest_number = 0);
 
   // Applies `edit` to `base` into *out under the rules of LogAndApply (the
   // edit's next file number, when set, must not decrease either); on a

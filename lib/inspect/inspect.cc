@@ -12,9 +12,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/filename.h"
 #include "engine/kv_index.h"
 #include "engine/kv_store.h"
 #include "engine/manifest.h"
+#include "engine/version_set.h"
 #include "index/hnsw.h"
 #include "index/hnsw_format.h"
 #include "segment/segment.h"
@@ -154,7 +156,9 @@ std::string SectionName(uint32_t kind, uint32_t shard) {
 
 // kKv* and kIndexGraph: the files of a keyspace database (docs/FORMAT.md,
 // "Keyspace databases", "Named-index graph files").
-enum class FileKind { kSegment, kWal, kManifest, kKvSegment, kKvWal, kKvManifest, kIndexGraph, kUnknown };
+// kCurrent and kManifestLog: the version set's files (docs/FORMAT.md, "The
+// manifest"), used by keyspace databases.
+enum class FileKind { kSegment, kWal, kManifest, kKvSegment, kKvWal, kCurrent, kManifestLog, kIndexGraph, kUnknown };
 
 const char* KindName(FileKind k) {
   switch (k) {
@@ -163,7 +167,8 @@ const char* KindName(FileKind k) {
     case FileKind::kManifest: return "manifest";
     case FileKind::kKvSegment: return "kv_segment";
     case FileKind::kKvWal: return "kv_wal";
-    case FileKind::kKvManifest: return "kv_manifest";
+    case FileKind::kCurrent: return "current";
+    case FileKind::kManifestLog: return "manifest_log";
     case FileKind::kIndexGraph: return "index_graph";
     case FileKind::kUnknown: break;
   }
@@ -180,13 +185,14 @@ std::optional<uint32_t> ReadU32At(const std::string& path, uint64_t offset) {
   return DecodeFixed32(reinterpret_cast<const uint8_t*>(buf));
 }
 
-// A keyspace directory: KVMANIFEST and no MANIFEST.
+// A keyspace directory: CURRENT (or the KVMANIFEST of format version 1,
+// which the keyspace readers then refuse, naming its version) and no MANIFEST.
 bool IsKvDir(const std::string& dir) {
-  return env()->FileExists(JoinPath(dir, engine::kv::kKvManifestName)) &&
+  return (env()->FileExists(JoinPath(dir, "CURRENT")) || env()->FileExists(JoinPath(dir, "KVMANIFEST"))) &&
          !env()->FileExists(JoinPath(dir, engine::kManifestName));
 }
 
-// A WAL of a keyspace database: a KVMANIFEST beside it, or a first record
+// A WAL of a keyspace database: a CURRENT beside it, or a first record
 // that is a write batch of key ops (a pomaidb WAL holds row ops and arrays).
 bool IsKvWal(const std::string& path) {
   if (IsKvDir(DirName(path))) return true;
@@ -201,8 +207,15 @@ bool IsKvWal(const std::string& path) {
   return op == wal::OpKind::kPutBytes || op == wal::OpKind::kPutVector || op == wal::OpKind::kDeleteKey;
 }
 
+// MANIFEST-NNNNNN, the name of a manifest log.
+bool IsManifestLogName(const std::string& name) {
+  engine::files::FileType type;
+  uint64_t number = 0;
+  return engine::files::ParseFileName(name, &type, &number) && type == engine::files::FileType::kManifest;
+}
+
 // By --kind, then by name (seg-*.pseg, idx-*.pgraph, wal-*.log, MANIFEST,
-// KVMANIFEST), then by magic; a segment whose header shard is the keyspace
+// CURRENT, MANIFEST-NNNNNN), then by magic; a segment whose header shard is the keyspace
 // marker is a KV segment, one with the index graph marker an index graph
 // file, a WAL of a keyspace directory (or starting with a commit record) a KV WAL.
 FileKind DetectKind(const std::string& path, const std::string& forced) {
@@ -216,8 +229,10 @@ FileKind DetectKind(const std::string& path, const std::string& forced) {
     k = FileKind::kManifest;
   } else if (name == engine::kManifestName) {
     k = FileKind::kManifest;
-  } else if (name == engine::kv::kKvManifestName) {
-    return FileKind::kKvManifest;
+  } else if (name == "CURRENT") {
+    return FileKind::kCurrent;
+  } else if (IsManifestLogName(name)) {
+    return FileKind::kManifestLog;
   } else if (EndsWith(name, ".pseg") || EndsWith(name, ".pgraph")) {
     k = FileKind::kSegment;
   } else if (EndsWith(name, ".log")) {
@@ -232,9 +247,7 @@ FileKind DetectKind(const std::string& path, const std::string& forced) {
   if (k == FileKind::kUnknown && have_magic) {
     if (std::memcmp(magic, segment::kMagic, 8) == 0) k = FileKind::kSegment;
     if (std::memcmp(magic, "POMAIMAN", 8) == 0) k = FileKind::kManifest;
-    if (std::memcmp(magic, "POMAIKVM", 8) == 0) k = FileKind::kKvManifest;
   }
-  if (k == FileKind::kManifest && have_magic && std::memcmp(magic, "POMAIKVM", 8) == 0) return FileKind::kKvManifest;
   if (k == FileKind::kSegment) {
     const std::optional<uint32_t> shard = ReadU32At(path, 24);
     if (shard == engine::kv::kKvSegmentMarker) return FileKind::kKvSegment;
@@ -247,13 +260,6 @@ FileKind DetectKind(const std::string& path, const std::string& forced) {
 Status UnknownKind(const std::string& path) {
   return Status::InvalidArgument(path + ": cannot tell whether this is a segment, a WAL or a manifest "
                                         "(name it *.pseg, *.log or MANIFEST, or pass --kind)");
-}
-
-// The manifest beside `file`, if there is one that decodes.
-std::optional<Manifest> SiblingManifest(const std::string& file) {
-  auto m = engine::ReadManifest(env(), DirName(file));
-  if (!m.ok()) return std::nullopt;
-  return std::move(m).value();
 }
 
 // ---------------------------------------------------------------------------
@@ -545,7 +551,7 @@ Result<uint64_t> LiveSegmentRows(const std::vector<const Segment*>& newest_first
 }  // namespace
 
 // ---------------------------------------------------------------------------
-// Keyspace databases (docs/FORMAT.md, "Keyspace databases"): KVMANIFEST, KV
+// Keyspace databases (docs/FORMAT.md, "Keyspace databases"): CURRENT and the manifest log, KV
 // segments (kv::Segment::Open, then VerifyAll: every checksum and entry); their WAL
 // files go through the one ScanWal.
 
@@ -637,27 +643,96 @@ Json KvEntryJson(std::string_view ikey, uint64_t seq, const kv::VersionView& v, 
   return j;
 }
 
-Json KvManifestJson(const kv::Manifest& m, uint64_t bytes) {
+namespace files = engine::files;
+
+// The manifest of a keyspace directory, read as the engine's recovery reads
+// it: CheckNotOldFormat, VersionSet::ReadCurrent, VersionSet::Replay.
+struct ManifestLog {
+  std::string path;  // of the MANIFEST-NNNNNN file
+  uint64_t number = 0;
+  uint64_t bytes = 0;
+  engine::Version version;
+  std::vector<engine::VersionSet::Record> records;
+};
+
+// A manifest log file on its own; `number` is checked against the next file
+// number when not 0 (the one CURRENT names).
+Status ReadManifestLogFile(const std::string& path, uint64_t number, ManifestLog* m) {
+  std::string raw;
+  POMAI_RETURN_IF_ERROR(ReadFileToString(env(), path, &raw));
+  m->path = path;
+  m->number = number;
+  m->bytes = raw.size();
+  m->records.clear();
+  return engine::VersionSet::Replay(raw, path, &m->version, &m->records, number);
+}
+
+Result<ManifestLog> ReadKvManifest(const std::string& dir) {
+  POMAI_RETURN_IF_ERROR(engine::CheckNotOldFormat(env(), dir));
+  POMAI_ASSIGN_OR_RETURN(const uint64_t number, engine::VersionSet::ReadCurrent(env(), dir));
+  const std::string path = JoinPath(dir, files::FileName(files::FileType::kManifest, number));
+  if (!env()->FileExists(path))
+    return Status::Corruption(JoinPath(dir, "CURRENT"), 0, "CURRENT names " + path + ", which does not exist");
+  ManifestLog m;
+  POMAI_RETURN_IF_ERROR(ReadManifestLogFile(path, number, &m));
+  return m;
+}
+
+// What a pass over a keyspace directory read of its manifest (CURRENT and
+// the log it names): when a failed pass finds it changed, the failure may be
+// a race with the engine and the pass is repeated.
+std::string ManifestFingerprint(const std::string& dir) {
+  std::string current, log;
+  (void)ReadFileToString(env(), JoinPath(dir, "CURRENT"), &current);
+  files::FileType type;
+  uint64_t number = 0;
+  if (!current.empty() && files::ParseFileName(std::string_view(current).substr(0, current.size() - 1), &type, &number))
+    (void)ReadFileToString(env(), JoinPath(dir, current.substr(0, current.size() - 1)), &log);
+  return current + log;
+}
+
+Json SegmentMetaJson(const engine::SegmentMeta& s) {
+  Json e = Json::Object();
+  e.Set("file", files::FileName(files::FileType::kSegment, s.number));
+  e.Set("number", s.number);
+  e.Set("file_size", s.file_size);
+  e.Set("first_seq", s.first_seq);
+  e.Set("last_seq", s.last_seq);
+  return e;
+}
+
+// The state a manifest log describes (segments newest first).
+Json ManifestLogJson(const ManifestLog& m) {
   Json j = Json::Object();
-  j.Set("format_version", 1);
-  j.Set("bytes", bytes);
-  j.Set("next_file_number", m.next_file_number);
-  j.Set("log_number", m.log_number);
-  j.Set("last_seq", m.last_seq);
+  j.Set("file", BaseName(m.path));
+  j.Set("bytes", m.bytes);
+  j.Set("edits", static_cast<uint64_t>(m.records.size()));
+  j.Set("format_version", engine::kFormatVersion);
+  j.Set("next_file_number", m.version.next_file_number);
+  j.Set("log_number", m.version.log_number);
+  j.Set("last_seq", m.version.last_seq);
   Json segs = Json::Array();
-  for (uint64_t n : m.segments) {
-    Json e = Json::Object();
-    e.Set("file", engine::SegmentFileName(n));
-    e.Set("number", n);
-    segs.Push(std::move(e));
-  }
+  for (const engine::SegmentMeta& s : m.version.segments) segs.Push(SegmentMetaJson(s));
   j.Set("segments", std::move(segs));
   return j;
 }
 
-Result<kv::Manifest> ReadKvManifestFile(const std::string& path, std::string* raw) {
-  POMAI_RETURN_IF_ERROR(ReadFileToString(env(), path, raw));
-  return kv::Manifest::Decode(*raw, path);
+// One record of a manifest log: the fields its edit sets (null: not set).
+Json EditJson(const engine::VersionSet::Record& r) {
+  auto opt = [](const auto& v) { return v ? Json(static_cast<uint64_t>(*v)) : Json(); };
+  Json j = Json::Object();
+  j.Set("offset", r.offset);
+  j.Set("seq", r.seq);
+  j.Set("format_version", opt(r.edit.format_version));
+  j.Set("log_number", opt(r.edit.log_number));
+  j.Set("last_seq", opt(r.edit.last_seq));
+  j.Set("next_file_number", opt(r.edit.next_file_number));
+  Json added = Json::Array(), removed = Json::Array();
+  for (const engine::SegmentMeta& s : r.edit.added) added.Push(SegmentMetaJson(s));
+  for (uint64_t n : r.edit.removed) removed.Push(Json(n));
+  j.Set("added", std::move(added));
+  j.Set("removed", std::move(removed));
+  return j;
 }
 
 // The segment's file number from its name (0 when it has no seg-N name).
@@ -831,13 +906,17 @@ void VerifyIndexGraph(const std::string& path, bool damage_fails, VerifyState* s
 }
 
 std::string KvOrphanReason(const DirFile& f) {
-  if (f.kind == 's') return "segment not named by the KVMANIFEST (removed on the next open)";
-  if (f.kind == 'w') return "WAL below the KVMANIFEST's log_number (already in segments; removed on the next open)";
+  if (f.kind == 's') return "segment not named by the manifest (removed on the next open)";
+  if (f.kind == 'w') return "WAL below the manifest's log_number (already in segments; removed on the next open)";
+  if (IsManifestLogName(f.name)) return "manifest log that CURRENT does not name (removed on the next open)";
   if (EndsWith(f.name, ".tmp")) return "temporary file of an interrupted write (removed on the next open)";
   return "not a file of the database";
 }
 
-bool IsKnownKvFile(const std::string& name) { return name == "LOCK" || name == kv::kKvManifestName; }
+// LOCK, CURRENT and the manifest log CURRENT names (`manifest`: its name, or empty).
+bool IsKnownKvFile(const std::string& name, const std::string& manifest) {
+  return name == "LOCK" || name == "CURRENT" || (!manifest.empty() && name == manifest);
+}
 
 // The internal keys the commit records that recovery replays write: per key
 // its last write (true a value, false a tombstone). Newer than every segment.
@@ -887,7 +966,7 @@ Status CountLiveKeys(const std::vector<const kv::Segment*>& newest_first, const 
   }
 }
 
-Report KvInspectDirOnce(const std::string& dir, std::string* raw) {
+Report KvInspectDirOnce(const std::string& dir) {
   Report r;
   r.json.Set("command", "summary");
   r.json.Set("path", dir);
@@ -898,17 +977,21 @@ Report KvInspectDirOnce(const std::string& dir, std::string* raw) {
     Fail(&r, Problem(files.status(), dir));
     return r;
   }
-  const std::string manifest_path = JoinPath(dir, kv::kKvManifestName);
-  std::optional<kv::Manifest> manifest;
-  auto m = ReadKvManifestFile(manifest_path, raw);
+  std::optional<ManifestLog> log;
+  auto m = ReadKvManifest(dir);
   if (m.ok()) {
-    manifest = std::move(m).value();
-    r.json.Set("kv_manifest", KvManifestJson(*manifest, raw->size()));
+    log = std::move(m).value();
+    r.json.Set("manifest_log", ManifestLogJson(*log));
   } else {
-    r.json.Set("kv_manifest", Json());
-    Fail(&r, Problem(m.status(), manifest_path));
+    r.json.Set("manifest_log", Json());
+    Fail(&r, Problem(m.status(), dir));
   }
-  std::vector<uint64_t> named = manifest ? manifest->segments : std::vector<uint64_t>{};
+  const engine::Version* manifest = log ? &log->version : nullptr;
+  const std::string manifest_name = log ? BaseName(log->path) : std::string();
+  std::vector<uint64_t> named;  // newest first
+  if (manifest) {
+    for (const engine::SegmentMeta& s : manifest->segments) named.push_back(s.number);
+  }
   auto is_named = [&](uint64_t n) { return std::find(named.begin(), named.end(), n) != named.end(); };
 
   Json segments = Json::Array(), wals = Json::Array(), graphs = Json::Array(), orphans = Json::Array(),
@@ -919,7 +1002,7 @@ Report KvInspectDirOnce(const std::string& dir, std::string* raw) {
   // commit records write, and whether every live file could be read.
   std::map<uint64_t, std::shared_ptr<kv::Segment>> live_segments;
   KeyOverlay replayed;
-  bool live_readable = manifest.has_value();
+  bool live_readable = manifest != nullptr;
   uint64_t prev_seq = manifest ? manifest->last_seq : 0;
   for (const DirFile& f : *files) {
     const std::string path = JoinPath(dir, f.name);
@@ -929,11 +1012,11 @@ Report KvInspectDirOnce(const std::string& dir, std::string* raw) {
                                    (f.kind == 'w' && f.number >= manifest->log_number));
     // A damaged graph file is shown with its error but fails nothing: the engine rebuilds it.
     const bool graph = f.kind == 0 && kv::IsIndexGraphFileName(f.name);
-    if (!live && !graph && !IsKnownKvFile(f.name)) {
+    if (!live && !graph && !IsKnownKvFile(f.name, manifest_name)) {
       Json o = Json::Object();
       o.Set("file", f.name);
       o.Set("bytes", bytes);
-      o.Set("reason", manifest ? KvOrphanReason(f) : "no readable KVMANIFEST");
+      o.Set("reason", manifest ? KvOrphanReason(f) : "no readable manifest");
       orphans.Push(std::move(o));
     }
     if (graph) {
@@ -961,7 +1044,7 @@ Report KvInspectDirOnce(const std::string& dir, std::string* raw) {
       segments.Push(std::move(j));
     } else if (f.kind == 'w') {
       uint64_t ignored = 0;
-      // Recovery replays the records of the live WALs (in number order) above the KVMANIFEST's last_seq.
+      // Recovery replays the records of the live WALs (in number order) above the manifest's last_seq.
       auto replay = [&](const wal::Record& rec, const wal::DecodedRecord& d) {
         if (rec.seq <= manifest->last_seq) return true;
         for (const auto& op : d.ops) replayed[std::string(op.key)] = op.kind != wal::OpKind::kDeleteKey;
@@ -987,7 +1070,7 @@ Report KvInspectDirOnce(const std::string& dir, std::string* raw) {
   for (uint64_t number : named) {
     if (std::find(present.begin(), present.end(), number) == present.end()) {
       Json j = Json::Object();
-      j.Set("file", engine::SegmentFileName(number));
+      j.Set("file", files::FileName(files::FileType::kSegment, number));
       missing.Push(std::move(j));
     }
   }
@@ -1009,7 +1092,7 @@ Report KvInspectDirOnce(const std::string& dir, std::string* raw) {
   std::optional<LiveKeys> live_keys;
   if (live_readable && missing.items().empty()) {
     std::vector<const kv::Segment*> newest_first;
-    for (auto n = named.rbegin(); n != named.rend(); ++n) newest_first.push_back(live_segments.at(*n).get());
+    for (uint64_t n : named) newest_first.push_back(live_segments.at(n).get());
     LiveKeys counted;
     Status s = CountLiveKeys(newest_first, replayed, &counted);
     for (const auto& [key, live] : replayed) CountLive(key, live, &counted);
@@ -1023,9 +1106,9 @@ Report KvInspectDirOnce(const std::string& dir, std::string* raw) {
   totals.Set("live_index_entries", live_keys ? Json(live_keys->index_entries) : Json());
   r.json.Set("totals", std::move(totals));
   if (!missing.items().empty() && r.exit_code == 0) {
-    Fail(&r, Problem(Status::Corruption(manifest_path + " names " + missing.items()[0]["file"].AsString() +
+    Fail(&r, Problem(Status::Corruption(log->path + " names " + missing.items()[0]["file"].AsString() +
                                         ", which is missing"),
-                     manifest_path));
+                     log->path));
   }
   return r;
 }
@@ -1033,16 +1116,19 @@ Report KvInspectDirOnce(const std::string& dir, std::string* raw) {
 Report KvInspectDir(const std::string& dir) {
   Report r;
   for (int attempt = 0; attempt < 5; ++attempt) {
-    std::string before, after;
-    r = KvInspectDirOnce(dir, &before);
-    if (r.exit_code == 0) break;
-    if (!ReadFileToString(env(), JoinPath(dir, kv::kKvManifestName), &after).ok() || after == before) break;
+    const std::string before = ManifestFingerprint(dir);
+    r = KvInspectDirOnce(dir);
+    if (r.exit_code == 0 || ManifestFingerprint(dir) == before) break;
   }
   return r;
 }
 
 std::string KvSegmentDetail(const kv::Segment& seg) {
   return std::to_string(seg.size()) + " entries, " + std::to_string(seg.groups().size()) + " vector groups";
+}
+
+std::string ManifestDetail(const ManifestLog& m) {
+  return std::to_string(m.version.segments.size()) + " segments, " + std::to_string(m.records.size()) + " edits";
 }
 
 // verify of one keyspace file.
@@ -1054,51 +1140,60 @@ void KvVerifyFile(const std::string& path, FileKind kind, VerifyState* st) {
     WalScan scan = ScanWal(path);
     if (scan.status.ok() && scan.torn_tail) st->notes.Push(Note(path, scan.good_end, TornTailNote(scan)));
     st->Check(path, kind, scan.status, WalDetail(scan));
+  } else if (kind == FileKind::kCurrent) {
+    auto number = engine::VersionSet::ReadCurrent(env(), DirName(path));
+    st->Check(path, kind, number.status(),
+              number.ok() ? "names " + files::FileName(files::FileType::kManifest, *number) : "");
   } else {
-    std::string raw;
-    auto m = ReadKvManifestFile(path, &raw);
-    st->Check(path, FileKind::kKvManifest, m.status(),
-              m.ok() ? std::to_string(m->segments.size()) + " segments" : "");
+    ManifestLog m;
+    Status s = ReadManifestLogFile(path, 0, &m);
+    st->Check(path, kind, s, s.ok() ? ManifestDetail(m) : "");
   }
 }
 
-void KvVerifyDirOnce(const std::string& dir, VerifyState* st, std::string* raw) {
-  const std::string manifest_path = JoinPath(dir, kv::kKvManifestName);
+void KvVerifyDirOnce(const std::string& dir, VerifyState* st) {
   auto files = ListFiles(dir);
   if (!files.ok()) {
     st->Check(dir, FileKind::kUnknown, files.status());
     return;
   }
-  auto decoded = ReadKvManifestFile(manifest_path, raw);
-  st->Check(manifest_path, FileKind::kKvManifest, decoded.status(),
-            decoded.ok() ? std::to_string(decoded->segments.size()) + " segments" : "");
+  auto decoded = ReadKvManifest(dir);
+  st->Check(decoded.ok() ? decoded->path : JoinPath(dir, "CURRENT"), FileKind::kManifestLog, decoded.status(),
+            decoded.ok() ? ManifestDetail(*decoded) : "");
   if (!decoded.ok()) return;
-  const kv::Manifest& m = *decoded;
-  for (uint64_t number : m.segments) {
-    const std::string path = JoinPath(dir, engine::SegmentFileName(number));
+  const engine::Version& m = decoded->version;
+  const std::string manifest_name = BaseName(decoded->path);
+  std::vector<uint64_t> segments;
+  for (const engine::SegmentMeta& meta : m.segments) {
+    segments.push_back(meta.number);
+    const std::string path = JoinPath(dir, files::FileName(files::FileType::kSegment, meta.number));
     if (!env()->FileExists(path)) {
-      st->Check(path, FileKind::kKvSegment, Status::Corruption(manifest_path + " names " + path + ", which is missing"));
+      st->Check(path, FileKind::kKvSegment, Status::Corruption(decoded->path + " names " + path + ", which is missing"));
       continue;
     }
-    auto seg = OpenKvSegment(path, number);
+    auto seg = OpenKvSegment(path, meta.number);
     Status s = seg.status();
-    if (s.ok() && (*seg)->size() > 0 && (*seg)->max_seq() > m.last_seq) {
+    if (s.ok() && (*seg)->file_size() != meta.file_size) {
+      s = Status::Corruption(path + " holds " + std::to_string((*seg)->file_size()) + " bytes; the manifest says " +
+                             std::to_string(meta.file_size));
+    } else if (s.ok() && (*seg)->size() > 0 && (*seg)->max_seq() > meta.last_seq) {
       s = Status::Corruption(path, 56, "segment max_seq " + std::to_string((*seg)->max_seq()) +
-                                           " is above the KVMANIFEST's last_seq " + std::to_string(m.last_seq));
+                                           " is above the last seq " + std::to_string(meta.last_seq) +
+                                           " the manifest gives it");
     }
     st->Check(path, FileKind::kKvSegment, s, seg.ok() ? KvSegmentDetail(**seg) : "");
   }
   uint64_t prev_seq = m.last_seq;
   for (const DirFile& f : *files) {
     const std::string path = JoinPath(dir, f.name);
-    const bool named = f.kind == 's' && std::find(m.segments.begin(), m.segments.end(), f.number) != m.segments.end();
+    const bool named = f.kind == 's' && std::find(segments.begin(), segments.end(), f.number) != segments.end();
     if (f.kind == 'w' && f.number >= m.log_number) {
       WalScan scan = ScanWal(path, m.last_seq, &prev_seq, [](const wal::Record&, const wal::DecodedRecord&) { return true; });
       if (scan.status.ok() && scan.torn_tail) st->notes.Push(Note(path, scan.good_end, TornTailNote(scan)));
       st->Check(path, FileKind::kKvWal, scan.status, WalDetail(scan));
     } else if (f.kind == 0 && kv::IsIndexGraphFileName(f.name)) {
       VerifyIndexGraph(path, false, st);
-    } else if (!IsKnownKvFile(f.name) && !named) {
+    } else if (!IsKnownKvFile(f.name, manifest_name) && !named) {
       st->notes.Push(Note(path, std::nullopt, "not checked: " + KvOrphanReason(f)));
     }
   }
@@ -1162,13 +1257,26 @@ void KvDump(const std::string& file, FileKind kind, const InspectOptions& opt, R
     if (!scan.status.ok()) Fail(r, Problem(scan.status, file));
     return;
   }
-  std::string raw;
-  auto m = ReadKvManifestFile(file, &raw);
-  if (!m.ok()) {
-    Fail(r, Problem(m.status(), file));
+  if (kind == FileKind::kCurrent) {
+    auto number = engine::VersionSet::ReadCurrent(env(), DirName(file));
+    if (!number.ok()) {
+      Fail(r, Problem(number.status(), file));
+      return;
+    }
+    r->json.Set("manifest", files::FileName(files::FileType::kManifest, *number));
     return;
   }
-  r->json.Set("kv_manifest", KvManifestJson(*m, raw.size()));
+  ManifestLog m;
+  Status s = ReadManifestLogFile(file, 0, &m);
+  if (!s.ok()) {
+    Fail(r, Problem(s, file));
+    return;
+  }
+  r->json.Set("manifest_log", ManifestLogJson(m));
+  Json edits = Json::Array();
+  for (size_t i = 0; i < m.records.size() && i < limit; ++i) edits.Push(EditJson(m.records[i]));
+  r->json.Set("edits", std::move(edits));
+  r->json.Set("truncated", m.records.size() > limit);
 }
 
 // dump of an index graph file: its summary and first N rows (key, seq,
@@ -1501,7 +1609,8 @@ void VerifyFile(const std::string& path, FileKind kind, const InspectOptions& op
     }
     case FileKind::kKvSegment:
     case FileKind::kKvWal:
-    case FileKind::kKvManifest:
+    case FileKind::kCurrent:
+    case FileKind::kManifestLog:
       KvVerifyFile(path, kind, st);
       return;
     case FileKind::kIndexGraph:
@@ -1612,13 +1721,9 @@ Report Verify(const std::string& path, const InspectOptions& opt) {
   } else if (is_dir.ok() && opt.kind.empty() && IsKvDir(path)) {
     for (int attempt = 0; attempt < 5; ++attempt) {
       st = VerifyState();
-      std::string raw_before, raw_after;
-      KvVerifyDirOnce(path, &st, &raw_before);
-      if (st.problems.items().empty()) break;
-      if (!ReadFileToString(env(), JoinPath(path, engine::kv::kKvManifestName), &raw_after).ok() ||
-          raw_after == raw_before) {
-        break;
-      }
+      const std::string before = ManifestFingerprint(path);
+      KvVerifyDirOnce(path, &st);
+      if (st.problems.items().empty() || ManifestFingerprint(path) == before) break;
     }
   } else if (is_dir.ok() && opt.kind.empty()) {
     // A database open elsewhere may replace its manifest and delete files
@@ -1664,7 +1769,8 @@ Report Dump(const std::string& file, const InspectOptions& opt) {
   r.json.Set("kind", KindName(kind));
   r.json.Set("limit", opt.limit);
   const uint64_t limit = opt.limit == 0 ? UINT64_MAX : opt.limit;
-  if (kind == FileKind::kKvSegment || kind == FileKind::kKvWal || kind == FileKind::kKvManifest) {
+  if (kind == FileKind::kKvSegment || kind == FileKind::kKvWal || kind == FileKind::kCurrent ||
+      kind == FileKind::kManifestLog) {
     KvDump(file, kind, opt, &r);
     return r;
   }

@@ -456,8 +456,9 @@ class Database:
 
     def verify(self) -> Dict[str, Any]:
         """Checks the database's files, with the checks of `pomai-inspect
-        verify DIR` (docs/FORMAT.md, "pomai-inspect"): the KVMANIFEST decodes;
-        every segment it names exists and passes every section checksum and
+        verify DIR` (docs/FORMAT.md, "pomai-inspect"): CURRENT names a
+        manifest log whose edits decode and replay; every segment it names
+        exists, has the size it gives and passes every section checksum and
         every entry check (key order, vector groups, sequence numbers not
         above the manifest's); every live WAL file reads to its end, its
         commit records decode and the ones recovery replays have increasing
@@ -475,7 +476,7 @@ class Database:
         code, 5 = CORRUPTION), "message"}), "error" (the first problem, or
         None), "notes" (a list of {"file", "offset", "message"}: a torn WAL
         tail, a damaged index graph file, a file the manifest does not
-        need), "checked" (a list of {"file", "kind" ("kv_manifest",
+        need), "checked" (a list of {"file", "kind" ("manifest_log",
         "kv_segment", "kv_wal", "index_graph"), "ok", "detail"}), "counts"
         ({"checked", "problems", "notes"}) and "path". AlopexError (code
         CLOSED) when the database is closed."""

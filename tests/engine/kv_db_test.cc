@@ -557,8 +557,9 @@ TEST(KvDB, FlushSucceedsWhenOnlyTheMergeAfterItFails) {
     PutCommit(*db, "a", "1");
     ASSERT_TRUE(db->Flush().ok());
     PutCommit(*db, "b", "2");
-    // The flush renames its segment, then the manifest; the merge's segment is the third.
-    env.FailNth(testing::Op::kRename, 3, ENOSPC, /*sticky=*/true);
+    // The flush renames its segment and appends to the manifest log (the
+    // open made a new one); the merge's segment is the second rename.
+    env.FailNth(testing::Op::kRename, 2, ENOSPC, /*sticky=*/true);
     Status s = db->Flush();
     EXPECT_TRUE(s.ok()) << s.ToString();
     EXPECT_EQ(db->TEST_SegmentCount(), 2u);  // the merge did not happen
@@ -651,6 +652,83 @@ TEST(KvDB, KeyspaceAndU64IdDirectoriesRefuseEachOther) {
   ko.path = id_dir.path();
   auto k = KvDB::Open(ko);
   EXPECT_EQ(k.status().code(), Code::kInvalidArgument) << k.status().ToString();
+}
+
+// A keyspace directory of format version 1 (KVMANIFEST, no CURRENT) is
+// refused by both engines, naming the file and its version; nothing is
+// created in it (docs/ENGINE.md 3.1).
+TEST(KvDB, FormatVersionOneDirectoriesAreRefusedNamingTheirVersion) {
+  testing::TempDir dir;
+  std::string old = "POMAIKVM";
+  PutFixed32(&old, 1);
+  old.append(28, '\0');
+  { std::ofstream(dir.path() + "/KVMANIFEST", std::ios::binary) << old; }
+  { std::ofstream(dir.path() + "/seg-000003.pseg", std::ios::binary) << "old segment"; }
+  const std::string want = dir.path() + "/KVMANIFEST holds a pomai database of format version 1 (manifest version 1); "
+                           "this build reads format version 2 and does not convert (no migration before 1.0)";
+  KvOptions ko;
+  ko.path = dir.path();
+  auto k = KvDB::Open(ko);
+  EXPECT_EQ(k.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(k.status().message(), want);
+  Options o;
+  o.path = dir.path();
+  o.dim = 4;
+  auto r = DB::Open(o);
+  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(r.status().message(), want);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/CURRENT"));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/MANIFEST"));
+  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/seg-000003.pseg"));
+}
+
+// The files of a keyspace directory (docs/ENGINE.md 3.1): CURRENT names the
+// one manifest log; after a reopen the first change starts a new manifest
+// and the old one goes; a stale manifest, a temporary and a segment the
+// manifest does not name are removed at open; a WAL created after the last
+// edit keeps its number from later files.
+TEST(KvDB, ManifestFilesAfterReopens) {
+  testing::TempDir dir;
+  auto names = [&] {
+    std::vector<std::string> out;
+    for (auto& e : std::filesystem::directory_iterator(dir.path())) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  auto current = [&] {
+    std::ifstream f(dir.path() + "/CURRENT", std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  {
+    auto db = OpenKv(dir.path());
+    EXPECT_EQ(current(), "MANIFEST-000001\n");
+    PutCommit(*db, "a", "1");
+    ASSERT_TRUE(db->Flush().ok());  // appended to MANIFEST-000001
+    EXPECT_EQ(current(), "MANIFEST-000001\n");
+    PutCommit(*db, "b", "2");
+  }
+  // The flush made WAL 3, then segment 4, and deleted WAL 2.
+  EXPECT_EQ(names(), (std::vector<std::string>{"CURRENT", "LOCK", "MANIFEST-000001", "seg-000004.pseg",
+                                               "wal-000003.log"}));
+  { std::ofstream(dir.path() + "/MANIFEST-000009", std::ios::binary) << "stale"; }
+  { std::ofstream(dir.path() + "/seg-000012.pseg.tmp", std::ios::binary) << "partial"; }
+  { std::ofstream(dir.path() + "/seg-000011.pseg", std::ios::binary) << "not named"; }
+  {
+    auto db = OpenKv(dir.path());
+    EXPECT_EQ(Committed(*db, "a"), "1");
+    EXPECT_EQ(Committed(*db, "b"), "2");
+    // Removed at open; the numbers seen are not handed out again: the new WAL is 13.
+    EXPECT_EQ(names(), (std::vector<std::string>{"CURRENT", "LOCK", "MANIFEST-000001", "seg-000004.pseg",
+                                                 "wal-000003.log", "wal-000013.log"}));
+    // The first change of this open (WAL 14, segment 15) starts MANIFEST-000016.
+    ASSERT_TRUE(db->Flush().ok());
+    EXPECT_EQ(current(), "MANIFEST-000016\n");
+    EXPECT_EQ(names(), (std::vector<std::string>{"CURRENT", "LOCK", "MANIFEST-000016", "seg-000004.pseg",
+                                                 "seg-000015.pseg", "wal-000014.log"}));
+  }
+  auto db = OpenKv(dir.path());
+  EXPECT_EQ(db->TEST_SegmentCount(), 2u);
+  EXPECT_EQ(Committed(*db, "b"), "2");
 }
 
 TEST(KvDB, SecondOpenOfTheSameDirectoryIsRefused) {

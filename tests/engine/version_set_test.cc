@@ -269,6 +269,21 @@ TEST(VersionSet, ManyEditsRecoverToTheSameVersion) {
   EXPECT_EQ(again->NewFileNumber(), v->next_file_number);
 }
 
+TEST(VersionSet, MarkFileNumberUsedSkipsNumbersNoManifestNames) {
+  MemoryEnv env;
+  ASSERT_TRUE(VersionSet::Create(&env, kDir).ok());
+  auto vs = MustRecover(&env);
+  ASSERT_TRUE(vs);
+  vs->MarkFileNumberUsed(1);  // below the counter: no change
+  EXPECT_EQ(vs->NewFileNumber(), 2u);
+  vs->MarkFileNumberUsed(9);  // a WAL file created after the last edit
+  EXPECT_EQ(vs->NewFileNumber(), 10u);
+  MutexLock l(vs->install_mu());
+  VersionEdit e;
+  ASSERT_TRUE(vs->LogAndApply(&e).ok());
+  EXPECT_GT(vs->current()->next_file_number, 10u);  // logged: the next open hands out none of them either
+}
+
 TEST(VersionSet, TheFirstEditAfterRecoverStartsANewManifest) {
   MemoryEnv env;
   ASSERT_TRUE(VersionSet::Create(&env, kDir).ok());

@@ -1,11 +1,11 @@
 // libFuzzer target: the files of a keyspace database (lib/engine/kv_store):
-// KV segment files, the KVMANIFEST and the keyspace WAL's commit records.
+// KV segment files and the keyspace WAL's commit records (its manifest log
+// is manifest_fuzz's).
 //
-// Input: byte 0 picks the file kind (b % 4): 0 a KV segment, 1 a KVMANIFEST,
-// 2 a WAL file, 3 a named-index graph file. Byte 1 holds fix-up flags (so
-// the fuzzer gets past the checksums): for a segment or a graph file, bit 0
-// the header CRC, bit 1 every section CRC, bit 2 the table CRC; for a
-// manifest, bit 0 the trailing CRC; unused for a WAL. The rest is the file
+// Input: byte 0 picks the file kind (b % 3): 0 a KV segment, 1 a WAL file,
+// 2 a named-index graph file. Byte 1 holds fix-up flags (so the fuzzer gets
+// past the checksums): for a segment or a graph file, bit 0 the header CRC,
+// bit 1 every section CRC, bit 2 the table CRC; unused for a WAL. The rest is the file
 // (a segment or graph file is served as an exactly sized, 64-byte aligned
 // mapping).
 //
@@ -13,8 +13,7 @@
 // segment opens (Open checks only the container and the group table) every
 // accessor may return Corruption but never crashes; after VerifyAll succeeds
 // every entry is readable, its keys strictly ascending and findable, its
-// vectors inside their groups; a
-// decoded manifest encodes back to the same bytes; the reader's records lie
+// vectors inside their groups; the reader's records lie
 // in the file, and a decoded commit record encodes back to its payload and
 // reads back from a memtable. A graph file is loaded with the configuration
 // its own header and name section give (as pomai-inspect does): any failure
@@ -159,21 +158,6 @@ void FuzzSegment(std::vector<uint8_t> bytes, uint8_t flags) {
   FUZZ_CHECK(seg.Get(std::string_view(), UINT64_MAX, &v, &found).ok() && !found, "the empty key is never stored");
 }
 
-void FuzzManifest(std::string bytes, uint8_t flags) {
-  if ((flags & 1) && bytes.size() >= 4) {
-    EncodeFixed32(reinterpret_cast<uint8_t*>(bytes.data()) + bytes.size() - 4,
-                  crc32c::Value(bytes.data(), bytes.size() - 4));
-  }
-  auto m = engine::kv::Manifest::Decode(bytes, "fuzz/KVMANIFEST");
-  if (!m.ok()) {
-    FUZZ_CHECK(m.status().IsCorruption(), m.status().ToString());
-    FUZZ_CHECK(StartsWith(m.status().message(), "fuzz/KVMANIFEST at offset "), m.status().message());
-    return;
-  }
-  for (uint64_t s : m->segments) FUZZ_CHECK(s < m->next_file_number, "segment numbers below next");
-  FUZZ_CHECK(m->Encode() == bytes, "decode then encode gives the same bytes");
-}
-
 void FuzzWal(const uint8_t* data, size_t size) {
   fuzz::AlignedBytes file(data, size);
   wal::Reader reader(file.data(), file.size(), "fuzz.log");
@@ -261,10 +245,9 @@ void FuzzIndexGraph(std::vector<uint8_t> bytes, uint8_t flags) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
-  switch (data[0] % 4) {
+  switch (data[0] % 3) {
     case 0: FuzzSegment(std::vector<uint8_t>(data + 2, data + size), data[1]); break;
-    case 1: FuzzManifest(std::string(reinterpret_cast<const char*>(data + 2), size - 2), data[1]); break;
-    case 2: FuzzWal(data + 2, size - 2); break;
+    case 1: FuzzWal(data + 2, size - 2); break;
     default: FuzzIndexGraph(std::vector<uint8_t>(data + 2, data + size), data[1]); break;
   }
   return 0;

@@ -104,8 +104,9 @@ def manifest_log(edits: list[bytes]) -> bytes:
 
 
 def write_version_set_seeds(out: Path) -> None:
-    """manifest_fuzz's format-2 modes (byte 0 bit 1: a version edit; bit 2: a manifest log).
-    Hand-built: no engine writes format 2 yet."""
+    """manifest_fuzz's format-2 modes (byte 0 bit 1: a version edit; bit 2: a manifest log),
+    hand-built: edits and logs with segments, merges and removals, which the small databases'
+    own manifest logs (written above) do not all have."""
     u64 = lambda v: struct.pack("<Q", v)  # noqa: E731
     snapshot = version_edit([(1, struct.pack("<I", 2)), (2, u64(3)), (3, u64(20)), (4, u64(9)),
                              (5, u64(4) + u64(4096) + u64(1) + u64(12)), (5, u64(6) + u64(512) + u64(13) + u64(20))])
@@ -152,7 +153,7 @@ def main() -> None:
                 prefix = struct.pack(f"<{len(lengths)}I", *lengths)
                 write(out, "graph_fuzz", f"{tag}-seg{i}", bytes([0x01 | extra, 0x05]) + prefix + body)
                 write(out, "graph_fuzz", f"{tag}-seg{i}-nan", bytes([0x03 | extra, 0x02]) + prefix + body)
-        # kv_fuzz: byte 0 = kind (0 segment, 1 manifest, 2 WAL, 3 index graph file), byte 1 = fix-ups.
+        # kv_fuzz: byte 0 = kind (0 segment, 1 WAL, 2 index graph file), byte 1 = fix-ups.
         for tag, dim, txns in [("kv4", 4, 9), ("kv2", 2, 5)]:
             db = Path(tmp) / tag
             wals: list[Path] = []
@@ -163,18 +164,18 @@ def main() -> None:
                 write(out, "kv_fuzz", f"{tag}-seg{i}-fix", b"\x00\x07" + data)
             for graph in sorted(db.glob("idx-*.pgraph")):
                 data = graph.read_bytes()
-                write(out, "kv_fuzz", f"{tag}-graph", b"\x03\x00" + data)
-                write(out, "kv_fuzz", f"{tag}-graph-fix", b"\x03\x07" + data)
-            manifest = (db / "KVMANIFEST").read_bytes()
-            write(out, "kv_fuzz", f"{tag}-manifest", b"\x01\x00" + manifest)
-            write(out, "kv_fuzz", f"{tag}-manifest-fixcrc", b"\x01\x01" + manifest)
+                write(out, "kv_fuzz", f"{tag}-graph", b"\x02\x00" + data)
+                write(out, "kv_fuzz", f"{tag}-graph-fix", b"\x02\x07" + data)
+            # manifest_fuzz: the manifest log CURRENT names (byte 0 bit 2: a manifest log).
+            manifest = (db / (db / "CURRENT").read_text().strip()).read_bytes()
+            write(out, "manifest_fuzz", f"{tag}-log", b"\x04" + manifest)
             for i, wal in enumerate([*wals, *sorted(db.glob("wal-*.log"))]):
                 data = wal.read_bytes()
                 if not data:
                     continue
-                write(out, "kv_fuzz", f"{tag}-wal{i}", b"\x02\x00" + data)
+                write(out, "kv_fuzz", f"{tag}-wal{i}", b"\x01\x00" + data)
                 if len(data) > 30:
-                    write(out, "kv_fuzz", f"{tag}-wal{i}-torn", b"\x02\x00" + data[:-7])
+                    write(out, "kv_fuzz", f"{tag}-wal{i}-torn", b"\x01\x00" + data[:-7])
     write_version_set_seeds(out)
     rnd = random.Random(42)
     for i in range(12):

@@ -174,7 +174,8 @@ def test_alopex_verify_of_a_healthy_database_in_the_wal_and_after_a_flush(kv_db,
     report = kv_db.verify()
     assert_clean(report)
     assert checked_files(report, "kv_wal") == [str(p) for p in wals(tmp_path / "kv")]
-    assert checked_files(report, "kv_manifest") == [str(tmp_path / "kv" / "KVMANIFEST")]
+    current = (tmp_path / "kv" / "CURRENT").read_text().strip()
+    assert checked_files(report, "manifest_log") == [str(tmp_path / "kv" / current)]
 
     kv_db.flush()
     commit(kv_db, 40, 20)

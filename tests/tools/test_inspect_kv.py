@@ -1,7 +1,7 @@
 """pomai-inspect on keyspace databases (alopex, `pomai_db_open_ex`): the
 directory summary, segment, dump and verify of KV segments, keyspace WAL
-files and the KVMANIFEST, in text and JSON; damage found with file and
-offset; nothing modified."""
+files, CURRENT and the manifest log, in text and JSON; damage found with
+file and offset; nothing modified."""
 
 from __future__ import annotations
 
@@ -26,11 +26,13 @@ def test_summary_of_a_keyspace_directory(inspect_tool, kv_dir):
     assert run.code == 0, run.out
     r = run.json
     assert r["command"] == "summary" and r["ok"] is True and r["database"] == "keyspace"
-    m = r["kv_manifest"]
-    assert m["format_version"] == 1 and m["last_seq"] == 3 and len(m["segments"]) == 1
+    m = r["manifest_log"]
+    assert (m["file"], m["format_version"], m["last_seq"], len(m["segments"])) == (the_manifest(kv_dir).name, 2, 3, 1)
+    assert m["bytes"] == the_manifest(kv_dir).stat().st_size and m["edits"] == 2  # the snapshot, the flush
     [seg] = r["segments"]
     assert seg["live"] and seg["error"] is None and seg["file"] == m["segments"][0]["file"]
-    assert seg["bytes"] == (kv_dir / seg["file"]).stat().st_size
+    assert seg["bytes"] == (kv_dir / seg["file"]).stat().st_size == m["segments"][0]["file_size"]
+    assert (m["segments"][0]["first_seq"], m["segments"][0]["last_seq"]) == (1, 3)
     # 6 bytes values + vec-a + key-4's tombstone; the index config; 3 index entries.
     assert (seg["user_keys"], seg["index_configs"], seg["index_entries"]) == (7, 1, 3)
     assert (seg["bytes_values"], seg["vector_records"], seg["tombstones"]) == (6, 4, 1)
@@ -46,18 +48,27 @@ def test_summary_of_a_keyspace_directory(inspect_tool, kv_dir):
 
     text = inspect_tool(kv_dir)
     assert text.code == 0
-    assert "keyspace database" in text.out and "KVMANIFEST: version 1" in text.out
+    assert "keyspace database" in text.out
+    assert f"{m['file']} (named by CURRENT): format version 2, 2 edits" in text.out
     assert seg["file"] in text.out and wal["file"] in text.out
     assert "no MANIFEST" not in text.out
 
 
+def the_manifest(path: Path) -> Path:
+    """The manifest log CURRENT names."""
+    return path / (path / "CURRENT").read_text().strip()
+
+
 def test_summary_flags_keyspace_orphans(inspect_tool, kv_dir):
     (kv_dir / "seg-000999.pseg").write_bytes(segments(kv_dir)[0].read_bytes())
-    (kv_dir / "KVMANIFEST.tmp").write_bytes(b"partial")
+    (kv_dir / "CURRENT.tmp").write_bytes(b"partial")
+    (kv_dir / "MANIFEST-000998").write_bytes(the_manifest(kv_dir).read_bytes())
     r = inspect_tool("--json", kv_dir).json
     orphans = {o["file"]: o["reason"] for o in r["orphans"]}
-    assert "not named by the KVMANIFEST" in orphans["seg-000999.pseg"]
-    assert "temporary" in orphans["KVMANIFEST.tmp"]
+    assert set(orphans) == {"seg-000999.pseg", "CURRENT.tmp", "MANIFEST-000998"}
+    assert "not named by the manifest" in orphans["seg-000999.pseg"]
+    assert "temporary" in orphans["CURRENT.tmp"]
+    assert "CURRENT does not name" in orphans["MANIFEST-000998"]
     run = inspect_tool("--json", "verify", kv_dir)
     assert run.code == 0 and any("not checked" in n["message"] for n in run.json["notes"])
 
@@ -114,7 +125,7 @@ def test_dump_kv_wal(inspect_tool, kv_dir):
     assert writes[("user", None, "vec-b")]["metric"] == "cosine" and writes[("user", None, "vec-b")]["dim"] == 2
     assert writes[("index_entry", "idx", "e9")]["vector_prefix"] == [9.0] * KV_DIM
     assert second["seq"] == 5 and {w["kind"] for w in second["writes"]} == {"bytes", "tombstone"}
-    # A lone WAL file (no KVMANIFEST beside it) is recognised by its first record.
+    # A lone WAL file (no CURRENT beside it) is recognised by its first record.
     lone = kv_dir.parent / "lone.log"
     lone.write_bytes(wal.read_bytes())
     assert inspect_tool("--json", "dump", lone).json["kind"] == "kv_wal"
@@ -123,12 +134,27 @@ def test_dump_kv_wal(inspect_tool, kv_dir):
     assert 'index_entry index "idx" key "e9"' in text.out
 
 
-def test_dump_and_verify_kvmanifest(inspect_tool, kv_dir):
-    manifest = kv_dir / "KVMANIFEST"
+def test_dump_and_verify_the_manifest_log_and_current(inspect_tool, kv_dir):
+    manifest = the_manifest(kv_dir)
     r = inspect_tool("--json", "dump", manifest).json
-    assert r["kind"] == "kv_manifest" and r["kv_manifest"]["last_seq"] == 3
-    assert "last_seq 3" in inspect_tool("dump", manifest).out
-    assert inspect_tool("verify", manifest).code == 0
+    assert r["ok"] is True and r["kind"] == "manifest_log" and r["manifest_log"]["last_seq"] == 3
+    snapshot, flush = r["edits"]
+    assert (snapshot["seq"], snapshot["offset"], snapshot["format_version"], snapshot["last_seq"]) == (1, 0, 2, 0)
+    assert snapshot["added"] == [] and snapshot["removed"] == []
+    [added] = flush["added"]
+    assert flush["format_version"] is None and flush["last_seq"] == 3 and flush["seq"] == 2
+    assert (added["file"], added["first_seq"], added["last_seq"]) == (segments(kv_dir)[0].name, 1, 3)
+    assert flush["log_number"] == int(wals(kv_dir)[0].name[4:10])  # the WAL the flush started is live
+    text = inspect_tool("dump", manifest).out
+    assert "format version 2, 2 edits" in text and f"edit 2 at offset {flush['offset']}: log_number" in text
+    assert f"+{added['file']} ({added['file_size']} bytes, seqs 1..3)" in text
+    assert inspect_tool("--json", "dump", manifest, "--limit", "1").json["truncated"] is True
+    current = inspect_tool("--json", "dump", kv_dir / "CURRENT").json
+    assert current["kind"] == "current" and current["manifest"] == manifest.name
+    assert inspect_tool("dump", kv_dir / "CURRENT").out.strip().endswith(f"names {manifest.name}")
+    for f in (manifest, kv_dir / "CURRENT"):
+        v = inspect_tool("--json", "verify", f)
+        assert v.code == 0 and v.json["ok"] is True, v.out
 
 
 def test_verify_clean_keyspace_database(inspect_tool, kv_dir):
@@ -136,10 +162,10 @@ def test_verify_clean_keyspace_database(inspect_tool, kv_dir):
     assert run.code == 0, run.out
     r = run.json
     assert r["ok"] is True and r["problems"] == []
-    assert sorted(c["kind"] for c in r["checked"]) == ["kv_manifest", "kv_segment", "kv_wal"]
+    assert sorted(c["kind"] for c in r["checked"]) == ["kv_segment", "kv_wal", "manifest_log"]
     text = inspect_tool("verify", kv_dir)
     assert text.code == 0 and text.out.rstrip().endswith("verify: OK")
-    for f in [*segments(kv_dir), *wals(kv_dir), kv_dir / "KVMANIFEST"]:
+    for f in [*segments(kv_dir), *wals(kv_dir), the_manifest(kv_dir), kv_dir / "CURRENT"]:
         assert inspect_tool("verify", f).code == 0, f
         assert inspect_tool("--json", "verify", f).json["ok"] is True
 
@@ -225,12 +251,56 @@ def test_verify_torn_kv_wal_tail_is_a_note(inspect_tool, kv_dir):
     assert note["file"] == str(wal) and note["offset"] == good
 
 
-def test_verify_flipped_byte_in_kvmanifest(inspect_tool, kv_dir):
-    manifest = kv_dir / "KVMANIFEST"
-    flip(manifest, 20)
-    body = manifest.stat().st_size - 4
-    assert_fails_at(inspect_tool, kv_dir, manifest, body)
+def test_verify_flipped_byte_in_the_manifest_log(inspect_tool, kv_dir):
+    import alopex
+
+    manifest = the_manifest(kv_dir)
+    second = inspect_tool("--json", "dump", manifest).json["edits"][1]["offset"]
+    flip(manifest, second + 24 + 2)  # inside the flush's edit
+    assert_fails_at(inspect_tool, kv_dir, manifest, second)
+    assert_fails_at(inspect_tool, manifest, manifest, second)
     assert inspect_tool("--json", kv_dir).code == 1
+    with pytest.raises(alopex.AlopexError, match=f"{manifest} at offset {second}"):
+        alopex.Database.open(kv_dir)
+
+
+def test_verify_damaged_current_or_a_missing_manifest(inspect_tool, kv_dir):
+    import alopex
+
+    manifest = the_manifest(kv_dir)
+    current = kv_dir / "CURRENT"
+    current.write_text("MANIFEST-1\n")
+    assert_fails_at(inspect_tool, kv_dir, current, 0)
+    assert_fails_at(inspect_tool, current, current, 0)
+    current.write_text("MANIFEST-000777\n")
+    run = inspect_tool("--json", "verify", kv_dir)
+    assert run.code == 1 and "MANIFEST-000777, which does not exist" in run.json["error"]["message"]
+    with pytest.raises(alopex.AlopexError, match="MANIFEST-000777, which does not exist"):
+        alopex.Database.open(kv_dir)
+    current.write_text(manifest.name + "\n")
+    assert inspect_tool("verify", kv_dir).code == 0
+
+
+def test_verify_segment_size_against_the_manifest(inspect_tool, kv_dir):
+    """A manifest whose edit gives the segment another size (its record's
+    checksum right): verify names the segment and both sizes."""
+    seg = segments(kv_dir)[0]
+    manifest = the_manifest(kv_dir)
+    data = manifest.read_bytes()
+    at = inspect_tool("--json", "dump", manifest).json["edits"][1]["offset"]
+    payload = bytearray(data[at + 24:])
+    pos = 0
+    while pos < len(payload):  # fields: u16 tag, u16 zero, u32 length, value
+        tag, _, length = struct.unpack_from("<HHI", payload, pos)
+        if tag == 5:  # add segment: number, file size, first seq, last seq
+            struct.pack_into("<Q", payload, pos + 16, seg.stat().st_size + 64)
+        pos += 8 + length
+    manifest.write_bytes(data[:at] + wal_record(32, 2, bytes(payload)))
+    run = inspect_tool("--json", "verify", kv_dir)
+    assert run.code == 1, run.out
+    err = run.json["error"]
+    assert err["file"] == str(seg), err
+    assert f"holds {seg.stat().st_size} bytes; the manifest says {seg.stat().st_size + 64}" in err["message"]
 
 
 def test_never_modifies_a_keyspace_file(inspect_tool, kv_dir):
@@ -239,7 +309,8 @@ def test_never_modifies_a_keyspace_file(inspect_tool, kv_dir):
     mtimes = {p.name: p.stat().st_mtime_ns for p in kv_dir.iterdir()}
     [wal] = wals(kv_dir)
     for args in ([kv_dir], ["verify", kv_dir], ["segment", seg], ["dump", seg, "--limit", "0"],
-                 ["dump", wal], ["dump", kv_dir / "KVMANIFEST"], ["graph", seg], ["verify", seg], ["verify", wal]):
+                 ["dump", wal], ["dump", the_manifest(kv_dir)], ["dump", kv_dir / "CURRENT"], ["graph", seg],
+                 ["verify", seg], ["verify", wal], ["verify", the_manifest(kv_dir)]):
         inspect_tool(*args)
         inspect_tool("--json", *args)
     assert file_hashes(kv_dir) == before
