@@ -18,6 +18,7 @@
 #include "engine/manifest.h"
 #include "engine/version_set.h"
 #include "index/params.h"
+#include "memtable/key_table.h"
 #include "util/env_memory.h"
 #include "util/limits.h"
 #include "util/mutex.h"
@@ -32,6 +33,7 @@ namespace pomai::engine {
 using kv::ValueKind;
 using kv::ValuePtr;
 using kv::VersionView;
+using memtable::KeyTable;
 
 namespace {
 
@@ -82,8 +84,8 @@ Status CheckVector(const float* v, uint32_t dim, const char* what) {
 
 // The layers a reader sees, newest first. Immutable once published.
 struct Layers {
-  std::shared_ptr<kv::MemTable> mem;
-  std::shared_ptr<kv::MemTable> imm;  // being flushed, or null
+  std::shared_ptr<KeyTable> mem;
+  std::shared_ptr<KeyTable> imm;  // being flushed, or null
   std::vector<std::shared_ptr<kv::Segment>> segs;  // newest first
 };
 
@@ -309,7 +311,7 @@ Result<std::unique_ptr<KvDB>> KvDB::Open(const KvOptions& options) {
   if (threads > 1) d.pool = std::make_unique<ThreadPool>(threads - 1);
   d.indexes = std::make_unique<kv::IndexRegistry>([&d](const std::string& name) { d.ScheduleRebuild(name); });
   auto layers = std::make_shared<Layers>();
-  layers->mem = std::make_shared<kv::MemTable>();
+  layers->mem = std::make_shared<KeyTable>();
   d.Publish(layers);
   if (!options.in_memory) POMAI_RETURN_IF_ERROR(d.Recover());
   d.bg_thread = std::thread([&d] { d.BackgroundLoop(); });
@@ -354,7 +356,7 @@ Status KvDBImpl::Recover() {
   const std::shared_ptr<const Version> version = versions->current();
 
   auto next = std::make_shared<Layers>();
-  next->mem = std::make_shared<kv::MemTable>();
+  next->mem = std::make_shared<KeyTable>();
   std::set<uint64_t> live_segments;
   for (const SegmentMeta& meta : version->segments) {  // newest first
     const std::string path = FilePath(files::FileType::kSegment, meta.number);
@@ -664,7 +666,7 @@ void ScoreRows(ThreadPool* pool, simd::Metric metric, const float* query, const 
 // of all), scored by runs of contiguous rows; a visible vector of another
 // dimension or metric is the usual mismatch. Per-thread scratch buffers keep
 // a query from allocating (and faulting in) memory in proportion to the rows.
-Status ScoreMemtableVectors(ThreadPool* pool, const kv::MemTable& m, uint64_t snap, const float* query, uint32_t dim,
+Status ScoreMemtableVectors(ThreadPool* pool, const KeyTable& m, uint64_t snap, const float* query, uint32_t dim,
                             simd::Metric metric, uint32_t k, const std::unordered_set<std::string_view>& shadow,
                             std::vector<Candidate>* cands) {
   struct Run {
@@ -673,7 +675,7 @@ Status ScoreMemtableVectors(ThreadPool* pool, const kv::MemTable& m, uint64_t sn
     size_t out;  // index of its first score
   };
   struct Scratch {
-    std::vector<kv::MemTable::VisibleVector> visible;
+    std::vector<KeyTable::VisibleVector> visible;
     std::vector<float> scores;
     std::vector<uint32_t> order;
     std::vector<Run> runs;
@@ -697,13 +699,13 @@ Status ScoreMemtableVectors(ThreadPool* pool, const kv::MemTable& m, uint64_t sn
   m.VisibleVectors(snap, &visible);
   if (!shadow.empty()) {
     visible.erase(std::remove_if(visible.begin(), visible.end(),
-                                 [&](const kv::MemTable::VisibleVector& x) { return shadow.count(x.key) != 0; }),
+                                 [&](const KeyTable::VisibleVector& x) { return shadow.count(x.key) != 0; }),
                   visible.end());
   }
   runs.clear();
   const size_t per = RowsPerTask(dim);
   for (size_t i = 0; i < visible.size(); ++i) {
-    const kv::MemTable::VisibleVector& x = visible[i];
+    const KeyTable::VisibleVector& x = visible[i];
     if (x.dim != dim || x.metric != metric) return Mismatch(x.key, kv::ViewOf(x.seq, *x.value), dim, metric);
     if (!runs.empty() && runs.back().rows + runs.back().n * dim == x.row && runs.back().n < per) {
       ++runs.back().n;
@@ -728,7 +730,7 @@ Status ScoreMemtableVectors(ThreadPool* pool, const kv::MemTable& m, uint64_t sn
                       return scores[a] > scores[b] || (scores[a] == scores[b] && visible[a].key < visible[b].key);
                     });
   for (size_t i = 0; i < n; ++i) {
-    const kv::MemTable::VisibleVector& x = visible[order[i]];
+    const KeyTable::VisibleVector& x = visible[order[i]];
     cands->push_back(Candidate{scores[order[i]], x.key, kv::ViewOf(x.seq, *x.value)});
   }
   return Status::OK();
@@ -799,7 +801,7 @@ Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metri
     }
     // A memtable's vectors are scored from its blocks of contiguous rows;
     // then, when older layers follow, its keys (of any kind) hide theirs.
-    auto memtable = [&](const kv::MemTable& m, bool hides_older) -> Status {
+    auto memtable = [&](const KeyTable& m, bool hides_older) -> Status {
       POMAI_RETURN_IF_ERROR(ScoreMemtableVectors(pool, m, t.snap, query, dim, metric, k, shadow, &cands));
       if (hides_older) m.Scan(lo, hi, t.snap, [&](std::string_view key, const VersionView&) { shadow.insert(key); });
       return Status::OK();
@@ -1087,7 +1089,7 @@ Status KvDBImpl::FlushLocked() {
         std::shared_ptr<const Layers> now = Current();
         auto next = std::make_shared<Layers>(*now);
         next->imm = now->mem;
-        next->mem = std::make_shared<kv::MemTable>();
+        next->mem = std::make_shared<KeyTable>();
         imm_seq = last_seq.load();
         Publish(next);
         frozen = next;
@@ -1113,7 +1115,7 @@ Status KvDBImpl::FlushLocked() {
     }
   }
   const uint64_t log_number = imm_log_number, flush_seq = imm_seq;
-  const kv::MemTable& imm = *frozen->imm;
+  const KeyTable& imm = *frozen->imm;
   std::vector<kv::Segment::Input> inputs;
   uint64_t min_seq = UINT64_MAX, max_seq = 0;
   imm.Newest([&](const std::string& key, uint64_t seq, const kv::Value& v) {

@@ -20,6 +20,7 @@
 #include "engine/kv_db.h"
 #include "engine/kv_store.h"
 #include "kv_test_util.h"
+#include "memtable/key_table.h"
 #include "support/sizes.h"
 #include "util/limits.h"
 
@@ -316,7 +317,7 @@ TEST(KvSizesMemTable, OneWriteOfEveryBoundaryLengthIntoAFreshMemtable) {
   for (size_t klen : Boundaries(kMaxKeyLen + 1)) {
     if (klen == 0) continue;
     for (size_t vlen : Boundaries(size_t{1} << 17 | 1)) {
-      engine::kv::MemTable m;
+      memtable::KeyTable m;
       auto v = std::make_shared<engine::kv::Value>();
       v->kind = engine::kv::ValueKind::kBytes;
       v->bytes = Pattern(vlen, 'w');

@@ -27,6 +27,7 @@
 #include "engine/kv_index.h"
 #include "engine/kv_store.h"
 #include "fuzz_util.h"
+#include "memtable/key_table.h"
 #include "segment_fixups.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
@@ -180,7 +181,7 @@ void FuzzWal(const uint8_t* data, size_t size) {
     }
     FUZZ_CHECK(engine::kv::EncodeCommit(writes) == rec.payload, "decode then encode gives the payload");
     // Replay into a memtable, as recovery does: the last write of a key wins.
-    engine::kv::MemTable mem;
+    memtable::KeyTable mem;
     mem.Apply(rec.seq, writes, rec.seq);
     for (size_t i = 0; i < writes.size(); ++i) {
       const engine::kv::Write& w = writes[i];

@@ -1,8 +1,10 @@
-// The keyspace memtable (engine/kv_store.h): point lookups through the slot
+// The key table (memtable/key_table.h): point lookups through the slot
 // table and each key's arena head, which copies the key and the newest plain
 // value, must answer exactly what the versions say, for every key length,
 // every value size around the inline limit and every change of value kind,
 // and a view a lookup returned must stay valid while newer versions arrive.
+#include "memtable/key_table.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
@@ -11,9 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/kv_store.h"
-
-namespace pomai::engine::kv {
+namespace pomai::memtable {
 namespace {
 
 ValuePtr Bytes(std::string b) {
@@ -33,7 +33,7 @@ ValuePtr Vector(std::vector<float> x, std::string meta, bool has_meta, simd::Met
 }
 ValuePtr Tombstone() { return std::make_shared<Value>(); }
 
-void Put(MemTable* m, uint64_t seq, const std::string& key, ValuePtr v, uint64_t min_snapshot = 0) {
+void Put(KeyTable* m, uint64_t seq, const std::string& key, ValuePtr v, uint64_t min_snapshot = 0) {
   m->Apply(seq, {Write{key, std::move(v)}}, min_snapshot);
 }
 
@@ -45,8 +45,8 @@ std::vector<std::string> HeadSharingKeys() {
   return keys;
 }
 
-TEST(KvMemTable, KeysSharingPrefixesAreToldApart) {
-  MemTable m;
+TEST(KeyTable, KeysSharingPrefixesAreToldApart) {
+  KeyTable m;
   const std::vector<std::string> keys = HeadSharingKeys();
   for (size_t i = 0; i < keys.size(); ++i) Put(&m, i + 1, keys[i], Bytes("v" + std::to_string(i)));
   for (size_t i = 0; i < keys.size(); ++i) {
@@ -66,9 +66,9 @@ TEST(KvMemTable, KeysSharingPrefixesAreToldApart) {
   }
 }
 
-TEST(KvMemTable, EveryChangeOfKindIsSeenAtItsSnapshot) {
+TEST(KeyTable, EveryChangeOfKindIsSeenAtItsSnapshot) {
   for (const std::string& key : HeadSharingKeys()) {
-    MemTable m;
+    KeyTable m;
     Put(&m, 1, key, Bytes("plain"));
     Put(&m, 2, key, Vector({1, 2, 3}, "meta", true, simd::Metric::kCosine));
     Put(&m, 3, key, Tombstone());
@@ -132,8 +132,8 @@ TEST(KvMemTable, EveryChangeOfKindIsSeenAtItsSnapshot) {
   }
 }
 
-TEST(KvMemTable, LookupsMatchAMapModelThroughGrowthAndOverwrites) {
-  MemTable m;
+TEST(KeyTable, LookupsMatchAMapModelThroughGrowthAndOverwrites) {
+  KeyTable m;
   std::map<std::string, std::pair<uint64_t, std::string>> model;
   std::mt19937_64 rng(7);
   uint64_t seq = 0;
@@ -162,8 +162,8 @@ TEST(KvMemTable, LookupsMatchAMapModelThroughGrowthAndOverwrites) {
   }
 }
 
-TEST(KvMemTable, ValuesAroundTheInlineLimitAndLongKeysReadBack) {
-  MemTable m;
+TEST(KeyTable, ValuesAroundTheInlineLimitAndLongKeysReadBack) {
+  KeyTable m;
   const std::string key_max(65536, 'K');  // the longest internal key (1 + 65535): a block of its own
   std::vector<std::pair<std::string, ValuePtr>> cases;
   uint64_t n = 0;
@@ -194,12 +194,12 @@ TEST(KvMemTable, ValuesAroundTheInlineLimitAndLongKeysReadBack) {
   }
 }
 
-TEST(KvMemTable, ViewsStayValidWhileNewerVersionsArrive) {
+TEST(KeyTable, ViewsStayValidWhileNewerVersionsArrive) {
   // A reader's view (the bytes of what Get returned) is read after the
-  // memtable lock is released; newer versions of the same keys, and the
+  // table's lock is released; newer versions of the same keys, and the
   // arena blocks and slot-table growth they cause, must not move or free it
   // while the reader's snapshot keeps its versions (ASan checks the reads).
-  MemTable m;
+  KeyTable m;
   std::vector<std::string> keys;
   std::vector<std::string> values;
   uint64_t seq = 0;
@@ -226,10 +226,10 @@ TEST(KvMemTable, ViewsStayValidWhileNewerVersionsArrive) {
   }
 }
 
-TEST(KvMemTable, BytesCountEveryVersionsCopy) {
+TEST(KeyTable, BytesCountEveryVersionsCopy) {
   // The memtable budget and the in-memory cap read bytes(): it must grow
   // with what the heads copy, overwrites included.
-  MemTable m;
+  KeyTable m;
   uint64_t before = m.bytes();
   for (int i = 0; i < 1000; ++i) {
     Put(&m, i + 1, std::string(1, '\0') + "same", Bytes(std::string(1000, 'x')), i + 1);
@@ -239,4 +239,4 @@ TEST(KvMemTable, BytesCountEveryVersionsCopy) {
 }
 
 }  // namespace
-}  // namespace pomai::engine::kv
+}  // namespace pomai::memtable
