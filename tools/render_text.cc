@@ -46,6 +46,7 @@ std::string VectorText(const Json& v, const Json& dim) {
 std::string KvEntryText(const Json& e) {
   std::string s = T(e["namespace"]);
   if (!e["index"].is_null()) s += " index \"" + T(e["index"]) + "\"";
+  if (e.Has("cid")) s += " cid " + T(e["cid"]);
   if (!e["key"].is_null()) s += " key \"" + T(e["key"]) + "\"";
   s += "  seq " + T(e["seq"]) + "  " + T(e["kind"]);
   const std::string kind = e["kind"].AsString();

@@ -12,6 +12,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "engine/collection.h"
 #include "engine/filename.h"
 #include "engine/kv_index.h"
 #include "engine/kv_store.h"
@@ -50,6 +51,38 @@ std::string MetricConstantName(simd::Metric m) {
 }
 
 Status IndexNotFound(std::string_view name) { return Status::NotFound("index not found: " + Printable(name)); }
+
+// A named index is a byte-keyed collection (engine/collection.h) with float32 graph vectors.
+CollectionConfig CollectionOf(const IndexConfig& c) {
+  CollectionConfig out;
+  out.key_type = KeyType::kBytes;
+  out.metric = c.metric;
+  out.graph_vectors = GraphVectors::kFloat32;
+  out.dim = c.dim;
+  out.m = c.m;
+  out.ef_construction = c.ef_construction;
+  return out;
+}
+
+IndexConfig IndexConfigOf(const CollectionConfig& c) {
+  IndexConfig out;
+  out.dim = c.dim;
+  out.m = c.m;
+  out.ef_construction = c.ef_construction;
+  out.metric = c.metric;
+  return out;
+}
+
+// The configuration of index `name` as stored (a tombstone is no index).
+Status DecodeIndexConfig(const VersionView& v, std::string_view name, IndexConfig* out) {
+  if (v.kind != ValueKind::kBytes) return IndexNotFound(name);
+  CollectionConfig c;
+  POMAI_RETURN_IF_ERROR(CollectionConfig::Decode(v.bytes, "the configuration of index '" + Printable(name) + "'", &c));
+  if (c.key_type != KeyType::kBytes)
+    return Status::InvalidArgument("collection '" + Printable(name) + "' has u64 ids, not the byte keys of an index");
+  *out = IndexConfigOf(c);
+  return Status::OK();
+}
 
 uint64_t PhysicalMemory() {
   const long pages = ::sysconf(_SC_PHYS_PAGES);
@@ -176,10 +209,9 @@ struct KvDBImpl {
   void BackgroundLoop();
   void MaybeScheduleFlush();
   // Commits `writes` (sorted by key) for a transaction that read at `snap`:
-  // CONFLICT when a key written, a key of `checks` or a key starting with
-  // `check_prefix` (when not empty) has a version newer than snap.
-  Status CommitWrites(uint64_t snap, const std::vector<kv::Write>& writes, const std::set<std::string, std::less<>>& checks,
-                      const std::string& check_prefix = std::string());
+  // CONFLICT when a key written or a key of `checks` has a version newer
+  // than snap.
+  Status CommitWrites(uint64_t snap, const std::vector<kv::Write>& writes, const std::set<std::string, std::less<>>& checks);
   uint64_t UsedBytes(const Layers& l) const;
 };
 
@@ -207,24 +239,6 @@ Status ChangedSince(const Layers& layers, std::string_view key, uint64_t snap, b
     uint64_t seq = 0;
     POMAI_RETURN_IF_ERROR(seg->LatestSeq(key, &seq));
     *changed = seq > snap;
-  }
-  return Status::OK();
-}
-
-// Whether any key starting with `prefix` has a version newer than `snap`.
-Status PrefixChangedSince(const Layers& layers, const std::string& prefix, uint64_t snap, bool* changed) {
-  std::string end = prefix;
-  end.back() = static_cast<char>(static_cast<uint8_t>(end.back()) + 1);
-  *changed = false;
-  auto check = [&](std::string_view, const VersionView& v) { *changed = *changed || v.seq > snap; };
-  layers.mem->Scan(prefix, end, UINT64_MAX, check);
-  if (layers.imm) layers.imm->Scan(prefix, end, UINT64_MAX, check);
-  for (const auto& seg : layers.segs) {
-    if (seg->max_seq() <= snap) continue;
-    size_t from = 0, to = 0;
-    POMAI_RETURN_IF_ERROR(seg->LowerBound(prefix, &from));  // checks the key index: seqs are trusted
-    POMAI_RETURN_IF_ERROR(seg->LowerBound(end, &to));
-    for (size_t i = from; i < to && !*changed; ++i) *changed = seg->EntrySeq(i) > snap;
   }
   return Status::OK();
 }
@@ -881,22 +895,20 @@ Status KvTxn::IndexUpsert(std::string_view name, std::string_view key, const flo
   POMAI_RETURN_IF_ERROR(t.CheckWritable());
   POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
   POMAI_RETURN_IF_ERROR(CheckKey(key, "key"));
-  const std::string ck = kv::IndexConfigKey(name);
+  const std::string ck = ConfigKey(name);
   VersionView v;
   IndexConfig config;
   bool found = false;
   POMAI_RETURN_IF_ERROR(t.Lookup(ck, &v, &found));
-  if (!found || v.kind != ValueKind::kBytes || !kv::DecodeIndexConfig(v.bytes, &config))
-    return IndexNotFound(name);
+  if (!found) return IndexNotFound(name);
+  POMAI_RETURN_IF_ERROR(DecodeIndexConfig(v, name, &config));
   if (dim != config.dim)
     return Status::InvalidArgument("dimension mismatch: expected " + std::to_string(config.dim) + ", got " +
                                    std::to_string(dim) + " (index '" +
                                    Printable(name) + "')");
   POMAI_RETURN_IF_ERROR(CheckVector(vector, dim));
   if (metadata != nullptr) POMAI_RETURN_IF_ERROR(CheckValueSize(metadata->size(), "metadata"));
-  std::string ek = kv::IndexEntryPrefix(name);
-  ek.append(key);
-  t.writes[ek] = MakeVector(vector, dim, config.metric, metadata);
+  t.writes[RowKey(v.seq, key)] = MakeVector(vector, dim, config.metric, metadata);  // the cid is the config's seq
   t.checks.insert(ck);
   return Status::OK();
 }
@@ -906,14 +918,12 @@ Status KvTxn::IndexDelete(std::string_view name, std::string_view key) {
   POMAI_RETURN_IF_ERROR(t.CheckWritable());
   POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
   POMAI_RETURN_IF_ERROR(CheckKey(key, "key"));
-  const std::string ck = kv::IndexConfigKey(name);
+  const std::string ck = ConfigKey(name);
   VersionView v;
   bool found = false;
   POMAI_RETURN_IF_ERROR(t.Lookup(ck, &v, &found));
   if (!found || v.kind != ValueKind::kBytes) return IndexNotFound(name);
-  std::string ek = kv::IndexEntryPrefix(name);
-  ek.append(key);
-  t.writes[ek] = std::make_shared<kv::Value>();
+  t.writes[RowKey(v.seq, key)] = std::make_shared<kv::Value>();
   t.checks.insert(ck);
   return Status::OK();
 }
@@ -949,7 +959,7 @@ uint64_t KvDBImpl::UsedBytes(const Layers& l) const {
 }
 
 Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& writes,
-                              const std::set<std::string, std::less<>>& checks, const std::string& check_prefix) {
+                              const std::set<std::string, std::less<>>& checks) {
   auto conflict = [] { return Status(Code::kConflict, "transaction conflict"); };  // built only when returned
   const uint64_t cost = WriteCost(writes);
   MutexLock l(&commit_mu);
@@ -972,13 +982,6 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
     for (const std::string& c : checks) {
       POMAI_RETURN_IF_ERROR(taken(c, *cur, &is_taken));
       if (is_taken) return conflict();
-    }
-    if (!check_prefix.empty()) {
-      bool changed = false;
-      POMAI_RETURN_IF_ERROR(PrefixChangedSince(*cur, check_prefix, snap, &changed));
-      if (changed) return conflict();
-      auto it = pending.lower_bound(check_prefix);
-      if (it != pending.end() && it->first.compare(0, check_prefix.size(), check_prefix) == 0) return conflict();
     }
     if (opt.memory_limit_bytes != 0 && UsedBytes(*cur) + pending_bytes + cost > opt.memory_limit_bytes)
       return Status::ResourceExhausted("memory limit exceeded");
@@ -1209,6 +1212,7 @@ Status KvDBImpl::MergeLocked() {
   };
   for (size_t i = 0; i < nsegs; ++i) POMAI_RETURN_IF_ERROR(load(i));
   uint64_t min_seq = UINT64_MAX, max_seq = 0;
+  std::set<uint64_t> live_cids;
   for (;;) {
     int best = -1;
     std::string_view best_key;
@@ -1228,6 +1232,15 @@ Status KvDBImpl::MergeLocked() {
         POMAI_RETURN_IF_ERROR(load(i));
       }
     }
+    // Configurations (0x01) sort before rows (0x02): when rows come, live_cids
+    // holds the cid of every configuration the output keeps. A row of any
+    // other cid belongs to a dropped or replaced collection: no read view
+    // taken after this merge reaches it (its own layers keep an older one's).
+    if (!best_key.empty() && static_cast<uint8_t>(best_key[0]) == wal::kIndexConfigNs && v.kind == ValueKind::kBytes)
+      live_cids.insert(seq);
+    uint64_t cid = 0;
+    std::string_view row_key;
+    if (ParseRowKey(best_key, &cid, &row_key) && !live_cids.count(cid)) continue;
     if (v.kind == ValueKind::kTombstone && seq <= oldest_snapshot) continue;
     auto val = std::make_unique<kv::Value>();
     val->kind = v.kind;
@@ -1381,8 +1394,7 @@ Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string&
   if (!rebuild) {
     if (auto rt = indexes->Find(name)) return rt;
   }
-  const std::string ck = kv::IndexConfigKey(name);
-  const std::string prefix = kv::IndexEntryPrefix(name);
+  const std::string ck = ConfigKey(name);
   for (;;) {
     if (closed) return Status::Closed("database is closed");
     std::shared_ptr<kv::IndexRuntime> rt;
@@ -1394,9 +1406,8 @@ Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string&
       VersionView cv;
       bool found = false;
       POMAI_RETURN_IF_ERROR(LookupLayers(*pin.layers, ck, pin.snap, &cv, &found));
-      if (!found || cv.kind == ValueKind::kTombstone) return IndexNotFound(name);
-      if (cv.kind != ValueKind::kBytes || !kv::DecodeIndexConfig(cv.bytes, &config))
-        return Status::Corruption("the configuration of index '" + Printable(name) + "' is damaged");
+      if (!found) return IndexNotFound(name);
+      POMAI_RETURN_IF_ERROR(DecodeIndexConfig(cv, name, &config));
       config_seq = cv.seq;
       // After a reopen: the graph the last build wrote, when it only holds
       // versions this open recovered (a commit lost in a crash may have had
@@ -1408,7 +1419,7 @@ Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string&
       }
       if (!rt) {
         RangeMap range;
-        POMAI_RETURN_IF_ERROR(ScanRange(*pin.layers, prefix, pin.snap, &range));
+        POMAI_RETURN_IF_ERROR(ScanRange(*pin.layers, RowPrefix(config_seq), pin.snap, &range));
         const auto entries = EntriesOf(range, config.dim);
         POMAI_ASSIGN_OR_RETURN(rt, kv::IndexRuntime::Build(config, config_seq, entries, pool.get(), progress));
         graph_builds.fetch_add(1);
@@ -1431,7 +1442,7 @@ Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string&
     if (!found || cv.kind == ValueKind::kTombstone) return IndexNotFound(name);
     if (cv.seq != config_seq) continue;  // replaced while we built: again
     RangeMap range;
-    POMAI_RETURN_IF_ERROR(ScanRange(*cur, prefix, latest, &range));
+    POMAI_RETURN_IF_ERROR(ScanRange(*cur, RowPrefix(config_seq), latest, &range));
     rt->CatchUp(EntriesOf(range, config.dim));
     indexes->Install(name, rt);
     // Commits made during the build may already call for the next one.
@@ -1475,10 +1486,11 @@ void KvDBImpl::ScheduleRebuild(const std::string& name) {
 }
 
 Status KvDBImpl::WriteIndexConfig(const std::string& name, const IndexConfig* config) {
-  const std::string ck = kv::IndexConfigKey(name);
-  const std::string prefix = kv::IndexEntryPrefix(name);
+  // One commit of the configuration key (ENGINE.md 2.4): the entries of the
+  // configuration it replaces are keyed by that one's cid, so none of them
+  // is reachable from the new one, and merges drop them.
+  const std::string ck = ConfigKey(name);
   for (int attempt = 0;; ++attempt) {
-    std::vector<kv::Write> writes;
     uint64_t snap = 0;
     {
       PinnedSnapshot pin(this);
@@ -1486,22 +1498,14 @@ Status KvDBImpl::WriteIndexConfig(const std::string& name, const IndexConfig* co
       VersionView cv;
       bool exists = false;
       POMAI_RETURN_IF_ERROR(LookupLayers(*pin.layers, ck, pin.snap, &cv, &exists));
-      exists = exists && cv.kind != ValueKind::kTombstone;
-      if (config == nullptr && !exists) return IndexNotFound(name);
-      // Every entry goes with the configuration it belonged to.
-      RangeMap range;
-      POMAI_RETURN_IF_ERROR(ScanRange(*pin.layers, prefix, pin.snap, &range));
-      for (const auto& [key, v] : range)
-        writes.push_back(kv::Write{prefix + key, std::make_shared<kv::Value>()});
-      auto cfg = std::make_shared<kv::Value>();
-      if (config != nullptr) {
-        cfg->kind = ValueKind::kBytes;
-        cfg->bytes = kv::EncodeIndexConfig(*config);
-      }
-      writes.push_back(kv::Write{ck, std::move(cfg)});
-      std::sort(writes.begin(), writes.end(), [](const kv::Write& a, const kv::Write& b) { return a.key < b.key; });
+      if (config == nullptr && (!exists || cv.kind == ValueKind::kTombstone)) return IndexNotFound(name);
     }
-    Status s = CommitWrites(snap, writes, {ck}, prefix);
+    auto cfg = std::make_shared<kv::Value>();
+    if (config != nullptr) {
+      cfg->kind = ValueKind::kBytes;
+      cfg->bytes = CollectionOf(*config).Encode();
+    }
+    Status s = CommitWrites(snap, {kv::Write{ck, std::move(cfg)}}, {ck});
     if (s.code() != Code::kConflict || attempt >= 100) return s;
   }
 }

@@ -172,7 +172,7 @@ class KvDB {
   bool in_memory() const;
 
   // Runs fn(dir) while the files of the database stay as they are: until it
-  // returns, no flush or merge replaces the KVMANIFEST or deletes a file, and
+  // returns, no flush or merge changes the manifest or deletes a file, and
   // no index graph file is written or deleted (a flush, a merge and an index
   // build or drop wait for it; a search that must first load an index's
   // graph waits too). Commits go on, appending to the current WAL. In-memory

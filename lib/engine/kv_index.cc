@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "engine/collection.h"
 #include "index/params.h"
 #include "segment/segment.h"
 #include "simd/distance.h"
@@ -12,30 +13,6 @@
 #include "util/limits.h"
 
 namespace pomai::engine::kv {
-
-std::string EncodeIndexConfig(const IndexConfig& c) {
-  std::string out;
-  PutFixed32(&out, c.dim);
-  PutFixed32(&out, c.m);
-  PutFixed32(&out, c.ef_construction);
-  PutFixed32(&out, static_cast<uint32_t>(c.metric));
-  return out;
-}
-
-bool DecodeIndexConfig(std::string_view bytes, IndexConfig* c) {
-  if (bytes.size() != 16) return false;
-  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
-  IndexConfig r;
-  r.dim = DecodeFixed32(p);
-  r.m = DecodeFixed32(p + 4);
-  r.ef_construction = DecodeFixed32(p + 8);
-  const uint32_t metric = DecodeFixed32(p + 12);
-  if (!CheckDim(r.dim, "index").ok() || !index::CheckHnswParams(r.m, r.ef_construction).ok() || metric > 2)
-    return false;
-  r.metric = static_cast<simd::Metric>(metric);
-  *c = r;
-  return true;
-}
 
 namespace {
 
@@ -414,20 +391,28 @@ void IndexRegistry::OnCommit(uint64_t seq, const std::vector<Write>& writes) {
         last_name = {};
       }
     }
+    // Rows name their collection by cid, the seq of its configuration, which
+    // is the loaded runtime's config_seq (a row of another cid has no
+    // runtime: its collection was replaced or dropped).
+    uint64_t last_cid = 0;
     for (const Write& w : writes) {
-      if (w.key.empty() || static_cast<uint8_t>(w.key[0]) != kIndexEntryNs) continue;
-      const std::string_view rest = std::string_view(w.key).substr(1);
-      const size_t nul = rest.find('\0');
-      if (nul == std::string_view::npos) continue;
-      const std::string_view name = rest.substr(0, nul);
-      if (last == nullptr || name != last_name) {
+      uint64_t cid = 0;
+      std::string_view key;
+      if (!ParseRowKey(w.key, &cid, &key)) continue;
+      if (last == nullptr || cid != last_cid) {
         if (last != nullptr && last->ClaimRebuild()) rebuild.emplace_back(last_name);
-        auto it = loaded_.find(name);
-        last = it == loaded_.end() ? nullptr : it->second.get();
-        last_name = name;
+        last = nullptr;
+        last_cid = cid;
+        for (const auto& [name, rt] : loaded_) {
+          if (rt->config_seq() == cid) {
+            last = rt.get();
+            last_name = name;
+            break;
+          }
+        }
         if (last == nullptr) continue;
       }
-      last->Apply(rest.substr(nul + 1), seq, *w.value);
+      last->Apply(key, seq, *w.value);
     }
     if (last != nullptr && last->ClaimRebuild()) rebuild.emplace_back(last_name);
   }

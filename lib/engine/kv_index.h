@@ -35,10 +35,6 @@
 
 namespace pomai::engine::kv {
 
-// Index configuration value: u32 dim, u32 m, u32 ef_construction, u32 metric.
-std::string EncodeIndexConfig(const IndexConfig& c);
-bool DecodeIndexConfig(std::string_view bytes, IndexConfig* c);
-
 // One committed entry of an index, as read from the keyspace.
 struct IndexEntry {
   uint64_t seq = 0;

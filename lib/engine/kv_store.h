@@ -34,18 +34,6 @@ inline std::string UserKey(std::string_view key) {
   k.append(key);
   return k;
 }
-inline std::string IndexConfigKey(std::string_view name) {
-  std::string k(1, static_cast<char>(kIndexConfigNs));
-  k.append(name);
-  return k;
-}
-// The prefix of every entry key of index `name`.
-inline std::string IndexEntryPrefix(std::string_view name) {
-  std::string k(1, static_cast<char>(kIndexEntryNs));
-  k.append(name);
-  k.push_back('\0');
-  return k;
-}
 
 // The keyspace's values and its memtable's writes live with the memtable
 // (memtable/key_table.h); the engine's files name them here.

@@ -8,10 +8,12 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "engine/collection.h"
 #include "engine/filename.h"
 #include "engine/kv_index.h"
 #include "engine/kv_store.h"
@@ -595,18 +597,20 @@ std::string ValueKindName(kv::ValueKind k) {
 
 constexpr size_t kKeyPrefix = 64;
 
-// An internal key split into its namespace, index name and user key.
+// An internal key split into its namespace, index name (a configuration)
+// or cid (an index entry: the seq of its index's configuration) and user key.
 void KeyFields(Json* j, std::string_view ikey) {
   const uint8_t ns = ikey.empty() ? 0xFF : static_cast<uint8_t>(ikey[0]);
   std::string_view rest = ikey.empty() ? ikey : ikey.substr(1);
   j->Set("namespace", NamespaceName(ns));
+  uint64_t cid = 0;
+  std::string_view key;
   if (ns == kv::kIndexConfigNs) {
     j->Set("index", EscapedPrefix(rest, kKeyPrefix));
     j->Set("key", Json());
-  } else if (ns == kv::kIndexEntryNs) {
-    const size_t zero = rest.find('\0');
-    j->Set("index", EscapedPrefix(rest.substr(0, zero), kKeyPrefix));
-    rest = zero == std::string_view::npos ? std::string_view() : rest.substr(zero + 1);
+  } else if (engine::ParseRowKey(ikey, &cid, &key)) {
+    j->Set("cid", cid);
+    rest = key;
     j->Set("key", EscapedPrefix(rest, kKeyPrefix));
   } else {
     j->Set("key", EscapedPrefix(rest, kKeyPrefix));
@@ -623,14 +627,17 @@ Json KvEntryJson(std::string_view ikey, uint64_t seq, const kv::VersionView& v, 
   if (v.kind == kv::ValueKind::kBytes) {
     j.Set("value_length", static_cast<uint64_t>(v.bytes.size()));
     j.Set("value_prefix", EscapedPrefix(v.bytes, kMetadataPrefix));
-    if (!ikey.empty() && static_cast<uint8_t>(ikey[0]) == kv::kIndexConfigNs && v.bytes.size() == 16) {
-      const auto* p = reinterpret_cast<const uint8_t*>(v.bytes.data());
+    engine::CollectionConfig config;
+    if (!ikey.empty() && static_cast<uint8_t>(ikey[0]) == kv::kIndexConfigNs &&
+        engine::CollectionConfig::Decode(v.bytes, "", &config).ok()) {
       Json c = Json::Object();
-      c.Set("dim", DecodeFixed32(p));
-      c.Set("m", DecodeFixed32(p + 4));
-      c.Set("ef_construction", DecodeFixed32(p + 8));
-      const uint32_t metric = DecodeFixed32(p + 12);
-      c.Set("metric", metric <= 2 ? simd::MetricName(static_cast<simd::Metric>(metric)) : std::to_string(metric));
+      c.Set("key_type", config.key_type == engine::KeyType::kU64 ? "u64" : "bytes");
+      c.Set("dim", config.dim);
+      c.Set("m", config.m);
+      c.Set("ef_construction", config.ef_construction);
+      c.Set("metric", simd::MetricName(config.metric));
+      c.Set("graph_vectors", config.graph_vectors == engine::GraphVectors::kSq8 ? "sq8" : "float32");
+      c.Set("shards", config.shards);
       j.Set("index_config", std::move(c));
     }
   } else if (v.kind == kv::ValueKind::kVector) {
@@ -919,18 +926,29 @@ bool IsKnownKvFile(const std::string& name, const std::string& manifest) {
 }
 
 // The internal keys the commit records that recovery replays write: per key
-// its last write (true a value, false a tombstone). Newer than every segment.
-using KeyOverlay = std::map<std::string, bool, std::less<>>;
+// its last write (live: a value, not a tombstone; its seq). Newer than every segment.
+struct Replayed {
+  bool live = false;
+  uint64_t seq = 0;
+};
+using KeyOverlay = std::map<std::string, Replayed, std::less<>>;
 
 struct LiveKeys {
   uint64_t user_keys = 0;      // namespace 0x00: bytes values and vector records
-  uint64_t index_entries = 0;  // namespace 0x02: entries of named indexes
+  uint64_t index_entries = 0;  // namespace 0x02: entries of the live indexes
+  std::set<uint64_t> live_cids;  // the seqs of the live configurations
 };
 
-void CountLive(std::string_view ikey, bool live, LiveKeys* n) {
+// Counts one key's newest version. Configurations sort before entries, and
+// the replayed ones are counted first: an entry counts when its cid is a
+// live configuration's seq (else its index was dropped or replaced).
+void CountLive(std::string_view ikey, bool live, uint64_t seq, LiveKeys* n) {
   if (!live || ikey.empty()) return;
+  uint64_t cid = 0;
+  std::string_view key;
   if (static_cast<uint8_t>(ikey[0]) == kv::kUserNs) ++n->user_keys;
-  if (static_cast<uint8_t>(ikey[0]) == kv::kIndexEntryNs) ++n->index_entries;
+  if (static_cast<uint8_t>(ikey[0]) == kv::kIndexConfigNs) n->live_cids.insert(seq);
+  if (engine::ParseRowKey(ikey, &cid, &key) && n->live_cids.count(cid)) ++n->index_entries;
 }
 
 // Adds to *n the live keys of the segments (newest first) that `wal` does
@@ -955,7 +973,7 @@ Status CountLiveKeys(const std::vector<const kv::Segment*>& newest_first, const 
     }
     if (newest == nullptr) return Status::OK();
     const std::string key(newest->key);
-    if (wal.find(key) == wal.end()) CountLive(key, newest->v.kind != kv::ValueKind::kTombstone, n);
+    if (wal.find(key) == wal.end()) CountLive(key, newest->v.kind != kv::ValueKind::kTombstone, newest->v.seq, n);
     // Every cursor at this key moves past it (the newest one at least, so the merge ends).
     for (Cursor& c : cursors) {
       while (c.pos < c.seg->size() && c.key == key) {
@@ -1047,7 +1065,7 @@ Report KvInspectDirOnce(const std::string& dir) {
       // Recovery replays the records of the live WALs (in number order) above the manifest's last_seq.
       auto replay = [&](const wal::Record& rec, const wal::DecodedRecord& d) {
         if (rec.seq <= manifest->last_seq) return true;
-        for (const auto& op : d.ops) replayed[std::string(op.key)] = op.kind != wal::OpKind::kDeleteKey;
+        for (const auto& op : d.ops) replayed[std::string(op.key)] = Replayed{op.kind != wal::OpKind::kDeleteKey, rec.seq};
         return true;
       };
       WalScan scan = live ? ScanWal(path, manifest->last_seq, &prev_seq, replay)
@@ -1094,8 +1112,14 @@ Report KvInspectDirOnce(const std::string& dir) {
     std::vector<const kv::Segment*> newest_first;
     for (uint64_t n : named) newest_first.push_back(live_segments.at(n).get());
     LiveKeys counted;
+    auto is_config = [](const std::string& key) { return static_cast<uint8_t>(key[0]) == kv::kIndexConfigNs; };
+    for (const auto& [key, w] : replayed) {
+      if (is_config(key)) CountLive(key, w.live, w.seq, &counted);
+    }
     Status s = CountLiveKeys(newest_first, replayed, &counted);
-    for (const auto& [key, live] : replayed) CountLive(key, live, &counted);
+    for (const auto& [key, w] : replayed) {
+      if (!is_config(key)) CountLive(key, w.live, w.seq, &counted);
+    }
     if (s.ok()) {
       live_keys = counted;
     } else if (r.exit_code == 0) {

@@ -19,12 +19,9 @@ const char* BadInternalKey(std::string_view key) {
       return rest.size() > kMaxCollectionNameLen || rest.find('\0') != std::string_view::npos
                  ? "index name length not in 0..255 or a NUL in it"
                  : nullptr;
-    case kIndexEntryNs: {
-      const size_t nul = rest.find('\0');
-      if (nul == std::string_view::npos || nul == 0 || nul > kMaxCollectionNameLen) return "index entry without a valid index name";
-      const size_t user = rest.size() - nul - 1;
-      return user == 0 || user > kMaxKeyLen ? "index entry key length not in 1..65535" : nullptr;
-    }
+    case kIndexEntryNs:  // BE64(cid) + user key
+      return rest.size() < 9 || rest.size() - 8 > kMaxKeyLen ? "collection row key not BE64(cid) + 1..65535 bytes"
+                                                             : nullptr;
     default:
       return "unknown key namespace";
   }

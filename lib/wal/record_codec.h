@@ -37,14 +37,16 @@ enum class RecordType : uint8_t { kWriteBatch = 16, kRowArray = 17, kVersionEdit
 enum class OpKind : uint8_t { kPutBytes = 1, kPutVector = 2, kDeleteKey = 3, kPutRow = 4, kDeleteRow = 5 };
 
 // The namespaces of internal keys (the first byte): user keys as 0x00 + key,
-// collection (index) configurations as 0x01 + name, index entries as 0x02 +
-// name + 0x00 + key. User input never reaches another namespace.
+// collection configurations as 0x01 + name, rows of byte-keyed collections
+// (named-index entries) as 0x02 + BE64(cid) + key (engine/collection.h). User
+// input never reaches another namespace.
 constexpr uint8_t kUserNs = 0x00;
 constexpr uint8_t kIndexConfigNs = 0x01;
 constexpr uint8_t kIndexEntryNs = 0x02;
 
 // Why `key` is no internal key a write can make (user keys 1..65535 bytes,
-// names 0..255 bytes without NUL, an entry's name 1..255 bytes), or null.
+// names 0..255 bytes without NUL, a row key 8 bytes of cid and 1..65535 bytes
+// of key), or null.
 const char* BadInternalKey(std::string_view key);
 
 // One op of a write batch. Decoded ops point into the payload; ops to encode

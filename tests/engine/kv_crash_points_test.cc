@@ -91,7 +91,8 @@ std::vector<KvStep> MakeKvScript() {
   uint32_t version = 0;
   auto pick = [&](const std::vector<std::string>& v) { return v[rng() % v.size()]; };
   for (int t = 0; t < 120; ++t) {
-    if (t == 12) script.push_back({KvStep::kCreateIndex, {}});
+    // Created at 12, re-created (a new cid: the old entries unreachable, then merged away) at 80.
+    if (t == 12 || t == 80) script.push_back({KvStep::kCreateIndex, {}});
     KvStep st;
     const int fresh = 2 + static_cast<int>(rng() % 2);
     for (int j = 0; j < fresh; ++j) {

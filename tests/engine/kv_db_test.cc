@@ -12,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "engine/collection.h"
 #include "engine/db.h"
 #include "engine/kv_db.h"
 #include "engine/kv_store.h"
@@ -394,6 +395,98 @@ TEST(KvDB, MoreThanFourSegmentsAreMergedAndNothingIsLost) {
   for (auto& e : std::filesystem::directory_iterator(dir.path()))
     segs += e.path().extension() == ".pseg";
   EXPECT_EQ(segs, db->TEST_SegmentCount());  // merged inputs are deleted
+}
+
+// The row keys (0x02 + BE64(cid) + key) of every segment file in `dir`.
+std::vector<std::string> SegmentRowKeys(const std::string& dir) {
+  std::vector<std::string> keys;
+  for (auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() != ".pseg") continue;
+    auto seg = kv::Segment::Open(Env::Default(), e.path().string(), 0);
+    EXPECT_TRUE(seg.ok()) << seg.status().ToString();
+    if (!seg.ok()) continue;
+    for (size_t i = 0; i < (*seg)->size(); ++i) {
+      std::string_view key;
+      kv::VersionView v;
+      EXPECT_TRUE((*seg)->Read(i, &key, &v).ok());
+      uint64_t cid = 0;
+      std::string_view user;
+      if (ParseRowKey(key, &cid, &user)) keys.emplace_back(key);
+    }
+  }
+  return keys;
+}
+
+// An index is a collection (ENGINE.md 2.2): its entries are keyed by its cid,
+// the seq of the configuration's commit. A drop or a re-create is one commit
+// of the configuration key (no tombstone per entry); the old entries are
+// unreachable at once and the next merge drops them.
+TEST(KvDB, ReplacedIndexEntriesAreUnreachableAndMergesDropThem) {
+  testing::TempDir dir;
+  KvOptions o;
+  o.max_segments = 1;
+  auto db = OpenKv(dir.path(), o);
+  IndexConfig config;
+  config.dim = 2;
+  config.metric = simd::Metric::kL2;
+  ASSERT_TRUE(db->CreateIndex("ix", config).ok());
+  const uint64_t cid = db->TEST_LastSequence();
+  {
+    auto t = BeginRw(*db);
+    for (int i = 0; i < 20; ++i) {
+      const float v[2] = {static_cast<float>(i), 0};
+      ASSERT_TRUE(t->IndexUpsert("ix", "e" + std::to_string(i), v, 2, nullptr).ok());
+    }
+    ASSERT_TRUE(t->Commit().ok());
+  }
+  ASSERT_TRUE(db->Flush().ok());
+  std::vector<std::string> rows = SegmentRowKeys(dir.path());
+  ASSERT_EQ(rows.size(), 20u);
+  for (const std::string& k : rows) EXPECT_EQ(k.compare(0, 9, RowPrefix(cid)), 0);
+  const uint64_t before = db->TEST_LastSequence();
+  ASSERT_TRUE(db->CreateIndex("ix", config).ok());  // re-create: one commit
+  EXPECT_EQ(db->TEST_LastSequence(), before + 1);
+  const float q[2] = {3, 0};
+  std::vector<KvHit> hits;
+  ASSERT_TRUE(db->SearchIndex("ix", q, 2, 5, 0, &hits, nullptr).ok());
+  EXPECT_TRUE(hits.empty());  // the new incarnation has no entries
+  {
+    auto t = BeginRw(*db);
+    ASSERT_TRUE(t->IndexUpsert("ix", "new", q, 2, nullptr).ok());
+    ASSERT_TRUE(t->Commit().ok());
+  }
+  ASSERT_TRUE(db->Flush().ok());  // the second segment: merged into one
+  EXPECT_EQ(db->TEST_SegmentCount(), 1u);
+  rows = SegmentRowKeys(dir.path());
+  EXPECT_EQ(rows, std::vector<std::string>{RowKey(before + 1, "new")});
+  ASSERT_TRUE(db->SearchIndex("ix", q, 2, 5, 0, &hits, nullptr).ok());
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].key, "new");
+  // A drop: the configuration's tombstone, then a merge drops the rows too.
+  ASSERT_TRUE(db->DropIndex("ix").ok());
+  EXPECT_EQ(db->TEST_LastSequence(), before + 3);
+  PutCommit(*db, "other", "x");
+  ASSERT_TRUE(db->Flush().ok());
+  EXPECT_TRUE(SegmentRowKeys(dir.path()).empty());
+  EXPECT_EQ(db->SearchIndex("ix", q, 2, 5, 0, &hits, nullptr).code(), Code::kNotFound);
+  db.reset();
+  db = OpenKv(dir.path(), o);
+  EXPECT_EQ(db->SearchIndex("ix", q, 2, 5, 0, &hits, nullptr).code(), Code::kNotFound);
+  EXPECT_EQ(Committed(*db, "other"), "x");
+}
+
+// A transaction that wrote entries of an index conflicts with a re-create
+// committed after it began (its entries would name the replaced cid).
+TEST(KvDB, EntriesOfAReplacedIndexConflict) {
+  auto db = OpenKv("");
+  IndexConfig config;
+  config.dim = 2;
+  ASSERT_TRUE(db->CreateIndex("ix", config).ok());
+  auto t = BeginRw(*db);
+  const float v[2] = {1, 2};
+  ASSERT_TRUE(t->IndexUpsert("ix", "a", v, 2, nullptr).ok());
+  ASSERT_TRUE(db->CreateIndex("ix", config).ok());
+  EXPECT_EQ(t->Commit().code(), Code::kConflict);
 }
 
 TEST(KvDB, AMergeKeepsTombstonesALiveTransactionMustConflictWith) {

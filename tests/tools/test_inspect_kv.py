@@ -14,6 +14,11 @@ import pytest
 from inspect_support import KV_DIM, file_hashes, flip, make_kv_db, segments, wal_record, wals
 
 
+# The cid of make_kv_db's index "idx": the seq of the commit that created it
+# (its second), which keys its entries (0x02 + BE64(cid) + key).
+IDX_CID = 2
+
+
 @pytest.fixture
 def kv_dir(tmp_path: Path) -> Path:
     path = tmp_path / "kvdb"
@@ -93,7 +98,7 @@ def test_dump_kv_segment(inspect_tool, kv_dir):
     assert r["ok"] is True and r["kind"] == "kv_segment" and r["total_entries"] == 11
     entries = r["entries"]
     assert len(entries) == 11
-    by_key = {(e["namespace"], e.get("index"), e["key"]): e for e in entries}
+    by_key = {(e["namespace"], e.get("index", e.get("cid")), e["key"]): e for e in entries}
     binary = by_key[("user", None, "bin\\x00\\xff")]
     assert binary["kind"] == "bytes" and binary["value_length"] == 2 and binary["value_prefix"] == "\\x01\\x02"
     assert by_key[("user", None, "key-4")]["kind"] == "tombstone"
@@ -101,14 +106,16 @@ def test_dump_kv_segment(inspect_tool, kv_dir):
     assert (vec["kind"], vec["dim"], vec["metric"], vec["vector_prefix"]) == ("vector", 4, "l2", [1, 2, 3, 4])
     assert vec["metadata_prefix"] == "meta-a"
     config = by_key[("index_config", "idx", None)]
-    assert config["index_config"] == {"dim": KV_DIM, "m": 8, "ef_construction": 200, "metric": "l2"}
-    entry = by_key[("index_entry", "idx", "e2")]
+    assert config["index_config"] == {"key_type": "bytes", "dim": KV_DIM, "m": 8, "ef_construction": 200,
+                                      "metric": "l2", "graph_vectors": "float32", "shards": 1}
+    assert config["seq"] == IDX_CID and config["value_length"] == 32
+    entry = by_key[("index_entry", IDX_CID, "e2")]
     assert entry["kind"] == "vector" and entry["vector_prefix"] == [2.0] * KV_DIM and entry["metadata_prefix"] == "m2"
     limited = inspect_tool("--json", "dump", seg, "--limit", "3", "--prefix", "2").json
     assert len(limited["entries"]) == 3
     text = inspect_tool("dump", seg, "--limit", "0")
     assert text.code == 0
-    assert 'index_entry index "idx" key "e2"' in text.out and 'user key "bin\\x00\\xff"' in text.out
+    assert f'index_entry cid {IDX_CID} key "e2"' in text.out and 'user key "bin\\x00\\xff"' in text.out
     assert "(dim 4, m 8, ef_construction 200, metric l2)" in text.out
     assert "more entries (--limit)" in inspect_tool("dump", seg, "--limit", "2").out
 
@@ -119,11 +126,11 @@ def test_dump_kv_wal(inspect_tool, kv_dir):
     assert r["ok"] is True and r["kind"] == "kv_wal" and r["torn_tail"] is False
     first, second = r["records"]
     assert (first["seq"], first["type"], first["write_count"], first["offset"]) == (4, 16, 4, 0)
-    writes = {(w["namespace"], w.get("index"), w["key"]): w for w in first["writes"]}
+    writes = {(w["namespace"], w.get("index", w.get("cid")), w["key"]): w for w in first["writes"]}
     assert writes[("user", None, "key-0")]["kind"] == "tombstone"
     assert writes[("user", None, "key-9")]["value_prefix"] == "later"
     assert writes[("user", None, "vec-b")]["metric"] == "cosine" and writes[("user", None, "vec-b")]["dim"] == 2
-    assert writes[("index_entry", "idx", "e9")]["vector_prefix"] == [9.0] * KV_DIM
+    assert writes[("index_entry", IDX_CID, "e9")]["vector_prefix"] == [9.0] * KV_DIM
     assert second["seq"] == 5 and {w["kind"] for w in second["writes"]} == {"bytes", "tombstone"}
     # A lone WAL file (no CURRENT beside it) is recognised by its first record.
     lone = kv_dir.parent / "lone.log"
@@ -131,7 +138,7 @@ def test_dump_kv_wal(inspect_tool, kv_dir):
     assert inspect_tool("--json", "dump", lone).json["kind"] == "kv_wal"
     text = inspect_tool("dump", wal)
     assert text.code == 0 and "commit record at offset 0  seq 4" in text.out
-    assert 'index_entry index "idx" key "e9"' in text.out
+    assert f'index_entry cid {IDX_CID} key "e9"' in text.out
 
 
 def test_dump_and_verify_the_manifest_log_and_current(inspect_tool, kv_dir):
@@ -204,7 +211,7 @@ def test_verify_flipped_byte_in_kv_wal_record(inspect_tool, kv_dir):
 
 
 @pytest.mark.parametrize("key", [b"\x07unknown-namespace", b"\x00" + b"k" * 65536, b"\x00",
-                                 b"\x02no-separator", b"\x02idx\x00", b"\x01bad\x00name"])
+                                 b"\x02" + bytes(8), b"\x02idx\x00", b"\x01bad\x00name"])
 def test_verify_fails_on_a_wal_record_the_engine_cannot_apply(inspect_tool, kv_dir, key):
     """A well-framed commit record (checksums right) writing a key no commit
     can write: verify fails at that record, as the engine's open does."""

@@ -164,12 +164,21 @@ def kv_live(inspect_tool, path: Path) -> tuple:
     return t["live_keys"], t["live_index_entries"]
 
 
-@pytest.mark.parametrize("flushes", [1, 6])  # 6: more than 4 segments are merged into one
-def test_live_keys_across_segments_and_the_wal(inspect_tool, tmp_path, flushes):
+@pytest.mark.parametrize("flushes,recreate", [(1, None), (6, None), (2, "flushed"), (2, "wal")])
+def test_live_keys_across_segments_and_the_wal(inspect_tool, tmp_path, flushes, recreate):
+    """6 flushes: more than 4 segments are merged into one. recreate: the
+    index is created again (one commit; its old entries keep the old cid and
+    are no longer counted), then written, before a flush or only in the WAL."""
     path = tmp_path / "kv"
     m = KvModel(path)
     try:
         kv_fill(m, flushes)
+        if recreate:
+            m.db.create_hnsw_index("idx", m.alopex.HnswConfig(dim=4, m=8, metric=m.alopex.Metric.L2))
+            m.entries.clear()
+            m.commit(index_puts=[b"e1", b"new"])
+            if recreate == "flushed":
+                m.db.flush()
         assert kv_live(inspect_tool, path) == m.live()  # while open
     finally:
         m.db.close()

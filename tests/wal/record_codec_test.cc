@@ -18,13 +18,18 @@ namespace {
 const std::string kOrigin = "wal-000001.log at offset 0";
 
 std::string UserKey(const std::string& k) { return std::string(1, '\0') + k; }
-std::string EntryKey(const std::string& name, const std::string& k) { return "\x02" + name + std::string(1, '\0') + k; }
+// A row key of collection `cid`: 0x02 + BE64(cid) + key.
+std::string EntryKey(uint64_t cid, const std::string& k) {
+  std::string key(1, '\x02');
+  for (int i = 0; i < 8; ++i) key.push_back(static_cast<char>(cid >> (56 - 8 * i)));
+  return key + k;
+}
 
 struct Fixture {
   std::vector<float> v3 = {1.5f, -2.0f, 0.25f};
   std::string user = UserKey("doc-1");
   std::string config = "\x01" "docs";
-  std::string entry = EntryKey("docs", "k");
+  std::string entry = EntryKey(7, "k");
   std::vector<RecordOp> ops;
   Fixture() {
     RecordOp b;
@@ -148,9 +153,9 @@ TEST(RecordCodec, MalformedFieldsAreCorruptionSayingWhat) {
       {"user key empty", OneOp(OpKind::kDeleteKey, Str(std::string(1, '\0'))), "user key length"},
       {"user key too long", OneOp(OpKind::kDeleteKey, Str(UserKey(std::string(65536, 'k')))), "user key length"},
       {"config name too long", OneOp(OpKind::kDeleteKey, Str("\x01" + std::string(256, 'n'))), "index name"},
-      {"entry without name", OneOp(OpKind::kDeleteKey, Str(EntryKey("", "k"))), "valid index name"},
-      {"entry without key", OneOp(OpKind::kDeleteKey, Str(EntryKey("docs", ""))), "index entry key length"},
-      {"bytes under an entry", OneOp(OpKind::kPutBytes, Str(EntryKey("docs", "k")) + Str("v")), "bytes value under"},
+      {"row key without a whole cid", OneOp(OpKind::kDeleteKey, Str(std::string("\x02\0\0\0\0\0\0\x07", 8))), "collection row key"},
+      {"row key without key", OneOp(OpKind::kDeleteKey, Str(EntryKey(7, ""))), "collection row key"},
+      {"bytes under an entry", OneOp(OpKind::kPutBytes, Str(EntryKey(7, "k")) + Str("v")), "bytes value under"},
       {"vector under a config", OneOp(OpKind::kPutVector, Str("\x01" "docs") + "\x00\x00" + Str("") + U32(1) + Floats({1})),
        "vector under"},
       {"metric 3", OneOp(OpKind::kPutVector, Str(UserKey("k")) + std::string("\x03\x00", 2) + Str("") + U32(1) + Floats({1})),
@@ -182,8 +187,8 @@ TEST(RecordCodec, TheDefaultCollectionsEmptyConfigurationNameIsAKey) {
   EXPECT_EQ(BadInternalKey("\x01"), nullptr);
   EXPECT_NE(BadInternalKey(std::string("\x01" "a\0b", 4)), nullptr);
   EXPECT_EQ(BadInternalKey(UserKey(std::string(65535, 'k'))), nullptr);
-  EXPECT_EQ(BadInternalKey(EntryKey(std::string(255, 'n'), "k")), nullptr);
-  EXPECT_NE(BadInternalKey(EntryKey(std::string(256, 'n'), "k")), nullptr);
+  EXPECT_EQ(BadInternalKey(EntryKey(0, std::string(65535, 'k'))), nullptr);
+  EXPECT_NE(BadInternalKey(EntryKey(0, std::string(65536, 'k'))), nullptr);
 }
 
 TEST(RecordCodec, RowArrayRoundTripsAndChecksItsSize) {
