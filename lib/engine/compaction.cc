@@ -14,6 +14,7 @@
 
 #include "engine/db.h"
 #include "engine/db_impl.h"
+#include "engine/filename.h"
 
 namespace pomai::engine {
 namespace {
@@ -152,7 +153,7 @@ Status DB::CompactShard(size_t shard_index, bool force, Progress* progress, bool
                                                  base.graph ? &base : nullptr));
   }
   auto drop_output = [&] {
-    if (out) (void)env_->RemoveFile(JoinPath(options_.path, SegmentFileName(out->number)));
+    if (out) (void)env_->RemoveFile(JoinPath(options_.path, files::FileName(files::FileType::kSegment, out->number)));
   };
 
   // Install, excluding freezes (which also rewrite the manifest).
@@ -195,7 +196,7 @@ Status DB::CompactShard(size_t shard_index, bool force, Progress* progress, bool
     if (out) live.insert(it, out);
   }
   // Readers still holding the old segments keep their mappings; unlinking is safe.
-  for (uint64_t n : inputs) (void)env_->RemoveFile(JoinPath(options_.path, SegmentFileName(n)));
+  for (uint64_t n : inputs) (void)env_->RemoveFile(JoinPath(options_.path, files::FileName(files::FileType::kSegment, n)));
   *did_work = true;
   return Status::OK();
 }
@@ -228,7 +229,7 @@ Result<std::string> DB::StatsJson() {
       rows += live.seg->row_count();
       tombstones += live.seg->tombstone_count();
       bytes += live.seg->file_size();
-      j += (k ? ", " : "") + std::string("{\"file\": \"") + SegmentFileName(live.number) +
+      j += (k ? ", " : "") + std::string("{\"file\": \"") + files::FileName(files::FileType::kSegment, live.number) +
            "\", \"rows\": " + std::to_string(live.seg->row_count()) +
            ", \"tombstones\": " + std::to_string(live.seg->tombstone_count()) +
            ", \"bytes\": " + std::to_string(live.seg->file_size());

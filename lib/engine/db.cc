@@ -9,6 +9,7 @@
 #include <limits>
 #include <unordered_set>
 
+#include "engine/filename.h"
 #include "engine/topk.h"
 #include "engine/version_set.h"
 #include "index/hnsw.h"
@@ -74,11 +75,11 @@ Status DB::Recover() {
   std::vector<std::pair<uint64_t, std::string>> segment_files;
   for (const auto& name : names) {
     uint64_t number;
-    char kind;
-    if (!ParseFileName(name, &number, &kind)) continue;
+    files::FileType type;
+    if (!files::ParseFileName(name, &type, &number)) continue;
     max_number = std::max(max_number, number);
-    if (kind == 'w') wal_numbers.push_back(number);
-    if (kind == 's') segment_files.emplace_back(number, name);
+    if (type == files::FileType::kLog) wal_numbers.push_back(number);
+    if (type == files::FileType::kSegment) segment_files.emplace_back(number, name);
   }
 
   if (env_->FileExists(JoinPath(dir, kManifestName))) {
@@ -104,7 +105,7 @@ Status DB::Recover() {
   manifest_.next_file_number = std::max(manifest_.next_file_number, max_number + 1);
 
   shards_.clear();
-  std::unordered_set<uint64_t> live_segments;
+  std::set<uint64_t> live_segments;
   for (uint32_t s = 0; s < options_.shards; ++s) {
     auto shard = std::make_unique<Shard>();
     shard->index = s;
@@ -113,7 +114,7 @@ Status DB::Recover() {
     shard->mem = std::make_shared<MemTable>(options_.dim, shard->row_cache);
     const auto& entries = manifest_.segments[s];
     for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
-      const std::string path = JoinPath(dir, SegmentFileName(it->file_number));
+      const std::string path = JoinPath(dir, files::FileName(files::FileType::kSegment, it->file_number));
       if (!env_->FileExists(path)) return Status::Corruption(JoinPath(dir, kManifestName) + " names " + path + ", which is missing");
       POMAI_ASSIGN_OR_RETURN(auto live, OpenSegment(it->file_number));
       shard->segments.push_back(std::move(live));
@@ -127,7 +128,7 @@ Status DB::Recover() {
   wal::DecodedRecord decoded;
   for (uint64_t number : wal_numbers) {
     if (number < manifest_.log_number) continue;
-    const std::string path = JoinPath(dir, WalFileName(number));
+    const std::string path = JoinPath(dir, files::FileName(files::FileType::kLog, number));
     POMAI_ASSIGN_OR_RETURN(auto file, env_->MapFile(path));
     if (file->size() == 0) {  // a log that never got a record holds nothing to keep
       (void)env_->RemoveFile(path);
@@ -160,7 +161,7 @@ Status DB::Recover() {
 
   // Files no version names: segments of a freeze that did not reach the
   // manifest, WALs already frozen, temporary files.
-  RemoveObsoleteFiles(env_, dir, names, [&](uint64_t n) { return live_segments.count(n) > 0; }, manifest_.log_number);
+  files::RemoveObsoleteFiles(env_, dir, names, live_segments, manifest_.log_number, 0);
 
   // The new log file is created by the first write (EnsureLogFile), so an
   // open that only reads creates no file and pays no directory fsync.
@@ -180,7 +181,7 @@ Status DB::EnsureLogFile() {
 
 Status DB::SwitchLogFile() {
   const uint64_t number = NewFileNumber();
-  const std::string path = JoinPath(options_.path, WalFileName(number));
+  const std::string path = JoinPath(options_.path, files::FileName(files::FileType::kLog, number));
   POMAI_ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(path));
   Status s = env_->SyncDir(options_.path);  // the file must survive a crash for its records to
   if (s.ok()) s = wal_->SwitchFile(std::move(file));
@@ -197,7 +198,7 @@ Status DB::SwitchLogFile() {
 }
 
 Result<std::shared_ptr<DB::LiveSegment>> DB::OpenSegment(uint64_t number) {
-  const std::string path = JoinPath(options_.path, SegmentFileName(number));
+  const std::string path = JoinPath(options_.path, files::FileName(files::FileType::kSegment, number));
   auto live = std::make_shared<LiveSegment>();
   live->number = number;
   POMAI_ASSIGN_OR_RETURN(live->seg, segment::Segment::Open(env_, path));
@@ -499,9 +500,9 @@ Result<std::shared_ptr<DB::LiveSegment>> DB::WriteLiveSegment(const MemTable::So
     for (const auto& g : graph) c.extra.push_back({g.kind, g.bytes});
   }
   const uint64_t number = NewFileNumber();
-  POMAI_RETURN_IF_ERROR(segment::WriteSegment(env_, options_.path, SegmentFileName(number), c));
+  POMAI_RETURN_IF_ERROR(segment::WriteSegment(env_, options_.path, files::FileName(files::FileType::kSegment, number), c));
   auto opened = OpenSegment(number);
-  if (!opened.ok()) (void)env_->RemoveFile(JoinPath(options_.path, SegmentFileName(number)));
+  if (!opened.ok()) (void)env_->RemoveFile(JoinPath(options_.path, files::FileName(files::FileType::kSegment, number)));
   return opened;
 }
 
@@ -543,7 +544,7 @@ Status DB::FlushImmutables(Progress* progress) {
   auto discard = [&] {
     for (size_t s = 0; s < shards_.size(); ++s) {
       made[s].reset();
-      if (numbers[s]) (void)env_->RemoveFile(JoinPath(options_.path, SegmentFileName(numbers[s])));
+      if (numbers[s]) (void)env_->RemoveFile(JoinPath(options_.path, files::FileName(files::FileType::kSegment, numbers[s])));
     }
   };
   for (const auto& st : statuses) {
@@ -591,7 +592,7 @@ Status DB::FlushImmutables(Progress* progress) {
       shards_[s]->imm.reset();
     }
   }
-  for (uint64_t w : obsolete_wals) (void)env_->RemoveFile(JoinPath(options_.path, WalFileName(w)));
+  for (uint64_t w : obsolete_wals) (void)env_->RemoveFile(JoinPath(options_.path, files::FileName(files::FileType::kLog, w)));
   return Status::OK();
 }
 

@@ -97,4 +97,20 @@ bool ParseFileName(std::string_view name, FileType* type, uint64_t* number) {
   return true;
 }
 
+void RemoveObsoleteFiles(Env* env, const std::string& dir, const std::vector<std::string>& names,
+                         const std::set<uint64_t>& live_segments, uint64_t log_number, uint64_t manifest_number) {
+  for (const auto& name : names) {
+    FileType type;
+    uint64_t number;
+    bool obsolete = name.size() > kTempSuffix.size() &&
+                    name.compare(name.size() - kTempSuffix.size(), kTempSuffix.size(), kTempSuffix) == 0;
+    if (ParseFileName(name, &type, &number)) {
+      obsolete = obsolete || (type == FileType::kSegment && !live_segments.count(number)) ||
+                 (type == FileType::kLog && number < log_number) ||
+                 (type == FileType::kManifest && manifest_number != 0 && number != manifest_number);
+    }
+    if (obsolete) (void)env->RemoveFile(JoinPath(dir, name));
+  }
+}
+
 }  // namespace pomai::engine::files

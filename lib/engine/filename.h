@@ -1,12 +1,15 @@
-// The names of the files of a database directory of format version 2
-// (docs/ENGINE.md 3.1). Beside the version-1 names of engine/manifest.h
-// (SegmentFileName, WalFileName, ParseFileName), which go in step 11; hence
-// the nested namespace.
+// The names of the files of a database directory (docs/ENGINE.md 3.1), for
+// both engines: the u64 engine's directories have the same WAL and segment
+// names beside their version-1 MANIFEST (until step 11).
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "util/env.h"
 
 namespace pomai::engine::files {
 
@@ -38,5 +41,13 @@ std::string TempFileName(std::string_view name);
 // "wal-7.log", "seg-000007.pseg.tmp.tmp", ...) returns false and leaves the
 // outputs unchanged.
 bool ParseFileName(std::string_view name, FileType* type, uint64_t* number);
+
+// Recovery's removal of the files of `names` (the listing of `dir`) that no
+// version needs: every *.tmp (an interrupted write), segments not in
+// `live_segments`, WALs numbered below `log_number`, and manifest logs other
+// than `manifest_number` (0: none is removed). Best effort: a failed removal
+// is retried by the next open.
+void RemoveObsoleteFiles(Env* env, const std::string& dir, const std::vector<std::string>& names,
+                         const std::set<uint64_t>& live_segments, uint64_t log_number, uint64_t manifest_number);
 
 }  // namespace pomai::engine::files

@@ -197,12 +197,6 @@ struct KvDBImpl {
   // Runs inside Open, before any other thread can reach the database: it
   // reads and writes the guarded state without the locks.
   Status Recover() NO_THREAD_SAFETY_ANALYSIS;
-  // Recovery's removal of what no version needs: temporaries, segments the
-  // manifest does not name, WALs below its log number, manifests other than
-  // the one CURRENT names. Best effort: a failed removal is retried by the
-  // next open.
-  void RemoveObsoleteFiles(const std::vector<std::string>& names, const std::set<uint64_t>& live_segments,
-                           uint64_t log_number);
   Status NewLogFile();  // inside wal->RunExclusive (or before the writer runs)
   Status FlushLocked() REQUIRES(flush_mu);
   Status MergeLocked() REQUIRES(flush_mu);
@@ -413,7 +407,10 @@ Status KvDBImpl::Recover() {
     POMAI_RETURN_IF_ERROR(reader.status());
     live_wals.push_back(number);
   }
-  RemoveObsoleteFiles(names, live_segments, version->log_number);
+  {
+    MutexLock l(versions->install_mu());
+    files::RemoveObsoleteFiles(env, dir, names, live_segments, version->log_number, versions->manifest_number());
+  }
   last_seq = seq;
   open_seq = seq;
   // An index graph file holding a version newer than what survived was
@@ -430,25 +427,6 @@ Status KvDBImpl::Recover() {
   layers = next;
   wal = std::make_unique<wal::Writer>(nullptr, opt.fsync ? wal::SyncPolicy::kAlways : wal::SyncPolicy::kNever, seq + 1);
   return wal->RunExclusive([this] { return NewLogFile(); });
-}
-
-void KvDBImpl::RemoveObsoleteFiles(const std::vector<std::string>& names, const std::set<uint64_t>& live_segments,
-                                   uint64_t log_number) {
-  uint64_t manifest_number = 0;
-  {
-    MutexLock l(versions->install_mu());
-    manifest_number = versions->manifest_number();
-  }
-  for (const auto& name : names) {
-    files::FileType type;
-    uint64_t number;
-    if (!files::ParseFileName(name, &type, &number)) continue;
-    const bool obsolete = type == files::FileType::kTemp ||
-                          (type == files::FileType::kSegment && !live_segments.count(number)) ||
-                          (type == files::FileType::kLog && number < log_number) ||
-                          (type == files::FileType::kManifest && number != manifest_number);
-    if (obsolete) (void)env->RemoveFile(JoinPath(opt.path, name));  // best effort: the next open retries
-  }
 }
 
 Status KvDBImpl::NewLogFile() {

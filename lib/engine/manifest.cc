@@ -73,40 +73,6 @@ Result<Manifest> Manifest::Decode(const std::string& data, const std::string& pa
   return m;
 }
 
-std::string SegmentFileName(uint64_t number) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "seg-%06" PRIu64 ".pseg", number);
-  return buf;
-}
-
-std::string WalFileName(uint64_t number) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "wal-%06" PRIu64 ".log", number);
-  return buf;
-}
-
-bool ParseFileName(const std::string& name, uint64_t* number, char* kind) {
-  const char* suffix = nullptr;
-  if (name.rfind("seg-", 0) == 0) {
-    *kind = 's';
-    suffix = ".pseg";
-  } else if (name.rfind("wal-", 0) == 0) {
-    *kind = 'w';
-    suffix = ".log";
-  } else {
-    return false;
-  }
-  const size_t slen = std::strlen(suffix);
-  if (name.size() <= 4 + slen || name.compare(name.size() - slen, slen, suffix) != 0) return false;
-  uint64_t n = 0;
-  for (size_t i = 4; i < name.size() - slen; ++i) {
-    if (name[i] < '0' || name[i] > '9' || n > (UINT64_MAX - 9) / 10) return false;
-    n = n * 10 + static_cast<uint64_t>(name[i] - '0');
-  }
-  *number = n;
-  return true;
-}
-
 Status WriteManifest(Env* env, const std::string& dir, const Manifest& m) {
   return WriteFileAtomically(env, dir, JoinPath(dir, kManifestName), m.Encode());
 }
@@ -116,19 +82,6 @@ Result<Manifest> ReadManifest(Env* env, const std::string& dir) {
   std::string data;
   POMAI_RETURN_IF_ERROR(ReadFileToString(env, path, &data));
   return Manifest::Decode(data, path);
-}
-
-void RemoveObsoleteFiles(Env* env, const std::string& dir, const std::vector<std::string>& names,
-                         const std::function<bool(uint64_t)>& is_live_segment, uint64_t log_number) {
-  for (const auto& name : names) {
-    uint64_t number;
-    char kind;
-    bool obsolete = name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0;
-    if (ParseFileName(name, &number, &kind)) {
-      obsolete = (kind == 's' && !is_live_segment(number)) || (kind == 'w' && number < log_number);
-    }
-    if (obsolete) (void)env->RemoveFile(JoinPath(dir, name));
-  }
 }
 
 }  // namespace pomai::engine

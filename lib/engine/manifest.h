@@ -7,7 +7,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -39,19 +38,6 @@ struct Manifest {
   // Decodes `data` read from `path` (named in errors); Corruption on any damage.
   static Result<Manifest> Decode(const std::string& data, const std::string& path);
 };
-
-// File names inside a database directory.
-std::string SegmentFileName(uint64_t number);  // "seg-000012.pseg"
-std::string WalFileName(uint64_t number);      // "wal-000013.log"
-// Parses a file name: returns true and sets *number and *kind ('s' segment, 'w' WAL).
-bool ParseFileName(const std::string& name, uint64_t* number, char* kind);
-
-// Removes the files of `names` (the listing of `dir`) that no version needs:
-// temporary files, segment files whose number `is_live_segment` rejects, and
-// WAL files numbered below `log_number`. Best effort: a failed removal is
-// retried by the next open.
-void RemoveObsoleteFiles(Env* env, const std::string& dir, const std::vector<std::string>& names,
-                         const std::function<bool(uint64_t)>& is_live_segment, uint64_t log_number);
 
 Status WriteManifest(Env* env, const std::string& dir, const Manifest& m);
 Result<Manifest> ReadManifest(Env* env, const std::string& dir);

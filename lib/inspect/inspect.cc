@@ -282,7 +282,7 @@ Json ManifestJson(const Manifest& m, uint64_t bytes) {
     Json segs = Json::Array();
     for (const auto& e : m.segments[s]) {
       Json je = Json::Object();
-      je.Set("file", engine::SegmentFileName(e.file_number));
+      je.Set("file", engine::files::FileName(engine::files::FileType::kSegment, e.file_number));
       je.Set("number", e.file_number);
       je.Set("rows", e.rows);
       segs.Push(std::move(je));
@@ -465,7 +465,10 @@ Result<std::vector<DirFile>> ListFiles(const std::string& dir) {
   for (const auto& name : names) {
     DirFile f;
     f.name = name;
-    if (!engine::ParseFileName(name, &f.number, &f.kind)) f.kind = 0;
+    engine::files::FileType type;
+    if (engine::files::ParseFileName(name, &type, &f.number)) {
+      f.kind = type == engine::files::FileType::kSegment ? 's' : type == engine::files::FileType::kLog ? 'w' : 0;
+    }
     files.push_back(f);
   }
   std::sort(files.begin(), files.end(), [](const DirFile& a, const DirFile& b) {
@@ -745,8 +748,10 @@ Json EditJson(const engine::VersionSet::Record& r) {
 // The segment's file number from its name (0 when it has no seg-N name).
 uint64_t FileNumberOf(const std::string& path) {
   uint64_t number = 0;
-  char kind = 0;
-  return engine::ParseFileName(BaseName(path), &number, &kind) && kind == 's' ? number : 0;
+  engine::files::FileType type;
+  return engine::files::ParseFileName(BaseName(path), &type, &number) && type == engine::files::FileType::kSegment
+             ? number
+             : 0;
 }
 
 // Opens a KV segment and checks all of it (the engine's Open checks only the
@@ -1460,7 +1465,7 @@ Report InspectDirOnce(const std::string& dir, const InspectOptions& opt, std::st
   for (const auto& [number, where] : named) {
     if (std::find(present.begin(), present.end(), number) == present.end()) {
       Json j = Json::Object();
-      j.Set("file", engine::SegmentFileName(number));
+      j.Set("file", engine::files::FileName(engine::files::FileType::kSegment, number));
       j.Set("shard", where.shard);
       missing.Push(std::move(j));
     }
@@ -1662,7 +1667,7 @@ void VerifyDirOnce(const std::string& dir, VerifyState* st, std::string* manifes
 
   for (uint32_t shard = 0; shard < m.shards; ++shard) {
     for (const auto& e : m.segments[shard]) {
-      const std::string path = JoinPath(dir, engine::SegmentFileName(e.file_number));
+      const std::string path = JoinPath(dir, engine::files::FileName(engine::files::FileType::kSegment, e.file_number));
       std::shared_ptr<Segment> seg;
       std::string detail;
       Status s;

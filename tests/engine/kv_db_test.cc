@@ -805,6 +805,7 @@ TEST(KvDB, ManifestFilesAfterReopens) {
                                                "wal-000003.log"}));
   { std::ofstream(dir.path() + "/MANIFEST-000009", std::ios::binary) << "stale"; }
   { std::ofstream(dir.path() + "/seg-000012.pseg.tmp", std::ios::binary) << "partial"; }
+  { std::ofstream(dir.path() + "/idx-0123456789abcdef-5.pgraph.tmp", std::ios::binary) << "partial"; }
   { std::ofstream(dir.path() + "/seg-000011.pseg", std::ios::binary) << "not named"; }
   {
     auto db = OpenKv(dir.path());

@@ -3,6 +3,7 @@
 // the manifest log's replay, rollover and refusals.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -25,6 +26,7 @@ namespace {
 using files::FileName;
 using files::FileType;
 using files::ParseFileName;
+using files::RemoveObsoleteFiles;
 
 constexpr char kDir[] = "/db";
 
@@ -123,6 +125,32 @@ TEST(FileName, RejectsJunk) {
     uint64_t n = 77;
     EXPECT_FALSE(ParseFileName(name, &t, &n)) << name;
     EXPECT_EQ(n, 77u) << name;
+  }
+}
+
+// Recovery's removal (both engines): every *.tmp, segments not live, WALs
+// below the log number, manifests other than the live one (none with 0);
+// everything else stays.
+TEST(FileName, RemoveObsoleteFilesKeepsWhatAVersionNeeds) {
+  for (uint64_t manifest : {uint64_t{5}, uint64_t{0}}) {
+    MemoryEnv env;
+    const std::vector<std::string> all = {
+        "LOCK", "CURRENT", "MANIFEST", "MANIFEST-000005", "MANIFEST-000002", "CURRENT.tmp", "MANIFEST.tmp",
+        "seg-000003.pseg", "seg-000004.pseg", "seg-000009.pseg.tmp", "wal-000006.log", "wal-000007.log",
+        "idx-0123456789abcdef-5.pgraph", "idx-0123456789abcdef-5.pgraph.tmp", "notes.txt", "wal-7.log"};
+    for (const std::string& name : all) {
+      auto f = env.NewWritableFile(JoinPath(kDir, name));
+      ASSERT_TRUE(f.ok());
+      ASSERT_TRUE((*f)->Append("x", 1).ok());
+      ASSERT_TRUE((*f)->Close().ok());
+    }
+    RemoveObsoleteFiles(&env, kDir, all, {4}, 7, manifest);
+    std::vector<std::string> left = std::move(env.ListDir(kDir)).value();
+    std::sort(left.begin(), left.end());
+    std::vector<std::string> want = {"CURRENT", "LOCK", "MANIFEST", "MANIFEST-000005", "idx-0123456789abcdef-5.pgraph",
+                                     "notes.txt", "seg-000004.pseg", "wal-000007.log", "wal-7.log"};
+    if (manifest == 0) want.insert(want.begin() + 3, "MANIFEST-000002");
+    EXPECT_EQ(left, want) << manifest;
   }
 }
 

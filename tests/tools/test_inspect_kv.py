@@ -517,6 +517,10 @@ def test_index_graph_tmp_file_is_an_orphan(inspect_tool, graph_dir):
     v = inspect_tool("--json", "verify", graph_dir)
     assert v.code == 0
     assert [n["file"] for n in v.json["notes"]] == [str(tmp)] and "not checked" in v.json["notes"][0]["message"]
+    import alopex
+
+    alopex.Database.open(graph_dir).close()  # as the reason says: the next open removes it
+    assert not tmp.exists() and graph.exists()
 
 
 def test_never_modifies_an_index_graph_file(inspect_tool, graph_dir):
