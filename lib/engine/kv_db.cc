@@ -137,6 +137,7 @@ struct KvDBImpl {
   uint64_t pending_bytes GUARDED_BY(commit_mu) = 0;                        // their WriteCost
   Mutex apply_mu;   // held while a commit is applied to the memtable and the indexes
   std::unique_ptr<wal::Writer> wal;  // disk mode only
+  std::atomic<bool> wal_file_open{false};  // this open has created a WAL file (NewLogFile)
   std::atomic<uint64_t> last_seq{0};  // every commit <= it is applied and visible
 
   mutable Mutex layers_mu;
@@ -150,6 +151,7 @@ struct KvDBImpl {
   std::unique_ptr<VersionSet> versions;
   Mutex wals_mu;
   std::vector<uint64_t> live_wals GUARDED_BY(wals_mu);  // WAL files numbered >= the version's log number
+  Status log_file_error GUARDED_BY(wals_mu);  // EnsureLogFile failed: commits refused
 
   Mutex flush_mu;  // one flush or merge at a time
   uint64_t imm_log_number GUARDED_BY(flush_mu) = 0;  // the first WAL file not needed by imm
@@ -197,7 +199,10 @@ struct KvDBImpl {
   // Runs inside Open, before any other thread can reach the database: it
   // reads and writes the guarded state without the locks.
   Status Recover() NO_THREAD_SAFETY_ANALYSIS;
-  Status NewLogFile();  // inside wal->RunExclusive (or before the writer runs)
+  Status NewLogFile();  // inside wal->RunExclusive
+  // Creates this open's first WAL file unless there is one (disk mode);
+  // called with no lock held, before a commit's record is written.
+  Status EnsureLogFile();
   Status FlushLocked() REQUIRES(flush_mu);
   Status MergeLocked() REQUIRES(flush_mu);
   void BackgroundLoop();
@@ -416,7 +421,7 @@ Status KvDBImpl::Recover() {
   // An index graph file holding a version newer than what survived was
   // written from commits a crash lost; their seqs will be reused by new
   // commits, so the file goes before any commit (made durable by the
-  // SyncDir of NewLogFile below).
+  // SyncDir of the first commit's EnsureLogFile).
   for (const auto& name : names) {
     if (!kv::IsIndexGraphFileName(name)) continue;
     const std::string path = JoinPath(dir, name);
@@ -425,8 +430,29 @@ Status KvDBImpl::Recover() {
       (void)env->RemoveFile(path);
   }
   layers = next;
+  // The new WAL file is created by the first commit (EnsureLogFile): an
+  // open that only reads creates no file and pays no directory fsync.
   wal = std::make_unique<wal::Writer>(nullptr, opt.fsync ? wal::SyncPolicy::kAlways : wal::SyncPolicy::kNever, seq + 1);
-  return wal->RunExclusive([this] { return NewLogFile(); });
+  return Status::OK();
+}
+
+Status KvDBImpl::EnsureLogFile() {
+  if (!wal || wal_file_open.load(std::memory_order_acquire)) return Status::OK();
+  return wal->RunExclusive([this] {
+    if (wal_file_open.load()) return Status::OK();
+    {
+      MutexLock l(&wals_mu);
+      if (!log_file_error.ok()) return log_file_error;
+    }
+    // A failure is sticky, as a failed WAL write is: every later commit
+    // reports it (a new open tries again).
+    Status s = NewLogFile();
+    if (!s.ok()) {
+      MutexLock l(&wals_mu);
+      log_file_error = s;
+    }
+    return s;
+  });
 }
 
 Status KvDBImpl::NewLogFile() {
@@ -439,8 +465,11 @@ Status KvDBImpl::NewLogFile() {
     (void)env->RemoveFile(path);
     return s;
   }
-  MutexLock l(&wals_mu);
-  live_wals.push_back(number);
+  {
+    MutexLock l(&wals_mu);
+    live_wals.push_back(number);
+  }
+  wal_file_open.store(true, std::memory_order_release);
   return Status::OK();
 }
 
@@ -995,7 +1024,8 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
       s = Status::InvalidArgument("transaction of " + std::to_string(payload.size()) +
                                   " bytes exceeds the 1 GiB commit limit");
     } else {
-      s = wal->Commit(static_cast<uint8_t>(wal::RecordType::kWriteBatch), payload, apply);
+      s = EnsureLogFile();
+      if (s.ok()) s = wal->Commit(static_cast<uint8_t>(wal::RecordType::kWriteBatch), payload, apply);
     }
     l.Lock();
     for (const kv::Write& w : writes) {

@@ -811,7 +811,11 @@ TEST(KvDB, ManifestFilesAfterReopens) {
     auto db = OpenKv(dir.path());
     EXPECT_EQ(Committed(*db, "a"), "1");
     EXPECT_EQ(Committed(*db, "b"), "2");
-    // Removed at open; the numbers seen are not handed out again: the new WAL is 13.
+    // Removed at open, and the open made no file (reads need none).
+    EXPECT_EQ(names(), (std::vector<std::string>{"CURRENT", "LOCK", "MANIFEST-000001", "seg-000004.pseg",
+                                                 "wal-000003.log"}));
+    // The first commit makes the WAL file; the numbers seen are not handed out again: it is 13.
+    PutCommit(*db, "c", "3");
     EXPECT_EQ(names(), (std::vector<std::string>{"CURRENT", "LOCK", "MANIFEST-000001", "seg-000004.pseg",
                                                  "wal-000003.log", "wal-000013.log"}));
     // The first change of this open (WAL 14, segment 15) starts MANIFEST-000016.
@@ -823,6 +827,7 @@ TEST(KvDB, ManifestFilesAfterReopens) {
   auto db = OpenKv(dir.path());
   EXPECT_EQ(db->TEST_SegmentCount(), 2u);
   EXPECT_EQ(Committed(*db, "b"), "2");
+  EXPECT_EQ(Committed(*db, "c"), "3");
 }
 
 TEST(KvDB, SecondOpenOfTheSameDirectoryIsRefused) {
