@@ -102,11 +102,14 @@ TEST(CollectionKeys, RowKeysSortByCidThenKey) {
   EXPECT_LT(RowKey(255, "a"), RowKey(256, "a"));
   EXPECT_LT(RowKey(7, "a"), RowKey(7, "b"));
   uint64_t cid = 0;
-  std::string_view key;
-  ASSERT_TRUE(ParseRowKey(RowKey(1234567, "k\0ey"), &cid, &key));
+  std::string_view key;  // points into the row key it was parsed from
+  const std::string row = RowKey(1234567, "k\0ey");  // a C string: "k"
+  ASSERT_TRUE(ParseRowKey(row, &cid, &key));
   EXPECT_EQ(cid, 1234567u);
   EXPECT_EQ(key, "k");
-  ASSERT_TRUE(ParseRowKey(RowKey(9, std::string("k\0y", 3)), &cid, &key));
+  const std::string nul = RowKey(9, std::string("k\0y", 3));
+  ASSERT_TRUE(ParseRowKey(nul, &cid, &key));
+  EXPECT_EQ(cid, 9u);
   EXPECT_EQ(key, std::string_view("k\0y", 3));
   EXPECT_FALSE(ParseRowKey(RowPrefix(9), &cid, &key));  // no key
   EXPECT_FALSE(ParseRowKey(ConfigKey("docs-and-more"), &cid, &key));
