@@ -339,33 +339,31 @@ Status KvDBImpl::Recover() {
     return Status::InvalidArgument(dir + " holds a u64-id vector database (opened with pomai_open), not a keyspace database");
 
   POMAI_ASSIGN_OR_RETURN(std::vector<std::string> names, env->ListDir(dir));
-  std::vector<uint64_t> wal_numbers;
+  // One pass over the listing: the WAL files, the first data file (a
+  // directory without CURRENT must have none), and every number in use.
+  std::vector<uint64_t> wal_numbers, numbers;
+  const std::string* data_file = nullptr;
   for (const auto& name : names) {
     files::FileType type;
     uint64_t number;
-    if (files::ParseFileName(name, &type, &number) && type == files::FileType::kLog) wal_numbers.push_back(number);
+    if (!files::ParseFileName(name, &type, &number)) continue;
+    numbers.push_back(number);
+    if (type == files::FileType::kLog) wal_numbers.push_back(number);
+    if (data_file == nullptr && (type == files::FileType::kLog || type == files::FileType::kSegment)) data_file = &name;
   }
   auto recovered = VersionSet::Recover(env, dir);  // refuses a directory of format version 1
   if (recovered.ok()) {
     versions = std::move(recovered).value();
   } else if (recovered.status().code() == Code::kNotFound) {
-    for (const auto& name : names) {
-      files::FileType type;
-      uint64_t number;
-      if (files::ParseFileName(name, &type, &number) &&
-          (type == files::FileType::kLog || type == files::FileType::kSegment))
-        return Status::Corruption(JoinPath(dir, "CURRENT") + " is missing but the directory holds data files (" + name + ")");
-    }
+    if (data_file != nullptr)
+      return Status::Corruption(JoinPath(dir, "CURRENT") + " is missing but the directory holds data files (" +
+                                *data_file + ")");
     POMAI_ASSIGN_OR_RETURN(versions, VersionSet::Create(env, dir));
   } else {
     return recovered.status();
   }
   // Files made after the last edit (a WAL, an unfinished segment) keep their numbers.
-  for (const auto& name : names) {
-    files::FileType type;
-    uint64_t number;
-    if (files::ParseFileName(name, &type, &number)) versions->MarkFileNumberUsed(number);
-  }
+  for (uint64_t number : numbers) versions->MarkFileNumberUsed(number);
   const std::shared_ptr<const Version> version = versions->current();
 
   auto next = std::make_shared<Layers>();

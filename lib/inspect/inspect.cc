@@ -694,10 +694,8 @@ Result<ManifestLog> ReadKvManifest(const std::string& dir) {
 std::string ManifestFingerprint(const std::string& dir) {
   std::string current, log;
   (void)ReadFileToString(env(), JoinPath(dir, "CURRENT"), &current);
-  files::FileType type;
-  uint64_t number = 0;
-  if (!current.empty() && files::ParseFileName(std::string_view(current).substr(0, current.size() - 1), &type, &number))
-    (void)ReadFileToString(env(), JoinPath(dir, current.substr(0, current.size() - 1)), &log);
+  if (auto number = engine::VersionSet::ReadCurrent(env(), dir); number.ok())
+    (void)ReadFileToString(env(), JoinPath(dir, files::FileName(files::FileType::kManifest, *number)), &log);
   return current + log;
 }
 
