@@ -209,7 +209,9 @@ struct KvDBImpl {
   // called with no lock held, before a commit's record is written.
   Status EnsureLogFile();
   Status FlushLocked() REQUIRES(flush_mu);
+  // Merges runs of segments while the policy (PickMergeRun) picks one.
   Status MergeLocked() REQUIRES(flush_mu);
+  Status MergeRunLocked(bool* merged) REQUIRES(flush_mu);
   void BackgroundLoop();
   void MaybeScheduleFlush();
   // Commits `writes` (sorted by key) for a transaction that read at `snap`:
@@ -1272,6 +1274,13 @@ Status KvDBImpl::FlushLocked() {
 }
 
 Status KvDBImpl::MergeLocked() {
+  // The policy may ask for several merges in a row.
+  for (bool merged = true; merged;) POMAI_RETURN_IF_ERROR(MergeRunLocked(&merged));
+  return Status::OK();
+}
+
+Status KvDBImpl::MergeRunLocked(bool* merged) {
+  *merged = false;
   std::shared_ptr<const Layers> cur = Current();
   if (cur->imm) return Status::OK();  // a failed flush goes first
   std::vector<uint64_t> weights;
@@ -1389,6 +1398,7 @@ Status KvDBImpl::MergeLocked() {
   }
   // Readers still holding the old segments keep their mappings alive.
   for (const auto& seg : in) (void)env->RemoveFile(FilePath(files::FileType::kSegment, seg->file_number()));
+  *merged = true;
   return Status::OK();
 }
 

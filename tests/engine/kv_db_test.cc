@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "engine/collection.h"
@@ -415,6 +416,117 @@ std::vector<std::string> SegmentRowKeys(const std::string& dir) {
     }
   }
   return keys;
+}
+
+// The segment files of `dir`, by name.
+std::set<std::string> SegmentFiles(const std::string& dir) {
+  std::set<std::string> names;
+  for (auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().extension() == ".pseg") names.insert(e.path().filename().string());
+  return names;
+}
+
+// Merges take a run of adjacent segments (ENGINE.md 4.7: each next older one
+// at most twice the run so far), not every segment: a large old segment
+// stays as it is, and a tombstone merged in a run that does not reach it
+// stays too, since it still hides an older version there.
+TEST(KvDB, AMergeTakesARunOfSimilarSegmentsAndKeepsTheTombstonesItNeeds) {
+  testing::TempDir dir;
+  KvOptions o;
+  o.max_segments = 2;
+  auto db = OpenKv(dir.path(), o);
+  {
+    auto t = BeginRw(*db);
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(t->Put("a" + std::to_string(i), "old").ok());
+    ASSERT_TRUE(t->Put("victim", "old").ok());
+    ASSERT_TRUE(t->Commit().ok());
+  }
+  ASSERT_TRUE(db->Flush().ok());
+  const std::set<std::string> oldest = SegmentFiles(dir.path());
+  ASSERT_EQ(oldest.size(), 1u);
+  {
+    auto t = BeginRw(*db);
+    ASSERT_TRUE(t->Delete("victim").ok());
+    ASSERT_TRUE(t->Put("b", "new").ok());
+    ASSERT_TRUE(t->Commit().ok());
+  }
+  ASSERT_TRUE(db->Flush().ok());
+  EXPECT_EQ(db->TEST_SegmentCount(), 2u);
+  PutCommit(*db, "c", "newer");
+  ASSERT_TRUE(db->Flush().ok());  // weights 2, 3, 102 (newest first): the two newest merge
+  EXPECT_EQ(db->TEST_SegmentCount(), 2u);
+  const std::set<std::string> now = SegmentFiles(dir.path());
+  ASSERT_EQ(now.size(), 2u);
+  EXPECT_TRUE(now.count(*oldest.begin())) << "the large oldest segment was rewritten";
+  // The merged segment still holds the tombstone of "victim".
+  std::string merged;
+  for (const auto& n : now)
+    if (!oldest.count(n)) merged = dir.path() + "/" + n;
+  auto seg = segment::SegmentFile::Open(Env::Default(), merged);
+  ASSERT_TRUE(seg.ok()) << seg.status().ToString();
+  segment::EntryView e;
+  bool found = false;
+  ASSERT_TRUE((*seg)->Get(kv::UserKey("victim"), &e, &found).ok());
+  ASSERT_TRUE(found);
+  EXPECT_EQ(e.kind, segment::EntryKind::kTombstone);
+  auto check = [](KvDB& d) {
+    EXPECT_EQ(Committed(d, "victim"), std::nullopt);
+    EXPECT_EQ(Committed(d, "a7"), "old");
+    EXPECT_EQ(Committed(d, "b"), "new");
+    EXPECT_EQ(Committed(d, "c"), "newer");
+  };
+  check(*db);
+  db.reset();
+  db = OpenKv(dir.path(), o);
+  check(*db);
+  // A merge that reaches the oldest segment drops the tombstone.
+  o.max_segments = 1;
+  db.reset();
+  db = OpenKv(dir.path(), o);
+  PutCommit(*db, "d", "last");
+  ASSERT_TRUE(db->Flush().ok());
+  ASSERT_EQ(db->TEST_SegmentCount(), 1u);
+  seg = segment::SegmentFile::Open(Env::Default(), dir.path() + "/" + *SegmentFiles(dir.path()).begin());
+  ASSERT_TRUE(seg.ok()) << seg.status().ToString();
+  ASSERT_TRUE((*seg)->Get(kv::UserKey("victim"), &e, &found).ok());
+  EXPECT_FALSE(found);
+  check(*db);
+}
+
+// A dropped collection's rows stay in merged segments while a transaction
+// that began before the drop is alive (ENGINE.md 4.7), and go with the
+// first merge after it ends.
+TEST(KvDB, ADroppedIndexsRowsOutliveOnlyTheSnapshotsBeforeTheDrop) {
+  testing::TempDir dir;
+  KvOptions o;
+  o.max_segments = 1;
+  auto db = OpenKv(dir.path(), o);
+  IndexConfig config;
+  config.dim = 2;
+  ASSERT_TRUE(db->CreateIndex("ix", config).ok());
+  {
+    auto t = BeginRw(*db);
+    for (int i = 0; i < 10; ++i) {
+      const float v[2] = {static_cast<float>(i), 1};
+      ASSERT_TRUE(t->IndexUpsert("ix", "e" + std::to_string(i), v, 2, nullptr).ok());
+    }
+    ASSERT_TRUE(t->Commit().ok());
+  }
+  ASSERT_TRUE(db->Flush().ok());
+  auto reader = BeginRo(*db);
+  ASSERT_TRUE(db->DropIndex("ix").ok());
+  PutCommit(*db, "other", "x");
+  ASSERT_TRUE(db->Flush().ok());  // two segments merge; the reader began before the drop
+  EXPECT_EQ(db->TEST_SegmentCount(), 1u);
+  EXPECT_EQ(SegmentRowKeys(dir.path()).size(), 10u);
+  ASSERT_TRUE(reader->Rollback().ok());
+  PutCommit(*db, "more", "y");
+  ASSERT_TRUE(db->Flush().ok());
+  EXPECT_EQ(db->TEST_SegmentCount(), 1u);
+  EXPECT_TRUE(SegmentRowKeys(dir.path()).empty());
+  const float q[2] = {1, 1};
+  std::vector<KvHit> hits;
+  EXPECT_EQ(db->SearchIndex("ix", q, 2, 5, 0, &hits, nullptr).code(), Code::kNotFound);
 }
 
 // An index is a collection (ENGINE.md 2.2): its entries are keyed by its cid,

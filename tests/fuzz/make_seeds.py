@@ -153,19 +153,21 @@ def main() -> None:
                 prefix = struct.pack(f"<{len(lengths)}I", *lengths)
                 write(out, "graph_fuzz", f"{tag}-seg{i}", bytes([0x01 | extra, 0x05]) + prefix + body)
                 write(out, "graph_fuzz", f"{tag}-seg{i}-nan", bytes([0x03 | extra, 0x02]) + prefix + body)
-        # kv_fuzz: byte 0 = kind (0 segment, 1 WAL, 2 index graph file), byte 1 = fix-ups.
+        # The keyspace databases' segments (format 2) go to segment_fuzz (byte 0
+        # = fix-ups, 0x3f all six; byte 1 = salt); kv_fuzz: byte 0 = kind (0 WAL,
+        # 1 index graph file), byte 1 = fix-ups.
         for tag, dim, txns in [("kv4", 4, 9), ("kv2", 2, 5)]:
             db = Path(tmp) / tag
             wals: list[Path] = []
             make_kv_db(db, dim, txns, seed=dim, wal_copies=wals)
             for i, seg in enumerate(sorted(db.glob("seg-*.pseg"))):
                 data = seg.read_bytes()
-                write(out, "kv_fuzz", f"{tag}-seg{i}", b"\x00\x00" + data)
-                write(out, "kv_fuzz", f"{tag}-seg{i}-fix", b"\x00\x07" + data)
+                write(out, "segment_fuzz", f"{tag}-seg{i}", b"\x00\x03" + data)
+                write(out, "segment_fuzz", f"{tag}-seg{i}-fix", b"\x3f\x04" + data)
             for graph in sorted(db.glob("idx-*.pgraph")):
                 data = graph.read_bytes()
-                write(out, "kv_fuzz", f"{tag}-graph", b"\x02\x00" + data)
-                write(out, "kv_fuzz", f"{tag}-graph-fix", b"\x02\x07" + data)
+                write(out, "kv_fuzz", f"{tag}-graph", b"\x01\x00" + data)
+                write(out, "kv_fuzz", f"{tag}-graph-fix", b"\x01\x07" + data)
             # manifest_fuzz: the manifest log CURRENT names (byte 0 bit 2: a manifest log).
             manifest = (db / (db / "CURRENT").read_text().strip()).read_bytes()
             write(out, "manifest_fuzz", f"{tag}-log", b"\x04" + manifest)
@@ -173,9 +175,9 @@ def main() -> None:
                 data = wal.read_bytes()
                 if not data:
                     continue
-                write(out, "kv_fuzz", f"{tag}-wal{i}", b"\x01\x00" + data)
+                write(out, "kv_fuzz", f"{tag}-wal{i}", b"\x00\x00" + data)
                 if len(data) > 30:
-                    write(out, "kv_fuzz", f"{tag}-wal{i}-torn", b"\x01\x00" + data[:-7])
+                    write(out, "kv_fuzz", f"{tag}-wal{i}-torn", b"\x00\x00" + data[:-7])
     write_version_set_seeds(out)
     rnd = random.Random(42)
     for i in range(12):
