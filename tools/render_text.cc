@@ -63,6 +63,7 @@ std::string KvEntryText(const Json& e) {
       s += Fmt(" metadata %s bytes \"%s\"", T(e["metadata_length"]).c_str(), T(e["metadata_prefix"]).c_str());
     }
     s += " " + VectorText(e["vector_prefix"], e["dim"]);
+    if (e.Has("group")) s += "  (group " + T(e["group"]) + " row " + T(e["row"]) + ")";
   }
   return s;
 }
@@ -328,7 +329,7 @@ void Segment(const Json& r, std::string* out) {
     *out += "  keyspace segment: " + (r["kv"].is_null() ? std::string("damaged") : KvSegmentText(r["kv"])) + "\n";
     if (!r["kv"].is_null()) {
       for (const Json& g : r["kv"]["vector_groups"].items()) {
-        *out += "    group " + KvGroupText(g) + Fmt(", %s rows per block, seq %s..%s\n", T(g["rows_per_block"]).c_str(),
+        *out += "    " + KvGroupText(g) + Fmt(", %s rows per block, seq %s..%s\n", T(g["rows_per_block"]).c_str(),
                                                     T(g["min_seq"]).c_str(), T(g["max_seq"]).c_str());
         const Json& ix = g["graph"];
         if (!ix.is_null()) {
