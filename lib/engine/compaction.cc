@@ -6,9 +6,13 @@
 // tombstones are kept unless the run reaches the shard's oldest segment (then
 // nothing older is left for them to hide). The merged graph starts from the
 // largest input's graph when index::BuildHnswFrom can reuse it (same graph
-// params, at least half of the merged rows are its rows), else from nothing. Install order: new segment file durable -> manifest names it
+// params, at least half of the merged rows are its rows), else from nothing.
+// Which run to merge: PickMergeRun (compaction.h), which the keyspace engine
+// shares. Install order: new segment file durable -> manifest names it
 // instead of the inputs -> in-memory version swapped -> input files deleted;
 // a crash at any point leaves the old or the new set, never a mix.
+#include "engine/compaction.h"
+
 #include <algorithm>
 #include <string>
 
@@ -17,42 +21,39 @@
 #include "engine/filename.h"
 
 namespace pomai::engine {
+
+// A run grows while the next older segment weighs at most this many times the run.
+constexpr double kSizeRatio = 2.0;
+
+MergeRun PickMergeRun(const std::vector<uint64_t>& weights, size_t max_segments, bool force, bool lone_has_garbage) {
+  MergeRun run;
+  if (force) {
+    if (weights.size() >= 2 || (weights.size() == 1 && lone_has_garbage)) run.count = weights.size();
+    return run;
+  }
+  if (weights.size() <= max_segments) return run;
+  for (size_t start = 0; start + 1 < weights.size(); ++start) {
+    double total = static_cast<double>(weights[start]);
+    size_t k = 1;
+    while (start + k < weights.size() && static_cast<double>(weights[start + k]) <= kSizeRatio * total) {
+      total += static_cast<double>(weights[start + k]);
+      ++k;
+    }
+    if (k >= 2) {
+      run.first = start;
+      run.count = k;
+      return run;
+    }
+  }
+  // Every segment dwarfs the newer ones: merge the two newest to bound the count.
+  run.count = 2;
+  return run;
+}
+
 namespace {
 
 // A shard compacts once it has more segments than this.
 constexpr size_t kMaxSegments = 4;
-// A run grows while the next older segment is at most this many times the run's rows.
-constexpr double kSizeRatio = 2.0;
-
-size_t SegmentWeight(const DB::LiveSegment& s) { return s.seg->row_count() + s.seg->tombstone_count() + 1; }
-
-// The run [first, first + count) of newest-first segments to merge, or count 0.
-void PickRun(const std::vector<std::shared_ptr<const DB::LiveSegment>>& segs, bool force, size_t* first,
-             size_t* count) {
-  *first = 0;
-  *count = 0;
-  if (force) {
-    // Everything into one; a lone segment only when it has tombstones to drop.
-    if (segs.size() >= 2 || (segs.size() == 1 && segs[0]->seg->tombstone_count() > 0)) *count = segs.size();
-    return;
-  }
-  if (segs.size() <= kMaxSegments) return;
-  for (size_t start = 0; start + 1 < segs.size(); ++start) {
-    double total = static_cast<double>(SegmentWeight(*segs[start]));
-    size_t k = 1;
-    while (start + k < segs.size() && SegmentWeight(*segs[start + k]) <= kSizeRatio * total) {
-      total += static_cast<double>(SegmentWeight(*segs[start + k]));
-      ++k;
-    }
-    if (k >= 2) {
-      *first = start;
-      *count = k;
-      return;
-    }
-  }
-  // Every segment dwarfs the newer ones: merge the two newest to bound the count.
-  *count = 2;
-}
 
 }  // namespace
 
@@ -81,8 +82,10 @@ Status DB::CompactShard(size_t shard_index, bool force, Progress* progress, bool
     MutexLock v(&version_mu_);
     segs = sh->segments;
   }
-  size_t first, count;
-  PickRun(segs, force, &first, &count);
+  std::vector<uint64_t> weights;
+  for (const auto& s : segs) weights.push_back(s->seg->row_count() + s->seg->tombstone_count() + 1);
+  const MergeRun run = PickMergeRun(weights, kMaxSegments, force, segs.size() == 1 && segs[0]->seg->tombstone_count() > 0);
+  const size_t first = run.first, count = run.count;
   if (count == 0) return Status::OK();
   const bool reaches_oldest = first + count == segs.size();
   // Every input is checked whole before any of it is copied (rows,

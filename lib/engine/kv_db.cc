@@ -9,10 +9,12 @@
 #include <list>
 #include <map>
 #include <set>
+#include <tuple>
 #include <thread>
 #include <unordered_set>
 
 #include "engine/collection.h"
+#include "engine/compaction.h"
 #include "engine/filename.h"
 #include "engine/kv_index.h"
 #include "engine/kv_store.h"
@@ -20,6 +22,9 @@
 #include "engine/version_set.h"
 #include "index/params.h"
 #include "memtable/key_table.h"
+#include "segment/file.h"
+#include "segment/segment.h"
+#include "segment/writer.h"
 #include "util/env_memory.h"
 #include "util/limits.h"
 #include "util/mutex.h"
@@ -119,7 +124,7 @@ Status CheckVector(const float* v, uint32_t dim, const char* what) {
 struct Layers {
   std::shared_ptr<KeyTable> mem;
   std::shared_ptr<KeyTable> imm;  // being flushed, or null
-  std::vector<std::shared_ptr<kv::Segment>> segs;  // newest first
+  std::vector<std::shared_ptr<const segment::SegmentFile>> segs;  // newest first (highest seqs first)
 };
 
 struct KvDBImpl {
@@ -214,6 +219,95 @@ struct KvDBImpl {
   uint64_t UsedBytes(const Layers& l) const;
 };
 
+// ---------------------------------------------------------------------------
+// Segments (segment/file.h, docs/ENGINE.md 3.3): one version per key; every
+// entry read is checked whole (its CRC, and a vector's block).
+
+// An entry as the version of its key.
+VersionView ViewOfEntry(const segment::SegmentFile& seg, const segment::EntryView& e) {
+  VersionView v;
+  v.seq = e.seq;
+  switch (e.kind) {
+    case segment::EntryKind::kBytes:
+      v.kind = ValueKind::kBytes;
+      v.bytes = e.value;
+      break;
+    case segment::EntryKind::kVector:
+      v.kind = ValueKind::kVector;
+      v.metric = e.metric;
+      v.has_metadata = e.has_metadata;
+      v.bytes = e.value;
+      v.vec = e.vector;
+      v.dim = seg.group(e.group).dim;
+      break;
+    case segment::EntryKind::kTombstone:
+      v.kind = ValueKind::kTombstone;
+      break;
+  }
+  return v;
+}
+
+// The version of `key` in `seg` when its seq is <= snap (*found).
+Status SegmentGet(const segment::SegmentFile& seg, std::string_view key, uint64_t snap, VersionView* out, bool* found) {
+  segment::EntryView e;
+  POMAI_RETURN_IF_ERROR(seg.Get(key, &e, found));
+  if (*found && e.seq > snap) *found = false;
+  if (*found) *out = ViewOfEntry(seg, e);
+  return Status::OK();
+}
+
+// Calls fn(key, version) for every entry of `seg` with a key in [lo, hi),
+// in key order, each checked whole.
+template <class Fn>
+Status ForEachEntry(const segment::SegmentFile& seg, std::string_view lo, std::string_view hi, Fn&& fn) {
+  uint64_t from = 0, to = 0;
+  POMAI_RETURN_IF_ERROR(seg.LowerBound(lo, &from));
+  POMAI_RETURN_IF_ERROR(seg.LowerBound(hi, &to));
+  for (uint64_t i = from; i < to; ++i) {
+    segment::EntryView e;
+    POMAI_RETURN_IF_ERROR(seg.ReadEntry(i, &e));
+    fn(e.key, ViewOfEntry(seg, e));
+  }
+  return Status::OK();
+}
+
+// One version of a key, to write into a segment.
+struct SegmentInput {
+  std::string_view key;
+  VersionView v;
+};
+
+// Writes `inputs` (keys strictly ascending, one version each) as segment
+// `number` of `dir`: plain values, configurations and tombstones as entries,
+// vectors in one group per collection (0x02 keys: cid, dim, metric) or per
+// (dim, metric) of vector records (0x00 keys). Every view must stay valid
+// until it returns. On failure no file is left under the name.
+Status WriteSegment(Env* env, const std::string& dir, uint64_t number, const std::vector<SegmentInput>& inputs) {
+  segment::SegmentWriter w;
+  std::map<std::tuple<uint64_t, uint32_t, simd::Metric, bool>, segment::GroupHandle> groups;
+  for (const SegmentInput& in : inputs) {
+    const VersionView& v = in.v;
+    switch (v.kind) {
+      case ValueKind::kBytes:
+        w.AddBytes(in.key, v.seq, v.bytes);
+        break;
+      case ValueKind::kTombstone:
+        w.AddTombstone(in.key, v.seq);
+        break;
+      case ValueKind::kVector: {
+        uint64_t cid = 0;
+        std::string_view row_key;
+        const bool row = ParseRowKey(in.key, &cid, &row_key);
+        auto [it, added] = groups.try_emplace({cid, v.dim, v.metric, row}, 0);
+        if (added) it->second = row ? w.AddCollectionGroup(cid, v.dim, v.metric) : w.AddRecordGroup(v.dim, v.metric);
+        w.AddVector(in.key, v.seq, it->second, v.vec, v.has_metadata ? &v.bytes : nullptr);
+        break;
+      }
+    }
+  }
+  return w.Finish(env, JoinPath(dir, files::FileName(files::FileType::kSegment, number)), number);
+}
+
 // The newest version of `key` visible at `snap` in `layers` (*found false
 // when no layer has one). A damaged segment entry is Corruption.
 Status LookupLayers(const Layers& layers, std::string_view key, uint64_t snap, VersionView* out, bool* found) {
@@ -221,7 +315,7 @@ Status LookupLayers(const Layers& layers, std::string_view key, uint64_t snap, V
   if (layers.mem->Get(key, snap, out)) return Status::OK();
   if (layers.imm && layers.imm->Get(key, snap, out)) return Status::OK();
   for (const auto& s : layers.segs) {
-    POMAI_RETURN_IF_ERROR(s->Get(key, snap, out, found));
+    POMAI_RETURN_IF_ERROR(SegmentGet(*s, key, snap, out, found));
     if (*found) return Status::OK();
   }
   *found = false;
@@ -235,9 +329,10 @@ Status ChangedSince(const Layers& layers, std::string_view key, uint64_t snap, b
   for (const auto& seg : layers.segs) {
     if (*changed) break;
     if (seg->max_seq() <= snap) continue;
-    uint64_t seq = 0;
-    POMAI_RETURN_IF_ERROR(seg->LatestSeq(key, &seq));
-    *changed = seq > snap;
+    segment::EntryView e;
+    bool found = false;
+    POMAI_RETURN_IF_ERROR(seg->Get(key, &e, &found));
+    *changed = found && e.seq > snap;
   }
   return Status::OK();
 }
@@ -372,7 +467,7 @@ Status KvDBImpl::Recover() {
   for (const SegmentMeta& meta : version->segments) {  // newest first
     const std::string path = FilePath(files::FileType::kSegment, meta.number);
     if (!env->FileExists(path)) return Status::Corruption("the manifest of " + dir + " names " + path + ", which is missing");
-    POMAI_ASSIGN_OR_RETURN(auto seg, kv::Segment::Open(env, path, meta.number));
+    POMAI_ASSIGN_OR_RETURN(std::shared_ptr<segment::SegmentFile> seg, segment::SegmentFile::Open(env, path));
     next->segs.push_back(std::move(seg));
     live_segments.insert(meta.number);
   }
@@ -829,46 +924,41 @@ Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metri
     if (layers.imm) POMAI_RETURN_IF_ERROR(memtable(*layers.imm, !layers.segs.empty()));
     std::vector<float> scores;
     for (size_t si = 0; si < layers.segs.size(); ++si) {
-      const kv::Segment& seg = *layers.segs[si];
+      const segment::SegmentFile& seg = *layers.segs[si];
       const bool check_shadow = !shadow.empty();
-      for (size_t gi = 0; gi < seg.groups().size(); ++gi) {
-        const kv::Segment::Group& g = seg.groups()[gi];
-        if (g.ns != kv::kUserNs) continue;
-        // The group's floats and row list, checked once per process; each
-        // entry taken from a row is checked by ReadRow.
-        POMAI_RETURN_IF_ERROR(seg.CheckGroup(gi));
-        if (g.dim != dim) {
+      // A row's entry, checked (its block, then its entry CRC once per open),
+      // when it is visible and not hidden by a newer layer.
+      auto visible_row = [&](uint32_t g, uint64_t r, segment::EntryView* e, bool* visible) -> Status {
+        POMAI_RETURN_IF_ERROR(seg.ReadRowEntry(g, r, e));
+        *visible = e->seq <= t.snap && !(check_shadow && shadow.count(e->key));
+        return Status::OK();
+      };
+      for (uint32_t gi = 0; gi < seg.group_count(); ++gi) {
+        const segment::GroupInfo& g = seg.group(gi);
+        if (g.kind != segment::GroupKind::kRecords) continue;
+        segment::EntryView e;
+        bool visible = false;
+        if (g.dim != dim || g.metric != metric) {
           for (uint64_t r = 0; r < g.rows; ++r) {
-            std::string_view key;
-            VersionView v;
-            POMAI_RETURN_IF_ERROR(seg.ReadRow(gi, r, &key, &v));
-            if (v.seq > t.snap || (check_shadow && shadow.count(key))) continue;
-            return Mismatch(key, v, dim, metric);
+            POMAI_RETURN_IF_ERROR(visible_row(gi, r, &e, &visible));
+            if (visible) return Mismatch(e.key, ViewOfEntry(seg, e), dim, metric);
           }
           continue;
         }
+        // Every block is checked (once per open) before its floats are scored.
+        for (uint64_t b = 0; b < g.blocks(); ++b) POMAI_RETURN_IF_ERROR(seg.CheckBlock(gi, b));
         scores.resize(g.rows);
-        ScoreRows(pool, metric, query, g.data, g.rows, dim, scores.data());
+        ScoreRows(pool, metric, query, seg.vectors(gi), g.rows, dim, scores.data());
         for (uint64_t r = 0; r < g.rows; ++r) {
-          std::string_view key;
-          VersionView v;
-          POMAI_RETURN_IF_ERROR(seg.ReadRow(gi, r, &key, &v));
-          if (v.seq > t.snap || (check_shadow && shadow.count(key))) continue;
-          if (v.metric != metric) return Mismatch(key, v, dim, metric);
-          cands.push_back(Candidate{scores[r], key, v});
+          POMAI_RETURN_IF_ERROR(visible_row(gi, r, &e, &visible));
+          if (visible) cands.push_back(Candidate{scores[r], e.key, ViewOfEntry(seg, e)});
         }
       }
       if (si + 1 < layers.segs.size()) {
         // Every key of this segment hides the older segments' versions.
-        size_t from = 0, end = 0;
-        POMAI_RETURN_IF_ERROR(seg.LowerBound(lo, &from));
-        POMAI_RETURN_IF_ERROR(seg.LowerBound(hi, &end));
-        for (size_t e = from; e < end; ++e) {
-          std::string_view key;
-          VersionView v;
-          POMAI_RETURN_IF_ERROR(seg.Read(e, &key, &v));
+        POMAI_RETURN_IF_ERROR(ForEachEntry(seg, lo, hi, [&](std::string_view key, const VersionView& v) {
           if (v.seq <= t.snap) shadow.insert(key);
-        }
+        }));
       }
     }
   }
@@ -1125,19 +1215,14 @@ Status KvDBImpl::FlushLocked() {
   }
   const uint64_t log_number = imm_log_number, flush_seq = imm_seq;
   const KeyTable& imm = *frozen->imm;
-  std::vector<kv::Segment::Input> inputs;
-  uint64_t min_seq = UINT64_MAX, max_seq = 0;
-  imm.Newest([&](const std::string& key, uint64_t seq, const kv::Value& v) {
-    inputs.push_back({key, seq, &v});
-    min_seq = std::min(min_seq, seq);
-    max_seq = std::max(max_seq, seq);
-  });
+  std::vector<SegmentInput> inputs;
+  imm.Newest([&](const std::string& key, uint64_t seq, const kv::Value& v) { inputs.push_back({key, kv::ViewOf(seq, v)}); });
   const uint64_t number = NewFileNumber();
   const std::string name = files::FileName(files::FileType::kSegment, number);
-  Status s = kv::Segment::Write(env, opt.path, name, inputs, min_seq, max_seq);
-  std::shared_ptr<kv::Segment> seg;
+  Status s = WriteSegment(env, opt.path, number, inputs);
+  std::shared_ptr<const segment::SegmentFile> seg;
   if (s.ok()) {
-    auto r = kv::Segment::Open(env, JoinPath(opt.path, name), number);
+    auto r = segment::SegmentFile::Open(env, JoinPath(opt.path, name));
     if (r.ok()) {
       seg = std::move(r).value();
     } else {
@@ -1188,115 +1273,122 @@ Status KvDBImpl::FlushLocked() {
 
 Status KvDBImpl::MergeLocked() {
   std::shared_ptr<const Layers> cur = Current();
-  if (cur->segs.size() <= opt.max_segments || cur->imm) return Status::OK();
-  // Every segment into one: per key the newest version (segments are newest
-  // first). A tombstone is dropped (nothing older remains below it) unless a
-  // live transaction began before it: that one's commit must still see the
-  // delete as a newer version of the key (first committer wins).
+  if (cur->imm) return Status::OK();  // a failed flush goes first
+  std::vector<uint64_t> weights;
+  for (const auto& seg : cur->segs) weights.push_back(seg->entry_count() + 1);
+  const MergeRun run = PickMergeRun(weights, opt.max_segments, false, false);
+  if (run.count == 0) return Status::OK();
+  const bool reaches_oldest = run.first + run.count == cur->segs.size();
+  const std::vector<std::shared_ptr<const segment::SegmentFile>> in(
+      cur->segs.begin() + static_cast<std::ptrdiff_t>(run.first),
+      cur->segs.begin() + static_cast<std::ptrdiff_t>(run.first + run.count));
+
+  // Snapshots and collections (docs/ENGINE.md 4.7). A tombstone is dropped
+  // only when the run reaches the oldest segment (nothing older is left for
+  // it to hide) and no live transaction began before it (that one's commit
+  // must still see the delete as a newer version of the key). Rows of a
+  // collection no current configuration names are dropped when every live
+  // transaction began after the newest configuration change.
   uint64_t oldest_snapshot = 0;
   {
     MutexLock l(&snap_mu);
     oldest_snapshot = snapshots.empty() ? last_seq.load() : *snapshots.begin();
   }
-  std::vector<kv::Segment::Input> inputs;
-  std::vector<std::unique_ptr<kv::Value>> owned;
-  // Every entry read is checked (kv::Segment::Read): a damaged one fails
-  // the merge before anything is written or deleted.
-  const size_t nsegs = cur->segs.size();
-  std::vector<size_t> pos(nsegs, 0);
-  std::vector<std::string_view> head_key(nsegs);
-  std::vector<VersionView> head(nsegs);
+  const uint64_t view_seq = last_seq.load();
+  std::set<uint64_t> live_cids;
+  uint64_t newest_config_change = 0;
+  {
+    const std::string lo(1, static_cast<char>(wal::kIndexConfigNs)), hi(1, static_cast<char>(wal::kIndexConfigNs + 1));
+    std::set<std::string, std::less<>> seen;
+    auto take = [&](std::string_view key, const VersionView& v) {
+      if (v.seq > view_seq) return;
+      newest_config_change = std::max(newest_config_change, v.seq);
+      if (seen.emplace(key).second && v.kind == ValueKind::kBytes) live_cids.insert(v.seq);
+    };
+    cur->mem->Scan(lo, hi, view_seq, take);
+    for (const auto& seg : cur->segs) POMAI_RETURN_IF_ERROR(ForEachEntry(*seg, lo, hi, take));
+  }
+  const bool drop_dead_rows = oldest_snapshot >= newest_config_change;
+
+  // k-way merge of the run's entries, newest version per key (the run is
+  // newest first). Every entry read is checked whole (ReadEntry: its CRC, a
+  // vector's block): a damaged one fails the merge before anything is written.
+  const size_t n = in.size();
+  std::vector<uint64_t> pos(n, 0);
+  std::vector<segment::EntryView> head(n);
   auto load = [&](size_t i) -> Status {
-    if (pos[i] >= cur->segs[i]->size()) return Status::OK();
-    std::string_view k;
-    POMAI_RETURN_IF_ERROR(cur->segs[i]->Read(pos[i], &k, &head[i]));
-    if (pos[i] > 0 && !(head_key[i] < k))
-      return Status::Corruption(cur->segs[i]->path(), cur->segs[i]->EntryOffset(pos[i]),
-                                "entry " + std::to_string(pos[i]) + " key is not above the previous one");
-    head_key[i] = k;
+    if (pos[i] >= in[i]->entry_count()) return Status::OK();
+    const std::string_view prev = head[i].key;
+    POMAI_RETURN_IF_ERROR(in[i]->ReadEntry(pos[i], &head[i]));
+    if (pos[i] > 0 && !(prev < head[i].key))
+      return Status::Corruption(in[i]->path() + ": entry " + std::to_string(pos[i]) + "'s key is not above the previous one");
     return Status::OK();
   };
-  for (size_t i = 0; i < nsegs; ++i) POMAI_RETURN_IF_ERROR(load(i));
-  uint64_t min_seq = UINT64_MAX, max_seq = 0;
-  std::set<uint64_t> live_cids;
+  for (size_t i = 0; i < n; ++i) POMAI_RETURN_IF_ERROR(load(i));
+  std::vector<SegmentInput> inputs;
   for (;;) {
     int best = -1;
-    std::string_view best_key;
-    for (size_t i = 0; i < nsegs; ++i) {
-      if (pos[i] >= cur->segs[i]->size()) continue;
-      if (best < 0 || head_key[i] < best_key) {
-        best = static_cast<int>(i);
-        best_key = head_key[i];
-      }
+    for (size_t i = 0; i < n; ++i) {
+      if (pos[i] < in[i]->entry_count() && (best < 0 || head[i].key < head[best].key)) best = static_cast<int>(i);
     }
     if (best < 0) break;
-    const VersionView v = head[best];
-    const uint64_t seq = v.seq;
-    for (size_t i = 0; i < nsegs; ++i) {
-      if (pos[i] < cur->segs[i]->size() && head_key[i] == best_key) {
+    const SegmentInput next{head[best].key, ViewOfEntry(*in[best], head[best])};
+    for (size_t i = 0; i < n; ++i) {
+      if (pos[i] < in[i]->entry_count() && head[i].key == next.key) {
         ++pos[i];
         POMAI_RETURN_IF_ERROR(load(i));
       }
     }
-    // Configurations (0x01) sort before rows (0x02): when rows come, live_cids
-    // holds the cid of every configuration the output keeps. A row of any
-    // other cid belongs to a dropped or replaced collection: no read view
-    // taken after this merge reaches it (its own layers keep an older one's).
-    if (!best_key.empty() && static_cast<uint8_t>(best_key[0]) == wal::kIndexConfigNs && v.kind == ValueKind::kBytes)
-      live_cids.insert(seq);
     uint64_t cid = 0;
     std::string_view row_key;
-    if (ParseRowKey(best_key, &cid, &row_key) && !live_cids.count(cid)) continue;
-    if (v.kind == ValueKind::kTombstone && seq <= oldest_snapshot) continue;
-    auto val = std::make_unique<kv::Value>();
-    val->kind = v.kind;
-    val->metric = v.metric;
-    val->has_metadata = v.has_metadata;
-    val->bytes.assign(v.bytes);
-    if (v.vec) val->vec.assign(v.vec, v.vec + v.dim);
-    inputs.push_back({best_key, seq, val.get()});
-    owned.push_back(std::move(val));
-    min_seq = std::min(min_seq, seq);
-    max_seq = std::max(max_seq, seq);
+    if (drop_dead_rows && ParseRowKey(next.key, &cid, &row_key) && !live_cids.count(cid)) continue;
+    if (next.v.kind == ValueKind::kTombstone && reaches_oldest && next.v.seq <= oldest_snapshot) continue;
+    inputs.push_back(next);
   }
-  const uint64_t number = NewFileNumber();
-  const std::string name = files::FileName(files::FileType::kSegment, number);
-  POMAI_RETURN_IF_ERROR(kv::Segment::Write(env, opt.path, name, inputs, inputs.empty() ? 0 : min_seq, max_seq));
-  auto opened = kv::Segment::Open(env, JoinPath(opt.path, name), number);
-  if (!opened.ok()) {
-    (void)env->RemoveFile(JoinPath(opt.path, name));
-    return opened.status();
+
+  std::shared_ptr<const segment::SegmentFile> out;
+  uint64_t number = 0;
+  if (!inputs.empty()) {
+    number = NewFileNumber();
+    POMAI_RETURN_IF_ERROR(WriteSegment(env, opt.path, number, inputs));
+    auto opened = segment::SegmentFile::Open(env, FilePath(files::FileType::kSegment, number));
+    if (!opened.ok()) {
+      (void)env->RemoveFile(FilePath(files::FileType::kSegment, number));
+      return opened.status();
+    }
+    out = std::move(opened).value();
   }
-  std::set<uint64_t> merged;
-  for (const auto& s : cur->segs) merged.insert(s->number());
   {
     // The merged segment stands for the union of its inputs' seq intervals
-    // (adjacent: every live segment is an input). On failure the edit may
-    // be durable all the same (see FlushLocked): the merged segment stays
-    // for the next recovery to keep or remove.
+    // (adjacent in the interval order). On failure the edit may be durable
+    // all the same (see FlushLocked): the merged segment stays for the next
+    // recovery to keep or remove.
     MutexLock m(versions->install_mu());
     VersionEdit edit;
-    SegmentMeta out{number, opened.value()->file_size(), UINT64_MAX, 0};
-    for (const SegmentMeta& meta : versions->current()->segments) {
-      edit.removed.push_back(meta.number);
-      out.first_seq = std::min(out.first_seq, meta.first_seq);
-      out.last_seq = std::max(out.last_seq, meta.last_seq);
+    SegmentMeta meta{number, out ? out->file_size() : 0, UINT64_MAX, 0};
+    const std::vector<SegmentMeta>& live_segments = versions->current()->segments;
+    for (const auto& seg : in) {
+      auto live = std::find_if(live_segments.begin(), live_segments.end(),
+                               [&](const SegmentMeta& m) { return m.number == seg->file_number(); });
+      if (live == live_segments.end()) return Status::Internal("merge input " + seg->path() + " is not in the manifest");
+      edit.removed.push_back(live->number);
+      meta.first_seq = std::min(meta.first_seq, live->first_seq);
+      meta.last_seq = std::max(meta.last_seq, live->last_seq);
     }
-    if (edit.removed.size() != merged.size())
-      return Status::Internal("the manifest names " + std::to_string(edit.removed.size()) + " segments, the merge read " +
-                              std::to_string(merged.size()));
-    edit.added.push_back(out);
+    if (out) edit.added.push_back(meta);
     POMAI_RETURN_IF_ERROR(versions->LogAndApply(&edit));
   }
   {
     MutexLock l(&commit_mu);
     auto next = std::make_shared<Layers>(*Current());
-    next->segs.clear();
-    next->segs.push_back(std::move(opened).value());
+    // Flushes wait for flush_mu, which we hold: the run is where we read it.
+    auto at = next->segs.erase(next->segs.begin() + static_cast<std::ptrdiff_t>(run.first),
+                               next->segs.begin() + static_cast<std::ptrdiff_t>(run.first + run.count));
+    if (out) next->segs.insert(at, out);
     Publish(next);
   }
   // Readers still holding the old segments keep their mappings alive.
-  for (uint64_t n : merged) (void)env->RemoveFile(FilePath(files::FileType::kSegment, n));
+  for (const auto& seg : in) (void)env->RemoveFile(FilePath(files::FileType::kSegment, seg->file_number()));
   return Status::OK();
 }
 
@@ -1340,15 +1432,9 @@ Status ScanRange(const Layers& layers, const std::string& prefix, uint64_t snap,
   layers.mem->Scan(prefix, end, snap, take);
   if (layers.imm) layers.imm->Scan(prefix, end, snap, take);
   for (const auto& seg : layers.segs) {
-    size_t from = 0, to = 0;
-    POMAI_RETURN_IF_ERROR(seg->LowerBound(prefix, &from));
-    POMAI_RETURN_IF_ERROR(seg->LowerBound(end, &to));
-    for (size_t i = from; i < to; ++i) {
-      std::string_view key;
-      VersionView v;
-      POMAI_RETURN_IF_ERROR(seg->Read(i, &key, &v));
+    POMAI_RETURN_IF_ERROR(ForEachEntry(*seg, prefix, end, [&](std::string_view key, const VersionView& v) {
       if (v.seq <= snap) take(key, v);
-    }
+    }));
   }
   return Status::OK();
 }

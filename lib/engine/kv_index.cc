@@ -14,6 +14,9 @@
 
 namespace pomai::engine::kv {
 
+using segment::KindNumber;
+using segment::SectionKind;
+
 namespace {
 
 float ReportedScore(simd::Metric metric, float s) {

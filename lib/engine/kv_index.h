@@ -29,6 +29,7 @@
 #include "engine/kv_db.h"
 #include "engine/kv_store.h"
 #include "index/hnsw.h"
+#include "segment/segment.h"
 #include "util/mutex.h"
 #include "util/status.h"
 #include "util/thread_pool.h"

@@ -3,9 +3,9 @@
 // (docs/ENGINE.md 3.3, "The registry of section kinds"). No other file
 // defines a kind number.
 //
-// Format 1 (docs/FORMAT.md) is three files in one container, told apart by
-// the header's shard field: u64-id segments, keyspace segments and
-// named-index graph files; its section table stores a kind as a u32.
+// Format 1 (docs/FORMAT.md) is two files in one container, told apart by
+// the header's shard field: u64-id segments and named-index graph files; its
+// section table stores a kind as a u32.
 // Format 2 (docs/ENGINE.md 3.3) stores it as a u16. The two formats' numbers
 // are disjoint, so both live in one enum until format 1 goes.
 #pragma once
@@ -30,14 +30,6 @@ enum class SectionKind : uint16_t {
   kHnswSq8Params = 21,
   kHnswSq8Codes = 22,
   kHnswSq8Norms = 23,
-  // Format 1, keyspace segments (docs/FORMAT.md, "KV segments").
-  kKvEntries = 64,
-  kKvKeys = 65,
-  kKvValues = 66,
-  kKvGroups = 67,
-  kKvVectorRows = 68,
-  kKvVectorData = 69,
-  kKvFormat = 70,
   // Format 1, named-index graph files (docs/FORMAT.md, "Named-index graph files").
   kGraphFileName = 96,        // the index name
   kGraphFileKeyOffsets = 97,  // (n + 1) u64 offsets into kGraphFileKeys
@@ -79,10 +71,9 @@ constexpr uint32_t kLastIndexKind = 31;
 
 // The containers a kind may appear in (SectionKindInfo::containers bits).
 constexpr uint8_t kInU64Segment = 1;  // format 1, u64-id segment
-constexpr uint8_t kInKvSegment = 2;   // format 1, keyspace segment
 constexpr uint8_t kInGraphFile = 4;   // format 1, named-index graph file
 constexpr uint8_t kInFormat2 = 8;
-constexpr uint8_t kInFormat1 = kInU64Segment | kInKvSegment | kInGraphFile;
+constexpr uint8_t kInFormat1 = kInU64Segment | kInGraphFile;
 
 // The format 2 group kinds a group-level kind belongs to
 // (SectionKindInfo::group_kinds bits).
@@ -123,14 +114,6 @@ constexpr SectionKindInfo kSectionKinds[] = {
     {SectionKind::kHnswSq8Params, "hnsw sq8 params", SectionScope::kFile, kInU64Segment | kInGraphFile, 0, false, 4},
     {SectionKind::kHnswSq8Codes, "hnsw sq8 codes", SectionScope::kFile, kInU64Segment | kInGraphFile, 0, false, 1},
     {SectionKind::kHnswSq8Norms, "hnsw sq8 norms", SectionScope::kFile, kInU64Segment | kInGraphFile, 0, false, 4},
-
-    {SectionKind::kKvEntries, "kv entries", SectionScope::kFile, kInKvSegment, 0, true, 56},
-    {SectionKind::kKvKeys, "kv keys", SectionScope::kFile, kInKvSegment, 0, true, 0},
-    {SectionKind::kKvValues, "kv values", SectionScope::kFile, kInKvSegment, 0, true, 0},
-    {SectionKind::kKvGroups, "kv groups", SectionScope::kFile, kInKvSegment, 0, true, 48},
-    {SectionKind::kKvVectorRows, "kv vector rows", SectionScope::kFile, kInKvSegment, 0, true, 4},
-    {SectionKind::kKvVectorData, "kv vector data", SectionScope::kFile, kInKvSegment, 0, true, 4},
-    {SectionKind::kKvFormat, "kv format", SectionScope::kFile, kInKvSegment, 0, true, 8},
 
     {SectionKind::kGraphFileName, "index name", SectionScope::kFile, kInGraphFile, 0, true, 0},
     {SectionKind::kGraphFileKeyOffsets, "index key offsets", SectionScope::kFile, kInGraphFile, 0, true, 8},

@@ -16,7 +16,8 @@
 #include "engine/db.h"
 #include "engine/kv_db.h"
 #include "engine/kv_store.h"
-#include "segment/segment_format.h"
+#include "segment/file.h"
+#include "segment/format.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
 #include "kv_test_util.h"
@@ -402,16 +403,15 @@ std::vector<std::string> SegmentRowKeys(const std::string& dir) {
   std::vector<std::string> keys;
   for (auto& e : std::filesystem::directory_iterator(dir)) {
     if (e.path().extension() != ".pseg") continue;
-    auto seg = kv::Segment::Open(Env::Default(), e.path().string(), 0);
+    auto seg = segment::SegmentFile::Open(Env::Default(), e.path().string());
     EXPECT_TRUE(seg.ok()) << seg.status().ToString();
     if (!seg.ok()) continue;
-    for (size_t i = 0; i < (*seg)->size(); ++i) {
-      std::string_view key;
-      kv::VersionView v;
-      EXPECT_TRUE((*seg)->Read(i, &key, &v).ok());
+    for (uint64_t i = 0; i < (*seg)->entry_count(); ++i) {
+      segment::EntryView entry;
+      EXPECT_TRUE((*seg)->ReadEntry(i, &entry).ok());
       uint64_t cid = 0;
       std::string_view user;
-      if (ParseRowKey(key, &cid, &user)) keys.emplace_back(key);
+      if (ParseRowKey(entry.key, &cid, &user)) keys.emplace_back(entry.key);
     }
   }
   return keys;
@@ -902,66 +902,6 @@ TEST(KvDB, DamagedWalRecordInTheMiddleIsCorruptionNamingTheFile) {
 // Every single-byte change of a KV segment is reported as corruption naming
 // the file (or, for bytes no check covers, changes nothing that is read):
 // never a crash, never a wrong value. Run under ASan.
-// Rewrites `kind`'s section in a segment file image through `patch`, then
-// its section CRC and the table CRC, so that only the reader's own checks
-// can catch the change.
-void PatchSection(std::string* file, uint32_t kind, const std::function<void(uint8_t* section, size_t len)>& patch) {
-  auto* f = reinterpret_cast<uint8_t*>(file->data());
-  const uint8_t* footer = f + file->size() - segment::kFooterSize;
-  const uint64_t table = DecodeFixed64(footer);
-  const uint32_t count = DecodeFixed32(footer + 8);
-  for (uint32_t i = 0; i < count; ++i) {
-    uint8_t* e = f + table + i * segment::kSectionEntrySize;
-    if (DecodeFixed32(e) != kind) continue;
-    const uint64_t off = DecodeFixed64(e + 8), len = DecodeFixed64(e + 16);
-    patch(f + off, len);
-    EncodeFixed32(e + 24, crc32c::Value(f + off, len));
-  }
-  EncodeFixed32(f + file->size() - segment::kFooterSize + 12, crc32c::Value(f + table, count * segment::kSectionEntrySize));
-}
-
-// Regression (found writing kv_fuzz's checks, which then found it too in the
-// format-1 reader: corpus/kv_fuzz/regress-entry-names-another-group): an
-// entry whose vector row sits in one group while the entry names another
-// group of its own dimension was read with the wrong dimension (past its row:
-// another row's floats, or past the section). Open checks no entry now;
-// reading it is Corruption.
-TEST(KvSegment, EntryNamingAGroupOtherThanItsRowsIsCorruption) {
-  testing::TempDir dir;
-  kv::Value a, b;
-  a.kind = b.kind = kv::ValueKind::kVector;
-  a.vec = {1, 2};
-  b.vec = {3, 4, 5, 6};
-  const std::string ka = kv::UserKey("a"), kb = kv::UserKey("b");
-  ASSERT_TRUE(kv::Segment::Write(Env::Default(), dir.path(), "seg-000001.pseg", {{ka, 1, &a}, {kb, 2, &b}}, 1, 2).ok());
-  const std::string path = dir.path() + "/seg-000001.pseg";
-  ASSERT_TRUE(kv::Segment::Open(Env::Default(), path, 1).ok());
-  std::string file;
-  {
-    std::ifstream in(path, std::ios::binary);
-    file.assign(std::istreambuf_iterator<char>(in), {});
-  }
-  // Entry 0 ("a", dim 2, in group 0) now claims group 1 and dim 4.
-  PatchSection(&file, KindNumber(segment::SectionKind::kKvEntries), [](uint8_t* e, size_t) {
-    EncodeFixed32(e + 40, 4);
-    EncodeFixed32(e + 44, 1);
-  });
-  {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out.write(file.data(), static_cast<std::streamsize>(file.size()));
-  }
-  auto r = kv::Segment::Open(Env::Default(), path, 1);
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  std::string_view key;
-  kv::VersionView view;
-  Status s = (*r)->Read(0, &key, &view);
-  ASSERT_FALSE(s.ok()) << "entry 0 reads as a dim " << view.dim << " vector";
-  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
-  EXPECT_EQ(s.message().rfind(path + " at offset ", 0), 0u) << s.message();
-  Status all = (*r)->VerifyAll();
-  EXPECT_TRUE(all.IsCorruption()) << all.ToString();
-}
-
 TEST(KvDB, CorruptedSegmentIsCorruptionNamingFileAndOffsetNeverACrash) {
   testing::TempDir dir;
   const float v[3] = {1, 2, 3};
@@ -984,22 +924,17 @@ TEST(KvDB, CorruptedSegmentIsCorruptionNamingFileAndOffsetNeverACrash) {
     std::ifstream f(seg, std::ios::binary);
     original.assign(std::istreambuf_iterator<char>(f), {});
   }
-  // The bytes a reader interprets: the header, every keyspace section, the
-  // table and footer. The zero padding between sections is read by nobody
-  // (only VerifyAll's section checksums cover it).
+  // The bytes a reader interprets: the header, every section, the table and
+  // the footer. The zero padding between sections is read by nobody (only
+  // Verify checks it).
   std::vector<std::pair<uint64_t, uint64_t>> ranges = {{0, segment::kHeaderSize}};
   {
-    const auto* f = reinterpret_cast<const uint8_t*>(original.data());
-    const uint8_t* footer = f + original.size() - segment::kFooterSize;
-    const uint64_t table = DecodeFixed64(footer);
-    const uint32_t count = DecodeFixed32(footer + 8);
+    auto opened = segment::SegmentFile::Open(Env::Default(), seg);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    const uint64_t table = DecodeFixed64(reinterpret_cast<const uint8_t*>(original.data()) + original.size() -
+                                         segment::kFooterSize + segment::footer2::kTableOffset);
     ranges.push_back({table, original.size()});
-    for (uint32_t i = 0; i < count; ++i) {
-      const uint8_t* e = f + table + i * segment::kSectionEntrySize;
-      // The empty core sections are read by nobody either.
-      if (DecodeFixed32(e) >= KindNumber(segment::SectionKind::kKvEntries))
-        ranges.push_back({DecodeFixed64(e + 8), DecodeFixed64(e + 8) + DecodeFixed64(e + 16)});
-    }
+    for (const auto& ref : (*opened)->sections()) ranges.push_back({ref.offset, ref.offset + ref.length});
   }
   auto interpreted = [&](uint64_t pos) {
     for (const auto& [from, to] : ranges) {

@@ -1,5 +1,7 @@
-// KV segments (format 2): opening reads only the container's header, footer,
-// section table and the group table; every read checks what it returns.
+// The keyspace engine's segments (segment format 2, docs/ENGINE.md 3.3 and
+// 3.4) as the engine reads them: opening reads only the header, footer,
+// section table and group descriptors; every read checks what it returns
+// (entries and keys once per open, then each entry's CRC; a vector's block).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -9,8 +11,8 @@
 
 #include "engine/kv_db.h"
 #include "engine/kv_store.h"
-#include "segment/segment.h"
-#include "segment/segment_format.h"
+#include "segment/file.h"
+#include "segment/format.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
 #include "kv_test_util.h"
@@ -60,17 +62,15 @@ std::string OnlySegment(const std::string& dir) {
   return seg;
 }
 
-// Offset and length of section `kind` in a segment file image.
-std::pair<uint64_t, uint64_t> SectionOf(const std::string& file, uint32_t kind) {
-  const auto* f = reinterpret_cast<const uint8_t*>(file.data());
-  const uint8_t* footer = f + file.size() - segment::kFooterSize;
-  const uint64_t table = DecodeFixed64(footer);
-  const uint32_t count = DecodeFixed32(footer + 8);
-  for (uint32_t i = 0; i < count; ++i) {
-    const uint8_t* e = f + table + i * segment::kSectionEntrySize;
-    if (DecodeFixed32(e) == kind) return {DecodeFixed64(e + 8), DecodeFixed64(e + 16)};
+// Offset and length of file-level section `kind` of segment `path`.
+std::pair<uint64_t, uint64_t> SectionOf(const std::string& path, segment::SectionKind kind) {
+  auto opened = segment::SegmentFile::Open(Env::Default(), path);
+  EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+  if (!opened.ok()) return {0, 0};
+  for (const auto& ref : (*opened)->sections()) {
+    if (ref.kind == kind && ref.group == segment::kFileLevel) return {ref.offset, ref.length};
   }
-  ADD_FAILURE() << "no section " << kind;
+  ADD_FAILURE() << "no section " << segment::SectionKindName(kind);
   return {0, 0};
 }
 
@@ -154,14 +154,15 @@ TEST_F(KvSegmentLazyTest, FlippedVectorByteOpensAndTheReadsThatTouchItAreCorrupt
   auto db = Reopen();
   ASSERT_TRUE(db);
   auto t = BeginRo(*db);
-  std::vector<float> out;
-  ASSERT_TRUE(t->GetVector(KeyOf(victim + 2), simd::Metric::kL2, &out).ok());
-  EXPECT_EQ(out, VectorOf(victim + 2));
+  // The 1,000 vectors of dim 8 are one block (2,048 rows of 32 bytes fit in
+  // 64 KiB): every read of a vector checks it and fails; plain values do not.
   EXPECT_EQ(testing::GetValue(*t, KeyOf(victim + 1)), ValueOf(victim + 1));
-  out.clear();
-  ExpectCorruptionNamingSegment(t->GetVector(KeyOf(victim), simd::Metric::kL2, &out));
-  EXPECT_TRUE(out.empty());
-  // A flat search scans the damaged group: its checksum fails (every time).
+  std::vector<float> out;
+  for (int k : {victim, victim + 2, 1}) {
+    ExpectCorruptionNamingSegment(t->GetVector(KeyOf(k), simd::Metric::kL2, &out));
+    EXPECT_TRUE(out.empty());
+  }
+  // A flat search scans the damaged block: its checksum fails (every time).
   std::vector<KvHit> hits;
   const std::vector<float> q = VectorOf(victim);
   for (int round = 0; round < 2; ++round) {
@@ -175,7 +176,7 @@ TEST_F(KvSegmentLazyTest, FlippedVectorByteOpensAndTheReadsThatTouchItAreCorrupt
 // a miss; the rest of the database still answers.
 TEST_F(KvSegmentLazyTest, FlippedKeyByteOpensAndNeverGivesAWrongAnswer) {
   const int victim = 1000;
-  const size_t at = file_.find(KeyOf(victim), SectionOf(file_, KindNumber(segment::SectionKind::kKvKeys)).first);
+  const size_t at = file_.find(KeyOf(victim), SectionOf(seg_, segment::SectionKind::kKeys).first);
   ASSERT_NE(at, std::string::npos);
   Flip(at + 5);  // "k01000" -> "k01004"
   auto db = Reopen();
@@ -196,24 +197,25 @@ TEST_F(KvSegmentLazyTest, FlippedKeyByteOpensAndNeverGivesAWrongAnswer) {
 // over each): every lookup, hit or miss, is Corruption, never a wrong value
 // or a miss of a present key.
 TEST_F(KvSegmentLazyTest, EveryFlipOfTheKeyIndexIsCorruptionOrHarmless) {
-  for (uint32_t kind : {KindNumber(segment::SectionKind::kKvEntries), KindNumber(segment::SectionKind::kKvKeys)}) {
-    const auto [off, len] = SectionOf(file_, kind);
+  for (segment::SectionKind kind : {segment::SectionKind::kEntries, segment::SectionKind::kKeys}) {
+    const auto [off, len] = SectionOf(seg_, kind);
     const uint64_t step = len > 4000 ? len / 997 : 1;  // about a thousand flips per section
     for (uint64_t b = off; b < off + len; b += step) {
       Flip(b);
-      auto opened = engine::kv::Segment::Open(Env::Default(), seg_, 1);
+      auto opened = segment::SegmentFile::Open(Env::Default(), seg_);
       ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-      const engine::kv::Segment& seg = **opened;
+      const segment::SegmentFile& seg = **opened;
       for (int i : {0, 1, 2, 999, 1000, 1001, kKeys - 1}) {
         for (const std::string& k : {engine::kv::UserKey(KeyOf(i)), engine::kv::UserKey(KeyOf(i) + "x")}) {
-          engine::kv::VersionView v;
+          segment::EntryView e;
           bool found = false;
-          Status s = seg.Get(k, UINT64_MAX, &v, &found);
+          Status s = seg.Get(k, &e, &found);
           if (!s.ok()) {
             EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
             continue;
           }
-          ADD_FAILURE() << "flip at " << b << " of section " << kind << " was not detected by lookup " << i;
+          ADD_FAILURE() << "flip at " << b << " of section " << segment::SectionKindName(kind)
+                        << " was not detected by lookup " << i;
         }
       }
       WriteFile(seg_, file_);
@@ -222,7 +224,7 @@ TEST_F(KvSegmentLazyTest, EveryFlipOfTheKeyIndexIsCorruptionOrHarmless) {
 }
 
 // A miss next to a large value reads no value byte: it costs key comparisons
-// only, and so does the conflict check's LatestSeq of a present key.
+// only.
 TEST(KvSegmentLookups, AMissNeverChecksTheNeighboursValue) {
   testing::TempDir dir;
   {
@@ -234,28 +236,25 @@ TEST(KvSegmentLookups, AMissNeverChecksTheNeighboursValue) {
     ASSERT_TRUE(db->Flush().ok());
     ASSERT_TRUE(db->Close().ok());
   }
-  // Damage the big value: a miss beside it, or a LatestSeq of "m", must not notice.
+  // Damage the big value: a miss beside it must not notice.
   const std::string seg = OnlySegment(dir.path());
+  const auto [off, len] = SectionOf(seg, segment::SectionKind::kValues);
   std::string file = ReadFile(seg);
-  const auto [off, len] = SectionOf(file, KindNumber(segment::SectionKind::kKvValues));
   file[off + len / 2] = static_cast<char>(file[off + len / 2] ^ 1);
   WriteFile(seg, file);
-  auto opened = engine::kv::Segment::Open(Env::Default(), seg, 1);
+  auto opened = segment::SegmentFile::Open(Env::Default(), seg);
   ASSERT_TRUE(opened.ok());
   for (const char* k : {"l", "ma", "n", "b", "y"}) {
-    engine::kv::VersionView v;
+    segment::EntryView e;
     bool found = true;
-    Status s = (*opened)->Get(engine::kv::UserKey(k), UINT64_MAX, &v, &found);
+    Status s = (*opened)->Get(engine::kv::UserKey(k), &e, &found);
     EXPECT_TRUE(s.ok()) << k << ": " << s.ToString();
     EXPECT_FALSE(found) << k;
   }
-  uint64_t seq = 0;
-  ASSERT_TRUE((*opened)->LatestSeq(engine::kv::UserKey("m"), &seq).ok());
-  EXPECT_EQ(seq, 2u);
   // The hit itself returns the value: its checksum fails.
-  engine::kv::VersionView v;
+  segment::EntryView e;
   bool found = false;
-  EXPECT_EQ((*opened)->Get(engine::kv::UserKey("m"), UINT64_MAX, &v, &found).code(), Code::kCorruption);
+  EXPECT_EQ((*opened)->Get(engine::kv::UserKey("m"), &e, &found).code(), Code::kCorruption);
 }
 
 // Every answer a small keyspace database gives, as text: bytes values,
@@ -388,29 +387,29 @@ TEST(KvSegmentEveryByte, NoFlipChangesAnAnswerWithoutAnError) {
 }
 
 // Open does not run the section checksums: a wrong checksum of the values
-// section alone (the table's own CRC fixed) opens and reads; VerifyAll finds it.
+// section alone (the table's own CRC fixed) opens and reads; Verify finds it.
 TEST_F(KvSegmentLazyTest, OpenDoesNotVerifySectionChecksums) {
   std::string damaged = file_;
   auto* f = reinterpret_cast<uint8_t*>(damaged.data());
   const uint8_t* footer = f + damaged.size() - segment::kFooterSize;
-  const uint64_t table = DecodeFixed64(footer);
-  const uint32_t count = DecodeFixed32(footer + 8);
+  const uint64_t table = DecodeFixed64(footer + segment::footer2::kTableOffset);
+  const uint32_t count = DecodeFixed32(footer + segment::footer2::kSectionCount);
   bool patched = false;
   for (uint32_t i = 0; i < count; ++i) {
     uint8_t* e = f + table + i * segment::kSectionEntrySize;
-    if (DecodeFixed32(e) != KindNumber(segment::SectionKind::kKvValues)) continue;
-    EncodeFixed32(e + 24, DecodeFixed32(e + 24) ^ 0x5a5a5a5au);
+    if ((e[segment::table2::kKind] | (e[segment::table2::kKind + 1] << 8)) != KindNumber(segment::SectionKind::kValues)) continue;
+    EncodeFixed32(e + segment::table2::kCrc, DecodeFixed32(e + segment::table2::kCrc) ^ 0x5a5a5a5au);
     patched = true;
   }
   ASSERT_TRUE(patched);
-  EncodeFixed32(f + damaged.size() - segment::kFooterSize + 12,
+  EncodeFixed32(f + damaged.size() - segment::kFooterSize + segment::footer2::kTableCrc,
                 crc32c::Value(f + table, count * segment::kSectionEntrySize));
   WriteFile(seg_, damaged);
   {
-    auto opened = engine::kv::Segment::Open(Env::Default(), seg_, 1);
+    auto opened = segment::SegmentFile::Open(Env::Default(), seg_);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-    EXPECT_EQ((*opened)->size(), static_cast<size_t>(kKeys));
-    Status all = (*opened)->VerifyAll();
+    EXPECT_EQ((*opened)->entry_count(), static_cast<uint64_t>(kKeys));
+    Status all = (*opened)->Verify();
     EXPECT_EQ(all.code(), Code::kCorruption) << all.ToString();
   }
   auto db = Reopen();
@@ -418,10 +417,14 @@ TEST_F(KvSegmentLazyTest, OpenDoesNotVerifySectionChecksums) {
   EXPECT_EQ(testing::Committed(*db, KeyOf(500)), ValueOf(500));
 }
 
-TEST_F(KvSegmentLazyTest, UndamagedSegmentPassesVerifyAllAndSearchFindsTheNearest) {
-  auto opened = engine::kv::Segment::Open(Env::Default(), seg_, 1);
+TEST_F(KvSegmentLazyTest, UndamagedSegmentPassesVerifyAndSearchFindsTheNearest) {
+  auto opened = segment::SegmentFile::Open(Env::Default(), seg_);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-  ASSERT_TRUE((*opened)->VerifyAll().ok());
+  ASSERT_TRUE((*opened)->Verify().ok());
+  // 1,000 plain values and 1,000 vector records of one group (dim 8, L2).
+  ASSERT_EQ((*opened)->group_count(), 1u);
+  EXPECT_EQ((*opened)->group(0).kind, segment::GroupKind::kRecords);
+  EXPECT_EQ((*opened)->group(0).rows, static_cast<uint64_t>(kKeys / 2));
   auto db = Reopen();
   ASSERT_TRUE(db);
   auto t = BeginRo(*db);
@@ -483,24 +486,6 @@ TEST(KvSegmentLazy, MergeMeetingADamagedEntryFailsAndDeletesNothing) {
   bool found = false;
   Status g = BeginRo(*db)->Get("a", &value, &found);
   EXPECT_EQ(g.code(), Code::kCorruption) << g.ToString();
-}
-
-// Format 1 segments (no "kv format" section) are refused with a clear message.
-TEST(KvSegmentLazy, FormatVersion1IsRefused) {
-  testing::TempDir dir;
-  segment::SegmentContents c;
-  c.info.dim = 1;
-  c.info.shard = engine::kv::kKvSegmentMarker;
-  using segment::SectionKind;
-  c.extra = {{KindNumber(SectionKind::kKvEntries), ""},    {KindNumber(SectionKind::kKvKeys), ""},
-             {KindNumber(SectionKind::kKvValues), ""},     {KindNumber(SectionKind::kKvGroups), ""},
-             {KindNumber(SectionKind::kKvVectorRows), ""}, {KindNumber(SectionKind::kKvVectorData), ""}};
-  ASSERT_TRUE(segment::WriteSegment(Env::Default(), dir.path(), "seg-000001.pseg", c).ok());
-  auto r = engine::kv::Segment::Open(Env::Default(), dir.path() + "/seg-000001.pseg", 1);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), Code::kCorruption);
-  EXPECT_NE(r.status().message().find("unsupported keyspace segment format version 1"), std::string::npos)
-      << r.status().message();
 }
 
 }  // namespace

@@ -27,13 +27,6 @@ TEST(SectionKindRegistry, Format1KindsKeepTheirOnDiskNumbers) {
       {SectionKind::kHnswSq8Params, 21},
       {SectionKind::kHnswSq8Codes, 22},
       {SectionKind::kHnswSq8Norms, 23},
-      {SectionKind::kKvEntries, 64},
-      {SectionKind::kKvKeys, 65},
-      {SectionKind::kKvValues, 66},
-      {SectionKind::kKvGroups, 67},
-      {SectionKind::kKvVectorRows, 68},
-      {SectionKind::kKvVectorData, 69},
-      {SectionKind::kKvFormat, 70},
       {SectionKind::kGraphFileName, 96},
       {SectionKind::kGraphFileKeyOffsets, 97},
       {SectionKind::kGraphFileKeys, 98},
@@ -149,8 +142,7 @@ TEST(SectionKindRegistry, ScopesAndElementSizes) {
   }
   const std::vector<std::pair<SectionKind, uint32_t>> sizes = {
       {SectionKind::kIds, 8},         {SectionKind::kVectors, 4},    {SectionKind::kMetaBlob, 0},
-      {SectionKind::kHnswHeader, 128}, {SectionKind::kHnswLevels, 1}, {SectionKind::kKvEntries, 56},
-      {SectionKind::kKvGroups, 48},   {SectionKind::kKvFormat, 8},   {SectionKind::kGraphFileName, 0},
+      {SectionKind::kHnswHeader, 128}, {SectionKind::kHnswLevels, 1}, {SectionKind::kGraphFileName, 0},
       {SectionKind::kEntries, 48},    {SectionKind::kGroups, 64},    {SectionKind::kKeys, 0},
       {SectionKind::kRowEntries, 4},  {SectionKind::kBlockCrcs, 4},  {SectionKind::kGraphHeader, 128},
   };
@@ -164,7 +156,7 @@ TEST(SectionKindRegistry, ScopesAndElementSizes) {
 
 TEST(SectionKindRegistry, UnknownNumbersAreNotFound) {
   // 65537 is kIds (1) once truncated to the enum's 16 bits: format 1 stores 32.
-  for (uint32_t n : {0u, 6u, 15u, 24u, 31u, 63u, 71u, 95u, 101u, 127u, 132u, 143u, 153u, 159u, 168u, 0xFFFFu,
+  for (uint32_t n : {0u, 6u, 15u, 24u, 31u, 63u, 64u, 70u, 71u, 95u, 101u, 127u, 132u, 143u, 153u, 159u, 168u, 0xFFFFu,
                      0x10001u, 0xFFFFFFFFu}) {
     EXPECT_EQ(FindSectionKind(n), nullptr) << n;
   }
