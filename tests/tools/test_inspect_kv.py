@@ -140,6 +140,9 @@ def test_kv_segment_summary_lists_its_groups(inspect_tool, kv_dir):
 
 
 def test_graph_of_a_kv_segment_is_a_groups_graph(inspect_tool, kv_dir):
+    """graph FILE of a keyspace segment shows one group's graph (--group G, or
+    the first group with one). Today's flushes write no graph into segments
+    (a named index's graph is its idx-*.pgraph file): then graph FILE says so."""
     seg = segments(kv_dir)[0]
     groups = inspect_tool("--json", "segment", seg).json["kv"]["vector_groups"]
     with_graph = [g["group"] for g in groups if g["has_graph"]]
