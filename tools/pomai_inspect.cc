@@ -21,6 +21,7 @@ enum Option : unsigned {
   kLimit = 1u << 1,
   kPrefix = 1u << 2,
   kKind = 1u << 3,
+  kGroup = 1u << 4,
 };
 
 struct OptionDoc {
@@ -34,8 +35,9 @@ constexpr OptionDoc kOptions[] = {
     {kLimit, "--limit N", "at most N rows, entries or WAL operations (default 10, 0 = all)"},
     {kPrefix, "--prefix K", "vector components shown (default 4)"},
     {kKind, "--kind KIND", "treat FILE as a segment, wal or manifest (default: by name, then by magic;\n"
-                           "                   a keyspace file by the segment marker, the CURRENT beside a WAL or\n"
-                           "                   its first record)"},
+                           "                   a keyspace file by the segment's format version (2), the CURRENT\n"
+                           "                   beside a WAL or its first record)"},
+    {kGroup, "--group G", "graph: the vector group G of a keyspace segment (default: the first with a graph)"},
 };
 
 // One command: how it is called, what it shows, which options it takes, and
@@ -69,10 +71,11 @@ constexpr Command kCommands[] = {
      "The rows of a segment, the records of a WAL file, the fields of a manifest, the entries of a\n"
      "keyspace segment or the rows of an index graph file.",
      kJson | kLimit | kPrefix | kKind, false, true},
-    {"graph", "pomai-inspect [--json] graph FILE",
+    {"graph", "pomai-inspect [--json] graph FILE [--group G]",
      "A segment's HNSW graph: header, levels, degrees, rows reachable on layer 0 from the entry\n"
-     "point, and whether the graph's own Verify passes.",
-     kJson, false, true},
+     "point, and whether the graph's own Verify passes. A keyspace segment holds one graph per\n"
+     "vector group that has one: --group G picks it (the segment command lists the groups).",
+     kJson | kGroup, false, true},
 };
 
 constexpr char kExitStatus[] =
@@ -167,6 +170,13 @@ int main(int argc, char** argv) {
       ++i;
       if (is_limit) opt.limit = n, given |= kLimit;
       if (a == "--prefix") opt.prefix = static_cast<uint32_t>(n), given |= kPrefix;
+    } else if (a == "--group") {
+      uint64_t n = 0;
+      if (i + 1 >= argc || !ParseUint(argv[i + 1], UINT32_MAX, &n))
+        return Usage("--group needs a group number" + (i + 1 >= argc ? "" : ", got '" + std::string(argv[i + 1]) + "'"));
+      ++i;
+      opt.group = static_cast<uint32_t>(n);
+      given |= kGroup;
     } else if (a == "--kind") {
       const char* v = i + 1 < argc ? argv[++i] : nullptr;
       if (v == nullptr || (std::strcmp(v, "segment") != 0 && std::strcmp(v, "wal") != 0 && std::strcmp(v, "manifest") != 0))

@@ -63,21 +63,36 @@ std::string KvEntryText(const Json& e) {
       s += Fmt(" metadata %s bytes \"%s\"", T(e["metadata_length"]).c_str(), T(e["metadata_prefix"]).c_str());
     }
     s += " " + VectorText(e["vector_prefix"], e["dim"]);
+    if (e.Has("group")) s += "  (group " + T(e["group"]) + " row " + T(e["row"]) + ")";
   }
   return s;
 }
 
+// One vector group of a keyspace segment: "g0 bytes cid 2 dim 4 l2: 3 rows (hnsw)".
+std::string KvGroupText(const Json& g) {
+  std::string s = "g" + T(g["group"]) + " " + T(g["kind"]);
+  if (!g["cid"].is_null()) s += " cid " + T(g["cid"]);
+  s += Fmt(" dim %s %s: %s rows", T(g["dim"]).c_str(), T(g["metric"]).c_str(), T(g["rows"]).c_str());
+  if (g["tombstones"].AsUint() > 0) s += ", " + T(g["tombstones"]) + " tombstones";
+  if (g["has_graph"].AsBool()) s += " (hnsw)";
+  return s;
+}
+
 std::string KvSegmentText(const Json& s) {
-  std::string groups;
-  for (const Json& g : s["vector_groups"].items()) {
-    groups += Fmt(" %s/dim %s: %s", T(g["namespace"]).c_str(), T(g["dim"]).c_str(), T(g["rows"]).c_str());
+  // The groups go after Fmt, whose buffer would cut a long list.
+  std::string text = Fmt("%s entries (%s user keys, %s index configs, %s index entries; %s bytes values, "
+                         "%s vector records, %s tombstones; %s value bytes), seq %s..%s, vector groups:",
+                         T(s["entries"]).c_str(), T(s["user_keys"]).c_str(), T(s["index_configs"]).c_str(),
+                         T(s["index_entries"]).c_str(), T(s["bytes_values"]).c_str(), T(s["vector_records"]).c_str(),
+                         T(s["tombstones"]).c_str(), T(s["value_bytes"]).c_str(), T(s["min_seq"]).c_str(),
+                         T(s["max_seq"]).c_str());
+  const auto& groups = s["vector_groups"].items();
+  if (groups.empty()) text += " none";
+  for (size_t i = 0; i < groups.size(); ++i) {
+    text += i == 0 ? " " : "; ";
+    text += KvGroupText(groups[i]);
   }
-  return Fmt("%s entries (%s user keys, %s index configs, %s index entries; %s bytes values, %s vector records, "
-             "%s tombstones; %s value bytes), seq %s..%s, vectors:%s",
-             T(s["entries"]).c_str(), T(s["user_keys"]).c_str(), T(s["index_configs"]).c_str(),
-             T(s["index_entries"]).c_str(), T(s["bytes_values"]).c_str(), T(s["vector_records"]).c_str(),
-             T(s["tombstones"]).c_str(), T(s["value_bytes"]).c_str(), T(s["min_seq"]).c_str(),
-             T(s["max_seq"]).c_str(), groups.empty() ? " none" : groups.c_str());
+  return text;
 }
 
 // An index graph file's summary: index, rows, dim, metric, seqs.
@@ -274,16 +289,25 @@ void Segment(const Json& r, std::string* out) {
   *out += "segment " + T(r["file"]) + "\n";
   const Json& h = r["header"];
   if (h.is_null()) return;
+  const bool keyspace = r["keyspace"].AsBool();
   *out += Fmt("  header: magic %s, format_version %s, header_size %s, header_crc %s\n", T(h["magic"]).c_str(),
               T(h["format_version"]).c_str(), T(h["header_size"]).c_str(), Hex32(h["header_crc"]).c_str());
-  *out += Fmt("          dim %s, metric %s, shard %s, rows %s, tombstones %s, seq %s..%s, %s bytes\n",
-              T(h["dim"]).c_str(), T(h["metric"]).c_str(), T(h["shard"]).c_str(), T(h["rows"]).c_str(),
-              T(h["tombstones"]).c_str(), T(h["min_seq"]).c_str(), T(h["max_seq"]).c_str(), T(h["bytes"]).c_str());
+  if (keyspace) {
+    *out += Fmt("          file number %s, entries %s, groups %s, seq %s..%s, %s bytes\n", T(h["file_number"]).c_str(),
+                T(h["entry_count"]).c_str(), T(h["group_count"]).c_str(), T(h["min_seq"]).c_str(),
+                T(h["max_seq"]).c_str(), T(h["bytes"]).c_str());
+  } else {
+    *out += Fmt("          dim %s, metric %s, shard %s, rows %s, tombstones %s, seq %s..%s, %s bytes\n",
+                T(h["dim"]).c_str(), T(h["metric"]).c_str(), T(h["shard"]).c_str(), T(h["rows"]).c_str(),
+                T(h["tombstones"]).c_str(), T(h["min_seq"]).c_str(), T(h["max_seq"]).c_str(), T(h["bytes"]).c_str());
+  }
+  // Group-level sections (keyspace segments) name their group; "-" is file level.
   const Json& secs = r["sections"];
   *out += Fmt("  sections (%zu):\n", secs.items().size());
-  *out += Fmt("    %4s  %-20s %12s %12s  %-10s %s\n", "kind", "name", "offset", "length", "crc", "check");
+  *out += Fmt("    %4s  %-20s %5s %12s %12s  %-10s %s\n", "kind", "name", "group", "offset", "length", "crc", "check");
   for (const Json& s : secs.items()) {
-    *out += Fmt("    %4s  %-20s %12s %12s  %-10s %s\n", T(s["kind"]).c_str(), T(s["name"]).c_str(),
+    const std::string group = s.Has("group") && !s["group"].is_null() ? T(s["group"]) : "-";
+    *out += Fmt("    %4s  %-20s %5s %12s %12s  %-10s %s\n", T(s["kind"]).c_str(), T(s["name"]).c_str(), group.c_str(),
                 T(s["offset"]).c_str(), T(s["length"]).c_str(), Hex32(s["crc"]).c_str(),
                 s["crc_ok"].AsBool() ? "ok" : "MISMATCH");
   }
@@ -301,8 +325,22 @@ void Segment(const Json& r, std::string* out) {
     *out += "         reused_rows " + T(ix["reused_rows"]) + "\n";
   }
   if (!r["index_graph"].is_null()) *out += "  index graph file: " + IndexGraphText(r["index_graph"]) + "\n";
-  if (r["keyspace"].AsBool()) {
+  if (keyspace) {
     *out += "  keyspace segment: " + (r["kv"].is_null() ? std::string("damaged") : KvSegmentText(r["kv"])) + "\n";
+    if (!r["kv"].is_null()) {
+      for (const Json& g : r["kv"]["vector_groups"].items()) {
+        *out += "    " + KvGroupText(g) + Fmt(", %s rows per block, seq %s..%s\n", T(g["rows_per_block"]).c_str(),
+                                                    T(g["min_seq"]).c_str(), T(g["max_seq"]).c_str());
+        const Json& ix = g["graph"];
+        if (!ix.is_null()) {
+          *out += Fmt("      hnsw format_version %s, m %s, m0 %s, ef_construction %s, max_level %s, representation %s, "
+                      "reused_rows %s\n",
+                      T(ix["format_version"]).c_str(), T(ix["m"]).c_str(), T(ix["m0"]).c_str(),
+                      T(ix["ef_construction"]).c_str(), T(ix["max_level"]).c_str(), T(ix["representation"]).c_str(),
+                      T(ix["reused_rows"]).c_str());
+        }
+      }
+    }
   }
 }
 
@@ -386,7 +424,12 @@ void Dump(const Json& r, std::string* out) {
 }
 
 void Graph(const Json& r, std::string* out) {
-  *out += "graph of " + T(r["file"]) + "\n";
+  *out += "graph of " + T(r["file"]);
+  if (r.Has("group") && !r["group"].is_null()) {
+    *out += " group " + T(r["group"]);
+    if (r.Has("group_kind")) *out += " (" + T(r["group_kind"]) + (r["cid"].is_null() ? "" : " cid " + T(r["cid"])) + ")";
+  }
+  *out += "\n";
   if (!r.Has("rows")) return;
   *out += Fmt("  rows %s, dim %s, metric %s, m %s, m0 %s, ef_construction %s, seed %s\n", T(r["rows"]).c_str(),
               T(r["dim"]).c_str(), T(r["metric"]).c_str(), T(r["m"]).c_str(), T(r["m0"]).c_str(),

@@ -21,6 +21,8 @@
 #include "engine/version_set.h"
 #include "index/hnsw.h"
 #include "index/hnsw_format.h"
+#include "segment/file.h"
+#include "segment/format.h"
 #include "segment/segment.h"
 #include "segment/segment_format.h"
 #include "segment/section_kind.h"
@@ -142,15 +144,19 @@ void MetadataFields(Json* row, std::string_view meta) {
   row->Set("metadata_prefix", EscapedPrefix(meta, kMetadataPrefix));
 }
 
-// A section's name in its file: format 1's three kinds of file, told apart
-// by the header's shard field, name different sets of kinds.
+// A section's name in a format-1 file: u64-id segments and named-index graph
+// files, told apart by the header's shard field, name different sets of kinds.
 std::string SectionName(uint32_t kind, uint32_t shard) {
-  const uint8_t container = shard == engine::kv::kKvSegmentMarker    ? segment::kInKvSegment
-                            : shard == engine::kv::kIndexGraphMarker ? segment::kInGraphFile
-                                                                     : segment::kInU64Segment;
+  const uint8_t container = shard == engine::kv::kIndexGraphMarker ? segment::kInGraphFile : segment::kInU64Segment;
   const segment::SectionKindInfo* info = segment::FindSectionKind(kind);
   if (info != nullptr && (info->containers & container) != 0) return info->name;
   return kind >= segment::kFirstIndexKind && kind <= segment::kLastIndexKind ? "index (unknown)" : "extra (unknown)";
+}
+
+// A section's name in a format-2 file (SegmentFile::Open accepts no other kind).
+std::string SectionName2(segment::SectionKind kind) {
+  const segment::SectionKindInfo* info = segment::FindSectionKind(segment::KindNumber(kind));
+  return info != nullptr && (info->containers & segment::kInFormat2) != 0 ? info->name : "unknown";
 }
 
 // ---------------------------------------------------------------------------
@@ -216,9 +222,27 @@ bool IsManifestLogName(const std::string& name) {
   return engine::files::ParseFileName(name, &type, &number) && type == engine::files::FileType::kManifest;
 }
 
+// The header's shard field of format 1's keyspace segments ("GSVK"). This
+// version writes keyspace segments in format 2 and does not read those: the
+// marker is kept only to refuse them by name (Format1KeyspaceSegment).
+constexpr uint32_t kFormat1KeyspaceMarker = 0x4B565347;
+
+// What a segment container's header says it is: a keyspace segment (format
+// 2, or format 1's keyspace marker, refused when opened), an index graph
+// file (format 1, its marker), or else a u64-id segment (format 1).
+FileKind SegmentKindOf(const std::string& path) {
+  const std::optional<uint32_t> version = ReadU32At(path, segment::header2::kVersion);
+  if (version == segment::kFormatVersion2) return FileKind::kKvSegment;
+  const std::optional<uint32_t> shard = ReadU32At(path, 24);
+  if (version == segment::kFormatVersion && shard == kFormat1KeyspaceMarker) return FileKind::kKvSegment;
+  if (shard == engine::kv::kIndexGraphMarker) return FileKind::kIndexGraph;
+  return FileKind::kSegment;
+}
+
 // By --kind, then by name (seg-*.pseg, idx-*.pgraph, wal-*.log, MANIFEST,
-// CURRENT, MANIFEST-NNNNNN), then by magic; a segment whose header shard is the keyspace
-// marker is a KV segment, one with the index graph marker an index graph
+// CURRENT, MANIFEST-NNNNNN), then by magic; a segment of format version 2
+// is a KV segment (so is one of format 1 with the old keyspace marker, which
+// is refused when read), one with the index graph marker an index graph
 // file, a WAL of a keyspace directory (or starting with a commit record) a KV WAL.
 FileKind DetectKind(const std::string& path, const std::string& forced) {
   const std::string name = BaseName(path);
@@ -250,11 +274,7 @@ FileKind DetectKind(const std::string& path, const std::string& forced) {
     if (std::memcmp(magic, segment::kMagic, 8) == 0) k = FileKind::kSegment;
     if (std::memcmp(magic, "POMAIMAN", 8) == 0) k = FileKind::kManifest;
   }
-  if (k == FileKind::kSegment) {
-    const std::optional<uint32_t> shard = ReadU32At(path, 24);
-    if (shard == engine::kv::kKvSegmentMarker) return FileKind::kKvSegment;
-    if (shard == engine::kv::kIndexGraphMarker) return FileKind::kIndexGraph;
-  }
+  if (k == FileKind::kSegment) return SegmentKindOf(path);
   if (k == FileKind::kWal && IsKvWal(path)) return FileKind::kKvWal;
   return k;
 }
@@ -307,7 +327,21 @@ Result<index::HnswGraph> OpenGraph(const Segment& seg) {
                                 seg.dim(), seg.info().metric, seg.path(), seg.base());
 }
 
-// The graph's summary, or null when the segment has none.
+// An opened graph's parameters.
+Json GraphJson(const index::HnswGraph& g) {
+  Json j = Json::Object();
+  j.Set("kind", "hnsw");
+  j.Set("format_version", index::kHnswFormatVersion);
+  j.Set("m", g.m());
+  j.Set("m0", g.m0());
+  j.Set("ef_construction", g.ef_construction());
+  j.Set("max_level", g.max_level());
+  j.Set("representation", g.has_sq8() ? "sq8" : "float32");
+  j.Set("reused_rows", g.reused_rows());
+  return j;
+}
+
+// The graph's summary, or "none" when the segment has none.
 Json IndexJson(const Segment& seg, Status* status) {
   if (seg.Section(SectionKind::kHnswHeader).empty()) return Json("none");
   auto g = OpenGraph(seg);
@@ -315,16 +349,7 @@ Json IndexJson(const Segment& seg, Status* status) {
     *status = g.status();
     return Json("hnsw (damaged)");
   }
-  Json j = Json::Object();
-  j.Set("kind", "hnsw");
-  j.Set("format_version", index::kHnswFormatVersion);
-  j.Set("m", g->m());
-  j.Set("m0", g->m0());
-  j.Set("ef_construction", g->ef_construction());
-  j.Set("max_level", g->max_level());
-  j.Set("representation", g->has_sq8() ? "sq8" : "float32");
-  j.Set("reused_rows", g->reused_rows());
-  return j;
+  return GraphJson(*g);
 }
 
 Json SegmentSummary(const Segment& seg) {
@@ -557,8 +582,8 @@ Result<uint64_t> LiveSegmentRows(const std::vector<const Segment*>& newest_first
 
 // ---------------------------------------------------------------------------
 // Keyspace databases (docs/FORMAT.md, "Keyspace databases"): CURRENT and the manifest log, KV
-// segments (kv::Segment::Open, then VerifyAll: every checksum and entry); their WAL
-// files go through the one ScanWal.
+// segments (segment format 2: SegmentFile::Open, then Verify: every checksum,
+// block and entry); their WAL files go through the one ScanWal.
 
 namespace {
 
@@ -582,18 +607,9 @@ struct VerifyState {
 
 std::string NamespaceName(uint8_t ns) {
   switch (ns) {
-    case kv::kUserNs: return "user";
-    case kv::kIndexConfigNs: return "index_config";
-    case kv::kIndexEntryNs: return "index_entry";
-  }
-  return "unknown";
-}
-
-std::string ValueKindName(kv::ValueKind k) {
-  switch (k) {
-    case kv::ValueKind::kBytes: return "bytes";
-    case kv::ValueKind::kVector: return "vector";
-    case kv::ValueKind::kTombstone: return "tombstone";
+    case segment::kNamespaceKeys: return "user";
+    case segment::kNamespaceCollections: return "index_config";
+    case segment::kNamespaceRows: return "index_entry";
   }
   return "unknown";
 }
@@ -608,7 +624,7 @@ void KeyFields(Json* j, std::string_view ikey) {
   j->Set("namespace", NamespaceName(ns));
   uint64_t cid = 0;
   std::string_view key;
-  if (ns == kv::kIndexConfigNs) {
+  if (ns == segment::kNamespaceCollections) {
     j->Set("index", EscapedPrefix(rest, kKeyPrefix));
     j->Set("key", Json());
   } else if (engine::ParseRowKey(ikey, &cid, &key)) {
@@ -621,18 +637,44 @@ void KeyFields(Json* j, std::string_view ikey) {
   j->Set("key_length", static_cast<uint64_t>(rest.size()));
 }
 
+// One version of a key as a segment entry or a WAL write holds it.
+struct EntryFields {
+  const char* kind;        // "bytes", "vector" or "tombstone"
+  std::string_view value;  // a bytes value or configuration; a vector's metadata
+  simd::Metric metric = simd::Metric::kL2;
+  uint32_t dim = 0;
+  bool has_metadata = false;
+  const float* vector = nullptr;  // dim floats
+};
+
+EntryFields FieldsOf(const kv::VersionView& v) {
+  const char* kind = v.kind == kv::ValueKind::kBytes    ? "bytes"
+                     : v.kind == kv::ValueKind::kVector ? "vector"
+                                                        : "tombstone";
+  return EntryFields{kind, v.bytes, v.metric, v.dim, v.has_metadata, v.vec};
+}
+
+// `dim`: the dim of the entry's group (vector entries).
+EntryFields FieldsOf(const segment::EntryView& e, uint32_t dim) {
+  const char* kind = e.kind == segment::EntryKind::kBytes    ? "bytes"
+                     : e.kind == segment::EntryKind::kVector ? "vector"
+                                                             : "tombstone";
+  return EntryFields{kind, e.value, e.metric, e.kind == segment::EntryKind::kVector ? dim : 0, e.has_metadata,
+                     e.vector};
+}
+
 // One version: key fields, seq, kind and the value (prefixes only).
-Json KvEntryJson(std::string_view ikey, uint64_t seq, const kv::VersionView& v, uint32_t prefix) {
+Json KvEntryJson(std::string_view ikey, uint64_t seq, const EntryFields& v, uint32_t prefix) {
   Json j = Json::Object();
   KeyFields(&j, ikey);
   j.Set("seq", seq);
-  j.Set("kind", ValueKindName(v.kind));
-  if (v.kind == kv::ValueKind::kBytes) {
-    j.Set("value_length", static_cast<uint64_t>(v.bytes.size()));
-    j.Set("value_prefix", EscapedPrefix(v.bytes, kMetadataPrefix));
+  j.Set("kind", v.kind);
+  if (std::strcmp(v.kind, "bytes") == 0) {
+    j.Set("value_length", static_cast<uint64_t>(v.value.size()));
+    j.Set("value_prefix", EscapedPrefix(v.value, kMetadataPrefix));
     engine::CollectionConfig config;
-    if (!ikey.empty() && static_cast<uint8_t>(ikey[0]) == kv::kIndexConfigNs &&
-        engine::CollectionConfig::Decode(v.bytes, "", &config).ok()) {
+    if (!ikey.empty() && static_cast<uint8_t>(ikey[0]) == segment::kNamespaceCollections &&
+        engine::CollectionConfig::Decode(v.value, "", &config).ok()) {
       Json c = Json::Object();
       c.Set("key_type", config.key_type == engine::KeyType::kU64 ? "u64" : "bytes");
       c.Set("dim", config.dim);
@@ -643,12 +685,12 @@ Json KvEntryJson(std::string_view ikey, uint64_t seq, const kv::VersionView& v, 
       c.Set("shards", config.shards);
       j.Set("index_config", std::move(c));
     }
-  } else if (v.kind == kv::ValueKind::kVector) {
+  } else if (std::strcmp(v.kind, "vector") == 0) {
     j.Set("metric", simd::MetricName(v.metric));
     j.Set("dim", v.dim);
     j.Set("has_metadata", v.has_metadata);
-    if (v.has_metadata) MetadataFields(&j, v.bytes);
-    j.Set("vector_prefix", VectorPrefix(reinterpret_cast<const uint8_t*>(v.vec), v.dim, prefix));
+    if (v.has_metadata) MetadataFields(&j, v.value);
+    j.Set("vector_prefix", VectorPrefix(reinterpret_cast<const uint8_t*>(v.vector), v.dim, prefix));
   }
   return j;
 }
@@ -743,62 +785,109 @@ Json EditJson(const engine::VersionSet::Record& r) {
   return j;
 }
 
-// The segment's file number from its name (0 when it has no seg-N name).
-uint64_t FileNumberOf(const std::string& path) {
-  uint64_t number = 0;
-  engine::files::FileType type;
-  return engine::files::ParseFileName(BaseName(path), &type, &number) && type == engine::files::FileType::kSegment
-             ? number
-             : 0;
+// The error of a keyspace segment of format version 1 (the old keyspace
+// marker in its shard field), OK for any other file.
+Status Format1KeyspaceSegment(const std::string& path) {
+  if (ReadU32At(path, segment::header2::kVersion) != segment::kFormatVersion ||
+      ReadU32At(path, 24) != kFormat1KeyspaceMarker) {
+    return Status::OK();
+  }
+  return Status::InvalidArgument(path + ": a keyspace segment of format version 1, which this version does not read " +
+                                 "(it reads segment format version " + std::to_string(segment::kFormatVersion2) +
+                                 " and does not convert: no migration before 1.0)");
 }
 
-// Opens a KV segment and checks all of it (the engine's Open checks only the
-// container and the group table; entries are checked as they are read).
-Result<std::shared_ptr<kv::Segment>> OpenKvSegment(const std::string& path, uint64_t number) {
-  POMAI_ASSIGN_OR_RETURN(std::shared_ptr<kv::Segment> seg, kv::Segment::Open(env(), path, number));
-  POMAI_RETURN_IF_ERROR(seg->VerifyAll());
+// A KV segment's container (SegmentFile::Open: O(sections)), after refusing
+// one of format version 1.
+Result<std::shared_ptr<segment::SegmentFile>> OpenKvSegmentContainer(const std::string& path) {
+  POMAI_RETURN_IF_ERROR(Format1KeyspaceSegment(path));
+  return segment::SegmentFile::Open(env(), path);
+}
+
+// Opens a KV segment (SegmentFile::Open, which also checks the file number
+// its name holds against its header) and checks all of it
+// (SegmentFile::Verify: every section, block and entry, every graph).
+Result<std::shared_ptr<segment::SegmentFile>> OpenKvSegment(const std::string& path) {
+  POMAI_ASSIGN_OR_RETURN(std::shared_ptr<segment::SegmentFile> seg, OpenKvSegmentContainer(path));
+  POMAI_RETURN_IF_ERROR(seg->Verify());
   return seg;
 }
-Result<std::shared_ptr<kv::Segment>> OpenKvSegment(const std::string& path) {
-  return OpenKvSegment(path, FileNumberOf(path));
+
+const char* GroupKindName(segment::GroupKind kind) {
+  switch (kind) {
+    case segment::GroupKind::kU64: return "u64";
+    case segment::GroupKind::kBytes: return "bytes";
+    case segment::GroupKind::kRecords: return "records";
+  }
+  return "unknown";
+}
+
+// The namespace of a group's rows: a collection's (index entries) or the
+// vector records' (user keys); u64 rows are not keys.
+const char* GroupNamespace(segment::GroupKind kind) {
+  switch (kind) {
+    case segment::GroupKind::kU64: return "u64_rows";
+    case segment::GroupKind::kBytes: return "index_entry";
+    case segment::GroupKind::kRecords: return "user";
+  }
+  return "unknown";
+}
+
+// One vector group: its descriptor, and its graph's parameters (null when it
+// has none).
+Json KvGroupJson(const segment::SegmentFile& seg, uint32_t g) {
+  const segment::GroupInfo& info = seg.group(g);
+  Json j = Json::Object();
+  j.Set("group", g);
+  j.Set("kind", GroupKindName(info.kind));
+  j.Set("namespace", GroupNamespace(info.kind));
+  j.Set("cid", info.kind == segment::GroupKind::kRecords ? Json() : Json(info.cid));
+  j.Set("dim", info.dim);
+  j.Set("metric", simd::MetricName(info.metric));
+  j.Set("rows", info.rows);
+  j.Set("tombstones", info.tombstones);
+  j.Set("rows_per_block", info.rows_per_block);
+  j.Set("blocks", info.blocks());
+  j.Set("min_seq", info.min_seq);
+  j.Set("max_seq", info.max_seq);
+  j.Set("has_graph", info.has_graph);
+  const index::HnswGraph* graph = seg.graph(g);
+  j.Set("graph", graph != nullptr ? GraphJson(*graph) : Json());
+  return j;
 }
 
 // Counts of a KV segment: entries by namespace and kind, vector groups.
-Json KvSegmentSummary(const kv::Segment& seg) {
+Json KvSegmentSummary(const segment::SegmentFile& seg) {
   Json j = Json::Object();
-  uint64_t by_ns[3] = {0, 0, 0}, bytes = 0, vectors = 0, tombstones = 0, value_bytes = 0, min_seq = UINT64_MAX;
-  // The segment passed VerifyAll (OpenKvSegment): every Read succeeds.
-  for (size_t i = 0; i < seg.size(); ++i) {
-    std::string_view key;
-    kv::VersionView v;
-    if (!seg.Read(i, &key, &v).ok()) continue;
-    const uint8_t ns = key.empty() ? 0xFF : static_cast<uint8_t>(key[0]);
-    if (ns <= kv::kIndexEntryNs) ++by_ns[ns];
-    if (v.kind == kv::ValueKind::kBytes) ++bytes;
-    if (v.kind == kv::ValueKind::kVector) ++vectors;
-    if (v.kind == kv::ValueKind::kTombstone) ++tombstones;
-    value_bytes += v.bytes.size();
-    min_seq = std::min(min_seq, v.seq);
+  uint64_t by_ns[3] = {0, 0, 0}, bytes = 0, vectors = 0, tombstones = 0, value_bytes = 0;
+  // The segment passed Verify (OpenKvSegment): every ReadEntry succeeds.
+  for (uint64_t i = 0; i < seg.entry_count(); ++i) {
+    segment::EntryView e;
+    if (!seg.ReadEntry(i, &e).ok()) continue;
+    const uint8_t ns = e.key.empty() ? 0xFF : static_cast<uint8_t>(e.key[0]);
+    if (ns <= segment::kNamespaceRows) ++by_ns[ns];
+    if (e.kind == segment::EntryKind::kBytes) ++bytes;
+    if (e.kind == segment::EntryKind::kVector) ++vectors;
+    if (e.kind == segment::EntryKind::kTombstone) ++tombstones;
+    value_bytes += e.value.size();
   }
+  // The header's seq range covers entries, rows and tombstones; 0..0 when empty.
+  const bool empty = seg.max_seq() == 0;
   j.Set("bytes", seg.file_size());
-  j.Set("entries", static_cast<uint64_t>(seg.size()));
-  j.Set("user_keys", by_ns[0]);
-  j.Set("index_configs", by_ns[1]);
-  j.Set("index_entries", by_ns[2]);
+  j.Set("format_version", segment::kFormatVersion2);
+  j.Set("file_number", seg.file_number());
+  j.Set("entries", seg.entry_count());
+  j.Set("user_keys", by_ns[segment::kNamespaceKeys]);
+  j.Set("index_configs", by_ns[segment::kNamespaceCollections]);
+  j.Set("index_entries", by_ns[segment::kNamespaceRows]);
   j.Set("bytes_values", bytes);
   j.Set("vector_records", vectors);
   j.Set("tombstones", tombstones);
   j.Set("value_bytes", value_bytes);
-  j.Set("min_seq", seg.size() ? Json(min_seq) : Json());
-  j.Set("max_seq", seg.size() ? Json(seg.max_seq()) : Json());
+  j.Set("min_seq", empty ? Json() : Json(seg.min_seq()));
+  j.Set("max_seq", empty ? Json() : Json(seg.max_seq()));
   Json groups = Json::Array();
-  for (const auto& g : seg.groups()) {
-    Json jg = Json::Object();
-    jg.Set("namespace", NamespaceName(g.ns));
-    jg.Set("dim", g.dim);
-    jg.Set("rows", g.rows);
-    groups.Push(std::move(jg));
-  }
+  for (uint32_t g = 0; g < seg.group_count(); ++g) groups.Push(KvGroupJson(seg, g));
   j.Set("vector_groups", std::move(groups));
   return j;
 }
@@ -813,6 +902,10 @@ Json KvSegmentSummary(const kv::Segment& seg) {
 
 // The container (Segment::Open: O(1)) and its marker.
 Result<std::shared_ptr<Segment>> OpenIndexGraphContainer(const std::string& path) {
+  if (ReadU32At(path, segment::header2::kVersion) == segment::kFormatVersion2) {
+    return Status::Corruption(path, segment::header2::kVersion,
+                              "a segment of format version 2 (a keyspace segment), not an index graph file");
+  }
   POMAI_ASSIGN_OR_RETURN(std::shared_ptr<Segment> seg, Segment::Open(env(), path));
   if (seg->info().shard != kv::kIndexGraphMarker) {
     char what[96];
@@ -949,37 +1042,38 @@ void CountLive(std::string_view ikey, bool live, uint64_t seq, LiveKeys* n) {
   if (!live || ikey.empty()) return;
   uint64_t cid = 0;
   std::string_view key;
-  if (static_cast<uint8_t>(ikey[0]) == kv::kUserNs) ++n->user_keys;
-  if (static_cast<uint8_t>(ikey[0]) == kv::kIndexConfigNs) n->live_cids.insert(seq);
+  if (static_cast<uint8_t>(ikey[0]) == segment::kNamespaceKeys) ++n->user_keys;
+  if (static_cast<uint8_t>(ikey[0]) == segment::kNamespaceCollections) n->live_cids.insert(seq);
   if (engine::ParseRowKey(ikey, &cid, &key) && n->live_cids.count(cid)) ++n->index_entries;
 }
 
 // Adds to *n the live keys of the segments (newest first) that `wal` does
 // not write: per key, the version of the newest segment holding it decides
 // (a tombstone: not live). A merge of the segments' sorted entries, each
-// read through kv::Segment::Read (checked; Corruption naming file and offset).
-Status CountLiveKeys(const std::vector<const kv::Segment*>& newest_first, const KeyOverlay& wal, LiveKeys* n) {
+// read through SegmentFile::ReadEntry (checked; Corruption naming file and
+// offset). u64 rows are not entries: they are not counted.
+Status CountLiveKeys(const std::vector<const segment::SegmentFile*>& newest_first, const KeyOverlay& wal,
+                     LiveKeys* n) {
   struct Cursor {
-    const kv::Segment* seg;
-    size_t pos = 0;
-    std::string_view key;
-    kv::VersionView v;
+    const segment::SegmentFile* seg;
+    uint64_t pos = 0;
+    segment::EntryView e;
   };
   std::vector<Cursor> cursors;  // in age order: 0 = the newest segment
-  for (const kv::Segment* seg : newest_first) cursors.push_back(Cursor{seg, 0, {}, {}});
-  auto load = [](Cursor* c) { return c->pos < c->seg->size() ? c->seg->Read(c->pos, &c->key, &c->v) : Status::OK(); };
+  for (const segment::SegmentFile* seg : newest_first) cursors.push_back(Cursor{seg, 0, {}});
+  auto load = [](Cursor* c) { return c->pos < c->seg->entry_count() ? c->seg->ReadEntry(c->pos, &c->e) : Status::OK(); };
   for (Cursor& c : cursors) POMAI_RETURN_IF_ERROR(load(&c));
   for (;;) {
     const Cursor* newest = nullptr;
     for (const Cursor& c : cursors) {
-      if (c.pos < c.seg->size() && (newest == nullptr || c.key < newest->key)) newest = &c;
+      if (c.pos < c.seg->entry_count() && (newest == nullptr || c.e.key < newest->e.key)) newest = &c;
     }
     if (newest == nullptr) return Status::OK();
-    const std::string key(newest->key);
-    if (wal.find(key) == wal.end()) CountLive(key, newest->v.kind != kv::ValueKind::kTombstone, newest->v.seq, n);
+    const std::string key(newest->e.key);
+    if (wal.find(key) == wal.end()) CountLive(key, newest->e.kind != segment::EntryKind::kTombstone, newest->e.seq, n);
     // Every cursor at this key moves past it (the newest one at least, so the merge ends).
     for (Cursor& c : cursors) {
-      while (c.pos < c.seg->size() && c.key == key) {
+      while (c.pos < c.seg->entry_count() && c.e.key == key) {
         ++c.pos;
         POMAI_RETURN_IF_ERROR(load(&c));
       }
@@ -1021,7 +1115,7 @@ Report KvInspectDirOnce(const std::string& dir) {
   std::vector<uint64_t> present;
   // For the live key count: the live segments by number, what the replayed
   // commit records write, and whether every live file could be read.
-  std::map<uint64_t, std::shared_ptr<kv::Segment>> live_segments;
+  std::map<uint64_t, std::shared_ptr<segment::SegmentFile>> live_segments;
   KeyOverlay replayed;
   bool live_readable = manifest != nullptr;
   uint64_t prev_seq = manifest ? manifest->last_seq : 0;
@@ -1048,7 +1142,7 @@ Report KvInspectDirOnce(const std::string& dir) {
       j.Set("file", f.name);
       j.Set("number", f.number);
       j.Set("live", live);
-      auto seg = OpenKvSegment(path, f.number);
+      auto seg = OpenKvSegment(path);
       if (!seg.ok()) {
         j.Set("bytes", bytes);
         j.Set("error", Problem(seg.status(), path));
@@ -1058,7 +1152,7 @@ Report KvInspectDirOnce(const std::string& dir) {
         Merge(&j, KvSegmentSummary(**seg));
         j.Set("error", Json());
         if (live) {
-          total_entries += (*seg)->size();
+          total_entries += (*seg)->entry_count();
           live_segments[f.number] = *seg;
         }
       }
@@ -1112,10 +1206,12 @@ Report KvInspectDirOnce(const std::string& dir) {
   // missing or unreadable.
   std::optional<LiveKeys> live_keys;
   if (live_readable && missing.items().empty()) {
-    std::vector<const kv::Segment*> newest_first;
+    std::vector<const segment::SegmentFile*> newest_first;
     for (uint64_t n : named) newest_first.push_back(live_segments.at(n).get());
     LiveKeys counted;
-    auto is_config = [](const std::string& key) { return static_cast<uint8_t>(key[0]) == kv::kIndexConfigNs; };
+    auto is_config = [](const std::string& key) {
+      return static_cast<uint8_t>(key[0]) == segment::kNamespaceCollections;
+    };
     for (const auto& [key, w] : replayed) {
       if (is_config(key)) CountLive(key, w.live, w.seq, &counted);
     }
@@ -1150,8 +1246,11 @@ Report KvInspectDir(const std::string& dir) {
   return r;
 }
 
-std::string KvSegmentDetail(const kv::Segment& seg) {
-  return std::to_string(seg.size()) + " entries, " + std::to_string(seg.groups().size()) + " vector groups";
+std::string KvSegmentDetail(const segment::SegmentFile& seg) {
+  uint32_t graphs = 0;
+  for (uint32_t g = 0; g < seg.group_count(); ++g) graphs += seg.group(g).has_graph ? 1 : 0;
+  return std::to_string(seg.entry_count()) + " entries, " + std::to_string(seg.group_count()) + " vector groups" +
+         (graphs ? ", " + std::to_string(graphs) + " hnsw graphs" : std::string());
 }
 
 std::string ManifestDetail(const ManifestLog& m) {
@@ -1198,13 +1297,13 @@ void KvVerifyDirOnce(const std::string& dir, VerifyState* st) {
       st->Check(path, FileKind::kKvSegment, Status::Corruption(decoded->path + " names " + path + ", which is missing"));
       continue;
     }
-    auto seg = OpenKvSegment(path, meta.number);
+    auto seg = OpenKvSegment(path);
     Status s = seg.status();
     if (s.ok() && (*seg)->file_size() != meta.file_size) {
       s = Status::Corruption(path + " holds " + std::to_string((*seg)->file_size()) + " bytes; the manifest says " +
                              std::to_string(meta.file_size));
-    } else if (s.ok() && (*seg)->size() > 0 && (*seg)->max_seq() > meta.last_seq) {
-      s = Status::Corruption(path, 56, "segment max_seq " + std::to_string((*seg)->max_seq()) +
+    } else if (s.ok() && (*seg)->max_seq() > meta.last_seq) {
+      s = Status::Corruption(path, segment::header2::kMaxSeq, "segment max_seq " + std::to_string((*seg)->max_seq()) +
                                            " is above the last seq " + std::to_string(meta.last_seq) +
                                            " the manifest gives it");
     }
@@ -1235,21 +1334,25 @@ void KvDump(const std::string& file, FileKind kind, const InspectOptions& opt, R
       Fail(r, Problem(opened.status(), file));
       return;
     }
-    const kv::Segment& seg = **opened;
+    const segment::SegmentFile& seg = **opened;
     r->json.Set("summary", KvSegmentSummary(seg));
-    r->json.Set("total_entries", static_cast<uint64_t>(seg.size()));
+    r->json.Set("total_entries", seg.entry_count());
     Json entries = Json::Array();
-    for (size_t i = 0; i < seg.size() && i < limit; ++i) {
-      std::string_view key;
-      kv::VersionView v;
-      Status s = seg.Read(i, &key, &v);
+    for (uint64_t i = 0; i < seg.entry_count() && i < limit; ++i) {
+      segment::EntryView e;
+      Status s = seg.ReadEntry(i, &e);
       if (!s.ok()) {
         Fail(r, Problem(s, file));
         break;
       }
+      const bool vector = e.kind == segment::EntryKind::kVector;
       Json j = Json::Object();
-      j.Set("entry", static_cast<uint64_t>(i));
-      Merge(&j, KvEntryJson(key, v.seq, v, opt.prefix));
+      j.Set("entry", i);
+      Merge(&j, KvEntryJson(e.key, e.seq, FieldsOf(e, vector ? seg.group(e.group).dim : 0), opt.prefix));
+      if (vector) {
+        j.Set("group", e.group);
+        j.Set("row", e.row);
+      }
       entries.Push(std::move(j));
     }
     r->json.Set("entries", std::move(entries));
@@ -1272,7 +1375,7 @@ void KvDump(const std::string& file, FileKind kind, const InspectOptions& opt, R
       for (const auto& w : writes) {
         if (shown >= limit) break;
         ++shown;
-        jw.Push(KvEntryJson(w.key, rec.seq, kv::ViewOf(rec.seq, *w.value), opt.prefix));
+        jw.Push(KvEntryJson(w.key, rec.seq, FieldsOf(kv::ViewOf(rec.seq, *w.value)), opt.prefix));
       }
       j.Set("writes", std::move(jw));
       records.Push(std::move(j));
@@ -1532,18 +1635,84 @@ Report InspectDir(const std::string& dir, const InspectOptions& opt) {
 // ---------------------------------------------------------------------------
 // pomai-inspect segment FILE
 
+namespace {
+
+// The footer of a segment file of either format (the same 32 bytes).
+Json FooterJson(const uint8_t* base, uint64_t file_size) {
+  const uint8_t* footer = base + file_size - segment::kFooterSize;
+  Json f = Json::Object();
+  f.Set("section_table_offset", DecodeFixed64(footer + segment::footer2::kTableOffset));
+  f.Set("section_count", DecodeFixed32(footer + segment::footer2::kSectionCount));
+  f.Set("table_crc", DecodeFixed32(footer + segment::footer2::kTableCrc));
+  f.Set("file_size", DecodeFixed64(footer + segment::footer2::kFileSize));
+  f.Set("magic", std::string(segment::kFooterMagic, 8));
+  return f;
+}
+
+// segment FILE of a keyspace segment (format 2): the container as
+// SegmentFile::Open read it, then the kv summary after Verify (every check;
+// null when it fails).
+void InspectKvSegment(const std::string& file, Report* r) {
+  auto opened = OpenKvSegmentContainer(file);
+  if (!opened.ok()) {
+    Fail(r, Problem(opened.status(), file));
+    return;
+  }
+  const segment::SegmentFile& seg = **opened;
+  const uint8_t* base = reinterpret_cast<const uint8_t*>(seg.base());
+  Json header = Json::Object();
+  header.Set("magic", std::string(segment::kMagic, 8));
+  header.Set("format_version", segment::kFormatVersion2);
+  header.Set("header_size", static_cast<uint64_t>(segment::kHeaderSize));
+  header.Set("header_crc", DecodeFixed32(base + segment::header2::kCrc));
+  header.Set("bytes", seg.file_size());
+  header.Set("file_number", seg.file_number());
+  header.Set("min_seq", seg.min_seq());
+  header.Set("max_seq", seg.max_seq());
+  header.Set("entry_count", seg.entry_count());
+  header.Set("group_count", seg.group_count());
+  r->json.Set("header", std::move(header));
+
+  Json sections = Json::Array();
+  for (const segment::SegmentFile::SectionRef& s : seg.sections()) {
+    Json j = Json::Object();
+    j.Set("kind", segment::KindNumber(s.kind));
+    j.Set("name", SectionName2(s.kind));
+    j.Set("group", s.group == segment::kFileLevel ? Json() : Json(s.group));
+    j.Set("offset", s.offset);
+    j.Set("length", s.length);
+    j.Set("crc", s.crc);
+    j.Set("crc_ok", crc32c::Value(base + s.offset, static_cast<size_t>(s.length)) == s.crc);
+    sections.Push(std::move(j));
+  }
+  r->json.Set("sections", std::move(sections));
+  r->json.Set("footer", FooterJson(base, seg.file_size()));
+  // Graphs are per group (the kv summary's vector_groups).
+  r->json.Set("index", Json());
+  r->json.Set("index_graph", Json());
+  r->json.Set("keyspace", true);
+  Status v = seg.Verify();
+  r->json.Set("kv", v.ok() ? KvSegmentSummary(seg) : Json());
+  if (!v.ok()) Fail(r, Problem(v, file));
+}
+
+}  // namespace
+
 Report InspectSegment(const std::string& file, const InspectOptions& opt) {
   Report r;
   r.json.Set("command", "segment");
   r.json.Set("file", file);
   r.json.Set("ok", true);
+  if (SegmentKindOf(file) == FileKind::kKvSegment) {
+    InspectKvSegment(file, &r);
+    return r;
+  }
   auto opened = Segment::Open(env(), file);
   if (!opened.ok()) {
     Fail(&r, Problem(opened.status(), file));
     return r;
   }
   const Segment& seg = **opened;
-  const bool is_kv = seg.info().shard == engine::kv::kKvSegmentMarker;
   const uint8_t* base = reinterpret_cast<const uint8_t*>(seg.base());
   Json header = SegmentSummary(seg);
   header.Set("magic", std::string(segment::kMagic, 8));
@@ -1563,15 +1732,7 @@ Report InspectSegment(const std::string& file, const InspectOptions& opt) {
     sections.Push(std::move(j));
   }
   r.json.Set("sections", std::move(sections));
-
-  const uint8_t* footer = base + seg.file_size() - segment::kFooterSize;
-  Json f = Json::Object();
-  f.Set("section_table_offset", DecodeFixed64(footer));
-  f.Set("section_count", DecodeFixed32(footer + 8));
-  f.Set("table_crc", DecodeFixed32(footer + 12));
-  f.Set("file_size", DecodeFixed64(footer + 16));
-  f.Set("magic", std::string(segment::kFooterMagic, 8));
-  r.json.Set("footer", std::move(f));
+  r.json.Set("footer", FooterJson(base, seg.file_size()));
 
   Status gs;
   r.json.Set("index", IndexJson(seg, &gs));
@@ -1579,17 +1740,7 @@ Report InspectSegment(const std::string& file, const InspectOptions& opt) {
   // An index graph file: what it holds (verify checks all of it).
   const bool is_graph_file = seg.info().shard == engine::kv::kIndexGraphMarker;
   r.json.Set("index_graph", is_graph_file ? IndexGraphSummary(seg) : Json());
-  // A keyspace segment: its entries through kv::Segment::Open and VerifyAll (every check).
-  r.json.Set("keyspace", is_kv);
-  if (is_kv) {
-    auto kvseg = OpenKvSegment(file);
-    if (kvseg.ok()) {
-      r.json.Set("kv", KvSegmentSummary(**kvseg));
-    } else {
-      r.json.Set("kv", Json());
-      if (r.exit_code == 0) Fail(&r, Problem(kvseg.status(), file));
-    }
-  }
+  r.json.Set("keyspace", false);
   return r;
 }
 
@@ -1905,11 +2056,62 @@ Report Dump(const std::string& file, const InspectOptions& opt) {
 // ---------------------------------------------------------------------------
 // pomai-inspect graph FILE
 
+namespace {
+
+// The report of one graph (levels, degrees, reachability, Verify) into *r.
+void GraphReport(const index::HnswGraph& graph, simd::Metric metric, const std::string& file, Report* r);
+
+// graph FILE of a keyspace segment: the graph of group opt.group, or of the
+// first group that has one.
+void KvGraph(const std::string& file, const InspectOptions& opt, Report* r) {
+  auto opened = OpenKvSegmentContainer(file);
+  if (!opened.ok()) {
+    Fail(r, Problem(opened.status(), file));
+    return;
+  }
+  const segment::SegmentFile& seg = **opened;
+  Json with_graph = Json::Array();
+  std::optional<uint32_t> group = opt.group;
+  for (uint32_t g = 0; g < seg.group_count(); ++g) {
+    if (seg.graph(g) == nullptr) continue;
+    with_graph.Push(Json(g));
+    if (!group) group = g;
+  }
+  r->json.Set("groups_with_graph", std::move(with_graph));
+  r->json.Set("group", group ? Json(*group) : Json());
+  if (!group) {
+    Fail(r, Problem(Status::NotFound(file + ": no vector group of this segment has an HNSW graph"), file));
+    return;
+  }
+  if (*group >= seg.group_count() || seg.graph(*group) == nullptr) {
+    Fail(r, Problem(Status::InvalidArgument(file + ": group " + std::to_string(*group) + " of " +
+                                            std::to_string(seg.group_count()) + " has no HNSW graph"),
+                    file));
+    return;
+  }
+  const segment::GroupInfo& info = seg.group(*group);
+  r->json.Set("group_kind", GroupKindName(info.kind));
+  r->json.Set("cid", info.kind == segment::GroupKind::kRecords ? Json() : Json(info.cid));
+  GraphReport(*seg.graph(*group), info.metric, file, r);
+}
+
+}  // namespace
+
 Report Graph(const std::string& file, const InspectOptions& opt) {
   Report r;
   r.json.Set("command", "graph");
   r.json.Set("file", file);
   r.json.Set("ok", true);
+  if (SegmentKindOf(file) == FileKind::kKvSegment) {
+    KvGraph(file, opt, &r);
+    return r;
+  }
+  if (opt.group) {
+    Fail(&r, Problem(Status::InvalidArgument(file + ": --group applies to a keyspace segment (format 2), and this "
+                                                    "file has one graph"),
+                     file));
+    return r;
+  }
   auto opened = Segment::Open(env(), file);
   if (!opened.ok()) {
     Fail(&r, Problem(opened.status(), file));
@@ -1921,16 +2123,25 @@ Report Graph(const std::string& file, const InspectOptions& opt) {
     Fail(&r, Problem(g.status(), file));
     return r;
   }
+  GraphReport(*g, seg.info().metric, file, &r);
+  return r;
+}
+
+namespace {
+
+void GraphReport(const index::HnswGraph& graph, simd::Metric metric, const std::string& file, Report* out) {
+  Report& r = *out;
+  const index::HnswGraph* g = &graph;
   auto stats = g->Stats();
   if (!stats.ok()) {
     Fail(&r, Problem(stats.status(), file));
-    return r;
+    return;
   }
   const index::HnswStats& st = *stats;
   r.json.Set("format_version", index::kHnswFormatVersion);
   r.json.Set("rows", st.rows);
   r.json.Set("dim", st.dim);
-  r.json.Set("metric", simd::MetricName(seg.info().metric));
+  r.json.Set("metric", simd::MetricName(metric));
   r.json.Set("m", st.m);
   r.json.Set("m0", st.m0);
   r.json.Set("ef_construction", st.ef_construction);
@@ -1955,7 +2166,7 @@ Report Graph(const std::string& file, const InspectOptions& opt) {
       Status s = g->Links(row, level, &ids, &count);
       if (!s.ok()) {
         Fail(&r, Problem(s, file));
-        return r;
+        return;
       }
       ++nodes;
       edges += count;
@@ -1991,7 +2202,7 @@ Report Graph(const std::string& file, const InspectOptions& opt) {
       Status s = g->Links(queue[head], 0, &ids, &count);
       if (!s.ok()) {
         Fail(&r, Problem(s, file));
-        return r;
+        return;
       }
       for (uint32_t j = 0; j < count; ++j) {
         if (ids[j] < st.rows && !seen[ids[j]]) {  // ids are checked by Verify, not by Links
@@ -2011,7 +2222,8 @@ Report Graph(const std::string& file, const InspectOptions& opt) {
   Status v = g->Verify();
   r.json.Set("verified", v.ok());
   if (!v.ok()) Fail(&r, Problem(v, file));
-  return r;
 }
+
+}  // namespace
 
 }  // namespace pomai::inspect

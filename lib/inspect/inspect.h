@@ -1,13 +1,14 @@
 // The checks and reports of pomai-inspect: read-only views of a database
 // directory and of its files (docs/FORMAT.md, "pomai-inspect"). Every command
 // builds one JSON report through the engine's own readers (Segment,
-// HnswGraph, wal::Reader, Manifest::Decode, wal::DecodeRecord); nothing is opened
+// SegmentFile, HnswGraph, wal::Reader, Manifest::Decode, wal::DecodeRecord); nothing is opened
 // for writing and the LOCK file is never touched, so a database may be open
 // in another process. Linked by the tool (tools/) and by libpomai_c.so,
 // whose pomai_verify runs Verify on the directory of an open database.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "inspect/json.h"
@@ -18,6 +19,7 @@ struct InspectOptions {
   uint64_t limit = 10;       // dump: rows (segment) or operations (WAL) to show; 0 = all
   uint32_t prefix = 4;       // dump: vector components to show
   std::string kind;          // "", "segment", "wal" or "manifest": overrides detection
+  std::optional<uint32_t> group;  // graph: the vector group of a keyspace segment (default: the first with a graph)
 };
 
 // A command's result: the report and the process exit status (0 fine, 1 a
@@ -45,7 +47,8 @@ Report Verify(const std::string& path, const InspectOptions& opt);
 Report VerifyWithoutFiles(const std::string& path, const std::string& why);
 // Rows, records or fields of one file.
 Report Dump(const std::string& file, const InspectOptions& opt);
-// A segment's HNSW graph: levels, degrees, reachability, Verify.
+// A segment's HNSW graph: levels, degrees, reachability, Verify; of a
+// keyspace segment, the graph of one vector group (opt.group).
 Report Graph(const std::string& file, const InspectOptions& opt);
 
 }  // namespace pomai::inspect

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inspect_support import KV_DIM, file_hashes, flip, make_kv_db, segments, wal_record, wals
+from inspect_support import KV_DIM, crc32c, file_hashes, flip, make_kv_db, segments, wal_record, wals
 
 
 # The cid of make_kv_db's index "idx": the seq of the commit that created it
@@ -84,12 +84,80 @@ def test_segment_names_the_kv_sections(inspect_tool, kv_dir):
     assert run.code == 0, run.out
     r = run.json
     assert r["keyspace"] is True and r["kv"]["entries"] == 11
-    names = {s["kind"]: s["name"] for s in r["sections"]}
-    assert [names[k] for k in range(64, 71)] == ["kv entries", "kv keys", "kv values", "kv groups",
-                                                "kv vector rows", "kv vector data", "kv format"]
+    h = r["header"]
+    assert (h["magic"], h["format_version"], h["header_size"]) == ("POMAISEG", 2, 128)
+    assert (h["entry_count"], h["group_count"], h["min_seq"], h["max_seq"]) == (11, 2, 1, 3)
+    assert h["file_number"] == int(seg.name[4:10]) and h["bytes"] == seg.stat().st_size
+    # File level: kinds 128..131, group null; each group: its kinds, named from the registry.
+    file_level = {s["kind"]: s["name"] for s in r["sections"] if s["group"] is None}
+    assert file_level == {128: "entries", 129: "keys", 130: "values", 131: "groups"}
+    by_group = {}
+    for s in r["sections"]:
+        if s["group"] is not None:
+            by_group.setdefault(s["group"], {})[s["kind"]] = s["name"]
+    assert sorted(by_group) == [0, 1]
+    for g in r["kv"]["vector_groups"]:
+        kinds = by_group[g["group"]]
+        assert {k: kinds[k] for k in (146, 147, 152)} == {146: "row entries", 147: "vectors", 152: "block CRCs"}
+        assert not set(kinds) & {144, 145, 148, 149, 150, 151}  # u64 groups' kinds only
+        assert (160 in kinds) == g["has_graph"]
+        if g["has_graph"]:
+            assert kinds[160] == "hnsw header" and kinds[162] == "hnsw layer-0 links"
     assert all(s["crc_ok"] for s in r["sections"])
+    assert all(s["offset"] % 64 == 0 and s["offset"] >= 128 for s in r["sections"])
+    f = r["footer"]
+    assert f["section_count"] == len(r["sections"]) and f["file_size"] == seg.stat().st_size
+    assert f["section_table_offset"] + 32 * f["section_count"] + 32 == f["file_size"]
     text = inspect_tool("segment", seg)
-    assert text.code == 0 and "kv vector data" in text.out and "keyspace segment: 11 entries" in text.out
+    assert text.code == 0 and "keyspace segment: 11 entries" in text.out
+    assert "format_version 2" in text.out and "row entries" in text.out and "block CRCs" in text.out
+
+
+def test_kv_segment_summary_lists_its_groups(inspect_tool, kv_dir):
+    """One group per (dim, metric) of vector records and one per collection:
+    its kind, cid (null for records), dim, metric, rows, block size, graph."""
+    seg = segments(kv_dir)[0]
+    r = inspect_tool("--json", "segment", seg).json
+    groups = r["kv"]["vector_groups"]
+    assert [g["group"] for g in groups] == [0, 1]
+    # Descriptors ascend by kind: 2 (byte-keyed collection rows), then 3 (vector records).
+    entries, records = groups
+    assert (entries["kind"], entries["namespace"], entries["cid"]) == ("bytes", "index_entry", IDX_CID)
+    assert (records["kind"], records["namespace"], records["cid"]) == ("records", "user", None)
+    for g, rows, seq in ((entries, 3, 3), (records, 1, 1)):  # e0..e2 at seq 3, vec-a at seq 1
+        assert (g["dim"], g["metric"], g["rows"], g["tombstones"]) == (KV_DIM, "l2", rows, 0)
+        assert g["rows_per_block"] == 4096 and g["blocks"] == 1  # 64 KiB / (4 floats * 4 bytes)
+        assert isinstance(g["has_graph"], bool) and (g["graph"] is not None) == g["has_graph"]
+        assert (g["min_seq"], g["max_seq"]) == (seq, seq)
+    assert not records["has_graph"]  # vector records have no graph
+    # The directory summary lists the same groups.
+    summary = inspect_tool("--json", kv_dir).json
+    assert summary["segments"][0]["vector_groups"] == groups
+    text = inspect_tool("segment", seg).out
+    assert f"g0 bytes cid {IDX_CID} dim {KV_DIM} l2: 3 rows" in text
+    assert f"g1 records dim {KV_DIM} l2: 1 rows" in text
+    assert f"g1 records dim {KV_DIM} l2: 1 rows" in inspect_tool(kv_dir).out
+
+
+def test_graph_of_a_kv_segment_is_a_groups_graph(inspect_tool, kv_dir):
+    """graph FILE of a keyspace segment shows one group's graph (--group G, or
+    the first group with one). Today's flushes write no graph into segments
+    (a named index's graph is its idx-*.pgraph file): then graph FILE says so."""
+    seg = segments(kv_dir)[0]
+    groups = inspect_tool("--json", "segment", seg).json["kv"]["vector_groups"]
+    with_graph = [g["group"] for g in groups if g["has_graph"]]
+    run = inspect_tool("--json", "graph", seg)
+    assert run.json["groups_with_graph"] == with_graph
+    if with_graph:
+        assert run.code == 0, run.out
+        assert run.json["group"] == with_graph[0] and run.json["rows"] == groups[with_graph[0]]["rows"]
+        assert run.json["verified"] is True
+    else:
+        assert run.code == 1 and "no vector group of this segment has an HNSW graph" in run.json["error"]["message"]
+    records = next(g["group"] for g in groups if g["kind"] == "records")
+    bad = inspect_tool("--json", "graph", seg, "--group", str(records))
+    assert bad.code == 1 and f"group {records} of 2 has no HNSW graph" in bad.json["error"]["message"]
+    assert inspect_tool("--json", "graph", seg, "--group", "9").code == 1
 
 
 def test_dump_kv_segment(inspect_tool, kv_dir):
@@ -188,13 +256,96 @@ def assert_fails_at(inspect_tool, target: Path, file: Path, offset: int) -> None
 
 def test_verify_flipped_byte_in_kv_segment(inspect_tool, kv_dir):
     seg = segments(kv_dir)[0]
-    values = next(s for s in inspect_tool("--json", "segment", seg).json["sections"] if s["name"] == "kv values")
+    values = next(s for s in inspect_tool("--json", "segment", seg).json["sections"] if s["name"] == "values")
+    assert (values["kind"], values["group"]) == (130, None)
     flip(seg, values["offset"] + 3)
     assert_fails_at(inspect_tool, kv_dir, seg, values["offset"])
     assert_fails_at(inspect_tool, seg, seg, values["offset"])
     summary = inspect_tool("--json", kv_dir)
     assert summary.code == 1 and summary.json["segments"][0]["error"]["offset"] == values["offset"]
     assert inspect_tool("--json", "dump", seg).code == 1
+
+
+def group_section(inspect_tool, seg: Path, group_kind: str, name: str) -> dict:
+    """The section `name` of the segment's first group of kind `group_kind`."""
+    r = inspect_tool("--json", "segment", seg).json
+    g = next(g["group"] for g in r["kv"]["vector_groups"] if g["kind"] == group_kind)
+    return next(s for s in r["sections"] if s["group"] == g and s["name"] == name)
+
+
+def test_verify_flipped_byte_in_a_vector_block(inspect_tool, kv_dir):
+    """A byte of a vector record's floats: the vectors section's checksum (the
+    first check Verify makes) fails, naming the file and the section."""
+    seg = segments(kv_dir)[0]
+    vectors = group_section(inspect_tool, seg, "records", "vectors")
+    assert vectors["kind"] == 147 and vectors["length"] == 4 * KV_DIM
+    flip(seg, vectors["offset"] + 5)
+    assert_fails_at(inspect_tool, seg, seg, vectors["offset"])
+    assert_fails_at(inspect_tool, kv_dir, seg, vectors["offset"])
+    run = inspect_tool("--json", "verify", seg)
+    assert run.json["error"]["code"] == 5  # Corruption
+    assert "checksum mismatch" in run.json["error"]["message"] and str(seg) in run.json["error"]["message"]
+    assert [c["kind"] for c in run.json["checked"]] == ["kv_segment"]
+    r = inspect_tool("--json", "segment", seg)
+    assert r.code == 1 and r.json["kv"] is None
+    assert [s["crc_ok"] for s in r.json["sections"] if s["offset"] == vectors["offset"]] == [False]
+    assert "MISMATCH" in inspect_tool("segment", seg).out
+    summary = inspect_tool("--json", kv_dir)
+    assert summary.code == 1 and summary.json["totals"]["live_keys"] is None
+    assert inspect_tool("--json", "dump", seg).code == 1
+
+
+def test_verify_finds_a_damaged_block_under_a_recomputed_section_checksum(inspect_tool, kv_dir):
+    """The floats changed and the section table (entry CRC, table CRC in the
+    footer) made to agree: the block CRC (section 152) still catches it."""
+    seg = segments(kv_dir)[0]
+    vectors = group_section(inspect_tool, seg, "bytes", "vectors")
+    data = bytearray(seg.read_bytes())
+    data[vectors["offset"] + 1] ^= 0x5A
+    table = struct.unpack_from("<Q", data, len(data) - 32)[0]
+    count = struct.unpack_from("<I", data, len(data) - 24)[0]
+    [entry] = [table + 32 * i for i in range(count)
+               if struct.unpack_from("<Q", data, table + 32 * i + 8)[0] == vectors["offset"]]
+    body = bytes(data[vectors["offset"]:vectors["offset"] + vectors["length"]])
+    struct.pack_into("<I", data, entry + 24, crc32c(body))
+    struct.pack_into("<I", data, len(data) - 20, crc32c(bytes(data[table:table + 32 * count])))
+    seg.write_bytes(bytes(data))
+    sections = inspect_tool("--json", "segment", seg).json["sections"]
+    assert [s["crc_ok"] for s in sections if s["offset"] == vectors["offset"]] == [True]
+    run = inspect_tool("--json", "verify", seg)
+    assert run.code == 1, run.out
+    err = run.json["error"]
+    assert err["file"] == str(seg) and err["offset"] == vectors["offset"]
+    assert "checksum mismatch in block 0" in err["message"]
+    assert_fails_at(inspect_tool, kv_dir, seg, vectors["offset"])
+
+
+def test_a_format_1_keyspace_segment_is_refused_by_name(inspect_tool, kv_dir):
+    """A container of format version 1 with the old keyspace marker (shard
+    field 0x4B565347) is a keyspace segment this version does not read: each
+    command says so, naming the file, and exits 1."""
+    seg = segments(kv_dir)[0]
+    data = bytearray(seg.read_bytes())
+    struct.pack_into("<I", data, 8, 1)
+    struct.pack_into("<I", data, 24, 0x4B565347)
+    old = kv_dir.parent / "old.pseg"
+    old.write_bytes(bytes(data))
+    for command in ("verify", "segment", "dump", "graph"):
+        run = inspect_tool("--json", command, old)
+        assert run.code == 1, (command, run.out, run.err)
+        err = run.json["error"]
+        assert err["file"] == str(old), command
+        assert f"{old}: a keyspace segment of format version 1, which this version does not read" in err["message"]
+        text = inspect_tool(command, old)
+        assert text.code == 1 and "a keyspace segment of format version 1" in text.out and text.err == ""
+    assert inspect_tool("--json", "dump", old).json["kind"] == "kv_segment"
+    # As a live segment of a database: the summary and verify fail on it.
+    seg.write_bytes(bytes(data))
+    summary = inspect_tool("--json", kv_dir)
+    assert summary.code == 1 and "format version 1" in summary.json["segments"][0]["error"]["message"]
+    assert summary.json["totals"]["live_keys"] is None
+    v = inspect_tool("--json", "verify", kv_dir)
+    assert v.code == 1 and v.json["error"]["file"] == str(seg) and "format version 1" in v.json["error"]["message"]
 
 
 def test_verify_flipped_byte_in_kv_wal_record(inspect_tool, kv_dir):
@@ -493,14 +644,14 @@ def test_index_graph_file_that_is_not_one(inspect_tool, graph_dir):
         db.flush()
     finally:
         db.close()
-    # A KV segment under a graph file's name: its marker is not the graph files' (offset 24).
+    # A KV segment under a graph file's name: of format version 2 (offset 8), not a graph file.
     fake = graph_dir / graph_file_name("other", 1)
     fake.write_bytes(segments(graph_dir)[0].read_bytes())
     run = inspect_tool("--json", graph_dir)
     assert run.code == 0, run.out
     g = next(g for g in run.json["index_graphs"] if g["file"] == fake.name)
-    assert g["error"]["file"] == str(fake) and g["error"]["offset"] == 24 and g["rows"] is None
-    assert "not the index graph marker" in g["error"]["message"]
+    assert g["error"]["file"] == str(fake) and g["error"]["offset"] == 8 and g["rows"] is None
+    assert "format version 2 (a keyspace segment), not an index graph file" in g["error"]["message"]
     assert "damaged:" in inspect_tool(graph_dir).out
     v = inspect_tool("--json", "verify", graph_dir)
     assert v.code == 0 and [n["file"] for n in v.json["notes"]] == [str(fake)]

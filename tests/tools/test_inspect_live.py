@@ -202,7 +202,11 @@ def test_live_keys_unknown_when_a_live_segment_is_damaged(inspect_tool, tmp_path
         kv_fill(m, 1)
     finally:
         m.db.close()
-    flip(segments(path)[0], 200)
+    seg = segments(path)[0]
+    entries = next(s for s in inspect_tool("--json", "segment", seg).json["sections"] if s["name"] == "entries")
+    assert (entries["kind"], entries["group"]) == (128, None)
+    flip(seg, entries["offset"] + 50)  # inside the second 48-byte entry
     run = inspect_tool("--json", path)
     assert run.code == 1
     assert run.json["totals"]["live_keys"] is None and run.json["totals"]["live_index_entries"] is None
+    assert (run.json["error"]["file"], run.json["error"]["offset"]) == (str(seg), entries["offset"])

@@ -30,6 +30,7 @@ def test_help_of_each_command_goes_to_stdout(inspect_tool, db_dir, command):
     # The command's own options only.
     assert ("--limit" in run.out) == (command == "dump")
     assert ("--kind" in run.out) == (command in ("verify", "dump"))
+    assert ("--group" in run.out) == (command == "graph")
     # COMMAND --help (for the summary: DIR --help) prints the same.
     args = (db_dir, "--help") if command == "summary" else (command, "--help")
     same = inspect_tool(*args)
@@ -76,6 +77,9 @@ def usage_errors(db, seg, wal):
         (("bogus", db), "unknown command 'bogus'"),
         (("verify", db, "--limit", "5"), "verify does not take --limit"),
         (("graph", seg, "--prefix", "8"), "graph does not take --prefix"),
+        (("graph", seg, "--group"), "--group needs a group number"),
+        (("graph", seg, "--group", "x"), "--group needs a group number"),
+        (("dump", seg, "--group", "1"), "dump does not take --group"),
         (("segment", seg, "--kind", "segment"), "segment does not take --kind"),
         ((db, "--prefix", "2"), "the summary (pomai-inspect DIR) does not take --prefix"),
         (("verify", db, "--kind", "wal"), "--kind applies to a file"),
