@@ -258,7 +258,7 @@ TEST_F(VerifyKvDb, ASegmentDamagedWhileOpenIsReportedWithFileAndOffset) {
   Commit(0, 50);
   ASSERT_EQ(Code(pomai_db_flush(db_)), 0);
   const std::string seg = FilesNamed(dir_.path(), "seg-", ".pseg").at(0);
-  const uint64_t keys = SectionOffset(seg, 65);  // kv keys
+  const uint64_t keys = SectionOffset(seg, 129);  // the keys section (format 2)
   ASSERT_GT(keys, 0u);
   Flip(seg, keys + 5);
   Verified v = Verify(db_);

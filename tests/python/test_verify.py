@@ -216,7 +216,7 @@ def test_alopex_verify_reports_a_segment_damaged_while_open(kv_db, tmp_path):
     commit(kv_db, 0, 50)
     kv_db.flush()
     [seg] = segments(tmp_path / "kv")
-    keys = section_offset(seg, 65)  # kv keys
+    keys = section_offset(seg, 129)  # the keys section (format 2)
     flip(seg, keys + 7)
     report = kv_db.verify()
     assert report["ok"] is False
