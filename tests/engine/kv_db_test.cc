@@ -418,6 +418,16 @@ std::vector<std::string> SegmentRowKeys(const std::string& dir) {
   return keys;
 }
 
+// Commits entries "e0" .. "e<n-1>" of index "ix" (dim 2) at (i, y).
+void UpsertEntries(KvDB& db, int n, float y) {
+  auto t = BeginRw(db);
+  for (int i = 0; i < n; ++i) {
+    const float v[2] = {static_cast<float>(i), y};
+    ASSERT_TRUE(t->IndexUpsert("ix", "e" + std::to_string(i), v, 2, nullptr).ok());
+  }
+  ASSERT_TRUE(t->Commit().ok());
+}
+
 // The segment files of `dir`, by name.
 std::set<std::string> SegmentFiles(const std::string& dir) {
   std::set<std::string> names;
@@ -504,14 +514,7 @@ TEST(KvDB, ADroppedIndexsRowsOutliveOnlyTheSnapshotsBeforeTheDrop) {
   IndexConfig config;
   config.dim = 2;
   ASSERT_TRUE(db->CreateIndex("ix", config).ok());
-  {
-    auto t = BeginRw(*db);
-    for (int i = 0; i < 10; ++i) {
-      const float v[2] = {static_cast<float>(i), 1};
-      ASSERT_TRUE(t->IndexUpsert("ix", "e" + std::to_string(i), v, 2, nullptr).ok());
-    }
-    ASSERT_TRUE(t->Commit().ok());
-  }
+  UpsertEntries(*db, 10, 1);
   ASSERT_TRUE(db->Flush().ok());
   auto reader = BeginRo(*db);
   ASSERT_TRUE(db->DropIndex("ix").ok());
@@ -543,14 +546,7 @@ TEST(KvDB, ReplacedIndexEntriesAreUnreachableAndMergesDropThem) {
   config.metric = simd::Metric::kL2;
   ASSERT_TRUE(db->CreateIndex("ix", config).ok());
   const uint64_t cid = db->TEST_LastSequence();
-  {
-    auto t = BeginRw(*db);
-    for (int i = 0; i < 20; ++i) {
-      const float v[2] = {static_cast<float>(i), 0};
-      ASSERT_TRUE(t->IndexUpsert("ix", "e" + std::to_string(i), v, 2, nullptr).ok());
-    }
-    ASSERT_TRUE(t->Commit().ok());
-  }
+  UpsertEntries(*db, 20, 0);
   ASSERT_TRUE(db->Flush().ok());
   std::vector<std::string> rows = SegmentRowKeys(dir.path());
   ASSERT_EQ(rows.size(), 20u);
