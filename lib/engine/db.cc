@@ -898,7 +898,7 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
   for (size_t q = 0; q < n; ++q) {
     std::vector<Hit>& hits = (*out)[q];
     const size_t k = std::min<size_t>(topks[q], hits.size());
-    std::partial_sort(hits.begin(), hits.begin() + k, hits.end(), Better);
+    std::partial_sort(hits.begin(), hits.begin() + k, hits.end(), Better<Hit>);
     hits.resize(k);
   }
   return Status::OK();

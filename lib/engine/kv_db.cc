@@ -18,6 +18,7 @@
 #include "engine/filename.h"
 #include "engine/kv_index.h"
 #include "engine/kv_store.h"
+#include "engine/topk.h"
 #include "engine/manifest.h"
 #include "engine/version_set.h"
 #include "index/params.h"
@@ -741,15 +742,14 @@ Status KvTxn::GetVector(std::string_view key, simd::Metric metric, std::vector<f
 
 namespace {
 
+// A hit of search_similar: its score, internal key and version.
 struct Candidate {
   float score;
   std::string_view key;  // internal key
   VersionView v;
 };
-
-bool Before(const Candidate& a, const Candidate& b) {
-  return a.score > b.score || (a.score == b.score && a.key < b.key);
-}
+std::string_view HitKey(const Candidate& c) { return c.key; }
+using CandidateTopK = TopKOf<Candidate>;
 
 Status Mismatch(std::string_view ikey, const VersionView& v, uint32_t dim, simd::Metric metric) {
   return Status::InvalidArgument("key '" + Printable(ikey.substr(1)) + "' holds a vector of metric " +
@@ -777,14 +777,13 @@ void ScoreRows(ThreadPool* pool, simd::Metric metric, const float* query, const 
   });
 }
 
-// Adds to `cands` the k best vectors of memtable `m` visible at `snap` and
-// not hidden by a key of `shadow` (the k best of each layer hold the k best
-// of all), scored by runs of contiguous rows; a visible vector of another
+// Offers `top` the vectors of memtable `m` visible at `snap` and not hidden
+// by a key of `shadow`, scored by runs of contiguous rows; a visible vector of another
 // dimension or metric is the usual mismatch. Per-thread scratch buffers keep
 // a query from allocating (and faulting in) memory in proportion to the rows.
 Status ScoreMemtableVectors(ThreadPool* pool, const KeyTable& m, uint64_t snap, const float* query, uint32_t dim,
-                            simd::Metric metric, uint32_t k, const std::unordered_set<std::string_view>& shadow,
-                            std::vector<Candidate>* cands) {
+                            simd::Metric metric, const std::unordered_set<std::string_view>& shadow,
+                            CandidateTopK* top) {
   struct Run {
     const float* rows;
     size_t n;
@@ -793,7 +792,6 @@ Status ScoreMemtableVectors(ThreadPool* pool, const KeyTable& m, uint64_t snap, 
   struct Scratch {
     std::vector<KeyTable::VisibleVector> visible;
     std::vector<float> scores;
-    std::vector<uint32_t> order;
     std::vector<Run> runs;
   };
   // This thread's buffers, named through references: the pool's threads
@@ -810,7 +808,6 @@ Status ScoreMemtableVectors(ThreadPool* pool, const KeyTable& m, uint64_t snap, 
   } trim{s};
   auto& visible = s.visible;
   auto& scores = s.scores;
-  auto& order = s.order;
   auto& runs = s.runs;
   m.VisibleVectors(snap, &visible);
   if (!shadow.empty()) {
@@ -838,28 +835,18 @@ Status ScoreMemtableVectors(ThreadPool* pool, const KeyTable& m, uint64_t snap, 
   } else {
     pool->ParallelFor(runs.size(), score);
   }
-  order.resize(visible.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<uint32_t>(i);
-  const size_t n = std::min<size_t>(k, order.size());
-  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n), order.end(),
-                    [&](uint32_t a, uint32_t b) {
-                      return scores[a] > scores[b] || (scores[a] == scores[b] && visible[a].key < visible[b].key);
-                    });
-  for (size_t i = 0; i < n; ++i) {
-    const KeyTable::VisibleVector& x = visible[order[i]];
-    cands->push_back(Candidate{scores[order[i]], x.key, kv::ViewOf(x.seq, *x.value)});
+  for (size_t i = 0; i < visible.size(); ++i) {
+    const KeyTable::VisibleVector& x = visible[i];
+    top->Offer(Candidate{scores[i], x.key, kv::ViewOf(x.seq, *x.value)});
   }
   return Status::OK();
 }
 
-void FillHits(std::vector<Candidate>& cands, uint32_t k, simd::Metric metric, bool return_vectors,
-              std::vector<KvHit>* out) {
-  const size_t n = std::min<size_t>(k, cands.size());
-  std::partial_sort(cands.begin(), cands.begin() + static_cast<std::ptrdiff_t>(n), cands.end(), Before);
+void FillHits(CandidateTopK& top, simd::Metric metric, bool return_vectors, std::vector<KvHit>* out) {
+  const std::vector<Candidate> best = top.TakeSorted();
   out->clear();
-  out->reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    const Candidate& c = cands[i];
+  out->reserve(best.size());
+  for (const Candidate& c : best) {
     KvHit h;
     h.key.assign(c.key.substr(1));
     // The kernels give -||q - r||^2 for L2; the keyspace reports -||q - r||.
@@ -870,7 +857,6 @@ void FillHits(std::vector<Candidate>& cands, uint32_t k, simd::Metric metric, bo
     out->push_back(std::move(h));
   }
 }
-
 }  // namespace
 
 Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metric, uint32_t k,
@@ -882,7 +868,7 @@ Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metri
   POMAI_RETURN_IF_ERROR(CheckMetric(metric));
   POMAI_RETURN_IF_ERROR(CheckVector(query, dim, "query"));
   ThreadPool* pool = t.db->pool.get();
-  std::vector<Candidate> cands;
+  CandidateTopK top(k);
   // Candidates given by row pointers, scored together with ScoreGather.
   std::vector<Candidate> gathered;
   std::vector<std::string> filter_keys;
@@ -918,7 +904,7 @@ Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metri
     // A memtable's vectors are scored from its blocks of contiguous rows;
     // then, when older layers follow, its keys (of any kind) hide theirs.
     auto memtable = [&](const KeyTable& m, bool hides_older) -> Status {
-      POMAI_RETURN_IF_ERROR(ScoreMemtableVectors(pool, m, t.snap, query, dim, metric, k, shadow, &cands));
+      POMAI_RETURN_IF_ERROR(ScoreMemtableVectors(pool, m, t.snap, query, dim, metric, shadow, &top));
       if (hides_older) m.Scan(lo, hi, t.snap, [&](std::string_view key, const VersionView&) { shadow.insert(key); });
       return Status::OK();
     };
@@ -951,9 +937,13 @@ Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metri
         for (uint64_t b = 0; b < g.blocks(); ++b) POMAI_RETURN_IF_ERROR(seg.CheckBlock(gi, b));
         scores.resize(g.rows);
         ScoreRows(pool, metric, query, seg.vectors(gi), g.rows, dim, scores.data());
+        // Only a row whose score could enter the top k has its entry read
+        // (and checked): its key and seq decide whether it is visible.
         for (uint64_t r = 0; r < g.rows; ++r) {
+          float score = scores[r];
+          if (!top.MayAccept(score)) continue;
           POMAI_RETURN_IF_ERROR(visible_row(gi, r, &e, &visible));
-          if (visible) cands.push_back(Candidate{scores[r], e.key, ViewOfEntry(seg, e)});
+          if (visible && top.Accepts(score, e.key)) top.Push(Candidate{score, e.key, ViewOfEntry(seg, e)});
         }
       }
       if (si + 1 < layers.segs.size()) {
@@ -979,10 +969,10 @@ Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metri
     }
     for (size_t i = 0; i < gathered.size(); ++i) {
       gathered[i].score = scores[i];
-      cands.push_back(gathered[i]);
+      top.Offer(gathered[i]);
     }
   }
-  FillHits(cands, k, metric, return_vectors, out);
+  FillHits(top, metric, return_vectors, out);
   return Status::OK();
 }
 

@@ -1,4 +1,7 @@
-// Hit and TopK: the best k hits seen so far, by score descending then id ascending.
+// TopK: the best k hits seen so far, by score descending then key ascending
+// (docs/ENGINE.md 4.5: one top-k for both faces). A hit type H has a `float
+// score` and a key, HitKey(h), ordered by <: the u64 id of a pomaidb Hit, or
+// the internal key of a keyspace hit.
 #pragma once
 
 #include <algorithm>
@@ -6,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <utility>
 #include <vector>
 
 namespace pomai::engine {
@@ -15,13 +19,20 @@ struct Hit {
   float score;  // higher is better
   uint32_t shard;
 };
+inline uint64_t HitKey(const Hit& h) { return h.id; }
 
-// Whether hit a ranks before hit b: higher score, then lower id.
-inline bool Better(const Hit& a, const Hit& b) { return a.score > b.score || (a.score == b.score && a.id < b.id); }
+// Whether hit a ranks before hit b: higher score, then the smaller key.
+template <class H>
+bool Better(const H& a, const H& b) {
+  return a.score > b.score || (a.score == b.score && HitKey(a) < HitKey(b));
+}
 
-class TopK {
+template <class H>
+class TopKOf {
  public:
-  explicit TopK(size_t k) : k_(k) {}
+  using Key = decltype(HitKey(std::declval<const H&>()));
+
+  explicit TopKOf(size_t k) : k_(k) {}
   size_t k() const { return k_; }
   size_t size() const { return heap_.size(); }
 
@@ -29,29 +40,45 @@ class TopK {
   // A NaN score is turned into -infinity first, so the order stays strict.
   bool MayAccept(float& score) const {
     if (std::isnan(score)) score = -std::numeric_limits<float>::infinity();
-    return heap_.size() < k_ || score >= heap_.front().score;
+    return heap_.size() < k_ || (k_ > 0 && score >= heap_.front().score);
   }
-  // Exact test, with the id tie-break.
-  bool Accepts(float score, uint64_t id) const {
+  // Exact test, with the key tie-break.
+  bool Accepts(float score, const Key& key) const {
     if (heap_.size() < k_) return true;
-    const Hit& worst = heap_.front();
-    return score > worst.score || (score == worst.score && id < worst.id);
+    if (k_ == 0) return false;
+    const H& worst = heap_.front();
+    return score > worst.score || (score == worst.score && key < HitKey(worst));
   }
   // Inserts `h` (which Accepts) and drops the worst when over k.
-  void Push(const Hit& h) {
+  void Push(const H& h) {
     heap_.push_back(h);
-    std::push_heap(heap_.begin(), heap_.end(), Better);
+    std::push_heap(heap_.begin(), heap_.end(), Better<H>);
     if (heap_.size() > k_) {
-      std::pop_heap(heap_.begin(), heap_.end(), Better);
+      std::pop_heap(heap_.begin(), heap_.end(), Better<H>);
       heap_.pop_back();
     }
   }
+  // MayAccept, Accepts and Push in one.
+  void Offer(const H& h) {
+    float score = h.score;
+    if (!MayAccept(score) || !Accepts(score, HitKey(h))) return;
+    H copy = h;
+    copy.score = score;
+    Push(copy);
+  }
   // Appends the hits, in no particular order.
-  void AppendTo(std::vector<Hit>* out) const { out->insert(out->end(), heap_.begin(), heap_.end()); }
+  void AppendTo(std::vector<H>* out) const { out->insert(out->end(), heap_.begin(), heap_.end()); }
+  // The hits, best first; empties the heap.
+  std::vector<H> TakeSorted() {
+    std::sort_heap(heap_.begin(), heap_.end(), Better<H>);
+    return std::move(heap_);
+  }
 
  private:
   size_t k_;
-  std::vector<Hit> heap_;  // heap_.front() is the worst kept hit
+  std::vector<H> heap_;  // heap_.front() is the worst kept hit
 };
+
+using TopK = TopKOf<Hit>;
 
 }  // namespace pomai::engine

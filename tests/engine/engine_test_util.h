@@ -28,7 +28,7 @@ inline std::vector<engine::Hit> BruteForce(const std::map<uint64_t, std::vector<
                                            const float* q, uint32_t dim, size_t k) {
   std::vector<engine::Hit> all;
   for (const auto& [id, v] : live) all.push_back({id, simd::ScalarScore(metric, q, v.data(), dim), 0});
-  std::sort(all.begin(), all.end(), engine::Better);
+  std::sort(all.begin(), all.end(), engine::Better<engine::Hit>);
   if (all.size() > k) all.resize(k);
   return all;
 }
