@@ -837,7 +837,8 @@ Status ScoreMemtableVectors(ThreadPool* pool, const KeyTable& m, uint64_t snap, 
   }
   for (size_t i = 0; i < visible.size(); ++i) {
     const KeyTable::VisibleVector& x = visible[i];
-    top->Offer(Candidate{scores[i], x.key, kv::ViewOf(x.seq, *x.value)});
+    float score = scores[i];
+    if (top->MayAccept(score) && top->Accepts(score, x.key)) top->Push(Candidate{score, x.key, kv::ViewOf(x.seq, *x.value)});
   }
   return Status::OK();
 }
