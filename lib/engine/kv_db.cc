@@ -16,7 +16,6 @@
 #include "engine/collection.h"
 #include "engine/compaction.h"
 #include "engine/filename.h"
-#include "engine/kv_index.h"
 #include "engine/kv_store.h"
 #include "engine/topk.h"
 #include "engine/manifest.h"
@@ -121,11 +120,24 @@ Status CheckVector(const float* v, uint32_t dim, const char* what) {
 // ---------------------------------------------------------------------------
 // Internal state
 
+// The segment part of a collection's statistics (docs/ENGINE.md 4.8): what
+// its groups in a view's segments hold, each row shadowed only by newer
+// segments. Computed once per set of segments.
+struct SegmentStats {
+  uint64_t live_graph_rows = 0;     // rows in a graph, not shadowed
+  uint64_t live_rows = 0;           // rows in a group without a graph, not shadowed
+  uint64_t dead_graph_rows = 0;     // graph nodes shadowed by a newer segment
+  std::vector<uint64_t> levels;     // graph nodes per top level
+  uint64_t layer0_links = 0;
+  uint64_t bytes = 0;               // the groups' vectors and graphs
+};
+
 // The layers a reader sees, newest first. Immutable once published.
 struct Layers {
   std::shared_ptr<KeyTable> mem;
   std::shared_ptr<KeyTable> imm;  // being flushed, or null
   std::vector<std::shared_ptr<const segment::SegmentFile>> segs;  // newest first (highest seqs first)
+  uint64_t generation = 0;  // set by Publish: each published view has its own
 };
 
 struct KvDBImpl {
@@ -135,13 +147,13 @@ struct KvDBImpl {
   std::unique_ptr<FileLock> lock;
   std::unique_ptr<ThreadPool> pool;  // null when search_threads == 1
 
-  // Lock order: flush_mu -> index_load_mu -> commit_mu -> apply_mu ->
-  // versions->install_mu() -> snap_mu -> layers_mu -> a memtable's or an
-  // index's own lock; bg_mu, rebuild_mu and wals_mu are taken alone.
+  // Lock order: flush_mu -> commit_mu -> apply_mu -> versions->install_mu()
+  // -> snap_mu -> layers_mu -> a memtable's own lock; bg_mu, stats_mu and
+  // wals_mu are taken alone.
   Mutex commit_mu;  // conflict checks, pending, the memtable switch of a flush
   std::map<std::string, int, std::less<>> pending GUARDED_BY(commit_mu);  // keys of commits in the WAL, not yet applied
   uint64_t pending_bytes GUARDED_BY(commit_mu) = 0;                        // their WriteCost
-  Mutex apply_mu;   // held while a commit is applied to the memtable and the indexes
+  Mutex apply_mu;   // held while a commit is applied to the memtable
   std::unique_ptr<wal::Writer> wal;  // disk mode only
   std::atomic<bool> wal_file_open{false};  // this open has created a WAL file (NewLogFile)
   std::atomic<uint64_t> last_seq{0};  // every commit <= it is applied and visible
@@ -169,32 +181,47 @@ struct KvDBImpl {
   bool bg_pending GUARDED_BY(bg_mu) = false;
   std::thread bg_thread;
 
-  std::unique_ptr<kv::IndexRegistry> indexes;
-  Mutex index_load_mu;  // one index load or rebuild at a time
-  uint64_t open_seq = 0;     // last_seq when recovery ended: every version <= it survived the last close or crash
-  std::atomic<uint64_t> graph_builds{0};
-  struct Rebuild {
-    std::thread thread;
-    std::shared_ptr<std::atomic<bool>> done;
-  };
-  Mutex rebuild_mu;
-  std::list<Rebuild> rebuilds GUARDED_BY(rebuild_mu);
   std::atomic<bool> closed{false};
+  std::atomic<uint64_t> graph_builds{0};
+  // last_seq + 1 when a first build's flush failed at last_seq (0: none):
+  // reads do not try again until a commit changes what there is to flush.
+  std::atomic<uint64_t> failed_build_seq{0};
 
-  Result<std::shared_ptr<kv::IndexRuntime>> LoadIndex(const std::string& name, bool rebuild,
-                                                      const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
-  // Deletes the graph files of index `name` (docs/FORMAT.md), except the one
-  // of configuration `keep_config_seq` (0: all). Under index_load_mu.
-  void RemoveIndexGraphFiles(const std::string& name, uint64_t keep_config_seq) REQUIRES(index_load_mu);
-  void ScheduleRebuild(const std::string& name);
+  // Rows written to each collection in the active memtable (every row write
+  // of a commit counts): the background flush trigger of ENGINE.md 4.6.
+  std::map<uint64_t, uint64_t> mem_rows GUARDED_BY(apply_mu);
+
+  // The last statistics computed per collection (ENGINE.md 4.8).
+  struct StatsCache {
+    std::vector<uint64_t> segments;  // file numbers of the view the segment part is of
+    SegmentStats seg;
+    uint64_t generation = 0;  // the view and seq the result is of
+    uint64_t seq = 0;
+    IndexStats result;
+  };
+  Mutex stats_mu;
+  std::map<uint64_t, StatsCache> stats_cache GUARDED_BY(stats_mu);
+
+  // Makes collection `name` searchable through graphs (ENGINE.md 4.6): when
+  // it has committed rows in the memtables and no segment group of it has a
+  // graph, flushes now, reporting the graph builds to `progress`. For a
+  // read (`for_read`), a failed flush is not an error (the rows are searched
+  // exactly) and is not tried again before the next commit.
+  Status PrepareCollection(std::string_view name, bool for_read, const std::function<void(uint64_t, uint64_t)>& progress);
+  Status CollectionStats(const Layers& layers, uint64_t snap, uint64_t cid, const IndexConfig& config, IndexStats* out);
   Status WriteIndexConfig(const std::string& name, const IndexConfig* config);
+  // Counts a commit's row writes per collection (mem_rows); true when a
+  // collection's rows in the active memtable reach max(1024, its segment
+  // rows / 8), the background flush that puts them into a graph.
+  bool CountRowWrites(const Layers& cur, const std::vector<kv::Write>& writes) REQUIRES(apply_mu);
 
   std::shared_ptr<const Layers> Current() const {
     MutexLock l(&layers_mu);
     return layers;
   }
-  void Publish(std::shared_ptr<const Layers> next) {
+  void Publish(std::shared_ptr<Layers> next) {
     MutexLock l(&layers_mu);
+    next->generation = layers ? layers->generation + 1 : 1;
     layers = std::move(next);
   }
   uint64_t NewFileNumber() { return versions->NewFileNumber(); }
@@ -209,7 +236,8 @@ struct KvDBImpl {
   // Creates this open's first WAL file unless there is one (disk mode);
   // called with no lock held, before a commit's record is written.
   Status EnsureLogFile();
-  Status FlushLocked() REQUIRES(flush_mu);
+  // `progress` gets the graph builds' (rows linked, rows).
+  Status FlushLocked(const std::function<void(uint64_t, uint64_t)>& progress = nullptr) REQUIRES(flush_mu);
   // Merges runs of segments while the policy (PickMergeRun) picks one.
   Status MergeLocked() REQUIRES(flush_mu);
   Status MergeRunLocked(bool* merged) REQUIRES(flush_mu);
@@ -278,17 +306,95 @@ Status ForEachEntry(const segment::SegmentFile& seg, std::string_view lo, std::s
 struct SegmentInput {
   std::string_view key;
   VersionView v;
+  // A merge's input: the run segment it comes from (an index into
+  // GraphBuild::from) and its group and row there; -1 for a memtable's.
+  int source = -1;
+  uint32_t group = 0;
+  uint64_t row = 0;
 };
+
+// How a flush or a merge builds the graphs of the collection groups it
+// writes (docs/ENGINE.md 4.6 and 4.7).
+struct GraphBuild {
+  // The live collections' configurations by cid: a collection group of
+  // another cid (a dropped or replaced collection) gets no graph.
+  const std::map<uint64_t, CollectionConfig>* live = nullptr;
+  // A merge's run (SegmentInput::source indexes it): the largest input group
+  // of a collection with a graph is the base its new graph starts from.
+  const std::vector<std::shared_ptr<const segment::SegmentFile>>* from = nullptr;
+  ThreadPool* pool = nullptr;
+  // (rows linked, rows) over every graph of the segment, from one thread at a time.
+  const std::function<void(uint64_t done, uint64_t total)>* progress = nullptr;
+  std::atomic<uint64_t>* builds = nullptr;  // counts the graphs built
+};
+
+namespace {
+
+// The graph of collection `cid`'s group whose rows are `inputs[rows[j]]`
+// (row j), built with the collection's parameters; from the largest graph of
+// the same group among a merge's inputs when index::BuildHnswFrom can reuse
+// it. `done` rows of `total` were linked by the graphs built before.
+Result<std::vector<index::GraphSection>> BuildGroupGraph(const GraphBuild& gb, uint64_t cid, const CollectionConfig& c,
+                                                         const std::vector<SegmentInput>& inputs,
+                                                         const std::vector<size_t>& rows, uint64_t done, uint64_t total) {
+  const size_t n = rows.size(), dim = c.dim;
+  std::vector<float> vectors(n * dim);
+  for (size_t j = 0; j < n; ++j) std::memcpy(vectors.data() + j * dim, inputs[rows[j]].v.vec, dim * sizeof(float));
+  index::HnswParams params;
+  params.m = c.m;
+  params.ef_construction = c.ef_construction;
+  params.sq8 = c.graph_vectors == GraphVectors::kSq8;
+  std::function<void(uint64_t, uint64_t)> progress;
+  if (gb.progress != nullptr && *gb.progress) {
+    progress = [&gb, done, total](uint64_t d, uint64_t) { (*gb.progress)(done + d, total); };
+  }
+  ThreadPool* pool = n >= 2048 ? gb.pool : nullptr;
+  if (gb.builds != nullptr) gb.builds->fetch_add(1);
+  // A merge: the largest input group of the collection with a graph, its
+  // rows mapped to the rows they became (kNoRow: replaced or dropped).
+  const segment::SegmentFile* base_seg = nullptr;
+  uint32_t base_group = 0;
+  int base_source = -1;
+  if (gb.from != nullptr) {
+    for (size_t s = 0; s < gb.from->size(); ++s) {
+      const segment::SegmentFile& seg = *(*gb.from)[s];
+      uint32_t g = 0;
+      if (!seg.FindGroup(segment::GroupKind::kBytes, cid, c.dim, c.metric, &g) || seg.graph(g) == nullptr) continue;
+      if (base_seg == nullptr || seg.group(g).rows > base_seg->group(base_group).rows) {
+        base_seg = &seg;
+        base_group = g;
+        base_source = static_cast<int>(s);
+      }
+    }
+  }
+  if (base_seg == nullptr) return index::BuildHnsw(vectors.data(), n, c.dim, c.metric, params, pool, progress);
+  std::vector<uint32_t> new_row(base_seg->group(base_group).rows, index::kNoRow);
+  for (size_t j = 0; j < n; ++j) {
+    const SegmentInput& in = inputs[rows[j]];
+    if (in.source == base_source && in.group == base_group) new_row[in.row] = static_cast<uint32_t>(j);
+  }
+  const index::GraphBase base{base_seg->graph(base_group), new_row.data()};
+  return index::BuildHnswFrom(base, vectors.data(), n, c.dim, c.metric, params, pool, progress);
+}
+
+}  // namespace
 
 // Writes `inputs` (keys strictly ascending, one version each) as segment
 // `number` of `dir`: plain values, configurations and tombstones as entries,
 // vectors in one group per collection (0x02 keys: cid, dim, metric) or per
-// (dim, metric) of vector records (0x00 keys). Every view must stay valid
-// until it returns. On failure no file is left under the name.
-Status WriteSegment(Env* env, const std::string& dir, uint64_t number, const std::vector<SegmentInput>& inputs) {
+// (dim, metric) of vector records (0x00 keys); a live collection's group
+// with a graph (gb). Every view must stay valid until it returns. On failure
+// no file is left under the name.
+Status WriteSegment(Env* env, const std::string& dir, uint64_t number, const std::vector<SegmentInput>& inputs,
+                    const GraphBuild& gb) {
   segment::SegmentWriter w;
-  std::map<std::tuple<uint64_t, uint32_t, simd::Metric, bool>, segment::GroupHandle> groups;
-  for (const SegmentInput& in : inputs) {
+  struct Group {
+    segment::GroupHandle handle;
+    std::vector<size_t> rows;  // indexes into inputs, in row order
+  };
+  std::map<std::tuple<uint64_t, uint32_t, simd::Metric, bool>, Group> groups;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const SegmentInput& in = inputs[i];
     const VersionView& v = in.v;
     switch (v.kind) {
       case ValueKind::kBytes:
@@ -301,12 +407,37 @@ Status WriteSegment(Env* env, const std::string& dir, uint64_t number, const std
         uint64_t cid = 0;
         std::string_view row_key;
         const bool row = ParseRowKey(in.key, &cid, &row_key);
-        auto [it, added] = groups.try_emplace({cid, v.dim, v.metric, row}, 0);
-        if (added) it->second = row ? w.AddCollectionGroup(cid, v.dim, v.metric) : w.AddRecordGroup(v.dim, v.metric);
-        w.AddVector(in.key, v.seq, it->second, v.vec, v.has_metadata ? &v.bytes : nullptr);
+        auto [it, added] = groups.try_emplace({cid, v.dim, v.metric, row});
+        if (added)
+          it->second.handle = row ? w.AddCollectionGroup(cid, v.dim, v.metric) : w.AddRecordGroup(v.dim, v.metric);
+        if (row) it->second.rows.push_back(i);
+        w.AddVector(in.key, v.seq, it->second.handle, v.vec, v.has_metadata ? &v.bytes : nullptr);
         break;
       }
     }
+  }
+  // The graphs, one collection group after the other (each build uses the pool).
+  struct Build {
+    uint64_t cid;
+    const CollectionConfig* config;
+    Group* group;
+  };
+  std::vector<Build> build;
+  uint64_t total = 0;
+  for (auto& [k, g] : groups) {
+    const auto& [cid, dim, metric, row] = k;
+    if (!row || gb.live == nullptr) continue;
+    auto c = gb.live->find(cid);
+    if (c == gb.live->end() || c->second.dim != dim || c->second.metric != metric) continue;
+    build.push_back(Build{cid, &c->second, &g});
+    total += g.rows.size();
+  }
+  uint64_t done = 0;
+  for (const Build& b : build) {
+    POMAI_ASSIGN_OR_RETURN(std::vector<index::GraphSection> graph,
+                           BuildGroupGraph(gb, b.cid, *b.config, inputs, b.group->rows, done, total));
+    w.SetGraph(b.group->handle, std::move(graph));
+    done += b.group->rows.size();
   }
   return w.Finish(env, JoinPath(dir, files::FileName(files::FileType::kSegment, number)), number);
 }
@@ -323,6 +454,36 @@ Status LookupLayers(const Layers& layers, std::string_view key, uint64_t snap, V
   }
   *found = false;
   return Status::OK();
+}
+
+// The collections of the view `layers` at `view_seq` (docs/ENGINE.md 4.7):
+// per configuration name its newest version; the live ones' configurations
+// by cid (the seq of that version), and the largest seq of any
+// configuration version (0 when none). A stored configuration that fails its
+// check is Corruption naming it.
+Status LiveCollections(const Layers& layers, uint64_t view_seq, std::map<uint64_t, CollectionConfig>* live,
+                       uint64_t* newest_change) {
+  const std::string lo(1, static_cast<char>(wal::kIndexConfigNs)), hi(1, static_cast<char>(wal::kIndexConfigNs + 1));
+  std::set<std::string, std::less<>> seen;
+  Status s;
+  live->clear();
+  *newest_change = 0;
+  auto take = [&](std::string_view key, const VersionView& v) {
+    if (v.seq > view_seq) return;
+    *newest_change = std::max(*newest_change, v.seq);
+    if (!seen.emplace(key).second || v.kind != ValueKind::kBytes) return;
+    CollectionConfig c;
+    Status d = CollectionConfig::Decode(v.bytes, "the configuration of index '" + Printable(key.substr(1)) + "'", &c);
+    if (d.ok()) {
+      live->emplace(v.seq, c);
+    } else if (s.ok()) {
+      s = d;
+    }
+  };
+  layers.mem->Scan(lo, hi, view_seq, take);
+  if (layers.imm) layers.imm->Scan(lo, hi, view_seq, take);
+  for (const auto& seg : layers.segs) POMAI_RETURN_IF_ERROR(ForEachEntry(*seg, lo, hi, take));
+  return s;
 }
 
 // Whether `key` has a version newer than `snap` in any layer. A segment
@@ -392,11 +553,8 @@ bool KvDB::in_memory() const { return impl_->opt.in_memory; }
 Status KvDB::WithFilesHeld(const std::function<void(const std::string& dir)>& fn) {
   KvDBImpl& d = *impl_;
   if (d.closed) return Status::Closed("database is closed");
-  // Flushes and merges change the manifest and delete files under flush_mu;
-  // index builds and drops write and delete graph files under index_load_mu
-  // (which is never held while waiting for flush_mu).
+  // Flushes and merges change the manifest and delete files under flush_mu.
   MutexLock f(&d.flush_mu);
-  MutexLock i(&d.index_load_mu);
   if (d.closed) return Status::Closed("database is closed");
   fn(d.opt.path);
   return Status::OK();
@@ -420,7 +578,6 @@ Result<std::unique_ptr<KvDB>> KvDB::Open(const KvOptions& options) {
   const uint32_t threads =
       options.search_threads ? options.search_threads : std::max(1u, std::thread::hardware_concurrency());
   if (threads > 1) d.pool = std::make_unique<ThreadPool>(threads - 1);
-  d.indexes = std::make_unique<kv::IndexRegistry>([&d](const std::string& name) { d.ScheduleRebuild(name); });
   auto layers = std::make_shared<Layers>();
   layers->mem = std::make_shared<KeyTable>();
   d.Publish(layers);
@@ -513,18 +670,7 @@ Status KvDBImpl::Recover() {
     files::RemoveObsoleteFiles(env, dir, names, live_segments, version->log_number, versions->manifest_number());
   }
   last_seq = seq;
-  open_seq = seq;
-  // An index graph file holding a version newer than what survived was
-  // written from commits a crash lost; their seqs will be reused by new
-  // commits, so the file goes before any commit (made durable by the
-  // SyncDir of the first commit's EnsureLogFile).
-  for (const auto& name : names) {
-    if (!kv::IsIndexGraphFileName(name)) continue;
-    const std::string path = JoinPath(dir, name);
-    auto seg = segment::Segment::Open(env, path);
-    if (seg.ok() && (seg.value()->info().max_seq > seq || seg.value()->info().min_seq > seq))
-      (void)env->RemoveFile(path);
-  }
+  next->generation = layers->generation + 1;
   layers = next;
   // The new WAL file is created by the first commit (EnsureLogFile): an
   // open that only reads creates no file and pays no directory fsync.
@@ -579,14 +725,6 @@ Status KvDB::Close() {
     }
     d.bg_cv.SignalAll();
     d.bg_thread.join();
-  }
-  {
-    std::list<KvDBImpl::Rebuild> rebuilds;
-    {
-      MutexLock l(&d.rebuild_mu);
-      rebuilds.swap(d.rebuilds);
-    }
-    for (auto& r : rebuilds) r.thread.join();
   }
   Status s;
   if (d.wal && !d.opt.fsync) s = d.wal->Sync();
@@ -843,13 +981,15 @@ Status ScoreMemtableVectors(ThreadPool* pool, const KeyTable& m, uint64_t snap, 
   return Status::OK();
 }
 
-void FillHits(CandidateTopK& top, simd::Metric metric, bool return_vectors, std::vector<KvHit>* out) {
+// The hits, best first; `prefix` bytes of each internal key are left out
+// (the namespace byte of a record, a row's namespace and cid).
+void FillHits(CandidateTopK& top, simd::Metric metric, bool return_vectors, size_t prefix, std::vector<KvHit>* out) {
   const std::vector<Candidate> best = top.TakeSorted();
   out->clear();
   out->reserve(best.size());
   for (const Candidate& c : best) {
     KvHit h;
-    h.key.assign(c.key.substr(1));
+    h.key.assign(c.key.substr(prefix));
     // The kernels give -||q - r||^2 for L2; the keyspace reports -||q - r||.
     h.score = metric == simd::Metric::kL2 ? -std::sqrt(std::max(0.0f, -c.score)) : c.score;
     h.has_metadata = c.v.has_metadata;
@@ -973,7 +1113,7 @@ Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metri
       top.Offer(gathered[i]);
     }
   }
-  FillHits(top, metric, return_vectors, out);
+  FillHits(top, metric, return_vectors, 1, out);
   return Status::OK();
 }
 
@@ -1042,7 +1182,6 @@ uint64_t KvDBImpl::UsedBytes(const Layers& l) const {
   uint64_t used = l.mem->bytes();
   if (l.imm) used += l.imm->bytes();
   for (const auto& s : l.segs) used += s->file_size();
-  used += indexes->MemoryBytes();
   return used;
 }
 
@@ -1078,6 +1217,7 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
   // memtable is the current one at that moment: a flush switches memtables
   // and WAL files together, inside the WAL's exclusive section.
   uint64_t mem_bytes = 0;  // of the memtable this commit went to, once applied
+  bool graph_flush = false;  // a collection's memtable rows call for a flush
   auto apply = [&](uint64_t seq) {
     MutexLock al(&apply_mu);
     std::shared_ptr<const Layers> cur = Current();
@@ -1089,7 +1229,7 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
       mem_bytes = cur->mem->Apply(seq, writes, min_snap);
       last_seq.store(seq);
     }
-    indexes->OnCommit(seq, writes);
+    graph_flush = CountRowWrites(*cur, writes);
   };
   Status s;
   if (!wal) {
@@ -1115,7 +1255,7 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
     }
     pending_bytes -= cost;
   }
-  const bool over = mem_bytes > opt.memtable_budget_bytes;
+  const bool over = mem_bytes > opt.memtable_budget_bytes || graph_flush;
   l.Unlock();
   if (s.ok() && over) MaybeScheduleFlush();
   return s;
@@ -1136,6 +1276,9 @@ void KvDBImpl::BackgroundLoop() {
   for (;;) {
     while (!bg_stop && !bg_pending) bg_cv.Wait(&bg_mu);
     if (bg_stop) return;
+    // A request made while this flush runs (its commits went to the next
+    // memtable) schedules the next one.
+    bg_pending = false;
     l.Unlock();
     {
       // A failure leaves the frozen memtable (and, on disk, its WAL file) in
@@ -1145,7 +1288,6 @@ void KvDBImpl::BackgroundLoop() {
       if (FlushLocked().ok()) (void)MergeLocked();
     }
     l.Lock();
-    bg_pending = false;
   }
 }
 
@@ -1166,7 +1308,7 @@ Status KvDB::Flush() {
   return Status::OK();
 }
 
-Status KvDBImpl::FlushLocked() {
+Status KvDBImpl::FlushLocked(const std::function<void(uint64_t, uint64_t)>& progress) {
   std::shared_ptr<const Layers> frozen;
   {
     MutexLock l(&commit_mu);
@@ -1183,6 +1325,11 @@ Status KvDBImpl::FlushLocked() {
         next->imm = now->mem;
         next->mem = std::make_shared<KeyTable>();
         imm_seq = last_seq.load();
+        {
+          // No commit is being applied (the commit lock, and on disk the WAL's exclusive section).
+          MutexLock a(&apply_mu);
+          mem_rows.clear();
+        }
         Publish(next);
         frozen = next;
         return Status::OK();
@@ -1210,9 +1357,19 @@ Status KvDBImpl::FlushLocked() {
   const KeyTable& imm = *frozen->imm;
   std::vector<SegmentInput> inputs;
   imm.Newest([&](const std::string& key, uint64_t seq, const kv::Value& v) { inputs.push_back({key, kv::ViewOf(seq, v)}); });
+  // The collections live in the current view get graphs (a row of another
+  // cid belongs to a dropped or replaced collection: merges drop it).
+  std::map<uint64_t, CollectionConfig> live;
+  uint64_t newest_config_change = 0;
+  POMAI_RETURN_IF_ERROR(LiveCollections(*Current(), last_seq.load(), &live, &newest_config_change));
+  GraphBuild gb;
+  gb.live = &live;
+  gb.pool = pool.get();
+  gb.progress = &progress;
+  gb.builds = &graph_builds;
   const uint64_t number = NewFileNumber();
   const std::string name = files::FileName(files::FileType::kSegment, number);
-  Status s = WriteSegment(env, opt.path, number, inputs);
+  Status s = WriteSegment(env, opt.path, number, inputs, gb);
   std::shared_ptr<const segment::SegmentFile> seg;
   if (s.ok()) {
     auto r = segment::SegmentFile::Open(env, JoinPath(opt.path, name));
@@ -1294,20 +1451,9 @@ Status KvDBImpl::MergeRunLocked(bool* merged) {
     MutexLock l(&snap_mu);
     oldest_snapshot = snapshots.empty() ? last_seq.load() : *snapshots.begin();
   }
-  const uint64_t view_seq = last_seq.load();
-  std::set<uint64_t> live_cids;
+  std::map<uint64_t, CollectionConfig> live;
   uint64_t newest_config_change = 0;
-  {
-    const std::string lo(1, static_cast<char>(wal::kIndexConfigNs)), hi(1, static_cast<char>(wal::kIndexConfigNs + 1));
-    std::set<std::string, std::less<>> seen;
-    auto take = [&](std::string_view key, const VersionView& v) {
-      if (v.seq > view_seq) return;
-      newest_config_change = std::max(newest_config_change, v.seq);
-      if (seen.emplace(key).second && v.kind == ValueKind::kBytes) live_cids.insert(v.seq);
-    };
-    cur->mem->Scan(lo, hi, view_seq, take);
-    for (const auto& seg : cur->segs) POMAI_RETURN_IF_ERROR(ForEachEntry(*seg, lo, hi, take));
-  }
+  POMAI_RETURN_IF_ERROR(LiveCollections(*cur, last_seq.load(), &live, &newest_config_change));
   const bool drop_dead_rows = oldest_snapshot >= newest_config_change;
 
   // k-way merge of the run's entries, newest version per key (the run is
@@ -1332,7 +1478,7 @@ Status KvDBImpl::MergeRunLocked(bool* merged) {
       if (pos[i] < in[i]->entry_count() && (best < 0 || head[i].key < head[best].key)) best = static_cast<int>(i);
     }
     if (best < 0) break;
-    const SegmentInput next{head[best].key, ViewOfEntry(*in[best], head[best])};
+    const SegmentInput next{head[best].key, ViewOfEntry(*in[best], head[best]), best, head[best].group, head[best].row};
     for (size_t i = 0; i < n; ++i) {
       if (pos[i] < in[i]->entry_count() && head[i].key == next.key) {
         ++pos[i];
@@ -1341,7 +1487,7 @@ Status KvDBImpl::MergeRunLocked(bool* merged) {
     }
     uint64_t cid = 0;
     std::string_view row_key;
-    if (drop_dead_rows && ParseRowKey(next.key, &cid, &row_key) && !live_cids.count(cid)) continue;
+    if (drop_dead_rows && ParseRowKey(next.key, &cid, &row_key) && !live.count(cid)) continue;
     if (next.v.kind == ValueKind::kTombstone && reaches_oldest && next.v.seq <= oldest_snapshot) continue;
     inputs.push_back(next);
   }
@@ -1350,7 +1496,12 @@ Status KvDBImpl::MergeRunLocked(bool* merged) {
   uint64_t number = 0;
   if (!inputs.empty()) {
     number = NewFileNumber();
-    POMAI_RETURN_IF_ERROR(WriteSegment(env, opt.path, number, inputs));
+    GraphBuild gb;
+    gb.live = &live;
+    gb.from = &in;
+    gb.pool = pool.get();
+    gb.builds = &graph_builds;
+    POMAI_RETURN_IF_ERROR(WriteSegment(env, opt.path, number, inputs, gb));
     auto opened = segment::SegmentFile::Open(env, FilePath(files::FileType::kSegment, number));
     if (!opened.ok()) {
       (void)env->RemoveFile(FilePath(files::FileType::kSegment, number));
@@ -1416,40 +1567,6 @@ std::string PrefixEnd(std::string prefix) {
   return prefix;
 }
 
-// Every entry of the range [prefix, PrefixEnd(prefix)) visible at `snap`, as
-// the newest layer holding it says: key (without the prefix) -> view.
-// Tombstones are left out.
-// A damaged segment entry in the range is Corruption.
-using RangeMap = std::map<std::string, VersionView, std::less<>>;
-Status ScanRange(const Layers& layers, const std::string& prefix, uint64_t snap, RangeMap* result) {
-  const std::string end = PrefixEnd(prefix);
-  RangeMap& out = *result;
-  out.clear();
-  std::unordered_set<std::string> seen;
-  auto take = [&](std::string_view key, const VersionView& v) {
-    if (!seen.insert(std::string(key)).second) return;
-    if (v.kind != ValueKind::kTombstone) out.emplace(std::string(key.substr(prefix.size())), v);
-  };
-  layers.mem->Scan(prefix, end, snap, take);
-  if (layers.imm) layers.imm->Scan(prefix, end, snap, take);
-  for (const auto& seg : layers.segs) {
-    POMAI_RETURN_IF_ERROR(ForEachEntry(*seg, prefix, end, [&](std::string_view key, const VersionView& v) {
-      if (v.seq <= snap) take(key, v);
-    }));
-  }
-  return Status::OK();
-}
-
-std::map<std::string, kv::IndexEntry, std::less<>> EntriesOf(const std::map<std::string, VersionView, std::less<>>& range,
-                                                             uint32_t dim) {
-  std::map<std::string, kv::IndexEntry, std::less<>> out;
-  for (const auto& [key, v] : range) {
-    if (v.kind != ValueKind::kVector || v.dim != dim) continue;
-    out.emplace(key, kv::IndexEntry{v.seq, v.vec, v.has_metadata, v.bytes});
-  }
-  return out;
-}
-
 Status CheckIndexConfig(const IndexConfig& c) {
   if (!CheckDim(c.dim, "index").ok())
     return Status::InvalidArgument("invalid parameter dimension: must be between 1 and 65535 (got " +
@@ -1481,101 +1598,359 @@ struct PinnedSnapshot {
   }
 };
 
-Result<std::shared_ptr<kv::IndexRuntime>> KvDBImpl::LoadIndex(const std::string& name, bool rebuild,
-                                                               const std::function<void(uint64_t, uint64_t)>& progress) {
-  MutexLock lm(&index_load_mu);
-  if (!rebuild) {
-    if (auto rt = indexes->Find(name)) return rt;
+namespace {
+
+// The collection named `name` at `snap` in `layers`: its cid and configuration.
+Status FindCollection(const Layers& layers, uint64_t snap, std::string_view name, uint64_t* cid, IndexConfig* config) {
+  VersionView cv;
+  bool found = false;
+  POMAI_RETURN_IF_ERROR(LookupLayers(layers, ConfigKey(name), snap, &cv, &found));
+  if (!found) return IndexNotFound(name);
+  POMAI_RETURN_IF_ERROR(DecodeIndexConfig(cv, name, config));
+  *cid = cv.seq;
+  return Status::OK();
+}
+
+// Whether memtable `m` holds a version of a row of the collection whose row
+// keys are [lo, hi) at `snap`; with `vectors`, only a vector counts.
+bool MemtableHasRows(const KeyTable& m, std::string_view lo, std::string_view hi, uint64_t snap, bool vectors) {
+  bool any = false;
+  m.Scan(lo, hi, snap, [&](std::string_view, const VersionView& v) { any = any || !vectors || v.kind == ValueKind::kVector; });
+  return any;
+}
+
+// Whether segment `seg` has an entry (a row or a tombstone) in [lo, hi).
+Status SegmentHasRows(const segment::SegmentFile& seg, std::string_view lo, std::string_view hi, bool* any) {
+  uint64_t from = 0, to = 0;
+  POMAI_RETURN_IF_ERROR(seg.LowerBound(lo, &from));
+  POMAI_RETURN_IF_ERROR(seg.LowerBound(hi, &to));
+  *any = from < to;
+  return Status::OK();
+}
+
+// The rows of one collection in a view, newest layer first: which layers
+// hold any of its rows, so that a row is checked against a newer layer
+// (Hidden) only when that layer could hide it.
+class CollectionView {
+ public:
+  CollectionView(const Layers& layers, uint64_t snap, uint64_t cid)
+      : layers_(layers), snap_(snap), lo_(RowPrefix(cid)), hi_(PrefixEnd(lo_)) {}
+
+  Status Init() {
+    mem_rows_ = MemtableHasRows(*layers_.mem, lo_, hi_, snap_, false);
+    imm_rows_ = layers_.imm && MemtableHasRows(*layers_.imm, lo_, hi_, snap_, false);
+    seg_rows_.assign(layers_.segs.size(), false);
+    for (size_t i = 0; i < layers_.segs.size(); ++i) {
+      bool any = false;
+      POMAI_RETURN_IF_ERROR(SegmentHasRows(*layers_.segs[i], lo_, hi_, &any));
+      seg_rows_[i] = any;
+    }
+    return Status::OK();
   }
-  const std::string ck = ConfigKey(name);
-  for (;;) {
-    if (closed) return Status::Closed("database is closed");
-    std::shared_ptr<kv::IndexRuntime> rt;
-    uint64_t config_seq = 0;
-    IndexConfig config;
-    bool built = false;
-    {
-      PinnedSnapshot pin(this);
-      VersionView cv;
+  const std::string& lo() const { return lo_; }
+  const std::string& hi() const { return hi_; }
+
+  // Whether a layer newer than segment i holds rows of the collection.
+  bool AnyNewerThanSegment(size_t i) const {
+    if (mem_rows_ || imm_rows_) return true;
+    for (size_t j = 0; j < i; ++j) {
+      if (seg_rows_[j]) return true;
+    }
+    return false;
+  }
+  // Whether a layer newer than segment i holds a version of row key `key`
+  // at snap: the version segment i holds is then not the visible one.
+  Status HiddenInSegment(std::string_view key, size_t i, bool* hidden) const {
+    VersionView v;
+    *hidden = (mem_rows_ && layers_.mem->Get(key, snap_, &v)) || (imm_rows_ && layers_.imm->Get(key, snap_, &v));
+    for (size_t j = 0; j < i && !*hidden; ++j) {
+      if (!seg_rows_[j]) continue;
+      segment::EntryView e;
       bool found = false;
-      POMAI_RETURN_IF_ERROR(LookupLayers(*pin.layers, ck, pin.snap, &cv, &found));
-      if (!found) return IndexNotFound(name);
-      POMAI_RETURN_IF_ERROR(DecodeIndexConfig(cv, name, &config));
-      config_seq = cv.seq;
-      // After a reopen: the graph the last build wrote, when it only holds
-      // versions this open recovered (a commit lost in a crash may have had
-      // a seq that a later commit reuses).
-      if (!rebuild && !opt.in_memory && config_seq <= open_seq) {
-        auto loaded = kv::IndexRuntime::OpenGraphFile(env, JoinPath(opt.path, kv::IndexGraphFileName(name, config_seq)),
-                                                      name, config, config_seq);
-        if (loaded.ok() && loaded.value()->base_max_seq() <= open_seq) rt = std::move(loaded).value();
-      }
-      if (!rt) {
-        RangeMap range;
-        POMAI_RETURN_IF_ERROR(ScanRange(*pin.layers, RowPrefix(config_seq), pin.snap, &range));
-        const auto entries = EntriesOf(range, config.dim);
-        POMAI_ASSIGN_OR_RETURN(rt, kv::IndexRuntime::Build(config, config_seq, entries, pool.get(), progress));
-        graph_builds.fetch_add(1);
-        built = true;
-      }
+      POMAI_RETURN_IF_ERROR(layers_.segs[j]->Get(key, &e, &found));
+      *hidden = found && e.seq <= snap_;
     }
-    if (built && !opt.in_memory) {
-      // A cache of the build: when the write fails, the next build tries again.
-      (void)rt->WriteGraphFile(env, opt.path, name);
-      RemoveIndexGraphFiles(name, config_seq);
-    }
-    // No commit is applied while the runtime catches up and is installed:
-    // every later one reaches it through OnCommit.
-    MutexLock l(&apply_mu);
-    std::shared_ptr<const Layers> cur = Current();
-    const uint64_t latest = last_seq.load();
-    VersionView cv;
-    bool found = false;
-    POMAI_RETURN_IF_ERROR(LookupLayers(*cur, ck, latest, &cv, &found));
-    if (!found || cv.kind == ValueKind::kTombstone) return IndexNotFound(name);
-    if (cv.seq != config_seq) continue;  // replaced while we built: again
-    RangeMap range;
-    POMAI_RETURN_IF_ERROR(ScanRange(*cur, RowPrefix(config_seq), latest, &range));
-    rt->CatchUp(EntriesOf(range, config.dim));
-    indexes->Install(name, rt);
-    // Commits made during the build may already call for the next one.
-    if (rt->ClaimRebuild()) ScheduleRebuild(name);
-    return rt;
+    return Status::OK();
   }
-}
+  // Every row version of the memtables visible at snap (mem's hide imm's),
+  // tombstones included, in key order per memtable.
+  void ForEachMemtableRow(const std::function<void(std::string_view key, const VersionView& v)>& fn) const {
+    if (mem_rows_) layers_.mem->Scan(lo_, hi_, snap_, fn);
+    if (imm_rows_) {
+      layers_.imm->Scan(lo_, hi_, snap_, [&](std::string_view key, const VersionView& v) {
+        VersionView newer;
+        if (!(mem_rows_ && layers_.mem->Get(key, snap_, &newer))) fn(key, v);
+      });
+    }
+  }
 
-void KvDBImpl::RemoveIndexGraphFiles(const std::string& name, uint64_t keep_config_seq) {
-  auto names = env->ListDir(opt.path);
-  if (!names.ok()) return;  // left for the next build or drop
-  const std::string prefix = kv::IndexGraphFilePrefix(name);
-  const std::string keep = keep_config_seq != 0 ? kv::IndexGraphFileName(name, keep_config_seq) : std::string();
-  for (const std::string& f : names.value()) {
-    // A name with the same hash has files of the same prefix: this removes
-    // them too, which costs that index a rebuild, never data.
-    if (f.rfind(prefix, 0) == 0 && f != keep) (void)env->RemoveFile(JoinPath(opt.path, f));
-  }
-}
+ private:
+  const Layers& layers_;
+  uint64_t snap_;
+  std::string lo_, hi_;
+  bool mem_rows_ = false, imm_rows_ = false;
+  std::vector<bool> seg_rows_;
+};
 
-void KvDBImpl::ScheduleRebuild(const std::string& name) {
-  MutexLock l(&rebuild_mu);
-  if (closed) return;
-  // Reap finished rebuilds.
-  for (auto it = rebuilds.begin(); it != rebuilds.end();) {
-    if (it->done->load()) {
-      it->thread.join();
-      it = rebuilds.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  auto done = std::make_shared<std::atomic<bool>>(false);
-  std::thread t([this, name, done] {
-    auto old = indexes->Find(name);
-    auto r = LoadIndex(name, true);
-    if (!r.ok() && old) old->RebuildDone();  // try again after more writes
-    done->store(true);
+// Offers `top` the k best live rows of collection `cid` (dim, metric of
+// `config`) in `layers` at `snap`: each segment group through its graph
+// (rows hidden by a newer layer are walked through, never returned; ef is
+// the walk's queue), a group without a graph and the memtables' rows
+// exactly. Rows returned are read through their checked blocks and entries.
+Status SearchCollection(const Layers& layers, uint64_t snap, uint64_t cid, const IndexConfig& config, const float* query,
+                        uint32_t k, uint32_t ef, ThreadPool* pool, CandidateTopK* top) {
+  CollectionView view(layers, snap, cid);
+  POMAI_RETURN_IF_ERROR(view.Init());
+  const uint32_t dim = config.dim;
+  const simd::Metric metric = config.metric;
+  // The memtables' rows, scored together.
+  std::vector<Candidate> gathered;
+  view.ForEachMemtableRow([&](std::string_view key, const VersionView& v) {
+    if (v.kind == ValueKind::kVector && v.dim == dim) gathered.push_back(Candidate{0, key, v});
   });
-  rebuilds.push_back(Rebuild{std::move(t), done});
+  if (!gathered.empty()) {
+    std::vector<const float*> rows(gathered.size());
+    std::vector<float> scores(gathered.size());
+    for (size_t i = 0; i < gathered.size(); ++i) rows[i] = gathered[i].v.vec;
+    simd::ScoreGather(metric, query, rows.data(), rows.size(), dim, scores.data());
+    for (size_t i = 0; i < gathered.size(); ++i) {
+      gathered[i].score = scores[i];
+      top->Offer(gathered[i]);
+    }
+  }
+  std::vector<index::Neighbor> nbrs;
+  std::vector<float> scores;
+  for (size_t si = 0; si < layers.segs.size(); ++si) {
+    const segment::SegmentFile& seg = *layers.segs[si];
+    uint32_t g = 0;
+    if (!seg.FindGroup(segment::GroupKind::kBytes, cid, dim, metric, &g)) continue;
+    const segment::GroupInfo& info = seg.group(g);
+    const bool check_newer = view.AnyNewerThanSegment(si);
+    // A row's entry (its block and entry checked) when it is visible at snap
+    // and no newer layer hides it.
+    auto live_row = [&](uint64_t row, segment::EntryView* e, bool* live) -> Status {
+      POMAI_RETURN_IF_ERROR(seg.ReadRowEntry(g, row, e));
+      *live = e->seq <= snap;
+      if (*live && check_newer) {
+        bool hidden = false;
+        POMAI_RETURN_IF_ERROR(view.HiddenInSegment(e->key, si, &hidden));
+        *live = !hidden;
+      }
+      return Status::OK();
+    };
+    segment::EntryView e;
+    bool live = false;
+    const index::HnswGraph* graph = seg.graph(g);
+    if (graph == nullptr) {
+      for (uint64_t b = 0; b < info.blocks(); ++b) POMAI_RETURN_IF_ERROR(seg.CheckBlock(g, b));
+      scores.resize(info.rows);
+      ScoreRows(pool, metric, query, seg.vectors(g), info.rows, dim, scores.data());
+      for (uint64_t r = 0; r < info.rows; ++r) {
+        if (!top->MayAccept(scores[r])) continue;
+        POMAI_RETURN_IF_ERROR(live_row(r, &e, &live));
+        if (live && top->Accepts(scores[r], e.key)) top->Push(Candidate{scores[r], e.key, ViewOfEntry(seg, e)});
+      }
+      continue;
+    }
+    // Neither k nor ef can usefully exceed the group's rows (and a huge
+    // caller value must not size the walk's queues).
+    const size_t gk = std::min<size_t>(k, info.rows);
+    const size_t gef = std::min<size_t>(std::max(ef, k), info.rows);
+    Status filter_error;
+    if (check_newer || info.max_seq > snap) {
+      auto is_live = [&](uint32_t row) {
+        Status st = live_row(row, &e, &live);
+        if (!st.ok() && filter_error.ok()) filter_error = st;
+        return st.ok() && live;
+      };
+      POMAI_RETURN_IF_ERROR(graph->Search(query, gk, gef, is_live, &nbrs));
+    } else {
+      POMAI_RETURN_IF_ERROR(graph->Search(query, gk, gef, nullptr, &nbrs));
+    }
+    POMAI_RETURN_IF_ERROR(filter_error);
+    for (const index::Neighbor& nb : nbrs) {
+      float score = nb.score;
+      if (!top->MayAccept(score)) continue;
+      // The walk scored the row from its vector; its block is checked here,
+      // before the score is used (a damaged block fails the search).
+      POMAI_RETURN_IF_ERROR(seg.ReadRowEntry(g, nb.row, &e));
+      if (top->Accepts(score, e.key)) top->Push(Candidate{score, e.key, ViewOfEntry(seg, e)});
+    }
+  }
+  return Status::OK();
+}
+
+// The segment part of collection `cid`'s statistics in `layers`.
+Status ComputeSegmentStats(const Layers& layers, uint64_t cid, const IndexConfig& config, SegmentStats* out) {
+  *out = SegmentStats{};
+  for (size_t si = 0; si < layers.segs.size(); ++si) {
+    const segment::SegmentFile& seg = *layers.segs[si];
+    uint32_t g = 0;
+    if (!seg.FindGroup(segment::GroupKind::kBytes, cid, config.dim, config.metric, &g)) continue;
+    const segment::GroupInfo& info = seg.group(g);
+    const index::HnswGraph* graph = seg.graph(g);
+    out->bytes += info.rows * uint64_t{config.dim} * sizeof(float);
+    if (graph != nullptr) {
+      POMAI_ASSIGN_OR_RETURN(index::HnswStats gs, graph->Stats());
+      if (out->levels.size() < gs.nodes_per_level.size()) out->levels.resize(gs.nodes_per_level.size());
+      for (size_t l = 0; l < gs.nodes_per_level.size(); ++l) out->levels[l] += gs.nodes_per_level[l];
+      out->layer0_links += gs.layer0_edges;
+      out->bytes += gs.bytes;
+    }
+    for (uint64_t r = 0; r < info.rows; ++r) {
+      segment::EntryView e;
+      POMAI_RETURN_IF_ERROR(seg.ReadRowEntry(g, r, &e));
+      bool hidden = false;
+      for (size_t j = 0; j < si && !hidden; ++j) {
+        segment::EntryView newer;
+        POMAI_RETURN_IF_ERROR(layers.segs[j]->Get(e.key, &newer, &hidden));
+      }
+      if (graph == nullptr) {
+        out->live_rows += hidden ? 0 : 1;
+      } else if (hidden) {
+        ++out->dead_graph_rows;
+      } else {
+        ++out->live_graph_rows;
+      }
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Collections: first builds, statistics, searches
+
+bool KvDBImpl::CountRowWrites(const Layers& cur, const std::vector<kv::Write>& writes) {
+  bool flush = false;
+  uint64_t cid = 0, last = 0;
+  std::string_view key;
+  for (const kv::Write& w : writes) {
+    if (!ParseRowKey(w.key, &cid, &key)) continue;
+    const uint64_t n = ++mem_rows[cid];
+    if (n < 1024 || cid == last) continue;
+    last = cid;
+    uint64_t segment_rows = 0;
+    for (const auto& seg : cur.segs) {
+      for (uint32_t g = 0; g < seg->group_count(); ++g) {
+        const segment::GroupInfo& info = seg->group(g);
+        if (info.kind == segment::GroupKind::kBytes && info.cid == cid) segment_rows += info.rows;
+      }
+    }
+    flush = flush || n >= std::max<uint64_t>(1024, segment_rows / 8);
+  }
+  return flush;
+}
+
+Status KvDBImpl::PrepareCollection(std::string_view name, bool for_read,
+                                   const std::function<void(uint64_t, uint64_t)>& progress) {
+  // Whether the collection has committed rows in a memtable and no graph in
+  // any segment.
+  auto needs_build = [&](bool* needs) -> Status {
+    PinnedSnapshot pin(this);
+    uint64_t cid = 0;
+    IndexConfig config;
+    POMAI_RETURN_IF_ERROR(FindCollection(*pin.layers, pin.snap, name, &cid, &config));
+    *needs = false;
+    for (const auto& seg : pin.layers->segs) {
+      uint32_t g = 0;
+      if (seg->FindGroup(segment::GroupKind::kBytes, cid, config.dim, config.metric, &g) && seg->graph(g) != nullptr)
+        return Status::OK();
+    }
+    const std::string lo = RowPrefix(cid), hi = PrefixEnd(lo);
+    *needs = MemtableHasRows(*pin.layers->mem, lo, hi, pin.snap, true) ||
+             (pin.layers->imm && MemtableHasRows(*pin.layers->imm, lo, hi, pin.snap, true));
+    return Status::OK();
+  };
+  bool needs = false;
+  POMAI_RETURN_IF_ERROR(needs_build(&needs));
+  if (!needs || (for_read && failed_build_seq.load() == last_seq.load() + 1)) return Status::OK();
+  MutexLock f(&flush_mu);
+  POMAI_RETURN_IF_ERROR(needs_build(&needs));  // another flush may have built it meanwhile
+  if (!needs) return Status::OK();
+  const uint64_t seq = last_seq.load();
+  const bool leftover = Current()->imm != nullptr;
+  Status s = FlushLocked(progress);
+  if (s.ok() && leftover) s = FlushLocked(progress);
+  if (!s.ok()) {
+    failed_build_seq.store(seq + 1);
+    return for_read ? Status::OK() : s;
+  }
+  (void)MergeLocked();  // as after any flush: a failure is retried after the next one
+  return Status::OK();
+}
+
+Status KvDBImpl::CollectionStats(const Layers& layers, uint64_t snap, uint64_t cid, const IndexConfig& config,
+                                 IndexStats* out) {
+  std::vector<uint64_t> segments;
+  for (const auto& seg : layers.segs) segments.push_back(seg->file_number());
+  SegmentStats seg;
+  bool seg_cached = false;
+  {
+    MutexLock l(&stats_mu);
+    auto it = stats_cache.find(cid);
+    if (it != stats_cache.end() && it->second.generation == layers.generation && it->second.seq == snap) {
+      *out = it->second.result;
+      return Status::OK();
+    }
+    if (it != stats_cache.end() && it->second.segments == segments) {
+      seg = it->second.seg;
+      seg_cached = true;
+    }
+  }
+  if (!seg_cached) POMAI_RETURN_IF_ERROR(ComputeSegmentStats(layers, cid, config, &seg));
+  // The memtable part: each row version in a memtable hides the segments'
+  // version of its key; a vector is a live row outside every graph.
+  CollectionView view(layers, snap, cid);
+  POMAI_RETURN_IF_ERROR(view.Init());
+  uint64_t live_graph = seg.live_graph_rows, live_rows = seg.live_rows, dead_graph = seg.dead_graph_rows;
+  uint64_t memtable_rows = 0;
+  Status error;
+  view.ForEachMemtableRow([&](std::string_view key, const VersionView& v) {
+    if (v.kind == ValueKind::kVector) ++memtable_rows;
+    for (const auto& s : layers.segs) {
+      segment::EntryView e;
+      bool found = false;
+      Status st = s->Get(key, &e, &found);
+      if (!st.ok()) {
+        if (error.ok()) error = st;
+        return;
+      }
+      if (!found) continue;
+      if (e.kind == segment::EntryKind::kVector) {
+        if (s->graph(e.group) != nullptr) {
+          --live_graph;
+          ++dead_graph;
+        } else {
+          --live_rows;
+        }
+      }
+      return;  // the newest segment's version was the visible one
+    }
+  });
+  POMAI_RETURN_IF_ERROR(error);
+  IndexStats st;
+  st.node_count = live_graph + live_rows + memtable_rows;
+  st.deleted_count = dead_graph;
+  st.delta_count = live_rows + memtable_rows;
+  st.level_distribution = seg.levels;
+  if (st.delta_count > 0) {
+    if (st.level_distribution.empty()) st.level_distribution.push_back(0);
+    st.level_distribution[0] += st.delta_count;
+  }
+  const uint64_t graph_nodes = live_graph + dead_graph;
+  st.avg_edges_per_node = graph_nodes > 0 ? static_cast<double>(seg.layer0_links) / static_cast<double>(graph_nodes) : 0;
+  st.memory_bytes = seg.bytes + memtable_rows * (uint64_t{config.dim} * sizeof(float) + 96);
+  MutexLock l(&stats_mu);
+  StatsCache& c = stats_cache[cid];
+  c.segments = std::move(segments);
+  c.seg = std::move(seg);
+  c.generation = layers.generation;
+  c.seq = snap;
+  c.result = st;
+  *out = std::move(st);
+  return Status::OK();
 }
 
 Status KvDBImpl::WriteIndexConfig(const std::string& name, const IndexConfig* config) {
@@ -1613,44 +1988,49 @@ Status KvDB::CreateIndex(std::string_view name, const IndexConfig& config) {
 Status KvDB::DropIndex(std::string_view name) {
   if (impl_->closed) return Status::Closed("database is closed");
   POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
-  POMAI_RETURN_IF_ERROR(impl_->WriteIndexConfig(std::string(name), nullptr));
-  if (!impl_->opt.in_memory) {
-    MutexLock lm(&impl_->index_load_mu);
-    impl_->RemoveIndexGraphFiles(std::string(name), 0);
-  }
-  return Status::OK();
+  return impl_->WriteIndexConfig(std::string(name), nullptr);
 }
 
 uint64_t KvDB::TEST_GraphBuilds() { return impl_->graph_builds.load(); }
 
 Status KvDB::GetIndexStats(std::string_view name, IndexStats* out) {
-  if (impl_->closed) return Status::Closed("database is closed");
+  KvDBImpl& d = *impl_;
+  if (d.closed) return Status::Closed("database is closed");
   POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
-  POMAI_ASSIGN_OR_RETURN(auto rt, impl_->LoadIndex(std::string(name), false));
-  *out = rt->Stats();
-  return Status::OK();
+  POMAI_RETURN_IF_ERROR(d.PrepareCollection(name, true, nullptr));
+  PinnedSnapshot pin(&d);
+  uint64_t cid = 0;
+  IndexConfig config;
+  POMAI_RETURN_IF_ERROR(FindCollection(*pin.layers, pin.snap, name, &cid, &config));
+  return d.CollectionStats(*pin.layers, pin.snap, cid, config, out);
 }
 
 Status KvDB::PrepareIndex(std::string_view name, const std::function<void(uint64_t done, uint64_t total)>& progress) {
   if (impl_->closed) return Status::Closed("database is closed");
   POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
-  return impl_->LoadIndex(std::string(name), false, progress).status();
+  return impl_->PrepareCollection(name, false, progress);
 }
 
 Status KvDB::SearchIndex(std::string_view name, const float* query, uint32_t dim, uint32_t k, uint32_t ef_search,
                          std::vector<KvHit>* out, IndexStats* stats) {
+  KvDBImpl& d = *impl_;
   out->clear();
-  if (impl_->closed) return Status::Closed("database is closed");
+  if (d.closed) return Status::Closed("database is closed");
   POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
-  POMAI_ASSIGN_OR_RETURN(auto rt, impl_->LoadIndex(std::string(name), false));
-  if (dim != rt->config().dim)
-    return Status::InvalidArgument("dimension mismatch: expected " + std::to_string(rt->config().dim) + ", got " +
-                                   std::to_string(dim) + " (index '" +
-                                   Printable(name) + "')");
+  POMAI_RETURN_IF_ERROR(d.PrepareCollection(name, true, nullptr));
+  PinnedSnapshot pin(&d);
+  uint64_t cid = 0;
+  IndexConfig config;
+  POMAI_RETURN_IF_ERROR(FindCollection(*pin.layers, pin.snap, name, &cid, &config));
+  if (dim != config.dim)
+    return Status::InvalidArgument("dimension mismatch: expected " + std::to_string(config.dim) + ", got " +
+                                   std::to_string(dim) + " (index '" + Printable(name) + "')");
   POMAI_RETURN_IF_ERROR(CheckVector(query, dim, "query"));
   const uint32_t ef = std::max(k, ef_search != 0 ? ef_search : 50u);
-  POMAI_RETURN_IF_ERROR(rt->Search(query, k, ef, out));
-  if (stats != nullptr) *stats = rt->Stats();
+  CandidateTopK top(k);
+  if (k > 0) POMAI_RETURN_IF_ERROR(SearchCollection(*pin.layers, pin.snap, cid, config, query, k, ef, d.pool.get(), &top));
+  FillHits(top, config.metric, false, RowPrefix(cid).size(), out);
+  if (stats != nullptr) POMAI_RETURN_IF_ERROR(d.CollectionStats(*pin.layers, pin.snap, cid, config, stats));
   return Status::OK();
 }
 
