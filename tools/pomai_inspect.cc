@@ -54,7 +54,7 @@ struct Command {
 constexpr Command kCommands[] = {
     {"summary", "pomai-inspect [--json] DIR",
      "The database in directory DIR: its MANIFEST (or CURRENT and manifest log), every segment and WAL file with\n"
-     "its counts, index graph files, orphans (files the manifest does not need), missing files, and\n"
+     "its counts, orphans (files the manifest does not need), missing files, and\n"
      "the live row count: the rows a reader of the database sees (for a keyspace database, the live\n"
      "keys and index entries), from the segments the manifest names, oldest first, with the WAL\n"
      "records that recovery replays applied on top.",
@@ -65,11 +65,11 @@ constexpr Command kCommands[] = {
      kJson, false, true},
     {"verify", "pomai-inspect [--json] verify [--kind KIND] DIR|FILE",
      "Every checksum and invariant of a database directory, or of one file; exit 0 only when all\n"
-     "pass. A torn WAL tail and a damaged index graph file in a directory are notes, not failures.",
+     "pass. A torn WAL tail in a directory is a note, not a failure.",
      kJson | kKind, true, true},
     {"dump", "pomai-inspect [--json] dump [--limit N] [--prefix K] [--kind KIND] FILE",
-     "The rows of a segment, the records of a WAL file, the fields of a manifest, the entries of a\n"
-     "keyspace segment or the rows of an index graph file.",
+     "The rows of a segment, the records of a WAL file, the fields of a manifest or the entries of a\n"
+     "keyspace segment.",
      kJson | kLimit | kPrefix | kKind, false, true},
     {"graph", "pomai-inspect [--json] graph FILE [--group G]",
      "A segment's HNSW graph: header, levels, degrees, rows reachable on layer 0 from the entry\n"
@@ -97,7 +97,7 @@ std::string GeneralUsage() {
   s += "options (each command takes some of them; see pomai-inspect help COMMAND):\n";
   for (const OptionDoc& o : kOptions) s += "  " + std::string(o.name) + std::string(17 - std::strlen(o.name), ' ') + o.help + "\n";
   s += "A keyspace database (CURRENT, pomai_db_open_ex/alopex) and its files (KV segments, commit-record WALs,\n"
-       "CURRENT, MANIFEST-NNNNNN manifest logs, idx-*.pgraph index graph files) are recognised too.\n"
+       "CURRENT, MANIFEST-NNNNNN manifest logs) are recognised too.\n"
        "Files are opened read-only; the LOCK is never taken, so the database may be open elsewhere.\n";
   return s + kExitStatus;
 }

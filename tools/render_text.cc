@@ -95,13 +95,6 @@ std::string KvSegmentText(const Json& s) {
   return text;
 }
 
-// An index graph file's summary: index, rows, dim, metric, seqs.
-std::string IndexGraphText(const Json& g) {
-  return Fmt("index \"%s\", %s rows, dim %s, metric %s, config seq %s, max seq %s", T(g["index"]).c_str(),
-             T(g["rows"]).c_str(), T(g["dim"]).c_str(), T(g["metric"]).c_str(), T(g["config_seq"]).c_str(),
-             T(g["max_seq"]).c_str());
-}
-
 // A manifest log's state: file, format version, numbers, segments.
 std::string ManifestLogText(const Json& m) {
   std::string s = Fmt("%s (named by CURRENT): format version %s, %s edits (%s bytes), next_file_number %s, "
@@ -141,20 +134,6 @@ void KvSummary(const Json& r, std::string* out) {
                 T(w["tombstone_writes"]).c_str(), (T(w["first_seq"]) + ".." + T(w["last_seq"])).c_str(),
                 w["torn_tail"].AsBool() ? "torn" : "clean");
     if (!w["error"].is_null()) *out += "      ERROR: " + ProblemText(w["error"]) + "\n";
-  }
-  const Json& graphs = r["index_graphs"];
-  if (!graphs.items().empty()) {
-    *out += Fmt("  index graph files (%zu): caches of named-index graphs, rebuilt when missing\n",
-                graphs.items().size());
-    for (const Json& g : graphs.items()) {
-      *out += Fmt("    %-32s %10s bytes  ", T(g["file"]).c_str(), T(g["bytes"]).c_str());
-      if (g["error"].is_null()) {
-        *out += IndexGraphText(g) + "\n";
-      } else {
-        *out += "unreadable (not used by the engine, which rebuilds the graph)\n";
-        *out += "      damaged: " + ProblemText(g["error"]) + "\n";
-      }
-    }
   }
   const Json& orphans = r["orphans"];
   if (!orphans.items().empty()) {
@@ -324,7 +303,6 @@ void Segment(const Json& r, std::string* out) {
                 T(ix["ef_construction"]).c_str(), T(ix["max_level"]).c_str(), T(ix["representation"]).c_str());
     *out += "         reused_rows " + T(ix["reused_rows"]) + "\n";
   }
-  if (!r["index_graph"].is_null()) *out += "  index graph file: " + IndexGraphText(r["index_graph"]) + "\n";
   if (keyspace) {
     *out += "  keyspace segment: " + (r["kv"].is_null() ? std::string("damaged") : KvSegmentText(r["kv"])) + "\n";
     if (!r["kv"].is_null()) {
@@ -379,18 +357,6 @@ void Dump(const Json& r, std::string* out) {
   } else if (r["kind"].AsString().rfind("kv_", 0) == 0 || r["kind"].AsString() == "current" ||
              r["kind"].AsString() == "manifest_log") {
     KvDump(r, out);
-  } else if (r["kind"].AsString() == "index_graph" && r.Has("rows")) {
-    *out += "  " + IndexGraphText(r["summary"]) + "\n";
-    for (const Json& row : r["rows"].items()) {
-      *out += Fmt("  row %s  key \"%s\"  seq %s", T(row["row"]).c_str(), T(row["key"]).c_str(), T(row["seq"]).c_str());
-      if (row["has_metadata"].AsBool()) {
-        *out += Fmt("  metadata %s bytes \"%s\"", T(row["metadata_length"]).c_str(), T(row["metadata_prefix"]).c_str());
-      }
-      *out += "  vector " + VectorText(row["vector_prefix"], r["dim"]) + "\n";
-    }
-    if (r["rows"].items().size() < r["total_rows"].AsUint()) {
-      *out += Fmt("  ... %" PRIu64 " more rows (--limit)\n", r["total_rows"].AsUint() - r["rows"].items().size());
-    }
   } else if (r["kind"].AsString() == "wal") {
     if (r.Has("note")) *out += "  note: " + T(r["note"]) + "\n";
     for (const Json& rec : r["records"].items()) {

@@ -15,7 +15,6 @@
 
 #include "engine/collection.h"
 #include "engine/filename.h"
-#include "engine/kv_index.h"
 #include "engine/kv_store.h"
 #include "engine/manifest.h"
 #include "engine/version_set.h"
@@ -144,12 +143,10 @@ void MetadataFields(Json* row, std::string_view meta) {
   row->Set("metadata_prefix", EscapedPrefix(meta, kMetadataPrefix));
 }
 
-// A section's name in a format-1 file: u64-id segments and named-index graph
-// files, told apart by the header's shard field, name different sets of kinds.
-std::string SectionName(uint32_t kind, uint32_t shard) {
-  const uint8_t container = shard == engine::kv::kIndexGraphMarker ? segment::kInGraphFile : segment::kInU64Segment;
+// A section's name in a format-1 file (a u64-id segment).
+std::string SectionName(uint32_t kind) {
   const segment::SectionKindInfo* info = segment::FindSectionKind(kind);
-  if (info != nullptr && (info->containers & container) != 0) return info->name;
+  if (info != nullptr && (info->containers & segment::kInU64Segment) != 0) return info->name;
   return kind >= segment::kFirstIndexKind && kind <= segment::kLastIndexKind ? "index (unknown)" : "extra (unknown)";
 }
 
@@ -162,11 +159,10 @@ std::string SectionName2(segment::SectionKind kind) {
 // ---------------------------------------------------------------------------
 // File kinds
 
-// kKv* and kIndexGraph: the files of a keyspace database (docs/FORMAT.md,
-// "Keyspace databases", "Named-index graph files").
+// kKv*: the files of a keyspace database (docs/FORMAT.md, "Keyspace databases").
 // kCurrent and kManifestLog: the version set's files (docs/FORMAT.md, "The
 // manifest"), used by keyspace databases.
-enum class FileKind { kSegment, kWal, kManifest, kKvSegment, kKvWal, kCurrent, kManifestLog, kIndexGraph, kUnknown };
+enum class FileKind { kSegment, kWal, kManifest, kKvSegment, kKvWal, kCurrent, kManifestLog, kUnknown };
 
 const char* KindName(FileKind k) {
   switch (k) {
@@ -177,7 +173,6 @@ const char* KindName(FileKind k) {
     case FileKind::kKvWal: return "kv_wal";
     case FileKind::kCurrent: return "current";
     case FileKind::kManifestLog: return "manifest_log";
-    case FileKind::kIndexGraph: return "index_graph";
     case FileKind::kUnknown: break;
   }
   return "unknown";
@@ -224,26 +219,31 @@ bool IsManifestLogName(const std::string& name) {
 
 // The header's shard field of format 1's keyspace segments ("GSVK"). This
 // version writes keyspace segments in format 2 and does not read those: the
-// marker is kept only to refuse them by name (Format1KeyspaceSegment).
+// marker is kept only to refuse them by name (IsFormat1KeyspaceSegment).
 constexpr uint32_t kFormat1KeyspaceMarker = 0x4B565347;
 
+// A keyspace segment of format version 1: the version field says 1 and the
+// shard field holds the old keyspace marker.
+bool IsFormat1KeyspaceSegment(const std::string& path) {
+  return ReadU32At(path, segment::header2::kVersion) == segment::kFormatVersion &&
+         ReadU32At(path, segment::kHeaderShardOffset) == kFormat1KeyspaceMarker;
+}
+
 // What a segment container's header says it is: a keyspace segment (format
-// 2, or format 1's keyspace marker, refused when opened), an index graph
-// file (format 1, its marker), or else a u64-id segment (format 1).
+// 2, or format 1 with the old keyspace marker, refused when opened), or else
+// a u64-id segment (format 1).
 FileKind SegmentKindOf(const std::string& path) {
-  const std::optional<uint32_t> version = ReadU32At(path, segment::header2::kVersion);
-  if (version == segment::kFormatVersion2) return FileKind::kKvSegment;
-  const std::optional<uint32_t> shard = ReadU32At(path, 24);
-  if (version == segment::kFormatVersion && shard == kFormat1KeyspaceMarker) return FileKind::kKvSegment;
-  if (shard == engine::kv::kIndexGraphMarker) return FileKind::kIndexGraph;
+  if (ReadU32At(path, segment::header2::kVersion) == segment::kFormatVersion2 || IsFormat1KeyspaceSegment(path)) {
+    return FileKind::kKvSegment;
+  }
   return FileKind::kSegment;
 }
 
-// By --kind, then by name (seg-*.pseg, idx-*.pgraph, wal-*.log, MANIFEST,
-// CURRENT, MANIFEST-NNNNNN), then by magic; a segment of format version 2
-// is a KV segment (so is one of format 1 with the old keyspace marker, which
-// is refused when read), one with the index graph marker an index graph
-// file, a WAL of a keyspace directory (or starting with a commit record) a KV WAL.
+// By --kind, then by name (seg-*.pseg, wal-*.log, MANIFEST, CURRENT,
+// MANIFEST-NNNNNN), then by magic; a segment of format version 2 is a KV
+// segment (so is one of format 1 with the old keyspace marker, which is
+// refused when read), a WAL of a keyspace directory (or starting with a
+// commit record) a KV WAL.
 FileKind DetectKind(const std::string& path, const std::string& forced) {
   const std::string name = BaseName(path);
   FileKind k = FileKind::kUnknown;
@@ -259,7 +259,7 @@ FileKind DetectKind(const std::string& path, const std::string& forced) {
     return FileKind::kCurrent;
   } else if (IsManifestLogName(name)) {
     return FileKind::kManifestLog;
-  } else if (EndsWith(name, ".pseg") || EndsWith(name, ".pgraph")) {
+  } else if (EndsWith(name, ".pseg")) {
     k = FileKind::kSegment;
   } else if (EndsWith(name, ".log")) {
     k = FileKind::kWal;
@@ -785,22 +785,15 @@ Json EditJson(const engine::VersionSet::Record& r) {
   return j;
 }
 
-// The error of a keyspace segment of format version 1 (the old keyspace
-// marker in its shard field), OK for any other file.
-Status Format1KeyspaceSegment(const std::string& path) {
-  if (ReadU32At(path, segment::header2::kVersion) != segment::kFormatVersion ||
-      ReadU32At(path, 24) != kFormat1KeyspaceMarker) {
-    return Status::OK();
-  }
-  return Status::InvalidArgument(path + ": a keyspace segment of format version 1, which this version does not read " +
-                                 "(it reads segment format version " + std::to_string(segment::kFormatVersion2) +
-                                 " and does not convert: no migration before 1.0)");
-}
-
 // A KV segment's container (SegmentFile::Open: O(sections)), after refusing
 // one of format version 1.
 Result<std::shared_ptr<segment::SegmentFile>> OpenKvSegmentContainer(const std::string& path) {
-  POMAI_RETURN_IF_ERROR(Format1KeyspaceSegment(path));
+  if (IsFormat1KeyspaceSegment(path)) {
+    return Status::InvalidArgument(path + ": a keyspace segment of format version 1, which this version does not " +
+                                   "read (it reads segment format version " +
+                                   std::to_string(segment::kFormatVersion2) +
+                                   " and does not convert: no migration before 1.0)");
+  }
   return segment::SegmentFile::Open(env(), path);
 }
 
@@ -890,122 +883,6 @@ Json KvSegmentSummary(const segment::SegmentFile& seg) {
   for (uint32_t g = 0; g < seg.group_count(); ++g) groups.Push(KvGroupJson(seg, g));
   j.Set("vector_groups", std::move(groups));
   return j;
-}
-
-
-// ---------------------------------------------------------------------------
-// Index graph files (docs/FORMAT.md, "Named-index graph files"): the graph of
-// a named index, written by each build as idx-<hash of the name>-<config
-// seq>.pgraph and loaded after a reopen. A cache: the engine does not load a
-// file that fails a check, it rebuilds the graph from the index's entries and
-// replaces the file.
-
-// The container (Segment::Open: O(1)) and its marker.
-Result<std::shared_ptr<Segment>> OpenIndexGraphContainer(const std::string& path) {
-  if (ReadU32At(path, segment::header2::kVersion) == segment::kFormatVersion2) {
-    return Status::Corruption(path, segment::header2::kVersion,
-                              "a segment of format version 2 (a keyspace segment), not an index graph file");
-  }
-  POMAI_ASSIGN_OR_RETURN(std::shared_ptr<Segment> seg, Segment::Open(env(), path));
-  if (seg->info().shard != kv::kIndexGraphMarker) {
-    char what[96];
-    std::snprintf(what, sizeof(what), "shard field 0x%08x is not the index graph marker 0x%08x", seg->info().shard,
-                  kv::kIndexGraphMarker);
-    return Status::Corruption(path, 24, what);
-  }
-  return seg;
-}
-
-// What the header and section 96 say: index, rows, dim, metric, config seq, max seq.
-Json IndexGraphSummary(const Segment& seg) {
-  Json j = Json::Object();
-  j.Set("bytes", seg.file_size());
-  j.Set("index", EscapedPrefix(seg.Section(SectionKind::kGraphFileName), kKeyPrefix));
-  j.Set("rows", seg.row_count());
-  j.Set("dim", seg.dim());
-  j.Set("metric", simd::MetricName(seg.info().metric));
-  j.Set("config_seq", seg.info().min_seq);
-  j.Set("max_seq", seg.info().max_seq);
-  return j;
-}
-
-// One entry of the summary's index_graphs: the fields above, or nulls and the error.
-Json IndexGraphJson(const std::string& dir, const std::string& name) {
-  const std::string path = JoinPath(dir, name);
-  Json j = Json::Object();
-  j.Set("file", name);
-  auto seg = OpenIndexGraphContainer(path);
-  if (seg.ok()) {
-    Merge(&j, IndexGraphSummary(**seg));
-    j.Set("error", Json());
-  } else {
-    j.Set("bytes", SizeOrZero(path));
-    for (const char* key : {"index", "rows", "dim", "metric", "config_seq", "max_seq"}) j.Set(key, Json());
-    j.Set("error", Problem(seg.status(), path));
-  }
-  return j;
-}
-
-// Every check of an index graph file. The graph first, over the mapped file
-// (HnswGraph::Open and Verify: every link; errors with file offsets), then
-// the engine's own load, kv::IndexRuntime::OpenGraphFile, with the
-// configuration the file records (dim, metric, config seq = min_seq, name =
-// section 96): every section CRC (Segment::Verify), the marker, sections 97
-// to 100 against the row count, keys strictly ascending, seqs, and the graph
-// again as the engine opens it. *name, *config_seq, *rows: what the file says.
-Status CheckIndexGraphFile(const std::string& path, std::string* name, uint64_t* config_seq, uint64_t* rows) {
-  POMAI_ASSIGN_OR_RETURN(std::shared_ptr<Segment> seg, OpenIndexGraphContainer(path));
-  *name = std::string(seg->Section(SectionKind::kGraphFileName));
-  *config_seq = seg->info().min_seq;
-  *rows = seg->row_count();
-  if (name->empty()) return Status::Corruption(path + ": no index name (section 96 is missing or empty)");
-  auto graph = OpenGraph(*seg);
-  if (!graph.ok()) return graph.status();
-  POMAI_RETURN_IF_ERROR(graph->Verify());
-  engine::IndexConfig config;
-  config.dim = seg->dim();
-  config.metric = seg->info().metric;
-  return kv::IndexRuntime::OpenGraphFile(env(), path, *name, config, *config_seq).status();
-}
-
-// verify of an index graph file. A damaged one is a note when `damage_fails`
-// is false (in a directory: the database does not depend on it), else a
-// failed check too (verify FILE).
-void VerifyIndexGraph(const std::string& path, bool damage_fails, VerifyState* st) {
-  std::string name;
-  uint64_t config_seq = 0, rows = 0;
-  const Status s = CheckIndexGraphFile(path, &name, &config_seq, &rows);
-  if (!s.ok() && !damage_fails && !env()->FileExists(path)) {
-    st->notes.Push(Note(path, std::nullopt, "removed while verify ran (the engine deletes the graph files of an "
-                                            "index when it rebuilds it for a new configuration or drops it)"));
-    return;
-  }
-  if (!s.ok()) {
-    // The note repeats the problem without the "FILE at offset N: " the note has already.
-    const Json p = Problem(s, path);
-    std::optional<uint64_t> offset;
-    std::string what = s.message();
-    if (p["file"].AsString() == path) {
-      if (!p["offset"].is_null()) offset = p["offset"].AsUint();
-      const std::string where = path + (offset ? " at offset " + std::to_string(*offset) : std::string()) + ": ";
-      if (what.rfind(where, 0) == 0) what = what.substr(where.size());
-    }
-    st->notes.Push(Note(path, offset,
-                        "damaged index graph file: " + what + "; it is a cache, no data depends on it: the engine " +
-                            "does not load a damaged file, it rebuilds the index's graph from the index's entries " +
-                            "(at the first search after an open) and writes a new file"));
-    if (damage_fails) st->Check(path, FileKind::kIndexGraph, s);
-    return;
-  }
-  st->Check(path, FileKind::kIndexGraph, s,
-            std::to_string(rows) + " rows, index \"" + EscapedPrefix(name, kKeyPrefix) + "\"");
-  const std::string expected = kv::IndexGraphFileName(name, config_seq);
-  if (BaseName(path) != expected) {
-    st->notes.Push(Note(path, std::nullopt,
-                        "holds the graph of index \"" + EscapedPrefix(name, kKeyPrefix) + "\" at config seq " +
-                            std::to_string(config_seq) + ", which the engine loads from " + expected +
-                            " only: it never loads this file"));
-  }
 }
 
 std::string KvOrphanReason(const DirFile& f) {
@@ -1109,8 +986,7 @@ Report KvInspectDirOnce(const std::string& dir) {
   }
   auto is_named = [&](uint64_t n) { return std::find(named.begin(), named.end(), n) != named.end(); };
 
-  Json segments = Json::Array(), wals = Json::Array(), graphs = Json::Array(), orphans = Json::Array(),
-       missing = Json::Array();
+  Json segments = Json::Array(), wals = Json::Array(), orphans = Json::Array(), missing = Json::Array();
   uint64_t total_entries = 0, total_bytes = 0, wal_records = 0, wal_writes = 0;
   std::vector<uint64_t> present;
   // For the live key count: the live segments by number, what the replayed
@@ -1125,18 +1001,14 @@ Report KvInspectDirOnce(const std::string& dir) {
     total_bytes += bytes;
     const bool live = manifest && ((f.kind == 's' && is_named(f.number)) ||
                                    (f.kind == 'w' && f.number >= manifest->log_number));
-    // A damaged graph file is shown with its error but fails nothing: the engine rebuilds it.
-    const bool graph = f.kind == 0 && kv::IsIndexGraphFileName(f.name);
-    if (!live && !graph && !IsKnownKvFile(f.name, manifest_name)) {
+    if (!live && !IsKnownKvFile(f.name, manifest_name)) {
       Json o = Json::Object();
       o.Set("file", f.name);
       o.Set("bytes", bytes);
       o.Set("reason", manifest ? KvOrphanReason(f) : "no readable manifest");
       orphans.Push(std::move(o));
     }
-    if (graph) {
-      graphs.Push(IndexGraphJson(dir, f.name));
-    } else if (f.kind == 's') {
+    if (f.kind == 's') {
       present.push_back(f.number);
       Json j = Json::Object();
       j.Set("file", f.name);
@@ -1191,7 +1063,6 @@ Report KvInspectDirOnce(const std::string& dir) {
   }
   r.json.Set("segments", std::move(segments));
   r.json.Set("wal", std::move(wals));
-  r.json.Set("index_graphs", std::move(graphs));
   r.json.Set("orphans", std::move(orphans));
   r.json.Set("missing", missing);
   Json totals = Json::Object();
@@ -1317,8 +1188,6 @@ void KvVerifyDirOnce(const std::string& dir, VerifyState* st) {
       WalScan scan = ScanWal(path, m.last_seq, &prev_seq, [](const wal::Record&, const wal::DecodedRecord&) { return true; });
       if (scan.status.ok() && scan.torn_tail) st->notes.Push(Note(path, scan.good_end, TornTailNote(scan)));
       st->Check(path, FileKind::kKvWal, scan.status, WalDetail(scan));
-    } else if (f.kind == 0 && kv::IsIndexGraphFileName(f.name)) {
-      VerifyIndexGraph(path, false, st);
     } else if (!IsKnownKvFile(f.name, manifest_name) && !named) {
       st->notes.Push(Note(path, std::nullopt, "not checked: " + KvOrphanReason(f)));
     }
@@ -1407,63 +1276,6 @@ void KvDump(const std::string& file, FileKind kind, const InspectOptions& opt, R
   for (size_t i = 0; i < m.records.size() && i < limit; ++i) edits.Push(EditJson(m.records[i]));
   r->json.Set("edits", std::move(edits));
   r->json.Set("truncated", m.records.size() > limit);
-}
-
-// dump of an index graph file: its summary and first N rows (key, seq,
-// metadata, vector), each field bounds-checked as it is read.
-void IndexGraphDump(const std::string& file, const InspectOptions& opt, Report* r) {
-  const uint64_t limit = opt.limit == 0 ? UINT64_MAX : opt.limit;
-  auto opened = OpenIndexGraphContainer(file);
-  if (!opened.ok()) {
-    Fail(r, Problem(opened.status(), file));
-    return;
-  }
-  const Segment& seg = **opened;
-  const uint64_t n = seg.row_count();
-  r->json.Set("summary", IndexGraphSummary(seg));
-  r->json.Set("dim", seg.dim());
-  r->json.Set("total_rows", n);
-  const std::string_view key_offsets = seg.Section(SectionKind::kGraphFileKeyOffsets);
-  const std::string_view keys = seg.Section(SectionKind::kGraphFileKeys);
-  const std::string_view seqs = seg.Section(SectionKind::kGraphFileSeqs);
-  const std::string_view flags = seg.Section(SectionKind::kGraphFileHasMeta);
-  Json rows = Json::Array();
-  // n is bounded by the vector section (checked at open), so (n + 1) * 8 cannot overflow.
-  if (key_offsets.size() != (n + 1) * 8 || seqs.size() != n * 8 || flags.size() != n) {
-    Fail(r, Problem(Status::Corruption(file + ": key offset, seq or metadata flag section of the wrong size for " +
-                                       std::to_string(n) + " rows"),
-                    file));
-  }
-  const auto* ko = reinterpret_cast<const uint8_t*>(key_offsets.data());
-  const auto* sq = reinterpret_cast<const uint8_t*>(seqs.data());
-  for (uint64_t row = 0; r->exit_code == 0 && row < n && row < limit; ++row) {
-    const uint64_t lo = DecodeFixed64(ko + row * 8);
-    const uint64_t hi = DecodeFixed64(ko + (row + 1) * 8);
-    if (lo > hi || hi > keys.size()) {
-      const uint64_t at = static_cast<uint64_t>(key_offsets.data() - seg.base()) + row * 8;
-      Fail(r, Problem(Status::Corruption(file, at, "key offsets of row " + std::to_string(row) + " are out of bounds"),
-                      file));
-      break;
-    }
-    Json j = Json::Object();
-    j.Set("row", row);
-    j.Set("key", EscapedPrefix(keys.substr(lo, hi - lo), kKeyPrefix));
-    j.Set("key_length", hi - lo);
-    j.Set("seq", DecodeFixed64(sq + row * 8));
-    const bool has_metadata = flags[row] != 0;
-    j.Set("has_metadata", has_metadata);
-    if (has_metadata) {
-      auto meta = seg.Metadata(row);
-      if (!meta.ok()) {
-        Fail(r, Problem(meta.status(), file));
-        break;
-      }
-      MetadataFields(&j, *meta);
-    }
-    j.Set("vector_prefix", VectorPrefix(reinterpret_cast<const uint8_t*>(seg.vector(row)), seg.dim(), opt.prefix));
-    rows.Push(std::move(j));
-  }
-  r->json.Set("rows", std::move(rows));
 }
 
 }  // namespace
@@ -1689,7 +1501,6 @@ void InspectKvSegment(const std::string& file, Report* r) {
   r->json.Set("footer", FooterJson(base, seg.file_size()));
   // Graphs are per group (the kv summary's vector_groups).
   r->json.Set("index", Json());
-  r->json.Set("index_graph", Json());
   r->json.Set("keyspace", true);
   Status v = seg.Verify();
   r->json.Set("kv", v.ok() ? KvSegmentSummary(seg) : Json());
@@ -1724,7 +1535,7 @@ Report InspectSegment(const std::string& file, const InspectOptions& opt) {
   for (const Segment::SectionRef& s : seg.sections()) {
     Json j = Json::Object();
     j.Set("kind", s.kind);
-    j.Set("name", SectionName(s.kind, seg.info().shard));
+    j.Set("name", SectionName(s.kind));
     j.Set("offset", s.offset);
     j.Set("length", s.length);
     j.Set("crc", s.crc);
@@ -1737,9 +1548,6 @@ Report InspectSegment(const std::string& file, const InspectOptions& opt) {
   Status gs;
   r.json.Set("index", IndexJson(seg, &gs));
   if (!gs.ok()) Fail(&r, Problem(gs, file));
-  // An index graph file: what it holds (verify checks all of it).
-  const bool is_graph_file = seg.info().shard == engine::kv::kIndexGraphMarker;
-  r.json.Set("index_graph", is_graph_file ? IndexGraphSummary(seg) : Json());
   r.json.Set("keyspace", false);
   return r;
 }
@@ -1790,9 +1598,6 @@ void VerifyFile(const std::string& path, FileKind kind, const InspectOptions& op
     case FileKind::kCurrent:
     case FileKind::kManifestLog:
       KvVerifyFile(path, kind, st);
-      return;
-    case FileKind::kIndexGraph:
-      VerifyIndexGraph(path, true, st);
       return;
     case FileKind::kUnknown:
       st->Check(path, kind, UnknownKind(path));
@@ -1950,10 +1755,6 @@ Report Dump(const std::string& file, const InspectOptions& opt) {
   if (kind == FileKind::kKvSegment || kind == FileKind::kKvWal || kind == FileKind::kCurrent ||
       kind == FileKind::kManifestLog) {
     KvDump(file, kind, opt, &r);
-    return r;
-  }
-  if (kind == FileKind::kIndexGraph) {
-    IndexGraphDump(file, opt, &r);
     return r;
   }
 

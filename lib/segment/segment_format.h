@@ -48,6 +48,8 @@ constexpr char kMagic[8] = {'P', 'O', 'M', 'A', 'I', 'S', 'E', 'G'};
 constexpr char kFooterMagic[8] = {'P', 'O', 'M', 'A', 'I', 'E', 'N', 'D'};
 constexpr uint32_t kFormatVersion = 1;
 constexpr size_t kHeaderSize = 128;
+// Offset of the header's shard field (the table above).
+constexpr size_t kHeaderShardOffset = 24;
 constexpr size_t kSectionEntrySize = 32;
 constexpr size_t kFooterSize = 32;
 constexpr size_t kSectionAlign = 64;

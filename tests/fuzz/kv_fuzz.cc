@@ -1,31 +1,19 @@
-// libFuzzer target: the files of a keyspace database that are not segments
-// (those are segment_fuzz's, its manifest log manifest_fuzz's): the WAL's
-// commit records and the named-index graph files.
+// libFuzzer target: the keyspace database's WAL files (its segments are
+// segment_fuzz's, its manifest logs manifest_fuzz's).
 //
-// Input: byte 0 picks the file kind (b % 2): 0 a WAL file, 1 a named-index
-// graph file. Byte 1 holds fix-up flags for a graph file (so the fuzzer gets
-// past the checksums): bit 0 the header CRC, bit 1 every section CRC, bit 2
-// the table CRC; unused for a WAL. The rest is the file (a graph file is
-// served as an exactly sized, 64-byte aligned mapping).
+// Input: the bytes of one WAL file.
 //
 // Checks: every error is Corruption naming the file and offset; the
 // reader's records lie in the file, and a decoded commit record encodes back
-// to its payload and reads back from a memtable. A graph file is loaded with the configuration
-// its own header and name section give (as pomai-inspect does): any failure
-// is an error, never a crash; a loaded one answers searches and statistics
-// and, caught up with no entries, answers nothing.
+// to its payload and reads back from a memtable.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "engine/kv_index.h"
 #include "engine/kv_store.h"
 #include "fuzz_util.h"
 #include "memtable/key_table.h"
-#include "segment_fixups.h"
-#include "util/coding.h"
-#include "util/crc32c.h"
 #include "wal/log_format.h"
 #include "wal/log_reader.h"
 #include "wal/record_codec.h"
@@ -85,49 +73,7 @@ void FuzzWal(const uint8_t* data, size_t size) {
 
 }  // namespace
 
-void FuzzIndexGraph(std::vector<uint8_t> bytes, uint8_t flags) {
-  fuzz::FixSegmentChecksums(bytes, flags);
-  fuzz::MemoryMapEnv env;
-  env.Add("fuzz.pgraph", bytes.data(), bytes.size());
-  auto container = segment::Segment::Open(&env, "fuzz.pgraph");
-  if (!container.ok()) return;  // segment_fuzz covers the container's errors
-  const segment::SegmentInfo& info = container.value()->info();
-  // The engine only ever asks for a valid configuration (1..65535 dims, a known metric).
-  if (info.dim == 0 || info.dim > 65535 || static_cast<uint32_t>(info.metric) > 2) return;
-  const std::string name(container.value()->Section(segment::SectionKind::kGraphFileName));
-  engine::IndexConfig config;
-  config.dim = info.dim;
-  config.metric = info.metric;
-  config.m = 16;
-  auto loaded = engine::kv::IndexRuntime::OpenGraphFile(&env, "fuzz.pgraph", name, config, info.min_seq);
-  if (!loaded.ok()) {
-    FUZZ_CHECK(loaded.status().IsCorruption(), loaded.status().ToString());
-    FUZZ_CHECK(loaded.status().message().find("fuzz.pgraph") != std::string::npos, loaded.status().message());
-    return;
-  }
-  engine::kv::IndexRuntime& rt = *loaded.value();
-  const uint64_t rows = container.value()->row_count();
-  FUZZ_CHECK(rt.base_max_seq() == info.max_seq, "max seq");
-  engine::IndexStats st = rt.Stats();
-  FUZZ_CHECK(st.node_count == rows && st.deleted_count == 0 && st.delta_count == 0, "a loaded graph's counts");
-  std::vector<float> query(info.dim, 0.5f);
-  std::vector<engine::KvHit> hits;
-  Status s = rt.Search(query.data(), 5, 32, &hits);
-  FUZZ_CHECK(s.ok() || s.IsCorruption(), s.ToString());
-  if (s.ok()) FUZZ_CHECK(hits.size() <= std::min<uint64_t>(5, rows), "at most k hits");
-  rt.CatchUp({});  // every entry gone: every row is dead
-  FUZZ_CHECK(rt.Stats().node_count == 0 && rt.Stats().deleted_count == rows, "all rows dead");
-  s = rt.Search(query.data(), 5, 32, &hits);
-  FUZZ_CHECK(s.ok() || s.IsCorruption(), s.ToString());
-  if (s.ok()) FUZZ_CHECK(hits.empty(), "no hits once every row is dead");
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 2) return 0;
-  if (data[0] % 2 == 0) {
-    FuzzWal(data + 2, size - 2);
-  } else {
-    FuzzIndexGraph(std::vector<uint8_t>(data + 2, data + size), data[1]);
-  }
+  FuzzWal(data, size);
   return 0;
 }

@@ -1,7 +1,7 @@
 """Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/<target>/)
-from real files: small databases made with the `pomaidb` package (and, for
-kv_fuzz, small keyspace databases made with the `alopex` package), and their
-sections located with `pomai-inspect segment --json`.
+from real files: small databases made with the `pomaidb` package (and small
+keyspace databases made with the `alopex` package), and their sections
+located with `pomai-inspect segment --json`.
 
     python tests/fuzz/make_seeds.py [OUT_DIR]     (default: tests/fuzz/corpus)
 
@@ -79,7 +79,6 @@ def make_kv_db(path: Path, dim: int, txns: int, seed: int, wal_copies: list[Path
                 copy.write_bytes(wal.read_bytes())
                 wal_copies.append(copy)
             db.flush()
-    db.search_hnsw("ix", rng.standard_normal(dim).astype(np.float32), 3)  # writes the index graph file
     db.close()
 
 
@@ -154,8 +153,8 @@ def main() -> None:
                 write(out, "graph_fuzz", f"{tag}-seg{i}", bytes([0x01 | extra, 0x05]) + prefix + body)
                 write(out, "graph_fuzz", f"{tag}-seg{i}-nan", bytes([0x03 | extra, 0x02]) + prefix + body)
         # The keyspace databases' segments (format 2) go to segment_fuzz (byte 0
-        # = fix-ups, 0x3f all six; byte 1 = salt); kv_fuzz: byte 0 = kind (0 WAL,
-        # 1 index graph file), byte 1 = fix-ups.
+        # = fix-ups, 0x3f all six; byte 1 = salt); their WALs to kv_fuzz (the
+        # file's bytes, no prefix).
         for tag, dim, txns in [("kv4", 4, 9), ("kv2", 2, 5)]:
             db = Path(tmp) / tag
             wals: list[Path] = []
@@ -164,10 +163,6 @@ def main() -> None:
                 data = seg.read_bytes()
                 write(out, "segment_fuzz", f"{tag}-seg{i}", b"\x00\x03" + data)
                 write(out, "segment_fuzz", f"{tag}-seg{i}-fix", b"\x3f\x04" + data)
-            for graph in sorted(db.glob("idx-*.pgraph")):
-                data = graph.read_bytes()
-                write(out, "kv_fuzz", f"{tag}-graph", b"\x01\x00" + data)
-                write(out, "kv_fuzz", f"{tag}-graph-fix", b"\x01\x07" + data)
             # manifest_fuzz: the manifest log CURRENT names (byte 0 bit 2: a manifest log).
             manifest = (db / (db / "CURRENT").read_text().strip()).read_bytes()
             write(out, "manifest_fuzz", f"{tag}-log", b"\x04" + manifest)
@@ -175,9 +170,9 @@ def main() -> None:
                 data = wal.read_bytes()
                 if not data:
                     continue
-                write(out, "kv_fuzz", f"{tag}-wal{i}", b"\x00\x00" + data)
+                write(out, "kv_fuzz", f"{tag}-wal{i}", data)
                 if len(data) > 30:
-                    write(out, "kv_fuzz", f"{tag}-wal{i}-torn", b"\x00\x00" + data[:-7])
+                    write(out, "kv_fuzz", f"{tag}-wal{i}-torn", data[:-7])
     write_version_set_seeds(out)
     rnd = random.Random(42)
     for i in range(12):
