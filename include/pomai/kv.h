@@ -73,14 +73,14 @@ typedef struct pomai_hnsw_config_t {
   uint32_t metric;           /* [16] POMAI_METRIC_*; default COSINE */
 } pomai_hnsw_config_t;
 
-/* Statistics of a named HNSW index, computed from its current graphs. Entries
- * committed since the graph was last built (searched exactly until the next
- * rebuild) count as level-0 nodes, so level_distribution sums to
- * node_count + deleted_count. */
+/* Statistics of a named HNSW index over its graphs (one per segment holding
+ * its entries). Entries committed since the last flush (searched exactly
+ * until the next one puts them into a graph) count as level-0 nodes, so
+ * level_distribution sums to node_count + deleted_count. */
 typedef struct pomai_hnsw_stats_t {
   uint64_t node_count;           /* live (searchable) entries */
   uint64_t deleted_count;        /* nodes still in a graph whose entry was deleted or replaced */
-  uint64_t memory_bytes;         /* bytes held by the index: vectors, links, key map */
+  uint64_t memory_bytes;         /* bytes of the index: its segments' vectors and graphs, its memtable rows */
   double avg_edges_per_node;     /* mean layer-0 degree over the nodes of the graph (0 when there are none) */
   uint32_t level_count;          /* number of levels used: level_distribution[0..level_count) */
   uint64_t level_distribution[32]; /* nodes whose top level is i */
@@ -224,12 +224,16 @@ POMAI_EXPORT pomai_status_t* pomai_index_search(pomai_db_t* db, const char* name
                                                 uint32_t k, uint32_t ef_search, pomai_kv_hits_t** out_hits,
                                                 pomai_hnsw_stats_t* out_stats);
 
-/* Makes index `name` ready to search now, as its first pomai_index_search or
- * pomai_index_stats would: loads the graph its last build wrote, or builds
- * the graph over the committed entries (which takes a while for many
- * entries), calling fn(rows linked, rows, user_data) from one thread at a
- * time during a build. Returns at once, without calling fn, when the index
- * is already loaded. fn may be NULL. NOT_FOUND when the index is missing. */
+/* Makes index `name` ready to search through graphs now, as its first
+ * pomai_index_search or pomai_index_stats would: when it has committed
+ * entries and no graph yet, flushes the memtable to a segment, building the
+ * graph of every index with entries there (which takes a while for many
+ * entries), and calls fn(rows linked, rows, user_data) from one thread at a
+ * time during the builds. Graphs live in the segments: after a reopen
+ * nothing is built again. Returns at once, without calling fn, when the
+ * index has a graph (or no entries). fn may be NULL. NOT_FOUND when the
+ * index is missing; the flush's error when it fails (a search or stats call
+ * then searches the entries exactly instead and does not fail). */
 POMAI_EXPORT pomai_status_t* pomai_index_prepare(pomai_db_t* db, const char* name, pomai_progress_fn fn,
                                                  void* user_data);
 

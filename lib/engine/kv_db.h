@@ -23,8 +23,13 @@
 // except Close, which must not race with other calls and must come after
 // every KvTxn is destroyed (lib/capi guarantees both). A KvTxn is used by one
 // thread at a time (lib/capi serialises calls on it). Readers never wait for
-// a flush, a merge or an index rebuild; they take a shared memtable lock only
-// for the duration of a lookup or a scan.
+// a flush or a merge (except the first search of an index, which flushes its
+// rows into a graph); they take a shared memtable lock only for the duration
+// of a lookup or a scan.
+//
+// Named indexes are collections (docs/ENGINE.md 2.2): each segment holds an
+// index's rows as one vector group with its HNSW graph, built by the flush
+// that wrote the segment and started from the largest input graph by a merge.
 #pragma once
 
 #include <cstdint>
@@ -69,15 +74,16 @@ struct IndexConfig {
   simd::Metric metric = simd::Metric::kCosine;
 };
 
+// An index's statistics over all its graphs (docs/ENGINE.md 4.8).
 struct IndexStats {
   uint64_t node_count = 0;     // live entries
-  uint64_t deleted_count = 0;  // graph nodes whose entry was deleted or replaced
-  uint64_t memory_bytes = 0;
-  double avg_edges_per_node = 0;
-  // [l] = graph nodes whose top level is l; entries not yet in the graph
-  // (the delta, searched exactly) count at level 0.
+  uint64_t deleted_count = 0;  // graph nodes whose entry was deleted or replaced in a newer layer
+  uint64_t memory_bytes = 0;   // the segments' vectors and graphs of the index, its memtable entries
+  double avg_edges_per_node = 0;  // layer-0 links per graph node
+  // [l] = graph nodes whose top level is l; entries in no graph (the
+  // memtables', searched exactly) count at level 0.
   std::vector<uint64_t> level_distribution;
-  uint64_t delta_count = 0;  // live entries not yet in the graph
+  uint64_t delta_count = 0;  // live entries in no graph
 };
 
 struct MemoryStats {
@@ -160,22 +166,26 @@ class KvDB {
   Status CreateIndex(std::string_view name, const IndexConfig& config);
   Status DropIndex(std::string_view name);
   Status GetIndexStats(std::string_view name, IndexStats* out);
-  // Makes index `name` ready to search now, as its first search or stats
-  // call would: loads its graph file, or builds its graph over the committed
-  // entries, reporting (rows linked, rows) to `progress` from one thread at
-  // a time. Nothing to do (and no callback) when it is already loaded.
+  // Makes index `name` searchable through graphs now, as its first search or
+  // stats call would: when it has committed entries in the memtables and no
+  // graph in any segment, flushes them into a segment with its graph,
+  // reporting (rows linked, rows) to `progress` from one thread at a time.
+  // Nothing to do (and no callback) otherwise. The flush's error when it
+  // fails (a search or stats call then searches those entries exactly).
   Status PrepareIndex(std::string_view name, const std::function<void(uint64_t done, uint64_t total)>& progress);
-  // ef = max(k, ef_search), ef_search 0 = max(k, 50). Committed entries only.
+  // ef = max(k, ef_search), ef_search 0 = max(k, 50). Committed entries
+  // only: each segment's graph of the index (entries replaced or deleted in
+  // a newer layer are walked through, never returned) and the memtables'
+  // entries exactly.
   Status SearchIndex(std::string_view name, const float* query, uint32_t dim, uint32_t k, uint32_t ef_search,
                      std::vector<KvHit>* out, IndexStats* stats);
 
   bool in_memory() const;
 
   // Runs fn(dir) while the files of the database stay as they are: until it
-  // returns, no flush or merge changes the manifest or deletes a file, and
-  // no index graph file is written or deleted (a flush, a merge and an index
-  // build or drop wait for it; a search that must first load an index's
-  // graph waits too). Commits go on, appending to the current WAL. In-memory
+  // returns, no flush or merge changes the manifest or deletes a file (they
+  // wait for it; so does a search that must first build an index's graph).
+  // Commits go on, appending to the current WAL. In-memory
   // mode: dir names no directory (the files live in process memory). For
   // checking the files of an open database (pomai_verify). Closed when the
   // database is.
@@ -184,8 +194,7 @@ class KvDB {
   // Test hooks: the live segment files, and the last applied sequence number.
   size_t TEST_SegmentCount();
   uint64_t TEST_LastSequence();
-  // Test hook: how many index graphs this open has built (a graph loaded
-  // from its file, docs/FORMAT.md "Named-index graph files", is not built).
+  // Test hook: how many index graphs this open's flushes and merges have built.
   uint64_t TEST_GraphBuilds();
 
  private:

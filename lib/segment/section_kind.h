@@ -30,12 +30,6 @@ enum class SectionKind : uint16_t {
   kHnswSq8Params = 21,
   kHnswSq8Codes = 22,
   kHnswSq8Norms = 23,
-  // Format 1, named-index graph files (docs/FORMAT.md, "Named-index graph files").
-  kGraphFileName = 96,        // the index name
-  kGraphFileKeyOffsets = 97,  // (n + 1) u64 offsets into kGraphFileKeys
-  kGraphFileKeys = 98,        // the entry keys, concatenated
-  kGraphFileSeqs = 99,        // n u64 entry seqs
-  kGraphFileHasMeta = 100,    // n u8 metadata flags
   // Format 2, file level.
   kEntries = 128,
   kKeys = 129,
@@ -71,9 +65,8 @@ constexpr uint32_t kLastIndexKind = 31;
 
 // The containers a kind may appear in (SectionKindInfo::containers bits).
 constexpr uint8_t kInU64Segment = 1;  // format 1, u64-id segment
-constexpr uint8_t kInGraphFile = 4;   // format 1, named-index graph file
 constexpr uint8_t kInFormat2 = 8;
-constexpr uint8_t kInFormat1 = kInU64Segment | kInGraphFile;
+constexpr uint8_t kInFormat1 = kInU64Segment;
 
 // The format 2 group kinds a group-level kind belongs to
 // (SectionKindInfo::group_kinds bits).
@@ -106,20 +99,15 @@ constexpr SectionKindInfo kSectionKinds[] = {
     {SectionKind::kMetaBlob, "meta blob", SectionScope::kFile, kInFormat1, 0, true, 0},
     {SectionKind::kTombstones, "tombstones", SectionScope::kFile, kInFormat1, 0, true, 8},
 
-    {SectionKind::kHnswHeader, "hnsw header", SectionScope::kFile, kInU64Segment | kInGraphFile, 0, false, 128},
-    {SectionKind::kHnswLevels, "hnsw levels", SectionScope::kFile, kInU64Segment | kInGraphFile, 0, false, 1},
-    {SectionKind::kHnswLayer0, "hnsw layer-0 links", SectionScope::kFile, kInU64Segment | kInGraphFile, 0, false, 4},
-    {SectionKind::kHnswUpperIndex, "hnsw upper index", SectionScope::kFile, kInU64Segment | kInGraphFile, 0, false, 4},
-    {SectionKind::kHnswUpperLinks, "hnsw upper links", SectionScope::kFile, kInU64Segment | kInGraphFile, 0, false, 4},
-    {SectionKind::kHnswSq8Params, "hnsw sq8 params", SectionScope::kFile, kInU64Segment | kInGraphFile, 0, false, 4},
-    {SectionKind::kHnswSq8Codes, "hnsw sq8 codes", SectionScope::kFile, kInU64Segment | kInGraphFile, 0, false, 1},
-    {SectionKind::kHnswSq8Norms, "hnsw sq8 norms", SectionScope::kFile, kInU64Segment | kInGraphFile, 0, false, 4},
+    {SectionKind::kHnswHeader, "hnsw header", SectionScope::kFile, kInU64Segment, 0, false, 128},
+    {SectionKind::kHnswLevels, "hnsw levels", SectionScope::kFile, kInU64Segment, 0, false, 1},
+    {SectionKind::kHnswLayer0, "hnsw layer-0 links", SectionScope::kFile, kInU64Segment, 0, false, 4},
+    {SectionKind::kHnswUpperIndex, "hnsw upper index", SectionScope::kFile, kInU64Segment, 0, false, 4},
+    {SectionKind::kHnswUpperLinks, "hnsw upper links", SectionScope::kFile, kInU64Segment, 0, false, 4},
+    {SectionKind::kHnswSq8Params, "hnsw sq8 params", SectionScope::kFile, kInU64Segment, 0, false, 4},
+    {SectionKind::kHnswSq8Codes, "hnsw sq8 codes", SectionScope::kFile, kInU64Segment, 0, false, 1},
+    {SectionKind::kHnswSq8Norms, "hnsw sq8 norms", SectionScope::kFile, kInU64Segment, 0, false, 4},
 
-    {SectionKind::kGraphFileName, "index name", SectionScope::kFile, kInGraphFile, 0, true, 0},
-    {SectionKind::kGraphFileKeyOffsets, "index key offsets", SectionScope::kFile, kInGraphFile, 0, true, 8},
-    {SectionKind::kGraphFileKeys, "index keys", SectionScope::kFile, kInGraphFile, 0, true, 0},
-    {SectionKind::kGraphFileSeqs, "index seqs", SectionScope::kFile, kInGraphFile, 0, true, 8},
-    {SectionKind::kGraphFileHasMeta, "index metadata flags", SectionScope::kFile, kInGraphFile, 0, true, 1},
 
     {SectionKind::kEntries, "entries", SectionScope::kFile, kInFormat2, 0, true, 48},
     {SectionKind::kKeys, "keys", SectionScope::kFile, kInFormat2, 0, true, 0},

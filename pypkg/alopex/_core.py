@@ -462,11 +462,11 @@ class Database:
         every entry check (key order, vector groups, sequence numbers not
         above the manifest's); every live WAL file reads to its end, its
         commit records decode and the ones recovery replays have increasing
-        sequence numbers; every index graph file is checked too (a damaged
-        one is a note, not a problem: the engine rebuilds it). It reads every
-        byte of every file (time in proportion to the database's size).
-        Commits and searches go on meanwhile; flushes, merges and index
-        builds wait until it returns, so the files it checks are the
+        sequence numbers (an HNSW index's graphs are sections of the
+        segments, checked with them). It reads every byte of every file
+        (time in proportion to the database's size). Commits and searches go
+        on meanwhile; flushes and merges (which build index graphs) wait
+        until it returns, so the files it checks are the
         database's current ones. An in-memory database has no files: nothing
         is checked, and a note says so.
 
@@ -475,9 +475,9 @@ class Database:
         "offset" (byte offset in the file, or None), "code" (the C status
         code, 5 = CORRUPTION), "message"}), "error" (the first problem, or
         None), "notes" (a list of {"file", "offset", "message"}: a torn WAL
-        tail, a damaged index graph file, a file the manifest does not
-        need), "checked" (a list of {"file", "kind" ("manifest_log",
-        "kv_segment", "kv_wal", "index_graph"), "ok", "detail"}), "counts"
+        tail, a file the manifest does not need), "checked" (a list of
+        {"file", "kind" ("manifest_log", "kv_segment", "kv_wal"), "ok",
+        "detail"}), "counts"
         ({"checked", "problems", "notes"}) and "path". AlopexError (code
         CLOSED) when the database is closed."""
         out = ffi.new("char*[1]")
@@ -528,11 +528,14 @@ class Database:
         below k. Returns (results best first, with key, score and metadata
         and no vector; the index's HnswStats at the time of the search).
 
-        The first search of an index in a process loads the graph its last
-        build wrote, or builds it over every entry, which takes seconds for
-        many entries. progress: True shows a tqdm bar of that build (when
-        tqdm is installed: `pip install 'pomai[progress]'`), a callable gets
-        (rows linked, rows); nothing is reported when no build is needed.
+        The first search of an index with entries and no graph flushes them
+        into a segment with an HNSW graph, which takes seconds for many
+        entries; the graph lives in the segment, so a reopened database
+        builds nothing. Entries committed later are searched exactly until a
+        background flush puts them into a graph. progress: True shows a tqdm
+        bar of that first build (when tqdm is installed: `pip install
+        'pomai[progress]'`), a callable gets (rows linked, rows); nothing is
+        reported when no build is needed.
         """
         cname = _index_name(name)
         q = _as_f32(query, "query")

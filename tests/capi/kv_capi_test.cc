@@ -254,7 +254,7 @@ TEST_P(KvCApi, IndexFunctions) {
 // (rows linked, rows) as it goes; once loaded it has nothing to do and
 // reports nothing. Disk mode: after a reopen it loads the written graph.
 TEST_P(KvCApi, IndexPrepareReportsTheBuildOnce) {
-  constexpr uint32_t kDim = 8, kRows = 3000;
+  constexpr uint32_t kDim = 8, kRows = 1000;  // below the background flush trigger (1024 rows)
   pomai_hnsw_config_t c = {sizeof(c), kDim, 8, 40, POMAI_METRIC_L2};
   ASSERT_EQ(Code(pomai_index_create(db_, "idx", &c)), 0);
   pomai_txn_t* t = Begin();

@@ -193,23 +193,24 @@ def test_alopex_verify_after_flushes_merge_the_segments(kv_db, tmp_path):
     assert checked_files(report, "kv_segment") == [str(p) for p in segments(tmp_path / "kv")]
 
 
-def test_alopex_verify_checks_index_graph_files_and_notes_damage(kv_db, tmp_path):
+def test_alopex_verify_checks_the_index_graph_in_its_segment(kv_db, tmp_path):
     kv_db.create_hnsw_index("idx", alopex.HnswConfig(dim=4, m=8, metric=alopex.Metric.L2))
     with kv_db.begin(alopex.TxnMode.READ_WRITE) as t:
         for i in range(20):
             t.upsert_to_hnsw("idx", b"e%d" % i, np.full(4, i, dtype=np.float32))
         t.commit()
-    kv_db.search_hnsw("idx", np.zeros(4, dtype=np.float32), 3)  # builds the graph and writes its file
-    [graph] = sorted((tmp_path / "kv").glob("idx-*.pgraph"))
+    kv_db.search_hnsw("idx", np.zeros(4, dtype=np.float32), 3)  # flushes the rows into a segment with a graph
+    [seg] = segments(tmp_path / "kv")
+    assert list((tmp_path / "kv").glob("idx-*")) == []  # no side files
     report = kv_db.verify()
     assert_clean(report)
-    assert checked_files(report, "index_graph") == [str(graph)]
+    assert checked_files(report, "kv_segment") == [str(seg)]
 
-    flip(graph, section_offset(graph, 98) + 1)  # the entry keys
+    layer0 = section_offset(seg, 162)  # the group's graph: layer-0 links
+    flip(seg, layer0 + 5)
     report = kv_db.verify()
-    assert report["ok"] is True  # a cache the engine rebuilds: a note, not a problem
-    [note] = [n for n in report["notes"] if n["file"] == str(graph)]
-    assert "damaged index graph file" in note["message"]
+    assert report["ok"] is False
+    assert (report["error"]["file"], report["error"]["code"]) == (str(seg), 5)  # CORRUPTION
 
 
 def test_alopex_verify_reports_a_segment_damaged_while_open(kv_db, tmp_path):

@@ -27,11 +27,6 @@ TEST(SectionKindRegistry, Format1KindsKeepTheirOnDiskNumbers) {
       {SectionKind::kHnswSq8Params, 21},
       {SectionKind::kHnswSq8Codes, 22},
       {SectionKind::kHnswSq8Norms, 23},
-      {SectionKind::kGraphFileName, 96},
-      {SectionKind::kGraphFileKeyOffsets, 97},
-      {SectionKind::kGraphFileKeys, 98},
-      {SectionKind::kGraphFileSeqs, 99},
-      {SectionKind::kGraphFileHasMeta, 100},
   };
   std::set<uint32_t> registered;
   for (const SectionKindInfo& info : kSectionKinds) {
@@ -142,15 +137,15 @@ TEST(SectionKindRegistry, ScopesAndElementSizes) {
   }
   const std::vector<std::pair<SectionKind, uint32_t>> sizes = {
       {SectionKind::kIds, 8},         {SectionKind::kVectors, 4},    {SectionKind::kMetaBlob, 0},
-      {SectionKind::kHnswHeader, 128}, {SectionKind::kHnswLevels, 1}, {SectionKind::kGraphFileName, 0},
-      {SectionKind::kEntries, 48},    {SectionKind::kGroups, 64},    {SectionKind::kKeys, 0},
+      {SectionKind::kHnswHeader, 128}, {SectionKind::kHnswLevels, 1}, {SectionKind::kKeys, 0},
+      {SectionKind::kEntries, 48},    {SectionKind::kGroups, 64},    {SectionKind::kValues, 0},
       {SectionKind::kRowEntries, 4},  {SectionKind::kBlockCrcs, 4},  {SectionKind::kGraphHeader, 128},
   };
   for (auto [kind, size] : sizes) EXPECT_EQ(ElementSize(kind), size) << SectionKindName(kind);
   // The core sections are in every format 1 file; a graph is optional.
   EXPECT_EQ(SectionKindOf(SectionKind::kTombstones).containers, kInFormat1);
   EXPECT_TRUE(SectionKindOf(SectionKind::kTombstones).required);
-  EXPECT_EQ(SectionKindOf(SectionKind::kHnswLayer0).containers, kInU64Segment | kInGraphFile);
+  EXPECT_EQ(SectionKindOf(SectionKind::kHnswLayer0).containers, kInU64Segment);
   EXPECT_FALSE(SectionKindOf(SectionKind::kHnswLayer0).required);
 }
 
