@@ -238,6 +238,9 @@ struct KvDBImpl {
   Status EnsureLogFile();
   // `progress` gets the graph builds' (rows linked, rows).
   Status FlushLocked(const std::function<void(uint64_t, uint64_t)>& progress = nullptr) REQUIRES(flush_mu);
+  // Flushes what the memtables hold (a memtable a failed flush left frozen
+  // first), then merges; a failed merge is not its failure (Flush, first builds).
+  Status FlushAllLocked(const std::function<void(uint64_t, uint64_t)>& progress) REQUIRES(flush_mu);
   // Merges runs of segments while the policy (PickMergeRun) picks one.
   Status MergeLocked() REQUIRES(flush_mu);
   Status MergeRunLocked(bool* merged) REQUIRES(flush_mu);
@@ -981,6 +984,29 @@ Status ScoreMemtableVectors(ThreadPool* pool, const KeyTable& m, uint64_t snap, 
   return Status::OK();
 }
 
+// Scores candidates given by their vectors (v.vec, dim floats each) with
+// ScoreGather, split over the pool when many, and offers them to `top`.
+void OfferGathered(ThreadPool* pool, simd::Metric metric, const float* query, uint32_t dim,
+                   std::vector<Candidate>* gathered, CandidateTopK* top) {
+  if (gathered->empty()) return;
+  std::vector<const float*> rows(gathered->size());
+  std::vector<float> scores(gathered->size());
+  for (size_t i = 0; i < gathered->size(); ++i) rows[i] = (*gathered)[i].v.vec;
+  const size_t per = RowsPerTask(dim);
+  if (pool == nullptr || rows.size() <= per) {
+    simd::ScoreGather(metric, query, rows.data(), rows.size(), dim, scores.data());
+  } else {
+    pool->ParallelFor((rows.size() + per - 1) / per, [&](size_t c) {
+      const size_t from = c * per, to = std::min(rows.size(), from + per);
+      simd::ScoreGather(metric, query, rows.data() + from, to - from, dim, scores.data() + from);
+    });
+  }
+  for (size_t i = 0; i < gathered->size(); ++i) {
+    (*gathered)[i].score = scores[i];
+    top->Offer((*gathered)[i]);
+  }
+}
+
 // The hits, best first; `prefix` bytes of each internal key are left out
 // (the namespace byte of a record, a row's namespace and cid).
 void FillHits(CandidateTopK& top, simd::Metric metric, bool return_vectors, size_t prefix, std::vector<KvHit>* out) {
@@ -1095,24 +1121,7 @@ Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metri
       }
     }
   }
-  if (!gathered.empty()) {
-    std::vector<const float*> rows(gathered.size());
-    std::vector<float> scores(gathered.size());
-    for (size_t i = 0; i < gathered.size(); ++i) rows[i] = gathered[i].v.vec;
-    const size_t per = RowsPerTask(dim);
-    if (pool == nullptr || rows.size() <= per) {
-      simd::ScoreGather(metric, query, rows.data(), rows.size(), dim, scores.data());
-    } else {
-      pool->ParallelFor((rows.size() + per - 1) / per, [&](size_t c) {
-        const size_t from = c * per, to = std::min(rows.size(), from + per);
-        simd::ScoreGather(metric, query, rows.data() + from, to - from, dim, scores.data() + from);
-      });
-    }
-    for (size_t i = 0; i < gathered.size(); ++i) {
-      gathered[i].score = scores[i];
-      top.Offer(gathered[i]);
-    }
-  }
+  OfferGathered(pool, metric, query, dim, &gathered, &top);
   FillHits(top, metric, return_vectors, 1, out);
   return Status::OK();
 }
@@ -1296,15 +1305,19 @@ Status KvDB::Flush() {
   if (d.opt.in_memory) return Status::InvalidArgument("in-memory database cannot be flushed");
   if (d.closed) return Status::Closed("database is closed");
   MutexLock f(&d.flush_mu);
+  return d.FlushAllLocked(nullptr);
+}
+
+Status KvDBImpl::FlushAllLocked(const std::function<void(uint64_t, uint64_t)>& progress) {
   // A memtable left frozen by a failed flush is written first, then the
   // current one.
-  const bool leftover = d.Current()->imm != nullptr;
-  POMAI_RETURN_IF_ERROR(d.FlushLocked());
-  if (leftover) POMAI_RETURN_IF_ERROR(d.FlushLocked());
+  const bool leftover = Current()->imm != nullptr;
+  POMAI_RETURN_IF_ERROR(FlushLocked(progress));
+  if (leftover) POMAI_RETURN_IF_ERROR(FlushLocked(progress));
   // The flush is done and durable: a merge that fails (out of space, a
   // damaged input it refuses to copy) changes nothing, is retried after the
   // next flush, and is not this call's failure.
-  (void)d.MergeLocked();
+  (void)MergeLocked();
   return Status::OK();
 }
 
@@ -1708,16 +1721,7 @@ Status SearchCollection(const Layers& layers, uint64_t snap, uint64_t cid, const
   view.ForEachMemtableRow([&](std::string_view key, const VersionView& v) {
     if (v.kind == ValueKind::kVector && v.dim == dim) gathered.push_back(Candidate{0, key, v});
   });
-  if (!gathered.empty()) {
-    std::vector<const float*> rows(gathered.size());
-    std::vector<float> scores(gathered.size());
-    for (size_t i = 0; i < gathered.size(); ++i) rows[i] = gathered[i].v.vec;
-    simd::ScoreGather(metric, query, rows.data(), rows.size(), dim, scores.data());
-    for (size_t i = 0; i < gathered.size(); ++i) {
-      gathered[i].score = scores[i];
-      top->Offer(gathered[i]);
-    }
-  }
+  OfferGathered(pool, metric, query, dim, &gathered, top);
   std::vector<index::Neighbor> nbrs;
   std::vector<float> scores;
   for (size_t si = 0; si < layers.segs.size(); ++si) {
@@ -1870,14 +1874,11 @@ Status KvDBImpl::PrepareCollection(std::string_view name, bool for_read,
   POMAI_RETURN_IF_ERROR(needs_build(&needs));  // another flush may have built it meanwhile
   if (!needs) return Status::OK();
   const uint64_t seq = last_seq.load();
-  const bool leftover = Current()->imm != nullptr;
-  Status s = FlushLocked(progress);
-  if (s.ok() && leftover) s = FlushLocked(progress);
+  Status s = FlushAllLocked(progress);
   if (!s.ok()) {
     failed_build_seq.store(seq + 1);
     return for_read ? Status::OK() : s;
   }
-  (void)MergeLocked();  // as after any flush: a failure is retried after the next one
   return Status::OK();
 }
 
