@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/kv_db.h"
 #include "engine/manifest.h"
 #include "engine/topk.h"
 #include "index/hnsw.h"
@@ -51,18 +52,6 @@ struct Options {
   index::Traversal hnsw_vectors = index::Traversal::kSq8;  // what graph walks score, for segments built by this open
   Env* env = nullptr;                    // nullptr = Env::Default()
 };
-
-struct WriteOp {
-  enum class Kind : uint8_t { kPut = 1, kDelete = 2 };
-  Kind kind = Kind::kPut;
-  uint64_t id = 0;
-  const float* vector = nullptr;  // dim floats, for kPut
-  std::string_view metadata;      // for kPut
-};
-
-// Progress of a long freeze or compaction: (rows indexed so far, rows to
-// index). Called from one thread at a time, from engine threads.
-using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
 
 struct ShardView;  // a consistent view of one shard (engine/db_impl.h)
 

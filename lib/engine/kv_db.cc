@@ -1300,12 +1300,12 @@ void KvDBImpl::BackgroundLoop() {
   }
 }
 
-Status KvDB::Flush() {
+Status KvDB::Flush(const ProgressFn& progress) {
   KvDBImpl& d = *impl_;
   if (d.opt.in_memory) return Status::InvalidArgument("in-memory database cannot be flushed");
   if (d.closed) return Status::Closed("database is closed");
   MutexLock f(&d.flush_mu);
-  return d.FlushAllLocked(nullptr);
+  return d.FlushAllLocked(progress);
 }
 
 Status KvDBImpl::FlushAllLocked(const std::function<void(uint64_t, uint64_t)>& progress) {

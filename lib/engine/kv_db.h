@@ -30,6 +30,14 @@
 // Named indexes are collections (docs/ENGINE.md 2.2): each segment holds an
 // index's rows as one vector group with its HNSW graph, built by the flush
 // that wrote the segment and started from the largest input graph by a merge.
+//
+// The default collection (ENGINE.md 2.2, the empty name) is a u64-keyed
+// collection: a pomaidb database's rows. OpenDefaultCollection creates or
+// opens it; Write, PutArray, Get, Exists, Count, Search and StatsJson work on
+// it. Its rows are applied as blind batches (one WAL record each, no conflict
+// check), kept column-wise in the memtable, and written as one u64 group per
+// segment with an HNSW graph when the group has at least adaptive_threshold
+// rows (built at flush, started from the largest input's graph at a merge).
 #pragma once
 
 #include <cstdint>
@@ -39,6 +47,8 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/collection.h"
+#include "engine/topk.h"
 #include "simd/distance.h"
 #include "util/env.h"
 #include "util/status.h"
@@ -92,6 +102,35 @@ struct MemoryStats {
   uint64_t free_bytes = 0;
 };
 
+
+// One op of a batch write to the default collection.
+struct WriteOp {
+  enum class Kind : uint8_t { kPut = 1, kDelete = 2 };
+  Kind kind = Kind::kPut;
+  uint64_t id = 0;
+  const float* vector = nullptr;  // dim floats, for kPut
+  std::string_view metadata;      // for kPut
+};
+
+// Progress of a long flush or compaction: (rows linked into graphs so far,
+// rows to link). Called from one thread at a time, from engine threads.
+using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
+
+// What pomai_open asks of the default collection (include/pomai/pomai.h).
+// dim, metric and shards are the collection's and fixed at its creation; the
+// rest are this open's settings (each segment records what it was built with).
+struct DefaultCollectionOptions {
+  uint32_t dim = 0;
+  simd::Metric metric = simd::Metric::kL2;
+  uint32_t shards = 1;                 // search hits report shard = id % shards
+  bool build_graphs = true;            // false: no graphs (IVF requested; searches stay exact)
+  uint32_t hnsw_m = 32;
+  uint32_t hnsw_ef_construction = 200;
+  GraphVectors hnsw_vectors = GraphVectors::kSq8;  // what graph walks score
+  uint32_t hnsw_ef_search = 64;        // default ef of graph searches; never below k
+  uint32_t adaptive_threshold = 5000;  // groups with at least this many rows get (and are searched through) a graph
+  uint32_t deadline_ms = 0;            // default per-search budget; 0 = none
+};
 
 class KvDB;
 struct KvDBImpl;
@@ -157,8 +196,58 @@ class KvDB {
   Result<std::unique_ptr<KvTxn>> Begin(TxnMode mode);
 
   // Disk mode: writes the memtable to a segment and returns once the manifest
-  // names it. In-memory: InvalidArgument "in-memory database cannot be flushed".
-  Status Flush();
+  // names it, then merges what the policy asks for (a failed merge is not
+  // this call's failure). `progress` gets the graph builds' (rows linked,
+  // rows). In-memory: InvalidArgument "in-memory database cannot be flushed".
+  Status Flush(const ProgressFn& progress = nullptr);
+
+  // Merges segments. force: every segment into one (a lone segment only when
+  // it holds tombstones or rows of dropped collections to drop); otherwise
+  // what the tiered policy asks for. Every row and entry copied is checked
+  // first, and a graph the merge starts from is checked whole: a damaged
+  // input is Corruption and the database is left as it was.
+  Status Compact(bool force, const ProgressFn& progress = nullptr);
+
+  // ---- The default collection (pomaidb). Every call below but
+  // OpenDefaultCollection is InvalidArgument "the database has no default
+  // collection open: ..." until OpenDefaultCollection succeeded.
+
+  // Opens the default collection, creating it (one commit of its
+  // configuration) when the database has none. InvalidArgument naming both
+  // values when dim, metric or shards differ from the stored configuration
+  // (or when it is not a u64 collection); InvalidArgument when called twice.
+  Status OpenDefaultCollection(const DefaultCollectionOptions& options);
+  // Applies `ops` atomically, in order (a later op on the same id wins), as
+  // one WAL record. Every op is checked first (kind, vector, finite values,
+  // metadata size): nothing is written when any op is invalid.
+  Status Write(const WriteOp* ops, size_t n);
+  // Puts n rows of a dense row-major matrix (one row-array WAL record,
+  // written from the caller's arrays).
+  Status PutArray(const uint64_t* ids, const float* vectors, size_t n);
+  // NotFound "id N not found" when `id` has no live row. Reads only what it
+  // returns (a block it reads is checked first: damage is Corruption).
+  Status Get(uint64_t id, std::vector<float>* vector, std::string* metadata);
+  Result<bool> Exists(uint64_t id);
+  // Live rows (O(rows)).
+  Result<uint64_t> Count();
+  // Top-k of `n` queries (n * dim floats, finite) with topks[i] results
+  // each; (*out)[i] sorted by score descending, then id ascending (scores as
+  // simd::Score gives them: -d^2 for L2). Memtables and groups below
+  // adaptive_threshold rows are searched exactly, larger groups through their
+  // graph with ef = max(k, ef_search) (0 = the open's hnsw_ef_search). Rows
+  // shadowed by newer layers are never returned, and k come back when k live
+  // rows exist. deadline_ms 0 = the open's; past it DeadlineExceeded.
+  Status Search(const float* queries, size_t n, const uint32_t* topks, uint32_t deadline_ms, uint32_t ef_search,
+                std::vector<std::vector<Hit>>* out);
+  // The default collection's statistics as a JSON object (docs/FORMAT.md):
+  // dim, shards [{shard, memtable_rows}], segment_files [{file, rows,
+  // tombstones, bytes, graph}], segments, segment_rows, segment_tombstones,
+  // segment_bytes, memtable_rows, live_rows, dead_rows, graph_reused_rows.
+  Result<std::string> StatsJson();
+  // The default collection's dim, metric and shards (0s before it is open).
+  uint32_t dim() const;
+  simd::Metric metric() const;
+  uint32_t shards() const;
 
   MemoryStats MemoryUsage();
 
