@@ -1,4 +1,5 @@
 #include "engine/kv_db.h"
+#include "engine/kv_db_impl.h"
 
 #include <unistd.h>
 
@@ -39,7 +40,6 @@ namespace pomai::engine {
 using kv::ValueKind;
 using kv::ValuePtr;
 using kv::VersionView;
-using memtable::KeyTable;
 
 namespace {
 
@@ -116,142 +116,6 @@ Status CheckVector(const float* v, uint32_t dim, const char* what) {
   }
   return Status::OK();
 }
-
-// ---------------------------------------------------------------------------
-// Internal state
-
-// The segment part of a collection's statistics (docs/ENGINE.md 4.8): what
-// its groups in a view's segments hold, each row shadowed only by newer
-// segments. Computed once per set of segments.
-struct SegmentStats {
-  uint64_t live_graph_rows = 0;     // rows in a graph, not shadowed
-  uint64_t live_rows = 0;           // rows in a group without a graph, not shadowed
-  uint64_t dead_graph_rows = 0;     // graph nodes shadowed by a newer segment
-  std::vector<uint64_t> levels;     // graph nodes per top level
-  uint64_t layer0_links = 0;
-  uint64_t bytes = 0;               // the groups' vectors and graphs
-};
-
-// The layers a reader sees, newest first. Immutable once published.
-struct Layers {
-  std::shared_ptr<KeyTable> mem;
-  std::shared_ptr<KeyTable> imm;  // being flushed, or null
-  std::vector<std::shared_ptr<const segment::SegmentFile>> segs;  // newest first (highest seqs first)
-  uint64_t generation = 0;  // set by Publish: each published view has its own
-};
-
-struct KvDBImpl {
-  KvOptions opt;
-  std::unique_ptr<MemoryEnv> memory_env;  // in-memory mode: where segments and the manifest live
-  Env* env = nullptr;
-  std::unique_ptr<FileLock> lock;
-  std::unique_ptr<ThreadPool> pool;  // null when search_threads == 1
-
-  // Lock order: flush_mu -> commit_mu -> apply_mu -> versions->install_mu()
-  // -> snap_mu -> layers_mu -> a memtable's own lock; bg_mu, stats_mu and
-  // wals_mu are taken alone.
-  Mutex commit_mu;  // conflict checks, pending, the memtable switch of a flush
-  std::map<std::string, int, std::less<>> pending GUARDED_BY(commit_mu);  // keys of commits in the WAL, not yet applied
-  uint64_t pending_bytes GUARDED_BY(commit_mu) = 0;                        // their WriteCost
-  Mutex apply_mu;   // held while a commit is applied to the memtable
-  std::unique_ptr<wal::Writer> wal;  // disk mode only
-  std::atomic<bool> wal_file_open{false};  // this open has created a WAL file (NewLogFile)
-  std::atomic<uint64_t> last_seq{0};  // every commit <= it is applied and visible
-
-  mutable Mutex layers_mu;
-  std::shared_ptr<const Layers> layers GUARDED_BY(layers_mu);
-
-  Mutex snap_mu;
-  std::multiset<uint64_t> snapshots GUARDED_BY(snap_mu);  // seqs of the live transactions
-
-  // The manifest (docs/ENGINE.md 3.5): the live segments, log number, last
-  // seq; changed only by versions->LogAndApply, under flush_mu.
-  std::unique_ptr<VersionSet> versions;
-  Mutex wals_mu;
-  std::vector<uint64_t> live_wals GUARDED_BY(wals_mu);  // WAL files numbered >= the version's log number
-  Status log_file_error GUARDED_BY(wals_mu);  // EnsureLogFile failed: commits refused
-
-  Mutex flush_mu;  // one flush or merge at a time
-  uint64_t imm_log_number GUARDED_BY(flush_mu) = 0;  // the first WAL file not needed by imm
-  uint64_t imm_seq GUARDED_BY(flush_mu) = 0;         // the last seq in imm
-
-  Mutex bg_mu;
-  CondVar bg_cv;
-  bool bg_stop GUARDED_BY(bg_mu) = false;
-  bool bg_pending GUARDED_BY(bg_mu) = false;
-  std::thread bg_thread;
-
-  std::atomic<bool> closed{false};
-  std::atomic<uint64_t> graph_builds{0};
-  // last_seq + 1 when a first build's flush failed at last_seq (0: none):
-  // reads do not try again until a commit changes what there is to flush.
-  std::atomic<uint64_t> failed_build_seq{0};
-
-  // Rows written to each collection in the active memtable (every row write
-  // of a commit counts): the background flush trigger of ENGINE.md 4.6.
-  std::map<uint64_t, uint64_t> mem_rows GUARDED_BY(apply_mu);
-
-  // The last statistics computed per collection (ENGINE.md 4.8).
-  struct StatsCache {
-    std::vector<uint64_t> segments;  // file numbers of the view the segment part is of
-    SegmentStats seg;
-    uint64_t generation = 0;  // the view and seq the result is of
-    uint64_t seq = 0;
-    IndexStats result;
-  };
-  Mutex stats_mu;
-  std::map<uint64_t, StatsCache> stats_cache GUARDED_BY(stats_mu);
-
-  // Makes collection `name` searchable through graphs (ENGINE.md 4.6): when
-  // it has committed rows in the memtables and no segment group of it has a
-  // graph, flushes now, reporting the graph builds to `progress`. For a
-  // read (`for_read`), a failed flush is not an error (the rows are searched
-  // exactly) and is not tried again before the next commit.
-  Status PrepareCollection(std::string_view name, bool for_read, const std::function<void(uint64_t, uint64_t)>& progress);
-  Status CollectionStats(const Layers& layers, uint64_t snap, uint64_t cid, const IndexConfig& config, IndexStats* out);
-  Status WriteIndexConfig(const std::string& name, const IndexConfig* config);
-  // Counts a commit's row writes per collection (mem_rows); true when a
-  // collection's rows in the active memtable reach max(1024, its segment
-  // rows / 8), the background flush that puts them into a graph.
-  bool CountRowWrites(const Layers& cur, const std::vector<kv::Write>& writes) REQUIRES(apply_mu);
-
-  std::shared_ptr<const Layers> Current() const {
-    MutexLock l(&layers_mu);
-    return layers;
-  }
-  void Publish(std::shared_ptr<Layers> next) {
-    MutexLock l(&layers_mu);
-    next->generation = layers ? layers->generation + 1 : 1;
-    layers = std::move(next);
-  }
-  uint64_t NewFileNumber() { return versions->NewFileNumber(); }
-  std::string FilePath(files::FileType type, uint64_t number) const {
-    return JoinPath(opt.path, files::FileName(type, number));
-  }
-
-  // Runs inside Open, before any other thread can reach the database: it
-  // reads and writes the guarded state without the locks.
-  Status Recover() NO_THREAD_SAFETY_ANALYSIS;
-  Status NewLogFile();  // inside wal->RunExclusive
-  // Creates this open's first WAL file unless there is one (disk mode);
-  // called with no lock held, before a commit's record is written.
-  Status EnsureLogFile();
-  // `progress` gets the graph builds' (rows linked, rows).
-  Status FlushLocked(const std::function<void(uint64_t, uint64_t)>& progress = nullptr) REQUIRES(flush_mu);
-  // Flushes what the memtables hold (a memtable a failed flush left frozen
-  // first), then merges; a failed merge is not its failure (Flush, first builds).
-  Status FlushAllLocked(const std::function<void(uint64_t, uint64_t)>& progress) REQUIRES(flush_mu);
-  // Merges runs of segments while the policy (PickMergeRun) picks one.
-  Status MergeLocked() REQUIRES(flush_mu);
-  Status MergeRunLocked(bool* merged) REQUIRES(flush_mu);
-  void BackgroundLoop();
-  void MaybeScheduleFlush();
-  // Commits `writes` (sorted by key) for a transaction that read at `snap`:
-  // CONFLICT when a key written or a key of `checks` has a version newer
-  // than snap.
-  Status CommitWrites(uint64_t snap, const std::vector<kv::Write>& writes, const std::set<std::string, std::less<>>& checks);
-  uint64_t UsedBytes(const Layers& l) const;
-};
 
 // ---------------------------------------------------------------------------
 // Segments (segment/file.h, docs/ENGINE.md 3.3): one version per key; every
@@ -331,6 +195,47 @@ struct GraphBuild {
   std::atomic<uint64_t>* builds = nullptr;  // counts the graphs built
 };
 
+// The default collection's rows for a segment: a flush's row set, or a
+// merge's rows (each id's newest version in the run).
+struct U64Group {
+  uint64_t cid = 0;
+  uint32_t dim = 0;
+  simd::Metric metric = simd::Metric::kL2;
+  MemTable::Sorted rows;
+  // A merge: the largest input graph of the collection, and the row each of
+  // its rows became (index::kNoRow: replaced or dropped).
+  const index::HnswGraph* base = nullptr;
+  std::vector<uint32_t> new_row;
+  // Its graph: built when `graph` and it has at least min_rows rows (RowGraphSettings).
+  bool graph = false;
+  uint64_t min_rows = 0;
+  index::HnswParams params;
+};
+
+// How the graph of u64 collection `cid` is built (ENGINE.md 4.6): with this
+// open's settings when it is the open default collection, else with its
+// stored configuration and the default threshold; a dead collection (not in
+// `live`) gets none.
+static void RowGraphSettings(const KvDBImpl& d, const std::map<uint64_t, CollectionConfig>& live, U64Group* g) {
+  g->graph = false;
+  if (d.rows_open.load(std::memory_order_acquire) && g->cid == d.rows_cid) {
+    const DefaultCollectionOptions& o = d.rows_opt;
+    g->graph = o.build_graphs;
+    g->min_rows = std::max<uint64_t>(1, o.adaptive_threshold);
+    g->params.m = o.hnsw_m;
+    g->params.ef_construction = o.hnsw_ef_construction;
+    g->params.sq8 = o.hnsw_vectors == GraphVectors::kSq8;
+    return;
+  }
+  auto c = live.find(g->cid);
+  if (c == live.end() || c->second.key_type != KeyType::kU64) return;
+  g->graph = true;
+  g->min_rows = DefaultCollectionOptions{}.adaptive_threshold;
+  g->params.m = c->second.m;
+  g->params.ef_construction = c->second.ef_construction;
+  g->params.sq8 = c->second.graph_vectors == GraphVectors::kSq8;
+}
+
 namespace {
 
 // The graph of collection `cid`'s group whose rows are `inputs[rows[j]]`
@@ -389,8 +294,36 @@ Result<std::vector<index::GraphSection>> BuildGroupGraph(const GraphBuild& gb, u
 // with a graph (gb). Every view must stay valid until it returns. On failure
 // no file is left under the name.
 Status WriteSegment(Env* env, const std::string& dir, uint64_t number, const std::vector<SegmentInput>& inputs,
-                    const GraphBuild& gb) {
+                    const GraphBuild& gb, const std::vector<U64Group>& u64s = {}) {
   segment::SegmentWriter w;
+  // The u64 collections' rows, and which of their groups get a graph.
+  std::vector<std::pair<const U64Group*, segment::GroupHandle>> u64_graphs;
+  uint64_t total = 0;
+  for (const U64Group& g : u64s) {
+    const U64Group* u64 = &g;
+    if (u64->rows.ids.empty() && u64->rows.tombstones.empty()) continue;
+    const MemTable::Sorted& r = u64->rows;
+    segment::U64Rows cols;
+    cols.cid = u64->cid;
+    cols.dim = u64->dim;
+    cols.metric = u64->metric;
+    cols.rows = r.ids.size();
+    cols.ids = r.ids.data();
+    cols.seqs = r.seqs.data();
+    cols.vectors = r.vectors.data();
+    if (!r.meta_blob.empty()) {
+      cols.metadata_offsets = r.meta_offsets.data();
+      cols.metadata_blob = reinterpret_cast<const uint8_t*>(r.meta_blob.data());
+    }
+    cols.tombstones = r.tombstones.size();
+    cols.tombstone_ids = r.tombstones.data();
+    cols.tombstone_seqs = r.tombstone_seqs.data();
+    const segment::GroupHandle handle = w.AddU64Group(cols);
+    if (u64->graph && r.ids.size() >= u64->min_rows) {
+      u64_graphs.emplace_back(u64, handle);
+      total += r.ids.size();
+    }
+  }
   struct Group {
     segment::GroupHandle handle;
     std::vector<size_t> rows;  // indexes into inputs, in row order
@@ -426,7 +359,6 @@ Status WriteSegment(Env* env, const std::string& dir, uint64_t number, const std
     Group* group;
   };
   std::vector<Build> build;
-  uint64_t total = 0;
   for (auto& [k, g] : groups) {
     const auto& [cid, dim, metric, row] = k;
     if (!row || gb.live == nullptr) continue;
@@ -436,6 +368,24 @@ Status WriteSegment(Env* env, const std::string& dir, uint64_t number, const std
     total += g.rows.size();
   }
   uint64_t done = 0;
+  for (const auto& [u64, handle] : u64_graphs) {
+    const size_t n = u64->rows.ids.size();
+    std::function<void(uint64_t, uint64_t)> progress;
+    if (gb.progress != nullptr && *gb.progress)
+      progress = [&gb, done, total](uint64_t d, uint64_t) { (*gb.progress)(done + d, total); };
+    ThreadPool* pool = n >= 2048 ? gb.pool : nullptr;
+    if (gb.builds != nullptr) gb.builds->fetch_add(1);
+    const float* vectors = u64->rows.vectors.data();
+    std::vector<index::GraphSection> graph;
+    if (u64->base != nullptr) {
+      const index::GraphBase base{u64->base, u64->new_row.data()};
+      POMAI_ASSIGN_OR_RETURN(graph, index::BuildHnswFrom(base, vectors, n, u64->dim, u64->metric, u64->params, pool, progress));
+    } else {
+      POMAI_ASSIGN_OR_RETURN(graph, index::BuildHnsw(vectors, n, u64->dim, u64->metric, u64->params, pool, progress));
+    }
+    w.SetGraph(handle, std::move(graph));
+    done += n;
+  }
   for (const Build& b : build) {
     POMAI_ASSIGN_OR_RETURN(std::vector<index::GraphSection> graph,
                            BuildGroupGraph(gb, b.cid, *b.config, inputs, b.group->rows, done, total));
@@ -651,18 +601,58 @@ Status KvDBImpl::Recover() {
     wal::Record rec;
     while (reader.Next(&rec)) {
       const std::string origin = path + " at offset " + std::to_string(rec.offset);
-      if (rec.type != static_cast<uint8_t>(wal::RecordType::kWriteBatch)) {
-        // Names a record type of format version 1 or an unknown one.
-        POMAI_RETURN_IF_ERROR(wal::DecodeRecord(rec.type, rec.payload, origin, &decoded));
-        return Status::Corruption(origin + ": a row array in a keyspace database");
+      if (rec.seq <= version->last_seq) {
+        // Already in a segment; a record type of format version 1 or an
+        // unknown one is Corruption all the same.
+        if (rec.type != static_cast<uint8_t>(wal::RecordType::kWriteBatch) &&
+            rec.type != static_cast<uint8_t>(wal::RecordType::kRowArray))
+          POMAI_RETURN_IF_ERROR(wal::DecodeRecord(rec.type, rec.payload, origin, &decoded));
+        continue;
       }
-      if (rec.seq <= version->last_seq) continue;  // already in a segment
       if (rec.seq <= seq)
         return Status::Corruption(path, rec.offset, "sequence number " + std::to_string(rec.seq) + " is not above " +
                                                         std::to_string(seq));
-      POMAI_RETURN_IF_ERROR(wal::DecodeWriteBatch(rec.payload, origin, &decoded.ops));
-      POMAI_RETURN_IF_ERROR(kv::WritesOf(decoded.ops, origin, &writes));
-      next->mem->Apply(rec.seq, writes, rec.seq);
+      POMAI_RETURN_IF_ERROR(wal::DecodeRecord(rec.type, rec.payload, origin, &decoded));
+      // Rows of the default collection: a row array, or a write batch of row
+      // ops (no record mixes them with key ops). The first one makes the row set.
+      const bool rows = decoded.type == wal::RecordType::kRowArray ||
+                        (!decoded.ops.empty() && (decoded.ops[0].kind == wal::OpKind::kPutRow ||
+                                                  decoded.ops[0].kind == wal::OpKind::kDeleteRow));
+      if (rows) {
+        const uint64_t cid = decoded.type == wal::RecordType::kRowArray ? decoded.array.cid : decoded.ops[0].cid;
+        uint32_t dim = decoded.type == wal::RecordType::kRowArray ? decoded.array.dim : 0;
+        if (decoded.type == wal::RecordType::kWriteBatch)
+          for (const wal::RecordOp& op : decoded.ops)
+            if (dim == 0 && op.kind == wal::OpKind::kPutRow) dim = op.dim;
+        if (!next->mem_rows && dim != 0) next->mem_rows = std::make_shared<RowSet>(cid, dim, row_cache);
+        if (!next->mem_rows) {
+          // Only deletes so far: nothing of the collection to hide yet, but the
+          // row set needs a dim; the configuration has it.
+          VersionView v;
+          bool found = false;
+          POMAI_RETURN_IF_ERROR(LookupLayers(*next, ConfigKey(""), rec.seq, &v, &found));
+          CollectionConfig c;
+          if (!found || v.kind != ValueKind::kBytes || v.seq != cid ||
+              !CollectionConfig::Decode(v.bytes, "the default collection", &c).ok())
+            return Status::Corruption(origin + ": rows of collection " + std::to_string(cid) +
+                                      ", which is not the default collection");
+          next->mem_rows = std::make_shared<RowSet>(cid, c.dim, row_cache);
+        }
+        if (decoded.type == wal::RecordType::kRowArray) {
+          const wal::RowArray& a = decoded.array;
+          if (a.cid != next->mem_rows->cid || a.dim != next->mem_rows->dim)
+            return Status::Corruption(origin + ": row array of collection " + std::to_string(a.cid) + " and dim " +
+                                      std::to_string(a.dim) + " where the default collection is " +
+                                      std::to_string(next->mem_rows->cid) + " of dim " +
+                                      std::to_string(next->mem_rows->dim));
+          StageRowArray(*next->mem_rows, rec.seq, a.ids, a.vectors, a.rows);
+        } else {
+          POMAI_RETURN_IF_ERROR(StageRowOps(*next->mem_rows, rec.seq, decoded.ops, origin));
+        }
+      } else {
+        POMAI_RETURN_IF_ERROR(kv::WritesOf(decoded.ops, origin, &writes));
+        next->mem->Apply(rec.seq, writes, rec.seq);
+      }
       seq = rec.seq;
     }
     POMAI_RETURN_IF_ERROR(reader.status());
@@ -1187,9 +1177,14 @@ Status KvTxn::Commit() {
   return t.db->CommitWrites(snap, writes, checks);
 }
 
+uint64_t KvDBImpl::MemtableBytes(const Layers& l) {
+  return l.mem->bytes() + (l.mem_rows ? l.mem_rows->bytes.load(std::memory_order_relaxed) : 0);
+}
+
 uint64_t KvDBImpl::UsedBytes(const Layers& l) const {
-  uint64_t used = l.mem->bytes();
+  uint64_t used = MemtableBytes(l);
   if (l.imm) used += l.imm->bytes();
+  if (l.imm_rows) used += l.imm_rows->bytes.load(std::memory_order_relaxed);
   for (const auto& s : l.segs) used += s->file_size();
   return used;
 }
@@ -1288,13 +1283,20 @@ void KvDBImpl::BackgroundLoop() {
     // A request made while this flush runs (its commits went to the next
     // memtable) schedules the next one.
     bg_pending = false;
+    bg_flushing = true;
     l.Unlock();
     {
       // A failure leaves the frozen memtable (and, on disk, its WAL file) in
       // place: nothing is lost, and the next trigger (a commit over the
       // budget, or Flush(), which returns its own result) writes it again.
       MutexLock f(&flush_mu);
-      if (FlushLocked().ok()) (void)MergeLocked();
+      const bool flushed = FlushLocked().ok();
+      {
+        MutexLock b(&bg_mu);
+        bg_flushing = false;
+      }
+      bg_cv.SignalAll();  // writers held back by the budget
+      if (flushed) (void)MergeLocked(false, nullptr);
     }
     l.Lock();
   }
@@ -1308,6 +1310,13 @@ Status KvDB::Flush(const ProgressFn& progress) {
   return d.FlushAllLocked(progress);
 }
 
+Status KvDB::Compact(bool force, const ProgressFn& progress) {
+  KvDBImpl& d = *impl_;
+  if (d.closed) return Status::Closed("database is closed");
+  MutexLock f(&d.flush_mu);
+  return d.MergeLocked(force, progress);
+}
+
 Status KvDBImpl::FlushAllLocked(const std::function<void(uint64_t, uint64_t)>& progress) {
   // A memtable left frozen by a failed flush is written first, then the
   // current one.
@@ -1317,7 +1326,7 @@ Status KvDBImpl::FlushAllLocked(const std::function<void(uint64_t, uint64_t)>& p
   // The flush is done and durable: a merge that fails (out of space, a
   // damaged input it refuses to copy) changes nothing, is retried after the
   // next flush, and is not this call's failure.
-  (void)MergeLocked();
+  (void)MergeLocked(false, nullptr);
   return Status::OK();
 }
 
@@ -1330,13 +1339,40 @@ Status KvDBImpl::FlushLocked(const std::function<void(uint64_t, uint64_t)>& prog
       // A failed flush left its memtable frozen: write that one first.
       frozen = cur;
     } else {
-      if (cur->mem->empty()) return Status::OK();
+      auto empty = [](const Layers& l) {
+        if (!l.mem->empty()) return false;
+        if (!l.mem_rows) return true;
+        ReaderLock r(&l.mem_rows->mu);
+        return l.mem_rows->table.empty();
+      };
+      if (empty(*cur)) return Status::OK();
+      // The next row set, its id index sized for as many rows as the one it
+      // replaces, made before commits are held up (a growing index rehashes
+      // every id while a write waits).
+      std::shared_ptr<RowSet> next_rows;
+      if (cur->mem_rows) {
+        next_rows = std::make_shared<RowSet>(cur->mem_rows->cid, cur->mem_rows->dim, row_cache);
+        size_t rows = 0;
+        {
+          ReaderLock r(&cur->mem_rows->mu);
+          rows = cur->mem_rows->table.rows();
+        }
+        WriterLock w(&next_rows->mu);
+        next_rows->table.Reserve(rows);
+      }
       auto freeze = [&]() -> Status {
         flush_mu.AssertHeld();
+        // Staged rows of a failed log write are unpublished: they must never
+        // reach a segment (the database refuses writes and flushes from then on).
+        if (wal && !wal->sticky_error().ok())
+          return Status(wal->sticky_error().code(),
+                        "database refuses flushes after a failed log write: " + wal->sticky_error().message());
         std::shared_ptr<const Layers> now = Current();
         auto next = std::make_shared<Layers>(*now);
         next->imm = now->mem;
         next->mem = std::make_shared<KeyTable>();
+        next->imm_rows = now->mem_rows;
+        next->mem_rows = now->mem_rows ? std::move(next_rows) : nullptr;
         imm_seq = last_seq.load();
         {
           // No commit is being applied (the commit lock, and on disk the WAL's exclusive section).
@@ -1380,9 +1416,24 @@ Status KvDBImpl::FlushLocked(const std::function<void(uint64_t, uint64_t)>& prog
   gb.pool = pool.get();
   gb.progress = &progress;
   gb.builds = &graph_builds;
+  std::vector<U64Group> u64s;
+  if (frozen->imm_rows) {
+    const RowSet& rs = *frozen->imm_rows;
+    U64Group* rows = &u64s.emplace_back();
+    rows->cid = rs.cid;
+    rows->dim = rs.dim;
+    // The metric is the configuration's (a dead collection's rows are written without a graph).
+    auto c = live.find(rs.cid);
+    rows->metric = c != live.end() ? c->second.metric : rows_opt.metric;
+    {
+      ReaderLock r(&rs.mu);
+      rows->rows = rs.table.SortedContents();
+    }
+    RowGraphSettings(*this, live, rows);
+  }
   const uint64_t number = NewFileNumber();
   const std::string name = files::FileName(files::FileType::kSegment, number);
-  Status s = WriteSegment(env, opt.path, number, inputs, gb);
+  Status s = WriteSegment(env, opt.path, number, inputs, gb, u64s);
   std::shared_ptr<const segment::SegmentFile> seg;
   if (s.ok()) {
     auto r = segment::SegmentFile::Open(env, JoinPath(opt.path, name));
@@ -1427,6 +1478,7 @@ Status KvDBImpl::FlushLocked(const std::function<void(uint64_t, uint64_t)>& prog
     std::shared_ptr<const Layers> cur = Current();
     auto next = std::make_shared<Layers>(*cur);
     next->imm.reset();
+    next->imm_rows.reset();
     next->segs.insert(next->segs.begin(), seg);
     Publish(next);
   }
@@ -1434,24 +1486,112 @@ Status KvDBImpl::FlushLocked(const std::function<void(uint64_t, uint64_t)>& prog
   return Status::OK();
 }
 
-Status KvDBImpl::MergeLocked() {
-  // The policy may ask for several merges in a row.
-  for (bool merged = true; merged;) POMAI_RETURN_IF_ERROR(MergeRunLocked(&merged));
+Status KvDBImpl::MergeLocked(bool force, const ProgressFn& progress) {
+  // The policy may ask for several merges in a row; a forced merge is one.
+  for (bool merged = true; merged;) {
+    POMAI_RETURN_IF_ERROR(MergeRunLocked(force, progress, &merged));
+    if (force) force = merged = false;
+  }
   return Status::OK();
 }
 
-Status KvDBImpl::MergeRunLocked(bool* merged) {
+namespace {
+
+// Whether segment `seg` holds something a merge of it alone would drop:
+// tombstones (u64 groups' or entries) or rows of a collection not in `live`.
+Status HoldsGarbage(const segment::SegmentFile& seg, const std::map<uint64_t, CollectionConfig>& live,
+                    bool drop_dead_rows, bool* garbage) {
+  *garbage = false;
+  for (uint32_t g = 0; g < seg.group_count() && !*garbage; ++g) {
+    const segment::GroupInfo& info = seg.group(g);
+    if (info.kind == segment::GroupKind::kRecords) continue;
+    *garbage = info.tombstones > 0 || (drop_dead_rows && !live.count(info.cid));
+  }
+  for (uint64_t i = 0; i < seg.entry_count() && !*garbage; ++i) {
+    segment::EntryView e;
+    POMAI_RETURN_IF_ERROR(seg.ReadEntry(i, &e));
+    *garbage = e.kind == segment::EntryKind::kTombstone;
+  }
+  return Status::OK();
+}
+
+// The u64 groups of collection (cid, dim, metric) in the run `in` (newest
+// first) merged into `out`: each id's newest version; a tombstone kept
+// unless `drop_tombstones` says so for its seq. Every block of every input
+// group is checked before anything is copied, and the graph it starts from
+// (the largest input's) is checked whole.
+Status MergeU64Groups(const std::vector<std::shared_ptr<const segment::SegmentFile>>& in, uint64_t cid, uint32_t dim,
+                      simd::Metric metric, const std::function<bool(uint64_t seq)>& drop_tombstone, U64Group* out) {
+  out->cid = cid;
+  out->dim = dim;
+  out->metric = metric;
+  struct Version {
+    uint64_t id;
+    uint32_t rank;  // the input's index in the run: lower is newer
+    bool tombstone;
+    uint64_t row_or_seq;
+  };
+  std::vector<Version> versions;
+  std::vector<int64_t> group(in.size(), -1);
+  size_t largest = in.size();
+  for (size_t r = 0; r < in.size(); ++r) {
+    const segment::SegmentFile& seg = *in[r];
+    uint32_t g = 0;
+    if (!seg.FindGroup(segment::GroupKind::kU64, cid, dim, metric, &g)) continue;
+    group[r] = g;
+    const segment::GroupInfo& info = seg.group(g);
+    for (uint64_t b = 0; b < info.blocks(); ++b) POMAI_RETURN_IF_ERROR(seg.CheckBlock(g, b));
+    const uint64_t *tomb_ids = nullptr, *tomb_seqs = nullptr;
+    POMAI_RETURN_IF_ERROR(seg.Tombstones(g, &tomb_ids, &tomb_seqs));
+    const uint64_t* ids = seg.ids(g);
+    for (uint64_t row = 0; row < info.rows; ++row) versions.push_back({ids[row], static_cast<uint32_t>(r), false, row});
+    for (uint64_t t = 0; t < info.tombstones; ++t)
+      versions.push_back({tomb_ids[t], static_cast<uint32_t>(r), true, tomb_seqs[t]});
+    if (seg.graph(g) != nullptr && (largest == in.size() || info.rows > in[largest]->group(group[largest]).rows))
+      largest = r;
+  }
+  std::sort(versions.begin(), versions.end(),
+            [](const Version& a, const Version& b) { return a.id < b.id || (a.id == b.id && a.rank < b.rank); });
+  if (largest < in.size()) {
+    const segment::SegmentFile& seg = *in[largest];
+    const uint32_t g = static_cast<uint32_t>(group[largest]);
+    POMAI_RETURN_IF_ERROR(seg.CheckGraph(g));
+    out->base = seg.graph(g);
+    out->new_row.assign(seg.group(g).rows, index::kNoRow);
+  }
+  MemTable::Sorted& m = out->rows;
+  m.meta_offsets.push_back(0);
+  for (size_t i = 0; i < versions.size(); ++i) {
+    if (i > 0 && versions[i].id == versions[i - 1].id) continue;  // an older version
+    const Version& v = versions[i];
+    if (v.tombstone) {
+      if (!drop_tombstone(v.row_or_seq)) {
+        m.tombstones.push_back(v.id);
+        m.tombstone_seqs.push_back(v.row_or_seq);
+      }
+      continue;
+    }
+    const segment::SegmentFile& seg = *in[v.rank];
+    const uint32_t g = static_cast<uint32_t>(group[v.rank]);
+    const uint64_t row = v.row_or_seq;
+    POMAI_ASSIGN_OR_RETURN(std::string_view meta, seg.Metadata(g, row));
+    if (v.rank == largest) out->new_row[row] = static_cast<uint32_t>(m.ids.size());
+    m.ids.push_back(v.id);
+    m.seqs.push_back(seg.seqs(g)[row]);
+    const float* vec = seg.vector(g, row);
+    m.vectors.insert(m.vectors.end(), vec, vec + dim);
+    m.meta_blob.append(meta);
+    m.meta_offsets.push_back(m.meta_blob.size());
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status KvDBImpl::MergeRunLocked(bool force, const ProgressFn& progress, bool* merged) {
   *merged = false;
   std::shared_ptr<const Layers> cur = Current();
   if (cur->imm) return Status::OK();  // a failed flush goes first
-  std::vector<uint64_t> weights;
-  for (const auto& seg : cur->segs) weights.push_back(seg->entry_count() + 1);
-  const MergeRun run = PickMergeRun(weights, opt.max_segments, false, false);
-  if (run.count == 0) return Status::OK();
-  const bool reaches_oldest = run.first + run.count == cur->segs.size();
-  const std::vector<std::shared_ptr<const segment::SegmentFile>> in(
-      cur->segs.begin() + static_cast<std::ptrdiff_t>(run.first),
-      cur->segs.begin() + static_cast<std::ptrdiff_t>(run.first + run.count));
 
   // Snapshots and collections (docs/ENGINE.md 4.7). A tombstone is dropped
   // only when the run reaches the oldest segment (nothing older is left for
@@ -1468,6 +1608,23 @@ Status KvDBImpl::MergeRunLocked(bool* merged) {
   uint64_t newest_config_change = 0;
   POMAI_RETURN_IF_ERROR(LiveCollections(*cur, last_seq.load(), &live, &newest_config_change));
   const bool drop_dead_rows = oldest_snapshot >= newest_config_change;
+
+  std::vector<uint64_t> weights;
+  for (const auto& seg : cur->segs) {
+    uint64_t w = seg->entry_count() + 1;
+    for (uint32_t g = 0; g < seg->group_count(); ++g)
+      if (seg->group(g).kind == segment::GroupKind::kU64) w += seg->group(g).rows + seg->group(g).tombstones;
+    weights.push_back(w);
+  }
+  bool lone_garbage = false;
+  if (force && cur->segs.size() == 1)
+    POMAI_RETURN_IF_ERROR(HoldsGarbage(*cur->segs[0], live, drop_dead_rows, &lone_garbage));
+  const MergeRun run = PickMergeRun(weights, opt.max_segments, force, lone_garbage);
+  if (run.count == 0) return Status::OK();
+  const bool reaches_oldest = run.first + run.count == cur->segs.size();
+  const std::vector<std::shared_ptr<const segment::SegmentFile>> in(
+      cur->segs.begin() + static_cast<std::ptrdiff_t>(run.first),
+      cur->segs.begin() + static_cast<std::ptrdiff_t>(run.first + run.count));
 
   // k-way merge of the run's entries, newest version per key (the run is
   // newest first). Every entry read is checked whole (ReadEntry: its CRC, a
@@ -1505,16 +1662,33 @@ Status KvDBImpl::MergeRunLocked(bool* merged) {
     inputs.push_back(next);
   }
 
+  // The u64 collections' groups, one merged group each (a dead one's rows dropped).
+  std::set<std::tuple<uint64_t, uint32_t, simd::Metric>> u64_groups;
+  for (const auto& seg : in)
+    for (uint32_t g = 0; g < seg->group_count(); ++g)
+      if (seg->group(g).kind == segment::GroupKind::kU64)
+        u64_groups.emplace(seg->group(g).cid, seg->group(g).dim, seg->group(g).metric);
+  std::vector<U64Group> u64s;
+  for (const auto& [cid, dim, metric] : u64_groups) {
+    if (drop_dead_rows && !live.count(cid)) continue;
+    U64Group& g = u64s.emplace_back();
+    POMAI_RETURN_IF_ERROR(MergeU64Groups(
+        in, cid, dim, metric, [&](uint64_t seq) { return reaches_oldest && seq <= oldest_snapshot; }, &g));
+    RowGraphSettings(*this, live, &g);
+    if (g.rows.ids.empty() && g.rows.tombstones.empty()) u64s.pop_back();
+  }
+
   std::shared_ptr<const segment::SegmentFile> out;
   uint64_t number = 0;
-  if (!inputs.empty()) {
+  if (!inputs.empty() || !u64s.empty()) {
     number = NewFileNumber();
     GraphBuild gb;
     gb.live = &live;
     gb.from = &in;
     gb.pool = pool.get();
+    gb.progress = &progress;
     gb.builds = &graph_builds;
-    POMAI_RETURN_IF_ERROR(WriteSegment(env, opt.path, number, inputs, gb));
+    POMAI_RETURN_IF_ERROR(WriteSegment(env, opt.path, number, inputs, gb, u64s));
     auto opened = segment::SegmentFile::Open(env, FilePath(files::FileType::kSegment, number));
     if (!opened.ok()) {
       (void)env->RemoveFile(FilePath(files::FileType::kSegment, number));

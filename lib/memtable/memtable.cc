@@ -156,9 +156,11 @@ MemTable::Sorted MemTable::SortedContents() const {
   for (size_t row : order) {
     if (deleted_[row]) {
       out.tombstones.push_back(ids_[row]);
+      out.tombstone_seqs.push_back(first_seq_[row]);
       continue;
     }
     out.ids.push_back(ids_[row]);
+    out.seqs.push_back(first_seq_[row]);
     const float* v = vector(row);
     out.vectors.insert(out.vectors.end(), v, v + dim_);
     out.meta_blob.append(metadata(row));

@@ -97,10 +97,12 @@ class MemTable {
   // Newest versions in ascending id order, for writing a segment: live rows and deleted ids.
   struct Sorted {
     std::vector<uint64_t> ids;           // live ids, ascending
+    std::vector<uint64_t> seqs;          // the seq of each live row
     std::vector<float> vectors;          // ids.size() * dim
     std::vector<uint64_t> meta_offsets;  // ids.size() + 1
     std::string meta_blob;
     std::vector<uint64_t> tombstones;    // deleted ids, ascending
+    std::vector<uint64_t> tombstone_seqs;  // the seq of each delete
   };
   Sorted SortedContents() const;
 

@@ -707,6 +707,22 @@ Status SegmentFile::FindTombstone(uint32_t g, uint64_t id, uint64_t* seq, bool* 
   return Status::OK();
 }
 
+Status SegmentFile::Tombstones(uint32_t g, const uint64_t** ids, const uint64_t** seqs) const {
+  const Group& gr = groups_[g];
+  if (gr.info.kind != GroupKind::kU64) return Status::InvalidArgument(path() + ": group " + std::to_string(g) + " has no tombstones");
+  POMAI_RETURN_IF_ERROR(CheckSectionOf(SectionKind::kTombstoneIds, g));
+  POMAI_RETURN_IF_ERROR(CheckSectionOf(SectionKind::kTombstoneSeqs, g));
+  *ids = gr.tomb_ids;
+  *seqs = gr.tomb_seqs;
+  return Status::OK();
+}
+
+Status SegmentFile::CheckGraph(uint32_t g) const {
+  for (uint32_t k = kFirstGraphKind; k <= kLastGraphKind; ++k)
+    POMAI_RETURN_IF_ERROR(CheckSectionOf(static_cast<SectionKind>(k), g));
+  return Status::OK();
+}
+
 Result<std::string_view> SegmentFile::Metadata(uint32_t g, uint64_t row) const {
   const Group& gr = groups_[g];
   if (gr.info.kind != GroupKind::kU64 || row >= gr.info.rows) {

@@ -119,6 +119,9 @@ class SegmentFile {
   // u64 groups: whether this segment deletes `id` in group g, and at which
   // seq. Checks the tombstone sections' CRCs once per open.
   Status FindTombstone(uint32_t g, uint64_t id, uint64_t* seq, bool* found) const;
+  // u64 groups: the tombstone columns (tombstones ids, strictly ascending
+  // as Verify checks, and their seqs), after their section CRCs (once per open).
+  Status Tombstones(uint32_t g, const uint64_t** ids, const uint64_t** seqs) const;
   // u64 groups: row's metadata, after CheckRow.
   Result<std::string_view> Metadata(uint32_t g, uint64_t row) const;
   // Byte-keyed and record groups: row's entry, checked (the block, then the
@@ -142,6 +145,9 @@ class SegmentFile {
   // The group's graph sections by index::HnswGraph's kind numbers (kHnsw*,
   // as HnswGraph::Open and BuildHnswFrom ask): empty when absent.
   std::function<std::string_view(uint32_t kind)> GraphSections(uint32_t g) const;
+  // The CRCs of group g's graph sections (once per open each): what a merge
+  // that starts its graph from this one checks first.
+  Status CheckGraph(uint32_t g) const;
 
   // ---- Whole file.
 

@@ -1,0 +1,684 @@
+// The default collection (docs/ENGINE.md 2.2): a pomaidb database's u64-keyed
+// rows in the keyspace engine. Writes are blind batches, one WAL record each
+// (a write batch of row ops, or a row array written from the caller's
+// arrays), staged into the active memtable's row set at the record's seq and
+// published in log order. Reads see, per id, the newest version at their
+// snapshot across the layers: the memtables' row sets, then each segment's
+// u64 group of the collection (newest first); a row is hidden when a newer
+// layer holds any version of its id (invariant 5).
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cstring>
+
+#include "engine/kv_db.h"
+#include "engine/kv_db_impl.h"
+#include "index/params.h"
+#include "simd/distance.h"
+#include "util/coding.h"
+#include "util/limits.h"
+#include "wal/log_format.h"
+#include "wal/record_codec.h"
+
+namespace pomai::engine {
+namespace {
+
+// Rows scored per kernel call: 256 rows of 128-d are 128 KiB, inside L2.
+constexpr size_t kBlockRows = 256;
+// Larger layers are split into several exact-search tasks.
+constexpr size_t kChunkRows = 1 << 16;
+
+using Clock = std::chrono::steady_clock;
+
+// One layer of the default collection as a read sees it: a memtable's row
+// set, or a segment's u64 group.
+struct RowLayer {
+  const RowSet* rows = nullptr;
+  const segment::SegmentFile* seg = nullptr;
+  uint32_t group = 0;
+  // A memtable holding no version at or before the snapshot hides nothing.
+  bool may_hide = true;
+  uint64_t size() const { return seg ? seg->group(group).rows : 0; }
+};
+
+// The default collection's layers at one snapshot, newest first. The layers
+// are loaded first and the seq second (ENGINE.md 2.3, rule 4), so every
+// segment holds only versions at or below the snapshot.
+class RowsView {
+ public:
+  explicit RowsView(const KvDBImpl& d) : pin_(d.Current()), snap_(d.last_seq.load(std::memory_order_acquire)) {
+    const uint32_t dim = d.rows_opt.dim;
+    for (const RowSet* rs : {pin_->mem_rows.get(), pin_->imm_rows.get()}) {
+      if (rs == nullptr || rs->cid != d.rows_cid) continue;
+      RowLayer l;
+      l.rows = rs;
+      ReaderLock lock(&rs->mu);
+      l.may_hide = rs->table.rows() > 0 && rs->table.first_seq(0) <= snap_;
+      layers_.push_back(l);
+    }
+    for (const auto& seg : pin_->segs) {
+      uint32_t g = 0;
+      if (!seg->FindGroup(segment::GroupKind::kU64, d.rows_cid, dim, d.rows_opt.metric, &g)) continue;
+      layers_.push_back(RowLayer{nullptr, seg.get(), g, true});
+    }
+  }
+
+  const std::vector<RowLayer>& layers() const { return layers_; }
+  uint64_t snap() const { return snap_; }
+  const Layers& pinned() const { return *pin_; }
+
+  // Whether nothing newer than layer i can hide any of its rows.
+  bool NothingNewerThan(size_t i) const {
+    for (size_t j = 0; j < i; ++j)
+      if (layers_[j].may_hide) return false;
+    return true;
+  }
+
+  // Whether a layer newer than layer i holds a version of `id` at the snapshot.
+  Status Hidden(uint64_t id, size_t i, bool* hidden) const {
+    *hidden = false;
+    for (size_t j = 0; j < i && !*hidden; ++j) {
+      const RowLayer& l = layers_[j];
+      if (!l.may_hide) continue;
+      if (l.rows != nullptr) {
+        ReaderLock lock(&l.rows->mu);
+        *hidden = l.rows->table.HoldsAt(id, snap_);
+        continue;
+      }
+      uint64_t row = 0, seq = 0;
+      POMAI_RETURN_IF_ERROR(l.seg->FindRow(l.group, id, &row, hidden));
+      if (!*hidden) POMAI_RETURN_IF_ERROR(l.seg->FindTombstone(l.group, id, &seq, hidden));
+    }
+    return Status::OK();
+  }
+
+ private:
+  std::shared_ptr<const Layers> pin_;
+  uint64_t snap_;
+  std::vector<RowLayer> layers_;
+};
+
+// Checks the blocks of segment group g that hold rows [begin, end).
+Status CheckRows(const segment::SegmentFile& seg, uint32_t g, uint64_t begin, uint64_t end) {
+  const uint64_t per = seg.group(g).rows_per_block;
+  for (uint64_t b = begin / per; b * per < end; ++b) POMAI_RETURN_IF_ERROR(seg.CheckBlock(g, b));
+  return Status::OK();
+}
+
+Status NoSuchId(uint64_t id) { return Status::NotFound("id " + std::to_string(id) + " not found"); }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Opening the collection
+
+Status KvDBImpl::CheckRowsOpen() const {
+  if (closed) return Status::Closed("database is closed");
+  if (!rows_open.load(std::memory_order_acquire))
+    return Status::InvalidArgument(
+        "the database has no default collection open: open the directory with pomai_open to use pomai_put, "
+        "pomai_search, ...");
+  return Status::OK();
+}
+
+Status KvDB::OpenDefaultCollection(const DefaultCollectionOptions& o) {
+  KvDBImpl& d = *impl_;
+  if (d.closed) return Status::Closed("database is closed");
+  if (d.rows_open) return Status::InvalidArgument("the default collection is already open");
+  CollectionConfig want;
+  want.key_type = KeyType::kU64;
+  want.metric = o.metric;
+  want.graph_vectors = o.hnsw_vectors;
+  want.dim = o.dim;
+  want.m = o.hnsw_m;
+  want.ef_construction = o.hnsw_ef_construction;
+  want.shards = o.shards;
+  POMAI_RETURN_IF_ERROR(CheckDim(o.dim, "database"));
+  POMAI_RETURN_IF_ERROR(CheckShards(o.shards, "shards"));
+  if (static_cast<uint8_t>(o.metric) > 2)
+    return Status::InvalidArgument("metric " + std::to_string(static_cast<int>(o.metric)) +
+                                   " is not 0 (L2), 1 (IP) or 2 (COSINE)");
+  if (o.build_graphs) {
+    POMAI_RETURN_IF_ERROR(index::CheckHnswParams(o.hnsw_m, o.hnsw_ef_construction, "hnsw_m", "hnsw_ef_construction"));
+  } else {
+    // The stored value must pass its check whatever this open builds.
+    want.m = std::clamp<uint32_t>(want.m, 2, 100);
+    want.ef_construction = std::clamp<uint32_t>(want.ef_construction, want.m, 4096);
+  }
+  POMAI_RETURN_IF_ERROR(want.Validate());
+
+  const std::string key = ConfigKey("");
+  for (int attempt = 0;; ++attempt) {
+    std::shared_ptr<const Layers> cur = d.Current();
+    kv::VersionView v;
+    bool found = false;
+    POMAI_RETURN_IF_ERROR(LookupLayers(*cur, key, d.last_seq.load(), &v, &found));
+    if (found && v.kind == kv::ValueKind::kBytes) {
+      CollectionConfig have;
+      POMAI_RETURN_IF_ERROR(CollectionConfig::Decode(v.bytes, "the configuration of the default collection", &have));
+      if (have.key_type != KeyType::kU64)
+        return Status::InvalidArgument("the default collection of " + d.opt.path + " is not a u64-keyed collection");
+      if (have.dim != o.dim)
+        return Status::InvalidArgument("dim " + std::to_string(o.dim) + " does not match the database's dim " +
+                                       std::to_string(have.dim));
+      if (have.metric != o.metric)
+        return Status::InvalidArgument("metric " + simd::MetricName(o.metric) +
+                                       " does not match the database's metric " + simd::MetricName(have.metric));
+      if (have.shards != o.shards)
+        return Status::InvalidArgument("shards " + std::to_string(o.shards) + " does not match the database's shards " +
+                                       std::to_string(have.shards));
+      MutexLock l(&d.commit_mu);  // no flush swaps the memtables meanwhile
+      std::shared_ptr<const Layers> now = d.Current();
+      for (const RowSet* rs : {now->mem_rows.get(), now->imm_rows.get()}) {
+        if (rs != nullptr && (rs->cid != v.seq || rs->dim != o.dim))
+          return Status::Corruption(d.opt.path + ": the log holds rows of collection " + std::to_string(rs->cid) +
+                                    " and dim " + std::to_string(rs->dim) +
+                                    ", not of the default collection (" + std::to_string(v.seq) + ")");
+      }
+      d.rows_opt = o;
+      d.rows_cid = v.seq;
+      if (!now->mem_rows) {
+        auto next = std::make_shared<Layers>(*now);
+        next->mem_rows = std::make_shared<RowSet>(v.seq, o.dim, d.row_cache);
+        d.Publish(next);
+      }
+      d.rows_open.store(true, std::memory_order_release);
+      return Status::OK();
+    }
+    if (attempt > 0) return Status::Internal("the default collection's configuration was not found after its commit");
+    // Create it: one blind commit of its configuration (its seq is its cid).
+    auto value = std::make_shared<kv::Value>();
+    value->kind = kv::ValueKind::kBytes;
+    value->bytes = want.Encode();
+    std::vector<kv::Write> writes{kv::Write{key, std::move(value)}};
+    POMAI_RETURN_IF_ERROR(d.CommitWrites(d.last_seq.load(), writes, {}));
+  }
+}
+
+uint32_t KvDB::dim() const { return impl_->rows_open ? impl_->rows_opt.dim : 0; }
+simd::Metric KvDB::metric() const { return impl_->rows_open ? impl_->rows_opt.metric : simd::Metric::kL2; }
+uint32_t KvDB::shards() const { return impl_->rows_open ? impl_->rows_opt.shards : 0; }
+
+// ---------------------------------------------------------------------------
+// Writes
+
+Status KvDBImpl::StageRowOps(RowSet& rows, uint64_t seq, const std::vector<wal::RecordOp>& ops,
+                             const std::string& origin) {
+  const uint32_t dim = rows.dim;
+  for (const wal::RecordOp& op : ops) {
+    const bool put = op.kind == wal::OpKind::kPutRow;
+    if ((!put && op.kind != wal::OpKind::kDeleteRow) || op.cid != rows.cid || (put && op.dim != dim))
+      return Status::Corruption(origin + ": " + wal::OpKindName(op.kind) + " op of collection " + std::to_string(op.cid) +
+                                (put ? " and dim " + std::to_string(op.dim) : std::string()) +
+                                " where the default collection is " + std::to_string(rows.cid) + " of dim " +
+                                std::to_string(dim));
+  }
+  uint64_t bytes = 0;
+  {
+    WriterLock l(&rows.mu);
+    for (const wal::RecordOp& op : ops) {
+      if (op.kind == wal::OpKind::kPutRow) {
+        rows.table.Put(op.id, seq, static_cast<const float*>(op.vector), op.bytes);
+        bytes += op.bytes.size();
+      } else {
+        rows.table.Delete(op.id, seq);
+      }
+    }
+  }
+  rows.bytes.fetch_add(bytes + ops.size() * (size_t{dim} * 4 + 8 + 48), std::memory_order_relaxed);
+  return Status::OK();
+}
+
+void KvDBImpl::StageRowArray(RowSet& rows, uint64_t seq, const uint8_t* ids, const uint8_t* vectors, size_t n) {
+  {
+    WriterLock l(&rows.mu);
+    // The record's float32 matrix, little-endian like the host (big-endian hosts log through Write).
+    rows.table.PutRows(seq, ids, reinterpret_cast<const float*>(vectors), nullptr, n);
+  }
+  rows.bytes.fetch_add(n * (size_t{rows.dim} * 4 + 8 + 48), std::memory_order_relaxed);
+}
+
+Status KvDBImpl::CommitRows(wal::RecordType type, const std::string_view* pieces, size_t count,
+                            const std::function<void(RowSet&, uint64_t)>& stage, uint64_t bytes) {
+  if (opt.memory_limit_bytes != 0 && UsedBytes(*Current()) + bytes > opt.memory_limit_bytes)
+    return Status::ResourceExhausted("memory limit exceeded");
+  if (!wal) {
+    // In memory: seqs are handed out under the commit lock, as commits do.
+    MutexLock l(&commit_mu);
+    if (closed) return Status::Closed("database is closed");
+    const uint64_t seq = last_seq.load() + 1;
+    stage(*Current()->mem_rows, seq);
+    last_seq.store(seq, std::memory_order_release);
+  } else {
+    POMAI_RETURN_IF_ERROR(EnsureLogFile());
+    // The stage runs with no freeze in between (the WAL's exclusive section
+    // switches memtables), so the active row set is the record's.
+    POMAI_RETURN_IF_ERROR(wal->Commit(
+        static_cast<uint8_t>(type), pieces, count, [&](uint64_t seq) { stage(*Current()->mem_rows, seq); },
+        [&](uint64_t seq) { last_seq.store(seq, std::memory_order_release); }));
+  }
+  if (MemtableBytes(*Current()) > opt.memtable_budget_bytes) {
+    MaybeScheduleFlush();
+    BackPressure();
+  }
+  return Status::OK();
+}
+
+void KvDBImpl::BackPressure() {
+  MutexLock l(&bg_mu);
+  while (MemtableBytes(*Current()) >= 2 * opt.memtable_budget_bytes && (bg_pending || bg_flushing) && !bg_stop)
+    bg_cv.Wait(&bg_mu);
+}
+
+Status KvDB::Write(const WriteOp* ops, size_t n) {
+  KvDBImpl& d = *impl_;
+  POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
+  if (d.wal && !d.wal->sticky_error().ok())
+    return Status(d.wal->sticky_error().code(),
+                  "database refuses writes after a failed log write: " + d.wal->sticky_error().message());
+  if (n == 0) return Status::OK();
+  if (ops == nullptr) return Status::InvalidArgument("ops is NULL");
+  const uint32_t dim = d.rows_opt.dim;
+  std::vector<wal::RecordOp> rops(n);
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const WriteOp& op = ops[i];
+    wal::RecordOp& r = rops[i];
+    r.cid = d.rows_cid;
+    r.id = op.id;
+    if (op.kind == WriteOp::Kind::kDelete) {
+      r.kind = wal::OpKind::kDeleteRow;
+      continue;
+    }
+    if (op.kind != WriteOp::Kind::kPut) return Status::InvalidArgument("item " + std::to_string(i) + " has an unknown kind");
+    if (op.vector == nullptr)
+      return Status::InvalidArgument("item " + std::to_string(i) + " (id " + std::to_string(op.id) + ") has a NULL vector");
+    if (simd::FirstRowOutOfRange(op.vector, 1, dim) == 0)
+      return Status::InvalidArgument("item " + std::to_string(i) + " (id " + std::to_string(op.id) + ") " +
+                                     simd::RowRangeError(op.vector, dim));
+    if (op.metadata.size() > wal::kMaxPayload)
+      return Status::InvalidArgument("item " + std::to_string(i) + " has metadata of " +
+                                     std::to_string(op.metadata.size()) + " bytes");
+    r.kind = wal::OpKind::kPutRow;
+    r.dim = dim;
+    r.vector = op.vector;
+    r.bytes = op.metadata;
+    bytes += op.metadata.size() + size_t{dim} * 4 + 56;
+  }
+  const uint64_t size = wal::WriteBatchSize(rops.data(), n);
+  if (size > wal::kMaxPayload || n > UINT32_MAX)
+    return Status::InvalidArgument("batch of " + std::to_string(n) + " items is " + std::to_string(size) +
+                                   " bytes; at most " + std::to_string(wal::kMaxPayload) + " bytes per batch: split it");
+  const std::string payload = d.wal ? wal::EncodeWriteBatch(rops.data(), n) : std::string();
+  const std::string_view piece(payload);
+  Status staged;
+  Status s = d.CommitRows(
+      wal::RecordType::kWriteBatch, &piece, 1,
+      [&](RowSet& rows, uint64_t seq) { staged = KvDBImpl::StageRowOps(rows, seq, rops, "batch"); }, bytes);
+  if (!s.ok()) return s;
+  if (!staged.ok()) return Status::Internal("applying a batch failed: " + staged.message());
+  return Status::OK();
+}
+
+Status KvDB::PutArray(const uint64_t* ids, const float* vectors, size_t n) {
+  KvDBImpl& d = *impl_;
+  POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
+  if (d.wal && !d.wal->sticky_error().ok())
+    return Status(d.wal->sticky_error().code(),
+                  "database refuses writes after a failed log write: " + d.wal->sticky_error().message());
+  if (n == 0) return Status::OK();
+  if (ids == nullptr) return Status::InvalidArgument("ids is NULL");
+  if (vectors == nullptr) return Status::InvalidArgument("vectors is NULL");
+  const uint32_t dim = d.rows_opt.dim;
+  const size_t row_bytes = size_t{dim} * 4;
+  if (n > UINT32_MAX || n > (wal::kMaxPayload - wal::kRowArrayHeadSize) / (8 + row_bytes))
+    return Status::InvalidArgument("batch of " + std::to_string(n) + " rows of dim " + std::to_string(dim) +
+                                   " is above " + std::to_string(wal::kMaxPayload) + " bytes per batch: split it");
+  if (const size_t r = simd::FirstRowOutOfRange(vectors, n, dim); r < n)
+    return Status::InvalidArgument("row " + std::to_string(r) + " (id " + std::to_string(ids[r]) + ") " +
+                                   simd::RowRangeError(vectors + r * dim, dim));
+  if constexpr (std::endian::native != std::endian::little) {
+    // The record holds little-endian ids and floats: encode through Write.
+    std::vector<WriteOp> ops(n);
+    for (size_t i = 0; i < n; ++i) {
+      ops[i].id = ids[i];
+      ops[i].vector = vectors + i * dim;
+    }
+    return Write(ops.data(), n);
+  }
+  // The caller's arrays are the record's payload: no copy before the write.
+  uint8_t head[wal::kRowArrayHeadSize];
+  wal::EncodeRowArrayHead(d.rows_cid, dim, static_cast<uint32_t>(n), head);
+  const std::string_view pieces[3] = {
+      {reinterpret_cast<const char*>(head), wal::kRowArrayHeadSize},
+      {reinterpret_cast<const char*>(ids), n * 8},
+      {reinterpret_cast<const char*>(vectors), n * row_bytes},
+  };
+  return d.CommitRows(
+      wal::RecordType::kRowArray, pieces, 3,
+      [&](RowSet& rows, uint64_t seq) {
+        KvDBImpl::StageRowArray(rows, seq, reinterpret_cast<const uint8_t*>(ids),
+                                reinterpret_cast<const uint8_t*>(vectors), n);
+      },
+      n * (row_bytes + 56));
+}
+
+// ---------------------------------------------------------------------------
+// Reads
+
+Status KvDB::Get(uint64_t id, std::vector<float>* vector, std::string* metadata) {
+  KvDBImpl& d = *impl_;
+  POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
+  const RowsView view(d);
+  const uint32_t dim = d.rows_opt.dim;
+  for (const RowLayer& l : view.layers()) {
+    if (l.rows != nullptr) {
+      ReaderLock lock(&l.rows->mu);
+      const MemTable& t = l.rows->table;
+      size_t row = 0;
+      const MemTable::State state = t.FindAt(id, view.snap(), &row);
+      if (state == MemTable::State::kDeleted) return NoSuchId(id);
+      if (state == MemTable::State::kLive) {
+        if (vector) vector->assign(t.vector(row), t.vector(row) + dim);
+        if (metadata) metadata->assign(t.metadata(row));
+        return Status::OK();
+      }
+      continue;
+    }
+    uint64_t row = 0, seq = 0;
+    bool found = false;
+    POMAI_RETURN_IF_ERROR(l.seg->FindRow(l.group, id, &row, &found));  // checks the row's block
+    if (found) {
+      if (vector) vector->assign(l.seg->vector(l.group, row), l.seg->vector(l.group, row) + dim);
+      if (metadata) {
+        POMAI_ASSIGN_OR_RETURN(std::string_view m, l.seg->Metadata(l.group, row));
+        metadata->assign(m);
+      }
+      return Status::OK();
+    }
+    POMAI_RETURN_IF_ERROR(l.seg->FindTombstone(l.group, id, &seq, &found));
+    if (found) return NoSuchId(id);
+  }
+  return NoSuchId(id);
+}
+
+Result<bool> KvDB::Exists(uint64_t id) {
+  Status s = Get(id, nullptr, nullptr);
+  if (s.ok()) return true;
+  if (s.IsNotFound()) return false;
+  return s;
+}
+
+namespace {
+
+// Calls live(id) for every live row of the view (O(rows) lookups in newer layers).
+Status ForEachLiveRow(const RowsView& view, const std::function<void(uint64_t id)>& live) {
+  const auto& layers = view.layers();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const RowLayer& l = layers[i];
+    const bool unhidden = view.NothingNewerThan(i);
+    bool hidden = false;
+    if (l.rows != nullptr) {
+      std::vector<uint64_t> ids;
+      {
+        ReaderLock lock(&l.rows->mu);
+        const MemTable& t = l.rows->table;
+        for (size_t r = 0; r < t.rows(); ++r)
+          if (t.VisibleAt(r, view.snap())) ids.push_back(t.id(r));
+      }
+      for (uint64_t id : ids) {
+        if (!unhidden) POMAI_RETURN_IF_ERROR(view.Hidden(id, i, &hidden));
+        if (!hidden) live(id);
+      }
+      continue;
+    }
+    const uint64_t rows = l.size();
+    POMAI_RETURN_IF_ERROR(CheckRows(*l.seg, l.group, 0, rows));
+    const uint64_t* ids = l.seg->ids(l.group);
+    for (uint64_t r = 0; r < rows; ++r) {
+      if (!unhidden) POMAI_RETURN_IF_ERROR(view.Hidden(ids[r], i, &hidden));
+      if (!hidden) live(ids[r]);
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<uint64_t> KvDB::Count() {
+  KvDBImpl& d = *impl_;
+  POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
+  const RowsView view(d);
+  uint64_t n = 0;
+  POMAI_RETURN_IF_ERROR(ForEachLiveRow(view, [&n](uint64_t) { ++n; }));
+  return n;
+}
+
+// ---------------------------------------------------------------------------
+// Search (ENGINE.md 4.5)
+
+namespace {
+
+// One unit of search work: a row range of one layer for the queries
+// [q_begin, q_end), or a graph walk of one segment group for them.
+struct RowTask {
+  size_t layer;
+  bool graph;
+  uint64_t begin, end;
+  size_t q_begin, q_end;
+};
+
+}  // namespace
+
+Status KvDB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_t deadline_ms, uint32_t ef_search,
+                    std::vector<std::vector<Hit>>* out) {
+  KvDBImpl& d = *impl_;
+  POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
+  out->assign(n, {});
+  if (n == 0) return Status::OK();
+  if (queries == nullptr) return Status::InvalidArgument("queries is NULL");
+  if (topks == nullptr) return Status::InvalidArgument("topks is NULL");
+  const DefaultCollectionOptions& o = d.rows_opt;
+  const uint32_t dim = o.dim, shards = o.shards;
+  const simd::Metric metric = o.metric;
+  if (const size_t r = simd::FirstRowOutOfRange(queries, n, dim); r < n)
+    return Status::InvalidArgument("query " + std::to_string(r) + " " + simd::RowRangeError(queries + r * dim, dim));
+  const uint32_t budget_ms = deadline_ms ? deadline_ms : o.deadline_ms;
+  const bool has_deadline = budget_ms > 0;
+  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(budget_ms);
+  const size_t ef_default = ef_search ? ef_search : o.hnsw_ef_search;
+
+  const RowsView view(d);
+  const auto& layers = view.layers();
+  ThreadPool* pool = d.pool.get();
+  // Graph walks are one task per few queries; exact scans one task per row chunk, all queries.
+  const size_t workers = pool ? pool->size() + 1 : 1;
+  const size_t q_chunk = std::max<size_t>(1, std::min<size_t>(16, n / (2 * workers)));
+  std::vector<RowTask> tasks;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const RowLayer& l = layers[i];
+    if (l.rows != nullptr) {
+      tasks.push_back({i, false, 0, 0, 0, n});  // the whole table, read under its lock
+      continue;
+    }
+    const uint64_t rows = l.size();
+    if (l.seg->graph(l.group) != nullptr && rows >= o.adaptive_threshold) {
+      for (size_t q = 0; q < n; q += q_chunk) tasks.push_back({i, true, 0, 0, q, std::min(n, q + q_chunk)});
+    } else {
+      for (uint64_t b = 0; b < rows; b += kChunkRows) tasks.push_back({i, false, b, std::min(rows, b + kChunkRows), 0, n});
+    }
+  }
+
+  std::vector<std::vector<TopK>> results(tasks.size());
+  std::vector<Status> errors(tasks.size());
+  std::atomic<bool> expired{false};
+
+  auto run = [&](size_t t) {
+    const RowTask& task = tasks[t];
+    const RowLayer& l = layers[task.layer];
+    const bool unhidden = view.NothingNewerThan(task.layer);
+    std::vector<TopK>& heaps = results[t];
+    heaps.reserve(task.q_end - task.q_begin);
+    for (size_t q = task.q_begin; q < task.q_end; ++q) heaps.emplace_back(topks[q]);
+    Status& error = errors[t];
+    auto live = [&](uint64_t id) {
+      if (unhidden || !error.ok()) return error.ok();
+      bool hidden = false;
+      error = view.Hidden(id, task.layer, &hidden);
+      return error.ok() && !hidden;
+    };
+
+    std::vector<float> scores(kBlockRows);
+    // Scores rows [begin, end) of a matrix against queries [qb, qe); `id_of`
+    // and `visible` are asked only about rows good enough to enter a heap.
+    auto scan = [&](size_t qb, size_t qe, const float* rows, uint64_t begin, uint64_t end, auto&& id_of, auto&& visible) {
+      size_t blocks = 0;
+      for (uint64_t b = begin; b < end; b += kBlockRows) {
+        if (has_deadline && (++blocks & 63) == 0 && Clock::now() > deadline) {
+          expired = true;
+          return;
+        }
+        if (expired.load(std::memory_order_relaxed) || !error.ok()) return;
+        const size_t cnt = static_cast<size_t>(std::min<uint64_t>(kBlockRows, end - b));
+        if (l.seg != nullptr) {
+          error = CheckRows(*l.seg, l.group, b, b + cnt);
+          if (!error.ok()) return;
+        }
+        for (size_t q = qb; q < qe; ++q) {
+          TopK& heap = heaps[q - task.q_begin];
+          if (heap.k() == 0) continue;
+          simd::ScoreMany(metric, queries + q * dim, rows + b * dim, cnt, dim, dim, scores.data());
+          for (size_t r = 0; r < cnt; ++r) {
+            float s = scores[r];
+            if (!heap.MayAccept(s)) continue;
+            const uint64_t id = id_of(b + r);
+            if (!heap.Accepts(s, id) || !visible(b + r) || !live(id)) continue;
+            heap.Push({id, s, static_cast<uint32_t>(id % shards)});
+          }
+        }
+      }
+    };
+
+    if (l.rows != nullptr) {
+      ReaderLock lock(&l.rows->mu);
+      const MemTable* m = &l.rows->table;  // read under `lock` by the lambdas, which the analysis cannot see
+      scan(task.q_begin, task.q_end, m->vectors(), 0, m->rows(), [&](uint64_t r) { return m->id(r); },
+           [&](uint64_t r) { return m->VisibleAt(r, view.snap()); });
+      return;
+    }
+    const segment::SegmentFile& seg = *l.seg;
+    const uint32_t g = l.group;
+    const uint64_t* ids = seg.ids(g);
+    const uint64_t rows = l.size();
+    auto any_row = [](uint64_t) { return true; };
+    if (!task.graph) {
+      scan(task.q_begin, task.q_end, seg.vectors(g), task.begin, task.end, [&](uint64_t r) { return ids[r]; }, any_row);
+      return;
+    }
+    // The walk reads links and codes unchecked (they only choose rows); the
+    // rows it returns are checked (their block) before their ids and scores
+    // are used. Its filter asks newer layers about a row's id.
+    auto is_live = [&](uint32_t row) { return live(ids[row]); };
+    const index::RowFilter filter = unhidden ? index::RowFilter() : index::RowFilter(is_live);
+    const index::HnswGraph& graph = *seg.graph(g);
+    std::vector<index::Neighbor> found;
+    for (size_t q = task.q_begin; q < task.q_end; ++q) {
+      if (expired.load(std::memory_order_relaxed) || (has_deadline && Clock::now() > deadline)) {
+        expired = true;
+        return;
+      }
+      TopK& heap = heaps[q - task.q_begin];
+      if (heap.k() == 0) continue;
+      const size_t k = static_cast<size_t>(std::min<uint64_t>(heap.k(), rows));
+      if (k * 4 >= rows) {  // most of the group is wanted: a scan is cheaper and exact
+        scan(q, q + 1, seg.vectors(g), 0, rows, [&](uint64_t r) { return ids[r]; }, any_row);
+        if (!error.ok()) return;
+        continue;
+      }
+      error = graph.Search(queries + q * dim, k, std::max(k, ef_default), filter, &found);
+      if (!error.ok()) return;
+      for (const index::Neighbor& nb : found) {
+        error = seg.CheckRow(g, nb.row);
+        if (!error.ok()) return;
+        heap.Push({ids[nb.row], nb.score, static_cast<uint32_t>(ids[nb.row] % shards)});
+      }
+    }
+  };
+  if (pool && tasks.size() > 1) {
+    pool->ParallelFor(tasks.size(), run);
+  } else {
+    for (size_t t = 0; t < tasks.size(); ++t) run(t);
+  }
+  for (const Status& e : errors) POMAI_RETURN_IF_ERROR(e);
+  if (expired) return Status::DeadlineExceeded("search exceeded its deadline of " + std::to_string(budget_ms) + " ms");
+
+  for (size_t t = 0; t < tasks.size(); ++t)
+    for (size_t q = tasks[t].q_begin; q < tasks[t].q_end; ++q) results[t][q - tasks[t].q_begin].AppendTo(&(*out)[q]);
+  for (size_t q = 0; q < n; ++q) {
+    std::vector<Hit>& hits = (*out)[q];
+    const size_t k = std::min<size_t>(topks[q], hits.size());
+    std::partial_sort(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(k), hits.end(), Better<Hit>);
+    hits.resize(k);
+  }
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+
+Result<std::string> KvDB::StatsJson() {
+  KvDBImpl& d = *impl_;
+  POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
+  const RowsView view(d);
+  const uint32_t shards = d.rows_opt.shards;
+  std::vector<uint64_t> shard_rows(shards, 0);
+  uint64_t mem_rows = 0, segments = 0, rows = 0, tombstones = 0, bytes = 0, reused_rows = 0;
+  std::string files;
+  for (const RowLayer& l : view.layers()) {
+    if (l.rows != nullptr) {
+      ReaderLock lock(&l.rows->mu);
+      const MemTable& t = l.rows->table;
+      for (size_t r = 0; r < t.rows(); ++r) ++shard_rows[t.id(r) % shards];
+      mem_rows += t.rows();
+    }
+  }
+  for (const auto& seg : view.pinned().segs) {
+    uint32_t g = 0;
+    const bool has = seg->FindGroup(segment::GroupKind::kU64, d.rows_cid, d.rows_opt.dim, d.rows_opt.metric, &g);
+    const uint64_t seg_rows = has ? seg->group(g).rows : 0, seg_tombs = has ? seg->group(g).tombstones : 0;
+    ++segments;
+    rows += seg_rows;
+    tombstones += seg_tombs;
+    bytes += seg->file_size();
+    files += (files.empty() ? "{\"file\": \"" : ", {\"file\": \"") +
+             files::FileName(files::FileType::kSegment, seg->file_number()) + "\", \"rows\": " + std::to_string(seg_rows) +
+             ", \"tombstones\": " + std::to_string(seg_tombs) + ", \"bytes\": " + std::to_string(seg->file_size());
+    const index::HnswGraph* graph = has ? seg->graph(g) : nullptr;
+    if (graph != nullptr) {
+      POMAI_ASSIGN_OR_RETURN(index::HnswStats gs, graph->Stats());
+      files += ", \"graph\": {\"m\": " + std::to_string(gs.m) + ", \"ef_construction\": " +
+               std::to_string(gs.ef_construction) + ", \"max_level\": " + std::to_string(gs.max_level) +
+               ", \"avg_degree0\": " + std::to_string(gs.avg_degree0) + ", \"bytes\": " + std::to_string(gs.bytes) +
+               ", \"vectors\": \"" + (gs.sq8 ? "sq8" : "float32") +
+               "\", \"reused_rows\": " + std::to_string(gs.reused_rows) + "}}";
+      reused_rows += gs.reused_rows;
+    } else {
+      files += ", \"graph\": null}";
+    }
+  }
+  uint64_t live_rows = 0;
+  POMAI_RETURN_IF_ERROR(ForEachLiveRow(view, [&live_rows](uint64_t) { ++live_rows; }));
+  std::string j = "{\"dim\": " + std::to_string(d.rows_opt.dim) + ", \"shards\": [";
+  for (uint32_t s = 0; s < shards; ++s)
+    j += (s ? ", " : "") + std::string("{\"shard\": ") + std::to_string(s) +
+         ", \"memtable_rows\": " + std::to_string(shard_rows[s]) + "}";
+  j += "], \"segment_files\": [" + files + "], \"segments\": " + std::to_string(segments) +
+       ", \"segment_rows\": " + std::to_string(rows) + ", \"segment_tombstones\": " + std::to_string(tombstones) +
+       ", \"segment_bytes\": " + std::to_string(bytes) + ", \"memtable_rows\": " + std::to_string(mem_rows) +
+       ", \"live_rows\": " + std::to_string(live_rows) +
+       ", \"dead_rows\": " + std::to_string(rows + mem_rows > live_rows ? rows + mem_rows - live_rows : 0) +
+       ", \"graph_reused_rows\": " + std::to_string(reused_rows) + "}";
+  return j;
+}
+
+}  // namespace pomai::engine

@@ -1,0 +1,217 @@
+// Internals of the keyspace engine (engine/kv_db.h) shared by its .cc files:
+// kv_db.cc (open, transactions, flush, merge, named collections) and
+// collection_rows.cc (the default collection's rows). Not part of any API.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/collection.h"
+#include "engine/filename.h"
+#include "engine/kv_db.h"
+#include "engine/kv_store.h"
+#include "engine/version_set.h"
+#include "memtable/key_table.h"
+#include "memtable/memtable.h"
+#include "segment/file.h"
+#include "util/env_memory.h"
+#include "util/mutex.h"
+#include "util/thread_pool.h"
+#include "wal/log_writer.h"
+
+namespace pomai::engine {
+
+using memtable::KeyTable;
+
+// The default collection's rows in one memtable (docs/ENGINE.md 4.2's u64
+// row set): every version since the memtable was made, column-wise. Writers
+// (the WAL's stage callbacks) hold `mu` exclusively, readers shared.
+struct RowSet {
+  RowSet(uint64_t cid_, uint32_t dim_, std::shared_ptr<MappingCache> cache) : cid(cid_), dim(dim_), table(dim_, std::move(cache)) {}
+  const uint64_t cid;
+  const uint32_t dim;
+  mutable SharedMutex mu;
+  MemTable table GUARDED_BY(mu);
+  std::atomic<uint64_t> bytes{0};  // approximate, for the memtable budget
+};
+
+// ---------------------------------------------------------------------------
+// Internal state
+
+// The segment part of a collection's statistics (docs/ENGINE.md 4.8): what
+// its groups in a view's segments hold, each row shadowed only by newer
+// segments. Computed once per set of segments.
+struct SegmentStats {
+  uint64_t live_graph_rows = 0;     // rows in a graph, not shadowed
+  uint64_t live_rows = 0;           // rows in a group without a graph, not shadowed
+  uint64_t dead_graph_rows = 0;     // graph nodes shadowed by a newer segment
+  std::vector<uint64_t> levels;     // graph nodes per top level
+  uint64_t layer0_links = 0;
+  uint64_t bytes = 0;               // the groups' vectors and graphs
+};
+
+// The layers a reader sees, newest first. Immutable once published.
+struct Layers {
+  std::shared_ptr<KeyTable> mem;
+  std::shared_ptr<KeyTable> imm;  // being flushed, or null
+  // The default collection's rows in mem and imm (null: none yet).
+  std::shared_ptr<RowSet> mem_rows;
+  std::shared_ptr<RowSet> imm_rows;
+  std::vector<std::shared_ptr<const segment::SegmentFile>> segs;  // newest first (highest seqs first)
+  uint64_t generation = 0;  // set by Publish: each published view has its own
+};
+
+struct KvDBImpl {
+  KvOptions opt;
+  std::unique_ptr<MemoryEnv> memory_env;  // in-memory mode: where segments and the manifest live
+  Env* env = nullptr;
+  std::unique_ptr<FileLock> lock;
+  std::unique_ptr<ThreadPool> pool;  // null when search_threads == 1
+
+  // Lock order: flush_mu -> commit_mu -> apply_mu -> versions->install_mu()
+  // -> snap_mu -> layers_mu -> a memtable's own lock; bg_mu, stats_mu and
+  // wals_mu are taken alone.
+  Mutex commit_mu;  // conflict checks, pending, the memtable switch of a flush
+  std::map<std::string, int, std::less<>> pending GUARDED_BY(commit_mu);  // keys of commits in the WAL, not yet applied
+  uint64_t pending_bytes GUARDED_BY(commit_mu) = 0;                        // their WriteCost
+  Mutex apply_mu;   // held while a commit is applied to the memtable
+  std::unique_ptr<wal::Writer> wal;  // disk mode only
+  std::atomic<bool> wal_file_open{false};  // this open has created a WAL file (NewLogFile)
+  std::atomic<uint64_t> last_seq{0};  // every commit <= it is applied and visible
+
+  mutable Mutex layers_mu;
+  std::shared_ptr<const Layers> layers GUARDED_BY(layers_mu);
+
+  Mutex snap_mu;
+  std::multiset<uint64_t> snapshots GUARDED_BY(snap_mu);  // seqs of the live transactions
+
+  // The manifest (docs/ENGINE.md 3.5): the live segments, log number, last
+  // seq; changed only by versions->LogAndApply, under flush_mu.
+  std::unique_ptr<VersionSet> versions;
+  Mutex wals_mu;
+  std::vector<uint64_t> live_wals GUARDED_BY(wals_mu);  // WAL files numbered >= the version's log number
+  Status log_file_error GUARDED_BY(wals_mu);  // EnsureLogFile failed: commits refused
+
+  Mutex flush_mu;  // one flush or merge at a time
+  uint64_t imm_log_number GUARDED_BY(flush_mu) = 0;  // the first WAL file not needed by imm
+  uint64_t imm_seq GUARDED_BY(flush_mu) = 0;         // the last seq in imm
+
+  Mutex bg_mu;
+  CondVar bg_cv;
+  bool bg_stop GUARDED_BY(bg_mu) = false;
+  bool bg_pending GUARDED_BY(bg_mu) = false;
+  bool bg_flushing GUARDED_BY(bg_mu) = false;  // the background thread is flushing (back-pressure waits for it)
+  std::thread bg_thread;
+
+  std::atomic<bool> closed{false};
+
+  // The default collection (OpenDefaultCollection): `rows` is set once, with
+  // release, after rows_opt and rows_cid are written; readers load it first.
+  std::atomic<bool> rows_open{false};
+  DefaultCollectionOptions rows_opt;
+  uint64_t rows_cid = 0;
+  // The vector mapping of the last retired row set, for the next one (RowSet).
+  std::shared_ptr<MappingCache> row_cache = std::make_shared<MappingCache>(uint64_t{512} << 20);
+  std::atomic<uint64_t> graph_builds{0};
+  // last_seq + 1 when a first build's flush failed at last_seq (0: none):
+  // reads do not try again until a commit changes what there is to flush.
+  std::atomic<uint64_t> failed_build_seq{0};
+
+  // Rows written to each collection in the active memtable (every row write
+  // of a commit counts): the background flush trigger of ENGINE.md 4.6.
+  std::map<uint64_t, uint64_t> mem_rows GUARDED_BY(apply_mu);
+
+  // The last statistics computed per collection (ENGINE.md 4.8).
+  struct StatsCache {
+    std::vector<uint64_t> segments;  // file numbers of the view the segment part is of
+    SegmentStats seg;
+    uint64_t generation = 0;  // the view and seq the result is of
+    uint64_t seq = 0;
+    IndexStats result;
+  };
+  Mutex stats_mu;
+  std::map<uint64_t, StatsCache> stats_cache GUARDED_BY(stats_mu);
+
+  // Makes collection `name` searchable through graphs (ENGINE.md 4.6): when
+  // it has committed rows in the memtables and no segment group of it has a
+  // graph, flushes now, reporting the graph builds to `progress`. For a
+  // read (`for_read`), a failed flush is not an error (the rows are searched
+  // exactly) and is not tried again before the next commit.
+  Status PrepareCollection(std::string_view name, bool for_read, const std::function<void(uint64_t, uint64_t)>& progress);
+  Status CollectionStats(const Layers& layers, uint64_t snap, uint64_t cid, const IndexConfig& config, IndexStats* out);
+  Status WriteIndexConfig(const std::string& name, const IndexConfig* config);
+  // Counts a commit's row writes per collection (mem_rows); true when a
+  // collection's rows in the active memtable reach max(1024, its segment
+  // rows / 8), the background flush that puts them into a graph.
+  bool CountRowWrites(const Layers& cur, const std::vector<kv::Write>& writes) REQUIRES(apply_mu);
+
+  std::shared_ptr<const Layers> Current() const {
+    MutexLock l(&layers_mu);
+    return layers;
+  }
+  void Publish(std::shared_ptr<Layers> next) {
+    MutexLock l(&layers_mu);
+    next->generation = layers ? layers->generation + 1 : 1;
+    layers = std::move(next);
+  }
+  uint64_t NewFileNumber() { return versions->NewFileNumber(); }
+  std::string FilePath(files::FileType type, uint64_t number) const {
+    return JoinPath(opt.path, files::FileName(type, number));
+  }
+
+  // Runs inside Open, before any other thread can reach the database: it
+  // reads and writes the guarded state without the locks.
+  Status Recover() NO_THREAD_SAFETY_ANALYSIS;
+  Status NewLogFile();  // inside wal->RunExclusive
+  // Creates this open's first WAL file unless there is one (disk mode);
+  // called with no lock held, before a commit's record is written.
+  Status EnsureLogFile();
+  // `progress` gets the graph builds' (rows linked, rows).
+  Status FlushLocked(const std::function<void(uint64_t, uint64_t)>& progress = nullptr) REQUIRES(flush_mu);
+  // Flushes what the memtables hold (a memtable a failed flush left frozen
+  // first), then merges; a failed merge is not its failure (Flush, first builds).
+  Status FlushAllLocked(const std::function<void(uint64_t, uint64_t)>& progress) REQUIRES(flush_mu);
+  // Merges runs of segments while the policy (PickMergeRun) picks one.
+  // force: one merge of every segment (PickMergeRun's force); then none.
+  Status MergeLocked(bool force, const ProgressFn& progress) REQUIRES(flush_mu);
+  Status MergeRunLocked(bool force, const ProgressFn& progress, bool* merged) REQUIRES(flush_mu);
+  void BackgroundLoop();
+  void MaybeScheduleFlush();
+  // Commits `writes` (sorted by key) for a transaction that read at `snap`:
+  // CONFLICT when a key written or a key of `checks` has a version newer
+  // than snap.
+  Status CommitWrites(uint64_t snap, const std::vector<kv::Write>& writes, const std::set<std::string, std::less<>>& checks);
+  uint64_t UsedBytes(const Layers& l) const;
+  // Bytes of the active memtable (its key table and row set).
+  static uint64_t MemtableBytes(const Layers& l);
+
+  // ---- The default collection (collection_rows.cc).
+  // InvalidArgument unless OpenDefaultCollection succeeded; Closed after Close.
+  Status CheckRowsOpen() const;
+  // Commits one row record (a write batch of row ops, or a row array given as
+  // its pieces) blindly: stage = the rows into the active row set at the
+  // record's seq, apply = publish. Then the budget: a flush is scheduled past
+  // it, and past twice it the writer waits for the running flush.
+  Status CommitRows(wal::RecordType type, const std::string_view* pieces, size_t count,
+                    const std::function<void(RowSet&, uint64_t seq)>& stage, uint64_t bytes);
+  // Stages a decoded row record into `rows` (recovery and CommitRows).
+  // Corruption naming `origin` for an op of another collection or dim.
+  static Status StageRowOps(RowSet& rows, uint64_t seq, const std::vector<wal::RecordOp>& ops, const std::string& origin);
+  static void StageRowArray(RowSet& rows, uint64_t seq, const uint8_t* ids, const uint8_t* vectors, size_t n);
+  // Waits while the memtables are past twice the budget and a flush is running or pending.
+  void BackPressure();
+};
+
+
+// The newest version of `key` visible at `snap` in `layers` (*found false
+// when no layer has one). A damaged segment entry is Corruption.
+Status LookupLayers(const Layers& layers, std::string_view key, uint64_t snap, kv::VersionView* out, bool* found);
+
+}  // namespace pomai::engine
