@@ -1,6 +1,7 @@
 // Crash at every I/O point of a keyspace database (lib/engine/kv_db.*): a
 // scripted workload (transactions of puts, deletes and vector upserts, an
-// index creation, then index upserts and deletes too; explicit flushes; a
+// index creation, then index upserts and deletes too; the default
+// collection's row batches and row arrays (the pomaidb workload); explicit flushes; a
 // small memtable budget, so that background flushes and merges of more than
 // max_segments segments happen; a close and reopen in the middle) runs on a
 // PowerLossEnv that "loses power" at I/O point N. The directory is then
@@ -52,18 +53,19 @@ constexpr uint32_t kDim = 8;
 constexpr char kIndex[] = "ix";
 
 struct KvOp {
-  enum Kind { kPut, kDelete, kVector, kIndexPut, kIndexDelete } kind;
-  std::string key;
+  enum Kind { kPut, kDelete, kVector, kIndexPut, kIndexDelete, kRowPut, kRowDelete } kind;
+  std::string key;  // a row's: its id in decimal
   uint32_t version = 0;
 };
 struct KvStep {
-  // kTxn and kCreateIndex are commits (the history); kFlush, kReopen and
-  // kSearch (index statistics and a search: the first after the index is
-  // created or the database reopened builds or loads the graph, and a build
-  // writes the index graph file) are not.
-  enum Kind { kTxn, kCreateIndex, kFlush, kReopen, kSearch } kind = kTxn;
-  std::vector<KvOp> ops;  // kTxn
-  bool commit() const { return kind == kTxn || kind == kCreateIndex; }
+  // kTxn, kCreateIndex, kRows and kRowArray are commits (the history);
+  // kFlush, kReopen and kSearch (index statistics and a search: the first
+  // after the index is created with committed entries and no graph flushes)
+  // are not. kRows is one Write of row puts and deletes of the default
+  // collection, kRowArray one PutArray of its row puts.
+  enum Kind { kTxn, kCreateIndex, kFlush, kReopen, kSearch, kRows, kRowArray } kind = kTxn;
+  std::vector<KvOp> ops;  // kTxn, kRows, kRowArray
+  bool commit() const { return kind == kTxn || kind == kCreateIndex || kind == kRows || kind == kRowArray; }
 };
 
 std::string ValueFor(const std::string& key, uint32_t version) {
@@ -87,7 +89,7 @@ std::vector<float> VecFor(const std::string& key, uint32_t version) {
 std::vector<KvStep> MakeKvScript() {
   std::mt19937 rng(20261122);
   std::vector<KvStep> script;
-  std::vector<std::string> bytes_keys, vec_keys, entries;
+  std::vector<std::string> bytes_keys, vec_keys, entries, row_ids;
   uint32_t version = 0;
   auto pick = [&](const std::vector<std::string>& v) { return v[rng() % v.size()]; };
   for (int t = 0; t < 120; ++t) {
@@ -125,6 +127,23 @@ std::vector<KvStep> MakeKvScript() {
       if (t % 4 == 1) st.ops.push_back({KvOp::kIndexDelete, pick(entries)});
     }
     script.push_back(std::move(st));
+    if (t % 3 == 2) {  // the pomaidb workload: new rows, overwrites, deletes, put then delete in one batch
+      KvStep rows;
+      rows.kind = t % 2 ? KvStep::kRowArray : KvStep::kRows;
+      const int fresh_rows = 3 + static_cast<int>(rng() % 4);
+      for (int j = 0; j < fresh_rows; ++j) {
+        row_ids.push_back(std::to_string(row_ids.size() * 7 + 3));
+        rows.ops.push_back({KvOp::kRowPut, row_ids.back(), ++version});
+      }
+      rows.ops.push_back({KvOp::kRowPut, pick(row_ids), ++version});  // overwrite
+      if (rows.kind == KvStep::kRows) {
+        rows.ops.push_back({KvOp::kRowDelete, pick(row_ids)});
+        const std::string k = pick(row_ids);
+        rows.ops.push_back({KvOp::kRowPut, k, ++version});
+        rows.ops.push_back({KvOp::kRowDelete, k});
+      }
+      script.push_back(std::move(rows));
+    }
     if (t % 8 == 5) script.push_back({KvStep::kFlush, {}});  // with the background flushes: merges
     if (t > 12 && t % 10 == 6) script.push_back({KvStep::kSearch, {}});
     if (t % 40 == 30) script.push_back({KvStep::kReopen, {}});
@@ -144,6 +163,7 @@ struct KvState {
   std::map<std::string, std::string> keys;  // user key -> "B|" value, or "V|" metadata "|" vector bytes
   bool index = false;
   std::map<std::string, std::string> entries;  // index entry key -> metadata
+  std::map<uint64_t, std::string> rows;  // default collection id -> VectorRecord(metadata, vector)
   bool operator==(const KvState&) const = default;
 };
 
@@ -164,8 +184,31 @@ void Apply(const KvStep& st, KvState* s) {
       case KvOp::kDelete: s->keys.erase(op.key); break;
       case KvOp::kIndexPut: s->entries[op.key] = MetaFor(op.key, op.version); break;
       case KvOp::kIndexDelete: s->entries.erase(op.key); break;
+      case KvOp::kRowPut:
+        s->rows[std::stoull(op.key)] =
+            VectorRecord(st.kind == KvStep::kRows ? MetaFor(op.key, op.version) : "", VecFor(op.key, op.version));
+        break;
+      case KvOp::kRowDelete: s->rows.erase(std::stoull(op.key)); break;
     }
   }
+}
+
+DefaultCollectionOptions RowsOptions() {
+  DefaultCollectionOptions o;
+  o.dim = kDim;
+  o.metric = simd::Metric::kL2;
+  o.shards = 2;
+  o.hnsw_m = 8;
+  o.hnsw_ef_construction = 32;
+  o.adaptive_threshold = 16;  // segments of more rows get graphs
+  return o;
+}
+
+// Opens the database and its default collection (created by the first open).
+Result<std::unique_ptr<KvDB>> OpenWithRows(const KvOptions& o) {
+  POMAI_ASSIGN_OR_RETURN(std::unique_ptr<KvDB> db, KvDB::Open(o));
+  POMAI_RETURN_IF_ERROR(db->OpenDefaultCollection(RowsOptions()));
+  return db;
 }
 
 KvOptions CrashOptions(const std::string& path, bool fsync, Env* env) {
@@ -180,6 +223,31 @@ KvOptions CrashOptions(const std::string& path, bool fsync, Env* env) {
 }
 
 Status CommitStep(KvDB* db, const KvStep& st) {
+  if (st.kind == KvStep::kRows || st.kind == KvStep::kRowArray) {
+    std::vector<std::vector<float>> vecs;
+    std::vector<std::string> metas;
+    vecs.reserve(st.ops.size());
+    metas.reserve(st.ops.size());
+    std::vector<WriteOp> ops;
+    std::vector<uint64_t> ids;
+    std::vector<float> matrix;
+    for (const KvOp& op : st.ops) {
+      WriteOp w;
+      w.id = std::stoull(op.key);
+      if (op.kind == KvOp::kRowDelete) {
+        w.kind = WriteOp::Kind::kDelete;
+      } else {
+        vecs.push_back(VecFor(op.key, op.version));
+        metas.push_back(MetaFor(op.key, op.version));
+        w.vector = vecs.back().data();
+        w.metadata = metas.back();
+        ids.push_back(w.id);
+        matrix.insert(matrix.end(), vecs.back().begin(), vecs.back().end());
+      }
+      ops.push_back(w);
+    }
+    return st.kind == KvStep::kRows ? db->Write(ops.data(), ops.size()) : db->PutArray(ids.data(), matrix.data(), ids.size());
+  }
   if (st.kind == KvStep::kCreateIndex) {
     IndexConfig c;
     c.dim = kDim;
@@ -214,16 +282,56 @@ Status CommitStep(KvDB* db, const KvStep& st) {
   return (*t)->Commit();
 }
 
-// A commit of a key outside the script (to probe whether writes are taken).
+// A commit of a key outside the script (to probe whether writes are
+// taken), then a row of an id outside it when the default collection is open.
 Status ProbeCommit(KvDB* db) {
   auto t = db->Begin(TxnMode::kReadWrite);
   if (!t.ok()) return t.status();
   POMAI_RETURN_IF_ERROR((*t)->Put("probe", "p"));
-  return (*t)->Commit();
+  POMAI_RETURN_IF_ERROR((*t)->Commit());
+  if (db->dim() == 0) return Status::OK();
+  const std::vector<float> v(kDim, 0.5f);
+  WriteOp op;
+  op.id = 1;  // script ids are 3 mod 7
+  op.vector = v.data();
+  return db->Write(&op, 1);
+}
+
+// The default collection's rows as Get, Count and Search see them.
+Status ObserveRows(KvDB* db, const std::set<uint64_t>& row_universe, KvState* out) {
+  for (uint64_t id : row_universe) {
+    std::vector<float> vec;
+    std::string meta;
+    Status s = db->Get(id, &vec, &meta);
+    if (s.IsNotFound()) continue;
+    if (!s.ok()) return Status(s.code(), "Get(" + std::to_string(id) + "): " + s.ToString());
+    out->rows[id] = VectorRecord(meta, vec);
+  }
+  // ProbeCommit's row (id 1, no script id) counts in Count and searches, not in the state.
+  auto probe = db->Exists(1);
+  if (!probe.ok()) return Status(probe.status().code(), "Exists(1): " + probe.status().ToString());
+  auto count = db->Count();
+  if (!count.ok()) return Status(count.status().code(), "Count: " + count.status().ToString());
+  if (*count != out->rows.size() + (*probe ? 1 : 0))
+    return Status::Corruption("Count() is " + std::to_string(*count) + ", Get finds " + std::to_string(out->rows.size()));
+  {
+    const std::vector<float> q(kDim, 0.0f);
+    const uint32_t k = static_cast<uint32_t>(*count + 3);
+    std::vector<std::vector<Hit>> hits;
+    Status s = db->Search(q.data(), 1, &k, 0, 0, &hits);
+    if (!s.ok()) return Status(s.code(), "Search: " + s.ToString());
+    std::set<uint64_t> found;
+    for (const Hit& h : hits[0])
+      if (h.id != 1) found.insert(h.id);
+    std::set<uint64_t> want;
+    for (const auto& [id, rec] : out->rows) want.insert(id);
+    if (found != want) return Status::Corruption("a search over every row returns other ids than Get finds");
+  }
+  return Status::OK();
 }
 
 // Reads every user key the script names, and the whole index.
-Status Observe(KvDB* db, const std::set<std::string>& universe, KvState* out) {
+Status Observe(KvDB* db, const std::set<std::string>& universe, const std::set<uint64_t>& row_universe, KvState* out) {
   auto t = db->Begin(TxnMode::kReadOnly);
   if (!t.ok()) return t.status();
   for (const std::string& key : universe) {
@@ -238,6 +346,9 @@ Status Observe(KvDB* db, const std::set<std::string>& universe, KvState* out) {
     else if (s.IsNotFound()) out->keys[key] = "B|" + v;
     else return Status(s.code(), "GetVector(" + key + "): " + s.ToString());
   }
+  // The default collection (when this handle opened it): every row by Get,
+  // their count, and one search over all of them (exact: k covers them).
+  if (db->dim() != 0) POMAI_RETURN_IF_ERROR(ObserveRows(db, row_universe, out));
   IndexStats stats;
   Status s = db->GetIndexStats(kIndex, &stats);
   if (s.IsNotFound()) return Status::OK();
@@ -262,11 +373,14 @@ Status Observe(KvDB* db, const std::set<std::string>& universe, KvState* out) {
 // too: each entry is the nearest neighbour of its own vector.
 std::optional<size_t> CheckPrefix(KvDB* db, const std::vector<KvStep>& history, size_t lo, size_t hi, std::string* why) {
   std::set<std::string> universe;
+  std::set<uint64_t> row_universe;
   for (const KvStep& st : history)
-    for (const KvOp& op : st.ops)
-      if (op.kind != KvOp::kIndexPut && op.kind != KvOp::kIndexDelete) universe.insert(op.key);
+    for (const KvOp& op : st.ops) {
+      if (op.kind == KvOp::kRowPut || op.kind == KvOp::kRowDelete) row_universe.insert(std::stoull(op.key));
+      else if (op.kind != KvOp::kIndexPut && op.kind != KvOp::kIndexDelete) universe.insert(op.key);
+    }
   KvState got;
-  Status s = Observe(db, universe, &got);
+  Status s = Observe(db, universe, row_universe, &got);
   if (!s.ok()) {
     *why = s.ToString();
     return std::nullopt;
@@ -312,7 +426,7 @@ using CommitErrorHook = std::function<void(KvDB*, const Status&, size_t acked)>;
 KvRun RunKvScript(const std::vector<KvStep>& script, const KvOptions& o, bool stop_on_any_error,
                   const CommitErrorHook& on_commit_error = nullptr) {
   KvRun r;
-  auto opened = KvDB::Open(o);
+  auto opened = OpenWithRows(o);
   if (!opened.ok()) {
     r.first_error = "open: " + opened.status().ToString();
     return r;
@@ -361,7 +475,7 @@ KvRun RunKvScript(const std::vector<KvStep>& script, const KvOptions& o, bool st
     else fail("close", s);
     db.reset();
     if (!s.ok() && stop_on_any_error) break;
-    auto again = KvDB::Open(o);
+    auto again = OpenWithRows(o);
     if (!again.ok()) {
       fail("reopen", again.status());
       break;
@@ -388,7 +502,7 @@ const char* CutName(Cut c) {
 void CheckRecovered(const std::string& path, bool fsync, const std::vector<KvStep>& history, size_t lo, size_t hi,
                     const std::string& where) {
   testing::PowerLossEnv env(path);  // the POSIX calls, minus the real fsyncs
-  auto db = KvDB::Open(CrashOptions(path, fsync, &env));
+  auto db = OpenWithRows(CrashOptions(path, fsync, &env));
   ASSERT_TRUE(db.ok()) << where << ": reopen: " << db.status().ToString();
   std::string why;
   auto k = CheckPrefix(db->get(), history, lo, hi, &why);
@@ -481,7 +595,7 @@ TEST(KvCrashPoints, PowerLossDuringRecoveryChangesNothing) {
     *attempted = r.attempted;
     return r.first_error;
   };
-  c.open = [](const std::string& path, Env* env) { return KvDB::Open(CrashOptions(path, true, env)); };
+  c.open = [](const std::string& path, Env* env) { return OpenWithRows(CrashOptions(path, true, env)); };
   c.check = [&](KvDB* db, size_t lo, size_t hi, std::string* why) { return CheckPrefix(db, history, lo, hi, why); };
   c.write = [&](KvDB* db, size_t step) { return CommitStep(db, history[step]); };
   c.freeze = [](KvDB* db) { return db->Flush(); };
