@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <random>
 #include <string>
 #include <thread>
@@ -75,7 +76,8 @@ constexpr uint64_t kRows = 48;  // per writer; spans both shards
 
 bool DeletesHalf(uint64_t gen) { return gen % 5 == 4; }
 
-Status WriteGeneration(DB* db, int w, uint64_t gen) {
+template <class Db>
+Status WriteGeneration(Db* db, int w, uint64_t gen) {
   std::vector<float> vecs(kRows * kDim, 0.0f);
   std::vector<WriteOp> ops(kRows);
   for (uint64_t j = 0; j < kRows; ++j) {
@@ -95,6 +97,123 @@ Status WriteGeneration(DB* db, int w, uint64_t gen) {
   return db->Write(ops.data(), ops.size());
 }
 
+// Two writers of row batches, eight readers (searches over every row, point
+// reads), a thread flushing (or freezing) and one compacting, on one
+// database: every read is consistent, and retired segments are unmapped only
+// after their readers (PoisonMapEnv).
+template <class Db>
+void ReadersAndWritersSeeConsistentSnapshots(std::unique_ptr<Db> db, PoisonMapEnv& env,
+                                             const std::function<Status(Db*)>& flush, const char* label) {
+  for (int w = 0; w < kWriters; ++w) ASSERT_TRUE(WriteGeneration(db.get(), w, 0).ok());
+
+  const int rounds = Rounds();
+  std::atomic<uint64_t> attempted[kWriters];
+  for (auto& a : attempted) a = 0;
+  std::atomic<int> writers_done{0};
+  std::atomic<uint64_t> searches{0}, freezes{0}, compactions{0}, gets{0};
+  auto others_ran = [&] {
+    return searches.load() >= 50 && gets.load() >= 50 && freezes.load() >= 3 && compactions.load() >= 3 &&
+           env.released() > 0;
+  };
+  std::vector<std::thread> threads;
+
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      // At least `rounds` batches, and on until the other threads have had
+      // their turn (a fast writer could otherwise finish before they start).
+      for (uint64_t g = 1; g <= static_cast<uint64_t>(rounds) || (!others_ran() && g < 1000u * rounds); ++g) {
+        attempted[w].store(g);
+        Status s = WriteGeneration(db.get(), w, g);
+        ASSERT_TRUE(s.ok()) << s.ToString();
+      }
+      ++writers_done;
+    });
+  }
+  threads.emplace_back([&] {
+    while (writers_done.load() < kWriters) {
+      Status s = flush(db.get());
+      ASSERT_TRUE(s.ok()) << s.ToString();
+      ++freezes;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+  threads.emplace_back([&] {
+    bool force = false;
+    while (writers_done.load() < kWriters) {
+      Status s = db->Compact(force);
+      ASSERT_TRUE(s.ok()) << s.ToString();
+      ++compactions;
+      force = !force;
+      std::this_thread::sleep_for(std::chrono::milliseconds(3));
+    }
+  });
+  for (int r = 0; r < kReaders; ++r) {
+    threads.emplace_back([&, r] {
+      std::vector<float> q(kDim, 0.0f);
+      q[0] = 1.0f;
+      const uint32_t k = kWriters * kRows + 5;
+      std::vector<int64_t> last_gen(kWriters, -1);
+      std::mt19937_64 rng(r);
+      while (writers_done.load() < kWriters) {
+        if (r % 4 == 3) {
+          // Point reads: a live row's vector is whole and belongs to its id.
+          const uint64_t id = rng() % (kWriters * kRows);
+          std::vector<float> v;
+          std::string meta;
+          Status s = db->Get(id, &v, &meta);
+          if (s.code() == Code::kNotFound) {
+            ASSERT_GE(id % kRows, kRows / 2) << "only the upper half is ever deleted";
+          } else {
+            ASSERT_TRUE(s.ok()) << s.ToString();
+            ASSERT_EQ(v.size(), kDim);
+            ASSERT_EQ(v[1], static_cast<float>(id + 1));
+            ASSERT_LE(v[0], static_cast<float>(attempted[id / kRows].load()));
+          }
+          ++gets;
+          continue;
+        }
+        std::vector<std::vector<Hit>> out;
+        Status s = db->Search(q.data(), 1, &k, 0, 0, &out);
+        ASSERT_TRUE(s.ok()) << s.ToString();
+        // Per writer: which generation each of its rows shows (-1 absent).
+        std::vector<std::vector<int64_t>> seen(kWriters, std::vector<int64_t>(kRows, -1));
+        for (const Hit& h : out[0]) {
+          ASSERT_LT(h.id, kWriters * kRows);
+          int64_t& slot = seen[h.id / kRows][h.id % kRows];
+          ASSERT_EQ(slot, -1) << "id " << h.id << " returned twice";
+          slot = static_cast<int64_t>(h.score);
+          ASSERT_EQ(static_cast<float>(slot), h.score) << "score of id " << h.id << " is not a generation";
+        }
+        for (int w = 0; w < kWriters; ++w) {
+          const int64_t g = seen[w][0];
+          ASSERT_GE(g, 0) << "writer " << w << "'s row 0 is always live";
+          const uint64_t live_rows = DeletesHalf(g) ? kRows / 2 : kRows;
+          for (uint64_t j = 0; j < kRows; ++j) {
+            ASSERT_EQ(seen[w][j], j < live_rows ? g : -1)
+                << "writer " << w << " row " << j << ": a torn batch (row 0 shows generation " << g << ")";
+          }
+          ASSERT_GE(g, last_gen[w]) << "writer " << w << " went back in time";
+          ASSERT_LE(static_cast<uint64_t>(g), attempted[w].load());
+          last_gen[w] = g;
+        }
+        ++searches;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::printf("%s: at least %d batches per writer, %llu searches, %llu gets, %llu freezes, %llu compactions, "
+              "%lld mappings released while running\n",
+              label, rounds, static_cast<unsigned long long>(searches.load()), static_cast<unsigned long long>(gets.load()),
+              static_cast<unsigned long long>(freezes.load()), static_cast<unsigned long long>(compactions.load()),
+              static_cast<long long>(env.released()));
+  EXPECT_GT(searches.load(), 0u);
+  EXPECT_GT(env.released(), 0) << "no segment was retired while readers ran: the test proves nothing";
+  uint64_t live = 0;
+  for (int w = 0; w < kWriters; ++w) live += DeletesHalf(attempted[w].load()) ? kRows / 2 : kRows;
+  EXPECT_EQ(db->Count().value(), live);
+  ASSERT_TRUE(db->Close().ok());
+}
+
 TEST(Concurrency, EightReadersTwoWritersFreezesAndCompactionsSeeConsistentSnapshots) {
   TempDir dir;
   PoisonMapEnv env;
@@ -112,115 +231,36 @@ TEST(Concurrency, EightReadersTwoWritersFreezesAndCompactionsSeeConsistentSnapsh
   {
     auto opened = DB::Open(o);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-    std::unique_ptr<DB> db = std::move(opened).value();
-    for (int w = 0; w < kWriters; ++w) ASSERT_TRUE(WriteGeneration(db.get(), w, 0).ok());
+    ReadersAndWritersSeeConsistentSnapshots<DB>(std::move(opened).value(), env, [](DB* db) { return db->Freeze(); },
+                                                "u64 engine");
+  }
+  EXPECT_EQ(env.live(), 0) << "a segment mapping outlived the database";
+}
 
-    const int rounds = Rounds();
-    std::atomic<uint64_t> attempted[kWriters];
-    for (auto& a : attempted) a = 0;
-    std::atomic<int> writers_done{0};
-    std::atomic<uint64_t> searches{0}, freezes{0}, compactions{0}, gets{0};
-    auto others_ran = [&] {
-      return searches.load() >= 50 && gets.load() >= 50 && freezes.load() >= 3 && compactions.load() >= 3 &&
-             env.released() > 0;
-    };
-    std::vector<std::thread> threads;
-
-    for (int w = 0; w < kWriters; ++w) {
-      threads.emplace_back([&, w] {
-        // At least `rounds` batches, and on until the other threads have had
-        // their turn (a fast writer could otherwise finish before they start).
-        for (uint64_t g = 1; g <= static_cast<uint64_t>(rounds) || (!others_ran() && g < 1000u * rounds); ++g) {
-          attempted[w].store(g);
-          Status s = WriteGeneration(db.get(), w, g);
-          ASSERT_TRUE(s.ok()) << s.ToString();
-        }
-        ++writers_done;
-      });
-    }
-    threads.emplace_back([&] {
-      while (writers_done.load() < kWriters) {
-        Status s = db->Freeze();
-        ASSERT_TRUE(s.ok()) << s.ToString();
-        ++freezes;
-        std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      }
-    });
-    threads.emplace_back([&] {
-      bool force = false;
-      while (writers_done.load() < kWriters) {
-        Status s = db->Compact(force);
-        ASSERT_TRUE(s.ok()) << s.ToString();
-        ++compactions;
-        force = !force;
-        std::this_thread::sleep_for(std::chrono::milliseconds(3));
-      }
-    });
-    for (int r = 0; r < kReaders; ++r) {
-      threads.emplace_back([&, r] {
-        std::vector<float> q(kDim, 0.0f);
-        q[0] = 1.0f;
-        const uint32_t k = kWriters * kRows + 5;
-        std::vector<int64_t> last_gen(kWriters, -1);
-        std::mt19937_64 rng(r);
-        while (writers_done.load() < kWriters) {
-          if (r % 4 == 3) {
-            // Point reads: a live row's vector is whole and belongs to its id.
-            const uint64_t id = rng() % (kWriters * kRows);
-            std::vector<float> v;
-            std::string meta;
-            Status s = db->Get(id, &v, &meta);
-            if (s.code() == Code::kNotFound) {
-              ASSERT_GE(id % kRows, kRows / 2) << "only the upper half is ever deleted";
-            } else {
-              ASSERT_TRUE(s.ok()) << s.ToString();
-              ASSERT_EQ(v.size(), kDim);
-              ASSERT_EQ(v[1], static_cast<float>(id + 1));
-              ASSERT_LE(v[0], static_cast<float>(attempted[id / kRows].load()));
-            }
-            ++gets;
-            continue;
-          }
-          std::vector<std::vector<Hit>> out;
-          Status s = db->Search(q.data(), 1, &k, 0, 0, &out);
-          ASSERT_TRUE(s.ok()) << s.ToString();
-          // Per writer: which generation each of its rows shows (-1 absent).
-          std::vector<std::vector<int64_t>> seen(kWriters, std::vector<int64_t>(kRows, -1));
-          for (const Hit& h : out[0]) {
-            ASSERT_LT(h.id, kWriters * kRows);
-            int64_t& slot = seen[h.id / kRows][h.id % kRows];
-            ASSERT_EQ(slot, -1) << "id " << h.id << " returned twice";
-            slot = static_cast<int64_t>(h.score);
-            ASSERT_EQ(static_cast<float>(slot), h.score) << "score of id " << h.id << " is not a generation";
-          }
-          for (int w = 0; w < kWriters; ++w) {
-            const int64_t g = seen[w][0];
-            ASSERT_GE(g, 0) << "writer " << w << "'s row 0 is always live";
-            const uint64_t live_rows = DeletesHalf(g) ? kRows / 2 : kRows;
-            for (uint64_t j = 0; j < kRows; ++j) {
-              ASSERT_EQ(seen[w][j], j < live_rows ? g : -1)
-                  << "writer " << w << " row " << j << ": a torn batch (row 0 shows generation " << g << ")";
-            }
-            ASSERT_GE(g, last_gen[w]) << "writer " << w << " went back in time";
-            ASSERT_LE(static_cast<uint64_t>(g), attempted[w].load());
-            last_gen[w] = g;
-          }
-          ++searches;
-        }
-      });
-    }
-    for (auto& t : threads) t.join();
-    std::printf("u64 engine: at least %d batches per writer, %llu searches, %llu gets, %llu freezes, %llu compactions, "
-                "%lld mappings released while running\n",
-                rounds, static_cast<unsigned long long>(searches.load()), static_cast<unsigned long long>(gets.load()),
-                static_cast<unsigned long long>(freezes.load()), static_cast<unsigned long long>(compactions.load()),
-                static_cast<long long>(env.released()));
-    EXPECT_GT(searches.load(), 0u);
-    EXPECT_GT(env.released(), 0) << "no segment was retired while readers ran: the test proves nothing";
-    uint64_t live = 0;
-    for (int w = 0; w < kWriters; ++w) live += DeletesHalf(attempted[w].load()) ? kRows / 2 : kRows;
-    EXPECT_EQ(db->Count().value(), live);
-    ASSERT_TRUE(db->Close().ok());
+// The same on the keyspace engine's default collection (docs/ENGINE.md 2.2).
+TEST(Concurrency, DefaultCollectionEightReadersTwoWritersFlushesAndMergesSeeConsistentSnapshots) {
+  TempDir dir;
+  PoisonMapEnv env;
+  KvOptions o;
+  o.path = dir.path();
+  o.search_threads = 2;
+  o.memtable_budget_bytes = 32 * 1024;  // background flushes too
+  o.max_segments = 2;
+  o.env = &env;
+  DefaultCollectionOptions c;
+  c.dim = kDim;
+  c.shards = 2;
+  c.metric = simd::Metric::kIP;
+  c.hnsw_m = 8;
+  c.hnsw_ef_construction = 40;
+  c.adaptive_threshold = 1u << 30;  // exact: a search returns every live row
+  {
+    auto opened = KvDB::Open(o);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    std::unique_ptr<KvDB> db = std::move(opened).value();
+    ASSERT_TRUE(db->OpenDefaultCollection(c).ok());
+    ReadersAndWritersSeeConsistentSnapshots<KvDB>(std::move(db), env, [](KvDB* db) { return db->Flush(); },
+                                                  "default collection");
   }
   EXPECT_EQ(env.live(), 0) << "a segment mapping outlived the database";
 }
