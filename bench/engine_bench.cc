@@ -16,8 +16,20 @@
 //  - ReopenFirstGet and ReopenFirstSearch at 10k and 1M rows: open a frozen
 //    database and answer one point lookup (or one exact search).
 //
+// Each engine benchmark runs against both engines, with the same data,
+// settings and procedure (one template per benchmark, an adapter per engine):
+// the old u64-id engine (engine::DB, the plain names) and the keyspace
+// engine's default collection (engine::KvDB, the same names with a `Kv`
+// suffix: ExactSearchKv, PutBatchKv, PutBatchFsyncKv, PutBatchFsyncThreadsKv,
+// ReopenFirstGetKv, ReopenFirstSearchKv). The two variants of a benchmark are
+// registered next to each other (old, then Kv), so that one run compares them
+// under the same machine conditions; the baselines (MemoryReadBandwidth,
+// SequentialWrite) are shared. Old's freeze is KvDB's Flush (which also runs
+// the merge policy); the old engine's variants go when it does.
+//
 // Pass --benchmark_counters_tabular=true for a readable table. bench/run.sh
-// builds this and prints the ratios.
+// builds this and prints the ratios (bench/engine_ratios.py): each goal for
+// both engines, and the new engine against the old one.
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -32,14 +44,20 @@
 #include <vector>
 
 #include "engine/db.h"
+#include "engine/kv_db.h"
 
 namespace {
 
+using pomai::Status;
 using pomai::engine::DB;
+using pomai::engine::DefaultCollectionOptions;
 using pomai::engine::Hit;
+using pomai::engine::KvDB;
+using pomai::engine::KvOptions;
 using pomai::engine::Options;
 
 constexpr uint32_t kDim = 128;
+constexpr uint64_t kBudgetBytes = 2ull << 30;  // one segment per freeze
 
 std::string BenchDir(const std::string& name) {
   const char* base = std::getenv("POMAI_BENCH_DIR");
@@ -62,19 +80,57 @@ Options BenchOptions(const std::string& path) {
   o.shards = 1;
   o.search_threads = 1;
   o.metric = pomai::simd::Metric::kL2;
-  o.memory_budget_bytes = 2ull << 30;  // one segment per freeze
+  o.memory_budget_bytes = kBudgetBytes;
   o.build_graphs = false;              // these benchmarks measure the exact scan, the log and the open
   return o;
 }
 
-// A frozen database of `rows` random 128-d vectors, built once per process.
+// The old engine: engine::DB.
+struct OldEngine {
+  using Db = DB;
+  static std::string Dir(const std::string& name) { return BenchDir(name); }
+  static std::unique_ptr<DB> Open(const std::string& path, uint64_t budget_bytes = kBudgetBytes, bool fsync = false) {
+    Options o = BenchOptions(path);
+    o.memory_budget_bytes = budget_bytes;
+    o.fsync = fsync;
+    return DB::Open(o).value();
+  }
+  static Status Freeze(DB& db) { return db.Freeze(); }
+};
+
+// The new engine: KvDB's default collection, with BenchOptions' settings.
+struct KvEngine {
+  using Db = KvDB;
+  static std::string Dir(const std::string& name) { return BenchDir("kv-" + name); }
+  static std::unique_ptr<KvDB> Open(const std::string& path, uint64_t budget_bytes = kBudgetBytes,
+                                    bool fsync = false) {
+    KvOptions o;
+    o.path = path;
+    o.search_threads = 1;
+    o.memtable_budget_bytes = budget_bytes;
+    o.fsync = fsync;
+    auto db = KvDB::Open(o).value();
+    DefaultCollectionOptions c;
+    c.dim = kDim;
+    c.shards = 1;
+    c.metric = pomai::simd::Metric::kL2;
+    c.build_graphs = false;
+    if (!db->OpenDefaultCollection(c).ok()) std::abort();
+    return db;
+  }
+  static Status Freeze(KvDB& db) { return db.Flush(); }
+};
+
+// A frozen database of `rows` random 128-d vectors, built once per process
+// and engine.
+template <class E>
 std::string FrozenDb(size_t rows) {
   static std::map<size_t, std::string> built;
   auto it = built.find(rows);
   if (it != built.end()) return it->second;
-  const std::string path = BenchDir("frozen-" + std::to_string(rows));
+  const std::string path = E::Dir("frozen-" + std::to_string(rows));
   std::filesystem::remove_all(path);
-  auto db = DB::Open(BenchOptions(path)).value();
+  auto db = E::Open(path);
   const size_t batch = 10000;
   std::vector<uint64_t> ids(batch);
   for (size_t start = 0; start < rows; start += batch) {
@@ -83,7 +139,7 @@ std::string FrozenDb(size_t rows) {
     for (size_t i = 0; i < n; ++i) ids[i] = start + i;
     if (!db->PutArray(ids.data(), m.data(), n).ok()) std::abort();
   }
-  if (!db->Freeze().ok()) std::abort();
+  if (!E::Freeze(*db).ok()) std::abort();
   db.reset();
   built[rows] = path;
   return path;
@@ -109,9 +165,10 @@ void MemoryReadBandwidth(benchmark::State& state) {
 }
 BENCHMARK(MemoryReadBandwidth)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
-void ExactSearch(benchmark::State& state) {
+template <class E>
+void ExactSearchOn(benchmark::State& state) {
   const size_t rows = static_cast<size_t>(state.range(0));
-  auto db = DB::Open(BenchOptions(FrozenDb(rows))).value();
+  auto db = E::Open(FrozenDb<E>(rows));
   auto q = RandomMatrix(1, kDim, 99);
   uint32_t k = 10;
   std::vector<std::vector<Hit>> out;
@@ -123,10 +180,14 @@ void ExactSearch(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * rows * kDim * sizeof(float)));
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * rows));
 }
+void ExactSearch(benchmark::State& state) { ExactSearchOn<OldEngine>(state); }
+void ExactSearchKv(benchmark::State& state) { ExactSearchOn<KvEngine>(state); }
 BENCHMARK(ExactSearch)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK(ExactSearchKv)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
 // Plain sequential write()s of what put_batch of `batch` 128-d rows puts in
-// the WAL (per row: 9 + 4 + 512 bytes, plus a record header per batch).
+// the old engine's WAL (per row: 9 + 4 + 512 bytes, plus a record header per
+// batch; KvDB's row-array record is 8 + 512 bytes per row).
 void SequentialWrite(benchmark::State& state) {
   const size_t batch = static_cast<size_t>(state.range(0));
   const std::string dir = BenchDir("seqwrite");
@@ -159,13 +220,12 @@ BENCHMARK(SequentialWrite)->Arg(1000)->Unit(benchmark::kMicrosecond)->MinTime(2.
 // ingestion, where each memtable reuses the previous one's pages.
 constexpr size_t kRowsPerMemtable = 200'000;
 
-void PutBatch(benchmark::State& state) {
+template <class E>
+void PutBatchOn(benchmark::State& state) {
   const size_t batch = static_cast<size_t>(state.range(0));
-  const std::string dir = BenchDir("putbatch");
+  const std::string dir = E::Dir("putbatch");
   std::filesystem::remove_all(dir);
-  Options o = BenchOptions(dir);
-  o.memory_budget_bytes = 1ull << 30;
-  auto db = DB::Open(o).value();
+  auto db = E::Open(dir, 1ull << 30);
   auto m = RandomMatrix(batch, kDim, 5);
   std::vector<uint64_t> ids(batch);
   uint64_t next = 0;
@@ -176,7 +236,7 @@ void PutBatch(benchmark::State& state) {
     since_freeze += batch;
     if (since_freeze >= kRowsPerMemtable) {  // bound memory: freeze outside the timing
       state.PauseTiming();
-      if (!db->Freeze().ok()) std::abort();
+      if (!E::Freeze(*db).ok()) std::abort();
       // and the merge it triggers, which would otherwise run on the second core,
       // and the write-back of the segments they wrote, which would otherwise
       // hold up the log's writes in the timed loop
@@ -187,19 +247,23 @@ void PutBatch(benchmark::State& state) {
     }
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * batch));
+  // The old engine's WAL bytes for both engines (as SequentialWrite writes):
+  // bytes/s is items/s times a constant.
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * batch * (9 + 4 + kDim * 4)));
 }
+void PutBatch(benchmark::State& state) { PutBatchOn<OldEngine>(state); }
+void PutBatchKv(benchmark::State& state) { PutBatchOn<KvEngine>(state); }
 // Real time, not CPU time: put_batch copies into the memtable on the WAL
 // writer's helper thread while it writes the log, and a rate is what a user waits for.
 BENCHMARK(PutBatch)->Arg(1000)->Unit(benchmark::kMicrosecond)->MinTime(2.0)->UseRealTime()->Repetitions(5)->ReportAggregatesOnly(true);
+BENCHMARK(PutBatchKv)->Arg(1000)->Unit(benchmark::kMicrosecond)->MinTime(2.0)->UseRealTime()->Repetitions(5)->ReportAggregatesOnly(true);
 
-void PutBatchFsync(benchmark::State& state) {
+template <class E>
+void PutBatchFsyncOn(benchmark::State& state) {
   const size_t batch = static_cast<size_t>(state.range(0));
-  const std::string dir = BenchDir("putbatch-fsync");
+  const std::string dir = E::Dir("putbatch-fsync");
   std::filesystem::remove_all(dir);
-  Options o = BenchOptions(dir);
-  o.fsync = true;
-  auto db = DB::Open(o).value();
+  auto db = E::Open(dir, kBudgetBytes, /*fsync=*/true);
   auto m = RandomMatrix(batch, kDim, 5);
   std::vector<uint64_t> ids(batch);
   uint64_t next = 0;
@@ -209,17 +273,19 @@ void PutBatchFsync(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * batch));
 }
+void PutBatchFsync(benchmark::State& state) { PutBatchFsyncOn<OldEngine>(state); }
+void PutBatchFsyncKv(benchmark::State& state) { PutBatchFsyncOn<KvEngine>(state); }
 BENCHMARK(PutBatchFsync)->Arg(1)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond)->MinTime(1.0);
+BENCHMARK(PutBatchFsyncKv)->Arg(1)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond)->MinTime(1.0);
 
 // `threads` writers each putting 1-row batches with fsync always: group
 // commit lets them share fdatasyncs, so rows/s grows with the writers.
-void PutBatchFsyncThreads(benchmark::State& state) {
+template <class E>
+void PutBatchFsyncThreadsOn(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
-  const std::string dir = BenchDir("putbatch-fsync-threads");
+  const std::string dir = E::Dir("putbatch-fsync-threads");
   std::filesystem::remove_all(dir);
-  Options o = BenchOptions(dir);
-  o.fsync = true;
-  auto db = DB::Open(o).value();
+  auto db = E::Open(dir, kBudgetBytes, /*fsync=*/true);
   auto m = RandomMatrix(1, kDim, 5);
   const int per_thread = 200;
   for (auto _ : state) {
@@ -236,31 +302,42 @@ void PutBatchFsyncThreads(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * threads * per_thread));
 }
+void PutBatchFsyncThreads(benchmark::State& state) { PutBatchFsyncThreadsOn<OldEngine>(state); }
+void PutBatchFsyncThreadsKv(benchmark::State& state) { PutBatchFsyncThreadsOn<KvEngine>(state); }
 BENCHMARK(PutBatchFsyncThreads)->Arg(1)->Arg(4)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(PutBatchFsyncThreadsKv)->Arg(1)->Arg(4)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-void ReopenFirstGet(benchmark::State& state) {
-  const std::string path = FrozenDb(static_cast<size_t>(state.range(0)));
+template <class E>
+void ReopenFirstGetOn(benchmark::State& state) {
+  const std::string path = FrozenDb<E>(static_cast<size_t>(state.range(0)));
   for (auto _ : state) {
-    auto db = DB::Open(BenchOptions(path)).value();
+    auto db = E::Open(path);
     std::vector<float> v;
     if (!db->Get(7, &v, nullptr).ok()) std::abort();
     benchmark::DoNotOptimize(v);
   }
 }
+void ReopenFirstGet(benchmark::State& state) { ReopenFirstGetOn<OldEngine>(state); }
+void ReopenFirstGetKv(benchmark::State& state) { ReopenFirstGetOn<KvEngine>(state); }
 BENCHMARK(ReopenFirstGet)->Arg(10'000)->Arg(1'000'000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(ReopenFirstGetKv)->Arg(10'000)->Arg(1'000'000)->Unit(benchmark::kMicrosecond);
 
-void ReopenFirstSearch(benchmark::State& state) {
-  const std::string path = FrozenDb(static_cast<size_t>(state.range(0)));
+template <class E>
+void ReopenFirstSearchOn(benchmark::State& state) {
+  const std::string path = FrozenDb<E>(static_cast<size_t>(state.range(0)));
   auto q = RandomMatrix(1, kDim, 99);
   uint32_t k = 10;
   for (auto _ : state) {
-    auto db = DB::Open(BenchOptions(path)).value();
+    auto db = E::Open(path);
     std::vector<std::vector<Hit>> out;
     if (!db->Search(q.data(), 1, &k, 0, 0, &out).ok()) std::abort();
     benchmark::DoNotOptimize(out);
   }
 }
+void ReopenFirstSearch(benchmark::State& state) { ReopenFirstSearchOn<OldEngine>(state); }
+void ReopenFirstSearchKv(benchmark::State& state) { ReopenFirstSearchOn<KvEngine>(state); }
 BENCHMARK(ReopenFirstSearch)->Arg(10'000)->Arg(1'000'000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(ReopenFirstSearchKv)->Arg(10'000)->Arg(1'000'000)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 
