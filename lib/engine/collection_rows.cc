@@ -633,7 +633,7 @@ Result<std::string> KvDB::StatsJson() {
   const uint32_t shards = d.rows_opt.shards;
   std::vector<uint64_t> shard_rows(shards, 0);
   uint64_t mem_rows = 0, segments = 0, rows = 0, tombstones = 0, bytes = 0, reused_rows = 0;
-  std::string files;
+  std::string file_list;
   for (const RowLayer& l : view.layers()) {
     if (l.rows != nullptr) {
       ReaderLock lock(&l.rows->mu);
@@ -650,20 +650,20 @@ Result<std::string> KvDB::StatsJson() {
     rows += seg_rows;
     tombstones += seg_tombs;
     bytes += seg->file_size();
-    files += (files.empty() ? "{\"file\": \"" : ", {\"file\": \"") +
+    file_list += (file_list.empty() ? "{\"file\": \"" : ", {\"file\": \"") +
              files::FileName(files::FileType::kSegment, seg->file_number()) + "\", \"rows\": " + std::to_string(seg_rows) +
              ", \"tombstones\": " + std::to_string(seg_tombs) + ", \"bytes\": " + std::to_string(seg->file_size());
     const index::HnswGraph* graph = has ? seg->graph(g) : nullptr;
     if (graph != nullptr) {
       POMAI_ASSIGN_OR_RETURN(index::HnswStats gs, graph->Stats());
-      files += ", \"graph\": {\"m\": " + std::to_string(gs.m) + ", \"ef_construction\": " +
+      file_list += ", \"graph\": {\"m\": " + std::to_string(gs.m) + ", \"ef_construction\": " +
                std::to_string(gs.ef_construction) + ", \"max_level\": " + std::to_string(gs.max_level) +
                ", \"avg_degree0\": " + std::to_string(gs.avg_degree0) + ", \"bytes\": " + std::to_string(gs.bytes) +
                ", \"vectors\": \"" + (gs.sq8 ? "sq8" : "float32") +
                "\", \"reused_rows\": " + std::to_string(gs.reused_rows) + "}}";
       reused_rows += gs.reused_rows;
     } else {
-      files += ", \"graph\": null}";
+      file_list += ", \"graph\": null}";
     }
   }
   uint64_t live_rows = 0;
@@ -672,7 +672,7 @@ Result<std::string> KvDB::StatsJson() {
   for (uint32_t s = 0; s < shards; ++s)
     j += (s ? ", " : "") + std::string("{\"shard\": ") + std::to_string(s) +
          ", \"memtable_rows\": " + std::to_string(shard_rows[s]) + "}";
-  j += "], \"segment_files\": [" + files + "], \"segments\": " + std::to_string(segments) +
+  j += "], \"segment_files\": [" + file_list + "], \"segments\": " + std::to_string(segments) +
        ", \"segment_rows\": " + std::to_string(rows) + ", \"segment_tombstones\": " + std::to_string(tombstones) +
        ", \"segment_bytes\": " + std::to_string(bytes) + ", \"memtable_rows\": " + std::to_string(mem_rows) +
        ", \"live_rows\": " + std::to_string(live_rows) +

@@ -4,9 +4,10 @@
 // transactions (snapshot isolation, first committer wins) and named HNSW
 // indexes whose configuration and entries live in the same keyspace.
 //
-// Two storage modes run the same code: disk (a directory with a LOCK, a
-// KVMANIFEST, WAL files and KV segment files; docs/FORMAT.md, "Keyspace
-// databases") and in-memory (no files: no WAL, no segments).
+// Two storage modes run the same code: disk (a directory with a LOCK,
+// CURRENT, a manifest log, WAL files and segment files; docs/FORMAT.md,
+// "Keyspace databases") and in-memory (no WAL; the manifest and segments in
+// process memory).
 //
 // Layers, newest first: the active memtable, the memtable being flushed, the
 // segments (newest first). A transaction pins the layers and a sequence

@@ -276,6 +276,8 @@ Status CommitStep(KvDB* db, const KvStep& st) {
         break;
       }
       case KvOp::kIndexDelete: s = (*t)->IndexDelete(kIndex, op.key); break;
+      case KvOp::kRowPut:
+      case KvOp::kRowDelete: return Status::InvalidArgument("a row op in a transaction step");
     }
     if (!s.ok()) return s;
   }
@@ -663,7 +665,9 @@ TEST(KvCrashPoints, FailedManifestSyncLeavesAnOpenableDatabase) {
       ASSERT_TRUE(CommitStep(db->get(), script[0]).ok());
       ASSERT_TRUE((*db)->Flush().ok());
       ASSERT_TRUE(CommitStep(db->get(), script[1]).ok());
-      if (merge) ASSERT_TRUE((*db)->Flush().ok());
+      if (merge) {
+        ASSERT_TRUE((*db)->Flush().ok());
+      }
     }
     testing::FailSyncDirAfterRenameTo env("CURRENT");
     o.env = &env;

@@ -66,7 +66,9 @@ void CheckAgainstModel(KvDB& db, const Model& m, uint32_t dim, simd::Metric metr
       ASSERT_NE(it, m.live.end()) << out[0][j].id;
       EXPECT_NEAR(out[0][j].score, simd::ScalarScore(metric, query.data(), it->second.data(), dim), 1e-3);
     }
-    if (exact) EXPECT_EQ(got_ids, want_ids);
+    if (exact) {
+      EXPECT_EQ(got_ids, want_ids);
+    }
   }
 }
 
@@ -144,7 +146,9 @@ TEST_P(DefaultCollectionModel, EveryReadMatchesTheModelThroughFlushesMergesAndRe
   EXPECT_LE(db->TEST_SegmentCount(), 1u);
   const std::string stats = db->StatsJson().value();
   EXPECT_EQ(stats.find("\"graph\": {") != std::string::npos, graphs && db->TEST_SegmentCount() > 0) << stats;
-  if (in_memory) EXPECT_GT(db->TEST_SegmentCount(), 0u);
+  if (in_memory) {
+    EXPECT_GT(db->TEST_SegmentCount(), 0u);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(DiskAndMemory, DefaultCollectionModel,
