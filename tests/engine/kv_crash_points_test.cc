@@ -406,7 +406,20 @@ std::optional<size_t> CheckPrefix(KvDB* db, const std::vector<KvStep>& history, 
   }
   *why = "state matches no prefix in [" + std::to_string(lo) + ", " + std::to_string(hi) + "] (" +
          std::to_string(got.keys.size()) + " keys, index " + (got.index ? "present" : "absent") + " with " +
-         std::to_string(got.entries.size()) + " entries)";
+         std::to_string(got.entries.size()) + " entries, " + std::to_string(got.rows.size()) + " rows)";
+  // What differs from the state after `lo` commits.
+  KvState at_lo;
+  for (size_t k = 0; k < lo && k < history.size(); ++k) Apply(history[k], &at_lo);
+  *why += "; after " + std::to_string(lo) + " commits: " + std::to_string(at_lo.keys.size()) + " keys, " +
+          std::to_string(at_lo.entries.size()) + " entries, " + std::to_string(at_lo.rows.size()) + " rows";
+  for (const auto& [id, rec] : at_lo.rows)
+    if (!got.rows.count(id)) *why += "; row " + std::to_string(id) + " missing";
+  for (const auto& [id, rec] : got.rows)
+    if (!at_lo.rows.count(id)) *why += "; row " + std::to_string(id) + " extra";
+  for (const auto& [key, meta] : at_lo.entries)
+    if (!got.entries.count(key)) *why += "; entry " + key + " missing";
+  for (const auto& [key, v] : at_lo.keys)
+    if (!got.keys.count(key)) *why += "; key " + key + " missing";
   return std::nullopt;
 }
 
