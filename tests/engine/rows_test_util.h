@@ -160,19 +160,22 @@ struct Json {
   double number = 0;
   std::string str;
   std::vector<Json> items;
-  std::vector<std::pair<std::string, Json>> members;
+  // An object's members: keys[i] names values[i] (two vectors: a vector of
+  // an incomplete element type is allowed, a pair of one is not).
+  std::vector<std::string> keys;
+  std::vector<Json> values;
 
   bool is_null() const { return type == Type::kNull; }
   // The member `key` of an object; a null value when absent.
   const Json& operator[](const std::string& key) const {
     static const Json kNone;
-    for (const auto& [k, v] : members)
-      if (k == key) return v;
+    for (size_t i = 0; i < keys.size(); ++i)
+      if (keys[i] == key) return values[i];
     return kNone;
   }
   bool Has(const std::string& key) const {
-    for (const auto& m : members)
-      if (m.first == key) return true;
+    for (const std::string& k : keys)
+      if (k == key) return true;
     return false;
   }
   uint64_t u64() const { return static_cast<uint64_t>(number); }
@@ -225,7 +228,8 @@ class JsonParser {
         ++pos_;
         Json v;
         if (!Value(&v)) return false;
-        out->members.emplace_back(std::move(key), std::move(v));
+        out->keys.push_back(std::move(key));
+        out->values.push_back(std::move(v));
         Skip();
         if (pos_ < s_.size() && s_[pos_] == ',') {
           ++pos_;
