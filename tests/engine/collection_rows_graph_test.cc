@@ -877,7 +877,8 @@ TEST(CollectionRowsCompaction, Float32RepresentationIsRecordedPerSegment) {
   auto db = Open(GraphMerge::MergeOptions(dir.path()));
   ASSERT_NE(db, nullptr);
   {
-    const auto graphs = Graphs(testing::Stats(db.get()));
+    const Json stats = testing::Stats(db.get());  // the graphs point into it
+    const auto graphs = Graphs(stats);
     ASSERT_EQ(graphs.size(), 1u);
     EXPECT_EQ((*graphs[0])["vectors"].str, "float32");
   }
