@@ -273,9 +273,7 @@ void KvDBImpl::BackPressure() {
 Status KvDB::Write(const WriteOp* ops, size_t n) {
   KvDBImpl& d = *impl_;
   POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
-  if (d.wal && !d.wal->sticky_error().ok())
-    return Status(d.wal->sticky_error().code(),
-                  "database refuses writes after a failed log write: " + d.wal->sticky_error().message());
+  POMAI_RETURN_IF_ERROR(d.CheckWritable("writes"));
   if (n == 0) return Status::OK();
   if (ops == nullptr) return Status::InvalidArgument("ops is NULL");
   const uint32_t dim = d.rows_opt.dim;
@@ -323,9 +321,7 @@ Status KvDB::Write(const WriteOp* ops, size_t n) {
 Status KvDB::PutArray(const uint64_t* ids, const float* vectors, size_t n) {
   KvDBImpl& d = *impl_;
   POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
-  if (d.wal && !d.wal->sticky_error().ok())
-    return Status(d.wal->sticky_error().code(),
-                  "database refuses writes after a failed log write: " + d.wal->sticky_error().message());
+  POMAI_RETURN_IF_ERROR(d.CheckWritable("writes"));
   if (n == 0) return Status::OK();
   if (ids == nullptr) return Status::InvalidArgument("ids is NULL");
   if (vectors == nullptr) return Status::InvalidArgument("vectors is NULL");

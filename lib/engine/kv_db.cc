@@ -506,7 +506,8 @@ bool KvDB::in_memory() const { return impl_->opt.in_memory; }
 Status KvDB::WithFilesHeld(const std::function<void(const std::string& dir)>& fn) {
   KvDBImpl& d = *impl_;
   if (d.closed) return Status::Closed("database is closed");
-  // Flushes and merges change the manifest and delete files under flush_mu.
+  // Merges (compact_mu) and flushes (flush_mu) change the manifest and delete files.
+  MutexLock c(&d.compact_mu);
   MutexLock f(&d.flush_mu);
   if (d.closed) return Status::Closed("database is closed");
   fn(d.opt.path);
@@ -536,6 +537,7 @@ Result<std::unique_ptr<KvDB>> KvDB::Open(const KvOptions& options) {
   d.Publish(layers);
   if (!options.in_memory) POMAI_RETURN_IF_ERROR(d.Recover());
   d.bg_thread = std::thread([&d] { d.BackgroundLoop(); });
+  d.compact_thread = std::thread([&d] { d.CompactionLoop(); });
   return db;
 }
 
@@ -711,14 +713,13 @@ Status KvDBImpl::NewLogFile() {
 Status KvDB::Close() {
   KvDBImpl& d = *impl_;
   if (d.closed.exchange(true)) return Status::OK();
-  if (d.bg_thread.joinable()) {
-    {
-      MutexLock l(&d.bg_mu);
-      d.bg_stop = true;
-    }
-    d.bg_cv.SignalAll();
-    d.bg_thread.join();
+  {
+    MutexLock l(&d.bg_mu);
+    d.bg_stop = true;
   }
+  d.bg_cv.SignalAll();
+  if (d.bg_thread.joinable()) d.bg_thread.join();
+  if (d.compact_thread.joinable()) d.compact_thread.join();
   Status s;
   if (d.wal && !d.opt.fsync) s = d.wal->Sync();
   d.wal.reset();
@@ -1275,6 +1276,18 @@ void KvDBImpl::MaybeScheduleFlush() {
   bg_cv.SignalAll();
 }
 
+Status KvDBImpl::CheckWritable(const char* what) const {
+  if (!wal || wal->sticky_error().ok()) return Status::OK();
+  return Status(wal->sticky_error().code(), std::string("database refuses ") + what +
+                                                " after a failed log write: " + wal->sticky_error().message());
+}
+
+void KvDBImpl::ScheduleCompaction() {
+  MutexLock l(&bg_mu);
+  compact_pending = true;
+  bg_cv.SignalAll();
+}
+
 void KvDBImpl::BackgroundLoop() {
   MutexLock l(&bg_mu);
   for (;;) {
@@ -1285,18 +1298,32 @@ void KvDBImpl::BackgroundLoop() {
     bg_pending = false;
     bg_flushing = true;
     l.Unlock();
+    bool flushed = false;
     {
       // A failure leaves the frozen memtable (and, on disk, its WAL file) in
       // place: nothing is lost, and the next trigger (a commit over the
       // budget, or Flush(), which returns its own result) writes it again.
       MutexLock f(&flush_mu);
-      const bool flushed = FlushLocked().ok();
-      {
-        MutexLock b(&bg_mu);
-        bg_flushing = false;
-      }
-      bg_cv.SignalAll();  // writers held back by the budget
-      if (flushed) (void)MergeLocked(false, nullptr);
+      flushed = FlushLocked().ok();
+    }
+    l.Lock();
+    bg_flushing = false;
+    bg_cv.SignalAll();  // writers held back by the budget
+    if (flushed) compact_pending = true;  // the merge runs on its own thread: the next flush need not wait for it
+  }
+}
+
+void KvDBImpl::CompactionLoop() {
+  MutexLock l(&bg_mu);
+  for (;;) {
+    while (!bg_stop && !compact_pending) bg_cv.Wait(&bg_mu);
+    if (bg_stop) return;
+    compact_pending = false;
+    l.Unlock();
+    {
+      // A failed merge leaves its inputs in place; the next flush asks again.
+      MutexLock c(&compact_mu);
+      (void)MergeLocked(false, nullptr);
     }
     l.Lock();
   }
@@ -1306,14 +1333,22 @@ Status KvDB::Flush(const ProgressFn& progress) {
   KvDBImpl& d = *impl_;
   if (d.opt.in_memory) return Status::InvalidArgument("in-memory database cannot be flushed");
   if (d.closed) return Status::Closed("database is closed");
-  MutexLock f(&d.flush_mu);
-  return d.FlushAllLocked(progress);
+  {
+    MutexLock f(&d.flush_mu);
+    POMAI_RETURN_IF_ERROR(d.FlushAllLocked(progress));
+  }
+  // The flush is done and durable: a merge that fails (out of space, a
+  // damaged input it refuses to copy) changes nothing, is retried after the
+  // next flush, and is not this call's failure.
+  MutexLock c(&d.compact_mu);
+  (void)d.MergeLocked(false, nullptr);
+  return Status::OK();
 }
 
 Status KvDB::Compact(bool force, const ProgressFn& progress) {
   KvDBImpl& d = *impl_;
   if (d.closed) return Status::Closed("database is closed");
-  MutexLock f(&d.flush_mu);
+  MutexLock c(&d.compact_mu);
   return d.MergeLocked(force, progress);
 }
 
@@ -1323,10 +1358,6 @@ Status KvDBImpl::FlushAllLocked(const std::function<void(uint64_t, uint64_t)>& p
   const bool leftover = Current()->imm != nullptr;
   POMAI_RETURN_IF_ERROR(FlushLocked(progress));
   if (leftover) POMAI_RETURN_IF_ERROR(FlushLocked(progress));
-  // The flush is done and durable: a merge that fails (out of space, a
-  // damaged input it refuses to copy) changes nothing, is retried after the
-  // next flush, and is not this call's failure.
-  (void)MergeLocked(false, nullptr);
   return Status::OK();
 }
 
@@ -1364,9 +1395,7 @@ Status KvDBImpl::FlushLocked(const std::function<void(uint64_t, uint64_t)>& prog
         flush_mu.AssertHeld();
         // Staged rows of a failed log write are unpublished: they must never
         // reach a segment (the database refuses writes and flushes from then on).
-        if (wal && !wal->sticky_error().ok())
-          return Status(wal->sticky_error().code(),
-                        "database refuses flushes after a failed log write: " + wal->sticky_error().message());
+        POMAI_RETURN_IF_ERROR(CheckWritable("flushes"));
         std::shared_ptr<const Layers> now = Current();
         auto next = std::make_shared<Layers>(*now);
         next->imm = now->mem;
@@ -1590,8 +1619,9 @@ Status MergeU64Groups(const std::vector<std::shared_ptr<const segment::SegmentFi
 
 Status KvDBImpl::MergeRunLocked(bool force, const ProgressFn& progress, bool* merged) {
   *merged = false;
+  // A flush may run meanwhile (and a failed one may have left its memtable
+  // frozen): it only adds segments above every one read here.
   std::shared_ptr<const Layers> cur = Current();
-  if (cur->imm) return Status::OK();  // a failed flush goes first
 
   // Snapshots and collections (docs/ENGINE.md 4.7). A tombstone is dropped
   // only when the run reaches the oldest segment (nothing older is left for
@@ -1604,9 +1634,16 @@ Status KvDBImpl::MergeRunLocked(bool force, const ProgressFn& progress, bool* me
     MutexLock l(&snap_mu);
     oldest_snapshot = snapshots.empty() ? last_seq.load() : *snapshots.begin();
   }
+  // The configurations the segments hold decide what is dead, not the
+  // memtables': a drop still in a memtable may not be durable (fsync never:
+  // a power cut can take it back), while the merge's output is, and rows it
+  // left out could not come back.
+  Layers durable;
+  durable.mem = std::make_shared<KeyTable>();
+  durable.segs = cur->segs;
   std::map<uint64_t, CollectionConfig> live;
   uint64_t newest_config_change = 0;
-  POMAI_RETURN_IF_ERROR(LiveCollections(*cur, last_seq.load(), &live, &newest_config_change));
+  POMAI_RETURN_IF_ERROR(LiveCollections(durable, last_seq.load(), &live, &newest_config_change));
   const bool drop_dead_rows = oldest_snapshot >= newest_config_change;
 
   std::vector<uint64_t> weights;
@@ -1719,9 +1756,13 @@ Status KvDBImpl::MergeRunLocked(bool force, const ProgressFn& progress, bool* me
   {
     MutexLock l(&commit_mu);
     auto next = std::make_shared<Layers>(*Current());
-    // Flushes wait for flush_mu, which we hold: the run is where we read it.
-    auto at = next->segs.erase(next->segs.begin() + static_cast<std::ptrdiff_t>(run.first),
-                               next->segs.begin() + static_cast<std::ptrdiff_t>(run.first + run.count));
+    // Flushes installed since the run was read put their segments in front
+    // of it; only merges (this one) take segments out.
+    auto first = std::find(next->segs.begin(), next->segs.end(), in.front());
+    if (first == next->segs.end() || next->segs.end() - first < static_cast<std::ptrdiff_t>(in.size()) ||
+        !std::equal(in.begin(), in.end(), first))
+      return Status::Internal("merge run of " + in.front()->path() + " is no longer in the current view");
+    auto at = next->segs.erase(first, first + static_cast<std::ptrdiff_t>(in.size()));
     if (out) next->segs.insert(at, out);
     Publish(next);
   }
@@ -2053,6 +2094,7 @@ Status KvDBImpl::PrepareCollection(std::string_view name, bool for_read,
     failed_build_seq.store(seq + 1);
     return for_read ? Status::OK() : s;
   }
+  ScheduleCompaction();
   return Status::OK();
 }
 

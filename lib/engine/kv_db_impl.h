@@ -75,9 +75,9 @@ struct KvDBImpl {
   std::unique_ptr<FileLock> lock;
   std::unique_ptr<ThreadPool> pool;  // null when search_threads == 1
 
-  // Lock order: flush_mu -> commit_mu -> apply_mu -> versions->install_mu()
-  // -> snap_mu -> layers_mu -> a memtable's own lock; bg_mu, stats_mu and
-  // wals_mu are taken alone.
+  // Lock order: compact_mu -> flush_mu -> commit_mu -> apply_mu ->
+  // versions->install_mu() -> snap_mu -> layers_mu -> a memtable's own lock;
+  // bg_mu, stats_mu and wals_mu are taken alone.
   Mutex commit_mu;  // conflict checks, pending, the memtable switch of a flush
   std::map<std::string, int, std::less<>> pending GUARDED_BY(commit_mu);  // keys of commits in the WAL, not yet applied
   uint64_t pending_bytes GUARDED_BY(commit_mu) = 0;                        // their WriteCost
@@ -93,13 +93,19 @@ struct KvDBImpl {
   std::multiset<uint64_t> snapshots GUARDED_BY(snap_mu);  // seqs of the live transactions
 
   // The manifest (docs/ENGINE.md 3.5): the live segments, log number, last
-  // seq; changed only by versions->LogAndApply, under flush_mu.
+  // seq; changed only by versions->LogAndApply, by a flush (under flush_mu)
+  // or a merge (under compact_mu), each installing its edit under install_mu.
   std::unique_ptr<VersionSet> versions;
   Mutex wals_mu;
   std::vector<uint64_t> live_wals GUARDED_BY(wals_mu);  // WAL files numbered >= the version's log number
   Status log_file_error GUARDED_BY(wals_mu);  // EnsureLogFile failed: commits refused
 
-  Mutex flush_mu;  // one flush or merge at a time
+  // One merge at a time. Taken before flush_mu when both are (WithFilesHeld);
+  // a merge runs beside a flush: a flush only adds the newest segment, so
+  // the run a merge read stays contiguous and in place relative to its
+  // neighbours, and the merge installs it where it finds it then.
+  Mutex compact_mu;
+  Mutex flush_mu;  // one flush at a time
   uint64_t imm_log_number GUARDED_BY(flush_mu) = 0;  // the first WAL file not needed by imm
   uint64_t imm_seq GUARDED_BY(flush_mu) = 0;         // the last seq in imm
 
@@ -108,7 +114,9 @@ struct KvDBImpl {
   bool bg_stop GUARDED_BY(bg_mu) = false;
   bool bg_pending GUARDED_BY(bg_mu) = false;
   bool bg_flushing GUARDED_BY(bg_mu) = false;  // the background thread is flushing (back-pressure waits for it)
-  std::thread bg_thread;
+  bool compact_pending GUARDED_BY(bg_mu) = false;  // a merge is asked of the compaction thread
+  std::thread bg_thread;       // background flushes
+  std::thread compact_thread;  // background merges (the tiered policy after each flush)
 
   std::atomic<bool> closed{false};
 
@@ -176,14 +184,22 @@ struct KvDBImpl {
   // `progress` gets the graph builds' (rows linked, rows).
   Status FlushLocked(const std::function<void(uint64_t, uint64_t)>& progress = nullptr) REQUIRES(flush_mu);
   // Flushes what the memtables hold (a memtable a failed flush left frozen
-  // first), then merges; a failed merge is not its failure (Flush, first builds).
+  // first). Merges are the caller's to ask for (ScheduleCompaction, or
+  // MergeLocked under compact_mu).
   Status FlushAllLocked(const std::function<void(uint64_t, uint64_t)>& progress) REQUIRES(flush_mu);
   // Merges runs of segments while the policy (PickMergeRun) picks one.
   // force: one merge of every segment (PickMergeRun's force); then none.
-  Status MergeLocked(bool force, const ProgressFn& progress) REQUIRES(flush_mu);
-  Status MergeRunLocked(bool force, const ProgressFn& progress, bool* merged) REQUIRES(flush_mu);
+  Status MergeLocked(bool force, const ProgressFn& progress) REQUIRES(compact_mu);
+  Status MergeRunLocked(bool force, const ProgressFn& progress, bool* merged) REQUIRES(compact_mu);
   void BackgroundLoop();
+  void CompactionLoop();
   void MaybeScheduleFlush();
+  // The WAL's sticky error as the refusal of `what` ("writes", "flushes"):
+  // after a failed log write, staged rows may sit unpublished in the
+  // memtable, so nothing more is written or flushed.
+  Status CheckWritable(const char* what) const;
+  // Asks the compaction thread for the policy's merges (after a flush).
+  void ScheduleCompaction();
   // Commits `writes` (sorted by key) for a transaction that read at `snap`:
   // CONFLICT when a key written or a key of `checks` has a version newer
   // than snap.

@@ -617,6 +617,49 @@ TEST(KvCrashPoints, PowerLossDuringRecoveryChangesNothing) {
   testing::PowerLossDuringRecoveryChangesNothing(c, 40);
 }
 
+// Regression: a merge decides which collections are dead from the
+// configurations in its segments only. With fsync NEVER a drop still in the
+// memtable is not durable: a power cut takes it back, and a forced merge that
+// had already dropped the collection's rows from its (durable) output would
+// have lost them for good.
+TEST(KvCrashPoints, AMergeKeepsTheRowsOfACollectionWhoseDropIsNotDurable) {
+  ScratchDir root;
+  const std::string path = root.file("db");
+  constexpr uint32_t kDimI = 4;
+  {
+    testing::PowerLossEnv env(path);
+    KvOptions o = CrashOptions(path, false, &env);
+    o.memtable_budget_bytes = 64 << 20;  // no background flush
+    auto db = KvDB::Open(o);
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    IndexConfig config;
+    config.dim = kDimI;
+    ASSERT_TRUE((*db)->CreateIndex("i", config).ok());
+    for (int part = 0; part < 2; ++part) {
+      auto txn = (*db)->Begin(TxnMode::kReadWrite);
+      ASSERT_TRUE(txn.ok());
+      for (int k = 0; k < 10; ++k) {
+        const float v[kDimI] = {static_cast<float>(part), static_cast<float>(k), 1, 2};
+        ASSERT_TRUE((*txn)->IndexUpsert("i", "e" + std::to_string(part * 10 + k), v, kDimI, nullptr).ok());
+      }
+      ASSERT_TRUE((*txn)->Commit().ok());
+      ASSERT_TRUE((*db)->Flush().ok());  // durable: one segment each
+    }
+    ASSERT_TRUE((*db)->DropIndex("i").ok());  // in the memtable and the unsynced WAL only
+    ASSERT_TRUE((*db)->Compact(true).ok());   // durable: one segment
+    EXPECT_EQ((*db)->TEST_SegmentCount(), 1u);
+    env.CrashAt(env.points() + 1);  // the power goes before Close syncs the WAL
+    db->reset();
+    env.SimulatePowerLoss(testing::PowerLossEnv::Unsynced::kDropped);
+  }
+  KvOptions o = CrashOptions(path, false, nullptr);
+  auto db = KvDB::Open(o);
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  IndexStats stats;
+  ASSERT_TRUE((*db)->GetIndexStats("i", &stats).ok()) << "the drop was not durable: the index is back";
+  EXPECT_EQ(stats.node_count, 20u) << "and so are its rows";
+}
+
 // Regression: with fsync NEVER, an open that failed after creating its WAL
 // writer but before its first log file (here the directory fsync of the new
 // log fails) crashed the process: the destructor's Close synced a writer
