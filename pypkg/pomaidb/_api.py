@@ -549,22 +549,23 @@ def _json_result(call: Any, db: Database) -> Dict[str, Any]:
 def stats(db: Database) -> Dict[str, Any]:
     """Statistics: {"segments", "segment_rows", "segment_tombstones",
     "segment_bytes", "memtable_rows", "live_rows", "dead_rows", "dim",
-    "shards": [{"shard", "memtable_rows", "segments": [{"file", "rows",
-    "tombstones", "bytes", "graph": {"m", "ef_construction", "max_level",
-    "avg_degree0", "bytes", "vectors" ("sq8" or "float32"), "reused_rows"
-    (rows whose links a compaction carried over from an input's graph)} or
-    None}]}], "graph_reused_rows" (their sum)}."""
+    "shards": [{"shard", "memtable_rows"}], "segment_files": [{"file",
+    "rows", "tombstones", "bytes", "graph": {"m", "ef_construction",
+    "max_level", "avg_degree0", "bytes", "vectors" ("sq8" or "float32"),
+    "reused_rows" (rows whose links a compaction carried over from an
+    input's graph)} or None}], "graph_reused_rows" (their sum)}. A segment
+    file holds the rows of every shard."""
     return _json_result(lib.pomai_stats_json, db)
 
 
 def verify(db: Database) -> Dict[str, Any]:
     """Checks the files of the open database `db`, with the checks of
-    `pomai-inspect verify DIR` (docs/FORMAT.md, "pomai-inspect"): the
-    MANIFEST decodes; every segment it names exists, matches every section
-    checksum, has sorted ids and tombstones, valid metadata offsets, the
-    manifest's dim, metric, shard and row count, and a graph whose links are
+    `pomai-inspect verify DIR` (docs/FORMAT.md, "pomai-inspect"): CURRENT
+    names a manifest log whose edits decode and replay; every segment it
+    names exists, has the size it gives, matches every checksum, has sorted
+    ids and tombstones, valid metadata offsets and graphs whose links are
     all in range; every live WAL file reads to its end, its records decode
-    with the database's dim and their sequence numbers increase. It reads
+    and their sequence numbers increase. It reads
     every byte of every file (time in proportion to the database's size).
     Writes and searches go on meanwhile; freezes and compactions wait until it
     returns, so the files it checks are the database's current ones.
@@ -575,7 +576,7 @@ def verify(db: Database) -> Dict[str, Any]:
     CORRUPTION), "message"}), "error" (the first problem, or None), "notes"
     (a list of {"file", "offset", "message"}: a torn WAL tail, a file the
     manifest does not need), "checked" (a list of {"file", "kind"
-    ("manifest", "segment", "wal"), "ok", "detail"}), "counts" ({"checked",
+    ("current", "manifest", "segment", "wal"), "ok", "detail"}), "counts" ({"checked",
     "problems", "notes"}) and "path" (the database directory).
     Raises PomaiDBError (code CLOSED) when `db` is closed."""
     return _json_result(lib.pomai_verify, db)
