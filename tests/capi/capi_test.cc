@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -124,6 +125,30 @@ TEST(CApiOpen, BadOptionsAreInvalidArgumentNamingTheField) {
   o.struct_size = 16;
   EXPECT_NE(Message(pomai_open(&o, &db)).find("struct_size is too small"), std::string::npos);
   EXPECT_EQ(db, nullptr);
+}
+
+// The collection's limits are checked before the directory is touched: a
+// refused open leaves no files.
+TEST(CApiOpen, TooLargeDimOrShardsOrHnswParamsAreRefusedBeforeAnyFileIsMade) {
+  TempDir dir;
+  const std::string path = dir.path() + "/db";
+  pomai_options_t o;
+  pomai_options_init(&o);
+  o.path = path.c_str();
+  pomai_db_t* db = nullptr;
+  o.dim = 65536;
+  EXPECT_EQ(Message(pomai_open(&o, &db)), "database dimension 65536 is not in 1..65535");
+  o.dim = 65535;
+  o.shards = 100000;
+  EXPECT_NE(Message(pomai_open(&o, &db)).find("shards"), std::string::npos);
+  o.shards = 2;
+  o.hnsw_m = 1;
+  EXPECT_EQ(Message(pomai_open(&o, &db)), "invalid parameter hnsw_m: must be between 2 and 100 (got 1)");
+  EXPECT_EQ(db, nullptr);
+  EXPECT_FALSE(std::filesystem::exists(path));
+  o.hnsw_m = 32;
+  ASSERT_EQ(Code(pomai_open(&o, &db)), 0);  // dim 65535 is the limit
+  EXPECT_EQ(Code(pomai_close(db)), 0);
 }
 
 TEST(CApiOpen, OlderShorterOptionsStructTakesDefaultsForTheRest) {
