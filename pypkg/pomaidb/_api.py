@@ -325,7 +325,8 @@ _UINT32_OPTIONS = ("shards", "search_threads", "hnsw_m", "hnsw_ef_construction",
 
 
 def open_db(path: PathLike, dim: int, **opts: Any) -> Database:
-    """Opens (creating if missing) the database directory `path`.
+    """Opens (creating if missing) the database directory `path` (an alopex
+    directory too: its keys and indexes stay, the rows are added beside them).
 
     dim: vector dimension (fixed when the database is created).
     Options: shards (1), search_threads (0 = all cores), fsync (False; True =
@@ -339,7 +340,8 @@ def open_db(path: PathLike, dim: int, **opts: Any) -> Database:
     Raises TypeError for an unknown option, ValueError (InvalidArgumentError)
     for a bad value, PomaiDBError when the database cannot be opened (e.g.
     IO_ERROR when another process holds it, or INVALID_ARGUMENT when dim,
-    metric or shards differ from the stored ones).
+    metric or shards differ from the stored ones, dim is above 65535, or the
+    directory was written before the one engine's format).
     """
     values = {"shards": 1, "search_threads": 0, "fsync": False, "metric": "ip", "hnsw_m": 32,
               "hnsw_ef_construction": 200, "hnsw_ef_search": 64, "adaptive_threshold": 0,
@@ -525,8 +527,8 @@ def freeze(db: Database, progress: ProgressLike = None) -> None:
 
 
 def compact(db: Database, progress: ProgressLike = None) -> None:
-    """Merges every shard's segments into one (dropping overwritten and
-    deleted rows, rebuilding the HNSW graph) and returns when the result is
+    """Merges every segment into one (dropping overwritten and deleted rows,
+    starting the HNSW graph from the largest input's) and returns when the result is
     durable. Searches keep running meanwhile. A background policy merges
     segments on its own after freezes; this forces a full merge.
     progress: as for `freeze`."""
