@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -149,6 +150,27 @@ TEST(CApiOpen, TooLargeDimOrShardsOrHnswParamsAreRefusedBeforeAnyFileIsMade) {
   o.hnsw_m = 32;
   ASSERT_EQ(Code(pomai_open(&o, &db)), 0);  // dim 65535 is the limit
   EXPECT_EQ(Code(pomai_close(db)), 0);
+}
+
+// A directory of the u64 engine's format 1 (a MANIFEST, no CURRENT) is
+// refused naming its version (docs/ENGINE.md 3.1), not opened or converted.
+TEST(CApiOpen, ADirectoryOfFormatVersionOneIsRefusedNamingItsVersion) {
+  TempDir dir;
+  {
+    std::ofstream f(dir.path() + "/MANIFEST", std::ios::binary);
+    const char bytes[16] = {'P', 'M', 'A', 'N', 'I', 'F', 'S', 'T', 1, 0, 0, 0, 0, 0, 0, 0};
+    f.write(bytes, sizeof(bytes));
+  }
+  pomai_options_t o;
+  pomai_options_init(&o);
+  o.path = dir.path().c_str();
+  o.dim = 4;
+  pomai_db_t* db = nullptr;
+  EXPECT_EQ(Message(pomai_open(&o, &db)),
+            dir.path() + "/MANIFEST holds a pomai database of format version 1 (manifest version 1); this build reads "
+                         "format version 2 and does not convert (no migration before 1.0)");
+  EXPECT_EQ(db, nullptr);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/CURRENT"));
 }
 
 TEST(CApiOpen, OlderShorterOptionsStructTakesDefaultsForTheRest) {
