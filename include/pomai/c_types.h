@@ -83,8 +83,8 @@ enum {
 typedef struct pomai_options_t {
   uint32_t struct_size;            /* [0] */
   const char* path;                /* [8]  database directory, created if missing */
-  uint32_t shards;                 /* [16] fixed at creation */
-  uint32_t dim;                    /* [20] fixed at creation */
+  uint32_t shards;                 /* [16] fixed at creation; a hit reports shard id % shards */
+  uint32_t dim;                    /* [20] 1 to 65535, fixed at creation */
   uint32_t search_threads;         /* [24] 0 = all cores */
   pomai_fsync_policy_t fsync_policy; /* [28] */
   uint64_t memory_budget_bytes;    /* [32] memtable size that triggers a freeze; 0 = 256 MiB */

@@ -8,12 +8,16 @@
  * POMAI_STATUS_CLOSED and never a crash; inputs are copied before a call
  * returns; what the library allocates is freed by the named *_free function.
  *
- * A database opened with pomai_db_open_ex has one ordered keyspace. Every
- * value in it is either plain bytes or a vector record (metric, dimension,
- * optional metadata, float32 data). It is closed with pomai_close. The
- * u64-id vector functions of pomai.h (pomai_put, pomai_search, ...) return
- * INVALID_ARGUMENT on it, and the functions below return INVALID_ARGUMENT on
- * a database opened with pomai_open.
+ * There is one kind of database. It has one ordered keyspace: every value in
+ * it is either plain bytes or a vector record (metric, dimension, optional
+ * metadata, float32 data); beside it live the named indexes and, once
+ * pomai_open has opened the directory, the default collection of u64-id rows
+ * of pomai.h. The functions below work on a handle of either open function
+ * (pomai_db_open_ex or pomai_open), which is closed with pomai_close.
+ * pomai_db_open_ex does not open the default collection: the u64-id row
+ * functions of pomai.h (pomai_put, pomai_search, ...) return INVALID_ARGUMENT
+ * on its handles (open the directory with pomai_open to use them), and its
+ * flushes and merges keep the rows a directory holds.
  *
  * Keys are 1 to 65535 bytes (an empty or longer key is INVALID_ARGUMENT);
  * values are at most 1 GiB. Index names are 1 to 255 bytes of UTF-8 without
@@ -53,9 +57,9 @@ typedef struct pomai_db_options_ex_t {
   uint32_t search_threads;         /* [32] 0 = all cores */
 } pomai_db_options_ex_t;
 
-/* Memory of a keyspace database, in bytes. used_bytes counts the memtable
- * (keys, values, vectors, versions still needed by snapshots), the in-memory
- * index structures and the mapped segment bytes; total_bytes is
+/* Memory of a database, in bytes. used_bytes counts the memtable (keys,
+ * values, vectors, rows, versions still needed by snapshots) and the mapped
+ * segment bytes; total_bytes is
  * memory_limit_bytes when one is set, else the machine's physical memory;
  * free_bytes = total_bytes - used_bytes (0 when used exceeds total). */
 typedef struct pomai_memory_stats_t {
@@ -112,12 +116,12 @@ POMAI_EXPORT void pomai_kv_hits_free(pomai_kv_hits_t* hits);
  * struct_size = sizeof(pomai_db_options_ex_t). NULL is a no-op. */
 POMAI_EXPORT void pomai_db_options_ex_init(pomai_db_options_ex_t* opts);
 
-/* Opens (creating if missing) a keyspace database and stores its handle in
+/* Opens (creating if missing) a database and stores its handle in
  * *out_db; close it with pomai_close, which rolls back every transaction
  * still active (their handles then give CLOSED). Disk mode recovers every
  * committed transaction from the log after a crash. INVALID_ARGUMENT for a
  * NULL/empty path in disk mode, an unknown storage mode or fsync policy, or
- * a directory that holds a pomai_open (u64-id) database; IO_ERROR when
+ * a directory written by a build of an older format; IO_ERROR when
  * another process holds the database; CORRUPTION naming file and offset. */
 POMAI_EXPORT pomai_status_t* pomai_db_open_ex(const pomai_db_options_ex_t* opts, pomai_db_t** out_db);
 

@@ -62,10 +62,14 @@ POMAI_EXPORT void pomai_free(void* ptr);
  * Sets struct_size = sizeof(pomai_options_t). NULL is a no-op. */
 POMAI_EXPORT void pomai_options_init(pomai_options_t* opts);
 
-/* Opens (creating if missing) the database directory opts->path and stores a
- * new handle in *out_db. INVALID_ARGUMENT for a NULL/empty path, dim 0,
- * shards 0, an unknown metric, a struct_size below 24, or a dim / metric /
- * shards that differs from the one the database was created with; IO_ERROR
+/* Opens (creating if missing) the database directory opts->path with its
+ * default collection of u64-id rows (created with dim, metric and shards when
+ * the directory has none: a directory made by pomai_db_open_ex gains one) and
+ * stores a new handle in *out_db. The handle also works with the functions of
+ * pomai/kv.h (transactions, named indexes). INVALID_ARGUMENT for a NULL/empty
+ * path, dim 0 or above 65535, shards 0, an unknown metric, a struct_size
+ * below 24, a directory written by a build of an older format, or a dim /
+ * metric / shards that differs from the one the database was created with; IO_ERROR
  * when another process holds the database; CORRUPTION when a file is damaged
  * (the message names the file and the byte offset). */
 POMAI_EXPORT pomai_status_t* pomai_open(const pomai_options_t* opts, pomai_db_t** out_db);
@@ -102,23 +106,27 @@ POMAI_EXPORT pomai_status_t* pomai_delete(pomai_db_t* db, uint64_t id);
 /* Deletes `n` ids atomically. */
 POMAI_EXPORT pomai_status_t* pomai_delete_batch(pomai_db_t* db, const uint64_t* ids, size_t n);
 
-/* Turns the memtable of every shard into an immutable segment file and
- * returns when the segments are durable (fsynced, renamed, named by the
- * manifest). Not needed for visibility: writes are searchable at once. */
+/* Turns the memtable into an immutable segment file and returns when the
+ * segment is durable (fsynced, renamed, named by the manifest). Not needed
+ * for visibility: writes are searchable at once. The u64-id row functions
+ * below return INVALID_ARGUMENT "db has no default collection ..." on a
+ * handle of pomai_db_open_ex. */
 POMAI_EXPORT pomai_status_t* pomai_freeze(pomai_db_t* db);
 
-/* Merges every shard's segments into one segment (dropping overwritten and
- * deleted rows and all tombstones, rebuilding the graph) and returns when the
- * merged segments are durable and named by the manifest. Searches run
+/* Merges every segment into one (dropping overwritten and deleted rows and
+ * all tombstones, starting the graph from the largest input's) and returns
+ * when the merged segment is durable and named by the manifest. Searches run
  * throughout and never see a partial state. A background tiered policy also
  * merges segments after freezes; this forces a full merge. */
 POMAI_EXPORT pomai_status_t* pomai_compact(pomai_db_t* db);
 
-/* Statistics as a NUL-terminated JSON object stored in *out_json (free it
- * with pomai_free): per shard its memtable rows and segments (file, rows,
- * tombstones, bytes, graph: m, ef_construction, max_level, avg_degree0,
- * bytes), and totals: segments, segment_rows, segment_tombstones,
- * segment_bytes, memtable_rows, live_rows, dead_rows. */
+/* Statistics of the default collection as a NUL-terminated JSON object
+ * stored in *out_json (free it with pomai_free): dim; "shards", per shard its
+ * memtable rows; "segment_files", per segment file its rows, tombstones,
+ * bytes and graph (m, ef_construction, max_level, avg_degree0, bytes,
+ * vectors, reused_rows; null when it has none); and
+ * totals: segments, segment_rows, segment_tombstones, segment_bytes,
+ * memtable_rows, live_rows, dead_rows, graph_reused_rows. */
 POMAI_EXPORT pomai_status_t* pomai_stats_json(pomai_db_t* db, char** out_json);
 
 /* pomai_freeze and pomai_compact reporting progress to fn(done, total,
@@ -168,14 +176,14 @@ POMAI_EXPORT pomai_status_t* pomai_search_array(pomai_db_t* db, const float* que
 
 /* ---- checks ---------------------------------------------------------- */
 
-/* Checks the files of the open database `db` (either kind: pomai_open or
+/* Checks the files of the open database `db` (of pomai_open or
  * pomai_db_open_ex) with the checks of `pomai-inspect verify DIR`
- * (docs/FORMAT.md, "pomai-inspect"): the manifest decodes; every segment it
- * names exists and passes every section checksum and its structural checks
- * (ids sorted, graph links in range, keyspace entries and groups, ...); every
- * live WAL file reads to its end and its records decode, with sequence
- * numbers increasing; index graph files are checked (damage there is a note:
- * the engine rebuilds them). It reads every byte of every file, so it takes
+ * (docs/FORMAT.md, "pomai-inspect"): CURRENT and the manifest log decode;
+ * every segment the manifest names exists and passes every checksum and its
+ * structural checks (ids sorted, graph links in range, entries and groups,
+ * ...); every live WAL file reads to its end and its records decode, with
+ * sequence numbers increasing. The "checked" files' kinds are "current",
+ * "manifest", "wal" and "segment". It reads every byte of every file, so it takes
  * time in proportion to the database's size. Writes and searches go on
  * meanwhile; until it returns, no freeze, flush or compaction replaces the
  * manifest or deletes a file (they wait), so the files it checks are the

@@ -1,5 +1,7 @@
 // The extern "C" functions of include/pomai/pomai.h: argument checks,
-// struct_size rules, handle lifetime, status objects. No engine logic here.
+// struct_size rules, handle lifetime, status objects. No engine logic here:
+// the pomai_* row functions are the default collection's calls of
+// engine::KvDB (docs/ENGINE.md 5.1).
 #include "pomai/pomai.h"
 
 #include <atomic>
@@ -15,10 +17,11 @@
 #include <vector>
 
 #include "capi/handles.h"
-#include "engine/db.h"
 #include "engine/kv_db.h"
+#include "index/params.h"
 #include "inspect/inspect.h"
 #include "simd/distance.h"
+#include "util/limits.h"
 #include "util/version.h"
 
 namespace {
@@ -28,16 +31,22 @@ using pomai::Status;
 using pomai::WriterLock;
 using namespace pomai::capi;
 
-// Runs fn(engine) with the handle held open (shared).
+using pomai::engine::KvDB;
+
+// Runs fn(engine) with the handle held open (shared), when its default
+// collection is open (a pomai_open handle).
 template <typename Fn>
-pomai_status_t* WithDb(pomai_db_t* db, Fn&& fn) noexcept {
+pomai_status_t* WithDefaultCollection(pomai_db_t* db, Fn&& fn) noexcept {
   return WithDbSlot(db, "db is not a handle returned by pomai_open", [&](DbSlot& slot) -> pomai_status_t* {
-    if (!slot.db)
-      return Invalid("db is a keyspace database (opened with pomai_db_open_ex): use the pomai_txn_* and pomai_index_* "
-                     "functions");
-    return fn(*slot.db);
+    if (slot.kv->dim() == 0)
+      return Invalid("db has no default collection (it was opened with pomai_db_open_ex): open the directory with "
+                     "pomai_open to use pomai_put, pomai_search, ...");
+    return fn(*slot.kv);
   });
 }
+
+// The memtable budget of a pomai_open database whose memory_budget_bytes is 0.
+constexpr uint64_t kDefaultMemoryBudget = uint64_t{256} << 20;
 
 // A copy of `s` in memory the caller frees with pomai_free.
 char* MallocString(const std::string& s) {
@@ -226,25 +235,41 @@ pomai_status_t* pomai_open(const pomai_options_t* opts, pomai_db_t** out_db) {
     if (opts->struct_size < offsetof(pomai_options_t, hnsw_vectors) + 1) o.hnsw_vectors = POMAI_HNSW_VECTORS_SQ8;
     if (o.hnsw_vectors > POMAI_HNSW_VECTORS_FLOAT32)
       return Invalid("opts->hnsw_vectors is " + std::to_string(o.hnsw_vectors) + "; expected 0 (SQ8) or 1 (FLOAT32)");
-    pomai::engine::Options eo;
+    pomai::engine::DefaultCollectionOptions co;
+    co.dim = o.dim;
+    co.metric = static_cast<pomai::simd::Metric>(o.metric);
+    co.shards = o.shards;
+    co.build_graphs = o.index_type == POMAI_INDEX_TYPE_HNSW;
+    co.hnsw_m = o.hnsw_m;
+    co.hnsw_ef_construction = o.hnsw_ef_construction;
+    co.hnsw_vectors = o.hnsw_vectors == POMAI_HNSW_VECTORS_FLOAT32 ? pomai::engine::GraphVectors::kFloat32
+                                                                    : pomai::engine::GraphVectors::kSq8;
+    co.hnsw_ef_search = o.hnsw_ef_search;
+    co.adaptive_threshold = o.adaptive_threshold;
+    co.deadline_ms = o.deadline_ms;
+    // The collection's own checks, before the directory is touched: bad
+    // options create no files.
+    if (pomai_status_t* bad = FromStatus(pomai::CheckDim(co.dim, "database"))) return bad;
+    if (pomai_status_t* bad = FromStatus(pomai::CheckShards(co.shards, "shards"))) return bad;
+    if (co.build_graphs) {
+      if (pomai_status_t* bad = FromStatus(pomai::index::CheckHnswParams(co.hnsw_m, co.hnsw_ef_construction, "hnsw_m",
+                                                                         "hnsw_ef_construction")))
+        return bad;
+    }
+    pomai::engine::KvOptions eo;
     eo.path = o.path;
-    eo.dim = o.dim;
-    eo.shards = o.shards;
-    eo.metric = static_cast<pomai::simd::Metric>(o.metric);
-    eo.search_threads = o.search_threads;
     eo.fsync = fsync_policy == POMAI_FSYNC_POLICY_ALWAYS;
-    eo.memory_budget_bytes = o.memory_budget_bytes;
-    eo.deadline_ms = o.deadline_ms;
-    eo.hnsw_m = o.hnsw_m;
-    eo.hnsw_ef_construction = o.hnsw_ef_construction;
-    eo.hnsw_ef_search = o.hnsw_ef_search;
-    eo.adaptive_threshold = o.adaptive_threshold;
-    eo.build_graphs = o.index_type == POMAI_INDEX_TYPE_HNSW;
-    eo.hnsw_vectors = o.hnsw_vectors == POMAI_HNSW_VECTORS_FLOAT32 ? pomai::index::Traversal::kFloat32
-                                                                    : pomai::index::Traversal::kSq8;
-    auto db = pomai::engine::DB::Open(eo);
+    eo.search_threads = o.search_threads;
+    eo.memtable_budget_bytes = o.memory_budget_bytes != 0 ? o.memory_budget_bytes : kDefaultMemoryBudget;
+    auto db = KvDB::Open(eo);
     if (!db.ok()) return FromStatus(db.status());
-    *out_db = AddDatabase(std::move(db).value(), nullptr);
+    std::unique_ptr<KvDB> kv = std::move(db).value();
+    Status s = kv->OpenDefaultCollection(co);
+    if (!s.ok()) {
+      static_cast<void>(kv->Close());  // its error is not the one to report
+      return FromStatus(s);
+    }
+    *out_db = AddDatabase(std::move(kv));
     return nullptr;
   });
 }
@@ -256,14 +281,13 @@ pomai_status_t* pomai_close(pomai_db_t* db) {
     DbSlot* slot = DbTable::Get().Find(TokenOf(db), &generation);
     if (slot == nullptr) return Invalid("db is not a handle returned by pomai_open");
     if (!MadeHere(slot->owner)) return nullptr;  // an ancestor's database, left alone (see handles.h)
-    std::unique_ptr<pomai::engine::DB> engine;
-    std::unique_ptr<pomai::engine::KvDB> kv;
+    std::unique_ptr<KvDB> kv;
     MarkClosing(*slot, generation);  // new calls on this handle answer CLOSED from now on
     {
       WriterLock l(&slot->mu);  // waits for running calls
       if (slot->generation != generation || !slot->open()) return nullptr;  // already closed
-      // A keyspace database's active transactions are rolled back first:
-      // their handles give CLOSED from now on.
+      // The database's active transactions are rolled back first: their
+      // handles give CLOSED from now on.
       std::vector<uint64_t> txns;
       {
         MutexLock tl(&slot->txns_mu);
@@ -279,12 +303,10 @@ pomai_status_t* pomai_close(pomai_db_t* db) {
         BumpGeneration(ts);
         TxnTable::Get().Release(token);
       }
-      engine = std::move(slot->db);
       kv = std::move(slot->kv);
       BumpGeneration(slot);
     }
-    Status s = engine ? engine->Close() : kv->Close();
-    engine.reset();
+    Status s = kv->Close();
     kv.reset();
     DbTable::Get().Release(TokenOf(db));
     return FromStatus(s);
@@ -297,7 +319,7 @@ pomai_status_t* pomai_put(pomai_db_t* db, const pomai_upsert_t* item) {
 }
 
 pomai_status_t* pomai_put_batch(pomai_db_t* db, const pomai_upsert_t* items, size_t n) {
-  return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
+  return WithDefaultCollection(db, [&](KvDB& engine) -> pomai_status_t* {
     if (n == 0) return nullptr;
     if (items == nullptr) return Invalid("items is NULL but n is " + std::to_string(n));
     const uint32_t stride = items[0].struct_size;
@@ -329,7 +351,7 @@ pomai_status_t* pomai_put_batch(pomai_db_t* db, const pomai_upsert_t* items, siz
 }
 
 pomai_status_t* pomai_put_array(pomai_db_t* db, const uint64_t* ids, const float* vectors, size_t n, uint32_t dim) {
-  return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
+  return WithDefaultCollection(db, [&](KvDB& engine) -> pomai_status_t* {
     if (n == 0) return nullptr;
     if (ids == nullptr) return Invalid("ids is NULL but n is " + std::to_string(n));
     if (vectors == nullptr) return Invalid("vectors is NULL but n is " + std::to_string(n));
@@ -342,7 +364,7 @@ pomai_status_t* pomai_put_array(pomai_db_t* db, const uint64_t* ids, const float
 pomai_status_t* pomai_delete(pomai_db_t* db, uint64_t id) { return pomai_delete_batch(db, &id, 1); }
 
 pomai_status_t* pomai_delete_batch(pomai_db_t* db, const uint64_t* ids, size_t n) {
-  return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
+  return WithDefaultCollection(db, [&](KvDB& engine) -> pomai_status_t* {
     if (n == 0) return nullptr;
     if (ids == nullptr) return Invalid("ids is NULL but n is " + std::to_string(n));
     if (pomai_status_t* bad = CheckBatchLength(n)) return bad;
@@ -356,7 +378,7 @@ pomai_status_t* pomai_delete_batch(pomai_db_t* db, const uint64_t* ids, size_t n
 }
 
 pomai_status_t* pomai_freeze(pomai_db_t* db) {
-  return WithDb(db, [&](pomai::engine::DB& engine) { return FromStatus(engine.Freeze()); });
+  return WithDefaultCollection(db, [&](KvDB& engine) { return FromStatus(engine.Flush()); });
 }
 
 pomai_status_t* pomai_compact(pomai_db_t* db) { return pomai_compact_with_progress(db, nullptr, nullptr); }
@@ -366,15 +388,15 @@ pomai_status_t* pomai_compact(pomai_db_t* db) { return pomai_compact_with_progre
 extern "C" {
 
 pomai_status_t* pomai_freeze_with_progress(pomai_db_t* db, pomai_progress_fn fn, void* user_data) {
-  return WithDb(db, [&](pomai::engine::DB& engine) { return FromStatus(engine.Freeze(ProgressOf(fn, user_data))); });
+  return WithDefaultCollection(db, [&](KvDB& engine) { return FromStatus(engine.Flush(ProgressOf(fn, user_data))); });
 }
 
 pomai_status_t* pomai_compact_with_progress(pomai_db_t* db, pomai_progress_fn fn, void* user_data) {
-  return WithDb(db, [&](pomai::engine::DB& engine) { return FromStatus(engine.Compact(true, ProgressOf(fn, user_data))); });
+  return WithDefaultCollection(db, [&](KvDB& engine) { return FromStatus(engine.Compact(true, ProgressOf(fn, user_data))); });
 }
 
 pomai_status_t* pomai_stats_json(pomai_db_t* db, char** out_json) {
-  return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
+  return WithDefaultCollection(db, [&](KvDB& engine) -> pomai_status_t* {
     if (out_json == nullptr) return Invalid("out_json is NULL");
     *out_json = nullptr;
     auto r = engine.StatsJson();
@@ -388,7 +410,7 @@ pomai_status_t* pomai_stats_json(pomai_db_t* db, char** out_json) {
 }
 
 pomai_status_t* pomai_exists(pomai_db_t* db, uint64_t id, bool* out_exists) {
-  return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
+  return WithDefaultCollection(db, [&](KvDB& engine) -> pomai_status_t* {
     if (out_exists == nullptr) return Invalid("out_exists is NULL");
     auto r = engine.Exists(id);
     if (!r.ok()) return FromStatus(r.status());
@@ -398,7 +420,7 @@ pomai_status_t* pomai_exists(pomai_db_t* db, uint64_t id, bool* out_exists) {
 }
 
 pomai_status_t* pomai_get(pomai_db_t* db, uint64_t id, pomai_record_t** out_record) {
-  return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
+  return WithDefaultCollection(db, [&](KvDB& engine) -> pomai_status_t* {
     if (out_record == nullptr) return Invalid("out_record is NULL");
     *out_record = nullptr;
     std::vector<float> vec;
@@ -432,7 +454,7 @@ pomai_status_t* pomai_get(pomai_db_t* db, uint64_t id, pomai_record_t** out_reco
 void pomai_record_free(pomai_record_t* record) { std::free(record); }
 
 pomai_status_t* pomai_count(pomai_db_t* db, uint64_t* out_count) {
-  return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
+  return WithDefaultCollection(db, [&](KvDB& engine) -> pomai_status_t* {
     if (out_count == nullptr) return Invalid("out_count is NULL");
     auto r = engine.Count();
     if (!r.ok()) return FromStatus(r.status());
@@ -442,7 +464,7 @@ pomai_status_t* pomai_count(pomai_db_t* db, uint64_t* out_count) {
 }
 
 pomai_status_t* pomai_search(pomai_db_t* db, const pomai_query_t* query, pomai_search_results_t** out_results) {
-  return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
+  return WithDefaultCollection(db, [&](KvDB& engine) -> pomai_status_t* {
     if (out_results == nullptr) return Invalid("out_results is NULL");
     *out_results = nullptr;
     if (query == nullptr) return Invalid("query is NULL");
@@ -469,7 +491,7 @@ void pomai_search_results_free(pomai_search_results_t* results) {
 
 pomai_status_t* pomai_search_batch(pomai_db_t* db, const pomai_query_t* queries, size_t n,
                                    pomai_search_results_t** out_results) {
-  return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
+  return WithDefaultCollection(db, [&](KvDB& engine) -> pomai_status_t* {
     if (out_results == nullptr) return Invalid("out_results is NULL");
     *out_results = nullptr;
     if (n == 0) return nullptr;
@@ -502,7 +524,7 @@ void pomai_search_batch_free(pomai_search_results_t* results, size_t n) {
 
 pomai_status_t* pomai_search_array(pomai_db_t* db, const float* queries, size_t n, uint32_t dim, uint32_t topk,
                                    uint32_t ef_search, uint64_t* out_ids, float* out_scores, uint32_t* out_counts) {
-  return WithDb(db, [&](pomai::engine::DB& engine) -> pomai_status_t* {
+  return WithDefaultCollection(db, [&](KvDB& engine) -> pomai_status_t* {
     if (n == 0) return nullptr;
     if (queries == nullptr) return Invalid("queries is NULL but n is " + std::to_string(n));
     if (dim != engine.dim())
@@ -537,11 +559,11 @@ pomai_status_t* pomai_verify(pomai_db_t* db, char** out_report_json) {
     if (out_report_json == nullptr) return Invalid("out_report_json is NULL");
     pomai::inspect::Report report;
     auto verify = [&](const std::string& dir) { report = pomai::inspect::Verify(dir, pomai::inspect::InspectOptions()); };
-    if (slot.kv && slot.kv->in_memory()) {
+    if (slot.kv->in_memory()) {
       report = pomai::inspect::VerifyWithoutFiles(
           "in-memory", "an in-memory database has no files: nothing to check");
     } else {
-      Status s = slot.db ? slot.db->WithFilesHeld(verify) : slot.kv->WithFilesHeld(verify);
+      Status s = slot.kv->WithFilesHeld(verify);
       if (!s.ok()) return FromStatus(s);
     }
     *out_report_json = MallocString(report.json.Dump());

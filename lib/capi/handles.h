@@ -1,6 +1,8 @@
 // Internal to lib/capi: status objects, the exception guard and the handle
-// tables shared by c_api.cc (u64-id databases) and kv_api.cc (keyspace
-// databases and their transactions).
+// tables shared by c_api.cc (the pomai_* functions of the default collection)
+// and kv_api.cc (the keyspace, named indexes and transactions). Both open
+// functions give the same kind of database (engine::KvDB) and every function
+// works on a handle of either (docs/ENGINE.md 5.1).
 //
 // A handle (pomai_db_t*, pomai_txn_t*) is not an address: it encodes a slot
 // of a table and the slot's generation, ((slot + 1) << 32) | generation.
@@ -28,7 +30,6 @@
 #include <string>
 #include <vector>
 
-#include "engine/db.h"
 #include "engine/kv_db.h"
 #include "pomai/pomai.h"
 #include "util/mutex.h"
@@ -106,16 +107,16 @@ inline pomai_status_t* MadeBeforeFork(const std::atomic<ProcessId>& owner, const
                                              std::to_string(g_this_process.load().pid) + "): " + remedy);
 }
 
-// A database slot holds either kind of database (or none when free).
+// A database slot holds one database (or none when free).
 struct DbSlot {
   std::atomic<ProcessId> owner{g_this_process.load()};  // the process that filled it last; read without mu
   SharedMutex mu;  // calls hold it shared; close holds it exclusively
   uint32_t generation GUARDED_BY(mu) = 1;
   // Set and reset with mu held exclusively, used with it held shared. Not
-  // annotated: WithDbSlot's callbacks use them under the lock it took, which
-  // the analysis cannot see inside a lambda.
-  std::unique_ptr<engine::DB> db;    // a pomai_open database
-  std::unique_ptr<engine::KvDB> kv;  // a pomai_db_open_ex database
+  // annotated: WithDbSlot's callbacks use it under the lock it took, which
+  // the analysis cannot see inside a lambda. pomai_open's databases have
+  // their default collection open (kv->dim() > 0), pomai_db_open_ex's not.
+  std::unique_ptr<engine::KvDB> kv;
   Mutex txns_mu;
   std::vector<uint64_t> txns GUARDED_BY(txns_mu);  // tokens of the transactions begun on kv (some may be closed)
   // The newest generation a pomai_close is waiting to close (0: none). Calls
@@ -123,7 +124,7 @@ struct DbSlot {
   // shared: a steady stream of calls would otherwise keep the close, which
   // needs mu exclusively, waiting for as long as the stream lasts.
   std::atomic<uint32_t> closing{0};
-  bool open() const { return db || kv; }
+  bool open() const { return kv != nullptr; }
 };
 
 // The status of a call on a database handle of `slot` made before a fork(),
@@ -261,20 +262,18 @@ void BumpGeneration(SlotT* slot) REQUIRES(slot->mu) {
   if (slot->generation == 0) slot->generation = 1;
 }
 
-// Puts a database (one of the two) in a free slot and returns its handle.
-inline pomai_db_t* AddDatabase(std::unique_ptr<engine::DB> db, std::unique_ptr<engine::KvDB> kv) {
+// Puts a database in a free slot and returns its handle.
+inline pomai_db_t* AddDatabase(std::unique_ptr<engine::KvDB> kv) {
   DbTable& table = DbTable::Get();
   const uint32_t index = table.Allocate();
   DbSlot& slot = table.At(index);
   WriterLock l(&slot.mu);
   slot.owner.store(g_this_process.load());
-  slot.db = std::move(db);
   slot.kv = std::move(kv);
   return HandleOf<pomai_db_t>(DbTable::Token(index, slot.generation));
 }
 
-// Runs fn(slot) with the database handle `db` held open (shared), for a
-// database of either kind; the callers check the kind they need. NULL, a
+// Runs fn(slot) with the database handle `db` held open (shared). NULL, a
 // token naming no slot (answered with `not_a_handle`), a handle made before
 // fork() and a closed handle never reach fn.
 template <typename Fn>

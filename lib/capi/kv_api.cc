@@ -38,15 +38,12 @@ std::string TooSmall(const char* what, uint32_t got, uint32_t need) {
 
 pomai_status_t* Closed(const char* msg) { return MakeStatus(POMAI_STATUS_CLOSED, msg); }
 
-// Runs fn(kv, slot) with the database handle held open (shared).
+// Runs fn(kv, slot) with the database handle held open (shared); a handle
+// of either open function.
 template <typename Fn>
 pomai_status_t* WithKv(pomai_db_t* db, Fn&& fn) noexcept {
-  return WithDbSlot(db, "db is not a handle returned by pomai_db_open_ex", [&](DbSlot& slot) -> pomai_status_t* {
-    if (!slot.kv)
-      return Invalid("db is a u64-id vector database (opened with pomai_open): the keyspace functions need a database "
-                     "opened with pomai_db_open_ex");
-    return fn(*slot.kv, slot);
-  });
+  return WithDbSlot(db, "db is not a handle returned by pomai_db_open_ex",
+                    [&](DbSlot& slot) -> pomai_status_t* { return fn(*slot.kv, slot); });
 }
 
 // Runs fn(txn) with the transaction's database held open and the transaction
@@ -208,7 +205,7 @@ pomai_status_t* pomai_db_open_ex(const pomai_db_options_ex_t* opts, pomai_db_t**
     eo.search_threads = o.search_threads;
     auto db = KvDB::Open(eo);
     if (!db.ok()) return FromStatus(db.status());
-    *out_db = AddDatabase(nullptr, std::move(db).value());
+    *out_db = AddDatabase(std::move(db).value());
     return nullptr;
   });
 }

@@ -476,7 +476,7 @@ class Database:
         code, 5 = CORRUPTION), "message"}), "error" (the first problem, or
         None), "notes" (a list of {"file", "offset", "message"}: a torn WAL
         tail, a file the manifest does not need), "checked" (a list of
-        {"file", "kind" ("manifest_log", "kv_segment", "kv_wal"), "ok",
+        {"file", "kind" ("current", "manifest", "segment", "wal"), "ok",
         "detail"}), "counts"
         ({"checked", "problems", "notes"}) and "path". AlopexError (code
         CLOSED) when the database is closed."""

@@ -204,8 +204,8 @@ class HnswStats:
 
 
 class MemoryStats:
-    """Memory of a database, in bytes. used_bytes: memtable, index
-    structures and mapped segments. total_bytes: the memory limit when one is
+    """Memory of a database, in bytes. used_bytes: memtables and mapped
+    segments (index graphs are searched in the segments). total_bytes: the memory limit when one is
     set, else the machine's physical memory. free_bytes: total - used (0 when
     used exceeds total); computed when not given."""
 

@@ -325,7 +325,8 @@ _UINT32_OPTIONS = ("shards", "search_threads", "hnsw_m", "hnsw_ef_construction",
 
 
 def open_db(path: PathLike, dim: int, **opts: Any) -> Database:
-    """Opens (creating if missing) the database directory `path`.
+    """Opens (creating if missing) the database directory `path` (an alopex
+    directory too: its keys and indexes stay, the rows are added beside them).
 
     dim: vector dimension (fixed when the database is created).
     Options: shards (1), search_threads (0 = all cores), fsync (False; True =
@@ -339,7 +340,8 @@ def open_db(path: PathLike, dim: int, **opts: Any) -> Database:
     Raises TypeError for an unknown option, ValueError (InvalidArgumentError)
     for a bad value, PomaiDBError when the database cannot be opened (e.g.
     IO_ERROR when another process holds it, or INVALID_ARGUMENT when dim,
-    metric or shards differ from the stored ones).
+    metric or shards differ from the stored ones, dim is above 65535, or the
+    directory was written before the one engine's format).
     """
     values = {"shards": 1, "search_threads": 0, "fsync": False, "metric": "ip", "hnsw_m": 32,
               "hnsw_ef_construction": 200, "hnsw_ef_search": 64, "adaptive_threshold": 0,
@@ -525,8 +527,8 @@ def freeze(db: Database, progress: ProgressLike = None) -> None:
 
 
 def compact(db: Database, progress: ProgressLike = None) -> None:
-    """Merges every shard's segments into one (dropping overwritten and
-    deleted rows, rebuilding the HNSW graph) and returns when the result is
+    """Merges every segment into one (dropping overwritten and deleted rows,
+    starting the HNSW graph from the largest input's) and returns when the result is
     durable. Searches keep running meanwhile. A background policy merges
     segments on its own after freezes; this forces a full merge.
     progress: as for `freeze`."""
@@ -549,22 +551,23 @@ def _json_result(call: Any, db: Database) -> Dict[str, Any]:
 def stats(db: Database) -> Dict[str, Any]:
     """Statistics: {"segments", "segment_rows", "segment_tombstones",
     "segment_bytes", "memtable_rows", "live_rows", "dead_rows", "dim",
-    "shards": [{"shard", "memtable_rows", "segments": [{"file", "rows",
-    "tombstones", "bytes", "graph": {"m", "ef_construction", "max_level",
-    "avg_degree0", "bytes", "vectors" ("sq8" or "float32"), "reused_rows"
-    (rows whose links a compaction carried over from an input's graph)} or
-    None}]}], "graph_reused_rows" (their sum)}."""
+    "shards": [{"shard", "memtable_rows"}], "segment_files": [{"file",
+    "rows", "tombstones", "bytes", "graph": {"m", "ef_construction",
+    "max_level", "avg_degree0", "bytes", "vectors" ("sq8" or "float32"),
+    "reused_rows" (rows whose links a compaction carried over from an
+    input's graph)} or None}], "graph_reused_rows" (their sum)}. A segment
+    file holds the rows of every shard."""
     return _json_result(lib.pomai_stats_json, db)
 
 
 def verify(db: Database) -> Dict[str, Any]:
     """Checks the files of the open database `db`, with the checks of
-    `pomai-inspect verify DIR` (docs/FORMAT.md, "pomai-inspect"): the
-    MANIFEST decodes; every segment it names exists, matches every section
-    checksum, has sorted ids and tombstones, valid metadata offsets, the
-    manifest's dim, metric, shard and row count, and a graph whose links are
+    `pomai-inspect verify DIR` (docs/FORMAT.md, "pomai-inspect"): CURRENT
+    names a manifest log whose edits decode and replay; every segment it
+    names exists, has the size it gives, matches every checksum, has sorted
+    ids and tombstones, valid metadata offsets and graphs whose links are
     all in range; every live WAL file reads to its end, its records decode
-    with the database's dim and their sequence numbers increase. It reads
+    and their sequence numbers increase. It reads
     every byte of every file (time in proportion to the database's size).
     Writes and searches go on meanwhile; freezes and compactions wait until it
     returns, so the files it checks are the database's current ones.
@@ -575,7 +578,7 @@ def verify(db: Database) -> Dict[str, Any]:
     CORRUPTION), "message"}), "error" (the first problem, or None), "notes"
     (a list of {"file", "offset", "message"}: a torn WAL tail, a file the
     manifest does not need), "checked" (a list of {"file", "kind"
-    ("manifest", "segment", "wal"), "ok", "detail"}), "counts" ({"checked",
+    ("current", "manifest", "segment", "wal"), "ok", "detail"}), "counts" ({"checked",
     "problems", "notes"}) and "path" (the database directory).
     Raises PomaiDBError (code CLOSED) when `db` is closed."""
     return _json_result(lib.pomai_verify, db)

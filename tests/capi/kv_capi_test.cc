@@ -61,40 +61,124 @@ TEST(KvCApiOpen, OptionsAreCheckedAndNamed) {
   EXPECT_EQ(Code(pomai_close(nullptr)), 0);
 }
 
-TEST(KvCApiOpen, U64AndKeyspaceFunctionsRefuseTheOtherKind) {
+// One kind of database (docs/ENGINE.md 5.1): a pomai_open handle takes the
+// keyspace functions, pomai_db_open_ex opens a pomaidb directory (keeping its
+// rows through its own flushes), and pomai_open on an alopex directory adds
+// the default collection.
+TEST(KvCApiOpen, BothFacesWorkOnOneDirectoryAndHandle) {
   TempDir a, b;
   pomai_options_t o;
   pomai_options_init(&o);
   o.path = a.path().c_str();
   o.dim = 4;
+  o.shards = 2;
   pomai_db_t* id_db = nullptr;
   ASSERT_EQ(Code(pomai_open(&o, &id_db)), 0);
+  const uint64_t ids[3] = {1, 2, 3};
+  const float rows[12] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0};
+  ASSERT_EQ(Code(pomai_put_array(id_db, ids, rows, 3, 4)), 0);
+  // The keyspace face on the pomai_open handle: a transaction and an index.
   pomai_txn_t* t = nullptr;
-  EXPECT_EQ(Code(pomai_txn_begin(id_db, POMAI_TXN_READ_WRITE, &t)), POMAI_STATUS_INVALID_ARGUMENT);
-  EXPECT_EQ(Code(pomai_db_flush(id_db)), POMAI_STATUS_INVALID_ARGUMENT);
-  pomai_hnsw_config_t c = {sizeof(c), 4, 16, 200, POMAI_METRIC_COSINE};
-  EXPECT_EQ(Code(pomai_index_create(id_db, "x", &c)), POMAI_STATUS_INVALID_ARGUMENT);
+  ASSERT_EQ(Code(pomai_txn_begin(id_db, POMAI_TXN_READ_WRITE, &t)), 0);
+  ASSERT_EQ(Code(pomai_txn_put(t, B("k"), 1, B("v"), 1)), 0);
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+  pomai_hnsw_config_t c = {sizeof(c), 4, 16, 200, POMAI_METRIC_L2};
+  ASSERT_EQ(Code(pomai_index_create(id_db, "x", &c)), 0);
+  ASSERT_EQ(Code(pomai_txn_begin(id_db, POMAI_TXN_READ_WRITE, &t)), 0);
+  const float e[4] = {0, 0, 0, 1};
+  ASSERT_EQ(Code(pomai_txn_index_upsert(t, "x", B("e"), 1, e, 4, false, nullptr, 0)), 0);
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+  pomai_kv_hits_t* hits = nullptr;
+  ASSERT_EQ(Code(pomai_index_search(id_db, "x", e, 4, 5, 0, &hits, nullptr)), 0);
+  ASSERT_EQ(hits->count, 1u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(hits->hits[0].key), hits->hits[0].key_len), "e");
+  pomai_kv_hits_free(hits);
+  pomai_memory_stats_t m;
+  EXPECT_EQ(Code(pomai_db_memory_usage(id_db, &m)), 0);
+  EXPECT_GT(m.used_bytes, 0u);
+  ASSERT_EQ(Code(pomai_db_flush(id_db)), 0);
+  const uint64_t four = 4;
+  ASSERT_EQ(Code(pomai_put_array(id_db, &four, rows, 1, 4)), 0);  // left in the WAL
+  uint64_t n = 0;
+  ASSERT_EQ(Code(pomai_count(id_db, &n)), 0);
+  EXPECT_EQ(n, 4u);
+
   pomai_db_options_ex_t ko;
   pomai_db_options_ex_init(&ko);
   ko.path = a.path().c_str();
   pomai_db_t* kv = nullptr;
   EXPECT_EQ(Code(pomai_db_open_ex(&ko, &kv)), POMAI_STATUS_IO_ERROR);  // locked by id_db
-  EXPECT_EQ(Code(pomai_close(id_db)), 0);
-  EXPECT_EQ(Code(pomai_db_open_ex(&ko, &kv)), POMAI_STATUS_INVALID_ARGUMENT);  // a u64-id directory
-  ko.path = b.path().c_str();
+  ASSERT_EQ(Code(pomai_close(id_db)), 0);
+
+  // pomai_db_open_ex opens the pomaidb directory; its handle has no default
+  // collection, and its flush keeps the rows the log holds.
   ASSERT_EQ(Code(pomai_db_open_ex(&ko, &kv)), 0);
   pomai_upsert_t u{};
   u.struct_size = sizeof(u);
   float v[4] = {1, 2, 3, 4};
+  u.id = 9;
   u.vector = v;
   u.dim = 4;
-  EXPECT_EQ(Code(pomai_put(kv, &u)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Message(pomai_put(kv, &u)),
+            "db has no default collection (it was opened with pomai_db_open_ex): open the directory with pomai_open "
+            "to use pomai_put, pomai_search, ...");
   EXPECT_EQ(Code(pomai_freeze(kv)), POMAI_STATUS_INVALID_ARGUMENT);
-  uint64_t n;
   EXPECT_NE(Message(pomai_count(kv, &n)).find("pomai_db_open_ex"), std::string::npos);
-  EXPECT_EQ(Code(pomai_close(kv)), 0);
+  ASSERT_EQ(Code(pomai_txn_begin(kv, POMAI_TXN_READ_WRITE, &t)), 0);
+  uint8_t buf[8];
+  size_t len = 0;
+  bool found = false;
+  ASSERT_EQ(Code(pomai_txn_get(t, B("k"), 1, buf, sizeof(buf), &len, &found)), 0);
+  EXPECT_TRUE(found);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(buf), len), "v");
+  ASSERT_EQ(Code(pomai_txn_put(t, B("k2"), 2, B("w"), 1)), 0);
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+  ASSERT_EQ(Code(pomai_db_flush(kv)), 0);
+  ASSERT_EQ(Code(pomai_close(kv)), 0);
+
+  // pomai_open again sees the rows and the keys of both faces.
+  ASSERT_EQ(Code(pomai_open(&o, &id_db)), 0);
+  ASSERT_EQ(Code(pomai_count(id_db, &n)), 0);
+  EXPECT_EQ(n, 4u);
+  pomai_record_t* rec = nullptr;
+  ASSERT_EQ(Code(pomai_get(id_db, 2, &rec)), 0);
+  ASSERT_EQ(rec->dim, 4u);
+  EXPECT_EQ(rec->vector[1], 1.0f);
+  pomai_record_free(rec);
+  ASSERT_EQ(Code(pomai_txn_begin(id_db, POMAI_TXN_READ_ONLY, &t)), 0);
+  ASSERT_EQ(Code(pomai_txn_get(t, B("k2"), 2, buf, sizeof(buf), &len, &found)), 0);
+  EXPECT_TRUE(found);
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+  // The default collection's dim, metric and shards are fixed at its creation.
+  o.dim = 8;
+  pomai_db_t* other = nullptr;
+  EXPECT_EQ(Code(pomai_open(&o, &other)), POMAI_STATUS_IO_ERROR);  // locked by id_db
+  ASSERT_EQ(Code(pomai_close(id_db)), 0);
+  EXPECT_EQ(Message(pomai_open(&o, &other)), "dim 8 does not match the database's dim 4");
+  EXPECT_EQ(other, nullptr);
+
+  // pomai_open on an alopex directory adds the default collection.
+  ko.path = b.path().c_str();
+  ASSERT_EQ(Code(pomai_db_open_ex(&ko, &kv)), 0);
+  ASSERT_EQ(Code(pomai_txn_begin(kv, POMAI_TXN_READ_WRITE, &t)), 0);
+  ASSERT_EQ(Code(pomai_txn_put(t, B("k"), 1, B("b"), 1)), 0);
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+  ASSERT_EQ(Code(pomai_close(kv)), 0);
   o.path = b.path().c_str();
-  EXPECT_EQ(Code(pomai_open(&o, &id_db)), POMAI_STATUS_INVALID_ARGUMENT);
+  o.dim = 4;
+  ASSERT_EQ(Code(pomai_open(&o, &id_db)), 0);
+  ASSERT_EQ(Code(pomai_count(id_db, &n)), 0);
+  EXPECT_EQ(n, 0u);
+  ASSERT_EQ(Code(pomai_put(id_db, &u)), 0);
+  ASSERT_EQ(Code(pomai_txn_begin(id_db, POMAI_TXN_READ_ONLY, &t)), 0);
+  ASSERT_EQ(Code(pomai_txn_get(t, B("k"), 1, buf, sizeof(buf), &len, &found)), 0);
+  EXPECT_TRUE(found);
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+  ASSERT_EQ(Code(pomai_close(id_db)), 0);
+  ASSERT_EQ(Code(pomai_open(&o, &id_db)), 0);
+  ASSERT_EQ(Code(pomai_count(id_db, &n)), 0);
+  EXPECT_EQ(n, 1u);
+  ASSERT_EQ(Code(pomai_close(id_db)), 0);
 }
 
 TEST_P(KvCApi, CloseRollsBackActiveTransactionsAndClosesTheirHandles) {

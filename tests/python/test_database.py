@@ -151,11 +151,12 @@ def test_compact_and_stats(tmp_path) -> None:
         assert before["dead_rows"] > 0
         pomaidb.compact(db)
         after = db.stats()
-        assert after["segments"] == 2 and after["segment_tombstones"] == 0
+        # One segment file holds every shard's rows after the forced merge.
+        assert after["segments"] == 1 and after["segment_tombstones"] == 0
         assert after["live_rows"] == after["segment_rows"] == 197
-        for shard in after["shards"]:
-            for seg in shard["segments"]:
-                assert seg["graph"]["m"] == 8 and seg["graph"]["bytes"] > 0
+        assert [s["memtable_rows"] for s in after["shards"]] == [0, 0]
+        (seg,) = after["segment_files"]
+        assert seg["rows"] == 197 and seg["graph"]["m"] == 8 and seg["graph"]["bytes"] > 0
         ids, _ = pomaidb.search(db, rng.normal(size=(3, 8)).astype(np.float32), topk=5)
         assert not set(ids.ravel().tolist()) & {0, 1, 2}
 
@@ -173,7 +174,7 @@ def test_hnsw_vectors_option_is_recorded_per_segment(tmp_path, vectors: str) -> 
         db.freeze()
         db.compact()
         st = db.stats()
-        (seg,) = st["shards"][0]["segments"]
+        (seg,) = st["segment_files"]
         assert seg["graph"]["vectors"] == vectors
         assert seg["graph"]["reused_rows"] == st["graph_reused_rows"] == 2700
         ids, _ = db.search(data[:5], topk=1)
@@ -199,7 +200,7 @@ def test_freeze_and_compact_report_progress_to_a_callable(tmp_path) -> None:
     pomaidb.put_batch(db, [1], [[0.5] * 8])
     pomaidb.freeze(db)
     db.compact(progress=lambda done, total: seen.append((done, total)))
-    assert seen[-1] == (1000, 1000)  # only shard 1 (odd ids, id 1 rewritten) has two segments to merge
+    assert seen[-1] == (2000, 2000)  # the merge of the two segments covers every row
     db.close()
 
 

@@ -18,6 +18,7 @@ import alopex
 import pomaidb
 
 DIM = 8
+ROW_VECTORS = 147  # the section kind of a u64 group's vectors (docs/FORMAT.md, "Section kinds")
 
 
 def section_offset(path: Path, kind: int) -> int:
@@ -53,12 +54,21 @@ def checked_files(report: Dict[str, Any], kind: str) -> List[str]:
     return sorted(c["file"] for c in report["checked"] if c["kind"] == kind)
 
 
+KINDS = {"current", "manifest", "wal", "segment"}
+
+
+def the_manifest(path: Path) -> str:
+    """The manifest log CURRENT names."""
+    return str(path / (path / "CURRENT").read_text().strip())
+
+
 def assert_clean(report: Dict[str, Any]) -> None:
     assert report["ok"] is True, report
     assert report["error"] is None and report["problems"] == []
     assert report["counts"]["problems"] == 0
     assert report["counts"]["checked"] == len(report["checked"]) > 0
     assert all(c["ok"] for c in report["checked"])
+    assert {c["kind"] for c in report["checked"]} <= KINDS, report["checked"]
 
 
 # ---------------------------------------------------------------------------
@@ -88,12 +98,13 @@ def test_pomaidb_verify_of_a_healthy_database_with_writes_in_the_wal(vector_db, 
     assert checked_files(report, "segment") == []
 
     vector_db.freeze()
-    put(vector_db, 250, 100)  # overwrites rows of the segments, in the WAL
+    put(vector_db, 250, 100)  # overwrites rows of the segment, in the WAL
     report = vector_db.verify()
     assert_clean(report)
     assert checked_files(report, "segment") == [str(p) for p in segments(tmp_path / "db")]
-    assert len(checked_files(report, "segment")) == 2 and len(checked_files(report, "manifest")) == 1
-    assert report["counts"]["checked"] == 4
+    assert len(checked_files(report, "segment")) == 1  # one file holds every shard's rows
+    assert checked_files(report, "manifest") == [the_manifest(tmp_path / "db")]
+    assert checked_files(report, "wal") == [str(p) for p in wals(tmp_path / "db")]
 
 
 def test_pomaidb_verify_after_freezes_and_a_compaction_checks_the_current_files(vector_db, tmp_path):
@@ -106,14 +117,14 @@ def test_pomaidb_verify_after_freezes_and_a_compaction_checks_the_current_files(
     report = pomaidb.verify(vector_db)
     assert_clean(report)
     assert checked_files(report, "segment") == [str(p) for p in segments(tmp_path / "db")]
-    assert len(checked_files(report, "segment")) == 2  # one per shard after the forced merge
+    assert len(checked_files(report, "segment")) == 1  # one file holds every shard's rows after the forced merge
 
 
 def test_pomaidb_verify_reports_a_segment_damaged_while_open(vector_db, tmp_path):
     put(vector_db, 0, 300)
     vector_db.freeze()
     seg = segments(tmp_path / "db")[0]
-    vectors = section_offset(seg, 2)
+    vectors = section_offset(seg, ROW_VECTORS)
     flip(seg, vectors + 17)
     report = pomaidb.verify(vector_db)
     assert report["ok"] is False
@@ -124,19 +135,26 @@ def test_pomaidb_verify_reports_a_segment_damaged_while_open(vector_db, tmp_path
     assert "checksum mismatch in vectors section" in problem["message"]
     assert report["counts"]["problems"] == 1
     assert [c["ok"] for c in report["checked"] if c["file"] == str(seg)] == [False]
-    vector_db.count()  # still open and usable
+    # Still open: a read of the damaged block reports it (every block read is
+    # checked first), other calls work.
+    with pytest.raises(pomaidb.PomaiDBError, match=re.escape(str(seg))) as err:
+        vector_db.count()
+    assert err.value.code == pomaidb.StatusCode.CORRUPTION
+    vector_db.put_batch([1000], np.ones((1, DIM), dtype=np.float32))
+    assert vector_db.exists(1000)
 
 
 def test_pomaidb_verify_reports_a_damaged_wal_record(vector_db, tmp_path):
     rng = np.random.default_rng(3)
+    ends = []  # where each array record ends: the WAL's size after its write
     for first in (0, 10):  # two array records (no metadata)
         vector_db.put_batch(np.arange(first, first + 10, dtype=np.uint64), rng.random((10, DIM), dtype=np.float32))
-    [wal] = wals(tmp_path / "db")
-    record_bytes = 24 + 16 + 10 * (8 + 4 * DIM)  # a row array: header, its 16-byte head, ids and vectors
-    flip(wal, record_bytes + 24 + 3)  # inside the second record's payload
+        [wal] = wals(tmp_path / "db")
+        ends.append(wal.stat().st_size)
+    flip(wal, (ends[0] + ends[1]) // 2)  # inside the second record's payload
     report = vector_db.verify()
     assert report["ok"] is False
-    assert (report["error"]["file"], report["error"]["offset"]) == (str(wal), record_bytes)
+    assert (report["error"]["file"], report["error"]["offset"]) == (str(wal), ends[0])
 
 
 def test_pomaidb_verify_of_a_closed_database_raises(tmp_path):
@@ -173,15 +191,14 @@ def test_alopex_verify_of_a_healthy_database_in_the_wal_and_after_a_flush(kv_db,
     commit(kv_db, 0, 50, [b"key-3"])
     report = kv_db.verify()
     assert_clean(report)
-    assert checked_files(report, "kv_wal") == [str(p) for p in wals(tmp_path / "kv")]
-    current = (tmp_path / "kv" / "CURRENT").read_text().strip()
-    assert checked_files(report, "manifest_log") == [str(tmp_path / "kv" / current)]
+    assert checked_files(report, "wal") == [str(p) for p in wals(tmp_path / "kv")]
+    assert checked_files(report, "manifest") == [the_manifest(tmp_path / "kv")]
 
     kv_db.flush()
     commit(kv_db, 40, 20)
     report = kv_db.verify()
     assert_clean(report)
-    assert checked_files(report, "kv_segment") == [str(p) for p in segments(tmp_path / "kv")]
+    assert checked_files(report, "segment") == [str(p) for p in segments(tmp_path / "kv")]
 
 
 def test_alopex_verify_after_flushes_merge_the_segments(kv_db, tmp_path):
@@ -190,7 +207,7 @@ def test_alopex_verify_after_flushes_merge_the_segments(kv_db, tmp_path):
         kv_db.flush()
     report = kv_db.verify()
     assert_clean(report)
-    assert checked_files(report, "kv_segment") == [str(p) for p in segments(tmp_path / "kv")]
+    assert checked_files(report, "segment") == [str(p) for p in segments(tmp_path / "kv")]
 
 
 def test_alopex_verify_checks_the_index_graph_in_its_segment(kv_db, tmp_path):
@@ -204,7 +221,7 @@ def test_alopex_verify_checks_the_index_graph_in_its_segment(kv_db, tmp_path):
     assert list((tmp_path / "kv").glob("idx-*")) == []  # no side files
     report = kv_db.verify()
     assert_clean(report)
-    assert checked_files(report, "kv_segment") == [str(seg)]
+    assert checked_files(report, "segment") == [str(seg)]
 
     layer0 = section_offset(seg, 162)  # the group's graph: layer-0 links
     flip(seg, layer0 + 5)

@@ -16,8 +16,9 @@ DIM = 8
 
 
 def make_db(path: Path, shards: int = 2) -> None:
-    """A database of 2 shards: one frozen segment per shard (HNSW graphs,
-    metadata), plus a WAL with an unfrozen put batch and a delete batch."""
+    """A database of 2 shards: one frozen segment holding every shard's rows
+    (an HNSW graph, metadata), plus a WAL with an unfrozen put batch and a
+    delete batch."""
     rng = np.random.default_rng(7)
     db = pomaidb.open_db(path, dim=DIM, shards=shards, metric="l2", adaptive_threshold=0, hnsw_m=8)
     try:
@@ -45,6 +46,11 @@ def segments(path: Path) -> List[Path]:
 
 def wals(path: Path) -> List[Path]:
     return sorted(path.glob("wal-*.log"))
+
+
+def the_manifest(path: Path) -> Path:
+    """The manifest log CURRENT names."""
+    return path / (path / "CURRENT").read_text().strip()
 
 
 def flip(path: Path, offset: int) -> None:

@@ -162,7 +162,7 @@ def test_graph_of_a_kv_segment_is_a_groups_graph(inspect_tool, kv_dir):
 def test_dump_kv_segment(inspect_tool, kv_dir):
     seg = segments(kv_dir)[0]
     r = inspect_tool("--json", "dump", seg, "--limit", "0").json
-    assert r["ok"] is True and r["kind"] == "kv_segment" and r["total_entries"] == 11
+    assert r["ok"] is True and r["kind"] == "segment" and r["total_entries"] == 11
     entries = r["entries"]
     assert len(entries) == 11
     by_key = {(e["namespace"], e.get("index", e.get("cid")), e["key"]): e for e in entries}
@@ -190,7 +190,7 @@ def test_dump_kv_segment(inspect_tool, kv_dir):
 def test_dump_kv_wal(inspect_tool, kv_dir):
     [wal] = wals(kv_dir)
     r = inspect_tool("--json", "dump", wal, "--limit", "0").json
-    assert r["ok"] is True and r["kind"] == "kv_wal" and r["torn_tail"] is False
+    assert r["ok"] is True and r["kind"] == "wal" and r["torn_tail"] is False
     first, second = r["records"]
     assert (first["seq"], first["type"], first["write_count"], first["offset"]) == (4, 16, 4, 0)
     writes = {(w["namespace"], w.get("index", w.get("cid")), w["key"]): w for w in first["writes"]}
@@ -202,7 +202,7 @@ def test_dump_kv_wal(inspect_tool, kv_dir):
     # A lone WAL file (no CURRENT beside it) is recognised by its first record.
     lone = kv_dir.parent / "lone.log"
     lone.write_bytes(wal.read_bytes())
-    assert inspect_tool("--json", "dump", lone).json["kind"] == "kv_wal"
+    assert inspect_tool("--json", "dump", lone).json["kind"] == "wal"
     text = inspect_tool("dump", wal)
     assert text.code == 0 and "commit record at offset 0  seq 4" in text.out
     assert f'index_entry cid {IDX_CID} key "e9"' in text.out
@@ -211,7 +211,7 @@ def test_dump_kv_wal(inspect_tool, kv_dir):
 def test_dump_and_verify_the_manifest_log_and_current(inspect_tool, kv_dir):
     manifest = the_manifest(kv_dir)
     r = inspect_tool("--json", "dump", manifest).json
-    assert r["ok"] is True and r["kind"] == "manifest_log" and r["manifest_log"]["last_seq"] == 3
+    assert r["ok"] is True and r["kind"] == "manifest" and r["manifest_log"]["last_seq"] == 3
     snapshot, flush = r["edits"]
     assert (snapshot["seq"], snapshot["offset"], snapshot["format_version"], snapshot["last_seq"]) == (1, 0, 2, 0)
     assert snapshot["added"] == [] and snapshot["removed"] == []
@@ -236,7 +236,7 @@ def test_verify_clean_keyspace_database(inspect_tool, kv_dir):
     assert run.code == 0, run.out
     r = run.json
     assert r["ok"] is True and r["problems"] == []
-    assert sorted(c["kind"] for c in r["checked"]) == ["kv_segment", "kv_wal", "manifest_log"]
+    assert sorted(c["kind"] for c in r["checked"]) == ["manifest", "segment", "wal"]
     text = inspect_tool("verify", kv_dir)
     assert text.code == 0 and text.out.rstrip().endswith("verify: OK")
     for f in [*segments(kv_dir), *wals(kv_dir), the_manifest(kv_dir), kv_dir / "CURRENT"]:
@@ -284,7 +284,7 @@ def test_verify_flipped_byte_in_a_vector_block(inspect_tool, kv_dir):
     run = inspect_tool("--json", "verify", seg)
     assert run.json["error"]["code"] == 5  # Corruption
     assert "checksum mismatch" in run.json["error"]["message"] and str(seg) in run.json["error"]["message"]
-    assert [c["kind"] for c in run.json["checked"]] == ["kv_segment"]
+    assert [c["kind"] for c in run.json["checked"]] == ["segment"]
     r = inspect_tool("--json", "segment", seg)
     assert r.code == 1 and r.json["kv"] is None
     assert [s["crc_ok"] for s in r.json["sections"] if s["offset"] == vectors["offset"]] == [False]
@@ -337,7 +337,7 @@ def test_a_format_1_keyspace_segment_is_refused_by_name(inspect_tool, kv_dir):
         assert f"{old}: a keyspace segment of format version 1, which this version does not read" in err["message"]
         text = inspect_tool(command, old)
         assert text.code == 1 and "a keyspace segment of format version 1" in text.out and text.err == ""
-    assert inspect_tool("--json", "dump", old).json["kind"] == "kv_segment"
+    assert inspect_tool("--json", "dump", old).json["kind"] == "segment"
     # As a live segment of a database: the summary and verify fail on it.
     seg.write_bytes(bytes(data))
     summary = inspect_tool("--json", kv_dir)
@@ -487,12 +487,13 @@ def test_keyspace_database_still_opens_after_inspection(inspect_tool, kv_dir):
 
 
 def test_graph_shows_reused_rows_and_representation(inspect_tool, db_dir):
-    # db_dir: the u64-id database of conftest (one HNSW graph per segment, built from nothing).
+    # db_dir: the pomaidb database of conftest (its default collection's graph, built from nothing).
     seg = segments(db_dir)[0]
     r = inspect_tool("--json", "graph", seg).json
+    assert r["group_kind"] == "u64"
     assert r["reused_rows"] == 0 and r["representation"] in ("sq8", "float32")
     assert "reused_rows 0" in inspect_tool("graph", seg).out
-    index = inspect_tool("--json", "segment", seg).json["index"]
-    assert index["reused_rows"] == 0 and index["representation"] == r["representation"]
+    [group] = inspect_tool("--json", "segment", seg).json["kv"]["vector_groups"]
+    assert group["graph"]["reused_rows"] == 0 and group["graph"]["representation"] == r["representation"]
     summary = inspect_tool("--json", db_dir).json
-    assert all(s["index"]["reused_rows"] == 0 for s in summary["segments"])
+    assert all(g["graph"]["reused_rows"] == 0 for s in summary["segments"] for g in s["vector_groups"])
