@@ -19,12 +19,10 @@
 #include "engine/filename.h"
 #include "engine/kv_store.h"
 #include "engine/topk.h"
-#include "engine/manifest.h"
 #include "engine/version_set.h"
 #include "index/params.h"
 #include "memtable/key_table.h"
 #include "segment/file.h"
-#include "segment/segment.h"
 #include "segment/writer.h"
 #include "util/env_memory.h"
 #include "util/limits.h"
@@ -543,7 +541,7 @@ Status KvDBImpl::Recover() {
   const std::string& dir = opt.path;
   POMAI_RETURN_IF_ERROR(CreateDirDurably(env, dir));  // a new database must not vanish with its directory
   POMAI_ASSIGN_OR_RETURN(lock, env->LockFile(JoinPath(dir, files::FileName(files::FileType::kLock, 0))));
-  if (env->FileExists(JoinPath(dir, kManifestName)))
+  if (env->FileExists(JoinPath(dir, files::kVersion1ManifestName)))
     return Status::InvalidArgument(dir + " holds a u64-id vector database (opened with pomai_open), not a keyspace database");
 
   POMAI_ASSIGN_OR_RETURN(std::vector<std::string> names, env->ListDir(dir));

@@ -8,7 +8,6 @@
 
 #include "file_test_util.h"
 #include "segment/file.h"
-#include "segment_test_util.h"
 #include "support/temp_dir.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
