@@ -52,9 +52,9 @@ struct Command {
 constexpr Command kCommands[] = {
     {"summary", "pomai-inspect [--json] DIR",
      "The database in directory DIR: its CURRENT and manifest log, every segment and WAL file with\n"
-     "its counts, orphans (files the manifest does not need), missing files, and the live keys and\n"
-     "index entries a reader of the database sees, from the segments the manifest names, with the\n"
-     "WAL records that recovery replays applied on top. A directory of format version 1 (a MANIFEST\n"
+     "its counts, orphans (files the manifest does not need), missing files, and the live keys,\n"
+     "index entries and rows a reader of the database sees, from the segments the manifest names,\n"
+     "with the WAL records that recovery replays applied on top. A directory of format version 1 (a MANIFEST\n"
      "or KVMANIFEST file) is refused, naming that file and its version.",
      kJson, true, false},
     {"segment", "pomai-inspect [--json] segment FILE",

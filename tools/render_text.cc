@@ -148,14 +148,18 @@ void KvSummary(const Json& r, std::string* out) {
     *out += "  MISSING: " + T(miss["file"]) + " is named by the manifest\n";
   }
   const Json& t = r["totals"];
-  *out += Fmt("  total: %s live segments, %s segment entries, %s live WAL records (%s writes), %s bytes\n",
-              T(t["live_segments"]).c_str(), T(t["segment_entries"]).c_str(), T(t["wal_records"]).c_str(),
-              T(t["wal_writes"]).c_str(), T(t["bytes"]).c_str());
+  *out += Fmt("  total: %s live segments, %s segment entries, %s rows, %s tombstones, %s live WAL records (%s writes), "
+              "%s bytes\n",
+              T(t["live_segments"]).c_str(), T(t["segment_entries"]).c_str(), T(t["segment_rows"]).c_str(),
+              T(t["segment_tombstones"]).c_str(), T(t["wal_records"]).c_str(), T(t["wal_writes"]).c_str(),
+              T(t["bytes"]).c_str());
   if (t["live_keys"].is_null()) {
     *out += "  live keys: unknown (a live file is missing or unreadable)\n";
+    *out += "  live rows: unknown\n";
   } else {
     *out += Fmt("  live keys: %s user keys, %s index entries (the newest version of each key is not a delete)\n",
                 T(t["live_keys"]).c_str(), T(t["live_index_entries"]).c_str());
+    *out += "  live rows: " + T(t["live_rows"]) + " (the newest version of each id is not a delete)\n";
   }
 }
 

@@ -761,6 +761,59 @@ Status CountLiveKeys(const std::vector<const segment::SegmentFile*>& newest_firs
   }
 }
 
+// The rows (u64 collections, the default collection's) that the row records
+// recovery replays write: per (cid, id) its last operation (true a put, false
+// a delete). Newer than every segment.
+using RowOverlay = std::map<std::pair<uint64_t, uint64_t>, bool>;
+
+// The live rows of the u64 groups of the segments (newest first) whose
+// collection is live (cid in `live_cids`) and whose (cid, id) `wal` does not
+// write, plus wal's puts of live collections: per id, the newest segment
+// holding it as a row or a tombstone decides. A merge per cid of the groups'
+// sorted ids and tombstone ids; the segments passed Verify.
+Result<uint64_t> CountLiveRows(const std::vector<const segment::SegmentFile*>& newest_first, const RowOverlay& wal,
+                               const std::set<uint64_t>& live_cids) {
+  struct Cursor {
+    const uint64_t* at;
+    const uint64_t* end;
+    size_t age;  // 0 = the newest segment
+    bool row;    // false: a tombstone
+  };
+  std::map<uint64_t, std::vector<Cursor>> by_cid;
+  for (size_t age = 0; age < newest_first.size(); ++age) {
+    const segment::SegmentFile& seg = *newest_first[age];
+    for (uint32_t g = 0; g < seg.group_count(); ++g) {
+      const segment::GroupInfo& info = seg.group(g);
+      if (info.kind != segment::GroupKind::kU64 || live_cids.count(info.cid) == 0) continue;
+      const uint64_t* tomb_ids = nullptr;
+      const uint64_t* tomb_seqs = nullptr;
+      POMAI_RETURN_IF_ERROR(seg.Tombstones(g, &tomb_ids, &tomb_seqs));
+      std::vector<Cursor>& cursors = by_cid[info.cid];
+      if (info.rows > 0) cursors.push_back({seg.ids(g), seg.ids(g) + info.rows, age, true});
+      if (info.tombstones > 0) cursors.push_back({tomb_ids, tomb_ids + info.tombstones, age, false});
+    }
+  }
+  uint64_t live = 0;
+  for (auto& [cid, cursors] : by_cid) {
+    for (;;) {
+      const Cursor* newest = nullptr;
+      for (const Cursor& c : cursors) {
+        if (c.at == c.end) continue;
+        if (newest == nullptr || *c.at < *newest->at || (*c.at == *newest->at && c.age < newest->age)) newest = &c;
+      }
+      if (newest == nullptr) break;
+      const uint64_t id = *newest->at;
+      if (newest->row && wal.count({cid, id}) == 0) ++live;
+      // Every cursor at this id moves past it (the newest one at least, so the merge ends).
+      for (Cursor& c : cursors) {
+        while (c.at != c.end && *c.at == id) ++c.at;
+      }
+    }
+  }
+  for (const auto& [key, put] : wal) live += put && live_cids.count(key.first) ? 1 : 0;
+  return live;
+}
+
 Report KvInspectDirOnce(const std::string& dir) {
   Report r;
   r.json.Set("command", "summary");
@@ -802,6 +855,8 @@ Report KvInspectDirOnce(const std::string& dir) {
   // commit records write, and whether every live file could be read.
   std::map<uint64_t, std::shared_ptr<segment::SegmentFile>> live_segments;
   KeyOverlay replayed;
+  RowOverlay replayed_rows;
+  uint64_t segment_rows = 0, segment_tombstones = 0;
   bool live_readable = manifest != nullptr;
   uint64_t prev_seq = manifest ? manifest->last_seq : 0;
   for (const DirFile& f : *files) {
@@ -834,6 +889,11 @@ Report KvInspectDirOnce(const std::string& dir) {
         j.Set("error", Json());
         if (live) {
           total_entries += (*seg)->entry_count();
+          for (uint32_t g = 0; g < (*seg)->group_count(); ++g) {
+            if ((*seg)->group(g).kind != segment::GroupKind::kU64) continue;
+            segment_rows += (*seg)->group(g).rows;
+            segment_tombstones += (*seg)->group(g).tombstones;
+          }
           live_segments[f.number] = *seg;
         }
       }
@@ -843,7 +903,12 @@ Report KvInspectDirOnce(const std::string& dir) {
       // Recovery replays the records of the live WALs (in number order) above the manifest's last_seq.
       auto replay = [&](const wal::Record& rec, const wal::DecodedRecord& d) {
         if (rec.seq <= manifest->last_seq) return true;
-        if (IsRowRecord(d)) return true;  // rows are not keys
+        if (IsRowRecord(d)) {
+          for (const auto& op : d.ops) replayed_rows[{op.cid, op.id}] = op.kind == wal::OpKind::kPutRow;
+          for (uint32_t i = 0; i < d.array.rows && d.type == wal::RecordType::kRowArray; ++i)
+            replayed_rows[{d.array.cid, DecodeFixed64(d.array.ids + size_t{i} * 8)}] = true;
+          return true;
+        }
         for (const auto& op : d.ops) replayed[std::string(op.key)] = Replayed{op.kind != wal::OpKind::kDeleteKey, rec.seq};
         return true;
       };
@@ -878,6 +943,8 @@ Report KvInspectDirOnce(const std::string& dir) {
   Json totals = Json::Object();
   totals.Set("live_segments", static_cast<uint64_t>(named.size()));
   totals.Set("segment_entries", total_entries);
+  totals.Set("segment_rows", segment_rows);
+  totals.Set("segment_tombstones", segment_tombstones);
   totals.Set("wal_records", wal_records);
   totals.Set("wal_writes", wal_writes);
   totals.Set("bytes", total_bytes);
@@ -886,6 +953,7 @@ Report KvInspectDirOnce(const std::string& dir) {
   // keys whose last replayed write is a value. Null when a live file is
   // missing or unreadable.
   std::optional<LiveKeys> live_keys;
+  std::optional<uint64_t> live_rows;  // of the u64 collections (the default collection)
   if (live_readable && missing.items().empty()) {
     std::vector<const segment::SegmentFile*> newest_first;
     for (uint64_t n : named) newest_first.push_back(live_segments.at(n).get());
@@ -902,12 +970,19 @@ Report KvInspectDirOnce(const std::string& dir) {
     }
     if (s.ok()) {
       live_keys = counted;
+      auto rows = CountLiveRows(newest_first, replayed_rows, counted.live_cids);
+      if (rows.ok()) {
+        live_rows = *rows;
+      } else if (r.exit_code == 0) {
+        Fail(&r, Problem(rows.status(), dir));
+      }
     } else if (r.exit_code == 0) {
       Fail(&r, Problem(s, dir));
     }
   }
   totals.Set("live_keys", live_keys ? Json(live_keys->user_keys) : Json());
   totals.Set("live_index_entries", live_keys ? Json(live_keys->index_entries) : Json());
+  totals.Set("live_rows", live_rows ? Json(*live_rows) : Json());
   r.json.Set("totals", std::move(totals));
   if (!missing.items().empty() && r.exit_code == 0) {
     Fail(&r, Problem(Status::Corruption(log->path + " names " + missing.items()[0]["file"].AsString() +
