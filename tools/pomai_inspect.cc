@@ -54,8 +54,8 @@ constexpr Command kCommands[] = {
      "The database in directory DIR: its CURRENT and manifest log, every segment and WAL file with\n"
      "its counts, orphans (files the manifest does not need), missing files, and the live keys,\n"
      "index entries and rows a reader of the database sees, from the segments the manifest names,\n"
-     "with the WAL records that recovery replays applied on top. A directory of format version 1 (a MANIFEST\n"
-     "or KVMANIFEST file) is refused, naming that file and its version.",
+     "with the WAL records that recovery replays applied on top. A directory of format version 1\n"
+     "(a MANIFEST or KVMANIFEST file) is refused, naming that file and its version.",
      kJson, true, false},
     {"segment", "pomai-inspect [--json] segment FILE",
      "A segment file's header, section table (with each section's checksum checked), footer, its\n"
