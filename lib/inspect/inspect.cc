@@ -223,7 +223,7 @@ FileKind DetectKind(const std::string& path, const std::string& forced) {
 
 Status UnknownKind(const std::string& path) {
   return Status::InvalidArgument(path + ": cannot tell whether this is a segment, a WAL or a manifest "
-                                        "(name it *.pseg, *.log or MANIFEST, or pass --kind)");
+                                        "(name it *.pseg, *.log, CURRENT or MANIFEST-NNNNNN, or pass --kind)");
 }
 
 // ---------------------------------------------------------------------------
