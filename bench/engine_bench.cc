@@ -5,7 +5,7 @@
 //    float32 matrix with a plain summing loop, against one exact top-10 search
 //    over the same rows (a frozen 1M x 128 segment, search_threads 1).
 //    Goal: search bytes/s >= 80% of the read bandwidth.
-//  - SequentialWrite vs PutBatch (fsync never): write(2) of the same bytes the
+//  - SequentialWrite vs PutBatch (fsync never): write(2) of about the bytes the
 //    WAL writes, in the same directory, against put_batch of 128-d vectors,
 //    both in real time (the freeze every 200k rows, and the merge it
 //    triggers, run outside the timing). Goal: put_batch >= 50% of the
@@ -16,20 +16,12 @@
 //  - ReopenFirstGet and ReopenFirstSearch at 10k and 1M rows: open a frozen
 //    database and answer one point lookup (or one exact search).
 //
-// Each engine benchmark runs against both engines, with the same data,
-// settings and procedure (one template per benchmark, an adapter per engine):
-// the old u64-id engine (engine::DB, the plain names) and the keyspace
-// engine's default collection (engine::KvDB, the same names with a `Kv`
-// suffix: ExactSearchKv, PutBatchKv, PutBatchFsyncKv, PutBatchFsyncThreadsKv,
-// ReopenFirstGetKv, ReopenFirstSearchKv). The two variants of a benchmark are
-// registered next to each other (old, then Kv), so that one run compares them
-// under the same machine conditions; the baselines (MemoryReadBandwidth,
-// SequentialWrite) are shared. Old's freeze is KvDB's Flush (which also runs
-// the merge policy); the old engine's variants go when it does.
+// Each engine benchmark runs on the keyspace engine's default collection
+// (engine::KvDB, as pomai_open opens it); "freeze" below is KvDB::Flush
+// (which also runs the merge policy).
 //
 // Pass --benchmark_counters_tabular=true for a readable table. bench/run.sh
-// builds this and prints the ratios (bench/engine_ratios.py): each goal for
-// both engines, and the new engine against the old one.
+// builds this and prints the ratios (bench/engine_ratios.py): each goal.
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -43,18 +35,15 @@
 #include <thread>
 #include <vector>
 
-#include "engine/db.h"
 #include "engine/kv_db.h"
 
 namespace {
 
 using pomai::Status;
-using pomai::engine::DB;
 using pomai::engine::DefaultCollectionOptions;
 using pomai::engine::Hit;
 using pomai::engine::KvDB;
 using pomai::engine::KvOptions;
-using pomai::engine::Options;
 
 constexpr uint32_t kDim = 128;
 constexpr uint64_t kBudgetBytes = 2ull << 30;  // one segment per freeze
@@ -73,64 +62,32 @@ std::vector<float> RandomMatrix(size_t rows, uint32_t dim, uint64_t seed) {
   return m;
 }
 
-Options BenchOptions(const std::string& path) {
-  Options o;
+// KvDB's default collection: 128-d, L2, one shard, one search thread, no
+// graphs (these benchmarks measure the exact scan, the log and the open).
+std::unique_ptr<KvDB> OpenDb(const std::string& path, uint64_t budget_bytes = kBudgetBytes, bool fsync = false) {
+  KvOptions o;
   o.path = path;
-  o.dim = kDim;
-  o.shards = 1;
   o.search_threads = 1;
-  o.metric = pomai::simd::Metric::kL2;
-  o.memory_budget_bytes = kBudgetBytes;
-  o.build_graphs = false;              // these benchmarks measure the exact scan, the log and the open
-  return o;
+  o.memtable_budget_bytes = budget_bytes;
+  o.fsync = fsync;
+  auto db = KvDB::Open(o).value();
+  DefaultCollectionOptions c;
+  c.dim = kDim;
+  c.shards = 1;
+  c.metric = pomai::simd::Metric::kL2;
+  c.build_graphs = false;
+  if (!db->OpenDefaultCollection(c).ok()) std::abort();
+  return db;
 }
 
-// The old engine: engine::DB.
-struct OldEngine {
-  using Db = DB;
-  static std::string Dir(const std::string& name) { return BenchDir(name); }
-  static std::unique_ptr<DB> Open(const std::string& path, uint64_t budget_bytes = kBudgetBytes, bool fsync = false) {
-    Options o = BenchOptions(path);
-    o.memory_budget_bytes = budget_bytes;
-    o.fsync = fsync;
-    return DB::Open(o).value();
-  }
-  static Status Freeze(DB& db) { return db.Freeze(); }
-};
-
-// The new engine: KvDB's default collection, with BenchOptions' settings.
-struct KvEngine {
-  using Db = KvDB;
-  static std::string Dir(const std::string& name) { return BenchDir("kv-" + name); }
-  static std::unique_ptr<KvDB> Open(const std::string& path, uint64_t budget_bytes = kBudgetBytes,
-                                    bool fsync = false) {
-    KvOptions o;
-    o.path = path;
-    o.search_threads = 1;
-    o.memtable_budget_bytes = budget_bytes;
-    o.fsync = fsync;
-    auto db = KvDB::Open(o).value();
-    DefaultCollectionOptions c;
-    c.dim = kDim;
-    c.shards = 1;
-    c.metric = pomai::simd::Metric::kL2;
-    c.build_graphs = false;
-    if (!db->OpenDefaultCollection(c).ok()) std::abort();
-    return db;
-  }
-  static Status Freeze(KvDB& db) { return db.Flush(); }
-};
-
-// A frozen database of `rows` random 128-d vectors, built once per process
-// and engine.
-template <class E>
+// A flushed database of `rows` random 128-d vectors, built once per process.
 std::string FrozenDb(size_t rows) {
   static std::map<size_t, std::string> built;
   auto it = built.find(rows);
   if (it != built.end()) return it->second;
-  const std::string path = E::Dir("frozen-" + std::to_string(rows));
+  const std::string path = BenchDir("frozen-" + std::to_string(rows));
   std::filesystem::remove_all(path);
-  auto db = E::Open(path);
+  auto db = OpenDb(path);
   const size_t batch = 10000;
   std::vector<uint64_t> ids(batch);
   for (size_t start = 0; start < rows; start += batch) {
@@ -139,7 +96,7 @@ std::string FrozenDb(size_t rows) {
     for (size_t i = 0; i < n; ++i) ids[i] = start + i;
     if (!db->PutArray(ids.data(), m.data(), n).ok()) std::abort();
   }
-  if (!E::Freeze(*db).ok()) std::abort();
+  if (!db->Flush().ok()) std::abort();
   db.reset();
   built[rows] = path;
   return path;
@@ -165,10 +122,9 @@ void MemoryReadBandwidth(benchmark::State& state) {
 }
 BENCHMARK(MemoryReadBandwidth)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
-template <class E>
-void ExactSearchOn(benchmark::State& state) {
+void ExactSearch(benchmark::State& state) {
   const size_t rows = static_cast<size_t>(state.range(0));
-  auto db = E::Open(FrozenDb<E>(rows));
+  auto db = OpenDb(FrozenDb(rows));
   auto q = RandomMatrix(1, kDim, 99);
   uint32_t k = 10;
   std::vector<std::vector<Hit>> out;
@@ -180,14 +136,12 @@ void ExactSearchOn(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * rows * kDim * sizeof(float)));
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * rows));
 }
-void ExactSearch(benchmark::State& state) { ExactSearchOn<OldEngine>(state); }
-void ExactSearchKv(benchmark::State& state) { ExactSearchOn<KvEngine>(state); }
 BENCHMARK(ExactSearch)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->MinTime(2.0);
-BENCHMARK(ExactSearchKv)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
-// Plain sequential write()s of what put_batch of `batch` 128-d rows puts in
-// the old engine's WAL (per row: 9 + 4 + 512 bytes, plus a record header per
-// batch; KvDB's row-array record is 8 + 512 bytes per row).
+// Plain sequential write()s of `batch` rows of 9 + 4 + 512 bytes plus a record
+// header: what put_batch of 128-d rows wrote to the retired u64 engine's WAL,
+// kept so that the figures compare with earlier runs (KvDB's row-array record
+// is 8 + 512 bytes per row).
 void SequentialWrite(benchmark::State& state) {
   const size_t batch = static_cast<size_t>(state.range(0));
   const std::string dir = BenchDir("seqwrite");
@@ -220,12 +174,11 @@ BENCHMARK(SequentialWrite)->Arg(1000)->Unit(benchmark::kMicrosecond)->MinTime(2.
 // ingestion, where each memtable reuses the previous one's pages.
 constexpr size_t kRowsPerMemtable = 200'000;
 
-template <class E>
-void PutBatchOn(benchmark::State& state) {
+void PutBatch(benchmark::State& state) {
   const size_t batch = static_cast<size_t>(state.range(0));
-  const std::string dir = E::Dir("putbatch");
+  const std::string dir = BenchDir("putbatch");
   std::filesystem::remove_all(dir);
-  auto db = E::Open(dir, 1ull << 30);
+  auto db = OpenDb(dir, 1ull << 30);
   auto m = RandomMatrix(batch, kDim, 5);
   std::vector<uint64_t> ids(batch);
   uint64_t next = 0;
@@ -236,7 +189,7 @@ void PutBatchOn(benchmark::State& state) {
     since_freeze += batch;
     if (since_freeze >= kRowsPerMemtable) {  // bound memory: freeze outside the timing
       state.PauseTiming();
-      if (!E::Freeze(*db).ok()) std::abort();
+      if (!db->Flush().ok()) std::abort();
       // and the merge it triggers, which would otherwise run on the second core,
       // and the write-back of the segments they wrote, which would otherwise
       // hold up the log's writes in the timed loop
@@ -247,23 +200,18 @@ void PutBatchOn(benchmark::State& state) {
     }
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * batch));
-  // The old engine's WAL bytes for both engines (as SequentialWrite writes):
-  // bytes/s is items/s times a constant.
+  // SequentialWrite's bytes per row: bytes/s is items/s times a constant.
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * batch * (9 + 4 + kDim * 4)));
 }
-void PutBatch(benchmark::State& state) { PutBatchOn<OldEngine>(state); }
-void PutBatchKv(benchmark::State& state) { PutBatchOn<KvEngine>(state); }
 // Real time, not CPU time: put_batch copies into the memtable on the WAL
 // writer's helper thread while it writes the log, and a rate is what a user waits for.
 BENCHMARK(PutBatch)->Arg(1000)->Unit(benchmark::kMicrosecond)->MinTime(2.0)->UseRealTime()->Repetitions(5)->ReportAggregatesOnly(true);
-BENCHMARK(PutBatchKv)->Arg(1000)->Unit(benchmark::kMicrosecond)->MinTime(2.0)->UseRealTime()->Repetitions(5)->ReportAggregatesOnly(true);
 
-template <class E>
-void PutBatchFsyncOn(benchmark::State& state) {
+void PutBatchFsync(benchmark::State& state) {
   const size_t batch = static_cast<size_t>(state.range(0));
-  const std::string dir = E::Dir("putbatch-fsync");
+  const std::string dir = BenchDir("putbatch-fsync");
   std::filesystem::remove_all(dir);
-  auto db = E::Open(dir, kBudgetBytes, /*fsync=*/true);
+  auto db = OpenDb(dir, kBudgetBytes, /*fsync=*/true);
   auto m = RandomMatrix(batch, kDim, 5);
   std::vector<uint64_t> ids(batch);
   uint64_t next = 0;
@@ -273,19 +221,15 @@ void PutBatchFsyncOn(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * batch));
 }
-void PutBatchFsync(benchmark::State& state) { PutBatchFsyncOn<OldEngine>(state); }
-void PutBatchFsyncKv(benchmark::State& state) { PutBatchFsyncOn<KvEngine>(state); }
 BENCHMARK(PutBatchFsync)->Arg(1)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond)->MinTime(1.0);
-BENCHMARK(PutBatchFsyncKv)->Arg(1)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond)->MinTime(1.0);
 
 // `threads` writers each putting 1-row batches with fsync always: group
 // commit lets them share fdatasyncs, so rows/s grows with the writers.
-template <class E>
-void PutBatchFsyncThreadsOn(benchmark::State& state) {
+void PutBatchFsyncThreads(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
-  const std::string dir = E::Dir("putbatch-fsync-threads");
+  const std::string dir = BenchDir("putbatch-fsync-threads");
   std::filesystem::remove_all(dir);
-  auto db = E::Open(dir, kBudgetBytes, /*fsync=*/true);
+  auto db = OpenDb(dir, kBudgetBytes, /*fsync=*/true);
   auto m = RandomMatrix(1, kDim, 5);
   const int per_thread = 200;
   for (auto _ : state) {
@@ -302,42 +246,31 @@ void PutBatchFsyncThreadsOn(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * threads * per_thread));
 }
-void PutBatchFsyncThreads(benchmark::State& state) { PutBatchFsyncThreadsOn<OldEngine>(state); }
-void PutBatchFsyncThreadsKv(benchmark::State& state) { PutBatchFsyncThreadsOn<KvEngine>(state); }
 BENCHMARK(PutBatchFsyncThreads)->Arg(1)->Arg(4)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(PutBatchFsyncThreadsKv)->Arg(1)->Arg(4)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-template <class E>
-void ReopenFirstGetOn(benchmark::State& state) {
-  const std::string path = FrozenDb<E>(static_cast<size_t>(state.range(0)));
+void ReopenFirstGet(benchmark::State& state) {
+  const std::string path = FrozenDb(static_cast<size_t>(state.range(0)));
   for (auto _ : state) {
-    auto db = E::Open(path);
+    auto db = OpenDb(path);
     std::vector<float> v;
     if (!db->Get(7, &v, nullptr).ok()) std::abort();
     benchmark::DoNotOptimize(v);
   }
 }
-void ReopenFirstGet(benchmark::State& state) { ReopenFirstGetOn<OldEngine>(state); }
-void ReopenFirstGetKv(benchmark::State& state) { ReopenFirstGetOn<KvEngine>(state); }
 BENCHMARK(ReopenFirstGet)->Arg(10'000)->Arg(1'000'000)->Unit(benchmark::kMicrosecond);
-BENCHMARK(ReopenFirstGetKv)->Arg(10'000)->Arg(1'000'000)->Unit(benchmark::kMicrosecond);
 
-template <class E>
-void ReopenFirstSearchOn(benchmark::State& state) {
-  const std::string path = FrozenDb<E>(static_cast<size_t>(state.range(0)));
+void ReopenFirstSearch(benchmark::State& state) {
+  const std::string path = FrozenDb(static_cast<size_t>(state.range(0)));
   auto q = RandomMatrix(1, kDim, 99);
   uint32_t k = 10;
   for (auto _ : state) {
-    auto db = E::Open(path);
+    auto db = OpenDb(path);
     std::vector<std::vector<Hit>> out;
     if (!db->Search(q.data(), 1, &k, 0, 0, &out).ok()) std::abort();
     benchmark::DoNotOptimize(out);
   }
 }
-void ReopenFirstSearch(benchmark::State& state) { ReopenFirstSearchOn<OldEngine>(state); }
-void ReopenFirstSearchKv(benchmark::State& state) { ReopenFirstSearchOn<KvEngine>(state); }
 BENCHMARK(ReopenFirstSearch)->Arg(10'000)->Arg(1'000'000)->Unit(benchmark::kMicrosecond);
-BENCHMARK(ReopenFirstSearchKv)->Arg(10'000)->Arg(1'000'000)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

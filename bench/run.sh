@@ -1,10 +1,8 @@
 #!/usr/bin/env bash
 # Builds the benchmarks (release, no -march=native) and runs them, printing the
 # ratios each issue asks for. Usage: bash bench/run.sh [engine|simd|all]
-# `engine` runs every engine benchmark against both engines in one program
-# (the old engine::DB, then KvDB's default collection, the *Kv names, benchmark
-# by benchmark) and prints each engine's goals and the Kv/old ratios
-# (bench/engine_ratios.py).
+# `engine` runs the engine benchmarks (KvDB's default collection) and prints
+# their goals as ratios (bench/engine_ratios.py).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"

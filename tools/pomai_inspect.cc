@@ -34,9 +34,7 @@ constexpr OptionDoc kOptions[] = {
     {kJson, "--json", "one JSON object on stdout instead of text"},
     {kLimit, "--limit N", "at most N rows, entries or WAL operations (default 10, 0 = all)"},
     {kPrefix, "--prefix K", "vector components shown (default 4)"},
-    {kKind, "--kind KIND", "treat FILE as a segment, wal or manifest (default: by name, then by magic;\n"
-                           "                   a keyspace file by the segment's format version (2), the CURRENT\n"
-                           "                   beside a WAL or its first record)"},
+    {kKind, "--kind KIND", "treat FILE as a segment, wal or manifest (log) (default: by name, then by magic)"},
     {kGroup, "--group G", "graph: the vector group G of a keyspace segment (default: the first with a graph)"},
 };
 
@@ -53,28 +51,28 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"summary", "pomai-inspect [--json] DIR",
-     "The database in directory DIR: its MANIFEST (or CURRENT and manifest log), every segment and WAL file with\n"
-     "its counts, orphans (files the manifest does not need), missing files, and\n"
-     "the live row count: the rows a reader of the database sees (for a keyspace database, the live\n"
-     "keys and index entries), from the segments the manifest names, oldest first, with the WAL\n"
-     "records that recovery replays applied on top.",
+     "The database in directory DIR: its CURRENT and manifest log, every segment and WAL file with\n"
+     "its counts, orphans (files the manifest does not need), missing files, and the live keys,\n"
+     "index entries and rows a reader of the database sees, from the segments the manifest names,\n"
+     "with the WAL records that recovery replays applied on top. A directory of format version 1\n"
+     "(a MANIFEST or KVMANIFEST file) is refused, naming that file and its version.",
      kJson, true, false},
     {"segment", "pomai-inspect [--json] segment FILE",
-     "A segment file's header, section table (with each section's checksum checked), footer and\n"
-     "index; for a keyspace segment also its entries by namespace and kind.",
+     "A segment file's header, section table (with each section's checksum checked), footer, its\n"
+     "entries by namespace and kind, and its vector groups with their graphs.",
      kJson, false, true},
     {"verify", "pomai-inspect [--json] verify [--kind KIND] DIR|FILE",
      "Every checksum and invariant of a database directory, or of one file; exit 0 only when all\n"
      "pass. A torn WAL tail in a directory is a note, not a failure.",
      kJson | kKind, true, true},
     {"dump", "pomai-inspect [--json] dump [--limit N] [--prefix K] [--kind KIND] FILE",
-     "The rows of a segment, the records of a WAL file, the fields of a manifest or the entries of a\n"
-     "keyspace segment.",
+     "The entries of a segment, the records of a WAL file (row ops or key writes), the edits of a\n"
+     "manifest log, or the manifest log CURRENT names.",
      kJson | kLimit | kPrefix | kKind, false, true},
     {"graph", "pomai-inspect [--json] graph FILE [--group G]",
      "A segment's HNSW graph: header, levels, degrees, rows reachable on layer 0 from the entry\n"
-     "point, and whether the graph's own Verify passes. A keyspace segment holds one graph per\n"
-     "vector group that has one: --group G picks it (the segment command lists the groups).",
+     "point, and whether the graph's own Verify passes. A segment holds one graph per vector group\n"
+     "that has one: --group G picks it (the segment command lists the groups).",
      kJson | kGroup, false, true},
 };
 

@@ -113,6 +113,7 @@ void KvSummary(const Json& r, std::string* out) {
   *out += "keyspace database " + T(r["path"]) + "\n";
   const Json& m = r["manifest_log"];
   if (!m.is_null()) *out += "  " + ManifestLogText(m) + "\n";
+  if (!r.Has("segments")) return;  // a directory that could not be listed, or of format version 1
   const Json& segs = r["segments"];
   *out += Fmt("  KV segments (%zu):\n", segs.items().size());
   for (const Json& s : segs.items()) {
@@ -124,13 +125,14 @@ void KvSummary(const Json& r, std::string* out) {
   const Json& wals = r["wal"];
   *out += Fmt("  WAL files (%zu):\n", wals.items().size());
   if (!wals.items().empty()) {
-    *out += Fmt("    %-18s %5s %12s %8s %8s %8s %8s %10s %-14s %s\n", "file", "live", "bytes", "records", "writes",
-                "bytes", "vectors", "tombstones", "seq", "tail");
+    *out += Fmt("    %-18s %5s %12s %8s %8s %8s %8s %8s %8s %10s %-14s %s\n", "file", "live", "bytes", "records",
+                "row puts", "row dels", "writes", "bytes", "vectors", "tombstones", "seq", "tail");
   }
   for (const Json& w : wals.items()) {
-    *out += Fmt("    %-18s %5s %12s %8s %8s %8s %8s %10s %-14s %s\n", T(w["file"]).c_str(),
+    *out += Fmt("    %-18s %5s %12s %8s %8s %8s %8s %8s %8s %10s %-14s %s\n", T(w["file"]).c_str(),
                 w["live"].AsBool() ? "yes" : "no", T(w["bytes"]).c_str(), T(w["records"]).c_str(),
-                T(w["writes"]).c_str(), T(w["bytes_writes"]).c_str(), T(w["vector_writes"]).c_str(),
+                T(w["puts"]).c_str(), T(w["deletes"]).c_str(), T(w["writes"]).c_str(), T(w["bytes_writes"]).c_str(),
+                T(w["vector_writes"]).c_str(),
                 T(w["tombstone_writes"]).c_str(), (T(w["first_seq"]) + ".." + T(w["last_seq"])).c_str(),
                 w["torn_tail"].AsBool() ? "torn" : "clean");
     if (!w["error"].is_null()) *out += "      ERROR: " + ProblemText(w["error"]) + "\n";
@@ -146,14 +148,33 @@ void KvSummary(const Json& r, std::string* out) {
     *out += "  MISSING: " + T(miss["file"]) + " is named by the manifest\n";
   }
   const Json& t = r["totals"];
-  *out += Fmt("  total: %s live segments, %s segment entries, %s live WAL records (%s writes), %s bytes\n",
-              T(t["live_segments"]).c_str(), T(t["segment_entries"]).c_str(), T(t["wal_records"]).c_str(),
-              T(t["wal_writes"]).c_str(), T(t["bytes"]).c_str());
+  *out += Fmt("  total: %s live segments, %s segment entries, %s rows, %s tombstones, %s live WAL records (%s writes), "
+              "%s bytes\n",
+              T(t["live_segments"]).c_str(), T(t["segment_entries"]).c_str(), T(t["segment_rows"]).c_str(),
+              T(t["segment_tombstones"]).c_str(), T(t["wal_records"]).c_str(), T(t["wal_writes"]).c_str(),
+              T(t["bytes"]).c_str());
   if (t["live_keys"].is_null()) {
     *out += "  live keys: unknown (a live file is missing or unreadable)\n";
+    *out += "  live rows: unknown\n";
   } else {
     *out += Fmt("  live keys: %s user keys, %s index entries (the newest version of each key is not a delete)\n",
                 T(t["live_keys"]).c_str(), T(t["live_index_entries"]).c_str());
+    *out += "  live rows: " + T(t["live_rows"]) + " (the newest version of each id is not a delete)\n";
+  }
+}
+
+// A WAL record of row ops (put and delete row, a row array).
+void RowRecordText(const Json& rec, std::string* out) {
+  *out += Fmt("  row record at offset %s  seq %s  type %s  %s bytes  %s ops\n", T(rec["offset"]).c_str(),
+              T(rec["seq"]).c_str(), T(rec["type"]).c_str(), T(rec["length"]).c_str(), T(rec["op_count"]).c_str());
+  for (const Json& op : rec["ops"].items()) {
+    if (op["kind"].AsString() == "put") {
+      *out += Fmt("    put    cid %s id %s  metadata %s bytes \"%s\"  vector %s\n", T(op["cid"]).c_str(),
+                  T(op["id"]).c_str(), T(op["metadata_length"]).c_str(), T(op["metadata_prefix"]).c_str(),
+                  VectorText(op["vector_prefix"], Json()).c_str());
+    } else {
+      *out += "    delete cid " + T(op["cid"]) + " id " + T(op["id"]) + "\n";
+    }
   }
 }
 
@@ -167,6 +188,10 @@ void KvDump(const Json& r, std::string* out) {
     }
   } else if (kind == "kv_wal") {
     for (const Json& rec : r["records"].items()) {
+      if (rec.Has("op_count")) {
+        RowRecordText(rec, out);
+        continue;
+      }
       *out += Fmt("  commit record at offset %s  seq %s  type %s  %s bytes  %s writes\n", T(rec["offset"]).c_str(),
                   T(rec["seq"]).c_str(), T(rec["type"]).c_str(), T(rec["length"]).c_str(),
                   T(rec["write_count"]).c_str());
@@ -194,98 +219,21 @@ void KvDump(const Json& r, std::string* out) {
   }
 }
 
-void Summary(const Json& r, std::string* out) {
-  if (r["database"].AsString() == "keyspace") {
-    KvSummary(r, out);
-    return;
-  }
-  *out += "database " + T(r["path"]) + "\n";
-  const Json& m = r["manifest"];
-  if (!m.is_null()) {
-    *out += Fmt("  manifest: version %s, dim %s, metric %s, shards %s, next_file_number %s, log_number %s, "
-                "last_seq %s (%s bytes)\n",
-                T(m["format_version"]).c_str(), T(m["dim"]).c_str(), T(m["metric"]).c_str(), T(m["shards"]).c_str(),
-                T(m["next_file_number"]).c_str(), T(m["log_number"]).c_str(), T(m["last_seq"]).c_str(),
-                T(m["bytes"]).c_str());
-  }
-  const Json& segs = r["segments"];
-  *out += Fmt("  segments (%zu):\n", segs.items().size());
-  if (!segs.items().empty()) {
-    *out += Fmt("    %-18s %5s %5s %12s %10s %10s %4s %-14s %s\n", "file", "live", "shard", "bytes", "rows",
-                "tombstones", "ver", "seq", "index");
-  }
-  for (const Json& s : segs.items()) {
-    std::string index = "-";
-    const Json& ix = s["index"];
-    if (ix.type() == Json::Type::kString) {
-      index = ix.AsString();
-    } else if (!ix.is_null()) {
-      index = Fmt("hnsw v%s m=%s ef_construction=%s levels=%s %s reused=%s", T(ix["format_version"]).c_str(),
-                  T(ix["m"]).c_str(), T(ix["ef_construction"]).c_str(),
-                  std::to_string(ix["max_level"].AsUint() + 1).c_str(), T(ix["representation"]).c_str(),
-                  T(ix["reused_rows"]).c_str());
-    }
-    *out += Fmt("    %-18s %5s %5s %12s %10s %10s %4s %-14s %s\n", T(s["file"]).c_str(),
-                s["live"].AsBool() ? "yes" : "NO", T(s["shard"]).c_str(), T(s["bytes"]).c_str(), T(s["rows"]).c_str(),
-                T(s["tombstones"]).c_str(), T(s["format_version"]).c_str(),
-                (T(s["min_seq"]) + ".." + T(s["max_seq"])).c_str(), index.c_str());
-    if (!s["error"].is_null()) *out += "      ERROR: " + ProblemText(s["error"]) + "\n";
-  }
-  const Json& wals = r["wal"];
-  *out += Fmt("  WAL files (%zu):\n", wals.items().size());
-  if (!wals.items().empty()) {
-    *out += Fmt("    %-18s %5s %12s %8s %8s %8s %-14s %s\n", "file", "live", "bytes", "records", "puts", "deletes",
-                "seq", "tail");
-  }
-  for (const Json& w : wals.items()) {
-    *out += Fmt("    %-18s %5s %12s %8s %8s %8s %-14s %s\n", T(w["file"]).c_str(), w["live"].AsBool() ? "yes" : "no",
-                T(w["bytes"]).c_str(), T(w["records"]).c_str(), T(w["puts"]).c_str(), T(w["deletes"]).c_str(),
-                (T(w["first_seq"]) + ".." + T(w["last_seq"])).c_str(), w["torn_tail"].AsBool() ? "torn" : "clean");
-    if (!w["error"].is_null()) *out += "      ERROR: " + ProblemText(w["error"]) + "\n";
-  }
-  const Json& orphans = r["orphans"];
-  if (!orphans.items().empty()) {
-    *out += Fmt("  orphans (%zu): files the manifest does not need\n", orphans.items().size());
-    for (const Json& o : orphans.items()) {
-      *out += Fmt("    %-18s %12s  %s\n", T(o["file"]).c_str(), T(o["bytes"]).c_str(), T(o["reason"]).c_str());
-    }
-  }
-  for (const Json& miss : r["missing"].items()) {
-    *out += "  MISSING: " + T(miss["file"]) + " (shard " + T(miss["shard"]) + ") is named by the manifest\n";
-  }
-  const Json& t = r["totals"];
-  *out += Fmt("  total: %s live segments, %s rows, %s tombstones, %s live WAL records, %s bytes\n",
-              T(t["live_segments"]).c_str(), T(t["segment_rows"]).c_str(), T(t["segment_tombstones"]).c_str(),
-              T(t["wal_records"]).c_str(), T(t["bytes"]).c_str());
-  if (t["live_rows"].is_null()) {
-    *out += "  live rows: unknown (a live file is missing or unreadable)\n";
-  } else {
-    *out += "  live rows: " + T(t["live_rows"]) + " (the newest version of each id is not a delete)\n";
-  }
-}
-
 void Segment(const Json& r, std::string* out) {
   *out += "segment " + T(r["file"]) + "\n";
   const Json& h = r["header"];
   if (h.is_null()) return;
-  const bool keyspace = r["keyspace"].AsBool();
   *out += Fmt("  header: magic %s, format_version %s, header_size %s, header_crc %s\n", T(h["magic"]).c_str(),
               T(h["format_version"]).c_str(), T(h["header_size"]).c_str(), Hex32(h["header_crc"]).c_str());
-  if (keyspace) {
-    *out += Fmt("          file number %s, entries %s, groups %s, seq %s..%s, %s bytes\n", T(h["file_number"]).c_str(),
-                T(h["entry_count"]).c_str(), T(h["group_count"]).c_str(), T(h["min_seq"]).c_str(),
-                T(h["max_seq"]).c_str(), T(h["bytes"]).c_str());
-  } else {
-    *out += Fmt("          dim %s, metric %s, shard %s, rows %s, tombstones %s, seq %s..%s, %s bytes\n",
-                T(h["dim"]).c_str(), T(h["metric"]).c_str(), T(h["shard"]).c_str(), T(h["rows"]).c_str(),
-                T(h["tombstones"]).c_str(), T(h["min_seq"]).c_str(), T(h["max_seq"]).c_str(), T(h["bytes"]).c_str());
-  }
-  // Group-level sections (keyspace segments) name their group; "-" is file level.
+  *out += Fmt("          file number %s, entries %s, groups %s, seq %s..%s, %s bytes\n", T(h["file_number"]).c_str(),
+              T(h["entry_count"]).c_str(), T(h["group_count"]).c_str(), T(h["min_seq"]).c_str(),
+              T(h["max_seq"]).c_str(), T(h["bytes"]).c_str());
+  // Group-level sections name their group; "-" is file level.
   const Json& secs = r["sections"];
   *out += Fmt("  sections (%zu):\n", secs.items().size());
   *out += Fmt("    %4s  %-20s %5s %12s %12s  %-10s %s\n", "kind", "name", "group", "offset", "length", "crc", "check");
   for (const Json& s : secs.items()) {
-    const std::string group = s.Has("group") && !s["group"].is_null() ? T(s["group"]) : "-";
+    const std::string group = !s["group"].is_null() ? T(s["group"]) : "-";
     *out += Fmt("    %4s  %-20s %5s %12s %12s  %-10s %s\n", T(s["kind"]).c_str(), T(s["name"]).c_str(), group.c_str(),
                 T(s["offset"]).c_str(), T(s["length"]).c_str(), Hex32(s["crc"]).c_str(),
                 s["crc_ok"].AsBool() ? "ok" : "MISMATCH");
@@ -294,30 +242,18 @@ void Segment(const Json& r, std::string* out) {
   *out += Fmt("  footer: section_table_offset %s, section_count %s, table_crc %s, file_size %s\n",
               T(f["section_table_offset"]).c_str(), T(f["section_count"]).c_str(), Hex32(f["table_crc"]).c_str(),
               T(f["file_size"]).c_str());
-  const Json& ix = r["index"];
-  if (ix.type() == Json::Type::kString) {
-    *out += "  index: " + ix.AsString() + "\n";
-  } else if (!ix.is_null()) {
-    *out += Fmt("  index: hnsw format_version %s, m %s, m0 %s, ef_construction %s, max_level %s, representation %s\n",
-                T(ix["format_version"]).c_str(), T(ix["m"]).c_str(), T(ix["m0"]).c_str(),
-                T(ix["ef_construction"]).c_str(), T(ix["max_level"]).c_str(), T(ix["representation"]).c_str());
-    *out += "         reused_rows " + T(ix["reused_rows"]) + "\n";
-  }
-  if (keyspace) {
-    *out += "  keyspace segment: " + (r["kv"].is_null() ? std::string("damaged") : KvSegmentText(r["kv"])) + "\n";
-    if (!r["kv"].is_null()) {
-      for (const Json& g : r["kv"]["vector_groups"].items()) {
-        *out += "    " + KvGroupText(g) + Fmt(", %s rows per block, seq %s..%s\n", T(g["rows_per_block"]).c_str(),
-                                                    T(g["min_seq"]).c_str(), T(g["max_seq"]).c_str());
-        const Json& ix = g["graph"];
-        if (!ix.is_null()) {
-          *out += Fmt("      hnsw format_version %s, m %s, m0 %s, ef_construction %s, max_level %s, representation %s, "
-                      "reused_rows %s\n",
-                      T(ix["format_version"]).c_str(), T(ix["m"]).c_str(), T(ix["m0"]).c_str(),
-                      T(ix["ef_construction"]).c_str(), T(ix["max_level"]).c_str(), T(ix["representation"]).c_str(),
-                      T(ix["reused_rows"]).c_str());
-        }
-      }
+  *out += "  keyspace segment: " + (r["kv"].is_null() ? std::string("damaged") : KvSegmentText(r["kv"])) + "\n";
+  if (r["kv"].is_null()) return;
+  for (const Json& g : r["kv"]["vector_groups"].items()) {
+    *out += "    " + KvGroupText(g) + Fmt(", %s rows per block, seq %s..%s\n", T(g["rows_per_block"]).c_str(),
+                                                T(g["min_seq"]).c_str(), T(g["max_seq"]).c_str());
+    const Json& ix = g["graph"];
+    if (!ix.is_null()) {
+      *out += Fmt("      hnsw format_version %s, m %s, m0 %s, ef_construction %s, max_level %s, representation %s, "
+                  "reused_rows %s\n",
+                  T(ix["format_version"]).c_str(), T(ix["m"]).c_str(), T(ix["m0"]).c_str(),
+                  T(ix["ef_construction"]).c_str(), T(ix["max_level"]).c_str(), T(ix["representation"]).c_str(),
+                  T(ix["reused_rows"]).c_str());
     }
   }
 }
@@ -342,51 +278,7 @@ void Verify(const Json& r, std::string* out) {
 
 void Dump(const Json& r, std::string* out) {
   *out += T(r["kind"]) + " " + T(r["file"]) + "\n";
-  if (r["kind"].AsString() == "segment" && r.Has("rows")) {
-    *out += Fmt("  %s rows, %s tombstones, dim %s\n", T(r["total_rows"]).c_str(), T(r["total_tombstones"]).c_str(),
-                T(r["dim"]).c_str());
-    for (const Json& row : r["rows"].items()) {
-      *out += Fmt("  row %s  id %s  metadata %s bytes \"%s\"  vector %s\n", T(row["row"]).c_str(), T(row["id"]).c_str(),
-                  T(row["metadata_length"]).c_str(), T(row["metadata_prefix"]).c_str(),
-                  VectorText(row["vector_prefix"], r["dim"]).c_str());
-    }
-    if (r["rows"].items().size() < r["total_rows"].AsUint()) {
-      *out += Fmt("  ... %" PRIu64 " more rows (--limit)\n", r["total_rows"].AsUint() - r["rows"].items().size());
-    }
-    if (!r["tombstones"].items().empty()) *out += "  tombstones: " + r["tombstones"].Dump() + "\n";
-  } else if (r["kind"].AsString().rfind("kv_", 0) == 0 || r["kind"].AsString() == "current" ||
-             r["kind"].AsString() == "manifest_log") {
-    KvDump(r, out);
-  } else if (r["kind"].AsString() == "wal") {
-    if (r.Has("note")) *out += "  note: " + T(r["note"]) + "\n";
-    for (const Json& rec : r["records"].items()) {
-      *out += Fmt("  record at offset %s  seq %s  type %s  %s bytes", T(rec["offset"]).c_str(), T(rec["seq"]).c_str(),
-                  T(rec["type"]).c_str(), T(rec["length"]).c_str());
-      if (rec.Has("op_count")) *out += "  " + T(rec["op_count"]) + " ops";
-      *out += "\n";
-      for (const Json& op : rec["ops"].items()) {
-        if (op["kind"].AsString() == "put") {
-          *out += Fmt("    put    id %s  metadata %s bytes \"%s\"  vector %s\n", T(op["id"]).c_str(),
-                      T(op["metadata_length"]).c_str(), T(op["metadata_prefix"]).c_str(),
-                      VectorText(op["vector_prefix"], r["dim"]).c_str());
-        } else {
-          *out += "    delete id " + T(op["id"]) + "\n";
-        }
-      }
-    }
-    if (r["truncated"].AsBool()) *out += "  ... (--limit)\n";
-    if (r["torn_tail"].AsBool()) *out += "  torn tail after the last record (dropped on recovery)\n";
-  } else if (r["kind"].AsString() == "manifest" && r.Has("manifest")) {
-    const Json& m = r["manifest"];
-    *out += Fmt("  version %s, dim %s, metric %s, shards %s, next_file_number %s, log_number %s, last_seq %s\n",
-                T(m["format_version"]).c_str(), T(m["dim"]).c_str(), T(m["metric"]).c_str(), T(m["shards"]).c_str(),
-                T(m["next_file_number"]).c_str(), T(m["log_number"]).c_str(), T(m["last_seq"]).c_str());
-    for (size_t s = 0; s < m["segments"].items().size(); ++s) {
-      for (const Json& e : m["segments"].items()[s].items()) {
-        *out += Fmt("  shard %zu  %s  %s rows\n", s, T(e["file"]).c_str(), T(e["rows"]).c_str());
-      }
-    }
-  }
+  KvDump(r, out);
 }
 
 void Graph(const Json& r, std::string* out) {
@@ -425,7 +317,7 @@ void Graph(const Json& r, std::string* out) {
 std::string RenderText(const Json& r) {
   std::string out;
   const std::string& command = r["command"].AsString();
-  if (command == "summary") Summary(r, &out);
+  if (command == "summary") KvSummary(r, &out);
   if (command == "segment") Segment(r, &out);
   if (command == "verify") Verify(r, &out);
   if (command == "dump") Dump(r, &out);

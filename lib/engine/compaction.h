@@ -1,5 +1,5 @@
-// The compaction policy of both engines (docs/ENGINE.md 4.7): which run of
-// adjacent segments to merge next.
+// The compaction policy (docs/ENGINE.md 4.7): which run of adjacent segments
+// to merge next.
 #pragma once
 
 #include <cstddef>

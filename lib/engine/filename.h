@@ -1,6 +1,4 @@
-// The names of the files of a database directory (docs/ENGINE.md 3.1), for
-// both engines: the u64 engine's directories have the same WAL and segment
-// names beside their version-1 MANIFEST (until step 11).
+// The names of the files of a database directory (docs/ENGINE.md 3.1).
 #pragma once
 
 #include <cstdint>
@@ -12,6 +10,12 @@
 #include "util/env.h"
 
 namespace pomai::engine::files {
+
+// The manifests of format version 1, which this version refuses by name
+// (CheckNotOldFormat in engine/version_set.h): the u64-id engine's and the
+// keyspace engine's.
+constexpr char kVersion1ManifestName[] = "MANIFEST";
+constexpr char kVersion1KvManifestName[] = "KVMANIFEST";
 
 enum class FileType {
   kLock,      // "LOCK": flock(LOCK_EX) while open

@@ -46,19 +46,22 @@ std::string CurrentContents(uint64_t manifest_number) {
 
 Status CheckNotOldFormat(Env* env, const std::string& dir) {
   if (env->FileExists(JoinPath(dir, files::FileName(files::FileType::kCurrent, 0)))) return Status::OK();
-  for (const char* name : {"MANIFEST", "KVMANIFEST"}) {
+  for (const char* name : {files::kVersion1ManifestName, files::kVersion1KvManifestName}) {
     const std::string path = JoinPath(dir, name);
-    if (!env->FileExists(path)) continue;
-    std::string bytes;
-    std::string version = "unknown";
-    if (ReadFileToString(env, path, &bytes).ok() && bytes.size() >= 12) {
-      version = std::to_string(DecodeFixed32(reinterpret_cast<const uint8_t*>(bytes.data()) + 8));
-    }
-    return Status::InvalidArgument(path + " holds a pomai database of format version 1 (manifest version " + version +
-                                   "); this build reads format version " + std::to_string(kFormatVersion) +
-                                   " and does not convert (no migration before 1.0)");
+    if (env->FileExists(path)) return RefuseVersion1Manifest(env, path);
   }
   return Status::OK();
+}
+
+Status RefuseVersion1Manifest(Env* env, const std::string& path) {
+  std::string bytes;
+  std::string version = "unknown";
+  if (ReadFileToString(env, path, &bytes).ok() && bytes.size() >= 12) {
+    version = std::to_string(DecodeFixed32(reinterpret_cast<const uint8_t*>(bytes.data()) + 8));
+  }
+  return Status::InvalidArgument(path + " holds a pomai database of format version 1 (manifest version " + version +
+                                 "); this build reads format version " + std::to_string(kFormatVersion) +
+                                 " and does not convert (no migration before 1.0)");
 }
 
 bool VersionSet::Apply(const Version& base, const VersionEdit& edit, Version* out, std::string* why) {

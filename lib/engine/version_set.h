@@ -52,6 +52,9 @@ struct VersionSetOptions {
 // 1.0)", V being the u32 at offset 8 of that file ("unknown" when it is
 // shorter; MANIFEST is named first when both exist). OK otherwise. Reads only.
 Status CheckNotOldFormat(Env* env, const std::string& dir);
+// That refusal for the version-1 manifest at `path` (which must exist: else
+// the version is "unknown"), for a reader given the file alone.
+Status RefuseVersion1Manifest(Env* env, const std::string& path);
 
 // Thread-safety: LogAndApply and manifest_number() require install_mu()
 // (the database's install_mu_ of ENGINE.md 4.10, owned here so that the

@@ -10,20 +10,16 @@
 #include <optional>
 #include <set>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "engine/collection.h"
 #include "engine/filename.h"
 #include "engine/kv_store.h"
-#include "engine/manifest.h"
 #include "engine/version_set.h"
 #include "index/hnsw.h"
 #include "index/hnsw_format.h"
 #include "segment/file.h"
 #include "segment/format.h"
-#include "segment/segment.h"
-#include "segment/segment_format.h"
 #include "segment/section_kind.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
@@ -34,9 +30,6 @@
 namespace pomai::inspect {
 namespace {
 
-using engine::Manifest;
-using segment::Segment;
-using segment::SectionKind;
 
 Env* env() { return Env::Default(); }
 
@@ -143,15 +136,8 @@ void MetadataFields(Json* row, std::string_view meta) {
   row->Set("metadata_prefix", EscapedPrefix(meta, kMetadataPrefix));
 }
 
-// A section's name in a format-1 file (a u64-id segment).
-std::string SectionName(uint32_t kind) {
-  const segment::SectionKindInfo* info = segment::FindSectionKind(kind);
-  if (info != nullptr && (info->containers & segment::kInU64Segment) != 0) return info->name;
-  return kind >= segment::kFirstIndexKind && kind <= segment::kLastIndexKind ? "index (unknown)" : "extra (unknown)";
-}
-
-// A section's name in a format-2 file (SegmentFile::Open accepts no other kind).
-std::string SectionName2(segment::SectionKind kind) {
+// A section's name (SegmentFile::Open accepts no other kind).
+std::string SectionName(segment::SectionKind kind) {
   const segment::SectionKindInfo* info = segment::FindSectionKind(segment::KindNumber(kind));
   return info != nullptr && (info->containers & segment::kInFormat2) != 0 ? info->name : "unknown";
 }
@@ -159,20 +145,18 @@ std::string SectionName2(segment::SectionKind kind) {
 // ---------------------------------------------------------------------------
 // File kinds
 
-// kKv*: the files of a keyspace database (docs/FORMAT.md, "Keyspace databases").
-// kCurrent and kManifestLog: the version set's files (docs/FORMAT.md, "The
-// manifest"), used by keyspace databases.
-enum class FileKind { kSegment, kWal, kManifest, kKvSegment, kKvWal, kCurrent, kManifestLog, kUnknown };
+// The files of a database directory (docs/FORMAT.md, "Keyspace databases"):
+// segments (format 2), WAL files, CURRENT and the manifest log it names.
+// kOldManifest: the MANIFEST or KVMANIFEST of format version 1, refused.
+enum class FileKind { kKvSegment, kKvWal, kCurrent, kManifestLog, kOldManifest, kUnknown };
 
 const char* KindName(FileKind k) {
   switch (k) {
-    case FileKind::kSegment: return "segment";
-    case FileKind::kWal: return "wal";
-    case FileKind::kManifest: return "manifest";
     case FileKind::kKvSegment: return "kv_segment";
     case FileKind::kKvWal: return "kv_wal";
     case FileKind::kCurrent: return "current";
     case FileKind::kManifestLog: return "manifest_log";
+    case FileKind::kOldManifest: return "manifest";
     case FileKind::kUnknown: break;
   }
   return "unknown";
@@ -188,28 +172,6 @@ std::optional<uint32_t> ReadU32At(const std::string& path, uint64_t offset) {
   return DecodeFixed32(reinterpret_cast<const uint8_t*>(buf));
 }
 
-// A keyspace directory: CURRENT (or the KVMANIFEST of format version 1,
-// which the keyspace readers then refuse, naming its version) and no MANIFEST.
-bool IsKvDir(const std::string& dir) {
-  return (env()->FileExists(JoinPath(dir, "CURRENT")) || env()->FileExists(JoinPath(dir, "KVMANIFEST"))) &&
-         !env()->FileExists(JoinPath(dir, engine::kManifestName));
-}
-
-// A WAL of a keyspace database: a CURRENT beside it, or a first record
-// that is a write batch of key ops (a pomaidb WAL holds row ops and arrays).
-bool IsKvWal(const std::string& path) {
-  if (IsKvDir(DirName(path))) return true;
-  if (env()->FileExists(JoinPath(DirName(path), engine::kManifestName))) return false;
-  auto file = env()->MapFile(path);
-  if (!file.ok()) return false;
-  wal::Reader reader((*file)->data(), (*file)->size(), path);
-  wal::Record rec;
-  if (!reader.Next(&rec) || rec.type != static_cast<uint8_t>(wal::RecordType::kWriteBatch) || rec.payload.size() < 5)
-    return false;
-  const auto op = static_cast<wal::OpKind>(rec.payload[4]);
-  return op == wal::OpKind::kPutBytes || op == wal::OpKind::kPutVector || op == wal::OpKind::kDeleteKey;
-}
-
 // MANIFEST-NNNNNN, the name of a manifest log.
 bool IsManifestLogName(const std::string& name) {
   engine::files::FileType type;
@@ -217,115 +179,55 @@ bool IsManifestLogName(const std::string& name) {
   return engine::files::ParseFileName(name, &type, &number) && type == engine::files::FileType::kManifest;
 }
 
-// The header's shard field of format 1's keyspace segments ("GSVK"). This
-// version writes keyspace segments in format 2 and does not read those: the
-// marker is kept only to refuse them by name (IsFormat1KeyspaceSegment).
+// Format 1's segment version, and its header's shard field, which held
+// "GSVK" in keyspace segments. This version reads format 2 only: these are
+// kept to refuse a format-1 segment naming what it is.
+constexpr uint32_t kSegmentFormatVersion1 = 1;
+constexpr uint64_t kFormat1ShardOffset = 24;
 constexpr uint32_t kFormat1KeyspaceMarker = 0x4B565347;
 
-// A keyspace segment of format version 1: the version field says 1 and the
-// shard field holds the old keyspace marker.
-bool IsFormat1KeyspaceSegment(const std::string& path) {
-  return ReadU32At(path, segment::header2::kVersion) == segment::kFormatVersion &&
-         ReadU32At(path, segment::kHeaderShardOffset) == kFormat1KeyspaceMarker;
+// Refuses a segment of format version 1 (u64-id or keyspace), naming it.
+Status CheckNotFormat1Segment(const std::string& path) {
+  if (ReadU32At(path, segment::header2::kVersion) != kSegmentFormatVersion1) return Status::OK();
+  const bool keyspace = ReadU32At(path, kFormat1ShardOffset) == kFormat1KeyspaceMarker;
+  return Status::InvalidArgument(path + ": " + (keyspace ? "a keyspace" : "a u64-id") +
+                                 " segment of format version 1, which this version does not read (it reads segment "
+                                 "format version " + std::to_string(segment::kFormatVersion2) +
+                                 " and does not convert: no migration before 1.0)");
 }
 
-// What a segment container's header says it is: a keyspace segment (format
-// 2, or format 1 with the old keyspace marker, refused when opened), or else
-// a u64-id segment (format 1).
-FileKind SegmentKindOf(const std::string& path) {
-  if (ReadU32At(path, segment::header2::kVersion) == segment::kFormatVersion2 || IsFormat1KeyspaceSegment(path)) {
-    return FileKind::kKvSegment;
-  }
-  return FileKind::kSegment;
-}
-
-// By --kind, then by name (seg-*.pseg, wal-*.log, MANIFEST, CURRENT,
-// MANIFEST-NNNNNN), then by magic; a segment of format version 2 is a KV
-// segment (so is one of format 1 with the old keyspace marker, which is
-// refused when read), a WAL of a keyspace directory (or starting with a
-// commit record) a KV WAL.
+// By --kind, then by name (seg-*.pseg, wal-*.log, CURRENT, MANIFEST-NNNNNN,
+// and format 1's MANIFEST and KVMANIFEST), then by magic.
 FileKind DetectKind(const std::string& path, const std::string& forced) {
   const std::string name = BaseName(path);
-  FileKind k = FileKind::kUnknown;
-  if (forced == "segment") {
-    k = FileKind::kSegment;
-  } else if (forced == "wal") {
-    k = FileKind::kWal;
-  } else if (forced == "manifest") {
-    k = FileKind::kManifest;
-  } else if (name == engine::kManifestName) {
-    k = FileKind::kManifest;
-  } else if (name == "CURRENT") {
-    return FileKind::kCurrent;
-  } else if (IsManifestLogName(name)) {
-    return FileKind::kManifestLog;
-  } else if (EndsWith(name, ".pseg")) {
-    k = FileKind::kSegment;
-  } else if (EndsWith(name, ".log")) {
-    k = FileKind::kWal;
-  }
+  if (forced == "segment") return FileKind::kKvSegment;
+  if (forced == "wal") return FileKind::kKvWal;
+  if (forced == "manifest") return FileKind::kManifestLog;
+  if (name == engine::files::kVersion1ManifestName || name == engine::files::kVersion1KvManifestName)
+    return FileKind::kOldManifest;
+  if (name == "CURRENT") return FileKind::kCurrent;
+  if (IsManifestLogName(name)) return FileKind::kManifestLog;
+  if (EndsWith(name, ".pseg")) return FileKind::kKvSegment;
+  if (EndsWith(name, ".log")) return FileKind::kKvWal;
   char magic[8] = {};
-  bool have_magic = false;
   if (auto file = env()->NewReadableFile(path); file.ok()) {
     size_t got = 0;
-    have_magic = (*file)->Read(0, sizeof(magic), magic, &got).ok() && got == sizeof(magic);
+    if ((*file)->Read(0, sizeof(magic), magic, &got).ok() && got == sizeof(magic)) {
+      if (std::memcmp(magic, segment::kMagic, 8) == 0) return FileKind::kKvSegment;
+      if (std::memcmp(magic, "POMAIMAN", 8) == 0 || std::memcmp(magic, "POMAIKVM", 8) == 0)
+        return FileKind::kOldManifest;
+    }
   }
-  if (k == FileKind::kUnknown && have_magic) {
-    if (std::memcmp(magic, segment::kMagic, 8) == 0) k = FileKind::kSegment;
-    if (std::memcmp(magic, "POMAIMAN", 8) == 0) k = FileKind::kManifest;
-  }
-  if (k == FileKind::kSegment) return SegmentKindOf(path);
-  if (k == FileKind::kWal && IsKvWal(path)) return FileKind::kKvWal;
-  return k;
+  return FileKind::kUnknown;
 }
 
 Status UnknownKind(const std::string& path) {
   return Status::InvalidArgument(path + ": cannot tell whether this is a segment, a WAL or a manifest "
-                                        "(name it *.pseg, *.log or MANIFEST, or pass --kind)");
+                                        "(name it *.pseg, *.log, CURRENT or MANIFEST-NNNNNN, or pass --kind)");
 }
 
 // ---------------------------------------------------------------------------
-// Manifest
-
-Json ManifestJson(const Manifest& m, uint64_t bytes) {
-  Json j = Json::Object();
-  j.Set("format_version", engine::kManifestVersion);
-  j.Set("bytes", bytes);
-  j.Set("dim", m.dim);
-  j.Set("metric", simd::MetricName(m.metric));
-  j.Set("shards", m.shards);
-  j.Set("next_file_number", m.next_file_number);
-  j.Set("log_number", m.log_number);
-  j.Set("last_seq", m.last_seq);
-  Json shards = Json::Array();
-  for (uint32_t s = 0; s < m.shards; ++s) {
-    Json segs = Json::Array();
-    for (const auto& e : m.segments[s]) {
-      Json je = Json::Object();
-      je.Set("file", engine::files::FileName(engine::files::FileType::kSegment, e.file_number));
-      je.Set("number", e.file_number);
-      je.Set("rows", e.rows);
-      segs.Push(std::move(je));
-    }
-    shards.Push(std::move(segs));
-  }
-  j.Set("segments", std::move(shards));
-  return j;
-}
-
-// Reads and decodes a manifest file; *raw gets its bytes.
-Result<Manifest> ReadManifestFile(const std::string& path, std::string* raw) {
-  POMAI_RETURN_IF_ERROR(ReadFileToString(env(), path, raw));
-  return Manifest::Decode(*raw, path);
-}
-
-// ---------------------------------------------------------------------------
-// Segments and graphs
-
-Result<index::HnswGraph> OpenGraph(const Segment& seg) {
-  return index::HnswGraph::Open([&](uint32_t kind) { return seg.Section(kind); }, seg.vectors(), seg.row_count(),
-                                seg.dim(), seg.info().metric, seg.path(), seg.base());
-}
+// Graphs
 
 // An opened graph's parameters.
 Json GraphJson(const index::HnswGraph& g) {
@@ -339,40 +241,6 @@ Json GraphJson(const index::HnswGraph& g) {
   j.Set("representation", g.has_sq8() ? "sq8" : "float32");
   j.Set("reused_rows", g.reused_rows());
   return j;
-}
-
-// The graph's summary, or "none" when the segment has none.
-Json IndexJson(const Segment& seg, Status* status) {
-  if (seg.Section(SectionKind::kHnswHeader).empty()) return Json("none");
-  auto g = OpenGraph(seg);
-  if (!g.ok()) {
-    *status = g.status();
-    return Json("hnsw (damaged)");
-  }
-  return GraphJson(*g);
-}
-
-Json SegmentSummary(const Segment& seg) {
-  Json j = Json::Object();
-  j.Set("bytes", seg.file_size());
-  j.Set("format_version", segment::kFormatVersion);
-  j.Set("shard", seg.info().shard);
-  j.Set("rows", seg.row_count());
-  j.Set("tombstones", seg.tombstone_count());
-  j.Set("dim", seg.dim());
-  j.Set("metric", simd::MetricName(seg.info().metric));
-  j.Set("min_seq", seg.info().min_seq);
-  j.Set("max_seq", seg.info().max_seq);
-  return j;
-}
-
-// Segment::Verify, then the graph's Open and Verify.
-Status VerifySegment(const Segment& seg) {
-  POMAI_RETURN_IF_ERROR(seg.Verify());
-  if (seg.Section(SectionKind::kHnswHeader).empty()) return Status::OK();
-  auto g = OpenGraph(seg);
-  if (!g.ok()) return g.status();
-  return g->Verify();
 }
 
 // ---------------------------------------------------------------------------
@@ -475,6 +343,15 @@ std::string WalDetail(const WalScan& scan) {
          std::to_string(scan.put_rows + scan.delete_rows + scan.put_bytes + scan.put_vectors + scan.delete_keys) + " ops";
 }
 
+// A record of row ops (pomaidb's face: put and delete row, a row array)
+// rather than of key ops.
+bool IsRowRecord(const wal::DecodedRecord& d) {
+  return d.type == wal::RecordType::kRowArray ||
+         std::any_of(d.ops.begin(), d.ops.end(), [](const wal::RecordOp& op) {
+           return op.kind == wal::OpKind::kPutRow || op.kind == wal::OpKind::kDeleteRow;
+         });
+}
+
 // ---------------------------------------------------------------------------
 // The directory
 
@@ -507,75 +384,6 @@ Result<std::vector<DirFile>> ListFiles(const std::string& dir) {
 uint64_t SizeOrZero(const std::string& path) {
   auto s = env()->FileSize(path);
   return s.ok() ? *s : 0;
-}
-
-// Where a segment sits in the manifest: shard and rows, or nothing.
-struct Named {
-  uint32_t shard;
-  uint64_t rows;
-};
-
-std::map<uint64_t, Named> NamedSegments(const Manifest& m) {
-  std::map<uint64_t, Named> named;
-  for (uint32_t s = 0; s < m.shards; ++s) {
-    for (const auto& e : m.segments[s]) named[e.file_number] = Named{s, e.rows};
-  }
-  return named;
-}
-
-// Why a file the manifest does not need is there.
-std::string OrphanReason(const DirFile& f, const std::optional<Manifest>& m) {
-  if (f.kind == 's') return "segment not named by the manifest (removed on the next open)";
-  if (f.kind == 'w') return "WAL below the manifest's log_number (already in segments; removed on the next open)";
-  if (EndsWith(f.name, ".tmp")) return "temporary file of an interrupted write (removed on the next open)";
-  return "not a file of the database";
-}
-
-bool IsKnownFile(const std::string& name) { return name == "LOCK" || name == engine::kManifestName; }
-
-// ---------------------------------------------------------------------------
-// Live rows (docs/FORMAT.md, "pomai-inspect": the live row count)
-
-// The ids the WAL records that recovery replays write: per id its last
-// operation (true a put, false a delete). Newer than every segment.
-using IdOverlay = std::unordered_map<uint64_t, bool>;
-
-// The live rows of one shard's segments (newest first) whose ids `wal` does
-// not write: per id, the newest segment holding it as a row or a tombstone
-// decides. A merge of the segments' sorted ids and tombstones, each section
-// checked against its checksum first (Corruption naming file and offset).
-Result<uint64_t> LiveSegmentRows(const std::vector<const Segment*>& newest_first, const IdOverlay& wal) {
-  struct Cursor {
-    const uint64_t* at;
-    const uint64_t* end;
-    size_t age;  // 0 = the newest segment
-    bool row;    // false: a tombstone
-  };
-  std::vector<Cursor> cursors;
-  for (size_t age = 0; age < newest_first.size(); ++age) {
-    const Segment& seg = *newest_first[age];
-    POMAI_RETURN_IF_ERROR(seg.CheckSection(segment::SectionKind::kIds));
-    POMAI_RETURN_IF_ERROR(seg.CheckSection(segment::SectionKind::kTombstones));
-    if (seg.row_count() > 0) cursors.push_back({seg.ids(), seg.ids() + seg.row_count(), age, true});
-    if (seg.tombstone_count() > 0)
-      cursors.push_back({seg.tombstones(), seg.tombstones() + seg.tombstone_count(), age, false});
-  }
-  uint64_t live = 0;
-  for (;;) {
-    const Cursor* newest = nullptr;
-    for (const Cursor& c : cursors) {
-      if (c.at == c.end) continue;
-      if (newest == nullptr || *c.at < *newest->at || (*c.at == *newest->at && c.age < newest->age)) newest = &c;
-    }
-    if (newest == nullptr) break;
-    const uint64_t id = *newest->at;
-    if (newest->row && wal.count(id) == 0) ++live;
-    // Every cursor at this id moves past it (the newest one at least, so the merge ends).
-    for (Cursor& c : cursors) {
-      while (c.at != c.end && *c.at == id) ++c.at;
-    }
-  }
-  return live;
 }
 
 }  // namespace
@@ -788,12 +596,7 @@ Json EditJson(const engine::VersionSet::Record& r) {
 // A KV segment's container (SegmentFile::Open: O(sections)), after refusing
 // one of format version 1.
 Result<std::shared_ptr<segment::SegmentFile>> OpenKvSegmentContainer(const std::string& path) {
-  if (IsFormat1KeyspaceSegment(path)) {
-    return Status::InvalidArgument(path + ": a keyspace segment of format version 1, which this version does not " +
-                                   "read (it reads segment format version " +
-                                   std::to_string(segment::kFormatVersion2) +
-                                   " and does not convert: no migration before 1.0)");
-  }
+  POMAI_RETURN_IF_ERROR(CheckNotFormat1Segment(path));
   return segment::SegmentFile::Open(env(), path);
 }
 
@@ -958,12 +761,71 @@ Status CountLiveKeys(const std::vector<const segment::SegmentFile*>& newest_firs
   }
 }
 
+// The rows (u64 collections, the default collection's) that the row records
+// recovery replays write: per (cid, id) its last operation (true a put, false
+// a delete). Newer than every segment.
+using RowOverlay = std::map<std::pair<uint64_t, uint64_t>, bool>;
+
+// The live rows of the u64 groups of the segments (newest first) whose
+// collection is live (cid in `live_cids`) and whose (cid, id) `wal` does not
+// write, plus wal's puts of live collections: per id, the newest segment
+// holding it as a row or a tombstone decides. A merge per cid of the groups'
+// sorted ids and tombstone ids; the segments passed Verify.
+Result<uint64_t> CountLiveRows(const std::vector<const segment::SegmentFile*>& newest_first, const RowOverlay& wal,
+                               const std::set<uint64_t>& live_cids) {
+  struct Cursor {
+    const uint64_t* at;
+    const uint64_t* end;
+    size_t age;  // 0 = the newest segment
+    bool row;    // false: a tombstone
+  };
+  std::map<uint64_t, std::vector<Cursor>> by_cid;
+  for (size_t age = 0; age < newest_first.size(); ++age) {
+    const segment::SegmentFile& seg = *newest_first[age];
+    for (uint32_t g = 0; g < seg.group_count(); ++g) {
+      const segment::GroupInfo& info = seg.group(g);
+      if (info.kind != segment::GroupKind::kU64 || live_cids.count(info.cid) == 0) continue;
+      const uint64_t* tomb_ids = nullptr;
+      const uint64_t* tomb_seqs = nullptr;
+      POMAI_RETURN_IF_ERROR(seg.Tombstones(g, &tomb_ids, &tomb_seqs));
+      std::vector<Cursor>& cursors = by_cid[info.cid];
+      if (info.rows > 0) cursors.push_back({seg.ids(g), seg.ids(g) + info.rows, age, true});
+      if (info.tombstones > 0) cursors.push_back({tomb_ids, tomb_ids + info.tombstones, age, false});
+    }
+  }
+  uint64_t live = 0;
+  for (auto& [cid, cursors] : by_cid) {
+    for (;;) {
+      const Cursor* newest = nullptr;
+      for (const Cursor& c : cursors) {
+        if (c.at == c.end) continue;
+        if (newest == nullptr || *c.at < *newest->at || (*c.at == *newest->at && c.age < newest->age)) newest = &c;
+      }
+      if (newest == nullptr) break;
+      const uint64_t id = *newest->at;
+      if (newest->row && wal.count({cid, id}) == 0) ++live;
+      // Every cursor at this id moves past it (the newest one at least, so the merge ends).
+      for (Cursor& c : cursors) {
+        while (c.at != c.end && *c.at == id) ++c.at;
+      }
+    }
+  }
+  for (const auto& [key, put] : wal) live += put && live_cids.count(key.first) ? 1 : 0;
+  return live;
+}
+
 Report KvInspectDirOnce(const std::string& dir) {
   Report r;
   r.json.Set("command", "summary");
   r.json.Set("path", dir);
   r.json.Set("ok", true);
   r.json.Set("database", "keyspace");
+  // A directory of format version 1 is refused naming its manifest, as an open refuses it.
+  if (Status old = engine::CheckNotOldFormat(env(), dir); !old.ok()) {
+    r.json.Set("manifest_log", Json());
+    Fail(&r, Problem(old, dir));
+    return r;
+  }
   auto files = ListFiles(dir);
   if (!files.ok()) {
     Fail(&r, Problem(files.status(), dir));
@@ -993,6 +855,8 @@ Report KvInspectDirOnce(const std::string& dir) {
   // commit records write, and whether every live file could be read.
   std::map<uint64_t, std::shared_ptr<segment::SegmentFile>> live_segments;
   KeyOverlay replayed;
+  RowOverlay replayed_rows;
+  uint64_t segment_rows = 0, segment_tombstones = 0;
   bool live_readable = manifest != nullptr;
   uint64_t prev_seq = manifest ? manifest->last_seq : 0;
   for (const DirFile& f : *files) {
@@ -1025,6 +889,11 @@ Report KvInspectDirOnce(const std::string& dir) {
         j.Set("error", Json());
         if (live) {
           total_entries += (*seg)->entry_count();
+          for (uint32_t g = 0; g < (*seg)->group_count(); ++g) {
+            if ((*seg)->group(g).kind != segment::GroupKind::kU64) continue;
+            segment_rows += (*seg)->group(g).rows;
+            segment_tombstones += (*seg)->group(g).tombstones;
+          }
           live_segments[f.number] = *seg;
         }
       }
@@ -1034,6 +903,12 @@ Report KvInspectDirOnce(const std::string& dir) {
       // Recovery replays the records of the live WALs (in number order) above the manifest's last_seq.
       auto replay = [&](const wal::Record& rec, const wal::DecodedRecord& d) {
         if (rec.seq <= manifest->last_seq) return true;
+        if (IsRowRecord(d)) {
+          for (const auto& op : d.ops) replayed_rows[{op.cid, op.id}] = op.kind == wal::OpKind::kPutRow;
+          for (uint32_t i = 0; i < d.array.rows && d.type == wal::RecordType::kRowArray; ++i)
+            replayed_rows[{d.array.cid, DecodeFixed64(d.array.ids + size_t{i} * 8)}] = true;
+          return true;
+        }
         for (const auto& op : d.ops) replayed[std::string(op.key)] = Replayed{op.kind != wal::OpKind::kDeleteKey, rec.seq};
         return true;
       };
@@ -1068,6 +943,8 @@ Report KvInspectDirOnce(const std::string& dir) {
   Json totals = Json::Object();
   totals.Set("live_segments", static_cast<uint64_t>(named.size()));
   totals.Set("segment_entries", total_entries);
+  totals.Set("segment_rows", segment_rows);
+  totals.Set("segment_tombstones", segment_tombstones);
   totals.Set("wal_records", wal_records);
   totals.Set("wal_writes", wal_writes);
   totals.Set("bytes", total_bytes);
@@ -1076,6 +953,7 @@ Report KvInspectDirOnce(const std::string& dir) {
   // keys whose last replayed write is a value. Null when a live file is
   // missing or unreadable.
   std::optional<LiveKeys> live_keys;
+  std::optional<uint64_t> live_rows;  // of the u64 collections (the default collection)
   if (live_readable && missing.items().empty()) {
     std::vector<const segment::SegmentFile*> newest_first;
     for (uint64_t n : named) newest_first.push_back(live_segments.at(n).get());
@@ -1092,12 +970,19 @@ Report KvInspectDirOnce(const std::string& dir) {
     }
     if (s.ok()) {
       live_keys = counted;
+      auto rows = CountLiveRows(newest_first, replayed_rows, counted.live_cids);
+      if (rows.ok()) {
+        live_rows = *rows;
+      } else if (r.exit_code == 0) {
+        Fail(&r, Problem(rows.status(), dir));
+      }
     } else if (r.exit_code == 0) {
       Fail(&r, Problem(s, dir));
     }
   }
   totals.Set("live_keys", live_keys ? Json(live_keys->user_keys) : Json());
   totals.Set("live_index_entries", live_keys ? Json(live_keys->index_entries) : Json());
+  totals.Set("live_rows", live_rows ? Json(*live_rows) : Json());
   r.json.Set("totals", std::move(totals));
   if (!missing.items().empty() && r.exit_code == 0) {
     Fail(&r, Problem(Status::Corruption(log->path + " names " + missing.items()[0]["file"].AsString() +
@@ -1154,6 +1039,10 @@ void KvVerifyDirOnce(const std::string& dir, VerifyState* st) {
     st->Check(dir, FileKind::kUnknown, files.status());
     return;
   }
+  if (Status old = engine::CheckNotOldFormat(env(), dir); !old.ok()) {
+    st->Check(dir, FileKind::kOldManifest, old);
+    return;
+  }
   auto decoded = ReadKvManifest(dir);
   st->Check(decoded.ok() ? decoded->path : JoinPath(dir, "CURRENT"), FileKind::kManifestLog, decoded.status(),
             decoded.ok() ? ManifestDetail(*decoded) : "");
@@ -1194,6 +1083,43 @@ void KvVerifyDirOnce(const std::string& dir, VerifyState* st) {
   }
 }
 
+// The ops of a row record into *j (op_count, ops), while *shown < limit.
+void RowOpsJson(const wal::DecodedRecord& d, uint32_t prefix, uint64_t limit, uint64_t* shown, Json* j) {
+  Json jops = Json::Array();
+  auto put = [&](uint64_t cid, uint64_t id, std::string_view metadata, const void* vector, uint32_t dim) {
+    Json o = Json::Object();
+    o.Set("kind", "put");
+    o.Set("cid", cid);
+    o.Set("id", id);
+    MetadataFields(&o, metadata);
+    o.Set("vector_prefix", VectorPrefix(static_cast<const uint8_t*>(vector), dim, prefix));
+    jops.Push(std::move(o));
+  };
+  if (d.type == wal::RecordType::kRowArray) {
+    j->Set("op_count", static_cast<uint64_t>(d.array.rows));
+    for (uint32_t i = 0; i < d.array.rows && *shown < limit; ++i, ++*shown) {
+      put(d.array.cid, DecodeFixed64(d.array.ids + size_t{i} * 8), {}, d.array.vectors + size_t{i} * d.array.dim * 4,
+          d.array.dim);
+    }
+  } else {
+    j->Set("op_count", static_cast<uint64_t>(d.ops.size()));
+    for (const auto& op : d.ops) {
+      if (*shown >= limit) break;
+      ++*shown;
+      if (op.kind == wal::OpKind::kPutRow) {
+        put(op.cid, op.id, op.bytes, op.vector, op.dim);
+      } else {
+        Json o = Json::Object();
+        o.Set("kind", op.kind == wal::OpKind::kDeleteRow ? "delete" : wal::OpKindName(op.kind));
+        o.Set("cid", op.cid);
+        o.Set("id", op.id);
+        jops.Push(std::move(o));
+      }
+    }
+  }
+  j->Set("ops", std::move(jops));
+}
+
 // dump of one keyspace file.
 void KvDump(const std::string& file, FileKind kind, const InspectOptions& opt, Report* r) {
   const uint64_t limit = opt.limit == 0 ? UINT64_MAX : opt.limit;
@@ -1232,13 +1158,18 @@ void KvDump(const std::string& file, FileKind kind, const InspectOptions& opt, R
     uint64_t shown = 0, prev = 0;
     std::vector<kv::Write> writes;
     WalScan scan = ScanWal(file, 0, &prev, [&](const wal::Record& rec, const wal::DecodedRecord& d) {
-      if (!kv::WritesOf(d.ops, file, &writes).ok()) writes.clear();
       if (shown >= limit) return false;
       Json j = Json::Object();
       j.Set("offset", rec.offset);
       j.Set("seq", rec.seq);
       j.Set("type", static_cast<uint32_t>(rec.type));
       j.Set("length", static_cast<uint64_t>(rec.payload.size()));
+      if (IsRowRecord(d)) {
+        RowOpsJson(d, opt.prefix, limit, &shown, &j);
+        records.Push(std::move(j));
+        return true;
+      }
+      if (!kv::WritesOf(d.ops, file, &writes).ok()) writes.clear();
       j.Set("write_count", static_cast<uint64_t>(writes.size()));
       Json jw = Json::Array();
       for (const auto& w : writes) {
@@ -1283,166 +1214,7 @@ void KvDump(const std::string& file, FileKind kind, const InspectOptions& opt, R
 // ---------------------------------------------------------------------------
 // pomai-inspect DIR
 
-namespace {
-
-Report InspectDirOnce(const std::string& dir, const InspectOptions& opt, std::string* raw) {
-  Report r;
-  r.json.Set("command", "summary");
-  r.json.Set("path", dir);
-  r.json.Set("ok", true);
-  auto files = ListFiles(dir);
-  if (!files.ok()) {
-    Fail(&r, Problem(files.status(), dir));
-    return r;
-  }
-  const std::string manifest_path = JoinPath(dir, engine::kManifestName);
-  std::optional<Manifest> manifest;
-  auto m = ReadManifestFile(manifest_path, raw);
-  if (m.ok()) {
-    manifest = std::move(m).value();
-    r.json.Set("manifest", ManifestJson(*manifest, raw->size()));
-  } else {
-    r.json.Set("manifest", Json());
-    Fail(&r, Problem(m.status(), manifest_path));
-  }
-  const std::map<uint64_t, Named> named = manifest ? NamedSegments(*manifest) : std::map<uint64_t, Named>{};
-
-  Json segments = Json::Array(), wals = Json::Array(), orphans = Json::Array(), missing = Json::Array();
-  uint64_t total_rows = 0, total_tombstones = 0, total_bytes = 0, wal_records = 0;
-  std::vector<uint64_t> present;
-  // For the live row count: the live segments by number, what the replayed
-  // WAL records write, and whether every live file could be read.
-  std::map<uint64_t, std::shared_ptr<Segment>> live_segments;
-  IdOverlay replayed;
-  bool live_readable = manifest.has_value();
-  for (const DirFile& f : *files) {
-    const std::string path = JoinPath(dir, f.name);
-    const uint64_t bytes = SizeOrZero(path);
-    total_bytes += bytes;
-    const bool live = manifest && ((f.kind == 's' && named.count(f.number)) ||
-                                   (f.kind == 'w' && f.number >= manifest->log_number));
-    if (!live && !IsKnownFile(f.name)) {
-      Json o = Json::Object();
-      o.Set("file", f.name);
-      o.Set("bytes", bytes);
-      o.Set("reason", manifest ? OrphanReason(f, manifest) : "no readable manifest");
-      orphans.Push(std::move(o));
-    }
-    if (f.kind == 's') {
-      present.push_back(f.number);
-      Json j = Json::Object();
-      j.Set("file", f.name);
-      j.Set("number", f.number);
-      j.Set("live", live);
-      auto seg = Segment::Open(env(), path);
-      if (!seg.ok()) {
-        j.Set("bytes", bytes);
-        j.Set("error", Problem(seg.status(), path));
-        if (live && r.exit_code == 0) Fail(&r, Problem(seg.status(), path));
-        if (live) live_readable = false;
-      } else {
-        Merge(&j, SegmentSummary(**seg));
-        Status gs;
-        j.Set("index", IndexJson(**seg, &gs));
-        j.Set("error", gs.ok() ? Json() : Problem(gs, path));
-        if (live && !gs.ok() && r.exit_code == 0) Fail(&r, Problem(gs, path));
-        if (live) {
-          total_rows += (*seg)->row_count();
-          total_tombstones += (*seg)->tombstone_count();
-          live_segments[f.number] = *seg;
-        }
-      }
-      segments.Push(std::move(j));
-    } else if (f.kind == 'w') {
-      // Recovery replays the records of the live WALs (in number order) above the manifest's last_seq.
-      uint64_t prev = 0;
-      WalScan scan = ScanWal(path, 0, &prev, [&](const wal::Record& rec, const wal::DecodedRecord& d) {
-        if (!live || rec.seq <= manifest->last_seq) return true;
-        for (const auto& op : d.ops) replayed[op.id] = op.kind == wal::OpKind::kPutRow;
-        for (uint32_t i = 0; i < d.array.rows && d.type == wal::RecordType::kRowArray; ++i)
-          replayed[DecodeFixed64(d.array.ids + size_t{i} * 8)] = true;
-        return true;
-      });
-      if (live && !scan.status.ok()) live_readable = false;
-      Json j = Json::Object();
-      j.Set("file", f.name);
-      j.Set("number", f.number);
-      j.Set("live", live);
-      Merge(&j, WalJson(scan));
-      j.Set("error", scan.status.ok() ? Json() : Problem(scan.status, path));
-      if (live && !scan.status.ok() && r.exit_code == 0) Fail(&r, Problem(scan.status, path));
-      if (live) wal_records += scan.records;
-      wals.Push(std::move(j));
-    }
-  }
-  for (const auto& [number, where] : named) {
-    if (std::find(present.begin(), present.end(), number) == present.end()) {
-      Json j = Json::Object();
-      j.Set("file", engine::files::FileName(engine::files::FileType::kSegment, number));
-      j.Set("shard", where.shard);
-      missing.Push(std::move(j));
-    }
-  }
-  r.json.Set("segments", std::move(segments));
-  r.json.Set("wal", std::move(wals));
-  r.json.Set("orphans", std::move(orphans));
-  r.json.Set("missing", missing);
-  Json totals = Json::Object();
-  totals.Set("live_segments", static_cast<uint64_t>(named.size()));
-  totals.Set("segment_rows", total_rows);
-  totals.Set("segment_tombstones", total_tombstones);
-  totals.Set("wal_records", wal_records);
-  totals.Set("bytes", total_bytes);
-  // The live rows: per shard the segments' rows that no newer segment and no
-  // replayed WAL record overrides, plus the ids whose last replayed
-  // operation is a put. Null when a live file is missing or unreadable.
-  std::optional<uint64_t> live_rows;
-  if (live_readable && missing.items().empty()) {
-    uint64_t n = 0;
-    Status s;
-    for (uint32_t shard = 0; shard < manifest->shards && s.ok(); ++shard) {
-      std::vector<const Segment*> newest_first;
-      for (auto e = manifest->segments[shard].rbegin(); e != manifest->segments[shard].rend(); ++e)
-        newest_first.push_back(live_segments.at(e->file_number).get());
-      auto rows = LiveSegmentRows(newest_first, replayed);
-      if (rows.ok()) {
-        n += *rows;
-      } else {
-        s = rows.status();
-      }
-    }
-    for (const auto& [id, put] : replayed) n += put ? 1 : 0;
-    if (s.ok()) {
-      live_rows = n;
-    } else if (r.exit_code == 0) {
-      Fail(&r, Problem(s, dir));
-    }
-  }
-  totals.Set("live_rows", live_rows ? Json(*live_rows) : Json());
-  r.json.Set("totals", std::move(totals));
-  if (!missing.items().empty() && r.exit_code == 0) {
-    Fail(&r, Problem(Status::Corruption(manifest_path + " names " + missing.items()[0]["file"].AsString() +
-                                        ", which is missing"),
-                     manifest_path));
-  }
-  return r;
-}
-
-}  // namespace
-
-Report InspectDir(const std::string& dir, const InspectOptions& opt) {
-  // As in Verify: a failure seen while another process replaced the manifest
-  // (a freeze or compaction deleting files) is looked at again.
-  if (IsKvDir(dir)) return KvInspectDir(dir);
-  Report r;
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    std::string before, after;
-    r = InspectDirOnce(dir, opt, &before);
-    if (r.exit_code == 0) break;
-    if (!ReadFileToString(env(), JoinPath(dir, engine::kManifestName), &after).ok() || after == before) break;
-  }
-  return r;
-}
+Report InspectDir(const std::string& dir, const InspectOptions&) { return KvInspectDir(dir); }
 
 // ---------------------------------------------------------------------------
 // pomai-inspect segment FILE
@@ -1489,7 +1261,7 @@ void InspectKvSegment(const std::string& file, Report* r) {
   for (const segment::SegmentFile::SectionRef& s : seg.sections()) {
     Json j = Json::Object();
     j.Set("kind", segment::KindNumber(s.kind));
-    j.Set("name", SectionName2(s.kind));
+    j.Set("name", SectionName(s.kind));
     j.Set("group", s.group == segment::kFileLevel ? Json() : Json(s.group));
     j.Set("offset", s.offset);
     j.Set("length", s.length);
@@ -1499,8 +1271,6 @@ void InspectKvSegment(const std::string& file, Report* r) {
   }
   r->json.Set("sections", std::move(sections));
   r->json.Set("footer", FooterJson(base, seg.file_size()));
-  // Graphs are per group (the kv summary's vector_groups).
-  r->json.Set("index", Json());
   r->json.Set("keyspace", true);
   Status v = seg.Verify();
   r->json.Set("kv", v.ok() ? KvSegmentSummary(seg) : Json());
@@ -1509,46 +1279,12 @@ void InspectKvSegment(const std::string& file, Report* r) {
 
 }  // namespace
 
-Report InspectSegment(const std::string& file, const InspectOptions& opt) {
+Report InspectSegment(const std::string& file, const InspectOptions&) {
   Report r;
   r.json.Set("command", "segment");
   r.json.Set("file", file);
   r.json.Set("ok", true);
-  if (SegmentKindOf(file) == FileKind::kKvSegment) {
-    InspectKvSegment(file, &r);
-    return r;
-  }
-  auto opened = Segment::Open(env(), file);
-  if (!opened.ok()) {
-    Fail(&r, Problem(opened.status(), file));
-    return r;
-  }
-  const Segment& seg = **opened;
-  const uint8_t* base = reinterpret_cast<const uint8_t*>(seg.base());
-  Json header = SegmentSummary(seg);
-  header.Set("magic", std::string(segment::kMagic, 8));
-  header.Set("header_size", static_cast<uint64_t>(segment::kHeaderSize));
-  header.Set("header_crc", DecodeFixed32(base + 124));
-  r.json.Set("header", std::move(header));
-
-  Json sections = Json::Array();
-  for (const Segment::SectionRef& s : seg.sections()) {
-    Json j = Json::Object();
-    j.Set("kind", s.kind);
-    j.Set("name", SectionName(s.kind));
-    j.Set("offset", s.offset);
-    j.Set("length", s.length);
-    j.Set("crc", s.crc);
-    j.Set("crc_ok", crc32c::Value(base + s.offset, static_cast<size_t>(s.length)) == s.crc);
-    sections.Push(std::move(j));
-  }
-  r.json.Set("sections", std::move(sections));
-  r.json.Set("footer", FooterJson(base, seg.file_size()));
-
-  Status gs;
-  r.json.Set("index", IndexJson(seg, &gs));
-  if (!gs.ok()) Fail(&r, Problem(gs, file));
-  r.json.Set("keyspace", false);
+  InspectKvSegment(file, &r);
   return r;
 }
 
@@ -1557,121 +1293,20 @@ Report InspectSegment(const std::string& file, const InspectOptions& opt) {
 
 namespace {
 
-
-Status VerifyWalFile(const std::string& path, VerifyState* st, std::string* detail) {
-  WalScan scan = ScanWal(path);
-  *detail = WalDetail(scan);
-  if (scan.status.ok() && scan.torn_tail) st->notes.Push(Note(path, scan.good_end, TornTailNote(scan)));
-  return scan.status;
-}
-
-Status VerifySegmentFile(const std::string& path, std::shared_ptr<Segment>* out, std::string* detail) {
-  auto seg = Segment::Open(env(), path);
-  if (!seg.ok()) return seg.status();
-  *detail = std::to_string((*seg)->row_count()) + " rows, " + std::to_string((*seg)->tombstone_count()) +
-            " tombstones" + ((*seg)->Section(SectionKind::kHnswHeader).empty() ? "" : ", hnsw graph");
-  if (out) *out = *seg;
-  return VerifySegment(**seg);
-}
-
-void VerifyFile(const std::string& path, FileKind kind, const InspectOptions& opt, VerifyState* st) {
-  std::string detail;
+void VerifyFile(const std::string& path, FileKind kind, VerifyState* st) {
   switch (kind) {
-    case FileKind::kSegment: {
-      Status s = VerifySegmentFile(path, nullptr, &detail);
-      st->Check(path, kind, s, detail);
-      return;
-    }
-    case FileKind::kWal: {
-      Status s = VerifyWalFile(path, st, &detail);
-      st->Check(path, kind, s, detail);
-      return;
-    }
-    case FileKind::kManifest: {
-      std::string raw;
-      auto m = ReadManifestFile(path, &raw);
-      st->Check(path, kind, m.status(), m.ok() ? std::to_string(m->shards) + " shards" : "");
-      return;
-    }
     case FileKind::kKvSegment:
     case FileKind::kKvWal:
     case FileKind::kCurrent:
     case FileKind::kManifestLog:
       KvVerifyFile(path, kind, st);
       return;
+    case FileKind::kOldManifest:
+      st->Check(path, kind, engine::RefuseVersion1Manifest(env(), path));
+      return;
     case FileKind::kUnknown:
       st->Check(path, kind, UnknownKind(path));
       return;
-  }
-}
-
-// One pass over the directory. *manifest_raw gets the manifest's bytes as read.
-void VerifyDirOnce(const std::string& dir, VerifyState* st, std::string* manifest_raw) {
-  const std::string manifest_path = JoinPath(dir, engine::kManifestName);
-  auto files = ListFiles(dir);
-  if (!files.ok()) {
-    st->Check(dir, FileKind::kUnknown, files.status());
-    return;
-  }
-  auto decoded = ReadManifestFile(manifest_path, manifest_raw);
-  st->Check(manifest_path, FileKind::kManifest, decoded.status(),
-            decoded.ok() ? std::to_string(decoded->shards) + " shards" : "");
-  if (!decoded.ok()) return;  // without it nothing else can be cross-checked
-  const Manifest& m = *decoded;
-
-  for (uint32_t shard = 0; shard < m.shards; ++shard) {
-    for (const auto& e : m.segments[shard]) {
-      const std::string path = JoinPath(dir, engine::files::FileName(engine::files::FileType::kSegment, e.file_number));
-      std::shared_ptr<Segment> seg;
-      std::string detail;
-      Status s;
-      if (!env()->FileExists(path)) {
-        s = Status::Corruption(manifest_path + " names " + path + ", which is missing");
-      } else {
-        s = VerifySegmentFile(path, &seg, &detail);
-      }
-      if (s.ok() && (seg->dim() != m.dim || seg->info().metric != m.metric)) {
-        s = Status::Corruption(path, 16, "segment dim " + std::to_string(seg->dim()) + "/metric " +
-                                             simd::MetricName(seg->info().metric) + " differ from the manifest's " +
-                                             std::to_string(m.dim) + "/" + simd::MetricName(m.metric));
-      }
-      if (s.ok() && seg->info().shard != shard) {
-        s = Status::Corruption(path, 24, "segment of shard " + std::to_string(seg->info().shard) +
-                                             " is listed under shard " + std::to_string(shard) + " in the manifest");
-      }
-      if (s.ok() && seg->row_count() != e.rows) {
-        s = Status::Corruption(path, 32, "segment has " + std::to_string(seg->row_count()) +
-                                             " rows, the manifest says " + std::to_string(e.rows));
-      }
-      st->Check(path, FileKind::kSegment, s, detail);
-    }
-  }
-
-  // Live WALs in number order: sequence numbers increase across them too.
-  const std::map<uint64_t, Named> named = NamedSegments(m);
-  uint64_t prev_last_seq = 0;
-  std::string prev_wal;
-  for (const DirFile& f : *files) {
-    const std::string path = JoinPath(dir, f.name);
-    if (f.kind == 'w' && f.number >= m.log_number) {
-      std::string detail;
-      WalScan scan = ScanWal(path);
-      detail = WalDetail(scan);
-      Status s = scan.status;
-      if (s.ok() && scan.records > 0 && !prev_wal.empty() && scan.first_seq <= prev_last_seq) {
-        s = Status::Corruption(path, 8, "first sequence number " + std::to_string(scan.first_seq) +
-                                            " does not follow " + std::to_string(prev_last_seq) + " at the end of " +
-                                            prev_wal);
-      }
-      if (s.ok() && scan.torn_tail) st->notes.Push(Note(path, scan.good_end, TornTailNote(scan)));
-      if (scan.records > 0) {
-        prev_last_seq = scan.last_seq;
-        prev_wal = path;
-      }
-      st->Check(path, FileKind::kWal, s, detail);
-    } else if (!IsKnownFile(f.name) && !(f.kind == 's' && named.count(f.number))) {
-      st->notes.Push(Note(path, std::nullopt, "not checked: " + OrphanReason(f, m)));
-    }
   }
 }
 
@@ -1701,30 +1336,18 @@ Report Verify(const std::string& path, const InspectOptions& opt) {
   auto is_dir = env()->ListDir(path);
   if (!is_dir.ok() && !env()->FileExists(path)) {
     st.Check(path, FileKind::kUnknown, Status::IOError(path + ": no such file or directory"));
-  } else if (is_dir.ok() && opt.kind.empty() && IsKvDir(path)) {
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      st = VerifyState();
-      const std::string before = ManifestFingerprint(path);
-      KvVerifyDirOnce(path, &st);
-      if (st.problems.items().empty() || ManifestFingerprint(path) == before) break;
-    }
   } else if (is_dir.ok() && opt.kind.empty()) {
     // A database open elsewhere may replace its manifest and delete files
     // while we read: when a pass fails and the manifest changed meanwhile,
     // the failure may be that race, so verify again (a few times at most).
     for (int attempt = 0; attempt < 5; ++attempt) {
       st = VerifyState();
-      std::string raw_before;
-      VerifyDirOnce(path, &st, &raw_before);
-      if (st.problems.items().empty()) break;
-      std::string raw_after;
-      if (!ReadFileToString(env(), JoinPath(path, engine::kManifestName), &raw_after).ok() ||
-          raw_after == raw_before) {
-        break;
-      }
+      const std::string before = ManifestFingerprint(path);
+      KvVerifyDirOnce(path, &st);
+      if (st.problems.items().empty() || ManifestFingerprint(path) == before) break;
     }
   } else {
-    VerifyFile(path, DetectKind(path, opt.kind), opt, &st);
+    VerifyFile(path, DetectKind(path, opt.kind), &st);
   }
   FinishVerify(std::move(st), &r);
   return r;
@@ -1751,106 +1374,13 @@ Report Dump(const std::string& file, const InspectOptions& opt) {
   const FileKind kind = DetectKind(file, opt.kind);
   r.json.Set("kind", KindName(kind));
   r.json.Set("limit", opt.limit);
-  const uint64_t limit = opt.limit == 0 ? UINT64_MAX : opt.limit;
-  if (kind == FileKind::kKvSegment || kind == FileKind::kKvWal || kind == FileKind::kCurrent ||
-      kind == FileKind::kManifestLog) {
+  if (kind == FileKind::kOldManifest) {
+    Fail(&r, Problem(engine::RefuseVersion1Manifest(env(), file), file));
+  } else if (kind == FileKind::kUnknown) {
+    Fail(&r, Problem(UnknownKind(file), file));
+  } else {
     KvDump(file, kind, opt, &r);
-    return r;
   }
-
-  if (kind == FileKind::kSegment) {
-    auto opened = Segment::Open(env(), file);
-    if (!opened.ok()) {
-      Fail(&r, Problem(opened.status(), file));
-      return r;
-    }
-    const Segment& seg = **opened;
-    r.json.Set("dim", seg.dim());
-    r.json.Set("total_rows", seg.row_count());
-    r.json.Set("total_tombstones", seg.tombstone_count());
-    Json rows = Json::Array();
-    for (uint64_t row = 0; row < seg.row_count() && row < limit; ++row) {
-      Json j = Json::Object();
-      j.Set("row", row);
-      j.Set("id", seg.ids()[row]);
-      auto meta = seg.Metadata(row);
-      if (meta.ok()) {
-        MetadataFields(&j, *meta);
-      } else {
-        j.Set("metadata_length", Json());
-        j.Set("metadata_error", Problem(meta.status(), file));
-        if (r.exit_code == 0) Fail(&r, Problem(meta.status(), file));
-      }
-      j.Set("vector_prefix", VectorPrefix(reinterpret_cast<const uint8_t*>(seg.vector(row)), seg.dim(), opt.prefix));
-      rows.Push(std::move(j));
-    }
-    Json tombstones = Json::Array();
-    for (uint64_t i = 0; i < seg.tombstone_count() && i < limit; ++i) tombstones.Push(seg.tombstones()[i]);
-    r.json.Set("rows", std::move(rows));
-    r.json.Set("tombstones", std::move(tombstones));
-    return r;
-  }
-
-  if (kind == FileKind::kWal) {
-    Json records = Json::Array();
-    uint64_t shown = 0, prev = 0;
-    WalScan scan = ScanWal(file, 0, &prev, [&](const wal::Record& rec, const wal::DecodedRecord& d) {
-      if (shown >= limit) return false;
-      Json j = Json::Object();
-      j.Set("offset", rec.offset);
-      j.Set("seq", rec.seq);
-      j.Set("type", static_cast<uint32_t>(rec.type));
-      j.Set("length", static_cast<uint64_t>(rec.payload.size()));
-      Json jops = Json::Array();
-      auto put = [&](uint64_t id, std::string_view metadata, const void* vector, uint32_t dim) {
-        Json o = Json::Object();
-        o.Set("kind", "put");
-        o.Set("id", id);
-        MetadataFields(&o, metadata);
-        o.Set("vector_prefix", VectorPrefix(static_cast<const uint8_t*>(vector), dim, opt.prefix));
-        jops.Push(std::move(o));
-      };
-      if (d.type == wal::RecordType::kRowArray) {
-        j.Set("op_count", static_cast<uint64_t>(d.array.rows));
-        for (uint32_t i = 0; i < d.array.rows && shown < limit; ++i, ++shown)
-          put(DecodeFixed64(d.array.ids + size_t{i} * 8), {}, d.array.vectors + size_t{i} * d.array.dim * 4, d.array.dim);
-      } else {
-        j.Set("op_count", static_cast<uint64_t>(d.ops.size()));
-        for (const auto& op : d.ops) {
-          if (shown >= limit) break;
-          ++shown;
-          if (op.kind == wal::OpKind::kPutRow) {
-            put(op.id, op.bytes, op.vector, op.dim);
-          } else {
-            Json o = Json::Object();
-            o.Set("kind", op.kind == wal::OpKind::kDeleteRow ? "delete" : wal::OpKindName(op.kind));
-            o.Set("id", op.id);
-            jops.Push(std::move(o));
-          }
-        }
-      }
-      j.Set("ops", std::move(jops));
-      records.Push(std::move(j));
-      return true;
-    });
-    r.json.Set("records", std::move(records));
-    r.json.Set("truncated", shown >= limit);
-    r.json.Set("torn_tail", scan.torn_tail);
-    if (!scan.status.ok()) Fail(&r, Problem(scan.status, file));
-    return r;
-  }
-
-  if (kind == FileKind::kManifest) {
-    std::string raw;
-    auto m = ReadManifestFile(file, &raw);
-    if (!m.ok()) {
-      Fail(&r, Problem(m.status(), file));
-      return r;
-    }
-    r.json.Set("manifest", ManifestJson(*m, raw.size()));
-    return r;
-  }
-  Fail(&r, Problem(UnknownKind(file), file));
   return r;
 }
 
@@ -1903,28 +1433,7 @@ Report Graph(const std::string& file, const InspectOptions& opt) {
   r.json.Set("command", "graph");
   r.json.Set("file", file);
   r.json.Set("ok", true);
-  if (SegmentKindOf(file) == FileKind::kKvSegment) {
-    KvGraph(file, opt, &r);
-    return r;
-  }
-  if (opt.group) {
-    Fail(&r, Problem(Status::InvalidArgument(file + ": --group applies to a keyspace segment (format 2), and this "
-                                                    "file has one graph"),
-                     file));
-    return r;
-  }
-  auto opened = Segment::Open(env(), file);
-  if (!opened.ok()) {
-    Fail(&r, Problem(opened.status(), file));
-    return r;
-  }
-  const Segment& seg = **opened;
-  auto g = OpenGraph(seg);
-  if (!g.ok()) {
-    Fail(&r, Problem(g.status(), file));
-    return r;
-  }
-  GraphReport(*g, seg.info().metric, file, &r);
+  KvGraph(file, opt, &r);
   return r;
 }
 

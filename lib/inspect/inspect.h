@@ -1,7 +1,7 @@
 // The checks and reports of pomai-inspect: read-only views of a database
 // directory and of its files (docs/FORMAT.md, "pomai-inspect"). Every command
-// builds one JSON report through the engine's own readers (Segment,
-// SegmentFile, HnswGraph, wal::Reader, Manifest::Decode, wal::DecodeRecord); nothing is opened
+// builds one JSON report through the engine's own readers (SegmentFile,
+// HnswGraph, wal::Reader, VersionSet, wal::DecodeRecord); nothing is opened
 // for writing and the LOCK file is never touched, so a database may be open
 // in another process. Linked by the tool (tools/) and by libpomai_c.so,
 // whose pomai_verify runs Verify on the directory of an open database.
@@ -18,8 +18,8 @@ namespace pomai::inspect {
 struct InspectOptions {
   uint64_t limit = 10;       // dump: rows (segment) or operations (WAL) to show; 0 = all
   uint32_t prefix = 4;       // dump: vector components to show
-  std::string kind;          // "", "segment", "wal" or "manifest": overrides detection
-  std::optional<uint32_t> group;  // graph: the vector group of a keyspace segment (default: the first with a graph)
+  std::string kind;          // "", "segment", "wal" or "manifest" (a manifest log): overrides detection
+  std::optional<uint32_t> group;  // graph: the vector group of a segment (default: the first with a graph)
 };
 
 // A command's result: the report and the process exit status (0 fine, 1 a
@@ -34,9 +34,10 @@ struct Report {
 // check is in the report (ok false, exit 1), never a crash. Thread-safe: each
 // call reads the files anew and shares nothing.
 //
-// The summary of a database directory (u64-id or keyspace, by its manifest).
+// The summary of a database directory (CURRENT, its manifest log, segments,
+// WAL files); a directory of format version 1 is refused naming its manifest.
 Report InspectDir(const std::string& dir, const InspectOptions& opt);
-// A segment file's header, section table, footer and index.
+// A segment file's header, section table, footer, entries and vector groups.
 Report InspectSegment(const std::string& file, const InspectOptions& opt);
 // Every check of a database directory or of one file. A database open
 // elsewhere may replace its manifest and delete files meanwhile: a failed
@@ -47,8 +48,8 @@ Report Verify(const std::string& path, const InspectOptions& opt);
 Report VerifyWithoutFiles(const std::string& path, const std::string& why);
 // Rows, records or fields of one file.
 Report Dump(const std::string& file, const InspectOptions& opt);
-// A segment's HNSW graph: levels, degrees, reachability, Verify; of a
-// keyspace segment, the graph of one vector group (opt.group).
+// The HNSW graph of one vector group of a segment (opt.group): levels,
+// degrees, reachability, Verify.
 Report Graph(const std::string& file, const InspectOptions& opt);
 
 }  // namespace pomai::inspect

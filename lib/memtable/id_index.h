@@ -47,7 +47,6 @@ class IdIndex {
   }
 
   size_t size() const { return size_; }
-  size_t bytes() const { return slots_.capacity() * sizeof(Entry); }
 
  private:
   // The row field of `id`'s entry, inserting id -> row when absent.

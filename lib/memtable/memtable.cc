@@ -135,12 +135,6 @@ MemTable::State MemTable::FindAt(uint64_t id, uint64_t seq, size_t* row) const {
   return deleted_[r] ? State::kDeleted : State::kLive;
 }
 
-size_t MemTable::ApproximateMemoryUsage() const {
-  return vectors_.capacity_bytes() + ids_.capacity_bytes() + deleted_.capacity_bytes() + first_seq_.capacity_bytes() +
-         next_.capacity_bytes() + origin_.capacity_bytes() +
-         metadata_.capacity() * sizeof(std::string) + metadata_bytes_ + index_.bytes();
-}
-
 MemTable::Sorted MemTable::SortedContents() const {
   std::vector<size_t> order;
   order.reserve(index_.size());

@@ -91,9 +91,6 @@ class MemTable {
   uint64_t min_seq() const { return min_seq_; }
   uint64_t max_seq() const { return max_seq_; }
 
-  // Bytes held (vectors, metadata, index), for the freeze trigger.
-  size_t ApproximateMemoryUsage() const;
-
   // Newest versions in ascending id order, for writing a segment: live rows and deleted ids.
   struct Sorted {
     std::vector<uint64_t> ids;           // live ids, ascending

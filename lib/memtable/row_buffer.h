@@ -85,7 +85,6 @@ class RowBuffer {
   const void* row(size_t i) const { return static_cast<const char*>(base_) + i * row_bytes_; }
   const void* data() const { return base_; }
   size_t rows() const { return rows_; }
-  size_t capacity_bytes() const { return capacity_; }
 
  private:
   static constexpr size_t kHugePage = 2u << 20;
@@ -130,7 +129,6 @@ class MappedArray {
   const T& operator[](size_t i) const { return static_cast<const T*>(buf_.data())[i]; }
   size_t size() const { return buf_.rows(); }
   bool empty() const { return buf_.rows() == 0; }
-  size_t capacity_bytes() const { return buf_.capacity_bytes(); }
 
  private:
   RowBuffer buf_;

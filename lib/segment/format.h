@@ -8,21 +8,24 @@
 //   [section table: section_count x 32 bytes]
 //   [footer: 32 bytes]
 //
-// The container's magic numbers, header, table entry and footer sizes and
-// the section alignment are format 1's (segment/segment_format.h: kMagic,
-// kFooterMagic, kHeaderSize, kSectionEntrySize, kFooterSize, kSectionAlign);
-// they move here when format 1 goes (migration step 11).
+// Format 1 (version 1 in the same header field) is not read: SegmentFile::Open
+// refuses it naming its version (docs/FORMAT.md).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
 #include "segment/section_kind.h"
-#include "segment/segment_format.h"
 
 namespace pomai::segment {
 
+constexpr char kMagic[8] = {'P', 'O', 'M', 'A', 'I', 'S', 'E', 'G'};
+constexpr char kFooterMagic[8] = {'P', 'O', 'M', 'A', 'I', 'E', 'N', 'D'};
 constexpr uint32_t kFormatVersion2 = 2;
+constexpr size_t kHeaderSize = 128;
+constexpr size_t kSectionEntrySize = 32;
+constexpr size_t kFooterSize = 32;
+constexpr size_t kSectionAlign = 64;
 
 // Header (kHeaderSize = 128 bytes) field offsets.
 namespace header2 {
@@ -51,7 +54,7 @@ constexpr size_t kReserved = 28; // 4  zero
 }  // namespace table2
 constexpr uint32_t kFileLevel = 0xFFFFFFFFu;
 
-// Footer (kFooterSize = 32 bytes) field offsets, as format 1.
+// Footer (kFooterSize = 32 bytes) field offsets.
 namespace footer2 {
 constexpr size_t kTableOffset = 0;  // 8
 constexpr size_t kSectionCount = 8; // 4

@@ -3,11 +3,9 @@
 // (docs/ENGINE.md 3.3, "The registry of section kinds"). No other file
 // defines a kind number.
 //
-// Format 1 (docs/FORMAT.md) is two files in one container, told apart by
-// the header's shard field: u64-id segments and named-index graph files; its
-// section table stores a kind as a u32.
-// Format 2 (docs/ENGINE.md 3.3) stores it as a u16. The two formats' numbers
-// are disjoint, so both live in one enum until format 1 goes.
+// A segment (format 2, docs/ENGINE.md 3.3) stores a kind as a u16. An HNSW
+// graph as lib/index builds and reads it (a graph image) numbers its sections
+// 16..23; a segment stores them as a group's kinds 160..167.
 #pragma once
 
 #include <cstdint>
@@ -15,13 +13,7 @@
 namespace pomai::segment {
 
 enum class SectionKind : uint16_t {
-  // Format 1, the core sections every file holds (empty in keyspace segments).
-  kIds = 1,          // row_count u64, strictly ascending
-  kVectors = 2,      // row_count * dim f32, row-major
-  kMetaOffsets = 3,  // (row_count + 1) u64: row i's metadata is blob[off[i], off[i+1]); off[0] = 0
-  kMetaBlob = 4,     // concatenated metadata bytes
-  kTombstones = 5,   // tombstone_count u64, strictly ascending: ids deleted by this segment
-  // Format 1, an HNSW graph (lib/index/hnsw_format.h).
+  // A graph image (lib/index/hnsw_format.h).
   kHnswHeader = 16,
   kHnswLevels = 17,
   kHnswLayer0 = 18,
@@ -45,7 +37,7 @@ enum class SectionKind : uint16_t {
   kTombstoneIds = 150,
   kTombstoneSeqs = 151,
   kBlockCrcs = 152,
-  // Format 2, a group's HNSW graph: format 1's graph sections renumbered.
+  // Format 2, a group's HNSW graph: the graph image's sections renumbered.
   kGraphHeader = 160,
   kGraphLevels = 161,
   kGraphLayer0 = 162,
@@ -56,17 +48,9 @@ enum class SectionKind : uint16_t {
   kGraphSq8Norms = 167,
 };
 
-// Format 1 also accepts kinds it does not name: its table rejects 6..15 and
-// takes any kind from 16 up as an extra section, of which 16..31 are
-// reserved for indexes.
-constexpr uint32_t kFirstExtraKind = 16;
-constexpr uint32_t kFirstIndexKind = kFirstExtraKind;
-constexpr uint32_t kLastIndexKind = 31;
-
 // The containers a kind may appear in (SectionKindInfo::containers bits).
-constexpr uint8_t kInU64Segment = 1;  // format 1, u64-id segment
+constexpr uint8_t kInGraphImage = 1;  // a graph as lib/index builds it, never a file of its own
 constexpr uint8_t kInFormat2 = 8;
-constexpr uint8_t kInFormat1 = kInU64Segment;
 
 // The format 2 group kinds a group-level kind belongs to
 // (SectionKindInfo::group_kinds bits).
@@ -93,21 +77,14 @@ struct SectionKindInfo {
 };
 
 constexpr SectionKindInfo kSectionKinds[] = {
-    {SectionKind::kIds, "ids", SectionScope::kFile, kInFormat1, 0, true, 8},
-    {SectionKind::kVectors, "vectors", SectionScope::kFile, kInFormat1, 0, true, 4},
-    {SectionKind::kMetaOffsets, "meta offsets", SectionScope::kFile, kInFormat1, 0, true, 8},
-    {SectionKind::kMetaBlob, "meta blob", SectionScope::kFile, kInFormat1, 0, true, 0},
-    {SectionKind::kTombstones, "tombstones", SectionScope::kFile, kInFormat1, 0, true, 8},
-
-    {SectionKind::kHnswHeader, "hnsw header", SectionScope::kFile, kInU64Segment, 0, false, 128},
-    {SectionKind::kHnswLevels, "hnsw levels", SectionScope::kFile, kInU64Segment, 0, false, 1},
-    {SectionKind::kHnswLayer0, "hnsw layer-0 links", SectionScope::kFile, kInU64Segment, 0, false, 4},
-    {SectionKind::kHnswUpperIndex, "hnsw upper index", SectionScope::kFile, kInU64Segment, 0, false, 4},
-    {SectionKind::kHnswUpperLinks, "hnsw upper links", SectionScope::kFile, kInU64Segment, 0, false, 4},
-    {SectionKind::kHnswSq8Params, "hnsw sq8 params", SectionScope::kFile, kInU64Segment, 0, false, 4},
-    {SectionKind::kHnswSq8Codes, "hnsw sq8 codes", SectionScope::kFile, kInU64Segment, 0, false, 1},
-    {SectionKind::kHnswSq8Norms, "hnsw sq8 norms", SectionScope::kFile, kInU64Segment, 0, false, 4},
-
+    {SectionKind::kHnswHeader, "hnsw header", SectionScope::kFile, kInGraphImage, 0, false, 128},
+    {SectionKind::kHnswLevels, "hnsw levels", SectionScope::kFile, kInGraphImage, 0, false, 1},
+    {SectionKind::kHnswLayer0, "hnsw layer-0 links", SectionScope::kFile, kInGraphImage, 0, false, 4},
+    {SectionKind::kHnswUpperIndex, "hnsw upper index", SectionScope::kFile, kInGraphImage, 0, false, 4},
+    {SectionKind::kHnswUpperLinks, "hnsw upper links", SectionScope::kFile, kInGraphImage, 0, false, 4},
+    {SectionKind::kHnswSq8Params, "hnsw sq8 params", SectionScope::kFile, kInGraphImage, 0, false, 4},
+    {SectionKind::kHnswSq8Codes, "hnsw sq8 codes", SectionScope::kFile, kInGraphImage, 0, false, 1},
+    {SectionKind::kHnswSq8Norms, "hnsw sq8 norms", SectionScope::kFile, kInGraphImage, 0, false, 4},
 
     {SectionKind::kEntries, "entries", SectionScope::kFile, kInFormat2, 0, true, 48},
     {SectionKind::kKeys, "keys", SectionScope::kFile, kInFormat2, 0, true, 0},

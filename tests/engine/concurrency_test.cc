@@ -1,5 +1,6 @@
-// Readers, writers, freezes and compactions at once, on both engines. CI also
-// runs this executable under ThreadSanitizer (scripts/test.sh, build-tsan).
+// Readers, writers, flushes and merges at once, on the keyspace engine's
+// default collection and on its keys. CI also runs this executable under
+// ThreadSanitizer (scripts/test.sh, build-tsan).
 //
 // What is checked besides "no data race":
 // - every read sees a consistent snapshot: each writer's batch (or
@@ -17,13 +18,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "engine/db.h"
 #include "engine/kv_db.h"
 #include "support/poison_map_env.h"
 #include "support/temp_dir.h"
@@ -60,7 +59,7 @@ TEST(ConcurrencyDeathTest, TouchingAReleasedMappingFaults) {
   EXPECT_DEATH((void)p[5000], "");
 }
 
-// ---- u64-id engine --------------------------------------------------------
+// ---- the default collection (u64 rows; docs/ENGINE.md 2.2) ----------------
 //
 // Writer w owns ids [w*kRows, (w+1)*kRows). Its batch of generation g puts
 // every row as (g, id + 1, 0...), except that every fifth generation it
@@ -76,8 +75,7 @@ constexpr uint64_t kRows = 48;  // per writer; spans both shards
 
 bool DeletesHalf(uint64_t gen) { return gen % 5 == 4; }
 
-template <class Db>
-Status WriteGeneration(Db* db, int w, uint64_t gen) {
+Status WriteGeneration(KvDB* db, int w, uint64_t gen) {
   std::vector<float> vecs(kRows * kDim, 0.0f);
   std::vector<WriteOp> ops(kRows);
   for (uint64_t j = 0; j < kRows; ++j) {
@@ -98,21 +96,19 @@ Status WriteGeneration(Db* db, int w, uint64_t gen) {
 }
 
 // Two writers of row batches, eight readers (searches over every row, point
-// reads), a thread flushing (or freezing) and one compacting, on one
+// reads), a thread flushing and one compacting, on one
 // database: every read is consistent, and retired segments are unmapped only
 // after their readers (PoisonMapEnv).
-template <class Db>
-void ReadersAndWritersSeeConsistentSnapshots(std::unique_ptr<Db> db, PoisonMapEnv& env,
-                                             const std::function<Status(Db*)>& flush, const char* label) {
+void ReadersAndWritersSeeConsistentSnapshots(std::unique_ptr<KvDB> db, PoisonMapEnv& env, const char* label) {
   for (int w = 0; w < kWriters; ++w) ASSERT_TRUE(WriteGeneration(db.get(), w, 0).ok());
 
   const int rounds = Rounds();
   std::atomic<uint64_t> attempted[kWriters];
   for (auto& a : attempted) a = 0;
   std::atomic<int> writers_done{0};
-  std::atomic<uint64_t> searches{0}, freezes{0}, compactions{0}, gets{0};
+  std::atomic<uint64_t> searches{0}, flushes{0}, compactions{0}, gets{0};
   auto others_ran = [&] {
-    return searches.load() >= 50 && gets.load() >= 50 && freezes.load() >= 3 && compactions.load() >= 3 &&
+    return searches.load() >= 50 && gets.load() >= 50 && flushes.load() >= 3 && compactions.load() >= 3 &&
            env.released() > 0;
   };
   std::vector<std::thread> threads;
@@ -131,9 +127,9 @@ void ReadersAndWritersSeeConsistentSnapshots(std::unique_ptr<Db> db, PoisonMapEn
   }
   threads.emplace_back([&] {
     while (writers_done.load() < kWriters) {
-      Status s = flush(db.get());
+      Status s = db->Flush();
       ASSERT_TRUE(s.ok()) << s.ToString();
-      ++freezes;
+      ++flushes;
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
   });
@@ -201,10 +197,10 @@ void ReadersAndWritersSeeConsistentSnapshots(std::unique_ptr<Db> db, PoisonMapEn
     });
   }
   for (auto& t : threads) t.join();
-  std::printf("%s: at least %d batches per writer, %llu searches, %llu gets, %llu freezes, %llu compactions, "
+  std::printf("%s: at least %d batches per writer, %llu searches, %llu gets, %llu flushes, %llu compactions, "
               "%lld mappings released while running\n",
               label, rounds, static_cast<unsigned long long>(searches.load()), static_cast<unsigned long long>(gets.load()),
-              static_cast<unsigned long long>(freezes.load()), static_cast<unsigned long long>(compactions.load()),
+              static_cast<unsigned long long>(flushes.load()), static_cast<unsigned long long>(compactions.load()),
               static_cast<long long>(env.released()));
   EXPECT_GT(searches.load(), 0u);
   EXPECT_GT(env.released(), 0) << "no segment was retired while readers ran: the test proves nothing";
@@ -214,30 +210,6 @@ void ReadersAndWritersSeeConsistentSnapshots(std::unique_ptr<Db> db, PoisonMapEn
   ASSERT_TRUE(db->Close().ok());
 }
 
-TEST(Concurrency, EightReadersTwoWritersFreezesAndCompactionsSeeConsistentSnapshots) {
-  TempDir dir;
-  PoisonMapEnv env;
-  Options o;
-  o.path = dir.path();
-  o.dim = kDim;
-  o.shards = 2;
-  o.metric = simd::Metric::kIP;
-  o.search_threads = 2;
-  o.hnsw_m = 8;
-  o.hnsw_ef_construction = 40;
-  o.adaptive_threshold = 1u << 30;  // exact: a search returns every live row
-  o.memory_budget_bytes = 32 * 1024;  // background freezes too
-  o.env = &env;
-  {
-    auto opened = DB::Open(o);
-    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-    ReadersAndWritersSeeConsistentSnapshots<DB>(std::move(opened).value(), env, [](DB* db) { return db->Freeze(); },
-                                                "u64 engine");
-  }
-  EXPECT_EQ(env.live(), 0) << "a segment mapping outlived the database";
-}
-
-// The same on the keyspace engine's default collection (docs/ENGINE.md 2.2).
 TEST(Concurrency, DefaultCollectionEightReadersTwoWritersFlushesAndMergesSeeConsistentSnapshots) {
   TempDir dir;
   PoisonMapEnv env;
@@ -259,8 +231,7 @@ TEST(Concurrency, DefaultCollectionEightReadersTwoWritersFlushesAndMergesSeeCons
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     std::unique_ptr<KvDB> db = std::move(opened).value();
     ASSERT_TRUE(db->OpenDefaultCollection(c).ok());
-    ReadersAndWritersSeeConsistentSnapshots<KvDB>(std::move(db), env, [](KvDB* db) { return db->Flush(); },
-                                                  "default collection");
+    ReadersAndWritersSeeConsistentSnapshots(std::move(db), env, "default collection");
   }
   EXPECT_EQ(env.live(), 0) << "a segment mapping outlived the database";
 }

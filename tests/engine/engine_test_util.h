@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/db.h"
+#include "engine/topk.h"
 #include "simd/distance.h"
 
 namespace pomai::testing {

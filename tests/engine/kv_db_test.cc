@@ -14,7 +14,6 @@
 #include <thread>
 
 #include "engine/collection.h"
-#include "engine/db.h"
 #include "engine/kv_db.h"
 #include "engine/kv_store.h"
 #include "segment/file.h"
@@ -836,27 +835,23 @@ TEST(KvDB, FailedBackgroundFlushesAreRetriedAndLoseNothing) {
   for (int i = 0; i < 400; ++i) ASSERT_EQ(Committed(*db, "k" + std::to_string(i)), value) << i;
 }
 
-TEST(KvDB, KeyspaceAndU64IdDirectoriesRefuseEachOther) {
-  testing::TempDir kv_dir, id_dir;
-  {
-    auto db = OpenKv(kv_dir.path());
-    PutCommit(*db, "k", "v");
-  }
-  Options o;
-  o.path = kv_dir.path();
-  o.dim = 4;
-  auto r = DB::Open(o);
-  EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << r.status().ToString();
-  o.path = id_dir.path();
-  ASSERT_TRUE(DB::Open(o).ok());
+// A directory of the retired u64 engine (its version-1 MANIFEST) is refused;
+// nothing is created in it.
+TEST(KvDB, U64EngineDirectoriesAreRefused) {
+  testing::TempDir dir;
+  std::string old = "POMAIMAN";
+  PutFixed32(&old, 1);
+  old.append(44, '\0');
+  { std::ofstream(dir.path() + "/MANIFEST", std::ios::binary) << old; }
   KvOptions ko;
-  ko.path = id_dir.path();
+  ko.path = dir.path();
   auto k = KvDB::Open(ko);
   EXPECT_EQ(k.status().code(), Code::kInvalidArgument) << k.status().ToString();
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/CURRENT"));
 }
 
 // A keyspace directory of format version 1 (KVMANIFEST, no CURRENT) is
-// refused by both engines, naming the file and its version; nothing is
+// refused, naming the file and its version; nothing is
 // created in it (docs/ENGINE.md 3.1).
 TEST(KvDB, FormatVersionOneDirectoriesAreRefusedNamingTheirVersion) {
   testing::TempDir dir;
@@ -872,12 +867,6 @@ TEST(KvDB, FormatVersionOneDirectoriesAreRefusedNamingTheirVersion) {
   auto k = KvDB::Open(ko);
   EXPECT_EQ(k.status().code(), Code::kInvalidArgument);
   EXPECT_EQ(k.status().message(), want);
-  Options o;
-  o.path = dir.path();
-  o.dim = 4;
-  auto r = DB::Open(o);
-  EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
-  EXPECT_EQ(r.status().message(), want);
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/CURRENT"));
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/MANIFEST"));
   EXPECT_TRUE(std::filesystem::exists(dir.path() + "/seg-000003.pseg"));

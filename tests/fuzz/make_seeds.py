@@ -1,7 +1,7 @@
 """Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/<target>/)
 from real files: small databases made with the `pomaidb` package (and small
-keyspace databases made with the `alopex` package), and their sections
-located with `pomai-inspect segment --json`.
+keyspace databases made with the `alopex` package; both write segment format
+2), and their sections located with `pomai-inspect segment --json`.
 
     python tests/fuzz/make_seeds.py [OUT_DIR]     (default: tests/fuzz/corpus)
 
@@ -133,14 +133,16 @@ def main() -> None:
                 write(out, "wal_fuzz", f"{tag}-wal{i}", bytes([dim - 1]) + data)
                 if len(data) > 30:
                     write(out, "wal_fuzz", f"{tag}-wal{i}-torn", bytes([dim - 1]) + data[:-7])
-            manifest = (db / "MANIFEST").read_bytes()
-            write(out, "manifest_fuzz", f"{tag}", b"\x00" + manifest)
-            write(out, "manifest_fuzz", f"{tag}-fixcrc", b"\x01" + manifest)
+            manifest = (db / (db / "CURRENT").read_text().strip()).read_bytes()
+            write(out, "manifest_fuzz", f"{tag}-log", b"\x04" + manifest)
             for i, seg in enumerate(sorted(db.glob("seg-*.pseg"))):
                 data = seg.read_bytes()
                 write(out, "segment_fuzz", f"{tag}-seg{i}", b"\x00\x03" + data)
-                write(out, "segment_fuzz", f"{tag}-seg{i}-fix", b"\x07\x04" + data)
-                sections = {s["kind"]: s for s in inspect("segment", seg)["sections"]}
+                write(out, "segment_fuzz", f"{tag}-seg{i}-fix", b"\x3f\x04" + data)
+                # The graph of the u64 group (group 0): format 2 stores the
+                # graph's kinds 16..23 as 160..167 (segment/section_kind.h).
+                sections = {s["kind"] - 144: s for s in inspect("segment", seg)["sections"]
+                            if s["group"] == 0 and 160 <= s["kind"] <= 167}
                 if 16 not in sections:
                     continue
                 # Kinds 16..22, and 23 (the SQ8 norms, flag bit 2) when the graph has it.

@@ -1,12 +1,12 @@
-// Checksum fix-ups for fuzz inputs that are segment files (segment_fuzz,
-// kv_fuzz): recomputing the CRCs the mutations broke lets the fuzzer reach
+// Checksum fix-ups for fuzz inputs that are segment files (segment_fuzz):
+// recomputing the CRCs the mutations broke lets the fuzzer reach
 // the checks behind them.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
-#include "segment/segment_format.h"
+#include "segment/format.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
 
@@ -21,7 +21,7 @@ inline void FixSegmentChecksums(std::vector<uint8_t>& f, uint8_t flags) {
   uint8_t* footer = f.data() + size - segment::kFooterSize;
   const uint64_t table = DecodeFixed64(footer);
   const uint64_t count = DecodeFixed32(footer + 8);
-  const bool table_ok = count <= segment::kMaxSections && table <= size - segment::kFooterSize &&
+  const bool table_ok = table <= size - segment::kFooterSize &&
                         count * segment::kSectionEntrySize <= size - segment::kFooterSize - table;
   if ((flags & 2) && table_ok) {
     for (uint64_t i = 0; i < count; ++i) {
@@ -33,7 +33,7 @@ inline void FixSegmentChecksums(std::vector<uint8_t>& f, uint8_t flags) {
   if ((flags & 4) && table_ok) {
     EncodeFixed32(footer + 12, crc32c::Value(f.data() + table, count * segment::kSectionEntrySize));
   }
-  if (flags & 1) EncodeFixed32(f.data() + 124, crc32c::Value(f.data(), 124));
+  if (flags & 1) EncodeFixed32(f.data() + segment::header2::kCrc, crc32c::Value(f.data(), segment::header2::kCrc));
 }
 
 }  // namespace pomai::fuzz

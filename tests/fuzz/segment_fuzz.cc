@@ -1,12 +1,10 @@
-// libFuzzer target: segment open and verify (lib/segment) and, when the
-// segment carries a graph, the graph's open, verify and search (lib/index).
-// Every input goes to both readers: format 1 (segment::Segment) and format 2
-// (segment::SegmentFile: Open, lookups, Verify, the groups' graphs).
+// libFuzzer target: the segment reader (segment::SegmentFile: Open, lookups,
+// Verify) and the graphs of its groups (open, verify and search, lib/index).
 //
 // Input: byte 0 holds fix-up flags (so the fuzzer gets past the checksums):
 // bit 0 recompute the header CRC, bit 1 recompute every section CRC in the
-// table, bit 2 recompute the table CRC; for a format-2 file (version 2 at
-// offset 8) also bit 3 recompute the group descriptors' CRCs, bit 4 the
+// table, bit 2 recompute the table CRC; for a file of format version 2 at
+// offset 8 also bit 3 recompute the group descriptors' CRCs, bit 4 the
 // entries' CRCs and bit 5 the block CRCs (before the section CRCs). Byte 1 is a salt for the
 // searches; the rest is a segment file, served from memory as an exactly
 // sized, 64-byte aligned mapping.
@@ -21,7 +19,6 @@
 #include "index/hnsw.h"
 #include "segment/file.h"
 #include "segment/format.h"
-#include "segment/segment.h"
 #include "segment_fixups.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
@@ -32,7 +29,7 @@ using namespace pomai;
 
 constexpr uint64_t kMaxReads = 4096;
 
-// Format 2 only (version 2 at offset 8), before FixSegmentChecksums: flags
+// Version 2 at offset 8 only, before FixSegmentChecksums: flags
 // bit 3 recomputes every group descriptor's CRC, bit 4 every entry's CRC,
 // bit 5 every block CRC. Sections are found through the table; anything out
 // of bounds is left alone.
@@ -129,7 +126,7 @@ bool Checked(const Status& s) {
   return false;
 }
 
-void FuzzFormat2(fuzz::MemoryMapEnv& env, uint8_t salt) {
+void FuzzSegment(fuzz::MemoryMapEnv& env, uint8_t salt) {
   using namespace pomai::segment;
   auto opened = SegmentFile::Open(&env, "fuzz.pseg");
   if (!opened.ok()) {
@@ -205,68 +202,6 @@ void FuzzFormat2(fuzz::MemoryMapEnv& env, uint8_t salt) {
   }
 }
 
-void FuzzFormat1(fuzz::MemoryMapEnv& env, uint8_t salt) {
-  auto opened = segment::Segment::Open(&env, "fuzz.pseg");
-  if (!opened.ok()) {
-    FUZZ_CHECK(opened.status().IsCorruption(), opened.status().ToString());
-    FUZZ_CHECK(opened.status().message().rfind("fuzz.pseg at offset ", 0) == 0, opened.status().message());
-    return;
-  }
-  const segment::Segment& seg = **opened;
-  // A section check is Corruption or OK, and the same on every call.
-  bool all_checked = true;
-  for (auto kind : {segment::SectionKind::kIds, segment::SectionKind::kVectors, segment::SectionKind::kMetaOffsets,
-                    segment::SectionKind::kMetaBlob, segment::SectionKind::kTombstones}) {
-    const Status c = seg.CheckSection(kind);
-    FUZZ_CHECK(c.ok() || c.IsCorruption(), c.ToString());
-    FUZZ_CHECK(seg.CheckSection(kind).code() == c.code(), "a section check's result is kept");
-    all_checked = all_checked && c.ok();
-  }
-  const Status checked = seg.CheckAllSections();
-  FUZZ_CHECK(checked.ok() || checked.IsCorruption(), checked.ToString());
-  FUZZ_CHECK(!checked.ok() || all_checked, "every section checked means every core section checked");
-  // Between Open and Verify every accessor is safe.
-  const uint64_t rows = seg.row_count();
-  for (uint64_t r = 0; r < rows && r < 4096; ++r) {
-    auto meta = seg.Metadata(r);
-    if (meta.ok() && !meta->empty()) {
-      volatile char sink = meta->back();
-      (void)sink;
-    } else if (!meta.ok()) {
-      FUZZ_CHECK(meta.status().IsCorruption(), meta.status().ToString());
-    }
-    volatile float v = seg.vector(r)[seg.dim() - 1];
-    (void)v;
-    uint64_t found;
-    (void)seg.FindRow(seg.ids()[r], &found);
-    (void)seg.HasTombstone(seg.ids()[r]);
-  }
-  FUZZ_CHECK(seg.Metadata(rows).status().IsInvalidArgument(), "row out of range");
-  for (const auto& s : seg.sections()) {
-    FUZZ_CHECK(s.offset + s.length <= seg.file_size(), "section inside the file");
-    FUZZ_CHECK(seg.Section(s.kind).size() == s.length || s.kind <= 5, "section view has the table's length");
-  }
-  const Status verified = seg.Verify();
-  FUZZ_CHECK(!verified.ok() || checked.ok(), "a verified segment passes every section check");
-  if (verified.ok()) {
-    for (uint64_t r = 0; r < rows && r < 4096; ++r) {
-      FUZZ_CHECK(seg.Metadata(r).ok(), "metadata of a verified segment");
-      uint64_t found = ~0ull;
-      FUZZ_CHECK(seg.FindRow(seg.ids()[r], &found) && found == r, "ids of a verified segment are searchable");
-    }
-  } else {
-    FUZZ_CHECK(verified.IsCorruption(), verified.ToString());
-  }
-  if (seg.Section(segment::SectionKind::kHnswHeader).empty()) return;
-  auto g = index::HnswGraph::Open([&](uint32_t kind) { return seg.Section(kind); }, seg.vectors(), rows, seg.dim(),
-                                  seg.info().metric, seg.path(), seg.base());
-  if (!g.ok()) {
-    FUZZ_CHECK(g.status().IsCorruption(), g.status().ToString());
-    return;
-  }
-  fuzz::ExerciseGraph(*g, seg.vectors(), seg.dim(), salt);
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -277,7 +212,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t salt = data[1];
   pomai::fuzz::MemoryMapEnv env;
   env.Add("fuzz.pseg", bytes.data(), bytes.size());
-  FuzzFormat1(env, salt);
-  FuzzFormat2(env, salt);
+  FuzzSegment(env, salt);
   return 0;
 }

@@ -3,13 +3,18 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <cmath>
 #include <set>
+#include <thread>
 
 #include "file_test_util.h"
 #include "segment/file.h"
 #include "segment/writer.h"
-#include "segment_test_util.h"
+#include "util/coding.h"
+#include "util/crc32c.h"
+#include "support/fault_env.h"
 #include "support/temp_dir.h"
 #include "util/limits.h"
 
@@ -370,13 +375,113 @@ TEST_F(SegmentFileTest, AFileNumberOtherThanTheNameIsCorruption) {
 }
 
 TEST_F(SegmentFileTest, FormatOneFilesAreRefusedNamingTheVersion) {
-  TestSegment s = MakeSegment(5, 4, 1);
-  ASSERT_TRUE(WriteSegment(Env::Default(), dir_.path(), "seg-000001.pseg", s.Contents()).ok());
+  FileData data;
+  ASSERT_TRUE(data.Write(Env::Default(), Path(1), 1).ok());
+  // The header of a format-1 file: version 1, its checksum resealed.
+  std::string bytes = ReadAll(Path(1));
+  auto* p = reinterpret_cast<uint8_t*>(bytes.data());
+  EncodeFixed32(p + header2::kVersion, 1);
+  EncodeFixed32(p + header2::kCrc, crc32c::Value(p, header2::kCrc));
+  WriteAll(Path(1), bytes);
   auto f = SegmentFile::Open(Env::Default(), Path(1));
   ASSERT_FALSE(f.ok());
   EXPECT_NE(f.status().message().find("at offset 8: unsupported segment format version 1 (this build reads 2)"),
             std::string::npos)
       << f.status().message();
+}
+
+TEST_F(SegmentFileTest, OpenOfAMissingFileIsNotCorruption) {
+  auto f = SegmentFile::Open(Env::Default(), Path(9));
+  ASSERT_FALSE(f.ok());
+  EXPECT_FALSE(f.status().IsCorruption()) << f.status().ToString();
+}
+
+TEST_F(SegmentFileTest, AWriteIsDurableTmpSyncRenameSyncDir) {
+  FileData data;
+  data.u64.push_back(MakeU64(1, 10, 4, 1));
+  pomai::testing::FaultInjectionEnv env;
+  ASSERT_TRUE(data.Write(&env, Path(1), 1).ok());
+  EXPECT_EQ(env.count(pomai::testing::Op::kSync), 1u);
+  EXPECT_EQ(env.count(pomai::testing::Op::kRename), 1u);
+  EXPECT_EQ(env.count(pomai::testing::Op::kSyncDir), 1u);
+}
+
+// A failure anywhere in the write protocol leaves neither the segment nor
+// its temporary file, and the same write succeeds once the fault is gone.
+TEST_F(SegmentFileTest, AFailedWriteLeavesNoFile) {
+  struct Fault {
+    pomai::testing::Op op;
+    uint64_t nth;
+    int err;
+    Code code;
+  };
+  FileData data;
+  data.u64.push_back(MakeU64(1, 2000, 16, 5));
+  uint64_t appends = 0;
+  {
+    pomai::testing::FaultInjectionEnv env;
+    ASSERT_TRUE(data.Write(&env, Path(1), 1, 4096).ok());
+    appends = env.count(pomai::testing::Op::kAppend);
+    ASSERT_TRUE(env.RemoveFile(Path(1)).ok());
+  }
+  const Fault faults[] = {
+      {pomai::testing::Op::kAppend, 1, EIO, Code::kIOError},
+      {pomai::testing::Op::kAppend, appends, ENOSPC, Code::kResourceExhausted},
+      {pomai::testing::Op::kSync, 1, EIO, Code::kIOError},
+      {pomai::testing::Op::kSync, 1, ENOSPC, Code::kResourceExhausted},
+      {pomai::testing::Op::kRename, 1, EIO, Code::kIOError},
+      {pomai::testing::Op::kSyncDir, 1, EIO, Code::kIOError},
+  };
+  for (const Fault& fault : faults) {
+    pomai::testing::FaultInjectionEnv env;
+    env.FailNth(fault.op, fault.nth, fault.err);
+    Status s = data.Write(&env, Path(1), 1, 4096);
+    EXPECT_EQ(s.code(), fault.code) << s.ToString();
+    auto names = env.ListDir(dir_.path());
+    ASSERT_TRUE(names.ok());
+    EXPECT_TRUE(names->empty()) << names->front();
+    env.ClearFaults();
+    ASSERT_TRUE(data.Write(&env, Path(1), 1, 4096).ok());
+    auto f = SegmentFile::Open(&env, Path(1));
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    EXPECT_TRUE((*f)->Verify().ok());
+    ASSERT_TRUE(env.RemoveFile(Path(1)).ok());
+  }
+}
+
+// The first checks of a block race from many threads (as searches do on a
+// freshly opened segment): all get its result.
+TEST_F(SegmentFileTest, ConcurrentFirstChecksOfABlockAgree) {
+  FileData data;
+  data.u64.push_back(MakeU64(1, 2000, 32, 10));
+  ASSERT_TRUE(data.Write(Env::Default(), Path(1), 1, 4096).ok());  // 32 rows per block
+  auto good = SegmentFile::Open(Env::Default(), Path(1));
+  ASSERT_TRUE(good.ok());
+  uint64_t vectors = 0;
+  for (const SegmentFile::SectionRef& r : (*good)->sections()) {
+    if (r.kind == SectionKind::kRowVectors && r.group == 0) vectors = r.offset;
+  }
+  ASSERT_GT(vectors, 0u);
+  good->reset();
+  std::string bytes = ReadAll(Path(1));
+  bytes[vectors + 5000] ^= 4;  // row 39: block 1
+  MemoryMapEnv env;
+  env.Put(Path(1), bytes);
+  for (int round = 0; round < 20; ++round) {
+    auto f = SegmentFile::Open(&env, Path(1));
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&] {
+        if (!(*f)->CheckBlock(0, 0).ok()) ++wrong;
+        if (!(*f)->CheckBlock(0, 1).IsCorruption()) ++wrong;
+        if (!(*f)->Verify().IsCorruption()) ++wrong;
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(wrong.load(), 0);
+  }
 }
 
 }  // namespace

@@ -1,20 +1,27 @@
-// Contents for format-2 segment files (segment/writer.h) shared by
-// file_test.cc and file_corruption_test.cc: the data a file is written from,
-// kept so tests can compare what a SegmentFile returns with it.
+// Contents for segment files (segment/writer.h) shared by file_test.cc and
+// file_corruption_test.cc: the data a file is written from, kept so tests can
+// compare what a SegmentFile returns with it; whole-file reads and writes; an
+// Env serving exact-size in-memory mappings.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <map>
+#include <new>
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "index/hnsw.h"
 #include "segment/file.h"
 #include "segment/writer.h"
+#include "util/env.h"
 
 namespace pomai::segment::testing {
 
@@ -196,5 +203,55 @@ inline FileData MixedFile(size_t u64_rows, size_t entry_rows, bool graphs) {
   f.u64.back().graph = graphs;
   return f;
 }
+
+inline std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+inline void WriteAll(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// A MappedFile over an exact-size, page-aligned heap copy of some bytes: an
+// out-of-bounds read is an ASan error instead of a silent read of the
+// mapping's last page.
+class HeapMappedFile : public MappedFile {
+ public:
+  HeapMappedFile(std::string path, const std::string& bytes) : path_(std::move(path)), size_(bytes.size()) {
+    if (size_ > 0) {
+      data_ = static_cast<uint8_t*>(::operator new(size_, std::align_val_t{4096}));
+      std::memcpy(data_, bytes.data(), size_);
+    }
+  }
+  ~HeapMappedFile() override {
+    if (data_ != nullptr) ::operator delete(data_, std::align_val_t{4096});
+  }
+  const uint8_t* data() const override { return data_; }
+  size_t size() const override { return size_; }
+  const std::string& path() const override { return path_; }
+
+ private:
+  std::string path_;
+  uint8_t* data_ = nullptr;
+  size_t size_;
+};
+
+// An Env whose MapFile serves in-memory files (see HeapMappedFile), so the
+// exhaustive damage tests neither touch the disk nor hide over-reads.
+class MemoryMapEnv : public EnvWrapper {
+ public:
+  MemoryMapEnv() : EnvWrapper(Env::Default()) {}
+  void Put(const std::string& path, std::string bytes) { files_[path] = std::move(bytes); }
+  Result<std::unique_ptr<MappedFile>> MapFile(const std::string& path) override {
+    auto it = files_.find(path);
+    if (it == files_.end()) return target()->MapFile(path);
+    return std::unique_ptr<MappedFile>(new HeapMappedFile(path, it->second));
+  }
+
+ private:
+  std::map<std::string, std::string> files_;
+};
 
 }  // namespace pomai::segment::testing

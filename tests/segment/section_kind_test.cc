@@ -10,15 +10,10 @@
 namespace pomai::segment {
 namespace {
 
-// Every kind as a format 1 file stores it today (docs/FORMAT.md): a change
-// here is a format change.
-TEST(SectionKindRegistry, Format1KindsKeepTheirOnDiskNumbers) {
+// A graph image's kinds, as lib/index numbers them (a segment stores them +
+// 144): a change here is a format change.
+TEST(SectionKindRegistry, GraphImageKindsKeepTheirNumbers) {
   const std::vector<std::pair<SectionKind, uint32_t>> expected = {
-      {SectionKind::kIds, 1},
-      {SectionKind::kVectors, 2},
-      {SectionKind::kMetaOffsets, 3},
-      {SectionKind::kMetaBlob, 4},
-      {SectionKind::kTombstones, 5},
       {SectionKind::kHnswHeader, 16},
       {SectionKind::kHnswLevels, 17},
       {SectionKind::kHnswLayer0, 18},
@@ -30,14 +25,14 @@ TEST(SectionKindRegistry, Format1KindsKeepTheirOnDiskNumbers) {
   };
   std::set<uint32_t> registered;
   for (const SectionKindInfo& info : kSectionKinds) {
-    if ((info.containers & kInFormat1) != 0) registered.insert(KindNumber(info.kind));
+    if ((info.containers & kInGraphImage) != 0) registered.insert(KindNumber(info.kind));
   }
   std::set<uint32_t> numbers;
   for (auto [kind, number] : expected) {
     EXPECT_EQ(KindNumber(kind), number);
     numbers.insert(number);
   }
-  EXPECT_EQ(registered, numbers) << "format 1 kinds in the registry";
+  EXPECT_EQ(registered, numbers) << "graph image kinds in the registry";
 }
 
 // docs/ENGINE.md 3.3, the table of format 2's kinds.
@@ -101,8 +96,8 @@ TEST(SectionKindRegistry, NumbersAreUniqueAndFoundAgain) {
   }
 }
 
-// Names tell the sections of one file apart (format 2 reuses format 1's
-// names for the same content, as the two never share a file).
+// Names tell the sections of one container apart (a segment's graph
+// sections reuse the graph image's names).
 TEST(SectionKindRegistry, NamesAreUniqueWithinAContainer) {
   for (const SectionKindInfo& a : kSectionKinds) {
     EXPECT_NE(std::string(a.name), "") << "kind " << KindNumber(a.kind);
@@ -113,45 +108,41 @@ TEST(SectionKindRegistry, NamesAreUniqueWithinAContainer) {
   }
 }
 
-// Both formats' kinds share the enum while the engine moves from one to the
-// other, so their numbers must never meet.
-TEST(SectionKindRegistry, FormatsAreDisjoint) {
-  uint32_t format1_max = 0, format2_min = UINT32_MAX;
+// The graph image's kinds and the segment's share the enum, so their numbers
+// must never meet.
+TEST(SectionKindRegistry, GraphImageAndSegmentKindsAreDisjoint) {
+  uint32_t image_max = 0, format2_min = UINT32_MAX;
   for (const SectionKindInfo& info : kSectionKinds) {
-    const bool v1 = (info.containers & kInFormat1) != 0, v2 = (info.containers & kInFormat2) != 0;
-    EXPECT_NE(v1, v2) << "kind " << KindNumber(info.kind) << " must be in exactly one format";
-    if (v1) format1_max = std::max(format1_max, KindNumber(info.kind));
+    const bool image = (info.containers & kInGraphImage) != 0, v2 = (info.containers & kInFormat2) != 0;
+    EXPECT_NE(image, v2) << "kind " << KindNumber(info.kind) << " must be in exactly one container";
+    if (image) image_max = std::max(image_max, KindNumber(info.kind));
     if (v2) format2_min = std::min(format2_min, KindNumber(info.kind));
   }
-  EXPECT_LT(format1_max, format2_min);
+  EXPECT_LT(image_max, format2_min);
 }
 
 TEST(SectionKindRegistry, ScopesAndElementSizes) {
   for (const SectionKindInfo& info : kSectionKinds) {
     SCOPED_TRACE(info.name);
-    // Format 1 has no groups; a group-level kind names the groups it belongs to.
-    if ((info.containers & kInFormat1) != 0) {
+    // A graph image has no groups; a group-level kind names the groups it belongs to.
+    if ((info.containers & kInGraphImage) != 0) {
       EXPECT_EQ(info.scope, SectionScope::kFile);
     }
     EXPECT_EQ(info.scope == SectionScope::kGroup, info.group_kinds != 0);
   }
   const std::vector<std::pair<SectionKind, uint32_t>> sizes = {
-      {SectionKind::kIds, 8},         {SectionKind::kVectors, 4},    {SectionKind::kMetaBlob, 0},
       {SectionKind::kHnswHeader, 128}, {SectionKind::kHnswLevels, 1}, {SectionKind::kKeys, 0},
       {SectionKind::kEntries, 48},    {SectionKind::kGroups, 64},    {SectionKind::kValues, 0},
       {SectionKind::kRowEntries, 4},  {SectionKind::kBlockCrcs, 4},  {SectionKind::kGraphHeader, 128},
   };
   for (auto [kind, size] : sizes) EXPECT_EQ(ElementSize(kind), size) << SectionKindName(kind);
-  // The core sections are in every format 1 file; a graph is optional.
-  EXPECT_EQ(SectionKindOf(SectionKind::kTombstones).containers, kInFormat1);
-  EXPECT_TRUE(SectionKindOf(SectionKind::kTombstones).required);
-  EXPECT_EQ(SectionKindOf(SectionKind::kHnswLayer0).containers, kInU64Segment);
+  EXPECT_EQ(SectionKindOf(SectionKind::kHnswLayer0).containers, kInGraphImage);
   EXPECT_FALSE(SectionKindOf(SectionKind::kHnswLayer0).required);
 }
 
 TEST(SectionKindRegistry, UnknownNumbersAreNotFound) {
-  // 65537 is kIds (1) once truncated to the enum's 16 bits: format 1 stores 32.
-  for (uint32_t n : {0u, 6u, 15u, 24u, 31u, 63u, 64u, 70u, 71u, 95u, 101u, 127u, 132u, 143u, 153u, 159u, 168u, 0xFFFFu,
+  // 1..5 were format 1's core sections; 65537 is 1 once truncated to 16 bits.
+  for (uint32_t n : {0u, 1u, 2u, 5u, 6u, 15u, 24u, 31u, 63u, 64u, 70u, 71u, 95u, 101u, 127u, 132u, 143u, 153u, 159u, 168u, 0xFFFFu,
                      0x10001u, 0xFFFFFFFFu}) {
     EXPECT_EQ(FindSectionKind(n), nullptr) << n;
   }

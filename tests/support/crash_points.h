@@ -1,6 +1,5 @@
-// Pieces shared by the crash-point tests (tests/engine/crash_points_test.cc
-// for the u64-id engine, tests/engine/kv_crash_points_test.cc for the
-// keyspace engine): a scratch directory on tmpfs, the choice of which points
+// Pieces of the crash-point tests (tests/engine/kv_crash_points_test.cc):
+// a scratch directory on tmpfs, the choice of which points
 // of a script to crash at, and the power-loss-during-recovery test.
 #pragma once
 
