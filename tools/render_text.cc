@@ -180,13 +180,13 @@ void RowRecordText(const Json& rec, std::string* out) {
 
 void KvDump(const Json& r, std::string* out) {
   const std::string kind = r["kind"].AsString();
-  if (kind == "kv_segment" && r.Has("entries")) {
+  if (kind == "segment" && r.Has("entries")) {
     *out += "  " + KvSegmentText(r["summary"]) + "\n";
     for (const Json& e : r["entries"].items()) *out += "  entry " + T(e["entry"]) + "  " + KvEntryText(e) + "\n";
     if (r["entries"].items().size() < r["total_entries"].AsUint()) {
       *out += Fmt("  ... %" PRIu64 " more entries (--limit)\n", r["total_entries"].AsUint() - r["entries"].items().size());
     }
-  } else if (kind == "kv_wal") {
+  } else if (kind == "wal") {
     for (const Json& rec : r["records"].items()) {
       if (rec.Has("op_count")) {
         RowRecordText(rec, out);
@@ -201,7 +201,7 @@ void KvDump(const Json& r, std::string* out) {
     if (r["torn_tail"].AsBool()) *out += "  torn tail after the last record (dropped on recovery)\n";
   } else if (kind == "current" && r.Has("manifest")) {
     *out += "  names " + T(r["manifest"]) + "\n";
-  } else if (kind == "manifest_log" && r.Has("manifest_log")) {
+  } else if (kind == "manifest" && r.Has("manifest_log")) {
     *out += "  " + ManifestLogText(r["manifest_log"]) + "\n";
     for (const Json& e : r["edits"].items()) {
       *out += Fmt("  edit %s at offset %s:", T(e["seq"]).c_str(), T(e["offset"]).c_str());

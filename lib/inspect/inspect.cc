@@ -148,14 +148,14 @@ std::string SectionName(segment::SectionKind kind) {
 // The files of a database directory (docs/FORMAT.md, "Keyspace databases"):
 // segments (format 2), WAL files, CURRENT and the manifest log it names.
 // kOldManifest: the MANIFEST or KVMANIFEST of format version 1, refused.
-enum class FileKind { kKvSegment, kKvWal, kCurrent, kManifestLog, kOldManifest, kUnknown };
+enum class FileKind { kSegment, kWal, kCurrent, kManifest, kOldManifest, kUnknown };
 
 const char* KindName(FileKind k) {
   switch (k) {
-    case FileKind::kKvSegment: return "kv_segment";
-    case FileKind::kKvWal: return "kv_wal";
+    case FileKind::kSegment: return "segment";
+    case FileKind::kWal: return "wal";
     case FileKind::kCurrent: return "current";
-    case FileKind::kManifestLog: return "manifest_log";
+    case FileKind::kManifest: return "manifest";
     case FileKind::kOldManifest: return "manifest";
     case FileKind::kUnknown: break;
   }
@@ -200,20 +200,20 @@ Status CheckNotFormat1Segment(const std::string& path) {
 // and format 1's MANIFEST and KVMANIFEST), then by magic.
 FileKind DetectKind(const std::string& path, const std::string& forced) {
   const std::string name = BaseName(path);
-  if (forced == "segment") return FileKind::kKvSegment;
-  if (forced == "wal") return FileKind::kKvWal;
-  if (forced == "manifest") return FileKind::kManifestLog;
+  if (forced == "segment") return FileKind::kSegment;
+  if (forced == "wal") return FileKind::kWal;
+  if (forced == "manifest") return FileKind::kManifest;
   if (name == engine::files::kVersion1ManifestName || name == engine::files::kVersion1KvManifestName)
     return FileKind::kOldManifest;
   if (name == "CURRENT") return FileKind::kCurrent;
-  if (IsManifestLogName(name)) return FileKind::kManifestLog;
-  if (EndsWith(name, ".pseg")) return FileKind::kKvSegment;
-  if (EndsWith(name, ".log")) return FileKind::kKvWal;
+  if (IsManifestLogName(name)) return FileKind::kManifest;
+  if (EndsWith(name, ".pseg")) return FileKind::kSegment;
+  if (EndsWith(name, ".log")) return FileKind::kWal;
   char magic[8] = {};
   if (auto file = env()->NewReadableFile(path); file.ok()) {
     size_t got = 0;
     if ((*file)->Read(0, sizeof(magic), magic, &got).ok() && got == sizeof(magic)) {
-      if (std::memcmp(magic, segment::kMagic, 8) == 0) return FileKind::kKvSegment;
+      if (std::memcmp(magic, segment::kMagic, 8) == 0) return FileKind::kSegment;
       if (std::memcmp(magic, "POMAIMAN", 8) == 0 || std::memcmp(magic, "POMAIKVM", 8) == 0)
         return FileKind::kOldManifest;
     }
@@ -1015,10 +1015,10 @@ std::string ManifestDetail(const ManifestLog& m) {
 
 // verify of one keyspace file.
 void KvVerifyFile(const std::string& path, FileKind kind, VerifyState* st) {
-  if (kind == FileKind::kKvSegment) {
+  if (kind == FileKind::kSegment) {
     auto seg = OpenKvSegment(path);
     st->Check(path, kind, seg.status(), seg.ok() ? KvSegmentDetail(**seg) : "");
-  } else if (kind == FileKind::kKvWal) {
+  } else if (kind == FileKind::kWal) {
     WalScan scan = ScanWal(path);
     if (scan.status.ok() && scan.torn_tail) st->notes.Push(Note(path, scan.good_end, TornTailNote(scan)));
     st->Check(path, kind, scan.status, WalDetail(scan));
@@ -1044,7 +1044,7 @@ void KvVerifyDirOnce(const std::string& dir, VerifyState* st) {
     return;
   }
   auto decoded = ReadKvManifest(dir);
-  st->Check(decoded.ok() ? decoded->path : JoinPath(dir, "CURRENT"), FileKind::kManifestLog, decoded.status(),
+  st->Check(decoded.ok() ? decoded->path : JoinPath(dir, "CURRENT"), FileKind::kManifest, decoded.status(),
             decoded.ok() ? ManifestDetail(*decoded) : "");
   if (!decoded.ok()) return;
   const engine::Version& m = decoded->version;
@@ -1054,7 +1054,7 @@ void KvVerifyDirOnce(const std::string& dir, VerifyState* st) {
     segments.push_back(meta.number);
     const std::string path = JoinPath(dir, files::FileName(files::FileType::kSegment, meta.number));
     if (!env()->FileExists(path)) {
-      st->Check(path, FileKind::kKvSegment, Status::Corruption(decoded->path + " names " + path + ", which is missing"));
+      st->Check(path, FileKind::kSegment, Status::Corruption(decoded->path + " names " + path + ", which is missing"));
       continue;
     }
     auto seg = OpenKvSegment(path);
@@ -1067,7 +1067,7 @@ void KvVerifyDirOnce(const std::string& dir, VerifyState* st) {
                                            " is above the last seq " + std::to_string(meta.last_seq) +
                                            " the manifest gives it");
     }
-    st->Check(path, FileKind::kKvSegment, s, seg.ok() ? KvSegmentDetail(**seg) : "");
+    st->Check(path, FileKind::kSegment, s, seg.ok() ? KvSegmentDetail(**seg) : "");
   }
   uint64_t prev_seq = m.last_seq;
   for (const DirFile& f : *files) {
@@ -1076,7 +1076,7 @@ void KvVerifyDirOnce(const std::string& dir, VerifyState* st) {
     if (f.kind == 'w' && f.number >= m.log_number) {
       WalScan scan = ScanWal(path, m.last_seq, &prev_seq, [](const wal::Record&, const wal::DecodedRecord&) { return true; });
       if (scan.status.ok() && scan.torn_tail) st->notes.Push(Note(path, scan.good_end, TornTailNote(scan)));
-      st->Check(path, FileKind::kKvWal, scan.status, WalDetail(scan));
+      st->Check(path, FileKind::kWal, scan.status, WalDetail(scan));
     } else if (!IsKnownKvFile(f.name, manifest_name) && !named) {
       st->notes.Push(Note(path, std::nullopt, "not checked: " + KvOrphanReason(f)));
     }
@@ -1123,7 +1123,7 @@ void RowOpsJson(const wal::DecodedRecord& d, uint32_t prefix, uint64_t limit, ui
 // dump of one keyspace file.
 void KvDump(const std::string& file, FileKind kind, const InspectOptions& opt, Report* r) {
   const uint64_t limit = opt.limit == 0 ? UINT64_MAX : opt.limit;
-  if (kind == FileKind::kKvSegment) {
+  if (kind == FileKind::kSegment) {
     auto opened = OpenKvSegment(file);
     if (!opened.ok()) {
       Fail(r, Problem(opened.status(), file));
@@ -1153,7 +1153,7 @@ void KvDump(const std::string& file, FileKind kind, const InspectOptions& opt, R
     r->json.Set("entries", std::move(entries));
     return;
   }
-  if (kind == FileKind::kKvWal) {
+  if (kind == FileKind::kWal) {
     Json records = Json::Array();
     uint64_t shown = 0, prev = 0;
     std::vector<kv::Write> writes;
@@ -1295,10 +1295,10 @@ namespace {
 
 void VerifyFile(const std::string& path, FileKind kind, VerifyState* st) {
   switch (kind) {
-    case FileKind::kKvSegment:
-    case FileKind::kKvWal:
+    case FileKind::kSegment:
+    case FileKind::kWal:
     case FileKind::kCurrent:
-    case FileKind::kManifestLog:
+    case FileKind::kManifest:
       KvVerifyFile(path, kind, st);
       return;
     case FileKind::kOldManifest:

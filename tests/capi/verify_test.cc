@@ -263,8 +263,8 @@ TEST_F(VerifyKvDb, AHealthyDatabaseWithSegmentsAndAWalPasses) {
   Verified v = Verify(db_);
   ASSERT_EQ(v.code, 0) << v.message;
   EXPECT_TRUE(v.ok()) << v.json;
-  EXPECT_NE(v.json.find("\"kind\": \"kv_segment\""), std::string::npos) << v.json;
-  EXPECT_NE(v.json.find("\"kind\": \"kv_wal\""), std::string::npos) << v.json;
+  EXPECT_NE(v.json.find("\"kind\": \"segment\""), std::string::npos) << v.json;
+  EXPECT_NE(v.json.find("\"kind\": \"wal\""), std::string::npos) << v.json;
 }
 
 TEST_F(VerifyKvDb, ASegmentDamagedWhileOpenIsReportedWithFileAndOffset) {
