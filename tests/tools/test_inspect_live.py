@@ -19,8 +19,6 @@ from inspect_support import DIM, flip, segments
 # pomai-inspect's summary counts a keyspace directory's live keys and index
 # entries but not yet the live rows of its default collection (docs/ENGINE.md
 # 5.4: live counts per collection), which a pomaidb directory now is.
-NO_LIVE_ROWS = pytest.mark.xfail(strict=True, reason="pomai-inspect has no live row count for the default "
-                                 "collection yet (docs/ENGINE.md 5.4)")
 
 
 class VectorModel:
@@ -61,7 +59,6 @@ def live_rows(inspect_tool, path: Path) -> int:
     return run.json["totals"]["live_rows"]
 
 
-@NO_LIVE_ROWS
 def test_live_rows_across_segments_and_the_wal(inspect_tool, tmp_path):
     path = tmp_path / "db"
     m = VectorModel(path)
@@ -79,7 +76,6 @@ def test_live_rows_across_segments_and_the_wal(inspect_tool, tmp_path):
     assert f"live rows: {len(m.live)} " in text.out
 
 
-@NO_LIVE_ROWS
 def test_live_rows_after_a_freeze_and_a_compaction(inspect_tool, tmp_path):
     path = tmp_path / "db"
     m = VectorModel(path)
@@ -95,14 +91,12 @@ def test_live_rows_after_a_freeze_and_a_compaction(inspect_tool, tmp_path):
         m.db.close()
 
 
-@NO_LIVE_ROWS
 def test_live_rows_of_an_empty_database(inspect_tool, tmp_path):
     with pomaidb.open_db(tmp_path / "db", dim=DIM):
         pass
     assert live_rows(inspect_tool, tmp_path / "db") == 0
 
 
-@NO_LIVE_ROWS
 def test_live_rows_unknown_when_a_live_file_is_damaged(inspect_tool, db_dir):
     seg = segments(db_dir)[0]
     ids = next(s for s in inspect_tool("--json", "segment", seg).json["sections"] if s["name"] == "row ids")
