@@ -584,16 +584,16 @@ void KvCrashAtEveryPoint(bool fsync, Cut cut, uint64_t budget) {
 }
 
 // Power loss, fsync ALWAYS: every acknowledged commit survives.
-TEST(KvCrashPoints, PowerLossFsyncAlwaysKeepsEveryAcknowledgedCommit) { KvCrashAtEveryPoint(true, Cut::kPowerLoss, 500); }
+TEST(KvCrashPoints, PowerLossFsyncAlwaysKeepsEveryAcknowledgedCommit) { KvCrashAtEveryPoint(true, Cut::kPowerLoss, 1100); }
 // Power loss, fsync NEVER: a prefix of the history, at least what Flush or Close made durable.
-TEST(KvCrashPoints, PowerLossFsyncNeverLeavesAPrefix) { KvCrashAtEveryPoint(false, Cut::kPowerLoss, 300); }
+TEST(KvCrashPoints, PowerLossFsyncNeverLeavesAPrefix) { KvCrashAtEveryPoint(false, Cut::kPowerLoss, 1000); }
 // Power loss that keeps half of every unsynced tail: torn WAL records are dropped.
-TEST(KvCrashPoints, PowerLossWithTornTailsFsyncAlways) { KvCrashAtEveryPoint(true, Cut::kTornTails, 100); }
-TEST(KvCrashPoints, PowerLossWithTornTailsFsyncNever) { KvCrashAtEveryPoint(false, Cut::kTornTails, 100); }
+TEST(KvCrashPoints, PowerLossWithTornTailsFsyncAlways) { KvCrashAtEveryPoint(true, Cut::kTornTails, 600); }
+TEST(KvCrashPoints, PowerLossWithTornTailsFsyncNever) { KvCrashAtEveryPoint(false, Cut::kTornTails, 600); }
 // Process crash (the OS keeps what it was given): every acknowledged commit
 // survives whatever the fsync policy.
-TEST(KvCrashPoints, ProcessCrashFsyncAlwaysKeepsEveryAcknowledgedCommit) { KvCrashAtEveryPoint(true, Cut::kProcessCrash, 100); }
-TEST(KvCrashPoints, ProcessCrashFsyncNeverKeepsEveryAcknowledgedCommit) { KvCrashAtEveryPoint(false, Cut::kProcessCrash, 100); }
+TEST(KvCrashPoints, ProcessCrashFsyncAlwaysKeepsEveryAcknowledgedCommit) { KvCrashAtEveryPoint(true, Cut::kProcessCrash, 400); }
+TEST(KvCrashPoints, ProcessCrashFsyncNeverKeepsEveryAcknowledgedCommit) { KvCrashAtEveryPoint(false, Cut::kProcessCrash, 400); }
 
 // A second power cut while recovering from the first, at every I/O point of
 // the recovery, then commits after a clean recovery (support/crash_points.h).
@@ -614,7 +614,7 @@ TEST(KvCrashPoints, PowerLossDuringRecoveryChangesNothing) {
   c.check = [&](KvDB* db, size_t lo, size_t hi, std::string* why) { return CheckPrefix(db, history, lo, hi, why); };
   c.write = [&](KvDB* db, size_t step) { return CommitStep(db, history[step]); };
   c.freeze = [](KvDB* db) { return db->Flush(); };
-  testing::PowerLossDuringRecoveryChangesNothing(c, 40);
+  testing::PowerLossDuringRecoveryChangesNothing(c, 160);
 }
 
 // Regression: a merge decides which collections are dead from the
@@ -806,7 +806,7 @@ TEST(KvFaultPoints, EioAndEnospcOnceAndStickyAtEveryOperation) {
   for (int err : {EIO, ENOSPC})
     for (bool sticky : {false, true})
       for (Cut cut : {Cut::kPowerLoss, Cut::kProcessCrash}) {
-        KvFaultAtEveryOp(err, sticky, cut, 12, &counts);
+        KvFaultAtEveryOp(err, sticky, cut, 30, &counts);
         if (::testing::Test::HasFatalFailure()) return;
       }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
