@@ -657,8 +657,21 @@ Status KvDBImpl::Recover() {
     live_wals.push_back(number);
   }
   {
+    // The manifest log just replayed may hold records whose fdatasync failed
+    // in an earlier process: readable now from the page cache, gone after a
+    // power cut. Files it no longer names are removed only once it is durable
+    // (else the durable manifest could name a removed segment or need a
+    // removed WAL); when that sync fails they stay for a later open.
     MutexLock l(versions->install_mu());
-    files::RemoveObsoleteFiles(env, dir, names, live_segments, version->log_number, versions->manifest_number());
+    const std::string manifest = FilePath(files::FileType::kManifest, versions->manifest_number());
+    Status durable;
+    if (env->FileExists(manifest)) {
+      auto file = env->NewAppendableFile(manifest);
+      durable = file.ok() ? (*file)->Sync() : file.status();
+      if (file.ok()) (void)(*file)->Close();
+    }
+    if (durable.ok())
+      files::RemoveObsoleteFiles(env, dir, names, live_segments, version->log_number, versions->manifest_number());
   }
   last_seq = seq;
   next->generation = layers->generation + 1;
@@ -1333,11 +1346,10 @@ Status KvDB::Flush(const ProgressFn& progress) {
     MutexLock f(&d.flush_mu);
     POMAI_RETURN_IF_ERROR(d.FlushAllLocked(progress));
   }
-  // The flush is done and durable: a merge that fails (out of space, a
-  // damaged input it refuses to copy) changes nothing, is retried after the
-  // next flush, and is not this call's failure.
-  MutexLock c(&d.compact_mu);
-  (void)d.MergeLocked(false, nullptr);
+  // The flush is done and durable; the merges the policy asks for run on
+  // the compaction thread (a failed one changes nothing and is retried after
+  // the next flush).
+  d.ScheduleCompaction();
   return Status::OK();
 }
 

@@ -197,9 +197,10 @@ class KvDB {
   Result<std::unique_ptr<KvTxn>> Begin(TxnMode mode);
 
   // Disk mode: writes the memtable to a segment and returns once the manifest
-  // names it, then merges what the policy asks for (a failed merge is not
-  // this call's failure). `progress` gets the graph builds' (rows linked,
-  // rows). In-memory: InvalidArgument "in-memory database cannot be flushed".
+  // names it; the merges the tiered policy then asks for run on the
+  // compaction thread (Compact(false) runs them now). `progress` gets the
+  // graph builds' (rows linked, rows). In-memory: InvalidArgument "in-memory
+  // database cannot be flushed".
   Status Flush(const ProgressFn& progress = nullptr);
 
   // Merges segments. force: every segment into one (a lone segment only when

@@ -22,6 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::BeginRw;
+using testing::FlushAndMerge;
 using testing::OpenKv;
 using testing::RandomVector;
 
@@ -240,7 +241,7 @@ TEST(KvCollectionGraph, AMergeStartsItsGraphFromTheLargestInputGraph) {
   Upsert(*db, "docs", &live, RandomRows(rng, "d", 0, 50));    // replaces 50 graph rows
   Upsert(*db, "docs", &live, RandomRows(rng, "e", 0, 100));
   Delete(*db, "docs", &live, "d", 200, 210);
-  ASSERT_TRUE(db->Flush().ok());  // a second segment, then the merge of both
+  FlushAndMerge(*db);  // a second segment, then the merge of both
   ASSERT_EQ(db->TEST_SegmentCount(), 1u);
   EXPECT_EQ(db->TEST_GraphBuilds(), 3u);  // the first build, the flush's, the merge's
   uint64_t rows = 0, reused = 0;

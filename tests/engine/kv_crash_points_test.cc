@@ -42,6 +42,7 @@
 #include "support/crash_points.h"
 #include "support/fault_env.h"
 #include "support/power_loss_env.h"
+#include "kv_test_util.h"
 
 namespace pomai::engine {
 namespace {
@@ -658,6 +659,46 @@ TEST(KvCrashPoints, AMergeKeepsTheRowsOfACollectionWhoseDropIsNotDurable) {
   IndexStats stats;
   ASSERT_TRUE((*db)->GetIndexStats("i", &stats).ok()) << "the drop was not durable: the index is back";
   EXPECT_EQ(stats.node_count, 20u) << "and so are its rows";
+}
+
+// Regression: a merge whose manifest record was written but whose fdatasync
+// failed leaves that record readable in the page cache. The next open
+// replayed it and removed the merge's inputs as obsolete; a power cut then
+// took the record back, and the durable manifest named removed segments. An
+// open now makes the manifest it replayed durable before it removes anything.
+TEST(KvCrashPoints, AnOpenRemovesNoFileForAManifestRecordThatIsNotDurable) {
+  ScratchDir root;
+  const std::string path = root.file("db");
+  testing::PowerLossEnv plenv(path);
+  testing::FaultInjectionEnv env(&plenv);
+  KvOptions o = CrashOptions(path, true, &env);
+  o.memtable_budget_bytes = 64 << 20;  // no background flush
+  {
+    auto db = KvDB::Open(o);
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    testing::PutCommit(**db, "a", "1");
+    ASSERT_TRUE((*db)->Flush().ok());
+    testing::PutCommit(**db, "b", "2");
+    ASSERT_TRUE((*db)->Flush().ok());
+    ASSERT_TRUE((*db)->Compact(false).ok());  // two segments: nothing for the policy to merge
+    ASSERT_EQ((*db)->TEST_SegmentCount(), 2u);
+    // The forced merge syncs its segment (1), then appends its edit to the
+    // manifest log and syncs that (2, which fails).
+    env.FailNth(testing::Op::kSync, 2, EIO);
+    EXPECT_FALSE((*db)->Compact(true).ok());
+    env.ClearFaults();
+  }
+  {
+    auto db = KvDB::Open(o);  // replays the merge's record, not durable yet
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    testing::PutCommit(**db, "c", "3");  // its new WAL file's directory sync makes any removal durable
+  }
+  plenv.SimulatePowerLoss();
+  auto db = KvDB::Open(o);
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  EXPECT_EQ(testing::Committed(**db, "a"), "1");
+  EXPECT_EQ(testing::Committed(**db, "b"), "2");
+  EXPECT_EQ(testing::Committed(**db, "c"), "3");
 }
 
 // Regression: with fsync NEVER, an open that failed after creating its WAL

@@ -30,6 +30,7 @@ namespace {
 using testing::BeginRo;
 using testing::BeginRw;
 using testing::Committed;
+using testing::FlushAndMerge;
 using testing::GetValue;
 using testing::KvBothModes;
 using testing::OpenKv;
@@ -376,7 +377,7 @@ TEST(KvDB, MoreThanFourSegmentsAreMergedAndNothingIsLost) {
       }
     }
     ASSERT_TRUE(t->Commit().ok());
-    ASSERT_TRUE(db->Flush().ok());
+    FlushAndMerge(*db);
     EXPECT_LE(db->TEST_SegmentCount(), 4u);
   }
   auto check = [&](KvDB& d) {
@@ -450,7 +451,7 @@ TEST(KvDB, AMergeTakesARunOfSimilarSegmentsAndKeepsTheTombstonesItNeeds) {
     ASSERT_TRUE(t->Put("victim", "old").ok());
     ASSERT_TRUE(t->Commit().ok());
   }
-  ASSERT_TRUE(db->Flush().ok());
+  FlushAndMerge(*db);
   const std::set<std::string> oldest = SegmentFiles(dir.path());
   ASSERT_EQ(oldest.size(), 1u);
   {
@@ -459,10 +460,10 @@ TEST(KvDB, AMergeTakesARunOfSimilarSegmentsAndKeepsTheTombstonesItNeeds) {
     ASSERT_TRUE(t->Put("b", "new").ok());
     ASSERT_TRUE(t->Commit().ok());
   }
-  ASSERT_TRUE(db->Flush().ok());
+  FlushAndMerge(*db);
   EXPECT_EQ(db->TEST_SegmentCount(), 2u);
   PutCommit(*db, "c", "newer");
-  ASSERT_TRUE(db->Flush().ok());  // weights 2, 3, 102 (newest first): the two newest merge
+  FlushAndMerge(*db);  // weights 2, 3, 102 (newest first): the two newest merge
   EXPECT_EQ(db->TEST_SegmentCount(), 2u);
   const std::set<std::string> now = SegmentFiles(dir.path());
   ASSERT_EQ(now.size(), 2u);
@@ -493,7 +494,7 @@ TEST(KvDB, AMergeTakesARunOfSimilarSegmentsAndKeepsTheTombstonesItNeeds) {
   db.reset();
   db = OpenKv(dir.path(), o);
   PutCommit(*db, "d", "last");
-  ASSERT_TRUE(db->Flush().ok());
+  FlushAndMerge(*db);
   ASSERT_EQ(db->TEST_SegmentCount(), 1u);
   seg = segment::SegmentFile::Open(Env::Default(), dir.path() + "/" + *SegmentFiles(dir.path()).begin());
   ASSERT_TRUE(seg.ok()) << seg.status().ToString();
@@ -514,16 +515,16 @@ TEST(KvDB, ADroppedIndexsRowsOutliveOnlyTheSnapshotsBeforeTheDrop) {
   config.dim = 2;
   ASSERT_TRUE(db->CreateIndex("ix", config).ok());
   UpsertEntries(*db, 10, 1);
-  ASSERT_TRUE(db->Flush().ok());
+  FlushAndMerge(*db);
   auto reader = BeginRo(*db);
   ASSERT_TRUE(db->DropIndex("ix").ok());
   PutCommit(*db, "other", "x");
-  ASSERT_TRUE(db->Flush().ok());  // two segments merge; the reader began before the drop
+  FlushAndMerge(*db);  // two segments merge; the reader began before the drop
   EXPECT_EQ(db->TEST_SegmentCount(), 1u);
   EXPECT_EQ(SegmentRowKeys(dir.path()).size(), 10u);
   ASSERT_TRUE(reader->Rollback().ok());
   PutCommit(*db, "more", "y");
-  ASSERT_TRUE(db->Flush().ok());
+  FlushAndMerge(*db);
   EXPECT_EQ(db->TEST_SegmentCount(), 1u);
   EXPECT_TRUE(SegmentRowKeys(dir.path()).empty());
   const float q[2] = {1, 1};
@@ -546,7 +547,7 @@ TEST(KvDB, ReplacedIndexEntriesAreUnreachableAndMergesDropThem) {
   ASSERT_TRUE(db->CreateIndex("ix", config).ok());
   const uint64_t cid = db->TEST_LastSequence();
   UpsertEntries(*db, 20, 0);
-  ASSERT_TRUE(db->Flush().ok());
+  FlushAndMerge(*db);
   std::vector<std::string> rows = SegmentRowKeys(dir.path());
   ASSERT_EQ(rows.size(), 20u);
   for (const std::string& k : rows) EXPECT_EQ(k.compare(0, 9, RowPrefix(cid)), 0);
@@ -562,7 +563,7 @@ TEST(KvDB, ReplacedIndexEntriesAreUnreachableAndMergesDropThem) {
     ASSERT_TRUE(t->IndexUpsert("ix", "new", q, 2, nullptr).ok());
     ASSERT_TRUE(t->Commit().ok());
   }
-  ASSERT_TRUE(db->Flush().ok());  // the second segment: merged into one
+  FlushAndMerge(*db);  // the second segment: merged into one
   EXPECT_EQ(db->TEST_SegmentCount(), 1u);
   rows = SegmentRowKeys(dir.path());
   EXPECT_EQ(rows, std::vector<std::string>{RowKey(before + 1, "new")});
@@ -573,7 +574,7 @@ TEST(KvDB, ReplacedIndexEntriesAreUnreachableAndMergesDropThem) {
   ASSERT_TRUE(db->DropIndex("ix").ok());
   EXPECT_EQ(db->TEST_LastSequence(), before + 3);
   PutCommit(*db, "other", "x");
-  ASSERT_TRUE(db->Flush().ok());
+  FlushAndMerge(*db);
   EXPECT_TRUE(SegmentRowKeys(dir.path()).empty());
   EXPECT_EQ(db->SearchIndex("ix", q, 2, 5, 0, &hits, nullptr).code(), Code::kNotFound);
   db.reset();
@@ -762,12 +763,14 @@ TEST(KvDB, FlushSucceedsWhenOnlyTheMergeAfterItFails) {
     env.FailNth(testing::Op::kRename, 2, ENOSPC, /*sticky=*/true);
     Status s = db->Flush();
     EXPECT_TRUE(s.ok()) << s.ToString();
+    // The merge (on the compaction thread, or here) fails and changes nothing.
+    EXPECT_EQ(db->Compact(false).code(), Code::kResourceExhausted);
     EXPECT_EQ(db->TEST_SegmentCount(), 2u);  // the merge did not happen
     EXPECT_EQ(Committed(*db, "a"), "1");
     EXPECT_EQ(Committed(*db, "b"), "2");
     env.ClearFaults();
     PutCommit(*db, "c", "3");
-    ASSERT_TRUE(db->Flush().ok());
+    FlushAndMerge(*db);
     EXPECT_EQ(db->TEST_SegmentCount(), 1u);  // merged now
   }
   auto db = OpenKv(dir.path(), o);

@@ -24,6 +24,13 @@ inline std::unique_ptr<engine::KvDB> OpenKv(const std::string& dir, engine::KvOp
   return r.ok() ? std::move(r).value() : nullptr;
 }
 
+// Flush, then the merges the tiered policy asks for, which Flush leaves to
+// the compaction thread: for a test that counts segments after a flush.
+inline void FlushAndMerge(engine::KvDB& db) {
+  ASSERT_TRUE(db.Flush().ok());
+  ASSERT_TRUE(db.Compact(false).ok());
+}
+
 inline std::unique_ptr<engine::KvTxn> BeginRw(engine::KvDB& db) {
   auto r = db.Begin(engine::TxnMode::kReadWrite);
   EXPECT_TRUE(r.ok()) << r.status().ToString();
