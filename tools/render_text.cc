@@ -169,11 +169,11 @@ void RowRecordText(const Json& rec, std::string* out) {
               T(rec["seq"]).c_str(), T(rec["type"]).c_str(), T(rec["length"]).c_str(), T(rec["op_count"]).c_str());
   for (const Json& op : rec["ops"].items()) {
     if (op["kind"].AsString() == "put") {
-      *out += Fmt("    put    cid %s id %s  metadata %s bytes \"%s\"  vector %s\n", T(op["cid"]).c_str(),
-                  T(op["id"]).c_str(), T(op["metadata_length"]).c_str(), T(op["metadata_prefix"]).c_str(),
+      *out += Fmt("    put    id %s  cid %s  metadata %s bytes \"%s\"  vector %s\n", T(op["id"]).c_str(),
+                  T(op["cid"]).c_str(), T(op["metadata_length"]).c_str(), T(op["metadata_prefix"]).c_str(),
                   VectorText(op["vector_prefix"], Json()).c_str());
     } else {
-      *out += "    delete cid " + T(op["cid"]) + " id " + T(op["id"]) + "\n";
+      *out += "    delete id " + T(op["id"]) + "  cid " + T(op["cid"]) + "\n";
     }
   }
 }

@@ -19,9 +19,6 @@ import pomaidb
 
 from inspect_support import DIM, crc32c, file_hashes, flip, segments, the_manifest, wal_record, wals
 
-# pomai-inspect lists the WAL's row ops with the cid before the id in text.
-NO_ROW_DUMP = pytest.mark.xfail(strict=True, reason="pomai-inspect's text of a WAL row op does not start with its id")
-
 # ---------------------------------------------------------------------------
 # The commands
 
@@ -154,7 +151,6 @@ def test_dump_segment_with_a_damaged_vector_block(inspect_tool, db_dir):
     assert text.code == 1 and f"{seg} at offset {vectors['offset']}" in text.out
 
 
-@NO_ROW_DUMP
 def test_dump_wal_records(inspect_tool, db_dir):
     [wal] = wals(db_dir)
     run = inspect_tool("--json", "dump", wal, "--limit", "100")
