@@ -66,8 +66,8 @@ constexpr Command kCommands[] = {
      "pass. A torn WAL tail in a directory is a note, not a failure.",
      kJson | kKind, true, true},
     {"dump", "pomai-inspect [--json] dump [--limit N] [--prefix K] [--kind KIND] FILE",
-     "The entries of a segment, the records of a WAL file (row ops or key writes), the edits of a\n"
-     "manifest log, or the manifest log CURRENT names.",
+     "The entries, u64 rows and row tombstones of a segment, the records of a WAL file (row ops or\n"
+     "key writes), the edits of a manifest log, or the manifest log CURRENT names.",
      kJson | kLimit | kPrefix | kKind, false, true},
     {"graph", "pomai-inspect [--json] graph FILE [--group G]",
      "A segment's HNSW graph: header, levels, degrees, rows reachable on layer 0 from the entry\n"

@@ -169,11 +169,11 @@ void RowRecordText(const Json& rec, std::string* out) {
               T(rec["seq"]).c_str(), T(rec["type"]).c_str(), T(rec["length"]).c_str(), T(rec["op_count"]).c_str());
   for (const Json& op : rec["ops"].items()) {
     if (op["kind"].AsString() == "put") {
-      *out += Fmt("    put    cid %s id %s  metadata %s bytes \"%s\"  vector %s\n", T(op["cid"]).c_str(),
-                  T(op["id"]).c_str(), T(op["metadata_length"]).c_str(), T(op["metadata_prefix"]).c_str(),
+      *out += Fmt("    put    id %s  cid %s  metadata %s bytes \"%s\"  vector %s\n", T(op["id"]).c_str(),
+                  T(op["cid"]).c_str(), T(op["metadata_length"]).c_str(), T(op["metadata_prefix"]).c_str(),
                   VectorText(op["vector_prefix"], Json()).c_str());
     } else {
-      *out += "    delete cid " + T(op["cid"]) + " id " + T(op["id"]) + "\n";
+      *out += "    delete id " + T(op["id"]) + "  cid " + T(op["cid"]) + "\n";
     }
   }
 }
@@ -185,6 +185,23 @@ void KvDump(const Json& r, std::string* out) {
     for (const Json& e : r["entries"].items()) *out += "  entry " + T(e["entry"]) + "  " + KvEntryText(e) + "\n";
     if (r["entries"].items().size() < r["total_entries"].AsUint()) {
       *out += Fmt("  ... %" PRIu64 " more entries (--limit)\n", r["total_entries"].AsUint() - r["entries"].items().size());
+    }
+    // The rows of the u64 groups: "g0 row 5  id 7  seq 2  metadata 6 bytes "meta-7"  vector [...]".
+    for (const Json& row : r["rows"].items()) {
+      *out += Fmt("  g%s row %s  id %s  seq %s  metadata %s bytes \"%s\"  vector %s\n", T(row["group"]).c_str(),
+                  T(row["row"]).c_str(), T(row["id"]).c_str(), T(row["seq"]).c_str(),
+                  T(row["metadata_length"]).c_str(), T(row["metadata_prefix"]).c_str(),
+                  VectorText(row["vector_prefix"], Json()).c_str());
+    }
+    if (r["rows"].items().size() < r["total_rows"].AsUint()) {
+      *out += Fmt("  ... %" PRIu64 " more rows (--limit)\n", r["total_rows"].AsUint() - r["rows"].items().size());
+    }
+    for (const Json& t : r["row_tombstones"].items()) {
+      *out += Fmt("  g%s tombstone  id %s  seq %s\n", T(t["group"]).c_str(), T(t["id"]).c_str(), T(t["seq"]).c_str());
+    }
+    if (r["row_tombstones"].items().size() < r["total_row_tombstones"].AsUint()) {
+      *out += Fmt("  ... %" PRIu64 " more tombstones (--limit)\n",
+                  r["total_row_tombstones"].AsUint() - r["row_tombstones"].items().size());
     }
   } else if (kind == "wal") {
     for (const Json& rec : r["records"].items()) {

@@ -1120,6 +1120,58 @@ void RowOpsJson(const wal::DecodedRecord& d, uint32_t prefix, uint64_t limit, ui
   j->Set("ops", std::move(jops));
 }
 
+// The rows of a segment's u64 groups into r: `rows` (the first `limit` in
+// all, group by group, ids ascending as stored) and `row_tombstones` (the
+// first `limit` too), with their totals. Rows are read through
+// SegmentFile::Metadata, which checks each row's block first, and the
+// tombstones through SegmentFile::Tombstones: damage ends the lists and is
+// the report's error (unless it has one already).
+void U64RowsJson(const segment::SegmentFile& seg, const std::string& file, uint64_t limit, uint32_t prefix,
+                 Report* r) {
+  Json rows = Json::Array(), tombstones = Json::Array();
+  uint64_t total_rows = 0, total_tombstones = 0, shown_rows = 0, shown_tombstones = 0;
+  Status status;
+  for (uint32_t g = 0; g < seg.group_count(); ++g) {
+    const segment::GroupInfo& info = seg.group(g);
+    if (info.kind != segment::GroupKind::kU64) continue;
+    total_rows += info.rows;
+    total_tombstones += info.tombstones;
+    if (!status.ok()) continue;
+    for (uint64_t row = 0; row < info.rows && shown_rows < limit; ++row, ++shown_rows) {
+      Result<std::string_view> meta = seg.Metadata(g, row);
+      if (!meta.ok()) {
+        status = meta.status();
+        break;
+      }
+      Json j = Json::Object();
+      j.Set("group", g);
+      j.Set("cid", info.cid);
+      j.Set("row", row);
+      j.Set("id", seg.ids(g)[row]);
+      j.Set("seq", seg.seqs(g)[row]);
+      MetadataFields(&j, *meta);
+      j.Set("vector_prefix", VectorPrefix(reinterpret_cast<const uint8_t*>(seg.vector(g, row)), info.dim, prefix));
+      rows.Push(std::move(j));
+    }
+    if (!status.ok() || info.tombstones == 0 || shown_tombstones >= limit) continue;
+    const uint64_t *ids = nullptr, *seqs = nullptr;
+    status = seg.Tombstones(g, &ids, &seqs);
+    for (uint64_t t = 0; status.ok() && t < info.tombstones && shown_tombstones < limit; ++t, ++shown_tombstones) {
+      Json j = Json::Object();
+      j.Set("group", g);
+      j.Set("cid", info.cid);
+      j.Set("id", ids[t]);
+      j.Set("seq", seqs[t]);
+      tombstones.Push(std::move(j));
+    }
+  }
+  r->json.Set("total_rows", total_rows);
+  r->json.Set("rows", std::move(rows));
+  r->json.Set("total_row_tombstones", total_tombstones);
+  r->json.Set("row_tombstones", std::move(tombstones));
+  if (!status.ok() && r->exit_code == 0) Fail(r, Problem(status, file));
+}
+
 // dump of one keyspace file.
 void KvDump(const std::string& file, FileKind kind, const InspectOptions& opt, Report* r) {
   const uint64_t limit = opt.limit == 0 ? UINT64_MAX : opt.limit;
@@ -1151,6 +1203,7 @@ void KvDump(const std::string& file, FileKind kind, const InspectOptions& opt, R
       entries.Push(std::move(j));
     }
     r->json.Set("entries", std::move(entries));
+    U64RowsJson(seg, file, limit, opt.prefix, r);
     return;
   }
   if (kind == FileKind::kWal) {

@@ -19,13 +19,6 @@ import pomaidb
 
 from inspect_support import DIM, crc32c, file_hashes, flip, segments, the_manifest, wal_record, wals
 
-# pomai-inspect reads the u64 rows of a format-2 segment group and of the WAL's
-# row ops only as counts today: dumping them (and a live row count of the
-# default collection, test_inspect_live.py) is pomai-inspect's work of
-# docs/ENGINE.md 5.4.
-NO_ROW_DUMP = pytest.mark.xfail(strict=True, reason="pomai-inspect does not dump the rows of a u64 group or of "
-                                "the WAL's row ops yet (docs/ENGINE.md 5.4)")
-
 # ---------------------------------------------------------------------------
 # The commands
 
@@ -111,7 +104,6 @@ def test_segment_shows_header_sections_and_footer(inspect_tool, db_dir):
     assert "hnsw layer-0 links" in text and "footer: section_table_offset" in text
 
 
-@NO_ROW_DUMP
 def test_dump_segment_rows(inspect_tool, db_dir):
     seg = segments(db_dir)[0]
     run = inspect_tool("--json", "dump", seg, "--limit", "3", "--prefix", "2")
@@ -125,10 +117,11 @@ def test_dump_segment_rows(inspect_tool, db_dir):
         assert row["metadata_prefix"] == "meta-%d" % row["id"]
         assert row["metadata_length"] == len("meta-%d" % row["id"])
         assert len(row["vector_prefix"]) == 2
-    # The stored vector, as the engine returns it.
+    # The stored vector, as the engine returns it, of a row the WAL does not delete (ids 1..3).
+    live = next(row for row in r["rows"] if row["id"] not in (1, 2, 3))
     with pomaidb.open_db(db_dir, dim=DIM, shards=2, metric="l2") as db:
-        vec, _ = db.get(ids[-1])  # (ids 1..3 are deleted in the WAL)
-    assert r["rows"][-1]["vector_prefix"] == pytest.approx(vec[:2].tolist(), rel=1e-6)
+        vec, _ = db.get(live["id"])
+    assert live["vector_prefix"] == pytest.approx(vec[:2].tolist(), rel=1e-6)
 
     text = inspect_tool("dump", seg, "--limit", "2").out
     assert text.count(" row ") == 2 and "more rows (--limit)" in text
@@ -136,7 +129,28 @@ def test_dump_segment_rows(inspect_tool, db_dir):
     assert len(everything["rows"]) == everything["total_rows"]
 
 
-@NO_ROW_DUMP
+def test_dump_segment_row_tombstones(inspect_tool, db_dir):
+    """The ids deleted before the freeze are the u64 group's tombstones."""
+    seg = segments(db_dir)[0]
+    r = inspect_tool("--json", "dump", seg).json
+    assert r["total_row_tombstones"] == 2
+    assert [(t["group"], t["id"]) for t in r["row_tombstones"]] == [(0, 10), (0, 11)]
+    assert all(t["seq"] > r["rows"][0]["seq"] for t in r["row_tombstones"])
+    assert "g0 tombstone  id 10" in inspect_tool("dump", seg).out
+
+
+def test_dump_segment_with_a_damaged_vector_block(inspect_tool, db_dir):
+    """A flipped float of a row: dump fails naming the file and the offset, no rows from it."""
+    seg = segments(db_dir)[0]
+    vectors = section(inspect_tool, seg, "vectors")
+    flip(seg, vectors["offset"] + 13)
+    run = inspect_tool("--json", "dump", seg)
+    assert run.code == 1
+    assert run.json["error"]["file"] == str(seg) and run.json["error"]["offset"] == vectors["offset"]
+    text = inspect_tool("dump", seg)
+    assert text.code == 1 and f"{seg} at offset {vectors['offset']}" in text.out
+
+
 def test_dump_wal_records(inspect_tool, db_dir):
     [wal] = wals(db_dir)
     run = inspect_tool("--json", "dump", wal, "--limit", "100")
