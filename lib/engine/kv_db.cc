@@ -1315,6 +1315,13 @@ void KvDBImpl::BackgroundLoop() {
       MutexLock f(&flush_mu);
       flushed = FlushLocked().ok();
     }
+    if (flushed && Current()->segs.size() > kStallSegmentsPerMax * opt.max_segments) {
+      // Writers outpace the merges: this thread runs them before it flushes
+      // again, so that the segments a read visits stay bounded. Writers feel
+      // it through the budget (back-pressure waits for the pending flush).
+      MutexLock c(&compact_mu);
+      (void)MergeLocked(false, nullptr);
+    }
     l.Lock();
     bg_flushing = false;
     bg_cv.SignalAll();  // writers held back by the budget

@@ -68,6 +68,12 @@ struct Layers {
   uint64_t generation = 0;  // set by Publish: each published view has its own
 };
 
+// Past this many times max_segments segments, the background flush thread
+// runs the merges itself before its next flush (LevelDB's level-0 stop
+// trigger): a writer faster than the compaction thread is held back instead
+// of growing the number of segments every read visits without bound.
+constexpr size_t kStallSegmentsPerMax = 3;
+
 struct KvDBImpl {
   KvOptions opt;
   std::unique_ptr<MemoryEnv> memory_env;  // in-memory mode: where segments and the manifest live

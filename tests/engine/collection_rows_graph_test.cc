@@ -516,6 +516,38 @@ TEST(CollectionRowsCompaction, TieredPolicyBoundsTheNumberOfSegments) {
   EXPECT_EQ(db->Count().value(), 600u);
 }
 
+// A writer faster than the compaction thread (a small budget: a background
+// flush every few batches; graphs at every merge) is held back once the
+// segments pass 3 x max_segments: the background flush thread runs the
+// merges before its next flush, so no reader ever sees more than
+// 3 x max_segments + 1 segments (the one a flush just added).
+TEST(CollectionRowsCompaction, AWriterFasterThanTheMergesIsHeldBackNotOutgrown) {
+  TempDir dir;
+  RowsOptions o = CompactionOptions(dir.path(), 1, 64);
+  o.kv.memtable_budget_bytes = 16 * 1024;
+  o.kv.max_segments = 2;
+  o.coll.hnsw_m = 32;
+  o.coll.hnsw_ef_construction = 400;  // slow graph builds: merges fall behind without the stall
+  auto db = Open(o);
+  ASSERT_NE(db, nullptr);
+  size_t most = 0;
+  std::vector<float> vecs;
+  std::vector<uint64_t> ids;
+  for (uint64_t batch = 0; batch < 300; ++batch) {
+    ids.clear();
+    vecs.clear();
+    for (uint64_t i = 0; i < 20; ++i) {
+      ids.push_back(batch * 20 + i);
+      const std::vector<float> v = VectorFor(ids.back(), 0, 8);
+      vecs.insert(vecs.end(), v.begin(), v.end());
+    }
+    ASSERT_TRUE(db->PutArray(ids.data(), vecs.data(), ids.size()).ok());
+    most = std::max(most, db->TEST_SegmentCount());
+  }
+  EXPECT_LE(most, 3u * 2 + 1);
+  EXPECT_EQ(db->Count().value(), 6000u);
+}
+
 TEST(CollectionRowsCompaction, SearchesStayCorrectWhileCompactionsRun) {
   TempDir dir;
   const RowsOptions o = CompactionOptions(dir.path(), 2, 100000);
