@@ -1332,7 +1332,7 @@ void KvDBImpl::BackgroundLoop() {
 void KvDBImpl::CompactionLoop() {
   MutexLock l(&bg_mu);
   for (;;) {
-    while (!bg_stop && !compact_pending) bg_cv.Wait(&bg_mu);
+    while (!bg_stop && (!compact_pending || TEST_merges_paused)) bg_cv.Wait(&bg_mu);
     if (bg_stop) return;
     compact_pending = false;
     l.Unlock();
@@ -1355,7 +1355,13 @@ Status KvDB::Flush(const ProgressFn& progress) {
   }
   // The flush is done and durable; the merges the policy asks for run on
   // the compaction thread (a failed one changes nothing and is retried after
-  // the next flush).
+  // the next flush). Past the stall trigger they run here first: a process
+  // that opens, writes, flushes and closes (its close does not wait for
+  // merges it has not started) would otherwise add segments without bound.
+  if (d.Current()->segs.size() > kStallSegmentsPerMax * d.opt.max_segments) {
+    MutexLock c(&d.compact_mu);
+    (void)d.MergeLocked(false, nullptr);
+  }
   d.ScheduleCompaction();
   return Status::OK();
 }
@@ -1800,6 +1806,11 @@ MemoryStats KvDB::MemoryUsage() {
 }
 
 size_t KvDB::TEST_SegmentCount() { return impl_->Current()->segs.size(); }
+void KvDB::TEST_PauseBackgroundMerges(bool paused) {
+  MutexLock l(&impl_->bg_mu);
+  impl_->TEST_merges_paused = paused;
+  impl_->bg_cv.SignalAll();
+}
 uint64_t KvDB::TEST_LastSequence() { return impl_->last_seq.load(); }
 
 namespace {

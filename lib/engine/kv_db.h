@@ -287,6 +287,9 @@ class KvDB {
   uint64_t TEST_LastSequence();
   // Test hook: how many index graphs this open's flushes and merges have built.
   uint64_t TEST_GraphBuilds();
+  // Test hook: while paused, the compaction thread starts no merge (the
+  // merges a flush asks for wait, as they would for a busy thread).
+  void TEST_PauseBackgroundMerges(bool paused);
 
  private:
   KvDB();

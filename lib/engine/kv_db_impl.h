@@ -121,6 +121,7 @@ struct KvDBImpl {
   bool bg_pending GUARDED_BY(bg_mu) = false;
   bool bg_flushing GUARDED_BY(bg_mu) = false;  // the background thread is flushing (back-pressure waits for it)
   bool compact_pending GUARDED_BY(bg_mu) = false;  // a merge is asked of the compaction thread
+  bool TEST_merges_paused GUARDED_BY(bg_mu) = false;  // TEST_PauseBackgroundMerges
   std::thread bg_thread;       // background flushes
   std::thread compact_thread;  // background merges (the tiered policy after each flush)
 
