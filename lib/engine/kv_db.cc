@@ -1291,6 +1291,14 @@ Status KvDBImpl::CheckWritable(const char* what) const {
                                                 " after a failed log write: " + wal->sticky_error().message());
 }
 
+void KvDBImpl::MergeIfStalled() {
+  if (Current()->segs.size() <= kStallSegmentsPerMax * opt.max_segments) return;
+  // Writers outpace the merges: the caller runs them now, so that the
+  // segments a read visits stay bounded (a failed merge changes nothing).
+  MutexLock c(&compact_mu);
+  (void)MergeLocked(false, nullptr);
+}
+
 void KvDBImpl::ScheduleCompaction() {
   MutexLock l(&bg_mu);
   compact_pending = true;
@@ -1315,13 +1323,8 @@ void KvDBImpl::BackgroundLoop() {
       MutexLock f(&flush_mu);
       flushed = FlushLocked().ok();
     }
-    if (flushed && Current()->segs.size() > kStallSegmentsPerMax * opt.max_segments) {
-      // Writers outpace the merges: this thread runs them before it flushes
-      // again, so that the segments a read visits stay bounded. Writers feel
-      // it through the budget (back-pressure waits for the pending flush).
-      MutexLock c(&compact_mu);
-      (void)MergeLocked(false, nullptr);
-    }
+    // Writers feel a stall through the budget (back-pressure waits for the pending flush).
+    if (flushed) MergeIfStalled();
     l.Lock();
     bg_flushing = false;
     bg_cv.SignalAll();  // writers held back by the budget
@@ -1358,10 +1361,7 @@ Status KvDB::Flush(const ProgressFn& progress) {
   // the next flush). Past the stall trigger they run here first: a process
   // that opens, writes, flushes and closes (its close does not wait for
   // merges it has not started) would otherwise add segments without bound.
-  if (d.Current()->segs.size() > kStallSegmentsPerMax * d.opt.max_segments) {
-    MutexLock c(&d.compact_mu);
-    (void)d.MergeLocked(false, nullptr);
-  }
+  d.MergeIfStalled();
   d.ScheduleCompaction();
   return Status::OK();
 }

@@ -205,6 +205,10 @@ struct KvDBImpl {
   // after a failed log write, staged rows may sit unpublished in the
   // memtable, so nothing more is written or flushed.
   Status CheckWritable(const char* what) const;
+  // Past kStallSegmentsPerMax x max_segments segments, runs the policy's
+  // merges on the calling thread (after a flush: the background flush thread
+  // and Flush()).
+  void MergeIfStalled();
   // Asks the compaction thread for the policy's merges (after a flush).
   void ScheduleCompaction();
   // Commits `writes` (sorted by key) for a transaction that read at `snap`:
