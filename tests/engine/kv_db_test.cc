@@ -608,7 +608,7 @@ TEST(KvDB, AMergeKeepsTombstonesALiveTransactionMustConflictWith) {
   ASSERT_TRUE(d->Commit().ok());
   for (int i = 0; i < 5; ++i) {  // enough flushes for a merge of every segment
     PutCommit(*db, "f" + std::to_string(i), "x");
-    ASSERT_TRUE(db->Flush().ok());
+    FlushAndMerge(*db);
   }
   ASSERT_LE(db->TEST_SegmentCount(), 4u);
   ASSERT_TRUE(t->Put("a", "late").ok());
