@@ -17,7 +17,7 @@
 //    database and answer one point lookup (or one exact search).
 //
 // Each engine benchmark runs on the keyspace engine's default collection
-// (engine::KvDB, as pomai_open opens it); "freeze" below is KvDB::Flush
+// (engine::DB, as pomai_open opens it); "freeze" below is DB::Flush
 // (which also runs the merge policy).
 //
 // Pass --benchmark_counters_tabular=true for a readable table. bench/run.sh
@@ -35,15 +35,15 @@
 #include <thread>
 #include <vector>
 
-#include "engine/kv_db.h"
+#include "engine/db.h"
 
 namespace {
 
 using pomai::Status;
 using pomai::engine::DefaultCollectionOptions;
 using pomai::engine::Hit;
-using pomai::engine::KvDB;
-using pomai::engine::KvOptions;
+using pomai::engine::DB;
+using pomai::engine::Options;
 
 constexpr uint32_t kDim = 128;
 constexpr uint64_t kBudgetBytes = 2ull << 30;  // one segment per freeze
@@ -62,15 +62,15 @@ std::vector<float> RandomMatrix(size_t rows, uint32_t dim, uint64_t seed) {
   return m;
 }
 
-// KvDB's default collection: 128-d, L2, one shard, one search thread, no
+// DB's default collection: 128-d, L2, one shard, one search thread, no
 // graphs (these benchmarks measure the exact scan, the log and the open).
-std::unique_ptr<KvDB> OpenDb(const std::string& path, uint64_t budget_bytes = kBudgetBytes, bool fsync = false) {
-  KvOptions o;
+std::unique_ptr<DB> OpenDb(const std::string& path, uint64_t budget_bytes = kBudgetBytes, bool fsync = false) {
+  Options o;
   o.path = path;
   o.search_threads = 1;
   o.memtable_budget_bytes = budget_bytes;
   o.fsync = fsync;
-  auto db = KvDB::Open(o).value();
+  auto db = DB::Open(o).value();
   DefaultCollectionOptions c;
   c.dim = kDim;
   c.shards = 1;
@@ -140,7 +140,7 @@ BENCHMARK(ExactSearch)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->MinTime(2
 
 // Plain sequential write()s of `batch` rows of 9 + 4 + 512 bytes plus a record
 // header: what put_batch of 128-d rows wrote to the retired u64 engine's WAL,
-// kept so that the figures compare with earlier runs (KvDB's row-array record
+// kept so that the figures compare with earlier runs (DB's row-array record
 // is 8 + 512 bytes per row).
 void SequentialWrite(benchmark::State& state) {
   const size_t batch = static_cast<size_t>(state.range(0));

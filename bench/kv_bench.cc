@@ -1,4 +1,4 @@
-// Keyspace engine (lib/engine/kv_db.h) benchmarks, with the baselines they
+// Keyspace engine (lib/engine/db.h) benchmarks, with the baselines they
 // are judged against measured in the same program:
 //
 //  - PutCommit/{memory,disk}: one transaction per put (begin, put 16-byte key
@@ -21,14 +21,14 @@
 #include <string>
 #include <vector>
 
-#include "engine/kv_db.h"
+#include "engine/db.h"
 #include "simd/distance.h"
 
 namespace {
 
-using pomai::engine::KvDB;
-using pomai::engine::KvHit;
-using pomai::engine::KvOptions;
+using pomai::engine::DB;
+using pomai::engine::KeyHit;
+using pomai::engine::Options;
 using pomai::engine::TxnMode;
 using pomai::simd::Metric;
 
@@ -39,11 +39,11 @@ std::string BenchDir(const std::string& name) {
   return p.string();
 }
 
-std::unique_ptr<KvDB> OpenBenchDb(bool disk, const std::string& name) {
-  KvOptions o;
+std::unique_ptr<DB> OpenBenchDb(bool disk, const std::string& name) {
+  Options o;
   o.in_memory = !disk;
   if (disk) o.path = BenchDir(name);
-  auto r = KvDB::Open(o);
+  auto r = DB::Open(o);
   if (!r.ok()) {
     std::fprintf(stderr, "open: %s\n", r.status().ToString().c_str());
     std::abort();
@@ -78,10 +78,10 @@ BENCHMARK(BM_PutCommit)->Arg(0)->Arg(1);
 // commits/s should grow with the number of committers.
 void BM_PutCommitFsyncThreads(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
-  KvOptions o;
+  Options o;
   o.path = BenchDir("kv_fsync");
   o.fsync = true;
-  auto db = std::move(KvDB::Open(o)).value();
+  auto db = std::move(DB::Open(o)).value();
   const std::string value(100, 'v');
   constexpr int kPerThread = 20;
   std::atomic<uint64_t> next{0};
@@ -102,7 +102,7 @@ void BM_PutCommitFsyncThreads(benchmark::State& state) {
 }
 BENCHMARK(BM_PutCommitFsyncThreads)->Arg(1)->Arg(4)->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);
 
-std::unique_ptr<KvDB> Loaded(bool disk, size_t n) {
+std::unique_ptr<DB> Loaded(bool disk, size_t n) {
   auto db = OpenBenchDb(disk, "kv_get");
   const std::string value(100, 'v');
   for (size_t start = 0; start < n; start += 10000) {
@@ -194,11 +194,11 @@ std::vector<float> Matrix(size_t rows, uint64_t seed) {
 void BM_SearchSimilar10kx768(benchmark::State& state) {
   const bool segment = state.range(0) == 1;
   const uint32_t threads = static_cast<uint32_t>(state.range(1));
-  KvOptions o;
+  Options o;
   o.in_memory = !segment;
   if (segment) o.path = BenchDir("kv_search");
   o.search_threads = threads;
-  auto db = std::move(KvDB::Open(o)).value();
+  auto db = std::move(DB::Open(o)).value();
   const auto m = Matrix(kRows, 3);
   {
     auto t = db->Begin(TxnMode::kReadWrite);
@@ -209,7 +209,7 @@ void BM_SearchSimilar10kx768(benchmark::State& state) {
   if (segment) (void)db->Flush();
   const auto q = Matrix(1, 4);
   auto t = db->Begin(TxnMode::kReadOnly);
-  std::vector<KvHit> hits;
+  std::vector<KeyHit> hits;
   for (auto _ : state) {
     pomai::Status s = (*t)->SearchSimilar(q.data(), kDim, Metric::kCosine, 10, nullptr, false, &hits);
     if (!s.ok()) state.SkipWithError(s.ToString().c_str());

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the benchmarks (release, no -march=native) and runs them, printing the
 # ratios each issue asks for. Usage: bash bench/run.sh [engine|simd|all]
-# `engine` runs the engine benchmarks (KvDB's default collection) and prints
+# `engine` runs the engine benchmarks (DB's default collection) and prints
 # their goals as ratios (bench/engine_ratios.py).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

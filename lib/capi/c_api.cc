@@ -1,7 +1,7 @@
 // The extern "C" functions of include/pomai/pomai.h: argument checks,
 // struct_size rules, handle lifetime, status objects. No engine logic here:
 // the pomai_* row functions are the default collection's calls of
-// engine::KvDB (docs/ENGINE.md 5.1).
+// engine::DB (docs/ENGINE.md 5.1).
 #include "pomai/pomai.h"
 
 #include <atomic>
@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "capi/handles.h"
-#include "engine/kv_db.h"
+#include "engine/db.h"
 #include "index/params.h"
 #include "inspect/inspect.h"
 #include "simd/distance.h"
@@ -31,7 +31,7 @@ using pomai::Status;
 using pomai::WriterLock;
 using namespace pomai::capi;
 
-using pomai::engine::KvDB;
+using pomai::engine::DB;
 
 // Runs fn(engine) with the handle held open (shared), when its default
 // collection is open (a pomai_open handle).
@@ -256,14 +256,14 @@ pomai_status_t* pomai_open(const pomai_options_t* opts, pomai_db_t** out_db) {
                                                                          "hnsw_ef_construction")))
         return bad;
     }
-    pomai::engine::KvOptions eo;
+    pomai::engine::Options eo;
     eo.path = o.path;
     eo.fsync = fsync_policy == POMAI_FSYNC_POLICY_ALWAYS;
     eo.search_threads = o.search_threads;
     eo.memtable_budget_bytes = o.memory_budget_bytes != 0 ? o.memory_budget_bytes : kDefaultMemoryBudget;
-    auto db = KvDB::Open(eo);
+    auto db = DB::Open(eo);
     if (!db.ok()) return FromStatus(db.status());
-    std::unique_ptr<KvDB> kv = std::move(db).value();
+    std::unique_ptr<DB> kv = std::move(db).value();
     Status s = kv->OpenDefaultCollection(co);
     if (!s.ok()) {
       static_cast<void>(kv->Close());  // its error is not the one to report
@@ -281,7 +281,7 @@ pomai_status_t* pomai_close(pomai_db_t* db) {
     DbSlot* slot = DbTable::Get().Find(TokenOf(db), &generation);
     if (slot == nullptr) return Invalid("db is not a handle returned by pomai_open");
     if (!MadeHere(slot->owner)) return nullptr;  // an ancestor's database, left alone (see handles.h)
-    std::unique_ptr<KvDB> kv;
+    std::unique_ptr<DB> kv;
     MarkClosing(*slot, generation);  // new calls on this handle answer CLOSED from now on
     {
       WriterLock l(&slot->mu);  // waits for running calls
@@ -319,7 +319,7 @@ pomai_status_t* pomai_put(pomai_db_t* db, const pomai_upsert_t* item) {
 }
 
 pomai_status_t* pomai_put_batch(pomai_db_t* db, const pomai_upsert_t* items, size_t n) {
-  return WithDefaultCollection(db, [&](KvDB& engine) -> pomai_status_t* {
+  return WithDefaultCollection(db, [&](DB& engine) -> pomai_status_t* {
     if (n == 0) return nullptr;
     if (items == nullptr) return Invalid("items is NULL but n is " + std::to_string(n));
     const uint32_t stride = items[0].struct_size;
@@ -351,7 +351,7 @@ pomai_status_t* pomai_put_batch(pomai_db_t* db, const pomai_upsert_t* items, siz
 }
 
 pomai_status_t* pomai_put_array(pomai_db_t* db, const uint64_t* ids, const float* vectors, size_t n, uint32_t dim) {
-  return WithDefaultCollection(db, [&](KvDB& engine) -> pomai_status_t* {
+  return WithDefaultCollection(db, [&](DB& engine) -> pomai_status_t* {
     if (n == 0) return nullptr;
     if (ids == nullptr) return Invalid("ids is NULL but n is " + std::to_string(n));
     if (vectors == nullptr) return Invalid("vectors is NULL but n is " + std::to_string(n));
@@ -364,7 +364,7 @@ pomai_status_t* pomai_put_array(pomai_db_t* db, const uint64_t* ids, const float
 pomai_status_t* pomai_delete(pomai_db_t* db, uint64_t id) { return pomai_delete_batch(db, &id, 1); }
 
 pomai_status_t* pomai_delete_batch(pomai_db_t* db, const uint64_t* ids, size_t n) {
-  return WithDefaultCollection(db, [&](KvDB& engine) -> pomai_status_t* {
+  return WithDefaultCollection(db, [&](DB& engine) -> pomai_status_t* {
     if (n == 0) return nullptr;
     if (ids == nullptr) return Invalid("ids is NULL but n is " + std::to_string(n));
     if (pomai_status_t* bad = CheckBatchLength(n)) return bad;
@@ -378,7 +378,7 @@ pomai_status_t* pomai_delete_batch(pomai_db_t* db, const uint64_t* ids, size_t n
 }
 
 pomai_status_t* pomai_freeze(pomai_db_t* db) {
-  return WithDefaultCollection(db, [&](KvDB& engine) { return FromStatus(engine.Flush()); });
+  return WithDefaultCollection(db, [&](DB& engine) { return FromStatus(engine.Flush()); });
 }
 
 pomai_status_t* pomai_compact(pomai_db_t* db) { return pomai_compact_with_progress(db, nullptr, nullptr); }
@@ -388,15 +388,15 @@ pomai_status_t* pomai_compact(pomai_db_t* db) { return pomai_compact_with_progre
 extern "C" {
 
 pomai_status_t* pomai_freeze_with_progress(pomai_db_t* db, pomai_progress_fn fn, void* user_data) {
-  return WithDefaultCollection(db, [&](KvDB& engine) { return FromStatus(engine.Flush(ProgressOf(fn, user_data))); });
+  return WithDefaultCollection(db, [&](DB& engine) { return FromStatus(engine.Flush(ProgressOf(fn, user_data))); });
 }
 
 pomai_status_t* pomai_compact_with_progress(pomai_db_t* db, pomai_progress_fn fn, void* user_data) {
-  return WithDefaultCollection(db, [&](KvDB& engine) { return FromStatus(engine.Compact(true, ProgressOf(fn, user_data))); });
+  return WithDefaultCollection(db, [&](DB& engine) { return FromStatus(engine.Compact(true, ProgressOf(fn, user_data))); });
 }
 
 pomai_status_t* pomai_stats_json(pomai_db_t* db, char** out_json) {
-  return WithDefaultCollection(db, [&](KvDB& engine) -> pomai_status_t* {
+  return WithDefaultCollection(db, [&](DB& engine) -> pomai_status_t* {
     if (out_json == nullptr) return Invalid("out_json is NULL");
     *out_json = nullptr;
     auto r = engine.StatsJson();
@@ -410,7 +410,7 @@ pomai_status_t* pomai_stats_json(pomai_db_t* db, char** out_json) {
 }
 
 pomai_status_t* pomai_exists(pomai_db_t* db, uint64_t id, bool* out_exists) {
-  return WithDefaultCollection(db, [&](KvDB& engine) -> pomai_status_t* {
+  return WithDefaultCollection(db, [&](DB& engine) -> pomai_status_t* {
     if (out_exists == nullptr) return Invalid("out_exists is NULL");
     auto r = engine.Exists(id);
     if (!r.ok()) return FromStatus(r.status());
@@ -420,7 +420,7 @@ pomai_status_t* pomai_exists(pomai_db_t* db, uint64_t id, bool* out_exists) {
 }
 
 pomai_status_t* pomai_get(pomai_db_t* db, uint64_t id, pomai_record_t** out_record) {
-  return WithDefaultCollection(db, [&](KvDB& engine) -> pomai_status_t* {
+  return WithDefaultCollection(db, [&](DB& engine) -> pomai_status_t* {
     if (out_record == nullptr) return Invalid("out_record is NULL");
     *out_record = nullptr;
     std::vector<float> vec;
@@ -454,7 +454,7 @@ pomai_status_t* pomai_get(pomai_db_t* db, uint64_t id, pomai_record_t** out_reco
 void pomai_record_free(pomai_record_t* record) { std::free(record); }
 
 pomai_status_t* pomai_count(pomai_db_t* db, uint64_t* out_count) {
-  return WithDefaultCollection(db, [&](KvDB& engine) -> pomai_status_t* {
+  return WithDefaultCollection(db, [&](DB& engine) -> pomai_status_t* {
     if (out_count == nullptr) return Invalid("out_count is NULL");
     auto r = engine.Count();
     if (!r.ok()) return FromStatus(r.status());
@@ -464,7 +464,7 @@ pomai_status_t* pomai_count(pomai_db_t* db, uint64_t* out_count) {
 }
 
 pomai_status_t* pomai_search(pomai_db_t* db, const pomai_query_t* query, pomai_search_results_t** out_results) {
-  return WithDefaultCollection(db, [&](KvDB& engine) -> pomai_status_t* {
+  return WithDefaultCollection(db, [&](DB& engine) -> pomai_status_t* {
     if (out_results == nullptr) return Invalid("out_results is NULL");
     *out_results = nullptr;
     if (query == nullptr) return Invalid("query is NULL");
@@ -491,7 +491,7 @@ void pomai_search_results_free(pomai_search_results_t* results) {
 
 pomai_status_t* pomai_search_batch(pomai_db_t* db, const pomai_query_t* queries, size_t n,
                                    pomai_search_results_t** out_results) {
-  return WithDefaultCollection(db, [&](KvDB& engine) -> pomai_status_t* {
+  return WithDefaultCollection(db, [&](DB& engine) -> pomai_status_t* {
     if (out_results == nullptr) return Invalid("out_results is NULL");
     *out_results = nullptr;
     if (n == 0) return nullptr;
@@ -524,7 +524,7 @@ void pomai_search_batch_free(pomai_search_results_t* results, size_t n) {
 
 pomai_status_t* pomai_search_array(pomai_db_t* db, const float* queries, size_t n, uint32_t dim, uint32_t topk,
                                    uint32_t ef_search, uint64_t* out_ids, float* out_scores, uint32_t* out_counts) {
-  return WithDefaultCollection(db, [&](KvDB& engine) -> pomai_status_t* {
+  return WithDefaultCollection(db, [&](DB& engine) -> pomai_status_t* {
     if (n == 0) return nullptr;
     if (queries == nullptr) return Invalid("queries is NULL but n is " + std::to_string(n));
     if (dim != engine.dim())

@@ -1,7 +1,7 @@
 // Internal to lib/capi: status objects, the exception guard and the handle
 // tables shared by c_api.cc (the pomai_* functions of the default collection)
 // and kv_api.cc (the keyspace, named indexes and transactions). Both open
-// functions give the same kind of database (engine::KvDB) and every function
+// functions give the same kind of database (engine::DB) and every function
 // works on a handle of either (docs/ENGINE.md 5.1).
 //
 // A handle (pomai_db_t*, pomai_txn_t*) is not an address: it encodes a slot
@@ -30,7 +30,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/kv_db.h"
+#include "engine/db.h"
 #include "pomai/pomai.h"
 #include "util/mutex.h"
 #include "util/status.h"
@@ -116,7 +116,7 @@ struct DbSlot {
   // annotated: WithDbSlot's callbacks use it under the lock it took, which
   // the analysis cannot see inside a lambda. pomai_open's databases have
   // their default collection open (kv->dim() > 0), pomai_db_open_ex's not.
-  std::unique_ptr<engine::KvDB> kv;
+  std::unique_ptr<engine::DB> kv;
   Mutex txns_mu;
   std::vector<uint64_t> txns GUARDED_BY(txns_mu);  // tokens of the transactions begun on kv (some may be closed)
   // The newest generation a pomai_close is waiting to close (0: none). Calls
@@ -167,7 +167,7 @@ struct TxnSlot {
   std::atomic<ProcessId> owner{g_this_process.load()};  // the process that filled it last; read without mu
   Mutex mu;
   uint32_t generation GUARDED_BY(mu) = 1;
-  std::unique_ptr<engine::KvTxn> txn GUARDED_BY(mu);  // null when free or closed
+  std::unique_ptr<engine::Txn> txn GUARDED_BY(mu);  // null when free or closed
   std::atomic<uint64_t> db_token{0};     // the database it belongs to
 };
 
@@ -263,7 +263,7 @@ void BumpGeneration(SlotT* slot) REQUIRES(slot->mu) {
 }
 
 // Puts a database in a free slot and returns its handle.
-inline pomai_db_t* AddDatabase(std::unique_ptr<engine::KvDB> kv) {
+inline pomai_db_t* AddDatabase(std::unique_ptr<engine::DB> kv) {
   DbTable& table = DbTable::Get();
   const uint32_t index = table.Allocate();
   DbSlot& slot = table.At(index);

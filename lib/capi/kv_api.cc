@@ -1,6 +1,6 @@
 // The extern "C" functions of include/pomai/kv.h: argument checks, struct_size
 // rules, handle lifetime (databases and transactions), status objects. The
-// work is in lib/engine/kv_db.h.
+// work is in lib/engine/db.h.
 #include "pomai/kv.h"
 
 #include <algorithm>
@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "capi/handles.h"
-#include "engine/kv_db.h"
+#include "engine/db.h"
 #include "pomai/pomai.h"
 #include "util/limits.h"
 
@@ -21,9 +21,9 @@ namespace {
 
 using pomai::MutexLock;
 using pomai::Status;
-using pomai::engine::KvDB;
-using pomai::engine::KvHit;
-using pomai::engine::KvTxn;
+using pomai::engine::DB;
+using pomai::engine::KeyHit;
+using pomai::engine::Txn;
 using namespace pomai::capi;
 
 #define POMAI_COVERS(ptr, type, field) \
@@ -103,10 +103,10 @@ pomai_status_t* CheckName(const char* name) {
 }
 
 // One malloc'd block: the hits struct, the hit array, vectors, then bytes.
-pomai_kv_hits_t* MakeHits(const std::vector<KvHit>& hits) {
+pomai_kv_hits_t* MakeHits(const std::vector<KeyHit>& hits) {
   const size_t n = hits.size();
   size_t floats = 0, bytes = 0;
-  for (const KvHit& h : hits) {
+  for (const KeyHit& h : hits) {
     floats += h.vector.size();
     bytes += h.key.size() + h.metadata.size();
   }
@@ -121,7 +121,7 @@ pomai_kv_hits_t* MakeHits(const std::vector<KvHit>& hits) {
   float* fp = reinterpret_cast<float*>(block + vec_off);
   char* bp = block + vec_off + floats * sizeof(float);
   for (size_t i = 0; i < n; ++i) {
-    const KvHit& h = hits[i];
+    const KeyHit& h = hits[i];
     pomai_kv_hit_t& o = out->hits[i];
     std::memset(&o, 0, sizeof(o));
     std::memcpy(bp, h.key.data(), h.key.size());
@@ -194,7 +194,7 @@ pomai_status_t* pomai_db_open_ex(const pomai_db_options_ex_t* opts, pomai_db_t**
     std::memcpy(&fsync_policy, &o.fsync_policy, sizeof(fsync_policy));
     if (fsync_policy != POMAI_FSYNC_POLICY_NEVER && fsync_policy != POMAI_FSYNC_POLICY_ALWAYS)
       return Invalid("opts->fsync_policy is " + std::to_string(fsync_policy) + "; expected 0 (NEVER) or 1 (ALWAYS)");
-    pomai::engine::KvOptions eo;
+    pomai::engine::Options eo;
     eo.in_memory = o.storage_mode == POMAI_STORAGE_IN_MEMORY;
     if (!eo.in_memory) {
       if (o.path == nullptr || o.path[0] == '\0') return Invalid("opts->path is NULL or empty (required in disk mode)");
@@ -203,7 +203,7 @@ pomai_status_t* pomai_db_open_ex(const pomai_db_options_ex_t* opts, pomai_db_t**
     eo.fsync = fsync_policy == POMAI_FSYNC_POLICY_ALWAYS;
     eo.memory_limit_bytes = o.memory_limit_bytes;
     eo.search_threads = o.search_threads;
-    auto db = KvDB::Open(eo);
+    auto db = DB::Open(eo);
     if (!db.ok()) return FromStatus(db.status());
     *out_db = AddDatabase(std::move(db).value());
     return nullptr;
@@ -211,11 +211,11 @@ pomai_status_t* pomai_db_open_ex(const pomai_db_options_ex_t* opts, pomai_db_t**
 }
 
 pomai_status_t* pomai_db_flush(pomai_db_t* db) {
-  return WithKv(db, [&](KvDB& kv, DbSlot&) { return FromStatus(kv.Flush()); });
+  return WithKv(db, [&](DB& kv, DbSlot&) { return FromStatus(kv.Flush()); });
 }
 
 pomai_status_t* pomai_db_memory_usage(pomai_db_t* db, pomai_memory_stats_t* out) {
-  return WithKv(db, [&](KvDB& kv, DbSlot&) -> pomai_status_t* {
+  return WithKv(db, [&](DB& kv, DbSlot&) -> pomai_status_t* {
     if (out == nullptr) return Invalid("out is NULL");
     const auto m = kv.MemoryUsage();
     out->total_bytes = m.total_bytes;
@@ -227,7 +227,7 @@ pomai_status_t* pomai_db_memory_usage(pomai_db_t* db, pomai_memory_stats_t* out)
 
 pomai_status_t* pomai_txn_begin(pomai_db_t* db, uint32_t mode, pomai_txn_t** out_txn) {
   if (out_txn != nullptr) *out_txn = nullptr;
-  return WithKv(db, [&](KvDB& kv, DbSlot& slot) -> pomai_status_t* {
+  return WithKv(db, [&](DB& kv, DbSlot& slot) -> pomai_status_t* {
     if (out_txn == nullptr) return Invalid("out_txn is NULL");
     if (mode != POMAI_TXN_READ_ONLY && mode != POMAI_TXN_READ_WRITE)
       return Invalid("mode is " + std::to_string(mode) + "; expected 0 (READ_ONLY) or 1 (READ_WRITE)");
@@ -256,7 +256,7 @@ pomai_status_t* pomai_txn_begin(pomai_db_t* db, uint32_t mode, pomai_txn_t** out
 
 pomai_status_t* pomai_txn_get(pomai_txn_t* txn, const uint8_t* key, size_t key_len, uint8_t* value_buf,
                               size_t buf_cap, size_t* out_len, bool* out_found) {
-  return WithTxn(txn, false, [&](KvTxn& t) -> pomai_status_t* {
+  return WithTxn(txn, false, [&](Txn& t) -> pomai_status_t* {
     if (key == nullptr) return Invalid("key is NULL");
     if (out_len == nullptr) return Invalid("out_len is NULL");
     if (out_found == nullptr) return Invalid("out_found is NULL");
@@ -274,7 +274,7 @@ pomai_status_t* pomai_txn_get(pomai_txn_t* txn, const uint8_t* key, size_t key_l
 
 pomai_status_t* pomai_txn_put(pomai_txn_t* txn, const uint8_t* key, size_t key_len, const uint8_t* value,
                               size_t value_len) {
-  return WithTxn(txn, false, [&](KvTxn& t) -> pomai_status_t* {
+  return WithTxn(txn, false, [&](Txn& t) -> pomai_status_t* {
     if (key == nullptr) return Invalid("key is NULL");
     if (pomai_status_t* st = CheckBytes(value, value_len, "value")) return st;
     return FromStatus(t.Put(View(key, key_len), View(value, value_len)));
@@ -282,24 +282,24 @@ pomai_status_t* pomai_txn_put(pomai_txn_t* txn, const uint8_t* key, size_t key_l
 }
 
 pomai_status_t* pomai_txn_delete(pomai_txn_t* txn, const uint8_t* key, size_t key_len) {
-  return WithTxn(txn, false, [&](KvTxn& t) -> pomai_status_t* {
+  return WithTxn(txn, false, [&](Txn& t) -> pomai_status_t* {
     if (key == nullptr) return Invalid("key is NULL");
     return FromStatus(t.Delete(View(key, key_len)));
   });
 }
 
 pomai_status_t* pomai_txn_commit(pomai_txn_t* txn) {
-  return WithTxn(txn, true, [&](KvTxn& t) { return FromStatus(t.Commit()); });
+  return WithTxn(txn, true, [&](Txn& t) { return FromStatus(t.Commit()); });
 }
 
 pomai_status_t* pomai_txn_rollback(pomai_txn_t* txn) {
-  return WithTxn(txn, true, [&](KvTxn& t) { return FromStatus(t.Rollback()); });
+  return WithTxn(txn, true, [&](Txn& t) { return FromStatus(t.Rollback()); });
 }
 
 pomai_status_t* pomai_txn_upsert_vector(pomai_txn_t* txn, const uint8_t* key, size_t key_len, bool has_metadata,
                                         const uint8_t* metadata, size_t metadata_len, const float* vector,
                                         uint32_t dim, uint32_t metric) {
-  return WithTxn(txn, false, [&](KvTxn& t) -> pomai_status_t* {
+  return WithTxn(txn, false, [&](Txn& t) -> pomai_status_t* {
     if (key == nullptr) return Invalid("key is NULL");
     if (has_metadata) {
       if (pomai_status_t* st = CheckBytes(metadata, metadata_len, "metadata")) return st;
@@ -314,7 +314,7 @@ pomai_status_t* pomai_txn_upsert_vector(pomai_txn_t* txn, const uint8_t* key, si
 
 pomai_status_t* pomai_txn_get_vector(pomai_txn_t* txn, const uint8_t* key, size_t key_len, uint32_t metric,
                                      float* buf, uint32_t buf_cap, uint32_t* out_dim) {
-  return WithTxn(txn, false, [&](KvTxn& t) -> pomai_status_t* {
+  return WithTxn(txn, false, [&](Txn& t) -> pomai_status_t* {
     if (key == nullptr) return Invalid("key is NULL");
     if (out_dim == nullptr) return Invalid("out_dim is NULL");
     if (buf == nullptr && buf_cap > 0) return Invalid("buf is NULL but buf_cap is " + std::to_string(buf_cap));
@@ -333,7 +333,7 @@ pomai_status_t* pomai_txn_search_similar(pomai_txn_t* txn, const float* query, u
                                          const size_t* filter_key_lens, size_t filter_count, bool return_vectors,
                                          pomai_kv_hits_t** out_hits) {
   if (out_hits != nullptr) *out_hits = nullptr;
-  return WithTxn(txn, false, [&](KvTxn& t) -> pomai_status_t* {
+  return WithTxn(txn, false, [&](Txn& t) -> pomai_status_t* {
     if (out_hits == nullptr) return Invalid("out_hits is NULL");
     if (query == nullptr) return Invalid("query is NULL");
     if (pomai_status_t* st = CheckMetric(metric)) return st;
@@ -349,7 +349,7 @@ pomai_status_t* pomai_txn_search_similar(pomai_txn_t* txn, const float* query, u
         filter.push_back(View(filter_keys[i], filter_key_lens[i]));
       }
     }
-    std::vector<KvHit> hits;
+    std::vector<KeyHit> hits;
     Status s = t.SearchSimilar(query, dim, static_cast<pomai::simd::Metric>(metric), k, has_filter ? &filter : nullptr,
                                return_vectors, &hits);
     if (!s.ok()) return FromStatus(s);
@@ -359,7 +359,7 @@ pomai_status_t* pomai_txn_search_similar(pomai_txn_t* txn, const float* query, u
 }
 
 pomai_status_t* pomai_index_create(pomai_db_t* db, const char* name, const pomai_hnsw_config_t* config) {
-  return WithKv(db, [&](KvDB& kv, DbSlot&) -> pomai_status_t* {
+  return WithKv(db, [&](DB& kv, DbSlot&) -> pomai_status_t* {
     if (pomai_status_t* st = CheckName(name)) return st;
     if (config == nullptr) return Invalid("config is NULL");
     if (config->struct_size < kMinHnswConfigSize)
@@ -381,14 +381,14 @@ pomai_status_t* pomai_index_create(pomai_db_t* db, const char* name, const pomai
 }
 
 pomai_status_t* pomai_index_drop(pomai_db_t* db, const char* name) {
-  return WithKv(db, [&](KvDB& kv, DbSlot&) -> pomai_status_t* {
+  return WithKv(db, [&](DB& kv, DbSlot&) -> pomai_status_t* {
     if (pomai_status_t* st = CheckName(name)) return st;
     return FromStatus(kv.DropIndex(name));
   });
 }
 
 pomai_status_t* pomai_index_stats(pomai_db_t* db, const char* name, pomai_hnsw_stats_t* out) {
-  return WithKv(db, [&](KvDB& kv, DbSlot&) -> pomai_status_t* {
+  return WithKv(db, [&](DB& kv, DbSlot&) -> pomai_status_t* {
     if (pomai_status_t* st = CheckName(name)) return st;
     if (out == nullptr) return Invalid("out is NULL");
     pomai::engine::IndexStats s;
@@ -402,11 +402,11 @@ pomai_status_t* pomai_index_stats(pomai_db_t* db, const char* name, pomai_hnsw_s
 pomai_status_t* pomai_index_search(pomai_db_t* db, const char* name, const float* query, uint32_t dim, uint32_t k,
                                    uint32_t ef_search, pomai_kv_hits_t** out_hits, pomai_hnsw_stats_t* out_stats) {
   if (out_hits != nullptr) *out_hits = nullptr;
-  return WithKv(db, [&](KvDB& kv, DbSlot&) -> pomai_status_t* {
+  return WithKv(db, [&](DB& kv, DbSlot&) -> pomai_status_t* {
     if (pomai_status_t* st = CheckName(name)) return st;
     if (query == nullptr) return Invalid("query is NULL");
     if (out_hits == nullptr) return Invalid("out_hits is NULL");
-    std::vector<KvHit> hits;
+    std::vector<KeyHit> hits;
     pomai::engine::IndexStats s;
     Status st = kv.SearchIndex(name, query, dim, k, ef_search, &hits, out_stats ? &s : nullptr);
     if (!st.ok()) return FromStatus(st);
@@ -417,7 +417,7 @@ pomai_status_t* pomai_index_search(pomai_db_t* db, const char* name, const float
 }
 
 pomai_status_t* pomai_index_prepare(pomai_db_t* db, const char* name, pomai_progress_fn fn, void* user_data) {
-  return WithKv(db, [&](KvDB& kv, DbSlot&) -> pomai_status_t* {
+  return WithKv(db, [&](DB& kv, DbSlot&) -> pomai_status_t* {
     if (pomai_status_t* st = CheckName(name)) return st;
     return FromStatus(kv.PrepareIndex(name, ProgressOf(fn, user_data)));
   });
@@ -426,7 +426,7 @@ pomai_status_t* pomai_index_prepare(pomai_db_t* db, const char* name, pomai_prog
 pomai_status_t* pomai_txn_index_upsert(pomai_txn_t* txn, const char* name, const uint8_t* key, size_t key_len,
                                        const float* vector, uint32_t dim, bool has_metadata, const uint8_t* metadata,
                                        size_t metadata_len) {
-  return WithTxn(txn, false, [&](KvTxn& t) -> pomai_status_t* {
+  return WithTxn(txn, false, [&](Txn& t) -> pomai_status_t* {
     if (pomai_status_t* st = CheckName(name)) return st;
     if (key == nullptr) return Invalid("key is NULL");
     if (vector == nullptr) return Invalid("vector is NULL");
@@ -439,7 +439,7 @@ pomai_status_t* pomai_txn_index_upsert(pomai_txn_t* txn, const char* name, const
 }
 
 pomai_status_t* pomai_txn_index_delete(pomai_txn_t* txn, const char* name, const uint8_t* key, size_t key_len) {
-  return WithTxn(txn, false, [&](KvTxn& t) -> pomai_status_t* {
+  return WithTxn(txn, false, [&](Txn& t) -> pomai_status_t* {
     if (pomai_status_t* st = CheckName(name)) return st;
     if (key == nullptr) return Invalid("key is NULL");
     return FromStatus(t.IndexDelete(name, View(key, key_len)));

@@ -13,10 +13,41 @@
 #include <string>
 #include <string_view>
 
+#include <vector>
+
+#include "memtable/key_table.h"
 #include "simd/distance.h"
 #include "util/status.h"
+#include "wal/record_codec.h"
 
 namespace pomai::engine {
+
+// Internal keys: every user key is stored as 0x00 + key; a collection's
+// configuration as 0x01 + name; its rows as 0x02 + BE64(cid) + key. User keys
+// can therefore never reach the collection namespaces, and every internal key
+// sorts within its namespace.
+using wal::kIndexConfigNs;
+using wal::kIndexEntryNs;
+using wal::kUserNs;
+
+// 0x00 + key: where a plain value or vector record of user key `key` lives.
+std::string UserKey(std::string_view key);
+
+// The keyspace's values and its memtable's writes live with the memtable
+// (memtable/key_table.h); the engine's files name them here.
+using memtable::Value;
+using memtable::ValueKind;
+using memtable::ValuePtr;
+using memtable::VersionView;
+using memtable::ViewOf;
+using memtable::Write;
+
+// A commit's WAL record is a write batch (wal/record_codec.h) of key ops,
+// one per write.
+std::string EncodeCommit(const std::vector<Write>& writes);
+// The writes of a decoded write batch. Corruption naming `origin` when it
+// holds a row op, which no commit writes.
+Status WritesOf(const std::vector<wal::RecordOp>& ops, const std::string& origin, std::vector<Write>* out);
 
 enum class KeyType : uint8_t { kU64 = 1, kBytes = 2 };
 

@@ -11,8 +11,8 @@
 #include <chrono>
 #include <cstring>
 
-#include "engine/kv_db.h"
-#include "engine/kv_db_impl.h"
+#include "engine/db.h"
+#include "engine/db_impl.h"
 #include "index/params.h"
 #include "simd/distance.h"
 #include "util/coding.h"
@@ -46,7 +46,7 @@ struct RowLayer {
 // segment holds only versions at or below the snapshot.
 class RowsView {
  public:
-  explicit RowsView(const KvDBImpl& d) : pin_(d.Current()), snap_(d.last_seq.load(std::memory_order_acquire)) {
+  explicit RowsView(const DBImpl& d) : pin_(d.Current()), snap_(d.last_seq.load(std::memory_order_acquire)) {
     const uint32_t dim = d.rows_opt.dim;
     for (const RowSet* rs : {pin_->mem_rows.get(), pin_->imm_rows.get()}) {
       if (rs == nullptr || rs->cid != d.rows_cid) continue;
@@ -112,7 +112,7 @@ Status NoSuchId(uint64_t id) { return Status::NotFound("id " + std::to_string(id
 // ---------------------------------------------------------------------------
 // Opening the collection
 
-Status KvDBImpl::CheckRowsOpen() const {
+Status DBImpl::CheckRowsOpen() const {
   if (closed) return Status::Closed("database is closed");
   if (!rows_open.load(std::memory_order_acquire))
     return Status::InvalidArgument(
@@ -121,8 +121,8 @@ Status KvDBImpl::CheckRowsOpen() const {
   return Status::OK();
 }
 
-Status KvDB::OpenDefaultCollection(const DefaultCollectionOptions& o) {
-  KvDBImpl& d = *impl_;
+Status DB::OpenDefaultCollection(const DefaultCollectionOptions& o) {
+  DBImpl& d = *impl_;
   if (d.closed) return Status::Closed("database is closed");
   if (d.rows_open) return Status::InvalidArgument("the default collection is already open");
   CollectionConfig want;
@@ -150,10 +150,10 @@ Status KvDB::OpenDefaultCollection(const DefaultCollectionOptions& o) {
   const std::string key = ConfigKey("");
   for (int attempt = 0;; ++attempt) {
     std::shared_ptr<const Layers> cur = d.Current();
-    kv::VersionView v;
+    VersionView v;
     bool found = false;
     POMAI_RETURN_IF_ERROR(LookupLayers(*cur, key, d.last_seq.load(), &v, &found));
-    if (found && v.kind == kv::ValueKind::kBytes) {
+    if (found && v.kind == ValueKind::kBytes) {
       CollectionConfig have;
       POMAI_RETURN_IF_ERROR(CollectionConfig::Decode(v.bytes, "the configuration of the default collection", &have));
       if (have.key_type != KeyType::kU64)
@@ -187,22 +187,22 @@ Status KvDB::OpenDefaultCollection(const DefaultCollectionOptions& o) {
     }
     if (attempt > 0) return Status::Internal("the default collection's configuration was not found after its commit");
     // Create it: one blind commit of its configuration (its seq is its cid).
-    auto value = std::make_shared<kv::Value>();
-    value->kind = kv::ValueKind::kBytes;
+    auto value = std::make_shared<Value>();
+    value->kind = ValueKind::kBytes;
     value->bytes = want.Encode();
-    std::vector<kv::Write> writes{kv::Write{key, std::move(value)}};
+    std::vector<engine::Write> writes{engine::Write{key, std::move(value)}};
     POMAI_RETURN_IF_ERROR(d.CommitWrites(d.last_seq.load(), writes, {}));
   }
 }
 
-uint32_t KvDB::dim() const { return impl_->rows_open ? impl_->rows_opt.dim : 0; }
-simd::Metric KvDB::metric() const { return impl_->rows_open ? impl_->rows_opt.metric : simd::Metric::kL2; }
-uint32_t KvDB::shards() const { return impl_->rows_open ? impl_->rows_opt.shards : 0; }
+uint32_t DB::dim() const { return impl_->rows_open ? impl_->rows_opt.dim : 0; }
+simd::Metric DB::metric() const { return impl_->rows_open ? impl_->rows_opt.metric : simd::Metric::kL2; }
+uint32_t DB::shards() const { return impl_->rows_open ? impl_->rows_opt.shards : 0; }
 
 // ---------------------------------------------------------------------------
 // Writes
 
-Status KvDBImpl::StageRowOps(RowSet& rows, uint64_t seq, const std::vector<wal::RecordOp>& ops,
+Status DBImpl::StageRowOps(RowSet& rows, uint64_t seq, const std::vector<wal::RecordOp>& ops,
                              const std::string& origin) {
   const uint32_t dim = rows.dim;
   for (const wal::RecordOp& op : ops) {
@@ -229,7 +229,7 @@ Status KvDBImpl::StageRowOps(RowSet& rows, uint64_t seq, const std::vector<wal::
   return Status::OK();
 }
 
-void KvDBImpl::StageRowArray(RowSet& rows, uint64_t seq, const uint8_t* ids, const uint8_t* vectors, size_t n) {
+void DBImpl::StageRowArray(RowSet& rows, uint64_t seq, const uint8_t* ids, const uint8_t* vectors, size_t n) {
   {
     WriterLock l(&rows.mu);
     // The record's float32 matrix, little-endian like the host (big-endian hosts log through Write).
@@ -238,7 +238,7 @@ void KvDBImpl::StageRowArray(RowSet& rows, uint64_t seq, const uint8_t* ids, con
   rows.bytes.fetch_add(n * (size_t{rows.dim} * 4 + 8 + 48), std::memory_order_relaxed);
 }
 
-Status KvDBImpl::CommitRows(wal::RecordType type, const std::string_view* pieces, size_t count,
+Status DBImpl::CommitRows(wal::RecordType type, const std::string_view* pieces, size_t count,
                             const std::function<void(RowSet&, uint64_t)>& stage, uint64_t bytes) {
   if (opt.memory_limit_bytes != 0 && UsedBytes(*Current()) + bytes > opt.memory_limit_bytes)
     return Status::ResourceExhausted("memory limit exceeded");
@@ -264,14 +264,14 @@ Status KvDBImpl::CommitRows(wal::RecordType type, const std::string_view* pieces
   return Status::OK();
 }
 
-void KvDBImpl::BackPressure() {
+void DBImpl::BackPressure() {
   MutexLock l(&bg_mu);
   while (MemtableBytes(*Current()) >= 2 * opt.memtable_budget_bytes && (bg_pending || bg_flushing) && !bg_stop)
     bg_cv.Wait(&bg_mu);
 }
 
-Status KvDB::Write(const WriteOp* ops, size_t n) {
-  KvDBImpl& d = *impl_;
+Status DB::Write(const WriteOp* ops, size_t n) {
+  DBImpl& d = *impl_;
   POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
   POMAI_RETURN_IF_ERROR(d.CheckWritable("writes"));
   if (n == 0) return Status::OK();
@@ -312,14 +312,14 @@ Status KvDB::Write(const WriteOp* ops, size_t n) {
   Status staged;
   Status s = d.CommitRows(
       wal::RecordType::kWriteBatch, &piece, 1,
-      [&](RowSet& rows, uint64_t seq) { staged = KvDBImpl::StageRowOps(rows, seq, rops, "batch"); }, bytes);
+      [&](RowSet& rows, uint64_t seq) { staged = DBImpl::StageRowOps(rows, seq, rops, "batch"); }, bytes);
   if (!s.ok()) return s;
   if (!staged.ok()) return Status::Internal("applying a batch failed: " + staged.message());
   return Status::OK();
 }
 
-Status KvDB::PutArray(const uint64_t* ids, const float* vectors, size_t n) {
-  KvDBImpl& d = *impl_;
+Status DB::PutArray(const uint64_t* ids, const float* vectors, size_t n) {
+  DBImpl& d = *impl_;
   POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
   POMAI_RETURN_IF_ERROR(d.CheckWritable("writes"));
   if (n == 0) return Status::OK();
@@ -353,7 +353,7 @@ Status KvDB::PutArray(const uint64_t* ids, const float* vectors, size_t n) {
   return d.CommitRows(
       wal::RecordType::kRowArray, pieces, 3,
       [&](RowSet& rows, uint64_t seq) {
-        KvDBImpl::StageRowArray(rows, seq, reinterpret_cast<const uint8_t*>(ids),
+        DBImpl::StageRowArray(rows, seq, reinterpret_cast<const uint8_t*>(ids),
                                 reinterpret_cast<const uint8_t*>(vectors), n);
       },
       n * (row_bytes + 56));
@@ -362,8 +362,8 @@ Status KvDB::PutArray(const uint64_t* ids, const float* vectors, size_t n) {
 // ---------------------------------------------------------------------------
 // Reads
 
-Status KvDB::Get(uint64_t id, std::vector<float>* vector, std::string* metadata) {
-  KvDBImpl& d = *impl_;
+Status DB::Get(uint64_t id, std::vector<float>* vector, std::string* metadata) {
+  DBImpl& d = *impl_;
   POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
   const RowsView view(d);
   const uint32_t dim = d.rows_opt.dim;
@@ -398,7 +398,7 @@ Status KvDB::Get(uint64_t id, std::vector<float>* vector, std::string* metadata)
   return NoSuchId(id);
 }
 
-Result<bool> KvDB::Exists(uint64_t id) {
+Result<bool> DB::Exists(uint64_t id) {
   Status s = Get(id, nullptr, nullptr);
   if (s.ok()) return true;
   if (s.IsNotFound()) return false;
@@ -441,8 +441,8 @@ Status ForEachLiveRow(const RowsView& view, const std::function<void(uint64_t id
 
 }  // namespace
 
-Result<uint64_t> KvDB::Count() {
-  KvDBImpl& d = *impl_;
+Result<uint64_t> DB::Count() {
+  DBImpl& d = *impl_;
   POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
   const RowsView view(d);
   uint64_t n = 0;
@@ -466,9 +466,9 @@ struct RowTask {
 
 }  // namespace
 
-Status KvDB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_t deadline_ms, uint32_t ef_search,
+Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_t deadline_ms, uint32_t ef_search,
                     std::vector<std::vector<Hit>>* out) {
-  KvDBImpl& d = *impl_;
+  DBImpl& d = *impl_;
   POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
   out->assign(n, {});
   if (n == 0) return Status::OK();
@@ -622,8 +622,8 @@ Status KvDB::Search(const float* queries, size_t n, const uint32_t* topks, uint3
 // ---------------------------------------------------------------------------
 // Statistics
 
-Result<std::string> KvDB::StatsJson() {
-  KvDBImpl& d = *impl_;
+Result<std::string> DB::StatsJson() {
+  DBImpl& d = *impl_;
   POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
   const RowsView view(d);
   const uint32_t shards = d.rows_opt.shards;

@@ -15,7 +15,7 @@ namespace pomai::engine::files {
 // (CheckNotOldFormat in engine/version_set.h): the u64-id engine's and the
 // keyspace engine's.
 constexpr char kVersion1ManifestName[] = "MANIFEST";
-constexpr char kVersion1KvManifestName[] = "KVMANIFEST";
+constexpr char kVersion1KeyspaceManifestName[] = "KVMANIFEST";
 
 enum class FileType {
   kLock,      // "LOCK": flock(LOCK_EX) while open

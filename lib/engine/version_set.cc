@@ -46,7 +46,7 @@ std::string CurrentContents(uint64_t manifest_number) {
 
 Status CheckNotOldFormat(Env* env, const std::string& dir) {
   if (env->FileExists(JoinPath(dir, files::FileName(files::FileType::kCurrent, 0)))) return Status::OK();
-  for (const char* name : {files::kVersion1ManifestName, files::kVersion1KvManifestName}) {
+  for (const char* name : {files::kVersion1ManifestName, files::kVersion1KeyspaceManifestName}) {
     const std::string path = JoinPath(dir, name);
     if (env->FileExists(path)) return RefuseVersion1Manifest(env, path);
   }

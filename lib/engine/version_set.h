@@ -8,7 +8,7 @@
 // first record of every manifest file is a snapshot: format version 2 first,
 // then log number, last seq, next file number and every live segment.
 //
-// The keyspace engine (lib/engine/kv_db.cc) keeps its files here; the u64
+// The keyspace engine (lib/engine/db.cc) keeps its files here; the u64
 // engine still has its version-1 MANIFEST until step 11 of ENGINE.md 6.2.
 #pragma once
 

@@ -14,7 +14,6 @@
 
 #include "engine/collection.h"
 #include "engine/filename.h"
-#include "engine/kv_store.h"
 #include "engine/version_set.h"
 #include "index/hnsw.h"
 #include "index/hnsw_format.h"
@@ -203,7 +202,7 @@ FileKind DetectKind(const std::string& path, const std::string& forced) {
   if (forced == "segment") return FileKind::kSegment;
   if (forced == "wal") return FileKind::kWal;
   if (forced == "manifest") return FileKind::kManifest;
-  if (name == engine::files::kVersion1ManifestName || name == engine::files::kVersion1KvManifestName)
+  if (name == engine::files::kVersion1ManifestName || name == engine::files::kVersion1KeyspaceManifestName)
     return FileKind::kOldManifest;
   if (name == "CURRENT") return FileKind::kCurrent;
   if (IsManifestLogName(name)) return FileKind::kManifest;
@@ -395,7 +394,6 @@ uint64_t SizeOrZero(const std::string& path) {
 
 namespace {
 
-namespace kv = engine::kv;
 
 struct VerifyState {
   Json checked = Json::Array();
@@ -455,9 +453,9 @@ struct EntryFields {
   const float* vector = nullptr;  // dim floats
 };
 
-EntryFields FieldsOf(const kv::VersionView& v) {
-  const char* kind = v.kind == kv::ValueKind::kBytes    ? "bytes"
-                     : v.kind == kv::ValueKind::kVector ? "vector"
+EntryFields FieldsOf(const engine::VersionView& v) {
+  const char* kind = v.kind == engine::ValueKind::kBytes    ? "bytes"
+                     : v.kind == engine::ValueKind::kVector ? "vector"
                                                         : "tombstone";
   return EntryFields{kind, v.bytes, v.metric, v.dim, v.has_metadata, v.vec};
 }
@@ -1209,7 +1207,7 @@ void KvDump(const std::string& file, FileKind kind, const InspectOptions& opt, R
   if (kind == FileKind::kWal) {
     Json records = Json::Array();
     uint64_t shown = 0, prev = 0;
-    std::vector<kv::Write> writes;
+    std::vector<engine::Write> writes;
     WalScan scan = ScanWal(file, 0, &prev, [&](const wal::Record& rec, const wal::DecodedRecord& d) {
       if (shown >= limit) return false;
       Json j = Json::Object();
@@ -1222,13 +1220,13 @@ void KvDump(const std::string& file, FileKind kind, const InspectOptions& opt, R
         records.Push(std::move(j));
         return true;
       }
-      if (!kv::WritesOf(d.ops, file, &writes).ok()) writes.clear();
+      if (!engine::WritesOf(d.ops, file, &writes).ok()) writes.clear();
       j.Set("write_count", static_cast<uint64_t>(writes.size()));
       Json jw = Json::Array();
       for (const auto& w : writes) {
         if (shown >= limit) break;
         ++shown;
-        jw.Push(KvEntryJson(w.key, rec.seq, FieldsOf(kv::ViewOf(rec.seq, *w.value)), opt.prefix));
+        jw.Push(KvEntryJson(w.key, rec.seq, FieldsOf(engine::ViewOf(rec.seq, *w.value)), opt.prefix));
       }
       j.Set("writes", std::move(jw));
       records.Push(std::move(j));

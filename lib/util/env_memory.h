@@ -1,5 +1,5 @@
 // An Env whose files live in process memory: what an in-memory keyspace
-// database (engine/kv_db.h) writes its segments and manifest to, so that it
+// database (engine/db.h) writes its segments and manifest to, so that it
 // runs the same flush and merge code as a disk database without touching the
 // file system.
 //

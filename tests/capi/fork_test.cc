@@ -326,7 +326,7 @@ TEST(U64Fork, ChildCallsOnAnInheritedHandleAnswerClosedWhileTheParentWritesOn) {
 
 // ---- keyspace databases ---------------------------------------------------
 
-pomai_db_options_ex_t KvOptions(const std::string* path) {
+pomai_db_options_ex_t Options(const std::string* path) {
   pomai_db_options_ex_t o;
   pomai_db_options_ex_init(&o);
   o.storage_mode = path ? POMAI_STORAGE_DISK : POMAI_STORAGE_IN_MEMORY;
@@ -374,7 +374,7 @@ bool HasKey(pomai_db_t* db, const std::string& key) {
 // built and searched on its pool, a flush.
 void UseOwnKvDatabase(const std::string& path, Failures* f) {
   if (!kChildMayStartThreads) return;
-  const pomai_db_options_ex_t o = KvOptions(&path);
+  const pomai_db_options_ex_t o = Options(&path);
   pomai_db_t* db = nullptr;
   f->ExpectOk(pomai_db_open_ex(&o, &db), "pomai_db_open_ex in the child");
   if (db == nullptr) return;
@@ -410,7 +410,7 @@ TEST_P(KvFork, ChildCallsOnAnInheritedHandleAndTransactionAnswerClosedWhileThePa
   TempDir dir;
   const std::string path = dir.file("db");
   const std::string child_path = dir.file("child");
-  const pomai_db_options_ex_t o = KvOptions(disk ? &path : nullptr);
+  const pomai_db_options_ex_t o = Options(disk ? &path : nullptr);
   pomai_db_t* db = nullptr;
   ASSERT_EQ(Code(pomai_db_open_ex(&o, &db)), 0);
   for (int i = 0; i < 100; ++i) ASSERT_EQ(Code(CommitKey(db, "k" + std::to_string(i))), 0);
@@ -555,7 +555,7 @@ TEST(Fork, TheChildOpensTheDatabaseItselfOnceTheParentHasClosedIt) {
 
 TEST(Fork, AGrandchildSeesTheHandlesOfEveryAncestorDead) {
   if (!kChildMayStartThreads) GTEST_SKIP() << "the children open databases (see kChildMayStartThreads)";
-  const pomai_db_options_ex_t o = KvOptions(nullptr);
+  const pomai_db_options_ex_t o = Options(nullptr);
   pomai_db_t* grandparents = nullptr;
   ASSERT_EQ(Code(pomai_db_open_ex(&o, &grandparents)), 0);
   const std::string failures = RunInChild([&] {

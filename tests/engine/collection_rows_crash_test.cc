@@ -15,7 +15,7 @@
 #include <random>
 #include <thread>
 
-#include "engine/kv_db.h"
+#include "engine/db.h"
 #include "engine_test_util.h"
 #include "rows_test_util.h"
 #include "support/temp_dir.h"
@@ -27,8 +27,8 @@ constexpr uint32_t kDim = 16;
 constexpr uint64_t kBatchSize = 20;
 constexpr uint64_t kIdsPerBatch = 1000;  // batch b owns ids [b*1000, b*1000 + 20)
 
-KvOptions CrashOptions(const std::string& path) {
-  KvOptions o;
+Options CrashOptions(const std::string& path) {
+  Options o;
   o.path = path;
   o.fsync = true;
   o.search_threads = 1;
@@ -43,7 +43,7 @@ DefaultCollectionOptions CrashCollection() { return testing::RowsCollection(kDim
 [[noreturn]] void WriterChild(const std::string& path, uint64_t first_batch, int fd) {
   auto r = testing::TryOpenRows(CrashOptions(path), CrashCollection());
   if (!r.ok()) _exit(3);
-  std::unique_ptr<KvDB> db = std::move(r).value();
+  std::unique_ptr<DB> db = std::move(r).value();
   for (uint64_t b = first_batch;; ++b) {
     std::vector<std::vector<float>> vecs;
     std::vector<WriteOp> ops;

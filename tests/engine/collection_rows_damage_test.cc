@@ -1,6 +1,6 @@
 // Damaged segment files of the keyspace engine's default collection (u64
 // rows; docs/ENGINE.md 3.3 and 3.4, step 10): tests/engine/segment_damage_test.cc
-// ported from engine::DB to KvDB. After a bit flip in a segment file, every
+// ported from engine::DB to DB. After a bit flip in a segment file, every
 // read (get, exists, count, exact and graph search, metadata, the stats'
 // counts) gives the undamaged answer or Corruption, never another answer,
 // and a compaction either fails with Corruption, leaving the files, or writes
@@ -29,7 +29,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/kv_db.h"
+#include "engine/db.h"
 #include "engine/topk.h"
 #include "engine_test_util.h"
 #include "rows_test_util.h"
@@ -81,7 +81,7 @@ class NoSyncEnv : public EnvWrapper {
 };
 
 struct DamageOptions {
-  KvOptions kv;
+  Options kv;
   DefaultCollectionOptions coll;
 };
 
@@ -99,7 +99,7 @@ DamageOptions MakeDamageOptions(const std::string& path) {
   return o;
 }
 
-Result<std::unique_ptr<KvDB>> TryOpen(const DamageOptions& o) { return testing::TryOpenRows(o.kv, o.coll); }
+Result<std::unique_ptr<DB>> TryOpen(const DamageOptions& o) { return testing::TryOpenRows(o.kv, o.coll); }
 
 // One read and what it gave. Graph searches (query >= 0) are approximate:
 // damage to the graph may change which rows they find, never the scores of
@@ -146,7 +146,7 @@ std::string StatsString(const std::string& json) {
 
 std::vector<float> Query(uint64_t q) { return VectorFor(1000000 + q, 0, kDim); }
 
-std::vector<Answer> ReadEverything(KvDB* db) {
+std::vector<Answer> ReadEverything(DB* db) {
   std::vector<Answer> out;
   for (uint64_t id = 0; id < kIdSpace; ++id) {
     const std::string name = std::to_string(id);

@@ -1,6 +1,6 @@
 // The default collection's graphs and merges (docs/ENGINE.md 3.3, 4.5-4.7,
 // step 10): tests/engine/graph_search_test.cc and compaction_test.cc ported
-// from engine::DB to KvDB. One segment file per flush for the whole database
+// from engine::DB to DB. One segment file per flush for the whole database
 // (shards are no storage units, ENGINE.md 2.5), one u64 group in it for the
 // default collection, with its HNSW graph when it has at least
 // adaptive_threshold rows.
@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "engine/filename.h"
-#include "engine/kv_db.h"
+#include "engine/db.h"
 #include "engine_test_util.h"
 #include "rows_test_util.h"
 #include "segment/file.h"
@@ -34,13 +34,13 @@ using testing::TryOpenRows;
 using testing::VectorFor;
 
 struct RowsOptions {
-  KvOptions kv;
+  Options kv;
   DefaultCollectionOptions coll;
 };
 
-std::unique_ptr<KvDB> Open(const RowsOptions& o) { return OpenRows(o.kv, o.coll); }
+std::unique_ptr<DB> Open(const RowsOptions& o) { return OpenRows(o.kv, o.coll); }
 
-Status PutMany(KvDB* db, const std::map<uint64_t, std::vector<float>>& rows) {
+Status PutMany(DB* db, const std::map<uint64_t, std::vector<float>>& rows) {
   std::vector<WriteOp> ops;
   for (const auto& [id, v] : rows) ops.push_back({WriteOp::Kind::kPut, id, v.data(), {}});
   return db->Write(ops.data(), ops.size());
@@ -193,7 +193,7 @@ TEST(CollectionRowsGraph, ClusteredRecallAtDefaultSettingsIsAtLeast095) {
   TempDir dir;
   const uint32_t dim = 64;
   const size_t rows = 20000;
-  KvOptions kv;
+  Options kv;
   kv.path = dir.path();
   DefaultCollectionOptions c;
   c.dim = dim;
@@ -358,7 +358,7 @@ struct Row {
   std::string meta;
 };
 
-void ExpectMatchesModel(KvDB* db, const std::map<uint64_t, Row>& model, uint64_t id_space, const std::string& where) {
+void ExpectMatchesModel(DB* db, const std::map<uint64_t, Row>& model, uint64_t id_space, const std::string& where) {
   ASSERT_EQ(db->Count().value(), model.size()) << where;
   for (uint64_t id = 0; id < id_space; ++id) {
     std::vector<float> v;
@@ -821,12 +821,12 @@ struct GraphMerge {
     o.coll.hnsw_ef_search = 64;
     return o;
   }
-  void Put(KvDB* db, uint64_t id, uint32_t version) {
+  void Put(DB* db, uint64_t id, uint32_t version) {
     live[id] = VectorFor(id, version, kDim);
     WriteOp op{WriteOp::Kind::kPut, id, live[id].data(), {}};
     ASSERT_TRUE(db->Write(&op, 1).ok());
   }
-  void Fill(KvDB* db) {
+  void Fill(DB* db) {
     for (uint64_t id = 0; id < 3000; ++id) Put(db, id, 0);
     ASSERT_TRUE(db->Flush().ok());
     for (uint64_t id = 3000; id < 3300; ++id) Put(db, id, 0);
@@ -838,7 +838,7 @@ struct GraphMerge {
     }
     ASSERT_TRUE(db->Flush().ok());
   }
-  double Recall(KvDB* db) {
+  double Recall(DB* db) {
     size_t hits = 0, total = 0;
     for (uint64_t q = 0; q < 100; ++q) {
       const std::vector<float> query = VectorFor(1000000 + q, 0, kDim);

@@ -1,6 +1,6 @@
 // Size boundaries of the keyspace engine's default collection (u64 rows;
 // docs/ENGINE.md 2.2 and 2.6, step 10): tests/engine/sizes_test.cc ported
-// from engine::DB to KvDB. Metadata lengths, vector dimensions and batch row
+// from engine::DB to DB. Metadata lengths, vector dimensions and batch row
 // counts at 0, at every power of two up to 16 MiB (dimensions: up to the
 // limit, 65535) and at one either side, largest first (a fresh memtable meets
 // the largest). Each is written, read back from the memtable, from a segment
@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/kv_db.h"
+#include "engine/db.h"
 #include "rows_test_util.h"
 #include "support/sizes.h"
 #include "support/temp_dir.h"
@@ -36,8 +36,8 @@ std::vector<float> RowOf(uint64_t id, uint32_t dim) {
   return v;
 }
 
-KvOptions SizesKvOptions(const std::string& dir) {
-  KvOptions o = testing::RowsKvOptions(dir);
+Options SizesKvOptions(const std::string& dir) {
+  Options o = testing::RowsKvOptions(dir);
   o.search_threads = 1;
   // The "memtable" checks read the memtable: no background flush of the
   // ~100 MiB of metadata before them.
@@ -53,7 +53,7 @@ DefaultCollectionOptions SizesCollection(uint32_t dim) {
   return c;
 }
 
-std::unique_ptr<KvDB> OpenDb(const std::string& dir, uint32_t dim) {
+std::unique_ptr<DB> OpenDb(const std::string& dir, uint32_t dim) {
   return testing::OpenRows(SizesKvOptions(dir), SizesCollection(dim));
 }
 
@@ -115,7 +115,7 @@ void WriteAndCheckEverywhere(uint32_t dim, Write write, Check check) {
 TEST(CollectionRowsSizes, MetadataOfEveryBoundaryLength) {
   const std::vector<size_t> lengths = Boundaries(size_t{16} << 20 | 1);
   const uint32_t dim = 4;
-  auto write = [&](KvDB& db) {
+  auto write = [&](DB& db) {
     for (size_t i = 0; i < lengths.size(); ++i) {
       const std::vector<float> v = RowOf(i, dim);
       const std::string meta = Pattern(lengths[i], 'm');
@@ -127,7 +127,7 @@ TEST(CollectionRowsSizes, MetadataOfEveryBoundaryLength) {
       ASSERT_TRUE(s.ok()) << lengths[i] << ": " << s.ToString();
     }
   };
-  auto check = [&](KvDB& db, const char* where) {
+  auto check = [&](DB& db, const char* where) {
     for (size_t i = 0; i < lengths.size(); ++i) {
       std::vector<float> v;
       std::string meta;
@@ -199,9 +199,9 @@ TEST(CollectionRowsSizes, DatabasesOfEveryBoundaryDimension) {
       // database stays without a default collection, its WAL without a
       // record, and an open with a valid dim creates it.
       TempDir dir;
-      auto kv = KvDB::Open(SizesKvOptions(dir.path()));
+      auto kv = DB::Open(SizesKvOptions(dir.path()));
       ASSERT_TRUE(kv.ok()) << kv.status().ToString();
-      std::unique_ptr<KvDB> db = std::move(kv).value();
+      std::unique_ptr<DB> db = std::move(kv).value();
       Status s = db->OpenDefaultCollection(SizesCollection(dim));
       ASSERT_TRUE(s.IsInvalidArgument()) << s.ToString();
       EXPECT_NE(s.message().find("dim"), std::string::npos) << s.message();
@@ -218,13 +218,13 @@ TEST(CollectionRowsSizes, DatabasesOfEveryBoundaryDimension) {
       continue;
     }
     ++accepted;
-    auto write = [&](KvDB& db) {
+    auto write = [&](DB& db) {
       for (uint64_t id = 0; id < 3; ++id) {
         const std::vector<float> v = RowOf(id, dim);
         ASSERT_TRUE(db.PutArray(&id, v.data(), 1).ok());
       }
     };
-    auto check = [&](KvDB& db, const char* where) {
+    auto check = [&](DB& db, const char* where) {
       EXPECT_EQ(db.dim(), dim) << where;
       for (uint64_t id = 0; id < 3; ++id) {
         std::vector<float> v;
@@ -254,7 +254,7 @@ TEST(CollectionRowsSizes, BatchesOfEveryBoundaryRowCount) {
   const std::vector<size_t> counts = Boundaries((size_t{1} << 14) + 1);
   const uint32_t dim = 8;
   auto base = [&](size_t count) { return uint64_t{count} << 20; };
-  auto write = [&](KvDB& db) {
+  auto write = [&](DB& db) {
     for (size_t count : counts) {
       std::vector<uint64_t> ids(count);
       std::vector<float> rows(count * dim);
@@ -269,7 +269,7 @@ TEST(CollectionRowsSizes, BatchesOfEveryBoundaryRowCount) {
   };
   size_t total = 0;
   for (size_t c : counts) total += c;
-  auto check = [&](KvDB& db, const char* where) {
+  auto check = [&](DB& db, const char* where) {
     auto count = db.Count();
     ASSERT_TRUE(count.ok()) << count.status().ToString();
     EXPECT_EQ(*count, total) << where;

@@ -1,5 +1,5 @@
 // The default collection of the keyspace engine (docs/ENGINE.md 2.2, step 10):
-// tests/engine/db_test.cc ported from engine::DB to KvDB. Shards are no
+// tests/engine/db_test.cc ported from engine::DB to DB. Shards are no
 // storage units (ENGINE.md 2.5): one memtable and one segment file per flush
 // for the whole database; `shards` only sets Hit::shard = id % shards.
 #include <gtest/gtest.h>
@@ -11,7 +11,7 @@
 #include <set>
 
 #include "engine/filename.h"
-#include "engine/kv_db.h"
+#include "engine/db.h"
 #include "engine_test_util.h"
 #include "rows_test_util.h"
 #include "segment/file.h"
@@ -37,7 +37,7 @@ using testing::VectorFor;
 
 // What one open of a test asks: the database and its default collection.
 struct RowsOptions {
-  KvOptions kv;
+  Options kv;
   DefaultCollectionOptions coll;
 };
 
@@ -46,9 +46,9 @@ RowsOptions MakeOptions(const std::string& path, uint32_t dim = 8, uint32_t shar
   return {RowsKvOptions(path), RowsCollection(dim, shards, metric)};
 }
 
-std::unique_ptr<KvDB> OpenOrDie(const RowsOptions& o) { return OpenRows(o.kv, o.coll); }
+std::unique_ptr<DB> OpenOrDie(const RowsOptions& o) { return OpenRows(o.kv, o.coll); }
 
-std::vector<Hit> SearchOne(KvDB* db, const std::vector<float>& q, uint32_t k) {
+std::vector<Hit> SearchOne(DB* db, const std::vector<float>& q, uint32_t k) {
   return SearchRows(db, q.data(), k);
 }
 
@@ -172,7 +172,7 @@ TEST(CollectionRows, AFlippedBitInAFrozenVectorIsCorruptionNotAValue) {
   EXPECT_TRUE(db->Search(q.data(), 1, &k, 0, 0, &out).IsCorruption());
 }
 
-// KvDB::Open opens the directory; the default collection's dim, metric and
+// DB::Open opens the directory; the default collection's dim, metric and
 // shards are checked by OpenDefaultCollection (ENGINE.md 2.2).
 TEST(CollectionRows, ReopenWithDifferentDimMetricOrShardsIsRejectedNamingBoth) {
   TempDir dir;
@@ -182,7 +182,7 @@ TEST(CollectionRows, ReopenWithDifferentDimMetricOrShardsIsRejectedNamingBoth) {
   }
   auto open_other = [&](uint32_t dim, uint32_t shards, simd::Metric metric) {
     const RowsOptions o = MakeOptions(dir.path(), dim, shards, metric);
-    auto kv = KvDB::Open(o.kv);
+    auto kv = DB::Open(o.kv);
     EXPECT_TRUE(kv.ok()) << kv.status().ToString();
     if (!kv.ok()) return kv.status();
     Status s = kv.value()->OpenDefaultCollection(o.coll);
@@ -223,7 +223,7 @@ TEST(CollectionRows, SecondOpenOfAnOpenDatabaseSaysLocked) {
   TempDir dir;
   auto db = OpenOrDie(MakeOptions(dir.path()));
   ASSERT_NE(db, nullptr);
-  auto second = KvDB::Open(MakeOptions(dir.path()).kv);
+  auto second = DB::Open(MakeOptions(dir.path()).kv);
   ASSERT_FALSE(second.ok());
   EXPECT_TRUE(second.status().IsIOError()) << second.status().ToString();
   EXPECT_NE(second.status().message().find("locked"), std::string::npos) << second.status().message();
@@ -689,7 +689,7 @@ TEST(CollectionRows, ArrayRecordWithAWrongSizeIsCorruptionNamingFileAndOffset) {
   EncodeFixed32(head + 16, crc32c::Value(data.data() + payload, rec.payload_size));
   EncodeFixed32(head + 20, crc32c::Value(head, 20));
   ASSERT_TRUE(WriteFileAtomically(Env::Default(), dir.path(), dir.file(rec.file), data).ok());
-  auto r = KvDB::Open(o.kv);
+  auto r = DB::Open(o.kv);
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.status().IsCorruption()) << r.status().ToString();
   EXPECT_NE(r.status().message().find(rec.file + " at offset " + std::to_string(rec.offset)), std::string::npos)
@@ -761,7 +761,7 @@ TEST(CollectionRows, CorruptWalRecordIsCorruptionNamingFileAndOffset) {
   ASSERT_TRUE(ReadFileToString(Env::Default(), dir.file(rec.file), &data).ok());
   data[rec.offset + wal::kHeaderSize + 6] ^= 0x55;  // inside the record's payload
   ASSERT_TRUE(WriteFileAtomically(Env::Default(), dir.path(), dir.file(rec.file), data).ok());
-  auto r = KvDB::Open(o.kv);
+  auto r = DB::Open(o.kv);
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.status().IsCorruption()) << r.status().ToString();
   EXPECT_NE(r.status().message().find(rec.file), std::string::npos) << r.status().message();

@@ -23,7 +23,7 @@
 #include <thread>
 #include <vector>
 
-#include "engine/kv_db.h"
+#include "engine/db.h"
 #include "support/poison_map_env.h"
 #include "support/temp_dir.h"
 
@@ -75,7 +75,7 @@ constexpr uint64_t kRows = 48;  // per writer; spans both shards
 
 bool DeletesHalf(uint64_t gen) { return gen % 5 == 4; }
 
-Status WriteGeneration(KvDB* db, int w, uint64_t gen) {
+Status WriteGeneration(DB* db, int w, uint64_t gen) {
   std::vector<float> vecs(kRows * kDim, 0.0f);
   std::vector<WriteOp> ops(kRows);
   for (uint64_t j = 0; j < kRows; ++j) {
@@ -99,7 +99,7 @@ Status WriteGeneration(KvDB* db, int w, uint64_t gen) {
 // reads), a thread flushing and one compacting, on one
 // database: every read is consistent, and retired segments are unmapped only
 // after their readers (PoisonMapEnv).
-void ReadersAndWritersSeeConsistentSnapshots(std::unique_ptr<KvDB> db, PoisonMapEnv& env, const char* label) {
+void ReadersAndWritersSeeConsistentSnapshots(std::unique_ptr<DB> db, PoisonMapEnv& env, const char* label) {
   for (int w = 0; w < kWriters; ++w) ASSERT_TRUE(WriteGeneration(db.get(), w, 0).ok());
 
   const int rounds = Rounds();
@@ -213,7 +213,7 @@ void ReadersAndWritersSeeConsistentSnapshots(std::unique_ptr<KvDB> db, PoisonMap
 TEST(Concurrency, DefaultCollectionEightReadersTwoWritersFlushesAndMergesSeeConsistentSnapshots) {
   TempDir dir;
   PoisonMapEnv env;
-  KvOptions o;
+  Options o;
   o.path = dir.path();
   o.search_threads = 2;
   o.memtable_budget_bytes = 32 * 1024;  // background flushes too
@@ -227,9 +227,9 @@ TEST(Concurrency, DefaultCollectionEightReadersTwoWritersFlushesAndMergesSeeCons
   c.hnsw_ef_construction = 40;
   c.adaptive_threshold = 1u << 30;  // exact: a search returns every live row
   {
-    auto opened = KvDB::Open(o);
+    auto opened = DB::Open(o);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-    std::unique_ptr<KvDB> db = std::move(opened).value();
+    std::unique_ptr<DB> db = std::move(opened).value();
     ASSERT_TRUE(db->OpenDefaultCollection(c).ok());
     ReadersAndWritersSeeConsistentSnapshots(std::move(db), env, "default collection");
   }
@@ -259,7 +259,7 @@ std::string VecKeyOf(int w, int j) { return "v" + std::to_string(w) + "/" + std:
 void KeyspaceReadersWritersFlushesAndMerges(bool in_memory) {
   TempDir dir;
   PoisonMapEnv env;
-  KvOptions o;
+  Options o;
   o.path = in_memory ? std::string() : dir.path();
   o.in_memory = in_memory;
   o.search_threads = 2;
@@ -267,9 +267,9 @@ void KeyspaceReadersWritersFlushesAndMerges(bool in_memory) {
   o.max_segments = 2;
   if (!in_memory) o.env = &env;
   {
-    auto opened = KvDB::Open(o);
+    auto opened = DB::Open(o);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-    std::unique_ptr<KvDB> db = std::move(opened).value();
+    std::unique_ptr<DB> db = std::move(opened).value();
     auto commit_generation = [&](int w, uint64_t g) -> Status {
       auto t = db->Begin(TxnMode::kReadWrite);
       if (!t.ok()) return t.status();
@@ -351,10 +351,10 @@ void KeyspaceReadersWritersFlushesAndMerges(bool in_memory) {
             // Flat search over every vector record of the snapshot: scores are
             // the generations just read.
             const float q[kKvDim] = {1.0f, 0.0f, 0.0f, 0.0f};
-            std::vector<KvHit> hits;
+            std::vector<KeyHit> hits;
             ASSERT_TRUE((*t)->SearchSimilar(q, kKvDim, simd::Metric::kIP, kWriters * kKeys + 3, nullptr, false, &hits).ok());
             ASSERT_EQ(hits.size(), static_cast<size_t>(kWriters * kKeys));
-            for (const KvHit& h : hits) {
+            for (const KeyHit& h : hits) {
               const int w = h.key[1] - '0';
               ASSERT_TRUE(w >= 0 && w < kWriters) << h.key;
               ASSERT_EQ(h.score, static_cast<float>(gen[w])) << h.key << " disagrees with the keys of its transaction";

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/kv_db.h"
+#include "engine/db.h"
 #include "kv_test_util.h"
 #include "segment/file.h"
 
@@ -43,7 +43,7 @@ struct Entry {
 };
 using Live = std::map<std::string, Entry>;
 
-void Upsert(KvDB& db, const std::string& index, Live* live, const std::vector<std::pair<std::string, Entry>>& rows) {
+void Upsert(DB& db, const std::string& index, Live* live, const std::vector<std::pair<std::string, Entry>>& rows) {
   auto t = BeginRw(db);
   for (const auto& [k, e] : rows) {
     const std::string_view mv = e.meta;
@@ -54,7 +54,7 @@ void Upsert(KvDB& db, const std::string& index, Live* live, const std::vector<st
   ASSERT_TRUE(s.ok()) << s.ToString();
 }
 
-void Delete(KvDB& db, const std::string& index, Live* live, const std::string& prefix, int from, int to) {
+void Delete(DB& db, const std::string& index, Live* live, const std::string& prefix, int from, int to) {
   auto t = BeginRw(db);
   for (int i = from; i < to; ++i) {
     ASSERT_TRUE(t->IndexDelete(index, prefix + std::to_string(i)).ok());
@@ -94,11 +94,11 @@ std::vector<std::string> ExactTop(const Live& live, const std::vector<float>& q,
 // Searches with ef above the index size (the walk then reaches every live
 // row of these small graphs) and checks keys, metadata and scores against
 // `live`: a replaced or deleted row is never returned, k rows come back.
-void ExpectExact(KvDB& db, const std::string& index, const Live& live, uint64_t seed) {
+void ExpectExact(DB& db, const std::string& index, const Live& live, uint64_t seed) {
   std::mt19937_64 rng(seed);
   for (int qi = 0; qi < 20; ++qi) {
     const auto q = RandomVector(rng, kDim);
-    std::vector<KvHit> hits;
+    std::vector<KeyHit> hits;
     Status s = db.SearchIndex(index, q.data(), kDim, 10, 4000, &hits, nullptr);
     ASSERT_TRUE(s.ok()) << s.ToString();
     const auto want = ExactTop(live, q, 10);
@@ -143,7 +143,7 @@ TEST(KvCollectionGraph, TheFirstSearchPutsTheRowsInASegmentGraphThatAReopenSearc
   testing::TempDir dir;
   std::mt19937_64 rng(1);
   Live live;
-  std::vector<std::vector<KvHit>> before;
+  std::vector<std::vector<KeyHit>> before;
   IndexStats stats_before;
   std::vector<std::vector<float>> queries;
   for (int i = 0; i < 10; ++i) queries.push_back(RandomVector(rng, kDim));
@@ -154,7 +154,7 @@ TEST(KvCollectionGraph, TheFirstSearchPutsTheRowsInASegmentGraphThatAReopenSearc
     Upsert(*db, "docs", &live, RandomRows(rng, "d", 700, 300));
     EXPECT_EQ(db->TEST_SegmentCount(), 0u);  // below the background trigger: nothing built yet
     for (const auto& q : queries) {
-      std::vector<KvHit> hits;
+      std::vector<KeyHit> hits;
       ASSERT_TRUE(db->SearchIndex("docs", q.data(), kDim, 10, 40, &hits, nullptr).ok());
       before.push_back(hits);
     }
@@ -169,7 +169,7 @@ TEST(KvCollectionGraph, TheFirstSearchPutsTheRowsInASegmentGraphThatAReopenSearc
   EXPECT_EQ(rows, 1000u);
   auto db = OpenKv(dir.path());
   for (size_t i = 0; i < queries.size(); ++i) {
-    std::vector<KvHit> hits;
+    std::vector<KeyHit> hits;
     ASSERT_TRUE(db->SearchIndex("docs", queries[i].data(), kDim, 10, 40, &hits, nullptr).ok());
     ASSERT_EQ(hits.size(), before[i].size());
     for (size_t j = 0; j < hits.size(); ++j) {  // the same graph: the same approximate answer
@@ -220,17 +220,17 @@ TEST(KvCollectionGraph, RowsReplacedOrDeletedInNewerLayersAreWalkedThroughAndCou
   ExpectExact(*db, "docs", live, 4);
   // Small k with the default ef: still k live rows.
   const auto q = RandomVector(rng, kDim);
-  std::vector<KvHit> hits;
+  std::vector<KeyHit> hits;
   ASSERT_TRUE(db->SearchIndex("docs", q.data(), kDim, 5, 0, &hits, nullptr).ok());
   ASSERT_EQ(hits.size(), 5u);
-  for (const KvHit& h : hits) EXPECT_TRUE(live.count(h.key)) << h.key;
+  for (const KeyHit& h : hits) EXPECT_TRUE(live.count(h.key)) << h.key;
 }
 
 TEST(KvCollectionGraph, AMergeStartsItsGraphFromTheLargestInputGraph) {
   testing::TempDir dir;
   std::mt19937_64 rng(5);
   Live live;
-  KvOptions o;
+  Options o;
   o.max_segments = 1;
   auto db = OpenKv(dir.path(), o);
   ASSERT_TRUE(db->CreateIndex("docs", L2Config()).ok());
@@ -271,7 +271,7 @@ TEST(KvCollectionGraph, ADroppedIndexsRowsGetNoGraph) {
   uint64_t rows = 0, reused = 0;
   GraphRows(Segments(dir.path()), &rows, &reused);
   EXPECT_EQ(rows, 300u);
-  std::vector<KvHit> hits;
+  std::vector<KeyHit> hits;
   const auto q = RandomVector(rng, kDim);
   EXPECT_TRUE(db->SearchIndex("gone", q.data(), kDim, 3, 0, &hits, nullptr).IsNotFound());
   ExpectExact(*db, "docs", live, 8);

@@ -37,8 +37,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/kv_db.h"
-#include "engine/kv_store.h"
+#include "engine/db.h"
+#include "engine/collection.h"
 #include "support/crash_points.h"
 #include "support/fault_env.h"
 #include "support/power_loss_env.h"
@@ -206,14 +206,14 @@ DefaultCollectionOptions RowsOptions() {
 }
 
 // Opens the database and its default collection (created by the first open).
-Result<std::unique_ptr<KvDB>> OpenWithRows(const KvOptions& o) {
-  POMAI_ASSIGN_OR_RETURN(std::unique_ptr<KvDB> db, KvDB::Open(o));
+Result<std::unique_ptr<DB>> OpenWithRows(const Options& o) {
+  POMAI_ASSIGN_OR_RETURN(std::unique_ptr<DB> db, DB::Open(o));
   POMAI_RETURN_IF_ERROR(db->OpenDefaultCollection(RowsOptions()));
   return db;
 }
 
-KvOptions CrashOptions(const std::string& path, bool fsync, Env* env) {
-  KvOptions o;
+Options CrashOptions(const std::string& path, bool fsync, Env* env) {
+  Options o;
   o.path = path;
   o.fsync = fsync;
   o.search_threads = 1;
@@ -223,7 +223,7 @@ KvOptions CrashOptions(const std::string& path, bool fsync, Env* env) {
   return o;
 }
 
-Status CommitStep(KvDB* db, const KvStep& st) {
+Status CommitStep(DB* db, const KvStep& st) {
   if (st.kind == KvStep::kRows || st.kind == KvStep::kRowArray) {
     std::vector<std::vector<float>> vecs;
     std::vector<std::string> metas;
@@ -287,7 +287,7 @@ Status CommitStep(KvDB* db, const KvStep& st) {
 
 // A commit of a key outside the script (to probe whether writes are
 // taken), then a row of an id outside it when the default collection is open.
-Status ProbeCommit(KvDB* db) {
+Status ProbeCommit(DB* db) {
   auto t = db->Begin(TxnMode::kReadWrite);
   if (!t.ok()) return t.status();
   POMAI_RETURN_IF_ERROR((*t)->Put("probe", "p"));
@@ -301,7 +301,7 @@ Status ProbeCommit(KvDB* db) {
 }
 
 // The default collection's rows as Get, Count and Search see them.
-Status ObserveRows(KvDB* db, const std::set<uint64_t>& row_universe, KvState* out) {
+Status ObserveRows(DB* db, const std::set<uint64_t>& row_universe, KvState* out) {
   for (uint64_t id : row_universe) {
     std::vector<float> vec;
     std::string meta;
@@ -334,7 +334,7 @@ Status ObserveRows(KvDB* db, const std::set<uint64_t>& row_universe, KvState* ou
 }
 
 // Reads every user key the script names, and the whole index.
-Status Observe(KvDB* db, const std::set<std::string>& universe, const std::set<uint64_t>& row_universe, KvState* out) {
+Status Observe(DB* db, const std::set<std::string>& universe, const std::set<uint64_t>& row_universe, KvState* out) {
   auto t = db->Begin(TxnMode::kReadOnly);
   if (!t.ok()) return t.status();
   for (const std::string& key : universe) {
@@ -360,11 +360,11 @@ Status Observe(KvDB* db, const std::set<std::string>& universe, const std::set<u
   if (stats.node_count == 0) return Status::OK();
   // ef above the entry count makes the walk exhaustive on these small graphs.
   const std::vector<float> q(kDim, 0.0f);
-  std::vector<KvHit> hits;
+  std::vector<KeyHit> hits;
   const uint32_t k = static_cast<uint32_t>(stats.node_count);
   s = db->SearchIndex(kIndex, q.data(), kDim, k, k + 64, &hits, nullptr);
   if (!s.ok()) return Status(s.code(), "SearchIndex: " + s.ToString());
-  for (const KvHit& h : hits) out->entries[h.key] = h.metadata;
+  for (const KeyHit& h : hits) out->entries[h.key] = h.metadata;
   if (hits.size() != stats.node_count)
     return Status::Corruption("index holds " + std::to_string(stats.node_count) + " entries, a search over all returns " +
                               std::to_string(hits.size()));
@@ -374,7 +374,7 @@ Status Observe(KvDB* db, const std::set<std::string>& universe, const std::set<u
 // Checks the database shows the state after some prefix of `history` with a
 // length in [lo, hi]; returns that length. The entries' vectors are checked
 // too: each entry is the nearest neighbour of its own vector.
-std::optional<size_t> CheckPrefix(KvDB* db, const std::vector<KvStep>& history, size_t lo, size_t hi, std::string* why) {
+std::optional<size_t> CheckPrefix(DB* db, const std::vector<KvStep>& history, size_t lo, size_t hi, std::string* why) {
   std::set<std::string> universe;
   std::set<uint64_t> row_universe;
   for (const KvStep& st : history)
@@ -396,7 +396,7 @@ std::optional<size_t> CheckPrefix(KvDB* db, const std::vector<KvStep>& history, 
     for (const auto& [key, meta] : state.entries) {
       const std::string ver = meta.substr(meta.find('@') + 1);
       const std::vector<float> v = VecFor(key, static_cast<uint32_t>(std::stoul(ver)));
-      std::vector<KvHit> hits;
+      std::vector<KeyHit> hits;
       Status ss = db->SearchIndex(kIndex, v.data(), kDim, 1, 64, &hits, nullptr);
       if (!ss.ok() || hits.size() != 1 || hits[0].key != key || hits[0].score != 0.0f) {
         *why = "index entry " + key + " is not the nearest neighbour of its own vector";
@@ -434,12 +434,12 @@ struct KvRun {
   int merges_seen = 0;    // times the segment count was seen to drop
 };
 
-using CommitErrorHook = std::function<void(KvDB*, const Status&, size_t acked)>;
+using CommitErrorHook = std::function<void(DB*, const Status&, size_t acked)>;
 
 // Runs the script until the first failed commit or reopen; a failed Flush or
 // Close ends it too when `stop_on_any_error`. The database is then
 // destroyed, as a crashed process would leave it.
-KvRun RunKvScript(const std::vector<KvStep>& script, const KvOptions& o, bool stop_on_any_error,
+KvRun RunKvScript(const std::vector<KvStep>& script, const Options& o, bool stop_on_any_error,
                   const CommitErrorHook& on_commit_error = nullptr) {
   KvRun r;
   auto opened = OpenWithRows(o);
@@ -448,7 +448,7 @@ KvRun RunKvScript(const std::vector<KvStep>& script, const KvOptions& o, bool st
     return r;
   }
   r.opened = true;
-  std::unique_ptr<KvDB> db = std::move(opened).value();
+  std::unique_ptr<DB> db = std::move(opened).value();
   auto fail = [&](const std::string& what, const Status& s) {
     if (r.first_error.empty()) r.first_error = what + ": " + s.ToString();
   };
@@ -473,7 +473,7 @@ KvRun RunKvScript(const std::vector<KvStep>& script, const KvOptions& o, bool st
       IndexStats stats;
       Status s = db->GetIndexStats(kIndex, &stats);
       const std::vector<float> q(kDim, 0.0f);
-      std::vector<KvHit> hits;
+      std::vector<KeyHit> hits;
       if (s.ok()) s = db->SearchIndex(kIndex, q.data(), kDim, 3, 16, &hits, nullptr);
       if (!s.ok()) fail("search", s);
       if (!s.ok() && stop_on_any_error) break;
@@ -601,7 +601,7 @@ TEST(KvCrashPoints, ProcessCrashFsyncNeverKeepsEveryAcknowledgedCommit) { KvCras
 TEST(KvCrashPoints, PowerLossDuringRecoveryChangesNothing) {
   const auto script = MakeKvScript();
   const auto history = History(script);
-  testing::RecoveryCrashCase<KvDB> c;
+  testing::RecoveryCrashCase<DB> c;
   c.label = "[kv crash points]";
   c.unit = "commits";
   c.steps = history.size();
@@ -612,9 +612,9 @@ TEST(KvCrashPoints, PowerLossDuringRecoveryChangesNothing) {
     return r.first_error;
   };
   c.open = [](const std::string& path, Env* env) { return OpenWithRows(CrashOptions(path, true, env)); };
-  c.check = [&](KvDB* db, size_t lo, size_t hi, std::string* why) { return CheckPrefix(db, history, lo, hi, why); };
-  c.write = [&](KvDB* db, size_t step) { return CommitStep(db, history[step]); };
-  c.freeze = [](KvDB* db) { return db->Flush(); };
+  c.check = [&](DB* db, size_t lo, size_t hi, std::string* why) { return CheckPrefix(db, history, lo, hi, why); };
+  c.write = [&](DB* db, size_t step) { return CommitStep(db, history[step]); };
+  c.freeze = [](DB* db) { return db->Flush(); };
   testing::PowerLossDuringRecoveryChangesNothing(c, 160);
 }
 
@@ -629,9 +629,9 @@ TEST(KvCrashPoints, AMergeKeepsTheRowsOfACollectionWhoseDropIsNotDurable) {
   constexpr uint32_t kDimI = 4;
   {
     testing::PowerLossEnv env(path);
-    KvOptions o = CrashOptions(path, false, &env);
+    Options o = CrashOptions(path, false, &env);
     o.memtable_budget_bytes = 64 << 20;  // no background flush
-    auto db = KvDB::Open(o);
+    auto db = DB::Open(o);
     ASSERT_TRUE(db.ok()) << db.status().ToString();
     IndexConfig config;
     config.dim = kDimI;
@@ -653,8 +653,8 @@ TEST(KvCrashPoints, AMergeKeepsTheRowsOfACollectionWhoseDropIsNotDurable) {
     db->reset();
     env.SimulatePowerLoss(testing::PowerLossEnv::Unsynced::kDropped);
   }
-  KvOptions o = CrashOptions(path, false, nullptr);
-  auto db = KvDB::Open(o);
+  Options o = CrashOptions(path, false, nullptr);
+  auto db = DB::Open(o);
   ASSERT_TRUE(db.ok()) << db.status().ToString();
   IndexStats stats;
   ASSERT_TRUE((*db)->GetIndexStats("i", &stats).ok()) << "the drop was not durable: the index is back";
@@ -671,10 +671,10 @@ TEST(KvCrashPoints, AnOpenRemovesNoFileForAManifestRecordThatIsNotDurable) {
   const std::string path = root.file("db");
   testing::PowerLossEnv plenv(path);
   testing::FaultInjectionEnv env(&plenv);
-  KvOptions o = CrashOptions(path, true, &env);
+  Options o = CrashOptions(path, true, &env);
   o.memtable_budget_bytes = 64 << 20;  // no background flush
   {
-    auto db = KvDB::Open(o);
+    auto db = DB::Open(o);
     ASSERT_TRUE(db.ok()) << db.status().ToString();
     testing::PutCommit(**db, "a", "1");
     ASSERT_TRUE((*db)->Flush().ok());
@@ -689,12 +689,12 @@ TEST(KvCrashPoints, AnOpenRemovesNoFileForAManifestRecordThatIsNotDurable) {
     env.ClearFaults();
   }
   {
-    auto db = KvDB::Open(o);  // replays the merge's record, not durable yet
+    auto db = DB::Open(o);  // replays the merge's record, not durable yet
     ASSERT_TRUE(db.ok()) << db.status().ToString();
     testing::PutCommit(**db, "c", "3");  // its new WAL file's directory sync makes any removal durable
   }
   plenv.SimulatePowerLoss();
-  auto db = KvDB::Open(o);
+  auto db = DB::Open(o);
   ASSERT_TRUE(db.ok()) << db.status().ToString();
   EXPECT_EQ(testing::Committed(**db, "a"), "1");
   EXPECT_EQ(testing::Committed(**db, "b"), "2");
@@ -713,14 +713,14 @@ TEST(KvCrashPoints, OpenThatFailsBeforeItsFirstLogFileReturnsAnError) {
   testing::PowerLossEnv plenv(path);
   testing::FaultInjectionEnv env(&plenv);
   {
-    auto db = KvDB::Open(CrashOptions(path, false, &env));
+    auto db = DB::Open(CrashOptions(path, false, &env));
     ASSERT_TRUE(db.ok()) << db.status().ToString();
     ASSERT_TRUE(ProbeCommit(db->get()).ok());
     ASSERT_TRUE((*db)->Close().ok());
   }
   env.FailNth(testing::Op::kSyncDir, 1, EIO);
   {
-    auto db = KvDB::Open(CrashOptions(path, false, &env));
+    auto db = DB::Open(CrashOptions(path, false, &env));
     ASSERT_TRUE(db.ok()) << db.status().ToString();  // an open that only reads creates no file
     Status s = ProbeCommit(db->get());
     EXPECT_TRUE(s.IsIOError()) << s.ToString();
@@ -728,7 +728,7 @@ TEST(KvCrashPoints, OpenThatFailsBeforeItsFirstLogFileReturnsAnError) {
     EXPECT_TRUE(ProbeCommit(db->get()).IsIOError());  // sticky
     EXPECT_TRUE((*db)->Close().ok());
   }
-  auto db = KvDB::Open(CrashOptions(path, false, &env));
+  auto db = DB::Open(CrashOptions(path, false, &env));
   ASSERT_TRUE(db.ok()) << db.status().ToString();
   auto t = (*db)->Begin(TxnMode::kReadOnly);
   ASSERT_TRUE(t.ok());
@@ -751,13 +751,13 @@ TEST(KvCrashPoints, FailedManifestSyncLeavesAnOpenableDatabase) {
     ScratchDir root;
     const std::string path = root.file("db");
     const auto script = MakeKvScript();
-    KvOptions o;
+    Options o;
     o.path = path;
     o.fsync = true;
     o.search_threads = 1;
     o.max_segments = 2;
     {
-      auto db = KvDB::Open(o);
+      auto db = DB::Open(o);
       ASSERT_TRUE(db.ok()) << db.status().ToString();
       ASSERT_TRUE(CommitStep(db->get(), script[0]).ok());
       ASSERT_TRUE((*db)->Flush().ok());
@@ -770,7 +770,7 @@ TEST(KvCrashPoints, FailedManifestSyncLeavesAnOpenableDatabase) {
     o.env = &env;
     o.max_segments = 1;
     {
-      auto db = KvDB::Open(o);
+      auto db = DB::Open(o);
       ASSERT_TRUE(db.ok()) << db.status().ToString();
       env.Arm(0);
       // The flush's own failure is reported; a merge's failure is not (the flush it follows is done).
@@ -779,7 +779,7 @@ TEST(KvCrashPoints, FailedManifestSyncLeavesAnOpenableDatabase) {
       ASSERT_TRUE(CommitStep(db->get(), script[2]).ok());  // the log is fine: commits go on
     }  // a process crash, or a close: nothing reverts the rename
     o.env = nullptr;
-    auto db = KvDB::Open(o);
+    auto db = DB::Open(o);
     ASSERT_TRUE(db.ok()) << db.status().ToString();
     std::string why;
     EXPECT_TRUE(CheckPrefix(db->get(), History(script), 3, 3, &why).has_value()) << why;
@@ -818,7 +818,7 @@ void KvFaultAtEveryOp(int err, bool sticky, Cut cut, uint64_t budget_per_kind, F
         testing::PowerLossEnv plenv(path);
         testing::FaultInjectionEnv env(&plenv);
         env.FailNth(static_cast<testing::Op>(kind), n, err, sticky);
-        r = RunKvScript(script, CrashOptions(path, true, &env), false, [&](KvDB* db, const Status& s, size_t acked) {
+        r = RunKvScript(script, CrashOptions(path, true, &env), false, [&](DB* db, const Status& s, size_t acked) {
           ++counts->failed_commits;
           // Reads show exactly the acknowledged commits...
           std::string why;

@@ -15,7 +15,7 @@
 #include <set>
 #include <thread>
 
-#include "engine/kv_db.h"
+#include "engine/db.h"
 #include "kv_test_util.h"
 #include "support/temp_dir.h"
 
@@ -25,8 +25,8 @@ namespace {
 constexpr int kKeysPerTxn = 6;
 constexpr uint32_t kDim = 8;
 
-KvOptions CrashOptions(const std::string& path) {
-  KvOptions o;
+Options CrashOptions(const std::string& path) {
+  Options o;
   o.path = path;
   o.fsync = true;
   o.search_threads = 1;
@@ -40,7 +40,7 @@ std::string ValueOf(uint64_t txn, int j) { return std::string(20 + (txn * 7 + j)
 // Child: commits transactions first, first+1, ... reporting each
 // acknowledged one on `fd`; never returns.
 [[noreturn]] void CommitterChild(const std::string& path, uint64_t first, int fd) {
-  auto r = KvDB::Open(CrashOptions(path));
+  auto r = DB::Open(CrashOptions(path));
   if (!r.ok()) _exit(3);
   auto db = std::move(r).value();
   IndexStats stats;
@@ -122,7 +122,7 @@ TEST(KvCrashRecovery, AcknowledgedTransactionsSurviveSigkillAndNoneIsPartial) {
       ASSERT_TRUE(is.ok()) << is.ToString();
       EXPECT_EQ(stats.node_count, newest) << "cycle " << cycle;
       std::vector<float> q(kDim, static_cast<float>(newest));
-      std::vector<KvHit> hits;
+      std::vector<KeyHit> hits;
       // ef covering every entry makes the walk exhaustive: this checks that the
       // newest entry is in the recovered index, not the graph's recall on
       // this degenerate (collinear) data set.

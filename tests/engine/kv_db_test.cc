@@ -1,4 +1,4 @@
-// KvDB: transactions, MVCC, persistence and recovery of the keyspace engine.
+// DB: transactions, MVCC, persistence and recovery of the keyspace engine.
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -14,8 +14,7 @@
 #include <thread>
 
 #include "engine/collection.h"
-#include "engine/kv_db.h"
-#include "engine/kv_store.h"
+#include "engine/db.h"
 #include "segment/file.h"
 #include "segment/format.h"
 #include "util/coding.h"
@@ -181,7 +180,7 @@ TEST_P(KvTxnTest, BadArgumentsAreInvalidArgument) {
 }
 
 TEST_P(KvTxnTest, MemoryLimitRefusesACommitAndChangesNothing) {
-  KvOptions o;
+  Options o;
   o.memory_limit_bytes = 64 * 1024;
   auto db = Open(o);
   PutCommit(*db, "small", "v");
@@ -234,7 +233,7 @@ TEST_P(KvTxnTest, MemoryUsageCountsVersionsKeptForSnapshots) {
 // (disk mode) flushes run in the background. A lost update, a torn commit or
 // a reader seeing half a transaction breaks the total.
 TEST_P(KvTxnTest, ConcurrentTransfersKeepTheTotalInEverySnapshot) {
-  KvOptions o;
+  Options o;
   o.memtable_budget_bytes = 64 * 1024;
   o.fsync = false;
   auto db = Open(o);
@@ -246,7 +245,7 @@ TEST_P(KvTxnTest, ConcurrentTransfersKeepTheTotalInEverySnapshot) {
   }
   std::atomic<bool> stop{false};
   std::atomic<int> transfers{0}, conflicts{0}, bad_totals{0}, reads{0};
-  auto read_total = [&](KvTxn& t) {
+  auto read_total = [&](Txn& t) {
     long total = 0;
     for (int a = 0; a < kAccounts; ++a) total += std::stol(*GetValue(t, "acct" + std::to_string(a)));
     return total;
@@ -304,14 +303,14 @@ TEST_P(KvTxnTest, ConcurrentTransfersKeepTheTotalInEverySnapshot) {
   std::printf("%d transfers, %d conflicts retried, %d snapshot reads\n", transfers.load(), conflicts.load(), reads.load());
 }
 
-TEST(KvDB, InMemoryDatabaseCannotBeFlushed) {
+TEST(DB, InMemoryDatabaseCannotBeFlushed) {
   auto db = OpenKv("");
   Status s = db->Flush();
   EXPECT_EQ(s.code(), Code::kInvalidArgument);
   EXPECT_EQ(s.message(), "in-memory database cannot be flushed");
 }
 
-TEST(KvDB, FlushAndReopenKeepBytesVectorsAndTombstones) {
+TEST(DB, FlushAndReopenKeepBytesVectorsAndTombstones) {
   testing::TempDir dir;
   const float v[4] = {0.5f, -1, 2, 3};
   {
@@ -343,7 +342,7 @@ TEST(KvDB, FlushAndReopenKeepBytesVectorsAndTombstones) {
   EXPECT_EQ(GetValue(*r, "vec"), "meta");
 }
 
-TEST(KvDB, ReopenContinuesSequenceNumbersSoConflictsStillWork) {
+TEST(DB, ReopenContinuesSequenceNumbersSoConflictsStillWork) {
   testing::TempDir dir;
   uint64_t seq = 0;
   {
@@ -359,7 +358,7 @@ TEST(KvDB, ReopenContinuesSequenceNumbersSoConflictsStillWork) {
   EXPECT_EQ(t->Commit().code(), Code::kConflict);
 }
 
-TEST(KvDB, MoreThanFourSegmentsAreMergedAndNothingIsLost) {
+TEST(DB, MoreThanFourSegmentsAreMergedAndNothingIsLost) {
   testing::TempDir dir;
   auto db = OpenKv(dir.path());
   std::map<std::string, std::string> model;
@@ -380,7 +379,7 @@ TEST(KvDB, MoreThanFourSegmentsAreMergedAndNothingIsLost) {
     FlushAndMerge(*db);
     EXPECT_LE(db->TEST_SegmentCount(), 4u);
   }
-  auto check = [&](KvDB& d) {
+  auto check = [&](DB& d) {
     auto r = BeginRo(d);
     for (int i = 0; i < 120; ++i) {
       const std::string k = "k" + std::to_string(i);
@@ -419,7 +418,7 @@ std::vector<std::string> SegmentRowKeys(const std::string& dir) {
 }
 
 // Commits entries "e0" .. "e<n-1>" of index "ix" (dim 2) at (i, y).
-void UpsertEntries(KvDB& db, int n, float y) {
+void UpsertEntries(DB& db, int n, float y) {
   auto t = BeginRw(db);
   for (int i = 0; i < n; ++i) {
     const float v[2] = {static_cast<float>(i), y};
@@ -440,9 +439,9 @@ std::set<std::string> SegmentFiles(const std::string& dir) {
 // at most twice the run so far), not every segment: a large old segment
 // stays as it is, and a tombstone merged in a run that does not reach it
 // stays too, since it still hides an older version there.
-TEST(KvDB, AMergeTakesARunOfSimilarSegmentsAndKeepsTheTombstonesItNeeds) {
+TEST(DB, AMergeTakesARunOfSimilarSegmentsAndKeepsTheTombstonesItNeeds) {
   testing::TempDir dir;
-  KvOptions o;
+  Options o;
   o.max_segments = 2;
   auto db = OpenKv(dir.path(), o);
   {
@@ -476,10 +475,10 @@ TEST(KvDB, AMergeTakesARunOfSimilarSegmentsAndKeepsTheTombstonesItNeeds) {
   ASSERT_TRUE(seg.ok()) << seg.status().ToString();
   segment::EntryView e;
   bool found = false;
-  ASSERT_TRUE((*seg)->Get(kv::UserKey("victim"), &e, &found).ok());
+  ASSERT_TRUE((*seg)->Get(UserKey("victim"), &e, &found).ok());
   ASSERT_TRUE(found);
   EXPECT_EQ(e.kind, segment::EntryKind::kTombstone);
-  auto check = [](KvDB& d) {
+  auto check = [](DB& d) {
     EXPECT_EQ(Committed(d, "victim"), std::nullopt);
     EXPECT_EQ(Committed(d, "a7"), "old");
     EXPECT_EQ(Committed(d, "b"), "new");
@@ -498,7 +497,7 @@ TEST(KvDB, AMergeTakesARunOfSimilarSegmentsAndKeepsTheTombstonesItNeeds) {
   ASSERT_EQ(db->TEST_SegmentCount(), 1u);
   seg = segment::SegmentFile::Open(Env::Default(), dir.path() + "/" + *SegmentFiles(dir.path()).begin());
   ASSERT_TRUE(seg.ok()) << seg.status().ToString();
-  ASSERT_TRUE((*seg)->Get(kv::UserKey("victim"), &e, &found).ok());
+  ASSERT_TRUE((*seg)->Get(UserKey("victim"), &e, &found).ok());
   EXPECT_FALSE(found);
   check(*db);
 }
@@ -506,9 +505,9 @@ TEST(KvDB, AMergeTakesARunOfSimilarSegmentsAndKeepsTheTombstonesItNeeds) {
 // A dropped collection's rows stay in merged segments while a transaction
 // that began before the drop is alive (ENGINE.md 4.7), and go with the
 // first merge after it ends.
-TEST(KvDB, ADroppedIndexsRowsOutliveOnlyTheSnapshotsBeforeTheDrop) {
+TEST(DB, ADroppedIndexsRowsOutliveOnlyTheSnapshotsBeforeTheDrop) {
   testing::TempDir dir;
-  KvOptions o;
+  Options o;
   o.max_segments = 1;
   auto db = OpenKv(dir.path(), o);
   IndexConfig config;
@@ -528,7 +527,7 @@ TEST(KvDB, ADroppedIndexsRowsOutliveOnlyTheSnapshotsBeforeTheDrop) {
   EXPECT_EQ(db->TEST_SegmentCount(), 1u);
   EXPECT_TRUE(SegmentRowKeys(dir.path()).empty());
   const float q[2] = {1, 1};
-  std::vector<KvHit> hits;
+  std::vector<KeyHit> hits;
   EXPECT_EQ(db->SearchIndex("ix", q, 2, 5, 0, &hits, nullptr).code(), Code::kNotFound);
 }
 
@@ -536,9 +535,9 @@ TEST(KvDB, ADroppedIndexsRowsOutliveOnlyTheSnapshotsBeforeTheDrop) {
 // the seq of the configuration's commit. A drop or a re-create is one commit
 // of the configuration key (no tombstone per entry); the old entries are
 // unreachable at once and the next merge drops them.
-TEST(KvDB, ReplacedIndexEntriesAreUnreachableAndMergesDropThem) {
+TEST(DB, ReplacedIndexEntriesAreUnreachableAndMergesDropThem) {
   testing::TempDir dir;
-  KvOptions o;
+  Options o;
   o.max_segments = 1;
   auto db = OpenKv(dir.path(), o);
   IndexConfig config;
@@ -555,7 +554,7 @@ TEST(KvDB, ReplacedIndexEntriesAreUnreachableAndMergesDropThem) {
   ASSERT_TRUE(db->CreateIndex("ix", config).ok());  // re-create: one commit
   EXPECT_EQ(db->TEST_LastSequence(), before + 1);
   const float q[2] = {3, 0};
-  std::vector<KvHit> hits;
+  std::vector<KeyHit> hits;
   ASSERT_TRUE(db->SearchIndex("ix", q, 2, 5, 0, &hits, nullptr).ok());
   EXPECT_TRUE(hits.empty());  // the new incarnation has no entries
   {
@@ -585,7 +584,7 @@ TEST(KvDB, ReplacedIndexEntriesAreUnreachableAndMergesDropThem) {
 
 // A transaction that wrote entries of an index conflicts with a re-create
 // committed after it began (its entries would name the replaced cid).
-TEST(KvDB, EntriesOfAReplacedIndexConflict) {
+TEST(DB, EntriesOfAReplacedIndexConflict) {
   auto db = OpenKv("");
   IndexConfig config;
   config.dim = 2;
@@ -597,7 +596,7 @@ TEST(KvDB, EntriesOfAReplacedIndexConflict) {
   EXPECT_EQ(t->Commit().code(), Code::kConflict);
 }
 
-TEST(KvDB, AMergeKeepsTombstonesALiveTransactionMustConflictWith) {
+TEST(DB, AMergeKeepsTombstonesALiveTransactionMustConflictWith) {
   testing::TempDir dir;
   auto db = OpenKv(dir.path());
   PutCommit(*db, "a", "1");
@@ -616,9 +615,9 @@ TEST(KvDB, AMergeKeepsTombstonesALiveTransactionMustConflictWith) {
   EXPECT_EQ(Committed(*db, "a"), std::nullopt);
 }
 
-TEST(KvDB, AutomaticFlushWhenTheMemtablePassesItsBudget) {
+TEST(DB, AutomaticFlushWhenTheMemtablePassesItsBudget) {
   testing::TempDir dir;
-  KvOptions o;
+  Options o;
   o.memtable_budget_bytes = 32 * 1024;
   auto db = OpenKv(dir.path(), o);
   for (int i = 0; i < 200; ++i) PutCommit(*db, "k" + std::to_string(i), std::string(1000, 'a' + i % 26));
@@ -634,15 +633,15 @@ TEST(KvDB, AutomaticFlushWhenTheMemtablePassesItsBudget) {
 // in process memory (util/env_memory.h): past its memtable budget the
 // memtable becomes a segment, past max_segments the segments are merged, and
 // every read, snapshot and vector search answers as before.
-TEST(KvDB, InMemoryDatabaseFlushesAndMergesIntoInMemorySegments) {
-  KvOptions o;
+TEST(DB, InMemoryDatabaseFlushesAndMergesIntoInMemorySegments) {
+  Options o;
   o.memtable_budget_bytes = 16 * 1024;
   o.max_segments = 2;
   auto db = OpenKv("", o);
   std::map<std::string, std::string> model;
   std::map<std::string, std::vector<float>> vectors;
   std::mt19937_64 rng(21);
-  std::unique_ptr<KvTxn> early;  // a snapshot taken before most commits
+  std::unique_ptr<Txn> early;  // a snapshot taken before most commits
   std::map<std::string, std::string> early_model;
   size_t max_segments_seen = 0;
   for (int round = 0; round < 60; ++round) {
@@ -691,7 +690,7 @@ TEST(KvDB, InMemoryDatabaseFlushesAndMergesIntoInMemorySegments) {
   // Flat search over the segments' contiguous vector groups and the memtable.
   auto t = BeginRo(*db);
   const auto q = testing::RandomVector(rng, 8);
-  std::vector<KvHit> hits;
+  std::vector<KeyHit> hits;
   ASSERT_TRUE(t->SearchSimilar(q.data(), 8, simd::Metric::kL2, 5, nullptr, false, &hits).ok());
   std::vector<std::pair<double, std::string>> exact;
   for (const auto& [k, v] : vectors) {
@@ -709,10 +708,10 @@ TEST(KvDB, InMemoryDatabaseFlushesAndMergesIntoInMemorySegments) {
 // A flush that fails (here: the segment's rename) loses nothing: the frozen
 // memtable stays readable and its WAL files stay live, the next flush
 // writes it, and a reopen after either finds every commit.
-TEST(KvDB, FailedFlushLosesNothingAndTheNextFlushWritesIt) {
+TEST(DB, FailedFlushLosesNothingAndTheNextFlushWritesIt) {
   testing::TempDir dir;
   testing::FaultInjectionEnv env;
-  KvOptions o;
+  Options o;
   o.env = &env;
   {
     auto db = OpenKv(dir.path(), o);
@@ -747,10 +746,10 @@ TEST(KvDB, FailedFlushLosesNothingAndTheNextFlushWritesIt) {
 // Flush() reports the flush: once the segment and the manifest are durable,
 // a merge after it that fails (out of space at the merged segment's rename)
 // is not the caller's failure. Nothing changes, and the next flush merges.
-TEST(KvDB, FlushSucceedsWhenOnlyTheMergeAfterItFails) {
+TEST(DB, FlushSucceedsWhenOnlyTheMergeAfterItFails) {
   testing::TempDir dir;
   testing::FaultInjectionEnv env;
-  KvOptions o;
+  Options o;
   o.env = &env;
   o.max_segments = 1;
   {
@@ -782,7 +781,7 @@ TEST(KvDB, FlushSucceedsWhenOnlyTheMergeAfterItFails) {
 // Index parameters have one check with the same limits everywhere
 // (index/params.h): an ef_construction that would make every build run out
 // of memory is refused at create, and nothing is created.
-TEST(KvDB, IndexParametersOutsideTheSharedLimitsAreRefusedAtCreate) {
+TEST(DB, IndexParametersOutsideTheSharedLimitsAreRefusedAtCreate) {
   auto db = OpenKv("");
   ASSERT_TRUE(db);
   struct Case {
@@ -814,10 +813,10 @@ TEST(KvDB, IndexParametersOutsideTheSharedLimitsAreRefusedAtCreate) {
 // A background flush that fails (every segment rename, for a while) loses
 // nothing and is not final: commits go on, the next commit over the budget
 // triggers it again once the disk recovers, and a reopen finds every commit.
-TEST(KvDB, FailedBackgroundFlushesAreRetriedAndLoseNothing) {
+TEST(DB, FailedBackgroundFlushesAreRetriedAndLoseNothing) {
   testing::TempDir dir;
   testing::FaultInjectionEnv env;
-  KvOptions o;
+  Options o;
   o.env = &env;
   o.memtable_budget_bytes = 16 * 1024;
   const std::string value(200, 'v');
@@ -840,15 +839,15 @@ TEST(KvDB, FailedBackgroundFlushesAreRetriedAndLoseNothing) {
 
 // A directory of the retired u64 engine (its version-1 MANIFEST) is refused;
 // nothing is created in it.
-TEST(KvDB, U64EngineDirectoriesAreRefused) {
+TEST(DB, U64EngineDirectoriesAreRefused) {
   testing::TempDir dir;
   std::string old = "POMAIMAN";
   PutFixed32(&old, 1);
   old.append(44, '\0');
   { std::ofstream(dir.path() + "/MANIFEST", std::ios::binary) << old; }
-  KvOptions ko;
+  Options ko;
   ko.path = dir.path();
-  auto k = KvDB::Open(ko);
+  auto k = DB::Open(ko);
   EXPECT_EQ(k.status().code(), Code::kInvalidArgument) << k.status().ToString();
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/CURRENT"));
 }
@@ -856,7 +855,7 @@ TEST(KvDB, U64EngineDirectoriesAreRefused) {
 // A keyspace directory of format version 1 (KVMANIFEST, no CURRENT) is
 // refused, naming the file and its version; nothing is
 // created in it (docs/ENGINE.md 3.1).
-TEST(KvDB, FormatVersionOneDirectoriesAreRefusedNamingTheirVersion) {
+TEST(DB, FormatVersionOneDirectoriesAreRefusedNamingTheirVersion) {
   testing::TempDir dir;
   std::string old = "POMAIKVM";
   PutFixed32(&old, 1);
@@ -865,9 +864,9 @@ TEST(KvDB, FormatVersionOneDirectoriesAreRefusedNamingTheirVersion) {
   { std::ofstream(dir.path() + "/seg-000003.pseg", std::ios::binary) << "old segment"; }
   const std::string want = dir.path() + "/KVMANIFEST holds a pomai database of format version 1 (manifest version 1); "
                            "this build reads format version 2 and does not convert (no migration before 1.0)";
-  KvOptions ko;
+  Options ko;
   ko.path = dir.path();
-  auto k = KvDB::Open(ko);
+  auto k = DB::Open(ko);
   EXPECT_EQ(k.status().code(), Code::kInvalidArgument);
   EXPECT_EQ(k.status().message(), want);
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/CURRENT"));
@@ -880,7 +879,7 @@ TEST(KvDB, FormatVersionOneDirectoriesAreRefusedNamingTheirVersion) {
 // and the old one goes; a stale manifest, a temporary and a segment the
 // manifest does not name are removed at open; a WAL created after the last
 // edit keeps its number from later files.
-TEST(KvDB, ManifestFilesAfterReopens) {
+TEST(DB, ManifestFilesAfterReopens) {
   testing::TempDir dir;
   auto names = [&] {
     std::vector<std::string> out;
@@ -930,12 +929,12 @@ TEST(KvDB, ManifestFilesAfterReopens) {
   EXPECT_EQ(Committed(*db, "c"), "3");
 }
 
-TEST(KvDB, SecondOpenOfTheSameDirectoryIsRefused) {
+TEST(DB, SecondOpenOfTheSameDirectoryIsRefused) {
   testing::TempDir dir;
   auto db = OpenKv(dir.path());
-  KvOptions o;
+  Options o;
   o.path = dir.path();
-  auto second = KvDB::Open(o);
+  auto second = DB::Open(o);
   EXPECT_EQ(second.status().code(), Code::kIOError) << second.status().ToString();
 }
 
@@ -954,7 +953,7 @@ std::string NewestWal(const std::string& dir) {
   return best;
 }
 
-TEST(KvDB, TornWalTailIsDroppedAndEarlierCommitsSurvive) {
+TEST(DB, TornWalTailIsDroppedAndEarlierCommitsSurvive) {
   testing::TempDir dir;
   {
     auto db = OpenKv(dir.path());
@@ -978,7 +977,7 @@ TEST(KvDB, TornWalTailIsDroppedAndEarlierCommitsSurvive) {
   EXPECT_EQ(Committed(*db, "d"), "4");
 }
 
-TEST(KvDB, DamagedWalRecordInTheMiddleIsCorruptionNamingTheFile) {
+TEST(DB, DamagedWalRecordInTheMiddleIsCorruptionNamingTheFile) {
   testing::TempDir dir;
   {
     auto db = OpenKv(dir.path());
@@ -991,9 +990,9 @@ TEST(KvDB, DamagedWalRecordInTheMiddleIsCorruptionNamingTheFile) {
     f.seekp(24 + 50);  // inside the first record's payload
     f.put('Z');
   }
-  KvOptions o;
+  Options o;
   o.path = dir.path();
-  auto r = KvDB::Open(o);
+  auto r = DB::Open(o);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kCorruption);
   EXPECT_NE(r.status().message().find(wal), std::string::npos) << r.status().message();
@@ -1002,7 +1001,7 @@ TEST(KvDB, DamagedWalRecordInTheMiddleIsCorruptionNamingTheFile) {
 // Every single-byte change of a KV segment is reported as corruption naming
 // the file (or, for bytes no check covers, changes nothing that is read):
 // never a crash, never a wrong value. Run under ASan.
-TEST(KvDB, CorruptedSegmentIsCorruptionNamingFileAndOffsetNeverACrash) {
+TEST(DB, CorruptedSegmentIsCorruptionNamingFileAndOffsetNeverACrash) {
   testing::TempDir dir;
   const float v[3] = {1, 2, 3};
   {
@@ -1051,7 +1050,7 @@ TEST(KvDB, CorruptedSegmentIsCorruptionNamingFileAndOffsetNeverACrash) {
       std::ofstream f(seg, std::ios::binary | std::ios::trunc);
       f.write(damaged.data(), static_cast<std::streamsize>(damaged.size()));
     }
-    KvOptions o;
+    Options o;
     o.path = dir.path();
     o.search_threads = 1;
     auto expect_corruption = [&](const Status& s) {
@@ -1059,7 +1058,7 @@ TEST(KvDB, CorruptedSegmentIsCorruptionNamingFileAndOffsetNeverACrash) {
       EXPECT_NE(s.message().find(seg), std::string::npos) << s.message();
       EXPECT_NE(s.message().find("offset"), std::string::npos) << s.message();
     };
-    auto r = KvDB::Open(o);
+    auto r = DB::Open(o);
     if (!r.ok()) {
       // Open checks only the container and the group table.
       expect_corruption(r.status());
@@ -1090,7 +1089,7 @@ TEST(KvDB, CorruptedSegmentIsCorruptionNamingFileAndOffsetNeverACrash) {
     } else {
       EXPECT_EQ(out, std::vector<float>(v, v + 3)) << "byte " << pos;
     }
-    std::vector<KvHit> hits;
+    std::vector<KeyHit> hits;
     s = t->SearchSimilar(v, 3, simd::Metric::kL2, 3, nullptr, true, &hits);
     if (!s.ok()) {
       expect_corruption(s);
@@ -1120,7 +1119,7 @@ TEST_P(KvTxnTest, RandomizedTransactionsMatchADictModel) {
   std::mt19937 rng(disk() ? 11 : 12);
   using Model = std::map<std::string, std::string>;
   struct OpenTxn {
-    std::unique_ptr<KvTxn> txn;
+    std::unique_ptr<Txn> txn;
     Model snapshot;
     std::map<std::string, std::optional<std::string>> writes;
     bool read_only;
@@ -1206,7 +1205,7 @@ TEST_P(KvTxnTest, RandomizedTransactionsMatchADictModel) {
   open.clear();
   EXPECT_GT(commits, 100u);
   EXPECT_GT(conflicts, 20u);
-  auto check = [&](KvDB& d) {
+  auto check = [&](DB& d) {
     auto r = BeginRo(d);
     for (int i = 0; i < 24; ++i) {
       const std::string k = "k" + std::to_string(i);

@@ -7,7 +7,7 @@
 #include <map>
 #include <random>
 
-#include "engine/kv_db.h"
+#include "engine/db.h"
 #include "engine_test_util.h"
 #include "kv_test_util.h"
 #include "support/temp_dir.h"
@@ -18,7 +18,7 @@ namespace {
 using testing::TempDir;
 using testing::VectorFor;
 
-std::unique_ptr<KvDB> OpenRows(const std::string& dir, const DefaultCollectionOptions& o, KvOptions kv = {}) {
+std::unique_ptr<DB> OpenRows(const std::string& dir, const DefaultCollectionOptions& o, Options kv = {}) {
   auto db = testing::OpenKv(dir, kv);
   if (!db) return nullptr;
   Status s = db->OpenDefaultCollection(o);
@@ -31,7 +31,7 @@ struct Model {
   std::map<uint64_t, std::string> meta;
 };
 
-void CheckAgainstModel(KvDB& db, const Model& m, uint32_t dim, simd::Metric metric, bool exact, std::mt19937_64& rng) {
+void CheckAgainstModel(DB& db, const Model& m, uint32_t dim, simd::Metric metric, bool exact, std::mt19937_64& rng) {
   ASSERT_EQ(db.Count().value(), m.live.size());
   std::uniform_int_distribution<uint64_t> pick(0, 400);
   for (int i = 0; i < 40; ++i) {
@@ -84,7 +84,7 @@ TEST_P(DefaultCollectionModel, EveryReadMatchesTheModelThroughFlushesMergesAndRe
   o.shards = 3;
   o.adaptive_threshold = graphs ? 8 : 1000000;
   o.hnsw_ef_search = 400;  // large enough that the walk is exact on these sizes
-  KvOptions kv;
+  Options kv;
   kv.max_segments = 3;
   // In memory, segments come only from background flushes past the budget.
   if (in_memory) kv.memtable_budget_bytes = 8 << 10;

@@ -9,7 +9,7 @@
 #include <set>
 #include <thread>
 
-#include "engine/kv_db.h"
+#include "engine/db.h"
 #include "kv_test_util.h"
 
 namespace pomai::engine {
@@ -48,7 +48,7 @@ std::vector<std::pair<std::string, double>> BruteForce(const std::map<std::strin
   return all;
 }
 
-void ExpectSameHits(const std::vector<KvHit>& got, const std::vector<std::pair<std::string, double>>& want,
+void ExpectSameHits(const std::vector<KeyHit>& got, const std::vector<std::pair<std::string, double>>& want,
                     const std::string& what) {
   ASSERT_EQ(got.size(), want.size()) << what;
   for (size_t i = 0; i < got.size(); ++i) {
@@ -129,7 +129,7 @@ TEST_P(KvFlatSearch, MatchesBruteForceOverEveryLayerAndOwnWrites) {
   for (int q = 0; q < 5; ++q) {
     auto query = RandomVector(rng, kDim);
     for (uint32_t k : {1u, 10u, 100u, 5000u}) {
-      std::vector<KvHit> hits;
+      std::vector<KeyHit> hits;
       ASSERT_TRUE(t->SearchSimilar(query.data(), kDim, metric, k, nullptr, q == 0, &hits).ok());
       ExpectSameHits(hits, BruteForce(live, metric, query, k), "k=" + std::to_string(k));
       if (q == 0 && !hits.empty()) {
@@ -145,11 +145,11 @@ TEST_P(KvFlatSearch, MatchesBruteForceOverEveryLayerAndOwnWrites) {
     for (const auto& f : filter_storage) {
       if (live.count(f)) subset[f] = live[f];
     }
-    std::vector<KvHit> hits;
+    std::vector<KeyHit> hits;
     ASSERT_TRUE(t->SearchSimilar(query.data(), kDim, metric, 10, &filter, false, &hits).ok());
     ExpectSameHits(hits, BruteForce(subset, metric, query, 10), "filter");
   }
-  std::vector<KvHit> none;
+  std::vector<KeyHit> none;
   auto query = RandomVector(rng, kDim);
   ASSERT_TRUE(t->SearchSimilar(query.data(), kDim, metric, 0, nullptr, false, &none).ok());
   EXPECT_TRUE(none.empty());
@@ -188,7 +188,7 @@ TEST_P(KvFlatSearch, ASearchSeesItsSnapshotWhileLaterCommitsSupersedeRows) {
     }
     ASSERT_TRUE(t->Commit().ok());
   };
-  std::vector<std::pair<std::unique_ptr<KvTxn>, std::map<std::string, std::vector<float>>>> readers;
+  std::vector<std::pair<std::unique_ptr<Txn>, std::map<std::string, std::vector<float>>>> readers;
   for (int round = 0; round < 5; ++round) {
     commit_round(150);
     readers.emplace_back(db->Begin(TxnMode::kReadOnly).value(), live);
@@ -198,7 +198,7 @@ TEST_P(KvFlatSearch, ASearchSeesItsSnapshotWhileLaterCommitsSupersedeRows) {
   for (size_t r = 0; r < readers.size(); ++r) {
     auto query = RandomVector(rng, kDim);
     for (uint32_t k : {1u, 10u, 1000u}) {
-      std::vector<KvHit> hits;
+      std::vector<KeyHit> hits;
       ASSERT_TRUE(readers[r].first->SearchSimilar(query.data(), kDim, metric, k, nullptr, false, &hits).ok());
       ExpectSameHits(hits, BruteForce(readers[r].second, metric, query, k),
                      "reader " + std::to_string(r) + " k=" + std::to_string(k));
@@ -220,7 +220,7 @@ TEST(KvFlatSearchErrors, MismatchedMetricOrDimensionNamesTheKey) {
       ASSERT_TRUE(db->Flush().ok());
     }
     auto r = BeginRo(*db);
-    std::vector<KvHit> hits;
+    std::vector<KeyHit> hits;
     Status s = r->SearchSimilar(a, 4, simd::Metric::kCosine, 5, nullptr, false, &hits);
     EXPECT_EQ(s.code(), Code::kInvalidArgument);
     EXPECT_NE(s.message().find("short one"), std::string::npos) << s.message();
@@ -259,7 +259,7 @@ TEST_P(KvIndexTest, UpsertsAreVisibleAfterCommitOnlyAndRollbackDiscards) {
   auto db = Open();
   ASSERT_TRUE(db->CreateIndex("idx", Config(3)).ok());
   const float a[3] = {1, 0, 0}, b[3] = {0, 1, 0}, c[3] = {0, 0, 1};
-  std::vector<KvHit> hits;
+  std::vector<KeyHit> hits;
   IndexStats stats;
   ASSERT_TRUE(db->SearchIndex("idx", a, 3, 5, 0, &hits, &stats).ok());
   EXPECT_TRUE(hits.empty());
@@ -309,7 +309,7 @@ TEST_P(KvIndexTest, UpsertsAreVisibleAfterCommitOnlyAndRollbackDiscards) {
 TEST_P(KvIndexTest, ErrorsForMissingIndexWrongDimensionAndBadConfig) {
   auto db = Open();
   const float a[3] = {1, 0, 0};
-  std::vector<KvHit> hits;
+  std::vector<KeyHit> hits;
   IndexStats stats;
   EXPECT_EQ(db->SearchIndex("nope", a, 3, 5, 0, &hits, nullptr).code(), Code::kNotFound);
   EXPECT_EQ(db->GetIndexStats("nope", &stats).code(), Code::kNotFound);
@@ -348,7 +348,7 @@ TEST_P(KvIndexTest, CreateReplacesTheIndexAndItsEntriesAndDropRemovesIt) {
   auto t = BeginRw(*db);
   ASSERT_TRUE(t->IndexUpsert("idx", "a", a, 2, nullptr).ok());
   ASSERT_TRUE(t->Commit().ok());
-  std::vector<KvHit> hits;
+  std::vector<KeyHit> hits;
   ASSERT_TRUE(db->SearchIndex("idx", a, 2, 5, 0, &hits, nullptr).ok());
   EXPECT_EQ(hits.size(), 1u);
   ASSERT_TRUE(db->CreateIndex("idx", Config(4)).ok());
@@ -376,7 +376,7 @@ TEST_P(KvIndexTest, AnIndexWriteConflictsWithAConcurrentRecreate) {
   ASSERT_TRUE(t2->IndexDelete("idx", "a").ok());
   ASSERT_TRUE(t1->Commit().ok());
   EXPECT_EQ(t2->Commit().code(), Code::kConflict);
-  std::vector<KvHit> hits;
+  std::vector<KeyHit> hits;
   ASSERT_TRUE(db->SearchIndex("idx", a, 2, 5, 0, &hits, nullptr).ok());
   EXPECT_EQ(hits.size(), 1u);
 }
@@ -413,7 +413,7 @@ TEST(KvIndex, IndexesPersistAcrossReopenFromSegmentsAndWal) {
   EXPECT_EQ(stats.node_count, live.size());
   for (int q = 0; q < 10; ++q) {
     auto query = RandomVector(rng, 16);
-    std::vector<KvHit> hits;
+    std::vector<KeyHit> hits;
     ASSERT_TRUE(db->SearchIndex("docs", query.data(), 16, 5, 400, &hits, nullptr).ok());
     auto want = BruteForce(live, simd::Metric::kL2, query, 5);
     ASSERT_EQ(hits.size(), want.size());
@@ -427,7 +427,7 @@ TEST(KvIndex, DeltaIsRebuiltIntoTheGraphInTheBackground) {
   auto db = testing::OpenKv("");
   ASSERT_TRUE(db->CreateIndex("idx", Config(8)).ok());
   std::mt19937_64 rng(9);
-  std::vector<KvHit> hits;
+  std::vector<KeyHit> hits;
   IndexStats stats;
   auto q = RandomVector(rng, 8);
   ASSERT_TRUE(db->SearchIndex("idx", q.data(), 8, 1, 0, &hits, &stats).ok());  // loaded while empty
@@ -494,7 +494,7 @@ TEST(KvIndex, RecallAtTenOnAClustered20kBy64SetAtDefaults) {
   for (int q = 0; q < 100; ++q) {
     std::vector<float> query = centers[rng() % kClusters];
     for (auto& x : query) x += noise(rng);
-    std::vector<KvHit> hits;
+    std::vector<KeyHit> hits;
     ASSERT_TRUE(db->SearchIndex("vecs", query.data(), kDim, 10, 0, &hits, nullptr).ok());
     auto want = BruteForce(all, simd::Metric::kCosine, query, 10);
     std::set<std::string> truth;

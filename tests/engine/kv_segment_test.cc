@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/kv_db.h"
-#include "engine/kv_store.h"
+#include "engine/db.h"
+#include "engine/collection.h"
 #include "segment/file.h"
 #include "segment/format.h"
 #include "util/coding.h"
@@ -113,11 +113,11 @@ class KvSegmentLazyTest : public ::testing::Test {
     EXPECT_NE(s.message().find(seg_ + " at offset "), std::string::npos) << s.message();
   }
 
-  std::unique_ptr<KvDB> Reopen() {
-    KvOptions o;
+  std::unique_ptr<DB> Reopen() {
+    Options o;
     o.path = dir_.path();
     o.search_threads = 1;
-    auto r = KvDB::Open(o);
+    auto r = DB::Open(o);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? std::move(r).value() : nullptr;
   }
@@ -164,7 +164,7 @@ TEST_F(KvSegmentLazyTest, FlippedVectorByteOpensAndTheReadsThatTouchItAreCorrupt
     EXPECT_TRUE(out.empty());
   }
   // A flat search scans the damaged block: its checksum fails (every time).
-  std::vector<KvHit> hits;
+  std::vector<KeyHit> hits;
   const std::vector<float> q = VectorOf(victim);
   for (int round = 0; round < 2; ++round) {
     ExpectCorruptionNamingSegment(t->SearchSimilar(q.data(), kDim, simd::Metric::kL2, 5, nullptr, true, &hits));
@@ -207,7 +207,7 @@ TEST_F(KvSegmentLazyTest, EveryFlipOfTheKeyIndexIsCorruptionOrHarmless) {
       ASSERT_TRUE(opened.ok()) << opened.status().ToString();
       const segment::SegmentFile& seg = **opened;
       for (int i : {0, 1, 2, 999, 1000, 1001, kKeys - 1}) {
-        for (const std::string& k : {engine::kv::UserKey(KeyOf(i)), engine::kv::UserKey(KeyOf(i) + "x")}) {
+        for (const std::string& k : {engine::UserKey(KeyOf(i)), engine::UserKey(KeyOf(i) + "x")}) {
           segment::EntryView e;
           bool found = false;
           Status s = seg.Get(k, &e, &found);
@@ -248,20 +248,20 @@ TEST(KvSegmentLookups, AMissNeverChecksTheNeighboursValue) {
   for (const char* k : {"l", "ma", "n", "b", "y"}) {
     segment::EntryView e;
     bool found = true;
-    Status s = (*opened)->Get(engine::kv::UserKey(k), &e, &found);
+    Status s = (*opened)->Get(engine::UserKey(k), &e, &found);
     EXPECT_TRUE(s.ok()) << k << ": " << s.ToString();
     EXPECT_FALSE(found) << k;
   }
   // The hit itself returns the value: its checksum fails.
   segment::EntryView e;
   bool found = false;
-  EXPECT_EQ((*opened)->Get(engine::kv::UserKey("m"), &e, &found).code(), Code::kCorruption);
+  EXPECT_EQ((*opened)->Get(engine::UserKey("m"), &e, &found).code(), Code::kCorruption);
 }
 
 // Every answer a small keyspace database gives, as text: bytes values,
 // vector records (metadata and floats), misses, a flat search and a named
 // index search; an error is "ERR".
-std::vector<std::string> Answers(KvDB& db) {
+std::vector<std::string> Answers(DB& db) {
   std::vector<std::string> out;
   auto t = BeginRo(db);
   auto floats = [](const std::vector<float>& v) {
@@ -279,7 +279,7 @@ std::vector<std::string> Answers(KvDB& db) {
     }
   }
   for (int q : {3, 11, 20}) {
-    std::vector<KvHit> hits;
+    std::vector<KeyHit> hits;
     const std::vector<float> query = VectorOf(q);
     Status s = t->SearchSimilar(query.data(), kDim, simd::Metric::kL2, 4, nullptr, true, &hits);
     std::string r = s.ok() ? "" : "ERR";
@@ -331,7 +331,7 @@ bool IndexAnswerIsTrue(const std::string& answer) {
 // answers).
 TEST(KvSegmentEveryByte, NoFlipChangesAnAnswerWithoutAnError) {
   testing::TempDir dir(testing::TempDir::OnTmpfs());
-  KvOptions o;
+  Options o;
   o.search_threads = 1;
   o.max_segments = 100;
   {
@@ -385,14 +385,14 @@ TEST(KvSegmentEveryByte, NoFlipChangesAnAnswerWithoutAnError) {
       WriteFile(seg, damaged);
       ++flips;
       {
-        auto r = KvDB::Open([&] {
-          KvOptions x = o;
+        auto r = DB::Open([&] {
+          Options x = o;
           x.path = dir.path();
           return x;
         }());
         if (r.ok()) {
           ++opened;
-          KvDB& db = **r;
+          DB& db = **r;
           const std::vector<std::string> got = Answers(db);
           ASSERT_EQ(got.size(), baseline.size());
           for (size_t i = 0; i < got.size(); ++i) {
@@ -458,7 +458,7 @@ TEST_F(KvSegmentLazyTest, UndamagedSegmentPassesVerifyAndSearchFindsTheNearest) 
   auto db = Reopen();
   ASSERT_TRUE(db);
   auto t = BeginRo(*db);
-  std::vector<KvHit> hits;
+  std::vector<KeyHit> hits;
   const std::vector<float> q = VectorOf(321);
   ASSERT_TRUE(t->SearchSimilar(q.data(), kDim, simd::Metric::kL2, 3, nullptr, true, &hits).ok());
   ASSERT_EQ(hits.size(), 3u);
@@ -470,7 +470,7 @@ TEST_F(KvSegmentLazyTest, UndamagedSegmentPassesVerifyAndSearchFindsTheNearest) 
 // deletes no segment.
 TEST(KvSegmentLazy, MergeMeetingADamagedEntryFailsAndDeletesNothing) {
   testing::TempDir dir;
-  KvOptions o;
+  Options o;
   o.max_segments = 100;
   {
     auto db = OpenKv(dir.path(), o);

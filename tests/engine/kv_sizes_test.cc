@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/kv_db.h"
-#include "engine/kv_store.h"
+#include "engine/db.h"
+#include "engine/collection.h"
 #include "kv_test_util.h"
 #include "memtable/key_table.h"
 #include "support/sizes.h"
@@ -27,8 +27,8 @@
 namespace pomai::testing {
 namespace {
 
-using engine::KvDB;
-using engine::KvTxn;
+using engine::DB;
+using engine::Txn;
 
 std::string KeyOf(size_t n, char tag) {
   std::string k = Pattern(n, tag);
@@ -77,7 +77,7 @@ TEST_P(KvSizes, KeysOfEveryBoundaryLength) {
   // Each key with an empty value, a one-byte one and one at the inline limit.
   static constexpr size_t kValueLengths[3] = {0, 1, 4096};
   const std::vector<size_t> lengths = Boundaries(kMaxKeyLen + 1);
-  auto write = [&](KvDB& db) {
+  auto write = [&](DB& db) {
     for (size_t n : lengths) {
       for (size_t j = 0; j < 3; ++j) {
         const size_t vlen = kValueLengths[j];
@@ -96,7 +96,7 @@ TEST_P(KvSizes, KeysOfEveryBoundaryLength) {
       }
     }
   };
-  auto check = [&](KvDB& db, const char* where) {
+  auto check = [&](DB& db, const char* where) {
     auto t = BeginRo(db);
     for (size_t n : lengths) {
       if (n == 0 || n > kMaxKeyLen) continue;
@@ -113,7 +113,7 @@ TEST_P(KvSizes, KeysOfEveryBoundaryLength) {
 
 TEST_P(KvSizes, ValuesOfEveryBoundaryLength) {
   const std::vector<size_t> lengths = Boundaries(size_t{16} << 20 | 1);
-  auto write = [&](KvDB& db) {
+  auto write = [&](DB& db) {
     for (size_t n : lengths) {
       auto t = BeginRw(db);
       ASSERT_TRUE(t->Put("v" + std::to_string(n), Pattern(n, 'x')).ok());
@@ -121,7 +121,7 @@ TEST_P(KvSizes, ValuesOfEveryBoundaryLength) {
       ASSERT_TRUE(s.ok()) << n << ": " << s.ToString();
     }
   };
-  auto check = [&](KvDB& db, const char* where) {
+  auto check = [&](DB& db, const char* where) {
     auto t = BeginRo(db);
     for (size_t n : lengths) {
       auto v = GetValue(*t, "v" + std::to_string(n));
@@ -136,7 +136,7 @@ TEST_P(KvSizes, ValuesOfEveryBoundaryLength) {
 TEST_P(KvSizes, VectorMetadataOfEveryBoundaryLength) {
   const std::vector<size_t> lengths = Boundaries(size_t{16} << 20 | 1);
   const std::vector<float> vec = VectorOf(4);
-  auto write = [&](KvDB& db) {
+  auto write = [&](DB& db) {
     for (size_t n : lengths) {
       auto t = BeginRw(db);
       const std::string meta = Pattern(n, 'm');
@@ -146,7 +146,7 @@ TEST_P(KvSizes, VectorMetadataOfEveryBoundaryLength) {
       ASSERT_TRUE(s.ok()) << n << ": " << s.ToString();
     }
   };
-  auto check = [&](KvDB& db, const char* where) {
+  auto check = [&](DB& db, const char* where) {
     auto t = BeginRo(db);
     for (size_t n : lengths) {
       auto v = GetValue(*t, "m" + std::to_string(n));
@@ -156,7 +156,7 @@ TEST_P(KvSizes, VectorMetadataOfEveryBoundaryLength) {
       ASSERT_TRUE(t->GetVector("m" + std::to_string(n), simd::Metric::kL2, &got).ok());
       EXPECT_EQ(got, vec) << where;
     }
-    std::vector<engine::KvHit> hits;
+    std::vector<engine::KeyHit> hits;
     ASSERT_TRUE(t->SearchSimilar(vec.data(), 4, simd::Metric::kL2, 3, nullptr, false, &hits).ok());
     ASSERT_EQ(hits.size(), 3u) << where;
     for (const auto& h : hits) {
@@ -170,7 +170,7 @@ TEST_P(KvSizes, VectorMetadataOfEveryBoundaryLength) {
 
 TEST_P(KvSizes, VectorsOfEveryBoundaryDimension) {
   const std::vector<size_t> dims = Boundaries(kMaxDim + 1);
-  auto write = [&](KvDB& db) {
+  auto write = [&](DB& db) {
     for (size_t d : dims) {
       const std::vector<float> vec = VectorOf(static_cast<uint32_t>(d));
       auto t = BeginRw(db);
@@ -187,7 +187,7 @@ TEST_P(KvSizes, VectorsOfEveryBoundaryDimension) {
       ASSERT_TRUE(s.ok()) << d << ": " << s.ToString();
     }
   };
-  auto check = [&](KvDB& db, const char* where) {
+  auto check = [&](DB& db, const char* where) {
     auto t = BeginRo(db);
     for (size_t d : dims) {
       if (d == 0 || d > kMaxDim) {
@@ -201,7 +201,7 @@ TEST_P(KvSizes, VectorsOfEveryBoundaryDimension) {
       // Records of other dimensions are in the keyspace too: search this one's key.
       const std::string key = "d" + std::to_string(d);
       const std::vector<std::string_view> only = {key};
-      std::vector<engine::KvHit> hits;
+      std::vector<engine::KeyHit> hits;
       s = t->SearchSimilar(got.data(), static_cast<uint32_t>(d), simd::Metric::kCosine, 1, &only, false, &hits);
       ASSERT_TRUE(s.ok()) << where << " " << d << ": " << s.ToString();
       ASSERT_EQ(hits.size(), 1u);
@@ -213,7 +213,7 @@ TEST_P(KvSizes, VectorsOfEveryBoundaryDimension) {
 
 TEST_P(KvSizes, DeletesOfKeysOfEveryBoundaryLength) {
   const std::vector<size_t> lengths = Boundaries(kMaxKeyLen);
-  auto write = [&](KvDB& db) {
+  auto write = [&](DB& db) {
     for (size_t n : lengths) {
       if (n == 0) continue;
       const std::string key = KeyOf(n, 'd');
@@ -224,7 +224,7 @@ TEST_P(KvSizes, DeletesOfKeysOfEveryBoundaryLength) {
       ASSERT_TRUE(s.ok()) << n << ": " << s.ToString();
     }
   };
-  auto check = [&](KvDB& db, const char* where) {
+  auto check = [&](DB& db, const char* where) {
     auto t = BeginRo(db);
     for (size_t n : lengths) {
       if (n == 0) continue;
@@ -237,7 +237,7 @@ TEST_P(KvSizes, DeletesOfKeysOfEveryBoundaryLength) {
 TEST_P(KvSizes, IndexEntriesOfEveryBoundaryKeyAndMetadataLength) {
   const std::vector<size_t> key_lengths = Boundaries(kMaxKeyLen);
   const std::vector<size_t> meta_lengths = Boundaries(size_t{1} << 20 | 1);
-  auto write = [&](KvDB& db) {
+  auto write = [&](DB& db) {
     engine::IndexConfig c;
     c.dim = 8;
     c.metric = simd::Metric::kL2;
@@ -262,12 +262,12 @@ TEST_P(KvSizes, IndexEntriesOfEveryBoundaryKeyAndMetadataLength) {
     Status s = t->Commit();
     ASSERT_TRUE(s.ok()) << s.ToString();
   };
-  auto check = [&](KvDB& db, const char* where) {
+  auto check = [&](DB& db, const char* where) {
     for (size_t n : key_lengths) {
       if (n == 0) continue;
       std::vector<float> q = VectorOf(8);
       q[0] = static_cast<float>(n);
-      std::vector<engine::KvHit> hits;
+      std::vector<engine::KeyHit> hits;
       Status s = db.SearchIndex("ix", q.data(), 8, 1, 64, &hits, nullptr);
       ASSERT_TRUE(s.ok()) << where << ": " << s.ToString();
       ASSERT_EQ(hits.size(), 1u);
@@ -277,7 +277,7 @@ TEST_P(KvSizes, IndexEntriesOfEveryBoundaryKeyAndMetadataLength) {
     for (size_t m : meta_lengths) {
       std::vector<float> q = VectorOf(8);
       q[1] = 1e6f + static_cast<float>(m);
-      std::vector<engine::KvHit> hits;
+      std::vector<engine::KeyHit> hits;
       ASSERT_TRUE(db.SearchIndex("ix", q.data(), 8, 1, 64, &hits, nullptr).ok());
       ASSERT_EQ(hits.size(), 1u);
       EXPECT_EQ(hits[0].key, "meta" + std::to_string(m)) << where;
@@ -290,7 +290,7 @@ TEST_P(KvSizes, IndexEntriesOfEveryBoundaryKeyAndMetadataLength) {
 TEST_P(KvSizes, CommitsOfEveryBoundaryNumberOfWrites) {
   const std::vector<size_t> counts = Boundaries((size_t{1} << 14) + 1);
   auto name = [](size_t count, size_t i) { return "c" + std::to_string(count) + "/" + std::to_string(i); };
-  auto write = [&](KvDB& db) {
+  auto write = [&](DB& db) {
     for (size_t count : counts) {
       auto t = BeginRw(db);
       for (size_t i = 0; i < count; ++i) ASSERT_TRUE(t->Put(name(count, i), Pattern(i % 64, 'c')).ok());
@@ -298,7 +298,7 @@ TEST_P(KvSizes, CommitsOfEveryBoundaryNumberOfWrites) {
       ASSERT_TRUE(s.ok()) << count << ": " << s.ToString();
     }
   };
-  auto check = [&](KvDB& db, const char* where) {
+  auto check = [&](DB& db, const char* where) {
     auto t = BeginRo(db);
     for (size_t count : counts) {
       for (size_t i = 0; i < count; ++i) {
@@ -318,17 +318,17 @@ TEST(KvSizesMemTable, OneWriteOfEveryBoundaryLengthIntoAFreshMemtable) {
     if (klen == 0) continue;
     for (size_t vlen : Boundaries(size_t{1} << 17 | 1)) {
       memtable::KeyTable m;
-      auto v = std::make_shared<engine::kv::Value>();
-      v->kind = engine::kv::ValueKind::kBytes;
+      auto v = std::make_shared<engine::Value>();
+      v->kind = engine::ValueKind::kBytes;
       v->bytes = Pattern(vlen, 'w');
       const std::string key = KeyOf(klen, 'k');
-      m.Apply(1, {engine::kv::Write{key, v}}, 0);
-      engine::kv::VersionView got;
+      m.Apply(1, {engine::Write{key, v}}, 0);
+      engine::VersionView got;
       ASSERT_TRUE(m.Get(key, 1, &got)) << klen << " " << vlen;
       ASSERT_TRUE(got.bytes == v->bytes) << "key " << klen << " value " << vlen;
-      m.Apply(2, {engine::kv::Write{key, std::make_shared<engine::kv::Value>()}}, 0);  // a tombstone
+      m.Apply(2, {engine::Write{key, std::make_shared<engine::Value>()}}, 0);  // a tombstone
       ASSERT_TRUE(m.Get(key, 2, &got));
-      EXPECT_EQ(got.kind, engine::kv::ValueKind::kTombstone);
+      EXPECT_EQ(got.kind, engine::ValueKind::kTombstone);
     }
   }
 }

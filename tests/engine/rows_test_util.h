@@ -1,5 +1,5 @@
 // Helpers for the tests of the keyspace engine's default collection (u64 rows;
-// docs/ENGINE.md 2.2, step 10): open a KvDB and its default collection, write
+// docs/ENGINE.md 2.2, step 10): open a DB and its default collection, write
 // and search rows, list the files of a directory by type, find a segment's u64
 // group and a WAL's records, read StatsJson.
 #pragma once
@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "engine/filename.h"
-#include "engine/kv_db.h"
+#include "engine/db.h"
 #include "segment/file.h"
 #include "segment/format.h"
 #include "util/env.h"
@@ -27,8 +27,8 @@
 
 namespace pomai::testing {
 
-inline engine::KvOptions RowsKvOptions(const std::string& path) {
-  engine::KvOptions o;
+inline engine::Options RowsKvOptions(const std::string& path) {
+  engine::Options o;
   o.path = path;
   o.search_threads = 2;
   return o;
@@ -43,25 +43,25 @@ inline engine::DefaultCollectionOptions RowsCollection(uint32_t dim, uint32_t sh
   return c;
 }
 
-// KvDB::Open, then OpenDefaultCollection: the first failure of the two.
-inline Result<std::unique_ptr<engine::KvDB>> TryOpenRows(const engine::KvOptions& o,
+// DB::Open, then OpenDefaultCollection: the first failure of the two.
+inline Result<std::unique_ptr<engine::DB>> TryOpenRows(const engine::Options& o,
                                                          const engine::DefaultCollectionOptions& c) {
-  auto r = engine::KvDB::Open(o);
+  auto r = engine::DB::Open(o);
   if (!r.ok()) return r.status();
-  std::unique_ptr<engine::KvDB> db = std::move(r).value();
+  std::unique_ptr<engine::DB> db = std::move(r).value();
   Status s = db->OpenDefaultCollection(c);
   if (!s.ok()) return s;
   return db;
 }
 
 // Same, expecting success (null, and a test failure, otherwise).
-inline std::unique_ptr<engine::KvDB> OpenRows(const engine::KvOptions& o, const engine::DefaultCollectionOptions& c) {
+inline std::unique_ptr<engine::DB> OpenRows(const engine::Options& o, const engine::DefaultCollectionOptions& c) {
   auto r = TryOpenRows(o, c);
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   return r.ok() ? std::move(r).value() : nullptr;
 }
 
-inline Status PutRow(engine::KvDB* db, uint64_t id, const std::vector<float>& v, std::string_view meta = {}) {
+inline Status PutRow(engine::DB* db, uint64_t id, const std::vector<float>& v, std::string_view meta = {}) {
   engine::WriteOp op;
   op.kind = engine::WriteOp::Kind::kPut;
   op.id = id;
@@ -70,7 +70,7 @@ inline Status PutRow(engine::KvDB* db, uint64_t id, const std::vector<float>& v,
   return db->Write(&op, 1);
 }
 
-inline Status DelRow(engine::KvDB* db, uint64_t id) {
+inline Status DelRow(engine::DB* db, uint64_t id) {
   engine::WriteOp op;
   op.kind = engine::WriteOp::Kind::kDelete;
   op.id = id;
@@ -78,7 +78,7 @@ inline Status DelRow(engine::KvDB* db, uint64_t id) {
 }
 
 // One query with the open's deadline; `ef` 0 = the open's ef_search.
-inline std::vector<engine::Hit> SearchRows(engine::KvDB* db, const float* q, uint32_t k, uint32_t ef = 0) {
+inline std::vector<engine::Hit> SearchRows(engine::DB* db, const float* q, uint32_t k, uint32_t ef = 0) {
   std::vector<std::vector<engine::Hit>> out;
   Status s = db->Search(q, 1, &k, 0, ef, &out);
   EXPECT_TRUE(s.ok()) << s.ToString();
@@ -278,7 +278,7 @@ class JsonParser {
 };
 
 // db->StatsJson() parsed; a test failure (and an empty object) when it fails.
-inline Json Stats(engine::KvDB* db) {
+inline Json Stats(engine::DB* db) {
   Json j;
   auto r = db->StatsJson();
   EXPECT_TRUE(r.ok()) << r.status().ToString();

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/kv_store.h"
+#include "engine/collection.h"
 #include "fuzz_util.h"
 #include "memtable/key_table.h"
 #include "wal/log_format.h"
@@ -21,7 +21,7 @@
 namespace {
 
 using namespace pomai;
-using engine::kv::ValueKind;
+using engine::ValueKind;
 
 bool StartsWith(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 
@@ -29,7 +29,7 @@ void FuzzWal(const uint8_t* data, size_t size) {
   fuzz::AlignedBytes file(data, size);
   wal::Reader reader(file.data(), file.size(), "fuzz.log");
   wal::Record rec;
-  std::vector<engine::kv::Write> writes;
+  std::vector<engine::Write> writes;
   std::vector<wal::RecordOp> ops;
   uint64_t expected_offset = 0;
   while (reader.Next(&rec)) {
@@ -39,23 +39,23 @@ void FuzzWal(const uint8_t* data, size_t size) {
     if (rec.type != static_cast<uint8_t>(wal::RecordType::kWriteBatch)) continue;  // recovery reports these as Corruption
     const std::string origin = "fuzz.log at offset " + std::to_string(rec.offset);
     Status s = wal::DecodeWriteBatch(rec.payload, origin, &ops);
-    if (s.ok()) s = engine::kv::WritesOf(ops, origin, &writes);
+    if (s.ok()) s = engine::WritesOf(ops, origin, &writes);
     if (!s.ok()) {
       FUZZ_CHECK(s.IsCorruption(), s.ToString());
       FUZZ_CHECK(StartsWith(s.message(), origin + ": "), s.message());
       continue;
     }
-    FUZZ_CHECK(engine::kv::EncodeCommit(writes) == rec.payload, "decode then encode gives the payload");
+    FUZZ_CHECK(engine::EncodeCommit(writes) == rec.payload, "decode then encode gives the payload");
     // Replay into a memtable, as recovery does: the last write of a key wins.
     memtable::KeyTable mem;
     mem.Apply(rec.seq, writes, rec.seq);
     for (size_t i = 0; i < writes.size(); ++i) {
-      const engine::kv::Write& w = writes[i];
+      const engine::Write& w = writes[i];
       FUZZ_CHECK(w.key.size() >= 2 && w.value != nullptr, "decoded key and value");
       bool last = true;
       for (size_t j = i + 1; j < writes.size() && last; ++j) last = writes[j].key != w.key;
       if (!last) continue;
-      engine::kv::VersionView v;
+      engine::VersionView v;
       FUZZ_CHECK(mem.Get(w.key, rec.seq, &v) && v.seq == rec.seq && v.kind == w.value->kind, "replayed write found");
       if (v.kind == ValueKind::kVector) {
         FUZZ_CHECK(v.dim == w.value->vec.size() && v.bytes == w.value->bytes, "replayed vector record");

@@ -1,5 +1,5 @@
-// Internals of the keyspace engine (engine/kv_db.h) shared by its .cc files:
-// kv_db.cc (open, transactions, flush, merge, named collections) and
+// Internals of the keyspace engine (engine/db.h) shared by its .cc files:
+// db.cc (open, transactions, flush, merge, named collections) and
 // collection_rows.cc (the default collection's rows). Not part of any API.
 #pragma once
 
@@ -15,8 +15,7 @@
 
 #include "engine/collection.h"
 #include "engine/filename.h"
-#include "engine/kv_db.h"
-#include "engine/kv_store.h"
+#include "engine/db.h"
 #include "engine/version_set.h"
 #include "memtable/key_table.h"
 #include "memtable/memtable.h"
@@ -74,8 +73,8 @@ struct Layers {
 // of growing the number of segments every read visits without bound.
 constexpr size_t kStallSegmentsPerMax = 3;
 
-struct KvDBImpl {
-  KvOptions opt;
+struct DBImpl {
+  Options opt;
   std::unique_ptr<MemoryEnv> memory_env;  // in-memory mode: where segments and the manifest live
   Env* env = nullptr;
   std::unique_ptr<FileLock> lock;
@@ -165,7 +164,7 @@ struct KvDBImpl {
   // Counts a commit's row writes per collection (mem_rows); true when a
   // collection's rows in the active memtable reach max(1024, its segment
   // rows / 8), the background flush that puts them into a graph.
-  bool CountRowWrites(const Layers& cur, const std::vector<kv::Write>& writes) REQUIRES(apply_mu);
+  bool CountRowWrites(const Layers& cur, const std::vector<Write>& writes) REQUIRES(apply_mu);
 
   std::shared_ptr<const Layers> Current() const {
     MutexLock l(&layers_mu);
@@ -214,7 +213,7 @@ struct KvDBImpl {
   // Commits `writes` (sorted by key) for a transaction that read at `snap`:
   // CONFLICT when a key written or a key of `checks` has a version newer
   // than snap.
-  Status CommitWrites(uint64_t snap, const std::vector<kv::Write>& writes, const std::set<std::string, std::less<>>& checks);
+  Status CommitWrites(uint64_t snap, const std::vector<Write>& writes, const std::set<std::string, std::less<>>& checks);
   uint64_t UsedBytes(const Layers& l) const;
   // Bytes of the active memtable (its key table and row set).
   static uint64_t MemtableBytes(const Layers& l);
@@ -239,6 +238,6 @@ struct KvDBImpl {
 
 // The newest version of `key` visible at `snap` in `layers` (*found false
 // when no layer has one). A damaged segment entry is Corruption.
-Status LookupLayers(const Layers& layers, std::string_view key, uint64_t snap, kv::VersionView* out, bool* found);
+Status LookupLayers(const Layers& layers, std::string_view key, uint64_t snap, VersionView* out, bool* found);
 
 }  // namespace pomai::engine

@@ -1,4 +1,4 @@
-// KvDB: a keyspace database. One ordered keyspace of byte-string keys whose
+// DB: a keyspace database. One ordered keyspace of byte-string keys whose
 // values are plain bytes or vector records (metric, dimension, optional
 // metadata, float32 data), with MVCC by sequence number, optimistic
 // transactions (snapshot isolation, first committer wins) and named HNSW
@@ -20,9 +20,9 @@
 // after a crash), applies the writes to the memtable under the record's
 // sequence number, in log order, and publishes it.
 //
-// Thread-safety: KvDB methods may be called from any thread concurrently,
+// Thread-safety: DB methods may be called from any thread concurrently,
 // except Close, which must not race with other calls and must come after
-// every KvTxn is destroyed (lib/capi guarantees both). A KvTxn is used by one
+// every Txn is destroyed (lib/capi guarantees both). A Txn is used by one
 // thread at a time (lib/capi serialises calls on it). Readers never wait for
 // a flush or a merge (except the first search of an index, which flushes its
 // rows into a graph); they take a shared memtable lock only for the duration
@@ -56,7 +56,7 @@
 
 namespace pomai::engine {
 
-struct KvOptions {
+struct Options {
   std::string path;                       // disk mode: the directory, created if missing
   bool in_memory = false;                 // no files, no WAL: segments and manifest in process memory (MemoryEnv)
   bool fsync = false;                     // fdatasync the WAL before a commit returns
@@ -70,7 +70,7 @@ struct KvOptions {
 enum class TxnMode { kReadOnly = 0, kReadWrite = 1 };
 
 // One search hit (flat or HNSW).
-struct KvHit {
+struct KeyHit {
   std::string key;
   float score = 0;
   bool has_metadata = false;
@@ -133,18 +133,18 @@ struct DefaultCollectionOptions {
   uint32_t deadline_ms = 0;            // default per-search budget; 0 = none
 };
 
-class KvDB;
-struct KvDBImpl;
-struct KvTxnState;
+class DB;
+struct DBImpl;
+struct TxnState;
 
 // A transaction. Destroying an active transaction rolls it back. Every
 // method returns CLOSED "transaction is closed" once it has committed or
 // rolled back. Arguments are copied before a method returns.
-class KvTxn {
+class Txn {
  public:
-  ~KvTxn();
-  KvTxn(const KvTxn&) = delete;
-  KvTxn& operator=(const KvTxn&) = delete;
+  ~Txn();
+  Txn(const Txn&) = delete;
+  Txn& operator=(const Txn&) = delete;
 
   bool active() const;
   TxnMode mode() const;
@@ -166,7 +166,7 @@ class KvTxn {
   // Exact top-k over the visible vector records (or the records of `filter`
   // when not null), sorted by score descending then key ascending.
   Status SearchSimilar(const float* query, uint32_t dim, simd::Metric metric, uint32_t k,
-                       const std::vector<std::string_view>* filter, bool return_vectors, std::vector<KvHit>* out);
+                       const std::vector<std::string_view>* filter, bool return_vectors, std::vector<KeyHit>* out);
   // Index entries, applied at commit. NotFound for a missing index.
   Status IndexUpsert(std::string_view name, std::string_view key, const float* vector, uint32_t dim,
                      const std::string_view* metadata);
@@ -178,23 +178,23 @@ class KvTxn {
   Status Rollback();
 
  private:
-  friend class KvDB;
-  explicit KvTxn(std::unique_ptr<KvTxnState> state);
-  std::unique_ptr<KvTxnState> state_;
+  friend class DB;
+  explicit Txn(std::unique_ptr<TxnState> state);
+  std::unique_ptr<TxnState> state_;
 };
 
-class KvDB {
+class DB {
  public:
   // Opens or creates the database (see pomai_db_open_ex in include/pomai/kv.h
   // for the errors). Disk mode replays the WAL.
-  static Result<std::unique_ptr<KvDB>> Open(const KvOptions& options);
-  ~KvDB();
+  static Result<std::unique_ptr<DB>> Open(const Options& options);
+  ~DB();
 
   // Stops background work, syncs the WAL, releases the lock. Idempotent.
   // Every transaction must have been destroyed.
   Status Close();
 
-  Result<std::unique_ptr<KvTxn>> Begin(TxnMode mode);
+  Result<std::unique_ptr<Txn>> Begin(TxnMode mode);
 
   // Disk mode: writes the memtable to a segment and returns once the manifest
   // names it; the merges the tiered policy then asks for run on the
@@ -269,7 +269,7 @@ class KvDB {
   // a newer layer are walked through, never returned) and the memtables'
   // entries exactly.
   Status SearchIndex(std::string_view name, const float* query, uint32_t dim, uint32_t k, uint32_t ef_search,
-                     std::vector<KvHit>* out, IndexStats* stats);
+                     std::vector<KeyHit>* out, IndexStats* stats);
 
   bool in_memory() const;
 
@@ -292,8 +292,8 @@ class KvDB {
   void TEST_PauseBackgroundMerges(bool paused);
 
  private:
-  KvDB();
-  std::unique_ptr<KvDBImpl> impl_;
+  DB();
+  std::unique_ptr<DBImpl> impl_;
 };
 
 // Shared with lib/capi: dim, pointer and finiteness, naming the argument.

@@ -1,5 +1,5 @@
-#include "engine/kv_db.h"
-#include "engine/kv_db_impl.h"
+#include "engine/db.h"
+#include "engine/db_impl.h"
 
 #include <unistd.h>
 
@@ -17,7 +17,6 @@
 #include "engine/collection.h"
 #include "engine/compaction.h"
 #include "engine/filename.h"
-#include "engine/kv_store.h"
 #include "engine/topk.h"
 #include "engine/version_set.h"
 #include "index/params.h"
@@ -35,9 +34,6 @@
 
 namespace pomai::engine {
 
-using kv::ValueKind;
-using kv::ValuePtr;
-using kv::VersionView;
 
 namespace {
 
@@ -94,9 +90,9 @@ uint64_t PhysicalMemory() {
 }
 
 // Extra bytes a commit's writes will take in the memtable (an upper bound).
-uint64_t WriteCost(const std::vector<kv::Write>& writes) {
+uint64_t WriteCost(const std::vector<Write>& writes) {
   uint64_t n = 0;
-  for (const kv::Write& w : writes) n += w.key.capacity() + w.value->MemoryBytes() + 96;
+  for (const Write& w : writes) n += w.key.capacity() + w.value->MemoryBytes() + 96;
   return n;
 }
 
@@ -214,7 +210,7 @@ struct U64Group {
 // open's settings when it is the open default collection, else with its
 // stored configuration and the default threshold; a dead collection (not in
 // `live`) gets none.
-static void RowGraphSettings(const KvDBImpl& d, const std::map<uint64_t, CollectionConfig>& live, U64Group* g) {
+static void RowGraphSettings(const DBImpl& d, const std::map<uint64_t, CollectionConfig>& live, U64Group* g) {
   g->graph = false;
   if (d.rows_open.load(std::memory_order_acquire) && g->cid == d.rows_cid) {
     const DefaultCollectionOptions& o = d.rows_opt;
@@ -452,8 +448,8 @@ Status ChangedSince(const Layers& layers, std::string_view key, uint64_t snap, b
   return Status::OK();
 }
 
-struct KvTxnState {
-  KvDBImpl* db = nullptr;
+struct TxnState {
+  DBImpl* db = nullptr;
   TxnMode mode = TxnMode::kReadOnly;
   uint64_t snap = 0;
   std::shared_ptr<const Layers> layers;
@@ -478,7 +474,7 @@ struct KvTxnState {
   Status Lookup(std::string_view key, VersionView* out, bool* found) const {
     auto it = writes.find(key);
     if (it != writes.end()) {
-      *out = kv::ViewOf(snap + 1, *it->second);
+      *out = ViewOf(snap + 1, *it->second);
       *found = true;
       return Status::OK();
     }
@@ -495,14 +491,14 @@ struct KvTxnState {
 // ---------------------------------------------------------------------------
 // Open, recovery, close
 
-KvDB::KvDB() : impl_(std::make_unique<KvDBImpl>()) {}
+DB::DB() : impl_(std::make_unique<DBImpl>()) {}
 
-KvDB::~KvDB() { (void)Close(); }
+DB::~DB() { (void)Close(); }
 
-bool KvDB::in_memory() const { return impl_->opt.in_memory; }
+bool DB::in_memory() const { return impl_->opt.in_memory; }
 
-Status KvDB::WithFilesHeld(const std::function<void(const std::string& dir)>& fn) {
-  KvDBImpl& d = *impl_;
+Status DB::WithFilesHeld(const std::function<void(const std::string& dir)>& fn) {
+  DBImpl& d = *impl_;
   if (d.closed) return Status::Closed("database is closed");
   // Merges (compact_mu) and flushes (flush_mu) change the manifest and delete files.
   MutexLock c(&d.compact_mu);
@@ -512,10 +508,10 @@ Status KvDB::WithFilesHeld(const std::function<void(const std::string& dir)>& fn
   return Status::OK();
 }
 
-Result<std::unique_ptr<KvDB>> KvDB::Open(const KvOptions& options) {
+Result<std::unique_ptr<DB>> DB::Open(const Options& options) {
   if (!options.in_memory && options.path.empty()) return Status::InvalidArgument("path is empty for a disk database");
-  std::unique_ptr<KvDB> db(new KvDB());
-  KvDBImpl& d = *db->impl_;
+  std::unique_ptr<DB> db(new DB());
+  DBImpl& d = *db->impl_;
   d.opt = options;
   d.env = options.env ? options.env : Env::Default();
   if (options.in_memory) {
@@ -539,7 +535,7 @@ Result<std::unique_ptr<KvDB>> KvDB::Open(const KvOptions& options) {
   return db;
 }
 
-Status KvDBImpl::Recover() {
+Status DBImpl::Recover() {
   const std::string& dir = opt.path;
   POMAI_RETURN_IF_ERROR(CreateDirDurably(env, dir));  // a new database must not vanish with its directory
   POMAI_ASSIGN_OR_RETURN(lock, env->LockFile(JoinPath(dir, files::FileName(files::FileType::kLock, 0))));
@@ -585,7 +581,7 @@ Status KvDBImpl::Recover() {
 
   std::sort(wal_numbers.begin(), wal_numbers.end());
   uint64_t seq = version->last_seq;
-  std::vector<kv::Write> writes;
+  std::vector<Write> writes;
   wal::DecodedRecord decoded;
   for (uint64_t number : wal_numbers) {
     if (number < version->log_number) continue;
@@ -648,7 +644,7 @@ Status KvDBImpl::Recover() {
           POMAI_RETURN_IF_ERROR(StageRowOps(*next->mem_rows, rec.seq, decoded.ops, origin));
         }
       } else {
-        POMAI_RETURN_IF_ERROR(kv::WritesOf(decoded.ops, origin, &writes));
+        POMAI_RETURN_IF_ERROR(WritesOf(decoded.ops, origin, &writes));
         next->mem->Apply(rec.seq, writes, rec.seq);
       }
       seq = rec.seq;
@@ -682,7 +678,7 @@ Status KvDBImpl::Recover() {
   return Status::OK();
 }
 
-Status KvDBImpl::EnsureLogFile() {
+Status DBImpl::EnsureLogFile() {
   if (!wal || wal_file_open.load(std::memory_order_acquire)) return Status::OK();
   return wal->RunExclusive([this] {
     if (wal_file_open.load()) return Status::OK();
@@ -701,7 +697,7 @@ Status KvDBImpl::EnsureLogFile() {
   });
 }
 
-Status KvDBImpl::NewLogFile() {
+Status DBImpl::NewLogFile() {
   const uint64_t number = NewFileNumber();
   const std::string path = FilePath(files::FileType::kLog, number);
   POMAI_ASSIGN_OR_RETURN(auto file, env->NewWritableFile(path));
@@ -719,8 +715,8 @@ Status KvDBImpl::NewLogFile() {
   return Status::OK();
 }
 
-Status KvDB::Close() {
-  KvDBImpl& d = *impl_;
+Status DB::Close() {
+  DBImpl& d = *impl_;
   if (d.closed.exchange(true)) return Status::OK();
   {
     MutexLock l(&d.bg_mu);
@@ -739,17 +735,17 @@ Status KvDB::Close() {
 // ---------------------------------------------------------------------------
 // Transactions
 
-KvTxn::KvTxn(std::unique_ptr<KvTxnState> state) : state_(std::move(state)) {}
-KvTxn::~KvTxn() {
+Txn::Txn(std::unique_ptr<TxnState> state) : state_(std::move(state)) {}
+Txn::~Txn() {
   if (state_) state_->End();
 }
-bool KvTxn::active() const { return state_->active; }
-TxnMode KvTxn::mode() const { return state_->mode; }
+bool Txn::active() const { return state_->active; }
+TxnMode Txn::mode() const { return state_->mode; }
 
-Result<std::unique_ptr<KvTxn>> KvDB::Begin(TxnMode mode) {
-  KvDBImpl& d = *impl_;
+Result<std::unique_ptr<Txn>> DB::Begin(TxnMode mode) {
+  DBImpl& d = *impl_;
   if (d.closed) return Status::Closed("database is closed");
-  auto st = std::make_unique<KvTxnState>();
+  auto st = std::make_unique<TxnState>();
   st->db = &d;
   st->mode = mode;
   {
@@ -763,7 +759,7 @@ Result<std::unique_ptr<KvTxn>> KvDB::Begin(TxnMode mode) {
     st->reg = d.snapshots.insert(st->snap);
     st->layers = d.Current();
   }
-  return std::unique_ptr<KvTxn>(new KvTxn(std::move(st)));
+  return std::unique_ptr<Txn>(new Txn(std::move(st)));
 }
 
 namespace {
@@ -773,11 +769,11 @@ class LookupKey {
  public:
   explicit LookupKey(std::string_view key) {
     if (key.size() < sizeof(buf_)) {
-      buf_[0] = static_cast<char>(kv::kUserNs);
+      buf_[0] = static_cast<char>(kUserNs);
       std::memcpy(buf_ + 1, key.data(), key.size());
       view_ = std::string_view(buf_, key.size() + 1);
     } else {
-      long_ = kv::UserKey(key);
+      long_ = UserKey(key);
       view_ = long_;
     }
   }
@@ -792,8 +788,8 @@ class LookupKey {
 };
 }  // namespace
 
-Status KvTxn::GetView(std::string_view key, std::string_view* value, bool* found) {
-  KvTxnState& t = *state_;
+Status Txn::GetView(std::string_view key, std::string_view* value, bool* found) {
+  TxnState& t = *state_;
   POMAI_RETURN_IF_ERROR(t.CheckActive());
   POMAI_RETURN_IF_ERROR(CheckKey(key, "key"));
   VersionView v;
@@ -803,30 +799,30 @@ Status KvTxn::GetView(std::string_view key, std::string_view* value, bool* found
   return Status::OK();
 }
 
-Status KvTxn::Get(std::string_view key, std::string* value, bool* found) {
+Status Txn::Get(std::string_view key, std::string* value, bool* found) {
   std::string_view view;
   POMAI_RETURN_IF_ERROR(GetView(key, &view, found));
   if (*found) value->assign(view.data(), view.size());
   return Status::OK();
 }
 
-Status KvTxn::Put(std::string_view key, std::string_view value) {
-  KvTxnState& t = *state_;
+Status Txn::Put(std::string_view key, std::string_view value) {
+  TxnState& t = *state_;
   POMAI_RETURN_IF_ERROR(t.CheckWritable());
   POMAI_RETURN_IF_ERROR(CheckKey(key, "key"));
   POMAI_RETURN_IF_ERROR(CheckValueSize(value.size(), "value"));
-  auto v = std::make_shared<kv::Value>();
+  auto v = std::make_shared<Value>();
   v->kind = ValueKind::kBytes;
   v->bytes.assign(value);
-  t.writes[kv::UserKey(key)] = std::move(v);
+  t.writes[UserKey(key)] = std::move(v);
   return Status::OK();
 }
 
-Status KvTxn::Delete(std::string_view key) {
-  KvTxnState& t = *state_;
+Status Txn::Delete(std::string_view key) {
+  TxnState& t = *state_;
   POMAI_RETURN_IF_ERROR(t.CheckWritable());
   POMAI_RETURN_IF_ERROR(CheckKey(key, "key"));
-  t.writes[kv::UserKey(key)] = std::make_shared<kv::Value>();
+  t.writes[UserKey(key)] = std::make_shared<Value>();
   return Status::OK();
 }
 
@@ -839,7 +835,7 @@ Status CheckMetric(simd::Metric m) {
 }
 
 ValuePtr MakeVector(const float* vector, uint32_t dim, simd::Metric metric, const std::string_view* metadata) {
-  auto v = std::make_shared<kv::Value>();
+  auto v = std::make_shared<Value>();
   v->kind = ValueKind::kVector;
   v->metric = metric;
   v->vec.assign(vector, vector + dim);
@@ -851,20 +847,20 @@ ValuePtr MakeVector(const float* vector, uint32_t dim, simd::Metric metric, cons
 }
 }  // namespace
 
-Status KvTxn::UpsertVector(std::string_view key, const float* vector, uint32_t dim, simd::Metric metric,
+Status Txn::UpsertVector(std::string_view key, const float* vector, uint32_t dim, simd::Metric metric,
                            const std::string_view* metadata) {
-  KvTxnState& t = *state_;
+  TxnState& t = *state_;
   POMAI_RETURN_IF_ERROR(t.CheckWritable());
   POMAI_RETURN_IF_ERROR(CheckKey(key, "key"));
   POMAI_RETURN_IF_ERROR(CheckMetric(metric));
   POMAI_RETURN_IF_ERROR(CheckVector(vector, dim));
   if (metadata != nullptr) POMAI_RETURN_IF_ERROR(CheckValueSize(metadata->size(), "metadata"));
-  t.writes[kv::UserKey(key)] = MakeVector(vector, dim, metric, metadata);
+  t.writes[UserKey(key)] = MakeVector(vector, dim, metric, metadata);
   return Status::OK();
 }
 
-Status KvTxn::GetVector(std::string_view key, simd::Metric metric, std::vector<float>* out) {
-  KvTxnState& t = *state_;
+Status Txn::GetVector(std::string_view key, simd::Metric metric, std::vector<float>* out) {
+  TxnState& t = *state_;
   POMAI_RETURN_IF_ERROR(t.CheckActive());
   POMAI_RETURN_IF_ERROR(CheckKey(key, "key"));
   POMAI_RETURN_IF_ERROR(CheckMetric(metric));
@@ -960,7 +956,7 @@ Status ScoreMemtableVectors(ThreadPool* pool, const KeyTable& m, uint64_t snap, 
   const size_t per = RowsPerTask(dim);
   for (size_t i = 0; i < visible.size(); ++i) {
     const KeyTable::VisibleVector& x = visible[i];
-    if (x.dim != dim || x.metric != metric) return Mismatch(x.key, kv::ViewOf(x.seq, *x.value), dim, metric);
+    if (x.dim != dim || x.metric != metric) return Mismatch(x.key, ViewOf(x.seq, *x.value), dim, metric);
     if (!runs.empty() && runs.back().rows + runs.back().n * dim == x.row && runs.back().n < per) {
       ++runs.back().n;
     } else {
@@ -979,7 +975,7 @@ Status ScoreMemtableVectors(ThreadPool* pool, const KeyTable& m, uint64_t snap, 
   for (size_t i = 0; i < visible.size(); ++i) {
     const KeyTable::VisibleVector& x = visible[i];
     float score = scores[i];
-    if (top->MayAccept(score) && top->Accepts(score, x.key)) top->Push(Candidate{score, x.key, kv::ViewOf(x.seq, *x.value)});
+    if (top->MayAccept(score) && top->Accepts(score, x.key)) top->Push(Candidate{score, x.key, ViewOf(x.seq, *x.value)});
   }
   return Status::OK();
 }
@@ -1009,12 +1005,12 @@ void OfferGathered(ThreadPool* pool, simd::Metric metric, const float* query, ui
 
 // The hits, best first; `prefix` bytes of each internal key are left out
 // (the namespace byte of a record, a row's namespace and cid).
-void FillHits(CandidateTopK& top, simd::Metric metric, bool return_vectors, size_t prefix, std::vector<KvHit>* out) {
+void FillHits(CandidateTopK& top, simd::Metric metric, bool return_vectors, size_t prefix, std::vector<KeyHit>* out) {
   const std::vector<Candidate> best = top.TakeSorted();
   out->clear();
   out->reserve(best.size());
   for (const Candidate& c : best) {
-    KvHit h;
+    KeyHit h;
     h.key.assign(c.key.substr(prefix));
     // The kernels give -||q - r||^2 for L2; the keyspace reports -||q - r||.
     h.score = metric == simd::Metric::kL2 ? -std::sqrt(std::max(0.0f, -c.score)) : c.score;
@@ -1026,10 +1022,10 @@ void FillHits(CandidateTopK& top, simd::Metric metric, bool return_vectors, size
 }
 }  // namespace
 
-Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metric, uint32_t k,
+Status Txn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metric, uint32_t k,
                             const std::vector<std::string_view>* filter, bool return_vectors,
-                            std::vector<KvHit>* out) {
-  KvTxnState& t = *state_;
+                            std::vector<KeyHit>* out) {
+  TxnState& t = *state_;
   out->clear();
   POMAI_RETURN_IF_ERROR(t.CheckActive());
   POMAI_RETURN_IF_ERROR(CheckMetric(metric));
@@ -1044,7 +1040,7 @@ Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metri
     filter_keys.reserve(filter->size());
     for (std::string_view f : *filter) {
       POMAI_RETURN_IF_ERROR(CheckKey(f, "filter key"));
-      filter_keys.push_back(kv::UserKey(f));
+      filter_keys.push_back(UserKey(f));
     }
     std::sort(filter_keys.begin(), filter_keys.end());
     filter_keys.erase(std::unique(filter_keys.begin(), filter_keys.end()), filter_keys.end());
@@ -1058,12 +1054,12 @@ Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metri
     }
   } else {
     const Layers& layers = *t.layers;
-    const std::string lo(1, static_cast<char>(kv::kUserNs)), hi(1, static_cast<char>(kv::kUserNs + 1));
+    const std::string lo(1, static_cast<char>(kUserNs)), hi(1, static_cast<char>(kUserNs + 1));
     std::unordered_set<std::string_view> shadow;  // keys whose visible version is in a newer layer
     // The transaction's own writes hide every layer's versions of their keys.
     for (auto it = t.writes.lower_bound(lo); it != t.writes.end() && it->first < hi; ++it) {
       shadow.insert(it->first);
-      const VersionView v = kv::ViewOf(t.snap + 1, *it->second);
+      const VersionView v = ViewOf(t.snap + 1, *it->second);
       if (v.kind != ValueKind::kVector) continue;
       if (v.dim != dim || v.metric != metric) return Mismatch(it->first, v, dim, metric);
       gathered.push_back(Candidate{0, it->first, v});
@@ -1126,9 +1122,9 @@ Status KvTxn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metri
   return Status::OK();
 }
 
-Status KvTxn::IndexUpsert(std::string_view name, std::string_view key, const float* vector, uint32_t dim,
+Status Txn::IndexUpsert(std::string_view name, std::string_view key, const float* vector, uint32_t dim,
                           const std::string_view* metadata) {
-  KvTxnState& t = *state_;
+  TxnState& t = *state_;
   POMAI_RETURN_IF_ERROR(t.CheckWritable());
   POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
   POMAI_RETURN_IF_ERROR(CheckKey(key, "key"));
@@ -1150,8 +1146,8 @@ Status KvTxn::IndexUpsert(std::string_view name, std::string_view key, const flo
   return Status::OK();
 }
 
-Status KvTxn::IndexDelete(std::string_view name, std::string_view key) {
-  KvTxnState& t = *state_;
+Status Txn::IndexDelete(std::string_view name, std::string_view key) {
+  TxnState& t = *state_;
   POMAI_RETURN_IF_ERROR(t.CheckWritable());
   POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
   POMAI_RETURN_IF_ERROR(CheckKey(key, "key"));
@@ -1160,38 +1156,38 @@ Status KvTxn::IndexDelete(std::string_view name, std::string_view key) {
   bool found = false;
   POMAI_RETURN_IF_ERROR(t.Lookup(ck, &v, &found));
   if (!found || v.kind != ValueKind::kBytes) return IndexNotFound(name);
-  t.writes[RowKey(v.seq, key)] = std::make_shared<kv::Value>();
+  t.writes[RowKey(v.seq, key)] = std::make_shared<Value>();
   t.checks.insert(ck);
   return Status::OK();
 }
 
-Status KvTxn::Rollback() {
+Status Txn::Rollback() {
   POMAI_RETURN_IF_ERROR(state_->CheckActive());
   state_->End();
   return Status::OK();
 }
 
-Status KvTxn::Commit() {
-  KvTxnState& t = *state_;
+Status Txn::Commit() {
+  TxnState& t = *state_;
   POMAI_RETURN_IF_ERROR(t.CheckActive());
   if (t.writes.empty()) {
     t.End();
     return Status::OK();
   }
-  std::vector<kv::Write> writes;
+  std::vector<Write> writes;
   writes.reserve(t.writes.size());
-  for (auto& [key, value] : t.writes) writes.push_back(kv::Write{key, value});
+  for (auto& [key, value] : t.writes) writes.push_back(Write{key, value});
   const uint64_t snap = t.snap;
   std::set<std::string, std::less<>> checks = std::move(t.checks);
   t.End();  // the snapshot is released first: the commit's own versions need not be kept for it
   return t.db->CommitWrites(snap, writes, checks);
 }
 
-uint64_t KvDBImpl::MemtableBytes(const Layers& l) {
+uint64_t DBImpl::MemtableBytes(const Layers& l) {
   return l.mem->bytes() + (l.mem_rows ? l.mem_rows->bytes.load(std::memory_order_relaxed) : 0);
 }
 
-uint64_t KvDBImpl::UsedBytes(const Layers& l) const {
+uint64_t DBImpl::UsedBytes(const Layers& l) const {
   uint64_t used = MemtableBytes(l);
   if (l.imm) used += l.imm->bytes();
   if (l.imm_rows) used += l.imm_rows->bytes.load(std::memory_order_relaxed);
@@ -1199,7 +1195,7 @@ uint64_t KvDBImpl::UsedBytes(const Layers& l) const {
   return used;
 }
 
-Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& writes,
+Status DBImpl::CommitWrites(uint64_t snap, const std::vector<Write>& writes,
                               const std::set<std::string, std::less<>>& checks) {
   auto conflict = [] { return Status(Code::kConflict, "transaction conflict"); };  // built only when returned
   const uint64_t cost = WriteCost(writes);
@@ -1216,7 +1212,7 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
   {
     std::shared_ptr<const Layers> cur = Current();
     bool is_taken = false;
-    for (const kv::Write& w : writes) {
+    for (const Write& w : writes) {
       POMAI_RETURN_IF_ERROR(taken(w.key, *cur, &is_taken));
       if (is_taken) return conflict();
     }
@@ -1251,10 +1247,10 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
   } else {
     // Leave the commit lock while the record is written (and synced), so
     // that concurrent commits share one write and one fdatasync.
-    for (const kv::Write& w : writes) ++pending[w.key];
+    for (const Write& w : writes) ++pending[w.key];
     pending_bytes += cost;
     l.Unlock();
-    std::string payload = kv::EncodeCommit(writes);
+    std::string payload = EncodeCommit(writes);
     if (payload.size() > wal::kMaxPayload) {
       s = Status::InvalidArgument("transaction of " + std::to_string(payload.size()) +
                                   " bytes exceeds the 1 GiB commit limit");
@@ -1263,7 +1259,7 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
       if (s.ok()) s = wal->Commit(static_cast<uint8_t>(wal::RecordType::kWriteBatch), payload, apply);
     }
     l.Lock();
-    for (const kv::Write& w : writes) {
+    for (const Write& w : writes) {
       auto it = pending.find(w.key);
       if (--it->second == 0) pending.erase(it);
     }
@@ -1278,20 +1274,20 @@ Status KvDBImpl::CommitWrites(uint64_t snap, const std::vector<kv::Write>& write
 // ---------------------------------------------------------------------------
 // Flush and merge
 
-void KvDBImpl::MaybeScheduleFlush() {
+void DBImpl::MaybeScheduleFlush() {
   MutexLock l(&bg_mu);
   if (bg_pending) return;
   bg_pending = true;
   bg_cv.SignalAll();
 }
 
-Status KvDBImpl::CheckWritable(const char* what) const {
+Status DBImpl::CheckWritable(const char* what) const {
   if (!wal || wal->sticky_error().ok()) return Status::OK();
   return Status(wal->sticky_error().code(), std::string("database refuses ") + what +
                                                 " after a failed log write: " + wal->sticky_error().message());
 }
 
-void KvDBImpl::MergeIfStalled() {
+void DBImpl::MergeIfStalled() {
   if (Current()->segs.size() <= kStallSegmentsPerMax * opt.max_segments) return;
   // Writers outpace the merges: the caller runs them now, so that the
   // segments a read visits stay bounded (a failed merge changes nothing).
@@ -1299,13 +1295,13 @@ void KvDBImpl::MergeIfStalled() {
   (void)MergeLocked(false, nullptr);
 }
 
-void KvDBImpl::ScheduleCompaction() {
+void DBImpl::ScheduleCompaction() {
   MutexLock l(&bg_mu);
   compact_pending = true;
   bg_cv.SignalAll();
 }
 
-void KvDBImpl::BackgroundLoop() {
+void DBImpl::BackgroundLoop() {
   MutexLock l(&bg_mu);
   for (;;) {
     while (!bg_stop && !bg_pending) bg_cv.Wait(&bg_mu);
@@ -1332,7 +1328,7 @@ void KvDBImpl::BackgroundLoop() {
   }
 }
 
-void KvDBImpl::CompactionLoop() {
+void DBImpl::CompactionLoop() {
   MutexLock l(&bg_mu);
   for (;;) {
     while (!bg_stop && (!compact_pending || TEST_merges_paused)) bg_cv.Wait(&bg_mu);
@@ -1348,8 +1344,8 @@ void KvDBImpl::CompactionLoop() {
   }
 }
 
-Status KvDB::Flush(const ProgressFn& progress) {
-  KvDBImpl& d = *impl_;
+Status DB::Flush(const ProgressFn& progress) {
+  DBImpl& d = *impl_;
   if (d.opt.in_memory) return Status::InvalidArgument("in-memory database cannot be flushed");
   if (d.closed) return Status::Closed("database is closed");
   {
@@ -1366,14 +1362,14 @@ Status KvDB::Flush(const ProgressFn& progress) {
   return Status::OK();
 }
 
-Status KvDB::Compact(bool force, const ProgressFn& progress) {
-  KvDBImpl& d = *impl_;
+Status DB::Compact(bool force, const ProgressFn& progress) {
+  DBImpl& d = *impl_;
   if (d.closed) return Status::Closed("database is closed");
   MutexLock c(&d.compact_mu);
   return d.MergeLocked(force, progress);
 }
 
-Status KvDBImpl::FlushAllLocked(const std::function<void(uint64_t, uint64_t)>& progress) {
+Status DBImpl::FlushAllLocked(const std::function<void(uint64_t, uint64_t)>& progress) {
   // A memtable left frozen by a failed flush is written first, then the
   // current one.
   const bool leftover = Current()->imm != nullptr;
@@ -1382,7 +1378,7 @@ Status KvDBImpl::FlushAllLocked(const std::function<void(uint64_t, uint64_t)>& p
   return Status::OK();
 }
 
-Status KvDBImpl::FlushLocked(const std::function<void(uint64_t, uint64_t)>& progress) {
+Status DBImpl::FlushLocked(const std::function<void(uint64_t, uint64_t)>& progress) {
   std::shared_ptr<const Layers> frozen;
   {
     MutexLock l(&commit_mu);
@@ -1455,7 +1451,7 @@ Status KvDBImpl::FlushLocked(const std::function<void(uint64_t, uint64_t)>& prog
   const uint64_t log_number = imm_log_number, flush_seq = imm_seq;
   const KeyTable& imm = *frozen->imm;
   std::vector<SegmentInput> inputs;
-  imm.Newest([&](const std::string& key, uint64_t seq, const kv::Value& v) { inputs.push_back({key, kv::ViewOf(seq, v)}); });
+  imm.Newest([&](const std::string& key, uint64_t seq, const Value& v) { inputs.push_back({key, ViewOf(seq, v)}); });
   // The collections live in the current view get graphs (a row of another
   // cid belongs to a dropped or replaced collection: merges drop it).
   std::map<uint64_t, CollectionConfig> live;
@@ -1536,7 +1532,7 @@ Status KvDBImpl::FlushLocked(const std::function<void(uint64_t, uint64_t)>& prog
   return Status::OK();
 }
 
-Status KvDBImpl::MergeLocked(bool force, const ProgressFn& progress) {
+Status DBImpl::MergeLocked(bool force, const ProgressFn& progress) {
   // The policy may ask for several merges in a row; a forced merge is one.
   for (bool merged = true; merged;) {
     POMAI_RETURN_IF_ERROR(MergeRunLocked(force, progress, &merged));
@@ -1638,7 +1634,7 @@ Status MergeU64Groups(const std::vector<std::shared_ptr<const segment::SegmentFi
 
 }  // namespace
 
-Status KvDBImpl::MergeRunLocked(bool force, const ProgressFn& progress, bool* merged) {
+Status DBImpl::MergeRunLocked(bool force, const ProgressFn& progress, bool* merged) {
   *merged = false;
   // A flush may run meanwhile (and a failed one may have left its memtable
   // frozen): it only adds segments above every one read here.
@@ -1796,8 +1792,8 @@ Status KvDBImpl::MergeRunLocked(bool force, const ProgressFn& progress, bool* me
 // ---------------------------------------------------------------------------
 // Memory, indexes, test hooks
 
-MemoryStats KvDB::MemoryUsage() {
-  KvDBImpl& d = *impl_;
+MemoryStats DB::MemoryUsage() {
+  DBImpl& d = *impl_;
   MemoryStats m;
   m.used_bytes = d.UsedBytes(*d.Current());
   m.total_bytes = d.opt.memory_limit_bytes ? d.opt.memory_limit_bytes : PhysicalMemory();
@@ -1805,13 +1801,13 @@ MemoryStats KvDB::MemoryUsage() {
   return m;
 }
 
-size_t KvDB::TEST_SegmentCount() { return impl_->Current()->segs.size(); }
-void KvDB::TEST_PauseBackgroundMerges(bool paused) {
+size_t DB::TEST_SegmentCount() { return impl_->Current()->segs.size(); }
+void DB::TEST_PauseBackgroundMerges(bool paused) {
   MutexLock l(&impl_->bg_mu);
   impl_->TEST_merges_paused = paused;
   impl_->bg_cv.SignalAll();
 }
-uint64_t KvDB::TEST_LastSequence() { return impl_->last_seq.load(); }
+uint64_t DB::TEST_LastSequence() { return impl_->last_seq.load(); }
 
 namespace {
 
@@ -1836,11 +1832,11 @@ Status CheckIndexConfig(const IndexConfig& c) {
 
 // A registered snapshot, released at destruction.
 struct PinnedSnapshot {
-  KvDBImpl* db;
+  DBImpl* db;
   uint64_t snap;
   std::shared_ptr<const Layers> layers;
   std::multiset<uint64_t>::iterator reg;
-  explicit PinnedSnapshot(KvDBImpl* d) : db(d) {
+  explicit PinnedSnapshot(DBImpl* d) : db(d) {
     MutexLock l(&db->snap_mu);
     snap = db->last_seq.load();
     reg = db->snapshots.insert(snap);
@@ -2067,11 +2063,11 @@ Status ComputeSegmentStats(const Layers& layers, uint64_t cid, const IndexConfig
 // ---------------------------------------------------------------------------
 // Collections: first builds, statistics, searches
 
-bool KvDBImpl::CountRowWrites(const Layers& cur, const std::vector<kv::Write>& writes) {
+bool DBImpl::CountRowWrites(const Layers& cur, const std::vector<Write>& writes) {
   bool flush = false;
   uint64_t cid = 0, last = 0;
   std::string_view key;
-  for (const kv::Write& w : writes) {
+  for (const Write& w : writes) {
     if (!ParseRowKey(w.key, &cid, &key)) continue;
     const uint64_t n = ++mem_rows[cid];
     if (n < 1024 || cid == last) continue;
@@ -2088,7 +2084,7 @@ bool KvDBImpl::CountRowWrites(const Layers& cur, const std::vector<kv::Write>& w
   return flush;
 }
 
-Status KvDBImpl::PrepareCollection(std::string_view name, bool for_read,
+Status DBImpl::PrepareCollection(std::string_view name, bool for_read,
                                    const std::function<void(uint64_t, uint64_t)>& progress) {
   // Whether the collection has committed rows in a memtable and no graph in
   // any segment.
@@ -2124,7 +2120,7 @@ Status KvDBImpl::PrepareCollection(std::string_view name, bool for_read,
   return Status::OK();
 }
 
-Status KvDBImpl::CollectionStats(const Layers& layers, uint64_t snap, uint64_t cid, const IndexConfig& config,
+Status DBImpl::CollectionStats(const Layers& layers, uint64_t snap, uint64_t cid, const IndexConfig& config,
                                  IndexStats* out) {
   std::vector<uint64_t> segments;
   for (const auto& seg : layers.segs) segments.push_back(seg->file_number());
@@ -2196,7 +2192,7 @@ Status KvDBImpl::CollectionStats(const Layers& layers, uint64_t snap, uint64_t c
   return Status::OK();
 }
 
-Status KvDBImpl::WriteIndexConfig(const std::string& name, const IndexConfig* config) {
+Status DBImpl::WriteIndexConfig(const std::string& name, const IndexConfig* config) {
   // One commit of the configuration key (ENGINE.md 2.4): the entries of the
   // configuration it replaces are keyed by that one's cid, so none of them
   // is reachable from the new one, and merges drop them.
@@ -2211,33 +2207,33 @@ Status KvDBImpl::WriteIndexConfig(const std::string& name, const IndexConfig* co
       POMAI_RETURN_IF_ERROR(LookupLayers(*pin.layers, ck, pin.snap, &cv, &exists));
       if (config == nullptr && (!exists || cv.kind == ValueKind::kTombstone)) return IndexNotFound(name);
     }
-    auto cfg = std::make_shared<kv::Value>();
+    auto cfg = std::make_shared<Value>();
     if (config != nullptr) {
       cfg->kind = ValueKind::kBytes;
       cfg->bytes = CollectionOf(*config).Encode();
     }
-    Status s = CommitWrites(snap, {kv::Write{ck, std::move(cfg)}}, {ck});
+    Status s = CommitWrites(snap, {Write{ck, std::move(cfg)}}, {ck});
     if (s.code() != Code::kConflict || attempt >= 100) return s;
   }
 }
 
-Status KvDB::CreateIndex(std::string_view name, const IndexConfig& config) {
+Status DB::CreateIndex(std::string_view name, const IndexConfig& config) {
   if (impl_->closed) return Status::Closed("database is closed");
   POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
   POMAI_RETURN_IF_ERROR(CheckIndexConfig(config));
   return impl_->WriteIndexConfig(std::string(name), &config);
 }
 
-Status KvDB::DropIndex(std::string_view name) {
+Status DB::DropIndex(std::string_view name) {
   if (impl_->closed) return Status::Closed("database is closed");
   POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
   return impl_->WriteIndexConfig(std::string(name), nullptr);
 }
 
-uint64_t KvDB::TEST_GraphBuilds() { return impl_->graph_builds.load(); }
+uint64_t DB::TEST_GraphBuilds() { return impl_->graph_builds.load(); }
 
-Status KvDB::GetIndexStats(std::string_view name, IndexStats* out) {
-  KvDBImpl& d = *impl_;
+Status DB::GetIndexStats(std::string_view name, IndexStats* out) {
+  DBImpl& d = *impl_;
   if (d.closed) return Status::Closed("database is closed");
   POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
   POMAI_RETURN_IF_ERROR(d.PrepareCollection(name, true, nullptr));
@@ -2248,15 +2244,15 @@ Status KvDB::GetIndexStats(std::string_view name, IndexStats* out) {
   return d.CollectionStats(*pin.layers, pin.snap, cid, config, out);
 }
 
-Status KvDB::PrepareIndex(std::string_view name, const std::function<void(uint64_t done, uint64_t total)>& progress) {
+Status DB::PrepareIndex(std::string_view name, const std::function<void(uint64_t done, uint64_t total)>& progress) {
   if (impl_->closed) return Status::Closed("database is closed");
   POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
   return impl_->PrepareCollection(name, false, progress);
 }
 
-Status KvDB::SearchIndex(std::string_view name, const float* query, uint32_t dim, uint32_t k, uint32_t ef_search,
-                         std::vector<KvHit>* out, IndexStats* stats) {
-  KvDBImpl& d = *impl_;
+Status DB::SearchIndex(std::string_view name, const float* query, uint32_t dim, uint32_t k, uint32_t ef_search,
+                         std::vector<KeyHit>* out, IndexStats* stats) {
+  DBImpl& d = *impl_;
   out->clear();
   if (d.closed) return Status::Closed("database is closed");
   POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
