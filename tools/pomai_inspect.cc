@@ -35,7 +35,7 @@ constexpr OptionDoc kOptions[] = {
     {kLimit, "--limit N", "at most N rows, entries or WAL operations (default 10, 0 = all)"},
     {kPrefix, "--prefix K", "vector components shown (default 4)"},
     {kKind, "--kind KIND", "treat FILE as a segment, wal or manifest (log) (default: by name, then by magic)"},
-    {kGroup, "--group G", "graph: the vector group G of a keyspace segment (default: the first with a graph)"},
+    {kGroup, "--group G", "graph: the vector group G of a segment (default: the first with a graph)"},
 };
 
 // One command: how it is called, what it shows, which options it takes, and
@@ -94,9 +94,7 @@ std::string GeneralUsage() {
   s += "       pomai-inspect --version\n";
   s += "options (each command takes some of them; see pomai-inspect help COMMAND):\n";
   for (const OptionDoc& o : kOptions) s += "  " + std::string(o.name) + std::string(17 - std::strlen(o.name), ' ') + o.help + "\n";
-  s += "A keyspace database (CURRENT, pomai_db_open_ex/alopex) and its files (KV segments, commit-record WALs,\n"
-       "CURRENT, MANIFEST-NNNNNN manifest logs) are recognised too.\n"
-       "Files are opened read-only; the LOCK is never taken, so the database may be open elsewhere.\n";
+  s += "Files are opened read-only; the LOCK is never taken, so the database may be open elsewhere.\n";
   return s + kExitStatus;
 }
 

@@ -42,8 +42,8 @@ std::string VectorText(const Json& v, const Json& dim) {
   return s + "]";
 }
 
-// One keyspace entry or write: namespace, key, seq, kind, value.
-std::string KvEntryText(const Json& e) {
+// One entry of a segment or write of a WAL record: namespace, key, seq, kind, value.
+std::string EntryText(const Json& e) {
   std::string s = T(e["namespace"]);
   if (!e["index"].is_null()) s += " index \"" + T(e["index"]) + "\"";
   if (e.Has("cid")) s += " cid " + T(e["cid"]);
@@ -68,8 +68,8 @@ std::string KvEntryText(const Json& e) {
   return s;
 }
 
-// One vector group of a keyspace segment: "g0 bytes cid 2 dim 4 l2: 3 rows (hnsw)".
-std::string KvGroupText(const Json& g) {
+// One vector group of a segment: "g0 bytes cid 2 dim 4 l2: 3 rows (hnsw)".
+std::string GroupText(const Json& g) {
   std::string s = "g" + T(g["group"]) + " " + T(g["kind"]);
   if (!g["cid"].is_null()) s += " cid " + T(g["cid"]);
   s += Fmt(" dim %s %s: %s rows", T(g["dim"]).c_str(), T(g["metric"]).c_str(), T(g["rows"]).c_str());
@@ -78,7 +78,7 @@ std::string KvGroupText(const Json& g) {
   return s;
 }
 
-std::string KvSegmentText(const Json& s) {
+std::string SegmentText(const Json& s) {
   // The groups go after Fmt, whose buffer would cut a long list.
   std::string text = Fmt("%s entries (%s user keys, %s index configs, %s index entries; %s bytes values, "
                          "%s vector records, %s tombstones; %s value bytes), seq %s..%s, vector groups:",
@@ -90,7 +90,7 @@ std::string KvSegmentText(const Json& s) {
   if (groups.empty()) text += " none";
   for (size_t i = 0; i < groups.size(); ++i) {
     text += i == 0 ? " " : "; ";
-    text += KvGroupText(groups[i]);
+    text += GroupText(groups[i]);
   }
   return text;
 }
@@ -109,7 +109,7 @@ std::string ManifestLogText(const Json& m) {
   return s;
 }
 
-void KvSummary(const Json& r, std::string* out) {
+void Summary(const Json& r, std::string* out) {
   *out += "keyspace database " + T(r["path"]) + "\n";
   const Json& m = r["manifest_log"];
   if (!m.is_null()) *out += "  " + ManifestLogText(m) + "\n";
@@ -119,7 +119,7 @@ void KvSummary(const Json& r, std::string* out) {
   for (const Json& s : segs.items()) {
     *out += Fmt("    %-18s %s %10s bytes  ", T(s["file"]).c_str(), s["live"].AsBool() ? "live" : "NOT LIVE",
                 T(s["bytes"]).c_str());
-    *out += (s["error"].is_null() ? KvSegmentText(s) : std::string("unreadable")) + "\n";
+    *out += (s["error"].is_null() ? SegmentText(s) : std::string("unreadable")) + "\n";
     if (!s["error"].is_null()) *out += "      ERROR: " + ProblemText(s["error"]) + "\n";
   }
   const Json& wals = r["wal"];
@@ -178,11 +178,12 @@ void RowRecordText(const Json& rec, std::string* out) {
   }
 }
 
-void KvDump(const Json& r, std::string* out) {
+void Dump(const Json& r, std::string* out) {
+  *out += T(r["kind"]) + " " + T(r["file"]) + "\n";
   const std::string kind = r["kind"].AsString();
   if (kind == "segment" && r.Has("entries")) {
-    *out += "  " + KvSegmentText(r["summary"]) + "\n";
-    for (const Json& e : r["entries"].items()) *out += "  entry " + T(e["entry"]) + "  " + KvEntryText(e) + "\n";
+    *out += "  " + SegmentText(r["summary"]) + "\n";
+    for (const Json& e : r["entries"].items()) *out += "  entry " + T(e["entry"]) + "  " + EntryText(e) + "\n";
     if (r["entries"].items().size() < r["total_entries"].AsUint()) {
       *out += Fmt("  ... %" PRIu64 " more entries (--limit)\n", r["total_entries"].AsUint() - r["entries"].items().size());
     }
@@ -212,7 +213,7 @@ void KvDump(const Json& r, std::string* out) {
       *out += Fmt("  commit record at offset %s  seq %s  type %s  %s bytes  %s writes\n", T(rec["offset"]).c_str(),
                   T(rec["seq"]).c_str(), T(rec["type"]).c_str(), T(rec["length"]).c_str(),
                   T(rec["write_count"]).c_str());
-      for (const Json& w : rec["writes"].items()) *out += "    " + KvEntryText(w) + "\n";
+      for (const Json& w : rec["writes"].items()) *out += "    " + EntryText(w) + "\n";
     }
     if (r["truncated"].AsBool()) *out += "  ... (--limit)\n";
     if (r["torn_tail"].AsBool()) *out += "  torn tail after the last record (dropped on recovery)\n";
@@ -259,10 +260,10 @@ void Segment(const Json& r, std::string* out) {
   *out += Fmt("  footer: section_table_offset %s, section_count %s, table_crc %s, file_size %s\n",
               T(f["section_table_offset"]).c_str(), T(f["section_count"]).c_str(), Hex32(f["table_crc"]).c_str(),
               T(f["file_size"]).c_str());
-  *out += "  keyspace segment: " + (r["kv"].is_null() ? std::string("damaged") : KvSegmentText(r["kv"])) + "\n";
+  *out += "  keyspace segment: " + (r["kv"].is_null() ? std::string("damaged") : SegmentText(r["kv"])) + "\n";
   if (r["kv"].is_null()) return;
   for (const Json& g : r["kv"]["vector_groups"].items()) {
-    *out += "    " + KvGroupText(g) + Fmt(", %s rows per block, seq %s..%s\n", T(g["rows_per_block"]).c_str(),
+    *out += "    " + GroupText(g) + Fmt(", %s rows per block, seq %s..%s\n", T(g["rows_per_block"]).c_str(),
                                                 T(g["min_seq"]).c_str(), T(g["max_seq"]).c_str());
     const Json& ix = g["graph"];
     if (!ix.is_null()) {
@@ -291,11 +292,6 @@ void Verify(const Json& r, std::string* out) {
   const Json& n = r["counts"];
   *out += Fmt("  %s files checked, %s problems, %s notes\n", T(n["checked"]).c_str(), T(n["problems"]).c_str(),
               T(n["notes"]).c_str());
-}
-
-void Dump(const Json& r, std::string* out) {
-  *out += T(r["kind"]) + " " + T(r["file"]) + "\n";
-  KvDump(r, out);
 }
 
 void Graph(const Json& r, std::string* out) {
@@ -334,7 +330,7 @@ void Graph(const Json& r, std::string* out) {
 std::string RenderText(const Json& r) {
   std::string out;
   const std::string& command = r["command"].AsString();
-  if (command == "summary") KvSummary(r, &out);
+  if (command == "summary") Summary(r, &out);
   if (command == "segment") Segment(r, &out);
   if (command == "verify") Verify(r, &out);
   if (command == "dump") Dump(r, &out);
