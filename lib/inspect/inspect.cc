@@ -77,20 +77,12 @@ Json Problem(const Status& s, const std::string& file) {
       where = msg.substr(0, at);
     }
   }
-  Json p = Json::Object();
-  p.Set("file", where);
-  p.Set("offset", OptionalUint(offset));
-  p.Set("code", static_cast<int>(s.code()));
-  p.Set("message", msg);
-  return p;
+  return Json::Object({{"file", where}, {"offset", OptionalUint(offset)}, {"code", static_cast<int>(s.code())},
+                       {"message", msg}});
 }
 
 Json Note(const std::string& file, std::optional<uint64_t> offset, const std::string& message) {
-  Json n = Json::Object();
-  n.Set("file", file);
-  n.Set("offset", OptionalUint(offset));
-  n.Set("message", message);
-  return n;
+  return Json::Object({{"file", file}, {"offset", OptionalUint(offset)}, {"message", message}});
 }
 
 // Copies the members of object `from` into object *into.
@@ -108,11 +100,7 @@ void Fail(Report* r, const Status& s, const std::string& file) {
 
 // A command's report before its results: command, the path under `path_key`, ok.
 Report NewReport(const char* command, const char* path_key, const std::string& path) {
-  Report r;
-  r.json.Set("command", command);
-  r.json.Set(path_key, path);
-  r.json.Set("ok", true);
-  return r;
+  return Report{Json::Object({{"command", command}, {path_key, path}, {"ok", true}}), 0};
 }
 
 // Printable ASCII kept, anything else as \xNN; at most `max` bytes shown.
@@ -156,12 +144,7 @@ struct VerifyState {
   Json problems = Json::Array();
 
   void Check(const std::string& file, const char* kind, const Status& s, const std::string& detail = "") {
-    Json c = Json::Object();
-    c.Set("file", file);
-    c.Set("kind", kind);
-    c.Set("ok", s.ok());
-    c.Set("detail", detail);
-    checked.Push(std::move(c));
+    checked.Push(Json::Object({{"file", file}, {"kind", kind}, {"ok", s.ok()}, {"detail", detail}}));
     if (!s.ok()) problems.Push(Problem(s, file));
   }
 };
@@ -283,39 +266,22 @@ const char* GroupNamespace(segment::GroupKind kind) {
 
 // A graph's parameters.
 Json GraphJson(const index::HnswGraph& g) {
-  Json j = Json::Object();
-  j.Set("kind", "hnsw");
-  j.Set("format_version", index::kHnswFormatVersion);
-  j.Set("m", g.m());
-  j.Set("m0", g.m0());
-  j.Set("ef_construction", g.ef_construction());
-  j.Set("max_level", g.max_level());
-  j.Set("representation", g.has_sq8() ? "sq8" : "float32");
-  j.Set("reused_rows", g.reused_rows());
-  return j;
+  return Json::Object({{"kind", "hnsw"}, {"format_version", index::kHnswFormatVersion}, {"m", g.m()}, {"m0", g.m0()},
+                       {"ef_construction", g.ef_construction()}, {"max_level", g.max_level()},
+                       {"representation", g.has_sq8() ? "sq8" : "float32"}, {"reused_rows", g.reused_rows()}});
 }
 
 // One vector group: its descriptor, and its graph's parameters (null when it
 // has none).
 Json GroupJson(const segment::SegmentFile& seg, uint32_t g) {
   const segment::GroupInfo& info = seg.group(g);
-  Json j = Json::Object();
-  j.Set("group", g);
-  j.Set("kind", GroupKindName(info.kind));
-  j.Set("namespace", GroupNamespace(info.kind));
-  j.Set("cid", info.kind == segment::GroupKind::kRecords ? Json() : Json(info.cid));
-  j.Set("dim", info.dim);
-  j.Set("metric", simd::MetricName(info.metric));
-  j.Set("rows", info.rows);
-  j.Set("tombstones", info.tombstones);
-  j.Set("rows_per_block", info.rows_per_block);
-  j.Set("blocks", info.blocks());
-  j.Set("min_seq", info.min_seq);
-  j.Set("max_seq", info.max_seq);
-  j.Set("has_graph", info.has_graph);
   const index::HnswGraph* graph = seg.graph(g);
-  j.Set("graph", graph != nullptr ? GraphJson(*graph) : Json());
-  return j;
+  return Json::Object({{"group", g}, {"kind", GroupKindName(info.kind)}, {"namespace", GroupNamespace(info.kind)},
+                       {"cid", info.kind == segment::GroupKind::kRecords ? Json() : Json(info.cid)},
+                       {"dim", info.dim}, {"metric", simd::MetricName(info.metric)}, {"rows", info.rows},
+                       {"tombstones", info.tombstones}, {"rows_per_block", info.rows_per_block},
+                       {"blocks", info.blocks()}, {"min_seq", info.min_seq}, {"max_seq", info.max_seq},
+                       {"has_graph", info.has_graph}, {"graph", graph != nullptr ? GraphJson(*graph) : Json()}});
 }
 
 // The summary of a segment: entries by namespace and kind, its vector groups.
@@ -334,24 +300,16 @@ Json SegmentSummary(const segment::SegmentFile& seg) {
   }
   // The header's seq range covers entries, rows and tombstones; 0..0 when empty.
   const bool empty = seg.max_seq() == 0;
-  Json j = Json::Object();
-  j.Set("bytes", seg.file_size());
-  j.Set("format_version", segment::kFormatVersion2);
-  j.Set("file_number", seg.file_number());
-  j.Set("entries", seg.entry_count());
-  j.Set("user_keys", by_ns[segment::kNamespaceKeys]);
-  j.Set("index_configs", by_ns[segment::kNamespaceCollections]);
-  j.Set("index_entries", by_ns[segment::kNamespaceRows]);
-  j.Set("bytes_values", bytes);
-  j.Set("vector_records", vectors);
-  j.Set("tombstones", tombstones);
-  j.Set("value_bytes", value_bytes);
-  j.Set("min_seq", empty ? Json() : Json(seg.min_seq()));
-  j.Set("max_seq", empty ? Json() : Json(seg.max_seq()));
   Json groups = Json::Array();
   for (uint32_t g = 0; g < seg.group_count(); ++g) groups.Push(GroupJson(seg, g));
-  j.Set("vector_groups", std::move(groups));
-  return j;
+  return Json::Object({{"bytes", seg.file_size()}, {"format_version", segment::kFormatVersion2},
+                       {"file_number", seg.file_number()}, {"entries", seg.entry_count()},
+                       {"user_keys", by_ns[segment::kNamespaceKeys]},
+                       {"index_configs", by_ns[segment::kNamespaceCollections]},
+                       {"index_entries", by_ns[segment::kNamespaceRows]}, {"bytes_values", bytes},
+                       {"vector_records", vectors}, {"tombstones", tombstones}, {"value_bytes", value_bytes},
+                       {"min_seq", empty ? Json() : Json(seg.min_seq())},
+                       {"max_seq", empty ? Json() : Json(seg.max_seq())}, {"vector_groups", std::move(groups)}});
 }
 
 // segment FILE: the container as SegmentFile::Open read it (header, section
@@ -362,42 +320,32 @@ void InspectSegmentFile(const std::string& file, Report* r) {
   if (!opened.ok()) return Fail(r, opened.status(), file);
   const segment::SegmentFile& seg = **opened;
   const uint8_t* base = reinterpret_cast<const uint8_t*>(seg.base());
-  Json header = Json::Object();
-  header.Set("magic", std::string(segment::kMagic, 8));
-  header.Set("format_version", segment::kFormatVersion2);
-  header.Set("header_size", static_cast<uint64_t>(segment::kHeaderSize));
-  header.Set("header_crc", DecodeFixed32(base + segment::header2::kCrc));
-  header.Set("bytes", seg.file_size());
-  header.Set("file_number", seg.file_number());
-  header.Set("min_seq", seg.min_seq());
-  header.Set("max_seq", seg.max_seq());
-  header.Set("entry_count", seg.entry_count());
-  header.Set("group_count", seg.group_count());
-  r->json.Set("header", std::move(header));
+  r->json.Set("header", Json::Object({{"magic", std::string(segment::kMagic, 8)},
+                                      {"format_version", segment::kFormatVersion2},
+                                      {"header_size", static_cast<uint64_t>(segment::kHeaderSize)},
+                                      {"header_crc", DecodeFixed32(base + segment::header2::kCrc)},
+                                      {"bytes", seg.file_size()}, {"file_number", seg.file_number()},
+                                      {"min_seq", seg.min_seq()}, {"max_seq", seg.max_seq()},
+                                      {"entry_count", seg.entry_count()}, {"group_count", seg.group_count()}}));
 
   Json sections = Json::Array();
   for (const segment::SegmentFile::SectionRef& s : seg.sections()) {
     // A section's name (SegmentFile::Open accepts no other kind).
     const segment::SectionKindInfo* info = segment::FindSectionKind(segment::KindNumber(s.kind));
-    Json j = Json::Object();
-    j.Set("kind", segment::KindNumber(s.kind));
-    j.Set("name", info != nullptr && (info->containers & segment::kInFormat2) != 0 ? info->name : "unknown");
-    j.Set("group", s.group == segment::kFileLevel ? Json() : Json(s.group));
-    j.Set("offset", s.offset);
-    j.Set("length", s.length);
-    j.Set("crc", s.crc);
-    j.Set("crc_ok", crc32c::Value(base + s.offset, static_cast<size_t>(s.length)) == s.crc);
-    sections.Push(std::move(j));
+    sections.Push(Json::Object(
+        {{"kind", segment::KindNumber(s.kind)},
+         {"name", info != nullptr && (info->containers & segment::kInFormat2) != 0 ? info->name : "unknown"},
+         {"group", s.group == segment::kFileLevel ? Json() : Json(s.group)}, {"offset", s.offset},
+         {"length", s.length}, {"crc", s.crc},
+         {"crc_ok", crc32c::Value(base + s.offset, static_cast<size_t>(s.length)) == s.crc}}));
   }
   r->json.Set("sections", std::move(sections));
   const uint8_t* footer = base + seg.file_size() - segment::kFooterSize;
-  Json f = Json::Object();
-  f.Set("section_table_offset", DecodeFixed64(footer + segment::footer2::kTableOffset));
-  f.Set("section_count", DecodeFixed32(footer + segment::footer2::kSectionCount));
-  f.Set("table_crc", DecodeFixed32(footer + segment::footer2::kTableCrc));
-  f.Set("file_size", DecodeFixed64(footer + segment::footer2::kFileSize));
-  f.Set("magic", std::string(segment::kFooterMagic, 8));
-  r->json.Set("footer", std::move(f));
+  r->json.Set("footer", Json::Object({{"section_table_offset", DecodeFixed64(footer + segment::footer2::kTableOffset)},
+                                      {"section_count", DecodeFixed32(footer + segment::footer2::kSectionCount)},
+                                      {"table_crc", DecodeFixed32(footer + segment::footer2::kTableCrc)},
+                                      {"file_size", DecodeFixed64(footer + segment::footer2::kFileSize)},
+                                      {"magic", std::string(segment::kFooterMagic, 8)}}));
   r->json.Set("keyspace", true);
   Status v = seg.Verify();
   r->json.Set("kv", v.ok() ? SegmentSummary(seg) : Json());
@@ -440,17 +388,13 @@ Json EntryJson(std::string_view ikey, const engine::VersionView& v, uint32_t pre
     j.Set("kind", "bytes");
     j.Set("value_length", static_cast<uint64_t>(v.bytes.size()));
     j.Set("value_prefix", EscapedPrefix(v.bytes, kMetadataPrefix));
-    engine::CollectionConfig config;
-    if (ns == segment::kNamespaceCollections && engine::CollectionConfig::Decode(v.bytes, "", &config).ok()) {
-      Json c = Json::Object();
-      c.Set("key_type", config.key_type == engine::KeyType::kU64 ? "u64" : "bytes");
-      c.Set("dim", config.dim);
-      c.Set("m", config.m);
-      c.Set("ef_construction", config.ef_construction);
-      c.Set("metric", simd::MetricName(config.metric));
-      c.Set("graph_vectors", config.graph_vectors == engine::GraphVectors::kSq8 ? "sq8" : "float32");
-      c.Set("shards", config.shards);
-      j.Set("index_config", std::move(c));
+    engine::CollectionConfig c;
+    if (ns == segment::kNamespaceCollections && engine::CollectionConfig::Decode(v.bytes, "", &c).ok()) {
+      j.Set("index_config",
+            Json::Object({{"key_type", c.key_type == engine::KeyType::kU64 ? "u64" : "bytes"}, {"dim", c.dim},
+                          {"m", c.m}, {"ef_construction", c.ef_construction}, {"metric", simd::MetricName(c.metric)},
+                          {"graph_vectors", c.graph_vectors == engine::GraphVectors::kSq8 ? "sq8" : "float32"},
+                          {"shards", c.shards}}));
     }
   } else if (v.kind == engine::ValueKind::kVector) {
     j.Set("kind", "vector");
@@ -488,12 +432,8 @@ void U64RowsJson(const segment::SegmentFile& seg, const std::string& file, uint6
         status = meta.status();
         break;
       }
-      Json j = Json::Object();
-      j.Set("group", g);
-      j.Set("cid", info.cid);
-      j.Set("row", row);
-      j.Set("id", seg.ids(g)[row]);
-      j.Set("seq", seg.seqs(g)[row]);
+      Json j = Json::Object({{"group", g}, {"cid", info.cid}, {"row", row}, {"id", seg.ids(g)[row]},
+                             {"seq", seg.seqs(g)[row]}});
       MetadataFields(&j, *meta);
       j.Set("vector_prefix", VectorPrefix(seg.vector(g, row), info.dim, prefix));
       rows.Push(std::move(j));
@@ -502,12 +442,7 @@ void U64RowsJson(const segment::SegmentFile& seg, const std::string& file, uint6
     const uint64_t *ids = nullptr, *seqs = nullptr;
     status = seg.Tombstones(g, &ids, &seqs);
     for (uint64_t t = 0; status.ok() && t < info.tombstones && shown_tombstones < limit; ++t, ++shown_tombstones) {
-      Json j = Json::Object();
-      j.Set("group", g);
-      j.Set("cid", info.cid);
-      j.Set("id", ids[t]);
-      j.Set("seq", seqs[t]);
-      tombstones.Push(std::move(j));
+      tombstones.Push(Json::Object({{"group", g}, {"cid", info.cid}, {"id", ids[t]}, {"seq", seqs[t]}}));
     }
   }
   r->json.Set("total_rows", total_rows);
@@ -538,8 +473,7 @@ void DumpSegment(const std::string& file, uint64_t limit, uint32_t prefix, Repor
                                                                         : engine::ValueKind::kTombstone;
     const engine::VersionView view{e.seq, kind, e.metric, e.has_metadata, e.value, e.vector,
                                    vector ? seg.group(e.group).dim : 0};
-    Json j = Json::Object();
-    j.Set("entry", i);
+    Json j = Json::Object({{"entry", i}});
     Merge(&j, EntryJson(e.key, view, prefix));
     if (vector) {
       j.Set("group", e.group);
@@ -579,19 +513,13 @@ void GraphReport(const index::HnswGraph& g, simd::Metric metric, const std::stri
   auto stats = g.Stats();
   if (!stats.ok()) return Fail(r, stats.status(), file);
   const index::HnswStats& st = *stats;
-  r->json.Set("format_version", index::kHnswFormatVersion);
-  r->json.Set("rows", st.rows);
-  r->json.Set("dim", st.dim);
-  r->json.Set("metric", simd::MetricName(metric));
-  r->json.Set("m", st.m);
-  r->json.Set("m0", st.m0);
-  r->json.Set("ef_construction", st.ef_construction);
-  r->json.Set("seed", st.seed);
-  r->json.Set("max_level", st.max_level);
-  r->json.Set("entry_point", st.entry_point == index::kNoRow ? Json() : Json(st.entry_point));
-  r->json.Set("representation", st.sq8 ? "sq8" : "float32");
-  r->json.Set("reused_rows", st.reused_rows);
-  r->json.Set("bytes", st.bytes);
+  Merge(&r->json, Json::Object({{"format_version", index::kHnswFormatVersion}, {"rows", st.rows}, {"dim", st.dim},
+                                {"metric", simd::MetricName(metric)}, {"m", st.m}, {"m0", st.m0},
+                                {"ef_construction", st.ef_construction}, {"seed", st.seed},
+                                {"max_level", st.max_level},
+                                {"entry_point", st.entry_point == index::kNoRow ? Json() : Json(st.entry_point)},
+                                {"representation", st.sq8 ? "sq8" : "float32"}, {"reused_rows", st.reused_rows},
+                                {"bytes", st.bytes}}));
 
   // Per layer: rows on it, and their degrees (links read through Links, which bounds-checks them).
   Json levels = Json::Array();
@@ -613,18 +541,12 @@ void GraphReport(const index::HnswGraph& g, simd::Metric metric, const std::stri
       empty += count == 0;
       full += count == bound;
     }
-    Json j = Json::Object();
-    j.Set("level", level);
-    j.Set("top_level_nodes", level < st.nodes_per_level.size() ? st.nodes_per_level[level] : 0);
-    j.Set("nodes", nodes);
-    j.Set("edges", edges);
-    j.Set("degree_bound", bound);
-    j.Set("degree_min", nodes ? Json(dmin) : Json());
-    j.Set("degree_max", nodes ? Json(dmax) : Json());
-    j.Set("degree_avg", nodes ? Json(static_cast<double>(edges) / static_cast<double>(nodes)) : Json());
-    j.Set("nodes_without_links", empty);
-    j.Set("nodes_at_bound", full);
-    levels.Push(std::move(j));
+    levels.Push(Json::Object(
+        {{"level", level}, {"top_level_nodes", level < st.nodes_per_level.size() ? st.nodes_per_level[level] : 0},
+         {"nodes", nodes}, {"edges", edges}, {"degree_bound", bound}, {"degree_min", nodes ? Json(dmin) : Json()},
+         {"degree_max", nodes ? Json(dmax) : Json()},
+         {"degree_avg", nodes ? Json(static_cast<double>(edges) / static_cast<double>(nodes)) : Json()},
+         {"nodes_without_links", empty}, {"nodes_at_bound", full}}));
   }
   r->json.Set("levels", std::move(levels));
 
@@ -648,11 +570,10 @@ void GraphReport(const index::HnswGraph& g, simd::Metric metric, const std::stri
     }
     reached = queue.size();
   }
-  Json reach = Json::Object();
-  reach.Set("reachable", reached);
-  reach.Set("unreachable", st.rows - reached);
-  reach.Set("fraction", st.rows ? Json(static_cast<double>(reached) / static_cast<double>(st.rows)) : Json());
-  r->json.Set("layer0_reachability", std::move(reach));
+  r->json.Set("layer0_reachability",
+              Json::Object({{"reachable", reached}, {"unreachable", st.rows - reached},
+                            {"fraction", st.rows ? Json(static_cast<double>(reached) / static_cast<double>(st.rows))
+                                                 : Json()}}));
 
   Status v = g.Verify();
   r->json.Set("verified", v.ok());
@@ -757,20 +678,12 @@ WalScan ScanWal(const std::string& path, uint64_t skip_seq = 0, uint64_t* prev_s
 
 // A WAL file's counts: row puts and deletes, key writes by kind.
 Json WalJson(const WalScan& scan) {
-  Json j = Json::Object();
-  j.Set("bytes", scan.bytes);
-  j.Set("records", scan.records);
-  j.Set("puts", scan.put_rows);
-  j.Set("deletes", scan.delete_rows);
-  j.Set("writes", scan.writes());
-  j.Set("bytes_writes", scan.put_bytes);
-  j.Set("vector_writes", scan.put_vectors);
-  j.Set("tombstone_writes", scan.delete_keys);
-  j.Set("first_seq", scan.records ? Json(scan.first_seq) : Json());
-  j.Set("last_seq", scan.records ? Json(scan.last_seq) : Json());
-  j.Set("torn_tail", scan.torn_tail);
-  j.Set("good_end", scan.good_end);
-  return j;
+  return Json::Object({{"bytes", scan.bytes}, {"records", scan.records}, {"puts", scan.put_rows},
+                       {"deletes", scan.delete_rows}, {"writes", scan.writes()}, {"bytes_writes", scan.put_bytes},
+                       {"vector_writes", scan.put_vectors}, {"tombstone_writes", scan.delete_keys},
+                       {"first_seq", scan.records ? Json(scan.first_seq) : Json()},
+                       {"last_seq", scan.records ? Json(scan.last_seq) : Json()}, {"torn_tail", scan.torn_tail},
+                       {"good_end", scan.good_end}});
 }
 
 // A record of row ops (put and delete row, a row array) rather than of key ops.
@@ -785,10 +698,7 @@ bool IsRowRecord(const wal::DecodedRecord& d) {
 void RowOpsJson(const wal::DecodedRecord& d, uint32_t prefix, uint64_t limit, uint64_t* shown, Json* j) {
   Json jops = Json::Array();
   auto put = [&](uint64_t cid, uint64_t id, std::string_view metadata, const void* vector, uint32_t dim) {
-    Json o = Json::Object();
-    o.Set("kind", "put");
-    o.Set("cid", cid);
-    o.Set("id", id);
+    Json o = Json::Object({{"kind", "put"}, {"cid", cid}, {"id", id}});
     MetadataFields(&o, metadata);
     o.Set("vector_prefix", VectorPrefix(vector, dim, prefix));
     jops.Push(std::move(o));
@@ -807,11 +717,8 @@ void RowOpsJson(const wal::DecodedRecord& d, uint32_t prefix, uint64_t limit, ui
       if (op.kind == wal::OpKind::kPutRow) {
         put(op.cid, op.id, op.bytes, op.vector, op.dim);
       } else {
-        Json o = Json::Object();
-        o.Set("kind", op.kind == wal::OpKind::kDeleteRow ? "delete" : wal::OpKindName(op.kind));
-        o.Set("cid", op.cid);
-        o.Set("id", op.id);
-        jops.Push(std::move(o));
+        jops.Push(Json::Object({{"kind", op.kind == wal::OpKind::kDeleteRow ? "delete" : wal::OpKindName(op.kind)},
+                                {"cid", op.cid}, {"id", op.id}}));
       }
     }
   }
@@ -825,11 +732,8 @@ void DumpWal(const std::string& file, uint64_t limit, uint32_t prefix, Report* r
   std::vector<engine::Write> writes;
   WalScan scan = ScanWal(file, 0, nullptr, [&](const wal::Record& rec, const wal::DecodedRecord& d) {
     if (shown >= limit) return false;
-    Json j = Json::Object();
-    j.Set("offset", rec.offset);
-    j.Set("seq", rec.seq);
-    j.Set("type", static_cast<uint32_t>(rec.type));
-    j.Set("length", static_cast<uint64_t>(rec.payload.size()));
+    Json j = Json::Object({{"offset", rec.offset}, {"seq", rec.seq}, {"type", static_cast<uint32_t>(rec.type)},
+                           {"length", static_cast<uint64_t>(rec.payload.size())}});
     if (IsRowRecord(d)) {
       RowOpsJson(d, prefix, limit, &shown, &j);
     } else {
@@ -913,29 +817,18 @@ std::string ManifestFingerprint(const std::string& dir) {
 }
 
 Json SegmentMetaJson(const engine::SegmentMeta& s) {
-  Json e = Json::Object();
-  e.Set("file", files::FileName(files::FileType::kSegment, s.number));
-  e.Set("number", s.number);
-  e.Set("file_size", s.file_size);
-  e.Set("first_seq", s.first_seq);
-  e.Set("last_seq", s.last_seq);
-  return e;
+  return Json::Object({{"file", files::FileName(files::FileType::kSegment, s.number)}, {"number", s.number},
+                       {"file_size", s.file_size}, {"first_seq", s.first_seq}, {"last_seq", s.last_seq}});
 }
 
 // The state a manifest log describes (segments newest first).
 Json ManifestLogJson(const ManifestLog& m) {
-  Json j = Json::Object();
-  j.Set("file", BaseName(m.path));
-  j.Set("bytes", m.bytes);
-  j.Set("edits", static_cast<uint64_t>(m.records.size()));
-  j.Set("format_version", engine::kFormatVersion);
-  j.Set("next_file_number", m.version.next_file_number);
-  j.Set("log_number", m.version.log_number);
-  j.Set("last_seq", m.version.last_seq);
   Json segs = Json::Array();
   for (const engine::SegmentMeta& s : m.version.segments) segs.Push(SegmentMetaJson(s));
-  j.Set("segments", std::move(segs));
-  return j;
+  return Json::Object({{"file", BaseName(m.path)}, {"bytes", m.bytes},
+                       {"edits", static_cast<uint64_t>(m.records.size())}, {"format_version", engine::kFormatVersion},
+                       {"next_file_number", m.version.next_file_number}, {"log_number", m.version.log_number},
+                       {"last_seq", m.version.last_seq}, {"segments", std::move(segs)}});
 }
 
 std::string ManifestDetail(const ManifestLog& m) {
@@ -951,19 +844,13 @@ void DumpManifest(const std::string& file, uint64_t limit, Report* r) {
   Json edits = Json::Array();
   for (size_t i = 0; i < m.records.size() && i < limit; ++i) {
     const engine::VersionSet::Record& rec = m.records[i];
-    Json j = Json::Object();
-    j.Set("offset", rec.offset);
-    j.Set("seq", rec.seq);
-    j.Set("format_version", opt(rec.edit.format_version));
-    j.Set("log_number", opt(rec.edit.log_number));
-    j.Set("last_seq", opt(rec.edit.last_seq));
-    j.Set("next_file_number", opt(rec.edit.next_file_number));
     Json added = Json::Array(), removed = Json::Array();
     for (const engine::SegmentMeta& s : rec.edit.added) added.Push(SegmentMetaJson(s));
     for (uint64_t n : rec.edit.removed) removed.Push(Json(n));
-    j.Set("added", std::move(added));
-    j.Set("removed", std::move(removed));
-    edits.Push(std::move(j));
+    edits.Push(Json::Object({{"offset", rec.offset}, {"seq", rec.seq}, {"format_version", opt(rec.edit.format_version)},
+                             {"log_number", opt(rec.edit.log_number)}, {"last_seq", opt(rec.edit.last_seq)},
+                             {"next_file_number", opt(rec.edit.next_file_number)}, {"added", std::move(added)},
+                             {"removed", std::move(removed)}}));
   }
   r->json.Set("edits", std::move(edits));
   r->json.Set("truncated", m.records.size() > limit);
@@ -994,32 +881,35 @@ void VerifyCurrent(const std::string& path, VerifyState* st) {
 struct DirFile {
   std::string name;
   uint64_t number = 0;
-  char kind = 0;  // 's', 'w', or 0 for anything else
+  FileKind kind = FileKind::kUnknown;  // kSegment, kWal, or kUnknown for any other file
 };
 
-// The files of a directory: anything else by name, then segments and WAL files by number.
+// The files of a directory: any other file by name, then segments and WAL files by number.
 Result<std::vector<DirFile>> ListFiles(const std::string& dir) {
   POMAI_ASSIGN_OR_RETURN(std::vector<std::string> names, env()->ListDir(dir));
   std::vector<DirFile> list;
   for (const auto& name : names) {
-    DirFile f;
-    f.name = name;
+    DirFile f{name};
     files::FileType type;
-    if (files::ParseFileName(name, &type, &f.number))
-      f.kind = type == files::FileType::kSegment ? 's' : type == files::FileType::kLog ? 'w' : 0;
+    if (files::ParseFileName(name, &type, &f.number)) {
+      f.kind = type == files::FileType::kSegment ? FileKind::kSegment
+               : type == files::FileType::kLog   ? FileKind::kWal
+                                                 : FileKind::kUnknown;
+    }
     list.push_back(f);
   }
-  std::sort(list.begin(), list.end(), [](const DirFile& a, const DirFile& b) {
-    if (a.kind != b.kind) return a.kind < b.kind;
-    if (a.kind != 0 && a.number != b.number) return a.number < b.number;
+  auto rank = [](const DirFile& f) { return f.kind == FileKind::kSegment ? 1 : f.kind == FileKind::kWal ? 2 : 0; };
+  std::sort(list.begin(), list.end(), [&](const DirFile& a, const DirFile& b) {
+    if (rank(a) != rank(b)) return rank(a) < rank(b);
+    if (rank(a) != 0 && a.number != b.number) return a.number < b.number;
     return a.name < b.name;
   });
   return list;
 }
 
 std::string OrphanReason(const DirFile& f) {
-  if (f.kind == 's') return "segment not named by the manifest (removed on the next open)";
-  if (f.kind == 'w') return "WAL below the manifest's log_number (already in segments; removed on the next open)";
+  if (f.kind == FileKind::kSegment) return "segment not named by the manifest (removed on the next open)";
+  if (f.kind == FileKind::kWal) return "WAL below the manifest's log_number (already in segments; removed on the next open)";
   if (IsManifestLogName(f.name)) return "manifest log that CURRENT does not name (removed on the next open)";
   if (EndsWith(f.name, ".tmp")) return "temporary file of an interrupted write (removed on the next open)";
   return "not a file of the database";
@@ -1208,7 +1098,6 @@ Report SummarizeDirOnce(const std::string& dir) {
   auto is_named = [&](uint64_t n) { return std::find(named.begin(), named.end(), n) != named.end(); };
 
   Json segments = Json::Array(), wals = Json::Array(), orphans = Json::Array(), missing = Json::Array();
-  Json totals = Json::Object();
   uint64_t total_entries = 0, total_bytes = 0, wal_records = 0, wal_writes = 0, segment_rows = 0,
            segment_tombstones = 0;
   std::set<uint64_t> present;
@@ -1237,21 +1126,15 @@ Report SummarizeDirOnce(const std::string& dir) {
     const uint64_t bytes = size.ok() ? *size : 0;
     total_bytes += bytes;
     const bool live =
-        manifest && ((f.kind == 's' && is_named(f.number)) || (f.kind == 'w' && f.number >= manifest->log_number));
+        manifest && ((f.kind == FileKind::kSegment && is_named(f.number)) || (f.kind == FileKind::kWal && f.number >= manifest->log_number));
     if (!live && !IsControlFile(f.name, manifest_name)) {
-      Json o = Json::Object();
-      o.Set("file", f.name);
-      o.Set("bytes", bytes);
-      o.Set("reason", manifest ? OrphanReason(f) : "no readable manifest");
-      orphans.Push(std::move(o));
+      orphans.Push(
+          Json::Object({{"file", f.name}, {"bytes", bytes}, {"reason", manifest ? OrphanReason(f) : "no readable manifest"}}));
     }
-    if (f.kind == 0) continue;
-    Json j = Json::Object();
-    j.Set("file", f.name);
-    j.Set("number", f.number);
-    j.Set("live", live);
+    if (f.kind == FileKind::kUnknown) continue;
+    Json j = Json::Object({{"file", f.name}, {"number", f.number}, {"live", live}});
     Status error;
-    if (f.kind == 's') {
+    if (f.kind == FileKind::kSegment) {
       present.insert(f.number);
       auto seg = OpenSegment(path, true);
       error = seg.status();
@@ -1283,39 +1166,31 @@ Report SummarizeDirOnce(const std::string& dir) {
       Fail(&r, error, path);
       live_readable = false;
     }
-    (f.kind == 's' ? segments : wals).Push(std::move(j));
+    (f.kind == FileKind::kSegment ? segments : wals).Push(std::move(j));
   }
   for (uint64_t number : named) {
-    if (present.count(number) > 0) continue;
-    Json j = Json::Object();
-    j.Set("file", files::FileName(files::FileType::kSegment, number));
-    missing.Push(std::move(j));
+    if (present.count(number) == 0) missing.Push(Json::Object({{"file", files::FileName(files::FileType::kSegment, number)}}));
   }
-  totals.Set("live_segments", static_cast<uint64_t>(named.size()));
-  totals.Set("segment_entries", total_entries);
-  totals.Set("segment_rows", segment_rows);
-  totals.Set("segment_tombstones", segment_tombstones);
-  totals.Set("wal_records", wal_records);
-  totals.Set("wal_writes", wal_writes);
-  totals.Set("bytes", total_bytes);
-  // Null when a live file is missing or unreadable.
-  totals.Set("live_keys", Json());
-  totals.Set("live_index_entries", Json());
-  totals.Set("live_rows", Json());
+  r.json.Set("segments", std::move(segments));
+  r.json.Set("wal", std::move(wals));
+  r.json.Set("orphans", std::move(orphans));
+  r.json.Set("missing", missing);
+  // The live counts are null when a live file is missing or unreadable.
+  Json totals = Json::Object({{"live_segments", static_cast<uint64_t>(named.size())},
+                              {"segment_entries", total_entries}, {"segment_rows", segment_rows},
+                              {"segment_tombstones", segment_tombstones}, {"wal_records", wal_records},
+                              {"wal_writes", wal_writes}, {"bytes", total_bytes}, {"live_keys", Json()},
+                              {"live_index_entries", Json()}, {"live_rows", Json()}});
   if (live_readable && missing.items().empty()) {
     std::vector<const segment::SegmentFile*> newest_first;
     for (uint64_t n : named) newest_first.push_back(live_segments.at(n).get());
     CountLiveTotals(dir, newest_first, replayed, replayed_rows, &totals, &r);
   }
+  r.json.Set("totals", std::move(totals));
   if (!missing.items().empty()) {
     Fail(&r, Status::Corruption(log->path + " names " + missing.items()[0]["file"].AsString() + ", which is missing"),
          log->path);
   }
-  r.json.Set("segments", std::move(segments));
-  r.json.Set("wal", std::move(wals));
-  r.json.Set("orphans", std::move(orphans));
-  r.json.Set("missing", std::move(missing));
-  r.json.Set("totals", std::move(totals));
   return r;
 }
 
@@ -1343,9 +1218,9 @@ void VerifyDirOnce(const std::string& dir, VerifyState* st) {
   uint64_t prev_seq = m.last_seq;
   for (const DirFile& f : *list) {
     const std::string path = JoinPath(dir, f.name);
-    if (f.kind == 'w' && f.number >= m.log_number) {
+    if (f.kind == FileKind::kWal && f.number >= m.log_number) {
       VerifyWal(path, m.last_seq, &prev_seq, st);
-    } else if (!IsControlFile(f.name, BaseName(decoded->path)) && !(f.kind == 's' && named.count(f.number))) {
+    } else if (!IsControlFile(f.name, BaseName(decoded->path)) && !(f.kind == FileKind::kSegment && named.count(f.number))) {
       st->notes.Push(Note(path, std::nullopt, "not checked: " + OrphanReason(f)));
     }
   }
@@ -1353,17 +1228,13 @@ void VerifyDirOnce(const std::string& dir, VerifyState* st) {
 
 // The verdict, counts and lists of a verify report.
 Report FinishVerify(const std::string& path, VerifyState st) {
-  Report r;
-  r.json.Set("command", "verify");
-  r.json.Set("path", path);
+  Report r = NewReport("verify", "path", path);
   const bool ok = st.problems.items().empty();
   r.json.Set("ok", ok);
   r.json.Set("error", ok ? Json() : st.problems.items()[0]);
-  Json counts = Json::Object();
-  counts.Set("checked", static_cast<uint64_t>(st.checked.items().size()));
-  counts.Set("problems", static_cast<uint64_t>(st.problems.items().size()));
-  counts.Set("notes", static_cast<uint64_t>(st.notes.items().size()));
-  r.json.Set("counts", std::move(counts));
+  r.json.Set("counts", Json::Object({{"checked", static_cast<uint64_t>(st.checked.items().size())},
+                                     {"problems", static_cast<uint64_t>(st.problems.items().size())},
+                                     {"notes", static_cast<uint64_t>(st.notes.items().size())}}));
   r.json.Set("checked", std::move(st.checked));
   r.json.Set("notes", std::move(st.notes));
   r.json.Set("problems", std::move(st.problems));
