@@ -956,38 +956,46 @@ void CountLive(std::string_view ikey, bool live, uint64_t seq, LiveKeys* n) {
   if (engine::ParseRowKey(ikey, &cid, &key) && n->live_cids.count(cid)) ++n->index_entries;
 }
 
-// Adds to *n the live keys of the segments (newest first) that `wal` does
-// not write: per key, the version of the newest segment holding it decides
-// (a tombstone: not live). A merge of the segments' sorted entries, each
-// read through SegmentFile::ReadEntry (checked; Corruption naming file and
-// offset). u64 rows are not entries: they are not counted.
-Status CountLiveKeys(const std::vector<const segment::SegmentFile*>& newest_first, const KeyOverlay& wal,
-                     LiveKeys* n) {
-  struct Cursor {
-    const segment::SegmentFile* seg;
-    uint64_t pos = 0;
-    segment::EntryView e;
-  };
-  std::vector<Cursor> cursors;  // in age order: 0 = the newest segment
-  for (const segment::SegmentFile* seg : newest_first) cursors.push_back(Cursor{seg, 0, {}});
-  auto load = [](Cursor* c) { return c->pos < c->seg->entry_count() ? c->seg->ReadEntry(c->pos, &c->e) : Status::OK(); };
-  for (Cursor& c : cursors) POMAI_RETURN_IF_ERROR(load(&c));
+// The merge of both live counts: `sources` in age order (0 = the newest),
+// each sorted by key; visit(i) sees each key once, with the newest source i
+// holding it, then every source moves past that key (next(i): its next key).
+template <class AtEnd, class KeyOf, class Next, class Visit>
+Status MergeNewest(size_t sources, const AtEnd& at_end, const KeyOf& key_of, const Next& next, const Visit& visit) {
   for (;;) {
-    const Cursor* newest = nullptr;
-    for (const Cursor& c : cursors) {
-      if (c.pos < c.seg->entry_count() && (newest == nullptr || c.e.key < newest->e.key)) newest = &c;
+    size_t newest = sources;
+    for (size_t i = 0; i < sources; ++i) {
+      if (!at_end(i) && (newest == sources || key_of(i) < key_of(newest))) newest = i;
     }
-    if (newest == nullptr) return Status::OK();
-    const std::string key(newest->e.key);
-    if (wal.find(key) == wal.end()) CountLive(key, newest->e.kind != segment::EntryKind::kTombstone, newest->e.seq, n);
-    // Every cursor at this key moves past it (the newest one at least, so the merge ends).
-    for (Cursor& c : cursors) {
-      while (c.pos < c.seg->entry_count() && c.e.key == key) {
-        ++c.pos;
-        POMAI_RETURN_IF_ERROR(load(&c));
-      }
+    if (newest == sources) return Status::OK();
+    const auto key = key_of(newest);
+    visit(newest);
+    for (size_t i = 0; i < sources; ++i) {
+      while (!at_end(i) && key_of(i) == key) POMAI_RETURN_IF_ERROR(next(i));
     }
   }
+}
+
+// Adds to *n the live keys of the segments (newest first) that `wal` does
+// not write: per key, the version of the newest segment holding it decides
+// (a tombstone: not live). Each entry is read through SegmentFile::ReadEntry
+// (checked; Corruption naming file and offset). u64 rows are not entries:
+// they are not counted.
+Status CountLiveKeys(const std::vector<const segment::SegmentFile*>& newest_first, const KeyOverlay& wal,
+                     LiveKeys* n) {
+  std::vector<uint64_t> pos(newest_first.size(), 0);
+  std::vector<segment::EntryView> e(newest_first.size());  // of each segment at pos; keys point into the files
+  auto at_end = [&](size_t i) { return pos[i] >= newest_first[i]->entry_count(); };
+  auto load = [&](size_t i) { return at_end(i) ? Status::OK() : newest_first[i]->ReadEntry(pos[i], &e[i]); };
+  for (size_t i = 0; i < e.size(); ++i) POMAI_RETURN_IF_ERROR(load(i));
+  return MergeNewest(
+      e.size(), at_end, [&](size_t i) { return e[i].key; },
+      [&](size_t i) {
+        ++pos[i];
+        return load(i);
+      },
+      [&](size_t i) {
+        if (wal.find(e[i].key) == wal.end()) CountLive(e[i].key, e[i].kind != segment::EntryKind::kTombstone, e[i].seq, n);
+      });
 }
 
 // The rows (u64 collections, the default collection's) that the row records
@@ -1005,39 +1013,28 @@ Result<uint64_t> CountLiveRows(const std::vector<const segment::SegmentFile*>& n
   struct Cursor {
     const uint64_t* at;
     const uint64_t* end;
-    size_t age;  // 0 = the newest segment
-    bool row;    // false: a tombstone
+    bool row;  // false: a tombstone
   };
-  std::map<uint64_t, std::vector<Cursor>> by_cid;
-  for (size_t age = 0; age < newest_first.size(); ++age) {
-    const segment::SegmentFile& seg = *newest_first[age];
-    for (uint32_t g = 0; g < seg.group_count(); ++g) {
-      const segment::GroupInfo& info = seg.group(g);
+  std::map<uint64_t, std::vector<Cursor>> by_cid;  // each in age order
+  for (const segment::SegmentFile* seg : newest_first) {
+    for (uint32_t g = 0; g < seg->group_count(); ++g) {
+      const segment::GroupInfo& info = seg->group(g);
       if (info.kind != segment::GroupKind::kU64 || live_cids.count(info.cid) == 0) continue;
-      const uint64_t* tomb_ids = nullptr;
-      const uint64_t* tomb_seqs = nullptr;
-      POMAI_RETURN_IF_ERROR(seg.Tombstones(g, &tomb_ids, &tomb_seqs));
-      std::vector<Cursor>& cursors = by_cid[info.cid];
-      if (info.rows > 0) cursors.push_back({seg.ids(g), seg.ids(g) + info.rows, age, true});
-      if (info.tombstones > 0) cursors.push_back({tomb_ids, tomb_ids + info.tombstones, age, false});
+      const uint64_t *tomb_ids = nullptr, *tomb_seqs = nullptr;
+      POMAI_RETURN_IF_ERROR(seg->Tombstones(g, &tomb_ids, &tomb_seqs));
+      by_cid[info.cid].push_back({seg->ids(g), seg->ids(g) + info.rows, true});
+      by_cid[info.cid].push_back({tomb_ids, tomb_ids + info.tombstones, false});
     }
   }
   uint64_t live = 0;
-  for (auto& [cid, cursors] : by_cid) {
-    for (;;) {
-      const Cursor* newest = nullptr;
-      for (const Cursor& c : cursors) {
-        if (c.at == c.end) continue;
-        if (newest == nullptr || *c.at < *newest->at || (*c.at == *newest->at && c.age < newest->age)) newest = &c;
-      }
-      if (newest == nullptr) break;
-      const uint64_t id = *newest->at;
-      if (newest->row && wal.count({cid, id}) == 0) ++live;
-      // Every cursor at this id moves past it (the newest one at least, so the merge ends).
-      for (Cursor& c : cursors) {
-        while (c.at != c.end && *c.at == id) ++c.at;
-      }
-    }
+  for (auto& [cid, c] : by_cid) {
+    POMAI_RETURN_IF_ERROR(MergeNewest(
+        c.size(), [&](size_t i) { return c[i].at == c[i].end; }, [&](size_t i) { return *c[i].at; },
+        [&](size_t i) {
+          ++c[i].at;
+          return Status::OK();
+        },
+        [&](size_t i) { live += c[i].row && wal.count({cid, *c[i].at}) == 0 ? 1 : 0; }));
   }
   for (const auto& [key, put] : wal) live += put && live_cids.count(key.first) ? 1 : 0;
   return live;
