@@ -157,42 +157,44 @@ def test_summary_reports_a_damaged_segment(inspect_tool, db_dir):
 # segment FILE
 
 
-def test_segment_of_u64_rows(inspect_tool, db_dir):
-    seg = segments(db_dir)[0]
+def test_segment_header_sections_and_footer(inspect_tool, any_dir):
+    seg = segments(any_dir)[0]
     run = inspect_tool("--json", "segment", seg)
     assert run.code == 0, run.out
     r = run.json
-    h = r["header"]
-    assert h["magic"] == "POMAISEG" and h["format_version"] == 2 and h["header_size"] == 128
-    assert h["group_count"] == 1
-    [g] = r["kv"]["vector_groups"]
-    assert (g["kind"], g["dim"], g["metric"]) == ("u64", DIM, "l2")
-    names = [s["name"] for s in r["sections"]]
-    for name in ("row ids", "vectors", "metadata offsets", "metadata blob", "tombstone ids", "block CRCs"):
-        assert name in names
-    assert "hnsw header" in names and "hnsw layer-0 links" in names
+    h, f = r["header"], r["footer"]
+    assert (h["magic"], h["format_version"], h["header_size"]) == ("POMAISEG", 2, 128)
+    assert h["file_number"] == int(seg.name[4:10]) and h["bytes"] == seg.stat().st_size
+    assert h["group_count"] == len(r["kv"]["vector_groups"]) and r["keyspace"] is True
     assert all(s["crc_ok"] for s in r["sections"])
-    assert all(s["offset"] % 64 == 0 for s in r["sections"])
+    assert all(s["offset"] % 64 == 0 and s["offset"] >= 128 for s in r["sections"])
+    assert f["section_count"] == len(r["sections"]) and f["file_size"] == seg.stat().st_size
+    assert f["section_table_offset"] + 32 * f["section_count"] + 32 == f["file_size"]
+    text = inspect_tool("segment", seg)
+    assert text.code == 0 and "footer: section_table_offset" in text.out
+    assert "format_version 2" in text.out and "block CRCs" in text.out
+
+
+def test_segment_of_u64_rows_names_the_sections(inspect_tool, db_dir):
+    seg = segments(db_dir)[0]
+    r = inspect_tool("--json", "segment", seg).json
+    [g] = r["kv"]["vector_groups"]
+    assert (g["kind"], g["dim"], g["metric"]) == ("u64", DIM, "l2") and g["graph"]["kind"] == "hnsw"
+    names = [s["name"] for s in r["sections"]]
+    for name in ("row ids", "vectors", "metadata offsets", "metadata blob", "tombstone ids", "block CRCs",
+                 "hnsw header", "hnsw layer-0 links"):
+        assert name in names
     ids = next(s for s in r["sections"] if s["name"] == "row ids")
     assert ids["group"] == 0 and ids["length"] == 8 * g["rows"]
-    f = r["footer"]
-    assert f["file_size"] == seg.stat().st_size and f["section_count"] == len(names)
-    assert g["graph"]["kind"] == "hnsw"
-
-    text = inspect_tool("segment", seg).out
-    assert "hnsw layer-0 links" in text and "footer: section_table_offset" in text
+    assert "hnsw layer-0 links" in inspect_tool("segment", seg).out
 
 
 def test_segment_of_keys_names_the_sections(inspect_tool, alopex_dir):
     seg = segments(alopex_dir)[0]
-    run = inspect_tool("--json", "segment", seg)
-    assert run.code == 0, run.out
-    r = run.json
-    assert r["keyspace"] is True and r["kv"]["entries"] == 11
+    r = inspect_tool("--json", "segment", seg).json
+    assert r["kv"]["entries"] == 11
     h = r["header"]
-    assert (h["magic"], h["format_version"], h["header_size"]) == ("POMAISEG", 2, 128)
     assert (h["entry_count"], h["group_count"], h["min_seq"], h["max_seq"]) == (11, 2, 1, 3)
-    assert h["file_number"] == int(seg.name[4:10]) and h["bytes"] == seg.stat().st_size
     # File level: kinds 128..131, group null; each group: its kinds, named from the registry.
     file_level = {s["kind"]: s["name"] for s in r["sections"] if s["group"] is None}
     assert file_level == {128: "entries", 129: "keys", 130: "values", 131: "groups"}
@@ -208,14 +210,8 @@ def test_segment_of_keys_names_the_sections(inspect_tool, alopex_dir):
         assert (160 in kinds) == g["has_graph"]
         if g["has_graph"]:
             assert kinds[160] == "hnsw header" and kinds[162] == "hnsw layer-0 links"
-    assert all(s["crc_ok"] for s in r["sections"])
-    assert all(s["offset"] % 64 == 0 and s["offset"] >= 128 for s in r["sections"])
-    f = r["footer"]
-    assert f["section_count"] == len(r["sections"]) and f["file_size"] == seg.stat().st_size
-    assert f["section_table_offset"] + 32 * f["section_count"] + 32 == f["file_size"]
-    text = inspect_tool("segment", seg)
-    assert text.code == 0 and "keyspace segment: 11 entries" in text.out
-    assert "format_version 2" in text.out and "row entries" in text.out and "block CRCs" in text.out
+    text = inspect_tool("segment", seg).out
+    assert "keyspace segment: 11 entries" in text and "row entries" in text
 
 
 def test_segment_summary_lists_its_groups(inspect_tool, alopex_dir):
@@ -309,18 +305,6 @@ def test_dump_segment_row_tombstones(inspect_tool, db_dir):
     assert [(t["group"], t["id"]) for t in r["row_tombstones"]] == [(0, 10), (0, 11)]
     assert all(t["seq"] > r["rows"][0]["seq"] for t in r["row_tombstones"])
     assert "g0 tombstone  id 10" in inspect_tool("dump", seg).out
-
-
-def test_dump_segment_with_a_damaged_vector_block(inspect_tool, db_dir):
-    """A flipped float of a row: dump fails naming the file and the offset, no rows from it."""
-    seg = segments(db_dir)[0]
-    vectors = section(inspect_tool, seg, "vectors")
-    flip(seg, vectors["offset"] + 13)
-    run = inspect_tool("--json", "dump", seg)
-    assert run.code == 1
-    assert run.json["error"]["file"] == str(seg) and run.json["error"]["offset"] == vectors["offset"]
-    text = inspect_tool("dump", seg)
-    assert text.code == 1 and f"{seg} at offset {vectors['offset']}" in text.out
 
 
 def test_dump_segment_entries(inspect_tool, alopex_dir):
@@ -500,46 +484,45 @@ def test_verify_clean_database(inspect_tool, any_dir):
         assert inspect_tool("--json", "verify", f).json["ok"] is True, f
 
 
-def test_verify_flipped_byte_in_segment_section(inspect_tool, db_dir):
+def test_verify_and_dump_flipped_byte_in_a_vectors_section(inspect_tool, db_dir):
+    """A flipped float of a row: verify and dump fail naming the file and the section's offset."""
     seg = segments(db_dir)[0]
     vectors = section(inspect_tool, seg, "vectors")
     flip(seg, vectors["offset"] + 13)
     assert_fails_at(inspect_tool, db_dir, seg, vectors["offset"])
     assert_fails_at(inspect_tool, seg, seg, vectors["offset"])
     assert "checksum mismatch in vectors section" in inspect_tool("--json", "verify", seg).json["error"]["message"]
+    run = inspect_tool("--json", "dump", seg)
+    assert run.code == 1
+    assert run.json["error"]["file"] == str(seg) and run.json["error"]["offset"] == vectors["offset"]
+    text = inspect_tool("dump", seg)
+    assert text.code == 1 and f"{seg} at offset {vectors['offset']}" in text.out
 
 
-def test_verify_flipped_byte_in_a_file_level_section(inspect_tool, alopex_dir):
+@pytest.mark.parametrize("name,group_kind,kind,length,at", [("values", "", 130, None, 3),
+                                                            ("vectors", "records", 147, 4 * ALOPEX_DIM, 5)])
+def test_verify_flipped_byte_in_a_section(inspect_tool, alopex_dir, name, group_kind, kind, length, at):
+    """A byte of a file-level section, or of a vector record's floats: the
+    section's checksum (the first check Verify makes) fails, naming the file
+    and the section; every command that reads the segment fails on it."""
     seg = segments(alopex_dir)[0]
-    values = section(inspect_tool, seg, "values")
-    assert (values["kind"], values["group"]) == (130, None)
-    flip(seg, values["offset"] + 3)
-    assert_fails_at(inspect_tool, alopex_dir, seg, values["offset"])
-    assert_fails_at(inspect_tool, seg, seg, values["offset"])
-    summary = inspect_tool("--json", alopex_dir)
-    assert summary.code == 1 and summary.json["segments"][0]["error"]["offset"] == values["offset"]
-    assert inspect_tool("--json", "dump", seg).code == 1
-
-
-def test_verify_flipped_byte_in_a_vector_record_block(inspect_tool, alopex_dir):
-    """A byte of a vector record's floats: the vectors section's checksum (the
-    first check Verify makes) fails, naming the file and the section."""
-    seg = segments(alopex_dir)[0]
-    vectors = section(inspect_tool, seg, "vectors", "records")
-    assert vectors["kind"] == 147 and vectors["length"] == 4 * ALOPEX_DIM
-    flip(seg, vectors["offset"] + 5)
-    assert_fails_at(inspect_tool, seg, seg, vectors["offset"])
-    assert_fails_at(inspect_tool, alopex_dir, seg, vectors["offset"])
+    damaged = section(inspect_tool, seg, name, group_kind)
+    assert damaged["kind"] == kind and (damaged["group"] is None) == (not group_kind)
+    assert length is None or damaged["length"] == length
+    flip(seg, damaged["offset"] + at)
+    assert_fails_at(inspect_tool, seg, seg, damaged["offset"])
+    assert_fails_at(inspect_tool, alopex_dir, seg, damaged["offset"])
     run = inspect_tool("--json", "verify", seg)
     assert run.json["error"]["code"] == 5  # Corruption
     assert "checksum mismatch" in run.json["error"]["message"] and str(seg) in run.json["error"]["message"]
     assert [c["kind"] for c in run.json["checked"]] == ["segment"]
     r = inspect_tool("--json", "segment", seg)
     assert r.code == 1 and r.json["kv"] is None
-    assert [s["crc_ok"] for s in r.json["sections"] if s["offset"] == vectors["offset"]] == [False]
+    assert [s["crc_ok"] for s in r.json["sections"] if s["offset"] == damaged["offset"]] == [False]
     assert "MISMATCH" in inspect_tool("segment", seg).out
     summary = inspect_tool("--json", alopex_dir)
     assert summary.code == 1 and summary.json["totals"]["live_keys"] is None
+    assert summary.json["segments"][0]["error"]["offset"] == damaged["offset"]
     assert inspect_tool("--json", "dump", seg).code == 1
 
 

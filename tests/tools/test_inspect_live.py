@@ -99,17 +99,6 @@ def test_live_rows_of_an_empty_database(inspect_tool, tmp_path):
     assert live_rows(inspect_tool, tmp_path / "db") == 0
 
 
-def test_live_rows_unknown_when_a_live_file_is_damaged(inspect_tool, db_dir):
-    seg = segments(db_dir)[0]
-    ids = next(s for s in inspect_tool("--json", "segment", seg).json["sections"] if s["name"] == "row ids")
-    flip(seg, ids["offset"] + 3)
-    run = inspect_tool("--json", db_dir)
-    assert run.code == 1
-    assert run.json["totals"]["live_rows"] is None
-    assert (run.json["error"]["file"], run.json["error"]["offset"]) == (str(seg), ids["offset"])
-    assert "live rows: unknown" in inspect_tool(db_dir).out
-
-
 # ---------------------------------------------------------------------------
 # Keys and index entries (written through alopex)
 
@@ -199,18 +188,16 @@ def test_live_keys_across_segments_and_the_wal(inspect_tool, tmp_path, flushes, 
         db.close()
 
 
-def test_live_keys_unknown_when_a_live_segment_is_damaged(inspect_tool, tmp_path):
-    path = tmp_path / "kv"
-    m = KeyModel(path)
-    try:
-        fill_keys(m, 1)
-    finally:
-        m.db.close()
+@pytest.mark.parametrize("fixture,name,at", [("db_dir", "row ids", 3),
+                                             ("alopex_dir", "entries", 50)])  # inside the second 48-byte entry
+def test_live_counts_unknown_when_a_live_segment_is_damaged(inspect_tool, request, fixture, name, at):
+    path = request.getfixturevalue(fixture)
     seg = segments(path)[0]
-    entries = next(s for s in inspect_tool("--json", "segment", seg).json["sections"] if s["name"] == "entries")
-    assert (entries["kind"], entries["group"]) == (128, None)
-    flip(seg, entries["offset"] + 50)  # inside the second 48-byte entry
+    damaged = next(s for s in inspect_tool("--json", "segment", seg).json["sections"] if s["name"] == name)
+    flip(seg, damaged["offset"] + at)
     run = inspect_tool("--json", path)
     assert run.code == 1
-    assert run.json["totals"]["live_keys"] is None and run.json["totals"]["live_index_entries"] is None
-    assert (run.json["error"]["file"], run.json["error"]["offset"]) == (str(seg), entries["offset"])
+    t = run.json["totals"]
+    assert (t["live_rows"], t["live_keys"], t["live_index_entries"]) == (None, None, None)
+    assert (run.json["error"]["file"], run.json["error"]["offset"]) == (str(seg), damaged["offset"])
+    assert "live rows: unknown" in inspect_tool(path).out
