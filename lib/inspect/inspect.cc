@@ -52,11 +52,6 @@ std::string DirName(const std::string& path) {
   return path.substr(0, slash);
 }
 
-bool EndsWith(const std::string& s, const char* suffix) {
-  const size_t n = std::strlen(suffix);
-  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
-}
-
 Json OptionalUint(std::optional<uint64_t> v) { return v ? Json(*v) : Json(); }
 
 // A problem as a Json object: the file and byte offset parsed from the
@@ -194,8 +189,8 @@ FileKind DetectKind(const std::string& path, const std::string& forced) {
     return FileKind::kOldManifest;
   if (name == "CURRENT") return FileKind::kCurrent;
   if (IsManifestLogName(name)) return FileKind::kManifest;
-  if (EndsWith(name, ".pseg")) return FileKind::kSegment;
-  if (EndsWith(name, ".log")) return FileKind::kWal;
+  if (name.ends_with(".pseg")) return FileKind::kSegment;
+  if (name.ends_with(".log")) return FileKind::kWal;
   char magic[8] = {};
   if (ReadAt(path, 0, sizeof(magic), magic)) {
     if (std::memcmp(magic, segment::kMagic, 8) == 0) return FileKind::kSegment;
@@ -911,7 +906,7 @@ std::string OrphanReason(const DirFile& f) {
   if (f.kind == FileKind::kSegment) return "segment not named by the manifest (removed on the next open)";
   if (f.kind == FileKind::kWal) return "WAL below the manifest's log_number (already in segments; removed on the next open)";
   if (IsManifestLogName(f.name)) return "manifest log that CURRENT does not name (removed on the next open)";
-  if (EndsWith(f.name, ".tmp")) return "temporary file of an interrupted write (removed on the next open)";
+  if (f.name.ends_with(".tmp")) return "temporary file of an interrupted write (removed on the next open)";
   return "not a file of the database";
 }
 
