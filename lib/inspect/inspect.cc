@@ -1022,7 +1022,9 @@ Result<uint64_t> CountLiveRows(const std::vector<const segment::SegmentFile*>& n
     }
   }
   uint64_t live = 0;
-  for (auto& [cid, c] : by_cid) {
+  for (auto& cid_cursors : by_cid) {
+    const uint64_t cid = cid_cursors.first;  // not a structured binding: lambdas capture it
+    std::vector<Cursor>& c = cid_cursors.second;
     POMAI_RETURN_IF_ERROR(MergeNewest(
         c.size(), [&](size_t i) { return c[i].at == c[i].end; }, [&](size_t i) { return *c[i].at; },
         [&](size_t i) {
