@@ -13,6 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import alopex
 import numpy as np
 import pytest
 
@@ -45,15 +46,13 @@ def assert_fails_at(inspect_tool, target: Path, file: Path, offset: int) -> None
 def open_engine(path: Path):
     """Opens the database (db_dir or alopex_dir) as its writer does."""
     if path.name == "alopex":
-        import alopex
-
         return alopex.Database.open(path)
     return pomaidb.open_db(path, dim=DIM, shards=2, metric="l2")
 
 
 def engine_error(path: Path) -> type:
     """The error class of open_engine(path)."""
-    return __import__("alopex").AlopexError if path.name == "alopex" else pomaidb.PomaiDBError
+    return alopex.AlopexError if path.name == "alopex" else pomaidb.PomaiDBError
 
 
 # ---------------------------------------------------------------------------
@@ -717,8 +716,6 @@ def test_never_modifies_a_file(inspect_tool, any_dir):
 
 
 def test_alopex_database_still_opens_after_inspection(inspect_tool, alopex_dir):
-    import alopex
-
     assert inspect_tool("verify", alopex_dir).code == 0
     db = alopex.Database.open(alopex_dir)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Set
 
+import alopex
 import numpy as np
 import pytest
 
@@ -107,21 +108,17 @@ class KeyModel:
     """The user keys and index entries a database written through alopex holds."""
 
     def __init__(self, path: Path) -> None:
-        import alopex
-
-        self.alopex = alopex
         self.db = alopex.Database.open(str(path))
         self.keys: Dict[bytes, bool] = {}
         self.entries: Dict[bytes, bool] = {}
 
     def commit(self, puts=(), deletes=(), vectors=(), index_puts=(), index_deletes=()) -> None:
-        a = self.alopex
-        with self.db.begin(a.TxnMode.READ_WRITE) as t:
+        with self.db.begin(alopex.TxnMode.READ_WRITE) as t:
             for k in puts:
                 t.put(k, b"v" + k)
                 self.keys[k] = True
             for k in vectors:
-                t.upsert_vector(k, None, np.ones(3, dtype=np.float32), a.Metric.L2)
+                t.upsert_vector(k, None, np.ones(3, dtype=np.float32), alopex.Metric.L2)
                 self.keys[k] = True
             for k in deletes:
                 t.delete(k)
@@ -140,7 +137,7 @@ class KeyModel:
 
 def fill_keys(m: KeyModel, flushes: int) -> None:
     key = lambda i: b"key-%d" % i  # noqa: E731
-    m.db.create_hnsw_index("idx", m.alopex.HnswConfig(dim=4, m=8, metric=m.alopex.Metric.L2))
+    m.db.create_hnsw_index("idx", alopex.HnswConfig(dim=4, m=8, metric=alopex.Metric.L2))
     m.commit(puts=[key(i) for i in range(30)], vectors=[b"vec-a"], index_puts=[b"e%d" % i for i in range(6)])
     for round in range(flushes):
         m.commit(puts=[key(i) for i in range(round * 3, round * 3 + 5)], deletes=[key(20 + round)],
@@ -167,7 +164,7 @@ def test_live_keys_across_segments_and_the_wal(inspect_tool, tmp_path, flushes, 
     try:
         fill_keys(m, flushes)
         if recreate:
-            m.db.create_hnsw_index("idx", m.alopex.HnswConfig(dim=4, m=8, metric=m.alopex.Metric.L2))
+            m.db.create_hnsw_index("idx", alopex.HnswConfig(dim=4, m=8, metric=alopex.Metric.L2))
             m.entries.clear()
             m.commit(index_puts=[b"e1", b"new"])
             if recreate == "flushed":
@@ -179,8 +176,6 @@ def test_live_keys_across_segments_and_the_wal(inspect_tool, tmp_path, flushes, 
     keys, entries = m.live()
     assert f"live keys: {keys} user keys, {entries} index entries" in inspect_tool(path).out
     # The engine agrees on the index: its live entries are the ones counted.
-    import alopex
-
     db = alopex.Database.open(str(path))
     try:
         assert db.get_hnsw_stats("idx").node_count == entries
