@@ -125,7 +125,7 @@ void Summary(const Json& r, std::string* out) {
   if (!m.is_null()) *out += "  " + ManifestLogText(m) + "\n";
   if (!r.Has("segments")) return;  // a directory that could not be listed, or of format version 1
   const Json& segs = r["segments"];
-  *out += Fmt("  KV segments (%zu):\n", segs.items().size());
+  *out += Fmt("  Segments (%zu):\n", segs.items().size());
   for (const Json& s : segs.items()) {
     *out += Fill("    {file:-18} ", s) + (s["live"].AsBool() ? "live" : "NOT LIVE") + Fill(" {bytes:10} bytes  ", s);
     *out += (s["error"].is_null() ? SegmentText(s) : std::string("unreadable")) + "\n";

@@ -147,7 +147,7 @@ struct VerifyState {
 // ---------------------------------------------------------------------------
 // File kinds
 
-// The files of a database directory (docs/FORMAT.md, "Keyspace databases"):
+// The files of a database directory (docs/FORMAT.md, "The database directory"):
 // segments (format 2), WAL files, CURRENT and the manifest log it names.
 // kOldManifest: the MANIFEST or KVMANIFEST of format version 1, refused.
 enum class FileKind { kSegment, kWal, kCurrent, kManifest, kOldManifest, kUnknown };
