@@ -1841,9 +1841,12 @@ uint64_t DB::TEST_LastSequence() { return impl_->last_seq.load(); }
 
 namespace {
 
-// The end of the key range of `prefix` (whose last byte is below 0xff).
+// The end of the key range of `prefix`: the shortest key above every key
+// that starts with it (trailing 0xff bytes carry: the rows of cid 255 end at
+// 0x02 + BE64(256)). Never empty for a row prefix, whose first byte is 0x02.
 std::string PrefixEnd(std::string prefix) {
-  prefix.back() = static_cast<char>(static_cast<uint8_t>(prefix.back()) + 1);
+  while (!prefix.empty() && static_cast<uint8_t>(prefix.back()) == 0xFF) prefix.pop_back();
+  if (!prefix.empty()) prefix.back() = static_cast<char>(static_cast<uint8_t>(prefix.back()) + 1);
   return prefix;
 }
 
