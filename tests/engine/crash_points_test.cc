@@ -1,17 +1,19 @@
-// Crash at every I/O point of a keyspace database (lib/engine/kv_db.*): a
-// scripted workload (transactions of puts, deletes and vector upserts, an
-// index creation, then index upserts and deletes too; the default
-// collection's row batches and row arrays (the pomaidb workload); explicit flushes; a
-// small memtable budget, so that background flushes and merges of more than
-// max_segments segments happen; a close and reopen in the middle) runs on a
-// PowerLossEnv that "loses power" at I/O point N. The directory is then
-// rewritten to what a power cut leaves (or left as it is: a process crash)
-// and reopened. The database must hold the state after a prefix of the
-// committed history (transactions and the index creation): with fsync
-// ALWAYS, or after a process crash, one that holds every acknowledged
-// commit (plus, perhaps, the one in flight); with fsync NEVER and a power
-// cut any prefix that holds what the last successful Flush or Close made
-// durable. No transaction is ever partial.
+// Crash at every I/O point of one database carrying both faces (the
+// harness's second half; the first is crash_test.cc's SIGKILL of a real
+// process; docs/CRASH_TESTING.md). A scripted workload (MakeScript: alopex
+// transactions of puts, deletes, vector upserts and named-collection
+// entries, the collection created, dropped and re-created; pomaidb row
+// batches and row arrays of the default collection; explicit flushes, a
+// forced compaction, a small memtable budget so that background flushes and
+// merges of more than max_segments segments happen; closes and reopens)
+// runs on a PowerLossEnv that "loses power" at I/O point N. The directory is
+// then rewritten to what a power cut leaves (or left as it is: a process
+// crash) and reopened. The rule (crash_script.h's CheckPrefix): the database
+// shows the state after a prefix of the committed history, for both faces
+// at once: with fsync ALWAYS, or after a process crash, one that holds every
+// acknowledged commit (plus, perhaps, the one in flight); with fsync NEVER
+// and a power cut any prefix that holds what the last successful Flush or
+// Close made durable. No commit is ever partial.
 //
 // The second half injects EIO and ENOSPC, once and sticky, at every Append,
 // Sync, SyncDir, Rename and Map (FaultInjectionEnv): a failed commit leaves
@@ -20,8 +22,9 @@
 // power cut) every acknowledged commit is back and nothing else.
 //
 // By default a deterministic subset of the points spread over all of them
-// runs (about 1,200 crash points, 200 double crashes and 500 fault points;
-// ~20 s of CPU in a release build); POMAI_CRASH_POINTS_ALL=1 runs every point.
+// runs (4,100 crash points, 200 double crashes and 1,200 fault points);
+// POMAI_CRASH_POINTS_ALL=1 runs every point, POMAI_CRASH_POINTS_SCALE=F
+// scales the budgets (support/crash_points.h).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -38,178 +41,92 @@
 #include <vector>
 
 #include "engine/db.h"
-#include "engine/collection.h"
 #include "support/crash_points.h"
 #include "support/fault_env.h"
 #include "support/power_loss_env.h"
+#include "crash_script.h"
 #include "kv_test_util.h"
 
 namespace pomai::engine {
 namespace {
 
+using namespace crash;
 using testing::PointsToRun;
 using testing::ScratchDir;
-
-constexpr uint32_t kDim = 8;
-constexpr char kIndex[] = "ix";
-
-struct KvOp {
-  enum Kind { kPut, kDelete, kVector, kIndexPut, kIndexDelete, kRowPut, kRowDelete } kind;
-  std::string key;  // a row's: its id in decimal
-  uint32_t version = 0;
-};
-struct KvStep {
-  // kTxn, kCreateIndex, kRows and kRowArray are commits (the history);
-  // kFlush, kReopen and kSearch (index statistics and a search: the first
-  // after the index is created with committed entries and no graph flushes)
-  // are not. kRows is one Write of row puts and deletes of the default
-  // collection, kRowArray one PutArray of its row puts.
-  enum Kind { kTxn, kCreateIndex, kFlush, kReopen, kSearch, kRows, kRowArray } kind = kTxn;
-  std::vector<KvOp> ops;  // kTxn, kRows, kRowArray
-  bool commit() const { return kind == kTxn || kind == kCreateIndex || kind == kRows || kind == kRowArray; }
-};
-
-std::string ValueFor(const std::string& key, uint32_t version) {
-  return key + "=" + std::to_string(version) + std::string(8 + version * 7 % 60, static_cast<char>('a' + version % 26));
-}
-std::string MetaFor(const std::string& key, uint32_t version) { return key + "@" + std::to_string(version); }
-std::vector<float> VecFor(const std::string& key, uint32_t version) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : key) h = (h ^ c) * 1099511628211ull;
-  std::mt19937_64 rng(h * 1000003ull + version);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<float> v(kDim);
-  for (auto& x : v) x = u(rng);
-  return v;
-}
 
 // The script: 120 transactions. Each puts new byte keys and a new vector
 // record and overwrites older ones; some delete, delete then re-put, or put
 // then delete a key in the same transaction. From transaction 12 on, the
-// index exists and transactions also upsert, overwrite and delete its entries.
-std::vector<KvStep> MakeKvScript() {
+// index exists and transactions also upsert, overwrite and delete its
+// entries; it is dropped and re-created at 80. After every second
+// transaction, a row batch or a row array of the default collection (60 in
+// all). Explicit flushes every 8 transactions, a forced compaction at 100,
+// reopens after 30, 70 and 110.
+std::vector<ScriptStep> MakeScript() {
   std::mt19937 rng(20261122);
-  std::vector<KvStep> script;
+  std::vector<ScriptStep> script;
   std::vector<std::string> bytes_keys, vec_keys, entries, row_ids;
   uint32_t version = 0;
   auto pick = [&](const std::vector<std::string>& v) { return v[rng() % v.size()]; };
   for (int t = 0; t < 120; ++t) {
-    // Created at 12, re-created (a new cid: the old entries unreachable, then merged away) at 80.
-    if (t == 12 || t == 80) script.push_back({KvStep::kCreateIndex, {}});
-    KvStep st;
+    // Created at 12; dropped and re-created (a new cid: the old entries unreachable, then merged away) at 80.
+    if (t == 80) script.push_back({ScriptStep::kDropIndex, {}});
+    if (t == 12 || t == 80) script.push_back({ScriptStep::kCreateIndex, {}});
+    ScriptStep st;
     const int fresh = 2 + static_cast<int>(rng() % 2);
     for (int j = 0; j < fresh; ++j) {
       bytes_keys.push_back("k" + std::to_string(bytes_keys.size()));
-      st.ops.push_back({KvOp::kPut, bytes_keys.back(), ++version});
+      st.ops.push_back({ScriptOp::kPut, bytes_keys.back(), ++version});
     }
     vec_keys.push_back("v" + std::to_string(vec_keys.size()));
-    st.ops.push_back({KvOp::kVector, vec_keys.back(), ++version});
-    st.ops.push_back({KvOp::kPut, pick(bytes_keys), ++version});  // overwrite
-    if (t % 2 == 1) st.ops.push_back({KvOp::kVector, pick(vec_keys), ++version});
-    if (t % 3 == 1) st.ops.push_back({KvOp::kDelete, pick(bytes_keys)});
-    if (t % 5 == 2) st.ops.push_back({KvOp::kDelete, pick(vec_keys)});
+    st.ops.push_back({ScriptOp::kVector, vec_keys.back(), ++version});
+    st.ops.push_back({ScriptOp::kPut, pick(bytes_keys), ++version});  // overwrite
+    if (t % 2 == 1) st.ops.push_back({ScriptOp::kVector, pick(vec_keys), ++version});
+    if (t % 3 == 1) st.ops.push_back({ScriptOp::kDelete, pick(bytes_keys)});
+    if (t % 5 == 2) st.ops.push_back({ScriptOp::kDelete, pick(vec_keys)});
     if (t % 7 == 3) {  // delete then re-put in the same transaction
       std::string k = pick(bytes_keys);
-      st.ops.push_back({KvOp::kDelete, k});
-      st.ops.push_back({KvOp::kPut, k, ++version});
+      st.ops.push_back({ScriptOp::kDelete, k});
+      st.ops.push_back({ScriptOp::kPut, k, ++version});
     }
     if (t % 6 == 4) {  // put then delete in the same transaction
       std::string k = pick(vec_keys);
-      st.ops.push_back({KvOp::kVector, k, ++version});
-      st.ops.push_back({KvOp::kDelete, k});
+      st.ops.push_back({ScriptOp::kVector, k, ++version});
+      st.ops.push_back({ScriptOp::kDelete, k});
     }
     if (t >= 12) {
       const int fresh_entries = 1 + static_cast<int>(rng() % 2);
       for (int j = 0; j < fresh_entries; ++j) {
         entries.push_back("e" + std::to_string(entries.size()));
-        st.ops.push_back({KvOp::kIndexPut, entries.back(), ++version});
+        st.ops.push_back({ScriptOp::kIndexPut, entries.back(), ++version});
       }
-      if (t % 3 == 0) st.ops.push_back({KvOp::kIndexPut, pick(entries), ++version});
-      if (t % 4 == 1) st.ops.push_back({KvOp::kIndexDelete, pick(entries)});
+      if (t % 3 == 0) st.ops.push_back({ScriptOp::kIndexPut, pick(entries), ++version});
+      if (t % 4 == 1) st.ops.push_back({ScriptOp::kIndexDelete, pick(entries)});
     }
     script.push_back(std::move(st));
-    if (t % 3 == 2) {  // the pomaidb workload: new rows, overwrites, deletes, put then delete in one batch
-      KvStep rows;
-      rows.kind = t % 2 ? KvStep::kRowArray : KvStep::kRows;
+    if (t % 2 == 1) {  // the pomaidb workload: new rows, overwrites, deletes, put then delete in one batch
+      ScriptStep rows;
+      rows.kind = t / 2 % 2 ? ScriptStep::kRowArray : ScriptStep::kRows;
       const int fresh_rows = 3 + static_cast<int>(rng() % 4);
       for (int j = 0; j < fresh_rows; ++j) {
         row_ids.push_back(std::to_string(row_ids.size() * 7 + 3));
-        rows.ops.push_back({KvOp::kRowPut, row_ids.back(), ++version});
+        rows.ops.push_back({ScriptOp::kRowPut, row_ids.back(), ++version});
       }
-      rows.ops.push_back({KvOp::kRowPut, pick(row_ids), ++version});  // overwrite
-      if (rows.kind == KvStep::kRows) {
-        rows.ops.push_back({KvOp::kRowDelete, pick(row_ids)});
+      rows.ops.push_back({ScriptOp::kRowPut, pick(row_ids), ++version});  // overwrite
+      if (rows.kind == ScriptStep::kRows) {
+        rows.ops.push_back({ScriptOp::kRowDelete, pick(row_ids)});
         const std::string k = pick(row_ids);
-        rows.ops.push_back({KvOp::kRowPut, k, ++version});
-        rows.ops.push_back({KvOp::kRowDelete, k});
+        rows.ops.push_back({ScriptOp::kRowPut, k, ++version});
+        rows.ops.push_back({ScriptOp::kRowDelete, k});
       }
       script.push_back(std::move(rows));
     }
-    if (t % 8 == 5) script.push_back({KvStep::kFlush, {}});  // with the background flushes: merges
-    if (t > 12 && t % 10 == 6) script.push_back({KvStep::kSearch, {}});
-    if (t % 40 == 30) script.push_back({KvStep::kReopen, {}});
+    if (t % 8 == 5) script.push_back({ScriptStep::kFlush, {}});  // with the background flushes: merges
+    if (t > 12 && t % 10 == 6) script.push_back({ScriptStep::kSearch, {}});
+    if (t == 100) script.push_back({ScriptStep::kCompact, {}});
+    if (t % 40 == 30) script.push_back({ScriptStep::kReopen, {}});
   }
   return script;
-}
-
-std::vector<KvStep> History(const std::vector<KvStep>& script) {
-  std::vector<KvStep> h;
-  for (const KvStep& st : script)
-    if (st.commit()) h.push_back(st);
-  return h;
-}
-
-// What a reader can see, in one comparable form.
-struct KvState {
-  std::map<std::string, std::string> keys;  // user key -> "B|" value, or "V|" metadata "|" vector bytes
-  bool index = false;
-  std::map<std::string, std::string> entries;  // index entry key -> metadata
-  std::map<uint64_t, std::string> rows;  // default collection id -> VectorRecord(metadata, vector)
-  bool operator==(const KvState&) const = default;
-};
-
-std::string VectorRecord(const std::string& meta, const std::vector<float>& v) {
-  return "V|" + meta + "|" + std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
-}
-
-void Apply(const KvStep& st, KvState* s) {
-  if (st.kind == KvStep::kCreateIndex) {
-    s->index = true;
-    s->entries.clear();
-    return;
-  }
-  for (const KvOp& op : st.ops) {
-    switch (op.kind) {
-      case KvOp::kPut: s->keys[op.key] = "B|" + ValueFor(op.key, op.version); break;
-      case KvOp::kVector: s->keys[op.key] = VectorRecord(MetaFor(op.key, op.version), VecFor(op.key, op.version)); break;
-      case KvOp::kDelete: s->keys.erase(op.key); break;
-      case KvOp::kIndexPut: s->entries[op.key] = MetaFor(op.key, op.version); break;
-      case KvOp::kIndexDelete: s->entries.erase(op.key); break;
-      case KvOp::kRowPut:
-        s->rows[std::stoull(op.key)] =
-            VectorRecord(st.kind == KvStep::kRows ? MetaFor(op.key, op.version) : "", VecFor(op.key, op.version));
-        break;
-      case KvOp::kRowDelete: s->rows.erase(std::stoull(op.key)); break;
-    }
-  }
-}
-
-DefaultCollectionOptions RowsOptions() {
-  DefaultCollectionOptions o;
-  o.dim = kDim;
-  o.metric = simd::Metric::kL2;
-  o.shards = 2;
-  o.hnsw_m = 8;
-  o.hnsw_ef_construction = 32;
-  o.adaptive_threshold = 16;  // segments of more rows get graphs
-  return o;
-}
-
-// Opens the database and its default collection (created by the first open).
-Result<std::unique_ptr<DB>> OpenWithRows(const Options& o) {
-  POMAI_ASSIGN_OR_RETURN(std::unique_ptr<DB> db, DB::Open(o));
-  POMAI_RETURN_IF_ERROR(db->OpenDefaultCollection(RowsOptions()));
-  return db;
 }
 
 Options CrashOptions(const std::string& path, bool fsync, Env* env) {
@@ -223,208 +140,7 @@ Options CrashOptions(const std::string& path, bool fsync, Env* env) {
   return o;
 }
 
-Status CommitStep(DB* db, const KvStep& st) {
-  if (st.kind == KvStep::kRows || st.kind == KvStep::kRowArray) {
-    std::vector<std::vector<float>> vecs;
-    std::vector<std::string> metas;
-    vecs.reserve(st.ops.size());
-    metas.reserve(st.ops.size());
-    std::vector<WriteOp> ops;
-    std::vector<uint64_t> ids;
-    std::vector<float> matrix;
-    for (const KvOp& op : st.ops) {
-      WriteOp w;
-      w.id = std::stoull(op.key);
-      if (op.kind == KvOp::kRowDelete) {
-        w.kind = WriteOp::Kind::kDelete;
-      } else {
-        vecs.push_back(VecFor(op.key, op.version));
-        metas.push_back(MetaFor(op.key, op.version));
-        w.vector = vecs.back().data();
-        w.metadata = metas.back();
-        ids.push_back(w.id);
-        matrix.insert(matrix.end(), vecs.back().begin(), vecs.back().end());
-      }
-      ops.push_back(w);
-    }
-    return st.kind == KvStep::kRows ? db->Write(ops.data(), ops.size()) : db->PutArray(ids.data(), matrix.data(), ids.size());
-  }
-  if (st.kind == KvStep::kCreateIndex) {
-    IndexConfig c;
-    c.dim = kDim;
-    c.m = 8;
-    c.ef_construction = 32;
-    c.metric = simd::Metric::kL2;
-    return db->CreateIndex(kIndex, c);
-  }
-  auto t = db->Begin(TxnMode::kReadWrite);
-  if (!t.ok()) return t.status();
-  for (const KvOp& op : st.ops) {
-    Status s;
-    switch (op.kind) {
-      case KvOp::kPut: s = (*t)->Put(op.key, ValueFor(op.key, op.version)); break;
-      case KvOp::kDelete: s = (*t)->Delete(op.key); break;
-      case KvOp::kVector: {
-        const std::string meta = MetaFor(op.key, op.version);
-        const std::string_view mv(meta);
-        s = (*t)->UpsertVector(op.key, VecFor(op.key, op.version).data(), kDim, simd::Metric::kL2, &mv);
-        break;
-      }
-      case KvOp::kIndexPut: {
-        const std::string meta = MetaFor(op.key, op.version);
-        const std::string_view mv(meta);
-        s = (*t)->IndexUpsert(kIndex, op.key, VecFor(op.key, op.version).data(), kDim, &mv);
-        break;
-      }
-      case KvOp::kIndexDelete: s = (*t)->IndexDelete(kIndex, op.key); break;
-      case KvOp::kRowPut:
-      case KvOp::kRowDelete: return Status::InvalidArgument("a row op in a transaction step");
-    }
-    if (!s.ok()) return s;
-  }
-  return (*t)->Commit();
-}
-
-// A commit of a key outside the script (to probe whether writes are
-// taken), then a row of an id outside it when the default collection is open.
-Status ProbeCommit(DB* db) {
-  auto t = db->Begin(TxnMode::kReadWrite);
-  if (!t.ok()) return t.status();
-  POMAI_RETURN_IF_ERROR((*t)->Put("probe", "p"));
-  POMAI_RETURN_IF_ERROR((*t)->Commit());
-  if (db->dim() == 0) return Status::OK();
-  const std::vector<float> v(kDim, 0.5f);
-  WriteOp op;
-  op.id = 1;  // script ids are 3 mod 7
-  op.vector = v.data();
-  return db->Write(&op, 1);
-}
-
-// The default collection's rows as Get, Count and Search see them.
-Status ObserveRows(DB* db, const std::set<uint64_t>& row_universe, KvState* out) {
-  for (uint64_t id : row_universe) {
-    std::vector<float> vec;
-    std::string meta;
-    Status s = db->Get(id, &vec, &meta);
-    if (s.IsNotFound()) continue;
-    if (!s.ok()) return Status(s.code(), "Get(" + std::to_string(id) + "): " + s.ToString());
-    out->rows[id] = VectorRecord(meta, vec);
-  }
-  // ProbeCommit's row (id 1, no script id) counts in Count and searches, not in the state.
-  auto probe = db->Exists(1);
-  if (!probe.ok()) return Status(probe.status().code(), "Exists(1): " + probe.status().ToString());
-  auto count = db->Count();
-  if (!count.ok()) return Status(count.status().code(), "Count: " + count.status().ToString());
-  if (*count != out->rows.size() + (*probe ? 1 : 0))
-    return Status::Corruption("Count() is " + std::to_string(*count) + ", Get finds " + std::to_string(out->rows.size()));
-  {
-    const std::vector<float> q(kDim, 0.0f);
-    const uint32_t k = static_cast<uint32_t>(*count + 3);
-    std::vector<std::vector<Hit>> hits;
-    Status s = db->Search(q.data(), 1, &k, 0, 0, &hits);
-    if (!s.ok()) return Status(s.code(), "Search: " + s.ToString());
-    std::set<uint64_t> found;
-    for (const Hit& h : hits[0])
-      if (h.id != 1) found.insert(h.id);
-    std::set<uint64_t> want;
-    for (const auto& [id, rec] : out->rows) want.insert(id);
-    if (found != want) return Status::Corruption("a search over every row returns other ids than Get finds");
-  }
-  return Status::OK();
-}
-
-// Reads every user key the script names, and the whole index.
-Status Observe(DB* db, const std::set<std::string>& universe, const std::set<uint64_t>& row_universe, KvState* out) {
-  auto t = db->Begin(TxnMode::kReadOnly);
-  if (!t.ok()) return t.status();
-  for (const std::string& key : universe) {
-    std::string v;
-    bool found = false;
-    Status s = (*t)->Get(key, &v, &found);
-    if (!s.ok()) return Status(s.code(), "Get(" + key + "): " + s.ToString());
-    if (!found) continue;
-    std::vector<float> vec;
-    s = (*t)->GetVector(key, simd::Metric::kL2, &vec);
-    if (s.ok()) out->keys[key] = VectorRecord(v, vec);
-    else if (s.IsNotFound()) out->keys[key] = "B|" + v;
-    else return Status(s.code(), "GetVector(" + key + "): " + s.ToString());
-  }
-  // The default collection (when this handle opened it): every row by Get,
-  // their count, and one search over all of them (exact: k covers them).
-  if (db->dim() != 0) POMAI_RETURN_IF_ERROR(ObserveRows(db, row_universe, out));
-  IndexStats stats;
-  Status s = db->GetIndexStats(kIndex, &stats);
-  if (s.IsNotFound()) return Status::OK();
-  if (!s.ok()) return Status(s.code(), "GetIndexStats: " + s.ToString());
-  out->index = true;
-  if (stats.node_count == 0) return Status::OK();
-  // ef above the entry count makes the walk exhaustive on these small graphs.
-  const std::vector<float> q(kDim, 0.0f);
-  std::vector<KeyHit> hits;
-  const uint32_t k = static_cast<uint32_t>(stats.node_count);
-  s = db->SearchIndex(kIndex, q.data(), kDim, k, k + 64, &hits, nullptr);
-  if (!s.ok()) return Status(s.code(), "SearchIndex: " + s.ToString());
-  for (const KeyHit& h : hits) out->entries[h.key] = h.metadata;
-  if (hits.size() != stats.node_count)
-    return Status::Corruption("index holds " + std::to_string(stats.node_count) + " entries, a search over all returns " +
-                              std::to_string(hits.size()));
-  return Status::OK();
-}
-
-// Checks the database shows the state after some prefix of `history` with a
-// length in [lo, hi]; returns that length. The entries' vectors are checked
-// too: each entry is the nearest neighbour of its own vector.
-std::optional<size_t> CheckPrefix(DB* db, const std::vector<KvStep>& history, size_t lo, size_t hi, std::string* why) {
-  std::set<std::string> universe;
-  std::set<uint64_t> row_universe;
-  for (const KvStep& st : history)
-    for (const KvOp& op : st.ops) {
-      if (op.kind == KvOp::kRowPut || op.kind == KvOp::kRowDelete) row_universe.insert(std::stoull(op.key));
-      else if (op.kind != KvOp::kIndexPut && op.kind != KvOp::kIndexDelete) universe.insert(op.key);
-    }
-  KvState got;
-  Status s = Observe(db, universe, row_universe, &got);
-  if (!s.ok()) {
-    *why = s.ToString();
-    return std::nullopt;
-  }
-  KvState state;
-  for (size_t k = 0; k < lo && k < history.size(); ++k) Apply(history[k], &state);
-  for (size_t k = lo; k <= hi && k <= history.size(); ++k) {
-    if (k > lo) Apply(history[k - 1], &state);
-    if (!(state == got)) continue;
-    for (const auto& [key, meta] : state.entries) {
-      const std::string ver = meta.substr(meta.find('@') + 1);
-      const std::vector<float> v = VecFor(key, static_cast<uint32_t>(std::stoul(ver)));
-      std::vector<KeyHit> hits;
-      Status ss = db->SearchIndex(kIndex, v.data(), kDim, 1, 64, &hits, nullptr);
-      if (!ss.ok() || hits.size() != 1 || hits[0].key != key || hits[0].score != 0.0f) {
-        *why = "index entry " + key + " is not the nearest neighbour of its own vector";
-        return std::nullopt;
-      }
-    }
-    return k;
-  }
-  *why = "state matches no prefix in [" + std::to_string(lo) + ", " + std::to_string(hi) + "] (" +
-         std::to_string(got.keys.size()) + " keys, index " + (got.index ? "present" : "absent") + " with " +
-         std::to_string(got.entries.size()) + " entries, " + std::to_string(got.rows.size()) + " rows)";
-  // What differs from the state after `lo` commits.
-  KvState at_lo;
-  for (size_t k = 0; k < lo && k < history.size(); ++k) Apply(history[k], &at_lo);
-  *why += "; after " + std::to_string(lo) + " commits: " + std::to_string(at_lo.keys.size()) + " keys, " +
-          std::to_string(at_lo.entries.size()) + " entries, " + std::to_string(at_lo.rows.size()) + " rows";
-  for (const auto& [id, rec] : at_lo.rows)
-    if (!got.rows.count(id)) *why += "; row " + std::to_string(id) + " missing";
-  for (const auto& [id, rec] : got.rows)
-    if (!at_lo.rows.count(id)) *why += "; row " + std::to_string(id) + " extra";
-  for (const auto& [key, meta] : at_lo.entries)
-    if (!got.entries.count(key)) *why += "; entry " + key + " missing";
-  for (const auto& [key, v] : at_lo.keys)
-    if (!got.keys.count(key)) *why += "; key " + key + " missing";
-  return std::nullopt;
-}
-
-struct KvRun {
+struct ScriptRun {
   bool opened = false;
   size_t acked = 0;      // commits acknowledged, in history order
   size_t attempted = 0;  // commits tried (acked, plus the failed one if any)
@@ -439,9 +155,9 @@ using CommitErrorHook = std::function<void(DB*, const Status&, size_t acked)>;
 // Runs the script until the first failed commit or reopen; a failed Flush or
 // Close ends it too when `stop_on_any_error`. The database is then
 // destroyed, as a crashed process would leave it.
-KvRun RunKvScript(const std::vector<KvStep>& script, const Options& o, bool stop_on_any_error,
-                  const CommitErrorHook& on_commit_error = nullptr) {
-  KvRun r;
+ScriptRun RunScript(const std::vector<ScriptStep>& script, const Options& o, bool stop_on_any_error,
+                        const CommitErrorHook& on_commit_error = nullptr) {
+  ScriptRun r;
   auto opened = OpenWithRows(o);
   if (!opened.ok()) {
     r.first_error = "open: " + opened.status().ToString();
@@ -453,7 +169,7 @@ KvRun RunKvScript(const std::vector<KvStep>& script, const Options& o, bool stop
     if (r.first_error.empty()) r.first_error = what + ": " + s.ToString();
   };
   size_t last_segments = 0;
-  for (const KvStep& st : script) {
+  for (const ScriptStep& st : script) {
     const size_t segments = db->TEST_SegmentCount();
     if (segments < last_segments) ++r.merges_seen;
     last_segments = segments;
@@ -469,7 +185,7 @@ KvRun RunKvScript(const std::vector<KvStep>& script, const Options& o, bool stop
       if (on_commit_error) on_commit_error(db.get(), s, r.acked);
       break;
     }
-    if (st.kind == KvStep::kSearch) {
+    if (st.kind == ScriptStep::kSearch) {
       IndexStats stats;
       Status s = db->GetIndexStats(kIndex, &stats);
       const std::vector<float> q(kDim, 0.0f);
@@ -479,10 +195,11 @@ KvRun RunKvScript(const std::vector<KvStep>& script, const Options& o, bool stop
       if (!s.ok() && stop_on_any_error) break;
       continue;
     }
-    if (st.kind == KvStep::kFlush) {
-      Status s = db->Flush();
-      if (s.ok()) r.durable = r.acked;
-      else fail("flush", s);
+    if (st.kind == ScriptStep::kFlush || st.kind == ScriptStep::kCompact) {
+      const bool flush = st.kind == ScriptStep::kFlush;
+      Status s = flush ? db->Flush() : db->Compact(true);
+      if (s.ok() && flush) r.durable = r.acked;
+      if (!s.ok()) fail(flush ? "flush" : "compact", s);
       if (!s.ok() && stop_on_any_error) break;
       continue;
     }
@@ -515,7 +232,7 @@ const char* CutName(Cut c) {
 
 // Reopens `path` after a crash and checks it against the history; then the
 // database must take a commit, flush and close cleanly.
-void CheckRecovered(const std::string& path, bool fsync, const std::vector<KvStep>& history, size_t lo, size_t hi,
+void CheckRecovered(const std::string& path, bool fsync, const std::vector<ScriptStep>& history, size_t lo, size_t hi,
                     const std::string& where) {
   testing::PowerLossEnv env(path);  // the POSIX calls, minus the real fsyncs
   auto db = OpenWithRows(CrashOptions(path, fsync, &env));
@@ -531,8 +248,8 @@ void CheckRecovered(const std::string& path, bool fsync, const std::vector<KvSte
   ASSERT_TRUE(s.ok()) << where << ": close after recovery: " << s.ToString();
 }
 
-void KvCrashAtEveryPoint(bool fsync, Cut cut, uint64_t budget) {
-  const auto script = MakeKvScript();
+void CrashAtEveryPoint(bool fsync, Cut cut, uint64_t budget) {
+  const auto script = MakeScript();
   const auto history = History(script);
   const auto t0 = std::chrono::steady_clock::now();
 
@@ -540,7 +257,7 @@ void KvCrashAtEveryPoint(bool fsync, Cut cut, uint64_t budget) {
   {
     ScratchDir root;
     testing::PowerLossEnv env(root.file("db"));
-    KvRun r = RunKvScript(script, CrashOptions(root.file("db"), fsync, &env), true);
+    ScriptRun r = RunScript(script, CrashOptions(root.file("db"), fsync, &env), true);
     ASSERT_TRUE(r.first_error.empty()) << r.first_error;
     ASSERT_EQ(r.acked, history.size());
     // The workload does what it claims: flushes and merges.
@@ -554,12 +271,12 @@ void KvCrashAtEveryPoint(bool fsync, Cut cut, uint64_t budget) {
   for (uint64_t n : PointsToRun(total, budget)) {
     ScratchDir root;
     const std::string path = root.file("db");
-    KvRun r;
+    ScriptRun r;
     std::string op;
     {
       testing::PowerLossEnv env(path);
       env.CrashAt(n);
-      r = RunKvScript(script, CrashOptions(path, fsync, &env), true);
+      r = RunScript(script, CrashOptions(path, fsync, &env), true);
       // The run may end before point n (background flushes make the count vary a little).
       if (!r.first_error.empty()) {
         ASSERT_TRUE(env.crashed()) << "point " << n << ": error without a crash: " << r.first_error;
@@ -578,35 +295,35 @@ void KvCrashAtEveryPoint(bool fsync, Cut cut, uint64_t budget) {
     ++checked;
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("[kv crash points] fsync=%s, %s: %llu I/O points in the script, %llu crash points checked in %.1f s\n",
+  std::printf("[crash points] fsync=%s, %s: %llu I/O points in the script, %llu crash points checked in %.1f s\n",
               fsync ? "always" : "never", CutName(cut), static_cast<unsigned long long>(total),
               static_cast<unsigned long long>(checked), secs);
   ::testing::Test::RecordProperty("crash_points_checked", static_cast<int>(checked));
 }
 
 // Power loss, fsync ALWAYS: every acknowledged commit survives.
-TEST(KvCrashPoints, PowerLossFsyncAlwaysKeepsEveryAcknowledgedCommit) { KvCrashAtEveryPoint(true, Cut::kPowerLoss, 1100); }
+TEST(CrashPoints, PowerLossFsyncAlwaysKeepsEveryAcknowledgedCommit) { CrashAtEveryPoint(true, Cut::kPowerLoss, 1100); }
 // Power loss, fsync NEVER: a prefix of the history, at least what Flush or Close made durable.
-TEST(KvCrashPoints, PowerLossFsyncNeverLeavesAPrefix) { KvCrashAtEveryPoint(false, Cut::kPowerLoss, 1000); }
+TEST(CrashPoints, PowerLossFsyncNeverLeavesAPrefix) { CrashAtEveryPoint(false, Cut::kPowerLoss, 1000); }
 // Power loss that keeps half of every unsynced tail: torn WAL records are dropped.
-TEST(KvCrashPoints, PowerLossWithTornTailsFsyncAlways) { KvCrashAtEveryPoint(true, Cut::kTornTails, 600); }
-TEST(KvCrashPoints, PowerLossWithTornTailsFsyncNever) { KvCrashAtEveryPoint(false, Cut::kTornTails, 600); }
+TEST(CrashPoints, PowerLossWithTornTailsFsyncAlways) { CrashAtEveryPoint(true, Cut::kTornTails, 600); }
+TEST(CrashPoints, PowerLossWithTornTailsFsyncNever) { CrashAtEveryPoint(false, Cut::kTornTails, 600); }
 // Process crash (the OS keeps what it was given): every acknowledged commit
 // survives whatever the fsync policy.
-TEST(KvCrashPoints, ProcessCrashFsyncAlwaysKeepsEveryAcknowledgedCommit) { KvCrashAtEveryPoint(true, Cut::kProcessCrash, 400); }
-TEST(KvCrashPoints, ProcessCrashFsyncNeverKeepsEveryAcknowledgedCommit) { KvCrashAtEveryPoint(false, Cut::kProcessCrash, 400); }
+TEST(CrashPoints, ProcessCrashFsyncAlwaysKeepsEveryAcknowledgedCommit) { CrashAtEveryPoint(true, Cut::kProcessCrash, 400); }
+TEST(CrashPoints, ProcessCrashFsyncNeverKeepsEveryAcknowledgedCommit) { CrashAtEveryPoint(false, Cut::kProcessCrash, 400); }
 
 // A second power cut while recovering from the first, at every I/O point of
 // the recovery, then commits after a clean recovery (support/crash_points.h).
-TEST(KvCrashPoints, PowerLossDuringRecoveryChangesNothing) {
-  const auto script = MakeKvScript();
+TEST(CrashPoints, PowerLossDuringRecoveryChangesNothing) {
+  const auto script = MakeScript();
   const auto history = History(script);
   testing::RecoveryCrashCase<DB> c;
-  c.label = "[kv crash points]";
+  c.label = "[crash points]";
   c.unit = "commits";
   c.steps = history.size();
   c.run = [&](const std::string& path, Env* env, size_t* acked, size_t* attempted) {
-    KvRun r = RunKvScript(script, CrashOptions(path, true, env), true);
+    ScriptRun r = RunScript(script, CrashOptions(path, true, env), true);
     *acked = r.acked;
     *attempted = r.attempted;
     return r.first_error;
@@ -615,7 +332,7 @@ TEST(KvCrashPoints, PowerLossDuringRecoveryChangesNothing) {
   c.check = [&](DB* db, size_t lo, size_t hi, std::string* why) { return CheckPrefix(db, history, lo, hi, why); };
   c.write = [&](DB* db, size_t step) { return CommitStep(db, history[step]); };
   c.freeze = [](DB* db) { return db->Flush(); };
-  testing::PowerLossDuringRecoveryChangesNothing(c, 160);
+  testing::PowerLossDuringRecoveryChangesNothing(c, 200);
 }
 
 // Regression: a merge decides which collections are dead from the
@@ -623,7 +340,7 @@ TEST(KvCrashPoints, PowerLossDuringRecoveryChangesNothing) {
 // memtable is not durable: a power cut takes it back, and a forced merge that
 // had already dropped the collection's rows from its (durable) output would
 // have lost them for good.
-TEST(KvCrashPoints, AMergeKeepsTheRowsOfACollectionWhoseDropIsNotDurable) {
+TEST(CrashPoints, AMergeKeepsTheRowsOfACollectionWhoseDropIsNotDurable) {
   ScratchDir root;
   const std::string path = root.file("db");
   constexpr uint32_t kDimI = 4;
@@ -666,7 +383,7 @@ TEST(KvCrashPoints, AMergeKeepsTheRowsOfACollectionWhoseDropIsNotDurable) {
 // replayed it and removed the merge's inputs as obsolete; a power cut then
 // took the record back, and the durable manifest named removed segments. An
 // open now makes the manifest it replayed durable before it removes anything.
-TEST(KvCrashPoints, AnOpenRemovesNoFileForAManifestRecordThatIsNotDurable) {
+TEST(CrashPoints, AnOpenRemovesNoFileForAManifestRecordThatIsNotDurable) {
   ScratchDir root;
   const std::string path = root.file("db");
   testing::PowerLossEnv plenv(path);
@@ -707,7 +424,7 @@ TEST(KvCrashPoints, AnOpenRemovesNoFileForAManifestRecordThatIsNotDurable) {
 // that had no file. The first log file is now made by the first commit:
 // that commit fails, the failure is sticky as a failed WAL write is, and
 // Close, with no log file, succeeds.
-TEST(KvCrashPoints, OpenThatFailsBeforeItsFirstLogFileReturnsAnError) {
+TEST(CrashPoints, OpenThatFailsBeforeItsFirstLogFileReturnsAnError) {
   ScratchDir root;
   const std::string path = root.file("db");
   testing::PowerLossEnv plenv(path);
@@ -745,12 +462,12 @@ TEST(KvCrashPoints, OpenThatFailsBeforeItsFirstLogFileReturnsAnError) {
 // rename of CURRENT) is written by the first LogAndApply of an open, so the
 // armed call is the first change after a reopen: the flush of a commit, or a
 // merge of the two segments the first session left (max_segments 1).
-TEST(KvCrashPoints, FailedManifestSyncLeavesAnOpenableDatabase) {
+TEST(CrashPoints, FailedManifestSyncLeavesAnOpenableDatabase) {
   for (const bool merge : {false, true}) {
     SCOPED_TRACE(merge ? "merge" : "flush");
     ScratchDir root;
     const std::string path = root.file("db");
-    const auto script = MakeKvScript();
+    const auto script = MakeScript();
     Options o;
     o.path = path;
     o.fsync = true;
@@ -793,15 +510,15 @@ struct FaultCounts {
   uint64_t failed_commits = 0;  // runs where a commit failed (each checked sticky)
 };
 
-void KvFaultAtEveryOp(int err, bool sticky, Cut cut, uint64_t budget_per_kind, FaultCounts* counts) {
-  const auto script = MakeKvScript();
+void FaultAtEveryOp(int err, bool sticky, Cut cut, uint64_t budget_per_kind, FaultCounts* counts) {
+  const auto script = MakeScript();
   const auto history = History(script);
   uint64_t per_kind[static_cast<int>(testing::Op::kCount)] = {};
   {
     ScratchDir root;
     testing::PowerLossEnv plenv(root.file("db"));
     testing::FaultInjectionEnv env(&plenv);
-    KvRun r = RunKvScript(script, CrashOptions(root.file("db"), true, &env), true);
+    ScriptRun r = RunScript(script, CrashOptions(root.file("db"), true, &env), true);
     ASSERT_TRUE(r.first_error.empty()) << r.first_error;
     for (int k = 0; k < static_cast<int>(testing::Op::kCount); ++k) per_kind[k] = env.count(static_cast<testing::Op>(k));
   }
@@ -813,12 +530,12 @@ void KvFaultAtEveryOp(int err, bool sticky, Cut cut, uint64_t budget_per_kind, F
                                 (sticky ? ", sticky" : ", once") + ", then " + CutName(cut);
       ScratchDir root;
       const std::string path = root.file("db");
-      KvRun r;
+      ScriptRun r;
       {
         testing::PowerLossEnv plenv(path);
         testing::FaultInjectionEnv env(&plenv);
         env.FailNth(static_cast<testing::Op>(kind), n, err, sticky);
-        r = RunKvScript(script, CrashOptions(path, true, &env), false, [&](DB* db, const Status& s, size_t acked) {
+        r = RunScript(script, CrashOptions(path, true, &env), false, [&](DB* db, const Status& s, size_t acked) {
           ++counts->failed_commits;
           // Reads show exactly the acknowledged commits...
           std::string why;
@@ -841,17 +558,17 @@ void KvFaultAtEveryOp(int err, bool sticky, Cut cut, uint64_t budget_per_kind, F
   }
 }
 
-TEST(KvFaultPoints, EioAndEnospcOnceAndStickyAtEveryOperation) {
+TEST(FaultPoints, EioAndEnospcOnceAndStickyAtEveryOperation) {
   const auto t0 = std::chrono::steady_clock::now();
   FaultCounts counts;
   for (int err : {EIO, ENOSPC})
     for (bool sticky : {false, true})
       for (Cut cut : {Cut::kPowerLoss, Cut::kProcessCrash}) {
-        KvFaultAtEveryOp(err, sticky, cut, 30, &counts);
+        FaultAtEveryOp(err, sticky, cut, 30, &counts);
         if (::testing::Test::HasFatalFailure()) return;
       }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("[kv fault points] %llu fault points checked (%llu failed commits checked sticky) in %.1f s\n",
+  std::printf("[fault points] %llu fault points checked (%llu failed commits checked sticky) in %.1f s\n",
               static_cast<unsigned long long>(counts.checked), static_cast<unsigned long long>(counts.failed_commits),
               secs);
   EXPECT_GT(counts.failed_commits, 0u);
