@@ -467,18 +467,18 @@ TEST(CrashPoints, FailedManifestSyncLeavesAnOpenableDatabase) {
     SCOPED_TRACE(merge ? "merge" : "flush");
     ScratchDir root;
     const std::string path = root.file("db");
-    const auto script = MakeScript();
+    const auto history = History(MakeScript());  // two transactions, then a row batch
     Options o;
     o.path = path;
     o.fsync = true;
     o.search_threads = 1;
     o.max_segments = 2;
     {
-      auto db = DB::Open(o);
+      auto db = OpenWithRows(o);
       ASSERT_TRUE(db.ok()) << db.status().ToString();
-      ASSERT_TRUE(CommitStep(db->get(), script[0]).ok());
+      ASSERT_TRUE(CommitStep(db->get(), history[0]).ok());
       ASSERT_TRUE((*db)->Flush().ok());
-      ASSERT_TRUE(CommitStep(db->get(), script[1]).ok());
+      ASSERT_TRUE(CommitStep(db->get(), history[1]).ok());
       if (merge) {
         ASSERT_TRUE((*db)->Flush().ok());
       }
@@ -487,19 +487,19 @@ TEST(CrashPoints, FailedManifestSyncLeavesAnOpenableDatabase) {
     o.env = &env;
     o.max_segments = 1;
     {
-      auto db = DB::Open(o);
+      auto db = OpenWithRows(o);
       ASSERT_TRUE(db.ok()) << db.status().ToString();
       env.Arm(0);
       // The flush's own failure is reported; a merge's failure is not (the flush it follows is done).
       EXPECT_EQ((*db)->Flush().ok(), merge);
       EXPECT_EQ((*db)->TEST_SegmentCount(), merge ? 2u : 1u);  // nothing installed
-      ASSERT_TRUE(CommitStep(db->get(), script[2]).ok());  // the log is fine: commits go on
+      ASSERT_TRUE(CommitStep(db->get(), history[2]).ok());  // the log is fine: commits go on
     }  // a process crash, or a close: nothing reverts the rename
     o.env = nullptr;
-    auto db = DB::Open(o);
+    auto db = OpenWithRows(o);
     ASSERT_TRUE(db.ok()) << db.status().ToString();
     std::string why;
-    EXPECT_TRUE(CheckPrefix(db->get(), History(script), 3, 3, &why).has_value()) << why;
+    EXPECT_TRUE(CheckPrefix(db->get(), history, 3, 3, &why).has_value()) << why;
   }
 }
 
