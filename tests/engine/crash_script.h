@@ -25,6 +25,9 @@ namespace pomai::engine::crash {
 
 inline constexpr uint32_t kDim = 8;
 inline constexpr char kIndex[] = "ix";
+// The row ProbeCommit writes; no history does (crash_points_test's row ids
+// are 3 mod 7, crash_test's at least 8).
+inline constexpr uint64_t kProbeRowId = 1;
 
 struct ScriptOp {
   enum Kind { kPut, kDelete, kVector, kIndexPut, kIndexDelete, kRowPut, kRowDelete } kind;
@@ -192,7 +195,7 @@ inline Status ProbeCommit(DB* db) {
   if (db->dim() == 0) return Status::OK();
   const std::vector<float> v(kDim, 0.5f);
   WriteOp op;
-  op.id = 1;  // script ids are 3 mod 7
+  op.id = kProbeRowId;
   op.vector = v.data();
   return db->Write(&op, 1);
 }
@@ -207,9 +210,9 @@ inline Status ObserveRows(DB* db, const std::set<uint64_t>& row_universe, State*
     if (!s.ok()) return Status(s.code(), "Get(" + std::to_string(id) + "): " + s.ToString());
     out->rows[id] = VectorRecord(meta, vec);
   }
-  // ProbeCommit's row (id 1, no script id) counts in Count and searches, not in the state.
-  auto probe = db->Exists(1);
-  if (!probe.ok()) return Status(probe.status().code(), "Exists(1): " + probe.status().ToString());
+  // ProbeCommit's row counts in Count and searches, not in the state.
+  auto probe = db->Exists(kProbeRowId);
+  if (!probe.ok()) return Status(probe.status().code(), "Exists(probe row): " + probe.status().ToString());
   auto count = db->Count();
   if (!count.ok()) return Status(count.status().code(), "Count: " + count.status().ToString());
   if (*count != out->rows.size() + (*probe ? 1 : 0))
@@ -222,7 +225,7 @@ inline Status ObserveRows(DB* db, const std::set<uint64_t>& row_universe, State*
     if (!s.ok()) return Status(s.code(), "Search: " + s.ToString());
     std::set<uint64_t> found;
     for (const Hit& h : hits[0])
-      if (h.id != 1) found.insert(h.id);
+      if (h.id != kProbeRowId) found.insert(h.id);
     std::set<uint64_t> want;
     for (const auto& [id, rec] : out->rows) want.insert(id);
     if (found != want) return Status::Corruption("a search over every row returns other ids than Get finds");

@@ -41,7 +41,7 @@ using namespace crash;
 // re-created over itself (its entries replaced by none) at 30, dropped at 45.
 constexpr uint64_t kPeriod = 60;
 constexpr uint64_t kCreateAt = 5, kRecreateAt = 30, kDropAt = 45;
-constexpr uint64_t kIdsPerRecord = 8;  // a row record r writes ids [8r, 8r + 8); ids 0..7 are never written
+constexpr uint64_t kIdsPerRecord = 8;  // a row record r writes ids [8r, 8r + 8); ids 0..7 (kProbeRowId) never
 
 Options CrashOptions(const std::string& path) {
   Options o;

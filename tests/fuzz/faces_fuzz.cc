@@ -5,10 +5,11 @@
 // collection of a pomai_open handle; the alopex face (include/pomai/kv.h):
 // transactions (put, delete, upsert_vector, index upsert and delete, commit,
 // rollback), the named collection "ix" created, re-created and dropped,
-// pomai_index_search, pomai_db_flush; and for both, pomai_verify, close
-// and reopen, with pomai_open or with pomai_db_open_ex (whose handle does
-// not open the default collection: its row functions are INVALID_ARGUMENT
-// and the rows stay for the next pomai_open).
+// pomai_index_search, pomai_index_prepare, pomai_index_stats,
+// pomai_db_flush; and for both, pomai_verify, close and reopen, with
+// pomai_open or with pomai_db_open_ex (whose handle does not open the
+// default collection: its row functions are INVALID_ARGUMENT and the rows
+// stay for the next pomai_open).
 //
 // The fuzzer keeps a model of what was committed: every row (vector and
 // metadata), every key (bytes value, or vector record with metric, vector
@@ -16,10 +17,11 @@
 // when its arguments are valid; after any step the model may be checked
 // (every row read back by pomai_get, pomai_count, ids outside the model
 // absent; every key by pomai_txn_get and pomai_txn_get_vector; the
-// collection's entry count, and every hit of a search over all of it a
-// model entry with its metadata; every search's hits model rows or entries,
-// at most k, best first); pomai_verify finds no problem in a directory the
-// engine wrote; no crash and no leak under ASan.
+// collection's entry count, by pomai_index_stats and a search's statistics,
+// and every hit of a search over all of it a model entry with its
+// metadata; every search's hits model rows or entries, at most k, best
+// first); pomai_verify finds no problem in a directory the engine wrote; no
+// crash and no leak under ASan.
 //
 // Input: decoded with FuzzedDataProvider.
 #include <fuzzer/FuzzedDataProvider.h>
@@ -67,6 +69,7 @@ struct Entry {
 };
 
 struct Fuzz {
+  explicit Fuzz(FuzzedDataProvider& input) : in(input) {}
   FuzzedDataProvider& in;
   pomai_db_t* db = nullptr;
   bool rows_open = false;  // db came from pomai_open: the default collection is open
@@ -384,6 +387,19 @@ struct Fuzz {
     }
     pomai_kv_hits_free(hits);
   }
+  // pomai_index_prepare (a flush when the collection has entries and no graph), then pomai_index_stats.
+  void PrepareAndStats() {
+    if (in.ConsumeBool()) {
+      const int code = Take(pomai_index_prepare(db, "ix", nullptr, nullptr));
+      FUZZ_CHECK(index ? code == 0 : code == kNotFound, "prepare: " + std::to_string(code));
+    }
+    pomai_hnsw_stats_t stats;
+    const int code = Take(pomai_index_stats(db, "ix", &stats));
+    FUZZ_CHECK(index ? code == 0 : code == kNotFound, "stats: " + std::to_string(code));
+    if (code == 0 && entries_known)
+      FUZZ_CHECK(stats.node_count == entries.size(), "node count " + std::to_string(stats.node_count) + ", model " +
+                                                         std::to_string(entries.size()));
+  }
   void CheckKeys() {
     pomai_txn_t* ro = nullptr;
     FUZZ_CHECK(Take(pomai_txn_begin(db, POMAI_TXN_READ_ONLY, &ro)) == 0, "begin read-only");
@@ -455,7 +471,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 9: case 10: f.Commit(); break;
       case 11: f.Rollback(); break;
       case 12: f.CreateOrDropIndex(); break;
-      case 13: f.SearchIndex(false); break;
+      case 13:
+        if (in.ConsumeBool()) f.SearchIndex(false);
+        else f.PrepareAndStats();
+        break;
       case 14: f.FlushOrCompact(); break;
       case 15: f.Verify(); break;
       case 16: f.CheckAll(); break;
