@@ -1,5 +1,6 @@
-// libFuzzer target: sequences of keyspace C ABI calls (include/pomai/kv.h)
-// on a disk or in-memory database: open, close, reopen, begin, put, delete,
+// libFuzzer target: sequences of the alopex face's C ABI calls
+// (include/pomai/kv.h: transactions, vector records, named collections) on a
+// disk or in-memory database: open, close, reopen, begin, put, delete,
 // upsert_vector, get, get_vector, search_similar, commit, rollback, flush,
 // index create/upsert/delete/search. Keys, values, metadata and vectors take
 // lengths from the input, either small or at a power of two or one either
@@ -27,7 +28,7 @@
 
 namespace {
 
-std::string TempDir() { return pomai::fuzz::ScratchDir("kv-capi-fuzz"); }
+std::string TempDir() { return pomai::fuzz::ScratchDir("txn-capi-fuzz"); }
 using pomai::fuzz::Take;
 
 std::string Pattern(size_t n, uint8_t seed) {
