@@ -1,4 +1,4 @@
-// Helpers shared by the C ABI tests (capi_test.cc, kv_capi_test.cc,
+// Helpers shared by the C ABI tests (capi_test.cc, txn_capi_test.cc,
 // bad_input_test.cc): status unwrapping and a keyspace database fixture.
 #pragma once
 
@@ -30,7 +30,7 @@ inline const uint8_t* B(const char* s) { return reinterpret_cast<const uint8_t*>
 
 // A keyspace database opened with pomai_db_open_ex, on disk (parameter true)
 // or in memory (false).
-class KvDbTest : public ::testing::TestWithParam<bool> {
+class DbExTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     pomai_db_options_ex_init(&opts_);

@@ -403,9 +403,9 @@ void UseOwnKvDatabase(const std::string& path, Failures* f) {
   f->ExpectOk(pomai_close(db), "child pomai_close of its own database");
 }
 
-class KvFork : public ::testing::TestWithParam<bool> {};
+class KeyspaceFork : public ::testing::TestWithParam<bool> {};
 
-TEST_P(KvFork, ChildCallsOnAnInheritedHandleAndTransactionAnswerClosedWhileTheParentCommitsOn) {
+TEST_P(KeyspaceFork, ChildCallsOnAnInheritedHandleAndTransactionAnswerClosedWhileTheParentCommitsOn) {
   const bool disk = GetParam();
   TempDir dir;
   const std::string path = dir.file("db");
@@ -492,7 +492,7 @@ TEST_P(KvFork, ChildCallsOnAnInheritedHandleAndTransactionAnswerClosedWhileThePa
   EXPECT_EQ(Code(pomai_close(db)), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(StorageModes, KvFork, ::testing::Bool(), StorageModeName);
+INSTANTIATE_TEST_SUITE_P(StorageModes, KeyspaceFork, ::testing::Bool(), StorageModeName);
 
 // ---- the lock, and forks of forks ------------------------------------------
 

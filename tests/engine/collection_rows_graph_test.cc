@@ -1,6 +1,5 @@
-// The default collection's graphs and merges (docs/ENGINE.md 3.3, 4.5-4.7,
-// step 10): tests/engine/graph_search_test.cc and compaction_test.cc ported
-// from engine::DB to DB. One segment file per flush for the whole database
+// The default collection's graphs and merges (docs/ENGINE.md 3.3, 4.5-4.7).
+// One segment file per flush for the whole database
 // (shards are no storage units, ENGINE.md 2.5), one u64 group in it for the
 // default collection, with its HNSW graph when it has at least
 // adaptive_threshold rows.
@@ -17,8 +16,7 @@
 
 #include "engine/filename.h"
 #include "engine/db.h"
-#include "engine_test_util.h"
-#include "rows_test_util.h"
+#include "db_test_util.h"
 #include "segment/file.h"
 #include "support/fault_env.h"
 #include "support/temp_dir.h"
@@ -33,12 +31,9 @@ using testing::TempDir;
 using testing::TryOpenRows;
 using testing::VectorFor;
 
-struct RowsOptions {
-  Options kv;
-  DefaultCollectionOptions coll;
-};
+using testing::RowsOptions;
 
-std::unique_ptr<DB> Open(const RowsOptions& o) { return OpenRows(o.kv, o.coll); }
+std::unique_ptr<DB> Open(const RowsOptions& o) { return OpenRows(o); }
 
 Status PutMany(DB* db, const std::map<uint64_t, std::vector<float>>& rows) {
   std::vector<WriteOp> ops;
@@ -62,13 +57,13 @@ Status PutMany(DB* db, const std::map<uint64_t, std::vector<float>>& rows) {
   return ::testing::AssertionSuccess();
 }
 
-// ======================= graph_search_test.cc =======================
+// ======================= graph search =======================
 // Searching segments through their HNSW graphs: newest version wins, deleted
 // rows never come back, k live results while k live rows exist, graphs
 // survive reopen, recall stays high.
 
 RowsOptions GraphOptions(const std::string& path, uint32_t dim, uint32_t shards, simd::Metric metric) {
-  RowsOptions o{testing::RowsKvOptions(path), testing::RowsCollection(dim, shards, metric)};
+  RowsOptions o{testing::DiskOptions(path), testing::RowsCollection(dim, shards, metric)};
   o.coll.adaptive_threshold = 0;  // every segment's group gets a graph and is searched through it
   o.coll.hnsw_m = 16;
   o.coll.hnsw_ef_construction = 100;
@@ -339,13 +334,13 @@ TEST(CollectionRowsGraph, DamagedGraphSectionIsCorruptionOrTrueRowsNeverACrash) 
   EXPECT_EQ(v, rows[42]);
 }
 
-// ======================= compaction_test.cc =======================
+// ======================= compaction =======================
 // Compaction keeps every live row with its newest vector and metadata, drops
 // what is shadowed, never blocks or misleads readers, and leaves a consistent
 // database when it fails half-way.
 
 RowsOptions CompactionOptions(const std::string& path, uint32_t shards, uint32_t adaptive_threshold) {
-  RowsOptions o{testing::RowsKvOptions(path), testing::RowsCollection(8, shards, simd::Metric::kL2)};
+  RowsOptions o{testing::DiskOptions(path), testing::RowsCollection(8, shards, simd::Metric::kL2)};
   o.coll.adaptive_threshold = adaptive_threshold;
   o.coll.hnsw_m = 8;
   o.coll.hnsw_ef_construction = 40;
@@ -677,15 +672,6 @@ class CollectionRowsDamagedInput : public ::testing::TestWithParam<uint32_t> {
     std::sort(names.begin(), names.end());
     return names;
   }
-  static void FlipBit(const std::string& path, uint64_t offset, int bit) {
-    FILE* f = std::fopen(path.c_str(), "r+b");
-    ASSERT_NE(f, nullptr);
-    ASSERT_EQ(std::fseek(f, static_cast<long>(offset), SEEK_SET), 0);
-    const int byte = std::fgetc(f);
-    ASSERT_EQ(std::fseek(f, static_cast<long>(offset), SEEK_SET), 0);
-    ASSERT_NE(std::fputc(byte ^ (1 << bit), f), EOF);
-    std::fclose(f);
-  }
 };
 
 TEST_P(CollectionRowsDamagedInput, FailsTheCompactionBeforeAnythingIsWrittenAndTheRestStillAnswers) {
@@ -730,7 +716,7 @@ TEST_P(CollectionRowsDamagedInput, FailsTheCompactionBeforeAnythingIsWrittenAndT
     const uint64_t at = testing::SectionOffset(seg, kind, g);
     ASSERT_NE(at, 0u);
     if (damaged_vectors) {
-      FlipBit(older, at + 10 * dim * sizeof(float) + 2, 0);
+      testing::FlipBit(older, at + 10 * dim * sizeof(float) + 2, 0);
     } else {
       const uint32_t* block = reinterpret_cast<const uint32_t*>(seg.base() + at);
       const std::set<uint32_t> links(block + 1, block + 1 + block[0]);
@@ -741,7 +727,7 @@ TEST_P(CollectionRowsDamagedInput, FailsTheCompactionBeforeAnythingIsWrittenAndT
         ++bit;
       }
       ASSERT_LT(bit, 7);
-      FlipBit(older, at + 4, bit);
+      testing::FlipBit(older, at + 4, bit);
     }
   }
 

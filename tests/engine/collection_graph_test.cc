@@ -7,20 +7,18 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <map>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "engine/db.h"
-#include "kv_test_util.h"
+#include "db_test_util.h"
 #include "segment/file.h"
 
 namespace pomai::engine {
 namespace {
 
-namespace fs = std::filesystem;
 using testing::BeginRw;
 using testing::FlushAndMerge;
 using testing::OpenKv;
@@ -116,9 +114,8 @@ void ExpectExact(DB& db, const std::string& index, const Live& live, uint64_t se
 // The live segment files of a directory, opened.
 std::vector<std::shared_ptr<segment::SegmentFile>> Segments(const std::string& dir) {
   std::vector<std::shared_ptr<segment::SegmentFile>> out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().extension() != ".pseg") continue;
-    auto seg = segment::SegmentFile::Open(Env::Default(), e.path().string());
+  for (const std::string& name : testing::SegmentFiles(dir)) {
+    auto seg = segment::SegmentFile::Open(Env::Default(), dir + "/" + name);
     EXPECT_TRUE(seg.ok()) << seg.status().ToString();
     if (seg.ok()) out.push_back(std::move(seg).value());
   }
@@ -139,7 +136,7 @@ void GraphRows(const std::vector<std::shared_ptr<segment::SegmentFile>>& segs, u
   }
 }
 
-TEST(KvCollectionGraph, TheFirstSearchPutsTheRowsInASegmentGraphThatAReopenSearchesWithoutABuild) {
+TEST(CollectionGraph, TheFirstSearchPutsTheRowsInASegmentGraphThatAReopenSearchesWithoutABuild) {
   testing::TempDir dir;
   std::mt19937_64 rng(1);
   Live live;
@@ -189,7 +186,7 @@ TEST(KvCollectionGraph, TheFirstSearchPutsTheRowsInASegmentGraphThatAReopenSearc
   ExpectExact(*db, "docs", live, 2);
 }
 
-TEST(KvCollectionGraph, RowsReplacedOrDeletedInNewerLayersAreWalkedThroughAndCountedAsDeleted) {
+TEST(CollectionGraph, RowsReplacedOrDeletedInNewerLayersAreWalkedThroughAndCountedAsDeleted) {
   testing::TempDir dir;
   std::mt19937_64 rng(3);
   Live live;
@@ -226,7 +223,7 @@ TEST(KvCollectionGraph, RowsReplacedOrDeletedInNewerLayersAreWalkedThroughAndCou
   for (const KeyHit& h : hits) EXPECT_TRUE(live.count(h.key)) << h.key;
 }
 
-TEST(KvCollectionGraph, AMergeStartsItsGraphFromTheLargestInputGraph) {
+TEST(CollectionGraph, AMergeStartsItsGraphFromTheLargestInputGraph) {
   testing::TempDir dir;
   std::mt19937_64 rng(5);
   Live live;
@@ -255,7 +252,7 @@ TEST(KvCollectionGraph, AMergeStartsItsGraphFromTheLargestInputGraph) {
   ExpectExact(*db, "docs", live, 6);
 }
 
-TEST(KvCollectionGraph, ADroppedIndexsRowsGetNoGraph) {
+TEST(CollectionGraph, ADroppedIndexsRowsGetNoGraph) {
   testing::TempDir dir;
   std::mt19937_64 rng(7);
   Live live, other;
@@ -277,7 +274,7 @@ TEST(KvCollectionGraph, ADroppedIndexsRowsGetNoGraph) {
   ExpectExact(*db, "docs", live, 8);
 }
 
-TEST(KvCollectionGraph, AnInMemoryDatabaseBuildsIntoItsMemorySegments) {
+TEST(CollectionGraph, AnInMemoryDatabaseBuildsIntoItsMemorySegments) {
   std::mt19937_64 rng(9);
   Live live;
   auto db = OpenKv("");

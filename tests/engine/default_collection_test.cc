@@ -1,4 +1,4 @@
-// The default collection (u64 rows) of the keyspace engine against a model:
+// The default collection (u64 rows; docs/ENGINE.md 2.2) against a model:
 // random puts, deletes, row arrays, flushes, merges and reopens, with every
 // read (Get, Count, exact and graph Search) compared to the model, on disk
 // and in memory; and the default collection beside alopex transactions.
@@ -8,8 +8,7 @@
 #include <random>
 
 #include "engine/db.h"
-#include "engine_test_util.h"
-#include "kv_test_util.h"
+#include "db_test_util.h"
 #include "support/temp_dir.h"
 
 namespace pomai::engine {
