@@ -213,6 +213,7 @@ TEST(CollectionRows, ReopenWithDifferentDimMetricOrShardsIsRejectedNamingBoth) {
                   .IsInvalidArgument());
 }
 
+// (The lock is the database's, whichever face opened it.)
 TEST(CollectionRows, SecondOpenOfAnOpenDatabaseSaysLocked) {
   TempDir dir;
   auto db = OpenRows(MakeOptions(dir.path()));

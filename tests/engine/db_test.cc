@@ -916,15 +916,6 @@ TEST(DB, ManifestFilesAfterReopens) {
   EXPECT_EQ(Committed(*db, "c"), "3");
 }
 
-TEST(DB, SecondOpenOfTheSameDirectoryIsRefused) {
-  testing::TempDir dir;
-  auto db = OpenKv(dir.path());
-  Options o;
-  o.path = dir.path();
-  auto second = DB::Open(o);
-  EXPECT_EQ(second.status().code(), Code::kIOError) << second.status().ToString();
-}
-
 // The newest WAL file of a closed database.
 std::string NewestWal(const std::string& dir) {
   std::string best;

@@ -539,56 +539,64 @@ def test_context_manager_closes_and_a_closed_db_cannot_be_reentered(db_path) -> 
             pass
 
 
-def wait_for_searches(outcomes: List[str], n: int = 12) -> None:
-    """Returns once the searching threads have finished n searches (so that
-    close lands while they are running), or after 5 s."""
+def close_racing_searches(d: Any, search: Callable[[], None], error: type, closed_code: Any) -> List[str]:
+    """Four threads call search() until it raises `error` with `closed_code`
+    while this thread closes `d`, once they have made 12 calls (so that the
+    close lands while they run; or after 5 s). Nothing else is raised, every
+    thread stops with that error within 10,000 calls, and the close came after
+    at least 12 calls. Returns the errors' messages."""
+    done: List[str] = []
+    closed: List[str] = []
+    errors: List[BaseException] = []
+    started = threading.Barrier(5)
+
+    def worker() -> None:
+        started.wait()
+        try:
+            for _ in range(10_000):
+                search()
+                done.append("ok")
+        except error as e:
+            if e.code != closed_code:
+                errors.append(e)
+            closed.append(str(e))
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    started.wait()
     deadline = time.monotonic() + 5
-    while len(outcomes) < n and time.monotonic() < deadline:
+    while len(done) < 12 and time.monotonic() < deadline:
         time.sleep(0.0002)
+    d.close()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(closed) == 4 and len(done) >= 12
+    return closed
 
 
 @pytest.mark.parametrize("fn", ["search", "search_batch", "search_batch_huge_topk"])
 def test_close_racing_searches_never_crashes(tmp_path, fn: str) -> None:
-    rounds = 60
     data = np.random.default_rng(3).standard_normal((300, 8)).astype(np.float32)
-    for r in range(rounds):
+    for r in range(60):
         d = pomaidb.open_db(tmp_path / f"db{r % 2}", dim=8, shards=2)
         if r < 2:
             pomaidb.put_batch(d, np.arange(300), data)
             pomaidb.freeze(d)
-        outcomes: List[str] = []
-        errors: List[BaseException] = []
-        started = threading.Barrier(5)
 
-        def worker() -> None:
-            started.wait()
-            try:
-                for _ in range(10_000):
-                    if fn == "search":
-                        ids, _ = pomaidb.search(d, data[:4], topk=5)
-                        assert ids.shape == (4, 5)
-                    elif fn == "search_batch":
-                        assert len(pomaidb.search_batch(d, data[:4], topk=5)) == 4
-                    else:
-                        assert len(pomaidb.search_batch(d, data[:4], topk=2**32 - 1)[0][0]) in (0, 300)
-                    outcomes.append("ok")
-            except PomaiDBError as e:
-                if e.code != CLOSED:
-                    errors.append(e)
-                outcomes.append("closed")
-            except BaseException as e:  # noqa: BLE001
-                errors.append(e)
+        def search() -> None:
+            if fn == "search":
+                ids, _ = pomaidb.search(d, data[:4], topk=5)
+                assert ids.shape == (4, 5)
+            elif fn == "search_batch":
+                assert len(pomaidb.search_batch(d, data[:4], topk=5)) == 4
+            else:
+                assert len(pomaidb.search_batch(d, data[:4], topk=2**32 - 1)[0][0]) in (0, 300)
 
-        threads = [threading.Thread(target=worker) for _ in range(4)]
-        for t in threads:
-            t.start()
-        started.wait()
-        wait_for_searches(outcomes)
-        d.close()
-        for t in threads:
-            t.join()
-        assert not errors, errors
-        assert outcomes.count("closed") == 4 and outcomes.count("ok") >= 12
+        close_racing_searches(d, search, PomaiDBError, CLOSED)
     again = pomaidb.open_db(tmp_path / "db0", dim=8, shards=2)
     assert pomaidb.count(again) == 300
     again.close()
@@ -1184,41 +1192,17 @@ def test_alopex_close_racing_searches_never_crashes(tmp_path, what: str) -> None
                     txn.upsert_vector(b"v%03d" % i, None, row, Metric.L2)
                     txn.upsert_to_hnsw("idx", b"v%03d" % i, row)
                 txn.commit()
-        errors: List[BaseException] = []
-        closed: List[str] = []
-        done: List[str] = []
-        started = threading.Barrier(5)
 
-        def worker() -> None:
-            started.wait()
-            try:
-                while True:
-                    if what == "search_hnsw":
-                        assert len(d.search_hnsw("idx", rows[0], 5)[0]) == 5
-                        done.append("ok")
+        def search() -> None:
+            if what == "search_hnsw":
+                assert len(d.search_hnsw("idx", rows[0], 5)[0]) == 5
+                return
+            with d.begin() as txn:
+                for _ in range(5):
+                    if what == "search_similar":
+                        assert len(txn.search_similar(rows[0], Metric.L2, 5)) == 5
                     else:
-                        with d.begin() as txn:
-                            for _ in range(5):
-                                if what == "search_similar":
-                                    assert len(txn.search_similar(rows[0], Metric.L2, 5)) == 5
-                                else:
-                                    assert txn.get_vector(b"v000", Metric.L2).shape == (8,)
-                                done.append("ok")
-            except AlopexError as e:
-                if e.code != "CLOSED":
-                    errors.append(e)
-                closed.append(str(e))
-            except BaseException as e:  # noqa: BLE001
-                errors.append(e)
+                        assert txn.get_vector(b"v000", Metric.L2).shape == (8,)
 
-        threads = [threading.Thread(target=worker) for _ in range(4)]
-        for t in threads:
-            t.start()
-        started.wait()
-        wait_for_searches(done)
-        d.close()
-        for t in threads:
-            t.join()
-        assert not errors, errors
-        assert len(closed) == 4 and len(done) >= 12
+        closed = close_racing_searches(d, search, AlopexError, "CLOSED")
         assert set(closed) <= {"database is closed", "transaction is closed"}
