@@ -129,9 +129,12 @@ struct IdEnv {
 
 using IdCase = Case<IdEnv>;
 
-// Searches with `topk` and expects `want` results, best first.
-pomai_status_t* SearchExpecting(IdEnv& e, uint32_t topk, size_t want) {
+// Searches with `topk` (and the query changed by `change`) and expects `want`
+// results, best first.
+template <typename Change = void (*)(pomai_query_t&)>
+pomai_status_t* SearchExpecting(IdEnv& e, uint32_t topk, size_t want, Change change = [](pomai_query_t&) {}) {
   pomai_query_t q = e.Query(e.a, topk);
+  change(q);
   pomai_search_results_t* r = nullptr;
   pomai_status_t* s = pomai_search(e.db, &q, &r);
   if (s != nullptr) return s;
@@ -172,6 +175,22 @@ pomai_status_t* Search(pomai_db_t* db, const pomai_query_t* q) {
   pomai_search_results_t* r = nullptr;
   pomai_status_t* s = pomai_search(db, q, &r);
   pomai_search_results_free(r);
+  return s;
+}
+
+// pomai_search of the fixture's query changed by `change`.
+template <typename Change>
+pomai_status_t* SearchWith(IdEnv& e, Change change) {
+  pomai_query_t q = e.Query(e.a, 1);
+  change(q);
+  return Search(e.db, &q);
+}
+
+// pomai_search_batch of `n` queries on `db`; results of a success are freed.
+pomai_status_t* SearchBatch(pomai_db_t* db, const pomai_query_t* queries, size_t n) {
+  pomai_search_results_t* r = nullptr;
+  pomai_status_t* s = pomai_search_batch(db, queries, n, &r);
+  pomai_search_batch_free(r, r != nullptr ? n : 0);
   return s;
 }
 
@@ -482,47 +501,16 @@ std::vector<IdCase> IdCases() {
        kInvalid, "out_results is NULL"},
       {"SearchNullVector", [](E& e) { pomai_query_t q = e.Query(nullptr, 1); return Search(e.db, &q); }, kInvalid,
        "queries[0].vector is NULL"},
-      {"SearchWrongDim",
-       [](E& e) {
-         pomai_query_t q = e.Query(e.a, 1);
-         q.dim = 3;
-         return Search(e.db, &q);
-       },
-       kInvalid, "queries[0].dim is 3 but the database's dim is 4"},
-      {"SearchStructSizeTooSmall",
-       [](E& e) {
-         pomai_query_t q = e.Query(e.a, 1);
-         q.struct_size = 8;
-         return Search(e.db, &q);
-       },
-       kInvalid, "query->struct_size is too small (8 < 24)"},
-      {"SearchFilterIsUnimplemented",
-       [](E& e) {
-         pomai_query_t q = e.Query(e.a, 1);
-         q.filter_expression = "color = 'red'";
-         return Search(e.db, &q);
-       },
-       kUnimplemented, "filter_expression 'color = 'red''"},
+      {"SearchWrongDim", [](E& e) { return SearchWith(e, [](pomai_query_t& q) { q.dim = 3; }); }, kInvalid,
+       "queries[0].dim is 3 but the database's dim is 4"},
+      {"SearchStructSizeTooSmall", [](E& e) { return SearchWith(e, [](pomai_query_t& q) { q.struct_size = 8; }); }, kInvalid,
+       "query->struct_size is too small (8 < 24)"},
+      {"SearchFilterIsUnimplemented", [](E& e) { return SearchWith(e, [](pomai_query_t& q) { q.filter_expression = "color = 'red'"; }); }, kUnimplemented,
+       "filter_expression 'color = 'red''"},
       {"SearchEmptyFilterIsNoFilter",
-       [](E& e) {
-         pomai_query_t q = e.Query(e.a, 1);
-         q.filter_expression = "";
-         pomai_search_results_t* r = nullptr;
-         pomai_status_t* s = pomai_search(e.db, &q, &r);
-         if (r != nullptr) {
-           EXPECT_EQ(r->count, 1u);
-         }
-         pomai_search_results_free(r);
-         return s;
-       },
-       kOk, ""},
-      {"SearchNonZeroFlags",
-       [](E& e) {
-         pomai_query_t q = e.Query(e.a, 1);
-         q.flags = 1;
-         return Search(e.db, &q);
-       },
-       kInvalid, "queries[0].flags is 1"},
+       [](E& e) { return SearchExpecting(e, 1, 1, [](pomai_query_t& q) { q.filter_expression = ""; }); }, kOk, ""},
+      {"SearchNonZeroFlags", [](E& e) { return SearchWith(e, [](pomai_query_t& q) { q.flags = 1; }); }, kInvalid,
+       "queries[0].flags is 1"},
       {"SearchTopkZero", [](E& e) { return SearchExpecting(e, 0, 0); }, kOk, ""},
       {"SearchTopkAboveRows", [](E& e) { return SearchExpecting(e, kRows + 5, kRows); }, kOk, ""},
       {"SearchTopkUint32Max", [](E& e) { return SearchExpecting(e, UINT32_MAX, kRows); }, kOk, ""},
@@ -536,32 +524,15 @@ std::vector<IdCase> IdCases() {
       {"SearchEfSearchUint32Max",
        [](E& e) {
          EXPECT_EQ(Code(pomai_freeze(e.db)), kOk);
-         pomai_query_t q = e.Query(e.a, 3);
-         q.ef_search = UINT32_MAX;
-         pomai_search_results_t* r = nullptr;
-         pomai_status_t* s = pomai_search(e.db, &q, &r);
-         if (r != nullptr) {
-           EXPECT_EQ(r->count, 3u);
-         }
-         pomai_search_results_free(r);
-         return s;
+         return SearchExpecting(e, 3, 3, [](pomai_query_t& q) { q.ef_search = UINT32_MAX; });
        },
        kOk, ""},
 
       // ---- search_batch
-      {"SearchBatchNullDb",
-       [](E& e) {
-         pomai_query_t q = e.Query(e.a, 1);
-         pomai_search_results_t* r;
-         return pomai_search_batch(nullptr, &q, 1, &r);
-       },
+      {"SearchBatchNullDb", [](E& e) { pomai_query_t q = e.Query(e.a, 1); return SearchBatch(nullptr, &q, 1); },
        kInvalid, "db is NULL"},
-      {"SearchBatchNullQueries",
-       [](E& e) {
-         pomai_search_results_t* r;
-         return pomai_search_batch(e.db, nullptr, 2, &r);
-       },
-       kInvalid, "queries is NULL but n is 2"},
+      {"SearchBatchNullQueries", [](E& e) { return SearchBatch(e.db, nullptr, 2); }, kInvalid,
+       "queries is NULL but n is 2"},
       {"SearchBatchNullOut",
        [](E& e) {
          pomai_query_t q = e.Query(e.a, 1);
@@ -587,26 +558,19 @@ std::vector<IdCase> IdCases() {
          return s;
        },
        kOk, ""},
-      {"SearchBatchHugeN",
-       [](E& e) {
-         pomai_query_t q = e.Query(e.a, 1);
-         pomai_search_results_t* r = nullptr;
-         return pomai_search_batch(e.db, &q, SIZE_MAX, &r);
-       },
+      {"SearchBatchHugeN", [](E& e) { pomai_query_t q = e.Query(e.a, 1); return SearchBatch(e.db, &q, SIZE_MAX); },
        kInvalid, "n is 18446744073709551615"},
       {"SearchBatchSecondQueryWrongDim",
        [](E& e) {
          pomai_query_t qs[2] = {e.Query(e.a, 1), e.Query(e.a, 1)};
          qs[1].dim = 3;
-         pomai_search_results_t* r = nullptr;
-         return pomai_search_batch(e.db, qs, 2, &r);
+         return SearchBatch(e.db, qs, 2);
        },
        kInvalid, "queries[1].dim is 3"},
       {"SearchBatchSecondQueryNullVector",
        [](E& e) {
          pomai_query_t qs[2] = {e.Query(e.a, 1), e.Query(nullptr, 1)};
-         pomai_search_results_t* r = nullptr;
-         return pomai_search_batch(e.db, qs, 2, &r);
+         return SearchBatch(e.db, qs, 2);
        },
        kInvalid, "queries[1].vector is NULL"},
       {"SearchBatchTopkZeroAboveRowsAndUint32Max",
@@ -996,7 +960,7 @@ TEST(U64Race, CloseRacingSearchesGivesOkOrClosedNeverACrash) {
 // entries "a" and "b"; plus an active read-write and an active read-only
 // transaction.
 struct KeyspaceEnv {
-  TempDir dir;
+  TempDir dir{TempDir::OnTmpfs()};  // ~200 disk databases: tmpfs keeps their syncs cheap
   pomai_db_options_ex_t opts;
   pomai_db_t* db = nullptr;
   pomai_txn_t* rw = nullptr;
