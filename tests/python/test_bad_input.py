@@ -764,18 +764,6 @@ def test_alopex_accepts_any_numeric_1d_input(db, make) -> None:
     assert r.key == b"k" and r.score == pytest.approx(0.0, abs=1e-6)
 
 
-def test_float32_c_contiguous_input_is_not_copied() -> None:
-    import alopex._core as core
-
-    a = np.ones(8, dtype=np.float32)
-    assert core._as_f32(a) is a
-    ro = readonly(a)
-    assert core._as_f32(ro) is ro
-    s = np.ones(16, dtype=np.float32)[::2]
-    converted = core._as_f32(s)
-    assert converted is not s and converted.flags.c_contiguous
-
-
 # ---- k ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("k, want", [(0, 0), (1, 1), (5, 5), (6, 5), (2**32 - 1, 5), (2**32, 5), (2**63, 5),
@@ -821,22 +809,6 @@ def test_bad_k_is_rejected(db, k, exc, needles) -> None:
             for needle in needles:
                 needle = arg if needle == "k" else needle
                 assert needle in str(e.value), (needle, str(e.value))
-
-
-def test_k_and_ef_search_on_an_index(db) -> None:
-    db.create_hnsw_index("idx", HnswConfig(4))
-    rows = np.random.default_rng(5).standard_normal((100, 4)).astype(np.float32)
-    with db.begin(RW) as txn:
-        for i, row in enumerate(rows):
-            txn.upsert_to_hnsw("idx", b"k%05d" % i, row)
-        txn.commit()
-    q = [1.0, 0.0, 0.0, 0.0]
-    assert db.search_hnsw("idx", q, 0)[0] == []
-    assert len(db.search_hnsw("idx", q, 500)[0]) == 100
-    with pytest.raises(AlopexError):
-        db.search_hnsw("idx", q, -1)
-    with pytest.raises(TypeError):
-        db.search_hnsw("idx", q, 1.5)  # type: ignore[arg-type]
 
 
 # ---- duplicate keys ------------------------------------------------------------
