@@ -163,34 +163,6 @@ TEST_P(DefaultCollectionModel, EveryReadMatchesTheModelThroughFlushesMergesAndRe
 INSTANTIATE_TEST_SUITE_P(DiskAndMemory, DefaultCollectionModel,
                          ::testing::Combine(::testing::Bool(), ::testing::Bool()));
 
-TEST(DefaultCollection, CallsBeforeOpenAndOtherSettingsAreRefused) {
-  TempDir dir;
-  auto db = testing::OpenKv(dir.path());
-  ASSERT_TRUE(db);
-  EXPECT_EQ(db->Count().status().code(), Code::kInvalidArgument);
-  EXPECT_NE(db->Count().status().message().find("no default collection"), std::string::npos);
-  DefaultCollectionOptions o;
-  o.dim = 8;
-  o.shards = 2;
-  ASSERT_TRUE(db->OpenDefaultCollection(o).ok());
-  EXPECT_EQ(db->OpenDefaultCollection(o).code(), Code::kInvalidArgument);
-  db.reset();
-  db = testing::OpenKv(dir.path());
-  DefaultCollectionOptions other = o;
-  other.dim = 9;
-  Status s = db->OpenDefaultCollection(other);
-  EXPECT_EQ(s.code(), Code::kInvalidArgument);
-  EXPECT_NE(s.message().find("dim 9"), std::string::npos) << s.message();
-  EXPECT_NE(s.message().find("8"), std::string::npos) << s.message();
-  other = o;
-  other.shards = 3;
-  EXPECT_NE(db->OpenDefaultCollection(other).message().find("shards 3"), std::string::npos);
-  other = o;
-  other.metric = simd::Metric::kIP;
-  EXPECT_EQ(db->OpenDefaultCollection(other).code(), Code::kInvalidArgument);
-  EXPECT_TRUE(db->OpenDefaultCollection(o).ok());
-}
-
 TEST(DefaultCollection, RowsAndTransactionsShareOneDatabaseAndOneLog) {
   TempDir dir;
   DefaultCollectionOptions o;
