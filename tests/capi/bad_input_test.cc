@@ -28,6 +28,8 @@ namespace {
 using pomai::testing::TempDir;
 using pomai::testing::B;
 using pomai::testing::Code;
+using pomai::testing::MakeQuery;
+using pomai::testing::MakeUpsert;
 using pomai::testing::DbExTest;
 using pomai::testing::Message;
 using pomai::testing::StorageModeName;
@@ -109,22 +111,8 @@ struct IdEnv {
     closed = true;
     return db;
   }
-  pomai_upsert_t Upsert(uint64_t id, const float* v) const {
-    pomai_upsert_t u{};
-    u.struct_size = sizeof(u);
-    u.id = id;
-    u.vector = v;
-    u.dim = kDim;
-    return u;
-  }
-  pomai_query_t Query(const float* v, uint32_t k) const {
-    pomai_query_t q{};
-    q.struct_size = sizeof(q);
-    q.vector = v;
-    q.dim = kDim;
-    q.topk = k;
-    return q;
-  }
+  pomai_upsert_t Upsert(uint64_t id, const float* v) const { return MakeUpsert(id, v, kDim); }
+  pomai_query_t Query(const float* v, uint32_t k) const { return MakeQuery(v, kDim, k); }
 };
 
 using IdCase = Case<IdEnv>;
@@ -691,26 +679,8 @@ INSTANTIATE_TEST_SUITE_P(BadInput, U64, ::testing::ValuesIn(IdCases()), CaseName
 
 // ---- u64-id tests that need more than one call
 
-class U64Db : public ::testing::Test {
+class U64Db : public pomai::testing::U64DbTest {
  protected:
-  void SetUp() override {
-    pomai_options_init(&opts_);
-    opts_.path = dir_.path().c_str();
-    opts_.dim = kDim;
-    opts_.shards = 2;
-    opts_.metric = POMAI_METRIC_IP;
-    ASSERT_EQ(Code(pomai_open(&opts_, &db_)), kOk);
-  }
-  void TearDown() override { pomai_status_free(pomai_close(db_)); }
-
-  pomai_upsert_t Upsert(uint64_t id, const float* v) {
-    pomai_upsert_t u{};
-    u.struct_size = sizeof(u);
-    u.id = id;
-    u.vector = v;
-    u.dim = kDim;
-    return u;
-  }
   std::vector<float> Stored(uint64_t id, std::string* meta = nullptr) {
     pomai_record_t* rec = nullptr;
     EXPECT_EQ(Code(pomai_get(db_, id, &rec)), kOk);
@@ -725,14 +695,6 @@ class U64Db : public ::testing::Test {
     EXPECT_EQ(Code(pomai_count(db_, &n)), kOk);
     return n;
   }
-  void Reopen() {
-    ASSERT_EQ(Code(pomai_close(db_)), kOk);
-    ASSERT_EQ(Code(pomai_open(&opts_, &db_)), kOk);
-  }
-
-  TempDir dir_;
-  pomai_options_t opts_;
-  pomai_db_t* db_ = nullptr;
 };
 
 TEST_F(U64Db, DuplicateIdsInPutBatchLastOneWinsAcrossAFreeze) {
@@ -761,11 +723,7 @@ TEST_F(U64Db, DuplicateIdsInPutBatchLastOneWinsAcrossAFreeze) {
   EXPECT_EQ(Stored(7, &meta), std::vector<float>(v1, v1 + 4));
   EXPECT_EQ(Count(), 2u);
   // A search sees one row for id 7, with the last vector's score.
-  pomai_query_t q{};
-  q.struct_size = sizeof(q);
-  q.vector = v1;
-  q.dim = kDim;
-  q.topk = 10;
+  pomai_query_t q = Query(v1, 10);
   pomai_search_results_t* r = nullptr;
   ASSERT_EQ(Code(pomai_search(db_, &q, &r)), kOk);
   ASSERT_EQ(r->count, 2u);
@@ -814,11 +772,7 @@ TEST_F(U64Db, ClosedHandleAnswersClosedAndDoubleCloseIsANoOp) {
   EXPECT_EQ(Code(pomai_close(db_)), 0);
   float a[4] = {1, 2, 3, 4};
   pomai_upsert_t u = Upsert(1, a);
-  pomai_query_t q{};
-  q.struct_size = sizeof(q);
-  q.vector = a;
-  q.dim = kDim;
-  q.topk = 1;
+  pomai_query_t q = Query(a, 1);
   pomai_search_results_t* r = nullptr;
   bool b;
   EXPECT_EQ(Code(pomai_put(db_, &u)), POMAI_STATUS_CLOSED);
@@ -923,11 +877,7 @@ TEST(U64Race, CloseRacingSearchesGivesOkOrClosedNeverACrash) {
 
     CloseRacingSearches(iter, db, [&](int kind, int i) -> pomai_status_t* {
       if (kind == 0) {
-        pomai_query_t q{};
-        q.struct_size = sizeof(q);
-        q.vector = vecs.data() + (i % 200) * kDim;
-        q.dim = kDim;
-        q.topk = 5;
+        const pomai_query_t q = MakeQuery(vecs.data() + (i % 200) * kDim, kDim, 5);
         return Search(db, &q);
       }
       if (kind == 1) {
@@ -936,17 +886,9 @@ TEST(U64Race, CloseRacingSearchesGivesOkOrClosedNeverACrash) {
         uint32_t counts[2];
         return pomai_search_array(db, vecs.data(), 2, kDim, 5, 0, out_ids, scores, counts);
       }
-      pomai_query_t qs[2] = {};
-      for (auto& q : qs) {
-        q.struct_size = sizeof(q);
-        q.vector = vecs.data() + (i % 100) * kDim;
-        q.dim = kDim;
-        q.topk = 3;
-      }
-      pomai_search_results_t* r = nullptr;
-      pomai_status_t* s = pomai_search_batch(db, qs, 2, &r);
-      pomai_search_batch_free(r, r ? 2 : 0);
-      return s;
+      const pomai_query_t q = MakeQuery(vecs.data() + (i % 100) * kDim, kDim, 3);
+      const pomai_query_t qs[2] = {q, q};
+      return SearchBatch(db, qs, 2);
     });
     EXPECT_EQ(Code(pomai_close(db)), kOk);  // double close after the race
   }

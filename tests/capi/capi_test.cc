@@ -21,40 +21,8 @@ using pomai::testing::DbExTest;
 using pomai::testing::Message;
 using pomai::testing::StorageModeName;
 
-
-class CApi : public ::testing::Test {
- protected:
-  void SetUp() override {
-    pomai_options_init(&opts_);
-    opts_.path = dir_.path().c_str();
-    opts_.dim = 4;
-    opts_.shards = 2;
-    opts_.metric = POMAI_METRIC_IP;
-    ASSERT_EQ(Code(pomai_open(&opts_, &db_)), 0);
-  }
-  void TearDown() override { pomai_status_free(pomai_close(db_)); }
-
-  pomai_upsert_t Upsert(uint64_t id, const float* v) {
-    pomai_upsert_t u{};
-    u.struct_size = sizeof(u);
-    u.id = id;
-    u.vector = v;
-    u.dim = 4;
-    return u;
-  }
-  pomai_query_t Query(const float* v, uint32_t k) {
-    pomai_query_t q{};
-    q.struct_size = sizeof(q);
-    q.vector = v;
-    q.dim = 4;
-    q.topk = k;
-    return q;
-  }
-
-  TempDir dir_;
-  pomai_options_t opts_;
-  pomai_db_t* db_ = nullptr;
-};
+// pomai_open of dim 4, 2 shards, inner product.
+using CApi = pomai::testing::U64DbTest;
 
 TEST(CApiStatus, NullStatusIsOkWithEmptyMessage) {
   EXPECT_EQ(pomai_status_code(nullptr), 0);

@@ -105,12 +105,8 @@ TEST(TxnCApiOpen, BothFacesWorkOnOneDirectoryAndHandle) {
   // pomai_db_open_ex opens the pomaidb directory; its handle has no default
   // collection, and its flush keeps the rows the log holds.
   ASSERT_EQ(Code(pomai_db_open_ex(&ko, &kv)), 0);
-  pomai_upsert_t u{};
-  u.struct_size = sizeof(u);
   float v[4] = {1, 2, 3, 4};
-  u.id = 9;
-  u.vector = v;
-  u.dim = 4;
+  pomai_upsert_t u = pomai::testing::MakeUpsert(9, v, 4);
   EXPECT_EQ(Message(pomai_put(kv, &u)),
             "db has no default collection (it was opened with pomai_db_open_ex): open the directory with pomai_open "
             "to use pomai_put, pomai_search, ...");
