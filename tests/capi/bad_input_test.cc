@@ -987,17 +987,43 @@ pomai_status_t* IndexSearchExpecting(KeyspaceEnv& e, uint32_t k, uint32_t ef, si
   return nullptr;
 }
 
+// Every transaction function that takes a key, called on `t` with `key`
+// (`len` bytes) and otherwise valid arguments; a read-only transaction
+// refuses the ones that write. `valid_key` is the key a call that should
+// have been refused would change where ExpectUnchanged sees it.
+struct KeyFunction {
+  std::string name;
+  std::function<pomai_status_t*(KeyspaceEnv&, pomai_txn_t*, const uint8_t*, size_t)> call;
+  bool writes;
+  const char* valid_key;
+};
+
+std::vector<KeyFunction> KeyFunctions() {
+  using E = KeyspaceEnv;
+  using K = const uint8_t*;
+  return {
+      {"Get", [](E&, pomai_txn_t* t, K k, size_t n) { size_t len; bool f; return pomai_txn_get(t, k, n, nullptr, 0, &len, &f); },
+       false, "v"},
+      {"Put", [](E&, pomai_txn_t* t, K k, size_t n) { return pomai_txn_put(t, k, n, B("x"), 1); }, true, "k"},
+      {"Delete", [](E&, pomai_txn_t* t, K k, size_t n) { return pomai_txn_delete(t, k, n); }, true, "v"},
+      {"UpsertVector",
+       [](E& e, pomai_txn_t* t, K k, size_t n) { return pomai_txn_upsert_vector(t, k, n, false, nullptr, 0, e.v, 2, 0); },
+       true, "k"},
+      {"GetVector",
+       [](E&, pomai_txn_t* t, K k, size_t n) { float b[2]; uint32_t d; return pomai_txn_get_vector(t, k, n, 0, b, 2, &d); },
+       false, "v"},
+      {"IndexUpsert",
+       [](E& e, pomai_txn_t* t, K k, size_t n) { return pomai_txn_index_upsert(t, "idx", k, n, e.v, 2, false, nullptr, 0); },
+       true, "k"},
+      {"IndexDelete", [](E&, pomai_txn_t* t, K k, size_t n) { return pomai_txn_index_delete(t, "idx", k, n); }, true, "a"},
+  };
+}
+
 // Every function that takes a transaction, called on `t` with otherwise valid arguments.
 std::vector<std::pair<std::string, std::function<pomai_status_t*(KeyspaceEnv&, pomai_txn_t*)>>> TxnFunctions() {
-  return {
-      {"Get", [](KeyspaceEnv&, pomai_txn_t* t) { size_t len; bool found; return pomai_txn_get(t, B("v"), 1, nullptr, 0, &len, &found); }},
-      {"Put", [](KeyspaceEnv&, pomai_txn_t* t) { return pomai_txn_put(t, B("k"), 1, B("x"), 1); }},
-      {"Delete", [](KeyspaceEnv&, pomai_txn_t* t) { return pomai_txn_delete(t, B("v"), 1); }},
+  std::vector<std::pair<std::string, std::function<pomai_status_t*(KeyspaceEnv&, pomai_txn_t*)>>> out = {
       {"Commit", [](KeyspaceEnv&, pomai_txn_t* t) { return pomai_txn_commit(t); }},
       {"Rollback", [](KeyspaceEnv&, pomai_txn_t* t) { return pomai_txn_rollback(t); }},
-      {"UpsertVector",
-       [](KeyspaceEnv& e, pomai_txn_t* t) { return pomai_txn_upsert_vector(t, B("k"), 1, false, nullptr, 0, e.v, 2, 0); }},
-      {"GetVector", [](KeyspaceEnv&, pomai_txn_t* t) { float buf[2]; uint32_t dim; return pomai_txn_get_vector(t, B("v"), 1, 0, buf, 2, &dim); }},
       {"SearchSimilar",
        [](KeyspaceEnv& e, pomai_txn_t* t) {
          pomai_kv_hits_t* hits = reinterpret_cast<pomai_kv_hits_t*>(0x1);
@@ -1005,10 +1031,11 @@ std::vector<std::pair<std::string, std::function<pomai_status_t*(KeyspaceEnv&, p
          EXPECT_EQ(hits, nullptr);
          return s;
        }},
-      {"IndexUpsert",
-       [](KeyspaceEnv& e, pomai_txn_t* t) { return pomai_txn_index_upsert(t, "idx", B("k"), 1, e.v, 2, false, nullptr, 0); }},
-      {"IndexDelete", [](KeyspaceEnv&, pomai_txn_t* t) { return pomai_txn_index_delete(t, "idx", B("a"), 1); }},
   };
+  for (const KeyFunction& f : KeyFunctions()) {
+    out.push_back({f.name, [f](KeyspaceEnv& e, pomai_txn_t* t) { return f.call(e, t, B(f.valid_key), 1); }});
+  }
+  return out;
 }
 
 // Every function that takes a keyspace database handle.
@@ -1095,15 +1122,9 @@ std::vector<KeyspaceCase> KeyspaceCases() {
        kInvalid, "mode is 5"},
 
       // ---- txn_get
-      {"GetNullTxn", [](E&) { size_t len; bool f; return pomai_txn_get(nullptr, B("k"), 1, nullptr, 0, &len, &f); },
-       kInvalid, "txn is NULL"},
-      {"GetNullKey", [](E& e) { size_t len; bool f; return pomai_txn_get(e.rw, nullptr, 1, nullptr, 0, &len, &f); },
-       kInvalid, "key is NULL"},
       {"GetNullKeyZeroLength",
        [](E& e) { size_t len; bool f; return pomai_txn_get(e.rw, nullptr, 0, nullptr, 0, &len, &f); }, kInvalid,
        "key is NULL"},
-      {"GetEmptyKey", [](E& e) { size_t len; bool f; return pomai_txn_get(e.rw, B("k"), 0, nullptr, 0, &len, &f); },
-       kInvalid, "key is empty (keys are 1 to 65535 bytes)"},
       {"GetKeyTooLong",
        [long_key](E& e) {
          size_t len;
@@ -1120,11 +1141,8 @@ std::vector<KeyspaceCase> KeyspaceCases() {
        "value_buf is NULL but buf_cap is 5"},
 
       // ---- txn_put / txn_delete
-      {"PutNullTxn", [](E&) { return pomai_txn_put(nullptr, B("k"), 1, B("v"), 1); }, kInvalid, "txn is NULL"},
-      {"PutNullKey", [](E& e) { return pomai_txn_put(e.rw, nullptr, 1, B("v"), 1); }, kInvalid, "key is NULL"},
       {"PutNullKeyZeroLength", [](E& e) { return pomai_txn_put(e.rw, nullptr, 0, B("v"), 1); }, kInvalid,
        "key is NULL"},
-      {"PutEmptyKey", [](E& e) { return pomai_txn_put(e.rw, B("k"), 0, B("v"), 1); }, kInvalid, "key is empty"},
       {"PutKeyTooLong",
        [long_key](E& e) { return pomai_txn_put(e.rw, B(long_key.c_str()), long_key.size(), B("v"), 1); }, kInvalid,
        "key is 65536 bytes"},
@@ -1134,25 +1152,10 @@ std::vector<KeyspaceCase> KeyspaceCases() {
        "value is 18446744073709551615 bytes (at most 1 GiB)"},
       {"PutKeyLengthSizeMax", [](E& e) { return pomai_txn_put(e.rw, B("k"), SIZE_MAX, B("v"), 1); }, kInvalid,
        "key is 18446744073709551615 bytes"},
-      {"PutReadOnly", [](E& e) { return pomai_txn_put(e.ro, B("k"), 1, B("v"), 1); }, kReadOnly,
-       "transaction is read-only"},
-      {"DeleteNullTxn", [](E&) { return pomai_txn_delete(nullptr, B("k"), 1); }, kInvalid, "txn is NULL"},
-      {"DeleteNullKey", [](E& e) { return pomai_txn_delete(e.rw, nullptr, 1); }, kInvalid, "key is NULL"},
-      {"DeleteEmptyKey", [](E& e) { return pomai_txn_delete(e.rw, B("k"), 0); }, kInvalid, "key is empty"},
-      {"DeleteReadOnly", [](E& e) { return pomai_txn_delete(e.ro, B("v"), 1); }, kReadOnly, "transaction is read-only"},
       {"CommitNullTxn", [](E&) { return pomai_txn_commit(nullptr); }, kInvalid, "txn is NULL"},
       {"RollbackNullTxn", [](E&) { return pomai_txn_rollback(nullptr); }, kInvalid, "txn is NULL"},
 
       // ---- txn_upsert_vector / txn_get_vector
-      {"UpsertVectorNullTxn",
-       [](E& e) { return pomai_txn_upsert_vector(nullptr, B("k"), 1, false, nullptr, 0, e.v, 2, 0); }, kInvalid,
-       "txn is NULL"},
-      {"UpsertVectorNullKey",
-       [](E& e) { return pomai_txn_upsert_vector(e.rw, nullptr, 1, false, nullptr, 0, e.v, 2, 0); }, kInvalid,
-       "key is NULL"},
-      {"UpsertVectorEmptyKey",
-       [](E& e) { return pomai_txn_upsert_vector(e.rw, B("k"), 0, false, nullptr, 0, e.v, 2, 0); }, kInvalid,
-       "key is empty"},
       {"UpsertVectorNullVector",
        [](E& e) { return pomai_txn_upsert_vector(e.rw, B("k"), 1, false, nullptr, 0, nullptr, 2, 0); }, kInvalid,
        "vector is NULL"},
@@ -1171,15 +1174,6 @@ std::vector<KeyspaceCase> KeyspaceCases() {
       {"UpsertVectorDimTooLarge",
        [](E& e) { return pomai_txn_upsert_vector(e.rw, B("k"), 1, false, nullptr, 0, e.v, 65536, 0); }, kInvalid,
        "vector dimension 65536 is not in 1..65535"},
-      {"UpsertVectorReadOnly",
-       [](E& e) { return pomai_txn_upsert_vector(e.ro, B("k"), 1, false, nullptr, 0, e.v, 2, 0); }, kReadOnly,
-       "transaction is read-only"},
-      {"GetVectorNullTxn", [](E&) { float b[2]; uint32_t d; return pomai_txn_get_vector(nullptr, B("v"), 1, 0, b, 2, &d); },
-       kInvalid, "txn is NULL"},
-      {"GetVectorNullKey", [](E& e) { float b[2]; uint32_t d; return pomai_txn_get_vector(e.rw, nullptr, 1, 0, b, 2, &d); },
-       kInvalid, "key is NULL"},
-      {"GetVectorEmptyKey", [](E& e) { float b[2]; uint32_t d; return pomai_txn_get_vector(e.rw, B("v"), 0, 0, b, 2, &d); },
-       kInvalid, "key is empty"},
       {"GetVectorNullOutDim", [](E& e) { float b[2]; return pomai_txn_get_vector(e.rw, B("v"), 1, 0, b, 2, nullptr); },
        kInvalid, "out_dim is NULL"},
       {"GetVectorNullBufferWithCapacity",
@@ -1397,21 +1391,12 @@ std::vector<KeyspaceCase> KeyspaceCases() {
       {"IndexSearchKAboveRows", [](E& e) { return IndexSearchExpecting(e, 10, 0, 2); }, kOk, ""},
       {"IndexSearchKUint32Max", [](E& e) { return IndexSearchExpecting(e, UINT32_MAX, 0, 2); }, kOk, ""},
       {"IndexSearchEfSearchUint32Max", [](E& e) { return IndexSearchExpecting(e, 1, UINT32_MAX, 1); }, kOk, ""},
-      {"IndexUpsertNullTxn",
-       [](E& e) { return pomai_txn_index_upsert(nullptr, "idx", B("k"), 1, e.v, 2, false, nullptr, 0); }, kInvalid,
-       "txn is NULL"},
       {"IndexUpsertNullName",
        [](E& e) { return pomai_txn_index_upsert(e.rw, nullptr, B("k"), 1, e.v, 2, false, nullptr, 0); }, kInvalid,
        "name is NULL"},
       {"IndexUpsertEmptyName",
        [](E& e) { return pomai_txn_index_upsert(e.rw, "", B("k"), 1, e.v, 2, false, nullptr, 0); }, kInvalid,
        "index name '' is 0 bytes"},
-      {"IndexUpsertNullKey",
-       [](E& e) { return pomai_txn_index_upsert(e.rw, "idx", nullptr, 1, e.v, 2, false, nullptr, 0); }, kInvalid,
-       "key is NULL"},
-      {"IndexUpsertEmptyKey",
-       [](E& e) { return pomai_txn_index_upsert(e.rw, "idx", B("k"), 0, e.v, 2, false, nullptr, 0); }, kInvalid,
-       "key is empty"},
       {"IndexUpsertNullVector",
        [](E& e) { return pomai_txn_index_upsert(e.rw, "idx", B("k"), 1, nullptr, 2, false, nullptr, 0); }, kInvalid,
        "vector is NULL"},
@@ -1427,19 +1412,10 @@ std::vector<KeyspaceCase> KeyspaceCases() {
       {"IndexUpsertMissingIndex",
        [](E& e) { return pomai_txn_index_upsert(e.rw, "nope", B("k"), 1, e.v, 2, false, nullptr, 0); }, kNotFound,
        "index not found: nope"},
-      {"IndexUpsertReadOnly",
-       [](E& e) { return pomai_txn_index_upsert(e.ro, "idx", B("k"), 1, e.v, 2, false, nullptr, 0); }, kReadOnly,
-       "transaction is read-only"},
-      {"IndexDeleteNullTxn", [](E&) { return pomai_txn_index_delete(nullptr, "idx", B("a"), 1); }, kInvalid,
-       "txn is NULL"},
       {"IndexDeleteNullName", [](E& e) { return pomai_txn_index_delete(e.rw, nullptr, B("a"), 1); }, kInvalid,
        "name is NULL"},
       {"IndexDeleteEmptyName", [](E& e) { return pomai_txn_index_delete(e.rw, "", B("a"), 1); }, kInvalid,
        "index name '' is 0 bytes"},
-      {"IndexDeleteNullKey", [](E& e) { return pomai_txn_index_delete(e.rw, "idx", nullptr, 1); }, kInvalid,
-       "key is NULL"},
-      {"IndexDeleteReadOnly", [](E& e) { return pomai_txn_index_delete(e.ro, "idx", B("a"), 1); }, kReadOnly,
-       "transaction is read-only"},
 
       // ---- documented non-errors
       {"PutNullValueZeroLengthIsEmptyValue",
@@ -1459,6 +1435,18 @@ std::vector<KeyspaceCase> KeyspaceCases() {
   };
   c.insert(c.end(), more.begin(), more.end());
   // Every transaction function on a committed, a rolled-back, a closed
+  // Each key function with a NULL transaction, a NULL or empty key, and (a
+  // write) on the read-only transaction.
+  for (const KeyFunction& f : KeyFunctions()) {
+    c.push_back({f.name + "NullTxn", [f](E& e) { return f.call(e, nullptr, B("k"), 1); }, kInvalid, "txn is NULL"});
+    c.push_back({f.name + "NullKey", [f](E& e) { return f.call(e, e.rw, nullptr, 1); }, kInvalid, "key is NULL"});
+    c.push_back({f.name + "EmptyKey", [f](E& e) { return f.call(e, e.rw, B("k"), 0); }, kInvalid,
+                 "key is empty (keys are 1 to 65535 bytes)"});
+    if (f.writes) {
+      c.push_back({f.name + "ReadOnly", [f](E& e) { return f.call(e, e.ro, B(f.valid_key), 1); }, kReadOnly,
+                   "transaction is read-only"});
+    }
+  }
   // database's and a garbage transaction.
   for (auto& [fname, fn] : TxnFunctions()) {
     c.push_back({"Committed" + fname, [fn = fn](E& e) { return fn(e, e.Committed()); }, kClosed,
