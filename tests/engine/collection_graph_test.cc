@@ -9,6 +9,7 @@
 #include <cmath>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -250,6 +251,54 @@ TEST(CollectionGraph, AMergeStartsItsGraphFromTheLargestInputGraph) {
   EXPECT_EQ(st.deleted_count, 0u);
   EXPECT_EQ(st.delta_count, 0u);
   ExpectExact(*db, "docs", live, 6);
+}
+
+// A merge checks the graph it starts from (its sections' CRCs) before it
+// reuses it: a layer-0 link flipped to name another valid row passes the
+// graph's structural Verify, and would otherwise be copied into the merged
+// segment under a valid checksum.
+TEST(CollectionGraph, AMergeFailsOnADamagedLinkOfTheGraphItStartsFrom) {
+  testing::TempDir dir;
+  std::mt19937_64 rng(6);
+  Live live;
+  Options o;
+  o.max_segments = 100;
+  std::string older;
+  {
+    auto db = OpenKv(dir.path(), o);
+    ASSERT_TRUE(db->CreateIndex("docs", L2Config()).ok());
+    Upsert(*db, "docs", &live, RandomRows(rng, "d", 0, 900));
+    ASSERT_TRUE(db->Flush().ok());
+    ASSERT_EQ(Segments(dir.path()).size(), 1u);
+    older = Segments(dir.path())[0]->path();
+    Upsert(*db, "docs", &live, RandomRows(rng, "e", 0, 100));
+    ASSERT_TRUE(db->Flush().ok());
+  }
+  {
+    auto opened = segment::SegmentFile::Open(Env::Default(), older);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    const segment::SegmentFile& seg = *opened.value();
+    uint32_t g = 0;
+    ASSERT_TRUE(seg.FindGroup(segment::GroupKind::kBytes, seg.group(0).cid, kDim, simd::Metric::kL2, &g));
+    ASSERT_NE(seg.graph(g), nullptr);
+    uint64_t at = 0;
+    for (const auto& ref : seg.sections())
+      if (ref.kind == segment::SectionKind::kGraphLayer0 && ref.group == g) at = ref.offset;
+    ASSERT_NE(at, 0u);
+    // Row 0's first link, flipped in its lowest bit that names another row
+    // of the group not yet in row 0's list.
+    const uint32_t* block = reinterpret_cast<const uint32_t*>(seg.base() + at);
+    const std::set<uint32_t> links(block + 1, block + 1 + block[0]);
+    int bit = 0;
+    while (bit < 9 && (links.count(block[1] ^ (1u << bit)) || (block[1] ^ (1u << bit)) >= 900)) ++bit;
+    ASSERT_LT(bit, 9);
+    testing::FlipBit(older, at + 4, bit);
+  }
+  auto db = OpenKv(dir.path(), o);
+  Status s = db->Compact(true);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(s.message().find(older), std::string::npos) << s.message();
+  EXPECT_EQ(db->TEST_SegmentCount(), 2u) << "a failed merge installs nothing";
 }
 
 TEST(CollectionGraph, ADroppedIndexsRowsGetNoGraph) {

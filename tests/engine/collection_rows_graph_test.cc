@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -478,6 +479,75 @@ TEST(CollectionRowsCompaction, FlushesKeepTheSegmentsBoundedWhenTheCompactionThr
   EXPECT_GT(most, 2u) << "the paused thread merged nothing: the flushes did";
   db->TEST_PauseBackgroundMerges(false);
   EXPECT_EQ(db->Count().value(), 200u);
+}
+
+// Puts ids [first, first + n) with VectorFor(id, 0, 8) and flushes: one segment.
+void PutAndFlush(DB* db, uint64_t first, uint64_t n) {
+  std::vector<float> vecs;
+  std::vector<uint64_t> ids;
+  for (uint64_t id = first; id < first + n; ++id) {
+    ids.push_back(id);
+    const std::vector<float> v = VectorFor(id, 0, 8);
+    vecs.insert(vecs.end(), v.begin(), v.end());
+  }
+  ASSERT_TRUE(db->PutArray(ids.data(), vecs.data(), ids.size()).ok());
+  ASSERT_TRUE(db->Flush().ok());
+}
+
+// Waits (polling, up to a minute: a liveness bound, not a speed claim) until `done`.
+template <class Fn>
+bool Eventually(const Fn& done) {
+  for (int i = 0; i < 6000 && !done(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return done();
+}
+
+// A process that stopped before its merges ran leaves more segments than
+// the policy allows; the next open asks the compaction thread for them.
+TEST(CollectionRowsCompaction, AnOpenMergesTheSegmentsAPreviousProcessLeft) {
+  TempDir dir;
+  RowsOptions o = CompactionOptions(dir.path(), 1, 64);
+  o.kv.max_segments = 2;
+  {
+    auto db = Open(o);
+    ASSERT_NE(db, nullptr);
+    db->TEST_PauseBackgroundMerges(true);
+    for (uint64_t round = 0; round < 5; ++round) PutAndFlush(db.get(), round * 10, 10);
+    ASSERT_EQ(db->TEST_SegmentCount(), 5u);
+  }
+  auto db = Open(o);
+  ASSERT_NE(db, nullptr);
+  EXPECT_TRUE(Eventually([&] { return db->TEST_SegmentCount() <= 2; })) << db->TEST_SegmentCount() << " segments";
+  EXPECT_EQ(db->Count().value(), 50u);
+}
+
+// Close() stops a merge's graph build instead of waiting for it (the stop
+// flag of index::HnswParams); whether the merge ended or was stopped, every
+// row is there after the reopen.
+TEST(CollectionRowsCompaction, ACloseDuringAMergeLosesNothing) {
+  TempDir dir;
+  RowsOptions o = CompactionOptions(dir.path(), 1, 64);
+  o.kv.max_segments = 2;
+  o.coll.hnsw_m = 32;
+  o.coll.hnsw_ef_construction = 400;  // a slow graph: the close comes during its build
+  {
+    auto db = Open(o);
+    ASSERT_NE(db, nullptr);
+    db->TEST_PauseBackgroundMerges(true);
+    for (uint64_t round = 0; round < 3; ++round) PutAndFlush(db.get(), round * 4000, 4000);
+    const uint64_t builds = db->TEST_GraphBuilds();
+    db->TEST_PauseBackgroundMerges(false);
+    ASSERT_TRUE(Eventually([&] { return db->TEST_GraphBuilds() > builds; })) << "the merge never started";
+    ASSERT_TRUE(db->Close().ok());
+  }
+  auto db = Open(o);
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(db->Count().value(), 12000u);
+  for (uint64_t id = 0; id < 12000; id += 97) {
+    std::vector<float> vec;
+    std::string meta;
+    ASSERT_TRUE(db->Get(id, &vec, &meta).ok()) << id;
+    EXPECT_EQ(vec, VectorFor(id, 0, 8)) << id;
+  }
 }
 
 TEST(CollectionRowsCompaction, SearchesStayCorrectWhileCompactionsRun) {
