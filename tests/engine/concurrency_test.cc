@@ -1,5 +1,5 @@
-// Readers, writers, flushes and merges at once, on the keyspace engine's
-// default collection and on its keys. CI also runs this executable under
+// Readers, writers, flushes and merges at once, on the default collection
+// and on the keyspace. CI also runs this executable under
 // ThreadSanitizer (scripts/test.sh, build-tsan).
 //
 // What is checked besides "no data race":
@@ -236,7 +236,7 @@ TEST(Concurrency, DefaultCollectionEightReadersTwoWritersFlushesAndMergesSeeCons
   EXPECT_EQ(env.live(), 0) << "a segment mapping outlived the database";
 }
 
-// ---- keyspace engine -------------------------------------------------------
+// ---- keyspace face ---------------------------------------------------------
 //
 // Writer w commits transactions; transaction g writes its kKeys keys
 // "w<w>/<j>" = g and one vector record "v<w>/<j>" per key whose first
@@ -365,7 +365,7 @@ void KeyspaceReadersWritersFlushesAndMerges(bool in_memory) {
       });
     }
     for (auto& t : threads) t.join();
-    std::printf("keyspace engine (%s): at least %d transactions per writer, %llu snapshot reads, %llu flushes, "
+    std::printf("keyspace (%s): at least %d transactions per writer, %llu snapshot reads, %llu flushes, "
                 "%lld mappings released while running\n",
                 in_memory ? "in memory" : "disk", rounds, static_cast<unsigned long long>(reads.load()),
                 static_cast<unsigned long long>(flushes.load()), static_cast<long long>(env.released()));

@@ -45,7 +45,7 @@
 #include "support/fault_env.h"
 #include "support/power_loss_env.h"
 #include "crash_script.h"
-#include "kv_test_util.h"
+#include "db_test_util.h"
 
 namespace pomai::engine {
 namespace {

@@ -1,16 +1,17 @@
-// DB: transactions, MVCC, persistence and recovery of the keyspace engine.
+// DB, the keyspace face: transactions, MVCC, named indexes, flushes, merges,
+// persistence and recovery.
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <random>
-#include <set>
 #include <thread>
 
 #include "engine/collection.h"
@@ -19,7 +20,7 @@
 #include "segment/format.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
-#include "kv_test_util.h"
+#include "db_test_util.h"
 #include "support/fault_env.h"
 #include "support/temp_dir.h"
 
@@ -31,14 +32,14 @@ using testing::BeginRw;
 using testing::Committed;
 using testing::FlushAndMerge;
 using testing::GetValue;
-using testing::KvBothModes;
+using testing::BothModes;
 using testing::OpenKv;
 using testing::PutCommit;
 
-class KvTxnTest : public KvBothModes {};
-INSTANTIATE_TEST_SUITE_P(Modes, KvTxnTest, ::testing::Bool(), testing::ModeName);
+class TxnTest : public BothModes {};
+INSTANTIATE_TEST_SUITE_P(Modes, TxnTest, ::testing::Bool(), testing::ModeName);
 
-TEST_P(KvTxnTest, PutGetDeleteRoundTrip) {
+TEST_P(TxnTest, PutGetDeleteRoundTrip) {
   auto db = Open();
   PutCommit(*db, "user:1", "alice");
   PutCommit(*db, "user:2", std::string("b\0b", 3));
@@ -53,7 +54,7 @@ TEST_P(KvTxnTest, PutGetDeleteRoundTrip) {
   EXPECT_EQ(Committed(*db, "user:2"), std::string("b\0b", 3));
 }
 
-TEST_P(KvTxnTest, TransactionDoesNotSeeCommitsMadeAfterItBegan) {
+TEST_P(TxnTest, TransactionDoesNotSeeCommitsMadeAfterItBegan) {
   auto db = Open();
   PutCommit(*db, "k", "v1");
   auto reader = BeginRo(*db);
@@ -71,7 +72,7 @@ TEST_P(KvTxnTest, TransactionDoesNotSeeCommitsMadeAfterItBegan) {
   EXPECT_EQ(GetValue(*reader, "new"), std::nullopt);
 }
 
-TEST_P(KvTxnTest, FirstCommitterWinsAndTheLoserAppliesNothing) {
+TEST_P(TxnTest, FirstCommitterWinsAndTheLoserAppliesNothing) {
   auto db = Open();
   PutCommit(*db, "a", "0");
   auto t1 = BeginRw(*db);
@@ -100,7 +101,7 @@ TEST_P(KvTxnTest, FirstCommitterWinsAndTheLoserAppliesNothing) {
   EXPECT_EQ(Committed(*db, "c"), "t5");
 }
 
-TEST_P(KvTxnTest, ConflictIsDetectedAgainstAFlushedVersion) {
+TEST_P(TxnTest, ConflictIsDetectedAgainstAFlushedVersion) {
   if (!disk()) GTEST_SKIP() << "flush is disk only";
   auto db = Open();
   auto t = BeginRw(*db);
@@ -111,7 +112,7 @@ TEST_P(KvTxnTest, ConflictIsDetectedAgainstAFlushedVersion) {
   EXPECT_EQ(Committed(*db, "a"), "other");
 }
 
-TEST_P(KvTxnTest, ReadOnlyTransactionRefusesWrites) {
+TEST_P(TxnTest, ReadOnlyTransactionRefusesWrites) {
   auto db = Open();
   auto t = BeginRo(*db);
   const float v[2] = {1, 2};
@@ -124,7 +125,7 @@ TEST_P(KvTxnTest, ReadOnlyTransactionRefusesWrites) {
   EXPECT_EQ(Committed(*db, "k"), std::nullopt);
 }
 
-TEST_P(KvTxnTest, OwnWritesAreVisibleBeforeCommitAndDiscardedByRollback) {
+TEST_P(TxnTest, OwnWritesAreVisibleBeforeCommitAndDiscardedByRollback) {
   auto db = Open();
   PutCommit(*db, "k", "old");
   auto t = BeginRw(*db);
@@ -141,7 +142,7 @@ TEST_P(KvTxnTest, OwnWritesAreVisibleBeforeCommitAndDiscardedByRollback) {
   EXPECT_EQ(Committed(*db, "k"), "old");
 }
 
-TEST_P(KvTxnTest, VectorRecordsRoundTripAndGetReturnsMetadata) {
+TEST_P(TxnTest, VectorRecordsRoundTripAndGetReturnsMetadata) {
   auto db = Open();
   auto t = BeginRw(*db);
   const float v[3] = {1, 2, 3};
@@ -162,7 +163,7 @@ TEST_P(KvTxnTest, VectorRecordsRoundTripAndGetReturnsMetadata) {
   EXPECT_EQ(r2->GetVector("b", simd::Metric::kIP, &out).code(), Code::kNotFound);
 }
 
-TEST_P(KvTxnTest, BadArgumentsAreInvalidArgument) {
+TEST_P(TxnTest, BadArgumentsAreInvalidArgument) {
   auto db = Open();
   auto t = BeginRw(*db);
   const float nan_v[2] = {1, NAN};
@@ -179,7 +180,7 @@ TEST_P(KvTxnTest, BadArgumentsAreInvalidArgument) {
   EXPECT_EQ(Committed(*db, std::string(65535, 'k')), "v");
 }
 
-TEST_P(KvTxnTest, MemoryLimitRefusesACommitAndChangesNothing) {
+TEST_P(TxnTest, MemoryLimitRefusesACommitAndChangesNothing) {
   Options o;
   o.memory_limit_bytes = 64 * 1024;
   auto db = Open(o);
@@ -214,7 +215,7 @@ TEST_P(KvTxnTest, MemoryLimitRefusesACommitAndChangesNothing) {
   EXPECT_LE(db->MemoryUsage().used_bytes, 64u * 1024);
 }
 
-TEST_P(KvTxnTest, MemoryUsageCountsVersionsKeptForSnapshots) {
+TEST_P(TxnTest, MemoryUsageCountsVersionsKeptForSnapshots) {
   auto db = Open();
   PutCommit(*db, "k", std::string(10000, 'a'));
   const uint64_t one = db->MemoryUsage().used_bytes;
@@ -232,7 +233,7 @@ TEST_P(KvTxnTest, MemoryUsageCountsVersionsKeptForSnapshots) {
 // conflict), while readers check that every snapshot sees the same total and
 // (disk mode) flushes run in the background. A lost update, a torn commit or
 // a reader seeing half a transaction breaks the total.
-TEST_P(KvTxnTest, ConcurrentTransfersKeepTheTotalInEverySnapshot) {
+TEST_P(TxnTest, ConcurrentTransfersKeepTheTotalInEverySnapshot) {
   Options o;
   o.memtable_budget_bytes = 64 * 1024;
   o.fsync = false;
@@ -392,18 +393,14 @@ TEST(DB, MoreThanFourSegmentsAreMergedAndNothingIsLost) {
   db.reset();
   db = OpenKv(dir.path());
   check(*db);
-  size_t segs = 0;
-  for (auto& e : std::filesystem::directory_iterator(dir.path()))
-    segs += e.path().extension() == ".pseg";
-  EXPECT_EQ(segs, db->TEST_SegmentCount());  // merged inputs are deleted
+  EXPECT_EQ(testing::SegmentFiles(dir.path()).size(), db->TEST_SegmentCount());  // merged inputs are deleted
 }
 
 // The row keys (0x02 + BE64(cid) + key) of every segment file in `dir`.
 std::vector<std::string> SegmentRowKeys(const std::string& dir) {
   std::vector<std::string> keys;
-  for (auto& e : std::filesystem::directory_iterator(dir)) {
-    if (e.path().extension() != ".pseg") continue;
-    auto seg = segment::SegmentFile::Open(Env::Default(), e.path().string());
+  for (const std::string& name : testing::SegmentFiles(dir)) {
+    auto seg = segment::SegmentFile::Open(Env::Default(), dir + "/" + name);
     EXPECT_TRUE(seg.ok()) << seg.status().ToString();
     if (!seg.ok()) continue;
     for (uint64_t i = 0; i < (*seg)->entry_count(); ++i) {
@@ -427,14 +424,6 @@ void UpsertEntries(DB& db, int n, float y) {
   ASSERT_TRUE(t->Commit().ok());
 }
 
-// The segment files of `dir`, by name.
-std::set<std::string> SegmentFiles(const std::string& dir) {
-  std::set<std::string> names;
-  for (auto& e : std::filesystem::directory_iterator(dir))
-    if (e.path().extension() == ".pseg") names.insert(e.path().filename().string());
-  return names;
-}
-
 // Merges take a run of adjacent segments (ENGINE.md 4.7: each next older one
 // at most twice the run so far), not every segment: a large old segment
 // stays as it is, and a tombstone merged in a run that does not reach it
@@ -451,7 +440,7 @@ TEST(DB, AMergeTakesARunOfSimilarSegmentsAndKeepsTheTombstonesItNeeds) {
     ASSERT_TRUE(t->Commit().ok());
   }
   FlushAndMerge(*db);
-  const std::set<std::string> oldest = SegmentFiles(dir.path());
+  const std::vector<std::string> oldest = testing::SegmentFiles(dir.path());
   ASSERT_EQ(oldest.size(), 1u);
   {
     auto t = BeginRw(*db);
@@ -464,13 +453,11 @@ TEST(DB, AMergeTakesARunOfSimilarSegmentsAndKeepsTheTombstonesItNeeds) {
   PutCommit(*db, "c", "newer");
   FlushAndMerge(*db);  // weights 2, 3, 102 (newest first): the two newest merge
   EXPECT_EQ(db->TEST_SegmentCount(), 2u);
-  const std::set<std::string> now = SegmentFiles(dir.path());
+  const std::vector<std::string> now = testing::SegmentFiles(dir.path());
   ASSERT_EQ(now.size(), 2u);
-  EXPECT_TRUE(now.count(*oldest.begin())) << "the large oldest segment was rewritten";
+  EXPECT_NE(std::find(now.begin(), now.end(), oldest[0]), now.end()) << "the large oldest segment was rewritten";
   // The merged segment still holds the tombstone of "victim".
-  std::string merged;
-  for (const auto& n : now)
-    if (!oldest.count(n)) merged = dir.path() + "/" + n;
+  const std::string merged = dir.path() + "/" + (now[0] == oldest[0] ? now[1] : now[0]);
   auto seg = segment::SegmentFile::Open(Env::Default(), merged);
   ASSERT_TRUE(seg.ok()) << seg.status().ToString();
   segment::EntryView e;
@@ -495,7 +482,7 @@ TEST(DB, AMergeTakesARunOfSimilarSegmentsAndKeepsTheTombstonesItNeeds) {
   PutCommit(*db, "d", "last");
   FlushAndMerge(*db);
   ASSERT_EQ(db->TEST_SegmentCount(), 1u);
-  seg = segment::SegmentFile::Open(Env::Default(), dir.path() + "/" + *SegmentFiles(dir.path()).begin());
+  seg = segment::SegmentFile::Open(Env::Default(), dir.path() + "/" + testing::SegmentFiles(dir.path())[0]);
   ASSERT_TRUE(seg.ok()) << seg.status().ToString();
   ASSERT_TRUE((*seg)->Get(UserKey("victim"), &e, &found).ok());
   EXPECT_FALSE(found);
@@ -929,27 +916,11 @@ TEST(DB, ManifestFilesAfterReopens) {
   EXPECT_EQ(Committed(*db, "c"), "3");
 }
 
-TEST(DB, SecondOpenOfTheSameDirectoryIsRefused) {
-  testing::TempDir dir;
-  auto db = OpenKv(dir.path());
-  Options o;
-  o.path = dir.path();
-  auto second = DB::Open(o);
-  EXPECT_EQ(second.status().code(), Code::kIOError) << second.status().ToString();
-}
-
 // The newest WAL file of a closed database.
 std::string NewestWal(const std::string& dir) {
   std::string best;
-  uintmax_t best_size = 0;
-  for (auto& e : std::filesystem::directory_iterator(dir)) {
-    const std::string n = e.path().filename().string();
-    if (n.rfind("wal-", 0) == 0 && e.file_size() > 0 && n > best) {
-      best = e.path().string();
-      best_size = e.file_size();
-    }
-  }
-  (void)best_size;
+  for (const std::string& n : testing::WalFiles(dir))
+    if (std::filesystem::file_size(dir + "/" + n) > 0) best = dir + "/" + n;
   return best;
 }
 
@@ -998,7 +969,7 @@ TEST(DB, DamagedWalRecordInTheMiddleIsCorruptionNamingTheFile) {
   EXPECT_NE(r.status().message().find(wal), std::string::npos) << r.status().message();
 }
 
-// Every single-byte change of a KV segment is reported as corruption naming
+// Every single-byte change of a keyspace segment is reported as corruption naming
 // the file (or, for bytes no check covers, changes nothing that is read):
 // never a crash, never a wrong value. Run under ASan.
 TEST(DB, CorruptedSegmentIsCorruptionNamingFileAndOffsetNeverACrash) {
@@ -1014,15 +985,9 @@ TEST(DB, CorruptedSegmentIsCorruptionNamingFileAndOffsetNeverACrash) {
     ASSERT_TRUE(t->Commit().ok());
     ASSERT_TRUE(db->Flush().ok());
   }
-  std::string seg;
-  for (auto& e : std::filesystem::directory_iterator(dir.path()))
-    if (e.path().extension() == ".pseg") seg = e.path().string();
-  ASSERT_FALSE(seg.empty());
-  std::string original;
-  {
-    std::ifstream f(seg, std::ios::binary);
-    original.assign(std::istreambuf_iterator<char>(f), {});
-  }
+  ASSERT_EQ(testing::SegmentFiles(dir.path()).size(), 1u);
+  const std::string seg = dir.path() + "/" + testing::SegmentFiles(dir.path())[0];
+  const std::string original = testing::ReadFileBytes(seg);
   // The bytes a reader interprets: the header, every section, the table and
   // the footer. The zero padding between sections is read by nobody (only
   // Verify checks it).
@@ -1046,10 +1011,7 @@ TEST(DB, CorruptedSegmentIsCorruptionNamingFileAndOffsetNeverACrash) {
   for (size_t pos = 0; pos < original.size(); pos += 1 + rng() % 3) {
     std::string damaged = original;
     damaged[pos] = static_cast<char>(damaged[pos] ^ (1 + rng() % 255));
-    {
-      std::ofstream f(seg, std::ios::binary | std::ios::trunc);
-      f.write(damaged.data(), static_cast<std::streamsize>(damaged.size()));
-    }
+    testing::WriteFileBytes(seg, damaged);
     Options o;
     o.path = dir.path();
     o.search_threads = 1;
@@ -1114,7 +1076,7 @@ TEST(DB, CorruptedSegmentIsCorruptionNamingFileAndOffsetNeverACrash) {
 // A randomized model check: interleaved transactions (begin, put, delete,
 // get, commit, rollback) against a dict model with snapshot isolation and
 // first-committer-wins, with flushes and a reopen in disk mode.
-TEST_P(KvTxnTest, RandomizedTransactionsMatchADictModel) {
+TEST_P(TxnTest, RandomizedTransactionsMatchADictModel) {
   auto db = Open();
   std::mt19937 rng(disk() ? 11 : 12);
   using Model = std::map<std::string, std::string>;

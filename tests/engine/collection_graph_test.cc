@@ -7,8 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -16,13 +14,12 @@
 #include <vector>
 
 #include "engine/db.h"
-#include "kv_test_util.h"
+#include "db_test_util.h"
 #include "segment/file.h"
 
 namespace pomai::engine {
 namespace {
 
-namespace fs = std::filesystem;
 using testing::BeginRw;
 using testing::FlushAndMerge;
 using testing::OpenKv;
@@ -118,9 +115,8 @@ void ExpectExact(DB& db, const std::string& index, const Live& live, uint64_t se
 // The live segment files of a directory, opened.
 std::vector<std::shared_ptr<segment::SegmentFile>> Segments(const std::string& dir) {
   std::vector<std::shared_ptr<segment::SegmentFile>> out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().extension() != ".pseg") continue;
-    auto seg = segment::SegmentFile::Open(Env::Default(), e.path().string());
+  for (const std::string& name : testing::SegmentFiles(dir)) {
+    auto seg = segment::SegmentFile::Open(Env::Default(), dir + "/" + name);
     EXPECT_TRUE(seg.ok()) << seg.status().ToString();
     if (seg.ok()) out.push_back(std::move(seg).value());
   }
@@ -141,7 +137,7 @@ void GraphRows(const std::vector<std::shared_ptr<segment::SegmentFile>>& segs, u
   }
 }
 
-TEST(KvCollectionGraph, TheFirstSearchPutsTheRowsInASegmentGraphThatAReopenSearchesWithoutABuild) {
+TEST(CollectionGraph, TheFirstSearchPutsTheRowsInASegmentGraphThatAReopenSearchesWithoutABuild) {
   testing::TempDir dir;
   std::mt19937_64 rng(1);
   Live live;
@@ -191,7 +187,7 @@ TEST(KvCollectionGraph, TheFirstSearchPutsTheRowsInASegmentGraphThatAReopenSearc
   ExpectExact(*db, "docs", live, 2);
 }
 
-TEST(KvCollectionGraph, RowsReplacedOrDeletedInNewerLayersAreWalkedThroughAndCountedAsDeleted) {
+TEST(CollectionGraph, RowsReplacedOrDeletedInNewerLayersAreWalkedThroughAndCountedAsDeleted) {
   testing::TempDir dir;
   std::mt19937_64 rng(3);
   Live live;
@@ -228,7 +224,7 @@ TEST(KvCollectionGraph, RowsReplacedOrDeletedInNewerLayersAreWalkedThroughAndCou
   for (const KeyHit& h : hits) EXPECT_TRUE(live.count(h.key)) << h.key;
 }
 
-TEST(KvCollectionGraph, AMergeStartsItsGraphFromTheLargestInputGraph) {
+TEST(CollectionGraph, AMergeStartsItsGraphFromTheLargestInputGraph) {
   testing::TempDir dir;
   std::mt19937_64 rng(5);
   Live live;
@@ -261,7 +257,7 @@ TEST(KvCollectionGraph, AMergeStartsItsGraphFromTheLargestInputGraph) {
 // reuses it: a layer-0 link flipped to name another valid row passes the
 // graph's structural Verify, and would otherwise be copied into the merged
 // segment under a valid checksum.
-TEST(KvCollectionGraph, AMergeFailsOnADamagedLinkOfTheGraphItStartsFrom) {
+TEST(CollectionGraph, AMergeFailsOnADamagedLinkOfTheGraphItStartsFrom) {
   testing::TempDir dir;
   std::mt19937_64 rng(6);
   Live live;
@@ -296,12 +292,7 @@ TEST(KvCollectionGraph, AMergeFailsOnADamagedLinkOfTheGraphItStartsFrom) {
     int bit = 0;
     while (bit < 9 && (links.count(block[1] ^ (1u << bit)) || (block[1] ^ (1u << bit)) >= 900)) ++bit;
     ASSERT_LT(bit, 9);
-    std::fstream f(older, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekg(static_cast<std::streamoff>(at + 4));
-    const char byte = static_cast<char>(f.get() ^ (1 << bit));
-    f.seekp(static_cast<std::streamoff>(at + 4));
-    f.put(byte);
-    ASSERT_TRUE(f.good());
+    testing::FlipBit(older, at + 4, bit);
   }
   auto db = OpenKv(dir.path(), o);
   Status s = db->Compact(true);
@@ -310,7 +301,7 @@ TEST(KvCollectionGraph, AMergeFailsOnADamagedLinkOfTheGraphItStartsFrom) {
   EXPECT_EQ(db->TEST_SegmentCount(), 2u) << "a failed merge installs nothing";
 }
 
-TEST(KvCollectionGraph, ADroppedIndexsRowsGetNoGraph) {
+TEST(CollectionGraph, ADroppedIndexsRowsGetNoGraph) {
   testing::TempDir dir;
   std::mt19937_64 rng(7);
   Live live, other;
@@ -332,7 +323,7 @@ TEST(KvCollectionGraph, ADroppedIndexsRowsGetNoGraph) {
   ExpectExact(*db, "docs", live, 8);
 }
 
-TEST(KvCollectionGraph, AnInMemoryDatabaseBuildsIntoItsMemorySegments) {
+TEST(CollectionGraph, AnInMemoryDatabaseBuildsIntoItsMemorySegments) {
   std::mt19937_64 rng(9);
   Live live;
   auto db = OpenKv("");

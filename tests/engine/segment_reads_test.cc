@@ -1,12 +1,11 @@
-// The keyspace engine's segments (segment format 2, docs/ENGINE.md 3.3 and
-// 3.4) as the engine reads them: opening reads only the header, footer,
+// Segments (segment format 2, docs/ENGINE.md 3.3 and 3.4) as the engine's
+// keyspace face reads them: opening reads only the header, footer,
 // section table and group descriptors; every read checks what it returns
 // (entries and keys once per open, then each entry's CRC; a vector's block).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -16,7 +15,7 @@
 #include "segment/format.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
-#include "kv_test_util.h"
+#include "db_test_util.h"
 #include "support/temp_dir.h"
 
 namespace pomai::engine {
@@ -42,25 +41,11 @@ std::vector<float> VectorOf(int i) {
   return v;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-void WriteFile(const std::string& path, const std::string& data) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(data.data(), static_cast<std::streamsize>(data.size()));
-}
-
 // The one segment of `dir`.
 std::string OnlySegment(const std::string& dir) {
-  std::string seg;
-  for (auto& e : std::filesystem::directory_iterator(dir)) {
-    if (e.path().extension() == ".pseg") {
-      EXPECT_TRUE(seg.empty()) << "more than one segment";
-      seg = e.path().string();
-    }
-  }
-  return seg;
+  const std::vector<std::string> segs = testing::SegmentFiles(dir);
+  EXPECT_EQ(segs.size(), 1u);
+  return segs.size() == 1 ? dir + "/" + segs[0] : std::string();
 }
 
 // Offset and length of file-level section `kind` of segment `path`.
@@ -76,7 +61,7 @@ std::pair<uint64_t, uint64_t> SectionOf(const std::string& path, segment::Sectio
 }
 
 // A flushed database of kKeys keys: even ones bytes values, odd ones vectors.
-class KvSegmentLazyTest : public ::testing::Test {
+class SegmentLazyTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto db = OpenKv(dir_.path());
@@ -97,14 +82,14 @@ class KvSegmentLazyTest : public ::testing::Test {
     ASSERT_TRUE(db->Close().ok());
     seg_ = OnlySegment(dir_.path());
     ASSERT_FALSE(seg_.empty());
-    file_ = ReadFile(seg_);
+    file_ = testing::ReadFileBytes(seg_);
   }
 
   // Flips one bit at `offset` of the segment file.
   void Flip(uint64_t offset) {
     std::string damaged = file_;
     damaged[offset] = static_cast<char>(damaged[offset] ^ 0x04);
-    WriteFile(seg_, damaged);
+    testing::WriteFileBytes(seg_, damaged);
   }
 
   // Expects `s` to be Corruption naming the segment and an offset.
@@ -127,7 +112,7 @@ class KvSegmentLazyTest : public ::testing::Test {
   std::string file_;
 };
 
-TEST_F(KvSegmentLazyTest, FlippedValueByteOpensAndOnlyTheGetOfThatKeyIsCorruption) {
+TEST_F(SegmentLazyTest, FlippedValueByteOpensAndOnlyTheGetOfThatKeyIsCorruption) {
   const int victim = 1234;
   const size_t at = file_.find(ValueOf(victim));
   ASSERT_NE(at, std::string::npos);
@@ -146,7 +131,7 @@ TEST_F(KvSegmentLazyTest, FlippedValueByteOpensAndOnlyTheGetOfThatKeyIsCorruptio
   ExpectCorruptionNamingSegment(t->GetView(KeyOf(victim), &view, &found));
 }
 
-TEST_F(KvSegmentLazyTest, FlippedVectorByteOpensAndTheReadsThatTouchItAreCorruption) {
+TEST_F(SegmentLazyTest, FlippedVectorByteOpensAndTheReadsThatTouchItAreCorruption) {
   const int victim = 777;  // odd: a vector
   const std::vector<float> v = VectorOf(victim);
   const size_t at = file_.find(std::string(reinterpret_cast<const char*>(v.data()), kDim * sizeof(float)));
@@ -175,7 +160,7 @@ TEST_F(KvSegmentLazyTest, FlippedVectorByteOpensAndTheReadsThatTouchItAreCorrupt
 // A damaged key fails the key index's checksum (checked once, at the first
 // lookup): every lookup in the segment is Corruption, none a wrong answer or
 // a miss; the rest of the database still answers.
-TEST_F(KvSegmentLazyTest, FlippedKeyByteOpensAndNeverGivesAWrongAnswer) {
+TEST_F(SegmentLazyTest, FlippedKeyByteOpensAndNeverGivesAWrongAnswer) {
   const int victim = 1000;
   const size_t at = file_.find(KeyOf(victim), SectionOf(seg_, segment::SectionKind::kKeys).first);
   ASSERT_NE(at, std::string::npos);
@@ -197,7 +182,7 @@ TEST_F(KvSegmentLazyTest, FlippedKeyByteOpensAndNeverGivesAWrongAnswer) {
 // A flip of any byte of the entries and keys sections (a thousand spread
 // over each): every lookup, hit or miss, is Corruption, never a wrong value
 // or a miss of a present key.
-TEST_F(KvSegmentLazyTest, EveryFlipOfTheKeyIndexIsCorruptionOrHarmless) {
+TEST_F(SegmentLazyTest, EveryFlipOfTheKeyIndexIsCorruptionOrHarmless) {
   for (segment::SectionKind kind : {segment::SectionKind::kEntries, segment::SectionKind::kKeys}) {
     const auto [off, len] = SectionOf(seg_, kind);
     const uint64_t step = len > 4000 ? len / 997 : 1;  // about a thousand flips per section
@@ -219,14 +204,14 @@ TEST_F(KvSegmentLazyTest, EveryFlipOfTheKeyIndexIsCorruptionOrHarmless) {
                         << " was not detected by lookup " << i;
         }
       }
-      WriteFile(seg_, file_);
+      testing::WriteFileBytes(seg_, file_);
     }
   }
 }
 
 // A miss next to a large value reads no value byte: it costs key comparisons
 // only.
-TEST(KvSegmentLookups, AMissNeverChecksTheNeighboursValue) {
+TEST(SegmentLookups, AMissNeverChecksTheNeighboursValue) {
   testing::TempDir dir;
   {
     auto db = OpenKv(dir.path());
@@ -240,9 +225,9 @@ TEST(KvSegmentLookups, AMissNeverChecksTheNeighboursValue) {
   // Damage the big value: a miss beside it must not notice.
   const std::string seg = OnlySegment(dir.path());
   const auto [off, len] = SectionOf(seg, segment::SectionKind::kValues);
-  std::string file = ReadFile(seg);
+  std::string file = testing::ReadFileBytes(seg);
   file[off + len / 2] = static_cast<char>(file[off + len / 2] ^ 1);
-  WriteFile(seg, file);
+  testing::WriteFileBytes(seg, file);
   auto opened = segment::SegmentFile::Open(Env::Default(), seg);
   ASSERT_TRUE(opened.ok());
   for (const char* k : {"l", "ma", "n", "b", "y"}) {
@@ -329,7 +314,7 @@ bool IndexAnswerIsTrue(const std::string& answer) {
 // damaged graph, with their true scores), and a merge either fails or copies
 // only what it checked (the merged database answers as before, where it
 // answers).
-TEST(KvSegmentEveryByte, NoFlipChangesAnAnswerWithoutAnError) {
+TEST(SegmentEveryByte, NoFlipChangesAnAnswerWithoutAnError) {
   testing::TempDir dir(testing::TempDir::OnTmpfs());
   Options o;
   o.search_threads = 1;
@@ -367,9 +352,7 @@ TEST(KvSegmentEveryByte, NoFlipChangesAnAnswerWithoutAnError) {
     ASSERT_TRUE(db->Close().ok());
   }
   std::vector<std::string> segs;
-  for (auto& e : std::filesystem::directory_iterator(dir.path())) {
-    if (e.path().extension() == ".pseg") segs.push_back(e.path().string());
-  }
+  for (const std::string& n : testing::SegmentFiles(dir.path())) segs.push_back(dir.path() + "/" + n);
   ASSERT_EQ(segs.size(), 2u);
   std::vector<std::string> baseline;
   {
@@ -378,11 +361,11 @@ TEST(KvSegmentEveryByte, NoFlipChangesAnAnswerWithoutAnError) {
   }
   size_t flips = 0, opened = 0, errors = 0, other_rows = 0;
   for (const std::string& seg : segs) {
-    const std::string pristine = ReadFile(seg);
+    const std::string pristine = testing::ReadFileBytes(seg);
     for (size_t b = 0; b < pristine.size(); ++b) {
       std::string damaged = pristine;
       damaged[b] = static_cast<char>(damaged[b] ^ (1 << (b % 8)));
-      WriteFile(seg, damaged);
+      testing::WriteFileBytes(seg, damaged);
       ++flips;
       {
         auto r = DB::Open([&] {
@@ -408,7 +391,7 @@ TEST(KvSegmentEveryByte, NoFlipChangesAnAnswerWithoutAnError) {
           }
         }
       }
-      WriteFile(seg, pristine);
+      testing::WriteFileBytes(seg, pristine);
     }
   }
   EXPECT_GT(opened, flips / 2) << "open reads no section but the table, header and footer";
@@ -418,7 +401,7 @@ TEST(KvSegmentEveryByte, NoFlipChangesAnAnswerWithoutAnError) {
 
 // Open does not run the section checksums: a wrong checksum of the values
 // section alone (the table's own CRC fixed) opens and reads; Verify finds it.
-TEST_F(KvSegmentLazyTest, OpenDoesNotVerifySectionChecksums) {
+TEST_F(SegmentLazyTest, OpenDoesNotVerifySectionChecksums) {
   std::string damaged = file_;
   auto* f = reinterpret_cast<uint8_t*>(damaged.data());
   const uint8_t* footer = f + damaged.size() - segment::kFooterSize;
@@ -434,7 +417,7 @@ TEST_F(KvSegmentLazyTest, OpenDoesNotVerifySectionChecksums) {
   ASSERT_TRUE(patched);
   EncodeFixed32(f + damaged.size() - segment::kFooterSize + segment::footer2::kTableCrc,
                 crc32c::Value(f + table, count * segment::kSectionEntrySize));
-  WriteFile(seg_, damaged);
+  testing::WriteFileBytes(seg_, damaged);
   {
     auto opened = segment::SegmentFile::Open(Env::Default(), seg_);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
@@ -447,7 +430,7 @@ TEST_F(KvSegmentLazyTest, OpenDoesNotVerifySectionChecksums) {
   EXPECT_EQ(testing::Committed(*db, KeyOf(500)), ValueOf(500));
 }
 
-TEST_F(KvSegmentLazyTest, UndamagedSegmentPassesVerifyAndSearchFindsTheNearest) {
+TEST_F(SegmentLazyTest, UndamagedSegmentPassesVerifyAndSearchFindsTheNearest) {
   auto opened = segment::SegmentFile::Open(Env::Default(), seg_);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   ASSERT_TRUE((*opened)->Verify().ok());
@@ -468,7 +451,7 @@ TEST_F(KvSegmentLazyTest, UndamagedSegmentPassesVerifyAndSearchFindsTheNearest) 
 
 // A merge that meets a damaged entry fails before writing anything and
 // deletes no segment.
-TEST(KvSegmentLazy, MergeMeetingADamagedEntryFailsAndDeletesNothing) {
+TEST(SegmentLazy, MergeMeetingADamagedEntryFailsAndDeletesNothing) {
   testing::TempDir dir;
   Options o;
   o.max_segments = 100;
@@ -485,16 +468,15 @@ TEST(KvSegmentLazy, MergeMeetingADamagedEntryFailsAndDeletesNothing) {
     ASSERT_TRUE(db->Close().ok());
   }
   std::vector<std::string> segs;
-  for (auto& e : std::filesystem::directory_iterator(dir.path()))
-    if (e.path().extension() == ".pseg") segs.push_back(e.path().string());
+  for (const std::string& n : testing::SegmentFiles(dir.path())) segs.push_back(dir.path() + "/" + n);
   ASSERT_EQ(segs.size(), 2u);
   std::string damaged_path;
   for (const auto& s : segs) {
-    std::string f = ReadFile(s);
+    std::string f = testing::ReadFileBytes(s);
     const size_t at = f.find("first-segment-value");
     if (at == std::string::npos) continue;
     f[at + 2] = static_cast<char>(f[at + 2] ^ 1);
-    WriteFile(s, f);
+    testing::WriteFileBytes(s, f);
     damaged_path = s;
   }
   ASSERT_FALSE(damaged_path.empty());

@@ -1,33 +1,132 @@
-// Helpers for the tests of the keyspace engine's default collection (u64 rows;
-// docs/ENGINE.md 2.2, step 10): open a DB and its default collection, write
-// and search rows, list the files of a directory by type, find a segment's u64
-// group and a WAL's records, read StatsJson.
+// Helpers for the tests of the engine (lib/engine/db.h): open a database on
+// disk or in memory, with or without its default collection (u64 rows;
+// docs/ENGINE.md 2.2); transactions of the keyspace face; deterministic
+// vectors and a brute-force model; the files of a directory by type, a
+// segment's u64 group, a WAL's records; StatsJson parsed; whole-file reads,
+// writes and bit flips.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
-#include "engine/filename.h"
 #include "engine/db.h"
+#include "engine/filename.h"
+#include "engine/topk.h"
 #include "segment/file.h"
 #include "segment/format.h"
+#include "simd/distance.h"
+#include "support/temp_dir.h"
 #include "util/env.h"
 #include "util/status.h"
 #include "wal/log_reader.h"
 
 namespace pomai::testing {
 
-inline engine::Options RowsKvOptions(const std::string& path) {
+// A deterministic vector for (id, version).
+inline std::vector<float> VectorFor(uint64_t id, uint32_t version, uint32_t dim) {
+  std::mt19937_64 rng(id * 1000003ull + version);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> v(dim);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+// Brute-force reference: what a search must return given the live rows.
+inline std::vector<engine::Hit> BruteForce(const std::map<uint64_t, std::vector<float>>& live, simd::Metric metric,
+                                           const float* q, uint32_t dim, size_t k) {
+  std::vector<engine::Hit> all;
+  for (const auto& [id, v] : live) all.push_back({id, simd::ScalarScore(metric, q, v.data(), dim), 0});
+  std::sort(all.begin(), all.end(), engine::Better<engine::Hit>);
+  if (all.size() > k) all.resize(k);
+  return all;
+}
+
+// Opens a disk database in `dir` or, with dir empty, an in-memory one (no
+// default collection: the keyspace face).
+inline std::unique_ptr<engine::DB> OpenKv(const std::string& dir, engine::Options o = {}) {
+  o.in_memory = dir.empty();
+  o.path = dir;
+  if (o.search_threads == 0) o.search_threads = 2;
+  auto r = engine::DB::Open(o);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? std::move(r).value() : nullptr;
+}
+
+// Flush, then the merges the tiered policy asks for, which Flush leaves to
+// the compaction thread: for a test that counts segments after a flush.
+inline void FlushAndMerge(engine::DB& db) {
+  ASSERT_TRUE(db.Flush().ok());
+  ASSERT_TRUE(db.Compact(false).ok());
+}
+
+inline std::unique_ptr<engine::Txn> BeginRw(engine::DB& db) {
+  auto r = db.Begin(engine::TxnMode::kReadWrite);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return std::move(r).value();
+}
+inline std::unique_ptr<engine::Txn> BeginRo(engine::DB& db) {
+  auto r = db.Begin(engine::TxnMode::kReadOnly);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return std::move(r).value();
+}
+
+// The value of `key` seen by `txn`, or nullopt.
+inline std::optional<std::string> GetValue(engine::Txn& txn, const std::string& key) {
+  std::string v;
+  bool found = false;
+  Status s = txn.Get(key, &v, &found);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  if (!found) return std::nullopt;
+  return v;
+}
+
+inline std::optional<std::string> Committed(engine::DB& db, const std::string& key) {
+  auto t = BeginRo(db);
+  return GetValue(*t, key);
+}
+
+inline void PutCommit(engine::DB& db, const std::string& key, const std::string& value) {
+  auto t = BeginRw(db);
+  ASSERT_TRUE(t->Put(key, value).ok());
+  Status s = t->Commit();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+}
+
+inline std::vector<float> RandomVector(std::mt19937_64& rng, uint32_t dim) {
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  std::vector<float> v(dim);
+  for (auto& x : v) x = n(rng);
+  return v;
+}
+
+// Both storage modes: a parameter "disk" or "memory".
+class BothModes : public ::testing::TestWithParam<bool> {
+ protected:
+  bool disk() const { return GetParam(); }
+  std::string dir() const { return disk() ? tmp_.path() : std::string(); }
+  std::unique_ptr<engine::DB> Open(engine::Options o = {}) { return OpenKv(dir(), o); }
+  TempDir tmp_;
+};
+
+inline std::string ModeName(const ::testing::TestParamInfo<bool>& info) { return info.param ? "Disk" : "InMemory"; }
+
+// A disk database at `path` with two search threads.
+inline engine::Options DiskOptions(const std::string& path) {
   engine::Options o;
   o.path = path;
   o.search_threads = 2;
@@ -60,6 +159,17 @@ inline std::unique_ptr<engine::DB> OpenRows(const engine::Options& o, const engi
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   return r.ok() ? std::move(r).value() : nullptr;
 }
+
+// What one open of a rows test asks: the database and its default collection.
+struct RowsOptions {
+  engine::Options kv;
+  engine::DefaultCollectionOptions coll;
+};
+inline RowsOptions MakeRowsOptions(const std::string& path, uint32_t dim = 8, uint32_t shards = 1,
+                                   simd::Metric metric = simd::Metric::kL2) {
+  return {DiskOptions(path), RowsCollection(dim, shards, metric)};
+}
+inline std::unique_ptr<engine::DB> OpenRows(const RowsOptions& o) { return OpenRows(o.kv, o.coll); }
 
 inline Status PutRow(engine::DB* db, uint64_t id, const std::vector<float>& v, std::string_view meta = {}) {
   engine::WriteOp op;
@@ -292,6 +402,31 @@ inline std::vector<const Json*> SegmentGraphs(const Json& stats) {
   std::vector<const Json*> out;
   for (const Json& f : stats["segment_files"].items) out.push_back(&f["graph"]);
   return out;
+}
+
+// ---- Whole files: read, write, flip one bit.
+inline std::string ReadFileBytes(const std::string& path) {
+  std::string data;
+  Status s = ReadFileToString(Env::Default(), path, &data);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return data;
+}
+inline void WriteFileBytes(const std::string& path, const std::string& data) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr) << path;
+  ASSERT_EQ(std::fwrite(data.data(), 1, data.size(), f), data.size()) << path;
+  ASSERT_EQ(std::fclose(f), 0) << path;
+}
+// Flips bit `bit` of the byte at `offset` of the file at `path`.
+inline void FlipBit(const std::string& path, uint64_t offset, int bit) {
+  FILE* f = std::fopen(path.c_str(), "r+b");
+  ASSERT_NE(f, nullptr) << path;
+  ASSERT_EQ(std::fseek(f, static_cast<long>(offset), SEEK_SET), 0);
+  const int byte = std::fgetc(f);
+  ASSERT_NE(byte, EOF) << path << " has no byte " << offset;
+  ASSERT_EQ(std::fseek(f, static_cast<long>(offset), SEEK_SET), 0);
+  ASSERT_NE(std::fputc(byte ^ (1 << bit), f), EOF);
+  std::fclose(f);
 }
 
 }  // namespace pomai::testing
