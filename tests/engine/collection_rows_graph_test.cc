@@ -449,38 +449,6 @@ TEST(CollectionRowsCompaction, AWriterFasterThanTheMergesIsHeldBackNotOutgrown) 
   EXPECT_EQ(db->Count().value(), 6000u);
 }
 
-// A process that opens, writes, flushes and closes, again and again, may
-// never give the compaction thread its turn (a close starts no merge that was
-// asked for): Flush runs the merges itself past 3 x max_segments segments.
-// The compaction thread is paused here, as such a process would find it.
-TEST(CollectionRowsCompaction, FlushesKeepTheSegmentsBoundedWhenTheCompactionThreadLagsBehind) {
-  TempDir dir;
-  RowsOptions o = CompactionOptions(dir.path(), 1, 64);
-  o.kv.max_segments = 2;
-  auto db = Open(o);
-  ASSERT_NE(db, nullptr);
-  db->TEST_PauseBackgroundMerges(true);
-  std::vector<float> vecs;
-  std::vector<uint64_t> ids;
-  size_t most = 0;
-  for (uint64_t round = 0; round < 20; ++round) {
-    ids.clear();
-    vecs.clear();
-    for (uint64_t i = 0; i < 10; ++i) {
-      ids.push_back(round * 10 + i);
-      const std::vector<float> v = VectorFor(ids.back(), 0, 8);
-      vecs.insert(vecs.end(), v.begin(), v.end());
-    }
-    ASSERT_TRUE(db->PutArray(ids.data(), vecs.data(), ids.size()).ok());
-    ASSERT_TRUE(db->Flush().ok());
-    most = std::max(most, db->TEST_SegmentCount());
-  }
-  EXPECT_LE(most, 3u * 2 + 1);
-  EXPECT_GT(most, 2u) << "the paused thread merged nothing: the flushes did";
-  db->TEST_PauseBackgroundMerges(false);
-  EXPECT_EQ(db->Count().value(), 200u);
-}
-
 // Puts ids [first, first + n) with VectorFor(id, 0, 8) and flushes: one segment.
 void PutAndFlush(DB* db, uint64_t first, uint64_t n) {
   std::vector<float> vecs;
@@ -492,6 +460,28 @@ void PutAndFlush(DB* db, uint64_t first, uint64_t n) {
   }
   ASSERT_TRUE(db->PutArray(ids.data(), vecs.data(), ids.size()).ok());
   ASSERT_TRUE(db->Flush().ok());
+}
+
+// A process that opens, writes, flushes and closes, again and again, may
+// never give the compaction thread its turn (a close starts no merge that was
+// asked for): Flush runs the merges itself past 3 x max_segments segments.
+// The compaction thread is paused here, as such a process would find it.
+TEST(CollectionRowsCompaction, FlushesKeepTheSegmentsBoundedWhenTheCompactionThreadLagsBehind) {
+  TempDir dir;
+  RowsOptions o = CompactionOptions(dir.path(), 1, 64);
+  o.kv.max_segments = 2;
+  auto db = Open(o);
+  ASSERT_NE(db, nullptr);
+  db->TEST_PauseBackgroundMerges(true);
+  size_t most = 0;
+  for (uint64_t round = 0; round < 20; ++round) {
+    PutAndFlush(db.get(), round * 10, 10);
+    most = std::max(most, db->TEST_SegmentCount());
+  }
+  EXPECT_LE(most, 3u * 2 + 1);
+  EXPECT_GT(most, 2u) << "the paused thread merged nothing: the flushes did";
+  db->TEST_PauseBackgroundMerges(false);
+  EXPECT_EQ(db->Count().value(), 200u);
 }
 
 // Waits (polling, up to a minute: a liveness bound, not a speed claim) until `done`.
