@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "engine/db.h"
-#include "engine/topk.h"
+#include "engine/search.h"
 #include "engine_test_util.h"
 #include "rows_test_util.h"
 #include "segment/file.h"

@@ -9,7 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/topk.h"
+#include "engine/db.h"
+#include "engine/search.h"
 #include "simd/distance.h"
 
 namespace pomai::testing {
