@@ -59,7 +59,7 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
   const simd::Metric metric = spec.metric;
   const float* queries = spec.queries;
   out->assign(n, {});
-  if (n == 0) return Status::OK();
+  if (std::all_of(spec.topks, spec.topks + n, [](uint32_t k) { return k == 0; })) return Status::OK();
   const bool has_deadline = spec.deadline_ms > 0;
 
   // Graph walks are one task per few queries; exact scans one task per row chunk, all queries.
