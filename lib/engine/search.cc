@@ -18,13 +18,14 @@ struct Task {
   size_t q_begin, q_end;
 };
 
-// Rows per exact task of a layer of `rows` rows: kChunkRows, or fewer when
-// that would leave workers idle (but at least 16 blocks), whole blocks.
-uint64_t ChunkRows(uint64_t rows, size_t workers) {
+// Rows per exact task of a layer of `rows` rows of `dim` floats:
+// kChunkRows, or fewer when that would leave workers idle (two tasks per
+// worker), but at least about 4 MiB of vectors; whole blocks.
+uint64_t ChunkRows(uint64_t rows, uint32_t dim, size_t workers) {
   if (workers == 1) return kChunkRows;
-  const uint64_t min_rows = 16 * kBlockRows;
+  const uint64_t min_rows = std::max<uint64_t>(kBlockRows, (uint64_t{1} << 20) / dim);
   uint64_t per = (rows + 2 * workers - 1) / (2 * workers);
-  per = std::clamp<uint64_t>(per, min_rows, kChunkRows);
+  per = std::clamp<uint64_t>(per, std::min<uint64_t>(min_rows, kChunkRows), kChunkRows);
   return (per + kBlockRows - 1) / kBlockRows * kBlockRows;
 }
 
@@ -74,7 +75,7 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
       for (size_t q = 0; q < n; q += q_chunk) tasks.push_back({i, true, 0, 0, q, std::min(n, q + q_chunk)});
       continue;
     }
-    const uint64_t per = ChunkRows(rows, workers);
+    const uint64_t per = ChunkRows(rows, dim, workers);
     for (uint64_t b = 0; b < rows; b += per) tasks.push_back({i, false, b, std::min(rows, b + per), 0, n});
   }
 
@@ -108,19 +109,25 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
       return error.ok();
     };
 
-    std::vector<float> scores(kBlockRows);
-    std::vector<const float*> ptrs(kBlockRows);
+    std::vector<float> scores(kSpanRows);
+    std::vector<const float*> ptrs(kSpanRows);
     std::vector<std::pair<size_t, size_t>> runs;  // (first, count) of consecutive rows in ptrs
     // Scores rows [begin, end) against queries [qb, qe).
     auto scan = [&](size_t qb, size_t qe, uint64_t begin, uint64_t end) {
-      size_t blocks = 0;
-      for (uint64_t b = begin; b < end; b += kBlockRows) {
-        if (has_deadline && (blocks++ & 63) == 0 && Clock::now() > spec.deadline) {
-          expired = true;
-          return;
+      // Several queries score each block while it is in cache; one query
+      // scores longer spans (fewer restarts of the kernel's streaming).
+      const size_t span = qe - qb == 1 ? kSpanRows : kBlockRows;
+      uint64_t next_check = begin;  // the deadline: at the first block, then every 64 blocks' rows
+      for (uint64_t b = begin; b < end; b += span) {
+        if (has_deadline && b >= next_check) {
+          next_check = b + 64 * kBlockRows;
+          if (Clock::now() > spec.deadline) {
+            expired = true;
+            return;
+          }
         }
         if (expired.load(std::memory_order_relaxed) || !error.ok()) return;
-        const size_t cnt = static_cast<size_t>(std::min<uint64_t>(kBlockRows, end - b));
+        const size_t cnt = static_cast<size_t>(std::min<uint64_t>(span, end - b));
         const float* matrix = nullptr;
         error = l.Vectors(b, cnt, &matrix, ptrs.data());
         if (!error.ok()) return;

@@ -22,9 +22,10 @@
 // rows is walked, one task per few queries, for each query whose k is below
 // a quarter of the layer's rows (else that query scans the layer exactly).
 // Every other layer is scanned exactly, in tasks of up to kChunkRows rows,
-// each scoring all queries in blocks of kBlockRows rows (ScoreMany over a
-// run of consecutive rows, ScoreGather over scattered ones). The tasks run
-// on spec.pool (ParallelFor) when there is one.
+// each scoring all queries in blocks of kBlockRows rows (one query: spans of
+// kSpanRows; ScoreMany over a run of consecutive rows, ScoreGather over
+// scattered ones). The tasks run on spec.pool (ParallelFor) when there is
+// one.
 //
 // Checks. A layer checks what it hands out (Vectors: the blocks of a
 // segment group before their floats are scored; Row: a segment entry);
@@ -34,8 +35,8 @@
 // Result. Per query, the min(k, live rows) best live rows by score
 // descending then key ascending (a walk may miss some: it is approximate).
 // Errors: the first task's error (in task order), else DEADLINE_EXCEEDED
-// when the deadline passed (checked at a scan's first block and every 64
-// blocks after, and before each walk); never partial results.
+// when the deadline passed (checked at a scan's first block and every
+// 64 x kBlockRows rows after, and before each walk); never partial results.
 #pragma once
 
 #include <algorithm>
@@ -121,8 +122,11 @@ class TopKOf {
 // ---------------------------------------------------------------------------
 // The executor
 
-// Rows scored per kernel call: 256 rows of 128-d are 128 KiB, inside L2.
+// Rows scored per kernel call for several queries: 256 rows of 128-d are
+// 128 KiB, inside L2, scored by every query in turn. One query scores spans
+// of kSpanRows rows.
 constexpr size_t kBlockRows = 256;
+constexpr size_t kSpanRows = 16 * kBlockRows;
 // Exact scans are split into tasks of at most this many rows.
 constexpr size_t kChunkRows = size_t{1} << 16;
 
@@ -161,7 +165,7 @@ class SearchLayer {
   // and Unpin: a memtable holds its lock between them.
   virtual void Pin() const {}
   virtual void Unpin() const {}
-  // The vectors of rows [begin, begin + n), n <= kBlockRows, checked first
+  // The vectors of rows [begin, begin + n), n <= kSpanRows, checked first
   // (a segment's blocks): *matrix points at n consecutive rows of dim
   // floats, or is null and ptrs[i] points at row begin + i.
   virtual Status Vectors(uint64_t begin, size_t n, const float** matrix, const float** ptrs) const = 0;

@@ -369,7 +369,7 @@ TEST(Searcher, AGraphIsWalkedFromTheThresholdAndForSmallK) {
   const std::vector<uint32_t> big{kRows / 4};
   SearchSpec one = SpecFor(queries, big);
   ASSERT_TRUE(searcher.Search(one, &out).ok());
-  EXPECT_EQ(layer.vector_calls.load(), (kRows + kBlockRows - 1) / kBlockRows);
+  EXPECT_EQ(layer.vector_calls.load(), (kRows + kSpanRows - 1) / kSpanRows);  // one query: spans
   ExpectSame(out[0], Model({&layer}, queries.data(), kRows / 4), "large k");
 }
 
