@@ -109,14 +109,18 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
       return error.ok();
     };
 
-    std::vector<float> scores(kSpanRows);
-    std::vector<const float*> ptrs(kSpanRows);
+    std::vector<float> scores;       // sized by the first scan (a walk needs none)
+    std::vector<const float*> ptrs;
     std::vector<std::pair<size_t, size_t>> runs;  // (first, count) of consecutive rows in ptrs
     // Scores rows [begin, end) against queries [qb, qe).
     auto scan = [&](size_t qb, size_t qe, uint64_t begin, uint64_t end) {
       // Several queries score each block while it is in cache; one query
       // scores longer spans (fewer restarts of the kernel's streaming).
       const size_t span = qe - qb == 1 ? kSpanRows : kBlockRows;
+      if (scores.size() < span) {
+        scores.resize(span);
+        ptrs.resize(span);
+      }
       uint64_t next_check = begin;  // the deadline: at the first block, then every 64 blocks' rows
       for (uint64_t b = begin; b < end; b += span) {
         if (has_deadline && b >= next_check) {
