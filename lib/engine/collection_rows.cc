@@ -46,7 +46,8 @@ class RowLayer final : public SearchLayer<uint64_t> {
     may_hide_ = rows_ > 0 && set->table.first_seq(0) <= snap;
     all_visible_ = false;
   }
-  RowLayer(const segment::SegmentFile* file, uint32_t g, uint64_t snap) : seg(file), group(g), snap_(snap) {
+  RowLayer(const segment::SegmentFile* file, uint32_t g, uint64_t snap)
+      : seg(file), group(g), snap_(snap), ids_(file->ids(g)) {
     rows_ = seg->group(group).rows;
     graph_ = seg->graph(group);
   }
@@ -76,7 +77,7 @@ class RowLayer final : public SearchLayer<uint64_t> {
       *id = set->table.id(r);
       *visible = set->table.VisibleAt(r, snap_);
     } else {
-      *id = seg->ids(group)[r];
+      *id = ids_[r];
       *visible = true;
     }
     return Status::OK();
@@ -96,6 +97,7 @@ class RowLayer final : public SearchLayer<uint64_t> {
 
  private:
   uint64_t snap_;
+  const uint64_t* ids_ = nullptr;  // a segment group's ids
 };
 
 // The default collection's layers at one snapshot, newest first. The layers

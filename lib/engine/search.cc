@@ -93,9 +93,10 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
     Status& error = errors[t];
     // Whether a visible row of key `key` is live (not hidden by a newer layer).
     auto live = [&](const Key& key) {
-      if (unhidden || !error.ok()) return error.ok();
+      if (unhidden) return true;
       bool hidden = false;
-      error = Hidden(key, task.layer, &hidden);
+      Status st = Hidden(key, task.layer, &hidden);
+      if (!st.ok()) error = std::move(st);
       return error.ok() && !hidden;
     };
     // Offers `heap` row r scored `s` (which MayAccept): its key and
@@ -103,9 +104,11 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
     auto offer = [&](Heap& heap, uint64_t r, float s) {
       Key key{};
       bool visible = false;
-      error = l.Row(r, &key, &visible);
-      if (error.ok() && visible && heap.Accepts(s, key) && live(key))
-        heap.Push(Hit{s, key, static_cast<uint32_t>(task.layer), r});
+      if (Status st = l.Row(r, &key, &visible); !st.ok()) {
+        error = std::move(st);
+        return false;
+      }
+      if (visible && heap.Accepts(s, key) && live(key)) heap.Push(Hit{s, static_cast<uint32_t>(task.layer), key, r});
       return error.ok();
     };
 
@@ -210,19 +213,22 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
       }
       // Nor can ef usefully exceed the rows (a huge value must not size the walk's queues).
       const size_t ef = static_cast<size_t>(std::min<uint64_t>(std::max<uint64_t>(k, spec.ef), rows));
-      error = graph.Search(queries + q * dim, k, ef, filter, &found);
-      if (error.ok()) error = filter_error;
-      if (!error.ok()) return;
-      for (const index::Neighbor& nb : found) {
-        error = l.CheckRow(nb.row);
-        if (!error.ok()) return;
+      // Statuses are moved into `error` only when they are errors.
+      Status st = graph.Search(queries + q * dim, k, ef, filter, &found);
+      if (st.ok() && !filter_error.ok()) st = filter_error;
+      for (size_t i = 0; st.ok() && i < found.size(); ++i) {
+        const index::Neighbor& nb = found[i];
+        st = l.CheckRow(nb.row);
         float s = nb.score;
-        if (!heap.MayAccept(s)) continue;
+        if (!st.ok() || !heap.MayAccept(s)) continue;
         Key key{};
         bool visible = false;
-        error = l.Row(nb.row, &key, &visible);
-        if (!error.ok()) return;
-        if (heap.Accepts(s, key)) heap.Push(Hit{s, key, static_cast<uint32_t>(task.layer), nb.row});
+        st = l.Row(nb.row, &key, &visible);
+        if (st.ok() && heap.Accepts(s, key)) heap.Push(Hit{s, static_cast<uint32_t>(task.layer), key, nb.row});
+      }
+      if (!st.ok()) {
+        error = std::move(st);
+        return;
       }
     }
   };

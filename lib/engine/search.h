@@ -135,8 +135,8 @@ constexpr size_t kChunkRows = size_t{1} << 16;
 template <class Key>
 struct SearchHit {
   float score;
-  Key key;
   uint32_t layer;
+  Key key;
   uint64_t row;
 };
 template <class Key>

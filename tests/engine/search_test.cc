@@ -179,8 +179,8 @@ std::vector<SearchHit<uint64_t>> Model(const std::vector<const FakeLayer*>& laye
       bool hidden = false;
       for (size_t j = 0; j < i; ++j) hidden = hidden || layers[j]->holds.count(l.ids[r]) != 0;
       if (hidden || !l.visible[r]) continue;
-      all.push_back({simd::ScalarScore(simd::Metric::kL2, query, l.vectors.data() + r * kDim, kDim), l.ids[r],
-                     static_cast<uint32_t>(i), r});
+      all.push_back({simd::ScalarScore(simd::Metric::kL2, query, l.vectors.data() + r * kDim, kDim),
+                     static_cast<uint32_t>(i), l.ids[r], r});
     }
   }
   std::sort(all.begin(), all.end(), Better<SearchHit<uint64_t>>);
