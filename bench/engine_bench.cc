@@ -64,12 +64,14 @@ std::vector<float> RandomMatrix(size_t rows, uint32_t dim, uint64_t seed) {
 
 // DB's default collection: 128-d, L2, one shard, one search thread, no
 // graphs (these benchmarks measure the exact scan, the log and the open).
-std::unique_ptr<DB> OpenDb(const std::string& path, uint64_t budget_bytes = kBudgetBytes, bool fsync = false) {
+std::unique_ptr<DB> OpenDb(const std::string& path, uint64_t budget_bytes = kBudgetBytes, bool fsync = false,
+                           uint32_t max_segments = Options{}.max_segments) {
   Options o;
   o.path = path;
   o.search_threads = 1;
   o.memtable_budget_bytes = budget_bytes;
   o.fsync = fsync;
+  o.max_segments = max_segments;
   auto db = DB::Open(o).value();
   DefaultCollectionOptions c;
   c.dim = kDim;
@@ -171,18 +173,23 @@ BENCHMARK(SequentialWrite)->Arg(1000)->Unit(benchmark::kMicrosecond)->MinTime(2.
 
 // Rows a memtable takes before the benchmark freezes it (outside the timing),
 // as a write-heavy database does every ~100 MiB: the steady state of
-// ingestion, where each memtable reuses the previous one's pages.
+// ingestion, where each memtable reuses the previous one's pages. Every
+// kMemtablesPerDb memtables the database is replaced by an empty one (outside
+// the timing, and with merges off: max_segments above that count), so the
+// untimed work stays one flush per memtable however many iterations the
+// timing asks for, instead of merges that grow with the data written.
 constexpr size_t kRowsPerMemtable = 200'000;
+constexpr uint32_t kMemtablesPerDb = 8;
 
 void PutBatch(benchmark::State& state) {
   const size_t batch = static_cast<size_t>(state.range(0));
   const std::string dir = BenchDir("putbatch");
   std::filesystem::remove_all(dir);
-  auto db = OpenDb(dir, 1ull << 30);
+  auto db = OpenDb(dir, 1ull << 30, false, kMemtablesPerDb + 1);
   auto m = RandomMatrix(batch, kDim, 5);
   std::vector<uint64_t> ids(batch);
   uint64_t next = 0;
-  size_t since_freeze = 0;
+  size_t since_freeze = 0, memtables = 0;
   for (auto _ : state) {
     for (auto& id : ids) id = next++;
     if (!db->PutArray(ids.data(), m.data(), batch).ok()) std::abort();
@@ -190,10 +197,14 @@ void PutBatch(benchmark::State& state) {
     if (since_freeze >= kRowsPerMemtable) {  // bound memory: freeze outside the timing
       state.PauseTiming();
       if (!db->Flush().ok()) std::abort();
-      // and the merge it triggers, which would otherwise run on the second core,
-      // and the write-back of the segments they wrote, which would otherwise
-      // hold up the log's writes in the timed loop
-      if (!db->Compact(false).ok()) std::abort();
+      if (++memtables == kMemtablesPerDb) {
+        db.reset();
+        std::filesystem::remove_all(dir);
+        db = OpenDb(dir, 1ull << 30, false, kMemtablesPerDb + 1);
+        memtables = 0;
+      }
+      // the write-back of the segment, which would otherwise hold up the
+      // log's writes in the timed loop
       ::sync();
       since_freeze = 0;
       state.ResumeTiming();

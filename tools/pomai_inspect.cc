@@ -35,11 +35,11 @@ constexpr OptionDoc kOptions[] = {
     {kLimit, "--limit N", "at most N rows, entries or WAL operations (default 10, 0 = all)"},
     {kPrefix, "--prefix K", "vector components shown (default 4)"},
     {kKind, "--kind KIND", "treat FILE as a segment, wal or manifest (log) (default: by name, then by magic)"},
-    {kGroup, "--group G", "graph: the vector group G of a keyspace segment (default: the first with a graph)"},
+    {kGroup, "--group G", "graph: the vector group G of a segment (default: the first with a graph)"},
 };
 
-// One command: how it is called, what it shows, which options it takes, and
-// whether its path is a directory, a file, or either.
+// One command: how it is called, what it shows, which options it takes,
+// whether its path is a directory, a file, or either, and what runs it.
 struct Command {
   const char* name;  // "summary" is the DIR form, which has no command word
   const char* synopsis;
@@ -47,6 +47,7 @@ struct Command {
   unsigned options;
   bool takes_dir;
   bool takes_file;
+  pomai::inspect::Report (*run)(const std::string& path, const pomai::inspect::InspectOptions& opt);
 };
 
 constexpr Command kCommands[] = {
@@ -56,24 +57,24 @@ constexpr Command kCommands[] = {
      "index entries and rows a reader of the database sees, from the segments the manifest names,\n"
      "with the WAL records that recovery replays applied on top. A directory of format version 1\n"
      "(a MANIFEST or KVMANIFEST file) is refused, naming that file and its version.",
-     kJson, true, false},
+     kJson, true, false, pomai::inspect::InspectDir},
     {"segment", "pomai-inspect [--json] segment FILE",
      "A segment file's header, section table (with each section's checksum checked), footer, its\n"
      "entries by namespace and kind, and its vector groups with their graphs.",
-     kJson, false, true},
+     kJson, false, true, pomai::inspect::InspectSegment},
     {"verify", "pomai-inspect [--json] verify [--kind KIND] DIR|FILE",
      "Every checksum and invariant of a database directory, or of one file; exit 0 only when all\n"
      "pass. A torn WAL tail in a directory is a note, not a failure.",
-     kJson | kKind, true, true},
+     kJson | kKind, true, true, pomai::inspect::Verify},
     {"dump", "pomai-inspect [--json] dump [--limit N] [--prefix K] [--kind KIND] FILE",
      "The entries, u64 rows and row tombstones of a segment, the records of a WAL file (row ops or\n"
      "key writes), the edits of a manifest log, or the manifest log CURRENT names.",
-     kJson | kLimit | kPrefix | kKind, false, true},
+     kJson | kLimit | kPrefix | kKind, false, true, pomai::inspect::Dump},
     {"graph", "pomai-inspect [--json] graph FILE [--group G]",
      "A segment's HNSW graph: header, levels, degrees, rows reachable on layer 0 from the entry\n"
      "point, and whether the graph's own Verify passes. A segment holds one graph per vector group\n"
      "that has one: --group G picks it (the segment command lists the groups).",
-     kJson | kGroup, false, true},
+     kJson | kGroup, false, true, pomai::inspect::Graph},
 };
 
 constexpr char kExitStatus[] =
@@ -86,6 +87,10 @@ const Command* FindCommand(const std::string& name) {
   return nullptr;
 }
 
+std::string OptionLine(const OptionDoc& o) {
+  return "  " + std::string(o.name) + std::string(17 - std::strlen(o.name), ' ') + o.help + "\n";
+}
+
 // The general usage: every synopsis, then every option.
 std::string GeneralUsage() {
   std::string s;
@@ -93,19 +98,15 @@ std::string GeneralUsage() {
   s += "       pomai-inspect help [summary|segment|verify|dump|graph]\n";
   s += "       pomai-inspect --version\n";
   s += "options (each command takes some of them; see pomai-inspect help COMMAND):\n";
-  for (const OptionDoc& o : kOptions) s += "  " + std::string(o.name) + std::string(17 - std::strlen(o.name), ' ') + o.help + "\n";
-  s += "A keyspace database (CURRENT, pomai_db_open_ex/alopex) and its files (KV segments, commit-record WALs,\n"
-       "CURRENT, MANIFEST-NNNNNN manifest logs) are recognised too.\n"
-       "Files are opened read-only; the LOCK is never taken, so the database may be open elsewhere.\n";
+  for (const OptionDoc& o : kOptions) s += OptionLine(o);
+  s += "Files are opened read-only; the LOCK is never taken, so the database may be open elsewhere.\n";
   return s + kExitStatus;
 }
 
 // One command's usage: synopsis, what it shows, its options.
 std::string CommandUsage(const Command& c) {
   std::string s = std::string("usage: ") + c.synopsis + "\n" + c.what + "\noptions:\n";
-  for (const OptionDoc& o : kOptions) {
-    if (c.options & o.bit) s += "  " + std::string(o.name) + std::string(17 - std::strlen(o.name), ' ') + o.help + "\n";
-  }
+  for (const OptionDoc& o : kOptions) s += c.options & o.bit ? OptionLine(o) : "";
   return s + kExitStatus;
 }
 
@@ -135,12 +136,6 @@ bool ParseUint(const char* s, uint64_t max, uint64_t* out) {
   return true;
 }
 
-bool IsDirectory(const std::string& path) { return pomai::Env::Default()->ListDir(path).ok(); }
-
-// Which commands take a directory, for the error of a directory given to one that does not.
-std::string DirectoryCommands() {
-  return "a directory is taken by `pomai-inspect DIR` (the summary) and `pomai-inspect verify DIR`";
-}
 
 }  // namespace
 
@@ -221,9 +216,10 @@ int main(int argc, char** argv) {
     }
   }
   const std::string& path = args.back();
-  const bool is_dir = IsDirectory(path);
+  const bool is_dir = pomai::Env::Default()->ListDir(path).ok();
   if (is_dir && !cmd.takes_dir) {
-    return Usage(std::string(cmd.name) + " takes a file, and " + path + " is a directory; " + DirectoryCommands(),
+    return Usage(std::string(cmd.name) + " takes a file, and " + path + " is a directory; a directory is taken by " +
+                     "`pomai-inspect DIR` (the summary) and `pomai-inspect verify DIR`",
                  &cmd);
   }
   if (is_dir && (given & kKind)) return Usage("--kind applies to a file, and " + path + " is a directory", &cmd);
@@ -232,18 +228,7 @@ int main(int argc, char** argv) {
                  &cmd);
   }
 
-  Report report;
-  if (!named) {
-    report = InspectDir(path, opt);
-  } else if (std::strcmp(cmd.name, "segment") == 0) {
-    report = InspectSegment(path, opt);
-  } else if (std::strcmp(cmd.name, "verify") == 0) {
-    report = Verify(path, opt);
-  } else if (std::strcmp(cmd.name, "dump") == 0) {
-    report = Dump(path, opt);
-  } else {
-    report = Graph(path, opt);
-  }
+  const Report report = cmd.run(path, opt);
   const std::string out = json ? report.json.Dump() + "\n" : RenderText(report.json);
   std::fwrite(out.data(), 1, out.size(), stdout);
   std::fflush(stdout);

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Open + first search of a named HNSW index in a disk database: the
-index's graph lives in its segment (docs/FORMAT.md, "KV segments"), so a
+index's graph lives in its segment (docs/FORMAT.md, "Segment files"), so a
 reopen searches it at once instead of building it again.
 
     python bench/alopex/reopen_index.py [--rows N] [--dim D] [--repeat R]

@@ -41,7 +41,7 @@ pomai_status_t* Closed(const char* msg) { return MakeStatus(POMAI_STATUS_CLOSED,
 // Runs fn(kv, slot) with the database handle held open (shared); a handle
 // of either open function.
 template <typename Fn>
-pomai_status_t* WithKv(pomai_db_t* db, Fn&& fn) noexcept {
+pomai_status_t* WithDb(pomai_db_t* db, Fn&& fn) noexcept {
   return WithDbSlot(db, "db is not a handle returned by pomai_db_open_ex",
                     [&](DbSlot& slot) -> pomai_status_t* { return fn(*slot.kv, slot); });
 }
@@ -211,11 +211,11 @@ pomai_status_t* pomai_db_open_ex(const pomai_db_options_ex_t* opts, pomai_db_t**
 }
 
 pomai_status_t* pomai_db_flush(pomai_db_t* db) {
-  return WithKv(db, [&](DB& kv, DbSlot&) { return FromStatus(kv.Flush()); });
+  return WithDb(db, [&](DB& kv, DbSlot&) { return FromStatus(kv.Flush()); });
 }
 
 pomai_status_t* pomai_db_memory_usage(pomai_db_t* db, pomai_memory_stats_t* out) {
-  return WithKv(db, [&](DB& kv, DbSlot&) -> pomai_status_t* {
+  return WithDb(db, [&](DB& kv, DbSlot&) -> pomai_status_t* {
     if (out == nullptr) return Invalid("out is NULL");
     const auto m = kv.MemoryUsage();
     out->total_bytes = m.total_bytes;
@@ -227,7 +227,7 @@ pomai_status_t* pomai_db_memory_usage(pomai_db_t* db, pomai_memory_stats_t* out)
 
 pomai_status_t* pomai_txn_begin(pomai_db_t* db, uint32_t mode, pomai_txn_t** out_txn) {
   if (out_txn != nullptr) *out_txn = nullptr;
-  return WithKv(db, [&](DB& kv, DbSlot& slot) -> pomai_status_t* {
+  return WithDb(db, [&](DB& kv, DbSlot& slot) -> pomai_status_t* {
     if (out_txn == nullptr) return Invalid("out_txn is NULL");
     if (mode != POMAI_TXN_READ_ONLY && mode != POMAI_TXN_READ_WRITE)
       return Invalid("mode is " + std::to_string(mode) + "; expected 0 (READ_ONLY) or 1 (READ_WRITE)");
@@ -359,7 +359,7 @@ pomai_status_t* pomai_txn_search_similar(pomai_txn_t* txn, const float* query, u
 }
 
 pomai_status_t* pomai_index_create(pomai_db_t* db, const char* name, const pomai_hnsw_config_t* config) {
-  return WithKv(db, [&](DB& kv, DbSlot&) -> pomai_status_t* {
+  return WithDb(db, [&](DB& kv, DbSlot&) -> pomai_status_t* {
     if (pomai_status_t* st = CheckName(name)) return st;
     if (config == nullptr) return Invalid("config is NULL");
     if (config->struct_size < kMinHnswConfigSize)
@@ -381,14 +381,14 @@ pomai_status_t* pomai_index_create(pomai_db_t* db, const char* name, const pomai
 }
 
 pomai_status_t* pomai_index_drop(pomai_db_t* db, const char* name) {
-  return WithKv(db, [&](DB& kv, DbSlot&) -> pomai_status_t* {
+  return WithDb(db, [&](DB& kv, DbSlot&) -> pomai_status_t* {
     if (pomai_status_t* st = CheckName(name)) return st;
     return FromStatus(kv.DropIndex(name));
   });
 }
 
 pomai_status_t* pomai_index_stats(pomai_db_t* db, const char* name, pomai_hnsw_stats_t* out) {
-  return WithKv(db, [&](DB& kv, DbSlot&) -> pomai_status_t* {
+  return WithDb(db, [&](DB& kv, DbSlot&) -> pomai_status_t* {
     if (pomai_status_t* st = CheckName(name)) return st;
     if (out == nullptr) return Invalid("out is NULL");
     pomai::engine::IndexStats s;
@@ -402,7 +402,7 @@ pomai_status_t* pomai_index_stats(pomai_db_t* db, const char* name, pomai_hnsw_s
 pomai_status_t* pomai_index_search(pomai_db_t* db, const char* name, const float* query, uint32_t dim, uint32_t k,
                                    uint32_t ef_search, pomai_kv_hits_t** out_hits, pomai_hnsw_stats_t* out_stats) {
   if (out_hits != nullptr) *out_hits = nullptr;
-  return WithKv(db, [&](DB& kv, DbSlot&) -> pomai_status_t* {
+  return WithDb(db, [&](DB& kv, DbSlot&) -> pomai_status_t* {
     if (pomai_status_t* st = CheckName(name)) return st;
     if (query == nullptr) return Invalid("query is NULL");
     if (out_hits == nullptr) return Invalid("out_hits is NULL");
@@ -417,7 +417,7 @@ pomai_status_t* pomai_index_search(pomai_db_t* db, const char* name, const float
 }
 
 pomai_status_t* pomai_index_prepare(pomai_db_t* db, const char* name, pomai_progress_fn fn, void* user_data) {
-  return WithKv(db, [&](DB& kv, DbSlot&) -> pomai_status_t* {
+  return WithDb(db, [&](DB& kv, DbSlot&) -> pomai_status_t* {
     if (pomai_status_t* st = CheckName(name)) return st;
     return FromStatus(kv.PrepareIndex(name, ProgressOf(fn, user_data)));
   });

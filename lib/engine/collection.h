@@ -5,8 +5,9 @@
 // old incarnation (keyed by their cid) become unreachable at once: no
 // tombstone per row; merges drop them.
 //
-// Today the keyspace engine's named HNSW indexes are byte-keyed collections
-// (rows 0x02 + BE64(cid) + user key); u64 collections come with step 10.
+// alopex's named HNSW indexes are byte-keyed collections (rows 0x02 +
+// BE64(cid) + user key); pomaidb's default collection is a u64 one, its rows
+// in u64 groups (docs/FORMAT.md, "Segment files").
 #pragma once
 
 #include <cstdint>

@@ -186,6 +186,8 @@ struct GraphBuild {
   // (rows linked, rows) over every graph of the segment, from one thread at a time.
   const std::function<void(uint64_t done, uint64_t total)>* progress = nullptr;
   std::atomic<uint64_t>* builds = nullptr;  // counts the graphs built
+  // Read between rows: once true, a build stops and the write fails (Closed).
+  const std::atomic<bool>* stop = nullptr;
 };
 
 // The default collection's rows for a segment: a flush's row set, or a
@@ -245,6 +247,7 @@ Result<std::vector<index::GraphSection>> BuildGroupGraph(const GraphBuild& gb, u
   params.m = c.m;
   params.ef_construction = c.ef_construction;
   params.sq8 = c.graph_vectors == GraphVectors::kSq8;
+  params.stop = gb.stop;
   std::function<void(uint64_t, uint64_t)> progress;
   if (gb.progress != nullptr && *gb.progress) {
     progress = [&gb, done, total](uint64_t d, uint64_t) { (*gb.progress)(done + d, total); };
@@ -269,6 +272,9 @@ Result<std::vector<index::GraphSection>> BuildGroupGraph(const GraphBuild& gb, u
     }
   }
   if (base_seg == nullptr) return index::BuildHnsw(vectors.data(), n, c.dim, c.metric, params, pool, progress);
+  // Its links are copied into the merged graph: checked whole first (a link
+  // to another valid row passes the graph's structural Verify).
+  POMAI_RETURN_IF_ERROR(base_seg->CheckGraph(base_group));
   std::vector<uint32_t> new_row(base_seg->group(base_group).rows, index::kNoRow);
   for (size_t j = 0; j < n; ++j) {
     const SegmentInput& in = inputs[rows[j]];
@@ -369,12 +375,14 @@ Status WriteSegment(Env* env, const std::string& dir, uint64_t number, const std
     ThreadPool* pool = n >= 2048 ? gb.pool : nullptr;
     if (gb.builds != nullptr) gb.builds->fetch_add(1);
     const float* vectors = u64->rows.vectors.data();
+    index::HnswParams params = u64->params;
+    params.stop = gb.stop;
     std::vector<index::GraphSection> graph;
     if (u64->base != nullptr) {
       const index::GraphBase base{u64->base, u64->new_row.data()};
-      POMAI_ASSIGN_OR_RETURN(graph, index::BuildHnswFrom(base, vectors, n, u64->dim, u64->metric, u64->params, pool, progress));
+      POMAI_ASSIGN_OR_RETURN(graph, index::BuildHnswFrom(base, vectors, n, u64->dim, u64->metric, params, pool, progress));
     } else {
-      POMAI_ASSIGN_OR_RETURN(graph, index::BuildHnsw(vectors, n, u64->dim, u64->metric, u64->params, pool, progress));
+      POMAI_ASSIGN_OR_RETURN(graph, index::BuildHnsw(vectors, n, u64->dim, u64->metric, params, pool, progress));
     }
     w.SetGraph(handle, std::move(graph));
     done += n;
@@ -402,13 +410,15 @@ Status LookupLayers(const Layers& layers, std::string_view key, uint64_t snap, V
   return Status::OK();
 }
 
-// The collections of the view `layers` at `view_seq` (docs/ENGINE.md 4.7):
+// The collections of a view (its memtables `mem` and `imm`, either may be
+// null, and its segments `segs`) at `view_seq` (docs/ENGINE.md 4.7):
 // per configuration name its newest version; the live ones' configurations
 // by cid (the seq of that version), and the largest seq of any
 // configuration version (0 when none). A stored configuration that fails its
-// check is Corruption naming it.
-Status LiveCollections(const Layers& layers, uint64_t view_seq, std::map<uint64_t, CollectionConfig>* live,
-                       uint64_t* newest_change) {
+// check is Corruption naming it. A merge asks the segments alone (4.7).
+Status LiveCollections(const KeyTable* mem, const KeyTable* imm,
+                       const std::vector<std::shared_ptr<const segment::SegmentFile>>& segs, uint64_t view_seq,
+                       std::map<uint64_t, CollectionConfig>* live, uint64_t* newest_change) {
   const std::string lo(1, static_cast<char>(wal::kIndexConfigNs)), hi(1, static_cast<char>(wal::kIndexConfigNs + 1));
   std::set<std::string, std::less<>> seen;
   Status s;
@@ -426,9 +436,9 @@ Status LiveCollections(const Layers& layers, uint64_t view_seq, std::map<uint64_
       s = d;
     }
   };
-  layers.mem->Scan(lo, hi, view_seq, take);
-  if (layers.imm) layers.imm->Scan(lo, hi, view_seq, take);
-  for (const auto& seg : layers.segs) POMAI_RETURN_IF_ERROR(ForEachEntry(*seg, lo, hi, take));
+  if (mem) mem->Scan(lo, hi, view_seq, take);
+  if (imm) imm->Scan(lo, hi, view_seq, take);
+  for (const auto& seg : segs) POMAI_RETURN_IF_ERROR(ForEachEntry(*seg, lo, hi, take));
   return s;
 }
 
@@ -531,6 +541,9 @@ Result<std::unique_ptr<DB>> DB::Open(const Options& options) {
   if (!options.in_memory) POMAI_RETURN_IF_ERROR(d.Recover());
   d.bg_thread = std::thread([&d] { d.BackgroundLoop(); });
   d.compact_thread = std::thread([&d] { d.CompactionLoop(); });
+  // A process that stopped before its merges ran left more segments than
+  // the policy allows: reads should not wait for the next flush to merge them.
+  if (d.Current()->segs.size() > d.opt.max_segments) d.ScheduleCompaction();
   return db;
 }
 
@@ -1506,12 +1519,17 @@ Status DBImpl::FlushLocked(const std::function<void(uint64_t, uint64_t)>& progre
   // cid belongs to a dropped or replaced collection: merges drop it).
   std::map<uint64_t, CollectionConfig> live;
   uint64_t newest_config_change = 0;
-  POMAI_RETURN_IF_ERROR(LiveCollections(*Current(), last_seq.load(), &live, &newest_config_change));
+  {
+    const std::shared_ptr<const Layers> cur = Current();
+    POMAI_RETURN_IF_ERROR(
+        LiveCollections(cur->mem.get(), cur->imm.get(), cur->segs, last_seq.load(), &live, &newest_config_change));
+  }
   GraphBuild gb;
   gb.live = &live;
   gb.pool = pool.get();
   gb.progress = &progress;
   gb.builds = &graph_builds;
+  gb.stop = &closed;  // Close() does not wait for graphs nobody will search
   std::vector<U64Group> u64s;
   if (frozen->imm_rows) {
     const RowSet& rs = *frozen->imm_rows;
@@ -1682,6 +1700,16 @@ Status MergeU64Groups(const std::vector<std::shared_ptr<const segment::SegmentFi
   return Status::OK();
 }
 
+// Where merge run `in` (consecutive segments, newest first) starts in
+// `layers`' segments, or -1 when they do not hold it in that order.
+std::ptrdiff_t FindRun(const Layers& layers, const std::vector<std::shared_ptr<const segment::SegmentFile>>& in) {
+  const auto first = std::find(layers.segs.begin(), layers.segs.end(), in.front());
+  if (first == layers.segs.end() || layers.segs.end() - first < static_cast<std::ptrdiff_t>(in.size()) ||
+      !std::equal(in.begin(), in.end(), first))
+    return -1;
+  return first - layers.segs.begin();
+}
+
 }  // namespace
 
 Status DBImpl::MergeRunLocked(bool force, const ProgressFn& progress, bool* merged) {
@@ -1705,12 +1733,9 @@ Status DBImpl::MergeRunLocked(bool force, const ProgressFn& progress, bool* merg
   // memtables': a drop still in a memtable may not be durable (fsync never:
   // a power cut can take it back), while the merge's output is, and rows it
   // left out could not come back.
-  Layers durable;
-  durable.mem = std::make_shared<KeyTable>();
-  durable.segs = cur->segs;
   std::map<uint64_t, CollectionConfig> live;
   uint64_t newest_config_change = 0;
-  POMAI_RETURN_IF_ERROR(LiveCollections(durable, last_seq.load(), &live, &newest_config_change));
+  POMAI_RETURN_IF_ERROR(LiveCollections(nullptr, nullptr, cur->segs, last_seq.load(), &live, &newest_config_change));
   const bool drop_dead_rows = oldest_snapshot >= newest_config_change;
 
   std::vector<uint64_t> weights;
@@ -1792,6 +1817,7 @@ Status DBImpl::MergeRunLocked(bool force, const ProgressFn& progress, bool* merg
     gb.pool = pool.get();
     gb.progress = &progress;
     gb.builds = &graph_builds;
+    gb.stop = &closed;
     POMAI_RETURN_IF_ERROR(WriteSegment(env, opt.path, number, inputs, gb, u64s));
     auto opened = segment::SegmentFile::Open(env, FilePath(files::FileType::kSegment, number));
     if (!opened.ok()) {
@@ -1806,6 +1832,13 @@ Status DBImpl::MergeRunLocked(bool force, const ProgressFn& progress, bool* merg
     // all the same (see FlushLocked): the merged segment stays for the next
     // recovery to keep or remove.
     MutexLock m(versions->install_mu());
+    // Only merges take segments out of the view, and they hold compact_mu;
+    // checked before the edit is logged all the same, so that a broken rule
+    // fails the merge instead of making the manifest and the view disagree.
+    if (FindRun(*Current(), in) < 0) {
+      if (out) (void)env->RemoveFile(FilePath(files::FileType::kSegment, number));
+      return Status::Internal("merge run of " + in.front()->path() + " is no longer in the current view");
+    }
     VersionEdit edit;
     SegmentMeta meta{number, out ? out->file_size() : 0, UINT64_MAX, 0};
     const std::vector<SegmentMeta>& live_segments = versions->current()->segments;
@@ -1824,11 +1857,8 @@ Status DBImpl::MergeRunLocked(bool force, const ProgressFn& progress, bool* merg
     MutexLock l(&commit_mu);
     auto next = std::make_shared<Layers>(*Current());
     // Flushes installed since the run was read put their segments in front
-    // of it; only merges (this one) take segments out.
-    auto first = std::find(next->segs.begin(), next->segs.end(), in.front());
-    if (first == next->segs.end() || next->segs.end() - first < static_cast<std::ptrdiff_t>(in.size()) ||
-        !std::equal(in.begin(), in.end(), first))
-      return Status::Internal("merge run of " + in.front()->path() + " is no longer in the current view");
+    // of it (checked above; flushes only add segments).
+    const auto first = next->segs.begin() + FindRun(*next, in);
     auto at = next->segs.erase(first, first + static_cast<std::ptrdiff_t>(in.size()));
     if (out) next->segs.insert(at, out);
     Publish(next);
@@ -1861,9 +1891,12 @@ uint64_t DB::TEST_LastSequence() { return impl_->last_seq.load(); }
 
 namespace {
 
-// The end of the key range of `prefix` (whose last byte is below 0xff).
+// The end of the key range of `prefix`: the shortest key above every key
+// that starts with it (trailing 0xff bytes carry: the rows of cid 255 end at
+// 0x02 + BE64(256)). Never empty for a row prefix, whose first byte is 0x02.
 std::string PrefixEnd(std::string prefix) {
-  prefix.back() = static_cast<char>(static_cast<uint8_t>(prefix.back()) + 1);
+  while (!prefix.empty() && static_cast<uint8_t>(prefix.back()) == 0xFF) prefix.pop_back();
+  if (!prefix.empty()) prefix.back() = static_cast<char>(static_cast<uint8_t>(prefix.back()) + 1);
   return prefix;
 }
 

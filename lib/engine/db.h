@@ -1,13 +1,14 @@
-// DB: a keyspace database. One ordered keyspace of byte-string keys whose
-// values are plain bytes or vector records (metric, dimension, optional
+// DB: the database both faces open. One ordered keyspace of byte-string keys
+// whose values are plain bytes or vector records (metric, dimension, optional
 // metadata, float32 data), with MVCC by sequence number, optimistic
-// transactions (snapshot isolation, first committer wins) and named HNSW
-// indexes whose configuration and entries live in the same keyspace.
+// transactions (snapshot isolation, first committer wins) and collections
+// (docs/ENGINE.md 2): named HNSW indexes (byte-keyed) and the default u64
+// collection of pomaidb, whose configurations and rows live in the same
+// keyspace.
 //
 // Two storage modes run the same code: disk (a directory with a LOCK,
-// CURRENT, a manifest log, WAL files and segment files; docs/FORMAT.md,
-// "Keyspace databases") and in-memory (no WAL; the manifest and segments in
-// process memory).
+// CURRENT, a manifest log, WAL files and segment files; docs/FORMAT.md) and
+// in-memory (no WAL; the manifest and segments in process memory).
 //
 // Layers, newest first: the active memtable, the memtable being flushed, the
 // segments (newest first). A transaction pins the layers and a sequence
@@ -248,7 +249,7 @@ class DB {
   // rows exist. deadline_ms 0 = the open's; past it DeadlineExceeded.
   Status Search(const float* queries, size_t n, const uint32_t* topks, uint32_t deadline_ms, uint32_t ef_search,
                 std::vector<std::vector<Hit>>* out);
-  // The default collection's statistics as a JSON object (docs/FORMAT.md):
+  // The default collection's statistics as a JSON object (pomai_stats_json):
   // dim, shards [{shard, memtable_rows}], segment_files [{file, rows,
   // tombstones, bytes, graph}], segments, segment_rows, segment_tombstones,
   // segment_bytes, memtable_rows, live_rows, dead_rows, graph_reused_rows.

@@ -7,9 +7,6 @@
 // VersionEdit, the header's seq numbering the edits of the file from 1. The
 // first record of every manifest file is a snapshot: format version 2 first,
 // then log number, last seq, next file number and every live segment.
-//
-// The keyspace engine (lib/engine/db.cc) keeps its files here; the u64
-// engine still has its version-1 MANIFEST until step 11 of ENGINE.md 6.2.
 #pragma once
 
 #include <atomic>

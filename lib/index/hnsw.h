@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -32,6 +33,10 @@ struct HnswParams {
   uint64_t seed = 42;  // a row's level depends only on (seed, row)
   // Also store an 8-bit copy of the vectors (index/sq8.h) for searches to walk with.
   bool sq8 = true;
+  // When set, a build checks it between rows and, once it reads true, stops
+  // and returns Closed "hnsw: the build was stopped" (a closing database
+  // does not wait for a graph nobody will search).
+  const std::atomic<bool>* stop = nullptr;
 };
 
 // One serialized section, to be stored in the segment under `kind`.

@@ -515,13 +515,14 @@ class ProgressReporter {
   uint64_t reported_ GUARDED_BY(mu_) = 0;
 };
 
-// Runs fn(i) for i in [0, n), on `pool` when given, else in order; false if
-// any call threw (std::bad_alloc, std::system_error).
+// Runs fn(i) for i in [0, n), on `pool` when given, else in order, until
+// `*stop` (when given) reads true; false if any call threw (std::bad_alloc,
+// std::system_error).
 template <class Fn>
-bool RunAll(size_t n, ThreadPool* pool, const Fn& fn) {
+bool RunAll(size_t n, ThreadPool* pool, const std::atomic<bool>* stop, const Fn& fn) {
   std::atomic<bool> failed{false};
   auto guarded = [&](size_t i) {
-    if (failed.load(std::memory_order_relaxed)) return;
+    if (failed.load(std::memory_order_relaxed) || (stop && stop->load(std::memory_order_relaxed))) return;
     try {
       fn(i);
     } catch (...) {
@@ -535,6 +536,9 @@ bool RunAll(size_t n, ThreadPool* pool, const Fn& fn) {
   }
   return !failed.load();
 }
+
+bool Stopped(const HnswParams& params) { return params.stop && params.stop->load(std::memory_order_relaxed); }
+Status StoppedStatus() { return Status::Closed("hnsw: the build was stopped"); }
 
 std::vector<GraphSection> Sections(Arrays* a, const Builder& builder, const float* vectors, size_t rows, uint32_t dim,
                                    simd::Metric metric, const HnswParams& params, uint64_t reused_rows) {
@@ -578,12 +582,13 @@ Result<std::vector<GraphSection>> Build(const float* vectors, size_t rows, uint3
     reporter.Add(1);
   };
   // The first row is the entry point the others start from.
-  if (rows > 0 && !RunAll(1, nullptr, insert)) {
+  if (rows > 0 && !RunAll(1, nullptr, params.stop, insert)) {
     return Status::ResourceExhausted("hnsw: out of memory while building the graph");
   }
-  if (rows > 1 && !RunAll(rows - 1, pool, [&](size_t i) { insert(i + 1); })) {
+  if (rows > 1 && !RunAll(rows - 1, pool, params.stop, [&](size_t i) { insert(i + 1); })) {
     return Status::ResourceExhausted("hnsw: out of memory while building the graph");
   }
+  if (Stopped(params)) return StoppedStatus();
   reporter.Finish();
   return Sections(&a, builder, vectors, rows, dim, metric, params, 0);
 }
@@ -634,7 +639,7 @@ Result<std::vector<GraphSection>> BuildFrom(const GraphBase& base, const float* 
   builder.SetEntry(entry, top);
 
   ProgressReporter reporter(progress, rows);
-  const bool repaired = RunAll(reused.size(), pool, [&](size_t i) {
+  const bool repaired = RunAll(reused.size(), pool, params.stop, [&](size_t i) {
     const uint32_t r = reused[i];
     const uint32_t old = old_of[r];
     for (uint32_t level = 0; level <= g.LevelUnchecked(old); ++level) {
@@ -644,11 +649,12 @@ Result<std::vector<GraphSection>> BuildFrom(const GraphBase& base, const float* 
   });
   if (!repaired) return Status::ResourceExhausted("hnsw: out of memory while building the graph");
   old_of = {};
-  const bool built = RunAll(inserted.size(), pool, [&](size_t i) {
+  const bool built = RunAll(inserted.size(), pool, params.stop, [&](size_t i) {
     builder.Insert(inserted[i]);
     reporter.Add(1);
   });
   if (!built) return Status::ResourceExhausted("hnsw: out of memory while building the graph");
+  if (Stopped(params)) return StoppedStatus();
   reporter.Finish();
   return Sections(&a, builder, vectors, rows, dim, metric, params, reused.size());
 }

@@ -35,7 +35,8 @@ struct Report {
 // call reads the files anew and shares nothing.
 //
 // The summary of a database directory (CURRENT, its manifest log, segments,
-// WAL files); a directory of format version 1 is refused naming its manifest.
+// WAL files, orphans, live counts); a directory of format version 1 is
+// refused naming its manifest. A failed pass is retried as Verify's is.
 Report InspectDir(const std::string& dir, const InspectOptions& opt);
 // A segment file's header, section table, footer, entries and vector groups.
 Report InspectSegment(const std::string& file, const InspectOptions& opt);
@@ -44,7 +45,7 @@ Report InspectSegment(const std::string& file, const InspectOptions& opt);
 // pass over a directory whose manifest changed is run again (5 passes at most).
 Report Verify(const std::string& path, const InspectOptions& opt);
 // verify's report for a database that has no files to check (an in-memory
-// keyspace database): ok, nothing checked, `why` as its one note.
+// database): ok, nothing checked, `why` as its one note.
 Report VerifyWithoutFiles(const std::string& path, const std::string& why);
 // Rows, records or fields of one file.
 Report Dump(const std::string& file, const InspectOptions& opt);

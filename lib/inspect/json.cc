@@ -5,6 +5,13 @@
 
 namespace pomai::inspect {
 
+Json Json::Object(std::initializer_list<std::pair<std::string, Json>> members) {
+  Json j;
+  j.type_ = Type::kObject;
+  j.members_.assign(members.begin(), members.end());
+  return j;
+}
+
 Json& Json::Set(const std::string& key, Json value) {
   for (auto& [k, v] : members_) {
     if (k == key) {
@@ -45,15 +52,6 @@ uint64_t Json::AsUint() const {
   }
 }
 
-int64_t Json::AsInt() const {
-  switch (type_) {
-    case Type::kUint: return static_cast<int64_t>(u_);
-    case Type::kInt: return i_;
-    case Type::kDouble: return static_cast<int64_t>(d_);
-    default: return 0;
-  }
-}
-
 double Json::AsDouble() const {
   switch (type_) {
     case Type::kUint: return static_cast<double>(u_);
@@ -63,6 +61,9 @@ double Json::AsDouble() const {
   }
 }
 
+namespace {
+
+// `s` quoted and escaped as a JSON string.
 std::string JsonQuote(const std::string& s) {
   std::string out = "\"";
   for (unsigned char c : s) {
@@ -85,8 +86,6 @@ std::string JsonQuote(const std::string& s) {
   out += "\"";
   return out;
 }
-
-namespace {
 
 std::string Number(double d) {
   if (!std::isfinite(d)) return "null";

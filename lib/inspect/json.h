@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,9 +27,9 @@ class Json {
   Json(std::string s) : type_(Type::kString), s_(std::move(s)) {}  // NOLINT
 
   static Json Array() { Json j; j.type_ = Type::kArray; return j; }
-  static Json Object() { Json j; j.type_ = Type::kObject; return j; }
+  // An object with `members`, in that order: Json::Object({{"file", name}, {"bytes", n}}).
+  static Json Object(std::initializer_list<std::pair<std::string, Json>> members = {});
 
-  Type type() const { return type_; }
   bool is_null() const { return type_ == Type::kNull; }
 
   // Object: sets `key` (replacing an existing value) and returns the value.
@@ -43,7 +44,6 @@ class Json {
 
   bool AsBool() const { return b_; }
   uint64_t AsUint() const;
-  int64_t AsInt() const;
   double AsDouble() const;
   const std::string& AsString() const { return s_; }
 
@@ -64,8 +64,5 @@ class Json {
   std::vector<Json> items_;
   std::vector<std::pair<std::string, Json>> members_;
 };
-
-// Quotes and escapes `s` as a JSON string.
-std::string JsonQuote(const std::string& s);
 
 }  // namespace pomai::inspect

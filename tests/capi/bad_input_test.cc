@@ -4,7 +4,8 @@
 // closed transaction gives a status naming the argument (and the bad value),
 // or the documented result; nothing is half-applied; nothing crashes.
 //
-// Each table row is its own test: BadInput/U64.<row>, BadInput/Kv.<row>.
+// Each table row is its own test: BadInput/U64.<row>, BadInput/Keyspace.<row>
+// (in memory) and BadInput/KeyspaceOnDisk.<row>.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -27,7 +28,9 @@ namespace {
 using pomai::testing::TempDir;
 using pomai::testing::B;
 using pomai::testing::Code;
-using pomai::testing::KvDbTest;
+using pomai::testing::MakeQuery;
+using pomai::testing::MakeUpsert;
+using pomai::testing::DbExTest;
 using pomai::testing::Message;
 using pomai::testing::StorageModeName;
 
@@ -108,29 +111,18 @@ struct IdEnv {
     closed = true;
     return db;
   }
-  pomai_upsert_t Upsert(uint64_t id, const float* v) const {
-    pomai_upsert_t u{};
-    u.struct_size = sizeof(u);
-    u.id = id;
-    u.vector = v;
-    u.dim = kDim;
-    return u;
-  }
-  pomai_query_t Query(const float* v, uint32_t k) const {
-    pomai_query_t q{};
-    q.struct_size = sizeof(q);
-    q.vector = v;
-    q.dim = kDim;
-    q.topk = k;
-    return q;
-  }
+  pomai_upsert_t Upsert(uint64_t id, const float* v) const { return MakeUpsert(id, v, kDim); }
+  pomai_query_t Query(const float* v, uint32_t k) const { return MakeQuery(v, kDim, k); }
 };
 
 using IdCase = Case<IdEnv>;
 
-// Searches with `topk` and expects `want` results, best first.
-pomai_status_t* SearchExpecting(IdEnv& e, uint32_t topk, size_t want) {
+// Searches with `topk` (and the query changed by `change`) and expects `want`
+// results, best first.
+template <typename Change = void (*)(pomai_query_t&)>
+pomai_status_t* SearchExpecting(IdEnv& e, uint32_t topk, size_t want, Change change = [](pomai_query_t&) {}) {
   pomai_query_t q = e.Query(e.a, topk);
+  change(q);
   pomai_search_results_t* r = nullptr;
   pomai_status_t* s = pomai_search(e.db, &q, &r);
   if (s != nullptr) return s;
@@ -155,6 +147,52 @@ pomai_status_t* SearchArrayExpecting(IdEnv& e, uint32_t topk, uint32_t want) {
     EXPECT_TRUE(std::isinf(scores[j]) && scores[j] < 0);
   }
   return nullptr;
+}
+
+// pomai_open of the spare directory with the fixture's options changed by `change`.
+template <typename Change>
+pomai_status_t* OpenSpare(IdEnv& e, Change change) {
+  pomai_db_t* db;
+  e.opts.path = e.spare.path().c_str();
+  change(e.opts);
+  return pomai_open(&e.opts, &db);
+}
+
+// pomai_search of `q` on `db`; results of a success are freed.
+pomai_status_t* Search(pomai_db_t* db, const pomai_query_t* q) {
+  pomai_search_results_t* r = nullptr;
+  pomai_status_t* s = pomai_search(db, q, &r);
+  pomai_search_results_free(r);
+  return s;
+}
+
+// pomai_search of the fixture's query changed by `change`.
+template <typename Change>
+pomai_status_t* SearchWith(IdEnv& e, Change change) {
+  pomai_query_t q = e.Query(e.a, 1);
+  change(q);
+  return Search(e.db, &q);
+}
+
+// pomai_search_batch of `n` queries on `db`; results of a success are freed.
+pomai_status_t* SearchBatch(pomai_db_t* db, const pomai_query_t* queries, size_t n) {
+  pomai_search_results_t* r = nullptr;
+  pomai_status_t* s = pomai_search_batch(db, queries, n, &r);
+  pomai_search_batch_free(r, r != nullptr ? n : 0);
+  return s;
+}
+
+// The outputs SearchArray passes as NULL.
+enum NullOut : unsigned { kNoIds = 1, kNoScores = 2, kNoCounts = 4 };
+
+// pomai_search_array with room for two results (and two counts).
+pomai_status_t* SearchArray(pomai_db_t* db, const float* queries, size_t n, uint32_t dim, uint32_t topk,
+                            unsigned null_outs = 0) {
+  uint64_t ids[2];
+  float scores[2];
+  uint32_t counts[2];
+  return pomai_search_array(db, queries, n, dim, topk, 0, null_outs & kNoIds ? nullptr : ids,
+                            null_outs & kNoScores ? nullptr : scores, null_outs & kNoCounts ? nullptr : counts);
 }
 
 // Every function that takes a u64-id database handle, called with `db` and
@@ -205,13 +243,7 @@ std::vector<std::pair<std::string, std::function<pomai_status_t*(IdEnv&, pomai_d
          EXPECT_EQ(r, nullptr);
          return s;
        }},
-      {"SearchArray",
-       [](IdEnv& e, pomai_db_t* db) {
-         uint64_t id;
-         float score;
-         uint32_t count;
-         return pomai_search_array(db, e.a, 1, kDim, 1, 0, &id, &score, &count);
-       }},
+      {"SearchArray", [](IdEnv& e, pomai_db_t* db) { return SearchArray(db, e.a, 1, kDim, 1); }},
       // The keyspace functions refuse a closed or garbage handle the same way.
       {"DbFlush", [](IdEnv&, pomai_db_t* db) { return pomai_db_flush(db); }},
       {"TxnBegin", [](IdEnv&, pomai_db_t* db) { pomai_txn_t* t; return pomai_txn_begin(db, 1, &t); }},
@@ -236,45 +268,18 @@ std::vector<IdCase> IdCases() {
        "opts->path is NULL or empty"},
       {"OpenEmptyPath", [](E& e) { pomai_db_t* db; e.opts.path = ""; return pomai_open(&e.opts, &db); }, kInvalid,
        "opts->path is NULL or empty"},
-      {"OpenDimZero",
-       [](E& e) {
-         pomai_db_t* db;
-         e.opts.path = e.spare.path().c_str();
-         e.opts.dim = 0;
-         return pomai_open(&e.opts, &db);
-       },
-       kInvalid, "opts->dim is 0"},
-      {"OpenShardsZero",
-       [](E& e) {
-         pomai_db_t* db;
-         e.opts.path = e.spare.path().c_str();
-         e.opts.shards = 0;
-         return pomai_open(&e.opts, &db);
-       },
-       kInvalid, "opts->shards is 0"},
-      {"OpenBadMetric",
-       [](E& e) {
-         pomai_db_t* db;
-         e.opts.path = e.spare.path().c_str();
-         e.opts.metric = 7;
-         return pomai_open(&e.opts, &db);
-       },
-       kInvalid, "opts->metric is 7"},
-      {"OpenBadIndexType",
-       [](E& e) {
-         pomai_db_t* db;
-         e.opts.path = e.spare.path().c_str();
-         e.opts.index_type = 5;
-         return pomai_open(&e.opts, &db);
-       },
-       kInvalid, "opts->index_type is 5"},
+      {"OpenDimZero", [](E& e) { return OpenSpare(e, [](pomai_options_t& o) { o.dim = 0; }); }, kInvalid,
+       "opts->dim is 0"},
+      {"OpenShardsZero", [](E& e) { return OpenSpare(e, [](pomai_options_t& o) { o.shards = 0; }); }, kInvalid,
+       "opts->shards is 0"},
+      {"OpenBadMetric", [](E& e) { return OpenSpare(e, [](pomai_options_t& o) { o.metric = 7; }); }, kInvalid,
+       "opts->metric is 7"},
+      {"OpenBadIndexType", [](E& e) { return OpenSpare(e, [](pomai_options_t& o) { o.index_type = 5; }); }, kInvalid,
+       "opts->index_type is 5"},
       {"OpenBadFsyncPolicy",
        [](E& e) {
-         pomai_db_t* db;
-         e.opts.path = e.spare.path().c_str();
          const uint32_t nine = 9;  // as a C caller could store it
-         std::memcpy(&e.opts.fsync_policy, &nine, sizeof(nine));
-         return pomai_open(&e.opts, &db);
+         return OpenSpare(e, [&](pomai_options_t& o) { std::memcpy(&o.fsync_policy, &nine, sizeof(nine)); });
        },
        kInvalid, "opts->fsync_policy is 9"},
       {"OpenOtherDim",
@@ -470,13 +475,8 @@ std::vector<IdCase> IdCases() {
       {"CountNullOut", [](E& e) { return pomai_count(e.db, nullptr); }, kInvalid, "out_count is NULL"},
 
       // ---- search
-      {"SearchNullDb",
-       [](E& e) {
-         pomai_query_t q = e.Query(e.a, 1);
-         pomai_search_results_t* r;
-         return pomai_search(nullptr, &q, &r);
-       },
-       kInvalid, "db is NULL"},
+      {"SearchNullDb", [](E& e) { pomai_query_t q = e.Query(e.a, 1); return Search(nullptr, &q); }, kInvalid,
+       "db is NULL"},
       {"SearchNullQuery",
        [](E& e) {
          pomai_search_results_t* r = reinterpret_cast<pomai_search_results_t*>(0x1);
@@ -487,58 +487,20 @@ std::vector<IdCase> IdCases() {
        kInvalid, "query is NULL"},
       {"SearchNullOut", [](E& e) { pomai_query_t q = e.Query(e.a, 1); return pomai_search(e.db, &q, nullptr); },
        kInvalid, "out_results is NULL"},
-      {"SearchNullVector",
-       [](E& e) {
-         pomai_query_t q = e.Query(nullptr, 1);
-         pomai_search_results_t* r;
-         return pomai_search(e.db, &q, &r);
-       },
-       kInvalid, "queries[0].vector is NULL"},
-      {"SearchWrongDim",
-       [](E& e) {
-         pomai_query_t q = e.Query(e.a, 1);
-         q.dim = 3;
-         pomai_search_results_t* r;
-         return pomai_search(e.db, &q, &r);
-       },
-       kInvalid, "queries[0].dim is 3 but the database's dim is 4"},
+      {"SearchNullVector", [](E& e) { pomai_query_t q = e.Query(nullptr, 1); return Search(e.db, &q); }, kInvalid,
+       "queries[0].vector is NULL"},
+      {"SearchWrongDim", [](E& e) { return SearchWith(e, [](pomai_query_t& q) { q.dim = 3; }); }, kInvalid,
+       "queries[0].dim is 3 but the database's dim is 4"},
       {"SearchStructSizeTooSmall",
-       [](E& e) {
-         pomai_query_t q = e.Query(e.a, 1);
-         q.struct_size = 8;
-         pomai_search_results_t* r;
-         return pomai_search(e.db, &q, &r);
-       },
-       kInvalid, "query->struct_size is too small (8 < 24)"},
+       [](E& e) { return SearchWith(e, [](pomai_query_t& q) { q.struct_size = 8; }); }, kInvalid,
+       "query->struct_size is too small (8 < 24)"},
       {"SearchFilterIsUnimplemented",
-       [](E& e) {
-         pomai_query_t q = e.Query(e.a, 1);
-         q.filter_expression = "color = 'red'";
-         pomai_search_results_t* r;
-         return pomai_search(e.db, &q, &r);
-       },
-       kUnimplemented, "filter_expression 'color = 'red''"},
+       [](E& e) { return SearchWith(e, [](pomai_query_t& q) { q.filter_expression = "color = 'red'"; }); }, kUnimplemented,
+       "filter_expression 'color = 'red''"},
       {"SearchEmptyFilterIsNoFilter",
-       [](E& e) {
-         pomai_query_t q = e.Query(e.a, 1);
-         q.filter_expression = "";
-         pomai_search_results_t* r = nullptr;
-         pomai_status_t* s = pomai_search(e.db, &q, &r);
-         if (r != nullptr) {
-           EXPECT_EQ(r->count, 1u);
-         }
-         pomai_search_results_free(r);
-         return s;
-       },
-       kOk, ""},
-      {"SearchNonZeroFlags",
-       [](E& e) {
-         pomai_query_t q = e.Query(e.a, 1);
-         q.flags = 1;
-         pomai_search_results_t* r;
-         return pomai_search(e.db, &q, &r);
-       },
-       kInvalid, "queries[0].flags is 1"},
+       [](E& e) { return SearchExpecting(e, 1, 1, [](pomai_query_t& q) { q.filter_expression = ""; }); }, kOk, ""},
+      {"SearchNonZeroFlags", [](E& e) { return SearchWith(e, [](pomai_query_t& q) { q.flags = 1; }); }, kInvalid,
+       "queries[0].flags is 1"},
       {"SearchTopkZero", [](E& e) { return SearchExpecting(e, 0, 0); }, kOk, ""},
       {"SearchTopkAboveRows", [](E& e) { return SearchExpecting(e, kRows + 5, kRows); }, kOk, ""},
       {"SearchTopkUint32Max", [](E& e) { return SearchExpecting(e, UINT32_MAX, kRows); }, kOk, ""},
@@ -552,32 +514,15 @@ std::vector<IdCase> IdCases() {
       {"SearchEfSearchUint32Max",
        [](E& e) {
          EXPECT_EQ(Code(pomai_freeze(e.db)), kOk);
-         pomai_query_t q = e.Query(e.a, 3);
-         q.ef_search = UINT32_MAX;
-         pomai_search_results_t* r = nullptr;
-         pomai_status_t* s = pomai_search(e.db, &q, &r);
-         if (r != nullptr) {
-           EXPECT_EQ(r->count, 3u);
-         }
-         pomai_search_results_free(r);
-         return s;
+         return SearchExpecting(e, 3, 3, [](pomai_query_t& q) { q.ef_search = UINT32_MAX; });
        },
        kOk, ""},
 
       // ---- search_batch
-      {"SearchBatchNullDb",
-       [](E& e) {
-         pomai_query_t q = e.Query(e.a, 1);
-         pomai_search_results_t* r;
-         return pomai_search_batch(nullptr, &q, 1, &r);
-       },
+      {"SearchBatchNullDb", [](E& e) { pomai_query_t q = e.Query(e.a, 1); return SearchBatch(nullptr, &q, 1); },
        kInvalid, "db is NULL"},
-      {"SearchBatchNullQueries",
-       [](E& e) {
-         pomai_search_results_t* r;
-         return pomai_search_batch(e.db, nullptr, 2, &r);
-       },
-       kInvalid, "queries is NULL but n is 2"},
+      {"SearchBatchNullQueries", [](E& e) { return SearchBatch(e.db, nullptr, 2); }, kInvalid,
+       "queries is NULL but n is 2"},
       {"SearchBatchNullOut",
        [](E& e) {
          pomai_query_t q = e.Query(e.a, 1);
@@ -603,26 +548,19 @@ std::vector<IdCase> IdCases() {
          return s;
        },
        kOk, ""},
-      {"SearchBatchHugeN",
-       [](E& e) {
-         pomai_query_t q = e.Query(e.a, 1);
-         pomai_search_results_t* r = nullptr;
-         return pomai_search_batch(e.db, &q, SIZE_MAX, &r);
-       },
+      {"SearchBatchHugeN", [](E& e) { pomai_query_t q = e.Query(e.a, 1); return SearchBatch(e.db, &q, SIZE_MAX); },
        kInvalid, "n is 18446744073709551615"},
       {"SearchBatchSecondQueryWrongDim",
        [](E& e) {
          pomai_query_t qs[2] = {e.Query(e.a, 1), e.Query(e.a, 1)};
          qs[1].dim = 3;
-         pomai_search_results_t* r = nullptr;
-         return pomai_search_batch(e.db, qs, 2, &r);
+         return SearchBatch(e.db, qs, 2);
        },
        kInvalid, "queries[1].dim is 3"},
       {"SearchBatchSecondQueryNullVector",
        [](E& e) {
          pomai_query_t qs[2] = {e.Query(e.a, 1), e.Query(nullptr, 1)};
-         pomai_search_results_t* r = nullptr;
-         return pomai_search_batch(e.db, qs, 2, &r);
+         return SearchBatch(e.db, qs, 2);
        },
        kInvalid, "queries[1].vector is NULL"},
       {"SearchBatchTopkZeroAboveRowsAndUint32Max",
@@ -641,76 +579,26 @@ std::vector<IdCase> IdCases() {
        kOk, ""},
 
       // ---- search_array
-      {"SearchArrayNullDb",
-       [](E& e) {
-         uint64_t id;
-         float score;
-         uint32_t count;
-         return pomai_search_array(nullptr, e.a, 1, kDim, 1, 0, &id, &score, &count);
-       },
+      {"SearchArrayNullDb", [](E& e) { return SearchArray(nullptr, e.a, 1, kDim, 1); },
        kInvalid, "db is NULL"},
-      {"SearchArrayNullQueries",
-       [](E& e) {
-         uint64_t id;
-         float score;
-         uint32_t count;
-         return pomai_search_array(e.db, nullptr, 1, kDim, 1, 0, &id, &score, &count);
-       },
+      {"SearchArrayNullQueries", [](E& e) { return SearchArray(e.db, nullptr, 1, kDim, 1); },
        kInvalid, "queries is NULL but n is 1"},
-      {"SearchArrayNullOutIds",
-       [](E& e) {
-         float score;
-         uint32_t count;
-         return pomai_search_array(e.db, e.a, 1, kDim, 1, 0, nullptr, &score, &count);
-       },
+      {"SearchArrayNullOutIds", [](E& e) { return SearchArray(e.db, e.a, 1, kDim, 1, kNoIds); },
        kInvalid, "out_ids is NULL"},
-      {"SearchArrayNullOutScores",
-       [](E& e) {
-         uint64_t id;
-         uint32_t count;
-         return pomai_search_array(e.db, e.a, 1, kDim, 1, 0, &id, nullptr, &count);
-       },
+      {"SearchArrayNullOutScores", [](E& e) { return SearchArray(e.db, e.a, 1, kDim, 1, kNoScores); },
        kInvalid, "out_scores is NULL"},
-      {"SearchArrayNullOutCounts",
-       [](E& e) {
-         uint64_t id;
-         float score;
-         return pomai_search_array(e.db, e.a, 1, kDim, 1, 0, &id, &score, nullptr);
-       },
+      {"SearchArrayNullOutCounts", [](E& e) { return SearchArray(e.db, e.a, 1, kDim, 1, kNoCounts); },
        kInvalid, "out_counts is NULL"},
-      {"SearchArrayWrongDim",
-       [](E& e) {
-         uint64_t id;
-         float score;
-         uint32_t count;
-         return pomai_search_array(e.db, e.a, 1, 3, 1, 0, &id, &score, &count);
-       },
+      {"SearchArrayWrongDim", [](E& e) { return SearchArray(e.db, e.a, 1, 3, 1); },
        kInvalid, "dim is 3 but the database's dim is 4"},
       {"SearchArrayEmptyNullPointers",
        [](E& e) { return pomai_search_array(e.db, nullptr, 0, kDim, 1, 0, nullptr, nullptr, nullptr); }, kOk, ""},
-      {"SearchArrayEmptyNonNullPointers",
-       [](E& e) {
-         uint64_t id;
-         float score;
-         uint32_t count;
-         return pomai_search_array(e.db, e.a, 0, kDim, 1, 0, &id, &score, &count);
-       },
+      {"SearchArrayEmptyNonNullPointers", [](E& e) { return SearchArray(e.db, e.a, 0, kDim, 1); },
        kOk, ""},
-      {"SearchArrayNTimesTopkOverflows",
-       [](E& e) {
-         uint64_t id;
-         float score;
-         uint32_t count;
-         return pomai_search_array(e.db, e.a, SIZE_MAX / 2, kDim, 4, 0, &id, &score, &count);
-       },
+      {"SearchArrayNTimesTopkOverflows", [](E& e) { return SearchArray(e.db, e.a, SIZE_MAX / 2, kDim, 4); },
        kInvalid, "n * topk overflows (n 9223372036854775807, topk 4)"},
       {"SearchArrayN2Pow63TopkUint32Max",
-       [](E& e) {
-         uint64_t id;
-         float score;
-         uint32_t count;
-         return pomai_search_array(e.db, e.a, size_t{1} << 63, kDim, UINT32_MAX, 0, &id, &score, &count);
-       },
+       [](E& e) { return SearchArray(e.db, e.a, size_t{1} << 63, kDim, UINT32_MAX); },
        kInvalid, "n * topk overflows (n 9223372036854775808, topk 4294967295)"},
       {"SearchArrayHugeNTopkZero",
        [](E& e) {
@@ -793,26 +681,8 @@ INSTANTIATE_TEST_SUITE_P(BadInput, U64, ::testing::ValuesIn(IdCases()), CaseName
 
 // ---- u64-id tests that need more than one call
 
-class U64Db : public ::testing::Test {
+class U64Db : public pomai::testing::U64DbTest {
  protected:
-  void SetUp() override {
-    pomai_options_init(&opts_);
-    opts_.path = dir_.path().c_str();
-    opts_.dim = kDim;
-    opts_.shards = 2;
-    opts_.metric = POMAI_METRIC_IP;
-    ASSERT_EQ(Code(pomai_open(&opts_, &db_)), kOk);
-  }
-  void TearDown() override { pomai_status_free(pomai_close(db_)); }
-
-  pomai_upsert_t Upsert(uint64_t id, const float* v) {
-    pomai_upsert_t u{};
-    u.struct_size = sizeof(u);
-    u.id = id;
-    u.vector = v;
-    u.dim = kDim;
-    return u;
-  }
   std::vector<float> Stored(uint64_t id, std::string* meta = nullptr) {
     pomai_record_t* rec = nullptr;
     EXPECT_EQ(Code(pomai_get(db_, id, &rec)), kOk);
@@ -827,14 +697,6 @@ class U64Db : public ::testing::Test {
     EXPECT_EQ(Code(pomai_count(db_, &n)), kOk);
     return n;
   }
-  void Reopen() {
-    ASSERT_EQ(Code(pomai_close(db_)), kOk);
-    ASSERT_EQ(Code(pomai_open(&opts_, &db_)), kOk);
-  }
-
-  TempDir dir_;
-  pomai_options_t opts_;
-  pomai_db_t* db_ = nullptr;
 };
 
 TEST_F(U64Db, DuplicateIdsInPutBatchLastOneWinsAcrossAFreeze) {
@@ -863,11 +725,7 @@ TEST_F(U64Db, DuplicateIdsInPutBatchLastOneWinsAcrossAFreeze) {
   EXPECT_EQ(Stored(7, &meta), std::vector<float>(v1, v1 + 4));
   EXPECT_EQ(Count(), 2u);
   // A search sees one row for id 7, with the last vector's score.
-  pomai_query_t q{};
-  q.struct_size = sizeof(q);
-  q.vector = v1;
-  q.dim = kDim;
-  q.topk = 10;
+  pomai_query_t q = Query(v1, 10);
   pomai_search_results_t* r = nullptr;
   ASSERT_EQ(Code(pomai_search(db_, &q, &r)), kOk);
   ASSERT_EQ(r->count, 2u);
@@ -916,11 +774,7 @@ TEST_F(U64Db, ClosedHandleAnswersClosedAndDoubleCloseIsANoOp) {
   EXPECT_EQ(Code(pomai_close(db_)), 0);
   float a[4] = {1, 2, 3, 4};
   pomai_upsert_t u = Upsert(1, a);
-  pomai_query_t q{};
-  q.struct_size = sizeof(q);
-  q.vector = a;
-  q.dim = kDim;
-  q.topk = 1;
+  pomai_query_t q = Query(a, 1);
   pomai_search_results_t* r = nullptr;
   bool b;
   EXPECT_EQ(Code(pomai_put(db_, &u)), POMAI_STATUS_CLOSED);
@@ -960,8 +814,44 @@ TEST(U64Handles, GarbageAndReusedHandlesAreRejectedWithoutTouchingMemory) {
   pomai_status_free(pomai_close(second));
 }
 
-// Threads search in a loop while another thread closes the handle: every
-// search answers OK or CLOSED, never crashes, and after the close only CLOSED.
+// Three threads call `search(kind, i)` (kind 0, 1 and 2) in a loop while
+// another thread closes `db` after a pause that varies with `iter`: every
+// call answers OK or CLOSED, never crashes, none is OK once the close has
+// returned, and the close waits until every searcher has seen CLOSED.
+template <typename Search>
+void CloseRacingSearches(int iter, pomai_db_t* db, Search search) {
+  std::atomic<int> started{0};
+  std::atomic<bool> closed{false};
+  std::atomic<int> bad{0}, closed_seen{0}, ok_after_close{0};
+  auto searcher = [&](int kind) {
+    started.fetch_add(1);
+    for (int i = 0; i < 100000; ++i) {
+      const bool was_closed = closed.load();
+      const int code = Code(search(kind, i));
+      if (code != kOk && code != kClosed) bad.fetch_add(1);
+      if (code == kOk && was_closed) ok_after_close.fetch_add(1);
+      if (code == kClosed) {
+        closed_seen.fetch_add(1);
+        return;
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int k = 0; k < 3; ++k) threads.emplace_back(searcher, k);
+  while (started.load() < 3) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::microseconds(200 * (iter % 5)));
+  std::thread closer([&] {
+    EXPECT_EQ(Code(pomai_close(db)), kOk);
+    closed.store(true);
+  });
+  closer.join();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(bad.load(), 0) << "iteration " << iter;
+  EXPECT_EQ(ok_after_close.load(), 0) << "iteration " << iter;
+  EXPECT_EQ(closed_seen.load(), 3) << "iteration " << iter << ": the close waited until the searches stopped";
+}
+
+// The u64-id searches racing a close.
 TEST(U64Race, CloseRacingSearchesGivesOkOrClosedNeverACrash) {
   constexpr int kIterations = 40;
   for (int iter = 0; iter < kIterations; ++iter) {
@@ -987,63 +877,21 @@ TEST(U64Race, CloseRacingSearchesGivesOkOrClosedNeverACrash) {
     }
     ASSERT_EQ(Code(pomai_put_array(db, ids.data() + 100, vecs.data() + 100 * kDim, 100, kDim)), kOk);
 
-    std::atomic<int> started{0};
-    std::atomic<bool> closed{false};
-    std::atomic<int> bad{0}, closed_seen{0}, ok_after_close{0};
-    auto searcher = [&](int kind) {
-      started.fetch_add(1);
-      for (int i = 0; i < 100000; ++i) {
-        const bool was_closed = closed.load();
-        pomai_status_t* s;
-        if (kind == 0) {
-          pomai_query_t q{};
-          q.struct_size = sizeof(q);
-          q.vector = vecs.data() + (i % 200) * kDim;
-          q.dim = kDim;
-          q.topk = 5;
-          pomai_search_results_t* r = nullptr;
-          s = pomai_search(db, &q, &r);
-          pomai_search_results_free(r);
-        } else if (kind == 1) {
-          uint64_t out_ids[10];
-          float scores[10];
-          uint32_t counts[2];
-          s = pomai_search_array(db, vecs.data(), 2, kDim, 5, 0, out_ids, scores, counts);
-        } else {
-          pomai_query_t qs[2] = {};
-          for (auto& q : qs) {
-            q.struct_size = sizeof(q);
-            q.vector = vecs.data() + (i % 100) * kDim;
-            q.dim = kDim;
-            q.topk = 3;
-          }
-          pomai_search_results_t* r = nullptr;
-          s = pomai_search_batch(db, qs, 2, &r);
-          pomai_search_batch_free(r, r ? 2 : 0);
-        }
-        const int code = pomai_status_code(s);
-        pomai_status_free(s);
-        if (code != kOk && code != kClosed) bad.fetch_add(1);
-        if (code == kOk && was_closed) ok_after_close.fetch_add(1);
-        if (code == kClosed) {
-          closed_seen.fetch_add(1);
-          return;
-        }
+    CloseRacingSearches(iter, db, [&](int kind, int i) -> pomai_status_t* {
+      if (kind == 0) {
+        const pomai_query_t q = MakeQuery(vecs.data() + (i % 200) * kDim, kDim, 5);
+        return Search(db, &q);
       }
-    };
-    std::vector<std::thread> threads;
-    for (int k = 0; k < 3; ++k) threads.emplace_back(searcher, k);
-    while (started.load() < 3) std::this_thread::yield();
-    std::this_thread::sleep_for(std::chrono::microseconds(200 * (iter % 5)));
-    std::thread closer([&] {
-      EXPECT_EQ(Code(pomai_close(db)), kOk);
-      closed.store(true);
+      if (kind == 1) {
+        uint64_t out_ids[10];
+        float scores[10];
+        uint32_t counts[2];
+        return pomai_search_array(db, vecs.data(), 2, kDim, 5, 0, out_ids, scores, counts);
+      }
+      const pomai_query_t q = MakeQuery(vecs.data() + (i % 100) * kDim, kDim, 3);
+      const pomai_query_t qs[2] = {q, q};
+      return SearchBatch(db, qs, 2);
     });
-    closer.join();
-    for (auto& t : threads) t.join();
-    EXPECT_EQ(bad.load(), 0) << "iteration " << iter;
-    EXPECT_EQ(ok_after_close.load(), 0) << "iteration " << iter;
-    EXPECT_EQ(closed_seen.load(), 3) << "iteration " << iter << ": the close waited until the searches stopped";
     EXPECT_EQ(Code(pomai_close(db)), kOk);  // double close after the race
   }
 }
@@ -1051,11 +899,12 @@ TEST(U64Race, CloseRacingSearchesGivesOkOrClosedNeverACrash) {
 // ===========================================================================
 // The keyspace face (kv.h)
 
-// An in-memory keyspace database holding "v" (an L2 vector {1, 2} with
+// A keyspace database (in memory, or on disk in `dir`) holding "v" (an L2 vector {1, 2} with
 // metadata "meta"), "b" (bytes "bytes") and the index "idx" (dim 2, L2) with
 // entries "a" and "b"; plus an active read-write and an active read-only
 // transaction.
-struct KvEnv {
+struct KeyspaceEnv {
+  TempDir dir{TempDir::OnTmpfs()};  // ~200 disk databases: tmpfs keeps their syncs cheap
   pomai_db_options_ex_t opts;
   pomai_db_t* db = nullptr;
   pomai_txn_t* rw = nullptr;
@@ -1097,10 +946,30 @@ struct KvEnv {
   }
 };
 
-using KvCase = Case<KvEnv>;
+using KeyspaceCase = Case<KeyspaceEnv>;
+
+// pomai_txn_search_similar, filtered when `filter`; hits of a success are freed.
+pomai_status_t* Similar(pomai_txn_t* t, const float* q, uint32_t dim, uint32_t metric = 0, bool filter = false,
+                        const uint8_t* const* keys = nullptr, const size_t* lens = nullptr, size_t n = 0) {
+  pomai_kv_hits_t* h = nullptr;
+  pomai_status_t* s = pomai_txn_search_similar(t, q, dim, metric, 1, filter, keys, lens, n, false, &h);
+  pomai_kv_hits_free(h);
+  return s;
+}
+
+// pomai_index_search of index `name`; hits of a success are freed.
+pomai_status_t* IndexSearch(pomai_db_t* db, const char* name, const float* q, uint32_t dim) {
+  pomai_kv_hits_t* h = nullptr;
+  pomai_status_t* s = pomai_index_search(db, name, q, dim, 1, 0, &h, nullptr);
+  pomai_kv_hits_free(h);
+  return s;
+}
+
+// The index configuration of "idx": dim 2, m 16, ef_construction 200, L2.
+pomai_hnsw_config_t L2Config() { return {sizeof(pomai_hnsw_config_t), 2, 16, 200, POMAI_METRIC_L2}; }
 
 // Runs a flat search and expects `want` hits.
-pomai_status_t* SimilarExpecting(KvEnv& e, uint32_t k, size_t want) {
+pomai_status_t* SimilarExpecting(KeyspaceEnv& e, uint32_t k, size_t want) {
   pomai_kv_hits_t* hits = nullptr;
   pomai_status_t* s =
       pomai_txn_search_similar(e.rw, e.q, 2, POMAI_METRIC_L2, k, false, nullptr, nullptr, 0, false, &hits);
@@ -1111,7 +980,7 @@ pomai_status_t* SimilarExpecting(KvEnv& e, uint32_t k, size_t want) {
 }
 
 // Runs an index search and expects `want` hits.
-pomai_status_t* IndexSearchExpecting(KvEnv& e, uint32_t k, uint32_t ef, size_t want) {
+pomai_status_t* IndexSearchExpecting(KeyspaceEnv& e, uint32_t k, uint32_t ef, size_t want) {
   pomai_kv_hits_t* hits = nullptr;
   pomai_status_t* s = pomai_index_search(e.db, "idx", e.q, 2, k, ef, &hits, nullptr);
   if (s != nullptr) return s;
@@ -1120,51 +989,78 @@ pomai_status_t* IndexSearchExpecting(KvEnv& e, uint32_t k, uint32_t ef, size_t w
   return nullptr;
 }
 
-// Every function that takes a transaction, called on `t` with otherwise valid arguments.
-std::vector<std::pair<std::string, std::function<pomai_status_t*(KvEnv&, pomai_txn_t*)>>> TxnFunctions() {
+// Every transaction function that takes a key, called on `t` with `key`
+// (`len` bytes) and otherwise valid arguments; a read-only transaction
+// refuses the ones that write. `valid_key` is the key a call that should
+// have been refused would change where ExpectUnchanged sees it.
+struct KeyFunction {
+  std::string name;
+  std::function<pomai_status_t*(KeyspaceEnv&, pomai_txn_t*, const uint8_t*, size_t)> call;
+  bool writes;
+  const char* valid_key;
+};
+
+std::vector<KeyFunction> KeyFunctions() {
+  using E = KeyspaceEnv;
+  using K = const uint8_t*;
   return {
-      {"Get", [](KvEnv&, pomai_txn_t* t) { size_t len; bool found; return pomai_txn_get(t, B("v"), 1, nullptr, 0, &len, &found); }},
-      {"Put", [](KvEnv&, pomai_txn_t* t) { return pomai_txn_put(t, B("k"), 1, B("x"), 1); }},
-      {"Delete", [](KvEnv&, pomai_txn_t* t) { return pomai_txn_delete(t, B("v"), 1); }},
-      {"Commit", [](KvEnv&, pomai_txn_t* t) { return pomai_txn_commit(t); }},
-      {"Rollback", [](KvEnv&, pomai_txn_t* t) { return pomai_txn_rollback(t); }},
+      {"Get", [](E&, pomai_txn_t* t, K k, size_t n) { size_t len; bool f; return pomai_txn_get(t, k, n, nullptr, 0, &len, &f); },
+       false, "v"},
+      {"Put", [](E&, pomai_txn_t* t, K k, size_t n) { return pomai_txn_put(t, k, n, B("x"), 1); }, true, "k"},
+      {"Delete", [](E&, pomai_txn_t* t, K k, size_t n) { return pomai_txn_delete(t, k, n); }, true, "v"},
       {"UpsertVector",
-       [](KvEnv& e, pomai_txn_t* t) { return pomai_txn_upsert_vector(t, B("k"), 1, false, nullptr, 0, e.v, 2, 0); }},
-      {"GetVector", [](KvEnv&, pomai_txn_t* t) { float buf[2]; uint32_t dim; return pomai_txn_get_vector(t, B("v"), 1, 0, buf, 2, &dim); }},
+       [](E& e, pomai_txn_t* t, K k, size_t n) { return pomai_txn_upsert_vector(t, k, n, false, nullptr, 0, e.v, 2, 0); },
+       true, "k"},
+      {"GetVector",
+       [](E&, pomai_txn_t* t, K k, size_t n) { float b[2]; uint32_t d; return pomai_txn_get_vector(t, k, n, 0, b, 2, &d); },
+       false, "v"},
+      {"IndexUpsert",
+       [](E& e, pomai_txn_t* t, K k, size_t n) { return pomai_txn_index_upsert(t, "idx", k, n, e.v, 2, false, nullptr, 0); },
+       true, "k"},
+      {"IndexDelete", [](E&, pomai_txn_t* t, K k, size_t n) { return pomai_txn_index_delete(t, "idx", k, n); }, true, "a"},
+  };
+}
+
+// Every function that takes a transaction, called on `t` with otherwise valid arguments.
+std::vector<std::pair<std::string, std::function<pomai_status_t*(KeyspaceEnv&, pomai_txn_t*)>>> TxnFunctions() {
+  std::vector<std::pair<std::string, std::function<pomai_status_t*(KeyspaceEnv&, pomai_txn_t*)>>> out = {
+      {"Commit", [](KeyspaceEnv&, pomai_txn_t* t) { return pomai_txn_commit(t); }},
+      {"Rollback", [](KeyspaceEnv&, pomai_txn_t* t) { return pomai_txn_rollback(t); }},
       {"SearchSimilar",
-       [](KvEnv& e, pomai_txn_t* t) {
+       [](KeyspaceEnv& e, pomai_txn_t* t) {
          pomai_kv_hits_t* hits = reinterpret_cast<pomai_kv_hits_t*>(0x1);
          pomai_status_t* s = pomai_txn_search_similar(t, e.q, 2, 0, 1, false, nullptr, nullptr, 0, false, &hits);
          EXPECT_EQ(hits, nullptr);
          return s;
        }},
-      {"IndexUpsert",
-       [](KvEnv& e, pomai_txn_t* t) { return pomai_txn_index_upsert(t, "idx", B("k"), 1, e.v, 2, false, nullptr, 0); }},
-      {"IndexDelete", [](KvEnv&, pomai_txn_t* t) { return pomai_txn_index_delete(t, "idx", B("a"), 1); }},
   };
+  for (const KeyFunction& f : KeyFunctions()) {
+    out.push_back({f.name, [f](KeyspaceEnv& e, pomai_txn_t* t) { return f.call(e, t, B(f.valid_key), 1); }});
+  }
+  return out;
 }
 
 // Every function that takes a keyspace database handle.
-std::vector<std::pair<std::string, std::function<pomai_status_t*(KvEnv&, pomai_db_t*)>>> KvDbFunctions() {
+std::vector<std::pair<std::string, std::function<pomai_status_t*(KeyspaceEnv&, pomai_db_t*)>>> KeyspaceDbFunctions() {
   return {
-      {"Flush", [](KvEnv&, pomai_db_t* db) { return pomai_db_flush(db); }},
-      {"MemoryUsage", [](KvEnv&, pomai_db_t* db) { pomai_memory_stats_t m; return pomai_db_memory_usage(db, &m); }},
+      {"Flush", [](KeyspaceEnv&, pomai_db_t* db) { return pomai_db_flush(db); }},
+      {"MemoryUsage", [](KeyspaceEnv&, pomai_db_t* db) { pomai_memory_stats_t m; return pomai_db_memory_usage(db, &m); }},
       {"TxnBegin",
-       [](KvEnv&, pomai_db_t* db) {
+       [](KeyspaceEnv&, pomai_db_t* db) {
          pomai_txn_t* t = reinterpret_cast<pomai_txn_t*>(0x1);
          pomai_status_t* s = pomai_txn_begin(db, POMAI_TXN_READ_WRITE, &t);
          EXPECT_EQ(t, nullptr);
          return s;
        }},
       {"IndexCreate",
-       [](KvEnv&, pomai_db_t* db) {
-         pomai_hnsw_config_t c = {sizeof(c), 2, 16, 200, POMAI_METRIC_L2};
+       [](KeyspaceEnv&, pomai_db_t* db) {
+         auto c = L2Config();
          return pomai_index_create(db, "other", &c);
        }},
-      {"IndexDrop", [](KvEnv&, pomai_db_t* db) { return pomai_index_drop(db, "idx"); }},
-      {"IndexStats", [](KvEnv&, pomai_db_t* db) { pomai_hnsw_stats_t st; return pomai_index_stats(db, "idx", &st); }},
+      {"IndexDrop", [](KeyspaceEnv&, pomai_db_t* db) { return pomai_index_drop(db, "idx"); }},
+      {"IndexStats", [](KeyspaceEnv&, pomai_db_t* db) { pomai_hnsw_stats_t st; return pomai_index_stats(db, "idx", &st); }},
       {"IndexSearch",
-       [](KvEnv& e, pomai_db_t* db) {
+       [](KeyspaceEnv& e, pomai_db_t* db) {
          pomai_kv_hits_t* hits = reinterpret_cast<pomai_kv_hits_t*>(0x1);
          pomai_status_t* s = pomai_index_search(db, "idx", e.q, 2, 1, 0, &hits, nullptr);
          EXPECT_EQ(hits, nullptr);
@@ -1173,10 +1069,10 @@ std::vector<std::pair<std::string, std::function<pomai_status_t*(KvEnv&, pomai_d
   };
 }
 
-std::vector<KvCase> KvCases() {
-  using E = KvEnv;
+std::vector<KeyspaceCase> KeyspaceCases() {
+  using E = KeyspaceEnv;
   const std::string long_key(65536, 'k');
-  std::vector<KvCase> c = {
+  std::vector<KeyspaceCase> c = {
       // ---- open
       {"OpenNullOpts",
        [](E&) {
@@ -1228,15 +1124,9 @@ std::vector<KvCase> KvCases() {
        kInvalid, "mode is 5"},
 
       // ---- txn_get
-      {"GetNullTxn", [](E&) { size_t len; bool f; return pomai_txn_get(nullptr, B("k"), 1, nullptr, 0, &len, &f); },
-       kInvalid, "txn is NULL"},
-      {"GetNullKey", [](E& e) { size_t len; bool f; return pomai_txn_get(e.rw, nullptr, 1, nullptr, 0, &len, &f); },
-       kInvalid, "key is NULL"},
       {"GetNullKeyZeroLength",
        [](E& e) { size_t len; bool f; return pomai_txn_get(e.rw, nullptr, 0, nullptr, 0, &len, &f); }, kInvalid,
        "key is NULL"},
-      {"GetEmptyKey", [](E& e) { size_t len; bool f; return pomai_txn_get(e.rw, B("k"), 0, nullptr, 0, &len, &f); },
-       kInvalid, "key is empty (keys are 1 to 65535 bytes)"},
       {"GetKeyTooLong",
        [long_key](E& e) {
          size_t len;
@@ -1253,11 +1143,8 @@ std::vector<KvCase> KvCases() {
        "value_buf is NULL but buf_cap is 5"},
 
       // ---- txn_put / txn_delete
-      {"PutNullTxn", [](E&) { return pomai_txn_put(nullptr, B("k"), 1, B("v"), 1); }, kInvalid, "txn is NULL"},
-      {"PutNullKey", [](E& e) { return pomai_txn_put(e.rw, nullptr, 1, B("v"), 1); }, kInvalid, "key is NULL"},
       {"PutNullKeyZeroLength", [](E& e) { return pomai_txn_put(e.rw, nullptr, 0, B("v"), 1); }, kInvalid,
        "key is NULL"},
-      {"PutEmptyKey", [](E& e) { return pomai_txn_put(e.rw, B("k"), 0, B("v"), 1); }, kInvalid, "key is empty"},
       {"PutKeyTooLong",
        [long_key](E& e) { return pomai_txn_put(e.rw, B(long_key.c_str()), long_key.size(), B("v"), 1); }, kInvalid,
        "key is 65536 bytes"},
@@ -1267,25 +1154,10 @@ std::vector<KvCase> KvCases() {
        "value is 18446744073709551615 bytes (at most 1 GiB)"},
       {"PutKeyLengthSizeMax", [](E& e) { return pomai_txn_put(e.rw, B("k"), SIZE_MAX, B("v"), 1); }, kInvalid,
        "key is 18446744073709551615 bytes"},
-      {"PutReadOnly", [](E& e) { return pomai_txn_put(e.ro, B("k"), 1, B("v"), 1); }, kReadOnly,
-       "transaction is read-only"},
-      {"DeleteNullTxn", [](E&) { return pomai_txn_delete(nullptr, B("k"), 1); }, kInvalid, "txn is NULL"},
-      {"DeleteNullKey", [](E& e) { return pomai_txn_delete(e.rw, nullptr, 1); }, kInvalid, "key is NULL"},
-      {"DeleteEmptyKey", [](E& e) { return pomai_txn_delete(e.rw, B("k"), 0); }, kInvalid, "key is empty"},
-      {"DeleteReadOnly", [](E& e) { return pomai_txn_delete(e.ro, B("v"), 1); }, kReadOnly, "transaction is read-only"},
       {"CommitNullTxn", [](E&) { return pomai_txn_commit(nullptr); }, kInvalid, "txn is NULL"},
       {"RollbackNullTxn", [](E&) { return pomai_txn_rollback(nullptr); }, kInvalid, "txn is NULL"},
 
       // ---- txn_upsert_vector / txn_get_vector
-      {"UpsertVectorNullTxn",
-       [](E& e) { return pomai_txn_upsert_vector(nullptr, B("k"), 1, false, nullptr, 0, e.v, 2, 0); }, kInvalid,
-       "txn is NULL"},
-      {"UpsertVectorNullKey",
-       [](E& e) { return pomai_txn_upsert_vector(e.rw, nullptr, 1, false, nullptr, 0, e.v, 2, 0); }, kInvalid,
-       "key is NULL"},
-      {"UpsertVectorEmptyKey",
-       [](E& e) { return pomai_txn_upsert_vector(e.rw, B("k"), 0, false, nullptr, 0, e.v, 2, 0); }, kInvalid,
-       "key is empty"},
       {"UpsertVectorNullVector",
        [](E& e) { return pomai_txn_upsert_vector(e.rw, B("k"), 1, false, nullptr, 0, nullptr, 2, 0); }, kInvalid,
        "vector is NULL"},
@@ -1304,15 +1176,6 @@ std::vector<KvCase> KvCases() {
       {"UpsertVectorDimTooLarge",
        [](E& e) { return pomai_txn_upsert_vector(e.rw, B("k"), 1, false, nullptr, 0, e.v, 65536, 0); }, kInvalid,
        "vector dimension 65536 is not in 1..65535"},
-      {"UpsertVectorReadOnly",
-       [](E& e) { return pomai_txn_upsert_vector(e.ro, B("k"), 1, false, nullptr, 0, e.v, 2, 0); }, kReadOnly,
-       "transaction is read-only"},
-      {"GetVectorNullTxn", [](E&) { float b[2]; uint32_t d; return pomai_txn_get_vector(nullptr, B("v"), 1, 0, b, 2, &d); },
-       kInvalid, "txn is NULL"},
-      {"GetVectorNullKey", [](E& e) { float b[2]; uint32_t d; return pomai_txn_get_vector(e.rw, nullptr, 1, 0, b, 2, &d); },
-       kInvalid, "key is NULL"},
-      {"GetVectorEmptyKey", [](E& e) { float b[2]; uint32_t d; return pomai_txn_get_vector(e.rw, B("v"), 0, 0, b, 2, &d); },
-       kInvalid, "key is empty"},
       {"GetVectorNullOutDim", [](E& e) { float b[2]; return pomai_txn_get_vector(e.rw, B("v"), 1, 0, b, 2, nullptr); },
        kInvalid, "out_dim is NULL"},
       {"GetVectorNullBufferWithCapacity",
@@ -1325,12 +1188,7 @@ std::vector<KvCase> KvCases() {
        kInvalid, "key 'v' holds a vector stored with metric L2, not INNER_PRODUCT"},
 
       // ---- txn_search_similar
-      {"SimilarNullTxn",
-       [](E& e) {
-         pomai_kv_hits_t* h;
-         return pomai_txn_search_similar(nullptr, e.q, 2, 0, 1, false, nullptr, nullptr, 0, false, &h);
-       },
-       kInvalid, "txn is NULL"},
+      {"SimilarNullTxn", [](E& e) { return Similar(nullptr, e.q, 2, 0); }, kInvalid, "txn is NULL"},
       {"SimilarNullQuery",
        [](E& e) {
          pomai_kv_hits_t* h = reinterpret_cast<pomai_kv_hits_t*>(0x1);
@@ -1345,31 +1203,27 @@ std::vector<KvCase> KvCases() {
       {"SimilarNullFilterKeys",
        [](E& e) {
          size_t lens[3] = {1, 1, 1};
-         pomai_kv_hits_t* h;
-         return pomai_txn_search_similar(e.rw, e.q, 2, 0, 1, true, nullptr, lens, 3, false, &h);
+         return Similar(e.rw, e.q, 2, 0, true, nullptr, lens, 3);
        },
        kInvalid, "filter_keys is NULL but filter_count is 3"},
       {"SimilarNullFilterKeyLens",
        [](E& e) {
          const uint8_t* keys[1] = {B("v")};
-         pomai_kv_hits_t* h;
-         return pomai_txn_search_similar(e.rw, e.q, 2, 0, 1, true, keys, nullptr, 1, false, &h);
+         return Similar(e.rw, e.q, 2, 0, true, keys, nullptr, 1);
        },
        kInvalid, "filter_key_lens is NULL but filter_count is 1"},
       {"SimilarNullFilterKey",
        [](E& e) {
          const uint8_t* keys[1] = {nullptr};
          size_t lens[1] = {1};
-         pomai_kv_hits_t* h;
-         return pomai_txn_search_similar(e.rw, e.q, 2, 0, 1, true, keys, lens, 1, false, &h);
+         return Similar(e.rw, e.q, 2, 0, true, keys, lens, 1);
        },
        kInvalid, "filter_keys[0] is NULL"},
       {"SimilarEmptyFilterKey",
        [](E& e) {
          const uint8_t* keys[2] = {B("v"), B("x")};
          size_t lens[2] = {1, 0};
-         pomai_kv_hits_t* h;
-         return pomai_txn_search_similar(e.rw, e.q, 2, 0, 1, true, keys, lens, 2, false, &h);
+         return Similar(e.rw, e.q, 2, 0, true, keys, lens, 2);
        },
        kInvalid, "filter key is empty"},
       {"SimilarEmptyFilterNullPointers",
@@ -1396,18 +1250,9 @@ std::vector<KvCase> KvCases() {
          return s;
        },
        kOk, ""},
-      {"SimilarBadMetric",
-       [](E& e) {
-         pomai_kv_hits_t* h;
-         return pomai_txn_search_similar(e.rw, e.q, 2, 3, 1, false, nullptr, nullptr, 0, false, &h);
-       },
-       kInvalid, "metric is 3"},
-      {"SimilarDimZero",
-       [](E& e) {
-         pomai_kv_hits_t* h;
-         return pomai_txn_search_similar(e.rw, e.q, 0, 0, 1, false, nullptr, nullptr, 0, false, &h);
-       },
-       kInvalid, "query dimension 0 is not in 1..65535"},
+      {"SimilarBadMetric", [](E& e) { return Similar(e.rw, e.q, 2, 3); }, kInvalid, "metric is 3"},
+      {"SimilarDimZero", [](E& e) { return Similar(e.rw, e.q, 0, 0); }, kInvalid,
+       "query dimension 0 is not in 1..65535"},
       {"SimilarWrongDim",
        [](E& e) {
          float q3[3] = {1, 2, 3};
@@ -1422,27 +1267,15 @@ std::vector<KvCase> KvCases() {
       {"SimilarKUint32Max", [](E& e) { return SimilarExpecting(e, UINT32_MAX, 1); }, kOk, ""},
 
       // ---- named indexes
-      {"IndexCreateNullDb",
-       [](E&) {
-         pomai_hnsw_config_t c = {sizeof(c), 2, 16, 200, POMAI_METRIC_L2};
-         return pomai_index_create(nullptr, "i", &c);
-       },
-       kInvalid, "db is NULL"},
-      {"IndexCreateNullName",
-       [](E& e) {
-         pomai_hnsw_config_t c = {sizeof(c), 2, 16, 200, POMAI_METRIC_L2};
-         return pomai_index_create(e.db, nullptr, &c);
-       },
+      {"IndexCreateNullDb", [](E&) { auto c = L2Config(); return pomai_index_create(nullptr, "i", &c); }, kInvalid,
+       "db is NULL"},
+      {"IndexCreateNullName", [](E& e) { auto c = L2Config(); return pomai_index_create(e.db, nullptr, &c); },
        kInvalid, "name is NULL"},
-      {"IndexCreateEmptyName",
-       [](E& e) {
-         pomai_hnsw_config_t c = {sizeof(c), 2, 16, 200, POMAI_METRIC_L2};
-         return pomai_index_create(e.db, "", &c);
-       },
-       kInvalid, "index name '' is 0 bytes"},
+      {"IndexCreateEmptyName", [](E& e) { auto c = L2Config(); return pomai_index_create(e.db, "", &c); }, kInvalid,
+       "index name '' is 0 bytes"},
       {"IndexCreateNameTooLong",
        [](E& e) {
-         pomai_hnsw_config_t c = {sizeof(c), 2, 16, 200, POMAI_METRIC_L2};
+         auto c = L2Config();
          const std::string name(256, 'n');
          return pomai_index_create(e.db, name.c_str(), &c);
        },
@@ -1518,7 +1351,7 @@ std::vector<KvCase> KvCases() {
                  },
                  kInvalid, std::string("vector[0] is ") + bad.text});
   }
-  std::vector<KvCase> more = {
+  std::vector<KeyspaceCase> more = {
       {"IndexDropNullDb", [](E&) { return pomai_index_drop(nullptr, "idx"); }, kInvalid, "db is NULL"},
       {"IndexDropNullName", [](E& e) { return pomai_index_drop(e.db, nullptr); }, kInvalid, "name is NULL"},
       {"IndexDropMissing", [](E& e) { return pomai_index_drop(e.db, "missing"); }, kNotFound,
@@ -1530,18 +1363,8 @@ std::vector<KvCase> KvCases() {
       {"IndexStatsNullOut", [](E& e) { return pomai_index_stats(e.db, "idx", nullptr); }, kInvalid, "out is NULL"},
       {"IndexStatsMissing", [](E& e) { pomai_hnsw_stats_t st; return pomai_index_stats(e.db, "missing", &st); },
        kNotFound, "index not found: missing"},
-      {"IndexSearchNullDb",
-       [](E& e) {
-         pomai_kv_hits_t* h;
-         return pomai_index_search(nullptr, "idx", e.q, 2, 1, 0, &h, nullptr);
-       },
-       kInvalid, "db is NULL"},
-      {"IndexSearchNullName",
-       [](E& e) {
-         pomai_kv_hits_t* h;
-         return pomai_index_search(e.db, nullptr, e.q, 2, 1, 0, &h, nullptr);
-       },
-       kInvalid, "name is NULL"},
+      {"IndexSearchNullDb", [](E& e) { return IndexSearch(nullptr, "idx", e.q, 2); }, kInvalid, "db is NULL"},
+      {"IndexSearchNullName", [](E& e) { return IndexSearch(e.db, nullptr, e.q, 2); }, kInvalid, "name is NULL"},
       {"IndexSearchNullQuery",
        [](E& e) {
          pomai_kv_hits_t* h = reinterpret_cast<pomai_kv_hits_t*>(0x1);
@@ -1561,35 +1384,21 @@ std::vector<KvCase> KvCases() {
       {"IndexSearchWrongDim",
        [](E& e) {
          float q3[3] = {1, 2, 3};
-         pomai_kv_hits_t* h;
-         return pomai_index_search(e.db, "idx", q3, 3, 1, 0, &h, nullptr);
+         return IndexSearch(e.db, "idx", q3, 3);
        },
        kInvalid, "dimension mismatch: expected 2, got 3 (index 'idx')"},
-      {"IndexSearchMissing",
-       [](E& e) {
-         pomai_kv_hits_t* h;
-         return pomai_index_search(e.db, "missing", e.q, 2, 1, 0, &h, nullptr);
-       },
-       kNotFound, "index not found: missing"},
+      {"IndexSearchMissing", [](E& e) { return IndexSearch(e.db, "missing", e.q, 2); }, kNotFound,
+       "index not found: missing"},
       {"IndexSearchKZero", [](E& e) { return IndexSearchExpecting(e, 0, 0, 0); }, kOk, ""},
       {"IndexSearchKAboveRows", [](E& e) { return IndexSearchExpecting(e, 10, 0, 2); }, kOk, ""},
       {"IndexSearchKUint32Max", [](E& e) { return IndexSearchExpecting(e, UINT32_MAX, 0, 2); }, kOk, ""},
       {"IndexSearchEfSearchUint32Max", [](E& e) { return IndexSearchExpecting(e, 1, UINT32_MAX, 1); }, kOk, ""},
-      {"IndexUpsertNullTxn",
-       [](E& e) { return pomai_txn_index_upsert(nullptr, "idx", B("k"), 1, e.v, 2, false, nullptr, 0); }, kInvalid,
-       "txn is NULL"},
       {"IndexUpsertNullName",
        [](E& e) { return pomai_txn_index_upsert(e.rw, nullptr, B("k"), 1, e.v, 2, false, nullptr, 0); }, kInvalid,
        "name is NULL"},
       {"IndexUpsertEmptyName",
        [](E& e) { return pomai_txn_index_upsert(e.rw, "", B("k"), 1, e.v, 2, false, nullptr, 0); }, kInvalid,
        "index name '' is 0 bytes"},
-      {"IndexUpsertNullKey",
-       [](E& e) { return pomai_txn_index_upsert(e.rw, "idx", nullptr, 1, e.v, 2, false, nullptr, 0); }, kInvalid,
-       "key is NULL"},
-      {"IndexUpsertEmptyKey",
-       [](E& e) { return pomai_txn_index_upsert(e.rw, "idx", B("k"), 0, e.v, 2, false, nullptr, 0); }, kInvalid,
-       "key is empty"},
       {"IndexUpsertNullVector",
        [](E& e) { return pomai_txn_index_upsert(e.rw, "idx", B("k"), 1, nullptr, 2, false, nullptr, 0); }, kInvalid,
        "vector is NULL"},
@@ -1605,19 +1414,10 @@ std::vector<KvCase> KvCases() {
       {"IndexUpsertMissingIndex",
        [](E& e) { return pomai_txn_index_upsert(e.rw, "nope", B("k"), 1, e.v, 2, false, nullptr, 0); }, kNotFound,
        "index not found: nope"},
-      {"IndexUpsertReadOnly",
-       [](E& e) { return pomai_txn_index_upsert(e.ro, "idx", B("k"), 1, e.v, 2, false, nullptr, 0); }, kReadOnly,
-       "transaction is read-only"},
-      {"IndexDeleteNullTxn", [](E&) { return pomai_txn_index_delete(nullptr, "idx", B("a"), 1); }, kInvalid,
-       "txn is NULL"},
       {"IndexDeleteNullName", [](E& e) { return pomai_txn_index_delete(e.rw, nullptr, B("a"), 1); }, kInvalid,
        "name is NULL"},
       {"IndexDeleteEmptyName", [](E& e) { return pomai_txn_index_delete(e.rw, "", B("a"), 1); }, kInvalid,
        "index name '' is 0 bytes"},
-      {"IndexDeleteNullKey", [](E& e) { return pomai_txn_index_delete(e.rw, "idx", nullptr, 1); }, kInvalid,
-       "key is NULL"},
-      {"IndexDeleteReadOnly", [](E& e) { return pomai_txn_index_delete(e.ro, "idx", B("a"), 1); }, kReadOnly,
-       "transaction is read-only"},
 
       // ---- documented non-errors
       {"PutNullValueZeroLengthIsEmptyValue",
@@ -1637,6 +1437,18 @@ std::vector<KvCase> KvCases() {
   };
   c.insert(c.end(), more.begin(), more.end());
   // Every transaction function on a committed, a rolled-back, a closed
+  // Each key function with a NULL transaction, a NULL or empty key, and (a
+  // write) on the read-only transaction.
+  for (const KeyFunction& f : KeyFunctions()) {
+    c.push_back({f.name + "NullTxn", [f](E& e) { return f.call(e, nullptr, B("k"), 1); }, kInvalid, "txn is NULL"});
+    c.push_back({f.name + "NullKey", [f](E& e) { return f.call(e, e.rw, nullptr, 1); }, kInvalid, "key is NULL"});
+    c.push_back({f.name + "EmptyKey", [f](E& e) { return f.call(e, e.rw, B("k"), 0); }, kInvalid,
+                 "key is empty (keys are 1 to 65535 bytes)"});
+    if (f.writes) {
+      c.push_back({f.name + "ReadOnly", [f](E& e) { return f.call(e, e.ro, B(f.valid_key), 1); }, kReadOnly,
+                   "transaction is read-only"});
+    }
+  }
   // database's and a garbage transaction.
   for (auto& [fname, fn] : TxnFunctions()) {
     c.push_back({"Committed" + fname, [fn = fn](E& e) { return fn(e, e.Committed()); }, kClosed,
@@ -1650,7 +1462,7 @@ std::vector<KvCase> KvCases() {
     c.push_back({"GarbageTxnSlotZero" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_txn_t>(kSlotZero)); },
                  kInvalid, "txn is not a handle returned by pomai_txn_begin"});
   }
-  for (auto& [fname, fn] : KvDbFunctions()) {
+  for (auto& [fname, fn] : KeyspaceDbFunctions()) {
     c.push_back({"ClosedDb" + fname, [fn = fn](E& e) { return fn(e, e.CloseDb()); }, kClosed, "database is closed"});
     c.push_back({"GarbageDb" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_db_t>(kNeverIssued)); }, kInvalid,
                  "db is not a handle returned by pomai_db_open_ex"});
@@ -1660,14 +1472,16 @@ std::vector<KvCase> KvCases() {
   return c;
 }
 
-class Kv : public ::testing::TestWithParam<KvCase> {
+class Keyspace : public ::testing::TestWithParam<KeyspaceCase> {
  protected:
+  virtual bool OnDisk() const { return false; }
   void SetUp() override {
     pomai_db_options_ex_init(&env_.opts);
-    env_.opts.storage_mode = POMAI_STORAGE_IN_MEMORY;
+    env_.opts.storage_mode = OnDisk() ? POMAI_STORAGE_DISK : POMAI_STORAGE_IN_MEMORY;
+    env_.opts.path = OnDisk() ? env_.dir.path().c_str() : nullptr;
     env_.opts.search_threads = 1;
     ASSERT_EQ(Code(pomai_db_open_ex(&env_.opts, &env_.db)), kOk);
-    pomai_hnsw_config_t c = {sizeof(c), 2, 16, 200, POMAI_METRIC_L2};
+    pomai_hnsw_config_t c = L2Config();
     ASSERT_EQ(Code(pomai_index_create(env_.db, "idx", &c)), kOk);
     pomai_txn_t* t = env_.Begin(POMAI_TXN_READ_WRITE);
     ASSERT_EQ(Code(pomai_txn_upsert_vector(t, B("v"), 1, true, B("meta"), 4, env_.v, 2, POMAI_METRIC_L2)), kOk);
@@ -1716,101 +1530,51 @@ class Kv : public ::testing::TestWithParam<KvCase> {
     pomai_status_free(s);
   }
 
-  KvEnv env_;
+  void Run() {
+    const KeyspaceCase& c = GetParam();
+    ExpectStatus(c, c.call(env_));
+    if (!env_.db_closed) ExpectUnchanged();
+  }
+
+  KeyspaceEnv env_;
 };
 
-TEST_P(Kv, GivesTheDocumentedStatusAndChangesNothing) {
-  const KvCase& c = GetParam();
-  ExpectStatus(c, c.call(env_));
-  if (!env_.db_closed) ExpectUnchanged();
+// The same rows on a disk database (but the in-memory database's flush).
+class KeyspaceOnDisk : public Keyspace {
+ protected:
+  bool OnDisk() const override { return true; }
+};
+
+TEST_P(Keyspace, GivesTheDocumentedStatusAndChangesNothing) { Run(); }
+TEST_P(KeyspaceOnDisk, GivesTheDocumentedStatusAndChangesNothing) { Run(); }
+
+std::vector<KeyspaceCase> DiskCases() {
+  std::vector<KeyspaceCase> c = KeyspaceCases();
+  std::erase_if(c, [](const KeyspaceCase& k) { return k.name == "FlushInMemory"; });
+  return c;
 }
 
-INSTANTIATE_TEST_SUITE_P(BadInput, Kv, ::testing::ValuesIn(KvCases()), CaseName<KvEnv>);
+INSTANTIATE_TEST_SUITE_P(BadInput, Keyspace, ::testing::ValuesIn(KeyspaceCases()), CaseName<KeyspaceEnv>);
+INSTANTIATE_TEST_SUITE_P(BadInput, KeyspaceOnDisk, ::testing::ValuesIn(DiskCases()), CaseName<KeyspaceEnv>);
 
 // ---- keyspace tests that need more than one call
 
-class KvModes : public KvDbTest {};
+class KeyspaceModes : public DbExTest {};
 
-INSTANTIATE_TEST_SUITE_P(Modes, KvModes, ::testing::Bool(), StorageModeName);
+INSTANTIATE_TEST_SUITE_P(Modes, KeyspaceModes, ::testing::Bool(), StorageModeName);
 
-// Moved from kv_capi_test.cc (NullPointersAreInvalidArgumentNamingTheArgument):
-// the table above has one row per assertion; this keeps the sequence on one
-// transaction, in both storage modes.
-TEST_P(KvModes, NullPointersAreInvalidArgumentNamingTheArgument) {
-  pomai_txn_t* t = Begin();
-  size_t len = 0;
-  bool found = false;
-  float v[2] = {1, 2};
-  uint32_t dim = 0;
-  pomai_kv_hits_t* hits = nullptr;
-  pomai_hnsw_stats_t st;
-  pomai_memory_stats_t ms;
-  pomai_hnsw_config_t c = {sizeof(c), 2, 16, 200, POMAI_METRIC_COSINE};
-  auto expect = [](pomai_status_t* s, const char* word) {
-    EXPECT_EQ(pomai_status_code(s), POMAI_STATUS_INVALID_ARGUMENT) << word;
-    EXPECT_NE(std::string(pomai_status_message(s)).find(word), std::string::npos) << pomai_status_message(s);
-    pomai_status_free(s);
-  };
-  expect(pomai_txn_begin(nullptr, 1, &t), "db is NULL");
-  expect(pomai_txn_begin(db_, 1, nullptr), "out_txn");
-  expect(pomai_txn_begin(db_, 5, &t), "mode is 5");
-  pomai_txn_t* t2 = Begin();
-  t = t2;
-  expect(pomai_txn_get(nullptr, B("k"), 1, nullptr, 0, &len, &found), "txn is NULL");
-  expect(pomai_txn_get(t, nullptr, 1, nullptr, 0, &len, &found), "key");
-  expect(pomai_txn_get(t, B("k"), 1, nullptr, 0, nullptr, &found), "out_len");
-  expect(pomai_txn_get(t, B("k"), 1, nullptr, 0, &len, nullptr), "out_found");
-  expect(pomai_txn_get(t, B("k"), 1, nullptr, 5, &len, &found), "value_buf");
-  expect(pomai_txn_get(t, B("k"), 0, nullptr, 0, &len, &found), "empty");
-  expect(pomai_txn_put(t, nullptr, 1, B("v"), 1), "key");
-  expect(pomai_txn_put(t, B("k"), 1, nullptr, 3), "value");
-  expect(pomai_txn_delete(t, nullptr, 1), "key");
-  expect(pomai_txn_upsert_vector(t, nullptr, 1, false, nullptr, 0, v, 2, 0), "key");
-  expect(pomai_txn_upsert_vector(t, B("k"), 1, false, nullptr, 0, nullptr, 2, 0), "vector");
-  expect(pomai_txn_upsert_vector(t, B("k"), 1, true, nullptr, 4, v, 2, 0), "metadata");
-  expect(pomai_txn_upsert_vector(t, B("k"), 1, false, nullptr, 0, v, 2, 3), "metric is 3");
-  expect(pomai_txn_get_vector(t, B("k"), 1, 0, v, 2, nullptr), "out_dim");
-  expect(pomai_txn_get_vector(t, B("k"), 1, 0, nullptr, 2, &dim), "buf");
-  expect(pomai_txn_search_similar(t, nullptr, 2, 0, 1, false, nullptr, nullptr, 0, false, &hits), "query");
-  expect(pomai_txn_search_similar(t, v, 2, 0, 1, false, nullptr, nullptr, 0, false, nullptr), "out_hits");
-  expect(pomai_txn_search_similar(t, v, 2, 0, 1, true, nullptr, nullptr, 3, false, &hits), "filter_keys");
-  const uint8_t* keys[1] = {nullptr};
-  size_t lens[1] = {1};
-  expect(pomai_txn_search_similar(t, v, 2, 0, 1, true, keys, lens, 1, false, &hits), "filter_keys[0]");
-  expect(pomai_txn_index_upsert(t, nullptr, B("k"), 1, v, 2, false, nullptr, 0), "name");
-  expect(pomai_txn_index_delete(t, "", B("k"), 1), "index name");
-  expect(pomai_index_create(db_, nullptr, &c), "name");
-  expect(pomai_index_create(db_, "i", nullptr), "config");
-  expect(pomai_index_stats(db_, "i", nullptr), "out");
-  expect(pomai_index_search(db_, "i", nullptr, 2, 1, 0, &hits, &st), "query");
-  expect(pomai_index_search(db_, "i", v, 2, 1, 0, nullptr, &st), "out_hits");
-  expect(pomai_db_memory_usage(db_, nullptr), "out");
-  expect(pomai_db_flush(nullptr), "db is NULL");
-  pomai_kv_hits_free(nullptr);
-  pomai_db_options_ex_init(nullptr);
-  EXPECT_TRUE(pomai_txn_rollback(t2) == nullptr);
-  EXPECT_EQ(Code(pomai_db_memory_usage(db_, &ms)), 0);
-}
-
-// Moved from kv_capi_test.cc.
-TEST_P(KvModes, ClosedTransactionAndDoubleCommitGiveClosed) {
+// A transaction handle stays closed when a new transaction reuses its slot.
+// (Every call on a committed, rolled-back or never-issued transaction:
+// BadInput/Keyspace.Committed*, RolledBack*, GarbageTxn*.)
+TEST_P(KeyspaceModes, AClosedTransactionStaysClosedWhenItsSlotIsReused) {
   pomai_txn_t* t = Begin();
   ASSERT_EQ(Code(pomai_txn_put(t, B("k"), 1, B("v"), 1)), 0);
   ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
-  EXPECT_EQ(Message(pomai_txn_commit(t)), "transaction is closed");
-  EXPECT_EQ(Code(pomai_txn_rollback(t)), POMAI_STATUS_CLOSED);
-  EXPECT_EQ(Code(pomai_txn_put(t, B("k"), 1, B("v"), 1)), POMAI_STATUS_CLOSED);
-  size_t len;
-  bool found;
-  EXPECT_EQ(Code(pomai_txn_get(t, B("k"), 1, nullptr, 0, &len, &found)), POMAI_STATUS_CLOSED);
-  // A never-issued token is INVALID_ARGUMENT, not a crash.
-  EXPECT_EQ(Code(pomai_txn_commit(reinterpret_cast<pomai_txn_t*>(uintptr_t{0xdead} << 32 | 1))),
-            POMAI_STATUS_INVALID_ARGUMENT);
   pomai_txn_t* r = Begin();
   EXPECT_EQ(Code(pomai_txn_rollback(r)), 0);
-  EXPECT_EQ(Code(pomai_txn_rollback(r)), POMAI_STATUS_CLOSED);
-  // A new transaction reusing the slot does not revive the old handle.
   pomai_txn_t* n = Begin();
+  size_t len;
+  bool found;
   EXPECT_EQ(Code(pomai_txn_get(r, B("k"), 1, nullptr, 0, &len, &found)), POMAI_STATUS_CLOSED);
   EXPECT_EQ(Code(pomai_txn_get(n, B("k"), 1, nullptr, 0, &len, &found)), 0);
   EXPECT_TRUE(found);
@@ -1819,7 +1583,7 @@ TEST_P(KvModes, ClosedTransactionAndDoubleCommitGiveClosed) {
 
 // A rejected call inside a transaction leaves it active and applies nothing:
 // a commit after it stores exactly the valid writes.
-TEST_P(KvModes, RejectedCallsInATransactionAreNotHalfApplied) {
+TEST_P(KeyspaceModes, RejectedCallsInATransactionAreNotHalfApplied) {
   pomai_txn_t* t = Begin();
   float nan_v[2] = {1, NAN};
   ASSERT_EQ(Code(pomai_txn_put(t, B("good"), 4, B("1"), 1)), kOk);
@@ -1839,7 +1603,7 @@ TEST_P(KvModes, RejectedCallsInATransactionAreNotHalfApplied) {
 
 // Threads search (flat, through an index, and through a transaction) while
 // another thread closes the database: each call answers OK or CLOSED.
-TEST(KvRace, CloseRacingSearchesGivesOkOrClosedNeverACrash) {
+TEST(KeyspaceRace, CloseRacingSearchesGivesOkOrClosedNeverACrash) {
   constexpr int kIterations = 40;
   for (int iter = 0; iter < kIterations; ++iter) {
     pomai_db_options_ex_t o;
@@ -1862,45 +1626,25 @@ TEST(KvRace, CloseRacingSearchesGivesOkOrClosedNeverACrash) {
     pomai_txn_t* shared_txn = nullptr;  // used by one thread after the close too
     ASSERT_EQ(Code(pomai_txn_begin(db, POMAI_TXN_READ_ONLY, &shared_txn)), kOk);
 
-    std::atomic<int> started{0};
-    std::atomic<int> bad{0}, closed_seen{0};
-    auto searcher = [&](int kind) {
-      started.fetch_add(1);
-      const float q[4] = {0.5f, 0.5f, 1, 1};
-      for (int i = 0; i < 100000; ++i) {
-        pomai_status_t* s;
-        pomai_kv_hits_t* hits = nullptr;
-        if (kind == 0) {
-          s = pomai_index_search(db, "idx", q, 4, 5, 0, &hits, nullptr);
-        } else if (kind == 1) {
-          s = pomai_txn_search_similar(shared_txn, q, 4, 0, 5, false, nullptr, nullptr, 0, false, &hits);
-        } else {
-          pomai_txn_t* t = nullptr;
-          s = pomai_txn_begin(db, POMAI_TXN_READ_ONLY, &t);
-          if (s == nullptr) {
-            s = pomai_txn_search_similar(t, q, 4, 0, 3, false, nullptr, nullptr, 0, false, &hits);
-            pomai_status_free(pomai_txn_rollback(t));
-          }
-        }
-        pomai_kv_hits_free(hits);
-        const int code = pomai_status_code(s);
-        pomai_status_free(s);
-        if (code != kOk && code != kClosed) bad.fetch_add(1);
-        if (code == kClosed) {
-          closed_seen.fetch_add(1);
-          return;
+    const float q[4] = {0.5f, 0.5f, 1, 1};
+    CloseRacingSearches(iter, db, [&](int kind, int) {
+      pomai_status_t* s;
+      pomai_kv_hits_t* hits = nullptr;
+      if (kind == 0) {
+        s = pomai_index_search(db, "idx", q, 4, 5, 0, &hits, nullptr);
+      } else if (kind == 1) {
+        s = pomai_txn_search_similar(shared_txn, q, 4, 0, 5, false, nullptr, nullptr, 0, false, &hits);
+      } else {
+        pomai_txn_t* t = nullptr;
+        s = pomai_txn_begin(db, POMAI_TXN_READ_ONLY, &t);
+        if (s == nullptr) {
+          s = pomai_txn_search_similar(t, q, 4, 0, 3, false, nullptr, nullptr, 0, false, &hits);
+          pomai_status_free(pomai_txn_rollback(t));
         }
       }
-    };
-    std::vector<std::thread> threads;
-    for (int k = 0; k < 3; ++k) threads.emplace_back(searcher, k);
-    while (started.load() < 3) std::this_thread::yield();
-    std::this_thread::sleep_for(std::chrono::microseconds(200 * (iter % 5)));
-    std::thread closer([&] { EXPECT_EQ(Code(pomai_close(db)), kOk); });
-    closer.join();
-    for (auto& t : threads) t.join();
-    EXPECT_EQ(bad.load(), 0) << "iteration " << iter;
-    EXPECT_EQ(closed_seen.load(), 3) << "iteration " << iter << ": the close waited until the searches stopped";
+      pomai_kv_hits_free(hits);
+      return s;
+    });
     EXPECT_EQ(Code(pomai_txn_commit(shared_txn)), kClosed);
   }
 }

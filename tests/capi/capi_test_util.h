@@ -1,5 +1,6 @@
-// Helpers shared by the C ABI tests (capi_test.cc, kv_capi_test.cc,
-// bad_input_test.cc): status unwrapping and a keyspace database fixture.
+// Helpers shared by the C ABI tests: status unwrapping, rows and queries, and
+// the two databases the fixtures open (pomai_open's u64 rows, pomai_db_open_ex's
+// keyspace).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -28,9 +29,54 @@ inline std::string Message(pomai_status_t* s) {
 
 inline const uint8_t* B(const char* s) { return reinterpret_cast<const uint8_t*>(s); }
 
+// A row (id, the `dim` floats at v) for pomai_put and pomai_put_batch.
+inline pomai_upsert_t MakeUpsert(uint64_t id, const float* v, uint32_t dim) {
+  pomai_upsert_t u{};
+  u.struct_size = sizeof(u);
+  u.id = id;
+  u.vector = v;
+  u.dim = dim;
+  return u;
+}
+
+// A query (the `dim` floats at v, topk) for pomai_search and pomai_search_batch.
+inline pomai_query_t MakeQuery(const float* v, uint32_t dim, uint32_t topk) {
+  pomai_query_t q{};
+  q.struct_size = sizeof(q);
+  q.vector = v;
+  q.dim = dim;
+  q.topk = topk;
+  return q;
+}
+
+// A database opened with pomai_open: dim 4, 2 shards, inner product.
+class U64DbTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pomai_options_init(&opts_);
+    opts_.path = dir_.path().c_str();
+    opts_.dim = 4;
+    opts_.shards = 2;
+    opts_.metric = POMAI_METRIC_IP;
+    ASSERT_EQ(Code(pomai_open(&opts_, &db_)), 0);
+  }
+  void TearDown() override { pomai_status_free(pomai_close(db_)); }
+
+  pomai_upsert_t Upsert(uint64_t id, const float* v) const { return MakeUpsert(id, v, 4); }
+  pomai_query_t Query(const float* v, uint32_t k) const { return MakeQuery(v, 4, k); }
+  void Reopen() {
+    ASSERT_EQ(Code(pomai_close(db_)), 0);
+    ASSERT_EQ(Code(pomai_open(&opts_, &db_)), 0);
+  }
+
+  TempDir dir_;
+  pomai_options_t opts_;
+  pomai_db_t* db_ = nullptr;
+};
+
 // A keyspace database opened with pomai_db_open_ex, on disk (parameter true)
 // or in memory (false).
-class KvDbTest : public ::testing::TestWithParam<bool> {
+class DbExTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     pomai_db_options_ex_init(&opts_);

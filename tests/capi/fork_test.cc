@@ -153,14 +153,7 @@ std::string RunInChild(const std::function<std::string()>& child, const std::fun
 
 std::vector<float> Vec(uint64_t id) { return {1.0f, static_cast<float>(id % 97), 0.5f, static_cast<float>(id % 13)}; }
 
-pomai_upsert_t Upsert(uint64_t id, const float* v) {
-  pomai_upsert_t u{};
-  u.struct_size = sizeof(u);
-  u.id = id;
-  u.vector = v;
-  u.dim = kDim;
-  return u;
-}
+pomai_upsert_t Upsert(uint64_t id, const float* v) { return pomai::testing::MakeUpsert(id, v, kDim); }
 
 pomai_status_t* PutRow(pomai_db_t* db, uint64_t id) {
   const std::vector<float> v = Vec(id);
@@ -280,11 +273,7 @@ TEST(U64Fork, ChildCallsOnAnInheritedHandleAnswerClosedWhileTheParentWritesOn) {
     f.ExpectForkClosed(pomai_get(db, 7, &rec), "pomai_get");
     uint64_t count = 0;
     f.ExpectForkClosed(pomai_count(db, &count), "pomai_count");
-    pomai_query_t q{};
-    q.struct_size = sizeof(q);
-    q.vector = v.data();
-    q.dim = kDim;
-    q.topk = 3;
+    const pomai_query_t q = pomai::testing::MakeQuery(v.data(), kDim, 3);
     pomai_search_results_t* r = nullptr;
     f.ExpectForkClosed(pomai_search(db, &q, &r), "pomai_search");
     f.ExpectForkClosed(pomai_search_batch(db, &q, 1, &r), "pomai_search_batch");
@@ -403,9 +392,9 @@ void UseOwnKvDatabase(const std::string& path, Failures* f) {
   f->ExpectOk(pomai_close(db), "child pomai_close of its own database");
 }
 
-class KvFork : public ::testing::TestWithParam<bool> {};
+class KeyspaceFork : public ::testing::TestWithParam<bool> {};
 
-TEST_P(KvFork, ChildCallsOnAnInheritedHandleAndTransactionAnswerClosedWhileTheParentCommitsOn) {
+TEST_P(KeyspaceFork, ChildCallsOnAnInheritedHandleAndTransactionAnswerClosedWhileTheParentCommitsOn) {
   const bool disk = GetParam();
   TempDir dir;
   const std::string path = dir.file("db");
@@ -492,7 +481,7 @@ TEST_P(KvFork, ChildCallsOnAnInheritedHandleAndTransactionAnswerClosedWhileThePa
   EXPECT_EQ(Code(pomai_close(db)), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(StorageModes, KvFork, ::testing::Bool(), StorageModeName);
+INSTANTIATE_TEST_SUITE_P(StorageModes, KeyspaceFork, ::testing::Bool(), StorageModeName);
 
 // ---- the lock, and forks of forks ------------------------------------------
 

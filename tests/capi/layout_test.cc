@@ -1,4 +1,5 @@
-// The C ABI's struct layouts, pinned to SPEC.md 1.2 (PomaiDB-compatible).
+// The C ABI's struct layouts: pomai.h's pinned to SPEC.md 1.2 (PomaiDB-compatible)
+// and kv.h's documented x86-64 layout.
 #include <gtest/gtest.h>
 
 #include <cstddef>
@@ -82,6 +83,19 @@ TEST(CAbiLayout, StatusCodesMatchTheSpec) {
   EXPECT_EQ(POMAI_STATUS_INTERNAL, 8);
   EXPECT_EQ(POMAI_STATUS_UNIMPLEMENTED, 9);
   EXPECT_EQ(POMAI_STATUS_PARTIAL_FAILURE, 10);
+}
+
+// kv.h's documented x86-64 layout.
+TEST(CAbiLayout, KeyspaceStructsHaveTheDocumentedOffsets) {
+  EXPECT_EQ(sizeof(pomai_db_options_ex_t), 40u);
+  EXPECT_EQ(offsetof(pomai_db_options_ex_t, path), 8u);
+  EXPECT_EQ(offsetof(pomai_db_options_ex_t, storage_mode), 16u);
+  EXPECT_EQ(offsetof(pomai_db_options_ex_t, fsync_policy), 20u);
+  EXPECT_EQ(offsetof(pomai_db_options_ex_t, memory_limit_bytes), 24u);
+  EXPECT_EQ(offsetof(pomai_db_options_ex_t, search_threads), 32u);
+  EXPECT_EQ(sizeof(pomai_hnsw_config_t), 20u);
+  EXPECT_EQ(offsetof(pomai_hnsw_config_t, dim), 4u);
+  EXPECT_EQ(offsetof(pomai_hnsw_config_t, metric), 16u);
 }
 
 }  // namespace

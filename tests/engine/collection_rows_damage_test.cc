@@ -1,6 +1,5 @@
-// Damaged segment files of the keyspace engine's default collection (u64
-// rows; docs/ENGINE.md 3.3 and 3.4, step 10): tests/engine/segment_damage_test.cc
-// ported from engine::DB to DB. After a bit flip in a segment file, every
+// Damaged segment files of the default collection (u64 rows; docs/ENGINE.md
+// 3.3 and 3.4). After a bit flip in a segment file, every
 // read (get, exists, count, exact and graph search, metadata, the stats'
 // counts) gives the undamaged answer or Corruption, never another answer,
 // and a compaction either fails with Corruption, leaving the files, or writes
@@ -30,9 +29,8 @@
 #include <vector>
 
 #include "engine/db.h"
+#include "db_test_util.h"
 #include "engine/search.h"
-#include "engine_test_util.h"
-#include "rows_test_util.h"
 #include "segment/file.h"
 #include "segment/section_kind.h"
 #include "support/temp_dir.h"
@@ -80,15 +78,12 @@ class NoSyncEnv : public EnvWrapper {
   }
 };
 
-struct DamageOptions {
-  Options kv;
-  DefaultCollectionOptions coll;
-};
+using DamageOptions = testing::RowsOptions;
 
 DamageOptions MakeDamageOptions(const std::string& path) {
   static NoSyncEnv env;
   DamageOptions o;
-  o.kv = testing::RowsKvOptions(path);
+  o.kv = testing::DiskOptions(path);
   o.kv.env = &env;
   o.kv.search_threads = 1;  // no pool: a compaction builds its graph the same way every time
   o.coll = testing::RowsCollection(kDim, 1, simd::Metric::kL2);
@@ -230,13 +225,6 @@ class CollectionRowsDamage : public ::testing::Test {
     std::sort(names.begin(), names.end());
     return names;
   }
-  static std::string ReadFile(const std::string& path) {
-    std::string bytes(std::filesystem::file_size(path), '\0');
-    FILE* f = std::fopen(path.c_str(), "rb");
-    EXPECT_EQ(std::fread(bytes.data(), 1, bytes.size(), f), bytes.size());
-    std::fclose(f);
-    return bytes;
-  }
   static void WriteByte(const std::string& path, uint64_t offset, char byte) {
     FILE* f = std::fopen(path.c_str(), "r+b");
     ASSERT_NE(f, nullptr);
@@ -343,7 +331,7 @@ TEST_F(CollectionRowsDamage, EveryBitFlipGivesTheSameAnswersOrCorruption) {
   std::vector<std::string> examples;
   for (const std::string& name : SegmentFiles(work.path())) {
     const std::string path = work.file(name);
-    const std::string good = ReadFile(path);
+    const std::string good = testing::ReadFileBytes(path);
     bytes += good.size();
     std::vector<segment::SegmentFile::SectionRef> sections;
     {
@@ -447,7 +435,7 @@ TEST_F(CollectionRowsDamage, CompactionOfADamagedFileFailsOrWritesWhatTheUndamag
     ASSERT_EQ(db->TEST_SegmentCount(), 1u);
     want = ReadEverything(db.get());
     ASSERT_EQ(SegmentFiles(scratch.path()).size(), 1u);
-    want_bytes = ReadFile(scratch.file(SegmentFiles(scratch.path())[0]));
+    want_bytes = testing::ReadFileBytes(scratch.file(SegmentFiles(scratch.path())[0]));
   }
   for (const Answer& a : want) ASSERT_TRUE(a.code == Code::kOk || a.code == Code::kNotFound) << a.read;
 
@@ -455,7 +443,7 @@ TEST_F(CollectionRowsDamage, CompactionOfADamagedFileFailsOrWritesWhatTheUndamag
   std::vector<std::string> examples;
   TempDir scratch;
   for (const std::string& name : SegmentFiles(dir_->path())) {
-    const std::string good = ReadFile(dir_->file(name));
+    const std::string good = testing::ReadFileBytes(dir_->file(name));
     bytes += good.size();
     for (uint64_t off : DamageOffsets(dir_->file(name), 1)) {
       const int bit = static_cast<int>(off % 8);
@@ -478,7 +466,7 @@ TEST_F(CollectionRowsDamage, CompactionOfADamagedFileFailsOrWritesWhatTheUndamag
       }
       const std::vector<Answer> got = ReadEverything(db->get());
       const std::vector<std::string> files = SegmentFiles(scratch.path());
-      bool same = files.size() == 1 && ReadFile(scratch.file(files[0])) == want_bytes;
+      bool same = files.size() == 1 && testing::ReadFileBytes(scratch.file(files[0])) == want_bytes;
       for (size_t i = 0; i < got.size() && same; ++i)
         same = got[i].code == want[i].code && got[i].value == want[i].value;
       if (!same) {

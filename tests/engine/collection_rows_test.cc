@@ -1,7 +1,8 @@
-// The default collection of the keyspace engine (docs/ENGINE.md 2.2, step 10):
-// tests/engine/db_test.cc ported from engine::DB to DB. Shards are no
-// storage units (ENGINE.md 2.5): one memtable and one segment file per flush
-// for the whole database; `shards` only sets Hit::shard = id % shards.
+// The default collection's rows (lib/engine/collection_rows.cc; docs/ENGINE.md
+// 2.2): writes, reads, searches, fsync and write faults, WAL replay and
+// damage. Shards are no storage units (ENGINE.md 2.5): one memtable and one
+// segment file per flush for the whole database; `shards` only sets
+// Hit::shard = id % shards.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,8 +13,7 @@
 
 #include "engine/filename.h"
 #include "engine/db.h"
-#include "engine_test_util.h"
-#include "rows_test_util.h"
+#include "db_test_util.h"
 #include "segment/file.h"
 #include "support/fault_env.h"
 #include "support/temp_dir.h"
@@ -29,24 +29,17 @@ using testing::DelRow;
 using testing::OpenRows;
 using testing::PutRow;
 using testing::RowsCollection;
-using testing::RowsKvOptions;
+using testing::DiskOptions;
 using testing::SearchRows;
 using testing::TempDir;
-using testing::TryOpenRows;
 using testing::VectorFor;
 
-// What one open of a test asks: the database and its default collection.
-struct RowsOptions {
-  Options kv;
-  DefaultCollectionOptions coll;
-};
+using testing::RowsOptions;
 
 RowsOptions MakeOptions(const std::string& path, uint32_t dim = 8, uint32_t shards = 1,
                         simd::Metric metric = simd::Metric::kL2) {
-  return {RowsKvOptions(path), RowsCollection(dim, shards, metric)};
+  return testing::MakeRowsOptions(path, dim, shards, metric);
 }
-
-std::unique_ptr<DB> OpenOrDie(const RowsOptions& o) { return OpenRows(o.kv, o.coll); }
 
 std::vector<Hit> SearchOne(DB* db, const std::vector<float>& q, uint32_t k) {
   return SearchRows(db, q.data(), k);
@@ -59,7 +52,7 @@ std::string Lower(std::string s) {
 
 TEST(CollectionRows, PutGetDeleteAcrossMemtableAndSegment) {
   TempDir dir;
-  auto db = OpenOrDie(MakeOptions(dir.path()));
+  auto db = OpenRows(MakeOptions(dir.path()));
   ASSERT_NE(db, nullptr);
   auto v1 = VectorFor(1, 0, 8), v2 = VectorFor(2, 0, 8);
   ASSERT_TRUE(PutRow(db.get(), 1, v1, "one").ok());
@@ -98,7 +91,7 @@ TEST(CollectionRows, AFlippedBitInAFrozenVectorIsCorruptionNotAValue) {
   // dim 4: 4096 rows per block (64 KiB of vectors), so 10000 rows are 3 blocks.
   const uint64_t kRows = 10000;
   {
-    auto db = OpenOrDie(o);
+    auto db = OpenRows(o);
     ASSERT_NE(db, nullptr);
     std::vector<uint64_t> ids(kRows);
     std::vector<float> vectors(kRows * 4);
@@ -134,7 +127,7 @@ TEST(CollectionRows, AFlippedBitInAFrozenVectorIsCorruptionNotAValue) {
     ASSERT_EQ(std::fputc(byte ^ (1 << 6), f), byte ^ (1 << 6));
     std::fclose(f);
   }
-  auto db = OpenOrDie(o);  // Open stays O(1): it reads no row
+  auto db = OpenRows(o);  // Open stays O(1): it reads no row
   ASSERT_NE(db, nullptr);
   std::vector<float> got;
   Status s = db->Get(7, &got, nullptr);
@@ -177,51 +170,48 @@ TEST(CollectionRows, AFlippedBitInAFrozenVectorIsCorruptionNotAValue) {
 TEST(CollectionRows, ReopenWithDifferentDimMetricOrShardsIsRejectedNamingBoth) {
   TempDir dir;
   {
-    auto db = OpenOrDie(MakeOptions(dir.path(), 8, 2, simd::Metric::kIP));
+    auto db = OpenRows(MakeOptions(dir.path(), 8, 2, simd::Metric::kIP));
     ASSERT_NE(db, nullptr);
   }
+  auto opened = DB::Open(MakeOptions(dir.path()).kv);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  DB& db = *opened.value();
   auto open_other = [&](uint32_t dim, uint32_t shards, simd::Metric metric) {
-    const RowsOptions o = MakeOptions(dir.path(), dim, shards, metric);
-    auto kv = DB::Open(o.kv);
-    EXPECT_TRUE(kv.ok()) << kv.status().ToString();
-    if (!kv.ok()) return kv.status();
-    Status s = kv.value()->OpenDefaultCollection(o.coll);
-    if (!s.ok()) {
-      // Nothing of the collection answers until an OpenDefaultCollection succeeded.
-      auto count = kv.value()->Count();
-      EXPECT_FALSE(count.ok());
-      EXPECT_TRUE(count.status().IsInvalidArgument()) << count.status().ToString();
-    }
+    Status s = db.OpenDefaultCollection(MakeOptions(dir.path(), dim, shards, metric).coll);
+    // Nothing of the collection answers until an OpenDefaultCollection succeeded.
+    auto count = db.Count();
+    EXPECT_TRUE(count.status().IsInvalidArgument()) << count.status().ToString();
+    EXPECT_NE(count.status().message().find("no default collection"), std::string::npos) << count.status().message();
     return s;
   };
   Status d = open_other(16, 2, simd::Metric::kIP);
   ASSERT_FALSE(d.ok());
   EXPECT_TRUE(d.IsInvalidArgument()) << d.ToString();
-  EXPECT_NE(d.message().find("16"), std::string::npos) << d.message();
+  EXPECT_NE(d.message().find("dim 16"), std::string::npos) << d.message();
   EXPECT_NE(d.message().find("8"), std::string::npos) << d.message();
   Status sh = open_other(8, 3, simd::Metric::kIP);
   EXPECT_TRUE(sh.IsInvalidArgument()) << sh.ToString();
-  EXPECT_NE(sh.message().find("3"), std::string::npos) << sh.message();
+  EXPECT_NE(sh.message().find("shards 3"), std::string::npos) << sh.message();
   EXPECT_NE(sh.message().find("2"), std::string::npos) << sh.message();
   Status m = open_other(8, 2, simd::Metric::kL2);
   ASSERT_FALSE(m.ok());
   EXPECT_TRUE(m.IsInvalidArgument()) << m.ToString();
   EXPECT_NE(Lower(m.message()).find("ip"), std::string::npos) << m.message();
   EXPECT_NE(Lower(m.message()).find("l2"), std::string::npos) << m.message();
-  auto good = TryOpenRows(MakeOptions(dir.path(), 8, 2, simd::Metric::kIP).kv,
-                          MakeOptions(dir.path(), 8, 2, simd::Metric::kIP).coll);
-  ASSERT_TRUE(good.ok()) << good.status().ToString();
-  EXPECT_EQ(good.value()->dim(), 8u);
-  EXPECT_EQ(good.value()->shards(), 2u);
-  EXPECT_EQ(good.value()->metric(), simd::Metric::kIP);
+  // The refusals left the handle as it was: the stored settings open it.
+  Status good = db.OpenDefaultCollection(MakeOptions(dir.path(), 8, 2, simd::Metric::kIP).coll);
+  ASSERT_TRUE(good.ok()) << good.ToString();
+  EXPECT_EQ(db.dim(), 8u);
+  EXPECT_EQ(db.shards(), 2u);
+  EXPECT_EQ(db.metric(), simd::Metric::kIP);
   // A second OpenDefaultCollection on the same handle is refused.
-  EXPECT_TRUE(good.value()->OpenDefaultCollection(MakeOptions(dir.path(), 8, 2, simd::Metric::kIP).coll)
-                  .IsInvalidArgument());
+  EXPECT_TRUE(db.OpenDefaultCollection(MakeOptions(dir.path(), 8, 2, simd::Metric::kIP).coll).IsInvalidArgument());
 }
 
+// (The lock is the database's, whichever face opened it.)
 TEST(CollectionRows, SecondOpenOfAnOpenDatabaseSaysLocked) {
   TempDir dir;
-  auto db = OpenOrDie(MakeOptions(dir.path()));
+  auto db = OpenRows(MakeOptions(dir.path()));
   ASSERT_NE(db, nullptr);
   auto second = DB::Open(MakeOptions(dir.path()).kv);
   ASSERT_FALSE(second.ok());
@@ -231,7 +221,7 @@ TEST(CollectionRows, SecondOpenOfAnOpenDatabaseSaysLocked) {
 
 TEST(CollectionRows, InvalidItemFailsTheWholeBatchAndStoresNothing) {
   TempDir dir;
-  auto db = OpenOrDie(MakeOptions(dir.path()));
+  auto db = OpenRows(MakeOptions(dir.path()));
   ASSERT_NE(db, nullptr);
   auto good = VectorFor(1, 0, 8);
   auto bad = VectorFor(2, 0, 8);
@@ -248,14 +238,14 @@ TEST(CollectionRows, InvalidItemFailsTheWholeBatchAndStoresNothing) {
   EXPECT_EQ(db->Count().value(), 0u);
   // Nothing reached the log either: a reopen finds no row.
   db.reset();
-  db = OpenOrDie(MakeOptions(dir.path()));
+  db = OpenRows(MakeOptions(dir.path()));
   ASSERT_NE(db, nullptr);
   EXPECT_EQ(db->Count().value(), 0u);
 }
 
 TEST(CollectionRows, LastWriteOfAnIdInABatchWins) {
   TempDir dir;
-  auto db = OpenOrDie(MakeOptions(dir.path()));
+  auto db = OpenRows(MakeOptions(dir.path()));
   ASSERT_NE(db, nullptr);
   auto a = VectorFor(7, 0, 8), b = VectorFor(7, 1, 8);
   WriteOp ops[3] = {{WriteOp::Kind::kPut, 7, a.data(), "a"},
@@ -272,7 +262,7 @@ TEST(CollectionRows, LastWriteOfAnIdInABatchWins) {
 
 TEST(CollectionRows, ScoresAreSortedByScoreThenIdAscending) {
   TempDir dir;
-  auto db = OpenOrDie(MakeOptions(dir.path(), 4, 3, simd::Metric::kIP));
+  auto db = OpenRows(MakeOptions(dir.path(), 4, 3, simd::Metric::kIP));
   ASSERT_NE(db, nullptr);
   std::vector<float> same = {1, 0, 0, 0};
   for (uint64_t id : {9, 3, 6, 1, 12}) ASSERT_TRUE(PutRow(db.get(), id, same).ok());
@@ -287,7 +277,7 @@ TEST(CollectionRows, ScoresAreSortedByScoreThenIdAscending) {
 
 TEST(CollectionRows, TopkZeroGivesNothingAndHugeTopkGivesAllLiveRows) {
   TempDir dir;
-  auto db = OpenOrDie(MakeOptions(dir.path(), 8, 2));
+  auto db = OpenRows(MakeOptions(dir.path(), 8, 2));
   ASSERT_NE(db, nullptr);
   for (uint64_t id = 0; id < 50; ++id) ASSERT_TRUE(PutRow(db.get(), id, VectorFor(id, 0, 8)).ok());
   ASSERT_TRUE(DelRow(db.get(), 10).ok());
@@ -311,7 +301,7 @@ TEST_P(CollectionRowsShadowing, NewestVersionWinsAcrossMemtableSegmentsAndReopen
   TempDir dir;
   const uint32_t dim = 6;
   RowsOptions o = MakeOptions(dir.path(), dim, 3, GetParam());
-  auto db = OpenOrDie(o);
+  auto db = OpenRows(o);
   ASSERT_NE(db, nullptr);
   std::map<uint64_t, std::vector<float>> model;
   std::mt19937_64 rng(42);
@@ -338,7 +328,7 @@ TEST_P(CollectionRowsShadowing, NewestVersionWinsAcrossMemtableSegmentsAndReopen
       ASSERT_TRUE(db->Flush().ok());
     } else {
       db.reset();
-      db = OpenOrDie(o);
+      db = OpenRows(o);
       ASSERT_NE(db, nullptr);
     }
     if (step % 20 != 19) continue;
@@ -376,7 +366,7 @@ INSTANTIATE_TEST_SUITE_P(Metrics, CollectionRowsShadowing,
 TEST(CollectionRows, ManyQueriesInOneSearchEachMatchBruteForce) {
   TempDir dir;
   const uint32_t dim = 16;
-  auto db = OpenOrDie(MakeOptions(dir.path(), dim, 2, simd::Metric::kL2));
+  auto db = OpenRows(MakeOptions(dir.path(), dim, 2, simd::Metric::kL2));
   ASSERT_NE(db, nullptr);
   std::map<uint64_t, std::vector<float>> model;
   for (uint64_t id = 0; id < 3000; ++id) {
@@ -409,7 +399,7 @@ TEST(CollectionRows, ManyQueriesInOneSearchEachMatchBruteForce) {
 
 TEST(CollectionRows, NonFiniteQueryIsInvalidArgument) {
   TempDir dir;
-  auto db = OpenOrDie(MakeOptions(dir.path()));
+  auto db = OpenRows(MakeOptions(dir.path()));
   ASSERT_NE(db, nullptr);
   std::vector<float> q(8, 0.5f);
   q[2] = -INFINITY;
@@ -425,7 +415,7 @@ TEST(CollectionRows, FsyncAlwaysSyncsBeforeAcknowledgingAndNeverDoesNot) {
     RowsOptions o = MakeOptions(dir.path());
     o.kv.env = &env;
     o.kv.fsync = fsync;
-    auto db = OpenOrDie(o);  // creates the collection: its own commit
+    auto db = OpenRows(o);  // creates the collection: its own commit
     ASSERT_NE(db, nullptr);
     const uint64_t before = env.count(testing::Op::kSync);
     for (uint64_t id = 0; id < 10; ++id) ASSERT_TRUE(PutRow(db.get(), id, VectorFor(id, 0, 8)).ok());
@@ -444,7 +434,7 @@ TEST(CollectionRows, FailedFsyncMakesWritesFailForeverButKeepsReadsAndRecoversOn
   o.kv.env = &env;
   o.kv.fsync = true;
   {
-    auto db = OpenOrDie(o);
+    auto db = OpenRows(o);
     ASSERT_NE(db, nullptr);
     ASSERT_TRUE(PutRow(db.get(), 1, VectorFor(1, 0, 8)).ok());
     env.FailNth(testing::Op::kSync, 1, EIO);  // once only: a retry would succeed
@@ -463,7 +453,7 @@ TEST(CollectionRows, FailedFsyncMakesWritesFailForeverButKeepsReadsAndRecoversOn
     EXPECT_EQ(db->Count().value(), 1u);
   }
   env.ClearFaults();
-  auto db = OpenOrDie(o);
+  auto db = OpenRows(o);
   ASSERT_NE(db, nullptr);
   EXPECT_TRUE(db->Exists(1).value());
   EXPECT_FALSE(db->Exists(3).value());
@@ -486,7 +476,7 @@ TEST(CollectionRows, AFailedLogWriteLeavesItsStagedBatchInvisible) {
       o.kv.env = &env;
       o.kv.fsync = true;
       o.coll.build_graphs = false;
-      auto db = OpenOrDie(o);
+      auto db = OpenRows(o);
       ASSERT_NE(db, nullptr);
       // Ids 0..n-1 hold version 0, half of them already flushed into a segment.
       std::vector<uint64_t> ids(n);
@@ -548,7 +538,7 @@ TEST(CollectionRows, FailedLogSyncAtAFlushIsStickyAndReopenRecoversEverything) {
   RowsOptions o = MakeOptions(dir.path(), 8, 2);
   o.kv.env = &env;
   {
-    auto db = OpenOrDie(o);
+    auto db = OpenRows(o);
     ASSERT_NE(db, nullptr);
     for (uint64_t id = 0; id < 40; ++id) ASSERT_TRUE(PutRow(db.get(), id, VectorFor(id, 0, 8)).ok());
     env.FailNth(testing::Op::kSync, 1, EIO);
@@ -558,7 +548,7 @@ TEST(CollectionRows, FailedLogSyncAtAFlushIsStickyAndReopenRecoversEverything) {
     EXPECT_EQ(db->Count().value(), 40u);
     EXPECT_EQ(db->TEST_SegmentCount(), 0u);
   }
-  auto db = OpenOrDie(o);
+  auto db = OpenRows(o);
   ASSERT_NE(db, nullptr);
   EXPECT_EQ(db->Count().value(), 40u);
   EXPECT_TRUE(PutRow(db.get(), 99, VectorFor(99, 0, 8)).ok());
@@ -571,7 +561,7 @@ TEST(CollectionRows, FailedFlushKeepsEverythingReadableAndALaterFlushSucceeds) {
     testing::FaultInjectionEnv env;
     RowsOptions o = MakeOptions(dir.path(), 8, 2);
     o.kv.env = &env;
-    auto db = OpenOrDie(o);
+    auto db = OpenRows(o);
     ASSERT_NE(db, nullptr);
     for (uint64_t id = 0; id < 40; ++id) ASSERT_TRUE(PutRow(db.get(), id, VectorFor(id, 0, 8)).ok());
     // Sync 1 of a flush is the log's (made durable before the switch, whose
@@ -584,7 +574,7 @@ TEST(CollectionRows, FailedFlushKeepsEverythingReadableAndALaterFlushSucceeds) {
     EXPECT_EQ(db->Count().value(), 40u);
     EXPECT_EQ(db->TEST_SegmentCount(), 1u);
     db.reset();
-    db = OpenOrDie(o);
+    db = OpenRows(o);
     ASSERT_NE(db, nullptr);
     EXPECT_EQ(db->Count().value(), 40u);
     for (uint64_t id = 0; id < 40; ++id) {
@@ -599,12 +589,12 @@ TEST(CollectionRows, ReopenReplaysTheLogAndFlushDeletesFlushedLogs) {
   TempDir dir;
   RowsOptions o = MakeOptions(dir.path());
   {
-    auto db = OpenOrDie(o);
+    auto db = OpenRows(o);
     ASSERT_NE(db, nullptr);
     for (uint64_t id = 0; id < 20; ++id) ASSERT_TRUE(PutRow(db.get(), id, VectorFor(id, 0, 8)).ok());
   }
   {
-    auto db = OpenOrDie(o);
+    auto db = OpenRows(o);
     ASSERT_NE(db, nullptr);
     EXPECT_EQ(db->Count().value(), 20u);
     ASSERT_TRUE(db->Flush().ok());
@@ -614,7 +604,7 @@ TEST(CollectionRows, ReopenReplaysTheLogAndFlushDeletesFlushedLogs) {
   EXPECT_LE(wals.size(), 2u);  // the live one (and the one the last open created)
   // Every record is in the segment: no WAL left holds one.
   for (const std::string& w : wals) EXPECT_EQ(Env::Default()->FileSize(dir.file(w)).value(), 0u) << w;
-  auto db = OpenOrDie(o);
+  auto db = OpenRows(o);
   ASSERT_NE(db, nullptr);
   EXPECT_EQ(db->Count().value(), 20u);
 }
@@ -632,7 +622,7 @@ TEST(CollectionRows, PutArrayRecordsReplayOnReopenInOrderWithOtherBatches) {
     vecs.insert(vecs.end(), v.begin(), v.end());
   }
   {
-    auto db = OpenOrDie(o);
+    auto db = OpenRows(o);
     ASSERT_NE(db, nullptr);
     ASSERT_TRUE(db->PutArray(ids.data(), vecs.data(), ids.size()).ok());
     ASSERT_TRUE(DelRow(db.get(), 4).ok());
@@ -644,7 +634,7 @@ TEST(CollectionRows, PutArrayRecordsReplayOnReopenInOrderWithOtherBatches) {
       dir.path(),
       [](uint8_t type, std::string_view) { return type == static_cast<uint8_t>(wal::RecordType::kRowArray); }, &rec));
   EXPECT_EQ(rec.payload_size, wal::kRowArrayHeadSize + ids.size() * (8 + 4 * 8));
-  auto db = OpenOrDie(o);
+  auto db = OpenRows(o);
   ASSERT_NE(db, nullptr);
   EXPECT_EQ(db->Count().value(), 4u);
   std::vector<float> got;
@@ -669,7 +659,7 @@ TEST(CollectionRows, ArrayRecordWithAWrongSizeIsCorruptionNamingFileAndOffset) {
   const uint64_t ids[2] = {7, 8};
   std::vector<float> vecs(16, 0.5f);
   {
-    auto db = OpenOrDie(o);
+    auto db = OpenRows(o);
     ASSERT_NE(db, nullptr);
     ASSERT_TRUE(db->PutArray(ids, vecs.data(), 2).ok());
   }
@@ -703,30 +693,30 @@ TEST(CollectionRows, OpensThatOnlyReadCreateNoLogFiles) {
   auto wal_files = [&] { return testing::WalFiles(dir.path()).size(); };
   // The first open commits the collection's configuration (one log file at
   // most); the opens after it write nothing.
-  { auto db = OpenOrDie(o); }
+  { auto db = OpenRows(o); }
   const size_t created = wal_files();
   EXPECT_LE(created, 1u);
-  for (int i = 0; i < 4; ++i) auto db = OpenOrDie(o);
+  for (int i = 0; i < 4; ++i) auto db = OpenRows(o);
   EXPECT_EQ(wal_files(), created) << "opens of an existing collection must not add log files";
   {
-    auto db = OpenOrDie(o);
+    auto db = OpenRows(o);
     ASSERT_NE(db, nullptr);
     ASSERT_TRUE(PutRow(db.get(), 1, VectorFor(1, 0, 8)).ok());
   }
   const size_t written = wal_files();
   EXPECT_GE(written, 1u);
   for (int i = 0; i < 5; ++i) {
-    auto db = OpenOrDie(o);
+    auto db = OpenRows(o);
     ASSERT_NE(db, nullptr);
     EXPECT_TRUE(db->Exists(1).value());
   }
   EXPECT_EQ(wal_files(), written) << "reads must not add log files";
   {
-    auto db = OpenOrDie(o);
+    auto db = OpenRows(o);
     ASSERT_NE(db, nullptr);
     ASSERT_TRUE(db->Flush().ok());
   }
-  auto db = OpenOrDie(o);
+  auto db = OpenRows(o);
   ASSERT_NE(db, nullptr);
   EXPECT_TRUE(db->Exists(1).value());
   // The flushed logs are gone; at most the (empty) one the flush switched to stays.
@@ -739,7 +729,7 @@ TEST(CollectionRows, CorruptWalRecordIsCorruptionNamingFileAndOffset) {
   TempDir dir;
   RowsOptions o = MakeOptions(dir.path());
   {
-    auto db = OpenOrDie(o);
+    auto db = OpenRows(o);
     ASSERT_NE(db, nullptr);
     for (uint64_t id = 0; id < 5; ++id) ASSERT_TRUE(PutRow(db.get(), id, VectorFor(id, 0, 8)).ok());
   }
@@ -774,14 +764,14 @@ TEST(CollectionRows, AutomaticFlushWhenTheMemtableBudgetIsExceeded) {
   RowsOptions o = MakeOptions(dir.path(), 64, 2);
   o.kv.memtable_budget_bytes = 64 * 1024;
   o.kv.max_segments = 1000;  // count the flushes: no merge
-  auto db = OpenOrDie(o);
+  auto db = OpenRows(o);
   ASSERT_NE(db, nullptr);
   for (uint64_t id = 0; id < 3000; ++id) ASSERT_TRUE(PutRow(db.get(), id, VectorFor(id, 0, 64)).ok());
   ASSERT_TRUE(db->Flush().ok());  // waits for any background flush
   EXPECT_GT(db->TEST_SegmentCount(), 2u);
   EXPECT_EQ(db->Count().value(), 3000u);
   db.reset();
-  db = OpenOrDie(o);
+  db = OpenRows(o);
   ASSERT_NE(db, nullptr);
   EXPECT_EQ(db->Count().value(), 3000u);
 }
@@ -792,7 +782,7 @@ TEST(CollectionRows, DeadlineExceededIsReported) {
   o.kv.search_threads = 1;
   o.kv.memtable_budget_bytes = uint64_t{1} << 30;  // 100 MB of rows stay in the memtable
   o.coll.build_graphs = false;
-  auto db = OpenOrDie(o);
+  auto db = OpenRows(o);
   ASSERT_NE(db, nullptr);
   std::vector<uint64_t> ids(100000);
   std::vector<float> vecs(ids.size() * 256, 0.25f);
@@ -806,7 +796,7 @@ TEST(CollectionRows, DeadlineExceededIsReported) {
   // The open's default deadline applies when the call passes 0.
   db.reset();
   o.coll.deadline_ms = 1;
-  db = OpenOrDie(o);
+  db = OpenRows(o);
   ASSERT_NE(db, nullptr);
   EXPECT_EQ(db->Search(q.data(), 64, ks.data(), 0, 0, &out).code(), Code::kDeadlineExceeded);
 }

@@ -1,5 +1,5 @@
-// Readers, writers, flushes and merges at once, on the keyspace engine's
-// default collection and on its keys. CI also runs this executable under
+// Readers, writers, flushes and merges at once, on the default collection
+// and on the keyspace. CI also runs this executable under
 // ThreadSanitizer (scripts/test.sh, build-tsan).
 //
 // What is checked besides "no data race":
@@ -95,10 +95,13 @@ Status WriteGeneration(DB* db, int w, uint64_t gen) {
   return db->Write(ops.data(), ops.size());
 }
 
-// Two writers of row batches, eight readers (searches over every row, point
-// reads), a thread flushing and one compacting, on one
-// database: every read is consistent, and retired segments are unmapped only
-// after their readers (PoisonMapEnv).
+// Two writers of row batches and one of transactions (the alopex face: kTxnKeys
+// keys "t/<j>" = its generation, all in one commit), eight readers (searches
+// over every row, point reads of rows, read-only transactions over the keys),
+// a thread flushing and one compacting, on one database: every read of
+// either face is consistent, and retired segments are unmapped only after
+// their readers (PoisonMapEnv).
+constexpr int kTxnKeys = 16;
 void ReadersAndWritersSeeConsistentSnapshots(std::unique_ptr<DB> db, PoisonMapEnv& env, const char* label) {
   for (int w = 0; w < kWriters; ++w) ASSERT_TRUE(WriteGeneration(db.get(), w, 0).ok());
 
@@ -106,12 +109,25 @@ void ReadersAndWritersSeeConsistentSnapshots(std::unique_ptr<DB> db, PoisonMapEn
   std::atomic<uint64_t> attempted[kWriters];
   for (auto& a : attempted) a = 0;
   std::atomic<int> writers_done{0};
-  std::atomic<uint64_t> searches{0}, flushes{0}, compactions{0}, gets{0};
+  std::atomic<uint64_t> searches{0}, flushes{0}, compactions{0}, gets{0}, txn_reads{0}, txn_attempted{0};
   auto others_ran = [&] {
-    return searches.load() >= 50 && gets.load() >= 50 && flushes.load() >= 3 && compactions.load() >= 3 &&
-           env.released() > 0;
+    return searches.load() >= 50 && gets.load() >= 50 && txn_reads.load() >= 50 && flushes.load() >= 3 &&
+           compactions.load() >= 3 && env.released() > 0;
   };
+  auto txn_key = [](int j) { return "t/" + std::to_string(j); };
   std::vector<std::thread> threads;
+
+  // The transaction writer runs until the row writers are done.
+  threads.emplace_back([&] {
+    for (uint64_t g = 1; writers_done.load() < kWriters; ++g) {
+      txn_attempted.store(g);
+      auto t = db->Begin(TxnMode::kReadWrite);
+      ASSERT_TRUE(t.ok()) << t.status().ToString();
+      for (int j = 0; j < kTxnKeys; ++j) ASSERT_TRUE((*t)->Put(txn_key(j), std::to_string(g)).ok());
+      Status s = (*t)->Commit();
+      ASSERT_TRUE(s.ok()) << s.ToString();
+    }
+  });
 
   for (int w = 0; w < kWriters; ++w) {
     threads.emplace_back([&, w] {
@@ -150,7 +166,27 @@ void ReadersAndWritersSeeConsistentSnapshots(std::unique_ptr<DB> db, PoisonMapEn
       const uint32_t k = kWriters * kRows + 5;
       std::vector<int64_t> last_gen(kWriters, -1);
       std::mt19937_64 rng(r);
+      int64_t last_txn = -1;
       while (writers_done.load() < kWriters) {
+        if (r % 4 == 2) {
+          // The other face: a read-only transaction sees one commit's keys whole, never going back.
+          auto t = db->Begin(TxnMode::kReadOnly);
+          ASSERT_TRUE(t.ok()) << t.status().ToString();
+          int64_t g = -1;
+          for (int j = 0; j < kTxnKeys; ++j) {
+            std::string value;
+            bool found = false;
+            ASSERT_TRUE((*t)->Get(txn_key(j), &value, &found).ok());
+            const int64_t gj = found ? std::stoll(value) : 0;
+            if (j == 0) g = gj;
+            ASSERT_EQ(gj, g) << "reader " << r << " saw a torn transaction";
+          }
+          ASSERT_GE(g, last_txn) << "the transactions went back in time";
+          ASSERT_LE(static_cast<uint64_t>(g), txn_attempted.load());
+          last_txn = g;
+          ++txn_reads;
+          continue;
+        }
         if (r % 4 == 3) {
           // Point reads: a live row's vector is whole and belongs to its id.
           const uint64_t id = rng() % (kWriters * kRows);
@@ -197,12 +233,15 @@ void ReadersAndWritersSeeConsistentSnapshots(std::unique_ptr<DB> db, PoisonMapEn
     });
   }
   for (auto& t : threads) t.join();
-  std::printf("%s: at least %d batches per writer, %llu searches, %llu gets, %llu flushes, %llu compactions, "
-              "%lld mappings released while running\n",
-              label, rounds, static_cast<unsigned long long>(searches.load()), static_cast<unsigned long long>(gets.load()),
+  std::printf("%s: at least %d batches per writer, %llu transactions, %llu searches, %llu gets, %llu snapshot reads, "
+              "%llu flushes, %llu compactions, %lld mappings released while running\n",
+              label, rounds, static_cast<unsigned long long>(txn_attempted.load()),
+              static_cast<unsigned long long>(searches.load()), static_cast<unsigned long long>(gets.load()),
+              static_cast<unsigned long long>(txn_reads.load()),
               static_cast<unsigned long long>(flushes.load()), static_cast<unsigned long long>(compactions.load()),
               static_cast<long long>(env.released()));
   EXPECT_GT(searches.load(), 0u);
+  EXPECT_GT(txn_reads.load(), 0u);
   EXPECT_GT(env.released(), 0) << "no segment was retired while readers ran: the test proves nothing";
   uint64_t live = 0;
   for (int w = 0; w < kWriters; ++w) live += DeletesHalf(attempted[w].load()) ? kRows / 2 : kRows;
@@ -210,7 +249,7 @@ void ReadersAndWritersSeeConsistentSnapshots(std::unique_ptr<DB> db, PoisonMapEn
   ASSERT_TRUE(db->Close().ok());
 }
 
-TEST(Concurrency, DefaultCollectionEightReadersTwoWritersFlushesAndMergesSeeConsistentSnapshots) {
+TEST(Concurrency, BothFacesEightReadersThreeWritersFlushesAndMergesSeeConsistentSnapshots) {
   TempDir dir;
   PoisonMapEnv env;
   Options o;
@@ -231,12 +270,12 @@ TEST(Concurrency, DefaultCollectionEightReadersTwoWritersFlushesAndMergesSeeCons
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     std::unique_ptr<DB> db = std::move(opened).value();
     ASSERT_TRUE(db->OpenDefaultCollection(c).ok());
-    ReadersAndWritersSeeConsistentSnapshots(std::move(db), env, "default collection");
+    ReadersAndWritersSeeConsistentSnapshots(std::move(db), env, "both faces");
   }
   EXPECT_EQ(env.live(), 0) << "a segment mapping outlived the database";
 }
 
-// ---- keyspace engine -------------------------------------------------------
+// ---- keyspace face ---------------------------------------------------------
 //
 // Writer w commits transactions; transaction g writes its kKeys keys
 // "w<w>/<j>" = g and one vector record "v<w>/<j>" per key whose first
@@ -365,7 +404,7 @@ void KeyspaceReadersWritersFlushesAndMerges(bool in_memory) {
       });
     }
     for (auto& t : threads) t.join();
-    std::printf("keyspace engine (%s): at least %d transactions per writer, %llu snapshot reads, %llu flushes, "
+    std::printf("keyspace (%s): at least %d transactions per writer, %llu snapshot reads, %llu flushes, "
                 "%lld mappings released while running\n",
                 in_memory ? "in memory" : "disk", rounds, static_cast<unsigned long long>(reads.load()),
                 static_cast<unsigned long long>(flushes.load()), static_cast<long long>(env.released()));

@@ -10,14 +10,14 @@
 #include <thread>
 
 #include "engine/db.h"
-#include "kv_test_util.h"
+#include "db_test_util.h"
 
 namespace pomai::engine {
 namespace {
 
 using testing::BeginRo;
 using testing::BeginRw;
-using testing::KvBothModes;
+using testing::BothModes;
 using testing::RandomVector;
 
 // The reference scores of kv.h, in double precision.
@@ -245,7 +245,7 @@ TEST(KvFlatSearchErrors, MismatchedMetricOrDimensionNamesTheKey) {
 // ---------------------------------------------------------------------------
 // Named HNSW indexes
 
-class KvIndexTest : public KvBothModes {};
+class KvIndexTest : public BothModes {};
 INSTANTIATE_TEST_SUITE_P(Modes, KvIndexTest, ::testing::Bool(), testing::ModeName);
 
 IndexConfig Config(uint32_t dim, simd::Metric metric = simd::Metric::kCosine) {

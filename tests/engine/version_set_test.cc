@@ -128,7 +128,7 @@ TEST(FileName, RejectsJunk) {
   }
 }
 
-// Recovery's removal (both engines): every *.tmp, segments not live, WALs
+// Recovery's removal: every *.tmp, segments not live, WALs
 // below the log number, manifests other than the live one (none with 0);
 // everything else stays.
 TEST(FileName, RemoveObsoleteFilesKeepsWhatAVersionNeeds) {

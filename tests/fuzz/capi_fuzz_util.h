@@ -1,4 +1,4 @@
-// Helpers shared by the C ABI call-sequence targets (capi_fuzz, kv_capi_fuzz).
+// Helpers shared by the C ABI call-sequence targets (capi_fuzz, txn_capi_fuzz, faces_fuzz).
 #pragma once
 
 #include <unistd.h>

@@ -1,7 +1,11 @@
-"""Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/<target>/)
-from real files: small databases made with the `pomaidb` package (and small
-keyspace databases made with the `alopex` package; both write segment format
-2), and their sections located with `pomai-inspect segment --json`.
+"""Writes the seed corpora of the seven fuzz targets (tests/fuzz/corpus/<target>/).
+The file readers' seeds come from real files: small databases made with the
+`pomaidb` package and with the `alopex` package (WAL files whole and torn,
+segments, graph sections located with `pomai-inspect segment --json`,
+manifest logs), plus hand-built version edits and manifest logs; the C ABI
+call-sequence targets (capi_fuzz, txn_capi_fuzz, faces_fuzz) get random byte
+strings of growing length, which FuzzedDataProvider turns into call
+sequences.
 
     python tests/fuzz/make_seeds.py [OUT_DIR]     (default: tests/fuzz/corpus)
 
@@ -154,9 +158,9 @@ def main() -> None:
                 prefix = struct.pack(f"<{len(lengths)}I", *lengths)
                 write(out, "graph_fuzz", f"{tag}-seg{i}", bytes([0x01 | extra, 0x05]) + prefix + body)
                 write(out, "graph_fuzz", f"{tag}-seg{i}-nan", bytes([0x03 | extra, 0x02]) + prefix + body)
-        # The keyspace databases' segments (format 2) go to segment_fuzz (byte 0
-        # = fix-ups, 0x3f all six; byte 1 = salt); their WALs to kv_fuzz (the
-        # file's bytes, no prefix).
+        # The alopex databases' segments go to segment_fuzz (byte 0 = fix-ups,
+        # 0x3f all six; byte 1 = salt); their WALs (commits of key ops) to
+        # wal_fuzz (byte 0 skipped).
         for tag, dim, txns in [("kv4", 4, 9), ("kv2", 2, 5)]:
             db = Path(tmp) / tag
             wals: list[Path] = []
@@ -172,16 +176,14 @@ def main() -> None:
                 data = wal.read_bytes()
                 if not data:
                     continue
-                write(out, "kv_fuzz", f"{tag}-wal{i}", data)
+                write(out, "wal_fuzz", f"{tag}-wal{i}", b"\x00" + data)
                 if len(data) > 30:
-                    write(out, "kv_fuzz", f"{tag}-wal{i}-torn", data[:-7])
+                    write(out, "wal_fuzz", f"{tag}-wal{i}-torn", b"\x00" + data[:-7])
     write_version_set_seeds(out)
-    rnd = random.Random(42)
-    for i in range(12):
-        write(out, "capi_fuzz", f"random-{i}", bytes(rnd.getrandbits(8) for _ in range(64 + 48 * i)))
-    rnd = random.Random(43)
-    for i in range(12):
-        write(out, "kv_capi_fuzz", f"random-{i}", bytes(rnd.getrandbits(8) for _ in range(64 + 48 * i)))
+    for seed, target in [(42, "capi_fuzz"), (43, "txn_capi_fuzz"), (44, "faces_fuzz")]:
+        rnd = random.Random(seed)
+        for i in range(12):
+            write(out, target, f"random-{i}", bytes(rnd.getrandbits(8) for _ in range(64 + 48 * i)))
 
 
 if __name__ == "__main__":

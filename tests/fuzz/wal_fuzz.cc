@@ -7,27 +7,63 @@
 // tail, OK) consumes the whole file; an error is Corruption naming the file.
 // Every record is decoded: a write batch that decodes encodes back to the same
 // bytes, and every field a decoded op or row array points at lies inside the
-// payload; a record that does not decode is Corruption naming the record.
+// payload; a record that does not decode is Corruption naming the record. A
+// write batch of key ops (an alopex commit) is also turned into the engine's
+// writes (engine::WritesOf; a batch with row ops is Corruption naming the
+// record), which encode back to the payload (engine::EncodeCommit) and, replayed
+// into a memtable::KeyTable as recovery does, read back: the last write of
+// each key, at the record's seq, with its kind, bytes and vector.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "engine/collection.h"
 #include "fuzz_util.h"
+#include "memtable/key_table.h"
 #include "wal/log_format.h"
 #include "wal/log_reader.h"
 #include "wal/record_codec.h"
 
 namespace {
+using namespace pomai;
+
 void Touch(const void* p, size_t n) {
   if (n == 0) return;
   volatile uint8_t sink = static_cast<const uint8_t*>(p)[n - 1];  // ASan checks the bounds
   (void)sink;
 }
+
+// A decoded write batch as the engine's writes, and their replay.
+void ReplayCommit(const wal::Record& rec, const std::vector<wal::RecordOp>& ops, const std::string& origin) {
+  std::vector<engine::Write> writes;
+  Status s = engine::WritesOf(ops, origin, &writes);
+  if (!s.ok()) {
+    FUZZ_CHECK(s.IsCorruption(), s.ToString());
+    FUZZ_CHECK(s.message().rfind(origin + ": ", 0) == 0, s.message());
+    return;
+  }
+  FUZZ_CHECK(engine::EncodeCommit(writes) == rec.payload, "writes encode back to the payload");
+  memtable::KeyTable mem;
+  mem.Apply(rec.seq, writes, rec.seq);
+  for (size_t i = 0; i < writes.size(); ++i) {
+    const engine::Write& w = writes[i];
+    FUZZ_CHECK(w.key == ops[i].key && w.value != nullptr, "decoded key and value");
+    bool last = true;
+    for (size_t j = i + 1; j < writes.size() && last; ++j) last = writes[j].key != w.key;
+    if (!last) continue;
+    engine::VersionView v;
+    FUZZ_CHECK(mem.Get(w.key, rec.seq, &v) && v.seq == rec.seq && v.kind == w.value->kind, "replayed write found");
+    if (v.kind == engine::ValueKind::kVector) {
+      FUZZ_CHECK(v.dim == w.value->vec.size() && v.bytes == w.value->bytes, "replayed vector record");
+    } else if (v.kind == engine::ValueKind::kBytes) {
+      FUZZ_CHECK(v.bytes == w.value->bytes, "replayed bytes");
+    }
+  }
+}
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace pomai;
   if (size == 0) return 0;
   fuzz::AlignedBytes file(data + 1, size - 1);
   wal::Reader reader(file.data(), file.size(), "fuzz.log");
@@ -69,6 +105,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     FUZZ_CHECK(wal::EncodeWriteBatch(decoded.ops.data(), decoded.ops.size()) == rec.payload,
                "decode then encode gives the payload");
+    ReplayCommit(rec, decoded.ops, origin);
   }
   FUZZ_CHECK(reader.good_end() == expected_offset, "good_end is the end of the last record");
   if (reader.status().ok() && !reader.dropped_torn_tail()) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <numeric>
@@ -225,6 +226,22 @@ TEST(HnswReuse, ListsKeepTheirSurvivingLinksAndRefillFromTheDroppedRowsLinks) {
   }
   EXPECT_GT(2 * refilled, repaired) << "dropped links are replaced";
   EXPECT_GT(repaired, 100u);
+}
+
+TEST(HnswReuse, AStopFlagEndsTheBuildWithClosed) {
+  HnswParams params{16, 100, 7};
+  auto mg = MakeMerge(3000, 500, 7, 24, params, nullptr);
+  ASSERT_NE(mg->base_graph, nullptr);
+  std::atomic<bool> stop{false};
+  params.stop = &stop;
+  uint64_t last = 0;
+  auto r = BuildHnswFrom(mg->Base(), mg->merged.data(), mg->rows(), 24, Metric::kL2, params, nullptr,
+                         [&](uint64_t done, uint64_t) {
+                           last = done;
+                           if (done >= 100) stop = true;  // while reused rows are repaired
+                         });
+  EXPECT_EQ(r.status().code(), Code::kClosed) << r.status().ToString();
+  EXPECT_LT(last, mg->rows());
 }
 
 TEST(HnswReuse, SingleThreadBuildIsDeterministic) {

@@ -1,6 +1,7 @@
 // HNSW build and search: recall, determinism, filters, edge cases.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <memory>
 
@@ -336,6 +337,30 @@ TEST(HnswBuild, ProgressIsMonotoneAndEndsAtTotal) {
     }
     EXPECT_EQ(calls.back().first, 5000u);
   }
+}
+
+TEST(HnswBuild, AStopFlagEndsTheBuildWithClosed) {
+  const auto data = Clustered(5000, 8, 10, 2);
+  ThreadPool pool(2);
+  for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+    std::atomic<bool> stop{false};
+    HnswParams params{8, 40, 1};
+    params.stop = &stop;
+    uint64_t last = 0;
+    // Raised once a fifth of the rows are in: the build inserts no more.
+    auto r = BuildHnsw(data.data(), 5000, 8, Metric::kL2, params, p, [&](uint64_t done, uint64_t) {
+      last = done;
+      if (done >= 1000) stop = true;
+    });
+    EXPECT_EQ(r.status().code(), Code::kClosed) << r.status().ToString();
+    EXPECT_LT(last, 5000u);
+  }
+  std::atomic<bool> stop{true};
+  HnswParams params{8, 40, 1};
+  params.stop = &stop;
+  EXPECT_EQ(BuildHnsw(data.data(), 5000, 8, Metric::kL2, params, nullptr, {}).status().code(), Code::kClosed);
+  stop = false;
+  EXPECT_TRUE(BuildHnsw(data.data(), 5000, 8, Metric::kL2, params, nullptr, {}).ok()) << "an unset flag changes nothing";
 }
 
 TEST(HnswBuild, BadParamsAreInvalidArgument) {

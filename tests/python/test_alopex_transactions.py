@@ -157,17 +157,6 @@ def test_the_handle_attribute_can_only_be_dropped(db: Database) -> None:
 
 # ---- closing ---------------------------------------------------------------
 
-def test_close_discards_active_transactions_on_disk(db_factory) -> None:
-    db = db_factory("disk", "persist")
-    txn = db.begin(RW)
-    txn.put(b"lost", b"1")
-    commit_kv(db, {b"kept": b"1"})
-    db.close()
-    db2 = db_factory("disk", "persist")
-    assert read(db2, b"kept") == b"1"
-    assert read(db2, b"lost") is None
-
-
 # ---- context manager -------------------------------------------------------
 
 def test_context_manager_rolls_back_an_uncommitted_transaction(db: Database) -> None:

@@ -147,6 +147,9 @@ def test_get_vector_round_trip(db: Database) -> None:
 def test_float32_c_contiguous_input_is_not_copied() -> None:
     a = np.ones(8, dtype=np.float32)
     assert core._as_f32(a) is a
+    read_only = a.copy()
+    read_only.flags.writeable = False
+    assert core._as_f32(read_only) is read_only
     strided = np.ones(16, dtype=np.float32)[::2]
     converted = core._as_f32(strided)
     assert converted is not strided and converted.flags.c_contiguous

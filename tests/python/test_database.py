@@ -20,15 +20,6 @@ def test_get_returns_a_float32_copy_and_metadata(open_db) -> None:
     assert pomaidb.get(db, 3) is None
 
 
-def test_metadata_length_must_match(open_db) -> None:
-    db = open_db(2)
-    with pytest.raises(ValueError, match="metadata"):
-        pomaidb.put_batch(db, [1, 2], [[1, 2], [3, 4]], metadata=[b"a"])
-    with pytest.raises(TypeError, match="metadata"):
-        pomaidb.put_batch(db, [1], [[1, 2]], metadata=["text"])
-    assert pomaidb.count(db) == 0
-
-
 def test_delete_get_exists_count(open_db) -> None:
     db = open_db(2)
     pomaidb.put_batch(db, [1, 2, 3, 4], [[1, 0], [2, 0], [3, 0], [4, 0]])
@@ -53,13 +44,6 @@ def test_overwrite_returns_the_newest_vector(open_db) -> None:
     assert pomaidb.count(db) == 1
     [(ids, scores)] = pomaidb.search_batch(db, [[1, 1]], topk=5)
     assert ids == [7] and scores == [10.0]
-
-
-def test_last_duplicate_in_a_batch_wins(open_db) -> None:
-    db = open_db(1)
-    pomaidb.put_batch(db, [3, 3], [[1.0], [2.0]])
-    assert pomaidb.get(db, 3)[0].tolist() == [2.0]
-    assert pomaidb.count(db) == 1
 
 
 def test_largest_id_round_trips(open_db) -> None:

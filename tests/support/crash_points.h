@@ -1,4 +1,4 @@
-// Pieces of the crash-point tests (tests/engine/kv_crash_points_test.cc):
+// Pieces of the crash-point tests (tests/engine/crash_points_test.cc):
 // a scratch directory on tmpfs, the choice of which points
 // of a script to crash at, and the power-loss-during-recovery test.
 #pragma once
@@ -89,7 +89,7 @@ inline std::vector<uint64_t> PointsToRun(uint64_t total, uint64_t budget) {
 // history of `steps` writes (batches or commits) and a script over them.
 template <class Db>
 struct RecoveryCrashCase {
-  const char* label;  // printed: "[crash points]", "[kv crash points]"
+  const char* label;  // printed: "[crash points]"
   const char* unit;   // "batches", "commits"
   size_t steps;       // writes in the history
   // Runs the whole script with fsync ALWAYS in `path` through `env`;

@@ -2,7 +2,9 @@
 
 The tool is the executable named by the environment variable POMAI_INSPECT
 (e.g. build-test/tools/pomai-inspect from a Meson build), else the one
-installed inside the `pomaidb` package. Databases are made with `pomaidb`.
+installed inside the `pomaidb` package. Databases are made with `pomaidb`
+(u64 rows: db_dir) and with `alopex` (keys, an index: alopex_dir); any_dir is
+each of the two in turn.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, Callable, Dict
 
 import pytest
 
-from inspect_support import make_db
+from inspect_support import make_alopex_db, make_db
 from pomaidb import _inspect
 
 
@@ -50,3 +52,15 @@ def db_dir(tmp_path: Path) -> Path:
     path = tmp_path / "db"
     make_db(path)
     return path
+
+
+@pytest.fixture
+def alopex_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "alopex"
+    make_alopex_db(path)
+    return path
+
+
+@pytest.fixture(params=["db_dir", "alopex_dir"])
+def any_dir(request: pytest.FixtureRequest) -> Path:
+    return request.getfixturevalue(request.param)

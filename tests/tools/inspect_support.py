@@ -15,12 +15,12 @@ import pomaidb
 DIM = 8
 
 
-def make_db(path: Path, shards: int = 2) -> None:
+def make_db(path: Path) -> None:
     """A database of 2 shards: one frozen segment holding every shard's rows
     (an HNSW graph, metadata), plus a WAL with an unfrozen put batch and a
     delete batch."""
     rng = np.random.default_rng(7)
-    db = pomaidb.open_db(path, dim=DIM, shards=shards, metric="l2", adaptive_threshold=0, hnsw_m=8)
+    db = pomaidb.open_db(path, dim=DIM, shards=2, metric="l2", adaptive_threshold=0, hnsw_m=8)
     try:
         ids = list(range(400))
         meta = [b"meta-%d" % i for i in ids]
@@ -60,7 +60,7 @@ def flip(path: Path, offset: int) -> None:
     path.write_bytes(bytes(data))
 
 
-KV_DIM = 4
+ALOPEX_DIM = 4
 
 
 def crc32c(data: bytes) -> int:
@@ -78,8 +78,18 @@ def wal_record(record_type: int, seq: int, payload: bytes) -> bytes:
     return head + struct.pack("<I", crc32c(head)) + payload
 
 
-def make_kv_db(path: Path) -> None:
-    """A keyspace (alopex) disk database: one flushed KV segment holding bytes
+def reseal_section(data: bytearray, offset: int, length: int) -> None:
+    """Makes the section table agree with the changed bytes of the section at
+    `offset`: its entry's CRC, then the table's CRC in the footer."""
+    table = struct.unpack_from("<Q", data, len(data) - 32)[0]
+    count = struct.unpack_from("<I", data, len(data) - 24)[0]
+    [entry] = [table + 32 * i for i in range(count) if struct.unpack_from("<Q", data, table + 32 * i + 8)[0] == offset]
+    struct.pack_into("<I", data, entry + 24, crc32c(bytes(data[offset:offset + length])))
+    struct.pack_into("<I", data, len(data) - 20, crc32c(bytes(data[table:table + 32 * count])))
+
+
+def make_alopex_db(path: Path) -> None:
+    """A database written through alopex (keys): one flushed segment holding bytes
     values, a vector record, a tombstone, an HNSW index's configuration and
     entries; then commits left in the WAL (a put, a delete, a vector, an
     index entry)."""
@@ -94,10 +104,10 @@ def make_kv_db(path: Path) -> None:
             t.upsert_vector(b"vec-a", b"meta-a", np.array([1, 2, 3, 4], dtype=np.float32),
                             alopex.Metric.L2)
             t.commit()
-        db.create_hnsw_index("idx", alopex.HnswConfig(dim=KV_DIM, m=8, metric=alopex.Metric.L2))
+        db.create_hnsw_index("idx", alopex.HnswConfig(dim=ALOPEX_DIM, m=8, metric=alopex.Metric.L2))
         with db.begin(alopex.TxnMode.READ_WRITE) as t:
             for i in range(3):
-                t.upsert_to_hnsw("idx", b"e%d" % i, np.full(KV_DIM, i, dtype=np.float32), b"m%d" % i)
+                t.upsert_to_hnsw("idx", b"e%d" % i, np.full(ALOPEX_DIM, i, dtype=np.float32), b"m%d" % i)
             t.delete(b"key-4")
             t.commit()
         db.flush()
@@ -105,7 +115,7 @@ def make_kv_db(path: Path) -> None:
             t.put(b"key-9", b"later")
             t.delete(b"key-0")
             t.upsert_vector(b"vec-b", None, np.array([5, 6], dtype=np.float32), alopex.Metric.COSINE)
-            t.upsert_to_hnsw("idx", b"e9", np.full(KV_DIM, 9, dtype=np.float32))
+            t.upsert_to_hnsw("idx", b"e9", np.full(ALOPEX_DIM, 9, dtype=np.float32))
             t.commit()
         with db.begin(alopex.TxnMode.READ_WRITE) as t:
             t.put(b"key-10", b"\x00binary\xff")

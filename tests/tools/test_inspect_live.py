@@ -1,24 +1,22 @@
 """The live row count of pomai-inspect's summary (docs/FORMAT.md,
-"pomai-inspect"): the rows a reader sees, from the segments in manifest order
-with the replayed WAL records on top; for a keyspace database the live keys
-and index entries. Checked against the engine's own count and a model of
-the writes, with overwrites and deletes across segments and the WAL."""
+"pomai-inspect"): the rows, keys and index entries a reader sees, from the
+segments in manifest order with the replayed WAL records on top. Checked
+against the engine's own count and a model of the writes (through pomaidb:
+rows; through alopex: keys and an index), with overwrites and deletes across
+segments and the WAL."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Dict, Set
 
+import alopex
 import numpy as np
 import pytest
 
 import pomaidb
 
 from inspect_support import DIM, flip, segments
-
-# pomai-inspect's summary counts a keyspace directory's live keys and index
-# entries but not yet the live rows of its default collection (docs/ENGINE.md
-# 5.4: live counts per collection), which a pomaidb directory now is.
 
 
 class VectorModel:
@@ -53,10 +51,15 @@ def fill(m: VectorModel) -> None:
     m.delete([11])
 
 
-def live_rows(inspect_tool, path: Path) -> int:
+def totals(inspect_tool, path: Path) -> dict:
+    """The summary's totals (the summary must pass)."""
     run = inspect_tool("--json", path)
     assert run.code == 0, run.out
-    return run.json["totals"]["live_rows"]
+    return run.json["totals"]
+
+
+def live_rows(inspect_tool, path: Path) -> int:
+    return totals(inspect_tool, path)["live_rows"]
 
 
 def test_live_rows_across_segments_and_the_wal(inspect_tool, tmp_path):
@@ -97,40 +100,25 @@ def test_live_rows_of_an_empty_database(inspect_tool, tmp_path):
     assert live_rows(inspect_tool, tmp_path / "db") == 0
 
 
-def test_live_rows_unknown_when_a_live_file_is_damaged(inspect_tool, db_dir):
-    seg = segments(db_dir)[0]
-    ids = next(s for s in inspect_tool("--json", "segment", seg).json["sections"] if s["name"] == "row ids")
-    flip(seg, ids["offset"] + 3)
-    run = inspect_tool("--json", db_dir)
-    assert run.code == 1
-    assert run.json["totals"]["live_rows"] is None
-    assert (run.json["error"]["file"], run.json["error"]["offset"]) == (str(seg), ids["offset"])
-    assert "live rows: unknown" in inspect_tool(db_dir).out
-
-
 # ---------------------------------------------------------------------------
-# Keyspace databases
+# Keys and index entries (written through alopex)
 
 
-class KvModel:
-    """The user keys and index entries a keyspace database holds."""
+class KeyModel:
+    """The user keys and index entries a database written through alopex holds."""
 
     def __init__(self, path: Path) -> None:
-        import alopex
-
-        self.alopex = alopex
         self.db = alopex.Database.open(str(path))
         self.keys: Dict[bytes, bool] = {}
         self.entries: Dict[bytes, bool] = {}
 
     def commit(self, puts=(), deletes=(), vectors=(), index_puts=(), index_deletes=()) -> None:
-        a = self.alopex
-        with self.db.begin(a.TxnMode.READ_WRITE) as t:
+        with self.db.begin(alopex.TxnMode.READ_WRITE) as t:
             for k in puts:
                 t.put(k, b"v" + k)
                 self.keys[k] = True
             for k in vectors:
-                t.upsert_vector(k, None, np.ones(3, dtype=np.float32), a.Metric.L2)
+                t.upsert_vector(k, None, np.ones(3, dtype=np.float32), alopex.Metric.L2)
                 self.keys[k] = True
             for k in deletes:
                 t.delete(k)
@@ -147,9 +135,9 @@ class KvModel:
         return sum(self.keys.values()), sum(self.entries.values())
 
 
-def kv_fill(m: KvModel, flushes: int) -> None:
+def fill_keys(m: KeyModel, flushes: int) -> None:
     key = lambda i: b"key-%d" % i  # noqa: E731
-    m.db.create_hnsw_index("idx", m.alopex.HnswConfig(dim=4, m=8, metric=m.alopex.Metric.L2))
+    m.db.create_hnsw_index("idx", alopex.HnswConfig(dim=4, m=8, metric=alopex.Metric.L2))
     m.commit(puts=[key(i) for i in range(30)], vectors=[b"vec-a"], index_puts=[b"e%d" % i for i in range(6)])
     for round in range(flushes):
         m.commit(puts=[key(i) for i in range(round * 3, round * 3 + 5)], deletes=[key(20 + round)],
@@ -161,10 +149,8 @@ def kv_fill(m: KvModel, flushes: int) -> None:
     m.commit(deletes=[key(100), b"vec-a"], index_deletes=[b"e9", b"e5"])
 
 
-def kv_live(inspect_tool, path: Path) -> tuple:
-    run = inspect_tool("--json", path)
-    assert run.code == 0, run.out
-    t = run.json["totals"]
+def live_keys(inspect_tool, path: Path) -> tuple:
+    t = totals(inspect_tool, path)
     return t["live_keys"], t["live_index_entries"]
 
 
@@ -174,24 +160,22 @@ def test_live_keys_across_segments_and_the_wal(inspect_tool, tmp_path, flushes, 
     index is created again (one commit; its old entries keep the old cid and
     are no longer counted), then written, before a flush or only in the WAL."""
     path = tmp_path / "kv"
-    m = KvModel(path)
+    m = KeyModel(path)
     try:
-        kv_fill(m, flushes)
+        fill_keys(m, flushes)
         if recreate:
-            m.db.create_hnsw_index("idx", m.alopex.HnswConfig(dim=4, m=8, metric=m.alopex.Metric.L2))
+            m.db.create_hnsw_index("idx", alopex.HnswConfig(dim=4, m=8, metric=alopex.Metric.L2))
             m.entries.clear()
             m.commit(index_puts=[b"e1", b"new"])
             if recreate == "flushed":
                 m.db.flush()
-        assert kv_live(inspect_tool, path) == m.live()  # while open
+        assert live_keys(inspect_tool, path) == m.live()  # while open
     finally:
         m.db.close()
-    assert kv_live(inspect_tool, path) == m.live()
+    assert live_keys(inspect_tool, path) == m.live()
     keys, entries = m.live()
     assert f"live keys: {keys} user keys, {entries} index entries" in inspect_tool(path).out
     # The engine agrees on the index: its live entries are the ones counted.
-    import alopex
-
     db = alopex.Database.open(str(path))
     try:
         assert db.get_hnsw_stats("idx").node_count == entries
@@ -199,18 +183,16 @@ def test_live_keys_across_segments_and_the_wal(inspect_tool, tmp_path, flushes, 
         db.close()
 
 
-def test_live_keys_unknown_when_a_live_segment_is_damaged(inspect_tool, tmp_path):
-    path = tmp_path / "kv"
-    m = KvModel(path)
-    try:
-        kv_fill(m, 1)
-    finally:
-        m.db.close()
+@pytest.mark.parametrize("fixture,name,at", [("db_dir", "row ids", 3),
+                                             ("alopex_dir", "entries", 50)])  # inside the second 48-byte entry
+def test_live_counts_unknown_when_a_live_segment_is_damaged(inspect_tool, request, fixture, name, at):
+    path = request.getfixturevalue(fixture)
     seg = segments(path)[0]
-    entries = next(s for s in inspect_tool("--json", "segment", seg).json["sections"] if s["name"] == "entries")
-    assert (entries["kind"], entries["group"]) == (128, None)
-    flip(seg, entries["offset"] + 50)  # inside the second 48-byte entry
+    damaged = next(s for s in inspect_tool("--json", "segment", seg).json["sections"] if s["name"] == name)
+    flip(seg, damaged["offset"] + at)
     run = inspect_tool("--json", path)
     assert run.code == 1
-    assert run.json["totals"]["live_keys"] is None and run.json["totals"]["live_index_entries"] is None
-    assert (run.json["error"]["file"], run.json["error"]["offset"]) == (str(seg), entries["offset"])
+    t = run.json["totals"]
+    assert (t["live_rows"], t["live_keys"], t["live_index_entries"]) == (None, None, None)
+    assert (run.json["error"]["file"], run.json["error"]["offset"]) == (str(seg), damaged["offset"])
+    assert "live rows: unknown" in inspect_tool(path).out

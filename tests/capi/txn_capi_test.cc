@@ -1,0 +1,420 @@
+// The keyspace C ABI (include/pomai/kv.h): clean statuses for every bad
+// input, closed handles, the buffer-retry protocol; never a crash.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pomai/pomai.h"
+#include "capi_test_util.h"
+#include "support/temp_dir.h"
+
+namespace {
+
+using pomai::testing::TempDir;
+using pomai::testing::B;
+using pomai::testing::Code;
+using pomai::testing::DbExTest;
+using pomai::testing::Message;
+using pomai::testing::StorageModeName;
+
+
+
+class TxnCApi : public DbExTest {};
+
+INSTANTIATE_TEST_SUITE_P(Modes, TxnCApi, ::testing::Bool(), StorageModeName);
+
+// NULL pointers, a disk database without a path, storage_mode 7 and a 12-byte
+// struct: bad_input_test.cc (BadInput/Keyspace.Open*).
+TEST(TxnCApiOpen, OptionsAreCheckedAndNamed) {
+  pomai_db_t* db = nullptr;
+  pomai_db_options_ex_t o;
+  pomai_db_options_ex_init(&o);
+  EXPECT_EQ(o.struct_size, sizeof(pomai_db_options_ex_t));
+  o.path = "";  // disk with an empty path
+  EXPECT_EQ(Code(pomai_db_open_ex(&o, &db)), POMAI_STATUS_INVALID_ARGUMENT);
+  o.storage_mode = POMAI_STORAGE_IN_MEMORY;
+  const uint32_t nine = 9;  // as a C caller could store it
+  std::memcpy(&o.fsync_policy, &nine, sizeof(nine));
+  EXPECT_NE(Message(pomai_db_open_ex(&o, &db)).find("fsync_policy is 9"), std::string::npos);
+  o.fsync_policy = POMAI_FSYNC_POLICY_NEVER;
+  o.struct_size = 19;
+  EXPECT_NE(Message(pomai_db_open_ex(&o, &db)).find("struct_size is too small"), std::string::npos);
+  // A 20-byte struct (through storage_mode) works: the rest takes defaults.
+  o.struct_size = 20;
+  o.memory_limit_bytes = 1;  // not covered: ignored
+  ASSERT_EQ(Code(pomai_db_open_ex(&o, &db)), 0);
+  pomai_memory_stats_t m;
+  ASSERT_EQ(Code(pomai_db_memory_usage(db, &m)), 0);
+  EXPECT_GT(m.total_bytes, 1u);
+  EXPECT_EQ(Code(pomai_close(db)), 0);
+}
+
+// One kind of database (docs/ENGINE.md 5.1): a pomai_open handle takes the
+// keyspace functions, pomai_db_open_ex opens a pomaidb directory (keeping its
+// rows through its own flushes), and pomai_open on an alopex directory adds
+// the default collection.
+TEST(TxnCApiOpen, BothFacesWorkOnOneDirectoryAndHandle) {
+  TempDir a, b;
+  pomai_options_t o;
+  pomai_options_init(&o);
+  o.path = a.path().c_str();
+  o.dim = 4;
+  o.shards = 2;
+  pomai_db_t* id_db = nullptr;
+  ASSERT_EQ(Code(pomai_open(&o, &id_db)), 0);
+  const uint64_t ids[3] = {1, 2, 3};
+  const float rows[12] = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0};
+  ASSERT_EQ(Code(pomai_put_array(id_db, ids, rows, 3, 4)), 0);
+  // The keyspace face on the pomai_open handle: a transaction and an index.
+  pomai_txn_t* t = nullptr;
+  ASSERT_EQ(Code(pomai_txn_begin(id_db, POMAI_TXN_READ_WRITE, &t)), 0);
+  ASSERT_EQ(Code(pomai_txn_put(t, B("k"), 1, B("v"), 1)), 0);
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+  pomai_hnsw_config_t c = {sizeof(c), 4, 16, 200, POMAI_METRIC_L2};
+  ASSERT_EQ(Code(pomai_index_create(id_db, "x", &c)), 0);
+  ASSERT_EQ(Code(pomai_txn_begin(id_db, POMAI_TXN_READ_WRITE, &t)), 0);
+  const float e[4] = {0, 0, 0, 1};
+  ASSERT_EQ(Code(pomai_txn_index_upsert(t, "x", B("e"), 1, e, 4, false, nullptr, 0)), 0);
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+  pomai_kv_hits_t* hits = nullptr;
+  ASSERT_EQ(Code(pomai_index_search(id_db, "x", e, 4, 5, 0, &hits, nullptr)), 0);
+  ASSERT_EQ(hits->count, 1u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(hits->hits[0].key), hits->hits[0].key_len), "e");
+  pomai_kv_hits_free(hits);
+  pomai_memory_stats_t m;
+  EXPECT_EQ(Code(pomai_db_memory_usage(id_db, &m)), 0);
+  EXPECT_GT(m.used_bytes, 0u);
+  ASSERT_EQ(Code(pomai_db_flush(id_db)), 0);
+  const uint64_t four = 4;
+  ASSERT_EQ(Code(pomai_put_array(id_db, &four, rows, 1, 4)), 0);  // left in the WAL
+  uint64_t n = 0;
+  ASSERT_EQ(Code(pomai_count(id_db, &n)), 0);
+  EXPECT_EQ(n, 4u);
+
+  pomai_db_options_ex_t ko;
+  pomai_db_options_ex_init(&ko);
+  ko.path = a.path().c_str();
+  pomai_db_t* kv = nullptr;
+  EXPECT_EQ(Code(pomai_db_open_ex(&ko, &kv)), POMAI_STATUS_IO_ERROR);  // locked by id_db
+  ASSERT_EQ(Code(pomai_close(id_db)), 0);
+
+  // pomai_db_open_ex opens the pomaidb directory; its handle has no default
+  // collection, and its flush keeps the rows the log holds.
+  ASSERT_EQ(Code(pomai_db_open_ex(&ko, &kv)), 0);
+  float v[4] = {1, 2, 3, 4};
+  pomai_upsert_t u = pomai::testing::MakeUpsert(9, v, 4);
+  EXPECT_EQ(Message(pomai_put(kv, &u)),
+            "db has no default collection (it was opened with pomai_db_open_ex): open the directory with pomai_open "
+            "to use pomai_put, pomai_search, ...");
+  EXPECT_EQ(Code(pomai_freeze(kv)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(Message(pomai_count(kv, &n)).find("pomai_db_open_ex"), std::string::npos);
+  ASSERT_EQ(Code(pomai_txn_begin(kv, POMAI_TXN_READ_WRITE, &t)), 0);
+  uint8_t buf[8];
+  size_t len = 0;
+  bool found = false;
+  ASSERT_EQ(Code(pomai_txn_get(t, B("k"), 1, buf, sizeof(buf), &len, &found)), 0);
+  EXPECT_TRUE(found);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(buf), len), "v");
+  ASSERT_EQ(Code(pomai_txn_put(t, B("k2"), 2, B("w"), 1)), 0);
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+  ASSERT_EQ(Code(pomai_db_flush(kv)), 0);
+  ASSERT_EQ(Code(pomai_close(kv)), 0);
+
+  // pomai_open again sees the rows and the keys of both faces.
+  ASSERT_EQ(Code(pomai_open(&o, &id_db)), 0);
+  ASSERT_EQ(Code(pomai_count(id_db, &n)), 0);
+  EXPECT_EQ(n, 4u);
+  pomai_record_t* rec = nullptr;
+  ASSERT_EQ(Code(pomai_get(id_db, 2, &rec)), 0);
+  ASSERT_EQ(rec->dim, 4u);
+  EXPECT_EQ(rec->vector[1], 1.0f);
+  pomai_record_free(rec);
+  ASSERT_EQ(Code(pomai_txn_begin(id_db, POMAI_TXN_READ_ONLY, &t)), 0);
+  ASSERT_EQ(Code(pomai_txn_get(t, B("k2"), 2, buf, sizeof(buf), &len, &found)), 0);
+  EXPECT_TRUE(found);
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+  // The default collection's dim, metric and shards are fixed at its creation.
+  o.dim = 8;
+  pomai_db_t* other = nullptr;
+  EXPECT_EQ(Code(pomai_open(&o, &other)), POMAI_STATUS_IO_ERROR);  // locked by id_db
+  ASSERT_EQ(Code(pomai_close(id_db)), 0);
+  EXPECT_EQ(Message(pomai_open(&o, &other)), "dim 8 does not match the database's dim 4");
+  EXPECT_EQ(other, nullptr);
+
+  // pomai_open on an alopex directory adds the default collection.
+  ko.path = b.path().c_str();
+  ASSERT_EQ(Code(pomai_db_open_ex(&ko, &kv)), 0);
+  ASSERT_EQ(Code(pomai_txn_begin(kv, POMAI_TXN_READ_WRITE, &t)), 0);
+  ASSERT_EQ(Code(pomai_txn_put(t, B("k"), 1, B("b"), 1)), 0);
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+  ASSERT_EQ(Code(pomai_close(kv)), 0);
+  o.path = b.path().c_str();
+  o.dim = 4;
+  ASSERT_EQ(Code(pomai_open(&o, &id_db)), 0);
+  ASSERT_EQ(Code(pomai_count(id_db, &n)), 0);
+  EXPECT_EQ(n, 0u);
+  ASSERT_EQ(Code(pomai_put(id_db, &u)), 0);
+  ASSERT_EQ(Code(pomai_txn_begin(id_db, POMAI_TXN_READ_ONLY, &t)), 0);
+  ASSERT_EQ(Code(pomai_txn_get(t, B("k"), 1, buf, sizeof(buf), &len, &found)), 0);
+  EXPECT_TRUE(found);
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+  ASSERT_EQ(Code(pomai_close(id_db)), 0);
+  ASSERT_EQ(Code(pomai_open(&o, &id_db)), 0);
+  ASSERT_EQ(Code(pomai_count(id_db, &n)), 0);
+  EXPECT_EQ(n, 1u);
+  ASSERT_EQ(Code(pomai_close(id_db)), 0);
+}
+
+TEST_P(TxnCApi, CloseRollsBackActiveTransactionsAndClosesTheirHandles) {
+  pomai_txn_t* t = Begin();
+  ASSERT_EQ(Code(pomai_txn_put(t, B("k"), 1, B("v"), 1)), 0);
+  ASSERT_EQ(Code(pomai_close(db_)), 0);
+  EXPECT_EQ(Message(pomai_txn_commit(t)), "transaction is closed");
+  EXPECT_EQ(Code(pomai_txn_put(t, B("k"), 1, B("v"), 1)), POMAI_STATUS_CLOSED);
+  EXPECT_EQ(Message(pomai_db_flush(db_)), "database is closed");
+  EXPECT_EQ(Code(pomai_txn_begin(db_, 1, &t)), POMAI_STATUS_CLOSED);
+  EXPECT_EQ(Code(pomai_close(db_)), 0);  // a second close is a no-op
+  if (GetParam()) {
+    ASSERT_EQ(Code(pomai_db_open_ex(&opts_, &db_)), 0);
+    pomai_txn_t* r = Begin(POMAI_TXN_READ_ONLY);
+    size_t len;
+    bool found = true;
+    ASSERT_EQ(Code(pomai_txn_get(r, B("k"), 1, nullptr, 0, &len, &found)), 0);
+    EXPECT_FALSE(found);  // rolled back, never committed
+    EXPECT_EQ(Code(pomai_txn_commit(r)), 0);
+  } else {
+    db_ = nullptr;
+  }
+}
+
+TEST_P(TxnCApi, GetUsesTheBufferRetryProtocol) {
+  pomai_txn_t* t = Begin();
+  const std::string value(100, 'x');
+  ASSERT_EQ(Code(pomai_txn_put(t, B("k"), 1, B(value.c_str()), value.size())), 0);
+  ASSERT_EQ(Code(pomai_txn_put(t, B("empty"), 5, nullptr, 0)), 0);
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+  pomai_txn_t* r = Begin(POMAI_TXN_READ_ONLY);
+  size_t len = 0;
+  bool found = false;
+  char small[10] = {};
+  ASSERT_EQ(Code(pomai_txn_get(r, B("k"), 1, reinterpret_cast<uint8_t*>(small), sizeof(small), &len, &found)), 0);
+  EXPECT_TRUE(found);
+  EXPECT_EQ(len, 100u);
+  EXPECT_EQ(small[0], 0);  // nothing copied
+  std::vector<uint8_t> buf(len);
+  ASSERT_EQ(Code(pomai_txn_get(r, B("k"), 1, buf.data(), buf.size(), &len, &found)), 0);
+  EXPECT_EQ(std::string(buf.begin(), buf.end()), value);
+  ASSERT_EQ(Code(pomai_txn_get(r, B("empty"), 5, nullptr, 0, &len, &found)), 0);
+  EXPECT_TRUE(found);
+  EXPECT_EQ(len, 0u);
+  ASSERT_EQ(Code(pomai_txn_get(r, B("none"), 4, nullptr, 0, &len, &found)), 0);
+  EXPECT_FALSE(found);
+  EXPECT_EQ(Code(pomai_txn_put(r, B("k"), 1, B("v"), 1)), POMAI_STATUS_READ_ONLY);
+  EXPECT_EQ(Code(pomai_txn_commit(r)), 0);
+}
+
+TEST_P(TxnCApi, VectorsWrongDimsNanKindMismatchAndGetVectorRetry) {
+  pomai_txn_t* t = Begin();
+  float v[5] = {1, 2, 3, 4, 5};
+  ASSERT_EQ(Code(pomai_txn_upsert_vector(t, B("v"), 1, true, B("meta"), 4, v, 5, POMAI_METRIC_L2)), 0);
+  float bad[2] = {1, NAN};
+  EXPECT_NE(Message(pomai_txn_upsert_vector(t, B("n"), 1, false, nullptr, 0, bad, 2, POMAI_METRIC_L2)).find("NaN"),
+            std::string::npos);
+  float inf[2] = {INFINITY, 1};
+  EXPECT_EQ(Code(pomai_txn_upsert_vector(t, B("n"), 1, false, nullptr, 0, inf, 2, POMAI_METRIC_L2)),
+            POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_txn_upsert_vector(t, B("n"), 1, false, nullptr, 0, v, 0, POMAI_METRIC_L2)),
+            POMAI_STATUS_INVALID_ARGUMENT);
+  ASSERT_EQ(Code(pomai_txn_put(t, B("b"), 1, B("bytes"), 5)), 0);
+  uint32_t dim = 0;
+  float out[8] = {};
+  ASSERT_EQ(Code(pomai_txn_get_vector(t, B("v"), 1, POMAI_METRIC_L2, out, 2, &dim)), 0);
+  EXPECT_EQ(dim, 5u);
+  EXPECT_EQ(out[0], 0.0f);  // too small: nothing copied
+  ASSERT_EQ(Code(pomai_txn_get_vector(t, B("v"), 1, POMAI_METRIC_L2, out, 8, &dim)), 0);
+  EXPECT_EQ(std::vector<float>(out, out + 5), std::vector<float>(v, v + 5));
+  EXPECT_EQ(Code(pomai_txn_get_vector(t, B("v"), 1, POMAI_METRIC_IP, out, 8, &dim)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_txn_get_vector(t, B("b"), 1, POMAI_METRIC_L2, out, 8, &dim)), POMAI_STATUS_NOT_FOUND);
+  EXPECT_EQ(Code(pomai_txn_get_vector(t, B("x"), 1, POMAI_METRIC_L2, out, 8, &dim)), POMAI_STATUS_NOT_FOUND);
+  // The value of a vector key is its metadata.
+  size_t len;
+  bool found;
+  uint8_t mb[8];
+  ASSERT_EQ(Code(pomai_txn_get(t, B("v"), 1, mb, sizeof(mb), &len, &found)), 0);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(mb), len), "meta");
+  // Search: dims must match; hits carry key, score, metadata and (asked for) the vector.
+  pomai_kv_hits_t* hits = nullptr;
+  EXPECT_EQ(Code(pomai_txn_search_similar(t, v, 4, POMAI_METRIC_L2, 3, false, nullptr, nullptr, 0, false, &hits)),
+            POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(hits, nullptr);
+  EXPECT_EQ(Code(pomai_txn_search_similar(t, bad, 2, POMAI_METRIC_L2, 3, false, nullptr, nullptr, 0, false, &hits)),
+            POMAI_STATUS_INVALID_ARGUMENT);
+  float q[5] = {1, 2, 3, 4, 7};
+  ASSERT_EQ(Code(pomai_txn_search_similar(t, q, 5, POMAI_METRIC_L2, 3, false, nullptr, nullptr, 0, true, &hits)), 0);
+  ASSERT_EQ(hits->count, 1u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(hits->hits[0].key), hits->hits[0].key_len), "v");
+  EXPECT_FLOAT_EQ(hits->hits[0].score, -2.0f);  // negative Euclidean distance
+  EXPECT_TRUE(hits->hits[0].has_metadata);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(hits->hits[0].metadata), hits->hits[0].metadata_len), "meta");
+  ASSERT_EQ(hits->hits[0].dim, 5u);
+  EXPECT_EQ(hits->hits[0].vector[4], 5.0f);
+  pomai_kv_hits_free(hits);
+  ASSERT_EQ(Code(pomai_txn_search_similar(t, q, 5, POMAI_METRIC_L2, 0, false, nullptr, nullptr, 0, true, &hits)), 0);
+  EXPECT_EQ(hits->count, 0u);
+  pomai_kv_hits_free(hits);
+  const uint8_t* keys[2] = {B("b"), B("v")};
+  size_t lens[2] = {1, 1};
+  ASSERT_EQ(Code(pomai_txn_search_similar(t, q, 5, POMAI_METRIC_L2, 3, true, keys, lens, 2, false, &hits)), 0);
+  ASSERT_EQ(hits->count, 1u);
+  EXPECT_EQ(hits->hits[0].vector, nullptr);
+  pomai_kv_hits_free(hits);
+  EXPECT_EQ(Code(pomai_txn_commit(t)), 0);
+}
+
+TEST_P(TxnCApi, IndexFunctions) {
+  pomai_hnsw_config_t c = {8, 3, 0, 0, 0};  // struct_size 8: m, ef_construction, metric take defaults
+  ASSERT_EQ(Code(pomai_index_create(db_, "idx", &c)), 0);
+  pomai_hnsw_config_t bad = {sizeof(bad), 3, 1, 200, POMAI_METRIC_COSINE};
+  EXPECT_NE(Message(pomai_index_create(db_, "idx2", &bad)).find("invalid parameter m"), std::string::npos);
+  bad.struct_size = 4;
+  EXPECT_NE(Message(pomai_index_create(db_, "idx2", &bad)).find("struct_size is too small"), std::string::npos);
+  const std::string long_name(256, 'n');
+  EXPECT_EQ(Code(pomai_index_create(db_, long_name.c_str(), &c)), POMAI_STATUS_INVALID_ARGUMENT);
+  pomai_txn_t* t = Begin();
+  float a[3] = {1, 0, 0}, b[3] = {0, 1, 0};
+  ASSERT_EQ(Code(pomai_txn_index_upsert(t, "idx", B("a"), 1, a, 3, true, B("ma"), 2)), 0);
+  ASSERT_EQ(Code(pomai_txn_index_upsert(t, "idx", B("b"), 1, b, 3, false, nullptr, 0)), 0);
+  EXPECT_EQ(Code(pomai_txn_index_upsert(t, "idx", B("c"), 1, a, 2, false, nullptr, 0)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_txn_index_upsert(t, "nope", B("c"), 1, a, 3, false, nullptr, 0)), POMAI_STATUS_NOT_FOUND);
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+  pomai_kv_hits_t* hits = nullptr;
+  pomai_hnsw_stats_t st;
+  ASSERT_EQ(Code(pomai_index_search(db_, "idx", a, 3, 5, 0, &hits, &st)), 0);
+  ASSERT_EQ(hits->count, 2u);
+  EXPECT_EQ(hits->hits[0].key[0], 'a');
+  EXPECT_TRUE(hits->hits[0].has_metadata);
+  EXPECT_EQ(hits->hits[0].vector, nullptr);
+  EXPECT_EQ(st.node_count, 2u);
+  EXPECT_GE(st.level_count, 1u);
+  uint64_t sum = 0;
+  for (uint32_t i = 0; i < st.level_count; ++i) sum += st.level_distribution[i];
+  EXPECT_EQ(sum, 2u);
+  pomai_kv_hits_free(hits);
+  ASSERT_EQ(Code(pomai_index_search(db_, "idx", a, 3, 5, 0, &hits, nullptr)), 0);
+  pomai_kv_hits_free(hits);
+  EXPECT_EQ(Code(pomai_index_search(db_, "idx", a, 2, 5, 0, &hits, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
+  float nan_q[3] = {NAN, 0, 0};
+  EXPECT_EQ(Code(pomai_index_search(db_, "idx", nan_q, 3, 5, 0, &hits, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_index_search(db_, "missing", a, 3, 5, 0, &hits, nullptr)), POMAI_STATUS_NOT_FOUND);
+  ASSERT_EQ(Code(pomai_index_stats(db_, "idx", &st)), 0);
+  pomai_txn_t* d = Begin();
+  ASSERT_EQ(Code(pomai_txn_index_delete(d, "idx", B("a"), 1)), 0);
+  ASSERT_EQ(Code(pomai_txn_commit(d)), 0);
+  ASSERT_EQ(Code(pomai_index_stats(db_, "idx", &st)), 0);
+  EXPECT_EQ(st.node_count, 1u);
+  EXPECT_EQ(st.deleted_count, 1u);
+  ASSERT_EQ(Code(pomai_index_drop(db_, "idx")), 0);
+  EXPECT_EQ(Code(pomai_index_drop(db_, "idx")), POMAI_STATUS_NOT_FOUND);
+  EXPECT_EQ(Code(pomai_index_stats(db_, "idx", &st)), POMAI_STATUS_NOT_FOUND);
+}
+
+// pomai_index_prepare builds the graph a first search would, reporting
+// (rows linked, rows) as it goes; once loaded it has nothing to do and
+// reports nothing. Disk mode: after a reopen it loads the written graph.
+TEST_P(TxnCApi, IndexPrepareReportsTheBuildOnce) {
+  constexpr uint32_t kDim = 8, kRows = 1000;  // below the background flush trigger (1024 rows)
+  pomai_hnsw_config_t c = {sizeof(c), kDim, 8, 40, POMAI_METRIC_L2};
+  ASSERT_EQ(Code(pomai_index_create(db_, "idx", &c)), 0);
+  pomai_txn_t* t = Begin();
+  std::vector<float> v(kDim);
+  for (uint32_t i = 0; i < kRows; ++i) {
+    for (uint32_t d = 0; d < kDim; ++d) v[d] = std::sin(0.37f * static_cast<float>(i * kDim + d));
+    const std::string key = "k" + std::to_string(i);
+    ASSERT_EQ(Code(pomai_txn_index_upsert(t, "idx", B(key.c_str()), key.size(), v.data(), kDim, false, nullptr, 0)), 0);
+  }
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+
+  struct Calls {
+    std::vector<std::pair<uint64_t, uint64_t>> seen;
+  } calls;
+  auto record = [](uint64_t done, uint64_t total, void* user) {
+    static_cast<Calls*>(user)->seen.emplace_back(done, total);
+  };
+  ASSERT_EQ(Code(pomai_index_prepare(db_, "idx", record, &calls)), 0);
+  ASSERT_FALSE(calls.seen.empty());
+  for (size_t i = 0; i < calls.seen.size(); ++i) {
+    EXPECT_EQ(calls.seen[i].second, kRows);
+    EXPECT_LE(calls.seen[i].first, kRows);
+    if (i > 0) EXPECT_GE(calls.seen[i].first, calls.seen[i - 1].first);
+  }
+  EXPECT_EQ(calls.seen.back().first, kRows);
+
+  calls.seen.clear();
+  ASSERT_EQ(Code(pomai_index_prepare(db_, "idx", record, &calls)), 0);  // loaded: nothing to build
+  EXPECT_TRUE(calls.seen.empty());
+  pomai_kv_hits_t* hits = nullptr;
+  ASSERT_EQ(Code(pomai_index_search(db_, "idx", v.data(), kDim, 1, 0, &hits, nullptr)), 0);
+  ASSERT_EQ(hits->count, 1u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(hits->hits[0].key), hits->hits[0].key_len),
+            "k" + std::to_string(kRows - 1));
+  pomai_kv_hits_free(hits);
+
+  EXPECT_EQ(Code(pomai_index_prepare(db_, "idx", nullptr, nullptr)), 0);
+  EXPECT_EQ(Code(pomai_index_prepare(db_, "missing", record, &calls)), POMAI_STATUS_NOT_FOUND);
+  EXPECT_EQ(Code(pomai_index_prepare(db_, nullptr, record, &calls)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(Code(pomai_index_prepare(nullptr, "idx", record, &calls)), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_TRUE(calls.seen.empty());
+
+  if (GetParam()) {  // disk: the build wrote its graph; a reopen loads it, building nothing
+    pomai_status_free(pomai_close(db_));
+    ASSERT_EQ(Code(pomai_db_open_ex(&opts_, &db_)), 0);
+    ASSERT_EQ(Code(pomai_index_prepare(db_, "idx", record, &calls)), 0);
+    EXPECT_TRUE(calls.seen.empty());
+  }
+}
+
+TEST_P(TxnCApi, FlushAndConflictStatuses) {
+  pomai_status_t* s = pomai_db_flush(db_);
+  if (GetParam()) {
+    EXPECT_EQ(Code(s), 0);
+  } else {
+    EXPECT_EQ(pomai_status_code(s), POMAI_STATUS_INVALID_ARGUMENT);
+    EXPECT_STREQ(pomai_status_message(s), "in-memory database cannot be flushed");
+    pomai_status_free(s);
+  }
+  pomai_txn_t* t1 = Begin();
+  pomai_txn_t* t2 = Begin();
+  ASSERT_EQ(Code(pomai_txn_put(t1, B("k"), 1, B("1"), 1)), 0);
+  ASSERT_EQ(Code(pomai_txn_put(t2, B("k"), 1, B("2"), 1)), 0);
+  ASSERT_EQ(Code(pomai_txn_commit(t2)), 0);
+  s = pomai_txn_commit(t1);
+  EXPECT_EQ(pomai_status_code(s), POMAI_STATUS_CONFLICT);
+  EXPECT_STREQ(pomai_status_message(s), "transaction conflict");
+  pomai_status_free(s);
+  EXPECT_EQ(Code(pomai_txn_commit(t1)), POMAI_STATUS_CLOSED);  // a failed commit closes it
+}
+
+TEST_P(TxnCApi, ConcurrentCallsOnOneTransactionAreSerialised) {
+  pomai_txn_t* t = Begin();
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([t, i] {
+      for (int j = 0; j < 300; ++j) {
+        const std::string k = "k" + std::to_string(i) + "-" + std::to_string(j);
+        pomai_status_free(pomai_txn_put(t, B(k.c_str()), k.size(), B("v"), 1));
+        size_t len;
+        bool found;
+        pomai_status_free(pomai_txn_get(t, B(k.c_str()), k.size(), nullptr, 0, &len, &found));
+      }
+    });
+  }
+  threads.emplace_back([t] { pomai_status_free(pomai_txn_commit(t)); });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(Code(pomai_txn_commit(t)), POMAI_STATUS_CLOSED);
+}
+
+}  // namespace
