@@ -13,6 +13,7 @@
 
 #include "engine/db.h"
 #include "engine/db_impl.h"
+#include "engine/search.h"
 #include "index/params.h"
 #include "simd/distance.h"
 #include "util/coding.h"
@@ -23,22 +24,80 @@
 namespace pomai::engine {
 namespace {
 
-// Rows scored per kernel call: 256 rows of 128-d are 128 KiB, inside L2.
-constexpr size_t kBlockRows = 256;
-// Larger layers are split into several exact-search tasks.
-constexpr size_t kChunkRows = 1 << 16;
-
 using Clock = std::chrono::steady_clock;
 
-// One layer of the default collection as a read sees it: a memtable's row
-// set, or a segment's u64 group.
-struct RowLayer {
-  const RowSet* rows = nullptr;
-  const segment::SegmentFile* seg = nullptr;
-  uint32_t group = 0;
+// Checks the blocks of segment group g that hold rows [begin, end).
+Status CheckRows(const segment::SegmentFile& seg, uint32_t g, uint64_t begin, uint64_t end) {
+  const uint64_t per = seg.group(g).rows_per_block;
+  for (uint64_t b = begin / per; b * per < end; ++b) POMAI_RETURN_IF_ERROR(seg.CheckBlock(g, b));
+  return Status::OK();
+}
+
+// One layer of the default collection as a read sees it at snapshot `snap`:
+// a memtable's row set (`set`), or a segment's u64 group (`seg`, `group`).
+// Its rows, for the search executor, are the row set's rows at the
+// snapshot (every version: Row says which is visible) or the group's rows.
+class RowLayer final : public SearchLayer<uint64_t> {
+ public:
   // A memtable holding no version at or before the snapshot hides nothing.
-  bool may_hide = true;
-  uint64_t size() const { return seg ? seg->group(group).rows : 0; }
+  RowLayer(const RowSet* rows, uint64_t snap) : set(rows), snap_(snap) {
+    ReaderLock lock(&set->mu);
+    rows_ = set->table.rows();
+    may_hide_ = rows_ > 0 && set->table.first_seq(0) <= snap;
+    all_visible_ = false;
+  }
+  RowLayer(const segment::SegmentFile* file, uint32_t g, uint64_t snap)
+      : seg(file), group(g), snap_(snap), ids_(file->ids(g)) {
+    rows_ = seg->group(group).rows;
+    graph_ = seg->graph(group);
+  }
+  const RowSet* const set = nullptr;
+  const segment::SegmentFile* const seg = nullptr;
+  const uint32_t group = 0;
+
+  // A task reads a row set's table under its shared lock, taken by Pin and
+  // released by Unpin (the analysis cannot follow it across the calls).
+  void Pin() const override NO_THREAD_SAFETY_ANALYSIS {
+    if (set != nullptr) set->mu.LockShared();
+  }
+  void Unpin() const override NO_THREAD_SAFETY_ANALYSIS {
+    if (set != nullptr) set->mu.UnlockShared();
+  }
+  Status Vectors(uint64_t begin, size_t n, const float** matrix, const float**) const override NO_THREAD_SAFETY_ANALYSIS {
+    if (set != nullptr) {
+      *matrix = set->table.vector(begin);  // the table may have moved since the last Pin: read under this one
+      return Status::OK();
+    }
+    POMAI_RETURN_IF_ERROR(CheckRows(*seg, group, begin, begin + n));
+    *matrix = seg->vector(group, begin);
+    return Status::OK();
+  }
+  Status Row(uint64_t r, uint64_t* id, bool* visible) const override NO_THREAD_SAFETY_ANALYSIS {
+    if (set != nullptr) {
+      *id = set->table.id(r);
+      *visible = set->table.VisibleAt(r, snap_);
+    } else {
+      *id = ids_[r];
+      *visible = true;
+    }
+    return Status::OK();
+  }
+  Status CheckRow(uint64_t r) const override { return seg != nullptr ? seg->CheckRow(group, r) : Status::OK(); }
+  Status Holds(const uint64_t& id, bool* holds) const override {
+    if (set != nullptr) {
+      ReaderLock lock(&set->mu);
+      *holds = set->table.HoldsAt(id, snap_);
+      return Status::OK();
+    }
+    uint64_t row = 0, seq = 0;
+    POMAI_RETURN_IF_ERROR(seg->FindRow(group, id, &row, holds));
+    if (!*holds) POMAI_RETURN_IF_ERROR(seg->FindTombstone(group, id, &seq, holds));
+    return Status::OK();
+  }
+
+ private:
+  uint64_t snap_;
+  const uint64_t* ids_ = nullptr;  // a segment group's ids
 };
 
 // The default collection's layers at one snapshot, newest first. The layers
@@ -49,61 +108,29 @@ class RowsView {
   explicit RowsView(const DBImpl& d) : pin_(d.Current()), snap_(d.last_seq.load(std::memory_order_acquire)) {
     const uint32_t dim = d.rows_opt.dim;
     for (const RowSet* rs : {pin_->mem_rows.get(), pin_->imm_rows.get()}) {
-      if (rs == nullptr || rs->cid != d.rows_cid) continue;
-      RowLayer l;
-      l.rows = rs;
-      ReaderLock lock(&rs->mu);
-      l.may_hide = rs->table.rows() > 0 && rs->table.first_seq(0) <= snap_;
-      layers_.push_back(l);
+      if (rs != nullptr && rs->cid == d.rows_cid) layers_.push_back(std::make_unique<RowLayer>(rs, snap_));
     }
     for (const auto& seg : pin_->segs) {
       uint32_t g = 0;
-      if (!seg->FindGroup(segment::GroupKind::kU64, d.rows_cid, dim, d.rows_opt.metric, &g)) continue;
-      layers_.push_back(RowLayer{nullptr, seg.get(), g, true});
+      if (seg->FindGroup(segment::GroupKind::kU64, d.rows_cid, dim, d.rows_opt.metric, &g))
+        layers_.push_back(std::make_unique<RowLayer>(seg.get(), g, snap_));
     }
+    std::vector<const SearchLayer<uint64_t>*> search;
+    for (const auto& l : layers_) search.push_back(l.get());
+    searcher_ = std::make_unique<Searcher<uint64_t>>(std::move(search));
   }
 
-  const std::vector<RowLayer>& layers() const { return layers_; }
+  const std::vector<std::unique_ptr<RowLayer>>& layers() const { return layers_; }
+  const Searcher<uint64_t>& searcher() const { return *searcher_; }
   uint64_t snap() const { return snap_; }
   const Layers& pinned() const { return *pin_; }
-
-  // Whether nothing newer than layer i can hide any of its rows.
-  bool NothingNewerThan(size_t i) const {
-    for (size_t j = 0; j < i; ++j)
-      if (layers_[j].may_hide) return false;
-    return true;
-  }
-
-  // Whether a layer newer than layer i holds a version of `id` at the snapshot.
-  Status Hidden(uint64_t id, size_t i, bool* hidden) const {
-    *hidden = false;
-    for (size_t j = 0; j < i && !*hidden; ++j) {
-      const RowLayer& l = layers_[j];
-      if (!l.may_hide) continue;
-      if (l.rows != nullptr) {
-        ReaderLock lock(&l.rows->mu);
-        *hidden = l.rows->table.HoldsAt(id, snap_);
-        continue;
-      }
-      uint64_t row = 0, seq = 0;
-      POMAI_RETURN_IF_ERROR(l.seg->FindRow(l.group, id, &row, hidden));
-      if (!*hidden) POMAI_RETURN_IF_ERROR(l.seg->FindTombstone(l.group, id, &seq, hidden));
-    }
-    return Status::OK();
-  }
 
  private:
   std::shared_ptr<const Layers> pin_;
   uint64_t snap_;
-  std::vector<RowLayer> layers_;
+  std::vector<std::unique_ptr<RowLayer>> layers_;
+  std::unique_ptr<Searcher<uint64_t>> searcher_;
 };
-
-// Checks the blocks of segment group g that hold rows [begin, end).
-Status CheckRows(const segment::SegmentFile& seg, uint32_t g, uint64_t begin, uint64_t end) {
-  const uint64_t per = seg.group(g).rows_per_block;
-  for (uint64_t b = begin / per; b * per < end; ++b) POMAI_RETURN_IF_ERROR(seg.CheckBlock(g, b));
-  return Status::OK();
-}
 
 Status NoSuchId(uint64_t id) { return Status::NotFound("id " + std::to_string(id) + " not found"); }
 
@@ -367,10 +394,11 @@ Status DB::Get(uint64_t id, std::vector<float>* vector, std::string* metadata) {
   POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
   const RowsView view(d);
   const uint32_t dim = d.rows_opt.dim;
-  for (const RowLayer& l : view.layers()) {
-    if (l.rows != nullptr) {
-      ReaderLock lock(&l.rows->mu);
-      const MemTable& t = l.rows->table;
+  for (const auto& layer : view.layers()) {
+    const RowLayer& l = *layer;
+    if (l.set != nullptr) {
+      ReaderLock lock(&l.set->mu);
+      const MemTable& t = l.set->table;
       size_t row = 0;
       const MemTable::State state = t.FindAt(id, view.snap(), &row);
       if (state == MemTable::State::kDeleted) return NoSuchId(id);
@@ -411,28 +439,29 @@ namespace {
 Status ForEachLiveRow(const RowsView& view, const std::function<void(uint64_t id)>& live) {
   const auto& layers = view.layers();
   for (size_t i = 0; i < layers.size(); ++i) {
-    const RowLayer& l = layers[i];
-    const bool unhidden = view.NothingNewerThan(i);
+    const RowLayer& l = *layers[i];
+    const Searcher<uint64_t>& searcher = view.searcher();
+    const bool unhidden = searcher.NothingNewerThan(i);
     bool hidden = false;
-    if (l.rows != nullptr) {
+    if (l.set != nullptr) {
       std::vector<uint64_t> ids;
       {
-        ReaderLock lock(&l.rows->mu);
-        const MemTable& t = l.rows->table;
+        ReaderLock lock(&l.set->mu);
+        const MemTable& t = l.set->table;
         for (size_t r = 0; r < t.rows(); ++r)
           if (t.VisibleAt(r, view.snap())) ids.push_back(t.id(r));
       }
       for (uint64_t id : ids) {
-        if (!unhidden) POMAI_RETURN_IF_ERROR(view.Hidden(id, i, &hidden));
+        if (!unhidden) POMAI_RETURN_IF_ERROR(searcher.Hidden(id, i, &hidden));
         if (!hidden) live(id);
       }
       continue;
     }
-    const uint64_t rows = l.size();
+    const uint64_t rows = l.rows();
     POMAI_RETURN_IF_ERROR(CheckRows(*l.seg, l.group, 0, rows));
     const uint64_t* ids = l.seg->ids(l.group);
     for (uint64_t r = 0; r < rows; ++r) {
-      if (!unhidden) POMAI_RETURN_IF_ERROR(view.Hidden(ids[r], i, &hidden));
+      if (!unhidden) POMAI_RETURN_IF_ERROR(searcher.Hidden(ids[r], i, &hidden));
       if (!hidden) live(ids[r]);
     }
   }
@@ -451,20 +480,8 @@ Result<uint64_t> DB::Count() {
 }
 
 // ---------------------------------------------------------------------------
-// Search (ENGINE.md 4.5)
-
-namespace {
-
-// One unit of search work: a row range of one layer for the queries
-// [q_begin, q_end), or a graph walk of one segment group for them.
-struct RowTask {
-  size_t layer;
-  bool graph;
-  uint64_t begin, end;
-  size_t q_begin, q_end;
-};
-
-}  // namespace
+// Search (ENGINE.md 4.5): the executor over the view's layers; a hit's shard
+// is id % shards.
 
 Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_t deadline_ms, uint32_t ef_search,
                     std::vector<std::vector<Hit>>* out) {
@@ -475,146 +492,26 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
   if (queries == nullptr) return Status::InvalidArgument("queries is NULL");
   if (topks == nullptr) return Status::InvalidArgument("topks is NULL");
   const DefaultCollectionOptions& o = d.rows_opt;
-  const uint32_t dim = o.dim, shards = o.shards;
-  const simd::Metric metric = o.metric;
-  if (const size_t r = simd::FirstRowOutOfRange(queries, n, dim); r < n)
-    return Status::InvalidArgument("query " + std::to_string(r) + " " + simd::RowRangeError(queries + r * dim, dim));
-  const uint32_t budget_ms = deadline_ms ? deadline_ms : o.deadline_ms;
-  const bool has_deadline = budget_ms > 0;
-  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(budget_ms);
-  const size_t ef_default = ef_search ? ef_search : o.hnsw_ef_search;
-
+  if (const size_t r = simd::FirstRowOutOfRange(queries, n, o.dim); r < n)
+    return Status::InvalidArgument("query " + std::to_string(r) + " " + simd::RowRangeError(queries + r * o.dim, o.dim));
+  SearchSpec spec;
+  spec.queries = queries;
+  spec.n = n;
+  spec.topks = topks;
+  spec.dim = o.dim;
+  spec.metric = o.metric;
+  spec.ef = ef_search ? ef_search : o.hnsw_ef_search;
+  spec.adaptive_threshold = o.adaptive_threshold;
+  spec.deadline_ms = deadline_ms ? deadline_ms : o.deadline_ms;
+  spec.deadline = Clock::now() + std::chrono::milliseconds(spec.deadline_ms);
+  spec.pool = d.pool.get();
   const RowsView view(d);
-  const auto& layers = view.layers();
-  ThreadPool* pool = d.pool.get();
-  // Graph walks are one task per few queries; exact scans one task per row chunk, all queries.
-  const size_t workers = pool ? pool->size() + 1 : 1;
-  const size_t q_chunk = std::max<size_t>(1, std::min<size_t>(16, n / (2 * workers)));
-  std::vector<RowTask> tasks;
-  for (size_t i = 0; i < layers.size(); ++i) {
-    const RowLayer& l = layers[i];
-    if (l.rows != nullptr) {
-      tasks.push_back({i, false, 0, 0, 0, n});  // the whole table, read under its lock
-      continue;
-    }
-    const uint64_t rows = l.size();
-    if (l.seg->graph(l.group) != nullptr && rows >= o.adaptive_threshold) {
-      for (size_t q = 0; q < n; q += q_chunk) tasks.push_back({i, true, 0, 0, q, std::min(n, q + q_chunk)});
-    } else {
-      for (uint64_t b = 0; b < rows; b += kChunkRows) tasks.push_back({i, false, b, std::min(rows, b + kChunkRows), 0, n});
-    }
-  }
-
-  std::vector<std::vector<TopK>> results(tasks.size());
-  std::vector<Status> errors(tasks.size());
-  std::atomic<bool> expired{false};
-
-  auto run = [&](size_t t) {
-    const RowTask& task = tasks[t];
-    const RowLayer& l = layers[task.layer];
-    const bool unhidden = view.NothingNewerThan(task.layer);
-    std::vector<TopK>& heaps = results[t];
-    heaps.reserve(task.q_end - task.q_begin);
-    for (size_t q = task.q_begin; q < task.q_end; ++q) heaps.emplace_back(topks[q]);
-    Status& error = errors[t];
-    auto live = [&](uint64_t id) {
-      if (unhidden || !error.ok()) return error.ok();
-      bool hidden = false;
-      error = view.Hidden(id, task.layer, &hidden);
-      return error.ok() && !hidden;
-    };
-
-    std::vector<float> scores(kBlockRows);
-    // Scores rows [begin, end) of a matrix against queries [qb, qe); `id_of`
-    // and `visible` are asked only about rows good enough to enter a heap.
-    auto scan = [&](size_t qb, size_t qe, const float* rows, uint64_t begin, uint64_t end, auto&& id_of, auto&& visible) {
-      size_t blocks = 0;
-      for (uint64_t b = begin; b < end; b += kBlockRows) {
-        if (has_deadline && (++blocks & 63) == 0 && Clock::now() > deadline) {
-          expired = true;
-          return;
-        }
-        if (expired.load(std::memory_order_relaxed) || !error.ok()) return;
-        const size_t cnt = static_cast<size_t>(std::min<uint64_t>(kBlockRows, end - b));
-        if (l.seg != nullptr) {
-          error = CheckRows(*l.seg, l.group, b, b + cnt);
-          if (!error.ok()) return;
-        }
-        for (size_t q = qb; q < qe; ++q) {
-          TopK& heap = heaps[q - task.q_begin];
-          if (heap.k() == 0) continue;
-          simd::ScoreMany(metric, queries + q * dim, rows + b * dim, cnt, dim, dim, scores.data());
-          for (size_t r = 0; r < cnt; ++r) {
-            float s = scores[r];
-            if (!heap.MayAccept(s)) continue;
-            const uint64_t id = id_of(b + r);
-            if (!heap.Accepts(s, id) || !visible(b + r) || !live(id)) continue;
-            heap.Push({id, s, static_cast<uint32_t>(id % shards)});
-          }
-        }
-      }
-    };
-
-    if (l.rows != nullptr) {
-      ReaderLock lock(&l.rows->mu);
-      const MemTable* m = &l.rows->table;  // read under `lock` by the lambdas, which the analysis cannot see
-      scan(task.q_begin, task.q_end, m->vectors(), 0, m->rows(), [&](uint64_t r) { return m->id(r); },
-           [&](uint64_t r) { return m->VisibleAt(r, view.snap()); });
-      return;
-    }
-    const segment::SegmentFile& seg = *l.seg;
-    const uint32_t g = l.group;
-    const uint64_t* ids = seg.ids(g);
-    const uint64_t rows = l.size();
-    auto any_row = [](uint64_t) { return true; };
-    if (!task.graph) {
-      scan(task.q_begin, task.q_end, seg.vectors(g), task.begin, task.end, [&](uint64_t r) { return ids[r]; }, any_row);
-      return;
-    }
-    // The walk reads links and codes unchecked (they only choose rows); the
-    // rows it returns are checked (their block) before their ids and scores
-    // are used. Its filter asks newer layers about a row's id.
-    auto is_live = [&](uint32_t row) { return live(ids[row]); };
-    const index::RowFilter filter = unhidden ? index::RowFilter() : index::RowFilter(is_live);
-    const index::HnswGraph& graph = *seg.graph(g);
-    std::vector<index::Neighbor> found;
-    for (size_t q = task.q_begin; q < task.q_end; ++q) {
-      if (expired.load(std::memory_order_relaxed) || (has_deadline && Clock::now() > deadline)) {
-        expired = true;
-        return;
-      }
-      TopK& heap = heaps[q - task.q_begin];
-      if (heap.k() == 0) continue;
-      const size_t k = static_cast<size_t>(std::min<uint64_t>(heap.k(), rows));
-      if (k * 4 >= rows) {  // most of the group is wanted: a scan is cheaper and exact
-        scan(q, q + 1, seg.vectors(g), 0, rows, [&](uint64_t r) { return ids[r]; }, any_row);
-        if (!error.ok()) return;
-        continue;
-      }
-      error = graph.Search(queries + q * dim, k, std::max(k, ef_default), filter, &found);
-      if (!error.ok()) return;
-      for (const index::Neighbor& nb : found) {
-        error = seg.CheckRow(g, nb.row);
-        if (!error.ok()) return;
-        heap.Push({ids[nb.row], nb.score, static_cast<uint32_t>(ids[nb.row] % shards)});
-      }
-    }
-  };
-  if (pool && tasks.size() > 1) {
-    pool->ParallelFor(tasks.size(), run);
-  } else {
-    for (size_t t = 0; t < tasks.size(); ++t) run(t);
-  }
-  for (const Status& e : errors) POMAI_RETURN_IF_ERROR(e);
-  if (expired) return Status::DeadlineExceeded("search exceeded its deadline of " + std::to_string(budget_ms) + " ms");
-
-  for (size_t t = 0; t < tasks.size(); ++t)
-    for (size_t q = tasks[t].q_begin; q < tasks[t].q_end; ++q) results[t][q - tasks[t].q_begin].AppendTo(&(*out)[q]);
+  std::vector<std::vector<SearchHit<uint64_t>>> hits;
+  POMAI_RETURN_IF_ERROR(view.searcher().Search(spec, &hits));
   for (size_t q = 0; q < n; ++q) {
-    std::vector<Hit>& hits = (*out)[q];
-    const size_t k = std::min<size_t>(topks[q], hits.size());
-    std::partial_sort(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(k), hits.end(), Better<Hit>);
-    hits.resize(k);
+    (*out)[q].reserve(hits[q].size());
+    for (const SearchHit<uint64_t>& h : hits[q])
+      (*out)[q].push_back(Hit{h.key, h.score, static_cast<uint32_t>(h.key % o.shards)});
   }
   return Status::OK();
 }
@@ -630,10 +527,10 @@ Result<std::string> DB::StatsJson() {
   std::vector<uint64_t> shard_rows(shards, 0);
   uint64_t mem_rows = 0, segments = 0, rows = 0, tombstones = 0, bytes = 0, reused_rows = 0;
   std::string file_list;
-  for (const RowLayer& l : view.layers()) {
-    if (l.rows != nullptr) {
-      ReaderLock lock(&l.rows->mu);
-      const MemTable& t = l.rows->table;
+  for (const auto& l : view.layers()) {
+    if (l->set != nullptr) {
+      ReaderLock lock(&l->set->mu);
+      const MemTable& t = l->set->table;
       for (size_t r = 0; r < t.rows(); ++r) ++shard_rows[t.id(r) % shards];
       mem_rows += t.rows();
     }

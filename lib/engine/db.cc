@@ -12,12 +12,11 @@
 #include <set>
 #include <tuple>
 #include <thread>
-#include <unordered_set>
 
 #include "engine/collection.h"
 #include "engine/compaction.h"
 #include "engine/filename.h"
-#include "engine/topk.h"
+#include "engine/search.h"
 #include "engine/version_set.h"
 #include "index/params.h"
 #include "memtable/key_table.h"
@@ -892,15 +891,6 @@ Status Txn::GetVector(std::string_view key, simd::Metric metric, std::vector<flo
 
 namespace {
 
-// A hit of search_similar: its score, internal key and version.
-struct Candidate {
-  float score;
-  std::string_view key;  // internal key
-  VersionView v;
-};
-std::string_view HitKey(const Candidate& c) { return c.key; }
-using CandidateTopK = TopKOf<Candidate>;
-
 Status Mismatch(std::string_view ikey, const VersionView& v, uint32_t dim, simd::Metric metric) {
   return Status::InvalidArgument("key '" + Printable(ikey.substr(1)) + "' holds a vector of metric " +
                                  MetricConstantName(v.metric) + " and dimension " + std::to_string(v.dim) +
@@ -908,131 +898,196 @@ Status Mismatch(std::string_view ikey, const VersionView& v, uint32_t dim, simd:
                                  std::to_string(dim));
 }
 
-// Rows of `dim` floats per task of a search split over the pool: about 4
-// MiB, at least 64 rows.
-size_t RowsPerTask(size_t dim) { return std::max<size_t>(64, (size_t{1} << 20) / dim); }
-
-// Scores rows [0, n) with ScoreMany, split over the pool when large.
-void ScoreRows(ThreadPool* pool, simd::Metric metric, const float* query, const float* rows, size_t n, size_t dim,
-               float* out) {
-  const size_t per = RowsPerTask(dim);
-  if (pool == nullptr || n <= per) {
-    simd::ScoreMany(metric, query, rows, n, dim, dim, out);
-    return;
-  }
-  const size_t chunks = (n + per - 1) / per;
-  pool->ParallelFor(chunks, [&](size_t c) {
-    const size_t from = c * per, to = std::min(n, from + per);
-    simd::ScoreMany(metric, query, rows + from * dim, to - from, dim, dim, out + from);
-  });
+// Whether segment `seg` has an entry (a row or a tombstone) in [lo, hi).
+Status SegmentHasRows(const segment::SegmentFile& seg, std::string_view lo, std::string_view hi, bool* any) {
+  uint64_t from = 0, to = 0;
+  POMAI_RETURN_IF_ERROR(seg.LowerBound(lo, &from));
+  POMAI_RETURN_IF_ERROR(seg.LowerBound(hi, &to));
+  *any = from < to;
+  return Status::OK();
 }
 
-// Offers `top` the vectors of memtable `m` visible at `snap` and not hidden
-// by a key of `shadow`, scored by runs of contiguous rows; a visible vector of another
-// dimension or metric is the usual mismatch. Per-thread scratch buffers keep
-// a query from allocating (and faulting in) memory in proportion to the rows.
-Status ScoreMemtableVectors(ThreadPool* pool, const KeyTable& m, uint64_t snap, const float* query, uint32_t dim,
-                            simd::Metric metric, const std::unordered_set<std::string_view>& shadow,
-                            CandidateTopK* top) {
-  struct Run {
-    const float* rows;
-    size_t n;
-    size_t out;  // index of its first score
-  };
-  struct Scratch {
-    std::vector<KeyTable::VisibleVector> visible;
-    std::vector<float> scores;
-    std::vector<Run> runs;
-  };
-  // This thread's buffers, named through references: the pool's threads
-  // must use the caller's, not their own thread_local copies. Kept between
-  // queries up to kKeepRows rows (about 3.6 MB), freed after larger ones.
-  constexpr size_t kKeepRows = 65536;
-  thread_local Scratch scratch;
-  Scratch& s = scratch;
-  struct Trim {
-    Scratch& s;
-    ~Trim() {
-      if (s.visible.capacity() > kKeepRows) s = Scratch{};
-    }
-  } trim{s};
-  auto& visible = s.visible;
-  auto& scores = s.scores;
-  auto& runs = s.runs;
-  m.VisibleVectors(snap, &visible);
-  if (!shadow.empty()) {
-    visible.erase(std::remove_if(visible.begin(), visible.end(),
-                                 [&](const KeyTable::VisibleVector& x) { return shadow.count(x.key) != 0; }),
-                  visible.end());
+// ---------------------------------------------------------------------------
+// The keyspace's layers for the search executor (search.h): rows keyed by
+// internal key, each able to give the version a hit returns.
+
+class KeyLayer : public SearchLayer<std::string_view> {
+ public:
+  // The version row r shows (checked, for a segment).
+  virtual Status Version(uint64_t r, VersionView* v) const = 0;
+};
+
+// Rows given as versions, all visible: a transaction's own writes, the
+// point reads of search_similar's filter keys, a collection's memtable rows.
+// `holds` says whether the layer holds a version of a key (null: it hides
+// nothing).
+class VersionsLayer final : public KeyLayer {
+ public:
+  explicit VersionsLayer(std::function<bool(std::string_view)> holds) : holds_(std::move(holds)) {
+    may_hide_ = holds_ != nullptr;
   }
-  runs.clear();
-  const size_t per = RowsPerTask(dim);
-  for (size_t i = 0; i < visible.size(); ++i) {
-    const KeyTable::VisibleVector& x = visible[i];
-    if (x.dim != dim || x.metric != metric) return Mismatch(x.key, ViewOf(x.seq, *x.value), dim, metric);
-    if (!runs.empty() && runs.back().rows + runs.back().n * dim == x.row && runs.back().n < per) {
-      ++runs.back().n;
-    } else {
-      runs.push_back(Run{x.row, 1, i});
-    }
+  void Add(std::string_view key, const VersionView& v) {
+    keys_.push_back(key);
+    views_.push_back(v);
+    rows_ = keys_.size();
   }
-  scores.resize(visible.size());
-  auto score = [&](size_t i) {
-    simd::ScoreMany(metric, query, runs[i].rows, runs[i].n, dim, dim, scores.data() + runs[i].out);
-  };
-  if (pool == nullptr || visible.size() <= per) {
-    for (size_t i = 0; i < runs.size(); ++i) score(i);
-  } else {
-    pool->ParallelFor(runs.size(), score);
+  Status Vectors(uint64_t begin, size_t n, const float** matrix, const float** ptrs) const override {
+    *matrix = nullptr;
+    for (size_t i = 0; i < n; ++i) ptrs[i] = views_[begin + i].vec;
+    return Status::OK();
   }
-  for (size_t i = 0; i < visible.size(); ++i) {
-    const KeyTable::VisibleVector& x = visible[i];
-    float score = scores[i];
-    if (top->MayAccept(score) && top->Accepts(score, x.key)) top->Push(Candidate{score, x.key, ViewOf(x.seq, *x.value)});
+  Status Row(uint64_t r, std::string_view* key, bool* visible) const override {
+    *key = keys_[r];
+    *visible = true;
+    return Status::OK();
+  }
+  Status Holds(const std::string_view& key, bool* holds) const override {
+    *holds = holds_(key);
+    return Status::OK();
+  }
+  Status Version(uint64_t r, VersionView* v) const override {
+    *v = views_[r];
+    return Status::OK();
+  }
+
+ private:
+  std::function<bool(std::string_view)> holds_;
+  std::vector<std::string_view> keys_;
+  std::vector<VersionView> views_;
+};
+
+// A memtable's user-keyspace vector versions visible at `snap`
+// (KeyTable::VisibleVectors: rows of one dimension lie in runs, which the
+// executor scores with ScoreMany). Held in one of this thread's two buffers
+// (`slot`), so a query does not allocate and fault in memory in proportion
+// to the rows; a buffer is kept between queries up to kKeepRows rows (about
+// 3 MB) and freed after larger ones.
+class MemVectorsLayer final : public KeyLayer {
+ public:
+  MemVectorsLayer(const KeyTable& m, uint64_t snap, int slot) : m_(m), snap_(snap), items_(Buffer(slot)) {
+    m.VisibleVectors(snap, &items_);
+    rows_ = items_.size();
+    may_hide_ = !m.empty();
+    all_visible_ = true;
+  }
+  ~MemVectorsLayer() override {
+    if (items_.capacity() > kKeepRows) std::vector<KeyTable::VisibleVector>().swap(items_);
+  }
+  const std::vector<KeyTable::VisibleVector>& items() const { return items_; }
+  // Keeps the rows of (dim, metric) only.
+  void KeepOnly(uint32_t dim, simd::Metric metric) {
+    items_.erase(std::remove_if(items_.begin(), items_.end(),
+                                [&](const KeyTable::VisibleVector& x) { return x.dim != dim || x.metric != metric; }),
+                 items_.end());
+    rows_ = items_.size();
+  }
+  Status Vectors(uint64_t begin, size_t n, const float** matrix, const float** ptrs) const override {
+    *matrix = nullptr;
+    for (size_t i = 0; i < n; ++i) ptrs[i] = items_[begin + i].row;
+    return Status::OK();
+  }
+  Status Row(uint64_t r, std::string_view* key, bool* visible) const override {
+    *key = items_[r].key;
+    *visible = true;
+    return Status::OK();
+  }
+  Status Holds(const std::string_view& key, bool* holds) const override {
+    VersionView v;
+    *holds = m_.Get(key, snap_, &v);
+    return Status::OK();
+  }
+  Status Version(uint64_t r, VersionView* v) const override {
+    *v = ViewOf(items_[r].seq, *items_[r].value);
+    return Status::OK();
+  }
+
+ private:
+  static constexpr size_t kKeepRows = 65536;
+  static std::vector<KeyTable::VisibleVector>& Buffer(int slot) {
+    thread_local std::vector<KeyTable::VisibleVector> buffers[2];
+    return buffers[slot];
+  }
+  const KeyTable& m_;
+  uint64_t snap_;
+  std::vector<KeyTable::VisibleVector>& items_;
+};
+
+// The rows of group `g` of segment `seg` (a record group, or a
+// collection's group with its graph), or no rows when
+// !has_group: the segment's keys still hide older layers when `may_hide`.
+// Every row is read through its checked block and entry.
+class EntryGroupLayer final : public KeyLayer {
+ public:
+  EntryGroupLayer(const segment::SegmentFile& seg, bool has_group, uint32_t g, uint64_t snap, bool may_hide)
+      : seg_(seg), g_(g), snap_(snap) {
+    rows_ = has_group ? seg.group(g).rows : 0;
+    graph_ = has_group ? seg.graph(g) : nullptr;
+    all_visible_ = !has_group || seg.group(g).max_seq <= snap;
+    may_hide_ = may_hide;
+  }
+  Status Vectors(uint64_t begin, size_t n, const float** matrix, const float**) const override {
+    const uint64_t per = seg_.group(g_).rows_per_block;
+    for (uint64_t b = begin / per; b * per < begin + n; ++b) POMAI_RETURN_IF_ERROR(seg_.CheckBlock(g_, b));
+    *matrix = seg_.vector(g_, begin);
+    return Status::OK();
+  }
+  Status Row(uint64_t r, std::string_view* key, bool* visible) const override {
+    segment::EntryView e;
+    POMAI_RETURN_IF_ERROR(seg_.ReadRowEntry(g_, r, &e));
+    *key = e.key;
+    *visible = e.seq <= snap_;
+    return Status::OK();
+  }
+  Status CheckRow(uint64_t r) const override { return seg_.CheckRow(g_, r); }
+  Status Holds(const std::string_view& key, bool* holds) const override {
+    segment::EntryView e;
+    POMAI_RETURN_IF_ERROR(seg_.Get(key, &e, holds));
+    *holds = *holds && e.seq <= snap_;
+    return Status::OK();
+  }
+  Status Version(uint64_t r, VersionView* v) const override {
+    segment::EntryView e;
+    POMAI_RETURN_IF_ERROR(seg_.ReadRowEntry(g_, r, &e));
+    *v = ViewOfEntry(seg_, e);
+    return Status::OK();
+  }
+
+ private:
+  const segment::SegmentFile& seg_;
+  uint32_t g_;
+  uint64_t snap_;
+};
+
+// Runs the executor for one query over `layers` and converts its hits,
+// best first; `prefix` bytes of each internal key are left out (the
+// namespace byte of a record, a row's namespace and cid).
+Status SearchKeyLayers(const std::vector<std::unique_ptr<KeyLayer>>& layers, const Searcher<std::string_view>& searcher,
+                       SearchSpec spec, size_t prefix, bool return_vectors, std::vector<KeyHit>* out) {
+  std::vector<std::vector<SearchHit<std::string_view>>> hits;
+  POMAI_RETURN_IF_ERROR(searcher.Search(spec, &hits));
+  out->clear();
+  out->reserve(hits[0].size());
+  for (const SearchHit<std::string_view>& c : hits[0]) {
+    VersionView v;
+    POMAI_RETURN_IF_ERROR(layers[c.layer]->Version(c.row, &v));
+    KeyHit h;
+    h.key.assign(c.key.substr(prefix));
+    // The kernels give -||q - r||^2 for L2; the keyspace reports -||q - r||.
+    h.score = spec.metric == simd::Metric::kL2 ? -std::sqrt(std::max(0.0f, -c.score)) : c.score;
+    h.has_metadata = v.has_metadata;
+    if (v.has_metadata) h.metadata.assign(v.bytes);
+    if (return_vectors) h.vector.assign(v.vec, v.vec + v.dim);
+    out->push_back(std::move(h));
   }
   return Status::OK();
 }
 
-// Scores candidates given by their vectors (v.vec, dim floats each) with
-// ScoreGather, split over the pool when many, and offers them to `top`.
-void OfferGathered(ThreadPool* pool, simd::Metric metric, const float* query, uint32_t dim,
-                   std::vector<Candidate>* gathered, CandidateTopK* top) {
-  if (gathered->empty()) return;
-  std::vector<const float*> rows(gathered->size());
-  std::vector<float> scores(gathered->size());
-  for (size_t i = 0; i < gathered->size(); ++i) rows[i] = (*gathered)[i].v.vec;
-  const size_t per = RowsPerTask(dim);
-  if (pool == nullptr || rows.size() <= per) {
-    simd::ScoreGather(metric, query, rows.data(), rows.size(), dim, scores.data());
-  } else {
-    pool->ParallelFor((rows.size() + per - 1) / per, [&](size_t c) {
-      const size_t from = c * per, to = std::min(rows.size(), from + per);
-      simd::ScoreGather(metric, query, rows.data() + from, to - from, dim, scores.data() + from);
-    });
-  }
-  for (size_t i = 0; i < gathered->size(); ++i) {
-    (*gathered)[i].score = scores[i];
-    top->Offer((*gathered)[i]);
-  }
+Searcher<std::string_view> SearcherOf(const std::vector<std::unique_ptr<KeyLayer>>& layers) {
+  std::vector<const SearchLayer<std::string_view>*> ptrs;
+  for (const auto& l : layers) ptrs.push_back(l.get());
+  return Searcher<std::string_view>(std::move(ptrs));
 }
 
-// The hits, best first; `prefix` bytes of each internal key are left out
-// (the namespace byte of a record, a row's namespace and cid).
-void FillHits(CandidateTopK& top, simd::Metric metric, bool return_vectors, size_t prefix, std::vector<KeyHit>* out) {
-  const std::vector<Candidate> best = top.TakeSorted();
-  out->clear();
-  out->reserve(best.size());
-  for (const Candidate& c : best) {
-    KeyHit h;
-    h.key.assign(c.key.substr(prefix));
-    // The kernels give -||q - r||^2 for L2; the keyspace reports -||q - r||.
-    h.score = metric == simd::Metric::kL2 ? -std::sqrt(std::max(0.0f, -c.score)) : c.score;
-    h.has_metadata = c.v.has_metadata;
-    if (c.v.has_metadata) h.metadata.assign(c.v.bytes);
-    if (return_vectors) h.vector.assign(c.v.vec, c.v.vec + c.v.dim);
-    out->push_back(std::move(h));
-  }
-}
 }  // namespace
 
 Status Txn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metric, uint32_t k,
@@ -1043,13 +1098,18 @@ Status Txn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metric,
   POMAI_RETURN_IF_ERROR(t.CheckActive());
   POMAI_RETURN_IF_ERROR(CheckMetric(metric));
   POMAI_RETURN_IF_ERROR(CheckVector(query, dim, "query"));
-  ThreadPool* pool = t.db->pool.get();
-  CandidateTopK top(k);
-  // Candidates given by row pointers, scored together with ScoreGather.
-  std::vector<Candidate> gathered;
-  std::vector<std::string> filter_keys;
+  SearchSpec spec;
+  spec.queries = query;
+  spec.n = 1;
+  spec.topks = &k;
+  spec.dim = dim;
+  spec.metric = metric;
+  spec.pool = t.db->pool.get();
+  std::vector<std::unique_ptr<KeyLayer>> layers;
 
   if (filter != nullptr) {
+    // The filter keys' versions, read by point lookups: one layer of rows.
+    std::vector<std::string> filter_keys;
     filter_keys.reserve(filter->size());
     for (std::string_view f : *filter) {
       POMAI_RETURN_IF_ERROR(CheckKey(f, "filter key"));
@@ -1057,82 +1117,72 @@ Status Txn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metric,
     }
     std::sort(filter_keys.begin(), filter_keys.end());
     filter_keys.erase(std::unique(filter_keys.begin(), filter_keys.end()), filter_keys.end());
+    auto points = std::make_unique<VersionsLayer>(nullptr);
     for (const std::string& ik : filter_keys) {
       VersionView v;
       bool found = false;
       POMAI_RETURN_IF_ERROR(t.Lookup(ik, &v, &found));
       if (!found || v.kind != ValueKind::kVector) continue;
       if (v.dim != dim || v.metric != metric) return Mismatch(ik, v, dim, metric);
-      gathered.push_back(Candidate{0, ik, v});
+      points->Add(ik, v);
     }
-  } else {
-    const Layers& layers = *t.layers;
-    const std::string lo(1, static_cast<char>(kUserNs)), hi(1, static_cast<char>(kUserNs + 1));
-    std::unordered_set<std::string_view> shadow;  // keys whose visible version is in a newer layer
-    // The transaction's own writes hide every layer's versions of their keys.
-    for (auto it = t.writes.lower_bound(lo); it != t.writes.end() && it->first < hi; ++it) {
-      shadow.insert(it->first);
-      const VersionView v = ViewOf(t.snap + 1, *it->second);
-      if (v.kind != ValueKind::kVector) continue;
-      if (v.dim != dim || v.metric != metric) return Mismatch(it->first, v, dim, metric);
-      gathered.push_back(Candidate{0, it->first, v});
+    layers.push_back(std::move(points));
+    return SearchKeyLayers(layers, SearcherOf(layers), spec, 1, return_vectors, out);
+  }
+
+  // Layers, newest first: the transaction's own writes (every key of which
+  // hides the older layers' versions), the memtables, the segments' record
+  // groups of (dim, metric). A live vector of another dim or metric in any
+  // layer is INVALID_ARGUMENT naming its key.
+  const Layers& ls = *t.layers;
+  const std::string lo(1, static_cast<char>(kUserNs)), hi(1, static_cast<char>(kUserNs + 1));
+  auto own = std::make_unique<VersionsLayer>([&t](std::string_view key) { return t.writes.count(key) != 0; });
+  bool own_keys = false;
+  for (auto it = t.writes.lower_bound(lo); it != t.writes.end() && it->first < hi; ++it) {
+    own_keys = true;
+    const VersionView v = ViewOf(t.snap + 1, *it->second);
+    if (v.kind != ValueKind::kVector) continue;
+    if (v.dim != dim || v.metric != metric) return Mismatch(it->first, v, dim, metric);
+    own->Add(it->first, v);
+  }
+  if (own_keys) layers.push_back(std::move(own));
+  const size_t first_mem = layers.size();
+  layers.push_back(std::make_unique<MemVectorsLayer>(*ls.mem, t.snap, 0));
+  if (ls.imm) layers.push_back(std::make_unique<MemVectorsLayer>(*ls.imm, t.snap, 1));
+  const size_t first_seg = layers.size();
+  for (const auto& seg : ls.segs) {
+    uint32_t g = 0;
+    const bool has_group = seg->FindGroup(segment::GroupKind::kRecords, 0, dim, metric, &g);
+    bool any = false;
+    POMAI_RETURN_IF_ERROR(SegmentHasRows(*seg, lo, hi, &any));
+    layers.push_back(std::make_unique<EntryGroupLayer>(*seg, has_group, g, t.snap, any));
+  }
+  const Searcher<std::string_view> searcher = SearcherOf(layers);
+  bool hidden = false;
+  for (size_t i = first_mem; i < first_seg; ++i) {
+    auto& mem = static_cast<MemVectorsLayer&>(*layers[i]);
+    for (const KeyTable::VisibleVector& x : mem.items()) {
+      if (x.dim == dim && x.metric == metric) continue;
+      POMAI_RETURN_IF_ERROR(searcher.Hidden(x.key, i, &hidden));
+      if (!hidden) return Mismatch(x.key, ViewOf(x.seq, *x.value), dim, metric);
     }
-    // A memtable's vectors are scored from its blocks of contiguous rows;
-    // then, when older layers follow, its keys (of any kind) hide theirs.
-    auto memtable = [&](const KeyTable& m, bool hides_older) -> Status {
-      POMAI_RETURN_IF_ERROR(ScoreMemtableVectors(pool, m, t.snap, query, dim, metric, shadow, &top));
-      if (hides_older) m.Scan(lo, hi, t.snap, [&](std::string_view key, const VersionView&) { shadow.insert(key); });
-      return Status::OK();
-    };
-    POMAI_RETURN_IF_ERROR(memtable(*layers.mem, layers.imm || !layers.segs.empty()));
-    if (layers.imm) POMAI_RETURN_IF_ERROR(memtable(*layers.imm, !layers.segs.empty()));
-    std::vector<float> scores;
-    for (size_t si = 0; si < layers.segs.size(); ++si) {
-      const segment::SegmentFile& seg = *layers.segs[si];
-      const bool check_shadow = !shadow.empty();
-      // A row's entry, checked (its block, then its entry CRC once per open),
-      // when it is visible and not hidden by a newer layer.
-      auto visible_row = [&](uint32_t g, uint64_t r, segment::EntryView* e, bool* visible) -> Status {
-        POMAI_RETURN_IF_ERROR(seg.ReadRowEntry(g, r, e));
-        *visible = e->seq <= t.snap && !(check_shadow && shadow.count(e->key));
-        return Status::OK();
-      };
-      for (uint32_t gi = 0; gi < seg.group_count(); ++gi) {
-        const segment::GroupInfo& g = seg.group(gi);
-        if (g.kind != segment::GroupKind::kRecords) continue;
+    mem.KeepOnly(dim, metric);
+  }
+  for (size_t i = first_seg; i < layers.size(); ++i) {
+    const segment::SegmentFile& seg = *ls.segs[i - first_seg];
+    for (uint32_t gi = 0; gi < seg.group_count(); ++gi) {
+      const segment::GroupInfo& g = seg.group(gi);
+      if (g.kind != segment::GroupKind::kRecords || (g.dim == dim && g.metric == metric)) continue;
+      for (uint64_t r = 0; r < g.rows; ++r) {
         segment::EntryView e;
-        bool visible = false;
-        if (g.dim != dim || g.metric != metric) {
-          for (uint64_t r = 0; r < g.rows; ++r) {
-            POMAI_RETURN_IF_ERROR(visible_row(gi, r, &e, &visible));
-            if (visible) return Mismatch(e.key, ViewOfEntry(seg, e), dim, metric);
-          }
-          continue;
-        }
-        // Every block is checked (once per open) before its floats are scored.
-        for (uint64_t b = 0; b < g.blocks(); ++b) POMAI_RETURN_IF_ERROR(seg.CheckBlock(gi, b));
-        scores.resize(g.rows);
-        ScoreRows(pool, metric, query, seg.vectors(gi), g.rows, dim, scores.data());
-        // Only a row whose score could enter the top k has its entry read
-        // (and checked): its key and seq decide whether it is visible.
-        for (uint64_t r = 0; r < g.rows; ++r) {
-          float score = scores[r];
-          if (!top.MayAccept(score)) continue;
-          POMAI_RETURN_IF_ERROR(visible_row(gi, r, &e, &visible));
-          if (visible && top.Accepts(score, e.key)) top.Push(Candidate{score, e.key, ViewOfEntry(seg, e)});
-        }
-      }
-      if (si + 1 < layers.segs.size()) {
-        // Every key of this segment hides the older segments' versions.
-        POMAI_RETURN_IF_ERROR(ForEachEntry(seg, lo, hi, [&](std::string_view key, const VersionView& v) {
-          if (v.seq <= t.snap) shadow.insert(key);
-        }));
+        POMAI_RETURN_IF_ERROR(seg.ReadRowEntry(gi, r, &e));
+        if (e.seq > t.snap) continue;
+        POMAI_RETURN_IF_ERROR(searcher.Hidden(e.key, i, &hidden));
+        if (!hidden) return Mismatch(e.key, ViewOfEntry(seg, e), dim, metric);
       }
     }
   }
-  OfferGathered(pool, metric, query, dim, &gathered, &top);
-  FillHits(top, metric, return_vectors, 1, out);
-  return Status::OK();
+  return SearchKeyLayers(layers, searcher, spec, 1, return_vectors, out);
 }
 
 Status Txn::IndexUpsert(std::string_view name, std::string_view key, const float* vector, uint32_t dim,
@@ -1902,15 +1952,6 @@ bool MemtableHasRows(const KeyTable& m, std::string_view lo, std::string_view hi
   return any;
 }
 
-// Whether segment `seg` has an entry (a row or a tombstone) in [lo, hi).
-Status SegmentHasRows(const segment::SegmentFile& seg, std::string_view lo, std::string_view hi, bool* any) {
-  uint64_t from = 0, to = 0;
-  POMAI_RETURN_IF_ERROR(seg.LowerBound(lo, &from));
-  POMAI_RETURN_IF_ERROR(seg.LowerBound(hi, &to));
-  *any = from < to;
-  return Status::OK();
-}
-
 // The rows of one collection in a view, newest layer first: which layers
 // hold any of its rows, so that a row is checked against a newer layer
 // (Hidden) only when that layer could hide it.
@@ -1933,28 +1974,9 @@ class CollectionView {
   const std::string& lo() const { return lo_; }
   const std::string& hi() const { return hi_; }
 
-  // Whether a layer newer than segment i holds rows of the collection.
-  bool AnyNewerThanSegment(size_t i) const {
-    if (mem_rows_ || imm_rows_) return true;
-    for (size_t j = 0; j < i; ++j) {
-      if (seg_rows_[j]) return true;
-    }
-    return false;
-  }
-  // Whether a layer newer than segment i holds a version of row key `key`
-  // at snap: the version segment i holds is then not the visible one.
-  Status HiddenInSegment(std::string_view key, size_t i, bool* hidden) const {
-    VersionView v;
-    *hidden = (mem_rows_ && layers_.mem->Get(key, snap_, &v)) || (imm_rows_ && layers_.imm->Get(key, snap_, &v));
-    for (size_t j = 0; j < i && !*hidden; ++j) {
-      if (!seg_rows_[j]) continue;
-      segment::EntryView e;
-      bool found = false;
-      POMAI_RETURN_IF_ERROR(layers_.segs[j]->Get(key, &e, &found));
-      *hidden = found && e.seq <= snap_;
-    }
-    return Status::OK();
-  }
+  bool mem_rows() const { return mem_rows_; }
+  bool imm_rows() const { return imm_rows_; }
+  bool segment_rows(size_t i) const { return seg_rows_[i]; }
   // Every row version of the memtables visible at snap (mem's hide imm's),
   // tombstones included, in key order per memtable.
   void ForEachMemtableRow(const std::function<void(std::string_view key, const VersionView& v)>& fn) const {
@@ -1975,83 +1997,46 @@ class CollectionView {
   std::vector<bool> seg_rows_;
 };
 
-// Offers `top` the k best live rows of collection `cid` (dim, metric of
-// `config`) in `layers` at `snap`: each segment group through its graph
-// (rows hidden by a newer layer are walked through, never returned; ef is
-// the walk's queue), a group without a graph and the memtables' rows
-// exactly. Rows returned are read through their checked blocks and entries.
+// The k best live rows of collection `cid` (dim, metric of `config`) in
+// `layers` at `snap`, through the executor: the memtables' rows exactly,
+// each segment group through its graph (rows hidden by a newer layer are
+// walked through, never returned; ef is the walk's queue).
 Status SearchCollection(const Layers& layers, uint64_t snap, uint64_t cid, const IndexConfig& config, const float* query,
-                        uint32_t k, uint32_t ef, ThreadPool* pool, CandidateTopK* top) {
+                        uint32_t k, uint32_t ef, ThreadPool* pool, std::vector<KeyHit>* out) {
   CollectionView view(layers, snap, cid);
   POMAI_RETURN_IF_ERROR(view.Init());
-  const uint32_t dim = config.dim;
-  const simd::Metric metric = config.metric;
-  // The memtables' rows, scored together.
-  std::vector<Candidate> gathered;
-  view.ForEachMemtableRow([&](std::string_view key, const VersionView& v) {
-    if (v.kind == ValueKind::kVector && v.dim == dim) gathered.push_back(Candidate{0, key, v});
-  });
-  OfferGathered(pool, metric, query, dim, &gathered, top);
-  std::vector<index::Neighbor> nbrs;
-  std::vector<float> scores;
+  std::vector<std::unique_ptr<KeyLayer>> ls;
+  for (const KeyTable* m : {layers.mem.get(), layers.imm.get()}) {
+    if (m == nullptr) continue;
+    const bool any = m == layers.mem.get() ? view.mem_rows() : view.imm_rows();
+    auto l = std::make_unique<VersionsLayer>(
+        any ? std::function<bool(std::string_view)>([m, snap](std::string_view key) {
+          VersionView v;
+          return m->Get(key, snap, &v);
+        })
+            : nullptr);
+    if (any) {
+      m->Scan(view.lo(), view.hi(), snap, [&](std::string_view key, const VersionView& v) {
+        if (v.kind == ValueKind::kVector && v.dim == config.dim) l->Add(key, v);
+      });
+    }
+    ls.push_back(std::move(l));
+  }
   for (size_t si = 0; si < layers.segs.size(); ++si) {
     const segment::SegmentFile& seg = *layers.segs[si];
     uint32_t g = 0;
-    if (!seg.FindGroup(segment::GroupKind::kBytes, cid, dim, metric, &g)) continue;
-    const segment::GroupInfo& info = seg.group(g);
-    const bool check_newer = view.AnyNewerThanSegment(si);
-    // A row's entry (its block and entry checked) when it is visible at snap
-    // and no newer layer hides it.
-    auto live_row = [&](uint64_t row, segment::EntryView* e, bool* live) -> Status {
-      POMAI_RETURN_IF_ERROR(seg.ReadRowEntry(g, row, e));
-      *live = e->seq <= snap;
-      if (*live && check_newer) {
-        bool hidden = false;
-        POMAI_RETURN_IF_ERROR(view.HiddenInSegment(e->key, si, &hidden));
-        *live = !hidden;
-      }
-      return Status::OK();
-    };
-    segment::EntryView e;
-    bool live = false;
-    const index::HnswGraph* graph = seg.graph(g);
-    if (graph == nullptr) {
-      for (uint64_t b = 0; b < info.blocks(); ++b) POMAI_RETURN_IF_ERROR(seg.CheckBlock(g, b));
-      scores.resize(info.rows);
-      ScoreRows(pool, metric, query, seg.vectors(g), info.rows, dim, scores.data());
-      for (uint64_t r = 0; r < info.rows; ++r) {
-        if (!top->MayAccept(scores[r])) continue;
-        POMAI_RETURN_IF_ERROR(live_row(r, &e, &live));
-        if (live && top->Accepts(scores[r], e.key)) top->Push(Candidate{scores[r], e.key, ViewOfEntry(seg, e)});
-      }
-      continue;
-    }
-    // Neither k nor ef can usefully exceed the group's rows (and a huge
-    // caller value must not size the walk's queues).
-    const size_t gk = std::min<size_t>(k, info.rows);
-    const size_t gef = std::min<size_t>(std::max(ef, k), info.rows);
-    Status filter_error;
-    if (check_newer || info.max_seq > snap) {
-      auto is_live = [&](uint32_t row) {
-        Status st = live_row(row, &e, &live);
-        if (!st.ok() && filter_error.ok()) filter_error = st;
-        return st.ok() && live;
-      };
-      POMAI_RETURN_IF_ERROR(graph->Search(query, gk, gef, is_live, &nbrs));
-    } else {
-      POMAI_RETURN_IF_ERROR(graph->Search(query, gk, gef, nullptr, &nbrs));
-    }
-    POMAI_RETURN_IF_ERROR(filter_error);
-    for (const index::Neighbor& nb : nbrs) {
-      float score = nb.score;
-      if (!top->MayAccept(score)) continue;
-      // The walk scored the row from its vector; its block is checked here,
-      // before the score is used (a damaged block fails the search).
-      POMAI_RETURN_IF_ERROR(seg.ReadRowEntry(g, nb.row, &e));
-      if (top->Accepts(score, e.key)) top->Push(Candidate{score, e.key, ViewOfEntry(seg, e)});
-    }
+    const bool has_group = seg.FindGroup(segment::GroupKind::kBytes, cid, config.dim, config.metric, &g);
+    ls.push_back(std::make_unique<EntryGroupLayer>(seg, has_group, g, snap, view.segment_rows(si)));
   }
-  return Status::OK();
+  SearchSpec spec;
+  spec.queries = query;
+  spec.n = 1;
+  spec.topks = &k;
+  spec.dim = config.dim;
+  spec.metric = config.metric;
+  spec.ef = ef;
+  spec.pool = pool;
+  return SearchKeyLayers(ls, SearcherOf(ls), spec, RowPrefix(cid).size(), false, out);
 }
 
 // The segment part of collection `cid`'s statistics in `layers`.
@@ -2299,9 +2284,7 @@ Status DB::SearchIndex(std::string_view name, const float* query, uint32_t dim, 
                                    std::to_string(dim) + " (index '" + Printable(name) + "')");
   POMAI_RETURN_IF_ERROR(CheckVector(query, dim, "query"));
   const uint32_t ef = std::max(k, ef_search != 0 ? ef_search : 50u);
-  CandidateTopK top(k);
-  if (k > 0) POMAI_RETURN_IF_ERROR(SearchCollection(*pin.layers, pin.snap, cid, config, query, k, ef, d.pool.get(), &top));
-  FillHits(top, config.metric, false, RowPrefix(cid).size(), out);
+  POMAI_RETURN_IF_ERROR(SearchCollection(*pin.layers, pin.snap, cid, config, query, k, ef, d.pool.get(), out));
   if (stats != nullptr) POMAI_RETURN_IF_ERROR(d.CollectionStats(*pin.layers, pin.snap, cid, config, stats));
   return Status::OK();
 }

@@ -50,7 +50,6 @@
 #include <vector>
 
 #include "engine/collection.h"
-#include "engine/topk.h"
 #include "simd/distance.h"
 #include "util/env.h"
 #include "util/status.h"
@@ -69,6 +68,14 @@ struct Options {
 };
 
 enum class TxnMode { kReadOnly = 0, kReadWrite = 1 };
+
+// One pomaidb search hit: a row of the default collection.
+struct Hit {
+  uint64_t id;
+  float score;     // higher is better
+  uint32_t shard;  // id % shards
+};
+inline uint64_t HitKey(const Hit& h) { return h.id; }
 
 // One search hit (flat or HNSW).
 struct KeyHit {

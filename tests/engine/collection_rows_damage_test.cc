@@ -29,8 +29,8 @@
 #include <vector>
 
 #include "engine/db.h"
-#include "engine/topk.h"
 #include "db_test_util.h"
+#include "engine/search.h"
 #include "segment/file.h"
 #include "segment/section_kind.h"
 #include "support/temp_dir.h"

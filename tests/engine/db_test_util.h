@@ -26,7 +26,7 @@
 
 #include "engine/db.h"
 #include "engine/filename.h"
-#include "engine/topk.h"
+#include "engine/search.h"
 #include "segment/file.h"
 #include "segment/format.h"
 #include "simd/distance.h"

@@ -1,0 +1,258 @@
+// The search executor (search.h, docs/ENGINE.md 4.5).
+#include "engine/search.h"
+
+#include <atomic>
+#include <string>
+
+namespace pomai::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// One unit of work: rows [begin, end) of a layer scanned exactly for the
+// queries [q_begin, q_end), or the layer's graph walked for them.
+struct Task {
+  size_t layer;
+  bool graph;
+  uint64_t begin, end;
+  size_t q_begin, q_end;
+};
+
+// Rows per exact task of a layer of `rows` rows of `dim` floats:
+// kChunkRows, or fewer when that would leave workers idle (two tasks per
+// worker), but at least about 4 MiB of vectors; whole blocks.
+uint64_t ChunkRows(uint64_t rows, uint32_t dim, size_t workers) {
+  if (workers == 1) return kChunkRows;
+  const uint64_t min_rows = std::max<uint64_t>(kBlockRows, (uint64_t{1} << 20) / dim);
+  uint64_t per = (rows + 2 * workers - 1) / (2 * workers);
+  per = std::clamp<uint64_t>(per, std::min<uint64_t>(min_rows, kChunkRows), kChunkRows);
+  return (per + kBlockRows - 1) / kBlockRows * kBlockRows;
+}
+
+}  // namespace
+
+template <class Key>
+Searcher<Key>::Searcher(std::vector<const SearchLayer<Key>*> layers) : layers_(std::move(layers)) {
+  first_hiding_ = layers_.size();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (layers_[i]->may_hide()) {
+      first_hiding_ = i;
+      break;
+    }
+  }
+}
+
+template <class Key>
+Status Searcher<Key>::Hidden(const Key& key, size_t i, bool* hidden) const {
+  *hidden = false;
+  for (size_t j = first_hiding_; j < i && !*hidden; ++j) {
+    if (layers_[j]->may_hide()) POMAI_RETURN_IF_ERROR(layers_[j]->Holds(key, hidden));
+  }
+  return Status::OK();
+}
+
+template <class Key>
+Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<SearchHit<Key>>>* out) const {
+  using Hit = SearchHit<Key>;
+  using Heap = TopKOf<Hit>;
+  const size_t n = spec.n;
+  const uint32_t dim = spec.dim;
+  const simd::Metric metric = spec.metric;
+  const float* queries = spec.queries;
+  out->assign(n, {});
+  if (std::all_of(spec.topks, spec.topks + n, [](uint32_t k) { return k == 0; })) return Status::OK();
+  const bool has_deadline = spec.deadline_ms > 0;
+
+  // Graph walks are one task per few queries; exact scans one task per row chunk, all queries.
+  const size_t workers = spec.pool ? spec.pool->size() + 1 : 1;
+  const size_t q_chunk = std::max<size_t>(1, std::min<size_t>(16, n / (2 * workers)));
+  std::vector<Task> tasks;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const SearchLayer<Key>& l = *layers_[i];
+    const uint64_t rows = l.rows();
+    if (rows == 0) continue;
+    if (l.graph() != nullptr && rows >= spec.adaptive_threshold) {
+      for (size_t q = 0; q < n; q += q_chunk) tasks.push_back({i, true, 0, 0, q, std::min(n, q + q_chunk)});
+      continue;
+    }
+    const uint64_t per = ChunkRows(rows, dim, workers);
+    for (uint64_t b = 0; b < rows; b += per) tasks.push_back({i, false, b, std::min(rows, b + per), 0, n});
+  }
+
+  std::vector<std::vector<Heap>> results(tasks.size());
+  std::vector<Status> errors(tasks.size());
+  std::atomic<bool> expired{false};
+
+  auto run = [&](size_t t) {
+    const Task& task = tasks[t];
+    const SearchLayer<Key>& l = *layers_[task.layer];
+    const bool unhidden = NothingNewerThan(task.layer);
+    std::vector<Heap>& heaps = results[t];
+    heaps.reserve(task.q_end - task.q_begin);
+    for (size_t q = task.q_begin; q < task.q_end; ++q) heaps.emplace_back(spec.topks[q]);
+    Status& error = errors[t];
+    // Whether a visible row of key `key` is live (not hidden by a newer layer).
+    auto live = [&](const Key& key) {
+      if (unhidden) return true;
+      bool hidden = false;
+      Status st = Hidden(key, task.layer, &hidden);
+      if (!st.ok()) error = std::move(st);
+      return error.ok() && !hidden;
+    };
+    // Offers `heap` row r scored `s` (which MayAccept): its key and
+    // visibility are read only now. False on an error (in `error`).
+    auto offer = [&](Heap& heap, uint64_t r, float s) {
+      Key key{};
+      bool visible = false;
+      if (Status st = l.Row(r, &key, &visible); !st.ok()) {
+        error = std::move(st);
+        return false;
+      }
+      if (visible && heap.Accepts(s, key) && live(key)) heap.Push(Hit{s, static_cast<uint32_t>(task.layer), key, r});
+      return error.ok();
+    };
+
+    std::vector<float> scores;       // sized by the first scan (a walk needs none)
+    std::vector<const float*> ptrs;
+    std::vector<std::pair<size_t, size_t>> runs;  // (first, count) of consecutive rows in ptrs
+    // Scores rows [begin, end) against queries [qb, qe).
+    auto scan = [&](size_t qb, size_t qe, uint64_t begin, uint64_t end) {
+      // Several queries score each block while it is in cache; one query
+      // scores longer spans (fewer restarts of the kernel's streaming).
+      const size_t span = qe - qb == 1 ? kSpanRows : kBlockRows;
+      if (scores.size() < span) {
+        scores.resize(span);
+        ptrs.resize(span);
+      }
+      uint64_t next_check = begin;  // the deadline: at the first block, then every 64 blocks' rows
+      for (uint64_t b = begin; b < end; b += span) {
+        if (has_deadline && b >= next_check) {
+          next_check = b + 64 * kBlockRows;
+          if (Clock::now() > spec.deadline) {
+            expired = true;
+            return;
+          }
+        }
+        if (expired.load(std::memory_order_relaxed) || !error.ok()) return;
+        const size_t cnt = static_cast<size_t>(std::min<uint64_t>(span, end - b));
+        const float* matrix = nullptr;
+        error = l.Vectors(b, cnt, &matrix, ptrs.data());
+        if (!error.ok()) return;
+        bool gather = false;
+        if (matrix == nullptr) {
+          // Runs of rows that follow each other in memory are scored with
+          // ScoreMany; a block of mostly scattered rows with ScoreGather.
+          runs.clear();
+          for (size_t r = 0; r < cnt; ++r) {
+            if (!runs.empty() && ptrs[r] == ptrs[r - 1] + dim) {
+              ++runs.back().second;
+            } else {
+              runs.emplace_back(r, 1);
+            }
+          }
+          gather = runs.size() * 4 > cnt;
+        }
+        for (size_t q = qb; q < qe; ++q) {
+          Heap& heap = heaps[q - task.q_begin];
+          if (heap.k() == 0) continue;
+          const float* query = queries + q * dim;
+          if (matrix != nullptr) {
+            simd::ScoreMany(metric, query, matrix, cnt, dim, dim, scores.data());
+          } else if (gather) {
+            simd::ScoreGather(metric, query, ptrs.data(), cnt, dim, scores.data());
+          } else {
+            for (const auto& [first, count] : runs)
+              simd::ScoreMany(metric, query, ptrs[first], count, dim, dim, scores.data() + first);
+          }
+          for (size_t r = 0; r < cnt; ++r) {
+            float s = scores[r];
+            if (heap.MayAccept(s) && !offer(heap, b + r, s)) return;
+          }
+        }
+      }
+    };
+
+    struct Pinned {
+      const SearchLayer<Key>& l;
+      explicit Pinned(const SearchLayer<Key>& layer) : l(layer) { l.Pin(); }
+      ~Pinned() { l.Unpin(); }
+    } pinned(l);
+    if (!task.graph) {
+      scan(task.q_begin, task.q_end, task.begin, task.end);
+      return;
+    }
+    // The walk reads links and codes unchecked (they only choose rows); the
+    // rows it returns are checked before their keys and scores are used.
+    // Its filter asks the layer for visibility and newer layers for keys.
+    Status filter_error;
+    auto is_live = [&](uint32_t row) {
+      Key key{};
+      bool visible = false;
+      bool hidden = false;
+      Status s = l.Row(row, &key, &visible);
+      if (s.ok() && visible && !unhidden) s = Hidden(key, task.layer, &hidden);
+      if (!s.ok() && filter_error.ok()) filter_error = s;
+      return s.ok() && visible && !hidden;
+    };
+    const index::RowFilter filter = unhidden && l.all_visible() ? index::RowFilter() : index::RowFilter(is_live);
+    const index::HnswGraph& graph = *l.graph();
+    const uint64_t rows = l.rows();
+    std::vector<index::Neighbor> found;
+    for (size_t q = task.q_begin; q < task.q_end; ++q) {
+      if (expired.load(std::memory_order_relaxed) || (has_deadline && Clock::now() > spec.deadline)) {
+        expired = true;
+        return;
+      }
+      Heap& heap = heaps[q - task.q_begin];
+      if (heap.k() == 0) continue;
+      const size_t k = static_cast<size_t>(std::min<uint64_t>(heap.k(), rows));
+      if (k * 4 >= rows) {  // most of the layer is wanted: a scan is cheaper and exact
+        scan(q, q + 1, 0, rows);
+        if (!error.ok()) return;
+        continue;
+      }
+      // Nor can ef usefully exceed the rows (a huge value must not size the walk's queues).
+      const size_t ef = static_cast<size_t>(std::min<uint64_t>(std::max<uint64_t>(k, spec.ef), rows));
+      // Statuses are moved into `error` only when they are errors.
+      Status st = graph.Search(queries + q * dim, k, ef, filter, &found);
+      if (st.ok() && !filter_error.ok()) st = filter_error;
+      for (size_t i = 0; st.ok() && i < found.size(); ++i) {
+        const index::Neighbor& nb = found[i];
+        st = l.CheckRow(nb.row);
+        float s = nb.score;
+        if (!st.ok() || !heap.MayAccept(s)) continue;
+        Key key{};
+        bool visible = false;
+        st = l.Row(nb.row, &key, &visible);
+        if (st.ok() && heap.Accepts(s, key)) heap.Push(Hit{s, static_cast<uint32_t>(task.layer), key, nb.row});
+      }
+      if (!st.ok()) {
+        error = std::move(st);
+        return;
+      }
+    }
+  };
+  if (spec.pool != nullptr && tasks.size() > 1) {
+    spec.pool->ParallelFor(tasks.size(), run);
+  } else {
+    for (size_t t = 0; t < tasks.size(); ++t) run(t);
+  }
+  for (const Status& e : errors) POMAI_RETURN_IF_ERROR(e);
+  if (expired)
+    return Status::DeadlineExceeded("search exceeded its deadline of " + std::to_string(spec.deadline_ms) + " ms");
+
+  for (size_t t = 0; t < tasks.size(); ++t)
+    for (size_t q = tasks[t].q_begin; q < tasks[t].q_end; ++q) results[t][q - tasks[t].q_begin].AppendTo(&(*out)[q]);
+  for (size_t q = 0; q < n; ++q) {
+    std::vector<Hit>& hits = (*out)[q];
+    const size_t k = std::min<size_t>(spec.topks[q], hits.size());
+    std::partial_sort(hits.begin(), hits.begin() + static_cast<std::ptrdiff_t>(k), hits.end(), Better<Hit>);
+    hits.resize(k);
+  }
+  return Status::OK();
+}
+
+template class Searcher<uint64_t>;
+template class Searcher<std::string_view>;
+
+}  // namespace pomai::engine

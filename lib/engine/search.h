@@ -1,0 +1,224 @@
+// The search executor and the top-k (docs/ENGINE.md 4.5): one search over a
+// stack of layers for pomaidb search (the default collection), alopex
+// search_similar (vector records) and alopex search_hnsw (named
+// collections). The callers only build the layers and convert the hits.
+//
+// What it searches. A Searcher holds the layers of one row set at one
+// snapshot, newest first: a transaction's own writes, the memtables, then
+// each segment's group of the row set (a segment without one is a layer of
+// no rows: its keys still hide older layers). Layer i's rows are
+// [0, rows()); each has a vector of spec.dim floats, a key (Key: the u64 id,
+// or the internal key) and a visibility at the snapshot (Row).
+//
+// Visibility rule (invariant 5). A row is live when Row says it is visible
+// and no newer layer holds a version of its key at the snapshot (Hidden:
+// Holds of every newer layer that may_hide). Hidden is asked only about rows
+// whose score could enter a heap (TopKOf::MayAccept, then Accepts, then
+// liveness), and inside a graph walk through its RowFilter; when nothing
+// newer may hide and every row of the layer is visible, the walk runs
+// without a filter.
+//
+// Graph or exact. A layer with a graph and at least spec.adaptive_threshold
+// rows is walked, one task per few queries, for each query whose k is below
+// a quarter of the layer's rows (else that query scans the layer exactly).
+// Every other layer is scanned exactly, in tasks of up to kChunkRows rows,
+// each scoring all queries in blocks of kBlockRows rows (one query: spans of
+// kSpanRows; ScoreMany over a run of consecutive rows, ScoreGather over
+// scattered ones). The tasks run on spec.pool (ParallelFor) when there is
+// one.
+//
+// Checks. A layer checks what it hands out (Vectors: the blocks of a
+// segment group before their floats are scored; Row: a segment entry);
+// every row a walk returns is checked (CheckRow) before its key and score
+// are used. A damaged block or entry fails the search with its Corruption.
+//
+// Result. Per query, the min(k, live rows) best live rows by score
+// descending then key ascending (a walk may miss some: it is approximate).
+// Errors: the first task's error (in task order), else DEADLINE_EXCEEDED
+// when the deadline passed (checked at a scan's first block and every
+// 64 x kBlockRows rows after, and before each walk); never partial results.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "index/hnsw.h"
+#include "simd/distance.h"
+#include "util/status.h"
+#include "util/thread_pool.h"
+
+namespace pomai::engine {
+
+// ---------------------------------------------------------------------------
+// TopK
+
+// Whether hit a ranks before hit b: higher score, then the smaller key. A
+// hit type H has a `float score` and a key HitKey(h), ordered by <.
+template <class H>
+bool Better(const H& a, const H& b) {
+  return a.score > b.score || (a.score == b.score && HitKey(a) < HitKey(b));
+}
+
+// The best k hits seen so far, by score descending then key ascending.
+template <class H>
+class TopKOf {
+ public:
+  using Key = decltype(HitKey(std::declval<const H&>()));
+
+  explicit TopKOf(size_t k) : k_(k) {}
+  size_t k() const { return k_; }
+  size_t size() const { return heap_.size(); }
+
+  // Cheap pre-test on the score alone: false only when `score` cannot enter.
+  // A NaN score is turned into -infinity first, so the order stays strict.
+  bool MayAccept(float& score) const {
+    if (std::isnan(score)) score = -std::numeric_limits<float>::infinity();
+    return heap_.size() < k_ || (k_ > 0 && score >= heap_.front().score);
+  }
+  // Exact test, with the key tie-break.
+  bool Accepts(float score, const Key& key) const {
+    if (heap_.size() < k_) return true;
+    if (k_ == 0) return false;
+    const H& worst = heap_.front();
+    return score > worst.score || (score == worst.score && key < HitKey(worst));
+  }
+  // Inserts `h` (which Accepts) and drops the worst when over k.
+  void Push(const H& h) {
+    heap_.push_back(h);
+    std::push_heap(heap_.begin(), heap_.end(), Better<H>);
+    if (heap_.size() > k_) {
+      std::pop_heap(heap_.begin(), heap_.end(), Better<H>);
+      heap_.pop_back();
+    }
+  }
+  // MayAccept, Accepts and Push in one.
+  void Offer(const H& h) {
+    float score = h.score;
+    if (!MayAccept(score) || !Accepts(score, HitKey(h))) return;
+    H copy = h;
+    copy.score = score;
+    Push(copy);
+  }
+  // Appends the hits, in no particular order.
+  void AppendTo(std::vector<H>* out) const { out->insert(out->end(), heap_.begin(), heap_.end()); }
+  // The hits, best first; empties the heap.
+  std::vector<H> TakeSorted() {
+    std::sort_heap(heap_.begin(), heap_.end(), Better<H>);
+    return std::move(heap_);
+  }
+
+ private:
+  size_t k_;
+  std::vector<H> heap_;  // heap_.front() is the worst kept hit
+};
+
+// ---------------------------------------------------------------------------
+// The executor
+
+// Rows scored per kernel call for several queries: 256 rows of 128-d are
+// 128 KiB, inside L2, scored by every query in turn. One query scores spans
+// of kSpanRows rows.
+constexpr size_t kBlockRows = 256;
+constexpr size_t kSpanRows = 16 * kBlockRows;
+// Exact scans are split into tasks of at most this many rows.
+constexpr size_t kChunkRows = size_t{1} << 16;
+
+// A live row found by a search: its score (the kernel's: -d^2 for L2), key,
+// layer and row number in the layer (for the caller to read what it returns).
+template <class Key>
+struct SearchHit {
+  float score;
+  uint32_t layer;
+  Key key;
+  uint64_t row;
+};
+template <class Key>
+Key HitKey(const SearchHit<Key>& h) {
+  return h.key;
+}
+
+// One layer as the executor reads it. Implementations own what they point
+// into (or pin it) for the Searcher's lifetime.
+template <class Key>
+class SearchLayer {
+ public:
+  virtual ~SearchLayer() = default;
+  // The rows searched, [0, rows()), fixed when the layer is made.
+  uint64_t rows() const { return rows_; }
+  // A graph over the rows (its row numbers are the layer's), or null.
+  const index::HnswGraph* graph() const { return graph_; }
+  // False when the layer holds no version of any key at the snapshot: it
+  // then hides nothing and Holds is never asked.
+  bool may_hide() const { return may_hide_; }
+  // True when Row says every row is visible (a segment group with no seq
+  // above the snapshot): a walk needs no filter for this layer's own sake.
+  bool all_visible() const { return all_visible_; }
+
+  // A task brackets its reads of the rows (Vectors, Row, CheckRow) with Pin
+  // and Unpin: a memtable holds its lock between them.
+  virtual void Pin() const {}
+  virtual void Unpin() const {}
+  // The vectors of rows [begin, begin + n), n <= kSpanRows, checked first
+  // (a segment's blocks): *matrix points at n consecutive rows of dim
+  // floats, or is null and ptrs[i] points at row begin + i.
+  virtual Status Vectors(uint64_t begin, size_t n, const float** matrix, const float** ptrs) const = 0;
+  // Row r's key and whether it is visible at the snapshot (the version of
+  // its key this layer shows then). Checks what it reads.
+  virtual Status Row(uint64_t r, Key* key, bool* visible) const = 0;
+  // Checks row r (its block) before a walk's score for it is used.
+  virtual Status CheckRow(uint64_t) const { return Status::OK(); }
+  // Whether this layer holds a version of `key` (of any kind, a tombstone
+  // too) at the snapshot. Called without Pin.
+  virtual Status Holds(const Key& key, bool* holds) const = 0;
+
+ protected:
+  uint64_t rows_ = 0;
+  const index::HnswGraph* graph_ = nullptr;
+  bool may_hide_ = true;
+  bool all_visible_ = true;
+};
+
+// What to search for.
+struct SearchSpec {
+  const float* queries = nullptr;   // n x dim floats
+  size_t n = 0;
+  const uint32_t* topks = nullptr;  // k of each query
+  uint32_t dim = 0;
+  simd::Metric metric = simd::Metric::kL2;
+  uint32_t ef = 0;                  // a walk's queue: max(k, ef)
+  uint64_t adaptive_threshold = 0;  // layers with a graph and fewer rows are scanned exactly
+  uint32_t deadline_ms = 0;         // 0: no deadline; else `deadline` is the time, ms the message's
+  std::chrono::steady_clock::time_point deadline;
+  ThreadPool* pool = nullptr;       // null: all tasks on the calling thread
+};
+
+template <class Key>
+class Searcher {
+ public:
+  // `layers` newest first; they must outlive the Searcher.
+  explicit Searcher(std::vector<const SearchLayer<Key>*> layers);
+
+  const std::vector<const SearchLayer<Key>*>& layers() const { return layers_; }
+  // Whether no layer newer than layer i may hide a row.
+  bool NothingNewerThan(size_t i) const { return i <= first_hiding_; }
+  // Whether a layer newer than layer i holds a version of `key` at the snapshot.
+  Status Hidden(const Key& key, size_t i, bool* hidden) const;
+  // (*out)[q]: query q's hits, best first.
+  Status Search(const SearchSpec& spec, std::vector<std::vector<SearchHit<Key>>>* out) const;
+
+ private:
+  std::vector<const SearchLayer<Key>*> layers_;
+  size_t first_hiding_;  // the first layer that may_hide (layers_.size() when none)
+};
+
+extern template class Searcher<uint64_t>;
+extern template class Searcher<std::string_view>;
+
+}  // namespace pomai::engine
