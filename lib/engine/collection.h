@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "memtable/key_table.h"
+#include "memtable/row_table.h"
 #include "simd/distance.h"
 #include "util/status.h"
 #include "wal/record_codec.h"
@@ -42,6 +43,8 @@ using memtable::ValuePtr;
 using memtable::VersionView;
 using memtable::ViewOf;
 using memtable::Write;
+// The default collection's rows (memtable/row_table.h).
+using memtable::RowTable;
 
 // A commit's WAL record is a write batch (wal/record_codec.h) of key ops,
 // one per write.

@@ -398,11 +398,11 @@ Status DB::Get(uint64_t id, std::vector<float>* vector, std::string* metadata) {
     const RowLayer& l = *layer;
     if (l.set != nullptr) {
       ReaderLock lock(&l.set->mu);
-      const MemTable& t = l.set->table;
+      const RowTable& t = l.set->table;
       size_t row = 0;
-      const MemTable::State state = t.FindAt(id, view.snap(), &row);
-      if (state == MemTable::State::kDeleted) return NoSuchId(id);
-      if (state == MemTable::State::kLive) {
+      const RowTable::State state = t.FindAt(id, view.snap(), &row);
+      if (state == RowTable::State::kDeleted) return NoSuchId(id);
+      if (state == RowTable::State::kLive) {
         if (vector) vector->assign(t.vector(row), t.vector(row) + dim);
         if (metadata) metadata->assign(t.metadata(row));
         return Status::OK();
@@ -447,7 +447,7 @@ Status ForEachLiveRow(const RowsView& view, const std::function<void(uint64_t id
       std::vector<uint64_t> ids;
       {
         ReaderLock lock(&l.set->mu);
-        const MemTable& t = l.set->table;
+        const RowTable& t = l.set->table;
         for (size_t r = 0; r < t.rows(); ++r)
           if (t.VisibleAt(r, view.snap())) ids.push_back(t.id(r));
       }
@@ -530,7 +530,7 @@ Result<std::string> DB::StatsJson() {
   for (const auto& l : view.layers()) {
     if (l->set != nullptr) {
       ReaderLock lock(&l->set->mu);
-      const MemTable& t = l->set->table;
+      const RowTable& t = l->set->table;
       for (size_t r = 0; r < t.rows(); ++r) ++shard_rows[t.id(r) % shards];
       mem_rows += t.rows();
     }

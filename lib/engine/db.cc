@@ -196,7 +196,7 @@ struct U64Group {
   uint64_t cid = 0;
   uint32_t dim = 0;
   simd::Metric metric = simd::Metric::kL2;
-  MemTable::Sorted rows;
+  RowTable::Sorted rows;
   // A merge: the largest input graph of the collection, and the row each of
   // its rows became (index::kNoRow: replaced or dropped).
   const index::HnswGraph* base = nullptr;
@@ -301,7 +301,7 @@ Status WriteSegment(Env* env, const std::string& dir, uint64_t number, const std
   for (const U64Group& g : u64s) {
     const U64Group* u64 = &g;
     if (u64->rows.ids.empty() && u64->rows.tombstones.empty()) continue;
-    const MemTable::Sorted& r = u64->rows;
+    const RowTable::Sorted& r = u64->rows;
     segment::U64Rows cols;
     cols.cid = u64->cid;
     cols.dim = u64->dim;
@@ -1673,7 +1673,7 @@ Status MergeU64Groups(const std::vector<std::shared_ptr<const segment::SegmentFi
     out->base = seg.graph(g);
     out->new_row.assign(seg.group(g).rows, index::kNoRow);
   }
-  MemTable::Sorted& m = out->rows;
+  RowTable::Sorted& m = out->rows;
   m.meta_offsets.push_back(0);
   for (size_t i = 0; i < versions.size(); ++i) {
     if (i > 0 && versions[i].id == versions[i - 1].id) continue;  // an older version

@@ -18,7 +18,7 @@
 #include "engine/db.h"
 #include "engine/version_set.h"
 #include "memtable/key_table.h"
-#include "memtable/memtable.h"
+#include "memtable/row_table.h"
 #include "segment/file.h"
 #include "util/env_memory.h"
 #include "util/mutex.h"
@@ -37,7 +37,7 @@ struct RowSet {
   const uint64_t cid;
   const uint32_t dim;
   mutable SharedMutex mu;
-  MemTable table GUARDED_BY(mu);
+  RowTable table GUARDED_BY(mu);
   std::atomic<uint64_t> bytes{0};  // approximate, for the memtable budget
 };
 

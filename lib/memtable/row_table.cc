@@ -1,4 +1,4 @@
-#include "memtable/memtable.h"
+#include "memtable/row_table.h"
 
 #include <algorithm>
 #include <cstring>
@@ -9,7 +9,7 @@
 
 #include "util/coding.h"
 
-namespace pomai {
+namespace pomai::memtable {
 
 namespace {
 
@@ -37,15 +37,15 @@ inline void FenceStreamedStores() {
 
 }  // namespace
 
-MemTable::MemTable(uint32_t dim, std::shared_ptr<MappingCache> cache)
+RowTable::RowTable(uint32_t dim, std::shared_ptr<MappingCache> cache)
     : dim_(dim), vectors_(size_t{dim} * sizeof(float), cache, /*huge_pages=*/cache != nullptr) {}
 
-void MemTable::NoteSeq(uint64_t seq) {
+void RowTable::NoteSeq(uint64_t seq) {
   if (min_seq_ == 0 || seq < min_seq_) min_seq_ = seq;
   max_seq_ = std::max(max_seq_, seq);
 }
 
-uint32_t MemTable::AppendVersion(uint64_t id, uint64_t seq, const float* vec, bool tombstone, bool stream) {
+uint32_t RowTable::AppendVersion(uint64_t id, uint64_t seq, const float* vec, bool tombstone, bool stream) {
   NoteSeq(seq);
   const uint32_t row = static_cast<uint32_t>(ids_.size());
   float* dst = static_cast<float*>(vectors_.AppendRow());
@@ -75,12 +75,12 @@ uint32_t MemTable::AppendVersion(uint64_t id, uint64_t seq, const float* vec, bo
   return row;
 }
 
-void MemTable::Put(uint64_t id, uint64_t seq, const float* vec, std::string_view meta) {
+void RowTable::Put(uint64_t id, uint64_t seq, const float* vec, std::string_view meta) {
   const uint32_t row = AppendVersion(id, seq, vec, false);
   if (!meta.empty()) SetMetadata(row, meta);
 }
 
-void MemTable::PutRows(uint64_t seq, const uint8_t* ids, const float* vectors, const uint32_t* sel, size_t n) {
+void RowTable::PutRows(uint64_t seq, const uint8_t* ids, const float* vectors, const uint32_t* sel, size_t n) {
   const auto pick = [sel](size_t j) -> size_t { return sel ? sel[j] : j; };
   // The id index is a large random-access table: start loading the slots of
   // the next few ids while this one is stored.
@@ -94,7 +94,7 @@ void MemTable::PutRows(uint64_t seq, const uint8_t* ids, const float* vectors, c
   FenceStreamedStores();
 }
 
-void MemTable::SetMetadata(uint32_t row, std::string_view meta) {
+void RowTable::SetMetadata(uint32_t row, std::string_view meta) {
   if (row >= metadata_.size()) {
     if (meta.empty()) return;
     metadata_.resize(size_t{row} + 1);
@@ -107,7 +107,7 @@ void MemTable::SetMetadata(uint32_t row, std::string_view meta) {
   }
 }
 
-void MemTable::Delete(uint64_t id, uint64_t seq) {
+void RowTable::Delete(uint64_t id, uint64_t seq) {
   const uint32_t r = index_.Find(id);
   if (r != IdIndex::kNone && deleted_[r]) {  // already deleted: nothing changes at any snapshot
     NoteSeq(seq);
@@ -116,14 +116,14 @@ void MemTable::Delete(uint64_t id, uint64_t seq) {
   AppendVersion(id, seq, nullptr, true);
 }
 
-MemTable::State MemTable::Find(uint64_t id, size_t* row) const {
+RowTable::State RowTable::Find(uint64_t id, size_t* row) const {
   const uint32_t r = index_.Find(id);
   if (r == IdIndex::kNone) return State::kAbsent;
   *row = r;
   return deleted_[r] ? State::kDeleted : State::kLive;
 }
 
-MemTable::State MemTable::FindAt(uint64_t id, uint64_t seq, size_t* row) const {
+RowTable::State RowTable::FindAt(uint64_t id, uint64_t seq, size_t* row) const {
   uint32_t r = index_.Find(id);
   if (r == IdIndex::kNone) return State::kAbsent;
   if (first_seq_[r] > seq) {  // walk from the id's first version to the last one at or before seq
@@ -135,7 +135,7 @@ MemTable::State MemTable::FindAt(uint64_t id, uint64_t seq, size_t* row) const {
   return deleted_[r] ? State::kDeleted : State::kLive;
 }
 
-MemTable::Sorted MemTable::SortedContents() const {
+RowTable::Sorted RowTable::SortedContents() const {
   std::vector<size_t> order;
   order.reserve(index_.size());
   for (size_t row = 0; row < ids_.size(); ++row)
@@ -163,4 +163,4 @@ MemTable::Sorted MemTable::SortedContents() const {
   return out;
 }
 
-}  // namespace pomai
+}  // namespace pomai::memtable

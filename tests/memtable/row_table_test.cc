@@ -1,4 +1,4 @@
-#include "memtable/memtable.h"
+#include "memtable/row_table.h"
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>
@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
-namespace pomai {
+namespace pomai::memtable {
 namespace {
 
-TEST(MemTable, OverwriteAppendsAVersionAndKeepsVectorsContiguous) {
-  MemTable m(2);
+TEST(RowTable, OverwriteAppendsAVersionAndKeepsVectorsContiguous) {
+  RowTable m(2);
   float a[2] = {1, 2}, b[2] = {3, 4}, c[2] = {5, 6};
   m.Put(10, 1, a, "a");
   m.Put(20, 2, b, "b");
@@ -24,7 +24,7 @@ TEST(MemTable, OverwriteAppendsAVersionAndKeepsVectorsContiguous) {
   EXPECT_TRUE(m.superseded(0));
   EXPECT_FALSE(m.superseded(2));
   size_t row;
-  ASSERT_EQ(m.Find(10, &row), MemTable::State::kLive);
+  ASSERT_EQ(m.Find(10, &row), RowTable::State::kLive);
   EXPECT_EQ(row, 2u);
   EXPECT_EQ(m.metadata(row), "c");
   EXPECT_EQ(m.metadata(0), "a");
@@ -34,8 +34,8 @@ TEST(MemTable, OverwriteAppendsAVersionAndKeepsVectorsContiguous) {
 
 // Exactly one version of an id is visible at any snapshot: the newest one
 // written at or before it (none when that one is a tombstone).
-TEST(MemTable, EachSnapshotSeesTheNewestVersionAtOrBeforeIt) {
-  MemTable m(1);
+TEST(RowTable, EachSnapshotSeesTheNewestVersionAtOrBeforeIt) {
+  RowTable m(1);
   float v[1];
   v[0] = 1;
   m.Put(7, 10, v, "");  // row 0
@@ -72,8 +72,8 @@ TEST(MemTable, EachSnapshotSeesTheNewestVersionAtOrBeforeIt) {
   EXPECT_TRUE(sorted.tombstones.empty());
 }
 
-TEST(MemTable, DeletingADeletedIdAddsNoRow) {
-  MemTable m(1);
+TEST(RowTable, DeletingADeletedIdAddsNoRow) {
+  RowTable m(1);
   float v[1] = {1};
   m.Put(1, 1, v, "");
   m.Delete(1, 2);
@@ -86,23 +86,23 @@ TEST(MemTable, DeletingADeletedIdAddsNoRow) {
   EXPECT_EQ(sorted.tombstones, (std::vector<uint64_t>{1}));
 }
 
-TEST(MemTable, DeleteLeavesATombstoneThatAPutRevives) {
-  MemTable m(1);
+TEST(RowTable, DeleteLeavesATombstoneThatAPutRevives) {
+  RowTable m(1);
   float v[1] = {1};
   m.Delete(5, 1);  // never seen: still a tombstone, to shadow older layers
   size_t row;
-  EXPECT_EQ(m.Find(5, &row), MemTable::State::kDeleted);
+  EXPECT_EQ(m.Find(5, &row), RowTable::State::kDeleted);
   EXPECT_EQ(m.live_count(), 0u);
   m.Put(5, 2, v, "");
-  EXPECT_EQ(m.Find(5, &row), MemTable::State::kLive);
+  EXPECT_EQ(m.Find(5, &row), RowTable::State::kLive);
   EXPECT_EQ(m.live_count(), 1u);
   m.Delete(5, 3);
-  EXPECT_EQ(m.Find(5, &row), MemTable::State::kDeleted);
-  EXPECT_EQ(m.Find(6, &row), MemTable::State::kAbsent);
+  EXPECT_EQ(m.Find(5, &row), RowTable::State::kDeleted);
+  EXPECT_EQ(m.Find(6, &row), RowTable::State::kAbsent);
 }
 
-TEST(MemTable, SortedContentsSplitsLiveRowsAndTombstonesInIdOrder) {
-  MemTable m(1);
+TEST(RowTable, SortedContentsSplitsLiveRowsAndTombstonesInIdOrder) {
+  RowTable m(1);
   float v[1];
   for (uint64_t id : {9, 2, 7, 4}) {
     v[0] = static_cast<float>(id);
@@ -119,16 +119,16 @@ TEST(MemTable, SortedContentsSplitsLiveRowsAndTombstonesInIdOrder) {
 }
 
 }  // namespace
-TEST(MemTable, NextMemtableReusesTheRetiredMemtablesMappingAndOverwritesItsRows) {
+TEST(RowTable, NextMemtableReusesTheRetiredMemtablesMappingAndOverwritesItsRows) {
   auto cache = std::make_shared<MappingCache>(64u << 20);
   const float* first_rows = nullptr;
   {
-    MemTable m(4, cache);
+    RowTable m(4, cache);
     const float v[4] = {1, 2, 3, 4};
     for (uint64_t id = 0; id < 100; ++id) m.Put(id, id + 1, v, "meta");
     first_rows = m.vectors();
   }
-  MemTable next(4, cache);
+  RowTable next(4, cache);
   const float w[4] = {5, 6, 7, 8};
   next.Put(42, 1, w, {});
   EXPECT_EQ(next.vectors(), first_rows) << "the retired mapping is reused, not faulted in again";
@@ -137,7 +137,7 @@ TEST(MemTable, NextMemtableReusesTheRetiredMemtablesMappingAndOverwritesItsRows)
   EXPECT_EQ(next.metadata(0), "");
 }
 
-TEST(MemTable, MappingCacheKeepsOneMappingWithinItsLimit) {
+TEST(RowTable, MappingCacheKeepsOneMappingWithinItsLimit) {
   MappingCache cache(4u << 20);
   void* a = ::mmap(nullptr, 2u << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   void* b = ::mmap(nullptr, 8u << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -152,8 +152,8 @@ TEST(MemTable, MappingCacheKeepsOneMappingWithinItsLimit) {
   ::munmap(b, 8u << 20);
 }
 
-TEST(MemTable, MetadataBelongsToItsVersion) {
-  MemTable m(2);
+TEST(RowTable, MetadataBelongsToItsVersion) {
+  RowTable m(2);
   const float v[2] = {1, 2};
   m.Put(1, 1, v, {});
   m.Put(2, 2, v, "two");
@@ -163,14 +163,14 @@ TEST(MemTable, MetadataBelongsToItsVersion) {
   EXPECT_EQ(m.metadata(2), "");
   m.Put(2, 4, v, {});
   size_t row;
-  ASSERT_EQ(m.Find(2, &row), MemTable::State::kLive);
+  ASSERT_EQ(m.Find(2, &row), RowTable::State::kLive);
   EXPECT_EQ(m.metadata(row), "");
   EXPECT_EQ(m.metadata(1), "two") << "an older snapshot's version keeps its metadata";
   m.Put(3, 5, v, "three");
-  ASSERT_EQ(m.Find(3, &row), MemTable::State::kLive);
+  ASSERT_EQ(m.Find(3, &row), RowTable::State::kLive);
   EXPECT_EQ(m.metadata(row), "three");
   m.Delete(3, 6);
-  ASSERT_EQ(m.Find(3, &row), MemTable::State::kDeleted);
+  ASSERT_EQ(m.Find(3, &row), RowTable::State::kDeleted);
   EXPECT_EQ(m.metadata(row), "");
   auto sorted = m.SortedContents();
   EXPECT_EQ(sorted.ids, (std::vector<uint64_t>{1, 2}));
@@ -180,8 +180,8 @@ TEST(MemTable, MetadataBelongsToItsVersion) {
 // FindAt answers what the newest version at a snapshot says: absent before
 // the first version, each version from its sequence number on, a tombstone
 // as deleted, whatever newer versions were appended since.
-TEST(MemTable, FindAtSeesTheVersionOfEachSnapshot) {
-  MemTable m(2);
+TEST(RowTable, FindAtSeesTheVersionOfEachSnapshot) {
+  RowTable m(2);
   float v1[2] = {1, 1}, v3[2] = {3, 3}, v5[2] = {5, 5}, other[2] = {9, 9};
   m.Put(7, 1, v1, {});
   m.Put(8, 2, other, {});
@@ -190,27 +190,27 @@ TEST(MemTable, FindAtSeesTheVersionOfEachSnapshot) {
   m.Put(7, 5, v5, {});
   const struct {
     uint64_t seq;
-    MemTable::State state;
+    RowTable::State state;
     float first;
-  } want[] = {{0, MemTable::State::kAbsent, 0}, {1, MemTable::State::kLive, 1}, {2, MemTable::State::kLive, 1},
-              {3, MemTable::State::kLive, 3},   {4, MemTable::State::kDeleted, 0}, {5, MemTable::State::kLive, 5},
-              {99, MemTable::State::kLive, 5}};
+  } want[] = {{0, RowTable::State::kAbsent, 0}, {1, RowTable::State::kLive, 1}, {2, RowTable::State::kLive, 1},
+              {3, RowTable::State::kLive, 3},   {4, RowTable::State::kDeleted, 0}, {5, RowTable::State::kLive, 5},
+              {99, RowTable::State::kLive, 5}};
   for (const auto& w : want) {
     size_t row = 12345;
     ASSERT_EQ(m.FindAt(7, w.seq, &row), w.state) << "seq " << w.seq;
-    if (w.state == MemTable::State::kLive) EXPECT_EQ(m.vector(row)[0], w.first) << "seq " << w.seq;
-    if (w.state == MemTable::State::kAbsent) EXPECT_EQ(row, 12345u) << "row set for an absent id";
+    if (w.state == RowTable::State::kLive) EXPECT_EQ(m.vector(row)[0], w.first) << "seq " << w.seq;
+    if (w.state == RowTable::State::kAbsent) EXPECT_EQ(row, 12345u) << "row set for an absent id";
   }
   size_t row;
-  EXPECT_EQ(m.FindAt(8, 1, &row), MemTable::State::kAbsent);
-  EXPECT_EQ(m.FindAt(8, 2, &row), MemTable::State::kLive);
-  EXPECT_EQ(m.FindAt(99, 99, &row), MemTable::State::kAbsent);
+  EXPECT_EQ(m.FindAt(8, 1, &row), RowTable::State::kAbsent);
+  EXPECT_EQ(m.FindAt(8, 2, &row), RowTable::State::kLive);
+  EXPECT_EQ(m.FindAt(99, 99, &row), RowTable::State::kAbsent);
 }
 
 // PutRows stores what the same Puts would, for every dim (streamed or
 // copied), from unaligned source rows, for all rows or a selection, with an
 // id repeated inside the batch (its later row wins).
-TEST(MemTable, PutRowsStoresWhatPutsWould) {
+TEST(RowTable, PutRowsStoresWhatPutsWould) {
   for (uint32_t dim : {1u, 3u, 4u, 8u, 17u, 128u}) {
     SCOPED_TRACE("dim " + std::to_string(dim));
     constexpr size_t kN = 50;
@@ -222,7 +222,7 @@ TEST(MemTable, PutRowsStoresWhatPutsWould) {
     std::vector<uint32_t> sel;
     for (uint32_t i = 0; i < kN; i += 3) sel.push_back(i);
     for (bool selected : {false, true}) {
-      MemTable a(dim), b(dim);
+      RowTable a(dim), b(dim);
       std::vector<float> zero(dim, 0.0f);
       a.Put(ids[0], 1, zero.data(), "old");  // an older version, replaced by the batch
       b.Put(ids[0], 1, zero.data(), "old");
@@ -238,7 +238,7 @@ TEST(MemTable, PutRowsStoresWhatPutsWould) {
         size_t ra = 0, rb = 0;
         const auto state = a.Find(id, &ra);
         ASSERT_EQ(state, b.Find(id, &rb)) << id;
-        if (state != MemTable::State::kLive) continue;
+        if (state != RowTable::State::kLive) continue;
         EXPECT_EQ(ra, rb);
         EXPECT_EQ(std::vector<float>(a.vector(ra), a.vector(ra) + dim),
                   std::vector<float>(b.vector(rb), b.vector(rb) + dim));
@@ -246,10 +246,10 @@ TEST(MemTable, PutRowsStoresWhatPutsWould) {
         EXPECT_EQ(a.first_seq(ra), 2u);
       }
       size_t old_row;
-      EXPECT_EQ(a.FindAt(ids[0], 1, &old_row), MemTable::State::kLive);
+      EXPECT_EQ(a.FindAt(ids[0], 1, &old_row), RowTable::State::kLive);
       EXPECT_EQ(a.metadata(old_row), "old");
     }
   }
 }
 
-}  // namespace pomai
+}  // namespace pomai::memtable

@@ -1,5 +1,6 @@
-// MemTable: every version of every id written since the last freeze of one
-// shard: vectors with metadata, and tombstones.
+// RowTable: every version of every row id of a u64 collection written since
+// the last flush (the memtable part of the default collection, beside
+// KeyTable): vectors with metadata, and tombstones.
 //
 // Vectors sit in one contiguous row-major matrix, so an exact search of the
 // memtable is one SIMD pass over rows(). Rows are only ever appended: a put
@@ -22,13 +23,13 @@
 #include "memtable/id_index.h"
 #include "memtable/row_buffer.h"
 
-namespace pomai {
+namespace pomai::memtable {
 
-class MemTable {
+class RowTable {
  public:
   // `cache` (may be null): where the vector matrix's mapping comes from and
   // returns to, so consecutive memtables of a shard reuse faulted-in pages.
-  explicit MemTable(uint32_t dim, std::shared_ptr<MappingCache> cache = nullptr);
+  explicit RowTable(uint32_t dim, std::shared_ptr<MappingCache> cache = nullptr);
 
   uint32_t dim() const { return dim_; }
 
@@ -127,4 +128,4 @@ class MemTable {
   uint64_t max_seq_ = 0;
 };
 
-}  // namespace pomai
+}  // namespace pomai::memtable
