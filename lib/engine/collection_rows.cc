@@ -107,7 +107,8 @@ class RowsView {
  public:
   explicit RowsView(const DBImpl& d) : pin_(d.Current()), snap_(d.last_seq.load(std::memory_order_acquire)) {
     const uint32_t dim = d.rows_opt.dim;
-    for (const RowSet* rs : {pin_->mem_rows.get(), pin_->imm_rows.get()}) {
+    for (const MemTable* m : {pin_->mem.get(), pin_->imm.get()}) {
+      const RowSet* rs = m != nullptr ? m->rows() : nullptr;
       if (rs != nullptr && rs->cid == d.rows_cid) layers_.push_back(std::make_unique<RowLayer>(rs, snap_));
     }
     for (const auto& seg : pin_->segs) {
@@ -196,7 +197,8 @@ Status DB::OpenDefaultCollection(const DefaultCollectionOptions& o) {
                                        std::to_string(have.shards));
       MutexLock l(&d.commit_mu);  // no flush swaps the memtables meanwhile
       std::shared_ptr<const Layers> now = d.Current();
-      for (const RowSet* rs : {now->mem_rows.get(), now->imm_rows.get()}) {
+      for (const MemTable* m : {now->mem.get(), now->imm.get()}) {
+        const RowSet* rs = m != nullptr ? m->rows() : nullptr;
         if (rs != nullptr && (rs->cid != v.seq || rs->dim != o.dim))
           return Status::Corruption(d.opt.path + ": the log holds rows of collection " + std::to_string(rs->cid) +
                                     " and dim " + std::to_string(rs->dim) +
@@ -204,11 +206,7 @@ Status DB::OpenDefaultCollection(const DefaultCollectionOptions& o) {
       }
       d.rows_opt = o;
       d.rows_cid = v.seq;
-      if (!now->mem_rows) {
-        auto next = std::make_shared<Layers>(*now);
-        next->mem_rows = std::make_shared<RowSet>(v.seq, o.dim, d.row_cache);
-        d.Publish(next);
-      }
+      now->mem->AddRows(v.seq, o.dim, d.row_cache);
       d.rows_open.store(true, std::memory_order_release);
       return Status::OK();
     }
@@ -274,17 +272,17 @@ Status DBImpl::CommitRows(wal::RecordType type, const std::string_view* pieces, 
     MutexLock l(&commit_mu);
     if (closed) return Status::Closed("database is closed");
     const uint64_t seq = last_seq.load() + 1;
-    stage(*Current()->mem_rows, seq);
+    stage(*Current()->mem->rows(), seq);
     last_seq.store(seq, std::memory_order_release);
   } else {
     POMAI_RETURN_IF_ERROR(EnsureLogFile());
     // The stage runs with no freeze in between (the WAL's exclusive section
     // switches memtables), so the active row set is the record's.
     POMAI_RETURN_IF_ERROR(wal->Commit(
-        static_cast<uint8_t>(type), pieces, count, [&](uint64_t seq) { stage(*Current()->mem_rows, seq); },
+        static_cast<uint8_t>(type), pieces, count, [&](uint64_t seq) { stage(*Current()->mem->rows(), seq); },
         [&](uint64_t seq) { last_seq.store(seq, std::memory_order_release); }));
   }
-  if (MemtableBytes(*Current()) > opt.memtable_budget_bytes) {
+  if (Current()->mem->bytes() > opt.memtable_budget_bytes) {
     MaybeScheduleFlush();
     BackPressure();
   }
@@ -293,7 +291,7 @@ Status DBImpl::CommitRows(wal::RecordType type, const std::string_view* pieces, 
 
 void DBImpl::BackPressure() {
   MutexLock l(&bg_mu);
-  while (MemtableBytes(*Current()) >= 2 * opt.memtable_budget_bytes && (bg_pending || bg_flushing) && !bg_stop)
+  while (Current()->mem->bytes() >= 2 * opt.memtable_budget_bytes && (bg_pending || bg_flushing) && !bg_stop)
     bg_cv.Wait(&bg_mu);
 }
 

@@ -400,8 +400,8 @@ Status WriteSegment(Env* env, const std::string& dir, uint64_t number, const std
 // when no layer has one). A damaged segment entry is Corruption.
 Status LookupLayers(const Layers& layers, std::string_view key, uint64_t snap, VersionView* out, bool* found) {
   *found = true;
-  if (layers.mem->Get(key, snap, out)) return Status::OK();
-  if (layers.imm && layers.imm->Get(key, snap, out)) return Status::OK();
+  if (layers.mem->keys().Get(key, snap, out)) return Status::OK();
+  if (layers.imm && layers.imm->keys().Get(key, snap, out)) return Status::OK();
   for (const auto& s : layers.segs) {
     POMAI_RETURN_IF_ERROR(SegmentGet(*s, key, snap, out, found));
     if (*found) return Status::OK();
@@ -416,7 +416,7 @@ Status LookupLayers(const Layers& layers, std::string_view key, uint64_t snap, V
 // by cid (the seq of that version), and the largest seq of any
 // configuration version (0 when none). A stored configuration that fails its
 // check is Corruption naming it. A merge asks the segments alone (4.7).
-Status LiveCollections(const KeyTable* mem, const KeyTable* imm,
+Status LiveCollections(const MemTable* mem, const MemTable* imm,
                        const std::vector<std::shared_ptr<const segment::SegmentFile>>& segs, uint64_t view_seq,
                        std::map<uint64_t, CollectionConfig>* live, uint64_t* newest_change) {
   const std::string lo(1, static_cast<char>(wal::kIndexConfigNs)), hi(1, static_cast<char>(wal::kIndexConfigNs + 1));
@@ -436,8 +436,8 @@ Status LiveCollections(const KeyTable* mem, const KeyTable* imm,
       s = d;
     }
   };
-  if (mem) mem->Scan(lo, hi, view_seq, take);
-  if (imm) imm->Scan(lo, hi, view_seq, take);
+  if (mem) mem->keys().Scan(lo, hi, view_seq, take);
+  if (imm) imm->keys().Scan(lo, hi, view_seq, take);
   for (const auto& seg : segs) POMAI_RETURN_IF_ERROR(ForEachEntry(*seg, lo, hi, take));
   return s;
 }
@@ -445,7 +445,7 @@ Status LiveCollections(const KeyTable* mem, const KeyTable* imm,
 // Whether `key` has a version newer than `snap` in any layer. A segment
 // whose versions are all <= snap is not searched.
 Status ChangedSince(const Layers& layers, std::string_view key, uint64_t snap, bool* changed) {
-  *changed = layers.mem->LatestSeq(key) > snap || (layers.imm && layers.imm->LatestSeq(key) > snap);
+  *changed = layers.mem->keys().LatestSeq(key) > snap || (layers.imm && layers.imm->keys().LatestSeq(key) > snap);
   for (const auto& seg : layers.segs) {
     if (*changed) break;
     if (seg->max_seq() <= snap) continue;
@@ -536,7 +536,7 @@ Result<std::unique_ptr<DB>> DB::Open(const Options& options) {
       options.search_threads ? options.search_threads : std::max(1u, std::thread::hardware_concurrency());
   if (threads > 1) d.pool = std::make_unique<ThreadPool>(threads - 1);
   auto layers = std::make_shared<Layers>();
-  layers->mem = std::make_shared<KeyTable>();
+  layers->mem = std::make_shared<MemTable>();
   d.Publish(layers);
   if (!options.in_memory) POMAI_RETURN_IF_ERROR(d.Recover());
   d.bg_thread = std::thread([&d] { d.BackgroundLoop(); });
@@ -581,7 +581,7 @@ Status DBImpl::Recover() {
   const std::shared_ptr<const Version> version = versions->current();
 
   auto next = std::make_shared<Layers>();
-  next->mem = std::make_shared<KeyTable>();
+  next->mem = std::make_shared<MemTable>();
   std::set<uint64_t> live_segments;
   for (const SegmentMeta& meta : version->segments) {  // newest first
     const std::string path = FilePath(files::FileType::kSegment, meta.number);
@@ -630,8 +630,8 @@ Status DBImpl::Recover() {
         if (decoded.type == wal::RecordType::kWriteBatch)
           for (const wal::RecordOp& op : decoded.ops)
             if (dim == 0 && op.kind == wal::OpKind::kPutRow) dim = op.dim;
-        if (!next->mem_rows && dim != 0) next->mem_rows = std::make_shared<RowSet>(cid, dim, row_cache);
-        if (!next->mem_rows) {
+        if (!next->mem->rows() && dim != 0) next->mem->AddRows(cid, dim, row_cache);
+        if (!next->mem->rows()) {
           // Only deletes so far: nothing of the collection to hide yet, but the
           // row set needs a dim; the configuration has it.
           VersionView v;
@@ -642,22 +642,22 @@ Status DBImpl::Recover() {
               !CollectionConfig::Decode(v.bytes, "the default collection", &c).ok())
             return Status::Corruption(origin + ": rows of collection " + std::to_string(cid) +
                                       ", which is not the default collection");
-          next->mem_rows = std::make_shared<RowSet>(cid, c.dim, row_cache);
+          next->mem->AddRows(cid, c.dim, row_cache);
         }
+        RowSet& rs = *next->mem->rows();
         if (decoded.type == wal::RecordType::kRowArray) {
           const wal::RowArray& a = decoded.array;
-          if (a.cid != next->mem_rows->cid || a.dim != next->mem_rows->dim)
+          if (a.cid != rs.cid || a.dim != rs.dim)
             return Status::Corruption(origin + ": row array of collection " + std::to_string(a.cid) + " and dim " +
                                       std::to_string(a.dim) + " where the default collection is " +
-                                      std::to_string(next->mem_rows->cid) + " of dim " +
-                                      std::to_string(next->mem_rows->dim));
-          StageRowArray(*next->mem_rows, rec.seq, a.ids, a.vectors, a.rows);
+                                      std::to_string(rs.cid) + " of dim " + std::to_string(rs.dim));
+          StageRowArray(rs, rec.seq, a.ids, a.vectors, a.rows);
         } else {
-          POMAI_RETURN_IF_ERROR(StageRowOps(*next->mem_rows, rec.seq, decoded.ops, origin));
+          POMAI_RETURN_IF_ERROR(StageRowOps(rs, rec.seq, decoded.ops, origin));
         }
       } else {
         POMAI_RETURN_IF_ERROR(WritesOf(decoded.ops, origin, &writes));
-        next->mem->Apply(rec.seq, writes, rec.seq);
+        next->mem->keys().Apply(rec.seq, writes, rec.seq);
       }
       seq = rec.seq;
     }
@@ -1147,8 +1147,8 @@ Status Txn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metric,
   }
   if (own_keys) layers.push_back(std::move(own));
   const size_t first_mem = layers.size();
-  layers.push_back(std::make_unique<MemVectorsLayer>(*ls.mem, t.snap, 0));
-  if (ls.imm) layers.push_back(std::make_unique<MemVectorsLayer>(*ls.imm, t.snap, 1));
+  layers.push_back(std::make_unique<MemVectorsLayer>(ls.mem->keys(), t.snap, 0));
+  if (ls.imm) layers.push_back(std::make_unique<MemVectorsLayer>(ls.imm->keys(), t.snap, 1));
   const size_t first_seg = layers.size();
   for (const auto& seg : ls.segs) {
     uint32_t g = 0;
@@ -1246,14 +1246,9 @@ Status Txn::Commit() {
   return t.db->CommitWrites(snap, writes, checks);
 }
 
-uint64_t DBImpl::MemtableBytes(const Layers& l) {
-  return l.mem->bytes() + (l.mem_rows ? l.mem_rows->bytes.load(std::memory_order_relaxed) : 0);
-}
-
 uint64_t DBImpl::UsedBytes(const Layers& l) const {
-  uint64_t used = MemtableBytes(l);
+  uint64_t used = l.mem->bytes();
   if (l.imm) used += l.imm->bytes();
-  if (l.imm_rows) used += l.imm_rows->bytes.load(std::memory_order_relaxed);
   for (const auto& s : l.segs) used += s->file_size();
   return used;
 }
@@ -1299,7 +1294,7 @@ Status DBImpl::CommitWrites(uint64_t snap, const std::vector<Write>& writes,
       // and publishing seq, so none can need a dropped one.
       MutexLock sl(&snap_mu);
       const uint64_t min_snap = snapshots.empty() ? seq : std::min(seq, *snapshots.begin());
-      mem_bytes = cur->mem->Apply(seq, writes, min_snap);
+      mem_bytes = cur->mem->keys().Apply(seq, writes, min_snap);
       last_seq.store(seq);
     }
     graph_flush = CountRowWrites(*cur, writes);
@@ -1450,26 +1445,21 @@ Status DBImpl::FlushLocked(const std::function<void(uint64_t, uint64_t)>& progre
       // A failed flush left its memtable frozen: write that one first.
       frozen = cur;
     } else {
-      auto empty = [](const Layers& l) {
-        if (!l.mem->empty()) return false;
-        if (!l.mem_rows) return true;
-        ReaderLock r(&l.mem_rows->mu);
-        return l.mem_rows->table.empty();
-      };
-      if (empty(*cur)) return Status::OK();
-      // The next row set, its id index sized for as many rows as the one it
-      // replaces, made before commits are held up (a growing index rehashes
-      // every id while a write waits).
-      std::shared_ptr<RowSet> next_rows;
-      if (cur->mem_rows) {
-        next_rows = std::make_shared<RowSet>(cur->mem_rows->cid, cur->mem_rows->dim, row_cache);
-        size_t rows = 0;
+      if (cur->mem->empty()) return Status::OK();
+      // The next memtable, its row set's id index sized for as many rows as
+      // the one it replaces, made before commits are held up (a growing
+      // index rehashes every id while a write waits). No row set appears
+      // meanwhile: OpenDefaultCollection adds it under commit_mu.
+      auto next_mem = std::make_shared<MemTable>();
+      if (const RowSet* rows = cur->mem->rows()) {
+        RowSet* next_rows = next_mem->AddRows(rows->cid, rows->dim, row_cache);
+        size_t n = 0;
         {
-          ReaderLock r(&cur->mem_rows->mu);
-          rows = cur->mem_rows->table.rows();
+          ReaderLock r(&rows->mu);
+          n = rows->table.rows();
         }
         WriterLock w(&next_rows->mu);
-        next_rows->table.Reserve(rows);
+        next_rows->table.Reserve(n);
       }
       auto freeze = [&]() -> Status {
         flush_mu.AssertHeld();
@@ -1479,9 +1469,7 @@ Status DBImpl::FlushLocked(const std::function<void(uint64_t, uint64_t)>& progre
         std::shared_ptr<const Layers> now = Current();
         auto next = std::make_shared<Layers>(*now);
         next->imm = now->mem;
-        next->mem = std::make_shared<KeyTable>();
-        next->imm_rows = now->mem_rows;
-        next->mem_rows = now->mem_rows ? std::move(next_rows) : nullptr;
+        next->mem = std::move(next_mem);
         imm_seq = last_seq.load();
         {
           // No commit is being applied (the commit lock, and on disk the WAL's exclusive section).
@@ -1512,7 +1500,7 @@ Status DBImpl::FlushLocked(const std::function<void(uint64_t, uint64_t)>& progre
     }
   }
   const uint64_t log_number = imm_log_number, flush_seq = imm_seq;
-  const KeyTable& imm = *frozen->imm;
+  const KeyTable& imm = frozen->imm->keys();
   std::vector<SegmentInput> inputs;
   imm.Newest([&](const std::string& key, uint64_t seq, const Value& v) { inputs.push_back({key, ViewOf(seq, v)}); });
   // The collections live in the current view get graphs (a row of another
@@ -1531,8 +1519,8 @@ Status DBImpl::FlushLocked(const std::function<void(uint64_t, uint64_t)>& progre
   gb.builds = &graph_builds;
   gb.stop = &closed;  // Close() does not wait for graphs nobody will search
   std::vector<U64Group> u64s;
-  if (frozen->imm_rows) {
-    const RowSet& rs = *frozen->imm_rows;
+  if (const RowSet* frozen_rows = frozen->imm->rows()) {
+    const RowSet& rs = *frozen_rows;
     U64Group* rows = &u64s.emplace_back();
     rows->cid = rs.cid;
     rows->dim = rs.dim;
@@ -1592,7 +1580,6 @@ Status DBImpl::FlushLocked(const std::function<void(uint64_t, uint64_t)>& progre
     std::shared_ptr<const Layers> cur = Current();
     auto next = std::make_shared<Layers>(*cur);
     next->imm.reset();
-    next->imm_rows.reset();
     next->segs.insert(next->segs.begin(), seg);
     Publish(next);
   }
@@ -1961,8 +1948,8 @@ class CollectionView {
       : layers_(layers), snap_(snap), lo_(RowPrefix(cid)), hi_(PrefixEnd(lo_)) {}
 
   Status Init() {
-    mem_rows_ = MemtableHasRows(*layers_.mem, lo_, hi_, snap_, false);
-    imm_rows_ = layers_.imm && MemtableHasRows(*layers_.imm, lo_, hi_, snap_, false);
+    mem_rows_ = MemtableHasRows(layers_.mem->keys(), lo_, hi_, snap_, false);
+    imm_rows_ = layers_.imm && MemtableHasRows(layers_.imm->keys(), lo_, hi_, snap_, false);
     seg_rows_.assign(layers_.segs.size(), false);
     for (size_t i = 0; i < layers_.segs.size(); ++i) {
       bool any = false;
@@ -1980,11 +1967,11 @@ class CollectionView {
   // Every row version of the memtables visible at snap (mem's hide imm's),
   // tombstones included, in key order per memtable.
   void ForEachMemtableRow(const std::function<void(std::string_view key, const VersionView& v)>& fn) const {
-    if (mem_rows_) layers_.mem->Scan(lo_, hi_, snap_, fn);
+    if (mem_rows_) layers_.mem->keys().Scan(lo_, hi_, snap_, fn);
     if (imm_rows_) {
-      layers_.imm->Scan(lo_, hi_, snap_, [&](std::string_view key, const VersionView& v) {
+      layers_.imm->keys().Scan(lo_, hi_, snap_, [&](std::string_view key, const VersionView& v) {
         VersionView newer;
-        if (!(mem_rows_ && layers_.mem->Get(key, snap_, &newer))) fn(key, v);
+        if (!(mem_rows_ && layers_.mem->keys().Get(key, snap_, &newer))) fn(key, v);
       });
     }
   }
@@ -2006,9 +1993,10 @@ Status SearchCollection(const Layers& layers, uint64_t snap, uint64_t cid, const
   CollectionView view(layers, snap, cid);
   POMAI_RETURN_IF_ERROR(view.Init());
   std::vector<std::unique_ptr<KeyLayer>> ls;
-  for (const KeyTable* m : {layers.mem.get(), layers.imm.get()}) {
-    if (m == nullptr) continue;
-    const bool any = m == layers.mem.get() ? view.mem_rows() : view.imm_rows();
+  for (const MemTable* mt : {layers.mem.get(), layers.imm.get()}) {
+    if (mt == nullptr) continue;
+    const KeyTable* m = &mt->keys();
+    const bool any = mt == layers.mem.get() ? view.mem_rows() : view.imm_rows();
     auto l = std::make_unique<VersionsLayer>(
         any ? std::function<bool(std::string_view)>([m, snap](std::string_view key) {
           VersionView v;
@@ -2118,8 +2106,8 @@ Status DBImpl::PrepareCollection(std::string_view name, bool for_read,
         return Status::OK();
     }
     const std::string lo = RowPrefix(cid), hi = PrefixEnd(lo);
-    *needs = MemtableHasRows(*pin.layers->mem, lo, hi, pin.snap, true) ||
-             (pin.layers->imm && MemtableHasRows(*pin.layers->imm, lo, hi, pin.snap, true));
+    *needs = MemtableHasRows(pin.layers->mem->keys(), lo, hi, pin.snap, true) ||
+             (pin.layers->imm && MemtableHasRows(pin.layers->imm->keys(), lo, hi, pin.snap, true));
     return Status::OK();
   };
   bool needs = false;

@@ -17,8 +17,7 @@
 #include "engine/filename.h"
 #include "engine/db.h"
 #include "engine/version_set.h"
-#include "memtable/key_table.h"
-#include "memtable/row_table.h"
+#include "memtable/memtable.h"
 #include "segment/file.h"
 #include "util/env_memory.h"
 #include "util/mutex.h"
@@ -28,18 +27,8 @@
 namespace pomai::engine {
 
 using memtable::KeyTable;
-
-// The default collection's rows in one memtable (docs/ENGINE.md 4.2's u64
-// row set): every version since the memtable was made, column-wise. Writers
-// (the WAL's stage callbacks) hold `mu` exclusively, readers shared.
-struct RowSet {
-  RowSet(uint64_t cid_, uint32_t dim_, std::shared_ptr<MappingCache> cache) : cid(cid_), dim(dim_), table(dim_, std::move(cache)) {}
-  const uint64_t cid;
-  const uint32_t dim;
-  mutable SharedMutex mu;
-  RowTable table GUARDED_BY(mu);
-  std::atomic<uint64_t> bytes{0};  // approximate, for the memtable budget
-};
+using memtable::MemTable;
+using memtable::RowSet;
 
 // ---------------------------------------------------------------------------
 // Internal state
@@ -58,11 +47,8 @@ struct SegmentStats {
 
 // The layers a reader sees, newest first. Immutable once published.
 struct Layers {
-  std::shared_ptr<KeyTable> mem;
-  std::shared_ptr<KeyTable> imm;  // being flushed, or null
-  // The default collection's rows in mem and imm (null: none yet).
-  std::shared_ptr<RowSet> mem_rows;
-  std::shared_ptr<RowSet> imm_rows;
+  std::shared_ptr<MemTable> mem;
+  std::shared_ptr<MemTable> imm;  // being flushed, or null
   std::vector<std::shared_ptr<const segment::SegmentFile>> segs;  // newest first (highest seqs first)
   uint64_t generation = 0;  // set by Publish: each published view has its own
 };
@@ -215,8 +201,6 @@ struct DBImpl {
   // than snap.
   Status CommitWrites(uint64_t snap, const std::vector<Write>& writes, const std::set<std::string, std::less<>>& checks);
   uint64_t UsedBytes(const Layers& l) const;
-  // Bytes of the active memtable (its key table and row set).
-  static uint64_t MemtableBytes(const Layers& l);
 
   // ---- The default collection (collection_rows.cc).
   // InvalidArgument unless OpenDefaultCollection succeeded; Closed after Close.
