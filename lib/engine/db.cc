@@ -550,6 +550,8 @@ Result<std::unique_ptr<DB>> DB::Open(const Options& options) {
 Status DBImpl::Recover() {
   const std::string& dir = opt.path;
   POMAI_RETURN_IF_ERROR(CreateDirDurably(env, dir));  // a new database must not vanish with its directory
+  // A directory of format version 1 is refused before anything (even LOCK) is created in it.
+  POMAI_RETURN_IF_ERROR(CheckNotOldFormat(env, dir));
   POMAI_ASSIGN_OR_RETURN(lock, env->LockFile(JoinPath(dir, files::FileName(files::FileType::kLock, 0))));
 
   POMAI_ASSIGN_OR_RETURN(std::vector<std::string> names, env->ListDir(dir));
