@@ -21,7 +21,6 @@ import pytest
 
 import alopex
 from alopex import AlopexError, Catalog, ColumnInfo
-from alopex import _catalog
 
 from alopex_helpers import fresh_catalog, ns  # noqa: F401  (fixtures)
 
@@ -403,6 +402,10 @@ def test_scan_passes_what_the_resolver_gives(
     Catalog.scan_table("main", "default", "t", storage_options={"endpoint_url": "http://e"})
     assert calls == [native_catalog._resolve_credentials(
         "s3://bucket/t.parquet", "auto", {"endpoint_url": "http://e"})]
+    # A credential dict is taken as is (no AWS variable added), and storage_options win.
+    Catalog.scan_table("main", "default", "t", credential_provider={"aws_access_key_id": "X", "token": "T"},
+                       storage_options={"token": "U"})
+    assert calls[1] == {"aws_access_key_id": "X", "token": "U"}
 
 
 # ---- the alopex._alopex module -------------------------------------------------
