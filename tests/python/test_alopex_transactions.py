@@ -155,8 +155,6 @@ def test_the_handle_attribute_can_only_be_dropped(db: Database) -> None:
     assert txn._h is None and txn.closed
 
 
-# ---- closing ---------------------------------------------------------------
-
 # ---- context manager -------------------------------------------------------
 
 def test_context_manager_rolls_back_an_uncommitted_transaction(db: Database) -> None:
