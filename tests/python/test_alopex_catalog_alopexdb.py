@@ -120,13 +120,6 @@ def test_duplicate_catalogs_and_namespaces_are_runtime_errors(ns: None) -> None:
     assert code_of(e) == "ALOPEX-PY006"
 
 
-def test_a_format_other_than_parquet_or_delta_is_an_alopex_error(ns: None) -> None:
-    with pytest.raises(AlopexError):
-        Catalog.create_table("main", "default", "t", ID_NAME, "/tmp/t.csv",
-                             data_source_format="CSV")
-    assert Catalog.list_tables("main", "default") == []
-
-
 def test_scan_of_a_missing_table_or_a_bad_name_is_a_value_error(ns: None) -> None:
     with pytest.raises(ValueError) as e:
         Catalog.scan_table("main", "default", "missing_table")
@@ -178,25 +171,6 @@ def test_write_into_a_missing_catalog_or_namespace_is_a_value_error(
                                 storage_location=str(tmp_path / "t.parquet"))
         assert code_of(e) == code
     assert not list(tmp_path.iterdir())
-
-
-def test_merge_into_a_missing_table_without_a_primary_key_is_an_alopex_error(
-        ns: None, tmp_path: Path) -> None:
-    """AlopexDB raises PrimaryKeyRequired (an AlopexError) here, not a ValueError."""
-    loc = tmp_path / "data.parquet"
-    with pytest.raises(AlopexError) as e:
-        Catalog.write_table(pl.DataFrame({"id": [1]}), "main", "default", "t",
-                            delta_mode="merge", storage_location=str(loc))
-    assert not isinstance(e.value, ValueError)
-    assert Catalog.list_tables("main", "default") == [] and not loc.exists()
-
-
-def test_error_mode_into_a_missing_table_is_an_alopex_error(ns: None, tmp_path: Path) -> None:
-    loc = tmp_path / "data.parquet"
-    with pytest.raises(AlopexError):
-        Catalog.write_table(pl.DataFrame({"id": [1]}), "main", "default", "t",
-                            delta_mode="error", storage_location=str(loc))
-    assert Catalog.list_tables("main", "default") == [] and not loc.exists()
 
 
 # ---- write modes ---------------------------------------------------------------
