@@ -170,20 +170,6 @@ def _filled(tmp_path, name: str, n: int = 2000):
     return db
 
 
-def test_freeze_and_compact_report_progress_to_a_callable(tmp_path) -> None:
-    db = _filled(tmp_path, "p")
-    seen = []
-    pomaidb.freeze(db, progress=lambda done, total: seen.append((done, total)))
-    assert seen and seen[-1] == (2000, 2000)
-    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
-    seen.clear()
-    pomaidb.put_batch(db, [1], [[0.5] * 8])
-    pomaidb.freeze(db)
-    db.compact(progress=lambda done, total: seen.append((done, total)))
-    assert seen[-1] == (2000, 2000)  # the merge of the two segments covers every row
-    db.close()
-
-
 def test_an_exception_in_the_progress_callback_propagates_after_the_call(tmp_path) -> None:
     db = _filled(tmp_path, "e")
 
