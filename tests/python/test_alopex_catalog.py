@@ -500,44 +500,40 @@ def test_file_uri_locations_are_written(ns: None, tmp_path: Path) -> None:
 
 # ---- scan_table options ---------------------------------------------------------
 
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: List[Any] = []
+@pytest.fixture
+def rec(monkeypatch: pytest.MonkeyPatch) -> List[Any]:
+    """The calls of pl.scan_parquet, as (args, keywords), with AWS credentials in the environment."""
+    for k, v in {"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SK", "AWS_REGION": "eu-west-1"}.items():
+        monkeypatch.setenv(k, v)
+    calls: List[Any] = []
 
-    def __call__(self, *args: Any, storage_options: Any = None, **kwargs: Any) -> str:
+    def scan(*args: Any, storage_options: Any = None, **kwargs: Any) -> str:
         # Shaped like polars' scan functions: options come as storage_options=.
         if storage_options is not None:
             kwargs["storage_options"] = storage_options
-        self.calls.append((args, kwargs))
+        calls.append((args, kwargs))
         return "lazy"
 
-
-@pytest.fixture
-def rec(monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    """Records the calls of pl.scan_parquet, with AWS credentials in the environment."""
-    for k, v in {"AWS_ACCESS_KEY_ID": "AK", "AWS_SECRET_ACCESS_KEY": "SK", "AWS_REGION": "eu-west-1"}.items():
-        monkeypatch.setenv(k, v)
-    recorder = Recorder()
-    monkeypatch.setattr(pl, "scan_parquet", recorder)
-    return recorder
+    monkeypatch.setattr(pl, "scan_parquet", scan)
+    return calls
 
 
-def test_scan_table_resolves_s3_credentials_from_the_environment(ns: None, rec: Recorder) -> None:
+def test_scan_table_resolves_s3_credentials_from_the_environment(ns: None, rec: List[Any]) -> None:
     Catalog.create_table("main", "default", "s", [], "s3://bucket/s.parquet")
     assert Catalog.scan_table("main", "default", "s") == "lazy"
-    assert rec.calls == [(("s3://bucket/s.parquet",), {"storage_options": {
+    assert rec == [(("s3://bucket/s.parquet",), {"storage_options": {
         "aws_access_key_id": "AK", "aws_secret_access_key": "SK", "aws_region": "eu-west-1"}})]
     Catalog.scan_table("main", "default", "s", credential_provider=None,
                        storage_options={"aws_region": "us-east-1", "endpoint_url": "http://e"})
-    assert rec.calls[1][1]["storage_options"] == {
+    assert rec[1][1]["storage_options"] == {
         "aws_access_key_id": "AK", "aws_secret_access_key": "SK", "aws_region": "us-east-1",
         "endpoint_url": "http://e"}
 
 
-def test_scan_table_of_a_local_table_passes_no_options(ns: None, rec: Recorder, tmp_path: Path) -> None:
+def test_scan_table_of_a_local_table_passes_no_options(ns: None, rec: List[Any], tmp_path: Path) -> None:
     Catalog.create_table("main", "default", "t", [], str(tmp_path / "t.parquet"))
     Catalog.scan_table("main", "default", "t")
-    assert rec.calls == [((str(tmp_path / "t.parquet"),), {})]
+    assert rec == [((str(tmp_path / "t.parquet"),), {})]
 
 
 # ---- threads --------------------------------------------------------------------

@@ -300,35 +300,27 @@ def cloud_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-@pytest.mark.parametrize("location", ["data/table", "/abs/data.parquet",
-                                      "file:///tmp/data.parquet", "ftp://example.com/data"])
-def test_local_file_and_unknown_locations_resolve_to_nothing(
-        cloud_env: pytest.MonkeyPatch, location: str) -> None:
-    assert native_catalog._resolve_credentials(location) == {}
-    assert native_catalog._resolve_credentials(location, "auto") == {}
+AZURE = {"AZURE_STORAGE_ACCOUNT": "account", "AZURE_STORAGE_KEY": "key"}
 
 
-def test_s3_resolves_from_the_aws_variables(cloud_env: pytest.MonkeyPatch) -> None:
-    cloud_env.setenv("AWS_REGION", "ap-northeast-1")
-    assert native_catalog._resolve_credentials("s3://bucket/path") == {
-        "aws_access_key_id": "aws_access_key_id",
-        "aws_secret_access_key": "aws_secret_access_key",
-        "aws_region": "ap-northeast-1"}
-
-
-def test_gs_resolves_the_service_account_path(cloud_env: pytest.MonkeyPatch) -> None:
-    cloud_env.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/tmp/gcs.json")
-    assert native_catalog._resolve_credentials("gs://bucket/path") == {
-        "service_account_path": "/tmp/gcs.json"}
-
-
-@pytest.mark.parametrize("location", ["az://container/path", "abfs://container/path"])
-def test_azure_resolves_account_name_and_key(cloud_env: pytest.MonkeyPatch,
-                                             location: str) -> None:
-    cloud_env.setenv("AZURE_STORAGE_ACCOUNT", "account")
-    cloud_env.setenv("AZURE_STORAGE_KEY", "key")
-    assert native_catalog._resolve_credentials(location) == {"account_name": "account",
-                                                             "account_key": "key"}
+@pytest.mark.parametrize("location, env, expected", [
+    ("s3://bucket/path", {"AWS_REGION": "ap-northeast-1"}, {"aws_access_key_id": "aws_access_key_id",
+                                                            "aws_secret_access_key": "aws_secret_access_key",
+                                                            "aws_region": "ap-northeast-1"}),
+    ("gs://bucket/path", {"GOOGLE_APPLICATION_CREDENTIALS": "/tmp/gcs.json"},
+     {"service_account_path": "/tmp/gcs.json"}),
+    ("az://container/path", AZURE, {"account_name": "account", "account_key": "key"}),
+    ("abfs://container/path", AZURE, {"account_name": "account", "account_key": "key"}),
+    # Local files and unknown schemes: nothing, whatever the environment holds.
+    *[(location, {}, {}) for location in ("data/table", "/abs/data.parquet", "file:///tmp/data.parquet",
+                                          "ftp://example.com/data")],
+])
+def test_each_location_resolves_from_its_own_variables(
+        cloud_env: pytest.MonkeyPatch, location: str, env: Dict[str, str], expected: Dict[str, str]) -> None:
+    for var, value in env.items():
+        cloud_env.setenv(var, value)
+    assert native_catalog._resolve_credentials(location) == expected
+    assert native_catalog._resolve_credentials(location, "auto") == expected
 
 
 def test_unset_variables_are_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
