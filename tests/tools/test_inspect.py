@@ -19,8 +19,8 @@ import pytest
 
 import pomaidb
 
-from inspect_support import (ALOPEX_DIM, DIM, file_hashes, flip, reseal_section, segments, the_manifest,
-                             wal_record, wals)
+from inspect_support import (ALOPEX_DIM, DIM, file_hashes, flip, ok_json, reseal_section, segments,
+                             the_manifest, wal_record, wals)
 
 # The cid of make_alopex_db's index "idx": the seq of the commit that created
 # it (its second), which keys its entries (0x02 + BE64(cid) + key).
@@ -60,9 +60,7 @@ def engine_error(path: Path) -> type:
 
 
 def test_summary_of_a_pomaidb_directory(inspect_tool, db_dir):
-    run = inspect_tool("--json", db_dir)
-    assert run.code == 0, run.out
-    r = run.json
+    r = ok_json(inspect_tool, db_dir)
     assert r["command"] == "summary" and r["ok"] is True and r.get("error") is None
     m = r["manifest_log"]
     assert m["file"] == the_manifest(db_dir).name and m["format_version"] == 2
@@ -90,9 +88,7 @@ def test_summary_of_a_pomaidb_directory(inspect_tool, db_dir):
 
 
 def test_summary_of_an_alopex_directory(inspect_tool, alopex_dir):
-    run = inspect_tool("--json", alopex_dir)
-    assert run.code == 0, run.out
-    r = run.json
+    r = ok_json(inspect_tool, alopex_dir)
     assert r["command"] == "summary" and r["ok"] is True and r["database"] == "keyspace"
     m = r["manifest_log"]
     assert (m["file"], m["format_version"], m["last_seq"], len(m["segments"])) == (the_manifest(alopex_dir).name, 2, 3, 1)
@@ -158,9 +154,7 @@ def test_summary_reports_a_damaged_segment(inspect_tool, db_dir):
 
 def test_segment_header_sections_and_footer(inspect_tool, any_dir):
     seg = segments(any_dir)[0]
-    run = inspect_tool("--json", "segment", seg)
-    assert run.code == 0, run.out
-    r = run.json
+    r = ok_json(inspect_tool, "segment", seg)
     h, f = r["header"], r["footer"]
     assert (h["magic"], h["format_version"], h["header_size"]) == ("POMAISEG", 2, 128)
     assert h["file_number"] == int(seg.name[4:10]) and h["bytes"] == seg.stat().st_size
@@ -273,9 +267,7 @@ def test_a_format_1_keyspace_segment_is_refused_by_name(inspect_tool, alopex_dir
 
 def test_dump_segment_rows(inspect_tool, db_dir):
     seg = segments(db_dir)[0]
-    run = inspect_tool("--json", "dump", seg, "--limit", "3", "--prefix", "2")
-    assert run.code == 0, run.out
-    r = run.json
+    r = ok_json(inspect_tool, "dump", seg, "--limit", "3", "--prefix", "2")
     assert r["kind"] == "segment" and r["limit"] == 3
     assert len(r["rows"]) == 3 and r["total_rows"] > 3
     ids = [row["id"] for row in r["rows"]]
@@ -336,9 +328,7 @@ def test_dump_segment_entries(inspect_tool, alopex_dir):
 
 def test_dump_wal_row_records(inspect_tool, db_dir, tmp_path):
     [wal] = wals(db_dir)
-    run = inspect_tool("--json", "dump", wal, "--limit", "100")
-    assert run.code == 0, run.out
-    r = run.json
+    r = ok_json(inspect_tool, "dump", wal, "--limit", "100")
     assert r["kind"] == "wal"
     put_rec, del_rec = r["records"]
     assert put_rec["offset"] == 0 and put_rec["type"] == 16 and put_rec["op_count"] == 60
@@ -409,9 +399,7 @@ def test_dump_the_manifest_log_and_current(inspect_tool, alopex_dir):
 
 def test_graph_levels_degrees_reachability(inspect_tool, db_dir):
     seg = segments(db_dir)[0]
-    run = inspect_tool("--json", "graph", seg)
-    assert run.code == 0, run.out
-    r = run.json
+    r = ok_json(inspect_tool, "graph", seg)
     assert r["group_kind"] == "u64" and r["m"] == 8 and r["m0"] == 16 and r["ef_construction"] == 200
     assert r["representation"] in ("sq8", "float32") and r["verified"] is True
     assert r["reused_rows"] == 0  # built from nothing
@@ -471,9 +459,7 @@ def test_graph_of_a_segment_is_a_groups_graph(inspect_tool, alopex_dir):
 
 
 def test_verify_clean_database(inspect_tool, any_dir):
-    run = inspect_tool("--json", "verify", any_dir)
-    assert run.code == 0, run.out
-    r = run.json
+    r = ok_json(inspect_tool, "verify", any_dir)
     assert r["ok"] is True and r["error"] is None and r["problems"] == []
     assert sorted(c["kind"] for c in r["checked"]) == ["manifest", "segment", "wal"]
     text = inspect_tool("verify", any_dir)
@@ -483,55 +469,43 @@ def test_verify_clean_database(inspect_tool, any_dir):
         assert inspect_tool("--json", "verify", f).json["ok"] is True, f
 
 
-def test_verify_and_dump_flipped_byte_in_a_vectors_section(inspect_tool, db_dir):
-    """A flipped float of a row: verify and dump fail naming the file and the section's offset."""
-    seg = segments(db_dir)[0]
-    vectors = section(inspect_tool, seg, "vectors")
-    flip(seg, vectors["offset"] + 13)
-    assert_fails_at(inspect_tool, db_dir, seg, vectors["offset"])
-    assert_fails_at(inspect_tool, seg, seg, vectors["offset"])
-    assert "checksum mismatch in vectors section" in inspect_tool("--json", "verify", seg).json["error"]["message"]
-    run = inspect_tool("--json", "dump", seg)
-    assert run.code == 1
-    assert run.json["error"]["file"] == str(seg) and run.json["error"]["offset"] == vectors["offset"]
-    text = inspect_tool("dump", seg)
-    assert text.code == 1 and f"{seg} at offset {vectors['offset']}" in text.out
-
-
-@pytest.mark.parametrize("name,group_kind,kind,length,at", [("values", "", 130, None, 3),
-                                                            ("vectors", "records", 147, 4 * ALOPEX_DIM, 5)])
-def test_verify_flipped_byte_in_a_section(inspect_tool, alopex_dir, name, group_kind, kind, length, at):
-    """A byte of a file-level section, or of a vector record's floats: the
-    section's checksum (the first check Verify makes) fails, naming the file
-    and the section; every command that reads the segment fails on it."""
-    seg = segments(alopex_dir)[0]
+@pytest.mark.parametrize("fixture,name,group_kind,kind,length,at", [
+    ("db_dir", "vectors", "u64", 147, 398 * 4 * DIM, 13),  # a float of a row
+    ("db_dir", "hnsw layer-0 links", "u64", 162, None, 4 * 17 + 1),
+    ("alopex_dir", "values", "", 130, None, 3),
+    ("alopex_dir", "vectors", "records", 147, 4 * ALOPEX_DIM, 5),  # a vector record's floats
+], ids=["u64-vectors", "u64-graph-links", "key-values", "record-vectors"])
+def test_verify_flipped_byte_in_a_section(inspect_tool, request, fixture, name, group_kind, kind, length, at):
+    """A byte of a group's section or of a file-level one: the section's
+    checksum (the first check Verify makes) fails, naming the file and the
+    section; every command that reads the segment fails on it, at the
+    section's offset."""
+    path = request.getfixturevalue(fixture)
+    seg = segments(path)[0]
     damaged = section(inspect_tool, seg, name, group_kind)
     assert damaged["kind"] == kind and (damaged["group"] is None) == (not group_kind)
     assert length is None or damaged["length"] == length
     flip(seg, damaged["offset"] + at)
     assert_fails_at(inspect_tool, seg, seg, damaged["offset"])
-    assert_fails_at(inspect_tool, alopex_dir, seg, damaged["offset"])
+    assert_fails_at(inspect_tool, path, seg, damaged["offset"])
     run = inspect_tool("--json", "verify", seg)
     assert run.json["error"]["code"] == 5  # Corruption
-    assert "checksum mismatch" in run.json["error"]["message"] and str(seg) in run.json["error"]["message"]
+    assert f"checksum mismatch in {name} section" in run.json["error"]["message"]
+    assert str(seg) in run.json["error"]["message"]
     assert [c["kind"] for c in run.json["checked"]] == ["segment"]
     r = inspect_tool("--json", "segment", seg)
     assert r.code == 1 and r.json["kv"] is None
     assert [s["crc_ok"] for s in r.json["sections"] if s["offset"] == damaged["offset"]] == [False]
     assert "MISMATCH" in inspect_tool("segment", seg).out
-    summary = inspect_tool("--json", alopex_dir)
-    assert summary.code == 1 and summary.json["totals"]["live_keys"] is None
+    summary = inspect_tool("--json", path)
+    t = summary.json["totals"]
+    assert summary.code == 1 and (t["live_rows"], t["live_keys"], t["live_index_entries"]) == (None, None, None)
     assert summary.json["segments"][0]["error"]["offset"] == damaged["offset"]
-    assert inspect_tool("--json", "dump", seg).code == 1
-
-
-def test_verify_flipped_byte_in_graph_section(inspect_tool, db_dir):
-    [seg] = segments(db_dir)
-    links = section(inspect_tool, seg, "hnsw layer-0 links")
-    flip(seg, links["offset"] + 4 * 17 + 1)
-    assert_fails_at(inspect_tool, db_dir, seg, links["offset"])
-    r = inspect_tool("--json", "segment", seg).json
-    assert [s["crc_ok"] for s in r["sections"] if s["name"] == "hnsw layer-0 links"] == [False]
+    dump = inspect_tool("--json", "dump", seg)
+    assert dump.code == 1
+    assert (dump.json["error"]["file"], dump.json["error"]["offset"]) == (str(seg), damaged["offset"])
+    text = inspect_tool("dump", seg)
+    assert text.code == 1 and f"{seg} at offset {damaged['offset']}" in text.out
 
 
 def test_verify_graph_structure_behind_a_valid_checksum(inspect_tool, db_dir):
@@ -602,28 +576,23 @@ def test_verify_fails_on_a_wal_record_the_engine_cannot_apply(inspect_tool, requ
         open_engine(path)
 
 
-def test_verify_flipped_byte_in_wal_record(inspect_tool, any_dir):
-    [wal] = wals(any_dir)
-    records = inspect_tool("--json", "dump", wal, "--limit", "0").json["records"]
+@pytest.mark.parametrize("log", ["wal", "manifest"])
+def test_verify_flipped_byte_in_a_log_record(inspect_tool, any_dir, log):
+    """A byte of a record of the WAL or of the manifest log: verify (of the
+    directory and of the file) fails at that record, and so do the summary
+    and the engine's open."""
+    path = wals(any_dir)[0] if log == "wal" else the_manifest(any_dir)
+    records = inspect_tool("--json", "dump", path, "--limit", "0").json["records" if log == "wal" else "edits"]
     second = records[1]["offset"]
-    flip(wal, second + 24 + 2)  # inside the payload of the second record
-    assert_fails_at(inspect_tool, any_dir, wal, second)
-    assert_fails_at(inspect_tool, wal, wal, second)
+    flip(path, second + 24 + 2)  # inside the payload of the second record
+    assert_fails_at(inspect_tool, any_dir, path, second)
+    assert_fails_at(inspect_tool, path, path, second)
     assert inspect_tool("--json", any_dir).code == 1
-    flip(wal, second + 24 + 2)
-    flip(wal, 3)  # the first record's header
-    assert_fails_at(inspect_tool, any_dir, wal, 0)
-
-
-def test_verify_flipped_byte_in_manifest(inspect_tool, any_dir):
-    manifest = the_manifest(any_dir)
-    second = inspect_tool("--json", "dump", manifest).json["edits"][1]["offset"]
-    flip(manifest, second + 24 + 2)  # inside the payload of the second edit
-    assert_fails_at(inspect_tool, any_dir, manifest, second)
-    assert_fails_at(inspect_tool, manifest, manifest, second)
-    assert inspect_tool("--json", any_dir).code == 1
-    with pytest.raises(engine_error(any_dir), match=f"{manifest} at offset {second}"):
+    with pytest.raises(engine_error(any_dir), match=f"{path} at offset {second}"):
         open_engine(any_dir)
+    flip(path, second + 24 + 2)
+    flip(path, 3)  # the first record's header
+    assert_fails_at(inspect_tool, any_dir, path, 0)
 
 
 def test_verify_torn_wal_tail_is_a_note_not_a_failure(inspect_tool, any_dir):

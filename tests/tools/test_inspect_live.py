@@ -16,7 +16,7 @@ import pytest
 
 import pomaidb
 
-from inspect_support import DIM, flip, segments
+from inspect_support import DIM, flip, ok_json, segments
 
 
 class VectorModel:
@@ -51,15 +51,8 @@ def fill(m: VectorModel) -> None:
     m.delete([11])
 
 
-def totals(inspect_tool, path: Path) -> dict:
-    """The summary's totals (the summary must pass)."""
-    run = inspect_tool("--json", path)
-    assert run.code == 0, run.out
-    return run.json["totals"]
-
-
 def live_rows(inspect_tool, path: Path) -> int:
-    return totals(inspect_tool, path)["live_rows"]
+    return ok_json(inspect_tool, path)["totals"]["live_rows"]
 
 
 def test_live_rows_across_segments_and_the_wal(inspect_tool, tmp_path):
@@ -150,7 +143,7 @@ def fill_keys(m: KeyModel, flushes: int) -> None:
 
 
 def live_keys(inspect_tool, path: Path) -> tuple:
-    t = totals(inspect_tool, path)
+    t = ok_json(inspect_tool, path)["totals"]
     return t["live_keys"], t["live_index_entries"]
 
 
