@@ -43,15 +43,7 @@ constexpr uint64_t kPeriod = 60;
 constexpr uint64_t kCreateAt = 5, kRecreateAt = 30, kDropAt = 45;
 constexpr uint64_t kIdsPerRecord = 8;  // a row record r writes ids [8r, 8r + 8); ids 0..7 (kProbeRowId) never
 
-Options CrashOptions(const std::string& path) {
-  Options o;
-  o.path = path;
-  o.fsync = true;
-  o.search_threads = 1;
-  o.memtable_budget_bytes = 16 * 1024;  // background flushes, and merges past max_segments
-  o.max_segments = 4;
-  return o;
-}
+Options CrashOptions(const std::string& path) { return crash::CrashOptions(path, true, nullptr, 16 * 1024); }
 
 std::string Id(uint64_t r, uint64_t j) { return std::to_string(r * kIdsPerRecord + j); }
 uint32_t Version(uint64_t r, uint32_t j) { return static_cast<uint32_t>(r * 16 + j); }
