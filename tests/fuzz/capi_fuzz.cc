@@ -7,7 +7,6 @@
 // a status (never crashes, never leaks under ASan), that a second open of a
 // held database is refused, and that search results are well formed.
 #include <fuzzer/FuzzedDataProvider.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstddef>
