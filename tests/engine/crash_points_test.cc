@@ -211,12 +211,8 @@ ScriptRun RunScript(const std::vector<ScriptStep>& script, const Options& o, boo
 enum class Cut { kPowerLoss, kTornTails, kProcessCrash };
 
 const char* CutName(Cut c) {
-  switch (c) {
-    case Cut::kPowerLoss: return "power loss";
-    case Cut::kTornTails: return "power loss, torn tails";
-    case Cut::kProcessCrash: return "process crash";
-  }
-  return "";
+  static const char* const kNames[] = {"power loss", "power loss, torn tails", "process crash"};
+  return kNames[static_cast<int>(c)];
 }
 
 // Reopens `path` after a crash and checks it against the history; then the
