@@ -222,8 +222,7 @@ struct Fuzz {
         const bool null_out = in.ConsumeIntegralInRange<int>(0, 15) == 0;
         if (Take(pomai_get(Handle(), Id(), null_out ? nullptr : &rec)) == 0 && !null_out) {
           FUZZ_CHECK(rec != nullptr && rec->dim == dim, "record");
-          volatile float sink = rec->vector[rec->dim - 1];
-          (void)sink;
+          pomai::fuzz::Touch(rec->vector, size_t{rec->dim} * 4);
         }
         pomai_record_free(rec);
         break;
