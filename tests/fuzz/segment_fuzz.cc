@@ -38,7 +38,8 @@ void FixChecksums(std::vector<uint8_t>& f, uint8_t flags) {
   uint8_t* footer = f.data() + size - segment::kFooterSize;
   const uint64_t table = DecodeFixed64(footer);
   uint64_t count = DecodeFixed32(footer + 8);
-  if (table > size - segment::kFooterSize || count > (size - segment::kFooterSize - table) / segment::kSectionEntrySize) {
+  if (table > size - segment::kFooterSize ||
+      count > (size - segment::kFooterSize - table) / segment::kSectionEntrySize) {
     count = 0;  // no table: the header alone
     flags &= 1;
   }
