@@ -106,8 +106,7 @@ void ReadersAndWritersSeeConsistentSnapshots(std::unique_ptr<DB> db, PoisonMapEn
   for (int w = 0; w < kWriters; ++w) ASSERT_TRUE(WriteGeneration(db.get(), w, 0).ok());
 
   const int rounds = Rounds();
-  std::atomic<uint64_t> attempted[kWriters];
-  for (auto& a : attempted) a = 0;
+  std::atomic<uint64_t> attempted[kWriters] = {};
   std::atomic<int> writers_done{0};
   std::atomic<uint64_t> searches{0}, flushes{0}, compactions{0}, gets{0}, txn_reads{0}, txn_attempted{0};
   auto others_ran = [&] {
@@ -323,8 +322,7 @@ void KeyspaceReadersWritersFlushesAndMerges(bool in_memory) {
     for (int w = 0; w < kWriters; ++w) ASSERT_TRUE(commit_generation(w, 0).ok());
 
     const int rounds = Rounds();
-    std::atomic<uint64_t> attempted[kWriters];
-    for (auto& a : attempted) a = 0;
+    std::atomic<uint64_t> attempted[kWriters] = {};
     std::atomic<int> writers_done{0};
     std::atomic<uint64_t> reads{0}, flushes{0};
     auto others_ran = [&] {

@@ -31,12 +31,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <functional>
-#include <map>
-#include <optional>
 #include <random>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -130,14 +126,7 @@ std::vector<ScriptStep> MakeScript() {
 }
 
 Options CrashOptions(const std::string& path, bool fsync, Env* env) {
-  Options o;
-  o.path = path;
-  o.fsync = fsync;
-  o.search_threads = 1;
-  o.memtable_budget_bytes = 4 * 1024;  // background flushes, and merges past max_segments
-  o.max_segments = 4;
-  o.env = env;
-  return o;
+  return crash::CrashOptions(path, fsync, env, 4 * 1024);
 }
 
 struct ScriptRun {
@@ -222,12 +211,8 @@ ScriptRun RunScript(const std::vector<ScriptStep>& script, const Options& o, boo
 enum class Cut { kPowerLoss, kTornTails, kProcessCrash };
 
 const char* CutName(Cut c) {
-  switch (c) {
-    case Cut::kPowerLoss: return "power loss";
-    case Cut::kTornTails: return "power loss, torn tails";
-    case Cut::kProcessCrash: return "process crash";
-  }
-  return "";
+  static const char* const kNames[] = {"power loss", "power loss, torn tails", "process crash"};
+  return kNames[static_cast<int>(c)];
 }
 
 // Reopens `path` after a crash and checks it against the history; then the
@@ -346,8 +331,7 @@ TEST(CrashPoints, AMergeKeepsTheRowsOfACollectionWhoseDropIsNotDurable) {
   constexpr uint32_t kDimI = 4;
   {
     testing::PowerLossEnv env(path);
-    Options o = CrashOptions(path, false, &env);
-    o.memtable_budget_bytes = 64 << 20;  // no background flush
+    Options o = crash::CrashOptions(path, false, &env, 64 << 20);  // no background flush
     auto db = DB::Open(o);
     ASSERT_TRUE(db.ok()) << db.status().ToString();
     IndexConfig config;
@@ -388,8 +372,7 @@ TEST(CrashPoints, AnOpenRemovesNoFileForAManifestRecordThatIsNotDurable) {
   const std::string path = root.file("db");
   testing::PowerLossEnv plenv(path);
   testing::FaultInjectionEnv env(&plenv);
-  Options o = CrashOptions(path, true, &env);
-  o.memtable_budget_bytes = 64 << 20;  // no background flush
+  Options o = crash::CrashOptions(path, true, &env, 64 << 20);  // no background flush
   {
     auto db = DB::Open(o);
     ASSERT_TRUE(db.ok()) << db.status().ToString();
@@ -447,12 +430,7 @@ TEST(CrashPoints, OpenThatFailsBeforeItsFirstLogFileReturnsAnError) {
   }
   auto db = DB::Open(CrashOptions(path, false, &env));
   ASSERT_TRUE(db.ok()) << db.status().ToString();
-  auto t = (*db)->Begin(TxnMode::kReadOnly);
-  ASSERT_TRUE(t.ok());
-  std::string v;
-  bool found = false;
-  ASSERT_TRUE((*t)->Get("probe", &v, &found).ok());
-  EXPECT_TRUE(found);
+  EXPECT_EQ(testing::Committed(**db, "probe"), "p");
 }
 
 // Regression: when the rename of a new manifest's CURRENT succeeded but the
@@ -468,10 +446,7 @@ TEST(CrashPoints, FailedManifestSyncLeavesAnOpenableDatabase) {
     ScratchDir root;
     const std::string path = root.file("db");
     const auto history = History(MakeScript());  // two transactions, then a row batch
-    Options o;
-    o.path = path;
-    o.fsync = true;
-    o.search_threads = 1;
+    Options o = crash::CrashOptions(path, true, nullptr, 0);
     o.max_segments = 2;
     {
       auto db = OpenWithRows(o);

@@ -115,6 +115,19 @@ inline DefaultCollectionOptions RowsOptions() {
   return o;
 }
 
+// The options of both crash tests: a memtable budget of a few KiB makes
+// background flushes, and merges past max_segments (0: the default budget).
+inline Options CrashOptions(const std::string& path, bool fsync, Env* env, uint64_t memtable_budget_bytes) {
+  Options o;
+  o.path = path;
+  o.fsync = fsync;
+  o.search_threads = 1;
+  o.memtable_budget_bytes = memtable_budget_bytes;
+  o.max_segments = 4;
+  o.env = env;
+  return o;
+}
+
 // Opens the database and its default collection (created by the first open).
 inline Result<std::unique_ptr<DB>> OpenWithRows(const Options& o) {
   POMAI_ASSIGN_OR_RETURN(std::unique_ptr<DB> db, DB::Open(o));

@@ -43,15 +43,7 @@ constexpr uint64_t kPeriod = 60;
 constexpr uint64_t kCreateAt = 5, kRecreateAt = 30, kDropAt = 45;
 constexpr uint64_t kIdsPerRecord = 8;  // a row record r writes ids [8r, 8r + 8); ids 0..7 (kProbeRowId) never
 
-Options CrashOptions(const std::string& path) {
-  Options o;
-  o.path = path;
-  o.fsync = true;
-  o.search_threads = 1;
-  o.memtable_budget_bytes = 16 * 1024;  // background flushes, and merges past max_segments
-  o.max_segments = 4;
-  return o;
-}
+Options CrashOptions(const std::string& path) { return crash::CrashOptions(path, true, nullptr, 16 * 1024); }
 
 std::string Id(uint64_t r, uint64_t j) { return std::to_string(r * kIdsPerRecord + j); }
 uint32_t Version(uint64_t r, uint32_t j) { return static_cast<uint32_t>(r * 16 + j); }
@@ -174,40 +166,6 @@ TEST(CrashTest, BothFacesKeepAPrefixOfTheirHistoryAcrossSigkills) {
               max_segments);
   EXPECT_GT(next - 1, static_cast<uint64_t>(2 * cycles)) << "the children did real work";
   EXPECT_GE(max_segments, 2u) << "flushes happened";
-}
-
-// Found by the test above (a recovery showed the collection with no entries):
-// a collection's cid is the seq of its creation, and its memtable rows are
-// the keys in [RowPrefix(cid), PrefixEnd(RowPrefix(cid))). When the cid's
-// last byte is 0xFF (cid 255, 511, ...) PrefixEnd wrapped that byte to 0x00
-// instead of carrying, so the range was empty: statistics, searches and
-// PrepareCollection missed every row in a memtable until a flush.
-TEST(CollectionCid, RowsOfACollectionWhoseCidEndsInByteFFAreSeenInTheMemtable) {
-  testing::TempDir dir;
-  Options o = CrashOptions(dir.path());
-  o.fsync = false;
-  auto opened = DB::Open(o);
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-  std::unique_ptr<DB> db = std::move(opened).value();
-  for (uint64_t i = 0; db->TEST_LastSequence() < 254; ++i) {
-    auto t = db->Begin(TxnMode::kReadWrite);
-    ASSERT_TRUE(t.ok());
-    ASSERT_TRUE((*t)->Put("k" + std::to_string(i), "v").ok());
-    ASSERT_TRUE((*t)->Commit().ok());
-  }
-  ASSERT_EQ(db->TEST_LastSequence(), 254u);
-  ASSERT_TRUE(CommitStep(db.get(), {ScriptStep::kCreateIndex, {}}).ok());  // seq 255: cid 0xFF
-  ScriptStep txn;
-  for (const char* key : {"e1", "e2", "e3"}) txn.ops.push_back({ScriptOp::kIndexPut, key, 1});
-  ASSERT_TRUE(CommitStep(db.get(), txn).ok());
-  IndexStats stats;
-  ASSERT_TRUE(db->GetIndexStats(kIndex, &stats).ok());
-  EXPECT_EQ(stats.node_count, 3u);
-  const std::vector<float> q = VecFor("e2", 1);
-  std::vector<KeyHit> hits;
-  ASSERT_TRUE(db->SearchIndex(kIndex, q.data(), kDim, 3, 64, &hits, nullptr).ok());
-  ASSERT_EQ(hits.size(), 3u);
-  EXPECT_EQ(hits[0].key, "e2");
 }
 
 }  // namespace

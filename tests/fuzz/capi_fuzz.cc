@@ -7,7 +7,6 @@
 // a status (never crashes, never leaks under ASan), that a second open of a
 // held database is refused, and that search results are well formed.
 #include <fuzzer/FuzzedDataProvider.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstddef>
@@ -223,8 +222,7 @@ struct Fuzz {
         const bool null_out = in.ConsumeIntegralInRange<int>(0, 15) == 0;
         if (Take(pomai_get(Handle(), Id(), null_out ? nullptr : &rec)) == 0 && !null_out) {
           FUZZ_CHECK(rec != nullptr && rec->dim == dim, "record");
-          volatile float sink = rec->vector[rec->dim - 1];
-          (void)sink;
+          pomai::fuzz::Touch(rec->vector, size_t{rec->dim} * 4);
         }
         pomai_record_free(rec);
         break;

@@ -20,6 +20,9 @@ inline const std::string& ScratchDir(const char* name) {
   return dir;
 }
 
+// A string's bytes as the C ABI takes them.
+inline const uint8_t* Bytes(const std::string& s) { return reinterpret_cast<const uint8_t*>(s.data()); }
+
 // Frees a status after checking it is well formed; returns its code.
 inline int Take(pomai_status_t* s) {
   const int code = pomai_status_code(s);

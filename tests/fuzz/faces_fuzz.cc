@@ -42,6 +42,7 @@
 
 namespace {
 
+using pomai::fuzz::Bytes;
 using pomai::fuzz::Take;
 
 std::string TempDir() { return pomai::fuzz::ScratchDir("faces-fuzz"); }
@@ -49,8 +50,6 @@ std::string TempDir() { return pomai::fuzz::ScratchDir("faces-fuzz"); }
 constexpr uint32_t kDim = 4;
 constexpr int kInvalid = POMAI_STATUS_INVALID_ARGUMENT;
 constexpr int kNotFound = POMAI_STATUS_NOT_FOUND;
-
-const uint8_t* Bytes(const std::string& s) { return reinterpret_cast<const uint8_t*>(s.data()); }
 
 struct Row {
   std::vector<float> v;

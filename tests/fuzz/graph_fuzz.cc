@@ -40,15 +40,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     pos += len;
   }
   fuzz::AlignedBytes& header = *sections[0];
-  if (header.size() != index::kHnswHeaderSize) {
-    // Open must still reject it cleanly.
-  } else if (flags & 1) {
-    EncodeFixed32(header.data() + index::hnsw_header::kCrc, crc32c::Value(header.data(), index::hnsw_header::kCrc));
-  }
   uint64_t rows = 1;
   uint32_t dim = 4;
   uint8_t metric = 0;
-  if (header.size() == index::kHnswHeaderSize) {
+  if (header.size() == index::kHnswHeaderSize) {  // else Open must still reject it cleanly
+    if (flags & 1) {
+      EncodeFixed32(header.data() + index::hnsw_header::kCrc, crc32c::Value(header.data(), index::hnsw_header::kCrc));
+    }
     rows = DecodeFixed64(header.data() + index::hnsw_header::kRows);
     dim = DecodeFixed32(header.data() + index::hnsw_header::kDim);
     metric = header.data()[index::hnsw_header::kMetric];

@@ -123,6 +123,27 @@ def write_version_set_seeds(out: Path) -> None:
     write(out, "manifest_fuzz", "v2-log-torn", b"\x04" + log[:-9])
 
 
+def write_db_seeds(out: Path, tag: str, db: Path, wals: list[Path], wal_byte: int) -> list[Path]:
+    """A database's seeds: its WALs whole and torn for wal_fuzz (byte 0, which it skips, is `wal_byte`), the
+    manifest log CURRENT names for manifest_fuzz (byte 0 bit 2: a manifest log), its segments for segment_fuzz
+    (byte 0 = fix-ups, none or 0x3f all six; byte 1 = salt). Returns the segments, in order."""
+    for i, wal in enumerate(wals):
+        data = wal.read_bytes()
+        if not data:
+            continue
+        write(out, "wal_fuzz", f"{tag}-wal{i}", bytes([wal_byte]) + data)
+        if len(data) > 30:
+            write(out, "wal_fuzz", f"{tag}-wal{i}-torn", bytes([wal_byte]) + data[:-7])
+    manifest = (db / (db / "CURRENT").read_text().strip()).read_bytes()
+    write(out, "manifest_fuzz", f"{tag}-log", b"\x04" + manifest)
+    segments = sorted(db.glob("seg-*.pseg"))
+    for i, seg in enumerate(segments):
+        data = seg.read_bytes()
+        write(out, "segment_fuzz", f"{tag}-seg{i}", b"\x00\x03" + data)
+        write(out, "segment_fuzz", f"{tag}-seg{i}-fix", b"\x3f\x04" + data)
+    return segments
+
+
 def main() -> None:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("corpus")
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,17 +153,7 @@ def main() -> None:
             db = Path(tmp) / tag
             first_wal = Path(tmp) / f"{tag}-first.log"
             make_db(db, dim, rows, graph, metric, seed=len(tag), wal_copy=first_wal)
-            for i, wal in enumerate([first_wal, *sorted(db.glob("wal-*.log"))]):
-                data = wal.read_bytes()
-                write(out, "wal_fuzz", f"{tag}-wal{i}", bytes([dim - 1]) + data)
-                if len(data) > 30:
-                    write(out, "wal_fuzz", f"{tag}-wal{i}-torn", bytes([dim - 1]) + data[:-7])
-            manifest = (db / (db / "CURRENT").read_text().strip()).read_bytes()
-            write(out, "manifest_fuzz", f"{tag}-log", b"\x04" + manifest)
-            for i, seg in enumerate(sorted(db.glob("seg-*.pseg"))):
-                data = seg.read_bytes()
-                write(out, "segment_fuzz", f"{tag}-seg{i}", b"\x00\x03" + data)
-                write(out, "segment_fuzz", f"{tag}-seg{i}-fix", b"\x3f\x04" + data)
+            for i, seg in enumerate(write_db_seeds(out, tag, db, [first_wal, *sorted(db.glob("wal-*.log"))], dim - 1)):
                 # The graph of the u64 group (group 0): format 2 stores the
                 # graph's kinds 16..23 as 160..167 (segment/section_kind.h).
                 sections = {s["kind"] - 144: s for s in inspect("segment", seg)["sections"]
@@ -153,32 +164,17 @@ def main() -> None:
                 kinds = range(16, 24) if 23 in sections else range(16, 23)
                 extra = 4 if 23 in sections else 0
                 lengths = [sections[k]["length"] if k in sections else 0 for k in kinds]
+                data = seg.read_bytes()
                 body = b"".join(data[sections[k]["offset"]:sections[k]["offset"] + sections[k]["length"]]
                                 for k in kinds if k in sections)
                 prefix = struct.pack(f"<{len(lengths)}I", *lengths)
                 write(out, "graph_fuzz", f"{tag}-seg{i}", bytes([0x01 | extra, 0x05]) + prefix + body)
                 write(out, "graph_fuzz", f"{tag}-seg{i}-nan", bytes([0x03 | extra, 0x02]) + prefix + body)
-        # The alopex databases' segments go to segment_fuzz (byte 0 = fix-ups,
-        # 0x3f all six; byte 1 = salt); their WALs (commits of key ops) to
-        # wal_fuzz (byte 0 skipped).
-        for tag, dim, txns in [("kv4", 4, 9), ("kv2", 2, 5)]:
+        for tag, dim, txns in [("kv4", 4, 9), ("kv2", 2, 5)]:  # alopex databases: commits of key ops
             db = Path(tmp) / tag
             wals: list[Path] = []
             make_kv_db(db, dim, txns, seed=dim, wal_copies=wals)
-            for i, seg in enumerate(sorted(db.glob("seg-*.pseg"))):
-                data = seg.read_bytes()
-                write(out, "segment_fuzz", f"{tag}-seg{i}", b"\x00\x03" + data)
-                write(out, "segment_fuzz", f"{tag}-seg{i}-fix", b"\x3f\x04" + data)
-            # manifest_fuzz: the manifest log CURRENT names (byte 0 bit 2: a manifest log).
-            manifest = (db / (db / "CURRENT").read_text().strip()).read_bytes()
-            write(out, "manifest_fuzz", f"{tag}-log", b"\x04" + manifest)
-            for i, wal in enumerate([*wals, *sorted(db.glob("wal-*.log"))]):
-                data = wal.read_bytes()
-                if not data:
-                    continue
-                write(out, "wal_fuzz", f"{tag}-wal{i}", b"\x00" + data)
-                if len(data) > 30:
-                    write(out, "wal_fuzz", f"{tag}-wal{i}-torn", b"\x00" + data[:-7])
+            write_db_seeds(out, tag, db, [*wals, *sorted(db.glob("wal-*.log"))], 0)
     write_version_set_seeds(out)
     for seed, target in [(42, "capi_fuzz"), (43, "txn_capi_fuzz"), (44, "faces_fuzz")]:
         rnd = random.Random(seed)

@@ -21,8 +21,9 @@
 
 namespace {
 
+using namespace pomai;
+
 void FuzzVersionEdit(const std::string& bytes) {
-  using namespace pomai;
   engine::VersionEdit edit;
   Status s = engine::VersionEdit::Decode(bytes, "fuzz/MANIFEST-000001", &edit, 24);
   if (!s.ok()) {
@@ -34,7 +35,6 @@ void FuzzVersionEdit(const std::string& bytes) {
 }
 
 void FuzzManifestLog(const std::string& bytes) {
-  using namespace pomai;
   MemoryEnv env;
   auto put = [&](const std::string& path, const std::string& b) {
     auto f = env.NewWritableFile(path);
@@ -65,10 +65,7 @@ void FuzzManifestLog(const std::string& bytes) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string bytes(reinterpret_cast<const char*>(data + 1), size - 1);
-  if (data[0] & 2) {
-    FuzzVersionEdit(bytes);
-    return 0;
-  }
-  FuzzManifestLog(bytes);
+  if (data[0] & 2) FuzzVersionEdit(bytes);
+  else FuzzManifestLog(bytes);
   return 0;
 }

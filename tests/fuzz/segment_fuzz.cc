@@ -19,7 +19,6 @@
 #include "index/hnsw.h"
 #include "segment/file.h"
 #include "segment/format.h"
-#include "segment_fixups.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
 
@@ -29,18 +28,22 @@ using namespace pomai;
 
 constexpr uint64_t kMaxReads = 4096;
 
-// Version 2 at offset 8 only, before FixSegmentChecksums: flags
-// bit 3 recomputes every group descriptor's CRC, bit 4 every entry's CRC,
-// bit 5 every block CRC. Sections are found through the table; anything out
-// of bounds is left alone.
-void FixFormat2Checksums(std::vector<uint8_t>& f, uint8_t flags) {
+// Recomputes the checksums `flags` names (the input format above), the
+// header's last, so that the fuzzer reaches the checks behind them. Sections
+// are found through the table; anything out of bounds is left alone, and so
+// are files too short for a header and a footer.
+void FixChecksums(std::vector<uint8_t>& f, uint8_t flags) {
   const size_t size = f.size();
-  if ((flags & 0x38) == 0 || size < segment::kHeaderSize + segment::kFooterSize) return;
-  if (DecodeFixed32(f.data() + segment::header2::kVersion) != segment::kFormatVersion2) return;
-  const uint8_t* footer = f.data() + size - segment::kFooterSize;
+  if (size < segment::kHeaderSize + segment::kFooterSize) return;
+  uint8_t* footer = f.data() + size - segment::kFooterSize;
   const uint64_t table = DecodeFixed64(footer);
-  const uint64_t count = DecodeFixed32(footer + 8);
-  if (table > size - segment::kFooterSize || count > (size - segment::kFooterSize - table) / segment::kSectionEntrySize) return;
+  uint64_t count = DecodeFixed32(footer + 8);
+  if (table > size - segment::kFooterSize ||
+      count > (size - segment::kFooterSize - table) / segment::kSectionEntrySize) {
+    count = 0;  // no table: the header alone
+    flags &= 1;
+  }
+  if (DecodeFixed32(f.data() + segment::header2::kVersion) != segment::kFormatVersion2) flags &= 7;
   // File-level sections 128..131: offset and length, when inside the file.
   uint64_t off[4] = {}, len[4] = {};
   bool have[4] = {};
@@ -115,8 +118,17 @@ void FixFormat2Checksums(std::vector<uint8_t>& f, uint8_t flags) {
       EncodeFixed32(p + segment::entry2::kCrc, crc);
     }
   }
+  // Then the section CRCs (over the fixed sections) and the table's.
+  if (flags & 2) {
+    for (uint64_t i = 0; i < count; ++i) {
+      uint8_t* e = f.data() + table + i * segment::kSectionEntrySize;
+      const uint64_t o = DecodeFixed64(e + 8), l = DecodeFixed64(e + 16);
+      if (o <= size && l <= size - o) EncodeFixed32(e + 24, crc32c::Value(f.data() + o, l));
+    }
+  }
+  if (flags & 4) EncodeFixed32(footer + 12, crc32c::Value(f.data() + table, count * segment::kSectionEntrySize));
+  if (flags & 1) EncodeFixed32(f.data() + segment::header2::kCrc, crc32c::Value(f.data(), segment::header2::kCrc));
 }
-
 
 // A read's status: OK, or Corruption naming the file and an offset.
 bool Checked(const Status& s) {
@@ -156,8 +168,7 @@ void FuzzSegment(fuzz::MemoryMapEnv& env, uint8_t salt) {
     FUZZ_CHECK(f.FindGroup(info.kind, info.cid, info.dim, info.metric, &found_g) && found_g == g, "FindGroup");
     for (uint64_t b = 0; b < info.blocks() && b < kMaxReads; ++b) all_ok &= Checked(f.CheckBlock(g, b));
     for (uint64_t r = 0; r < info.rows && r < kMaxReads; ++r) {
-      volatile float last = f.vector(g, r)[info.dim - 1];
-      (void)last;
+      fuzz::Touch(f.vector(g, r), size_t{info.dim} * 4);
       if (info.kind == GroupKind::kU64) {
         uint64_t row = 0;
         bool found = false;
@@ -207,8 +218,7 @@ void FuzzSegment(fuzz::MemoryMapEnv& env, uint8_t salt) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
   std::vector<uint8_t> bytes(data + 2, data + size);
-  FixFormat2Checksums(bytes, data[0]);
-  pomai::fuzz::FixSegmentChecksums(bytes, data[0]);
+  FixChecksums(bytes, data[0]);
   const uint8_t salt = data[1];
   pomai::fuzz::MemoryMapEnv env;
   env.Add("fuzz.pseg", bytes.data(), bytes.size());

@@ -11,11 +11,9 @@
 // UBSan); a bytes value committed is read back exactly, from the memtable,
 // after a flush and after a reopen (disk), and a deleted key stays absent.
 #include <fuzzer/FuzzedDataProvider.h>
-#include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -29,6 +27,7 @@
 namespace {
 
 std::string TempDir() { return pomai::fuzz::ScratchDir("txn-capi-fuzz"); }
+using pomai::fuzz::Bytes;
 using pomai::fuzz::Take;
 
 std::string Pattern(size_t n, uint8_t seed) {
@@ -90,11 +89,7 @@ struct Fuzz {
   }
   void Close() {
     if (db == nullptr) return;
-    if (txn != nullptr) {
-      Take(pomai_txn_rollback(txn));
-      txn = nullptr;
-      pending.clear();
-    }
+    Rollback();
     FUZZ_CHECK(Take(pomai_close(db)) == 0, "close");
     db = nullptr;
   }
@@ -107,15 +102,12 @@ struct Fuzz {
     if (txn == nullptr) return;
     const std::string k = Key();
     const std::string v = Pattern(Size(size_t{16} << 20), in.ConsumeIntegral<uint8_t>());
-    if (Take(pomai_txn_put(txn, reinterpret_cast<const uint8_t*>(k.data()), k.size(),
-                           reinterpret_cast<const uint8_t*>(v.data()), v.size())) == 0) {
-      pending[k] = v;
-    }
+    if (Take(pomai_txn_put(txn, Bytes(k), k.size(), Bytes(v), v.size())) == 0) pending[k] = v;
   }
   void Delete() {
     if (txn == nullptr) return;
     const std::string k = Key();
-    if (Take(pomai_txn_delete(txn, reinterpret_cast<const uint8_t*>(k.data()), k.size())) == 0) pending[k] = std::nullopt;
+    if (Take(pomai_txn_delete(txn, Bytes(k), k.size())) == 0) pending[k] = std::nullopt;
   }
   void UpsertVector() {
     if (txn == nullptr) return;
@@ -124,9 +116,8 @@ struct Fuzz {
     const std::vector<float> v = Vector(dim);
     const std::string meta = Pattern(Size(size_t{16} << 20), 7);
     const bool has_meta = in.ConsumeBool();
-    const int code = Take(pomai_txn_upsert_vector(txn, reinterpret_cast<const uint8_t*>(k.data()), k.size(), has_meta,
-                                                  reinterpret_cast<const uint8_t*>(meta.data()), meta.size(),
-                                                  v.data(), dim, in.ConsumeIntegralInRange<uint32_t>(0, 3)));
+    const int code = Take(pomai_txn_upsert_vector(txn, Bytes(k), k.size(), has_meta, Bytes(meta), meta.size(), v.data(),
+                                                  dim, in.ConsumeIntegralInRange<uint32_t>(0, 3)));
     if (code == 0) {
       pending.erase(k);
       model.erase(k);  // not followed
@@ -158,14 +149,14 @@ struct Fuzz {
     for (const auto& [k, v] : model) {
       size_t len = 0;
       bool found = false;
-      int code = Take(pomai_txn_get(ro, reinterpret_cast<const uint8_t*>(k.data()), k.size(), nullptr, 0, &len, &found));
+      int code = Take(pomai_txn_get(ro, Bytes(k), k.size(), nullptr, 0, &len, &found));
       FUZZ_CHECK(code == 0, "get of a committed key");
       FUZZ_CHECK(found == v.has_value(), "a committed key's presence");
       if (!found) continue;
       FUZZ_CHECK(len == v->size(), "value length " + std::to_string(len) + " vs " + std::to_string(v->size()));
       buf.assign(len, '\0');
-      code = Take(pomai_txn_get(ro, reinterpret_cast<const uint8_t*>(k.data()), k.size(),
-                                reinterpret_cast<uint8_t*>(buf.data()), buf.size(), &len, &found));
+      code = Take(pomai_txn_get(ro, Bytes(k), k.size(), reinterpret_cast<uint8_t*>(buf.data()), buf.size(), &len,
+                                &found));
       FUZZ_CHECK(code == 0 && found && buf == *v, "a committed value reads back exactly");
     }
     Take(pomai_txn_rollback(ro));
@@ -175,8 +166,7 @@ struct Fuzz {
     const std::string k = Key();
     std::vector<float> buf(Size(65536));
     uint32_t dim = 0;
-    Take(pomai_txn_get_vector(txn, reinterpret_cast<const uint8_t*>(k.data()), k.size(),
-                              in.ConsumeIntegralInRange<uint32_t>(0, 3), buf.data(),
+    Take(pomai_txn_get_vector(txn, Bytes(k), k.size(), in.ConsumeIntegralInRange<uint32_t>(0, 3), buf.data(),
                               static_cast<uint32_t>(buf.size()), &dim));
   }
   void SearchSimilar() {
@@ -212,13 +202,13 @@ struct Fuzz {
     const uint32_t dim = in.ConsumeBool() ? 4 : Dim();
     const std::vector<float> v = Vector(dim);
     const std::string meta = Pattern(Size(1 << 20), 3);
-    Take(pomai_txn_index_upsert(txn, "ix", reinterpret_cast<const uint8_t*>(k.data()), k.size(), v.data(), dim,
-                                in.ConsumeBool(), reinterpret_cast<const uint8_t*>(meta.data()), meta.size()));
+    Take(pomai_txn_index_upsert(txn, "ix", Bytes(k), k.size(), v.data(), dim, in.ConsumeBool(), Bytes(meta),
+                                meta.size()));
   }
   void IndexDelete() {
     if (txn == nullptr) return;
     const std::string k = Key();
-    Take(pomai_txn_index_delete(txn, "ix", reinterpret_cast<const uint8_t*>(k.data()), k.size()));
+    Take(pomai_txn_index_delete(txn, "ix", Bytes(k), k.size()));
   }
   void IndexSearch() {
     if (db == nullptr) return;

@@ -27,12 +27,7 @@
 
 namespace {
 using namespace pomai;
-
-void Touch(const void* p, size_t n) {
-  if (n == 0) return;
-  volatile uint8_t sink = static_cast<const uint8_t*>(p)[n - 1];  // ASan checks the bounds
-  (void)sink;
-}
+using fuzz::Touch;
 
 // A decoded write batch as the engine's writes, and their replay.
 void ReplayCommit(const wal::Record& rec, const std::vector<wal::RecordOp>& ops, const std::string& origin) {
