@@ -5,15 +5,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cmath>
-#include <set>
 #include <thread>
 
 #include "file_test_util.h"
 #include "segment/file.h"
 #include "segment/writer.h"
-#include "util/coding.h"
-#include "util/crc32c.h"
 #include "support/fault_env.h"
 #include "support/temp_dir.h"
 #include "util/limits.h"
@@ -307,7 +303,6 @@ TEST_F(SegmentFileTest, RowsPerBlockIsTheLargestPowerOfTwoIn64KiB) {
 
 TEST_F(SegmentFileTest, TheWriterRefusesBadInputAndLeavesNoFile) {
   auto expect_refused = [&](FileData& data, const std::string& what) {
-    SegmentWriter w;
     Status s = data.Write(Env::Default(), Path(8), 8);
     EXPECT_TRUE(s.IsInvalidArgument()) << what << ": " << s.ToString();
     EXPECT_FALSE(Env::Default()->FileExists(Path(8))) << what;
@@ -372,22 +367,6 @@ TEST_F(SegmentFileTest, AFileNumberOtherThanTheNameIsCorruption) {
   // Under another kind of name the number is not checked.
   ASSERT_TRUE(Env::Default()->RenameFile(Path(4), dir_.file("other.pseg")).ok());
   EXPECT_TRUE(SegmentFile::Open(Env::Default(), dir_.file("other.pseg")).ok());
-}
-
-TEST_F(SegmentFileTest, FormatOneFilesAreRefusedNamingTheVersion) {
-  FileData data;
-  ASSERT_TRUE(data.Write(Env::Default(), Path(1), 1).ok());
-  // The header of a format-1 file: version 1, its checksum resealed.
-  std::string bytes = ReadAll(Path(1));
-  auto* p = reinterpret_cast<uint8_t*>(bytes.data());
-  EncodeFixed32(p + header2::kVersion, 1);
-  EncodeFixed32(p + header2::kCrc, crc32c::Value(p, header2::kCrc));
-  WriteAll(Path(1), bytes);
-  auto f = SegmentFile::Open(Env::Default(), Path(1));
-  ASSERT_FALSE(f.ok());
-  EXPECT_NE(f.status().message().find("at offset 8: unsupported segment format version 1 (this build reads 2)"),
-            std::string::npos)
-      << f.status().message();
 }
 
 TEST_F(SegmentFileTest, OpenOfAMissingFileIsNotCorruption) {
