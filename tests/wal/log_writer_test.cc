@@ -347,10 +347,7 @@ TEST_F(WalWriterTest, StagesRunOnceInLogOrderBeforeTheirApplies) {
 TEST_F(WalWriterTest, AFailedGroupIsStagedButNeverApplied) {
   for (size_t size : {size_t{100}, size_t{300} << 10}) {
     SCOPED_TRACE("payload " + std::to_string(size));
-    TempDir dir;
-    auto f = env_.NewWritableFile(dir.file("wal-000001.log"));
-    ASSERT_TRUE(f.ok());
-    Writer w(std::move(f).value(), SyncPolicy::kAlways, 1);
+    Writer w(NewFile("wal-" + std::to_string(size) + ".log"), SyncPolicy::kAlways, 1);
     ASSERT_TRUE(w.Commit(1, "before", no_apply_).ok());
     env_.FailNth(Op::kSync, 1, EIO);
     const std::string payload = Payload(size, 3);
@@ -373,10 +370,7 @@ TEST_F(WalWriterTest, AFailedGroupIsStagedButNeverApplied) {
 TEST_F(WalWriterTest, AStageThatThrowsBadAllocFailsTheGroupStickily) {
   for (size_t size : {size_t{100}, size_t{300} << 10}) {
     SCOPED_TRACE("payload " + std::to_string(size));
-    TempDir dir;
-    auto f = env_.NewWritableFile(dir.file("wal-000001.log"));
-    ASSERT_TRUE(f.ok());
-    Writer w(std::move(f).value(), SyncPolicy::kNever, 1);
+    Writer w(NewFile("wal-" + std::to_string(size) + ".log"), SyncPolicy::kNever, 1);
     const std::string payload = Payload(size, 4);
     const std::string_view piece(payload);
     bool applied = false;
