@@ -77,13 +77,7 @@ std::unique_ptr<Built> BuildFromOrDie(const Merge& mg, const HnswParams& params,
 }
 
 double RecallOn(const HnswGraph& g, const Merge& mg, size_t ef = kEf) {
-  std::vector<std::vector<uint32_t>> found(mg.queries.size() / mg.dim);
-  std::vector<Neighbor> out;
-  for (size_t q = 0; q < found.size(); ++q) {
-    EXPECT_TRUE(g.Search(mg.queries.data() + q * mg.dim, kK, ef, RowFilter(), &out).ok());
-    for (const Neighbor& n : out) found[q].push_back(n.row);
-  }
-  return Recall(GroundTruth(mg.merged, mg.dim, mg.queries, Metric::kL2, kK), found);
+  return Recall(GroundTruth(mg.merged, mg.dim, mg.queries, Metric::kL2, kK), SearchAll(g, mg.queries, mg.dim, kK, ef));
 }
 
 size_t Survivors(const Merge& mg) {

@@ -21,19 +21,6 @@ constexpr size_t kQueries = 200;
 constexpr size_t kK = 10;
 constexpr size_t kEf = 64;  // the engine's default ef_search
 
-// Searches every query; fails the test on a non-OK status.
-std::vector<std::vector<uint32_t>> SearchAll(const HnswGraph& g, const std::vector<float>& queries, uint32_t dim,
-                                             size_t k, size_t ef, RowFilter live = RowFilter()) {
-  std::vector<std::vector<uint32_t>> found(queries.size() / dim);
-  std::vector<Neighbor> out;
-  for (size_t q = 0; q < found.size(); ++q) {
-    Status st = g.Search(queries.data() + q * dim, k, ef, live, &out);
-    EXPECT_TRUE(st.ok()) << st.ToString();
-    for (const Neighbor& n : out) found[q].push_back(n.row);
-  }
-  return found;
-}
-
 // The 20k x 64 clustered set, built once per metric for the whole suite.
 class HnswRecall : public ::testing::Test {
  protected:

@@ -100,6 +100,19 @@ inline void PutU32(std::vector<char>& b, size_t at, uint32_t v) {
   EncodeFixed32(reinterpret_cast<uint8_t*>(b.data() + at), v);
 }
 
+// Searches every query; fails the test on a non-OK status.
+inline std::vector<std::vector<uint32_t>> SearchAll(const HnswGraph& g, const std::vector<float>& queries,
+                                                    uint32_t dim, size_t k, size_t ef, RowFilter live = RowFilter()) {
+  std::vector<std::vector<uint32_t>> found(queries.size() / dim);
+  std::vector<Neighbor> out;
+  for (size_t q = 0; q < found.size(); ++q) {
+    Status st = g.Search(queries.data() + q * dim, k, ef, live, &out);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    for (const Neighbor& n : out) found[q].push_back(n.row);
+  }
+  return found;
+}
+
 // The graph sections, each in its own exactly sized heap block (so that ASan
 // sees a read one byte past a section), served by kind as a segment would.
 class GraphImage {

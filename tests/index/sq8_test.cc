@@ -129,15 +129,11 @@ TEST(Sq8Norms, GraphsWithoutNormsOpenAndFindTheSameRows) {
   ASSERT_TRUE(b->has_sq8());
   EXPECT_EQ(b->Stats()->bytes + kRows * 4, a->Stats()->bytes);
   const std::vector<float> queries = Clustered(100, kDim, 20, 5);
+  const auto ra = SearchAll(*a, queries, kDim, 10, 40);
+  const auto rb = SearchAll(*b, queries, kDim, 10, 40);
   size_t same = 0;
-  std::vector<Neighbor> ra, rb;
   for (size_t q = 0; q < 100; ++q) {
-    ASSERT_TRUE(a->Search(queries.data() + q * kDim, 10, 40, nullptr, &ra).ok());
-    ASSERT_TRUE(b->Search(queries.data() + q * kDim, 10, 40, nullptr, &rb).ok());
-    std::set<uint32_t> sa, sb;
-    for (const Neighbor& n : ra) sa.insert(n.row);
-    for (const Neighbor& n : rb) sb.insert(n.row);
-    same += sa == sb;
+    same += std::set<uint32_t>(ra[q].begin(), ra[q].end()) == std::set<uint32_t>(rb[q].begin(), rb[q].end());
   }
   // The two kernels round differently, so a near tie may go either way, rarely.
   EXPECT_GE(same, 97u);
@@ -185,24 +181,17 @@ TEST(Sq8Rerank, TheBestCodesReScoredHoldTheExactTopK) {
   // ef far above RerankCount(k): the walk keeps many more rows than are
   // re-scored, and the answer must still be the exact top k.
   auto g = Graph();
-  auto graph = g->Open();
-  ASSERT_TRUE(graph.ok());
-  ASSERT_EQ(graph->traversal(), Traversal::kSq8);
+  ASSERT_NE(g->graph, nullptr);
+  ASSERT_EQ(g->graph->traversal(), Traversal::kSq8);
   ASSERT_LT(RerankCount(10), 300u);
   std::mt19937_64 rng(3);
   std::normal_distribution<float> noise(0.0f, 0.05f);
   std::vector<float> queries(50 * kDim);
   for (size_t q = 0; q < 50; ++q)
     for (uint32_t j = 0; j < kDim; ++j) queries[q * kDim + j] = g->data[(q * 29) * kDim + j] + noise(rng);
-  const auto truth = testing::GroundTruth(g->data, kDim, queries, Metric::kL2, 10);
-  std::vector<std::vector<uint32_t>> found(50);
-  std::vector<Neighbor> out;
-  for (size_t q = 0; q < 50; ++q) {
-    ASSERT_TRUE(graph->Search(queries.data() + q * kDim, 10, 300, nullptr, &out).ok());
-    ASSERT_EQ(out.size(), 10u);
-    for (const Neighbor& n : out) found[q].push_back(n.row);
-  }
-  EXPECT_GE(testing::Recall(truth, found), 0.99);
+  const auto found = SearchAll(*g->graph, queries, kDim, 10, 300);
+  for (const auto& f : found) EXPECT_EQ(f.size(), 10u);
+  EXPECT_GE(Recall(GroundTruth(g->data, kDim, queries, Metric::kL2, 10), found), 0.99);
 }
 
 }  // namespace
