@@ -38,8 +38,7 @@ class SegmentFileTest : public ::testing::Test {
 };
 
 TEST_F(SegmentFileTest, U64GroupRoundTrips) {
-  FileData data;
-  data.u64.push_back(MakeU64(9, 300, 8, 20));
+  FileData data = FileData::OneGroup(MakeU64(9, 300, 8, 20));
   auto f = WriteAndOpen(data, 1, 1024);  // 32 rows per block: 10 blocks
   ASSERT_NE(f, nullptr);
   ASSERT_TRUE(f->Verify().ok()) << f->Verify().ToString();
@@ -178,8 +177,7 @@ TEST_F(SegmentFileTest, AnEmptyFileOpensAndVerifies) {
 }
 
 TEST_F(SegmentFileTest, AGroupWithTombstonesOnlyRoundTrips) {
-  FileData data;
-  data.u64.push_back(MakeU64(1, 0, 16, 5));
+  FileData data = FileData::OneGroup(MakeU64(1, 0, 16, 5));
   auto f = WriteAndOpen(data);
   ASSERT_NE(f, nullptr);
   EXPECT_TRUE(f->Verify().ok());
@@ -194,8 +192,7 @@ TEST_F(SegmentFileTest, AGroupWithTombstonesOnlyRoundTrips) {
 }
 
 TEST_F(SegmentFileTest, OpenReadsNoRowsAndLookupsCheckOnlyTheirBlocks) {
-  FileData data;
-  data.u64.push_back(MakeU64(1, 1000, 4, 0));
+  FileData data = FileData::OneGroup(MakeU64(1, 1000, 4, 0));
   auto f = WriteAndOpen(data, 1, 256);  // 16 rows per block: 63 blocks
   ASSERT_NE(f, nullptr);
   ASSERT_EQ(f->group(0).rows_per_block, 16u);
@@ -216,14 +213,12 @@ TEST_F(SegmentFileTest, OpenReadsNoRowsAndLookupsCheckOnlyTheirBlocks) {
 }
 
 TEST_F(SegmentFileTest, ADamagedBlockFailsOnlyTheReadsOfItsRows) {
-  FileData data;
-  data.u64.push_back(MakeU64(1, 1000, 4, 0));
-  ASSERT_TRUE(data.Write(Env::Default(), Path(1), 1, 256).ok());
-  auto f = SegmentFile::Open(Env::Default(), Path(1));
-  ASSERT_TRUE(f.ok());
+  FileData data = FileData::OneGroup(MakeU64(1, 1000, 4, 0));
+  auto f = WriteAndOpen(data, 1, 256);
+  ASSERT_NE(f, nullptr);
   // Damage row 170's vector (block 10) in a copy of the file.
   std::string bytes = ReadAll(Path(1));
-  const uint64_t at = static_cast<uint64_t>(reinterpret_cast<const char*>((*f)->vector(0, 170)) - (*f)->base());
+  const uint64_t at = static_cast<uint64_t>(reinterpret_cast<const char*>(f->vector(0, 170)) - f->base());
   bytes[at + 2] ^= 0x10;
   const std::string copy = dir_.file("copy.pseg");
   WriteAll(copy, bytes);
@@ -292,8 +287,7 @@ TEST_F(SegmentFileTest, RowsPerBlockIsTheLargestPowerOfTwoIn64KiB) {
   EXPECT_EQ(RowsPerBlock(384), 32u);
   EXPECT_EQ(RowsPerBlock(65535), 1u);
   for (uint32_t dim : {1u, 100u, 20000u}) {
-    FileData data;
-    data.u64.push_back(MakeU64(1, 3, dim, 0));
+    FileData data = FileData::OneGroup(MakeU64(1, 3, dim, 0));
     auto f = WriteAndOpen(data, dim);
     ASSERT_NE(f, nullptr);
     EXPECT_EQ(f->group(0).rows_per_block, RowsPerBlock(dim));
@@ -309,8 +303,7 @@ TEST_F(SegmentFileTest, TheWriterRefusesBadInputAndLeavesNoFile) {
     EXPECT_FALSE(Env::Default()->FileExists(Path(8) + ".tmp")) << what;
   };
   {
-    FileData data;
-    data.u64.push_back(MakeU64(1, 10, 4, 0));
+    FileData data = FileData::OneGroup(MakeU64(1, 10, 4, 0));
     std::swap(data.u64[0].ids[3], data.u64[0].ids[4]);
     expect_refused(data, "unsorted ids");
   }
@@ -321,8 +314,7 @@ TEST_F(SegmentFileTest, TheWriterRefusesBadInputAndLeavesNoFile) {
     expect_refused(data, "two groups with the same descriptor key");
   }
   {
-    FileData data;
-    data.u64.push_back(MakeU64(1, 10, 0, 0));
+    FileData data = FileData::OneGroup(MakeU64(1, 10, 0, 0));
     expect_refused(data, "dim 0");
   }
   {
@@ -376,8 +368,7 @@ TEST_F(SegmentFileTest, OpenOfAMissingFileIsNotCorruption) {
 }
 
 TEST_F(SegmentFileTest, AWriteIsDurableTmpSyncRenameSyncDir) {
-  FileData data;
-  data.u64.push_back(MakeU64(1, 10, 4, 1));
+  FileData data = FileData::OneGroup(MakeU64(1, 10, 4, 1));
   pomai::testing::FaultInjectionEnv env;
   ASSERT_TRUE(data.Write(&env, Path(1), 1).ok());
   EXPECT_EQ(env.count(pomai::testing::Op::kSync), 1u);
@@ -394,8 +385,7 @@ TEST_F(SegmentFileTest, AFailedWriteLeavesNoFile) {
     int err;
     Code code;
   };
-  FileData data;
-  data.u64.push_back(MakeU64(1, 2000, 16, 5));
+  FileData data = FileData::OneGroup(MakeU64(1, 2000, 16, 5));
   uint64_t appends = 0;
   {
     pomai::testing::FaultInjectionEnv env;
@@ -431,8 +421,7 @@ TEST_F(SegmentFileTest, AFailedWriteLeavesNoFile) {
 // The first checks of a block race from many threads (as searches do on a
 // freshly opened segment): all get its result.
 TEST_F(SegmentFileTest, ConcurrentFirstChecksOfABlockAgree) {
-  FileData data;
-  data.u64.push_back(MakeU64(1, 2000, 32, 10));
+  FileData data = FileData::OneGroup(MakeU64(1, 2000, 32, 10));
   ASSERT_TRUE(data.Write(Env::Default(), Path(1), 1, 4096).ok());  // 32 rows per block
   auto good = SegmentFile::Open(Env::Default(), Path(1));
   ASSERT_TRUE(good.ok());

@@ -111,6 +111,13 @@ struct FileData {
   std::vector<U64Data> u64;
   index::HnswParams graph_params{8, 40, 7, true};
 
+  // A file of one u64 group.
+  static FileData OneGroup(U64Data u) {
+    FileData f;
+    f.u64.push_back(std::move(u));
+    return f;
+  }
+
   // Writes the file; graphs are built with index::BuildHnsw (sequential).
   Status Write(Env* env, const std::string& path, uint64_t number, size_t block_bytes = kBlockBytes) {
     std::sort(entries.begin(), entries.end(), [](const EntryData& a, const EntryData& b) { return a.key < b.key; });
