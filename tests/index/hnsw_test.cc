@@ -26,18 +26,14 @@ class HnswRecall : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     testing::Points p = ClusteredSet(kRows, kQueries, kDim, 100, 1);
-    queries_ = new std::vector<float>(std::move(p.queries));
+    queries_ = std::make_unique<std::vector<float>>(std::move(p.queries));
     for (Metric m : {Metric::kL2, Metric::kIP, Metric::kCosine}) {
-      built_[static_cast<int>(m)] = BuildAndOpen(p.data, kDim, m).release();
+      built_[static_cast<int>(m)] = BuildAndOpen(p.data, kDim, m);
     }
   }
   static void TearDownTestSuite() {
-    for (Built*& b : built_) {
-      delete b;
-      b = nullptr;
-    }
-    delete queries_;
-    queries_ = nullptr;
+    for (auto& b : built_) b.reset();
+    queries_.reset();
   }
   static const Built& Get(Metric m) { return *built_[static_cast<int>(m)]; }
 
@@ -69,8 +65,8 @@ class HnswRecall : public ::testing::Test {
     EXPECT_GE(r, 0.9);
   }
 
-  static inline Built* built_[3] = {};
-  static inline std::vector<float>* queries_ = nullptr;
+  static inline std::unique_ptr<Built> built_[3];
+  static inline std::unique_ptr<std::vector<float>> queries_;
 };
 
 TEST_F(HnswRecall, L2AtDefaultSettingsIsAtLeast95Percent) { ExpectDefaultRecall(Metric::kL2); }
