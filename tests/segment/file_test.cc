@@ -302,51 +302,36 @@ TEST_F(SegmentFileTest, TheWriterRefusesBadInputAndLeavesNoFile) {
     EXPECT_FALSE(Env::Default()->FileExists(Path(8))) << what;
     EXPECT_FALSE(Env::Default()->FileExists(Path(8) + ".tmp")) << what;
   };
-  {
-    FileData data = FileData::OneGroup(MakeU64(1, 10, 4, 0));
-    std::swap(data.u64[0].ids[3], data.u64[0].ids[4]);
-    expect_refused(data, "unsorted ids");
-  }
-  {
-    FileData data;
-    data.u64.push_back(MakeU64(1, 10, 4, 0));
-    data.u64.push_back(MakeU64(1, 10, 4, 0));
-    expect_refused(data, "two groups with the same descriptor key");
-  }
-  {
-    FileData data = FileData::OneGroup(MakeU64(1, 10, 0, 0));
-    expect_refused(data, "dim 0");
-  }
-  {
-    FileData data;
-    data.entries.push_back({std::string("\x05k", 2), 1, EntryKind::kBytes, "v"});
-    expect_refused(data, "unknown namespace");
-  }
-  {
-    FileData data = MixedFile(4, 4, false);
-    data.entries.push_back(data.entries[3]);  // a key twice
-    expect_refused(data, "duplicate key");
-  }
-  {
-    FileData data;
-    data.entry_groups = {{GroupKind::kBytes, 77, 4, simd::Metric::kL2, false}};
-    EntryData row{RowKey(78, "x"), 1, EntryKind::kVector, "", false, 0};
-    row.vector = RandomVectors(1, 4, 1);
-    data.entries.push_back(row);
-    expect_refused(data, "a row of another collection");
-  }
-  {
-    // A graph whose rows are not the group's.
-    SegmentWriter w;
-    U64Data u = MakeU64(1, 10, 4, 0);
-    const GroupHandle h = w.AddU64Group(u.Rows());
-    auto sections = index::BuildHnsw(u.vectors.data(), 9, 4, u.metric, index::HnswParams{}, nullptr, nullptr);
-    ASSERT_TRUE(sections.ok());
-    w.SetGraph(h, std::move(sections).value());
-    Status s = w.Finish(Env::Default(), Path(8), 8);
-    EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
-    EXPECT_FALSE(Env::Default()->FileExists(Path(8)));
-  }
+  FileData unsorted = FileData::OneGroup(MakeU64(1, 10, 4, 0));
+  std::swap(unsorted.u64[0].ids[3], unsorted.u64[0].ids[4]);
+  expect_refused(unsorted, "unsorted ids");
+  FileData twice = FileData::OneGroup(MakeU64(1, 10, 4, 0));
+  twice.u64.push_back(MakeU64(1, 10, 4, 0));
+  expect_refused(twice, "two groups with the same descriptor key");
+  FileData dim0 = FileData::OneGroup(MakeU64(1, 10, 0, 0));
+  expect_refused(dim0, "dim 0");
+  FileData bad_namespace;
+  bad_namespace.entries.push_back({std::string("\x05k", 2), 1, EntryKind::kBytes, "v"});
+  expect_refused(bad_namespace, "unknown namespace");
+  FileData duplicate = MixedFile(4, 4, false);
+  duplicate.entries.push_back(duplicate.entries[3]);  // a key twice
+  expect_refused(duplicate, "duplicate key");
+  FileData other_collection;
+  other_collection.entry_groups = {{GroupKind::kBytes, 77, 4, simd::Metric::kL2, false}};
+  EntryData row{RowKey(78, "x"), 1, EntryKind::kVector, "", false, 0};
+  row.vector = RandomVectors(1, 4, 1);
+  other_collection.entries.push_back(row);
+  expect_refused(other_collection, "a row of another collection");
+  // A graph whose rows are not the group's.
+  SegmentWriter w;
+  U64Data u = MakeU64(1, 10, 4, 0);
+  const GroupHandle h = w.AddU64Group(u.Rows());
+  auto sections = index::BuildHnsw(u.vectors.data(), 9, 4, u.metric, index::HnswParams{}, nullptr, nullptr);
+  ASSERT_TRUE(sections.ok());
+  w.SetGraph(h, std::move(sections).value());
+  Status s = w.Finish(Env::Default(), Path(8), 8);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_FALSE(Env::Default()->FileExists(Path(8)));
 }
 
 TEST_F(SegmentFileTest, AFileNumberOtherThanTheNameIsCorruption) {
