@@ -8,24 +8,17 @@
 
 #include "index/hnsw.h"
 #include "index_test_util.h"
-#include "util/coding.h"
-#include "util/crc32c.h"
 
 namespace pomai::index {
 namespace {
 
 using segment::SectionKind;
 using simd::Metric;
-using testing::BuildOrDie;
-using testing::Clustered;
-using testing::GraphImage;
+using namespace testing;
 
 constexpr size_t kRows = 500;
 constexpr uint32_t kDim = 8;
 const char kFile[] = "seg-000042.pseg";
-
-uint32_t GetU32(const std::vector<char>& b, size_t at) { return DecodeFixed32(reinterpret_cast<const uint8_t*>(b.data() + at)); }
-void PutU32(std::vector<char>& b, size_t at, uint32_t v) { EncodeFixed32(reinterpret_cast<uint8_t*>(b.data() + at), v); }
 
 // A 500 x 8 graph (m = 8, so layer 0 has 16 links) held as section bytes.
 class HnswDamage : public ::testing::Test {
@@ -42,15 +35,31 @@ class HnswDamage : public ::testing::Test {
   // Puts the undamaged bytes back.
   void Restore() { image_ = GraphImage(good_); }
 
-  // Rewrites the header's checksum after a crafted change.
-  void Reseal() {
-    std::vector<char>& h = image_[KindNumber(SectionKind::kHnswHeader)];
-    PutU32(h, hnsw_header::kCrc, crc32c::Value(h.data(), hnsw_header::kCrc));
-  }
-
   static void ExpectCorruption(const Status& st, const std::string& what) {
     EXPECT_TRUE(st.IsCorruption()) << what << ": " << st.ToString();
     EXPECT_NE(st.message().find(std::string(kFile) + " at offset "), std::string::npos) << st.message();
+  }
+
+  // Open refuses the image: Corruption naming the file and an offset, saying `says`.
+  void ExpectOpenCorruption(const std::string& what, const std::string& says = "") {
+    auto g = Open();
+    ASSERT_FALSE(g.ok()) << what << ": opened";
+    ExpectCorruption(g.status(), what);
+    EXPECT_NE(g.status().message().find(says), std::string::npos) << g.status().message();
+  }
+
+  // Opens the damaged image (Open reads no links): a search is Corruption
+  // saying `says` and returns nothing. Returns the graph for more checks.
+  Result<HnswGraph> ExpectSearchCorruption(const std::string& what, const std::string& says = "") {
+    auto g = Open();
+    EXPECT_TRUE(g.ok()) << what << ": " << g.status().ToString();
+    if (!g.ok()) return g;
+    std::vector<Neighbor> out;
+    Status st = g->Search(queries_.data(), 10, 20, nullptr, &out);
+    ExpectCorruption(st, what);
+    EXPECT_NE(st.message().find(says), std::string::npos) << st.message();
+    EXPECT_TRUE(out.empty()) << what;
+    return g;
   }
 
   // Runs searches with and without a filter; every status must be OK or
@@ -105,19 +114,15 @@ TEST_F(HnswDamage, EveryTruncationOfEverySectionIsCorruption) {
     }
     Restore();
     image_[s.kind].push_back('\0');  // one byte too long
-    auto g = Open();
-    ASSERT_FALSE(g.ok());
-    ExpectCorruption(g.status(), "section " + std::to_string(s.kind) + " extended");
+    ExpectOpenCorruption("section " + std::to_string(s.kind) + " extended");
   }
 }
 
 TEST_F(HnswDamage, EveryHeaderByteFlipIsCorruption) {
   for (size_t at = 0; at < kHnswHeaderSize; ++at) {
     Restore();
-    image_[KindNumber(SectionKind::kHnswHeader)][at] ^= 0x5a;
-    auto g = Open();
-    ASSERT_FALSE(g.ok()) << "header flip at " << at;
-    ExpectCorruption(g.status(), "header flip at " + std::to_string(at));
+    image_[SectionKind::kHnswHeader][at] ^= 0x5a;
+    ExpectOpenCorruption("header flip at " + std::to_string(at));
   }
 }
 
@@ -167,32 +172,22 @@ TEST_F(HnswDamage, RandomByteFlipsAreCaughtOrHarmless) {
 }
 
 TEST_F(HnswDamage, HugeLayer0CountIsCorruptionInSearch) {
-  std::vector<char>& l0 = image_[KindNumber(SectionKind::kHnswLayer0)];
+  std::vector<char>& l0 = image_[SectionKind::kHnswLayer0];
   const size_t stride = (16 + 1) * 4;
   for (size_t r = 0; r < kRows; ++r) PutU32(l0, r * stride, 0xFFFFFFF0u);
-  auto g = Open();
-  ASSERT_TRUE(g.ok()) << g.status().ToString();  // Open reads no links
-  std::vector<Neighbor> out;
-  Status st = g->Search(queries_.data(), 10, 20, nullptr, &out);
-  ExpectCorruption(st, "huge count");
-  EXPECT_NE(st.message().find("layer-0"), std::string::npos) << st.message();
-  EXPECT_TRUE(out.empty());
+  auto g = ExpectSearchCorruption("huge count", "layer-0");
+  ASSERT_TRUE(g.ok());
   ExpectCorruption(g->Verify(), "verify huge count");
   EXPECT_TRUE(g->Stats().status().IsCorruption());
 }
 
 TEST_F(HnswDamage, HugeLayer0IdIsCorruptionInSearch) {
-  std::vector<char>& l0 = image_[KindNumber(SectionKind::kHnswLayer0)];
+  std::vector<char>& l0 = image_[SectionKind::kHnswLayer0];
   const size_t stride = (16 + 1) * 4;
   for (size_t r = 0; r < kRows; ++r) {
     if (GetU32(l0, r * stride) > 0) PutU32(l0, r * stride + 4, 0x7FFFFFFFu);
   }
-  auto g = Open();
-  ASSERT_TRUE(g.ok()) << g.status().ToString();
-  std::vector<Neighbor> out;
-  Status st = g->Search(queries_.data(), 10, 20, nullptr, &out);
-  ExpectCorruption(st, "huge id");
-  EXPECT_NE(st.message().find("2147483647"), std::string::npos) << st.message();
+  ExpectSearchCorruption("huge id", "2147483647");
 }
 
 TEST_F(HnswDamage, HugeUpperCountAndIdAreCorruptionInSearch) {
@@ -201,32 +196,25 @@ TEST_F(HnswDamage, HugeUpperCountAndIdAreCorruptionInSearch) {
     ASSERT_TRUE(g.ok());
     ASSERT_GE(g->max_level(), 1u);
   }
-  std::vector<char>& up = image_[KindNumber(SectionKind::kHnswUpperLinks)];
+  std::vector<char>& up = image_[SectionKind::kHnswUpperLinks];
   const size_t stride = (8 + 1) * 4;
   for (size_t b = 0; b < up.size() / stride; ++b) PutU32(up, b * stride, 1u << 31);
-  auto g = Open();
-  ASSERT_TRUE(g.ok()) << g.status().ToString();
-  std::vector<Neighbor> out;
-  ExpectCorruption(g->Search(queries_.data(), 10, 20, nullptr, &out), "huge upper count");
+  ExpectSearchCorruption("huge upper count");
 
   Restore();
-  std::vector<char>& up2 = image_[KindNumber(SectionKind::kHnswUpperLinks)];  // Restore replaced the bytes
+  std::vector<char>& up2 = image_[SectionKind::kHnswUpperLinks];  // Restore replaced the bytes
   for (size_t b = 0; b < up2.size() / stride; ++b) {
     PutU32(up2, b * stride, 1);
     PutU32(up2, b * stride + 4, 0xFFFFFFFEu);
   }
-  auto g2 = Open();
-  ASSERT_TRUE(g2.ok()) << g2.status().ToString();
-  ExpectCorruption(g2->Search(queries_.data(), 10, 20, nullptr, &out), "huge upper id");
+  ExpectSearchCorruption("huge upper id");
 }
 
 TEST_F(HnswDamage, UpperIndexOutOfRangeIsCorruptionInSearch) {
-  std::vector<char>& idx = image_[KindNumber(SectionKind::kHnswUpperIndex)];
+  std::vector<char>& idx = image_[SectionKind::kHnswUpperIndex];
   for (size_t r = 0; r < kRows; ++r) PutU32(idx, r * 4, 0xFFFFFFF0u);
-  auto g = Open();
-  ASSERT_TRUE(g.ok()) << g.status().ToString();
-  std::vector<Neighbor> out;
-  ExpectCorruption(g->Search(queries_.data(), 10, 20, nullptr, &out), "upper index");
+  auto g = ExpectSearchCorruption("upper index");
+  ASSERT_TRUE(g.ok());
   ExpectCorruption(g->Verify(), "verify upper index");
 }
 
@@ -250,36 +238,29 @@ TEST_F(HnswDamage, CraftedHeadersAreCorruption) {
   };
   for (const Case& c : cases) {
     Restore();
-    PutU32(image_[KindNumber(SectionKind::kHnswHeader)], c.at, c.value);
-    Reseal();
-    auto g = Open();
-    ASSERT_FALSE(g.ok()) << c.what;
-    ExpectCorruption(g.status(), c.what);
-    EXPECT_NE(g.status().message().find(c.what), std::string::npos) << g.status().message();
+    PutU32(image_[SectionKind::kHnswHeader], c.at, c.value);
+    image_.ResealHeader();
+    ExpectOpenCorruption(c.what, c.what);
   }
   // Unknown flags.
   Restore();
-  image_[KindNumber(SectionKind::kHnswHeader)][hnsw_header::kFlags] = 2;
-  Reseal();
-  auto flagged = Open();
-  ASSERT_FALSE(flagged.ok());
-  ExpectCorruption(flagged.status(), "unknown flags");
+  image_[SectionKind::kHnswHeader][hnsw_header::kFlags] = 2;
+  image_.ResealHeader();
+  ExpectOpenCorruption("unknown flags");
   // An entry point that is not on the top level.
   Restore();
   auto g = Open();
   ASSERT_TRUE(g.ok());
-  const std::vector<char>& levels = image_[KindNumber(SectionKind::kHnswLevels)];
+  const std::vector<char>& levels = image_[SectionKind::kHnswLevels];
   uint32_t low = 0;
   while (static_cast<uint8_t>(levels[low]) == g->max_level()) ++low;
-  PutU32(image_[KindNumber(SectionKind::kHnswHeader)], hnsw_header::kEntryPoint, low);
-  Reseal();
-  auto bad = Open();
-  ASSERT_FALSE(bad.ok());
-  ExpectCorruption(bad.status(), "entry level");
+  PutU32(image_[SectionKind::kHnswHeader], hnsw_header::kEntryPoint, low);
+  image_.ResealHeader();
+  ExpectOpenCorruption("entry level");
 }
 
 TEST_F(HnswDamage, BadSq8ParamsFailVerifyButNotSearch) {
-  std::vector<char>& params = image_[KindNumber(SectionKind::kHnswSq8Params)];
+  std::vector<char>& params = image_[SectionKind::kHnswSq8Params];
   ASSERT_EQ(params.size(), 2 * kDim * sizeof(float));
   const float nan = std::nanf("");
   std::memcpy(params.data() + 4, &nan, 4);  // min of dimension 1
@@ -293,15 +274,13 @@ TEST_F(HnswDamage, BadSq8ParamsFailVerifyButNotSearch) {
 
 TEST_F(HnswDamage, SizeProductsThatOverflowAreCorruption) {
   // m0 = 4096 and rows that make rows * (1 + m0) * 4 wrap around 2^64.
-  PutU32(image_[KindNumber(SectionKind::kHnswHeader)], hnsw_header::kM0, kMaxDegree);
-  Reseal();
-  auto g = Open();
-  ASSERT_FALSE(g.ok());
-  ExpectCorruption(g.status(), "m0 4096");
+  PutU32(image_[SectionKind::kHnswHeader], hnsw_header::kM0, kMaxDegree);
+  image_.ResealHeader();
+  ExpectOpenCorruption("m0 4096");
   const uint64_t rows = (uint64_t{1} << 62) / (kMaxDegree + 1) + 1;
-  std::vector<char>& h = image_[KindNumber(SectionKind::kHnswHeader)];
+  std::vector<char>& h = image_[SectionKind::kHnswHeader];
   EncodeFixed64(reinterpret_cast<uint8_t*>(h.data() + hnsw_header::kRows), rows);
-  Reseal();
+  image_.ResealHeader();
   auto g2 = HnswGraph::Open(image_.Source(), data_.data(), rows, kDim, Metric::kL2, kFile);
   ASSERT_FALSE(g2.ok());
   ExpectCorruption(g2.status(), "overflowing rows");

@@ -7,7 +7,6 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
-#include <numeric>
 #include <random>
 #include <set>
 
@@ -19,11 +18,7 @@ namespace {
 
 using segment::SectionKind;
 using simd::Metric;
-using testing::BuildOrDie;
-using testing::ClusteredSet;
-using testing::GraphImage;
-using testing::GroundTruth;
-using testing::Recall;
+using namespace testing;
 
 constexpr uint32_t kDim = 64;
 constexpr size_t kK = 10;
@@ -35,15 +30,13 @@ constexpr size_t kEf = 64;
 // are sorted by id, not by origin).
 struct Merge {
   uint32_t dim = 0;
-  std::vector<float> base;  // base rows
-  GraphImage base_image;
-  std::unique_ptr<HnswGraph> base_graph;
+  std::unique_ptr<Built> base;           // base rows and their graph
   std::vector<float> merged;             // merged rows
   std::vector<uint32_t> new_row;         // per base row: merged row or kNoRow
   std::vector<uint32_t> origin;          // per merged row: base row, or kNoRow for a new row
   std::vector<float> queries;
 
-  GraphBase Base() const { return GraphBase{base_graph.get(), new_row.data()}; }
+  GraphBase Base() const { return GraphBase{base->graph.get(), new_row.data()}; }
   size_t rows() const { return merged.size() / dim; }
 };
 
@@ -53,12 +46,9 @@ std::unique_ptr<Merge> MakeMerge(size_t base_rows, size_t fresh, size_t drop_eve
   mg->dim = dim;
   testing::Points p = ClusteredSet(base_rows + fresh, 200, dim, 100, seed);
   mg->queries = std::move(p.queries);
-  mg->base.assign(p.data.begin(), p.data.begin() + base_rows * dim);
-  mg->base_image = GraphImage(BuildOrDie(mg->base, dim, Metric::kL2, params, pool));
-  auto g = HnswGraph::Open(mg->base_image.Source(), mg->base.data(), base_rows, dim, Metric::kL2, "base.pseg");
-  EXPECT_TRUE(g.ok()) << g.status().ToString();
-  if (!g.ok()) return mg;
-  mg->base_graph = std::make_unique<HnswGraph>(std::move(g).value());
+  mg->base = BuildAndOpen(std::vector<float>(p.data.begin(), p.data.begin() + base_rows * dim), dim, Metric::kL2,
+                          params, pool);
+  if (mg->base->graph == nullptr) return mg;
 
   std::vector<uint32_t> sources;  // p.data rows in the merged set
   for (size_t r = 0; r < base_rows; ++r) {
@@ -76,34 +66,18 @@ std::unique_ptr<Merge> MakeMerge(size_t base_rows, size_t fresh, size_t drop_eve
   return mg;
 }
 
-struct Opened {
-  GraphImage image;
-  std::unique_ptr<HnswGraph> graph;
-};
-
-std::unique_ptr<Opened> OpenSections(const std::vector<GraphSection>& sections, const Merge& mg) {
-  auto o = std::make_unique<Opened>();
-  o->image = GraphImage(sections);
-  auto g = HnswGraph::Open(o->image.Source(), mg.merged.data(), mg.rows(), mg.dim, Metric::kL2, "merged.pseg");
-  EXPECT_TRUE(g.ok()) << g.status().ToString();
-  if (g.ok()) o->graph = std::make_unique<HnswGraph>(std::move(g).value());
-  return o;
+std::unique_ptr<Built> OpenSections(const std::vector<GraphSection>& sections, const Merge& mg) {
+  return testing::OpenSections(sections, mg.merged, mg.dim, Metric::kL2);
 }
 
-std::unique_ptr<Opened> BuildFromOrDie(const Merge& mg, const HnswParams& params, ThreadPool* pool) {
+std::unique_ptr<Built> BuildFromOrDie(const Merge& mg, const HnswParams& params, ThreadPool* pool) {
   auto r = BuildHnswFrom(mg.Base(), mg.merged.data(), mg.rows(), mg.dim, Metric::kL2, params, pool, {});
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   return OpenSections(r.ok() ? r.value() : std::vector<GraphSection>(), mg);
 }
 
 double RecallOn(const HnswGraph& g, const Merge& mg, size_t ef = kEf) {
-  std::vector<std::vector<uint32_t>> found(mg.queries.size() / mg.dim);
-  std::vector<Neighbor> out;
-  for (size_t q = 0; q < found.size(); ++q) {
-    EXPECT_TRUE(g.Search(mg.queries.data() + q * mg.dim, kK, ef, RowFilter(), &out).ok());
-    for (const Neighbor& n : out) found[q].push_back(n.row);
-  }
-  return Recall(GroundTruth(mg.merged, mg.dim, mg.queries, Metric::kL2, kK), found);
+  return Recall(GroundTruth(mg.merged, mg.dim, mg.queries, Metric::kL2, kK), SearchAll(g, mg.queries, mg.dim, kK, ef));
 }
 
 size_t Survivors(const Merge& mg) {
@@ -117,7 +91,7 @@ TEST(HnswReuse, MergedGraphRecallMatchesAFreshBuild) {
   ThreadPool pool(2);
   const HnswParams params;  // the engine's defaults: m 32, ef_construction 200, SQ8
   auto mg = MakeMerge(18000, 4000, 10, kDim, params, &pool);
-  ASSERT_NE(mg->base_graph, nullptr);
+  ASSERT_NE(mg->base->graph, nullptr);
   ASSERT_EQ(ReusableRows(mg->Base(), mg->rows(), Metric::kL2, params), Survivors(*mg));
 
   auto reused = BuildFromOrDie(*mg, params, &pool);
@@ -152,11 +126,11 @@ TEST(HnswReuse, MergedGraphRecallMatchesAFreshBuild) {
 TEST(HnswReuse, RepairKeepsTheBaseGraphsRecallOnHardQueries) {
   const HnswParams params;
   auto mg = MakeMerge(22000, 0, 10, kDim, params, nullptr);
-  ASSERT_NE(mg->base_graph, nullptr);
+  ASSERT_NE(mg->base->graph, nullptr);
   auto reused = BuildFromOrDie(*mg, params, nullptr);
   ASSERT_NE(reused->graph, nullptr);
   reused->graph->set_traversal(Traversal::kFloat32);
-  mg->base_graph->set_traversal(Traversal::kFloat32);
+  mg->base->graph->set_traversal(Traversal::kFloat32);
   mg->queries = testing::Clustered(200, kDim, 100, 7);
   const auto truth = GroundTruth(mg->merged, kDim, mg->queries, Metric::kL2, kK);
   for (size_t ef : {size_t{32}, size_t{64}}) {
@@ -164,7 +138,7 @@ TEST(HnswReuse, RepairKeepsTheBaseGraphsRecallOnHardQueries) {
     std::vector<Neighbor> out;
     auto live = [&](uint32_t r) { return mg->new_row[r] != kNoRow; };
     for (size_t q = 0; q < found.size(); ++q) {
-      ASSERT_TRUE(mg->base_graph->Search(mg->queries.data() + q * kDim, kK, ef, live, &out).ok());
+      ASSERT_TRUE(mg->base->graph->Search(mg->queries.data() + q * kDim, kK, ef, live, &out).ok());
       for (const Neighbor& n : out) found[q].push_back(mg->new_row[n.row]);
     }
     const double r_base = Recall(truth, found);
@@ -181,11 +155,11 @@ TEST(HnswReuse, RepairKeepsTheBaseGraphsRecallOnHardQueries) {
 TEST(HnswReuse, ListsKeepTheirSurvivingLinksAndRefillFromTheDroppedRowsLinks) {
   const HnswParams params{8, 60, 3};
   auto mg = MakeMerge(3000, 0, 4, 16, params, nullptr);  // a quarter of the rows dropped
-  ASSERT_NE(mg->base_graph, nullptr);
+  ASSERT_NE(mg->base->graph, nullptr);
   auto reused = BuildFromOrDie(*mg, params, nullptr);
   ASSERT_NE(reused->graph, nullptr);
   ASSERT_TRUE(reused->graph->Verify().ok());
-  const HnswGraph& base = *mg->base_graph;
+  const HnswGraph& base = *mg->base->graph;
   const HnswGraph& g = *reused->graph;
   ASSERT_EQ(g.reused_rows(), g.rows());
   size_t repaired = 0, refilled = 0;
@@ -231,7 +205,7 @@ TEST(HnswReuse, ListsKeepTheirSurvivingLinksAndRefillFromTheDroppedRowsLinks) {
 TEST(HnswReuse, AStopFlagEndsTheBuildWithClosed) {
   HnswParams params{16, 100, 7};
   auto mg = MakeMerge(3000, 500, 7, 24, params, nullptr);
-  ASSERT_NE(mg->base_graph, nullptr);
+  ASSERT_NE(mg->base->graph, nullptr);
   std::atomic<bool> stop{false};
   params.stop = &stop;
   uint64_t last = 0;
@@ -247,22 +221,18 @@ TEST(HnswReuse, AStopFlagEndsTheBuildWithClosed) {
 TEST(HnswReuse, SingleThreadBuildIsDeterministic) {
   const HnswParams params{16, 100, 7};
   auto mg = MakeMerge(3000, 500, 7, 24, params, nullptr);
-  ASSERT_NE(mg->base_graph, nullptr);
+  ASSERT_NE(mg->base->graph, nullptr);
   auto a = BuildHnswFrom(mg->Base(), mg->merged.data(), mg->rows(), 24, Metric::kL2, params, nullptr, {});
   auto b = BuildHnswFrom(mg->Base(), mg->merged.data(), mg->rows(), 24, Metric::kL2, params, nullptr, {});
   ASSERT_TRUE(a.ok() && b.ok());
-  ASSERT_EQ(a->size(), b->size());
-  for (size_t i = 0; i < a->size(); ++i) {
-    EXPECT_EQ((*a)[i].kind, (*b)[i].kind);
-    EXPECT_TRUE((*a)[i].bytes == (*b)[i].bytes) << "section " << (*a)[i].kind << " differs";
-  }
+  testing::ExpectSameSections(*a, *b);
 }
 
 TEST(HnswReuse, ParallelBuildVerifiesAndKeepsRecall) {
   ThreadPool pool(4);
   const HnswParams params{16, 100, 7};
   auto mg = MakeMerge(6000, 1500, 5, 32, params, &pool);
-  ASSERT_NE(mg->base_graph, nullptr);
+  ASSERT_NE(mg->base->graph, nullptr);
   auto reused = BuildFromOrDie(*mg, params, &pool);
   ASSERT_NE(reused->graph, nullptr);
   EXPECT_TRUE(reused->graph->Verify().ok());
@@ -274,7 +244,7 @@ TEST(HnswReuse, Float32RepresentationIsReusedToo) {
   HnswParams params{16, 100, 7};
   params.sq8 = false;
   auto mg = MakeMerge(3000, 500, 7, 24, params, nullptr);
-  ASSERT_NE(mg->base_graph, nullptr);
+  ASSERT_NE(mg->base->graph, nullptr);
   auto reused = BuildFromOrDie(*mg, params, nullptr);
   ASSERT_NE(reused->graph, nullptr);
   EXPECT_FALSE(reused->graph->has_sq8());
@@ -285,7 +255,7 @@ TEST(HnswReuse, Float32RepresentationIsReusedToo) {
 TEST(HnswReuse, OtherParamsOrTooFewReusedRowsBuildFromNothing) {
   const HnswParams params{16, 100, 7};
   auto mg = MakeMerge(3000, 500, 7, 24, params, nullptr);
-  ASSERT_NE(mg->base_graph, nullptr);
+  ASSERT_NE(mg->base->graph, nullptr);
   HnswParams other_m = params, other_ef = params, other_repr = params;
   other_m.m = 8;
   other_ef.ef_construction = 50;
@@ -294,14 +264,12 @@ TEST(HnswReuse, OtherParamsOrTooFewReusedRowsBuildFromNothing) {
     EXPECT_EQ(ReusableRows(mg->Base(), mg->rows(), Metric::kL2, p), 0u);
     auto from = BuildHnswFrom(mg->Base(), mg->merged.data(), mg->rows(), 24, Metric::kL2, p, nullptr, {});
     ASSERT_TRUE(from.ok());
-    const auto scratch = BuildOrDie(mg->merged, 24, Metric::kL2, p);
-    ASSERT_EQ(from->size(), scratch.size());
-    for (size_t i = 0; i < scratch.size(); ++i) EXPECT_TRUE((*from)[i].bytes == scratch[i].bytes);
+    testing::ExpectSameSections(*from, BuildOrDie(mg->merged, 24, Metric::kL2, p));
   }
   EXPECT_EQ(ReusableRows(mg->Base(), mg->rows(), Metric::kIP, params), 0u);
   // Fewer than half of the merged rows come from the base.
   auto small = MakeMerge(1000, 1200, 0, 24, params, nullptr);
-  ASSERT_NE(small->base_graph, nullptr);
+  ASSERT_NE(small->base->graph, nullptr);
   EXPECT_EQ(ReusableRows(small->Base(), small->rows(), Metric::kL2, params), 0u);
   auto r = BuildHnswFrom(small->Base(), small->merged.data(), small->rows(), 24, Metric::kL2, params, nullptr, {});
   ASSERT_TRUE(r.ok());
@@ -311,8 +279,8 @@ TEST(HnswReuse, OtherParamsOrTooFewReusedRowsBuildFromNothing) {
 TEST(HnswReuse, EntryPointDroppedPicksAnotherTopRow) {
   const HnswParams params{8, 60, 3};
   auto mg = MakeMerge(2000, 300, 0, 16, params, nullptr);
-  ASSERT_NE(mg->base_graph, nullptr);
-  const uint32_t entry = mg->base_graph->entry_point();
+  ASSERT_NE(mg->base->graph, nullptr);
+  const uint32_t entry = mg->base->graph->entry_point();
   // Drop the entry point: shift every merged row after it down by one.
   const uint32_t gone = mg->new_row[entry];
   std::vector<float> merged;
@@ -335,19 +303,19 @@ TEST(HnswReuse, EntryPointDroppedPicksAnotherTopRow) {
 TEST(HnswReuse, DamagedBaseIsCorruptionAndBadMapIsInvalidArgument) {
   const HnswParams params{8, 60, 3};
   auto mg = MakeMerge(1000, 100, 0, 16, params, nullptr);
-  ASSERT_NE(mg->base_graph, nullptr);
+  ASSERT_NE(mg->base->graph, nullptr);
   std::vector<uint32_t> bad_map = mg->new_row;
   bad_map[1] = bad_map[0];
-  auto r = BuildHnswFrom(GraphBase{mg->base_graph.get(), bad_map.data()}, mg->merged.data(), mg->rows(), 16,
+  auto r = BuildHnswFrom(GraphBase{mg->base->graph.get(), bad_map.data()}, mg->merged.data(), mg->rows(), 16,
                          Metric::kL2, params, nullptr, {});
   EXPECT_TRUE(r.status().IsInvalidArgument()) << r.status().ToString();
   bad_map[1] = static_cast<uint32_t>(mg->rows());
-  r = BuildHnswFrom(GraphBase{mg->base_graph.get(), bad_map.data()}, mg->merged.data(), mg->rows(), 16, Metric::kL2,
+  r = BuildHnswFrom(GraphBase{mg->base->graph.get(), bad_map.data()}, mg->merged.data(), mg->rows(), 16, Metric::kL2,
                     params, nullptr, {});
   EXPECT_TRUE(r.status().IsInvalidArgument()) << r.status().ToString();
 
   // Row 5's first layer-0 link pointed at itself.
-  std::vector<char>& layer0 = mg->base_image[KindNumber(SectionKind::kHnswLayer0)];
+  std::vector<char>& layer0 = mg->base->image[SectionKind::kHnswLayer0];
   const uint32_t self = 5;
   std::memcpy(layer0.data() + (5 * (2 * 8 + 1) + 1) * 4, &self, 4);
   r = BuildHnswFrom(mg->Base(), mg->merged.data(), mg->rows(), 16, Metric::kL2, params, nullptr, {});

@@ -13,12 +13,7 @@ namespace {
 
 using segment::SectionKind;
 using simd::Metric;
-using testing::BuildOrDie;
-using testing::Clustered;
-using testing::ClusteredSet;
-using testing::GraphImage;
-using testing::GroundTruth;
-using testing::Recall;
+using namespace testing;
 
 constexpr size_t kRows = 20000;
 constexpr uint32_t kDim = 64;
@@ -26,58 +21,19 @@ constexpr size_t kQueries = 200;
 constexpr size_t kK = 10;
 constexpr size_t kEf = 64;  // the engine's default ef_search
 
-// A built graph with its data, opened.
-struct Built {
-  std::vector<float> data;
-  uint32_t dim = 0;
-  Metric metric = Metric::kL2;
-  GraphImage image;
-  std::unique_ptr<HnswGraph> graph;
-};
-
-std::unique_ptr<Built> BuildAndOpen(std::vector<float> data, uint32_t dim, Metric metric,
-                                    const HnswParams& params = HnswParams(), ThreadPool* pool = nullptr) {
-  auto b = std::make_unique<Built>();
-  b->data = std::move(data);
-  b->dim = dim;
-  b->metric = metric;
-  b->image = GraphImage(BuildOrDie(b->data, dim, metric, params, pool));
-  auto g = HnswGraph::Open(b->image.Source(), b->data.data(), b->data.size() / dim, dim, metric, "test.pseg");
-  EXPECT_TRUE(g.ok()) << g.status().ToString();
-  if (g.ok()) b->graph = std::make_unique<HnswGraph>(std::move(g).value());
-  return b;
-}
-
-// Searches every query; fails the test on a non-OK status.
-std::vector<std::vector<uint32_t>> SearchAll(const HnswGraph& g, const std::vector<float>& queries, uint32_t dim,
-                                             size_t k, size_t ef, RowFilter live = RowFilter()) {
-  std::vector<std::vector<uint32_t>> found(queries.size() / dim);
-  std::vector<Neighbor> out;
-  for (size_t q = 0; q < found.size(); ++q) {
-    Status st = g.Search(queries.data() + q * dim, k, ef, live, &out);
-    EXPECT_TRUE(st.ok()) << st.ToString();
-    for (const Neighbor& n : out) found[q].push_back(n.row);
-  }
-  return found;
-}
-
 // The 20k x 64 clustered set, built once per metric for the whole suite.
 class HnswRecall : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     testing::Points p = ClusteredSet(kRows, kQueries, kDim, 100, 1);
-    queries_ = new std::vector<float>(std::move(p.queries));
+    queries_ = std::make_unique<std::vector<float>>(std::move(p.queries));
     for (Metric m : {Metric::kL2, Metric::kIP, Metric::kCosine}) {
-      built_[static_cast<int>(m)] = BuildAndOpen(p.data, kDim, m).release();
+      built_[static_cast<int>(m)] = BuildAndOpen(p.data, kDim, m);
     }
   }
   static void TearDownTestSuite() {
-    for (Built*& b : built_) {
-      delete b;
-      b = nullptr;
-    }
-    delete queries_;
-    queries_ = nullptr;
+    for (auto& b : built_) b.reset();
+    queries_.reset();
   }
   static const Built& Get(Metric m) { return *built_[static_cast<int>(m)]; }
 
@@ -88,27 +44,36 @@ class HnswRecall : public ::testing::Test {
     return Recall(GroundTruth(b.data, kDim, *queries_, metric, kK), SearchAll(*b.graph, *queries_, kDim, kK, ef));
   }
 
-  static inline Built* built_[3] = {};
-  static inline std::vector<float>* queries_ = nullptr;
+  static void ExpectDefaultRecall(Metric metric) {
+    const double r = RecallOf(metric, kEf);
+    RecordProperty("recall", std::to_string(r));
+    EXPECT_GE(r, 0.95);
+  }
+
+  // Rows that are not `live` never come back, k live ones do, and recall of
+  // the live rows stays at 0.9.
+  static void ExpectOnlyLiveRows(const RowFilter& live) {
+    const Built& b = Get(Metric::kL2);
+    ASSERT_NE(b.graph, nullptr);
+    auto found = SearchAll(*b.graph, *queries_, kDim, kK, kEf, live);
+    for (const auto& f : found) {
+      EXPECT_EQ(f.size(), kK);
+      for (uint32_t r : f) EXPECT_TRUE(live(r)) << r;
+    }
+    const double r = Recall(GroundTruth(b.data, kDim, *queries_, Metric::kL2, kK, live), found);
+    RecordProperty("recall", std::to_string(r));
+    EXPECT_GE(r, 0.9);
+  }
+
+  static inline std::unique_ptr<Built> built_[3];
+  static inline std::unique_ptr<std::vector<float>> queries_;
 };
 
-TEST_F(HnswRecall, L2AtDefaultSettingsIsAtLeast95Percent) {
-  const double r = RecallOf(Metric::kL2, kEf);
-  RecordProperty("recall", std::to_string(r));
-  EXPECT_GE(r, 0.95);
-}
+TEST_F(HnswRecall, L2AtDefaultSettingsIsAtLeast95Percent) { ExpectDefaultRecall(Metric::kL2); }
 
-TEST_F(HnswRecall, InnerProductAtDefaultSettingsIsAtLeast95Percent) {
-  const double r = RecallOf(Metric::kIP, kEf);
-  RecordProperty("recall", std::to_string(r));
-  EXPECT_GE(r, 0.95);
-}
+TEST_F(HnswRecall, InnerProductAtDefaultSettingsIsAtLeast95Percent) { ExpectDefaultRecall(Metric::kIP); }
 
-TEST_F(HnswRecall, CosineAtDefaultSettingsIsAtLeast95Percent) {
-  const double r = RecallOf(Metric::kCosine, kEf);
-  RecordProperty("recall", std::to_string(r));
-  EXPECT_GE(r, 0.95);
-}
+TEST_F(HnswRecall, CosineAtDefaultSettingsIsAtLeast95Percent) { ExpectDefaultRecall(Metric::kCosine); }
 
 TEST_F(HnswRecall, GrowsWithEf) {
   const double r10 = RecallOf(Metric::kL2, 10);
@@ -208,31 +173,11 @@ TEST_F(HnswRecall, LevelsFollowOneOverLnM) {
 }
 
 TEST_F(HnswRecall, HalfTheRowsDeadAreNeverReturnedAndKLiveComeBack) {
-  const Built& b = Get(Metric::kL2);
-  ASSERT_NE(b.graph, nullptr);
-  auto live = [](uint32_t row) { return row % 2 == 0; };
-  auto found = SearchAll(*b.graph, *queries_, kDim, kK, kEf, live);
-  for (const auto& f : found) {
-    EXPECT_EQ(f.size(), kK);
-    for (uint32_t r : f) EXPECT_TRUE(live(r)) << r;
-  }
-  const double r = Recall(GroundTruth(b.data, kDim, *queries_, Metric::kL2, kK, live), found);
-  RecordProperty("recall", std::to_string(r));
-  EXPECT_GE(r, 0.9);
+  ExpectOnlyLiveRows([](uint32_t row) { return row % 2 == 0; });
 }
 
 TEST_F(HnswRecall, NinetyFivePercentDeadAreNeverReturnedAndKLiveComeBack) {
-  const Built& b = Get(Metric::kL2);
-  ASSERT_NE(b.graph, nullptr);
-  auto live = [](uint32_t row) { return (row * 2654435761u) % 100 < 5; };
-  auto found = SearchAll(*b.graph, *queries_, kDim, kK, kEf, live);
-  for (const auto& f : found) {
-    EXPECT_EQ(f.size(), kK);
-    for (uint32_t r : f) EXPECT_TRUE(live(r)) << r;
-  }
-  const double r = Recall(GroundTruth(b.data, kDim, *queries_, Metric::kL2, kK, live), found);
-  RecordProperty("recall", std::to_string(r));
-  EXPECT_GE(r, 0.9);
+  ExpectOnlyLiveRows([](uint32_t row) { return (row * 2654435761u) % 100 < 5; });
 }
 
 TEST_F(HnswRecall, FilterIsAskedOnlyAboutRowsEnteringTheResults) {
@@ -282,41 +227,27 @@ TEST(HnswParallel, FourThreadBuildKeepsRecall) {
 TEST(HnswBuild, SingleThreadBuildIsDeterministic) {
   const auto data = Clustered(3000, 24, 20, 11);
   const HnswParams params{16, 100, 1234};
-  const auto a = BuildOrDie(data, 24, Metric::kL2, params);
-  const auto b = BuildOrDie(data, 24, Metric::kL2, params);
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_EQ(a[i].kind, b[i].kind);
-    EXPECT_TRUE(a[i].bytes == b[i].bytes) << "section " << a[i].kind << " differs between identical builds";
-  }
+  ExpectSameSections(BuildOrDie(data, 24, Metric::kL2, params), BuildOrDie(data, 24, Metric::kL2, params));
 }
 
 TEST(HnswBuild, DifferentSeedGivesDifferentGraph) {
   const auto data = Clustered(3000, 24, 20, 11);
-  const auto a = BuildOrDie(data, 24, Metric::kL2, HnswParams{16, 100, 1});
-  const auto b = BuildOrDie(data, 24, Metric::kL2, HnswParams{16, 100, 2});
-  ASSERT_EQ(a.size(), b.size());
+  GraphImage a(BuildOrDie(data, 24, Metric::kL2, HnswParams{16, 100, 1}));
+  GraphImage b(BuildOrDie(data, 24, Metric::kL2, HnswParams{16, 100, 2}));
+  ASSERT_EQ(a.sections().size(), b.sections().size());
   // The seed draws the levels; layer 0 may come out the same on a small set.
-  bool levels_differ = false, links_differ = false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (a[i].kind == KindNumber(SectionKind::kHnswLevels)) levels_differ = a[i].bytes != b[i].bytes;
-    if (a[i].kind == KindNumber(SectionKind::kHnswUpperLinks)) links_differ = a[i].bytes != b[i].bytes;
-  }
-  EXPECT_TRUE(levels_differ);
-  EXPECT_TRUE(links_differ);
+  EXPECT_NE(a[SectionKind::kHnswLevels], b[SectionKind::kHnswLevels]);
+  EXPECT_NE(a[SectionKind::kHnswUpperLinks], b[SectionKind::kHnswUpperLinks]);
 }
 
 TEST(HnswBuild, ParallelBuildUsesTheSameLevels) {
   const auto data = Clustered(3000, 24, 20, 11);
   ThreadPool pool(3);
-  const auto a = BuildOrDie(data, 24, Metric::kL2, HnswParams{16, 100, 5});
-  const auto b = BuildOrDie(data, 24, Metric::kL2, HnswParams{16, 100, 5}, &pool);
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (a[i].kind == KindNumber(SectionKind::kHnswLevels) || a[i].kind == KindNumber(SectionKind::kHnswUpperIndex)) {
-        EXPECT_EQ(a[i].bytes, b[i].bytes);
-      }
-  }
+  GraphImage a(BuildOrDie(data, 24, Metric::kL2, HnswParams{16, 100, 5}));
+  GraphImage b(BuildOrDie(data, 24, Metric::kL2, HnswParams{16, 100, 5}, &pool));
+  ASSERT_EQ(a.sections().size(), b.sections().size());
+  EXPECT_EQ(a[SectionKind::kHnswLevels], b[SectionKind::kHnswLevels]);
+  EXPECT_EQ(a[SectionKind::kHnswUpperIndex], b[SectionKind::kHnswUpperIndex]);
 }
 
 TEST(HnswBuild, ProgressIsMonotoneAndEndsAtTotal) {
@@ -417,12 +348,9 @@ TEST(HnswSq8, ResultsCarryExactScores) {
 }
 
 TEST(HnswEdge, EmptyGraphOpensAndFindsNothing) {
-  std::vector<float> none;
-  auto r = BuildHnsw(none.data(), 0, 8, Metric::kL2, HnswParams(), nullptr, {});
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  GraphImage image(r.value());
-  auto g = HnswGraph::Open(image.Source(), nullptr, 0, 8, Metric::kL2, "empty.pseg");
-  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  auto b = BuildAndOpen({}, 8, Metric::kL2);
+  ASSERT_NE(b->graph, nullptr);
+  const HnswGraph* g = b->graph.get();
   EXPECT_TRUE(g->Verify().ok());
   const float q[8] = {};
   std::vector<Neighbor> out = {{1.0f, 1}};

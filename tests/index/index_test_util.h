@@ -1,4 +1,5 @@
-// Data sets, ground truth and in-memory graph images for the index tests.
+// Data sets, ground truth, in-memory graph images and opened graphs for the
+// index tests.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -6,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <string_view>
@@ -13,6 +15,8 @@
 
 #include "index/hnsw.h"
 #include "simd/distance.h"
+#include "util/coding.h"
+#include "util/crc32c.h"
 
 namespace pomai::index::testing {
 
@@ -89,6 +93,26 @@ inline double Recall(const std::vector<std::vector<uint32_t>>& truth, const std:
   return total == 0 ? 1.0 : static_cast<double>(hits) / static_cast<double>(total);
 }
 
+inline uint32_t GetU32(const std::vector<char>& b, size_t at) {
+  return DecodeFixed32(reinterpret_cast<const uint8_t*>(b.data() + at));
+}
+inline void PutU32(std::vector<char>& b, size_t at, uint32_t v) {
+  EncodeFixed32(reinterpret_cast<uint8_t*>(b.data() + at), v);
+}
+
+// Searches every query; fails the test on a non-OK status.
+inline std::vector<std::vector<uint32_t>> SearchAll(const HnswGraph& g, const std::vector<float>& queries,
+                                                    uint32_t dim, size_t k, size_t ef, RowFilter live = RowFilter()) {
+  std::vector<std::vector<uint32_t>> found(queries.size() / dim);
+  std::vector<Neighbor> out;
+  for (size_t q = 0; q < found.size(); ++q) {
+    Status st = g.Search(queries.data() + q * dim, k, ef, live, &out);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    for (const Neighbor& n : out) found[q].push_back(n.row);
+  }
+  return found;
+}
+
 // The graph sections, each in its own exactly sized heap block (so that ASan
 // sees a read one byte past a section), served by kind as a segment would.
 class GraphImage {
@@ -106,6 +130,13 @@ class GraphImage {
   }
   std::map<uint32_t, std::vector<char>>& sections() { return bytes_; }
   std::vector<char>& operator[](uint32_t kind) { return bytes_[kind]; }
+  std::vector<char>& operator[](segment::SectionKind kind) { return bytes_[KindNumber(kind)]; }
+
+  // Rewrites the header's checksum after a crafted change.
+  void ResealHeader() {
+    std::vector<char>& h = (*this)[segment::SectionKind::kHnswHeader];
+    PutU32(h, hnsw_header::kCrc, crc32c::Value(h.data(), hnsw_header::kCrc));
+  }
 
  private:
   std::map<uint32_t, std::vector<char>> bytes_;
@@ -116,6 +147,48 @@ inline std::vector<GraphSection> BuildOrDie(const std::vector<float>& data, uint
   auto r = BuildHnsw(data.data(), data.size() / dim, dim, metric, params, pool, {});
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   return r.ok() ? std::move(r).value() : std::vector<GraphSection>();
+}
+
+// Two builds' sections are the same, kind by kind and byte by byte.
+inline void ExpectSameSections(const std::vector<GraphSection>& a, const std::vector<GraphSection>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].kind, b[i].kind);
+    EXPECT_TRUE(a[i].bytes == b[i].bytes) << "section " << a[i].kind << " differs";
+  }
+}
+
+// Graph sections with their rows, opened as a segment would open them.
+struct Built {
+  std::vector<float> data;
+  uint32_t dim = 0;
+  simd::Metric metric = simd::Metric::kL2;
+  GraphImage image;
+  std::unique_ptr<HnswGraph> graph;  // null when the open failed (the test has failed then)
+
+  // Opens the image again (after a change to its bytes).
+  Result<HnswGraph> Open(const char* file = "test.pseg") const {
+    return HnswGraph::Open(image.Source(), data.data(), data.size() / dim, dim, metric, file);
+  }
+};
+
+inline std::unique_ptr<Built> OpenSections(const std::vector<GraphSection>& sections, std::vector<float> data,
+                                           uint32_t dim, simd::Metric metric) {
+  auto b = std::make_unique<Built>();
+  b->data = std::move(data);
+  b->dim = dim;
+  b->metric = metric;
+  b->image = GraphImage(sections);
+  auto g = b->Open();
+  EXPECT_TRUE(g.ok()) << g.status().ToString();
+  if (g.ok()) b->graph = std::make_unique<HnswGraph>(std::move(g).value());
+  return b;
+}
+
+inline std::unique_ptr<Built> BuildAndOpen(std::vector<float> data, uint32_t dim, simd::Metric metric,
+                                           const HnswParams& params = HnswParams(), ThreadPool* pool = nullptr) {
+  const std::vector<GraphSection> sections = BuildOrDie(data, dim, metric, params, pool);
+  return OpenSections(sections, std::move(data), dim, metric);
 }
 
 }  // namespace pomai::index::testing

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <set>
 #include <string>
@@ -13,17 +14,13 @@
 #include "index/hnsw.h"
 #include "index/sq8.h"
 #include "index_test_util.h"
-#include "util/coding.h"
-#include "util/crc32c.h"
 
 namespace pomai::index {
 namespace {
 
 using segment::SectionKind;
 using simd::Metric;
-using testing::BuildOrDie;
-using testing::Clustered;
-using testing::GraphImage;
+using namespace testing;
 
 // The score of `q` against code row `code`, decoded, in double.
 double DecodedScore(Metric metric, const float* q, const float* min, const float* scale, const uint8_t* code,
@@ -104,96 +101,76 @@ INSTANTIATE_TEST_SUITE_P(MetricsAndDims, Sq8Kernels,
 constexpr uint32_t kDim = 64;  // a multiple of every target's int16 lanes: the integer kernel runs
 constexpr size_t kRows = 1500;
 
-struct Graph {
-  std::vector<float> data = Clustered(kRows, kDim, 20, 4);
-  std::vector<GraphSection> sections = BuildOrDie(data, kDim, Metric::kL2, HnswParams{8, 60, 2});
-  GraphImage image{sections};
-  Result<HnswGraph> Open() {
-    return HnswGraph::Open(image.Source(), data.data(), kRows, kDim, Metric::kL2, "seg-000007.pseg");
-  }
-  void Reseal() {
-    std::vector<char>& h = image[KindNumber(SectionKind::kHnswHeader)];
-    EncodeFixed32(reinterpret_cast<uint8_t*>(h.data() + hnsw_header::kCrc),
-                  crc32c::Value(h.data(), hnsw_header::kCrc));
-  }
-};
+std::unique_ptr<Built> Graph() {
+  return BuildAndOpen(Clustered(kRows, kDim, 20, 4), kDim, Metric::kL2, HnswParams{8, 60, 2});
+}
 
 TEST(Sq8Norms, NewGraphsCarryNormsAndVerify) {
-  Graph g;
-  ASSERT_EQ(g.image.sections().count(KindNumber(SectionKind::kHnswSq8Norms)), 1u);
-  EXPECT_EQ(g.image[KindNumber(SectionKind::kHnswSq8Norms)].size(), kRows * 4);
-  EXPECT_NE(g.image[KindNumber(SectionKind::kHnswHeader)][hnsw_header::kFlags] & kFlagSq8Norms, 0);
-  auto graph = g.Open();
+  auto g = Graph();
+  ASSERT_EQ(g->image.sections().count(KindNumber(SectionKind::kHnswSq8Norms)), 1u);
+  EXPECT_EQ(g->image[SectionKind::kHnswSq8Norms].size(), kRows * 4);
+  EXPECT_NE(g->image[SectionKind::kHnswHeader][hnsw_header::kFlags] & kFlagSq8Norms, 0);
+  auto graph = g->Open();
   ASSERT_TRUE(graph.ok()) << graph.status().ToString();
   EXPECT_TRUE(graph->Verify().ok());
   EXPECT_EQ(graph->Stats()->bytes % 4, 0u);
 }
 
 TEST(Sq8Norms, GraphsWithoutNormsOpenAndFindTheSameRows) {
-  Graph with;
-  Graph without;
-  without.image.sections().erase(KindNumber(SectionKind::kHnswSq8Norms));
-  without.image[KindNumber(SectionKind::kHnswHeader)][hnsw_header::kFlags] &= ~kFlagSq8Norms;
-  without.Reseal();
-  auto a = with.Open();
-  auto b = without.Open();
+  auto with = Graph();
+  auto without = Graph();
+  without->image.sections().erase(KindNumber(SectionKind::kHnswSq8Norms));
+  without->image[SectionKind::kHnswHeader][hnsw_header::kFlags] &= ~kFlagSq8Norms;
+  without->image.ResealHeader();
+  auto a = with->Open();
+  auto b = without->Open();
   ASSERT_TRUE(a.ok() && b.ok()) << b.status().ToString();
   EXPECT_TRUE(b->Verify().ok());
   ASSERT_TRUE(b->has_sq8());
   EXPECT_EQ(b->Stats()->bytes + kRows * 4, a->Stats()->bytes);
   const std::vector<float> queries = Clustered(100, kDim, 20, 5);
+  const auto ra = SearchAll(*a, queries, kDim, 10, 40);
+  const auto rb = SearchAll(*b, queries, kDim, 10, 40);
   size_t same = 0;
-  std::vector<Neighbor> ra, rb;
   for (size_t q = 0; q < 100; ++q) {
-    ASSERT_TRUE(a->Search(queries.data() + q * kDim, 10, 40, nullptr, &ra).ok());
-    ASSERT_TRUE(b->Search(queries.data() + q * kDim, 10, 40, nullptr, &rb).ok());
-    std::set<uint32_t> sa, sb;
-    for (const Neighbor& n : ra) sa.insert(n.row);
-    for (const Neighbor& n : rb) sb.insert(n.row);
-    same += sa == sb;
+    same += std::set<uint32_t>(ra[q].begin(), ra[q].end()) == std::set<uint32_t>(rb[q].begin(), rb[q].end());
   }
   // The two kernels round differently, so a near tie may go either way, rarely.
   EXPECT_GE(same, 97u);
 }
 
 TEST(Sq8Norms, DamagedNormsSectionOrFlagsAreCorruption) {
-  {
-    Graph g;  // a norms section of the wrong size
-    g.image[KindNumber(SectionKind::kHnswSq8Norms)].pop_back();
-    auto graph = g.Open();
-    ASSERT_FALSE(graph.ok());
-    EXPECT_TRUE(graph.status().IsCorruption()) << graph.status().ToString();
-    EXPECT_NE(graph.status().message().find("hnsw sq8 norms"), std::string::npos) << graph.status().message();
-  }
-  {
-    Graph g;  // the norms flag without the SQ8 flag
-    g.image[KindNumber(SectionKind::kHnswHeader)][hnsw_header::kFlags] = kFlagSq8Norms;
-    g.Reseal();
-    auto graph = g.Open();
-    ASSERT_FALSE(graph.ok());
-    EXPECT_TRUE(graph.status().IsCorruption()) << graph.status().ToString();
-  }
-  {
-    Graph g;  // the flag set, the section missing
-    g.image.sections().erase(KindNumber(SectionKind::kHnswSq8Norms));
-    auto graph = g.Open();
-    ASSERT_FALSE(graph.ok());
-    EXPECT_TRUE(graph.status().IsCorruption()) << graph.status().ToString();
-  }
+  // Open of a fresh graph with `damage` done to its image.
+  auto open_damaged = [](const std::function<void(GraphImage&)>& damage) {
+    auto g = Graph();
+    damage(g->image);
+    Status st = g->Open().status();
+    EXPECT_TRUE(st.IsCorruption()) << st.ToString();
+    return st;
+  };
+  // A norms section of the wrong size.
+  Status st = open_damaged([](GraphImage& image) { image[SectionKind::kHnswSq8Norms].pop_back(); });
+  EXPECT_NE(st.message().find("hnsw sq8 norms"), std::string::npos) << st.message();
+  open_damaged([](GraphImage& image) {  // the norms flag without the SQ8 flag
+    image[SectionKind::kHnswHeader][hnsw_header::kFlags] = kFlagSq8Norms;
+    image.ResealHeader();
+  });
+  // The flag set, the section missing.
+  open_damaged([](GraphImage& image) { image.sections().erase(KindNumber(SectionKind::kHnswSq8Norms)); });
 }
 
 TEST(Sq8Norms, AWrongNormFailsVerifyAndSearchStaysSafe) {
   for (const float bad : {0.0f, -1.0f, std::nanf(""), INFINITY, 1e30f}) {
-    Graph g;
-    std::memcpy(g.image[KindNumber(SectionKind::kHnswSq8Norms)].data() + 4 * 123, &bad, 4);
-    auto graph = g.Open();
+    auto g = Graph();
+    std::memcpy(g->image[SectionKind::kHnswSq8Norms].data() + 4 * 123, &bad, 4);
+    auto graph = g->Open();
     ASSERT_TRUE(graph.ok()) << graph.status().ToString();
     Status v = graph->Verify();
     EXPECT_TRUE(v.IsCorruption()) << bad << ": " << v.ToString();
     EXPECT_NE(v.message().find("row 123"), std::string::npos) << v.message();
     std::vector<Neighbor> out;
     for (size_t q = 0; q < 20; ++q) {
-      ASSERT_TRUE(graph->Search(g.data.data() + q * 50 * kDim, 10, 30, nullptr, &out).ok());
+      ASSERT_TRUE(graph->Search(g->data.data() + q * 50 * kDim, 10, 30, nullptr, &out).ok());
       EXPECT_EQ(out.size(), 10u);
       for (const Neighbor& n : out) EXPECT_TRUE(std::isfinite(n.score));  // the rerank is exact float32
     }
@@ -203,25 +180,18 @@ TEST(Sq8Norms, AWrongNormFailsVerifyAndSearchStaysSafe) {
 TEST(Sq8Rerank, TheBestCodesReScoredHoldTheExactTopK) {
   // ef far above RerankCount(k): the walk keeps many more rows than are
   // re-scored, and the answer must still be the exact top k.
-  Graph g;
-  auto graph = g.Open();
-  ASSERT_TRUE(graph.ok());
-  ASSERT_EQ(graph->traversal(), Traversal::kSq8);
+  auto g = Graph();
+  ASSERT_NE(g->graph, nullptr);
+  ASSERT_EQ(g->graph->traversal(), Traversal::kSq8);
   ASSERT_LT(RerankCount(10), 300u);
   std::mt19937_64 rng(3);
   std::normal_distribution<float> noise(0.0f, 0.05f);
   std::vector<float> queries(50 * kDim);
   for (size_t q = 0; q < 50; ++q)
-    for (uint32_t j = 0; j < kDim; ++j) queries[q * kDim + j] = g.data[(q * 29) * kDim + j] + noise(rng);
-  const auto truth = testing::GroundTruth(g.data, kDim, queries, Metric::kL2, 10);
-  std::vector<std::vector<uint32_t>> found(50);
-  std::vector<Neighbor> out;
-  for (size_t q = 0; q < 50; ++q) {
-    ASSERT_TRUE(graph->Search(queries.data() + q * kDim, 10, 300, nullptr, &out).ok());
-    ASSERT_EQ(out.size(), 10u);
-    for (const Neighbor& n : out) found[q].push_back(n.row);
-  }
-  EXPECT_GE(testing::Recall(truth, found), 0.99);
+    for (uint32_t j = 0; j < kDim; ++j) queries[q * kDim + j] = g->data[(q * 29) * kDim + j] + noise(rng);
+  const auto found = SearchAll(*g->graph, queries, kDim, 10, 300);
+  for (const auto& f : found) EXPECT_EQ(f.size(), 10u);
+  EXPECT_GE(Recall(GroundTruth(g->data, kDim, queries, Metric::kL2, 10), found), 0.99);
 }
 
 }  // namespace

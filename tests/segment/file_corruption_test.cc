@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <functional>
 
 #include "file_test_util.h"
 #include "segment/file.h"
@@ -253,13 +252,32 @@ class CraftedFile : public FileDamage {
     ExpectNamed(f.status(), what);
     EXPECT_NE(f.status().message().find(what), std::string::npos) << f.status().message();
   }
+  // The u32 (kind at 0, group at 4) or u64 (offset at 8, length at 16) field
+  // of (kind, group)'s table entry set to `value`, the table resealed.
+  void ExpectEntryFieldFails(SectionKind kind, uint32_t group, size_t field, uint64_t value, const std::string& what) {
+    std::string b = good_;
+    if (field < 8) {
+      EncodeFixed32(at(b, Entry(b, kind, group) + field), static_cast<uint32_t>(value));
+    } else {
+      EncodeFixed64(at(b, Entry(b, kind, group) + field), value);
+    }
+    SealTable(b);
+    ExpectOpenFails(b, what);
+  }
+  uint64_t EntryField64(SectionKind kind, uint32_t group, size_t field) {
+    return DecodeFixed64(at(good_, Entry(good_, kind, group) + field));
+  }
 };
 
 TEST_F(CraftedFile, HeaderFieldsAreChecked) {
   std::string b = good_;
-  EncodeFixed32(at(b, 8), 3);
+  EncodeFixed32(at(b, header2::kVersion), 3);
   SealHeader(b);
-  ExpectOpenFails(b, "unsupported segment format version 3 (this build reads 2)");
+  ExpectOpenFails(b, "at offset 8: unsupported segment format version 3 (this build reads 2)");
+  b = good_;
+  EncodeFixed32(at(b, header2::kVersion), 1);  // a format-1 file is named as one
+  SealHeader(b);
+  ExpectOpenFails(b, "at offset 8: unsupported segment format version 1 (this build reads 2)");
   b = good_;
   b[50] = 1;  // file number 1 + 65536 * 256
   SealHeader(b);
@@ -286,68 +304,32 @@ TEST_F(CraftedFile, FooterAndTableAreChecked) {
 }
 
 TEST_F(CraftedFile, TableEntriesAreChecked) {
-  std::string b = good_;
-  EncodeFixed32(at(b, Entry(b, SectionKind::kKeys, kFileLevel)), 140);
-  SealTable(b);
-  ExpectOpenFails(b, "unknown section kind 140");
-  b = good_;
-  EncodeFixed32(at(b, Entry(b, SectionKind::kKeys, kFileLevel)), 1);  // format 1 numbered its ids section 1
-  SealTable(b);
-  ExpectOpenFails(b, "unknown section kind 1");
-  b = good_;
-  EncodeFixed32(at(b, Entry(b, SectionKind::kKeys, kFileLevel) + 4), 0);
-  SealTable(b);
-  ExpectOpenFails(b, "wrong scope");
-  b = good_;
-  EncodeFixed32(at(b, Entry(b, SectionKind::kRowIds, 0) + 4), 9);
-  SealTable(b);
-  ExpectOpenFails(b, "of group 9 of 4");
-  b = good_;
-  EncodeFixed64(at(b, Entry(b, SectionKind::kKeys, kFileLevel) + 8),
-                DecodeFixed64(at(b, Entry(b, SectionKind::kValues, kFileLevel) + 8)));
-  SealTable(b);
-  ExpectOpenFails(b, "overlap");
-  b = good_;
-  EncodeFixed64(at(b, Entry(b, SectionKind::kKeys, kFileLevel) + 8), 130);
-  SealTable(b);
-  ExpectOpenFails(b, "not 64-byte aligned");
-  b = good_;
-  EncodeFixed64(at(b, Entry(b, SectionKind::kValues, kFileLevel) + 16), b.size());
-  SealTable(b);
-  ExpectOpenFails(b, "runs past the section table");
-  b = good_;
+  ExpectEntryFieldFails(SectionKind::kKeys, kFileLevel, 0, 140, "unknown section kind 140");
+  // Format 1 numbered its ids section 1.
+  ExpectEntryFieldFails(SectionKind::kKeys, kFileLevel, 0, 1, "unknown section kind 1");
+  ExpectEntryFieldFails(SectionKind::kKeys, kFileLevel, 4, 0, "wrong scope");
+  ExpectEntryFieldFails(SectionKind::kRowIds, 0, 4, 9, "of group 9 of 4");
+  ExpectEntryFieldFails(SectionKind::kKeys, kFileLevel, 8, EntryField64(SectionKind::kValues, kFileLevel, 8),
+                        "overlap");
+  ExpectEntryFieldFails(SectionKind::kKeys, kFileLevel, 8, 130, "not 64-byte aligned");
+  ExpectEntryFieldFails(SectionKind::kValues, kFileLevel, 16, good_.size(), "runs past the section table");
   // Row ids in a group of vector records (group 2).
-  EncodeFixed32(at(b, Entry(b, SectionKind::kRowEntries, 2)), KindNumber(SectionKind::kRowIds));
-  SealTable(b);
-  ExpectOpenFails(b, "does not belong to a records group");
-  b = good_;
+  ExpectEntryFieldFails(SectionKind::kRowEntries, 2, 0, KindNumber(SectionKind::kRowIds),
+                        "does not belong to a records group");
   // A required section renamed into a duplicate.
-  EncodeFixed32(at(b, Entry(b, SectionKind::kRowSeqs, 0)), KindNumber(SectionKind::kRowIds));
-  SealTable(b);
-  ExpectOpenFails(b, "appears twice");
-  b = good_;
-  EncodeFixed32(at(b, Entry(b, SectionKind::kRowSeqs, 0)), KindNumber(SectionKind::kGraphSq8Norms) + 1);
-  SealTable(b);
-  ExpectOpenFails(b, "unknown section kind 168");
+  ExpectEntryFieldFails(SectionKind::kRowSeqs, 0, 0, KindNumber(SectionKind::kRowIds), "appears twice");
+  ExpectEntryFieldFails(SectionKind::kRowSeqs, 0, 0, KindNumber(SectionKind::kGraphSq8Norms) + 1,
+                        "unknown section kind 168");
 }
 
 TEST_F(CraftedFile, MissingSectionsAndWrongLengthsAreCorruption) {
-  std::string b = good_;
-  EncodeFixed64(at(b, Entry(b, SectionKind::kTombstoneSeqs, 0) + 16), 16);
-  SealTable(b);
-  ExpectOpenFails(b, "tombstone seqs section of group 0 is 16 bytes");
-  b = good_;
-  EncodeFixed64(at(b, Entry(b, SectionKind::kEntries, kFileLevel) + 16),
-                DecodeFixed64(at(b, Entry(b, SectionKind::kEntries, kFileLevel) + 16)) - 48);
-  SealTable(b);
-  ExpectOpenFails(b, "entries section is");
-  b = good_;
-  EncodeFixed64(at(b, Entry(b, SectionKind::kBlockCrcs, 1) + 16), 0);
-  SealTable(b);
-  ExpectOpenFails(b, "block CRCs section of group 1");
+  ExpectEntryFieldFails(SectionKind::kTombstoneSeqs, 0, 16, 16, "tombstone seqs section of group 0 is 16 bytes");
+  ExpectEntryFieldFails(SectionKind::kEntries, kFileLevel, 16, EntryField64(SectionKind::kEntries, kFileLevel, 16) - 48,
+                        "entries section is");
+  ExpectEntryFieldFails(SectionKind::kBlockCrcs, 1, 16, 0, "block CRCs section of group 1");
   // The graph flag on a collection group without graph sections.
   Build(MixedFile(12, 6, false));
-  b = good_;
+  std::string b = good_;
   b[Descriptor(b, 1) + group2::kFlags] = 1;
   SealDescriptor(b, 1);
   ExpectOpenFails(b, "missing hnsw header section of group 1");
@@ -376,6 +358,8 @@ TEST_F(CraftedFile, GroupDescriptorsAreChecked) {
       {2, group2::kCid, 1, 8, "of vector records has a cid"},
       {2, group2::kTombstones, 1, 8, "has tombstones"},
       {2, group2::kRows, 1000, 8, "more rows than the file has entries"},
+      {2, group2::kFlags, 1, 1, "unsupported flags"},  // the graph flag on a group of vector records
+      {0, group2::kFlags, 0, 1, "without a graph"},    // the graph flag cleared on a group with graph sections
   };
   for (const Case& c : cases) {
     std::string b = good_;
@@ -384,17 +368,7 @@ TEST_F(CraftedFile, GroupDescriptorsAreChecked) {
     SealDescriptor(b, c.group);
     ExpectOpenFails(b, c.what);
   }
-  // Graph flag on a group of vector records.
   std::string b = good_;
-  b[Descriptor(b, 2) + group2::kFlags] = 1;
-  SealDescriptor(b, 2);
-  ExpectOpenFails(b, "unsupported flags");
-  // Graph flag cleared on a group with graph sections.
-  b = good_;
-  b[Descriptor(b, 0) + group2::kFlags] = 0;
-  SealDescriptor(b, 0);
-  ExpectOpenFails(b, "without a graph");
-  b = good_;
   b[Descriptor(b, 1) + 60] ^= 1;
   ExpectOpenFails(b, "group 1 descriptor checksum mismatch");
 }

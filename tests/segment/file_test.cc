@@ -5,15 +5,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cmath>
-#include <set>
 #include <thread>
 
 #include "file_test_util.h"
 #include "segment/file.h"
 #include "segment/writer.h"
-#include "util/coding.h"
-#include "util/crc32c.h"
 #include "support/fault_env.h"
 #include "support/temp_dir.h"
 #include "util/limits.h"
@@ -42,8 +38,7 @@ class SegmentFileTest : public ::testing::Test {
 };
 
 TEST_F(SegmentFileTest, U64GroupRoundTrips) {
-  FileData data;
-  data.u64.push_back(MakeU64(9, 300, 8, 20));
+  FileData data = FileData::OneGroup(MakeU64(9, 300, 8, 20));
   auto f = WriteAndOpen(data, 1, 1024);  // 32 rows per block: 10 blocks
   ASSERT_NE(f, nullptr);
   ASSERT_TRUE(f->Verify().ok()) << f->Verify().ToString();
@@ -182,8 +177,7 @@ TEST_F(SegmentFileTest, AnEmptyFileOpensAndVerifies) {
 }
 
 TEST_F(SegmentFileTest, AGroupWithTombstonesOnlyRoundTrips) {
-  FileData data;
-  data.u64.push_back(MakeU64(1, 0, 16, 5));
+  FileData data = FileData::OneGroup(MakeU64(1, 0, 16, 5));
   auto f = WriteAndOpen(data);
   ASSERT_NE(f, nullptr);
   EXPECT_TRUE(f->Verify().ok());
@@ -198,8 +192,7 @@ TEST_F(SegmentFileTest, AGroupWithTombstonesOnlyRoundTrips) {
 }
 
 TEST_F(SegmentFileTest, OpenReadsNoRowsAndLookupsCheckOnlyTheirBlocks) {
-  FileData data;
-  data.u64.push_back(MakeU64(1, 1000, 4, 0));
+  FileData data = FileData::OneGroup(MakeU64(1, 1000, 4, 0));
   auto f = WriteAndOpen(data, 1, 256);  // 16 rows per block: 63 blocks
   ASSERT_NE(f, nullptr);
   ASSERT_EQ(f->group(0).rows_per_block, 16u);
@@ -220,14 +213,12 @@ TEST_F(SegmentFileTest, OpenReadsNoRowsAndLookupsCheckOnlyTheirBlocks) {
 }
 
 TEST_F(SegmentFileTest, ADamagedBlockFailsOnlyTheReadsOfItsRows) {
-  FileData data;
-  data.u64.push_back(MakeU64(1, 1000, 4, 0));
-  ASSERT_TRUE(data.Write(Env::Default(), Path(1), 1, 256).ok());
-  auto f = SegmentFile::Open(Env::Default(), Path(1));
-  ASSERT_TRUE(f.ok());
+  FileData data = FileData::OneGroup(MakeU64(1, 1000, 4, 0));
+  auto f = WriteAndOpen(data, 1, 256);
+  ASSERT_NE(f, nullptr);
   // Damage row 170's vector (block 10) in a copy of the file.
   std::string bytes = ReadAll(Path(1));
-  const uint64_t at = static_cast<uint64_t>(reinterpret_cast<const char*>((*f)->vector(0, 170)) - (*f)->base());
+  const uint64_t at = static_cast<uint64_t>(reinterpret_cast<const char*>(f->vector(0, 170)) - f->base());
   bytes[at + 2] ^= 0x10;
   const std::string copy = dir_.file("copy.pseg");
   WriteAll(copy, bytes);
@@ -296,8 +287,7 @@ TEST_F(SegmentFileTest, RowsPerBlockIsTheLargestPowerOfTwoIn64KiB) {
   EXPECT_EQ(RowsPerBlock(384), 32u);
   EXPECT_EQ(RowsPerBlock(65535), 1u);
   for (uint32_t dim : {1u, 100u, 20000u}) {
-    FileData data;
-    data.u64.push_back(MakeU64(1, 3, dim, 0));
+    FileData data = FileData::OneGroup(MakeU64(1, 3, dim, 0));
     auto f = WriteAndOpen(data, dim);
     ASSERT_NE(f, nullptr);
     EXPECT_EQ(f->group(0).rows_per_block, RowsPerBlock(dim));
@@ -307,59 +297,41 @@ TEST_F(SegmentFileTest, RowsPerBlockIsTheLargestPowerOfTwoIn64KiB) {
 
 TEST_F(SegmentFileTest, TheWriterRefusesBadInputAndLeavesNoFile) {
   auto expect_refused = [&](FileData& data, const std::string& what) {
-    SegmentWriter w;
     Status s = data.Write(Env::Default(), Path(8), 8);
     EXPECT_TRUE(s.IsInvalidArgument()) << what << ": " << s.ToString();
     EXPECT_FALSE(Env::Default()->FileExists(Path(8))) << what;
     EXPECT_FALSE(Env::Default()->FileExists(Path(8) + ".tmp")) << what;
   };
-  {
-    FileData data;
-    data.u64.push_back(MakeU64(1, 10, 4, 0));
-    std::swap(data.u64[0].ids[3], data.u64[0].ids[4]);
-    expect_refused(data, "unsorted ids");
-  }
-  {
-    FileData data;
-    data.u64.push_back(MakeU64(1, 10, 4, 0));
-    data.u64.push_back(MakeU64(1, 10, 4, 0));
-    expect_refused(data, "two groups with the same descriptor key");
-  }
-  {
-    FileData data;
-    data.u64.push_back(MakeU64(1, 10, 0, 0));
-    expect_refused(data, "dim 0");
-  }
-  {
-    FileData data;
-    data.entries.push_back({std::string("\x05k", 2), 1, EntryKind::kBytes, "v"});
-    expect_refused(data, "unknown namespace");
-  }
-  {
-    FileData data = MixedFile(4, 4, false);
-    data.entries.push_back(data.entries[3]);  // a key twice
-    expect_refused(data, "duplicate key");
-  }
-  {
-    FileData data;
-    data.entry_groups = {{GroupKind::kBytes, 77, 4, simd::Metric::kL2, false}};
-    EntryData row{RowKey(78, "x"), 1, EntryKind::kVector, "", false, 0};
-    row.vector = RandomVectors(1, 4, 1);
-    data.entries.push_back(row);
-    expect_refused(data, "a row of another collection");
-  }
-  {
-    // A graph whose rows are not the group's.
-    SegmentWriter w;
-    U64Data u = MakeU64(1, 10, 4, 0);
-    const GroupHandle h = w.AddU64Group(u.Rows());
-    auto sections = index::BuildHnsw(u.vectors.data(), 9, 4, u.metric, index::HnswParams{}, nullptr, nullptr);
-    ASSERT_TRUE(sections.ok());
-    w.SetGraph(h, std::move(sections).value());
-    Status s = w.Finish(Env::Default(), Path(8), 8);
-    EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
-    EXPECT_FALSE(Env::Default()->FileExists(Path(8)));
-  }
+  FileData unsorted = FileData::OneGroup(MakeU64(1, 10, 4, 0));
+  std::swap(unsorted.u64[0].ids[3], unsorted.u64[0].ids[4]);
+  expect_refused(unsorted, "unsorted ids");
+  FileData twice = FileData::OneGroup(MakeU64(1, 10, 4, 0));
+  twice.u64.push_back(MakeU64(1, 10, 4, 0));
+  expect_refused(twice, "two groups with the same descriptor key");
+  FileData dim0 = FileData::OneGroup(MakeU64(1, 10, 0, 0));
+  expect_refused(dim0, "dim 0");
+  FileData bad_namespace;
+  bad_namespace.entries.push_back({std::string("\x05k", 2), 1, EntryKind::kBytes, "v"});
+  expect_refused(bad_namespace, "unknown namespace");
+  FileData duplicate = MixedFile(4, 4, false);
+  duplicate.entries.push_back(duplicate.entries[3]);  // a key twice
+  expect_refused(duplicate, "duplicate key");
+  FileData other_collection;
+  other_collection.entry_groups = {{GroupKind::kBytes, 77, 4, simd::Metric::kL2, false}};
+  EntryData row{RowKey(78, "x"), 1, EntryKind::kVector, "", false, 0};
+  row.vector = RandomVectors(1, 4, 1);
+  other_collection.entries.push_back(row);
+  expect_refused(other_collection, "a row of another collection");
+  // A graph whose rows are not the group's.
+  SegmentWriter w;
+  U64Data u = MakeU64(1, 10, 4, 0);
+  const GroupHandle h = w.AddU64Group(u.Rows());
+  auto sections = index::BuildHnsw(u.vectors.data(), 9, 4, u.metric, index::HnswParams{}, nullptr, nullptr);
+  ASSERT_TRUE(sections.ok());
+  w.SetGraph(h, std::move(sections).value());
+  Status s = w.Finish(Env::Default(), Path(8), 8);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_FALSE(Env::Default()->FileExists(Path(8)));
 }
 
 TEST_F(SegmentFileTest, AFileNumberOtherThanTheNameIsCorruption) {
@@ -374,22 +346,6 @@ TEST_F(SegmentFileTest, AFileNumberOtherThanTheNameIsCorruption) {
   EXPECT_TRUE(SegmentFile::Open(Env::Default(), dir_.file("other.pseg")).ok());
 }
 
-TEST_F(SegmentFileTest, FormatOneFilesAreRefusedNamingTheVersion) {
-  FileData data;
-  ASSERT_TRUE(data.Write(Env::Default(), Path(1), 1).ok());
-  // The header of a format-1 file: version 1, its checksum resealed.
-  std::string bytes = ReadAll(Path(1));
-  auto* p = reinterpret_cast<uint8_t*>(bytes.data());
-  EncodeFixed32(p + header2::kVersion, 1);
-  EncodeFixed32(p + header2::kCrc, crc32c::Value(p, header2::kCrc));
-  WriteAll(Path(1), bytes);
-  auto f = SegmentFile::Open(Env::Default(), Path(1));
-  ASSERT_FALSE(f.ok());
-  EXPECT_NE(f.status().message().find("at offset 8: unsupported segment format version 1 (this build reads 2)"),
-            std::string::npos)
-      << f.status().message();
-}
-
 TEST_F(SegmentFileTest, OpenOfAMissingFileIsNotCorruption) {
   auto f = SegmentFile::Open(Env::Default(), Path(9));
   ASSERT_FALSE(f.ok());
@@ -397,8 +353,7 @@ TEST_F(SegmentFileTest, OpenOfAMissingFileIsNotCorruption) {
 }
 
 TEST_F(SegmentFileTest, AWriteIsDurableTmpSyncRenameSyncDir) {
-  FileData data;
-  data.u64.push_back(MakeU64(1, 10, 4, 1));
+  FileData data = FileData::OneGroup(MakeU64(1, 10, 4, 1));
   pomai::testing::FaultInjectionEnv env;
   ASSERT_TRUE(data.Write(&env, Path(1), 1).ok());
   EXPECT_EQ(env.count(pomai::testing::Op::kSync), 1u);
@@ -415,8 +370,7 @@ TEST_F(SegmentFileTest, AFailedWriteLeavesNoFile) {
     int err;
     Code code;
   };
-  FileData data;
-  data.u64.push_back(MakeU64(1, 2000, 16, 5));
+  FileData data = FileData::OneGroup(MakeU64(1, 2000, 16, 5));
   uint64_t appends = 0;
   {
     pomai::testing::FaultInjectionEnv env;
@@ -452,8 +406,7 @@ TEST_F(SegmentFileTest, AFailedWriteLeavesNoFile) {
 // The first checks of a block race from many threads (as searches do on a
 // freshly opened segment): all get its result.
 TEST_F(SegmentFileTest, ConcurrentFirstChecksOfABlockAgree) {
-  FileData data;
-  data.u64.push_back(MakeU64(1, 2000, 32, 10));
+  FileData data = FileData::OneGroup(MakeU64(1, 2000, 32, 10));
   ASSERT_TRUE(data.Write(Env::Default(), Path(1), 1, 4096).ok());  // 32 rows per block
   auto good = SegmentFile::Open(Env::Default(), Path(1));
   ASSERT_TRUE(good.ok());

@@ -54,20 +54,10 @@ struct U64Data {
 
   std::string Meta(size_t r) const { return blob.substr(meta_offsets[r], meta_offsets[r + 1] - meta_offsets[r]); }
   U64Rows Rows() const {
-    U64Rows u;
-    u.cid = cid;
-    u.dim = dim;
-    u.metric = metric;
-    u.rows = ids.size();
-    u.ids = ids.data();
-    u.seqs = seqs.data();
-    u.vectors = vectors.data();
-    u.metadata_offsets = meta_offsets.data();
-    u.metadata_blob = reinterpret_cast<const uint8_t*>(blob.data());
-    u.tombstones = tomb_ids.size();
-    u.tombstone_ids = tomb_ids.data();
-    u.tombstone_seqs = tomb_seqs.data();
-    return u;
+    return {.cid = cid, .dim = dim, .metric = metric, .rows = ids.size(), .ids = ids.data(), .seqs = seqs.data(),
+            .vectors = vectors.data(), .metadata_offsets = meta_offsets.data(),
+            .metadata_blob = reinterpret_cast<const uint8_t*>(blob.data()), .tombstones = tomb_ids.size(),
+            .tombstone_ids = tomb_ids.data(), .tombstone_seqs = tomb_seqs.data()};
   }
 };
 
@@ -120,6 +110,13 @@ struct FileData {
   std::vector<EntryGroupData> entry_groups;
   std::vector<U64Data> u64;
   index::HnswParams graph_params{8, 40, 7, true};
+
+  // A file of one u64 group.
+  static FileData OneGroup(U64Data u) {
+    FileData f;
+    f.u64.push_back(std::move(u));
+    return f;
+  }
 
   // Writes the file; graphs are built with index::BuildHnsw (sequential).
   Status Write(Env* env, const std::string& path, uint64_t number, size_t block_bytes = kBlockBytes) {

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -16,10 +15,10 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <system_error>
 #include <vector>
 
 #include "support/power_loss_env.h"
+#include "support/temp_dir.h"
 #include "util/env.h"
 #include "util/status.h"
 
@@ -28,29 +27,11 @@ namespace pomai::testing {
 // A fresh directory, on tmpfs (/dev/shm) when there is one: durability is
 // simulated by PowerLossEnv, and ext4's rename-over and close heuristics cost
 // ~10 ms a call on a real disk, which thousands of runs cannot afford.
-// Removed with its content on destruction.
-class ScratchDir {
+class ScratchDir : public TempDir {
  public:
-  ScratchDir() {
-    std::error_code ec;
-    std::filesystem::path base = std::filesystem::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK) == 0
-                                     ? std::filesystem::path("/dev/shm")
-                                     : std::filesystem::temp_directory_path();
-    std::string tmpl = (base / "pomai-crash-XXXXXX").string();
-    char* p = ::mkdtemp(tmpl.data());
-    path_ = p ? std::string(p) : std::string();
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
+  ScratchDir() : TempDir(OnTmpfs()) {}
   ScratchDir(const ScratchDir&) = delete;
   ScratchDir& operator=(const ScratchDir&) = delete;
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
 };
 
 // POMAI_CRASH_POINTS_ALL=1 (not "0"): run every point, not a spread subset.
@@ -79,7 +60,6 @@ inline std::vector<uint64_t> PointsToRun(uint64_t total, uint64_t budget) {
     for (uint64_t n = 1; n <= total; ++n) pts.push_back(n);
     return pts;
   }
-  if (budget < 2) budget = 2;
   for (uint64_t i = 0; i < budget; ++i) pts.push_back(1 + i * (total - 1) / (budget - 1));
   pts.erase(std::unique(pts.begin(), pts.end()), pts.end());
   return pts;

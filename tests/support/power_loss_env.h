@@ -72,7 +72,8 @@ class PowerLossEnv : public EnvWrapper {
         real_sync_(real_sync) {
     std::filesystem::create_directories(parent_);
     std::filesystem::create_directories(stash_);
-    ResetToDisk();
+    std::lock_guard<std::mutex> l(mu_);
+    ResetToDiskLocked();
   }
   ~PowerLossEnv() override {
     std::error_code ec;
@@ -112,31 +113,25 @@ class PowerLossEnv : public EnvWrapper {
     if (!dir_durable_) {
       // The directory's own entry never reached the disk: it is all gone.
       fs::remove_all(dir_);
-      fs::remove_all(stash_);
-      fs::create_directories(stash_);
-      crash_at_ = 0;
-      crash_op_.clear();
-      ResetToDiskLocked();
-      return;
+    } else {
+      // 1. Copy out the durable content of every durably named inode.
+      const std::string staging = stash_ + "/.staging";
+      fs::remove_all(staging);
+      fs::create_directories(staging);
+      std::map<std::string, std::string> staged;  // durable name -> staged copy
+      int k = 0;
+      for (const auto& [name, ino] : durable_) {
+        const Inode& node = inodes_.at(ino);
+        const std::string tmp = staging + "/" + std::to_string(k++);
+        uint64_t keep = node.synced;
+        if (unsynced == Unsynced::kHalf && node.written > node.synced) keep += (node.written - node.synced) / 2;
+        CopyPrefix(SourceOf(ino), tmp, keep);
+        staged[name] = tmp;
+      }
+      // 2. Wipe the directory and install the durable view.
+      for (const auto& e : fs::directory_iterator(dir_)) fs::remove_all(e.path());
+      for (const auto& [name, tmp] : staged) fs::rename(tmp, dir_ + "/" + name);
     }
-    // 1. Copy out the durable content of every durably named inode.
-    const std::string staging = stash_ + "/.staging";
-    fs::remove_all(staging);
-    fs::create_directories(staging);
-    std::map<std::string, std::string> staged;  // durable name -> staged copy
-    int k = 0;
-    for (const auto& [name, ino] : durable_) {
-      const Inode& node = inodes_.at(ino);
-      const std::string src = SourceOf(ino);
-      const std::string tmp = staging + "/" + std::to_string(k++);
-      uint64_t keep = node.synced;
-      if (unsynced == Unsynced::kHalf && node.written > node.synced) keep += (node.written - node.synced) / 2;
-      CopyPrefix(src, tmp, keep);
-      staged[name] = tmp;
-    }
-    // 2. Wipe the directory and install the durable view.
-    for (const auto& e : fs::directory_iterator(dir_)) fs::remove_all(e.path());
-    for (const auto& [name, tmp] : staged) fs::rename(tmp, dir_ + "/" + name);
     fs::remove_all(stash_);
     fs::create_directories(stash_);
     crash_at_ = 0;
@@ -219,10 +214,7 @@ class PowerLossEnv : public EnvWrapper {
     durable_ = current_;
     // Stashed inodes no longer durably named are garbage now.
     for (auto it = inodes_.begin(); it != inodes_.end();) {
-      bool named = !it->second.name.empty();
-      bool durable = false;
-      for (const auto& [n, i] : durable_) durable |= (i == it->first);
-      if (!named && !durable) {
+      if (it->second.name.empty() && !DurablyNamed(it->first)) {
         if (!it->second.stash.empty()) ::unlink(it->second.stash.c_str());
         it = inodes_.erase(it);
       } else {
@@ -285,10 +277,10 @@ class PowerLossEnv : public EnvWrapper {
 
   Result<std::unique_ptr<WritableFile>> OpenWritable(const std::string& p, bool truncate) {
     std::lock_guard<std::mutex> l(mu_);
-    if (!Tracked(p)) return truncate ? target()->NewWritableFile(p) : target()->NewAppendableFile(p);
-    POMAI_RETURN_IF_ERROR(Point(truncate ? "create" : "open for append", p));
+    const bool tracked = Tracked(p);
+    if (tracked) POMAI_RETURN_IF_ERROR(Point(truncate ? "create" : "open for append", p));
     auto r = truncate ? target()->NewWritableFile(p) : target()->NewAppendableFile(p);
-    if (!r.ok()) return r.status();
+    if (!r.ok() || !tracked) return r;
     const std::string name = Name(p);
     uint64_t ino;
     auto it = current_.find(name);
@@ -331,12 +323,16 @@ class PowerLossEnv : public EnvWrapper {
   // Keeps the content of `ino` reachable when its current name is about to go.
   void StashIfNeeded(uint64_t ino) {
     Inode& node = inodes_[ino];
-    if (!node.stash.empty() || node.name.empty()) return;
-    bool durable = false;
-    for (const auto& [n, i] : durable_) durable |= (i == ino);
-    if (!durable) return;
+    if (!node.stash.empty() || node.name.empty() || !DurablyNamed(ino)) return;
     node.stash = stash_ + "/ino-" + std::to_string(ino);
     if (::link((dir_ + "/" + node.name).c_str(), node.stash.c_str()) != 0) node.stash.clear();
+  }
+
+  bool DurablyNamed(uint64_t ino) const {
+    for (const auto& [name, i] : durable_) {
+      if (i == ino) return true;
+    }
+    return false;
   }
 
   std::string SourceOf(uint64_t ino) const {
@@ -359,10 +355,6 @@ class PowerLossEnv : public EnvWrapper {
     }
   }
 
-  void ResetToDisk() {
-    std::lock_guard<std::mutex> l(mu_);
-    ResetToDiskLocked();
-  }
   // Everything on disk now is durable.
   void ResetToDiskLocked() {
     inodes_.clear();

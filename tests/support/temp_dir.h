@@ -1,6 +1,8 @@
 // A fresh temporary directory for a test, removed (recursively) at destruction.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -20,12 +22,14 @@ class TempDir {
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
   }
-  // /dev/shm where it is a directory (tmpfs: an fsync costs nothing, for tests
-  // that open a database thousands of times), else the usual temp directory.
+  // /dev/shm where it is a writable directory (tmpfs: an fsync costs nothing,
+  // for tests that open a database thousands of times), else the usual temp
+  // directory.
   static std::filesystem::path OnTmpfs() {
     std::error_code ec;
-    return std::filesystem::is_directory("/dev/shm", ec) ? std::filesystem::path("/dev/shm")
-                                                         : std::filesystem::temp_directory_path();
+    return std::filesystem::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK) == 0
+               ? std::filesystem::path("/dev/shm")
+               : std::filesystem::temp_directory_path();
   }
 
   const std::string& path() const { return path_; }

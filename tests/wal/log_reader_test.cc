@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "wal/log_format.h"
@@ -17,16 +18,17 @@ using testutil::ReadAll;
 
 const std::string kPath = "/db/wal-000007.log";
 
-// Three records; returns their start offsets in *starts (plus the end offset).
-std::string ThreeRecords(std::vector<uint64_t>* starts) {
+// Three records, and their start offsets (plus the end offset).
+std::pair<std::string, std::vector<uint64_t>> ThreeRecords() {
   std::string data;
+  std::vector<uint64_t> starts;
   const std::string payloads[] = {Payload(10, 1), Payload(37, 2), Payload(100, 3)};
   for (int i = 0; i < 3; ++i) {
-    starts->push_back(data.size());
+    starts.push_back(data.size());
     data += Frame(static_cast<uint8_t>(i + 1), 50 + i, payloads[i]);
   }
-  starts->push_back(data.size());
-  return data;
+  starts.push_back(data.size());
+  return {data, starts};
 }
 
 std::string OffsetText(uint64_t offset) { return "offset " + std::to_string(offset); }
@@ -41,8 +43,7 @@ TEST(WalReader, EmptyFileHasNoRecordsAndIsClean) {
 }
 
 TEST(WalReader, ReadsHandFramedRecordsWithOffsets) {
-  std::vector<uint64_t> starts;
-  std::string data = ThreeRecords(&starts);
+  auto [data, starts] = ThreeRecords();
   auto r = ReadAll(data, kPath);
   ASSERT_TRUE(r.status.ok()) << r.status.ToString();
   EXPECT_FALSE(r.torn);
@@ -57,8 +58,7 @@ TEST(WalReader, ReadsHandFramedRecordsWithOffsets) {
 }
 
 TEST(WalReader, TornTailAtEveryByteOfTheLastRecordIsDroppedNotReported) {
-  std::vector<uint64_t> starts;
-  const std::string data = ThreeRecords(&starts);
+  const auto [data, starts] = ThreeRecords();
   const uint64_t last = starts[2];
   const uint64_t end = starts[3];
   ASSERT_GT(end - last, kHeaderSize);  // tears both inside the header and inside the payload
@@ -79,8 +79,7 @@ TEST(WalReader, TornTailAtEveryByteOfTheLastRecordIsDroppedNotReported) {
 }
 
 TEST(WalReader, ZeroFilledTailIsDroppedNotReported) {
-  std::vector<uint64_t> starts;
-  const std::string good = ThreeRecords(&starts);
+  const auto [good, starts] = ThreeRecords();
   for (size_t zeros : {1u, 23u, 24u, 25u, 4096u}) {
     SCOPED_TRACE(std::to_string(zeros) + " zero bytes");
     auto r = ReadAll(good + std::string(zeros, '\0'), kPath);
@@ -92,8 +91,7 @@ TEST(WalReader, ZeroFilledTailIsDroppedNotReported) {
 }
 
 TEST(WalReader, ZerosFollowedByDataAreCorruptionNotATornTail) {
-  std::vector<uint64_t> starts;
-  const std::string good = ThreeRecords(&starts);
+  const auto [good, starts] = ThreeRecords();
   std::string data = good + std::string(4096, '\0');
   data[data.size() - 1] = 1;
   auto r = ReadAll(data, kPath);
@@ -104,8 +102,7 @@ TEST(WalReader, ZerosFollowedByDataAreCorruptionNotATornTail) {
 
 // Flips each byte of the record at [starts[victim], starts[victim + 1]) in turn.
 void ExpectEveryFlipIsCorruption(int victim) {
-  std::vector<uint64_t> starts;
-  const std::string good = ThreeRecords(&starts);
+  const auto [good, starts] = ThreeRecords();
   for (uint64_t at = starts[victim]; at < starts[victim + 1]; ++at) {
     SCOPED_TRACE("byte " + std::to_string(at) + " flipped");
     std::string data = good;
@@ -159,8 +156,7 @@ TEST(WalReader, ValidlyChecksummedButImpossibleHeadersAreCorruption) {
 }
 
 TEST(WalReader, ReturnsNothingMoreAfterAnError) {
-  std::vector<uint64_t> starts;
-  std::string data = ThreeRecords(&starts);
+  auto [data, starts] = ThreeRecords();
   data[starts[1] + kHeaderSize] ^= 1;  // payload of the second record
   Reader reader(reinterpret_cast<const uint8_t*>(data.data()), data.size(), kPath);
   Record rec;

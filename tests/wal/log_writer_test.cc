@@ -61,6 +61,13 @@ class WalWriterTest : public ::testing::Test {
     return s;
   }
   testutil::ReadResult ReadBack(const std::string& name) { return ReadAll(Contents(name), dir_.file(name)); }
+  // A commit fails with `code` and applies nothing.
+  static void ExpectCommitFails(Writer& w, Code code) {
+    bool applied = false;
+    Status s = w.Commit(1, "x", [&](uint64_t) { applied = true; });
+    EXPECT_EQ(s.code(), code) << s.ToString();
+    EXPECT_FALSE(applied);
+  }
 
   TempDir dir_;
   FaultInjectionEnv env_;
@@ -232,15 +239,10 @@ TEST_F(WalWriterTest, FailedSyncIsStickyAndNothingIsApplied) {
   Writer w(NewFile("wal-000001.log"), SyncPolicy::kAlways, 1);
   ASSERT_TRUE(w.Commit(1, "before", no_apply_).ok());
   env_.FailNth(Op::kSync, 1, EIO);  // once only
-  bool applied = false;
-  Status s = w.Commit(1, "lost", [&](uint64_t) { applied = true; });
-  EXPECT_TRUE(s.IsIOError()) << s.ToString();
-  EXPECT_FALSE(applied);
+  ExpectCommitFails(w, Code::kIOError);
   const uint64_t appends = env_.count(Op::kAppend);
   const uint64_t syncs = env_.count(Op::kSync);
-  Status again = w.Commit(1, "after", [&](uint64_t) { applied = true; });
-  EXPECT_TRUE(again.IsIOError()) << again.ToString();
-  EXPECT_FALSE(applied);
+  ExpectCommitFails(w, Code::kIOError);
   EXPECT_EQ(env_.count(Op::kAppend), appends) << "a sticky writer must not write";
   EXPECT_EQ(env_.count(Op::kSync), syncs);
   EXPECT_TRUE(w.sticky_error().IsIOError());
@@ -251,13 +253,8 @@ TEST_F(WalWriterTest, FailedSyncIsStickyAndNothingIsApplied) {
 TEST_F(WalWriterTest, FailedAppendIsStickyWithItsCode) {
   Writer w(NewFile("wal-000001.log"), SyncPolicy::kNever, 1);
   env_.FailNth(Op::kAppend, 1, ENOSPC);
-  bool applied = false;
-  Status s = w.Commit(1, "x", [&](uint64_t) { applied = true; });
-  EXPECT_EQ(s.code(), Code::kResourceExhausted) << s.ToString();
-  EXPECT_FALSE(applied);
-  Status again = w.Commit(1, "y", [&](uint64_t) { applied = true; });
-  EXPECT_EQ(again.code(), Code::kResourceExhausted) << again.ToString();
-  EXPECT_FALSE(applied);
+  ExpectCommitFails(w, Code::kResourceExhausted);
+  ExpectCommitFails(w, Code::kResourceExhausted);
   EXPECT_EQ(env_.count(Op::kAppend), 1u);
 }
 
@@ -266,7 +263,7 @@ TEST_F(WalWriterTest, FailedExplicitSyncIsSticky) {
   ASSERT_TRUE(w.Commit(1, "x", no_apply_).ok());
   env_.FailNth(Op::kSync, 1, EIO);
   EXPECT_TRUE(w.Sync().IsIOError());
-  EXPECT_TRUE(w.Commit(1, "y", no_apply_).IsIOError());
+  ExpectCommitFails(w, Code::kIOError);
 }
 
 TEST_F(WalWriterTest, EveryConcurrentCallerSeesTheStickyErrorAndNoneApplies) {
@@ -347,10 +344,7 @@ TEST_F(WalWriterTest, StagesRunOnceInLogOrderBeforeTheirApplies) {
 TEST_F(WalWriterTest, AFailedGroupIsStagedButNeverApplied) {
   for (size_t size : {size_t{100}, size_t{300} << 10}) {
     SCOPED_TRACE("payload " + std::to_string(size));
-    TempDir dir;
-    auto f = env_.NewWritableFile(dir.file("wal-000001.log"));
-    ASSERT_TRUE(f.ok());
-    Writer w(std::move(f).value(), SyncPolicy::kAlways, 1);
+    Writer w(NewFile("wal-" + std::to_string(size) + ".log"), SyncPolicy::kAlways, 1);
     ASSERT_TRUE(w.Commit(1, "before", no_apply_).ok());
     env_.FailNth(Op::kSync, 1, EIO);
     const std::string payload = Payload(size, 3);
@@ -373,17 +367,14 @@ TEST_F(WalWriterTest, AFailedGroupIsStagedButNeverApplied) {
 TEST_F(WalWriterTest, AStageThatThrowsBadAllocFailsTheGroupStickily) {
   for (size_t size : {size_t{100}, size_t{300} << 10}) {
     SCOPED_TRACE("payload " + std::to_string(size));
-    TempDir dir;
-    auto f = env_.NewWritableFile(dir.file("wal-000001.log"));
-    ASSERT_TRUE(f.ok());
-    Writer w(std::move(f).value(), SyncPolicy::kNever, 1);
+    Writer w(NewFile("wal-" + std::to_string(size) + ".log"), SyncPolicy::kNever, 1);
     const std::string payload = Payload(size, 4);
     const std::string_view piece(payload);
     bool applied = false;
     Status s = w.Commit(1, &piece, 1, [](uint64_t) { throw std::bad_alloc(); }, [&](uint64_t) { applied = true; });
     EXPECT_EQ(s.code(), Code::kResourceExhausted) << s.ToString();
     EXPECT_FALSE(applied);
-    EXPECT_EQ(w.Commit(1, "next", no_apply_).code(), Code::kResourceExhausted);
+    ExpectCommitFails(w, Code::kResourceExhausted);
     EXPECT_EQ(w.sticky_error().code(), Code::kResourceExhausted);
   }
 }

@@ -30,39 +30,16 @@ struct Fixture {
   std::string user = UserKey("doc-1");
   std::string config = "\x01" "docs";
   std::string entry = EntryKey(7, "k");
-  std::vector<RecordOp> ops;
-  Fixture() {
-    RecordOp b;
-    b.kind = OpKind::kPutBytes;
-    b.key = user;
-    b.bytes = "value";
-    RecordOp c = b;
-    c.key = config;
-    c.bytes = std::string_view("cfg\0x", 5);
-    RecordOp v;
-    v.kind = OpKind::kPutVector;
-    v.key = entry;
-    v.metric = 2;
-    v.has_metadata = true;
-    v.bytes = "meta";
-    v.dim = 3;
-    v.vector = v3.data();
-    RecordOp d;
-    d.kind = OpKind::kDeleteKey;
-    d.key = user;
-    RecordOp r;
-    r.kind = OpKind::kPutRow;
-    r.cid = 0;
-    r.id = 0xFFFFFFFFFFFFFFFFull;
-    r.dim = 3;
-    r.vector = v3.data();
-    r.bytes = "";
-    RecordOp dr;
-    dr.kind = OpKind::kDeleteRow;
-    dr.cid = 9;
-    dr.id = 42;
-    ops = {b, c, v, d, r, dr};
-  }
+  std::vector<RecordOp> ops = {
+      {.kind = OpKind::kPutBytes, .key = user, .bytes = "value"},
+      {.kind = OpKind::kPutBytes, .key = config, .bytes = std::string_view("cfg\0x", 5)},
+      {.kind = OpKind::kPutVector, .key = entry, .bytes = "meta", .metric = 2, .has_metadata = true, .dim = 3,
+       .vector = v3.data()},
+      {.kind = OpKind::kDeleteKey, .key = user, .bytes = {}},
+      {.kind = OpKind::kPutRow, .key = {}, .bytes = "", .cid = 0, .id = 0xFFFFFFFFFFFFFFFFull, .dim = 3,
+       .vector = v3.data()},
+      {.kind = OpKind::kDeleteRow, .key = {}, .bytes = {}, .cid = 9, .id = 42},
+  };
 };
 
 TEST(RecordCodec, WriteBatchRoundTripsEveryOpKind) {
@@ -112,21 +89,6 @@ TEST(RecordCodec, EveryTruncationIsCorruptionNamingTheRecord) {
   EXPECT_NE(s.message().find("trailing bytes"), std::string::npos) << s.message();
 }
 
-// A batch of one op whose bytes after the kind are `body`.
-std::string OneOp(OpKind kind, const std::string& body) {
-  std::string p;
-  PutFixed32(&p, 1);
-  p.push_back(static_cast<char>(kind));
-  return p + body;
-}
-std::string Str(const std::string& s) {
-  std::string p;
-  PutFixed32(&p, static_cast<uint32_t>(s.size()));
-  return p + s;
-}
-std::string Floats(std::vector<float> v) {
-  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4);
-}
 std::string U32(uint32_t v) {
   std::string p;
   PutFixed32(&p, v);
@@ -137,6 +99,12 @@ std::string U64(uint64_t v) {
   PutFixed64(&p, v);
   return p;
 }
+std::string Str(const std::string& s) { return U32(static_cast<uint32_t>(s.size())) + s; }
+std::string Floats(std::vector<float> v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4);
+}
+// A batch of one op whose bytes after the kind are `body`.
+std::string OneOp(OpKind kind, const std::string& body) { return U32(1) + static_cast<char>(kind) + body; }
 
 TEST(RecordCodec, MalformedFieldsAreCorruptionSayingWhat) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
