@@ -36,6 +36,15 @@ using testing::BothModes;
 using testing::OpenKv;
 using testing::PutCommit;
 
+// Expects `txn` to read `model` at keys "k0" .. "k<n-1>".
+void ExpectReadsModel(Txn& txn, const std::map<std::string, std::string>& model, int n) {
+  for (int i = 0; i < n; ++i) {
+    const std::string k = "k" + std::to_string(i);
+    auto it = model.find(k);
+    EXPECT_EQ(GetValue(txn, k), it == model.end() ? std::nullopt : std::optional<std::string>(it->second)) << k;
+  }
+}
+
 class TxnTest : public BothModes {};
 INSTANTIATE_TEST_SUITE_P(Modes, TxnTest, ::testing::Bool(), testing::ModeName);
 
@@ -380,19 +389,11 @@ TEST(DB, MoreThanFourSegmentsAreMergedAndNothingIsLost) {
     FlushAndMerge(*db);
     EXPECT_LE(db->TEST_SegmentCount(), 4u);
   }
-  auto check = [&](DB& d) {
-    auto r = BeginRo(d);
-    for (int i = 0; i < 120; ++i) {
-      const std::string k = "k" + std::to_string(i);
-      auto it = model.find(k);
-      EXPECT_EQ(GetValue(*r, k), it == model.end() ? std::nullopt : std::optional<std::string>(it->second)) << k;
-    }
-  };
-  check(*db);
+  ExpectReadsModel(*BeginRo(*db), model, 120);
   ASSERT_TRUE(db->Close().ok());
   db.reset();
   db = OpenKv(dir.path());
-  check(*db);
+  ExpectReadsModel(*BeginRo(*db), model, 120);
   EXPECT_EQ(testing::SegmentFiles(dir.path()).size(), db->TEST_SegmentCount());  // merged inputs are deleted
 }
 
@@ -412,16 +413,6 @@ std::vector<std::string> SegmentRowKeys(const std::string& dir) {
     }
   }
   return keys;
-}
-
-// Commits entries "e0" .. "e<n-1>" of index "ix" (dim 2) at (i, y).
-void UpsertEntries(DB& db, int n, float y) {
-  auto t = BeginRw(db);
-  for (int i = 0; i < n; ++i) {
-    const float v[2] = {static_cast<float>(i), y};
-    ASSERT_TRUE(t->IndexUpsert("ix", "e" + std::to_string(i), v, 2, nullptr).ok());
-  }
-  ASSERT_TRUE(t->Commit().ok());
 }
 
 // Merges take a run of adjacent segments (ENGINE.md 4.7: each next older one
@@ -489,40 +480,12 @@ TEST(DB, AMergeTakesARunOfSimilarSegmentsAndKeepsTheTombstonesItNeeds) {
   check(*db);
 }
 
-// A dropped collection's rows stay in merged segments while a transaction
-// that began before the drop is alive (ENGINE.md 4.7), and go with the
-// first merge after it ends.
-TEST(DB, ADroppedIndexsRowsOutliveOnlyTheSnapshotsBeforeTheDrop) {
-  testing::TempDir dir;
-  Options o;
-  o.max_segments = 1;
-  auto db = OpenKv(dir.path(), o);
-  IndexConfig config;
-  config.dim = 2;
-  ASSERT_TRUE(db->CreateIndex("ix", config).ok());
-  UpsertEntries(*db, 10, 1);
-  FlushAndMerge(*db);
-  auto reader = BeginRo(*db);
-  ASSERT_TRUE(db->DropIndex("ix").ok());
-  PutCommit(*db, "other", "x");
-  FlushAndMerge(*db);  // two segments merge; the reader began before the drop
-  EXPECT_EQ(db->TEST_SegmentCount(), 1u);
-  EXPECT_EQ(SegmentRowKeys(dir.path()).size(), 10u);
-  ASSERT_TRUE(reader->Rollback().ok());
-  PutCommit(*db, "more", "y");
-  FlushAndMerge(*db);
-  EXPECT_EQ(db->TEST_SegmentCount(), 1u);
-  EXPECT_TRUE(SegmentRowKeys(dir.path()).empty());
-  const float q[2] = {1, 1};
-  std::vector<KeyHit> hits;
-  EXPECT_EQ(db->SearchIndex("ix", q, 2, 5, 0, &hits, nullptr).code(), Code::kNotFound);
-}
-
 // An index is a collection (ENGINE.md 2.2): its entries are keyed by its cid,
 // the seq of the configuration's commit. A drop or a re-create is one commit
 // of the configuration key (no tombstone per entry); the old entries are
-// unreachable at once and the next merge drops them.
-TEST(DB, ReplacedIndexEntriesAreUnreachableAndMergesDropThem) {
+// unreachable at once, and the first merge after the last transaction that
+// began before that commit has ended drops them (ENGINE.md 4.7).
+TEST(DB, ReplacedOrDroppedIndexEntriesAreUnreachableAndMergesDropThem) {
   testing::TempDir dir;
   Options o;
   o.max_segments = 1;
@@ -532,7 +495,14 @@ TEST(DB, ReplacedIndexEntriesAreUnreachableAndMergesDropThem) {
   config.metric = simd::Metric::kL2;
   ASSERT_TRUE(db->CreateIndex("ix", config).ok());
   const uint64_t cid = db->TEST_LastSequence();
-  UpsertEntries(*db, 20, 0);
+  {
+    auto t = BeginRw(*db);
+    for (int i = 0; i < 20; ++i) {
+      const float v[2] = {static_cast<float>(i), 0};
+      ASSERT_TRUE(t->IndexUpsert("ix", "e" + std::to_string(i), v, 2, nullptr).ok());
+    }
+    ASSERT_TRUE(t->Commit().ok());
+  }
   FlushAndMerge(*db);
   std::vector<std::string> rows = SegmentRowKeys(dir.path());
   ASSERT_EQ(rows.size(), 20u);
@@ -556,31 +526,25 @@ TEST(DB, ReplacedIndexEntriesAreUnreachableAndMergesDropThem) {
   ASSERT_TRUE(db->SearchIndex("ix", q, 2, 5, 0, &hits, nullptr).ok());
   ASSERT_EQ(hits.size(), 1u);
   EXPECT_EQ(hits[0].key, "new");
-  // A drop: the configuration's tombstone, then a merge drops the rows too.
+  // A drop: the configuration's tombstone. A merge while a transaction that
+  // began before it is alive keeps the rows; the next merge drops them.
+  auto reader = BeginRo(*db);
   ASSERT_TRUE(db->DropIndex("ix").ok());
   EXPECT_EQ(db->TEST_LastSequence(), before + 3);
   PutCommit(*db, "other", "x");
   FlushAndMerge(*db);
+  EXPECT_EQ(db->TEST_SegmentCount(), 1u);
+  EXPECT_EQ(SegmentRowKeys(dir.path()), std::vector<std::string>{RowKey(before + 1, "new")});
+  ASSERT_TRUE(reader->Rollback().ok());
+  PutCommit(*db, "more", "y");
+  FlushAndMerge(*db);
+  EXPECT_EQ(db->TEST_SegmentCount(), 1u);
   EXPECT_TRUE(SegmentRowKeys(dir.path()).empty());
   EXPECT_EQ(db->SearchIndex("ix", q, 2, 5, 0, &hits, nullptr).code(), Code::kNotFound);
   db.reset();
   db = OpenKv(dir.path(), o);
   EXPECT_EQ(db->SearchIndex("ix", q, 2, 5, 0, &hits, nullptr).code(), Code::kNotFound);
   EXPECT_EQ(Committed(*db, "other"), "x");
-}
-
-// A transaction that wrote entries of an index conflicts with a re-create
-// committed after it began (its entries would name the replaced cid).
-TEST(DB, EntriesOfAReplacedIndexConflict) {
-  auto db = OpenKv("");
-  IndexConfig config;
-  config.dim = 2;
-  ASSERT_TRUE(db->CreateIndex("ix", config).ok());
-  auto t = BeginRw(*db);
-  const float v[2] = {1, 2};
-  ASSERT_TRUE(t->IndexUpsert("ix", "a", v, 2, nullptr).ok());
-  ASSERT_TRUE(db->CreateIndex("ix", config).ok());
-  EXPECT_EQ(t->Commit().code(), Code::kConflict);
 }
 
 TEST(DB, AMergeKeepsTombstonesALiveTransactionMustConflictWith) {
@@ -600,20 +564,6 @@ TEST(DB, AMergeKeepsTombstonesALiveTransactionMustConflictWith) {
   ASSERT_TRUE(t->Put("a", "late").ok());
   EXPECT_EQ(t->Commit().code(), Code::kConflict);
   EXPECT_EQ(Committed(*db, "a"), std::nullopt);
-}
-
-TEST(DB, AutomaticFlushWhenTheMemtablePassesItsBudget) {
-  testing::TempDir dir;
-  Options o;
-  o.memtable_budget_bytes = 32 * 1024;
-  auto db = OpenKv(dir.path(), o);
-  for (int i = 0; i < 200; ++i) PutCommit(*db, "k" + std::to_string(i), std::string(1000, 'a' + i % 26));
-  for (int i = 0; i < 100 && db->TEST_SegmentCount() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  EXPECT_GE(db->TEST_SegmentCount(), 1u);
-  for (int i = 0; i < 200; ++i) EXPECT_EQ(Committed(*db, "k" + std::to_string(i)), std::string(1000, 'a' + i % 26));
-  ASSERT_TRUE(db->Close().ok());
-  db = OpenKv(dir.path(), o);
-  for (int i = 0; i < 200; ++i) EXPECT_EQ(Committed(*db, "k" + std::to_string(i)), std::string(1000, 'a' + i % 26));
 }
 
 // An in-memory database runs the same flush and merge, into segments held
@@ -661,18 +611,9 @@ TEST(DB, InMemoryDatabaseFlushesAndMergesIntoInMemorySegments) {
   EXPECT_GE(std::max(max_segments_seen, db->TEST_SegmentCount()), 1u);
   std::printf("segments: at most %zu seen, %zu at the end\n", max_segments_seen, db->TEST_SegmentCount());
   EXPECT_EQ(db->Flush().code(), Code::kInvalidArgument);  // still not flushable by hand
-  for (int i = 0; i < 400; ++i) {
-    const std::string k = "k" + std::to_string(i);
-    auto it = model.find(k);
-    EXPECT_EQ(Committed(*db, k), it == model.end() ? std::nullopt : std::optional<std::string>(it->second)) << k;
-  }
+  ExpectReadsModel(*BeginRo(*db), model, 400);
   // The snapshot of round 5 still reads what it saw, after flushes and merges.
-  for (int i = 0; i < 400; ++i) {
-    const std::string k = "k" + std::to_string(i);
-    auto it = early_model.find(k);
-    EXPECT_EQ(GetValue(*early, k), it == early_model.end() ? std::nullopt : std::optional<std::string>(it->second))
-        << k;
-  }
+  ExpectReadsModel(*early, early_model, 400);
   ASSERT_TRUE(early->Rollback().ok());
   // Flat search over the segments' contiguous vector groups and the memtable.
   auto t = BeginRo(*db);
@@ -766,22 +707,26 @@ TEST(DB, FlushSucceedsWhenOnlyTheMergeAfterItFails) {
 }
 
 // Index parameters have one check with the same limits everywhere
-// (index/params.h): an ef_construction that would make every build run out
-// of memory is refused at create, and nothing is created.
+// (index/params.h): a dimension, m or ef_construction out of range (an
+// ef_construction that would make every build run out of memory) is refused
+// at create, naming the parameter, and nothing is created.
 TEST(DB, IndexParametersOutsideTheSharedLimitsAreRefusedAtCreate) {
   auto db = OpenKv("");
   ASSERT_TRUE(db);
   struct Case {
-    uint32_t m, ef;
+    uint32_t dim, m, ef;
     const char* message;
   };
-  for (const Case& c : {Case{1, 200, "invalid parameter m: must be between 2 and 100 (got 1)"},
-                        Case{101, 200, "invalid parameter m: must be between 2 and 100 (got 101)"},
-                        Case{16, 15, "invalid parameter ef_construction: must be greater than or equal to m"},
-                        Case{16, 4097, "invalid parameter ef_construction: must be at most 4096 (got 4097)"},
-                        Case{16, UINT32_MAX, "invalid parameter ef_construction: must be at most 4096 (got 4294967295)"}}) {
+  for (const Case& c :
+       {Case{0, 16, 200, "invalid parameter dimension: must be between 1 and 65535 (got 0)"},
+        Case{65536, 16, 200, "invalid parameter dimension: must be between 1 and 65535 (got 65536)"},
+        Case{4, 1, 200, "invalid parameter m: must be between 2 and 100 (got 1)"},
+        Case{4, 101, 200, "invalid parameter m: must be between 2 and 100 (got 101)"},
+        Case{4, 16, 15, "invalid parameter ef_construction: must be greater than or equal to m"},
+        Case{4, 16, 4097, "invalid parameter ef_construction: must be at most 4096 (got 4097)"},
+        Case{4, 16, UINT32_MAX, "invalid parameter ef_construction: must be at most 4096 (got 4294967295)"}}) {
     engine::IndexConfig config;
-    config.dim = 4;
+    config.dim = c.dim;
     config.m = c.m;
     config.ef_construction = c.ef;
     Status s = db->CreateIndex("ix", config);
@@ -824,41 +769,37 @@ TEST(DB, FailedBackgroundFlushesAreRetriedAndLoseNothing) {
   for (int i = 0; i < 400; ++i) ASSERT_EQ(Committed(*db, "k" + std::to_string(i)), value) << i;
 }
 
-// A directory of the retired u64 engine (its version-1 MANIFEST) is refused;
-// nothing is created in it.
-TEST(DB, U64EngineDirectoriesAreRefused) {
-  testing::TempDir dir;
-  std::string old = "POMAIMAN";
-  PutFixed32(&old, 1);
-  old.append(44, '\0');
-  { std::ofstream(dir.path() + "/MANIFEST", std::ios::binary) << old; }
-  Options ko;
-  ko.path = dir.path();
-  auto k = DB::Open(ko);
-  EXPECT_EQ(k.status().code(), Code::kInvalidArgument) << k.status().ToString();
-  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/CURRENT"));
+// The names of the files in `dir`, sorted.
+std::vector<std::string> DirNames(const std::string& dir) {
+  std::vector<std::string> out;
+  for (auto& e : std::filesystem::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
-// A keyspace directory of format version 1 (KVMANIFEST, no CURRENT) is
-// refused, naming the file and its version; nothing is
-// created in it (docs/ENGINE.md 3.1).
+// A directory of format version 1 (the retired u64 engine's MANIFEST or a
+// keyspace's KVMANIFEST, no CURRENT) is refused, naming the file and its
+// version; nothing is created in it (docs/ENGINE.md 3.1).
 TEST(DB, FormatVersionOneDirectoriesAreRefusedNamingTheirVersion) {
-  testing::TempDir dir;
-  std::string old = "POMAIKVM";
-  PutFixed32(&old, 1);
-  old.append(28, '\0');
-  { std::ofstream(dir.path() + "/KVMANIFEST", std::ios::binary) << old; }
-  { std::ofstream(dir.path() + "/seg-000003.pseg", std::ios::binary) << "old segment"; }
-  const std::string want = dir.path() + "/KVMANIFEST holds a pomai database of format version 1 (manifest version 1); "
-                           "this build reads format version 2 and does not convert (no migration before 1.0)";
-  Options ko;
-  ko.path = dir.path();
-  auto k = DB::Open(ko);
-  EXPECT_EQ(k.status().code(), Code::kInvalidArgument);
-  EXPECT_EQ(k.status().message(), want);
-  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/CURRENT"));
-  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/MANIFEST"));
-  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/seg-000003.pseg"));
+  for (const std::string name : {"MANIFEST", "KVMANIFEST"}) {
+    SCOPED_TRACE(name);
+    testing::TempDir dir;
+    std::string old = "POMAIKVM";
+    PutFixed32(&old, 1);
+    old.append(28, '\0');
+    { std::ofstream(dir.path() + "/" + name, std::ios::binary) << old; }
+    { std::ofstream(dir.path() + "/seg-000003.pseg", std::ios::binary) << "old segment"; }
+    const std::string want = dir.path() + "/" + name + " holds a pomai database of format version 1 (manifest "
+                             "version 1); this build reads format version 2 and does not convert (no migration before 1.0)";
+    Options ko;
+    ko.path = dir.path();
+    auto k = DB::Open(ko);
+    EXPECT_EQ(k.status().code(), Code::kInvalidArgument);
+    EXPECT_EQ(k.status().message(), want);
+    std::vector<std::string> want_files = {"LOCK", name, "seg-000003.pseg"};  // no CURRENT, no manifest
+    std::sort(want_files.begin(), want_files.end());
+    EXPECT_EQ(DirNames(dir.path()), want_files);
+  }
 }
 
 // The files of a keyspace directory (docs/ENGINE.md 3.1): CURRENT names the
@@ -868,12 +809,7 @@ TEST(DB, FormatVersionOneDirectoriesAreRefusedNamingTheirVersion) {
 // edit keeps its number from later files.
 TEST(DB, ManifestFilesAfterReopens) {
   testing::TempDir dir;
-  auto names = [&] {
-    std::vector<std::string> out;
-    for (auto& e : std::filesystem::directory_iterator(dir.path())) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  };
+  auto names = [&] { return DirNames(dir.path()); };
   auto current = [&] {
     std::ifstream f(dir.path() + "/CURRENT", std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(f), {});
@@ -1167,20 +1103,12 @@ TEST_P(TxnTest, RandomizedTransactionsMatchADictModel) {
   open.clear();
   EXPECT_GT(commits, 100u);
   EXPECT_GT(conflicts, 20u);
-  auto check = [&](DB& d) {
-    auto r = BeginRo(d);
-    for (int i = 0; i < 24; ++i) {
-      const std::string k = "k" + std::to_string(i);
-      auto it = committed.find(k);
-      EXPECT_EQ(GetValue(*r, k), it == committed.end() ? std::nullopt : std::optional<std::string>(it->second));
-    }
-  };
-  check(*db);
+  ExpectReadsModel(*BeginRo(*db), committed, 24);
   if (disk()) {
     ASSERT_TRUE(db->Close().ok());
     db.reset();
     db = Open();
-    check(*db);
+    ExpectReadsModel(*BeginRo(*db), committed, 24);
   }
 }
 
