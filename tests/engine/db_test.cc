@@ -2,14 +2,10 @@
 // persistence and recovery.
 #include <gtest/gtest.h>
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <map>
 #include <random>
 #include <thread>
@@ -17,9 +13,7 @@
 #include "engine/collection.h"
 #include "engine/db.h"
 #include "segment/file.h"
-#include "segment/format.h"
 #include "util/coding.h"
-#include "util/crc32c.h"
 #include "db_test_util.h"
 #include "support/fault_env.h"
 #include "support/temp_dir.h"
@@ -903,110 +897,6 @@ TEST(DB, DamagedWalRecordInTheMiddleIsCorruptionNamingTheFile) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kCorruption);
   EXPECT_NE(r.status().message().find(wal), std::string::npos) << r.status().message();
-}
-
-// Every single-byte change of a keyspace segment is reported as corruption naming
-// the file (or, for bytes no check covers, changes nothing that is read):
-// never a crash, never a wrong value. Run under ASan.
-TEST(DB, CorruptedSegmentIsCorruptionNamingFileAndOffsetNeverACrash) {
-  testing::TempDir dir;
-  const float v[3] = {1, 2, 3};
-  {
-    auto db = OpenKv(dir.path());
-    auto t = BeginRw(*db);
-    ASSERT_TRUE(t->Put("alpha", "one").ok());
-    ASSERT_TRUE(t->Put("beta", "two").ok());
-    const std::string_view meta = "mm";
-    ASSERT_TRUE(t->UpsertVector("vec", v, 3, simd::Metric::kL2, &meta).ok());
-    ASSERT_TRUE(t->Commit().ok());
-    ASSERT_TRUE(db->Flush().ok());
-  }
-  ASSERT_EQ(testing::SegmentFiles(dir.path()).size(), 1u);
-  const std::string seg = dir.path() + "/" + testing::SegmentFiles(dir.path())[0];
-  const std::string original = testing::ReadFileBytes(seg);
-  // The bytes a reader interprets: the header, every section, the table and
-  // the footer. The zero padding between sections is read by nobody (only
-  // Verify checks it).
-  std::vector<std::pair<uint64_t, uint64_t>> ranges = {{0, segment::kHeaderSize}};
-  {
-    auto opened = segment::SegmentFile::Open(Env::Default(), seg);
-    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-    const uint64_t table = DecodeFixed64(reinterpret_cast<const uint8_t*>(original.data()) + original.size() -
-                                         segment::kFooterSize + segment::footer2::kTableOffset);
-    ranges.push_back({table, original.size()});
-    for (const auto& ref : (*opened)->sections()) ranges.push_back({ref.offset, ref.offset + ref.length});
-  }
-  auto interpreted = [&](uint64_t pos) {
-    for (const auto& [from, to] : ranges) {
-      if (pos >= from && pos < to) return true;
-    }
-    return false;
-  };
-  std::mt19937 rng(7);
-  int corrupt = 0, unaffected = 0;
-  for (size_t pos = 0; pos < original.size(); pos += 1 + rng() % 3) {
-    std::string damaged = original;
-    damaged[pos] = static_cast<char>(damaged[pos] ^ (1 + rng() % 255));
-    testing::WriteFileBytes(seg, damaged);
-    Options o;
-    o.path = dir.path();
-    o.search_threads = 1;
-    auto expect_corruption = [&](const Status& s) {
-      EXPECT_EQ(s.code(), Code::kCorruption) << "byte " << pos << ": " << s.ToString();
-      EXPECT_NE(s.message().find(seg), std::string::npos) << s.message();
-      EXPECT_NE(s.message().find("offset"), std::string::npos) << s.message();
-    };
-    auto r = DB::Open(o);
-    if (!r.ok()) {
-      // Open checks only the container and the group table.
-      expect_corruption(r.status());
-      ++corrupt;
-      continue;
-    }
-    // Every read either returns the original data or is Corruption.
-    bool detected = false;
-    auto db = std::move(r).value();
-    auto t = BeginRo(*db);
-    for (const auto& [key, want] : {std::pair<std::string, std::string>{"alpha", "one"}, {"beta", "two"}}) {
-      std::string got;
-      bool found = false;
-      Status s = t->Get(key, &got, &found);
-      if (!s.ok()) {
-        expect_corruption(s);
-        detected = true;
-        continue;
-      }
-      EXPECT_TRUE(found) << "byte " << pos << " key " << key;
-      EXPECT_EQ(got, want) << "byte " << pos;
-    }
-    std::vector<float> out;
-    Status s = t->GetVector("vec", simd::Metric::kL2, &out);
-    if (!s.ok()) {
-      expect_corruption(s);
-      detected = true;
-    } else {
-      EXPECT_EQ(out, std::vector<float>(v, v + 3)) << "byte " << pos;
-    }
-    std::vector<KeyHit> hits;
-    s = t->SearchSimilar(v, 3, simd::Metric::kL2, 3, nullptr, true, &hits);
-    if (!s.ok()) {
-      expect_corruption(s);
-      detected = true;
-    } else {
-      ASSERT_EQ(hits.size(), 1u) << "byte " << pos;
-      EXPECT_EQ(hits[0].key, "vec");
-      EXPECT_EQ(hits[0].vector, std::vector<float>(v, v + 3)) << "byte " << pos;
-      EXPECT_EQ(hits[0].metadata, "mm") << "byte " << pos;
-    }
-    if (detected) {
-      ++corrupt;
-    } else if (interpreted(pos)) {
-      ++unaffected;
-      ADD_FAILURE() << "byte " << pos << " is read but its damage went unnoticed";
-    }
-  }
-  EXPECT_GT(corrupt, 100);
-  EXPECT_EQ(unaffected, 0);
 }
 
 // A randomized model check: interleaved transactions (begin, put, delete,
