@@ -44,8 +44,11 @@ double RefScore(simd::Metric m, const std::vector<float>& q, const std::vector<f
   return 0;
 }
 
-std::vector<std::pair<std::string, double>> BruteForce(const std::map<std::string, std::vector<float>>& live,
-                                                       simd::Metric m, const std::vector<float>& q, size_t k) {
+// Live vector records or index entries: key -> vector.
+using Live = std::map<std::string, std::vector<float>>;
+
+std::vector<std::pair<std::string, double>> BruteForce(const Live& live, simd::Metric m, const std::vector<float>& q,
+                                                       size_t k) {
   std::vector<std::pair<std::string, double>> all;
   for (const auto& [key, v] : live) all.emplace_back(key, RefScore(m, q, v));
   std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
@@ -67,6 +70,31 @@ void ExpectSameHits(const std::vector<KeyHit>& got, const std::vector<std::pair<
       EXPECT_TRUE(gap < 1e-4 || gap_prev < 1e-4) << what << " hit " << i << ": " << got[i].key << " vs " << want[i].first;
     }
   }
+}
+
+// One commit of `ops` random writes to keys <prefix><rng() % keys>: a
+// delete (1 in 8), a bytes value (1 in 8) or a random vector, the first of
+// them zero (cosine 0).
+void CommitRandomWrites(DB& db, std::mt19937_64& rng, Live* live, const std::string& prefix, size_t keys, int ops,
+                        uint32_t dim, simd::Metric metric) {
+  auto t = BeginRw(db);
+  for (int j = 0; j < ops; ++j) {
+    const std::string k = prefix + std::to_string(rng() % keys);
+    const uint64_t what = rng() % 8;
+    if (what == 0) {
+      ASSERT_TRUE(t->Delete(k).ok());
+      live->erase(k);
+    } else if (what == 1) {
+      ASSERT_TRUE(t->Put(k, "bytes, not a vector").ok());
+      live->erase(k);
+    } else {
+      auto v = RandomVector(rng, dim);
+      if (j == 0) v.assign(dim, 0.0f);
+      ASSERT_TRUE(t->UpsertVector(k, v.data(), dim, metric, nullptr).ok());
+      (*live)[k] = v;
+    }
+  }
+  ASSERT_TRUE(t->Commit().ok());
 }
 
 struct MetricCase {
@@ -96,26 +124,10 @@ TEST_P(KvFlatSearch, MatchesBruteForceOverEveryLayerAndOwnWrites) {
   auto db = testing::OpenKv(disk ? tmp.path() : "");
   constexpr uint32_t kDim = 37;  // not a multiple of any SIMD width
   std::mt19937_64 rng(static_cast<uint64_t>(metric) * 100 + disk);
-  std::map<std::string, std::vector<float>> live;
+  Live live;
   auto key = [&](size_t i) { return "key" + std::to_string(i); };
   for (int round = 0; round < 4; ++round) {
-    auto t = BeginRw(*db);
-    for (int j = 0; j < 300; ++j) {
-      const size_t i = rng() % 700;
-      if (rng() % 6 == 0) {
-        ASSERT_TRUE(t->Delete(key(i)).ok());
-        live.erase(key(i));
-      } else if (rng() % 10 == 0) {
-        ASSERT_TRUE(t->Put(key(i), "bytes, not a vector").ok());
-        live.erase(key(i));
-      } else {
-        auto v = RandomVector(rng, kDim);
-        if (j == 0) v.assign(kDim, 0.0f);  // a zero vector: cosine 0
-        ASSERT_TRUE(t->UpsertVector(key(i), v.data(), kDim, metric, nullptr).ok());
-        live[key(i)] = v;
-      }
-    }
-    ASSERT_TRUE(t->Commit().ok());
+    CommitRandomWrites(*db, rng, &live, "key", 700, 300, kDim, metric);
     if (disk && round < 3) {
       ASSERT_TRUE(db->Flush().ok());
     }
@@ -168,39 +180,18 @@ TEST_P(KvFlatSearch, MatchesBruteForceOverEveryLayerAndOwnWrites) {
 // several of the memtable's row blocks (64 rows of 4096 floats per block),
 // and more than 256 visible rows make the search split them over the pool.
 TEST_P(KvFlatSearch, ASearchSeesItsSnapshotWhileLaterCommitsSupersedeRows) {
-  const bool disk = GetParam().disk;  // not a structured binding: the lambda below uses metric
-  const simd::Metric metric = GetParam().metric;
+  const auto [disk, metric] = GetParam();
   testing::TempDir tmp;
   auto db = testing::OpenKv(disk ? tmp.path() : "");
   constexpr uint32_t kDim = 4096;
   std::mt19937_64 rng(static_cast<uint64_t>(metric) * 10 + disk + 5);
-  std::map<std::string, std::vector<float>> live;
-  auto key = [&](size_t i) { return "s" + std::to_string(i); };
-  auto commit_round = [&](int ops) {
-    auto t = BeginRw(*db);
-    for (int j = 0; j < ops; ++j) {
-      const size_t i = rng() % 450;
-      const uint64_t what = rng() % 8;
-      if (what == 0) {
-        ASSERT_TRUE(t->Delete(key(i)).ok());
-        live.erase(key(i));
-      } else if (what == 1) {
-        ASSERT_TRUE(t->Put(key(i), "bytes").ok());
-        live.erase(key(i));
-      } else {
-        auto v = RandomVector(rng, kDim);
-        ASSERT_TRUE(t->UpsertVector(key(i), v.data(), kDim, metric, nullptr).ok());
-        live[key(i)] = v;
-      }
-    }
-    ASSERT_TRUE(t->Commit().ok());
-  };
-  std::vector<std::pair<std::unique_ptr<Txn>, std::map<std::string, std::vector<float>>>> readers;
+  Live live;
+  std::vector<std::pair<std::unique_ptr<Txn>, Live>> readers;
   for (int round = 0; round < 5; ++round) {
-    commit_round(150);
+    CommitRandomWrites(*db, rng, &live, "s", 450, 150, kDim, metric);
     readers.emplace_back(db->Begin(TxnMode::kReadOnly).value(), live);
   }
-  commit_round(250);
+  CommitRandomWrites(*db, rng, &live, "s", 450, 250, kDim, metric);
   readers.emplace_back(db->Begin(TxnMode::kReadOnly).value(), live);
   for (size_t r = 0; r < readers.size(); ++r) {
     auto query = RandomVector(rng, kDim);
@@ -375,48 +366,6 @@ TEST_P(KvIndexTest, AnIndexWriteConflictsWithAConcurrentRecreate) {
   EXPECT_EQ(hits.size(), 1u);
 }
 
-TEST(KvIndex, IndexesPersistAcrossReopenFromSegmentsAndWal) {
-  testing::TempDir dir;
-  std::mt19937_64 rng(5);
-  std::map<std::string, std::vector<float>> live;
-  {
-    auto db = testing::OpenKv(dir.path());
-    ASSERT_TRUE(db->CreateIndex("docs", Config(16, simd::Metric::kL2)).ok());
-    for (int round = 0; round < 3; ++round) {
-      auto t = BeginRw(*db);
-      for (int i = 0; i < 100; ++i) {
-        const std::string k = "d" + std::to_string(round * 100 + i);
-        live[k] = RandomVector(rng, 16);
-        const std::string meta = "m" + k;
-        const std::string_view mv = meta;
-        ASSERT_TRUE(t->IndexUpsert("docs", k, live[k].data(), 16, &mv).ok());
-      }
-      ASSERT_TRUE(t->Commit().ok());
-      if (round == 0) {
-        ASSERT_TRUE(db->Flush().ok());
-      }
-    }
-    auto d = BeginRw(*db);
-    ASSERT_TRUE(d->IndexDelete("docs", "d5").ok());
-    ASSERT_TRUE(d->Commit().ok());
-    live.erase("d5");
-  }
-  auto db = testing::OpenKv(dir.path());
-  IndexStats stats;
-  ASSERT_TRUE(db->GetIndexStats("docs", &stats).ok());
-  EXPECT_EQ(stats.node_count, live.size());
-  for (int q = 0; q < 10; ++q) {
-    auto query = RandomVector(rng, 16);
-    std::vector<KeyHit> hits;
-    ASSERT_TRUE(db->SearchIndex("docs", query.data(), 16, 5, 400, &hits, nullptr).ok());
-    auto want = BruteForce(live, simd::Metric::kL2, query, 5);
-    ASSERT_EQ(hits.size(), want.size());
-    EXPECT_EQ(hits[0].key, want[0].first);
-    EXPECT_NEAR(hits[0].score, want[0].second, 1e-3);
-    EXPECT_EQ(hits[0].metadata, "m" + hits[0].key);
-  }
-}
-
 TEST(KvIndex, DeltaIsRebuiltIntoTheGraphInTheBackground) {
   auto db = testing::OpenKv("");
   ASSERT_TRUE(db->CreateIndex("idx", Config(8)).ok());
@@ -509,7 +458,6 @@ TEST(KvIndex, RecallAtTenOnAClustered20kBy64SetAtDefaults) {
 // start the merged group's graph from the largest input graph.
 
 constexpr uint32_t kGraphDim = 16;
-using Live = std::map<std::string, std::vector<float>>;
 
 // The metadata of entry <prefix><i>: none, "meta-<i>" or present but empty.
 std::optional<std::string> MetaOf(const std::string& key) {
@@ -576,18 +524,19 @@ std::vector<std::shared_ptr<segment::SegmentFile>> Segments(const std::string& d
   return out;
 }
 
-// Graph nodes over every collection group of the segments, and how many
-// were carried over from an input graph by a merge.
-void GraphRows(const std::vector<std::shared_ptr<segment::SegmentFile>>& segs, uint64_t* rows, uint64_t* reused) {
-  *rows = *reused = 0;
-  for (const auto& seg : segs) {
+// Graph nodes over every collection group of the segments of `dir`, and how
+// many were carried over from an input graph by a merge.
+std::pair<uint64_t, uint64_t> GraphRows(const std::string& dir) {
+  uint64_t rows = 0, reused = 0;
+  for (const auto& seg : Segments(dir)) {
     for (uint32_t g = 0; g < seg->group_count(); ++g) {
       const index::HnswGraph* graph = seg->graph(g);
       if (seg->group(g).kind != segment::GroupKind::kBytes || graph == nullptr) continue;
-      *rows += seg->group(g).rows;
-      *reused += graph->reused_rows();
+      rows += seg->group(g).rows;
+      reused += graph->reused_rows();
     }
   }
+  return {rows, reused};
 }
 
 TEST(CollectionGraph, TheFirstSearchPutsTheRowsInASegmentGraphThatAReopenSearchesWithoutABuild) {
@@ -615,8 +564,7 @@ TEST(CollectionGraph, TheFirstSearchPutsTheRowsInASegmentGraphThatAReopenSearche
     EXPECT_EQ(stats_before.node_count, 1000u);
     EXPECT_EQ(stats_before.delta_count, 0u);
   }
-  uint64_t rows = 0, reused = 0;
-  GraphRows(Segments(dir.path()), &rows, &reused);
+  const auto [rows, reused] = GraphRows(dir.path());
   EXPECT_EQ(rows, 1000u);
   auto db = OpenKv(dir.path());
   for (size_t i = 0; i < queries.size(); ++i) {
@@ -695,8 +643,7 @@ TEST(CollectionGraph, AMergeStartsItsGraphFromTheLargestInputGraph) {
   FlushAndMerge(*db);  // a second segment, then the merge of both
   ASSERT_EQ(db->TEST_SegmentCount(), 1u);
   EXPECT_EQ(db->TEST_GraphBuilds(), 3u);  // the first build, the flush's, the merge's
-  uint64_t rows = 0, reused = 0;
-  GraphRows(Segments(dir.path()), &rows, &reused);
+  const auto [rows, reused] = GraphRows(dir.path());
   EXPECT_EQ(rows, live.size());
   EXPECT_EQ(reused, 900u - 50u - 10u);  // the first graph's rows that are still live
   ASSERT_TRUE(db->GetIndexStats("docs", &st).ok());
@@ -767,8 +714,7 @@ TEST(CollectionGraph, ADroppedIndexsRowsGetNoGraph) {
   IndexStats st;
   ASSERT_TRUE(db->GetIndexStats("docs", &st).ok());
   EXPECT_EQ(db->TEST_GraphBuilds(), 1u);  // "docs" only
-  uint64_t rows = 0, reused = 0;
-  GraphRows(Segments(dir.path()), &rows, &reused);
+  const auto [rows, reused] = GraphRows(dir.path());
   EXPECT_EQ(rows, 300u);
   std::vector<KeyHit> hits;
   const auto q = RandomVector(rng, kGraphDim);
