@@ -13,7 +13,6 @@
 #include "engine/version_edit.h"
 #include "engine/version_set.h"
 #include "support/fault_env.h"
-#include "support/temp_dir.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
 #include "util/env_memory.h"
@@ -576,23 +575,6 @@ TEST(VersionSet, OldFormatDirectoriesAreRefusedNamingTheirVersion) {
   }
   MemoryEnv empty;
   EXPECT_TRUE(CheckNotOldFormat(&empty, kDir).ok());
-}
-
-TEST(VersionSet, WorksOnTheDiskToo) {
-  testing::TempDir tmp;
-  const std::string dir = tmp.path() + "/db";
-  {
-    auto vs = VersionSet::Create(Env::Default(), dir);
-    ASSERT_TRUE(vs.ok()) << vs.status().ToString();
-    VersionEdit e;
-    e.added.push_back({(*vs)->NewFileNumber(), 10, 1, 5});
-    e.last_seq = 5;
-    MutexLock l((*vs)->install_mu());
-    ASSERT_TRUE((*vs)->LogAndApply(&e).ok());
-  }
-  auto r = VersionSet::Recover(Env::Default(), dir);
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ((*r)->current()->segments.size(), 1u);
 }
 
 }  // namespace
