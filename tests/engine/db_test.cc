@@ -748,8 +748,9 @@ TEST(DB, FormatVersionOneDirectoriesAreRefusedNamingTheirVersion) {
     old.append(28, '\0');
     { std::ofstream(dir.path() + "/" + name, std::ios::binary) << old; }
     { std::ofstream(dir.path() + "/seg-000003.pseg", std::ios::binary) << "old segment"; }
-    const std::string want = dir.path() + "/" + name + " holds a pomai database of format version 1 (manifest "
-                             "version 1); this build reads format version 2 and does not convert (no migration before 1.0)";
+    const std::string want = dir.path() + "/" + name +
+                             " holds a pomai database of format version 1 (manifest version 1); this build reads "
+                             "format version 2 and does not convert (no migration before 1.0)";
     Options ko;
     ko.path = dir.path();
     auto k = DB::Open(ko);

@@ -421,7 +421,7 @@ TEST(SegmentEveryByte, NoFlipChangesAnAnswerWithoutAnError) {
       }
       noticed += detected;
       const bool interpreted = InRanges(ranges, b) && !InRanges(unread, b);
-      EXPECT_TRUE(detected || !interpreted) << "byte " << b << " of " << seg << " is read but its damage went unnoticed";
+      EXPECT_TRUE(detected || !interpreted) << "byte " << b << " of " << seg << " is read, its damage unnoticed";
       testing::WriteFileBytes(seg, pristine);
     }
   }
