@@ -1,11 +1,14 @@
 // Collections (engine/collection.h, docs/ENGINE.md 2.2): the configuration
-// value's layout and checks, and row keys.
+// value's layout and checks, row keys, and the rows of a collection by cid.
 #include "engine/collection.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
+#include "db_test_util.h"
+#include "engine/db.h"
 #include "util/coding.h"
 
 namespace pomai::engine {
@@ -113,6 +116,43 @@ TEST(CollectionKeys, RowKeysSortByCidThenKey) {
   EXPECT_EQ(key, std::string_view("k\0y", 3));
   EXPECT_FALSE(ParseRowKey(RowPrefix(9), &cid, &key));  // no key
   EXPECT_FALSE(ParseRowKey(ConfigKey("docs-and-more"), &cid, &key));
+}
+
+// Found by the crash test (a recovery showed the collection with no entries):
+// a collection's cid is the seq of its creation, and its memtable rows are
+// the keys in [RowPrefix(cid), PrefixEnd(RowPrefix(cid))). When the cid's
+// last byte is 0xFF (cid 255, 511, ...) PrefixEnd wrapped that byte to 0x00
+// instead of carrying, so the range was empty: statistics, searches and
+// PrepareCollection missed every row in a memtable until a flush.
+TEST(CollectionCid, RowsOfACollectionWhoseCidEndsInByteFFAreSeenInTheMemtable) {
+  testing::TempDir dir;
+  Options o;
+  o.fsync = false;
+  auto db = testing::OpenKv(dir.path(), o);
+  ASSERT_TRUE(db);
+  for (uint64_t i = 0; db->TEST_LastSequence() < 254; ++i) testing::PutCommit(*db, "k" + std::to_string(i), "v");
+  ASSERT_EQ(db->TEST_LastSequence(), 254u);
+  IndexConfig config;
+  config.dim = 8;
+  config.m = 8;
+  config.ef_construction = 32;
+  config.metric = simd::Metric::kL2;
+  ASSERT_TRUE(db->CreateIndex("ix", config).ok());  // seq 255: cid 0xFF
+  ASSERT_EQ(RowPrefix(db->TEST_LastSequence()).back(), '\xFF');
+  auto t = testing::BeginRw(*db);
+  for (uint64_t i = 1; i <= 3; ++i) {
+    const std::vector<float> v = testing::VectorFor(i, 1, 8);
+    ASSERT_TRUE(t->IndexUpsert("ix", "e" + std::to_string(i), v.data(), 8, nullptr).ok());
+  }
+  ASSERT_TRUE(t->Commit().ok());
+  IndexStats stats;
+  ASSERT_TRUE(db->GetIndexStats("ix", &stats).ok());
+  EXPECT_EQ(stats.node_count, 3u);
+  const std::vector<float> q = testing::VectorFor(2, 1, 8);
+  std::vector<KeyHit> hits;
+  ASSERT_TRUE(db->SearchIndex("ix", q.data(), 8, 3, 64, &hits, nullptr).ok());
+  ASSERT_EQ(hits.size(), 3u);
+  EXPECT_EQ(hits[0].key, "e2");
 }
 
 }  // namespace

@@ -1,16 +1,21 @@
-// Flat vector search inside transactions and named HNSW indexes.
+// Flat vector search inside transactions, named HNSW indexes and their
+// graphs in segments.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "engine/db.h"
 #include "db_test_util.h"
+#include "segment/file.h"
 
 namespace pomai::engine {
 namespace {
@@ -18,6 +23,8 @@ namespace {
 using testing::BeginRo;
 using testing::BeginRw;
 using testing::BothModes;
+using testing::FlushAndMerge;
+using testing::OpenKv;
 using testing::RandomVector;
 
 // The reference scores of kv.h, in double precision.
@@ -37,8 +44,11 @@ double RefScore(simd::Metric m, const std::vector<float>& q, const std::vector<f
   return 0;
 }
 
-std::vector<std::pair<std::string, double>> BruteForce(const std::map<std::string, std::vector<float>>& live,
-                                                       simd::Metric m, const std::vector<float>& q, size_t k) {
+// Live vector records or index entries: key -> vector.
+using Live = std::map<std::string, std::vector<float>>;
+
+std::vector<std::pair<std::string, double>> BruteForce(const Live& live, simd::Metric m, const std::vector<float>& q,
+                                                       size_t k) {
   std::vector<std::pair<std::string, double>> all;
   for (const auto& [key, v] : live) all.emplace_back(key, RefScore(m, q, v));
   std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
@@ -60,6 +70,31 @@ void ExpectSameHits(const std::vector<KeyHit>& got, const std::vector<std::pair<
       EXPECT_TRUE(gap < 1e-4 || gap_prev < 1e-4) << what << " hit " << i << ": " << got[i].key << " vs " << want[i].first;
     }
   }
+}
+
+// One commit of `ops` random writes to keys <prefix><rng() % keys>: a
+// delete (1 in 8), a bytes value (1 in 8) or a random vector, the first of
+// them zero (cosine 0).
+void CommitRandomWrites(DB& db, std::mt19937_64& rng, Live* live, const std::string& prefix, size_t keys, int ops,
+                        uint32_t dim, simd::Metric metric) {
+  auto t = BeginRw(db);
+  for (int j = 0; j < ops; ++j) {
+    const std::string k = prefix + std::to_string(rng() % keys);
+    const uint64_t what = rng() % 8;
+    if (what == 0) {
+      ASSERT_TRUE(t->Delete(k).ok());
+      live->erase(k);
+    } else if (what == 1) {
+      ASSERT_TRUE(t->Put(k, "bytes, not a vector").ok());
+      live->erase(k);
+    } else {
+      auto v = RandomVector(rng, dim);
+      if (j == 0) v.assign(dim, 0.0f);
+      ASSERT_TRUE(t->UpsertVector(k, v.data(), dim, metric, nullptr).ok());
+      (*live)[k] = v;
+    }
+  }
+  ASSERT_TRUE(t->Commit().ok());
 }
 
 struct MetricCase {
@@ -89,26 +124,10 @@ TEST_P(KvFlatSearch, MatchesBruteForceOverEveryLayerAndOwnWrites) {
   auto db = testing::OpenKv(disk ? tmp.path() : "");
   constexpr uint32_t kDim = 37;  // not a multiple of any SIMD width
   std::mt19937_64 rng(static_cast<uint64_t>(metric) * 100 + disk);
-  std::map<std::string, std::vector<float>> live;
+  Live live;
   auto key = [&](size_t i) { return "key" + std::to_string(i); };
   for (int round = 0; round < 4; ++round) {
-    auto t = BeginRw(*db);
-    for (int j = 0; j < 300; ++j) {
-      const size_t i = rng() % 700;
-      if (rng() % 6 == 0) {
-        ASSERT_TRUE(t->Delete(key(i)).ok());
-        live.erase(key(i));
-      } else if (rng() % 10 == 0) {
-        ASSERT_TRUE(t->Put(key(i), "bytes, not a vector").ok());
-        live.erase(key(i));
-      } else {
-        auto v = RandomVector(rng, kDim);
-        if (j == 0) v.assign(kDim, 0.0f);  // a zero vector: cosine 0
-        ASSERT_TRUE(t->UpsertVector(key(i), v.data(), kDim, metric, nullptr).ok());
-        live[key(i)] = v;
-      }
-    }
-    ASSERT_TRUE(t->Commit().ok());
+    CommitRandomWrites(*db, rng, &live, "key", 700, 300, kDim, metric);
     if (disk && round < 3) {
       ASSERT_TRUE(db->Flush().ok());
     }
@@ -161,39 +180,18 @@ TEST_P(KvFlatSearch, MatchesBruteForceOverEveryLayerAndOwnWrites) {
 // several of the memtable's row blocks (64 rows of 4096 floats per block),
 // and more than 256 visible rows make the search split them over the pool.
 TEST_P(KvFlatSearch, ASearchSeesItsSnapshotWhileLaterCommitsSupersedeRows) {
-  const bool disk = GetParam().disk;  // not a structured binding: the lambda below uses metric
-  const simd::Metric metric = GetParam().metric;
+  const auto [disk, metric] = GetParam();
   testing::TempDir tmp;
   auto db = testing::OpenKv(disk ? tmp.path() : "");
   constexpr uint32_t kDim = 4096;
   std::mt19937_64 rng(static_cast<uint64_t>(metric) * 10 + disk + 5);
-  std::map<std::string, std::vector<float>> live;
-  auto key = [&](size_t i) { return "s" + std::to_string(i); };
-  auto commit_round = [&](int ops) {
-    auto t = BeginRw(*db);
-    for (int j = 0; j < ops; ++j) {
-      const size_t i = rng() % 450;
-      const uint64_t what = rng() % 8;
-      if (what == 0) {
-        ASSERT_TRUE(t->Delete(key(i)).ok());
-        live.erase(key(i));
-      } else if (what == 1) {
-        ASSERT_TRUE(t->Put(key(i), "bytes").ok());
-        live.erase(key(i));
-      } else {
-        auto v = RandomVector(rng, kDim);
-        ASSERT_TRUE(t->UpsertVector(key(i), v.data(), kDim, metric, nullptr).ok());
-        live[key(i)] = v;
-      }
-    }
-    ASSERT_TRUE(t->Commit().ok());
-  };
-  std::vector<std::pair<std::unique_ptr<Txn>, std::map<std::string, std::vector<float>>>> readers;
+  Live live;
+  std::vector<std::pair<std::unique_ptr<Txn>, Live>> readers;
   for (int round = 0; round < 5; ++round) {
-    commit_round(150);
+    CommitRandomWrites(*db, rng, &live, "s", 450, 150, kDim, metric);
     readers.emplace_back(db->Begin(TxnMode::kReadOnly).value(), live);
   }
-  commit_round(250);
+  CommitRandomWrites(*db, rng, &live, "s", 450, 250, kDim, metric);
   readers.emplace_back(db->Begin(TxnMode::kReadOnly).value(), live);
   for (size_t r = 0; r < readers.size(); ++r) {
     auto query = RandomVector(rng, kDim);
@@ -306,7 +304,8 @@ TEST_P(KvIndexTest, UpsertsAreVisibleAfterCommitOnlyAndRollbackDiscards) {
   EXPECT_EQ(hits.size(), 1u);
 }
 
-TEST_P(KvIndexTest, ErrorsForMissingIndexWrongDimensionAndBadConfig) {
+// (A bad configuration at create: DB.IndexParametersOutsideTheSharedLimitsAreRefusedAtCreate.)
+TEST_P(KvIndexTest, ErrorsForMissingIndexWrongDimensionAndBadVectors) {
   auto db = Open();
   const float a[3] = {1, 0, 0};
   std::vector<KeyHit> hits;
@@ -314,20 +313,6 @@ TEST_P(KvIndexTest, ErrorsForMissingIndexWrongDimensionAndBadConfig) {
   EXPECT_EQ(db->SearchIndex("nope", a, 3, 5, 0, &hits, nullptr).code(), Code::kNotFound);
   EXPECT_EQ(db->GetIndexStats("nope", &stats).code(), Code::kNotFound);
   EXPECT_EQ(db->DropIndex("nope").code(), Code::kNotFound);
-  IndexConfig bad = Config(0);
-  Status s = db->CreateIndex("x", bad);
-  EXPECT_EQ(s.code(), Code::kInvalidArgument);
-  EXPECT_EQ(s.message().rfind("invalid parameter", 0), 0u) << s.message();
-  bad = Config(3);
-  bad.m = 1;
-  EXPECT_EQ(db->CreateIndex("x", bad).code(), Code::kInvalidArgument);
-  bad.m = 101;
-  EXPECT_EQ(db->CreateIndex("x", bad).code(), Code::kInvalidArgument);
-  bad.m = 16;
-  bad.ef_construction = 8;
-  EXPECT_EQ(db->CreateIndex("x", bad).code(), Code::kInvalidArgument);
-  bad = Config(65536);
-  EXPECT_EQ(db->CreateIndex("x", bad).code(), Code::kInvalidArgument);
   ASSERT_TRUE(db->CreateIndex("idx", Config(3)).ok());
   const float four[4] = {1, 0, 0, 0};
   EXPECT_EQ(db->SearchIndex("idx", four, 4, 5, 0, &hits, nullptr).code(), Code::kInvalidArgument);
@@ -379,48 +364,6 @@ TEST_P(KvIndexTest, AnIndexWriteConflictsWithAConcurrentRecreate) {
   std::vector<KeyHit> hits;
   ASSERT_TRUE(db->SearchIndex("idx", a, 2, 5, 0, &hits, nullptr).ok());
   EXPECT_EQ(hits.size(), 1u);
-}
-
-TEST(KvIndex, IndexesPersistAcrossReopenFromSegmentsAndWal) {
-  testing::TempDir dir;
-  std::mt19937_64 rng(5);
-  std::map<std::string, std::vector<float>> live;
-  {
-    auto db = testing::OpenKv(dir.path());
-    ASSERT_TRUE(db->CreateIndex("docs", Config(16, simd::Metric::kL2)).ok());
-    for (int round = 0; round < 3; ++round) {
-      auto t = BeginRw(*db);
-      for (int i = 0; i < 100; ++i) {
-        const std::string k = "d" + std::to_string(round * 100 + i);
-        live[k] = RandomVector(rng, 16);
-        const std::string meta = "m" + k;
-        const std::string_view mv = meta;
-        ASSERT_TRUE(t->IndexUpsert("docs", k, live[k].data(), 16, &mv).ok());
-      }
-      ASSERT_TRUE(t->Commit().ok());
-      if (round == 0) {
-        ASSERT_TRUE(db->Flush().ok());
-      }
-    }
-    auto d = BeginRw(*db);
-    ASSERT_TRUE(d->IndexDelete("docs", "d5").ok());
-    ASSERT_TRUE(d->Commit().ok());
-    live.erase("d5");
-  }
-  auto db = testing::OpenKv(dir.path());
-  IndexStats stats;
-  ASSERT_TRUE(db->GetIndexStats("docs", &stats).ok());
-  EXPECT_EQ(stats.node_count, live.size());
-  for (int q = 0; q < 10; ++q) {
-    auto query = RandomVector(rng, 16);
-    std::vector<KeyHit> hits;
-    ASSERT_TRUE(db->SearchIndex("docs", query.data(), 16, 5, 400, &hits, nullptr).ok());
-    auto want = BruteForce(live, simd::Metric::kL2, query, 5);
-    ASSERT_EQ(hits.size(), want.size());
-    EXPECT_EQ(hits[0].key, want[0].first);
-    EXPECT_NEAR(hits[0].score, want[0].second, 1e-3);
-    EXPECT_EQ(hits[0].metadata, "m" + hits[0].key);
-  }
 }
 
 TEST(KvIndex, DeltaIsRebuiltIntoTheGraphInTheBackground) {
@@ -505,6 +448,295 @@ TEST(KvIndex, RecallAtTenOnAClustered20kBy64SetAtDefaults) {
   const double recall = double(found) / double(total);
   std::printf("recall@10 = %.4f (graph build %.1f s)\n", recall, build_s);
   EXPECT_GE(recall, 0.95);
+}
+
+// ---------------------------------------------------------------------------
+// Graphs in segments for named collections (docs/ENGINE.md 4.5 to 4.8): the
+// first search of an index flushes its rows into a segment group with an
+// HNSW graph; a reopen searches that graph without building; rows replaced
+// or deleted in newer layers are walked through, never returned; merges
+// start the merged group's graph from the largest input graph.
+
+constexpr uint32_t kGraphDim = 16;
+
+// The metadata of entry <prefix><i>: none, "meta-<i>" or present but empty.
+std::optional<std::string> MetaOf(const std::string& key) {
+  const int i = std::stoi(key.substr(1));
+  if (i % 3 == 0) return std::nullopt;
+  return i % 3 == 1 ? "meta-" + std::to_string(i) : "";
+}
+
+// Commits entries <prefix><from> .. <prefix><from + n - 1> of `index`:
+// random vectors, metadata MetaOf.
+void Upsert(DB& db, const std::string& index, Live* live, std::mt19937_64& rng, const std::string& prefix, int from,
+            int n) {
+  auto t = BeginRw(db);
+  for (int i = from; i < from + n; ++i) {
+    const std::string k = prefix + std::to_string(i);
+    (*live)[k] = RandomVector(rng, kGraphDim);
+    const std::optional<std::string> meta = MetaOf(k);
+    const std::string_view mv = meta ? std::string_view(*meta) : std::string_view();
+    ASSERT_TRUE(t->IndexUpsert(index, k, (*live)[k].data(), kGraphDim, meta ? &mv : nullptr).ok());
+  }
+  Status s = t->Commit();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+}
+
+void Delete(DB& db, const std::string& index, Live* live, const std::string& prefix, int from, int to) {
+  auto t = BeginRw(db);
+  for (int i = from; i < to; ++i) {
+    ASSERT_TRUE(t->IndexDelete(index, prefix + std::to_string(i)).ok());
+    live->erase(prefix + std::to_string(i));
+  }
+  ASSERT_TRUE(t->Commit().ok());
+}
+
+// Searches with ef above the index size (the walk then reaches every live
+// row of these small graphs) and checks keys, metadata and scores against
+// `live`: a replaced or deleted row is never returned, k rows come back.
+void ExpectExact(DB& db, const std::string& index, const Live& live, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  for (int qi = 0; qi < 20; ++qi) {
+    const auto q = RandomVector(rng, kGraphDim);
+    std::vector<KeyHit> hits;
+    Status s = db.SearchIndex(index, q.data(), kGraphDim, 10, 4000, &hits, nullptr);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    const auto want = BruteForce(live, simd::Metric::kL2, q, 10);
+    ASSERT_EQ(hits.size(), want.size());
+    for (size_t i = 0; i < hits.size(); ++i) {
+      ASSERT_EQ(hits[i].key, want[i].first) << "query " << qi << " rank " << i;
+      const std::optional<std::string> meta = MetaOf(hits[i].key);
+      EXPECT_EQ(hits[i].has_metadata, meta.has_value()) << hits[i].key;
+      EXPECT_EQ(hits[i].metadata, meta.value_or("")) << hits[i].key;
+      EXPECT_NEAR(hits[i].score, want[i].second, 1e-3);
+    }
+  }
+}
+
+// The live segment files of a directory, opened.
+std::vector<std::shared_ptr<segment::SegmentFile>> Segments(const std::string& dir) {
+  std::vector<std::shared_ptr<segment::SegmentFile>> out;
+  for (const std::string& name : testing::SegmentFiles(dir)) {
+    auto seg = segment::SegmentFile::Open(Env::Default(), dir + "/" + name);
+    EXPECT_TRUE(seg.ok()) << seg.status().ToString();
+    if (seg.ok()) out.push_back(std::move(seg).value());
+  }
+  return out;
+}
+
+// Graph nodes over every collection group of the segments of `dir`, and how
+// many were carried over from an input graph by a merge.
+std::pair<uint64_t, uint64_t> GraphRows(const std::string& dir) {
+  uint64_t rows = 0, reused = 0;
+  for (const auto& seg : Segments(dir)) {
+    for (uint32_t g = 0; g < seg->group_count(); ++g) {
+      const index::HnswGraph* graph = seg->graph(g);
+      if (seg->group(g).kind != segment::GroupKind::kBytes || graph == nullptr) continue;
+      rows += seg->group(g).rows;
+      reused += graph->reused_rows();
+    }
+  }
+  return {rows, reused};
+}
+
+TEST(CollectionGraph, TheFirstSearchPutsTheRowsInASegmentGraphThatAReopenSearchesWithoutABuild) {
+  testing::TempDir dir;
+  std::mt19937_64 rng(1);
+  Live live;
+  std::vector<std::vector<KeyHit>> before;
+  IndexStats stats_before;
+  std::vector<std::vector<float>> queries;
+  for (int i = 0; i < 10; ++i) queries.push_back(RandomVector(rng, kGraphDim));
+  {
+    auto db = OpenKv(dir.path());
+    ASSERT_TRUE(db->CreateIndex("docs", Config(kGraphDim, simd::Metric::kL2)).ok());
+    Upsert(*db, "docs", &live, rng, "d", 0, 700);
+    Upsert(*db, "docs", &live, rng, "d", 700, 300);
+    EXPECT_EQ(db->TEST_SegmentCount(), 0u);  // below the background trigger: nothing built yet
+    for (const auto& q : queries) {
+      std::vector<KeyHit> hits;
+      ASSERT_TRUE(db->SearchIndex("docs", q.data(), kGraphDim, 10, 40, &hits, nullptr).ok());
+      before.push_back(hits);
+    }
+    ASSERT_TRUE(db->GetIndexStats("docs", &stats_before).ok());
+    EXPECT_EQ(db->TEST_GraphBuilds(), 1u);
+    EXPECT_EQ(db->TEST_SegmentCount(), 1u);
+    EXPECT_EQ(stats_before.node_count, 1000u);
+    EXPECT_EQ(stats_before.delta_count, 0u);
+  }
+  const auto [rows, reused] = GraphRows(dir.path());
+  EXPECT_EQ(rows, 1000u);
+  auto db = OpenKv(dir.path());
+  for (size_t i = 0; i < queries.size(); ++i) {
+    std::vector<KeyHit> hits;
+    ASSERT_TRUE(db->SearchIndex("docs", queries[i].data(), kGraphDim, 10, 40, &hits, nullptr).ok());
+    ASSERT_EQ(hits.size(), before[i].size());
+    for (size_t j = 0; j < hits.size(); ++j) {  // the same graph: the same approximate answer
+      EXPECT_EQ(hits[j].key, before[i][j].key);
+      EXPECT_EQ(hits[j].score, before[i][j].score);
+      EXPECT_EQ(hits[j].has_metadata, before[i][j].has_metadata);
+      EXPECT_EQ(hits[j].metadata, before[i][j].metadata);
+    }
+  }
+  EXPECT_EQ(db->TEST_GraphBuilds(), 0u);
+  IndexStats stats;
+  ASSERT_TRUE(db->GetIndexStats("docs", &stats).ok());
+  EXPECT_EQ(stats.node_count, 1000u);
+  EXPECT_EQ(stats.level_distribution, stats_before.level_distribution);
+  EXPECT_EQ(stats.avg_edges_per_node, stats_before.avg_edges_per_node);
+  EXPECT_EQ(stats.memory_bytes, stats_before.memory_bytes);
+  ExpectExact(*db, "docs", live, 2);
+}
+
+TEST(CollectionGraph, RowsReplacedOrDeletedInNewerLayersAreWalkedThroughAndCountedAsDeleted) {
+  testing::TempDir dir;
+  std::mt19937_64 rng(3);
+  Live live;
+  {
+    auto db = OpenKv(dir.path());
+    ASSERT_TRUE(db->CreateIndex("docs", Config(kGraphDim, simd::Metric::kL2)).ok());
+    Upsert(*db, "docs", &live, rng, "d", 0, 800);
+    IndexStats st;
+    ASSERT_TRUE(db->GetIndexStats("docs", &st).ok());  // the first build: one segment
+    // 20 replaced in a newer segment (with its own graph), then 20 deleted
+    // and 20 new in the WAL.
+    Upsert(*db, "docs", &live, rng, "d", 0, 20);
+    ASSERT_TRUE(db->Flush().ok());
+    Delete(*db, "docs", &live, "d", 100, 120);
+    Upsert(*db, "docs", &live, rng, "n", 0, 20);
+    ExpectExact(*db, "docs", live, 5);
+  }
+  auto db = OpenKv(dir.path());
+  IndexStats stats;
+  ASSERT_TRUE(db->GetIndexStats("docs", &stats).ok());
+  EXPECT_EQ(db->TEST_GraphBuilds(), 0u);  // the memtable's rows are searched exactly
+  EXPECT_EQ(stats.node_count, live.size());
+  EXPECT_EQ(stats.deleted_count, 40u);  // graph rows replaced or deleted by a newer layer
+  EXPECT_EQ(stats.delta_count, 20u);    // the new entries, outside every graph
+  uint64_t levels = 0;
+  for (uint64_t n : stats.level_distribution) levels += n;
+  EXPECT_EQ(levels, stats.node_count + stats.deleted_count);
+  ExpectExact(*db, "docs", live, 4);
+  // Small k with the default ef: still k live rows.
+  const auto q = RandomVector(rng, kGraphDim);
+  std::vector<KeyHit> hits;
+  ASSERT_TRUE(db->SearchIndex("docs", q.data(), kGraphDim, 5, 0, &hits, nullptr).ok());
+  ASSERT_EQ(hits.size(), 5u);
+  for (const KeyHit& h : hits) EXPECT_TRUE(live.count(h.key)) << h.key;
+}
+
+TEST(CollectionGraph, AMergeStartsItsGraphFromTheLargestInputGraph) {
+  testing::TempDir dir;
+  std::mt19937_64 rng(5);
+  Live live;
+  Options o;
+  o.max_segments = 1;
+  auto db = OpenKv(dir.path(), o);
+  ASSERT_TRUE(db->CreateIndex("docs", Config(kGraphDim, simd::Metric::kL2)).ok());
+  Upsert(*db, "docs", &live, rng, "d", 0, 900);
+  IndexStats st;
+  ASSERT_TRUE(db->GetIndexStats("docs", &st).ok());
+  ASSERT_EQ(db->TEST_SegmentCount(), 1u);
+  Upsert(*db, "docs", &live, rng, "d", 0, 50);  // replaces 50 graph rows
+  Upsert(*db, "docs", &live, rng, "e", 0, 100);
+  Delete(*db, "docs", &live, "d", 200, 210);
+  FlushAndMerge(*db);  // a second segment, then the merge of both
+  ASSERT_EQ(db->TEST_SegmentCount(), 1u);
+  EXPECT_EQ(db->TEST_GraphBuilds(), 3u);  // the first build, the flush's, the merge's
+  const auto [rows, reused] = GraphRows(dir.path());
+  EXPECT_EQ(rows, live.size());
+  EXPECT_EQ(reused, 900u - 50u - 10u);  // the first graph's rows that are still live
+  ASSERT_TRUE(db->GetIndexStats("docs", &st).ok());
+  EXPECT_EQ(st.node_count, live.size());
+  EXPECT_EQ(st.deleted_count, 0u);
+  EXPECT_EQ(st.delta_count, 0u);
+  ExpectExact(*db, "docs", live, 6);
+}
+
+// A merge checks the graph it starts from (its sections' CRCs) before it
+// reuses it: a layer-0 link flipped to name another valid row passes the
+// graph's structural Verify, and would otherwise be copied into the merged
+// segment under a valid checksum.
+TEST(CollectionGraph, AMergeFailsOnADamagedLinkOfTheGraphItStartsFrom) {
+  testing::TempDir dir;
+  std::mt19937_64 rng(6);
+  Live live;
+  Options o;
+  o.max_segments = 100;
+  std::string older;
+  {
+    auto db = OpenKv(dir.path(), o);
+    ASSERT_TRUE(db->CreateIndex("docs", Config(kGraphDim, simd::Metric::kL2)).ok());
+    Upsert(*db, "docs", &live, rng, "d", 0, 900);
+    ASSERT_TRUE(db->Flush().ok());
+    ASSERT_EQ(Segments(dir.path()).size(), 1u);
+    older = Segments(dir.path())[0]->path();
+    Upsert(*db, "docs", &live, rng, "e", 0, 100);
+    ASSERT_TRUE(db->Flush().ok());
+  }
+  {
+    auto opened = segment::SegmentFile::Open(Env::Default(), older);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    const segment::SegmentFile& seg = *opened.value();
+    uint32_t g = 0;
+    ASSERT_TRUE(seg.FindGroup(segment::GroupKind::kBytes, seg.group(0).cid, kGraphDim, simd::Metric::kL2, &g));
+    ASSERT_NE(seg.graph(g), nullptr);
+    uint64_t at = 0;
+    for (const auto& ref : seg.sections())
+      if (ref.kind == segment::SectionKind::kGraphLayer0 && ref.group == g) at = ref.offset;
+    ASSERT_NE(at, 0u);
+    // Row 0's first link, flipped in its lowest bit that names another row
+    // of the group not yet in row 0's list.
+    const uint32_t* block = reinterpret_cast<const uint32_t*>(seg.base() + at);
+    const std::set<uint32_t> links(block + 1, block + 1 + block[0]);
+    int bit = 0;
+    while (bit < 9 && (links.count(block[1] ^ (1u << bit)) || (block[1] ^ (1u << bit)) >= 900)) ++bit;
+    ASSERT_LT(bit, 9);
+    testing::FlipBit(older, at + 4, bit);
+  }
+  auto db = OpenKv(dir.path(), o);
+  Status s = db->Compact(true);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(s.message().find(older), std::string::npos) << s.message();
+  EXPECT_EQ(db->TEST_SegmentCount(), 2u) << "a failed merge installs nothing";
+}
+
+TEST(CollectionGraph, ADroppedIndexsRowsGetNoGraph) {
+  testing::TempDir dir;
+  std::mt19937_64 rng(7);
+  Live live, other;
+  auto db = OpenKv(dir.path());
+  ASSERT_TRUE(db->CreateIndex("docs", Config(kGraphDim, simd::Metric::kL2)).ok());
+  ASSERT_TRUE(db->CreateIndex("gone", Config(kGraphDim, simd::Metric::kL2)).ok());
+  Upsert(*db, "docs", &live, rng, "d", 0, 300);
+  Upsert(*db, "gone", &other, rng, "g", 0, 300);
+  ASSERT_TRUE(db->DropIndex("gone").ok());
+  IndexStats st;
+  ASSERT_TRUE(db->GetIndexStats("docs", &st).ok());
+  EXPECT_EQ(db->TEST_GraphBuilds(), 1u);  // "docs" only
+  const auto [rows, reused] = GraphRows(dir.path());
+  EXPECT_EQ(rows, 300u);
+  std::vector<KeyHit> hits;
+  const auto q = RandomVector(rng, kGraphDim);
+  EXPECT_TRUE(db->SearchIndex("gone", q.data(), kGraphDim, 3, 0, &hits, nullptr).IsNotFound());
+  ExpectExact(*db, "docs", live, 8);
+}
+
+TEST(CollectionGraph, AnInMemoryDatabaseBuildsIntoItsMemorySegments) {
+  std::mt19937_64 rng(9);
+  Live live;
+  auto db = OpenKv("");
+  ASSERT_TRUE(db->CreateIndex("docs", Config(kGraphDim, simd::Metric::kL2)).ok());
+  Upsert(*db, "docs", &live, rng, "d", 0, 500);
+  ExpectExact(*db, "docs", live, 10);
+  EXPECT_EQ(db->TEST_GraphBuilds(), 1u);
+  EXPECT_EQ(db->TEST_SegmentCount(), 1u);
+  Delete(*db, "docs", &live, "d", 0, 30);
+  ExpectExact(*db, "docs", live, 11);
+  IndexStats st;
+  ASSERT_TRUE(db->GetIndexStats("docs", &st).ok());
+  EXPECT_EQ(st.node_count, 470u);
+  EXPECT_EQ(st.deleted_count, 30u);
 }
 
 }  // namespace

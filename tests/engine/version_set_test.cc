@@ -4,10 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
-#include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -444,45 +442,27 @@ TEST(VersionSet, EditsBreakingTheRulesAreRefused) {
   ASSERT_TRUE(Flush(vs.get(), 10, 5).ok());  // seqs [1, 10]
   const Version before = *vs->current();
   const uint64_t live = before.segments[0].number;
-  auto refused = [&](VersionEdit e, const std::string& what) {
-    Status s = Apply(vs.get(), e);
-    EXPECT_TRUE(s.IsInvalidArgument()) << what << ": " << s.ToString();
-    EXPECT_EQ(*vs->current(), before) << what;
+  const struct {
+    const char* what;
+    VersionEdit edit;
+  } cases[] = {
+      {"remove a segment that is not live", {.removed = {live + 100}}},
+      {"remove twice", {.removed = {live, live}}},
+      {"add a live number", {.last_seq = 12, .added = {{live, 1, 11, 12}}}},
+      {"overlapping intervals", {.last_seq = 12, .added = {{vs->NewFileNumber(), 1, 10, 12}}}},
+      {"an interval past last seq", {.added = {{vs->NewFileNumber(), 1, 11, 12}}}},
+      {"first seq above last seq", {.last_seq = 13, .added = {{vs->NewFileNumber(), 1, 13, 12}}}},
+      {"a number not below the next file number",
+       {.last_seq = 12, .added = {{vs->current()->next_file_number + 1000, 1, 11, 12}}}},
+      {"last seq decreasing", {.last_seq = 9}},
+      {"log number decreasing", {.log_number = 4}},
+      {"format version", {.format_version = 2}},
   };
-  VersionEdit e;
-  e.removed.push_back(live + 100);
-  refused(e, "remove a segment that is not live");
-  e = VersionEdit();
-  e.removed = {live, live};
-  refused(e, "remove twice");
-  e = VersionEdit();
-  e.added.push_back({live, 1, 11, 12});
-  e.last_seq = 12;
-  refused(e, "add a live number");
-  e = VersionEdit();
-  e.added.push_back({vs->NewFileNumber(), 1, 10, 12});
-  e.last_seq = 12;
-  refused(e, "overlapping intervals");
-  e = VersionEdit();
-  e.added.push_back({vs->NewFileNumber(), 1, 11, 12});
-  refused(e, "an interval past last seq");
-  e = VersionEdit();
-  e.added.push_back({vs->NewFileNumber(), 1, 13, 12});
-  e.last_seq = 13;
-  refused(e, "first seq above last seq");
-  e = VersionEdit();
-  e.added.push_back({vs->current()->next_file_number + 1000, 1, 11, 12});
-  e.last_seq = 12;
-  refused(e, "a number not below the next file number");
-  e = VersionEdit();
-  e.last_seq = 9;
-  refused(e, "last seq decreasing");
-  e = VersionEdit();
-  e.log_number = 4;
-  refused(e, "log number decreasing");
-  e = VersionEdit();
-  e.format_version = 2;
-  refused(e, "format version");
+  for (const auto& c : cases) {
+    Status s = Apply(vs.get(), c.edit);
+    EXPECT_TRUE(s.IsInvalidArgument()) << c.what << ": " << s.ToString();
+    EXPECT_EQ(*vs->current(), before) << c.what;
+  }
   // Still usable, and nothing of the refused edits is in the log.
   ASSERT_TRUE(Flush(vs.get(), 2, 5).ok());
   EXPECT_EQ(*MustRecover(&env)->current(), *vs->current());
@@ -502,13 +482,16 @@ void WriteLog(Env* env, const std::vector<std::string>& payloads, uint8_t type =
   Write(env, "/db/CURRENT", "MANIFEST-000003\n");
 }
 
-VersionEdit SnapshotEdit() {
+// A first record of a manifest: format version, a snapshot of every field,
+// segment 5 holding seqs [1, 10].
+VersionEdit SnapshotEdit(std::optional<uint32_t> format_version = 2, std::optional<uint64_t> next_file_number = 10,
+                         bool with_segment = true) {
   VersionEdit e;
-  e.format_version = 2;
+  e.format_version = format_version;
   e.log_number = 1;
   e.last_seq = 10;
-  e.next_file_number = 10;
-  e.added.push_back({5, 100, 1, 10});
+  e.next_file_number = next_file_number;
+  if (with_segment) e.added.push_back({5, 100, 1, 10});
   return e;
 }
 
@@ -523,51 +506,29 @@ TEST(VersionSet, ReplayChecksTheRules) {
   const std::string m = "/db/MANIFEST-000003";
   WriteLog(&env, {SnapshotEdit().Encode()});
   ASSERT_TRUE(MustRecover(&env));
-
-  VersionEdit e = SnapshotEdit();
-  e.format_version = 1;
-  WriteLog(&env, {e.Encode()});
-  ExpectRecoverCorrupt(&env, m, "format version 1");
-  e = SnapshotEdit();
-  e.format_version.reset();
-  WriteLog(&env, {e.Encode()});
-  ExpectRecoverCorrupt(&env, m, "no format version");
-  e = SnapshotEdit();
-  e.next_file_number.reset();
-  WriteLog(&env, {e.Encode()});
-  ExpectRecoverCorrupt(&env, m, "not a snapshot");
-  e = SnapshotEdit();
-  e.next_file_number = 3;
-  e.added.clear();
-  WriteLog(&env, {e.Encode()});
-  ExpectRecoverCorrupt(&env, m, "the manifest's own number not below next file number");
-  e = SnapshotEdit();
-  e.next_file_number = 5;
-  WriteLog(&env, {e.Encode()});
-  ExpectRecoverCorrupt(&env, m, "a segment number not below next file number");
-
-  VersionEdit later;
-  later.removed.push_back(6);
-  WriteLog(&env, {SnapshotEdit().Encode(), later.Encode()});
-  ExpectRecoverCorrupt(&env, m, "remove a segment that is not live");
-  later = VersionEdit();
-  later.added.push_back({6, 1, 10, 11});
-  later.last_seq = 11;
-  WriteLog(&env, {SnapshotEdit().Encode(), later.Encode()});
-  ExpectRecoverCorrupt(&env, m, "overlapping intervals");
-  later = VersionEdit();
-  later.added.push_back({5, 1, 11, 11});
-  later.last_seq = 11;
-  WriteLog(&env, {SnapshotEdit().Encode(), later.Encode()});
-  ExpectRecoverCorrupt(&env, m, "add a live segment");
-  later = VersionEdit();
-  later.format_version = 2;
-  WriteLog(&env, {SnapshotEdit().Encode(), later.Encode()});
-  ExpectRecoverCorrupt(&env, m, "format version in a later record");
+  const struct {
+    const char* what;
+    std::vector<VersionEdit> edits;
+  } cases[] = {
+      {"format version 1", {SnapshotEdit(1)}},
+      {"no format version", {SnapshotEdit(std::nullopt)}},
+      {"not a snapshot", {SnapshotEdit(2, std::nullopt)}},
+      {"the manifest's own number not below next file number", {SnapshotEdit(2, 3, false)}},
+      {"a segment number not below next file number", {SnapshotEdit(2, 5)}},
+      {"remove a segment that is not live", {SnapshotEdit(), {.removed = {6}}}},
+      {"overlapping intervals", {SnapshotEdit(), {.last_seq = 11, .added = {{6, 1, 10, 11}}}}},
+      {"add a live segment", {SnapshotEdit(), {.last_seq = 11, .added = {{5, 1, 11, 11}}}}},
+      {"format version in a later record", {SnapshotEdit(), {.format_version = 2}}},
+      {"no record", {}},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> payloads;
+    for (const VersionEdit& e : c.edits) payloads.push_back(e.Encode());
+    WriteLog(&env, payloads);
+    ExpectRecoverCorrupt(&env, m, c.what);
+  }
   WriteLog(&env, {SnapshotEdit().Encode()}, 16);
   ExpectRecoverCorrupt(&env, m, "a record of type 16");
-  WriteLog(&env, {});
-  ExpectRecoverCorrupt(&env, m, "no record");
 }
 
 TEST(VersionSet, CurrentMustNameAManifestExactly) {
@@ -614,26 +575,6 @@ TEST(VersionSet, OldFormatDirectoriesAreRefusedNamingTheirVersion) {
   }
   MemoryEnv empty;
   EXPECT_TRUE(CheckNotOldFormat(&empty, kDir).ok());
-}
-
-TEST(VersionSet, WorksOnTheDiskToo) {
-  std::string dir = ::testing::TempDir() + "/pomai-version-set-XXXXXX";
-  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
-  dir += "/db";
-  {
-    auto vs = VersionSet::Create(Env::Default(), dir);
-    ASSERT_TRUE(vs.ok()) << vs.status().ToString();
-    VersionEdit e;
-    e.added.push_back({(*vs)->NewFileNumber(), 10, 1, 5});
-    e.last_seq = 5;
-    MutexLock l((*vs)->install_mu());
-    ASSERT_TRUE((*vs)->LogAndApply(&e).ok());
-  }
-  auto r = VersionSet::Recover(Env::Default(), dir);
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ((*r)->current()->segments.size(), 1u);
-  std::error_code ec;
-  std::filesystem::remove_all(std::filesystem::path(dir).parent_path(), ec);
 }
 
 }  // namespace
