@@ -49,7 +49,8 @@ inline pomai_query_t MakeQuery(const float* v, uint32_t dim, uint32_t topk) {
   return q;
 }
 
-// A database opened with pomai_open: dim 4, 2 shards, inner product.
+// A database opened with pomai_open: dim 4, 2 shards, inner product (and
+// what Configure changes).
 class U64DbTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -58,9 +59,11 @@ class U64DbTest : public ::testing::Test {
     opts_.dim = 4;
     opts_.shards = 2;
     opts_.metric = POMAI_METRIC_IP;
+    Configure(opts_);
     ASSERT_EQ(Code(pomai_open(&opts_, &db_)), 0);
   }
   void TearDown() override { pomai_status_free(pomai_close(db_)); }
+  virtual void Configure(pomai_options_t&) {}
 
   pomai_upsert_t Upsert(uint64_t id, const float* v) const { return MakeUpsert(id, v, 4); }
   pomai_query_t Query(const float* v, uint32_t k) const { return MakeQuery(v, 4, k); }
