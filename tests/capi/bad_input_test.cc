@@ -114,6 +114,8 @@ struct IdEnv {
   pomai_db_t* db = nullptr;
   bool closed = false;
   float a[4] = {1, 2, 3, 4};
+  pomai_upsert_t row = MakeUpsert(100, a, kDim);  // a valid row the database does not hold
+  pomai_query_t query = MakeQuery(a, kDim, 1);
 
   pomai_db_t* Close() {
     if (!closed) {
@@ -194,7 +196,7 @@ pomai_status_t* OpenSpare(IdEnv& e, Change change) {
 // pomai_put of row 100 (the fixture's vector) changed by `change`.
 template <typename Change>
 pomai_status_t* PutWith(IdEnv& e, Change change) {
-  pomai_upsert_t u = e.Upsert(100, e.a);
+  pomai_upsert_t u = e.row;
   change(u);
   return pomai_put(e.db, &u);
 }
@@ -202,7 +204,7 @@ pomai_status_t* PutWith(IdEnv& e, Change change) {
 // pomai_put_batch of rows 100 and 101, the second changed by `change`.
 template <typename Change>
 pomai_status_t* PutBatchWith(IdEnv& e, Change change) {
-  pomai_upsert_t items[2] = {e.Upsert(100, e.a), e.Upsert(101, e.a)};
+  pomai_upsert_t items[2] = {e.row, e.Upsert(101, e.a)};
   change(items[1]);
   return pomai_put_batch(e.db, items, 2);
 }
@@ -222,7 +224,7 @@ pomai_status_t* Search(pomai_db_t* db, const pomai_query_t* q, pomai_search_resu
 // pomai_search of the fixture's query changed by `change`.
 template <typename Change>
 pomai_status_t* SearchWith(IdEnv& e, Change change) {
-  pomai_query_t q = e.Query(e.a, 1);
+  pomai_query_t q = e.query;
   change(q);
   return Search(e.db, &q);
 }
@@ -245,7 +247,7 @@ pomai_status_t* SearchBatchOfNone(pomai_db_t* db, const pomai_query_t* queries) 
 // pomai_search_batch of two queries, the second changed by `change`.
 template <typename Change>
 pomai_status_t* SearchBatchWith(IdEnv& e, Change change) {
-  pomai_query_t qs[2] = {e.Query(e.a, 1), e.Query(e.a, 1)};
+  pomai_query_t qs[2] = {e.query, e.query};
   change(qs[1]);
   return SearchBatch(e.db, qs, 2);
 }
@@ -267,8 +269,8 @@ pomai_status_t* SearchArray(pomai_db_t* db, const float* queries, size_t n, uint
 // otherwise valid arguments.
 std::vector<std::pair<std::string, std::function<pomai_status_t*(IdEnv&, pomai_db_t*)>>> IdDbFunctions() {
   return {
-      {"Put", [](IdEnv& e, pomai_db_t* db) { pomai_upsert_t u = e.Upsert(1, e.a); return pomai_put(db, &u); }},
-      {"PutBatch", [](IdEnv& e, pomai_db_t* db) { pomai_upsert_t u = e.Upsert(1, e.a); return pomai_put_batch(db, &u, 1); }},
+      {"Put", [](IdEnv& e, pomai_db_t* db) { return pomai_put(db, &e.row); }},
+      {"PutBatch", [](IdEnv& e, pomai_db_t* db) { return pomai_put_batch(db, &e.row, 1); }},
       {"PutBatchEmpty", [](IdEnv&, pomai_db_t* db) { return pomai_put_batch(db, nullptr, 0); }},
       {"PutArray", [](IdEnv& e, pomai_db_t* db) { uint64_t id = 1; return pomai_put_array(db, &id, e.a, 1, kDim); }},
       {"Delete", [](IdEnv&, pomai_db_t* db) { return pomai_delete(db, 1); }},
@@ -289,12 +291,8 @@ std::vector<std::pair<std::string, std::function<pomai_status_t*(IdEnv&, pomai_d
       {"Exists", [](IdEnv&, pomai_db_t* db) { bool b; return pomai_exists(db, 1, &b); }},
       {"Get", [](IdEnv&, pomai_db_t* db) { return Get(db, 1); }},
       {"Count", [](IdEnv&, pomai_db_t* db) { uint64_t n; return pomai_count(db, &n); }},
-      {"Search", [](IdEnv& e, pomai_db_t* db) { pomai_query_t q = e.Query(e.a, 1); return Search(db, &q); }},
-      {"SearchBatch",
-       [](IdEnv& e, pomai_db_t* db) {
-         pomai_query_t q = e.Query(e.a, 1);
-         return SearchBatch(db, &q, 1);
-       }},
+      {"Search", [](IdEnv& e, pomai_db_t* db) { return Search(db, &e.query); }},
+      {"SearchBatch", [](IdEnv& e, pomai_db_t* db) { return SearchBatch(db, &e.query, 1); }},
       {"SearchArray", [](IdEnv& e, pomai_db_t* db) { return SearchArray(db, e.a, 1, kDim, 1); }},
       {"Verify", [](IdEnv&, pomai_db_t* db) { return Verify(db); }},
       // The keyspace functions refuse a closed or garbage handle the same way.
@@ -337,8 +335,7 @@ std::vector<IdCase> IdCases() {
        kInvalid, "dim 5 does not match the database's dim 4"},
 
       // ---- put / put_batch
-      {"PutNullDb", [](E& e) { pomai_upsert_t u = e.Upsert(1, e.a); return pomai_put(nullptr, &u); }, kInvalid,
-       "db is NULL"},
+      {"PutNullDb", [](E& e) { return pomai_put(nullptr, &e.row); }, kInvalid, "db is NULL"},
       {"PutNullItem", [](E& e) { return pomai_put(e.db, nullptr); }, kInvalid, "item is NULL"},
       {"PutNullVector", [](E& e) { pomai_upsert_t u = e.Upsert(100, nullptr); return pomai_put(e.db, &u); }, kInvalid,
        "items[0].vector is NULL"},
@@ -356,23 +353,13 @@ std::vector<IdCase> IdCases() {
        "items[0].dim is 3 but the database's dim is 4"},
       {"PutStructSizeTooSmall", [](E& e) { return PutWith(e, [](pomai_upsert_t& u) { u.struct_size = 8; }); },
        kInvalid, "items->struct_size is too small (8 < 28)"},
-      {"PutBatchNullDb", [](E& e) { pomai_upsert_t u = e.Upsert(1, e.a); return pomai_put_batch(nullptr, &u, 1); },
-       kInvalid, "db is NULL"},
+      {"PutBatchNullDb", [](E& e) { return pomai_put_batch(nullptr, &e.row, 1); }, kInvalid, "db is NULL"},
       {"PutBatchNullItems", [](E& e) { return pomai_put_batch(e.db, nullptr, 2); }, kInvalid,
        "items is NULL but n is 2"},
       {"PutBatchEmptyNullItems", [](E& e) { return pomai_put_batch(e.db, nullptr, 0); }, kOk, ""},
-      {"PutBatchEmptyNonNullItems",
-       [](E& e) {
-         pomai_upsert_t u = e.Upsert(100, e.a);
-         return pomai_put_batch(e.db, &u, 0);
-       },
-       kOk, ""},
-      {"PutBatchHugeN",
-       [](E& e) {
-         pomai_upsert_t u = e.Upsert(100, e.a);
-         return pomai_put_batch(e.db, &u, SIZE_MAX);
-       },
-       kInvalid, "n is 18446744073709551615"},
+      {"PutBatchEmptyNonNullItems", [](E& e) { return pomai_put_batch(e.db, &e.row, 0); }, kOk, ""},
+      {"PutBatchHugeN", [](E& e) { return pomai_put_batch(e.db, &e.row, SIZE_MAX); }, kInvalid,
+       "n is 18446744073709551615"},
       {"PutBatchSecondItemNullVector",
        [](E& e) { return PutBatchWith(e, [](pomai_upsert_t& u) { u.vector = nullptr; }); }, kInvalid,
        "items[1].vector is NULL"},
@@ -476,12 +463,10 @@ std::vector<IdCase> IdCases() {
       {"CountNullOut", [](E& e) { return pomai_count(e.db, nullptr); }, kInvalid, "out_count is NULL"},
 
       // ---- search
-      {"SearchNullDb", [](E& e) { pomai_query_t q = e.Query(e.a, 1); return Search(nullptr, &q); }, kInvalid,
-       "db is NULL"},
+      {"SearchNullDb", [](E& e) { return Search(nullptr, &e.query); }, kInvalid, "db is NULL"},
       {"SearchNullQuery", [](E& e) { return Search(e.db, nullptr, Garbage<pomai_search_results_t>(1)); }, kInvalid,
        "query is NULL"},
-      {"SearchNullOut", [](E& e) { pomai_query_t q = e.Query(e.a, 1); return pomai_search(e.db, &q, nullptr); },
-       kInvalid, "out_results is NULL"},
+      {"SearchNullOut", [](E& e) { return pomai_search(e.db, &e.query, nullptr); }, kInvalid, "out_results is NULL"},
       {"SearchNullVector", [](E& e) { pomai_query_t q = e.Query(nullptr, 1); return Search(e.db, &q); }, kInvalid,
        "queries[0].vector is NULL"},
       {"SearchWrongDim", [](E& e) { return SearchWith(e, [](pomai_query_t& q) { q.dim = 3; }); }, kInvalid,
@@ -514,25 +499,15 @@ std::vector<IdCase> IdCases() {
        kOk, ""},
 
       // ---- search_batch
-      {"SearchBatchNullDb", [](E& e) { pomai_query_t q = e.Query(e.a, 1); return SearchBatch(nullptr, &q, 1); },
-       kInvalid, "db is NULL"},
+      {"SearchBatchNullDb", [](E& e) { return SearchBatch(nullptr, &e.query, 1); }, kInvalid, "db is NULL"},
       {"SearchBatchNullQueries", [](E& e) { return SearchBatch(e.db, nullptr, 2); }, kInvalid,
        "queries is NULL but n is 2"},
-      {"SearchBatchNullOut",
-       [](E& e) {
-         pomai_query_t q = e.Query(e.a, 1);
-         return pomai_search_batch(e.db, &q, 1, nullptr);
-       },
-       kInvalid, "out_results is NULL"},
+      {"SearchBatchNullOut", [](E& e) { return pomai_search_batch(e.db, &e.query, 1, nullptr); }, kInvalid,
+       "out_results is NULL"},
       {"SearchBatchEmptyNullQueries", [](E& e) { return SearchBatchOfNone(e.db, nullptr); }, kOk, ""},
-      {"SearchBatchEmptyNonNullQueries",
-       [](E& e) {
-         pomai_query_t q = e.Query(e.a, 1);
-         return SearchBatchOfNone(e.db, &q);
-       },
-       kOk, ""},
-      {"SearchBatchHugeN", [](E& e) { pomai_query_t q = e.Query(e.a, 1); return SearchBatch(e.db, &q, SIZE_MAX); },
-       kInvalid, "n is 18446744073709551615"},
+      {"SearchBatchEmptyNonNullQueries", [](E& e) { return SearchBatchOfNone(e.db, &e.query); }, kOk, ""},
+      {"SearchBatchHugeN", [](E& e) { return SearchBatch(e.db, &e.query, SIZE_MAX); }, kInvalid,
+       "n is 18446744073709551615"},
       {"SearchBatchSecondQueryWrongDim", [](E& e) { return SearchBatchWith(e, [](pomai_query_t& q) { q.dim = 3; }); },
        kInvalid, "queries[1].dim is 3"},
       {"SearchBatchSecondQueryNullVector",
