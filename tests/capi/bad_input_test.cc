@@ -25,13 +25,26 @@
 
 namespace {
 
-using pomai::testing::TempDir;
 using pomai::testing::B;
+using pomai::testing::Close;
 using pomai::testing::Code;
+using pomai::testing::DbExTest;
+using pomai::testing::Garbage;
+using pomai::testing::Get;
+using pomai::testing::kNoCounts;
+using pomai::testing::kNoIds;
+using pomai::testing::kNoScores;
 using pomai::testing::MakeQuery;
 using pomai::testing::MakeUpsert;
-using pomai::testing::DbExTest;
+using pomai::testing::Search;
+using pomai::testing::SearchArray;
+using pomai::testing::SearchBatch;
+using pomai::testing::Settled;
 using pomai::testing::StorageModeName;
+using pomai::testing::TempDir;
+using pomai::testing::TxnBegin;
+using pomai::testing::U64DbCalls;
+using pomai::testing::Verify;
 
 constexpr int kOk = POMAI_STATUS_OK;
 constexpr int kInvalid = POMAI_STATUS_INVALID_ARGUMENT;
@@ -40,29 +53,10 @@ constexpr int kNotFound = POMAI_STATUS_NOT_FOUND;
 constexpr int kReadOnly = POMAI_STATUS_READ_ONLY;
 constexpr int kUnimplemented = POMAI_STATUS_UNIMPLEMENTED;
 
-template <typename H>
-H* Garbage(uint64_t token) {
-  return reinterpret_cast<H*>(static_cast<uintptr_t>(token));
-}
-
 // A never-issued handle token (slot 0xdead, generation 1) and two malformed ones.
 constexpr uint64_t kNeverIssued = uint64_t{0xdead} << 32 | 1;
 constexpr uint64_t kSlotZero = 0x1;  // slot field 0: never valid
 constexpr uint64_t kHugeSlot = 0xFFFFFFFF00000001ull;
-
-// Takes the status of a call given `out`'s address: a refused call must leave
-// `out` NULL; a success's `out` is released with `release`. (Callers preset
-// `out` to garbage where the call must set it: the keyspace functions always,
-// the u64-id ones once the handle is accepted.)
-template <typename T, typename Release>
-pomai_status_t* Settled(pomai_status_t* s, T* out, Release release) {
-  if (s != nullptr) {
-    EXPECT_EQ(out, nullptr) << "a refused call left its output set";
-  } else {
-    release(out);
-  }
-  return s;
-}
 
 const float kNan = NAN;
 const float kInf = INFINITY;
@@ -162,27 +156,11 @@ pomai_status_t* SearchArrayExpecting(IdEnv& e, uint32_t topk, uint32_t want) {
   return nullptr;
 }
 
-void Close(pomai_db_t* db) { pomai_status_free(pomai_close(db)); }
-
 // pomai_open of `opts`; a database it opens is closed.
 pomai_status_t* Open(const pomai_options_t* opts) {
   pomai_db_t* db = Garbage<pomai_db_t>(1);
   pomai_status_t* s = pomai_open(opts, &db);
   return Settled(s, db, Close);
-}
-
-// pomai_verify of `db`; a report it returns is freed.
-pomai_status_t* Verify(pomai_db_t* db) {
-  char* json = Garbage<char>(1);
-  pomai_status_t* s = pomai_verify(db, &json);
-  return Settled(s, json, pomai_free);
-}
-
-// pomai_txn_begin on `db`; a transaction it begins is rolled back.
-pomai_status_t* TxnBegin(pomai_db_t* db, uint32_t mode) {
-  pomai_txn_t* t = Garbage<pomai_txn_t>(1);
-  pomai_status_t* s = pomai_txn_begin(db, mode, &t);
-  return Settled(s, t, [](pomai_txn_t* txn) { pomai_status_free(pomai_txn_rollback(txn)); });
 }
 
 // pomai_open of the spare directory with the fixture's options changed by `change`.
@@ -209,31 +187,12 @@ pomai_status_t* PutBatchWith(IdEnv& e, Change change) {
   return pomai_put_batch(e.db, items, 2);
 }
 
-// pomai_get of `id` on `db`, the output preset to `rec`; a record it returns is freed.
-pomai_status_t* Get(pomai_db_t* db, uint64_t id, pomai_record_t* rec = nullptr) {
-  pomai_status_t* s = pomai_get(db, id, &rec);
-  return Settled(s, rec, pomai_record_free);
-}
-
-// pomai_search of `q` on `db`, the output preset to `r`; results of a success are freed.
-pomai_status_t* Search(pomai_db_t* db, const pomai_query_t* q, pomai_search_results_t* r = nullptr) {
-  pomai_status_t* s = pomai_search(db, q, &r);
-  return Settled(s, r, pomai_search_results_free);
-}
-
 // pomai_search of the fixture's query changed by `change`.
 template <typename Change>
 pomai_status_t* SearchWith(IdEnv& e, Change change) {
   pomai_query_t q = e.query;
   change(q);
   return Search(e.db, &q);
-}
-
-// pomai_search_batch of `n` queries on `db`; results of a success are freed.
-pomai_status_t* SearchBatch(pomai_db_t* db, const pomai_query_t* queries, size_t n) {
-  pomai_search_results_t* r = nullptr;
-  pomai_status_t* s = pomai_search_batch(db, queries, n, &r);
-  return Settled(s, r, [n](pomai_search_results_t* r) { pomai_search_batch_free(r, n); });
 }
 
 // pomai_search_batch of no queries: its results must be NULL.
@@ -250,55 +209,6 @@ pomai_status_t* SearchBatchWith(IdEnv& e, Change change) {
   pomai_query_t qs[2] = {e.query, e.query};
   change(qs[1]);
   return SearchBatch(e.db, qs, 2);
-}
-
-// The outputs SearchArray passes as NULL.
-enum NullOut : unsigned { kNoIds = 1, kNoScores = 2, kNoCounts = 4 };
-
-// pomai_search_array with room for two results (and two counts).
-pomai_status_t* SearchArray(pomai_db_t* db, const float* queries, size_t n, uint32_t dim, uint32_t topk,
-                            unsigned null_outs = 0) {
-  uint64_t ids[2];
-  float scores[2];
-  uint32_t counts[2];
-  return pomai_search_array(db, queries, n, dim, topk, 0, null_outs & kNoIds ? nullptr : ids,
-                            null_outs & kNoScores ? nullptr : scores, null_outs & kNoCounts ? nullptr : counts);
-}
-
-// Every function that takes a u64-id database handle, called with `db` and
-// otherwise valid arguments.
-std::vector<std::pair<std::string, std::function<pomai_status_t*(IdEnv&, pomai_db_t*)>>> IdDbFunctions() {
-  return {
-      {"Put", [](IdEnv& e, pomai_db_t* db) { return pomai_put(db, &e.row); }},
-      {"PutBatch", [](IdEnv& e, pomai_db_t* db) { return pomai_put_batch(db, &e.row, 1); }},
-      {"PutBatchEmpty", [](IdEnv&, pomai_db_t* db) { return pomai_put_batch(db, nullptr, 0); }},
-      {"PutArray", [](IdEnv& e, pomai_db_t* db) { uint64_t id = 1; return pomai_put_array(db, &id, e.a, 1, kDim); }},
-      {"Delete", [](IdEnv&, pomai_db_t* db) { return pomai_delete(db, 1); }},
-      {"DeleteBatch", [](IdEnv&, pomai_db_t* db) { uint64_t id = 1; return pomai_delete_batch(db, &id, 1); }},
-      {"Freeze", [](IdEnv&, pomai_db_t* db) { return pomai_freeze(db); }},
-      {"Compact", [](IdEnv&, pomai_db_t* db) { return pomai_compact(db); }},
-      {"FreezeWithProgress", [](IdEnv&, pomai_db_t* db) { return pomai_freeze_with_progress(db, nullptr, nullptr); }},
-      {"CompactWithProgress", [](IdEnv&, pomai_db_t* db) { return pomai_compact_with_progress(db, nullptr, nullptr); }},
-      {"StatsJson",
-       [](IdEnv&, pomai_db_t* db) {
-         char* json = reinterpret_cast<char*>(0x1);
-         pomai_status_t* s = pomai_stats_json(db, &json);
-         if (s != nullptr && json != reinterpret_cast<char*>(0x1)) {
-           EXPECT_EQ(json, nullptr);
-         }
-         return s;
-       }},
-      {"Exists", [](IdEnv&, pomai_db_t* db) { bool b; return pomai_exists(db, 1, &b); }},
-      {"Get", [](IdEnv&, pomai_db_t* db) { return Get(db, 1); }},
-      {"Count", [](IdEnv&, pomai_db_t* db) { uint64_t n; return pomai_count(db, &n); }},
-      {"Search", [](IdEnv& e, pomai_db_t* db) { return Search(db, &e.query); }},
-      {"SearchBatch", [](IdEnv& e, pomai_db_t* db) { return SearchBatch(db, &e.query, 1); }},
-      {"SearchArray", [](IdEnv& e, pomai_db_t* db) { return SearchArray(db, e.a, 1, kDim, 1); }},
-      {"Verify", [](IdEnv&, pomai_db_t* db) { return Verify(db); }},
-      // The keyspace functions refuse a closed or garbage handle the same way.
-      {"DbFlush", [](IdEnv&, pomai_db_t* db) { return pomai_db_flush(db); }},
-      {"TxnBegin", [](IdEnv&, pomai_db_t* db) { return TxnBegin(db, POMAI_TXN_READ_WRITE); }},
-  };
 }
 
 std::vector<IdCase> IdCases() {
@@ -572,16 +482,16 @@ std::vector<IdCase> IdCases() {
   };
   c.insert(c.end(), more.begin(), more.end());
   // Every function on a closed handle answers CLOSED; on a garbage handle INVALID_ARGUMENT.
-  for (auto& [fname, fn] : IdDbFunctions()) {
-    c.push_back({"Closed" + fname, [fn = fn](E& e) { return fn(e, e.Close()); }, kClosed, "database is closed"});
+  for (auto& [fname, fn] : U64DbCalls()) {
+    c.push_back({"Closed" + fname, [fn = fn](E& e) { return fn(e.Close()); }, kClosed, "database is closed"});
     std::string expected = "db is not a handle returned by pomai_open";
     if (fname == "DbFlush" || fname == "TxnBegin") expected = "db is not a handle returned by pomai_db_open_ex";
     if (fname == "Verify") expected += " or pomai_db_open_ex";
-    c.push_back({"GarbageSlotZero" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_db_t>(kSlotZero)); },
+    c.push_back({"GarbageSlotZero" + fname, [fn = fn](E&) { return fn(Garbage<pomai_db_t>(kSlotZero)); },
                  kInvalid, expected});
-    c.push_back({"GarbageHugeSlot" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_db_t>(kHugeSlot)); },
+    c.push_back({"GarbageHugeSlot" + fname, [fn = fn](E&) { return fn(Garbage<pomai_db_t>(kHugeSlot)); },
                  kInvalid, expected});
-    c.push_back({"GarbageNeverIssued" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_db_t>(kNeverIssued)); },
+    c.push_back({"GarbageNeverIssued" + fname, [fn = fn](E&) { return fn(Garbage<pomai_db_t>(kNeverIssued)); },
                  kInvalid, expected});
   }
   return c;

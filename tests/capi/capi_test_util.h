@@ -6,7 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "pomai/pomai.h"
 #include "support/temp_dir.h"
@@ -47,6 +50,113 @@ inline pomai_query_t MakeQuery(const float* v, uint32_t dim, uint32_t topk) {
   q.dim = dim;
   q.topk = topk;
   return q;
+}
+
+template <typename H>
+H* Garbage(uint64_t token) {
+  return reinterpret_cast<H*>(static_cast<uintptr_t>(token));
+}
+
+// Takes the status of a call given `out`'s address: a refused call must leave
+// `out` NULL; a success's `out` is released with `release`. (Callers preset
+// `out` to garbage where the call must set it: the keyspace functions always,
+// the u64-id ones once the handle is accepted.)
+template <typename T, typename Release>
+pomai_status_t* Settled(pomai_status_t* s, T* out, Release release) {
+  if (s != nullptr) {
+    EXPECT_EQ(out, nullptr) << "a refused call left its output set";
+  } else {
+    release(out);
+  }
+  return s;
+}
+
+inline void Close(pomai_db_t* db) { pomai_status_free(pomai_close(db)); }
+
+// pomai_verify of `db`; a report it returns is freed.
+inline pomai_status_t* Verify(pomai_db_t* db) {
+  char* json = Garbage<char>(1);
+  pomai_status_t* s = pomai_verify(db, &json);
+  return Settled(s, json, pomai_free);
+}
+
+// pomai_txn_begin on `db`; a transaction it begins is rolled back.
+inline pomai_status_t* TxnBegin(pomai_db_t* db, uint32_t mode) {
+  pomai_txn_t* t = Garbage<pomai_txn_t>(1);
+  pomai_status_t* s = pomai_txn_begin(db, mode, &t);
+  return Settled(s, t, [](pomai_txn_t* txn) { pomai_status_free(pomai_txn_rollback(txn)); });
+}
+
+// pomai_get of `id` on `db`, the output preset to `rec`; a record it returns is freed.
+inline pomai_status_t* Get(pomai_db_t* db, uint64_t id, pomai_record_t* rec = nullptr) {
+  pomai_status_t* s = pomai_get(db, id, &rec);
+  return Settled(s, rec, pomai_record_free);
+}
+
+// pomai_search of `q` on `db`, the output preset to `r`; results of a success are freed.
+inline pomai_status_t* Search(pomai_db_t* db, const pomai_query_t* q, pomai_search_results_t* r = nullptr) {
+  pomai_status_t* s = pomai_search(db, q, &r);
+  return Settled(s, r, pomai_search_results_free);
+}
+
+// pomai_search_batch of `n` queries on `db`; results of a success are freed.
+inline pomai_status_t* SearchBatch(pomai_db_t* db, const pomai_query_t* queries, size_t n) {
+  pomai_search_results_t* r = nullptr;
+  pomai_status_t* s = pomai_search_batch(db, queries, n, &r);
+  return Settled(s, r, [n](pomai_search_results_t* r) { pomai_search_batch_free(r, n); });
+}
+
+// The outputs SearchArray passes as NULL.
+enum NullOut : unsigned { kNoIds = 1, kNoScores = 2, kNoCounts = 4 };
+
+// pomai_search_array with room for two results (and two counts).
+inline pomai_status_t* SearchArray(pomai_db_t* db, const float* queries, size_t n, uint32_t dim, uint32_t topk,
+                                   unsigned null_outs = 0) {
+  uint64_t ids[2];
+  float scores[2];
+  uint32_t counts[2];
+  return pomai_search_array(db, queries, n, dim, topk, 0, null_outs & kNoIds ? nullptr : ids,
+                            null_outs & kNoScores ? nullptr : scores, null_outs & kNoCounts ? nullptr : counts);
+}
+
+// Every function that takes a u64-id database handle, called on `db` (of dim
+// 4) with otherwise valid arguments: it puts id 100, reads and deletes id 1.
+inline std::vector<std::pair<std::string, std::function<pomai_status_t*(pomai_db_t*)>>> U64DbCalls() {
+  static const float v[4] = {1, 2, 3, 4};
+  static const uint64_t id = 100;
+  static const pomai_upsert_t row = MakeUpsert(id, v, 4);
+  static const pomai_query_t query = MakeQuery(v, 4, 1);
+  return {
+      {"Put", [](pomai_db_t* db) { return pomai_put(db, &row); }},
+      {"PutBatch", [](pomai_db_t* db) { return pomai_put_batch(db, &row, 1); }},
+      {"PutBatchEmpty", [](pomai_db_t* db) { return pomai_put_batch(db, nullptr, 0); }},
+      {"PutArray", [](pomai_db_t* db) { return pomai_put_array(db, &id, v, 1, 4); }},
+      {"Delete", [](pomai_db_t* db) { return pomai_delete(db, 1); }},
+      {"DeleteBatch", [](pomai_db_t* db) { uint64_t one = 1; return pomai_delete_batch(db, &one, 1); }},
+      {"Freeze", [](pomai_db_t* db) { return pomai_freeze(db); }},
+      {"Compact", [](pomai_db_t* db) { return pomai_compact(db); }},
+      {"FreezeWithProgress", [](pomai_db_t* db) { return pomai_freeze_with_progress(db, nullptr, nullptr); }},
+      {"CompactWithProgress", [](pomai_db_t* db) { return pomai_compact_with_progress(db, nullptr, nullptr); }},
+      {"StatsJson",
+       [](pomai_db_t* db) {
+         char* json = Garbage<char>(1);
+         pomai_status_t* s = pomai_stats_json(db, &json);
+         if (s != nullptr && json != Garbage<char>(1)) {
+           EXPECT_EQ(json, nullptr);
+         }
+         return s;
+       }},
+      {"Exists", [](pomai_db_t* db) { bool b; return pomai_exists(db, 1, &b); }},
+      {"Get", [](pomai_db_t* db) { return Get(db, 1); }},
+      {"Count", [](pomai_db_t* db) { uint64_t n; return pomai_count(db, &n); }},
+      {"Search", [](pomai_db_t* db) { return Search(db, &query); }},
+      {"SearchBatch", [](pomai_db_t* db) { return SearchBatch(db, &query, 1); }},
+      {"SearchArray", [](pomai_db_t* db) { return SearchArray(db, v, 1, 4, 1); }},
+      {"Verify", [](pomai_db_t* db) { return Verify(db); }},
+      // The keyspace functions refuse a closed or garbage handle the same way.
+      {"DbFlush", [](pomai_db_t* db) { return pomai_db_flush(db); }},
+      {"TxnBegin", [](pomai_db_t* db) { return TxnBegin(db, POMAI_TXN_READ_WRITE); }},
+  };
 }
 
 // A database opened with pomai_open: dim 4, 2 shards, inner product (and
