@@ -40,9 +40,13 @@ using pomai::testing::Search;
 using pomai::testing::SearchArray;
 using pomai::testing::SearchBatch;
 using pomai::testing::Settled;
+using pomai::testing::Similar;
 using pomai::testing::StorageModeName;
 using pomai::testing::TempDir;
 using pomai::testing::TxnBegin;
+using pomai::testing::TxnCalls;
+using pomai::testing::TxnKeyCall;
+using pomai::testing::TxnKeyCalls;
 using pomai::testing::U64DbCalls;
 using pomai::testing::Verify;
 
@@ -789,14 +793,6 @@ pomai_status_t* OpenExWith(KeyspaceEnv& e, Change change) {
   return Settled(s, db, Close);
 }
 
-// pomai_txn_search_similar, filtered when `filter`; hits of a success are freed.
-pomai_status_t* Similar(pomai_txn_t* t, const float* q, uint32_t dim, uint32_t metric = 0, bool filter = false,
-                        const uint8_t* const* keys = nullptr, const size_t* lens = nullptr, size_t n = 0) {
-  pomai_kv_hits_t* h = Garbage<pomai_kv_hits_t>(1);
-  pomai_status_t* s = pomai_txn_search_similar(t, q, dim, metric, 1, filter, keys, lens, n, false, &h);
-  return Settled(s, h, pomai_kv_hits_free);
-}
-
 // pomai_index_search of index `name`; hits of a success are freed.
 pomai_status_t* IndexSearch(pomai_db_t* db, const char* name, const float* q, uint32_t dim) {
   pomai_kv_hits_t* h = Garbage<pomai_kv_hits_t>(1);
@@ -826,51 +822,6 @@ pomai_status_t* IndexSearchExpecting(KeyspaceEnv& e, uint32_t k, uint32_t ef, si
   EXPECT_EQ(hits->count, want);
   pomai_kv_hits_free(hits);
   return nullptr;
-}
-
-// Every transaction function that takes a key, called on `t` with `key`
-// (`len` bytes) and otherwise valid arguments; a read-only transaction
-// refuses the ones that write. `valid_key` is the key a call that should
-// have been refused would change where ExpectUnchanged sees it.
-struct KeyFunction {
-  std::string name;
-  std::function<pomai_status_t*(KeyspaceEnv&, pomai_txn_t*, const uint8_t*, size_t)> call;
-  bool writes;
-  const char* valid_key;
-};
-
-std::vector<KeyFunction> KeyFunctions() {
-  using E = KeyspaceEnv;
-  using K = const uint8_t*;
-  return {
-      {"Get", [](E&, pomai_txn_t* t, K k, size_t n) { size_t len; bool f; return pomai_txn_get(t, k, n, nullptr, 0, &len, &f); },
-       false, "v"},
-      {"Put", [](E&, pomai_txn_t* t, K k, size_t n) { return pomai_txn_put(t, k, n, B("x"), 1); }, true, "k"},
-      {"Delete", [](E&, pomai_txn_t* t, K k, size_t n) { return pomai_txn_delete(t, k, n); }, true, "v"},
-      {"UpsertVector",
-       [](E& e, pomai_txn_t* t, K k, size_t n) { return pomai_txn_upsert_vector(t, k, n, false, nullptr, 0, e.v, 2, 0); },
-       true, "k"},
-      {"GetVector",
-       [](E&, pomai_txn_t* t, K k, size_t n) { float b[2]; uint32_t d; return pomai_txn_get_vector(t, k, n, 0, b, 2, &d); },
-       false, "v"},
-      {"IndexUpsert",
-       [](E& e, pomai_txn_t* t, K k, size_t n) { return pomai_txn_index_upsert(t, "idx", k, n, e.v, 2, false, nullptr, 0); },
-       true, "k"},
-      {"IndexDelete", [](E&, pomai_txn_t* t, K k, size_t n) { return pomai_txn_index_delete(t, "idx", k, n); }, true, "a"},
-  };
-}
-
-// Every function that takes a transaction, called on `t` with otherwise valid arguments.
-std::vector<std::pair<std::string, std::function<pomai_status_t*(KeyspaceEnv&, pomai_txn_t*)>>> TxnFunctions() {
-  std::vector<std::pair<std::string, std::function<pomai_status_t*(KeyspaceEnv&, pomai_txn_t*)>>> out = {
-      {"Commit", [](KeyspaceEnv&, pomai_txn_t* t) { return pomai_txn_commit(t); }},
-      {"Rollback", [](KeyspaceEnv&, pomai_txn_t* t) { return pomai_txn_rollback(t); }},
-      {"SearchSimilar", [](KeyspaceEnv& e, pomai_txn_t* t) { return Similar(t, e.q, 2); }},
-  };
-  for (const KeyFunction& f : KeyFunctions()) {
-    out.push_back({f.name, [f](KeyspaceEnv& e, pomai_txn_t* t) { return f.call(e, t, B(f.valid_key), 1); }});
-  }
-  return out;
 }
 
 // Every function that takes a keyspace database handle.
@@ -1203,27 +1154,27 @@ std::vector<KeyspaceCase> KeyspaceCases() {
   // Every transaction function on a committed, a rolled-back, a closed
   // Each key function with a NULL transaction, a NULL or empty key, and (a
   // write) on the read-only transaction.
-  for (const KeyFunction& f : KeyFunctions()) {
-    c.push_back({f.name + "NullTxn", [f](E& e) { return f.call(e, nullptr, B("k"), 1); }, kInvalid, "txn is NULL"});
-    c.push_back({f.name + "NullKey", [f](E& e) { return f.call(e, e.rw, nullptr, 1); }, kInvalid, "key is NULL"});
-    c.push_back({f.name + "EmptyKey", [f](E& e) { return f.call(e, e.rw, B("k"), 0); }, kInvalid,
+  for (const TxnKeyCall& f : TxnKeyCalls()) {
+    c.push_back({f.name + "NullTxn", [f](E&) { return f.call(nullptr, B("k"), 1); }, kInvalid, "txn is NULL"});
+    c.push_back({f.name + "NullKey", [f](E& e) { return f.call(e.rw, nullptr, 1); }, kInvalid, "key is NULL"});
+    c.push_back({f.name + "EmptyKey", [f](E& e) { return f.call(e.rw, B("k"), 0); }, kInvalid,
                  "key is empty (keys are 1 to 65535 bytes)"});
     if (f.writes) {
-      c.push_back({f.name + "ReadOnly", [f](E& e) { return f.call(e, e.ro, B(f.valid_key), 1); }, kReadOnly,
+      c.push_back({f.name + "ReadOnly", [f](E& e) { return f.call(e.ro, B(f.valid_key), 1); }, kReadOnly,
                    "transaction is read-only"});
     }
   }
   // database's and a garbage transaction.
-  for (auto& [fname, fn] : TxnFunctions()) {
-    c.push_back({"Committed" + fname, [fn = fn](E& e) { return fn(e, e.Committed()); }, kClosed,
+  for (auto& [fname, fn] : TxnCalls()) {
+    c.push_back({"Committed" + fname, [fn = fn](E& e) { return fn(e.Committed()); }, kClosed,
                  "transaction is closed"});
-    c.push_back({"RolledBack" + fname, [fn = fn](E& e) { return fn(e, e.RolledBack()); }, kClosed,
+    c.push_back({"RolledBack" + fname, [fn = fn](E& e) { return fn(e.RolledBack()); }, kClosed,
                  "transaction is closed"});
-    c.push_back({"DbClosed" + fname, [fn = fn](E& e) { return fn(e, e.RwOfClosedDb()); }, kClosed,
+    c.push_back({"DbClosed" + fname, [fn = fn](E& e) { return fn(e.RwOfClosedDb()); }, kClosed,
                  "transaction is closed"});
-    c.push_back({"GarbageTxn" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_txn_t>(kNeverIssued)); },
+    c.push_back({"GarbageTxn" + fname, [fn = fn](E&) { return fn(Garbage<pomai_txn_t>(kNeverIssued)); },
                  kInvalid, "txn is not a handle returned by pomai_txn_begin"});
-    c.push_back({"GarbageTxnSlotZero" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_txn_t>(kSlotZero)); },
+    c.push_back({"GarbageTxnSlotZero" + fname, [fn = fn](E&) { return fn(Garbage<pomai_txn_t>(kSlotZero)); },
                  kInvalid, "txn is not a handle returned by pomai_txn_begin"});
   }
   for (auto& [fname, fn] : KeyspaceDbFunctions()) {

@@ -159,6 +159,61 @@ inline std::vector<std::pair<std::string, std::function<pomai_status_t*(pomai_db
   };
 }
 
+// pomai_txn_search_similar, filtered when `filter`; hits of a success are freed.
+inline pomai_status_t* Similar(pomai_txn_t* t, const float* q, uint32_t dim, uint32_t metric = 0, bool filter = false,
+                               const uint8_t* const* keys = nullptr, const size_t* lens = nullptr, size_t n = 0) {
+  pomai_kv_hits_t* h = Garbage<pomai_kv_hits_t>(1);
+  pomai_status_t* s = pomai_txn_search_similar(t, q, dim, metric, 1, filter, keys, lens, n, false, &h);
+  return Settled(s, h, pomai_kv_hits_free);
+}
+
+// A transaction function that takes a key, called on `t` with `key` (`len`
+// bytes) and otherwise valid arguments (an L2 vector {1, 2}, index "idx"); a
+// read-only transaction refuses the ones that `write`. `valid_key` is the key
+// of bad_input_test's keyspace fixture that a wrongly accepted call would change.
+struct TxnKeyCall {
+  std::string name;
+  std::function<pomai_status_t*(pomai_txn_t*, const uint8_t*, size_t)> call;
+  bool writes;
+  const char* valid_key;
+};
+
+inline std::vector<TxnKeyCall> TxnKeyCalls() {
+  static const float v[2] = {1, 2};
+  using K = const uint8_t*;
+  return {
+      {"Get",
+       [](pomai_txn_t* t, K k, size_t n) { size_t len; bool f; return pomai_txn_get(t, k, n, nullptr, 0, &len, &f); },
+       false, "v"},
+      {"Put", [](pomai_txn_t* t, K k, size_t n) { return pomai_txn_put(t, k, n, B("x"), 1); }, true, "k"},
+      {"Delete", [](pomai_txn_t* t, K k, size_t n) { return pomai_txn_delete(t, k, n); }, true, "v"},
+      {"UpsertVector",
+       [](pomai_txn_t* t, K k, size_t n) { return pomai_txn_upsert_vector(t, k, n, false, nullptr, 0, v, 2, 0); },
+       true, "k"},
+      {"GetVector",
+       [](pomai_txn_t* t, K k, size_t n) { float b[2]; uint32_t d; return pomai_txn_get_vector(t, k, n, 0, b, 2, &d); },
+       false, "v"},
+      {"IndexUpsert",
+       [](pomai_txn_t* t, K k, size_t n) { return pomai_txn_index_upsert(t, "idx", k, n, v, 2, false, nullptr, 0); },
+       true, "k"},
+      {"IndexDelete", [](pomai_txn_t* t, K k, size_t n) { return pomai_txn_index_delete(t, "idx", k, n); }, true, "a"},
+  };
+}
+
+// Every function that takes a transaction, called on `t` with otherwise valid arguments.
+inline std::vector<std::pair<std::string, std::function<pomai_status_t*(pomai_txn_t*)>>> TxnCalls() {
+  static const float q[2] = {1, 0};
+  std::vector<std::pair<std::string, std::function<pomai_status_t*(pomai_txn_t*)>>> out = {
+      {"Commit", [](pomai_txn_t* t) { return pomai_txn_commit(t); }},
+      {"Rollback", [](pomai_txn_t* t) { return pomai_txn_rollback(t); }},
+      {"SearchSimilar", [](pomai_txn_t* t) { return Similar(t, q, 2); }},
+  };
+  for (const TxnKeyCall& f : TxnKeyCalls()) {
+    out.push_back({f.name, [f](pomai_txn_t* t) { return f.call(t, B(f.valid_key), 1); }});
+  }
+  return out;
+}
+
 // A database opened with pomai_open: dim 4, 2 shards, inner product (and
 // what Configure changes).
 class U64DbTest : public ::testing::Test {

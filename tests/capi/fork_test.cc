@@ -384,29 +384,8 @@ TEST_P(KeyspaceFork, ChildCallsOnAnInheritedHandleAndTransactionAnswerClosedWhil
   std::unique_lock<std::mutex> paused = writer.Pause();
   const std::string failures = RunInChild([&] {
     Failures f;
+    for (const auto& [name, call] : pomai::testing::TxnCalls()) f.ExpectForkClosed(call(txn), name);
     const std::vector<float> v = Vec(1);
-    char buf[16];
-    size_t len = 0;
-    bool found = false;
-    f.ExpectForkClosed(pomai_txn_get(txn, B("k1"), 2, reinterpret_cast<uint8_t*>(buf), sizeof buf, &len, &found),
-                       "pomai_txn_get");
-    f.ExpectForkClosed(pomai_txn_put(txn, B("c"), 1, B("c"), 1), "pomai_txn_put");
-    f.ExpectForkClosed(pomai_txn_delete(txn, B("k1"), 2), "pomai_txn_delete");
-    f.ExpectForkClosed(pomai_txn_upsert_vector(txn, B("v"), 1, false, nullptr, 0, v.data(), kDim, POMAI_METRIC_L2),
-                       "pomai_txn_upsert_vector");
-    float vbuf[kDim];
-    uint32_t dim = 0;
-    f.ExpectForkClosed(pomai_txn_get_vector(txn, B("v"), 1, POMAI_METRIC_L2, vbuf, kDim, &dim),
-                       "pomai_txn_get_vector");
-    pomai_kv_hits_t* hits = nullptr;
-    f.ExpectForkClosed(pomai_txn_search_similar(txn, v.data(), kDim, POMAI_METRIC_L2, 3, false, nullptr, nullptr, 0,
-                                                false, &hits),
-                       "pomai_txn_search_similar");
-    f.ExpectForkClosed(pomai_txn_index_upsert(txn, "idx", B("e"), 1, v.data(), kDim, false, nullptr, 0),
-                       "pomai_txn_index_upsert");
-    f.ExpectForkClosed(pomai_txn_index_delete(txn, "idx", B("e"), 1), "pomai_txn_index_delete");
-    f.ExpectForkClosed(pomai_txn_commit(txn), "pomai_txn_commit");
-    f.ExpectForkClosed(pomai_txn_rollback(txn), "pomai_txn_rollback");
     pomai_txn_t* t = nullptr;
     f.ExpectForkClosed(pomai_txn_begin(db, POMAI_TXN_READ_WRITE, &t), "pomai_txn_begin");
     f.Expect(t == nullptr, "pomai_txn_begin set *out_txn");
@@ -417,6 +396,7 @@ TEST_P(KeyspaceFork, ChildCallsOnAnInheritedHandleAndTransactionAnswerClosedWhil
     f.ExpectForkClosed(pomai_index_drop(db, "idx"), "pomai_index_drop");
     pomai_hnsw_stats_t stats;
     f.ExpectForkClosed(pomai_index_stats(db, "idx", &stats), "pomai_index_stats");
+    pomai_kv_hits_t* hits = nullptr;
     f.ExpectForkClosed(pomai_index_search(db, "idx", v.data(), kDim, 3, 0, &hits, nullptr), "pomai_index_search");
     uint64_t count = 0;
     f.ExpectForkClosed(pomai_count(db, &count), "pomai_count");
