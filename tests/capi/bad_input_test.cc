@@ -29,8 +29,10 @@ using pomai::testing::B;
 using pomai::testing::Close;
 using pomai::testing::Code;
 using pomai::testing::DbExTest;
+using pomai::testing::KeyspaceDbCalls;
 using pomai::testing::Garbage;
 using pomai::testing::Get;
+using pomai::testing::IndexSearch;
 using pomai::testing::kNoCounts;
 using pomai::testing::kNoIds;
 using pomai::testing::kNoScores;
@@ -793,13 +795,6 @@ pomai_status_t* OpenExWith(KeyspaceEnv& e, Change change) {
   return Settled(s, db, Close);
 }
 
-// pomai_index_search of index `name`; hits of a success are freed.
-pomai_status_t* IndexSearch(pomai_db_t* db, const char* name, const float* q, uint32_t dim) {
-  pomai_kv_hits_t* h = Garbage<pomai_kv_hits_t>(1);
-  pomai_status_t* s = pomai_index_search(db, name, q, dim, 1, 0, &h, nullptr);
-  return Settled(s, h, pomai_kv_hits_free);
-}
-
 // The index configuration of "idx": dim 2, m 16, ef_construction 200, L2.
 pomai_hnsw_config_t L2Config() { return {sizeof(pomai_hnsw_config_t), 2, 16, 200, POMAI_METRIC_L2}; }
 
@@ -822,23 +817,6 @@ pomai_status_t* IndexSearchExpecting(KeyspaceEnv& e, uint32_t k, uint32_t ef, si
   EXPECT_EQ(hits->count, want);
   pomai_kv_hits_free(hits);
   return nullptr;
-}
-
-// Every function that takes a keyspace database handle.
-std::vector<std::pair<std::string, std::function<pomai_status_t*(KeyspaceEnv&, pomai_db_t*)>>> KeyspaceDbFunctions() {
-  return {
-      {"Flush", [](KeyspaceEnv&, pomai_db_t* db) { return pomai_db_flush(db); }},
-      {"MemoryUsage", [](KeyspaceEnv&, pomai_db_t* db) { pomai_memory_stats_t m; return pomai_db_memory_usage(db, &m); }},
-      {"TxnBegin", [](KeyspaceEnv&, pomai_db_t* db) { return TxnBegin(db, POMAI_TXN_READ_WRITE); }},
-      {"IndexCreate",
-       [](KeyspaceEnv&, pomai_db_t* db) {
-         auto c = L2Config();
-         return pomai_index_create(db, "other", &c);
-       }},
-      {"IndexDrop", [](KeyspaceEnv&, pomai_db_t* db) { return pomai_index_drop(db, "idx"); }},
-      {"IndexStats", [](KeyspaceEnv&, pomai_db_t* db) { pomai_hnsw_stats_t st; return pomai_index_stats(db, "idx", &st); }},
-      {"IndexSearch", [](KeyspaceEnv& e, pomai_db_t* db) { return IndexSearch(db, "idx", e.q, 2); }},
-  };
 }
 
 std::vector<KeyspaceCase> KeyspaceCases() {
@@ -1177,11 +1155,11 @@ std::vector<KeyspaceCase> KeyspaceCases() {
     c.push_back({"GarbageTxnSlotZero" + fname, [fn = fn](E&) { return fn(Garbage<pomai_txn_t>(kSlotZero)); },
                  kInvalid, "txn is not a handle returned by pomai_txn_begin"});
   }
-  for (auto& [fname, fn] : KeyspaceDbFunctions()) {
-    c.push_back({"ClosedDb" + fname, [fn = fn](E& e) { return fn(e, e.CloseDb()); }, kClosed, "database is closed"});
-    c.push_back({"GarbageDb" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_db_t>(kNeverIssued)); }, kInvalid,
+  for (auto& [fname, fn] : KeyspaceDbCalls()) {
+    c.push_back({"ClosedDb" + fname, [fn = fn](E& e) { return fn(e.CloseDb()); }, kClosed, "database is closed"});
+    c.push_back({"GarbageDb" + fname, [fn = fn](E&) { return fn(Garbage<pomai_db_t>(kNeverIssued)); }, kInvalid,
                  "db is not a handle returned by pomai_db_open_ex"});
-    c.push_back({"GarbageDbHugeSlot" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_db_t>(kHugeSlot)); },
+    c.push_back({"GarbageDbHugeSlot" + fname, [fn = fn](E&) { return fn(Garbage<pomai_db_t>(kHugeSlot)); },
                  kInvalid, "db is not a handle returned by pomai_db_open_ex"});
   }
   return c;

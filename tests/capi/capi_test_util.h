@@ -214,6 +214,29 @@ inline std::vector<std::pair<std::string, std::function<pomai_status_t*(pomai_tx
   return out;
 }
 
+// pomai_index_search of index `name`; hits of a success are freed.
+inline pomai_status_t* IndexSearch(pomai_db_t* db, const char* name, const float* q, uint32_t dim) {
+  pomai_kv_hits_t* h = Garbage<pomai_kv_hits_t>(1);
+  pomai_status_t* s = pomai_index_search(db, name, q, dim, 1, 0, &h, nullptr);
+  return Settled(s, h, pomai_kv_hits_free);
+}
+
+// Every function that takes a keyspace database handle, called on `db` with
+// otherwise valid arguments (index "idx" of dim 2).
+inline std::vector<std::pair<std::string, std::function<pomai_status_t*(pomai_db_t*)>>> KeyspaceDbCalls() {
+  static const float q[2] = {1, 0};
+  static const pomai_hnsw_config_t config = {sizeof(pomai_hnsw_config_t), 2, 16, 200, POMAI_METRIC_L2};
+  return {
+      {"Flush", [](pomai_db_t* db) { return pomai_db_flush(db); }},
+      {"MemoryUsage", [](pomai_db_t* db) { pomai_memory_stats_t m; return pomai_db_memory_usage(db, &m); }},
+      {"TxnBegin", [](pomai_db_t* db) { return TxnBegin(db, POMAI_TXN_READ_WRITE); }},
+      {"IndexCreate", [](pomai_db_t* db) { return pomai_index_create(db, "other", &config); }},
+      {"IndexDrop", [](pomai_db_t* db) { return pomai_index_drop(db, "idx"); }},
+      {"IndexStats", [](pomai_db_t* db) { pomai_hnsw_stats_t st; return pomai_index_stats(db, "idx", &st); }},
+      {"IndexSearch", [](pomai_db_t* db) { return IndexSearch(db, "idx", q, 2); }},
+  };
+}
+
 // A database opened with pomai_open: dim 4, 2 shards, inner product (and
 // what Configure changes).
 class U64DbTest : public ::testing::Test {
