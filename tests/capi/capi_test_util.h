@@ -1,5 +1,7 @@
-// Helpers shared by the C ABI tests: status unwrapping, rows and queries, and
-// the two databases the fixtures open (pomai_open's u64 rows, pomai_db_open_ex's
+// Helpers shared by the C ABI tests: status unwrapping, rows and queries,
+// calls that check a refused call's output, the lists of every function that
+// takes a handle (for the bad-handle rows and the fork tests), and the two
+// databases the fixtures open (pomai_open's u64 rows, pomai_db_open_ex's
 // keyspace).
 #pragma once
 
@@ -52,6 +54,7 @@ inline pomai_query_t MakeQuery(const float* v, uint32_t dim, uint32_t topk) {
   return q;
 }
 
+// A pointer made of `token`: a handle the library never issued, or an output preset to garbage.
 template <typename H>
 H* Garbage(uint64_t token) {
   return reinterpret_cast<H*>(static_cast<uintptr_t>(token));
