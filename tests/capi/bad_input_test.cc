@@ -25,14 +25,32 @@
 
 namespace {
 
-using pomai::testing::TempDir;
 using pomai::testing::B;
+using pomai::testing::Close;
 using pomai::testing::Code;
+using pomai::testing::DbExTest;
+using pomai::testing::KeyspaceDbCalls;
+using pomai::testing::Garbage;
+using pomai::testing::Get;
+using pomai::testing::IndexSearch;
+using pomai::testing::kNoCounts;
+using pomai::testing::kNoIds;
+using pomai::testing::kNoScores;
 using pomai::testing::MakeQuery;
 using pomai::testing::MakeUpsert;
-using pomai::testing::DbExTest;
-using pomai::testing::Message;
+using pomai::testing::Search;
+using pomai::testing::SearchArray;
+using pomai::testing::SearchBatch;
+using pomai::testing::Settled;
+using pomai::testing::Similar;
 using pomai::testing::StorageModeName;
+using pomai::testing::TempDir;
+using pomai::testing::TxnBegin;
+using pomai::testing::TxnCalls;
+using pomai::testing::TxnKeyCall;
+using pomai::testing::TxnKeyCalls;
+using pomai::testing::U64DbCalls;
+using pomai::testing::Verify;
 
 constexpr int kOk = POMAI_STATUS_OK;
 constexpr int kInvalid = POMAI_STATUS_INVALID_ARGUMENT;
@@ -40,13 +58,6 @@ constexpr int kClosed = POMAI_STATUS_CLOSED;
 constexpr int kNotFound = POMAI_STATUS_NOT_FOUND;
 constexpr int kReadOnly = POMAI_STATUS_READ_ONLY;
 constexpr int kUnimplemented = POMAI_STATUS_UNIMPLEMENTED;
-
-
-
-template <typename H>
-H* Garbage(uint64_t token) {
-  return reinterpret_cast<H*>(static_cast<uintptr_t>(token));
-}
 
 // A never-issued handle token (slot 0xdead, generation 1) and two malformed ones.
 constexpr uint64_t kNeverIssued = uint64_t{0xdead} << 32 | 1;
@@ -103,6 +114,8 @@ struct IdEnv {
   pomai_db_t* db = nullptr;
   bool closed = false;
   float a[4] = {1, 2, 3, 4};
+  pomai_upsert_t row = MakeUpsert(100, a, kDim);  // a valid row the database does not hold
+  pomai_query_t query = MakeQuery(a, kDim, 1);
 
   pomai_db_t* Close() {
     if (!closed) {
@@ -149,124 +162,71 @@ pomai_status_t* SearchArrayExpecting(IdEnv& e, uint32_t topk, uint32_t want) {
   return nullptr;
 }
 
+// pomai_open of `opts`; a database it opens is closed.
+pomai_status_t* Open(const pomai_options_t* opts) {
+  pomai_db_t* db = Garbage<pomai_db_t>(1);
+  pomai_status_t* s = pomai_open(opts, &db);
+  return Settled(s, db, Close);
+}
+
 // pomai_open of the spare directory with the fixture's options changed by `change`.
 template <typename Change>
 pomai_status_t* OpenSpare(IdEnv& e, Change change) {
-  pomai_db_t* db;
   e.opts.path = e.spare.path().c_str();
   change(e.opts);
-  return pomai_open(&e.opts, &db);
+  return Open(&e.opts);
 }
 
-// pomai_search of `q` on `db`; results of a success are freed.
-pomai_status_t* Search(pomai_db_t* db, const pomai_query_t* q) {
-  pomai_search_results_t* r = nullptr;
-  pomai_status_t* s = pomai_search(db, q, &r);
-  pomai_search_results_free(r);
-  return s;
+// pomai_put of row 100 (the fixture's vector) changed by `change`.
+template <typename Change>
+pomai_status_t* PutWith(IdEnv& e, Change change) {
+  pomai_upsert_t u = e.row;
+  change(u);
+  return pomai_put(e.db, &u);
+}
+
+// pomai_put_batch of rows 100 and 101, the second changed by `change`.
+template <typename Change>
+pomai_status_t* PutBatchWith(IdEnv& e, Change change) {
+  pomai_upsert_t items[2] = {e.row, e.Upsert(101, e.a)};
+  change(items[1]);
+  return pomai_put_batch(e.db, items, 2);
 }
 
 // pomai_search of the fixture's query changed by `change`.
 template <typename Change>
 pomai_status_t* SearchWith(IdEnv& e, Change change) {
-  pomai_query_t q = e.Query(e.a, 1);
+  pomai_query_t q = e.query;
   change(q);
   return Search(e.db, &q);
 }
 
-// pomai_search_batch of `n` queries on `db`; results of a success are freed.
-pomai_status_t* SearchBatch(pomai_db_t* db, const pomai_query_t* queries, size_t n) {
-  pomai_search_results_t* r = nullptr;
-  pomai_status_t* s = pomai_search_batch(db, queries, n, &r);
-  pomai_search_batch_free(r, r != nullptr ? n : 0);
+// pomai_search_batch of no queries: its results must be NULL.
+pomai_status_t* SearchBatchOfNone(pomai_db_t* db, const pomai_query_t* queries) {
+  pomai_search_results_t* r = Garbage<pomai_search_results_t>(1);
+  pomai_status_t* s = pomai_search_batch(db, queries, 0, &r);
+  EXPECT_EQ(r, nullptr);
   return s;
 }
 
-// The outputs SearchArray passes as NULL.
-enum NullOut : unsigned { kNoIds = 1, kNoScores = 2, kNoCounts = 4 };
-
-// pomai_search_array with room for two results (and two counts).
-pomai_status_t* SearchArray(pomai_db_t* db, const float* queries, size_t n, uint32_t dim, uint32_t topk,
-                            unsigned null_outs = 0) {
-  uint64_t ids[2];
-  float scores[2];
-  uint32_t counts[2];
-  return pomai_search_array(db, queries, n, dim, topk, 0, null_outs & kNoIds ? nullptr : ids,
-                            null_outs & kNoScores ? nullptr : scores, null_outs & kNoCounts ? nullptr : counts);
-}
-
-// Every function that takes a u64-id database handle, called with `db` and
-// otherwise valid arguments.
-std::vector<std::pair<std::string, std::function<pomai_status_t*(IdEnv&, pomai_db_t*)>>> IdDbFunctions() {
-  return {
-      {"Put", [](IdEnv& e, pomai_db_t* db) { pomai_upsert_t u = e.Upsert(1, e.a); return pomai_put(db, &u); }},
-      {"PutBatch", [](IdEnv& e, pomai_db_t* db) { pomai_upsert_t u = e.Upsert(1, e.a); return pomai_put_batch(db, &u, 1); }},
-      {"PutBatchEmpty", [](IdEnv&, pomai_db_t* db) { return pomai_put_batch(db, nullptr, 0); }},
-      {"PutArray", [](IdEnv& e, pomai_db_t* db) { uint64_t id = 1; return pomai_put_array(db, &id, e.a, 1, kDim); }},
-      {"Delete", [](IdEnv&, pomai_db_t* db) { return pomai_delete(db, 1); }},
-      {"DeleteBatch", [](IdEnv&, pomai_db_t* db) { uint64_t id = 1; return pomai_delete_batch(db, &id, 1); }},
-      {"Freeze", [](IdEnv&, pomai_db_t* db) { return pomai_freeze(db); }},
-      {"Compact", [](IdEnv&, pomai_db_t* db) { return pomai_compact(db); }},
-      {"FreezeWithProgress", [](IdEnv&, pomai_db_t* db) { return pomai_freeze_with_progress(db, nullptr, nullptr); }},
-      {"CompactWithProgress", [](IdEnv&, pomai_db_t* db) { return pomai_compact_with_progress(db, nullptr, nullptr); }},
-      {"StatsJson",
-       [](IdEnv&, pomai_db_t* db) {
-         char* json = reinterpret_cast<char*>(0x1);
-         pomai_status_t* s = pomai_stats_json(db, &json);
-         if (s != nullptr && json != reinterpret_cast<char*>(0x1)) {
-           EXPECT_EQ(json, nullptr);
-         }
-         return s;
-       }},
-      {"Exists", [](IdEnv&, pomai_db_t* db) { bool b; return pomai_exists(db, 1, &b); }},
-      {"Get",
-       [](IdEnv&, pomai_db_t* db) {
-         pomai_record_t* rec = nullptr;
-         pomai_status_t* s = pomai_get(db, 1, &rec);
-         EXPECT_EQ(rec, nullptr);
-         return s;
-       }},
-      {"Count", [](IdEnv&, pomai_db_t* db) { uint64_t n; return pomai_count(db, &n); }},
-      {"Search",
-       [](IdEnv& e, pomai_db_t* db) {
-         pomai_query_t q = e.Query(e.a, 1);
-         pomai_search_results_t* r = nullptr;
-         pomai_status_t* s = pomai_search(db, &q, &r);
-         EXPECT_EQ(r, nullptr);
-         return s;
-       }},
-      {"SearchBatch",
-       [](IdEnv& e, pomai_db_t* db) {
-         pomai_query_t q = e.Query(e.a, 1);
-         pomai_search_results_t* r = nullptr;
-         pomai_status_t* s = pomai_search_batch(db, &q, 1, &r);
-         EXPECT_EQ(r, nullptr);
-         return s;
-       }},
-      {"SearchArray", [](IdEnv& e, pomai_db_t* db) { return SearchArray(db, e.a, 1, kDim, 1); }},
-      // The keyspace functions refuse a closed or garbage handle the same way.
-      {"DbFlush", [](IdEnv&, pomai_db_t* db) { return pomai_db_flush(db); }},
-      {"TxnBegin", [](IdEnv&, pomai_db_t* db) { pomai_txn_t* t; return pomai_txn_begin(db, 1, &t); }},
-  };
+// pomai_search_batch of two queries, the second changed by `change`.
+template <typename Change>
+pomai_status_t* SearchBatchWith(IdEnv& e, Change change) {
+  pomai_query_t qs[2] = {e.query, e.query};
+  change(qs[1]);
+  return SearchBatch(e.db, qs, 2);
 }
 
 std::vector<IdCase> IdCases() {
   using E = IdEnv;
   std::vector<IdCase> c = {
       // ---- open: NULL pointers and bad options
-      {"OpenNullOpts",
-       [](E&) {
-         pomai_db_t* db = reinterpret_cast<pomai_db_t*>(0x1);
-         pomai_status_t* s = pomai_open(nullptr, &db);
-         EXPECT_EQ(db, nullptr);
-         return s;
-       },
-       kInvalid, "opts is NULL"},
+      {"OpenNullOpts", [](E&) { return Open(nullptr); }, kInvalid, "opts is NULL"},
       {"OpenNullOutDb", [](E& e) { e.opts.path = e.spare.path().c_str(); return pomai_open(&e.opts, nullptr); },
        kInvalid, "out_db is NULL"},
-      {"OpenNullPath", [](E& e) { pomai_db_t* db; e.opts.path = nullptr; return pomai_open(&e.opts, &db); }, kInvalid,
+      {"OpenNullPath", [](E& e) { return OpenSpare(e, [](pomai_options_t& o) { o.path = nullptr; }); }, kInvalid,
        "opts->path is NULL or empty"},
-      {"OpenEmptyPath", [](E& e) { pomai_db_t* db; e.opts.path = ""; return pomai_open(&e.opts, &db); }, kInvalid,
+      {"OpenEmptyPath", [](E& e) { return OpenSpare(e, [](pomai_options_t& o) { o.path = ""; }); }, kInvalid,
        "opts->path is NULL or empty"},
       {"OpenDimZero", [](E& e) { return OpenSpare(e, [](pomai_options_t& o) { o.dim = 0; }); }, kInvalid,
        "opts->dim is 0"},
@@ -284,86 +244,46 @@ std::vector<IdCase> IdCases() {
        kInvalid, "opts->fsync_policy is 9"},
       {"OpenOtherDim",
        [](E& e) {
-         pomai_db_t* db;
          e.Close();
          e.opts.dim = 5;
-         return pomai_open(&e.opts, &db);
+         return Open(&e.opts);
        },
        kInvalid, "dim 5 does not match the database's dim 4"},
 
       // ---- put / put_batch
-      {"PutNullDb", [](E& e) { pomai_upsert_t u = e.Upsert(1, e.a); return pomai_put(nullptr, &u); }, kInvalid,
-       "db is NULL"},
+      {"PutNullDb", [](E& e) { return pomai_put(nullptr, &e.row); }, kInvalid, "db is NULL"},
       {"PutNullItem", [](E& e) { return pomai_put(e.db, nullptr); }, kInvalid, "item is NULL"},
       {"PutNullVector", [](E& e) { pomai_upsert_t u = e.Upsert(100, nullptr); return pomai_put(e.db, &u); }, kInvalid,
        "items[0].vector is NULL"},
-      {"PutNullMetadataWithLength",
-       [](E& e) {
-         pomai_upsert_t u = e.Upsert(100, e.a);
-         u.metadata = nullptr;
-         u.metadata_len = 5;
-         return pomai_put(e.db, &u);
-       },
+      {"PutNullMetadataWithLength", [](E& e) { return PutWith(e, [](pomai_upsert_t& u) { u.metadata_len = 5; }); },
        kInvalid, "items[0].metadata is NULL but metadata_len is 5"},
       {"PutMetadataLengthTooLarge",
        [](E& e) {
-         pomai_upsert_t u = e.Upsert(100, e.a);
-         u.metadata = B("m");  // the length is checked before a byte is read
-         u.metadata_len = UINT32_MAX;
-         return pomai_put(e.db, &u);
+         return PutWith(e, [](pomai_upsert_t& u) {
+           u.metadata = B("m");  // the length is checked before a byte is read
+           u.metadata_len = UINT32_MAX;
+         });
        },
        kInvalid, "item 0 has metadata of 4294967295 bytes"},
-      {"PutWrongDim",
-       [](E& e) {
-         pomai_upsert_t u = e.Upsert(100, e.a);
-         u.dim = 3;
-         return pomai_put(e.db, &u);
-       },
-       kInvalid, "items[0].dim is 3 but the database's dim is 4"},
-      {"PutStructSizeTooSmall",
-       [](E& e) {
-         pomai_upsert_t u = e.Upsert(100, e.a);
-         u.struct_size = 8;
-         return pomai_put(e.db, &u);
-       },
+      {"PutWrongDim", [](E& e) { return PutWith(e, [](pomai_upsert_t& u) { u.dim = 3; }); }, kInvalid,
+       "items[0].dim is 3 but the database's dim is 4"},
+      {"PutStructSizeTooSmall", [](E& e) { return PutWith(e, [](pomai_upsert_t& u) { u.struct_size = 8; }); },
        kInvalid, "items->struct_size is too small (8 < 28)"},
-      {"PutBatchNullDb", [](E& e) { pomai_upsert_t u = e.Upsert(1, e.a); return pomai_put_batch(nullptr, &u, 1); },
-       kInvalid, "db is NULL"},
+      {"PutBatchNullDb", [](E& e) { return pomai_put_batch(nullptr, &e.row, 1); }, kInvalid, "db is NULL"},
       {"PutBatchNullItems", [](E& e) { return pomai_put_batch(e.db, nullptr, 2); }, kInvalid,
        "items is NULL but n is 2"},
       {"PutBatchEmptyNullItems", [](E& e) { return pomai_put_batch(e.db, nullptr, 0); }, kOk, ""},
-      {"PutBatchEmptyNonNullItems",
-       [](E& e) {
-         pomai_upsert_t u = e.Upsert(100, e.a);
-         return pomai_put_batch(e.db, &u, 0);
-       },
-       kOk, ""},
-      {"PutBatchHugeN",
-       [](E& e) {
-         pomai_upsert_t u = e.Upsert(100, e.a);
-         return pomai_put_batch(e.db, &u, SIZE_MAX);
-       },
-       kInvalid, "n is 18446744073709551615"},
+      {"PutBatchEmptyNonNullItems", [](E& e) { return pomai_put_batch(e.db, &e.row, 0); }, kOk, ""},
+      {"PutBatchHugeN", [](E& e) { return pomai_put_batch(e.db, &e.row, SIZE_MAX); }, kInvalid,
+       "n is 18446744073709551615"},
       {"PutBatchSecondItemNullVector",
-       [](E& e) {
-         pomai_upsert_t items[2] = {e.Upsert(100, e.a), e.Upsert(101, nullptr)};
-         return pomai_put_batch(e.db, items, 2);
-       },
-       kInvalid, "items[1].vector is NULL"},
-      {"PutBatchSecondItemWrongDim",
-       [](E& e) {
-         pomai_upsert_t items[2] = {e.Upsert(100, e.a), e.Upsert(101, e.a)};
-         items[1].dim = 5;
-         return pomai_put_batch(e.db, items, 2);
-       },
+       [](E& e) { return PutBatchWith(e, [](pomai_upsert_t& u) { u.vector = nullptr; }); }, kInvalid,
+       "items[1].vector is NULL"},
+      {"PutBatchSecondItemWrongDim", [](E& e) { return PutBatchWith(e, [](pomai_upsert_t& u) { u.dim = 5; }); },
        kInvalid, "items[1].dim is 5 but the database's dim is 4"},
       {"PutBatchSecondItemOtherStructSize",
-       [](E& e) {
-         pomai_upsert_t items[2] = {e.Upsert(100, e.a), e.Upsert(101, e.a)};
-         items[1].struct_size = 40;
-         return pomai_put_batch(e.db, items, 2);
-       },
-       kInvalid, "items[1].struct_size is 40 but items[0].struct_size is 48"},
+       [](E& e) { return PutBatchWith(e, [](pomai_upsert_t& u) { u.struct_size = 40; }); }, kInvalid,
+       "items[1].struct_size is 40 but items[0].struct_size is 48"},
   };
   // NaN and +/-infinity in a stored vector: in put_batch (second item) and put_array (second row).
   struct Bad {
@@ -375,8 +295,7 @@ std::vector<IdCase> IdCases() {
     c.push_back({std::string("PutBatch") + bad.name,
                  [bad](E& e) {
                    float v[4] = {1, bad.value, 3, 4};
-                   pomai_upsert_t items[2] = {e.Upsert(100, e.a), e.Upsert(101, v)};
-                   return pomai_put_batch(e.db, items, 2);
+                   return PutBatchWith(e, [&v](pomai_upsert_t& u) { u.vector = v; });
                  },
                  kInvalid, std::string("item 1 (id 101) has a non-finite value ") + bad.text + " at component 1"});
     c.push_back({std::string("PutArray") + bad.name,
@@ -390,29 +309,19 @@ std::vector<IdCase> IdCases() {
                  [bad](E& e) {
                    float v[4] = {bad.value, 2, 3, 4};
                    pomai_query_t q = e.Query(v, 1);
-                   pomai_search_results_t* r = nullptr;
-                   pomai_status_t* s = pomai_search(e.db, &q, &r);
-                   EXPECT_EQ(r, nullptr);
-                   return s;
+                   return Search(e.db, &q);
                  },
                  kInvalid, std::string("query 0 has a non-finite value ") + bad.text + " at component 0"});
     c.push_back({std::string("SearchBatchSecondQuery") + bad.name,
                  [bad](E& e) {
                    float v[4] = {1, 2, 3, bad.value};
-                   pomai_query_t qs[2] = {e.Query(e.a, 1), e.Query(v, 1)};
-                   pomai_search_results_t* r = nullptr;
-                   pomai_status_t* s = pomai_search_batch(e.db, qs, 2, &r);
-                   EXPECT_EQ(r, nullptr);
-                   return s;
+                   return SearchBatchWith(e, [&v](pomai_query_t& q) { q.vector = v; });
                  },
                  kInvalid, std::string("query 1 has a non-finite value ") + bad.text + " at component 3"});
     c.push_back({std::string("SearchArray") + bad.name,
                  [bad](E& e) {
                    float v[8] = {1, 2, 3, 4, 1, bad.value, 3, 4};
-                   uint64_t ids[2];
-                   float scores[2];
-                   uint32_t counts[2];
-                   return pomai_search_array(e.db, v, 2, kDim, 1, 0, ids, scores, counts);
+                   return SearchArray(e.db, v, 2, kDim, 1);
                  },
                  kInvalid, std::string("query 1 has a non-finite value ") + bad.text + " at component 1"});
   }
@@ -457,36 +366,23 @@ std::vector<IdCase> IdCases() {
        kOk, ""},
       {"StatsJsonNullDb", [](E&) { char* j; return pomai_stats_json(nullptr, &j); }, kInvalid, "db is NULL"},
       {"StatsJsonNullOut", [](E& e) { return pomai_stats_json(e.db, nullptr); }, kInvalid, "out_json is NULL"},
+      {"VerifyNullDb", [](E&) { return Verify(nullptr); }, kInvalid, "db is NULL"},
+      {"VerifyNullOut", [](E& e) { return pomai_verify(e.db, nullptr); }, kInvalid, "out_report_json is NULL"},
 
       // ---- exists / get / count
       {"ExistsNullDb", [](E&) { bool b; return pomai_exists(nullptr, 1, &b); }, kInvalid, "db is NULL"},
       {"ExistsNullOut", [](E& e) { return pomai_exists(e.db, 1, nullptr); }, kInvalid, "out_exists is NULL"},
-      {"GetNullDb", [](E&) { pomai_record_t* r; return pomai_get(nullptr, 1, &r); }, kInvalid, "db is NULL"},
+      {"GetNullDb", [](E&) { return Get(nullptr, 1); }, kInvalid, "db is NULL"},
       {"GetNullOut", [](E& e) { return pomai_get(e.db, 1, nullptr); }, kInvalid, "out_record is NULL"},
-      {"GetMissingId",
-       [](E& e) {
-         pomai_record_t* r = reinterpret_cast<pomai_record_t*>(0x1);
-         pomai_status_t* s = pomai_get(e.db, 99, &r);
-         EXPECT_EQ(r, nullptr);
-         return s;
-       },
-       kNotFound, "id 99 not found"},
+      {"GetMissingId", [](E& e) { return Get(e.db, 99, Garbage<pomai_record_t>(1)); }, kNotFound, "id 99 not found"},
       {"CountNullDb", [](E&) { uint64_t n; return pomai_count(nullptr, &n); }, kInvalid, "db is NULL"},
       {"CountNullOut", [](E& e) { return pomai_count(e.db, nullptr); }, kInvalid, "out_count is NULL"},
 
       // ---- search
-      {"SearchNullDb", [](E& e) { pomai_query_t q = e.Query(e.a, 1); return Search(nullptr, &q); }, kInvalid,
-       "db is NULL"},
-      {"SearchNullQuery",
-       [](E& e) {
-         pomai_search_results_t* r = reinterpret_cast<pomai_search_results_t*>(0x1);
-         pomai_status_t* s = pomai_search(e.db, nullptr, &r);
-         EXPECT_EQ(r, nullptr);
-         return s;
-       },
-       kInvalid, "query is NULL"},
-      {"SearchNullOut", [](E& e) { pomai_query_t q = e.Query(e.a, 1); return pomai_search(e.db, &q, nullptr); },
-       kInvalid, "out_results is NULL"},
+      {"SearchNullDb", [](E& e) { return Search(nullptr, &e.query); }, kInvalid, "db is NULL"},
+      {"SearchNullQuery", [](E& e) { return Search(e.db, nullptr, Garbage<pomai_search_results_t>(1)); }, kInvalid,
+       "query is NULL"},
+      {"SearchNullOut", [](E& e) { return pomai_search(e.db, &e.query, nullptr); }, kInvalid, "out_results is NULL"},
       {"SearchNullVector", [](E& e) { pomai_query_t q = e.Query(nullptr, 1); return Search(e.db, &q); }, kInvalid,
        "queries[0].vector is NULL"},
       {"SearchWrongDim", [](E& e) { return SearchWith(e, [](pomai_query_t& q) { q.dim = 3; }); }, kInvalid,
@@ -519,50 +415,20 @@ std::vector<IdCase> IdCases() {
        kOk, ""},
 
       // ---- search_batch
-      {"SearchBatchNullDb", [](E& e) { pomai_query_t q = e.Query(e.a, 1); return SearchBatch(nullptr, &q, 1); },
-       kInvalid, "db is NULL"},
+      {"SearchBatchNullDb", [](E& e) { return SearchBatch(nullptr, &e.query, 1); }, kInvalid, "db is NULL"},
       {"SearchBatchNullQueries", [](E& e) { return SearchBatch(e.db, nullptr, 2); }, kInvalid,
        "queries is NULL but n is 2"},
-      {"SearchBatchNullOut",
-       [](E& e) {
-         pomai_query_t q = e.Query(e.a, 1);
-         return pomai_search_batch(e.db, &q, 1, nullptr);
-       },
-       kInvalid, "out_results is NULL"},
-      {"SearchBatchEmptyNullQueries",
-       [](E& e) {
-         pomai_search_results_t* r = reinterpret_cast<pomai_search_results_t*>(0x1);
-         pomai_status_t* s = pomai_search_batch(e.db, nullptr, 0, &r);
-         EXPECT_EQ(r, nullptr);
-         pomai_search_batch_free(r, 0);
-         return s;
-       },
-       kOk, ""},
-      {"SearchBatchEmptyNonNullQueries",
-       [](E& e) {
-         pomai_query_t q = e.Query(e.a, 1);
-         pomai_search_results_t* r = reinterpret_cast<pomai_search_results_t*>(0x1);
-         pomai_status_t* s = pomai_search_batch(e.db, &q, 0, &r);
-         EXPECT_EQ(r, nullptr);
-         pomai_search_batch_free(r, 0);
-         return s;
-       },
-       kOk, ""},
-      {"SearchBatchHugeN", [](E& e) { pomai_query_t q = e.Query(e.a, 1); return SearchBatch(e.db, &q, SIZE_MAX); },
-       kInvalid, "n is 18446744073709551615"},
-      {"SearchBatchSecondQueryWrongDim",
-       [](E& e) {
-         pomai_query_t qs[2] = {e.Query(e.a, 1), e.Query(e.a, 1)};
-         qs[1].dim = 3;
-         return SearchBatch(e.db, qs, 2);
-       },
+      {"SearchBatchNullOut", [](E& e) { return pomai_search_batch(e.db, &e.query, 1, nullptr); }, kInvalid,
+       "out_results is NULL"},
+      {"SearchBatchEmptyNullQueries", [](E& e) { return SearchBatchOfNone(e.db, nullptr); }, kOk, ""},
+      {"SearchBatchEmptyNonNullQueries", [](E& e) { return SearchBatchOfNone(e.db, &e.query); }, kOk, ""},
+      {"SearchBatchHugeN", [](E& e) { return SearchBatch(e.db, &e.query, SIZE_MAX); }, kInvalid,
+       "n is 18446744073709551615"},
+      {"SearchBatchSecondQueryWrongDim", [](E& e) { return SearchBatchWith(e, [](pomai_query_t& q) { q.dim = 3; }); },
        kInvalid, "queries[1].dim is 3"},
       {"SearchBatchSecondQueryNullVector",
-       [](E& e) {
-         pomai_query_t qs[2] = {e.Query(e.a, 1), e.Query(nullptr, 1)};
-         return SearchBatch(e.db, qs, 2);
-       },
-       kInvalid, "queries[1].vector is NULL"},
+       [](E& e) { return SearchBatchWith(e, [](pomai_query_t& q) { q.vector = nullptr; }); }, kInvalid,
+       "queries[1].vector is NULL"},
       {"SearchBatchTopkZeroAboveRowsAndUint32Max",
        [](E& e) {
          pomai_query_t qs[3] = {e.Query(e.a, 0), e.Query(e.a, kRows + 1), e.Query(e.a, UINT32_MAX)};
@@ -622,15 +488,16 @@ std::vector<IdCase> IdCases() {
   };
   c.insert(c.end(), more.begin(), more.end());
   // Every function on a closed handle answers CLOSED; on a garbage handle INVALID_ARGUMENT.
-  for (auto& [fname, fn] : IdDbFunctions()) {
-    c.push_back({"Closed" + fname, [fn = fn](E& e) { return fn(e, e.Close()); }, kClosed, "database is closed"});
-    const char* expected = fname == "DbFlush" || fname == "TxnBegin" ? "db is not a handle returned by pomai_db_open_ex"
-                                                                      : "db is not a handle returned by pomai_open";
-    c.push_back({"GarbageSlotZero" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_db_t>(kSlotZero)); },
+  for (auto& [fname, fn] : U64DbCalls()) {
+    c.push_back({"Closed" + fname, [fn = fn](E& e) { return fn(e.Close()); }, kClosed, "database is closed"});
+    std::string expected = "db is not a handle returned by pomai_open";
+    if (fname == "DbFlush" || fname == "TxnBegin") expected = "db is not a handle returned by pomai_db_open_ex";
+    if (fname == "Verify") expected += " or pomai_db_open_ex";
+    c.push_back({"GarbageSlotZero" + fname, [fn = fn](E&) { return fn(Garbage<pomai_db_t>(kSlotZero)); },
                  kInvalid, expected});
-    c.push_back({"GarbageHugeSlot" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_db_t>(kHugeSlot)); },
+    c.push_back({"GarbageHugeSlot" + fname, [fn = fn](E&) { return fn(Garbage<pomai_db_t>(kHugeSlot)); },
                  kInvalid, expected});
-    c.push_back({"GarbageNeverIssued" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_db_t>(kNeverIssued)); },
+    c.push_back({"GarbageNeverIssued" + fname, [fn = fn](E&) { return fn(Garbage<pomai_db_t>(kNeverIssued)); },
                  kInvalid, expected});
   }
   return c;
@@ -768,48 +635,19 @@ TEST_F(U64Db, DuplicateIdsInDeleteBatchDeleteOnce) {
   EXPECT_EQ(Count(), 2u);
 }
 
-// Moved from capi_test.cc (ClosedHandleAnswersClosedAndDoubleCloseIsANoOp).
-TEST_F(U64Db, ClosedHandleAnswersClosedAndDoubleCloseIsANoOp) {
+// A handle closed and its slot reused by a new open stays closed. (Calls on a
+// closed or garbage handle, and a second close: BadInput/U64.Closed*,
+// Garbage*, CloseTwiceIsNoOp.)
+TEST_F(U64Db, AClosedHandleStaysClosedWhenItsSlotIsReused) {
   ASSERT_EQ(Code(pomai_close(db_)), 0);
-  EXPECT_EQ(Code(pomai_close(db_)), 0);
-  float a[4] = {1, 2, 3, 4};
-  pomai_upsert_t u = Upsert(1, a);
-  pomai_query_t q = Query(a, 1);
-  pomai_search_results_t* r = nullptr;
-  bool b;
-  EXPECT_EQ(Code(pomai_put(db_, &u)), POMAI_STATUS_CLOSED);
-  EXPECT_EQ(Code(pomai_search(db_, &q, &r)), POMAI_STATUS_CLOSED);
-  EXPECT_EQ(Code(pomai_freeze(db_)), POMAI_STATUS_CLOSED);
-  EXPECT_EQ(Code(pomai_exists(db_, 1, &b)), POMAI_STATUS_CLOSED);
-  EXPECT_EQ(Code(pomai_delete(db_, 1)), POMAI_STATUS_CLOSED);
-  // The directory is free again: a new open succeeds.
-  pomai_db_t* again = nullptr;
-  ASSERT_EQ(Code(pomai_open(&opts_, &again)), 0);
-  pomai_status_free(pomai_close(again));
-}
-
-// Moved from capi_test.cc (GarbageAndReusedHandlesAreRejectedWithoutTouchingMemory).
-TEST(U64Handles, GarbageAndReusedHandlesAreRejectedWithoutTouchingMemory) {
-  uint64_t n;
-  EXPECT_EQ(Code(pomai_count(reinterpret_cast<pomai_db_t*>(0x1), &n)), POMAI_STATUS_INVALID_ARGUMENT);
-  EXPECT_EQ(Code(pomai_count(reinterpret_cast<pomai_db_t*>(0xFFFFFFFF00000001ull), &n)), POMAI_STATUS_INVALID_ARGUMENT);
-  EXPECT_EQ(Code(pomai_close(reinterpret_cast<pomai_db_t*>(0x7fff00000000ull))), POMAI_STATUS_INVALID_ARGUMENT);
-  // A handle closed and its slot reused by a new open stays closed.
-  TempDir d1, d2;
-  pomai_options_t o;
-  pomai_options_init(&o);
-  o.dim = 2;
-  o.shards = 1;
-  o.path = d1.path().c_str();
-  pomai_db_t* first = nullptr;
-  ASSERT_EQ(Code(pomai_open(&o, &first)), 0);
-  ASSERT_EQ(Code(pomai_close(first)), 0);
-  o.path = d2.path().c_str();
+  TempDir other;
+  opts_.path = other.path().c_str();
   pomai_db_t* second = nullptr;
-  ASSERT_EQ(Code(pomai_open(&o, &second)), 0);
-  EXPECT_NE(first, second);
-  EXPECT_EQ(Code(pomai_count(first, &n)), POMAI_STATUS_CLOSED);
-  EXPECT_EQ(Code(pomai_close(first)), 0);
+  ASSERT_EQ(Code(pomai_open(&opts_, &second)), 0);
+  EXPECT_NE(db_, second);
+  uint64_t n;
+  EXPECT_EQ(Code(pomai_count(db_, &n)), POMAI_STATUS_CLOSED);
+  EXPECT_EQ(Code(pomai_close(db_)), 0);
   EXPECT_EQ(Code(pomai_count(second, &n)), 0) << "closing a stale handle must not close its slot's new database";
   pomai_status_free(pomai_close(second));
 }
@@ -948,31 +786,23 @@ struct KeyspaceEnv {
 
 using KeyspaceCase = Case<KeyspaceEnv>;
 
-// pomai_txn_search_similar, filtered when `filter`; hits of a success are freed.
-pomai_status_t* Similar(pomai_txn_t* t, const float* q, uint32_t dim, uint32_t metric = 0, bool filter = false,
-                        const uint8_t* const* keys = nullptr, const size_t* lens = nullptr, size_t n = 0) {
-  pomai_kv_hits_t* h = nullptr;
-  pomai_status_t* s = pomai_txn_search_similar(t, q, dim, metric, 1, filter, keys, lens, n, false, &h);
-  pomai_kv_hits_free(h);
-  return s;
-}
-
-// pomai_index_search of index `name`; hits of a success are freed.
-pomai_status_t* IndexSearch(pomai_db_t* db, const char* name, const float* q, uint32_t dim) {
-  pomai_kv_hits_t* h = nullptr;
-  pomai_status_t* s = pomai_index_search(db, name, q, dim, 1, 0, &h, nullptr);
-  pomai_kv_hits_free(h);
-  return s;
+// pomai_db_open_ex of the fixture's options changed by `change`; a database it opens is closed.
+template <typename Change>
+pomai_status_t* OpenExWith(KeyspaceEnv& e, Change change) {
+  change(e.opts);
+  pomai_db_t* db = Garbage<pomai_db_t>(1);
+  pomai_status_t* s = pomai_db_open_ex(&e.opts, &db);
+  return Settled(s, db, Close);
 }
 
 // The index configuration of "idx": dim 2, m 16, ef_construction 200, L2.
 pomai_hnsw_config_t L2Config() { return {sizeof(pomai_hnsw_config_t), 2, 16, 200, POMAI_METRIC_L2}; }
 
-// Runs a flat search and expects `want` hits.
-pomai_status_t* SimilarExpecting(KeyspaceEnv& e, uint32_t k, size_t want) {
+// Runs a flat search (filtered to the keys of an empty filter when `filter`) and expects `want` hits.
+pomai_status_t* SimilarExpecting(KeyspaceEnv& e, uint32_t k, size_t want, bool filter = false,
+                                 const uint8_t* const* keys = nullptr, const size_t* lens = nullptr) {
   pomai_kv_hits_t* hits = nullptr;
-  pomai_status_t* s =
-      pomai_txn_search_similar(e.rw, e.q, 2, POMAI_METRIC_L2, k, false, nullptr, nullptr, 0, false, &hits);
+  pomai_status_t* s = pomai_txn_search_similar(e.rw, e.q, 2, POMAI_METRIC_L2, k, filter, keys, lens, 0, false, &hits);
   if (s != nullptr) return s;
   EXPECT_EQ(hits->count, want);
   pomai_kv_hits_free(hits);
@@ -989,86 +819,6 @@ pomai_status_t* IndexSearchExpecting(KeyspaceEnv& e, uint32_t k, uint32_t ef, si
   return nullptr;
 }
 
-// Every transaction function that takes a key, called on `t` with `key`
-// (`len` bytes) and otherwise valid arguments; a read-only transaction
-// refuses the ones that write. `valid_key` is the key a call that should
-// have been refused would change where ExpectUnchanged sees it.
-struct KeyFunction {
-  std::string name;
-  std::function<pomai_status_t*(KeyspaceEnv&, pomai_txn_t*, const uint8_t*, size_t)> call;
-  bool writes;
-  const char* valid_key;
-};
-
-std::vector<KeyFunction> KeyFunctions() {
-  using E = KeyspaceEnv;
-  using K = const uint8_t*;
-  return {
-      {"Get", [](E&, pomai_txn_t* t, K k, size_t n) { size_t len; bool f; return pomai_txn_get(t, k, n, nullptr, 0, &len, &f); },
-       false, "v"},
-      {"Put", [](E&, pomai_txn_t* t, K k, size_t n) { return pomai_txn_put(t, k, n, B("x"), 1); }, true, "k"},
-      {"Delete", [](E&, pomai_txn_t* t, K k, size_t n) { return pomai_txn_delete(t, k, n); }, true, "v"},
-      {"UpsertVector",
-       [](E& e, pomai_txn_t* t, K k, size_t n) { return pomai_txn_upsert_vector(t, k, n, false, nullptr, 0, e.v, 2, 0); },
-       true, "k"},
-      {"GetVector",
-       [](E&, pomai_txn_t* t, K k, size_t n) { float b[2]; uint32_t d; return pomai_txn_get_vector(t, k, n, 0, b, 2, &d); },
-       false, "v"},
-      {"IndexUpsert",
-       [](E& e, pomai_txn_t* t, K k, size_t n) { return pomai_txn_index_upsert(t, "idx", k, n, e.v, 2, false, nullptr, 0); },
-       true, "k"},
-      {"IndexDelete", [](E&, pomai_txn_t* t, K k, size_t n) { return pomai_txn_index_delete(t, "idx", k, n); }, true, "a"},
-  };
-}
-
-// Every function that takes a transaction, called on `t` with otherwise valid arguments.
-std::vector<std::pair<std::string, std::function<pomai_status_t*(KeyspaceEnv&, pomai_txn_t*)>>> TxnFunctions() {
-  std::vector<std::pair<std::string, std::function<pomai_status_t*(KeyspaceEnv&, pomai_txn_t*)>>> out = {
-      {"Commit", [](KeyspaceEnv&, pomai_txn_t* t) { return pomai_txn_commit(t); }},
-      {"Rollback", [](KeyspaceEnv&, pomai_txn_t* t) { return pomai_txn_rollback(t); }},
-      {"SearchSimilar",
-       [](KeyspaceEnv& e, pomai_txn_t* t) {
-         pomai_kv_hits_t* hits = reinterpret_cast<pomai_kv_hits_t*>(0x1);
-         pomai_status_t* s = pomai_txn_search_similar(t, e.q, 2, 0, 1, false, nullptr, nullptr, 0, false, &hits);
-         EXPECT_EQ(hits, nullptr);
-         return s;
-       }},
-  };
-  for (const KeyFunction& f : KeyFunctions()) {
-    out.push_back({f.name, [f](KeyspaceEnv& e, pomai_txn_t* t) { return f.call(e, t, B(f.valid_key), 1); }});
-  }
-  return out;
-}
-
-// Every function that takes a keyspace database handle.
-std::vector<std::pair<std::string, std::function<pomai_status_t*(KeyspaceEnv&, pomai_db_t*)>>> KeyspaceDbFunctions() {
-  return {
-      {"Flush", [](KeyspaceEnv&, pomai_db_t* db) { return pomai_db_flush(db); }},
-      {"MemoryUsage", [](KeyspaceEnv&, pomai_db_t* db) { pomai_memory_stats_t m; return pomai_db_memory_usage(db, &m); }},
-      {"TxnBegin",
-       [](KeyspaceEnv&, pomai_db_t* db) {
-         pomai_txn_t* t = reinterpret_cast<pomai_txn_t*>(0x1);
-         pomai_status_t* s = pomai_txn_begin(db, POMAI_TXN_READ_WRITE, &t);
-         EXPECT_EQ(t, nullptr);
-         return s;
-       }},
-      {"IndexCreate",
-       [](KeyspaceEnv&, pomai_db_t* db) {
-         auto c = L2Config();
-         return pomai_index_create(db, "other", &c);
-       }},
-      {"IndexDrop", [](KeyspaceEnv&, pomai_db_t* db) { return pomai_index_drop(db, "idx"); }},
-      {"IndexStats", [](KeyspaceEnv&, pomai_db_t* db) { pomai_hnsw_stats_t st; return pomai_index_stats(db, "idx", &st); }},
-      {"IndexSearch",
-       [](KeyspaceEnv& e, pomai_db_t* db) {
-         pomai_kv_hits_t* hits = reinterpret_cast<pomai_kv_hits_t*>(0x1);
-         pomai_status_t* s = pomai_index_search(db, "idx", e.q, 2, 1, 0, &hits, nullptr);
-         EXPECT_EQ(hits, nullptr);
-         return s;
-       }},
-  };
-}
-
 std::vector<KeyspaceCase> KeyspaceCases() {
   using E = KeyspaceEnv;
   const std::string long_key(65536, 'k');
@@ -1076,35 +826,25 @@ std::vector<KeyspaceCase> KeyspaceCases() {
       // ---- open
       {"OpenNullOpts",
        [](E&) {
-         pomai_db_t* db = reinterpret_cast<pomai_db_t*>(0x1);
+         pomai_db_t* db = Garbage<pomai_db_t>(1);
          pomai_status_t* s = pomai_db_open_ex(nullptr, &db);
-         EXPECT_EQ(db, nullptr);
-         return s;
+         return Settled(s, db, Close);
        },
        kInvalid, "opts is NULL"},
       {"OpenNullOutDb", [](E& e) { return pomai_db_open_ex(&e.opts, nullptr); }, kInvalid, "out_db is NULL"},
       {"OpenDiskNullPath",
        [](E& e) {
-         pomai_db_t* db;
-         e.opts.storage_mode = POMAI_STORAGE_DISK;
-         e.opts.path = nullptr;
-         return pomai_db_open_ex(&e.opts, &db);
+         return OpenExWith(e, [](pomai_db_options_ex_t& o) {
+           o.storage_mode = POMAI_STORAGE_DISK;
+           o.path = nullptr;
+         });
        },
        kInvalid, "opts->path is NULL or empty"},
-      {"OpenBadStorageMode",
-       [](E& e) {
-         pomai_db_t* db;
-         e.opts.storage_mode = 7;
-         return pomai_db_open_ex(&e.opts, &db);
-       },
+      {"OpenBadStorageMode", [](E& e) { return OpenExWith(e, [](pomai_db_options_ex_t& o) { o.storage_mode = 7; }); },
        kInvalid, "opts->storage_mode is 7"},
       {"OpenStructSizeTooSmall",
-       [](E& e) {
-         pomai_db_t* db;
-         e.opts.struct_size = 12;
-         return pomai_db_open_ex(&e.opts, &db);
-       },
-       kInvalid, "opts->struct_size is too small (12 < 20)"},
+       [](E& e) { return OpenExWith(e, [](pomai_db_options_ex_t& o) { o.struct_size = 12; }); }, kInvalid,
+       "opts->struct_size is too small (12 < 20)"},
 
       // ---- database functions
       {"FlushNullDb", [](E&) { return pomai_db_flush(nullptr); }, kInvalid, "db is NULL"},
@@ -1112,16 +852,9 @@ std::vector<KeyspaceCase> KeyspaceCases() {
       {"MemoryUsageNullDb", [](E&) { pomai_memory_stats_t m; return pomai_db_memory_usage(nullptr, &m); }, kInvalid,
        "db is NULL"},
       {"MemoryUsageNullOut", [](E& e) { return pomai_db_memory_usage(e.db, nullptr); }, kInvalid, "out is NULL"},
-      {"TxnBeginNullDb", [](E&) { pomai_txn_t* t; return pomai_txn_begin(nullptr, 1, &t); }, kInvalid, "db is NULL"},
+      {"TxnBeginNullDb", [](E&) { return TxnBegin(nullptr, POMAI_TXN_READ_WRITE); }, kInvalid, "db is NULL"},
       {"TxnBeginNullOut", [](E& e) { return pomai_txn_begin(e.db, 1, nullptr); }, kInvalid, "out_txn is NULL"},
-      {"TxnBeginBadMode",
-       [](E& e) {
-         pomai_txn_t* t = reinterpret_cast<pomai_txn_t*>(0x1);
-         pomai_status_t* s = pomai_txn_begin(e.db, 5, &t);
-         EXPECT_EQ(t, nullptr);
-         return s;
-       },
-       kInvalid, "mode is 5"},
+      {"TxnBeginBadMode", [](E& e) { return TxnBegin(e.db, 5); }, kInvalid, "mode is 5"},
 
       // ---- txn_get
       {"GetNullKeyZeroLength",
@@ -1189,14 +922,7 @@ std::vector<KeyspaceCase> KeyspaceCases() {
 
       // ---- txn_search_similar
       {"SimilarNullTxn", [](E& e) { return Similar(nullptr, e.q, 2, 0); }, kInvalid, "txn is NULL"},
-      {"SimilarNullQuery",
-       [](E& e) {
-         pomai_kv_hits_t* h = reinterpret_cast<pomai_kv_hits_t*>(0x1);
-         pomai_status_t* s = pomai_txn_search_similar(e.rw, nullptr, 2, 0, 1, false, nullptr, nullptr, 0, false, &h);
-         EXPECT_EQ(h, nullptr);
-         return s;
-       },
-       kInvalid, "query is NULL"},
+      {"SimilarNullQuery", [](E& e) { return Similar(e.rw, nullptr, 2); }, kInvalid, "query is NULL"},
       {"SimilarNullOutHits",
        [](E& e) { return pomai_txn_search_similar(e.rw, e.q, 2, 0, 1, false, nullptr, nullptr, 0, false, nullptr); },
        kInvalid, "out_hits is NULL"},
@@ -1226,28 +952,12 @@ std::vector<KeyspaceCase> KeyspaceCases() {
          return Similar(e.rw, e.q, 2, 0, true, keys, lens, 2);
        },
        kInvalid, "filter key is empty"},
-      {"SimilarEmptyFilterNullPointers",
-       [](E& e) {
-         pomai_kv_hits_t* h = nullptr;
-         pomai_status_t* s = pomai_txn_search_similar(e.rw, e.q, 2, 0, 5, true, nullptr, nullptr, 0, false, &h);
-         if (h != nullptr) {
-           EXPECT_EQ(h->count, 0u);
-         }
-         pomai_kv_hits_free(h);
-         return s;
-       },
-       kOk, ""},
+      {"SimilarEmptyFilterNullPointers", [](E& e) { return SimilarExpecting(e, 5, 0, true); }, kOk, ""},
       {"SimilarEmptyFilterNonNullPointers",
        [](E& e) {
          const uint8_t* keys[1] = {B("v")};
          size_t lens[1] = {1};
-         pomai_kv_hits_t* h = nullptr;
-         pomai_status_t* s = pomai_txn_search_similar(e.rw, e.q, 2, 0, 5, true, keys, lens, 0, false, &h);
-         if (h != nullptr) {
-           EXPECT_EQ(h->count, 0u);
-         }
-         pomai_kv_hits_free(h);
-         return s;
+         return SimilarExpecting(e, 5, 0, true, keys, lens);
        },
        kOk, ""},
       {"SimilarBadMetric", [](E& e) { return Similar(e.rw, e.q, 2, 3); }, kInvalid, "metric is 3"},
@@ -1256,10 +966,7 @@ std::vector<KeyspaceCase> KeyspaceCases() {
       {"SimilarWrongDim",
        [](E& e) {
          float q3[3] = {1, 2, 3};
-         pomai_kv_hits_t* h = reinterpret_cast<pomai_kv_hits_t*>(0x1);
-         pomai_status_t* s = pomai_txn_search_similar(e.rw, q3, 3, 0, 1, false, nullptr, nullptr, 0, false, &h);
-         EXPECT_EQ(h, nullptr);
-         return s;
+         return Similar(e.rw, q3, 3);
        },
        kInvalid, "key 'v' holds a vector of metric"},
       {"SimilarKZero", [](E& e) { return SimilarExpecting(e, 0, 0); }, kOk, ""},
@@ -1329,19 +1036,13 @@ std::vector<KeyspaceCase> KeyspaceCases() {
     c.push_back({std::string("Similar") + bad.name,
                  [bad](E& e) {
                    float q[2] = {bad.value, 1};
-                   pomai_kv_hits_t* h = reinterpret_cast<pomai_kv_hits_t*>(0x1);
-                   pomai_status_t* s = pomai_txn_search_similar(e.rw, q, 2, 0, 1, false, nullptr, nullptr, 0, false, &h);
-                   EXPECT_EQ(h, nullptr);
-                   return s;
+                   return Similar(e.rw, q, 2);
                  },
                  kInvalid, std::string("query[0] is ") + bad.text});
     c.push_back({std::string("IndexSearch") + bad.name,
                  [bad](E& e) {
                    float q[2] = {1, bad.value};
-                   pomai_kv_hits_t* h = reinterpret_cast<pomai_kv_hits_t*>(0x1);
-                   pomai_status_t* s = pomai_index_search(e.db, "idx", q, 2, 1, 0, &h, nullptr);
-                   EXPECT_EQ(h, nullptr);
-                   return s;
+                   return IndexSearch(e.db, "idx", q, 2);
                  },
                  kInvalid, std::string("query[1] is ") + bad.text});
     c.push_back({std::string("IndexUpsert") + bad.name,
@@ -1365,15 +1066,7 @@ std::vector<KeyspaceCase> KeyspaceCases() {
        kNotFound, "index not found: missing"},
       {"IndexSearchNullDb", [](E& e) { return IndexSearch(nullptr, "idx", e.q, 2); }, kInvalid, "db is NULL"},
       {"IndexSearchNullName", [](E& e) { return IndexSearch(e.db, nullptr, e.q, 2); }, kInvalid, "name is NULL"},
-      {"IndexSearchNullQuery",
-       [](E& e) {
-         pomai_kv_hits_t* h = reinterpret_cast<pomai_kv_hits_t*>(0x1);
-         pomai_hnsw_stats_t st;
-         pomai_status_t* s = pomai_index_search(e.db, "idx", nullptr, 2, 1, 0, &h, &st);
-         EXPECT_EQ(h, nullptr);
-         return s;
-       },
-       kInvalid, "query is NULL"},
+      {"IndexSearchNullQuery", [](E& e) { return IndexSearch(e.db, "idx", nullptr, 2); }, kInvalid, "query is NULL"},
       {"IndexSearchNullOutHits",
        [](E& e) {
          pomai_hnsw_stats_t st;
@@ -1439,34 +1132,34 @@ std::vector<KeyspaceCase> KeyspaceCases() {
   // Every transaction function on a committed, a rolled-back, a closed
   // Each key function with a NULL transaction, a NULL or empty key, and (a
   // write) on the read-only transaction.
-  for (const KeyFunction& f : KeyFunctions()) {
-    c.push_back({f.name + "NullTxn", [f](E& e) { return f.call(e, nullptr, B("k"), 1); }, kInvalid, "txn is NULL"});
-    c.push_back({f.name + "NullKey", [f](E& e) { return f.call(e, e.rw, nullptr, 1); }, kInvalid, "key is NULL"});
-    c.push_back({f.name + "EmptyKey", [f](E& e) { return f.call(e, e.rw, B("k"), 0); }, kInvalid,
+  for (const TxnKeyCall& f : TxnKeyCalls()) {
+    c.push_back({f.name + "NullTxn", [f](E&) { return f.call(nullptr, B("k"), 1); }, kInvalid, "txn is NULL"});
+    c.push_back({f.name + "NullKey", [f](E& e) { return f.call(e.rw, nullptr, 1); }, kInvalid, "key is NULL"});
+    c.push_back({f.name + "EmptyKey", [f](E& e) { return f.call(e.rw, B("k"), 0); }, kInvalid,
                  "key is empty (keys are 1 to 65535 bytes)"});
     if (f.writes) {
-      c.push_back({f.name + "ReadOnly", [f](E& e) { return f.call(e, e.ro, B(f.valid_key), 1); }, kReadOnly,
+      c.push_back({f.name + "ReadOnly", [f](E& e) { return f.call(e.ro, B(f.valid_key), 1); }, kReadOnly,
                    "transaction is read-only"});
     }
   }
   // database's and a garbage transaction.
-  for (auto& [fname, fn] : TxnFunctions()) {
-    c.push_back({"Committed" + fname, [fn = fn](E& e) { return fn(e, e.Committed()); }, kClosed,
+  for (auto& [fname, fn] : TxnCalls()) {
+    c.push_back({"Committed" + fname, [fn = fn](E& e) { return fn(e.Committed()); }, kClosed,
                  "transaction is closed"});
-    c.push_back({"RolledBack" + fname, [fn = fn](E& e) { return fn(e, e.RolledBack()); }, kClosed,
+    c.push_back({"RolledBack" + fname, [fn = fn](E& e) { return fn(e.RolledBack()); }, kClosed,
                  "transaction is closed"});
-    c.push_back({"DbClosed" + fname, [fn = fn](E& e) { return fn(e, e.RwOfClosedDb()); }, kClosed,
+    c.push_back({"DbClosed" + fname, [fn = fn](E& e) { return fn(e.RwOfClosedDb()); }, kClosed,
                  "transaction is closed"});
-    c.push_back({"GarbageTxn" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_txn_t>(kNeverIssued)); },
+    c.push_back({"GarbageTxn" + fname, [fn = fn](E&) { return fn(Garbage<pomai_txn_t>(kNeverIssued)); },
                  kInvalid, "txn is not a handle returned by pomai_txn_begin"});
-    c.push_back({"GarbageTxnSlotZero" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_txn_t>(kSlotZero)); },
+    c.push_back({"GarbageTxnSlotZero" + fname, [fn = fn](E&) { return fn(Garbage<pomai_txn_t>(kSlotZero)); },
                  kInvalid, "txn is not a handle returned by pomai_txn_begin"});
   }
-  for (auto& [fname, fn] : KeyspaceDbFunctions()) {
-    c.push_back({"ClosedDb" + fname, [fn = fn](E& e) { return fn(e, e.CloseDb()); }, kClosed, "database is closed"});
-    c.push_back({"GarbageDb" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_db_t>(kNeverIssued)); }, kInvalid,
+  for (auto& [fname, fn] : KeyspaceDbCalls()) {
+    c.push_back({"ClosedDb" + fname, [fn = fn](E& e) { return fn(e.CloseDb()); }, kClosed, "database is closed"});
+    c.push_back({"GarbageDb" + fname, [fn = fn](E&) { return fn(Garbage<pomai_db_t>(kNeverIssued)); }, kInvalid,
                  "db is not a handle returned by pomai_db_open_ex"});
-    c.push_back({"GarbageDbHugeSlot" + fname, [fn = fn](E& e) { return fn(e, Garbage<pomai_db_t>(kHugeSlot)); },
+    c.push_back({"GarbageDbHugeSlot" + fname, [fn = fn](E&) { return fn(Garbage<pomai_db_t>(kHugeSlot)); },
                  kInvalid, "db is not a handle returned by pomai_db_open_ex"});
   }
   return c;

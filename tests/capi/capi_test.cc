@@ -15,11 +15,8 @@
 namespace {
 
 using pomai::testing::TempDir;
-using pomai::testing::B;
 using pomai::testing::Code;
-using pomai::testing::DbExTest;
 using pomai::testing::Message;
-using pomai::testing::StorageModeName;
 
 // pomai_open of dim 4, 2 shards, inner product.
 using CApi = pomai::testing::U64DbTest;
@@ -223,27 +220,24 @@ TEST_F(CApi, CompactMergesSegmentsAndStatsReportThem) {
   EXPECT_NE(stats.find("\"segments\": 1,"), std::string::npos) << stats;  // one file holds every shard's rows
   EXPECT_NE(stats.find("\"segment_tombstones\": 0"), std::string::npos) << stats;
   EXPECT_NE(stats.find("\"live_rows\": 17"), std::string::npos) << stats;
-  EXPECT_EQ(Code(pomai_stats_json(db_, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
-  EXPECT_EQ(Code(pomai_compact(nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
 }
 
-TEST(CApiProgress, FreezeAndCompactReportProgressEndingAtTotal) {
-  TempDir dir;
-  pomai_options_t o;
-  pomai_options_init(&o);
-  o.path = dir.path().c_str();
-  o.dim = 8;
-  o.shards = 2;
-  o.adaptive_threshold = 0;
-  o.hnsw_m = 8;
-  o.hnsw_ef_construction = 20;
-  pomai_db_t* db = nullptr;
-  ASSERT_EQ(Code(pomai_open(&o, &db)), 0);
+class CApiProgress : public pomai::testing::U64DbTest {
+ protected:
+  void Configure(pomai_options_t& o) override {
+    o.dim = 8;
+    o.adaptive_threshold = 0;
+    o.hnsw_m = 8;
+    o.hnsw_ef_construction = 20;
+  }
+};
+
+TEST_F(CApiProgress, FreezeAndCompactReportProgressEndingAtTotal) {
   std::vector<uint64_t> ids(3000);
   std::vector<float> vecs(ids.size() * 8);
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = i;
   for (size_t i = 0; i < vecs.size(); ++i) vecs[i] = std::sin(float(i) * 0.37f);
-  ASSERT_EQ(Code(pomai_put_array(db, ids.data(), vecs.data(), ids.size(), 8)), 0);
+  ASSERT_EQ(Code(pomai_put_array(db_, ids.data(), vecs.data(), ids.size(), 8)), 0);
   struct Seen {
     uint64_t calls = 0, last_done = 0, last_total = 0;
     bool monotonic = true;
@@ -255,20 +249,19 @@ TEST(CApiProgress, FreezeAndCompactReportProgressEndingAtTotal) {
     s->last_done = done;
     s->last_total = total;
   };
-  ASSERT_EQ(Code(pomai_freeze_with_progress(db, fn, &seen)), 0);
+  ASSERT_EQ(Code(pomai_freeze_with_progress(db_, fn, &seen)), 0);
   EXPECT_GE(seen.calls, 2u);
   EXPECT_TRUE(seen.monotonic);
   EXPECT_EQ(seen.last_done, 3000u);
   EXPECT_EQ(seen.last_total, 3000u);
-  ASSERT_EQ(Code(pomai_put_array(db, ids.data(), vecs.data(), 100, 8)), 0);
-  ASSERT_EQ(Code(pomai_freeze(db)), 0);
+  ASSERT_EQ(Code(pomai_put_array(db_, ids.data(), vecs.data(), 100, 8)), 0);
+  ASSERT_EQ(Code(pomai_freeze(db_)), 0);
   seen = Seen{};
-  ASSERT_EQ(Code(pomai_compact_with_progress(db, fn, &seen)), 0);
+  ASSERT_EQ(Code(pomai_compact_with_progress(db_, fn, &seen)), 0);
   EXPECT_TRUE(seen.monotonic);
   EXPECT_EQ(seen.last_done, seen.last_total);
   EXPECT_EQ(seen.last_total, 3000u);
-  EXPECT_EQ(Code(pomai_freeze_with_progress(db, nullptr, nullptr)), 0);
-  pomai_status_free(pomai_close(db));
+  EXPECT_EQ(Code(pomai_freeze_with_progress(db_, nullptr, nullptr)), 0);
 }
 
 TEST_F(CApi, SearchBatchAllowsADifferentTopkPerQuery) {
@@ -302,7 +295,6 @@ TEST_F(CApi, SearchArrayPadsMissingResults) {
   EXPECT_EQ(ids[0], 8u);
   EXPECT_EQ(ids[1], UINT64_MAX);
   EXPECT_TRUE(std::isinf(scores[2]) && scores[2] < 0);
-  EXPECT_EQ(Code(pomai_search_array(db_, a, SIZE_MAX / 2, 4, 4, 0, ids, scores, counts)), POMAI_STATUS_INVALID_ARGUMENT);
 }
 
 // Found by tests/fuzz/capi_fuzz: a stride (items[0].struct_size) that is not

@@ -153,11 +153,9 @@ std::string RunInChild(const std::function<std::string()>& child, const std::fun
 
 std::vector<float> Vec(uint64_t id) { return {1.0f, static_cast<float>(id % 97), 0.5f, static_cast<float>(id % 13)}; }
 
-pomai_upsert_t Upsert(uint64_t id, const float* v) { return pomai::testing::MakeUpsert(id, v, kDim); }
-
 pomai_status_t* PutRow(pomai_db_t* db, uint64_t id) {
   const std::vector<float> v = Vec(id);
-  const pomai_upsert_t u = Upsert(id, v.data());
+  const pomai_upsert_t u = pomai::testing::MakeUpsert(id, v.data(), kDim);
   return pomai_put(db, &u);
 }
 
@@ -253,37 +251,9 @@ TEST(U64Fork, ChildCallsOnAnInheritedHandleAnswerClosedWhileTheParentWritesOn) {
   std::unique_lock<std::mutex> paused = writer.Pause();
   const std::string failures = RunInChild([&] {
     Failures f;
-    const std::vector<float> v = Vec(7);
-    const pomai_upsert_t u = Upsert(7, v.data());
-    const uint64_t id = 7;
-    f.ExpectForkClosed(pomai_put(db, &u), "pomai_put");
-    f.ExpectForkClosed(pomai_put_batch(db, &u, 1), "pomai_put_batch");
-    f.ExpectForkClosed(pomai_put_array(db, &id, v.data(), 1, kDim), "pomai_put_array");
-    f.ExpectForkClosed(pomai_delete(db, 7), "pomai_delete");
-    f.ExpectForkClosed(pomai_delete_batch(db, &id, 1), "pomai_delete_batch");
-    f.ExpectForkClosed(pomai_freeze(db), "pomai_freeze");
-    f.ExpectForkClosed(pomai_freeze_with_progress(db, nullptr, nullptr), "pomai_freeze_with_progress");
-    f.ExpectForkClosed(pomai_compact(db), "pomai_compact");
-    f.ExpectForkClosed(pomai_compact_with_progress(db, nullptr, nullptr), "pomai_compact_with_progress");
-    char* json = nullptr;
-    f.ExpectForkClosed(pomai_stats_json(db, &json), "pomai_stats_json");
-    bool exists = false;
-    f.ExpectForkClosed(pomai_exists(db, 7, &exists), "pomai_exists");
-    pomai_record_t* rec = nullptr;
-    f.ExpectForkClosed(pomai_get(db, 7, &rec), "pomai_get");
-    uint64_t count = 0;
-    f.ExpectForkClosed(pomai_count(db, &count), "pomai_count");
-    const pomai_query_t q = pomai::testing::MakeQuery(v.data(), kDim, 3);
-    pomai_search_results_t* r = nullptr;
-    f.ExpectForkClosed(pomai_search(db, &q, &r), "pomai_search");
-    f.ExpectForkClosed(pomai_search_batch(db, &q, 1, &r), "pomai_search_batch");
-    uint64_t ids[3];
-    float scores[3];
-    uint32_t counts[1];
-    f.ExpectForkClosed(pomai_search_array(db, v.data(), 1, kDim, 3, 0, ids, scores, counts), "pomai_search_array");
-    f.ExpectForkClosed(pomai_db_flush(db), "pomai_db_flush");
+    for (const auto& [name, call] : pomai::testing::U64DbCalls()) f.ExpectForkClosed(call(db), name);
     f.ExpectOk(pomai_close(db), "pomai_close");
-    f.ExpectForkClosed(pomai_put(db, &u), "pomai_put after pomai_close");
+    f.ExpectForkClosed(PutRow(db, 7), "pomai_put after pomai_close");
     f.ExpectOk(pomai_close(db), "a second pomai_close");
     UseOwnU64Database(child_path, &f);
     return f.text();
@@ -414,42 +384,12 @@ TEST_P(KeyspaceFork, ChildCallsOnAnInheritedHandleAndTransactionAnswerClosedWhil
   std::unique_lock<std::mutex> paused = writer.Pause();
   const std::string failures = RunInChild([&] {
     Failures f;
-    const std::vector<float> v = Vec(1);
-    char buf[16];
-    size_t len = 0;
-    bool found = false;
-    f.ExpectForkClosed(pomai_txn_get(txn, B("k1"), 2, reinterpret_cast<uint8_t*>(buf), sizeof buf, &len, &found),
-                       "pomai_txn_get");
-    f.ExpectForkClosed(pomai_txn_put(txn, B("c"), 1, B("c"), 1), "pomai_txn_put");
-    f.ExpectForkClosed(pomai_txn_delete(txn, B("k1"), 2), "pomai_txn_delete");
-    f.ExpectForkClosed(pomai_txn_upsert_vector(txn, B("v"), 1, false, nullptr, 0, v.data(), kDim, POMAI_METRIC_L2),
-                       "pomai_txn_upsert_vector");
-    float vbuf[kDim];
-    uint32_t dim = 0;
-    f.ExpectForkClosed(pomai_txn_get_vector(txn, B("v"), 1, POMAI_METRIC_L2, vbuf, kDim, &dim),
-                       "pomai_txn_get_vector");
-    pomai_kv_hits_t* hits = nullptr;
-    f.ExpectForkClosed(pomai_txn_search_similar(txn, v.data(), kDim, POMAI_METRIC_L2, 3, false, nullptr, nullptr, 0,
-                                                false, &hits),
-                       "pomai_txn_search_similar");
-    f.ExpectForkClosed(pomai_txn_index_upsert(txn, "idx", B("e"), 1, v.data(), kDim, false, nullptr, 0),
-                       "pomai_txn_index_upsert");
-    f.ExpectForkClosed(pomai_txn_index_delete(txn, "idx", B("e"), 1), "pomai_txn_index_delete");
-    f.ExpectForkClosed(pomai_txn_commit(txn), "pomai_txn_commit");
-    f.ExpectForkClosed(pomai_txn_rollback(txn), "pomai_txn_rollback");
+    for (const auto& [name, call] : pomai::testing::TxnCalls()) f.ExpectForkClosed(call(txn), name);
+    for (const auto& [name, call] : pomai::testing::KeyspaceDbCalls()) f.ExpectForkClosed(call(db), name);
     pomai_txn_t* t = nullptr;
     f.ExpectForkClosed(pomai_txn_begin(db, POMAI_TXN_READ_WRITE, &t), "pomai_txn_begin");
     f.Expect(t == nullptr, "pomai_txn_begin set *out_txn");
-    f.ExpectForkClosed(pomai_db_flush(db), "pomai_db_flush");
-    pomai_memory_stats_t mem;
-    f.ExpectForkClosed(pomai_db_memory_usage(db, &mem), "pomai_db_memory_usage");
-    f.ExpectForkClosed(pomai_index_create(db, "idx2", &c), "pomai_index_create");
-    f.ExpectForkClosed(pomai_index_drop(db, "idx"), "pomai_index_drop");
-    pomai_hnsw_stats_t stats;
-    f.ExpectForkClosed(pomai_index_stats(db, "idx", &stats), "pomai_index_stats");
-    f.ExpectForkClosed(pomai_index_search(db, "idx", v.data(), kDim, 3, 0, &hits, nullptr), "pomai_index_search");
-    uint64_t count = 0;
-    f.ExpectForkClosed(pomai_count(db, &count), "pomai_count");
+    for (const auto& [name, call] : pomai::testing::U64DbCalls()) f.ExpectForkClosed(call(db), name);
     f.ExpectOk(pomai_close(db), "pomai_close");
     f.ExpectForkClosed(pomai_txn_put(txn, B("c"), 1, B("c"), 1), "pomai_txn_put after pomai_close");
     f.ExpectOk(pomai_close(db), "a second pomai_close");

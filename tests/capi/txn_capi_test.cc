@@ -21,8 +21,6 @@ using pomai::testing::DbExTest;
 using pomai::testing::Message;
 using pomai::testing::StorageModeName;
 
-
-
 class TxnCApi : public DbExTest {};
 
 INSTANTIATE_TEST_SUITE_P(Modes, TxnCApi, ::testing::Bool(), StorageModeName);
@@ -173,11 +171,8 @@ TEST_P(TxnCApi, CloseRollsBackActiveTransactionsAndClosesTheirHandles) {
   pomai_txn_t* t = Begin();
   ASSERT_EQ(Code(pomai_txn_put(t, B("k"), 1, B("v"), 1)), 0);
   ASSERT_EQ(Code(pomai_close(db_)), 0);
+  // (Every other call after the close: BadInput/Keyspace.DbClosed*, ClosedDb*, CloseKeyspaceTwiceIsNoOp.)
   EXPECT_EQ(Message(pomai_txn_commit(t)), "transaction is closed");
-  EXPECT_EQ(Code(pomai_txn_put(t, B("k"), 1, B("v"), 1)), POMAI_STATUS_CLOSED);
-  EXPECT_EQ(Message(pomai_db_flush(db_)), "database is closed");
-  EXPECT_EQ(Code(pomai_txn_begin(db_, 1, &t)), POMAI_STATUS_CLOSED);
-  EXPECT_EQ(Code(pomai_close(db_)), 0);  // a second close is a no-op
   if (GetParam()) {
     ASSERT_EQ(Code(pomai_db_open_ex(&opts_, &db_)), 0);
     pomai_txn_t* r = Begin(POMAI_TXN_READ_ONLY);
@@ -217,18 +212,12 @@ TEST_P(TxnCApi, GetUsesTheBufferRetryProtocol) {
   EXPECT_EQ(Code(pomai_txn_commit(r)), 0);
 }
 
-TEST_P(TxnCApi, VectorsWrongDimsNanKindMismatchAndGetVectorRetry) {
+// NaN, infinity, dim 0, another metric and a wrong query dim: BadInput/Keyspace.UpsertVector*,
+// GetVectorOtherMetric, Similar*.
+TEST_P(TxnCApi, VectorsKindMismatchAndGetVectorRetry) {
   pomai_txn_t* t = Begin();
   float v[5] = {1, 2, 3, 4, 5};
   ASSERT_EQ(Code(pomai_txn_upsert_vector(t, B("v"), 1, true, B("meta"), 4, v, 5, POMAI_METRIC_L2)), 0);
-  float bad[2] = {1, NAN};
-  EXPECT_NE(Message(pomai_txn_upsert_vector(t, B("n"), 1, false, nullptr, 0, bad, 2, POMAI_METRIC_L2)).find("NaN"),
-            std::string::npos);
-  float inf[2] = {INFINITY, 1};
-  EXPECT_EQ(Code(pomai_txn_upsert_vector(t, B("n"), 1, false, nullptr, 0, inf, 2, POMAI_METRIC_L2)),
-            POMAI_STATUS_INVALID_ARGUMENT);
-  EXPECT_EQ(Code(pomai_txn_upsert_vector(t, B("n"), 1, false, nullptr, 0, v, 0, POMAI_METRIC_L2)),
-            POMAI_STATUS_INVALID_ARGUMENT);
   ASSERT_EQ(Code(pomai_txn_put(t, B("b"), 1, B("bytes"), 5)), 0);
   uint32_t dim = 0;
   float out[8] = {};
@@ -237,7 +226,6 @@ TEST_P(TxnCApi, VectorsWrongDimsNanKindMismatchAndGetVectorRetry) {
   EXPECT_EQ(out[0], 0.0f);  // too small: nothing copied
   ASSERT_EQ(Code(pomai_txn_get_vector(t, B("v"), 1, POMAI_METRIC_L2, out, 8, &dim)), 0);
   EXPECT_EQ(std::vector<float>(out, out + 5), std::vector<float>(v, v + 5));
-  EXPECT_EQ(Code(pomai_txn_get_vector(t, B("v"), 1, POMAI_METRIC_IP, out, 8, &dim)), POMAI_STATUS_INVALID_ARGUMENT);
   EXPECT_EQ(Code(pomai_txn_get_vector(t, B("b"), 1, POMAI_METRIC_L2, out, 8, &dim)), POMAI_STATUS_NOT_FOUND);
   EXPECT_EQ(Code(pomai_txn_get_vector(t, B("x"), 1, POMAI_METRIC_L2, out, 8, &dim)), POMAI_STATUS_NOT_FOUND);
   // The value of a vector key is its metadata.
@@ -246,13 +234,8 @@ TEST_P(TxnCApi, VectorsWrongDimsNanKindMismatchAndGetVectorRetry) {
   uint8_t mb[8];
   ASSERT_EQ(Code(pomai_txn_get(t, B("v"), 1, mb, sizeof(mb), &len, &found)), 0);
   EXPECT_EQ(std::string(reinterpret_cast<char*>(mb), len), "meta");
-  // Search: dims must match; hits carry key, score, metadata and (asked for) the vector.
+  // Search: hits carry key, score, metadata and (asked for) the vector.
   pomai_kv_hits_t* hits = nullptr;
-  EXPECT_EQ(Code(pomai_txn_search_similar(t, v, 4, POMAI_METRIC_L2, 3, false, nullptr, nullptr, 0, false, &hits)),
-            POMAI_STATUS_INVALID_ARGUMENT);
-  EXPECT_EQ(hits, nullptr);
-  EXPECT_EQ(Code(pomai_txn_search_similar(t, bad, 2, POMAI_METRIC_L2, 3, false, nullptr, nullptr, 0, false, &hits)),
-            POMAI_STATUS_INVALID_ARGUMENT);
   float q[5] = {1, 2, 3, 4, 7};
   ASSERT_EQ(Code(pomai_txn_search_similar(t, q, 5, POMAI_METRIC_L2, 3, false, nullptr, nullptr, 0, true, &hits)), 0);
   ASSERT_EQ(hits->count, 1u);
@@ -275,21 +258,14 @@ TEST_P(TxnCApi, VectorsWrongDimsNanKindMismatchAndGetVectorRetry) {
   EXPECT_EQ(Code(pomai_txn_commit(t)), 0);
 }
 
+// Bad configs, names, dims, queries and missing indexes: BadInput/Keyspace.Index*.
 TEST_P(TxnCApi, IndexFunctions) {
   pomai_hnsw_config_t c = {8, 3, 0, 0, 0};  // struct_size 8: m, ef_construction, metric take defaults
   ASSERT_EQ(Code(pomai_index_create(db_, "idx", &c)), 0);
-  pomai_hnsw_config_t bad = {sizeof(bad), 3, 1, 200, POMAI_METRIC_COSINE};
-  EXPECT_NE(Message(pomai_index_create(db_, "idx2", &bad)).find("invalid parameter m"), std::string::npos);
-  bad.struct_size = 4;
-  EXPECT_NE(Message(pomai_index_create(db_, "idx2", &bad)).find("struct_size is too small"), std::string::npos);
-  const std::string long_name(256, 'n');
-  EXPECT_EQ(Code(pomai_index_create(db_, long_name.c_str(), &c)), POMAI_STATUS_INVALID_ARGUMENT);
   pomai_txn_t* t = Begin();
   float a[3] = {1, 0, 0}, b[3] = {0, 1, 0};
   ASSERT_EQ(Code(pomai_txn_index_upsert(t, "idx", B("a"), 1, a, 3, true, B("ma"), 2)), 0);
   ASSERT_EQ(Code(pomai_txn_index_upsert(t, "idx", B("b"), 1, b, 3, false, nullptr, 0)), 0);
-  EXPECT_EQ(Code(pomai_txn_index_upsert(t, "idx", B("c"), 1, a, 2, false, nullptr, 0)), POMAI_STATUS_INVALID_ARGUMENT);
-  EXPECT_EQ(Code(pomai_txn_index_upsert(t, "nope", B("c"), 1, a, 3, false, nullptr, 0)), POMAI_STATUS_NOT_FOUND);
   ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
   pomai_kv_hits_t* hits = nullptr;
   pomai_hnsw_stats_t st;
@@ -306,11 +282,6 @@ TEST_P(TxnCApi, IndexFunctions) {
   pomai_kv_hits_free(hits);
   ASSERT_EQ(Code(pomai_index_search(db_, "idx", a, 3, 5, 0, &hits, nullptr)), 0);
   pomai_kv_hits_free(hits);
-  EXPECT_EQ(Code(pomai_index_search(db_, "idx", a, 2, 5, 0, &hits, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
-  float nan_q[3] = {NAN, 0, 0};
-  EXPECT_EQ(Code(pomai_index_search(db_, "idx", nan_q, 3, 5, 0, &hits, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
-  EXPECT_EQ(Code(pomai_index_search(db_, "missing", a, 3, 5, 0, &hits, nullptr)), POMAI_STATUS_NOT_FOUND);
-  ASSERT_EQ(Code(pomai_index_stats(db_, "idx", &st)), 0);
   pomai_txn_t* d = Begin();
   ASSERT_EQ(Code(pomai_txn_index_delete(d, "idx", B("a"), 1)), 0);
   ASSERT_EQ(Code(pomai_txn_commit(d)), 0);
@@ -318,7 +289,6 @@ TEST_P(TxnCApi, IndexFunctions) {
   EXPECT_EQ(st.node_count, 1u);
   EXPECT_EQ(st.deleted_count, 1u);
   ASSERT_EQ(Code(pomai_index_drop(db_, "idx")), 0);
-  EXPECT_EQ(Code(pomai_index_drop(db_, "idx")), POMAI_STATUS_NOT_FOUND);
   EXPECT_EQ(Code(pomai_index_stats(db_, "idx", &st)), POMAI_STATUS_NOT_FOUND);
 }
 
@@ -377,21 +347,17 @@ TEST_P(TxnCApi, IndexPrepareReportsTheBuildOnce) {
   }
 }
 
+// (An in-memory database's flush: BadInput/Keyspace.FlushInMemory.)
 TEST_P(TxnCApi, FlushAndConflictStatuses) {
-  pomai_status_t* s = pomai_db_flush(db_);
   if (GetParam()) {
-    EXPECT_EQ(Code(s), 0);
-  } else {
-    EXPECT_EQ(pomai_status_code(s), POMAI_STATUS_INVALID_ARGUMENT);
-    EXPECT_STREQ(pomai_status_message(s), "in-memory database cannot be flushed");
-    pomai_status_free(s);
+    EXPECT_EQ(Code(pomai_db_flush(db_)), 0);
   }
   pomai_txn_t* t1 = Begin();
   pomai_txn_t* t2 = Begin();
   ASSERT_EQ(Code(pomai_txn_put(t1, B("k"), 1, B("1"), 1)), 0);
   ASSERT_EQ(Code(pomai_txn_put(t2, B("k"), 1, B("2"), 1)), 0);
   ASSERT_EQ(Code(pomai_txn_commit(t2)), 0);
-  s = pomai_txn_commit(t1);
+  pomai_status_t* s = pomai_txn_commit(t1);
   EXPECT_EQ(pomai_status_code(s), POMAI_STATUS_CONFLICT);
   EXPECT_STREQ(pomai_status_message(s), "transaction conflict");
   pomai_status_free(s);

@@ -115,18 +115,12 @@ void Flip(const std::string& path, uint64_t offset) {
   f.put(static_cast<char>(c ^ 0x5A));
 }
 
-class VerifyVectorDb : public ::testing::Test {
+class VerifyVectorDb : public pomai::testing::U64DbTest {
  protected:
-  void SetUp() override {
-    pomai_options_init(&opts_);
-    opts_.path = dir_.path().c_str();
-    opts_.dim = 4;
-    opts_.shards = 2;
-    opts_.adaptive_threshold = 0;  // every segment gets a graph
-    opts_.hnsw_m = 8;
-    ASSERT_EQ(Code(pomai_open(&opts_, &db_)), 0);
+  void Configure(pomai_options_t& o) override {
+    o.adaptive_threshold = 0;  // every segment gets a graph
+    o.hnsw_m = 8;
   }
-  void TearDown() override { pomai_status_free(pomai_close(db_)); }
 
   void Put(uint64_t first, size_t n) {
     std::vector<uint64_t> ids(n);
@@ -137,10 +131,6 @@ class VerifyVectorDb : public ::testing::Test {
     }
     ASSERT_EQ(Code(pomai_put_array(db_, ids.data(), v.data(), n, 4)), 0);
   }
-
-  TempDir dir_;
-  pomai_options_t opts_;
-  pomai_db_t* db_ = nullptr;
 };
 
 TEST_F(VerifyVectorDb, AHealthyDatabaseWithSegmentsAndAWalPasses) {
@@ -216,27 +206,8 @@ TEST_F(VerifyVectorDb, RaceWithWritesFreezesAndCompactionsThatReplaceFiles) {
   });
 }
 
-TEST(Verify, ANullOrClosedHandleIsAnErrorAndLeavesNoReport) {
-  char* json = reinterpret_cast<char*>(1);
-  EXPECT_EQ(Message(pomai_verify(nullptr, &json)), "db is NULL");
-  EXPECT_EQ(json, nullptr);
-
-  TempDir dir;
-  pomai_options_t opts;
-  pomai_options_init(&opts);
-  opts.path = dir.path().c_str();
-  opts.dim = 4;
-  pomai_db_t* db = nullptr;
-  ASSERT_EQ(Code(pomai_open(&opts, &db)), 0);
-  EXPECT_EQ(Message(pomai_verify(db, nullptr)), "out_report_json is NULL");
-  ASSERT_EQ(Code(pomai_close(db)), 0);
-  json = reinterpret_cast<char*>(1);
-  pomai_status_t* s = pomai_verify(db, &json);
-  EXPECT_EQ(pomai_status_code(s), POMAI_STATUS_CLOSED);
-  EXPECT_STREQ(pomai_status_message(s), "database is closed");
-  pomai_status_free(s);
-  EXPECT_EQ(json, nullptr);
-}
+// A NULL, closed or garbage handle and a NULL report pointer:
+// BadInput/U64.VerifyNull*, ClosedVerify, Garbage*Verify.
 
 // A keyspace database (pomai_db_open_ex) on disk.
 class VerifyKeyspaceDb : public ::testing::Test {
