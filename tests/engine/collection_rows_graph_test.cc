@@ -9,13 +9,11 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <map>
 #include <random>
 #include <set>
 #include <thread>
 
-#include "engine/filename.h"
 #include "engine/db.h"
 #include "db_test_util.h"
 #include "segment/file.h"

@@ -6,12 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdio>
+#include <functional>
 #include <map>
-#include <random>
-#include <set>
 
-#include "engine/filename.h"
 #include "engine/db.h"
 #include "db_test_util.h"
 #include "segment/file.h"
