@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -514,47 +513,6 @@ TEST(CollectionRowsCompaction, ACloseDuringAMergeLosesNothing) {
     ASSERT_TRUE(db->Get(id, &vec, &meta).ok()) << id;
     EXPECT_EQ(vec, VectorFor(id, 0, 8)) << id;
   }
-}
-
-TEST(CollectionRowsCompaction, SearchesStayCorrectWhileCompactionsRun) {
-  TempDir dir;
-  const RowsOptions o = CompactionOptions(dir.path(), 2, 100000);
-  const uint32_t dim = o.coll.dim;
-  auto db = OpenRows(o);
-  ASSERT_NE(db, nullptr);
-  std::map<uint64_t, std::vector<float>> live;
-  for (int round = 0; round < 8; ++round) {
-    for (uint64_t i = 0; i < 200; ++i) {
-      const uint64_t id = (round * 131 + i * 7) % 1000;
-      live[id] = VectorFor(id, round, dim);
-    }
-    ASSERT_TRUE(PutMany(db.get(), live).ok());
-    ASSERT_TRUE(db->Flush().ok());
-  }
-  std::atomic<bool> stop{false};
-  std::thread compactor([&] {
-    for (int i = 0; i < 20 && !stop; ++i) {
-      ASSERT_TRUE(db->Compact(true).ok());
-      // Recreate several segments to merge again.
-      std::vector<WriteOp> ops;
-      for (auto& [id, v] : live)
-        if (id % 5 == static_cast<uint64_t>(i % 5)) ops.push_back({WriteOp::Kind::kPut, id, v.data(), {}});
-      ASSERT_TRUE(db->Write(ops.data(), ops.size()).ok());
-      ASSERT_TRUE(db->Flush().ok());
-    }
-  });
-  for (int i = 0; i < 200; ++i) {
-    auto q = VectorFor(4242, i, dim);
-    uint32_t k = 10;
-    std::vector<std::vector<Hit>> out;
-    ASSERT_TRUE(db->Search(q.data(), 1, &k, 0, 0, &out).ok());
-    auto truth = testing::BruteForce(live, o.coll.metric, q.data(), dim, 10);
-    ASSERT_EQ(out[0].size(), truth.size());
-    for (size_t r = 0; r < truth.size(); ++r) ASSERT_EQ(out[0][r].id, truth[r].id) << "query " << i << " rank " << r;
-    ASSERT_EQ(db->Count().value(), live.size());
-  }
-  stop = true;
-  compactor.join();
 }
 
 TEST(CollectionRowsCompaction, AFailedCompactionLeavesTheInputsAndTheData) {
