@@ -48,12 +48,6 @@ std::vector<float> VectorOf(uint32_t dim) {
   return v;
 }
 
-std::vector<float> RowOf(uint64_t id, uint32_t dim) {
-  std::vector<float> v(dim);
-  for (uint32_t j = 0; j < dim; ++j) v[j] = static_cast<float>((id * 7 + j) % 103) - 51.0f;
-  return v;
-}
-
 // A disk database at `dir`, or an in-memory one when `dir` is empty. The
 // "memtable" checks read the memtable: no background flush of the ~100 MiB
 // of values before them.
@@ -389,7 +383,7 @@ TEST_P(Sizes, RowMetadataOfEveryBoundaryLength) {
   const uint32_t dim = 4;
   auto write = [&](DB& db) {
     for (size_t i = 0; i < lengths.size(); ++i) {
-      const Status s = PutRow(&db, i, RowOf(i, dim), Pattern(lengths[i], 'm'));
+      const Status s = PutRow(&db, i, VectorFor(i, 0, dim), Pattern(lengths[i], 'm'));
       ASSERT_TRUE(s.ok()) << lengths[i] << ": " << s.ToString();
     }
   };
@@ -401,7 +395,7 @@ TEST_P(Sizes, RowMetadataOfEveryBoundaryLength) {
       ASSERT_TRUE(s.ok()) << where << " " << lengths[i] << ": " << s.ToString();
       ASSERT_EQ(meta.size(), lengths[i]) << where;
       EXPECT_TRUE(meta == Pattern(lengths[i], 'm')) << where << " metadata of " << lengths[i] << " bytes differs";
-      EXPECT_EQ(v, RowOf(i, dim)) << where;
+      EXPECT_EQ(v, VectorFor(i, 0, dim)) << where;
       // Each half of Get alone reads the same.
       std::string meta_only;
       ASSERT_TRUE(db.Get(i, nullptr, &meta_only).ok()) << where;
@@ -446,7 +440,7 @@ TEST(RowSizes, DatabasesOfEveryBoundaryDimension) {
     ++accepted;
     auto write = [&](DB& db) {
       for (uint64_t id = 0; id < 3; ++id) {
-        const std::vector<float> v = RowOf(id, dim);
+        const std::vector<float> v = VectorFor(id, 0, dim);
         ASSERT_TRUE(db.PutArray(&id, v.data(), 1).ok());
       }
     };
@@ -456,10 +450,10 @@ TEST(RowSizes, DatabasesOfEveryBoundaryDimension) {
         std::vector<float> v;
         std::string meta;
         ASSERT_TRUE(db.Get(id, &v, &meta).ok()) << where;
-        EXPECT_EQ(v, RowOf(id, dim)) << where;
+        EXPECT_EQ(v, VectorFor(id, 0, dim)) << where;
         EXPECT_EQ(meta, "") << where;
       }
-      const std::vector<float> q = RowOf(1, dim);
+      const std::vector<float> q = VectorFor(1, 0, dim);
       const uint32_t k = 3;
       std::vector<std::vector<Hit>> hits;
       Status s = db.Search(q.data(), 1, &k, 0, 0, &hits);
@@ -486,7 +480,7 @@ TEST_P(Sizes, RowBatchesOfEveryBoundaryRowCount) {
       std::vector<float> rows(count * dim);
       for (size_t i = 0; i < count; ++i) {
         ids[i] = base(count) + i;
-        const std::vector<float> v = RowOf(ids[i], dim);
+        const std::vector<float> v = VectorFor(ids[i], 0, dim);
         std::copy(v.begin(), v.end(), rows.begin() + static_cast<ptrdiff_t>(i * dim));
       }
       Status s = db.PutArray(ids.data(), rows.data(), count);
@@ -505,7 +499,7 @@ TEST_P(Sizes, RowBatchesOfEveryBoundaryRowCount) {
         std::vector<float> v;
         std::string meta;
         ASSERT_TRUE(db.Get(base(c) + i, &v, &meta).ok()) << where << " batch of " << c << " row " << i;
-        EXPECT_EQ(v, RowOf(base(c) + i, dim)) << where;
+        EXPECT_EQ(v, VectorFor(base(c) + i, 0, dim)) << where;
       }
       EXPECT_FALSE(db.Exists(base(c) + c).value()) << where << " batch of " << c << ": a row past its end";
     }
