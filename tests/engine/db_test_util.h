@@ -332,8 +332,12 @@ class JsonParser {
     for (;;) {
       if (!item()) return false;
       Skip();
-      if (!At(',')) return At(close) ? (++pos_, true) : false;
-      ++pos_;
+      if (At(',')) {
+        ++pos_;
+        continue;
+      }
+      if (!At(close)) return false;
+      return ++pos_, true;
     }
   }
   bool Value(Json* out) {
@@ -345,11 +349,11 @@ class JsonParser {
       return Items('}', [&] {
         Skip();
         std::string key;
-        Json v;
         if (!String(&key)) return false;
         Skip();
         if (!At(':')) return false;
         ++pos_;
+        Json v;
         if (!Value(&v)) return false;
         out->keys.push_back(std::move(key));
         out->values.push_back(std::move(v));
