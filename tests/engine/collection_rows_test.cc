@@ -59,34 +59,6 @@ std::string Lower(std::string s) {
   return s;
 }
 
-TEST(CollectionRows, PutGetDeleteAcrossMemtableAndSegment) {
-  TempDir dir;
-  auto db = OpenRows(MakeRowsOptions(dir.path()));
-  ASSERT_NE(db, nullptr);
-  auto v1 = VectorFor(1, 0, 8), v2 = VectorFor(2, 0, 8);
-  ASSERT_TRUE(PutRow(db.get(), 1, v1, "one").ok());
-  ASSERT_TRUE(PutRow(db.get(), 2, v2).ok());
-  std::vector<float> got;
-  std::string meta;
-  ASSERT_TRUE(db->Get(1, &got, &meta).ok());
-  EXPECT_EQ(got, v1);
-  EXPECT_EQ(meta, "one");
-  ASSERT_TRUE(db->Flush().ok());
-  EXPECT_EQ(db->TEST_SegmentCount(), 1u);
-  got.clear();
-  meta.clear();
-  ASSERT_TRUE(db->Get(1, &got, &meta).ok());
-  EXPECT_EQ(got, v1);
-  EXPECT_EQ(meta, "one");
-  ASSERT_TRUE(DelRow(db.get(), 1).ok());
-  Status s = db->Get(1, &got, &meta);
-  EXPECT_TRUE(s.IsNotFound()) << s.ToString();
-  EXPECT_NE(s.message().find("id 1 not found"), std::string::npos) << s.message();
-  EXPECT_FALSE(db->Exists(1).value());
-  EXPECT_TRUE(db->Exists(2).value());
-  EXPECT_EQ(db->Count().value(), 1u);
-}
-
 // Issue 15: a bit flipped in a frozen row's vector (bit 6 of byte 3 of row
 // 7's first float: 28 became 8.2e-38) came back from get as a value. In
 // segment format 2 one block CRC covers a block's ids, seqs, vectors and

@@ -30,10 +30,11 @@ struct Model {
 
 constexpr uint64_t kIdSpace = 401;
 
-// Count, Get and Exists of 40 random ids (`all`: of every id) and 5 searches
-// against the model: the search answers exactly (ef_search covers every
-// row): the brute-force top 10 rank by rank, each hit with its true score
-// (within 1e-4 relative and 1e-3 absolute) and its shard.
+// Count, Get (NotFound naming the id when absent) and Exists of 40 random
+// ids (`all`: of every id) and 5 searches against the model: the search
+// answers exactly (ef_search covers every row): the brute-force top 10 rank
+// by rank, each hit with its true score (within 1e-4 relative and 1e-3
+// absolute) and its shard.
 void CheckAgainstModel(DB& db, const Model& m, uint32_t dim, simd::Metric metric, bool all, std::mt19937_64& rng) {
   ASSERT_EQ(db.Count().value(), m.live.size());
   std::uniform_int_distribution<uint64_t> pick(0, kIdSpace - 1);
@@ -46,6 +47,7 @@ void CheckAgainstModel(DB& db, const Model& m, uint32_t dim, simd::Metric metric
     EXPECT_EQ(db.Exists(id).value(), it != m.live.end()) << id;
     if (it == m.live.end()) {
       EXPECT_TRUE(s.IsNotFound()) << id << ": " << s.ToString();
+      EXPECT_NE(s.message().find("id " + std::to_string(id) + " not found"), std::string::npos) << s.message();
     } else {
       ASSERT_TRUE(s.ok()) << id << ": " << s.ToString();
       EXPECT_EQ(v, it->second) << "stale version of id " << id;
