@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <iostream>
 #include <map>
 #include <string>
 #include <vector>
@@ -38,6 +39,7 @@
 namespace pomai::engine {
 namespace {
 
+using testing::SegmentFiles;
 using testing::TempDir;
 using testing::VectorFor;
 
@@ -139,6 +141,13 @@ std::string StatsString(const std::string& json) {
   return s;
 }
 
+// The first lines of a failure's examples, one a line.
+std::string Joined(const std::vector<std::string>& examples) {
+  std::string s;
+  for (const auto& e : examples) s += "  " + e + "\n";
+  return s;
+}
+
 std::vector<float> Query(uint64_t q) { return VectorFor(1000000 + q, 0, kDim); }
 
 std::vector<Answer> ReadEverything(DB* db) {
@@ -216,7 +225,6 @@ class CollectionRowsDamage : public ::testing::Test {
     delete dir_;
   }
 
-  static std::vector<std::string> SegmentFiles(const std::string& dir) { return testing::SegmentFiles(dir); }
   // Every file of `dir` but its LOCK, sorted.
   static std::vector<std::string> DataFiles(const std::string& dir) {
     std::vector<std::string> names;
@@ -397,27 +405,21 @@ TEST_F(CollectionRowsDamage, EveryBitFlipGivesTheSameAnswersOrCorruption) {
     }
   }
   EXPECT_EQ(silent, 0u) << silent << " reads of " << flips << " damaged files changed without an error, e.g.:\n"
-                        << [&] {
-                             std::string s;
-                             for (const auto& e : examples) s += "  " + e + "\n";
-                             return s;
-                           }();
+                        << Joined(examples);
   EXPECT_EQ(changed_dir, 0u) << changed_dir << " opens of damaged files changed the directory";
   for (segment::SectionKind kind : always_detected) {
     const std::string kind_name(segment::SectionKindName(kind));
     EXPECT_GT(in_section[kind].first, 0u) << "no flip in the " << kind_name << " sections";
     EXPECT_EQ(in_section[kind].second, 0u) << in_section[kind].second << " of " << in_section[kind].first
                                            << " flips in the " << kind_name << " sections went undetected";
-    std::printf("%s: %llu flips, all detected unless said above\n", kind_name.c_str(),
-                static_cast<unsigned long long>(in_section[kind].first));
+    std::cout << kind_name << ": " << in_section[kind].first << " flips, all detected unless said above\n";
   }
   // Both kinds of detection are exercised, and the graph walk reads the damaged links.
   EXPECT_GT(failed_open, 0u);
   EXPECT_GT(failed_reads, 0u);
   EXPECT_GT(other_rows_found, 0u);
-  std::printf("%llu flips over %llu bytes: %llu failed the open, %llu failed a read, %llu changed a graph search's rows\n",
-              static_cast<unsigned long long>(flips), static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(failed_open),
-              static_cast<unsigned long long>(failed_reads), static_cast<unsigned long long>(other_rows_found));
+  std::cout << flips << " flips over " << bytes << " bytes: " << failed_open << " failed the open, " << failed_reads
+            << " failed a read, " << other_rows_found << " changed a graph search's rows\n";
 }
 
 // One bit of every byte of each segment file, each in a fresh copy of the
@@ -476,15 +478,10 @@ TEST_F(CollectionRowsDamage, CompactionOfADamagedFileFailsOrWritesWhatTheUndamag
     }
   }
   EXPECT_EQ(laundered, 0u) << laundered << " of " << flips << " damaged files compacted into another database, e.g.:\n"
-                           << [&] {
-                                std::string s;
-                                for (const auto& e : examples) s += "  " + e + "\n";
-                                return s;
-                              }();
+                           << Joined(examples);
   EXPECT_GT(failed, 0u);
-  std::printf("%llu flips over %llu bytes: %llu failed the open, %llu failed the compaction\n",
-              static_cast<unsigned long long>(flips), static_cast<unsigned long long>(bytes),
-              static_cast<unsigned long long>(failed_open), static_cast<unsigned long long>(failed));
+  std::cout << flips << " flips over " << bytes << " bytes: " << failed_open << " failed the open, " << failed
+            << " failed the compaction\n";
 }
 
 }  // namespace

@@ -2,11 +2,12 @@
 // disk or in memory, with or without its default collection (u64 rows;
 // docs/ENGINE.md 2.2); transactions of the keyspace face; deterministic
 // vectors and a brute-force model; the files of a directory by type, a
-// segment's u64 group, a WAL's records; StatsJson parsed; whole-file reads,
-// writes and bit flips.
+// segment's u64 group, a WAL's records; StatsJson parsed; untouched address
+// space; whole-file reads, writes and bit flips.
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cctype>
@@ -195,6 +196,14 @@ inline std::vector<engine::Hit> SearchRows(engine::DB* db, const float* q, uint3
   return out.empty() ? std::vector<engine::Hit>{} : out[0];
 }
 
+// What a read of damaged data may give: `truth` or Corruption, never another answer.
+template <typename T, typename U>
+::testing::AssertionResult TruthOrCorruption(const Result<T>& r, const U& truth) {
+  if (r.ok() ? r.value() == truth : r.status().IsCorruption()) return ::testing::AssertionSuccess();
+  if (r.ok()) return ::testing::AssertionFailure() << "gave " << r.value() << ", truly " << truth;
+  return ::testing::AssertionFailure() << r.status().ToString();
+}
+
 // The names of the files of `type` in `dir` (as filename.h parses them), sorted.
 inline std::vector<std::string> FilesOfType(const std::string& dir, engine::files::FileType type) {
   std::vector<std::string> out;
@@ -235,7 +244,6 @@ inline uint64_t SectionOffset(const segment::SegmentFile& seg, segment::SectionK
 struct WalRecordAt {
   std::string file;  // name in the directory
   uint64_t offset = 0;
-  uint8_t type = 0;
   uint64_t payload_size = 0;
 };
 
@@ -250,10 +258,7 @@ inline bool FindWalRecord(const std::string& dir, const std::function<bool(uint8
     wal::Record rec;
     while (reader.Next(&rec)) {
       if (want(rec.type, rec.payload)) {
-        out->file = name;
-        out->offset = rec.offset;
-        out->type = rec.type;
-        out->payload_size = rec.payload.size();
+        *out = {name, rec.offset, rec.payload.size()};
         return true;
       }
     }
@@ -283,11 +288,7 @@ struct Json {
       if (keys[i] == key) return values[i];
     return kNone;
   }
-  bool Has(const std::string& key) const {
-    for (const std::string& k : keys)
-      if (k == key) return true;
-    return false;
-  }
+  bool Has(const std::string& key) const { return std::find(keys.begin(), keys.end(), key) != keys.end(); }
   uint64_t u64() const { return static_cast<uint64_t>(number); }
 };
 
@@ -320,52 +321,53 @@ class JsonParser {
     ++pos_;
     return true;
   }
+  bool At(char c) const { return pos_ < s_.size() && s_[pos_] == c; }
+  // The members of an object or the items of an array, after its opening
+  // bracket: `item()` reads each, up to `close`.
+  template <class Item>
+  bool Items(char close, const Item& item) {
+    ++pos_;
+    Skip();
+    if (At(close)) return ++pos_, true;
+    for (;;) {
+      if (!item()) return false;
+      Skip();
+      if (At(',')) {
+        ++pos_;
+        continue;
+      }
+      if (!At(close)) return false;
+      return ++pos_, true;
+    }
+  }
   bool Value(Json* out) {
     Skip();
     if (pos_ >= s_.size()) return false;
     const char c = s_[pos_];
     if (c == '{') {
       out->type = Json::Type::kObject;
-      ++pos_;
-      Skip();
-      if (pos_ < s_.size() && s_[pos_] == '}') return ++pos_, true;
-      for (;;) {
+      return Items('}', [&] {
         Skip();
         std::string key;
         if (!String(&key)) return false;
         Skip();
-        if (pos_ >= s_.size() || s_[pos_] != ':') return false;
+        if (!At(':')) return false;
         ++pos_;
         Json v;
         if (!Value(&v)) return false;
         out->keys.push_back(std::move(key));
         out->values.push_back(std::move(v));
-        Skip();
-        if (pos_ < s_.size() && s_[pos_] == ',') {
-          ++pos_;
-          continue;
-        }
-        if (pos_ < s_.size() && s_[pos_] == '}') return ++pos_, true;
-        return false;
-      }
+        return true;
+      });
     }
     if (c == '[') {
       out->type = Json::Type::kArray;
-      ++pos_;
-      Skip();
-      if (pos_ < s_.size() && s_[pos_] == ']') return ++pos_, true;
-      for (;;) {
+      return Items(']', [&] {
         Json v;
         if (!Value(&v)) return false;
         out->items.push_back(std::move(v));
-        Skip();
-        if (pos_ < s_.size() && s_[pos_] == ',') {
-          ++pos_;
-          continue;
-        }
-        if (pos_ < s_.size() && s_[pos_] == ']') return ++pos_, true;
-        return false;
-      }
+        return true;
+      });
     }
     if (c == '"') {
       out->type = Json::Type::kString;
@@ -403,6 +405,30 @@ inline std::vector<const Json*> SegmentGraphs(const Json& stats) {
   for (const Json& f : stats["segment_files"].items) out.push_back(&f["graph"]);
   return out;
 }
+
+// `bytes` of address space that reads as zeros and costs no memory until
+// written (nothing writes it): the arguments of calls refused for their size.
+class Reserved {
+ public:
+  explicit Reserved(size_t bytes) : bytes_(bytes) {
+    void* p = mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    EXPECT_NE(p, MAP_FAILED) << bytes << " bytes";
+    p_ = p == MAP_FAILED ? nullptr : p;
+  }
+  ~Reserved() {
+    if (p_ != nullptr) munmap(p_, bytes_);
+  }
+  Reserved(const Reserved&) = delete;
+  Reserved& operator=(const Reserved&) = delete;
+  template <typename T>
+  const T* as() const {
+    return static_cast<const T*>(p_);
+  }
+
+ private:
+  size_t bytes_;
+  void* p_ = nullptr;
+};
 
 // ---- Whole files: read, write, flip one bit.
 inline std::string ReadFileBytes(const std::string& path) {

@@ -12,12 +12,9 @@
 // arena, WAL record or segment entry sized wrongly for one of these lengths
 // is a heap overflow there.
 #include <gtest/gtest.h>
-#include <sys/mman.h>
 
 #include <algorithm>
-#include <cstring>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -51,12 +48,6 @@ std::vector<float> VectorOf(uint32_t dim) {
   return v;
 }
 
-std::vector<float> RowOf(uint64_t id, uint32_t dim) {
-  std::vector<float> v(dim);
-  for (uint32_t j = 0; j < dim; ++j) v[j] = static_cast<float>((id * 7 + j) % 103) - 51.0f;
-  return v;
-}
-
 // A disk database at `dir`, or an in-memory one when `dir` is empty. The
 // "memtable" checks read the memtable: no background flush of the ~100 MiB
 // of values before them.
@@ -81,29 +72,23 @@ std::unique_ptr<DB> OpenRowsDb(const std::string& dir, uint32_t dim) {
   return OpenRows(SizesOptions(dir), SizesCollection(dim));
 }
 
-// `bytes` of address space that reads as zeros and costs no memory until
-// written (nothing writes it): the arguments of calls refused for their size.
-class Reserved {
- public:
-  explicit Reserved(size_t bytes) : bytes_(bytes) {
-    void* p = mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    EXPECT_NE(p, MAP_FAILED) << bytes << " bytes";
-    p_ = p == MAP_FAILED ? nullptr : p;
-  }
-  ~Reserved() {
-    if (p_ != nullptr) munmap(p_, bytes_);
-  }
-  Reserved(const Reserved&) = delete;
-  Reserved& operator=(const Reserved&) = delete;
-  template <typename T>
-  const T* as() const {
-    return static_cast<const T*>(p_);
-  }
+// Commits `t`, which wrote a length (or count) `n`.
+void CommitOk(engine::Txn& t, size_t n) {
+  Status s = t.Commit();
+  ASSERT_TRUE(s.ok()) << n << ": " << s.ToString();
+}
 
- private:
-  size_t bytes_;
-  void* p_ = nullptr;
-};
+// Ends `t`, whose write of length `n` gave `s`: when `refused`, `s` is
+// InvalidArgument naming `field` and `t` rolls back; otherwise `t` commits.
+void CommitUnlessRefused(engine::Txn& t, const Status& s, size_t n, bool refused, const char* field) {
+  if (!refused) {
+    ASSERT_TRUE(s.ok()) << n << ": " << s.ToString();
+    return CommitOk(t, n);
+  }
+  EXPECT_TRUE(s.IsInvalidArgument()) << n << ": " << s.ToString();
+  EXPECT_NE(s.message().find(field), std::string::npos) << s.message();
+  ASSERT_TRUE(t.Rollback().ok());
+}
 
 // Writes with `write` into the database `open` opens and runs `check` on the
 // memtable; on disk then after a flush, after a reopen, after a reopen that
@@ -163,17 +148,8 @@ TEST_P(Sizes, KeysOfEveryBoundaryLength) {
       for (size_t j = 0; j < 3; ++j) {
         const size_t vlen = kValueLengths[j];
         auto t = BeginRw(db);
-        const std::string key = KeyOf(n, static_cast<char>('a' + j));
-        Status s = t->Put(key, Pattern(vlen, 'v'));
-        if (n == 0 || n > kMaxKeyLen) {
-          EXPECT_TRUE(s.IsInvalidArgument()) << n << ": " << s.ToString();
-          EXPECT_NE(s.message().find("key"), std::string::npos) << s.message();
-          ASSERT_TRUE(t->Rollback().ok());
-          continue;
-        }
-        ASSERT_TRUE(s.ok()) << n << ": " << s.ToString();
-        s = t->Commit();
-        ASSERT_TRUE(s.ok()) << n << ": " << s.ToString();
+        const Status s = t->Put(KeyOf(n, static_cast<char>('a' + j)), Pattern(vlen, 'v'));
+        CommitUnlessRefused(*t, s, n, n == 0 || n > kMaxKeyLen, "key");
       }
     }
   };
@@ -198,8 +174,7 @@ TEST_P(Sizes, ValuesOfEveryBoundaryLength) {
     for (size_t n : lengths) {
       auto t = BeginRw(db);
       ASSERT_TRUE(t->Put("v" + std::to_string(n), Pattern(n, 'x')).ok());
-      Status s = t->Commit();
-      ASSERT_TRUE(s.ok()) << n << ": " << s.ToString();
+      CommitOk(*t, n);
     }
   };
   auto check = [&](DB& db, const char* where) {
@@ -223,8 +198,7 @@ TEST_P(Sizes, VectorMetadataOfEveryBoundaryLength) {
       const std::string meta = Pattern(n, 'm');
       const std::string_view mv(meta);
       ASSERT_TRUE(t->UpsertVector("m" + std::to_string(n), vec.data(), 4, simd::Metric::kL2, &mv).ok());
-      Status s = t->Commit();
-      ASSERT_TRUE(s.ok()) << n << ": " << s.ToString();
+      CommitOk(*t, n);
     }
   };
   auto check = [&](DB& db, const char* where) {
@@ -255,17 +229,9 @@ TEST_P(Sizes, VectorsOfEveryBoundaryDimension) {
     for (size_t d : dims) {
       const std::vector<float> vec = VectorOf(static_cast<uint32_t>(d));
       auto t = BeginRw(db);
-      Status s = t->UpsertVector("d" + std::to_string(d), vec.data(), static_cast<uint32_t>(d), simd::Metric::kCosine,
-                                 nullptr);
-      if (d == 0 || d > kMaxDim) {
-        EXPECT_TRUE(s.IsInvalidArgument()) << d << ": " << s.ToString();
-        EXPECT_NE(s.message().find("dimension"), std::string::npos) << s.message();
-        ASSERT_TRUE(t->Rollback().ok());
-        continue;
-      }
-      ASSERT_TRUE(s.ok()) << d << ": " << s.ToString();
-      s = t->Commit();
-      ASSERT_TRUE(s.ok()) << d << ": " << s.ToString();
+      const Status s = t->UpsertVector("d" + std::to_string(d), vec.data(), static_cast<uint32_t>(d),
+                                       simd::Metric::kCosine, nullptr);
+      CommitUnlessRefused(*t, s, d, d == 0 || d > kMaxDim, "dimension");
     }
   };
   auto check = [&](DB& db, const char* where) {
@@ -301,8 +267,7 @@ TEST_P(Sizes, DeletesOfKeysOfEveryBoundaryLength) {
       PutCommit(db, key, "live");
       auto t = BeginRw(db);
       ASSERT_TRUE(t->Delete(key).ok());
-      Status s = t->Commit();
-      ASSERT_TRUE(s.ok()) << n << ": " << s.ToString();
+      CommitOk(*t, n);
     }
   };
   auto check = [&](DB& db, const char* where) {
@@ -375,8 +340,7 @@ TEST_P(Sizes, CommitsOfEveryBoundaryNumberOfWrites) {
     for (size_t count : counts) {
       auto t = BeginRw(db);
       for (size_t i = 0; i < count; ++i) ASSERT_TRUE(t->Put(name(count, i), Pattern(i % 64, 'c')).ok());
-      Status s = t->Commit();
-      ASSERT_TRUE(s.ok()) << count << ": " << s.ToString();
+      CommitOk(*t, count);
     }
   };
   auto check = [&](DB& db, const char* where) {
@@ -419,13 +383,7 @@ TEST_P(Sizes, RowMetadataOfEveryBoundaryLength) {
   const uint32_t dim = 4;
   auto write = [&](DB& db) {
     for (size_t i = 0; i < lengths.size(); ++i) {
-      const std::vector<float> v = RowOf(i, dim);
-      const std::string meta = Pattern(lengths[i], 'm');
-      WriteOp op;
-      op.id = i;
-      op.vector = v.data();
-      op.metadata = meta;
-      Status s = db.Write(&op, 1);
+      const Status s = PutRow(&db, i, VectorFor(i, 0, dim), Pattern(lengths[i], 'm'));
       ASSERT_TRUE(s.ok()) << lengths[i] << ": " << s.ToString();
     }
   };
@@ -437,7 +395,7 @@ TEST_P(Sizes, RowMetadataOfEveryBoundaryLength) {
       ASSERT_TRUE(s.ok()) << where << " " << lengths[i] << ": " << s.ToString();
       ASSERT_EQ(meta.size(), lengths[i]) << where;
       EXPECT_TRUE(meta == Pattern(lengths[i], 'm')) << where << " metadata of " << lengths[i] << " bytes differs";
-      EXPECT_EQ(v, RowOf(i, dim)) << where;
+      EXPECT_EQ(v, VectorFor(i, 0, dim)) << where;
       // Each half of Get alone reads the same.
       std::string meta_only;
       ASSERT_TRUE(db.Get(i, nullptr, &meta_only).ok()) << where;
@@ -448,46 +406,6 @@ TEST_P(Sizes, RowMetadataOfEveryBoundaryLength) {
     EXPECT_EQ(*count, lengths.size()) << where;
   };
   RowsEverywhere(dim, write, check);
-}
-
-// Metadata over the limit of a value (1 GiB, docs/ENGINE.md 2.6) is
-// InvalidArgument, alone or in a batch with valid puts and deletes, and
-// nothing of the batch is applied. The metadata is never read: its bytes are
-// untouched address space.
-TEST(RowSizes, MetadataOverTheLimitIsInvalidArgumentAndAppliesNothing) {
-  TempDir dir;
-  const uint32_t dim = 4;
-  auto db = OpenRowsDb(dir.path(), dim);
-  ASSERT_NE(db, nullptr);
-  const std::vector<float> v0 = RowOf(0, dim), v1 = RowOf(1, dim);
-  ASSERT_TRUE(PutRow(db.get(), 0, v0, "kept").ok());
-  const Reserved huge(kMaxValueLen + 1);
-  ASSERT_NE(huge.as<char>(), nullptr);
-  const std::string_view too_long(huge.as<char>(), kMaxValueLen + 1);
-  std::vector<WriteOp> ops(3);
-  ops[0] = {WriteOp::Kind::kPut, 1, v1.data(), "new"};
-  ops[1] = {WriteOp::Kind::kDelete, 0, nullptr, {}};
-  ops[2] = {WriteOp::Kind::kPut, 2, v1.data(), too_long};
-  for (size_t first : {size_t{2}, size_t{0}}) {  // alone, then after valid ops
-    Status s = db->Write(ops.data() + first, ops.size() - first);
-    ASSERT_TRUE(s.IsInvalidArgument()) << s.ToString();
-    EXPECT_NE(s.message().find("metadata"), std::string::npos) << s.message();
-  }
-  auto check = [&](const char* where) {
-    EXPECT_EQ(db->Count().value(), 1u) << where;
-    std::vector<float> got;
-    std::string meta;
-    ASSERT_TRUE(db->Get(0, &got, &meta).ok()) << where;
-    EXPECT_EQ(got, v0) << where;
-    EXPECT_EQ(meta, "kept") << where;
-    EXPECT_TRUE(db->Get(1, &got, &meta).IsNotFound()) << where;
-    EXPECT_TRUE(db->Get(2, &got, &meta).IsNotFound()) << where;
-  };
-  check("open");
-  ASSERT_TRUE(db->Close().ok());
-  db = OpenRowsDb(dir.path(), dim);  // the WAL holds no record of the refused batches
-  ASSERT_NE(db, nullptr);
-  check("replayed");
 }
 
 TEST(RowSizes, DatabasesOfEveryBoundaryDimension) {
@@ -522,7 +440,7 @@ TEST(RowSizes, DatabasesOfEveryBoundaryDimension) {
     ++accepted;
     auto write = [&](DB& db) {
       for (uint64_t id = 0; id < 3; ++id) {
-        const std::vector<float> v = RowOf(id, dim);
+        const std::vector<float> v = VectorFor(id, 0, dim);
         ASSERT_TRUE(db.PutArray(&id, v.data(), 1).ok());
       }
     };
@@ -532,10 +450,10 @@ TEST(RowSizes, DatabasesOfEveryBoundaryDimension) {
         std::vector<float> v;
         std::string meta;
         ASSERT_TRUE(db.Get(id, &v, &meta).ok()) << where;
-        EXPECT_EQ(v, RowOf(id, dim)) << where;
+        EXPECT_EQ(v, VectorFor(id, 0, dim)) << where;
         EXPECT_EQ(meta, "") << where;
       }
-      const std::vector<float> q = RowOf(1, dim);
+      const std::vector<float> q = VectorFor(1, 0, dim);
       const uint32_t k = 3;
       std::vector<std::vector<Hit>> hits;
       Status s = db.Search(q.data(), 1, &k, 0, 0, &hits);
@@ -562,7 +480,7 @@ TEST_P(Sizes, RowBatchesOfEveryBoundaryRowCount) {
       std::vector<float> rows(count * dim);
       for (size_t i = 0; i < count; ++i) {
         ids[i] = base(count) + i;
-        const std::vector<float> v = RowOf(ids[i], dim);
+        const std::vector<float> v = VectorFor(ids[i], 0, dim);
         std::copy(v.begin(), v.end(), rows.begin() + static_cast<ptrdiff_t>(i * dim));
       }
       Status s = db.PutArray(ids.data(), rows.data(), count);
@@ -581,7 +499,7 @@ TEST_P(Sizes, RowBatchesOfEveryBoundaryRowCount) {
         std::vector<float> v;
         std::string meta;
         ASSERT_TRUE(db.Get(base(c) + i, &v, &meta).ok()) << where << " batch of " << c << " row " << i;
-        EXPECT_EQ(v, RowOf(base(c) + i, dim)) << where;
+        EXPECT_EQ(v, VectorFor(base(c) + i, 0, dim)) << where;
       }
       EXPECT_FALSE(db.Exists(base(c) + c).value()) << where << " batch of " << c << ": a row past its end";
     }
