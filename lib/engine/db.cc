@@ -1877,6 +1877,11 @@ void DB::TEST_PauseBackgroundMerges(bool paused) {
   impl_->bg_cv.SignalAll();
 }
 uint64_t DB::TEST_LastSequence() { return impl_->last_seq.load(); }
+void DB::TEST_WaitForBackgroundFlush() {
+  DBImpl& d = *impl_;
+  MutexLock l(&d.bg_mu);
+  while ((d.bg_pending || d.bg_flushing) && !d.bg_stop) d.bg_cv.Wait(&d.bg_mu);
+}
 
 namespace {
 

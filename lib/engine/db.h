@@ -298,6 +298,8 @@ class DB {
   // Test hook: while paused, the compaction thread starts no merge (the
   // merges a flush asks for wait, as they would for a busy thread).
   void TEST_PauseBackgroundMerges(bool paused);
+  // Test hook: waits until no background flush is asked for or running.
+  void TEST_WaitForBackgroundFlush();
 
  private:
   DB();

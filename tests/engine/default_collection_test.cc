@@ -7,10 +7,8 @@
 // alopex transactions.
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <map>
 #include <random>
-#include <thread>
 
 #include "engine/db.h"
 #include "db_test_util.h"
@@ -141,15 +139,11 @@ TEST_P(DefaultCollectionModel, EveryReadMatchesTheModelThroughFlushesMergesAndRe
     CheckAgainstModel(*db, m, o.dim, o.metric, step % 25 == 24, rng);
   }
   ASSERT_TRUE(db->Compact(true).ok());
-  // In memory, the background flush of the last writes (past the budget) may
-  // add its segment after the forced merge, even some time after it: merge
-  // again once it has, and check the count before the slow reads (no write
-  // comes after it, so at most one more segment can appear).
-  for (int i = 0; in_memory && i < 100; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (db->TEST_SegmentCount() <= 1) break;
-    ASSERT_TRUE(db->Compact(true).ok());
-  }
+  // The last writes may be in a background flush (they passed the budget),
+  // whose segment lands after the forced merge: once it has, merge again
+  // (no write comes after, so no other segment can appear).
+  db->TEST_WaitForBackgroundFlush();
+  ASSERT_TRUE(db->Compact(true).ok());
   EXPECT_LE(db->TEST_SegmentCount(), 1u) << "a forced merge leaves one segment for the whole database";
   CheckAgainstModel(*db, m, o.dim, o.metric, true, rng);
   const std::string stats = db->StatsJson().value();
