@@ -1296,7 +1296,8 @@ Status DBImpl::CommitWrites(uint64_t snap, const std::vector<Write>& writes,
       // and publishing seq, so none can need a dropped one.
       MutexLock sl(&snap_mu);
       const uint64_t min_snap = snapshots.empty() ? seq : std::min(seq, *snapshots.begin());
-      mem_bytes = cur->mem->keys().Apply(seq, writes, min_snap);
+      cur->mem->keys().Apply(seq, writes, min_snap);
+      mem_bytes = cur->mem->bytes();  // both tables: a database may hold both faces' writes
       last_seq.store(seq);
     }
     graph_flush = CountRowWrites(*cur, writes);

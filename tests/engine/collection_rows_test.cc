@@ -650,6 +650,26 @@ TEST(CollectionRows, AutomaticFlushWhenTheMemtableBudgetIsExceeded) {
   EXPECT_EQ(db->Count().value(), 3000u);
 }
 
+// Both faces' writes fill one memtable: a commit schedules the flush once
+// the rows and the key table together pass the budget, though neither does
+// alone.
+TEST(CollectionRows, RowsAndKeysTogetherReachTheBudget) {
+  TempDir dir;
+  RowsOptions o = MakeRowsOptions(dir.path(), 64, 1);
+  o.kv.memtable_budget_bytes = 64 * 1024;
+  auto db = OpenRows(o);
+  ASSERT_NE(db, nullptr);
+  // A row of 64 floats counts 312 bytes: 150 rows are about 46 KiB.
+  for (uint64_t id = 0; id < 150; ++id) ASSERT_TRUE(PutRow(db.get(), id, VectorFor(id, 0, 64)).ok());
+  db->TEST_WaitForBackgroundFlush();
+  ASSERT_EQ(db->TEST_SegmentCount(), 0u);
+  // 24 KiB of plain values: under the budget alone, over it with the rows.
+  for (int i = 0; i < 24; ++i) testing::PutCommit(*db, "k" + std::to_string(i), std::string(1024, 'v'));
+  db->TEST_WaitForBackgroundFlush();
+  EXPECT_GE(db->TEST_SegmentCount(), 1u);  // a commit during the flush may ask for one more
+  EXPECT_EQ(db->Count().value(), 150u);
+}
+
 TEST(CollectionRows, DeadlineExceededIsReported) {
   TempDir dir;
   RowsOptions o = MakeRowsOptions(dir.path(), 256, 1);
