@@ -50,4 +50,9 @@ class ColumnSource {
   virtual Status Column(std::string_view name, ColumnRef* out, bool* present) const = 0;
 };
 
+// Appends row `row` of `ref` to `out` (a column of ref's type): its value, or
+// a null when !present (the layer has no such column) or the row is null.
+// The caller checked what `ref` points into (ColumnSource::Column).
+void AppendRow(const ColumnRef& ref, bool present, uint64_t row, AttrColumn* out);
+
 }  // namespace pomai::filter

@@ -46,6 +46,19 @@ struct AttrColumn {
   std::vector<uint64_t> tag_offsets;  // kTags: (number of tags) + 1 offsets into `bytes`
   std::string bytes;
 
+  // An empty column of `type` (string and tags columns start with offsets {0}).
+  static AttrColumn Make(std::string name, AttrType type);
+
+  // Rows the column holds (by its value buffer).
+  size_t rows() const;
+  // Builders: append one row. Use only the one of the column's type.
+  void AppendNull();
+  void AppendInt(int64_t v);
+  void AppendFloat(double v);
+  void AppendBool(bool v);
+  void AppendString(std::string_view v);
+  void AppendTags(const std::string_view* tags, size_t n);
+
   bool has_value(size_t row) const { return valid.empty() || valid[row] != 0; }
   std::string_view str(size_t row) const;  // kString: row's string
   size_t tag_count(size_t row) const { return offsets[row + 1] - offsets[row]; }
@@ -57,11 +70,14 @@ struct AttrColumn {
 // Checks a batch's columns for `rows` rows; INVALID_ARGUMENT naming the
 // column (and the row) otherwise: at most kMaxAttrColumns columns; names
 // 1..kMaxAttrNameLen bytes of valid UTF-8 without NUL, not "id", unique in
-// the batch; a known type; every buffer of the right length; valid, bools in
-// {0, 1}; offsets starting at 0, non-decreasing, ending at the buffer's
-// size; strings and tags valid UTF-8 of at most kMaxAttrStringLen bytes; no
-// NaN float.
+// the batch; a known type; every buffer of the right length; valid and bools
+// in {0, 1}; a null row's slot holding 0, "" or no tags; offsets starting at
+// 0, non-decreasing, ending at the buffer's size; strings and tags valid
+// UTF-8 of at most kMaxAttrStringLen bytes; no NaN float.
 Status CheckAttrColumns(const std::vector<AttrColumn>& columns, size_t rows);
+
+// Whether `s` is valid UTF-8 (no overlong forms, no surrogates, at most U+10FFFF).
+bool IsValidUtf8(std::string_view s);
 
 // Checks one column name alone (the rules above); `what` names it in the message.
 Status CheckAttrName(std::string_view name, std::string_view what);
