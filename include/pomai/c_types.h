@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pomai/arrow_c.h"
+
 #ifndef POMAI_EXPORT
 #if defined(_WIN32)
 #define POMAI_EXPORT __declspec(dllexport)
@@ -120,18 +122,21 @@ typedef struct pomai_upsert_t {
   uint32_t metadata_len;     /* [40] */
 } pomai_upsert_t;
 
-/* One query. 48 bytes. Minimum struct_size: 24 (through topk). */
+/* One query. 64 bytes. Minimum struct_size: 24 (through topk). */
 typedef struct pomai_query_t {
   uint32_t struct_size;            /* [0] */
   const float* vector;             /* [8] dim floats */
   uint32_t dim;                    /* [16] */
   uint32_t topk;                   /* [20] */
-  const char* filter_expression;   /* [24] NULL or "" = no filter; anything else is UNIMPLEMENTED */
+  const char* filter_expression;   /* [24] NULL or "" = no filter; else docs/FILTERS.md's language */
   float alpha;                     /* [32] reserved (hybrid search weight); ignored */
   uint32_t deadline_ms;            /* [36] 0 = the database's default */
   uint32_t flags;                  /* [40] reserved; must be 0 */
   /* Beyond PomaiDB (struct_size 48): */
   uint32_t ef_search;              /* [44] HNSW ef for this query; 0 = the open's hnsw_ef_search; never below topk */
+  /* struct_size 64: */
+  const uint64_t* filter_ids;      /* [48] NULL = no id allow-list; else only rows with these ids pass */
+  size_t filter_id_count;          /* [56] */
 } pomai_query_t;
 
 /* One stored row, as returned by pomai_get. Freed with pomai_record_free. 48 bytes. */
@@ -164,6 +169,71 @@ typedef struct pomai_search_results_t {
   uint32_t* shard_ids;                           /* [32] count shard numbers */
   pomai_semantic_pointer_t* zero_copy_pointers;  /* [40] always NULL */
 } pomai_search_results_t;
+
+/* ---- attributes and filters (docs/FILTERS.md) ------------------------- */
+
+enum {
+  POMAI_ATTR_INT64 = 1,
+  POMAI_ATTR_FLOAT64 = 2,
+  POMAI_ATTR_BOOL = 3,
+  POMAI_ATTR_STRING = 4, /* UTF-8, at most 65535 bytes */
+  POMAI_ATTR_TAGS = 5    /* a list of strings */
+};
+
+/* One attribute column of a batch of n rows, in the buffer layout of Arrow
+ * where it can be (a pyarrow or numpy column passes without conversion).
+ * 48 bytes. Minimum struct_size: 48. */
+typedef struct pomai_column_t {
+  uint32_t struct_size;        /* [0] */
+  uint32_t type;               /* [4] POMAI_ATTR_* */
+  const char* name;            /* [8] NUL-terminated UTF-8, 1..255 bytes, not "id" */
+  const uint8_t* validity;     /* [16] NULL: every row has a value; else a bitmap, bit i (least significant
+                                  first, Arrow's layout) set when row i has a value */
+  const void* values;          /* [24] INT64: n int64; FLOAT64: n double (no NaN); BOOL: n bytes, 0 or 1;
+                                  STRING, TAGS: the UTF-8 bytes the offsets point into */
+  const int64_t* offsets;      /* [32] STRING: n + 1 byte offsets into values; TAGS: n + 1 offsets into
+                                  tag_offsets (row i's tags are strings offsets[i] .. offsets[i+1] - 1) */
+  const int64_t* tag_offsets;  /* [40] TAGS: offsets[n] + 1 byte offsets into values; else unused */
+} pomai_column_t;
+
+/* A batch of rows for pomai_put_rows: vectors, optional metadata and
+ * attribute columns. 64 bytes. Minimum struct_size: 32 (through vectors). */
+typedef struct pomai_rows_t {
+  uint32_t struct_size;              /* [0] */
+  uint32_t dim;                      /* [4] must equal the database's dim */
+  size_t n;                          /* [8] rows */
+  const uint64_t* ids;               /* [16] n ids */
+  const float* vectors;              /* [24] n * dim floats, row-major, finite */
+  const int64_t* metadata_offsets;   /* [32] NULL: no metadata; else n + 1 offsets into metadata */
+  const uint8_t* metadata;           /* [40] */
+  const pomai_column_t* columns;     /* [48] column_count columns of n rows each */
+  size_t column_count;               /* [56] */
+} pomai_rows_t;
+
+/* Which rows a count, delete, scan or array search reads: the rows that pass
+ * `expression` (docs/FILTERS.md) and whose id is among `ids`. 32 bytes.
+ * Minimum struct_size: 16 (through expression). */
+typedef struct pomai_filter_t {
+  uint32_t struct_size;      /* [0] */
+  const char* expression;    /* [8] NULL or "" = every row */
+  const uint64_t* ids;       /* [16] NULL = no id allow-list */
+  size_t id_count;           /* [24] */
+} pomai_filter_t;
+
+/* What pomai_scan returns: ids always, then what flags ask, then attribute
+ * columns. 40 bytes. Minimum struct_size: 8. */
+enum {
+  POMAI_SCAN_VECTORS = 1,   /* a "vector" column: fixed_size_list<float32>[dim] */
+  POMAI_SCAN_METADATA = 2   /* a "metadata" column: large_binary, empty when a row has none */
+};
+typedef struct pomai_scan_options_t {
+  uint32_t struct_size;            /* [0] */
+  uint32_t flags;                  /* [4] POMAI_SCAN_* bits */
+  const pomai_filter_t* filter;    /* [8] NULL = every row */
+  const char* const* columns;      /* [16] attribute columns to return, in this order; NULL = all of them */
+  size_t column_count;             /* [24] */
+  size_t batch_rows;               /* [32] rows per batch at most; 0 = 65536 */
+} pomai_scan_options_t;
 
 #ifdef __cplusplus
 } /* extern "C" */

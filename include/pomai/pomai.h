@@ -174,6 +174,57 @@ POMAI_EXPORT pomai_status_t* pomai_search_array(pomai_db_t* db, const float* que
                                                 uint32_t topk, uint32_t ef_search, uint64_t* out_ids,
                                                 float* out_scores, uint32_t* out_counts);
 
+/* ---- attributes, filters, scans (docs/FILTERS.md) ------------------- */
+
+/* Inserts or replaces `rows->n` rows atomically: vectors, optional metadata
+ * and attribute columns (columns a row is not given are null in its new
+ * version). A column's type is fixed by its first write: another type is
+ * INVALID_ARGUMENT naming the column and both types. Any invalid row or
+ * column fails the whole call and stores nothing. Within a batch the last row
+ * with a given id wins. n == 0 is OK. */
+POMAI_EXPORT pomai_status_t* pomai_put_rows(pomai_db_t* db, const pomai_rows_t* rows);
+
+/* Sets the given attribute columns of the `n` live rows `ids` (their
+ * vectors, metadata and other columns stay), atomically. NOT_FOUND naming
+ * the first id that has no live row, and nothing changes. */
+POMAI_EXPORT pomai_status_t* pomai_update_attributes(pomai_db_t* db, const uint64_t* ids, size_t n,
+                                                     const pomai_column_t* columns, size_t column_count);
+
+/* The default collection's attribute columns as a NUL-terminated JSON object
+ * in *out_json (free with pomai_free): {"columns": [{"name", "type"}]} with
+ * type "int64", "float64", "bool", "string" or "tags", in name order. */
+POMAI_EXPORT pomai_status_t* pomai_schema_json(pomai_db_t* db, char** out_json);
+
+/* *out_count = live rows that pass `filter` (NULL = every row). */
+POMAI_EXPORT pomai_status_t* pomai_count_where(pomai_db_t* db, const pomai_filter_t* filter, uint64_t* out_count);
+
+/* Deletes, as one atomic batch, the live rows that pass `filter` at one
+ * snapshot (rows written after it are kept); *out_deleted = how many
+ * (out_deleted may be NULL). A NULL filter or an empty one (no expression and
+ * no ids) is INVALID_ARGUMENT: deleting every row is not done by accident. */
+POMAI_EXPORT pomai_status_t* pomai_delete_where(pomai_db_t* db, const pomai_filter_t* filter, uint64_t* out_deleted);
+
+/* pomai_search_array over the rows that pass `filter` (NULL = every row):
+ * each query gets min(topk, rows that pass) results. */
+POMAI_EXPORT pomai_status_t* pomai_search_array_filtered(pomai_db_t* db, const float* queries, size_t n,
+                                                         uint32_t dim, uint32_t topk, uint32_t ef_search,
+                                                         const pomai_filter_t* filter, uint64_t* out_ids,
+                                                         float* out_scores, uint32_t* out_counts);
+
+/* Reads the live rows that pass options->filter at one snapshot, in id
+ * order, as a stream of Arrow record batches (the C Stream Interface,
+ * pomai/arrow_c.h) stored in *out_stream, which the caller releases with
+ * out_stream->release. Columns: "id" (uint64), then "vector"
+ * (fixed_size_list<float32>[dim]) and "metadata" (large_binary, empty for a
+ * row without) as flags
+ * ask, then the asked attribute columns (int64, float64, bool, large_utf8,
+ * large_list<large_utf8>), every attribute nullable. The stream pins the
+ * snapshot's files until released; it may outlive neither the database
+ * handle's close (a get_next after pomai_close fails with CLOSED's message)
+ * nor a fork. options NULL = every row, vectors and metadata, every column. */
+POMAI_EXPORT pomai_status_t* pomai_scan(pomai_db_t* db, const pomai_scan_options_t* options,
+                                        struct ArrowArrayStream* out_stream);
+
 /* ---- checks ---------------------------------------------------------- */
 
 /* Checks the files of the open database `db` (of pomai_open or

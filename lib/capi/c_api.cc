@@ -16,11 +16,13 @@
 #include <string>
 #include <vector>
 
+#include "capi/arrow_export.h"
 #include "capi/handles.h"
 #include "engine/db.h"
 #include "index/params.h"
 #include "inspect/inspect.h"
 #include "simd/distance.h"
+#include "util/attributes.h"
 #include "util/limits.h"
 #include "util/version.h"
 
@@ -63,6 +65,9 @@ char* MallocString(const std::string& s) {
 constexpr uint32_t kMinOptionsSize = offsetof(pomai_options_t, dim) + sizeof(uint32_t);
 constexpr uint32_t kMinUpsertSize = offsetof(pomai_upsert_t, dim) + sizeof(uint32_t);
 constexpr uint32_t kMinQuerySize = offsetof(pomai_query_t, topk) + sizeof(uint32_t);
+constexpr uint32_t kMinFilterSize = offsetof(pomai_filter_t, expression) + sizeof(const char*);
+constexpr uint32_t kMinRowsSize = offsetof(pomai_rows_t, vectors) + sizeof(const float*);
+constexpr uint32_t kMinScanSize = offsetof(pomai_scan_options_t, flags) + sizeof(uint32_t);
 
 std::string TooSmall(const char* what, uint32_t got, uint32_t need) {
   return std::string(what) + "->struct_size is too small (" + std::to_string(got) + " < " + std::to_string(need) + ")";
@@ -121,9 +126,20 @@ pomai_search_results_t FillResults(const std::vector<pomai::engine::Hit>& hits) 
   return r;
 }
 
-// Checks the queries and gathers them into a dense matrix with their topks.
+// A query's filter: its expression (NUL-terminated) and id allow-list.
+struct QueryFilter {
+  const char* expression = "";
+  const uint64_t* ids = nullptr;
+  size_t id_count = 0;
+  bool operator==(const QueryFilter& o) const {
+    return std::strcmp(expression, o.expression) == 0 && ids == o.ids && id_count == o.id_count;
+  }
+};
+
+// Checks the queries and gathers them into a dense matrix with their topks and filters.
 pomai_status_t* GatherQueries(const pomai_query_t* queries, size_t n, uint32_t dim, std::vector<float>* matrix,
-                              std::vector<uint32_t>* topks, uint32_t* deadline_ms, uint32_t* ef_search) {
+                              std::vector<uint32_t>* topks, std::vector<QueryFilter>* filters, uint32_t* deadline_ms,
+                              uint32_t* ef_search) {
   const uint32_t stride = queries[0].struct_size;
   if (stride < kMinQuerySize) return Invalid(TooSmall("query", stride, kMinQuerySize));
   if (pomai_status_t* bad = CheckStride<pomai_query_t>("queries", stride, n)) return bad;
@@ -131,6 +147,7 @@ pomai_status_t* GatherQueries(const pomai_query_t* queries, size_t n, uint32_t d
   if (pomai_status_t* bad = CheckArrayLength("the query matrix", n, size_t{dim} * sizeof(float))) return bad;
   matrix->resize(n * size_t{dim});
   topks->resize(n);
+  filters->assign(n, QueryFilter());
   *deadline_ms = 0;
   *ef_search = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -142,9 +159,15 @@ pomai_status_t* GatherQueries(const pomai_query_t* queries, size_t n, uint32_t d
     if (q->vector == nullptr) return Invalid(name + ".vector is NULL");
     if (q->dim != dim)
       return Invalid(name + ".dim is " + std::to_string(q->dim) + " but the database's dim is " + std::to_string(dim));
-    if (POMAI_COVERS(q, pomai_query_t, filter_expression) && q->filter_expression != nullptr && q->filter_expression[0] != '\0')
-      return MakeStatus(POMAI_STATUS_UNIMPLEMENTED,
-                        name + ".filter_expression '" + std::string(q->filter_expression) + "': filters are not supported yet");
+    QueryFilter& f = (*filters)[i];
+    if (POMAI_COVERS(q, pomai_query_t, filter_expression) && q->filter_expression != nullptr)
+      f.expression = q->filter_expression;
+    if (POMAI_COVERS(q, pomai_query_t, filter_id_count) && q->filter_id_count > 0) {
+      if (q->filter_ids == nullptr)
+        return Invalid(name + ".filter_ids is NULL but filter_id_count is " + std::to_string(q->filter_id_count));
+      f.ids = q->filter_ids;
+      f.id_count = q->filter_id_count;
+    }
     if (POMAI_COVERS(q, pomai_query_t, flags) && q->flags != 0)
       return Invalid(name + ".flags is " + std::to_string(q->flags) + "; no flags are defined, it must be 0");
     if (POMAI_COVERS(q, pomai_query_t, deadline_ms) && q->deadline_ms != 0)
@@ -155,6 +178,171 @@ pomai_status_t* GatherQueries(const pomai_query_t* queries, size_t n, uint32_t d
     (*topks)[i] = q->topk;
   }
   return nullptr;
+}
+
+// The engine's filter for a C filter (NULL: none), checked.
+pomai_status_t* FilterSpecOf(const pomai_filter_t* f, const char* what, pomai::engine::RowFilterSpec* out) {
+  *out = pomai::engine::RowFilterSpec();
+  if (f == nullptr) return nullptr;
+  const std::string w(what);
+  if (f->struct_size < kMinFilterSize) return Invalid(TooSmall(what, f->struct_size, kMinFilterSize));
+  if (f->expression != nullptr) out->expression = f->expression;
+  if (POMAI_COVERS(f, pomai_filter_t, id_count) && f->id_count > 0) {
+    if (f->ids == nullptr) return Invalid(w + "->ids is NULL but id_count is " + std::to_string(f->id_count));
+    if (pomai_status_t* bad = CheckArrayLength("filter ids", f->id_count, sizeof(uint64_t))) return bad;
+    out->ids = f->ids;
+    out->id_count = f->id_count;
+  } else if (POMAI_COVERS(f, pomai_filter_t, ids) && f->ids != nullptr) {
+    out->ids = f->ids;  // an empty allow-list: no row passes
+  }
+  return nullptr;
+}
+
+// Rebased offsets: n + 1 offsets `in` (any start, checked non-negative and
+// non-decreasing) as offsets from in[0]; `what` names them in errors.
+pomai_status_t* Rebase(const int64_t* in, size_t n, const std::string& what, std::vector<uint64_t>* out) {
+  if (in == nullptr) return Invalid(what + " is NULL");
+  if (in[0] < 0) return Invalid(what + "[0] is " + std::to_string(in[0]) + " (offsets are non-negative)");
+  out->resize(n + 1);
+  for (size_t i = 0; i <= n; ++i) {
+    if (i > 0 && in[i] < in[i - 1])
+      return Invalid(what + " decrease at " + std::to_string(i) + " (" + std::to_string(in[i - 1]) + " then " +
+                     std::to_string(in[i]) + ")");
+    (*out)[i] = static_cast<uint64_t>(in[i] - in[0]);
+  }
+  return nullptr;
+}
+
+// The engine's columns for `count` C columns of n rows each: validity
+// bitmaps unpacked, null slots emptied, offsets rebased to 0. The engine
+// checks the rest (names, UTF-8, NaN, duplicates, types against the schema).
+pomai_status_t* ConvertColumns(const pomai_column_t* columns, size_t count, size_t n, std::vector<pomai::AttrColumn>* out) {
+  using pomai::AttrColumn;
+  using pomai::AttrType;
+  out->clear();
+  if (count == 0) return nullptr;
+  if (columns == nullptr) return Invalid("columns is NULL but column_count is " + std::to_string(count));
+  if (count > pomai::kMaxAttrColumns)
+    return Invalid("column_count is " + std::to_string(count) + " (at most " + std::to_string(pomai::kMaxAttrColumns) + ")");
+  const uint32_t stride = columns[0].struct_size;
+  if (stride < sizeof(pomai_column_t)) return Invalid(TooSmall("columns", stride, sizeof(pomai_column_t)));
+  if (pomai_status_t* bad = CheckStride<pomai_column_t>("columns", stride, count)) return bad;
+  out->reserve(count);
+  for (size_t c = 0; c < count; ++c) {
+    const pomai_column_t* col = Element(columns, c, stride);
+    std::string name = "columns[" + std::to_string(c) + "]";
+    if (col->struct_size != stride)
+      return Invalid(name + ".struct_size is " + std::to_string(col->struct_size) + " but columns[0].struct_size is " +
+                     std::to_string(stride));
+    if (col->name == nullptr) return Invalid(name + ".name is NULL");
+    const size_t len = strnlen(col->name, pomai::kMaxAttrNameLen + 1);
+    name += " ('" + pomai::Printable(std::string_view(col->name, len)) + "')";
+    if (col->type < POMAI_ATTR_INT64 || col->type > POMAI_ATTR_TAGS)
+      return Invalid(name + ".type is " + std::to_string(col->type) +
+                     " (POMAI_ATTR_INT64 1, FLOAT64 2, BOOL 3, STRING 4 or TAGS 5)");
+    AttrColumn a = AttrColumn::Make(std::string(col->name, len), static_cast<AttrType>(col->type));
+    if (n == 0) {
+      out->push_back(std::move(a));
+      continue;
+    }
+    if (col->values == nullptr) return Invalid(name + ".values is NULL");
+    if (col->validity != nullptr) {
+      a.valid.resize(n);
+      bool any_null = false;
+      for (size_t r = 0; r < n; ++r) {
+        a.valid[r] = (col->validity[r >> 3] >> (r & 7)) & 1;
+        any_null |= a.valid[r] == 0;
+      }
+      if (!any_null) a.valid.clear();
+    }
+    auto has = [&a](size_t r) { return a.valid.empty() || a.valid[r] != 0; };
+    switch (a.type) {
+      case AttrType::kInt64: {
+        const auto* v = static_cast<const int64_t*>(col->values);
+        a.ints.resize(n);
+        for (size_t r = 0; r < n; ++r) a.ints[r] = has(r) ? v[r] : 0;
+        break;
+      }
+      case AttrType::kFloat64: {
+        const auto* v = static_cast<const double*>(col->values);
+        a.floats.resize(n);
+        for (size_t r = 0; r < n; ++r) a.floats[r] = has(r) ? v[r] : 0;
+        break;
+      }
+      case AttrType::kBool: {
+        const auto* v = static_cast<const uint8_t*>(col->values);
+        a.bools.resize(n);
+        for (size_t r = 0; r < n; ++r) a.bools[r] = has(r) ? v[r] : 0;
+        break;
+      }
+      case AttrType::kString: {
+        std::vector<uint64_t> off;
+        if (pomai_status_t* bad = Rebase(col->offsets, n, name + ".offsets", &off)) return bad;
+        const char* base = static_cast<const char*>(col->values) + col->offsets[0];
+        a.offsets.assign(1, 0);
+        for (size_t r = 0; r < n; ++r) {
+          if (has(r)) a.bytes.append(base + off[r], off[r + 1] - off[r]);
+          a.offsets.push_back(a.bytes.size());
+        }
+        break;
+      }
+      case AttrType::kTags: {
+        std::vector<uint64_t> lists;
+        if (pomai_status_t* bad = Rebase(col->offsets, n, name + ".offsets", &lists)) return bad;
+        std::vector<uint64_t> tags;
+        if (pomai_status_t* bad = Rebase(col->tag_offsets + (col->tag_offsets ? col->offsets[0] : 0), lists[n],
+                                         name + ".tag_offsets", &tags))
+          return bad;
+        const char* base = static_cast<const char*>(col->values) + col->tag_offsets[col->offsets[0]];
+        a.offsets.assign(1, 0);
+        a.tag_offsets.assign(1, 0);
+        for (size_t r = 0; r < n; ++r) {
+          if (has(r)) {
+            for (uint64_t t = lists[r]; t < lists[r + 1]; ++t) {
+              a.bytes.append(base + tags[t], tags[t + 1] - tags[t]);
+              a.tag_offsets.push_back(a.bytes.size());
+            }
+          }
+          a.offsets.push_back(a.tag_offsets.size() - 1);
+        }
+        break;
+      }
+    }
+    out->push_back(std::move(a));
+  }
+  return nullptr;
+}
+
+// Searches the gathered queries, one engine search per distinct filter
+// (queries that share one share its bitmaps), into hits[i] per query.
+Status SearchGathered(DB& engine, const std::vector<float>& matrix, const std::vector<uint32_t>& topks,
+                      const std::vector<QueryFilter>& filters, uint32_t deadline, uint32_t ef,
+                      std::vector<std::vector<pomai::engine::Hit>>* hits) {
+  const size_t n = topks.size(), dim = engine.dim();
+  hits->assign(n, {});
+  std::vector<bool> done(n, false);
+  for (size_t i = 0; i < n; ++i) {
+    if (done[i]) continue;
+    std::vector<size_t> group;
+    for (size_t j = i; j < n; ++j) {
+      if (!done[j] && filters[j] == filters[i]) group.push_back(j);
+    }
+    std::vector<float> qs(group.size() * dim);
+    std::vector<uint32_t> ks(group.size());
+    for (size_t g = 0; g < group.size(); ++g) {
+      std::memcpy(qs.data() + g * dim, matrix.data() + group[g] * dim, dim * sizeof(float));
+      ks[g] = topks[group[g]];
+      done[group[g]] = true;
+    }
+    pomai::engine::RowFilterSpec spec;
+    spec.expression = filters[i].expression;
+    spec.ids = filters[i].ids;
+    spec.id_count = filters[i].id_count;
+    std::vector<std::vector<pomai::engine::Hit>> out;
+    POMAI_RETURN_IF_ERROR(engine.Search(qs.data(), group.size(), ks.data(), deadline, ef, &out, &spec));
+    for (size_t g = 0; g < group.size(); ++g) (*hits)[group[g]] = std::move(out[g]);
+  }
+  return Status::OK();
 }
 
 }  // namespace
@@ -470,10 +658,11 @@ pomai_status_t* pomai_search(pomai_db_t* db, const pomai_query_t* query, pomai_s
     if (query == nullptr) return Invalid("query is NULL");
     std::vector<float> matrix;
     std::vector<uint32_t> topks;
+    std::vector<QueryFilter> filters;
     uint32_t deadline = 0, ef = 0;
-    if (pomai_status_t* st = GatherQueries(query, 1, engine.dim(), &matrix, &topks, &deadline, &ef)) return st;
+    if (pomai_status_t* st = GatherQueries(query, 1, engine.dim(), &matrix, &topks, &filters, &deadline, &ef)) return st;
     std::vector<std::vector<pomai::engine::Hit>> hits;
-    Status s = engine.Search(matrix.data(), 1, topks.data(), deadline, ef, &hits);
+    Status s = SearchGathered(engine, matrix, topks, filters, deadline, ef, &hits);
     if (!s.ok()) return FromStatus(s);
     auto* r = static_cast<pomai_search_results_t*>(std::malloc(sizeof(pomai_search_results_t)));
     if (r == nullptr) throw std::bad_alloc();
@@ -498,10 +687,11 @@ pomai_status_t* pomai_search_batch(pomai_db_t* db, const pomai_query_t* queries,
     if (queries == nullptr) return Invalid("queries is NULL but n is " + std::to_string(n));
     std::vector<float> matrix;
     std::vector<uint32_t> topks;
+    std::vector<QueryFilter> filters;
     uint32_t deadline = 0, ef = 0;
-    if (pomai_status_t* st = GatherQueries(queries, n, engine.dim(), &matrix, &topks, &deadline, &ef)) return st;
+    if (pomai_status_t* st = GatherQueries(queries, n, engine.dim(), &matrix, &topks, &filters, &deadline, &ef)) return st;
     std::vector<std::vector<pomai::engine::Hit>> hits;
-    Status s = engine.Search(matrix.data(), n, topks.data(), deadline, ef, &hits);
+    Status s = SearchGathered(engine, matrix, topks, filters, deadline, ef, &hits);
     if (!s.ok()) return FromStatus(s);
     auto* arr = static_cast<pomai_search_results_t*>(std::calloc(n, sizeof(pomai_search_results_t)));
     if (arr == nullptr) throw std::bad_alloc();
@@ -524,7 +714,15 @@ void pomai_search_batch_free(pomai_search_results_t* results, size_t n) {
 
 pomai_status_t* pomai_search_array(pomai_db_t* db, const float* queries, size_t n, uint32_t dim, uint32_t topk,
                                    uint32_t ef_search, uint64_t* out_ids, float* out_scores, uint32_t* out_counts) {
+  return pomai_search_array_filtered(db, queries, n, dim, topk, ef_search, nullptr, out_ids, out_scores, out_counts);
+}
+
+pomai_status_t* pomai_search_array_filtered(pomai_db_t* db, const float* queries, size_t n, uint32_t dim,
+                                            uint32_t topk, uint32_t ef_search, const pomai_filter_t* filter,
+                                            uint64_t* out_ids, float* out_scores, uint32_t* out_counts) {
   return WithDefaultCollection(db, [&](DB& engine) -> pomai_status_t* {
+    pomai::engine::RowFilterSpec spec;
+    if (pomai_status_t* bad = FilterSpecOf(filter, "filter", &spec)) return bad;
     if (n == 0) return nullptr;
     if (queries == nullptr) return Invalid("queries is NULL but n is " + std::to_string(n));
     if (dim != engine.dim())
@@ -538,7 +736,7 @@ pomai_status_t* pomai_search_array(pomai_db_t* db, const float* queries, size_t 
     if (cells > 0 && out_scores == nullptr) return Invalid("out_scores is NULL");
     std::vector<uint32_t> topks(n, topk);
     std::vector<std::vector<pomai::engine::Hit>> hits;
-    Status s = engine.Search(queries, n, topks.data(), 0, ef_search, &hits);
+    Status s = engine.Search(queries, n, topks.data(), 0, ef_search, &hits, &spec);
     if (!s.ok()) return FromStatus(s);
     for (size_t i = 0; i < n; ++i) {
       const auto& h = hits[i];
@@ -549,6 +747,140 @@ pomai_status_t* pomai_search_array(pomai_db_t* db, const float* queries, size_t 
       }
       out_counts[i] = static_cast<uint32_t>(h.size());
     }
+    return nullptr;
+  });
+}
+
+pomai_status_t* pomai_put_rows(pomai_db_t* db, const pomai_rows_t* rows) {
+  return WithDefaultCollection(db, [&](DB& engine) -> pomai_status_t* {
+    if (rows == nullptr) return Invalid("rows is NULL");
+    if (rows->struct_size < kMinRowsSize) return Invalid(TooSmall("rows", rows->struct_size, kMinRowsSize));
+    const size_t n = rows->n;
+    if (rows->dim != engine.dim())
+      return Invalid("rows->dim is " + std::to_string(rows->dim) + " but the database's dim is " +
+                     std::to_string(engine.dim()));
+    if (n == 0) return nullptr;
+    if (rows->ids == nullptr) return Invalid("rows->ids is NULL but n is " + std::to_string(n));
+    if (rows->vectors == nullptr) return Invalid("rows->vectors is NULL but n is " + std::to_string(n));
+    if (pomai_status_t* bad = CheckBatchLength(n)) return bad;
+    if (pomai_status_t* bad = CheckArrayLength("rows", n, size_t{rows->dim} * sizeof(float))) return bad;
+    pomai::engine::RowsIn in;
+    in.n = n;
+    in.ids = rows->ids;
+    in.vectors = rows->vectors;
+    std::vector<uint64_t> meta_off;
+    if (POMAI_COVERS(rows, pomai_rows_t, metadata) && rows->metadata_offsets != nullptr) {
+      if (pomai_status_t* bad = Rebase(rows->metadata_offsets, n, "rows->metadata_offsets", &meta_off)) return bad;
+      if (meta_off[n] > 0 && rows->metadata == nullptr)
+        return Invalid("rows->metadata is NULL but the offsets span " + std::to_string(meta_off[n]) + " bytes");
+      in.metadata_offsets = meta_off.data();
+      in.metadata = rows->metadata != nullptr ? rows->metadata + rows->metadata_offsets[0] : nullptr;
+    }
+    if (POMAI_COVERS(rows, pomai_rows_t, column_count)) {
+      if (pomai_status_t* bad = ConvertColumns(rows->columns, rows->column_count, n, &in.columns)) return bad;
+    }
+    return FromStatus(engine.PutRows(in));
+  });
+}
+
+pomai_status_t* pomai_update_attributes(pomai_db_t* db, const uint64_t* ids, size_t n, const pomai_column_t* columns,
+                                        size_t column_count) {
+  return WithDefaultCollection(db, [&](DB& engine) -> pomai_status_t* {
+    if (n == 0) return nullptr;
+    if (ids == nullptr) return Invalid("ids is NULL but n is " + std::to_string(n));
+    if (pomai_status_t* bad = CheckBatchLength(n)) return bad;
+    std::vector<pomai::AttrColumn> cols;
+    if (pomai_status_t* bad = ConvertColumns(columns, column_count, n, &cols)) return bad;
+    return FromStatus(engine.UpdateAttributes(ids, n, std::move(cols)));
+  });
+}
+
+pomai_status_t* pomai_schema_json(pomai_db_t* db, char** out_json) {
+  if (out_json != nullptr) *out_json = nullptr;
+  return WithDefaultCollection(db, [&](DB& engine) -> pomai_status_t* {
+    if (out_json == nullptr) return Invalid("out_json is NULL");
+    pomai::inspect::Json cols = pomai::inspect::Json::Array();
+    for (const auto& [name, type] : engine.Schema())
+      cols.Push(pomai::inspect::Json::Object({{"name", name}, {"type", pomai::AttrTypeName(type)}}));
+    *out_json = MallocString(pomai::inspect::Json::Object({{"columns", std::move(cols)}}).Dump());
+    return nullptr;
+  });
+}
+
+pomai_status_t* pomai_count_where(pomai_db_t* db, const pomai_filter_t* filter, uint64_t* out_count) {
+  return WithDefaultCollection(db, [&](DB& engine) -> pomai_status_t* {
+    if (out_count == nullptr) return Invalid("out_count is NULL");
+    pomai::engine::RowFilterSpec spec;
+    if (pomai_status_t* bad = FilterSpecOf(filter, "filter", &spec)) return bad;
+    auto r = engine.Count(&spec);
+    if (!r.ok()) return FromStatus(r.status());
+    *out_count = r.value();
+    return nullptr;
+  });
+}
+
+pomai_status_t* pomai_delete_where(pomai_db_t* db, const pomai_filter_t* filter, uint64_t* out_deleted) {
+  if (out_deleted != nullptr) *out_deleted = 0;
+  return WithDefaultCollection(db, [&](DB& engine) -> pomai_status_t* {
+    if (filter == nullptr) return Invalid("filter is NULL (delete_where needs an expression or ids)");
+    pomai::engine::RowFilterSpec spec;
+    if (pomai_status_t* bad = FilterSpecOf(filter, "filter", &spec)) return bad;
+    auto r = engine.DeleteWhere(spec);
+    if (!r.ok()) return FromStatus(r.status());
+    if (out_deleted != nullptr) *out_deleted = r.value();
+    return nullptr;
+  });
+}
+
+pomai_status_t* pomai_scan(pomai_db_t* db, const pomai_scan_options_t* options, struct ArrowArrayStream* out_stream) {
+  if (out_stream != nullptr) out_stream->release = nullptr;
+  return WithDefaultCollection(db, [&](DB& engine) -> pomai_status_t* {
+    if (out_stream == nullptr) return Invalid("out_stream is NULL");
+    pomai::engine::ScanSpec spec;
+    if (options != nullptr) {
+      if (options->struct_size < kMinScanSize) return Invalid(TooSmall("options", options->struct_size, kMinScanSize));
+      if ((options->flags & ~uint32_t{POMAI_SCAN_VECTORS | POMAI_SCAN_METADATA}) != 0)
+        return Invalid("options->flags is " + std::to_string(options->flags) +
+                       "; only POMAI_SCAN_VECTORS (1) and POMAI_SCAN_METADATA (2) are defined");
+      spec.vectors = (options->flags & POMAI_SCAN_VECTORS) != 0;
+      spec.metadata = (options->flags & POMAI_SCAN_METADATA) != 0;
+      if (POMAI_COVERS(options, pomai_scan_options_t, filter)) {
+        if (pomai_status_t* bad = FilterSpecOf(options->filter, "options->filter", &spec.filter)) return bad;
+      }
+      if (POMAI_COVERS(options, pomai_scan_options_t, column_count) && options->columns != nullptr) {
+        spec.all_columns = false;
+        for (size_t c = 0; c < options->column_count; ++c) {
+          if (options->columns[c] == nullptr) return Invalid("options->columns[" + std::to_string(c) + "] is NULL");
+          spec.columns.emplace_back(options->columns[c]);
+        }
+      }
+      if (POMAI_COVERS(options, pomai_scan_options_t, batch_rows) && options->batch_rows != 0)
+        spec.batch_rows = options->batch_rows;
+    }
+    auto r = engine.Scan(spec);
+    if (!r.ok()) return FromStatus(r.status());
+    std::shared_ptr<pomai::engine::RowScan> scan = std::move(r.value());
+    ScanShape shape;
+    shape.dim = engine.dim();
+    shape.vectors = spec.vectors;
+    shape.metadata = spec.metadata;
+    shape.columns = scan->columns();
+    // Each batch is read with the handle held open, like any call: after
+    // pomai_close (or in a child of fork()) the stream fails with CLOSED's message.
+    ExportStream(std::move(shape),
+                 [db, scan](pomai::engine::RowBatch* batch, bool* done) -> Status {
+                   Status result;
+                   pomai_status_t* st = WithDefaultCollection(db, [&](DB&) -> pomai_status_t* {
+                     result = scan->Next(batch, done);
+                     return nullptr;
+                   });
+                   if (st != nullptr) {
+                     result = Status(static_cast<pomai::Code>(st->code), st->message);
+                     pomai_status_free(st);
+                   }
+                   return result;
+                 },
+                 out_stream);
     return nullptr;
   });
 }

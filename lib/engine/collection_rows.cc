@@ -13,6 +13,7 @@
 
 #include "engine/db.h"
 #include "engine/db_impl.h"
+#include "engine/rows_view.h"
 #include "engine/search.h"
 #include "index/params.h"
 #include "simd/distance.h"
@@ -25,113 +26,6 @@ namespace pomai::engine {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Checks the blocks of segment group g that hold rows [begin, end).
-Status CheckRows(const segment::SegmentFile& seg, uint32_t g, uint64_t begin, uint64_t end) {
-  const uint64_t per = seg.group(g).rows_per_block;
-  for (uint64_t b = begin / per; b * per < end; ++b) POMAI_RETURN_IF_ERROR(seg.CheckBlock(g, b));
-  return Status::OK();
-}
-
-// One layer of the default collection as a read sees it at snapshot `snap`:
-// a memtable's row set (`set`), or a segment's u64 group (`seg`, `group`).
-// Its rows, for the search executor, are the row set's rows at the
-// snapshot (every version: Row says which is visible) or the group's rows.
-class RowLayer final : public SearchLayer<uint64_t> {
- public:
-  // A memtable holding no version at or before the snapshot hides nothing.
-  RowLayer(const RowSet* rows, uint64_t snap) : set(rows), snap_(snap) {
-    ReaderLock lock(&set->mu);
-    rows_ = set->table.rows();
-    may_hide_ = rows_ > 0 && set->table.first_seq(0) <= snap;
-    all_visible_ = false;
-  }
-  RowLayer(const segment::SegmentFile* file, uint32_t g, uint64_t snap)
-      : seg(file), group(g), snap_(snap), ids_(file->ids(g)) {
-    rows_ = seg->group(group).rows;
-    graph_ = seg->graph(group);
-  }
-  const RowSet* const set = nullptr;
-  const segment::SegmentFile* const seg = nullptr;
-  const uint32_t group = 0;
-
-  // A task reads a row set's table under its shared lock, taken by Pin and
-  // released by Unpin (the analysis cannot follow it across the calls).
-  void Pin() const override NO_THREAD_SAFETY_ANALYSIS {
-    if (set != nullptr) set->mu.LockShared();
-  }
-  void Unpin() const override NO_THREAD_SAFETY_ANALYSIS {
-    if (set != nullptr) set->mu.UnlockShared();
-  }
-  Status Vectors(uint64_t begin, size_t n, const float** matrix, const float**) const override NO_THREAD_SAFETY_ANALYSIS {
-    if (set != nullptr) {
-      *matrix = set->table.vector(begin);  // the table may have moved since the last Pin: read under this one
-      return Status::OK();
-    }
-    POMAI_RETURN_IF_ERROR(CheckRows(*seg, group, begin, begin + n));
-    *matrix = seg->vector(group, begin);
-    return Status::OK();
-  }
-  Status Row(uint64_t r, uint64_t* id, bool* visible) const override NO_THREAD_SAFETY_ANALYSIS {
-    if (set != nullptr) {
-      *id = set->table.id(r);
-      *visible = set->table.VisibleAt(r, snap_);
-    } else {
-      *id = ids_[r];
-      *visible = true;
-    }
-    return Status::OK();
-  }
-  Status CheckRow(uint64_t r) const override { return seg != nullptr ? seg->CheckRow(group, r) : Status::OK(); }
-  Status Holds(const uint64_t& id, bool* holds) const override {
-    if (set != nullptr) {
-      ReaderLock lock(&set->mu);
-      *holds = set->table.HoldsAt(id, snap_);
-      return Status::OK();
-    }
-    uint64_t row = 0, seq = 0;
-    POMAI_RETURN_IF_ERROR(seg->FindRow(group, id, &row, holds));
-    if (!*holds) POMAI_RETURN_IF_ERROR(seg->FindTombstone(group, id, &seq, holds));
-    return Status::OK();
-  }
-
- private:
-  uint64_t snap_;
-  const uint64_t* ids_ = nullptr;  // a segment group's ids
-};
-
-// The default collection's layers at one snapshot, newest first. The layers
-// are loaded first and the seq second (ENGINE.md 2.3, rule 4), so every
-// segment holds only versions at or below the snapshot.
-class RowsView {
- public:
-  explicit RowsView(const DBImpl& d) : pin_(d.Current()), snap_(d.last_seq.load(std::memory_order_acquire)) {
-    const uint32_t dim = d.rows_opt.dim;
-    for (const MemTable* m : {pin_->mem.get(), pin_->imm.get()}) {
-      const RowSet* rs = m != nullptr ? m->rows() : nullptr;
-      if (rs != nullptr && rs->cid == d.rows_cid) layers_.push_back(std::make_unique<RowLayer>(rs, snap_));
-    }
-    for (const auto& seg : pin_->segs) {
-      uint32_t g = 0;
-      if (seg->FindGroup(segment::GroupKind::kU64, d.rows_cid, dim, d.rows_opt.metric, &g))
-        layers_.push_back(std::make_unique<RowLayer>(seg.get(), g, snap_));
-    }
-    std::vector<const SearchLayer<uint64_t>*> search;
-    for (const auto& l : layers_) search.push_back(l.get());
-    searcher_ = std::make_unique<Searcher<uint64_t>>(std::move(search));
-  }
-
-  const std::vector<std::unique_ptr<RowLayer>>& layers() const { return layers_; }
-  const Searcher<uint64_t>& searcher() const { return *searcher_; }
-  uint64_t snap() const { return snap_; }
-  const Layers& pinned() const { return *pin_; }
-
- private:
-  std::shared_ptr<const Layers> pin_;
-  uint64_t snap_;
-  std::vector<std::unique_ptr<RowLayer>> layers_;
-  std::unique_ptr<Searcher<uint64_t>> searcher_;
-};
 
 Status NoSuchId(uint64_t id) { return Status::NotFound("id " + std::to_string(id) + " not found"); }
 
@@ -207,6 +101,7 @@ Status DB::OpenDefaultCollection(const DefaultCollectionOptions& o) {
       d.rows_opt = o;
       d.rows_cid = v.seq;
       now->mem->AddRows(v.seq, o.dim, d.row_cache);
+      POMAI_RETURN_IF_ERROR(d.LoadSchema(*now));
       d.rows_open.store(true, std::memory_order_release);
       return Status::OK();
     }
@@ -223,6 +118,63 @@ Status DB::OpenDefaultCollection(const DefaultCollectionOptions& o) {
 uint32_t DB::dim() const { return impl_->rows_open ? impl_->rows_opt.dim : 0; }
 simd::Metric DB::metric() const { return impl_->rows_open ? impl_->rows_opt.metric : simd::Metric::kL2; }
 uint32_t DB::shards() const { return impl_->rows_open ? impl_->rows_opt.shards : 0; }
+
+// ---------------------------------------------------------------------------
+// Attribute columns
+
+Status DBImpl::LoadSchema(const Layers& layers) {
+  std::map<std::string, AttrType, std::less<>> cols;
+  auto add = [&cols](const std::string& name, AttrType type, const std::string& where) {
+    auto [it, fresh] = cols.emplace(name, type);
+    if (fresh || it->second == type) return Status::OK();
+    return Status::Corruption(where + ": attribute column '" + Printable(name) + "' is " + AttrTypeName(type) +
+                              " where a newer layer has it as " + AttrTypeName(it->second));
+  };
+  for (const MemTable* m : {layers.mem.get(), layers.imm.get()}) {
+    const RowSet* rs = m != nullptr ? m->rows() : nullptr;
+    if (rs == nullptr || rs->cid != rows_cid) continue;
+    ReaderLock lock(&rs->mu);
+    for (const auto& [name, type] : rs->table.columns()) POMAI_RETURN_IF_ERROR(add(name, type, "the memtable"));
+  }
+  for (const auto& seg : layers.segs) {
+    uint32_t g = 0;
+    if (!seg->FindGroup(segment::GroupKind::kU64, rows_cid, rows_opt.dim, rows_opt.metric, &g)) continue;
+    AttrSchema group_cols;
+    POMAI_RETURN_IF_ERROR(seg->AttrColumns(g, &group_cols));
+    for (const auto& [name, type] : group_cols) POMAI_RETURN_IF_ERROR(add(name, type, seg->path()));
+  }
+  MutexLock l(&schema_mu);
+  attr_schema.assign(cols.begin(), cols.end());
+  return Status::OK();
+}
+
+Status DBImpl::AddColumns(const std::vector<AttrColumn>& columns) {
+  MutexLock l(&schema_mu);
+  auto find = [this](std::string_view name) NO_THREAD_SAFETY_ANALYSIS {
+    return std::lower_bound(attr_schema.begin(), attr_schema.end(), name,
+                            [](const auto& c, std::string_view n) { return c.first < n; });
+  };
+  size_t added = 0;
+  for (const AttrColumn& c : columns) {
+    auto it = find(c.name);
+    if (it == attr_schema.end() || it->first != c.name) {
+      ++added;
+    } else if (it->second != c.type) {
+      return Status::InvalidArgument("attribute column '" + Printable(c.name) + "' is " + AttrTypeName(it->second) +
+                                     "; this write gives it " + AttrTypeName(c.type) + " values");
+    }
+  }
+  if (attr_schema.size() + added > kMaxAttrColumns)
+    return Status::InvalidArgument("this write would give the collection " + std::to_string(attr_schema.size() + added) +
+                                   " attribute columns (at most " + std::to_string(kMaxAttrColumns) + ")");
+  for (const AttrColumn& c : columns) {
+    auto it = find(c.name);
+    if (it == attr_schema.end() || it->first != c.name) attr_schema.insert(it, {c.name, c.type});
+  }
+  return Status::OK();
+}
+
+AttrSchema DB::Schema() { return impl_->Schema(); }
 
 // ---------------------------------------------------------------------------
 // Writes
@@ -334,6 +286,7 @@ Status DB::Write(const WriteOp* ops, size_t n) {
                                    " bytes; at most " + std::to_string(wal::kMaxPayload) + " bytes per batch: split it");
   const std::string payload = d.wal ? wal::EncodeWriteBatch(rops.data(), n) : std::string();
   const std::string_view piece(payload);
+  ReaderLock rw(&d.row_writes_mu);  // no UpdateAttributes between its read and its write
   Status staged;
   Status s = d.CommitRows(
       wal::RecordType::kWriteBatch, &piece, 1,
@@ -368,6 +321,7 @@ Status DB::PutArray(const uint64_t* ids, const float* vectors, size_t n) {
     return Write(ops.data(), n);
   }
   // The caller's arrays are the record's payload: no copy before the write.
+  ReaderLock rw(&d.row_writes_mu);
   uint8_t head[wal::kRowArrayHeadSize];
   wal::EncodeRowArrayHead(d.rows_cid, dim, static_cast<uint32_t>(n), head);
   const std::string_view pieces[3] = {
@@ -384,44 +338,188 @@ Status DB::PutArray(const uint64_t* ids, const float* vectors, size_t n) {
       n * (row_bytes + 56));
 }
 
+Status DB::PutRows(const RowsIn& in) {
+  DBImpl& d = *impl_;
+  POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
+  POMAI_RETURN_IF_ERROR(d.CheckWritable("writes"));
+  const size_t n = in.n;
+  if (n == 0) return Status::OK();
+  if (in.ids == nullptr) return Status::InvalidArgument("ids is NULL");
+  if (in.vectors == nullptr) return Status::InvalidArgument("vectors is NULL");
+  const uint32_t dim = d.rows_opt.dim;
+  if (n > UINT32_MAX) return Status::InvalidArgument("batch of " + std::to_string(n) + " rows: split it");
+  if (const size_t r = simd::FirstRowOutOfRange(in.vectors, n, dim); r < n)
+    return Status::InvalidArgument("row " + std::to_string(r) + " (id " + std::to_string(in.ids[r]) + ") " +
+                                   simd::RowRangeError(in.vectors + r * dim, dim));
+  if (in.metadata_offsets != nullptr) {
+    if (in.metadata_offsets[0] != 0)
+      return Status::InvalidArgument("metadata offsets start at " + std::to_string(in.metadata_offsets[0]) + ", not 0");
+    for (size_t i = 0; i < n; ++i) {
+      if (in.metadata_offsets[i + 1] < in.metadata_offsets[i])
+        return Status::InvalidArgument("metadata offsets decrease at row " + std::to_string(i + 1));
+      POMAI_RETURN_IF_ERROR(CheckValueSize(in.metadata_offsets[i + 1] - in.metadata_offsets[i],
+                                           "the metadata of row " + std::to_string(i)));
+    }
+    if (in.metadata_offsets[n] > 0 && in.metadata == nullptr)
+      return Status::InvalidArgument("metadata is NULL but its offsets span " + std::to_string(in.metadata_offsets[n]) +
+                                     " bytes");
+  }
+  POMAI_RETURN_IF_ERROR(CheckAttrColumns(in.columns, n));
+  ReaderLock rw(&d.row_writes_mu);
+  POMAI_RETURN_IF_ERROR(d.AddColumns(in.columns));
+  return d.CommitRowBatch(in);
+}
+
+Status DB::UpdateAttributes(const uint64_t* ids, size_t n, std::vector<AttrColumn> columns) {
+  DBImpl& d = *impl_;
+  POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
+  POMAI_RETURN_IF_ERROR(d.CheckWritable("writes"));
+  if (n == 0) return Status::OK();
+  if (ids == nullptr) return Status::InvalidArgument("ids is NULL");
+  if (n > UINT32_MAX) return Status::InvalidArgument("batch of " + std::to_string(n) + " rows: split it");
+  POMAI_RETURN_IF_ERROR(CheckAttrColumns(columns, n));
+  WriterLock rw(&d.row_writes_mu);  // what is read below is what the new versions replace
+  POMAI_RETURN_IF_ERROR(d.AddColumns(columns));
+  const uint32_t dim = d.rows_opt.dim;
+  RowsView view(d);
+  const auto& layers = view.layers();
+  struct Old {
+    size_t layer;
+    uint64_t row;
+  };
+  std::vector<Old> old(n);
+  for (size_t i = 0; i < n; ++i) {
+    bool found = false;
+    POMAI_RETURN_IF_ERROR(FindLive(view, ids[i], &old[i].layer, &old[i].row, &found));
+    if (!found)
+      return Status::NotFound("update_attributes: id " + std::to_string(ids[i]) + " (item " + std::to_string(i) +
+                              ") has no live row; nothing was changed");
+  }
+  // The new versions: the old vectors and metadata; each column of the
+  // collection from `columns` when given, else the old row's value.
+  const AttrSchema schema = d.Schema();
+  std::vector<const AttrColumn*> given(schema.size(), nullptr);
+  for (const AttrColumn& c : columns) {
+    for (size_t k = 0; k < schema.size(); ++k)
+      if (schema[k].first == c.name) given[k] = &c;
+  }
+  RowsIn in;
+  in.n = n;
+  in.ids = ids;
+  std::vector<float> vectors(n * size_t{dim});
+  std::vector<uint64_t> meta_offsets(1, 0);
+  std::string meta;
+  for (const auto& [name, type] : schema) in.columns.push_back(AttrColumn::Make(name, type));
+  std::vector<filter::ColumnRef> refs(layers.size() * schema.size());
+  std::vector<uint8_t> present(layers.size() * schema.size(), 0);
+  {
+    struct PinAll {
+      const std::vector<std::unique_ptr<RowLayer>>& layers;
+      explicit PinAll(const std::vector<std::unique_ptr<RowLayer>>& l) : layers(l) {
+        for (const auto& x : layers) x->Pin();
+      }
+      ~PinAll() {
+        for (const auto& x : layers) x->Unpin();
+      }
+    } pinned(layers);
+    for (size_t i = 0; i < layers.size(); ++i) {
+      for (size_t k = 0; k < schema.size(); ++k) {
+        if (given[k] != nullptr) continue;
+        bool has = false;
+        POMAI_RETURN_IF_ERROR(layers[i]->Column(schema[k].first, &refs[i * schema.size() + k], &has));
+        present[i * schema.size() + k] = has;
+      }
+    }
+    for (size_t j = 0; j < n; ++j) {
+      const RowLayer& l = *layers[old[j].layer];
+      const uint64_t row = old[j].row;
+      std::string_view m;
+      const float* vec;
+      if (l.set != nullptr) {
+        vec = l.set->table.vector(row);
+        m = l.set->table.metadata(row);
+      } else {
+        vec = l.seg->vector(l.group, row);  // FindLive checked its block
+        POMAI_ASSIGN_OR_RETURN(m, l.seg->Metadata(l.group, row));
+      }
+      std::memcpy(vectors.data() + j * dim, vec, size_t{dim} * sizeof(float));
+      meta.append(m);
+      meta_offsets.push_back(meta.size());
+      for (size_t k = 0; k < schema.size(); ++k) {
+        if (given[k] != nullptr) continue;
+        const size_t at = old[j].layer * schema.size() + k;
+        filter::AppendRow(refs[at], present[at] != 0, row, &in.columns[k]);
+      }
+    }
+  }
+  for (size_t k = 0; k < schema.size(); ++k) {
+    if (given[k] != nullptr) in.columns[k] = *given[k];
+  }
+  in.vectors = vectors.data();
+  in.metadata_offsets = meta_offsets.data();
+  in.metadata = reinterpret_cast<const uint8_t*>(meta.data());
+  return d.CommitRowBatch(in);
+}
+
 // ---------------------------------------------------------------------------
 // Reads
+
+namespace {
+
+// Where the live version of `id` is in `view`: *layer and *row, or *found false.
+Status FindLive(const RowsView& view, uint64_t id, size_t* layer, uint64_t* row, bool* found) {
+  *found = false;
+  const auto& layers = view.layers();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const RowLayer& l = *layers[i];
+    if (l.set != nullptr) {
+      ReaderLock lock(&l.set->mu);
+      size_t r = 0;
+      const RowTable::State state = l.set->table.FindAt(id, view.snap(), &r);
+      if (state == RowTable::State::kAbsent) continue;
+      *found = state == RowTable::State::kLive;
+      *layer = i;
+      *row = r;
+      return Status::OK();
+    }
+    uint64_t seq = 0;
+    POMAI_RETURN_IF_ERROR(l.seg->FindRow(l.group, id, row, found));  // checks the row's block
+    if (*found) {
+      *layer = i;
+      return Status::OK();
+    }
+    bool deleted = false;
+    POMAI_RETURN_IF_ERROR(l.seg->FindTombstone(l.group, id, &seq, &deleted));
+    if (deleted) return Status::OK();
+  }
+  return Status::OK();
+}
+
+}  // namespace
 
 Status DB::Get(uint64_t id, std::vector<float>* vector, std::string* metadata) {
   DBImpl& d = *impl_;
   POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
   const RowsView view(d);
   const uint32_t dim = d.rows_opt.dim;
-  for (const auto& layer : view.layers()) {
-    const RowLayer& l = *layer;
-    if (l.set != nullptr) {
-      ReaderLock lock(&l.set->mu);
-      const RowTable& t = l.set->table;
-      size_t row = 0;
-      const RowTable::State state = t.FindAt(id, view.snap(), &row);
-      if (state == RowTable::State::kDeleted) return NoSuchId(id);
-      if (state == RowTable::State::kLive) {
-        if (vector) vector->assign(t.vector(row), t.vector(row) + dim);
-        if (metadata) metadata->assign(t.metadata(row));
-        return Status::OK();
-      }
-      continue;
-    }
-    uint64_t row = 0, seq = 0;
-    bool found = false;
-    POMAI_RETURN_IF_ERROR(l.seg->FindRow(l.group, id, &row, &found));  // checks the row's block
-    if (found) {
-      if (vector) vector->assign(l.seg->vector(l.group, row), l.seg->vector(l.group, row) + dim);
-      if (metadata) {
-        POMAI_ASSIGN_OR_RETURN(std::string_view m, l.seg->Metadata(l.group, row));
-        metadata->assign(m);
-      }
-      return Status::OK();
-    }
-    POMAI_RETURN_IF_ERROR(l.seg->FindTombstone(l.group, id, &seq, &found));
-    if (found) return NoSuchId(id);
+  size_t layer = 0;
+  uint64_t row = 0;
+  bool found = false;
+  POMAI_RETURN_IF_ERROR(FindLive(view, id, &layer, &row, &found));
+  if (!found) return NoSuchId(id);
+  const RowLayer& l = *view.layers()[layer];
+  if (l.set != nullptr) {
+    ReaderLock lock(&l.set->mu);
+    if (vector) vector->assign(l.set->table.vector(row), l.set->table.vector(row) + dim);
+    if (metadata) metadata->assign(l.set->table.metadata(row));
+    return Status::OK();
   }
-  return NoSuchId(id);
+  if (vector) vector->assign(l.seg->vector(l.group, row), l.seg->vector(l.group, row) + dim);
+  if (metadata) {
+    POMAI_ASSIGN_OR_RETURN(std::string_view m, l.seg->Metadata(l.group, row));
+    metadata->assign(m);
+  }
+  return Status::OK();
 }
 
 Result<bool> DB::Exists(uint64_t id) {
@@ -431,61 +529,17 @@ Result<bool> DB::Exists(uint64_t id) {
   return s;
 }
 
-namespace {
-
-// Calls live(id) for every live row of the view (O(rows) lookups in newer layers).
-Status ForEachLiveRow(const RowsView& view, const std::function<void(uint64_t id)>& live) {
-  const auto& layers = view.layers();
-  for (size_t i = 0; i < layers.size(); ++i) {
-    const RowLayer& l = *layers[i];
-    const Searcher<uint64_t>& searcher = view.searcher();
-    const bool unhidden = searcher.NothingNewerThan(i);
-    bool hidden = false;
-    if (l.set != nullptr) {
-      std::vector<uint64_t> ids;
-      {
-        ReaderLock lock(&l.set->mu);
-        const RowTable& t = l.set->table;
-        for (size_t r = 0; r < t.rows(); ++r)
-          if (t.VisibleAt(r, view.snap())) ids.push_back(t.id(r));
-      }
-      for (uint64_t id : ids) {
-        if (!unhidden) POMAI_RETURN_IF_ERROR(searcher.Hidden(id, i, &hidden));
-        if (!hidden) live(id);
-      }
-      continue;
-    }
-    const uint64_t rows = l.rows();
-    POMAI_RETURN_IF_ERROR(CheckRows(*l.seg, l.group, 0, rows));
-    const uint64_t* ids = l.seg->ids(l.group);
-    for (uint64_t r = 0; r < rows; ++r) {
-      if (!unhidden) POMAI_RETURN_IF_ERROR(searcher.Hidden(ids[r], i, &hidden));
-      if (!hidden) live(ids[r]);
-    }
-  }
-  return Status::OK();
-}
-
-}  // namespace
-
-Result<uint64_t> DB::Count() {
-  DBImpl& d = *impl_;
-  POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
-  const RowsView view(d);
-  uint64_t n = 0;
-  POMAI_RETURN_IF_ERROR(ForEachLiveRow(view, [&n](uint64_t) { ++n; }));
-  return n;
-}
-
 // ---------------------------------------------------------------------------
 // Search (ENGINE.md 4.5): the executor over the view's layers; a hit's shard
 // is id % shards.
 
 Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_t deadline_ms, uint32_t ef_search,
-                    std::vector<std::vector<Hit>>* out) {
+                    std::vector<std::vector<Hit>>* out, const RowFilterSpec* filter) {
   DBImpl& d = *impl_;
   POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
   out->assign(n, {});
+  // A bad filter is an error even when there is nothing to search.
+  POMAI_ASSIGN_OR_RETURN(std::unique_ptr<filter::Filter> f, CompileFilter(d, filter));
   if (n == 0) return Status::OK();
   if (queries == nullptr) return Status::InvalidArgument("queries is NULL");
   if (topks == nullptr) return Status::InvalidArgument("topks is NULL");
@@ -503,7 +557,8 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
   spec.deadline_ms = deadline_ms ? deadline_ms : o.deadline_ms;
   spec.deadline = Clock::now() + std::chrono::milliseconds(spec.deadline_ms);
   spec.pool = d.pool.get();
-  const RowsView view(d);
+  RowsView view(d);
+  if (f) POMAI_RETURN_IF_ERROR(view.EvaluateFilter(*f));
   std::vector<std::vector<SearchHit<uint64_t>>> hits;
   POMAI_RETURN_IF_ERROR(view.searcher().Search(spec, &hits));
   for (size_t q = 0; q < n; ++q) {
@@ -558,7 +613,7 @@ Result<std::string> DB::StatsJson() {
     }
   }
   uint64_t live_rows = 0;
-  POMAI_RETURN_IF_ERROR(ForEachLiveRow(view, [&live_rows](uint64_t) { ++live_rows; }));
+  POMAI_RETURN_IF_ERROR(ForEachLiveRow(view, [&live_rows](size_t, uint64_t, uint64_t) { return ++live_rows, true; }));
   std::string j = "{\"dim\": " + std::to_string(d.rows_opt.dim) + ", \"shards\": [";
   for (uint32_t s = 0; s < shards; ++s)
     j += (s ? ", " : "") + std::string("{\"shard\": ") + std::to_string(s) +

@@ -51,6 +51,7 @@
 
 #include "engine/collection.h"
 #include "simd/distance.h"
+#include "util/attributes.h"
 #include "util/env.h"
 #include "util/status.h"
 
@@ -119,6 +120,61 @@ struct WriteOp {
   uint64_t id = 0;
   const float* vector = nullptr;  // dim floats, for kPut
   std::string_view metadata;      // for kPut
+};
+
+// Which rows of the default collection a read takes (docs/FILTERS.md): those
+// passing `expression` whose id is among ids[0, id_count) (ids null: any id).
+struct RowFilterSpec {
+  std::string_view expression;
+  const uint64_t* ids = nullptr;
+  size_t id_count = 0;
+  bool empty() const { return expression.find_first_not_of(" \t\r\n") == std::string_view::npos && ids == nullptr; }
+};
+
+// A batch of rows for PutRows: n ids, n x dim floats, optional metadata
+// (metadata_offsets: n + 1 offsets into metadata, or null) and attribute
+// columns of n rows each.
+struct RowsIn {
+  size_t n = 0;
+  const uint64_t* ids = nullptr;
+  const float* vectors = nullptr;
+  const uint64_t* metadata_offsets = nullptr;
+  const uint8_t* metadata = nullptr;
+  std::vector<AttrColumn> columns;
+};
+
+// The attribute columns of the default collection, by name.
+using AttrSchema = std::vector<std::pair<std::string, AttrType>>;
+
+// What a scan returns per row, and which rows.
+struct ScanSpec {
+  RowFilterSpec filter;
+  bool vectors = true;
+  bool metadata = true;
+  bool all_columns = true;            // every attribute column, in name order
+  std::vector<std::string> columns;   // else these, in this order
+  size_t batch_rows = 65536;          // at most, per batch (0 = 65536)
+};
+
+// One batch of a scan, columnar: rows in ascending id order.
+struct RowBatch {
+  std::vector<uint64_t> ids;
+  std::vector<float> vectors;          // ids.size() x dim, when the scan asks for vectors
+  std::vector<uint64_t> meta_offsets;  // ids.size() + 1, when it asks for metadata (none = empty)
+  std::string meta_blob;
+  std::vector<AttrColumn> columns;     // the scan's columns, each ids.size() rows
+};
+
+// A scan of the default collection at one snapshot (DB::Scan). It pins the
+// snapshot's layers until destroyed. Not thread-safe; may be used from any
+// thread, one call at a time, while the DB is open.
+class RowScan {
+ public:
+  virtual ~RowScan() = default;
+  // The attribute columns each batch has, in order.
+  virtual const AttrSchema& columns() const = 0;
+  // The next batch (at most batch_rows rows, at least one), or *done.
+  virtual Status Next(RowBatch* out, bool* done) = 0;
 };
 
 // Progress of a long flush or compaction: (rows linked into graphs so far,
@@ -238,8 +294,25 @@ class DB {
   // returns (a block it reads is checked first: damage is Corruption).
   Status Get(uint64_t id, std::vector<float>* vector, std::string* metadata);
   Result<bool> Exists(uint64_t id);
-  // Live rows (O(rows)).
-  Result<uint64_t> Count();
+  // Puts a batch of rows with metadata and attributes (one row-batch WAL
+  // record): the checks of Write, then of the columns (CheckAttrColumns)
+  // and their types against the collection's (a new column's type is fixed
+  // here); nothing is written when any is invalid.
+  Status PutRows(const RowsIn& rows);
+  // Sets `columns` (n rows each) of the live rows `ids`, keeping their
+  // vectors, metadata and other columns: one row-batch record of their new
+  // versions, written while no other write to the rows runs. NotFound naming
+  // the first id without a live row, and nothing changes.
+  Status UpdateAttributes(const uint64_t* ids, size_t n, std::vector<AttrColumn> columns);
+  // The collection's attribute columns, in name order.
+  AttrSchema Schema();
+  // Live rows (O(rows)), those passing `filter` when it is not null.
+  Result<uint64_t> Count(const RowFilterSpec* filter = nullptr);
+  // Deletes the live rows passing `filter` at one snapshot, as one batch;
+  // returns how many. An empty filter is InvalidArgument.
+  Result<uint64_t> DeleteWhere(const RowFilterSpec& filter);
+  // A scan of the live rows passing spec.filter, in id order.
+  Result<std::unique_ptr<RowScan>> Scan(const ScanSpec& spec);
   // Top-k of `n` queries (n * dim floats, finite) with topks[i] results
   // each; (*out)[i] sorted by score descending, then id ascending (scores as
   // simd::Score gives them: -d^2 for L2). Memtables and groups below
@@ -247,8 +320,10 @@ class DB {
   // graph with ef = max(k, ef_search) (0 = the open's hnsw_ef_search). Rows
   // shadowed by newer layers are never returned, and k come back when k live
   // rows exist. deadline_ms 0 = the open's; past it DeadlineExceeded.
+  // With a filter (not null), only rows passing it are returned, and k come
+  // back whenever k live rows pass (docs/FILTERS.md, "Execution").
   Status Search(const float* queries, size_t n, const uint32_t* topks, uint32_t deadline_ms, uint32_t ef_search,
-                std::vector<std::vector<Hit>>* out);
+                std::vector<std::vector<Hit>>* out, const RowFilterSpec* filter = nullptr);
   // The default collection's statistics as a JSON object (pomai_stats_json):
   // dim, shards [{shard, memtable_rows}], segment_files [{file, rows,
   // tombstones, bytes, graph}], segments, segment_rows, segment_tombstones,

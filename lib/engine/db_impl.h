@@ -66,9 +66,9 @@ struct DBImpl {
   std::unique_ptr<FileLock> lock;
   std::unique_ptr<ThreadPool> pool;  // null when search_threads == 1
 
-  // Lock order: compact_mu -> flush_mu -> commit_mu -> apply_mu ->
+  // Lock order: row_writes_mu -> compact_mu -> flush_mu -> commit_mu -> apply_mu ->
   // versions->install_mu() -> snap_mu -> layers_mu -> a memtable's own lock;
-  // bg_mu, stats_mu and wals_mu are taken alone.
+  // bg_mu, stats_mu, wals_mu and schema_mu are taken alone.
   Mutex commit_mu;  // conflict checks, pending, the memtable switch of a flush
   std::map<std::string, int, std::less<>> pending GUARDED_BY(commit_mu);  // keys of commits in the WAL, not yet applied
   uint64_t pending_bytes GUARDED_BY(commit_mu) = 0;                        // their WriteCost
@@ -201,6 +201,25 @@ struct DBImpl {
   // than snap.
   Status CommitWrites(uint64_t snap, const std::vector<Write>& writes, const std::set<std::string, std::less<>>& checks);
   uint64_t UsedBytes(const Layers& l) const;
+
+  // ---- The default collection's attribute columns (docs/FILTERS.md).
+  // Loaded by OpenDefaultCollection from the segments and memtables, grown by
+  // writes (a new column's type is fixed when a write first names it).
+  mutable Mutex schema_mu;
+  AttrSchema attr_schema GUARDED_BY(schema_mu);  // sorted by name
+  AttrSchema Schema() const {
+    MutexLock l(&schema_mu);
+    return attr_schema;
+  }
+  // Checks `columns` against the schema and adds the new ones; InvalidArgument
+  // naming a column whose type differs, or past kMaxAttrColumns columns.
+  Status AddColumns(const std::vector<AttrColumn>& columns);
+  // The columns the layers hold (segments' u64 groups of the collection,
+  // the memtables' row sets): Corruption when two disagree on a type.
+  Status LoadSchema(const Layers& layers);
+  // Row writes hold it shared; UpdateAttributes exclusively, so that what it
+  // reads is what its new versions replace. Taken before commit_mu.
+  SharedMutex row_writes_mu;
 
   // ---- The default collection (collection_rows.cc).
   // InvalidArgument unless OpenDefaultCollection succeeded; Closed after Close.

@@ -70,7 +70,7 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
   for (size_t i = 0; i < layers_.size(); ++i) {
     const SearchLayer<Key>& l = *layers_[i];
     const uint64_t rows = l.rows();
-    if (rows == 0) continue;
+    if (rows == 0 || l.passing() == 0) continue;
     if (l.graph() != nullptr && rows >= spec.adaptive_threshold) {
       for (size_t q = 0; q < n; q += q_chunk) tasks.push_back({i, true, 0, 0, q, std::min(n, q + q_chunk)});
       continue;
@@ -115,6 +115,9 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
     std::vector<float> scores;       // sized by the first scan (a walk needs none)
     std::vector<const float*> ptrs;
     std::vector<std::pair<size_t, size_t>> runs;  // (first, count) of consecutive rows in ptrs
+    const Bitmap* const pass = l.pass();
+    std::vector<uint32_t> picked;    // a sparse span's passing rows (offsets in the span)
+    std::vector<const float*> picked_ptrs;
     // Scores rows [begin, end) against queries [qb, qe).
     auto scan = [&](size_t qb, size_t qe, uint64_t begin, uint64_t end) {
       // Several queries score each block while it is in cache; one query
@@ -135,9 +138,33 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
         }
         if (expired.load(std::memory_order_relaxed) || !error.ok()) return;
         const size_t cnt = static_cast<size_t>(std::min<uint64_t>(span, end - b));
+        // A filter: the span's passing rows; none means the span is not read.
+        picked.clear();
+        if (pass != nullptr) {
+          for (size_t r = 0; r < cnt; ++r) {
+            if (pass->Get(b + r)) picked.push_back(static_cast<uint32_t>(r));
+          }
+          if (picked.empty()) continue;
+        }
         const float* matrix = nullptr;
         error = l.Vectors(b, cnt, &matrix, ptrs.data());
         if (!error.ok()) return;
+        if (pass != nullptr && picked.size() * 4 < cnt) {
+          // Few rows pass: score just those, gathered.
+          picked_ptrs.resize(picked.size());
+          for (size_t j = 0; j < picked.size(); ++j)
+            picked_ptrs[j] = matrix != nullptr ? matrix + size_t{picked[j]} * dim : ptrs[picked[j]];
+          for (size_t q = qb; q < qe; ++q) {
+            Heap& heap = heaps[q - task.q_begin];
+            if (heap.k() == 0) continue;
+            simd::ScoreGather(metric, queries + q * dim, picked_ptrs.data(), picked.size(), dim, scores.data());
+            for (size_t j = 0; j < picked.size(); ++j) {
+              float s = scores[j];
+              if (heap.MayAccept(s) && !offer(heap, b + picked[j], s)) return;
+            }
+          }
+          continue;
+        }
         bool gather = false;
         if (matrix == nullptr) {
           // Runs of rows that follow each other in memory are scored with
@@ -166,7 +193,7 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
           }
           for (size_t r = 0; r < cnt; ++r) {
             float s = scores[r];
-            if (heap.MayAccept(s) && !offer(heap, b + r, s)) return;
+            if (heap.MayAccept(s) && (pass == nullptr || pass->Get(b + r)) && !offer(heap, b + r, s)) return;
           }
         }
       }
@@ -194,9 +221,16 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
       if (!s.ok() && filter_error.ok()) filter_error = s;
       return s.ok() && visible && !hidden;
     };
-    const index::RowFilter filter = unhidden && l.all_visible() ? index::RowFilter() : index::RowFilter(is_live);
+    // The gated walk: a row it returns must pass the filter too.
+    auto passes_and_live = [&](uint32_t row) { return pass->Get(row) && is_live(row); };
+    const bool no_filter = unhidden && l.all_visible();
+    const index::RowFilter gate = pass != nullptr ? index::RowFilter(passes_and_live)
+                                  : no_filter     ? index::RowFilter()
+                                                  : index::RowFilter(is_live);
+    const index::RowFilter live_only = no_filter ? index::RowFilter() : index::RowFilter(is_live);
     const index::HnswGraph& graph = *l.graph();
     const uint64_t rows = l.rows();
+    const uint64_t passing = l.passing();
     std::vector<index::Neighbor> found;
     for (size_t q = task.q_begin; q < task.q_end; ++q) {
       if (expired.load(std::memory_order_relaxed) || (has_deadline && Clock::now() > spec.deadline)) {
@@ -205,17 +239,30 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
       }
       Heap& heap = heaps[q - task.q_begin];
       if (heap.k() == 0) continue;
-      const size_t k = static_cast<size_t>(std::min<uint64_t>(heap.k(), rows));
-      if (k * 4 >= rows) {  // most of the layer is wanted: a scan is cheaper and exact
+      const size_t k = static_cast<size_t>(std::min<uint64_t>(heap.k(), passing));
+      // Nor can ef usefully exceed the rows (a huge value must not size the walk's queues).
+      const size_t ef = static_cast<size_t>(std::min<uint64_t>(std::max<uint64_t>(k, spec.ef), rows));
+      const index::FilteredPlan plan =
+          pass == nullptr ? index::FilteredPlan::kGatedWalk : index::ChooseFilteredPlan(rows, passing, k, ef);
+      if (k * 4 >= passing || plan == index::FilteredPlan::kExact) {
+        // Most of what passes is wanted, or the filter passes few rows: a scan is cheaper and exact.
         scan(q, q + 1, 0, rows);
         if (!error.ok()) return;
         continue;
       }
-      // Nor can ef usefully exceed the rows (a huge value must not size the walk's queues).
-      const size_t ef = static_cast<size_t>(std::min<uint64_t>(std::max<uint64_t>(k, spec.ef), rows));
       // Statuses are moved into `error` only when they are errors.
-      Status st = graph.Search(queries + q * dim, k, ef, filter, &found);
+      Status st = plan == index::FilteredPlan::kFilteredWalk
+                      ? graph.SearchFiltered(queries + q * dim, k, ef, *pass, live_only, &found)
+                      : graph.Search(queries + q * dim, k, ef, gate, &found);
       if (st.ok() && !filter_error.ok()) st = filter_error;
+      if (st.ok() && pass != nullptr && found.size() < k) {
+        // The walk missed passing rows (a filter cuts the graph apart): the
+        // exact scan of the passing rows finds min(k, live passing) of them.
+        heap = Heap(heap.k());
+        scan(q, q + 1, 0, rows);
+        if (!error.ok()) return;
+        continue;
+      }
       for (size_t i = 0; st.ok() && i < found.size(); ++i) {
         const index::Neighbor& nb = found[i];
         st = l.CheckRow(nb.row);

@@ -21,6 +21,15 @@
 // Graph or exact. A layer with a graph and at least spec.adaptive_threshold
 // rows is walked, one task per few queries, for each query whose k is below
 // a quarter of the layer's rows (else that query scans the layer exactly).
+//
+// Filters. A layer with a pass bitmap returns only rows in it; one that
+// passes no row is skipped. Exact scans skip spans without a passing row and
+// score the passing rows of a sparse span by gathering them. A graph layer
+// is walked or scanned as index::ChooseFilteredPlan picks from the number of
+// passing rows (exact, a filtered walk, or the plain walk gated by the
+// bitmap); a walk that returns fewer than min(k, passing) rows is redone as
+// an exact scan of the passing rows, so k come back whenever k live rows
+// pass (invariant 8).
 // Every other layer is scanned exactly, in tasks of up to kChunkRows rows,
 // each scoring all queries in blocks of kBlockRows rows (one query: spans of
 // kSpanRows; ScoreMany over a run of consecutive rows, ScoreGather over
@@ -51,6 +60,7 @@
 
 #include "index/hnsw.h"
 #include "simd/distance.h"
+#include "util/bitmap.h"
 #include "util/status.h"
 #include "util/thread_pool.h"
 
@@ -160,6 +170,10 @@ class SearchLayer {
   // True when Row says every row is visible (a segment group with no seq
   // above the snapshot): a walk needs no filter for this layer's own sake.
   bool all_visible() const { return all_visible_; }
+  // The rows a filter passes (docs/FILTERS.md), or null when every row
+  // does; passing() counts them. Rows outside it are never returned.
+  const Bitmap* pass() const { return pass_; }
+  uint64_t passing() const { return pass_ != nullptr ? passing_ : rows_; }
 
   // A task brackets its reads of the rows (Vectors, Row, CheckRow) with Pin
   // and Unpin: a memtable holds its lock between them.
@@ -183,6 +197,8 @@ class SearchLayer {
   const index::HnswGraph* graph_ = nullptr;
   bool may_hide_ = true;
   bool all_visible_ = true;
+  const Bitmap* pass_ = nullptr;
+  uint64_t passing_ = 0;
 };
 
 // What to search for.
