@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
-#include <unordered_set>
 
 #include "simd/distance.h"
 #include "util/coding.h"
@@ -364,15 +363,15 @@ class RowBatchDecoder {
 
     b->columns.clear();
     b->columns.reserve(columns);
-    std::unordered_set<std::string_view> names;
     for (size_t i = 0; i < columns; ++i) {
       const uint8_t* at = d_.pos();
       std::vector<AttrColumn> one(1);
       POMAI_RETURN_IF_ERROR(Column(i, n, &one[0]));
       // The rules every batch keeps (UTF-8, null slots, NaN, bytes 0 or 1).
       if (Status s = CheckAttrColumns(one, n); !s.ok()) return BadAt(at, s.message());
-      if (!names.insert(one[0].name).second)
-        return BadAt(at, "attribute column '" + Printable(one[0].name) + "' appears twice");
+      for (const AttrColumn& earlier : b->columns)  // at most 256 columns
+        if (earlier.name == one[0].name)
+          return BadAt(at, "attribute column '" + Printable(one[0].name) + "' appears twice");
       b->columns.push_back(std::move(one[0]));
     }
     if (d_.remaining() != 0) return Bad(std::to_string(d_.remaining()) + " trailing bytes");
