@@ -68,8 +68,8 @@ void AttrColumns::AppendNullRows(Column* c, size_t have, size_t n) {
 
 void AttrColumns::AppendRows(Column* c, const AttrColumn& b, size_t n) const {
   const bool some_null = !b.valid.empty() && std::find(b.valid.begin(), b.valid.end(), 0) != b.valid.end();
-  if (some_null && c->valid.empty()) c->valid.assign(rows_, 1);
-  if (!c->valid.empty()) {
+  if (some_null || !c->valid.empty()) {
+    if (c->valid.empty()) c->valid.assign(rows_, 1);
     if (b.valid.empty()) {
       c->valid.resize(rows_ + n, 1);
     } else {
