@@ -1,6 +1,7 @@
 #include "memtable/row_table.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 
 #if defined(__SSE2__)
@@ -78,9 +79,32 @@ uint32_t RowTable::AppendVersion(uint64_t id, uint64_t seq, const float* vec, bo
 void RowTable::Put(uint64_t id, uint64_t seq, const float* vec, std::string_view meta) {
   const uint32_t row = AppendVersion(id, seq, vec, false);
   if (!meta.empty()) SetMetadata(row, meta);
+  attrs_.AppendNulls(1);
 }
 
 void RowTable::PutRows(uint64_t seq, const uint8_t* ids, const float* vectors, const uint32_t* sel, size_t n) {
+  AppendRows(seq, ids, vectors, sel, n);
+  attrs_.AppendNulls(n);
+}
+
+Status RowTable::PutBatch(uint64_t seq, const uint8_t* ids, const float* vectors, size_t n,
+                          const uint64_t* meta_offsets, std::string_view meta_blob,
+                          const std::vector<AttrColumn>& columns) {
+  POMAI_RETURN_IF_ERROR(attrs_.CheckTypes(columns));
+  assert(CheckAttrColumns(columns, n).ok());
+  const size_t first = rows();
+  AppendRows(seq, ids, vectors, nullptr, n);
+  if (meta_offsets != nullptr) {
+    for (size_t j = 0; j < n; ++j) {
+      const auto row = static_cast<uint32_t>(first + j);
+      SetMetadata(row, meta_blob.substr(meta_offsets[j], meta_offsets[j + 1] - meta_offsets[j]));
+    }
+  }
+  attrs_.Append(columns, n);
+  return Status::OK();
+}
+
+void RowTable::AppendRows(uint64_t seq, const uint8_t* ids, const float* vectors, const uint32_t* sel, size_t n) {
   const auto pick = [sel](size_t j) -> size_t { return sel ? sel[j] : j; };
   // The id index is a large random-access table: start loading the slots of
   // the next few ids while this one is stored.
@@ -114,6 +138,19 @@ void RowTable::Delete(uint64_t id, uint64_t seq) {
     return;
   }
   AppendVersion(id, seq, nullptr, true);
+  attrs_.AppendNulls(1);
+}
+
+Status RowTable::Column(std::string_view name, filter::ColumnRef* out, bool* present) const {
+  *present = attrs_.Get(name, out);
+  return Status::OK();
+}
+
+size_t RowTable::bytes() const {
+  // Per row: the vector, id, tombstone flag, seq, next and origin, and about
+  // two id index slots of 16 bytes.
+  const size_t per_row = size_t{dim_} * sizeof(float) + 8 + 1 + 8 + 4 + 4 + 32;
+  return rows() * per_row + metadata_.capacity() * sizeof(std::string) + metadata_bytes_ + attrs_.ByteSize();
 }
 
 RowTable::State RowTable::Find(uint64_t id, size_t* row) const {
@@ -147,6 +184,12 @@ RowTable::Sorted RowTable::SortedContents() const {
   out.meta_offsets.reserve(live_count() + 1);
   out.meta_offsets.push_back(0);
   out.meta_blob.reserve(metadata_bytes_);
+  std::vector<filter::ColumnRef> refs;
+  for (const auto& [name, type] : attrs_.columns()) {
+    out.columns.push_back(AttrColumn::Make(name, type));
+    refs.emplace_back();
+    attrs_.Get(name, &refs.back());
+  }
   for (size_t row : order) {
     if (deleted_[row]) {
       out.tombstones.push_back(ids_[row]);
@@ -159,6 +202,7 @@ RowTable::Sorted RowTable::SortedContents() const {
     out.vectors.insert(out.vectors.end(), v, v + dim_);
     out.meta_blob.append(metadata(row));
     out.meta_offsets.push_back(out.meta_blob.size());
+    for (size_t c = 0; c < refs.size(); ++c) filter::AppendRow(refs[c], true, row, &out.columns[c]);
   }
   return out;
 }

@@ -1,6 +1,6 @@
 // RowTable: every version of every row id of a u64 collection written since
 // the last flush (the memtable part of the default collection, beside
-// KeyTable): vectors with metadata, and tombstones.
+// KeyTable): vectors with metadata and attributes, and tombstones.
 //
 // Vectors sit in one contiguous row-major matrix, so an exact search of the
 // memtable is one SIMD pass over rows(). Rows are only ever appended: a put
@@ -9,6 +9,11 @@
 // exactly the rows VisibleAt(row, s) -- one version per id, the newest with
 // sequence number <= s -- while writers keep appending: a batch applied after
 // the snapshot is invisible to it, in every shard, whole.
+//
+// Attributes (docs/FILTERS.md) are columns with one slot per row
+// (memtable/attr_columns.h): a version written without a column -- by
+// Put, PutRows, Delete, or a PutBatch that does not name it, or before the
+// column existed -- is null there.
 //
 // At most 2^32 - 2 rows. Not thread-safe: the engine serialises writers
 // against readers.
@@ -20,8 +25,12 @@
 #include <string_view>
 #include <vector>
 
+#include "filter/column_source.h"
+#include "memtable/attr_columns.h"
 #include "memtable/id_index.h"
 #include "memtable/row_buffer.h"
+#include "util/attributes.h"
+#include "util/status.h"
 
 namespace pomai::memtable {
 
@@ -38,17 +47,29 @@ class RowTable {
   void Reserve(size_t rows) { index_.Reserve(rows); }
 
   // Stores `vec` (dim floats, any alignment: copied with memcpy) and `meta`
-  // as the newest version of `id`. Sequence numbers must not decrease.
+  // as the newest version of `id`, null in every attribute column. Sequence
+  // numbers must not decrease.
   void Put(uint64_t id, uint64_t seq, const float* vec, std::string_view meta);
   // Puts a batch, all at `seq` and without metadata: row j of the batch is
   // id ids[sel[j]] (little-endian u64, any alignment) with vector
   // vectors + sel[j] * dim(), for j in [0, n); sel == nullptr selects 0..n-1.
-  // The same as n Puts, but faster for large batches: index lookups are
+  // The same as n Puts (attributes null), but faster for large batches: index lookups are
   // prefetched ahead and vectors are copied with non-temporal stores (they
   // bypass the cache: a memtable is larger than it, and a cold destination
   // otherwise costs a read per line written), fenced before returning, so
   // the rows are visible to a thread that synchronises with this one after.
   void PutRows(uint64_t seq, const uint8_t* ids, const float* vectors, const uint32_t* sel, size_t n);
+  // Puts a batch with attributes, all at `seq`: row j is id ids[j]
+  // (little-endian u64, any alignment), vector vectors + j * dim(), metadata
+  // meta_blob[meta_offsets[j], meta_offsets[j + 1]) (none when meta_offsets
+  // is null), and row j of each of `columns` (other columns null). A later
+  // row with the same id wins, as in PutRows. Requires
+  // CheckAttrColumns(columns, n) OK and meta_offsets (when given) within
+  // meta_blob. A column of `columns` that exists here with another type is
+  // INVALID_ARGUMENT naming it and both types, and nothing is stored (the
+  // engine checks its schema before logging, so this is a caller's bug).
+  Status PutBatch(uint64_t seq, const uint8_t* ids, const float* vectors, size_t n, const uint64_t* meta_offsets,
+                  std::string_view meta_blob, const std::vector<AttrColumn>& columns);
   // Records that `id` is deleted as of `seq` (a tombstone shadows older layers).
   void Delete(uint64_t id, uint64_t seq);
 
@@ -85,6 +106,19 @@ class RowTable {
   // Replaced by a newer version of its id.
   bool superseded(size_t row) const { return next_[row] != IdIndex::kNone; }
   std::string_view metadata(size_t row) const { return row < metadata_.size() ? std::string_view(metadata_[row]) : std::string_view(); }
+  // The attribute column `name` over rows(), as the memtable's
+  // filter::ColumnSource hands it out (dict_sorted false: entries in order of
+  // first write). *present is false when no write named the column. Always
+  // OK. The buffers stay valid until the next write (the caller holds the
+  // table's lock shared).
+  Status Column(std::string_view name, filter::ColumnRef* out, bool* present) const;
+  // (name, type) of every attribute column, in order of first write.
+  std::vector<std::pair<std::string, AttrType>> columns() const { return attrs_.columns(); }
+
+  // Bytes the table holds (vectors, per-row arrays, id index, metadata,
+  // attribute columns and dictionaries), for the memtable budget.
+  size_t bytes() const;
+
   // Ids whose newest version is live.
   size_t live_count() const { return index_.size() - deleted_count_; }
   bool empty() const { return ids_.empty(); }
@@ -99,6 +133,9 @@ class RowTable {
     std::vector<float> vectors;          // ids.size() * dim
     std::vector<uint64_t> meta_offsets;  // ids.size() + 1
     std::string meta_blob;
+    // Every attribute column of the table (columns() order), row r being
+    // that of ids[r] (null where the version has none).
+    std::vector<AttrColumn> columns;
     std::vector<uint64_t> tombstones;    // deleted ids, ascending
     std::vector<uint64_t> tombstone_seqs;  // the seq of each delete
   };
@@ -110,6 +147,8 @@ class RowTable {
   // id's newest version.
   uint32_t AppendVersion(uint64_t id, uint64_t seq, const float* vec, bool tombstone, bool stream = false);
   void SetMetadata(uint32_t row, std::string_view meta);
+  // PutRows without the attribute columns' rows.
+  void AppendRows(uint64_t seq, const uint8_t* ids, const float* vectors, const uint32_t* sel, size_t n);
 
   uint32_t dim_;
   MappedArray<uint64_t> ids_;
@@ -121,6 +160,7 @@ class RowTable {
   MappedArray<uint64_t> first_seq_;
   MappedArray<uint32_t> next_;    // the row that replaced this one, or kNone
   MappedArray<uint32_t> origin_;  // the id's first row in this memtable
+  AttrColumns attrs_;  // rows() rows
   IdIndex index_;  // id -> newest row
   size_t deleted_count_ = 0;  // ids whose newest version is a tombstone
   size_t metadata_bytes_ = 0;

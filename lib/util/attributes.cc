@@ -144,9 +144,11 @@ namespace {
 
 // Checks offsets: size `count + 1`, starting at 0, non-decreasing, ending at `end`.
 Status CheckOffsets(const std::vector<uint64_t>& off, size_t count, uint64_t end, const std::string& what) {
-  if (off.size() != count + 1)
+  // Compared as size - 1 == count: `count` may come from a damaged buffer
+  // (a tags column's last list offset), where count + 1 would wrap to 0.
+  if (off.empty() || off.size() - 1 != count)
     return Status::InvalidArgument(what + " has " + std::to_string(off.size()) + " entries, not " +
-                                   std::to_string(count + 1));
+                                   std::to_string(count) + " + 1");
   if (off[0] != 0) return Status::InvalidArgument(what + " start at " + std::to_string(off[0]) + ", not 0");
   for (size_t i = 0; i < count; ++i) {
     if (off[i + 1] < off[i])

@@ -1,6 +1,7 @@
 #include "wal/record_codec.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include "simd/distance.h"
@@ -219,15 +220,267 @@ Status DecodeRowArray(std::string_view payload, const std::string& origin, RowAr
   return Status::OK();
 }
 
+// ---------------------------------------------------------------------------
+// Row batches (type 18)
+
+namespace {
+
+uint8_t* Put16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v);
+  p[1] = static_cast<uint8_t>(v >> 8);
+  return p + 2;
+}
+
+// n values of 8 bytes (u64, i64 or f64) as little-endian, from memory.
+template <class T>
+uint8_t* Put64Array(uint8_t* p, const T* v, size_t n) {
+  static_assert(sizeof(T) == 8);
+  if constexpr (std::endian::native == std::endian::little) return PutRaw(p, v, n * 8);
+  for (size_t i = 0; i < n; ++i) p = Put64(p, std::bit_cast<uint64_t>(v[i]));
+  return p;
+}
+// n little-endian 8-byte values at p (any alignment) into out.
+template <class T>
+void Get64Array(const uint8_t* p, size_t n, T* out) {
+  static_assert(sizeof(T) == 8);
+  if constexpr (std::endian::native == std::endian::little) {
+    if (n > 0) std::memcpy(out, p, n * 8);
+  } else {
+    for (size_t i = 0; i < n; ++i) out[i] = std::bit_cast<T>(DecodeFixed64(p + i * 8));
+  }
+}
+
+// Bytes of the values of a column (after its has_valid byte and validity).
+uint64_t ColumnValuesSize(const AttrColumn& c) {
+  switch (c.type) {
+    case AttrType::kInt64: return uint64_t{c.ints.size()} * 8;
+    case AttrType::kFloat64: return uint64_t{c.floats.size()} * 8;
+    case AttrType::kBool: return c.bools.size();
+    case AttrType::kString: return uint64_t{c.offsets.size()} * 8 + c.bytes.size();
+    case AttrType::kTags: return (uint64_t{c.offsets.size()} + c.tag_offsets.size()) * 8 + c.bytes.size();
+  }
+  return 0;
+}
+
+}  // namespace
+
+uint64_t RowBatchSize(uint32_t dim, uint64_t rows, bool has_metadata, uint64_t meta_bytes,
+                      const std::vector<AttrColumn>& columns) {
+  uint64_t size = kRowBatchHeadSize + rows * (8 + uint64_t{dim} * 4);
+  if (has_metadata) size += (rows + 1) * 8 + meta_bytes;
+  for (const AttrColumn& c : columns) size += 2 + c.name.size() + 2 + c.valid.size() + ColumnValuesSize(c);
+  return size;
+}
+
+std::string EncodeRowBatch(uint64_t cid, uint32_t dim, uint32_t rows, const void* ids, const void* vectors,
+                           const uint64_t* meta_offsets, std::string_view meta_blob,
+                           const std::vector<AttrColumn>& columns) {
+  const bool has_metadata = meta_offsets != nullptr;
+  std::string out(RowBatchSize(dim, rows, has_metadata, meta_blob.size(), columns), '\0');
+  uint8_t* p = reinterpret_cast<uint8_t*>(out.data());
+  p = Put32(Put32(Put64(p, cid), dim), rows);
+  p = Put16(p, static_cast<uint16_t>(columns.size()));
+  *p++ = has_metadata ? 1 : 0;
+  p += 5;  // zero
+  // ids and vectors are little-endian already (the caller's or a record's).
+  p = PutRaw(p, ids, size_t{rows} * 8);
+  p = PutRaw(p, vectors, size_t{rows} * dim * 4);
+  if (has_metadata) {
+    p = Put64Array(p, meta_offsets, size_t{rows} + 1);
+    p = PutRaw(p, meta_blob.data(), meta_blob.size());
+  }
+  for (const AttrColumn& c : columns) {
+    p = PutRaw(Put16(p, static_cast<uint16_t>(c.name.size())), c.name.data(), c.name.size());
+    *p++ = static_cast<uint8_t>(c.type);
+    *p++ = c.valid.empty() ? 0 : 1;
+    p = PutRaw(p, c.valid.data(), c.valid.size());
+    switch (c.type) {
+      case AttrType::kInt64: p = Put64Array(p, c.ints.data(), c.ints.size()); break;
+      case AttrType::kFloat64: p = Put64Array(p, c.floats.data(), c.floats.size()); break;
+      case AttrType::kBool: p = PutRaw(p, c.bools.data(), c.bools.size()); break;
+      case AttrType::kString:
+        p = Put64Array(p, c.offsets.data(), c.offsets.size());
+        p = PutRaw(p, c.bytes.data(), c.bytes.size());
+        break;
+      case AttrType::kTags:
+        p = Put64Array(p, c.offsets.data(), c.offsets.size());
+        p = Put64Array(p, c.tag_offsets.data(), c.tag_offsets.size());
+        p = PutRaw(p, c.bytes.data(), c.bytes.size());
+        break;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+class RowBatchDecoder {
+ public:
+  RowBatchDecoder(std::string_view payload, const std::string& origin)
+      : start_(reinterpret_cast<const uint8_t*>(payload.data())), d_(start_, payload.size()), origin_(origin) {}
+
+  // Corruption naming byte `at` of the payload.
+  Status BadAt(const uint8_t* at, const std::string& what) const {
+    return Status::Corruption(origin_ + ": row batch byte " + std::to_string(at - start_) + ": " + what);
+  }
+  Status Bad(const std::string& what) const { return BadAt(d_.pos(), what); }
+
+  Status Decode(RowBatch* b) {
+    const uint8_t* head = nullptr;
+    if (!d_.GetBytes(kRowBatchHeadSize, &head))
+      return Bad("payload of " + std::to_string(d_.remaining()) + " bytes is shorter than the 24-byte head");
+    b->cid = DecodeFixed64(head);
+    b->dim = DecodeFixed32(head + 8);
+    b->rows = DecodeFixed32(head + 12);
+    const uint16_t columns = static_cast<uint16_t>(head[16] | head[17] << 8);
+    const uint8_t flags = head[18];
+    if (b->dim == 0 || b->dim > kMaxDim) return BadAt(head + 8, "dim " + std::to_string(b->dim) + " is not in 1..65535");
+    if (b->rows == 0) return BadAt(head + 12, "no rows");
+    if (columns > kMaxAttrColumns)
+      return BadAt(head + 16, std::to_string(columns) + " columns (at most " + std::to_string(kMaxAttrColumns) + ")");
+    if ((flags & ~1u) != 0) return BadAt(head + 18, "unknown flags " + std::to_string(flags));
+    for (int i = 19; i < 24; ++i)
+      if (head[i] != 0) return BadAt(head + i, "reserved byte is " + std::to_string(head[i]) + ", not 0");
+    b->has_metadata = (flags & 1) != 0;
+
+    const size_t n = b->rows;
+    if (!d_.GetBytes(n * 8, &b->ids)) return Bad("truncated ids");
+    const size_t floats = n * b->dim;
+    if (!d_.GetBytes(floats * 4, &b->vectors)) return Bad("truncated vectors");
+    if (const size_t k = simd::FirstNonFinite(reinterpret_cast<const float*>(b->vectors), floats); k < floats)
+      return BadAt(b->vectors + k * 4, "row " + std::to_string(k / b->dim) + " has a non-finite vector component");
+
+    b->meta_offsets.clear();
+    b->meta_blob = {};
+    if (b->has_metadata) {
+      const uint8_t* at = d_.pos();
+      POMAI_RETURN_IF_ERROR(Offsets(n, "metadata", &b->meta_offsets));
+      const uint8_t* blob = nullptr;
+      if (!d_.GetBytes(b->meta_offsets[n], &blob))
+        return BadAt(at + n * 8, "metadata offsets end at " + std::to_string(b->meta_offsets[n]) + ", past the payload");
+      b->meta_blob = std::string_view(reinterpret_cast<const char*>(blob), b->meta_offsets[n]);
+    }
+
+    b->columns.clear();
+    b->columns.reserve(columns);
+    for (size_t i = 0; i < columns; ++i) {
+      const uint8_t* at = d_.pos();
+      std::vector<AttrColumn> one(1);
+      POMAI_RETURN_IF_ERROR(Column(i, n, &one[0]));
+      // The rules every batch keeps (UTF-8, null slots, NaN, bytes 0 or 1).
+      if (Status s = CheckAttrColumns(one, n); !s.ok()) return BadAt(at, s.message());
+      for (const AttrColumn& earlier : b->columns)  // at most 256 columns
+        if (earlier.name == one[0].name)
+          return BadAt(at, "attribute column '" + Printable(one[0].name) + "' appears twice");
+      b->columns.push_back(std::move(one[0]));
+    }
+    if (d_.remaining() != 0) return Bad(std::to_string(d_.remaining()) + " trailing bytes");
+    return Status::OK();
+  }
+
+ private:
+  // count + 1 u64 offsets that start at 0 and never decrease. `count` is at
+  // most 2^32 (rows) or checked against the payload size by the caller.
+  Status Offsets(uint64_t count, const std::string& what, std::vector<uint64_t>* out) {
+    const uint8_t* p = nullptr;
+    if (count >= d_.remaining() / 8 || !d_.GetBytes((count + 1) * 8, &p)) return Bad("truncated " + what + " offsets");
+    out->resize(count + 1);
+    Get64Array(p, count + 1, out->data());
+    if ((*out)[0] != 0) return BadAt(p, what + " offsets start at " + std::to_string((*out)[0]) + ", not 0");
+    for (size_t i = 1; i <= count; ++i) {
+      if ((*out)[i] < (*out)[i - 1])
+        return BadAt(p + i * 8, what + " offset " + std::to_string(i) + " decreases (" + std::to_string((*out)[i - 1]) +
+                                    " then " + std::to_string((*out)[i]) + ")");
+    }
+    return Status::OK();
+  }
+
+  // Bytes [0, size) to `out`, or Corruption saying `what` is truncated.
+  Status Blob(uint64_t size, const std::string& what, std::string* out) {
+    const uint8_t* p = nullptr;
+    if (!d_.GetBytes(size, &p)) return Bad("truncated " + what + " bytes");
+    out->assign(reinterpret_cast<const char*>(p), size);
+    return Status::OK();
+  }
+
+  // The values of 8-byte type T, `n` of them.
+  template <class T>
+  Status Values(size_t n, const std::string& what, std::vector<T>* out) {
+    const uint8_t* p = nullptr;
+    if (!d_.GetBytes(n * 8, &p)) return Bad("truncated " + what + " values");
+    out->resize(n);
+    Get64Array(p, n, out->data());
+    return Status::OK();
+  }
+
+  Status Column(size_t index, size_t n, AttrColumn* c) {
+    const uint8_t* p = nullptr;
+    if (!d_.GetBytes(2, &p)) return Bad("truncated column " + std::to_string(index));
+    const size_t name_len = p[0] | size_t{p[1]} << 8;
+    if (name_len == 0 || name_len > kMaxAttrNameLen)
+      return BadAt(p, "column " + std::to_string(index) + " name length " + std::to_string(name_len) +
+                          " is not in 1..255");
+    if (!d_.GetBytes(name_len, &p)) return Bad("truncated column " + std::to_string(index) + " name");
+    c->name.assign(reinterpret_cast<const char*>(p), name_len);
+    const std::string col = "attribute column '" + Printable(c->name) + "'";
+    uint8_t type = 0, has_valid = 0;
+    if (!d_.GetU8(&type)) return Bad("truncated " + col);
+    if (!IsAttrType(type)) return BadAt(d_.pos() - 1, col + " has unknown type " + std::to_string(type));
+    c->type = static_cast<AttrType>(type);
+    if (!d_.GetU8(&has_valid)) return Bad("truncated " + col);
+    if (has_valid > 1) return BadAt(d_.pos() - 1, col + " has_valid is " + std::to_string(has_valid) + " (0 or 1)");
+    if (has_valid) {
+      if (!d_.GetBytes(n, &p)) return Bad("truncated " + col + " validity");
+      c->valid.assign(p, p + n);
+    }
+    switch (c->type) {
+      case AttrType::kInt64: return Values(n, col, &c->ints);
+      case AttrType::kFloat64: return Values(n, col, &c->floats);
+      case AttrType::kBool:
+        if (!d_.GetBytes(n, &p)) return Bad("truncated " + col + " values");
+        c->bools.assign(p, p + n);
+        return Status::OK();
+      case AttrType::kString:
+        POMAI_RETURN_IF_ERROR(Offsets(n, col + " string", &c->offsets));
+        return Blob(c->offsets[n], col, &c->bytes);
+      case AttrType::kTags: {
+        POMAI_RETURN_IF_ERROR(Offsets(n, col + " list", &c->offsets));
+        POMAI_RETURN_IF_ERROR(Offsets(c->offsets[n], col + " tag", &c->tag_offsets));
+        return Blob(c->tag_offsets.back(), col, &c->bytes);
+      }
+    }
+    return Status::OK();
+  }
+
+  const uint8_t* start_;
+  Decoder d_;
+  const std::string& origin_;
+};
+
+}  // namespace
+
+Status DecodeRowBatch(std::string_view payload, const std::string& origin, RowBatch* out) {
+  return RowBatchDecoder(payload, origin).Decode(out);
+}
+
+// ---------------------------------------------------------------------------
+
 Status DecodeRecord(uint8_t type, std::string_view payload, const std::string& origin, DecodedRecord* out) {
+  if (type != static_cast<uint8_t>(RecordType::kWriteBatch)) out->ops.clear();
+  if (type != static_cast<uint8_t>(RecordType::kRowBatch)) {
+    out->batch.columns.clear();
+    out->batch.meta_offsets.clear();
+  }
   switch (type) {
     case static_cast<uint8_t>(RecordType::kWriteBatch):
       out->type = RecordType::kWriteBatch;
       return DecodeWriteBatch(payload, origin, &out->ops);
     case static_cast<uint8_t>(RecordType::kRowArray):
       out->type = RecordType::kRowArray;
-      out->ops.clear();
       return DecodeRowArray(payload, origin, &out->array);
+    case static_cast<uint8_t>(RecordType::kRowBatch):
+      out->type = RecordType::kRowBatch;
+      return DecodeRowBatch(payload, origin, &out->batch);
     case 1:
     case 2:
     case 0x4B:
@@ -244,6 +497,16 @@ const char* OpKindName(OpKind kind) {
     case OpKind::kDeleteKey: return "delete key";
     case OpKind::kPutRow: return "put row";
     case OpKind::kDeleteRow: return "delete row";
+  }
+  return "unknown";
+}
+
+const char* RecordTypeName(RecordType type) {
+  switch (type) {
+    case RecordType::kWriteBatch: return "write batch";
+    case RecordType::kRowArray: return "row array";
+    case RecordType::kRowBatch: return "row batch";
+    case RecordType::kVersionEdit: return "version edit";
   }
   return "unknown";
 }

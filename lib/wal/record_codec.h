@@ -13,6 +13,10 @@
 //     5 delete row: u64 cid, u64 id
 //   type 17, row array: u64 cid, u32 dim, u32 row count n, n x u64 ids,
 //     n x dim x f32 (row-major); exactly 16 + n * (8 + 4 * dim) bytes.
+//   type 18, row batch: u64 cid, u32 dim, u32 row count n, u16 column count
+//     c, u8 flags (bit 0: metadata), 5 zero bytes; n x u64 ids, n x dim x f32;
+//     with metadata (n + 1) x u64 offsets and the blob; then c attribute
+//     columns (name, type, validity, values: docs/FORMAT.md has the table).
 //
 // Decoding refuses anything no write makes (Corruption naming the record and
 // the byte): an unknown op, a malformed internal key (BadInternalKey), dim
@@ -26,13 +30,14 @@
 #include <string_view>
 #include <vector>
 
+#include "util/attributes.h"
 #include "util/status.h"
 
 namespace pomai::wal {
 
 // kVersionEdit is the type of every manifest record (engine/version_edit.h),
 // never of a WAL file's.
-enum class RecordType : uint8_t { kWriteBatch = 16, kRowArray = 17, kVersionEdit = 32 };
+enum class RecordType : uint8_t { kWriteBatch = 16, kRowArray = 17, kRowBatch = 18, kVersionEdit = 32 };
 
 enum class OpKind : uint8_t { kPutBytes = 1, kPutVector = 2, kDeleteKey = 3, kPutRow = 4, kDeleteRow = 5 };
 
@@ -88,11 +93,55 @@ struct RowArray {
 };
 Status DecodeRowArray(std::string_view payload, const std::string& origin, RowArray* out);
 
-// A decoded record of either type: ops for a write batch, array for a row array.
+// A row batch's head: 24 bytes, then ids, vectors, metadata and columns.
+constexpr size_t kRowBatchHeadSize = 24;
+
+// The payload size of a row batch of `rows` rows of `dim` with metadata of
+// `meta_bytes` bytes (when has_metadata) and `columns`, to check against
+// kMaxPayload before encoding.
+uint64_t RowBatchSize(uint32_t dim, uint64_t rows, bool has_metadata, uint64_t meta_bytes,
+                      const std::vector<AttrColumn>& columns);
+// The payload of a row batch: ids (rows little-endian u64) and vectors (rows x
+// dim little-endian f32, row-major), both any alignment; metadata when
+// `meta_offsets` is not null (rows + 1 offsets into meta_blob, the first 0,
+// non-decreasing, the last meta_blob.size()); `columns` of `rows` rows each.
+// The caller checked what it passes: dim in 1..65535, 1..2^32-1 rows, finite
+// vectors, CheckAttrColumns(columns, rows) OK; what it did not check decodes
+// as Corruption.
+std::string EncodeRowBatch(uint64_t cid, uint32_t dim, uint32_t rows, const void* ids, const void* vectors,
+                           const uint64_t* meta_offsets, std::string_view meta_blob,
+                           const std::vector<AttrColumn>& columns);
+
+// A decoded row batch: ids and vectors point into the payload (little-endian,
+// maybe unaligned), so it lives no longer than the payload; metadata offsets
+// and columns are copies.
+struct RowBatch {
+  uint64_t cid = 0;
+  uint32_t dim = 0;
+  uint32_t rows = 0;
+  const uint8_t* ids = nullptr;      // rows x u64
+  const uint8_t* vectors = nullptr;  // rows x dim x f32
+  bool has_metadata = false;
+  std::vector<uint64_t> meta_offsets;  // rows + 1 when has_metadata, else empty
+  std::string_view meta_blob;          // into the payload
+  std::vector<AttrColumn> columns;     // each passed CheckAttrColumns for `rows` rows
+};
+// Decodes a row batch. Anything no write makes is Corruption "<origin>: row
+// batch byte B: what", B the offset of the bad field within the payload: a
+// short payload, dim outside 1..65535, no rows, more than kMaxAttrColumns
+// columns, unknown flag bits, nonzero reserved bytes, a non-finite vector
+// component, metadata offsets not starting at 0 or decreasing, a column
+// breaking a rule of CheckAttrColumns (at the column's first byte), a name
+// twice, trailing bytes. On error *out holds no meaning.
+Status DecodeRowBatch(std::string_view payload, const std::string& origin, RowBatch* out);
+
+// A decoded record of any type: ops for a write batch, array for a row array,
+// batch for a row batch (the others cleared).
 struct DecodedRecord {
   RecordType type = RecordType::kWriteBatch;
   std::vector<RecordOp> ops;
   RowArray array;
+  RowBatch batch;
 };
 // Decodes a record of `type`. A type of database format version 1 (1, 2 or
 // 0x4B) or any other unknown type is Corruption saying so.
@@ -100,5 +149,7 @@ Status DecodeRecord(uint8_t type, std::string_view payload, const std::string& o
 
 // "put bytes", "put vector", ... for reports.
 const char* OpKindName(OpKind kind);
+// "write batch", "row array", "row batch" for reports; "unknown" otherwise.
+const char* RecordTypeName(RecordType type);
 
 }  // namespace pomai::wal
