@@ -13,7 +13,7 @@ namespace {
 // What every node of one exported batch shares: the batch and the buffers
 // made for it (validity and bool bitmaps).
 struct BatchHolder {
-  engine::RowBatch batch;
+  engine::ScanBatch batch;
   std::vector<std::vector<uint8_t>> bitmaps;
 };
 
@@ -185,7 +185,7 @@ int StreamNext(ArrowArrayStream* s, ArrowArray* out) {
   std::memset(out, 0, sizeof(*out));  // release null: the end of the stream
   if (st->done) return 0;
   try {
-    engine::RowBatch batch;
+    engine::ScanBatch batch;
     bool done = false;
     Status status = st->next(&batch, &done);
     if (!status.ok()) {
@@ -243,10 +243,10 @@ void ExportSchema(const ScanShape& shape, ArrowSchema* out) {
   }
 }
 
-void ExportBatch(const ScanShape& shape, engine::RowBatch&& batch, ArrowArray* out) {
+void ExportBatch(const ScanShape& shape, engine::ScanBatch&& batch, ArrowArray* out) {
   auto h = std::make_shared<BatchHolder>();
   h->batch = std::move(batch);
-  const engine::RowBatch& b = h->batch;
+  const engine::ScanBatch& b = h->batch;
   const size_t n = b.ids.size();
   const auto len = static_cast<int64_t>(n);
   ArrayNode* top = MakeArray(h, len, 0, {nullptr}, TopColumns(shape), out);

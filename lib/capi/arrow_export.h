@@ -29,13 +29,13 @@ struct ScanShape {
 // Fills *out with the struct schema of `shape`. Throws std::bad_alloc.
 void ExportSchema(const ScanShape& shape, ArrowSchema* out);
 // Moves `batch` (rows of `shape`) into *out, a struct array. Throws std::bad_alloc.
-void ExportBatch(const ScanShape& shape, engine::RowBatch&& batch, ArrowArray* out);
+void ExportBatch(const ScanShape& shape, engine::ScanBatch&& batch, ArrowArray* out);
 
 // Fills *out with a stream whose get_next calls `next` (a batch and whether
 // the scan is done; an error status is the stream's error, its message
 // get_last_error's). `next` runs on the consumer's thread and is destroyed
 // when the stream is released.
-using NextBatch = std::function<Status(engine::RowBatch* batch, bool* done)>;
+using NextBatch = std::function<Status(engine::ScanBatch* batch, bool* done)>;
 void ExportStream(ScanShape shape, NextBatch next, ArrowArrayStream* out);
 
 }  // namespace pomai::capi

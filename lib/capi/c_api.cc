@@ -868,7 +868,7 @@ pomai_status_t* pomai_scan(pomai_db_t* db, const pomai_scan_options_t* options, 
     // Each batch is read with the handle held open, like any call: after
     // pomai_close (or in a child of fork()) the stream fails with CLOSED's message.
     ExportStream(std::move(shape),
-                 [db, scan](pomai::engine::RowBatch* batch, bool* done) -> Status {
+                 [db, scan](pomai::engine::ScanBatch* batch, bool* done) -> Status {
                    Status result;
                    pomai_status_t* st = WithDefaultCollection(db, [&](DB&) -> pomai_status_t* {
                      result = scan->Next(batch, done);

@@ -215,6 +215,50 @@ void DBImpl::StageRowArray(RowSet& rows, uint64_t seq, const uint8_t* ids, const
   rows.bytes.fetch_add(n * (size_t{rows.dim} * 4 + 8 + 48), std::memory_order_relaxed);
 }
 
+Status DBImpl::StageRowBatch(RowSet& rows, uint64_t seq, const uint8_t* ids, const void* vectors, size_t n,
+                             const uint64_t* meta_offsets, std::string_view meta_blob,
+                             const std::vector<AttrColumn>& columns) {
+  size_t bytes = n * (size_t{rows.dim} * 4 + 8 + 48) + meta_blob.size();
+  for (const AttrColumn& c : columns) bytes += c.ByteSize();
+  Status s;
+  {
+    WriterLock l(&rows.mu);
+    // The record's float32 matrix, little-endian like the host.
+    s = rows.table.PutBatch(seq, ids, static_cast<const float*>(vectors), n, meta_offsets, meta_blob, columns);
+  }
+  rows.bytes.fetch_add(bytes, std::memory_order_relaxed);
+  return s;
+}
+
+Status DBImpl::CommitRowBatch(const RowsIn& in) {
+  static_assert(std::endian::native == std::endian::little, "row batches log the host's ids and floats as they are");
+  const uint32_t dim = rows_opt.dim;
+  const size_t n = in.n;
+  const uint64_t meta_bytes = in.metadata_offsets != nullptr ? in.metadata_offsets[n] : 0;
+  const uint64_t size = wal::RowBatchSize(dim, n, in.metadata_offsets != nullptr, meta_bytes, in.columns);
+  if (size > wal::kMaxPayload)
+    return Status::InvalidArgument("batch of " + std::to_string(n) + " rows is " + std::to_string(size) +
+                                   " bytes; at most " + std::to_string(wal::kMaxPayload) + " bytes per batch: split it");
+  const std::string_view blob(reinterpret_cast<const char*>(in.metadata), meta_bytes);
+  const std::string payload =
+      wal ? wal::EncodeRowBatch(rows_cid, dim, static_cast<uint32_t>(n), in.ids, in.vectors, in.metadata_offsets, blob,
+                                in.columns)
+          : std::string();
+  const std::string_view piece(payload);
+  uint64_t bytes = n * (size_t{dim} * 4 + 56) + meta_bytes;
+  for (const AttrColumn& c : in.columns) bytes += c.ByteSize();
+  Status staged;
+  POMAI_RETURN_IF_ERROR(CommitRows(
+      wal::RecordType::kRowBatch, &piece, 1,
+      [&](RowSet& rows, uint64_t seq) {
+        staged = StageRowBatch(rows, seq, reinterpret_cast<const uint8_t*>(in.ids), in.vectors, n, in.metadata_offsets,
+                               blob, in.columns);
+      },
+      bytes));
+  if (!staged.ok()) return Status::Internal("applying a row batch failed: " + staged.message());
+  return Status::OK();
+}
+
 Status DBImpl::CommitRows(wal::RecordType type, const std::string_view* pieces, size_t count,
                             const std::function<void(RowSet&, uint64_t)>& stage, uint64_t bytes) {
   if (opt.memory_limit_bytes != 0 && UsedBytes(*Current()) + bytes > opt.memory_limit_bytes)

@@ -240,8 +240,8 @@ class RowScanImpl final : public RowScan {
   }
   const AttrSchema& columns() const override { return columns_; }
 
-  Status Next(RowBatch* out, bool* done) override {
-    *out = RowBatch();
+  Status Next(ScanBatch* out, bool* done) override {
+    *out = ScanBatch();
     *done = false;
     picks_.clear();
     size_t layer;
@@ -273,7 +273,7 @@ class RowScanImpl final : public RowScan {
   };
 
   // The batch of picks_, with every layer pinned.
-  Status Fill(RowBatch* out) NO_THREAD_SAFETY_ANALYSIS {
+  Status Fill(ScanBatch* out) NO_THREAD_SAFETY_ANALYSIS {
     const auto& layers = view_.layers();
     const size_t n = picks_.size(), ncols = columns_.size();
     std::vector<filter::ColumnRef> refs(layers.size() * ncols);

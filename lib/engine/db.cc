@@ -613,7 +613,8 @@ Status DBImpl::Recover() {
         // Already in a segment; a record type of format version 1 or an
         // unknown one is Corruption all the same.
         if (rec.type != static_cast<uint8_t>(wal::RecordType::kWriteBatch) &&
-            rec.type != static_cast<uint8_t>(wal::RecordType::kRowArray))
+            rec.type != static_cast<uint8_t>(wal::RecordType::kRowArray) &&
+            rec.type != static_cast<uint8_t>(wal::RecordType::kRowBatch))
           POMAI_RETURN_IF_ERROR(wal::DecodeRecord(rec.type, rec.payload, origin, &decoded));
         continue;
       }
@@ -623,12 +624,17 @@ Status DBImpl::Recover() {
       POMAI_RETURN_IF_ERROR(wal::DecodeRecord(rec.type, rec.payload, origin, &decoded));
       // Rows of the default collection: a row array, or a write batch of row
       // ops (no record mixes them with key ops). The first one makes the row set.
-      const bool rows = decoded.type == wal::RecordType::kRowArray ||
+      const bool batch = decoded.type == wal::RecordType::kRowBatch;
+      const bool rows = decoded.type == wal::RecordType::kRowArray || batch ||
                         (!decoded.ops.empty() && (decoded.ops[0].kind == wal::OpKind::kPutRow ||
                                                   decoded.ops[0].kind == wal::OpKind::kDeleteRow));
       if (rows) {
-        const uint64_t cid = decoded.type == wal::RecordType::kRowArray ? decoded.array.cid : decoded.ops[0].cid;
-        uint32_t dim = decoded.type == wal::RecordType::kRowArray ? decoded.array.dim : 0;
+        const uint64_t cid = decoded.type == wal::RecordType::kRowArray ? decoded.array.cid
+                             : batch                                    ? decoded.batch.cid
+                                                                        : decoded.ops[0].cid;
+        uint32_t dim = decoded.type == wal::RecordType::kRowArray ? decoded.array.dim
+                       : batch                                    ? decoded.batch.dim
+                                                                  : 0;
         if (decoded.type == wal::RecordType::kWriteBatch)
           for (const wal::RecordOp& op : decoded.ops)
             if (dim == 0 && op.kind == wal::OpKind::kPutRow) dim = op.dim;
@@ -654,6 +660,17 @@ Status DBImpl::Recover() {
                                       std::to_string(a.dim) + " where the default collection is " +
                                       std::to_string(rs.cid) + " of dim " + std::to_string(rs.dim));
           StageRowArray(rs, rec.seq, a.ids, a.vectors, a.rows);
+        } else if (batch) {
+          const wal::RowBatch& b = decoded.batch;
+          if (b.cid != rs.cid || b.dim != rs.dim)
+            return Status::Corruption(origin + ": row batch of collection " + std::to_string(b.cid) + " and dim " +
+                                      std::to_string(b.dim) + " where the default collection is " +
+                                      std::to_string(rs.cid) + " of dim " + std::to_string(rs.dim));
+          // A column whose type differs from the one the memtable holds is
+          // damage no write makes (writes check the schema first).
+          Status st = StageRowBatch(rs, rec.seq, b.ids, b.vectors, b.rows,
+                                    b.has_metadata ? b.meta_offsets.data() : nullptr, b.meta_blob, b.columns);
+          if (!st.ok()) return Status::Corruption(origin + ": " + st.message());
         } else {
           POMAI_RETURN_IF_ERROR(StageRowOps(rs, rec.seq, decoded.ops, origin));
         }

@@ -157,7 +157,7 @@ struct ScanSpec {
 };
 
 // One batch of a scan, columnar: rows in ascending id order.
-struct RowBatch {
+struct ScanBatch {
   std::vector<uint64_t> ids;
   std::vector<float> vectors;          // ids.size() x dim, when the scan asks for vectors
   std::vector<uint64_t> meta_offsets;  // ids.size() + 1, when it asks for metadata (none = empty)
@@ -174,7 +174,7 @@ class RowScan {
   // The attribute columns each batch has, in order.
   virtual const AttrSchema& columns() const = 0;
   // The next batch (at most batch_rows rows, at least one), or *done.
-  virtual Status Next(RowBatch* out, bool* done) = 0;
+  virtual Status Next(ScanBatch* out, bool* done) = 0;
 };
 
 // Progress of a long flush or compaction: (rows linked into graphs so far,

@@ -234,6 +234,14 @@ struct DBImpl {
   // Corruption naming `origin` for an op of another collection or dim.
   static Status StageRowOps(RowSet& rows, uint64_t seq, const std::vector<wal::RecordOp>& ops, const std::string& origin);
   static void StageRowArray(RowSet& rows, uint64_t seq, const uint8_t* ids, const uint8_t* vectors, size_t n);
+  // Stages a row batch (ids little-endian u64, vectors rows x dim f32, both
+  // any alignment; metadata when meta_offsets is set; columns).
+  static Status StageRowBatch(RowSet& rows, uint64_t seq, const uint8_t* ids, const void* vectors, size_t n,
+                              const uint64_t* meta_offsets, std::string_view meta_blob,
+                              const std::vector<AttrColumn>& columns);
+  // Logs and applies `in` (checked by the caller, its columns in the schema)
+  // as one row-batch record.
+  Status CommitRowBatch(const RowsIn& in);
   // Waits while the memtables are past twice the budget and a flush is running or pending.
   void BackPressure();
 };
