@@ -1,0 +1,350 @@
+// Filter::Evaluate: the compiled tree over one layer, in chunks of kChunkRows
+// rows (a chunk's bitmaps stay in cache, and an AND stops at its first child
+// that passes nothing in the chunk, an OR at its first that passes all).
+// Every predicate yields bits P for its rows; the result is
+// valid & (negated ? ~P : P), so a null row passes neither a predicate nor
+// its negation (IS NULL aside), which is SQL's three-valued logic once NOT
+// has been pushed down to the predicates.
+#include <algorithm>
+#include <cstring>
+
+#include "filter/compiled.h"
+#include "filter/kernels.h"
+
+namespace pomai::filter {
+namespace {
+
+constexpr size_t kChunkRows = 16384;
+constexpr size_t kChunkWords = kChunkRows / 64;
+constexpr size_t kSmallSet = 16;  // sets up to this size: one SIMD pass per value
+
+size_t Words(size_t n) { return (n + 63) / 64; }
+uint64_t TailMask(size_t n) { return n % 64 == 0 ? ~uint64_t{0} : (uint64_t{1} << (n % 64)) - 1; }
+
+void Ones(size_t n, uint64_t* w) {
+  const size_t words = Words(n);
+  std::fill(w, w + words, ~uint64_t{0});
+  if (words) w[words - 1] = TailMask(n);
+}
+
+std::string_view Entry(const ColumnRef& ref, uint64_t code) {
+  return std::string_view(ref.dict_bytes + ref.dict_offsets[code], ref.dict_offsets[code + 1] - ref.dict_offsets[code]);
+}
+
+// The first dictionary entry (of a sorted dictionary) not less than `s`
+// (not at most `s` when `after`).
+uint64_t Bound(const ColumnRef& ref, std::string_view s, bool after) {
+  uint64_t lo = 0, hi = ref.dict_size;
+  while (lo < hi) {
+    const uint64_t mid = lo + (hi - lo) / 2;
+    const int c = Entry(ref, mid).compare(s);
+    if (c < 0 || (after && c == 0)) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+bool InRange(const Pred& p, std::string_view e) {
+  if (p.has_lo) {
+    const int c = e.compare(p.lo);
+    if (c < 0 || (c == 0 && !p.lo_incl)) return false;
+  }
+  if (p.has_hi) {
+    const int c = e.compare(p.hi);
+    if (c > 0 || (c == 0 && !p.hi_incl)) return false;
+  }
+  return true;
+}
+
+bool InSorted(const std::vector<std::string>& strs, std::string_view e) {
+  return std::binary_search(strs.begin(), strs.end(), e, [](std::string_view a, std::string_view b) { return a < b; });
+}
+
+// What a string or tags predicate needs of one layer's dictionary.
+struct DictState {
+  bool code_range = false;  // kStrRange over a sorted dictionary: codes [clo, chi]
+  uint32_t clo = 1, chi = 0;
+  std::vector<uint8_t> table;  // entry passes (kStrRange unsorted, kStrSet, kTagsAny)
+  // kTagsAll: entry -> 1 + index of the literal it equals, 0 for none.
+  std::vector<uint32_t> literal_of;
+  bool impossible = false;  // kTagsAll: a literal is in no entry
+  std::vector<uint64_t> stamp;  // kTagsAll: per literal, 1 + the last row that had it
+};
+
+class Evaluator {
+ public:
+  Evaluator(const Filter::Compiled& c, const ColumnSource& src) : c_(c), src_(src) {}
+
+  Status Run(Bitmap* out) {
+    const uint64_t rows = src_.rows();
+    out->Reset(rows, false);
+    cols_.resize(c_.columns.size());
+    for (size_t i = 0; i < c_.columns.size(); ++i) {
+      ColState& col = cols_[i];
+      POMAI_RETURN_IF_ERROR(src_.Column(c_.columns[i], &col.ref, &col.present));
+      if (col.present && col.ref.type != c_.types[i])
+        return Status::Internal("filter: the layer's column '" + c_.columns[i] + "' is " + AttrTypeName(col.ref.type) +
+                                ", the collection's is " + AttrTypeName(c_.types[i]));
+    }
+    dicts_.resize(c_.preds);
+    Prepare(c_.root);
+    scratch_.assign(static_cast<size_t>(c_.height) * kChunkWords, 0);
+    valid_.assign(kChunkWords, 0);
+    tmp_.assign(kChunkWords, 0);
+    ids_ = src_.ids();
+    for (uint64_t begin = 0; begin < rows; begin += kChunkRows) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunkRows, rows - begin));
+      EvalNode(c_.root, 0, begin, n, out->words() + begin / 64);
+    }
+    out->ClearTail();
+    return Status::OK();
+  }
+
+ private:
+  struct ColState {
+    ColumnRef ref;
+    bool present = false;
+  };
+
+  void Prepare(const Node& node) {
+    for (const Node& child : node.children) Prepare(child);
+    if (node.kind != Node::kPred) return;
+    const Pred& p = node.pred;
+    if (p.column < 0 || !cols_[p.column].present) return;
+    const ColumnRef& ref = cols_[p.column].ref;
+    DictState& d = dicts_[p.index];
+    switch (p.kind) {
+      case PredKind::kStrRange:
+        if (ref.dict_sorted) {
+          const uint64_t first = p.has_lo ? Bound(ref, p.lo, !p.lo_incl) : 0;
+          const uint64_t end = p.has_hi ? Bound(ref, p.hi, p.hi_incl) : ref.dict_size;
+          d.code_range = true;
+          if (first < end) {
+            d.clo = static_cast<uint32_t>(first);
+            d.chi = static_cast<uint32_t>(end - 1);
+          }
+          return;
+        }
+        d.table.resize(ref.dict_size);
+        for (uint64_t e = 0; e < ref.dict_size; ++e) d.table[e] = InRange(p, Entry(ref, e));
+        return;
+      case PredKind::kStrSet:
+      case PredKind::kTagsAny:
+        d.table.assign(ref.dict_size, 0);
+        if (ref.dict_sorted) {
+          for (const std::string& s : p.strs) {
+            const uint64_t e = Bound(ref, s, false);
+            if (e < ref.dict_size && Entry(ref, e) == s) d.table[e] = 1;
+          }
+        } else {
+          for (uint64_t e = 0; e < ref.dict_size; ++e) d.table[e] = InSorted(p.strs, Entry(ref, e));
+        }
+        return;
+      case PredKind::kTagsAll: {
+        d.literal_of.assign(ref.dict_size, 0);
+        std::vector<uint8_t> found(p.strs.size(), 0);
+        for (uint64_t e = 0; e < ref.dict_size; ++e) {
+          const std::string_view entry = Entry(ref, e);
+          const auto it = std::lower_bound(p.strs.begin(), p.strs.end(), entry,
+                                           [](const std::string& a, std::string_view b) { return std::string_view(a) < b; });
+          if (it != p.strs.end() && *it == entry) {
+            const size_t k = static_cast<size_t>(it - p.strs.begin());
+            d.literal_of[e] = static_cast<uint32_t>(k + 1);
+            found[k] = 1;
+          }
+        }
+        d.impossible = std::find(found.begin(), found.end(), 0) != found.end();
+        d.stamp.assign(p.strs.size(), 0);
+        return;
+      }
+      default: return;
+    }
+  }
+
+  void EvalNode(const Node& node, int level, uint64_t begin, size_t n, uint64_t* dst) {
+    if (node.kind == Node::kPred) return EvalPred(node.pred, begin, n, dst);
+    const size_t words = Words(n);
+    uint64_t* tmp = scratch_.data() + static_cast<size_t>(level) * kChunkWords;
+    const bool is_and = node.kind == Node::kAnd;
+    EvalNode(node.children[0], level + 1, begin, n, dst);
+    for (size_t i = 1; i < node.children.size(); ++i) {
+      if (is_and ? AllZero(dst, words) : AllOnes(dst, n)) return;
+      EvalNode(node.children[i], level + 1, begin, n, tmp);
+      if (is_and) {
+        for (size_t w = 0; w < words; ++w) dst[w] &= tmp[w];
+      } else {
+        for (size_t w = 0; w < words; ++w) dst[w] |= tmp[w];
+      }
+    }
+  }
+
+  static bool AllZero(const uint64_t* w, size_t words) {
+    uint64_t any = 0;
+    for (size_t i = 0; i < words; ++i) any |= w[i];
+    return any == 0;
+  }
+  static bool AllOnes(const uint64_t* w, size_t n) {
+    const size_t words = Words(n);
+    uint64_t all = ~uint64_t{0};
+    for (size_t i = 0; i + 1 < words; ++i) all &= w[i];
+    return all == ~uint64_t{0} && words > 0 && w[words - 1] == TailMask(n);
+  }
+
+  // Bits of the rows [begin, begin + n) of the id predicate p (never null).
+  void IdBits(const Pred& p, uint64_t begin, size_t n, uint64_t* dst) {
+    const uint64_t* ids = ids_ + begin;
+    if (p.kind == PredKind::kIdRange) return RangeBitsU64(ids, n, p.ulo, p.uhi, dst);
+    const std::vector<uint64_t>& set = p.ids.sorted();
+    if (set.size() <= kSmallSet) {
+      std::fill(dst, dst + Words(n), 0);
+      for (uint64_t v : set) {
+        RangeBitsU64(ids, n, v, v, tmp_.data());
+        for (size_t w = 0; w < Words(n); ++w) dst[w] |= tmp_[w];
+      }
+      return;
+    }
+    const uint64_t lo = set.front(), hi = set.back();
+    PerRow(n, dst, [&](size_t r) { return ids[r] >= lo && ids[r] <= hi && p.ids.Contains(ids[r]); });
+  }
+
+  template <class F>
+  static void PerRow(size_t n, uint64_t* dst, F pass) {
+    for (size_t w = 0; w < Words(n); ++w) {
+      const size_t end = std::min(n, w * 64 + 64);
+      uint64_t word = 0;
+      for (size_t r = w * 64; r < end; ++r) word |= static_cast<uint64_t>(pass(r)) << (r % 64);
+      dst[w] = word;
+    }
+  }
+
+  template <class T, class Kernel>
+  void SetBits(const std::vector<T>& set, const T* v, size_t n, uint64_t* dst, Kernel kernel) {
+    const size_t words = Words(n);
+    if (set.size() <= kSmallSet) {
+      std::fill(dst, dst + words, 0);
+      for (T x : set) {
+        kernel(v, n, x, x, tmp_.data());
+        for (size_t w = 0; w < words; ++w) dst[w] |= tmp_[w];
+      }
+      return;
+    }
+    PerRow(n, dst, [&](size_t r) { return std::binary_search(set.begin(), set.end(), v[r]); });
+  }
+
+  void EvalPred(const Pred& p, uint64_t begin, size_t n, uint64_t* dst) {
+    const size_t words = Words(n);
+    const uint64_t flip = p.negated ? ~uint64_t{0} : 0;
+    if (p.column < 0) {
+      IdBits(p, begin, n, dst);
+      for (size_t w = 0; w < words; ++w) dst[w] ^= flip;
+      dst[words - 1] &= TailMask(n);
+      return;
+    }
+    const ColState& col = cols_[p.column];
+    if (!col.present) {  // every row null
+      if (p.kind == PredKind::kIsNull && !p.negated) return Ones(n, dst);
+      std::fill(dst, dst + words, 0);
+      return;
+    }
+    const ColumnRef& ref = col.ref;
+    uint64_t* valid = valid_.data();
+    if (ref.valid != nullptr) {
+      NonZeroBits(ref.valid + begin, n, valid);
+    } else {
+      Ones(n, valid);
+    }
+    if (p.kind == PredKind::kIsNull) {
+      for (size_t w = 0; w < words; ++w) dst[w] = p.negated ? valid[w] : ~valid[w];
+      dst[words - 1] &= TailMask(n);
+      return;
+    }
+    const DictState& d = dicts_[p.index];
+    switch (p.kind) {
+      case PredKind::kIntRange: RangeBitsI64(ref.ints + begin, n, p.ilo, p.ihi, dst); break;
+      case PredKind::kIntSet: SetBits(p.ints, ref.ints + begin, n, dst, RangeBitsI64); break;
+      case PredKind::kFloatRange: RangeBitsF64(ref.floats + begin, n, p.flo, p.fhi, dst); break;
+      case PredKind::kFloatSet: SetBits(p.floats, ref.floats + begin, n, dst, RangeBitsF64); break;
+      case PredKind::kBool: {
+        NonZeroBits(ref.bools + begin, n, dst);
+        const uint64_t if_true = p.pass_true ? ~uint64_t{0} : 0, if_false = p.pass_false ? ~uint64_t{0} : 0;
+        for (size_t w = 0; w < words; ++w) dst[w] = (dst[w] & if_true) | (~dst[w] & if_false);
+        break;
+      }
+      case PredKind::kStrRange:
+      case PredKind::kStrSet: {
+        const uint32_t* codes = ref.codes + begin;
+        if (d.code_range) {
+          RangeBitsU32(codes, n, d.clo, d.chi, dst);
+          break;
+        }
+        const uint8_t* table = d.table.data();
+        const uint64_t size = d.table.size();
+        PerRow(n, dst, [&](size_t r) { return codes[r] < size && table[codes[r]] != 0; });
+        break;
+      }
+      case PredKind::kTagsAny: {
+        const uint64_t* off = ref.tag_offsets + begin;
+        const uint8_t* table = d.table.data();
+        const uint64_t size = d.table.size();
+        PerRow(n, dst, [&](size_t r) {
+          for (uint64_t j = off[r]; j < off[r + 1]; ++j)
+            if (ref.codes[j] < size && table[ref.codes[j]] != 0) return true;
+          return false;
+        });
+        break;
+      }
+      case PredKind::kTagsAll: {
+        if (d.impossible) {
+          std::fill(dst, dst + words, 0);
+          break;
+        }
+        const uint64_t* off = ref.tag_offsets + begin;
+        const size_t want = p.strs.size();
+        const uint64_t size = d.literal_of.size();
+        DictState& m = dicts_[p.index];
+        PerRow(n, dst, [&](size_t r) {
+          const uint64_t mark = begin + r + 1;
+          size_t have = 0;
+          for (uint64_t j = off[r]; j < off[r + 1]; ++j) {
+            const uint32_t code = ref.codes[j];
+            if (code >= size || m.literal_of[code] == 0) continue;
+            uint64_t& s = m.stamp[m.literal_of[code] - 1];
+            if (s != mark) {
+              s = mark;
+              ++have;
+            }
+          }
+          return have == want;
+        });
+        break;
+      }
+      case PredKind::kIsNull:
+      case PredKind::kIdRange:
+      case PredKind::kIdSet: break;  // handled above
+    }
+    for (size_t w = 0; w < words; ++w) dst[w] = (dst[w] ^ flip) & valid[w];
+  }
+
+  const Filter::Compiled& c_;
+  const ColumnSource& src_;
+  const uint64_t* ids_ = nullptr;
+  std::vector<ColState> cols_;
+  std::vector<DictState> dicts_;  // by Pred::index
+  std::vector<uint64_t> scratch_;  // kChunkWords per tree level
+  std::vector<uint64_t> valid_, tmp_;
+};
+
+}  // namespace
+
+Status Filter::Evaluate(const ColumnSource& src, Bitmap* out) const {
+  if (!c_->has_root) {
+    out->Reset(src.rows(), true);
+    return Status::OK();
+  }
+  return Evaluator(*c_, src).Run(out);
+}
+
+}  // namespace pomai::filter
