@@ -29,6 +29,36 @@ using Clock = std::chrono::steady_clock;
 
 Status NoSuchId(uint64_t id) { return Status::NotFound("id " + std::to_string(id) + " not found"); }
 
+// Where the live version of `id` is in `view`: *layer and *row, or *found false.
+Status FindLive(const RowsView& view, uint64_t id, size_t* layer, uint64_t* row, bool* found) {
+  *found = false;
+  const auto& layers = view.layers();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const RowLayer& l = *layers[i];
+    if (l.set != nullptr) {
+      ReaderLock lock(&l.set->mu);
+      size_t r = 0;
+      const RowTable::State state = l.set->table.FindAt(id, view.snap(), &r);
+      if (state == RowTable::State::kAbsent) continue;
+      *found = state == RowTable::State::kLive;
+      *layer = i;
+      *row = r;
+      return Status::OK();
+    }
+    uint64_t seq = 0;
+    POMAI_RETURN_IF_ERROR(l.seg->FindRow(l.group, id, row, found));  // checks the row's block
+    if (*found) {
+      *layer = i;
+      return Status::OK();
+    }
+    bool deleted = false;
+    POMAI_RETURN_IF_ERROR(l.seg->FindTombstone(l.group, id, &seq, &deleted));
+    if (deleted) return Status::OK();
+  }
+  return Status::OK();
+}
+
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -507,39 +537,6 @@ Status DB::UpdateAttributes(const uint64_t* ids, size_t n, std::vector<AttrColum
 
 // ---------------------------------------------------------------------------
 // Reads
-
-namespace {
-
-// Where the live version of `id` is in `view`: *layer and *row, or *found false.
-Status FindLive(const RowsView& view, uint64_t id, size_t* layer, uint64_t* row, bool* found) {
-  *found = false;
-  const auto& layers = view.layers();
-  for (size_t i = 0; i < layers.size(); ++i) {
-    const RowLayer& l = *layers[i];
-    if (l.set != nullptr) {
-      ReaderLock lock(&l.set->mu);
-      size_t r = 0;
-      const RowTable::State state = l.set->table.FindAt(id, view.snap(), &r);
-      if (state == RowTable::State::kAbsent) continue;
-      *found = state == RowTable::State::kLive;
-      *layer = i;
-      *row = r;
-      return Status::OK();
-    }
-    uint64_t seq = 0;
-    POMAI_RETURN_IF_ERROR(l.seg->FindRow(l.group, id, row, found));  // checks the row's block
-    if (*found) {
-      *layer = i;
-      return Status::OK();
-    }
-    bool deleted = false;
-    POMAI_RETURN_IF_ERROR(l.seg->FindTombstone(l.group, id, &seq, &deleted));
-    if (deleted) return Status::OK();
-  }
-  return Status::OK();
-}
-
-}  // namespace
 
 Status DB::Get(uint64_t id, std::vector<float>* vector, std::string* metadata) {
   DBImpl& d = *impl_;

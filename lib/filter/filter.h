@@ -44,6 +44,8 @@ class Filter {
   bool passes_all() const;
   // The columns the expression reads (not `id`), each once, in order of first use.
   const std::vector<std::string>& columns() const;
+  // Whether evaluating it reads the rows' ids (an `id` predicate or an allow-list).
+  bool reads_ids() const;
   // Sets *out to src.rows() bits, bit r set when row r passes. Reads only
   // columns(); a column the layer lacks is null in every row. Returns the
   // error of src.Column() (Corruption) as it is, and Internal when the

@@ -869,6 +869,15 @@ bool Filter::passes_all() const { return !c_->has_root; }
 
 const std::vector<std::string>& Filter::columns() const { return c_->columns; }
 
+namespace {
+bool ReadsIds(const Node& n) {
+  if (n.kind == Node::kPred) return n.pred.column < 0;
+  return std::any_of(n.children.begin(), n.children.end(), ReadsIds);
+}
+}  // namespace
+
+bool Filter::reads_ids() const { return c_->has_root && ReadsIds(c_->root); }
+
 std::string Filter::ToString() const {
   if (!c_->has_root) return "TRUE";
   std::string out;

@@ -127,6 +127,7 @@ class MappedArray {
   void push_back(const T& v) { std::memcpy(buf_.AppendRow(), &v, sizeof(T)); }
   T& operator[](size_t i) { return static_cast<T*>(buf_.row(0))[i]; }
   const T& operator[](size_t i) const { return static_cast<const T*>(buf_.data())[i]; }
+  const T* data() const { return static_cast<const T*>(buf_.data()); }
   size_t size() const { return buf_.rows(); }
   bool empty() const { return buf_.rows() == 0; }
 

@@ -99,6 +99,8 @@ class RowTable {
   const float* vectors() const { return static_cast<const float*>(vectors_.data()); }
   const float* vector(size_t row) const { return vectors() + row * dim_; }
   uint64_t id(size_t row) const { return ids_[row]; }
+  // Every row's id: ids()[row] == id(row).
+  const uint64_t* ids() const { return ids_.data(); }
   // Sequence number of the write that created this row.
   uint64_t first_seq(size_t row) const { return first_seq_[row]; }
   // A tombstone row.
