@@ -6,6 +6,8 @@
 #include <new>
 #include <tuple>
 
+#include <cmath>
+
 #include "util/coding.h"
 #include "util/crc32c.h"
 #include "util/limits.h"
@@ -18,19 +20,26 @@ namespace {
 
 constexpr uint32_t kMaxMetric = 2;
 constexpr size_t kNone = ~size_t{0};
-// Group-level kinds: 144..152 are slots 0..8, the graph's 160..167 slots 9..16.
+// Group-level kinds: 144..152 are slots 0..8, the graph's 160..167 slots
+// 9..16, the attribute directory 168 slot 17. The per-column attribute kinds
+// 169..173 are kept per column (SegmentFile::AttrCol).
 constexpr uint32_t kFirstRowKind = KindNumber(SectionKind::kRowIds);
 constexpr uint32_t kLastRowKind = KindNumber(SectionKind::kBlockCrcs);
 constexpr uint32_t kFirstGraphKind = KindNumber(SectionKind::kGraphHeader);
 constexpr uint32_t kLastGraphKind = KindNumber(SectionKind::kGraphSq8Norms);
-constexpr size_t kGroupSlots = (kLastRowKind - kFirstRowKind + 1) + (kLastGraphKind - kFirstGraphKind + 1);
+constexpr uint32_t kAttrDirKind = KindNumber(SectionKind::kAttrColumns);
+constexpr uint32_t kFirstAttrColumnKind = KindNumber(SectionKind::kAttrValid);
+constexpr size_t kAttrColumnKinds = KindNumber(SectionKind::kAttrDictBytes) - kFirstAttrColumnKind + 1;
+constexpr size_t kGroupSlots = (kLastRowKind - kFirstRowKind + 1) + (kLastGraphKind - kFirstGraphKind + 1) + 1;
 constexpr uint32_t kGraphRequiredLast = KindNumber(SectionKind::kGraphUpperLinks);  // 160..164 go with the flag
 
 size_t SlotOf(uint32_t kind) {
   if (kind >= kFirstRowKind && kind <= kLastRowKind) return kind - kFirstRowKind;
   if (kind >= kFirstGraphKind && kind <= kLastGraphKind) return (kLastRowKind - kFirstRowKind + 1) + kind - kFirstGraphKind;
+  if (kind == kAttrDirKind) return kGroupSlots - 1;
   return kNone;
 }
+bool IsGraphKind(uint32_t kind) { return kind >= kFirstGraphKind && kind <= kLastGraphKind; }
 size_t SlotOf(SectionKind kind) { return SlotOf(KindNumber(kind)); }
 
 std::string GroupKindName(GroupKind kind) {
@@ -67,10 +76,25 @@ bool ParseSegmentNumber(const std::string& path, uint64_t* number) {
   return true;
 }
 
-std::string SectionName(SectionKind kind, uint32_t group) {
+std::string SectionName(SectionKind kind, uint32_t group, uint32_t column = 0) {
   std::string s = std::string(SectionKindName(kind)) + " section";
+  if (IsAttrColumnKind(KindNumber(kind))) s += " of column " + std::to_string(column);
   if (group != kFileLevel) s += " of group " + std::to_string(group);
   return s;
+}
+
+// The attribute sections column type `type` needs besides values (170), as
+// bits by kind - 169: valid (when the directory says so), tag offsets, dict
+// offsets and bytes.
+uint32_t AttrKindsNeeded(AttrType type, bool has_valid) {
+  auto bit = [](SectionKind k) { return 1u << (KindNumber(k) - kFirstAttrColumnKind); };
+  uint32_t need = bit(SectionKind::kAttrValues);
+  if (has_valid) need |= bit(SectionKind::kAttrValid);
+  if (type == AttrType::kTags) need |= bit(SectionKind::kAttrTagOffsets);
+  if (type == AttrType::kString || type == AttrType::kTags) {
+    need |= bit(SectionKind::kAttrDictOffsets) | bit(SectionKind::kAttrDictBytes);
+  }
+  return need;
 }
 
 size_t FirstNonZero(const uint8_t* p, size_t n) {
@@ -88,6 +112,22 @@ struct SegmentFile::SectionCheck {
   Status status;  // written once, inside `once`
 };
 
+// One column of a group's attribute directory, as Open read it.
+struct SegmentFile::AttrCol {
+  std::string_view name;  // in the mapping
+  AttrType type = AttrType::kInt64;
+  bool has_valid = false;
+  uint64_t record_offset = 0;  // of its directory record in the file
+  size_t section[kAttrColumnKinds];  // by kind - 169: index in sections_, or kNone
+  // CheckAttrColumn's result, once per open.
+  std::once_flag once;
+  std::atomic<bool> good{false};
+  Status status;
+  filter::ColumnRef ref;  // set by CheckAttrColumn before `good`
+
+  AttrCol() { std::fill(std::begin(section), std::end(section), kNone); }
+};
+
 struct SegmentFile::Group {
   GroupInfo info;
   uint64_t descriptor_offset = 0;
@@ -103,6 +143,8 @@ struct SegmentFile::Group {
   const uint64_t* tomb_seqs = nullptr;
   const uint8_t* block_crcs = nullptr;
   std::optional<index::HnswGraph> graph;
+  std::unique_ptr<AttrCol[]> attrs;  // the attribute directory's columns, in name order
+  uint32_t attr_count = 0;
   // Checked blocks (and, for entry groups, rows whose entry CRC matched),
   // allocated by the first check.
   std::once_flag bits_once;
@@ -213,10 +255,14 @@ Result<std::shared_ptr<SegmentFile>> SegmentFile::Open(Env* env, const std::stri
     if (info == nullptr || (info->containers & kInFormat2) == 0) {
       return corrupt(at, "unknown section kind " + std::to_string(number));
     }
-    if (e[table2::kFlags] != 0 || e[table2::kFlags + 1] != 0) return corrupt(at + table2::kFlags, "unsupported section flags");
+    const uint16_t column = static_cast<uint16_t>(e[table2::kColumn] | (e[table2::kColumn + 1] << 8));
+    if (column != 0 && !IsAttrColumnKind(number)) {
+      return corrupt(at + table2::kColumn, std::string(info->name) + " section has column field " + std::to_string(column) +
+                                               " (only attribute kinds 169..173 carry one)");
+    }
     if (DecodeFixed32(e + table2::kReserved) != 0) return corrupt(at + table2::kReserved, "reserved section table bytes are not zero");
     SectionRef ref{info->kind, DecodeFixed32(e + table2::kGroup), DecodeFixed64(e + table2::kOffset),
-                   DecodeFixed64(e + table2::kLength), DecodeFixed32(e + table2::kCrc)};
+                   DecodeFixed64(e + table2::kLength), DecodeFixed32(e + table2::kCrc), column};
     if ((info->scope == SectionScope::kFile) != (ref.group == kFileLevel)) {
       return corrupt(at + table2::kGroup, std::string(info->name) + " section in the wrong scope (group " +
                                               std::to_string(ref.group) + ")");
@@ -251,12 +297,12 @@ Result<std::shared_ptr<SegmentFile>> SegmentFile::Open(Env* env, const std::stri
                                                std::to_string(s[order[i]].offset) + " overlap");
       }
     }
-    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-      return std::make_pair(KindNumber(s[a].kind), s[a].group) < std::make_pair(KindNumber(s[b].kind), s[b].group);
-    });
+    auto key = [&](uint32_t i) { return std::make_tuple(KindNumber(s[i].kind), s[i].group, s[i].column); };
+    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return key(a) < key(b); });
     for (size_t i = 1; i < order.size(); ++i) {
-      if (s[order[i - 1]].kind == s[order[i]].kind && s[order[i - 1]].group == s[order[i]].group) {
-        return corrupt(entry_at[std::max(order[i - 1], order[i])], SectionName(s[order[i]].kind, s[order[i]].group) + " appears twice");
+      if (key(order[i - 1]) == key(order[i])) {
+        const SectionRef& d = s[order[i]];
+        return corrupt(entry_at[std::max(order[i - 1], order[i])], SectionName(d.kind, d.group, d.column) + " appears twice");
       }
     }
   }
@@ -360,12 +406,12 @@ Result<std::shared_ptr<SegmentFile>> SegmentFile::Open(Env* env, const std::stri
     Group& gr = f->groups_[s.group];
     const SectionKindInfo& info = SectionKindOf(s.kind);
     const uint32_t number = KindNumber(s.kind);
-    const bool graph_kind = number >= kFirstGraphKind;
+    const bool graph_kind = IsGraphKind(number);
     if ((info.group_kinds & GroupKindBit(gr.info.kind)) == 0 || (graph_kind && !gr.info.has_graph)) {
       return corrupt(entry_at[i], SectionName(s.kind, s.group) + " does not belong to a " + GroupKindName(gr.info.kind) +
                                       " group" + (graph_kind ? " without a graph" : ""));
     }
-    gr.section[SlotOf(number)] = i;
+    if (!IsAttrColumnKind(number)) gr.section[SlotOf(number)] = i;
   }
   for (uint32_t g = 0; g < f->group_count_; ++g) {
     Group& gr = f->groups_[g];
@@ -414,6 +460,7 @@ Result<std::shared_ptr<SegmentFile>> SegmentFile::Open(Env* env, const std::stri
   }
   f->checks_.reset(new SectionCheck[count]);
   f->file_ = std::move(file);
+  POMAI_RETURN_IF_ERROR(OpenAttributes(f.get(), entry_at));
 
   // Graphs (O(1) each: their headers and section sizes).
   for (uint32_t g = 0; g < f->group_count_; ++g) {
@@ -449,9 +496,9 @@ bool SegmentFile::FindGroup(GroupKind kind, uint64_t cid, uint32_t dim, simd::Me
   return true;
 }
 
-std::string_view SegmentFile::Section(SectionKind kind, uint32_t group) const {
+std::string_view SegmentFile::Section(SectionKind kind, uint32_t group, uint16_t column) const {
   for (const SectionRef& s : sections_) {
-    if (s.kind == kind && s.group == group) {
+    if (s.kind == kind && s.group == group && s.column == column) {
       return std::string_view(base() + s.offset, static_cast<size_t>(s.length));
     }
   }
@@ -759,6 +806,320 @@ Status SegmentFile::ReadRowEntry(uint32_t g, uint64_t row, EntryView* out) const
   return Status::OK();
 }
 
+Status SegmentFile::OpenAttributes(SegmentFile* f, const std::vector<uint64_t>& entry_at) {
+  const uint8_t* base = f->file_->data();
+  // Directories: head, records, names strictly ascending, nothing after the last.
+  for (uint32_t g = 0; g < f->group_count_; ++g) {
+    Group& gr = f->groups_[g];
+    const size_t di = gr.section[SlotOf(kAttrDirKind)];
+    if (di == kNone) continue;
+    const SectionRef& d = f->sections_[di];
+    const uint8_t* p = base + d.offset;
+    const uint64_t len = d.length;
+    const std::string dir = SectionName(SectionKind::kAttrColumns, g);
+    if (len < attrdir::kHeadSize) {
+      return f->Bad(d.offset, dir + " is " + std::to_string(len) + " bytes, shorter than its 8-byte head");
+    }
+    const uint32_t count = DecodeFixed32(p);
+    if (count == 0 || count > kMaxAttrColumns) {
+      return f->Bad(d.offset, dir + " has " + std::to_string(count) + " columns, not 1..256");
+    }
+    if (DecodeFixed32(p + 4) != 0) return f->Bad(d.offset + 4, dir + " has nonzero reserved bytes");
+    gr.attrs.reset(new AttrCol[count]);
+    gr.attr_count = count;
+    uint64_t pos = attrdir::kHeadSize;
+    for (uint32_t i = 0; i < count; ++i) {
+      const uint64_t at = d.offset + pos;
+      const std::string col = "column " + std::to_string(i) + " of the " + dir;
+      if (len - pos < attrdir::kRecordHead) return f->Bad(at, col + " runs past the section's end");
+      const uint32_t name_len = uint32_t{p[pos]} | (uint32_t{p[pos + 1]} << 8);
+      const uint8_t type = p[pos + 2], flags = p[pos + 3];
+      if (name_len == 0 || name_len > kMaxAttrNameLen) {
+        return f->Bad(at, col + " has a name of " + std::to_string(name_len) + " bytes, not 1..255");
+      }
+      if (!IsAttrType(type)) return f->Bad(at + 2, col + " has unknown type " + std::to_string(type));
+      if ((flags & ~attrdir::kHasValid) != 0) return f->Bad(at + 3, col + " has unsupported flags " + std::to_string(flags));
+      if (len - pos - attrdir::kRecordHead < name_len) return f->Bad(at, col + "'s name runs past the section's end");
+      AttrCol& a = gr.attrs[i];
+      a.name = std::string_view(reinterpret_cast<const char*>(p + pos + attrdir::kRecordHead), name_len);
+      a.type = static_cast<AttrType>(type);
+      a.has_valid = (flags & attrdir::kHasValid) != 0;
+      a.record_offset = at;
+      if (i > 0 && !(gr.attrs[i - 1].name < a.name)) {
+        return f->Bad(at, col + " ('" + Printable(a.name) + "') does not follow column " + std::to_string(i - 1) + " ('" +
+                              Printable(gr.attrs[i - 1].name) + "') in name order");
+      }
+      pos += attrdir::kRecordHead + name_len;
+    }
+    if (pos != len) return f->Bad(d.offset + pos, dir + " has " + std::to_string(len - pos) + " bytes after its last column");
+  }
+  // Each column's sections: the column field names a column of the directory.
+  for (size_t i = 0; i < f->sections_.size(); ++i) {
+    const SectionRef& s = f->sections_[i];
+    const uint32_t number = KindNumber(s.kind);
+    if (!IsAttrColumnKind(number)) continue;
+    Group& gr = f->groups_[s.group];  // a u64 group (checked with the scope)
+    if (s.column >= gr.attr_count) {
+      return f->Bad(entry_at[i] + table2::kColumn,
+                    SectionName(s.kind, s.group, s.column) +
+                        (gr.attr_count == 0 ? std::string(" belongs to a group without an attr columns section")
+                                            : " names a column the directory (" + std::to_string(gr.attr_count) +
+                                                  " columns) does not have"));
+    }
+    gr.attrs[s.column].section[number - kFirstAttrColumnKind] = i;
+  }
+  // Exactly the sections each column's type needs, of the lengths the rows fix.
+  for (uint32_t g = 0; g < f->group_count_; ++g) {
+    Group& gr = f->groups_[g];
+    const uint64_t rows = gr.info.rows;
+    for (uint32_t c = 0; c < gr.attr_count; ++c) {
+      const AttrCol& a = gr.attrs[c];
+      const std::string what = " (column '" + Printable(a.name) + "', " + AttrTypeName(a.type) +
+                               (a.has_valid ? ", with nulls)" : ", without nulls)");
+      const uint32_t need = AttrKindsNeeded(a.type, a.has_valid);
+      for (uint32_t k = 0; k < kAttrColumnKinds; ++k) {
+        const auto kind = static_cast<SectionKind>(kFirstAttrColumnKind + k);
+        const size_t i = a.section[k];
+        const bool wanted = (need >> k) & 1;
+        if (i == kNone && wanted) return f->Bad(a.record_offset, "missing " + SectionName(kind, g, c) + what);
+        if (i != kNone && !wanted) return f->Bad(entry_at[i], SectionName(kind, g, c) + " is not one its column has" + what);
+      }
+      for (uint32_t k = 0; k < kAttrColumnKinds; ++k) {
+        const auto kind = static_cast<SectionKind>(kFirstAttrColumnKind + k);
+        const size_t i = a.section[k];
+        if (i == kNone) continue;
+        const uint64_t length = f->sections_[i].length;
+        uint64_t want = 0;
+        bool exact = true;
+        switch (kind) {
+          case SectionKind::kAttrValid: want = rows; break;
+          case SectionKind::kAttrValues:
+            if (a.type == AttrType::kInt64 || a.type == AttrType::kFloat64) want = rows * 8;
+            if (a.type == AttrType::kBool) want = rows;
+            if (a.type == AttrType::kString) want = rows * 4;
+            exact = a.type != AttrType::kTags;
+            break;
+          case SectionKind::kAttrTagOffsets: want = (rows + 1) * 8; break;
+          default: exact = false; break;
+        }
+        const bool ok = exact ? length == want
+                        : kind == SectionKind::kAttrValues      ? length % 4 == 0
+                        : kind == SectionKind::kAttrDictOffsets ? length % 8 == 0 && length >= 8
+                                                                : true;
+        if (!ok) {
+          const std::string expected = exact ? std::to_string(want) + " bytes for " + std::to_string(rows) + " rows"
+                                       : kind == SectionKind::kAttrValues ? "a multiple of 4 bytes (u32 codes)"
+                                                                          : "(d + 1) x 8 bytes";
+          return f->Bad(entry_at[i] + table2::kLength,
+                        SectionName(kind, g, c) + " is " + std::to_string(length) + " bytes, not " + expected + what);
+        }
+      }
+    }
+  }
+  return Status::OK();
+}
+
+Status SegmentFile::CheckAttrColumn(uint32_t g, uint32_t c) const {
+  AttrCol& a = groups_[g].attrs[c];
+  if (a.good.load(std::memory_order_acquire)) return Status::OK();
+  std::call_once(a.once, [&] {
+    Status s = [&]() -> Status {
+      const Group& gr = groups_[g];
+      const uint64_t rows = gr.info.rows;
+      for (size_t i : a.section) {
+        if (i != kNone) POMAI_RETURN_IF_ERROR(CheckSection(i));
+      }
+      auto data = [&](SectionKind k) { return file_->data() + sections_[a.section[KindNumber(k) - kFirstAttrColumnKind]].offset; };
+      auto length = [&](SectionKind k) { return sections_[a.section[KindNumber(k) - kFirstAttrColumnKind]].length; };
+      const std::string col = "column " + std::to_string(c) + " ('" + Printable(a.name) + "') of group " + std::to_string(g);
+      filter::ColumnRef ref;
+      ref.type = a.type;
+      if (a.has_valid) ref.valid = data(SectionKind::kAttrValid);
+      const uint8_t* values = data(SectionKind::kAttrValues);
+      switch (a.type) {
+        case AttrType::kInt64: ref.ints = reinterpret_cast<const int64_t*>(values); break;
+        case AttrType::kFloat64: ref.floats = reinterpret_cast<const double*>(values); break;
+        case AttrType::kBool: ref.bools = values; break;
+        case AttrType::kString:
+        case AttrType::kTags: {
+          ref.codes = reinterpret_cast<const uint32_t*>(values);
+          const uint64_t codes = length(SectionKind::kAttrValues) / 4;
+          if (a.type == AttrType::kTags) {
+            ref.tag_offsets = reinterpret_cast<const uint64_t*>(data(SectionKind::kAttrTagOffsets));
+            const uint64_t* off = ref.tag_offsets;
+            if (off[0] != 0) return Bad(OffsetOf(off), col + "'s tag offsets start at " + std::to_string(off[0]) + ", not 0");
+            for (uint64_t r = 0; r < rows; ++r) {
+              if (off[r + 1] < off[r]) {
+                return Bad(OffsetOf(off + r + 1), col + "'s tag offsets decrease at row " + std::to_string(r + 1));
+              }
+            }
+            if (off[rows] != codes) {
+              return Bad(OffsetOf(off + rows), col + "'s tag offsets end at " + std::to_string(off[rows]) + ", not at its " +
+                                                   std::to_string(codes) + " codes");
+            }
+          }
+          ref.dict_offsets = reinterpret_cast<const uint64_t*>(data(SectionKind::kAttrDictOffsets));
+          ref.dict_bytes = reinterpret_cast<const char*>(data(SectionKind::kAttrDictBytes));
+          ref.dict_size = length(SectionKind::kAttrDictOffsets) / 8 - 1;
+          ref.dict_sorted = true;
+          const uint64_t* doff = ref.dict_offsets;
+          const uint64_t d = ref.dict_size, bytes = length(SectionKind::kAttrDictBytes);
+          if (doff[0] != 0) return Bad(OffsetOf(doff), col + "'s dictionary offsets start at " + std::to_string(doff[0]) + ", not 0");
+          for (uint64_t e = 0; e < d; ++e) {
+            if (doff[e + 1] < doff[e] || doff[e + 1] > bytes) {
+              return Bad(OffsetOf(doff + e + 1), col + "'s dictionary offset " + std::to_string(e + 1) + " (" +
+                                                     std::to_string(doff[e + 1]) + ") decreases or is past its " +
+                                                     std::to_string(bytes) + " bytes");
+            }
+            // Strictly ascending: what makes a range of strings a range of codes.
+            if (e > 0) {
+              const std::string_view prev(ref.dict_bytes + doff[e - 1], doff[e] - doff[e - 1]);
+              const std::string_view cur(ref.dict_bytes + doff[e], doff[e + 1] - doff[e]);
+              if (!(prev < cur)) {
+                return Bad(OffsetOf(doff + e), col + "'s dictionary entry " + std::to_string(e) +
+                                                   " does not follow entry " + std::to_string(e - 1));
+              }
+            }
+          }
+          if (doff[d] != bytes) {
+            return Bad(OffsetOf(doff + d), col + "'s dictionary offsets end at " + std::to_string(doff[d]) + ", not at its " +
+                                               std::to_string(bytes) + " bytes");
+          }
+          // Codes: every tag's, and those of string rows with a value.
+          for (uint64_t j = 0; j < codes; ++j) {
+            const bool read = a.type == AttrType::kTags || ref.valid == nullptr || ref.valid[j] != 0;
+            if (read && ref.codes[j] >= d) {
+              return Bad(OffsetOf(ref.codes + j), col + (a.type == AttrType::kTags ? " tag " : " row ") + std::to_string(j) +
+                                                      " has code " + std::to_string(ref.codes[j]) + " of a dictionary of " +
+                                                      std::to_string(d));
+            }
+          }
+          break;
+        }
+      }
+      a.ref = ref;
+      return Status::OK();
+    }();
+    if (s.ok()) {
+      a.good.store(true, std::memory_order_release);
+    } else {
+      a.status = s;
+    }
+  });
+  return a.status;
+}
+
+Status SegmentFile::AttrColumns(uint32_t g, std::vector<std::pair<std::string, AttrType>>* out) const {
+  out->clear();
+  if (g >= group_count_ || groups_[g].info.kind != GroupKind::kU64) {
+    return Status::InvalidArgument(path() + ": group " + std::to_string(g) + " is not a u64 group (no attribute columns)");
+  }
+  const Group& gr = groups_[g];
+  if (gr.attr_count == 0) return Status::OK();
+  POMAI_RETURN_IF_ERROR(CheckSection(gr.section[SlotOf(kAttrDirKind)]));
+  for (uint32_t c = 0; c < gr.attr_count; ++c) out->emplace_back(std::string(gr.attrs[c].name), gr.attrs[c].type);
+  return Status::OK();
+}
+
+Status SegmentFile::Column(uint32_t g, std::string_view name, filter::ColumnRef* out, bool* present) const {
+  *present = false;
+  if (g >= group_count_ || groups_[g].info.kind != GroupKind::kU64) {
+    return Status::InvalidArgument(path() + ": group " + std::to_string(g) + " is not a u64 group (no attribute columns)");
+  }
+  const Group& gr = groups_[g];
+  if (gr.attr_count == 0) return Status::OK();
+  POMAI_RETURN_IF_ERROR(CheckSection(gr.section[SlotOf(kAttrDirKind)]));
+  uint32_t lo = 0, hi = gr.attr_count;
+  while (lo < hi) {
+    const uint32_t mid = lo + (hi - lo) / 2;
+    if (gr.attrs[mid].name < name) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  if (lo == gr.attr_count || gr.attrs[lo].name != name) return Status::OK();
+  POMAI_RETURN_IF_ERROR(CheckAttrColumn(g, lo));
+  *out = gr.attrs[lo].ref;
+  *present = true;
+  return Status::OK();
+}
+
+Status SegmentFile::VerifyAttrColumn(uint32_t g, uint32_t c) const {
+  POMAI_RETURN_IF_ERROR(CheckAttrColumn(g, c));
+  const AttrCol& a = groups_[g].attrs[c];
+  const filter::ColumnRef& ref = a.ref;
+  const uint64_t rows = groups_[g].info.rows;
+  const std::string col = "column " + std::to_string(c) + " ('" + Printable(a.name) + "') of group " + std::to_string(g);
+  if (Status s = CheckAttrName(a.name, "attribute column"); !s.ok()) {
+    return Bad(a.record_offset, "group " + std::to_string(g) + ": " + s.message());
+  }
+  if (ref.valid != nullptr) {
+    bool any_null = false;
+    for (uint64_t r = 0; r < rows; ++r) {
+      if (ref.valid[r] > 1) {
+        return Bad(OffsetOf(ref.valid + r), col + " row " + std::to_string(r) + " has validity byte " +
+                                                std::to_string(ref.valid[r]) + " (0 or 1)");
+      }
+      any_null |= ref.valid[r] == 0;
+    }
+    if (!any_null) return Bad(OffsetOf(ref.valid), col + " has an attr valid section but no null row");
+  }
+  auto has = [&](uint64_t r) { return ref.valid == nullptr || ref.valid[r] != 0; };
+  auto null_slot = [&](const void* p, uint64_t r) {
+    return Bad(OffsetOf(p), col + " row " + std::to_string(r) + " is null but its slot is not zero");
+  };
+  switch (a.type) {
+    case AttrType::kInt64:
+      for (uint64_t r = 0; r < rows; ++r) {
+        if (!has(r) && ref.ints[r] != 0) return null_slot(ref.ints + r, r);
+      }
+      return Status::OK();
+    case AttrType::kFloat64:
+      for (uint64_t r = 0; r < rows; ++r) {
+        if (has(r) && std::isnan(ref.floats[r])) {
+          return Bad(OffsetOf(ref.floats + r), col + " row " + std::to_string(r) + " is NaN");
+        }
+        if (!has(r) && std::bit_cast<uint64_t>(ref.floats[r]) != 0) return null_slot(ref.floats + r, r);
+      }
+      return Status::OK();
+    case AttrType::kBool:
+      for (uint64_t r = 0; r < rows; ++r) {
+        if (ref.bools[r] > 1) {
+          return Bad(OffsetOf(ref.bools + r), col + " row " + std::to_string(r) + " has bool byte " +
+                                                  std::to_string(ref.bools[r]) + " (0 or 1)");
+        }
+        if (!has(r) && ref.bools[r] != 0) return null_slot(ref.bools + r, r);
+      }
+      return Status::OK();
+    case AttrType::kString:
+    case AttrType::kTags:
+      break;
+  }
+  std::vector<bool> used(ref.dict_size, false);
+  if (a.type == AttrType::kString) {
+    for (uint64_t r = 0; r < rows; ++r) {
+      if (!has(r) && ref.codes[r] != 0) return null_slot(ref.codes + r, r);
+      if (has(r)) used[ref.codes[r]] = true;
+    }
+  } else {
+    for (uint64_t r = 0; r < rows; ++r) {
+      if (!has(r) && ref.tag_offsets[r + 1] != ref.tag_offsets[r]) return null_slot(ref.tag_offsets + r + 1, r);
+    }
+    for (uint64_t j = 0; j < ref.tag_offsets[rows]; ++j) used[ref.codes[j]] = true;
+  }
+  for (uint64_t e = 0; e < ref.dict_size; ++e) {
+    const std::string_view v(ref.dict_bytes + ref.dict_offsets[e], ref.dict_offsets[e + 1] - ref.dict_offsets[e]);
+    const std::string entry = col + "'s dictionary entry " + std::to_string(e);
+    if (v.size() > kMaxAttrStringLen) {
+      return Bad(OffsetOf(ref.dict_offsets + e), entry + " is " + std::to_string(v.size()) + " bytes (at most 65535)");
+    }
+    if (!IsValidUtf8(v)) return Bad(OffsetOf(v.data()), entry + " is not valid UTF-8");
+    if (!used[e]) return Bad(OffsetOf(ref.dict_offsets + e), entry + " is used by no row");
+  }
+  return Status::OK();
+}
+
 Status SegmentFile::VerifyGroup(uint32_t g, uint64_t* min_seq, uint64_t* max_seq, bool* any) const {
   const Group& gr = groups_[g];
   const GroupInfo& info = gr.info;
@@ -812,6 +1173,7 @@ Status SegmentFile::VerifyGroup(uint32_t g, uint64_t* min_seq, uint64_t* max_seq
   if (gr.graph) {
     POMAI_RETURN_IF_ERROR(gr.graph->Verify());
   }
+  for (uint32_t c = 0; c < gr.attr_count; ++c) POMAI_RETURN_IF_ERROR(VerifyAttrColumn(g, c));
   return Status::OK();
 }
 

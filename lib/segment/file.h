@@ -24,9 +24,11 @@
 #include <string_view>
 #include <vector>
 
+#include "filter/column_source.h"
 #include "index/hnsw.h"
 #include "segment/format.h"
 #include "simd/distance.h"
+#include "util/attributes.h"
 #include "util/env.h"
 #include "util/status.h"
 
@@ -136,6 +138,24 @@ class SegmentFile {
   const float* vectors(uint32_t g) const;
   const float* vector(uint32_t g, uint64_t row) const { return vectors(g) + row * group(g).dim; }
 
+  // ---- Attribute columns of a u64 group (docs/FORMAT.md, "Attribute
+  // columns"). Open checked the directory's structure (count, records,
+  // names ascending) and that each column has exactly the sections its type
+  // needs, of the lengths the rows fix; it read no column data.
+
+  // The group's columns (name, type) in name order; empty when it has none.
+  // Checks the directory's CRC (once per open). InvalidArgument for a group
+  // that is not a u64 group.
+  Status AttrColumns(uint32_t g, std::vector<std::pair<std::string, AttrType>>* out) const;
+  // The column `name` of group g, *present false when the group has none.
+  // Before handing out pointers into the mapping it checks, once per open
+  // per column, the directory's and the column's section CRCs and what a
+  // read relies on: tag offsets start at 0, never decrease and end at the
+  // codes' count; dictionary offsets likewise end at the dictionary bytes;
+  // the codes of rows with a value are below the dictionary size. Damage is
+  // Corruption naming the file and the offset. Verify checks the rest.
+  Status Column(uint32_t g, std::string_view name, filter::ColumnRef* out, bool* present) const;
+
   // ---- Graphs.
 
   // The graph view of group g (opened by Open), or null when it has none.
@@ -154,7 +174,10 @@ class SegmentFile {
   // Every check: every section CRC, every block CRC, every entry, zero
   // padding, keys strictly ascending and laid out back to back, ids and
   // tombstones strictly ascending, metadata offsets, groups and entries
-  // naming each other, seq bounds, every graph's Verify. Reads the whole file.
+  // naming each other, seq bounds, every graph's Verify, every attribute
+  // column (names, valid and bool bytes, no NaN, null slots zero,
+  // dictionaries strictly ascending, valid UTF-8 and all used). Reads the
+  // whole file.
   Status Verify() const;
 
   // One section table entry as Open read it.
@@ -164,11 +187,12 @@ class SegmentFile {
     uint64_t offset;
     uint64_t length;
     uint32_t crc;  // checked lazily or by Verify, not by Open
+    uint16_t column = 0;  // attribute kinds 169..173: the column's index, else 0
   };
   const std::vector<SectionRef>& sections() const { return sections_; }
-  // Section (kind, group) in the mapping; empty when absent. group is
-  // kFileLevel for a file-level kind.
-  std::string_view Section(SectionKind kind, uint32_t group) const;
+  // Section (kind, group, column) in the mapping; empty when absent. group
+  // is kFileLevel for a file-level kind; column is 0 but for kinds 169..173.
+  std::string_view Section(SectionKind kind, uint32_t group, uint16_t column = 0) const;
   const char* base() const;
 
   // How many of group g's blocks have been checked (tests).
@@ -176,6 +200,7 @@ class SegmentFile {
 
  private:
   struct SectionCheck;
+  struct AttrCol;
   struct Group;
 
   SegmentFile() = default;
@@ -188,6 +213,13 @@ class SegmentFile {
   Status Bad(uint64_t offset, const std::string& what) const;
   uint64_t OffsetOf(const void* p) const;
   Status VerifyGroup(uint32_t g, uint64_t* min_seq, uint64_t* max_seq, bool* any) const;
+  // Open's structural check of every group's attribute directory and of the
+  // columns' sections (presence, lengths); `entry_at` is each section's
+  // table entry offset. Reads the directories only.
+  static Status OpenAttributes(SegmentFile* f, const std::vector<uint64_t>& entry_at);
+  // Column c of group g checked for reading (once per open): CRCs, offsets, codes.
+  Status CheckAttrColumn(uint32_t g, uint32_t c) const;
+  Status VerifyAttrColumn(uint32_t g, uint32_t c) const;
 
   std::unique_ptr<MappedFile> file_;
   uint64_t file_number_ = 0;

@@ -45,7 +45,7 @@ constexpr size_t kCrc = 124;           // 4  CRC32C of bytes [0, 124)
 // Section table entry (kSectionEntrySize = 32 bytes) field offsets.
 namespace table2 {
 constexpr size_t kKind = 0;      // 2  SectionKind
-constexpr size_t kFlags = 2;     // 2  zero
+constexpr size_t kColumn = 2;    // 2  attribute kinds 169..173: the column's index in the directory, else zero
 constexpr size_t kGroup = 4;     // 4  group index, kFileLevel for a file-level section
 constexpr size_t kOffset = 8;    // 8  multiple of 64, >= 128
 constexpr size_t kLength = 16;   // 8
@@ -53,6 +53,15 @@ constexpr size_t kCrc = 24;      // 4  CRC32C of the section's bytes
 constexpr size_t kReserved = 28; // 4  zero
 }  // namespace table2
 constexpr uint32_t kFileLevel = 0xFFFFFFFFu;
+
+// The attribute directory (kind 168, docs/FORMAT.md "Attribute columns"): a
+// head of u32 column count and u32 zero, then per column u16 name length,
+// u8 type (AttrType), u8 flags, the name bytes.
+namespace attrdir {
+constexpr size_t kHeadSize = 8;
+constexpr size_t kRecordHead = 4;
+constexpr uint8_t kHasValid = 1;  // flags bit 0: the column has an attr valid section
+}  // namespace attrdir
 
 // Footer (kFooterSize = 32 bytes) field offsets.
 namespace footer2 {

@@ -46,6 +46,15 @@ enum class SectionKind : uint16_t {
   kGraphSq8Params = 165,
   kGraphSq8Codes = 166,
   kGraphSq8Norms = 167,
+  // Format 2, a u64 group's attribute columns (docs/FORMAT.md, "Attribute
+  // columns"): the directory, then per column (the table entry's column
+  // field) the sections its type needs.
+  kAttrColumns = 168,
+  kAttrValid = 169,
+  kAttrValues = 170,
+  kAttrTagOffsets = 171,
+  kAttrDictOffsets = 172,
+  kAttrDictBytes = 173,
 };
 
 // The containers a kind may appear in (SectionKindInfo::containers bits).
@@ -110,7 +119,23 @@ constexpr SectionKindInfo kSectionKinds[] = {
     {SectionKind::kGraphSq8Params, "sq8 params", SectionScope::kGroup, kInFormat2, kGraphGroups, false, 4},
     {SectionKind::kGraphSq8Codes, "sq8 codes", SectionScope::kGroup, kInFormat2, kGraphGroups, false, 1},
     {SectionKind::kGraphSq8Norms, "sq8 norms", SectionScope::kGroup, kInFormat2, kGraphGroups, false, 4},
+
+    // Present as the group's attribute directory says. The values' element
+    // is the column type's (8, 8, 1 or a u32 code): 0 here.
+    {SectionKind::kAttrColumns, "attr columns", SectionScope::kGroup, kInFormat2, kU64Group, false, 0},
+    {SectionKind::kAttrValid, "attr valid", SectionScope::kGroup, kInFormat2, kU64Group, false, 1},
+    {SectionKind::kAttrValues, "attr values", SectionScope::kGroup, kInFormat2, kU64Group, false, 0},
+    {SectionKind::kAttrTagOffsets, "attr tag offsets", SectionScope::kGroup, kInFormat2, kU64Group, false, 8},
+    {SectionKind::kAttrDictOffsets, "attr dict offsets", SectionScope::kGroup, kInFormat2, kU64Group, false, 8},
+    {SectionKind::kAttrDictBytes, "attr dict bytes", SectionScope::kGroup, kInFormat2, kU64Group, false, 0},
 };
+
+// The kinds a section table entry carries a column index for (the column
+// field; zero for every other kind).
+constexpr bool IsAttrColumnKind(uint32_t number) {
+  return number >= static_cast<uint32_t>(SectionKind::kAttrValid) &&
+         number <= static_cast<uint32_t>(SectionKind::kAttrDictBytes);
+}
 
 // The number a section table stores for `kind`.
 constexpr uint32_t KindNumber(SectionKind kind) { return static_cast<uint32_t>(kind); }

@@ -31,6 +31,7 @@ uint64_t DecodeBE64(const char* p) {
 
 struct TableEntry {
   uint16_t kind;
+  uint16_t column;
   uint32_t group;
   uint64_t offset;
   uint64_t length;
@@ -53,9 +54,9 @@ class SegmentWriter::Stream {
     const size_t pad = static_cast<size_t>((kSectionAlign - offset_ % kSectionAlign) % kSectionAlign);
     return Write(kZeros, pad, false);
   }
-  Status Begin(SectionKind kind, uint32_t group) {
+  Status Begin(SectionKind kind, uint32_t group, uint16_t column = 0) {
     POMAI_RETURN_IF_ERROR(Pad());
-    current_ = TableEntry{static_cast<uint16_t>(kind), group, offset_, 0, 0};
+    current_ = TableEntry{static_cast<uint16_t>(kind), column, group, offset_, 0, 0};
     return Status::OK();
   }
   Status Add(const void* data, uint64_t n) { return Write(data, n, true); }
@@ -166,6 +167,57 @@ void SegmentWriter::AddTombstone(std::string_view key, uint64_t seq) {
   entries_.push_back(Entry{key, seq, EntryKind::kTombstone, std::string_view()});
 }
 
+Status SegmentWriter::PlanAttributes(const std::string& name, Group* g) {
+  g->attrs.clear();
+  if (g->u64.columns == nullptr || g->u64.columns->empty()) return Status::OK();
+  const std::vector<AttrColumn>& columns = *g->u64.columns;
+  const size_t rows = g->u64.rows;
+  Status s = CheckAttrColumns(columns, rows);
+  if (!s.ok()) return Status::InvalidArgument("segment writer: " + name + ": " + s.message());
+  g->attrs.resize(columns.size());
+  for (size_t i = 0; i < columns.size(); ++i) g->attrs[i].column = &columns[i];
+  std::sort(g->attrs.begin(), g->attrs.end(),
+            [](const AttrPlan& a, const AttrPlan& b) { return a.column->name < b.column->name; });
+  for (AttrPlan& p : g->attrs) {
+    const AttrColumn& c = *p.column;
+    for (size_t r = 0; r < rows && !p.has_valid; ++r) p.has_valid = !c.has_value(r);
+    if (c.type != AttrType::kString && c.type != AttrType::kTags) continue;
+    // The dictionary: the values rows use, sorted (bytewise), each once; codes index it.
+    std::vector<std::string_view> values;
+    if (c.type == AttrType::kString) {
+      values.reserve(rows);
+      for (size_t r = 0; r < rows; ++r) values.push_back(c.has_value(r) ? c.str(r) : std::string_view());
+    } else {
+      const size_t tags = c.tag_offsets.size() - 1;
+      values.reserve(tags);
+      for (size_t j = 0; j < tags; ++j) {
+        values.push_back(std::string_view(c.bytes).substr(c.tag_offsets[j], c.tag_offsets[j + 1] - c.tag_offsets[j]));
+      }
+    }
+    if (c.type == AttrType::kString) {
+      for (size_t r = 0; r < rows; ++r) {
+        if (c.has_value(r)) p.dict.push_back(values[r]);
+      }
+    } else {
+      p.dict = values;
+    }
+    std::sort(p.dict.begin(), p.dict.end());
+    p.dict.erase(std::unique(p.dict.begin(), p.dict.end()), p.dict.end());
+    if (p.dict.size() > 0xFFFFFFFFull) {
+      return Status::InvalidArgument("segment writer: " + name + ": attribute column '" + Printable(c.name) + "' has " +
+                                     std::to_string(p.dict.size()) + " distinct values (codes are u32)");
+    }
+    p.codes.resize(values.size());
+    for (size_t j = 0; j < values.size(); ++j) {
+      const bool null_row = c.type == AttrType::kString && !c.has_value(j);
+      p.codes[j] = null_row ? 0
+                            : static_cast<uint32_t>(std::lower_bound(p.dict.begin(), p.dict.end(), values[j]) -
+                                                    p.dict.begin());
+    }
+  }
+  return Status::OK();
+}
+
 Status SegmentWriter::Validate() {
   auto bad = [](const std::string& what) { return Status::InvalidArgument("segment writer: " + what); };
   if (!misuse_.empty()) return bad(misuse_);
@@ -231,6 +283,7 @@ Status SegmentWriter::Validate() {
         return bad(name + ": metadata offsets point into a null blob");
       }
     }
+    POMAI_RETURN_IF_ERROR(PlanAttributes(name, &g));
   }
   // Descriptor order: (kind, cid, dim, metric) strictly ascending.
   file_order_.resize(groups_.size());
@@ -397,6 +450,74 @@ Status SegmentWriter::WriteGroup(Stream* out, const Group& g) const {
       out->End();
     }
   }
+  return WriteAttributes(out, g);
+}
+
+// The attribute directory, then per column (in directory order) its
+// sections in kind order; a null row's slot is written as zero bytes.
+Status SegmentWriter::WriteAttributes(Stream* out, const Group& g) const {
+  if (g.attrs.empty()) return Status::OK();
+  const uint32_t gi = g.file_index;
+  const uint64_t rows = g.u64.rows;
+  POMAI_RETURN_IF_ERROR(out->Begin(SectionKind::kAttrColumns, gi));
+  POMAI_RETURN_IF_ERROR(out->AddU32(static_cast<uint32_t>(g.attrs.size())));
+  POMAI_RETURN_IF_ERROR(out->AddU32(0));
+  for (const AttrPlan& p : g.attrs) {
+    const std::string& name = p.column->name;
+    const uint8_t head[attrdir::kRecordHead] = {static_cast<uint8_t>(name.size()), static_cast<uint8_t>(name.size() >> 8),
+                                                static_cast<uint8_t>(p.column->type),
+                                                p.has_valid ? attrdir::kHasValid : uint8_t{0}};
+    POMAI_RETURN_IF_ERROR(out->Add(head, sizeof(head)));
+    POMAI_RETURN_IF_ERROR(out->Add(name.data(), name.size()));
+  }
+  out->End();
+  for (size_t i = 0; i < g.attrs.size(); ++i) {
+    const AttrPlan& p = g.attrs[i];
+    const AttrColumn& c = *p.column;
+    const auto col = static_cast<uint16_t>(i);
+    if (p.has_valid) {
+      POMAI_RETURN_IF_ERROR(out->Begin(SectionKind::kAttrValid, gi, col));
+      POMAI_RETURN_IF_ERROR(out->Add(c.valid.data(), rows));
+      out->End();
+    }
+    POMAI_RETURN_IF_ERROR(out->Begin(SectionKind::kAttrValues, gi, col));
+    switch (c.type) {
+      case AttrType::kInt64:
+        for (uint64_t r = 0; r < rows; ++r) POMAI_RETURN_IF_ERROR(out->AddU64(c.has_value(r) ? static_cast<uint64_t>(c.ints[r]) : 0));
+        break;
+      case AttrType::kFloat64:
+        for (uint64_t r = 0; r < rows; ++r) {
+          POMAI_RETURN_IF_ERROR(out->AddU64(c.has_value(r) ? std::bit_cast<uint64_t>(c.floats[r]) : 0));
+        }
+        break;
+      case AttrType::kBool:
+        POMAI_RETURN_IF_ERROR(out->Add(c.bools.data(), rows));  // a null row's byte is 0 (CheckAttrColumns)
+        break;
+      case AttrType::kString:
+      case AttrType::kTags:
+        for (uint32_t code : p.codes) POMAI_RETURN_IF_ERROR(out->AddU32(code));
+        break;
+    }
+    out->End();
+    if (c.type == AttrType::kTags) {
+      POMAI_RETURN_IF_ERROR(out->Begin(SectionKind::kAttrTagOffsets, gi, col));
+      for (uint64_t r = 0; r <= rows; ++r) POMAI_RETURN_IF_ERROR(out->AddU64(c.offsets[r]));
+      out->End();
+    }
+    if (c.type == AttrType::kString || c.type == AttrType::kTags) {
+      POMAI_RETURN_IF_ERROR(out->Begin(SectionKind::kAttrDictOffsets, gi, col));
+      uint64_t off = 0;
+      POMAI_RETURN_IF_ERROR(out->AddU64(0));
+      for (std::string_view v : p.dict) {
+        off += v.size();
+        POMAI_RETURN_IF_ERROR(out->AddU64(off));
+      }
+      out->End();
+      POMAI_RETURN_IF_ERROR(out->Begin(SectionKind::kAttrDictBytes, gi, col));
+      for (std::string_view v : p.dict) POMAI_RETURN_IF_ERROR(out->Add(v.data(), v.size()));
+      out->End();
+    }
+  }
   return Status::OK();
 }
 
@@ -480,6 +601,8 @@ Status SegmentWriter::WriteBody(WritableFile* file, uint64_t file_number) const 
     uint8_t e[kSectionEntrySize] = {};
     e[table2::kKind] = static_cast<uint8_t>(t.kind);
     e[table2::kKind + 1] = static_cast<uint8_t>(t.kind >> 8);
+    e[table2::kColumn] = static_cast<uint8_t>(t.column);
+    e[table2::kColumn + 1] = static_cast<uint8_t>(t.column >> 8);
     EncodeFixed32(e + table2::kGroup, t.group);
     EncodeFixed64(e + table2::kOffset, t.offset);
     EncodeFixed64(e + table2::kLength, t.length);

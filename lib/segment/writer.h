@@ -29,6 +29,7 @@
 #include "index/hnsw.h"
 #include "segment/format.h"
 #include "simd/distance.h"
+#include "util/attributes.h"
 #include "util/env.h"
 #include "util/status.h"
 
@@ -55,6 +56,12 @@ struct U64Rows {
   size_t tombstones = 0;
   const uint64_t* tombstone_ids = nullptr;   // strictly ascending
   const uint64_t* tombstone_seqs = nullptr;
+  // The rows' attribute columns (docs/FILTERS.md), each of `rows` rows in
+  // row order, names distinct, in any order (CheckAttrColumns). Null or
+  // empty: the group has none. Written as the group's attribute sections
+  // (docs/FORMAT.md, "Attribute columns"), a column whose every row is null
+  // included.
+  const std::vector<AttrColumn>* columns = nullptr;
 };
 
 class SegmentWriter {
@@ -98,6 +105,13 @@ class SegmentWriter {
   size_t group_count() const { return groups_.size(); }
 
  private:
+  // One attribute column as Finish writes it.
+  struct AttrPlan {
+    const AttrColumn* column = nullptr;
+    bool has_valid = false;                // some row is null
+    std::vector<std::string_view> dict;    // kString, kTags: the values used, strictly ascending
+    std::vector<uint32_t> codes;           // kString: rows codes; kTags: one per tag
+  };
   struct Group {
     GroupKind kind;
     uint64_t cid = 0;
@@ -108,6 +122,7 @@ class SegmentWriter {
     std::vector<const float*> row_vectors;    // likewise
     std::vector<index::GraphSection> graph;
     bool graph_set = false;
+    std::vector<AttrPlan> attrs;              // kind kU64: by name, set by Finish
     // Set by Finish.
     uint32_t file_index = 0;
     uint32_t rows_per_block = 1;
@@ -127,8 +142,11 @@ class SegmentWriter {
   class Stream;
 
   Status Validate();
+  // Checks g's attribute columns and builds their plans (names sorted, dictionaries).
+  static Status PlanAttributes(const std::string& name, Group* g);
   Status WriteBody(WritableFile* file, uint64_t file_number) const;
   Status WriteGroup(Stream* out, const Group& g) const;
+  Status WriteAttributes(Stream* out, const Group& g) const;
 
   size_t block_bytes_;
   std::vector<Group> groups_;

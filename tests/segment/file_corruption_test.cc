@@ -318,8 +318,14 @@ TEST_F(CraftedFile, TableEntriesAreChecked) {
                         "does not belong to a records group");
   // A required section renamed into a duplicate.
   ExpectEntryFieldFails(SectionKind::kRowSeqs, 0, 0, KindNumber(SectionKind::kRowIds), "appears twice");
-  ExpectEntryFieldFails(SectionKind::kRowSeqs, 0, 0, KindNumber(SectionKind::kGraphSq8Norms) + 1,
-                        "unknown section kind 168");
+  ExpectEntryFieldFails(SectionKind::kRowSeqs, 0, 0, KindNumber(SectionKind::kAttrDictBytes) + 1,
+                        "unknown section kind 174");
+  // The column field (bytes 2..3) is only for the attribute kinds 169..173.
+  ExpectEntryFieldFails(SectionKind::kRowSeqs, 0, 0, KindNumber(SectionKind::kRowSeqs) | (3u << 16),
+                        "row seqs section has column field 3");
+  // Attribute sections belong to u64 groups only.
+  ExpectEntryFieldFails(SectionKind::kRowEntries, 2, 0, KindNumber(SectionKind::kAttrColumns),
+                        "attr columns section of group 2 does not belong to a records group");
 }
 
 TEST_F(CraftedFile, MissingSectionsAndWrongLengthsAreCorruption) {

@@ -68,6 +68,12 @@ TEST(SectionKindRegistry, Format2KindsAreTheDesignTable) {
       {SectionKind::kGraphSq8Params, 165, "sq8 params", group, graph},
       {SectionKind::kGraphSq8Codes, 166, "sq8 codes", group, graph},
       {SectionKind::kGraphSq8Norms, 167, "sq8 norms", group, graph},
+      {SectionKind::kAttrColumns, 168, "attr columns", group, kU64Group},
+      {SectionKind::kAttrValid, 169, "attr valid", group, kU64Group},
+      {SectionKind::kAttrValues, 170, "attr values", group, kU64Group},
+      {SectionKind::kAttrTagOffsets, 171, "attr tag offsets", group, kU64Group},
+      {SectionKind::kAttrDictOffsets, 172, "attr dict offsets", group, kU64Group},
+      {SectionKind::kAttrDictBytes, 173, "attr dict bytes", group, kU64Group},
   };
   size_t registered = 0;
   for (const SectionKindInfo& info : kSectionKinds) registered += (info.containers & kInFormat2) != 0;
@@ -81,7 +87,8 @@ TEST(SectionKindRegistry, Format2KindsAreTheDesignTable) {
     EXPECT_EQ(info->name, row.name);
     EXPECT_EQ(info->scope, row.scope);
     EXPECT_EQ(info->group_kinds, row.group_kinds);
-    // Only the graph's sections may be absent (the group's and the graph header's flags say).
+    // Only the graph's and the attributes' sections may be absent (the
+    // group's and the graph header's flags, the attribute directory say).
     EXPECT_EQ(info->required, row.number < KindNumber(SectionKind::kGraphHeader));
   }
 }
@@ -134,7 +141,10 @@ TEST(SectionKindRegistry, ScopesAndElementSizes) {
       {SectionKind::kHnswHeader, 128}, {SectionKind::kHnswLevels, 1}, {SectionKind::kKeys, 0},
       {SectionKind::kEntries, 48},    {SectionKind::kGroups, 64},    {SectionKind::kValues, 0},
       {SectionKind::kRowEntries, 4},  {SectionKind::kBlockCrcs, 4},  {SectionKind::kGraphHeader, 128},
+      {SectionKind::kAttrColumns, 0}, {SectionKind::kAttrValid, 1},  {SectionKind::kAttrValues, 0},
+      {SectionKind::kAttrTagOffsets, 8}, {SectionKind::kAttrDictOffsets, 8}, {SectionKind::kAttrDictBytes, 0},
   };
+  for (uint32_t n = 0; n < 0x10000; ++n) EXPECT_EQ(IsAttrColumnKind(n), n >= 169 && n <= 173) << n;
   for (auto [kind, size] : sizes) EXPECT_EQ(ElementSize(kind), size) << SectionKindName(kind);
   EXPECT_EQ(SectionKindOf(SectionKind::kHnswLayer0).containers, kInGraphImage);
   EXPECT_FALSE(SectionKindOf(SectionKind::kHnswLayer0).required);
@@ -142,7 +152,7 @@ TEST(SectionKindRegistry, ScopesAndElementSizes) {
 
 TEST(SectionKindRegistry, UnknownNumbersAreNotFound) {
   // 1..5 were format 1's core sections; 65537 is 1 once truncated to 16 bits.
-  for (uint32_t n : {0u, 1u, 2u, 5u, 6u, 15u, 24u, 31u, 63u, 64u, 70u, 71u, 95u, 101u, 127u, 132u, 143u, 153u, 159u, 168u, 0xFFFFu,
+  for (uint32_t n : {0u, 1u, 2u, 5u, 6u, 15u, 24u, 31u, 63u, 64u, 70u, 71u, 95u, 101u, 127u, 132u, 143u, 153u, 159u, 174u, 0xFFFFu,
                      0x10001u, 0xFFFFFFFFu}) {
     EXPECT_EQ(FindSectionKind(n), nullptr) << n;
   }
