@@ -43,10 +43,13 @@ struct SearchScratch {
   std::vector<const uint8_t*> codes;
   std::vector<uint32_t> ids;
   std::vector<float> scores;
+  std::vector<uint32_t> frontier;  // the filtered walk's non-passing rows seen and not yet scored
   sq8::Query sq8_query;
 
   void Reserve(size_t degree, size_t ef) {
-    const size_t n = std::max(degree, ef);  // the rerank scores ef rows at once
+    // The rerank scores ef rows at once; a filtered walk's batch holds fewer
+    // than two link lists (it stops adding lists once it has one list's worth).
+    const size_t n = std::max(2 * degree, ef);
     if (rows.size() < n) {
       rows.resize(n);
       codes.resize(n);
@@ -282,11 +285,21 @@ Status HnswGraph::Search(const float* query, size_t k, size_t ef, RowFilter is_l
   } catch (const std::bad_alloc&) {
     return Status::ResourceExhausted("hnsw search: out of memory for ef " + std::to_string(ef));
   }
-  std::vector<Cand>& results = s.results;
   if (traversal_ == Traversal::kSq8) {
     s.sq8_query.Prepare(metric_, query, sq8_params_, sq8_params_ + dim_, dim_, sq8_norms_);
     POMAI_RETURN_IF_ERROR(Walk(Sq8Scorer{sq8_codes_, sq8::Stride(dim_), &s.sq8_query}, ef, is_live));
-    // Re-score exactly the best of the ef the walk kept: the kRerank(k)
+  } else {
+    POMAI_RETURN_IF_ERROR(Walk(FloatScorer{vectors_, dim_, metric_, query}, ef, is_live));
+  }
+  TakeResults(query, k, out);
+  return Status::OK();
+}
+
+void HnswGraph::TakeResults(const float* query, size_t k, std::vector<Neighbor>* out) const {
+  SearchScratch& s = ThreadScratch();
+  std::vector<Cand>& results = s.results;
+  if (traversal_ == Traversal::kSq8) {
+    // Re-score exactly the best of the ef the walk kept: the RerankCount(k)
     // closest by code distance (all of them when ef is smaller).
     const size_t rerank = RerankCount(k);
     if (results.size() > rerank) {
@@ -300,7 +313,6 @@ Status HnswGraph::Search(const float* query, size_t k, size_t ef, RowFilter is_l
     std::partial_sort(results.begin(), results.begin() + n, results.end(), internal::CloserThan);
     results.resize(n);
   } else {
-    POMAI_RETURN_IF_ERROR(Walk(FloatScorer{vectors_, dim_, metric_, query}, ef, is_live));
     while (results.size() > k) {
       std::pop_heap(results.begin(), results.end(), FarthestOnTop());
       results.pop_back();
@@ -309,18 +321,13 @@ Status HnswGraph::Search(const float* query, size_t k, size_t ef, RowFilter is_l
   }
   out->reserve(results.size());
   for (const Cand& c : results) out->push_back(Neighbor{-c.d, c.id});
-  return Status::OK();
 }
 
-// The greedy descent through the upper layers, then hnswlib's
-// searchBaseLayerST on layer 0: best-first from the descent's row, keeping
-// the ef closest live rows in s.results. Dead rows still become candidates.
 template <class Scorer>
-Status HnswGraph::Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const {
+Status HnswGraph::Descend(const Scorer& scorer, uint32_t* entry, float* entry_d) const {
   SearchScratch& s = ThreadScratch();
   using Row = typename Scorer::Row;
   Row* const rows_buf = scorer.Rows(s).data();
-  uint32_t* const ids = s.ids.data();
   float* const scores = s.scores.data();
 
   uint32_t cur = entry_;
@@ -359,6 +366,25 @@ Status HnswGraph::Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const
       }
     }
   }
+  *entry = cur;
+  *entry_d = cur_d;
+  return Status::OK();
+}
+
+// The greedy descent through the upper layers, then hnswlib's
+// searchBaseLayerST on layer 0: best-first from the descent's row, keeping
+// the ef closest live rows in s.results. Dead rows still become candidates.
+template <class Scorer>
+Status HnswGraph::Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const {
+  SearchScratch& s = ThreadScratch();
+  using Row = typename Scorer::Row;
+  Row* const rows_buf = scorer.Rows(s).data();
+  uint32_t* const ids = s.ids.data();
+  float* const scores = s.scores.data();
+
+  uint32_t cur;
+  float cur_d;
+  POMAI_RETURN_IF_ERROR(Descend(scorer, &cur, &cur_d));
 
   internal::VisitedSet& visited = internal::ThreadVisitedSet();
   visited.Begin(rows_);
@@ -433,6 +459,207 @@ Status HnswGraph::Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const
     if (!candidates.empty()) PrefetchLinks(layer0 + candidates.front().id * stride, stride);
   }
   return Status::OK();
+}
+
+Status HnswGraph::SearchFiltered(const float* query, size_t k, size_t ef, const Bitmap& pass, RowFilter is_live,
+                                 std::vector<Neighbor>* out) const {
+  out->clear();
+  if (pass.size() != rows_) {
+    return Status::InvalidArgument("hnsw filtered search: the bitmap has " + std::to_string(pass.size()) +
+                                   " bits, the graph " + std::to_string(rows_) + " rows");
+  }
+  if (rows_ == 0 || k == 0) return Status::OK();
+  if (query == nullptr) return Status::InvalidArgument("hnsw filtered search: null query");
+  const uint64_t passing = pass.Count();
+  if (passing == 0) return Status::OK();
+  ef = static_cast<size_t>(std::min<uint64_t>(std::max(ef, k), rows_));
+  SearchScratch& s = ThreadScratch();
+  try {
+    s.Reserve(std::max(m_, m0_), ef);
+  } catch (const std::bad_alloc&) {
+    return Status::ResourceExhausted("hnsw filtered search: out of memory for ef " + std::to_string(ef));
+  }
+  if (traversal_ == Traversal::kSq8) {
+    s.sq8_query.Prepare(metric_, query, sq8_params_, sq8_params_ + dim_, dim_, sq8_norms_);
+    POMAI_RETURN_IF_ERROR(
+        WalkFiltered(Sq8Scorer{sq8_codes_, sq8::Stride(dim_), &s.sq8_query}, ef, pass, passing, is_live));
+  } else {
+    POMAI_RETURN_IF_ERROR(WalkFiltered(FloatScorer{vectors_, dim_, metric_, query}, ef, pass, passing, is_live));
+  }
+  TakeResults(query, k, out);
+  return Status::OK();
+}
+
+Status HnswGraph::SearchGated(const float* query, size_t k, size_t ef, const Bitmap& pass, RowFilter is_live,
+                              std::vector<Neighbor>* out) const {
+  out->clear();
+  if (pass.size() != rows_) {
+    return Status::InvalidArgument("hnsw gated search: the bitmap has " + std::to_string(pass.size()) +
+                                   " bits, the graph " + std::to_string(rows_) + " rows");
+  }
+  if (is_live.all_live()) return Search(query, k, ef, [&pass](uint32_t row) { return pass.Get(row); }, out);
+  return Search(query, k, ef, [&pass, is_live](uint32_t row) { return pass.Get(row) && is_live(row); }, out);
+}
+
+// Layer 0 of a filtered search. Only passing rows are scored on the way:
+// expanding a node scores its passing neighbours and, when fewer than
+// TwoHopBelow(m0) of its neighbours pass, the passing neighbours of its
+// non-passing neighbours (two hops, ACORN-1's expansion), until it has one
+// link list's worth (m0) of new rows. The candidate queue is best-first with
+// the plain walk's bound. Non-passing rows met on the way are kept unscored
+// in s.frontier; when the queue runs dry with fewer than ef results and
+// passing rows not yet visited, the frontier rows are scored and queued as
+// bridges (expanded, never returned), so the walk reaches every row the
+// plain walk reaches. Marks: `visited` = scored (or the entry), `seen` = a
+// non-passing row in the frontier.
+template <class Scorer>
+Status HnswGraph::WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pass, uint64_t passing,
+                               RowFilter is_live) const {
+  SearchScratch& s = ThreadScratch();
+  using Row = typename Scorer::Row;
+  Row* const rows_buf = scorer.Rows(s).data();
+  uint32_t* const ids = s.ids.data();
+  float* const scores = s.scores.data();
+  const size_t batch_cap = scorer.Rows(s).size();
+
+  uint32_t cur;
+  float cur_d;
+  POMAI_RETURN_IF_ERROR(Descend(scorer, &cur, &cur_d));
+
+  internal::VisitedSet& visited_set = internal::ThreadVisitedSet();
+  visited_set.Begin(rows_, 2);
+  uint16_t* const marks = visited_set.marks();
+  const uint16_t visited = visited_set.epoch();
+  const uint16_t seen = static_cast<uint16_t>(visited + 1);
+  std::vector<Cand>& candidates = s.candidates;
+  std::vector<Cand>& results = s.results;
+  std::vector<uint32_t>& frontier = s.frontier;
+  candidates.clear();
+  results.clear();
+  frontier.clear();
+  const uint64_t stride = uint64_t{m0_} + 1;
+  const uint32_t* const layer0 = layer0_;
+  const uint32_t rows = static_cast<uint32_t>(rows_);
+  const uint32_t two_hop_below = TwoHopBelow(m0_);
+  const uint64_t* const pass_words = pass.words();
+  auto passes = [pass_words](uint32_t id) { return (pass_words[id >> 6] >> (id & 63)) & 1; };
+  uint64_t passing_visited = 0;  // passing rows scored so far
+
+  float bound = std::numeric_limits<float>::infinity();
+  // Offers a scored row to the queue (and, if it passes and is live, to the results).
+  auto offer = [&](float d, uint32_t id, bool is_passing) {
+    if (results.size() < ef || d < bound) {
+      candidates.push_back(Cand{d, id});
+      std::push_heap(candidates.begin(), candidates.end(), ClosestOnTop());
+      if (is_passing && is_live(id)) {
+        results.push_back(Cand{d, id});
+        std::push_heap(results.begin(), results.end(), FarthestOnTop());
+        if (results.size() > ef) {
+          std::pop_heap(results.begin(), results.end(), FarthestOnTop());
+          results.pop_back();
+        }
+      }
+      if (!results.empty() && results.size() >= ef) bound = results.front().d;
+    }
+  };
+  // Reads row `id`'s layer-0 list after checking its count.
+  auto list = [&](uint32_t id, const uint32_t** links) -> Status {
+    *links = layer0 + id * stride;
+    if ((*links)[0] > m0_) {
+      return LinkCorruption(kHnswLayer0, id * stride * 4, "row " + std::to_string(id) + " has " +
+                                                              std::to_string((*links)[0]) + " links, more than m0 " +
+                                                              std::to_string(m0_));
+    }
+    return Status::OK();
+  };
+  auto bad_link = [&](uint32_t from, uint32_t j, uint32_t id) {
+    return LinkCorruption(kHnswLayer0, (from * stride + j) * 4,
+                          "link to row " + std::to_string(id) + " >= rows " + std::to_string(rows));
+  };
+
+  marks[cur] = visited;
+  if (passes(cur)) ++passing_visited;
+  offer(cur_d, cur, passes(cur));
+
+  for (;;) {
+    while (!candidates.empty()) {
+      const Cand c = candidates.front();
+      if (c.d > bound && results.size() >= ef) return Status::OK();
+      std::pop_heap(candidates.begin(), candidates.end(), ClosestOnTop());
+      candidates.pop_back();
+
+      const uint32_t* links;
+      POMAI_RETURN_IF_ERROR(list(c.id, &links));
+      const uint32_t count = links[0];
+      size_t n = 0;
+      uint32_t passing_links = 0;
+      for (uint32_t j = 1; j <= count; ++j) {
+        const uint32_t id = links[j];
+        if (id >= rows) return bad_link(c.id, j, id);
+        if (passes(id)) {
+          ++passing_links;
+          if (marks[id] != visited) {
+            marks[id] = visited;
+            const Row row = scorer.At(id);
+            scorer.Prefetch(row);
+            rows_buf[n] = row;
+            ids[n] = id;
+            ++n;
+          }
+        } else if (marks[id] != visited && marks[id] != seen) {
+          marks[id] = seen;
+          frontier.push_back(id);
+        }
+      }
+      if (passing_links < two_hop_below) {
+        // Two hops: the passing neighbours of the non-passing neighbours, in
+        // link order, until the batch holds a list's worth.
+        for (uint32_t j = 1; j <= count && n < m0_; ++j) {
+          const uint32_t via = links[j];
+          if (passes(via)) continue;
+          const uint32_t* links2;
+          POMAI_RETURN_IF_ERROR(list(via, &links2));
+          const uint32_t count2 = links2[0];
+          for (uint32_t i = 1; i <= count2; ++i) {
+            const uint32_t id = links2[i];
+            if (id >= rows) return bad_link(via, i, id);
+            if (passes(id) && marks[id] != visited) {
+              marks[id] = visited;
+              const Row row = scorer.At(id);
+              scorer.Prefetch(row);
+              rows_buf[n] = row;
+              ids[n] = id;
+              ++n;
+            }
+          }
+        }
+      }
+      if (n == 0) continue;
+      passing_visited += n;
+      if (!candidates.empty()) PrefetchLinks(layer0 + candidates.front().id * stride, stride);
+      scorer.Score(rows_buf, ids, n, scores);
+      for (size_t i = 0; i < n; ++i) offer(Distance(scores[i]), ids[i], true);
+    }
+    // The queue ran dry: done when the results are full or no passing row is left to find.
+    if (results.size() >= ef || passing_visited >= passing) return Status::OK();
+    // Score the frontier's rows still unscored and queue them as bridges.
+    size_t n = 0;
+    auto flush = [&] {
+      scorer.Score(rows_buf, ids, n, scores);
+      for (size_t i = 0; i < n; ++i) offer(Distance(scores[i]), ids[i], false);
+      n = 0;
+    };
+    for (const uint32_t id : frontier) {
+      if (marks[id] != seen) continue;
+      marks[id] = visited;
+      rows_buf[n] = scorer.At(id);
+      ids[n] = id;
+      if (++n == batch_cap) flush();
+    }
+    if (n > 0) flush();
+    frontier.clear();
+    if (candidates.empty()) return Status::OK();  // every reachable row is visited
+  }
 }
 
 Status HnswGraph::Verify() const {

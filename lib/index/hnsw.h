@@ -22,6 +22,7 @@
 
 #include "index/hnsw_format.h"
 #include "simd/distance.h"
+#include "util/bitmap.h"
 #include "util/status.h"
 #include "util/thread_pool.h"
 
@@ -134,6 +135,11 @@ enum class Traversal : uint8_t {
 // float32 rows are the expensive reads of a search at high dimensions.
 constexpr size_t RerankCount(size_t k) { return std::max<size_t>(4 * k, 32); }
 
+// The filtered walk expands a node through two hops when fewer than this
+// many of its m0 layer-0 neighbours pass the filter (m0 / 4: measured in
+// bench/filtered_bench.cc; see index/filtered.h).
+constexpr uint32_t TwoHopBelow(uint32_t m0) { return std::max<uint32_t>(m0 / 4, 1); }
+
 // What `pomai-inspect graph` shows. Computed in O(rows).
 struct HnswStats {
   uint64_t rows = 0;
@@ -186,6 +192,33 @@ class HnswGraph {
   // `vectors` gets true scores even from a damaged graph (maybe other rows).
   Status Search(const float* query, size_t k, size_t ef, RowFilter is_live, std::vector<Neighbor>* out) const;
 
+  // Filtered searches (docs/FILTERS.md, "Execution"; index/filtered.h
+  // chooses between them and an exact scan). `pass` has one bit per row
+  // (InvalidArgument otherwise); a row may be returned only when it passes
+  // and is_live(row). Both return the min(k, found) best such rows, best
+  // first, float32 scores, and check every link read as Search does.
+  //
+  // SearchFiltered: the filtered walk. The upper layers are descended as in
+  // Search (the filter plays no part there); on layer 0 only passing rows
+  // are scored and returned, and a node with fewer than TwoHopBelow(m0)
+  // passing neighbours also reaches the passing neighbours of its
+  // non-passing ones (two hops, as ACORN-1). When the passing rows reachable
+  // that way run out before ef are found, the non-passing rows met so far
+  // are scored and walked through as bridges. Guarantee: it stops early only
+  // with ef live passing rows in hand (ef >= k) or when every passing row
+  // has been visited, so it returns min(k, L) rows, L = the live passing
+  // rows reachable from the entry point on layer 0 (every row of an intact
+  // graph built by BuildHnsw in practice, but HNSW does not promise it; a
+  // caller needing k when k pass checks the count and scans). No bit set:
+  // nothing, at O(rows / 64).
+  Status SearchFiltered(const float* query, size_t k, size_t ef, const Bitmap& pass, RowFilter is_live,
+                        std::vector<Neighbor>* out) const;
+  // SearchGated: the plain walk (Search) with pass && is_live as its row
+  // filter: every row is scored on the way, the walk goes on past ef until
+  // it has k passing live rows. The same guarantee as SearchFiltered.
+  Status SearchGated(const float* query, size_t k, size_t ef, const Bitmap& pass, RowFilter is_live,
+                     std::vector<Neighbor>* out) const;
+
   // The walk's vectors: kSq8 (the default when the graph has codes) or kFloat32.
   // Asking for kSq8 without codes keeps kFloat32. Not thread-safe with Search.
   void set_traversal(Traversal t) { traversal_ = (t == Traversal::kSq8 && sq8_codes_ != nullptr) ? t : Traversal::kFloat32; }
@@ -235,10 +268,20 @@ class HnswGraph {
   Status LinkCorruption(segment::SectionKind kind, uint64_t byte_in_section, const std::string& what) const;
   // Points *links at the block of `row` on `level` >= 1 after checking it exists.
   Status UpperBlock(uint32_t row, uint32_t level, const uint32_t** links) const;
-  // The greedy descent and the layer-0 search, scoring with `scorer`; the
+  // The greedy descent through the upper layers from the entry point: the
+  // closest row found on layer 1 (the entry point when there is no upper
+  // layer) and its distance.
+  template <class Scorer>
+  Status Descend(const Scorer& scorer, uint32_t* entry, float* entry_d) const;
+  // The descent and the layer-0 search, scoring with `scorer`; the
   // ef best live rows are left in the thread's scratch.
   template <class Scorer>
   Status Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const;
+  // SearchFiltered's walk; `passing` = pass.Count() > 0.
+  template <class Scorer>
+  Status WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pass, uint64_t passing, RowFilter is_live) const;
+  // The k best of the walk's results into *out (an SQ8 walk's re-scored in float32 first).
+  void TakeResults(const float* query, size_t k, std::vector<Neighbor>* out) const;
 
   static constexpr uint32_t kNumSections = 8;
   std::string file_;

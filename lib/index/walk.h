@@ -34,15 +34,20 @@ inline float Distance(float score) {
 
 // An epoch-tagged visited set: marking costs a store, and a new walk costs
 // nothing until the 16-bit epoch wraps (then the marks are cleared once).
+// A walk may take several consecutive epochs to give a node more than one
+// marked state (the filtered walk's "seen" and "visited").
 class VisitedSet {
  public:
-  // Starts a walk over `n` nodes: afterwards no node is marked.
-  void Begin(size_t n) {
+  // Starts a walk over `n` nodes with `states` (1 .. 255) epochs, epoch()
+  // .. epoch() + states - 1: afterwards no node carries any of them.
+  void Begin(size_t n, uint16_t states = 1) {
     if (marks_.size() < n) marks_.resize(n, 0);  // new marks are 0, never a live epoch
-    if (++epoch_ == 0) {
+    if (last_ > 0xFFFF - states) {
       std::fill(marks_.begin(), marks_.end(), uint16_t{0});
-      epoch_ = 1;
+      last_ = 0;
     }
+    epoch_ = static_cast<uint16_t>(last_ + 1);
+    last_ = static_cast<uint16_t>(last_ + states);
   }
   uint16_t* marks() { return marks_.data(); }
   uint16_t epoch() const { return epoch_; }
@@ -50,6 +55,7 @@ class VisitedSet {
  private:
   std::vector<uint16_t> marks_;
   uint16_t epoch_ = 0;
+  uint16_t last_ = 0;  // the last epoch handed out
 };
 
 // The calling thread's visited set, reused by every walk on this thread.
