@@ -1,5 +1,6 @@
 #include "engine/db.h"
 #include "engine/db_impl.h"
+#include "filter/column_source.h"
 
 #include <unistd.h>
 
@@ -314,6 +315,7 @@ Status WriteSegment(Env* env, const std::string& dir, uint64_t number, const std
       cols.metadata_offsets = r.meta_offsets.data();
       cols.metadata_blob = reinterpret_cast<const uint8_t*>(r.meta_blob.data());
     }
+    cols.columns = &r.columns;
     cols.tombstones = r.tombstones.size();
     cols.tombstone_ids = r.tombstones.data();
     cols.tombstone_seqs = r.tombstone_seqs.data();
@@ -1682,6 +1684,32 @@ Status MergeU64Groups(const std::vector<std::shared_ptr<const segment::SegmentFi
   }
   RowTable::Sorted& m = out->rows;
   m.meta_offsets.push_back(0);
+  // The attribute columns: every column of any input group (a row of a
+  // group without one is null there), each input's checked before use.
+  std::map<std::string, AttrType, std::less<>> names;
+  for (size_t r = 0; r < in.size(); ++r) {
+    if (group[r] < 0) continue;
+    std::vector<std::pair<std::string, AttrType>> cols;
+    POMAI_RETURN_IF_ERROR(in[r]->AttrColumns(static_cast<uint32_t>(group[r]), &cols));
+    for (const auto& [name, type] : cols) {
+      auto [it, fresh] = names.emplace(name, type);
+      if (!fresh && it->second != type)
+        return Status::Corruption(in[r]->path() + ": attribute column '" + Printable(name) + "' is " +
+                                  AttrTypeName(type) + " where another segment has it as " + AttrTypeName(it->second));
+    }
+  }
+  std::vector<filter::ColumnRef> refs(in.size() * names.size());
+  std::vector<uint8_t> present(in.size() * names.size(), 0);
+  for (const auto& [name, type] : names) m.columns.push_back(AttrColumn::Make(name, type));
+  for (size_t r = 0; r < in.size(); ++r) {
+    if (group[r] < 0) continue;
+    for (size_t c = 0; c < m.columns.size(); ++c) {
+      bool has = false;
+      POMAI_RETURN_IF_ERROR(
+          in[r]->Column(static_cast<uint32_t>(group[r]), m.columns[c].name, &refs[r * names.size() + c], &has));
+      present[r * names.size() + c] = has;
+    }
+  }
   for (size_t i = 0; i < versions.size(); ++i) {
     if (i > 0 && versions[i].id == versions[i - 1].id) continue;  // an older version
     const Version& v = versions[i];
@@ -1703,6 +1731,10 @@ Status MergeU64Groups(const std::vector<std::shared_ptr<const segment::SegmentFi
     m.vectors.insert(m.vectors.end(), vec, vec + dim);
     m.meta_blob.append(meta);
     m.meta_offsets.push_back(m.meta_blob.size());
+    for (size_t c = 0; c < m.columns.size(); ++c) {
+      const size_t at = v.rank * names.size() + c;
+      filter::AppendRow(refs[at], present[at] != 0, row, &m.columns[c]);
+    }
   }
   return Status::OK();
 }

@@ -1,6 +1,8 @@
 // The search executor (search.h, docs/ENGINE.md 4.5).
 #include "engine/search.h"
 
+#include "index/filtered.h"
+
 #include <atomic>
 #include <string>
 
@@ -221,13 +223,7 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
       if (!s.ok() && filter_error.ok()) filter_error = s;
       return s.ok() && visible && !hidden;
     };
-    // The gated walk: a row it returns must pass the filter too.
-    auto passes_and_live = [&](uint32_t row) { return pass->Get(row) && is_live(row); };
-    const bool no_filter = unhidden && l.all_visible();
-    const index::RowFilter gate = pass != nullptr ? index::RowFilter(passes_and_live)
-                                  : no_filter     ? index::RowFilter()
-                                                  : index::RowFilter(is_live);
-    const index::RowFilter live_only = no_filter ? index::RowFilter() : index::RowFilter(is_live);
+    const index::RowFilter filter = unhidden && l.all_visible() ? index::RowFilter() : index::RowFilter(is_live);
     const index::HnswGraph& graph = *l.graph();
     const uint64_t rows = l.rows();
     const uint64_t passing = l.passing();
@@ -251,9 +247,10 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
         continue;
       }
       // Statuses are moved into `error` only when they are errors.
-      Status st = plan == index::FilteredPlan::kFilteredWalk
-                      ? graph.SearchFiltered(queries + q * dim, k, ef, *pass, live_only, &found)
-                      : graph.Search(queries + q * dim, k, ef, gate, &found);
+      const float* query = queries + q * dim;
+      Status st = pass == nullptr                                  ? graph.Search(query, k, ef, filter, &found)
+                  : plan == index::FilteredPlan::kFilteredWalk ? graph.SearchFiltered(query, k, ef, *pass, filter, &found)
+                                                               : graph.SearchGated(query, k, ef, *pass, filter, &found);
       if (st.ok() && !filter_error.ok()) st = filter_error;
       if (st.ok() && pass != nullptr && found.size() < k) {
         // The walk missed passing rows (a filter cuts the graph apart): the
