@@ -201,11 +201,10 @@ def _column(name: str, encoded: bytes, value: Any, n: int) -> Column:
         return _from_arrow(where, encoded, value, n)
     pl = _loaded("polars")
     if pl is not None and isinstance(value, pl.Series):
-        try:
-            arrow = value.to_arrow()
-        except Exception as e:  # polars' Object columns, and others with no Arrow form
-            raise TypeError(f"{where} is a polars Series of {value.dtype}, which has no Arrow form: {e}") from None
-        return _from_arrow(where, encoded, arrow, n)
+        if value.dtype == pl.Object:
+            raise TypeError(f"{where} is a polars Series of Object (Python objects); give it a "
+                            "typed dtype such as pl.Int64, pl.String or pl.List(pl.String)")
+        return _from_arrow(where, encoded, value.to_arrow(), n)
     if isinstance(value, np.ndarray):
         return _from_numpy(where, encoded, value, n)
     if isinstance(value, (list, tuple)):
@@ -321,6 +320,9 @@ def _from_arrow(where: str, name: bytes, arr: Any, n: int) -> Column:
         return Column(name, STRING, n, _bitmap(valid), values, offsets)
     if _is_list(pa, t) and (_is_text(pa, t.value_type) or pa.types.is_null(t.value_type)
                             or (pa.types.is_dictionary(t.value_type) and _is_text(pa, t.value_type.value_type))):
+        if _has_type(pa, "is_list_view", t) or _has_type(pa, "is_large_list_view", t):
+            chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+            arr = pa.chunked_array([_list_view_as_list(pa, c) for c in chunks], type=pa.large_list(t.value_type))
         arr = _one_chunk(_cast(where, pc, arr, pa.large_list(pa.large_string())))
         return _tags(where, name, arr, n)
     if pa.types.is_temporal(t):
@@ -329,6 +331,21 @@ def _from_arrow(where: str, name: bytes, arr: Any, n: int) -> Column:
         raise TypeError(f"{where} is {t}; tags are lists of strings")
     raise TypeError(f"{where} has the unsupported type {t}; attributes are int64, float64, bool, "
                     "string or tags (lists of strings)")
+
+
+def _list_view_as_list(pa: Any, arr: Any) -> Any:
+    """A list_view Array as a large_list Array of the same rows. Done here, not
+    by pyarrow's cast, which gives wrong offsets (pyarrow 26: the last row of
+    [['a'], ['']] loses its tag)."""
+    valid = _valid(arr)
+    starts = np.asarray(arr.offsets, dtype=np.int64)  # .offsets and .sizes account for arr.offset
+    sizes = np.asarray(arr.sizes, dtype=np.int64)
+    if valid is not None:
+        sizes = np.where(valid, sizes, 0)
+    offsets = _offsets_of(sizes)
+    index = np.repeat(starts - offsets[:-1], sizes) + np.arange(offsets[-1], dtype=np.int64)
+    return pa.LargeListArray.from_arrays(pa.array(offsets), arr.values.take(pa.array(index)),
+                                         mask=None if valid is None else pa.array(~valid))
 
 
 def _is_text(pa: Any, t: Any) -> bool:
