@@ -189,7 +189,8 @@ int StreamNext(ArrowArrayStream* s, ArrowArray* out) {
     bool done = false;
     Status status = st->next(&batch, &done);
     if (!status.ok()) {
-      st->error = status.ToString();
+      // "pomai status <code>: <message>": the code stays readable to a consumer.
+      st->error = "pomai status " + std::to_string(static_cast<int>(status.code())) + ": " + status.message();
       return EIO;
     }
     if (done) {

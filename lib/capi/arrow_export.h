@@ -32,8 +32,8 @@ void ExportSchema(const ScanShape& shape, ArrowSchema* out);
 void ExportBatch(const ScanShape& shape, engine::ScanBatch&& batch, ArrowArray* out);
 
 // Fills *out with a stream whose get_next calls `next` (a batch and whether
-// the scan is done; an error status is the stream's error, its message
-// get_last_error's). `next` runs on the consumer's thread and is destroyed
+// the scan is done; an error status is the stream's error, and
+// get_last_error says "pomai status <code>: <message>"). `next` runs on the consumer's thread and is destroyed
 // when the stream is released.
 using NextBatch = std::function<Status(engine::ScanBatch* batch, bool* done)>;
 void ExportStream(ScanShape shape, NextBatch next, ArrowArrayStream* out);

@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "engine/rows_view.h"
+#include "util/limits.h"
 #include "wal/record_codec.h"
 
 namespace pomai::engine {
@@ -301,7 +302,9 @@ class RowScanImpl final : public RowScan {
       } else {
         POMAI_RETURN_IF_ERROR(l.seg->CheckRow(l.group, p.row));
         vec = l.seg->vector(l.group, p.row);
-        if (spec_.metadata) POMAI_ASSIGN_OR_RETURN(meta, l.seg->Metadata(l.group, p.row));
+        if (spec_.metadata) {
+          POMAI_ASSIGN_OR_RETURN(meta, l.seg->Metadata(l.group, p.row));
+        }
       }
       if (spec_.vectors) std::memcpy(out->vectors.data() + j * dim_, vec, size_t{dim_} * sizeof(float));
       if (spec_.metadata) {
@@ -334,8 +337,12 @@ Result<std::unique_ptr<RowScan>> DB::Scan(const ScanSpec& spec) {
   } else {
     for (const std::string& name : spec.columns) {
       auto it = std::find_if(schema.begin(), schema.end(), [&](const auto& c) { return c.first == name; });
-      if (it == schema.end())
-        return Status::InvalidArgument("scan: no column '" + Printable(name) + "'" + filter::ColumnList(schema));
+      if (it == schema.end()) {
+        std::string have;
+        for (const auto& c : schema) have += (have.empty() ? "" : ", ") + c.first;
+        return Status::InvalidArgument("scan: no column '" + Printable(name) + "' (columns: " +
+                                       (have.empty() ? "none" : have) + ")");
+      }
       if (std::find_if(columns.begin(), columns.end(), [&](const auto& c) { return c.first == name; }) != columns.end())
         return Status::InvalidArgument("scan: column '" + Printable(name) + "' is asked for twice");
       columns.push_back(*it);

@@ -1,7 +1,16 @@
 // The search executor (search.h, docs/ENGINE.md 4.5).
 #include "engine/search.h"
 
-#include "index/filtered.h"
+// TEMPORARY until lib/index/filtered.h lands.
+namespace pomai::index {
+enum class FilteredPlan { kExact, kFilteredWalk, kGatedWalk };
+inline FilteredPlan ChooseFilteredPlan(uint64_t rows, uint64_t passing, size_t k, size_t ef) {
+  if (passing <= std::max<uint64_t>(4 * ef, 2048)) return FilteredPlan::kExact;
+  if (passing * 2 >= rows) return FilteredPlan::kGatedWalk;
+  (void)k;
+  return FilteredPlan::kFilteredWalk;
+}
+}  // namespace pomai::index
 
 #include <atomic>
 #include <string>

@@ -16,6 +16,7 @@ from ._api import (
     Database,
     InvalidArgumentError,
     PomaiDBError,
+    Scan,
     StatusCode,
     abi_version,
     close,
@@ -32,7 +33,10 @@ from ._api import (
     put_batch,
     search,
     search_batch,
+    scan,
+    schema,
     simd_target,
+    update_attributes,
     version,
 )
 
@@ -40,7 +44,7 @@ __version__: str = version()
 
 # The public classes print, and pickle, under the package's own name
 # (`pomaidb.InvalidArgumentError`), not the private module defining them.
-for _public in (Database, InvalidArgumentError, PomaiDBError, StatusCode):
+for _public in (Database, InvalidArgumentError, PomaiDBError, Scan, StatusCode):
     _public.__module__ = __name__
 del _public
 
@@ -48,6 +52,7 @@ __all__ = [
     "Database",
     "InvalidArgumentError",
     "PomaiDBError",
+    "Scan",
     "StatusCode",
     "__version__",
     "abi_version",
@@ -65,6 +70,9 @@ __all__ = [
     "put_batch",
     "search",
     "search_batch",
+    "scan",
+    "schema",
     "simd_target",
+    "update_attributes",
     "version",
 ]

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import numpy.typing as npt
 
+from . import _columns
 from ._ffi import ffi, lib, LIBRARY_PATH
 from ._progress import ProgressLike, call_with_progress
 
@@ -39,6 +40,10 @@ __all__ = [
     "verify",
     "search",
     "search_batch",
+    "update_attributes",
+    "schema",
+    "scan",
+    "Scan",
     "simd_target",
     "version",
     "abi_version",
@@ -259,29 +264,56 @@ class Database:
         state = "closed" if self._closed else "open"
         return f"<pomaidb.Database {self.path!r} dim={self.dim} metric={self.metric!r} {state}>"
 
-    def put_batch(self, ids: IdsLike, vectors: VectorsLike,
-                  metadata: Optional[Sequence[Optional[bytes]]] = None) -> None:
+    def put_batch(self, ids: IdsLike, vectors: VectorsLike, metadata: Any = None, attributes: Any = None) -> None:
         """See `pomaidb.put_batch`."""
-        put_batch(self, ids, vectors, metadata)
+        put_batch(self, ids, vectors, metadata, attributes)
 
-    def delete(self, ids: IdsLike) -> None:
+    def update_attributes(self, ids: IdsLike, attributes: Any) -> None:
+        """See `pomaidb.update_attributes`."""
+        update_attributes(self, ids, attributes)
+
+    def schema(self) -> Dict[str, str]:
+        """See `pomaidb.schema`."""
+        return schema(self)
+
+    def delete(self, ids: Optional[IdsLike] = None, where: Optional[str] = None) -> Optional[int]:
         """See `pomaidb.delete`."""
-        delete(self, ids)
+        return delete(self, ids, where)
 
-    def get(self, id: int) -> Optional[Tuple["npt.NDArray[np.float32]", bytes]]:
+    def get(self, id: Any, columns: Optional[Sequence[str]] = None) -> Any:
         """See `pomaidb.get`."""
-        return get(self, id)
+        return get(self, id, columns)
+
+    def __getitem__(self, id: int) -> Tuple["npt.NDArray[np.float32]", bytes]:
+        """db[id]: (vector, metadata) of the live row `id`; KeyError when there is none."""
+        if not isinstance(id, (int, np.integer)):
+            raise TypeError(f"db[id] takes one int id, got {type(id).__name__} (use pomaidb.get for many)")
+        row = get(self, id)
+        if row is None:
+            raise KeyError(id)
+        return row
+
+    def __contains__(self, id: object) -> bool:
+        """`id in db`: whether a live row `id` exists (False for a non-int)."""
+        if not isinstance(id, (int, np.integer)) or isinstance(id, bool) or not 0 <= int(id) <= _U64_MAX:
+            return False
+        return exists(self, int(id))
 
     def exists(self, id: int) -> bool:
         """See `pomaidb.exists`."""
         return exists(self, id)
 
-    def count(self) -> int:
+    def count(self, where: Optional[str] = None, where_ids: Optional[IdsLike] = None) -> int:
         """See `pomaidb.count`."""
-        return count(self)
+        return count(self, where, where_ids)
 
     def __len__(self) -> int:
         return count(self)
+
+    def scan(self, where: Optional[str] = None, columns: Optional[Sequence[str]] = None, batch_size: int = 65536,
+             vectors: bool = True, metadata: bool = True, where_ids: Optional[IdsLike] = None) -> "Scan":
+        """See `pomaidb.scan`."""
+        return scan(self, where, columns, batch_size, vectors, metadata, where_ids)
 
     def freeze(self, progress: ProgressLike = None) -> None:
         """See `pomaidb.freeze`."""
@@ -295,15 +327,17 @@ class Database:
         """See `pomaidb.stats`."""
         return stats(self)
 
-    def search(self, queries: VectorsLike, topk: int = 10, ef_search: Optional[int] = None
+    def search(self, queries: VectorsLike, topk: int = 10, ef_search: Optional[int] = None,
+               where: Optional[str] = None, where_ids: Optional[IdsLike] = None
                ) -> Tuple["npt.NDArray[np.uint64]", "npt.NDArray[np.float32]"]:
         """See `pomaidb.search`."""
-        return search(self, queries, topk, ef_search)
+        return search(self, queries, topk, ef_search, where, where_ids)
 
-    def search_batch(self, queries: VectorsLike, topk: int = 10, ef_search: Optional[int] = None
+    def search_batch(self, queries: VectorsLike, topk: int = 10, ef_search: Optional[int] = None,
+                     where: Optional[str] = None, where_ids: Optional[IdsLike] = None
                      ) -> List[Tuple[List[int], List[float]]]:
         """See `pomaidb.search_batch`."""
-        return search_batch(self, queries, topk, ef_search)
+        return search_batch(self, queries, topk, ef_search, where, where_ids)
 
     def verify(self) -> Dict[str, Any]:
         """See `pomaidb.verify`."""
@@ -403,28 +437,37 @@ def close(db: Database) -> None:
     db.close()
 
 
-def put_batch(db: Database, ids: IdsLike, vectors: VectorsLike,
-              metadata: Optional[Sequence[Optional[bytes]]] = None) -> None:
-    """Inserts or replaces len(ids) vectors, atomically (all or nothing).
-    An id repeated in the batch keeps its last row (and metadata). No rows
-    (ids and vectors both empty) is a no-op.
+def put_batch(db: Database, ids: IdsLike, vectors: VectorsLike, metadata: Any = None,
+              attributes: Any = None) -> None:
+    """Inserts or replaces len(ids) rows, atomically (all or nothing). An id
+    repeated in the batch keeps its last row. No rows (ids and vectors both
+    empty) is a no-op.
 
     ids: n ints in [0, 2**64), or an integer array of shape (n,).
     vectors: float array of shape (n, dim) (a list of lists or any numpy
       array; C-contiguous float32 passes without a copy, anything else is
       converted to that).
-    metadata: None, or n items each bytes-like or None (no metadata). This
-      path builds one pomai_upsert_t per row in Python (a loop over rows to
-      fill the C structs, pointing into the converted vector buffer); without
-      metadata the batch goes to C as two flat buffers with no Python loop.
+    metadata: None, or n items each bytes-like or None (no metadata): a list,
+      tuple, numpy object array, pyarrow binary array or polars Binary Series.
+    attributes: None, or typed attribute columns (docs/FILTERS.md): a dict of
+      column name -> n values (numpy array, list with None for nulls, pyarrow
+      Array, polars Series), a polars DataFrame or a pyarrow Table. Types:
+      integers -> int64, floats -> float64, bool, str -> string, lists of str
+      -> tags. A column's type is fixed by its first write; columns the batch
+      does not name are null in its rows.
+    Metadata and attributes are converted column by column (numpy and pyarrow
+    do the per-row work); nothing loops over rows in Python.
     Raises InvalidArgumentError (a PomaiDBError and a ValueError, code 1) for
-    a length mismatch, a wrong dim, a non 2-D input, NaN or infinity; nothing
-    is stored then.
+    a length mismatch, a wrong dim, a non 2-D input, NaN or infinity in a
+    vector, NaN in a float attribute, a column given another type than it
+    has; TypeError for an unsupported attribute type. Nothing is stored then.
     """
     handle = _handle(db)
     ids_arr = _ids_array(ids)
     n = ids_arr.shape[0]
-    if n == 0 and np.size(vectors) == 0 and not metadata:
+    if n == 0 and np.size(vectors) == 0:
+        _columns.to_columns(attributes, 0)  # bad arguments are errors even with no rows
+        _columns.metadata_to_buffers(metadata, 0)
         return
     vec = _matrix(vectors, "vectors", allow_1d=False)
     if vec.shape[0] != n:
@@ -433,55 +476,148 @@ def put_batch(db: Database, ids: IdsLike, vectors: VectorsLike,
     if dim != db.dim:
         raise InvalidArgumentError(f"vectors has shape {vec.shape}: dim is {dim} but the database's dim is {db.dim}")
     vec_ptr = ffi.cast("const float *", ffi.from_buffer(vec))
-
-    if metadata is None:
-        ids_ptr = ffi.cast("const uint64_t *", ffi.from_buffer(ids_arr))
+    ids_ptr = ffi.cast("const uint64_t *", ffi.from_buffer(ids_arr))
+    if metadata is None and attributes is None:
         _check(lib.pomai_put_array(handle, ids_ptr, vec_ptr, n, dim))
         return
-
-    if isinstance(metadata, (bytes, bytearray, memoryview, str)):
-        raise TypeError("metadata must be a sequence with one bytes (or None) per row")
-    metadata = list(metadata)
-    if len(metadata) != n:
-        raise InvalidArgumentError(f"len(ids) = {n} but len(metadata) = {len(metadata)}")
-    items = ffi.new("pomai_upsert_t[]", n)
-    size = ffi.sizeof("pomai_upsert_t")
-    keep_alive = []
-    for i in range(n):
-        item = items[i]
-        item.struct_size = size
-        item.id = int(ids_arr[i])
-        item.vector = vec_ptr + i * dim
-        item.dim = dim
-        m = metadata[i]
-        if m is None:
-            continue
-        if isinstance(m, str) or not isinstance(m, (bytes, bytearray, memoryview)):
-            raise TypeError(f"metadata[{i}] must be bytes or None, got {type(m).__name__}")
-        if len(m) > _U32_MAX:
-            raise InvalidArgumentError(f"metadata[{i}] has {len(m)} bytes; at most {_U32_MAX}")
-        if len(m):
-            buf = ffi.from_buffer(m)
-            keep_alive.append(buf)
-            item.metadata = ffi.cast("const uint8_t *", buf)
-            item.metadata_len = len(m)
-    _check(lib.pomai_put_batch(handle, items, n))
+    meta = _columns.metadata_to_buffers(metadata, n)
+    cols = _columns.to_columns(attributes, n)
+    rows = ffi.new("pomai_rows_t *")
+    rows.struct_size = ffi.sizeof("pomai_rows_t")
+    rows.dim = dim
+    rows.n = n
+    rows.ids = ids_ptr
+    rows.vectors = vec_ptr
+    keep = []
+    if meta is not None:
+        offsets, data = meta
+        keep += [offsets, data]
+        rows.metadata_offsets = ffi.cast("const int64_t *", ffi.from_buffer(offsets))
+        rows.metadata = ffi.cast("const uint8_t *", ffi.from_buffer(data)) if data.size else ffi.NULL
+    c_cols, keep_cols = _c_columns(cols)
+    rows.columns = c_cols
+    rows.column_count = len(cols)
+    _check(lib.pomai_put_rows(handle, rows))
+    del keep, keep_cols
 
 
-def delete(db: Database, ids: IdsLike) -> None:
-    """Deletes one id (an int) or many (a sequence or integer array),
-    atomically. Deleting a missing id is not an error."""
+def _c_columns(cols: List[Any]) -> Tuple[Any, List[Any]]:
+    """The pomai_column_t array of `cols` (_columns.Column), and what keeps its
+    buffers alive."""
+    if not cols:
+        return ffi.NULL, []
+    arr = ffi.new("pomai_column_t[]", len(cols))
+    keep: List[Any] = [arr]
+    size = ffi.sizeof("pomai_column_t")
+
+    def ptr(a: Any, ctype: str) -> Any:
+        if a is None:
+            return ffi.NULL
+        if a.size == 0:
+            a = np.zeros(1, dtype=a.dtype)  # a valid address for an empty buffer
+        buf = ffi.from_buffer(a)
+        keep.append(buf)
+        return ffi.cast(ctype, buf)
+
+    for i, c in enumerate(cols):
+        name = ffi.new("char[]", c.name)
+        keep.append(name)
+        arr[i].struct_size = size
+        arr[i].type = c.type
+        arr[i].name = name
+        arr[i].validity = ptr(c.validity, "const uint8_t *")
+        arr[i].values = ptr(c.values, "const void *")
+        arr[i].offsets = ptr(c.offsets, "const int64_t *")
+        arr[i].tag_offsets = ptr(c.tag_offsets, "const int64_t *")
+    return arr, keep
+
+
+def update_attributes(db: Database, ids: IdsLike, attributes: Any) -> None:
+    """Sets the given attribute columns of the live rows `ids` (len(ids) values
+    per column, in the forms put_batch takes), keeping their vectors,
+    metadata and other columns, atomically. Raises PomaiDBError (code
+    NOT_FOUND) naming the first id without a live row, and nothing changes."""
     handle = _handle(db)
     ids_arr = _ids_array(ids)
-    if ids_arr.shape[0] == 0:
+    n = ids_arr.shape[0]
+    cols = _columns.to_columns(attributes, n)
+    if n == 0:
         return
+    c_cols, keep = _c_columns(cols)
+    _check(lib.pomai_update_attributes(handle, ffi.cast("const uint64_t *", ffi.from_buffer(ids_arr)), n,
+                                       c_cols, len(cols)))
+    del keep
+
+
+def schema(db: Database) -> Dict[str, str]:
+    """The database's attribute columns: {name: type} with type "int64",
+    "float64", "bool", "string" or "tags", in name order."""
+    result = _json_result(lib.pomai_schema_json, db)
+    return {c["name"]: c["type"] for c in result["columns"]}
+
+
+def _filter(where: Optional[str], where_ids: Any) -> Tuple[Any, List[Any]]:
+    """A pomai_filter_t for `where` (an expression, docs/FILTERS.md) and
+    `where_ids` (an id allow-list), or NULL when both are None; and what keeps
+    it alive."""
+    if where is None and where_ids is None:
+        return ffi.NULL, []
+    f = ffi.new("pomai_filter_t *")
+    f.struct_size = ffi.sizeof("pomai_filter_t")
+    keep: List[Any] = [f]
+    if where is not None:
+        if not isinstance(where, str):
+            raise TypeError(f"where must be a str (a filter expression), got {type(where).__name__}")
+        text = where.encode("utf-8")
+        if b"\0" in text:
+            raise InvalidArgumentError("where contains a NUL character")
+        expr = ffi.new("char[]", text)
+        keep.append(expr)
+        f.expression = expr
+    if where_ids is not None:
+        ids_arr = _ids_array(where_ids, "where_ids")
+        keep.append(ids_arr)
+        f.ids = ffi.cast("const uint64_t *", ffi.from_buffer(ids_arr)) if ids_arr.size else \
+            ffi.cast("const uint64_t *", ffi.from_buffer(np.zeros(1, dtype=np.uint64)))
+        f.id_count = ids_arr.shape[0]
+    return f, keep
+
+
+def delete(db: Database, ids: Optional[IdsLike] = None, where: Optional[str] = None) -> Optional[int]:
+    """Deletes one id (an int) or many (a sequence or integer array),
+    atomically. Deleting a missing id is not an error.
+
+    With `where` (a filter expression, docs/FILTERS.md) it deletes, as one
+    atomic batch, the live rows that pass it at one snapshot (among `ids`
+    when they are given too) and returns how many it deleted."""
+    handle = _handle(db)
+    if where is not None:
+        f, keep = _filter(where, ids)
+        out = ffi.new("uint64_t *")
+        _check(lib.pomai_delete_where(handle, f, out))
+        del keep
+        return int(out[0])
+    if ids is None:
+        raise TypeError("delete needs ids or where")
+    ids_arr = _ids_array(ids)
+    if ids_arr.shape[0] == 0:
+        return None
     _check(lib.pomai_delete_batch(handle, ffi.cast("const uint64_t *", ffi.from_buffer(ids_arr)),
                                   ids_arr.shape[0]))
+    return None
 
 
-def get(db: Database, id: int) -> Optional[Tuple["npt.NDArray[np.float32]", bytes]]:
-    """Returns (vector: float32 array of shape (dim,), metadata: bytes) of the
-    live row `id`, or None when there is none. Both are copies."""
+def get(db: Database, id: Any, columns: Optional[Sequence[str]] = None) -> Any:
+    """One id (an int): returns (vector: float32 array of shape (dim,),
+    metadata: bytes) of the live row `id`, or None when there is none. Both
+    are copies.
+
+    Many ids (a sequence or integer array): returns a dict of numpy arrays in
+    the order of the ids, with "found" (bool) and the rows' vectors,
+    metadata and attribute columns (all, or `columns`); see the README's
+    "Attributes and filters"."""
+    if not isinstance(id, (int, np.integer)):
+        return _get_many(db, id, columns)
     handle = _handle(db)
     id = _uint(id, "id", _U64_MAX)
     out = ffi.new("pomai_record_t **")
@@ -501,6 +637,147 @@ def get(db: Database, id: int) -> Optional[Tuple["npt.NDArray[np.float32]", byte
     return vector, meta
 
 
+class Scan:
+    """The rows of one `scan`, at the snapshot it was opened at: an iterator of
+    pyarrow RecordBatches (columns "id" uint64, "vector"
+    fixed_size_list<float32>[dim], "metadata" large_binary, then the
+    attribute columns), in ascending id order. It holds the snapshot's files
+    until it is exhausted or closed. `to_arrow()`, `to_polars()` and
+    `to_numpy()` read the rest of it at once."""
+
+    __slots__ = ("_reader", "schema")
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader
+        self.schema = reader.schema
+
+    def __iter__(self) -> "Scan":
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return self._reader.read_next_batch()
+        except StopIteration:
+            raise
+        except OSError as e:
+            raise _stream_error(e) from None
+
+    def __enter__(self) -> "Scan":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Releases the snapshot (the rest of the rows are not read)."""
+        self._reader.close()
+
+    def _all(self, convert: Any) -> Any:
+        try:
+            return convert(self._reader, self.schema)
+        except OSError as e:
+            raise _stream_error(e) from None
+
+    def to_arrow(self) -> Any:
+        """The rest of the rows as one pyarrow Table (the batches' buffers, not copies)."""
+        return self._all(_columns.batches_to_arrow)
+
+    def to_polars(self) -> Any:
+        """The rest of the rows as a polars DataFrame."""
+        return self._all(_columns.batches_to_polars)
+
+    def to_numpy(self) -> Dict[str, Any]:
+        """The rest of the rows as {column: numpy array}: "id" uint64, "vector"
+        float32 (rows, dim), attributes as numpy (masked where null; strings
+        and tags as object arrays)."""
+        return self._all(_columns.batches_to_numpy)
+
+
+def _stream_error(e: Exception) -> PomaiDBError:
+    """The PomaiDBError of a failed scan batch (its message "pomai status N: ...")."""
+    import re
+    m = re.search(r"pomai status (\d+): (.*)", str(e), re.S)
+    if m is None:
+        return PomaiDBError(StatusCode.INTERNAL, str(e))
+    return _error(int(m.group(1)), m.group(2).strip())
+
+
+def scan(db: Database, where: Optional[str] = None, columns: Optional[Sequence[str]] = None,
+         batch_size: int = 65536, vectors: bool = True, metadata: bool = True,
+         where_ids: Optional[IdsLike] = None) -> Scan:
+    """Reads the live rows passing `where` (and `where_ids`) at one snapshot,
+    in ascending id order, as a `Scan`: an iterator of pyarrow RecordBatches of
+    at most batch_size rows, with to_arrow() / to_polars() / to_numpy().
+
+    columns: the attribute columns to return, in this order (None: all of
+    them; [] none); vectors, metadata: whether to return those columns.
+    Batches come from C through the Arrow C stream interface (no copy into
+    Python objects). Writes after the scan began are not in it."""
+    pa = _columns._pyarrow("scan()")
+    handle = _handle(db)
+    batch = _uint(batch_size, "batch_size", _U64_MAX)
+    if batch == 0:
+        raise InvalidArgumentError("batch_size is 0; it must be at least 1")
+    f, keep = _filter(where, where_ids)
+    opts = ffi.new("pomai_scan_options_t *")
+    opts.struct_size = ffi.sizeof("pomai_scan_options_t")
+    opts.flags = (lib.POMAI_SCAN_VECTORS if vectors else 0) | (lib.POMAI_SCAN_METADATA if metadata else 0)
+    opts.filter = f
+    opts.batch_rows = batch
+    if columns is not None:
+        if isinstance(columns, (str, bytes)):
+            raise TypeError("columns must be a sequence of column names, not one string")
+        names = []
+        for c in columns:
+            if not isinstance(c, str):
+                raise TypeError(f"columns must hold str names, got {type(c).__name__}")
+            names.append(ffi.new("char[]", c.encode("utf-8")))
+        arr = ffi.new("const char *[]", names) if names else ffi.new("const char *[]", 1)
+        keep += [names, arr]
+        opts.columns = arr
+        opts.column_count = len(names)
+    stream = ffi.new("struct ArrowArrayStream *")
+    _check(lib.pomai_scan(handle, opts, stream))
+    reader = pa.RecordBatchReader._import_from_c(int(ffi.cast("uintptr_t", stream)))
+    del keep
+    return Scan(reader)
+
+
+def _get_many(db: Database, ids: IdsLike, columns: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """The live rows `ids` (any order, repeats allowed) at one snapshot, as
+    numpy arrays in the order of `ids`: {"id": uint64 (n,), "found": bool (n,),
+    "vector": float32 (n, dim) (zeros where not found), "metadata": object
+    array of bytes (None where not found), then each attribute column (all
+    of them, or `columns`): numbers and bools as numpy masked arrays (masked
+    where null or not found), strings and tags as object arrays (None)}.
+    One scan reads the rows (by an id allow-list); numpy puts them in order."""
+    ids_arr = _ids_array(ids)
+    n = ids_arr.shape[0]
+    data = scan(db, columns=columns, where_ids=ids_arr).to_numpy()
+    have = data.pop("id")
+    if have.size:
+        pos = np.minimum(np.searchsorted(have, ids_arr), have.size - 1)
+        found = have[pos] == ids_arr
+    else:
+        pos = np.zeros(n, dtype=np.int64)
+        found = np.zeros(n, dtype=bool)
+    out: Dict[str, Any] = {"id": ids_arr.copy(), "found": found}
+    for name, col in data.items():
+        if name == "vector":
+            vec = np.zeros((n, db.dim), dtype=np.float32)
+            if have.size:
+                vec[found] = col[pos[found]]
+            out[name] = vec
+        elif isinstance(col, np.ma.MaskedArray) or col.dtype != object:
+            picked = np.ma.array(col[pos] if have.size else np.zeros(n, dtype=col.dtype))
+            out[name] = np.ma.array(picked.data, mask=np.ma.getmaskarray(picked) | ~found)
+        else:
+            picked = col[pos].copy() if have.size else np.empty(n, dtype=object)
+            picked[~found] = None
+            out[name] = picked
+    return out
+
+
 def exists(db: Database, id: int) -> bool:
     """Whether a live (not deleted) row `id` exists."""
     handle = _handle(db)
@@ -510,11 +787,17 @@ def exists(db: Database, id: int) -> bool:
     return bool(out[0])
 
 
-def count(db: Database) -> int:
-    """The number of live rows."""
+def count(db: Database, where: Optional[str] = None, where_ids: Optional[IdsLike] = None) -> int:
+    """The number of live rows (those passing the filter `where` and whose id
+    is in `where_ids`, when given)."""
     handle = _handle(db)
     out = ffi.new("uint64_t *")
-    _check(lib.pomai_count(handle, out))
+    f, keep = _filter(where, where_ids)
+    if f == ffi.NULL:
+        _check(lib.pomai_count(handle, out))
+    else:
+        _check(lib.pomai_count_where(handle, f, out))
+    del keep
     return int(out[0])
 
 
@@ -584,14 +867,16 @@ def verify(db: Database) -> Dict[str, Any]:
     return _json_result(lib.pomai_verify, db)
 
 
-def _search_arrays(db: Database, queries: VectorsLike, topk: int, ef_search: Optional[int]
+def _search_arrays(db: Database, queries: VectorsLike, topk: int, ef_search: Optional[int],
+                   where: Optional[str] = None, where_ids: Optional[IdsLike] = None
                    ) -> Tuple["npt.NDArray[np.uint64]", "npt.NDArray[np.float32]", "npt.NDArray[np.uint32]"]:
     handle = _handle(db)
     topk = _uint(topk, "topk", _U32_MAX)
+    f, keep = _filter(where, where_ids)
     if topk > _BIG_TOPK:
         # The outputs are preallocated (n, topk): a huge topk ("give me
         # everything") is capped at the live count, which is all it can return.
-        topk = min(topk, count(db))
+        topk = min(topk, count(db, where, where_ids))
     ef = 0 if ef_search is None else _uint(ef_search, "ef_search", _U32_MAX)
     if ef_search is not None and ef == 0:
         raise InvalidArgumentError("ef_search is 0; it must be at least 1 (or None for the database's default)")
@@ -602,15 +887,17 @@ def _search_arrays(db: Database, queries: VectorsLike, topk: int, ef_search: Opt
     ids = np.empty((n, topk), dtype=np.uint64)
     scores = np.empty((n, topk), dtype=np.float32)
     counts = np.zeros(n, dtype=np.uint32)
-    _check(lib.pomai_search_array(
-        handle, ffi.cast("const float *", ffi.from_buffer(q)), n, dim, topk, ef,
+    _check(lib.pomai_search_array_filtered(
+        handle, ffi.cast("const float *", ffi.from_buffer(q)), n, dim, topk, ef, f,
         ffi.cast("uint64_t *", ffi.from_buffer(ids, require_writable=True)),
         ffi.cast("float *", ffi.from_buffer(scores, require_writable=True)),
         ffi.cast("uint32_t *", ffi.from_buffer(counts, require_writable=True))))
+    del keep
     return ids, scores, counts
 
 
-def search(db: Database, queries: VectorsLike, topk: int = 10, ef_search: Optional[int] = None
+def search(db: Database, queries: VectorsLike, topk: int = 10, ef_search: Optional[int] = None,
+           where: Optional[str] = None, where_ids: Optional[IdsLike] = None
            ) -> Tuple["npt.NDArray[np.uint64]", "npt.NDArray[np.float32]"]:
     """Top-k search of n queries in one C call, into numpy arrays.
 
@@ -629,21 +916,25 @@ def search(db: Database, queries: VectorsLike, topk: int = 10, ef_search: Option
     huge topk means "every row" and never allocates n * topk cells.
     Scores: "ip" dot product, "l2" negative squared distance, "cosine"
     cosine similarity.
+    where: a filter expression (docs/FILTERS.md), e.g. "lang = 'en' AND year >= 2020";
+    where_ids: an id allow-list (any integer sequence or array). Only rows
+    passing both come back, and topk of them whenever topk pass.
     """
-    ids, scores, _ = _search_arrays(db, queries, topk, ef_search)
+    ids, scores, _ = _search_arrays(db, queries, topk, ef_search, where, where_ids)
     return ids, scores
 
 
-def search_batch(db: Database, queries: VectorsLike, topk: int = 10, ef_search: Optional[int] = None
+def search_batch(db: Database, queries: VectorsLike, topk: int = 10, ef_search: Optional[int] = None,
+                 where: Optional[str] = None, where_ids: Optional[IdsLike] = None
                  ) -> List[Tuple[List[int], List[float]]]:
     """Top-k search of any number of queries (see `search` for exact vs HNSW
     and `ef_search`).
 
     queries: a list of lists or a float array of shape (n, dim) (or (dim,)
-    for one query; [] is zero queries). Returns one (ids: list[int], scores: list[float]) per
+    for one query; [] is zero queries). where, where_ids: as for `search`. Returns one (ids: list[int], scores: list[float]) per
     query, in order, each best first and at most topk long.
     """
-    ids, scores, counts = _search_arrays(db, queries, topk, ef_search)
+    ids, scores, counts = _search_arrays(db, queries, topk, ef_search, where, where_ids)
     return [(ids[i, :c].tolist(), scores[i, :c].tolist()) for i, c in enumerate(counts.tolist())]
 
 
