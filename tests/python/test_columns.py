@@ -9,6 +9,7 @@ them with what went in.
 from __future__ import annotations
 
 import math
+import subprocess
 import sys
 from typing import Any, Callable, Dict, List, Optional
 
@@ -471,6 +472,37 @@ def test_bad_metadata_raises_naming_the_row(metadata: Any, n: int, exception: ty
     with pytest.raises(exception) as info:
         metadata_to_buffers(metadata, n)
     assert text in str(info.value)
+
+
+# ---- without pyarrow ----------------------------------------------------------
+
+NO_PYARROW = r'''
+import sys
+sys.modules["pyarrow"] = None  # `import pyarrow` now raises ImportError
+sys.modules["polars"] = None
+import numpy as np
+from pomaidb._columns import metadata_to_buffers, to_columns
+
+cols = to_columns({"n": np.arange(3), "x": np.ma.MaskedArray([1.0, 2.0, 3.0], mask=[0, 1, 0]),
+                   "b": np.ones(3, bool)}, 3)
+assert [(c.type, c.values.tolist()) for c in cols] == [(1, [0, 1, 2]), (2, [1.0, 0.0, 3.0]), (3, [1, 1, 1])]
+offsets, data = metadata_to_buffers([b"a", None, b"bc"], 3)
+assert offsets.tolist() == [0, 1, 1, 3] and data.tobytes() == b"abc"
+for attributes in ({"s": ["a", "b", "c"]}, {"n": [1, 2, 3]}, {"s": np.array(["a", "b", "c"])}):
+    try:
+        to_columns(attributes, 3)
+    except ImportError as e:
+        assert "attributes['" in str(e) and "needs pyarrow: pip install 'pomai[arrow]'" in str(e), str(e)
+    else:
+        raise SystemExit(f"{attributes} converted without pyarrow")
+print("ok")
+'''
+
+
+def test_numpy_numbers_and_metadata_lists_need_no_pyarrow() -> None:
+    out = subprocess.run([sys.executable, "-c", NO_PYARROW], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "ok\n"
 
 
 # ---- no Python work per row -------------------------------------------------
