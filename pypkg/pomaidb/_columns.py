@@ -24,7 +24,7 @@ Types (docs/FILTERS.md, "Attributes"):
     2**63 - 1 is an error); floats -> float64 (NaN is an error: a missing value
     is a null, given as None, a pyarrow / polars null or a numpy masked value);
   bool -> bool;
-  str, numpy 'U', arrow string / large_string / string_view, polars String,
+  str, numpy 'U' and StringDType, arrow string / large_string / string_view, polars String,
     dictionary-encoded strings and polars Categorical / Enum -> string;
     bytes, numpy 'S', arrow binary types -> string when they are valid UTF-8;
   lists of strings (Python lists, arrow list / large_list / fixed_size_list /
@@ -238,7 +238,7 @@ def _from_numpy(where: str, name: bytes, arr: np.ndarray, n: int) -> Column:
         return _numeric(where, name, arr, valid)
     if kind in "Mm":
         raise TypeError(f"{where} is a numpy {arr.dtype} array; {_DATETIME_HINT}")
-    if kind in "USO":
+    if kind in "USOT":  # T: numpy 2's StringDType
         pa = _pyarrow(f"{where} (a numpy {arr.dtype} array)")
         try:
             arrow = pa.array(arr, mask=None if valid is None else ~valid)

@@ -8,6 +8,7 @@ them with what went in.
 
 from __future__ import annotations
 
+import datetime
 import math
 import subprocess
 import sys
@@ -139,6 +140,7 @@ FORMS: List[Any] = [
     ("arrow dictionary", (STRING,), lambda v, t: chunked(v, t).dictionary_encode(), False),
     ("polars categorical", (STRING,), lambda v, t: pl.Series(v, dtype=pl.Categorical), False),
     ("numpy str", (STRING,), lambda v, t: np.array([x for x in v if x is not None], dtype=str), False),
+    ("numpy StringDType", (STRING,), lambda v, t: np.array(v, dtype=np.dtypes.StringDType(na_object=None)), False),
     ("bytes list", (STRING,), lambda v, t: [None if x is None else x.encode() for x in v], True),
     ("arrow binary", (STRING,), lambda v, t: padded([None if x is None else x.encode() for x in v], t,
                                                     pa.binary()), False),
@@ -173,6 +175,8 @@ VALUES = {
     STRING: TEXT,
     TAGS: st.lists(TEXT, max_size=4),
 }
+if not hasattr(np, "dtypes") or not hasattr(np.dtypes, "StringDType"):  # numpy < 2
+    FORMS = [f for f in FORMS if f[0] != "numpy StringDType"]
 CASES = [(name, t, build, needs_value) for name, types, build, needs_value in FORMS for t in types]
 
 
@@ -382,6 +386,7 @@ ERRORS = [
     ("int too small in list", {"x": [-2**63 - 1]}, 1, InvalidArgumentError, "does not fit int64"),
     ("datetime64", {"x": np.array(["2020-01-01"], "datetime64[D]")}, 1, TypeError, "numpy datetime64[D] array; attributes have no datetime type"),
     ("timedelta64", {"x": np.array([1], "timedelta64[s]")}, 1, TypeError, "no datetime type"),
+    ("Python datetimes", {"x": [datetime.datetime(2020, 1, 1)]}, 1, TypeError, "is timestamp[us]; attributes have no datetime type"),
     ("arrow timestamp", {"x": pa.array([1], pa.timestamp("us"))}, 1, TypeError, "is timestamp[us]; attributes have no datetime type"),
     ("arrow date32", {"x": pa.array([1], pa.date32())}, 1, TypeError, "is date32[day]; attributes have no datetime type"),
     ("arrow duration", {"x": pa.array([1], pa.duration("s"))}, 1, TypeError, "no datetime type"),
