@@ -221,7 +221,7 @@ def _column(name: str, encoded: bytes, value: Any, n: int) -> Column:
 
 def _check_length(where: str, length: int, n: int) -> None:
     if length != n:
-        raise _invalid(f"{where} has {length} values but the batch has {n} rows (len(ids) = {n})")
+        raise _invalid(f"len(ids) = {n} but len({where}) = {length}")
 
 
 def _from_numpy(where: str, name: bytes, arr: np.ndarray, n: int) -> Column:
