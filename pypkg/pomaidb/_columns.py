@@ -7,8 +7,9 @@ one `Column` per attribute, holding numpy buffers in the layout of
 offsets). `metadata_to_buffers(metadata, n)` does the same for `metadata=`:
 n + 1 int64 offsets and one byte buffer. Neither runs Python code per row:
 numpy and pyarrow do the per-row work in C (a Python list goes through
-`pyarrow.array` once), and Python loops only over columns, or over rows after
-a conversion has failed, to name the offending row in the error.
+`pyarrow.array` once), and Python loops only over columns (and arrow chunks),
+or over rows after a conversion has failed, to name the offending row in the
+error.
 
 Reading: `batches_to_arrow`, `batches_to_polars` and `batches_to_numpy` turn a
 scan's pyarrow RecordBatchReader (or any iterable of RecordBatches) into a
@@ -23,7 +24,7 @@ Types (docs/FILTERS.md, "Attributes"):
   numpy / arrow signed and unsigned integers -> int64 (a uint64 above
     2**63 - 1 is an error); floats -> float64 (NaN is an error: a missing value
     is a null, given as None, a pyarrow / polars null or a numpy masked value);
-  bool -> bool;
+  bool -> bool; a Python list mixing ints and floats -> float64;
   str, numpy 'U' and StringDType, arrow string / large_string / string_view, polars String,
     dictionary-encoded strings and polars Categorical / Enum -> string;
     bytes, numpy 'S', arrow binary types -> string when they are valid UTF-8;
@@ -40,10 +41,9 @@ import itertools
 import operator
 import sys
 from collections.abc import Mapping
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
-import numpy.typing as npt
 
 __all__ = [
     "INT64", "FLOAT64", "BOOL", "STRING", "TAGS", "TYPE_NAMES",
