@@ -177,6 +177,8 @@ VALUES = {
 }
 if not hasattr(np, "dtypes") or not hasattr(np.dtypes, "StringDType"):  # numpy < 2
     FORMS = [f for f in FORMS if f[0] != "numpy StringDType"]
+if not hasattr(pa, "list_view"):  # pyarrow < 16: no view types
+    FORMS = [f for f in FORMS if "view" not in f[0]]
 CASES = [(name, t, build, needs_value) for name, types, build, needs_value in FORMS for t in types]
 
 
@@ -434,6 +436,8 @@ METADATA_FORMS = [
     ("arrow binary_view", lambda v: pa.array(v, pa.binary_view())),
     ("polars", lambda v: pl.Series(v, dtype=pl.Binary)),
 ]
+if not hasattr(pa, "binary_view"):  # pyarrow < 16
+    METADATA_FORMS = [f for f in METADATA_FORMS if "view" not in f[0]]
 
 
 @pytest.mark.parametrize("form,build", METADATA_FORMS, ids=[f[0] for f in METADATA_FORMS])
