@@ -674,7 +674,7 @@ def _column_to_numpy(name: str, column: Any) -> Any:
             return values
         valid = np.concatenate([np.ones(len(p[0]), dtype=bool) if p[1] is None else p[1] for p in parts])
         return np.ma.MaskedArray(values, mask=~valid)
-    return column.to_numpy(zero_copy_only=False)
+    return column.to_numpy()  # a copy: object arrays of str, bytes or lists; None for null
 
 
 def _matrix(name: str, column: Any) -> np.ndarray:
