@@ -7,8 +7,9 @@ one `Column` per attribute, holding numpy buffers in the layout of
 offsets). `metadata_to_buffers(metadata, n)` does the same for `metadata=`:
 n + 1 int64 offsets and one byte buffer. Neither runs Python code per row:
 numpy and pyarrow do the per-row work in C (a Python list goes through
-`pyarrow.array` once), and Python loops only over columns, or over rows after
-a conversion has failed, to name the offending row in the error.
+`pyarrow.array` once), and Python loops only over columns (and arrow chunks),
+or over rows after a conversion has failed, to name the offending row in the
+error.
 
 Reading: `batches_to_arrow`, `batches_to_polars` and `batches_to_numpy` turn a
 scan's pyarrow RecordBatchReader (or any iterable of RecordBatches) into a
@@ -23,8 +24,8 @@ Types (docs/FILTERS.md, "Attributes"):
   numpy / arrow signed and unsigned integers -> int64 (a uint64 above
     2**63 - 1 is an error); floats -> float64 (NaN is an error: a missing value
     is a null, given as None, a pyarrow / polars null or a numpy masked value);
-  bool -> bool;
-  str, numpy 'U', arrow string / large_string / string_view, polars String,
+  bool -> bool; a Python list mixing ints and floats -> float64;
+  str, numpy 'U' and StringDType, arrow string / large_string / string_view, polars String,
     dictionary-encoded strings and polars Categorical / Enum -> string;
     bytes, numpy 'S', arrow binary types -> string when they are valid UTF-8;
   lists of strings (Python lists, arrow list / large_list / fixed_size_list /
@@ -40,10 +41,9 @@ import itertools
 import operator
 import sys
 from collections.abc import Mapping
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
-import numpy.typing as npt
 
 __all__ = [
     "INT64", "FLOAT64", "BOOL", "STRING", "TAGS", "TYPE_NAMES",
@@ -221,7 +221,7 @@ def _column(name: str, encoded: bytes, value: Any, n: int) -> Column:
 
 def _check_length(where: str, length: int, n: int) -> None:
     if length != n:
-        raise _invalid(f"{where} has {length} values but the batch has {n} rows (len(ids) = {n})")
+        raise _invalid(f"len(ids) = {n} but len({where}) = {length}")
 
 
 def _from_numpy(where: str, name: bytes, arr: np.ndarray, n: int) -> Column:
@@ -238,7 +238,7 @@ def _from_numpy(where: str, name: bytes, arr: np.ndarray, n: int) -> Column:
         return _numeric(where, name, arr, valid)
     if kind in "Mm":
         raise TypeError(f"{where} is a numpy {arr.dtype} array; {_DATETIME_HINT}")
-    if kind in "USO":
+    if kind in "USOT":  # T: numpy 2's StringDType
         pa = _pyarrow(f"{where} (a numpy {arr.dtype} array)")
         try:
             arrow = pa.array(arr, mask=None if valid is None else ~valid)
@@ -674,7 +674,7 @@ def _column_to_numpy(name: str, column: Any) -> Any:
             return values
         valid = np.concatenate([np.ones(len(p[0]), dtype=bool) if p[1] is None else p[1] for p in parts])
         return np.ma.MaskedArray(values, mask=~valid)
-    return column.to_numpy(zero_copy_only=False)
+    return column.to_numpy()  # a copy: object arrays of str, bytes or lists; None for null
 
 
 def _matrix(name: str, column: Any) -> np.ndarray:
