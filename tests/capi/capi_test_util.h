@@ -129,6 +129,11 @@ inline std::vector<std::pair<std::string, std::function<pomai_status_t*(pomai_db
   static const uint64_t id = 100;
   static const pomai_upsert_t row = MakeUpsert(id, v, 4);
   static const pomai_query_t query = MakeQuery(v, 4, 1);
+  static const int64_t year = 2020;
+  static const pomai_column_t column = {sizeof(pomai_column_t), POMAI_ATTR_INT64, "year", nullptr, &year, nullptr,
+                                        nullptr};
+  static const pomai_rows_t rows = {sizeof(pomai_rows_t), 4, 1, &id, v, nullptr, nullptr, &column, 1};
+  static const pomai_filter_t filter = {sizeof(pomai_filter_t), "year = 2020", nullptr, 0};
   return {
       {"Put", [](pomai_db_t* db) { return pomai_put(db, &row); }},
       {"PutBatch", [](pomai_db_t* db) { return pomai_put_batch(db, &row, 1); }},
@@ -156,6 +161,41 @@ inline std::vector<std::pair<std::string, std::function<pomai_status_t*(pomai_db
       {"SearchBatch", [](pomai_db_t* db) { return SearchBatch(db, &query, 1); }},
       {"SearchArray", [](pomai_db_t* db) { return SearchArray(db, v, 1, 4, 1); }},
       {"Verify", [](pomai_db_t* db) { return Verify(db); }},
+      {"PutRows", [](pomai_db_t* db) { return pomai_put_rows(db, &rows); }},
+      {"UpdateAttributes",
+       [](pomai_db_t* db) { return pomai_update_attributes(db, &id, 1, &column, 1); }},
+      {"SchemaJson",
+       [](pomai_db_t* db) {
+         char* json = Garbage<char>(1);
+         pomai_status_t* s = pomai_schema_json(db, &json);
+         if (s == nullptr) {
+           pomai_free(json);
+         } else {
+           EXPECT_EQ(json, nullptr);
+         }
+         return s;
+       }},
+      {"CountWhere", [](pomai_db_t* db) { uint64_t n; return pomai_count_where(db, &filter, &n); }},
+      {"DeleteWhere", [](pomai_db_t* db) { uint64_t n; return pomai_delete_where(db, &filter, &n); }},
+      {"SearchArrayFiltered",
+       [](pomai_db_t* db) {
+         uint64_t ids[1];
+         float scores[1];
+         uint32_t counts[1];
+         return pomai_search_array_filtered(db, v, 1, 4, 1, 0, &filter, ids, scores, counts);
+       }},
+      {"Scan",
+       [](pomai_db_t* db) {
+         ArrowArrayStream stream;
+         stream.release = reinterpret_cast<void (*)(ArrowArrayStream*)>(Garbage<char>(1));
+         pomai_status_t* s = pomai_scan(db, nullptr, &stream);
+         if (s == nullptr) {
+           stream.release(&stream);
+         } else {
+           EXPECT_EQ(stream.release, nullptr);
+         }
+         return s;
+       }},
       // The keyspace functions refuse a closed or garbage handle the same way.
       {"DbFlush", [](pomai_db_t* db) { return pomai_db_flush(db); }},
       {"TxnBegin", [](pomai_db_t* db) { return TxnBegin(db, POMAI_TXN_READ_WRITE); }},
