@@ -239,9 +239,12 @@ void Segment(const Json& r, std::string* out) {
   // Group-level sections name their group; "-" is file level.
   const Json& secs = r["sections"];
   *out += Fmt("  sections (%zu):\n", secs.items().size());
+  // Attribute sections of one column name it ("attr values" column 2 of group 0: "0.2").
   *out += Fmt("    %4s  %-20s %5s %12s %12s  %-10s %s\n", "kind", "name", "group", "offset", "length", "crc", "check");
   for (const Json& s : secs.items()) {
-    *out += Fill("    {kind:4}  {name:-20} {group:5} {offset:12} {length:12}  {crc:x} ", s) +
+    Json row = s;
+    if (!s["column"].is_null()) row.Set("group", T(s["group"]) + "." + T(s["column"]));
+    *out += Fill("    {kind:4}  {name:-20} {group:5} {offset:12} {length:12}  {crc:x} ", row) +
             (s["crc_ok"].AsBool() ? "ok" : "MISMATCH") + "\n";
   }
   *out += Fill("  footer: section_table_offset {section_table_offset}, section_count {section_count}, table_crc "
@@ -255,6 +258,10 @@ void Segment(const Json& r, std::string* out) {
       *out += Fill("      hnsw format_version {format_version}, m {m}, m0 {m0}, ef_construction {ef_construction}, "
                    "max_level {max_level}, representation {representation}, reused_rows {reused_rows}\n",
                    g["graph"]);
+    }
+    for (const Json& a : g["attributes"].items()) {
+      *out += Fill("      attribute \"{name}\" {type}: {nulls} nulls", a) +
+              (a["dictionary"].is_null() ? std::string() : Fill(", dictionary of {dictionary}", a)) + "\n";
     }
   }
 }

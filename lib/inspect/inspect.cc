@@ -266,8 +266,31 @@ Json GraphJson(const index::HnswGraph& g) {
                        {"representation", g.has_sq8() ? "sq8" : "float32"}, {"reused_rows", g.reused_rows()}});
 }
 
-// One vector group: its descriptor, and its graph's parameters (null when it
-// has none).
+// A u64 group's attribute columns (docs/FORMAT.md, "Attribute columns"),
+// read through SegmentFile::AttrColumns and Column (which check what they
+// return): per column its name, type, null rows and dictionary size (null
+// for a type without one). Empty for other groups; null on damage (the
+// caller verified the file, so only a concurrent change could cause it).
+Json AttributesJson(const segment::SegmentFile& seg, uint32_t g) {
+  Json out = Json::Array();
+  if (seg.group(g).kind != segment::GroupKind::kU64) return out;
+  std::vector<std::pair<std::string, AttrType>> columns;
+  if (!seg.AttrColumns(g, &columns).ok()) return Json();
+  for (const auto& [name, type] : columns) {
+    filter::ColumnRef ref;
+    bool present = false;
+    if (!seg.Column(g, name, &ref, &present).ok() || !present) return Json();
+    uint64_t nulls = 0;
+    for (uint64_t r = 0; ref.valid != nullptr && r < seg.group(g).rows; ++r) nulls += ref.valid[r] == 0;
+    const bool dict = type == AttrType::kString || type == AttrType::kTags;
+    out.Push(Json::Object({{"name", EscapedPrefix(name, kMaxAttrNameLen)}, {"type", AttrTypeName(type)},
+                           {"nulls", nulls}, {"dictionary", dict ? Json(ref.dict_size) : Json()}}));
+  }
+  return out;
+}
+
+// One vector group: its descriptor, its graph's parameters (null when it
+// has none) and its attribute columns.
 Json GroupJson(const segment::SegmentFile& seg, uint32_t g) {
   const segment::GroupInfo& info = seg.group(g);
   const index::HnswGraph* graph = seg.graph(g);
@@ -276,7 +299,8 @@ Json GroupJson(const segment::SegmentFile& seg, uint32_t g) {
                        {"dim", info.dim}, {"metric", simd::MetricName(info.metric)}, {"rows", info.rows},
                        {"tombstones", info.tombstones}, {"rows_per_block", info.rows_per_block},
                        {"blocks", info.blocks()}, {"min_seq", info.min_seq}, {"max_seq", info.max_seq},
-                       {"has_graph", info.has_graph}, {"graph", graph != nullptr ? GraphJson(*graph) : Json()}});
+                       {"has_graph", info.has_graph}, {"graph", graph != nullptr ? GraphJson(*graph) : Json()},
+                       {"attributes", AttributesJson(seg, g)}});
 }
 
 // The summary of a segment: entries by namespace and kind, its vector groups.
@@ -330,7 +354,9 @@ void InspectSegmentFile(const std::string& file, Report* r) {
     sections.Push(Json::Object(
         {{"kind", segment::KindNumber(s.kind)},
          {"name", info != nullptr && (info->containers & segment::kInFormat2) != 0 ? info->name : "unknown"},
-         {"group", s.group == segment::kFileLevel ? Json() : Json(s.group)}, {"offset", s.offset},
+         {"group", s.group == segment::kFileLevel ? Json() : Json(s.group)},
+         {"column", segment::IsAttrColumnKind(segment::KindNumber(s.kind)) ? Json(s.column) : Json()},
+         {"offset", s.offset},
          {"length", s.length}, {"crc", s.crc},
          {"crc_ok", crc32c::Value(base + s.offset, static_cast<size_t>(s.length)) == s.crc}}));
   }
@@ -496,9 +522,15 @@ void VerifySegment(const std::string& path, const engine::SegmentMeta* meta, Ver
   std::string detail;
   if (seg.ok()) {
     uint32_t graphs = 0;
-    for (uint32_t g = 0; g < (*seg)->group_count(); ++g) graphs += (*seg)->group(g).has_graph ? 1 : 0;
+    size_t columns = 0;
+    for (uint32_t g = 0; g < (*seg)->group_count(); ++g) {
+      graphs += (*seg)->group(g).has_graph ? 1 : 0;
+      std::vector<std::pair<std::string, AttrType>> cols;
+      if ((*seg)->group(g).kind == segment::GroupKind::kU64 && (*seg)->AttrColumns(g, &cols).ok()) columns += cols.size();
+    }
     detail = std::to_string((*seg)->entry_count()) + " entries, " + std::to_string((*seg)->group_count()) +
-             " vector groups" + (graphs ? ", " + std::to_string(graphs) + " hnsw graphs" : std::string());
+             " vector groups" + (graphs ? ", " + std::to_string(graphs) + " hnsw graphs" : std::string()) +
+             (columns ? ", " + std::to_string(columns) + " attribute columns" : std::string());
   }
   st->Check(path, "segment", s, detail);
 }

@@ -408,7 +408,7 @@ Result<std::shared_ptr<SegmentFile>> SegmentFile::Open(Env* env, const std::stri
     const uint32_t number = KindNumber(s.kind);
     const bool graph_kind = IsGraphKind(number);
     if ((info.group_kinds & GroupKindBit(gr.info.kind)) == 0 || (graph_kind && !gr.info.has_graph)) {
-      return corrupt(entry_at[i], SectionName(s.kind, s.group) + " does not belong to a " + GroupKindName(gr.info.kind) +
+      return corrupt(entry_at[i], SectionName(s.kind, s.group, s.column) + " does not belong to a " + GroupKindName(gr.info.kind) +
                                       " group" + (graph_kind ? " without a graph" : ""));
     }
     if (!IsAttrColumnKind(number)) gr.section[SlotOf(number)] = i;
@@ -528,7 +528,7 @@ Status SegmentFile::CheckSection(size_t i) const {
   std::call_once(c.once, [&] {
     const SectionRef& s = sections_[i];
     if (crc32c::Value(file_->data() + s.offset, s.length) != s.crc) {
-      c.status = Bad(s.offset, "checksum mismatch in " + SectionName(s.kind, s.group) + " (" +
+      c.status = Bad(s.offset, "checksum mismatch in " + SectionName(s.kind, s.group, s.column) + " (" +
                                    std::to_string(s.length) + " bytes)");
     } else {
       c.good.store(true, std::memory_order_release);

@@ -5,7 +5,9 @@
 // reads no entry, row, key or vector. Every read then checks what it returns:
 // a key lookup the entries and keys sections (once per open) and the entry
 // it returns (entry CRC); a row read the block CRC of its rows' block (once
-// per open per block); the tombstones by their section CRCs (once per open).
+// per open per block); the tombstones by their section CRCs (once per open);
+// an attribute column its sections' CRCs, offsets and codes (once per open
+// per column).
 // Damage is Corruption naming the file and a byte offset, never a crash and
 // never a wrong answer. Verify checks every byte.
 //
@@ -68,14 +70,16 @@ struct EntryView {
 class SegmentFile {
  public:
   // Maps `path` and checks, reading only the header, the footer, the section
-  // table and the group descriptors: the header (magic, version 2, CRC,
-  // size, reserved bytes, the file number when the name is seg-N.pseg), the
-  // footer, the table CRC, every table entry (known kind in the right scope
-  // and group kind, aligned, inside the file, no overlap, no duplicate), every
-  // descriptor (CRC, kind, metric, flags, dim, rows_per_block, ascending
-  // order), every section's exact length, the required sections, and opens
-  // each group's graph (index::HnswGraph::Open). Damage is Corruption naming
-  // the file and the offset.
+  // table, the group descriptors and the attribute directories: the header
+  // (magic, version 2, CRC, size, reserved bytes, the file number when the
+  // name is seg-N.pseg), the footer, the table CRC, every table entry (known
+  // kind in the right scope and group kind, column field, aligned, inside the
+  // file, no overlap, no duplicate), every descriptor (CRC, kind, metric,
+  // flags, dim, rows_per_block, ascending order), every section's exact
+  // length, the required sections, opens each group's graph
+  // (index::HnswGraph::Open), and checks each attribute directory's
+  // structure and its columns' sections (presence, lengths). Damage is
+  // Corruption naming the file and the offset.
   static Result<std::shared_ptr<SegmentFile>> Open(Env* env, const std::string& path);
   ~SegmentFile();
 

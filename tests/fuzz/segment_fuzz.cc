@@ -1,5 +1,6 @@
 // libFuzzer target: the segment reader (segment::SegmentFile: Open, lookups,
-// Verify) and the graphs of its groups (open, verify and search, lib/index).
+// attribute columns, Verify) and the graphs of its groups (open, verify and
+// search, lib/index).
 //
 // Input: byte 0 holds fix-up flags (so the fuzzer gets past the checksums):
 // bit 0 recompute the header CRC, bit 1 recompute every section CRC in the
@@ -14,11 +15,13 @@
 #include <string>
 #include <vector>
 
+#include "filter/column_source.h"
 #include "fuzz_util.h"
 #include "graph_exercise.h"
 #include "index/hnsw.h"
 #include "segment/file.h"
 #include "segment/format.h"
+#include "util/attributes.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
 
@@ -138,6 +141,52 @@ bool Checked(const Status& s) {
   return false;
 }
 
+// Reads every attribute column of u64 group g through Column and copies each
+// row out (filter::AppendRow reads every value, code and dictionary entry a
+// row names: an unchecked pointer is an ASan error). Returns whether every
+// read succeeded; with `verified`, also that the copies are columns a writer
+// accepts and that the dictionaries are strictly ascending.
+bool FuzzColumns(const segment::SegmentFile& f, uint32_t g, uint8_t salt, bool verified) {
+  std::vector<std::pair<std::string, AttrType>> columns;
+  if (!Checked(f.AttrColumns(g, &columns))) return false;
+  FUZZ_CHECK(columns.size() <= kMaxAttrColumns, "column count");
+  bool all_ok = true;
+  const uint64_t rows = std::min<uint64_t>(f.group(g).rows, kMaxReads);
+  std::vector<AttrColumn> copies;
+  for (size_t i = 0; i < columns.size(); ++i) {
+    const auto& [name, type] = columns[i];
+    FUZZ_CHECK(i == 0 || columns[i - 1].first < name, "column names ascending");
+    filter::ColumnRef ref;
+    bool present = false;
+    if (!Checked(f.Column(g, name, &ref, &present))) {
+      all_ok = false;
+      continue;
+    }
+    FUZZ_CHECK(present && ref.type == type, "a listed column is present with its type");
+    AttrColumn copy = AttrColumn::Make(name, type);
+    for (uint64_t r = 0; r < rows; ++r) filter::AppendRow(ref, present, r, &copy);
+    if (ref.dict_offsets != nullptr) {
+      FUZZ_CHECK(ref.dict_sorted, "a segment dictionary is sorted");
+      for (uint64_t e = 0; e + 1 < ref.dict_size && e < kMaxReads; ++e) {
+        const std::string_view a(ref.dict_bytes + ref.dict_offsets[e], ref.dict_offsets[e + 1] - ref.dict_offsets[e]);
+        const std::string_view b(ref.dict_bytes + ref.dict_offsets[e + 1], ref.dict_offsets[e + 2] - ref.dict_offsets[e + 1]);
+        FUZZ_CHECK(a < b, "dictionary strictly ascending");
+      }
+    }
+    if (verified) copies.push_back(std::move(copy));
+  }
+  filter::ColumnRef ref;
+  bool present = true;
+  const std::string missing = columns.empty() ? "x" : columns.back().first + static_cast<char>(salt);
+  all_ok &= Checked(f.Column(g, missing, &ref, &present));
+  FUZZ_CHECK(!present, "a name above every column is absent");
+  if (verified) {
+    const Status s = CheckAttrColumns(copies, rows);
+    FUZZ_CHECK(s.ok(), "the columns of a verified file are valid: " + s.ToString());
+  }
+  return all_ok;
+}
+
 void FuzzSegment(fuzz::MemoryMapEnv& env, uint8_t salt) {
   using namespace pomai::segment;
   auto opened = SegmentFile::Open(&env, "fuzz.pseg");
@@ -182,6 +231,7 @@ void FuzzSegment(fuzz::MemoryMapEnv& env, uint8_t salt) {
         all_ok &= Checked(f.ReadRowEntry(g, r, &v));
       }
     }
+    if (info.kind == GroupKind::kU64) all_ok &= FuzzColumns(f, g, salt, false);
     if (const index::HnswGraph* graph = f.graph(g)) {
       FUZZ_CHECK(info.has_graph && graph->rows() == info.rows && graph->dim() == info.dim, "graph matches its group");
       index::HnswGraph copy = *graph;
@@ -210,6 +260,7 @@ void FuzzSegment(fuzz::MemoryMapEnv& env, uint8_t salt) {
       FUZZ_CHECK(f.FindRow(g, f.ids(g)[r], &row, &found).ok() && found && row == r, "ids of a verified file");
     }
     if (f.graph(g) != nullptr) FUZZ_CHECK(f.graph(g)->Verify().ok(), "graphs of a verified file verify");
+    FUZZ_CHECK(FuzzColumns(f, g, salt, true), "columns of a verified file read");
   }
 }
 

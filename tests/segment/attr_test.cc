@@ -11,6 +11,7 @@
 #include <limits>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "file_test_util.h"
 #include "filter/column_source.h"
@@ -613,6 +614,32 @@ TEST_F(AttrDamage, CraftedColumnsFailColumnOrVerify) {
   b[Record("t") + 4] = '\xC0';
   Seal(b);
   ExpectRefused(b, Where::kVerify, "\xC0", "is not valid UTF-8");
+}
+
+// The first checks of a column race from several threads: all agree, on a
+// good column and on a damaged one.
+TEST_F(AttrDamage, ConcurrentFirstChecksOfAColumnAgree) {
+  std::string b = good_;
+  b[Ref(SectionKind::kAttrDictBytes, ColumnIndex("t")).offset] ^= 1;
+  auto f = Open(b);
+  ASSERT_TRUE(f.ok());
+  std::vector<std::thread> threads;
+  std::vector<std::string> results(8);
+  for (size_t i = 0; i < results.size(); ++i) {
+    threads.emplace_back([&, i] {
+      for (const char* name : {"s", "t"}) {
+        filter::ColumnRef ref;
+        bool present = false;
+        Status s = (*f)->Column(0, name, &ref, &present);
+        results[i] += s.ToString() + (s.ok() ? std::to_string(ref.dict_size) : "") + ";";
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const std::string& r : results) EXPECT_EQ(r, results[0]);
+  EXPECT_EQ(results[0].rfind("OK3;", 0), 0u) << results[0];
+  EXPECT_NE(results[0].find("checksum mismatch in attr dict bytes section of column 5 of group 0"), std::string::npos)
+      << results[0];
 }
 
 }  // namespace
