@@ -11,7 +11,16 @@
 namespace {
 
 using pomai::testing::Code;
-using pomai::testing::Message;
+
+// A status's code and message; frees it.
+struct Outcome {
+  int code;
+  std::string message;
+};
+Outcome Take(pomai_status_t* s) {
+  Outcome o{pomai_status_code(s), pomai_status_message(s)};
+  return o;
+}
 
 class CFilter : public pomai::testing::U64DbTest {
  protected:
@@ -60,8 +69,8 @@ class CFilter : public pomai::testing::U64DbTest {
   uint64_t CountWhere(const char* expr) {
     pomai_filter_t f = {sizeof(pomai_filter_t), expr, nullptr, 0};
     uint64_t n = 0;
-    pomai_status_t* s = pomai_count_where(db_, &f, &n);
-    EXPECT_EQ(Code(s), 0) << Message(s);
+    const Outcome o = Take(pomai_count_where(db_, &f, &n));
+    EXPECT_EQ(o.code, 0) << o.message;
     return n;
   }
 };
@@ -213,62 +222,52 @@ TEST_F(CFilter, BadRowsColumnsAndFiltersAreRefusedNamingTheArgument) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
     pomai_rows_t rows = {sizeof(pomai_rows_t), 4, 1, &id, v, nullptr, nullptr, &c.column, 1};
-    pomai_status_t* s = pomai_put_rows(db_, &rows);
-    EXPECT_EQ(Code(s), POMAI_STATUS_INVALID_ARGUMENT);
-    EXPECT_NE(Message(s).find(c.fragment), std::string::npos) << Message(s);
-    pomai_status_free(s);
+    const Outcome o = Take(pomai_put_rows(db_, &rows));
+    EXPECT_EQ(o.code, POMAI_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(o.message.find(c.fragment), std::string::npos) << o.message;
   }
   const pomai_column_t good = col(POMAI_ATTR_INT64, "x", &one);
   const pomai_column_t twice[2] = {good, good};
   pomai_rows_t dup = {sizeof(pomai_rows_t), 4, 1, &id, v, nullptr, nullptr, twice, 2};
-  pomai_status_t* s = pomai_put_rows(db_, &dup);
-  EXPECT_NE(Message(s).find("appears twice"), std::string::npos) << Message(s);
-  pomai_status_free(s);
+  Outcome s = Take(pomai_put_rows(db_, &dup));
+  EXPECT_NE(s.message.find("appears twice"), std::string::npos) << s.message;
   pomai_rows_t short_rows = {16, 4, 1, &id, v, nullptr, nullptr, nullptr, 0};
-  s = pomai_put_rows(db_, &short_rows);
-  EXPECT_NE(Message(s).find("struct_size is too small"), std::string::npos) << Message(s);
-  pomai_status_free(s);
+  s = Take(pomai_put_rows(db_, &short_rows));
+  EXPECT_NE(s.message.find("struct_size is too small"), std::string::npos) << s.message;
   pomai_rows_t no_cols = {sizeof(pomai_rows_t), 4, 1, &id, v, nullptr, nullptr, nullptr, 2};
-  s = pomai_put_rows(db_, &no_cols);
-  EXPECT_NE(Message(s).find("columns is NULL"), std::string::npos) << Message(s);
-  pomai_status_free(s);
+  s = Take(pomai_put_rows(db_, &no_cols));
+  EXPECT_NE(s.message.find("columns is NULL"), std::string::npos) << s.message;
   EXPECT_EQ(Code(pomai_put_rows(db_, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
   EXPECT_EQ(CountWhere(""), 10u);  // nothing was stored
   // Filters.
   pomai_filter_t f = {sizeof(pomai_filter_t), nullptr, nullptr, 5};
   uint64_t n = 0;
-  s = pomai_count_where(db_, &f, &n);
-  EXPECT_NE(Message(s).find("filter->ids is NULL but id_count is 5"), std::string::npos) << Message(s);
-  pomai_status_free(s);
+  s = Take(pomai_count_where(db_, &f, &n));
+  EXPECT_NE(s.message.find("filter->ids is NULL but id_count is 5"), std::string::npos) << s.message;
   f = {sizeof(pomai_filter_t), "year = ", nullptr, 0};
-  s = pomai_count_where(db_, &f, &n);
-  EXPECT_EQ(Code(s), POMAI_STATUS_INVALID_ARGUMENT);
-  EXPECT_NE(Message(s).find("at 7"), std::string::npos) << Message(s);
-  pomai_status_free(s);
-  s = pomai_delete_where(db_, nullptr, &n);
-  EXPECT_NE(Message(s).find("filter is NULL"), std::string::npos) << Message(s);
-  pomai_status_free(s);
+  s = Take(pomai_count_where(db_, &f, &n));
+  EXPECT_EQ(s.code, POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(s.message.find("at 7"), std::string::npos) << s.message;
+  s = Take(pomai_delete_where(db_, nullptr, &n));
+  EXPECT_NE(s.message.find("filter is NULL"), std::string::npos) << s.message;
   // Scans.
   pomai_scan_options_t o = {sizeof(o), 8, nullptr, nullptr, 0, 0};
   ArrowArrayStream stream;
-  s = pomai_scan(db_, &o, &stream);
-  EXPECT_NE(Message(s).find("flags is 8"), std::string::npos) << Message(s);
+  s = Take(pomai_scan(db_, &o, &stream));
+  EXPECT_NE(s.message.find("flags is 8"), std::string::npos) << s.message;
   EXPECT_EQ(stream.release, nullptr);
-  pomai_status_free(s);
   const char* nope[] = {"nope"};
   o = {sizeof(o), 0, nullptr, nope, 1, 0};
-  s = pomai_scan(db_, &o, &stream);
-  EXPECT_NE(Message(s).find("no column 'nope'"), std::string::npos) << Message(s);
-  pomai_status_free(s);
+  s = Take(pomai_scan(db_, &o, &stream));
+  EXPECT_NE(s.message.find("no column 'nope'"), std::string::npos) << s.message;
   EXPECT_EQ(Code(pomai_scan(db_, nullptr, nullptr)), POMAI_STATUS_INVALID_ARGUMENT);
   // update_attributes of a missing id changes nothing.
   const uint64_t ids[2] = {1, 999};
   const int64_t years[2] = {1, 2};
   const pomai_column_t y = col(POMAI_ATTR_INT64, "year", years);
-  s = pomai_update_attributes(db_, ids, 2, &y, 1);
-  EXPECT_EQ(Code(s), POMAI_STATUS_NOT_FOUND);
-  EXPECT_NE(Message(s).find("999"), std::string::npos) << Message(s);
-  pomai_status_free(s);
+  s = Take(pomai_update_attributes(db_, ids, 2, &y, 1));
+  EXPECT_EQ(s.code, POMAI_STATUS_NOT_FOUND);
+  EXPECT_NE(s.message.find("999"), std::string::npos) << s.message;
   EXPECT_EQ(CountWhere("year = 1"), 0u);
 }
 

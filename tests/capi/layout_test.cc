@@ -38,7 +38,7 @@ TEST(CAbiLayout, UpsertMatchesPomaiDB) {
 }
 
 TEST(CAbiLayout, QueryMatchesPomaiDB) {
-  EXPECT_EQ(sizeof(pomai_query_t), 48u);
+  EXPECT_EQ(sizeof(pomai_query_t), 64u);
   EXPECT_EQ(offsetof(pomai_query_t, vector), 8u);
   EXPECT_EQ(offsetof(pomai_query_t, dim), 16u);
   EXPECT_EQ(offsetof(pomai_query_t, topk), 20u);
@@ -47,6 +47,41 @@ TEST(CAbiLayout, QueryMatchesPomaiDB) {
   EXPECT_EQ(offsetof(pomai_query_t, deadline_ms), 36u);
   EXPECT_EQ(offsetof(pomai_query_t, flags), 40u);
   EXPECT_EQ(offsetof(pomai_query_t, ef_search), 44u);  // beyond PomaiDB, inside its 48 bytes
+  EXPECT_EQ(offsetof(pomai_query_t, filter_ids), 48u);  // beyond PomaiDB: struct_size 64
+  EXPECT_EQ(offsetof(pomai_query_t, filter_id_count), 56u);
+}
+
+TEST(CAbiLayout, AttributeFilterAndScanStructsHaveTheDocumentedOffsets) {
+  EXPECT_EQ(sizeof(pomai_column_t), 48u);
+  EXPECT_EQ(offsetof(pomai_column_t, type), 4u);
+  EXPECT_EQ(offsetof(pomai_column_t, name), 8u);
+  EXPECT_EQ(offsetof(pomai_column_t, validity), 16u);
+  EXPECT_EQ(offsetof(pomai_column_t, values), 24u);
+  EXPECT_EQ(offsetof(pomai_column_t, offsets), 32u);
+  EXPECT_EQ(offsetof(pomai_column_t, tag_offsets), 40u);
+  EXPECT_EQ(sizeof(pomai_rows_t), 64u);
+  EXPECT_EQ(offsetof(pomai_rows_t, dim), 4u);
+  EXPECT_EQ(offsetof(pomai_rows_t, n), 8u);
+  EXPECT_EQ(offsetof(pomai_rows_t, ids), 16u);
+  EXPECT_EQ(offsetof(pomai_rows_t, vectors), 24u);
+  EXPECT_EQ(offsetof(pomai_rows_t, metadata_offsets), 32u);
+  EXPECT_EQ(offsetof(pomai_rows_t, metadata), 40u);
+  EXPECT_EQ(offsetof(pomai_rows_t, columns), 48u);
+  EXPECT_EQ(offsetof(pomai_rows_t, column_count), 56u);
+  EXPECT_EQ(sizeof(pomai_filter_t), 32u);
+  EXPECT_EQ(offsetof(pomai_filter_t, expression), 8u);
+  EXPECT_EQ(offsetof(pomai_filter_t, ids), 16u);
+  EXPECT_EQ(offsetof(pomai_filter_t, id_count), 24u);
+  EXPECT_EQ(sizeof(pomai_scan_options_t), 40u);
+  EXPECT_EQ(offsetof(pomai_scan_options_t, flags), 4u);
+  EXPECT_EQ(offsetof(pomai_scan_options_t, filter), 8u);
+  EXPECT_EQ(offsetof(pomai_scan_options_t, columns), 16u);
+  EXPECT_EQ(offsetof(pomai_scan_options_t, column_count), 24u);
+  EXPECT_EQ(offsetof(pomai_scan_options_t, batch_rows), 32u);
+  // The Arrow C Data Interface's own layout (its specification's, x86-64).
+  EXPECT_EQ(sizeof(ArrowSchema), 72u);
+  EXPECT_EQ(sizeof(ArrowArray), 80u);
+  EXPECT_EQ(sizeof(ArrowArrayStream), 40u);
 }
 
 TEST(CAbiLayout, RecordSemanticPointerAndResultsMatchPomaiDB) {

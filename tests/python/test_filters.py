@@ -260,7 +260,7 @@ def test_schema_get_many_getitem_contains(open_db: Any) -> None:
     assert not got["vector"][1].any()
     assert got["metadata"][0] == b"m5" and got["metadata"][1] is None
     assert got["year"][0] == 2005 and got["year"].mask[1]
-    assert got["lang"].tolist() == ["fr", None, "en", "fr"]
+    assert got["lang"].tolist() == ["en", None, "fr", "en"]
     vec, meta = db[7]
     np.testing.assert_array_equal(vec, vecs[7])
     assert meta == b"m7"
