@@ -598,7 +598,7 @@ def delete(db: Database, ids: Optional[IdsLike] = None, where: Optional[str] = N
         del keep
         return int(out[0])
     if ids is None:
-        raise TypeError("delete needs ids or where")
+        raise TypeError("ids is None: delete needs ids, or a filter as where=")
     ids_arr = _ids_array(ids)
     if ids_arr.shape[0] == 0:
         return None
