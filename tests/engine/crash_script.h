@@ -1,7 +1,7 @@
 // The crash harness's workload model (tests/engine/crash_test.cc and
 // crash_points_test.cc; docs/CRASH_TESTING.md): steps of both faces of one
-// database, the pomaidb face (row batches and row arrays of the default
-// collection) and the alopex face (transactions of byte values, vector
+// database, the pomaidb face (row batches, row arrays and row batches with
+// attributes of the default collection, attribute updates) and the alopex face (transactions of byte values, vector
 // records and entries of the named collection kIndex; its creation and
 // drop); the state a reader can see after a prefix of the committed steps;
 // and the one rule both tests check after a recovery, CheckPrefix: the
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "engine/db.h"
+#include "util/attributes.h"
 
 namespace pomai::engine::crash {
 
@@ -30,7 +31,8 @@ inline constexpr char kIndex[] = "ix";
 inline constexpr uint64_t kProbeRowId = 1;
 
 struct ScriptOp {
-  enum Kind { kPut, kDelete, kVector, kIndexPut, kIndexDelete, kRowPut, kRowDelete } kind;
+  // kRowAttr: an attribute update of row `key`, setting "v" to `version`.
+  enum Kind { kPut, kDelete, kVector, kIndexPut, kIndexDelete, kRowPut, kRowDelete, kRowAttr } kind;
   std::string key;  // a row's: its id in decimal
   uint32_t version = 0;
 };
@@ -39,13 +41,17 @@ struct ScriptStep {
   // history): a transaction of the alopex face; the creation (or
   // re-creation, which replaces the collection and its entries) and the drop
   // of the named collection kIndex; one Write of row puts and deletes of the
-  // default collection, one PutArray of its row puts. kFlush, kCompact (a
+  // default collection, one PutArray of its row puts; kAttrRows one PutRows
+  // of row puts with attributes (AttrsFor), kUpdateAttrs one
+  // UpdateAttributes of "v" (kRowAttr ops). kFlush, kCompact (a
   // forced merge of every segment), kReopen and kSearch (index statistics and
   // a search: the first after the index is created with committed entries
   // and no graph flushes) are not.
-  enum Kind { kTxn, kCreateIndex, kDropIndex, kRows, kRowArray, kFlush, kCompact, kReopen, kSearch } kind = kTxn;
-  std::vector<ScriptOp> ops;  // kTxn, kRows, kRowArray
-  bool commit() const { return kind <= kRowArray; }
+  enum Kind {
+    kTxn, kCreateIndex, kDropIndex, kRows, kRowArray, kAttrRows, kUpdateAttrs, kFlush, kCompact, kReopen, kSearch
+  } kind = kTxn;
+  std::vector<ScriptOp> ops;  // kTxn, kRows, kRowArray, kAttrRows, kUpdateAttrs
+  bool commit() const { return kind <= kUpdateAttrs; }
 };
 
 inline std::string ValueFor(const std::string& key, uint32_t version) {
@@ -69,12 +75,30 @@ inline std::vector<ScriptStep> History(const std::vector<ScriptStep>& script) {
   return h;
 }
 
+// A row's attributes: "v" (int64), "k" (string), "t" (tags); absent = null.
+struct Attrs {
+  std::optional<int64_t> v;
+  std::optional<std::string> k;
+  std::optional<std::vector<std::string>> t;
+  bool operator==(const Attrs&) const = default;
+};
+// The attributes a kAttrRows put of (key, version) writes: "k" null for every
+// third version, "t" empty for odd ones.
+inline Attrs AttrsFor(const std::string& key, uint32_t version) {
+  Attrs a;
+  a.v = version;
+  if (version % 3 != 0) a.k = key + "#" + std::to_string(version);
+  a.t = version % 2 ? std::vector<std::string>{} : std::vector<std::string>{"t" + std::to_string(version % 5), "x"};
+  return a;
+}
+
 // What a reader can see, in one comparable form.
 struct State {
   std::map<std::string, std::string> keys;  // user key -> "B|" value, or "V|" metadata "|" vector bytes
   bool index = false;
   std::map<std::string, std::string> entries;  // index entry key -> metadata
   std::map<uint64_t, std::string> rows;  // default collection id -> VectorRecord(metadata, vector)
+  std::map<uint64_t, Attrs> attrs;       // rows that have some attribute
   bool operator==(const State&) const = default;
 };
 
@@ -95,11 +119,22 @@ inline void Apply(const ScriptStep& st, State* s) {
       case ScriptOp::kDelete: s->keys.erase(op.key); break;
       case ScriptOp::kIndexPut: s->entries[op.key] = MetaFor(op.key, op.version); break;
       case ScriptOp::kIndexDelete: s->entries.erase(op.key); break;
-      case ScriptOp::kRowPut:
-        s->rows[std::stoull(op.key)] =
-            VectorRecord(st.kind == ScriptStep::kRows ? MetaFor(op.key, op.version) : "", VecFor(op.key, op.version));
+      case ScriptOp::kRowPut: {
+        const uint64_t id = std::stoull(op.key);
+        s->rows[id] = VectorRecord(st.kind == ScriptStep::kRowArray ? "" : MetaFor(op.key, op.version),
+                                   VecFor(op.key, op.version));
+        if (st.kind == ScriptStep::kAttrRows) {
+          s->attrs[id] = AttrsFor(op.key, op.version);
+        } else {
+          s->attrs.erase(id);  // a put without attributes: every column null
+        }
         break;
-      case ScriptOp::kRowDelete: s->rows.erase(std::stoull(op.key)); break;
+      }
+      case ScriptOp::kRowDelete:
+        s->rows.erase(std::stoull(op.key));
+        s->attrs.erase(std::stoull(op.key));
+        break;
+      case ScriptOp::kRowAttr: s->attrs[std::stoull(op.key)].v = op.version; break;
     }
   }
 }
@@ -135,7 +170,47 @@ inline Result<std::unique_ptr<DB>> OpenWithRows(const Options& o) {
   return db;
 }
 
+// One PutRows of the step's row puts with their attributes and metadata.
+inline Status PutAttrRows(DB* db, const ScriptStep& st) {
+  std::vector<uint64_t> ids;
+  std::vector<float> matrix;
+  std::vector<uint64_t> meta_off{0};
+  std::string meta;
+  AttrColumn v = AttrColumn::Make("v", AttrType::kInt64), k = AttrColumn::Make("k", AttrType::kString),
+             t = AttrColumn::Make("t", AttrType::kTags);
+  for (const ScriptOp& op : st.ops) {
+    ids.push_back(std::stoull(op.key));
+    const std::vector<float> vec = VecFor(op.key, op.version);
+    matrix.insert(matrix.end(), vec.begin(), vec.end());
+    meta += MetaFor(op.key, op.version);
+    meta_off.push_back(meta.size());
+    const Attrs a = AttrsFor(op.key, op.version);
+    v.AppendInt(*a.v);
+    a.k ? k.AppendString(*a.k) : k.AppendNull();
+    std::vector<std::string_view> tags(a.t->begin(), a.t->end());
+    t.AppendTags(tags.data(), tags.size());
+  }
+  RowsIn in;
+  in.n = ids.size();
+  in.ids = ids.data();
+  in.vectors = matrix.data();
+  in.metadata_offsets = meta_off.data();
+  in.metadata = reinterpret_cast<const uint8_t*>(meta.data());
+  in.columns = {std::move(v), std::move(k), std::move(t)};
+  return db->PutRows(in);
+}
+
 inline Status CommitStep(DB* db, const ScriptStep& st) {
+  if (st.kind == ScriptStep::kAttrRows) return PutAttrRows(db, st);
+  if (st.kind == ScriptStep::kUpdateAttrs) {
+    std::vector<uint64_t> ids;
+    AttrColumn v = AttrColumn::Make("v", AttrType::kInt64);
+    for (const ScriptOp& op : st.ops) {
+      ids.push_back(std::stoull(op.key));
+      v.AppendInt(op.version);
+    }
+    return db->UpdateAttributes(ids.data(), ids.size(), {std::move(v)});
+  }
   if (st.kind == ScriptStep::kRows || st.kind == ScriptStep::kRowArray) {
     std::vector<std::vector<float>> vecs;
     std::vector<std::string> metas;
@@ -191,7 +266,8 @@ inline Status CommitStep(DB* db, const ScriptStep& st) {
       }
       case ScriptOp::kIndexDelete: s = (*t)->IndexDelete(kIndex, op.key); break;
       case ScriptOp::kRowPut:
-      case ScriptOp::kRowDelete: return Status::InvalidArgument("a row op in a transaction step");
+      case ScriptOp::kRowDelete:
+      case ScriptOp::kRowAttr: return Status::InvalidArgument("a row op in a transaction step");
     }
     if (!s.ok()) return s;
   }
@@ -211,6 +287,45 @@ inline Status ProbeCommit(DB* db) {
   op.id = kProbeRowId;
   op.vector = v.data();
   return db->Write(&op, 1);
+}
+
+// The rows' attributes as a scan sees them, and a filtered count of them.
+inline Status ObserveAttrs(DB* db, State* out) {
+  auto scan = db->Scan(ScanSpec{});
+  if (!scan.ok()) return Status(scan.status().code(), "Scan: " + scan.status().ToString());
+  const AttrSchema& cols = (*scan)->columns();
+  uint64_t with_v = 0;
+  for (;;) {
+    ScanBatch b;
+    bool done = false;
+    Status s = (*scan)->Next(&b, &done);
+    if (!s.ok()) return Status(s.code(), "Scan: " + s.ToString());
+    if (done) break;
+    for (size_t j = 0; j < b.ids.size(); ++j) {
+      if (b.ids[j] == kProbeRowId) continue;
+      Attrs a;
+      for (size_t c = 0; c < cols.size(); ++c) {
+        const AttrColumn& col = b.columns[c];
+        if (!col.has_value(j)) continue;
+        if (cols[c].first == "v") a.v = col.ints[j];
+        if (cols[c].first == "k") a.k = std::string(col.str(j));
+        if (cols[c].first == "t") {
+          a.t.emplace();
+          for (size_t i = 0; i < col.tag_count(j); ++i) a.t->emplace_back(col.tag(j, i));
+        }
+      }
+      if (a.v || a.k || a.t) out->attrs[b.ids[j]] = a;
+      with_v += a.v.has_value();
+    }
+  }
+  if (cols.empty()) return Status::OK();
+  RowFilterSpec f;
+  f.expression = "v IS NOT NULL";
+  auto n = db->Count(&f);
+  if (!n.ok()) return Status(n.status().code(), "Count(v IS NOT NULL): " + n.status().ToString());
+  if (*n != with_v)
+    return Status::Corruption("Count(v IS NOT NULL) is " + std::to_string(*n) + ", a scan finds " + std::to_string(with_v));
+  return Status::OK();
 }
 
 // The default collection's rows as Get, Count and Search see them.
@@ -243,7 +358,7 @@ inline Status ObserveRows(DB* db, const std::set<uint64_t>& row_universe, State*
     for (const auto& [id, rec] : out->rows) want.insert(id);
     if (found != want) return Status::Corruption("a search over every row returns other ids than Get finds");
   }
-  return Status::OK();
+  return ObserveAttrs(db, out);
 }
 
 // Reads every user key the script names, and the whole index.
@@ -295,7 +410,8 @@ inline std::optional<size_t> CheckPrefix(DB* db, const std::vector<ScriptStep>& 
   std::set<uint64_t> row_universe;
   for (const ScriptStep& st : history)
     for (const ScriptOp& op : st.ops) {
-      if (op.kind == ScriptOp::kRowPut || op.kind == ScriptOp::kRowDelete) row_universe.insert(std::stoull(op.key));
+      if (op.kind == ScriptOp::kRowPut || op.kind == ScriptOp::kRowDelete || op.kind == ScriptOp::kRowAttr)
+        row_universe.insert(std::stoull(op.key));
       else if (op.kind != ScriptOp::kIndexPut && op.kind != ScriptOp::kIndexDelete) universe.insert(op.key);
     }
   State got;
@@ -339,6 +455,8 @@ inline std::optional<size_t> CheckPrefix(DB* db, const std::vector<ScriptStep>& 
       if (!want.count(k)) *why += "; " + std::string(what) + " " + Name(k) + " extra";
   };
   diff("row", at_lo.rows, got.rows);
+  for (const auto& [id, a] : at_lo.attrs)
+    if (!got.attrs.count(id) || !(got.attrs.at(id) == a)) *why += "; attributes of row " + std::to_string(id) + " differ";
   diff("entry", at_lo.entries, got.entries);
   diff("key", at_lo.keys, got.keys);
   return std::nullopt;

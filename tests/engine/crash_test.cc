@@ -81,11 +81,12 @@ ScriptStep RecordAt(uint64_t r) {
     }
     return st;
   }
-  // The pomaidb face: a row batch (r % 3 == 0) or a row array (r % 3 == 2).
-  st.kind = r % 3 == 0 ? ScriptStep::kRows : ScriptStep::kRowArray;
+  // The pomaidb face: a row batch (r % 3 == 0; every other one with
+  // attributes, only puts) or a row array (r % 3 == 2).
+  st.kind = r % 3 == 2 ? ScriptStep::kRowArray : r % 6 == 3 ? ScriptStep::kAttrRows : ScriptStep::kRows;
   for (uint32_t j = 0; j < 4; ++j) st.ops.push_back({ScriptOp::kRowPut, Id(r, j), Version(r, j)});
   if (!older) return st;
-  if (st.kind == ScriptStep::kRowArray) {
+  if (st.kind == ScriptStep::kRowArray || st.kind == ScriptStep::kAttrRows) {
     st.ops.push_back({ScriptOp::kRowPut, Id(r - 3, 0), Version(r, 4)});  // overwrite
     return st;
   }
