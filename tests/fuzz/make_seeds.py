@@ -189,14 +189,15 @@ def write_row_batch_seeds(out: Path) -> None:
     later = row_batch(5, [2, 4], [[0.0, 0.0, 1.0], [9.0, 9.0, 9.0]], None,
                       [("year", 1, [2024, 2025]), ("new", 5, [["x"], None])])
     data = wal_file([(18, first), (18, plain), (18, later)])
-    write(out, "wal_fuzz", "rb-all-types", b"\x00" + data)
-    write(out, "wal_fuzz", "rb-all-types-torn", b"\x00" + data[:-7])
-    write(out, "wal_fuzz", "rb-one", b"\x00" + wal_file([(18, row_batch(1, [7], [[1.0]], [b"x"],
+    # Byte 0 bit 0: wal_fuzz sets the CRCs, so mutations of these payloads reach the decoder.
+    write(out, "wal_fuzz", "rb-all-types", b"\x01" + data)
+    write(out, "wal_fuzz", "rb-all-types-torn", b"\x01" + data[:-7])
+    write(out, "wal_fuzz", "rb-one", b"\x01" + wal_file([(18, row_batch(1, [7], [[1.0]], [b"x"],
                                                                           [("t", 5, [["only"]])]))], 10))
 
 
 def write_db_seeds(out: Path, tag: str, db: Path, wals: list[Path], wal_byte: int) -> list[Path]:
-    """A database's seeds: its WALs whole and torn for wal_fuzz (byte 0, which it skips, is `wal_byte`), the
+    """A database's seeds: its WALs whole and torn for wal_fuzz (byte 0 is `wal_byte`: bit 0 set, CRC fix-ups), the
     manifest log CURRENT names for manifest_fuzz (byte 0 bit 2: a manifest log), its segments for segment_fuzz
     (byte 0 = fix-ups, none or 0x3f all six; byte 1 = salt). Returns the segments, in order."""
     for i, wal in enumerate(wals):
