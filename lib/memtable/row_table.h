@@ -53,11 +53,12 @@ class RowTable {
   // Puts a batch, all at `seq` and without metadata: row j of the batch is
   // id ids[sel[j]] (little-endian u64, any alignment) with vector
   // vectors + sel[j] * dim(), for j in [0, n); sel == nullptr selects 0..n-1.
-  // The same as n Puts (attributes null), but faster for large batches: index lookups are
-  // prefetched ahead and vectors are copied with non-temporal stores (they
-  // bypass the cache: a memtable is larger than it, and a cold destination
-  // otherwise costs a read per line written), fenced before returning, so
-  // the rows are visible to a thread that synchronises with this one after.
+  // The same as n Puts (attributes null), but faster for large batches:
+  // index lookups are prefetched ahead and vectors are copied with
+  // non-temporal stores (they bypass the cache: a memtable is larger than
+  // it, and a cold destination otherwise costs a read per line written),
+  // fenced before returning, so the rows are visible to a thread that
+  // synchronises with this one after.
   void PutRows(uint64_t seq, const uint8_t* ids, const float* vectors, const uint32_t* sel, size_t n);
   // Puts a batch with attributes, all at `seq`: row j is id ids[j]
   // (little-endian u64, any alignment), vector vectors + j * dim(), metadata

@@ -262,30 +262,16 @@ uint64_t ColumnValuesSize(const AttrColumn& c) {
   return 0;
 }
 
-}  // namespace
-
-uint64_t RowBatchSize(uint32_t dim, uint64_t rows, bool has_metadata, uint64_t meta_bytes,
-                      const std::vector<AttrColumn>& columns) {
-  uint64_t size = kRowBatchHeadSize + rows * (8 + uint64_t{dim} * 4);
-  if (has_metadata) size += (rows + 1) * 8 + meta_bytes;
+uint64_t TailSize(uint64_t rows, bool has_metadata, uint64_t meta_bytes, const std::vector<AttrColumn>& columns) {
+  uint64_t size = has_metadata ? (rows + 1) * 8 + meta_bytes : 0;
   for (const AttrColumn& c : columns) size += 2 + c.name.size() + 2 + c.valid.size() + ColumnValuesSize(c);
   return size;
 }
 
-std::string EncodeRowBatch(uint64_t cid, uint32_t dim, uint32_t rows, const void* ids, const void* vectors,
-                           const uint64_t* meta_offsets, std::string_view meta_blob,
-                           const std::vector<AttrColumn>& columns) {
-  const bool has_metadata = meta_offsets != nullptr;
-  std::string out(RowBatchSize(dim, rows, has_metadata, meta_blob.size(), columns), '\0');
-  uint8_t* p = reinterpret_cast<uint8_t*>(out.data());
-  p = Put32(Put32(Put64(p, cid), dim), rows);
-  p = Put16(p, static_cast<uint16_t>(columns.size()));
-  *p++ = has_metadata ? 1 : 0;
-  p += 5;  // zero
-  // ids and vectors are little-endian already (the caller's or a record's).
-  p = PutRaw(p, ids, size_t{rows} * 8);
-  p = PutRaw(p, vectors, size_t{rows} * dim * 4);
-  if (has_metadata) {
+// Writes the tail (metadata, columns) at p and returns its end.
+uint8_t* PutTail(uint8_t* p, uint32_t rows, const uint64_t* meta_offsets, std::string_view meta_blob,
+                 const std::vector<AttrColumn>& columns) {
+  if (meta_offsets != nullptr) {
     p = Put64Array(p, meta_offsets, size_t{rows} + 1);
     p = PutRaw(p, meta_blob.data(), meta_blob.size());
   }
@@ -309,6 +295,40 @@ std::string EncodeRowBatch(uint64_t cid, uint32_t dim, uint32_t rows, const void
         break;
     }
   }
+  return p;
+}
+
+}  // namespace
+
+uint64_t RowBatchSize(uint32_t dim, uint64_t rows, bool has_metadata, uint64_t meta_bytes,
+                      const std::vector<AttrColumn>& columns) {
+  return kRowBatchHeadSize + rows * (8 + uint64_t{dim} * 4) + TailSize(rows, has_metadata, meta_bytes, columns);
+}
+
+void EncodeRowBatchHead(uint64_t cid, uint32_t dim, uint32_t rows, size_t columns, bool has_metadata,
+                        uint8_t out[kRowBatchHeadSize]) {
+  uint8_t* p = Put16(Put32(Put32(Put64(out, cid), dim), rows), static_cast<uint16_t>(columns));
+  *p++ = has_metadata ? 1 : 0;
+  std::memset(p, 0, 5);
+}
+
+std::string EncodeRowBatchTail(uint32_t rows, const uint64_t* meta_offsets, std::string_view meta_blob,
+                               const std::vector<AttrColumn>& columns) {
+  std::string out(TailSize(rows, meta_offsets != nullptr, meta_blob.size(), columns), '\0');
+  PutTail(reinterpret_cast<uint8_t*>(out.data()), rows, meta_offsets, meta_blob, columns);
+  return out;
+}
+
+std::string EncodeRowBatch(uint64_t cid, uint32_t dim, uint32_t rows, const void* ids, const void* vectors,
+                           const uint64_t* meta_offsets, std::string_view meta_blob,
+                           const std::vector<AttrColumn>& columns) {
+  std::string out(RowBatchSize(dim, rows, meta_offsets != nullptr, meta_blob.size(), columns), '\0');
+  auto* p = reinterpret_cast<uint8_t*>(out.data());
+  EncodeRowBatchHead(cid, dim, rows, columns.size(), meta_offsets != nullptr, p);
+  // ids and vectors are little-endian already (the caller's or a record's).
+  p = PutRaw(p + kRowBatchHeadSize, ids, size_t{rows} * 8);
+  p = PutRaw(p, vectors, size_t{rows} * dim * 4);
+  PutTail(p, rows, meta_offsets, meta_blob, columns);
   return out;
 }
 

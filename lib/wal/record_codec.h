@@ -111,6 +111,13 @@ uint64_t RowBatchSize(uint32_t dim, uint64_t rows, bool has_metadata, uint64_t m
 std::string EncodeRowBatch(uint64_t cid, uint32_t dim, uint32_t rows, const void* ids, const void* vectors,
                            const uint64_t* meta_offsets, std::string_view meta_blob,
                            const std::vector<AttrColumn>& columns);
+// The same payload in three pieces, for a writev that does not copy the
+// caller's arrays: the head, then ids and vectors as they are, then the tail
+// (metadata and columns). EncodeRowBatch is head + ids + vectors + tail.
+void EncodeRowBatchHead(uint64_t cid, uint32_t dim, uint32_t rows, size_t columns, bool has_metadata,
+                        uint8_t out[kRowBatchHeadSize]);
+std::string EncodeRowBatchTail(uint32_t rows, const uint64_t* meta_offsets, std::string_view meta_blob,
+                               const std::vector<AttrColumn>& columns);
 
 // A decoded row batch: ids and vectors point into the payload (little-endian,
 // maybe unaligned), so it lives no longer than the payload; metadata offsets

@@ -2,7 +2,8 @@
 The file readers' seeds come from real files: small databases made with the
 `pomaidb` package and with the `alopex` package (WAL files whole and torn,
 segments, graph sections located with `pomai-inspect segment --json`,
-manifest logs), plus hand-built version edits and manifest logs; the C ABI
+manifest logs), plus hand-built version edits and manifest logs, and
+hand-built WAL files of row batches (type 18, with attribute columns); the C ABI
 call-sequence targets (capi_fuzz, txn_capi_fuzz, faces_fuzz) get random byte
 strings of growing length, which FuzzedDataProvider turns into call
 sequences.
@@ -123,8 +124,80 @@ def write_version_set_seeds(out: Path) -> None:
     write(out, "manifest_fuzz", "v2-log-torn", b"\x04" + log[:-9])
 
 
+def wal_file(records: list[tuple[int, bytes]], first_seq: int = 1) -> bytes:
+    """A WAL file (lib/wal/log_format.h): (type, payload) records numbered from first_seq."""
+    out = b""
+    for seq, (rtype, payload) in enumerate(records, first_seq):
+        head = struct.pack("<IB3xQI", len(payload), rtype, seq, crc32c(payload))
+        out += head + struct.pack("<I", crc32c(head)) + payload
+    return out
+
+
+def row_batch(cid: int, ids: list[int], vectors: list[list[float]], metadata: list[bytes] | None,
+              columns: list[tuple[str, int, list]]) -> bytes:
+    """A type-18 row batch payload (docs/FORMAT.md, "WAL records"). A column is (name, type, values), a value
+    None (null) or an int (1), float (2), bool (3), str (4) or list of str (5)."""
+    u64s = lambda vs: struct.pack(f"<{len(vs)}Q", *vs)  # noqa: E731
+    dim = len(vectors[0])
+    out = struct.pack("<QIIHB5x", cid, dim, len(ids), len(columns), 1 if metadata is not None else 0)
+    out += u64s(ids) + b"".join(struct.pack(f"<{dim}f", *v) for v in vectors)
+    if metadata is not None:
+        offsets = [0]
+        for m in metadata:
+            offsets.append(offsets[-1] + len(m))
+        out += u64s(offsets) + b"".join(metadata)
+    for name, ctype, values in columns:
+        raw = name.encode()
+        out += struct.pack("<H", len(raw)) + raw + bytes([ctype])
+        if any(v is None for v in values):
+            out += b"\x01" + bytes(0 if v is None else 1 for v in values)
+        else:
+            out += b"\x00"
+        if ctype == 1:
+            out += struct.pack(f"<{len(values)}q", *(v or 0 for v in values))
+        elif ctype == 2:
+            out += struct.pack(f"<{len(values)}d", *(0.0 if v is None else v for v in values))
+        elif ctype == 3:
+            out += bytes(1 if v else 0 for v in values)
+        elif ctype == 4:
+            blobs = [(v or "").encode() for v in values]
+            offsets = [0]
+            for b in blobs:
+                offsets.append(offsets[-1] + len(b))
+            out += u64s(offsets) + b"".join(blobs)
+        else:
+            tags = [[t.encode() for t in (v or [])] for v in values]
+            lists, strings = [0], [0]
+            for row in tags:
+                lists.append(lists[-1] + len(row))
+                for t in row:
+                    strings.append(strings[-1] + len(t))
+            out += u64s(lists) + u64s(strings) + b"".join(t for row in tags for t in row)
+    return out
+
+
+def write_row_batch_seeds(out: Path) -> None:
+    """wal_fuzz seeds of row batches (type 18), which the engine's own WAL files above may lack: every
+    attribute type with nulls, empty strings and empty tag lists, metadata or none, a repeated id, a batch
+    without columns, a later batch adding a column, and the same file torn."""
+    first = row_batch(5, [1, 2, 1], [[0.5, -1.0, 2.0], [1.0, 1.0, 1.0], [3.0, 0.0, -0.25]],
+                      [b"m1", b"", b"\x00meta"],
+                      [("year", 1, [1999, None, -7]), ("score", 2, [0.5, float("inf"), None]),
+                       ("ok", 3, [True, None, False]), ("lang", 4, ["en", "", None]),
+                       ("tags", 5, [["a", "b", "a"], [], None]), ("\u540d\u524d", 4, ["\u65e5\u672c", None, "x"])])
+    plain = row_batch(5, [3], [[1.0, 2.0, 3.0]], None, [])
+    later = row_batch(5, [2, 4], [[0.0, 0.0, 1.0], [9.0, 9.0, 9.0]], None,
+                      [("year", 1, [2024, 2025]), ("new", 5, [["x"], None])])
+    data = wal_file([(18, first), (18, plain), (18, later)])
+    # Byte 0 bit 0: wal_fuzz sets the CRCs, so mutations of these payloads reach the decoder.
+    write(out, "wal_fuzz", "rb-all-types", b"\x01" + data)
+    write(out, "wal_fuzz", "rb-all-types-torn", b"\x01" + data[:-7])
+    write(out, "wal_fuzz", "rb-one", b"\x01" + wal_file([(18, row_batch(1, [7], [[1.0]], [b"x"],
+                                                                          [("t", 5, [["only"]])]))], 10))
+
+
 def write_db_seeds(out: Path, tag: str, db: Path, wals: list[Path], wal_byte: int) -> list[Path]:
-    """A database's seeds: its WALs whole and torn for wal_fuzz (byte 0, which it skips, is `wal_byte`), the
+    """A database's seeds: its WALs whole and torn for wal_fuzz (byte 0 is `wal_byte`: bit 0 set, CRC fix-ups), the
     manifest log CURRENT names for manifest_fuzz (byte 0 bit 2: a manifest log), its segments for segment_fuzz
     (byte 0 = fix-ups, none or 0x3f all six; byte 1 = salt). Returns the segments, in order."""
     for i, wal in enumerate(wals):
@@ -176,6 +249,7 @@ def main() -> None:
             make_kv_db(db, dim, txns, seed=dim, wal_copies=wals)
             write_db_seeds(out, tag, db, [*wals, *sorted(db.glob("wal-*.log"))], 0)
     write_version_set_seeds(out)
+    write_row_batch_seeds(out)
     for seed, target in [(42, "capi_fuzz"), (43, "txn_capi_fuzz"), (44, "faces_fuzz")]:
         rnd = random.Random(seed)
         for i in range(12):

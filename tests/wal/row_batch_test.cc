@@ -148,6 +148,20 @@ TEST(RowBatch, RandomBatchesRoundTripWithEveryAttributeType) {
   }
 }
 
+TEST(RowBatch, HeadArraysAndTailMakeThePayload) {
+  std::mt19937_64 rng(3);
+  for (int iter = 0; iter < 50; ++iter) {
+    const Batch b = RandomBatch(rng);
+    uint8_t head[kRowBatchHeadSize];
+    EncodeRowBatchHead(b.cid, b.dim, b.rows, b.columns.size(), b.has_metadata, head);
+    std::string pieces(reinterpret_cast<const char*>(head), sizeof(head));
+    pieces.append(reinterpret_cast<const char*>(b.ids.data()), b.rows * 8);
+    pieces.append(reinterpret_cast<const char*>(b.vectors.data()), b.vectors.size() * 4);
+    pieces += EncodeRowBatchTail(b.rows, b.has_metadata ? b.meta_offsets.data() : nullptr, b.meta_blob, b.columns);
+    EXPECT_EQ(pieces, b.Encode()) << iter;
+  }
+}
+
 TEST(RowBatch, ANextRecordOfAnotherTypeClearsTheBatch) {
   std::mt19937_64 rng(1);
   Batch b = RandomBatch(rng);
