@@ -206,6 +206,14 @@ class Evaluator {
       }
       return;
     }
+    if (std::is_sorted(ids, ids + n)) {  // a segment's rows: merge with the sorted set
+      auto it = std::lower_bound(set.begin(), set.end(), ids[0]);
+      PerRow(n, dst, [&](size_t r) {
+        while (it != set.end() && *it < ids[r]) ++it;
+        return it != set.end() && *it == ids[r];
+      });
+      return;
+    }
     const uint64_t lo = set.front(), hi = set.back();
     PerRow(n, dst, [&](size_t r) { return ids[r] >= lo && ids[r] <= hi && p.ids.Contains(ids[r]); });
   }
@@ -286,14 +294,22 @@ class Evaluator {
         break;
       }
       case PredKind::kTagsAny: {
+        // Branch-free: hits_[k] counts the passing tags among the chunk's
+        // first k tags; a row passes when the count grows over its tags.
         const uint64_t* off = ref.tag_offsets + begin;
+        const uint64_t first = off[0], slots = off[n] - first;
         const uint8_t* table = d.table.data();
         const uint64_t size = d.table.size();
-        PerRow(n, dst, [&](size_t r) {
-          for (uint64_t j = off[r]; j < off[r + 1]; ++j)
-            if (ref.codes[j] < size && table[ref.codes[j]] != 0) return true;
-          return false;
-        });
+        hits_.resize(slots + 1);
+        uint64_t count = 0;
+        hits_[0] = 0;
+        for (uint64_t k = 0; k < slots; ++k) {
+          const uint32_t code = ref.codes[first + k];
+          count += code < size ? table[code] : 0;
+          hits_[k + 1] = count;
+        }
+        const uint64_t* hits = hits_.data();
+        PerRow(n, dst, [&](size_t r) { return hits[off[r + 1] - first] != hits[off[r] - first]; });
         break;
       }
       case PredKind::kTagsAll: {
@@ -335,6 +351,7 @@ class Evaluator {
   std::vector<DictState> dicts_;  // by Pred::index
   std::vector<uint64_t> scratch_;  // kChunkWords per tree level
   std::vector<uint64_t> valid_, tmp_;
+  std::vector<uint64_t> hits_;  // kTagsAny: running count per tag of the chunk
 };
 
 }  // namespace

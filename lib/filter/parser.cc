@@ -31,9 +31,13 @@ IdSet::IdSet(std::vector<uint64_t> ids) : sorted_(std::move(ids)) {
   int bits = 1;
   while ((size_t{1} << bits) < 2 * sorted_.size()) ++bits;
   shift_ = 64 - bits;
+  bit_shift_ = shift_ - 3;
   slots_.assign(size_t{1} << bits, kEmptySlot);
+  bits_.assign(slots_.size() * 8 / 64, 0);
   const size_t mask = slots_.size() - 1;
   for (uint64_t id : sorted_) {
+    const size_t bit = SlotOf(id, bit_shift_);
+    bits_[bit / 64] |= uint64_t{1} << (bit % 64);
     if (id == kEmptySlot) {
       has_empty_value_ = true;
       continue;
@@ -46,6 +50,8 @@ IdSet::IdSet(std::vector<uint64_t> ids) : sorted_(std::move(ids)) {
 
 bool IdSet::Contains(uint64_t id) const {
   if (slots_.empty()) return std::binary_search(sorted_.begin(), sorted_.end(), id);
+  const size_t bit = SlotOf(id, bit_shift_);
+  if ((bits_[bit / 64] >> (bit % 64) & 1) == 0) return false;
   if (id == kEmptySlot) return has_empty_value_;
   const size_t mask = slots_.size() - 1;
   for (size_t s = SlotOf(id, shift_);; s = (s + 1) & mask) {

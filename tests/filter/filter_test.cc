@@ -594,7 +594,8 @@ class Gen {
       }
       t.cols.push_back(std::move(c));
     }
-    for (size_t r = 0; r < rows; ++r) t.ids.push_back(Pick(IdPool()));
+    for (size_t r = 0; r < rows; ++r) t.ids.push_back(Chance(0.5) ? Pick(IdPool()) : Below(40));
+    if (Chance(0.4)) std::sort(t.ids.begin(), t.ids.end());  // a segment's rows: ids ascending
     return t;
   }
 
