@@ -355,22 +355,26 @@ class Parser {
   // or := and (OR and)*. Under `neg` the node is an AND of the negated terms.
   Status ParseOr(int depth, bool neg, Node* out) { return ParseChain(Kw::kOr, depth, neg, out); }
 
+  // One level of the chain, parsed straight into the tree (the tree is on
+  // the heap, each level of recursion holds only a few words of stack).
   Status ParseChain(Kw sep, int depth, bool neg, Node* out) {
-    Node first;
-    POMAI_RETURN_IF_ERROR(sep == Kw::kOr ? ParseChain(Kw::kAnd, depth, neg, &first) : ParseNot(depth, neg, &first));
-    if (!AtKeyword(sep)) {
-      *out = std::move(first);
-      return Status::OK();
-    }
+    auto operand = [&](Node* n) { return sep == Kw::kOr ? ParseChain(Kw::kAnd, depth, neg, n) : ParseNot(depth, neg, n); };
+    POMAI_RETURN_IF_ERROR(operand(out));
+    if (!AtKeyword(sep)) return Status::OK();
     const Node::Kind kind = (sep == Kw::kOr) != neg ? Node::kOr : Node::kAnd;
     std::vector<Node> children;
-    Append(kind, std::move(first), &children);
+    Append(kind, std::move(*out), &children);
     while (AtKeyword(sep)) {
       POMAI_RETURN_IF_ERROR(Advance());
-      Node next;
-      POMAI_RETURN_IF_ERROR(sep == Kw::kOr ? ParseChain(Kw::kAnd, depth, neg, &next) : ParseNot(depth, neg, &next));
-      Append(kind, std::move(next), &children);
+      children.emplace_back();
+      POMAI_RETURN_IF_ERROR(operand(&children.back()));
+      if (children.back().kind == kind) {  // splice a nested chain of the same kind
+        std::vector<Node> nested = std::move(children.back().children);
+        children.pop_back();
+        for (Node& c : nested) children.push_back(std::move(c));
+      }
     }
+    *out = Node();
     out->kind = kind;
     out->children = std::move(children);
     return Status::OK();

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <pthread.h>
+
 #include <cmath>
 #include <limits>
 #include <random>
@@ -396,6 +398,41 @@ TEST(Filter, NestingIsAtMost64ParenthesesAndNots) {
   // Far deeper input fails the same way, without using stack in proportion to it.
   EXPECT_TRUE(Filter::Compile(nested(400000, 0), FixedSchema()).status().IsInvalidArgument());
   EXPECT_TRUE(Filter::Compile(nested(0, 200000), FixedSchema()).status().IsInvalidArgument());
+}
+
+// Runs f on a thread with a stack of `bytes`.
+template <class F>
+void OnSmallStack(size_t bytes, F f) {
+  pthread_attr_t attr;
+  ASSERT_EQ(pthread_attr_init(&attr), 0);
+  ASSERT_EQ(pthread_attr_setstacksize(&attr, bytes), 0);
+  pthread_t thread;
+  auto run = [](void* arg) -> void* {
+    (*static_cast<F*>(arg))();
+    return nullptr;
+  };
+  ASSERT_EQ(pthread_create(&thread, &attr, run, &f), 0);
+  ASSERT_EQ(pthread_join(thread, nullptr), 0);
+  pthread_attr_destroy(&attr);
+}
+
+TEST(Filter, ParsingUsesBoundedStack) {
+  // 64 levels fit in 1 MiB of stack (sanitizers included); 400,000 levels
+  // would need far more if the parser recursed on them.
+  FixedTable t(TableSource::Dict::kSorted);
+  std::string deepest;
+  for (int i = 0; i < 32; ++i) deepest += "NOT (year = 1 OR ";
+  deepest += "flag";
+  for (int i = 0; i < 32; ++i) deepest += ")";
+  const std::string too_deep = std::string(400000, '(') + "flag" + std::string(400000, ')');
+  Rows rows;
+  Status deep_status;
+  OnSmallStack(size_t{1} << 20, [&] {
+    rows = Passing(deepest, t.src());
+    deep_status = Filter::Compile(too_deep, FixedSchema()).status();
+  });
+  EXPECT_EQ(rows, (Rows{0, 2, 5, 7}));  // 32 NOTs of (false OR x): flag itself
+  EXPECT_EQ(deep_status.message(), "filter: at 64: nesting deeper than 64 parentheses and NOTs");
 }
 
 TEST(Filter, LongChainsAndListsWork) {
