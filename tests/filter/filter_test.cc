@@ -852,7 +852,9 @@ void CheckRandom(uint32_t seed, size_t rows, int exprs) {
                                 << f->ToString();
     }
     // The tail past the last row stays clear.
-    if (rows % 64) ASSERT_EQ(b.words()[b.word_count() - 1] >> (rows % 64), 0u);
+    if (rows % 64 != 0) {
+      ASSERT_EQ(b.words()[b.word_count() - 1] >> (rows % 64), 0u);
+    }
   }
 }
 
