@@ -6,6 +6,7 @@
 // its negation (IS NULL aside), which is SQL's three-valued logic once NOT
 // has been pushed down to the predicates.
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include "filter/compiled.h"
@@ -317,24 +318,42 @@ class Evaluator {
           std::fill(dst, dst + words, 0);
           break;
         }
+        // The rows with the first literal (branch-free, as kTagsAny), then
+        // those few checked for every literal.
         const uint64_t* off = ref.tag_offsets + begin;
-        const size_t want = p.strs.size();
+        const uint64_t first = off[0], slots = off[n] - first;
+        const uint32_t* literal_of = d.literal_of.data();
         const uint64_t size = d.literal_of.size();
+        hits_.resize(slots + 1);
+        uint64_t count = 0;
+        hits_[0] = 0;
+        for (uint64_t k = 0; k < slots; ++k) {
+          const uint32_t code = ref.codes[first + k];
+          count += code < size && literal_of[code] == 1 ? 1 : 0;
+          hits_[k + 1] = count;
+        }
+        const uint64_t* hits = hits_.data();
+        PerRow(n, dst, [&](size_t r) { return hits[off[r + 1] - first] != hits[off[r] - first]; });
+        const size_t want = p.strs.size();
+        if (want == 1) break;
         DictState& m = dicts_[p.index];
-        PerRow(n, dst, [&](size_t r) {
-          const uint64_t mark = begin + r + 1;
-          size_t have = 0;
-          for (uint64_t j = off[r]; j < off[r + 1]; ++j) {
-            const uint32_t code = ref.codes[j];
-            if (code >= size || m.literal_of[code] == 0) continue;
-            uint64_t& s = m.stamp[m.literal_of[code] - 1];
-            if (s != mark) {
-              s = mark;
-              ++have;
+        for (size_t w = 0; w < words; ++w) {
+          for (uint64_t bits = dst[w]; bits != 0; bits &= bits - 1) {
+            const size_t r = w * 64 + static_cast<size_t>(std::countr_zero(bits));
+            const uint64_t mark = begin + r + 1;
+            size_t have = 0;
+            for (uint64_t j = off[r]; j < off[r + 1]; ++j) {
+              const uint32_t code = ref.codes[j];
+              if (code >= size || literal_of[code] == 0) continue;
+              uint64_t& stamp = m.stamp[literal_of[code] - 1];
+              if (stamp != mark) {
+                stamp = mark;
+                ++have;
+              }
             }
+            if (have != want) dst[w] &= ~(uint64_t{1} << (r % 64));
           }
-          return have == want;
-        });
+        }
         break;
       }
       case PredKind::kIsNull:
