@@ -11,6 +11,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "filter/table_source.h"
@@ -245,6 +246,28 @@ TEST(Filter, ALayerColumnOfAnotherTypeIsInternal) {
   const Status s = Filter::Compile("year = 1", FixedSchema())->Evaluate(src, &b);
   EXPECT_EQ(s.code(), Code::kInternal);
   EXPECT_EQ(s.message(), "filter: the layer's column 'year' is string, the collection's is int64");
+}
+
+TEST(Filter, OneFilterEvaluatesOnManyThreadsAtOnce) {
+  FixedTable sorted(TableSource::Dict::kSorted), shuffled(TableSource::Dict::kShuffled);
+  const std::vector<uint64_t> allow = {100, 102, 104, 105, 106};
+  auto f = Filter::Compile("NOT genre IN ('pop', 'x') AND (tags CONTAINS ANY ('a', 'c') OR year < 3)", FixedSchema(),
+                           allow.data(), allow.size());
+  ASSERT_TRUE(f.ok());
+  const Filter copy = *f;
+  std::vector<std::thread> threads;
+  std::vector<Rows> got(8);
+  for (size_t i = 0; i < got.size(); ++i) {
+    threads.emplace_back([&, i] {
+      for (int k = 0; k < 200; ++k) {
+        Bitmap b;
+        EXPECT_TRUE(copy.Evaluate(i % 2 ? sorted.src() : shuffled.src(), &b).ok());
+        got[i] = SetRows(b);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const Rows& rows : got) EXPECT_EQ(rows, (Rows{0, 4, 5, 6}));
 }
 
 TEST(Filter, ToStringShowsNotPushedDown) {

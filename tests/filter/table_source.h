@@ -2,11 +2,12 @@
 // target and benchmark: strings and tags dictionary-encoded the way a layer
 // holds them (a sorted dictionary like a segment's, or one in an arbitrary
 // order with unused entries, like a memtable's), columns absent from the
-// layer, and a record of the columns read.
+// layer, and a record of the columns read. Safe to read from many threads.
 #pragma once
 
 #include <algorithm>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <string>
@@ -88,14 +89,17 @@ class TableSource : public ColumnSource {
   uint64_t rows() const override { return ids_.size(); }
   const uint64_t* ids() const override { return ids_.data(); }
   Status Column(std::string_view name, ColumnRef* out, bool* present) const override {
-    read_.emplace_back(name);
+    {
+      std::lock_guard<std::mutex> lock(read_mu_);
+      read_.emplace_back(name);
+    }
     if (name == failing_) return Status::Corruption("seg-000001.seg", 4096, "attribute section CRC mismatch");
     const auto it = cols_.find(name);
     *present = it != cols_.end();
     if (*present) *out = it->second.ref;
     return Status::OK();
   }
-  // The names Column() was asked for, in order.
+  // The names Column() was asked for, in order (not while evaluations run).
   const std::vector<std::string>& read() const { return read_; }
 
  private:
@@ -113,6 +117,7 @@ class TableSource : public ColumnSource {
   std::vector<uint64_t> ids_;
   std::map<std::string, Col, std::less<>> cols_;
   std::string failing_;
+  mutable std::mutex read_mu_;
   mutable std::vector<std::string> read_;
 };
 
