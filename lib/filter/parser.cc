@@ -6,9 +6,9 @@
 // above it, AND and OR swap under an odd parity (De Morgan) and a predicate
 // takes the parity as its `negated` flag.
 #include <algorithm>
-#include <cerrno>
+#include <charconv>
 #include <cmath>
-#include <cstdlib>
+#include <cstdio>
 #include <limits>
 #include <map>
 
@@ -242,12 +242,9 @@ struct Num {
   i128 Ceil() const { return neg ? -mag : mag + (frac ? 1 : 0); }
 };
 
+// The lexer checked the token's form; this takes its value (std::from_chars:
+// correctly rounded, and independent of the C locale's decimal point).
 Status ParseNum(const Token& t, Num* out) {
-  const std::string text(t.text);
-  errno = 0;
-  const double v = std::strtod(text.c_str(), nullptr);
-  if (!std::isfinite(v)) return Error(t.pos, "the number " + Quote(t.text) + " is out of range (beyond a double)");
-  out->value = v == 0 ? 0.0 : v;  // no -0.0
   std::string_view s = t.text;
   out->neg = !s.empty() && s[0] == '-';
   if (out->neg) s.remove_prefix(1);
@@ -285,6 +282,17 @@ Status ParseNum(const Token& t, Num* out) {
   }
   for (int64_t k = count; k < point && out->mag != 0 && out->mag < kBig; ++k) out->mag = std::min<i128>(out->mag * 10, kBig);
   if (out->mag == 0 && !out->frac) out->neg = false;
+  double v = 0;
+  const char* end = t.text.data() + t.text.size();
+  const auto [ptr, ec] = std::from_chars(t.text.data(), end, v);
+  if (ec == std::errc::result_out_of_range) {
+    // Beyond a double when at least 1 in magnitude; else it rounds to zero.
+    if (out->mag > 0) return Error(t.pos, "the number " + Quote(t.text) + " is out of range (beyond a double)");
+    v = 0;
+  } else if (ec != std::errc() || ptr != end || !std::isfinite(v)) {
+    return Error(t.pos, "the number " + Quote(t.text) + " is out of range (beyond a double)");
+  }
+  out->value = v == 0 ? 0.0 : v;  // no -0.0
   return Status::OK();
 }
 
