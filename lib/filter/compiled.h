@@ -11,8 +11,9 @@
 
 namespace pomai::filter {
 
-// A set of ids for membership tests per row: sorted and unique, plus an
-// open-addressing hash table when it is large.
+// A set of ids for membership tests per row: sorted and unique, plus, when
+// it is large, an open-addressing hash table behind a bit filter (8 bits per
+// slot, most non-members stop at one bit that stays in cache).
 class IdSet {
  public:
   IdSet() = default;
@@ -23,6 +24,8 @@ class IdSet {
  private:
   std::vector<uint64_t> sorted_;
   std::vector<uint64_t> slots_;  // kEmptySlot = empty; size a power of two, or none when small
+  std::vector<uint64_t> bits_;   // bit (hash >> bit_shift_) set for each member; 8 x slots_ bits
+  int bit_shift_ = 64;
   bool has_empty_value_ = false;  // the set holds kEmptySlot itself
   int shift_ = 64;
 };

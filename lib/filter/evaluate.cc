@@ -6,6 +6,7 @@
 // its negation (IS NULL aside), which is SQL's three-valued logic once NOT
 // has been pushed down to the predicates.
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include "filter/compiled.h"
@@ -206,6 +207,14 @@ class Evaluator {
       }
       return;
     }
+    if (std::is_sorted(ids, ids + n)) {  // a segment's rows: merge with the sorted set
+      auto it = std::lower_bound(set.begin(), set.end(), ids[0]);
+      PerRow(n, dst, [&](size_t r) {
+        while (it != set.end() && *it < ids[r]) ++it;
+        return it != set.end() && *it == ids[r];
+      });
+      return;
+    }
     const uint64_t lo = set.front(), hi = set.back();
     PerRow(n, dst, [&](size_t r) { return ids[r] >= lo && ids[r] <= hi && p.ids.Contains(ids[r]); });
   }
@@ -286,14 +295,22 @@ class Evaluator {
         break;
       }
       case PredKind::kTagsAny: {
+        // Branch-free: hits_[k] counts the passing tags among the chunk's
+        // first k tags; a row passes when the count grows over its tags.
         const uint64_t* off = ref.tag_offsets + begin;
+        const uint64_t first = off[0], slots = off[n] - first;
         const uint8_t* table = d.table.data();
         const uint64_t size = d.table.size();
-        PerRow(n, dst, [&](size_t r) {
-          for (uint64_t j = off[r]; j < off[r + 1]; ++j)
-            if (ref.codes[j] < size && table[ref.codes[j]] != 0) return true;
-          return false;
-        });
+        hits_.resize(slots + 1);
+        uint64_t count = 0;
+        hits_[0] = 0;
+        for (uint64_t k = 0; k < slots; ++k) {
+          const uint32_t code = ref.codes[first + k];
+          count += code < size ? table[code] : 0;
+          hits_[k + 1] = count;
+        }
+        const uint64_t* hits = hits_.data();
+        PerRow(n, dst, [&](size_t r) { return hits[off[r + 1] - first] != hits[off[r] - first]; });
         break;
       }
       case PredKind::kTagsAll: {
@@ -301,24 +318,42 @@ class Evaluator {
           std::fill(dst, dst + words, 0);
           break;
         }
+        // The rows with the first literal (branch-free, as kTagsAny), then
+        // those few checked for every literal.
         const uint64_t* off = ref.tag_offsets + begin;
-        const size_t want = p.strs.size();
+        const uint64_t first = off[0], slots = off[n] - first;
+        const uint32_t* literal_of = d.literal_of.data();
         const uint64_t size = d.literal_of.size();
+        hits_.resize(slots + 1);
+        uint64_t count = 0;
+        hits_[0] = 0;
+        for (uint64_t k = 0; k < slots; ++k) {
+          const uint32_t code = ref.codes[first + k];
+          count += code < size && literal_of[code] == 1 ? 1 : 0;
+          hits_[k + 1] = count;
+        }
+        const uint64_t* hits = hits_.data();
+        PerRow(n, dst, [&](size_t r) { return hits[off[r + 1] - first] != hits[off[r] - first]; });
+        const size_t want = p.strs.size();
+        if (want == 1) break;
         DictState& m = dicts_[p.index];
-        PerRow(n, dst, [&](size_t r) {
-          const uint64_t mark = begin + r + 1;
-          size_t have = 0;
-          for (uint64_t j = off[r]; j < off[r + 1]; ++j) {
-            const uint32_t code = ref.codes[j];
-            if (code >= size || m.literal_of[code] == 0) continue;
-            uint64_t& s = m.stamp[m.literal_of[code] - 1];
-            if (s != mark) {
-              s = mark;
-              ++have;
+        for (size_t w = 0; w < words; ++w) {
+          for (uint64_t bits = dst[w]; bits != 0; bits &= bits - 1) {
+            const size_t r = w * 64 + static_cast<size_t>(std::countr_zero(bits));
+            const uint64_t mark = begin + r + 1;
+            size_t have = 0;
+            for (uint64_t j = off[r]; j < off[r + 1]; ++j) {
+              const uint32_t code = ref.codes[j];
+              if (code >= size || literal_of[code] == 0) continue;
+              uint64_t& stamp = m.stamp[literal_of[code] - 1];
+              if (stamp != mark) {
+                stamp = mark;
+                ++have;
+              }
             }
+            if (have != want) dst[w] &= ~(uint64_t{1} << (r % 64));
           }
-          return have == want;
-        });
+        }
         break;
       }
       case PredKind::kIsNull:
@@ -335,6 +370,7 @@ class Evaluator {
   std::vector<DictState> dicts_;  // by Pred::index
   std::vector<uint64_t> scratch_;  // kChunkWords per tree level
   std::vector<uint64_t> valid_, tmp_;
+  std::vector<uint64_t> hits_;  // kTagsAny: running count per tag of the chunk
 };
 
 }  // namespace

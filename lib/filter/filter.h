@@ -35,8 +35,9 @@ class Filter {
   // Parses `expression` and checks it against `schema`, ANDed with the ids
   // [ids, ids + id_count) when ids is not null (duplicates and any order are
   // fine; the array is copied). INVALID_ARGUMENT "filter: at <byte>: ..." for
-  // a parse error, an unknown column, a type mismatch, a bad literal, and for
-  // the size and depth limits (docs/FILTERS.md, "Errors").
+  // a parse error, an unknown column, a type mismatch, a bad literal and the
+  // depth limit, "filter: the expression is <n> bytes, ..." past the size
+  // limit (docs/FILTERS.md, "Errors").
   static Result<Filter> Compile(std::string_view expression, const Schema& schema, const uint64_t* ids = nullptr,
                                 size_t id_count = 0);
 

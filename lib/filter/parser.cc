@@ -6,9 +6,9 @@
 // above it, AND and OR swap under an odd parity (De Morgan) and a predicate
 // takes the parity as its `negated` flag.
 #include <algorithm>
-#include <cerrno>
+#include <charconv>
 #include <cmath>
-#include <cstdlib>
+#include <cstdio>
 #include <limits>
 #include <map>
 
@@ -31,9 +31,13 @@ IdSet::IdSet(std::vector<uint64_t> ids) : sorted_(std::move(ids)) {
   int bits = 1;
   while ((size_t{1} << bits) < 2 * sorted_.size()) ++bits;
   shift_ = 64 - bits;
+  bit_shift_ = shift_ - 3;
   slots_.assign(size_t{1} << bits, kEmptySlot);
+  bits_.assign(slots_.size() * 8 / 64, 0);
   const size_t mask = slots_.size() - 1;
   for (uint64_t id : sorted_) {
+    const size_t bit = SlotOf(id, bit_shift_);
+    bits_[bit / 64] |= uint64_t{1} << (bit % 64);
     if (id == kEmptySlot) {
       has_empty_value_ = true;
       continue;
@@ -46,6 +50,8 @@ IdSet::IdSet(std::vector<uint64_t> ids) : sorted_(std::move(ids)) {
 
 bool IdSet::Contains(uint64_t id) const {
   if (slots_.empty()) return std::binary_search(sorted_.begin(), sorted_.end(), id);
+  const size_t bit = SlotOf(id, bit_shift_);
+  if ((bits_[bit / 64] >> (bit % 64) & 1) == 0) return false;
   if (id == kEmptySlot) return has_empty_value_;
   const size_t mask = slots_.size() - 1;
   for (size_t s = SlotOf(id, shift_);; s = (s + 1) & mask) {
@@ -236,12 +242,9 @@ struct Num {
   i128 Ceil() const { return neg ? -mag : mag + (frac ? 1 : 0); }
 };
 
+// The lexer checked the token's form; this takes its value (std::from_chars:
+// correctly rounded, and independent of the C locale's decimal point).
 Status ParseNum(const Token& t, Num* out) {
-  const std::string text(t.text);
-  errno = 0;
-  const double v = std::strtod(text.c_str(), nullptr);
-  if (!std::isfinite(v)) return Error(t.pos, "the number " + Quote(t.text) + " is out of range (beyond a double)");
-  out->value = v == 0 ? 0.0 : v;  // no -0.0
   std::string_view s = t.text;
   out->neg = !s.empty() && s[0] == '-';
   if (out->neg) s.remove_prefix(1);
@@ -279,6 +282,17 @@ Status ParseNum(const Token& t, Num* out) {
   }
   for (int64_t k = count; k < point && out->mag != 0 && out->mag < kBig; ++k) out->mag = std::min<i128>(out->mag * 10, kBig);
   if (out->mag == 0 && !out->frac) out->neg = false;
+  double v = 0;
+  const char* end = t.text.data() + t.text.size();
+  const auto [ptr, ec] = std::from_chars(t.text.data(), end, v);
+  if (ec == std::errc::result_out_of_range) {
+    // Beyond a double when at least 1 in magnitude; else it rounds to zero.
+    if (out->mag > 0) return Error(t.pos, "the number " + Quote(t.text) + " is out of range (beyond a double)");
+    v = 0;
+  } else if (ec != std::errc() || ptr != end || !std::isfinite(v)) {
+    return Error(t.pos, "the number " + Quote(t.text) + " is out of range (beyond a double)");
+  }
+  out->value = v == 0 ? 0.0 : v;  // no -0.0
   return Status::OK();
 }
 
@@ -349,22 +363,26 @@ class Parser {
   // or := and (OR and)*. Under `neg` the node is an AND of the negated terms.
   Status ParseOr(int depth, bool neg, Node* out) { return ParseChain(Kw::kOr, depth, neg, out); }
 
+  // One level of the chain, parsed straight into the tree (the tree is on
+  // the heap, each level of recursion holds only a few words of stack).
   Status ParseChain(Kw sep, int depth, bool neg, Node* out) {
-    Node first;
-    POMAI_RETURN_IF_ERROR(sep == Kw::kOr ? ParseChain(Kw::kAnd, depth, neg, &first) : ParseNot(depth, neg, &first));
-    if (!AtKeyword(sep)) {
-      *out = std::move(first);
-      return Status::OK();
-    }
+    auto operand = [&](Node* n) { return sep == Kw::kOr ? ParseChain(Kw::kAnd, depth, neg, n) : ParseNot(depth, neg, n); };
+    POMAI_RETURN_IF_ERROR(operand(out));
+    if (!AtKeyword(sep)) return Status::OK();
     const Node::Kind kind = (sep == Kw::kOr) != neg ? Node::kOr : Node::kAnd;
     std::vector<Node> children;
-    Append(kind, std::move(first), &children);
+    Append(kind, std::move(*out), &children);
     while (AtKeyword(sep)) {
       POMAI_RETURN_IF_ERROR(Advance());
-      Node next;
-      POMAI_RETURN_IF_ERROR(sep == Kw::kOr ? ParseChain(Kw::kAnd, depth, neg, &next) : ParseNot(depth, neg, &next));
-      Append(kind, std::move(next), &children);
+      children.emplace_back();
+      POMAI_RETURN_IF_ERROR(operand(&children.back()));
+      if (children.back().kind == kind) {  // splice a nested chain of the same kind
+        std::vector<Node> nested = std::move(children.back().children);
+        children.pop_back();
+        for (Node& c : nested) children.push_back(std::move(c));
+      }
     }
+    *out = Node();
     out->kind = kind;
     out->children = std::move(children);
     return Status::OK();

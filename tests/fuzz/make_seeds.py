@@ -1,4 +1,4 @@
-"""Writes the seed corpora of the seven fuzz targets (tests/fuzz/corpus/<target>/).
+"""Writes the seed corpora of the eight fuzz targets (tests/fuzz/corpus/<target>/).
 The file readers' seeds come from real files: small databases made with the
 `pomaidb` package and with the `alopex` package (WAL files whole and torn,
 segments, graph sections located with `pomai-inspect segment --json`,
@@ -6,7 +6,8 @@ manifest logs), plus hand-built version edits and manifest logs, and
 hand-built WAL files of row batches (type 18, with attribute columns); the C ABI
 call-sequence targets (capi_fuzz, txn_capi_fuzz, faces_fuzz) get random byte
 strings of growing length, which FuzzedDataProvider turns into call
-sequences.
+sequences; filter_fuzz gets filter expressions over its schema (every form of
+predicate, nesting at the depth limit, a long OR chain).
 
     python tests/fuzz/make_seeds.py [OUT_DIR]     (default: tests/fuzz/corpus)
 
@@ -217,6 +218,26 @@ def write_db_seeds(out: Path, tag: str, db: Path, wals: list[Path], wal_byte: in
     return segments
 
 
+# filter_fuzz's schema: n int64, x float64, b bool, s string, t tags, "and" int64,
+# "é ""q""" string, gone float64 (absent from its layer).
+FILTER_SEEDS = [
+    "n = 1", "n != 2.5 AND x < -0.5", "n BETWEEN -3 AND 3 OR NOT b", "b", "NOT b = FALSE",
+    "s = 'ab' OR s >= 'é'", "s IN ('a', 'it''s', '') AND s IS NOT NULL", "t CONTAINS 'a'",
+    "t CONTAINS ANY ('b', 'zz')", "t CONTAINS ALL ('a', 'ab')", "t IS NULL OR gone IS NULL",
+    "id IN (0, 4, 18446744073709551615)", "id > 100 AND id <= 4000", '"and" NOT IN (1, 2, 3e0)',
+    '"é ""q""" < \'b\'', "n < 1e30 AND n > -9223372036854775809", "x = 2 OR x >= 1.5e0 OR x < -.5",
+    "NOT (n = 1 OR (s = 'a' AND NOT t CONTAINS 'b'))", "gone = 1 OR gone NOT BETWEEN 0 AND 1",
+    "n = ", "(n = 1", "s = 'unterminated", "n = 1e400", "x IS", "id IS NULL",
+    "(" * 64 + "n = 1" + ")" * 64, "NOT " * 64 + "b",
+    " OR ".join(f"n = {i} AND s != 'v{i}'" for i in range(80)),
+]
+
+
+def write_filter_seeds(out: Path) -> None:
+    for i, expr in enumerate(FILTER_SEEDS):
+        write(out, "filter_fuzz", f"expr-{i}", expr.encode())
+
+
 def main() -> None:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("corpus")
     with tempfile.TemporaryDirectory() as tmp:
@@ -250,6 +271,7 @@ def main() -> None:
             write_db_seeds(out, tag, db, [*wals, *sorted(db.glob("wal-*.log"))], 0)
     write_version_set_seeds(out)
     write_row_batch_seeds(out)
+    write_filter_seeds(out)
     for seed, target in [(42, "capi_fuzz"), (43, "txn_capi_fuzz"), (44, "faces_fuzz")]:
         rnd = random.Random(seed)
         for i in range(12):

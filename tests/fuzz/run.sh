@@ -5,7 +5,7 @@
 # (the checked-in seeds are never modified); crashes to
 # build-fuzz/fuzz-artifacts/. Prints the executions and coverage per target.
 #
-#   tests/fuzz/run.sh [SECONDS] [TARGET...]     targets: wal_fuzz segment_fuzz graph_fuzz manifest_fuzz capi_fuzz txn_capi_fuzz faces_fuzz
+#   tests/fuzz/run.sh [SECONDS] [TARGET...]     targets: wal_fuzz segment_fuzz graph_fuzz manifest_fuzz capi_fuzz txn_capi_fuzz faces_fuzz filter_fuzz
 #
 # Needs clang (Debian: apt-get install clang) and meson/ninja on PATH (or in
 # $POMAI_VENV, default .venv). POMAI_FUZZ_JOBS sets the build's parallelism,
@@ -18,7 +18,7 @@ venv="${POMAI_VENV:-$root/.venv}"
 secs="${1:-60}"
 [ $# -gt 0 ] && shift
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(wal_fuzz segment_fuzz graph_fuzz manifest_fuzz capi_fuzz txn_capi_fuzz faces_fuzz)
+[ ${#targets[@]} -eq 0 ] && targets=(wal_fuzz segment_fuzz graph_fuzz manifest_fuzz capi_fuzz txn_capi_fuzz faces_fuzz filter_fuzz)
 build="${POMAI_FUZZ_BUILD:-$root/build-fuzz}"
 
 command -v clang++ >/dev/null || { echo "run.sh: clang++ not found (apt-get install clang)" >&2; exit 2; }
