@@ -639,7 +639,7 @@ void GraphOfSegment(const std::string& file, std::optional<uint32_t> group, Repo
 struct WalScan {
   uint64_t bytes = 0;
   uint64_t records = 0;
-  // Ops by kind (a row array's rows count as put rows).
+  // Ops by kind (the rows of a row array or row batch count as put rows).
   uint64_t put_rows = 0, delete_rows = 0, put_bytes = 0, put_vectors = 0, delete_keys = 0;
   uint64_t first_seq = 0;
   uint64_t last_seq = 0;
@@ -686,6 +686,7 @@ WalScan ScanWal(const std::string& path, uint64_t skip_seq = 0, uint64_t* prev_s
     scan.status = wal::DecodeRecord(rec.type, rec.payload, path + " at offset " + std::to_string(rec.offset), &decoded);
     if (!scan.status.ok()) break;
     if (decoded.type == wal::RecordType::kRowArray) scan.put_rows += decoded.array.rows;
+    if (decoded.type == wal::RecordType::kRowBatch) scan.put_rows += decoded.batch.rows;
     for (const auto& op : decoded.ops) {
       switch (op.kind) {
         case wal::OpKind::kPutRow: ++scan.put_rows; break;
@@ -713,9 +714,9 @@ Json WalJson(const WalScan& scan) {
                        {"good_end", scan.good_end}});
 }
 
-// A record of row ops (put and delete row, a row array) rather than of key ops.
+// A record of row ops (put and delete row, a row array, a row batch) rather than of key ops.
 bool IsRowRecord(const wal::DecodedRecord& d) {
-  return d.type == wal::RecordType::kRowArray ||
+  return d.type == wal::RecordType::kRowArray || d.type == wal::RecordType::kRowBatch ||
          std::any_of(d.ops.begin(), d.ops.end(), [](const wal::RecordOp& op) {
            return op.kind == wal::OpKind::kPutRow || op.kind == wal::OpKind::kDeleteRow;
          });
@@ -730,7 +731,20 @@ void RowOpsJson(const wal::DecodedRecord& d, uint32_t prefix, uint64_t limit, ui
     o.Set("vector_prefix", VectorPrefix(vector, dim, prefix));
     jops.Push(std::move(o));
   };
-  if (d.type == wal::RecordType::kRowArray) {
+  if (d.type == wal::RecordType::kRowBatch) {
+    // A row batch: its rows' puts, and the names and types of its attribute columns.
+    const wal::RowBatch& b = d.batch;
+    j->Set("op_count", static_cast<uint64_t>(b.rows));
+    Json cols = Json::Array();
+    for (const AttrColumn& c : b.columns) cols.Push(Json::Object({{"name", c.name}, {"type", AttrTypeName(c.type)}}));
+    j->Set("columns", std::move(cols));
+    for (uint32_t i = 0; i < b.rows && *shown < limit; ++i, ++*shown) {
+      const std::string_view meta =
+          b.has_metadata ? b.meta_blob.substr(b.meta_offsets[i], b.meta_offsets[i + 1] - b.meta_offsets[i])
+                         : std::string_view();
+      put(b.cid, DecodeFixed64(b.ids + size_t{i} * 8), meta, b.vectors + size_t{i} * b.dim * 4, b.dim);
+    }
+  } else if (d.type == wal::RecordType::kRowArray) {
     j->Set("op_count", static_cast<uint64_t>(d.array.rows));
     for (uint32_t i = 0; i < d.array.rows && *shown < limit; ++i, ++*shown) {
       put(d.array.cid, DecodeFixed64(d.array.ids + size_t{i} * 8), {}, d.array.vectors + size_t{i} * d.array.dim * 4,
@@ -1141,6 +1155,8 @@ Report SummarizeDirOnce(const std::string& dir) {
       for (const auto& op : d.ops) replayed_rows[{op.cid, op.id}] = op.kind == wal::OpKind::kPutRow;
       for (uint32_t i = 0; i < d.array.rows && d.type == wal::RecordType::kRowArray; ++i)
         replayed_rows[{d.array.cid, DecodeFixed64(d.array.ids + size_t{i} * 8)}] = true;
+      for (uint32_t i = 0; i < d.batch.rows && d.type == wal::RecordType::kRowBatch; ++i)
+        replayed_rows[{d.batch.cid, DecodeFixed64(d.batch.ids + size_t{i} * 8)}] = true;
     } else {
       for (const auto& op : d.ops) replayed[std::string(op.key)] = Replayed{op.kind != wal::OpKind::kDeleteKey, rec.seq};
     }
