@@ -109,6 +109,11 @@ struct Sq8Scorer {
 
 }  // namespace
 
+SearchWork& ThreadSearchWork() {
+  thread_local SearchWork work;
+  return work;
+}
+
 Result<HnswGraph> HnswGraph::Open(const std::function<std::string_view(uint32_t kind)>& section,
                                   const float* vectors, size_t rows, uint32_t dim, simd::Metric metric,
                                   const std::string& file_for_errors, const char* file_base) {
@@ -308,6 +313,7 @@ void HnswGraph::TakeResults(const float* query, size_t k, std::vector<Neighbor>*
     }
     for (size_t i = 0; i < results.size(); ++i) s.rows[i] = vectors_ + uint64_t{results[i].id} * dim_;
     simd::ScoreGather(metric_, query, s.rows.data(), results.size(), dim_, s.scores.data());
+    ThreadSearchWork().exact_scored += results.size();
     for (size_t i = 0; i < results.size(); ++i) results[i].d = Distance(s.scores[i]);
     const size_t n = std::min(k, results.size());
     std::partial_sort(results.begin(), results.begin() + n, results.end(), internal::CloserThan);
@@ -356,6 +362,7 @@ Status HnswGraph::Descend(const Scorer& scorer, uint32_t* entry, float* entry_d)
         rows_buf[j] = scorer.At(id);
       }
       scorer.Score(rows_buf, links + 1, count, scores);
+      ThreadSearchWork().walk_scored += count;
       for (uint32_t j = 0; j < count; ++j) {
         const float d = Distance(scores[j]);
         if (d < cur_d) {
@@ -385,6 +392,7 @@ Status HnswGraph::Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const
   uint32_t cur;
   float cur_d;
   POMAI_RETURN_IF_ERROR(Descend(scorer, &cur, &cur_d));
+  SearchWork& work = ThreadSearchWork();
 
   internal::VisitedSet& visited = internal::ThreadVisitedSet();
   visited.Begin(rows_);
@@ -436,7 +444,9 @@ Status HnswGraph::Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const
         ++n;
       }
     }
+    work.links += count;
     if (n == 0) continue;
+    work.walk_scored += n;
     // The next node to expand is most likely the best one already queued.
     if (!candidates.empty()) PrefetchLinks(layer0 + candidates.front().id * stride, stride);
     scorer.Score(rows_buf, ids, n, scores);
@@ -472,7 +482,10 @@ Status HnswGraph::SearchFiltered(const float* query, size_t k, size_t ef, const 
   if (query == nullptr) return Status::InvalidArgument("hnsw filtered search: null query");
   const uint64_t passing = pass.Count();
   if (passing == 0) return Status::OK();
-  ef = static_cast<size_t>(std::min<uint64_t>(std::max(ef, k), rows_));
+  // No more than `passing` rows can be found: a longer queue would only make
+  // the walk visit every row before it stops.
+  ef = static_cast<size_t>(std::max<uint64_t>(std::min<uint64_t>(ef, passing), k));
+  ef = static_cast<size_t>(std::min<uint64_t>(ef, rows_));
   SearchScratch& s = ThreadScratch();
   try {
     s.Reserve(std::max(m_, m0_), ef);
@@ -497,6 +510,9 @@ Status HnswGraph::SearchGated(const float* query, size_t k, size_t ef, const Bit
     return Status::InvalidArgument("hnsw gated search: the bitmap has " + std::to_string(pass.size()) +
                                    " bits, the graph " + std::to_string(rows_) + " rows");
   }
+  const uint64_t passing = pass.Count();
+  if (passing == 0 || k == 0) return Status::OK();
+  ef = static_cast<size_t>(std::max<uint64_t>(std::min<uint64_t>(ef, passing), k));  // as in SearchFiltered
   if (is_live.all_live()) return Search(query, k, ef, [&pass](uint32_t row) { return pass.Get(row); }, out);
   return Search(query, k, ef, [&pass, is_live](uint32_t row) { return pass.Get(row) && is_live(row); }, out);
 }
@@ -525,6 +541,7 @@ Status HnswGraph::WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pa
   uint32_t cur;
   float cur_d;
   POMAI_RETURN_IF_ERROR(Descend(scorer, &cur, &cur_d));
+  SearchWork& work = ThreadSearchWork();
 
   internal::VisitedSet& visited_set = internal::ThreadVisitedSet();
   visited_set.Begin(rows_, 2);
@@ -592,12 +609,12 @@ Status HnswGraph::WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pa
       POMAI_RETURN_IF_ERROR(list(c.id, &links));
       const uint32_t count = links[0];
       size_t n = 0;
-      uint32_t passing_links = 0;
+      uint32_t passing_near = 0;  // passing rows among the neighbours
       for (uint32_t j = 1; j <= count; ++j) {
         const uint32_t id = links[j];
         if (id >= rows) return bad_link(c.id, j, id);
         if (passes(id)) {
-          ++passing_links;
+          ++passing_near;
           if (marks[id] != visited) {
             marks[id] = visited;
             const Row row = scorer.At(id);
@@ -611,19 +628,24 @@ Status HnswGraph::WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pa
           frontier.push_back(id);
         }
       }
-      if (passing_links < two_hop_below) {
+      if (passing_near < two_hop_below) {
         // Two hops: the passing neighbours of the non-passing neighbours, in
-        // link order, until the batch holds a list's worth.
-        for (uint32_t j = 1; j <= count && n < m0_; ++j) {
+        // link order, until the node's passing neighbourhood (visited rows
+        // included) holds a list's worth, as ACORN-1 truncates it.
+        for (uint32_t j = 1; j <= count && passing_near < m0_; ++j) {
           const uint32_t via = links[j];
-          if (passes(via)) continue;
+          // A scored non-passing row is a bridge: its own expansion finds its passing neighbours.
+          if (passes(via) || marks[via] == visited) continue;
           const uint32_t* links2;
           POMAI_RETURN_IF_ERROR(list(via, &links2));
           const uint32_t count2 = links2[0];
+          work.links += count2;
           for (uint32_t i = 1; i <= count2; ++i) {
             const uint32_t id = links2[i];
             if (id >= rows) return bad_link(via, i, id);
-            if (passes(id) && marks[id] != visited) {
+            if (!passes(id)) continue;
+            ++passing_near;
+            if (marks[id] != visited) {
               marks[id] = visited;
               const Row row = scorer.At(id);
               scorer.Prefetch(row);
@@ -634,8 +656,10 @@ Status HnswGraph::WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pa
           }
         }
       }
+      work.links += count;
       if (n == 0) continue;
       passing_visited += n;
+      work.walk_scored += n;
       if (!candidates.empty()) PrefetchLinks(layer0 + candidates.front().id * stride, stride);
       scorer.Score(rows_buf, ids, n, scores);
       for (size_t i = 0; i < n; ++i) offer(Distance(scores[i]), ids[i], true);
@@ -646,6 +670,7 @@ Status HnswGraph::WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pa
     size_t n = 0;
     auto flush = [&] {
       scorer.Score(rows_buf, ids, n, scores);
+      work.walk_scored += n;
       for (size_t i = 0; i < n; ++i) offer(Distance(scores[i]), ids[i], false);
       n = 0;
     };
