@@ -76,22 +76,20 @@ Status SearchExact(const float* vectors, size_t rows, uint32_t dim, simd::Metric
 
 namespace {
 
-// The cost model's constants; bench/filtered_sweep.cc measured them (the
-// numbers are in filtered.h).
-constexpr double kExactNsPerFloat = 0.25;     // SearchExact, per passing row and dimension
-constexpr double kSq8NsPerDim = 0.05;         // a walk's SQ8 score, per row and dimension
-constexpr double kFloatWalkNsPerDim = 0.25;   // a float32 walk's score, per row and dimension
-constexpr double kWalkNsPerScored = 40;       // a walk's queue work per scored row
-constexpr double kNsPerLink = 2.0;            // a layer-0 link read (bitmap and mark tests)
-constexpr double kGatedScoredPerEf = 15;      // gated walk: rows scored = this * ef / share
-constexpr double kGatedLinksPerScored = 2;    // ... and links read per row scored
-constexpr double kFilteredScoredPerEf = 22;   // filtered walk: rows scored = this * ef (at most the passing rows)
-constexpr double kFilteredLinksPerEf = 90;    // ... links read per ef while it goes one hop
-constexpr double kTwoHopLinksPerEf = 150;     // ... and while it goes two hops: this * ef / sqrt(share)
-// Above this share of passing rows the gated walk is chosen over the
-// filtered one whatever the counts say (see filtered.h: recall under
-// anti-correlated filters).
-constexpr double kGatedAboveShare = 0.25;
+// The cost model's constants (filtered.h has the measurements behind them).
+constexpr double kExactNsPerFloat = 0.45;          // SearchExact, per passing row and dimension
+constexpr double kWalkNsPerScored = 30;            // a walk's queue and mark work per scored row
+constexpr double kSq8WalkNsPerDim = 0.3;           // ... plus its SQ8 score, per dimension
+constexpr double kFloatWalkNsPerDim = 0.45;        // ... or its float32 score (not measured: as exact)
+constexpr double kNsPerLink = 14;                  // a layer-0 link read (bounds, bitmap and mark tests)
+constexpr double kGatedScoredPerEf = 28;           // gated walk: rows scored = this * ef / share
+constexpr double kGatedLinksPerScored = 1.5;       // ... and links read per row scored
+constexpr double kFilteredScoredPerEf = 30;        // filtered walk: rows scored = this * ef (<= passing)
+constexpr double kFilteredLinksPerEf = 90;         // ... links read per ef while it goes one hop
+constexpr double kTwoHopLinksPerEf = 188;          // ... and this * ef / sqrt(share) while it goes two
+// From this share of passing rows up the gated walk is chosen over the
+// filtered one (filtered.h: recall under anti-correlated filters).
+constexpr double kGatedFromShare = 0.25;
 
 }  // namespace
 
@@ -104,7 +102,7 @@ double FilteredPlanCost(FilteredPlan plan, uint64_t rows, uint64_t passing, size
   const double dim = graph.dim;
   // A walk's ef is at least k and at most the passing rows (HnswGraph::SearchFiltered).
   const double e = std::max(static_cast<double>(k), std::min(static_cast<double>(ef), c));
-  const double score_ns = kWalkNsPerScored + dim * (graph.sq8 ? kSq8NsPerDim : kFloatWalkNsPerDim);
+  const double score_ns = kWalkNsPerScored + dim * (graph.sq8 ? kSq8WalkNsPerDim : kFloatWalkNsPerDim);
   // An SQ8 walk re-scores RerankCount(k) rows in float32.
   const double rerank_ns = graph.sq8 ? static_cast<double>(RerankCount(k)) * dim * kExactNsPerFloat : 0;
   switch (plan) {
@@ -128,7 +126,7 @@ double FilteredPlanCost(FilteredPlan plan, uint64_t rows, uint64_t passing, size
 FilteredPlan ChooseFilteredPlan(uint64_t rows, uint64_t passing, size_t k, size_t ef, const FilteredGraphShape& graph) {
   if (passing == 0 || rows == 0) return FilteredPlan::kExact;
   const double exact = FilteredPlanCost(FilteredPlan::kExact, rows, passing, k, ef, graph);
-  const bool gated = static_cast<double>(passing) >= kGatedAboveShare * static_cast<double>(rows);
+  const bool gated = static_cast<double>(passing) >= kGatedFromShare * static_cast<double>(rows);
   const FilteredPlan walk = gated ? FilteredPlan::kGatedWalk : FilteredPlan::kFilteredWalk;
   return FilteredPlanCost(walk, rows, passing, k, ef, graph) < exact ? walk : FilteredPlan::kExact;
 }

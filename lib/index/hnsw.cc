@@ -48,8 +48,9 @@ struct SearchScratch {
 
   void Reserve(size_t degree, size_t ef) {
     // The rerank scores ef rows at once; a filtered walk's batch holds fewer
-    // than two link lists (it stops adding lists once it has one list's worth).
-    const size_t n = std::max(2 * degree, ef);
+    // than three link lists' worth (passing rows one and two hops away until
+    // it has one list's worth, then maybe its bridges).
+    const size_t n = std::max(3 * degree, ef);
     if (rows.size() < n) {
       rows.resize(n);
       codes.resize(n);
@@ -520,14 +521,14 @@ Status HnswGraph::SearchGated(const float* query, size_t k, size_t ef, const Bit
 // Layer 0 of a filtered search. Only passing rows are scored on the way:
 // expanding a node scores its passing neighbours and, when fewer than
 // TwoHopBelow(m0) of its neighbours pass, the passing neighbours of its
-// non-passing neighbours (two hops, ACORN-1's expansion), until it has one
-// link list's worth (m0) of new rows. The candidate queue is best-first with
-// the plain walk's bound. Non-passing rows met on the way are kept unscored
-// in s.frontier; when the queue runs dry with fewer than ef results and
-// passing rows not yet visited, the frontier rows are scored and queued as
-// bridges (expanded, never returned), so the walk reaches every row the
-// plain walk reaches. Marks: `visited` = scored (or the entry), `seen` = a
-// non-passing row in the frontier.
+// non-passing neighbours (two hops, ACORN-1's expansion) until its passing
+// neighbourhood, visited rows included, holds m0 rows. The candidate queue
+// is best-first with the plain walk's bound. Non-passing rows met on the way
+// are kept unscored in s.frontier; when the queue runs dry with fewer than
+// ef results and passing rows not yet visited, the frontier rows are scored
+// and queued as bridges (expanded one hop, never returned), so the walk
+// reaches every row the plain walk reaches. Marks: `visited` = scored (or
+// the entry), `seen` = a non-passing row in the frontier.
 template <class Scorer>
 Status HnswGraph::WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pass, uint64_t passing,
                                RowFilter is_live) const {
@@ -561,6 +562,11 @@ Status HnswGraph::WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pa
   const uint64_t* const pass_words = pass.words();
   auto passes = [pass_words](uint32_t id) { return (pass_words[id >> 6] >> (id & 63)) & 1; };
   uint64_t passing_visited = 0;  // passing rows scored so far
+  // Set once the queue has run dry: the passing rows near the query are not
+  // connected through two hops (a filter that excludes the query's
+  // neighbourhood, or very few passing rows), and the walk goes on as the
+  // gated walk does, scoring non-passing neighbours as bridges.
+  bool bridging = false;
 
   float bound = std::numeric_limits<float>::infinity();
   // Offers a scored row to the queue (and, if it passes and is live, to the results).
@@ -628,7 +634,11 @@ Status HnswGraph::WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pa
           frontier.push_back(id);
         }
       }
-      if (passing_near < two_hop_below) {
+      // Bridges met after the queue ran dry go one hop: their non-passing
+      // neighbours join the frontier instead (two hops from every bridge
+      // would read m0 lists per row while the walk crosses a region the
+      // filter excludes).
+      if (passing_near < two_hop_below && (passes(c.id) || c.id == cur)) {
         // Two hops: the passing neighbours of the non-passing neighbours, in
         // link order, until the node's passing neighbourhood (visited rows
         // included) holds a list's worth, as ACORN-1 truncates it.
@@ -657,16 +667,31 @@ Status HnswGraph::WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pa
         }
       }
       work.links += count;
+      const size_t new_passing = n;
+      if (bridging) {
+        for (uint32_t j = 1; j <= count; ++j) {
+          const uint32_t id = links[j];
+          if (passes(id) || marks[id] == visited) continue;
+          marks[id] = visited;
+          const Row row = scorer.At(id);
+          scorer.Prefetch(row);
+          rows_buf[n] = row;
+          ids[n] = id;
+          ++n;
+        }
+      }
       if (n == 0) continue;
-      passing_visited += n;
+      passing_visited += new_passing;
       work.walk_scored += n;
       if (!candidates.empty()) PrefetchLinks(layer0 + candidates.front().id * stride, stride);
       scorer.Score(rows_buf, ids, n, scores);
-      for (size_t i = 0; i < n; ++i) offer(Distance(scores[i]), ids[i], true);
+      for (size_t i = 0; i < n; ++i) offer(Distance(scores[i]), ids[i], i < new_passing);
     }
     // The queue ran dry: done when the results are full or no passing row is left to find.
     if (results.size() >= ef || passing_visited >= passing) return Status::OK();
-    // Score the frontier's rows still unscored and queue them as bridges.
+    // Score the frontier's rows still unscored and queue them as bridges;
+    // from now on every expansion scores its non-passing neighbours too.
+    bridging = true;
     size_t n = 0;
     auto flush = [&] {
       scorer.Score(rows_buf, ids, n, scores);
