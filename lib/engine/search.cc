@@ -1,16 +1,7 @@
 // The search executor (search.h, docs/ENGINE.md 4.5).
 #include "engine/search.h"
 
-// TEMPORARY until lib/index/filtered.h lands.
-namespace pomai::index {
-enum class FilteredPlan { kExact, kFilteredWalk, kGatedWalk };
-inline FilteredPlan ChooseFilteredPlan(uint64_t rows, uint64_t passing, size_t k, size_t ef) {
-  if (passing <= std::max<uint64_t>(4 * ef, 2048)) return FilteredPlan::kExact;
-  if (passing * 2 >= rows) return FilteredPlan::kGatedWalk;
-  (void)k;
-  return FilteredPlan::kFilteredWalk;
-}
-}  // namespace pomai::index
+#include "index/filtered.h"
 
 #include <atomic>
 #include <string>
@@ -248,7 +239,8 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
       // Nor can ef usefully exceed the rows (a huge value must not size the walk's queues).
       const size_t ef = static_cast<size_t>(std::min<uint64_t>(std::max<uint64_t>(k, spec.ef), rows));
       const index::FilteredPlan plan =
-          pass == nullptr ? index::FilteredPlan::kGatedWalk : index::ChooseFilteredPlan(rows, passing, k, ef);
+          pass == nullptr ? index::FilteredPlan::kGatedWalk
+                          : index::ChooseFilteredPlan(rows, passing, k, ef, {dim, graph.m0(), graph.traversal() == index::Traversal::kSq8});
       if (k * 4 >= passing || plan == index::FilteredPlan::kExact) {
         // Most of what passes is wanted, or the filter passes few rows: a scan is cheaper and exact.
         scan(q, q + 1, 0, rows);

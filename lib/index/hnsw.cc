@@ -48,8 +48,9 @@ struct SearchScratch {
 
   void Reserve(size_t degree, size_t ef) {
     // The rerank scores ef rows at once; a filtered walk's batch holds fewer
-    // than two link lists (it stops adding lists once it has one list's worth).
-    const size_t n = std::max(2 * degree, ef);
+    // than three link lists' worth (passing rows one and two hops away until
+    // it has one list's worth, then maybe its bridges).
+    const size_t n = std::max(3 * degree, ef);
     if (rows.size() < n) {
       rows.resize(n);
       codes.resize(n);
@@ -108,6 +109,11 @@ struct Sq8Scorer {
 };
 
 }  // namespace
+
+SearchWork& ThreadSearchWork() {
+  thread_local SearchWork work;
+  return work;
+}
 
 Result<HnswGraph> HnswGraph::Open(const std::function<std::string_view(uint32_t kind)>& section,
                                   const float* vectors, size_t rows, uint32_t dim, simd::Metric metric,
@@ -308,6 +314,7 @@ void HnswGraph::TakeResults(const float* query, size_t k, std::vector<Neighbor>*
     }
     for (size_t i = 0; i < results.size(); ++i) s.rows[i] = vectors_ + uint64_t{results[i].id} * dim_;
     simd::ScoreGather(metric_, query, s.rows.data(), results.size(), dim_, s.scores.data());
+    ThreadSearchWork().exact_scored += results.size();
     for (size_t i = 0; i < results.size(); ++i) results[i].d = Distance(s.scores[i]);
     const size_t n = std::min(k, results.size());
     std::partial_sort(results.begin(), results.begin() + n, results.end(), internal::CloserThan);
@@ -356,6 +363,7 @@ Status HnswGraph::Descend(const Scorer& scorer, uint32_t* entry, float* entry_d)
         rows_buf[j] = scorer.At(id);
       }
       scorer.Score(rows_buf, links + 1, count, scores);
+      ThreadSearchWork().walk_scored += count;
       for (uint32_t j = 0; j < count; ++j) {
         const float d = Distance(scores[j]);
         if (d < cur_d) {
@@ -385,6 +393,7 @@ Status HnswGraph::Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const
   uint32_t cur;
   float cur_d;
   POMAI_RETURN_IF_ERROR(Descend(scorer, &cur, &cur_d));
+  SearchWork& work = ThreadSearchWork();
 
   internal::VisitedSet& visited = internal::ThreadVisitedSet();
   visited.Begin(rows_);
@@ -436,7 +445,9 @@ Status HnswGraph::Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const
         ++n;
       }
     }
+    work.links += count;
     if (n == 0) continue;
+    work.walk_scored += n;
     // The next node to expand is most likely the best one already queued.
     if (!candidates.empty()) PrefetchLinks(layer0 + candidates.front().id * stride, stride);
     scorer.Score(rows_buf, ids, n, scores);
@@ -472,7 +483,10 @@ Status HnswGraph::SearchFiltered(const float* query, size_t k, size_t ef, const 
   if (query == nullptr) return Status::InvalidArgument("hnsw filtered search: null query");
   const uint64_t passing = pass.Count();
   if (passing == 0) return Status::OK();
-  ef = static_cast<size_t>(std::min<uint64_t>(std::max(ef, k), rows_));
+  // No more than `passing` rows can be found: a longer queue would only make
+  // the walk visit every row before it stops.
+  ef = static_cast<size_t>(std::max<uint64_t>(std::min<uint64_t>(ef, passing), k));
+  ef = static_cast<size_t>(std::min<uint64_t>(ef, rows_));
   SearchScratch& s = ThreadScratch();
   try {
     s.Reserve(std::max(m_, m0_), ef);
@@ -497,6 +511,9 @@ Status HnswGraph::SearchGated(const float* query, size_t k, size_t ef, const Bit
     return Status::InvalidArgument("hnsw gated search: the bitmap has " + std::to_string(pass.size()) +
                                    " bits, the graph " + std::to_string(rows_) + " rows");
   }
+  const uint64_t passing = pass.Count();
+  if (passing == 0 || k == 0) return Status::OK();
+  ef = static_cast<size_t>(std::max<uint64_t>(std::min<uint64_t>(ef, passing), k));  // as in SearchFiltered
   if (is_live.all_live()) return Search(query, k, ef, [&pass](uint32_t row) { return pass.Get(row); }, out);
   return Search(query, k, ef, [&pass, is_live](uint32_t row) { return pass.Get(row) && is_live(row); }, out);
 }
@@ -504,14 +521,14 @@ Status HnswGraph::SearchGated(const float* query, size_t k, size_t ef, const Bit
 // Layer 0 of a filtered search. Only passing rows are scored on the way:
 // expanding a node scores its passing neighbours and, when fewer than
 // TwoHopBelow(m0) of its neighbours pass, the passing neighbours of its
-// non-passing neighbours (two hops, ACORN-1's expansion), until it has one
-// link list's worth (m0) of new rows. The candidate queue is best-first with
-// the plain walk's bound. Non-passing rows met on the way are kept unscored
-// in s.frontier; when the queue runs dry with fewer than ef results and
-// passing rows not yet visited, the frontier rows are scored and queued as
-// bridges (expanded, never returned), so the walk reaches every row the
-// plain walk reaches. Marks: `visited` = scored (or the entry), `seen` = a
-// non-passing row in the frontier.
+// non-passing neighbours (two hops, ACORN-1's expansion) until its passing
+// neighbourhood, visited rows included, holds m0 rows. The candidate queue
+// is best-first with the plain walk's bound. Non-passing rows met on the way
+// are kept unscored in s.frontier; when the queue runs dry with fewer than
+// ef results and passing rows not yet visited, the frontier rows are scored
+// and queued as bridges (expanded one hop, never returned), so the walk
+// reaches every row the plain walk reaches. Marks: `visited` = scored (or
+// the entry), `seen` = a non-passing row in the frontier.
 template <class Scorer>
 Status HnswGraph::WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pass, uint64_t passing,
                                RowFilter is_live) const {
@@ -525,6 +542,7 @@ Status HnswGraph::WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pa
   uint32_t cur;
   float cur_d;
   POMAI_RETURN_IF_ERROR(Descend(scorer, &cur, &cur_d));
+  SearchWork& work = ThreadSearchWork();
 
   internal::VisitedSet& visited_set = internal::ThreadVisitedSet();
   visited_set.Begin(rows_, 2);
@@ -544,6 +562,11 @@ Status HnswGraph::WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pa
   const uint64_t* const pass_words = pass.words();
   auto passes = [pass_words](uint32_t id) { return (pass_words[id >> 6] >> (id & 63)) & 1; };
   uint64_t passing_visited = 0;  // passing rows scored so far
+  // Set once the queue has run dry: the passing rows near the query are not
+  // connected through two hops (a filter that excludes the query's
+  // neighbourhood, or very few passing rows), and the walk goes on as the
+  // gated walk does, scoring non-passing neighbours as bridges.
+  bool bridging = false;
 
   float bound = std::numeric_limits<float>::infinity();
   // Offers a scored row to the queue (and, if it passes and is live, to the results).
@@ -592,12 +615,12 @@ Status HnswGraph::WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pa
       POMAI_RETURN_IF_ERROR(list(c.id, &links));
       const uint32_t count = links[0];
       size_t n = 0;
-      uint32_t passing_links = 0;
+      uint32_t passing_near = 0;  // passing rows among the neighbours
       for (uint32_t j = 1; j <= count; ++j) {
         const uint32_t id = links[j];
         if (id >= rows) return bad_link(c.id, j, id);
         if (passes(id)) {
-          ++passing_links;
+          ++passing_near;
           if (marks[id] != visited) {
             marks[id] = visited;
             const Row row = scorer.At(id);
@@ -611,19 +634,28 @@ Status HnswGraph::WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pa
           frontier.push_back(id);
         }
       }
-      if (passing_links < two_hop_below) {
+      // Bridges met after the queue ran dry go one hop: their non-passing
+      // neighbours join the frontier instead (two hops from every bridge
+      // would read m0 lists per row while the walk crosses a region the
+      // filter excludes).
+      if (passing_near < two_hop_below && (passes(c.id) || c.id == cur)) {
         // Two hops: the passing neighbours of the non-passing neighbours, in
-        // link order, until the batch holds a list's worth.
-        for (uint32_t j = 1; j <= count && n < m0_; ++j) {
+        // link order, until the node's passing neighbourhood (visited rows
+        // included) holds a list's worth, as ACORN-1 truncates it.
+        for (uint32_t j = 1; j <= count && passing_near < m0_; ++j) {
           const uint32_t via = links[j];
-          if (passes(via)) continue;
+          // A scored non-passing row is a bridge: its own expansion finds its passing neighbours.
+          if (passes(via) || marks[via] == visited) continue;
           const uint32_t* links2;
           POMAI_RETURN_IF_ERROR(list(via, &links2));
           const uint32_t count2 = links2[0];
+          work.links += count2;
           for (uint32_t i = 1; i <= count2; ++i) {
             const uint32_t id = links2[i];
             if (id >= rows) return bad_link(via, i, id);
-            if (passes(id) && marks[id] != visited) {
+            if (!passes(id)) continue;
+            ++passing_near;
+            if (marks[id] != visited) {
               marks[id] = visited;
               const Row row = scorer.At(id);
               scorer.Prefetch(row);
@@ -634,18 +666,36 @@ Status HnswGraph::WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pa
           }
         }
       }
+      work.links += count;
+      const size_t new_passing = n;
+      if (bridging) {
+        for (uint32_t j = 1; j <= count; ++j) {
+          const uint32_t id = links[j];
+          if (passes(id) || marks[id] == visited) continue;
+          marks[id] = visited;
+          const Row row = scorer.At(id);
+          scorer.Prefetch(row);
+          rows_buf[n] = row;
+          ids[n] = id;
+          ++n;
+        }
+      }
       if (n == 0) continue;
-      passing_visited += n;
+      passing_visited += new_passing;
+      work.walk_scored += n;
       if (!candidates.empty()) PrefetchLinks(layer0 + candidates.front().id * stride, stride);
       scorer.Score(rows_buf, ids, n, scores);
-      for (size_t i = 0; i < n; ++i) offer(Distance(scores[i]), ids[i], true);
+      for (size_t i = 0; i < n; ++i) offer(Distance(scores[i]), ids[i], i < new_passing);
     }
     // The queue ran dry: done when the results are full or no passing row is left to find.
     if (results.size() >= ef || passing_visited >= passing) return Status::OK();
-    // Score the frontier's rows still unscored and queue them as bridges.
+    // Score the frontier's rows still unscored and queue them as bridges;
+    // from now on every expansion scores its non-passing neighbours too.
+    bridging = true;
     size_t n = 0;
     auto flush = [&] {
       scorer.Score(rows_buf, ids, n, scores);
+      work.walk_scored += n;
       for (size_t i = 0; i < n; ++i) offer(Distance(scores[i]), ids[i], false);
       n = 0;
     };

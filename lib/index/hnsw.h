@@ -140,6 +140,15 @@ constexpr size_t RerankCount(size_t k) { return std::max<size_t>(4 * k, 32); }
 // bench/filtered_bench.cc; see index/filtered.h).
 constexpr uint32_t TwoHopBelow(uint32_t m0) { return std::max<uint32_t>(m0 / 4, 1); }
 
+// The work of the searches run on the calling thread, summed until the
+// caller resets it: what index/filtered.h's cost model counts.
+struct SearchWork {
+  uint64_t walk_scored = 0;   // rows scored by walks, in the walk's representation (SQ8 codes or float32)
+  uint64_t exact_scored = 0;  // rows scored in float32 outside a walk: SQ8 reranks, SearchExact
+  uint64_t links = 0;         // layer-0 link ids read (two-hop reads included)
+};
+SearchWork& ThreadSearchWork();
+
 // What `pomai-inspect graph` shows. Computed in O(rows).
 struct HnswStats {
   uint64_t rows = 0;
