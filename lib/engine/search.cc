@@ -1,10 +1,10 @@
 // The search executor (search.h, docs/ENGINE.md 4.5).
 #include "engine/search.h"
 
-#include "index/filtered.h"
-
 #include <atomic>
 #include <string>
+
+#include "index/filtered.h"
 
 namespace pomai::engine {
 namespace {

@@ -170,8 +170,122 @@ struct Fuzz {
     q->ef_search = in.ConsumeIntegralInRange<uint32_t>(0, 80);
   }
 
+  // A filter from a small set: valid ones over the columns PutRows writes,
+  // unknown columns, type mismatches, syntax errors.
+  const char* Expression() {
+    static const char* const kExpr[] = {"", "a < 3", "s = 'x' OR t CONTAINS 'p'", "NOT (f >= 0.5) AND b",
+                                        "a IS NULL", "id IN (1, 2, 3)", "s > 'a' AND a BETWEEN 0 AND 9",
+                                        "zz = 1", "a = 'x'", "(a < ", "t CONTAINS ALL ('p', 'q')"};
+    return kExpr[in.ConsumeIntegralInRange<size_t>(0, sizeof(kExpr) / sizeof(kExpr[0]) - 1)];
+  }
+
+  // pomai_put_rows of up to 12 rows with a random subset of the columns a
+  // (int64), f (float64), b (bool), s (string), t (tags), each maybe given
+  // another type (a conflict), with nulls, NaN, bad offsets, bad UTF-8.
+  void PutRows() {
+    const size_t n = in.ConsumeIntegralInRange<size_t>(0, 12);
+    const uint32_t d = in.ConsumeIntegralInRange<int>(0, 15) == 0 ? dim + 1 : dim;
+    std::vector<uint64_t> ids(n);
+    for (auto& id : ids) id = Id();
+    std::vector<float> vecs = Vector(static_cast<uint32_t>(n * (d == 0 ? 1 : d)));
+    std::vector<int64_t> ints(n), offs(n + 1), tag_lists(n + 1), tag_offs(2 * n + 1);
+    std::vector<double> floats(n);
+    std::vector<uint8_t> bools(n), validity((n + 7) / 8 + 1);
+    std::string bytes;
+    for (size_t i = 0; i < n; ++i) {
+      ints[i] = in.ConsumeIntegralInRange<int64_t>(-2, 12);
+      floats[i] = in.ConsumeIntegralInRange<int>(0, 31) == 0 ? std::nan("") : ints[i] / 4.0;
+      bools[i] = in.ConsumeIntegralInRange<int>(0, 31) == 0 ? 2 : ints[i] & 1;
+      validity[i / 8] |= static_cast<uint8_t>(in.ConsumeIntegralInRange<int>(0, 4) != 0) << (i % 8);
+      bytes += in.ConsumeIntegralInRange<int>(0, 31) == 0 ? "\xff" : (ints[i] & 2 ? "x" : "p");
+      offs[i + 1] = static_cast<int64_t>(bytes.size());
+      tag_lists[i + 1] = static_cast<int64_t>(i + 1);
+    }
+    for (size_t j = 0; j <= n; ++j) tag_offs[j] = offs[j];
+    if (n > 0 && in.ConsumeIntegralInRange<int>(0, 31) == 0) offs[n / 2] = -5;  // bad offsets
+    static const char* const kNames[] = {"a", "f", "b", "s", "t"};
+    std::vector<pomai_column_t> cols;
+    for (int c = 0; c < 5; ++c) {
+      if (!in.ConsumeBool()) continue;
+      pomai_column_t col{sizeof(pomai_column_t), static_cast<uint32_t>(c + 1), kNames[c], nullptr, nullptr, nullptr,
+                         nullptr};
+      if (in.ConsumeIntegralInRange<int>(0, 15) == 0) col.type = in.ConsumeIntegralInRange<uint32_t>(0, 7);  // conflict
+      if (in.ConsumeBool()) col.validity = validity.data();
+      switch (col.type) {
+        case POMAI_ATTR_INT64: col.values = ints.data(); break;
+        case POMAI_ATTR_FLOAT64: col.values = floats.data(); break;
+        case POMAI_ATTR_BOOL: col.values = bools.data(); break;
+        case POMAI_ATTR_STRING:
+          col.values = bytes.data();
+          col.offsets = offs.data();
+          break;
+        case POMAI_ATTR_TAGS:
+          col.values = bytes.data();
+          col.offsets = tag_lists.data();
+          col.tag_offsets = tag_offs.data();
+          break;
+        default: col.values = ints.data(); break;
+      }
+      cols.push_back(col);
+    }
+    pomai_rows_t rows{StructSize(sizeof(pomai_rows_t), {8, 32, 48}), d, n, ids.data(),
+                      in.ConsumeIntegralInRange<int>(0, 31) == 0 ? nullptr : vecs.data(), nullptr, nullptr,
+                      cols.data(), cols.size()};
+    Take(pomai_put_rows(Handle(), in.ConsumeIntegralInRange<int>(0, 31) == 0 ? nullptr : &rows));
+  }
+
+  // Reads a scan's stream to its end, checking every batch's shape.
+  void Scan() {
+    pomai_filter_t f{sizeof(pomai_filter_t), Expression(), nullptr, 0};
+    pomai_scan_options_t o{sizeof(o), in.ConsumeIntegralInRange<uint32_t>(0, 4), &f, nullptr, 0,
+                           in.ConsumeIntegralInRange<size_t>(0, 5)};
+    ArrowArrayStream stream;
+    if (Take(pomai_scan(Handle(), &o, &stream)) != 0) {
+      FUZZ_CHECK(stream.release == nullptr, "a refused scan leaves no stream");
+      return;
+    }
+    ArrowSchema schema;
+    FUZZ_CHECK(stream.get_schema(&stream, &schema) == 0, "scan schema");
+    const int64_t columns = schema.n_children;
+    schema.release(&schema);
+    for (;;) {
+      ArrowArray a;
+      if (stream.get_next(&stream, &a) != 0 || a.release == nullptr) break;
+      FUZZ_CHECK(a.n_children == columns && a.length >= 1 && a.length <= static_cast<int64_t>(o.batch_rows ? o.batch_rows : 65536),
+                 "scan batch shape");
+      const auto* ids = static_cast<const uint64_t*>(a.children[0]->buffers[1]);
+      for (int64_t j = 1; j < a.length; ++j) FUZZ_CHECK(ids[j - 1] < ids[j], "scan ids ascending");
+      a.release(&a);
+    }
+    stream.release(&stream);
+  }
+
   void Step() {
-    switch (in.ConsumeIntegralInRange<int>(0, 16)) {
+    switch (in.ConsumeIntegralInRange<int>(0, 20)) {
+      case 16: PutRows(); break;
+      case 17: {
+        pomai_filter_t f{StructSize(sizeof(pomai_filter_t), {8, 16}), Expression(), nullptr, 0};
+        uint64_t n = 0;
+        Take(pomai_count_where(Handle(), &f, &n));
+        break;
+      }
+      case 18: {
+        pomai_filter_t f{sizeof(pomai_filter_t), Expression(), nullptr, 0};
+        uint64_t deleted = 0;
+        Take(pomai_delete_where(Handle(), &f, &deleted));
+        break;
+      }
+      case 19: {
+        pomai_query_t q;
+        std::vector<float> v;
+        FillQuery(&q, &v);
+        q.filter_expression = Expression();
+        pomai_search_results_t* r = nullptr;
+        if (Take(pomai_search(Handle(), &q, &r)) == 0) CheckResults(r, q.topk);
+        pomai_search_results_free(r);
+        break;
+      }
+      case 20: Scan(); break;
       case 0: Open(); break;
       case 1: {
         pomai_upsert_t u;
