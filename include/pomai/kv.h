@@ -219,9 +219,10 @@ POMAI_EXPORT void pomai_kv_scan_batch_free(pomai_kv_scan_batch_t* batch);
  *
  * Each call is stateless: to read on, call again with lo = next_lo (the
  * previous batch may be freed first). A later call sees the transaction's
- * writes made in between. The first call on a range collects the keys of
- * that range in the memtables, which later calls with the same hi reuse (the
- * transaction keeps those of its 4 latest ranges).
+ * writes made in between. The first call on a range collects the range's
+ * versions in the memtables (about 64 bytes per key there), which later
+ * calls with the same hi reuse (the transaction keeps those of its 4 latest
+ * ranges until it ends).
  *
  * In a READ_WRITE transaction each call records the range it read ([lo, hi)
  * when !more, [lo, next_lo) otherwise): the commit then also returns

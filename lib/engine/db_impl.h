@@ -237,7 +237,7 @@ VersionView ViewOfEntry(const segment::SegmentFile& seg, const segment::EntryVie
 
 // ---- Scans (scan.cc)
 
-// A scan's memtable keys, kept for the scan's next batches (scan.cc).
+// A scan's memtable versions, kept for the scan's next batches (scan.cc).
 struct ScanCache;
 
 // Whether any key in [lo, hi) has a version newer than `snap` in `layers`
@@ -259,7 +259,7 @@ struct TxnState {
   // Read-write only: the ranges its scans returned, sorted and disjoint;
   // no key in them may change before commit.
   std::vector<KeyRange> scanned;
-  // The memtable keys of its latest scans, most recent first (scan.cc).
+  // The memtable versions of its latest scans, most recent first (scan.cc).
   std::vector<std::shared_ptr<ScanCache>> scan_caches;
 
   void End() {

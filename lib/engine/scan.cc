@@ -13,7 +13,7 @@
 // A call is stateless for the caller: the next batch starts again from the
 // key after the last one returned. The segments are positioned by binary
 // search; the memtables cannot be (KeyTable::Scan visits a whole range), so
-// the first batch of a range collects the memtable keys visible at the
+// the first batch of a range collects the memtable versions visible at the
 // snapshot in [lo, hi) once, and the transaction keeps them (ScanCache) for
 // the next batches of that range.
 #include <algorithm>
@@ -32,18 +32,22 @@
 
 namespace pomai::engine {
 
-// The keys of [lo, hi) (internal keys) with a version visible at the
+// The keys of [lo, hi) (internal keys) with their version visible at the
 // transaction's snapshot (a tombstone included) in its active and frozen
-// memtables. The views point into the memtables' map nodes, which live as
-// long as the transaction's layers.
+// memtables. The views point into the memtables' map nodes and values,
+// which live as long as the transaction's layers and snapshot.
 struct ScanCache {
+  struct Entry {
+    std::string_view key;
+    VersionView v;
+  };
   std::string lo, hi;
-  std::vector<std::string_view> keys[2];  // [0] the active memtable, [1] the frozen one
+  std::vector<Entry> entries[2];  // [0] the active memtable, [1] the frozen one
 };
 
 namespace {
 
-// How many ranges' memtable keys a transaction keeps (its latest scans).
+// How many ranges' memtable versions a transaction keeps (its latest scans).
 constexpr size_t kScanCaches = 4;
 
 // Adds [lo, hi) to `ranges` (sorted, disjoint), merging what it overlaps or touches.
@@ -60,10 +64,10 @@ void AddRange(std::vector<KeyRange>* ranges, std::string lo, std::string hi) {
   ranges->insert(first, KeyRange{std::move(lo), std::move(hi)});
 }
 
-// The memtable keys of [lo, hi) at t's snapshot: a kept set whose range has
-// the same hi and starts at or before lo (a later batch of the same scan),
-// else collected now.
-const ScanCache& MemKeys(TxnState& t, const std::string& lo, const std::string& hi) {
+// The memtable versions of [lo, hi) at t's snapshot: a kept set whose range
+// has the same hi and starts at or before lo (a later batch of the same
+// scan), else collected now.
+const ScanCache& MemVersions(TxnState& t, const std::string& lo, const std::string& hi) {
   auto& caches = t.scan_caches;
   for (size_t i = 0; i < caches.size(); ++i) {
     if (caches[i]->hi == hi && caches[i]->lo <= lo) {
@@ -77,8 +81,9 @@ const ScanCache& MemKeys(TxnState& t, const std::string& lo, const std::string& 
   const MemTable* tables[2] = {t.layers->mem.get(), t.layers->imm.get()};
   for (int j = 0; j < 2; ++j) {
     if (tables[j] == nullptr) continue;
-    std::vector<std::string_view>& keys = c->keys[j];
-    tables[j]->keys().Scan(lo, hi, t.snap, [&keys](std::string_view key, const VersionView&) { keys.push_back(key); });
+    std::vector<ScanCache::Entry>& entries = c->entries[j];
+    tables[j]->keys().Scan(lo, hi, t.snap,
+                           [&entries](std::string_view key, const VersionView& v) { entries.push_back({key, v}); });
   }
   caches.insert(caches.begin(), std::move(c));
   if (caches.size() > kScanCaches) caches.pop_back();
@@ -117,11 +122,14 @@ Status Txn::Scan(std::string_view lo, const std::string_view* hi, size_t max_ent
   const std::string ilo = UserKey(lo);
   const std::string ihi = hi != nullptr ? UserKey(*hi) : std::string(1, static_cast<char>(kUserNs + 1));
 
-  const ScanCache& mem = MemKeys(t, ilo, ihi);
-  const MemTable* tables[2] = {t.layers->mem.get(), t.layers->imm.get()};
+  const ScanCache& mem = MemVersions(t, ilo, ihi);
   size_t mi[2];
-  for (int j = 0; j < 2; ++j)
-    mi[j] = std::lower_bound(mem.keys[j].begin(), mem.keys[j].end(), std::string_view(ilo)) - mem.keys[j].begin();
+  for (int j = 0; j < 2; ++j) {
+    const std::vector<ScanCache::Entry>& e = mem.entries[j];
+    mi[j] = std::lower_bound(e.begin(), e.end(), std::string_view(ilo),
+                             [](const ScanCache::Entry& x, std::string_view k) { return x.key < k; }) -
+            e.begin();
+  }
   auto own = t.writes.lower_bound(ilo);
   auto own_valid = [&] { return own != t.writes.end() && own->first < ihi; };
   std::vector<SegmentCursor> segs(t.layers->segs.size());
@@ -144,7 +152,7 @@ Status Txn::Scan(std::string_view lo, const std::string_view* hi, size_t max_ent
     };
     if (own_valid()) consider(own->first);
     for (int j = 0; j < 2; ++j)
-      if (mi[j] < mem.keys[j].size()) consider(mem.keys[j][mi[j]]);
+      if (mi[j] < mem.entries[j].size()) consider(mem.entries[j][mi[j]].key);
     for (const SegmentCursor& c : segs)
       if (c.valid()) consider(c.e.key);
     if (!any) break;
@@ -157,8 +165,11 @@ Status Txn::Scan(std::string_view lo, const std::string_view* hi, size_t max_ent
       ++own;
     }
     for (int j = 0; j < 2; ++j) {
-      if (mi[j] < mem.keys[j].size() && mem.keys[j][mi[j]] == key) {
-        if (!have) have = tables[j]->keys().Get(key, t.snap, &v);
+      if (mi[j] < mem.entries[j].size() && mem.entries[j][mi[j]].key == key) {
+        if (!have) {
+          v = mem.entries[j][mi[j]].v;
+          have = true;
+        }
         ++mi[j];
       }
     }

@@ -224,6 +224,48 @@ TEST_P(ScanTest, ALaterBatchSeesTheWritesMadeBetweenBatches) {
   EXPECT_EQ(ScanAll(*t, std::string("c\0", 2), std::nullopt, 2, 0), (Entries{{"d", "new"}, {"g", "g"}}));
 }
 
+TEST_P(ScanTest, FlushesMergesAndCommitsBetweenBatchesChangeNothing) {
+  Options o;
+  o.max_segments = 1;
+  auto db = Open(o);
+  ASSERT_TRUE(db);
+  Model model;
+  for (int round = 0; round < 3; ++round) {
+    auto w = BeginRw(*db);
+    for (int i = round; i < 300; i += 3) {
+      const std::string k = "k" + std::to_string(1000 + i);
+      ASSERT_TRUE(w->Put(k, "r" + std::to_string(round)).ok());
+      model[k] = ModelValue{false, "r" + std::to_string(round)};
+    }
+    ASSERT_TRUE(w->Commit().ok());
+    if (disk() && round < 2) {
+      ASSERT_TRUE(db->Flush().ok());  // two segments and the memtable
+    }
+  }
+  auto t = BeginRo(*db);
+  Entries got;
+  std::string from;
+  for (int batch = 0;; ++batch) {
+    std::vector<Txn::ScanEntry> out;
+    bool more = false;
+    ASSERT_TRUE(t->Scan(from, nullptr, 40, 0, &out, &more).ok());
+    for (const Txn::ScanEntry& e : out) got.emplace_back(std::string(e.key), std::string(e.value));
+    if (!more) break;
+    from = got.back().first + std::string(1, '\0');
+    // Others commit over the same keys, and the layers change under the scan.
+    auto w = BeginRw(*db);
+    ASSERT_TRUE(w->Put("k" + std::to_string(1000 + batch), "later").ok());
+    ASSERT_TRUE(w->Delete("k" + std::to_string(1100 + batch)).ok());
+    ASSERT_TRUE(w->Commit().ok());
+    if (disk() && batch % 2 == 0) {
+      ASSERT_TRUE(db->Flush().ok());
+    } else {
+      ASSERT_TRUE(db->Compact(true).ok());
+    }
+  }
+  EXPECT_EQ(got, Expected(model, "", std::nullopt));
+}
+
 TEST_P(ScanTest, BadArgumentsAndAClosedTransaction) {
   auto db = Open();
   ASSERT_TRUE(db);
