@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <optional>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -400,6 +402,45 @@ TEST_P(ScanConflictTest, ReadOnlyAndWriteFreeTransactionsNeverConflict) {
   Other("a2");
   EXPECT_TRUE(ro->Commit().ok());
   EXPECT_TRUE(rw->Commit().ok());  // nothing to apply: its reads were one snapshot
+}
+
+// Writers replace every key of a prefix in one commit while background
+// flushes and merges run: each scan, in batches, sees one commit's values.
+TEST_P(ScanTest, ConcurrentScansSeeWholeCommitsWhileTheLayersChange) {
+  Options o;
+  o.memtable_budget_bytes = 16 << 10;
+  o.max_segments = 2;
+  auto db = Open(o);
+  ASSERT_TRUE(db);
+  constexpr int kKeys = 200;
+  auto write_round = [&](int round) {
+    auto w = BeginRw(*db);
+    for (int i = 0; i < kKeys; ++i)
+      ASSERT_TRUE(w->Put("p" + std::to_string(1000 + i), std::to_string(round) + std::string(40, 'x')).ok());
+    ASSERT_TRUE(w->Commit().ok());
+  };
+  write_round(0);
+  std::atomic<bool> stop{false};
+  std::atomic<int> scans{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&, r] {
+      while (!stop.load()) {
+        auto t = BeginRo(*db);
+        const Entries got = ScanAll(*t, "p", std::string("q"), 7 + r * 50, 0);
+        EXPECT_EQ(got.size(), static_cast<size_t>(kKeys));
+        for (const auto& [k, v] : got) {
+          EXPECT_EQ(v, got.front().second) << "a scan saw two commits: " << k;
+          if (v != got.front().second) return;
+        }
+        scans.fetch_add(1);
+      }
+    });
+  }
+  for (int round = 1; round <= 60; ++round) write_round(round);
+  stop.store(true);
+  for (std::thread& t : readers) t.join();
+  EXPECT_GT(scans.load(), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, ScanTest, ::testing::Bool(), ModeName);
