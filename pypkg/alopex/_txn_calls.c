@@ -301,6 +301,7 @@ typedef struct {
   Py_ssize_t pos;    /* the next item of batch */
   size_t max_entries, max_bytes;
   bool last;         /* batch is the range's last */
+  bool fetching;     /* a thread is in scan_fetch (the GIL released) */
 } ScanIter;
 
 static PyTypeObject ScanIterType;
@@ -316,7 +317,9 @@ static int scan_txn_active(ScanIter* self) {
   return active;
 }
 
-/* Fetches the next batch into self->batch. Returns 0, or -1 with an exception. */
+/* Fetches the next batch into self->batch. Returns 0, or -1 with an
+ * exception. Another thread calling next() meanwhile gets a ValueError, as
+ * for a generator that is already executing. */
 static int scan_fetch(ScanIter* self) {
   const uint8_t* lo = (const uint8_t*)PyBytes_AS_STRING(self->lo);
   const size_t lo_len = (size_t)PyBytes_GET_SIZE(self->lo);
@@ -326,10 +329,13 @@ static int scan_fetch(ScanIter* self) {
   pomai_status_t* st;
   pomai_txn_t* txn = self->txn->txn;
   /* A batch reads up to max_entries entries and, for the first batch of a
-   * range, collects the range's memtable keys: the GIL is released. */
+   * range, collects the range's memtable versions: the GIL is released (lo
+   * and hi stay referenced by self, which nothing changes meanwhile). */
+  self->fetching = true;
   Py_BEGIN_ALLOW_THREADS
   st = api.scan(txn, lo, lo_len, hi, hi_len, self->max_entries, self->max_bytes, &b);
   Py_END_ALLOW_THREADS
+  self->fetching = false;
   if (st != NULL) {
     raise_status(self->txn, st, false);
     return -1;
@@ -361,6 +367,10 @@ fail:
 }
 
 static PyObject* ScanIter_next(ScanIter* self) {
+  if (self->fetching) {
+    PyErr_SetString(PyExc_ValueError, "scan iterator already executing (next() from another thread)");
+    return NULL;
+  }
   for (;;) {
     const int active = scan_txn_active(self);
     if (active < 0) return NULL;
@@ -439,6 +449,7 @@ static PyObject* TxnBase_scan(TxnBase* self, PyObject* const* args, Py_ssize_t n
   it->max_entries = max_entries;
   it->max_bytes = max_bytes;
   it->last = false;
+  it->fetching = false;
   return (PyObject*)it;
 }
 

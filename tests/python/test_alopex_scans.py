@@ -5,6 +5,7 @@ iterator after commit; phantom conflicts; bad arguments."""
 
 from __future__ import annotations
 
+import threading
 from typing import Dict, List, Optional, Tuple
 
 import hypothesis.strategies as st
@@ -137,6 +138,38 @@ def test_writes_between_batches_are_seen(db: Database, monkeypatch: pytest.Monke
         txn.put(b"b", b"2")
         txn.delete(b"c")
         assert list(it) == [(b"b", b"2"), (b"e", b"5")]
+
+
+def test_one_iterator_shared_by_threads_hands_out_each_entry_once(db: Database,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """next() from another thread while a batch is being fetched (the GIL
+    released) is a ValueError, as for a running generator; no entry is lost
+    or handed out twice."""
+    monkeypatch.setattr(_core, "_SCAN_BATCH_ENTRIES", 3)
+    items = {b"k%04d" % i: b"%d" % i for i in range(3000)}
+    commit_kv(db, items)
+    txn = db.begin()
+    it = txn.scan_prefix(b"k")
+    got: List[List[Tuple[bytes, bytes]]] = [[], [], []]
+
+    def drain(mine: List[Tuple[bytes, bytes]]) -> None:
+        while True:
+            try:
+                mine.append(next(it))
+            except ValueError:
+                continue
+            except StopIteration:
+                return
+
+    threads = [threading.Thread(target=drain, args=(g,)) for g in got]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    merged = got[0] + got[1] + got[2]
+    assert len(merged) == len(items)
+    assert sorted(merged) == sorted(items.items())
+    txn.rollback()
 
 
 # ---- the iterator after the transaction ends ------------------------------------
