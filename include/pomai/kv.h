@@ -166,7 +166,8 @@ POMAI_EXPORT pomai_status_t* pomai_txn_delete(pomai_txn_t* txn, const uint8_t* k
 /* Makes the transaction's writes durable and visible, atomically: after a
  * crash all of them are present or none. First committer wins: when another
  * transaction committed a write to a key this one wrote (or to a named index
- * entry this one wrote) after this one began, returns CONFLICT "transaction
+ * entry this one wrote, or to a key in a range this one's scans read: see
+ * pomai_txn_scan) after this one began, returns CONFLICT "transaction
  * conflict" and nothing is applied. RESOURCE_EXHAUSTED "memory limit
  * exceeded" when the memory limit would be passed. The transaction is closed
  * afterwards whatever the outcome. Committing a read-only or empty
@@ -175,6 +176,70 @@ POMAI_EXPORT pomai_status_t* pomai_txn_commit(pomai_txn_t* txn);
 
 /* Discards the transaction's writes and closes it. */
 POMAI_EXPORT pomai_status_t* pomai_txn_rollback(pomai_txn_t* txn);
+
+/* ---- key-range scans inside transactions ----------------------------- */
+
+/* One entry of a scan batch. Pointers are owned by the enclosing batch. */
+typedef struct pomai_kv_entry_t {
+  const uint8_t* key;
+  size_t key_len;
+  const uint8_t* value;      /* NULL when value_len is 0 */
+  size_t value_len;
+} pomai_kv_entry_t;
+
+/* A batch of pomai_txn_scan, freed by pomai_kv_scan_batch_free. */
+typedef struct pomai_kv_scan_batch_t {
+  size_t count;
+  pomai_kv_entry_t* entries;  /* count entries, keys strictly ascending */
+  bool more;                  /* another entry follows the last one: continue
+                                 with lo = next_lo */
+  const uint8_t* next_lo;     /* when more: the last key followed by one 0x00
+                                 byte (the smallest key after it); else NULL */
+  size_t next_lo_len;
+} pomai_kv_scan_batch_t;
+
+/* Frees a scan batch. NULL is a no-op. */
+POMAI_EXPORT void pomai_kv_scan_batch_free(pomai_kv_scan_batch_t* batch);
+
+/* Reads the keys in [lo, hi) that hold plain-bytes values, in ascending
+ * byte order (shorter first on a common prefix), as of the transaction's
+ * snapshot plus its own writes (its puts are seen, its deletes hide), and
+ * stores a batch of them in *out_batch: at most max_entries (at least 1)
+ * entries and, when max_bytes is not 0, at most max_bytes of keys plus
+ * values, except that the first entry always comes back whatever its size.
+ * Keys holding vector records are skipped (read them with
+ * pomai_txn_get_vector or the searches); named-index entries and the rows
+ * of pomai.h's collection are never seen.
+ *
+ * Bounds are byte strings of any length: lo_len 0 is the start of the
+ * keyspace; hi NULL (hi_len 0) is no upper bound. A prefix P is the range
+ * [P, P') where P' is P without its trailing 0xFF bytes and its last byte
+ * then incremented (no bound when P is empty or all 0xFF). lo == hi gives an
+ * empty batch.
+ *
+ * Each call is stateless: to read on, call again with lo = next_lo (the
+ * previous batch may be freed first). A later call sees the transaction's
+ * writes made in between. The first call on a range collects the range's
+ * versions in the memtables (about 64 bytes per key there), which later
+ * calls with the same hi reuse (the transaction keeps those of its 4 latest
+ * ranges until it ends).
+ *
+ * In a READ_WRITE transaction each call records the range it read ([lo, hi)
+ * when !more, [lo, next_lo) otherwise): the commit then also returns
+ * CONFLICT when another transaction committed, after this one began, a write
+ * (insert, update, delete; of a plain value or a vector record) to a key in
+ * such a range, so a scan sees no phantom that a commit would miss. The
+ * check reads the recorded ranges of the layers written since the snapshot,
+ * under the commit lock. A transaction that writes nothing commits without
+ * checks.
+ *
+ * INVALID_ARGUMENT for a NULL out_batch, lo NULL with lo_len > 0, hi NULL
+ * with hi_len > 0, lo > hi ("lo '...' is greater than hi '...'"), or
+ * max_entries 0; CORRUPTION naming file and offset for a damaged segment
+ * entry in the range. *out_batch is NULL after a failure. */
+POMAI_EXPORT pomai_status_t* pomai_txn_scan(pomai_txn_t* txn, const uint8_t* lo, size_t lo_len, const uint8_t* hi,
+                                            size_t hi_len, size_t max_entries, size_t max_bytes,
+                                            pomai_kv_scan_batch_t** out_batch);
 
 /* ---- vectors inside transactions (flat, exact search) ---------------- */
 

@@ -146,6 +146,47 @@ pomai_kv_hits_t* MakeHits(const std::vector<KeyHit>& hits) {
   return out;
 }
 
+// One malloc'd block: the batch struct, the entry array, then the bytes
+// (keys and values, then next_lo).
+pomai_kv_scan_batch_t* MakeBatch(const std::vector<Txn::ScanEntry>& entries, bool more) {
+  const size_t n = entries.size();
+  size_t bytes = 0;
+  for (const Txn::ScanEntry& e : entries) bytes += e.key.size() + e.value.size();
+  const size_t next_len = more ? entries.back().key.size() + 1 : 0;
+  const size_t head = sizeof(pomai_kv_scan_batch_t) + n * sizeof(pomai_kv_entry_t);
+  char* block = static_cast<char*>(std::malloc(head + bytes + next_len + 1));
+  if (block == nullptr) throw std::bad_alloc();
+  auto* out = reinterpret_cast<pomai_kv_scan_batch_t*>(block);
+  std::memset(out, 0, sizeof(*out));
+  out->count = n;
+  out->entries = n ? reinterpret_cast<pomai_kv_entry_t*>(block + sizeof(pomai_kv_scan_batch_t)) : nullptr;
+  char* bp = block + head;
+  for (size_t i = 0; i < n; ++i) {
+    const Txn::ScanEntry& e = entries[i];
+    pomai_kv_entry_t& o = out->entries[i];
+    std::memcpy(bp, e.key.data(), e.key.size());
+    o.key = reinterpret_cast<const uint8_t*>(bp);
+    o.key_len = e.key.size();
+    bp += e.key.size();
+    o.value = nullptr;
+    o.value_len = e.value.size();
+    if (!e.value.empty()) {
+      std::memcpy(bp, e.value.data(), e.value.size());
+      o.value = reinterpret_cast<const uint8_t*>(bp);
+      bp += e.value.size();
+    }
+  }
+  out->more = more;
+  if (more) {
+    const std::string_view last = entries.back().key;
+    std::memcpy(bp, last.data(), last.size());
+    bp[last.size()] = '\0';
+    out->next_lo = reinterpret_cast<const uint8_t*>(bp);
+    out->next_lo_len = next_len;
+  }
+  return out;
+}
+
 void FillStats(const pomai::engine::IndexStats& s, pomai_hnsw_stats_t* out) {
   std::memset(out, 0, sizeof(*out));
   out->node_count = s.node_count;
@@ -294,6 +335,25 @@ pomai_status_t* pomai_txn_commit(pomai_txn_t* txn) {
 
 pomai_status_t* pomai_txn_rollback(pomai_txn_t* txn) {
   return WithTxn(txn, true, [&](Txn& t) { return FromStatus(t.Rollback()); });
+}
+
+void pomai_kv_scan_batch_free(pomai_kv_scan_batch_t* batch) { std::free(batch); }
+
+pomai_status_t* pomai_txn_scan(pomai_txn_t* txn, const uint8_t* lo, size_t lo_len, const uint8_t* hi, size_t hi_len,
+                               size_t max_entries, size_t max_bytes, pomai_kv_scan_batch_t** out_batch) {
+  if (out_batch != nullptr) *out_batch = nullptr;
+  return WithTxn(txn, false, [&](Txn& t) -> pomai_status_t* {
+    if (out_batch == nullptr) return Invalid("out_batch is NULL");
+    if (pomai_status_t* st = CheckBytes(lo, lo_len, "lo")) return st;
+    if (pomai_status_t* st = CheckBytes(hi, hi_len, "hi")) return st;
+    const std::string_view hi_view = View(hi, hi_len);
+    std::vector<Txn::ScanEntry> entries;
+    bool more = false;
+    Status s = t.Scan(View(lo, lo_len), hi != nullptr ? &hi_view : nullptr, max_entries, max_bytes, &entries, &more);
+    if (!s.ok()) return FromStatus(s);
+    *out_batch = MakeBatch(entries, more);
+    return nullptr;
+  });
 }
 
 pomai_status_t* pomai_txn_upsert_vector(pomai_txn_t* txn, const uint8_t* key, size_t key_len, bool has_metadata,

@@ -459,46 +459,6 @@ Status ChangedSince(const Layers& layers, std::string_view key, uint64_t snap, b
   return Status::OK();
 }
 
-struct TxnState {
-  DBImpl* db = nullptr;
-  TxnMode mode = TxnMode::kReadOnly;
-  uint64_t snap = 0;
-  std::shared_ptr<const Layers> layers;
-  std::multiset<uint64_t>::iterator reg;
-  bool active = true;
-  std::map<std::string, ValuePtr, std::less<>> writes;  // internal key -> new value
-  std::set<std::string, std::less<>> checks;            // keys that must not change before commit
-
-  void End() {
-    if (!active) return;
-    active = false;
-    {
-      MutexLock l(&db->snap_mu);
-      db->snapshots.erase(reg);
-    }
-    layers.reset();
-    writes.clear();
-    checks.clear();
-  }
-  // Own writes first, then the snapshot.
-  // *found false when absent; Corruption when a segment entry is damaged.
-  Status Lookup(std::string_view key, VersionView* out, bool* found) const {
-    auto it = writes.find(key);
-    if (it != writes.end()) {
-      *out = ViewOf(snap + 1, *it->second);
-      *found = true;
-      return Status::OK();
-    }
-    return LookupLayers(*layers, key, snap, out, found);
-  }
-  Status CheckActive() const { return active ? Status::OK() : Status::Closed("transaction is closed"); }
-  Status CheckWritable() const {
-    POMAI_RETURN_IF_ERROR(CheckActive());
-    if (mode != TxnMode::kReadWrite) return Status::ReadOnly("transaction is read-only");
-    return Status::OK();
-  }
-};
-
 // ---------------------------------------------------------------------------
 // Open, recovery, close
 
@@ -1263,8 +1223,9 @@ Status Txn::Commit() {
   for (auto& [key, value] : t.writes) writes.push_back(Write{key, value});
   const uint64_t snap = t.snap;
   std::set<std::string, std::less<>> checks = std::move(t.checks);
+  std::vector<KeyRange> ranges = std::move(t.scanned);
   t.End();  // the snapshot is released first: the commit's own versions need not be kept for it
-  return t.db->CommitWrites(snap, writes, checks);
+  return t.db->CommitWrites(snap, writes, checks, ranges);
 }
 
 uint64_t DBImpl::UsedBytes(const Layers& l) const {
@@ -1275,7 +1236,7 @@ uint64_t DBImpl::UsedBytes(const Layers& l) const {
 }
 
 Status DBImpl::CommitWrites(uint64_t snap, const std::vector<Write>& writes,
-                              const std::set<std::string, std::less<>>& checks) {
+                              const std::set<std::string, std::less<>>& checks, const std::vector<KeyRange>& ranges) {
   auto conflict = [] { return Status(Code::kConflict, "transaction conflict"); };  // built only when returned
   const uint64_t cost = WriteCost(writes);
   MutexLock l(&commit_mu);
@@ -1298,6 +1259,11 @@ Status DBImpl::CommitWrites(uint64_t snap, const std::vector<Write>& writes,
     for (const std::string& c : checks) {
       POMAI_RETURN_IF_ERROR(taken(c, *cur, &is_taken));
       if (is_taken) return conflict();
+    }
+    for (const KeyRange& r : ranges) {
+      POMAI_RETURN_IF_ERROR(RangeChangedSince(*cur, r.lo, r.hi, snap, &is_taken));
+      auto p = pending.lower_bound(r.lo);
+      if (is_taken || (p != pending.end() && p->first < r.hi)) return conflict();
     }
     if (opt.memory_limit_bytes != 0 && UsedBytes(*cur) + pending_bytes + cost > opt.memory_limit_bytes)
       return Status::ResourceExhausted("memory limit exceeded");

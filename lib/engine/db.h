@@ -14,8 +14,9 @@
 // segments (newest first). A transaction pins the layers and a sequence
 // number S at begin and reads, per key, the newest version with seq <= S. A
 // commit checks, under the commit lock, every key it wrote (and every index
-// configuration its index writes depend on) for a version newer than S or a
-// commit still on its way through the WAL (CONFLICT), and the memory limit
+// configuration its index writes depend on, and every key range its scans
+// returned) for a version newer than S or a commit still on its way through
+// the WAL (CONFLICT), and the memory limit
 // (RESOURCE_EXHAUSTED); then, outside the lock (so concurrent commits share
 // one write and one fdatasync), appends one WAL record with every write (atomic
 // after a crash), applies the writes to the memtable under the record's
@@ -235,6 +236,25 @@ class Txn {
   Status IndexUpsert(std::string_view name, std::string_view key, const float* vector, uint32_t dim,
                      const std::string_view* metadata);
   Status IndexDelete(std::string_view name, std::string_view key);
+
+  // One entry of a scan: views valid until the next call on this transaction.
+  struct ScanEntry {
+    std::string_view key;
+    std::string_view value;
+  };
+  // The user keys in [lo, hi) (hi null: no upper bound) that hold plain
+  // bytes at the snapshot plus own writes, in ascending key order (engine
+  // scan.cc; the semantics are pomai_txn_scan's in include/pomai/kv.h): at
+  // most max_entries (>= 1) of them and, when max_bytes > 0, at most
+  // max_bytes of keys plus values, except that a non-empty batch always has
+  // its first entry. *more: another entry follows the last one returned
+  // (resume with lo = that key followed by one 0x00 byte). A read-write
+  // transaction's commit then conflicts with any write committed since its
+  // snapshot to a key in the range returned ([lo, hi) when !*more, else up
+  // to and including the last key). InvalidArgument when lo > hi or
+  // max_entries is 0.
+  Status Scan(std::string_view lo, const std::string_view* hi, size_t max_entries, size_t max_bytes,
+              std::vector<ScanEntry>* out, bool* more);
 
   // Commits (see the file comment) and closes the transaction, whatever the outcome.
   Status Commit();

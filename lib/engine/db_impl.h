@@ -1,6 +1,7 @@
 // Internals of the keyspace engine (engine/db.h) shared by its .cc files:
-// db.cc (open, transactions, flush, merge, named collections) and
-// collection_rows.cc (the default collection's rows). Not part of any API.
+// db.cc (open, transactions, flush, merge, named collections),
+// collection_rows.cc (the default collection's rows) and txn_scan.cc (key-range
+// scans in transactions). Not part of any API.
 #pragma once
 
 #include <atomic>
@@ -51,6 +52,11 @@ struct Layers {
   std::shared_ptr<MemTable> imm;  // being flushed, or null
   std::vector<std::shared_ptr<const segment::SegmentFile>> segs;  // newest first (highest seqs first)
   uint64_t generation = 0;  // set by Publish: each published view has its own
+};
+
+// A range [lo, hi) of internal keys that a read-write transaction scanned.
+struct KeyRange {
+  std::string lo, hi;
 };
 
 // Past this many times max_segments segments, the background flush thread
@@ -197,9 +203,11 @@ struct DBImpl {
   // Asks the compaction thread for the policy's merges (after a flush).
   void ScheduleCompaction();
   // Commits `writes` (sorted by key) for a transaction that read at `snap`:
-  // CONFLICT when a key written or a key of `checks` has a version newer
-  // than snap.
-  Status CommitWrites(uint64_t snap, const std::vector<Write>& writes, const std::set<std::string, std::less<>>& checks);
+  // CONFLICT when a key written, a key of `checks` or a key in a range of
+  // `ranges` has a version newer than snap (or is in a commit still on its
+  // way through the WAL).
+  Status CommitWrites(uint64_t snap, const std::vector<Write>& writes, const std::set<std::string, std::less<>>& checks,
+                      const std::vector<KeyRange>& ranges = {});
   uint64_t UsedBytes(const Layers& l) const;
 
   // ---- The default collection's attribute columns (docs/FILTERS.md).
@@ -250,5 +258,67 @@ struct DBImpl {
 // The newest version of `key` visible at `snap` in `layers` (*found false
 // when no layer has one). A damaged segment entry is Corruption.
 Status LookupLayers(const Layers& layers, std::string_view key, uint64_t snap, VersionView* out, bool* found);
+
+// A segment entry as the version of its key (db.cc).
+VersionView ViewOfEntry(const segment::SegmentFile& seg, const segment::EntryView& e);
+
+// ---- Scans (txn_scan.cc)
+
+// A scan's memtable versions, kept for the scan's next batches (txn_scan.cc).
+struct ScanCache;
+
+// Whether any key in [lo, hi) has a version newer than `snap` in `layers`
+// (a commit's range check). Memtables whose newest seq is <= snap and
+// segments whose versions are all <= snap are not read.
+Status RangeChangedSince(const Layers& layers, std::string_view lo, std::string_view hi, uint64_t snap, bool* changed);
+
+// ---- Transactions (db.cc, txn_scan.cc)
+
+struct TxnState {
+  DBImpl* db = nullptr;
+  TxnMode mode = TxnMode::kReadOnly;
+  uint64_t snap = 0;
+  std::shared_ptr<const Layers> layers;
+  std::multiset<uint64_t>::iterator reg;
+  bool active = true;
+  std::map<std::string, ValuePtr, std::less<>> writes;  // internal key -> new value
+  std::set<std::string, std::less<>> checks;            // keys that must not change before commit
+  // Read-write only: the ranges its scans returned, sorted and disjoint;
+  // no key in them may change before commit.
+  std::vector<KeyRange> scanned;
+  // The memtable versions of its latest scans, most recent first (txn_scan.cc).
+  std::vector<std::shared_ptr<ScanCache>> scan_caches;
+
+  void End() {
+    if (!active) return;
+    active = false;
+    {
+      MutexLock l(&db->snap_mu);
+      db->snapshots.erase(reg);
+    }
+    scan_caches.clear();  // before the layers its keys point into
+    layers.reset();
+    writes.clear();
+    checks.clear();
+    scanned.clear();
+  }
+  // Own writes first, then the snapshot.
+  // *found false when absent; Corruption when a segment entry is damaged.
+  Status Lookup(std::string_view key, VersionView* out, bool* found) const {
+    auto it = writes.find(key);
+    if (it != writes.end()) {
+      *out = ViewOf(snap + 1, *it->second);
+      *found = true;
+      return Status::OK();
+    }
+    return LookupLayers(*layers, key, snap, out, found);
+  }
+  Status CheckActive() const { return active ? Status::OK() : Status::Closed("transaction is closed"); }
+  Status CheckWritable() const {
+    POMAI_RETURN_IF_ERROR(CheckActive());
+    if (mode != TxnMode::kReadWrite) return Status::ReadOnly("transaction is read-only");
+    return Status::OK();
+  }
+};
 
 }  // namespace pomai::engine

@@ -12,7 +12,8 @@ AlopexDB-style Python face of the pomai engine).
     db.close()
 
 Transactions see a snapshot taken at `begin` (snapshot isolation, first
-committer wins); vectors are stored per key and searched exactly inside a
+committer wins) and iterate key ranges with `scan_prefix` / `scan_range`;
+vectors are stored per key and searched exactly inside a
 transaction (`upsert_vector`, `search_similar`, `get_vector`), or through
 named HNSW indexes (`create_hnsw_index`, `upsert_to_hnsw`, `search_hnsw`).
 The vector methods need numpy; everything else works without it. The

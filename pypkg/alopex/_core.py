@@ -8,10 +8,11 @@ array is never copied; other array-likes are converted once by numpy. No
 Python code loops over vectors or rows. The GIL is released during every cffi
 call, so searches from several threads run in parallel.
 
-The per-key calls (`begin`, `get`, `put`, `delete`, `commit`, `rollback`) are
-in `_txn_calls.c`, written against the CPython API: a cffi call plus a Python
-method costs several times the C library's own get or put. That module calls
-the same library functions, whose addresses it gets from `ffi` here.
+The per-key calls (`begin`, `get`, `put`, `delete`, `commit`, `rollback`) and
+the iterator of `scan_prefix` / `scan_range` are in `_txn_calls.c`, written
+against the CPython API: a cffi call plus a Python method costs several times
+the C library's own get or put. That module calls the same library
+functions, whose addresses it gets from `ffi` here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import json
 import operator
 import os
 import threading
-from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from . import _txn_calls
 from ._ffi import ffi, lib, load_pomaidb_module, missing_symbols
@@ -103,6 +104,22 @@ _DB_PP = _ctype("pomai_db_t*[1]")
 _HITS_PP = _ctype("pomai_kv_hits_t*[1]")
 _U32_1 = _ctype("uint32_t[1]")
 _STATS_P = _ctype("pomai_hnsw_stats_t*")
+
+
+# What one C call of a scan iterator fetches at most (pomai_txn_scan's
+# max_entries and max_bytes; an entry larger than the byte limit comes alone).
+_SCAN_BATCH_ENTRIES = 1024
+_SCAN_BATCH_BYTES = 1 << 20
+
+
+def _prefix_end(prefix: bytes) -> Optional[bytes]:
+    """The smallest key above every key starting with `prefix`: the prefix
+    without its trailing 0xFF bytes, its last byte incremented; None (no
+    bound) when the prefix is empty or all 0xFF."""
+    p = prefix.rstrip(b"\xff")
+    if not p:
+        return None
+    return p[:-1] + bytes((p[-1] + 1,))
 
 
 # ---- errors --------------------------------------------------------------
@@ -576,8 +593,8 @@ class Transaction(_txn_calls.TxnBase):
     """
 
     # `_h` (the pomai_txn_t* as cdata, None once ended), `_ended`, get, put,
-    # delete, commit, rollback and the rollback of an abandoned transaction
-    # are TxnBase's (_txn_calls.c).
+    # delete, commit, rollback, the scan iterator (`_scan`) and the rollback
+    # of an abandoned transaction are TxnBase's (_txn_calls.c).
     __slots__ = ("_db", "_mode", "__weakref__")
     _db: Database
     _mode: TxnMode
@@ -616,6 +633,56 @@ class Transaction(_txn_calls.TxnBase):
             except AlopexError as err:
                 if err.code != "CLOSED" and exc[0] is None:
                     raise
+
+    # -- key-range scans
+
+    def scan_prefix(self, prefix: bytes) -> Iterator[Tuple[bytes, bytes]]:
+        """An iterator of `(key, value)` over the keys starting with `prefix`
+        (b"" = every key), in ascending byte order; see `scan_range`."""
+        if type(prefix) is not bytes and not isinstance(prefix, bytes):
+            raise _not_bytes(prefix, "prefix")
+        prefix = bytes(prefix)
+        return self._scan_iter(prefix, _prefix_end(prefix))
+
+    def scan_range(self, start: bytes, end: Optional[bytes] = None) -> Iterator[Tuple[bytes, bytes]]:
+        """An iterator of `(key, value)` over the keys in [start, end) (end
+        None = to the last key), in ascending byte order (a shorter key
+        first on a common prefix).
+
+        It reads the transaction's snapshot plus its own writes (its puts
+        are seen, its deletes hide keys). Only keys holding plain bytes
+        values come back: keys holding vectors (`upsert_vector`) are
+        skipped, and HNSW index entries are never seen. Keys and values are
+        fetched from the library in batches (up to 1024 entries or 1 MiB
+        per C call, resuming after the last key), not one call per key: a
+        write the transaction makes while iterating is seen only by the
+        batches fetched after it.
+
+        The iterator works while the transaction is active: once it has
+        committed or rolled back (or its database is closed), `next()` raises
+        AlopexError "transaction is closed". In a READ_WRITE transaction a
+        scan also guards what it returned: the commit raises AlopexError
+        "transaction conflict" when another transaction committed, after this
+        one began, a write to a key in a range this one's iterators read
+        (through the last key of the batches they fetched; to the end of the
+        range once a batch reached it). AlopexError for start > end; TypeError for a start or
+        end that is not bytes.
+        """
+        if type(start) is not bytes and not isinstance(start, bytes):
+            raise _not_bytes(start, "start")
+        if end is not None:
+            if type(end) is not bytes and not isinstance(end, bytes):
+                raise TypeError(f"end must be bytes or None, got {type(end).__name__}")
+            if start > end:
+                raise AlopexError(f"start {start!r} is greater than end {end!r}", "INVALID_ARGUMENT")
+            end = bytes(end)
+        return self._scan_iter(bytes(start), end)
+
+    def _scan_iter(self, lo: bytes, hi: Optional[bytes]) -> Iterator[Tuple[bytes, bytes]]:
+        if self._db._handle is None:
+            raise _txn_closed()
+        it: Iterator[Tuple[bytes, bytes]] = self._scan(self._db, lo, hi, _SCAN_BATCH_ENTRIES, _SCAN_BATCH_BYTES)
+        return it
 
     # -- vectors (flat, exact)
 
@@ -765,7 +832,8 @@ def _status_error_for(txn: Transaction, address: int, ended: bool) -> AlopexErro
 
 def _setup_txn_calls() -> None:
     names = ("pomai_txn_begin", "pomai_txn_get", "pomai_txn_put", "pomai_txn_delete",
-             "pomai_txn_commit", "pomai_txn_rollback", "pomai_status_free")
+             "pomai_txn_commit", "pomai_txn_rollback", "pomai_status_free", "pomai_txn_scan",
+             "pomai_kv_scan_batch_free")
     missing = [n for n in names if not hasattr(lib, n)]
     if missing:
         # The POMAI_C_LIB override lacks them: every call names what is missing.

@@ -31,7 +31,7 @@ REQUIRED = (
     "pomai_status_code", "pomai_status_message", "pomai_status_free", "pomai_version_string", "pomai_close",
     "pomai_db_options_ex_init", "pomai_db_open_ex", "pomai_db_flush", "pomai_db_memory_usage",
     "pomai_txn_begin", "pomai_txn_get", "pomai_txn_put", "pomai_txn_delete",
-    "pomai_txn_commit", "pomai_txn_rollback",
+    "pomai_txn_commit", "pomai_txn_rollback", "pomai_txn_scan", "pomai_kv_scan_batch_free",
     "pomai_txn_upsert_vector", "pomai_txn_get_vector", "pomai_txn_search_similar",
     "pomai_kv_hits_free",
     "pomai_index_create", "pomai_index_drop", "pomai_index_stats", "pomai_index_search",

@@ -1,5 +1,6 @@
 /* alopex._txn_calls: the per-key transaction calls of `alopex` (begin, get,
- * put, delete, commit, rollback) written against the CPython API.
+ * put, delete, commit, rollback) and the scan iterator written against the
+ * CPython API.
  *
  * Why: a cffi call plus the Python method around it costs 0.5-1 µs, several
  * times the C library's own get or put; the peers users compare per-key calls
@@ -15,6 +16,11 @@
  * transaction back when it is freed. `_h` is that handle as a cffi cdata (made
  * on first use, for the methods written in Python), or None once ended;
  * assigning None ends the object's use of the handle without a C call.
+ *
+ * ScanIter is the iterator of Transaction.scan_prefix / scan_range: it
+ * fetches (key, value) tuples from pomai_txn_scan in batches (one C call per
+ * batch, resuming after the last key) and hands them out one by one; each
+ * step first checks that its transaction is still active.
  *
  * The GIL: get, put and delete keep it (they read the memtable, the
  * transaction's own writes and, on disk, mapped segment pages: 0.1-1 µs, less
@@ -35,9 +41,8 @@
 #include <stdint.h>
 #include <string.h>
 
-typedef struct pomai_status_t pomai_status_t;
-typedef struct pomai_txn_t pomai_txn_t;
-typedef struct pomai_db_t pomai_db_t;
+/* For the types only (pomai_kv_scan_batch_t); nothing is linked. */
+#include "pomai/kv.h"
 
 typedef pomai_status_t* (*begin_fn)(pomai_db_t*, uint32_t, pomai_txn_t**);
 typedef pomai_status_t* (*get_fn)(pomai_txn_t*, const uint8_t*, size_t, uint8_t*, size_t, size_t*, bool*);
@@ -45,6 +50,9 @@ typedef pomai_status_t* (*put_fn)(pomai_txn_t*, const uint8_t*, size_t, const ui
 typedef pomai_status_t* (*delete_fn)(pomai_txn_t*, const uint8_t*, size_t);
 typedef pomai_status_t* (*end_fn)(pomai_txn_t*);
 typedef void (*status_free_fn)(pomai_status_t*);
+typedef pomai_status_t* (*scan_fn)(pomai_txn_t*, const uint8_t*, size_t, const uint8_t*, size_t, size_t, size_t,
+                                   pomai_kv_scan_batch_t**);
+typedef void (*batch_free_fn)(pomai_kv_scan_batch_t*);
 
 static struct {
   begin_fn begin;
@@ -54,6 +62,8 @@ static struct {
   end_fn commit;
   end_fn rollback;
   status_free_fn status_free;
+  scan_fn scan;
+  batch_free_fn batch_free;
   PyObject* status_error; /* status_error(txn, address: int, ended: bool) -> exception */
   PyObject* closed_error; /* closed_error() -> exception */
   PyObject* as_cdata;     /* as_cdata(address: int) -> pomai_txn_t* cdata */
@@ -233,6 +243,8 @@ static PyObject* TxnBase_new(PyTypeObject* type, PyObject* Py_UNUSED(args), PyOb
   return NULL;
 }
 
+static PyObject* TxnBase_scan(TxnBase* self, PyObject* const* args, Py_ssize_t nargs);
+
 static PyMethodDef TxnBase_methods[] = {
     {"get", (PyCFunction)TxnBase_get, METH_O,
      "get($self, key, /)\n--\n\n"
@@ -249,6 +261,9 @@ static PyMethodDef TxnBase_methods[] = {
     {"rollback", (PyCFunction)TxnBase_rollback, METH_NOARGS,
      "rollback($self, /)\n--\n\n"
      "Discards the transaction's writes and ends it."},
+    {"_scan", (PyCFunction)(void (*)(void))TxnBase_scan, METH_FASTCALL,
+     "_scan($self, db, lo, hi, max_entries, max_bytes, /)\n--\n\n"
+     "An iterator of (key, value) over [lo, hi) (hi None: no bound), fetched in batches."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -273,6 +288,170 @@ static PyTypeObject TxnBaseType = {
     .tp_getset = TxnBase_getset,
     .tp_new = TxnBase_new,
 };
+
+/* ---- ScanIter ------------------------------------------------------------ */
+
+typedef struct {
+  PyObject_HEAD
+  TxnBase* txn;      /* the transaction (a strong reference) */
+  PyObject* db;      /* its Database: the iterator stops working once that is closed */
+  PyObject* lo;      /* bytes: where the next batch starts */
+  PyObject* hi;      /* bytes, or NULL: no upper bound */
+  PyObject* batch;   /* list of (key, value) of the current batch, or NULL */
+  Py_ssize_t pos;    /* the next item of batch */
+  size_t max_entries, max_bytes;
+  bool last;         /* batch is the range's last */
+  bool fetching;     /* a thread is in scan_fetch (the GIL released) */
+} ScanIter;
+
+static PyTypeObject ScanIterType;
+
+/* Whether the iterator's transaction is still usable from Python: not ended,
+ * and its database not closed (Database._handle is None once closed). */
+static int scan_txn_active(ScanIter* self) {
+  if (self->txn->txn == NULL) return 0;
+  PyObject* h = PyObject_GetAttrString(self->db, "_handle");
+  if (h == NULL) return -1;
+  const int active = h != Py_None;
+  Py_DECREF(h);
+  return active;
+}
+
+/* Fetches the next batch into self->batch. Returns 0, or -1 with an
+ * exception. Another thread calling next() meanwhile gets a ValueError, as
+ * for a generator that is already executing. */
+static int scan_fetch(ScanIter* self) {
+  const uint8_t* lo = (const uint8_t*)PyBytes_AS_STRING(self->lo);
+  const size_t lo_len = (size_t)PyBytes_GET_SIZE(self->lo);
+  const uint8_t* hi = self->hi ? (const uint8_t*)PyBytes_AS_STRING(self->hi) : NULL;
+  const size_t hi_len = self->hi ? (size_t)PyBytes_GET_SIZE(self->hi) : 0;
+  pomai_kv_scan_batch_t* b = NULL;
+  pomai_status_t* st;
+  pomai_txn_t* txn = self->txn->txn;
+  /* A batch reads up to max_entries entries and, for the first batch of a
+   * range, collects the range's memtable versions: the GIL is released (lo
+   * and hi stay referenced by self, which nothing changes meanwhile). */
+  self->fetching = true;
+  Py_BEGIN_ALLOW_THREADS
+  st = api.scan(txn, lo, lo_len, hi, hi_len, self->max_entries, self->max_bytes, &b);
+  Py_END_ALLOW_THREADS
+  self->fetching = false;
+  if (st != NULL) {
+    raise_status(self->txn, st, false);
+    return -1;
+  }
+  PyObject* list = PyList_New((Py_ssize_t)b->count);
+  PyObject* next_lo = NULL;
+  if (list == NULL) goto fail;
+  for (size_t i = 0; i < b->count; ++i) {
+    const pomai_kv_entry_t* e = &b->entries[i];
+    PyObject* item = Py_BuildValue("(y#y#)", (const char*)e->key, (Py_ssize_t)e->key_len,
+                                   e->value_len ? (const char*)e->value : "", (Py_ssize_t)e->value_len);
+    if (item == NULL) goto fail;
+    PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+  }
+  if (b->more) {
+    next_lo = PyBytes_FromStringAndSize((const char*)b->next_lo, (Py_ssize_t)b->next_lo_len);
+    if (next_lo == NULL) goto fail;
+    Py_SETREF(self->lo, next_lo);
+  }
+  self->last = !b->more;
+  api.batch_free(b);
+  Py_XSETREF(self->batch, list);
+  self->pos = 0;
+  return 0;
+fail:
+  Py_XDECREF(list);
+  api.batch_free(b);
+  return -1;
+}
+
+static PyObject* ScanIter_next(ScanIter* self) {
+  if (self->fetching) {
+    PyErr_SetString(PyExc_ValueError, "scan iterator already executing (next() from another thread)");
+    return NULL;
+  }
+  for (;;) {
+    const int active = scan_txn_active(self);
+    if (active < 0) return NULL;
+    if (!active) return raise_closed();
+    if (self->batch != NULL && self->pos < PyList_GET_SIZE(self->batch)) {
+      PyObject* item = PyList_GET_ITEM(self->batch, self->pos);
+      ++self->pos;
+      Py_INCREF(item);
+      return item;
+    }
+    if (self->last) return NULL; /* StopIteration */
+    if (scan_fetch(self) < 0) return NULL;
+  }
+}
+
+static void ScanIter_dealloc(ScanIter* self) {
+  Py_XDECREF(self->txn);
+  Py_XDECREF(self->db);
+  Py_XDECREF(self->lo);
+  Py_XDECREF(self->hi);
+  Py_XDECREF(self->batch);
+  Py_TYPE(self)->tp_free((PyObject*)self);
+}
+
+static PyObject* ScanIter_new(PyTypeObject* Py_UNUSED(type), PyObject* Py_UNUSED(args), PyObject* Py_UNUSED(kwds)) {
+  PyErr_SetString(PyExc_TypeError, "cannot create scan iterators directly; use Transaction.scan_prefix or scan_range");
+  return NULL;
+}
+
+static PyTypeObject ScanIterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "alopex._txn_calls.ScanIter",
+    .tp_basicsize = sizeof(ScanIter),
+    .tp_dealloc = (destructor)ScanIter_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "An iterator of (key, value) over a key range of a transaction, fetched in batches.",
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)ScanIter_next,
+    .tp_new = ScanIter_new,
+};
+
+/* TxnBase._scan(db, lo, hi, max_entries, max_bytes) -> ScanIter over [lo, hi)
+ * (hi None: no bound). The arguments are checked by the Python caller; the
+ * first batch is fetched by the first next(). */
+static PyObject* TxnBase_scan(TxnBase* self, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 5) {
+    PyErr_Format(PyExc_TypeError, "_scan() takes 5 arguments (db, lo, hi, max_entries, max_bytes), got %zd", nargs);
+    return NULL;
+  }
+  if (!PyBytes_Check(args[1])) return raise_not_bytes(args[1], "lo");
+  if (args[2] != Py_None && !PyBytes_Check(args[2])) return raise_not_bytes(args[2], "hi");
+  const size_t max_entries = PyLong_AsSize_t(args[3]);
+  if (max_entries == (size_t)-1 && PyErr_Occurred()) return NULL;
+  const size_t max_bytes = PyLong_AsSize_t(args[4]);
+  if (max_bytes == (size_t)-1 && PyErr_Occurred()) return NULL;
+  if (self->txn == NULL) return raise_closed();
+  if (api.scan == NULL) {
+    PyErr_SetString(PyExc_RuntimeError, "alopex._txn_calls.setup() was not called");
+    return NULL;
+  }
+  ScanIter* it = PyObject_New(ScanIter, &ScanIterType);
+  if (it == NULL) return NULL;
+  Py_INCREF(self);
+  it->txn = self;
+  Py_INCREF(args[0]);
+  it->db = args[0];
+  Py_INCREF(args[1]);
+  it->lo = args[1];
+  it->hi = NULL;
+  if (args[2] != Py_None) {
+    Py_INCREF(args[2]);
+    it->hi = args[2];
+  }
+  it->batch = NULL;
+  it->pos = 0;
+  it->max_entries = max_entries;
+  it->max_bytes = max_bytes;
+  it->last = false;
+  it->fetching = false;
+  return (PyObject*)it;
+}
 
 /* ---- module functions ---------------------------------------------------- */
 
@@ -322,18 +501,19 @@ static int set_callable(PyObject** slot, PyObject* value, const char* name) {
 }
 
 /* setup(functions: dict[str, int], status_error, closed_error, as_cdata):
- * the addresses of pomai_txn_begin, _get, _put, _delete, _commit, _rollback
- * and pomai_status_free, and the Python callables described at the top. */
+ * the addresses of pomai_txn_begin, _get, _put, _delete, _commit, _rollback,
+ * pomai_status_free, pomai_txn_scan and pomai_kv_scan_batch_free, and the
+ * Python callables described at the top. */
 static PyObject* mod_setup(PyObject* Py_UNUSED(module), PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 4 || !PyDict_Check(args[0])) {
     PyErr_SetString(PyExc_TypeError, "setup(functions: dict, status_error, closed_error, as_cdata)");
     return NULL;
   }
-  static const char* const names[] = {"pomai_txn_begin",  "pomai_txn_get",      "pomai_txn_put",
-                                      "pomai_txn_delete", "pomai_txn_commit",   "pomai_txn_rollback",
-                                      "pomai_status_free"};
-  void* addr[7];
-  for (int i = 0; i < 7; ++i) {
+  static const char* const names[] = {"pomai_txn_begin",   "pomai_txn_get",      "pomai_txn_put",
+                                      "pomai_txn_delete",  "pomai_txn_commit",   "pomai_txn_rollback",
+                                      "pomai_status_free", "pomai_txn_scan",     "pomai_kv_scan_batch_free"};
+  void* addr[9];
+  for (int i = 0; i < 9; ++i) {
     PyObject* v = PyDict_GetItemString(args[0], names[i]);
     if (v == NULL) {
       PyErr_Format(PyExc_KeyError, "setup: no address for %s", names[i]);
@@ -357,6 +537,8 @@ static PyObject* mod_setup(PyObject* Py_UNUSED(module), PyObject* const* args, P
   api.commit = (end_fn)addr[4];
   api.rollback = (end_fn)addr[5];
   api.status_free = (status_free_fn)addr[6];
+  api.scan = (scan_fn)addr[7];
+  api.batch_free = (batch_free_fn)addr[8];
   Py_RETURN_NONE;
 }
 
@@ -377,11 +559,18 @@ static struct PyModuleDef module_def = {
 
 PyMODINIT_FUNC PyInit__txn_calls(void) {
   if (PyType_Ready(&TxnBaseType) < 0) return NULL;
+  if (PyType_Ready(&ScanIterType) < 0) return NULL;
   PyObject* m = PyModule_Create(&module_def);
   if (m == NULL) return NULL;
   Py_INCREF(&TxnBaseType);
   if (PyModule_AddObject(m, "TxnBase", (PyObject*)&TxnBaseType) < 0) {
     Py_DECREF(&TxnBaseType);
+    Py_DECREF(m);
+    return NULL;
+  }
+  Py_INCREF(&ScanIterType);
+  if (PyModule_AddObject(m, "ScanIter", (PyObject*)&ScanIterType) < 0) {
+    Py_DECREF(&ScanIterType);
     Py_DECREF(m);
     return NULL;
   }

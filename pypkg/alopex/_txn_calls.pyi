@@ -1,6 +1,6 @@
 # Type stubs of the CPython-API module _txn_calls.c (the per-key calls of
-# alopex.Transaction); see that file's header.
-from typing import Any, Callable, Dict, Optional, Type, TypeVar
+# alopex.Transaction and its scan iterator); see that file's header.
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Type, TypeVar
 
 _T = TypeVar("_T", bound="TxnBase")
 
@@ -13,6 +13,11 @@ class TxnBase:
     def delete(self, key: bytes) -> None: ...
     def commit(self) -> None: ...
     def rollback(self) -> None: ...
+    def _scan(self, db: Any, lo: bytes, hi: Optional[bytes], max_entries: int,
+              max_bytes: int) -> "ScanIter": ...
+
+class ScanIter(Iterator[Tuple[bytes, bytes]]):
+    def __next__(self) -> Tuple[bytes, bytes]: ...
 
 def setup(functions: Dict[str, int], status_error: Callable[[Any, int, bool], BaseException],
           closed_error: Callable[[], BaseException], as_cdata: Callable[[int], Any]) -> None: ...

@@ -38,6 +38,7 @@ using pomai::testing::kNoIds;
 using pomai::testing::kNoScores;
 using pomai::testing::MakeQuery;
 using pomai::testing::MakeUpsert;
+using pomai::testing::Scan;
 using pomai::testing::Search;
 using pomai::testing::SearchArray;
 using pomai::testing::SearchBatch;
@@ -1059,6 +1060,17 @@ std::vector<KeyspaceCase> KeyspaceCases() {
                  kInvalid, std::string("vector[0] is ") + bad.text});
   }
   std::vector<KeyspaceCase> more = {
+      {"ScanNullTxn", [](E&) { return Scan(nullptr, B("a"), 1, nullptr, 0); }, kInvalid, "txn is NULL"},
+      {"ScanNullOut", [](E& e) { return pomai_txn_scan(e.rw, B("a"), 1, nullptr, 0, 1, 0, nullptr); }, kInvalid,
+       "out_batch is NULL"},
+      {"ScanNullLo", [](E& e) { return Scan(e.rw, nullptr, 1, nullptr, 0); }, kInvalid,
+       "lo is NULL but its length is 1"},
+      {"ScanNullHi", [](E& e) { return Scan(e.rw, B("a"), 1, nullptr, 2); }, kInvalid,
+       "hi is NULL but its length is 2"},
+      {"ScanLoAboveHi", [](E& e) { return Scan(e.rw, B("b\xff"), 2, B("b"), 1); }, kInvalid,
+       "lo 'b\\xff' is greater than hi 'b'"},
+      {"ScanZeroMaxEntries", [](E& e) { return Scan(e.rw, B("a"), 1, nullptr, 0, 0); }, kInvalid,
+       "max_entries is 0; a scan batch holds at least 1 entry"},
       {"IndexDropNullDb", [](E&) { return pomai_index_drop(nullptr, "idx"); }, kInvalid, "db is NULL"},
       {"IndexDropNullName", [](E& e) { return pomai_index_drop(e.db, nullptr); }, kInvalid, "name is NULL"},
       {"IndexDropMissing", [](E& e) { return pomai_index_drop(e.db, "missing"); }, kNotFound,

@@ -210,6 +210,14 @@ inline pomai_status_t* Similar(pomai_txn_t* t, const float* q, uint32_t dim, uin
   return Settled(s, h, pomai_kv_hits_free);
 }
 
+// pomai_txn_scan of [lo, hi) (hi NULL: no bound); a batch of a success is freed.
+inline pomai_status_t* Scan(pomai_txn_t* t, const uint8_t* lo, size_t lo_len, const uint8_t* hi, size_t hi_len,
+                            size_t max_entries = 16, size_t max_bytes = 0) {
+  pomai_kv_scan_batch_t* b = Garbage<pomai_kv_scan_batch_t>(1);
+  pomai_status_t* s = pomai_txn_scan(t, lo, lo_len, hi, hi_len, max_entries, max_bytes, &b);
+  return Settled(s, b, pomai_kv_scan_batch_free);
+}
+
 // A transaction function that takes a key, called on `t` with `key` (`len`
 // bytes) and otherwise valid arguments (an L2 vector {1, 2}, index "idx"); a
 // read-only transaction refuses the ones that `write`. `valid_key` is the key
@@ -250,6 +258,7 @@ inline std::vector<std::pair<std::string, std::function<pomai_status_t*(pomai_tx
       {"Commit", [](pomai_txn_t* t) { return pomai_txn_commit(t); }},
       {"Rollback", [](pomai_txn_t* t) { return pomai_txn_rollback(t); }},
       {"SearchSimilar", [](pomai_txn_t* t) { return Similar(t, q, 2); }},
+      {"Scan", [](pomai_txn_t* t) { return Scan(t, B("a"), 1, nullptr, 0); }},
   };
   for (const TxnKeyCall& f : TxnKeyCalls()) {
     out.push_back({f.name, [f](pomai_txn_t* t) { return f.call(t, B(f.valid_key), 1); }});

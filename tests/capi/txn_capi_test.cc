@@ -212,6 +212,66 @@ TEST_P(TxnCApi, GetUsesTheBufferRetryProtocol) {
   EXPECT_EQ(Code(pomai_txn_commit(r)), 0);
 }
 
+// The batches of pomai_txn_scan: byte order with 0x00 and 0xFF bytes, an
+// empty value, the byte limit, next_lo, own writes; a phantom is CONFLICT.
+// Bad arguments and closed handles: bad_input_test.cc (BadInput/Keyspace.Scan*,
+// *Scan), fork_test.cc.
+TEST_P(TxnCApi, ScanReturnsBatchesInByteOrderAndResumesAfterTheLastKey) {
+  pomai_txn_t* t = Begin();
+  const std::string keys[] = {std::string("a"), std::string("a\0", 2), std::string("a\0\0", 3), std::string("a\xff"),
+                              std::string("b")};
+  for (const std::string& k : keys) ASSERT_EQ(Code(pomai_txn_put(t, B(k.data()), k.size(), B(k.data()), k.size())), 0);
+  ASSERT_EQ(Code(pomai_txn_put(t, B("empty"), 5, nullptr, 0)), 0);
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+  if (GetParam()) {
+    ASSERT_EQ(Code(pomai_db_flush(db_)), 0);
+  }
+  pomai_txn_t* r = Begin();
+  ASSERT_EQ(Code(pomai_txn_delete(r, B("b"), 1)), 0);
+  ASSERT_EQ(Code(pomai_txn_put(r, B("c"), 1, B("own"), 3)), 0);
+  std::vector<std::pair<std::string, std::string>> got;
+  std::string lo;
+  for (int calls = 0; calls < 20; ++calls) {
+    pomai_kv_scan_batch_t* b = nullptr;
+    ASSERT_EQ(Code(pomai_txn_scan(r, B(lo.data()), lo.size(), nullptr, 0, 2, 0, &b)), 0);
+    ASSERT_NE(b, nullptr);
+    ASSERT_LE(b->count, 2u);
+    for (size_t i = 0; i < b->count; ++i) {
+      const pomai_kv_entry_t& e = b->entries[i];
+      got.emplace_back(std::string(reinterpret_cast<const char*>(e.key), e.key_len),
+                       e.value_len ? std::string(reinterpret_cast<const char*>(e.value), e.value_len) : "");
+      if (e.value_len == 0) {
+        EXPECT_EQ(e.value, nullptr);
+      }
+    }
+    const bool more = b->more;
+    if (more) {
+      EXPECT_EQ(std::string(reinterpret_cast<const char*>(b->next_lo), b->next_lo_len), got.back().first + '\0');
+      lo.assign(reinterpret_cast<const char*>(b->next_lo), b->next_lo_len);
+    } else {
+      EXPECT_EQ(b->next_lo, nullptr);
+      EXPECT_EQ(b->next_lo_len, 0u);
+    }
+    pomai_kv_scan_batch_free(b);
+    if (!more) break;
+  }
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {keys[0], keys[0]}, {keys[1], keys[1]}, {keys[2], keys[2]}, {keys[3], keys[3]}, {"c", "own"}, {"empty", ""}};
+  EXPECT_EQ(got, want);
+  // A byte limit smaller than the first entry still returns it.
+  pomai_kv_scan_batch_t* b = nullptr;
+  ASSERT_EQ(Code(pomai_txn_scan(r, B("a"), 1, B("b"), 1, 100, 1, &b)), 0);
+  ASSERT_EQ(b->count, 1u);
+  EXPECT_TRUE(b->more);
+  pomai_kv_scan_batch_free(b);
+  pomai_kv_scan_batch_free(nullptr);
+  // Another transaction commits into the range r read: r's commit conflicts.
+  pomai_txn_t* o = Begin();
+  ASSERT_EQ(Code(pomai_txn_put(o, B("a\x01"), 2, B("x"), 1)), 0);
+  ASSERT_EQ(Code(pomai_txn_commit(o)), 0);
+  EXPECT_EQ(Message(pomai_txn_commit(r)), "transaction conflict");
+}
+
 // NaN, infinity, dim 0, another metric and a wrong query dim: BadInput/Keyspace.UpsertVector*,
 // GetVectorOtherMetric, Similar*.
 TEST_P(TxnCApi, VectorsKindMismatchAndGetVectorRetry) {

@@ -129,6 +129,25 @@ TEST_F(SegmentLazyTest, FlippedValueByteOpensAndOnlyTheGetOfThatKeyIsCorruption)
   ExpectCorruptionNaming(seg_, t->GetView(KeyOf(victim), &view, &found));
 }
 
+TEST_F(SegmentLazyTest, AScanOverAFlippedValueIsCorruptionAndOneBesideItIsNot) {
+  const int victim = 1234;
+  const size_t at = file_.find(ValueOf(victim));
+  ASSERT_NE(at, std::string::npos);
+  Flip(at + 3);
+  auto db = Reopen();
+  ASSERT_TRUE(db);
+  auto t = BeginRo(*db);
+  std::vector<Txn::ScanEntry> batch;
+  bool more = false;
+  ExpectCorruptionNaming(seg_, t->Scan("", nullptr, kKeys, 0, &batch, &more));
+  // The range before the victim's key reads only undamaged entries.
+  const std::string hi = KeyOf(victim);
+  const std::string_view hi_view = hi;
+  ASSERT_TRUE(t->Scan("", &hi_view, kKeys, 0, &batch, &more).ok());
+  EXPECT_EQ(batch.size(), static_cast<size_t>(victim / 2));  // the even keys below it
+  EXPECT_FALSE(more);
+}
+
 TEST_F(SegmentLazyTest, FlippedVectorByteOpensAndTheReadsThatTouchItAreCorruption) {
   const int victim = 777;  // odd: a vector
   const std::vector<float> v = VectorOf(victim);

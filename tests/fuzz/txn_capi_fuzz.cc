@@ -1,7 +1,7 @@
 // libFuzzer target: sequences of the alopex face's C ABI calls
 // (include/pomai/kv.h: transactions, vector records, named collections) on a
 // disk or in-memory database: open, close, reopen, begin, put, delete,
-// upsert_vector, get, get_vector, search_similar, commit, rollback, flush,
+// upsert_vector, get, get_vector, search_similar, scan, commit, rollback, flush,
 // index create/upsert/delete/search. Keys, values, metadata and vectors take
 // lengths from the input, either small or at a power of two or one either
 // side of it up to 16 MiB (the bytes are generated, so a short input reaches
@@ -9,7 +9,8 @@
 //
 // Checks: every call returns a well-formed status, never crashes (ASan and
 // UBSan); a bytes value committed is read back exactly, from the memtable,
-// after a flush and after a reopen (disk), and a deleted key stays absent.
+// after a flush and after a reopen (disk), and a deleted key stays absent;
+// a scan of the keyspace agrees with that and keeps its batch limits.
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <cstddef>
@@ -182,6 +183,49 @@ struct Fuzz {
       pomai_kv_hits_free(hits);
     }
   }
+  // Scans the whole keyspace in a read-only transaction in batches of
+  // random limits: keys strictly ascending, batch limits kept, every model
+  // key read back as in the model.
+  void Scan() {
+    if (db == nullptr) return;
+    pomai_txn_t* ro = nullptr;
+    FUZZ_CHECK(Take(pomai_txn_begin(db, POMAI_TXN_READ_ONLY, &ro)) == 0, "begin read-only");
+    const size_t max_entries = in.ConsumeIntegralInRange<size_t>(0, 8);
+    const size_t max_bytes = Size(1 << 20);
+    std::map<std::string, std::string> seen;
+    std::string lo, last;
+    for (;;) {
+      pomai_kv_scan_batch_t* b = nullptr;
+      const int code = Take(pomai_txn_scan(ro, Bytes(lo), lo.size(), nullptr, 0, max_entries, max_bytes, &b));
+      if (max_entries == 0) {
+        FUZZ_CHECK(code == POMAI_STATUS_INVALID_ARGUMENT && b == nullptr, "max_entries 0 is refused");
+        break;
+      }
+      FUZZ_CHECK(code == 0 && b != nullptr, "scan");
+      FUZZ_CHECK(b->count <= max_entries && (b->count > 0 || !b->more), "batch limits");
+      size_t bytes = 0;
+      for (size_t i = 0; i < b->count; ++i) {
+        const pomai_kv_entry_t& e = b->entries[i];
+        std::string k(reinterpret_cast<const char*>(e.key), e.key_len);
+        FUZZ_CHECK(seen.empty() || last < k, "scan keys ascend");
+        last = k;
+        bytes += e.key_len + e.value_len;
+        seen[k] = e.value_len ? std::string(reinterpret_cast<const char*>(e.value), e.value_len) : std::string();
+      }
+      FUZZ_CHECK(max_bytes == 0 || b->count <= 1 || bytes <= max_bytes, "batch byte limit");
+      const bool more = b->more;
+      if (more) lo.assign(reinterpret_cast<const char*>(b->next_lo), b->next_lo_len);
+      pomai_kv_scan_batch_free(b);
+      if (!more) break;
+    }
+    if (max_entries > 0) {
+      for (const auto& [k, v] : model) {
+        auto it = seen.find(k);
+        FUZZ_CHECK(v ? it != seen.end() && it->second == *v : it == seen.end(), "a scan agrees with the model");
+      }
+    }
+    Take(pomai_txn_rollback(ro));
+  }
   void Flush() {
     if (db != nullptr) Take(pomai_db_flush(db));
   }
@@ -233,7 +277,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   f.disk = in.ConsumeBool();
   f.Open();
   for (int step = 0; step < 64 && in.remaining_bytes() > 0; ++step) {
-    switch (in.ConsumeIntegralInRange<int>(0, 16)) {
+    switch (in.ConsumeIntegralInRange<int>(0, 17)) {
       case 0: f.Open(); break;
       case 1: f.Close(); break;
       case 2: f.Close(); f.Open(); f.CheckModel(); break;
@@ -249,6 +293,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 14: f.IndexUpsert(); f.IndexDelete(); break;
       case 15: f.IndexSearch(); f.GetVector(); break;
       case 16: f.SearchSimilar(); break;
+      case 17: f.Scan(); break;
     }
   }
   f.Commit();
