@@ -444,6 +444,18 @@ Status DB::PutRows(const RowsIn& in) {
   return d.CommitRowBatch(in);
 }
 
+namespace {
+// A live row UpdateAttributes replaces: where it is.
+struct OldRow {
+  size_t layer;
+  uint64_t row;
+};
+Status ReadOldRows(const std::vector<std::unique_ptr<RowLayer>>& layers, const std::vector<OldRow>& old,
+                   const AttrSchema& schema, const std::vector<const AttrColumn*>& given, uint32_t dim,
+                   std::vector<float>* vectors, std::vector<uint64_t>* meta_offsets, std::string* meta,
+                   std::vector<AttrColumn>* columns);
+}  // namespace
+
 Status DB::UpdateAttributes(const uint64_t* ids, size_t n, std::vector<AttrColumn> columns) {
   DBImpl& d = *impl_;
   POMAI_RETURN_IF_ERROR(d.CheckRowsOpen());
@@ -457,11 +469,7 @@ Status DB::UpdateAttributes(const uint64_t* ids, size_t n, std::vector<AttrColum
   const uint32_t dim = d.rows_opt.dim;
   RowsView view(d);
   const auto& layers = view.layers();
-  struct Old {
-    size_t layer;
-    uint64_t row;
-  };
-  std::vector<Old> old(n);
+  std::vector<OldRow> old(n);
   for (size_t i = 0; i < n; ++i) {
     bool found = false;
     POMAI_RETURN_IF_ERROR(FindLive(view, ids[i], &old[i].layer, &old[i].row, &found));
@@ -484,18 +492,30 @@ Status DB::UpdateAttributes(const uint64_t* ids, size_t n, std::vector<AttrColum
   std::vector<uint64_t> meta_offsets(1, 0);
   std::string meta;
   for (const auto& [name, type] : schema) in.columns.push_back(AttrColumn::Make(name, type));
+  POMAI_RETURN_IF_ERROR(ReadOldRows(layers, old, schema, given, dim, &vectors, &meta_offsets, &meta, &in.columns));
+  for (size_t k = 0; k < schema.size(); ++k) {
+    if (given[k] != nullptr) in.columns[k] = *given[k];
+  }
+  in.vectors = vectors.data();
+  in.metadata_offsets = meta_offsets.data();
+  in.metadata = reinterpret_cast<const uint8_t*>(meta.data());
+  return d.CommitRowBatch(in);
+}
+
+namespace {
+
+// UpdateAttributes' read of the rows it replaces: their vectors, metadata and
+// the columns not `given`, with every layer pinned (a memtable's shared lock,
+// which the analysis cannot follow through Pin).
+Status ReadOldRows(const std::vector<std::unique_ptr<RowLayer>>& layers, const std::vector<OldRow>& old,
+                   const AttrSchema& schema, const std::vector<const AttrColumn*>& given, uint32_t dim,
+                   std::vector<float>* vectors, std::vector<uint64_t>* meta_offsets, std::string* meta,
+                   std::vector<AttrColumn>* columns) NO_THREAD_SAFETY_ANALYSIS {
+  const size_t n = old.size();
   std::vector<filter::ColumnRef> refs(layers.size() * schema.size());
   std::vector<uint8_t> present(layers.size() * schema.size(), 0);
   {
-    struct PinAll {
-      const std::vector<std::unique_ptr<RowLayer>>& layers;
-      explicit PinAll(const std::vector<std::unique_ptr<RowLayer>>& l) : layers(l) {
-        for (const auto& x : layers) x->Pin();
-      }
-      ~PinAll() {
-        for (const auto& x : layers) x->Unpin();
-      }
-    } pinned(layers);
+    const PinnedLayers pinned(layers);
     for (size_t i = 0; i < layers.size(); ++i) {
       for (size_t k = 0; k < schema.size(); ++k) {
         if (given[k] != nullptr) continue;
@@ -516,24 +536,20 @@ Status DB::UpdateAttributes(const uint64_t* ids, size_t n, std::vector<AttrColum
         vec = l.seg->vector(l.group, row);  // FindLive checked its block
         POMAI_ASSIGN_OR_RETURN(m, l.seg->Metadata(l.group, row));
       }
-      std::memcpy(vectors.data() + j * dim, vec, size_t{dim} * sizeof(float));
-      meta.append(m);
-      meta_offsets.push_back(meta.size());
+      std::memcpy(vectors->data() + j * dim, vec, size_t{dim} * sizeof(float));
+      meta->append(m);
+      meta_offsets->push_back(meta->size());
       for (size_t k = 0; k < schema.size(); ++k) {
         if (given[k] != nullptr) continue;
         const size_t at = old[j].layer * schema.size() + k;
-        filter::AppendRow(refs[at], present[at] != 0, row, &in.columns[k]);
+        filter::AppendRow(refs[at], present[at] != 0, row, &(*columns)[k]);
       }
     }
   }
-  for (size_t k = 0; k < schema.size(); ++k) {
-    if (given[k] != nullptr) in.columns[k] = *given[k];
-  }
-  in.vectors = vectors.data();
-  in.metadata_offsets = meta_offsets.data();
-  in.metadata = reinterpret_cast<const uint8_t*>(meta.data());
-  return d.CommitRowBatch(in);
+  return Status::OK();
 }
+
+}  // namespace
 
 // ---------------------------------------------------------------------------
 // Reads

@@ -13,7 +13,9 @@ namespace pomai::engine {
 // ---------------------------------------------------------------------------
 // Filters
 
-Status RowLayer::EvaluateFilter(const filter::Filter& f) {
+// A memtable's table is read between Pin and Unpin (its shared lock), which
+// the analysis cannot follow.
+Status RowLayer::EvaluateFilter(const filter::Filter& f) NO_THREAD_SAFETY_ANALYSIS {
   struct Source final : filter::ColumnSource {
     const RowLayer& l;
     const uint64_t* id_array;
@@ -254,15 +256,7 @@ class RowScanImpl final : public RowScan {
     }
     // The memtables are read under their shared locks, held for the batch
     // (their buffers move when writers grow them).
-    struct PinAll {
-      const std::vector<std::unique_ptr<RowLayer>>& layers;
-      explicit PinAll(const std::vector<std::unique_ptr<RowLayer>>& l) : layers(l) {
-        for (const auto& x : layers) x->Pin();
-      }
-      ~PinAll() {
-        for (const auto& x : layers) x->Unpin();
-      }
-    } pinned(view_.layers());
+    const PinnedLayers pinned(view_.layers());
     return Fill(out);
   }
 

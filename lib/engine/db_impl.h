@@ -1,7 +1,8 @@
 // Internals of the keyspace engine (engine/db.h) shared by its .cc files:
 // db.cc (open, transactions, flush, merge, named collections),
-// collection_rows.cc (the default collection's rows) and txn_scan.cc (key-range
-// scans in transactions). Not part of any API.
+// collection_rows.cc (the default collection's rows), collection_scan.cc (its
+// reads by filter; with rows_view.h) and txn_scan.cc (key-range scans in
+// transactions). Not part of any API.
 #pragma once
 
 #include <atomic>

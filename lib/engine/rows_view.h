@@ -102,6 +102,23 @@ class RowLayer final : public SearchLayer<uint64_t> {
   Bitmap bitmap_;
 };
 
+// Every layer of `layers` pinned (RowLayer::Pin) for the object's life: a
+// reader of several layers' rows at once (a scan's batch, UpdateAttributes).
+class PinnedLayers {
+ public:
+  explicit PinnedLayers(const std::vector<std::unique_ptr<RowLayer>>& layers) : layers_(layers) {
+    for (const auto& l : layers_) l->Pin();
+  }
+  ~PinnedLayers() {
+    for (const auto& l : layers_) l->Unpin();
+  }
+  PinnedLayers(const PinnedLayers&) = delete;
+  PinnedLayers& operator=(const PinnedLayers&) = delete;
+
+ private:
+  const std::vector<std::unique_ptr<RowLayer>>& layers_;
+};
+
 // The default collection's layers at one snapshot, newest first. The layers
 // are loaded first and the seq second (ENGINE.md 2.3, rule 4), so every
 // segment holds only versions at or below the snapshot.
