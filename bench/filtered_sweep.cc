@@ -14,7 +14,9 @@
 // Prints a markdown table. The numbers behind ChooseFilteredPlan's model.
 //
 // POMAI_FILTERED_ROWS, POMAI_FILTERED_DIM, POMAI_FILTERED_QUERIES override
-// the set's size; POMAI_FILTERED_M the graph's m (default 32).
+// the set's size; POMAI_FILTERED_M the graph's m (default 32);
+// POMAI_FILTERED_FLOAT32=1 makes the walks score float32 vectors (default:
+// the SQ8 codes).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -107,9 +109,11 @@ int main() {
     return 1;
   }
   HnswGraph graph = std::move(opened).value();
-  std::printf("# filtered search sweep: %zu x %u, %zu clusters, m %u (m0 %u), %zu queries, k %zu, one thread; "
-              "build %.1f s\n\n",
-              rows, dim, clusters, m, graph.m0(), nq, kK, build_s);
+  if (Env("POMAI_FILTERED_FLOAT32", 0) != 0) graph.set_traversal(Traversal::kFloat32);
+  std::printf("# filtered search sweep: %zu x %u, %zu clusters, m %u (m0 %u), %zu queries, k %zu, one thread, "
+              "%s walks; build %.1f s\n\n",
+              rows, dim, clusters, m, graph.m0(), nq, kK,
+              graph.traversal() == Traversal::kSq8 ? "SQ8" : "float32", build_s);
 
   // Exact distances of every row to every query, and the rows in order of distance.
   std::vector<std::vector<float>> scores(nq, std::vector<float>(rows));

@@ -39,7 +39,59 @@ struct FilteredGraphShape {
 
 // The plan for a search of k with queue `ef` when `passing` of the layer's
 // `rows` rows pass the filter (no row passing: kExact, which does nothing).
-// COST MODEL (below).
+//
+// COST MODEL. Each way's time on one core, s = passing / rows, e = ef
+// clamped to [k, passing] (as the walks clamp it), dim the vector width:
+//
+//   exact     passing * dim * 0.45 ns  (+ rows / 64 for the bitmap's words)
+//   gated     R * (30 + 0.3 dim + 1.5 * 14) ns, R = min(rows, 28 e / s) rows scored
+//   filtered  F * (30 + 0.3 dim) + L * 14 ns,  F = min(passing, 30 e) rows scored,
+//             L = e * 90 link reads while it goes one hop (s * m0 >= TwoHopBelow(m0)),
+//             e * 188 / sqrt(s) while it goes two hops (at most rows * m0)
+//
+// (an SQ8 walk adds RerankCount(k) float32 scores; a float32 walk's score is
+// taken as 30 + 0.45 dim, not measured). The walk's rows-scored and
+// link-read counts are HnswGraph's SearchWork counters fitted on
+// bench/filtered_sweep.cc's 100k x 128 run (m 32, uncorrelated filters,
+// ef 32 .. 128: 28 e / s for the gated walk within 10%, 30 e and 188 / sqrt(s)
+// for the filtered walk within 5%); the nanoseconds are a least-squares fit
+// of that run's times on the counts (68.9 ns per SQ8 row scored at dim 128,
+// 14.3 ns per link read; the model is within 0.8x .. 1.2x of the measured
+// time for 30 of 40 walk runs, slower than measured up to 2x when a walk
+// visits most of the graph) and the median exact scan over 10k .. 50k
+// passing rows (0.30 .. 0.72 ns per float, 0.09 for 1k rows that stay in
+// cache). The machine was a shared 2-core VM under load (load average 11 ..
+// 14): the absolute numbers are slow, the ratios are what the plan uses.
+//
+// Rule: the gated walk when s >= 1/4, else the filtered walk, each only
+// when cheaper than exact. Above 1/4 the filtered walk goes one hop and
+// costs about what the gated walk costs (100k x 128, 50%, ef 64: 1926 vs
+// 3255 rows scored) but loses recall when the filter excludes the query's
+// neighbourhood (anti-correlated, 50%: 0.56 against the gated walk's 0.94
+// on the 20k x 32 test set; 0.10 against 0.47 at 100k x 128).
+//
+// Break-even with exact (the model, k 10, ef 64, SQ8, m0 64): a walk is
+// chosen from s = 0.37 at 20k rows x 128, 0.11 at 100k, 0.022 at 1M and
+// 0.0044 at 10M (x 32: 0.61, 0.27, 0.054, 0.011; x 768: 0.14, 0.039,
+// 0.0072, 0.0014). Measured at 100k x 128 (one thread, SQ8 walks, us per
+// query, recall@10 in brackets), uncorrelated filters:
+//
+//   share  exact        filtered ef 32 / 64 / 128                  gated ef 64 / 128
+//   50%    4650 (1)     89 (.998) / 783 (.999) / 923 (.999)         204 (1) / 604 (1)
+//   10%    214 (1)      194 (.975) / 1222 (.992) / 784 (.996)       1579 (.999) / 1991 (.999)
+//   1%     10.6 (1)     236 (.802) / 468 (.920) / 2450 (.974)       15640 (1) / 15627 (1)
+//   0.1%   2.8 (1)      29678 (.891) / 81208 (1) / 82102 (1)        38590 (1) / 49078 (1)
+//
+// (single runs on the loaded machine vary 2x; the counts do not). At 1%
+// the filtered walk's two-hop neighbourhoods connect the passing rows less
+// well (recall .92 at ef 64); at 0.1% its queue runs dry and it walks most
+// of the graph with bridges, as the gated walk does: exact is far cheaper
+// there at these sizes, and the model says so.
+// Anti-correlated filters (the query's nearest 10% fail) are the walks'
+// weak case at 100k x 128: filtered .50 / gated .93 recall at 10%, ef 64;
+// with float32 walks the gated walk recovers (30k x 128, 50%: .996 float32
+// vs .858 SQ8: the far passing rows are ordered by code distances), the
+// filtered walk does not (.32 either way).
 FilteredPlan ChooseFilteredPlan(uint64_t rows, uint64_t passing, size_t k, size_t ef, const FilteredGraphShape& graph);
 
 // The model's estimate of one search's time by `plan`, in nanoseconds on

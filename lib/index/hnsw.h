@@ -213,18 +213,22 @@ class HnswGraph {
   // passing neighbours also reaches the passing neighbours of its
   // non-passing ones (two hops, as ACORN-1). When the passing rows reachable
   // that way run out before ef are found, the non-passing rows met so far
-  // are scored and walked through as bridges. Guarantee: it stops early only
-  // with ef live passing rows in hand (ef >= k) or when every passing row
-  // has been visited, so it returns min(k, L) rows, L = the live passing
-  // rows reachable from the entry point on layer 0 (every row of an intact
-  // graph built by BuildHnsw in practice, but HNSW does not promise it; a
-  // caller needing k when k pass checks the count and scans). No bit set:
-  // nothing, at O(rows / 64).
+  // are scored and walked through as bridges, and from then on the walk
+  // scores non-passing neighbours too (as the gated walk does).
+  //
+  // Both walks clamp ef to [k, passing rows] (a longer queue cannot fill).
+  // Guarantee: a walk stops only with ef live passing rows in hand, when
+  // every passing row has been visited, or when no unvisited row is
+  // reachable; so it returns min(k, L) rows, L = the live passing rows
+  // reachable from the entry point on layer 0 (every row of an intact graph
+  // built by BuildHnsw in practice, but HNSW does not promise it: a caller
+  // that must return k when k pass compares the count with min(k, passing
+  // live rows) and falls back to SearchExact). No bit set: nothing, after
+  // O(rows / 64) to count the bits.
   Status SearchFiltered(const float* query, size_t k, size_t ef, const Bitmap& pass, RowFilter is_live,
                         std::vector<Neighbor>* out) const;
-  // SearchGated: the plain walk (Search) with pass && is_live as its row
-  // filter: every row is scored on the way, the walk goes on past ef until
-  // it has k passing live rows. The same guarantee as SearchFiltered.
+  // SearchGated: Search with pass && is_live as its row filter: every row
+  // it meets is scored, failing rows are walked through and never returned.
   Status SearchGated(const float* query, size_t k, size_t ef, const Bitmap& pass, RowFilter is_live,
                      std::vector<Neighbor>* out) const;
 
