@@ -143,9 +143,7 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
         // A filter: the span's passing rows; none means the span is not read.
         picked.clear();
         if (pass != nullptr) {
-          for (size_t r = 0; r < cnt; ++r) {
-            if (pass->Get(b + r)) picked.push_back(static_cast<uint32_t>(r));
-          }
+          pass->ForEachIn(b, b + cnt, [&](size_t r) { picked.push_back(static_cast<uint32_t>(r - b)); });
           if (picked.empty()) continue;
         }
         const float* matrix = nullptr;
@@ -238,9 +236,9 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
       const size_t k = static_cast<size_t>(std::min<uint64_t>(heap.k(), passing));
       // Nor can ef usefully exceed the rows (a huge value must not size the walk's queues).
       const size_t ef = static_cast<size_t>(std::min<uint64_t>(std::max<uint64_t>(k, spec.ef), rows));
+      const index::FilteredGraphShape shape{dim, graph.m0(), graph.traversal() == index::Traversal::kSq8};
       const index::FilteredPlan plan =
-          pass == nullptr ? index::FilteredPlan::kGatedWalk
-                          : index::ChooseFilteredPlan(rows, passing, k, ef, {dim, graph.m0(), graph.traversal() == index::Traversal::kSq8});
+          pass == nullptr ? index::FilteredPlan::kGatedWalk : index::ChooseFilteredPlan(rows, passing, k, ef, shape);
       if (k * 4 >= passing || plan == index::FilteredPlan::kExact) {
         // Most of what passes is wanted, or the filter passes few rows: a scan is cheaper and exact.
         scan(q, q + 1, 0, rows);
@@ -249,9 +247,14 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
       }
       // Statuses are moved into `error` only when they are errors.
       const float* query = queries + q * dim;
-      Status st = pass == nullptr                                  ? graph.Search(query, k, ef, filter, &found)
-                  : plan == index::FilteredPlan::kFilteredWalk ? graph.SearchFiltered(query, k, ef, *pass, filter, &found)
-                                                               : graph.SearchGated(query, k, ef, *pass, filter, &found);
+      Status st;
+      if (pass == nullptr) {
+        st = graph.Search(query, k, ef, filter, &found);
+      } else if (plan == index::FilteredPlan::kFilteredWalk) {
+        st = graph.SearchFiltered(query, k, ef, *pass, filter, &found);
+      } else {
+        st = graph.SearchGated(query, k, ef, *pass, filter, &found);
+      }
       if (st.ok() && !filter_error.ok()) st = filter_error;
       if (st.ok() && pass != nullptr && found.size() < k) {
         // The walk missed passing rows (a filter cuts the graph apart): the

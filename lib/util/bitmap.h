@@ -56,6 +56,19 @@ class Bitmap {
     }
   }
 
+  // Calls f(i) for every set bit i in [begin, end), ascending: a word at a
+  // time, so sparse ranges cost a load per 64 bits.
+  template <class F>
+  void ForEachIn(size_t begin, size_t end, F&& f) const {
+    if (begin >= end) return;
+    for (size_t w = begin / 64; w * 64 < end; ++w) {
+      uint64_t bits = words_[w];
+      if (w * 64 < begin) bits &= ~uint64_t{0} << (begin % 64);
+      if ((w + 1) * 64 > end) bits &= (end % 64 == 0) ? ~uint64_t{0} : (uint64_t{1} << (end % 64)) - 1;
+      for (; bits != 0; bits &= bits - 1) f(w * 64 + static_cast<size_t>(std::countr_zero(bits)));
+    }
+  }
+
   uint64_t* words() { return words_.data(); }
   const uint64_t* words() const { return words_.data(); }
   size_t word_count() const { return words_.size(); }
