@@ -281,27 +281,35 @@ class RowScanImpl final : public RowScan {
       }
     }
     out->ids.resize(n);
-    if (spec_.vectors) out->vectors.resize(n * dim_);
+    if (spec_.vectors) out->vectors.reserve(n * dim_);  // filled by insert: no zeroing first
     if (spec_.metadata) out->meta_offsets.assign(1, 0);
     for (const auto& [name, type] : columns_) out->columns.push_back(AttrColumn::Make(name, type));
+    size_t run_end = 0;  // picks [j, run_end) are consecutive rows of one layer: their vectors copied at once
     for (size_t j = 0; j < n; ++j) {
       const Pick& p = picks_[j];
       const RowLayer& l = *layers[p.layer];
       out->ids[j] = p.id;
-      const float* vec;
-      std::string_view meta;
-      if (l.set != nullptr) {
-        vec = l.set->table.vector(p.row);
-        meta = l.set->table.metadata(p.row);
-      } else {
-        POMAI_RETURN_IF_ERROR(l.seg->CheckRow(l.group, p.row));
-        vec = l.seg->vector(l.group, p.row);
-        if (spec_.metadata) {
+      if (spec_.vectors && j >= run_end) {
+        run_end = j + 1;
+        while (run_end < n && picks_[run_end].layer == p.layer && picks_[run_end].row == p.row + (run_end - j))
+          ++run_end;
+        const float* vec;
+        if (l.set != nullptr) {
+          vec = l.set->table.vector(p.row);
+        } else {
+          POMAI_RETURN_IF_ERROR(CheckRows(*l.seg, l.group, p.row, p.row + (run_end - j)));
+          vec = l.seg->vector(l.group, p.row);
+        }
+        out->vectors.insert(out->vectors.end(), vec, vec + (run_end - j) * dim_);
+      }
+      if (spec_.metadata) {
+        std::string_view meta;
+        if (l.set != nullptr) {
+          meta = l.set->table.metadata(p.row);
+        } else {
+          POMAI_RETURN_IF_ERROR(l.seg->CheckRow(l.group, p.row));
           POMAI_ASSIGN_OR_RETURN(meta, l.seg->Metadata(l.group, p.row));
         }
-      }
-      if (spec_.vectors) std::memcpy(out->vectors.data() + j * dim_, vec, size_t{dim_} * sizeof(float));
-      if (spec_.metadata) {
         out->meta_blob.append(meta);
         out->meta_offsets.push_back(out->meta_blob.size());
       }
