@@ -238,6 +238,7 @@ class RowScanImpl final : public RowScan {
     if (spec_.batch_rows == 0) spec_.batch_rows = 65536;
   }
   Status Init(const filter::Filter* f) {
+    spec_.filter = RowFilterSpec();  // the caller's expression and ids are not kept past the call
     if (f != nullptr) POMAI_RETURN_IF_ERROR(view_.EvaluateFilter(*f));
     return merge_.Init();
   }
