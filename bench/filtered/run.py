@@ -147,12 +147,14 @@ def correlated_sets(order: np.ndarray, sizes: np.ndarray, frac: float, near: boo
 class Filter:
     """One filter of the benchmark: per query, the passing rows' mask and the expression in each
     system's dialect (pomaidb / LanceDB SQL / zvec). Uncorrelated and mixed filters are the same
-    for every query; correlated ones differ per query."""
+    for every query; correlated ones differ per query and keep whole clusters: `member` is then
+    the (queries x clusters) bool matrix of the clusters each query's filter keeps."""
 
     def __init__(self, name: str, kind: str, target: Optional[float], per_query: bool,
-                 mask: Callable[[int], np.ndarray], exprs: Callable[[int], Dict[str, str]]) -> None:
+                 mask: Callable[[int], np.ndarray], exprs: Callable[[int], Dict[str, str]],
+                 member: Optional[np.ndarray] = None) -> None:
         self.name, self.kind, self.target, self.per_query = name, kind, target, per_query
-        self.mask, self.exprs = mask, exprs
+        self.mask, self.exprs, self.member = mask, exprs, member
 
 
 def make_filters(attrs: Dict[str, np.ndarray], labels: np.ndarray, queries: np.ndarray,
@@ -173,20 +175,18 @@ def make_filters(attrs: Dict[str, np.ndarray], labels: np.ndarray, queries: np.n
         kind = "correlated near" if near else "correlated far"
         for s in SELECTIVITIES:
             sets = correlated_sets(order, sizes, s, near)
-            member = []
-            for cl in sets:
-                m = np.zeros(centers.shape[0], dtype=bool)
-                m[cl] = True
-                member.append(m)
+            member = np.zeros((len(sets), centers.shape[0]), dtype=bool)
+            for i, cl in enumerate(sets):
+                member[i, cl] = True
             lists = [", ".join(str(int(c)) for c in cl) for cl in sets]
 
-            def mask(i: int, member: List[np.ndarray] = member) -> np.ndarray:
+            def mask(i: int, member: np.ndarray = member) -> np.ndarray:
                 return member[i][labels]
 
             def exprs(i: int, lists: List[str] = lists) -> Dict[str, str]:
                 e = f"cluster IN ({lists[i]})"
                 return {"pomaidb": e, "lance": e, "zvec": e.replace("IN", "in")}
-            fs.append(Filter(f"{kind} {s:g}", kind, s, True, mask, exprs))
+            fs.append(Filter(f"{kind} {s:g}", kind, s, True, mask, exprs, member))
     li = {x: i for i, x in enumerate(LANGS)}
     t03, t11 = 1 << 3, 1 << 11
     const("mixed: lang = 'de' AND bucket < 400", "mixed", None, (lang == li["de"]) & (bucket < 400),
@@ -217,19 +217,14 @@ def filtered_ground_truth(base: np.ndarray, queries: np.ndarray, labels: np.ndar
     qn = (q * q).sum(1)[:, None]
     best_d = [np.full((nq, 0), np.inf) for _ in filters]
     best_i = [np.zeros((nq, 0), dtype=np.int64) for _ in filters]
-    # per-query filters are evaluated from a (queries x clusters) membership matrix
-    member = []
-    for f in filters:
-        if f.per_query:
-            member.append(np.stack([f.mask(i) for i in range(nq)]))
-        else:
-            member.append(f.mask(0))
+    # per-query filters are evaluated per block from their (queries x clusters) membership
+    const = [None if f.per_query else f.mask(0) for f in filters]
     block = max(1024, int(1e8 // (8 * max(nq, 1))))
     for s in range(0, base.shape[0], block):
         b = base[s:s + block].astype(np.float64)
         d = qn + (b * b).sum(1)[None, :] - 2.0 * (q @ b.T)
         for j, f in enumerate(filters):
-            m = member[j][:, s:s + block] if f.per_query else member[j][None, s:s + block]
+            m = f.member[:, labels[s:s + block]] if f.per_query else const[j][None, s:s + block]
             dj = np.where(m, d, np.inf)
             kk = min(k, dj.shape[1])
             part = np.argpartition(dj, kk - 1, axis=1)[:, :kk]
@@ -246,6 +241,19 @@ def filtered_ground_truth(base: np.ndarray, queries: np.ndarray, labels: np.ndar
         i[np.take_along_axis(d, order, 1) == np.inf] = -1
         out.append(i)
     return out
+
+
+def check_ground_truth(base: np.ndarray, queries: np.ndarray, f: Filter, gt: np.ndarray) -> None:
+    """Recomputes three queries' filtered top-k the plain way (distances to the passing rows only)
+    and compares them with the blocked computation."""
+    nq = queries.shape[0]
+    for i in sorted({0, nq // 2, nq - 1}):
+        rows = np.flatnonzero(f.mask(i))
+        d = ((base[rows].astype(np.float64) - queries[i].astype(np.float64)) ** 2).sum(1)
+        want = rows[np.argsort(d, kind="stable")[:K]]
+        got = gt[i][gt[i] >= 0]
+        if set(want.tolist()) != set(got.tolist()):
+            raise SystemExit(f"ground truth of {f.name!r}, query {i}: {got.tolist()} != {want.tolist()}")
 
 
 def prepare(args: argparse.Namespace) -> Dict[str, Any]:
@@ -298,13 +306,15 @@ def ensure_ground_truth(data: Dict[str, Any], which: Optional[List[str]]) -> Lis
         t = time.perf_counter()
         base = np.load(Path(data["dir"]) / "base.npy")
         for f, gt in zip(todo, filtered_ground_truth(base, a["queries"], a["labels"], todo, K)):
+            check_ground_truth(base, a["queries"], f, gt)
             np.save(gt_path(data, f), gt)
         log(f"  ground truth in {time.perf_counter() - t:.1f} s")
     n = a["labels"].shape[0]
     summary = []
     for f in fs:
         nq = a["queries"].shape[0]
-        passing = [int(f.mask(i).sum()) for i in range(nq if f.per_query else 1)]
+        sizes = np.bincount(a["labels"], minlength=a["centers"].shape[0])
+        passing = (f.member @ sizes).tolist() if f.per_query else [int(f.mask(0).sum())]
         summary.append({"name": f.name, "kind": f.kind, "target": f.target, "per_query": f.per_query,
                         "pass_mean": float(np.mean(passing)) / n, "pass_min": min(passing) / n,
                         "pass_max": max(passing) / n, "example": f.exprs(0)["pomaidb"][:200]})
