@@ -703,7 +703,7 @@ def sweep_main(cfg_path: str) -> int:
                                               "cpu_qps": cpu_qps, "queries": b["nq"]})
                 log(f"  {s.name:12s} {s.knob} {s.knobs()[j]:5d}: recall@10 {b['recall']:.4f}, {qps:10.1f} QPS,"
                     f" {cpu_qps:10.1f} per CPU second ({b['nq']} queries)")
-                if b["recall"] >= 0.99 or qps < cfg["min_qps"]:
+                if b["recall"] >= 0.99 or max(qps, cpu_qps) < cfg["min_qps"]:
                     active.discard(s.name)
         out["filters"].append(rec)
         Path(cfg["sweep_out"]).write_text(json.dumps(out, indent=1))
@@ -757,7 +757,8 @@ def report(args: argparse.Namespace, data: Dict[str, Any], summary: List[Dict[st
          f"{data['meta']['rows']:,} x {data['meta']['dim']} float32 (clustered, {data['meta']['clusters']} clusters), "
          f"{data['meta']['queries']} queries (a system slower than {args.pass_budget_s:g} s per pass: the first that fit), "
          f"L2, recall@10 against the exact filtered top-10, one thread, {args.rounds} interleaved rounds per point "
-         f"(best kept). Load average at start {env['load_start'][0]:.2f}, at end {os.getloadavg()[0]:.2f}.", ""]
+         f"(best kept). Load average at start {env['load_start'][0]:.2f}, at end "
+         f"{env.get('load_end', os.getloadavg())[0]:.2f}.", ""]
     L += [f"- {n}" for n in notes]
     L += ["", "Build (seconds, own process, build threads " + str(args.build_threads) + "): " +
           ", ".join(f"{k} {v.get('build_s', float('nan')):.1f}" for k, v in builds.items()), ""]
@@ -788,9 +789,11 @@ def report(args: argparse.Namespace, data: Dict[str, Any], summary: List[Dict[st
             cpu95[name] = qc
             knob = CLASSES[name].knob
 
+            stopped = bool(pts) and max(pts[-1]["qps"], pts[-1]["cpu_qps"]) < args.min_qps
+
             def cell(q: Optional[float], kind: str, e: Optional[int]) -> str:
                 if q is None:
-                    return "not reachable"
+                    return f"not reached above {args.min_qps:g} QPS" if stopped else "not reachable"
                 return f"{'>= ' if kind == '>=' else ''}{q:,.0f} ({knob} {e})"
             keys.append(name)
             cpu = max((p["qps"] / p["cpu_qps"] for p in pts), default=0.0)
@@ -844,7 +847,8 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                    help="a system whose warm-up says the query set takes longer than this per pass runs only "
                         "the first queries that fit (at least 20)")
     p.add_argument("--min-qps", type=float, default=20.0,
-                   help="stop raising a system's knob on a filter once it is slower than this")
+                   help="stop raising a system's knob on a filter once it is slower than this "
+                        "(per wall second and per CPU second)")
     p.add_argument("--build-threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--rebuild", action="store_true", help="rebuild indexes even when a saved one matches")
     p.add_argument("--timeout", type=float, default=None, help="seconds per child process")
@@ -882,6 +886,15 @@ def main(argv: List[str]) -> int:
         return build_main(argv[1], argv[2])
     if argv[:1] == ["--_sweep"]:
         return sweep_main(argv[1])
+    if argv[:1] == ["--report-from"]:
+        # re-renders the markdown of a saved results JSON with this version's report()
+        j = json.loads(Path(argv[1]).read_text())
+        meta = j.get("meta") or json.loads((Path(j["args"]["data_dir"]) / j["args"]["name"] / "meta.json").read_text())
+        md = report(argparse.Namespace(**j["args"]), {"meta": meta}, j["filters"], j["sweep"], j["notes"],
+                    j["builds"], j["env"])
+        Path(argv[1]).with_suffix(".md").write_text(md + "\n")
+        print(md)
+        return 0
     args = parse_args(argv)
     check_generator()
     env = environment()
@@ -931,10 +944,11 @@ def main(argv: List[str]) -> int:
     sweep = json.loads(Path(cfg["sweep_out"]).read_text()) if Path(cfg["sweep_out"]).exists() else {}
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    env["load_end"] = os.getloadavg()
     md = report(args, data, summary, sweep, notes, builds, env)
     (out / f"{args.name}.md").write_text(md + "\n")
     (out / f"{args.name}.json").write_text(json.dumps(
-        {"args": {k: v for k, v in vars(args).items()}, "env": env | {"load_end": os.getloadavg()},
+        {"args": {k: v for k, v in vars(args).items()}, "env": env, "meta": data["meta"],
          "filters": summary, "builds": builds, "notes": notes, "sweep": sweep}, indent=1, default=str))
     print(md)
     log(f"wrote {out / (args.name + '.md')} and .json")
