@@ -310,10 +310,9 @@ def ensure_ground_truth(data: Dict[str, Any], which: Optional[List[str]]) -> Lis
             np.save(gt_path(data, f), gt)
         log(f"  ground truth in {time.perf_counter() - t:.1f} s")
     n = a["labels"].shape[0]
+    sizes = np.bincount(a["labels"], minlength=a["centers"].shape[0])
     summary = []
     for f in fs:
-        nq = a["queries"].shape[0]
-        sizes = np.bincount(a["labels"], minlength=a["centers"].shape[0])
         passing = (f.member @ sizes).tolist() if f.per_query else [int(f.mask(0).sum())]
         summary.append({"name": f.name, "kind": f.kind, "target": f.target, "per_query": f.per_query,
                         "pass_mean": float(np.mean(passing)) / n, "pass_min": min(passing) / n,
@@ -345,7 +344,6 @@ class System:
     seconds) of the search calls."""
 
     name = ""
-    dialect = ""
     knob = "ef"
 
     def __init__(self, cfg: Dict[str, Any]) -> None:
@@ -397,7 +395,6 @@ def per_query(Q: np.ndarray, f: Filter, prep: Callable[[int], Any],
 
 class Pomai(System):
     name = "pomaidb"
-    dialect = "pomaidb"
 
     def build(self, a: Dict[str, np.ndarray]) -> Dict[str, Any]:
         import pomaidb
@@ -420,7 +417,8 @@ class Pomai(System):
 
     def open(self) -> None:
         import pomaidb
-        self.db = pomaidb.open_db(self.path / "db", dim=self.cfg["dim"], metric="l2", search_threads=1,
+        self.db = pomaidb.open_db(self.path / "db", dim=self.cfg["dim"], metric="l2", hnsw_m=self.cfg["M"],
+                                  hnsw_ef_construction=self.cfg["efc"], adaptive_threshold=0, search_threads=1,
                                   memory_budget_bytes=4 * self.n * self.cfg["dim"] * 4)
 
     def run(self, Q: np.ndarray, f: Filter, knob: int) -> Tuple[np.ndarray, float, float]:
@@ -517,7 +515,6 @@ class LanceIvfPq(System):
     refine step (refine_factor, exact re-ranking of refine_factor * k candidates); the knob is
     nprobes. Prefiltering: .where(expr, prefilter=True)."""
     name = "lance-ivfpq"
-    dialect = "lance"
     knob = "nprobes"
 
     def knobs(self) -> List[int]:
@@ -565,7 +562,6 @@ class Zvec(System):
     on the attribute columns; the knob is HnswQueryParam(ef); queries through
     query_internal_ids (its low-latency path) on a read-only open, ids resolved after timing."""
     name = "zvec"
-    dialect = "zvec"
 
     def build(self, a: Dict[str, np.ndarray]) -> Dict[str, Any]:
         import zvec
@@ -850,7 +846,9 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                    help="stop raising a system's knob on a filter once it is slower than this "
                         "(per wall second and per CPU second)")
     p.add_argument("--build-threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--rebuild", action="store_true", help="rebuild indexes even when a saved one matches")
+    p.add_argument("--rebuild", nargs="?", const="all", default="",
+                   help="rebuild the saved indexes of these systems (comma-separated; alone: all), e.g. "
+                        "--rebuild pomaidb after reinstalling the engine")
     p.add_argument("--timeout", type=float, default=None, help="seconds per child process")
     p.add_argument("--data-dir", default=str(HERE / "data"))
     p.add_argument("--out-dir", default=str(HERE / "results"))
@@ -920,7 +918,7 @@ def main(argv: List[str]) -> int:
     builds: Dict[str, Any] = {}
     for s in list(systems):
         sysobj = CLASSES[s](cfg)
-        if not sysobj.built() or args.rebuild:
+        if not sysobj.built() or args.rebuild == "all" or s in args.rebuild.split(","):
             log(f"building {s}")
             rc, _ = run_child(["--_build", str(cfg_path), s], args.timeout)
             if rc != 0 or not sysobj.built():
