@@ -54,6 +54,9 @@ struct Pred {
   int index = 0;    // 0 .. Compiled::preds - 1, in the tree's order
   int64_t ilo = 0, ihi = -1;
   std::vector<int64_t> ints;  // sorted, unique
+  // kIntSet over a narrow span (ints.back() - ints.front() < kDenseSpan): bit
+  // v - ints.front() of dense is set when v is in the set; else empty.
+  std::vector<uint64_t> dense;
   double flo = 0, fhi = 0;
   std::vector<double> floats;  // sorted, unique, no -0.0
   bool pass_true = false, pass_false = false;
@@ -64,6 +67,9 @@ struct Pred {
   uint64_t ulo = 0, uhi = 0;
   IdSet ids;
 };
+
+// The widest span of an int64 IN set kept as a bit table (512 KiB).
+constexpr uint64_t kDenseSpan = uint64_t{1} << 22;
 
 struct Node {
   enum Kind : uint8_t { kAnd, kOr, kPred } kind = kPred;

@@ -273,7 +273,20 @@ class Evaluator {
     const DictState& d = dicts_[p.index];
     switch (p.kind) {
       case PredKind::kIntRange: RangeBitsI64(ref.ints + begin, n, p.ilo, p.ihi, dst); break;
-      case PredKind::kIntSet: SetBits(p.ints, ref.ints + begin, n, dst, RangeBitsI64); break;
+      case PredKind::kIntSet:
+        if (p.ints.size() > kSmallSet && !p.dense.empty()) {
+          // A bit table over the set's span: one load and test per row.
+          const int64_t* v = ref.ints + begin;
+          const uint64_t base = static_cast<uint64_t>(p.ints.front()), span = p.dense.size() * 64;
+          const uint64_t* table = p.dense.data();
+          PerRow(n, dst, [&](size_t r) {
+            const uint64_t b = static_cast<uint64_t>(v[r]) - base;
+            return b < span && ((table[b / 64] >> (b % 64)) & 1) != 0;
+          });
+          break;
+        }
+        SetBits(p.ints, ref.ints + begin, n, dst, RangeBitsI64);
+        break;
       case PredKind::kFloatRange: RangeBitsF64(ref.floats + begin, n, p.flo, p.fhi, dst); break;
       case PredKind::kFloatSet: SetBits(p.floats, ref.floats + begin, n, dst, RangeBitsF64); break;
       case PredKind::kBool: {

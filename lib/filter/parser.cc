@@ -743,6 +743,15 @@ class Parser {
             p->ints.push_back(static_cast<int64_t>(v));
         }
         SortUnique(&p->ints);
+        if (!p->ints.empty() &&
+            static_cast<uint64_t>(p->ints.back()) - static_cast<uint64_t>(p->ints.front()) < kDenseSpan) {
+          const uint64_t span = static_cast<uint64_t>(p->ints.back()) - static_cast<uint64_t>(p->ints.front()) + 1;
+          p->dense.assign((span + 63) / 64, 0);
+          for (int64_t x : p->ints) {
+            const uint64_t b = static_cast<uint64_t>(x) - static_cast<uint64_t>(p->ints.front());
+            p->dense[b / 64] |= uint64_t{1} << (b % 64);
+          }
+        }
         return;
       case AttrType::kFloat64:
         p->kind = PredKind::kFloatSet;

@@ -461,6 +461,20 @@ TEST(Filter, ParsingUsesBoundedStack) {
   EXPECT_EQ(deep_status.message(), "filter: at 64: nesting deeper than 64 parentheses and NOTs");
 }
 
+// An int64 IN list of more than 16 values is a bit table when its span is
+// narrow (negative values, the span's ends) and a sorted set when it is wide;
+// both answer alike, nulls never pass, NOT IN likewise.
+TEST(Filter, LargeIntInListsNarrowAndWide) {
+  FixedTable t(TableSource::Dict::kShuffled);
+  std::string narrow = "-5", wide = "-5";
+  for (int v = 3; v < 40; ++v) narrow += ", " + std::to_string(v * 100);  // 300 .. 3900: holds 2000
+  for (int v = 3; v < 40; ++v) wide += ", " + std::to_string(int64_t{v} << 40);
+  EXPECT_EQ(Passing("year IN (" + narrow + ")", t.src()), (Rows{1, 6}));
+  EXPECT_EQ(Passing("year NOT IN (" + narrow + ")", t.src()), (Rows{0, 2, 4, 5, 7}));
+  EXPECT_EQ(Passing("year IN (" + wide + ", 9223372036854775807)", t.src()), (Rows{6, 7}));
+  EXPECT_EQ(Passing("year NOT IN (" + wide + ", 9223372036854775807)", t.src()), (Rows{0, 1, 2, 4, 5}));
+}
+
 TEST(Filter, LongChainsAndListsWork) {
   FixedTable t(TableSource::Dict::kShuffled);
   std::string chain = "year = 2000";
