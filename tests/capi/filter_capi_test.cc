@@ -19,6 +19,7 @@ struct Outcome {
 };
 Outcome Take(pomai_status_t* s) {
   Outcome o{pomai_status_code(s), pomai_status_message(s)};
+  pomai_status_free(s);
   return o;
 }
 
