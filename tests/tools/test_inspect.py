@@ -331,7 +331,9 @@ def test_dump_wal_row_records(inspect_tool, db_dir, tmp_path):
     r = ok_json(inspect_tool, "dump", wal, "--limit", "100")
     assert r["kind"] == "wal"
     put_rec, del_rec = r["records"]
-    assert put_rec["offset"] == 0 and put_rec["type"] == 16 and put_rec["op_count"] == 60
+    # put_batch with metadata writes a row batch (type 18); deletes a write batch of row ops (16).
+    assert put_rec["offset"] == 0 and put_rec["type"] == 18 and put_rec["op_count"] == 60
+    assert del_rec["type"] == 16 and put_rec["columns"] == []
     assert del_rec["seq"] == put_rec["seq"] + 1
     assert [op["id"] for op in del_rec["ops"]] == [1, 2, 3]
     assert all(op["kind"] == "delete" for op in del_rec["ops"])
