@@ -437,7 +437,9 @@ TEST_P(ScanTest, ConcurrentScansSeeWholeCommitsWhileTheLayersChange) {
       }
     });
   }
-  for (int round = 1; round <= 60; ++round) write_round(round);
+  // At least 60 rounds, and on until the readers have scanned while commits
+  // went on (a fast writer must not finish before a reader starts).
+  for (int round = 1; round <= 60 || (scans.load() < 10 && round < 100000); ++round) write_round(round);
   stop.store(true);
   for (std::thread& t : readers) t.join();
   EXPECT_GT(scans.load(), 0);
