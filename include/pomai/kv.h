@@ -293,6 +293,15 @@ POMAI_EXPORT pomai_status_t* pomai_index_search(pomai_db_t* db, const char* name
                                                 uint32_t k, uint32_t ef_search, pomai_kv_hits_t** out_hits,
                                                 pomai_hnsw_stats_t* out_stats);
 
+/* pomai_index_search returning only the entries whose attributes pass
+ * `where`, a filter expression (docs/FILTERS.md; NULL or "" = every entry):
+ * min(k, passing entries) hits. INVALID_ARGUMENT "filter: ..." for a bad
+ * expression, for `id` (entries have byte keys, not u64 ids) and for an
+ * attribute the expression reads whose entries disagree on its type. */
+POMAI_EXPORT pomai_status_t* pomai_index_search_where(pomai_db_t* db, const char* name, const float* query,
+                                                      uint32_t dim, uint32_t k, uint32_t ef_search, const char* where,
+                                                      pomai_kv_hits_t** out_hits, pomai_hnsw_stats_t* out_stats);
+
 /* Makes index `name` ready to search through graphs now, as its first
  * pomai_index_search or pomai_index_stats would: when it has committed
  * entries and no graph yet, flushes the memtable to a segment, building the
@@ -313,6 +322,16 @@ POMAI_EXPORT pomai_status_t* pomai_index_prepare(pomai_db_t* db, const char* nam
 POMAI_EXPORT pomai_status_t* pomai_txn_index_upsert(pomai_txn_t* txn, const char* name, const uint8_t* key,
                                                     size_t key_len, const float* vector, uint32_t dim,
                                                     bool has_metadata, const uint8_t* metadata, size_t metadata_len);
+
+/* pomai_txn_index_upsert with typed attributes for pomai_index_search_where:
+ * column_count columns (pomai_column_t, c_types.h) of ONE row each; a null
+ * value (validity bit 0) leaves that attribute out. INVALID_ARGUMENT naming
+ * the column for a bad name, type or value (the rules of pomai_put_rows). */
+POMAI_EXPORT pomai_status_t* pomai_txn_index_upsert_attrs(pomai_txn_t* txn, const char* name, const uint8_t* key,
+                                                          size_t key_len, const float* vector, uint32_t dim,
+                                                          bool has_metadata, const uint8_t* metadata,
+                                                          size_t metadata_len, const pomai_column_t* columns,
+                                                          size_t column_count);
 
 /* Removes the entry `key` of index `name` at commit (a missing entry is fine). */
 POMAI_EXPORT pomai_status_t* pomai_txn_index_delete(pomai_txn_t* txn, const char* name, const uint8_t* key,

@@ -198,6 +198,10 @@ pomai_status_t* FilterSpecOf(const pomai_filter_t* f, const char* what, pomai::e
   return nullptr;
 }
 
+}  // namespace
+
+namespace pomai::capi {
+
 // Rebased offsets: n + 1 offsets `in` (any start, checked non-negative and
 // non-decreasing) as offsets from in[0]; `what` names them in errors.
 pomai_status_t* Rebase(const int64_t* in, size_t n, const std::string& what, std::vector<uint64_t>* out) {
@@ -213,9 +217,6 @@ pomai_status_t* Rebase(const int64_t* in, size_t n, const std::string& what, std
   return nullptr;
 }
 
-// The engine's columns for `count` C columns of n rows each: validity
-// bitmaps unpacked, null slots emptied, offsets rebased to 0. The engine
-// checks the rest (names, UTF-8, NaN, duplicates, types against the schema).
 pomai_status_t* ConvertColumns(const pomai_column_t* columns, size_t count, size_t n, std::vector<pomai::AttrColumn>* out) {
   using pomai::AttrColumn;
   using pomai::AttrType;
@@ -312,6 +313,10 @@ pomai_status_t* ConvertColumns(const pomai_column_t* columns, size_t count, size
   }
   return nullptr;
 }
+
+}  // namespace pomai::capi
+
+namespace {
 
 // Searches the gathered queries, one engine search per distinct filter
 // (queries that share one share its bitmaps), into hits[i] per query.

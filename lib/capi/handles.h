@@ -291,4 +291,10 @@ pomai_status_t* WithDbSlot(pomai_db_t* db, const char* not_a_handle, Fn&& fn) no
   });
 }
 
+// The engine's columns for `count` C columns of n rows each: validity
+// bitmaps unpacked, null slots emptied, offsets rebased to 0 (c_api.cc). The
+// engine checks the rest (names, UTF-8, NaN, duplicates, types).
+pomai_status_t* ConvertColumns(const pomai_column_t* columns, size_t count, size_t n,
+                               std::vector<pomai::AttrColumn>* out);
+
 }  // namespace pomai::capi

@@ -461,6 +461,12 @@ pomai_status_t* pomai_index_stats(pomai_db_t* db, const char* name, pomai_hnsw_s
 
 pomai_status_t* pomai_index_search(pomai_db_t* db, const char* name, const float* query, uint32_t dim, uint32_t k,
                                    uint32_t ef_search, pomai_kv_hits_t** out_hits, pomai_hnsw_stats_t* out_stats) {
+  return pomai_index_search_where(db, name, query, dim, k, ef_search, nullptr, out_hits, out_stats);
+}
+
+pomai_status_t* pomai_index_search_where(pomai_db_t* db, const char* name, const float* query, uint32_t dim,
+                                         uint32_t k, uint32_t ef_search, const char* where, pomai_kv_hits_t** out_hits,
+                                         pomai_hnsw_stats_t* out_stats) {
   if (out_hits != nullptr) *out_hits = nullptr;
   return WithDb(db, [&](DB& kv, DbSlot&) -> pomai_status_t* {
     if (pomai_status_t* st = CheckName(name)) return st;
@@ -468,7 +474,8 @@ pomai_status_t* pomai_index_search(pomai_db_t* db, const char* name, const float
     if (out_hits == nullptr) return Invalid("out_hits is NULL");
     std::vector<KeyHit> hits;
     pomai::engine::IndexStats s;
-    Status st = kv.SearchIndex(name, query, dim, k, ef_search, &hits, out_stats ? &s : nullptr);
+    Status st = kv.SearchIndex(name, query, dim, k, ef_search, where != nullptr ? where : "", &hits,
+                               out_stats ? &s : nullptr);
     if (!st.ok()) return FromStatus(st);
     if (out_stats != nullptr) FillStats(s, out_stats);
     *out_hits = MakeHits(hits);
@@ -486,6 +493,14 @@ pomai_status_t* pomai_index_prepare(pomai_db_t* db, const char* name, pomai_prog
 pomai_status_t* pomai_txn_index_upsert(pomai_txn_t* txn, const char* name, const uint8_t* key, size_t key_len,
                                        const float* vector, uint32_t dim, bool has_metadata, const uint8_t* metadata,
                                        size_t metadata_len) {
+  return pomai_txn_index_upsert_attrs(txn, name, key, key_len, vector, dim, has_metadata, metadata, metadata_len,
+                                      nullptr, 0);
+}
+
+pomai_status_t* pomai_txn_index_upsert_attrs(pomai_txn_t* txn, const char* name, const uint8_t* key, size_t key_len,
+                                             const float* vector, uint32_t dim, bool has_metadata,
+                                             const uint8_t* metadata, size_t metadata_len,
+                                             const pomai_column_t* columns, size_t column_count) {
   return WithTxn(txn, false, [&](Txn& t) -> pomai_status_t* {
     if (pomai_status_t* st = CheckName(name)) return st;
     if (key == nullptr) return Invalid("key is NULL");
@@ -494,7 +509,9 @@ pomai_status_t* pomai_txn_index_upsert(pomai_txn_t* txn, const char* name, const
       if (pomai_status_t* st = CheckBytes(metadata, metadata_len, "metadata")) return st;
     }
     const std::string_view meta = has_metadata ? View(metadata, metadata_len) : std::string_view();
-    return FromStatus(t.IndexUpsert(name, View(key, key_len), vector, dim, has_metadata ? &meta : nullptr));
+    std::vector<pomai::AttrColumn> attrs;
+    if (pomai_status_t* st = ConvertColumns(columns, column_count, 1, &attrs)) return st;
+    return FromStatus(t.IndexUpsert(name, View(key, key_len), vector, dim, has_metadata ? &meta : nullptr, &attrs));
   });
 }
 

@@ -32,6 +32,8 @@ std::string EncodeCommit(const std::vector<Write>& writes) {
       op.metric = static_cast<uint8_t>(v.metric);
       op.has_metadata = v.has_metadata;
       op.bytes = v.bytes;
+      op.has_attrs = !v.attrs.empty();
+      op.attrs = v.attrs;
       op.dim = static_cast<uint32_t>(v.vec.size());
       op.vector = v.vec.data();
     } else {
@@ -56,6 +58,7 @@ Status WritesOf(const std::vector<wal::RecordOp>& ops, const std::string& origin
         v->metric = static_cast<simd::Metric>(op.metric);
         v->has_metadata = op.has_metadata;
         v->bytes.assign(op.bytes);
+        v->attrs.assign(op.attrs);
         v->vec.resize(op.dim);
         std::memcpy(v->vec.data(), op.vector, size_t{op.dim} * 4);
         break;

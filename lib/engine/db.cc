@@ -20,6 +20,8 @@
 #include "engine/search.h"
 #include "engine/version_set.h"
 #include "index/params.h"
+#include "filter/filter.h"
+#include "memtable/attr_columns.h"
 #include "memtable/key_table.h"
 #include "segment/file.h"
 #include "segment/writer.h"
@@ -129,6 +131,7 @@ VersionView ViewOfEntry(const segment::SegmentFile& seg, const segment::EntryVie
       v.metric = e.metric;
       v.has_metadata = e.has_metadata;
       v.bytes = e.value;
+      v.attrs = e.attrs;
       v.vec = e.vector;
       v.dim = seg.group(e.group).dim;
       break;
@@ -348,7 +351,7 @@ Status WriteSegment(Env* env, const std::string& dir, uint64_t number, const std
         if (added)
           it->second.handle = row ? w.AddCollectionGroup(cid, v.dim, v.metric) : w.AddRecordGroup(v.dim, v.metric);
         if (row) it->second.rows.push_back(i);
-        w.AddVector(in.key, v.seq, it->second.handle, v.vec, v.has_metadata ? &v.bytes : nullptr);
+        w.AddVector(in.key, v.seq, it->second.handle, v.vec, v.has_metadata ? &v.bytes : nullptr, v.attrs);
         break;
       }
     }
@@ -827,8 +830,10 @@ Status CheckMetric(simd::Metric m) {
   return Status::OK();
 }
 
-ValuePtr MakeVector(const float* vector, uint32_t dim, simd::Metric metric, const std::string_view* metadata) {
+ValuePtr MakeVector(const float* vector, uint32_t dim, simd::Metric metric, const std::string_view* metadata,
+                    std::string attrs = {}) {
   auto v = std::make_shared<Value>();
+  v->attrs = std::move(attrs);
   v->kind = ValueKind::kVector;
   v->metric = metric;
   v->vec.assign(vector, vector + dim);
@@ -896,7 +901,68 @@ class KeyLayer : public SearchLayer<std::string_view> {
  public:
   // The version row r shows (checked, for a segment).
   virtual Status Version(uint64_t r, VersionView* v) const = 0;
+
+  // Decodes the attribute records of every row into attributes(), one slot
+  // per row (null where a row lacks the attribute). A column whose rows
+  // disagree on its type keeps the first type; the others are listed in
+  // *conflicts as "name: type and type". A damaged record is Corruption.
+  Status LoadAttributes(std::vector<std::string>* conflicts);
+  const memtable::AttrColumns& attributes() const { return attrs_; }
+  // Evaluates `f` (compiled against the layers' columns) into the pass bitmap.
+  Status EvaluateFilter(const filter::Filter& f);
+
+ private:
+  memtable::AttrColumns attrs_;
+  Bitmap bitmap_;
 };
+
+Status KeyLayer::LoadAttributes(std::vector<std::string>* conflicts) {
+  std::vector<AttrColumn> record;
+  for (uint64_t r = 0; r < rows_; ++r) {
+    VersionView v;
+    POMAI_RETURN_IF_ERROR(Version(r, &v));
+    if (v.attrs.empty()) {
+      attrs_.AppendNulls(1);
+      continue;
+    }
+    POMAI_RETURN_IF_ERROR(wal::DecodeAttrRecord(v.attrs, "row " + std::to_string(r), &record));
+    if (!attrs_.CheckTypes(record).ok()) {
+      // Keep the row's attributes of the column's first type; name the others.
+      std::vector<AttrColumn> kept;
+      for (AttrColumn& c : record) {
+        std::vector<AttrColumn> one(1);
+        one[0] = std::move(c);
+        if (attrs_.CheckTypes(one).ok()) {
+          kept.push_back(std::move(one[0]));
+          continue;
+        }
+        for (const auto& [name, type] : attrs_.columns())
+          if (name == one[0].name)
+            conflicts->push_back(name + ": " + AttrTypeName(type) + " and " + AttrTypeName(one[0].type));
+      }
+      record = std::move(kept);
+    }
+    attrs_.Append(record, 1);
+  }
+  return Status::OK();
+}
+
+Status KeyLayer::EvaluateFilter(const filter::Filter& f) {
+  struct Source final : filter::ColumnSource {
+    const KeyLayer& l;
+    explicit Source(const KeyLayer& layer) : l(layer) {}
+    uint64_t rows() const override { return l.rows(); }
+    const uint64_t* ids() const override { return nullptr; }
+    Status Column(std::string_view name, filter::ColumnRef* out, bool* present) const override {
+      *present = l.attrs_.Get(name, out);
+      return Status::OK();
+    }
+  };
+  POMAI_RETURN_IF_ERROR(f.Evaluate(Source(*this), &bitmap_));
+  pass_ = &bitmap_;
+  passing_ = bitmap_.Count();
+  return Status::OK();
+}
 
 // Rows given as versions, all visible: a transaction's own writes, the
 // point reads of search_similar's filter keys, a collection's memtable rows.
@@ -1167,7 +1233,7 @@ Status Txn::SearchSimilar(const float* query, uint32_t dim, simd::Metric metric,
 }
 
 Status Txn::IndexUpsert(std::string_view name, std::string_view key, const float* vector, uint32_t dim,
-                          const std::string_view* metadata) {
+                          const std::string_view* metadata, const std::vector<AttrColumn>* attrs) {
   TxnState& t = *state_;
   POMAI_RETURN_IF_ERROR(t.CheckWritable());
   POMAI_RETURN_IF_ERROR(CheckCollectionName(name));
@@ -1185,7 +1251,21 @@ Status Txn::IndexUpsert(std::string_view name, std::string_view key, const float
                                    Printable(name) + "')");
   POMAI_RETURN_IF_ERROR(CheckVector(vector, dim));
   if (metadata != nullptr) POMAI_RETURN_IF_ERROR(CheckValueSize(metadata->size(), "metadata"));
-  t.writes[RowKey(v.seq, key)] = MakeVector(vector, dim, config.metric, metadata);  // the cid is the config's seq
+  std::string record;
+  if (attrs != nullptr && !attrs->empty()) {
+    POMAI_RETURN_IF_ERROR(CheckAttrColumns(*attrs, 1));
+    std::vector<AttrColumn> present;  // the non-null ones, by name, without validity
+    for (const AttrColumn& c : *attrs) {
+      if (!c.has_value(0)) continue;
+      present.push_back(c);
+      present.back().valid.clear();
+    }
+    std::sort(present.begin(), present.end(), [](const AttrColumn& a, const AttrColumn& b) { return a.name < b.name; });
+    if (!present.empty()) record = wal::EncodeAttrRecord(present);
+    POMAI_RETURN_IF_ERROR(CheckValueSize(record.size(), "attributes"));
+  }
+  // The cid is the config's seq.
+  t.writes[RowKey(v.seq, key)] = MakeVector(vector, dim, config.metric, metadata, std::move(record));
   t.checks.insert(ck);
   return Status::OK();
 }
@@ -2007,12 +2087,45 @@ class CollectionView {
   std::vector<bool> seg_rows_;
 };
 
+// Compiles `where` (docs/FILTERS.md) against the attribute columns of
+// index `name`'s layers `ls` and sets each layer's pass bitmap.
+Status FilterKeyLayers(std::string_view name, std::string_view where, const std::vector<std::unique_ptr<KeyLayer>>& ls) {
+  std::vector<std::string> conflicts;
+  for (const auto& l : ls) POMAI_RETURN_IF_ERROR(l->LoadAttributes(&conflicts));
+  filter::Schema schema;
+  for (const auto& l : ls) {
+    for (const auto& [col, type] : l->attributes().columns()) {
+      auto it = std::find_if(schema.begin(), schema.end(), [&](const auto& c) { return c.first == col; });
+      if (it == schema.end()) {
+        schema.emplace_back(col, type);
+      } else if (it->second != type) {
+        conflicts.push_back(col + ": " + AttrTypeName(it->second) + " and " + AttrTypeName(type));
+      }
+    }
+  }
+  POMAI_ASSIGN_OR_RETURN(filter::Filter f, filter::Filter::Compile(where, schema));
+  if (f.reads_ids())
+    return Status::InvalidArgument("filter: `id` names the u64 id of a pomaidb row; the entries of index '" +
+                                   Printable(name) + "' have byte keys (filter on an attribute)");
+  for (const std::string& col : f.columns()) {
+    for (const std::string& c : conflicts) {
+      if (c.size() > col.size() && c.compare(0, col.size(), col) == 0 && c[col.size()] == ':')
+        return Status::InvalidArgument("filter: the entries of index '" + Printable(name) + "' disagree on the type of attribute " +
+                                       Printable(c) + " (rewrite them with one type)");
+    }
+  }
+  for (const auto& l : ls) POMAI_RETURN_IF_ERROR(l->EvaluateFilter(f));
+  return Status::OK();
+}
+
 // The k best live rows of collection `cid` (dim, metric of `config`) in
 // `layers` at `snap`, through the executor: the memtables' rows exactly,
 // each segment group through its graph (rows hidden by a newer layer are
-// walked through, never returned; ef is the walk's queue).
-Status SearchCollection(const Layers& layers, uint64_t snap, uint64_t cid, const IndexConfig& config, const float* query,
-                        uint32_t k, uint32_t ef, ThreadPool* pool, std::vector<KeyHit>* out) {
+// walked through, never returned; ef is the walk's queue). A non-empty
+// `where` returns only rows it passes (FilterKeyLayers).
+Status SearchCollection(const Layers& layers, uint64_t snap, uint64_t cid, std::string_view name,
+                        const IndexConfig& config, const float* query, uint32_t k, uint32_t ef, std::string_view where,
+                        ThreadPool* pool, std::vector<KeyHit>* out) {
   CollectionView view(layers, snap, cid);
   POMAI_RETURN_IF_ERROR(view.Init());
   std::vector<std::unique_ptr<KeyLayer>> ls;
@@ -2039,6 +2152,7 @@ Status SearchCollection(const Layers& layers, uint64_t snap, uint64_t cid, const
     const bool has_group = seg.FindGroup(segment::GroupKind::kBytes, cid, config.dim, config.metric, &g);
     ls.push_back(std::make_unique<EntryGroupLayer>(seg, has_group, g, snap, view.segment_rows(si)));
   }
+  if (!where.empty()) POMAI_RETURN_IF_ERROR(FilterKeyLayers(name, where, ls));
   SearchSpec spec;
   spec.queries = query;
   spec.n = 1;
@@ -2280,7 +2394,7 @@ Status DB::PrepareIndex(std::string_view name, const std::function<void(uint64_t
 }
 
 Status DB::SearchIndex(std::string_view name, const float* query, uint32_t dim, uint32_t k, uint32_t ef_search,
-                         std::vector<KeyHit>* out, IndexStats* stats) {
+                         std::string_view where, std::vector<KeyHit>* out, IndexStats* stats) {
   DBImpl& d = *impl_;
   out->clear();
   if (d.closed) return Status::Closed("database is closed");
@@ -2295,7 +2409,7 @@ Status DB::SearchIndex(std::string_view name, const float* query, uint32_t dim, 
                                    std::to_string(dim) + " (index '" + Printable(name) + "')");
   POMAI_RETURN_IF_ERROR(CheckVector(query, dim, "query"));
   const uint32_t ef = std::max(k, ef_search != 0 ? ef_search : 50u);
-  POMAI_RETURN_IF_ERROR(SearchCollection(*pin.layers, pin.snap, cid, config, query, k, ef, d.pool.get(), out));
+  POMAI_RETURN_IF_ERROR(SearchCollection(*pin.layers, pin.snap, cid, name, config, query, k, ef, where, d.pool.get(), out));
   if (stats != nullptr) POMAI_RETURN_IF_ERROR(d.CollectionStats(*pin.layers, pin.snap, cid, config, stats));
   return Status::OK();
 }

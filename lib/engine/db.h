@@ -233,8 +233,12 @@ class Txn {
   Status SearchSimilar(const float* query, uint32_t dim, simd::Metric metric, uint32_t k,
                        const std::vector<std::string_view>* filter, bool return_vectors, std::vector<KeyHit>* out);
   // Index entries, applied at commit. NotFound for a missing index.
+  // `attrs` (may be null): the entry's typed attributes, columns of one row
+  // each (CheckAttrColumns; INVALID_ARGUMENT naming the column otherwise);
+  // a null value is an attribute the entry lacks. Stored with the entry for
+  // SearchIndex's `where`.
   Status IndexUpsert(std::string_view name, std::string_view key, const float* vector, uint32_t dim,
-                     const std::string_view* metadata);
+                     const std::string_view* metadata, const std::vector<AttrColumn>* attrs = nullptr);
   Status IndexDelete(std::string_view name, std::string_view key);
 
   // One entry of a scan: views valid until the next call on this transaction.
@@ -370,9 +374,12 @@ class DB {
   // ef = max(k, ef_search), ef_search 0 = max(k, 50). Committed entries
   // only: each segment's graph of the index (entries replaced or deleted in
   // a newer layer are walked through, never returned) and the memtables'
-  // entries exactly.
+  // entries exactly. A non-empty `where` (docs/FILTERS.md) returns only
+  // entries whose attributes it passes, min(k, passing live entries) of
+  // them; INVALID_ARGUMENT for a bad expression, for `id` (entries have byte
+  // keys) and for an attribute it reads whose entries disagree on its type.
   Status SearchIndex(std::string_view name, const float* query, uint32_t dim, uint32_t k, uint32_t ef_search,
-                     std::vector<KeyHit>* out, IndexStats* stats);
+                     std::string_view where, std::vector<KeyHit>* out, IndexStats* stats);
 
   bool in_memory() const;
 

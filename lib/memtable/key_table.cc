@@ -15,6 +15,7 @@ VersionView ViewOf(uint64_t seq, const Value& v) {
   out.metric = v.metric;
   out.has_metadata = v.has_metadata;
   out.bytes = v.bytes;
+  out.attrs = v.attrs;
   if (v.kind == ValueKind::kVector) {
     out.vec = v.vec.data();
     out.dim = static_cast<uint32_t>(v.vec.size());

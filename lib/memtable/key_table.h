@@ -26,8 +26,12 @@ struct Value {
   bool has_metadata = false;
   std::string bytes;        // a bytes value, or a vector record's metadata
   std::vector<float> vec;   // a vector record's data
+  // A named-index entry's attributes: wal::EncodeAttrRecord's bytes, or empty.
+  std::string attrs;
   // Bytes this value holds in memory (approximate, includes allocations).
-  size_t MemoryBytes() const { return sizeof(Value) + bytes.capacity() + vec.capacity() * sizeof(float); }
+  size_t MemoryBytes() const {
+    return sizeof(Value) + bytes.capacity() + vec.capacity() * sizeof(float) + attrs.capacity();
+  }
 };
 using ValuePtr = std::shared_ptr<const Value>;
 
@@ -41,6 +45,7 @@ struct VersionView {
   std::string_view bytes;
   const float* vec = nullptr;
   uint32_t dim = 0;
+  std::string_view attrs;  // a vector's attribute record, or empty
 };
 
 VersionView ViewOf(uint64_t seq, const Value& v);

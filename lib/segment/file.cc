@@ -11,6 +11,7 @@
 #include "util/coding.h"
 #include "util/crc32c.h"
 #include "util/limits.h"
+#include "wal/record_codec.h"
 
 namespace pomai::segment {
 
@@ -656,7 +657,16 @@ Status SegmentFile::ReadEntryImpl(uint64_t i, bool check_crc, EntryView* out) co
   const GroupInfo& info = groups_[group].info;
   if (row >= info.rows) return Bad(at + entry2::kRow, name + " names row " + std::to_string(row) + " of " + std::to_string(info.rows));
   if (e[entry2::kMetric] != static_cast<uint8_t>(info.metric)) return Bad(at + entry2::kMetric, name + "'s metric is not its group's");
-  if (e[entry2::kHasMetadata] > 1 || (e[entry2::kHasMetadata] == 0 && value_len != 0)) {
+  const uint8_t flags = e[entry2::kHasMetadata];
+  if (flags > 3) return Bad(at + entry2::kHasMetadata, name + " has unknown flags " + std::to_string(flags));
+  if ((flags & 2) != 0) {  // attributes: u32 length, the record, then the metadata
+    const uint32_t attrs_len = value_len >= 4 ? DecodeFixed32(reinterpret_cast<const uint8_t*>(values_ + value_off)) : 0;
+    if (ns != kNamespaceRows || attrs_len == 0 || attrs_len > value_len - 4)
+      return Bad(at + entry2::kHasMetadata, name + " has bad attribute fields");
+    v.attrs = v.value.substr(4, attrs_len);
+    v.value = v.value.substr(4 + size_t{attrs_len});
+  }
+  if ((flags & 1) == 0 && !v.value.empty()) {
     return Bad(at + entry2::kHasMetadata, name + " has bad metadata fields");
   }
   const bool ns_ok = info.kind == GroupKind::kRecords
@@ -669,7 +679,7 @@ Status SegmentFile::ReadEntryImpl(uint64_t i, bool check_crc, EntryView* out) co
     return Bad(OffsetOf(back), "row " + std::to_string(row) + " of group " + std::to_string(group) + " names entry " +
                                    std::to_string(*back) + ", not " + name + " which names it");
   }
-  v.has_metadata = e[entry2::kHasMetadata] == 1;
+  v.has_metadata = (flags & 1) != 0;
   v.metric = info.metric;
   v.group = group;
   v.row = row;
@@ -1210,11 +1220,18 @@ Status SegmentFile::Verify() const {
     if (i > 0 && !(prev < e.key)) return Bad(at, name + "'s key does not follow its predecessor's");
     prev = e.key;
     if (static_cast<uint64_t>(e.key.data() - keys_) != key_pos) return Bad(at + entry2::kKeyOffset, name + "'s key is not where the previous ended");
-    if (static_cast<uint64_t>(e.value.data() - values_) != value_pos) {
+    // With attributes the stored value is a u32 length, the record, then the metadata.
+    const char* stored = e.attrs.empty() ? e.value.data() : e.attrs.data() - 4;
+    if (static_cast<uint64_t>(stored - values_) != value_pos) {
       return Bad(at + entry2::kValueOffset, name + "'s value is not where the previous ended");
     }
+    if (!e.attrs.empty()) {
+      std::vector<AttrColumn> columns;
+      if (Status s = wal::DecodeAttrRecord(e.attrs, name, &columns); !s.ok())
+        return Bad(at + entry2::kValueOffset, s.message());
+    }
     key_pos += e.key.size();
-    value_pos += e.value.size();
+    value_pos += (e.value.data() + e.value.size()) - stored;
     const uint8_t ns = static_cast<uint8_t>(e.key[0]);
     const size_t len = e.key.size();
     const bool key_ok = (ns == kNamespaceKeys && len >= 2 && len - 1 <= kMaxKeyLen) ||

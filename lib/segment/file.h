@@ -61,6 +61,7 @@ struct EntryView {
   std::string_view value;  // bytes value or configuration; a vector's metadata
   // Vector entries only.
   bool has_metadata = false;
+  std::string_view attrs;  // a collection row's attribute record, or empty
   simd::Metric metric = simd::Metric::kL2;
   uint32_t group = kNoGroup;
   uint32_t row = kNoGroupRow;

@@ -155,9 +155,10 @@ void SegmentWriter::AddBytes(std::string_view key, uint64_t seq, std::string_vie
 }
 
 void SegmentWriter::AddVector(std::string_view key, uint64_t seq, GroupHandle g, const float* vector,
-                              const std::string_view* metadata) {
+                              const std::string_view* metadata, std::string_view attrs) {
   Entry e{key, seq, EntryKind::kVector, metadata != nullptr ? *metadata : std::string_view()};
   e.has_metadata = metadata != nullptr;
+  e.attrs = attrs;
   e.group = g;
   e.vector = vector;
   entries_.push_back(e);
@@ -322,7 +323,10 @@ Status SegmentWriter::Validate() {
     } else {
       return bad(name + ": unknown key namespace " + std::to_string(ns));
     }
-    if (e.value.size() > kMaxValueLen) return bad(name + ": value of " + std::to_string(e.value.size()) + " bytes");
+    if (e.value.size() > kMaxValueLen || e.attrs.size() > kMaxValueLen)
+      return bad(name + ": value of " + std::to_string(e.value.size()) + " bytes, attributes of " +
+                 std::to_string(e.attrs.size()));
+    if (!e.attrs.empty() && ns != kNamespaceRows) return bad(name + ": attributes outside a collection row");
     file_seq(e.seq);
     if (e.kind != EntryKind::kVector) continue;
     if (e.group >= groups_.size() || groups_[e.group].kind == GroupKind::kU64) {
@@ -545,11 +549,11 @@ Status SegmentWriter::WriteBody(WritableFile* file, uint64_t file_number) const 
     b[entry2::kKind] = static_cast<uint8_t>(e.kind);
     EncodeFixed64(b + entry2::kSeq, e.seq);
     EncodeFixed64(b + entry2::kValueOffset, value_off);
-    EncodeFixed32(b + entry2::kValueLength, static_cast<uint32_t>(e.value.size()));
+    EncodeFixed32(b + entry2::kValueLength, static_cast<uint32_t>(e.stored_size()));
     if (e.kind == EntryKind::kVector) {
       const Group& g = groups_[e.group];
       b[entry2::kMetric] = static_cast<uint8_t>(g.metric);
-      b[entry2::kHasMetadata] = e.has_metadata ? 1 : 0;
+      b[entry2::kHasMetadata] = static_cast<uint8_t>((e.has_metadata ? 1 : 0) | (e.attrs.empty() ? 0 : 2));
       EncodeFixed32(b + entry2::kGroup, g.file_index);
       EncodeFixed32(b + entry2::kRow, e.row);
     } else {
@@ -558,18 +562,32 @@ Status SegmentWriter::WriteBody(WritableFile* file, uint64_t file_number) const 
     }
     uint32_t crc = crc32c::Value(b, entry2::kCrc);
     crc = crc32c::Extend(crc, e.key.data(), e.key.size());
+    if (!e.attrs.empty()) {
+      uint8_t len[4];
+      EncodeFixed32(len, static_cast<uint32_t>(e.attrs.size()));
+      crc = crc32c::Extend(crc, len, 4);
+      crc = crc32c::Extend(crc, e.attrs.data(), e.attrs.size());
+    }
     crc = crc32c::Extend(crc, e.value.data(), e.value.size());
     EncodeFixed32(b + entry2::kCrc, crc);
     POMAI_RETURN_IF_ERROR(out.Add(b, sizeof(b)));
     key_off += e.key.size();
-    value_off += e.value.size();
+    value_off += e.stored_size();
   }
   out.End();
   POMAI_RETURN_IF_ERROR(out.Begin(SectionKind::kKeys, kFileLevel));
   for (const Entry& e : entries_) POMAI_RETURN_IF_ERROR(out.Add(e.key.data(), e.key.size()));
   out.End();
   POMAI_RETURN_IF_ERROR(out.Begin(SectionKind::kValues, kFileLevel));
-  for (const Entry& e : entries_) POMAI_RETURN_IF_ERROR(out.Add(e.value.data(), e.value.size()));
+  for (const Entry& e : entries_) {
+    if (!e.attrs.empty()) {
+      uint8_t len[4];
+      EncodeFixed32(len, static_cast<uint32_t>(e.attrs.size()));
+      POMAI_RETURN_IF_ERROR(out.Add(len, 4));
+      POMAI_RETURN_IF_ERROR(out.Add(e.attrs.data(), e.attrs.size()));
+    }
+    POMAI_RETURN_IF_ERROR(out.Add(e.value.data(), e.value.size()));
+  }
   out.End();
 
   POMAI_RETURN_IF_ERROR(out.Begin(SectionKind::kGroups, kFileLevel));

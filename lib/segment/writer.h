@@ -87,10 +87,11 @@ class SegmentWriter {
   // version per key. A plain value (0x00 + key) or a configuration (0x01 + name).
   void AddBytes(std::string_view key, uint64_t seq, std::string_view value);
   // A vector record (0x00 + key) or a collection row (0x02 + BE64(cid) + key)
-  // of group `g`: dim floats at `vector`; `metadata` null for none. Its row
-  // in the group is the count of earlier vector entries of `g`.
+  // of group `g`: dim floats at `vector`; `metadata` null for none; `attrs`
+  // a collection row's attribute record (wal::EncodeAttrRecord), empty for
+  // none. Its row in the group is the count of earlier vector entries of `g`.
   void AddVector(std::string_view key, uint64_t seq, GroupHandle g, const float* vector,
-                 const std::string_view* metadata);
+                 const std::string_view* metadata, std::string_view attrs = {});
   void AddTombstone(std::string_view key, uint64_t seq);
 
   // Writes the segment to `path` durably: streams it to path + ".tmp"
@@ -135,6 +136,10 @@ class SegmentWriter {
     EntryKind kind;
     std::string_view value;  // bytes value or metadata
     bool has_metadata = false;
+    std::string_view attrs;  // a collection row's attribute record, or empty
+    // The entry's value length in the file: with attributes a u32 length,
+    // the record, then the metadata (docs/FORMAT.md, "Entries").
+    uint64_t stored_size() const { return attrs.empty() ? value.size() : 4 + attrs.size() + value.size(); }
     GroupHandle group = kNoGroup;
     const float* vector = nullptr;
     uint32_t row = kNoGroupRow;  // set by Finish

@@ -31,7 +31,9 @@ const char* BadInternalKey(std::string_view key) {
 size_t EncodedSize(const RecordOp& op) {
   switch (op.kind) {
     case OpKind::kPutBytes: return 1 + 4 + op.key.size() + 4 + op.bytes.size();
-    case OpKind::kPutVector: return 1 + 4 + op.key.size() + 2 + 4 + op.bytes.size() + 4 + size_t{op.dim} * 4;
+    case OpKind::kPutVector:
+      return 1 + 4 + op.key.size() + 2 + 4 + op.bytes.size() + (op.has_attrs ? 4 + op.attrs.size() : 0) + 4 +
+             size_t{op.dim} * 4;
     case OpKind::kDeleteKey: return 1 + 4 + op.key.size();
     case OpKind::kPutRow: return 1 + 8 + 8 + 4 + 4 + op.bytes.size() + size_t{op.dim} * 4;
     case OpKind::kDeleteRow: return 1 + 8 + 8;
@@ -63,8 +65,9 @@ uint8_t* EncodeOp(const RecordOp& op, uint8_t* p) {
     case OpKind::kPutVector:
       p = PutString(p, op.key);
       *p++ = op.metric;
-      *p++ = op.has_metadata ? 1 : 0;
+      *p++ = static_cast<uint8_t>((op.has_metadata ? 1 : 0) | (op.has_attrs ? 2 : 0));
       p = PutString(p, op.bytes);
+      if (op.has_attrs) p = PutString(p, op.attrs);
       return PutRaw(Put32(p, op.dim), op.vector, size_t{op.dim} * 4);
     case OpKind::kDeleteKey:
       return PutString(p, op.key);
@@ -162,10 +165,18 @@ Status DecodeWriteBatch(std::string_view payload, const std::string& origin, std
       case OpKind::kPutVector: {
         POMAI_RETURN_IF_ERROR(in.Key(&op));
         if (static_cast<uint8_t>(op.key[0]) == kIndexConfigNs) return in.Bad("vector under an index configuration key");
-        uint8_t has_meta = 0;
-        if (!d.GetU8(&op.metric) || !d.GetU8(&has_meta) || !in.String(&op.bytes)) return in.Bad("truncated vector record");
-        if (op.metric > 2 || has_meta > 1) return in.Bad("bad metric or metadata flag");
-        op.has_metadata = has_meta != 0;
+        uint8_t flags = 0;
+        if (!d.GetU8(&op.metric) || !d.GetU8(&flags) || !in.String(&op.bytes)) return in.Bad("truncated vector record");
+        if (op.metric > 2 || flags > 3) return in.Bad("bad metric or flags");
+        op.has_metadata = (flags & 1) != 0;
+        op.has_attrs = (flags & 2) != 0;
+        if (op.has_attrs) {
+          if (static_cast<uint8_t>(op.key[0]) != kIndexEntryNs) return in.Bad("attributes on a vector outside an index");
+          if (!in.String(&op.attrs)) return in.Bad("truncated attribute record");
+          std::vector<AttrColumn> columns;
+          if (Status s = DecodeAttrRecord(op.attrs, "op " + std::to_string(i), &columns); !s.ok())
+            return in.Bad(s.message());
+        }
         POMAI_RETURN_IF_ERROR(in.Vector(&op));
         break;
       }
@@ -336,12 +347,14 @@ namespace {
 
 class RowBatchDecoder {
  public:
-  RowBatchDecoder(std::string_view payload, const std::string& origin)
-      : start_(reinterpret_cast<const uint8_t*>(payload.data())), d_(start_, payload.size()), origin_(origin) {}
+  // `kind` names what the payload is in errors ("row batch", "attribute record").
+  RowBatchDecoder(std::string_view payload, const std::string& origin, const char* kind = "row batch")
+      : start_(reinterpret_cast<const uint8_t*>(payload.data())), d_(start_, payload.size()), origin_(origin),
+        kind_(kind) {}
 
   // Corruption naming byte `at` of the payload.
   Status BadAt(const uint8_t* at, const std::string& what) const {
-    return Status::Corruption(origin_ + ": row batch byte " + std::to_string(at - start_) + ": " + what);
+    return Status::Corruption(origin_ + ": " + kind_ + " byte " + std::to_string(at - start_) + ": " + what);
   }
   Status Bad(const std::string& what) const { return BadAt(d_.pos(), what); }
 
@@ -393,6 +406,29 @@ class RowBatchDecoder {
         if (earlier.name == one[0].name)
           return BadAt(at, "attribute column '" + Printable(one[0].name) + "' appears twice");
       b->columns.push_back(std::move(one[0]));
+    }
+    if (d_.remaining() != 0) return Bad(std::to_string(d_.remaining()) + " trailing bytes");
+    return Status::OK();
+  }
+
+  Status DecodeAttrs(std::vector<AttrColumn>* out) {
+    const uint8_t* p = nullptr;
+    if (!d_.GetBytes(2, &p)) return Bad("truncated column count");
+    const size_t columns = p[0] | size_t{p[1]} << 8;
+    if (columns == 0 || columns > kMaxAttrColumns)
+      return BadAt(p, std::to_string(columns) + " columns (1.." + std::to_string(kMaxAttrColumns) + ")");
+    out->clear();
+    out->reserve(columns);
+    for (size_t i = 0; i < columns; ++i) {
+      const uint8_t* at = d_.pos();
+      std::vector<AttrColumn> one(1);
+      POMAI_RETURN_IF_ERROR(Column(i, 1, &one[0]));
+      if (Status s = CheckAttrColumns(one, 1); !s.ok()) return BadAt(at, s.message());
+      if (!one[0].valid.empty()) return BadAt(at, "attribute column '" + Printable(one[0].name) + "' has validity");
+      if (!out->empty() && !(out->back().name < one[0].name))
+        return BadAt(at, "attribute column '" + Printable(one[0].name) + "' is not after '" +
+                             Printable(out->back().name) + "'");
+      out->push_back(std::move(one[0]));
     }
     if (d_.remaining() != 0) return Bad(std::to_string(d_.remaining()) + " trailing bytes");
     return Status::OK();
@@ -475,9 +511,21 @@ class RowBatchDecoder {
   const uint8_t* start_;
   Decoder d_;
   const std::string& origin_;
+  const char* kind_;
 };
 
 }  // namespace
+
+std::string EncodeAttrRecord(const std::vector<AttrColumn>& columns) {
+  std::string out(2 + TailSize(1, false, 0, columns), '\0');
+  auto* p = reinterpret_cast<uint8_t*>(out.data());
+  PutTail(Put16(p, static_cast<uint16_t>(columns.size())), 1, nullptr, {}, columns);
+  return out;
+}
+
+Status DecodeAttrRecord(std::string_view record, const std::string& origin, std::vector<AttrColumn>* out) {
+  return RowBatchDecoder(record, origin, "attribute record").DecodeAttrs(out);
+}
 
 Status DecodeRowBatch(std::string_view payload, const std::string& origin, RowBatch* out) {
   return RowBatchDecoder(payload, origin).Decode(out);

@@ -6,8 +6,10 @@
 //
 //   type 16, write batch: u32 op count n (>= 1), then n ops, each a u8 kind:
 //     1 put bytes:  u32 key length, internal key, u32 value length, value
-//     2 put vector: u32 key length, internal key, u8 metric, u8 has_metadata,
-//                   u32 metadata length, metadata, u32 dim, dim x f32
+//     2 put vector: u32 key length, internal key, u8 metric, u8 flags (bit 0:
+//                   metadata, bit 1: attributes), u32 metadata length,
+//                   metadata, [bit 1: u32 length, attribute record], u32 dim,
+//                   dim x f32
 //     3 delete key: u32 key length, internal key
 //     4 put row:    u64 cid, u64 id, u32 dim, u32 metadata length, metadata, dim x f32
 //     5 delete row: u64 cid, u64 id
@@ -20,7 +22,8 @@
 //
 // Decoding refuses anything no write makes (Corruption naming the record and
 // the byte): an unknown op, a malformed internal key (BadInternalKey), dim
-// outside 1..65535, metric > 2, has_metadata > 1, a non-finite float, a short
+// outside 1..65535, metric > 2, unknown flag bits, an attribute record that
+// DecodeAttrRecord refuses, a non-finite float, a short
 // field, trailing bytes. Within a record a later op on the same key wins.
 #pragma once
 
@@ -62,6 +65,8 @@ struct RecordOp {
   std::string_view bytes;      // put bytes: the value; put vector, put row: the metadata
   uint8_t metric = 0;          // put vector
   bool has_metadata = false;   // put vector (a put row's metadata is never "absent")
+  bool has_attrs = false;      // put vector: `attrs` is an attribute record
+  std::string_view attrs;      // put vector: EncodeAttrRecord's bytes
   uint64_t cid = 0;            // put row, delete row
   uint64_t id = 0;             // put row, delete row
   uint32_t dim = 0;            // put vector, put row
@@ -80,6 +85,17 @@ uint64_t WriteBatchSize(const RecordOp* ops, size_t n);
 // Decodes a write batch payload into *ops. `origin` names the record
 // ("<file> at offset N") in errors.
 Status DecodeWriteBatch(std::string_view payload, const std::string& origin, std::vector<RecordOp>* ops);
+
+// An attribute record (docs/FORMAT.md, "Attribute records"): the typed
+// attributes of one named-index entry. u16 column count c (1..256), then c
+// columns encoded as a row batch's columns are for one row, without
+// validity (has_valid 0: an attribute the entry lacks is left out), names
+// strictly ascending. `columns` are one row each, non-null, passed
+// CheckAttrColumns, and are sorted by name by the caller.
+std::string EncodeAttrRecord(const std::vector<AttrColumn>& columns);
+// Decodes a record into one-row columns; anything EncodeAttrRecord does not
+// make is Corruption "<origin>: attribute record byte B: what".
+Status DecodeAttrRecord(std::string_view record, const std::string& origin, std::vector<AttrColumn>* out);
 
 // A row array's head, then its two arrays (little-endian, maybe unaligned).
 constexpr size_t kRowArrayHeadSize = 16;

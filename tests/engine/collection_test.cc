@@ -150,7 +150,7 @@ TEST(CollectionCid, RowsOfACollectionWhoseCidEndsInByteFFAreSeenInTheMemtable) {
   EXPECT_EQ(stats.node_count, 3u);
   const std::vector<float> q = testing::VectorFor(2, 1, 8);
   std::vector<KeyHit> hits;
-  ASSERT_TRUE(db->SearchIndex("ix", q.data(), 8, 3, 64, &hits, nullptr).ok());
+  ASSERT_TRUE(db->SearchIndex("ix", q.data(), 8, 3, 64, "", &hits, nullptr).ok());
   ASSERT_EQ(hits.size(), 3u);
   EXPECT_EQ(hits[0].key, "e2");
 }

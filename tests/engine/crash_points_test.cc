@@ -200,7 +200,7 @@ ScriptRun RunScript(const std::vector<ScriptStep>& script, const Options& o, boo
       Status s = db->GetIndexStats(kIndex, &stats);
       const std::vector<float> q(kDim, 0.0f);
       std::vector<KeyHit> hits;
-      if (s.ok()) s = db->SearchIndex(kIndex, q.data(), kDim, 3, 16, &hits, nullptr);
+      if (s.ok()) s = db->SearchIndex(kIndex, q.data(), kDim, 3, 16, "", &hits, nullptr);
       if (!s.ok()) fail("search", s);
       if (!s.ok() && stop_on_any_error) break;
       continue;

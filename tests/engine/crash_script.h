@@ -390,7 +390,7 @@ inline Status Observe(DB* db, const std::set<std::string>& universe, const std::
   const std::vector<float> q(kDim, 0.0f);
   std::vector<KeyHit> hits;
   const uint32_t k = static_cast<uint32_t>(stats.node_count);
-  s = db->SearchIndex(kIndex, q.data(), kDim, k, k + 64, &hits, nullptr);
+  s = db->SearchIndex(kIndex, q.data(), kDim, k, k + 64, "", &hits, nullptr);
   if (!s.ok()) return Status(s.code(), "SearchIndex: " + s.ToString());
   for (const KeyHit& h : hits) out->entries[h.key] = h.metadata;
   if (hits.size() != stats.node_count)
@@ -429,7 +429,7 @@ inline std::optional<size_t> CheckPrefix(DB* db, const std::vector<ScriptStep>& 
       const std::string ver = meta.substr(meta.find('@') + 1);
       const std::vector<float> v = VecFor(key, static_cast<uint32_t>(std::stoul(ver)));
       std::vector<KeyHit> hits;
-      Status ss = db->SearchIndex(kIndex, v.data(), kDim, 1, 64, &hits, nullptr);
+      Status ss = db->SearchIndex(kIndex, v.data(), kDim, 1, 64, "", &hits, nullptr);
       if (!ss.ok() || hits.size() != 1 || hits[0].key != key || hits[0].score != 0.0f) {
         *why = "index entry " + key + " is not the nearest neighbour of its own vector";
         return std::nullopt;

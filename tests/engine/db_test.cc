@@ -458,7 +458,7 @@ TEST(DB, ReplacedOrDroppedIndexEntriesAreUnreachableAndMergesDropThem) {
   EXPECT_EQ(db->TEST_LastSequence(), before + 1);
   const float q[2] = {3, 0};
   std::vector<KeyHit> hits;
-  ASSERT_TRUE(db->SearchIndex("ix", q, 2, 5, 0, &hits, nullptr).ok());
+  ASSERT_TRUE(db->SearchIndex("ix", q, 2, 5, 0, "", &hits, nullptr).ok());
   EXPECT_TRUE(hits.empty());  // the new incarnation has no entries
   {
     auto t = BeginRw(*db);
@@ -469,7 +469,7 @@ TEST(DB, ReplacedOrDroppedIndexEntriesAreUnreachableAndMergesDropThem) {
   EXPECT_EQ(db->TEST_SegmentCount(), 1u);
   rows = SegmentRowKeys(dir.path());
   EXPECT_EQ(rows, std::vector<std::string>{RowKey(before + 1, "new")});
-  ASSERT_TRUE(db->SearchIndex("ix", q, 2, 5, 0, &hits, nullptr).ok());
+  ASSERT_TRUE(db->SearchIndex("ix", q, 2, 5, 0, "", &hits, nullptr).ok());
   ASSERT_EQ(hits.size(), 1u);
   EXPECT_EQ(hits[0].key, "new");
   // A drop: the configuration's tombstone. A merge while a transaction that
@@ -486,10 +486,10 @@ TEST(DB, ReplacedOrDroppedIndexEntriesAreUnreachableAndMergesDropThem) {
   FlushAndMerge(*db);
   EXPECT_EQ(db->TEST_SegmentCount(), 1u);
   EXPECT_TRUE(SegmentRowKeys(dir.path()).empty());
-  EXPECT_EQ(db->SearchIndex("ix", q, 2, 5, 0, &hits, nullptr).code(), Code::kNotFound);
+  EXPECT_EQ(db->SearchIndex("ix", q, 2, 5, 0, "", &hits, nullptr).code(), Code::kNotFound);
   db.reset();
   db = OpenKv(dir.path(), o);
-  EXPECT_EQ(db->SearchIndex("ix", q, 2, 5, 0, &hits, nullptr).code(), Code::kNotFound);
+  EXPECT_EQ(db->SearchIndex("ix", q, 2, 5, 0, "", &hits, nullptr).code(), Code::kNotFound);
   EXPECT_EQ(Committed(*db, "other"), "x");
 }
 

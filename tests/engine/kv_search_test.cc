@@ -259,16 +259,16 @@ TEST_P(KvIndexTest, UpsertsAreVisibleAfterCommitOnlyAndRollbackDiscards) {
   const float a[3] = {1, 0, 0}, b[3] = {0, 1, 0}, c[3] = {0, 0, 1};
   std::vector<KeyHit> hits;
   IndexStats stats;
-  ASSERT_TRUE(db->SearchIndex("idx", a, 3, 5, 0, &hits, &stats).ok());
+  ASSERT_TRUE(db->SearchIndex("idx", a, 3, 5, 0, "", &hits, &stats).ok());
   EXPECT_TRUE(hits.empty());
   auto t = BeginRw(*db);
   const std::string_view meta = "meta-a";
   ASSERT_TRUE(t->IndexUpsert("idx", "a", a, 3, &meta).ok());
   ASSERT_TRUE(t->IndexUpsert("idx", "b", b, 3, nullptr).ok());
-  ASSERT_TRUE(db->SearchIndex("idx", a, 3, 5, 0, &hits, nullptr).ok());
+  ASSERT_TRUE(db->SearchIndex("idx", a, 3, 5, 0, "", &hits, nullptr).ok());
   EXPECT_TRUE(hits.empty());  // not committed yet
   ASSERT_TRUE(t->Commit().ok());
-  ASSERT_TRUE(db->SearchIndex("idx", a, 3, 5, 0, &hits, &stats).ok());
+  ASSERT_TRUE(db->SearchIndex("idx", a, 3, 5, 0, "", &hits, &stats).ok());
   ASSERT_EQ(hits.size(), 2u);
   EXPECT_EQ(hits[0].key, "a");
   EXPECT_FLOAT_EQ(hits[0].score, 1.0f);
@@ -279,14 +279,14 @@ TEST_P(KvIndexTest, UpsertsAreVisibleAfterCommitOnlyAndRollbackDiscards) {
   auto r = BeginRw(*db);
   ASSERT_TRUE(r->IndexUpsert("idx", "c", c, 3, nullptr).ok());
   ASSERT_TRUE(r->Rollback().ok());
-  ASSERT_TRUE(db->SearchIndex("idx", c, 3, 5, 0, &hits, nullptr).ok());
+  ASSERT_TRUE(db->SearchIndex("idx", c, 3, 5, 0, "", &hits, nullptr).ok());
   EXPECT_EQ(hits.size(), 2u);
   // Delete and replace.
   auto d = BeginRw(*db);
   ASSERT_TRUE(d->IndexDelete("idx", "b").ok());
   ASSERT_TRUE(d->IndexUpsert("idx", "a", c, 3, nullptr).ok());
   ASSERT_TRUE(d->Commit().ok());
-  ASSERT_TRUE(db->SearchIndex("idx", c, 3, 5, 0, &hits, &stats).ok());
+  ASSERT_TRUE(db->SearchIndex("idx", c, 3, 5, 0, "", &hits, &stats).ok());
   ASSERT_EQ(hits.size(), 1u);
   EXPECT_EQ(hits[0].key, "a");
   EXPECT_FLOAT_EQ(hits[0].score, 1.0f);
@@ -300,7 +300,7 @@ TEST_P(KvIndexTest, UpsertsAreVisibleAfterCommitOnlyAndRollbackDiscards) {
   EXPECT_EQ(testing::GetValue(*u, "a"), std::nullopt);
   ASSERT_TRUE(u->UpsertVector("z", c, 3, simd::Metric::kCosine, nullptr).ok());
   ASSERT_TRUE(u->Commit().ok());
-  ASSERT_TRUE(db->SearchIndex("idx", c, 3, 5, 0, &hits, nullptr).ok());
+  ASSERT_TRUE(db->SearchIndex("idx", c, 3, 5, 0, "", &hits, nullptr).ok());
   EXPECT_EQ(hits.size(), 1u);
 }
 
@@ -310,12 +310,12 @@ TEST_P(KvIndexTest, ErrorsForMissingIndexWrongDimensionAndBadVectors) {
   const float a[3] = {1, 0, 0};
   std::vector<KeyHit> hits;
   IndexStats stats;
-  EXPECT_EQ(db->SearchIndex("nope", a, 3, 5, 0, &hits, nullptr).code(), Code::kNotFound);
+  EXPECT_EQ(db->SearchIndex("nope", a, 3, 5, 0, "", &hits, nullptr).code(), Code::kNotFound);
   EXPECT_EQ(db->GetIndexStats("nope", &stats).code(), Code::kNotFound);
   EXPECT_EQ(db->DropIndex("nope").code(), Code::kNotFound);
   ASSERT_TRUE(db->CreateIndex("idx", Config(3)).ok());
   const float four[4] = {1, 0, 0, 0};
-  EXPECT_EQ(db->SearchIndex("idx", four, 4, 5, 0, &hits, nullptr).code(), Code::kInvalidArgument);
+  EXPECT_EQ(db->SearchIndex("idx", four, 4, 5, 0, "", &hits, nullptr).code(), Code::kInvalidArgument);
   auto t = BeginRw(*db);
   EXPECT_EQ(t->IndexUpsert("idx", "k", four, 4, nullptr).code(), Code::kInvalidArgument);
   EXPECT_EQ(t->IndexUpsert("missing", "k", a, 3, nullptr).code(), Code::kNotFound);
@@ -334,16 +334,16 @@ TEST_P(KvIndexTest, CreateReplacesTheIndexAndItsEntriesAndDropRemovesIt) {
   ASSERT_TRUE(t->IndexUpsert("idx", "a", a, 2, nullptr).ok());
   ASSERT_TRUE(t->Commit().ok());
   std::vector<KeyHit> hits;
-  ASSERT_TRUE(db->SearchIndex("idx", a, 2, 5, 0, &hits, nullptr).ok());
+  ASSERT_TRUE(db->SearchIndex("idx", a, 2, 5, 0, "", &hits, nullptr).ok());
   EXPECT_EQ(hits.size(), 1u);
   ASSERT_TRUE(db->CreateIndex("idx", Config(4)).ok());
   const float q[4] = {1, 0, 0, 0};
   IndexStats stats;
-  ASSERT_TRUE(db->SearchIndex("idx", q, 4, 5, 0, &hits, &stats).ok());
+  ASSERT_TRUE(db->SearchIndex("idx", q, 4, 5, 0, "", &hits, &stats).ok());
   EXPECT_TRUE(hits.empty());
   EXPECT_EQ(stats.node_count, 0u);
   ASSERT_TRUE(db->DropIndex("idx").ok());
-  EXPECT_EQ(db->SearchIndex("idx", q, 4, 5, 0, &hits, nullptr).code(), Code::kNotFound);
+  EXPECT_EQ(db->SearchIndex("idx", q, 4, 5, 0, "", &hits, nullptr).code(), Code::kNotFound);
 }
 
 TEST_P(KvIndexTest, AnIndexWriteConflictsWithAConcurrentRecreate) {
@@ -362,7 +362,7 @@ TEST_P(KvIndexTest, AnIndexWriteConflictsWithAConcurrentRecreate) {
   ASSERT_TRUE(t1->Commit().ok());
   EXPECT_EQ(t2->Commit().code(), Code::kConflict);
   std::vector<KeyHit> hits;
-  ASSERT_TRUE(db->SearchIndex("idx", a, 2, 5, 0, &hits, nullptr).ok());
+  ASSERT_TRUE(db->SearchIndex("idx", a, 2, 5, 0, "", &hits, nullptr).ok());
   EXPECT_EQ(hits.size(), 1u);
 }
 
@@ -373,7 +373,7 @@ TEST(KvIndex, DeltaIsRebuiltIntoTheGraphInTheBackground) {
   std::vector<KeyHit> hits;
   IndexStats stats;
   auto q = RandomVector(rng, 8);
-  ASSERT_TRUE(db->SearchIndex("idx", q.data(), 8, 1, 0, &hits, &stats).ok());  // loaded while empty
+  ASSERT_TRUE(db->SearchIndex("idx", q.data(), 8, 1, 0, "", &hits, &stats).ok());  // loaded while empty
   for (int round = 0; round < 6; ++round) {
     auto t = BeginRw(*db);
     for (int i = 0; i < 500; ++i) {
@@ -398,10 +398,10 @@ TEST(KvIndex, DeltaIsRebuiltIntoTheGraphInTheBackground) {
   EXPECT_EQ(stats.node_count, 3000u);
   EXPECT_GT(stats.avg_edges_per_node, 1.0);
   EXPECT_GT(stats.memory_bytes, 3000u * 8 * 4);
-  ASSERT_TRUE(db->SearchIndex("idx", q.data(), 8, 10, 0, &hits, nullptr).ok());
+  ASSERT_TRUE(db->SearchIndex("idx", q.data(), 8, 10, 0, "", &hits, nullptr).ok());
   EXPECT_EQ(hits.size(), 10u);
   // Huge k and ef are bounded by the index's size, not allocated.
-  ASSERT_TRUE(db->SearchIndex("idx", q.data(), 8, 0xFFFFFFFFu, 0xFFFFFFFFu, &hits, nullptr).ok());
+  ASSERT_TRUE(db->SearchIndex("idx", q.data(), 8, 0xFFFFFFFFu, 0xFFFFFFFFu, "", &hits, nullptr).ok());
   EXPECT_EQ(hits.size(), 3000u);
 }
 
@@ -438,7 +438,7 @@ TEST(KvIndex, RecallAtTenOnAClustered20kBy64SetAtDefaults) {
     std::vector<float> query = centers[rng() % kClusters];
     for (auto& x : query) x += noise(rng);
     std::vector<KeyHit> hits;
-    ASSERT_TRUE(db->SearchIndex("vecs", query.data(), kDim, 10, 0, &hits, nullptr).ok());
+    ASSERT_TRUE(db->SearchIndex("vecs", query.data(), kDim, 10, 0, "", &hits, nullptr).ok());
     auto want = BruteForce(all, simd::Metric::kCosine, query, 10);
     std::set<std::string> truth;
     for (auto& w : want) truth.insert(w.first);
@@ -499,7 +499,7 @@ void ExpectExact(DB& db, const std::string& index, const Live& live, uint64_t se
   for (int qi = 0; qi < 20; ++qi) {
     const auto q = RandomVector(rng, kGraphDim);
     std::vector<KeyHit> hits;
-    Status s = db.SearchIndex(index, q.data(), kGraphDim, 10, 4000, &hits, nullptr);
+    Status s = db.SearchIndex(index, q.data(), kGraphDim, 10, 4000, "", &hits, nullptr);
     ASSERT_TRUE(s.ok()) << s.ToString();
     const auto want = BruteForce(live, simd::Metric::kL2, q, 10);
     ASSERT_EQ(hits.size(), want.size());
@@ -555,7 +555,7 @@ TEST(CollectionGraph, TheFirstSearchPutsTheRowsInASegmentGraphThatAReopenSearche
     EXPECT_EQ(db->TEST_SegmentCount(), 0u);  // below the background trigger: nothing built yet
     for (const auto& q : queries) {
       std::vector<KeyHit> hits;
-      ASSERT_TRUE(db->SearchIndex("docs", q.data(), kGraphDim, 10, 40, &hits, nullptr).ok());
+      ASSERT_TRUE(db->SearchIndex("docs", q.data(), kGraphDim, 10, 40, "", &hits, nullptr).ok());
       before.push_back(hits);
     }
     ASSERT_TRUE(db->GetIndexStats("docs", &stats_before).ok());
@@ -569,7 +569,7 @@ TEST(CollectionGraph, TheFirstSearchPutsTheRowsInASegmentGraphThatAReopenSearche
   auto db = OpenKv(dir.path());
   for (size_t i = 0; i < queries.size(); ++i) {
     std::vector<KeyHit> hits;
-    ASSERT_TRUE(db->SearchIndex("docs", queries[i].data(), kGraphDim, 10, 40, &hits, nullptr).ok());
+    ASSERT_TRUE(db->SearchIndex("docs", queries[i].data(), kGraphDim, 10, 40, "", &hits, nullptr).ok());
     ASSERT_EQ(hits.size(), before[i].size());
     for (size_t j = 0; j < hits.size(); ++j) {  // the same graph: the same approximate answer
       EXPECT_EQ(hits[j].key, before[i][j].key);
@@ -620,7 +620,7 @@ TEST(CollectionGraph, RowsReplacedOrDeletedInNewerLayersAreWalkedThroughAndCount
   // Small k with the default ef: still k live rows.
   const auto q = RandomVector(rng, kGraphDim);
   std::vector<KeyHit> hits;
-  ASSERT_TRUE(db->SearchIndex("docs", q.data(), kGraphDim, 5, 0, &hits, nullptr).ok());
+  ASSERT_TRUE(db->SearchIndex("docs", q.data(), kGraphDim, 5, 0, "", &hits, nullptr).ok());
   ASSERT_EQ(hits.size(), 5u);
   for (const KeyHit& h : hits) EXPECT_TRUE(live.count(h.key)) << h.key;
 }
@@ -718,7 +718,7 @@ TEST(CollectionGraph, ADroppedIndexsRowsGetNoGraph) {
   EXPECT_EQ(rows, 300u);
   std::vector<KeyHit> hits;
   const auto q = RandomVector(rng, kGraphDim);
-  EXPECT_TRUE(db->SearchIndex("gone", q.data(), kGraphDim, 3, 0, &hits, nullptr).IsNotFound());
+  EXPECT_TRUE(db->SearchIndex("gone", q.data(), kGraphDim, 3, 0, "", &hits, nullptr).IsNotFound());
   ExpectExact(*db, "docs", live, 8);
 }
 

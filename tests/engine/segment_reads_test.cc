@@ -314,7 +314,7 @@ std::vector<std::string> Answers(DB& db, const std::string& damaged = "") {
     hits.clear();
     // k 2: the group's 12 rows are walked (k of a quarter of the rows or
     // more would be scanned exactly, ENGINE.md 4.5).
-    s = db.SearchIndex("ix", query.data(), kDim, 2, 0, &hits, nullptr);
+    s = db.SearchIndex("ix", query.data(), kDim, 2, 0, "", &hits, nullptr);
     r = failed(s) ? "ERR" : IndexHitsAreTrue(q, hits) ? "ix-true|" : "ix|";
     for (const auto& h : hits) r += h.key + ":" + std::to_string(h.score) + ":" + h.metadata + ";";
     out.push_back(r);

@@ -314,7 +314,7 @@ TEST_P(Sizes, IndexEntriesOfEveryBoundaryKeyAndMetadataLength) {
       std::vector<float> q = VectorOf(8);
       q[0] = static_cast<float>(n);
       std::vector<engine::KeyHit> hits;
-      Status s = db.SearchIndex("ix", q.data(), 8, 1, 64, &hits, nullptr);
+      Status s = db.SearchIndex("ix", q.data(), 8, 1, 64, "", &hits, nullptr);
       ASSERT_TRUE(s.ok()) << where << ": " << s.ToString();
       ASSERT_EQ(hits.size(), 1u);
       EXPECT_TRUE(hits[0].key == KeyOf(n, 'k')) << where << " index key of " << n << " bytes";
@@ -324,7 +324,7 @@ TEST_P(Sizes, IndexEntriesOfEveryBoundaryKeyAndMetadataLength) {
       std::vector<float> q = VectorOf(8);
       q[1] = 1e6f + static_cast<float>(m);
       std::vector<engine::KeyHit> hits;
-      ASSERT_TRUE(db.SearchIndex("ix", q.data(), 8, 1, 64, &hits, nullptr).ok());
+      ASSERT_TRUE(db.SearchIndex("ix", q.data(), 8, 1, 64, "", &hits, nullptr).ok());
       ASSERT_EQ(hits.size(), 1u);
       EXPECT_EQ(hits[0].key, "meta" + std::to_string(m)) << where;
       EXPECT_TRUE(hits[0].metadata == Pattern(m, 'j')) << where << " index metadata of " << m << " bytes";

@@ -25,8 +25,27 @@ std::string EntryKey(uint64_t cid, const std::string& k) {
   return key + k;
 }
 
+// An attribute record of every type (names ascending, one row each).
+std::vector<AttrColumn> RecordColumns() {
+  std::vector<AttrColumn> c;
+  c.push_back(AttrColumn::Make("b", AttrType::kBool));
+  c.back().AppendBool(true);
+  c.push_back(AttrColumn::Make("f", AttrType::kFloat64));
+  c.back().AppendFloat(-0.5);
+  c.push_back(AttrColumn::Make("i", AttrType::kInt64));
+  c.back().AppendInt(-7);
+  c.push_back(AttrColumn::Make("s", AttrType::kString));
+  c.back().AppendString("dÃ©jÃ ");
+  c.push_back(AttrColumn::Make("t", AttrType::kTags));
+  const std::string_view tags[] = {"x", "", "yz"};
+  c.back().AppendTags(tags, 3);
+  return c;
+}
+
 struct Fixture {
   std::vector<float> v3 = {1.5f, -2.0f, 0.25f};
+  std::string record = EncodeAttrRecord(RecordColumns());
+  std::string entry2 = EntryKey(7, "k2");
   std::string user = UserKey("doc-1");
   std::string config = "\x01" "docs";
   std::string entry = EntryKey(7, "k");
@@ -35,6 +54,8 @@ struct Fixture {
       {.kind = OpKind::kPutBytes, .key = config, .bytes = std::string_view("cfg\0x", 5)},
       {.kind = OpKind::kPutVector, .key = entry, .bytes = "meta", .metric = 2, .has_metadata = true, .dim = 3,
        .vector = v3.data()},
+      {.kind = OpKind::kPutVector, .key = entry2, .bytes = "m", .metric = 0, .has_metadata = true, .has_attrs = true,
+       .attrs = record, .dim = 3, .vector = v3.data()},
       {.kind = OpKind::kDeleteKey, .key = user, .bytes = {}},
       {.kind = OpKind::kPutRow, .key = {}, .bytes = "", .cid = 0, .id = 0xFFFFFFFFFFFFFFFFull, .dim = 3,
        .vector = v3.data()},
@@ -59,8 +80,10 @@ TEST(RecordCodec, WriteBatchRoundTripsEveryOpKind) {
       EXPECT_EQ(std::memcmp(out[i].vector, f.v3.data(), 12), 0);
     }
     if (out[i].kind == OpKind::kPutVector) {
-      EXPECT_EQ(out[i].metric, 2);
-      EXPECT_TRUE(out[i].has_metadata);
+      EXPECT_EQ(out[i].metric, f.ops[i].metric);
+      EXPECT_EQ(out[i].has_metadata, f.ops[i].has_metadata);
+      EXPECT_EQ(out[i].has_attrs, f.ops[i].has_attrs);
+      EXPECT_EQ(out[i].attrs, f.ops[i].attrs);
     }
     if (out[i].kind == OpKind::kPutRow || out[i].kind == OpKind::kDeleteRow) {
       EXPECT_EQ(out[i].cid, f.ops[i].cid);
@@ -128,8 +151,17 @@ TEST(RecordCodec, MalformedFieldsAreCorruptionSayingWhat) {
        "vector under"},
       {"metric 3", OneOp(OpKind::kPutVector, Str(UserKey("k")) + std::string("\x03\x00", 2) + Str("") + U32(1) + Floats({1})),
        "bad metric"},
-      {"has_metadata 2", OneOp(OpKind::kPutVector, Str(UserKey("k")) + std::string("\x00\x02", 2) + Str("") + U32(1) + Floats({1})),
-       "metadata flag"},
+      {"flags 4", OneOp(OpKind::kPutVector, Str(UserKey("k")) + std::string("\x00\x04", 2) + Str("") + U32(1) + Floats({1})),
+       "bad metric or flags"},
+      {"attributes on a record", OneOp(OpKind::kPutVector, Str(UserKey("k")) + std::string("\x00\x02", 2) + Str("") +
+                                                              Str(EncodeAttrRecord(RecordColumns())) + U32(1) + Floats({1})),
+       "attributes on a vector outside an index"},
+      {"attribute record short", OneOp(OpKind::kPutVector, Str(EntryKey(7, "k")) + std::string("\x00\x02", 2) + Str("") +
+                                                               U32(100) + "ab"),
+       "truncated attribute record"},
+      {"attribute record empty", OneOp(OpKind::kPutVector, Str(EntryKey(7, "k")) + std::string("\x00\x02", 2) + Str("") +
+                                                               Str(std::string(2, '\0')) + U32(1) + Floats({1})),
+       "attribute record byte 0: 0 columns"},
       {"vector dim 0", OneOp(OpKind::kPutVector, Str(UserKey("k")) + std::string(2, '\0') + Str("") + U32(0)), "dim 0 is not in"},
       {"vector dim 65536", OneOp(OpKind::kPutVector, Str(UserKey("k")) + std::string(2, '\0') + Str("") + U32(65536)),
        "dim 65536 is not in"},
@@ -149,6 +181,52 @@ TEST(RecordCodec, MalformedFieldsAreCorruptionSayingWhat) {
     EXPECT_EQ(s.message().rfind(kOrigin + ": write batch byte ", 0), 0u) << s.message();
     EXPECT_NE(s.message().find(c.says), std::string::npos) << s.message();
   }
+}
+
+TEST(RecordCodec, AttributeRecordsRoundTripAndRefuseWhatNoWriteMakes) {
+  const std::vector<AttrColumn> in = RecordColumns();
+  const std::string record = EncodeAttrRecord(in);
+  std::vector<AttrColumn> out;
+  ASSERT_TRUE(DecodeAttrRecord(record, kOrigin, &out).ok());
+  ASSERT_EQ(out.size(), in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    SCOPED_TRACE(in[i].name);
+    EXPECT_EQ(out[i].name, in[i].name);
+    EXPECT_EQ(out[i].type, in[i].type);
+    EXPECT_TRUE(out[i].valid.empty());
+    EXPECT_EQ(out[i].ints, in[i].ints);
+    EXPECT_EQ(out[i].floats, in[i].floats);
+    EXPECT_EQ(out[i].bools, in[i].bools);
+    EXPECT_EQ(out[i].offsets, in[i].offsets);
+    EXPECT_EQ(out[i].tag_offsets, in[i].tag_offsets);
+    EXPECT_EQ(out[i].bytes, in[i].bytes);
+  }
+  for (size_t n = 0; n < record.size(); ++n) {  // every truncation
+    Status s = DecodeAttrRecord(record.substr(0, n), kOrigin, &out);
+    ASSERT_TRUE(s.IsCorruption()) << n;
+    EXPECT_EQ(s.message().rfind(kOrigin + ": attribute record byte ", 0), 0u) << s.message();
+  }
+  auto refused = [&](std::vector<AttrColumn> cols, const std::string& says) {
+    Status s = DecodeAttrRecord(EncodeAttrRecord(cols), kOrigin, &out);
+    EXPECT_TRUE(s.IsCorruption()) << says;
+    EXPECT_NE(s.message().find(says), std::string::npos) << s.message();
+  };
+  std::vector<AttrColumn> unsorted = in;
+  std::swap(unsorted[0], unsorted[1]);
+  refused(unsorted, "is not after");
+  std::vector<AttrColumn> twice = {in[2], in[2]};
+  refused(twice, "is not after");
+  std::vector<AttrColumn> with_valid = {in[2]};
+  with_valid[0].valid = {1};
+  refused(with_valid, "has validity");
+  std::vector<AttrColumn> bad_utf8 = {AttrColumn::Make("s", AttrType::kString)};
+  bad_utf8[0].AppendString("\xff");
+  refused(bad_utf8, "UTF-8");
+  std::vector<AttrColumn> id = {AttrColumn::Make("id", AttrType::kInt64)};
+  id[0].AppendInt(1);
+  refused(id, "id");
+  Status s = DecodeAttrRecord(record + "x", kOrigin, &out);
+  EXPECT_NE(s.message().find("1 trailing bytes"), std::string::npos) << s.ToString();
 }
 
 TEST(RecordCodec, TheDefaultCollectionsEmptyConfigurationNameIsAKey) {
