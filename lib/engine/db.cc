@@ -902,48 +902,73 @@ class KeyLayer : public SearchLayer<std::string_view> {
   // The version row r shows (checked, for a segment).
   virtual Status Version(uint64_t r, VersionView* v) const = 0;
 
-  // Decodes the attribute records of every row into attributes(), one slot
-  // per row (null where a row lacks the attribute). A column whose rows
-  // disagree on its type keeps the first type; the others are listed in
-  // *conflicts as "name: type and type". A damaged record is Corruption.
-  Status LoadAttributes(std::vector<std::string>* conflicts);
-  const memtable::AttrColumns& attributes() const { return attrs_; }
-  // Evaluates `f` (compiled against the layers' columns) into the pass bitmap.
+  // Builds the layer's IndexAttributes from its rows' attribute records (a
+  // damaged record is Corruption).
+  Status BuildAttributes(std::shared_ptr<const IndexAttributes>* out) const;
+  // Where the layer's IndexAttributes may be cached: a segment group's
+  // (file number, group); false for a memtable's rows.
+  virtual bool CacheKey(std::pair<uint64_t, uint32_t>*) const { return false; }
+  void set_attributes(std::shared_ptr<const IndexAttributes> a) { attrs_ = std::move(a); }
+  const IndexAttributes& attributes() const { return *attrs_; }
+  // Evaluates `f` (compiled against the layers' columns) into the pass
+  // bitmap; requires set_attributes.
   Status EvaluateFilter(const filter::Filter& f);
 
  private:
-  memtable::AttrColumns attrs_;
+  std::shared_ptr<const IndexAttributes> attrs_;
   Bitmap bitmap_;
 };
 
-Status KeyLayer::LoadAttributes(std::vector<std::string>* conflicts) {
-  std::vector<AttrColumn> record;
+Status KeyLayer::BuildAttributes(std::shared_ptr<const IndexAttributes>* out) const {
+  // One column of rows_ rows per name, appended row by row (few columns: a
+  // linear search by name), then handed to AttrColumns at once.
+  std::vector<AttrColumn> cols;
+  std::vector<uint64_t> filled;  // rows appended to cols[i]
+  std::vector<std::string> conflicts;
+  auto fill = [&](size_t i, uint64_t rows) {
+    for (; filled[i] < rows; ++filled[i]) cols[i].AppendNull();
+  };
   for (uint64_t r = 0; r < rows_; ++r) {
     VersionView v;
     POMAI_RETURN_IF_ERROR(Version(r, &v));
-    if (v.attrs.empty()) {
-      attrs_.AppendNulls(1);
-      continue;
-    }
-    POMAI_RETURN_IF_ERROR(wal::DecodeAttrRecord(v.attrs, "row " + std::to_string(r), &record));
-    if (!attrs_.CheckTypes(record).ok()) {
-      // Keep the row's attributes of the column's first type; name the others.
-      std::vector<AttrColumn> kept;
-      for (AttrColumn& c : record) {
-        std::vector<AttrColumn> one(1);
-        one[0] = std::move(c);
-        if (attrs_.CheckTypes(one).ok()) {
-          kept.push_back(std::move(one[0]));
-          continue;
-        }
-        for (const auto& [name, type] : attrs_.columns())
-          if (name == one[0].name)
-            conflicts->push_back(name + ": " + AttrTypeName(type) + " and " + AttrTypeName(one[0].type));
+    if (v.attrs.empty()) continue;
+    wal::AttrRecordReader reader(v.attrs);
+    wal::AttrValue a;
+    while (reader.Next(&a)) {
+      size_t i = 0;
+      while (i < cols.size() && cols[i].name != a.name) ++i;
+      if (i == cols.size()) {
+        cols.push_back(AttrColumn::Make(std::string(a.name), a.type));
+        filled.push_back(0);
       }
-      record = std::move(kept);
+      if (cols[i].type != a.type) {
+        const std::string c = cols[i].name + ": " + AttrTypeName(cols[i].type) + " and " + AttrTypeName(a.type);
+        if (std::find(conflicts.begin(), conflicts.end(), c) == conflicts.end()) conflicts.push_back(c);
+        continue;  // null in this row
+      }
+      if (filled[i] > r) return Status::Corruption("row " + std::to_string(r) + ": attribute '" + Printable(a.name) + "' twice");
+      fill(i, r);
+      switch (a.type) {
+        case AttrType::kInt64: cols[i].AppendInt(a.i); break;
+        case AttrType::kFloat64: cols[i].AppendFloat(a.f); break;
+        case AttrType::kBool: cols[i].AppendBool(a.b); break;
+        case AttrType::kString: cols[i].AppendString(a.str); break;
+        case AttrType::kTags: {
+          std::vector<std::string_view> tags(a.tags);
+          for (size_t j = 0; j < a.tags; ++j) tags[j] = a.Tag(j);
+          cols[i].AppendTags(tags.data(), tags.size());
+          break;
+        }
+      }
+      ++filled[i];
     }
-    attrs_.Append(record, 1);
+    if (!reader.status().ok()) return Status::Corruption("row " + std::to_string(r) + ": " + reader.status().message());
   }
+  for (size_t i = 0; i < cols.size(); ++i) fill(i, rows_);
+  auto attrs = std::make_shared<IndexAttributes>();
+  attrs->columns.Append(cols, rows_);  // with no column: rows_ rows of none
+  attrs->conflicts = std::move(conflicts);
+  *out = std::move(attrs);
   return Status::OK();
 }
 
@@ -954,7 +979,7 @@ Status KeyLayer::EvaluateFilter(const filter::Filter& f) {
     uint64_t rows() const override { return l.rows(); }
     const uint64_t* ids() const override { return nullptr; }
     Status Column(std::string_view name, filter::ColumnRef* out, bool* present) const override {
-      *present = l.attrs_.Get(name, out);
+      *present = l.attrs_->columns.Get(name, out);
       return Status::OK();
     }
   };
@@ -1086,6 +1111,10 @@ class EntryGroupLayer final : public KeyLayer {
     return Status::OK();
   }
   Status CheckRow(uint64_t r) const override { return seg_.CheckRow(g_, r); }
+  bool CacheKey(std::pair<uint64_t, uint32_t>* key) const override {
+    *key = {seg_.file_number(), g_};
+    return rows_ > 0;
+  }
   Status Holds(const std::string_view& key, bool* holds) const override {
     segment::EntryView e;
     POMAI_RETURN_IF_ERROR(seg_.Get(key, &e, holds));
@@ -2089,12 +2118,35 @@ class CollectionView {
 
 // Compiles `where` (docs/FILTERS.md) against the attribute columns of
 // index `name`'s layers `ls` and sets each layer's pass bitmap.
-Status FilterKeyLayers(std::string_view name, std::string_view where, const std::vector<std::unique_ptr<KeyLayer>>& ls) {
+Status FilterKeyLayers(DBImpl& d, const Layers& layers, std::string_view name, std::string_view where,
+                       const std::vector<std::unique_ptr<KeyLayer>>& ls) {
   std::vector<std::string> conflicts;
-  for (const auto& l : ls) POMAI_RETURN_IF_ERROR(l->LoadAttributes(&conflicts));
+  for (const auto& l : ls) {
+    std::pair<uint64_t, uint32_t> key;
+    std::shared_ptr<const IndexAttributes> a;
+    const bool cached = l->CacheKey(&key);
+    if (cached) {
+      MutexLock lock(&d.index_attrs_mu);
+      auto it = d.index_attrs.find(key);
+      if (it != d.index_attrs.end()) a = it->second;
+    }
+    if (a == nullptr) {
+      POMAI_RETURN_IF_ERROR(l->BuildAttributes(&a));
+      if (cached) {
+        std::set<uint64_t> live;
+        for (const auto& seg : layers.segs) live.insert(seg->file_number());
+        MutexLock lock(&d.index_attrs_mu);
+        for (auto it = d.index_attrs.begin(); it != d.index_attrs.end();)
+          it = live.count(it->first.first) != 0 ? std::next(it) : d.index_attrs.erase(it);
+        d.index_attrs.emplace(key, a);
+      }
+    }
+    conflicts.insert(conflicts.end(), a->conflicts.begin(), a->conflicts.end());
+    l->set_attributes(std::move(a));
+  }
   filter::Schema schema;
   for (const auto& l : ls) {
-    for (const auto& [col, type] : l->attributes().columns()) {
+    for (const auto& [col, type] : l->attributes().columns.columns()) {
       auto it = std::find_if(schema.begin(), schema.end(), [&](const auto& c) { return c.first == col; });
       if (it == schema.end()) {
         schema.emplace_back(col, type);
@@ -2123,7 +2175,7 @@ Status FilterKeyLayers(std::string_view name, std::string_view where, const std:
 // each segment group through its graph (rows hidden by a newer layer are
 // walked through, never returned; ef is the walk's queue). A non-empty
 // `where` returns only rows it passes (FilterKeyLayers).
-Status SearchCollection(const Layers& layers, uint64_t snap, uint64_t cid, std::string_view name,
+Status SearchCollection(DBImpl& d, const Layers& layers, uint64_t snap, uint64_t cid, std::string_view name,
                         const IndexConfig& config, const float* query, uint32_t k, uint32_t ef, std::string_view where,
                         ThreadPool* pool, std::vector<KeyHit>* out) {
   CollectionView view(layers, snap, cid);
@@ -2152,7 +2204,7 @@ Status SearchCollection(const Layers& layers, uint64_t snap, uint64_t cid, std::
     const bool has_group = seg.FindGroup(segment::GroupKind::kBytes, cid, config.dim, config.metric, &g);
     ls.push_back(std::make_unique<EntryGroupLayer>(seg, has_group, g, snap, view.segment_rows(si)));
   }
-  if (!where.empty()) POMAI_RETURN_IF_ERROR(FilterKeyLayers(name, where, ls));
+  if (!where.empty()) POMAI_RETURN_IF_ERROR(FilterKeyLayers(d, layers, name, where, ls));
   SearchSpec spec;
   spec.queries = query;
   spec.n = 1;
@@ -2409,7 +2461,7 @@ Status DB::SearchIndex(std::string_view name, const float* query, uint32_t dim, 
                                    std::to_string(dim) + " (index '" + Printable(name) + "')");
   POMAI_RETURN_IF_ERROR(CheckVector(query, dim, "query"));
   const uint32_t ef = std::max(k, ef_search != 0 ? ef_search : 50u);
-  POMAI_RETURN_IF_ERROR(SearchCollection(*pin.layers, pin.snap, cid, name, config, query, k, ef, where, d.pool.get(), out));
+  POMAI_RETURN_IF_ERROR(SearchCollection(d, *pin.layers, pin.snap, cid, name, config, query, k, ef, where, d.pool.get(), out));
   if (stats != nullptr) POMAI_RETURN_IF_ERROR(d.CollectionStats(*pin.layers, pin.snap, cid, config, stats));
   return Status::OK();
 }

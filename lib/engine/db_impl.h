@@ -19,6 +19,7 @@
 #include "engine/filename.h"
 #include "engine/db.h"
 #include "engine/version_set.h"
+#include "memtable/attr_columns.h"
 #include "memtable/memtable.h"
 #include "segment/file.h"
 #include "util/env_memory.h"
@@ -65,6 +66,15 @@ struct KeyRange {
 // trigger): a writer faster than the compaction thread is held back instead
 // of growing the number of segments every read visits without bound.
 constexpr size_t kStallSegmentsPerMax = 3;
+
+// The attribute columns of one layer of a named index, one slot per row,
+// decoded from its entries' attribute records (db.cc, KeyLayer), and the
+// columns whose rows disagree on the type ("name: type and type"; those
+// rows are null there).
+struct IndexAttributes {
+  memtable::AttrColumns columns;
+  std::vector<std::string> conflicts;
+};
 
 struct DBImpl {
   Options opt;
@@ -118,6 +128,12 @@ struct DBImpl {
   std::thread compact_thread;  // background merges (the tiered policy after each flush)
 
   std::atomic<bool> closed{false};
+
+  // IndexAttributes of named-index segment groups, by (segment file number,
+  // group): built by the first filtered search over the group, dropped when
+  // the segment is no longer live (segments are immutable, numbers unique).
+  Mutex index_attrs_mu;
+  std::map<std::pair<uint64_t, uint32_t>, std::shared_ptr<const IndexAttributes>> index_attrs GUARDED_BY(index_attrs_mu);
 
   // The default collection (OpenDefaultCollection): `rows` is set once, with
   // release, after rows_opt and rows_cid are written; readers load it first.

@@ -527,6 +527,84 @@ Status DecodeAttrRecord(std::string_view record, const std::string& origin, std:
   return RowBatchDecoder(record, origin, "attribute record").DecodeAttrs(out);
 }
 
+std::string_view AttrValue::Tag(size_t j) const {
+  const uint64_t a = DecodeFixed64(tag_offsets + j * 8), b = DecodeFixed64(tag_offsets + (j + 1) * 8);
+  return std::string_view(tag_bytes + a, b - a);
+}
+
+AttrRecordReader::AttrRecordReader(std::string_view record)
+    : p_(reinterpret_cast<const uint8_t*>(record.data())), end_(p_ + record.size()) {
+  if (record.size() < 2) {
+    Fail("truncated column count");
+  } else {
+    left_ = p_[0] | size_t{p_[1]} << 8;
+    p_ += 2;
+  }
+}
+
+bool AttrRecordReader::Fail(const char* what) {
+  status_ = Status::Corruption(std::string("attribute record: ") + what);
+  left_ = 0;
+  return false;
+}
+
+bool AttrRecordReader::Next(AttrValue* out) {
+  if (left_ == 0) return p_ != end_ && status_.ok() ? Fail("trailing bytes") : false;
+  --left_;
+  auto have = [&](uint64_t n) { return static_cast<uint64_t>(end_ - p_) >= n; };
+  if (!have(2)) return Fail("truncated name");
+  const size_t name_len = p_[0] | size_t{p_[1]} << 8;
+  if (!have(2 + name_len + 2)) return Fail("truncated column");
+  out->name = std::string_view(reinterpret_cast<const char*>(p_ + 2), name_len);
+  p_ += 2 + name_len;
+  const uint8_t type = p_[0];
+  if (!IsAttrType(type) || p_[1] != 0) return Fail("bad type or validity");
+  out->type = static_cast<AttrType>(type);
+  p_ += 2;
+  switch (out->type) {
+    case AttrType::kInt64:
+    case AttrType::kFloat64: {
+      if (!have(8)) return Fail("truncated value");
+      const uint64_t v = DecodeFixed64(p_);
+      out->i = static_cast<int64_t>(v);
+      out->f = std::bit_cast<double>(v);
+      p_ += 8;
+      return true;
+    }
+    case AttrType::kBool:
+      if (!have(1) || p_[0] > 1) return Fail("bad bool");
+      out->b = p_[0] != 0;
+      p_ += 1;
+      return true;
+    case AttrType::kString: {
+      if (!have(16) || DecodeFixed64(p_) != 0) return Fail("bad string offsets");
+      const uint64_t len = DecodeFixed64(p_ + 8);
+      if (!have(16 + len)) return Fail("truncated string");
+      out->str = std::string_view(reinterpret_cast<const char*>(p_ + 16), len);
+      p_ += 16 + len;
+      return true;
+    }
+    case AttrType::kTags: {
+      if (!have(16) || DecodeFixed64(p_) != 0) return Fail("bad tag list offsets");
+      const uint64_t n = DecodeFixed64(p_ + 8);
+      if (n >= static_cast<uint64_t>(end_ - p_) / 8 || !have(16 + (n + 1) * 8)) return Fail("truncated tag offsets");
+      const uint8_t* offs = p_ + 16;
+      if (DecodeFixed64(offs) != 0) return Fail("bad tag offsets");
+      for (uint64_t j = 1; j <= n; ++j)
+        if (DecodeFixed64(offs + j * 8) < DecodeFixed64(offs + (j - 1) * 8)) return Fail("bad tag offsets");
+      const uint64_t bytes = DecodeFixed64(offs + n * 8);
+      const uint8_t* blob = offs + (n + 1) * 8;
+      if (static_cast<uint64_t>(end_ - blob) < bytes) return Fail("truncated tags");
+      out->tags = n;
+      out->tag_offsets = offs;
+      out->tag_bytes = reinterpret_cast<const char*>(blob);
+      p_ = blob + bytes;
+      return true;
+    }
+  }
+  return Fail("bad type");
+}
+
 Status DecodeRowBatch(std::string_view payload, const std::string& origin, RowBatch* out) {
   return RowBatchDecoder(payload, origin).Decode(out);
 }

@@ -97,6 +97,39 @@ std::string EncodeAttrRecord(const std::vector<AttrColumn>& columns);
 // make is Corruption "<origin>: attribute record byte B: what".
 Status DecodeAttrRecord(std::string_view record, const std::string& origin, std::vector<AttrColumn>* out);
 
+// A fast reader of an attribute record already checked once (at the write,
+// the WAL's decode, a segment's CRC): bounds-checked field by field, so a
+// damaged record is Corruption and never an out-of-bounds read, but names
+// and strings are not checked again (DecodeAttrRecord does that). Views
+// point into the record.
+struct AttrValue {
+  std::string_view name;
+  AttrType type = AttrType::kInt64;
+  int64_t i = 0;          // kInt64
+  double f = 0;           // kFloat64
+  bool b = false;         // kBool
+  std::string_view str;   // kString
+  size_t tags = 0;        // kTags: the count; Tag(j) reads one
+  const uint8_t* tag_offsets = nullptr;
+  const char* tag_bytes = nullptr;
+  std::string_view Tag(size_t j) const;
+};
+class AttrRecordReader {
+ public:
+  explicit AttrRecordReader(std::string_view record);
+  // The next attribute, in name order; false at the end or on damage
+  // (status() then says which).
+  bool Next(AttrValue* out);
+  const Status& status() const { return status_; }
+
+ private:
+  bool Fail(const char* what);
+  const uint8_t* p_;
+  const uint8_t* end_;
+  size_t left_ = 0;
+  Status status_;
+};
+
 // A row array's head, then its two arrays (little-endian, maybe unaligned).
 constexpr size_t kRowArrayHeadSize = 16;
 void EncodeRowArrayHead(uint64_t cid, uint32_t dim, uint32_t rows, uint8_t out[kRowArrayHeadSize]);

@@ -35,7 +35,7 @@ std::vector<AttrColumn> RecordColumns() {
   c.push_back(AttrColumn::Make("i", AttrType::kInt64));
   c.back().AppendInt(-7);
   c.push_back(AttrColumn::Make("s", AttrType::kString));
-  c.back().AppendString("dÃ©jÃ ");
+  c.back().AppendString("d\xc3\xa9j\xc3\xa0");
   c.push_back(AttrColumn::Make("t", AttrType::kTags));
   const std::string_view tags[] = {"x", "", "yz"};
   c.back().AppendTags(tags, 3);
@@ -227,6 +227,40 @@ TEST(RecordCodec, AttributeRecordsRoundTripAndRefuseWhatNoWriteMakes) {
   refused(id, "id");
   Status s = DecodeAttrRecord(record + "x", kOrigin, &out);
   EXPECT_NE(s.message().find("1 trailing bytes"), std::string::npos) << s.ToString();
+}
+
+TEST(RecordCodec, AttrRecordReaderGivesEveryValueAndStopsAtDamage) {
+  const std::string record = EncodeAttrRecord(RecordColumns());
+  AttrRecordReader reader(record);
+  AttrValue a;
+  std::vector<std::string> seen;
+  while (reader.Next(&a)) {
+    seen.emplace_back(a.name);
+    switch (a.type) {
+      case AttrType::kBool: EXPECT_TRUE(a.b); break;
+      case AttrType::kFloat64: EXPECT_EQ(a.f, -0.5); break;
+      case AttrType::kInt64: EXPECT_EQ(a.i, -7); break;
+      case AttrType::kString: EXPECT_EQ(a.str, "d\xc3\xa9j\xc3\xa0"); break;
+      case AttrType::kTags:
+        ASSERT_EQ(a.tags, 3u);
+        EXPECT_EQ(a.Tag(0), "x");
+        EXPECT_EQ(a.Tag(1), "");
+        EXPECT_EQ(a.Tag(2), "yz");
+        break;
+    }
+  }
+  EXPECT_TRUE(reader.status().ok()) << reader.status().ToString();
+  EXPECT_EQ(seen, (std::vector<std::string>{"b", "f", "i", "s", "t"}));
+  for (size_t n = 0; n < record.size(); ++n) {  // every truncation stops with Corruption
+    AttrRecordReader r(std::string_view(record.data(), n));
+    while (r.Next(&a)) {
+    }
+    EXPECT_TRUE(r.status().IsCorruption()) << n;
+  }
+  AttrRecordReader longer(record + "z");
+  while (longer.Next(&a)) {
+  }
+  EXPECT_TRUE(longer.status().IsCorruption());
 }
 
 TEST(RecordCodec, TheDefaultCollectionsEmptyConfigurationNameIsAKey) {
