@@ -63,7 +63,7 @@ class FileDamage : public ::testing::Test {
     };
     auto entry_string = [&](const EntryView& v) {
       std::string s = std::string(v.key) + "|" + std::to_string(v.seq) + "|" + std::to_string(int(v.kind)) + "|" +
-                      std::string(v.value) + "|" + std::to_string(v.has_metadata);
+                      std::string(v.value) + "|" + std::to_string(v.has_metadata) + "|" + std::string(v.attrs);
       if (v.vector != nullptr) {
         s += "|" + std::to_string(int(v.metric)) + "|" +
              std::string(reinterpret_cast<const char*>(v.vector), f.group(v.group).dim * 4);

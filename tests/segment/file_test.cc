@@ -119,6 +119,7 @@ TEST_F(SegmentFileTest, EntriesAndEntryGroupsRoundTrip) {
     EXPECT_EQ(v.kind, e.kind);
     EXPECT_EQ(v.value, e.value);
     EXPECT_EQ(v.has_metadata, e.has_metadata);
+    EXPECT_EQ(v.attrs, e.attrs);
     if (e.kind == EntryKind::kVector) {
       const EntryGroupData& eg = data.entry_groups[e.group];
       uint32_t g = 0;
@@ -174,6 +175,35 @@ TEST_F(SegmentFileTest, AnEmptyFileOpensAndVerifies) {
   bool found = true;
   ASSERT_TRUE(f->Get(UserKey("x"), &v, &found).ok());
   EXPECT_FALSE(found);
+}
+
+TEST_F(SegmentFileTest, VerifyDecodesEveryAttributeRecord) {
+  // The writer stores records as given (the engine encoded and checked
+  // them); a file whose CRCs hold but whose record is malformed reads its
+  // bytes back and fails Verify, naming the entry.
+  FileData data = MixedFile(2, 6, false);
+  for (EntryData& e : data.entries) {
+    if (!e.attrs.empty()) e.attrs.back() ^= 0x01;  // the last value byte: still a record, or not
+  }
+  for (EntryData& e : data.entries) {
+    if (!e.attrs.empty()) {
+      e.attrs += "x";  // one trailing byte: never a record
+      break;
+    }
+  }
+  auto f = WriteAndOpen(data, 4);
+  ASSERT_NE(f, nullptr);
+  Status s = f->Verify();
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(s.message().find("attribute record"), std::string::npos) << s.ToString();
+  FileData attrs_on_a_record;
+  attrs_on_a_record.entry_groups = {{GroupKind::kRecords, 0, 4, simd::Metric::kL2, false}};
+  EntryData rec{UserKey("x"), 1, EntryKind::kVector, "", false, 0};
+  rec.vector = RandomVectors(1, 4, 1);
+  rec.attrs = data.entries.back().attrs.empty() ? "ab" : data.entries.back().attrs;
+  attrs_on_a_record.entries.push_back(rec);
+  s = attrs_on_a_record.Write(Env::Default(), Path(9), 9);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
 }
 
 TEST_F(SegmentFileTest, AGroupWithTombstonesOnlyRoundTrips) {

@@ -21,6 +21,7 @@
 #include "index/hnsw.h"
 #include "segment/file.h"
 #include "segment/writer.h"
+#include "wal/record_codec.h"
 #include "util/env.h"
 
 namespace pomai::segment::testing {
@@ -94,6 +95,7 @@ struct EntryData {
   bool has_metadata = false;
   int group = -1;  // index into FileData::entry_groups for vectors
   std::vector<float> vector;
+  std::string attrs;  // a collection row's attribute record, or empty
 };
 
 struct EntryGroupData {
@@ -134,7 +136,7 @@ struct FileData {
         case EntryKind::kTombstone: w.AddTombstone(e.key, e.seq); break;
         case EntryKind::kVector: {
           const std::string_view meta(e.value);
-          w.AddVector(e.key, e.seq, handles[e.group], e.vector.data(), e.has_metadata ? &meta : nullptr);
+          w.AddVector(e.key, e.seq, handles[e.group], e.vector.data(), e.has_metadata ? &meta : nullptr, e.attrs);
           rows[e.group].insert(rows[e.group].end(), e.vector.begin(), e.vector.end());
           break;
         }
@@ -192,6 +194,15 @@ inline FileData MixedFile(size_t u64_rows, size_t entry_rows, bool graphs) {
     f.entries.push_back(rec);
     EntryData row{RowKey(77, "r" + n), seq++, EntryKind::kVector, i % 2 ? "rowmeta" : "", i % 2 != 0, 2};
     row.vector = RandomVectors(1, 4, 500 + i);
+    if (i % 3 != 2) {  // rows with attributes, with and without metadata
+      std::vector<AttrColumn> attrs(1, AttrColumn::Make("n", AttrType::kInt64));
+      attrs[0].AppendInt(static_cast<int64_t>(i));
+      if (i % 3 == 1) {
+        attrs.push_back(AttrColumn::Make("s", AttrType::kString));
+        attrs.back().AppendString("s" + n);
+      }
+      row.attrs = wal::EncodeAttrRecord(attrs);
+    }
     f.entries.push_back(row);
     if (i % 4 == 1) f.entries.push_back({UserKey("t" + n), seq++, EntryKind::kTombstone, ""});
     if (i % 4 == 2) f.entries.push_back({RowKey(77, "s" + n), seq++, EntryKind::kTombstone, ""});
