@@ -386,6 +386,30 @@ std::string NamespaceName(uint8_t ns) {
 // internal key split into its namespace, index name (a configuration) or cid
 // (an index entry: the seq of its index's configuration) and user key; seq,
 // kind and the value (prefixes only).
+// A named-index entry's attribute record as an object {name: value} (tags
+// as an array), or {"error": what} when it does not decode.
+Json AttributesJson(std::string_view record) {
+  std::vector<AttrColumn> cols;
+  Status s = wal::DecodeAttrRecord(record, "entry", &cols);
+  if (!s.ok()) return Json::Object({{"error", s.message()}});
+  Json j = Json::Object();
+  for (const AttrColumn& c : cols) {
+    switch (c.type) {
+      case AttrType::kInt64: j.Set(c.name, static_cast<int64_t>(c.ints[0])); break;
+      case AttrType::kFloat64: j.Set(c.name, c.floats[0]); break;
+      case AttrType::kBool: j.Set(c.name, c.bools[0] != 0); break;
+      case AttrType::kString: j.Set(c.name, std::string(c.str(0))); break;
+      case AttrType::kTags: {
+        Json tags = Json::Array();
+        for (size_t i = 0; i < c.tag_count(0); ++i) tags.Push(std::string(c.tag(0, i)));
+        j.Set(c.name, std::move(tags));
+        break;
+      }
+    }
+  }
+  return j;
+}
+
 Json EntryJson(std::string_view ikey, const engine::VersionView& v, uint32_t prefix) {
   Json j = Json::Object();
   const uint8_t ns = ikey.empty() ? 0xFF : static_cast<uint8_t>(ikey[0]);
@@ -423,6 +447,7 @@ Json EntryJson(std::string_view ikey, const engine::VersionView& v, uint32_t pre
     j.Set("dim", v.dim);
     j.Set("has_metadata", v.has_metadata);
     if (v.has_metadata) MetadataFields(&j, v.bytes);
+    if (!v.attrs.empty()) j.Set("attributes", AttributesJson(v.attrs));
     j.Set("vector_prefix", VectorPrefix(v.vec, v.dim, prefix));
   } else {
     j.Set("kind", "tombstone");
@@ -493,7 +518,7 @@ void DumpSegment(const std::string& file, uint64_t limit, uint32_t prefix, Repor
                                    : vector                             ? engine::ValueKind::kVector
                                                                         : engine::ValueKind::kTombstone;
     const engine::VersionView view{e.seq, kind, e.metric, e.has_metadata, e.value, e.vector,
-                                   vector ? seg.group(e.group).dim : 0};
+                                   vector ? seg.group(e.group).dim : 0, e.attrs};
     Json j = Json::Object({{"entry", i}});
     Merge(&j, EntryJson(e.key, view, prefix));
     if (vector) {

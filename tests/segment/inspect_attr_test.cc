@@ -4,6 +4,8 @@
 // `segment` and `verify` with the file and the offset.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "file_test_util.h"
 #include "inspect/inspect.h"
 #include "render_text.h"
@@ -90,6 +92,27 @@ TEST_F(InspectAttributes, SectionsAndColumnsAreShown) {
   inspect::Report v = inspect::Verify(path_, {});
   ASSERT_EQ(v.exit_code, 0) << v.json.Dump();
   EXPECT_NE(v.json.Dump().find("4 attribute columns"), std::string::npos) << v.json.Dump();
+}
+
+TEST(InspectIndexAttributes, DumpShowsEachEntrysAttributes) {
+  TempDir dir;
+  const std::string path = dir.file("seg-000002.pseg");
+  FileData data = MixedFile(2, 3, false);  // rows r100 (n), r101 (n, s) carry attributes; r102 none
+  ASSERT_TRUE(data.Write(Env::Default(), path, 2).ok());
+  inspect::InspectOptions all_rows;
+  all_rows.limit = 0;
+  inspect::Report r = inspect::Dump(path, all_rows);
+  ASSERT_EQ(r.exit_code, 0) << r.json.Dump();
+  std::map<std::string, std::string> shown;  // key suffix -> attributes
+  for (const inspect::Json& e : r.json["entries"].items()) {
+    if (e["kind"].AsString() != "vector" || e["attributes"].is_null()) continue;
+    shown[e["key"].AsString()] = e["attributes"].Dump();
+  }
+  ASSERT_EQ(shown.size(), 2u) << r.json.Dump();
+  std::string all;
+  for (const auto& [key, attrs] : shown) all += attrs + ";";
+  EXPECT_NE(all.find("\"n\": 0"), std::string::npos) << all;
+  EXPECT_NE(all.find("\"s\": \"s101\""), std::string::npos) << all;
 }
 
 TEST_F(InspectAttributes, DamageIsReportedWithFileAndOffset) {
