@@ -1125,6 +1125,35 @@ std::vector<KeyspaceCase> KeyspaceCases() {
       {"IndexUpsertMissingIndex",
        [](E& e) { return pomai_txn_index_upsert(e.rw, "nope", B("k"), 1, e.v, 2, false, nullptr, 0); }, kNotFound,
        "index not found: nope"},
+      {"IndexUpsertAttrsNullColumns",
+       [](E& e) { return pomai_txn_index_upsert_attrs(e.rw, "idx", B("k"), 1, e.v, 2, false, nullptr, 0, nullptr, 2); },
+       kInvalid, "columns is NULL but column_count is 2"},
+      {"IndexUpsertAttrsUnknownType",
+       [](E& e) {
+         const int64_t v = 1;
+         pomai_column_t c = {sizeof(pomai_column_t), 9, "x", nullptr, &v, nullptr, nullptr};
+         return pomai_txn_index_upsert_attrs(e.rw, "idx", B("k"), 1, e.v, 2, false, nullptr, 0, &c, 1);
+       },
+       kInvalid, "columns[0] ('x').type is 9"},
+      {"IndexUpsertAttrsNaN",
+       [](E& e) {
+         const double v = std::nan("");
+         pomai_column_t c = {sizeof(pomai_column_t), POMAI_ATTR_FLOAT64, "w", nullptr, &v, nullptr, nullptr};
+         return pomai_txn_index_upsert_attrs(e.rw, "idx", B("k"), 1, e.v, 2, false, nullptr, 0, &c, 1);
+       },
+       kInvalid, "'w'"},
+      {"IndexSearchWhereId",
+       [](E& e) {
+         pomai_kv_hits_t* hits = nullptr;
+         return pomai_index_search_where(e.db, "idx", e.q, 2, 1, 0, "id = 1", &hits, nullptr);
+       },
+       kInvalid, "byte keys"},
+      {"IndexSearchWhereBadSyntax",
+       [](E& e) {
+         pomai_kv_hits_t* hits = nullptr;
+         return pomai_index_search_where(e.db, "idx", e.q, 2, 1, 0, "((", &hits, nullptr);
+       },
+       kInvalid, "filter: at"},
       {"IndexDeleteNullName", [](E& e) { return pomai_txn_index_delete(e.rw, nullptr, B("a"), 1); }, kInvalid,
        "name is NULL"},
       {"IndexDeleteEmptyName", [](E& e) { return pomai_txn_index_delete(e.rw, "", B("a"), 1); }, kInvalid,

@@ -352,6 +352,66 @@ TEST_P(TxnCApi, IndexFunctions) {
   EXPECT_EQ(Code(pomai_index_stats(db_, "idx", &st)), POMAI_STATUS_NOT_FOUND);
 }
 
+// Attributes on index entries (one-row pomai_column_t columns, Arrow layout)
+// and pomai_index_search_where over them.
+TEST_P(TxnCApi, IndexAttributesAndWhere) {
+  pomai_hnsw_config_t c = {8, 3, 0, 0, 0};
+  ASSERT_EQ(Code(pomai_index_create(db_, "idx", &c)), 0);
+  pomai_txn_t* t = Begin();
+  const float vecs[3][3] = {{1, 0, 0}, {0.9f, 0.1f, 0}, {0, 1, 0}};
+  const char* langs[3] = {"de", "fr", "de"};
+  for (int i = 0; i < 3; ++i) {
+    const int64_t year = 2000 + i;
+    const int64_t lang_off[2] = {0, 2};
+    const uint8_t no_value = 0;  // entry 1 has no year: validity bit 0
+    const char* tag_bytes = "ab";
+    const int64_t tag_lists[2] = {0, 2};
+    const int64_t tag_offs[3] = {0, 1, 2};
+    pomai_column_t cols[3] = {};
+    cols[0] = {sizeof(pomai_column_t), POMAI_ATTR_INT64, "year", i == 1 ? &no_value : nullptr, &year, nullptr, nullptr};
+    cols[1] = {sizeof(pomai_column_t), POMAI_ATTR_STRING, "lang", nullptr, langs[i], lang_off, nullptr};
+    cols[2] = {sizeof(pomai_column_t), POMAI_ATTR_TAGS, "tags", nullptr, tag_bytes, tag_lists, tag_offs};
+    const std::string key(1, static_cast<char>('a' + i));
+    ASSERT_EQ(Code(pomai_txn_index_upsert_attrs(t, "idx", B(key.c_str()), 1, vecs[i], 3, false, nullptr, 0, cols,
+                                                i == 2 ? 2 : 3)),
+              0);
+  }
+  ASSERT_EQ(Code(pomai_txn_commit(t)), 0);
+  auto keys = [&](const char* where) {
+    pomai_kv_hits_t* hits = nullptr;
+    std::string out;
+    pomai_status_t* s = pomai_index_search_where(db_, "idx", vecs[0], 3, 5, 0, where, &hits, nullptr);
+    if (s != nullptr) {
+      out = "error: " + std::string(pomai_status_message(s));
+      pomai_status_free(s);
+      return out;
+    }
+    for (size_t i = 0; i < hits->count; ++i) out += static_cast<char>(hits->hits[i].key[0]);
+    pomai_kv_hits_free(hits);
+    return out;
+  };
+  EXPECT_EQ(keys(nullptr), "abc");
+  EXPECT_EQ(keys(""), "abc");
+  EXPECT_EQ(keys("lang = 'de'"), "ac");
+  EXPECT_EQ(keys("year IS NULL"), "b");
+  EXPECT_EQ(keys("year >= 2000"), "ac");
+  EXPECT_EQ(keys("tags CONTAINS 'b'"), "ab");
+  EXPECT_EQ(keys("NOT tags CONTAINS 'a'"), "");  // c has no tags: null, not false
+  EXPECT_EQ(keys("tags IS NULL"), "c");
+  EXPECT_NE(keys("year >").find("error: filter: at"), std::string::npos);
+  EXPECT_NE(keys("color = 'red'").find("color"), std::string::npos);
+  // A bad column: nothing staged.
+  pomai_txn_t* bad = Begin();
+  pomai_column_t id = {sizeof(pomai_column_t), POMAI_ATTR_INT64, "id", nullptr, &vecs, nullptr, nullptr};
+  pomai_status_t* s = pomai_txn_index_upsert_attrs(bad, "idx", B("d"), 1, vecs[0], 3, false, nullptr, 0, &id, 1);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(pomai_status_code(s), POMAI_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(pomai_status_message(s)).find("id"), std::string::npos) << pomai_status_message(s);
+  pomai_status_free(s);
+  ASSERT_EQ(Code(pomai_txn_commit(bad)), 0);
+  EXPECT_EQ(keys(""), "abc");
+}
+
 // pomai_index_prepare builds the graph a first search would, reporting
 // (rows linked, rows) as it goes; once loaded it has nothing to do and
 // reports nothing. Disk mode: after a reopen it loads the written graph.
