@@ -2146,7 +2146,9 @@ Status FilterKeyLayers(DBImpl& d, const Layers& layers, std::string_view name, s
   }
   filter::Schema schema;
   for (const auto& l : ls) {
-    for (const auto& [col, type] : l->attributes().columns.columns()) {
+    for (const auto& column : l->attributes().columns.columns()) {
+      const std::string& col = column.first;
+      const AttrType type = column.second;
       auto it = std::find_if(schema.begin(), schema.end(), [&](const auto& c) { return c.first == col; });
       if (it == schema.end()) {
         schema.emplace_back(col, type);

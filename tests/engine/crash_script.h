@@ -106,6 +106,23 @@ inline std::string VectorRecord(const std::string& meta, const std::vector<float
   return "V|" + meta + "|" + std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
 }
 
+// The attributes of index entry `key` at `version`: none for every third
+// version, else an int64 `v` (the version) and tags `t` ({key}). A recovery
+// check finds each entry by its vector with the filter IndexWhereFor.
+inline std::vector<AttrColumn> IndexAttrsFor(const std::string& key, uint32_t version) {
+  std::vector<AttrColumn> cols;
+  if (version % 3 == 0) return cols;
+  cols.push_back(AttrColumn::Make("t", AttrType::kTags));
+  const std::string_view tag(key);
+  cols.back().AppendTags(&tag, 1);
+  cols.push_back(AttrColumn::Make("v", AttrType::kInt64));
+  cols.back().AppendInt(version);
+  return cols;
+}
+inline std::string IndexWhereFor(const std::string& key, uint32_t version) {
+  return version % 3 == 0 ? "v IS NULL AND t IS NULL" : "v = " + std::to_string(version) + " AND t CONTAINS '" + key + "'";
+}
+
 inline void Apply(const ScriptStep& st, State* s) {
   if (st.kind == ScriptStep::kCreateIndex || st.kind == ScriptStep::kDropIndex) {
     s->index = st.kind == ScriptStep::kCreateIndex;
@@ -261,7 +278,8 @@ inline Status CommitStep(DB* db, const ScriptStep& st) {
       case ScriptOp::kIndexPut: {
         const std::string meta = MetaFor(op.key, op.version);
         const std::string_view mv(meta);
-        s = (*t)->IndexUpsert(kIndex, op.key, VecFor(op.key, op.version).data(), kDim, &mv);
+        const std::vector<AttrColumn> attrs = IndexAttrsFor(op.key, op.version);
+        s = (*t)->IndexUpsert(kIndex, op.key, VecFor(op.key, op.version).data(), kDim, &mv, &attrs);
         break;
       }
       case ScriptOp::kIndexDelete: s = (*t)->IndexDelete(kIndex, op.key); break;
@@ -426,12 +444,14 @@ inline std::optional<size_t> CheckPrefix(DB* db, const std::vector<ScriptStep>& 
     if (k > lo) Apply(history[k - 1], &state);
     if (!(state == got)) continue;
     for (const auto& [key, meta] : state.entries) {
-      const std::string ver = meta.substr(meta.find('@') + 1);
-      const std::vector<float> v = VecFor(key, static_cast<uint32_t>(std::stoul(ver)));
+      const uint32_t ver = static_cast<uint32_t>(std::stoul(meta.substr(meta.find('@') + 1)));
+      const std::vector<float> v = VecFor(key, ver);
       std::vector<KeyHit> hits;
-      Status ss = db->SearchIndex(kIndex, v.data(), kDim, 1, 64, "", &hits, nullptr);
+      // Among the entries with its attributes, it is the nearest to its own vector.
+      Status ss = db->SearchIndex(kIndex, v.data(), kDim, 1, 64, IndexWhereFor(key, ver), &hits, nullptr);
       if (!ss.ok() || hits.size() != 1 || hits[0].key != key || hits[0].score != 0.0f) {
-        *why = "index entry " + key + " is not the nearest neighbour of its own vector";
+        *why = "index entry " + key + " is not the nearest neighbour of its own vector among entries with its "
+               "attributes (" + IndexWhereFor(key, ver) + "): " + ss.ToString();
         return std::nullopt;
       }
     }

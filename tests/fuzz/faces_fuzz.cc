@@ -65,6 +65,7 @@ struct Value {  // a key's value: plain bytes, or a vector record
 struct Entry {
   std::string meta;
   bool has_meta = false;
+  int64_t a = -1;  // the attribute `a`, -1 when the entry has none
 };
 
 struct Fuzz {
@@ -302,7 +303,11 @@ struct Fuzz {
     const std::vector<float> v = Vector(dim, &valid);
     const std::string meta = Meta();
     const bool has_meta = in.ConsumeBool();
-    const int code = Take(pomai_txn_index_upsert(txn, "ix", Bytes(k), k.size(), v.data(), dim, has_meta, Bytes(meta), meta.size()));
+    // An int64 attribute `a` in 0..3, or none (then the entry is null there).
+    const int64_t a = in.ConsumeIntegralInRange<int64_t>(-1, 3);
+    pomai_column_t col = {sizeof(pomai_column_t), POMAI_ATTR_INT64, "a", nullptr, &a, nullptr, nullptr};
+    const int code = Take(pomai_txn_index_upsert_attrs(txn, "ix", Bytes(k), k.size(), v.data(), dim, has_meta,
+                                                       Bytes(meta), meta.size(), &col, a >= 0 ? 1 : 0));
     // A transaction sees the collection of its snapshot: when it was re-created
     // or dropped since, either answer may be right.
     if (!index_changed_in_txn && !index) {
@@ -310,7 +315,7 @@ struct Fuzz {
     } else if (!index_changed_in_txn) {
       FUZZ_CHECK(valid ? code == 0 : code == kInvalid, "index upsert: " + std::to_string(code));
     }
-    if (code == 0) pending_entries[k] = Entry{has_meta ? meta : "", has_meta};
+    if (code == 0) pending_entries[k] = Entry{has_meta ? meta : "", has_meta, a};
   }
   void Commit() {
     if (txn == nullptr) return;
@@ -360,7 +365,11 @@ struct Fuzz {
     const uint32_t k = all ? static_cast<uint32_t>(entries.size() + 1) : in.ConsumeIntegralInRange<uint32_t>(1, 20);
     pomai_kv_hits_t* hits = nullptr;
     pomai_hnsw_stats_t stats;
-    const int code = Take(pomai_index_search(db, "ix", q.data(), kDim, k, all ? k + 64 : 0, &hits, &stats));
+    // A filter on `a` (never for `all`: that search counts every entry).
+    const int64_t bound = all ? -1 : in.ConsumeIntegralInRange<int64_t>(-1, 3);
+    const std::string where = bound < 0 ? "" : "a >= " + std::to_string(bound);
+    const int code = Take(pomai_index_search_where(db, "ix", q.data(), kDim, k, all ? k + 64 : 0, where.c_str(), &hits,
+                                                   &stats));
     if (!index) {
       FUZZ_CHECK(code == kNotFound, "search of a missing collection: " + std::to_string(code));
       return;
@@ -378,6 +387,7 @@ struct Fuzz {
         const pomai_kv_hit_t& h = hits->hits[i];
         auto it = entries.find(std::string(reinterpret_cast<const char*>(h.key), h.key_len));
         FUZZ_CHECK(it != entries.end(), "a hit is a committed entry");
+        FUZZ_CHECK(bound < 0 || it->second.a >= bound, "a hit passes the filter");
         FUZZ_CHECK(h.has_metadata == it->second.has_meta &&
                        std::string(reinterpret_cast<const char*>(h.metadata), h.metadata_len) == it->second.meta,
                    "a hit carries its entry's metadata");
