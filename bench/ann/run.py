@@ -86,7 +86,7 @@ def n_clusters(n: int) -> int:
 
 
 def generate(n: int, d: int, nq: int, seed: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Clustered Gaussian data, deterministic in (n, d, nq, seed).
+    """Clustered Gaussian data, deterministic in (n, d, nq, seed): (base, queries).
 
     n_clusters(n) centers ~ N(0, I_d); cluster weights ~ Gamma(2) (uneven sizes); each point is its
     center plus anisotropic Gaussian noise: a power-law spectrum (variance of component j
@@ -95,6 +95,13 @@ def generate(n: int, d: int, nq: int, seed: int) -> Tuple[np.ndarray, np.ndarray
     borders, and the intrinsic dimension is well below d, as in real embeddings. The last nq
     points (drawn like the others) are the held-out queries.
     """
+    base, queries, _, _ = generate_labeled(n, d, nq, seed)
+    return base, queries
+
+
+def generate_labeled(n: int, d: int, nq: int, seed: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """generate's data with each base row's cluster and the cluster centers: (base, queries,
+    labels, centers). bench/filtered draws its cluster-correlated filters from them."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, n, d, nq, GEN_VERSION]))
     c = n_clusters(n)
     centers = rng.standard_normal((c, d))
@@ -106,12 +113,14 @@ def generate(n: int, d: int, nq: int, seed: int) -> Tuple[np.ndarray, np.ndarray
     spectrum *= math.sqrt(d / float((spectrum ** 2).sum()))
     total = n + nq
     out = np.empty((total, d), dtype=np.float32)
+    labels = np.empty(total, dtype=np.int64)
     for s in range(0, total, GEN_CHUNK):
         e = min(total, s + GEN_CHUNK)
         a = rng.choice(c, size=e - s, p=weights)
         z = rng.standard_normal((e - s, d)) * spectrum
         out[s:e] = centers[a] + radii[a, None] * (z @ rot)
-    return out[:n], out[n:]
+        labels[s:e] = a
+    return out[:n], out[n:], labels[:n], centers
 
 
 def normalize(x: np.ndarray) -> np.ndarray:

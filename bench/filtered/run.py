@@ -49,8 +49,8 @@ def _load_ann() -> Any:
 
 
 ann = _load_ann()
-log, fmt_rows, parse_rows, n_clusters, qps_at, md_table = (
-    ann.log, ann.fmt_rows, ann.parse_rows, ann.n_clusters, ann.qps_at, ann.md_table)
+log, fmt_rows, parse_rows, n_clusters, qps_at, md_table, generate_labeled = (
+    ann.log, ann.fmt_rows, ann.parse_rows, ann.n_clusters, ann.qps_at, ann.md_table, ann.generate_labeled)
 
 ATTR_VERSION = 1           # bump when the attributes or filters change: cached ground truth is redone
 K = 10
@@ -68,38 +68,6 @@ WARMUP = 20                # queries of the untimed warm-up run of each point
 
 
 # ---- data ------------------------------------------------------------------------------------
-
-
-def generate_labeled(n: int, d: int, nq: int, seed: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """bench/ann's clustered generator (ann.generate: the same random stream, so the same vectors),
-    also returning each base row's cluster and the cluster centers: (base, queries, labels,
-    centers). Checked against ann.generate at start-up (check_generator)."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, n, d, nq, ann.GEN_VERSION]))
-    c = n_clusters(n)
-    centers = rng.standard_normal((c, d))
-    weights = rng.gamma(2.0, size=c)
-    weights /= weights.sum()
-    radii = np.exp(rng.normal(0.0, 0.25, size=c))
-    rot, _ = np.linalg.qr(rng.standard_normal((d, d)))
-    spectrum = np.arange(1, d + 1, dtype=np.float64) ** -0.5
-    spectrum *= math.sqrt(d / float((spectrum ** 2).sum()))
-    total = n + nq
-    out = np.empty((total, d), dtype=np.float32)
-    labels = np.empty(total, dtype=np.int64)
-    for s in range(0, total, ann.GEN_CHUNK):
-        e = min(total, s + ann.GEN_CHUNK)
-        a = rng.choice(c, size=e - s, p=weights)
-        z = rng.standard_normal((e - s, d)) * spectrum
-        out[s:e] = centers[a] + radii[a, None] * (z @ rot)
-        labels[s:e] = a
-    return out[:n], out[n:], labels[:n], centers
-
-
-def check_generator() -> None:
-    mine = generate_labeled(3000, 16, 50, 7)
-    theirs = ann.generate(3000, 16, 50, 7)
-    if not (np.array_equal(mine[0], theirs[0]) and np.array_equal(mine[1], theirs[1])):
-        raise SystemExit("generate_labeled no longer matches bench/ann's generate: update it")
 
 
 def make_attributes(n: int, seed: int) -> Dict[str, np.ndarray]:
@@ -894,7 +862,6 @@ def main(argv: List[str]) -> int:
         print(md)
         return 0
     args = parse_args(argv)
-    check_generator()
     env = environment()
     data = prepare(args)
     summary = ensure_ground_truth(data, args.filters)
