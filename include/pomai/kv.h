@@ -296,8 +296,8 @@ POMAI_EXPORT pomai_status_t* pomai_index_search(pomai_db_t* db, const char* name
 /* pomai_index_search returning only the entries whose attributes pass
  * `where`, a filter expression (docs/FILTERS.md; NULL or "" = every entry):
  * min(k, passing entries) hits. INVALID_ARGUMENT "filter: ..." for a bad
- * expression, for `id` (entries have byte keys, not u64 ids) and for an
- * attribute the expression reads whose entries disagree on its type. */
+ * expression, an attribute no entry has and `id` (entries have byte keys,
+ * not u64 ids). */
 POMAI_EXPORT pomai_status_t* pomai_index_search_where(pomai_db_t* db, const char* name, const float* query,
                                                       uint32_t dim, uint32_t k, uint32_t ef_search, const char* where,
                                                       pomai_kv_hits_t** out_hits, pomai_hnsw_stats_t* out_stats);
@@ -326,7 +326,9 @@ POMAI_EXPORT pomai_status_t* pomai_txn_index_upsert(pomai_txn_t* txn, const char
 /* pomai_txn_index_upsert with typed attributes for pomai_index_search_where:
  * column_count columns (pomai_column_t, c_types.h) of ONE row each; a null
  * value (validity bit 0) leaves that attribute out. INVALID_ARGUMENT naming
- * the column for a bad name, type or value (the rules of pomai_put_rows). */
+ * the column for a bad name, type or value (the rules of pomai_put_rows).
+ * An attribute's type is fixed by its first write to the index: a commit
+ * giving it another is INVALID_ARGUMENT naming the entry and both types. */
 POMAI_EXPORT pomai_status_t* pomai_txn_index_upsert_attrs(pomai_txn_t* txn, const char* name, const uint8_t* key,
                                                           size_t key_len, const float* vector, uint32_t dim,
                                                           bool has_metadata, const uint8_t* metadata,

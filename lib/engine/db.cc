@@ -1376,6 +1376,7 @@ Status DBImpl::CommitWrites(uint64_t snap, const std::vector<Write>& writes,
     }
     if (opt.memory_limit_bytes != 0 && UsedBytes(*cur) + pending_bytes + cost > opt.memory_limit_bytes)
       return Status::ResourceExhausted("memory limit exceeded");
+    POMAI_RETURN_IF_ERROR(CheckIndexAttributes(*cur, writes));  // last: it records the new attributes
   }
   // Runs in log order (disk: on the WAL group's leader thread). The
   // memtable is the current one at that moment: a flush switches memtables
@@ -2118,29 +2119,38 @@ class CollectionView {
 
 // Compiles `where` (docs/FILTERS.md) against the attribute columns of
 // index `name`'s layers `ls` and sets each layer's pass bitmap.
+// The IndexAttributes of layer `l` of `layers`: a segment group's from
+// d.index_attrs when an earlier search built them (built and kept there
+// otherwise, dropping the entries of segments no longer live).
+Status LayerAttributes(DBImpl& d, const Layers& layers, const KeyLayer& l, std::shared_ptr<const IndexAttributes>* out) {
+  std::pair<uint64_t, uint32_t> key;
+  const bool cached = l.CacheKey(&key);
+  if (cached) {
+    MutexLock lock(&d.index_attrs_mu);
+    auto it = d.index_attrs.find(key);
+    if (it != d.index_attrs.end()) {
+      *out = it->second;
+      return Status::OK();
+    }
+  }
+  POMAI_RETURN_IF_ERROR(l.BuildAttributes(out));
+  if (cached) {
+    std::set<uint64_t> live;
+    for (const auto& seg : layers.segs) live.insert(seg->file_number());
+    MutexLock lock(&d.index_attrs_mu);
+    for (auto it = d.index_attrs.begin(); it != d.index_attrs.end();)
+      it = live.count(it->first.first) != 0 ? std::next(it) : d.index_attrs.erase(it);
+    d.index_attrs.emplace(key, *out);
+  }
+  return Status::OK();
+}
+
 Status FilterKeyLayers(DBImpl& d, const Layers& layers, std::string_view name, std::string_view where,
                        const std::vector<std::unique_ptr<KeyLayer>>& ls) {
   std::vector<std::string> conflicts;
   for (const auto& l : ls) {
-    std::pair<uint64_t, uint32_t> key;
     std::shared_ptr<const IndexAttributes> a;
-    const bool cached = l->CacheKey(&key);
-    if (cached) {
-      MutexLock lock(&d.index_attrs_mu);
-      auto it = d.index_attrs.find(key);
-      if (it != d.index_attrs.end()) a = it->second;
-    }
-    if (a == nullptr) {
-      POMAI_RETURN_IF_ERROR(l->BuildAttributes(&a));
-      if (cached) {
-        std::set<uint64_t> live;
-        for (const auto& seg : layers.segs) live.insert(seg->file_number());
-        MutexLock lock(&d.index_attrs_mu);
-        for (auto it = d.index_attrs.begin(); it != d.index_attrs.end();)
-          it = live.count(it->first.first) != 0 ? std::next(it) : d.index_attrs.erase(it);
-        d.index_attrs.emplace(key, a);
-      }
-    }
+    POMAI_RETURN_IF_ERROR(LayerAttributes(d, layers, *l, &a));
     conflicts.insert(conflicts.end(), a->conflicts.begin(), a->conflicts.end());
     l->set_attributes(std::move(a));
   }
@@ -2259,6 +2269,65 @@ Status ComputeSegmentStats(const Layers& layers, uint64_t cid, const IndexConfig
 
 // ---------------------------------------------------------------------------
 // Collections: first builds, statistics, searches
+
+Status DBImpl::CheckIndexAttributes(const Layers& cur, const std::vector<Write>& writes) {
+  using Types = std::map<std::string, AttrType, std::less<>>;
+  std::map<uint64_t, Types> added;  // this commit's new attributes, by index
+  for (const Write& w : writes) {
+    const Value& v = *w.value;
+    uint64_t cid = 0;
+    std::string_view key;
+    if (v.kind != ValueKind::kVector || v.attrs.empty() || !ParseRowKey(w.key, &cid, &key)) continue;
+    auto known = index_schemas.find(cid);
+    if (known == index_schemas.end()) {
+      // The index's types so far: its segment groups' columns (every row),
+      // then its memtable entries' records (their newest versions).
+      Types types;
+      auto add = [&](std::string_view name, AttrType type) { types.emplace(std::string(name), type); };
+      for (const auto& seg : cur.segs) {
+        for (uint32_t g = 0; g < seg->group_count(); ++g) {
+          if (seg->group(g).kind != segment::GroupKind::kBytes || seg->group(g).cid != cid) continue;
+          std::shared_ptr<const IndexAttributes> a;
+          POMAI_RETURN_IF_ERROR(LayerAttributes(*this, cur, EntryGroupLayer(*seg, true, g, last_seq.load(), false), &a));
+          for (const auto& [name, type] : a->columns.columns()) add(name, type);
+        }
+      }
+      const std::string lo = RowPrefix(cid), hi = PrefixEnd(lo);
+      Status bad;
+      for (const MemTable* m : {cur.mem.get(), cur.imm.get()}) {
+        if (m == nullptr) continue;
+        m->keys().Scan(lo, hi, last_seq.load(), [&](std::string_view, const VersionView& e) {
+          if (e.kind != ValueKind::kVector || e.attrs.empty()) return;
+          wal::AttrRecordReader r(e.attrs);
+          wal::AttrValue a;
+          while (r.Next(&a)) add(a.name, a.type);
+          if (!r.status().ok() && bad.ok()) bad = r.status();
+        });
+      }
+      POMAI_RETURN_IF_ERROR(bad);
+      known = index_schemas.emplace(cid, std::move(types)).first;
+    }
+    wal::AttrRecordReader r(v.attrs);
+    wal::AttrValue a;
+    while (r.Next(&a)) {
+      auto it = known->second.find(a.name);
+      const bool in_index = it != known->second.end();
+      auto jt = added[cid].find(a.name);
+      if (!in_index && jt == added[cid].end()) {
+        added[cid].emplace(std::string(a.name), a.type);
+        continue;
+      }
+      const AttrType have = in_index ? it->second : jt->second;
+      if (have != a.type)
+        return Status::InvalidArgument("attribute '" + Printable(a.name) + "' of index entry '" + Printable(key) +
+                                       "' is " + AttrTypeName(a.type) + ", but the index's entries hold it as " +
+                                       AttrTypeName(have) + " (an attribute's type is fixed by its first write)");
+    }
+    POMAI_RETURN_IF_ERROR(r.status());
+  }
+  for (auto& [cid, types] : added) index_schemas[cid].insert(types.begin(), types.end());
+  return Status::OK();
+}
 
 bool DBImpl::CountRowWrites(const Layers& cur, const std::vector<Write>& writes) {
   bool flush = false;

@@ -236,7 +236,8 @@ class Txn {
   // `attrs` (may be null): the entry's typed attributes, columns of one row
   // each (CheckAttrColumns; INVALID_ARGUMENT naming the column otherwise);
   // a null value is an attribute the entry lacks. Stored with the entry for
-  // SearchIndex's `where`.
+  // SearchIndex's `where`. An attribute's type is fixed by its first write
+  // to the index: Commit refuses another (INVALID_ARGUMENT).
   Status IndexUpsert(std::string_view name, std::string_view key, const float* vector, uint32_t dim,
                      const std::string_view* metadata, const std::vector<AttrColumn>* attrs = nullptr);
   Status IndexDelete(std::string_view name, std::string_view key);
@@ -376,8 +377,8 @@ class DB {
   // a newer layer are walked through, never returned) and the memtables'
   // entries exactly. A non-empty `where` (docs/FILTERS.md) returns only
   // entries whose attributes it passes, min(k, passing live entries) of
-  // them; INVALID_ARGUMENT for a bad expression, for `id` (entries have byte
-  // keys) and for an attribute it reads whose entries disagree on its type.
+  // them; INVALID_ARGUMENT for a bad expression, an attribute no entry has
+  // and `id` (entries have byte keys).
   Status SearchIndex(std::string_view name, const float* query, uint32_t dim, uint32_t k, uint32_t ef_search,
                      std::string_view where, std::vector<KeyHit>* out, IndexStats* stats);
 

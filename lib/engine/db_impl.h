@@ -134,6 +134,11 @@ struct DBImpl {
   // the segment is no longer live (segments are immutable, numbers unique).
   Mutex index_attrs_mu;
   std::map<std::pair<uint64_t, uint32_t>, std::shared_ptr<const IndexAttributes>> index_attrs GUARDED_BY(index_attrs_mu);
+  // Each named index's attribute types (by cid): built from its layers by
+  // the first commit of this open that gives its entries attributes, then
+  // extended by each such commit when its check passes (db.cc,
+  // CheckIndexAttributes). An attribute's type is fixed by its first write.
+  std::map<uint64_t, std::map<std::string, AttrType, std::less<>>> index_schemas GUARDED_BY(commit_mu);
 
   // The default collection (OpenDefaultCollection): `rows` is set once, with
   // release, after rows_opt and rows_cid are written; readers load it first.
@@ -173,6 +178,11 @@ struct DBImpl {
   // Counts a commit's row writes per collection (mem_rows); true when a
   // collection's rows in the active memtable reach max(1024, its segment
   // rows / 8), the background flush that puts them into a graph.
+  // Checks the attribute types of the named-index entries in `writes`
+  // against index_schemas (built from `cur` for an index met the first
+  // time) and adds their new attributes there: INVALID_ARGUMENT naming the
+  // entry, the attribute and both types, nothing added, when one differs.
+  Status CheckIndexAttributes(const Layers& cur, const std::vector<Write>& writes) REQUIRES(commit_mu);
   bool CountRowWrites(const Layers& cur, const std::vector<Write>& writes) REQUIRES(apply_mu);
 
   std::shared_ptr<const Layers> Current() const {

@@ -212,14 +212,21 @@ TEST_P(IndexWhere, BadFiltersAndAttributesAreInvalidArgumentAndChangeNothing) {
   b[0].AppendString("one");
   b.push_back(AttrColumn::Make("y", AttrType::kInt64));
   b[1].AppendInt(2);
-  ASSERT_TRUE(put("b", b).ok());  // another type per entry is stored; a filter on x then fails
+  Status s = put("b", b);  // x is int64 since a's write: refused at commit, nothing of b stored
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_NE(s.message().find("attribute 'x' of index entry 'b' is string, but the index's entries hold it as int64"),
+            std::string::npos)
+      << s.ToString();
+  b[0] = AttrColumn::Make("x", AttrType::kInt64);
+  b[0].AppendInt(5);
+  ASSERT_TRUE(put("b", b).ok());
 
   std::vector<KeyHit> hits;
   auto search = [&](const std::string& where) { return db->SearchIndex("ix", v.data(), kDim, 5, 0, where, &hits, nullptr); };
-  Status s = search("x = 1");
-  EXPECT_TRUE(s.IsInvalidArgument());
-  EXPECT_NE(s.message().find("x: int64 and string"), std::string::npos) << s.ToString();
-  ASSERT_TRUE(search("y = 2").ok());  // other columns still filter
+  ASSERT_TRUE(search("x = 5").ok());
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].key, "b");
+  ASSERT_TRUE(search("y = 2").ok());
   ASSERT_EQ(hits.size(), 1u);
   EXPECT_EQ(hits[0].key, "b");
   ASSERT_TRUE(search("").ok());
@@ -257,6 +264,62 @@ TEST_P(IndexWhere, BadFiltersAndAttributesAreInvalidArgumentAndChangeNothing) {
   ASSERT_EQ(hits.size(), 2u);
   std::set<std::string> keys{hits[0].key, hits[1].key};
   EXPECT_EQ(keys, (std::set<std::string>{"a", "d"}));
+}
+
+TEST_P(IndexWhere, AnAttributesTypeIsFixedByItsFirstWriteAcrossFlushesAndReopens) {
+  auto db = Open();
+  IndexConfig config;
+  config.dim = kDim;
+  ASSERT_TRUE(db->CreateIndex("ix", config).ok());
+  std::mt19937_64 rng(9);
+  const std::vector<float> v = RandomVector(rng, kDim);
+  auto put = [&](const std::string& key, AttrType type) {
+    std::vector<AttrColumn> cols(1, AttrColumn::Make("x", type));
+    if (type == AttrType::kInt64) cols[0].AppendInt(1);
+    if (type == AttrType::kString) cols[0].AppendString("one");
+    auto t = BeginRw(*db);
+    Status s = t->IndexUpsert("ix", key, v.data(), kDim, nullptr, &cols);
+    if (s.ok()) s = t->Commit();
+    return s;
+  };
+  ASSERT_TRUE(put("a", AttrType::kInt64).ok());
+  std::vector<KeyHit> hits;
+  ASSERT_TRUE(db->SearchIndex("ix", v.data(), kDim, 1, 0, "x = 1", &hits, nullptr).ok());  // a's version in a segment
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_TRUE(put("a", AttrType::kString).IsInvalidArgument());  // a rewrite does not change the type
+  {
+    auto t = BeginRw(*db);
+    ASSERT_TRUE(t->IndexDelete("ix", "a").ok());
+    ASSERT_TRUE(t->Commit().ok());
+  }
+  EXPECT_TRUE(put("b", AttrType::kString).IsInvalidArgument());  // nor does a delete
+  ASSERT_TRUE(put("b", AttrType::kInt64).ok());
+  if (disk()) {
+    db.reset();
+    db = Open();
+    EXPECT_TRUE(put("c", AttrType::kString).IsInvalidArgument());  // the types are found again from the files
+  }
+  ASSERT_TRUE(db->SearchIndex("ix", v.data(), kDim, 5, 0, "x = 1", &hits, nullptr).ok());
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].key, "b");
+  {  // Within one commit: a new attribute's first type holds for the commit's later entries.
+    std::vector<AttrColumn> y_int(1, AttrColumn::Make("y", AttrType::kInt64)), y_str(1, AttrColumn::Make("y", AttrType::kString));
+    y_int[0].AppendInt(3);
+    y_str[0].AppendString("three");
+    auto t = BeginRw(*db);
+    ASSERT_TRUE(t->IndexUpsert("ix", "p", v.data(), kDim, nullptr, &y_int).ok());
+    ASSERT_TRUE(t->IndexUpsert("ix", "q", v.data(), kDim, nullptr, &y_str).ok());
+    Status s = t->Commit();
+    EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+    EXPECT_TRUE(db->SearchIndex("ix", v.data(), kDim, 5, 0, "y = 3", &hits, nullptr).IsInvalidArgument());  // no y yet
+  }
+  // Another index has its own types.
+  ASSERT_TRUE(db->CreateIndex("other", config).ok());
+  std::vector<AttrColumn> cols(1, AttrColumn::Make("x", AttrType::kString));
+  cols[0].AppendString("s");
+  auto t = BeginRw(*db);
+  ASSERT_TRUE(t->IndexUpsert("other", "k", v.data(), kDim, nullptr, &cols).ok());
+  ASSERT_TRUE(t->Commit().ok());
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, IndexWhere, ::testing::Bool(), testing::ModeName);
