@@ -239,11 +239,12 @@ def check(db: Database, model: Model, metric: Metric, filters: List[Filter], rng
             else:
                 found_all += found
                 wanted_all += want
+
     assert found_all * 10 >= wanted_all * 9, f"{stage}: recall {found_all}/{wanted_all}"
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 250), disk=st.booleans(),
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 600), disk=st.booleans(),
        metric=st.sampled_from([Metric.L2, Metric.COSINE]),
        filters=st.lists(FILTERS, min_size=1, max_size=4))
 def test_search_where_matches_a_reference(seed: int, n: int, disk: bool, metric: Metric,
@@ -287,3 +288,270 @@ def test_search_where_matches_a_reference(seed: int, n: int, disk: bool, metric:
         finally:
             if not db.closed:
                 db.close()
+
+
+# ---- attribute values and types ------------------------------------------
+
+def one_entry(db: Database, attributes: Any, dim: int = 2) -> None:
+    db.create_hnsw_index("ix", HnswConfig(dim, metric=Metric.L2))
+    with db.begin(RW) as txn:
+        txn.upsert_to_hnsw("ix", b"e", [0.0] * dim, attributes=attributes)
+        txn.commit()
+
+
+def keys(db: Database, where: Optional[str], k: int = 10) -> List[bytes]:
+    return sorted(r.key for r in db.search_hnsw("ix", [0.0, 0.0], k, where=where)[0])
+
+
+def test_every_type_and_numpy_scalars_filter_as_their_python_kind(db: Database) -> None:
+    one_entry(db, {
+        "i": 2**63 - 1, "j": -(2**63), "k": np.int32(-7), "u": np.uint64(2**63 - 1), "b": np.bool_(True),
+        "f": np.float32(0.5), "g": np.float64(-2.25), "h": np.float16(1.5), "inf": math.inf,
+        "s": np.str_("straße"), "e": "", "t": ("x", "y", "x"), "none_tags": [], "gone": None,
+        "long": "z" * 65535, "n" * 255: 1,
+    })
+    for where in ["i = 9223372036854775807", "j = -9223372036854775808", "j < -1e18", "k = -7",
+                  "u > 9.2e18", "b", "b = true", "f = 0.5", "g BETWEEN -2.25 AND -2.25", "h = 1.5",
+                  "inf > 1e308", "s = 'straße'", "e = ''", "e IS NOT NULL", "t CONTAINS ALL ('x', 'y')",
+                  "none_tags IS NOT NULL", "long > 'z'", f"{'n' * 255} = 1", "i > 1e30 OR k < 0",
+                  '"s" = \'straße\'']:
+        assert keys(db, where) == [b"e"], where
+    for where in ["none_tags CONTAINS ANY ('x', 'y')", "t CONTAINS 'z'", "NOT b", "b = false",
+                  "s != 'straße'", "e IS NULL", "i < 1e30 AND k > 0"]:
+        assert keys(db, where) == [], where
+    # An attribute given only as None was left out: no entry has it.
+    with pytest.raises(AlopexError, match="no column 'gone'") as e:
+        keys(db, "gone IS NULL")
+    assert e.value.code == "INVALID_ARGUMENT"
+
+
+def test_an_upsert_replaces_the_attributes_and_none_or_nothing_leaves_them_out(db: Database) -> None:
+    db.create_hnsw_index("ix", HnswConfig(2, metric=Metric.L2))
+    with db.begin(RW) as txn:
+        txn.upsert_to_hnsw("ix", b"a", [0.0, 0.0], attributes={"x": 1, "y": "p"})
+        txn.upsert_to_hnsw("ix", b"b", [0.0, 1.0], attributes={"x": 2, "y": None})
+        txn.upsert_to_hnsw("ix", b"c", [1.0, 0.0], b"meta")  # no attributes
+        txn.upsert_to_hnsw("ix", b"d", [1.0, 1.0], attributes={})
+        txn.commit()
+    assert keys(db, "y IS NULL") == [b"b", b"c", b"d"]
+    assert keys(db, "x != 5") == [b"a", b"b"]  # a null fails every comparison
+    assert keys(db, "NOT (x = 1)") == [b"b"]
+    assert keys(db, None) == keys(db, "") == keys(db, "  ") == [b"a", b"b", b"c", b"d"]
+    with db.begin(RW) as txn:
+        txn.upsert_to_hnsw("ix", b"a", [0.0, 0.0], attributes={"y": "q"})  # x is gone
+        txn.commit()
+    assert keys(db, "x IS NULL") == [b"a", b"c", b"d"]
+    assert keys(db, "y = 'q'") == [b"a"]
+    assert keys(db, "y IN ('p')") == []
+
+
+BAD_TYPES = [
+    ({"x": object()}, r"attribute 'x' must be None, bool, int, float, str or a list or tuple of str \(tags\), got object"),
+    ({"x": b"bytes"}, "attribute 'x' must be .* got bytes"),
+    ({"x": {"a": 1}}, "attribute 'x' must be .* got dict"),
+    ({"x": {"a"}}, "attribute 'x' must be .* got set"),
+    ({"x": 1 + 2j}, "attribute 'x' must be .* got complex"),
+    ({"x": np.datetime64(1, "s")}, "attribute 'x' must be .* got datetime64"),
+    ({"x": np.array([1, 2])}, "attribute 'x' must be .* got ndarray"),
+    ({"ok": 1, "x": ["a", 3]}, "attribute 'x': tag 1 must be a str, got int"),
+    ({"x": [None]}, "attribute 'x': tag 0 must be a str, got NoneType"),
+    ({1: 2}, "an attribute name must be a str, got int 1"),
+    ([("x", 1)], "attributes must be a dict of attribute name -> value or None, got list"),
+    ("x=1", "attributes must be a dict .* got str"),
+]
+
+BAD_VALUES = [
+    ({"x": 2**63}, "attribute 'x': 9223372036854775808 is outside the int64 range"),
+    ({"x": -(2**63) - 1}, "attribute 'x': -9223372036854775809 is outside the int64 range"),
+    ({"x": np.uint64(2**64 - 1)}, "attribute 'x': 18446744073709551615 is outside the int64 range"),
+    ({"w": math.nan}, "attribute 'w' is NaN"),
+    ({"w": np.float32("nan")}, "attribute 'w' is NaN"),
+    ({"id": 1}, "attribute column 'id' is reserved"),
+    ({"": 1}, "attribute column '' is 0 bytes"),
+    ({"n" * 256: 1}, "is 256 bytes"),
+    ({"a\0b": 1}, "attribute name 'a\\\\x00b' contains a NUL character"),
+    ({"\ud800": 1}, "attribute name '\\\\ud800' cannot be encoded as UTF-8"),
+    ({"s": "\udc80"}, "attribute 's': string '\\\\udc80' cannot be encoded as UTF-8"),
+    ({"t": ["ok", "\ud800"]}, "attribute 't': tag 1 '\\\\ud800' cannot be encoded as UTF-8"),
+    ({"s": "x" * 65536}, "attribute column 's' row 0 is 65536 bytes"),
+    ({"t": ["x" * 65536]}, "attribute column 't'"),
+    ({f"c{i}": i for i in range(257)}, r"column_count is 257 \(at most 256\)"),
+]
+
+
+@pytest.mark.parametrize("error, attributes, message", [(TypeError, a, m) for a, m in BAD_TYPES]
+                         + [(AlopexError, a, m) for a, m in BAD_VALUES])
+def test_bad_attributes_are_refused_and_stage_nothing(db: Database, error: type, attributes: Any,
+                                                      message: str) -> None:
+    db.create_hnsw_index("ix", HnswConfig(2, metric=Metric.L2))
+    with db.begin(RW) as txn:
+        txn.upsert_to_hnsw("ix", b"good", [0.0, 0.0], attributes={"x": 0, "w": 1.0})
+        with pytest.raises(error, match=message) as e:
+            txn.upsert_to_hnsw("ix", b"bad", [1.0, 1.0], b"md", attributes=attributes)
+        if error is AlopexError:
+            assert e.value.code == "INVALID_ARGUMENT"
+        # The transaction goes on; the bad upsert left nothing behind.
+        txn.upsert_to_hnsw("ix", b"good2", [1.0, 0.0])
+        txn.commit()
+    assert keys(db, None) == [b"good", b"good2"]
+    assert keys(db, "x = 0") == [b"good"]
+
+
+def test_bad_attributes_of_a_key_already_staged_keep_the_staged_version(db: Database) -> None:
+    db.create_hnsw_index("ix", HnswConfig(2, metric=Metric.L2))
+    with db.begin(RW) as txn:
+        txn.upsert_to_hnsw("ix", b"a", [0.0, 0.0], attributes={"x": 1})
+        with pytest.raises(AlopexError, match="NaN"):
+            txn.upsert_to_hnsw("ix", b"a", [0.0, 0.0], attributes={"x": 2, "w": math.nan})
+        with pytest.raises(TypeError):
+            txn.upsert_to_hnsw("ix", b"a", [0.0, 0.0], attributes={"x": 3, "y": object()})
+        txn.commit()
+    assert keys(db, "x = 1") == [b"a"]
+    assert keys(db, "x > 1") == []
+
+
+def test_attributes_in_a_read_only_or_ended_transaction(db: Database) -> None:
+    db.create_hnsw_index("ix", HnswConfig(2))
+    with db.begin() as txn:
+        with pytest.raises(AlopexError) as e:
+            txn.upsert_to_hnsw("ix", b"a", [0.0, 0.0], attributes={"x": 1})
+        assert e.value.code == "READ_ONLY"
+    txn = db.begin(RW)
+    txn.rollback()
+    with pytest.raises(AlopexError, match="transaction is closed"):
+        txn.upsert_to_hnsw("ix", b"a", [0.0, 0.0], attributes={"x": 1})
+
+
+# ---- bad filters -----------------------------------------------------------
+
+def test_bad_filters_are_invalid_argument(db: Database) -> None:
+    db.create_hnsw_index("ix", HnswConfig(2, metric=Metric.L2))
+    with db.begin(RW) as txn:
+        txn.upsert_to_hnsw("ix", b"a", [0.0, 0.0], attributes={"year": 2020, "lang": "de", "flag": True})
+        txn.commit()
+    cases = {
+        "year = ": "filter: at 7: expected a literal",
+        "year = 1 AND": "filter: at",
+        "(year = 1": "filter: at",
+        "lang = 'de": "filter: at",
+        "nope = 1": "filter: at 0: no column 'nope' (columns: flag, lang, year)",
+        "id = 1": "have byte keys",
+        "ID IN (1, 2)": "have byte keys",
+        "year = 'x'": "column 'year' is int64",
+        "flag < true": "column 'flag' is bool",
+        "lang": "lang",
+        "year = 1e400": "filter: at",
+        "year = 1\0": "invalid parameter where: a NUL character at byte 8",
+        "lang = '\ud800'": "invalid parameter where: cannot be encoded as UTF-8",
+    }
+    for where, message in cases.items():
+        with pytest.raises(AlopexError) as e:
+            db.search_hnsw("ix", [0.0, 0.0], 5, where=where)
+        assert message in str(e.value), (where, str(e.value))
+        assert e.value.code == "INVALID_ARGUMENT", where
+    for where in (5, b"year = 2020", ["year = 2020"]):
+        with pytest.raises(TypeError, match=f"where must be a str or None, got {type(where).__name__}"):
+            db.search_hnsw("ix", [0.0, 0.0], 5, where=where)  # type: ignore[arg-type]
+    with pytest.raises(AlopexError) as e:
+        db.search_hnsw("missing", [0.0, 0.0], 5, where="year = 2020")
+    assert e.value.code == "NOT_FOUND"
+    assert keys(db, "year = 2020 AND lang = 'de' AND flag") == [b"a"]
+
+
+def test_a_filter_on_an_attribute_the_entries_disagree_on_fails(db: Database) -> None:
+    db.create_hnsw_index("ix", HnswConfig(2, metric=Metric.L2))
+    with db.begin(RW) as txn:
+        txn.upsert_to_hnsw("ix", b"a", [0.0, 0.0], attributes={"x": 1})
+        txn.upsert_to_hnsw("ix", b"b", [1.0, 0.0], attributes={"x": "one", "y": 2})  # stored as given
+        txn.commit()
+    for where in ("x = 1", "x IS NULL", "y = 2 OR x > 0"):
+        with pytest.raises(AlopexError, match="disagree on the type of attribute x: int64 and string") as e:
+            db.search_hnsw("ix", [0.0, 0.0], 5, where=where)
+        assert e.value.code == "INVALID_ARGUMENT"
+    assert keys(db, "y = 2") == [b"b"]  # other attributes still filter
+    assert keys(db, None) == [b"a", b"b"]
+
+
+def test_k_and_min_passing(db: Database) -> None:
+    db.create_hnsw_index("ix", HnswConfig(2, metric=Metric.L2))
+    with db.begin(RW) as txn:
+        for i in range(30):
+            txn.upsert_to_hnsw("ix", b"%02d" % i, [float(i), 0.0], attributes={"i": i, "even": i % 2 == 0})
+        txn.commit()
+    res, stats = db.search_hnsw("ix", [0.0, 0.0], 4, where="even AND i >= 10")
+    assert [r.key for r in res] == [b"10", b"12", b"14", b"16"]
+    assert stats.node_count == 30
+    assert len(db.search_hnsw("ix", [0.0, 0.0], 100, where="even")[0]) == 15
+    assert db.search_hnsw("ix", [0.0, 0.0], 0, where="even")[0] == []
+    assert db.search_hnsw("ix", [0.0, 0.0], 5, where="i < 0")[0] == []
+
+
+# ---- both faces, and alopex without numpy -----------------------------------
+
+def test_both_faces_take_attributes_and_where() -> None:
+    for face in (alopex, alopex._alopex):
+        up = inspect.signature(face.Transaction.upsert_to_hnsw).parameters
+        assert list(up)[1:] == ["name", "key", "vector", "metadata", "attributes"]
+        assert up["attributes"].default is None
+        search = inspect.signature(face.Database.search_hnsw).parameters
+        assert list(search)[1:] == ["name", "query", "k", "ef_search", "progress", "where"]
+        assert search["where"].default is None
+    assert alopex._alopex.database.Database is alopex.Database
+
+
+NO_NUMPY = r'''
+import sys
+sys.modules["numpy"] = None  # `import numpy` now raises ImportError
+from alopex import AlopexError, Database, HnswConfig, TxnMode
+from alopex import _core
+
+# The one-row columns are built with cffi alone.
+cols, n, keep = _core._attribute_columns({"i": -3, "f": 0.5, "b": True, "s": "héllo", "t": ["x", "yz"],
+                                          "gone": None})
+ffi = _core.ffi
+assert n == 6
+assert [ffi.string(cols[j].name).decode() for j in range(n)] == ["i", "f", "b", "s", "t", "gone"]
+assert [cols[j].type for j in range(n)] == [1, 2, 3, 4, 5, 1]
+assert ffi.cast("int64_t*", cols[0].values)[0] == -3
+assert ffi.cast("double*", cols[1].values)[0] == 0.5
+assert ffi.cast("uint8_t*", cols[2].values)[0] == 1
+assert ffi.buffer(ffi.cast("char*", cols[3].values), cols[3].offsets[1])[:] == "héllo".encode()
+assert [cols[4].offsets[0], cols[4].offsets[1]] == [0, 2]
+assert [cols[4].tag_offsets[j] for j in range(3)] == [0, 1, 3]
+assert ffi.buffer(ffi.cast("char*", cols[4].values), 3)[:] == b"xyz"
+assert cols[5].validity[0] == 0 and all(cols[j].validity == ffi.NULL for j in range(5))
+
+db = Database.new()
+db.create_hnsw_index("idx", HnswConfig(2))
+txn = db.begin(TxnMode.READ_WRITE)
+try:
+    txn.upsert_to_hnsw("idx", b"a", [1.0, 0.0], attributes={"x": object()})
+except TypeError as e:
+    assert "attribute 'x'" in str(e), str(e)
+else:
+    raise SystemExit("a bad attribute was taken")
+try:
+    db.search_hnsw("idx", [1.0, 0.0], 1, where=3)
+except TypeError as e:
+    assert "where must be a str" in str(e), str(e)
+else:
+    raise SystemExit("a bad where was taken")
+for call in (lambda: txn.upsert_to_hnsw("idx", b"a", [1.0, 0.0], attributes={"x": 1}),
+             lambda: db.search_hnsw("idx", [1.0, 0.0], 1, where="x = 1")):
+    try:
+        call()
+    except AlopexError as e:
+        assert "pip install numpy" in str(e), str(e)
+    else:
+        raise SystemExit("a vector call worked without numpy")
+txn.rollback()
+db.close()
+assert sys.modules["numpy"] is None
+print("ok")
+'''
+
+
+def test_attributes_need_no_numpy() -> None:
+    out = subprocess.run([sys.executable, "-c", NO_NUMPY], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.split() == ["ok"]
