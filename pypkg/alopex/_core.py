@@ -112,6 +112,7 @@ _HITS_PP = _ctype("pomai_kv_hits_t*[1]")
 _U32_1 = _ctype("uint32_t[1]")
 _STATS_P = _ctype("pomai_hnsw_stats_t*")
 _COLUMNS = _ctype("pomai_column_t[]")
+_COLUMN_SIZE = ffi.sizeof(_COLUMNS.item) if _COLUMNS is not None else 0
 
 
 # What one C call of a scan iterator fetches at most (pomai_txn_scan's
@@ -257,54 +258,53 @@ def _numpy_scalar(value: Any) -> Any:
     return value
 
 
-def _fill_column(c: Any, name: str, value: Any, keep: List[Any]) -> None:
-    """Fills the pomai_column_t `c` with the one row `value` of attribute
-    `name`; the buffers it points into go to `keep`."""
+def _column(name: str, cname: Any, value: Any, keep: List[Any]) -> Tuple[Any, ...]:
+    """The pomai_column_t, as the tuple of its fields, holding the one row
+    `value` of attribute `name` (`cname`: its NUL-terminated name); the
+    buffers it points into go to `keep`."""
     value = _numpy_scalar(value)
     new = ffi.new
     if value is None:  # left out: a null of any type (its validity bit is 0)
-        c.type = _ATTR_INT64
-        buffers = [new("uint8_t[1]"), new("int64_t[1]")]
-        c.validity, c.values = buffers
-    elif isinstance(value, bool):
-        c.type = _ATTR_BOOL
-        buffers = [new("uint8_t[1]", [1 if value else 0])]
-        c.values = buffers[0]
-    elif isinstance(value, int):
+        validity, values = new("uint8_t[1]"), new("int64_t[1]")
+        keep += (validity, values)
+        return (_COLUMN_SIZE, _ATTR_INT64, cname, validity, values, _NULL, _NULL)
+    if isinstance(value, bool):
+        values = new("uint8_t[1]", [1 if value else 0])
+        keep.append(values)
+        return (_COLUMN_SIZE, _ATTR_BOOL, cname, _NULL, values, _NULL, _NULL)
+    if isinstance(value, int):
         v = int(value)
         if v < _INT64_MIN or v > _INT64_MAX:
             raise AlopexError(f"attribute {name!r}: {v} is outside the int64 range "
                               f"[{_INT64_MIN}, {_INT64_MAX}]", "INVALID_ARGUMENT")
-        c.type = _ATTR_INT64
-        buffers = [new("int64_t[1]", [v])]
-        c.values = buffers[0]
-    elif isinstance(value, float):
+        values = new("int64_t[1]", [v])
+        keep.append(values)
+        return (_COLUMN_SIZE, _ATTR_INT64, cname, _NULL, values, _NULL, _NULL)
+    if isinstance(value, float):
         if math.isnan(value):
             raise AlopexError(f"attribute {name!r} is NaN (use None to leave it out)", "INVALID_ARGUMENT")
-        c.type = _ATTR_FLOAT64
-        buffers = [new("double[1]", [float(value)])]
-        c.values = buffers[0]
-    elif isinstance(value, str):
+        values = new("double[1]", [value])
+        keep.append(values)
+        return (_COLUMN_SIZE, _ATTR_FLOAT64, cname, _NULL, values, _NULL, _NULL)
+    if isinstance(value, str):
         data = _attr_utf8(name, value, "string")
-        c.type = _ATTR_STRING
-        buffers = [ffi.from_buffer(data), new("int64_t[2]", [0, len(data)])]
-        c.values, c.offsets = buffers
-    elif isinstance(value, (list, tuple)):
+        values, offsets = ffi.from_buffer(data), new("int64_t[2]", [0, len(data)])
+        keep += (values, offsets)
+        return (_COLUMN_SIZE, _ATTR_STRING, cname, _NULL, values, offsets, _NULL)
+    if isinstance(value, (list, tuple)):
         tags = []
+        ends = [0]
         for j, tag in enumerate(value):
             if not isinstance(tag, str):
                 raise TypeError(f"attribute {name!r}: tag {j} must be a str, got {type(tag).__name__}")
-            tags.append(_attr_utf8(name, tag, f"tag {j}"))
-        ends = [0]
-        for t in tags:
+            t = _attr_utf8(name, tag, f"tag {j}")
+            tags.append(t)
             ends.append(ends[-1] + len(t))
-        data = b"".join(tags)
-        c.type = _ATTR_TAGS
-        buffers = [ffi.from_buffer(data), new("int64_t[2]", [0, len(tags)]), new("int64_t[]", ends)]
-        c.values, c.offsets, c.tag_offsets = buffers
-    else:
-        raise TypeError(f"attribute {name!r} must be {_ATTR_TYPES}, got {type(value).__name__}")
-    keep.extend(buffers)
+        values = ffi.from_buffer(b"".join(tags))
+        offsets, tag_offsets = new("int64_t[2]", [0, len(tags)]), new("int64_t[]", ends)
+        keep += (values, offsets, tag_offsets)
+        return (_COLUMN_SIZE, _ATTR_TAGS, cname, _NULL, values, offsets, tag_offsets)
+    raise TypeError(f"attribute {name!r} must be {_ATTR_TYPES}, got {type(value).__name__}")
 
 
 def _attribute_columns(attributes: Any) -> Tuple[Any, int, List[Any]]:
@@ -317,20 +317,15 @@ def _attribute_columns(attributes: Any) -> Tuple[Any, int, List[Any]]:
     if not isinstance(attributes, Mapping):
         raise TypeError(f"attributes must be a dict of attribute name -> value or None, "
                         f"got {type(attributes).__name__}")
-    n = len(attributes)
-    if n == 0:
+    if not attributes:
         return _NULL, 0, []
-    columns = ffi.new(_COLUMNS, n)
     keep: List[Any] = []
-    size = ffi.sizeof(columns[0])
-    for i, (name, value) in enumerate(attributes.items()):
-        c = columns[i]
-        c.struct_size = size
+    rows = []
+    for name, value in attributes.items():
         cname = ffi.new("char[]", _attr_name(name))
         keep.append(cname)
-        c.name = cname
-        _fill_column(c, name, value, keep)
-    return columns, n, keep
+        rows.append(_column(name, cname, value, keep))
+    return ffi.new(_COLUMNS, rows), len(rows), keep
 
 
 def _where(where: Any) -> Any:
