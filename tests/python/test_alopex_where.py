@@ -426,6 +426,10 @@ def test_attributes_in_a_read_only_or_ended_transaction(db: Database) -> None:
 
 def test_bad_filters_are_invalid_argument(db: Database) -> None:
     db.create_hnsw_index("ix", HnswConfig(2, metric=Metric.L2))
+    # An attribute exists once an entry has it: an empty index has none.
+    with pytest.raises(AlopexError, match="no column 'year' \\(the collection has no columns\\)"):
+        db.search_hnsw("ix", [0.0, 0.0], 5, where="year = 2020")
+    assert keys(db, None) == keys(db, "") == []
     with db.begin(RW) as txn:
         txn.upsert_to_hnsw("ix", b"a", [0.0, 0.0], attributes={"year": 2020, "lang": "de", "flag": True})
         txn.commit()
