@@ -955,10 +955,10 @@ class Transaction(_txn_calls.TxnBase):
         {name: value}: bool -> bool, int -> int64, float -> float64, str ->
         string (at most 65,535 bytes of UTF-8), a list or tuple of str ->
         tags (may be empty), None -> left out (as an attribute not given);
-        numpy bool, integer and floating scalars as their Python kind. An
-        upsert replaces the entry's attributes with these. Entries may give
-        an attribute different types, but a filter reading it then fails.
-        TypeError for a non-dict, a non-str name or another value type
+        numpy bool, integer and floating scalars as their Python kind; at
+        most 256 attributes. An upsert replaces the entry's attributes with
+        these. Entries may give an attribute different types, but a filter
+        reading it then fails. TypeError for a non-dict, a non-str name or another value type
         (naming the attribute and the type); AlopexError INVALID_ARGUMENT
         naming the attribute for a name that is empty, longer than 255
         bytes, contains NUL or is "id", an int outside int64, NaN, a string
