@@ -15,7 +15,10 @@ Transactions see a snapshot taken at `begin` (snapshot isolation, first
 committer wins) and iterate key ranges with `scan_prefix` / `scan_range`;
 vectors are stored per key and searched exactly inside a
 transaction (`upsert_vector`, `search_similar`, `get_vector`), or through
-named HNSW indexes (`create_hnsw_index`, `upsert_to_hnsw`, `search_hnsw`).
+named HNSW indexes (`create_hnsw_index`, `upsert_to_hnsw`, `search_hnsw`),
+whose entries may carry typed attributes that a search filters on
+(`upsert_to_hnsw(..., attributes={"lang": "de", "year": 2024})`,
+`search_hnsw(..., where="lang = 'de' AND year >= 2020")`).
 The vector methods need numpy; everything else works without it. The
 package uses the same C library as `pomaidb` (POMAI_C_LIB overrides it).
 """

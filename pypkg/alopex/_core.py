@@ -18,10 +18,13 @@ functions, whose addresses it gets from `ffi` here.
 from __future__ import annotations
 
 import json
+import math
 import operator
 import os
+import sys
 import threading
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from collections.abc import Mapping
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import _txn_calls
 from ._ffi import ffi, lib, load_pomaidb_module, missing_symbols
@@ -40,6 +43,10 @@ from ._types import (
 __all__ = ["Database", "Transaction"]
 
 VectorLike = Any  # a 1-D numpy array or any 1-D sequence of numbers
+# An attribute value of an HNSW index entry (upsert_to_hnsw's attributes=):
+# None (left out), bool, int (int64), float (float64), str, or a list or
+# tuple of str (tags); numpy bool, integer and floating scalars too.
+AttributeValue = Union[None, bool, int, float, str, Sequence[str]]
 PathLike = Union[str, "os.PathLike[str]"]
 
 _NULL = ffi.NULL
@@ -87,9 +94,9 @@ _hits_free = _bind("pomai_kv_hits_free")
 _index_create = _bind("pomai_index_create")
 _index_drop = _bind("pomai_index_drop")
 _index_stats = _bind("pomai_index_stats")
-_index_search = _bind("pomai_index_search")
+_index_search_where = _bind("pomai_index_search_where")
 _index_prepare = _bind("pomai_index_prepare")
-_txn_index_upsert = _bind("pomai_txn_index_upsert")
+_txn_index_upsert_attrs = _bind("pomai_txn_index_upsert_attrs")
 _txn_index_delete = _bind("pomai_txn_index_delete")
 
 
@@ -104,6 +111,8 @@ _DB_PP = _ctype("pomai_db_t*[1]")
 _HITS_PP = _ctype("pomai_kv_hits_t*[1]")
 _U32_1 = _ctype("uint32_t[1]")
 _STATS_P = _ctype("pomai_hnsw_stats_t*")
+_COLUMNS = _ctype("pomai_column_t[]")
+_COLUMN_SIZE = ffi.sizeof(_COLUMNS.item) if _COLUMNS is not None else 0
 
 
 # What one C call of a scan iterator fetches at most (pomai_txn_scan's
@@ -201,6 +210,138 @@ def _metadata(metadata: Any) -> Tuple[bool, Any, int]:
     if type(metadata) is not bytes and not isinstance(metadata, bytes):
         raise TypeError(f"metadata must be bytes or None, got {type(metadata).__name__}")
     return True, metadata, len(metadata)
+
+
+# ---- attributes of index entries and filters -----------------------------
+
+# The C ABI's attribute types (POMAI_ATTR_*, pomai/c_types.h).
+_ATTR_INT64, _ATTR_FLOAT64, _ATTR_BOOL, _ATTR_STRING, _ATTR_TAGS = 1, 2, 3, 4, 5
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_ATTR_TYPES = "None, bool, int, float, str or a list or tuple of str (tags)"
+
+
+def _attr_name(name: Any) -> bytes:
+    """An attribute name as UTF-8; the engine checks the rest of its rules
+    (1..255 bytes, not "id") and names the attribute when one is broken."""
+    if not isinstance(name, str):
+        raise TypeError(f"attributes: an attribute name must be a str, got {type(name).__name__} {name!r}")
+    if "\0" in name:  # the C name is NUL-terminated: it would be cut there
+        raise AlopexError(f"attribute name {name!r} contains a NUL character", "INVALID_ARGUMENT")
+    try:
+        return name.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate
+        raise AlopexError(f"attribute name {name!r} cannot be encoded as UTF-8 ({e.reason})",
+                          "INVALID_ARGUMENT") from None
+
+
+def _attr_utf8(name: str, value: str, what: str) -> bytes:
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise AlopexError(f"attribute {name!r}: {what} {value!r} cannot be encoded as UTF-8 ({e.reason})",
+                          "INVALID_ARGUMENT") from None
+
+
+def _numpy_scalar(value: Any) -> Any:
+    """A numpy bool, integer or floating scalar as the Python bool, int or
+    float; anything else unchanged. numpy is not imported for it: a numpy
+    scalar exists only when something imported numpy already."""
+    np = sys.modules.get("numpy")
+    if np is None or not isinstance(value, np.generic) or isinstance(value, str):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def _column(name: str, cname: Any, value: Any, keep: List[Any]) -> Tuple[Any, ...]:
+    """The pomai_column_t, as the tuple of its fields, holding the one row
+    `value` of attribute `name` (`cname`: its NUL-terminated name); the
+    buffers it points into go to `keep`."""
+    value = _numpy_scalar(value)
+    new = ffi.new
+    if value is None:  # left out: a null of any type (its validity bit is 0)
+        validity, values = new("uint8_t[1]"), new("int64_t[1]")
+        keep += (validity, values)
+        return (_COLUMN_SIZE, _ATTR_INT64, cname, validity, values, _NULL, _NULL)
+    if isinstance(value, bool):
+        values = new("uint8_t[1]", [1 if value else 0])
+        keep.append(values)
+        return (_COLUMN_SIZE, _ATTR_BOOL, cname, _NULL, values, _NULL, _NULL)
+    if isinstance(value, int):
+        v = int(value)
+        if v < _INT64_MIN or v > _INT64_MAX:
+            raise AlopexError(f"attribute {name!r}: {v} is outside the int64 range "
+                              f"[{_INT64_MIN}, {_INT64_MAX}]", "INVALID_ARGUMENT")
+        values = new("int64_t[1]", [v])
+        keep.append(values)
+        return (_COLUMN_SIZE, _ATTR_INT64, cname, _NULL, values, _NULL, _NULL)
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise AlopexError(f"attribute {name!r} is NaN (use None to leave it out)", "INVALID_ARGUMENT")
+        values = new("double[1]", [value])
+        keep.append(values)
+        return (_COLUMN_SIZE, _ATTR_FLOAT64, cname, _NULL, values, _NULL, _NULL)
+    if isinstance(value, str):
+        data = _attr_utf8(name, value, "string")
+        values, offsets = ffi.from_buffer(data), new("int64_t[2]", [0, len(data)])
+        keep += (values, offsets)
+        return (_COLUMN_SIZE, _ATTR_STRING, cname, _NULL, values, offsets, _NULL)
+    if isinstance(value, (list, tuple)):
+        tags = []
+        ends = [0]
+        for j, tag in enumerate(value):
+            if not isinstance(tag, str):
+                raise TypeError(f"attribute {name!r}: tag {j} must be a str, got {type(tag).__name__}")
+            t = _attr_utf8(name, tag, f"tag {j}")
+            tags.append(t)
+            ends.append(ends[-1] + len(t))
+        values = ffi.from_buffer(b"".join(tags))
+        offsets, tag_offsets = new("int64_t[2]", [0, len(tags)]), new("int64_t[]", ends)
+        keep += (values, offsets, tag_offsets)
+        return (_COLUMN_SIZE, _ATTR_TAGS, cname, _NULL, values, offsets, tag_offsets)
+    raise TypeError(f"attribute {name!r} must be {_ATTR_TYPES}, got {type(value).__name__}")
+
+
+def _attribute_columns(attributes: Any) -> Tuple[Any, int, List[Any]]:
+    """upsert_to_hnsw's `attributes` as a pomai_column_t array of one row
+    per attribute and its length ((NULL, 0) for None or an empty dict), with
+    the objects its pointers point into (alive through the C call). Built
+    with cffi alone: numpy is not needed."""
+    if attributes is None:
+        return _NULL, 0, []
+    if not isinstance(attributes, Mapping):
+        raise TypeError(f"attributes must be a dict of attribute name -> value or None, "
+                        f"got {type(attributes).__name__}")
+    if not attributes:
+        return _NULL, 0, []
+    keep: List[Any] = []
+    rows = []
+    for name, value in attributes.items():
+        cname = ffi.new("char[]", _attr_name(name))
+        keep.append(cname)
+        rows.append(_column(name, cname, value, keep))
+    return ffi.new(_COLUMNS, rows), len(rows), keep
+
+
+def _where(where: Any) -> Any:
+    """search_hnsw's `where` as a NUL-terminated UTF-8 string (NULL for None)."""
+    if where is None:
+        return _NULL
+    if not isinstance(where, str):
+        raise TypeError(f"where must be a str or None, got {type(where).__name__}")
+    if "\0" in where:  # the C string is NUL-terminated: it would be cut there
+        at = len(where[:where.index("\0")].encode("utf-8", "surrogatepass"))
+        raise AlopexError(f"invalid parameter where: a NUL character at byte {at}", "INVALID_ARGUMENT")
+    try:
+        return where.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise AlopexError(f"invalid parameter where: cannot be encoded as UTF-8 ({e.reason} at "
+                          f"character {e.start})", "INVALID_ARGUMENT") from None
 
 
 # ---- numpy ---------------------------------------------------------------
@@ -536,7 +677,8 @@ class Database:
 
     def search_hnsw(self, name: str, query: VectorLike, k: int,
                     ef_search: Optional[int] = None,
-                    progress: _progress.ProgressLike = None) -> Tuple[List[SearchResult], HnswStats]:
+                    progress: _progress.ProgressLike = None,
+                    where: Optional[str] = None) -> Tuple[List[SearchResult], HnswStats]:
         """Approximate top-k over the committed entries of index `name`.
 
         query: 1-D float32 array of the index's dimension (float64, strided
@@ -544,6 +686,17 @@ class Database:
         copied). ef_search: candidate list size, default max(k, 50), never
         below k. Returns (results best first, with key, score and metadata
         and no vector; the index's HnswStats at the time of the search).
+
+        where: a filter over the entries' attributes (`upsert_to_hnsw`'s
+        attributes=) in the language of docs/FILTERS.md, e.g.
+        "lang = 'de' AND year >= 2020 AND tags CONTAINS 'ml'"; only entries
+        it passes come back, min(k, passing entries) of them. An entry
+        without an attribute is null there (SQL's nulls: `x != 1` does not
+        pass it, `x IS NULL` does). None or "" = no filter. AlopexError
+        INVALID_ARGUMENT "filter: ..." for a bad expression (naming the
+        byte position), an attribute no entry has, `id` (entries have byte
+        keys) or an attribute the entries give different types; TypeError
+        when not a str.
 
         The first search of an index with entries and no graph flushes them
         into a segment with an HNSW graph, which takes seconds for many
@@ -555,6 +708,7 @@ class Database:
         reported when no build is needed.
         """
         cname = _index_name(name)
+        cwhere = _where(where)
         q = _as_f32(query, "query")
         kk = _count_param(k, "k")
         ef = 0 if ef_search is None else _count_param(ef_search, "ef_search")
@@ -563,7 +717,8 @@ class Database:
             _progress.call_with_progress(ffi, _index_prepare, (h, cname), progress, f"index {name}", _check)
         out = ffi.new(_HITS_PP)
         stats = ffi.new(_STATS_P)
-        _check(_index_search(h, cname, ffi.from_buffer("float[]", q), q.shape[0], kk, ef, out, stats))
+        _check(_index_search_where(h, cname, ffi.from_buffer("float[]", q), q.shape[0], kk, ef, cwhere,
+                                   out, stats))
         hits = out[0]
         try:
             results = _hits_to_results(hits, False, False)
@@ -790,20 +945,37 @@ class Transaction(_txn_calls.TxnBase):
     # -- named HNSW indexes
 
     def upsert_to_hnsw(self, name: str, key: bytes, vector: VectorLike,
-                       metadata: Optional[bytes] = None) -> None:
+                       metadata: Optional[bytes] = None,
+                       attributes: Optional[Mapping[str, AttributeValue]] = None) -> None:
         """Adds or replaces entry `key` of index `name`, applied at commit
         (invisible to search_hnsw before; rollback discards it). AlopexError
-        for a missing index, a wrong dimension, NaN/inf or READ_ONLY."""
+        for a missing index, a wrong dimension, NaN/inf or READ_ONLY.
+
+        attributes: typed values `search_hnsw(where=)` filters on, a dict
+        {name: value}: bool -> bool, int -> int64, float -> float64, str ->
+        string (at most 65,535 bytes of UTF-8), a list or tuple of str ->
+        tags (may be empty), None -> left out (as an attribute not given);
+        numpy bool, integer and floating scalars as their Python kind; at
+        most 256 attributes. An upsert replaces the entry's attributes with
+        these. Entries may give an attribute different types, but a filter
+        reading it then fails. TypeError for a non-dict, a non-str name or another value type
+        (naming the attribute and the type); AlopexError INVALID_ARGUMENT
+        naming the attribute for a name that is empty, longer than 255
+        bytes, contains NUL or is "id", an int outside int64, NaN, a string
+        too long. Nothing is staged when anything is wrong.
+        """
         cname = _index_name(name)
         if type(key) is not bytes and not isinstance(key, bytes):
             raise _not_bytes(key, "key")
         has_md, md, md_len = _metadata(metadata)
+        columns, n_columns, keep = _attribute_columns(attributes)
         arr = _as_f32(vector)
         h = self._h
         if h is None:
             raise _txn_closed()
-        st = _txn_index_upsert(h, cname, key, len(key), ffi.from_buffer("float[]", arr),
-                               arr.shape[0], has_md, md, md_len)
+        st = _txn_index_upsert_attrs(h, cname, key, len(key), ffi.from_buffer("float[]", arr),
+                                     arr.shape[0], has_md, md, md_len, columns, n_columns)
+        del keep
         if st:
             raise self._fail(st)
 

@@ -34,8 +34,8 @@ REQUIRED = (
     "pomai_txn_commit", "pomai_txn_rollback", "pomai_txn_scan", "pomai_kv_scan_batch_free",
     "pomai_txn_upsert_vector", "pomai_txn_get_vector", "pomai_txn_search_similar",
     "pomai_kv_hits_free",
-    "pomai_index_create", "pomai_index_drop", "pomai_index_stats", "pomai_index_search",
-    "pomai_txn_index_upsert", "pomai_txn_index_delete", "pomai_verify", "pomai_free",
+    "pomai_index_create", "pomai_index_drop", "pomai_index_stats", "pomai_index_search_where",
+    "pomai_index_prepare", "pomai_txn_index_upsert_attrs", "pomai_txn_index_delete", "pomai_verify", "pomai_free",
 )
 
 

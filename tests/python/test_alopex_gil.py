@@ -86,17 +86,17 @@ def _library_path() -> str:
 
 
 def _gil_holding_index_search() -> Callable[..., Any]:
-    """pomai_index_search called through ctypes.PyDLL: the GIL stays held."""
-    fn = ctypes.PyDLL(_library_path()).pomai_index_search
+    """pomai_index_search_where called through ctypes.PyDLL: the GIL stays held."""
+    fn = ctypes.PyDLL(_library_path()).pomai_index_search_where
     fn.restype = ctypes.c_void_p
     fn.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_uint32,
-                   ctypes.c_uint32, ctypes.c_uint32, ctypes.c_void_p, ctypes.c_void_p]
+                   ctypes.c_uint32, ctypes.c_uint32, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p]
 
     def addr(p: Any) -> int:
         return int(ffi.cast("uintptr_t", p))
 
-    def search(db: Any, name: bytes, q: Any, dim: int, k: int, ef: int, out: Any, stats: Any) -> Any:
-        st = fn(addr(db), name, addr(q), dim, k, ef, addr(out), addr(stats))
+    def search(db: Any, name: bytes, q: Any, dim: int, k: int, ef: int, where: Any, out: Any, stats: Any) -> Any:
+        st = fn(addr(db), name, addr(q), dim, k, ef, None if where == ffi.NULL else where, addr(out), addr(stats))
         return ffi.cast("pomai_status_t*", st or 0)
 
     return search
@@ -133,17 +133,17 @@ def test_four_threads_search_one_index_in_parallel(monkeypatch: pytest.MonkeyPat
             hits, stats = db.search_hnsw("idx", queries[i], 10, ef_search=n)
             counts.append(len(hits))
 
-        real = core._index_search
+        real = core._index_search_where
         holding = _gil_holding_index_search()
         overlaps, real_rates, held_rates = [], [], []
         for _ in range(3):
-            monkeypatch.setattr(core, "_index_search", real)
+            monkeypatch.setattr(core, "_index_search_where", real)
             overlap, rate = measure(search, len(queries))
             overlaps.append(overlap)
             real_rates.append(rate)
-            monkeypatch.setattr(core, "_index_search", holding)
+            monkeypatch.setattr(core, "_index_search_where", holding)
             held_rates.append(measure(search, len(queries))[1])
-        monkeypatch.setattr(core, "_index_search", real)
+        monkeypatch.setattr(core, "_index_search_where", real)
         assert counts == [10] * len(counts)
         seen = f"overlaps {overlaps}, main wake-ups/s {real_rates} vs GIL-holding {held_rates}"
         assert statistics.median(overlaps) > 1.0, seen
