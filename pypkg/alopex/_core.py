@@ -694,9 +694,8 @@ class Database:
         without an attribute is null there (SQL's nulls: `x != 1` does not
         pass it, `x IS NULL` does). None or "" = no filter. AlopexError
         INVALID_ARGUMENT "filter: ..." for a bad expression (naming the
-        byte position), an attribute no entry has, `id` (entries have byte
-        keys) or an attribute the entries give different types; TypeError
-        when not a str.
+        byte position), an attribute no entry has or `id` (entries have
+        byte keys); TypeError when not a str.
 
         The first search of an index with entries and no graph flushes them
         into a segment with an HNSW graph, which takes seconds for many
@@ -957,8 +956,10 @@ class Transaction(_txn_calls.TxnBase):
         tags (may be empty), None -> left out (as an attribute not given);
         numpy bool, integer and floating scalars as their Python kind; at
         most 256 attributes. An upsert replaces the entry's attributes with
-        these. Entries may give an attribute different types, but a filter
-        reading it then fails. TypeError for a non-dict, a non-str name or another value type
+        these. An attribute's type is fixed by its first write to the index:
+        a commit giving it another type (in any entry) fails with AlopexError
+        INVALID_ARGUMENT naming the entry and both types, and applies
+        nothing. TypeError for a non-dict, a non-str name or another value type
         (naming the attribute and the type); AlopexError INVALID_ARGUMENT
         naming the attribute for a name that is empty, longer than 255
         bytes, contains NUL or is "id", an int outside int64, NaN, a string

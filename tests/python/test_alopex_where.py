@@ -39,8 +39,8 @@ DIM = 8
 
 # ---- the attributes the property test writes ----------------------------
 #
-# Each attribute keeps one type in every entry (a filter on an attribute the
-# entries disagree on is an error, tested on its own below).
+# Each attribute keeps one type in every entry (its type is fixed by its
+# first write; a commit giving it another fails, tested on its own below).
 
 INTS = [-5, -1, 0, 1, 2, 3, 7, 20, 2**63 - 1, -(2**63)]
 FLOATS = [-1.5, -0.0, 0.0, 0.1, 2.5, 3.0, 1e10, math.inf, -math.inf]
@@ -461,18 +461,33 @@ def test_bad_filters_are_invalid_argument(db: Database) -> None:
     assert keys(db, "year = 2020 AND lang = 'de' AND flag") == [b"a"]
 
 
-def test_a_filter_on_an_attribute_the_entries_disagree_on_fails(db: Database) -> None:
+def test_an_attributes_type_is_fixed_by_its_first_write(db: Database) -> None:
     db.create_hnsw_index("ix", HnswConfig(2, metric=Metric.L2))
     with db.begin(RW) as txn:
         txn.upsert_to_hnsw("ix", b"a", [0.0, 0.0], attributes={"x": 1})
-        txn.upsert_to_hnsw("ix", b"b", [1.0, 0.0], attributes={"x": "one", "y": 2})  # stored as given
         txn.commit()
-    for where in ("x = 1", "x IS NULL", "y = 2 OR x > 0"):
-        with pytest.raises(AlopexError, match="disagree on the type of attribute x: int64 and string") as e:
-            db.search_hnsw("ix", [0.0, 0.0], 5, where=where)
+    with db.begin(RW) as txn:
+        txn.upsert_to_hnsw("ix", b"b", [1.0, 0.0], attributes={"x": "one", "y": 2})
+        with pytest.raises(AlopexError, match="attribute 'x' of index entry 'b' is string, but the index's entries "
+                                              "hold it as int64") as e:
+            txn.commit()
         assert e.value.code == "INVALID_ARGUMENT"
-    assert keys(db, "y = 2") == [b"b"]  # other attributes still filter
-    assert keys(db, None) == [b"a", b"b"]
+    assert keys(db, None) == [b"a"]  # nothing of the failed commit
+    db.search_hnsw("ix", [0.0, 0.0], 1)  # a's version goes into a segment with a graph
+    for rewrite in (True, False):  # neither rewriting nor deleting a frees the type
+        with db.begin(RW) as txn:
+            if rewrite:
+                txn.upsert_to_hnsw("ix", b"a", [0.0, 0.0], attributes={"x": "one"})
+            else:
+                txn.delete_from_hnsw("ix", b"a")
+                txn.upsert_to_hnsw("ix", b"c", [0.0, 0.0], attributes={"x": "one"})
+            with pytest.raises(AlopexError, match="hold it as int64"):
+                txn.commit()
+    with db.begin(RW) as txn:
+        txn.upsert_to_hnsw("ix", b"b", [1.0, 0.0], attributes={"x": 2, "y": 2})
+        txn.commit()
+    assert keys(db, "x >= 1") == [b"a", b"b"]
+    assert keys(db, "y = 2") == [b"b"]
 
 
 def test_k_and_min_passing(db: Database) -> None:
