@@ -275,14 +275,8 @@ class Evaluator {
       case PredKind::kIntRange: RangeBitsI64(ref.ints + begin, n, p.ilo, p.ihi, dst); break;
       case PredKind::kIntSet:
         if (p.ints.size() > kSmallSet && !p.dense.empty()) {
-          // A bit table over the set's span: one load and test per row.
-          const int64_t* v = ref.ints + begin;
-          const uint64_t base = static_cast<uint64_t>(p.ints.front()), span = p.dense.size() * 64;
-          const uint64_t* table = p.dense.data();
-          PerRow(n, dst, [&](size_t r) {
-            const uint64_t b = static_cast<uint64_t>(v[r]) - base;
-            return b < span && ((table[b / 64] >> (b % 64)) & 1) != 0;
-          });
+          // A bit table over the set's span: one gathered word and test per row.
+          TableBitsI64(ref.ints + begin, n, p.ints.front(), p.dense.data(), p.dense.size() * 64, dst);
           break;
         }
         SetBits(p.ints, ref.ints + begin, n, dst, RangeBitsI64);

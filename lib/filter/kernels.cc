@@ -78,6 +78,29 @@ void RangeBitsF64Impl(const double* v, size_t n, double lo, double hi, uint64_t*
        [&](double x) { return lo <= x && x <= hi; });
 }
 
+void TableBitsU64Impl(const uint64_t* v, size_t n, uint64_t base, const uint64_t* table, uint64_t span,
+                      uint64_t* out) {
+  const hn::CappedTag<uint64_t, 64> d;
+  const hn::RebindToSigned<decltype(d)> di;
+  const auto vbase = hn::Set(d, base);
+  const auto vspan = hn::Set(d, span);
+  const auto low6 = hn::Set(d, 63);
+  const auto zero = hn::Zero(d);
+  Bits(d, v, n, out,
+       [&](auto x) {
+         const auto b = hn::Sub(x, vbase);
+         const auto in = b < vspan;
+         // Lanes outside the span read word 0 (any word: they fail anyway).
+         const auto word = hn::GatherIndex(d, table, hn::BitCast(di, hn::IfThenElseZero(in, hn::ShiftRight<6>(b))));
+         const auto bit = hn::And(hn::Shr(word, hn::And(b, low6)), hn::Set(d, 1));
+         return hn::Or(hn::Not(in), bit == zero);
+       },
+       [&](uint64_t x) {
+         const uint64_t b = x - base;
+         return b < span && ((table[b / 64] >> (b % 64)) & 1) != 0;
+       });
+}
+
 void NonZeroBitsImpl(const uint8_t* v, size_t n, uint64_t* out) {
   const hn::CappedTag<uint8_t, 64> d;
   const auto zero = hn::Zero(d);
@@ -95,6 +118,7 @@ HWY_EXPORT(RangeBitsU64Impl);
 HWY_EXPORT(RangeBitsU32Impl);
 HWY_EXPORT(RangeBitsF64Impl);
 HWY_EXPORT(NonZeroBitsImpl);
+HWY_EXPORT(TableBitsU64Impl);
 
 namespace {
 void Zero(size_t n, uint64_t* out) { std::memset(out, 0, (n + 63) / 64 * sizeof(uint64_t)); }
@@ -123,6 +147,11 @@ void RangeBitsF64(const double* v, size_t n, double lo, double hi, uint64_t* out
 }
 
 void NonZeroBits(const uint8_t* v, size_t n, uint64_t* out) { HWY_DYNAMIC_DISPATCH(NonZeroBitsImpl)(v, n, out); }
+
+void TableBitsI64(const int64_t* v, size_t n, int64_t base, const uint64_t* table, uint64_t span, uint64_t* out) {
+  HWY_DYNAMIC_DISPATCH(TableBitsU64Impl)(reinterpret_cast<const uint64_t*>(v), n, static_cast<uint64_t>(base), table,
+                                         span, out);
+}
 
 }  // namespace pomai::filter
 #endif  // HWY_ONCE

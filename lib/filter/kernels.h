@@ -16,5 +16,8 @@ void RangeBitsU32(const uint32_t* v, size_t n, uint32_t lo, uint32_t hi, uint64_
 void RangeBitsF64(const double* v, size_t n, double lo, double hi, uint64_t* out);
 // v[i] != 0.
 void NonZeroBits(const uint8_t* v, size_t n, uint64_t* out);
+// Bit (v[i] - base) of `table` is set, for 0 <= v[i] - base < span (taken
+// mod 2^64); `table` holds span / 64 words (span a multiple of 64).
+void TableBitsI64(const int64_t* v, size_t n, int64_t base, const uint64_t* table, uint64_t span, uint64_t* out);
 
 }  // namespace pomai::filter

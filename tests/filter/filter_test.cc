@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
+#include <optional>
+
 #include <pthread.h>
 
 #include <cmath>
@@ -473,6 +477,39 @@ TEST(Filter, LargeIntInListsNarrowAndWide) {
   EXPECT_EQ(Passing("year NOT IN (" + narrow + ")", t.src()), (Rows{0, 2, 4, 5, 7}));
   EXPECT_EQ(Passing("year IN (" + wide + ", 9223372036854775807)", t.src()), (Rows{6, 7}));
   EXPECT_EQ(Passing("year NOT IN (" + wide + ", 9223372036854775807)", t.src()), (Rows{0, 1, 2, 4, 5}));
+}
+
+TEST(Filter, IntInBitTableMatchesAReferenceOverManyRows) {
+  // Enough rows for the SIMD lanes (not only the scalar tail): values below,
+  // inside and above the set's span, the int64 extremes, and nulls.
+  std::mt19937_64 rng(3);
+  std::vector<uint64_t> ids;
+  AttrColumn year = AttrColumn::Make("year", AttrType::kInt64);
+  std::vector<std::optional<int64_t>> values;
+  for (uint64_t r = 0; r < 1000; ++r) {
+    ids.push_back(r);
+    std::optional<int64_t> v;
+    switch (rng() % 8) {
+      case 0: break;  // null
+      case 1: v = rng() % 2 ? kI64Max : std::numeric_limits<int64_t>::min(); break;
+      default: v = static_cast<int64_t>(rng() % 5000) - 1000;
+    }
+    values.push_back(v);
+    v ? year.AppendInt(*v) : year.AppendNull();
+  }
+  TableSource src(ids);
+  src.Add(year, TableSource::Dict::kSorted, 7);
+  std::set<int64_t> set;
+  while (set.size() < 300) set.insert(static_cast<int64_t>(rng() % 3000));
+  std::string list;
+  for (int64_t v : set) list += (list.empty() ? "" : ", ") + std::to_string(v);
+  Rows in, not_in;
+  for (uint64_t r = 0; r < values.size(); ++r) {
+    if (!values[r]) continue;
+    (set.count(*values[r]) ? in : not_in).push_back(r);
+  }
+  EXPECT_EQ(Passing("year IN (" + list + ")", src), in);
+  EXPECT_EQ(Passing("year NOT IN (" + list + ")", src), not_in);
 }
 
 TEST(Filter, LongChainsAndListsWork) {
