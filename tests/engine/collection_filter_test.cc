@@ -443,5 +443,67 @@ TEST(FilterGraph, EverySelectivityReturnsKPassingLiveRowsWithHighRecall) {
   }
 }
 
+// Filters that pass no row near the query (whole clusters elsewhere): the
+// executor sees that no row within two hops of the query's nearest node
+// passes and scans the passing rows exactly, so the answer is the
+// brute-force one, for a quarter and for most of the rows passing.
+TEST(FilterGraph, FiltersThatExcludeTheQuerysNeighbourhoodAreAnsweredExactly) {
+  TempDir tmp;
+  RowsOptions o = MakeRowsOptions(tmp.path(), 16);
+  o.coll.adaptive_threshold = 1000;
+  o.coll.hnsw_m = 12;
+  o.coll.hnsw_ef_construction = 80;
+  auto db = OpenRows(o);
+  ASSERT_NE(db, nullptr);
+  const size_t n = 20000, clusters = 40;
+  std::mt19937_64 rng(17);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<std::vector<float>> centers(clusters, std::vector<float>(16));
+  for (auto& c : centers)
+    for (float& x : c) x = 4.0f * normal(rng);
+  std::vector<uint64_t> ids(n);
+  std::vector<float> vecs(n * 16);
+  std::vector<int64_t> cluster_of(n);
+  AttrColumn cl = AttrColumn::Make("cluster", AttrType::kInt64);
+  for (size_t i = 0; i < n; ++i) {
+    ids[i] = i;
+    cluster_of[i] = static_cast<int64_t>(i % clusters);
+    for (size_t d = 0; d < 16; ++d) vecs[i * 16 + d] = centers[i % clusters][d] + 0.3f * normal(rng);
+    cl.AppendInt(cluster_of[i]);
+  }
+  engine::RowsIn in;
+  in.n = n;
+  in.ids = ids.data();
+  in.vectors = vecs.data();
+  in.columns = {cl};
+  ASSERT_TRUE(db->PutRows(in).ok());
+  ASSERT_TRUE(db->Flush().ok());
+  for (size_t passing_clusters : {10u, 30u}) {
+    for (uint32_t q = 0; q < 10; ++q) {
+      // The query sits in cluster qc; the filter passes clusters that are not qc.
+      const size_t qc = q % clusters;
+      std::vector<float> query(centers[qc]);
+      for (float& x : query) x += 0.1f * normal(rng);
+      std::set<int64_t> pass;
+      for (size_t c = qc + 1; pass.size() < passing_clusters; ++c) pass.insert(static_cast<int64_t>(c % clusters));
+      std::string expr = "cluster IN (";
+      for (int64_t c : pass) expr += (expr.back() == '(' ? "" : ", ") + std::to_string(c);
+      expr += ")";
+      SCOPED_TRACE(expr);
+      std::map<uint64_t, std::vector<float>> live;
+      for (size_t i = 0; i < n; ++i)
+        if (pass.count(cluster_of[i])) live[i] = std::vector<float>(vecs.begin() + i * 16, vecs.begin() + (i + 1) * 16);
+      const std::vector<engine::Hit> truth = BruteForce(live, simd::Metric::kL2, query.data(), 16, 10);
+      engine::RowFilterSpec spec;
+      spec.expression = expr;
+      uint32_t k = 10;
+      std::vector<std::vector<engine::Hit>> out;
+      ASSERT_TRUE(db->Search(query.data(), 1, &k, 0, 16, &out, &spec).ok());
+      ASSERT_EQ(out[0].size(), truth.size());
+      for (size_t j = 0; j < truth.size(); ++j) EXPECT_EQ(out[0][j].id, truth[j].id) << j;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pomai::testing
