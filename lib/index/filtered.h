@@ -49,7 +49,8 @@ struct FilteredGraphShape {
 //             L = e * 90 link reads while it goes one hop (s * m0 >= TwoHopBelow(m0)),
 //             e * 188 / sqrt(s) while it goes two hops (at most rows * m0)
 //
-// (an SQ8 walk adds RerankCount(k) float32 scores; a float32 walk's score is
+// (an SQ8 walk adds 9k float32 scores: the rows its codes cannot rule out of
+// the k best, 7k .. 9k measured uncorrelated; a float32 walk's score is
 // taken as 30 + 0.45 dim, not measured). The walk's rows-scored and
 // link-read counts are HnswGraph's SearchWork counters fitted on
 // bench/filtered_sweep.cc's 100k x 128 run (m 32, uncorrelated filters,

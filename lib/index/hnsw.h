@@ -124,16 +124,8 @@ class RowFilter {
 // Which vectors a search scores while it walks the graph.
 enum class Traversal : uint8_t {
   kFloat32,  // the segment's vectors
-  kSq8,      // the graph's 8-bit codes, then the RerankCount(k) best re-scored in float32
+  kSq8,      // the graph's 8-bit codes; the rows that may be among the k best are re-scored in float32 on the way
 };
-
-// How many of the ef rows an SQ8 walk keeps are re-scored in float32 for a
-// search of k: max(4k, 32), or all ef when fewer. The code distances order
-// the best rows well enough that the exact top k is among them (recall@10
-// identical to re-scoring all ef at 4 decimals on the ANN benchmark's
-// 200k x 128 and x 384 sets, ef 32 to 256, with as few as 20), and the
-// float32 rows are the expensive reads of a search at high dimensions.
-constexpr size_t RerankCount(size_t k) { return std::max<size_t>(4 * k, 32); }
 
 // The filtered walk expands a node through two hops when fewer than this
 // many of its m0 layer-0 neighbours pass the filter (m0 / 4: measured in
@@ -144,7 +136,7 @@ constexpr uint32_t TwoHopBelow(uint32_t m0) { return std::max<uint32_t>(m0 / 4, 
 // caller resets it: what index/filtered.h's cost model counts.
 struct SearchWork {
   uint64_t walk_scored = 0;   // rows scored by walks, in the walk's representation (SQ8 codes or float32)
-  uint64_t exact_scored = 0;  // rows scored in float32 outside a walk: SQ8 reranks, SearchExact
+  uint64_t exact_scored = 0;  // rows scored in float32 outside a walk's representation: SQ8 walks' re-scores, SearchExact
   uint64_t links = 0;         // layer-0 link ids read (two-hop reads included)
 };
 SearchWork& ThreadSearchWork();
@@ -193,12 +185,17 @@ class HnswGraph {
   // ef < k counts as k. Rows for which is_live(row) is false are walked
   // through but never returned, and the walk goes on past ef candidates
   // until it has k live rows or has run out of candidates; is_live is called
-  // only for rows that would enter the result set. Every link read is
-  // bounds-checked: a damaged graph is Corruption (with no partial result),
-  // never an out-of-bounds read. Every returned score is computed from
-  // `vectors` (an SQ8 walk re-scores the rows it keeps in float32): the
-  // graph's own sections only choose the rows, so a caller that checked
-  // `vectors` gets true scores even from a damaged graph (maybe other rows).
+  // only for rows that would enter the result set (an SQ8 walk: or whose
+  // code distance is within the codes' error of the k best so far). Every
+  // link read is bounds-checked: a damaged graph is Corruption (with no
+  // partial result), never an out-of-bounds read. Every returned score is
+  // computed from `vectors`: an SQ8 walk walks by code distance and re-scores
+  // in float32, as it goes, every live row whose code distance is below the
+  // k-th best float32 distance so far plus three times the RMS difference
+  // between the two measured on the rows re-scored so far, and returns the k
+  // best of those. The graph's own sections only choose the rows, so a
+  // caller that checked `vectors` gets true scores even from a damaged graph
+  // (maybe other rows).
   Status Search(const float* query, size_t k, size_t ef, RowFilter is_live, std::vector<Neighbor>* out) const;
 
   // Filtered searches (docs/FILTERS.md, "Execution"; index/filtered.h
@@ -286,15 +283,22 @@ class HnswGraph {
   // layer) and its distance.
   template <class Scorer>
   Status Descend(const Scorer& scorer, uint32_t* entry, float* entry_d) const;
-  // The descent and the layer-0 search, scoring with `scorer`; the
-  // ef best live rows are left in the thread's scratch.
+  // Layer 0 of one search (hnsw.cc): queue, results, marks, the batch being scored.
   template <class Scorer>
-  Status Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const;
-  // SearchFiltered's walk; `passing` = pass.Count() > 0.
+  class Layer0Walk;
+  // The descent and layer 0 with the traversal's scorer: the filtered walk
+  // when `pass` is set (`passing` = its bits set, > 0), else the plain walk
+  // (RunWalk); the min(k, found) best into *out. ef is already clamped.
+  Status RunSearch(const float* query, size_t k, size_t ef, RowFilter is_live, const Bitmap* pass, uint64_t passing,
+                   std::vector<Neighbor>* out) const;
   template <class Scorer>
-  Status WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pass, uint64_t passing, RowFilter is_live) const;
-  // The k best of the walk's results into *out (an SQ8 walk's re-scored in float32 first).
-  void TakeResults(const float* query, size_t k, std::vector<Neighbor>* out) const;
+  Status RunWalk(const Scorer& scorer, const float* query, size_t k, size_t ef, RowFilter is_live, const Bitmap* pass,
+                 uint64_t passing, std::vector<Neighbor>* out) const;
+  // Layer 0 from the descent's row `cur` (distance cur_d): Search's walk and SearchFiltered's.
+  template <class Scorer>
+  Status Walk(Layer0Walk<Scorer>& w, uint32_t cur, float cur_d) const;
+  template <class Scorer>
+  Status WalkFiltered(Layer0Walk<Scorer>& w, uint32_t cur, float cur_d, const Bitmap& pass, uint64_t passing) const;
 
   static constexpr uint32_t kNumSections = 8;
   std::string file_;
