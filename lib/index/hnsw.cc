@@ -357,7 +357,7 @@ class HnswGraph::Layer0Walk {
         }
       }
     }
-    Offer(d, id, returnable, live);
+    Offer(d, id, returnable, live, &bound_);
   }
 
   // The next node to expand, best first, into *c; false when the queue is
@@ -406,28 +406,38 @@ class HnswGraph::Layer0Walk {
     if (n == 0) return;
     n_ = 0;
     work_.walk_scored += n;
-    // The next node to expand is most likely the best one already queued.
+    // The next node to expand is most likely the best one already queued
+    // (before the scoring) or just offered (after the offers).
     std::vector<Cand>& candidates = s_.candidates;
-    if (!candidates.empty()) {
-      PrefetchLinks(g_.layer0_ + uint64_t{candidates.front().id} * (uint64_t{g_.m0_} + 1), uint64_t{g_.m0_} + 1);
-    }
+    const uint64_t stride = uint64_t{g_.m0_} + 1;
+    if (!candidates.empty()) PrefetchLinks(g_.layer0_ + uint64_t{candidates.front().id} * stride, stride);
     float* const scores = s_.scores.data();
-    scorer_.Score(batch_, ids_, n, scores);
+    const uint32_t* const ids = ids_;
+    scorer_.Score(batch_, ids, n, scores);
+    // The bounds in locals: the heaps' stores could alias the members.
+    float bound = bound_;
     if constexpr (kKeepExact) {
+      // A returnable row is re-scored while fewer than k are, then when its
+      // code distance is below rescore_below.
+      const bool rescore_all = s_.exact.size() < k_;
+      const float rescore_below = exact_bound_ + margin_;
       size_t m = 0;
       for (size_t i = 0; i < n; ++i) {
         const float d = Distance(scores[i]);
         int live = i < returnable ? -1 : 0;
-        if (live < 0 && (s_.exact.size() < k_ || d < exact_bound_ + margin_)) {
-          live = is_live_(ids_[i]) ? 1 : 0;
-          if (live != 0) StageExact(m++, ids_[i], d);
+        if (live < 0 && (rescore_all || d < rescore_below)) {
+          live = is_live_(ids[i]) ? 1 : 0;
+          if (live != 0) StageExact(m++, ids[i], d);
         }
-        Offer(d, ids_[i], i < returnable, live);
+        Offer(d, ids[i], i < returnable, live, &bound);
       }
+      bound_ = bound;
       if (m > 0) RescoreExact(m);
     } else {
-      for (size_t i = 0; i < n; ++i) Offer(Distance(scores[i]), ids_[i], i < returnable, -1);
+      for (size_t i = 0; i < n; ++i) Offer(Distance(scores[i]), ids[i], i < returnable, -1, &bound);
+      bound_ = bound;
     }
+    if (!candidates.empty()) PrefetchLinks(g_.layer0_ + uint64_t{candidates.front().id} * stride, stride);
   }
 
   // The min(k, found) best into *out, best first: an SQ8 walk's float32 top
@@ -447,10 +457,11 @@ class HnswGraph::Layer0Walk {
 
  private:
   // Offers a scored row to the queue and, when it is returnable and live, to
-  // the results. live: 1 or 0 when known, -1 to ask is_live if the row enters.
-  void Offer(float d, uint32_t id, bool returnable, int live) {
+  // the results, whose farthest is *bound once they hold ef. live: 1 or 0
+  // when known, -1 to ask is_live if the row enters.
+  void Offer(float d, uint32_t id, bool returnable, int live, float* bound) {
     std::vector<Cand>& results = s_.results;
-    if (results.size() < ef_ || d < bound_) {
+    if (results.size() < ef_ || d < *bound) {
       std::vector<Cand>& candidates = s_.candidates;
       candidates.push_back(Cand{d, id});
       std::push_heap(candidates.begin(), candidates.end(), ClosestOnTop());
@@ -462,7 +473,7 @@ class HnswGraph::Layer0Walk {
           results.pop_back();
         }
       }
-      if (results.size() >= ef_) bound_ = results.front().d;
+      if (results.size() >= ef_) *bound = results.front().d;
     }
   }
 
