@@ -64,7 +64,9 @@ struct SearchScratch {
       for (auto* v : {&scores, &exact_codes, &exact_scores}) v->resize(n);
     }
     if (results.capacity() < ef + 1) results.reserve(ef + 1);
-    if (exact.capacity() < k + 1) exact.reserve(k + 1);
+    // The exact top k holds at most min(k, ef) rows (ef >= min(k, rows)).
+    const size_t top = std::min(k, ef);
+    if (exact.capacity() < top + 1) exact.reserve(top + 1);
     const size_t queue = std::min<size_t>(4 * ef, 1 << 16);  // grows further if a walk needs it
     if (candidates.capacity() < queue) candidates.reserve(queue);
   }
