@@ -55,8 +55,9 @@ struct SearchScratch {
   void Reserve(size_t degree, size_t k, size_t ef) {
     // A filtered walk's batch holds fewer than three link lists' worth
     // (passing rows one and two hops away until it has one list's worth,
-    // then maybe its bridges); the plain walk's one list.
-    const size_t n = 3 * degree;
+    // then maybe its bridges); the plain walk's one list. Search's final
+    // re-score takes min(ef, RerankCount(k)) rows at once (4k > ef when k > ef / 4).
+    const size_t n = std::max(3 * degree, k > ef / 4 ? ef : std::min(ef, RerankCount(k)));
     if (rows.size() < n) {
       for (auto* v : {&rows, &exact_rows}) v->resize(n);
       codes.resize(n);
@@ -296,7 +297,8 @@ Status HnswGraph::UpperBlock(uint32_t row, uint32_t level, const uint32_t** link
 // rows into the batch (Add) and Flush it, which scores it and offers each
 // row to the queue and the results.
 //
-// An SQ8 walk also keeps the exact answer beside: every returnable live row
+// A filtered search's SQ8 walk (SearchFiltered, SearchGated) also keeps the
+// exact answer beside: every returnable live row
 // whose code distance could put it among the k best is re-scored in float32
 // at once, and the k best of those float32 distances are the result
 // (s.exact). "Could" means the code distance is below the k-th best float32
@@ -307,19 +309,24 @@ Status HnswGraph::UpperBlock(uint32_t row, uint32_t level, const uint32_t** link
 // crowd together and the codes' error exceeds the gaps between the passing
 // rows there, so choosing the k best among a fixed number of the best by
 // code distance lost most of the true top k (bench/filtered_sweep.cc,
-// index/filtered.h).
+// index/filtered.h). Search, whose answer is the query's own neighbourhood
+// where the codes order rows well, re-scores the RerankCount(k) best of its
+// ef by code distance at the end instead (cheaper: 40 float32 rows at k 10
+// against 60 .. 90 kept on the way, which cost it 1.2 .. 1.6x its time at
+// ef 10 .. 64 on 100k x 128).
 template <class Scorer>
 class HnswGraph::Layer0Walk {
  public:
   using Row = typename Scorer::Row;
-  static constexpr bool kKeepExact = !Scorer::kExact;
   static constexpr float kMarginSigmas = 3;
   static constexpr uint64_t kMinErrorSamples = 16;
 
-  // `states` marks per node (VisitedSet::Begin); marks() + epoch() is "visited".
+  // `states` marks per node (VisitedSet::Begin); marks() + epoch() is
+  // "visited". `keep_exact`: keep the exact top k (an SQ8 walk only).
   Layer0Walk(const HnswGraph& g, const Scorer& scorer, const float* query, size_t k, size_t ef, RowFilter is_live,
-             uint16_t states)
-      : g_(g),
+             uint16_t states, bool keep_exact)
+      : keep_exact_(!Scorer::kExact && keep_exact),
+        g_(g),
         scorer_(scorer),
         query_(query),
         k_(k),
@@ -350,13 +357,11 @@ class HnswGraph::Layer0Walk {
   void Start(uint32_t id, float d, bool returnable) {
     marks_[id] = epoch_;
     int live = returnable ? -1 : 0;
-    if constexpr (kKeepExact) {
-      if (returnable) {
-        live = is_live_(id) ? 1 : 0;
-        if (live != 0) {
-          StageExact(0, id, d);
-          RescoreExact(1);
-        }
+    if (keep_exact_ && returnable) {
+      live = is_live_(id) ? 1 : 0;
+      if (live != 0) {
+        StageExact(0, id, d);
+        RescoreExact(1);
       }
     }
     Offer(d, id, returnable, live, &bound_);
@@ -418,7 +423,7 @@ class HnswGraph::Layer0Walk {
     scorer_.Score(batch_, ids, n, scores);
     // The bounds in locals: the heaps' stores could alias the members.
     float bound = bound_;
-    if constexpr (kKeepExact) {
+    if (keep_exact_) {
       // A returnable row is re-scored while fewer than k are, then when its
       // code distance is below rescore_below.
       const bool rescore_all = s_.exact.size() < k_;
@@ -442,11 +447,26 @@ class HnswGraph::Layer0Walk {
     if (!candidates.empty()) PrefetchLinks(g_.layer0_ + uint64_t{candidates.front().id} * stride, stride);
   }
 
-  // The min(k, found) best into *out, best first: an SQ8 walk's float32 top
-  // k, a float32 walk's k best results.
+  // The min(k, found) best into *out, best first: the exact top k when it
+  // was kept; else an SQ8 walk's RerankCount(k) best by code distance
+  // re-scored in float32, or a float32 walk's k best results.
   void TakeResults(std::vector<Neighbor>* out) {
-    std::vector<Cand>& best = kKeepExact ? s_.exact : s_.results;
-    if constexpr (!kKeepExact) {
+    std::vector<Cand>& best = keep_exact_ ? s_.exact : s_.results;
+    if (!keep_exact_ && !Scorer::kExact) {
+      const size_t rerank = RerankCount(k_);
+      if (best.size() > rerank) {
+        std::nth_element(best.begin(), best.begin() + rerank, best.end(), internal::CloserThan);
+        best.resize(rerank);
+      }
+      for (size_t i = 0; i < best.size(); ++i) StageExact(i, best[i].id, best[i].d);
+      float* const scores = s_.exact_scores.data();
+      simd::ScoreGather(g_.metric_, query_, s_.exact_rows.data(), best.size(), g_.dim_, scores);
+      work_.exact_scored += best.size();
+      for (size_t i = 0; i < best.size(); ++i) best[i].d = Distance(scores[i]);
+      const size_t n = std::min(k_, best.size());
+      std::partial_sort(best.begin(), best.begin() + n, best.end(), internal::CloserThan);
+      best.resize(n);
+    } else if (!keep_exact_) {
       while (best.size() > k_) {
         std::pop_heap(best.begin(), best.end(), FarthestOnTop());
         best.pop_back();
@@ -514,6 +534,7 @@ class HnswGraph::Layer0Walk {
     }
   }
 
+  const bool keep_exact_;
   const HnswGraph& g_;
   const Scorer& scorer_;
   const float* const query_;
@@ -537,6 +558,11 @@ class HnswGraph::Layer0Walk {
 
 Status HnswGraph::Search(const float* query, size_t k, size_t ef, RowFilter is_live,
                          std::vector<Neighbor>* out) const {
+  return PlainSearch(query, k, ef, is_live, false, out);
+}
+
+Status HnswGraph::PlainSearch(const float* query, size_t k, size_t ef, RowFilter is_live, bool keep_exact,
+                              std::vector<Neighbor>* out) const {
   out->clear();
   if (rows_ == 0 || k == 0) return Status::OK();
   if (query == nullptr) return Status::InvalidArgument("hnsw search: null query");
@@ -547,26 +573,27 @@ Status HnswGraph::Search(const float* query, size_t k, size_t ef, RowFilter is_l
   } catch (const std::bad_alloc&) {
     return Status::ResourceExhausted("hnsw search: out of memory for ef " + std::to_string(ef));
   }
-  return RunSearch(query, k, ef, is_live, nullptr, 0, out);
+  return RunSearch(query, k, ef, is_live, nullptr, 0, keep_exact, out);
 }
 
 Status HnswGraph::RunSearch(const float* query, size_t k, size_t ef, RowFilter is_live, const Bitmap* pass,
-                            uint64_t passing, std::vector<Neighbor>* out) const {
+                            uint64_t passing, bool keep_exact, std::vector<Neighbor>* out) const {
   if (traversal_ == Traversal::kSq8) {
     SearchScratch& s = ThreadScratch();
     s.sq8_query.Prepare(metric_, query, sq8_params_, sq8_params_ + dim_, dim_, sq8_norms_);
-    return RunWalk(Sq8Scorer{sq8_codes_, sq8::Stride(dim_), &s.sq8_query}, query, k, ef, is_live, pass, passing, out);
+    return RunWalk(Sq8Scorer{sq8_codes_, sq8::Stride(dim_), &s.sq8_query}, query, k, ef, is_live, pass, passing,
+                   keep_exact, out);
   }
-  return RunWalk(FloatScorer{vectors_, dim_, metric_, query}, query, k, ef, is_live, pass, passing, out);
+  return RunWalk(FloatScorer{vectors_, dim_, metric_, query}, query, k, ef, is_live, pass, passing, keep_exact, out);
 }
 
 template <class Scorer>
 Status HnswGraph::RunWalk(const Scorer& scorer, const float* query, size_t k, size_t ef, RowFilter is_live,
-                          const Bitmap* pass, uint64_t passing, std::vector<Neighbor>* out) const {
+                          const Bitmap* pass, uint64_t passing, bool keep_exact, std::vector<Neighbor>* out) const {
   uint32_t cur = entry_;
   float cur_d = 0;
   POMAI_RETURN_IF_ERROR(Descend(scorer, &cur, &cur_d));
-  Layer0Walk<Scorer> w(*this, scorer, query, k, ef, is_live, pass != nullptr ? 2 : 1);
+  Layer0Walk<Scorer> w(*this, scorer, query, k, ef, is_live, pass != nullptr ? 2 : 1, keep_exact);
   if (pass != nullptr) {
     POMAI_RETURN_IF_ERROR(WalkFiltered(w, cur, cur_d, *pass, passing));
   } else {
@@ -671,7 +698,7 @@ Status HnswGraph::SearchFiltered(const float* query, size_t k, size_t ef, const 
   } catch (const std::bad_alloc&) {
     return Status::ResourceExhausted("hnsw filtered search: out of memory for ef " + std::to_string(ef));
   }
-  return RunSearch(query, k, ef, is_live, &pass, passing, out);
+  return RunSearch(query, k, ef, is_live, &pass, passing, true, out);
 }
 
 Status HnswGraph::SearchGated(const float* query, size_t k, size_t ef, const Bitmap& pass, RowFilter is_live,
@@ -684,8 +711,9 @@ Status HnswGraph::SearchGated(const float* query, size_t k, size_t ef, const Bit
   const uint64_t passing = pass.Count();
   if (passing == 0 || k == 0) return Status::OK();
   ef = static_cast<size_t>(std::max<uint64_t>(std::min<uint64_t>(ef, passing), k));  // as in SearchFiltered
-  if (is_live.all_live()) return Search(query, k, ef, [&pass](uint32_t row) { return pass.Get(row); }, out);
-  return Search(query, k, ef, [&pass, is_live](uint32_t row) { return pass.Get(row) && is_live(row); }, out);
+  if (is_live.all_live()) return PlainSearch(query, k, ef, [&pass](uint32_t row) { return pass.Get(row); }, true, out);
+  return PlainSearch(query, k, ef, [&pass, is_live](uint32_t row) { return pass.Get(row) && is_live(row); }, true,
+                     out);
 }
 
 // Layer 0 of a filtered search. Only passing rows are scored on the way:

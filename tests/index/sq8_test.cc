@@ -178,12 +178,12 @@ TEST(Sq8Norms, AWrongNormFailsVerifyAndSearchStaysSafe) {
 }
 
 TEST(Sq8Rerank, TheBestCodesReScoredHoldTheExactTopK) {
-  // ef far above k: the walk keeps many more rows than it re-scores in
-  // float32 (those its codes cannot rule out of the k best), and the answer
-  // must still be the exact top k.
+  // ef far above RerankCount(k): the walk keeps many more rows than are
+  // re-scored, and the answer must still be the exact top k.
   auto g = Graph();
   ASSERT_NE(g->graph, nullptr);
   ASSERT_EQ(g->graph->traversal(), Traversal::kSq8);
+  ASSERT_LT(RerankCount(10), 300u);
   std::mt19937_64 rng(3);
   std::normal_distribution<float> noise(0.0f, 0.05f);
   std::vector<float> queries(50 * kDim);
