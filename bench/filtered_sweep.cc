@@ -1,14 +1,20 @@
 // Filtered search, one thread: QPS and recall@10 of the three ways to run it
 // (index/filtered.h: exact scan of the passing rows, the filtered walk, the
-// gated walk) at selectivities 50%, 10%, 1% and 0.1%, for three kinds of
-// filter, on a deterministic clustered set (default 100k x 128: 1000
+// gated walk) at selectivities 50%, 10%, 1% and 0.1%, for five kinds of
+// filter, on a deterministic clustered set (default 100k x 128: rows / 100
 // Gaussian centres, N(0, 1) around each; queries from the same centres):
 //
 //   uncorrelated     each row passes with probability s (one bitmap);
 //   correlated       the s * rows rows nearest the query pass (a region);
 //   anti-correlated  the nearest 10% of rows to the query fail, the others
 //                    pass with probability s / 0.9 (the filter excludes the
-//                    query's neighbourhood).
+//                    query's neighbourhood);
+//   near             whole clusters pass, taken by the distance of their
+//                    centre to the query, nearest first, until they hold s
+//                    of the rows (a category attribute that follows the
+//                    embedding, the query's own category included);
+//   far              the same, farthest first (the query's own clusters
+//                    and those around them fail).
 //
 // Ground truth is exact (ScoreMany over all rows, then the best passing).
 // Prints a markdown table. The numbers behind ChooseFilteredPlan's model.
@@ -16,7 +22,10 @@
 // POMAI_FILTERED_ROWS, POMAI_FILTERED_DIM, POMAI_FILTERED_QUERIES override
 // the set's size; POMAI_FILTERED_M the graph's m (default 32);
 // POMAI_FILTERED_FLOAT32=1 makes the walks score float32 vectors (default:
-// the SQ8 codes).
+// the SQ8 codes); POMAI_FILTERED_KINDS (e.g. "uncorrelated,far") and
+// POMAI_FILTERED_SHARES (e.g. "0.5,0.1") run only those filters;
+// POMAI_FILTERED_SEQUENTIAL=1 builds the graph on one thread (the same graph
+// every run: a pooled build depends on the scheduling).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -24,6 +33,7 @@
 #include <numeric>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -46,8 +56,17 @@ size_t Env(const char* name, size_t fallback) {
 
 constexpr size_t kK = 10;
 constexpr int kRepeats = 3;
-constexpr double kSelectivities[] = {0.5, 0.1, 0.01, 0.001};
-const char* const kKinds[] = {"uncorrelated", "correlated", "anti-correlated"};
+const char* const kKinds[] = {"uncorrelated", "correlated", "anti-correlated", "near", "far"};
+
+// The comma-separated items of environment variable `name`, or `fallback`.
+std::vector<std::string> EnvList(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  std::stringstream in(v != nullptr ? v : fallback);
+  std::vector<std::string> out;
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
 
 struct Case {
   std::vector<Bitmap> pass;                  // per query
@@ -77,22 +96,46 @@ int main() {
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> centres(clusters * dim);
   for (float& c : centres) c = normal(rng);
-  auto draw = [&](size_t n) {
+  std::vector<uint32_t> label(rows);  // each row's cluster
+  auto draw = [&](size_t n, uint32_t* labels) {
     std::vector<float> out(n * dim);
     for (size_t r = 0; r < n; ++r) {
-      const float* c = centres.data() + (rng() % clusters) * dim;
+      const size_t cluster = rng() % clusters;
+      if (labels != nullptr) labels[r] = static_cast<uint32_t>(cluster);
+      const float* c = centres.data() + cluster * dim;
       for (uint32_t j = 0; j < dim; ++j) out[r * dim + j] = c[j] + normal(rng);
     }
     return out;
   };
-  const std::vector<float> data = draw(rows);
-  const std::vector<float> queries = draw(nq);
+  const std::vector<float> data = draw(rows, label.data());
+  const std::vector<float> queries = draw(nq, nullptr);
+  std::vector<size_t> cluster_size(clusters, 0);
+  for (uint32_t l : label) ++cluster_size[l];
+  std::vector<int> kinds;
+  for (const std::string& name : EnvList("POMAI_FILTERED_KINDS", "uncorrelated,correlated,anti-correlated,near,far")) {
+    const auto it = std::find_if(std::begin(kKinds), std::end(kKinds), [&](const char* k) { return name == k; });
+    if (it == std::end(kKinds)) {
+      std::fprintf(stderr, "POMAI_FILTERED_KINDS: unknown filter kind '%s'\n", name.c_str());
+      return 2;
+    }
+    kinds.push_back(static_cast<int>(it - std::begin(kKinds)));
+  }
+  std::vector<double> shares;
+  for (const std::string& v : EnvList("POMAI_FILTERED_SHARES", "0.5,0.1,0.01,0.001")) {
+    const double s = std::strtod(v.c_str(), nullptr);
+    if (!(s > 0 && s <= 1)) {
+      std::fprintf(stderr, "POMAI_FILTERED_SHARES: share '%s' is not in (0, 1]\n", v.c_str());
+      return 2;
+    }
+    shares.push_back(s);
+  }
 
   ThreadPool pool(2);
   const auto t0 = std::chrono::steady_clock::now();
   HnswParams params;
   params.m = m;
-  auto sections = BuildHnsw(data.data(), rows, dim, Metric::kL2, params, &pool, {});
+  const bool sequential = Env("POMAI_FILTERED_SEQUENTIAL", 0) != 0;
+  auto sections = BuildHnsw(data.data(), rows, dim, Metric::kL2, params, sequential ? nullptr : &pool, {});
   if (!sections.ok()) {
     std::fprintf(stderr, "build: %s\n", sections.status().ToString().c_str());
     return 1;
@@ -143,10 +186,28 @@ int main() {
       } else if (kind == 1) {
         const size_t n = std::max<size_t>(1, static_cast<size_t>(sel * static_cast<double>(rows)));
         for (size_t i = 0; i < n; ++i) b.Set(order[q][i]);
-      } else {
+      } else if (kind == 2) {
         const size_t near = rows / 10;
         for (size_t i = near; i < rows; ++i)
           if (u(frng) < sel / 0.9) b.Set(order[q][i]);
+      } else {
+        // Whole clusters by centre distance, nearest first (near) or farthest first (far).
+        const float* query = queries.data() + q * dim;
+        std::vector<float> cd(clusters);
+        simd::ScoreMany(Metric::kL2, query, centres.data(), clusters, dim, dim, cd.data());
+        std::vector<uint32_t> by(clusters);
+        std::iota(by.begin(), by.end(), 0u);
+        std::sort(by.begin(), by.end(), [&](uint32_t a, uint32_t b) { return cd[a] > cd[b] || (cd[a] == cd[b] && a < b); });
+        if (kind == 4) std::reverse(by.begin(), by.end());
+        std::vector<bool> keep(clusters, false);
+        const double want = sel * static_cast<double>(rows);
+        double have = 0;
+        for (size_t i = 0; i < clusters && (have < want || i == 0); ++i) {
+          keep[by[i]] = true;
+          have += static_cast<double>(cluster_size[by[i]]);
+        }
+        for (size_t r = 0; r < rows; ++r)
+          if (keep[label[r]]) b.Set(r);
       }
       std::vector<uint32_t> t;
       for (size_t i = 0; i < rows && t.size() < kK; ++i)
@@ -161,8 +222,8 @@ int main() {
               "exact scored | links | plan |\n");
   std::printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
   const FilteredGraphShape shape{dim, graph.m0(), graph.traversal() == Traversal::kSq8};
-  for (int kind = 0; kind < 3; ++kind) {
-    for (double sel : kSelectivities) {
+  for (int kind : kinds) {
+    for (double sel : shares) {
       const Case c = make_case(kind, sel);
       double passing = 0;
       for (const Bitmap& b : c.pass) passing += static_cast<double>(b.Count());
@@ -174,7 +235,7 @@ int main() {
       };
       const Path paths[] = {{"exact", FilteredPlan::kExact, 0},         {"filtered", FilteredPlan::kFilteredWalk, 32},
                             {"filtered", FilteredPlan::kFilteredWalk, 64}, {"filtered", FilteredPlan::kFilteredWalk, 128},
-                            {"gated", FilteredPlan::kGatedWalk, 64},
+                            {"gated", FilteredPlan::kGatedWalk, 32},    {"gated", FilteredPlan::kGatedWalk, 64},
                             {"gated", FilteredPlan::kGatedWalk, 128}};
       for (const Path& p : paths) {
         std::vector<std::vector<uint32_t>> found(nq);

@@ -87,6 +87,7 @@ constexpr double kGatedLinksPerScored = 1.5;       // ... and links read per row
 constexpr double kFilteredScoredPerEf = 30;        // filtered walk: rows scored = this * ef (<= passing)
 constexpr double kFilteredLinksPerEf = 90;         // ... links read per ef while it goes one hop
 constexpr double kTwoHopLinksPerEf = 188;          // ... and this * ef / sqrt(share) while it goes two
+constexpr double kSq8RescoredPerK = 9;             // an SQ8 walk's float32 re-scores, per k
 // From this share of passing rows up the gated walk is chosen over the
 // filtered one (filtered.h: recall under anti-correlated filters).
 constexpr double kGatedFromShare = 0.25;
@@ -103,8 +104,8 @@ double FilteredPlanCost(FilteredPlan plan, uint64_t rows, uint64_t passing, size
   // A walk's ef is at least k and at most the passing rows (HnswGraph::SearchFiltered).
   const double e = std::max(static_cast<double>(k), std::min(static_cast<double>(ef), c));
   const double score_ns = kWalkNsPerScored + dim * (graph.sq8 ? kSq8WalkNsPerDim : kFloatWalkNsPerDim);
-  // An SQ8 walk re-scores RerankCount(k) rows in float32.
-  const double rerank_ns = graph.sq8 ? static_cast<double>(RerankCount(k)) * dim * kExactNsPerFloat : 0;
+  // An SQ8 walk re-scores the rows that may be among the k best in float32.
+  const double rerank_ns = graph.sq8 ? kSq8RescoredPerK * static_cast<double>(k) * dim * kExactNsPerFloat : 0;
   switch (plan) {
     case FilteredPlan::kExact:
       return c * dim * kExactNsPerFloat + n / 64;  // and a pass over the bitmap's words

@@ -49,7 +49,8 @@ struct FilteredGraphShape {
 //             L = e * 90 link reads while it goes one hop (s * m0 >= TwoHopBelow(m0)),
 //             e * 188 / sqrt(s) while it goes two hops (at most rows * m0)
 //
-// (an SQ8 walk adds RerankCount(k) float32 scores; a float32 walk's score is
+// (an SQ8 walk adds 9k float32 scores: the rows its codes cannot rule out of
+// the k best, 7k .. 9k measured uncorrelated; a float32 walk's score is
 // taken as 30 + 0.45 dim, not measured). The walk's rows-scored and
 // link-read counts are HnswGraph's SearchWork counters fitted on
 // bench/filtered_sweep.cc's 100k x 128 run (m 32, uncorrelated filters,
@@ -67,10 +68,13 @@ struct FilteredGraphShape {
 // when cheaper than exact. Above 1/4 the filtered walk goes one hop and
 // costs about what the gated walk costs (100k x 128, 50%, ef 64: 1926 vs
 // 3255 rows scored) but loses recall when the filter excludes the query's
-// neighbourhood (anti-correlated, 50%: 0.56 against the gated walk's 0.94
-// on the 20k x 32 test set; 0.10 against 0.47 at 100k x 128).
+// neighbourhood (anti-correlated, 50%, ef 64 at 100k x 128: 0.10 against
+// the gated walk's 0.997).
 //
-// Break-even with exact (the model, k 10, ef 64, SQ8, m0 64): a walk is
+// The SQ8 walks' float32 re-scores (9k, was a fixed 4k before the walks
+// kept their exact top k on the way) move none of the break-even points
+// below by more than 0.001. Break-even with exact (the model, k 10, ef 64,
+// SQ8, m0 64): a walk is
 // chosen from s = 0.37 at 20k rows x 128, 0.11 at 100k, 0.022 at 1M and
 // 0.0044 at 10M (x 32: 0.61, 0.27, 0.054, 0.011; x 768: 0.14, 0.039,
 // 0.0072, 0.0014). Measured at 100k x 128 (one thread, SQ8 walks, us per
@@ -88,10 +92,22 @@ struct FilteredGraphShape {
 // of the graph with bridges, as the gated walk does: exact is far cheaper
 // there at these sizes, and the model says so.
 // Anti-correlated filters (the query's nearest 10% fail) are the walks'
-// weak case at 100k x 128: filtered .50 / gated .93 recall at 10%, ef 64;
-// with float32 walks the gated walk recovers (30k x 128, 50%: .996 float32
-// vs .858 SQ8: the far passing rows are ordered by code distances), the
-// filtered walk does not (.32 either way).
+// weak case at 100k x 128: at 10%, ef 64, the filtered walk reaches .50
+// (float32 walks too: its two-hop neighbourhoods do not cross the excluded
+// region), the gated walk .998 but by walking 84k of the 100k rows (13 ..
+// 25x exact's time; the plan cannot see the correlation). The gated SQ8
+// walk reached only .93 (.47 at 50%) while it re-scored a fixed 40 of its
+// ef best by code distance: far from the query the codes' error exceeds
+// the gaps between passing rows (HnswGraph::Search).
+// At m 16 (m0 32) the filtered walk needs a larger ef for the same recall
+// (10%, 100k x 128: .904 / .938 / .981 at ef 32 / 64 / 128, where the gated
+// walk has .984 at ef 32 for 5.7k rows scored and 7.9k link reads); a
+// larger two-hop cap (two or three lists' worth instead of one) moves it
+// along the same recall-for-work curve as a larger ef, no better; taking
+// the two-hop vias spread over the list instead of closest first loses
+// (.871 at ef 32), and so does an uncapped two-hop expansion of the
+// descent's row (.885). Float32 walks reach the same (.897 / .937 / .981):
+// the two-hop neighbourhoods limit it, not the codes.
 FilteredPlan ChooseFilteredPlan(uint64_t rows, uint64_t passing, size_t k, size_t ef, const FilteredGraphShape& graph);
 
 // The model's estimate of one search's time by `plan`, in nanoseconds on

@@ -39,25 +39,35 @@ SectionKind GraphKind(uint32_t i) { return static_cast<SectionKind>(KindNumber(k
 struct SearchScratch {
   std::vector<Cand> candidates;  // closest on top
   std::vector<Cand> results;     // farthest on top
+  std::vector<Cand> exact;       // an SQ8 walk's k best in float32, farthest (by CloserThan) on top
   std::vector<const float*> rows;
   std::vector<const uint8_t*> codes;
   std::vector<uint32_t> ids;
   std::vector<float> scores;
+  // An SQ8 walk's rows to re-score in float32: vectors, ids, code distances, scores.
+  std::vector<const float*> exact_rows;
+  std::vector<uint32_t> exact_ids;
+  std::vector<float> exact_codes;
+  std::vector<float> exact_scores;
   std::vector<uint32_t> frontier;  // the filtered walk's non-passing rows seen and not yet scored
   sq8::Query sq8_query;
 
-  void Reserve(size_t degree, size_t ef) {
-    // The rerank scores ef rows at once; a filtered walk's batch holds fewer
-    // than three link lists' worth (passing rows one and two hops away until
-    // it has one list's worth, then maybe its bridges).
-    const size_t n = std::max(3 * degree, ef);
+  void Reserve(size_t degree, size_t k, size_t ef) {
+    // A filtered walk's batch holds fewer than three link lists' worth
+    // (passing rows one and two hops away until it has one list's worth,
+    // then maybe its bridges); the plain walk's one list. Search's final
+    // re-score takes min(ef, RerankCount(k)) rows at once (4k > ef when k > ef / 4).
+    const size_t n = std::max(3 * degree, k > ef / 4 ? ef : std::min(ef, RerankCount(k)));
     if (rows.size() < n) {
-      rows.resize(n);
+      for (auto* v : {&rows, &exact_rows}) v->resize(n);
       codes.resize(n);
-      ids.resize(n);
-      scores.resize(n);
+      for (auto* v : {&ids, &exact_ids}) v->resize(n);
+      for (auto* v : {&scores, &exact_codes, &exact_scores}) v->resize(n);
     }
     if (results.capacity() < ef + 1) results.reserve(ef + 1);
+    // The exact top k holds at most min(k, ef) rows (ef >= min(k, rows)).
+    const size_t top = std::min(k, ef);
+    if (exact.capacity() < top + 1) exact.reserve(top + 1);
     const size_t queue = std::min<size_t>(4 * ef, 1 << 16);  // grows further if a walk needs it
     if (candidates.capacity() < queue) candidates.reserve(queue);
   }
@@ -90,6 +100,7 @@ struct FloatScorer {
   void Score(const Row* rows, const uint32_t* /*ids*/, size_t n, float* out) const {
     simd::ScoreGather(metric, query, rows, n, dim, out);
   }
+  static constexpr bool kExact = true;
 };
 
 struct Sq8Scorer {
@@ -106,6 +117,7 @@ struct Sq8Scorer {
   void Score(const Row* rows, const uint32_t* ids, size_t n, float* out) const {
     sq8::ScoreGather(*query, rows, ids, n, out);
   }
+  static constexpr bool kExact = false;  // the walk keeps the exact top k beside (Layer0Walk)
 };
 
 }  // namespace
@@ -278,56 +290,317 @@ Status HnswGraph::UpperBlock(uint32_t row, uint32_t level, const uint32_t** link
   return Status::OK();
 }
 
+// Layer 0 of one search: the candidate queue (closest on top), the ef best
+// returnable live rows by the walk's distances (s.results, farthest on top:
+// their farthest is the bound past which the walk stops), the visited marks
+// and the batch of rows waiting to be scored. Both walks gather a node's
+// rows into the batch (Add) and Flush it, which scores it and offers each
+// row to the queue and the results.
+//
+// A filtered search's SQ8 walk (SearchFiltered, SearchGated) also keeps the
+// exact answer beside: every returnable live row
+// whose code distance could put it among the k best is re-scored in float32
+// at once, and the k best of those float32 distances are the result
+// (s.exact). "Could" means the code distance is below the k-th best float32
+// distance so far plus a margin of kMarginSigmas times the RMS difference
+// between the code and float32 distances of the rows re-scored so far (every
+// row until kMinErrorSamples are measured). The codes only steer the walk:
+// far from the query (a filter that excludes its neighbourhood), distances
+// crowd together and the codes' error exceeds the gaps between the passing
+// rows there, so choosing the k best among a fixed number of the best by
+// code distance lost most of the true top k (bench/filtered_sweep.cc,
+// index/filtered.h). Search, whose answer is the query's own neighbourhood
+// where the codes order rows well, re-scores the RerankCount(k) best of its
+// ef by code distance at the end instead (cheaper: 40 float32 rows at k 10
+// against 60 .. 90 kept on the way, which cost it 1.2 .. 1.6x its time at
+// ef 10 .. 64 on 100k x 128).
+template <class Scorer>
+class HnswGraph::Layer0Walk {
+ public:
+  using Row = typename Scorer::Row;
+  static constexpr float kMarginSigmas = 3;
+  static constexpr uint64_t kMinErrorSamples = 16;
+
+  // `states` marks per node (VisitedSet::Begin); marks() + epoch() is
+  // "visited". `keep_exact`: keep the exact top k (an SQ8 walk only).
+  Layer0Walk(const HnswGraph& g, const Scorer& scorer, const float* query, size_t k, size_t ef, RowFilter is_live,
+             uint16_t states, bool keep_exact)
+      : keep_exact_(!Scorer::kExact && keep_exact),
+        g_(g),
+        scorer_(scorer),
+        query_(query),
+        k_(k),
+        ef_(ef),
+        is_live_(is_live),
+        s_(ThreadScratch()),
+        work_(ThreadSearchWork()),
+        batch_(scorer.Rows(s_).data()),
+        ids_(s_.ids.data()),
+        capacity_(scorer.Rows(s_).size()) {
+    internal::VisitedSet& visited = internal::ThreadVisitedSet();
+    visited.Begin(g.rows_, states);
+    marks_ = visited.marks();
+    epoch_ = visited.epoch();
+    s_.candidates.clear();
+    s_.results.clear();
+    s_.exact.clear();
+  }
+
+  uint16_t* marks() const { return marks_; }
+  uint16_t epoch() const { return epoch_; }
+  SearchWork& work() const { return work_; }
+  size_t batched() const { return n_; }
+  size_t capacity() const { return capacity_; }
+  bool full() const { return s_.results.size() >= ef_; }
+
+  // Starts from row `id` at distance d (the descent's row).
+  void Start(uint32_t id, float d, bool returnable) {
+    marks_[id] = epoch_;
+    int live = returnable ? -1 : 0;
+    if (keep_exact_ && returnable) {
+      live = is_live_(id) ? 1 : 0;
+      if (live != 0) {
+        StageExact(0, id, d);
+        RescoreExact(1);
+      }
+    }
+    Offer(d, id, returnable, live, &bound_);
+  }
+
+  // The next node to expand, best first, into *c; false when the queue is
+  // empty or its best is past the bound with ef results in hand.
+  bool Pop(Cand* c) {
+    std::vector<Cand>& candidates = s_.candidates;
+    if (candidates.empty()) return false;
+    *c = candidates.front();
+    if (c->d > bound_ && full()) return false;
+    std::pop_heap(candidates.begin(), candidates.end(), ClosestOnTop());
+    candidates.pop_back();
+    return true;
+  }
+  bool QueueEmpty() const { return s_.candidates.empty(); }
+
+  // Points *links at row `id`'s layer-0 list after checking its count.
+  Status List(uint32_t id, const uint32_t** links) const {
+    const uint64_t at = uint64_t{id} * (uint64_t{g_.m0_} + 1);
+    *links = g_.layer0_ + at;
+    if ((*links)[0] > g_.m0_) {
+      return g_.LinkCorruption(kHnswLayer0, at * 4, "row " + std::to_string(id) + " has " +
+                                                         std::to_string((*links)[0]) + " links, more than m0 " +
+                                                         std::to_string(g_.m0_));
+    }
+    return Status::OK();
+  }
+  // Link j of row `from`'s list is `id` >= rows.
+  Status BadLink(uint32_t from, uint32_t j, uint32_t id) const {
+    return g_.LinkCorruption(kHnswLayer0, (uint64_t{from} * (uint64_t{g_.m0_} + 1) + j) * 4,
+                             "link to row " + std::to_string(id) + " >= rows " + std::to_string(g_.rows_));
+  }
+
+  // Marks row `id` visited and adds it to the batch (batched() < capacity()).
+  void Add(uint32_t id) {
+    marks_[id] = epoch_;
+    const Row row = scorer_.At(id);
+    scorer_.Prefetch(row);
+    batch_[n_] = row;
+    ids_[n_] = id;
+    ++n_;
+  }
+
+  // Scores the batch and offers its rows; the first `returnable` of them may be returned.
+  void Flush(size_t returnable) {
+    const size_t n = n_;
+    if (n == 0) return;
+    n_ = 0;
+    work_.walk_scored += n;
+    // The next node to expand is most likely the best one already queued
+    // (before the scoring) or just offered (after the offers).
+    std::vector<Cand>& candidates = s_.candidates;
+    const uint64_t stride = uint64_t{g_.m0_} + 1;
+    if (!candidates.empty()) PrefetchLinks(g_.layer0_ + uint64_t{candidates.front().id} * stride, stride);
+    float* const scores = s_.scores.data();
+    const uint32_t* const ids = ids_;
+    scorer_.Score(batch_, ids, n, scores);
+    // The bounds in locals: the heaps' stores could alias the members.
+    float bound = bound_;
+    if (keep_exact_) {
+      // A returnable row is re-scored while fewer than k are, then when its
+      // code distance is below rescore_below.
+      const bool rescore_all = s_.exact.size() < k_;
+      const float rescore_below = exact_bound_ + margin_;
+      size_t m = 0;
+      for (size_t i = 0; i < n; ++i) {
+        const float d = Distance(scores[i]);
+        int live = i < returnable ? -1 : 0;
+        if (live < 0 && (rescore_all || d < rescore_below)) {
+          live = is_live_(ids[i]) ? 1 : 0;
+          if (live != 0) StageExact(m++, ids[i], d);
+        }
+        Offer(d, ids[i], i < returnable, live, &bound);
+      }
+      bound_ = bound;
+      if (m > 0) RescoreExact(m);
+    } else {
+      for (size_t i = 0; i < n; ++i) Offer(Distance(scores[i]), ids[i], i < returnable, -1, &bound);
+      bound_ = bound;
+    }
+    if (!candidates.empty()) PrefetchLinks(g_.layer0_ + uint64_t{candidates.front().id} * stride, stride);
+  }
+
+  // The min(k, found) best into *out, best first: the exact top k when it
+  // was kept; else an SQ8 walk's RerankCount(k) best by code distance
+  // re-scored in float32, or a float32 walk's k best results.
+  void TakeResults(std::vector<Neighbor>* out) {
+    std::vector<Cand>& best = keep_exact_ ? s_.exact : s_.results;
+    if (!keep_exact_ && !Scorer::kExact) {
+      const size_t rerank = RerankCount(k_);
+      if (best.size() > rerank) {
+        std::nth_element(best.begin(), best.begin() + rerank, best.end(), internal::CloserThan);
+        best.resize(rerank);
+      }
+      for (size_t i = 0; i < best.size(); ++i) StageExact(i, best[i].id, best[i].d);
+      float* const scores = s_.exact_scores.data();
+      simd::ScoreGather(g_.metric_, query_, s_.exact_rows.data(), best.size(), g_.dim_, scores);
+      work_.exact_scored += best.size();
+      for (size_t i = 0; i < best.size(); ++i) best[i].d = Distance(scores[i]);
+      const size_t n = std::min(k_, best.size());
+      std::partial_sort(best.begin(), best.begin() + n, best.end(), internal::CloserThan);
+      best.resize(n);
+    } else if (!keep_exact_) {
+      while (best.size() > k_) {
+        std::pop_heap(best.begin(), best.end(), FarthestOnTop());
+        best.pop_back();
+      }
+    }
+    std::sort(best.begin(), best.end(), internal::CloserThan);
+    out->reserve(best.size());
+    for (const Cand& c : best) out->push_back(Neighbor{-c.d, c.id});
+  }
+
+ private:
+  // Offers a scored row to the queue and, when it is returnable and live, to
+  // the results, whose farthest is *bound once they hold ef. live: 1 or 0
+  // when known, -1 to ask is_live if the row enters.
+  void Offer(float d, uint32_t id, bool returnable, int live, float* bound) {
+    std::vector<Cand>& results = s_.results;
+    if (results.size() < ef_ || d < *bound) {
+      std::vector<Cand>& candidates = s_.candidates;
+      candidates.push_back(Cand{d, id});
+      std::push_heap(candidates.begin(), candidates.end(), ClosestOnTop());
+      if (returnable && (live > 0 || (live < 0 && is_live_(id)))) {
+        results.push_back(Cand{d, id});
+        std::push_heap(results.begin(), results.end(), FarthestOnTop());
+        if (results.size() > ef_) {
+          std::pop_heap(results.begin(), results.end(), FarthestOnTop());
+          results.pop_back();
+        }
+      }
+      if (results.size() >= ef_) *bound = results.front().d;
+    }
+  }
+
+  // Puts row `id` (code distance d) at slot i of the float32 batch.
+  void StageExact(size_t i, uint32_t id, float d) {
+    s_.exact_rows[i] = g_.vectors_ + uint64_t{id} * g_.dim_;
+    s_.exact_ids[i] = id;
+    s_.exact_codes[i] = d;
+  }
+
+  // Scores the first m staged rows in float32 into the exact top k and the error estimate.
+  void RescoreExact(size_t m) {
+    float* const scores = s_.exact_scores.data();
+    simd::ScoreGather(g_.metric_, query_, s_.exact_rows.data(), m, g_.dim_, scores);
+    work_.exact_scored += m;
+    std::vector<Cand>& exact = s_.exact;
+    for (size_t i = 0; i < m; ++i) {
+      const Cand c{Distance(scores[i]), s_.exact_ids[i]};
+      const float error = s_.exact_codes[i] - c.d;
+      if (std::isfinite(error)) {
+        error_sum2_ += double{error} * error;
+        ++error_samples_;
+      }
+      if (exact.size() < k_ || internal::CloserThan(c, exact.front())) {
+        exact.push_back(c);
+        std::push_heap(exact.begin(), exact.end(), internal::CloserThan);
+        if (exact.size() > k_) {
+          std::pop_heap(exact.begin(), exact.end(), internal::CloserThan);
+          exact.pop_back();
+        }
+      }
+    }
+    if (exact.size() >= k_) exact_bound_ = exact.front().d;
+    if (error_samples_ >= kMinErrorSamples) {
+      margin_ = kMarginSigmas * static_cast<float>(std::sqrt(error_sum2_ / static_cast<double>(error_samples_)));
+    }
+  }
+
+  const bool keep_exact_;
+  const HnswGraph& g_;
+  const Scorer& scorer_;
+  const float* const query_;
+  const size_t k_;
+  const size_t ef_;
+  const RowFilter is_live_;
+  SearchScratch& s_;
+  SearchWork& work_;
+  Row* const batch_;
+  uint32_t* const ids_;
+  const size_t capacity_;
+  size_t n_ = 0;
+  uint16_t* marks_ = nullptr;
+  uint16_t epoch_ = 0;
+  float bound_ = std::numeric_limits<float>::infinity();
+  float exact_bound_ = std::numeric_limits<float>::infinity();
+  float margin_ = std::numeric_limits<float>::infinity();
+  double error_sum2_ = 0;
+  uint64_t error_samples_ = 0;
+};
+
 Status HnswGraph::Search(const float* query, size_t k, size_t ef, RowFilter is_live,
                          std::vector<Neighbor>* out) const {
+  return PlainSearch(query, k, ef, is_live, false, out);
+}
+
+Status HnswGraph::PlainSearch(const float* query, size_t k, size_t ef, RowFilter is_live, bool keep_exact,
+                              std::vector<Neighbor>* out) const {
   out->clear();
   if (rows_ == 0 || k == 0) return Status::OK();
   if (query == nullptr) return Status::InvalidArgument("hnsw search: null query");
   // A queue longer than the graph cannot fill: ef is at most rows.
   ef = static_cast<size_t>(std::min<uint64_t>(std::max(ef, k), rows_));
-  SearchScratch& s = ThreadScratch();
   try {
-    s.Reserve(std::max(m_, m0_), ef);
+    ThreadScratch().Reserve(std::max(m_, m0_), k, ef);
   } catch (const std::bad_alloc&) {
     return Status::ResourceExhausted("hnsw search: out of memory for ef " + std::to_string(ef));
   }
-  if (traversal_ == Traversal::kSq8) {
-    s.sq8_query.Prepare(metric_, query, sq8_params_, sq8_params_ + dim_, dim_, sq8_norms_);
-    POMAI_RETURN_IF_ERROR(Walk(Sq8Scorer{sq8_codes_, sq8::Stride(dim_), &s.sq8_query}, ef, is_live));
-  } else {
-    POMAI_RETURN_IF_ERROR(Walk(FloatScorer{vectors_, dim_, metric_, query}, ef, is_live));
-  }
-  TakeResults(query, k, out);
-  return Status::OK();
+  return RunSearch(query, k, ef, is_live, nullptr, 0, keep_exact, out);
 }
 
-void HnswGraph::TakeResults(const float* query, size_t k, std::vector<Neighbor>* out) const {
-  SearchScratch& s = ThreadScratch();
-  std::vector<Cand>& results = s.results;
+Status HnswGraph::RunSearch(const float* query, size_t k, size_t ef, RowFilter is_live, const Bitmap* pass,
+                            uint64_t passing, bool keep_exact, std::vector<Neighbor>* out) const {
   if (traversal_ == Traversal::kSq8) {
-    // Re-score exactly the best of the ef the walk kept: the RerankCount(k)
-    // closest by code distance (all of them when ef is smaller).
-    const size_t rerank = RerankCount(k);
-    if (results.size() > rerank) {
-      std::nth_element(results.begin(), results.begin() + rerank, results.end(), internal::CloserThan);
-      results.resize(rerank);
-    }
-    for (size_t i = 0; i < results.size(); ++i) s.rows[i] = vectors_ + uint64_t{results[i].id} * dim_;
-    simd::ScoreGather(metric_, query, s.rows.data(), results.size(), dim_, s.scores.data());
-    ThreadSearchWork().exact_scored += results.size();
-    for (size_t i = 0; i < results.size(); ++i) results[i].d = Distance(s.scores[i]);
-    const size_t n = std::min(k, results.size());
-    std::partial_sort(results.begin(), results.begin() + n, results.end(), internal::CloserThan);
-    results.resize(n);
-  } else {
-    while (results.size() > k) {
-      std::pop_heap(results.begin(), results.end(), FarthestOnTop());
-      results.pop_back();
-    }
-    std::sort(results.begin(), results.end(), internal::CloserThan);
+    SearchScratch& s = ThreadScratch();
+    s.sq8_query.Prepare(metric_, query, sq8_params_, sq8_params_ + dim_, dim_, sq8_norms_);
+    return RunWalk(Sq8Scorer{sq8_codes_, sq8::Stride(dim_), &s.sq8_query}, query, k, ef, is_live, pass, passing,
+                   keep_exact, out);
   }
-  out->reserve(results.size());
-  for (const Cand& c : results) out->push_back(Neighbor{-c.d, c.id});
+  return RunWalk(FloatScorer{vectors_, dim_, metric_, query}, query, k, ef, is_live, pass, passing, keep_exact, out);
+}
+
+template <class Scorer>
+Status HnswGraph::RunWalk(const Scorer& scorer, const float* query, size_t k, size_t ef, RowFilter is_live,
+                          const Bitmap* pass, uint64_t passing, bool keep_exact, std::vector<Neighbor>* out) const {
+  uint32_t cur = entry_;
+  float cur_d = 0;
+  POMAI_RETURN_IF_ERROR(Descend(scorer, &cur, &cur_d));
+  Layer0Walk<Scorer> w(*this, scorer, query, k, ef, is_live, pass != nullptr ? 2 : 1, keep_exact);
+  if (pass != nullptr) {
+    POMAI_RETURN_IF_ERROR(WalkFiltered(w, cur, cur_d, *pass, passing));
+  } else {
+    POMAI_RETURN_IF_ERROR(Walk(w, cur, cur_d));
+  }
+  w.TakeResults(out);
+  return Status::OK();
 }
 
 template <class Scorer>
@@ -379,95 +652,28 @@ Status HnswGraph::Descend(const Scorer& scorer, uint32_t* entry, float* entry_d)
   return Status::OK();
 }
 
-// The greedy descent through the upper layers, then hnswlib's
-// searchBaseLayerST on layer 0: best-first from the descent's row, keeping
-// the ef closest live rows in s.results. Dead rows still become candidates.
+// hnswlib's searchBaseLayerST on layer 0: best-first from the descent's
+// row `cur`, every unvisited neighbour of an expanded node scored. Rows that
+// are not live still become candidates.
 template <class Scorer>
-Status HnswGraph::Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const {
-  SearchScratch& s = ThreadScratch();
-  using Row = typename Scorer::Row;
-  Row* const rows_buf = scorer.Rows(s).data();
-  uint32_t* const ids = s.ids.data();
-  float* const scores = s.scores.data();
-
-  uint32_t cur;
-  float cur_d;
-  POMAI_RETURN_IF_ERROR(Descend(scorer, &cur, &cur_d));
-  SearchWork& work = ThreadSearchWork();
-
-  internal::VisitedSet& visited = internal::ThreadVisitedSet();
-  visited.Begin(rows_);
-  uint16_t* const marks = visited.marks();
-  const uint16_t epoch = visited.epoch();
-  std::vector<Cand>& candidates = s.candidates;
-  std::vector<Cand>& results = s.results;
-  candidates.clear();
-  results.clear();
-  const uint64_t stride = uint64_t{m0_} + 1;
-  const uint32_t* const layer0 = layer0_;
+Status HnswGraph::Walk(Layer0Walk<Scorer>& w, uint32_t cur, float cur_d) const {
   const uint32_t rows = static_cast<uint32_t>(rows_);
-
-  float bound = std::numeric_limits<float>::infinity();
-  if (is_live(cur)) {
-    results.push_back(Cand{cur_d, cur});
-    bound = cur_d;
-  }
-  candidates.push_back(Cand{cur_d, cur});
-  marks[cur] = epoch;
-
-  while (!candidates.empty()) {
-    const Cand c = candidates.front();
-    if (c.d > bound && results.size() >= ef) break;
-    std::pop_heap(candidates.begin(), candidates.end(), ClosestOnTop());
-    candidates.pop_back();
-
-    const uint32_t* links = layer0 + c.id * stride;
+  uint16_t* const marks = w.marks();
+  const uint16_t visited = w.epoch();
+  SearchWork& work = w.work();
+  w.Start(cur, cur_d, true);
+  for (Cand c; w.Pop(&c);) {
+    const uint32_t* links;
+    POMAI_RETURN_IF_ERROR(w.List(c.id, &links));
     const uint32_t count = links[0];
-    if (count > m0_) {
-      return LinkCorruption(kHnswLayer0, c.id * stride * 4, "row " + std::to_string(c.id) + " has " +
-                                                                std::to_string(count) + " links, more than m0 " +
-                                                                std::to_string(m0_));
-    }
-    size_t n = 0;
     for (uint32_t j = 1; j <= count; ++j) {
       const uint32_t id = links[j];
-      if (id >= rows) {
-        return LinkCorruption(kHnswLayer0, (c.id * stride + j) * 4,
-                              "link to row " + std::to_string(id) + " >= rows " + std::to_string(rows));
-      }
+      if (id >= rows) return w.BadLink(c.id, j, id);
       if (j < count) __builtin_prefetch(marks + links[j + 1]);
-      if (marks[id] != epoch) {
-        marks[id] = epoch;
-        const Row row = scorer.At(id);
-        scorer.Prefetch(row);
-        rows_buf[n] = row;
-        ids[n] = id;
-        ++n;
-      }
+      if (marks[id] != visited) w.Add(id);
     }
     work.links += count;
-    if (n == 0) continue;
-    work.walk_scored += n;
-    // The next node to expand is most likely the best one already queued.
-    if (!candidates.empty()) PrefetchLinks(layer0 + candidates.front().id * stride, stride);
-    scorer.Score(rows_buf, ids, n, scores);
-    for (size_t i = 0; i < n; ++i) {
-      const float d = Distance(scores[i]);
-      if (results.size() < ef || d < bound) {
-        candidates.push_back(Cand{d, ids[i]});
-        std::push_heap(candidates.begin(), candidates.end(), ClosestOnTop());
-        if (is_live(ids[i])) {
-          results.push_back(Cand{d, ids[i]});
-          std::push_heap(results.begin(), results.end(), FarthestOnTop());
-          if (results.size() > ef) {
-            std::pop_heap(results.begin(), results.end(), FarthestOnTop());
-            results.pop_back();
-          }
-        }
-        if (!results.empty()) bound = results.front().d;
-      }
-    }
-    if (!candidates.empty()) PrefetchLinks(layer0 + candidates.front().id * stride, stride);
+    w.Flush(w.batched());
   }
   return Status::OK();
 }
@@ -487,21 +693,12 @@ Status HnswGraph::SearchFiltered(const float* query, size_t k, size_t ef, const 
   // the walk visit every row before it stops.
   ef = static_cast<size_t>(std::max<uint64_t>(std::min<uint64_t>(ef, passing), k));
   ef = static_cast<size_t>(std::min<uint64_t>(ef, rows_));
-  SearchScratch& s = ThreadScratch();
   try {
-    s.Reserve(std::max(m_, m0_), ef);
+    ThreadScratch().Reserve(std::max(m_, m0_), k, ef);
   } catch (const std::bad_alloc&) {
     return Status::ResourceExhausted("hnsw filtered search: out of memory for ef " + std::to_string(ef));
   }
-  if (traversal_ == Traversal::kSq8) {
-    s.sq8_query.Prepare(metric_, query, sq8_params_, sq8_params_ + dim_, dim_, sq8_norms_);
-    POMAI_RETURN_IF_ERROR(
-        WalkFiltered(Sq8Scorer{sq8_codes_, sq8::Stride(dim_), &s.sq8_query}, ef, pass, passing, is_live));
-  } else {
-    POMAI_RETURN_IF_ERROR(WalkFiltered(FloatScorer{vectors_, dim_, metric_, query}, ef, pass, passing, is_live));
-  }
-  TakeResults(query, k, out);
-  return Status::OK();
+  return RunSearch(query, k, ef, is_live, &pass, passing, true, out);
 }
 
 Status HnswGraph::SearchGated(const float* query, size_t k, size_t ef, const Bitmap& pass, RowFilter is_live,
@@ -514,8 +711,9 @@ Status HnswGraph::SearchGated(const float* query, size_t k, size_t ef, const Bit
   const uint64_t passing = pass.Count();
   if (passing == 0 || k == 0) return Status::OK();
   ef = static_cast<size_t>(std::max<uint64_t>(std::min<uint64_t>(ef, passing), k));  // as in SearchFiltered
-  if (is_live.all_live()) return Search(query, k, ef, [&pass](uint32_t row) { return pass.Get(row); }, out);
-  return Search(query, k, ef, [&pass, is_live](uint32_t row) { return pass.Get(row) && is_live(row); }, out);
+  if (is_live.all_live()) return PlainSearch(query, k, ef, [&pass](uint32_t row) { return pass.Get(row); }, true, out);
+  return PlainSearch(query, k, ef, [&pass, is_live](uint32_t row) { return pass.Get(row) && is_live(row); }, true,
+                     out);
 }
 
 // Layer 0 of a filtered search. Only passing rows are scored on the way:
@@ -530,33 +728,14 @@ Status HnswGraph::SearchGated(const float* query, size_t k, size_t ef, const Bit
 // reaches every row the plain walk reaches. Marks: `visited` = scored (or
 // the entry), `seen` = a non-passing row in the frontier.
 template <class Scorer>
-Status HnswGraph::WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pass, uint64_t passing,
-                               RowFilter is_live) const {
-  SearchScratch& s = ThreadScratch();
-  using Row = typename Scorer::Row;
-  Row* const rows_buf = scorer.Rows(s).data();
-  uint32_t* const ids = s.ids.data();
-  float* const scores = s.scores.data();
-  const size_t batch_cap = scorer.Rows(s).size();
-
-  uint32_t cur;
-  float cur_d;
-  POMAI_RETURN_IF_ERROR(Descend(scorer, &cur, &cur_d));
-  SearchWork& work = ThreadSearchWork();
-
-  internal::VisitedSet& visited_set = internal::ThreadVisitedSet();
-  visited_set.Begin(rows_, 2);
-  uint16_t* const marks = visited_set.marks();
-  const uint16_t visited = visited_set.epoch();
+Status HnswGraph::WalkFiltered(Layer0Walk<Scorer>& w, uint32_t cur, float cur_d, const Bitmap& pass,
+                               uint64_t passing) const {
+  SearchWork& work = w.work();
+  uint16_t* const marks = w.marks();
+  const uint16_t visited = w.epoch();
   const uint16_t seen = static_cast<uint16_t>(visited + 1);
-  std::vector<Cand>& candidates = s.candidates;
-  std::vector<Cand>& results = s.results;
-  std::vector<uint32_t>& frontier = s.frontier;
-  candidates.clear();
-  results.clear();
+  std::vector<uint32_t>& frontier = ThreadScratch().frontier;
   frontier.clear();
-  const uint64_t stride = uint64_t{m0_} + 1;
-  const uint32_t* const layer0 = layer0_;
   const uint32_t rows = static_cast<uint32_t>(rows_);
   const uint32_t two_hop_below = TwoHopBelow(m0_);
   const uint64_t* const pass_words = pass.words();
@@ -568,67 +747,21 @@ Status HnswGraph::WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pa
   // gated walk does, scoring non-passing neighbours as bridges.
   bool bridging = false;
 
-  float bound = std::numeric_limits<float>::infinity();
-  // Offers a scored row to the queue (and, if it passes and is live, to the results).
-  auto offer = [&](float d, uint32_t id, bool is_passing) {
-    if (results.size() < ef || d < bound) {
-      candidates.push_back(Cand{d, id});
-      std::push_heap(candidates.begin(), candidates.end(), ClosestOnTop());
-      if (is_passing && is_live(id)) {
-        results.push_back(Cand{d, id});
-        std::push_heap(results.begin(), results.end(), FarthestOnTop());
-        if (results.size() > ef) {
-          std::pop_heap(results.begin(), results.end(), FarthestOnTop());
-          results.pop_back();
-        }
-      }
-      if (!results.empty() && results.size() >= ef) bound = results.front().d;
-    }
-  };
-  // Reads row `id`'s layer-0 list after checking its count.
-  auto list = [&](uint32_t id, const uint32_t** links) -> Status {
-    *links = layer0 + id * stride;
-    if ((*links)[0] > m0_) {
-      return LinkCorruption(kHnswLayer0, id * stride * 4, "row " + std::to_string(id) + " has " +
-                                                              std::to_string((*links)[0]) + " links, more than m0 " +
-                                                              std::to_string(m0_));
-    }
-    return Status::OK();
-  };
-  auto bad_link = [&](uint32_t from, uint32_t j, uint32_t id) {
-    return LinkCorruption(kHnswLayer0, (from * stride + j) * 4,
-                          "link to row " + std::to_string(id) + " >= rows " + std::to_string(rows));
-  };
-
-  marks[cur] = visited;
   if (passes(cur)) ++passing_visited;
-  offer(cur_d, cur, passes(cur));
+  w.Start(cur, cur_d, passes(cur));
 
   for (;;) {
-    while (!candidates.empty()) {
-      const Cand c = candidates.front();
-      if (c.d > bound && results.size() >= ef) return Status::OK();
-      std::pop_heap(candidates.begin(), candidates.end(), ClosestOnTop());
-      candidates.pop_back();
-
+    for (Cand c; w.Pop(&c);) {
       const uint32_t* links;
-      POMAI_RETURN_IF_ERROR(list(c.id, &links));
+      POMAI_RETURN_IF_ERROR(w.List(c.id, &links));
       const uint32_t count = links[0];
-      size_t n = 0;
       uint32_t passing_near = 0;  // passing rows among the neighbours
       for (uint32_t j = 1; j <= count; ++j) {
         const uint32_t id = links[j];
-        if (id >= rows) return bad_link(c.id, j, id);
+        if (id >= rows) return w.BadLink(c.id, j, id);
         if (passes(id)) {
           ++passing_near;
-          if (marks[id] != visited) {
-            marks[id] = visited;
-            const Row row = scorer.At(id);
-            scorer.Prefetch(row);
-            rows_buf[n] = row;
-            ids[n] = id;
-            ++n;
-          }
+          if (marks[id] != visited) w.Add(id);
         } else if (marks[id] != visited && marks[id] != seen) {
           marks[id] = seen;
           frontier.push_back(id);
@@ -647,68 +780,43 @@ Status HnswGraph::WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pa
           // A scored non-passing row is a bridge: its own expansion finds its passing neighbours.
           if (passes(via) || marks[via] == visited) continue;
           const uint32_t* links2;
-          POMAI_RETURN_IF_ERROR(list(via, &links2));
+          POMAI_RETURN_IF_ERROR(w.List(via, &links2));
           const uint32_t count2 = links2[0];
           work.links += count2;
           for (uint32_t i = 1; i <= count2; ++i) {
             const uint32_t id = links2[i];
-            if (id >= rows) return bad_link(via, i, id);
+            if (id >= rows) return w.BadLink(via, i, id);
             if (!passes(id)) continue;
             ++passing_near;
-            if (marks[id] != visited) {
-              marks[id] = visited;
-              const Row row = scorer.At(id);
-              scorer.Prefetch(row);
-              rows_buf[n] = row;
-              ids[n] = id;
-              ++n;
-            }
+            if (marks[id] != visited) w.Add(id);
           }
         }
       }
       work.links += count;
-      const size_t new_passing = n;
+      const size_t new_passing = w.batched();
       if (bridging) {
         for (uint32_t j = 1; j <= count; ++j) {
           const uint32_t id = links[j];
-          if (passes(id) || marks[id] == visited) continue;
-          marks[id] = visited;
-          const Row row = scorer.At(id);
-          scorer.Prefetch(row);
-          rows_buf[n] = row;
-          ids[n] = id;
-          ++n;
+          if (!passes(id) && marks[id] != visited) w.Add(id);
         }
       }
-      if (n == 0) continue;
       passing_visited += new_passing;
-      work.walk_scored += n;
-      if (!candidates.empty()) PrefetchLinks(layer0 + candidates.front().id * stride, stride);
-      scorer.Score(rows_buf, ids, n, scores);
-      for (size_t i = 0; i < n; ++i) offer(Distance(scores[i]), ids[i], i < new_passing);
+      w.Flush(new_passing);
     }
-    // The queue ran dry: done when the results are full or no passing row is left to find.
-    if (results.size() >= ef || passing_visited >= passing) return Status::OK();
+    // The queue ran dry or its best is past the bound: done when the
+    // results are full or no passing row is left to find.
+    if (w.full() || passing_visited >= passing) return Status::OK();
     // Score the frontier's rows still unscored and queue them as bridges;
     // from now on every expansion scores its non-passing neighbours too.
     bridging = true;
-    size_t n = 0;
-    auto flush = [&] {
-      scorer.Score(rows_buf, ids, n, scores);
-      work.walk_scored += n;
-      for (size_t i = 0; i < n; ++i) offer(Distance(scores[i]), ids[i], false);
-      n = 0;
-    };
     for (const uint32_t id : frontier) {
       if (marks[id] != seen) continue;
-      marks[id] = visited;
-      rows_buf[n] = scorer.At(id);
-      ids[n] = id;
-      if (++n == batch_cap) flush();
+      w.Add(id);
+      if (w.batched() == w.capacity()) w.Flush(0);
     }
-    if (n > 0) flush();
+    w.Flush(0);
     frontier.clear();
-    if (candidates.empty()) return Status::OK();  // every reachable row is visited
+    if (w.QueueEmpty()) return Status::OK();  // every reachable row is visited
   }
 }
 

@@ -124,15 +124,16 @@ class RowFilter {
 // Which vectors a search scores while it walks the graph.
 enum class Traversal : uint8_t {
   kFloat32,  // the segment's vectors
-  kSq8,      // the graph's 8-bit codes, then the RerankCount(k) best re-scored in float32
+  kSq8,      // the graph's 8-bit codes; the best re-scored in float32 (RerankCount, HnswGraph::SearchFiltered)
 };
 
-// How many of the ef rows an SQ8 walk keeps are re-scored in float32 for a
-// search of k: max(4k, 32), or all ef when fewer. The code distances order
-// the best rows well enough that the exact top k is among them (recall@10
-// identical to re-scoring all ef at 4 decimals on the ANN benchmark's
-// 200k x 128 and x 384 sets, ef 32 to 256, with as few as 20), and the
-// float32 rows are the expensive reads of a search at high dimensions.
+// How many of the ef rows Search's SQ8 walk keeps are re-scored in float32
+// for a search of k: max(4k, 32), or all ef when fewer. The code distances
+// order the query's own neighbourhood well enough that the exact top k is
+// among them (recall@10 identical to re-scoring all ef at 4 decimals on the
+// ANN benchmark's 200k x 128 and x 384 sets, ef 32 to 256, with as few as
+// 20), and the float32 rows are the expensive reads of a search at high
+// dimensions. Filtered searches do not rely on it (SearchFiltered).
 constexpr size_t RerankCount(size_t k) { return std::max<size_t>(4 * k, 32); }
 
 // The filtered walk expands a node through two hops when fewer than this
@@ -144,7 +145,7 @@ constexpr uint32_t TwoHopBelow(uint32_t m0) { return std::max<uint32_t>(m0 / 4, 
 // caller resets it: what index/filtered.h's cost model counts.
 struct SearchWork {
   uint64_t walk_scored = 0;   // rows scored by walks, in the walk's representation (SQ8 codes or float32)
-  uint64_t exact_scored = 0;  // rows scored in float32 outside a walk: SQ8 reranks, SearchExact
+  uint64_t exact_scored = 0;  // rows scored in float32 outside a walk's representation: SQ8 walks' re-scores, SearchExact
   uint64_t links = 0;         // layer-0 link ids read (two-hop reads included)
 };
 SearchWork& ThreadSearchWork();
@@ -196,9 +197,10 @@ class HnswGraph {
   // only for rows that would enter the result set. Every link read is
   // bounds-checked: a damaged graph is Corruption (with no partial result),
   // never an out-of-bounds read. Every returned score is computed from
-  // `vectors` (an SQ8 walk re-scores the rows it keeps in float32): the
-  // graph's own sections only choose the rows, so a caller that checked
-  // `vectors` gets true scores even from a damaged graph (maybe other rows).
+  // `vectors` (an SQ8 walk re-scores the RerankCount(k) best rows it keeps
+  // in float32): the graph's own sections only choose the rows, so a caller
+  // that checked `vectors` gets true scores even from a damaged graph (maybe
+  // other rows).
   Status Search(const float* query, size_t k, size_t ef, RowFilter is_live, std::vector<Neighbor>* out) const;
 
   // Filtered searches (docs/FILTERS.md, "Execution"; index/filtered.h
@@ -206,6 +208,16 @@ class HnswGraph {
   // (InvalidArgument otherwise); a row may be returned only when it passes
   // and is_live(row). Both return the min(k, found) best such rows, best
   // first, float32 scores, and check every link read as Search does.
+  //
+  // Both walk an SQ8 graph by code distance but answer in float32: every
+  // passing live row whose code distance is below the k-th best float32
+  // distance so far plus three times the RMS code-vs-float32 difference
+  // measured on the rows re-scored so far is re-scored as the walk meets it
+  // (is_live is asked for those rows too), and the k best of those are
+  // returned. A filter may exclude the query's neighbourhood: far from the
+  // query distances crowd together and the codes' error exceeds the gaps
+  // between passing rows, where Search's fixed RerankCount would lose most of
+  // the true top k (index/filtered.h).
   //
   // SearchFiltered: the filtered walk. The upper layers are descended as in
   // Search (the filter plays no part there); on layer 0 only passing rows
@@ -286,15 +298,27 @@ class HnswGraph {
   // layer) and its distance.
   template <class Scorer>
   Status Descend(const Scorer& scorer, uint32_t* entry, float* entry_d) const;
-  // The descent and the layer-0 search, scoring with `scorer`; the
-  // ef best live rows are left in the thread's scratch.
+  // Layer 0 of one search (hnsw.cc): queue, results, marks, the batch being scored.
   template <class Scorer>
-  Status Walk(const Scorer& scorer, size_t ef, RowFilter is_live) const;
-  // SearchFiltered's walk; `passing` = pass.Count() > 0.
+  class Layer0Walk;
+  // The descent and layer 0 with the traversal's scorer: the filtered walk
+  // when `pass` is set (`passing` = its bits set, > 0), else the plain walk
+  // (RunWalk); the min(k, found) best into *out. ef is already clamped.
+  // `keep_exact`: an SQ8 walk keeps the exact top k on the way (filtered
+  // searches) instead of re-scoring RerankCount(k) rows at the end.
+  Status RunSearch(const float* query, size_t k, size_t ef, RowFilter is_live, const Bitmap* pass, uint64_t passing,
+                   bool keep_exact, std::vector<Neighbor>* out) const;
   template <class Scorer>
-  Status WalkFiltered(const Scorer& scorer, size_t ef, const Bitmap& pass, uint64_t passing, RowFilter is_live) const;
-  // The k best of the walk's results into *out (an SQ8 walk's re-scored in float32 first).
-  void TakeResults(const float* query, size_t k, std::vector<Neighbor>* out) const;
+  Status RunWalk(const Scorer& scorer, const float* query, size_t k, size_t ef, RowFilter is_live, const Bitmap* pass,
+                 uint64_t passing, bool keep_exact, std::vector<Neighbor>* out) const;
+  // Search's checks and clamps, then RunSearch's plain walk (SearchGated: with keep_exact).
+  Status PlainSearch(const float* query, size_t k, size_t ef, RowFilter is_live, bool keep_exact,
+                     std::vector<Neighbor>* out) const;
+  // Layer 0 from the descent's row `cur` (distance cur_d): Search's walk and SearchFiltered's.
+  template <class Scorer>
+  Status Walk(Layer0Walk<Scorer>& w, uint32_t cur, float cur_d) const;
+  template <class Scorer>
+  Status WalkFiltered(Layer0Walk<Scorer>& w, uint32_t cur, float cur_d, const Bitmap& pass, uint64_t passing) const;
 
   static constexpr uint32_t kNumSections = 8;
   std::string file_;

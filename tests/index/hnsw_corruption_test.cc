@@ -187,7 +187,7 @@ TEST_F(HnswDamage, HugeLayer0IdIsCorruptionInSearch) {
   for (size_t r = 0; r < kRows; ++r) {
     if (GetU32(l0, r * stride) > 0) PutU32(l0, r * stride + 4, 0x7FFFFFFFu);
   }
-  ExpectSearchCorruption("huge id", "2147483647");
+  static_cast<void>(ExpectSearchCorruption("huge id", "2147483647"));
 }
 
 TEST_F(HnswDamage, HugeUpperCountAndIdAreCorruptionInSearch) {
@@ -199,7 +199,7 @@ TEST_F(HnswDamage, HugeUpperCountAndIdAreCorruptionInSearch) {
   std::vector<char>& up = image_[SectionKind::kHnswUpperLinks];
   const size_t stride = (8 + 1) * 4;
   for (size_t b = 0; b < up.size() / stride; ++b) PutU32(up, b * stride, 1u << 31);
-  ExpectSearchCorruption("huge upper count");
+  static_cast<void>(ExpectSearchCorruption("huge upper count"));
 
   Restore();
   std::vector<char>& up2 = image_[SectionKind::kHnswUpperLinks];  // Restore replaced the bytes
@@ -207,7 +207,7 @@ TEST_F(HnswDamage, HugeUpperCountAndIdAreCorruptionInSearch) {
     PutU32(up2, b * stride, 1);
     PutU32(up2, b * stride + 4, 0xFFFFFFFEu);
   }
-  ExpectSearchCorruption("huge upper id");
+  static_cast<void>(ExpectSearchCorruption("huge upper id"));
 }
 
 TEST_F(HnswDamage, UpperIndexOutOfRangeIsCorruptionInSearch) {

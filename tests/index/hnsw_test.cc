@@ -410,6 +410,29 @@ TEST(HnswEdge, HugeEfIsBoundedByTheRows) {
   EXPECT_EQ(out[0].row, 0u);
 }
 
+// A huge k costs no more than k = rows (nothing is reserved per k beyond
+// the rows), in every walk and both traversals.
+TEST(HnswEdge, HugeKIsBoundedByTheRows) {
+  auto b = BuildAndOpen(Clustered(300, 8, 5, 9), 8, Metric::kL2, HnswParams{8, 50, 3});
+  ASSERT_NE(b->graph, nullptr);
+  const size_t k = size_t{1} << 40;
+  const Bitmap all(300, true);
+  for (Traversal t : {Traversal::kSq8, Traversal::kFloat32}) {
+    b->graph->set_traversal(t);
+    std::vector<Neighbor> plain, filtered, gated;
+    Status st = b->graph->Search(b->data.data(), k, 10, nullptr, &plain);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    st = b->graph->SearchFiltered(b->data.data(), k, 10, all, nullptr, &filtered);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    st = b->graph->SearchGated(b->data.data(), k, 10, all, nullptr, &gated);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    EXPECT_EQ(plain.size(), 300u);
+    EXPECT_EQ(filtered.size(), 300u);
+    EXPECT_EQ(gated.size(), 300u);
+    EXPECT_EQ(plain[0].row, 0u);
+  }
+}
+
 TEST(HnswEdge, KZeroReturnsNothing) {
   auto b = BuildAndOpen(Clustered(100, 8, 5, 9), 8, Metric::kL2, HnswParams{8, 50, 3});
   std::vector<Neighbor> out;
