@@ -89,8 +89,9 @@ constexpr double kFilteredLinksPerEf = 90;         // ... links read per ef whil
 constexpr double kTwoHopLinksPerEf = 188;          // ... and this * ef / sqrt(share) while it goes two
 constexpr double kSq8RescoredPerK = 9;             // an SQ8 walk's float32 re-scores, per k
 // From this share of passing rows up the gated walk is chosen over the
-// filtered one (filtered.h: recall under anti-correlated filters).
-constexpr double kGatedFromShare = 0.25;
+// filtered one (filtered.h: recall under anti-correlated filters, and the
+// filtered walk's recall on a graph of layer-0 degree 32 or less).
+double GatedFromShare(uint32_t m0) { return m0 <= 32 ? 0.05 : 0.25; }
 
 }  // namespace
 
@@ -127,7 +128,7 @@ double FilteredPlanCost(FilteredPlan plan, uint64_t rows, uint64_t passing, size
 FilteredPlan ChooseFilteredPlan(uint64_t rows, uint64_t passing, size_t k, size_t ef, const FilteredGraphShape& graph) {
   if (passing == 0 || rows == 0) return FilteredPlan::kExact;
   const double exact = FilteredPlanCost(FilteredPlan::kExact, rows, passing, k, ef, graph);
-  const bool gated = static_cast<double>(passing) >= kGatedFromShare * static_cast<double>(rows);
+  const bool gated = static_cast<double>(passing) >= GatedFromShare(graph.m0) * static_cast<double>(rows);
   const FilteredPlan walk = gated ? FilteredPlan::kGatedWalk : FilteredPlan::kFilteredWalk;
   return FilteredPlanCost(walk, rows, passing, k, ef, graph) < exact ? walk : FilteredPlan::kExact;
 }

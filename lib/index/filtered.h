@@ -64,8 +64,15 @@ struct FilteredGraphShape {
 // cache). The machine was a shared 2-core VM under load (load average 11 ..
 // 14): the absolute numbers are slow, the ratios are what the plan uses.
 //
-// Rule: the gated walk when s >= 1/4, else the filtered walk, each only
-// when cheaper than exact. Above 1/4 the filtered walk goes one hop and
+// Rule: the gated walk when s >= 1/4 (s >= 1/20 when m0 <= 32), else the
+// filtered walk, each only when cheaper than exact. With m0 32 (m 16) the
+// filtered walk's two-hop expansions find too few passing rows: at 200k x
+// 128 (bench/filtered_sweep, POMAI_FILTERED_M=16, uncorrelated, SQ8) it
+// reached recall@10 0.714 / 0.822 / 0.955 at ef 32 / 64 / 128 with 10%
+// passing (138 / 232 / 363 us) where the gated walk reached 0.972 / 0.987
+// at ef 32 / 64 (247 / 506 us), and 0.588 / 0.752 / 0.852 with 5% passing
+// where the gated walk reached 0.924 / 0.963 (516 / 1042 us); at 25% 0.938
+// at ef 64 against the gated walk's 1.000 at ef 32. Above 1/4 the filtered walk goes one hop and
 // costs about what the gated walk costs (100k x 128, 50%, ef 64: 1926 vs
 // 3255 rows scored) but loses recall when the filter excludes the query's
 // neighbourhood (anti-correlated, 50%, ef 64 at 100k x 128: 0.10 against

@@ -341,6 +341,13 @@ TEST(ChooseFilteredPlan, FollowsTheCostModel) {
   EXPECT_EQ(ChooseFilteredPlan(1000000, 50000, 10, 64, shape), FilteredPlan::kFilteredWalk);
   // No passing row: exact (nothing to score).
   EXPECT_EQ(ChooseFilteredPlan(1000000, 0, 10, 64, shape), FilteredPlan::kExact);
+  // Layer-0 degree 32 (m 16): the gated walk from 5% of the rows up.
+  const FilteredGraphShape m16{128, 32, true};
+  EXPECT_EQ(ChooseFilteredPlan(1000000, 100000, 10, 64, m16), FilteredPlan::kGatedWalk);
+  EXPECT_EQ(ChooseFilteredPlan(1000000, 50000, 10, 32, m16), FilteredPlan::kGatedWalk);
+  EXPECT_EQ(ChooseFilteredPlan(1000000, 50000, 10, 64, m16), FilteredPlan::kExact);  // cheaper than the gated walk
+  EXPECT_EQ(ChooseFilteredPlan(1000000, 40000, 10, 32, m16), FilteredPlan::kFilteredWalk);
+  EXPECT_EQ(ChooseFilteredPlan(1000000, 100000, 10, 64, shape), FilteredPlan::kFilteredWalk);
   // As the passing share falls, the plan never goes back from exact to a walk.
   FilteredPlan last = FilteredPlan::kGatedWalk;
   for (uint64_t passing = 1000000; passing > 0; passing = passing * 9 / 10) {
