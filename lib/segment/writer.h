@@ -136,7 +136,7 @@ class SegmentWriter {
     EntryKind kind;
     std::string_view value;  // bytes value or metadata
     bool has_metadata = false;
-    std::string_view attrs;  // a collection row's attribute record, or empty
+    std::string_view attrs = {};  // a collection row's attribute record, or empty
     // The entry's value length in the file: with attributes a u32 length,
     // the record, then the metadata (docs/FORMAT.md, "Entries").
     uint64_t stored_size() const { return attrs.empty() ? value.size() : 4 + attrs.size() + value.size(); }
