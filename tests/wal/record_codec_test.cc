@@ -257,7 +257,8 @@ TEST(RecordCodec, AttrRecordReaderGivesEveryValueAndStopsAtDamage) {
     }
     EXPECT_TRUE(r.status().IsCorruption()) << n;
   }
-  AttrRecordReader longer(record + "z");
+  const std::string longer_record = record + "z";  // the reader views it: it must outlive the reader
+  AttrRecordReader longer(longer_record);
   while (longer.Next(&a)) {
   }
   EXPECT_TRUE(longer.status().IsCorruption());
