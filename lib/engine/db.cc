@@ -902,29 +902,30 @@ class KeyLayer : public SearchLayer<std::string_view> {
   // The version row r shows (checked, for a segment).
   virtual Status Version(uint64_t r, VersionView* v) const = 0;
 
-  // Builds the layer's IndexAttributes from its rows' attribute records (a
-  // damaged record is Corruption).
-  Status BuildAttributes(std::shared_ptr<const IndexAttributes>* out) const;
-  // Where the layer's IndexAttributes may be cached: a segment group's
-  // (file number, group); false for a memtable's rows.
+  // The layer's attribute columns, one slot per row, from its rows'
+  // attribute records. A damaged record, or an attribute two rows hold with
+  // different types (a commit never writes one: CheckIndexAttributes), is
+  // Corruption.
+  Status BuildAttributes(std::shared_ptr<const memtable::AttrColumns>* out) const;
+  // Where the layer's columns may be cached: a segment group's (file
+  // number, group); false for a memtable's rows.
   virtual bool CacheKey(std::pair<uint64_t, uint32_t>*) const { return false; }
-  void set_attributes(std::shared_ptr<const IndexAttributes> a) { attrs_ = std::move(a); }
-  const IndexAttributes& attributes() const { return *attrs_; }
+  void set_attributes(std::shared_ptr<const memtable::AttrColumns> a) { attrs_ = std::move(a); }
+  const memtable::AttrColumns& attributes() const { return *attrs_; }
   // Evaluates `f` (compiled against the layers' columns) into the pass
   // bitmap; requires set_attributes.
   Status EvaluateFilter(const filter::Filter& f);
 
  private:
-  std::shared_ptr<const IndexAttributes> attrs_;
+  std::shared_ptr<const memtable::AttrColumns> attrs_;
   Bitmap bitmap_;
 };
 
-Status KeyLayer::BuildAttributes(std::shared_ptr<const IndexAttributes>* out) const {
+Status KeyLayer::BuildAttributes(std::shared_ptr<const memtable::AttrColumns>* out) const {
   // One column of rows_ rows per name, appended row by row (few columns: a
   // linear search by name), then handed to AttrColumns at once.
   std::vector<AttrColumn> cols;
   std::vector<uint64_t> filled;  // rows appended to cols[i]
-  std::vector<std::string> conflicts;
   auto fill = [&](size_t i, uint64_t rows) {
     for (; filled[i] < rows; ++filled[i]) cols[i].AppendNull();
   };
@@ -941,12 +942,11 @@ Status KeyLayer::BuildAttributes(std::shared_ptr<const IndexAttributes>* out) co
         cols.push_back(AttrColumn::Make(std::string(a.name), a.type));
         filled.push_back(0);
       }
-      if (cols[i].type != a.type) {
-        const std::string c = cols[i].name + ": " + AttrTypeName(cols[i].type) + " and " + AttrTypeName(a.type);
-        if (std::find(conflicts.begin(), conflicts.end(), c) == conflicts.end()) conflicts.push_back(c);
-        continue;  // null in this row
-      }
-      if (filled[i] > r) return Status::Corruption("row " + std::to_string(r) + ": attribute '" + Printable(a.name) + "' twice");
+      const std::string row = "row " + std::to_string(r) + ": attribute '" + Printable(a.name) + "'";
+      if (cols[i].type != a.type)
+        return Status::Corruption(row + " is " + AttrTypeName(a.type) + ", an earlier row's is " +
+                                  AttrTypeName(cols[i].type));
+      if (filled[i] > r) return Status::Corruption(row + " twice");
       fill(i, r);
       switch (a.type) {
         case AttrType::kInt64: cols[i].AppendInt(a.i); break;
@@ -965,9 +965,8 @@ Status KeyLayer::BuildAttributes(std::shared_ptr<const IndexAttributes>* out) co
     if (!reader.status().ok()) return Status::Corruption("row " + std::to_string(r) + ": " + reader.status().message());
   }
   for (size_t i = 0; i < cols.size(); ++i) fill(i, rows_);
-  auto attrs = std::make_shared<IndexAttributes>();
-  attrs->columns.Append(cols, rows_);  // with no column: rows_ rows of none
-  attrs->conflicts = std::move(conflicts);
+  auto attrs = std::make_shared<memtable::AttrColumns>();
+  attrs->Append(cols, rows_);  // with no column: rows_ rows of none
   *out = std::move(attrs);
   return Status::OK();
 }
@@ -979,7 +978,7 @@ Status KeyLayer::EvaluateFilter(const filter::Filter& f) {
     uint64_t rows() const override { return l.rows(); }
     const uint64_t* ids() const override { return nullptr; }
     Status Column(std::string_view name, filter::ColumnRef* out, bool* present) const override {
-      *present = l.attrs_->columns.Get(name, out);
+      *present = l.attrs_->Get(name, out);
       return Status::OK();
     }
   };
@@ -2117,12 +2116,11 @@ class CollectionView {
   std::vector<bool> seg_rows_;
 };
 
-// Compiles `where` (docs/FILTERS.md) against the attribute columns of
-// index `name`'s layers `ls` and sets each layer's pass bitmap.
-// The IndexAttributes of layer `l` of `layers`: a segment group's from
+// The attribute columns of layer `l` of `layers`: a segment group's from
 // d.index_attrs when an earlier search built them (built and kept there
 // otherwise, dropping the entries of segments no longer live).
-Status LayerAttributes(DBImpl& d, const Layers& layers, const KeyLayer& l, std::shared_ptr<const IndexAttributes>* out) {
+Status LayerAttributes(DBImpl& d, const Layers& layers, const KeyLayer& l,
+                       std::shared_ptr<const memtable::AttrColumns>* out) {
   std::pair<uint64_t, uint32_t> key;
   const bool cached = l.CacheKey(&key);
   if (cached) {
@@ -2145,39 +2143,30 @@ Status LayerAttributes(DBImpl& d, const Layers& layers, const KeyLayer& l, std::
   return Status::OK();
 }
 
+// Compiles `where` (docs/FILTERS.md) against the attribute columns of index
+// `name`'s layers `ls` and sets each layer's pass bitmap. Two layers holding
+// an attribute with different types is Corruption (commits fix the type).
 Status FilterKeyLayers(DBImpl& d, const Layers& layers, std::string_view name, std::string_view where,
                        const std::vector<std::unique_ptr<KeyLayer>>& ls) {
-  std::vector<std::string> conflicts;
-  for (const auto& l : ls) {
-    std::shared_ptr<const IndexAttributes> a;
-    POMAI_RETURN_IF_ERROR(LayerAttributes(d, layers, *l, &a));
-    conflicts.insert(conflicts.end(), a->conflicts.begin(), a->conflicts.end());
-    l->set_attributes(std::move(a));
-  }
   filter::Schema schema;
   for (const auto& l : ls) {
-    for (const auto& column : l->attributes().columns.columns()) {
-      const std::string& col = column.first;
-      const AttrType type = column.second;
-      auto it = std::find_if(schema.begin(), schema.end(), [&](const auto& c) { return c.first == col; });
+    std::shared_ptr<const memtable::AttrColumns> a;
+    POMAI_RETURN_IF_ERROR(LayerAttributes(d, layers, *l, &a));
+    for (const auto& [col, type] : a->columns()) {
+      auto it = std::find_if(schema.begin(), schema.end(), [&col = col](const auto& c) { return c.first == col; });
       if (it == schema.end()) {
         schema.emplace_back(col, type);
       } else if (it->second != type) {
-        conflicts.push_back(col + ": " + AttrTypeName(it->second) + " and " + AttrTypeName(type));
+        return Status::Corruption("index '" + Printable(name) + "': attribute '" + Printable(col) + "' is " +
+                                  AttrTypeName(it->second) + " in one layer and " + AttrTypeName(type) + " in another");
       }
     }
+    l->set_attributes(std::move(a));
   }
   POMAI_ASSIGN_OR_RETURN(filter::Filter f, filter::Filter::Compile(where, schema));
   if (f.reads_ids())
     return Status::InvalidArgument("filter: `id` names the u64 id of a pomaidb row; the entries of index '" +
                                    Printable(name) + "' have byte keys (filter on an attribute)");
-  for (const std::string& col : f.columns()) {
-    for (const std::string& c : conflicts) {
-      if (c.size() > col.size() && c.compare(0, col.size(), col) == 0 && c[col.size()] == ':')
-        return Status::InvalidArgument("filter: the entries of index '" + Printable(name) + "' disagree on the type of attribute " +
-                                       Printable(c) + " (rewrite them with one type)");
-    }
-  }
   for (const auto& l : ls) POMAI_RETURN_IF_ERROR(l->EvaluateFilter(f));
   return Status::OK();
 }
@@ -2287,9 +2276,9 @@ Status DBImpl::CheckIndexAttributes(const Layers& cur, const std::vector<Write>&
       for (const auto& seg : cur.segs) {
         for (uint32_t g = 0; g < seg->group_count(); ++g) {
           if (seg->group(g).kind != segment::GroupKind::kBytes || seg->group(g).cid != cid) continue;
-          std::shared_ptr<const IndexAttributes> a;
+          std::shared_ptr<const memtable::AttrColumns> a;
           POMAI_RETURN_IF_ERROR(LayerAttributes(*this, cur, EntryGroupLayer(*seg, true, g, last_seq.load(), false), &a));
-          for (const auto& [name, type] : a->columns.columns()) add(name, type);
+          for (const auto& [name, type] : a->columns()) add(name, type);
         }
       }
       const std::string lo = RowPrefix(cid), hi = PrefixEnd(lo);

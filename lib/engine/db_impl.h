@@ -67,15 +67,6 @@ struct KeyRange {
 // of growing the number of segments every read visits without bound.
 constexpr size_t kStallSegmentsPerMax = 3;
 
-// The attribute columns of one layer of a named index, one slot per row,
-// decoded from its entries' attribute records (db.cc, KeyLayer), and the
-// columns whose rows disagree on the type ("name: type and type"; those
-// rows are null there).
-struct IndexAttributes {
-  memtable::AttrColumns columns;
-  std::vector<std::string> conflicts;
-};
-
 struct DBImpl {
   Options opt;
   std::unique_ptr<MemoryEnv> memory_env;  // in-memory mode: where segments and the manifest live
@@ -129,11 +120,14 @@ struct DBImpl {
 
   std::atomic<bool> closed{false};
 
-  // IndexAttributes of named-index segment groups, by (segment file number,
-  // group): built by the first filtered search over the group, dropped when
-  // the segment is no longer live (segments are immutable, numbers unique).
+  // The attribute columns of named-index segment groups (one slot per row,
+  // decoded from the entries' attribute records: db.cc, KeyLayer), by
+  // (segment file number, group): built by the first filtered search over
+  // the group, dropped when the segment is no longer live (segments are
+  // immutable, numbers unique).
   Mutex index_attrs_mu;
-  std::map<std::pair<uint64_t, uint32_t>, std::shared_ptr<const IndexAttributes>> index_attrs GUARDED_BY(index_attrs_mu);
+  std::map<std::pair<uint64_t, uint32_t>, std::shared_ptr<const memtable::AttrColumns>> index_attrs
+      GUARDED_BY(index_attrs_mu);
   // Each named index's attribute types (by cid): built from its layers by
   // the first commit of this open that gives its entries attributes, then
   // extended by each such commit when its check passes (db.cc,

@@ -39,18 +39,19 @@ uint64_t ChunkRows(uint64_t rows, uint32_t dim, size_t workers) {
 // (bench/filtered's "far" filters at 1M rows: recall@10 0.49 at 13 queries
 // per second with 1% of rows passing). Costs one greedy descent and about
 // m0^2 link reads and bit tests. Link ids past the rows (a damaged graph,
-// which the walk or Verify reports) are skipped.
+// which the walk or Verify reports) are skipped. `nearest` is the caller's
+// buffer for the descent's result (no allocation per query).
 Status NeighbourhoodFails(const index::HnswGraph& graph, const float* query, const Bitmap& pass, uint64_t passing,
-                          bool* fails) {
+                          std::vector<index::Neighbor>* nearest, bool* fails) {
   *fails = false;
-  std::vector<index::Neighbor> nearest;
-  POMAI_RETURN_IF_ERROR(graph.Search(query, 1, 1, index::RowFilter(), &nearest));
+  POMAI_RETURN_IF_ERROR(graph.Search(query, 1, 1, index::RowFilter(), nearest));
   const uint64_t rows = pass.size();
-  if (nearest.empty() || nearest[0].row >= rows) return Status::OK();
-  uint64_t seen = 1, passed = pass.Get(nearest[0].row) ? 1 : 0;
+  if (nearest->empty() || (*nearest)[0].row >= rows) return Status::OK();
+  const uint32_t start = (*nearest)[0].row;
+  uint64_t seen = 1, passed = pass.Get(start) ? 1 : 0;
   const uint32_t* hop1 = nullptr;
   uint32_t n1 = 0;
-  POMAI_RETURN_IF_ERROR(graph.Links(nearest[0].row, 0, &hop1, &n1));
+  POMAI_RETURN_IF_ERROR(graph.Links(start, 0, &hop1, &n1));
   for (uint32_t i = 0; i < n1; ++i) {
     if (hop1[i] >= rows) continue;
     const uint32_t* hop2 = nullptr;
@@ -282,7 +283,7 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
       Status st;
       bool far = false;
       if (pass != nullptr && k * 4 < passing && plan != index::FilteredPlan::kExact)
-        st = NeighbourhoodFails(graph, query, *pass, passing, &far);
+        st = NeighbourhoodFails(graph, query, *pass, passing, &found, &far);
       if (!st.ok()) {
         error = std::move(st);
         return;

@@ -95,6 +95,21 @@ float L2(const std::vector<float>& a, const std::vector<float>& b) {
   return static_cast<float>(s);
 }
 
+// Creates index "ix" of kDim floats with `metric`.
+void CreateIx(DB& db, simd::Metric metric) {
+  IndexConfig config;
+  config.dim = kDim;
+  config.metric = metric;
+  ASSERT_TRUE(db.CreateIndex("ix", config).ok());
+}
+
+// Commits entry `key` of index "ix": vector `v`, no metadata, attributes `cols`.
+Status UpsertCommit(DB& db, const std::string& key, const std::vector<float>& v, const std::vector<AttrColumn>& cols) {
+  auto t = BeginRw(db);
+  Status s = t->IndexUpsert("ix", key, v.data(), kDim, nullptr, &cols);
+  return s.ok() ? t->Commit() : s;
+}
+
 void Upsert(DB& db, Model* model, std::mt19937_64& rng, int from, int to, int version) {
   auto t = BeginRw(db);
   for (int i = from; i < to; ++i) {
@@ -147,10 +162,7 @@ class IndexWhere : public testing::BothModes {};
 
 TEST_P(IndexWhere, ReturnsOnlyPassingLiveEntriesInEveryLayerMix) {
   auto db = Open();
-  IndexConfig config;
-  config.dim = kDim;
-  config.metric = simd::Metric::kL2;
-  ASSERT_TRUE(db->CreateIndex("ix", config).ok());
+  CreateIx(*db, simd::Metric::kL2);
   std::mt19937_64 rng(7);
   Model model;
   Upsert(*db, &model, rng, 0, 1500, 0);
@@ -182,10 +194,7 @@ TEST_P(IndexWhere, AttributesSurviveTheWalAlone) {
   Model model;
   {
     auto db = Open();
-    IndexConfig config;
-    config.dim = kDim;
-    config.metric = simd::Metric::kL2;
-    ASSERT_TRUE(db->CreateIndex("ix", config).ok());
+    CreateIx(*db, simd::Metric::kL2);
     Upsert(*db, &model, rng, 0, 200, 0);
   }
   auto db = Open();
@@ -194,17 +203,10 @@ TEST_P(IndexWhere, AttributesSurviveTheWalAlone) {
 
 TEST_P(IndexWhere, BadFiltersAndAttributesAreInvalidArgumentAndChangeNothing) {
   auto db = Open();
-  IndexConfig config;
-  config.dim = kDim;
-  ASSERT_TRUE(db->CreateIndex("ix", config).ok());
+  CreateIx(*db, simd::Metric::kCosine);
   std::mt19937_64 rng(5);
   const std::vector<float> v = RandomVector(rng, kDim);
-  auto put = [&](const std::string& key, std::vector<AttrColumn> cols) {
-    auto t = BeginRw(*db);
-    Status s = t->IndexUpsert("ix", key, v.data(), kDim, nullptr, &cols);
-    if (s.ok()) s = t->Commit();
-    return s;
-  };
+  auto put = [&](const std::string& key, const std::vector<AttrColumn>& cols) { return UpsertCommit(*db, key, v, cols); };
   std::vector<AttrColumn> a(1, AttrColumn::Make("x", AttrType::kInt64));
   a[0].AppendInt(1);
   ASSERT_TRUE(put("a", a).ok());
@@ -268,19 +270,14 @@ TEST_P(IndexWhere, BadFiltersAndAttributesAreInvalidArgumentAndChangeNothing) {
 
 TEST_P(IndexWhere, AnAttributesTypeIsFixedByItsFirstWriteAcrossFlushesAndReopens) {
   auto db = Open();
-  IndexConfig config;
-  config.dim = kDim;
-  ASSERT_TRUE(db->CreateIndex("ix", config).ok());
+  CreateIx(*db, simd::Metric::kCosine);
   std::mt19937_64 rng(9);
   const std::vector<float> v = RandomVector(rng, kDim);
   auto put = [&](const std::string& key, AttrType type) {
     std::vector<AttrColumn> cols(1, AttrColumn::Make("x", type));
     if (type == AttrType::kInt64) cols[0].AppendInt(1);
     if (type == AttrType::kString) cols[0].AppendString("one");
-    auto t = BeginRw(*db);
-    Status s = t->IndexUpsert("ix", key, v.data(), kDim, nullptr, &cols);
-    if (s.ok()) s = t->Commit();
-    return s;
+    return UpsertCommit(*db, key, v, cols);
   };
   ASSERT_TRUE(put("a", AttrType::kInt64).ok());
   std::vector<KeyHit> hits;
@@ -314,7 +311,9 @@ TEST_P(IndexWhere, AnAttributesTypeIsFixedByItsFirstWriteAcrossFlushesAndReopens
     EXPECT_TRUE(db->SearchIndex("ix", v.data(), kDim, 5, 0, "y = 3", &hits, nullptr).IsInvalidArgument());  // no y yet
   }
   // Another index has its own types.
-  ASSERT_TRUE(db->CreateIndex("other", config).ok());
+  IndexConfig other;
+  other.dim = kDim;
+  ASSERT_TRUE(db->CreateIndex("other", other).ok());
   std::vector<AttrColumn> cols(1, AttrColumn::Make("x", AttrType::kString));
   cols[0].AppendString("s");
   auto t = BeginRw(*db);
