@@ -6,13 +6,17 @@ The harness runs a call repeatedly in four threads, records (start, end) of
 every call and sums the pairwise overlap of the calls of different threads
 over their total time (1.5 when the four are inside their calls all the
 time). Meanwhile the main thread wakes up every 0.5 ms and counts its wake-ups.
-Overlap alone cannot tell a released GIL from a held one on a busy 2-core
-machine (a thread switched out between recording `start` and entering C has
-an interval that spans the others' calls), so the same search is also run as
-a GIL-holding twin: the very same C function called through ctypes.PyDLL,
-which keeps the GIL. The main thread must run far more often during the real
-searches than during the twin's. Measurements alternate between the two, so
-the machine's load affects both alike.
+Overlap cannot tell a released GIL from a held one on a busy 2-core machine: a
+thread switched out between recording `start` and entering C has an interval
+that spans the others' calls, and threads that release the GIL still queue
+for it between calls. Measured here it ranged 0.85-1.36 for the real search
+and 0.50-1.11 for a GIL-holding twin, so it is reported, not asserted. The
+decisive measure is the main thread's wake-up rate: the same search is also
+run as a GIL-holding twin (the very same C function called through
+ctypes.PyDLL, which keeps the GIL), and the main thread must run far more
+often during the real searches than during the twin's (measured 950-1600/s
+against 26-220/s). Measurements alternate between the two, so the machine's
+load affects both alike.
 """
 
 from __future__ import annotations
@@ -146,7 +150,6 @@ def test_four_threads_search_one_index_in_parallel(monkeypatch: pytest.MonkeyPat
         monkeypatch.setattr(core, "_index_search_where", real)
         assert counts == [10] * len(counts)
         seen = f"overlaps {overlaps}, main wake-ups/s {real_rates} vs GIL-holding {held_rates}"
-        assert statistics.median(overlaps) > 1.0, seen
         assert statistics.median(real_rates) > 1.5 * statistics.median(held_rates), seen
     finally:
         db.close()
