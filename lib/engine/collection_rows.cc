@@ -615,7 +615,7 @@ Status DB::Search(const float* queries, size_t n, const uint32_t* topks, uint32_
   spec.deadline = Clock::now() + std::chrono::milliseconds(spec.deadline_ms);
   spec.pool = d.pool.get();
   RowsView view(d);
-  if (f) POMAI_RETURN_IF_ERROR(view.EvaluateFilter(*f));
+  if (f) POMAI_RETURN_IF_ERROR(view.EvaluateFilter(*f, n, o.adaptive_threshold));
   std::vector<std::vector<SearchHit<uint64_t>>> hits;
   POMAI_RETURN_IF_ERROR(view.searcher().Search(spec, &hits));
   for (size_t q = 0; q < n; ++q) {

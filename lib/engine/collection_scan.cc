@@ -15,7 +15,7 @@ namespace pomai::engine {
 
 // A memtable's table is read between Pin and Unpin (its shared lock), which
 // the analysis cannot follow.
-Status RowLayer::EvaluateFilter(const filter::Filter& f) NO_THREAD_SAFETY_ANALYSIS {
+Status RowLayer::EvaluateFilter(const filter::Filter& f, bool defer) NO_THREAD_SAFETY_ANALYSIS {
   struct Source final : filter::ColumnSource {
     const RowLayer& l;
     const uint64_t* id_array;
@@ -35,6 +35,11 @@ Status RowLayer::EvaluateFilter(const filter::Filter& f) NO_THREAD_SAFETY_ANALYS
   } else {
     if (f.reads_ids()) POMAI_RETURN_IF_ERROR(CheckRows(*seg, group, 0, rows_));
     const Source src(*this, ids_);
+    if (defer && graph_ != nullptr) {  // the segment's mapping outlives the layer
+      POMAI_ASSIGN_OR_RETURN(std::unique_ptr<filter::RowTest> t, filter::RowTest::Bind(f, src));
+      DeferFilter(std::move(t));
+      return Status::OK();
+    }
     POMAI_RETURN_IF_ERROR(f.Evaluate(src, &bitmap_));
   }
   pass_ = &bitmap_;

@@ -913,12 +913,13 @@ class KeyLayer : public SearchLayer<std::string_view> {
   void set_attributes(std::shared_ptr<const memtable::AttrColumns> a) { attrs_ = std::move(a); }
   const memtable::AttrColumns& attributes() const { return *attrs_; }
   // Evaluates `f` (compiled against the layers' columns) into the pass
-  // bitmap; requires set_attributes.
-  Status EvaluateFilter(const filter::Filter& f);
+  // bitmap, or, when `defer` and the layer has a graph, binds it
+  // (DeferFilter: the columns are held by the layer); requires
+  // set_attributes.
+  Status EvaluateFilter(const filter::Filter& f, bool defer);
 
  private:
   std::shared_ptr<const memtable::AttrColumns> attrs_;
-  Bitmap bitmap_;
 };
 
 Status KeyLayer::BuildAttributes(std::shared_ptr<const memtable::AttrColumns>* out) const {
@@ -971,7 +972,7 @@ Status KeyLayer::BuildAttributes(std::shared_ptr<const memtable::AttrColumns>* o
   return Status::OK();
 }
 
-Status KeyLayer::EvaluateFilter(const filter::Filter& f) {
+Status KeyLayer::EvaluateFilter(const filter::Filter& f, bool defer) {
   struct Source final : filter::ColumnSource {
     const KeyLayer& l;
     explicit Source(const KeyLayer& layer) : l(layer) {}
@@ -982,6 +983,11 @@ Status KeyLayer::EvaluateFilter(const filter::Filter& f) {
       return Status::OK();
     }
   };
+  if (defer && graph_ != nullptr) {
+    POMAI_ASSIGN_OR_RETURN(std::unique_ptr<filter::RowTest> t, filter::RowTest::Bind(f, Source(*this)));
+    DeferFilter(std::move(t));
+    return Status::OK();
+  }
   POMAI_RETURN_IF_ERROR(f.Evaluate(Source(*this), &bitmap_));
   pass_ = &bitmap_;
   passing_ = bitmap_.Count();
@@ -2144,7 +2150,8 @@ Status LayerAttributes(DBImpl& d, const Layers& layers, const KeyLayer& l,
 }
 
 // Compiles `where` (docs/FILTERS.md) against the attribute columns of index
-// `name`'s layers `ls` and sets each layer's pass bitmap. Two layers holding
+// `name`'s layers `ls` and sets each layer's pass bitmap, or defers it in a
+// graph layer of kDeferRowsPerQuery rows (one query). Two layers holding
 // an attribute with different types is Corruption (commits fix the type).
 Status FilterKeyLayers(DBImpl& d, const Layers& layers, std::string_view name, std::string_view where,
                        const std::vector<std::unique_ptr<KeyLayer>>& ls) {
@@ -2167,7 +2174,7 @@ Status FilterKeyLayers(DBImpl& d, const Layers& layers, std::string_view name, s
   if (f.reads_ids())
     return Status::InvalidArgument("filter: `id` names the u64 id of a pomaidb row; the entries of index '" +
                                    Printable(name) + "' have byte keys (filter on an attribute)");
-  for (const auto& l : ls) POMAI_RETURN_IF_ERROR(l->EvaluateFilter(f));
+  for (const auto& l : ls) POMAI_RETURN_IF_ERROR(l->EvaluateFilter(f, l->rows() >= kDeferRowsPerQuery));
   return Status::OK();
 }
 

@@ -92,14 +92,15 @@ class RowLayer final : public SearchLayer<uint64_t> {
   }
 
   // Evaluates `f` over the layer's rows into its pass bitmap (Search and the
-  // scans then read only rows that pass). A segment's ids are read for `id`
-  // predicates only after their blocks are checked.
-  Status EvaluateFilter(const filter::Filter& f);
+  // scans then read only rows that pass); when `defer` and the layer is a
+  // segment group with a graph, binds it instead (DeferFilter). A
+  // segment's ids are read for `id` predicates only after their blocks are
+  // checked.
+  Status EvaluateFilter(const filter::Filter& f, bool defer = false);
 
  private:
   uint64_t snap_;
   const uint64_t* ids_ = nullptr;  // a segment group's ids
-  Bitmap bitmap_;
 };
 
 // Every layer of `layers` pinned (RowLayer::Pin) for the object's life: a
@@ -146,9 +147,16 @@ class RowsView {
   const Layers& pinned() const { return *pin_; }
   std::shared_ptr<const Layers> pin() const { return pin_; }
 
-  // Evaluates `f` on every layer (RowLayer::EvaluateFilter).
-  Status EvaluateFilter(const filter::Filter& f) {
-    for (const auto& l : layers_) POMAI_RETURN_IF_ERROR(l->EvaluateFilter(f));
+  // Evaluates `f` on every layer (RowLayer::EvaluateFilter). For a search
+  // of `queries` queries, a graph layer walked (at least
+  // `adaptive_threshold` rows) that has kDeferRowsPerQuery rows per query
+  // defers it.
+  Status EvaluateFilter(const filter::Filter& f, size_t queries = 0, uint64_t adaptive_threshold = 0) {
+    for (const auto& l : layers_) {
+      const bool defer = queries > 0 && l->graph() != nullptr && l->rows() >= adaptive_threshold &&
+                         l->rows() >= kDeferRowsPerQuery * queries;
+      POMAI_RETURN_IF_ERROR(l->EvaluateFilter(f, defer));
+    }
     return Status::OK();
   }
 

@@ -2,6 +2,7 @@
 #include "engine/search.h"
 
 #include <atomic>
+#include <optional>
 #include <string>
 
 #include "index/filtered.h"
@@ -31,24 +32,24 @@ uint64_t ChunkRows(uint64_t rows, uint32_t dim, size_t workers) {
   return (per + kBlockRows - 1) / kBlockRows * kBlockRows;
 }
 
-// Whether filter `pass` (`passing` of its rows set) all but excludes the
-// query's neighbourhood in `graph`: among the rows within two hops (layer
-// 0) of the query's nearest node, a share below a quarter of the filter's
-// share passes. A walk then searches where the graph does not lead it: its
-// recall collapses while its work grows toward a scan of the graph
+// Whether filter `pass` (about `passing` of its rows pass) all but excludes
+// the query's neighbourhood in `graph`: among the rows within two hops
+// (layer 0) of the query's nearest node, a share below a quarter of the
+// filter's share passes. A walk then searches where the graph does not lead
+// it: its recall collapses while its work grows toward a scan of the graph
 // (bench/filtered's "far" filters at 1M rows: recall@10 0.49 at 13 queries
 // per second with 1% of rows passing). Costs one greedy descent and about
-// m0^2 link reads and bit tests. Link ids past the rows (a damaged graph,
+// m0^2 link reads and row tests. Link ids past the rows (a damaged graph,
 // which the walk or Verify reports) are skipped. `nearest` is the caller's
 // buffer for the descent's result (no allocation per query).
-Status NeighbourhoodFails(const index::HnswGraph& graph, const float* query, const Bitmap& pass, uint64_t passing,
-                          std::vector<index::Neighbor>* nearest, bool* fails) {
+Status NeighbourhoodFails(const index::HnswGraph& graph, const float* query, const index::PassTest& pass,
+                          uint64_t passing, std::vector<index::Neighbor>* nearest, bool* fails) {
   *fails = false;
   POMAI_RETURN_IF_ERROR(graph.Search(query, 1, 1, index::RowFilter(), nearest));
-  const uint64_t rows = pass.size();
+  const uint64_t rows = pass.rows();
   if (nearest->empty() || (*nearest)[0].row >= rows) return Status::OK();
   const uint32_t start = (*nearest)[0].row;
-  uint64_t seen = 1, passed = pass.Get(start) ? 1 : 0;
+  uint64_t seen = 1, passed = pass(start) ? 1 : 0;
   const uint32_t* hop1 = nullptr;
   uint32_t n1 = 0;
   POMAI_RETURN_IF_ERROR(graph.Links(start, 0, &hop1, &n1));
@@ -58,11 +59,11 @@ Status NeighbourhoodFails(const index::HnswGraph& graph, const float* query, con
     uint32_t n2 = 0;
     POMAI_RETURN_IF_ERROR(graph.Links(hop1[i], 0, &hop2, &n2));
     seen += 1;
-    passed += pass.Get(hop1[i]) ? 1 : 0;
+    passed += pass(hop1[i]) ? 1 : 0;
     for (uint32_t j = 0; j < n2; ++j) {
       if (hop2[j] >= rows) continue;
       seen += 1;
-      passed += pass.Get(hop2[j]) ? 1 : 0;
+      passed += pass(hop2[j]) ? 1 : 0;
     }
   }
   // passed / seen < (passing / rows) / 4, in integers.
@@ -156,7 +157,8 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
     std::vector<float> scores;       // sized by the first scan (a walk needs none)
     std::vector<const float*> ptrs;
     std::vector<std::pair<size_t, size_t>> runs;  // (first, count) of consecutive rows in ptrs
-    const Bitmap* const pass = l.pass();
+    // The filter's bitmap: a deferred one's once a scan needs it (below).
+    const Bitmap* pass = l.pass();
     std::vector<uint32_t> picked;    // a sparse span's passing rows (offsets in the span)
     std::vector<const float*> picked_ptrs;
     // Scores rows [begin, end) against queries [qb, qe).
@@ -244,6 +246,7 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
       ~Pinned() { l.Unpin(); }
     } pinned(l);
     if (!task.graph) {
+      if (pass == nullptr && l.deferred() != nullptr) pass = &l.DeferredPass();
       scan(task.q_begin, task.q_end, task.begin, task.end);
       return;
     }
@@ -264,6 +267,25 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
     const index::HnswGraph& graph = *l.graph();
     const uint64_t rows = l.rows();
     const uint64_t passing = l.passing();
+    const bool filtered = l.filtered();
+    // What the walks test: the bitmap, or the deferred filter asked a row at
+    // a time and remembered for the task's later queries.
+    const filter::RowTest* const deferred = l.deferred();
+    std::vector<uint64_t> memo_known, memo_bits;
+    const auto decide = [deferred](uint32_t row) { return deferred->Passes(row); };
+    std::optional<index::PassTest> pass_test;
+    if (pass != nullptr) {
+      pass_test.emplace(*pass, passing);
+    } else if (deferred != nullptr) {
+      memo_known.assign((rows + 63) / 64, 0);
+      memo_bits.assign((rows + 63) / 64, 0);
+      pass_test.emplace(rows, rows, memo_known.data(), memo_bits.data(), decide);
+    }
+    // A scan of the filtered layer for query q: evaluates a deferred filter first.
+    auto scan_all = [&](size_t q) {
+      if (pass == nullptr && deferred != nullptr) pass = &l.DeferredPass();
+      scan(q, q + 1, 0, rows);
+    };
     std::vector<index::Neighbor> found;
     for (size_t q = task.q_begin; q < task.q_end; ++q) {
       if (expired.load(std::memory_order_relaxed) || (has_deadline && Clock::now() > spec.deadline)) {
@@ -277,13 +299,13 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
       const size_t ef = static_cast<size_t>(std::min<uint64_t>(std::max<uint64_t>(k, spec.ef), rows));
       const index::FilteredGraphShape shape{dim, graph.m0(), graph.traversal() == index::Traversal::kSq8};
       const index::FilteredPlan plan =
-          pass == nullptr ? index::FilteredPlan::kGatedWalk : index::ChooseFilteredPlan(rows, passing, k, ef, shape);
+          !filtered ? index::FilteredPlan::kGatedWalk : index::ChooseFilteredPlan(rows, passing, k, ef, shape);
       // Statuses are moved into `error` only when they are errors.
       const float* query = queries + q * dim;
       Status st;
       bool far = false;
-      if (pass != nullptr && k * 4 < passing && plan != index::FilteredPlan::kExact)
-        st = NeighbourhoodFails(graph, query, *pass, passing, &found, &far);
+      if (filtered && k * 4 < passing && plan != index::FilteredPlan::kExact)
+        st = NeighbourhoodFails(graph, query, *pass_test, passing, &found, &far);
       if (!st.ok()) {
         error = std::move(st);
         return;
@@ -291,23 +313,23 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
       if (k * 4 >= passing || plan == index::FilteredPlan::kExact || far) {
         // Most of what passes is wanted, the filter passes few rows, or none
         // near the query: a scan is cheaper (or the only way to find them) and exact.
-        scan(q, q + 1, 0, rows);
+        scan_all(q);
         if (!error.ok()) return;
         continue;
       }
-      if (pass == nullptr) {
+      if (!filtered) {
         st = graph.Search(query, k, ef, filter, &found);
       } else if (plan == index::FilteredPlan::kFilteredWalk) {
-        st = graph.SearchFiltered(query, k, ef, *pass, filter, &found);
+        st = graph.SearchFiltered(query, k, ef, *pass_test, filter, &found);
       } else {
-        st = graph.SearchGated(query, k, ef, *pass, filter, &found);
+        st = graph.SearchGated(query, k, ef, *pass_test, filter, &found);
       }
       if (st.ok() && !filter_error.ok()) st = filter_error;
-      if (st.ok() && pass != nullptr && found.size() < k) {
+      if (st.ok() && filtered && found.size() < k) {
         // The walk missed passing rows (a filter cuts the graph apart): the
         // exact scan of the passing rows finds min(k, live passing) of them.
         heap = Heap(heap.k());
-        scan(q, q + 1, 0, rows);
+        scan_all(q);
         if (!error.ok()) return;
         continue;
       }

@@ -23,7 +23,11 @@
 // a quarter of the layer's rows (else that query scans the layer exactly).
 //
 // Filters. A layer with a pass bitmap returns only rows in it; one that
-// passes no row is skipped. Exact scans skip spans without a passing row and
+// passes no row is skipped. A graph layer may defer its filter instead
+// (SearchLayer::DeferFilter): its walks test the rows they meet, a row at a
+// time, remembered per task, and the bitmap is evaluated only when a scan
+// needs it (the exact plan, a far filter, a walk short of k), once for all
+// tasks. Exact scans skip spans without a passing row and
 // score the passing rows of a sparse span by gathering them. A graph layer
 // is walked or scanned as index::ChooseFilteredPlan picks from the number of
 // passing rows (exact, a filtered walk, or the plain walk gated by the
@@ -58,6 +62,10 @@
 #include <utility>
 #include <vector>
 
+#include <memory>
+#include <mutex>
+
+#include "filter/filter.h"
 #include "index/hnsw.h"
 #include "simd/distance.h"
 #include "util/bitmap.h"
@@ -154,6 +162,22 @@ Key HitKey(const SearchHit<Key>& h) {
   return h.key;
 }
 
+// Deferred filters (SearchLayer::DeferFilter). A layer searched by
+// `queries` queries at once defers its filter when it has at least
+// kDeferRowsPerQuery rows per query: evaluating the filter reads every row
+// once for all the queries (0.5-1 ms per million rows), a walk tests a few
+// thousand rows per query.
+constexpr uint64_t kDeferRowsPerQuery = uint64_t{1} << 15;
+// The sample that estimates a deferred filter's passing rows: kDeferRuns
+// runs of kDeferRunRows consecutive rows, one run at a pseudo-random place
+// in each of kDeferRuns equal stretches of the layer. With fewer than
+// kDeferMinHits passing sampled rows (under about 0.8% of rows), the filter
+// is evaluated at once: a plan for so few rows scans them exactly and needs
+// every bit.
+constexpr uint64_t kDeferRuns = 64;
+constexpr uint64_t kDeferRunRows = 16;
+constexpr uint64_t kDeferMinHits = 8;
+
 // One layer as the executor reads it. Implementations own what they point
 // into (or pin it) for the Searcher's lifetime.
 template <class Key>
@@ -171,9 +195,20 @@ class SearchLayer {
   // above the snapshot): a walk needs no filter for this layer's own sake.
   bool all_visible() const { return all_visible_; }
   // The rows a filter passes (docs/FILTERS.md), or null when every row
-  // does; passing() counts them. Rows outside it are never returned.
+  // does or the filter is deferred; passing() counts them. Rows outside it
+  // are never returned.
   const Bitmap* pass() const { return pass_; }
-  uint64_t passing() const { return pass_ != nullptr ? passing_ : rows_; }
+  // The layer's filter bound but not evaluated (DeferFilter), or null.
+  const filter::RowTest* deferred() const { return deferred_.get(); }
+  bool filtered() const { return pass_ != nullptr || deferred_ != nullptr; }
+  // The passing rows: counted, or estimated from a sample when deferred.
+  uint64_t passing() const { return filtered() ? passing_ : rows_; }
+  // A deferred filter's bitmap over every row: evaluated by the first
+  // caller, once, while others wait (thread-safe).
+  const Bitmap& DeferredPass() const {
+    std::call_once(deferred_once_, [this] { deferred_->EvaluateAll(&deferred_bits_); });
+    return deferred_bits_;
+  }
 
   // A task brackets its reads of the rows (Vectors, Row, CheckRow) with Pin
   // and Unpin: a memtable holds its lock between them.
@@ -193,12 +228,43 @@ class SearchLayer {
   virtual Status Holds(const Key& key, bool* holds) const = 0;
 
  protected:
+  // Makes `t` the layer's deferred filter, with passing() estimated from
+  // the kDeferRuns x kDeferRunRows sample; evaluates it over every row at
+  // once instead (pass()) when fewer than kDeferMinHits sampled rows pass
+  // or the layer is too small to sample.
+  void DeferFilter(std::unique_ptr<filter::RowTest> t) {
+    if (rows_ >= 4 * kDeferRuns * kDeferRunRows) {
+      const uint64_t stretch = rows_ / kDeferRuns;
+      uint64_t hits = 0, mix = rows_;
+      for (uint64_t i = 0; i < kDeferRuns; ++i) {
+        mix = mix * 6364136223846793005ULL + 1442695040888963407ULL;  // an LCG: fixed per layer size
+        const uint64_t begin = i * stretch + (mix >> 33) % (stretch - kDeferRunRows);
+        for (uint64_t r = begin; r < begin + kDeferRunRows; ++r) hits += t->Passes(r) ? 1 : 0;
+      }
+      if (hits >= kDeferMinHits) {
+        const uint64_t sampled = kDeferRuns * kDeferRunRows;
+        passing_ = (hits * rows_ + sampled - 1) / sampled;
+        deferred_ = std::move(t);
+        return;
+      }
+    }
+    t->EvaluateAll(&bitmap_);
+    pass_ = &bitmap_;
+    passing_ = bitmap_.Count();
+  }
+
   uint64_t rows_ = 0;
   const index::HnswGraph* graph_ = nullptr;
   bool may_hide_ = true;
   bool all_visible_ = true;
   const Bitmap* pass_ = nullptr;
   uint64_t passing_ = 0;
+  Bitmap bitmap_;  // what pass_ points at, when the layer evaluated its filter
+
+ private:
+  std::unique_ptr<filter::RowTest> deferred_;
+  mutable std::once_flag deferred_once_;
+  mutable Bitmap deferred_bits_;
 };
 
 // What to search for.

@@ -4,7 +4,9 @@
 // Every predicate yields bits P for its rows; the result is
 // valid & (negated ? ~P : P), so a null row passes neither a predicate nor
 // its negation (IS NULL aside), which is SQL's three-valued logic once NOT
-// has been pushed down to the predicates.
+// has been pushed down to the predicates. RowTest::Passes is the same per
+// row: a Binding (the layer's columns and each predicate's dictionary
+// state) is shared by the chunked run and the row test.
 #include <algorithm>
 #include <bit>
 #include <cstring>
@@ -34,7 +36,7 @@ std::string_view Entry(const ColumnRef& ref, uint64_t code) {
 
 // The first dictionary entry (of a sorted dictionary) not less than `s`
 // (not at most `s` when `after`).
-uint64_t Bound(const ColumnRef& ref, std::string_view s, bool after) {
+uint64_t DictBound(const ColumnRef& ref, std::string_view s, bool after) {
   uint64_t lo = 0, hi = ref.dict_size;
   while (lo < hi) {
     const uint64_t mid = lo + (hi - lo) / 2;
@@ -64,6 +66,8 @@ bool InSorted(const std::vector<std::string>& strs, std::string_view e) {
   return std::binary_search(strs.begin(), strs.end(), e, [](std::string_view a, std::string_view b) { return a < b; });
 }
 
+}  // namespace
+
 // What a string or tags predicate needs of one layer's dictionary.
 struct DictState {
   bool code_range = false;  // kStrRange over a sorted dictionary: codes [clo, chi]
@@ -72,99 +76,92 @@ struct DictState {
   // kTagsAll: entry -> 1 + index of the literal it equals, 0 for none.
   std::vector<uint32_t> literal_of;
   bool impossible = false;  // kTagsAll: a literal is in no entry
-  std::vector<uint64_t> stamp;  // kTagsAll: per literal, 1 + the last row that had it
 };
 
-class Evaluator {
- public:
-  Evaluator(const Filter::Compiled& c, const ColumnSource& src) : c_(c), src_(src) {}
+struct ColState {
+  ColumnRef ref;
+  bool present = false;
+};
 
-  Status Run(Bitmap* out) {
-    const uint64_t rows = src_.rows();
-    out->Reset(rows, false);
+// One layer's columns as a compiled filter reads them, checked, with each
+// string predicate's dictionary state: immutable once made.
+class RowTest::Bound {
+ public:
+  Bound(std::shared_ptr<const Filter::Compiled> keep, const ColumnSource& src) : keep_(std::move(keep)), c_(*keep_) {
+    rows_ = src.rows();
+    ids_ = src.ids();
+  }
+
+  Status Bind(const ColumnSource& src) {
     cols_.resize(c_.columns.size());
     for (size_t i = 0; i < c_.columns.size(); ++i) {
       ColState& col = cols_[i];
-      POMAI_RETURN_IF_ERROR(src_.Column(c_.columns[i], &col.ref, &col.present));
+      POMAI_RETURN_IF_ERROR(src.Column(c_.columns[i], &col.ref, &col.present));
       if (col.present && col.ref.type != c_.types[i])
         return Status::Internal("filter: the layer's column '" + c_.columns[i] + "' is " + AttrTypeName(col.ref.type) +
                                 ", the collection's is " + AttrTypeName(c_.types[i]));
     }
     dicts_.resize(c_.preds);
     Prepare(c_.root);
+    return Status::OK();
+  }
+
+  const Filter::Compiled& compiled() const { return c_; }
+  uint64_t rows() const { return rows_; }
+  const uint64_t* ids() const { return ids_; }
+  const ColState& col(int i) const { return cols_[i]; }
+  const DictState& dict(int pred) const { return dicts_[pred]; }
+
+  bool Passes(uint64_t r) const { return NodeRow(c_.root, r); }
+
+ private:
+  void Prepare(const Node& node);
+  bool NodeRow(const Node& node, uint64_t r) const {
+    switch (node.kind) {
+      case Node::kPred: return PredRow(node.pred, r);
+      case Node::kAnd:
+        for (const Node& child : node.children)
+          if (!NodeRow(child, r)) return false;
+        return true;
+      case Node::kOr:
+        for (const Node& child : node.children)
+          if (NodeRow(child, r)) return true;
+        return false;
+    }
+    return false;
+  }
+  bool PredRow(const Pred& p, uint64_t r) const;
+
+  std::shared_ptr<const Filter::Compiled> keep_;
+  const Filter::Compiled& c_;
+  uint64_t rows_ = 0;
+  const uint64_t* ids_ = nullptr;
+  std::vector<ColState> cols_;
+  std::vector<DictState> dicts_;  // by Pred::index
+};
+
+namespace {
+
+class Evaluator {
+ public:
+  explicit Evaluator(const RowTest::Bound& b) : b_(b), c_(b.compiled()) {}
+
+  void Run(Bitmap* out) {
+    const uint64_t rows = b_.rows();
+    out->Reset(rows, false);
+    stamps_.resize(c_.preds);
     scratch_.assign(static_cast<size_t>(c_.height) * kChunkWords, 0);
     valid_.assign(kChunkWords, 0);
     tmp_.assign(kChunkWords, 0);
-    ids_ = src_.ids();
+    ids_ = b_.ids();
     for (uint64_t begin = 0; begin < rows; begin += kChunkRows) {
       const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunkRows, rows - begin));
       EvalNode(c_.root, 0, begin, n, out->words() + begin / 64);
     }
     out->ClearTail();
-    return Status::OK();
   }
 
  private:
-  struct ColState {
-    ColumnRef ref;
-    bool present = false;
-  };
-
-  void Prepare(const Node& node) {
-    for (const Node& child : node.children) Prepare(child);
-    if (node.kind != Node::kPred) return;
-    const Pred& p = node.pred;
-    if (p.column < 0 || !cols_[p.column].present) return;
-    const ColumnRef& ref = cols_[p.column].ref;
-    DictState& d = dicts_[p.index];
-    switch (p.kind) {
-      case PredKind::kStrRange:
-        if (ref.dict_sorted) {
-          const uint64_t first = p.has_lo ? Bound(ref, p.lo, !p.lo_incl) : 0;
-          const uint64_t end = p.has_hi ? Bound(ref, p.hi, p.hi_incl) : ref.dict_size;
-          d.code_range = true;
-          if (first < end) {
-            d.clo = static_cast<uint32_t>(first);
-            d.chi = static_cast<uint32_t>(end - 1);
-          }
-          return;
-        }
-        d.table.resize(ref.dict_size);
-        for (uint64_t e = 0; e < ref.dict_size; ++e) d.table[e] = InRange(p, Entry(ref, e));
-        return;
-      case PredKind::kStrSet:
-      case PredKind::kTagsAny:
-        d.table.assign(ref.dict_size, 0);
-        if (ref.dict_sorted) {
-          for (const std::string& s : p.strs) {
-            const uint64_t e = Bound(ref, s, false);
-            if (e < ref.dict_size && Entry(ref, e) == s) d.table[e] = 1;
-          }
-        } else {
-          for (uint64_t e = 0; e < ref.dict_size; ++e) d.table[e] = InSorted(p.strs, Entry(ref, e));
-        }
-        return;
-      case PredKind::kTagsAll: {
-        d.literal_of.assign(ref.dict_size, 0);
-        std::vector<uint8_t> found(p.strs.size(), 0);
-        for (uint64_t e = 0; e < ref.dict_size; ++e) {
-          const std::string_view entry = Entry(ref, e);
-          const auto it = std::lower_bound(p.strs.begin(), p.strs.end(), entry,
-                                           [](const std::string& a, std::string_view b) { return std::string_view(a) < b; });
-          if (it != p.strs.end() && *it == entry) {
-            const size_t k = static_cast<size_t>(it - p.strs.begin());
-            d.literal_of[e] = static_cast<uint32_t>(k + 1);
-            found[k] = 1;
-          }
-        }
-        d.impossible = std::find(found.begin(), found.end(), 0) != found.end();
-        d.stamp.assign(p.strs.size(), 0);
-        return;
-      }
-      default: return;
-    }
-  }
-
   void EvalNode(const Node& node, int level, uint64_t begin, size_t n, uint64_t* dst) {
     if (node.kind == Node::kPred) return EvalPred(node.pred, begin, n, dst);
     const size_t words = Words(n);
@@ -252,7 +249,7 @@ class Evaluator {
       dst[words - 1] &= TailMask(n);
       return;
     }
-    const ColState& col = cols_[p.column];
+    const ColState& col = b_.col(p.column);
     if (!col.present) {  // every row null
       if (p.kind == PredKind::kIsNull && !p.negated) return Ones(n, dst);
       std::fill(dst, dst + words, 0);
@@ -270,7 +267,7 @@ class Evaluator {
       dst[words - 1] &= TailMask(n);
       return;
     }
-    const DictState& d = dicts_[p.index];
+    const DictState& d = b_.dict(p.index);
     switch (p.kind) {
       case PredKind::kIntRange: RangeBitsI64(ref.ints + begin, n, p.ilo, p.ihi, dst); break;
       case PredKind::kIntSet:
@@ -343,7 +340,8 @@ class Evaluator {
         PerRow(n, dst, [&](size_t r) { return hits[off[r + 1] - first] != hits[off[r] - first]; });
         const size_t want = p.strs.size();
         if (want == 1) break;
-        DictState& m = dicts_[p.index];
+        std::vector<uint64_t>& stamps = stamps_[p.index];
+        stamps.resize(want);
         for (size_t w = 0; w < words; ++w) {
           for (uint64_t bits = dst[w]; bits != 0; bits &= bits - 1) {
             const size_t r = w * 64 + static_cast<size_t>(std::countr_zero(bits));
@@ -352,7 +350,7 @@ class Evaluator {
             for (uint64_t j = off[r]; j < off[r + 1]; ++j) {
               const uint32_t code = ref.codes[j];
               if (code >= size || literal_of[code] == 0) continue;
-              uint64_t& stamp = m.stamp[literal_of[code] - 1];
+              uint64_t& stamp = stamps[literal_of[code] - 1];
               if (stamp != mark) {
                 stamp = mark;
                 ++have;
@@ -370,11 +368,11 @@ class Evaluator {
     for (size_t w = 0; w < words; ++w) dst[w] = (dst[w] ^ flip) & valid[w];
   }
 
+  const RowTest::Bound& b_;
   const Filter::Compiled& c_;
-  const ColumnSource& src_;
   const uint64_t* ids_ = nullptr;
-  std::vector<ColState> cols_;
-  std::vector<DictState> dicts_;  // by Pred::index
+  // kTagsAll, by Pred::index: per literal, 1 + the last row that had it.
+  std::vector<std::vector<uint64_t>> stamps_;
   std::vector<uint64_t> scratch_;  // kChunkWords per tree level
   std::vector<uint64_t> valid_, tmp_;
   std::vector<uint64_t> hits_;  // kTagsAny: running count per tag of the chunk
@@ -382,12 +380,147 @@ class Evaluator {
 
 }  // namespace
 
+void RowTest::Bound::Prepare(const Node& node) {
+  for (const Node& child : node.children) Prepare(child);
+  if (node.kind != Node::kPred) return;
+  const Pred& p = node.pred;
+  if (p.column < 0 || !cols_[p.column].present) return;
+  const ColumnRef& ref = cols_[p.column].ref;
+  DictState& d = dicts_[p.index];
+  switch (p.kind) {
+    case PredKind::kStrRange:
+      if (ref.dict_sorted) {
+        const uint64_t first = p.has_lo ? DictBound(ref, p.lo, !p.lo_incl) : 0;
+        const uint64_t end = p.has_hi ? DictBound(ref, p.hi, p.hi_incl) : ref.dict_size;
+        d.code_range = true;
+        if (first < end) {
+          d.clo = static_cast<uint32_t>(first);
+          d.chi = static_cast<uint32_t>(end - 1);
+        }
+        return;
+      }
+      d.table.resize(ref.dict_size);
+      for (uint64_t e = 0; e < ref.dict_size; ++e) d.table[e] = InRange(p, Entry(ref, e));
+      return;
+    case PredKind::kStrSet:
+    case PredKind::kTagsAny:
+      d.table.assign(ref.dict_size, 0);
+      if (ref.dict_sorted) {
+        for (const std::string& s : p.strs) {
+          const uint64_t e = DictBound(ref, s, false);
+          if (e < ref.dict_size && Entry(ref, e) == s) d.table[e] = 1;
+        }
+      } else {
+        for (uint64_t e = 0; e < ref.dict_size; ++e) d.table[e] = InSorted(p.strs, Entry(ref, e));
+      }
+      return;
+    case PredKind::kTagsAll: {
+      d.literal_of.assign(ref.dict_size, 0);
+      std::vector<uint8_t> found(p.strs.size(), 0);
+      for (uint64_t e = 0; e < ref.dict_size; ++e) {
+        const std::string_view entry = Entry(ref, e);
+        const auto it = std::lower_bound(p.strs.begin(), p.strs.end(), entry,
+                                         [](const std::string& a, std::string_view b) { return std::string_view(a) < b; });
+        if (it != p.strs.end() && *it == entry) {
+          const size_t k = static_cast<size_t>(it - p.strs.begin());
+          d.literal_of[e] = static_cast<uint32_t>(k + 1);
+          found[k] = 1;
+        }
+      }
+      d.impossible = std::find(found.begin(), found.end(), 0) != found.end();
+        return;
+    }
+    default: return;
+  }
+}
+
+bool RowTest::Bound::PredRow(const Pred& p, uint64_t r) const {
+  if (p.column < 0) {
+    const uint64_t id = ids_[r];
+    const bool in = p.kind == PredKind::kIdRange ? id >= p.ulo && id <= p.uhi : p.ids.Contains(id);
+    return in != p.negated;
+  }
+  const ColState& col = cols_[p.column];
+  if (!col.present) return p.kind == PredKind::kIsNull && !p.negated;  // every row null
+  const ColumnRef& ref = col.ref;
+  const bool valid = ref.valid == nullptr || ref.valid[r] != 0;
+  if (p.kind == PredKind::kIsNull) return valid == p.negated;
+  if (!valid) return false;
+  const DictState& d = dicts_[p.index];
+  bool in = false;
+  switch (p.kind) {
+    case PredKind::kIntRange: in = ref.ints[r] >= p.ilo && ref.ints[r] <= p.ihi; break;
+    case PredKind::kIntSet: {
+      const int64_t v = ref.ints[r];
+      if (!p.dense.empty()) {  // the bit table over [ints.front(), ints.front() + span)
+        const uint64_t off = static_cast<uint64_t>(v) - static_cast<uint64_t>(p.ints.front());
+        in = off < p.dense.size() * 64 && ((p.dense[off / 64] >> (off % 64)) & 1) != 0;
+      } else {
+        in = std::binary_search(p.ints.begin(), p.ints.end(), v);
+      }
+      break;
+    }
+    case PredKind::kFloatRange: in = ref.floats[r] >= p.flo && ref.floats[r] <= p.fhi; break;
+    case PredKind::kFloatSet: in = std::binary_search(p.floats.begin(), p.floats.end(), ref.floats[r]); break;
+    case PredKind::kBool: in = ref.bools[r] != 0 ? p.pass_true : p.pass_false; break;
+    case PredKind::kStrRange:
+    case PredKind::kStrSet: {
+      const uint32_t code = ref.codes[r];
+      in = d.code_range ? code >= d.clo && code <= d.chi : code < d.table.size() && d.table[code] != 0;
+      break;
+    }
+    case PredKind::kTagsAny:
+      for (uint64_t j = ref.tag_offsets[r]; j < ref.tag_offsets[r + 1] && !in; ++j) {
+        const uint32_t code = ref.codes[j];
+        in = code < d.table.size() && d.table[code] != 0;
+      }
+      break;
+    case PredKind::kTagsAll: {
+      if (d.impossible) break;
+      // The literals among the row's tags (1 + index each), deduplicated.
+      std::vector<uint32_t> have;
+      for (uint64_t j = ref.tag_offsets[r]; j < ref.tag_offsets[r + 1]; ++j) {
+        const uint32_t code = ref.codes[j];
+        if (code < d.literal_of.size() && d.literal_of[code] != 0) have.push_back(d.literal_of[code]);
+      }
+      std::sort(have.begin(), have.end());
+      in = static_cast<size_t>(std::unique(have.begin(), have.end()) - have.begin()) == p.strs.size();
+      break;
+    }
+    case PredKind::kIsNull:
+    case PredKind::kIdRange:
+    case PredKind::kIdSet: break;  // handled above
+  }
+  return in != p.negated;
+}
+
 Status Filter::Evaluate(const ColumnSource& src, Bitmap* out) const {
   if (!c_->has_root) {
     out->Reset(src.rows(), true);
     return Status::OK();
   }
-  return Evaluator(*c_, src).Run(out);
+  RowTest::Bound b(c_, src);
+  POMAI_RETURN_IF_ERROR(b.Bind(src));
+  Evaluator(b).Run(out);
+  return Status::OK();
+}
+
+Result<std::unique_ptr<RowTest>> RowTest::Bind(const Filter& f, const ColumnSource& src) {
+  auto b = std::make_unique<Bound>(f.c_, src);
+  if (f.c_->has_root) POMAI_RETURN_IF_ERROR(b->Bind(src));
+  return std::unique_ptr<RowTest>(new RowTest(std::move(b)));
+}
+
+RowTest::RowTest(std::unique_ptr<Bound> b) : b_(std::move(b)) {}
+RowTest::~RowTest() = default;
+
+uint64_t RowTest::rows() const { return b_->rows(); }
+
+bool RowTest::Passes(uint64_t row) const { return !b_->compiled().has_root || b_->Passes(row); }
+
+void RowTest::EvaluateAll(Bitmap* out) const {
+  if (!b_->compiled().has_root) return out->Reset(b_->rows(), true);
+  Evaluator(*b_).Run(out);
 }
 
 }  // namespace pomai::filter

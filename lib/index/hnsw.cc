@@ -573,29 +573,29 @@ Status HnswGraph::PlainSearch(const float* query, size_t k, size_t ef, RowFilter
   } catch (const std::bad_alloc&) {
     return Status::ResourceExhausted("hnsw search: out of memory for ef " + std::to_string(ef));
   }
-  return RunSearch(query, k, ef, is_live, nullptr, 0, keep_exact, out);
+  return RunSearch(query, k, ef, is_live, nullptr, keep_exact, out);
 }
 
-Status HnswGraph::RunSearch(const float* query, size_t k, size_t ef, RowFilter is_live, const Bitmap* pass,
-                            uint64_t passing, bool keep_exact, std::vector<Neighbor>* out) const {
+Status HnswGraph::RunSearch(const float* query, size_t k, size_t ef, RowFilter is_live, const PassTest* pass,
+                            bool keep_exact, std::vector<Neighbor>* out) const {
   if (traversal_ == Traversal::kSq8) {
     SearchScratch& s = ThreadScratch();
     s.sq8_query.Prepare(metric_, query, sq8_params_, sq8_params_ + dim_, dim_, sq8_norms_);
-    return RunWalk(Sq8Scorer{sq8_codes_, sq8::Stride(dim_), &s.sq8_query}, query, k, ef, is_live, pass, passing,
+    return RunWalk(Sq8Scorer{sq8_codes_, sq8::Stride(dim_), &s.sq8_query}, query, k, ef, is_live, pass,
                    keep_exact, out);
   }
-  return RunWalk(FloatScorer{vectors_, dim_, metric_, query}, query, k, ef, is_live, pass, passing, keep_exact, out);
+  return RunWalk(FloatScorer{vectors_, dim_, metric_, query}, query, k, ef, is_live, pass, keep_exact, out);
 }
 
 template <class Scorer>
 Status HnswGraph::RunWalk(const Scorer& scorer, const float* query, size_t k, size_t ef, RowFilter is_live,
-                          const Bitmap* pass, uint64_t passing, bool keep_exact, std::vector<Neighbor>* out) const {
+                          const PassTest* pass, bool keep_exact, std::vector<Neighbor>* out) const {
   uint32_t cur = entry_;
   float cur_d = 0;
   POMAI_RETURN_IF_ERROR(Descend(scorer, &cur, &cur_d));
   Layer0Walk<Scorer> w(*this, scorer, query, k, ef, is_live, pass != nullptr ? 2 : 1, keep_exact);
   if (pass != nullptr) {
-    POMAI_RETURN_IF_ERROR(WalkFiltered(w, cur, cur_d, *pass, passing));
+    POMAI_RETURN_IF_ERROR(WalkFiltered(w, cur, cur_d, *pass));
   } else {
     POMAI_RETURN_IF_ERROR(Walk(w, cur, cur_d));
   }
@@ -678,16 +678,16 @@ Status HnswGraph::Walk(Layer0Walk<Scorer>& w, uint32_t cur, float cur_d) const {
   return Status::OK();
 }
 
-Status HnswGraph::SearchFiltered(const float* query, size_t k, size_t ef, const Bitmap& pass, RowFilter is_live,
+Status HnswGraph::SearchFiltered(const float* query, size_t k, size_t ef, const PassTest& pass, RowFilter is_live,
                                  std::vector<Neighbor>* out) const {
   out->clear();
-  if (pass.size() != rows_) {
-    return Status::InvalidArgument("hnsw filtered search: the bitmap has " + std::to_string(pass.size()) +
-                                   " bits, the graph " + std::to_string(rows_) + " rows");
+  if (pass.rows() != rows_) {
+    return Status::InvalidArgument("hnsw filtered search: the filter covers " + std::to_string(pass.rows()) +
+                                   " rows, the graph " + std::to_string(rows_));
   }
   if (rows_ == 0 || k == 0) return Status::OK();
   if (query == nullptr) return Status::InvalidArgument("hnsw filtered search: null query");
-  const uint64_t passing = pass.Count();
+  const uint64_t passing = pass.passing();
   if (passing == 0) return Status::OK();
   // No more than `passing` rows can be found: a longer queue would only make
   // the walk visit every row before it stops.
@@ -698,22 +698,21 @@ Status HnswGraph::SearchFiltered(const float* query, size_t k, size_t ef, const 
   } catch (const std::bad_alloc&) {
     return Status::ResourceExhausted("hnsw filtered search: out of memory for ef " + std::to_string(ef));
   }
-  return RunSearch(query, k, ef, is_live, &pass, passing, true, out);
+  return RunSearch(query, k, ef, is_live, &pass, true, out);
 }
 
-Status HnswGraph::SearchGated(const float* query, size_t k, size_t ef, const Bitmap& pass, RowFilter is_live,
+Status HnswGraph::SearchGated(const float* query, size_t k, size_t ef, const PassTest& pass, RowFilter is_live,
                               std::vector<Neighbor>* out) const {
   out->clear();
-  if (pass.size() != rows_) {
-    return Status::InvalidArgument("hnsw gated search: the bitmap has " + std::to_string(pass.size()) +
-                                   " bits, the graph " + std::to_string(rows_) + " rows");
+  if (pass.rows() != rows_) {
+    return Status::InvalidArgument("hnsw gated search: the filter covers " + std::to_string(pass.rows()) +
+                                   " rows, the graph " + std::to_string(rows_));
   }
-  const uint64_t passing = pass.Count();
+  const uint64_t passing = pass.passing();
   if (passing == 0 || k == 0) return Status::OK();
   ef = static_cast<size_t>(std::max<uint64_t>(std::min<uint64_t>(ef, passing), k));  // as in SearchFiltered
-  if (is_live.all_live()) return PlainSearch(query, k, ef, [&pass](uint32_t row) { return pass.Get(row); }, true, out);
-  return PlainSearch(query, k, ef, [&pass, is_live](uint32_t row) { return pass.Get(row) && is_live(row); }, true,
-                     out);
+  if (is_live.all_live()) return PlainSearch(query, k, ef, [&pass](uint32_t row) { return pass(row); }, true, out);
+  return PlainSearch(query, k, ef, [&pass, is_live](uint32_t row) { return pass(row) && is_live(row); }, true, out);
 }
 
 // Layer 0 of a filtered search. Only passing rows are scored on the way:
@@ -728,8 +727,7 @@ Status HnswGraph::SearchGated(const float* query, size_t k, size_t ef, const Bit
 // reaches every row the plain walk reaches. Marks: `visited` = scored (or
 // the entry), `seen` = a non-passing row in the frontier.
 template <class Scorer>
-Status HnswGraph::WalkFiltered(Layer0Walk<Scorer>& w, uint32_t cur, float cur_d, const Bitmap& pass,
-                               uint64_t passing) const {
+Status HnswGraph::WalkFiltered(Layer0Walk<Scorer>& w, uint32_t cur, float cur_d, const PassTest& pass) const {
   SearchWork& work = w.work();
   uint16_t* const marks = w.marks();
   const uint16_t visited = w.epoch();
@@ -738,8 +736,8 @@ Status HnswGraph::WalkFiltered(Layer0Walk<Scorer>& w, uint32_t cur, float cur_d,
   frontier.clear();
   const uint32_t rows = static_cast<uint32_t>(rows_);
   const uint32_t two_hop_below = TwoHopBelow(m0_);
-  const uint64_t* const pass_words = pass.words();
-  auto passes = [pass_words](uint32_t id) { return (pass_words[id >> 6] >> (id & 63)) & 1; };
+  const uint64_t passing = pass.passing();
+  const PassTest& passes = pass;
   uint64_t passing_visited = 0;  // passing rows scored so far
   // Set once the queue has run dry: the passing rows near the query are not
   // connected through two hops (a filter that excludes the query's

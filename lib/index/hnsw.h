@@ -121,6 +121,48 @@ class RowFilter {
   bool (*fn_)(const void*, uint32_t) = nullptr;
 };
 
+// The rows a filtered search may return (SearchFiltered, SearchGated): a
+// bitmap holding every row's bit, or a deferred filter, whose bit for a
+// row is decided by `decide(row)` the first time a walk asks and remembered
+// in the caller's memo: `known` and `bits`, one bit per row each (row r is
+// bit r % 64 of word r / 64), zeroed before the first search, used by one
+// thread at a time, and kept across searches with the same filter.
+// passing() is the count of passing rows when every bit is known, else an
+// upper bound (a walk stops early once it has visited that many).
+class PassTest {
+ public:
+  PassTest(const Bitmap& pass, uint64_t passing)
+      : bits_(pass.words()), rows_(pass.size()), passing_(passing) {}
+  PassTest(const Bitmap& pass) : PassTest(pass, pass.Count()) {}  // NOLINT: implicit by design
+  PassTest(uint64_t rows, uint64_t passing_bound, uint64_t* known, uint64_t* bits, RowFilter decide)
+      : known_(known), memo_bits_(bits), bits_(bits), rows_(rows), passing_(passing_bound), decide_(decide) {}
+
+  uint64_t rows() const { return rows_; }
+  uint64_t passing() const { return passing_; }
+  // Whether row `row` < rows() passes.
+  bool operator()(uint32_t row) const {
+    const uint64_t bit = uint64_t{1} << (row & 63);
+    if (known_ != nullptr && (known_[row >> 6] & bit) == 0) return Decide(row);
+    return (bits_[row >> 6] & bit) != 0;
+  }
+
+ private:
+  bool Decide(uint32_t row) const {
+    const uint64_t bit = uint64_t{1} << (row & 63);
+    const bool pass = decide_(row);
+    known_[row >> 6] |= bit;
+    if (pass) memo_bits_[row >> 6] |= bit;
+    return pass;
+  }
+
+  uint64_t* known_ = nullptr;  // null: bits_ holds every row's bit
+  uint64_t* memo_bits_ = nullptr;  // deferred: bits_, written as rows are decided
+  const uint64_t* bits_ = nullptr;
+  uint64_t rows_ = 0;
+  uint64_t passing_ = 0;
+  RowFilter decide_;
+};
+
 // Which vectors a search scores while it walks the graph.
 enum class Traversal : uint8_t {
   kFloat32,  // the segment's vectors
@@ -204,7 +246,7 @@ class HnswGraph {
   Status Search(const float* query, size_t k, size_t ef, RowFilter is_live, std::vector<Neighbor>* out) const;
 
   // Filtered searches (docs/FILTERS.md, "Execution"; index/filtered.h
-  // chooses between them and an exact scan). `pass` has one bit per row
+  // chooses between them and an exact scan). `pass` covers every row
   // (InvalidArgument otherwise); a row may be returned only when it passes
   // and is_live(row). Both return the min(k, found) best such rows, best
   // first, float32 scores, and check every link read as Search does.
@@ -236,12 +278,12 @@ class HnswGraph {
   // built by BuildHnsw in practice, but HNSW does not promise it: a caller
   // that must return k when k pass compares the count with min(k, passing
   // live rows) and falls back to SearchExact). No bit set: nothing, after
-  // O(rows / 64) to count the bits.
-  Status SearchFiltered(const float* query, size_t k, size_t ef, const Bitmap& pass, RowFilter is_live,
+  // PassTest(Bitmap) counts the bits, O(rows / 64).
+  Status SearchFiltered(const float* query, size_t k, size_t ef, const PassTest& pass, RowFilter is_live,
                         std::vector<Neighbor>* out) const;
   // SearchGated: Search with pass && is_live as its row filter: every row
   // it meets is scored, failing rows are walked through and never returned.
-  Status SearchGated(const float* query, size_t k, size_t ef, const Bitmap& pass, RowFilter is_live,
+  Status SearchGated(const float* query, size_t k, size_t ef, const PassTest& pass, RowFilter is_live,
                      std::vector<Neighbor>* out) const;
 
   // The walk's vectors: kSq8 (the default when the graph has codes) or kFloat32.
@@ -302,15 +344,15 @@ class HnswGraph {
   template <class Scorer>
   class Layer0Walk;
   // The descent and layer 0 with the traversal's scorer: the filtered walk
-  // when `pass` is set (`passing` = its bits set, > 0), else the plain walk
+  // when `pass` is set (pass->passing() > 0), else the plain walk
   // (RunWalk); the min(k, found) best into *out. ef is already clamped.
   // `keep_exact`: an SQ8 walk keeps the exact top k on the way (filtered
   // searches) instead of re-scoring RerankCount(k) rows at the end.
-  Status RunSearch(const float* query, size_t k, size_t ef, RowFilter is_live, const Bitmap* pass, uint64_t passing,
-                   bool keep_exact, std::vector<Neighbor>* out) const;
+  Status RunSearch(const float* query, size_t k, size_t ef, RowFilter is_live, const PassTest* pass, bool keep_exact,
+                   std::vector<Neighbor>* out) const;
   template <class Scorer>
-  Status RunWalk(const Scorer& scorer, const float* query, size_t k, size_t ef, RowFilter is_live, const Bitmap* pass,
-                 uint64_t passing, bool keep_exact, std::vector<Neighbor>* out) const;
+  Status RunWalk(const Scorer& scorer, const float* query, size_t k, size_t ef, RowFilter is_live,
+                 const PassTest* pass, bool keep_exact, std::vector<Neighbor>* out) const;
   // Search's checks and clamps, then RunSearch's plain walk (SearchGated: with keep_exact).
   Status PlainSearch(const float* query, size_t k, size_t ef, RowFilter is_live, bool keep_exact,
                      std::vector<Neighbor>* out) const;
@@ -318,7 +360,7 @@ class HnswGraph {
   template <class Scorer>
   Status Walk(Layer0Walk<Scorer>& w, uint32_t cur, float cur_d) const;
   template <class Scorer>
-  Status WalkFiltered(Layer0Walk<Scorer>& w, uint32_t cur, float cur_d, const Bitmap& pass, uint64_t passing) const;
+  Status WalkFiltered(Layer0Walk<Scorer>& w, uint32_t cur, float cur_d, const PassTest& pass) const;
 
   static constexpr uint32_t kNumSections = 8;
   std::string file_;

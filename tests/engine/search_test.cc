@@ -4,6 +4,7 @@
 // between a graph walk and an exact scan, shadowed rows never returned by a
 // walk, the deadline, and a layer's errors.
 #include "engine/search.h"
+#include "filter/table_source.h"
 
 #include <gtest/gtest.h>
 
@@ -120,6 +121,18 @@ class FakeLayer final : public SearchLayer<uint64_t> {
     may_hide_ = !holds.empty();
   }
   void SetGraph(const index::HnswGraph* g) { graph_ = g; }
+  // The layer's filter: `f` over `src`, evaluated (pass()) or deferred.
+  Status SetFilter(const filter::Filter& f, const filter::ColumnSource& src, bool defer) {
+    if (defer) {
+      POMAI_ASSIGN_OR_RETURN(std::unique_ptr<filter::RowTest> t, filter::RowTest::Bind(f, src));
+      DeferFilter(std::move(t));
+      return Status::OK();
+    }
+    POMAI_RETURN_IF_ERROR(f.Evaluate(src, &bitmap_));
+    pass_ = &bitmap_;
+    passing_ = bitmap_.Count();
+    return Status::OK();
+  }
   void SetInvisible(uint64_t row) {
     visible[row] = false;
     all_visible_ = false;
@@ -455,6 +468,102 @@ TEST(Searcher, ALayersErrorFailsTheSearch) {
   older.bad_row = from_older->row;
   s = Searcher<uint64_t>(Bases({&newer, &older})).Search(SpecFor(query, topks), &out);
   EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+}
+
+// A deferred filter (SearchLayer::DeferFilter) answers as the evaluated
+// one: the estimate is near the count, a filter passing under about 0.8% of
+// the rows is evaluated at once, and the searches return min(k, live
+// passing) passing live rows, exactly where the plan is exact, from one
+// query or several per task, with rows shadowed by a newer layer. At 8
+// dimensions the cost model scans these layers (the bitmap evaluated once
+// for all tasks); the walks on a deferred filter are tested in
+// tests/index/filtered_test.cc and, through the engine, in
+// collection_filter_test.cc (FilterGraph.DeferredAndEvaluated...).
+TEST(Searcher, ADeferredFilterAnswersAsTheEvaluatedOne) {
+  constexpr size_t kRows = 6000;
+  const std::vector<uint64_t> ids = ThreeLayers::Ids(kRows);
+  FakeLayer deferred(ids, RandomRows(kRows, 11)), evaluated(ids, RandomRows(kRows, 11));
+  Graph g(deferred.vectors, kRows);
+  deferred.SetGraph(g.graph.get());
+  evaluated.SetGraph(g.graph.get());
+  FakeLayer newer({}, {});
+  std::set<uint64_t> held;
+  for (uint64_t id = 0; id < kRows; id += 5) held.insert(id);
+  newer.SetHolds(held);
+  // v = row % 1000; near: rows whose first coordinate is above 0.6.
+  AttrColumn v = AttrColumn::Make("v", AttrType::kInt64);
+  AttrColumn near = AttrColumn::Make("near", AttrType::kBool);
+  for (size_t r = 0; r < kRows; ++r) {
+    v.AppendInt(static_cast<int64_t>(r % 1000));
+    near.AppendBool(deferred.vectors[r * kDim] > 0.6f);
+  }
+  filter::TableSource src(ids);
+  src.Add(v);
+  src.Add(near);
+  const filter::Schema schema = {{"v", AttrType::kInt64}, {"near", AttrType::kBool}};
+  const std::vector<float> queries = RandomRows(6, 12);
+  for (const char* expr : {"v < 500", "v < 100", "v >= 20", "v < 3", "near", "NOT near", "v < 200 AND near"}) {
+    SCOPED_TRACE(expr);
+    auto f = filter::Filter::Compile(expr, schema);
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    FakeLayer fresh_deferred(ids, deferred.vectors), fresh_evaluated(ids, evaluated.vectors);
+    fresh_deferred.SetGraph(g.graph.get());
+    fresh_evaluated.SetGraph(g.graph.get());
+    ASSERT_TRUE(fresh_deferred.SetFilter(*f, src, true).ok());
+    ASSERT_TRUE(fresh_evaluated.SetFilter(*f, src, false).ok());
+    const uint64_t count = fresh_evaluated.passing();
+    if (count * 1000 < kRows * 6) {
+      EXPECT_EQ(fresh_deferred.deferred(), nullptr) << "few pass: evaluated at once";
+      EXPECT_EQ(fresh_deferred.passing(), count);
+    } else if (count * 100 >= kRows * 2) {
+      ASSERT_NE(fresh_deferred.deferred(), nullptr);
+      EXPECT_EQ(fresh_deferred.pass(), nullptr);
+      EXPECT_NEAR(static_cast<double>(fresh_deferred.passing()), static_cast<double>(count), 0.35 * count);
+    }
+    std::set<uint64_t> passing_ids;
+    for (uint64_t r = 0; r < kRows; ++r)
+      if (fresh_evaluated.pass()->Get(r)) passing_ids.insert(r);
+    for (uint32_t k : {10u, 400u}) {
+      for (size_t per_call : {size_t{1}, size_t{6}}) {
+        SCOPED_TRACE("k " + std::to_string(k) + ", queries per call " + std::to_string(per_call));
+        const Searcher<uint64_t> searcher(Bases({&newer, &fresh_deferred}));
+        const Searcher<uint64_t> reference(Bases({&newer, &fresh_evaluated}));
+        size_t found = 0, wanted = 0;
+        for (size_t q0 = 0; q0 < queries.size() / kDim; q0 += per_call) {
+          const std::vector<float> qs(queries.begin() + q0 * kDim, queries.begin() + (q0 + per_call) * kDim);
+          const std::vector<uint32_t> ks(per_call, k);
+          SearchSpec spec = SpecFor(qs, ks);
+          spec.ef = 32;
+          std::vector<std::vector<SearchHit<uint64_t>>> got, want;
+          ASSERT_TRUE(searcher.Search(spec, &got).ok());
+          ASSERT_TRUE(reference.Search(spec, &want).ok());
+          for (size_t q = 0; q < per_call; ++q) {
+            // The exact top k of the live passing rows.
+            std::vector<SearchHit<uint64_t>> truth;
+            for (uint64_t id : passing_ids) {
+              if (held.count(id)) continue;
+              truth.push_back({simd::ScalarScore(simd::Metric::kL2, qs.data() + q * kDim,
+                                                 deferred.vectors.data() + id * kDim, kDim), 1, id, id});
+            }
+            std::sort(truth.begin(), truth.end(), Better<SearchHit<uint64_t>>);
+            if (truth.size() > k) truth.resize(k);
+            ASSERT_EQ(got[q].size(), truth.size());
+            ASSERT_EQ(want[q].size(), truth.size());
+            std::set<uint64_t> truth_ids;
+            for (const auto& h : truth) truth_ids.insert(h.key);
+            for (const auto& h : got[q]) {
+              ASSERT_TRUE(passing_ids.count(h.key)) << h.key << " does not pass";
+              ASSERT_FALSE(held.count(h.key)) << h.key << " is shadowed";
+              found += truth_ids.count(h.key);
+            }
+            wanted += truth.size();
+            if (k * 4 >= count) ExpectSame(got[q], truth, "exact: most of what passes is wanted");
+          }
+        }
+        EXPECT_GE(static_cast<double>(found), 0.9 * static_cast<double>(wanted));
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -82,6 +82,18 @@ class FixedTable {
   TableSource src_;
 };
 
+// RowTest over the same source answers every row as Evaluate's bitmap, and
+// its EvaluateAll is that bitmap.
+void ExpectRowTestAgrees(const Filter& f, const ColumnSource& src, const Bitmap& b, std::string_view expr) {
+  auto t = RowTest::Bind(f, src);
+  ASSERT_TRUE(t.ok()) << expr << ": " << t.status().ToString();
+  ASSERT_EQ((*t)->rows(), src.rows());
+  for (size_t r = 0; r < src.rows(); ++r) ASSERT_EQ((*t)->Passes(r), b.Get(r)) << expr << " row " << r;
+  Bitmap all;
+  (*t)->EvaluateAll(&all);
+  ASSERT_EQ(SetRows(all), SetRows(b)) << expr;
+}
+
 Rows Passing(std::string_view expr, const ColumnSource& src, const uint64_t* ids = nullptr, size_t n = 0) {
   auto f = Filter::Compile(expr, FixedSchema(), ids, n);
   EXPECT_TRUE(f.ok()) << expr << ": " << f.status().ToString();
@@ -89,6 +101,7 @@ Rows Passing(std::string_view expr, const ColumnSource& src, const uint64_t* ids
   Bitmap b;
   EXPECT_TRUE(f->Evaluate(src, &b).ok());
   EXPECT_EQ(b.size(), src.rows());
+  ExpectRowTestAgrees(*f, src, b, expr);
   return SetRows(b);
 }
 
@@ -242,6 +255,9 @@ TEST(Filter, AColumnErrorIsReturnedAsItIs) {
   const Status s = f->Evaluate(src, &b);
   EXPECT_TRUE(s.IsCorruption());
   EXPECT_EQ(s.message(), "seg-000001.seg at offset 4096: attribute section CRC mismatch");
+  auto t = RowTest::Bind(*f, src);
+  EXPECT_TRUE(t.status().IsCorruption());
+  EXPECT_EQ(t.status().message(), s.message());
 }
 
 TEST(Filter, ALayerColumnOfAnotherTypeIsInternal) {
@@ -250,9 +266,13 @@ TEST(Filter, ALayerColumnOfAnotherTypeIsInternal) {
   c.AppendString("x");
   src.Add(c);
   Bitmap b;
-  const Status s = Filter::Compile("year = 1", FixedSchema())->Evaluate(src, &b);
+  Result<Filter> f = Filter::Compile("year = 1", FixedSchema());
+  const Status s = f->Evaluate(src, &b);
   EXPECT_EQ(s.code(), Code::kInternal);
   EXPECT_EQ(s.message(), "filter: the layer's column 'year' is string, the collection's is int64");
+  auto t = RowTest::Bind(*f, src);
+  EXPECT_EQ(t.status().code(), Code::kInternal);
+  EXPECT_EQ(t.status().message(), s.message());
 }
 
 TEST(Filter, OneFilterEvaluatesOnManyThreadsAtOnce) {
@@ -271,6 +291,24 @@ TEST(Filter, OneFilterEvaluatesOnManyThreadsAtOnce) {
         EXPECT_TRUE(copy.Evaluate(i % 2 ? sorted.src() : shuffled.src(), &b).ok());
         got[i] = SetRows(b);
       }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const Rows& rows : got) EXPECT_EQ(rows, (Rows{0, 4, 5, 6}));
+  // One RowTest, asked from many threads at once.
+  auto test = RowTest::Bind(copy, shuffled.src());
+  ASSERT_TRUE(test.ok());
+  const RowTest& shared = **test;
+  threads.clear();
+  for (size_t i = 0; i < got.size(); ++i) {
+    threads.emplace_back([&, i] {
+      Rows rows;
+      for (int k = 0; k < 200; ++k) {
+        rows.clear();
+        for (uint64_t r = 0; r < shared.rows(); ++r)
+          if (shared.Passes(r)) rows.push_back(r);
+      }
+      got[i] = rows;
     });
   }
   for (std::thread& t : threads) t.join();
@@ -922,6 +960,7 @@ void CheckRandom(uint32_t seed, size_t rows, int exprs) {
     Bitmap b;
     ASSERT_TRUE(f->Evaluate(src, &b).ok());
     ASSERT_EQ(b.size(), rows);
+    ExpectRowTestAgrees(*f, src, b, text);
     for (size_t r = 0; r < rows; ++r) {
       bool want = Eval(e, t, r) == Tri::kTrue;
       if (with_allow) want = want && std::find(allow.begin(), allow.end(), t.ids[r]) != allow.end();

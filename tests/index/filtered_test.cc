@@ -293,6 +293,62 @@ TEST_F(FilteredSearch, AnEmptyBitmapFindsNothingAndAWrongSizedOneIsInvalid) {
   }
 }
 
+// A deferred PassTest (a row's bit decided when the walk first asks, kept in
+// the caller's memo) walks exactly as the bitmap it stands for: the same
+// rows and scores from both walks on both traversals, each row decided at
+// most once across the queries sharing a memo, and every remembered bit the
+// bitmap's. With only an upper bound for the passing count the results
+// still pass and number k.
+TEST_F(FilteredSearch, ADeferredFilterWalksAsItsBitmap) {
+  for (Traversal t : {Traversal::kSq8, Traversal::kFloat32}) {
+    built_->graph->set_traversal(t);
+    for (Kind kind : {Kind::kUncorrelated, Kind::kCorrelated, Kind::kAntiCorrelated}) {
+      for (double sel : {0.5, 0.1, 0.01}) {
+        for (FilteredPlan plan : {FilteredPlan::kFilteredWalk, FilteredPlan::kGatedWalk}) {
+          SCOPED_TRACE(std::string(FilteredPlanName(plan)) + " sel " + std::to_string(sel) + " kind " +
+                       std::to_string(static_cast<int>(kind)));
+          const Bitmap pass = Filter(kind, sel, 0);  // one filter for both queries (the uncorrelated one is)
+          std::vector<uint64_t> known(pass.word_count(), 0), bits(pass.word_count(), 0);
+          std::vector<uint32_t> decided(kRows, 0);
+          auto decide = [&](uint32_t row) {
+            ++decided[row];
+            return pass.Get(row);
+          };
+          const PassTest deferred(kRows, pass.Count(), known.data(), bits.data(), decide);
+          const PassTest bounded(kRows, kRows, known.data(), bits.data(), decide);
+          for (size_t q = 0; q < 2; ++q) {
+            std::vector<Neighbor> want, got, loose;
+            auto run = [&](const PassTest& p, std::vector<Neighbor>* out) {
+              return plan == FilteredPlan::kFilteredWalk ? Graph().SearchFiltered(Query(q), kK, 64, p, RowFilter(), out)
+                                                         : Graph().SearchGated(Query(q), kK, 64, p, RowFilter(), out);
+            };
+            ASSERT_TRUE(run(PassTest(pass), &want).ok());
+            ASSERT_TRUE(run(deferred, &got).ok());
+            ASSERT_EQ(got.size(), want.size());
+            for (size_t i = 0; i < want.size(); ++i) {
+              EXPECT_EQ(got[i].row, want[i].row) << "query " << q << " rank " << i;
+              EXPECT_EQ(got[i].score, want[i].score);
+            }
+            ASSERT_TRUE(run(bounded, &loose).ok());
+            EXPECT_EQ(loose.size(), std::min<size_t>(kK, pass.Count()));
+            for (const Neighbor& nb : loose) EXPECT_TRUE(pass.Get(nb.row)) << nb.row;
+          }
+          size_t asked = 0;
+          for (uint32_t r = 0; r < kRows; ++r) {
+            ASSERT_LE(decided[r], 1u) << "row " << r << " decided twice";
+            const bool is_known = (known[r / 64] >> (r % 64)) & 1;
+            ASSERT_EQ(is_known, decided[r] == 1u) << r;
+            if (is_known) EXPECT_EQ(((bits[r / 64] >> (r % 64)) & 1) != 0, pass.Get(r)) << r;
+            asked += decided[r];
+          }
+          EXPECT_GT(asked, 0u);
+          EXPECT_LT(asked, kRows);  // the point of deferring: the walks ask about few rows
+        }
+      }
+    }
+  }
+}
+
 // With every row passing, the filtered and gated walks are the plain walk:
 // the same rows and scores on float32, with and without a live filter. On
 // SQ8 the walk is the same but the filtered searches keep their exact top k
