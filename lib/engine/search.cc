@@ -32,43 +32,76 @@ uint64_t ChunkRows(uint64_t rows, uint32_t dim, size_t workers) {
   return (per + kBlockRows - 1) / kBlockRows * kBlockRows;
 }
 
-// Whether filter `pass` (about `passing` of its rows pass) all but excludes
-// the query's neighbourhood in `graph`: among the rows within two hops
-// (layer 0) of the query's nearest node, a share below a quarter of the
-// filter's share passes. A walk then searches where the graph does not lead
-// it: its recall collapses while its work grows toward a scan of the graph
-// (bench/filtered's "far" filters at 1M rows: recall@10 0.49 at 13 queries
-// per second with 1% of rows passing). Costs one greedy descent and about
-// m0^2 link reads and row tests. Link ids past the rows (a damaged graph,
-// which the walk or Verify reports) are skipped. `nearest` is the caller's
-// buffer for the descent's result (no allocation per query).
-Status NeighbourhoodFails(const index::HnswGraph& graph, const float* query, const index::PassTest& pass,
-                          uint64_t passing, std::vector<index::Neighbor>* nearest, bool* fails) {
-  *fails = false;
+// The passing rows ProbeNeighbourhood expects to see at the filter's share.
+constexpr uint64_t kNeighbourhoodPassing = 64;
+// A query whose plan is exact is probed too when the exact scan would cost
+// this much (FilteredPlanCost, ns): a probe costs a descent and up to about
+// m0^2 row tests, some 10-30 us.
+constexpr double kProbeFromExactNs = 50'000;
+// What evaluating a deferred filter over every row costs, per row, for the
+// plan (docs/FILTERS.md: 0.13 ns for an int64 range, 0.5-0.8 for a 500-value
+// IN, 2.9 for a tags CONTAINS, CPU time at 1M rows).
+constexpr double kEvaluateNsPerRow = 0.5;
+
+// What a filter passes near the query: rows seen within two hops (layer 0)
+// of the query's nearest node in `graph`, and how many of them pass.
+struct Neighbourhood {
+  uint64_t seen = 0, passed = 0;
+};
+
+// The query's neighbourhood under filter `pass` (about `passing` of its rows
+// pass): one greedy descent to the nearest node, then its rows nearest hop
+// first, only until about kNeighbourhoodPassing of them would pass at the
+// filter's share (129 rows when half the rows pass, every row within two
+// hops from about 6% down: enough to tell a quarter of the share from the
+// share). At most about m0^2 link reads and row tests. Link ids past the
+// rows (a damaged graph, which the walk or Verify reports) are skipped.
+// `nearest` is the caller's buffer for the descent's result (no allocation
+// per query).
+Status ProbeNeighbourhood(const index::HnswGraph& graph, const float* query, const index::PassTest& pass,
+                          uint64_t passing, std::vector<index::Neighbor>* nearest, Neighbourhood* out) {
+  *out = Neighbourhood{};
   POMAI_RETURN_IF_ERROR(graph.Search(query, 1, 1, index::RowFilter(), nearest));
   const uint64_t rows = pass.rows();
   if (nearest->empty() || (*nearest)[0].row >= rows) return Status::OK();
   const uint32_t start = (*nearest)[0].row;
+  // Rows to read: about kNeighbourhoodPassing / share.
+  const uint64_t enough = static_cast<uint64_t>(
+      std::min<unsigned __int128>(rows, (static_cast<unsigned __int128>(kNeighbourhoodPassing) * rows + passing - 1) /
+                                            std::max<uint64_t>(passing, 1)));
   uint64_t seen = 1, passed = pass(start) ? 1 : 0;
   const uint32_t* hop1 = nullptr;
   uint32_t n1 = 0;
   POMAI_RETURN_IF_ERROR(graph.Links(start, 0, &hop1, &n1));
   for (uint32_t i = 0; i < n1; ++i) {
     if (hop1[i] >= rows) continue;
+    seen += 1;
+    passed += pass(hop1[i]) ? 1 : 0;
+  }
+  for (uint32_t i = 0; i < n1 && seen < enough; ++i) {
+    if (hop1[i] >= rows) continue;
     const uint32_t* hop2 = nullptr;
     uint32_t n2 = 0;
     POMAI_RETURN_IF_ERROR(graph.Links(hop1[i], 0, &hop2, &n2));
-    seen += 1;
-    passed += pass(hop1[i]) ? 1 : 0;
-    for (uint32_t j = 0; j < n2; ++j) {
+    for (uint32_t j = 0; j < n2 && seen < enough; ++j) {
       if (hop2[j] >= rows) continue;
       seen += 1;
       passed += pass(hop2[j]) ? 1 : 0;
     }
   }
-  // passed / seen < (passing / rows) / 4, in integers.
-  *fails = static_cast<unsigned __int128>(passed) * rows * 4 < static_cast<unsigned __int128>(passing) * seen;
+  *out = Neighbourhood{seen, passed};
   return Status::OK();
+}
+
+// Whether the filter all but excludes the query's neighbourhood: a share
+// below a quarter of the filter's passes there. A walk then searches where
+// the graph does not lead it: its recall collapses while its work grows
+// toward a scan of the graph (bench/filtered's "far" filters at 1M rows:
+// recall@10 0.49 at 13 queries per second with 1% of rows passing).
+bool ExcludesNeighbourhood(const Neighbourhood& nb, uint64_t rows, uint64_t passing) {
+  // passed / seen < (passing / rows) / 4, in integers.
+  return nb.seen > 0 &&
+         static_cast<unsigned __int128>(nb.passed) * rows * 4 < static_cast<unsigned __int128>(passing) * nb.seen;
 }
 
 }  // namespace
@@ -279,7 +312,9 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
     } else if (deferred != nullptr) {
       memo_known.assign((rows + 63) / 64, 0);
       memo_bits.assign((rows + 63) / 64, 0);
-      pass_test.emplace(rows, rows, memo_known.data(), memo_bits.data(), decide);
+      // The estimate bounds the walks: a filtered walk short of ef results
+      // stops bridging once it has visited that many passing rows.
+      pass_test.emplace(rows, passing, memo_known.data(), memo_bits.data(), decide);
     }
     // A scan of the filtered layer for query q: evaluates a deferred filter first.
     auto scan_all = [&](size_t q) {
@@ -298,14 +333,28 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
       // Nor can ef usefully exceed the rows (a huge value must not size the walk's queues).
       const size_t ef = static_cast<size_t>(std::min<uint64_t>(std::max<uint64_t>(k, spec.ef), rows));
       const index::FilteredGraphShape shape{dim, graph.m0(), graph.traversal() == index::Traversal::kSq8};
-      const index::FilteredPlan plan =
-          !filtered ? index::FilteredPlan::kGatedWalk : index::ChooseFilteredPlan(rows, passing, k, ef, shape);
+      // A scan of a deferred filter evaluates it over every row first.
+      const double setup_ns = deferred != nullptr && pass == nullptr ? kEvaluateNsPerRow * static_cast<double>(rows) : 0;
+      index::FilteredPlan plan = !filtered ? index::FilteredPlan::kGatedWalk
+                                           : index::ChooseFilteredPlan(rows, passing, k, ef, shape, -1, setup_ns);
       // Statuses are moved into `error` only when they are errors.
       const float* query = queries + q * dim;
       Status st;
       bool far = false;
-      if (filtered && k * 4 < passing && plan != index::FilteredPlan::kExact)
-        st = NeighbourhoodFails(graph, query, *pass_test, passing, &found, &far);
+      // The query's neighbourhood decides between a walk and a scan: a far
+      // filter is scanned, and the plan is chosen again from the share
+      // passing near the query (index/filtered.h, near_share).
+      if (filtered && k * 4 < passing &&
+          (plan != index::FilteredPlan::kExact ||
+           index::FilteredPlanCost(index::FilteredPlan::kExact, rows, passing, k, ef, shape) + setup_ns >=
+               kProbeFromExactNs)) {
+        Neighbourhood nb;
+        st = ProbeNeighbourhood(graph, query, *pass_test, passing, &found, &nb);
+        far = ExcludesNeighbourhood(nb, rows, passing);
+        if (st.ok() && !far && nb.seen > 0)
+          plan = index::ChooseFilteredPlan(rows, passing, k, ef, shape,
+                                           static_cast<double>(nb.passed) / static_cast<double>(nb.seen), setup_ns);
+      }
       if (!st.ok()) {
         error = std::move(st);
         return;

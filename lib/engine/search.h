@@ -168,14 +168,18 @@ Key HitKey(const SearchHit<Key>& h) {
 // once for all the queries (0.5-1 ms per million rows), a walk tests a few
 // thousand rows per query.
 constexpr uint64_t kDeferRowsPerQuery = uint64_t{1} << 15;
-// The sample that estimates a deferred filter's passing rows: kDeferRuns
-// runs of kDeferRunRows consecutive rows, one run at a pseudo-random place
-// in each of kDeferRuns equal stretches of the layer. With fewer than
-// kDeferMinHits passing sampled rows (under about 0.8% of rows), the filter
-// is evaluated at once: a plan for so few rows scans them exactly and needs
-// every bit.
+// The sample that estimates a deferred filter's passing rows: rounds of
+// kDeferRuns runs of kDeferRunRows consecutive rows, one run at a
+// pseudo-random place in each of kDeferRuns equal stretches of the layer,
+// until kDeferMinHits sampled rows pass or kDeferRounds rounds are done
+// (1,024 rows from 0.8% of rows passing, up to 4,096 below). With fewer
+// hits (under about 0.2% of rows passing), the filter is evaluated at once:
+// a plan for so few rows scans them exactly and needs every bit, and a walk
+// must know that few pass (a filtered walk short of ef results walks on
+// through non-passing rows until it has visited every passing row).
 constexpr uint64_t kDeferRuns = 64;
 constexpr uint64_t kDeferRunRows = 16;
+constexpr uint64_t kDeferRounds = 4;
 constexpr uint64_t kDeferMinHits = 8;
 
 // One layer as the executor reads it. Implementations own what they point
@@ -229,20 +233,22 @@ class SearchLayer {
 
  protected:
   // Makes `t` the layer's deferred filter, with passing() estimated from
-  // the kDeferRuns x kDeferRunRows sample; evaluates it over every row at
-  // once instead (pass()) when fewer than kDeferMinHits sampled rows pass
-  // or the layer is too small to sample.
+  // the sample (kDeferRounds); evaluates it over every row at once instead
+  // (pass()) when fewer than kDeferMinHits sampled rows pass or the layer is
+  // too small to sample.
   void DeferFilter(std::unique_ptr<filter::RowTest> t) {
     if (rows_ >= 4 * kDeferRuns * kDeferRunRows) {
       const uint64_t stretch = rows_ / kDeferRuns;
-      uint64_t hits = 0, mix = rows_;
-      for (uint64_t i = 0; i < kDeferRuns; ++i) {
-        mix = mix * 6364136223846793005ULL + 1442695040888963407ULL;  // an LCG: fixed per layer size
-        const uint64_t begin = i * stretch + (mix >> 33) % (stretch - kDeferRunRows);
-        for (uint64_t r = begin; r < begin + kDeferRunRows; ++r) hits += t->Passes(r) ? 1 : 0;
+      uint64_t hits = 0, sampled = 0, mix = rows_;
+      for (uint64_t round = 0; round < kDeferRounds && hits < kDeferMinHits; ++round) {
+        for (uint64_t i = 0; i < kDeferRuns; ++i) {
+          mix = mix * 6364136223846793005ULL + 1442695040888963407ULL;  // an LCG: fixed per layer size
+          const uint64_t begin = i * stretch + (mix >> 33) % (stretch - kDeferRunRows);
+          for (uint64_t r = begin; r < begin + kDeferRunRows; ++r) hits += t->Passes(r) ? 1 : 0;
+        }
+        sampled += kDeferRuns * kDeferRunRows;
       }
       if (hits >= kDeferMinHits) {
-        const uint64_t sampled = kDeferRuns * kDeferRunRows;
         passing_ = (hits * rows_ + sampled - 1) / sampled;
         deferred_ = std::move(t);
         return;

@@ -491,22 +491,23 @@ class Parser {
         case AttrType::kTags: want = Literal::kString; break;
       }
     }
-    const std::string shown = Shown(lit);
     if (lit.kind != want) {
-      if (op.is_id) return Error(lit.pos, "'id' takes integers 0 .. 18446744073709551615; " + shown + " is " + KindName(lit.kind));
-      return Error(lit.pos, Subject(op) + "; " + shown + " is " + KindName(lit.kind));
+      if (op.is_id)
+        return Error(lit.pos, "'id' takes integers 0 .. 18446744073709551615; " + Shown(lit) + " is " + KindName(lit.kind));
+      return Error(lit.pos, Subject(op) + "; " + Shown(lit) + " is " + KindName(lit.kind));
     }
     if (op.is_id && (lit.num.frac || lit.num.neg || lit.num.mag > static_cast<i128>(kU64Max)))
-      return Error(lit.pos, "'id' takes integers 0 .. 18446744073709551615; " + shown + " is not one");
+      return Error(lit.pos, "'id' takes integers 0 .. 18446744073709551615; " + Shown(lit) + " is not one");
     return Status::OK();
   }
 
   Status ParseList(const Operand& op, const std::string& what, std::vector<Literal>* out) {
     if (tok_.type != Token::kLParen) return Error(tok_.pos, "expected '(' after " + what + ", found " + Describe(tok_));
     POMAI_RETURN_IF_ERROR(Advance());
+    const std::string in_list = "in the " + what + " list";
     for (;;) {
       Literal lit;
-      POMAI_RETURN_IF_ERROR(ParseLiteral("in the " + what + " list", &lit));
+      POMAI_RETURN_IF_ERROR(ParseLiteral(in_list, &lit));
       POMAI_RETURN_IF_ERROR(Check(op, lit));
       out->push_back(std::move(lit));
       if (tok_.type == Token::kRParen) return Advance();

@@ -96,11 +96,12 @@ double GatedFromShare(uint32_t m0) { return m0 <= 32 ? 0.05 : 0.25; }
 }  // namespace
 
 double FilteredPlanCost(FilteredPlan plan, uint64_t rows, uint64_t passing, size_t k, size_t ef,
-                        const FilteredGraphShape& graph) {
+                        const FilteredGraphShape& graph, double near_share) {
   if (passing == 0 || rows == 0) return 0;
   const double n = static_cast<double>(rows);
   const double c = static_cast<double>(std::min(passing, rows));
-  const double share = c / n;
+  // The share where the walks walk: near the query when measured.
+  const double share = near_share < 0 ? c / n : std::min(1.0, std::max(near_share, c / n / 4));
   const double dim = graph.dim;
   // A walk's ef is at least k and at most the passing rows (HnswGraph::SearchFiltered).
   const double e = std::max(static_cast<double>(k), std::min(static_cast<double>(ef), c));
@@ -125,12 +126,13 @@ double FilteredPlanCost(FilteredPlan plan, uint64_t rows, uint64_t passing, size
   return 0;
 }
 
-FilteredPlan ChooseFilteredPlan(uint64_t rows, uint64_t passing, size_t k, size_t ef, const FilteredGraphShape& graph) {
+FilteredPlan ChooseFilteredPlan(uint64_t rows, uint64_t passing, size_t k, size_t ef, const FilteredGraphShape& graph,
+                                double near_share, double exact_setup_ns) {
   if (passing == 0 || rows == 0) return FilteredPlan::kExact;
-  const double exact = FilteredPlanCost(FilteredPlan::kExact, rows, passing, k, ef, graph);
+  const double exact = FilteredPlanCost(FilteredPlan::kExact, rows, passing, k, ef, graph) + exact_setup_ns;
   const bool gated = static_cast<double>(passing) >= GatedFromShare(graph.m0) * static_cast<double>(rows);
   const FilteredPlan walk = gated ? FilteredPlan::kGatedWalk : FilteredPlan::kFilteredWalk;
-  return FilteredPlanCost(walk, rows, passing, k, ef, graph) < exact ? walk : FilteredPlan::kExact;
+  return FilteredPlanCost(walk, rows, passing, k, ef, graph, near_share) < exact ? walk : FilteredPlan::kExact;
 }
 
 }  // namespace pomai::index

@@ -115,11 +115,28 @@ struct FilteredGraphShape {
 // (.871 at ef 32), and so does an uncapped two-hop expansion of the
 // descent's row (.885). Float32 walks reach the same (.897 / .937 / .981):
 // the two-hop neighbourhoods limit it, not the codes.
-FilteredPlan ChooseFilteredPlan(uint64_t rows, uint64_t passing, size_t k, size_t ef, const FilteredGraphShape& graph);
+//
+// `near_share`: the share of rows passing near the query (the executor
+// reads the rows within two hops of the query's nearest node), or negative
+// when not measured. The walks meet the rows where they walk, not the
+// layer's average: with a filter correlated with the query (a per-user or
+// per-topic set of clusters) most rows near the query pass, and the gated
+// walk scores about 28 e / near_share rows, not 28 e / s (bench/filtered's
+// "near" filters at 200k x 128, 10% passing: the walk at ef 48 where the
+// model without it chose exact at 1.15 ms). The walk share is near_share,
+// at least s / 4 (below, the executor scans: engine/search.cc), for the
+// gated walk's rows scored and the filtered walk's two-hop test and links;
+// the rule above between the walks stays on s.
+//
+// `exact_setup_ns`: what the exact scan costs before it starts, added to
+// its cost (a deferred filter, evaluated over every row only when a scan
+// needs its bitmap: engine/search.h).
+FilteredPlan ChooseFilteredPlan(uint64_t rows, uint64_t passing, size_t k, size_t ef, const FilteredGraphShape& graph,
+                                double near_share = -1, double exact_setup_ns = 0);
 
 // The model's estimate of one search's time by `plan`, in nanoseconds on
 // one core.
 double FilteredPlanCost(FilteredPlan plan, uint64_t rows, uint64_t passing, size_t k, size_t ef,
-                        const FilteredGraphShape& graph);
+                        const FilteredGraphShape& graph, double near_share = -1);
 
 }  // namespace pomai::index

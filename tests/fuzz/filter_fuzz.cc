@@ -103,6 +103,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const Bitmap same = Eval(*f, layers->shuffled);
   FUZZ_CHECK(std::equal(yes.words(), yes.words() + yes.word_count(), same.words()),
              "the dictionaries' order changes no result: " + text);
+  // The row-at-a-time test (a deferred filter's) answers every row as the bitmap.
+  for (const TableSource* src : {&layers->sorted, &layers->shuffled}) {
+    auto test = filter::RowTest::Bind(*f, *src);
+    FUZZ_CHECK(test.ok(), test.status().ToString());
+    for (size_t r = 0; r < kRows; ++r)
+      FUZZ_CHECK((*test)->Passes(r) == yes.Get(r), "RowTest::Passes differs from Evaluate at a row: " + text);
+  }
   auto negated = filter::Filter::Compile("NOT (" + text + ")", FuzzSchema());
   if (!negated.ok()) return 0;  // deeper or longer than the limits
   const Bitmap no = Eval(*negated, layers->sorted);
