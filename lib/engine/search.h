@@ -27,13 +27,14 @@
 // (SearchLayer::DeferFilter): its walks test the rows they meet, a row at a
 // time, remembered per task, and the bitmap is evaluated only when a scan
 // needs it (the exact plan, a far filter, a walk short of k), once for all
-// tasks. Exact scans skip spans without a passing row and
-// score the passing rows of a sparse span by gathering them. A graph layer
-// is walked or scanned as index::ChooseFilteredPlan picks from the number of
-// passing rows (exact, a filtered walk, or the plain walk gated by the
-// bitmap); a walk that returns fewer than min(k, passing) rows is redone as
-// an exact scan of the passing rows, so k come back whenever k live rows
-// pass (invariant 8).
+// tasks. Exact scans skip spans without a passing row and score the passing
+// rows of a sparse span by gathering them. A graph layer is walked or
+// scanned as index::ChooseFilteredPlan picks from the number of passing rows
+// (exact, a filtered walk, or the plain walk gated by the filter), then,
+// after a probe of the query's neighbourhood (search.cc), again from the
+// share passing there, or scanned when the filter excludes it; a walk that
+// returns fewer than min(k, passing) rows is redone as an exact scan of the
+// passing rows, so k come back whenever k live rows pass (invariant 8).
 // Every other layer is scanned exactly, in tasks of up to kChunkRows rows,
 // each scoring all queries in blocks of kBlockRows rows (one query: spans of
 // kSpanRows; ScoreMany over a run of consecutive rows, ScoreGather over
@@ -172,8 +173,10 @@ constexpr uint64_t kDeferRowsPerQuery = uint64_t{1} << 15;
 // kDeferRuns runs of kDeferRunRows consecutive rows, one run at a
 // pseudo-random place in each of kDeferRuns equal stretches of the layer,
 // until kDeferMinHits sampled rows pass or kDeferRounds rounds are done
-// (1,024 rows from 0.8% of rows passing, up to 4,096 below). With fewer
-// hits (under about 0.2% of rows passing), the filter is evaluated at once:
+// (1,024 rows from 0.8% of rows passing, up to 4,096 below), and no more
+// rounds after a first with fewer than 2 hits (under about 0.2% passing:
+// 4,096 row tests cost 40 us). With fewer than kDeferMinHits hits (under
+// about 0.2% of rows passing), the filter is evaluated at once:
 // a plan for so few rows scans them exactly and needs every bit, and a walk
 // must know that few pass (a filtered walk short of ef results walks on
 // through non-passing rows until it has visited every passing row).
@@ -240,7 +243,7 @@ class SearchLayer {
     if (rows_ >= 4 * kDeferRuns * kDeferRunRows) {
       const uint64_t stretch = rows_ / kDeferRuns;
       uint64_t hits = 0, sampled = 0, mix = rows_;
-      for (uint64_t round = 0; round < kDeferRounds && hits < kDeferMinHits; ++round) {
+      for (uint64_t round = 0; round < kDeferRounds && hits < kDeferMinHits && (round == 0 || hits >= 2); ++round) {
         for (uint64_t i = 0; i < kDeferRuns; ++i) {
           mix = mix * 6364136223846793005ULL + 1442695040888963407ULL;  // an LCG: fixed per layer size
           const uint64_t begin = i * stretch + (mix >> 33) % (stretch - kDeferRunRows);

@@ -100,8 +100,10 @@ double FilteredPlanCost(FilteredPlan plan, uint64_t rows, uint64_t passing, size
   if (passing == 0 || rows == 0) return 0;
   const double n = static_cast<double>(rows);
   const double c = static_cast<double>(std::min(passing, rows));
-  // The share where the walks walk: near the query when measured.
-  const double share = near_share < 0 ? c / n : std::min(1.0, std::max(near_share, c / n / 4));
+  // The share where the walks walk: near the query when measured and
+  // higher than the layer's (below, the passing rows are elsewhere, and a
+  // walk must go and find them: the model's counts do not hold there).
+  const double share = std::min(1.0, std::max(near_share, c / n));
   const double dim = graph.dim;
   // A walk's ef is at least k and at most the passing rows (HnswGraph::SearchFiltered).
   const double e = std::max(static_cast<double>(k), std::min(static_cast<double>(ef), c));

@@ -16,6 +16,7 @@
 
 #include "db_test_util.h"
 #include "engine/db.h"
+#include "engine/search.h"
 
 namespace pomai::engine {
 namespace {
@@ -186,6 +187,34 @@ TEST_P(IndexWhere, ReturnsOnlyPassingLiveEntriesInEveryLayerMix) {
   db.reset();
   db = Open();
   Check(*db, model, rng, false, "reopened");
+}
+
+// An index with a graph segment of kDeferRowsPerQuery entries or more: its
+// searches (one query each) defer the filter (engine/search.h), bound to
+// the segment's cached attribute columns; the answers are as above, over
+// the segment alone and with newer versions and deletes over it.
+TEST_P(IndexWhere, ALargeIndexDefersItsFilterWithTheSameAnswers) {
+  auto db = Open();
+  CreateIx(*db, simd::Metric::kL2);
+  std::mt19937_64 rng(11);
+  Model model;
+  const int n = static_cast<int>(kDeferRowsPerQuery) + 1500;
+  for (int from = 0; from < n; from += 4000) {
+    Upsert(*db, &model, rng, from, std::min(n, from + 4000), 0);
+    if (HasFatalFailure()) return;
+  }
+  ASSERT_TRUE(db->PrepareIndex("ix", nullptr).ok());  // a segment with its graph
+  Check(*db, model, rng, false, "large segment");
+  Upsert(*db, &model, rng, 0, 500, 1);
+  {
+    auto t = BeginRw(*db);
+    for (int i = 500; i < 3000; i += 2) {
+      ASSERT_TRUE(t->IndexDelete("ix", "k" + std::to_string(i)).ok());
+      model.erase("k" + std::to_string(i));
+    }
+    ASSERT_TRUE(t->Commit().ok());
+  }
+  Check(*db, model, rng, false, "memtable over the large segment");
 }
 
 TEST_P(IndexWhere, AttributesSurviveTheWalAlone) {

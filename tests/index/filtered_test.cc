@@ -415,6 +415,28 @@ TEST(ChooseFilteredPlan, FollowsTheCostModel) {
   }
 }
 
+// The share passing near the query lowers a walk's cost when it is above
+// the layer's share (a filter correlated with the query), never raises it;
+// an exact scan's setup (a deferred filter's evaluation) counts against it.
+TEST(ChooseFilteredPlan, FollowsTheShareNearTheQueryAndTheExactSetup) {
+  const FilteredGraphShape m16{128, 32, true};
+  // 10% of 200k passing, ef 48: exact (1.15 ms) beats the gated walk on the
+  // layer's share (1.2 ms), not on a near share of 0.9 (0.13 ms).
+  EXPECT_EQ(ChooseFilteredPlan(200000, 20000, 10, 48, m16), FilteredPlan::kExact);
+  EXPECT_EQ(ChooseFilteredPlan(200000, 20000, 10, 48, m16, 0.9), FilteredPlan::kGatedWalk);
+  EXPECT_LT(FilteredPlanCost(FilteredPlan::kGatedWalk, 200000, 20000, 10, 48, m16, 0.9),
+            FilteredPlanCost(FilteredPlan::kGatedWalk, 200000, 20000, 10, 48, m16) / 5);
+  // A near share below the layer's changes nothing.
+  EXPECT_EQ(FilteredPlanCost(FilteredPlan::kGatedWalk, 200000, 20000, 10, 48, m16, 0.02),
+            FilteredPlanCost(FilteredPlan::kGatedWalk, 200000, 20000, 10, 48, m16));
+  EXPECT_EQ(ChooseFilteredPlan(200000, 20000, 10, 48, m16, 0.02), FilteredPlan::kExact);
+  // 1% passing, ef 48: the filtered walk goes one hop where 90% pass near the
+  // query, and wins once the exact scan must first evaluate the filter.
+  EXPECT_EQ(ChooseFilteredPlan(200000, 2000, 10, 48, m16, 0.9), FilteredPlan::kExact);
+  EXPECT_EQ(ChooseFilteredPlan(200000, 2000, 10, 48, m16, 0.9, 100000), FilteredPlan::kFilteredWalk);
+  EXPECT_EQ(ChooseFilteredPlan(200000, 2000, 10, 48, m16, -1, 100000), FilteredPlan::kExact);
+}
+
 // A filter that excludes the query's neighbourhood (the nearest 10% of the
 // rows fail, a share of the others pass) on a set whose clusters overlap
 // (20k x 128, 200 clusters, spread 1): the gated walk crosses the excluded
