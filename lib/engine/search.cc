@@ -32,14 +32,17 @@ uint64_t ChunkRows(uint64_t rows, uint32_t dim, size_t workers) {
   return (per + kBlockRows - 1) / kBlockRows * kBlockRows;
 }
 
-// The passing rows ProbeNeighbourhood expects to see at the filter's share.
+// The passing rows ProbeNeighbourhood looks for: it stops once it has seen
+// this many pass, or as many rows as would hold this many at the filter's
+// share.
 constexpr uint64_t kNeighbourhoodPassing = 64;
 // A query whose plan is exact is probed too when its filter is deferred and
 // the exact scan, with the filter's evaluation over every row, would cost
-// this much (ns): a probe costs a descent and up to about m0^2 row tests,
-// some 10-30 us. (An evaluated filter's exact plan is not probed: batched
-// scans run below the model's cost, 41 us a query at 200k x 128 with 1%
-// passing, where the probe cost 25 us more.)
+// this much (ns), and only for whether most rows near it pass: a descent
+// and the first hop's rows, then about 64 more when half of those pass.
+// (An evaluated filter's exact plan is not probed: batched scans run below
+// the model's cost, 41 us a query at 200k x 128 with 1% passing, where the
+// probe cost 25 us more.)
 constexpr double kProbeFromExactNs = 50'000;
 // What evaluating a deferred filter over every row costs, per row, for the
 // plan (docs/FILTERS.md: 0.13 ns for an int64 range, 0.5-0.8 for a 500-value
@@ -54,15 +57,19 @@ struct Neighbourhood {
 
 // The query's neighbourhood under filter `pass` (about `passing` of its rows
 // pass): one greedy descent to the nearest node, then its rows nearest hop
-// first, only until about kNeighbourhoodPassing of them would pass at the
-// filter's share (129 rows when half the rows pass, every row within two
-// hops from about 6% down: enough to tell a quarter of the share from the
-// share). At most about m0^2 link reads and row tests. Link ids past the
+// first, only until kNeighbourhoodPassing of them pass or as many would at
+// the filter's share (129 rows when half the rows pass: enough to tell
+// half the share from the share; about 64 rows when most rows near
+// the query pass, whatever the share; every row within two hops, about
+// m0^2, when few pass there and the share is under 6%). Link ids past the
 // rows (a damaged graph, which the walk or Verify reports) are skipped.
 // `nearest` is the caller's buffer for the descent's result (no allocation
-// per query).
+// per query). With `unless_near`, it stops after the first hop when under
+// half of those rows pass (the caller only asks whether most rows near the
+// query pass).
 Status ProbeNeighbourhood(const index::HnswGraph& graph, const float* query, const index::PassTest& pass,
-                          uint64_t passing, std::vector<index::Neighbor>* nearest, Neighbourhood* out) {
+                          uint64_t passing, bool unless_near, std::vector<index::Neighbor>* nearest,
+                          Neighbourhood* out) {
   *out = Neighbourhood{};
   POMAI_RETURN_IF_ERROR(graph.Search(query, 1, 1, index::RowFilter(), nearest));
   const uint64_t rows = pass.rows();
@@ -81,12 +88,16 @@ Status ProbeNeighbourhood(const index::HnswGraph& graph, const float* query, con
     seen += 1;
     passed += pass(hop1[i]) ? 1 : 0;
   }
-  for (uint32_t i = 0; i < n1 && seen < enough; ++i) {
+  if (unless_near && passed * 2 < seen) {
+    *out = Neighbourhood{seen, passed};
+    return Status::OK();
+  }
+  for (uint32_t i = 0; i < n1 && seen < enough && passed < kNeighbourhoodPassing; ++i) {
     if (hop1[i] >= rows) continue;
     const uint32_t* hop2 = nullptr;
     uint32_t n2 = 0;
     POMAI_RETURN_IF_ERROR(graph.Links(hop1[i], 0, &hop2, &n2));
-    for (uint32_t j = 0; j < n2 && seen < enough; ++j) {
+    for (uint32_t j = 0; j < n2 && seen < enough && passed < kNeighbourhoodPassing; ++j) {
       if (hop2[j] >= rows) continue;
       seen += 1;
       passed += pass(hop2[j]) ? 1 : 0;
@@ -97,14 +108,18 @@ Status ProbeNeighbourhood(const index::HnswGraph& graph, const float* query, con
 }
 
 // Whether the filter all but excludes the query's neighbourhood: a share
-// below a quarter of the filter's passes there. A walk then searches where
-// the graph does not lead it: its recall collapses while its work grows
-// toward a scan of the graph (bench/filtered's "far" filters at 1M rows:
-// recall@10 0.49 at 13 queries per second with 1% of rows passing).
+// below half the filter's passes there. A walk then searches where the
+// graph does not lead it: its recall collapses while its work grows toward
+// a scan of the graph (bench/filtered's "far" filters at 1M rows: recall@10
+// 0.49 at 13 queries per second with 1% of rows passing). Half, not less:
+// a filter's share is estimated when it is deferred (search.h), and a walk
+// across the graph costs far more than the scan it replaces (far 1% at 1M:
+// 4 ms against 1.4 ms), while a scan of a filter that is not far costs
+// what its share says.
 bool ExcludesNeighbourhood(const Neighbourhood& nb, uint64_t rows, uint64_t passing) {
-  // passed / seen < (passing / rows) / 4, in integers.
+  // passed / seen < (passing / rows) / 2, in integers.
   return nb.seen > 0 &&
-         static_cast<unsigned __int128>(nb.passed) * rows * 4 < static_cast<unsigned __int128>(passing) * nb.seen;
+         static_cast<unsigned __int128>(nb.passed) * rows * 2 < static_cast<unsigned __int128>(passing) * nb.seen;
 }
 
 }  // namespace
@@ -353,7 +368,8 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
                                     setup_ns >=
                                 kProbeFromExactNs))) {
         Neighbourhood nb;
-        st = ProbeNeighbourhood(graph, query, *pass_test, passing, &found, &nb);
+        // An exact plan only asks whether most rows near the query pass.
+        st = ProbeNeighbourhood(graph, query, *pass_test, passing, plan == index::FilteredPlan::kExact, &found, &nb);
         far = ExcludesNeighbourhood(nb, rows, passing);
         if (st.ok() && !far && nb.seen > 0)
           plan = index::ChooseFilteredPlan(rows, passing, k, ef, shape,
