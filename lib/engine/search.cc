@@ -58,8 +58,8 @@ struct Neighbourhood {
 // The query's neighbourhood under filter `pass` (about `passing` of its rows
 // pass): one greedy descent to the nearest node, then its rows nearest hop
 // first, only until kNeighbourhoodPassing of them pass or as many would at
-// the filter's share (129 rows when half the rows pass: enough to tell
-// half the share from the share; about 64 rows when most rows near
+// the filter's share (129 rows when half the rows pass: enough to tell a
+// quarter or half of the share from the share; about 64 rows when most rows near
 // the query pass, whatever the share; every row within two hops, about
 // m0^2, when few pass there and the share is under 6%). Link ids past the
 // rows (a damaged graph, which the walk or Verify reports) are skipped.
@@ -108,18 +108,20 @@ Status ProbeNeighbourhood(const index::HnswGraph& graph, const float* query, con
 }
 
 // Whether the filter all but excludes the query's neighbourhood: a share
-// below half the filter's passes there. A walk then searches where the
-// graph does not lead it: its recall collapses while its work grows toward
-// a scan of the graph (bench/filtered's "far" filters at 1M rows: recall@10
-// 0.49 at 13 queries per second with 1% of rows passing). Half, not less:
-// a filter's share is estimated when it is deferred (search.h), and a walk
-// across the graph costs far more than the scan it replaces (far 1% at 1M:
-// 4 ms against 1.4 ms), while a scan of a filter that is not far costs
-// what its share says.
-bool ExcludesNeighbourhood(const Neighbourhood& nb, uint64_t rows, uint64_t passing) {
-  // passed / seen < (passing / rows) / 2, in integers.
-  return nb.seen > 0 &&
-         static_cast<unsigned __int128>(nb.passed) * rows * 2 < static_cast<unsigned __int128>(passing) * nb.seen;
+// below a quarter of the filter's passes there, or below half when the
+// filter's share is an estimate (`estimated`: a deferred filter's sample,
+// search.h, about +-30% at 1% of rows passing). A walk then searches where
+// the graph does not lead it: its recall collapses while its work grows
+// toward a scan of the graph (bench/filtered's "far" filters at 1M rows:
+// recall@10 0.49 at 13 queries per second with 1% of rows passing; a
+// deferred far 1% filter read as not far by a quarter: 4 ms a query against
+// 1.4 ms for the scan). A counted share keeps a quarter: half scanned the
+// queries of a clustered 3% tags filter whose neighbourhoods pass less
+// than the average (0.80x -> 0.71x the best peer at 1M).
+bool ExcludesNeighbourhood(const Neighbourhood& nb, uint64_t rows, uint64_t passing, bool estimated) {
+  // passed / seen < (passing / rows) / (estimated ? 2 : 4), in integers.
+  return nb.seen > 0 && static_cast<unsigned __int128>(nb.passed) * rows * (estimated ? 2 : 4) <
+                            static_cast<unsigned __int128>(passing) * nb.seen;
 }
 
 }  // namespace
@@ -370,7 +372,7 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
         Neighbourhood nb;
         // An exact plan only asks whether most rows near the query pass.
         st = ProbeNeighbourhood(graph, query, *pass_test, passing, plan == index::FilteredPlan::kExact, &found, &nb);
-        far = ExcludesNeighbourhood(nb, rows, passing);
+        far = ExcludesNeighbourhood(nb, rows, passing, deferred != nullptr);
         if (st.ok() && !far && nb.seen > 0)
           plan = index::ChooseFilteredPlan(rows, passing, k, ef, shape,
                                            static_cast<double>(nb.passed) / static_cast<double>(nb.seen), setup_ns);

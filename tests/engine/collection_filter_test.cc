@@ -461,7 +461,7 @@ TEST(FilterGraph, EverySelectivityReturnsKPassingLiveRowsWithHighRecall) {
 
 // Filters that pass no row near the query (whole clusters elsewhere): the
 // executor sees that few rows within two hops of the query's nearest node
-// pass (under half the filter's share) and scans the passing rows
+// pass (under a quarter of the filter's share) and scans the passing rows
 // exactly, so the answer is the brute-force one, for a quarter and for most
 // of the rows passing.
 TEST(FilterGraph, FiltersThatExcludeTheQuerysNeighbourhoodAreAnsweredExactly) {
