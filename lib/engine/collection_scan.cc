@@ -26,25 +26,15 @@ Status RowLayer::EvaluateFilter(const filter::Filter& f, bool defer) NO_THREAD_S
       return l.Column(name, out, present);
     }
   };
-  if (set != nullptr) {
+  if (set != nullptr) {  // a memtable's table may move: evaluated under its lock
     Pin();
-    const Source src(*this, set->table.ids());
-    Status s = f.Evaluate(src, &bitmap_);
+    Status s = ApplyFilter(f, Source(*this, set->table.ids()), false);
     Unpin();
-    POMAI_RETURN_IF_ERROR(s);
-  } else {
-    if (f.reads_ids()) POMAI_RETURN_IF_ERROR(CheckRows(*seg, group, 0, rows_));
-    const Source src(*this, ids_);
-    if (defer && graph_ != nullptr) {  // the segment's mapping outlives the layer
-      POMAI_ASSIGN_OR_RETURN(std::unique_ptr<filter::RowTest> t, filter::RowTest::Bind(f, src));
-      DeferFilter(std::move(t));
-      return Status::OK();
-    }
-    POMAI_RETURN_IF_ERROR(f.Evaluate(src, &bitmap_));
+    return s;
   }
-  pass_ = &bitmap_;
-  passing_ = bitmap_.Count();
-  return Status::OK();
+  if (f.reads_ids()) POMAI_RETURN_IF_ERROR(CheckRows(*seg, group, 0, rows_));
+  // A segment's mapping outlives the layer: its filter may be deferred.
+  return ApplyFilter(f, Source(*this, ids_), defer && graph_ != nullptr);
 }
 
 Result<std::unique_ptr<filter::Filter>> CompileFilter(DBImpl& d, const RowFilterSpec* spec) {

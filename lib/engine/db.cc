@@ -983,15 +983,7 @@ Status KeyLayer::EvaluateFilter(const filter::Filter& f, bool defer) {
       return Status::OK();
     }
   };
-  if (defer && graph_ != nullptr) {
-    POMAI_ASSIGN_OR_RETURN(std::unique_ptr<filter::RowTest> t, filter::RowTest::Bind(f, Source(*this)));
-    DeferFilter(std::move(t));
-    return Status::OK();
-  }
-  POMAI_RETURN_IF_ERROR(f.Evaluate(Source(*this), &bitmap_));
-  pass_ = &bitmap_;
-  passing_ = bitmap_.Count();
-  return Status::OK();
+  return ApplyFilter(f, Source(*this), defer && graph_ != nullptr);
 }
 
 // Rows given as versions, all visible: a transaction's own writes, the

@@ -235,6 +235,21 @@ class SearchLayer {
   virtual Status Holds(const Key& key, bool* holds) const = 0;
 
  protected:
+  // Sets the layer's filter: `f` over `src` (the layer's rows and columns),
+  // bound and deferred (DeferFilter) when `defer`, else evaluated into
+  // pass(). Returns Evaluate's (Bind's) errors.
+  Status ApplyFilter(const filter::Filter& f, const filter::ColumnSource& src, bool defer) {
+    if (defer) {
+      POMAI_ASSIGN_OR_RETURN(std::unique_ptr<filter::RowTest> t, filter::RowTest::Bind(f, src));
+      DeferFilter(std::move(t));
+      return Status::OK();
+    }
+    POMAI_RETURN_IF_ERROR(f.Evaluate(src, &bitmap_));
+    pass_ = &bitmap_;
+    passing_ = bitmap_.Count();
+    return Status::OK();
+  }
+
   // Makes `t` the layer's deferred filter, with passing() estimated from
   // the sample (kDeferRounds); evaluates it over every row at once instead
   // (pass()) when fewer than kDeferMinHits sampled rows pass or the layer is

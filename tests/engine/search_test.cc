@@ -123,15 +123,7 @@ class FakeLayer final : public SearchLayer<uint64_t> {
   void SetGraph(const index::HnswGraph* g) { graph_ = g; }
   // The layer's filter: `f` over `src`, evaluated (pass()) or deferred.
   Status SetFilter(const filter::Filter& f, const filter::ColumnSource& src, bool defer) {
-    if (defer) {
-      POMAI_ASSIGN_OR_RETURN(std::unique_ptr<filter::RowTest> t, filter::RowTest::Bind(f, src));
-      DeferFilter(std::move(t));
-      return Status::OK();
-    }
-    POMAI_RETURN_IF_ERROR(f.Evaluate(src, &bitmap_));
-    pass_ = &bitmap_;
-    passing_ = bitmap_.Count();
-    return Status::OK();
+    return ApplyFilter(f, src, defer);
   }
   void SetInvisible(uint64_t row) {
     visible[row] = false;
