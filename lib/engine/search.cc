@@ -364,11 +364,10 @@ Status Searcher<Key>::Search(const SearchSpec& spec, std::vector<std::vector<Sea
       // The query's neighbourhood decides between a walk and a scan: a far
       // filter is scanned, and the plan is chosen again from the share
       // passing near the query (index/filtered.h, near_share).
-      if (filtered && k * 4 < passing &&
-          (plan != index::FilteredPlan::kExact ||
-           (setup_ns > 0 && index::FilteredPlanCost(index::FilteredPlan::kExact, rows, passing, k, ef, shape) +
-                                    setup_ns >=
-                                kProbeFromExactNs))) {
+      const bool costly_exact =
+          setup_ns > 0 &&
+          index::FilteredPlanCost(index::FilteredPlan::kExact, rows, passing, k, ef, shape) + setup_ns >= kProbeFromExactNs;
+      if (filtered && k * 4 < passing && (plan != index::FilteredPlan::kExact || costly_exact)) {
         Neighbourhood nb;
         // An exact plan only asks whether most rows near the query pass.
         st = ProbeNeighbourhood(graph, query, *pass_test, passing, plan == index::FilteredPlan::kExact, &found, &nb);

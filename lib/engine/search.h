@@ -59,12 +59,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <memory>
-#include <mutex>
 
 #include "filter/filter.h"
 #include "index/hnsw.h"
@@ -204,10 +203,10 @@ class SearchLayer {
   // The rows a filter passes (docs/FILTERS.md), or null when every row
   // does or the filter is deferred; passing() counts them. Rows outside it
   // are never returned.
-  const Bitmap* pass() const { return pass_; }
+  const Bitmap* pass() const { return evaluated_ ? &bitmap_ : nullptr; }
   // The layer's filter bound but not evaluated (DeferFilter), or null.
   const filter::RowTest* deferred() const { return deferred_.get(); }
-  bool filtered() const { return pass_ != nullptr || deferred_ != nullptr; }
+  bool filtered() const { return evaluated_ || deferred_ != nullptr; }
   // The passing rows: counted, or estimated from a sample when deferred.
   uint64_t passing() const { return filtered() ? passing_ : rows_; }
   // A deferred filter's bitmap over every row: evaluated by the first
@@ -245,8 +244,7 @@ class SearchLayer {
       return Status::OK();
     }
     POMAI_RETURN_IF_ERROR(f.Evaluate(src, &bitmap_));
-    pass_ = &bitmap_;
-    passing_ = bitmap_.Count();
+    SetEvaluated();
     return Status::OK();
   }
 
@@ -273,19 +271,26 @@ class SearchLayer {
       }
     }
     t->EvaluateAll(&bitmap_);
-    pass_ = &bitmap_;
-    passing_ = bitmap_.Count();
+    SetEvaluated();
   }
 
   uint64_t rows_ = 0;
   const index::HnswGraph* graph_ = nullptr;
   bool may_hide_ = true;
   bool all_visible_ = true;
-  const Bitmap* pass_ = nullptr;
-  uint64_t passing_ = 0;
-  Bitmap bitmap_;  // what pass_ points at, when the layer evaluated its filter
 
  private:
+  // bitmap_ holds the evaluated filter.
+  void SetEvaluated() {
+    evaluated_ = true;
+    passing_ = bitmap_.Count();
+  }
+
+  // The filter (ApplyFilter): evaluated into bitmap_, or deferred_; passing_
+  // counts or estimates its rows.
+  bool evaluated_ = false;
+  Bitmap bitmap_;
+  uint64_t passing_ = 0;
   std::unique_ptr<filter::RowTest> deferred_;
   mutable std::once_flag deferred_once_;
   mutable Bitmap deferred_bits_;
